@@ -1,0 +1,52 @@
+// Build everything a fresh clone needs, in order: the precompiled schema validator,
+// the typed build used by the tests (tsc), the bundled CLI (esbuild) and the native library.
+// Run by `npm install` (prepare) and `npm run build`.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(join(root, 'package.json'));
+const step = (what) => process.stderr.write(`build: ${what}\n`);
+const run = (cmd, args, what) => {
+  try { execFileSync(cmd, args, { stdio: 'inherit' }); } catch { process.stderr.write(`build: ${what} failed (see above)\n`); process.exit(1); }
+};
+
+// 1. ajv standalone: the schema is compiled here, once, so that start-up only loads plain code.
+step('schema validator');
+const Ajv2020 = require('ajv/dist/2020').default;
+const standalone = require('ajv/dist/standalone').default;
+const schema = JSON.parse(readFileSync(join(root, 'schema/sandbox.schema.json'), 'utf8'));
+const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true, code: { source: true, lines: false } });
+ajv.addVocabulary(['x-message']);
+const code = standalone(ajv, ajv.compile(schema));
+const gen = join(root, 'src/config/generated');
+mkdirSync(gen, { recursive: true });
+writeFileSync(join(gen, 'validate-schema.js'), code);
+writeFileSync(join(gen, 'validate-schema.d.ts'),
+  "import type { ErrorObject } from 'ajv';\n" +
+  'declare const validate: ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };\n' +
+  'export = validate;\n');
+
+// 2. Type-check and emit build/ (src and tests) for the test runner.
+step('tsc');
+run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', root], 'tsc');
+
+// 3. One bundle for the CLI. Modules only some commands need stay outside and are required lazily.
+step('bundle');
+const esbuild = require('esbuild');
+esbuild.buildSync({
+  entryPoints: [join(root, 'src/cli/main.ts')],
+  outfile: join(root, 'dist/sandbox.js'),
+  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none',
+  external: ['listr2', 'cosmiconfig', 'koffi'],
+  logLevel: 'warning',
+});
+
+// 4. The native engine, when the native sources exist.
+if (existsSync(join(root, 'native/Makefile'))) {
+  step('native');
+  run('make', ['-s', '-C', join(root, 'native')], 'make -C native');
+}

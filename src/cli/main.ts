@@ -1,0 +1,133 @@
+// argv → commands → exit codes. Runs in the CLI process, as the invoking user (root for `up`).
+// Exit codes follow docker run: 0 ok, 1 usage, 2 invalid config, 125 setup failed,
+// 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
+import { Command, CommanderError, Option } from 'commander';
+import { homedir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { formatDiagnostic, summary, type Diagnostic } from '../config/diagnostic';
+import { findConfig, FindError } from '../config/find';
+import { loadSpec } from '../config/load';
+import { compile } from '../plan/compile';
+import { planJson, renderPlan } from '../plan/render';
+import type { Plan, HostFeatures } from '../plan/types';
+import { probeHost } from '../engine/probe';
+import { MSG } from '../ui/messages';
+import schemaText from '../../schema/sandbox.schema.json';
+
+export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
+
+class Exit extends Error { constructor(readonly code: number) { super(`exit ${code}`); } }
+
+const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
+
+interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
+
+/** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string }): Promise<Loaded> {
+  let found;
+  try {
+    found = await findConfig(fileArg);
+  } catch (e) {
+    if (e instanceof FindError) { process.stderr.write(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
+    throw e;
+  }
+  const host = probeHost();
+  const res = loadSpec({
+    file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
+    readFile: (p) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } },
+  });
+  const diagnostics = [...res.diagnostics];
+  let plan: Plan | undefined;
+  if (res.spec) {
+    const compiled = compile(res.spec, host);
+    plan = compiled.plan;
+    for (const p of compiled.problems) {
+      const at = typeof p.src === 'object' ? p.src : { file: found.file, line: 1, col: 1 };
+      diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity: 'error' });
+    }
+  }
+  const errors = diagnostics.filter((d) => d.severity === 'error' || opts.strict);
+  report(diagnostics, res.text, opts.format);
+  if (errors.length || !plan) {
+    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
+    throw new Exit(EXIT.invalid);
+  }
+  return { plan, file: found.file, host, diagnostics, text: res.text };
+}
+
+function report(diagnostics: Diagnostic[], text: string, format = 'text') {
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
+    return;
+  }
+  for (const d of diagnostics) process.stderr.write(formatDiagnostic(d, text, color()) + '\n\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sandbox')
+    .description('Run a command in a sandbox described by a YAML file: namespaces, cgroups, capabilities, no daemon.')
+    .version(process.env.SANDBOX_VERSION ?? '0.1.0')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out')
+    .description('check a config and print every problem in it, located')
+    .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .option('--strict', 'treat warnings as errors')
+    .action(async (file: string | undefined, o: { format: string; strict?: boolean }) => {
+      const l = await load(file, o);
+      if (o.format === 'json') return;
+      process.stderr.write(MSG.valid(l.file, l.diagnostics.length) + '\n');
+    });
+
+  program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out')
+    .description('print the ordered isolation steps `up` would apply, each with the config line behind it')
+    .option('--json', 'print the plan as JSON')
+    .option('--strict', 'treat warnings as errors')
+    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean }) => {
+      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text' });
+      process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    });
+
+  program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
+    .argument('[command...]', 'command and arguments after --, replacing the config\'s command')
+    .description('set up the sandbox and run its command')
+    .option('--dry-run', 'show the stages and steps without changing anything')
+    .option('-q, --quiet', 'print no progress')
+    .option('--strict', 'treat warnings as errors')
+    .action(async (file: string | undefined, _cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean }) => {
+      const l = await load(file, { strict: o.strict });
+      const plain = !process.stderr.isTTY || !!process.env.CI;
+      if (o.dryRun) {
+        const { RecordingEngine } = await import('../engine/fake');
+        const { StepTracker, showProgress } = await import('../ui/progress');
+        const tracker = new StepTracker(l.plan);
+        const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
+        await new RecordingEngine().run(l.plan, tracker.onEvent);
+        await view;
+        process.stderr.write(`${MSG.dryRun}\n`);
+        return;
+      }
+      process.stderr.write(MSG.noEngine('this build has no native engine yet') + '\n');
+      throw new Exit(EXIT.setup);
+    });
+
+  program.command('schema').description('print the JSON Schema of the config file').action(() => {
+    process.stdout.write(JSON.stringify(schemaText, null, 2) + '\n');
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof Exit) return e.code;
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
+    process.stderr.write(MSG.internal((e as Error)?.message ?? String(e)) + '\n');
+    return EXIT.setup;
+  }
+}
+

@@ -1,0 +1,264 @@
+// Safe YAML/JSON parsing with locations. Pure: takes the file's bytes, never reads the disk.
+// Every failure becomes a located Diagnostic; nothing here throws to the caller.
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { displayPath, type Diagnostic, type Span } from './diagnostic';
+
+/** Caps applied before or while parsing, so that hostile input cannot exhaust memory or time. */
+export const LIMITS = {
+  bytes: 256 * 1024,
+  /** Nesting of mappings and lists; real configs need about 5. */
+  depth: 32,
+  /** Alias (*name) uses; a handful is normal, thousands is a billion-laughs attack. */
+  aliases: 64,
+};
+
+export type PathSeg = string | number;
+
+export interface ParsedConfig {
+  file: string;
+  text: string;
+  /** The config value, or undefined when the file could not be parsed. */
+  value: unknown;
+  diagnostics: Diagnostic[];
+  /** The span of the value (or its key) at `path`, or of the deepest part of it that exists. */
+  locate(path: readonly PathSeg[], part?: 'key' | 'value'): Span;
+}
+
+export interface ParseOptions {
+  /** Where the config lives in the document: ['sandbox'] for package.json. */
+  root?: readonly PathSeg[];
+}
+
+export function parseConfig(file: string, bytes: Uint8Array, opts: ParseOptions = {}): ParsedConfig {
+  const diagnostics: Diagnostic[] = [];
+  const lc = new LineCounter();
+  let text = '';
+  let doc: Document | undefined;
+  const err = (span: Span, code: string, message: string, path: readonly PathSeg[] = []) =>
+    diagnostics.push({ file, ...span, path: path.length ? '/' + path.join('/') : '', code, message, severity: 'error' });
+  const at = (offset: number, len = 1): Span => spanOf(lc, offset, offset + len);
+  const result = (value: unknown): ParsedConfig => ({ file, text, value, diagnostics, locate: (p, part) => locate(doc, lc, [...(opts.root ?? []), ...p], part) });
+
+  if (bytes.length > LIMITS.bytes) {
+    err(START, 'too-large', `the file is ${Math.ceil(bytes.length / 1024)} KiB; a config may be at most ${LIMITS.bytes / 1024} KiB (is this the right file?)`);
+    return result(undefined);
+  }
+  const bad = firstInvalidUtf8(bytes);
+  if (bad >= 0) {
+    text = new TextDecoder('utf-8').decode(bytes.subarray(0, bad));
+    indexLines(lc, text);
+    err(at(text.length), 'invalid-utf8', `byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at offset ${bad} is not valid UTF-8; save the file as UTF-8`);
+    return result(undefined);
+  }
+  text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  indexLines(lc, text);
+
+  let fatal = false;
+  for (const t of findIndentTabs(text)) {
+    err(at(t), 'tab-indent', 'a tab is used for indentation; YAML indents with spaces only (replace the tab with spaces)');
+    fatal = true;
+  }
+  const deep = findDeepFlow(text, LIMITS.depth);
+  if (deep >= 0) {
+    err(at(deep), 'too-deep', `brackets nest deeper than ${LIMITS.depth} levels; a config never needs that many`);
+    return result(undefined);
+  }
+  if (fatal) return result(undefined);
+
+  let docs: Document[];
+  try {
+    const parsed = parseAllDocuments(text, { lineCounter: new LineCounter(), uniqueKeys: false, prettyErrors: false, strict: true, merge: false, keepSourceTokens: false });
+    docs = Array.isArray(parsed) ? parsed : [];
+  } catch (e) {
+    err(START, 'yaml-syntax', `the file cannot be read as YAML (${(e as Error).message.split('\n')[0]})`);
+    return result(undefined);
+  }
+  if (docs.length === 0 || docs[0]!.contents === null) {
+    err(START, 'empty', 'the file is empty; a sandbox needs at least `version: 1` and a `command` or an `image`');
+    return result(undefined);
+  }
+  if (docs.length > 1) {
+    const second = docs[1]!;
+    const off = second.contents?.range?.[0] ?? second.range?.[0] ?? 0;
+    err(at(Math.max(0, off)), 'many-documents', `the file holds ${docs.length} YAML documents (separated by ---); put one sandbox in each file`);
+  }
+  doc = docs[0]!;
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    err(at(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])), 'yaml-syntax', yamlMessage(e.code, e.message));
+  }
+  if (doc.errors.length) return result(undefined);
+
+  const walk = checkTree(doc.contents as Node, lc);
+  for (const w of walk) err(w.span, w.code, w.message, w.path);
+  if (walk.length) return result(undefined);
+
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: LIMITS.aliases * 16 });
+  } catch (e) {
+    err(START, 'yaml-value', `the file's value cannot be built (${(e as Error).message.split('\n')[0]})`);
+    return result(undefined);
+  }
+  for (const seg of opts.root ?? []) value = value === null || typeof value !== 'object' ? undefined : (value as Record<string, unknown>)[seg as string];
+  return result(value);
+}
+
+const START: Span = { line: 1, col: 1, endLine: 1, endCol: 2 };
+
+function indexLines(lc: LineCounter, text: string) {
+  lc.addNewLine(0);
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lc.addNewLine(i + 1);
+}
+
+function spanOf(lc: LineCounter, start: number, end: number): Span {
+  const a = lc.linePos(start);
+  const b = lc.linePos(Math.max(start + 1, end));
+  return { line: a.line, col: a.col, endLine: b.line, endCol: b.col };
+}
+
+/** Offset of the first byte that breaks UTF-8 (overlongs and surrogates included), or -1. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    if (c < 0x80) { i++; continue; }
+    let n: number, min: number;
+    if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; } else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; } else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; } else return i;
+    if (i + n >= b.length) return i;
+    let cp = c & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const cc = b[i + k];
+      if (cc === undefined || (cc & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
+/** Offsets of tabs in the leading whitespace of non-blank lines. */
+function findIndentTabs(text: string): number[] {
+  const out: number[] = [];
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    let i = start;
+    while (i < end && (text[i] === ' ' || text[i] === '\t')) i++;
+    if (i < end && text[i] !== '\r') {
+      const tab = text.indexOf('\t', start);
+      if (tab >= 0 && tab < i) out.push(tab);
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+/** Offset where [ or { nesting first exceeds `max` outside quotes and comments, or -1. */
+function findDeepFlow(text: string, max: number): number {
+  let depth = 0;
+  let quote = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = '';
+      else if (c === '\n' && quote === "'") continue;
+      continue;
+    }
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) { const nl = text.indexOf('\n', i); if (nl < 0) break; i = nl; continue; }
+    if ((c === '"' || c === "'") && (i === 0 || /[\s\[{,:]/.test(text[i - 1]!))) quote = c;
+    else if (c === '[' || c === '{') { if (++depth > max) return i; }
+    else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+  }
+  return -1;
+}
+
+interface TreeProblem { span: Span; code: string; message: string; path: PathSeg[] }
+
+/** Depth, aliases, keys that are not plain scalars, duplicate keys and __proto__, on the AST. */
+function checkTree(root: Node, lc: LineCounter): TreeProblem[] {
+  const out: TreeProblem[] = [];
+  let aliases = 0;
+  const rangeSpan = (n: { range?: [number, number, number] | null } | null | undefined): Span =>
+    n?.range ? spanOf(lc, n.range[0], n.range[1]) : START;
+  const visit = (node: unknown, depth: number, path: PathSeg[]) => {
+    if (out.length > 100) return;
+    if (isAlias(node)) {
+      if (++aliases === LIMITS.aliases + 1) out.push({ span: rangeSpan(node), code: 'too-many-aliases', message: `more than ${LIMITS.aliases} aliases (*name) in one file; write the values out`, path });
+      return;
+    }
+    if (!isMap(node) && !isSeq(node)) return;
+    if (depth > LIMITS.depth) {
+      out.push({ span: rangeSpan(node), code: 'too-deep', message: `values nest deeper than ${LIMITS.depth} levels; a config never needs that many`, path });
+      return;
+    }
+    if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, depth + 1, [...path, i]));
+      return;
+    }
+    const seen = new Map<string, Span>();
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const key = pair.key as Node | null;
+      if (!isScalar(key)) {
+        out.push({ span: rangeSpan(key as never), code: 'complex-key', message: 'keys must be plain words, not lists, mappings or aliases', path });
+        continue;
+      }
+      const name = String(key.value);
+      const span = rangeSpan(key);
+      if (name === '__proto__') {
+        out.push({ span, code: 'proto-key', message: '`__proto__` is not allowed as a key', path: [...path, name] });
+      }
+      const first = seen.get(name);
+      if (first) {
+        out.push({ span, code: 'duplicate-key', message: `\`${name}\` appears twice${path.length ? ` in \`${displayPath(path)}\`` : ''}; the first is on line ${first.line} (keep one)`, path: [...path, name] });
+      } else seen.set(name, span);
+      visit(pair.value, depth + 1, [...path, name]);
+    }
+  };
+  visit(root, 1, []);
+  return out;
+}
+
+function locate(doc: Document | undefined, lc: LineCounter, path: readonly PathSeg[], part: 'key' | 'value' = 'value'): Span {
+  let node: unknown = doc?.contents;
+  if (!node) return START;
+  let best: Span = rangeOf(node, lc) ?? START;
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]!;
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) return best;
+      const keySpan = rangeOf(pair.key, lc);
+      if (last && part === 'key' && keySpan) return keySpan;
+      node = pair.value;
+      best = rangeOf(node, lc) ?? keySpan ?? best;
+    } else if (isSeq(node) && typeof seg === 'number' && node.items[seg] !== undefined) {
+      node = node.items[seg];
+      best = rangeOf(node, lc) ?? best;
+    } else return best;
+  }
+  return best;
+}
+
+function rangeOf(node: unknown, lc: LineCounter): Span | undefined {
+  const r = (node as { range?: [number, number, number] } | null)?.range;
+  return r ? spanOf(lc, r[0], r[1]) : undefined;
+}
+
+/** yaml's messages rephrased where they are cryptic; the rest kept, first line only. */
+function yamlMessage(code: string, message: string): string {
+  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '');
+  switch (code) {
+    case 'BAD_INDENT': return `the indentation here does not line up with the lines around it (${first})`;
+    case 'MISSING_CHAR': return `${first}; a bracket or quote is not closed`;
+    case 'MULTILINE_IMPLICIT_KEY': return 'a key and its colon must be on one line; is a quote or bracket left open above?';
+    case 'BLOCK_AS_IMPLICIT_KEY': return 'a mapping is used as a key; is a colon missing after a key above?';
+    case 'TAB_AS_INDENT': return 'a tab is used for indentation; YAML indents with spaces only (replace the tab with spaces)';
+    case 'DUPLICATE_KEY': return first;
+    default: return `invalid YAML: ${first}`;
+  }
+}

@@ -1,0 +1,132 @@
+// Schema validation with the precompiled (ajv standalone) validator, and the translation of ajv's
+// errors into plain, located sentences. Pure.
+import type { ErrorObject } from 'ajv';
+import validateSchema from './generated/validate-schema';
+import { didYouMean, displayPath, type Diagnostic } from './diagnostic';
+import type { ParsedConfig, PathSeg } from './parse';
+
+/** Names people bring from Docker and Compose that sandbox spells another way. */
+const SYNONYMS: Record<string, string> = {
+  environment: 'env', working_dir: 'workdir', mem_limit: '`resources.memory`', memswap_limit: '`resources.memory_swap`',
+  mem_reservation: '`resources.memory_reservation`', pids_limit: '`resources.pids`', cpu_count: '`resources.cpus`', cpuset_cpus: '`resources.cpuset`',
+  network_mode: 'network', networks: 'network', privileged: '`cap_add: [ALL]` and `security: {seccomp: unconfined}`',
+  security_opt: 'security', read_only: '`security.read_only`', tmpfs: 'a `{type: tmpfs, target: …}` item in `volumes`', container_name: 'name',
+  deploy: 'resources', blkio_config: 'resources (`io_weight`, `device_read_bps`, …)', cpu_quota: '`resources.cpus`', entry_point: 'entrypoint',
+  cmd: 'command', args: 'command', expose: 'ports', userns_mode: '`namespaces.user`', pid: '`namespaces.pid`', ipc: '`namespaces.ipc`',
+  uts: '`namespaces.uts`', cgroup: '`namespaces.cgroup`', services: 'one file per sandbox, with its keys at the top level', bind: '`propagation` directly in the volume',
+};
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false', object: 'a mapping (key: value)', array: 'a list', null: 'empty',
+};
+
+export function kindOf(v: unknown): string {
+  if (v === null || v === undefined) return 'empty';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'boolean') return `\`${v}\``;
+  if (typeof v === 'number') return `the number ${v}`;
+  return `the string "${v}"`;
+}
+
+function ptrToPath(ptr: string): PathSeg[] {
+  if (!ptr) return [];
+  return ptr.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** Validates against the schema; returns located diagnostics and the paths that failed. */
+export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][] } {
+  if (validateSchema(value)) return { diagnostics: [], failed: [] };
+  const diagnostics: Diagnostic[] = [];
+  const failed: PathSeg[][] = [];
+  const seen = new Set<string>();
+  const errors = (validateSchema.errors ?? []) as (ErrorObject & { parentSchema?: Record<string, unknown>; data?: unknown })[];
+  // A type error at a path explains everything else reported at the same path.
+  const typeAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
+  for (const e of errors) {
+    if (e.keyword === 'if' || e.keyword === 'allOf') continue;
+    if (e.keyword !== 'type' && typeAt.has(e.instancePath) && e.keyword !== 'additionalProperties' && e.keyword !== 'required') continue;
+    const path = ptrToPath(e.instancePath);
+    const where = displayPath(path);
+    const inWhere = where ? ` in \`${where}\`` : '';
+    let part: 'key' | 'value' = 'value';
+    let at = path;
+    let code = e.keyword;
+    let message: string;
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const key = String((e.params as { additionalProperty: string }).additionalProperty);
+        at = [...path, key];
+        part = 'key';
+        code = 'unknown-key';
+        const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
+        const guess = didYouMean(key, known);
+        const syn = SYNONYMS[key];
+        const hint = guess ? ` (did you mean \`${guess}\`?)` : syn ? ` (sandbox calls it ${syn.startsWith('`') || syn.includes(' ') ? syn : `\`${syn}\``})` : known.length ? `; known keys: ${known.join(', ')}` : '';
+        message = `\`${key}\` is not a known key${inWhere}${hint}`;
+        break;
+      }
+      case 'propertyNames': {
+        const key = String((e.params as { propertyName: string }).propertyName);
+        at = [...path, key];
+        part = 'key';
+        code = 'unknown-key';
+        const allowed = ((e.parentSchema?.propertyNames as { enum?: string[] } | undefined)?.enum) ?? [];
+        const guess = didYouMean(key, allowed);
+        message = allowed.length
+          ? `\`${key}\` is not a known name${inWhere}${guess ? ` (did you mean \`${guess}\`?)` : `; known names: ${allowed.join(', ')}`}`
+          : `\`${key}\` is not a valid name${inWhere}: it must not contain = or spaces`;
+        break;
+      }
+      case 'enum': {
+        // An enum under propertyNames is reported by the propertyNames error above.
+        if ((e as { propertyName?: string }).propertyName !== undefined) continue;
+        const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+        const guess = typeof e.data === 'string' ? didYouMean(e.data, allowed.map(String)) : undefined;
+        message = `\`${show(e.data)}\` is not a valid value for \`${where}\`; expected ${allowed.map(show).join(', ')}${guess ? ` (did you mean \`${guess}\`?)` : ''}`;
+        break;
+      }
+      case 'type': {
+        const want = ([] as string[]).concat((e.params as { type: string | string[] }).type);
+        const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => TYPE_WORDS[t] ?? t);
+        message = `\`${where || 'the file'}\` must be ${words.length > 1 ? words.slice(0, -1).join(', ') + ' or ' + words.at(-1) : words[0]}, not ${kindOf(e.data)}`;
+        if (!where) message = `the file must be a mapping of keys such as \`version: 1\`, not ${kindOf(e.data)}`;
+        break;
+      }
+      case 'pattern': {
+        const expect = (e.parentSchema?.['x-message'] as string | undefined) ?? `text matching ${(e.params as { pattern: string }).pattern}`;
+        message = `\`${show(e.data)}\` is not valid for \`${where}\`: expected ${expect}`;
+        code = 'invalid-value';
+        break;
+      }
+      case 'required': {
+        const missing = (e.params as { missingProperty: string }).missingProperty;
+        part = 'key';
+        message = where ? `\`${where}\` is missing \`${missing}\`` : `the file has no \`${missing}\`${missing === 'version' ? '; add `version: 1` at the top' : ''}`;
+        if (!where) at = [];
+        break;
+      }
+      case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum': {
+        const limit = (e.params as { limit: number }).limit;
+        const word = { minimum: 'at least', maximum: 'at most', exclusiveMinimum: 'more than', exclusiveMaximum: 'less than' }[e.keyword];
+        message = `\`${where}\` must be ${word} ${limit}, not ${show(e.data)}`;
+        code = 'out-of-range';
+        break;
+      }
+      case 'minLength': message = `\`${where}\` must not be empty`; code = 'empty-value'; break;
+      case 'maxLength': message = `\`${where}\` is too long: at most ${(e.params as { limit: number }).limit} characters`; code = 'too-long'; break;
+      default: message = `\`${where}\` ${e.message ?? 'is not valid'}`;
+    }
+    const key = `${at.join('/')}|${code}|${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    failed.push(at);
+    const span = at.length === 0 ? { line: 1, col: 1, endLine: 1, endCol: 2 } : parsed.locate(at, part);
+    diagnostics.push({ file: parsed.file, ...span, path: e.instancePath + (at.length > path.length ? '/' + String(at.at(-1)) : ''), code, message, severity: 'error' });
+  }
+  return { diagnostics, failed };
+}

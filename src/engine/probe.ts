@@ -1,0 +1,80 @@
+// What this host offers, read once from /proc and /sys by the CLI process (no privilege needed,
+// nothing changed). The result is a HostFeatures value that the pure compiler takes as input.
+import { existsSync, readFileSync, readlinkSync, lstatSync, readdirSync } from 'node:fs';
+import { availableParallelism, arch, release } from 'node:os';
+import type { HostFeatures } from '../plan/types';
+import { CAPABILITIES, HOST_ROOT_DIRS } from '../spec/tables';
+
+const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
+
+export function capsFromMask(hex: string): string[] {
+  const mask = BigInt('0x' + hex.trim());
+  return CAPABILITIES.filter((_, i) => (mask >> BigInt(i)) & 1n);
+}
+
+export function probeHost(): HostFeatures {
+  const status = read('/proc/self/status') ?? '';
+  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0';
+  const uidMap = (read('/proc/self/uid_map') ?? '').trim().split(/\s+/);
+  const initialNs = uidMap[0] === '0' && uidMap[1] === '0' && uidMap[2] === '4294967295';
+  const root = process.geteuid?.() === 0 && initialNs;
+
+  const mounts: Record<string, string> = {};
+  let v1 = false, v2root = false;
+  for (const line of (read('/proc/self/mountinfo') ?? '').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!pre || !post) continue;
+    const mountPoint = pre.split(' ')[4]!;
+    const [fstype, , opts = ''] = post.split(' ');
+    if (fstype === 'cgroup2') {
+      mounts.unified = mountPoint;
+      if (mountPoint === '/sys/fs/cgroup') v2root = true;
+    } else if (fstype === 'cgroup') {
+      v1 = true;
+      for (const o of opts.split(',')) if (['memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'].includes(o)) mounts[o] = mountPoint;
+    }
+  }
+  let layout: HostFeatures['cgroup']['layout'] = 'none';
+  let controllers: string[] = [];
+  let swap = false;
+  if (v2root && !v1) {
+    layout = 'v2';
+    controllers = (read('/sys/fs/cgroup/cgroup.controllers') ?? '').trim().split(/\s+/).filter(Boolean);
+    swap = controllers.includes('memory') && hasChildFile('/sys/fs/cgroup', 'memory.swap.max');
+  } else if (v1) {
+    layout = mounts.unified ? 'hybrid' : 'v1';
+    controllers = ['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'].filter((c) => mounts[c]);
+    swap = mounts.memory !== undefined && existsSync(`${mounts.memory}/memory.memsw.limit_in_bytes`);
+  }
+
+  const rootDirs: string[] = [];
+  for (const d of HOST_ROOT_DIRS) {
+    try {
+      const st = lstatSync(d);
+      if (st.isSymbolicLink()) rootDirs.push(`${d}->${readlinkSync(d)}`);
+      else if (st.isDirectory()) rootDirs.push(d);
+    } catch { /* absent on this host */ }
+  }
+
+  return {
+    kernel: release().split('-')[0]!,
+    arch: arch() === 'x64' ? 'x86_64' : arch(),
+    cpus: availableParallelism(),
+    root,
+    caps: capsFromMask(capEff),
+    userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
+    seccomp: /^Seccomp:/m.test(status),
+    overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
+    cgroup: { layout, controllers, swap, mounts },
+    rootDirs,
+    stateRoot: root ? '/run/sandbox' : `${process.env.XDG_RUNTIME_DIR ?? `/tmp/sandbox-${process.geteuid?.()}`}/sandbox`,
+  };
+}
+
+/** The root cgroup has no memory.swap.max; any child that has the memory controller does. */
+function hasChildFile(dir: string, file: string): boolean {
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory() && existsSync(`${dir}/${e.name}/${file}`)) return true;
+  } catch { /* unreadable */ }
+  return false;
+}

@@ -1,0 +1,38 @@
+// The Engine interface: a plan goes in, step events come out. The native engine (libsbx) and
+// the recording fake used by unit tests and `up --dry-run` both implement it.
+import type { Plan, Step } from '../plan/types';
+
+export interface StepError {
+  step: string;
+  errno: number;
+  /** strerror-style words for errno, or the engine's own message. */
+  message: string;
+}
+
+export type EngineEvent =
+  | { type: 'step'; id: string; phase: 'start' | 'done'; ms?: number }
+  | { type: 'step'; id: string; phase: 'failed'; error: StepError; ms?: number }
+  | { type: 'undo'; id: string; ok: boolean; message?: string }
+  /** Setup is over; the command is running. Progress output must end here. */
+  | { type: 'running'; pid: number };
+
+export interface RunOptions {
+  /** Test-only fault injection: fail this step id as if its system call had failed. */
+  failAt?: string;
+}
+
+export interface RunResult {
+  /** docker run's conventions: 125 setup failed, 126/127 exec failed, else the command's status or 128+signal. */
+  exitCode: number;
+  failed?: StepError;
+}
+
+export interface Engine {
+  readonly name: string;
+  run(plan: Plan, onEvent: (e: EngineEvent) => void, opts?: RunOptions): Promise<RunResult>;
+}
+
+/** Steps that changed the host, among those done, in the order they must be undone. */
+export function undoOrder(steps: readonly Step[], done: ReadonlySet<string>): Step[] {
+  return steps.filter((s) => s.undo && done.has(s.id)).reverse();
+}

@@ -1,0 +1,205 @@
+// (SandboxSpec, HostFeatures) → Plan. Pure: the same function backs `sandbox plan` and
+// `sandbox up`, so the plan a reviewer reads is the one that runs.
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import type { SandboxSpec, Source } from '../spec/types';
+import { DEFAULT_DEVICES } from '../spec/tables';
+import { checkOrder } from './order';
+import type { HostFeatures, Plan, Stage, Step } from './types';
+
+export interface HostProblem { src: Source; code: string; message: string }
+
+const CFS_PERIOD = 100_000;
+
+export function describeHost(h: HostFeatures): string {
+  return `linux ${h.kernel} ${h.arch}, cgroup ${h.cgroup.layout}${h.cgroup.controllers.length ? ` (${h.cgroup.controllers.join(' ')})` : ''}, ${h.root ? 'root' : 'rootless'}`;
+}
+
+export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; problems: HostProblem[] } {
+  const steps: Step[] = [];
+  const problems: HostProblem[] = [];
+  const add = (stage: Stage, id: string, kind: string, title: string, source: Source, args: Record<string, unknown> = {}, undo?: Step['undo']) =>
+    steps.push({ id, stage, kind, args, title, source, ...(undo ? { undo } : {}) });
+  const name = spec.name.value;
+  const stateDir = `${host.stateRoot}/${name}`;
+  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
+
+  // 1. rootfs: a private folder for the new root, owned by this run.
+  add('rootfs', 'state', 'state.create', `create ${stateDir}`, 'default', { path: stateDir }, { kind: 'state.remove', args: { path: stateDir } });
+  const rf = spec.rootfs;
+  if (rf.type === 'host') add('rootfs', 'rootfs', 'rootfs.host', `use the host's ${host.rootDirs.map((d) => d.split('->')[0]).join(' ')} read-only`, rf.src, { dirs: host.rootDirs });
+  else if (rf.type === 'dir') add('rootfs', 'rootfs', 'rootfs.dir', `use the directory ${rf.path}`, rf.src, { path: rf.path });
+  else {
+    add('rootfs', 'rootfs', 'rootfs.image', `use the image ${rf.image}`, rf.src, { ref: rf.image });
+    if (!host.overlayfs) problems.push({ src: rf.src, code: 'no-overlayfs', message: 'this host has no overlayfs, which images need' });
+  }
+
+  // 2. cgroup: always one, so the sandbox's processes can be counted, limited and killed together.
+  const cg = host.cgroup;
+  const cgPath = `sandbox/${name}`;
+  const ctl = (c: string) => cg.controllers.includes(c);
+  const v2 = cg.layout === 'v2';
+  if (cg.layout === 'none') problems.push({ src: 'default', code: 'no-cgroups', message: 'this host has no cgroup file system mounted; mount cgroup2 on /sys/fs/cgroup' });
+  add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? 'cgroup v2' : `cgroup v1: ${cg.controllers.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: cg.controllers }, { kind: 'cgroup.remove', args: { path: cgPath } });
+  const set = (id: string, controller: string, file: string, value: string | number, title: string, source: Source) => {
+    if (!ctl(controller)) problems.push({ src: source, code: 'controller-missing', message: `the ${controller} controller is not available on this host (cgroup ${cg.layout}), so this limit cannot be applied` });
+    add('cgroup', `cgroup:${id}`, 'cgroup.set', title, source, { controller, file, value: String(value) });
+  };
+  const r = spec.resources;
+  const mib = (b: number) => (b % 1048576 === 0 ? `${b / 1048576} MiB` : `${b} bytes`);
+  if (r.memory) set('memory', 'memory', v2 ? 'memory.max' : 'memory.limit_in_bytes', r.memory.value, `limit memory to ${mib(r.memory.value)}`, r.memory.src);
+  if (r.memoryReservation) set('memory-reservation', 'memory', v2 ? 'memory.low' : 'memory.soft_limit_in_bytes', r.memoryReservation.value, `reserve ${mib(r.memoryReservation.value)} of memory`, r.memoryReservation.src);
+  if (r.memorySwap && r.memory) {
+    const v = r.memorySwap.value;
+    if (!cg.swap) problems.push({ src: r.memorySwap.src, code: 'no-swap-accounting', message: `this host does not account swap (no ${v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes'}), so \`memory_swap\` cannot be applied; boot with swapaccount=1 or remove it` });
+    if (v2) set('memory-swap', 'memory', 'memory.swap.max', v === -1 ? 'max' : v - r.memory.value, v === -1 ? 'allow unlimited swap' : `limit swap to ${mib(v - r.memory.value)}`, r.memorySwap.src);
+    else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', v, v === -1 ? 'allow unlimited swap' : `limit memory plus swap to ${mib(v)}`, r.memorySwap.src);
+  } else if (r.memory && cg.swap) {
+    // As Docker: with only a memory limit, swap is capped so that memory + swap = 2 × memory.
+    if (v2) set('memory-swap', 'memory', 'memory.swap.max', r.memory.value, `limit swap to ${mib(r.memory.value)} (Docker's default: as much as memory)`, r.memory.src);
+    else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', 2 * r.memory.value, `limit memory plus swap to ${mib(2 * r.memory.value)} (Docker's default: twice memory)`, r.memory.src);
+  }
+  if (r.cpuMillis) {
+    const quota = Math.round((r.cpuMillis.value * CFS_PERIOD) / 1000);
+    if (v2) set('cpus', 'cpu', 'cpu.max', `${quota} ${CFS_PERIOD}`, `limit CPU time to ${r.cpuMillis.value / 1000} CPUs (${quota}µs every ${CFS_PERIOD}µs)`, r.cpuMillis.src);
+    else {
+      set('cpus-period', 'cpu', 'cpu.cfs_period_us', CFS_PERIOD, `set the CPU period to ${CFS_PERIOD}µs`, r.cpuMillis.src);
+      set('cpus', 'cpu', 'cpu.cfs_quota_us', quota, `limit CPU time to ${r.cpuMillis.value / 1000} CPUs (${quota}µs every period)`, r.cpuMillis.src);
+    }
+  }
+  if (r.cpuShares) {
+    // cgroup v2 has weights of 1..10000; this is the conversion runc and crun use.
+    const w = Math.round(1 + ((r.cpuShares.value - 2) * 9999) / 262142);
+    set('cpu-shares', 'cpu', v2 ? 'cpu.weight' : 'cpu.shares', v2 ? w : r.cpuShares.value, `weigh CPU at ${r.cpuShares.value} shares${v2 ? ` (weight ${w})` : ''}`, r.cpuShares.src);
+  }
+  if (r.cpuset) {
+    set('cpuset', 'cpuset', 'cpuset.cpus', r.cpuset.value, `run on CPUs ${r.cpuset.value}`, r.cpuset.src);
+    if (!v2) set('cpuset-mems', 'cpuset', 'cpuset.mems', 'inherit', 'use the parent\'s memory nodes (cpuset v1 needs them set)', r.cpuset.src);
+  }
+  if (r.pids) set('pids', 'pids', 'pids.max', r.pids.value === -1 ? 'max' : r.pids.value, r.pids.value === -1 ? 'allow any number of processes' : `allow at most ${r.pids.value} processes`, r.pids.src);
+  if (r.ioWeight) set('io-weight', v2 ? 'io' : 'blkio', v2 ? 'io.weight' : 'blkio.weight', v2 ? `default ${r.ioWeight.value}` : r.ioWeight.value, `weigh block IO at ${r.ioWeight.value}`, r.ioWeight.src);
+  const io = (list: typeof r.deviceReadBps, key: string, v1file: string, what: string) =>
+    list.forEach((d) => set(`${key}:${d.path}`, v2 ? 'io' : 'blkio', v2 ? 'io.max' : v1file, `${d.path} ${v2 ? `${key}=${d.rate}` : d.rate}`, `limit ${what} of ${d.path} to ${d.rate}/s`, d.src));
+  io(r.deviceReadBps, 'rbps', 'blkio.throttle.read_bps_device', 'reads');
+  io(r.deviceWriteBps, 'wbps', 'blkio.throttle.write_bps_device', 'writes');
+  io(r.deviceReadIops, 'riops', 'blkio.throttle.read_iops_device', 'read operations');
+  io(r.deviceWriteIops, 'wiops', 'blkio.throttle.write_iops_device', 'write operations');
+
+  // 3. namespaces: the user namespace first, so that it owns the others.
+  for (const n of spec.namespaces) {
+    if (n.mode === 'private') add('namespaces', `ns:${n.type}`, 'ns.new', `new ${n.type} namespace`, n.src, { type: n.type });
+    else if (n.mode === 'join') add('namespaces', `ns:${n.type}`, 'ns.join', `join the ${n.type} namespace at ${n.path}`, n.src, { type: n.type, path: n.path });
+    else add('namespaces', `ns:${n.type}`, 'ns.host', `share the host's ${n.type} namespace`, n.src, { type: n.type });
+    if (n.type === 'user' && n.mode === 'private' && !host.userns) problems.push({ src: n.src, code: 'no-user-namespaces', message: 'this host does not allow user namespaces (see /proc/sys/user/max_user_namespaces)' });
+    const [maj = 0, min = 0] = host.kernel.split('.').map((x) => parseInt(x, 10));
+    if (n.type === 'time' && n.mode === 'private' && (maj < 5 || (maj === 5 && min < 6))) problems.push({ src: n.src, code: 'no-time-namespace', message: `time namespaces need Linux 5.6 or later; this host runs ${host.kernel}` });
+  }
+  if (!host.root && ns('user').mode !== 'private') problems.push({ src: ns('user').src, code: 'rootless-needs-userns', message: 'without root, sandbox needs a private user namespace: set `namespaces: {user: true}`' });
+
+  // 4. attach: the child waits until it is limited and mapped.
+  add('attach', 'cgroup-attach', 'cgroup.attach', `move the child into ${cgPath}`, 'default', { path: cgPath });
+  if (spec.userns) {
+    const fmt = (m: { container: number; host: number; size: number }[]) => m.map((x) => `${x.container}:${x.host}:${x.size}`).join(',');
+    add('attach', 'idmap', 'idmap', `map uids ${fmt(spec.userns.uidMap)} and gids ${fmt(spec.userns.gidMap)}`, spec.userns.src, { uid: spec.userns.uidMap, gid: spec.userns.gidMap });
+  }
+
+  // 5. network.
+  const mode = spec.network.mode;
+  if (mode.value === 'host') add('network', 'net:host', 'net.host', 'use the host\'s network as it is (every interface and port of the host)', mode.src);
+  else if (ns('net').mode === 'join') add('network', 'net:joined', 'net.joined', 'use the network of the joined namespace', ns('net').src);
+  else {
+    add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default');
+    if (mode.value === 'private') {
+      const sub = spec.network.subnet;
+      add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair, eth0 inside, an address from ${sub.value}`, mode.src, { subnet: sub.value, inside: 'eth0' }, { kind: 'net.veth.remove', args: {} });
+      add('network', 'net:route', 'net.route', 'route to the host through eth0 by default', mode.src, { via: 'gateway' });
+      add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value } });
+      for (const p of spec.network.ports) {
+        const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
+        add('network', `port:${p.hostIp || '*'}:${p.hostPort || `any-${p.containerPort}`}/${p.protocol}`, 'net.port', `publish ${hostSide}/${p.protocol} on the host to port ${p.containerPort} inside`, p.src,
+          { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path: host.root ? 'kernel' : 'userspace' },
+          { kind: 'net.port.remove', args: { hostIp: p.hostIp, hostPort: p.hostPort, protocol: p.protocol } });
+      }
+      const hosts = spec.network.extraHosts.map((h) => `${h.ip} ${h.host}`);
+      add('network', 'net:hosts', 'net.hosts', `write /etc/hosts (localhost, ${spec.hostname.value}${hosts.length ? `, ${spec.network.extraHosts.map((h) => h.host).join(', ')}` : ''})`, spec.network.extraHosts[0]?.src ?? 'default', { extra: hosts });
+      const dns = spec.network.dns.map((d) => d.value);
+      add('network', 'net:resolv', 'net.resolv', dns.length ? `write /etc/resolv.conf with ${dns.join(', ')}` : 'write /etc/resolv.conf from the host\'s', spec.network.dns[0]?.src ?? 'default', { servers: dns });
+    } else add('network', 'net:none', 'net.none', 'no network but loopback', mode.src);
+  }
+
+  // 6. mounts, in the new mount namespace; everything before pivot_root may reach host paths.
+  add('mounts', 'mount:private', 'mount.private', 'make every mount private, so that nothing propagates to the host', 'default');
+  if (rf.type === 'host') {
+    add('mounts', 'mount:/', 'mount.root', 'mount a fresh tmpfs as the new root', rf.src, { fstype: 'tmpfs', mode: 0o755 });
+    for (const entry of host.rootDirs) {
+      const [d, link] = entry.split('->') as [string, string | undefined];
+      if (link) add('mounts', `link:${d}`, 'mount.link', `link ${d} to ${link}, as on the host`, rf.src, { path: d, target: link });
+      else add('mounts', `mount:${d}`, 'mount.bind', `bind the host's ${d} read-only`, rf.src, { source: d, target: d, readOnly: true, recursive: true, flags: ['nodev'] });
+    }
+  } else if (rf.type === 'dir') add('mounts', 'mount:/', 'mount.root', `bind ${rf.path} as the new root`, rf.src, { fstype: 'bind', source: rf.path, flags: ['nodev'] });
+  else add('mounts', 'mount:/', 'mount.root', `mount the layers of ${rf.image} with overlayfs and a private upper layer`, rf.src, { fstype: 'overlay', image: rf.image, readOnly: rf.readOnly.value });
+  add('mounts', 'mount:/proc', 'mount.proc', 'mount a new /proc (nosuid, nodev, noexec)', 'default', { target: '/proc', flags: ['nosuid', 'nodev', 'noexec'] });
+  add('mounts', 'mount:/dev', 'mount.dev', 'mount a tmpfs on /dev (nosuid, nodev: a device node made inside cannot be opened)', 'default', { target: '/dev', mode: 0o755, sizeBytes: 65536, flags: ['nosuid', 'nodev', 'noexec'] });
+  for (const d of DEFAULT_DEVICES) add('mounts', `dev:${d.name}`, 'dev.node', `/dev/${d.name} (${d.major}:${d.minor}) from the host`, 'default', { name: d.name, major: d.major, minor: d.minor });
+  add('mounts', 'mount:/dev/pts', 'mount.devpts', 'mount a private devpts on /dev/pts, with /dev/ptmx pointing at it', 'default', { target: '/dev/pts', options: 'newinstance,ptmxmode=0666,mode=0620' });
+  add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', 'mount a 64 MiB tmpfs on /dev/shm (nosuid, nodev, noexec)', 'default', { target: '/dev/shm', sizeBytes: 64 * 1048576, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
+  add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
+  for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
+  const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
+  add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
+  if (v2 && ns('cgroup').mode === 'private') add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', 'mount the sandbox\'s own cgroup read-only on /sys/fs/cgroup', 'default', { target: '/sys/fs/cgroup' });
+  if (rf.type === 'host') {
+    add('mounts', 'mount:/tmp', 'mount.tmpfs.dev', 'mount a tmpfs on /tmp (nosuid, nodev)', rf.src, { target: '/tmp', mode: 0o1777, flags: ['nosuid', 'nodev'] });
+    add('mounts', 'mount:/run', 'mount.tmpfs.dev', 'mount a tmpfs on /run (nosuid, nodev)', rf.src, { target: '/run', mode: 0o755, flags: ['nosuid', 'nodev'] });
+  }
+  for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
+  // Volumes: shallow targets first, so that /a is mounted before /a/b.
+  const vols = [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target));
+  for (const m of vols) {
+    const t = posix.normalize(m.target);
+    const flags = m.kind === 'bind' ? uniq(['nodev', ...m.flags]) : m.flags;
+    if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
+    else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
+  }
+  add('mounts', 'pivot', 'mount.pivot', 'pivot_root into the new root and detach the old one', 'default', {});
+  for (const p of spec.security.maskedPaths) add('mounts', `mask:${p.value}`, 'mount.mask', `hide ${p.value}`, p.src, { path: p.value });
+  for (const p of spec.security.readonlyPaths) add('mounts', `ro:${p.value}`, 'mount.readonly', `make ${p.value} read-only`, p.src, { path: p.value });
+  if (rf.readOnly.value) add('mounts', 'mount:/:ro', 'mount.root-readonly', 'make the root file system read-only', rf.readOnly.src, {});
+
+  // 7. identity.
+  if (ns('uts').mode === 'private') add('identity', 'hostname', 'hostname', `set the hostname to ${spec.hostname.value}`, spec.hostname.src, { hostname: spec.hostname.value });
+  const u = spec.process.user;
+  const groups = spec.process.groups.map((g) => g.value);
+  add('identity', 'user:groups', 'user.groups', groups.length ? `set supplementary groups to ${groups.join(', ')}` : 'clear supplementary groups', spec.process.groups[0]?.src ?? 'default', { groups });
+  add('identity', 'user:ids', 'user.ids', `run as user ${u.user}, group ${u.group ?? '(the user\'s)'}`, u.src, { user: u.user, group: u.group ?? null });
+  add('identity', 'umask', 'umask', `set the umask to ${spec.process.umask.value.toString(8).padStart(4, '0')}`, spec.process.umask.src, { umask: spec.process.umask.value });
+
+  // 8. security: rlimits, then capabilities, then no_new_privs, then seccomp last.
+  for (const l of spec.rlimits) add('security', `rlimit:${l.name}`, 'rlimit', `limit ${l.name} to ${l.soft === -1 ? 'unlimited' : l.soft} (hard ${l.hard === -1 ? 'unlimited' : l.hard})`, l.src, { name: l.name, soft: l.soft, hard: l.hard });
+  for (const c of spec.capabilities) add('security', `cap:${c.name}`, 'cap.keep', `keep CAP_${c.name}${c.src === 'default' ? ' (Docker\'s default set)' : ''}`, c.src, { cap: c.name });
+  for (const c of spec.capsDropped) add('security', `cap-drop:${c.name}`, 'cap.drop', `drop CAP_${c.name}`, c.src, { cap: c.name });
+  const capList = spec.capabilities.map((c) => c.name);
+  add('security', 'caps', 'caps.apply', `apply ${capList.length} capabilities to the bounding, permitted, effective, inheritable and ambient sets; drop every other`, 'default', { caps: capList });
+  const nnp = spec.security.noNewPrivileges;
+  add('security', 'nnp', nnp.value ? 'nnp' : 'nnp.off', nnp.value ? 'set no_new_privs: setuid programs cannot gain privileges' : 'leave no_new_privs off: setuid programs can gain privileges', nnp.src, {});
+  const sc = spec.security.seccomp;
+  if (sc.value === 'unconfined') add('security', 'seccomp', 'seccomp.off', 'no seccomp filter: every system call is allowed', sc.src, {});
+  else {
+    if (!host.seccomp) problems.push({ src: sc.src, code: 'no-seccomp', message: 'this kernel has no seccomp filter support; set `security.seccomp: unconfined` to run without one' });
+    add('security', 'seccomp', 'seccomp', sc.value === 'default' ? 'install the default seccomp filter (as Docker\'s: mount, unshare, setns, bpf, keyctl, kexec_load, … refused)' : `install the seccomp profile ${sc.value}`, sc.src, { profile: sc.value });
+  }
+
+  // 9. exec.
+  add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});
+  add('exec', 'exec', 'exec', spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}` : `run the image's command in ${spec.process.cwd.value}`, spec.process.argsSrc,
+    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, init: spec.process.init.value });
+
+  const broken = checkOrder(steps);
+  if (broken.length) throw new Error(`internal error: the plan breaks its ordering rules:\n${broken.join('\n')}`);
+  const digest = createHash('sha256').update(JSON.stringify(steps.map((s) => [s.id, s.kind, s.args]))).digest('hex');
+  return { plan: { version: 1, name, digest: `sha256:${digest}`, host: describeHost(host), steps }, problems };
+}
+
+function depth(p: string): number { return posix.normalize(p).split('/').filter(Boolean).length; }
+function uniq<T>(a: T[]): T[] { return [...new Set(a)]; }
+function quote(s: string): string { return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`; }

@@ -1,0 +1,48 @@
+// The ordering rules of a plan, each with its reason, in one place. compile() asserts them on
+// every plan it makes; a violation is a bug in the compiler, never in the user's config.
+import { STAGES, type Step } from './types';
+
+export interface OrderRule { name: string; why: string; check(steps: readonly Step[]): string | undefined }
+
+const idx = (steps: readonly Step[], pred: (s: Step) => boolean) => steps.findIndex(pred);
+const last = (steps: readonly Step[], pred: (s: Step) => boolean) => { for (let i = steps.length - 1; i >= 0; i--) if (pred(steps[i]!)) return i; return -1; };
+const before = (steps: readonly Step[], a: (s: Step) => boolean, b: (s: Step) => boolean, what: string): string | undefined => {
+  const la = last(steps, a), fb = idx(steps, b);
+  return la >= 0 && fb >= 0 && la > fb ? `${what}: step ${steps[la]!.id} comes after ${steps[fb]!.id}` : undefined;
+};
+const kind = (k: string) => (s: Step) => s.kind === k;
+const prefix = (p: string) => (s: Step) => s.kind.startsWith(p);
+
+export const ORDER_RULES: OrderRule[] = [
+  {
+    name: 'stages in order',
+    why: 'each stage relies on the ones before it (limits exist before the child joins the cgroup, mounts before pivot, and so on)',
+    check: (steps) => {
+      for (let i = 1; i < steps.length; i++) if (STAGES.indexOf(steps[i]!.stage) < STAGES.indexOf(steps[i - 1]!.stage)) return `${steps[i]!.id} (${steps[i]!.stage}) after ${steps[i - 1]!.id} (${steps[i - 1]!.stage})`;
+      return undefined;
+    },
+  },
+  { name: 'unique ids', why: 'ids name steps in events, errors and fault injection', check: (steps) => { const seen = new Set<string>(); for (const s of steps) { if (seen.has(s.id)) return `duplicate id ${s.id}`; seen.add(s.id); } return undefined; } },
+  { name: 'exec is last', why: 'nothing runs after the command replaces the setup code', check: (steps) => (steps.filter(kind('exec')).length !== 1 || steps.at(-1)?.kind !== 'exec' ? 'the plan must end with exactly one exec step' : undefined) },
+  { name: 'user namespace first', why: 'namespaces created after it are owned by it, so its root can administer them', check: (steps) => { const ns = steps.filter(prefix('ns.')); const u = ns.findIndex((s) => s.args.type === 'user' && s.kind === 'ns.new'); return u > 0 ? 'ns.user is not the first namespace step' : undefined; } },
+  { name: 'cgroup created before limits and attach', why: 'limit files exist only once the cgroup does, and the child must be limited before it runs anything', check: (steps) => before(steps, kind('cgroup.create'), (s) => s.kind === 'cgroup.set' || s.kind === 'cgroup.attach', 'cgroup order') },
+  { name: 'id maps before the child goes on', why: 'until its maps are written the child is nobody in its user namespace and cannot mount or set its hostname', check: (steps) => before(steps, kind('idmap'), (s) => s.stage === 'network' || s.stage === 'mounts' || s.stage === 'identity', 'id maps') },
+  { name: 'mounts private first', why: 'with shared propagation, the sandbox\'s mounts would appear on the host', check: (steps) => { const m = steps.filter((s) => s.stage === 'mounts' && s.kind.startsWith('mount.')); return m.length && m[0]!.kind !== 'mount.private' ? 'the first mount step must make the tree private' : undefined; } },
+  { name: 'sysctls before /proc/sys is read-only', why: 'sysctls are written through /proc/sys', check: (steps) => before(steps, kind('sysctl'), (s) => s.kind === 'mount.readonly' && s.args.path === '/proc/sys', 'sysctl') ?? before(steps, kind('mount.proc'), kind('sysctl'), 'sysctl needs /proc') },
+  { name: 'volumes before pivot_root', why: 'host paths can be reached only before the old root is detached', check: (steps) => before(steps, (s) => s.kind === 'mount.bind' || s.kind === 'mount.tmpfs' || s.kind.startsWith('dev.'), kind('mount.pivot'), 'mounts') },
+  { name: 'masked and read-only paths after pivot_root', why: 'they are resolved inside the new root, so a symlink in it cannot point them at the host', check: (steps) => before(steps, kind('mount.pivot'), (s) => s.kind === 'mount.mask' || s.kind === 'mount.readonly' || s.kind === 'mount.root-readonly', 'masks') },
+  { name: 'root read-only last among mounts', why: 'mount points for volumes and masks are created in the root before it becomes read-only', check: (steps) => before(steps, (s) => s.stage === 'mounts' && s.kind !== 'mount.root-readonly', kind('mount.root-readonly'), 'read-only root') },
+  { name: 'caps dropped after mounts and user change', why: 'mounting needs CAP_SYS_ADMIN and changing user needs CAP_SETUID', check: (steps) => before(steps, (s) => s.stage === 'mounts' || s.kind.startsWith('user.'), kind('caps.apply'), 'capabilities') },
+  { name: 'no_new_privs before seccomp', why: 'a filter can be installed without CAP_SYS_ADMIN only once no_new_privs is set', check: (steps) => before(steps, kind('nnp'), kind('seccomp'), 'no_new_privs') },
+  { name: 'seccomp last before exec', why: 'the filter refuses calls the setup itself needs (mount, setns, …)', check: (steps) => { const s = idx(steps, (x) => x.kind === 'seccomp'); if (s < 0) return undefined; return steps.slice(s + 1).some((x) => x.stage !== 'exec') ? 'a setup step follows seccomp' : undefined; } },
+];
+
+/** Every broken rule, with its reason. */
+export function checkOrder(steps: readonly Step[]): string[] {
+  const out: string[] = [];
+  for (const r of ORDER_RULES) {
+    const bad = r.check(steps);
+    if (bad) out.push(`${r.name} (${r.why}): ${bad}`);
+  }
+  return out;
+}

@@ -1,0 +1,403 @@
+// UserConfig → SandboxSpec. The one place where defaults live and short forms are expanded.
+// Pure: the caller's environment, home folder and env-file contents are parameters.
+import { isIP } from 'node:net';
+import { isAbsolute, join, normalize as normPath, basename, extname } from 'node:path';
+import type { UserConfig } from '../config/types';
+import type { PathSeg } from '../config/parse';
+import { didYouMean } from '../config/diagnostic';
+import type { CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
+import { NAMESPACES } from './types';
+import { CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SUBNET, RLIMITS, SIGNALS } from './tables';
+
+export interface NormalizeContext {
+  /** Absolute path of the config file and its folder. */
+  file: string;
+  dir: string;
+  home: string;
+  /** The caller's environment, for variables passed through by name. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Contents of the env_file entries, by absolute path; undefined when unreadable. */
+  envFiles: Readonly<Record<string, string | undefined>>;
+  /** Where a config path is in the file. */
+  where(path: readonly PathSeg[], part?: 'key' | 'value'): Source;
+}
+
+export interface SpecProblem { src: Source; code: string; message: string }
+
+const D = 'default' as const;
+const val = <T>(value: T, src: Source): Val<T> => ({ value, src });
+
+/** 512m, 2g, 1.5GiB, 1024 → bytes. Units are binary, as Docker's. */
+export function parseSize(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= -1 ? v : undefined;
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(v);
+  if (!m) return undefined;
+  const pow = ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+  return Math.round(Number(m[1]) * 1024 ** pow);
+}
+
+/** 1.5 or "1500m" → millicpus. */
+export function parseCpus(v: number | string): number | undefined {
+  if (typeof v === 'number') return v > 0 ? Math.round(v * 1000) : undefined;
+  const s = v.trim();
+  if (/^[0-9]+m$/.test(s)) return Number(s.slice(0, -1)) || undefined;
+  const n = Number(s);
+  return Number.isFinite(n) && n > 0 ? Math.round(n * 1000) : undefined;
+}
+
+/** 10s, 1m30s, 500ms → milliseconds. */
+export function parseDuration(s: string): number | undefined {
+  const unit: Record<string, number> = { h: 3600e3, m: 60e3, s: 1e3, ms: 1, us: 1e-3 };
+  let total = 0;
+  const re = /([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us)/g;
+  let used = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) { total += Number(m[1]) * unit[m[2]!]!; used += m[0].length; }
+  return used === s.length && used > 0 ? Math.round(total) : undefined;
+}
+
+/** Splits a command string as a POSIX shell would split words (quotes and backslashes), without running one. */
+export function shellSplit(s: string): string[] | undefined {
+  const out: string[] = [];
+  let cur = '';
+  let has = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === "'") { const j = s.indexOf("'", i + 1); if (j < 0) return undefined; cur += s.slice(i + 1, j); i = j; has = true; }
+    else if (c === '"') {
+      let j = i + 1;
+      for (; j < s.length && s[j] !== '"'; j++) { if (s[j] === '\\' && '"\\$`'.includes(s[j + 1] ?? '')) j++; cur += s[j]; }
+      if (j >= s.length) return undefined;
+      i = j; has = true;
+    } else if (c === '\\') { if (i + 1 < s.length) cur += s[++i]; has = true; }
+    else if (/\s/.test(c)) { if (has) out.push(cur); cur = ''; has = false; }
+    else { cur += c; has = true; }
+  }
+  if (has) out.push(cur);
+  return out;
+}
+
+export function capName(raw: string): string {
+  return raw.toUpperCase().replace(/^CAP_/, '');
+}
+
+export function signalNumber(v: string | number): number | undefined {
+  if (typeof v === 'number') return v >= 1 && v <= 64 ? v : undefined;
+  if (/^[0-9]+$/.test(v)) return signalNumber(Number(v));
+  const name = v.toUpperCase().replace(/^SIG/, '');
+  const rt = /^RTMIN(\+([0-9]+))?$/.exec(name);
+  if (rt) return 34 + Number(rt[2] ?? 0) <= 64 ? 34 + Number(rt[2] ?? 0) : undefined;
+  return SIGNALS[name];
+}
+
+function parseRange(s: string | number): [number, number] | undefined {
+  const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(String(s));
+  if (!m) return undefined;
+  const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+  return a >= 0 && b <= 65535 && a <= b ? [a, b] : undefined;
+}
+
+function parseEnvFile(text: string): { name: string; value: string; line: number }[] {
+  const out: { name: string; value: string; line: number }[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    const name = (eq < 0 ? line : line.slice(0, eq)).replace(/^export\s+/, '').trim();
+    let value = eq < 0 ? '' : line.slice(eq + 1).trim();
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.at(-1) === value[0]) value = value.slice(1, -1);
+    out.push({ name, value, line: i + 1 });
+  });
+  return out;
+}
+
+export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: SandboxSpec; problems: SpecProblem[] } {
+  const problems: SpecProblem[] = [];
+  const at = (...p: PathSeg[]) => ctx.where(p);
+  const problem = (src: Source, code: string, message: string) => problems.push({ src, code, message });
+  const hostPath = (p: string) => normPath(p === '~' ? ctx.home : p.startsWith('~/') ? join(ctx.home, p.slice(2)) : isAbsolute(p) ? p : join(ctx.dir, p));
+
+  // Identity of the sandbox.
+  const stem = basename(ctx.file, extname(ctx.file)).replace(/^\.+/, '').replace(/[^a-zA-Z0-9_.-]/g, '-') || 'sandbox';
+  const name = cfg.name !== undefined ? val(cfg.name, at('name')) : val(/^[a-zA-Z0-9]/.test(stem) ? stem : `s-${stem}`, D);
+
+  // Root filesystem.
+  const ro = cfg.security?.read_only;
+  const readOnly = ro !== undefined ? val(ro, at('security', 'read_only')) : val(false, D);
+  let rootfs: SandboxSpec['rootfs'];
+  if (cfg.image !== undefined) rootfs = { type: 'image', image: cfg.image, readOnly, src: at('image') };
+  else if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') rootfs = { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at('rootfs') };
+  else rootfs = { type: 'dir', path: hostPath(cfg.rootfs.path ?? '.'), readOnly, src: at('rootfs', 'path') };
+
+  // The command.
+  const words = (v: string | string[] | undefined, key: string): string[] => {
+    if (v === undefined) return [];
+    if (Array.isArray(v)) return v;
+    const w = shellSplit(v);
+    if (!w) { problem(at(key), 'unbalanced-quote', `\`${key}\` has a quote that is not closed; close it, or write the command as a list`); return []; }
+    return w;
+  };
+  const args = [...words(cfg.entrypoint, 'entrypoint'), ...words(cfg.command, 'command')];
+  const argsSrc = cfg.command !== undefined ? at('command') : cfg.entrypoint !== undefined ? at('entrypoint') : D;
+
+  // User and environment.
+  let user: SandboxSpec['process']['user'] = { user: 0, group: 0, src: D };
+  if (cfg.user !== undefined) {
+    const [u, g] = String(cfg.user).split(':') as [string, string | undefined];
+    const num = (s: string | undefined) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : s);
+    user = { user: num(u)!, group: num(g), src: at('user') };
+  }
+  const tty = cfg.tty !== undefined ? val(cfg.tty, at('tty')) : val(false, D);
+  const hostname = cfg.hostname !== undefined ? val(cfg.hostname, at('hostname')) : val(name.value.slice(0, 63), D);
+  const env = new Map<string, EnvVar>();
+  const setEnv = (n: string, v: string, src: Source) => { env.delete(n); env.set(n, { name: n, value: v, src }); };
+  setEnv('PATH', DEFAULT_PATH, D);
+  setEnv('HOSTNAME', hostname.value, hostname.src);
+  setEnv('HOME', user.user === 0 || user.user === 'root' ? '/root' : '/', D);
+  if (tty.value) setEnv('TERM', 'xterm', tty.src);
+  const envFiles = cfg.env_file === undefined ? [] : ([] as string[]).concat(cfg.env_file);
+  envFiles.forEach((f, i) => {
+    const abs = hostPath(f);
+    const src = Array.isArray(cfg.env_file) ? at('env_file', i) : at('env_file');
+    const text = ctx.envFiles[abs];
+    if (text === undefined) { problem(src, 'env-file-missing', `env file ${abs} cannot be read; create it or remove it from \`env_file\``); return; }
+    for (const e of parseEnvFile(text)) {
+      if (!/^[^=\s]+$/.test(e.name)) problem(src, 'env-file-invalid', `${abs}:${e.line}: \`${e.name}\` is not a valid variable name`);
+      else setEnv(e.name, e.value, typeof src === 'object' ? { file: abs, line: e.line, col: 1 } : src);
+    }
+  });
+  if (Array.isArray(cfg.env)) {
+    cfg.env.forEach((item, i) => {
+      const eq = item.indexOf('=');
+      if (eq >= 0) setEnv(item.slice(0, eq), item.slice(eq + 1), at('env', i));
+      else if (ctx.env[item] !== undefined) setEnv(item, ctx.env[item]!, at('env', i));
+    });
+  } else if (cfg.env) {
+    for (const [k, v] of Object.entries(cfg.env)) {
+      if (v === null) { if (ctx.env[k] !== undefined) setEnv(k, ctx.env[k]!, at('env', k)); }
+      else setEnv(k, String(v), at('env', k));
+    }
+  }
+
+  const stopSignal = cfg.stop_signal !== undefined ? signalNumber(cfg.stop_signal) : 15;
+  if (stopSignal === undefined) problem(at('stop_signal'), 'unknown-signal', `\`${cfg.stop_signal}\` is not a signal; use a name such as SIGTERM or SIGQUIT`);
+  const grace = cfg.stop_grace_period !== undefined ? parseDuration(cfg.stop_grace_period) : 10_000;
+
+  // Namespaces. The net namespace follows `network` unless set on its own.
+  const netMode = typeof cfg.network === 'object' ? cfg.network.mode : cfg.network ?? 'private';
+  const netSrc = cfg.network === undefined ? D : typeof cfg.network === 'object' ? at('network', 'mode') : at('network');
+  const nsDefaults: Record<string, 'private' | 'host'> = { user: 'host', pid: 'private', mount: 'private', uts: 'private', ipc: 'private', net: netMode === 'host' ? 'host' : 'private', cgroup: 'private', time: 'host' };
+  const namespaces: NsSpec[] = NAMESPACES.map((type) => {
+    const raw = (cfg.namespaces as Record<string, unknown> | undefined)?.[type];
+    const src = raw === undefined ? (type === 'net' ? netSrc : D) : at('namespaces', type);
+    if (raw === undefined) return { type, mode: nsDefaults[type]!, src };
+    if (raw === true || raw === 'private' || (typeof raw === 'object' && raw !== null)) return { type, mode: 'private', src };
+    if (raw === false || raw === 'host') return { type, mode: 'host', src };
+    return { type, mode: 'join', path: String(raw), src };
+  });
+  let userns: SandboxSpec['userns'];
+  const userNs = namespaces.find((n) => n.type === 'user')!;
+  if (userNs.mode === 'private') {
+    const u = cfg.namespaces?.user;
+    const maps = (key: 'uid_map' | 'gid_map'): IdMap[] => {
+      const list = typeof u === 'object' ? u[key] : undefined;
+      if (!list) return [{ container: 0, host: 100000, size: 65536 }];
+      return list.map((m) => {
+        if (typeof m !== 'string') return m;
+        const [c, h, s] = m.split(':').map(Number) as [number, number, number];
+        return { container: c, host: h, size: s };
+      });
+    };
+    const src = typeof u === 'object' ? at('namespaces', 'user') : D;
+    userns = { uidMap: maps('uid_map'), gidMap: maps('gid_map'), src: userNs.src === D ? D : src };
+  }
+
+  // Network.
+  const subnet = typeof cfg.network === 'object' && cfg.network.subnet ? val(cfg.network.subnet, at('network', 'subnet')) : val(DEFAULT_SUBNET, D);
+  const dnsList = cfg.dns === undefined ? [] : ([] as string[]).concat(cfg.dns);
+  const dns = dnsList.map((d, i) => {
+    const src = Array.isArray(cfg.dns) ? at('dns', i) : at('dns');
+    if (!isIP(d)) problem(src, 'invalid-address', `\`${d}\` is not an IP address; a name server is written as an address such as 1.1.1.1`);
+    return val(d, src);
+  });
+  const extraHosts = (Array.isArray(cfg.extra_hosts)
+    ? cfg.extra_hosts.map((e, i) => { const k = e.search(/[:=]/); return { host: e.slice(0, k), ip: e.slice(k + 1), src: at('extra_hosts', i) }; })
+    : Object.entries(cfg.extra_hosts ?? {}).map(([host, ip]) => ({ host, ip, src: at('extra_hosts', host) })));
+  for (const h of extraHosts) {
+    const ip = h.ip.replace(/^\[(.*)\]$/, '$1');
+    if (h.ip !== 'host-gateway' && !isIP(ip)) problem(h.src, 'invalid-address', `\`${h.ip}\` is not an IP address (in \`${h.host}\`)`);
+    h.ip = ip;
+  }
+  const ports: PortSpec[] = [];
+  (cfg.ports ?? []).forEach((p, i) => {
+    const src = at('ports', i);
+    let ip = '', host: [number, number] | undefined, ctr: [number, number] | undefined, proto: 'tcp' | 'udp' = 'tcp';
+    if (typeof p === 'object') {
+      ip = p.host_ip ?? '';
+      ctr = parseRange(p.target);
+      host = p.published === undefined ? [0, 0] : parseRange(p.published);
+      proto = p.protocol ?? 'tcp';
+    } else {
+      let s = String(p);
+      const slash = s.lastIndexOf('/');
+      if (slash >= 0) { proto = s.slice(slash + 1) as 'tcp' | 'udp'; s = s.slice(0, slash); }
+      if (s.startsWith('[')) {
+        const close = s.indexOf(']');
+        ip = s.slice(1, close);
+        s = s.slice(close + 2);
+      }
+      const parts = s.split(':');
+      if (parts.length > 3 || (parts.length === 3 && ip)) { problem(src, 'invalid-port', `\`${p}\` has too many colons; write an IPv6 address in brackets, as [::1]:8080:80`); return; }
+      if (parts.length === 3) ip = parts.shift()!;
+      ctr = parseRange(parts.pop()!);
+      host = parts.length ? (parts[0] === '' ? [0, 0] : parseRange(parts[0]!)) : [0, 0];
+    }
+    if (ip && !isIP(ip)) { problem(src, 'invalid-address', `\`${ip}\` is not an IP address; use an address such as 127.0.0.1 or [::1]`); return; }
+    if (!ctr || !host || ctr[0] === 0) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? JSON.stringify(p) : p}\` has a port outside 1-65535`); return; }
+    const n = ctr[1] - ctr[0];
+    if (host[0] !== 0 && host[1] - host[0] !== n) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? `${p.published}:${p.target}` : p}\`: the host range has ${host[1] - host[0] + 1} ports and the container range ${n + 1}; make them the same length`); return; }
+    for (let k = 0; k <= n; k++) ports.push({ hostIp: ip, hostPort: host[0] === 0 ? 0 : host[0] + k, containerPort: ctr[0] + k, protocol: proto, src });
+  });
+
+  // Mounts.
+  const mounts: MountSpec[] = [];
+  (cfg.volumes ?? []).forEach((v, i) => {
+    const src = at('volumes', i);
+    if (typeof v === 'string') {
+      const [source, target, opts = ''] = v.split(':') as [string, string, string?];
+      if (!/^[./~]/.test(source)) { problem(src, 'named-volume', `\`${source}\` looks like a named volume, which sandbox does not keep; use a path such as ./${source}`); return; }
+      const m: MountSpec = { kind: 'bind', source: hostPath(source), target, readOnly: false, flags: [], src };
+      for (const o of opts.split(',').filter(Boolean)) {
+        if (o === 'ro') m.readOnly = true;
+        else if (o === 'rw') m.readOnly = false;
+        else if (['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) m.propagation = o as MountSpec['propagation'];
+        else if (['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'].includes(o)) m.flags.push(o);
+        else if (o === 'z' || o === 'Z') continue; // SELinux relabelling: nothing to do without SELinux.
+        else {
+          const guess = didYouMean(o, ['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'rprivate', 'rshared', 'rslave']);
+          problem(src, 'invalid-mount-option', `\`${o}\` is not a mount option${guess ? ` (did you mean \`${guess}\`?)` : '; use ro, rw, nosuid, nodev, noexec or a propagation such as rslave'}`);
+        }
+      }
+      mounts.push(m);
+    } else {
+      const flags = (v.options ?? []).filter((o) => !['ro', 'rw'].includes(o));
+      const m: MountSpec = { kind: v.type, target: v.target, readOnly: v.read_only ?? (v.options ?? []).includes('ro'), flags, src };
+      if (v.type === 'bind') { m.source = hostPath(v.source!); if (v.propagation) m.propagation = v.propagation; }
+      if (v.type === 'tmpfs') {
+        if (v.size !== undefined) m.sizeBytes = parseSize(v.size);
+        m.mode = v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777;
+        for (const f of ['nosuid', 'nodev']) if (!m.flags.includes(f)) m.flags.push(f);
+      }
+      mounts.push(m);
+    }
+  });
+
+  // Devices added on top of the minimal /dev.
+  const devices = (cfg.devices ?? []).map((d, i) => {
+    const src = at('devices', i);
+    if (typeof d === 'object') return { source: d.source, target: d.target ?? d.source, permissions: d.permissions ?? 'rwm', src };
+    const [s, t, p] = d.split(':') as [string, string?, string?];
+    const perms = t && /^[rwm]+$/.test(t) ? t : p ?? 'rwm';
+    return { source: s, target: t && !/^[rwm]+$/.test(t) ? t : s, permissions: perms, src };
+  });
+
+  // Resources.
+  const r = cfg.resources ?? {};
+  const size = (key: 'memory' | 'memory_reservation' | 'memory_swap'): Val<number> | undefined => {
+    const raw = r[key];
+    if (raw === undefined) return undefined;
+    const n = raw === -1 || raw === '-1' ? -1 : parseSize(raw);
+    if (n === undefined) { problem(at('resources', key), 'invalid-size', `\`${raw}\` is not a size; write bytes or a unit, as 512m or 2g`); return undefined; }
+    return val(n, at('resources', key));
+  };
+  const limits = (key: 'device_read_bps' | 'device_write_bps' | 'device_read_iops' | 'device_write_iops'): DeviceLimit[] =>
+    (r[key] ?? []).map((d, i) => ({ path: d.path, rate: typeof d.rate === 'number' ? d.rate : parseSize(d.rate) ?? 0, src: at('resources', key, i) }));
+  const cpuMillis = r.cpus !== undefined ? parseCpus(r.cpus) : undefined;
+  if (r.cpus !== undefined && cpuMillis === undefined) problem(at('resources', 'cpus'), 'invalid-cpus', `\`${r.cpus}\` is not a CPU amount; write 1.5 or "1500m"`);
+  const resources: SandboxSpec['resources'] = {
+    memory: size('memory'), memoryReservation: size('memory_reservation'), memorySwap: size('memory_swap'),
+    cpuMillis: cpuMillis !== undefined ? val(cpuMillis, at('resources', 'cpus')) : undefined,
+    cpuShares: r.cpu_shares !== undefined ? val(r.cpu_shares, at('resources', 'cpu_shares')) : undefined,
+    cpuset: r.cpuset !== undefined ? val(r.cpuset, at('resources', 'cpuset')) : undefined,
+    pids: r.pids !== undefined ? val(r.pids, at('resources', 'pids')) : undefined,
+    ioWeight: r.io_weight !== undefined ? val(r.io_weight, at('resources', 'io_weight')) : undefined,
+    deviceReadBps: limits('device_read_bps'), deviceWriteBps: limits('device_write_bps'),
+    deviceReadIops: limits('device_read_iops'), deviceWriteIops: limits('device_write_iops'),
+  };
+
+  // Capabilities: Docker's defaults, then cap_drop, then cap_add (so `drop: [ALL], add: [X]` keeps X).
+  const caps = new Map<string, CapSpec>(DEFAULT_CAPABILITIES.map((c) => [c, { name: c, src: D }]));
+  const capsDropped: CapSpec[] = [];
+  const checkCap = (raw: string, src: Source): string | undefined => {
+    const n = capName(raw);
+    if (n === 'ALL' || (CAPABILITIES as readonly string[]).includes(n)) return n;
+    const guess = didYouMean(n, CAPABILITIES);
+    problem(src, 'unknown-capability', `\`${raw}\` is not a capability${guess ? ` (did you mean \`${guess}\`?)` : '; see capabilities(7) for the names'}`);
+    return undefined;
+  };
+  (cfg.cap_drop ?? []).forEach((raw, i) => {
+    const src = at('cap_drop', i);
+    const n = checkCap(raw, src);
+    if (!n) return;
+    const names = n === 'ALL' ? [...caps.keys()] : [n];
+    for (const c of names) { caps.delete(c); capsDropped.push({ name: c, src }); }
+  });
+  const droppedByName = new Map((cfg.cap_drop ?? []).map((raw, i) => [capName(raw), at('cap_drop', i)] as const));
+  (cfg.cap_add ?? []).forEach((raw, i) => {
+    const src = at('cap_add', i);
+    const n = checkCap(raw, src);
+    if (!n) return;
+    // `cap_drop: [ALL]` with `cap_add: [X]` keeps only X; naming X in both lists is a mistake.
+    const both = n !== 'ALL' ? droppedByName.get(n) : undefined;
+    if (both) problem(src, 'cap-add-and-drop', `CAP_${n} is both added and dropped (dropped on ${typeof both === 'object' ? `line ${both.line}` : 'the command line'}); keep it in one list`);
+    for (const c of n === 'ALL' ? CAPABILITIES : [n]) if (!caps.has(c) || caps.get(c)!.src === D) caps.set(c, { name: c, src });
+  });
+  const capabilities = [...caps.values()].sort((a, b) => CAPABILITIES.indexOf(a.name as never) - CAPABILITIES.indexOf(b.name as never));
+
+  // Security.
+  const s = cfg.security ?? {};
+  const seccomp = s.seccomp === undefined ? val('default', D)
+    : ['default', 'unconfined'].includes(s.seccomp) ? val(s.seccomp, at('security', 'seccomp')) : val(hostPath(s.seccomp), at('security', 'seccomp'));
+  const security: SandboxSpec['security'] = {
+    noNewPrivileges: s.no_new_privileges !== undefined ? val(s.no_new_privileges, at('security', 'no_new_privileges')) : val(true, D),
+    seccomp,
+    maskedPaths: [...DEFAULT_MASKED_PATHS.map((p) => val(p, D)), ...(s.masked_paths ?? []).map((p, i) => val(p, at('security', 'masked_paths', i)))],
+    readonlyPaths: [...DEFAULT_READONLY_PATHS.map((p) => val(p, D)), ...(s.readonly_paths ?? []).map((p, i) => val(p, at('security', 'readonly_paths', i)))],
+  };
+
+  // Ulimits.
+  const rlimits = Object.entries(cfg.ulimits ?? {}).map(([n, v]) => {
+    const src = at('ulimits', n);
+    const num = (x: string | number) => (x === 'unlimited' || x === -1 || x === '-1' ? -1 : Number(x));
+    let soft: number, hard: number;
+    if (typeof v === 'object') { soft = v.soft; hard = v.hard; }
+    else { const [a, b = a] = String(v).split(':') as [string, string?]; soft = num(a); hard = num(b!); }
+    if (RLIMITS[n] === undefined) problem(src, 'unknown-ulimit', `\`${n}\` is not a ulimit`);
+    return { name: n, soft, hard, src };
+  });
+
+  const sysctls = (Array.isArray(cfg.sysctls)
+    ? cfg.sysctls.map((e, i) => { const k = e.indexOf('='); return { name: e.slice(0, k), value: e.slice(k + 1), src: at('sysctls', i) }; })
+    : Object.entries(cfg.sysctls ?? {}).map(([name, v]) => ({ name, value: String(v), src: at('sysctls', name) })));
+
+  const spec: SandboxSpec = {
+    version: 1, name, file: ctx.file, dir: ctx.dir, rootfs,
+    process: {
+      args, argsSrc, env: [...env.values()],
+      cwd: cfg.workdir !== undefined ? val(cfg.workdir, at('workdir')) : val('/', D),
+      user,
+      groups: (cfg.group_add ?? []).map((g, i) => val(typeof g === 'string' && /^[0-9]+$/.test(g) ? Number(g) : g, at('group_add', i))),
+      umask: cfg.umask !== undefined ? val(parseInt(cfg.umask, 8), at('umask')) : val(0o022, D),
+      tty,
+      stdin: cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
+      init: cfg.init !== undefined ? val(cfg.init, at('init')) : val(false, D),
+      detach: cfg.detach !== undefined ? val(cfg.detach, at('detach')) : val(false, D),
+      restart: cfg.restart !== undefined ? val(cfg.restart, at('restart')) : val('no', D),
+      stopSignal: val(stopSignal ?? 15, cfg.stop_signal !== undefined ? at('stop_signal') : D),
+      stopGraceMs: val(grace ?? 10_000, cfg.stop_grace_period !== undefined ? at('stop_grace_period') : D),
+    },
+    hostname, namespaces, userns,
+    network: { mode: val(netMode, netSrc), subnet, dns, extraHosts, ports },
+    mounts, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
+  };
+  return { spec, problems };
+}

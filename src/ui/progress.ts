@@ -1,0 +1,62 @@
+// listr2 view of a run: one task per stage, one subtask per step. The tasks only observe engine
+// events; they never act. Output goes to stderr, and ends before the command's own output.
+import type { Plan } from '../plan/types';
+import { STAGES, STAGE_TITLES } from '../plan/types';
+import type { EngineEvent } from '../engine/types';
+import { MSG } from './messages';
+
+interface Waiter { promise: Promise<void>; resolve(): void; reject(e: Error): void; ms?: number }
+
+/** Collects engine events and exposes each step as a promise the listr tasks wait on. */
+export class StepTracker {
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly setupDone: Waiter;
+  constructor(plan: Plan) {
+    for (const s of plan.steps) this.waiters.set(s.id, deferred());
+    this.setupDone = deferred();
+  }
+  onEvent = (e: EngineEvent): void => {
+    if (e.type === 'running') return this.setupDone.resolve();
+    if (e.type !== 'step') return;
+    const w = this.waiters.get(e.id);
+    if (!w) return;
+    if (e.phase === 'done') { w.ms = e.ms; w.resolve(); }
+    else if (e.phase === 'failed') w.reject(new Error(`${e.error.message}`));
+  };
+  step(id: string): Waiter { return this.waiters.get(id)!; }
+  /** Fails every step still pending, so that the view ends when the engine does. */
+  abort(why: string): void { for (const w of this.waiters.values()) w.reject(new Error(why)); }
+}
+
+function deferred(): Waiter {
+  let resolve!: () => void, reject!: (e: Error) => void;
+  const promise = new Promise<void>((a, b) => { resolve = a; reject = b; });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+export async function showProgress(plan: Plan, tracker: StepTracker, opts: { quiet: boolean; plain: boolean }): Promise<void> {
+  if (opts.quiet) return;
+  const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
+  const tasks = STAGES.map((stage, i) => ({ stage, i, steps: plan.steps.filter((s) => s.stage === stage) }))
+    .filter((g) => g.steps.length)
+    .map((g) => ({
+      title: MSG.stageTitle(g.i + 1, g.stage, STAGE_TITLES[g.stage]),
+      task: (_: unknown, task: { newListr: (t: unknown[], o: unknown) => unknown }) => task.newListr(g.steps.map((s) => ({
+        title: s.title,
+        task: async (_c: unknown, t: { title: string }) => {
+          const w = tracker.step(s.id);
+          await w.promise;
+          if (w.ms !== undefined && w.ms >= 1) t.title = `${s.title} (${w.ms.toFixed(0)} ms)`;
+        },
+      })), { concurrent: false, exitOnError: true, rendererOptions: { collapseSubtasks: true } }),
+    }));
+  const list = new Listr(tasks as never, {
+    concurrent: false, exitOnError: true, registerSignalListeners: false,
+    renderer: 'default', rendererOptions: { logger, collapseSubtasks: true, showErrorMessage: false },
+    fallbackRenderer: 'simple', fallbackRendererOptions: { logger },
+    fallbackRendererCondition: opts.plain,
+  });
+  try { await list.run(); } catch { /* the failure is reported by the caller, with its config line */ }
+}
