@@ -12,7 +12,7 @@ import { planJson, renderPlan } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
 import { probeHost } from '../engine/probe';
 import { MSG } from '../ui/messages';
-import schemaText from '../../schema/sandbox.schema.json';
+import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
 
@@ -114,7 +114,8 @@ export function buildProgram(): Command {
     });
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
-    process.stdout.write(JSON.stringify(schemaText, null, 2) + '\n');
+    // Read at run time, not bundled: only this command needs it.
+    process.stdout.write(readFileSync(join(__dirname, '..', 'schema', 'sandbox.schema.json'), 'utf8'));
   });
   return program;
 }

@@ -69,7 +69,8 @@ export function loadSpec(input: LoadInput): LoadResult {
   for (const f of files) if (typeof f === 'string') { const abs = f.startsWith('~/') ? join(input.home, f.slice(2)) : isAbsolute(f) ? f : join(absDir, f); envFiles[abs] = input.readFile(abs); }
   const { spec, problems } = normalize(value as unknown as UserConfig, { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, where });
   for (const p of problems) diagnostics.push(fromSource(p.src, '', p.code, p.message, 'error'));
-  for (const f of checkRules(spec, { hostCpus: input.hostCpus })) diagnostics.push(fromSource(f.src, '', f.code, f.message, f.severity));
+  // Rules about absent values would only guess once an earlier stage has reported an error.
+  for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length > 0 })) diagnostics.push(fromSource(f.src, '', f.code, f.message, f.severity));
   return done(diagnostics.some((d) => d.severity === 'error') ? undefined : spec);
 }
 

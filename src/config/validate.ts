@@ -17,7 +17,7 @@ const SYNONYMS: Record<string, string> = {
 };
 
 const TYPE_WORDS: Record<string, string> = {
-  string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false', object: 'a mapping (key: value)', array: 'a list', null: 'empty',
+  string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false', object: 'a mapping (key: value)', array: 'a list', null: 'null',
 };
 
 export function kindOf(v: unknown): string {
@@ -92,7 +92,7 @@ export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: D
       }
       case 'type': {
         const want = ([] as string[]).concat((e.params as { type: string | string[] }).type);
-        const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => TYPE_WORDS[t] ?? t);
+        const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => (t === 'boolean' && want.length > 1 ? 'a boolean' : TYPE_WORDS[t] ?? t));
         message = `\`${where || 'the file'}\` must be ${words.length > 1 ? words.slice(0, -1).join(', ') + ' or ' + words.at(-1) : words[0]}, not ${kindOf(e.data)}`;
         if (!where) message = `the file must be a mapping of keys such as \`version: 1\`, not ${kindOf(e.data)}`;
         break;

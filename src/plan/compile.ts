@@ -142,15 +142,17 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   add('mounts', 'mount:/dev', 'mount.dev', 'mount a tmpfs on /dev (nosuid, nodev: a device node made inside cannot be opened)', 'default', { target: '/dev', mode: 0o755, sizeBytes: 65536, flags: ['nosuid', 'nodev', 'noexec'] });
   for (const d of DEFAULT_DEVICES) add('mounts', `dev:${d.name}`, 'dev.node', `/dev/${d.name} (${d.major}:${d.minor}) from the host`, 'default', { name: d.name, major: d.major, minor: d.minor });
   add('mounts', 'mount:/dev/pts', 'mount.devpts', 'mount a private devpts on /dev/pts, with /dev/ptmx pointing at it', 'default', { target: '/dev/pts', options: 'newinstance,ptmxmode=0666,mode=0620' });
-  add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', 'mount a 64 MiB tmpfs on /dev/shm (nosuid, nodev, noexec)', 'default', { target: '/dev/shm', sizeBytes: 64 * 1048576, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
+  // A volume on one of these targets replaces the default mount there.
+  const volumeTargets = new Set(spec.mounts.map((m) => posix.normalize(m.target)));
+  if (!volumeTargets.has('/dev/shm')) add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', 'mount a 64 MiB tmpfs on /dev/shm (nosuid, nodev, noexec)', 'default', { target: '/dev/shm', sizeBytes: 64 * 1048576, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
   add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
   for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
   const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
   add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
   if (v2 && ns('cgroup').mode === 'private') add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', 'mount the sandbox\'s own cgroup read-only on /sys/fs/cgroup', 'default', { target: '/sys/fs/cgroup' });
   if (rf.type === 'host') {
-    add('mounts', 'mount:/tmp', 'mount.tmpfs.dev', 'mount a tmpfs on /tmp (nosuid, nodev)', rf.src, { target: '/tmp', mode: 0o1777, flags: ['nosuid', 'nodev'] });
-    add('mounts', 'mount:/run', 'mount.tmpfs.dev', 'mount a tmpfs on /run (nosuid, nodev)', rf.src, { target: '/run', mode: 0o755, flags: ['nosuid', 'nodev'] });
+    if (!volumeTargets.has('/tmp')) add('mounts', 'mount:/tmp', 'mount.tmpfs.dev', 'mount a tmpfs on /tmp (nosuid, nodev)', rf.src, { target: '/tmp', mode: 0o1777, flags: ['nosuid', 'nodev'] });
+    if (!volumeTargets.has('/run')) add('mounts', 'mount:/run', 'mount.tmpfs.dev', 'mount a tmpfs on /run (nosuid, nodev)', rf.src, { target: '/run', mode: 0o755, flags: ['nosuid', 'nodev'] });
   }
   for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
   // Volumes: shallow targets first, so that /a is mounted before /a/b.

@@ -1,10 +1,10 @@
 // UserConfig → SandboxSpec. The one place where defaults live and short forms are expanded.
 // Pure: the caller's environment, home folder and env-file contents are parameters.
-import { isIP } from 'node:net';
 import { isAbsolute, join, normalize as normPath, basename, extname } from 'node:path';
 import type { UserConfig } from '../config/types';
 import type { PathSeg } from '../config/parse';
 import { didYouMean } from '../config/diagnostic';
+import { isIP } from './ip';
 import type { CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
 import { NAMESPACES } from './types';
 import { CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SUBNET, RLIMITS, SIGNALS } from './tables';
@@ -26,6 +26,7 @@ export interface SpecProblem { src: Source; code: string; message: string }
 
 const D = 'default' as const;
 const val = <T>(value: T, src: Source): Val<T> => ({ value, src });
+const lineOf = (s: Source) => (typeof s === 'object' ? s.line : 0);
 
 /** 512m, 2g, 1.5GiB, 1024 → bytes. Units are binary, as Docker's. */
 export function parseSize(v: string | number): number | undefined {
@@ -124,6 +125,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   const ro = cfg.security?.read_only;
   const readOnly = ro !== undefined ? val(ro, at('security', 'read_only')) : val(false, D);
   let rootfs: SandboxSpec['rootfs'];
+  if (cfg.image !== undefined && cfg.rootfs !== undefined) problem(ctx.where(['image'], 'key'), 'image-and-rootfs', `\`image\` and \`rootfs\` both choose the root filesystem (rootfs is on line ${lineOf(at('rootfs'))}); keep one of them`);
   if (cfg.image !== undefined) rootfs = { type: 'image', image: cfg.image, readOnly, src: at('image') };
   else if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') rootfs = { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at('rootfs') };
   else rootfs = { type: 'dir', path: hostPath(cfg.rootfs.path ?? '.'), readOnly, src: at('rootfs', 'path') };

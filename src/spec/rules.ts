@@ -5,7 +5,11 @@ import type { SandboxSpec, Source } from './types';
 import { namespacedSysctl } from './tables';
 
 export interface RuleFinding { src: Source; code: string; message: string; severity: 'error' | 'warning' }
-export interface RuleContext { hostCpus: number }
+export interface RuleContext {
+  hostCpus: number;
+  /** Top-level keys rejected by the schema were left out; rules about absent keys would be guesses. */
+  partial?: boolean;
+}
 
 export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
   const out: RuleFinding[] = [];
@@ -14,7 +18,7 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
   const line = (s: Source) => (typeof s === 'object' ? `line ${s.line}` : s === 'cli' ? 'the command line' : 'the default');
   const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
 
-  if (spec.process.args.length === 0 && spec.rootfs.type !== 'image') {
+  if (spec.process.args.length === 0 && spec.rootfs.type !== 'image' && !ctx.partial) {
     error(spec.process.argsSrc, 'no-command', 'nothing to run: add `command:` (for example `command: [/bin/sh]`), or use an `image` that has one');
   }
 
@@ -52,7 +56,7 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
     if (!isAbsolute(m.target)) { error(m.src, 'relative-target', `mount target \`${m.target}\` is relative; targets are paths inside the sandbox, such as /${m.target.replace(/^\.?\/*/, '')}`); continue; }
     const t = posix.normalize(m.target).replace(/(.)\/$/, '$1');
     if (t === '/') { error(m.src, 'root-target', 'a volume cannot be mounted on /; use `rootfs` to choose the root filesystem'); continue; }
-    if (t === '/proc' || t.startsWith('/proc/')) error(m.src, 'proc-target', `mounting over ${t} would hide the sandbox's /proc; pick another target`);
+    if (t === '/proc' || t.startsWith('/proc/') || t === '/dev' || t === '/sys') error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t.split('/')[1]}; pick another target`);
     const first = targets.get(t);
     if (first) error(m.src, 'duplicate-target', `two volumes are mounted on ${t}; the first is on ${line(first)}`);
     else targets.set(t, m.src);

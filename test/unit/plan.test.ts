@@ -1,0 +1,121 @@
+// The plan compiler: snapshots of every sample on both cgroup layouts, visible defaults,
+// the ordering rules (each one shown to catch a broken order), stable ids and digest.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadSpec } from '../../src/config/load';
+import { compile } from '../../src/plan/compile';
+import { checkOrder, ORDER_RULES } from '../../src/plan/order';
+import { renderPlan } from '../../src/plan/render';
+import type { HostFeatures, Step } from '../../src/plan/types';
+import { HYBRID_HOST, V2_HOST, ROOT, loadText } from '../helpers/load';
+
+const SNAP = join(ROOT, 'test/unit/snapshots');
+const samples = readdirSync(join(ROOT, 'samples')).filter((f) => f.endsWith('.yml')).sort();
+
+function planOf(sample: string, host: HostFeatures) {
+  const r = loadSpec({
+    file: `samples/${sample}`, absFile: `/project/samples/${sample}`, bytes: readFileSync(join(ROOT, 'samples', sample)),
+    env: {}, home: '/home/user', hostCpus: 2, readFile: () => undefined,
+  });
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), [], `${sample} is valid`);
+  return compile(r.spec!, host);
+}
+
+function snapshot(name: string, actual: string) {
+  const file = join(SNAP, name);
+  if (process.env.UPDATE_SNAPSHOTS === '1' || !existsSync(file)) {
+    if (process.env.CI === 'true' && !existsSync(file)) assert.fail(`snapshot ${name} is missing; run UPDATE_SNAPSHOTS=1 npm test -- unit and commit it`);
+    mkdirSync(SNAP, { recursive: true });
+    writeFileSync(file, actual);
+    return;
+  }
+  assert.equal(actual, readFileSync(file, 'utf8'), `plan differs from ${name} (UPDATE_SNAPSHOTS=1 to accept)`);
+}
+
+test('five samples exist and each starts with the $schema comment', () => {
+  assert.deepEqual(samples, ['busybox.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml']);
+  for (const s of samples) assert.match(readFileSync(join(ROOT, 'samples', s), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/schema\/sandbox\.schema\.json\n/);
+});
+
+for (const sample of samples) {
+  for (const [layout, host] of [['hybrid', HYBRID_HOST], ['v2', V2_HOST]] as const) {
+    test(`plan snapshot: ${sample} on cgroup ${layout}`, () => {
+      const { plan, problems } = planOf(sample, host);
+      assert.deepEqual(problems, []);
+      snapshot(`${sample.replace(/\.yml$/, '')}.${layout}.txt`, renderPlan(plan) + '\n' + JSON.stringify(plan.steps.map((s) => [s.id, s.kind, s.args]), null, 1) + '\n');
+    });
+  }
+}
+
+test('defaults are steps: 14 capabilities, 12 masked paths, 5 read-only paths, 6 devices, each sourced as default', () => {
+  const { plan } = compile(loadText('version: 1\ncommand: [x]\n').spec!, HYBRID_HOST);
+  const count = (kind: string) => plan.steps.filter((s) => s.kind === kind && s.source === 'default').length;
+  assert.equal(count('cap.keep'), 14);
+  assert.equal(count('mount.mask'), 12);
+  assert.equal(count('mount.readonly'), 5);
+  assert.equal(count('dev.node'), 6);
+  assert.ok(plan.steps.find((s) => s.kind === 'seccomp' && s.source === 'default'));
+  assert.ok(plan.steps.find((s) => s.kind === 'nnp' && s.source === 'default'));
+});
+
+test('each step cites its config line', () => {
+  const { plan } = compile(loadText('version: 1\ncommand: [x]\nresources:\n  memory: 1g\ncap_add: [NET_ADMIN]\nvolumes: ["./d:/d"]\n').spec!, V2_HOST);
+  const src = (id: string) => plan.steps.find((s) => s.id === id)!.source;
+  assert.deepEqual(src('cgroup:memory'), { file: 'sandbox.yml', line: 4, col: 11 });
+  assert.deepEqual(src('cap:NET_ADMIN'), { file: 'sandbox.yml', line: 5, col: 11 });
+  assert.deepEqual(src('mount:/d'), { file: 'sandbox.yml', line: 6, col: 11 });
+  assert.deepEqual(src('exec'), { file: 'sandbox.yml', line: 2, col: 10 });
+  assert.equal(plan.steps.find((s) => s.id === 'cgroup:memory')!.args.file, 'memory.max');
+});
+
+test('limits map to v1 and v2 files', () => {
+  const spec = loadText('version: 1\ncommand: [x]\nresources: {memory: 1g, memory_swap: 2g, cpus: 1.5, cpu_shares: 512, pids: 10, io_weight: 500}\n').spec!;
+  const files = (h: HostFeatures) => compile(spec, h).plan.steps.filter((s) => s.kind === 'cgroup.set').map((s) => `${s.args.file}=${s.args.value}`);
+  assert.deepEqual(files(V2_HOST), ['memory.max=1073741824', 'memory.swap.max=1073741824', 'cpu.max=150000 100000', 'cpu.weight=20', 'pids.max=10', 'io.weight=default 500']);
+  assert.deepEqual(files(HYBRID_HOST), ['memory.limit_in_bytes=1073741824', 'memory.memsw.limit_in_bytes=2147483648', 'cpu.cfs_period_us=100000', 'cpu.cfs_quota_us=150000', 'cpu.shares=512', 'pids.max=10', 'blkio.weight=500']);
+});
+
+test('what the host cannot apply is reported against the config line', () => {
+  const spec = loadText('version: 1\ncommand: [x]\nresources: {memory: 1g, memory_swap: 2g}\nnamespaces: {user: true}\n').spec!;
+  const host: HostFeatures = { ...HYBRID_HOST, userns: false, cgroup: { ...HYBRID_HOST.cgroup, swap: false } };
+  assert.deepEqual(compile(spec, host).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-swap-accounting', 3], ['no-user-namespaces', 4]]);
+});
+
+test('ids are stable when unrelated lines move; the digest ignores titles and lines', () => {
+  const a = compile(loadText('version: 1\ncommand: [x]\nhostname: h\n').spec!, V2_HOST).plan;
+  const b = compile(loadText('version: 1\n\n# moved\nhostname: h\ncommand: [x]\n').spec!, V2_HOST).plan;
+  assert.deepEqual(a.steps.map((s) => s.id), b.steps.map((s) => s.id));
+  assert.equal(a.digest, b.digest);
+  const c = compile(loadText('version: 1\ncommand: [y]\nhostname: h\n').spec!, V2_HOST).plan;
+  assert.notEqual(a.digest, c.digest);
+});
+
+test('every compiled plan passes the ordering rules', () => {
+  for (const sample of samples) for (const h of [HYBRID_HOST, V2_HOST]) assert.deepEqual(checkOrder(planOf(sample, h).plan.steps), []);
+});
+
+test('each ordering rule catches the disorder it is there for', () => {
+  const { plan } = compile(loadText('version: 1\ncommand: [x]\nnamespaces: {user: true}\nsysctls: {net.ipv4.ip_forward: 0}\nresources: {memory: 1g}\nsecurity: {read_only: true}\n').spec!, HYBRID_HOST);
+  const steps = plan.steps;
+  const move = (id: string, beforeId: string): Step[] => {
+    const s = steps.filter((x) => x.id !== id);
+    const i = s.findIndex((x) => x.id === beforeId);
+    return [...s.slice(0, i), steps.find((x) => x.id === id)!, ...s.slice(i)];
+  };
+  const broken = (list: Step[], rule: string) => assert.ok(checkOrder(list).some((m) => m.startsWith(rule)), `${rule}: ${checkOrder(list).join('; ')}`);
+  broken(move('seccomp', 'nnp'), 'no_new_privs before seccomp');
+  broken([...steps.slice(0, -1).filter((s) => s.id !== 'fds'), { ...steps.find((s) => s.id === 'seccomp')!, id: 'seccomp2' }, steps.at(-1)!], 'seccomp last before exec');
+  broken(move('caps', 'pivot'), 'caps dropped after mounts');
+  broken(move('mask:/proc/kcore', 'pivot'), 'masked and read-only paths after pivot_root');
+  broken(move('sysctl:net.ipv4.ip_forward', 'mount:/proc'), 'sysctls before /proc/sys');
+  broken(move('cgroup:memory', 'cgroup'), 'cgroup created before limits');
+  broken([...steps.slice(1), steps[0]!].filter((s) => s.kind !== 'exec').concat(steps.at(-1)!), 'stages in order');
+  broken(steps.slice(0, -1), 'exec is last');
+  broken([...steps.slice(0, 2), steps[1]!, ...steps.slice(2)], 'unique ids');
+  broken(move('mount:/:ro', 'pivot'), 'masked and read-only paths after pivot_root');
+  broken(move('mount:private', 'mount:/proc').filter(() => true).slice(0), 'mounts private first');
+  broken(move('ns:pid', 'ns:user'), 'user namespace first');
+  assert.equal(ORDER_RULES.length, 14);
+});
