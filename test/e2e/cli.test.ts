@@ -1,0 +1,135 @@
+// The CLI as a user runs it: exit codes, where output goes, config discovery, every sample.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/load';
+
+const BIN = join(ROOT, 'bin/sandbox.js');
+const run = (args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...opts.env }, timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+const tmp = () => mkdtempSync(join(tmpdir(), 'sandbox-e2e-'));
+const samples = readdirSync(join(ROOT, 'samples')).filter((f) => f.endsWith('.yml'));
+
+for (const s of samples) {
+  test(`validate and plan samples/${s}`, () => {
+    const v = run(['validate', `samples/${s}`]);
+    assert.equal(v.code, 0, v.err);
+    assert.match(v.err, new RegExp(`samples/${s}: valid`));
+    const p = run(['plan', `samples/${s}`]);
+    assert.equal(p.code, 0, p.err);
+    assert.match(p.out, /^plan for /);
+    for (const stage of ['1. rootfs', '2. cgroup', '3. namespaces', '6. mounts', '8. security', '9. exec']) assert.ok(p.out.includes(stage), stage);
+    const j = JSON.parse(run(['plan', '--json', `samples/${s}`]).out);
+    assert.equal(j.version, 1);
+    assert.ok(j.steps.length > 50);
+    assert.ok(j.steps.every((st: { id: string; stage: string; kind: string; source: unknown }) => st.id && st.stage && st.kind && st.source));
+  });
+}
+
+test('an invalid file: every error located on stderr, exit 2, nothing on stdout', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'bad.yml'), 'version: 1\ncomand: [x]\nnetwork: privat\nresources:\n  memroy: 1g\n');
+  const r = run(['validate', 'bad.yml'], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.equal(r.out, '');
+  assert.match(r.err, /^bad\.yml:2:1: error: `comand` is not a known key \(did you mean `command`\?\)\n  1 \| version: 1\n> 2 \| comand: \[x\]\n    \| \^\^\^\^\^\^/m);
+  assert.match(r.err, /bad\.yml:3:10: error: `privat` is not a valid value for `network`/);
+  assert.match(r.err, /bad\.yml:5:3: error: `memroy` is not a known key in `resources`/);
+  assert.match(r.err, /3 errors; nothing was run/);
+  assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  assert.equal(run(['plan', 'bad.yml'], { cwd: dir }).code, 2);
+  assert.equal(run(['up', '--dry-run', 'bad.yml'], { cwd: dir }).code, 2);
+});
+
+test('--format json gives [{file, line, col, path, code, message}]', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'bad.yml'), 'version: 1\ncommand: [x]\nresources: {memroy: 1g}\n');
+  const r = run(['validate', '--format', 'json', 'bad.yml'], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.deepEqual(JSON.parse(r.out), [{ file: 'bad.yml', line: 3, col: 13, path: '/resources/memroy', code: 'unknown-key', message: '`memroy` is not a known key in `resources` (did you mean `memory`?)', severity: 'error' }]);
+});
+
+test('warnings pass, and fail with --strict', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'w.yml'), 'version: 1\ncommand: [x]\nports: ["8080:80"]\n');
+  const ok = run(['validate', 'w.yml'], { cwd: dir });
+  assert.equal(ok.code, 0);
+  assert.match(ok.err, /w\.yml:3:9: warning: port 8080 is published on every address/);
+  assert.equal(run(['validate', '--strict', 'w.yml'], { cwd: dir }).code, 2);
+});
+
+test('usage errors exit 1; --help and --version exit 0', () => {
+  assert.equal(run(['frobnicate']).code, 1);
+  assert.equal(run(['plan', '--bogus']).code, 1);
+  assert.equal(run(['validate', '--format', 'xml', 'samples/web.yml']).code, 1);
+  assert.equal(run(['--help']).code, 0);
+  assert.match(run(['--version']).out, /^\d+\.\d+\.\d+/);
+});
+
+test('a missing file or a folder is a clear error, exit 2', () => {
+  const r = run(['validate', 'nope.yml']);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /nope\.yml: cannot read the config: no such file/);
+  assert.match(run(['validate', 'samples']).err, /it is a folder/);
+});
+
+test('discovery: sandbox.yml found upward from the cwd; explicit path wins', () => {
+  const dir = tmp();
+  mkdirSync(join(dir, 'a/b'), { recursive: true });
+  writeFileSync(join(dir, 'sandbox.yml'), 'version: 1\nname: found\ncommand: [x]\n');
+  const r = run(['plan', '--json'], { cwd: join(dir, 'a/b') });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out).name, 'found');
+  writeFileSync(join(dir, 'other.yml'), 'version: 1\nname: explicit\ncommand: [x]\n');
+  assert.equal(JSON.parse(run(['plan', '--json', join(dir, 'other.yml')], { cwd: join(dir, 'a/b') }).out).name, 'explicit');
+});
+
+test('discovery: .sandboxrc.json, and a sandbox key in package.json with located errors', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, '.sandboxrc.json'), '{"version": 1, "name": "rc", "command": ["x"]}');
+  assert.equal(JSON.parse(run(['plan', '--json'], { cwd: dir }).out).name, 'rc');
+  const pkg = tmp();
+  writeFileSync(join(pkg, 'package.json'), '{\n  "name": "app",\n  "sandbox": {\n    "version": 1,\n    "comand": ["x"]\n  }\n}\n');
+  const r = run(['validate'], { cwd: pkg });
+  assert.equal(r.code, 2);
+  assert.match(r.err, /^package\.json:5:5: error: `comand` is not a known key/m);
+});
+
+test('JavaScript configs are never loaded, found or named', () => {
+  const dir = tmp();
+  const marker = join(dir, 'ran');
+  writeFileSync(join(dir, 'sandbox.config.js'), `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x'); module.exports = {version: 1, command: ['x']};`);
+  writeFileSync(join(dir, '.sandboxrc.js'), `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x'); module.exports = {version: 1, command: ['x']};`);
+  const found = run(['validate'], { cwd: dir });
+  assert.equal(found.code, 2);
+  assert.match(found.err, /no config found/);
+  const named = run(['validate', 'sandbox.config.js'], { cwd: dir });
+  assert.equal(named.code, 2);
+  assert.match(named.err, /YAML and JSON configs only/);
+  assert.equal(existsSync(marker), false, 'the JavaScript file ran');
+});
+
+test('schema prints the JSON Schema', () => {
+  const r = run(['schema']);
+  assert.equal(r.code, 0);
+  assert.equal(JSON.parse(r.out).$schema, 'https://json-schema.org/draft/2020-12/schema');
+});
+
+test('up --dry-run shows the stages on stderr, prints nothing on stdout, changes nothing', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'dry.yml'), 'version: 1\nname: e2e-dry-run\ncommand: [x]\n');
+  const r = run(['up', '--dry-run', 'dry.yml'], { cwd: dir, env: { CI: 'true' } });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, '');
+  for (const stage of ['1. rootfs', '5. network', '9. exec']) assert.ok(r.err.includes(stage), `${stage} in ${r.err}`);
+  assert.match(r.err, /install the default seccomp filter/);
+  assert.match(r.err, /dry run: nothing was changed/);
+  assert.equal(existsSync('/run/sandbox/e2e-dry-run'), false);
+  assert.equal(existsSync('/sys/fs/cgroup/memory/sandbox/e2e-dry-run') || existsSync('/sys/fs/cgroup/sandbox/e2e-dry-run'), false);
+  rmSync(dir, { recursive: true });
+});
