@@ -8,13 +8,14 @@ import { formatDiagnostic, summary, type Diagnostic } from '../config/diagnostic
 import { findConfig, FindError } from '../config/find';
 import { loadSpec } from '../config/load';
 import { compile } from '../plan/compile';
-import { planJson, renderPlan } from '../plan/render';
+import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
 import { probeHost } from '../engine/probe';
 import { MSG } from '../ui/messages';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
+
 
 class Exit extends Error { constructor(readonly code: number) { super(`exit ${code}`); } }
 
@@ -23,7 +24,7 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
 
 /** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string }): Promise<Loaded> {
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[] }): Promise<Loaded> {
   let found;
   try {
     found = await findConfig(fileArg);
@@ -39,6 +40,8 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   const diagnostics = [...res.diagnostics];
   let plan: Plan | undefined;
   if (res.spec) {
+    // `sandbox up FILE -- CMD ARGS` replaces the config's command and entrypoint, as docker run's arguments do.
+    if (opts.command) res.spec.process = { ...res.spec.process, args: opts.command, argsSrc: 'cli' };
     const compiled = compile(res.spec, host);
     plan = compiled.plan;
     for (const p of compiled.problems) {
@@ -96,8 +99,8 @@ export function buildProgram(): Command {
     .option('--dry-run', 'show the stages and steps without changing anything')
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, _cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict });
+    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
@@ -109,8 +112,34 @@ export function buildProgram(): Command {
         process.stderr.write(`${MSG.dryRun}\n`);
         return;
       }
-      process.stderr.write(MSG.noEngine('this build has no native engine yet') + '\n');
-      throw new Exit(EXIT.setup);
+      let engine;
+      try {
+        const { NativeEngine } = await import('../engine/native');
+        engine = new NativeEngine();
+      } catch (e) {
+        process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
+        throw new Exit(EXIT.setup);
+      }
+      const { StepTracker, showProgress } = await import('../ui/progress');
+      const tracker = new StepTracker(l.plan);
+      const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
+      const execStep = l.plan.steps.find((s) => s.kind === 'exec')!;
+      const result = await engine.run(l.plan, tracker.onEvent, {
+        host: l.host,
+        tty: execStep.args.tty === true,
+        // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
+        failAt: process.env.SANDBOX_TEST_FAIL_AT,
+        beforeExec: () => view,
+      } as never);
+      if (result.failed) {
+        tracker.abort(result.failed.message);
+        await view;
+        const step = l.plan.steps.find((s) => s.id === result.failed!.step);
+        const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
+        if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
+        else process.stderr.write(`${MSG.setupFailed(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
+      }
+      throw new Exit(result.exitCode);
     });
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {

@@ -39,7 +39,8 @@ export async function showProgress(plan: Plan, tracker: StepTracker, opts: { qui
   if (opts.quiet) return;
   const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
   const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
-  const tasks = STAGES.map((stage, i) => ({ stage, i, steps: plan.steps.filter((s) => s.stage === stage) }))
+  // The exec step ends when the command has started: the view is over by then.
+  const tasks = STAGES.map((stage, i) => ({ stage, i, steps: plan.steps.filter((s) => s.stage === stage && s.kind !== 'exec') }))
     .filter((g) => g.steps.length)
     .map((g) => ({
       title: MSG.stageTitle(g.i + 1, g.stage, STAGE_TITLES[g.stage]),

@@ -1,0 +1,145 @@
+/*
+ * libsbx: the native half of sandbox. A tiny ABI, loaded by Node through koffi (src/ffi/).
+ *
+ * Node runs about 11 threads, so namespace, mount and capability work cannot happen in the
+ * Node process: unshare(CLONE_NEWUSER) fails with EINVAL in a multithreaded process, and mount or
+ * setns would affect only the calling thread. sbx_spawn() therefore clones one child, and that
+ * child runs a list of fixed-size ops, encoded by the parent before the clone, with raw system
+ * calls only: no malloc, no stdio, no locks (another thread may have held one at clone time).
+ *
+ * Every function returns 0 or -1 and, on -1, fills struct sbx_error. Nothing here may exit or
+ * abort the Node process.
+ *
+ * Parent/child handshake (PARENT = the Node process, root or not; CHILD = the clone, already in
+ * its new pid, mount, uts, ipc, net, user and time namespaces):
+ *
+ *   PARENT (Node thread)                         CHILD (new namespaces, single thread)
+ *   --------------------                         --------------------------------------
+ *   sbx_spawn():
+ *     pipe2(events, O_CLOEXEC)
+ *     socketpair(sync, SOCK_CLOEXEC)
+ *     clone(flags | SIGCHLD) ─────────────────►  reset signals, PR_SET_PDEATHSIG(SIGKILL)
+ *     return {pid, events_fd, sync_fd}            read(sync) ── blocks ──┐
+ *   Node, as the plan says:                                              │
+ *     write pid to the cgroup's procs file                               │
+ *     write uid_map / setgroups / gid_map                                │
+ *     (network: host side of the veth)                                   │
+ *     write(sync, "G") ───────────────────────────────────────────────► ┘ go on
+ *                                                unshare(CLONE_NEWCGROUP) (now rooted at its cgroup)
+ *   read(events) ◄── {step, START} ─────────────  for each op: report START, run it,
+ *   read(events) ◄── {step, DONE, ns} ──────────                report DONE (or FAILED + errno,
+ *   ...                                                          then _exit(125))
+ *   read(events) ◄── {exec, START} ─────────────  read(sync) ── blocks ──┐
+ *   (progress output is finished)                                        │
+ *     write(sync, "E") ────────────────────────────────────────────────► ┘ execve(): events_fd is
+ *   read(events) == EOF  ⇒  the command runs      O_CLOEXEC, so the parent sees EOF exactly when
+ *                                                 exec succeeded. Exec failure: {exec, FAILED,
+ *                                                 errno}, then _exit(126, or 127 for ENOENT)
+ *   sbx_wait() on koffi's worker thread ──────►  the command's exit status
+ *
+ * If the parent dies at any point, PDEATHSIG kills the child; if the child dies before "G", the
+ * parent's write fails with EPIPE and it undoes what it did.
+ */
+#ifndef SBX_H
+#define SBX_H
+
+#include <stdint.h>
+
+#define SBX_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define SBX_API __attribute__((visibility("default")))
+#else
+#define SBX_API
+#endif
+
+struct sbx_error {
+	int32_t err;          /* errno, or 0 */
+	int32_t step;         /* index of the plan step that failed, or -1 */
+	char message[256];
+};
+
+/* One op of the child's program: 64 bytes. Strings are offsets + 1 into the string arena (0 means
+ * none); lists are NUL-separated and end with an empty string. */
+struct sbx_op {
+	uint32_t kind;        /* enum sbx_op_kind */
+	uint32_t step;        /* index of the plan step it belongs to: events name it */
+	uint32_t flags;       /* SBX_F_*, MS_* for mounts */
+	uint32_t mode;
+	int64_t a, b;
+	uint32_t s1, s2, s3, s4;
+	uint64_t reserved[2];
+};
+_Static_assert(sizeof(struct sbx_op) == 64, "struct sbx_op is 64 bytes: src/engine/ops.ts encodes it so");
+
+enum sbx_op_kind {
+	SBX_OP_NOTE = 1,        /* reports START and DONE only: a step with no work of its own */
+	SBX_OP_JOIN_NS,         /* s1 path, a = CLONE_NEW* type */
+	SBX_OP_UNSHARE_CGROUP,
+	SBX_OP_LOOPBACK_UP,
+	SBX_OP_MOUNT_PRIVATE,   /* make / rprivate */
+	SBX_OP_ROOT_TMPFS,      /* s1 = new root folder */
+	SBX_OP_ROOT_BIND,       /* s1 = new root folder, s2 = source tree */
+	SBX_OP_BIND,            /* s1 source (host path), s2 target inside the root; flags, a = 1 read-only, b = propagation */
+	SBX_OP_SYMLINK,         /* s1 link path inside the root, s2 its target */
+	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags */
+	SBX_OP_DEV_NODE,        /* s1 host device, s2 target inside the root */
+	SBX_OP_SYSFS,           /* s1 target; a = 1 fresh sysfs, 0 bind the host's */
+	SBX_OP_SYSCTL,          /* s1 name (dots), s2 value */
+	SBX_OP_PIVOT,
+	SBX_OP_MASK,            /* s1 path in the new root */
+	SBX_OP_READONLY,        /* s1 path in the new root */
+	SBX_OP_ROOT_READONLY,
+	SBX_OP_HOSTNAME,        /* s1 */
+	SBX_OP_GROUPS,          /* s1: list of decimal gids */
+	SBX_OP_IDS,             /* a uid, b gid */
+	SBX_OP_UMASK,           /* mode */
+	SBX_OP_RLIMIT,          /* mode = resource, a soft, b hard (-1 = infinity) */
+	SBX_OP_CAPS,            /* a = bit mask of the capabilities kept */
+	SBX_OP_NNP,
+	SBX_OP_SECCOMP,         /* the default filter */
+	SBX_OP_CLOSE_FDS,
+	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1 */
+	SBX_OP_KIND_MAX
+};
+
+#define SBX_F_FAIL      0x80000000u  /* test-only fault injection: fail this op with EPERM */
+#define SBX_F_FILE      0x40000000u  /* the bind target is a file, not a folder */
+
+enum sbx_event_phase { SBX_EV_START = 1, SBX_EV_DONE = 2, SBX_EV_FAILED = 3 };
+
+/* What the child writes to events_fd: 24 bytes. */
+struct sbx_event {
+	uint32_t step;
+	uint32_t phase;
+	int32_t err;
+	uint32_t op;
+	uint64_t ns;            /* CLOCK_MONOTONIC when it was written */
+};
+_Static_assert(sizeof(struct sbx_event) == 24, "struct sbx_event is 24 bytes: src/engine/native.ts reads it so");
+
+struct sbx_child {
+	int32_t pid;
+	int32_t events_fd;      /* read end: struct sbx_event records, then EOF at exec */
+	int32_t sync_fd;        /* write "G" once the child may go on */
+	int32_t pad;
+	uint64_t spawn_ns;      /* CLOCK_MONOTONIC at the start of sbx_spawn */
+};
+
+SBX_API int sbx_abi_version(void);
+
+/* Clones the child into the namespaces in clone_flags (CLONE_NEW*), with stdio from fds
+ * stdin_fd/stdout_fd/stderr_fd (-1: inherit); the child waits for "G" on its sync socket. */
+SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
+		      uint64_t clone_flags, int32_t tty_fd, struct sbx_child *out, struct sbx_error *err);
+
+/* Blocks until pid exits; *status is the raw wait status. Call it from a worker thread. */
+SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);
+
+/* Sets a terminal's window size (TIOCSWINSZ). */
+SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err);
+
+/* Opens a new pseudo-terminal pair on the host: *master for the parent, *slave for the child. */
+SBX_API int sbx_openpty(int32_t *master, int32_t *slave, struct sbx_error *err);
+
+#endif

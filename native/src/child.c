@@ -1,0 +1,308 @@
+/* The cloned child: waits for the parent's "G", then runs the ops in order and reports each
+ * one on events_fd. Runs as root in its new namespaces (or as the mapped root of its own user
+ * namespace); single-threaded; raw system calls only. It never returns: it execs or _exits. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ARGS 4096
+#define MAX_GROUPS 256
+
+/* The child's copy of these is private: the clone does not share memory with Node. */
+static char *argv_buf[MAX_ARGS + 1];
+static char *envp_buf[MAX_ARGS + 1];
+static gid_t groups_buf[MAX_GROUPS];
+static char path_buf[4096];
+
+size_t sbx_strlen(const char *s) { size_t n = 0; while (s && s[n]) n++; return n; }
+void sbx_strlcpy(char *dst, const char *src, size_t n) { size_t i = 0; for (; i + 1 < n && src[i]; i++) dst[i] = src[i]; if (n) dst[i] = 0; }
+int sbx_streq(const char *a, const char *b) { while (*a && *a == *b) { a++; b++; } return *a == *b; }
+
+const char *ctx_str(const struct child_ctx *c, uint32_t ref)
+{
+	if (ref == 0 || ref > c->strings_len) return NULL;
+	return c->strings + ref - 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void report(struct child_ctx *c, const struct sbx_op *op, uint32_t phase, int err)
+{
+	struct sbx_event ev = { .step = op->step, .phase = phase, .err = err, .op = op->kind, .ns = now_ns() };
+	ssize_t r;
+	do r = write(c->events_fd, &ev, sizeof ev); while (r < 0 && errno == EINTR);
+}
+
+/* Splits a NUL-separated list ending with an empty string into a pointer array. */
+static int split_list(const char *list, char **out, int max)
+{
+	int n = 0;
+	while (list && *list && n < max) { out[n++] = (char *)list; list += sbx_strlen(list) + 1; }
+	out[n] = NULL;
+	return n;
+}
+
+static int parse_uint(const char *s, uint64_t *v)
+{
+	uint64_t x = 0;
+	if (!*s) return -1;
+	for (; *s; s++) { if (*s < '0' || *s > '9') return -1; x = x * 10 + (uint64_t)(*s - '0'); }
+	*v = x;
+	return 0;
+}
+
+static int op_loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	if (s < 0) return -1;
+	memset(&ifr, 0, sizeof ifr);
+	sbx_strlcpy(ifr.ifr_name, "lo", IFNAMSIZ);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) { int e = errno; close(s); errno = e; return -1; }
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) { int e = errno; close(s); errno = e; return -1; }
+	close(s);
+	return 0;
+}
+
+static int op_sysctl(struct child_ctx *c, const char *name, const char *value)
+{
+	/* Before pivot_root the sandbox's /proc is under the root folder; its net and ipc entries
+	 * belong to the namespaces of the process that opens them: this one. */
+	char rel[512] = "proc/sys/";
+	size_t n = sbx_strlen(rel), i;
+	for (i = 0; name[i] && n + 1 < sizeof rel; i++) rel[n++] = name[i] == '.' ? '/' : name[i];
+	rel[n] = 0;
+	int fd = openat(c->root_fd, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) return -1;
+	ssize_t w = write(fd, value, sbx_strlen(value));
+	int e = errno;
+	close(fd);
+	if (w < 0) { errno = e; return -1; }
+	return 0;
+}
+
+static int op_pivot(struct child_ctx *c)
+{
+	/* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path
+	 * back to the host's file system. */
+	if (fchdir(c->root_fd) < 0) return -1;
+	if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+	if (umount2(".", MNT_DETACH) < 0) return -1;
+	if (chdir("/") < 0) return -1;
+	close(c->root_fd);
+	c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	c->pivoted = 1;
+	return c->root_fd < 0 ? -1 : 0;
+}
+
+static int op_groups(const char *list)
+{
+	char *items[MAX_GROUPS + 1];
+	int n = split_list(list, items, MAX_GROUPS), i;
+	for (i = 0; i < n; i++) {
+		uint64_t g;
+		if (parse_uint(items[i], &g) < 0) { errno = EINVAL; return -1; }
+		groups_buf[i] = (gid_t)g;
+	}
+	return setgroups((size_t)n, groups_buf);
+}
+
+static int op_ids(uid_t uid, gid_t gid)
+{
+	/* Keep the permitted set across the uid change; the caps op then sets exactly the kept ones. */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
+	if (setresgid(gid, gid, gid) < 0) return -1;
+	if (setresuid(uid, uid, uid) < 0) return -1;
+	return 0;
+}
+
+static int op_rlimit(const struct sbx_op *op)
+{
+	struct rlimit r = { .rlim_cur = op->a < 0 ? RLIM_INFINITY : (rlim_t)op->a, .rlim_max = op->b < 0 ? RLIM_INFINITY : (rlim_t)op->b };
+	return (int)syscall(SYS_prlimit64, 0, op->mode, &r, NULL);
+}
+
+/* Finds PATH in the command's own environment, as execvp would, without allocating. */
+static const char *env_path(char **envp)
+{
+	for (; *envp; envp++) if (envp[0][0] == 'P' && envp[0][1] == 'A' && envp[0][2] == 'T' && envp[0][3] == 'H' && envp[0][4] == '=') return *envp + 5;
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+/* Returns only on failure, with errno set: ENOENT (127) or another reason (126). */
+static void exec_command(char **argv, char **envp)
+{
+	const char *file = argv[0], *p;
+	int saw_eacces = 0;
+	if (!file || !*file) { errno = ENOENT; return; }
+	for (p = file; *p; p++) if (*p == '/') { execve(file, argv, envp); return; }
+	p = env_path(envp);
+	while (*p) {
+		const char *end = p;
+		size_t dl, fl = sbx_strlen(file);
+		while (*end && *end != ':') end++;
+		dl = (size_t)(end - p);
+		if (dl + fl + 2 < sizeof path_buf) {
+			memcpy(path_buf, dl ? p : ".", dl ? dl : 1);
+			if (!dl) dl = 1;
+			path_buf[dl] = '/';
+			memcpy(path_buf + dl + 1, file, fl + 1);
+			execve(path_buf, argv, envp);
+			if (errno == EACCES) saw_eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR) return;
+		}
+		p = *end ? end + 1 : end;
+	}
+	errno = saw_eacces ? EACCES : ENOENT;
+}
+
+/* init: true. PID 1 stays a tiny reaper: it forwards every signal to the command and exits
+ * with the command's status once it is gone, reaping orphans meanwhile. */
+static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const struct sbx_op *op)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid_t pid = fork();
+	if (pid < 0) return;
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		setsid();
+		if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
+		exec_command(argv, envp);
+		report(c, op, SBX_EV_FAILED, errno);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	/* The reaper itself must not keep the events pipe open, or the parent never sees EOF. */
+	close(c->events_fd);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0) continue;
+		if (sig == SIGCHLD) {
+			int status;
+			pid_t r;
+			while ((r = waitpid(-1, &status, WNOHANG)) > 0) {
+				if (r != pid) continue;
+				if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+				_exit(128 + WTERMSIG(status));
+			}
+		} else kill(pid, sig);
+	}
+}
+
+static int run_op(struct child_ctx *c, const struct sbx_op *op)
+{
+	switch (op->kind) {
+	case SBX_OP_NOTE: return 0;
+	case SBX_OP_JOIN_NS: {
+		int fd = open(ctx_str(c, op->s1), O_RDONLY | O_CLOEXEC);
+		if (fd < 0) return -1;
+		int r = setns(fd, (int)op->a);
+		int e = errno;
+		close(fd);
+		errno = e;
+		return r;
+	}
+	case SBX_OP_UNSHARE_CGROUP: return unshare(CLONE_NEWCGROUP);
+	case SBX_OP_LOOPBACK_UP: return op_loopback_up();
+	case SBX_OP_SYSCTL: return op_sysctl(c, ctx_str(c, op->s1), ctx_str(c, op->s2));
+	case SBX_OP_PIVOT: return op_pivot(c);
+	case SBX_OP_HOSTNAME: { const char *h = ctx_str(c, op->s1); return sethostname(h, sbx_strlen(h)); }
+	case SBX_OP_GROUPS: return op_groups(ctx_str(c, op->s1));
+	case SBX_OP_IDS: return op_ids((uid_t)op->a, (gid_t)op->b);
+	case SBX_OP_UMASK: umask((mode_t)op->mode); return 0;
+	case SBX_OP_RLIMIT: return op_rlimit(op);
+	case SBX_OP_CAPS: return op_caps((uint64_t)op->a);
+	case SBX_OP_NNP: return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	case SBX_OP_SECCOMP: return op_seccomp();
+	case SBX_OP_CLOSE_FDS:
+		/* CLOEXEC rather than close: the events pipe must stay open until execve. */
+		return (int)syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+	default: return op_mount(c, op);
+	}
+}
+
+void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_flags)
+{
+	sigset_t none;
+	struct sigaction dfl;
+	char go = 0;
+	uint32_t i;
+	int s;
+
+	/* Node's signal handlers and mask mean nothing here: start from the defaults. */
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	for (s = 1; s < 65; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* If the sandbox command dies with its CLI, nothing outlives the run. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	setsid();
+	if (tty_fd >= 0) {
+		ioctl(tty_fd, TIOCSCTTY, 0);
+		dup2(tty_fd, 0); dup2(tty_fd, 1); dup2(tty_fd, 2);
+		if (tty_fd > 2) close(tty_fd);
+	}
+
+	/* Wait for the parent: cgroup joined, id maps written, host side of the network ready. */
+	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
+	if (go != 'G') _exit(125);
+	(void)clone_flags;
+	/* Node's stdio may be close-on-exec and non-blocking; the command needs them open and
+	 * blocking, as libuv's own spawn leaves them. */
+	for (s = 0; s < 3; s++) {
+		int fl = fcntl(s, F_GETFL);
+		if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
+		fcntl(s, F_SETFD, 0);
+	}
+
+	for (i = 0; i < c->nops; i++) {
+		const struct sbx_op *op = &c->ops[i];
+		report(c, op, SBX_EV_START, 0);
+		if (op->flags & SBX_F_FAIL) { report(c, op, SBX_EV_FAILED, EPERM); _exit(125); }
+		if (op->kind == SBX_OP_EXEC) {
+			const char *cwd = ctx_str(c, op->s3);
+			/* Wait until the parent has finished printing progress: the command's output follows it. */
+			go = 0;
+			while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
+			if (go != 'E') _exit(125);
+			close(sync_fd);
+			split_list(ctx_str(c, op->s1), argv_buf, MAX_ARGS);
+			split_list(ctx_str(c, op->s2), envp_buf, MAX_ARGS);
+			if (cwd && chdir(cwd) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(126); }
+			if (op->a) { run_with_reaper(argv_buf, envp_buf, c, op); report(c, op, SBX_EV_FAILED, errno); _exit(125); }
+			exec_command(argv_buf, envp_buf);
+			int e = errno;
+			report(c, op, SBX_EV_FAILED, e);
+			_exit(e == ENOENT ? 127 : 126);
+		}
+		if (run_op(c, op) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
+		report(c, op, SBX_EV_DONE, 0);
+	}
+	_exit(125);
+}

@@ -1,0 +1,95 @@
+/* The parent side of libsbx: runs on a Node thread, in the caller's namespaces and with its
+ * privileges. It clones the child and hands Node the child's pid and the two protocol fds; every
+ * error is returned in struct sbx_error, never by exiting. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+static int fail(struct sbx_error *err, int e, const char *what)
+{
+	if (err) {
+		err->err = e;
+		err->step = -1;
+		snprintf(err->message, sizeof err->message, "%s: %s", what, strerror(e));
+	}
+	errno = e;
+	return -1;
+}
+
+SBX_API int sbx_abi_version(void) { return SBX_ABI_VERSION; }
+
+SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
+		      uint64_t clone_flags, int32_t tty_fd, struct sbx_child *out, struct sbx_error *err)
+{
+	struct timespec ts;
+	int ev[2], sync[2];
+	long pid;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	out->spawn_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!ops || !strings || nops == 0) return fail(err, EINVAL, "sbx_spawn: empty program");
+	if (pipe2(ev, O_CLOEXEC) < 0) return fail(err, errno, "pipe2");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return fail(err, e, "socketpair"); }
+	/* The cgroup namespace is created by the child itself once it is in its cgroup, so that the
+	 * namespace's root is the sandbox's cgroup and not the caller's. */
+	pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)CLONE_NEWCGROUP) | SIGCHLD), NULL, NULL, NULL, 0);
+	if (pid < 0) {
+		int e = errno;
+		close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]);
+		return fail(err, e, "clone");
+	}
+	if (pid == 0) {
+		/* The child: a copy of this process with one thread. */
+		struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1 };
+		close(ev[0]);
+		close(sync[0]);
+		child_main(&c, sync[1], tty_fd, clone_flags);
+	}
+	close(ev[1]);
+	close(sync[1]);
+	out->pid = (int32_t)pid;
+	out->events_fd = ev[0];
+	out->sync_fd = sync[0];
+	return 0;
+}
+
+SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err)
+{
+	int st = 0;
+	pid_t r;
+	do r = waitpid(pid, &st, __WALL); while (r < 0 && errno == EINTR);
+	if (r < 0) return fail(err, errno, "waitpid");
+	*status = st;
+	return 0;
+}
+
+SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err)
+{
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return fail(err, errno, "TIOCSWINSZ");
+	return 0;
+}
+
+SBX_API int sbx_openpty(int32_t *master, int32_t *slave, struct sbx_error *err)
+{
+	char name[128];
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0) return fail(err, errno, "posix_openpt");
+	if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof name) != 0) { int e = errno; close(m); return fail(err, e, "pty"); }
+	int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0) { int e = errno; close(m); return fail(err, e, name); }
+	*master = m;
+	*slave = s;
+	return 0;
+}

@@ -1,0 +1,238 @@
+// The native engine: applies a plan for real. Host-side steps (state folder, cgroup, id maps) run
+// here, in the CLI process, as its user (root); everything inside the sandbox runs in the child
+// that libsbx clones, which reports each step back. A failure anywhere undoes every earlier host
+// change in reverse, so a failed run leaves nothing behind.
+import { closeSync, mkdirSync, rmdirSync, statSync, writeFileSync, writeSync, existsSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
+import type { HostFeatures, Plan, Step } from '../plan/types';
+import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx, type SbxChild } from '../ffi/libsbx';
+import { Cgroup } from './cgroup';
+import { encodeProgram, UnsupportedStep } from './ops';
+import { resolveIds } from './users';
+import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
+
+export interface NativeRunOptions extends RunOptions {
+  host: HostFeatures;
+  /** Called when setup is over and before the command starts: progress output ends here. */
+  beforeExec?: () => Promise<void>;
+  /** Give the command a pseudo-terminal. */
+  tty?: boolean;
+}
+
+export function errnoText(errno: number): string {
+  const e = getSystemErrorMap().get(-errno);
+  return e ? `${e[1]} (${e[0]})` : `errno ${errno}`;
+}
+
+class StepFailure extends Error {
+  constructor(readonly step: Step, readonly errno: number, message: string) { super(message); }
+}
+
+export class NativeEngine implements Engine {
+  readonly name = 'native';
+  private readonly lib: LibSbx;
+  constructor() { this.lib = loadLibSbx(); }
+
+  async run(plan: Plan, onEvent: (e: EngineEvent) => void, options?: RunOptions): Promise<RunResult> {
+    const opts = options as NativeRunOptions;
+    const host = opts.host;
+    const byId = new Map(plan.steps.map((s) => [s.id, s]));
+    const state = plan.steps.find((s) => s.kind === 'state.create')!.args.path as string;
+    const rootDir = join(state, 'root');
+    const cgStep = plan.steps.find((s) => s.kind === 'cgroup.create')!;
+    const cgroup = new Cgroup(host.cgroup, cgStep.args.path as string);
+    const undo: (() => void | Promise<void>)[] = [];
+    let child: SbxChild | undefined;
+    let events: Socket | undefined;
+    let failure: StepError | undefined;
+    const forward: [NodeJS.Signals, () => void][] = [];
+    let tty: { master: number; slave: number } | undefined;
+    let restoreRaw = false;
+
+    const started = (s: Step) => onEvent({ type: 'step', id: s.id, phase: 'start' });
+    const done = (s: Step, ms?: number) => onEvent({ type: 'step', id: s.id, phase: 'done', ms });
+    const hostStep = async (s: Step, fn: () => void | Promise<void>) => {
+      started(s);
+      const t0 = performance.now();
+      if (opts.failAt === s.id) throw new StepFailure(s, 1, `${errnoText(1)} (injected)`);
+      try { await fn(); } catch (e) {
+        if (e instanceof StepFailure) throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        const errno = typeof code === 'string' ? (constants.errno as Record<string, number>)[code] ?? 5 : 5;
+        const path = (e as NodeJS.ErrnoException).path;
+        throw new StepFailure(s, errno, typeof code === 'string' && code.startsWith('E') ? `${errnoText(errno)}${path ? `: ${path}` : ''}` : (e as Error).message);
+      }
+      done(s, performance.now() - t0);
+    };
+
+    try {
+      // Everything that can be refused without touching the host is refused first.
+      const exec = plan.steps.find((s) => s.kind === 'exec')!;
+      const rootfs = plan.steps.find((s) => s.stage === 'rootfs' && s.id === 'rootfs')!;
+      const etc = rootfs.kind === 'rootfs.dir' ? join(rootfs.args.path as string, 'etc') : '/etc';
+      const idsStep = plan.steps.find((s) => s.kind === 'user.ids')!;
+      const groupsStep = plan.steps.find((s) => s.kind === 'user.groups')!;
+      let ids;
+      try { ids = resolveIds(etc, idsStep.args.user as string | number, idsStep.args.group as string | number | null, groupsStep.args.groups as (string | number)[]); } catch (e) { throw new StepFailure(idsStep, 22, (e as Error).message); }
+      const fileSources = new Set<string>();
+      for (const s of plan.steps) if (s.kind === 'mount.bind') {
+        try { if (!statSync(s.args.source as string).isDirectory()) fileSources.add(s.args.source as string); } catch { throw new StepFailure(s, 2, `${s.args.source} does not exist on the host; create it first`); }
+      }
+      let program;
+      try { program = encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, failAt: opts.failAt }); } catch (e) {
+        if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
+        throw e;
+      }
+
+      // 1-2. rootfs and cgroup, on the host.
+      for (const s of plan.steps.filter((x) => x.stage === 'rootfs' || x.stage === 'cgroup')) {
+        await hostStep(s, async () => {
+          if (s.kind === 'state.create') {
+            mkdirSync(join(state, '..'), { recursive: true });
+            try { mkdirSync(state); } catch (e) {
+              if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+              // A folder left by a crashed run is recognised, not trusted: it must be empty of mounts and live processes.
+              if (cgroup.pids().length) throw new Error(`a sandbox named ${plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
+              try { rmdirSync(rootDir); } catch { /* absent */ }
+            }
+            undo.push(() => { try { rmdirSync(state); } catch { /* not empty: leave it for gc */ } });
+            mkdirSync(rootDir);
+            undo.push(() => { try { rmdirSync(rootDir); } catch { /* already gone */ } });
+          } else if (s.kind === 'rootfs.dir') {
+            if (!statSync(s.args.path as string).isDirectory()) throw new Error(`${s.args.path} is not a folder`);
+          } else if (s.kind === 'cgroup.create') {
+            if (cgroup.exists()) {
+              if (cgroup.pids().length) throw new Error(`a sandbox named ${plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
+              await cgroup.remove();
+            }
+            undo.push(() => cgroup.remove());
+            cgroup.create();
+          } else if (s.kind === 'cgroup.set') cgroup.set(s.args.controller as string, s.args.file as string, s.args.value as string);
+        });
+      }
+
+      // 3. namespaces: the clone creates them; the child is held until the parent says go.
+      if (opts.tty) {
+        tty = this.lib.openpty();
+        if (process.stdout.isTTY) this.lib.setWinsize(tty.master, process.stdout.rows, process.stdout.columns);
+      }
+      try {
+        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, tty?.slave ?? -1);
+      } catch (e) {
+        const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
+        started(ns);
+        throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
+      }
+      const pid = child.pid;
+      if (tty) closeSync(tty.slave);
+      undo.push(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+      for (const s of plan.steps.filter((x) => x.stage === 'namespaces' && !program.childSteps.has(x.id))) await hostStep(s, () => undefined);
+
+      // 4. attach: into the cgroup, then the id maps, before the child may go on.
+      for (const s of plan.steps.filter((x) => x.stage === 'attach')) {
+        await hostStep(s, () => {
+          if (s.kind === 'cgroup.attach') cgroup.attach(pid);
+          else if (s.kind === 'idmap') {
+            const fmt = (m: { container: number; host: number; size: number }[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
+            writeFileSync(`/proc/${pid}/uid_map`, fmt(s.args.uid as never));
+            writeFileSync(`/proc/${pid}/gid_map`, fmt(s.args.gid as never));
+          }
+        });
+      }
+
+      // 5-9. the child runs its ops and reports each one.
+      const eofSeen = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, async () => {
+        await opts.beforeExec?.();
+        writeSync(child!.sync_fd, 'E');
+      }, (s) => { events = s; });
+      writeSync(child.sync_fd, 'G');
+      await eofSeen;
+      closeSync(child.sync_fd);
+
+      if (failure) {
+        await this.lib.wait(pid).catch(() => 0);
+        throw new StepFailure(plan.steps[failure.step as unknown as number] ?? exec, failure.errno, failure.message);
+      }
+      onEvent({ type: 'running', pid });
+      done(exec);
+
+      // The command runs: forward signals, wire the terminal, wait for it.
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]) {
+        const h = () => { try { process.kill(pid, sig); } catch { /* gone */ } };
+        process.on(sig, h);
+        forward.push([sig, h]);
+      }
+      let ttyDone: Promise<void> = Promise.resolve();
+      if (tty) {
+        const master = new Socket({ fd: tty.master, readable: true, writable: true });
+        ttyDone = new Promise((r) => { master.on('close', () => r()); master.on('error', () => r()); });
+        master.pipe(process.stdout, { end: false });
+        if (process.stdin.isTTY) { process.stdin.setRawMode(true); restoreRaw = true; }
+        process.stdin.pipe(master);
+        if (process.stdout.isTTY) {
+          const w = () => { try { this.lib.setWinsize(tty!.master, process.stdout.rows, process.stdout.columns); } catch { /* closed */ } };
+          process.on('SIGWINCH', w);
+          forward.push(['SIGWINCH', w]);
+        }
+      }
+      const status = await this.lib.wait(pid);
+      await Promise.race([ttyDone, new Promise((r) => setTimeout(r, 200))]);
+      const code = (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+      let oom: StepError | undefined;
+      if (code === 137 && cgroup.oomKills() > 0) {
+        const mem = byId.get('cgroup:memory');
+        oom = { step: mem?.id ?? 'cgroup', errno: 12, message: `the command was killed by the kernel's OOM killer: it reached its memory limit of ${mem?.args.value ?? '?'} bytes` };
+      }
+      return { exitCode: code, ...(oom ? { failed: oom } : {}) };
+    } catch (e) {
+      if (!(e instanceof StepFailure)) throw e;
+      const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };
+      onEvent({ type: 'step', id: e.step.id, phase: 'failed', error: err });
+      const exitCode = e.step.kind === 'exec' ? (e.errno === 2 ? 127 : 126) : 125;
+      return { exitCode, failed: err };
+    } finally {
+      for (const [sig, h] of forward) process.removeListener(sig, h);
+      if (restoreRaw) process.stdin.setRawMode(false);
+      if (tty) process.stdin.unpipe();
+      if (tty) process.stdin.pause();
+      events?.destroy();
+      // Undo in reverse: the child first, then the cgroup, then the state folder.
+      for (const u of undo.reverse()) {
+        try { await u(); } catch (e) { onEvent({ type: 'undo', id: 'cleanup', ok: false, message: (e as Error).message }); }
+      }
+      if (existsSync(state) && child) { try { rmdirSync(state); } catch { /* reported by gc */ } }
+    }
+  }
+
+  /** Reads struct sbx_event records until EOF (exec, or the child's death). */
+  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: StepError & { step: never }) => void, onExecStart: () => Promise<void>, keep: (s: Socket) => void): Promise<void> {
+    return new Promise((resolve) => {
+      const sock = new Socket({ fd: child.events_fd, readable: true, writable: false });
+      keep(sock);
+      let buf = Buffer.alloc(0);
+      const started = new Map<number, bigint>();
+      sock.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= EVENT_SIZE) {
+          const step = buf.readUInt32LE(0), phase = buf.readUInt32LE(4), err = buf.readInt32LE(8), ns = buf.readBigUInt64LE(16);
+          buf = buf.subarray(EVENT_SIZE);
+          const s = plan.steps[step];
+          if (!s) continue;
+          if (phase === 1) {
+            if (!started.has(step)) { started.set(step, ns); onEvent({ type: 'step', id: s.id, phase: 'start' }); }
+            if (s.kind === 'exec') void onExecStart().catch(() => undefined);
+          } else if (phase === 2) {
+            if (s.kind !== 'exec') onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
+          } else if (phase === 3) {
+            onFail({ step: step as never, errno: err, message: errnoText(err) });
+          }
+        }
+      });
+      sock.on('end', () => resolve());
+      sock.on('error', () => resolve());
+    });
+  }
+}

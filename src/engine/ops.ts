@@ -1,0 +1,149 @@
+// Plan → the child's program: fixed-size ops (struct sbx_op) and a string arena, encoded in the
+// CLI process before the clone. Steps the parent applies on the host (state folder, cgroup, id
+// maps) are not encoded; they are listed so that the engine knows which side runs each step.
+import type { Plan, Step } from '../plan/types';
+import { CAPABILITIES, RLIMITS } from '../spec/tables';
+import { OP_SIZE } from '../ffi/libsbx';
+
+export const OP = {
+  NOTE: 1, JOIN_NS: 2, UNSHARE_CGROUP: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
+  MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
+  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27,
+} as const;
+
+export const F_FAIL = 0x80000000;
+export const F_FILE = 0x40000000;
+const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
+const FLAG_BITS: Record<string, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME };
+const PROPAGATION: Record<string, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC };
+
+export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80 } as const;
+const NS_FLAG: Record<string, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
+
+/** Step kinds applied by the parent on the host, before the child goes on. */
+export const HOST_KINDS = new Set(['state.create', 'rootfs.host', 'rootfs.dir', 'cgroup.create', 'cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host']);
+
+export interface ProgramInput {
+  plan: Plan;
+  /** The folder that becomes the new root (inside the state folder). */
+  rootDir: string;
+  /** Numeric ids, resolved from names in the root filesystem's /etc/passwd and /etc/group. */
+  uid: number;
+  gid: number;
+  groups: number[];
+  /** Bind sources that are files rather than folders. */
+  fileSources: ReadonlySet<string>;
+  failAt?: string;
+}
+
+export interface Program { ops: Buffer; nops: number; strings: Buffer; cloneFlags: bigint; childSteps: Set<string> }
+
+export class UnsupportedStep extends Error {
+  constructor(readonly step: Step, why: string) { super(why); }
+}
+
+export function encodeProgram(input: ProgramInput): Program {
+  const { plan } = input;
+  const strings: Buffer[] = [];
+  let strLen = 0;
+  const str = (s: string | undefined): number => {
+    if (s === undefined) return 0;
+    const b = Buffer.from(s + '\0');
+    strings.push(b);
+    strLen += b.length;
+    return strLen - b.length + 1;
+  };
+  const list = (items: string[]) => str(items.map((x) => x + '\0').join('') + '');
+  const records: Buffer[] = [];
+  const childSteps = new Set<string>();
+  let cloneFlags = 0n;
+
+  const op = (step: Step, kind: number, o: { flags?: number; mode?: number; a?: number | bigint; b?: number | bigint; s1?: number; s2?: number; s3?: number; s4?: number } = {}) => {
+    const r = Buffer.alloc(OP_SIZE);
+    const index = plan.steps.indexOf(step);
+    r.writeUInt32LE(kind, 0);
+    r.writeUInt32LE(index, 4);
+    r.writeUInt32LE(((o.flags ?? 0) | (input.failAt === step.id ? F_FAIL : 0)) >>> 0, 8);
+    r.writeUInt32LE(o.mode ?? 0, 12);
+    r.writeBigInt64LE(BigInt(o.a ?? 0), 16);
+    r.writeBigInt64LE(BigInt(o.b ?? 0), 24);
+    r.writeUInt32LE(o.s1 ?? 0, 32);
+    r.writeUInt32LE(o.s2 ?? 0, 36);
+    r.writeUInt32LE(o.s3 ?? 0, 40);
+    r.writeUInt32LE(o.s4 ?? 0, 44);
+    records.push(r);
+    childSteps.add(step.id);
+  };
+  const flagsOf = (names: unknown) => ((names as string[] | undefined) ?? []).reduce((f, n) => f | (FLAG_BITS[n] ?? 0), 0);
+  const tmpfsData = (a: Record<string, unknown>) => [`mode=${((a.mode as number | undefined) ?? 0o1777).toString(8)}`, ...(a.sizeBytes ? [`size=${a.sizeBytes}`] : [])].join(',');
+
+  for (const step of plan.steps) {
+    const a = step.args;
+    switch (step.kind) {
+      case 'ns.new':
+        cloneFlags |= BigInt(NS_FLAG[a.type as string]!);
+        if (a.type === 'cgroup') op(step, OP.UNSHARE_CGROUP);
+        break;
+      case 'ns.join':
+        if (a.type === 'pid') throw new UnsupportedStep(step, 'joining a pid namespace is not supported yet: it needs a second fork');
+        if (a.type === 'mount') throw new UnsupportedStep(step, 'the mount namespace cannot be joined');
+        op(step, OP.JOIN_NS, { a: NS_FLAG[a.type as string]!, s1: str(a.path as string) });
+        break;
+      case 'net.loopback': op(step, OP.LOOPBACK_UP); break;
+      case 'net.none': case 'net.host': case 'net.joined': case 'cap.keep': case 'cap.drop': case 'nnp.off': case 'seccomp.off':
+        op(step, OP.NOTE); break;
+      case 'mount.private': op(step, OP.MOUNT_PRIVATE); break;
+      case 'mount.root':
+        if (a.fstype === 'tmpfs') op(step, OP.ROOT_TMPFS, { s1: str(input.rootDir) });
+        else if (a.fstype === 'bind') op(step, OP.ROOT_BIND, { s1: str(input.rootDir), s2: str(a.source as string) });
+        else throw new UnsupportedStep(step, 'images are not supported yet: use rootfs: host or rootfs: {type: dir}');
+        break;
+      case 'mount.bind': {
+        const prop = PROPAGATION[(a.propagation as string | undefined) ?? 'rprivate'] ?? 0;
+        op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source as string) ? F_FILE : 0), a: a.readOnly ? 1 : 0, b: prop, s1: str(a.source as string), s2: str(a.target as string) });
+        break;
+      }
+      case 'mount.link': op(step, OP.SYMLINK, { s1: str(a.path as string), s2: str(a.target as string) }); break;
+      case 'mount.proc': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str('/proc'), s2: str('proc') }); break;
+      case 'mount.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str('/dev'), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
+      case 'dev.node': op(step, OP.DEV_NODE, { s1: str(`/dev/${a.name}`), s2: str(`/dev/${a.name}`) }); break;
+      case 'mount.devpts':
+        op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: str('/dev/pts'), s2: str('devpts'), s3: str(a.options as string) });
+        op(step, OP.SYMLINK, { s1: str('/dev/ptmx'), s2: str('pts/ptmx') });
+        break;
+      case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str(a.target as string), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
+      case 'dev.links':
+        for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) op(step, OP.SYMLINK, { s1: str(l), s2: str(t) });
+        break;
+      case 'dev.bind': op(step, OP.DEV_NODE, { s1: str(a.source as string), s2: str(a.target as string) }); break;
+      case 'mount.sys': op(step, OP.SYSFS, { a: a.fresh ? 1 : 0, s1: str('/sys') }); break;
+      case 'mount.cgroup': op(step, OP.MOUNT_FS, { flags: MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str('/sys/fs/cgroup'), s2: str('cgroup2') }); break;
+      case 'sysctl': op(step, OP.SYSCTL, { s1: str(a.name as string), s2: str(a.value as string) }); break;
+      case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags) | (a.readOnly ? MS.RDONLY : 0), s1: str(a.target as string), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
+      case 'mount.pivot': op(step, OP.PIVOT); break;
+      case 'mount.mask': op(step, OP.MASK, { s1: str(a.path as string) }); break;
+      case 'mount.readonly': op(step, OP.READONLY, { s1: str(a.path as string) }); break;
+      case 'mount.root-readonly': op(step, OP.ROOT_READONLY); break;
+      case 'hostname': op(step, OP.HOSTNAME, { s1: str(a.hostname as string) }); break;
+      case 'user.groups': op(step, OP.GROUPS, { s1: list(input.groups.map(String)) }); break;
+      case 'user.ids': op(step, OP.IDS, { a: input.uid, b: input.gid }); break;
+      case 'umask': op(step, OP.UMASK, { mode: a.umask as number }); break;
+      case 'rlimit': op(step, OP.RLIMIT, { mode: RLIMITS[a.name as string]!, a: a.soft as number, b: a.hard as number }); break;
+      case 'caps.apply': {
+        const mask = (a.caps as string[]).reduce((m, c) => m | (1n << BigInt(CAPABILITIES.indexOf(c as never))), 0n);
+        op(step, OP.CAPS, { a: mask });
+        break;
+      }
+      case 'nnp': op(step, OP.NNP); break;
+      case 'seccomp':
+        if (a.profile !== 'default') throw new UnsupportedStep(step, 'seccomp profiles from a file are not supported yet; use default or unconfined');
+        op(step, OP.SECCOMP);
+        break;
+      case 'fds.close': op(step, OP.CLOSE_FDS); break;
+      case 'exec': op(step, OP.EXEC, { a: a.init ? 1 : 0, s1: list(a.args as string[]), s2: list(a.env as string[]), s3: str(a.cwd as string) }); break;
+      default:
+        if (!HOST_KINDS.has(step.kind)) throw new UnsupportedStep(step, `the native engine cannot apply ${step.kind} steps yet`);
+    }
+  }
+  return { ops: Buffer.concat(records), nops: records.length, strings: Buffer.concat([...strings, Buffer.from('\0')]), cloneFlags, childSteps };
+}
