@@ -49,6 +49,9 @@ esbuild.buildSync({
 step('code cache');
 execFileSync(process.execPath, [join(root, 'bin/sandbox.js'), 'plan', join(root, 'samples/jenkins.yml')], { stdio: 'ignore', env: { ...process.env, SANDBOX_WRITE_CODE_CACHE: '1' } });
 
+// The busybox root filesystem used by samples/busybox.yml, when busybox-static is installed.
+if (!existsSync(join(root, 'samples/rootfs/busybox/bin/busybox'))) run(process.execPath, [join(root, 'scripts/busybox-rootfs.mjs')], 'busybox root');
+
 // 4. The native engine, when the native sources exist.
 if (existsSync(join(root, 'native/Makefile'))) {
   step('native');

@@ -272,7 +272,12 @@ void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_fla
 	/* Wait for the parent: cgroup joined, id maps written, host side of the network ready. */
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
 	if (go != 'G') _exit(125);
-	(void)clone_flags;
+	/* In a new user namespace the child still holds the credentials it was cloned with (the host's
+	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
+	if (clone_flags & CLONE_NEWUSER) {
+		struct sbx_op become = { .step = c->nops ? c->ops[0].step : 0 };
+		if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
+	}
 	/* Node's stdio may be close-on-exec and non-blocking; the command needs them open and
 	 * blocking, as libuv's own spawn leaves them. */
 	for (s = 0; s < 3; s++) {

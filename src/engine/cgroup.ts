@@ -88,6 +88,10 @@ export class Cgroup {
           await new Promise((r) => setTimeout(r, 5));
         }
       }
+      // The shared parents (sandbox/) go too once no other sandbox uses them.
+      for (let p = dirname(d); p.length > d.length - this.path.length; p = dirname(p)) {
+        try { rmdirSync(p); } catch { break; }
+      }
     }
   }
 }

@@ -4,6 +4,7 @@
 // change in reverse, so a failed run leaves nothing behind.
 import { closeSync, mkdirSync, rmdirSync, statSync, writeFileSync, writeSync, existsSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { ReadStream } from 'node:tty';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
@@ -167,7 +168,8 @@ export class NativeEngine implements Engine {
       }
       let ttyDone: Promise<void> = Promise.resolve();
       if (tty) {
-        const master = new Socket({ fd: tty.master, readable: true, writable: true });
+        // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
+        const master = new ReadStream(tty.master);
         ttyDone = new Promise((r) => { master.on('close', () => r()); master.on('error', () => r()); });
         master.pipe(process.stdout, { end: false });
         if (process.stdin.isTTY) { process.stdin.setRawMode(true); restoreRaw = true; }

@@ -117,7 +117,14 @@ export function encodeProgram(input: ProgramInput): Program {
         break;
       case 'dev.bind': op(step, OP.DEV_NODE, { s1: str(a.source as string), s2: str(a.target as string) }); break;
       case 'mount.sys': op(step, OP.SYSFS, { a: a.fresh ? 1 : 0, s1: str('/sys') }); break;
-      case 'mount.cgroup': op(step, OP.MOUNT_FS, { flags: MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str('/sys/fs/cgroup'), s2: str('cgroup2') }); break;
+      case 'mount.cgroup': {
+        const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+        if (a.layout === 'v2') { op(step, OP.MOUNT_FS, { flags: ro, s1: str('/sys/fs/cgroup'), s2: str('cgroup2') }); break; }
+        op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str('/sys/fs/cgroup'), s2: str('tmpfs'), s3: str('mode=755') });
+        for (const c of a.controllers as string[]) op(step, OP.MOUNT_FS, { flags: ro, s1: str(`/sys/fs/cgroup/${c}`), s2: str('cgroup'), s3: str(c) });
+        op(step, OP.READONLY, { s1: str('/sys/fs/cgroup') });
+        break;
+      }
       case 'sysctl': op(step, OP.SYSCTL, { s1: str(a.name as string), s2: str(a.value as string) }); break;
       case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags) | (a.readOnly ? MS.RDONLY : 0), s1: str(a.target as string), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
       case 'mount.pivot': op(step, OP.PIVOT); break;

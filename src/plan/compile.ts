@@ -149,7 +149,11 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
   const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
   add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
-  if (v2 && ns('cgroup').mode === 'private') add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', 'mount the sandbox\'s own cgroup read-only on /sys/fs/cgroup', 'default', { target: '/sys/fs/cgroup' });
+  if (ns('cgroup').mode === 'private' && cg.layout !== 'none') {
+    // In its own cgroup namespace the sandbox sees its cgroup as the root, read-only, as under Docker.
+    const hierarchies = v2 ? [] : cg.controllers;
+    add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', `mount the sandbox's own cgroup read-only on /sys/fs/cgroup${v2 ? '' : ` (${hierarchies.join(', ')})`}`, 'default', { target: '/sys/fs/cgroup', layout: v2 ? 'v2' : 'v1', controllers: hierarchies });
+  }
   if (rf.type === 'host') {
     if (!volumeTargets.has('/tmp')) add('mounts', 'mount:/tmp', 'mount.tmpfs.dev', 'mount a tmpfs on /tmp (nosuid, nodev)', rf.src, { target: '/tmp', mode: 0o1777, flags: ['nosuid', 'nodev'] });
     if (!volumeTargets.has('/run')) add('mounts', 'mount:/run', 'mount.tmpfs.dev', 'mount a tmpfs on /run (nosuid, nodev)', rf.src, { target: '/run', mode: 0o755, flags: ['nosuid', 'nodev'] });
