@@ -227,7 +227,7 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 		errno = e;
 		return r;
 	}
-	case SBX_OP_UNSHARE_CGROUP: return unshare(CLONE_NEWCGROUP);
+	case SBX_OP_UNSHARE: return unshare((int)op->a);
 	case SBX_OP_LOOPBACK_UP: return op_loopback_up();
 	case SBX_OP_SYSCTL: return op_sysctl(c, ctx_str(c, op->s1), ctx_str(c, op->s2));
 	case SBX_OP_PIVOT: return op_pivot(c);

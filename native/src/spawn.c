@@ -41,9 +41,10 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	if (!ops || !strings || nops == 0) return fail(err, EINVAL, "sbx_spawn: empty program");
 	if (pipe2(ev, O_CLOEXEC) < 0) return fail(err, errno, "pipe2");
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return fail(err, e, "socketpair"); }
-	/* The cgroup namespace is created by the child itself once it is in its cgroup, so that the
-	 * namespace's root is the sandbox's cgroup and not the caller's. */
-	pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)CLONE_NEWCGROUP) | SIGCHLD), NULL, NULL, NULL, 0);
+	/* The child unshares two namespaces itself: cgroup once it is in its cgroup, so that the
+	 * namespace's root is the sandbox's cgroup and not the caller's; and time, whose flag clone()
+	 * cannot take (it overlaps the exit signal byte). */
+	pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)(CLONE_NEWCGROUP | CLONE_NEWTIME)) | SIGCHLD), NULL, NULL, NULL, 0);
 	if (pid < 0) {
 		int e = errno;
 		close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]);

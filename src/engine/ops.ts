@@ -6,7 +6,7 @@ import { CAPABILITIES, RLIMITS } from '../spec/tables';
 import { OP_SIZE } from '../ffi/libsbx';
 
 export const OP = {
-  NOTE: 1, JOIN_NS: 2, UNSHARE_CGROUP: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
+  NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
   MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
   GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27,
 } as const;
@@ -82,7 +82,7 @@ export function encodeProgram(input: ProgramInput): Program {
     switch (step.kind) {
       case 'ns.new':
         cloneFlags |= BigInt(NS_FLAG[a.type as string]!);
-        if (a.type === 'cgroup') op(step, OP.UNSHARE_CGROUP);
+        if (a.type === 'cgroup' || a.type === 'time') op(step, OP.UNSHARE, { a: NS_FLAG[a.type as string]! });
         break;
       case 'ns.join':
         if (a.type === 'pid') throw new UnsupportedStep(step, 'joining a pid namespace is not supported yet: it needs a second fork');

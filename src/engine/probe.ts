@@ -47,6 +47,10 @@ export function probeHost(): HostFeatures {
     swap = mounts.memory !== undefined && existsSync(`${mounts.memory}/memory.memsw.limit_in_bytes`);
   }
 
+  let ioWeightFile: string | undefined;
+  if (layout === 'v2') ioWeightFile = hasChildFile('/sys/fs/cgroup', 'io.weight') || !hasChildFile('/sys/fs/cgroup', 'io.bfq.weight') ? 'io.weight' : 'io.bfq.weight';
+  else if (mounts.blkio) ioWeightFile = existsSync(`${mounts.blkio}/blkio.weight`) || !existsSync(`${mounts.blkio}/blkio.bfq.weight`) ? 'blkio.weight' : 'blkio.bfq.weight';
+
   const rootDirs: string[] = [];
   for (const d of HOST_ROOT_DIRS) {
     try {
@@ -65,7 +69,7 @@ export function probeHost(): HostFeatures {
     userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
     seccomp: /^Seccomp:/m.test(status),
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
-    cgroup: { layout, controllers, swap, mounts },
+    cgroup: { layout, controllers, swap, mounts, ioWeightFile },
     rootDirs,
     stateRoot: root ? '/run/sandbox' : `${process.env.XDG_RUNTIME_DIR ?? `/tmp/sandbox-${process.geteuid?.()}`}/sandbox`,
   };

@@ -77,7 +77,10 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     if (!v2) set('cpuset-mems', 'cpuset', 'cpuset.mems', 'inherit', 'use the parent\'s memory nodes (cpuset v1 needs them set)', r.cpuset.src);
   }
   if (r.pids) set('pids', 'pids', 'pids.max', r.pids.value === -1 ? 'max' : r.pids.value, r.pids.value === -1 ? 'allow any number of processes' : `allow at most ${r.pids.value} processes`, r.pids.src);
-  if (r.ioWeight) set('io-weight', v2 ? 'io' : 'blkio', v2 ? 'io.weight' : 'blkio.weight', v2 ? `default ${r.ioWeight.value}` : r.ioWeight.value, `weigh block IO at ${r.ioWeight.value}`, r.ioWeight.src);
+  if (r.ioWeight) {
+    const file = cg.ioWeightFile ?? (v2 ? 'io.weight' : 'blkio.weight');
+    set('io-weight', v2 ? 'io' : 'blkio', file, file === 'io.weight' ? `default ${r.ioWeight.value}` : r.ioWeight.value, `weigh block IO at ${r.ioWeight.value}${file.includes('bfq') ? ' (BFQ scheduler)' : ''}`, r.ioWeight.src);
+  }
   const io = (list: typeof r.deviceReadBps, key: string, v1file: string, what: string) =>
     list.forEach((d) => set(`${key}:${d.path}`, v2 ? 'io' : 'blkio', v2 ? 'io.max' : v1file, `${d.path} ${v2 ? `${key}=${d.rate}` : d.rate}`, `limit ${what} of ${d.path} to ${d.rate}/s`, d.src));
   io(r.deviceReadBps, 'rbps', 'blkio.throttle.read_bps_device', 'reads');

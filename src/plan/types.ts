@@ -60,6 +60,8 @@ export interface HostFeatures {
     swap: boolean;
     /** Where each controller's hierarchy is mounted (v1), or the unified one under 'unified'. */
     mounts: Record<string, string>;
+    /** The IO weight file this host has: blkio.weight, or BFQ's blkio.bfq.weight / io.bfq.weight. */
+    ioWeightFile?: string;
   };
   /** The host folders `rootfs: host` binds, those that exist here; `/bin->usr/bin` for a symlink. */
   rootDirs: string[];

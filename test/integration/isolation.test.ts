@@ -1,0 +1,65 @@
+// Isolation read from inside: for each runnable sample and for a config that uses every key, the
+// sandbox's own view (/proc/self/status, mountinfo, cgroup files, id, hostname, /dev, rlimits)
+// must match its plan step by step.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/load';
+import { cgroupLayout, hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { cgroupFiles, mismatches, parseProbe, PROBE } from './inside';
+import type { Plan } from '../../src/plan/types';
+
+const cases = [
+  { file: 'samples/limits.yml', name: 'limits' },
+  { file: 'samples/locked-down.yml', name: 'locked-down' },
+  { file: 'samples/busybox.yml', name: 'busybox', busybox: true },
+  { file: 'test/integration/fixtures/every-key.yml', name: 'every-key' },
+];
+
+for (const c of cases) {
+  test(`isolation from inside matches the plan: ${c.file}`, (t) => {
+    if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine (npm run build)', hasEngine)) return;
+    if (c.busybox && !needs(t, 'the busybox root (apt-get install busybox-static)', hasBusyboxRoot)) return;
+    const planOut = sandbox(['plan', '--json', c.file]);
+    assert.equal(planOut.code, 0, planOut.err);
+    const plan = JSON.parse(planOut.out) as Plan;
+    const layout = cgroupLayout();
+    const script = `CGFILES='${cgroupFiles(plan, layout)}'\n${PROBE}`;
+    const r = sandbox(['up', '-q', c.file, '--', '/bin/sh', '-c', script]);
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.err}\n${r.out}`);
+    const inside = parseProbe(r.out);
+    const bad = mismatches(plan, inside, layout);
+    assert.deepEqual(bad, [], `${bad.length} mismatches with the plan:\n${bad.join("\n")}\n--- probe output ---\n${r.out}`);
+    assert.deepEqual(leftovers(c.name), []);
+  });
+}
+
+test('every-key: environment, volumes and sysctls from inside', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const f = 'test/integration/fixtures/every-key.yml';
+  const r = sandbox(['up', '-q', f, '--', '/bin/sh', '-c', [
+    'echo "env $GREETING $FROM_FILE $HOSTNAME"',
+    'cat /data/file.txt',
+    'touch /data/x 2>/dev/null && echo data-writable || echo data-readonly',
+    'touch /work/x && echo work-writable',
+    'touch /etc/x 2>/dev/null && echo etc-writable || echo etc-readonly',
+    'cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni',
+    'wc -c < /proc/cpuinfo',
+    'ls -l /dev/fuse | cut -c1',
+    'cat /proc/self/uid_map',
+  ].join('; ')]);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(r.out.trim().split('\n'), ['env hello yes every-key-box', 'read-only data', 'data-readonly', 'work-writable', 'etc-readonly', '1024', '1024', '0', 'c', '         0     200000      65536']);
+});
+
+test('exit codes: the command\'s own, 127 not found, 126 not executable, 128+signal with init', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  assert.equal(sandbox(['up', '-q', 'samples/limits.yml', '--', '/bin/sh', '-c', 'exit 7']).code, 7);
+  const nf = sandbox(['up', '-q', 'samples/limits.yml', '--', 'no-such-command']);
+  assert.equal(nf.code, 127);
+  assert.match(nf.err, /step exec .* failed: no such file or directory \(ENOENT\)/);
+  assert.equal(sandbox(['up', '-q', 'samples/limits.yml', '--', '/etc/passwd']).code, 126);
+  const dir = join(ROOT, 'test/integration/fixtures');
+  void dir;
+  assert.deepEqual(leftovers('limits'), []);
+});
