@@ -137,7 +137,10 @@ export function buildProgram(): Command {
         const step = l.plan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
         if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
-        else process.stderr.write(`${MSG.setupFailed(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
+        else {
+          const say = step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed;
+          process.stderr.write(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
+        }
       }
       throw new Exit(result.exitCode);
     });

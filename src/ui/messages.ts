@@ -6,6 +6,7 @@ export const MSG = {
   hostCannot: (file: string) => `${file}: this host cannot apply every line of the file:`,
   dryRun: 'dry run: nothing was changed',
   setupFailed: (step: string, why: string, where: string) => `sandbox could not be set up: step ${step} failed: ${why}${where ? ` (${where})` : ''}`,
+  execFailed: (step: string, why: string, where: string) => `sandbox: cannot run the command: ${step}: ${why}${where ? ` (${where})` : ''}`,
   undone: (n: number) => `undid ${n} host change${n === 1 ? '' : 's'}; nothing is left behind`,
   noEngine: (why: string) => `the native engine cannot be loaded: ${why}\n  build it with: npm run build (needs make and a C compiler)`,
   internal: (what: string) => `sandbox: internal error: ${what}\n  please report it with the config that caused it`,
