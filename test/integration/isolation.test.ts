@@ -59,3 +59,23 @@ test('exit codes: the command\'s own, 127 not found, 126 not executable, 128+sig
   assert.equal(sandbox(['up', '-q', 'samples/limits.yml', '--', '/etc/passwd']).code, 126);
   assert.deepEqual(leftovers('limits'), []);
 });
+
+test('an OOM kill exits 137 and names the memory limit and its line', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const r = sandbox(['up', '-q', 'test/integration/fixtures/oom.yml']);
+  assert.equal(r.code, 137, r.err);
+  assert.match(r.err, /killed by the kernel's OOM killer: it reached its memory limit of 33554432 bytes \(test\/integration\/fixtures\/oom\.yml:7:11\)/);
+  assert.deepEqual(leftovers('oom-test'), []);
+});
+
+test('signals are forwarded: with init, SIGTERM to the CLI ends the command with 143', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const { spawn } = await import('node:child_process');
+  const { BIN } = await import('../helpers/sandbox');
+  const child = spawn(process.execPath, [BIN, 'up', '-q', 'test/integration/fixtures/init.yml'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 700));
+  child.kill('SIGTERM');
+  const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 143);
+  assert.deepEqual(leftovers('init-test'), []);
+});
