@@ -227,7 +227,19 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 		errno = e;
 		return r;
 	}
-	case SBX_OP_UNSHARE: return unshare((int)op->a);
+	case SBX_OP_UNSHARE: {
+		if (unshare((int)op->a) < 0) return -1;
+		if (!(op->a & CLONE_NEWTIME)) return 0;
+		/* unshare(CLONE_NEWTIME) only places the children in it; enter it now, so that this process
+		 * and every child agree (on Linux 6.1, fork fails otherwise). Allowed: one thread here. */
+		int fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+		if (fd < 0) return -1;
+		int r = setns(fd, CLONE_NEWTIME);
+		int e = errno;
+		close(fd);
+		errno = e;
+		return r;
+	}
 	case SBX_OP_LOOPBACK_UP: return op_loopback_up();
 	case SBX_OP_SYSCTL: return op_sysctl(c, ctx_str(c, op->s1), ctx_str(c, op->s2));
 	case SBX_OP_PIVOT: return op_pivot(c);

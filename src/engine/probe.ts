@@ -40,7 +40,10 @@ export function probeHost(): HostFeatures {
   if (v2root && !v1) {
     layout = 'v2';
     controllers = (read('/sys/fs/cgroup/cgroup.controllers') ?? '').trim().split(/\s+/).filter(Boolean);
-    swap = controllers.includes('memory') && hasChildFile('/sys/fs/cgroup', 'memory.swap.max');
+    // memory.swap.max exists in every non-root cgroup unless swap accounting is off (Linux ≥ 5.8
+    // accounts by default; these boot options turn it off).
+    const cmdline = read('/proc/cmdline') ?? '';
+    swap = controllers.includes('memory') && !/\b(cgroup\.memory=[^ ]*noswap|swapaccount=0)\b/.test(cmdline);
   } else if (v1) {
     layout = mounts.unified ? 'hybrid' : 'v1';
     controllers = ['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'].filter((c) => mounts[c]);
