@@ -29,8 +29,10 @@ export function errnoText(errno: number): string {
 }
 
 class StepFailure extends Error {
-  constructor(readonly step: Step, readonly errno: number, message: string) { super(message); }
+  constructor(readonly step: Step, readonly errno: number, message: string, readonly exitCode?: number) { super(message); }
 }
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 export class NativeEngine implements Engine {
   readonly name = 'native';
@@ -53,9 +55,26 @@ export class NativeEngine implements Engine {
     let tty: { master: number; slave: number } | undefined;
     let restoreRaw = false;
 
+    // From the start: a signal during setup stops it (and everything is undone); once the command
+    // runs, signals are forwarded to it.
+    let pendingSignal: NodeJS.Signals | undefined;
+    let running = false;
+    for (const sig of SIGNALS) {
+      const h = () => {
+        if (running && child) { try { process.kill(child.pid, sig); } catch { /* gone */ } return; }
+        pendingSignal ??= sig;
+        if (child) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+      };
+      process.on(sig, h);
+      forward.push([sig, h]);
+    }
+    const interrupted = (s: Step) => {
+      if (pendingSignal) throw new StepFailure(s, 4, `interrupted by ${pendingSignal}; nothing was left behind`, 128 + constants.signals[pendingSignal]);
+    };
     const started = (s: Step) => onEvent({ type: 'step', id: s.id, phase: 'start' });
     const done = (s: Step, ms?: number) => onEvent({ type: 'step', id: s.id, phase: 'done', ms });
     const hostStep = async (s: Step, fn: () => void | Promise<void>) => {
+      interrupted(s);
       started(s);
       const t0 = performance.now();
       if (opts.failAt === s.id) throw new StepFailure(s, 1, `${errnoText(1)} (injected)`);
@@ -153,19 +172,17 @@ export class NativeEngine implements Engine {
       await eofSeen;
       closeSync(child.sync_fd);
 
-      if (failure) {
+      if (failure || pendingSignal) {
         await this.lib.wait(pid).catch(() => 0);
-        throw new StepFailure(plan.steps[failure.step as unknown as number] ?? exec, failure.errno, failure.message);
+        const at = failure ? plan.steps[failure.step as unknown as number] ?? exec : exec;
+        interrupted(at);
+        throw new StepFailure(at, failure!.errno, failure!.message);
       }
+      running = true;
       onEvent({ type: 'running', pid });
       done(exec);
 
-      // The command runs: forward signals, wire the terminal, wait for it.
-      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as NodeJS.Signals[]) {
-        const h = () => { try { process.kill(pid, sig); } catch { /* gone */ } };
-        process.on(sig, h);
-        forward.push([sig, h]);
-      }
+      // The command runs: the terminal is wired, signals are forwarded (above), and we wait.
       let ttyDone: Promise<void> = Promise.resolve();
       if (tty) {
         // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
@@ -193,7 +210,7 @@ export class NativeEngine implements Engine {
       if (!(e instanceof StepFailure)) throw e;
       const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };
       onEvent({ type: 'step', id: e.step.id, phase: 'failed', error: err });
-      const exitCode = e.step.kind === 'exec' ? (e.errno === 2 ? 127 : 126) : 125;
+      const exitCode = e.exitCode ?? (e.step.kind === 'exec' ? (e.errno === 2 ? 127 : 126) : 125);
       return { exitCode, failed: err };
     } finally {
       for (const [sig, h] of forward) process.removeListener(sig, h);

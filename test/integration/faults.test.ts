@@ -28,3 +28,25 @@ for (const [file, name] of configs) {
     assert.deepEqual(failures, []);
   });
 }
+
+test('SIGINT during setup stops it, exits 130 and leaves nothing behind', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const { spawn } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  const { BIN } = await import('../helpers/sandbox');
+  const codes: (number | null)[] = [];
+  // The signal comes once setup has begun (its state folder exists), a little later each time.
+  for (const extra of [0, 2, 5, 10]) {
+    const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/limits.yml', '--', '/bin/sleep', '2'], { stdio: 'ignore' });
+    const t0 = Date.now();
+    while (!existsSync('/run/sandbox/limits') && Date.now() - t0 < 20_000) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, extra));
+    child.kill('SIGINT');
+    codes.push(await new Promise((r) => child.on('exit', (c) => r(c))));
+    assert.deepEqual(leftovers('limits'), [], `after a signal ${extra} ms into setup`);
+  }
+  // Interrupted during setup: 130. When the signal came after setup, sleep as PID 1 without an
+  // init ignores SIGINT, as under Docker, and finishes: 0.
+  for (const c of codes) assert.ok(c === 130 || c === 0, `exit ${c}`);
+  assert.ok(codes.includes(130), `no run was interrupted during setup: ${codes}`);
+});
