@@ -131,6 +131,8 @@ export function buildProgram(): Command {
         failAt: process.env.SANDBOX_TEST_FAIL_AT,
         beforeExec: () => view,
       } as never);
+      // For the start-up benchmark: the engine's own setup time, measured inside.
+      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms\n`);
       if (result.failed) {
         tracker.abort(result.failed.message);
         await view;

@@ -46,7 +46,8 @@ export class NativeEngine implements Engine {
     const state = plan.steps.find((s) => s.kind === 'state.create')!.args.path as string;
     const rootDir = join(state, 'root');
     const cgStep = plan.steps.find((s) => s.kind === 'cgroup.create')!;
-    const cgroup = new Cgroup(host.cgroup, cgStep.args.path as string);
+    // The hierarchies the plan joins (all of them on v2).
+    const cgroup = new Cgroup({ ...host.cgroup, controllers: cgStep.args.controllers as string[] }, cgStep.args.path as string);
     const undo: (() => void | Promise<void>)[] = [];
     let child: SbxChild | undefined;
     let events: Socket | undefined;
@@ -88,6 +89,7 @@ export class NativeEngine implements Engine {
       done(s, performance.now() - t0);
     };
 
+    const t0 = process.hrtime.bigint();
     try {
       // Everything that can be refused without touching the host is refused first.
       const exec = plan.steps.find((s) => s.kind === 'exec')!;
@@ -164,7 +166,9 @@ export class NativeEngine implements Engine {
       }
 
       // 5-9. the child runs its ops and reports each one.
-      const eofSeen = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, async () => {
+      let execNs = 0n;
+      const eofSeen = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, async (ns) => {
+        execNs = ns;
         await opts.beforeExec?.();
         writeSync(child!.sync_fd, 'E');
       }, (s) => { events = s; });
@@ -179,6 +183,8 @@ export class NativeEngine implements Engine {
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
+      // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
+      const timing = { setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - BigInt(child.spawn_ns)) / 1e6 };
       onEvent({ type: 'running', pid });
       done(exec);
 
@@ -198,14 +204,19 @@ export class NativeEngine implements Engine {
         }
       }
       const status = await this.lib.wait(pid);
-      await Promise.race([ttyDone, new Promise((r) => setTimeout(r, 200))]);
+      if (tty) {
+        // Let the terminal drain what the command wrote last, briefly; the timer must not keep Node alive.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([ttyDone, new Promise((r) => { timer = setTimeout(r, 200); })]);
+        clearTimeout(timer);
+      }
       const code = (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
       let oom: StepError | undefined;
       if (code === 137 && cgroup.oomKills() > 0) {
         const mem = byId.get('cgroup:memory');
         oom = { step: mem?.id ?? 'cgroup', errno: 12, message: `the command was killed by the kernel's OOM killer: it reached its memory limit of ${mem?.args.value ?? '?'} bytes` };
       }
-      return { exitCode: code, ...(oom ? { failed: oom } : {}) };
+      return { exitCode: code, timing, ...(oom ? { failed: oom } : {}) };
     } catch (e) {
       if (!(e instanceof StepFailure)) throw e;
       const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };
@@ -227,7 +238,7 @@ export class NativeEngine implements Engine {
   }
 
   /** Reads struct sbx_event records until EOF (exec, or the child's death). */
-  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: StepError & { step: never }) => void, onExecStart: () => Promise<void>, keep: (s: Socket) => void): Promise<void> {
+  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: StepError & { step: never }) => void, onExecStart: (ns: bigint) => Promise<void>, keep: (s: Socket) => void): Promise<void> {
     return new Promise((resolve) => {
       const sock = new Socket({ fd: child.events_fd, readable: true, writable: false });
       keep(sock);
@@ -242,7 +253,7 @@ export class NativeEngine implements Engine {
           if (!s) continue;
           if (phase === 1) {
             if (!started.has(step)) { started.set(step, ns); onEvent({ type: 'step', id: s.id, phase: 'start' }); }
-            if (s.kind === 'exec') void onExecStart().catch(() => undefined);
+            if (s.kind === 'exec') void onExecStart(ns).catch(() => undefined);
           } else if (phase === 2) {
             if (s.kind !== 'exec') onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
           } else if (phase === 3) {

@@ -25,6 +25,8 @@ export interface RunResult {
   /** docker run's conventions: 125 setup failed, 126/127 exec failed, else the command's status or 128+signal. */
   exitCode: number;
   failed?: StepError;
+  /** Setup time, measured by the engine: from its first host step, and from the clone call, to exec. */
+  timing?: { setupMs: number; spawnToExecMs: number };
 }
 
 export interface Engine {

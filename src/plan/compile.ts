@@ -40,12 +40,19 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   const ctl = (c: string) => cg.controllers.includes(c);
   const v2 = cg.layout === 'v2';
   if (cg.layout === 'none') problems.push({ src: 'default', code: 'no-cgroups', message: 'this host has no cgroup file system mounted; mount cgroup2 on /sys/fs/cgroup' });
-  add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? 'cgroup v2' : `cgroup v1: ${cg.controllers.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: cg.controllers }, { kind: 'cgroup.remove', args: { path: cgPath } });
+  // On v1 each hierarchy joined costs the kernel an RCU grace period (a few ms): the sandbox joins
+  // memory and pids (accounting, OOM reports, process tracking) and the ones its limits use.
+  const r = spec.resources;
+  const used = new Set(['memory', 'pids']);
+  if (r.cpuMillis || r.cpuShares) used.add('cpu');
+  if (r.cpuset) used.add('cpuset');
+  if (r.ioWeight || r.deviceReadBps.length || r.deviceWriteBps.length || r.deviceReadIops.length || r.deviceWriteIops.length) used.add('blkio');
+  const joined = v2 ? cg.controllers : cg.controllers.filter((c) => used.has(c));
+  add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? 'cgroup v2' : `cgroup v1: ${joined.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: joined }, { kind: 'cgroup.remove', args: { path: cgPath } });
   const set = (id: string, controller: string, file: string, value: string | number, title: string, source: Source) => {
     if (!ctl(controller)) problems.push({ src: source, code: 'controller-missing', message: `the ${controller} controller is not available on this host (cgroup ${cg.layout}), so this limit cannot be applied` });
     add('cgroup', `cgroup:${id}`, 'cgroup.set', title, source, { controller, file, value: String(value) });
   };
-  const r = spec.resources;
   const mib = (b: number) => (b % 1048576 === 0 ? `${b / 1048576} MiB` : `${b} bytes`);
   if (r.memory) set('memory', 'memory', v2 ? 'memory.max' : 'memory.limit_in_bytes', r.memory.value, `limit memory to ${mib(r.memory.value)}`, r.memory.src);
   if (r.memoryReservation) set('memory-reservation', 'memory', v2 ? 'memory.low' : 'memory.soft_limit_in_bytes', r.memoryReservation.value, `reserve ${mib(r.memoryReservation.value)} of memory`, r.memoryReservation.src);
@@ -154,7 +161,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
   if (ns('cgroup').mode === 'private' && cg.layout !== 'none') {
     // In its own cgroup namespace the sandbox sees its cgroup as the root, read-only, as under Docker.
-    const hierarchies = v2 ? [] : cg.controllers;
+    const hierarchies = v2 ? [] : joined;
     add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', `mount the sandbox's own cgroup read-only on /sys/fs/cgroup${v2 ? '' : ` (${hierarchies.join(', ')})`}`, 'default', { target: '/sys/fs/cgroup', layout: v2 ? 'v2' : 'v1', controllers: hierarchies });
   }
   if (rf.type === 'host') {
