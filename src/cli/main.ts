@@ -24,7 +24,7 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
 
 /** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[] }): Promise<Loaded> {
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning' }): Promise<Loaded> {
   let found;
   try {
     found = await findConfig(fileArg);
@@ -46,7 +46,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     plan = compiled.plan;
     for (const p of compiled.problems) {
       const at = typeof p.src === 'object' ? p.src : { file: found.file, line: 1, col: 1 };
-      diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity: 'error' });
+      diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity: opts.hostProblems ?? 'error' });
     }
   }
   const errors = diagnostics.filter((d) => d.severity === 'error' || opts.strict);
@@ -79,7 +79,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--strict', 'treat warnings as errors')
     .action(async (file: string | undefined, o: { format: string; strict?: boolean }) => {
-      const l = await load(file, o);
+      // A valid file stays valid on a host that cannot apply it: that is a warning here, an error for plan and up.
+      const l = await load(file, { ...o, hostProblems: 'warning' });
       if (o.format === 'json') return;
       process.stderr.write(MSG.valid(l.file, l.diagnostics.length) + '\n');
     });
@@ -145,6 +146,29 @@ export function buildProgram(): Command {
         }
       }
       throw new Exit(result.exitCode);
+    });
+
+  program.command('doctor').argument('[file]', 'a config to check against this host')
+    .description('print what this host offers, and which lines of FILE it cannot apply')
+    .action(async (file: string | undefined) => {
+      const h = probeHost();
+      let engine = 'ok';
+      try { const { loadLibSbx, libraryPath } = await import('../ffi/libsbx'); loadLibSbx(); engine = `${libraryPath()} (ABI ok)`; } catch (e) { engine = `missing: ${(e as Error).message}; build it with npm run build`; }
+      const yes = (b: boolean) => (b ? 'yes' : 'no');
+      const rows: [string, string][] = [
+        ['kernel', `${h.kernel} ${h.arch}, ${h.cpus} CPUs`],
+        ['privilege', h.root ? `root, ${h.caps.length} capabilities${h.caps.includes('SYS_RESOURCE') ? '' : ' (no SYS_RESOURCE: hard rlimits cannot be raised)'}` : 'not root: sandboxes need a user namespace'],
+        ['cgroups', `${h.cgroup.layout}${h.cgroup.controllers.length ? `: ${h.cgroup.controllers.join(' ')}` : ''}; swap accounting ${h.cgroup.swap ? 'on' : 'off'}${h.cgroup.ioWeightFile ? `; IO weight in ${h.cgroup.ioWeightFile}` : ''}`],
+        ['user namespaces', yes(h.userns)],
+        ['seccomp', yes(h.seccomp)],
+        ['overlayfs', yes(h.overlayfs)],
+        ['native engine', engine],
+        ['state folder', h.stateRoot],
+      ];
+      process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
+      if (!file) return;
+      const l = await load(file, {});
+      process.stdout.write(`\n${l.file}: this host can apply every line (${l.plan.steps.length} steps)\n`);
     });
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {

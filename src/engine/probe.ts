@@ -52,7 +52,12 @@ export function probeHost(): HostFeatures {
 
   let ioWeightFile: string | undefined;
   if (layout === 'v2') ioWeightFile = hasChildFile('/sys/fs/cgroup', 'io.weight') || !hasChildFile('/sys/fs/cgroup', 'io.bfq.weight') ? 'io.weight' : 'io.bfq.weight';
-  else if (mounts.blkio) ioWeightFile = existsSync(`${mounts.blkio}/blkio.weight`) || !existsSync(`${mounts.blkio}/blkio.bfq.weight`) ? 'blkio.weight' : 'blkio.bfq.weight';
+  else if (mounts.blkio) {
+    // v1 weights come from CFQ (blkio.weight, gone since Linux 5.0) or BFQ (blkio.bfq.weight, only
+    // where a disk's active scheduler is bfq); with neither, a weight has no effect.
+    if (existsSync(`${mounts.blkio}/blkio.weight`)) ioWeightFile = 'blkio.weight';
+    else if (activeSchedulers().includes('bfq')) ioWeightFile = 'blkio.bfq.weight';
+  }
 
   const rootDirs: string[] = [];
   for (const d of HOST_ROOT_DIRS) {
@@ -76,6 +81,13 @@ export function probeHost(): HostFeatures {
     rootDirs,
     stateRoot: root ? '/run/sandbox' : `${process.env.XDG_RUNTIME_DIR ?? `/tmp/sandbox-${process.geteuid?.()}`}/sandbox`,
   };
+}
+
+/** The IO schedulers in use on the host's block devices ([bfq] in /sys/block/X/queue/scheduler). */
+function activeSchedulers(): string[] {
+  try {
+    return readdirSync('/sys/block').map((d) => /\[(\w[\w-]*)\]/.exec(read(`/sys/block/${d}/queue/scheduler`) ?? '')?.[1] ?? '').filter(Boolean);
+  } catch { return []; }
 }
 
 /** The root cgroup has no memory.swap.max; any child that has the memory controller does. */

@@ -85,6 +85,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   }
   if (r.pids) set('pids', 'pids', 'pids.max', r.pids.value === -1 ? 'max' : r.pids.value, r.pids.value === -1 ? 'allow any number of processes' : `allow at most ${r.pids.value} processes`, r.pids.src);
   if (r.ioWeight) {
+    if (!cg.ioWeightFile) problems.push({ src: r.ioWeight.src, code: 'no-io-weight', message: 'this host has no IO scheduler that honours weights (its disks use none or mq-deadline; BFQ does), so `io_weight` would have no effect; remove it, or use device_read_bps/device_write_bps' });
     const file = cg.ioWeightFile ?? (v2 ? 'io.weight' : 'blkio.weight');
     set('io-weight', v2 ? 'io' : 'blkio', file, file === 'io.weight' ? `default ${r.ioWeight.value}` : r.ioWeight.value, `weigh block IO at ${r.ioWeight.value}${file.includes('bfq') ? ' (BFQ scheduler)' : ''}`, r.ioWeight.src);
   }

@@ -133,3 +133,17 @@ test('up --dry-run shows the stages on stderr, prints nothing on stdout, changes
   assert.equal(existsSync('/sys/fs/cgroup/memory/sandbox/e2e-dry-run') || existsSync('/sys/fs/cgroup/sandbox/e2e-dry-run'), false);
   rmSync(dir, { recursive: true });
 });
+
+test('doctor prints the host, and which lines of a file it cannot apply', () => {
+  const r = run(['doctor']);
+  assert.equal(r.code, 0, r.err);
+  for (const k of ['kernel', 'privilege', 'cgroups', 'user namespaces', 'seccomp', 'native engine']) assert.match(r.out, new RegExp(`^${k} `, 'm'));
+  const ok = run(['doctor', 'samples/locked-down.yml']);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /samples\/locked-down\.yml: this host can apply every line/);
+  const dir = tmp();
+  writeFileSync(join(dir, 'far.yml'), 'version: 1\ncommand: [x]\nresources: {cpuset: "0-63"}\n');
+  const far = run(['doctor', 'far.yml'], { cwd: dir });
+  assert.equal(far.code, 0);
+  assert.match(far.err, /far\.yml:3:21: warning: `cpuset` names CPU 63, and this host has CPUs 0-/);
+});

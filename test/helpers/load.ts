@@ -16,7 +16,7 @@ export function loadText(text: string, opts: { env?: Record<string, string>; fil
 /** The host of the development machine: hybrid cgroups, root, merged /usr. */
 export const HYBRID_HOST: HostFeatures = {
   kernel: '6.18.0', arch: 'x86_64', cpus: 2, root: true, caps: [], userns: true, seccomp: true, overlayfs: true,
-  cgroup: { layout: 'hybrid', controllers: ['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'], swap: true, mounts: { memory: '/sys/fs/cgroup/memory' } },
+  cgroup: { layout: 'hybrid', controllers: ['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'], swap: true, mounts: { memory: '/sys/fs/cgroup/memory' }, ioWeightFile: 'blkio.weight' },
   rootDirs: ['/usr', '/bin->usr/bin', '/sbin->usr/sbin', '/lib->usr/lib', '/lib64->usr/lib64', '/etc', '/opt'],
   stateRoot: '/run/sandbox',
 };
@@ -24,5 +24,5 @@ export const HYBRID_HOST: HostFeatures = {
 /** A pure cgroup v2 host, as most current distributions. */
 export const V2_HOST: HostFeatures = {
   ...HYBRID_HOST,
-  cgroup: { layout: 'v2', controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'], swap: true, mounts: { unified: '/sys/fs/cgroup' } },
+  cgroup: { layout: 'v2', controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'], swap: true, mounts: { unified: '/sys/fs/cgroup' }, ioWeightFile: 'io.weight' },
 };

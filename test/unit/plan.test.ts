@@ -83,6 +83,14 @@ test('what the host cannot apply is reported against the config line', () => {
   assert.deepEqual(compile(spec, host).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-swap-accounting', 3], ['no-user-namespaces', 4]]);
 });
 
+test('io_weight on a host whose disks have no weighting scheduler is refused at its line', () => {
+  const spec = loadText('version: 1\ncommand: [x]\nresources:\n  io_weight: 300\n').spec!;
+  const host: HostFeatures = { ...HYBRID_HOST, cgroup: { ...HYBRID_HOST.cgroup, ioWeightFile: undefined } };
+  assert.deepEqual(compile(spec, host).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-io-weight', 4]]);
+  const bfq: HostFeatures = { ...HYBRID_HOST, cgroup: { ...HYBRID_HOST.cgroup, ioWeightFile: 'blkio.bfq.weight' } };
+  assert.deepEqual(compile(spec, bfq).plan.steps.filter((s) => s.kind === 'cgroup.set').map((s) => s.args.file), ['blkio.bfq.weight']);
+});
+
 test('ids are stable when unrelated lines move; the digest ignores titles and lines', () => {
   const a = compile(loadText('version: 1\ncommand: [x]\nhostname: h\n').spec!, V2_HOST).plan;
   const b = compile(loadText('version: 1\n\n# moved\nhostname: h\ncommand: [x]\n').spec!, V2_HOST).plan;
