@@ -45,7 +45,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 1
+#define SBX_ABI_VERSION 2
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -122,16 +122,18 @@ struct sbx_child {
 	int32_t pid;
 	int32_t events_fd;      /* read end: struct sbx_event records, then EOF at exec */
 	int32_t sync_fd;        /* write "G" once the child may go on */
-	int32_t pad;
+	int32_t in_cgroup;      /* 1: the child was born in cgroup_fd's cgroup */
 	uint64_t spawn_ns;      /* CLOCK_MONOTONIC at the start of sbx_spawn */
 };
 
 SBX_API int sbx_abi_version(void);
 
-/* Clones the child into the namespaces in clone_flags (CLONE_NEW*), with stdio from fds
- * stdin_fd/stdout_fd/stderr_fd (-1: inherit); the child waits for "G" on its sync socket. */
+/* Clones the child into the namespaces in clone_flags (CLONE_NEW*); with tty_fd >= 0 the child
+ * takes it as its controlling terminal and stdio. With cgroup_fd >= 0 (a cgroup v2 folder) the
+ * child starts inside that cgroup (clone3 CLONE_INTO_CGROUP), and out->in_cgroup says so: no
+ * migration, which on a busy kernel waits for an RCU grace period. The child waits for "G". */
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
-		      uint64_t clone_flags, int32_t tty_fd, struct sbx_child *out, struct sbx_error *err);
+		      uint64_t clone_flags, int32_t tty_fd, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err);
 
 /* Blocks until pid exits; *status is the raw wait status. Call it from a worker thread. */
 SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ static int fail(struct sbx_error *err, int e, const char *what)
 SBX_API int sbx_abi_version(void) { return SBX_ABI_VERSION; }
 
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
-		      uint64_t clone_flags, int32_t tty_fd, struct sbx_child *out, struct sbx_error *err)
+		      uint64_t clone_flags, int32_t tty_fd, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err)
 {
 	struct timespec ts;
 	int ev[2], sync[2];
@@ -44,7 +45,21 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	/* The child unshares two namespaces itself: cgroup once it is in its cgroup, so that the
 	 * namespace's root is the sandbox's cgroup and not the caller's; and time, whose flag clone()
 	 * cannot take (it overlaps the exit signal byte). */
-	pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)(CLONE_NEWCGROUP | CLONE_NEWTIME)) | SIGCHLD), NULL, NULL, NULL, 0);
+	out->in_cgroup = 0;
+	pid = -1;
+	if (cgroup_fd >= 0) {
+		struct clone_args args;
+		memset(&args, 0, sizeof args);
+		args.flags = (clone_flags & ~(uint64_t)(CLONE_NEWCGROUP | CLONE_NEWTIME)) | CLONE_INTO_CGROUP;
+		args.exit_signal = SIGCHLD;
+		args.cgroup = (uint64_t)cgroup_fd;
+		pid = syscall(SYS_clone3, &args, sizeof args);
+		if (pid >= 0) out->in_cgroup = 1;
+		else if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return fail(err, e, "clone3"); }
+	}
+	/* Without a cgroup fd, or on a kernel without clone3 (< 5.7): clone, and the parent migrates it. */
+	if (pid < 0 && !out->in_cgroup)
+		pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)(CLONE_NEWCGROUP | CLONE_NEWTIME)) | SIGCHLD), NULL, NULL, NULL, 0);
 	if (pid < 0) {
 		int e = errno;
 		close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]);

@@ -1,6 +1,9 @@
 // The sandbox's cgroup on the host, on cgroup v1/hybrid (one folder per controller hierarchy) and
 // on v2 (one folder). Runs in the CLI process as root; every write is to a file the plan names.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+
+/** O_PATH on Linux (node:fs does not export it). */
+const O_PATH = 0o10000000;
 import { dirname, join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 
@@ -63,6 +66,12 @@ export class Cgroup {
     const dir = this.dirOf(controller);
     if (file === 'cpuset.mems' && value === 'inherit') return copyUp(dir, file);
     writeFileSync(join(dir, file), deviceValue(file, value));
+  }
+
+  /** On v2, an O_PATH fd of the folder, for clone3(CLONE_INTO_CGROUP); -1 on v1. */
+  openForClone(): number {
+    if (!this.v2) return -1;
+    try { return openSync(this.dirs()[0]!, O_PATH | constants.O_DIRECTORY); } catch { return -1; }
   }
 
   attach(pid: number): void {

@@ -141,14 +141,17 @@ export class NativeEngine implements Engine {
         tty = this.lib.openpty();
         if (process.stdout.isTTY) this.lib.setWinsize(tty.master, process.stdout.rows, process.stdout.columns);
       }
+      const cgroupFd = cgroup.openForClone();
       try {
-        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, tty?.slave ?? -1);
+        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, tty?.slave ?? -1, cgroupFd);
       } catch (e) {
         const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
         started(ns);
         throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
       }
+      if (cgroupFd >= 0) closeSync(cgroupFd);
       const pid = child.pid;
+      const bornInCgroup = child.in_cgroup === 1;
       if (tty) closeSync(tty.slave);
       undo.push(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
       for (const s of plan.steps.filter((x) => x.stage === 'namespaces' && !program.childSteps.has(x.id))) await hostStep(s, () => undefined);
@@ -156,7 +159,8 @@ export class NativeEngine implements Engine {
       // 4. attach: into the cgroup, then the id maps, before the child may go on.
       for (const s of plan.steps.filter((x) => x.stage === 'attach')) {
         await hostStep(s, () => {
-          if (s.kind === 'cgroup.attach') cgroup.attach(pid);
+          // On v2 the child was born in its cgroup (clone3); elsewhere it is moved there now.
+          if (s.kind === 'cgroup.attach') { if (!bornInCgroup) cgroup.attach(pid); }
           else if (s.kind === 'idmap') {
             const fmt = (m: { container: number; host: number; size: number }[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
             writeFileSync(`/proc/${pid}/uid_map`, fmt(s.args.uid as never));

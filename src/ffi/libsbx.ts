@@ -3,15 +3,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 export const OP_SIZE = 64;
 export const EVENT_SIZE = 24;
 
 export interface SbxError { err: number; step: number; message: string }
-export interface SbxChild { pid: number; events_fd: number; sync_fd: number; pad: number; spawn_ns: bigint }
+export interface SbxChild { pid: number; events_fd: number; sync_fd: number; in_cgroup: number; spawn_ns: bigint }
 
 export interface LibSbx {
-  spawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, ttyFd: number): SbxChild;
+  spawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, ttyFd: number, cgroupFd: number): SbxChild;
   wait(pid: number): Promise<number>;
   setWinsize(fd: number, rows: number, cols: number): void;
   openpty(): { master: number; slave: number };
@@ -35,20 +35,20 @@ export function loadLibSbx(): LibSbx {
   const koffi = require('koffi') as typeof import('koffi');
   const lib = koffi.load(path);
   const Err = koffi.struct('sbx_error', { err: 'int32_t', step: 'int32_t', message: koffi.array('char', 256, 'String') });
-  const Child = koffi.struct('sbx_child', { pid: 'int32_t', events_fd: 'int32_t', sync_fd: 'int32_t', pad: 'int32_t', spawn_ns: 'uint64_t' });
+  const Child = koffi.struct('sbx_child', { pid: 'int32_t', events_fd: 'int32_t', sync_fd: 'int32_t', in_cgroup: 'int32_t', spawn_ns: 'uint64_t' });
   const abi = lib.func('int sbx_abi_version(void)');
   const version = abi() as number;
   if (version !== ABI_VERSION) throw new NativeError(`${path} has ABI ${version}, and this sandbox needs ${ABI_VERSION}; rebuild it with npm run build`, 22);
-  const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t tty, _Out_ sbx_child *out, _Out_ sbx_error *err)');
+  const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t tty, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
   const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
   const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
   const openpty = lib.func('int sbx_openpty(_Out_ int32_t *master, _Out_ int32_t *slave, _Out_ sbx_error *err)');
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
   loaded = {
-    spawn(ops, nops, strings, flags, tty) {
+    spawn(ops, nops, strings, flags, tty, cgroupFd) {
       const out = {} as SbxChild, err = {} as SbxError;
-      check(spawn(ops, nops, strings, strings.length, flags, tty, out, err) as number, err);
+      check(spawn(ops, nops, strings, strings.length, flags, tty, cgroupFd, out, err) as number, err);
       return out;
     },
     wait(pid) {
