@@ -26,6 +26,8 @@
  *     (network: host side of the veth)                                   │
  *     write(sync, "G") ───────────────────────────────────────────────► ┘ go on
  *                                                unshare(CLONE_NEWCGROUP) (now rooted at its cgroup)
+ *   (tty: on the console op's DONE,                SBX_OP_CONSOLE: open ptmx in its own devpts,
+ *    recvmsg(sync) ◄── master fd, SCM_RIGHTS ────  keep the slave as stdio, send the master)
  *   read(events) ◄── {step, START} ─────────────  for each op: report START, run it,
  *   read(events) ◄── {step, DONE, ns} ──────────                report DONE (or FAILED + errno,
  *   ...                                                          then _exit(125))
@@ -45,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 2
+#define SBX_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -100,6 +102,8 @@ enum sbx_op_kind {
 	SBX_OP_SECCOMP,         /* the default filter */
 	SBX_OP_CLOSE_FDS,
 	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1 */
+	SBX_OP_CONSOLE,         /* open a pty in the sandbox's devpts, keep the slave as the terminal,
+				 * and send the master to the parent over the sync socket */
 	SBX_OP_KIND_MAX
 };
 
@@ -141,7 +145,7 @@ SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);
 /* Sets a terminal's window size (TIOCSWINSZ). */
 SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err);
 
-/* Opens a new pseudo-terminal pair on the host: *master for the parent, *slave for the child. */
-SBX_API int sbx_openpty(int32_t *master, int32_t *slave, struct sbx_error *err);
+/* Receives the terminal master the child sends (SCM_RIGHTS) after SBX_OP_CONSOLE. */
+SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err);
 
 #endif

@@ -214,6 +214,35 @@ static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const
 	}
 }
 
+/* tty: true. The terminal is made in the sandbox's own devpts (so `tty` and ttyname() name it
+ * there); the child keeps the slave as its controlling terminal and stdio, and the parent gets
+ * the master to relay the user's terminal. */
+static int op_console(struct child_ctx *c, int sync_fd)
+{
+	int unlock = 0, master, slave;
+	master = openat(c->root_fd, "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0) return -1;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0) goto fail;
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0) goto fail;
+	if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) { int e = errno; close(slave); errno = e; goto fail; }
+	if (slave > 2) close(slave);
+	char byte = 'T', ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(sync_fd, &msg, MSG_NOSIGNAL) < 0) goto fail;
+	close(master);
+	return 0;
+fail:
+	{ int e = errno; close(master); errno = e; }
+	return -1;
+}
+
 static int run_op(struct child_ctx *c, const struct sbx_op *op)
 {
 	switch (op->kind) {
@@ -318,7 +347,7 @@ void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_fla
 			report(c, op, SBX_EV_FAILED, e);
 			_exit(e == ENOENT ? 127 : 126);
 		}
-		if (run_op(c, op) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
+		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
 		report(c, op, SBX_EV_DONE, 0);
 	}
 	_exit(125);

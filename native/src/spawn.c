@@ -97,15 +97,16 @@ SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx
 	return 0;
 }
 
-SBX_API int sbx_openpty(int32_t *master, int32_t *slave, struct sbx_error *err)
+SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err)
 {
-	char name[128];
-	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (m < 0) return fail(err, errno, "posix_openpt");
-	if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof name) != 0) { int e = errno; close(m); return fail(err, e, "pty"); }
-	int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (s < 0) { int e = errno; close(m); return fail(err, e, name); }
-	*master = m;
-	*slave = s;
+	char byte, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+	ssize_t r;
+	do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (r < 0 && errno == EINTR);
+	if (r < 0) return fail(err, errno, "recvmsg");
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return fail(err, EPROTO, "recvmsg: no terminal from the child");
+	memcpy(fd, CMSG_DATA(c), sizeof(int));
 	return 0;
 }

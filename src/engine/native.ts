@@ -11,7 +11,7 @@ import { getSystemErrorMap } from 'node:util';
 import type { HostFeatures, Plan, Step } from '../plan/types';
 import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx, type SbxChild } from '../ffi/libsbx';
 import { Cgroup } from './cgroup';
-import { encodeProgram, UnsupportedStep } from './ops';
+import { encodeProgram, OP, UnsupportedStep } from './ops';
 import { resolveIds } from './users';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -53,7 +53,7 @@ export class NativeEngine implements Engine {
     let events: Socket | undefined;
     let failure: StepError | undefined;
     const forward: [NodeJS.Signals, () => void][] = [];
-    let tty: { master: number; slave: number } | undefined;
+    let master: number | undefined;
     let restoreRaw = false;
 
     // From the start: a signal during setup stops it (and everything is undone); once the command
@@ -104,7 +104,7 @@ export class NativeEngine implements Engine {
         try { if (!statSync(s.args.source as string).isDirectory()) fileSources.add(s.args.source as string); } catch { throw new StepFailure(s, 2, `${s.args.source} does not exist on the host; create it first`); }
       }
       let program;
-      try { program = encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, failAt: opts.failAt }); } catch (e) {
+      try { program = encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt }); } catch (e) {
         if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
         throw e;
       }
@@ -137,13 +137,9 @@ export class NativeEngine implements Engine {
       }
 
       // 3. namespaces: the clone creates them; the child is held until the parent says go.
-      if (opts.tty) {
-        tty = this.lib.openpty();
-        if (process.stdout.isTTY) this.lib.setWinsize(tty.master, process.stdout.rows, process.stdout.columns);
-      }
       const cgroupFd = cgroup.openForClone();
       try {
-        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, tty?.slave ?? -1, cgroupFd);
+        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, -1, cgroupFd);
       } catch (e) {
         const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
         started(ns);
@@ -152,7 +148,6 @@ export class NativeEngine implements Engine {
       if (cgroupFd >= 0) closeSync(cgroupFd);
       const pid = child.pid;
       const bornInCgroup = child.in_cgroup === 1;
-      if (tty) closeSync(tty.slave);
       undo.push(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
       for (const s of plan.steps.filter((x) => x.stage === 'namespaces' && !program.childSteps.has(x.id))) await hostStep(s, () => undefined);
 
@@ -171,7 +166,11 @@ export class NativeEngine implements Engine {
 
       // 5-9. the child runs its ops and reports each one.
       let execNs = 0n;
-      const eofSeen = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, async (ns) => {
+      const eofSeen = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, () => {
+        // The child made its terminal and sent the master over the sync socket.
+        master = this.lib.recvFd(child!.sync_fd);
+        if (process.stdout.isTTY) this.lib.setWinsize(master, process.stdout.rows, process.stdout.columns);
+      }, async (ns) => {
         execNs = ns;
         await opts.beforeExec?.();
         writeSync(child!.sync_fd, 'E');
@@ -194,21 +193,22 @@ export class NativeEngine implements Engine {
 
       // The command runs: the terminal is wired, signals are forwarded (above), and we wait.
       let ttyDone: Promise<void> = Promise.resolve();
-      if (tty) {
+      if (master !== undefined) {
         // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
-        const master = new ReadStream(tty.master);
-        ttyDone = new Promise((r) => { master.on('close', () => r()); master.on('error', () => r()); });
-        master.pipe(process.stdout, { end: false });
+        const term = new ReadStream(master);
+        const fd = master;
+        ttyDone = new Promise((r) => { term.on('close', () => r()); term.on('error', () => r()); });
+        term.pipe(process.stdout, { end: false });
         if (process.stdin.isTTY) { process.stdin.setRawMode(true); restoreRaw = true; }
-        process.stdin.pipe(master);
+        process.stdin.pipe(term);
         if (process.stdout.isTTY) {
-          const w = () => { try { this.lib.setWinsize(tty!.master, process.stdout.rows, process.stdout.columns); } catch { /* closed */ } };
+          const w = () => { try { this.lib.setWinsize(fd, process.stdout.rows, process.stdout.columns); } catch { /* closed */ } };
           process.on('SIGWINCH', w);
           forward.push(['SIGWINCH', w]);
         }
       }
       const status = await this.lib.wait(pid);
-      if (tty) {
+      if (master !== undefined) {
         // Let the terminal drain what the command wrote last, briefly; the timer must not keep Node alive.
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([ttyDone, new Promise((r) => { timer = setTimeout(r, 200); })]);
@@ -230,8 +230,7 @@ export class NativeEngine implements Engine {
     } finally {
       for (const [sig, h] of forward) process.removeListener(sig, h);
       if (restoreRaw) process.stdin.setRawMode(false);
-      if (tty) process.stdin.unpipe();
-      if (tty) process.stdin.pause();
+      if (master !== undefined) { process.stdin.unpipe(); process.stdin.pause(); }
       events?.destroy();
       // Undo in reverse: the child first, then the cgroup, then the state folder.
       for (const u of undo.reverse()) {
@@ -242,7 +241,7 @@ export class NativeEngine implements Engine {
   }
 
   /** Reads struct sbx_event records until EOF (exec, or the child's death). */
-  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: StepError & { step: never }) => void, onExecStart: (ns: bigint) => Promise<void>, keep: (s: Socket) => void): Promise<void> {
+  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: StepError & { step: never }) => void, onConsole: () => void, onExecStart: (ns: bigint) => Promise<void>, keep: (s: Socket) => void): Promise<void> {
     return new Promise((resolve) => {
       const sock = new Socket({ fd: child.events_fd, readable: true, writable: false });
       keep(sock);
@@ -251,7 +250,7 @@ export class NativeEngine implements Engine {
       sock.on('data', (chunk: Buffer) => {
         buf = Buffer.concat([buf, chunk]);
         while (buf.length >= EVENT_SIZE) {
-          const step = buf.readUInt32LE(0), phase = buf.readUInt32LE(4), err = buf.readInt32LE(8), ns = buf.readBigUInt64LE(16);
+          const step = buf.readUInt32LE(0), phase = buf.readUInt32LE(4), err = buf.readInt32LE(8), kind = buf.readUInt32LE(12), ns = buf.readBigUInt64LE(16);
           buf = buf.subarray(EVENT_SIZE);
           const s = plan.steps[step];
           if (!s) continue;
@@ -259,6 +258,7 @@ export class NativeEngine implements Engine {
             if (!started.has(step)) { started.set(step, ns); onEvent({ type: 'step', id: s.id, phase: 'start' }); }
             if (s.kind === 'exec') void onExecStart(ns).catch(() => undefined);
           } else if (phase === 2) {
+            if (kind === OP.CONSOLE) onConsole();
             if (s.kind !== 'exec') onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
           } else if (phase === 3) {
             onFail({ step: step as never, errno: err, message: errnoText(err) });

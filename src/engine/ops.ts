@@ -8,7 +8,7 @@ import { OP_SIZE } from '../ffi/libsbx';
 export const OP = {
   NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
   MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
-  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27,
+  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28,
 } as const;
 
 export const F_FAIL = 0x80000000;
@@ -33,6 +33,8 @@ export interface ProgramInput {
   groups: number[];
   /** Bind sources that are files rather than folders. */
   fileSources: ReadonlySet<string>;
+  /** Give the command a terminal made in its own devpts. */
+  tty: boolean;
   failAt?: string;
 }
 
@@ -110,6 +112,7 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'mount.devpts':
         op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: str('/dev/pts'), s2: str('devpts'), s3: str(a.options as string) });
         op(step, OP.SYMLINK, { s1: str('/dev/ptmx'), s2: str('pts/ptmx') });
+        if (input.tty) op(step, OP.CONSOLE);
         break;
       case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str(a.target as string), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
       case 'dev.links':

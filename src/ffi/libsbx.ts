@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 export const OP_SIZE = 64;
 export const EVENT_SIZE = 24;
 
@@ -14,7 +14,8 @@ export interface LibSbx {
   spawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, ttyFd: number, cgroupFd: number): SbxChild;
   wait(pid: number): Promise<number>;
   setWinsize(fd: number, rows: number, cols: number): void;
-  openpty(): { master: number; slave: number };
+  /** The terminal master the child sends after its console op. */
+  recvFd(sock: number): number;
 }
 
 export class NativeError extends Error {
@@ -42,7 +43,7 @@ export function loadLibSbx(): LibSbx {
   const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t tty, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
   const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
   const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
-  const openpty = lib.func('int sbx_openpty(_Out_ int32_t *master, _Out_ int32_t *slave, _Out_ sbx_error *err)');
+  const recvFd = lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)');
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
   loaded = {
@@ -63,7 +64,7 @@ export function loadLibSbx(): LibSbx {
       });
     },
     setWinsize(fd, rows, cols) { const err = {} as SbxError; check(winsize(fd, rows, cols, err) as number, err); },
-    openpty() { const m = [0], s = [0], err = {} as SbxError; check(openpty(m, s, err) as number, err); return { master: m[0]!, slave: s[0]! }; },
+    recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
   };
   return loaded;
 }

@@ -81,3 +81,13 @@ test('signals are forwarded: with init, SIGTERM to the CLI ends the command with
   assert.equal(code, 143);
   assert.deepEqual(leftovers('init-test'), []);
 });
+
+test('tty: true gives the command a terminal of its own devpts; ps shows /bin/sh as PID 1', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'the busybox root', hasBusyboxRoot)) return;
+  const r = sandbox(['up', '-q', 'samples/busybox.yml'], { input: 'tty; ps -o pid,args; readlink /proc/self/fd/0; exit 4\n' });
+  assert.equal(r.code, 4, r.err);
+  const out = r.out.split('\n').map((l) => l.trim());
+  assert.ok(out.includes('/dev/pts/0'), r.out);
+  assert.ok(out.some((l) => /^1 \/bin\/sh$/.test(l)), r.out);
+  assert.deepEqual(leftovers('busybox'), []);
+});
