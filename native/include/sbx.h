@@ -47,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 3
+#define SBX_ABI_VERSION 4
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -104,6 +104,7 @@ enum sbx_op_kind {
 	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1 */
 	SBX_OP_CONSOLE,         /* open a pty in the sandbox's devpts, keep the slave as the terminal,
 				 * and send the master to the parent over the sync socket */
+	SBX_OP_NET_IFUP,        /* s1 interface; a = IPv4 address, b = gateway (network order); mode = prefix */
 	SBX_OP_KIND_MAX
 };
 

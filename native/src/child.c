@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -87,6 +90,43 @@ static int op_loopback_up(void)
 	return 0;
 }
 
+/* The sandbox's end of its veth pair, in its own network namespace: address, up, default route.
+ * Plain ioctls: no netlink code is needed for one address and one route. */
+static int op_net_ifup(const char *name, uint32_t addr, uint32_t prefix, uint32_t gateway)
+{
+	struct ifreq ifr;
+	struct rtentry rt;
+	struct sockaddr_in *sin;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), e;
+	if (s < 0) return -1;
+	memset(&ifr, 0, sizeof ifr);
+	sbx_strlcpy(ifr.ifr_name, name, IFNAMSIZ);
+	sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = addr;
+	if (ioctl(s, SIOCSIFADDR, &ifr) < 0) goto fail;
+	sin->sin_addr.s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
+	if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0) goto fail;
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) goto fail;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) goto fail;
+	memset(&rt, 0, sizeof rt);
+	((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+	((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+	((struct sockaddr_in *)&rt.rt_gateway)->sin_family = AF_INET;
+	((struct sockaddr_in *)&rt.rt_gateway)->sin_addr.s_addr = gateway;
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	rt.rt_dev = ifr.ifr_name;
+	if (ioctl(s, SIOCADDRT, &rt) < 0) goto fail;
+	close(s);
+	return 0;
+fail:
+	e = errno;
+	close(s);
+	errno = e;
+	return -1;
+}
+
 static int op_sysctl(struct child_ctx *c, const char *name, const char *value)
 {
 	/* Before pivot_root the sandbox's /proc is under the root folder; its net and ipc entries
@@ -136,7 +176,9 @@ static int op_ids(uid_t uid, gid_t gid)
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
 	if (setresgid(gid, gid, gid) < 0) return -1;
 	if (setresuid(uid, uid, uid) < 0) return -1;
-	return 0;
+	/* A change of credentials clears the parent-death signal: set it again, so that the sandbox
+	 * still dies with its CLI. */
+	return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
 static int op_rlimit(const struct sbx_op *op)
@@ -270,6 +312,7 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 		return r;
 	}
 	case SBX_OP_LOOPBACK_UP: return op_loopback_up();
+	case SBX_OP_NET_IFUP: return op_net_ifup(ctx_str(c, op->s1), (uint32_t)op->a, op->mode, (uint32_t)op->b);
 	case SBX_OP_SYSCTL: return op_sysctl(c, ctx_str(c, op->s1), ctx_str(c, op->s2));
 	case SBX_OP_PIVOT: return op_pivot(c);
 	case SBX_OP_HOSTNAME: { const char *h = ctx_str(c, op->s1); return sethostname(h, sbx_strlen(h)); }
@@ -317,7 +360,7 @@ void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_fla
 	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
 	if (clone_flags & CLONE_NEWUSER) {
 		struct sbx_op become = { .step = c->nops ? c->ops[0].step : 0 };
-		if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
+		if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
 	}
 	/* Node's stdio may be close-on-exec and non-blocking; the command needs them open and
 	 * blocking, as libuv's own spawn leaves them. */

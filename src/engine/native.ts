@@ -2,7 +2,7 @@
 // here, in the CLI process, as its user (root); everything inside the sandbox runs in the child
 // that libsbx clones, which reports each step back. A failure anywhere undoes every earlier host
 // change in reverse, so a failed run leaves nothing behind.
-import { closeSync, mkdirSync, rmdirSync, statSync, writeFileSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync, existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream } from 'node:tty';
 import { constants } from 'node:os';
@@ -13,6 +13,7 @@ import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx, type SbxChild } from 
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
 import { resolveIds } from './users';
+import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, reservePort, resolvConf, restoreForwarding, type PortRule } from './network';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
 export interface NativeRunOptions extends RunOptions {
@@ -104,10 +105,32 @@ export class NativeEngine implements Engine {
         try { if (!statSync(s.args.source as string).isDirectory()) fileSources.add(s.args.source as string); } catch { throw new StepFailure(s, 2, `${s.args.source} does not exist on the host; create it first`); }
       }
       let program;
-      try { program = encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt }); } catch (e) {
+      const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, address });
+      const privateNet = plan.steps.find((s) => s.kind === 'net.veth');
+      // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
+      try { program = encode(privateNet ? '0.0.0.0' : undefined); } catch (e) {
         if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
         throw e;
       }
+
+      // Published host ports are taken first: a port in use is an error before anything is set up.
+      const portSteps = plan.steps.filter((s) => s.kind === 'net.port');
+      const published: PortRule[] = [];
+      for (const s of portSteps) {
+        const a = s.args as unknown as PortRule;
+        try {
+          const held = await reservePort(a);
+          undo.push(() => held.close());
+          published.push({ ...a, hostPort: held.port });
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          started(s);
+          throw new StepFailure(s, code === 'EADDRINUSE' ? 98 : 99, code === 'EADDRINUSE'
+            ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`
+            : `host address ${a.hostIp} cannot be used: ${(e as Error).message}`);
+        }
+      }
+      let address: string | undefined;
 
       // 1-2. rootfs and cgroup, on the host.
       for (const s of plan.steps.filter((x) => x.stage === 'rootfs' || x.stage === 'cgroup')) {
@@ -116,11 +139,18 @@ export class NativeEngine implements Engine {
             mkdirSync(join(state, '..'), { recursive: true });
             try { mkdirSync(state); } catch (e) {
               if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-              // A folder left by a crashed run is recognised, not trusted: it must be empty of mounts and live processes.
+              // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
+              // no live process in its cgroup, what that run made on the host is removed first.
               if (cgroup.pids().length) throw new Error(`a sandbox named ${plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
+              removeTable(nftTable(plan.name));
+              removeVeth(hostInterface(plan.name));
+              for (const f of ['ip', 'hosts', 'resolv.conf']) try { unlinkSync(join(state, f)); } catch { /* absent */ }
               try { rmdirSync(rootDir); } catch { /* absent */ }
             }
             undo.push(() => { try { rmdirSync(state); } catch { /* not empty: leave it for gc */ } });
+            // Files the network stage writes here go with the folder.
+            undo.push(() => { for (const f of ['ip', 'hosts', 'resolv.conf']) try { unlinkSync(join(state, f)); } catch { /* absent */ } });
+            if (privateNet) address = await leaseAddress(host.stateRoot, state, privateNet.args.subnet as string);
             mkdirSync(rootDir);
             undo.push(() => { try { rmdirSync(rootDir); } catch { /* already gone */ } });
           } else if (s.kind === 'rootfs.dir') {
@@ -137,6 +167,7 @@ export class NativeEngine implements Engine {
       }
 
       // 3. namespaces: the clone creates them; the child is held until the parent says go.
+      if (privateNet) program = encode(address);
       const cgroupFd = cgroup.openForClone();
       try {
         child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, -1, cgroupFd);
@@ -161,6 +192,29 @@ export class NativeEngine implements Engine {
             writeFileSync(`/proc/${pid}/uid_map`, fmt(s.args.uid as never));
             writeFileSync(`/proc/${pid}/gid_map`, fmt(s.args.gid as never));
           }
+        });
+      }
+
+      // 5. network, host side: the veth pair, NAT, port maps, and the files the sandbox's /etc gets.
+      const hostIf = hostInterface(plan.name);
+      const table = nftTable(plan.name);
+      for (const s of plan.steps.filter((x) => x.stage === 'network' && !program.childSteps.has(x.id))) {
+        await hostStep(s, async () => {
+          const a = s.args;
+          if (s.kind === 'net.veth') {
+            undo.push(() => removeVeth(hostIf));
+            createVeth(pid, hostIf, a.gateway as string, address!, published.length > 0);
+            undo.push(() => restoreForwarding(host.stateRoot, state));
+            await enableForwarding(host.stateRoot);
+          } else if (s.kind === 'net.nat') {
+            undo.push(() => removeTable(table));
+            nft(natTable(table, hostIf, address!));
+          } else if (s.kind === 'net.port') {
+            // All port maps go in with the first one, in one nft transaction.
+            if (s === portSteps[0]) nft(portRules(table, address!, published));
+          } else if (s.kind === 'net.hosts') {
+            writeFileSync(join(state, 'hosts'), hostsFile(plan.steps.find((x) => x.kind === 'hostname')?.args.hostname as string ?? plan.name, address, a.extra as string[]));
+          } else if (s.kind === 'net.resolv') writeFileSync(join(state, 'resolv.conf'), resolvConf(a.servers as string[]));
         });
       }
 

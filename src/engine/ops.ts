@@ -4,11 +4,12 @@
 import type { Plan, Step } from '../plan/types';
 import { CAPABILITIES, RLIMITS } from '../spec/tables';
 import { OP_SIZE } from '../ffi/libsbx';
+import { ipToInt, parseSubnet } from './network';
 
 export const OP = {
   NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
   MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
-  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28,
+  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28, NET_IFUP: 29,
 } as const;
 
 export const F_FAIL = 0x80000000;
@@ -21,7 +22,7 @@ export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, 
 const NS_FLAG: Record<string, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
 
 /** Step kinds applied by the parent on the host, before the child goes on. */
-export const HOST_KINDS = new Set(['state.create', 'rootfs.host', 'rootfs.dir', 'cgroup.create', 'cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host']);
+export const HOST_KINDS = new Set(['state.create', 'rootfs.host', 'rootfs.dir', 'cgroup.create', 'cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host', 'net.veth', 'net.nat', 'net.port', 'net.hosts', 'net.resolv']);
 
 export interface ProgramInput {
   plan: Plan;
@@ -35,6 +36,8 @@ export interface ProgramInput {
   fileSources: ReadonlySet<string>;
   /** Give the command a terminal made in its own devpts. */
   tty: boolean;
+  /** The address leased for a private network. */
+  address?: string;
   failAt?: string;
 }
 
@@ -92,6 +95,13 @@ export function encodeProgram(input: ProgramInput): Program {
         op(step, OP.JOIN_NS, { a: NS_FLAG[a.type as string]!, s1: str(a.path as string) });
         break;
       case 'net.loopback': op(step, OP.LOOPBACK_UP); break;
+      case 'net.address': {
+        if (!input.address) throw new UnsupportedStep(step, 'no address was leased for the private network');
+        const be = (ip: string) => { const b = Buffer.alloc(4); b.writeUInt32BE(ipToInt(ip)); return b.readUInt32LE(); };
+        op(step, OP.NET_IFUP, { s1: str(a.interface as string), a: be(input.address), b: be(a.gateway as string), mode: parseSubnet(a.subnet as string).prefix });
+        break;
+      }
+      case 'mount.netfile': op(step, OP.BIND, { flags: F_FILE | FLAG_BITS.nosuid! | FLAG_BITS.nodev! | FLAG_BITS.noexec!, s1: str(a.source as string), s2: str(a.target as string) }); break;
       case 'net.none': case 'net.host': case 'net.joined': case 'cap.keep': case 'cap.drop': case 'nnp.off': case 'seccomp.off':
         op(step, OP.NOTE); break;
       case 'mount.private': op(step, OP.MOUNT_PRIVATE); break;

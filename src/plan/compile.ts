@@ -5,6 +5,7 @@ import { posix } from 'node:path';
 import type { SandboxSpec, Source } from '../spec/types';
 import { DEFAULT_DEVICES } from '../spec/tables';
 import { checkOrder } from './order';
+import { gatewayOf } from '../spec/ip';
 import type { HostFeatures, Plan, Stage, Step } from './types';
 
 export interface HostProblem { src: Source; code: string; message: string }
@@ -122,8 +123,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default');
     if (mode.value === 'private') {
       const sub = spec.network.subnet;
-      add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair, eth0 inside, an address from ${sub.value}`, mode.src, { subnet: sub.value, inside: 'eth0' }, { kind: 'net.veth.remove', args: {} });
-      add('network', 'net:route', 'net.route', 'route to the host through eth0 by default', mode.src, { via: 'gateway' });
+      const gateway = gatewayOf(sub.value);
+      add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0' }, { kind: 'net.veth.remove', args: {} });
+      add('network', 'net:address', 'net.address', `give eth0 the leased address, with a default route through ${gateway}`, mode.src, { subnet: sub.value, gateway, interface: 'eth0' });
       add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value } });
       for (const p of spec.network.ports) {
         const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
@@ -168,6 +170,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   if (rf.type === 'host') {
     if (!volumeTargets.has('/tmp')) add('mounts', 'mount:/tmp', 'mount.tmpfs.dev', 'mount a tmpfs on /tmp (nosuid, nodev)', rf.src, { target: '/tmp', mode: 0o1777, flags: ['nosuid', 'nodev'] });
     if (!volumeTargets.has('/run')) add('mounts', 'mount:/run', 'mount.tmpfs.dev', 'mount a tmpfs on /run (nosuid, nodev)', rf.src, { target: '/run', mode: 0o755, flags: ['nosuid', 'nodev'] });
+  }
+  if (mode.value === 'private' && ns('net').mode === 'private') {
+    for (const f of ['hosts', 'resolv.conf']) add('mounts', `mount:/etc/${f}`, 'mount.netfile', `bind the sandbox's own /etc/${f} (written in the network stage)`, 'default', { source: `${stateDir}/${f}`, target: `/etc/${f}` });
   }
   for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
   // Volumes: shallow targets first, so that /a is mounted before /a/b.

@@ -24,3 +24,12 @@ function isIPv6(s: string): boolean {
   const n = head.length + rest.length;
   return halves.length === 2 ? n < groups : n === groups;
 }
+
+/** The first address of an IPv4 subnet: the host's end of a private network. */
+export function gatewayOf(cidr: string): string {
+  const [ip, prefix] = cidr.split('/') as [string, string];
+  const n = ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+  const mask = Number(prefix) === 0 ? 0 : (~0 << (32 - Number(prefix))) >>> 0;
+  const g = ((n & mask) >>> 0) + 1;
+  return [24, 16, 8, 0].map((sh) => (g >>> sh) & 255).join('.');
+}

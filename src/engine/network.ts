@@ -1,0 +1,153 @@
+// The host side of `network: private`, in the CLI process as root: an address lease, the veth
+// pair (the sandbox's end goes into its network namespace as eth0), and one nftables table per
+// sandbox holding its outbound NAT and its port maps, so that removing the table removes them all.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { join } from 'node:path';
+
+export interface Subnet { base: number; prefix: number }
+
+export function parseSubnet(cidr: string): Subnet {
+  const [ip, prefix] = cidr.split('/') as [string, string];
+  const mask = Number(prefix) === 0 ? 0 : (~0 << (32 - Number(prefix))) >>> 0;
+  return { base: (ipToInt(ip) & mask) >>> 0, prefix: Number(prefix) };
+}
+export function ipToInt(ip: string): number { return ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0); }
+export function intToIp(n: number): string { return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.'); }
+
+/** The host end's name: short (IFNAMSIZ is 16) and stable for a sandbox name. */
+export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }
+export function nftTable(name: string): string { return `sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`; }
+
+async function withLock<T>(stateRoot: string, fn: () => T): Promise<T> {
+  const lock = join(stateRoot, '.net.lock');
+  mkdirSync(stateRoot, { recursive: true });
+  for (let i = 0; ; i++) {
+    try { mkdirSync(lock); break; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || i > 2000) throw e;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  try { return fn(); } finally { rmdirSync(lock); }
+}
+
+/** Takes the lowest free address of the subnet: leases are the `ip` files of live state folders. */
+export async function leaseAddress(stateRoot: string, stateDir: string, cidr: string): Promise<string> {
+  return withLock(stateRoot, () => {
+    const taken = new Set<string>();
+    for (const d of readdirSync(stateRoot)) {
+      try { taken.add(readFileSync(join(stateRoot, d, 'ip'), 'utf8').trim()); } catch { /* no lease */ }
+    }
+    const { base, prefix } = parseSubnet(cidr);
+    const size = 2 ** (32 - prefix);
+    for (let i = 2; i < size - 1; i++) {
+      const ip = intToIp(base + i);
+      if (!taken.has(ip)) { writeFileSync(join(stateDir, 'ip'), ip); return ip; }
+    }
+    throw Object.assign(new Error(`every address of ${cidr} is taken; give this sandbox another subnet`), { code: 'EADDRNOTAVAIL' });
+  });
+}
+
+export function createVeth(pid: number, hostIf: string, gateway: string, ip: string, localnet: boolean): void {
+  // One `ip` process for the whole host side; the sandbox's end is configured by the child itself.
+  execFileSync('ip', ['-batch', '-'], { input: [
+    `link add ${hostIf} type veth peer name eth0 netns ${pid}`,
+    `addr add ${gateway}/32 dev ${hostIf}`,
+    `link set ${hostIf} up`,
+    `route add ${ip}/32 dev ${hostIf}`,
+  ].join('\n') + '\n', stdio: ['pipe', 'ignore', 'pipe'] });
+  // Traffic to a published port on 127.0.0.1 leaves through this interface with a loopback source.
+  if (localnet) writeFileSync(`/proc/sys/net/ipv4/conf/${hostIf}/route_localnet`, '1');
+}
+
+export function removeVeth(hostIf: string): void {
+  if (!existsSync(`/sys/class/net/${hostIf}`)) return;
+  try { execFileSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' }); } catch { /* gone with the namespace */ }
+}
+
+export interface PortRule { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }
+
+export function nft(script: string): void {
+  execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+}
+
+export function natTable(table: string, hostIf: string, ip: string): string {
+  return [
+    `table ip ${table} {`,
+    `  chain prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `  chain output { type nat hook output priority -100; policy accept; }`,
+    `  chain postrouting { type nat hook postrouting priority srcnat; policy accept;`,
+    `    ip saddr ${ip} oifname != "${hostIf}" masquerade`,
+    `    oifname "${hostIf}" ip saddr 127.0.0.0/8 masquerade`,
+    `  }`,
+    `  chain forward { type filter hook forward priority filter; policy accept;`,
+    `    iifname "${hostIf}" accept`,
+    `    oifname "${hostIf}" ip daddr ${ip} accept`,
+    `  }`,
+    `}`,
+  ].join('\n') + '\n';
+}
+
+export function portRules(table: string, ip: string, ports: PortRule[]): string {
+  const lines: string[] = [];
+  for (const p of ports) {
+    const dst = p.hostIp ? `ip daddr ${p.hostIp}` : 'fib daddr type local';
+    for (const chain of ['prerouting', 'output']) lines.push(`add rule ip ${table} ${chain} ${dst} ${p.protocol} dport ${p.hostPort} dnat to ${ip}:${p.containerPort}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function removeTable(table: string): void {
+  try { execFileSync('nft', ['delete', 'table', 'ip', table], { stdio: 'ignore' }); } catch { /* not there */ }
+}
+
+/** Outbound NAT needs forwarding; it is turned on only if it was off, and back off when the last sandbox leaves. */
+export async function enableForwarding(stateRoot: string): Promise<void> {
+  await withLock(stateRoot, () => {
+    if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '0') {
+      writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+      writeFileSync(join(stateRoot, '.ip_forward'), '0');
+    }
+  });
+}
+
+export async function restoreForwarding(stateRoot: string, stateDir: string): Promise<void> {
+  await withLock(stateRoot, () => {
+    const marker = join(stateRoot, '.ip_forward');
+    if (!existsSync(marker)) return;
+    const others = readdirSync(stateRoot).some((d) => join(stateRoot, d) !== stateDir && existsSync(join(stateRoot, d, 'ip')));
+    if (others) return;
+    writeFileSync('/proc/sys/net/ipv4/ip_forward', readFileSync(marker, 'utf8').trim());
+    unlinkSync(marker);
+  });
+}
+
+/** Holds each published host port for the sandbox's life, so that a conflict is found before anything is set up. */
+export async function reservePort(p: PortRule): Promise<{ port: number; close(): void }> {
+  if (p.protocol === 'udp') {
+    const s: UdpSocket = createSocket({ type: p.hostIp.includes(':') ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind({ port: p.hostPort, address: p.hostIp || '0.0.0.0', exclusive: true }, () => resolve()); });
+    s.unref();
+    return { port: s.address().port, close: () => s.close() };
+  }
+  const srv: Server = createServer();
+  await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen({ port: p.hostPort, host: p.hostIp || '0.0.0.0', exclusive: true, backlog: 1 }, () => resolve()); });
+  srv.unref();
+  return { port: (srv.address() as { port: number }).port, close: () => srv.close() };
+}
+
+export function hostsFile(hostname: string, ip: string | undefined, extra: string[]): string {
+  return ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${hostname}`] : []), ...extra.map((e) => e.replace(' ', '\t')), ''].join('\n');
+}
+
+export function resolvConf(servers: string[]): string {
+  let list = servers;
+  if (!list.length) {
+    // The host's own name servers, less loopback ones, which mean something else inside.
+    try { list = readFileSync('/etc/resolv.conf', 'utf8').split('\n').map((l) => /^nameserver\s+(\S+)/.exec(l)?.[1]).filter((x): x is string => !!x && !x.startsWith('127.') && x !== '::1'); } catch { list = []; }
+  }
+  return list.map((s) => `nameserver ${s}`).join('\n') + '\n';
+}
