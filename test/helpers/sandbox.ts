@@ -1,7 +1,8 @@
 // Helpers for tests that run the real engine: the CLI as a user runs it, host features a test
 // needs (a skip fails under SANDBOX_MUST_WORK=1), and a scan for anything a run left behind.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -39,6 +40,13 @@ export function leftovers(name: string): string[] {
     if (existsSync(join(r, 'sandbox', name))) out.push(`cgroup ${join(r, 'sandbox', name)}`);
   }
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(`/run/sandbox/${name}`)) out.push(`mount ${line}`);
+  // Network: the host end of the veth pair and the sandbox's nftables table.
+  const hostIf = `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  if (existsSync(`/sys/class/net/${hostIf}`)) out.push(`interface ${hostIf}`);
+  try {
+    const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+    if (tables.includes(`sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}\n`)) out.push(`nftables table sbx_${name}`);
+  } catch { /* no nft on this host */ }
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cg = readFileSync(`/proc/${pid}/cgroup`, 'utf8');

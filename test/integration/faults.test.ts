@@ -7,7 +7,7 @@ import { hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox
 
 // SANDBOX_FAULT_CONFIGS narrows the list where each run is slow (the emulated cgroup v2 VM in CI).
 const only = process.env.SANDBOX_FAULT_CONFIGS?.split(',');
-const configs = ([['samples/limits.yml', 'limits'], ['test/integration/fixtures/every-key.yml', 'every-key']] as const).filter(([f]) => !only || only.includes(f));
+const configs = ([['samples/limits.yml', 'limits'], ['test/integration/fixtures/every-key.yml', 'every-key'], ['samples/web.yml', 'web']] as const).filter(([f]) => !only || only.includes(f));
 
 for (const [file, name] of configs) {
   test(`a failure at every step of ${file} leaves nothing behind`, (t) => {

@@ -1,0 +1,124 @@
+// Networking from both sides: what the sandbox sees (interfaces, address, routes, /etc files)
+// and what the host reaches (TCP and UDP through each kind of port map). Traffic goes only to
+// loopback and to addresses of this machine; every loop is bounded.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { BIN, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { ROOT } from '../helpers/load';
+
+const hasNft = (() => { try { execFileSync('nft', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables (apt-get install nftables)', hasNft);
+
+/** The host's view that a run must leave as it was. */
+function hostNet(): string {
+  const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort().join(' ');
+  const rules = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
+  const listening = execFileSync('ss', ['-Hlntu'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' ')).sort().join('\n');
+  return `${links}\n${rules}\n${listening}\n${require('node:fs').readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8')}`;
+}
+
+function echoTcp(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port });
+    let got = '';
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`tcp ${host}:${port}: no echo within 3 s`)); }, 3000);
+    s.on('connect', () => s.end('ping-tcp'));
+    s.on('data', (d) => { got += d; });
+    s.on('close', () => { clearTimeout(timer); resolve(got); });
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+function echoUdp(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    let tries = 0;
+    const send = () => { if (tries++ >= 5) { s.close(); reject(new Error(`udp ${host}:${port}: no echo after 5 tries`)); return; } s.send('ping-udp', port, host); };
+    const timer = setInterval(send, 500);
+    s.on('message', (m) => { clearInterval(timer); s.close(); resolve(String(m)); });
+    send();
+  });
+}
+
+/** An address of this machine other than loopback; the test adds one on a dummy link where there is none (a VM). */
+function hostAddress(): { ip: string; cleanup(): void } {
+  for (const [name, list] of Object.entries(networkInterfaces())) {
+    if (name.startsWith('sbx')) continue;
+    const a = list?.find((x) => x.family === 'IPv4' && !x.internal);
+    if (a) return { ip: a.address, cleanup: () => undefined };
+  }
+  execFileSync('ip', ['-batch', '-'], { input: 'link add sbxtest0 type dummy\naddr add 192.0.2.200/32 dev sbxtest0\nlink set sbxtest0 up\n' });
+  return { ip: '192.0.2.200', cleanup: () => execFileSync('ip', ['link', 'del', 'sbxtest0']) };
+}
+
+test('network: none has only lo; host sees the host\'s interfaces; private has eth0, its route and its /etc files', (t) => {
+  if (!ready(t)) return;
+  const none = sandbox(['up', '-q', 'samples/locked-down.yml', '--', '/bin/sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "']);
+  assert.equal(none.code, 0, none.err);
+  assert.deepEqual(none.out.trim().split('\n'), ['lo']);
+  const hostIfs = require('node:fs').readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2).map((l: string) => l.split(':')[0]!.trim()).filter(Boolean).sort();
+  const host = sandbox(['up', '-q', 'test/integration/fixtures/host-network.yml', '--', '/bin/sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "']);
+  assert.equal(host.code, 0, host.err);
+  assert.deepEqual(host.out.trim().split('\n').sort(), hostIfs);
+  const priv = sandbox(['up', '-q', 'test/integration/fixtures/private-network.yml']);
+  assert.equal(priv.code, 0, priv.err);
+  const lines = priv.out.trim().split('\n');
+  assert.match(lines[0]!, /^eth0 lo$/);
+  assert.match(lines[1]!, /^inet 10\.89\.0\.2\/24/);
+  assert.match(lines[2]!, /^default via 10\.89\.0\.1 dev eth0/);
+  assert.ok(lines.includes('10.89.0.2\tpriv-box'), priv.out);
+  assert.ok(lines.includes('10.1.2.3\tdb'), priv.out);
+  assert.ok(lines.includes('nameserver 192.0.2.53'), priv.out);
+  assert.ok(lines.includes('gateway reachable'), priv.out);
+  assert.deepEqual(leftovers('private-net'), []);
+});
+
+test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.1 and the host\'s own address', async (t) => {
+  if (!ready(t)) return;
+  const before = hostNet();
+  const addr = hostAddress();
+  const child = spawn(process.execPath, [BIN, 'up', '-q', 'test/integration/fixtures/echo.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  let out = '', err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  try {
+    for (let i = 0; i < 600 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(out.includes('ready'), `the echo sandbox did not start: ${err}`);
+    assert.equal(await echoTcp('127.0.0.1', 17000), 'ping-tcp');
+    assert.equal(await echoUdp('127.0.0.1', 17000), 'ping-udp');
+    assert.equal(await echoTcp('127.0.0.1', 17001), 'ping-tcp');
+    assert.equal(await echoTcp(addr.ip, 17001), 'ping-tcp');
+    assert.equal(await echoUdp(addr.ip, 17001), 'ping-udp');
+    assert.equal(await echoTcp('127.0.0.1', 17010), 'ping-tcp');
+    assert.equal(await echoTcp('127.0.0.1', 17011), 'ping-tcp');
+    // Loopback-only maps are not on the host's other addresses.
+    await assert.rejects(echoTcp(addr.ip, 17000));
+    // A second sandbox asking for a port the first holds: a clear error before anything is set up.
+    const clash = sandbox(['up', '-q', 'test/integration/fixtures/echo-clash.yml']);
+    assert.equal(clash.code, 125, clash.err);
+    assert.match(clash.err, /host port 17000\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port \(test\/integration\/fixtures\/echo-clash\.yml:6:5\)/);
+    assert.deepEqual(leftovers('echo-clash'), []);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('exit', r));
+    addr.cleanup();
+  }
+  assert.deepEqual(leftovers('echo'), []);
+  assert.equal(hostNet(), before, 'the host\'s links, nftables rules, listening sockets or ip_forward changed');
+});
+
+test('up/down cycles with a private network and port maps leave the host as it was', (t) => {
+  if (!ready(t)) return;
+  const cycles = Number(process.env.SANDBOX_NET_CYCLES ?? 200);
+  const before = hostNet();
+  for (let i = 0; i < cycles; i++) {
+    const r = sandbox(['up', '-q', 'samples/web.yml', '--', '/bin/true']);
+    assert.equal(r.code, 0, `cycle ${i}: ${r.err}`);
+  }
+  assert.equal(hostNet(), before);
+  assert.deepEqual(leftovers('web'), []);
+});
