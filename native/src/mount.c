@@ -100,13 +100,13 @@ static int remount(int root_fd, const char *target, unsigned long flags)
 	return r;
 }
 
-static int bind_into_root(int root_fd, const char *source, const char *target, unsigned long flags, int ro, int file, unsigned long propagation)
+static int bind_into_root(int root_fd, const char *source, const char *target, unsigned long flags, int ro, int file, unsigned long propagation, int recursive)
 {
 	char p[32];
 	int fd, r;
 	if (resolve_in_root(root_fd, target, 1, file, &fd) < 0) return -1;
 	fd_path(fd, p);
-	r = mount(source, p, NULL, MS_BIND | MS_REC, NULL);
+	r = mount(source, p, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL);
 	int e = errno;
 	close(fd);
 	if (r < 0) { errno = e; return -1; }
@@ -156,9 +156,9 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		c->root_fd = open(s1, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		return c->root_fd < 0 ? -1 : 0;
 	case SBX_OP_BIND:
-		return bind_into_root(c->root_fd, s1, s2, flags, op->a != 0, (op->flags & SBX_F_FILE) != 0, (unsigned long)op->b);
+		return bind_into_root(c->root_fd, s1, s2, flags, op->a != 0, (op->flags & SBX_F_FILE) != 0, (unsigned long)op->b, 1);
 	case SBX_OP_DEV_NODE:
-		return bind_into_root(c->root_fd, s1, s2, 0, 0, 1, 0);
+		return bind_into_root(c->root_fd, s1, s2, 0, 0, 1, 0, 0);
 	case SBX_OP_SYMLINK: {
 		/* s1 is the link's path in the root: its folder is resolved in the root, then the link made. */
 		char dir[4096];
@@ -181,7 +181,9 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		return mount_fs_at(c->root_fd, s1, s2, s3, flags);
 	case SBX_OP_SYSFS:
 		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-		return bind_into_root(c->root_fd, "/sys", s1, MS_NOSUID | MS_NODEV | MS_NOEXEC, 1, 0, 0);
+		/* The host's /sys without its submounts (cgroup, securityfs, debugfs, bpf): the sandbox gets
+		 * its own cgroup view, and the rest is none of its business. */
+		return bind_into_root(c->root_fd, "/sys", s1, MS_NOSUID | MS_NODEV | MS_NOEXEC, 1, 0, 0, 0);
 	case SBX_OP_MASK:
 	case SBX_OP_READONLY: {
 		struct stat st;
