@@ -47,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 4
+#define SBX_ABI_VERSION 5
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -133,12 +133,11 @@ struct sbx_child {
 
 SBX_API int sbx_abi_version(void);
 
-/* Clones the child into the namespaces in clone_flags (CLONE_NEW*); with tty_fd >= 0 the child
- * takes it as its controlling terminal and stdio. With cgroup_fd >= 0 (a cgroup v2 folder) the
+/* Clones the child into the namespaces in clone_flags (CLONE_NEW*). With cgroup_fd >= 0 (a cgroup v2 folder) the
  * child starts inside that cgroup (clone3 CLONE_INTO_CGROUP), and out->in_cgroup says so: no
  * migration, which on a busy kernel waits for an RCU grace period. The child waits for "G". */
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
-		      uint64_t clone_flags, int32_t tty_fd, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err);
+		      uint64_t clone_flags, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err);
 
 /* Blocks until pid exits; *status is the raw wait status. Call it from a worker thread. */
 SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);
@@ -148,5 +147,13 @@ SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx
 
 /* Receives the terminal master the child sends (SCM_RIGHTS) after SBX_OP_CONSOLE. */
 SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err);
+
+/* The user-space port forwarder (forward.c): listens on listen_ip:listen_port (0: any free port,
+ * returned in *bound_port) and relays to target_ip:target_port, from inside netns_fd's network
+ * namespace when netns_fd >= 0 (the forwarder takes ownership of it). On its own thread. */
+struct sbx_forwarder;
+SBX_API int sbx_forward_start(int32_t udp, const char *listen_ip, int32_t listen_port, const char *target_ip, int32_t target_port,
+			      int32_t netns_fd, struct sbx_forwarder **out, int32_t *bound_port, struct sbx_error *err);
+SBX_API int sbx_forward_stop(struct sbx_forwarder *f);
 
 #endif

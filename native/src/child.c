@@ -330,7 +330,7 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 	}
 }
 
-void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_flags)
+void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 {
 	sigset_t none;
 	struct sigaction dfl;
@@ -338,6 +338,14 @@ void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_fla
 	uint32_t i;
 	int s;
 
+	/* Everything the CLI had open (its sockets, held ports, epoll, koffi's files) is closed here,
+	 * before the sandbox exists: only stdio and the two protocol fds stay. */
+	{
+		int lo = c->events_fd < sync_fd ? c->events_fd : sync_fd, hi = c->events_fd < sync_fd ? sync_fd : c->events_fd;
+		if (lo > 3) syscall(SYS_close_range, 3u, (unsigned)lo - 1, 0u);
+		if (hi > lo + 1) syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0u);
+		syscall(SYS_close_range, (unsigned)hi + 1, ~0u, 0u);
+	}
 	/* Node's signal handlers and mask mean nothing here: start from the defaults. */
 	memset(&dfl, 0, sizeof dfl);
 	dfl.sa_handler = SIG_DFL;
@@ -347,11 +355,6 @@ void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_fla
 	/* If the sandbox command dies with its CLI, nothing outlives the run. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	setsid();
-	if (tty_fd >= 0) {
-		ioctl(tty_fd, TIOCSCTTY, 0);
-		dup2(tty_fd, 0); dup2(tty_fd, 1); dup2(tty_fd, 2);
-		if (tty_fd > 2) close(tty_fd);
-	}
 
 	/* Wait for the parent: cgroup joined, id maps written, host side of the network ready. */
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}

@@ -23,7 +23,7 @@ struct child_ctx {
 };
 
 HIDDEN const char *ctx_str(const struct child_ctx *c, uint32_t ref);
-HIDDEN void child_main(struct child_ctx *c, int sync_fd, int tty_fd, uint64_t clone_flags) __attribute__((noreturn));
+HIDDEN void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags) __attribute__((noreturn));
 
 /* mount.c: paths inside the new root, resolved with openat2(RESOLVE_IN_ROOT) so that a symlink
  * in the root filesystem can never send a mount out to the host. */

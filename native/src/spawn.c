@@ -32,7 +32,7 @@ static int fail(struct sbx_error *err, int e, const char *what)
 SBX_API int sbx_abi_version(void) { return SBX_ABI_VERSION; }
 
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
-		      uint64_t clone_flags, int32_t tty_fd, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err)
+		      uint64_t clone_flags, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err)
 {
 	struct timespec ts;
 	int ev[2], sync[2];
@@ -70,7 +70,7 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 		struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1 };
 		close(ev[0]);
 		close(sync[0]);
-		child_main(&c, sync[1], tty_fd, clone_flags);
+		child_main(&c, sync[1], clone_flags);
 	}
 	close(ev[1]);
 	close(sync[1]);

@@ -116,11 +116,13 @@ export class NativeEngine implements Engine {
       // Published host ports are taken first: a port in use is an error before anything is set up.
       const portSteps = plan.steps.filter((s) => s.kind === 'net.port');
       const published: PortRule[] = [];
+      const holds: { close(): Promise<void> }[] = [];
       for (const s of portSteps) {
         const a = s.args as unknown as PortRule;
         try {
           const held = await reservePort(a);
           undo.push(() => held.close());
+          holds.push(held);
           published.push({ ...a, hostPort: held.port });
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
@@ -170,7 +172,7 @@ export class NativeEngine implements Engine {
       if (privateNet) program = encode(address);
       const cgroupFd = cgroup.openForClone();
       try {
-        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, -1, cgroupFd);
+        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd);
       } catch (e) {
         const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
         started(ns);
@@ -210,8 +212,19 @@ export class NativeEngine implements Engine {
             undo.push(() => removeTable(table));
             nft(natTable(table, hostIf, address!));
           } else if (s.kind === 'net.port') {
-            // All port maps go in with the first one, in one nft transaction.
-            if (s === portSteps[0]) nft(portRules(table, address!, published));
+            // Kernel maps go in with the first port step, in one nft transaction.
+            if (s === portSteps[0]) {
+              const kernel = published.filter((p, i) => portSteps[i]!.args.path === 'kernel');
+              if (kernel.length) nft(portRules(table, address!, kernel));
+            }
+            // A user-space map: the CLI's hold on the port passes to a forwarder thread.
+            if (a.path === 'userspace') {
+              const i = portSteps.indexOf(s);
+              const p = published[i]!;
+              await holds[i]!.close();
+              const f = this.lib.forward(p.protocol === 'udp', p.hostIp || '0.0.0.0', p.hostPort, address!, p.containerPort, -1);
+              undo.push(() => f.stop());
+            }
           } else if (s.kind === 'net.hosts') {
             writeFileSync(join(state, 'hosts'), hostsFile(plan.steps.find((x) => x.kind === 'hostname')?.args.hostname as string ?? plan.name, address, a.extra as string[]));
           } else if (s.kind === 'net.resolv') writeFileSync(join(state, 'resolv.conf'), resolvConf(a.servers as string[]));

@@ -126,17 +126,19 @@ export async function restoreForwarding(stateRoot: string, stateDir: string): Pr
 }
 
 /** Holds each published host port for the sandbox's life, so that a conflict is found before anything is set up. */
-export async function reservePort(p: PortRule): Promise<{ port: number; close(): void }> {
+export async function reservePort(p: PortRule): Promise<{ port: number; close(): Promise<void> }> {
   if (p.protocol === 'udp') {
     const s: UdpSocket = createSocket({ type: p.hostIp.includes(':') ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind({ port: p.hostPort, address: p.hostIp || '0.0.0.0', exclusive: true }, () => resolve()); });
     s.unref();
-    return { port: s.address().port, close: () => s.close() };
+    let closed: Promise<void> | undefined;
+    return { port: s.address().port, close: () => (closed ??= new Promise<void>((r) => s.close(() => r()))) };
   }
   const srv: Server = createServer();
   await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen({ port: p.hostPort, host: p.hostIp || '0.0.0.0', exclusive: true, backlog: 1 }, () => resolve()); });
   srv.unref();
-  return { port: (srv.address() as { port: number }).port, close: () => srv.close() };
+  let closed: Promise<void> | undefined;
+  return { port: (srv.address() as { port: number }).port, close: () => (closed ??= new Promise<void>((r) => srv.close(() => r()))) };
 }
 
 export function hostsFile(hostname: string, ip: string | undefined, extra: string[]): string {

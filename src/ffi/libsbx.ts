@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 export const OP_SIZE = 64;
 export const EVENT_SIZE = 24;
 
@@ -11,11 +11,13 @@ export interface SbxError { err: number; step: number; message: string }
 export interface SbxChild { pid: number; events_fd: number; sync_fd: number; in_cgroup: number; spawn_ns: bigint }
 
 export interface LibSbx {
-  spawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, ttyFd: number, cgroupFd: number): SbxChild;
+  spawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, cgroupFd: number): SbxChild;
   wait(pid: number): Promise<number>;
   setWinsize(fd: number, rows: number, cols: number): void;
   /** The terminal master the child sends after its console op. */
   recvFd(sock: number): number;
+  /** A user-space port forwarder on its own thread; stop() ends it. */
+  forward(udp: boolean, listenIp: string, listenPort: number, targetIp: string, targetPort: number, netnsFd: number): { port: number; stop(): void };
 }
 
 export class NativeError extends Error {
@@ -40,16 +42,20 @@ export function loadLibSbx(): LibSbx {
   const abi = lib.func('int sbx_abi_version(void)');
   const version = abi() as number;
   if (version !== ABI_VERSION) throw new NativeError(`${path} has ABI ${version}, and this sandbox needs ${ABI_VERSION}; rebuild it with npm run build`, 22);
-  const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t tty, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
+  const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
   const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
   const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
   const recvFd = lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)');
+  const Fwd = koffi.opaque('sbx_forwarder');
+  const fwdStart = lib.func('int sbx_forward_start(int32_t udp, const char *lip, int32_t lport, const char *tip, int32_t tport, int32_t netns, _Out_ sbx_forwarder **out, _Out_ int32_t *port, _Out_ sbx_error *err)');
+  const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
+  void Fwd;
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
   loaded = {
-    spawn(ops, nops, strings, flags, tty, cgroupFd) {
+    spawn(ops, nops, strings, flags, cgroupFd) {
       const out = {} as SbxChild, err = {} as SbxError;
-      check(spawn(ops, nops, strings, strings.length, flags, tty, cgroupFd, out, err) as number, err);
+      check(spawn(ops, nops, strings, strings.length, flags, cgroupFd, out, err) as number, err);
       return out;
     },
     wait(pid) {
@@ -65,6 +71,12 @@ export function loadLibSbx(): LibSbx {
     },
     setWinsize(fd, rows, cols) { const err = {} as SbxError; check(winsize(fd, rows, cols, err) as number, err); },
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
+    forward(udp, lip, lport, tip, tport, netns) {
+      const out = [null], port = [0], err = {} as SbxError;
+      check(fwdStart(udp ? 1 : 0, lip, lport, tip, tport, netns, out, port, err) as number, err);
+      let handle: unknown = out[0];
+      return { port: port[0]!, stop: () => { if (handle) { fwdStop(handle); handle = null; } } };
+    },
   };
   return loaded;
 }

@@ -127,10 +127,16 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
       add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0' }, { kind: 'net.veth.remove', args: {} });
       add('network', 'net:address', 'net.address', `give eth0 the leased address, with a default route through ${gateway}`, mode.src, { subnet: sub.value, gateway, interface: 'eth0' });
       add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value } });
+      const proxy = spec.network.proxy;
       for (const p of spec.network.ports) {
         const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
-        add('network', `port:${p.hostIp || '*'}:${p.hostPort || `any-${p.containerPort}`}/${p.protocol}`, 'net.port', `publish ${hostSide}/${p.protocol} on the host to port ${p.containerPort} inside`, p.src,
-          { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path: host.root ? 'kernel' : 'userspace' },
+        // The kernel path (nftables DNAT) is the fast one; it cannot turn IPv6 into the sandbox's IPv4.
+        const v6 = p.hostIp.includes(':');
+        const path = proxy.value === 'userspace' || v6 ? 'userspace' : 'kernel';
+        const why = proxy.value === 'userspace' ? 'network.proxy asks for it' : v6 ? 'an IPv6 host address in front of the sandbox\'s IPv4' : 'nftables DNAT, the fast path';
+        if (proxy.value === 'kernel' && v6) problems.push({ src: p.src, code: 'kernel-path-ipv6', message: `\`network.proxy: kernel\` cannot publish on the IPv6 address ${p.hostIp}: the sandbox's network is IPv4; use proxy: auto` });
+        add('network', `port:${p.hostIp || '*'}:${p.hostPort || `any-${p.containerPort}`}/${p.protocol}`, 'net.port', `publish ${hostSide}/${p.protocol} on the host to port ${p.containerPort} inside (${path}: ${why})`, p.src,
+          { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path },
           { kind: 'net.port.remove', args: { hostIp: p.hostIp, hostPort: p.hostPort, protocol: p.protocol } });
       }
       const hosts = spec.network.extraHosts.map((h) => `${h.ip} ${h.host}`);

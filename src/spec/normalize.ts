@@ -398,7 +398,10 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
       stopGraceMs: val(grace ?? 10_000, cfg.stop_grace_period !== undefined ? at('stop_grace_period') : D),
     },
     hostname, namespaces, userns,
-    network: { mode: val(netMode, netSrc), subnet, dns, extraHosts, ports },
+    network: {
+      mode: val(netMode, netSrc), subnet, dns, extraHosts, ports,
+      proxy: typeof cfg.network === 'object' && cfg.network.proxy ? val(cfg.network.proxy, at('network', 'proxy')) : val('auto', D),
+    },
     mounts, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
   };
   return { spec, problems };

@@ -101,6 +101,7 @@ export interface SandboxSpec {
   network: {
     mode: Val<'none' | 'private' | 'host'>;
     subnet: Val<string>;
+    proxy: Val<'auto' | 'kernel' | 'userspace'>;
     dns: Val<string>[];
     extraHosts: HostEntry[];
     ports: PortSpec[];

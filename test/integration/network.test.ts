@@ -111,6 +111,33 @@ test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.
   assert.equal(hostNet(), before, 'the host\'s links, nftables rules, listening sockets or ip_forward changed');
 });
 
+test('the user-space forwarder (splice) carries TCP, UDP, and IPv6 on the host to the sandbox\'s IPv4', async (t) => {
+  if (!ready(t)) return;
+  const hasV6 = (() => { try { return require('node:fs').readFileSync('/proc/net/if_inet6', 'utf8').includes('00000000000000000000000000000001'); } catch { return false; } })();
+  if (!needs(t, 'IPv6 on lo', hasV6)) return;
+  const before = hostNet();
+  const plan = sandbox(['plan', 'test/integration/fixtures/echo-userspace.yml']);
+  assert.match(plan.out, /publish \[::1\]:18001\/tcp on the host to port 7000 inside \(userspace: network\.proxy asks for it\)/);
+  const child = spawn(process.execPath, [BIN, 'up', '-q', 'test/integration/fixtures/echo-userspace.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  try {
+    for (let i = 0; i < 600 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(out.includes('ready'), `the echo sandbox did not start: ${err}`);
+    assert.equal(await echoTcp('127.0.0.1', 18000), 'ping-tcp');
+    assert.equal(await echoUdp('127.0.0.1', 18000), 'ping-udp');
+    assert.equal(await echoTcp('::1', 18001), 'ping-tcp');
+    // Nothing of this path is in nftables: the forwarder is all there is.
+    assert.doesNotMatch(execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }), /dport 18000/);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('exit', r));
+  }
+  assert.deepEqual(leftovers('echo-userspace'), []);
+  assert.equal(hostNet(), before);
+});
+
 test('up/down cycles with a private network and port maps leave the host as it was', (t) => {
   if (!ready(t)) return;
   const cycles = Number(process.env.SANDBOX_NET_CYCLES ?? 200);
