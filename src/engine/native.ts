@@ -205,7 +205,7 @@ export class NativeEngine implements Engine {
           const a = s.args;
           if (s.kind === 'net.veth') {
             undo.push(() => removeVeth(hostIf));
-            createVeth(pid, hostIf, a.gateway as string, address!, published.length > 0);
+            createVeth(pid, hostIf, a.gateway as string, address!, published.length > 0, a.mtu as number);
             undo.push(() => restoreForwarding(host.stateRoot, state));
             await enableForwarding(host.stateRoot);
           } else if (s.kind === 'net.nat') {

@@ -51,10 +51,10 @@ export async function leaseAddress(stateRoot: string, stateDir: string, cidr: st
   });
 }
 
-export function createVeth(pid: number, hostIf: string, gateway: string, ip: string, localnet: boolean): void {
+export function createVeth(pid: number, hostIf: string, gateway: string, ip: string, localnet: boolean, mtu: number): void {
   // One `ip` process for the whole host side; the sandbox's end is configured by the child itself.
   execFileSync('ip', ['-batch', '-'], { input: [
-    `link add ${hostIf} type veth peer name eth0 netns ${pid}`,
+    `link add ${hostIf} mtu ${mtu} type veth peer name eth0 mtu ${mtu} netns ${pid}`,
     `addr add ${gateway}/32 dev ${hostIf}`,
     `link set ${hostIf} up`,
     `route add ${ip}/32 dev ${hostIf}`,
