@@ -138,6 +138,46 @@ test('the user-space forwarder (splice) carries TCP, UDP, and IPv6 on the host t
   assert.equal(hostNet(), before);
 });
 
+test('outbound traffic is masqueraded: an outside host (a namespace the test makes) sees the host\'s address', async (t) => {
+  if (!ready(t)) return;
+  const before = hostNet();
+  const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
+  sh('ip netns add sbxtest-out && ip link add sbxto0 type veth peer name eth0 netns sbxtest-out && ip addr add 198.51.100.1/24 dev sbxto0 && ip link set sbxto0 up '
+    + '&& ip -n sbxtest-out addr add 198.51.100.2/24 dev eth0 && ip -n sbxtest-out link set eth0 up && ip -n sbxtest-out link set lo up');
+  // The outside host answers each connection with the address it came from.
+  const server = spawn('ip', ['netns', 'exec', 'sbxtest-out', 'python3', '-c',
+    "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('198.51.100.2', 9000)); s.listen(4); print('ready', flush=True)\nwhile True:\n  c, a = s.accept(); c.sendall(a[0].encode()); c.close()"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((r) => server.stdout!.once('data', r));
+    const r = sandbox(['up', '-q', 'test/integration/fixtures/nat-client.yml']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.trim(), '198.51.100.1');
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.on('exit', r));
+    sh('ip link del sbxto0; ip netns del sbxtest-out');
+  }
+  assert.deepEqual(leftovers('nat-client'), []);
+  assert.equal(hostNet(), before);
+});
+
+test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves the host as it was', async (t) => {
+  if (!ready(t)) return;
+  const before = hostNet();
+  const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: 'ignore' });
+  for (let i = 0; i < 300 && !leftovers('web').some((l) => l.startsWith('process')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(leftovers('web').some((l) => l.startsWith('interface')), 'the web sandbox did not start');
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  // Its processes die with the CLI (parent-death signal); the host-side pieces wait for the next run.
+  for (let i = 0; i < 100 && leftovers('web').some((l) => l.startsWith('process')); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(leftovers('web').filter((l) => l.startsWith('process')), []);
+  const next = sandbox(['up', '-q', 'samples/web.yml', '--', '/bin/true']);
+  assert.equal(next.code, 0, next.err);
+  assert.deepEqual(leftovers('web'), []);
+  assert.equal(hostNet(), before);
+});
+
 test('up/down cycles with a private network and port maps leave the host as it was', (t) => {
   if (!ready(t)) return;
   const cycles = Number(process.env.SANDBOX_NET_CYCLES ?? 200);
