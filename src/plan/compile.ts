@@ -124,6 +124,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default');
     if (mode.value === 'private') {
       const sub = spec.network.subnet;
+      if (!host.root) problems.push({ src: mode.src, code: 'private-network-needs-root', message: 'a private network needs root on this host (a veth pair and nftables); rootless networking is not supported yet: use `network: none` or `network: host`' });
       const gateway = gatewayOf(sub.value);
       // A 64 KiB MTU, as loopback's (and pasta's): with 1500 the pair carries a sixth less than loopback.
       add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: {} });

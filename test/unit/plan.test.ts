@@ -83,6 +83,13 @@ test('what the host cannot apply is reported against the config line', () => {
   assert.deepEqual(compile(spec, host).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-swap-accounting', 3], ['no-user-namespaces', 4]]);
 });
 
+test('without root, a private network is refused at its line; none and host are fine', () => {
+  const rootless: HostFeatures = { ...HYBRID_HOST, root: false };
+  const plan = (yaml: string) => compile(loadText(`version: 1\ncommand: [x]\nnamespaces: {user: true}\n${yaml}`).spec!, rootless).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]);
+  assert.deepEqual(plan('network: private\n'), [['private-network-needs-root', 4]]);
+  assert.deepEqual(plan('network: none\n'), []);
+});
+
 test('io_weight on a host whose disks have no weighting scheduler is refused at its line', () => {
   const spec = loadText('version: 1\ncommand: [x]\nresources:\n  io_weight: 300\n').spec!;
   const host: HostFeatures = { ...HYBRID_HOST, cgroup: { ...HYBRID_HOST.cgroup, ioWeightFile: undefined } };
