@@ -1,13 +1,13 @@
 // The pure pipeline from a file's bytes to a SandboxSpec: parse → interpolate → validate →
 // normalize → rules. All problems come back together, located; nothing here touches the disk
 // except through the readFile parameter (env_file contents).
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname } from 'node:path';
 import { type Diagnostic, pointer, sortDiagnostics } from './diagnostic';
 import { interpolate } from './interpolate';
 import { parseConfig, type PathSeg } from './parse';
 import { validate } from './validate';
 import type { UserConfig } from './types';
-import { normalize } from '../spec/normalize';
+import { normalize, resolveHostPath } from '../spec/normalize';
 import { checkRules } from '../spec/rules';
 import type { SandboxSpec, Source } from '../spec/types';
 
@@ -66,7 +66,7 @@ export function loadSpec(input: LoadInput): LoadResult {
   const absDir = dirname(input.absFile);
   const envFiles: Record<string, string | undefined> = {};
   const files = value.env_file === undefined ? [] : ([] as unknown[]).concat(value.env_file);
-  for (const f of files) if (typeof f === 'string') { const abs = f.startsWith('~/') ? join(input.home, f.slice(2)) : isAbsolute(f) ? f : join(absDir, f); envFiles[abs] = input.readFile(abs); }
+  for (const f of files) if (typeof f === 'string') { const abs = resolveHostPath(f, absDir, input.home); envFiles[abs] = input.readFile(abs); }
   const { spec, problems } = normalize(value as unknown as UserConfig, { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, where });
   for (const p of problems) diagnostics.push(fromSource(p.src, '', p.code, p.message, 'error'));
   // Rules about absent values would only guess once an earlier stage has reported an error.

@@ -9,6 +9,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { HostFeatures, Plan, Step } from '../plan/types';
+import type { IdMap } from '../spec/types';
 import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx, type SbxChild } from '../ffi/libsbx';
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
@@ -52,7 +53,8 @@ export class NativeEngine implements Engine {
     const undo: (() => void | Promise<void>)[] = [];
     let child: SbxChild | undefined;
     let events: Socket | undefined;
-    let failure: StepError | undefined;
+    /** A failure the child reported: the index of its step in the plan, and the errno. */
+    let failure: { index: number; errno: number; message: string } | undefined;
     const forward: [NodeJS.Signals, () => void][] = [];
     let master: number | undefined;
     let restoreRaw = false;
@@ -190,9 +192,9 @@ export class NativeEngine implements Engine {
           // On v2 the child was born in its cgroup (clone3); elsewhere it is moved there now.
           if (s.kind === 'cgroup.attach') { if (!bornInCgroup) cgroup.attach(pid); }
           else if (s.kind === 'idmap') {
-            const fmt = (m: { container: number; host: number; size: number }[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
-            writeFileSync(`/proc/${pid}/uid_map`, fmt(s.args.uid as never));
-            writeFileSync(`/proc/${pid}/gid_map`, fmt(s.args.gid as never));
+            const fmt = (m: unknown) => (m as IdMap[]).map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
+            writeFileSync(`/proc/${pid}/uid_map`, fmt(s.args.uid));
+            writeFileSync(`/proc/${pid}/gid_map`, fmt(s.args.gid));
           }
         });
       }
@@ -248,7 +250,7 @@ export class NativeEngine implements Engine {
 
       if (failure || pendingSignal) {
         await this.lib.wait(pid).catch(() => 0);
-        const at = failure ? plan.steps[failure.step as unknown as number] ?? exec : exec;
+        const at = failure ? plan.steps[failure.index] ?? exec : exec;
         interrupted(at);
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
@@ -308,7 +310,7 @@ export class NativeEngine implements Engine {
   }
 
   /** Reads struct sbx_event records until EOF (exec, or the child's death). */
-  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: StepError & { step: never }) => void, onConsole: () => void, onExecStart: (ns: bigint) => Promise<void>, keep: (s: Socket) => void): Promise<void> {
+  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: { index: number; errno: number; message: string }) => void, onConsole: () => void, onExecStart: (ns: bigint) => Promise<void>, keep: (s: Socket) => void): Promise<void> {
     return new Promise((resolve) => {
       const sock = new Socket({ fd: child.events_fd, readable: true, writable: false });
       keep(sock);
@@ -328,7 +330,7 @@ export class NativeEngine implements Engine {
             if (kind === OP.CONSOLE) onConsole();
             if (s.kind !== 'exec') onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
           } else if (phase === 3) {
-            onFail({ step: step as never, errno: err, message: errnoText(err) });
+            onFail({ index: step, errno: err, message: errnoText(err) });
           }
         }
       });

@@ -111,11 +111,16 @@ function parseEnvFile(text: string): { name: string; value: string; line: number
   return out;
 }
 
+/** A host path as written in the file: `~` is the home folder, relative paths start at the file's folder. */
+export function resolveHostPath(p: string, dir: string, home: string): string {
+  return normPath(p === '~' ? home : p.startsWith('~/') ? join(home, p.slice(2)) : isAbsolute(p) ? p : join(dir, p));
+}
+
 export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: SandboxSpec; problems: SpecProblem[] } {
   const problems: SpecProblem[] = [];
   const at = (...p: PathSeg[]) => ctx.where(p);
   const problem = (src: Source, code: string, message: string) => problems.push({ src, code, message });
-  const hostPath = (p: string) => normPath(p === '~' ? ctx.home : p.startsWith('~/') ? join(ctx.home, p.slice(2)) : isAbsolute(p) ? p : join(ctx.dir, p));
+  const hostPath = (p: string) => resolveHostPath(p, ctx.dir, ctx.home);
 
   // Identity of the sandbox.
   const stem = basename(ctx.file, extname(ctx.file)).replace(/^\.+/, '').replace(/[^a-zA-Z0-9_.-]/g, '-') || 'sandbox';
