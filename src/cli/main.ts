@@ -24,7 +24,7 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
 
 /** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning' }): Promise<Loaded> {
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean }): Promise<Loaded> {
   let found;
   try {
     found = await findConfig(fileArg);
@@ -46,7 +46,8 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     plan = compiled.plan;
     for (const p of compiled.problems) {
       const at = typeof p.src === 'object' ? p.src : { file: found.file, line: 1, col: 1 };
-      diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity: opts.hostProblems ?? 'error' });
+      const severity = p.atRun && !opts.forRun ? 'warning' : opts.hostProblems ?? 'error';
+      diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity });
     }
   }
   const errors = diagnostics.filter((d) => d.severity === 'error' || opts.strict);
@@ -101,7 +102,7 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
     .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');

@@ -8,7 +8,11 @@ import { checkOrder } from './order';
 import { gatewayOf } from '../spec/ip';
 import type { HostFeatures, Plan, Stage, Step } from './types';
 
-export interface HostProblem { src: Source; code: string; message: string }
+export interface HostProblem {
+  src: Source; code: string; message: string;
+  /** What only `up` refuses: the plan can still be shown and reviewed. */
+  atRun?: boolean;
+}
 
 const CFS_PERIOD = 100_000;
 const VETH_MTU = 65520;
@@ -219,6 +223,10 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     if (!host.seccomp) problems.push({ src: sc.src, code: 'no-seccomp', message: 'this kernel has no seccomp filter support; set `security.seccomp: unconfined` to run without one' });
     add('security', 'seccomp', 'seccomp', sc.value === 'default' ? 'install the default seccomp filter (as Docker\'s: mount, unshare, setns, bpf, keyctl, kexec_load, … refused)' : `install the seccomp profile ${sc.value}`, sc.src, { profile: sc.value });
   }
+
+  // Detached sandboxes need the supervisor of the lifecycle work; until then they are refused, not run in the foreground.
+  if (spec.process.detach.value) problems.push({ src: spec.process.detach.src, code: 'detach-unsupported', message: 'detached sandboxes are not supported yet, so `up` refuses this file: remove `detach` to run it in the foreground', atRun: true });
+  if (spec.process.restart.value !== 'no') problems.push({ src: spec.process.restart.src, code: 'restart-unsupported', message: `\`restart: ${spec.process.restart.value}\` needs a detached sandbox, which is not supported yet, so \`up\` refuses this file; remove it`, atRun: true });
 
   // 9. exec.
   add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});

@@ -31,6 +31,15 @@ for (const s of samples) {
   });
 }
 
+test('jenkins.yml: its plan is shown with a warning, and up refuses detach until detached sandboxes exist', () => {
+  const p = run(['plan', 'samples/jenkins.yml']);
+  assert.equal(p.code, 0, p.err);
+  assert.match(p.err, /samples\/jenkins\.yml:8:9: warning: detached sandboxes are not supported yet, so `up` refuses this file/);
+  const u = run(['up', 'samples/jenkins.yml']);
+  assert.equal(u.code, 2);
+  assert.match(u.err, /samples\/jenkins\.yml:8:9: error: detached sandboxes are not supported yet/);
+});
+
 test('an invalid file: every error located on stderr, exit 2, nothing on stdout', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'bad.yml'), 'version: 1\ncomand: [x]\nnetwork: privat\nresources:\n  memroy: 1g\n');
