@@ -91,3 +91,28 @@ test('tty: true gives the command a terminal of its own devpts; ps shows /bin/sh
   assert.ok(out.some((l) => /^1 \/bin\/sh$/.test(l)), r.out);
   assert.deepEqual(leftovers('busybox'), []);
 });
+
+test('device read/write bps and iops limits, read from inside on a loop device the test makes', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-loop-'));
+  execFileSync('truncate', ['-s', '8M', join(dir, 'disk')]);
+  try { execFileSync('modprobe', ['loop'], { stdio: 'ignore' }); } catch { /* built in */ }
+  const dev = execFileSync('losetup', ['-f', '--show', join(dir, 'disk')], { encoding: 'utf8' }).trim();
+  try {
+    const majmin = readFileSync(`/sys/block/${dev.split('/').pop()}/dev`, 'utf8').trim();
+    const files = cgroupLayout() === 'v2' ? 'io.max' : 'blkio/blkio.throttle.read_bps_device blkio/blkio.throttle.write_bps_device blkio/blkio.throttle.read_iops_device blkio/blkio.throttle.write_iops_device';
+    const r = sandbox(['up', '-q', 'test/integration/fixtures/device-limits.yml', '--', '/bin/sh', '-c', `for f in ${files}; do cat /sys/fs/cgroup/$f; done`], { env: { LOOPDEV: dev } });
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split('\n');
+    if (cgroupLayout() === 'v2') assert.ok(lines.includes(`${majmin} rbps=1048576 wbps=2097152 riops=100 wiops=200`), r.out);
+    else assert.deepEqual(lines, [`${majmin} 1048576`, `${majmin} 2097152`, `${majmin} 100`, `${majmin} 200`]);
+    assert.deepEqual(leftovers('device-limits'), []);
+  } finally {
+    execFileSync('losetup', ['-d', dev]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
