@@ -132,6 +132,7 @@ export function buildProgram(): Command {
         // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
         failAt: process.env.SANDBOX_TEST_FAIL_AT,
         beforeExec: () => view,
+        file: l.file,
       } as never);
       // For the start-up benchmark: the engine's own setup time, measured inside.
       if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms\n`);
@@ -170,6 +171,38 @@ export function buildProgram(): Command {
       if (!file) return;
       const l = await load(file, {});
       process.stdout.write(`\n${l.file}: this host can apply every line (${l.plan.steps.length} steps)\n`);
+    });
+
+  program.command('ps').description('list sandboxes: their name, status, host PID, uptime, command and ports')
+    .option('-a, --all', 'also list what crashed runs left (removed by sandbox gc)')
+    .option('--json', 'print the list as JSON')
+    .action(async (o: { all?: boolean; json?: boolean }) => {
+      const { listSandboxes } = await import('../engine/state');
+      const rows = listSandboxes(probeHost()).filter((r) => o.all || r.running);
+      if (o.json) {
+        process.stdout.write(JSON.stringify(rows.map((r) => ({ name: r.name, status: r.running ? 'running' : 'dead', pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, startedAt: r.state?.startedAt ?? null, command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [] })), null, 2) + '\n');
+        return;
+      }
+      const age = (iso?: string) => {
+        if (!iso) return '-';
+        const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+        return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+      };
+      const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
+      const table = [['NAME', 'STATUS', 'PID', 'UP', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, r.running ? 'running' : 'dead (sandbox gc)', String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', (r.state?.command ?? []).join(' ').slice(0, 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])];
+      const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+      process.stdout.write(table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n');
+    });
+
+  program.command('gc').description('remove what crashed runs left: state folders, cgroups, interfaces and nftables tables with no live process')
+    .action(async () => {
+      const { listSandboxes, orphanTables, reclaim } = await import('../engine/state');
+      const { removeTable } = await import('../engine/network');
+      const host = probeHost();
+      const removed: string[] = [];
+      for (const r of listSandboxes(host)) if (!r.running) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
+      for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
+      process.stdout.write(removed.length ? removed.map((x) => `removed ${x}`).join('\n') + '\n' : 'nothing to remove\n');
     });
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {

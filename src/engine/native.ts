@@ -14,6 +14,7 @@ import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx, type SbxChild } from 
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
 import { resolveIds } from './users';
+import { reclaim, STATE_FILES, writeState } from './state';
 import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, reservePort, resolvConf, restoreForwarding, type PortRule } from './network';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -23,6 +24,8 @@ export interface NativeRunOptions extends RunOptions {
   beforeExec?: () => Promise<void>;
   /** Give the command a pseudo-terminal. */
   tty?: boolean;
+  /** The config file, as shown by `ps`. */
+  file?: string;
 }
 
 export function errnoText(errno: number): string {
@@ -146,14 +149,12 @@ export class NativeEngine implements Engine {
               // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
               // no live process in its cgroup, what that run made on the host is removed first.
               if (cgroup.pids().length) throw new Error(`a sandbox named ${plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
-              removeTable(nftTable(plan.name));
-              removeVeth(hostInterface(plan.name));
-              for (const f of ['ip', 'hosts', 'resolv.conf']) try { unlinkSync(join(state, f)); } catch { /* absent */ }
-              try { rmdirSync(rootDir); } catch { /* absent */ }
+              await reclaim(host, plan.name);
+              mkdirSync(state);
             }
             undo.push(() => { try { rmdirSync(state); } catch { /* not empty: leave it for gc */ } });
-            // Files the network stage writes here go with the folder.
-            undo.push(() => { for (const f of ['ip', 'hosts', 'resolv.conf']) try { unlinkSync(join(state, f)); } catch { /* absent */ } });
+            // Files written here (lease, network files, state.json) go with the folder.
+            undo.push(() => { for (const f of STATE_FILES) try { unlinkSync(join(state, f)); } catch { /* absent */ } });
             if (privateNet) address = await leaseAddress(host.stateRoot, state, privateNet.args.subnet as string);
             mkdirSync(rootDir);
             undo.push(() => { try { rmdirSync(rootDir); } catch { /* already gone */ } });
@@ -255,6 +256,10 @@ export class NativeEngine implements Engine {
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
+      writeState(state, {
+        name: plan.name, pid, command: exec.args.args as string[], file: opts.file ?? '', digest: plan.digest,
+        startedAt: new Date().toISOString(), ports: published.map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
+      });
       // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
       const timing = { setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - BigInt(child.spawn_ns)) / 1e6 };
       onEvent({ type: 'running', pid });

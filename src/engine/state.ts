@@ -1,0 +1,81 @@
+// Per-sandbox state on the host: /run/sandbox/NAME (state.json, the address lease, the network
+// files, the root mount point). Read by `ps`; and what a crashed run left (its CLI killed with -9)
+// is recognised here — a state folder whose cgroup has no live process — and removed by `gc` and
+// by the next `up` of the same name. Runs in the CLI process as root.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostFeatures } from '../plan/types';
+import { Cgroup } from './cgroup';
+import { hostInterface, nftTable, removeTable, removeVeth } from './network';
+
+export interface SandboxState {
+  name: string;
+  /** The command's host PID (PID 1 inside). */
+  pid: number;
+  command: string[];
+  file: string;
+  digest: string;
+  startedAt: string;
+  ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string }[];
+}
+
+/** Files the engine writes in a state folder; removed with it. */
+export const STATE_FILES = ['state.json', 'ip', 'hosts', 'resolv.conf'];
+
+export function writeState(dir: string, s: SandboxState): void {
+  // Written whole, then renamed: a reader never sees half a file.
+  const tmp = join(dir, `.state.json.${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
+  renameSync(tmp, join(dir, 'state.json'));
+}
+
+export function cgroupOf(host: HostFeatures, name: string): Cgroup {
+  return new Cgroup(host.cgroup, `sandbox/${name}`);
+}
+
+export interface Listed { name: string; running: boolean; pids: number[]; state?: SandboxState }
+
+export function listSandboxes(host: HostFeatures): Listed[] {
+  let names: string[] = [];
+  try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { return []; }
+  return names.sort().map((name) => {
+    const pids = cgroupOf(host, name).pids();
+    let state: SandboxState | undefined;
+    try { state = JSON.parse(readFileSync(join(host.stateRoot, name, 'state.json'), 'utf8')) as SandboxState; } catch { /* starting, or crashed before it ran */ }
+    return { name, running: pids.length > 0, pids, state };
+  });
+}
+
+/** Removes what a run of `name` left on the host, if nothing of it is alive; returns what it removed. */
+export async function reclaim(host: HostFeatures, name: string): Promise<string[]> {
+  const removed: string[] = [];
+  const cg = cgroupOf(host, name);
+  if (cg.pids().length) return removed;
+  const table = nftTable(name);
+  if (tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
+  const hostIf = hostInterface(name);
+  if (existsSync(`/sys/class/net/${hostIf}`)) { removeVeth(hostIf); removed.push(`interface ${hostIf}`); }
+  const dir = join(host.stateRoot, name);
+  if (existsSync(dir)) {
+    for (const f of STATE_FILES) try { unlinkSync(join(dir, f)); } catch { /* absent */ }
+    try { rmdirSync(join(dir, 'root')); } catch { /* absent */ }
+    try { rmdirSync(dir); removed.push(`state folder ${dir}`); } catch { /* something else is in it: left for a person to look at */ }
+  }
+  if (cg.exists()) { await cg.remove(); removed.push(`cgroup ${cg.path}`); }
+  return removed;
+}
+
+function tableExists(table: string): boolean {
+  try { return execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }).includes(`table ip ${table}\n`); } catch { return false; }
+}
+
+/** Our nftables tables that belong to no state folder (table names do not map back to names). */
+export function orphanTables(host: HostFeatures): string[] {
+  let tables = '';
+  try { tables = execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return []; }
+  let names: string[] = [];
+  try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
+  const owned = new Set(names.map(nftTable));
+  return [...tables.matchAll(/^table ip (sbx_\S+)$/gm)].map((m) => m[1]!).filter((t) => !owned.has(t));
+}
