@@ -12,6 +12,7 @@ import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
 import { probeHost } from '../engine/probe';
 import { MSG } from '../ui/messages';
+import { LifecycleError, registerLifecycle } from './lifecycle';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -24,7 +25,7 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
 
 /** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean }): Promise<Loaded> {
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean }): Promise<Loaded> {
   let found;
   try {
     found = await findConfig(fileArg);
@@ -42,6 +43,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   if (res.spec) {
     // `sandbox up FILE -- CMD ARGS` replaces the config's command and entrypoint, as docker run's arguments do.
     if (opts.command) res.spec.process = { ...res.spec.process, args: opts.command, argsSrc: 'cli' };
+    if (opts.detach) res.spec.process = { ...res.spec.process, detach: { value: true, src: 'cli' } };
     const compiled = compile(res.spec, host);
     plan = compiled.plan;
     for (const p of compiled.problems) {
@@ -99,10 +101,11 @@ export function buildProgram(): Command {
     .argument('[command...]', 'command and arguments after --, replacing the config\'s command')
     .description('set up the sandbox and run its command')
     .option('--dry-run', 'show the stages and steps without changing anything')
+    .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun });
+    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
@@ -136,6 +139,11 @@ export function buildProgram(): Command {
       } as never);
       // For the start-up benchmark: the engine's own setup time, measured inside.
       if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms\n`);
+      if (result.detached) {
+        await view;
+        process.stdout.write(`${l.plan.name}\n`);
+        return;
+      }
       if (result.failed) {
         tracker.abort(result.failed.message);
         await view;
@@ -173,37 +181,7 @@ export function buildProgram(): Command {
       process.stdout.write(`\n${l.file}: this host can apply every line (${l.plan.steps.length} steps)\n`);
     });
 
-  program.command('ps').description('list sandboxes: their name, status, host PID, uptime, command and ports')
-    .option('-a, --all', 'also list what crashed runs left (removed by sandbox gc)')
-    .option('--json', 'print the list as JSON')
-    .action(async (o: { all?: boolean; json?: boolean }) => {
-      const { listSandboxes } = await import('../engine/state');
-      const rows = listSandboxes(probeHost()).filter((r) => o.all || r.running);
-      if (o.json) {
-        process.stdout.write(JSON.stringify(rows.map((r) => ({ name: r.name, status: r.running ? 'running' : 'dead', pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, startedAt: r.state?.startedAt ?? null, command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [] })), null, 2) + '\n');
-        return;
-      }
-      const age = (iso?: string) => {
-        if (!iso) return '-';
-        const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-        return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
-      };
-      const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      const table = [['NAME', 'STATUS', 'PID', 'UP', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, r.running ? 'running' : 'dead (sandbox gc)', String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', (r.state?.command ?? []).join(' ').slice(0, 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])];
-      const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-      process.stdout.write(table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n');
-    });
-
-  program.command('gc').description('remove what crashed runs left: state folders, cgroups, interfaces and nftables tables with no live process')
-    .action(async () => {
-      const { listSandboxes, orphanTables, reclaim } = await import('../engine/state');
-      const { removeTable } = await import('../engine/network');
-      const host = probeHost();
-      const removed: string[] = [];
-      for (const r of listSandboxes(host)) if (!r.running) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
-      for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
-      process.stdout.write(removed.length ? removed.map((x) => `removed ${x}`).join('\n') + '\n' : 'nothing to remove\n');
-    });
+  registerLifecycle(program, async (file) => (await load(file, {})).plan.name);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.
@@ -219,6 +197,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof Exit) return e.code;
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
+    if (e instanceof LifecycleError) { process.stderr.write(`sandbox: ${e.message}\n`); return e.code; }
     process.stderr.write(MSG.internal((e as Error)?.message ?? String(e)) + '\n');
     return EXIT.setup;
   }

@@ -68,6 +68,9 @@ export class Cgroup {
     writeFileSync(join(dir, file), deviceValue(file, value));
   }
 
+  /** On v2, the folder (the supervisor opens it for clone3); undefined on v1. */
+  v2Dir(): string | undefined { return this.v2 ? this.dirs()[0] : undefined; }
+
   /** On v2, an O_PATH fd of the folder, for clone3(CLONE_INTO_CGROUP); -1 on v1. */
   openForClone(): number {
     if (!this.v2) return -1;

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { HostFeatures, Plan, Step } from '../plan/types';
 import type { IdMap } from '../spec/types';
-import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx, type SbxChild } from '../ffi/libsbx';
+import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
+import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
 import { resolveIds } from './users';
@@ -54,8 +55,7 @@ export class NativeEngine implements Engine {
     // The hierarchies the plan joins (all of them on v2).
     const cgroup = new Cgroup({ ...host.cgroup, controllers: cgStep.args.controllers as string[] }, cgStep.args.path as string);
     const undo: (() => void | Promise<void>)[] = [];
-    let child: SbxChild | undefined;
-    let events: Socket | undefined;
+    let child: ChildLink | undefined;
     /** A failure the child reported: the index of its step in the plan, and the errno. */
     let failure: { index: number; errno: number; message: string } | undefined;
     const forward: [NodeJS.Signals, () => void][] = [];
@@ -96,6 +96,7 @@ export class NativeEngine implements Engine {
     };
 
     const t0 = process.hrtime.bigint();
+    const detach = plan.steps.find((s) => s.kind === 'exec')!.args.detach === true;
     try {
       // Everything that can be refused without touching the host is refused first.
       const exec = plan.steps.find((s) => s.kind === 'exec')!;
@@ -173,18 +174,20 @@ export class NativeEngine implements Engine {
 
       // 3. namespaces: the clone creates them; the child is held until the parent says go.
       if (privateNet) program = encode(address);
-      const cgroupFd = cgroup.openForClone();
+      const cgroupFd = detach ? -1 : cgroup.openForClone();
       try {
-        child = this.lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd);
+        child = detach ? await supervisedLink(program, state, cgroup.v2Dir()) : directLink(this.lib, program, cgroupFd);
       } catch (e) {
         const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
         started(ns);
         throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
+      } finally {
+        if (cgroupFd >= 0) closeSync(cgroupFd);
       }
-      if (cgroupFd >= 0) closeSync(cgroupFd);
-      const pid = child.pid;
-      const bornInCgroup = child.in_cgroup === 1;
-      undo.push(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+      const link = child;
+      const pid = link.pid;
+      const bornInCgroup = link.inCgroup;
+      undo.push(() => { try { process.kill(link.supervisorPid ?? pid, 'SIGKILL'); } catch { /* gone */ } try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
       for (const s of plan.steps.filter((x) => x.stage === 'namespaces' && !program.childSteps.has(x.id))) await hostStep(s, () => undefined);
 
       // 4. attach: into the cgroup, then the id maps, before the child may go on.
@@ -236,21 +239,21 @@ export class NativeEngine implements Engine {
 
       // 5-9. the child runs its ops and reports each one.
       let execNs = 0n;
-      const eofSeen = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, () => {
+      const eofSeen = this.readEvents(link, plan, onEvent, (f) => { failure = f; }, () => {
         // The child made its terminal and sent the master over the sync socket.
-        master = this.lib.recvFd(child!.sync_fd);
+        master = this.lib.recvFd(link.syncFd!);
         if (process.stdout.isTTY) this.lib.setWinsize(master, process.stdout.rows, process.stdout.columns);
       }, async (ns) => {
         execNs = ns;
         await opts.beforeExec?.();
-        writeSync(child!.sync_fd, 'E');
-      }, (s) => { events = s; });
-      writeSync(child.sync_fd, 'G');
+        link.send('E');
+      });
+      link.send('G');
       await eofSeen;
-      closeSync(child.sync_fd);
+      link.close();
 
       if (failure || pendingSignal) {
-        await this.lib.wait(pid).catch(() => 0);
+        await link.wait().catch(() => 0);
         const at = failure ? plan.steps[failure.index] ?? exec : exec;
         interrupted(at);
         throw new StepFailure(at, failure!.errno, failure!.message);
@@ -259,9 +262,16 @@ export class NativeEngine implements Engine {
       writeState(state, {
         name: plan.name, pid, command: exec.args.args as string[], file: opts.file ?? '', digest: plan.digest,
         startedAt: new Date().toISOString(), ports: published.map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
+        detached: detach, supervisorPid: link.supervisorPid, stopSignal: exec.args.stopSignal as number, stopGraceMs: exec.args.stopGraceMs as number,
       });
       // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
-      const timing = { setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - BigInt(child.spawn_ns)) / 1e6 };
+      const timing = { setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - link.spawnNs) / 1e6 };
+      if (detach) {
+        // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`.
+        onEvent({ type: 'running', pid });
+        done(exec);
+        return { exitCode: 0, timing, detached: true };
+      }
       onEvent({ type: 'running', pid });
       done(exec);
 
@@ -281,7 +291,7 @@ export class NativeEngine implements Engine {
           forward.push(['SIGWINCH', w]);
         }
       }
-      const status = await this.lib.wait(pid);
+      const status = await link.wait();
       if (master !== undefined) {
         // Let the terminal drain what the command wrote last, briefly; the timer must not keep Node alive.
         let timer: NodeJS.Timeout | undefined;
@@ -305,23 +315,25 @@ export class NativeEngine implements Engine {
       for (const [sig, h] of forward) process.removeListener(sig, h);
       if (restoreRaw) process.stdin.setRawMode(false);
       if (master !== undefined) { process.stdin.unpipe(); process.stdin.pause(); }
-      events?.destroy();
-      // Undo in reverse: the child first, then the cgroup, then the state folder.
-      for (const u of undo.reverse()) {
-        try { await u(); } catch (e) { onEvent({ type: 'undo', id: 'cleanup', ok: false, message: (e as Error).message }); }
+      child?.close();
+      // Undo in reverse: the child first, then the cgroup, then the state folder; not for a
+      // detached sandbox that runs: that is `sandbox down`'s work.
+      if (!(detach && running)) {
+        for (const u of undo.reverse()) {
+          try { await u(); } catch (e) { onEvent({ type: 'undo', id: 'cleanup', ok: false, message: (e as Error).message }); }
+        }
+        if (existsSync(state) && child) { try { rmdirSync(state); } catch { /* reported by gc */ } }
       }
-      if (existsSync(state) && child) { try { rmdirSync(state); } catch { /* reported by gc */ } }
     }
   }
 
   /** Reads struct sbx_event records until EOF (exec, or the child's death). */
-  private readEvents(child: SbxChild, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: { index: number; errno: number; message: string }) => void, onConsole: () => void, onExecStart: (ns: bigint) => Promise<void>, keep: (s: Socket) => void): Promise<void> {
+  private readEvents(link: ChildLink, plan: Plan, onEvent: (e: EngineEvent) => void, onFail: (f: { index: number; errno: number; message: string }) => void, onConsole: () => void, onExecStart: (ns: bigint) => Promise<void>): Promise<void> {
     return new Promise((resolve) => {
-      const sock = new Socket({ fd: child.events_fd, readable: true, writable: false });
-      keep(sock);
+      const sock = link.events;
       let buf = Buffer.alloc(0);
       const started = new Map<number, bigint>();
-      sock.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
         buf = Buffer.concat([buf, chunk]);
         while (buf.length >= EVENT_SIZE) {
           const step = buf.readUInt32LE(0), phase = buf.readUInt32LE(4), err = buf.readInt32LE(8), kind = buf.readUInt32LE(12), ns = buf.readBigUInt64LE(16);
@@ -338,9 +350,12 @@ export class NativeEngine implements Engine {
             onFail({ index: step, errno: err, message: errnoText(err) });
           }
         }
-      });
+      };
+      sock.on('data', onData);
       sock.on('end', () => resolve());
       sock.on('error', () => resolve());
+      if (link.initial.length) onData(link.initial);
+      sock.resume();
     });
   }
 }

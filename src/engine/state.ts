@@ -18,10 +18,15 @@ export interface SandboxState {
   digest: string;
   startedAt: string;
   ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string }[];
+  /** Detached: sbx-supervise is the sandbox's parent, and `down` removes what it set up. */
+  detached?: boolean;
+  supervisorPid?: number;
+  stopSignal?: number;
+  stopGraceMs?: number;
 }
 
 /** Files the engine writes in a state folder; removed with it. */
-export const STATE_FILES = ['state.json', 'ip', 'hosts', 'resolv.conf'];
+export const STATE_FILES = ['state.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp'];
 
 export function writeState(dir: string, s: SandboxState): void {
   // Written whole, then renamed: a reader never sees half a file.
@@ -34,7 +39,19 @@ export function cgroupOf(host: HostFeatures, name: string): Cgroup {
   return new Cgroup(host.cgroup, `sandbox/${name}`);
 }
 
-export interface Listed { name: string; running: boolean; pids: number[]; state?: SandboxState }
+export interface Listed {
+  name: string;
+  running: boolean;
+  pids: number[];
+  state?: SandboxState;
+  /** The command's wait status, written by the supervisor of a detached sandbox when it exited. */
+  exit?: number;
+}
+
+/** A wait status as an exit code: the code, or 128 + the signal. */
+export function exitCode(status: number): number {
+  return (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+}
 
 export function listSandboxes(host: HostFeatures): Listed[] {
   let names: string[] = [];
@@ -43,7 +60,9 @@ export function listSandboxes(host: HostFeatures): Listed[] {
     const pids = cgroupOf(host, name).pids();
     let state: SandboxState | undefined;
     try { state = JSON.parse(readFileSync(join(host.stateRoot, name, 'state.json'), 'utf8')) as SandboxState; } catch { /* starting, or crashed before it ran */ }
-    return { name, running: pids.length > 0, pids, state };
+    let exit: number | undefined;
+    try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
+    return { name, running: pids.length > 0, pids, state, exit };
   });
 }
 

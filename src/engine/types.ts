@@ -27,6 +27,8 @@ export interface RunResult {
   failed?: StepError;
   /** Setup time, measured by the engine: from its first host step, and from the clone call, to exec. */
   timing?: { setupMs: number; spawnToExecMs: number };
+  /** The sandbox runs on under its supervisor; the CLI may exit. */
+  detached?: boolean;
 }
 
 export interface Engine {

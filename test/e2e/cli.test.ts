@@ -31,13 +31,14 @@ for (const s of samples) {
   });
 }
 
-test('jenkins.yml: its plan is shown with a warning, and up refuses detach until detached sandboxes exist', () => {
+test('jenkins.yml: its plan is shown with a warning, and up refuses restart until it is supported', () => {
   const p = run(['plan', 'samples/jenkins.yml']);
   assert.equal(p.code, 0, p.err);
-  assert.match(p.err, /samples\/jenkins\.yml:8:9: warning: detached sandboxes are not supported yet, so `up` refuses this file/);
+  assert.match(p.err, /samples\/jenkins\.yml:9:10: warning: `restart: on-failure:3` is not supported yet, so `up` refuses this file/);
+  assert.match(p.out, /, detached/);
   const u = run(['up', 'samples/jenkins.yml']);
   assert.equal(u.code, 2);
-  assert.match(u.err, /samples\/jenkins\.yml:8:9: error: detached sandboxes are not supported yet/);
+  assert.match(u.err, /samples\/jenkins\.yml:9:10: error: `restart: on-failure:3` is not supported yet/);
 });
 
 test('an invalid file: every error located on stderr, exit 2, nothing on stdout', () => {

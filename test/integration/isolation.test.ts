@@ -73,6 +73,7 @@ test('signals are forwarded: with init, SIGTERM to the CLI ends the command with
   const { spawn } = await import('node:child_process');
   const { BIN } = await import('../helpers/sandbox');
   const child = spawn(process.execPath, [BIN, 'up', '-q', 'test/integration/fixtures/init.yml'], { stdio: 'ignore' });
+  t.after(() => { child.kill('SIGKILL'); });
   // Wait until the command runs (a process in the sandbox's cgroup): the VM is ten times slower.
   for (let i = 0; i < 300 && !leftovers('init-test').some((l) => l.startsWith('process')); i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 100));

@@ -165,10 +165,15 @@ test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves 
   if (!ready(t)) return;
   const before = hostNet();
   const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: 'ignore' });
-  for (let i = 0; i < 300 && !leftovers('web').some((l) => l.startsWith('process')); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(leftovers('web').some((l) => l.startsWith('interface')), 'the web sandbox did not start');
-  child.kill('SIGKILL');
-  await new Promise((r) => child.on('exit', r));
+  const exited = new Promise((r) => child.on('exit', r));
+  try {
+    // Running: its state is written once the command has started, after every setup step.
+    for (let i = 0; i < 300 && !sandbox(['ps']).out.includes('\nweb '); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(leftovers('web').some((l) => l.startsWith('interface')), 'the web sandbox did not start');
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
   // Its processes die with the CLI (parent-death signal); the host-side pieces wait for the next run.
   for (let i = 0; i < 100 && leftovers('web').some((l) => l.startsWith('process')); i++) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(leftovers('web').filter((l) => l.startsWith('process')), []);

@@ -43,8 +43,8 @@ for (const sample of samples) {
   for (const [layout, host] of [['hybrid', HYBRID_HOST], ['v2', V2_HOST]] as const) {
     test(`plan snapshot: ${sample} on cgroup ${layout}`, () => {
       const { plan, problems } = planOf(sample, host);
-      // jenkins.yml runs detached, which this engine refuses for now; every other sample applies as is.
-      assert.deepEqual(problems.map((p) => p.code), sample === 'jenkins.yml' ? ['detach-unsupported', 'restart-unsupported'] : []);
+      // jenkins.yml asks for a restart policy, which up refuses for now; every other sample applies as is.
+      assert.deepEqual(problems.map((p) => p.code), sample === 'jenkins.yml' ? ['restart-unsupported'] : []);
       snapshot(`${sample.replace(/\.yml$/, '')}.${layout}.txt`, renderPlan(plan) + '\n' + JSON.stringify(plan.steps.map((s) => [s.id, s.kind, s.args]), null, 1) + '\n');
     });
   }
@@ -91,9 +91,10 @@ test('without root, a private network is refused at its line; none and host are 
   assert.deepEqual(plan('network: none\n'), []);
 });
 
-test('detach and restart are refused at their lines until detached sandboxes exist, never run in the foreground instead', () => {
-  const r = compile(loadText('version: 1\ncommand: [x]\ndetach: true\nrestart: always\n').spec!, HYBRID_HOST);
-  assert.deepEqual(r.problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['detach-unsupported', 3], ['restart-unsupported', 4]]);
+test('up refuses, at their lines, what detached sandboxes cannot do yet: restart, a terminal, user-space ports', () => {
+  const r = compile(loadText('version: 1\ncommand: [x]\ndetach: true\nrestart: always\ntty: true\nports: ["[::1]:80:80"]\n').spec!, HYBRID_HOST);
+  assert.deepEqual(r.problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src, p.atRun]), [['restart-unsupported', 4, true], ['detach-tty', 3, true], ['detach-userspace-ports', 3, true]]);
+  assert.deepEqual(compile(loadText('version: 1\ncommand: [x]\ndetach: true\n').spec!, HYBRID_HOST).problems, []);
 });
 
 test('io_weight on a host whose disks have no weighting scheduler is refused at its line', () => {

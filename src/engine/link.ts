@@ -1,0 +1,80 @@
+// The CLI's line to the cloned child during setup. Foreground: libsbx clones it from this process
+// and the protocol runs over the two fds it returns. Detached: sbx-supervise clones it (and stays
+// its parent after the CLI exits) and relays the same protocol over its stdin and stdout.
+import { spawn } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { NativeError, type LibSbx } from '../ffi/libsbx';
+import type { Program } from './ops';
+
+export interface ChildLink {
+  pid: number;
+  inCgroup: boolean;
+  /** CLOCK_MONOTONIC when the clone was asked for. */
+  spawnNs: bigint;
+  /** struct sbx_event records until EOF (exec, or the child's death); `initial` came first. */
+  events: Readable;
+  initial: Buffer;
+  send(byte: 'G' | 'E'): void;
+  /** Foreground only: the socket the child sends its terminal over. */
+  syncFd?: number;
+  supervisorPid?: number;
+  /** The wait status: of the child (foreground), or of the supervisor (detached). */
+  wait(): Promise<number>;
+  /** Ends the setup channel; a detached supervisor goes on alone. */
+  close(): void;
+}
+
+export function directLink(lib: LibSbx, program: Program, cgroupFd: number): ChildLink {
+  const c = lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd);
+  const events = new Socket({ fd: c.events_fd, readable: true, writable: false });
+  return {
+    pid: c.pid, inCgroup: c.in_cgroup === 1, spawnNs: BigInt(c.spawn_ns), events, initial: Buffer.alloc(0), syncFd: c.sync_fd,
+    send: (b) => { writeSync(c.sync_fd, b); },
+    wait: () => lib.wait(c.pid),
+    close: () => { try { closeSync(c.sync_fd); } catch { /* closed */ } events.destroy(); },
+  };
+}
+
+export function supervisorPath(): string {
+  return process.env.SANDBOX_SUPERVISOR ?? join(__dirname, '..', 'native', 'build', 'sbx-supervise');
+}
+
+export async function supervisedLink(program: Program, stateDir: string, cgroupDir: string | undefined): Promise<ChildLink> {
+  const spawnNs = process.hrtime.bigint();
+  const sup = spawn(supervisorPath(), [stateDir, cgroupDir ?? '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+  const exited = new Promise<number>((r) => sup.on('exit', (code, sig) => r(sig ? 128 : (code ?? 0) << 8)));
+  sup.on('error', () => undefined);
+  const head = Buffer.alloc(16);
+  head.writeUInt32LE(program.nops, 0);
+  head.writeUInt32LE(program.strings.length, 4);
+  head.writeBigUInt64LE(program.cloneFlags, 8);
+  sup.stdin!.write(Buffer.concat([head, program.ops, program.strings]));
+  // The first line says whether the clone worked; what follows is the event stream.
+  const { line, rest } = await new Promise<{ line: string; rest: Buffer }>((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const on = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const nl = buf.indexOf(10);
+      if (nl < 0) return;
+      sup.stdout!.off('data', on);
+      sup.stdout!.pause();
+      resolve({ line: buf.subarray(0, nl).toString(), rest: buf.subarray(nl + 1) });
+    };
+    sup.stdout!.on('data', on);
+    sup.stdout!.once('end', () => reject(new NativeError('the supervisor (sbx-supervise) ended before it cloned the sandbox', 5)));
+  });
+  const m = /^PID (\d+) (\d)$/.exec(line);
+  if (!m) {
+    const e = /^ERR (\d+) (.*)$/.exec(line);
+    throw new NativeError(e ? e[2]! : `the supervisor said: ${line}`, e ? Number(e[1]) : 5);
+  }
+  return {
+    pid: Number(m[1]), inCgroup: m[2] === '1', spawnNs, events: sup.stdout!, initial: rest, supervisorPid: sup.pid,
+    send: (b) => { sup.stdin!.write(b); },
+    wait: () => exited,
+    close: () => { sup.stdin!.end(); sup.stdout!.destroy(); sup.unref(); },
+  };
+}
