@@ -16,7 +16,9 @@ function find(host: HostFeatures, name: string): Listed {
   return row;
 }
 
-const status = (r: Listed) => (r.running ? 'running' : r.exit !== undefined ? `exited (${exitCode(r.exit)})` : 'dead (sandbox gc)');
+/** running once its command has started (state.json is written then); starting while being set up. */
+const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
+const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it runs. */
@@ -68,7 +70,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const rows = listSandboxes(probeHost()).filter((r) => o.all || r.running);
       if (o.json) {
         process.stdout.write(JSON.stringify(rows.map((r) => ({
-          name: r.name, status: r.running ? 'running' : r.exit !== undefined ? 'exited' : 'dead', exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
+          name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
           pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
           command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [],
         })), null, 2) + '\n');

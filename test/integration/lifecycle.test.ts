@@ -20,7 +20,7 @@ test('ps lists a running sandbox with its host PID, command and ports; gc remove
   const exited = new Promise((r) => child.on('exit', r));
   t.after(() => { child.kill('SIGKILL'); });
   let rows: Row[] = [];
-  for (let i = 0; i < 300 && !(rows = ps(false)).some((r) => r.name === 'web'); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 300 && !(rows = ps(false)).some((r) => r.name === 'web' && r.status === 'running'); i++) await new Promise((r) => setTimeout(r, 50));
   const web = rows.find((r) => r.name === 'web');
   assert.ok(web, 'web is not listed');
   assert.equal(web.status, 'running');

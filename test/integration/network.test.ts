@@ -168,7 +168,7 @@ test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves 
   const exited = new Promise((r) => child.on('exit', r));
   try {
     // Running: its state is written once the command has started, after every setup step.
-    for (let i = 0; i < 300 && !sandbox(['ps']).out.includes('\nweb '); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300 && !/\nweb +running/.test(sandbox(['ps']).out); i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(leftovers('web').some((l) => l.startsWith('interface')), 'the web sandbox did not start');
   } finally {
     child.kill('SIGKILL');
