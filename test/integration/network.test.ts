@@ -44,6 +44,19 @@ function echoUdp(host: string, port: number): Promise<string> {
   });
 }
 
+/** Runs an echo sandbox in the foreground until it prints `ready`; stop() ends it with SIGTERM (init forwards it). */
+async function startEcho(file: string): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'up', '-q', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => child.on('exit', r));
+  const stop = async () => { child.kill('SIGTERM'); await exited; };
+  let out = '', err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  for (let i = 0; i < 600 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!out.includes('ready')) { await stop(); assert.fail(`the echo sandbox ${file} did not start: ${err}`); }
+  return { stop };
+}
+
 /** An address of this machine other than loopback; the test adds one on a dummy link where there is none (a VM). */
 function hostAddress(): { ip: string; cleanup(): void } {
   for (const [name, list] of Object.entries(networkInterfaces())) {
@@ -81,13 +94,8 @@ test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.
   if (!ready(t)) return;
   const before = hostNet();
   const addr = hostAddress();
-  const child = spawn(process.execPath, [BIN, 'up', '-q', 'test/integration/fixtures/echo.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
-  let out = '', err = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { err += d; });
+  const echo = await startEcho('test/integration/fixtures/echo.yml');
   try {
-    for (let i = 0; i < 600 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(out.includes('ready'), `the echo sandbox did not start: ${err}`);
     assert.equal(await echoTcp('127.0.0.1', 17000), 'ping-tcp');
     assert.equal(await echoUdp('127.0.0.1', 17000), 'ping-udp');
     assert.equal(await echoTcp('127.0.0.1', 17001), 'ping-tcp');
@@ -103,8 +111,7 @@ test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.
     assert.match(clash.err, /host port 17000\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port \(test\/integration\/fixtures\/echo-clash\.yml:6:5\)/);
     assert.deepEqual(leftovers('echo-clash'), []);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.on('exit', r));
+    await echo.stop();
     addr.cleanup();
   }
   assert.deepEqual(leftovers('echo'), []);
@@ -118,21 +125,15 @@ test('the user-space forwarder (splice) carries TCP, UDP, and IPv6 on the host t
   const before = hostNet();
   const plan = sandbox(['plan', 'test/integration/fixtures/echo-userspace.yml']);
   assert.match(plan.out, /publish \[::1\]:18001\/tcp on the host to port 7000 inside \(userspace: network\.proxy asks for it\)/);
-  const child = spawn(process.execPath, [BIN, 'up', '-q', 'test/integration/fixtures/echo-userspace.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { err += d; });
+  const echo = await startEcho('test/integration/fixtures/echo-userspace.yml');
   try {
-    for (let i = 0; i < 600 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(out.includes('ready'), `the echo sandbox did not start: ${err}`);
     assert.equal(await echoTcp('127.0.0.1', 18000), 'ping-tcp');
     assert.equal(await echoUdp('127.0.0.1', 18000), 'ping-udp');
     assert.equal(await echoTcp('::1', 18001), 'ping-tcp');
     // Nothing of this path is in nftables: the forwarder is all there is.
     assert.doesNotMatch(execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }), /dport 18000/);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.on('exit', r));
+    await echo.stop();
   }
   assert.deepEqual(leftovers('echo-userspace'), []);
   assert.equal(hostNet(), before);
@@ -164,12 +165,17 @@ test('outbound traffic is masqueraded: an outside host (a namespace the test mak
 test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves the host as it was', async (t) => {
   if (!ready(t)) return;
   const before = hostNet();
-  const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: 'ignore' });
-  const exited = new Promise((r) => child.on('exit', r));
+  const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let said = '';
+  child.stdout!.on('data', (d) => { said += d; });
+  child.stderr!.on('data', (d) => { said += d; });
+  let code: number | null | undefined;
+  const exited = new Promise((r) => child.on('exit', (c) => { code = c; r(c); }));
   try {
     // Running: its state is written once the command has started, after every setup step.
-    for (let i = 0; i < 300 && !/\nweb +running/.test(sandbox(['ps']).out); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(leftovers('web').some((l) => l.startsWith('interface')), 'the web sandbox did not start');
+    let ps = '';
+    for (const until = Date.now() + 20_000; Date.now() < until && code === undefined && !/\nweb +running/.test(ps = sandbox(['ps', '-a']).out); ) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(/\nweb +running/.test(ps) && leftovers('web').some((l) => l.startsWith('interface')), `the web sandbox did not start (exit ${code}): ${said}\n${ps}\n${leftovers('web').join('\n')}`);
   } finally {
     child.kill('SIGKILL');
     await exited;
@@ -177,8 +183,8 @@ test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves 
   // Its processes die with the CLI (parent-death signal); the host-side pieces wait for the next run.
   for (let i = 0; i < 100 && leftovers('web').some((l) => l.startsWith('process')); i++) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(leftovers('web').filter((l) => l.startsWith('process')), []);
-  const next = sandbox(['up', '-q', 'samples/web.yml', '--', '/bin/true']);
-  assert.equal(next.code, 0, next.err);
+  const next = sandbox(['up', 'samples/web.yml', '--', '/bin/true']);
+  assert.equal(next.code, 0, `exit ${next.code}\n${next.out}\n${next.err}`);
   assert.deepEqual(leftovers('web'), []);
   assert.equal(hostNet(), before);
 });
