@@ -167,15 +167,17 @@ static int op_groups(const char *list)
 		if (parse_uint(items[i], &g) < 0) { errno = EINVAL; return -1; }
 		groups_buf[i] = (gid_t)g;
 	}
-	return setgroups((size_t)n, groups_buf);
+	return (int)syscall(SYS_setgroups, n, groups_buf);
 }
 
 static int op_ids(uid_t uid, gid_t gid)
 {
 	/* Keep the permitted set across the uid change; the caps op then sets exactly the kept ones. */
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
-	if (setresgid(gid, gid, gid) < 0) return -1;
-	if (setresuid(uid, uid, uid) < 0) return -1;
+	/* Raw system calls: glibc's wrappers would signal every thread it believes this process has
+	 * (Node's, copied at the clone) under a lock another thread may have held. */
+	if (syscall(SYS_setresgid, gid, gid, gid) < 0) return -1;
+	if (syscall(SYS_setresuid, uid, uid, uid) < 0) return -1;
 	/* A change of credentials clears the parent-death signal: set it again, so that the sandbox
 	 * still dies with its CLI. */
 	return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -228,7 +230,9 @@ static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid_t pid = fork();
+	/* A raw clone, not glibc's fork(): fork takes libc's internal locks, and another Node thread
+	 * may have held one at the moment this process was cloned; it would never be released here. */
+	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid < 0) return;
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
@@ -363,7 +367,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
 	if (clone_flags & CLONE_NEWUSER) {
 		struct sbx_op become = { .step = c->nops ? c->ops[0].step : 0 };
-		if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
+		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
 	}
 	/* Node's stdio may be close-on-exec and non-blocking; the command needs them open and
 	 * blocking, as libuv's own spawn leaves them. */
