@@ -146,7 +146,9 @@ static void udp_in(struct sbx_forwarder *f)
 		epoll_ctl(f->epoll, EPOLL_CTL_ADD, s->fd, &ev);
 	}
 	s->last = now;
-	send(s->fd, buf, (size_t)n, MSG_DONTWAIT);
+	/* A connected UDP socket reports an earlier ICMP error (the sandbox's port was not open yet)
+	 * on its next send, and drops that datagram: send it again once the error is consumed. */
+	if (send(s->fd, buf, (size_t)n, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED) send(s->fd, buf, (size_t)n, MSG_DONTWAIT);
 }
 
 static void udp_reply(struct sbx_forwarder *f, struct udp_session *s)
