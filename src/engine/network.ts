@@ -7,16 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, existsS
 import { createServer, type Server } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { join } from 'node:path';
-
-export interface Subnet { base: number; prefix: number }
-
-export function parseSubnet(cidr: string): Subnet {
-  const [ip, prefix] = cidr.split('/') as [string, string];
-  const mask = Number(prefix) === 0 ? 0 : (~0 << (32 - Number(prefix))) >>> 0;
-  return { base: (ipToInt(ip) & mask) >>> 0, prefix: Number(prefix) };
-}
-export function ipToInt(ip: string): number { return ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0); }
-export function intToIp(n: number): string { return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.'); }
+import { intToIp, parseSubnet } from '../spec/ip';
 
 /** The host end's name: short (IFNAMSIZ is 16) and stable for a sandbox name. */
 export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }

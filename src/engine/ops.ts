@@ -4,7 +4,7 @@
 import type { Plan, Step } from '../plan/types';
 import { CAPABILITIES, RLIMITS } from '../spec/tables';
 import { OP_SIZE } from '../ffi/libsbx';
-import { ipToInt, parseSubnet } from './network';
+import { ipToInt, parseSubnet } from '../spec/ip';
 
 export const OP = {
   NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,

@@ -25,11 +25,15 @@ function isIPv6(s: string): boolean {
   return halves.length === 2 ? n < groups : n === groups;
 }
 
-/** The first address of an IPv4 subnet: the host's end of a private network. */
-export function gatewayOf(cidr: string): string {
+export function ipToInt(ip: string): number { return ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0); }
+export function intToIp(n: number): string { return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.'); }
+
+/** An IPv4 subnet as its first address and prefix length. */
+export function parseSubnet(cidr: string): { base: number; prefix: number } {
   const [ip, prefix] = cidr.split('/') as [string, string];
-  const n = ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
   const mask = Number(prefix) === 0 ? 0 : (~0 << (32 - Number(prefix))) >>> 0;
-  const g = ((n & mask) >>> 0) + 1;
-  return [24, 16, 8, 0].map((sh) => (g >>> sh) & 255).join('.');
+  return { base: (ipToInt(ip) & mask) >>> 0, prefix: Number(prefix) };
 }
+
+/** The first address of an IPv4 subnet: the host's end of a private network. */
+export function gatewayOf(cidr: string): string { return intToIp(parseSubnet(cidr).base + 1); }
