@@ -47,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 5
+#define SBX_ABI_VERSION 6
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -101,10 +101,14 @@ enum sbx_op_kind {
 	SBX_OP_NNP,
 	SBX_OP_SECCOMP,         /* the default filter */
 	SBX_OP_CLOSE_FDS,
-	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1 */
+	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1; with it, mode =
+				 * restart policy (0 no, 1 on-failure, 2 always) and b = its most restarts (0: no limit) */
 	SBX_OP_CONSOLE,         /* open a pty in the sandbox's devpts, keep the slave as the terminal,
 				 * and send the master to the parent over the sync socket */
 	SBX_OP_NET_IFUP,        /* s1 interface; a = IPv4 address, b = gateway (network order); mode = prefix */
+	SBX_OP_FORK,            /* `sandbox exec`: fork, so that a joined pid namespace applies; the child goes
+				 * on with the next op in a new session, and this process stays behind as a relay:
+				 * it forwards every signal to the child and exits with the child's status */
 	SBX_OP_KIND_MAX
 };
 

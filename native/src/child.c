@@ -223,41 +223,143 @@ static void exec_command(char **argv, char **envp)
 	errno = saw_eacces ? EACCES : ENOENT;
 }
 
-/* init: true. PID 1 stays a tiny reaper: it forwards every signal to the command and exits
- * with the command's status once it is gone, reaping orphans meanwhile. */
-static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const struct sbx_op *op)
+/* Waits for pid with every signal blocked and taken synchronously: each one but SIGCHLD is passed
+ * on to pid (and *stopped is set unless it is SIGWINCH), other children are reaped as they end.
+ * Returns pid's exit code, or 128 + the signal that ended it. */
+static int relay_wait(pid_t pid, const sigset_t *all, int *stopped)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	/* A raw clone, not glibc's fork(): fork takes libc's internal locks, and another Node thread
-	 * may have held one at the moment this process was cloned; it would never be released here. */
-	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
-	if (pid < 0) return;
-	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		setsid();
-		if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
-		exec_command(argv, envp);
-		report(c, op, SBX_EV_FAILED, errno);
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	/* The reaper itself must not keep the events pipe open, or the parent never sees EOF. */
-	close(c->events_fd);
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&all, &si);
+		int sig = sigwaitinfo(all, &si);
 		if (sig < 0) continue;
 		if (sig == SIGCHLD) {
 			int status;
 			pid_t r;
 			while ((r = waitpid(-1, &status, WNOHANG)) > 0) {
 				if (r != pid) continue;
-				if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
-				_exit(128 + WTERMSIG(status));
+				return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 			}
-		} else kill(pid, sig);
+		} else {
+			if (sig != SIGWINCH) *stopped = 1;
+			kill(pid, sig);
+		}
 	}
+}
+
+static void relay_until_exit(pid_t pid, const sigset_t *all) __attribute__((noreturn));
+static void relay_until_exit(pid_t pid, const sigset_t *all)
+{
+	int stopped = 0;
+	_exit(relay_wait(pid, all, &stopped));
+}
+
+/* Decimal of n into buf (at least 12 bytes), without stdio; returns the length. */
+static size_t utoa(char *buf, uint64_t n)
+{
+	char tmp[24];
+	size_t len = 0, i;
+	do { tmp[len++] = (char)('0' + n % 10); n /= 10; } while (n);
+	for (i = 0; i < len; i++) buf[i] = tmp[len - 1 - i];
+	return len;
+}
+
+/* One line on the sandbox's stderr (the log of a detached one) when the reaper restarts the command. */
+static void say_restart(int code, uint32_t n, int64_t max, uint64_t delay_ms)
+{
+	char line[160];
+	size_t l = 0;
+#define PUT(s) do { const char *p_ = (s); while (*p_ && l < sizeof line - 1) line[l++] = *p_++; } while (0)
+#define NUM(v) do { char b_[24]; size_t k_ = utoa(b_, (v)); b_[k_] = 0; PUT(b_); } while (0)
+	PUT("sandbox: the command exited with code "); NUM((uint64_t)code);
+	PUT("; restart "); NUM(n);
+	if (max > 0) { PUT(" of "); NUM((uint64_t)max); }
+	PUT(" in "); NUM(delay_ms); PUT(" ms\n");
+#undef PUT
+#undef NUM
+	ssize_t r = write(2, line, l);
+	(void)r;
+}
+
+/* A raw clone, not glibc's fork(): fork takes libc's internal locks, and another Node thread may
+ * have held one at the moment this process was cloned; it would never be released here. Signals
+ * stay blocked in the parent (restored in the child), so that none is lost before the relay. */
+static pid_t raw_fork(sigset_t *all, sigset_t *old)
+{
+	sigfillset(all);
+	sigprocmask(SIG_SETMASK, all, old);
+	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+	if (pid == 0) sigprocmask(SIG_SETMASK, old, NULL);
+	else if (pid < 0) { int e = errno; sigprocmask(SIG_SETMASK, old, NULL); errno = e; }
+	return pid;
+}
+
+/* init: true, or a restart policy. PID 1 stays a tiny reaper: it forwards every signal to the
+ * command, reaps orphans, and when the command ends either exits with its status or, as the
+ * policy says (op->mode 1: on a non-zero code, 2: always; op->b: at most that many times, 0: no
+ * limit), runs it again in the same namespaces after a delay that doubles from 100 ms to 10 s
+ * (back to 100 ms after a run of 10 s or more). A stop signal (any forwarded one but SIGWINCH)
+ * ends the policy: the command is not run again. */
+static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const struct sbx_op *op)
+{
+	sigset_t all, old;
+	uint32_t restarts = 0;
+	uint64_t delay_ms = 100;
+	int stopped = 0;
+	for (;;) {
+		uint64_t t0 = now_ns();
+		pid_t pid = raw_fork(&all, &old);
+		if (pid < 0) return;
+		if (pid == 0) {
+			setsid();
+			if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
+			exec_command(argv, envp);
+			if (c->events_fd >= 0) report(c, op, SBX_EV_FAILED, errno);
+			_exit(errno == ENOENT ? 127 : 126);
+		}
+		/* The reaper itself must not keep the events pipe open, or the parent never sees EOF. Its
+		 * name says what it is in ps and `sandbox top` (it runs the CLI's or supervisor's image). */
+		if (c->events_fd >= 0) { close(c->events_fd); c->events_fd = -1; }
+		prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
+		int code = relay_wait(pid, &all, &stopped);
+		if (stopped || op->mode == 0 || (op->mode == 1 && code == 0) || (op->b > 0 && restarts >= (uint64_t)op->b)) _exit(code);
+		if (now_ns() - t0 >= 10000000000ull) delay_ms = 100;
+		restarts++;
+		say_restart(code, restarts, op->b, delay_ms);
+		/* The delay, still reaping orphans and still listening for a stop. */
+		uint64_t until = now_ns() + delay_ms * 1000000ull;
+		for (uint64_t t = now_ns(); t < until && !stopped; t = now_ns()) {
+			struct timespec ts = { .tv_sec = (time_t)((until - t) / 1000000000ull), .tv_nsec = (long)((until - t) % 1000000000ull) };
+			siginfo_t si;
+			int sig = sigtimedwait(&all, &si, &ts);
+			if (sig == SIGCHLD) { int st; while (waitpid(-1, &st, WNOHANG) > 0) {} }
+			else if (sig > 0 && sig != SIGWINCH) stopped = 1;
+		}
+		if (stopped) _exit(code);
+		delay_ms = delay_ms * 2 > 10000 ? 10000 : delay_ms * 2;
+	}
+}
+
+/* `sandbox exec`, after setns(CLONE_NEWPID): only children enter the joined pid namespace. The
+ * parent (still in the CLI's pid namespace, and the CLI's child) relays; the child goes on with
+ * the program, dies with the relay, and leads its own session so that it can own a terminal. */
+static int op_fork(struct child_ctx *c, int sync_fd)
+{
+	sigset_t all, old;
+	pid_t relay = getpid();
+	pid_t pid = raw_fork(&all, &old);
+	if (pid < 0) return -1;
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return -1;
+		/* The relay stands outside a joined pid namespace, where the parent reads as 0; any other
+		 * pid means it died before the death signal was armed. */
+		pid_t pp = getppid();
+		if (pp != 0 && pp != relay) { errno = ESRCH; return -1; }
+		return setsid() < 0 ? -1 : 0;
+	}
+	close(c->events_fd);
+	close(sync_fd);
+	prctl(PR_SET_NAME, "sbx-exec-relay", 0, 0, 0);
+	relay_until_exit(pid, &all);
 }
 
 /* tty: true. The terminal is made in the sandbox's own devpts (so `tty` and ttyname() name it
@@ -266,7 +368,9 @@ static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const
 static int op_console(struct child_ctx *c, int sync_fd)
 {
 	int unlock = 0, master, slave;
-	master = openat(c->root_fd, "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	/* Before pivot_root, relative to the new root; in `sandbox exec`, which joined the sandbox's
+	 * mount namespace and so stands at its root, from "/". */
+	master = c->root_fd >= 0 ? openat(c->root_fd, "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) : open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0) return -1;
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0) goto fail;
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
@@ -294,8 +398,10 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 	switch (op->kind) {
 	case SBX_OP_NOTE: return 0;
 	case SBX_OP_JOIN_NS: {
-		int fd = open(ctx_str(c, op->s1), O_RDONLY | O_CLOEXEC);
-		if (fd < 0) return -1;
+		uint32_t k, n = 0;
+		for (k = 0; &c->ops[k] != op; k++) if (c->ops[k].kind == SBX_OP_JOIN_NS) n++;
+		int fd = c->ns_fds[n];
+		c->ns_fds[n] = -1;
 		int r = setns(fd, (int)op->a);
 		int e = errno;
 		close(fd);
@@ -363,6 +469,19 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 	/* Wait for the parent: cgroup joined, id maps written, host side of the network ready. */
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
 	if (go != 'G') _exit(125);
+	/* Every namespace to join is opened now, with the credentials the child was cloned with: once
+	 * it is in another user namespace, /proc/PID/ns of a process it does not own may be refused
+	 * (EACCES: the target is not dumpable, and CAP_SYS_PTRACE is held only in the new namespace). */
+	{
+		uint32_t n = 0;
+		for (i = 0; i < c->nops; i++) {
+			if (c->ops[i].kind != SBX_OP_JOIN_NS) continue;
+			if (n >= sizeof c->ns_fds / sizeof c->ns_fds[0]) { report(c, &c->ops[i], SBX_EV_FAILED, E2BIG); _exit(125); }
+			c->ns_fds[n] = open(ctx_str(c, c->ops[i].s1), O_RDONLY | O_CLOEXEC);
+			if (c->ns_fds[n] < 0) { report(c, &c->ops[i], SBX_EV_START, 0); report(c, &c->ops[i], SBX_EV_FAILED, errno); _exit(125); }
+			n++;
+		}
+	}
 	/* In a new user namespace the child still holds the credentials it was cloned with (the host's
 	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
 	if (clone_flags & CLONE_NEWUSER) {
@@ -391,13 +510,13 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 			split_list(ctx_str(c, op->s1), argv_buf, MAX_ARGS);
 			split_list(ctx_str(c, op->s2), envp_buf, MAX_ARGS);
 			if (cwd && chdir(cwd) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(126); }
-			if (op->a) { run_with_reaper(argv_buf, envp_buf, c, op); report(c, op, SBX_EV_FAILED, errno); _exit(125); }
+			if (op->a) { run_with_reaper(argv_buf, envp_buf, c, op); if (c->events_fd >= 0) report(c, op, SBX_EV_FAILED, errno); _exit(125); }
 			exec_command(argv_buf, envp_buf);
 			int e = errno;
 			report(c, op, SBX_EV_FAILED, e);
 			_exit(e == ENOENT ? 127 : 126);
 		}
-		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
+		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : op->kind == SBX_OP_FORK ? op_fork(c, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
 		report(c, op, SBX_EV_DONE, 0);
 	}
 	_exit(125);

@@ -19,6 +19,7 @@ struct child_ctx {
 	uint32_t strings_len;
 	int events_fd;
 	int root_fd;          /* the new root: before pivot_root a folder, after it "/" */
+	int ns_fds[16];       /* SBX_OP_JOIN_NS targets, opened in op order before any is joined */
 	int pivoted;
 };
 

@@ -1,9 +1,13 @@
-// Commands about sandboxes that run (or ran): ps, logs, stop, down, gc. They read the state that
-// the engine and the supervisor keep under /run/sandbox; they run in the CLI process as root.
+// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, gc. They
+// read the state that the engine and the supervisor keep under /run/sandbox; they run in the CLI
+// process as root.
 import type { Command } from 'commander';
-import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostFeatures } from '../plan/types';
+import type { HostFeatures, Plan } from '../plan/types';
+import { compileExec } from '../plan/exec';
+import { renderPlan, sourceText } from '../plan/render';
+import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import { cgroupOf, exitCode, listSandboxes, orphanTables, reclaim, type Listed } from '../engine/state';
 import { removeTable } from '../engine/network';
@@ -40,7 +44,11 @@ export async function stop(host: HostFeatures, name: string, graceMs?: number): 
   return true;
 }
 
-function alive(pid: number): boolean { try { process.kill(pid, 0); return true; } catch { return false; } }
+/** Whether pid runs: a zombie has finished (the supervisor's parent is the host's init once its
+ * CLI exited, and some inits reap late). */
+function alive(pid: number): boolean {
+  try { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st[st.lastIndexOf(')') + 2] !== 'Z'; } catch { return false; }
+}
 
 function printLog(path: string, from: number, opts: { timestamps?: boolean; tail?: number }): number {
   let fd: number;
@@ -60,6 +68,42 @@ function printLog(path: string, from: number, opts: { timestamps?: boolean; tail
     (m[2] === 'stderr' ? process.stderr : process.stdout).write(out);
   }
   return from + Buffer.byteLength(text.slice(0, end));
+}
+
+interface Saved { plan: Plan; applied: { id: string; ms?: number }[]; address: string | null; ids: { uid: number; gid: number; groups: number[] } }
+
+/** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
+function saved(host: HostFeatures, name: string): Saved {
+  try { return JSON.parse(readFileSync(join(host.stateRoot, name, 'plan.json'), 'utf8')) as Saved; } catch { throw new LifecycleError(MSG.noPlan(name), 1); }
+}
+
+/** One process of a sandbox, from /proc: its PID on the host and in the sandbox's pid namespace. */
+export interface Proc { hostPid: number; pid: number | null; ppid: number | null; uid: number; state: string; command: string }
+
+export function processes(host: HostFeatures, name: string): Proc[] {
+  const out: Proc[] = [];
+  for (const hostPid of cgroupOf(host, name).pids().sort((a, b) => a - b)) {
+    let status: string;
+    let cmd: string;
+    try { status = readFileSync(`/proc/${hostPid}/status`, 'utf8'); cmd = readFileSync(`/proc/${hostPid}/cmdline`, 'utf8'); } catch { continue; }
+    const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+    const nspid = field('NSpid').split(/\s+/).map(Number);
+    // NSpid lists the PID in each pid namespace from the host's down; one entry means the process
+    // is not in the sandbox's (an exec relay, which waits outside it).
+    const inside = nspid.length > 1 ? nspid[nspid.length - 1]! : null;
+    let ppid: number | null = null;
+    const hostPpid = Number(field('PPid'));
+    try { const p = readFileSync(`/proc/${hostPpid}/status`, 'utf8'); const n = /^NSpid:\s*(.*)$/m.exec(p)?.[1]?.trim().split(/\s+/).map(Number) ?? []; ppid = n.length > 1 && inside !== null ? n[n.length - 1]! : inside === 1 ? 0 : null; } catch { ppid = inside === 1 ? 0 : null; }
+    // libsbx names the two helpers it leaves without exec: the init reaper and the exec relay.
+    const helper = ['sbx-init', 'sbx-exec-relay'].includes(field('Name'));
+    out.push({ hostPid, pid: inside, ppid, uid: Number(field('Uid').split(/\s+/)[0]), state: field('State').split(' ')[0] ?? '?', command: helper ? `[${field('Name')}]` : cmd.split('\0').filter(Boolean).join(' ') || `[${field('Name')}]` });
+  }
+  return out;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 export function registerLifecycle(program: Command, nameOfFile: (file: string) => Promise<string>): void {
@@ -82,9 +126,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      const table = [['NAME', 'STATUS', 'PID', 'UP', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', (r.state?.command ?? []).join(' ').slice(0, 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])];
-      const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-      process.stdout.write(table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n');
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', (r.state?.command ?? []).join(' ').slice(0, 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])]));
     });
 
   program.command('logs').argument('<name>', 'a sandbox started with up -d')
@@ -103,6 +145,63 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         at = printLog(path, at, { timestamps: o.timestamps });
         if (!running) break;
       }
+    });
+
+  program.command('exec').argument('<name>', 'a running sandbox').argument('<command...>', 'the command and its arguments')
+    .description('run one more command in a running sandbox: its namespaces, cgroup, user, capabilities, no_new_privs and seccomp filter')
+    .option('-i, --interactive', 'keep stdin open (it always is; accepted as docker exec takes it)')
+    .option('-t, --tty', 'give the command a terminal made in the sandbox\'s devpts')
+    .option('-u, --user <user[:group]>', 'run as this user (a name from the sandbox\'s /etc/passwd, or a number)')
+    .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (a bare KEY takes this shell\'s value)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('-w, --workdir <dir>', 'the working folder inside the sandbox')
+    .passThroughOptions()
+    .action(async (name: string, cmd: string[], o: { tty?: boolean; user?: string; env: string[]; workdir?: string }) => {
+      const host = probeHost();
+      const row = find(host, name);
+      if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
+      const { plan } = saved(host, name);
+      const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
+      const tty = !!o.tty && process.stdin.isTTY === true;
+      const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty });
+      const { NativeEngine } = await import('../engine/native');
+      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, tty, etc: `/proc/${row.state.pid}/root/etc` });
+      if (result.failed) {
+        const step = execPlan.steps.find((s) => s.id === result.failed!.step);
+        const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
+        throw new LifecycleError((step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed)(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where).replace(/^sandbox: /, ''), result.exitCode);
+      }
+      throw new LifecycleError('', result.exitCode);
+    });
+
+  program.command('top').argument('<name>', 'a running sandbox')
+    .description('list its processes: the PID on the host beside the PID inside the sandbox')
+    .option('--json', 'print the list as JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const host = probeHost();
+      if (!find(host, name).running) throw new LifecycleError(MSG.notRunning(name), 1);
+      const procs = processes(host, name);
+      if (o.json) { process.stdout.write(JSON.stringify(procs, null, 2) + '\n'); return; }
+      const dash = (n: number | null) => (n === null ? '-' : String(n));
+      process.stdout.write(table([['HOST PID', 'PID', 'PPID', 'UID', 'STATE', 'COMMAND'], ...procs.map((p) => [String(p.hostPid), dash(p.pid), dash(p.ppid), String(p.uid), p.state, p.command])]));
+    });
+
+  program.command('inspect').argument('<name>', 'a sandbox (running, or exited and not yet removed)')
+    .description('show the plan a sandbox was started with, the steps applied and their times, and its state')
+    .option('--json', 'print it as JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const host = probeHost();
+      const row = find(host, name);
+      const s = saved(host, name);
+      const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, plan: s.plan };
+      if (o.json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
+      const st = row.state;
+      const lines = [
+        `name      ${name}`, `status    ${status(row)}`, `pid       ${st?.pid ?? '-'} (supervisor ${st?.supervisorPid ?? '-'})`,
+        `file      ${st?.file || '-'}`, `started   ${st?.startedAt ?? '-'}`, `command   ${(st?.command ?? []).join(' ')}`,
+        `address   ${s.address ?? '-'}`, `user      uid ${s.ids.uid}, gid ${s.ids.gid}${s.ids.groups.length ? `, groups ${s.ids.groups.join(',')}` : ''}`,
+        `applied   ${s.applied.length} of ${s.plan.steps.length} steps, ${s.applied.reduce((t, a) => t + (a.ms ?? 0), 0).toFixed(1)} ms`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n\n' + renderPlan(s.plan, { file: st?.file, applied: new Map(s.applied.map((a) => [a.id, a.ms])) }));
     });
 
   program.command('stop').argument('<name>', 'a running sandbox')

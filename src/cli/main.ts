@@ -25,7 +25,14 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
 
 /** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean }): Promise<Loaded> {
+/** The schema's rule for `name`, which `--name` follows too. */
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string }): Promise<Loaded> {
+  if (opts.name !== undefined && !NAME.test(opts.name)) {
+    process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
+    throw new Exit(EXIT.usage);
+  }
   let found;
   try {
     found = await findConfig(fileArg);
@@ -44,6 +51,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     // `sandbox up FILE -- CMD ARGS` replaces the config's command and entrypoint, as docker run's arguments do.
     if (opts.command) res.spec.process = { ...res.spec.process, args: opts.command, argsSrc: 'cli' };
     if (opts.detach) res.spec.process = { ...res.spec.process, detach: { value: true, src: 'cli' } };
+    if (opts.name) res.spec.name = { value: opts.name, src: 'cli' };
     const compiled = compile(res.spec, host);
     plan = compiled.plan;
     for (const p of compiled.problems) {
@@ -74,6 +82,8 @@ export function buildProgram(): Command {
     .description('Run a command in a sandbox described by a YAML file: namespaces, cgroups, capabilities, no daemon.')
     .version(process.env.SANDBOX_VERSION ?? '0.1.0')
     .showSuggestionAfterError(true)
+    // `sandbox exec NAME sh -c …`: options after the command belong to the command.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -102,10 +112,11 @@ export function buildProgram(): Command {
     .description('set up the sandbox and run its command')
     .option('--dry-run', 'show the stages and steps without changing anything')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
+    .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach });
+    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
@@ -134,6 +145,8 @@ export function buildProgram(): Command {
         tty: execStep.args.tty === true,
         // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
         failAt: process.env.SANDBOX_TEST_FAIL_AT,
+        // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
+        stallAt: process.env.SANDBOX_TEST_STALL_AT,
         beforeExec: () => view,
         file: l.file,
       } as never);
@@ -197,7 +210,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof Exit) return e.code;
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
-    if (e instanceof LifecycleError) { process.stderr.write(`sandbox: ${e.message}\n`); return e.code; }
+    // An empty message carries only an exit status (sandbox exec passes the command's on).
+    if (e instanceof LifecycleError) { if (e.message) process.stderr.write(`sandbox: ${e.message}\n`); return e.code; }
     process.stderr.write(MSG.internal((e as Error)?.message ?? String(e)) + '\n');
     return EXIT.setup;
   }

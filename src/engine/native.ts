@@ -15,7 +15,8 @@ import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
 import { resolveIds } from './users';
-import { reclaim, STATE_FILES, writeState } from './state';
+import { nameLock, reclaimLocked, STATE_FILES, writeState } from './state';
+import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
 import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, reservePort, resolvConf, restoreForwarding, type PortRule } from './network';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -27,6 +28,8 @@ export interface NativeRunOptions extends RunOptions {
   tty?: boolean;
   /** The config file, as shown by `ps`. */
   file?: string;
+  /** Test-only: freeze the CLI when this step starts (see SANDBOX_TEST_STALL_AT). */
+  stallAt?: string;
 }
 
 export function errnoText(errno: number): string {
@@ -45,8 +48,20 @@ export class NativeEngine implements Engine {
   private readonly lib: LibSbx;
   constructor() { this.lib = loadLibSbx(); }
 
-  async run(plan: Plan, onEvent: (e: EngineEvent) => void, options?: RunOptions): Promise<RunResult> {
+  async run(plan: Plan, report: (e: EngineEvent) => void, options?: RunOptions): Promise<RunResult> {
     const opts = options as NativeRunOptions;
+    // What was applied, with each step's time, is kept beside the plan for `sandbox inspect`.
+    // A step of several ops reports done once per op: their times add up.
+    const applied = new Map<string, number>();
+    const onEvent = (e: EngineEvent) => {
+      if (e.type === 'step' && e.phase === 'done') applied.set(e.id, (applied.get(e.id) ?? 0) + (e.ms ?? 0));
+      report(e);
+      // Test-only: freeze this process as the step starts, for a test to kill -9 it right there.
+      if (opts.stallAt && e.type === 'step' && e.phase === 'start' && e.id === opts.stallAt) {
+        writeSync(2, `sandbox: stalled at ${e.id} (SANDBOX_TEST_STALL_AT)\n`);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      }
+    };
     const host = opts.host;
     const byId = new Map(plan.steps.map((s) => [s.id, s]));
     const state = plan.steps.find((s) => s.kind === 'state.create')!.args.path as string;
@@ -144,15 +159,20 @@ export class NativeEngine implements Engine {
       for (const s of plan.steps.filter((x) => x.stage === 'rootfs' || x.stage === 'cgroup')) {
         await hostStep(s, async () => {
           if (s.kind === 'state.create') {
-            mkdirSync(join(state, '..'), { recursive: true });
-            try { mkdirSync(state); } catch (e) {
-              if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-              // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
-              // no live process in its cgroup, what that run made on the host is removed first.
-              if (cgroup.pids().length) throw new Error(`a sandbox named ${plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
-              await reclaim(host, plan.name);
-              mkdirSync(state);
-            }
+            // Under the name's lock, so that of two `up`s of one name exactly one wins; the folder
+            // names its owner (this CLI) from its first moment, so that gc leaves a starting sandbox be.
+            await withLock(nameLock(host, plan.name), async () => {
+              try { mkdirSync(state); } catch (e) {
+                if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+                // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
+                // no live process in its cgroup and no live owner, what that run made on the host is removed first.
+                const owner = readOwner(join(state, 'owner'));
+                if (cgroup.pids().length || ownerAlive(owner)) throw new Error(`a sandbox named ${plan.name} is already ${cgroup.pids().length ? 'running' : `being started (by process ${owner!.split(' ')[0]})`}; stop it first, or pick another name with --name`);
+                await reclaimLocked(host, plan.name);
+                mkdirSync(state);
+              }
+              writeFileSync(join(state, 'owner'), selfOwner());
+            });
             undo.push(() => { try { rmdirSync(state); } catch { /* not empty: leave it for gc */ } });
             // Files written here (lease, network files, state.json) go with the folder.
             undo.push(() => { for (const f of STATE_FILES) try { unlinkSync(join(state, f)); } catch { /* absent */ } });
@@ -253,12 +273,15 @@ export class NativeEngine implements Engine {
       link.close();
 
       if (failure || pendingSignal) {
+        // A reaper with a restart policy would run a command that failed to start again: end it.
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         await link.wait().catch(() => 0);
         const at = failure ? plan.steps[failure.index] ?? exec : exec;
         interrupted(at);
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
+      writeFileSync(join(state, 'plan.json'), JSON.stringify({ plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: address ?? null, ids }) + '\n');
       writeState(state, {
         name: plan.name, pid, command: exec.args.args as string[], file: opts.file ?? '', digest: plan.digest,
         startedAt: new Date().toISOString(), ports: published.map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
@@ -267,7 +290,9 @@ export class NativeEngine implements Engine {
       // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
       const timing = { setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - link.spawnNs) / 1e6 };
       if (detach) {
-        // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`.
+        // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
+        // and its live processes, not this CLI, say that it runs.
+        unlinkSync(join(state, 'owner'));
         onEvent({ type: 'running', pid });
         done(exec);
         return { exitCode: 0, timing, detached: true };
@@ -276,28 +301,8 @@ export class NativeEngine implements Engine {
       done(exec);
 
       // The command runs: the terminal is wired, signals are forwarded (above), and we wait.
-      let ttyDone: Promise<void> = Promise.resolve();
-      if (master !== undefined) {
-        // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
-        const term = new ReadStream(master);
-        const fd = master;
-        ttyDone = new Promise((r) => { term.on('close', () => r()); term.on('error', () => r()); });
-        term.pipe(process.stdout, { end: false });
-        if (process.stdin.isTTY) { process.stdin.setRawMode(true); restoreRaw = true; }
-        process.stdin.pipe(term);
-        if (process.stdout.isTTY) {
-          const w = () => { try { this.lib.setWinsize(fd, process.stdout.rows, process.stdout.columns); } catch { /* closed */ } };
-          process.on('SIGWINCH', w);
-          forward.push(['SIGWINCH', w]);
-        }
-      }
-      const status = await link.wait();
-      if (master !== undefined) {
-        // Let the terminal drain what the command wrote last, briefly; the timer must not keep Node alive.
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([ttyDone, new Promise((r) => { timer = setTimeout(r, 200); })]);
-        clearTimeout(timer);
-      }
+      if (master !== undefined) restoreRaw = this.wireTerminal(master, forward);
+      const status = await this.waitCommand(link, master);
       const code = (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
       let oom: StepError | undefined;
       if (code === 137 && cgroup.oomKills() > 0) {
@@ -324,6 +329,101 @@ export class NativeEngine implements Engine {
         }
         if (existsSync(state) && child) { try { rmdirSync(state); } catch { /* reported by gc */ } }
       }
+    }
+  }
+
+  /** Relays the user's terminal to the pty master the child sent; returns whether stdin was put in raw mode. */
+  private wireTerminal(master: number, forward: [NodeJS.Signals, () => void][]): boolean {
+    // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
+    const term = new ReadStream(master);
+    this.ttyDone = new Promise((r) => { term.on('close', () => r()); term.on('error', () => r()); });
+    term.pipe(process.stdout, { end: false });
+    let raw = false;
+    if (process.stdin.isTTY) { process.stdin.setRawMode(true); raw = true; }
+    process.stdin.pipe(term);
+    if (process.stdout.isTTY) {
+      const w = () => { try { this.lib.setWinsize(master, process.stdout.rows, process.stdout.columns); } catch { /* closed */ } };
+      process.on('SIGWINCH', w);
+      forward.push(['SIGWINCH', w]);
+    }
+    return raw;
+  }
+
+  private ttyDone: Promise<void> = Promise.resolve();
+
+  /** The command's wait status, once the terminal (if any) has drained what it wrote last. */
+  private async waitCommand(link: ChildLink, master: number | undefined): Promise<number> {
+    const status = await link.wait();
+    if (master !== undefined) {
+      // Briefly: the timer must not keep Node alive.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.ttyDone, new Promise((r) => { timer = setTimeout(r, 200); })]);
+      clearTimeout(timer);
+    }
+    return status;
+  }
+
+  /**
+   * `sandbox exec`: runs a plan made by compileExec (plan/exec.ts) against a running sandbox. No
+   * host state is made: the new process joins the sandbox's cgroup (born in it on v2, moved on
+   * v1) and namespaces, and forks into its pid namespace; the CLI waits for it like `up` does.
+   */
+  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; tty: boolean; etc: string; beforeExec?: () => Promise<void> }): Promise<RunResult> {
+    const forward: [NodeJS.Signals, () => void][] = [];
+    let link: ChildLink | undefined;
+    let master: number | undefined;
+    let restoreRaw = false;
+    let failure: { index: number; errno: number; message: string } | undefined;
+    const exec = plan.steps.find((s) => s.kind === 'exec')!;
+    const fail = (s: Step, errno: number, message: string): RunResult => {
+      const err: StepError = { step: s.id, errno, message };
+      onEvent({ type: 'step', id: s.id, phase: 'failed', error: err });
+      return { exitCode: s.kind === 'exec' ? (errno === 2 ? 127 : 126) : 125, failed: err };
+    };
+    try {
+      const idsStep = plan.steps.find((s) => s.kind === 'user.ids')!;
+      const groupsStep = plan.steps.find((s) => s.kind === 'user.groups')!;
+      let ids;
+      try { ids = resolveIds(opts.etc, idsStep.args.user as string | number, idsStep.args.group as string | number | null, groupsStep.args.groups as (string | number)[]); } catch (e) { return fail(idsStep, 22, (e as Error).message); }
+      const program = encodeProgram({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false });
+      const cgStep = plan.steps.find((s) => s.kind === 'cgroup.attach');
+      const cgroup = cgStep ? new Cgroup({ ...opts.host.cgroup, controllers: cgStep.args.controllers as string[] }, cgStep.args.path as string) : undefined;
+      const cgroupFd = cgroup ? cgroup.openForClone() : -1;
+      try { link = directLink(this.lib, program, cgroupFd); } catch (e) { return fail(plan.steps[0]!, (e as NativeError).errno ?? 5, (e as Error).message); } finally { if (cgroupFd >= 0) closeSync(cgroupFd); }
+      const child = link;
+      for (const sig of SIGNALS) {
+        const h = () => { try { process.kill(child.pid, sig); } catch { /* gone */ } };
+        process.on(sig, h);
+        forward.push([sig, h]);
+      }
+      if (cgStep && cgroup) {
+        onEvent({ type: 'step', id: cgStep.id, phase: 'start' });
+        if (!child.inCgroup) {
+          try { cgroup.attach(child.pid); } catch (e) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } await child.wait().catch(() => 0); return fail(cgStep, 2, `the sandbox's cgroup cannot be joined: ${(e as Error).message}; is it still running?`); }
+        }
+        onEvent({ type: 'step', id: cgStep.id, phase: 'done' });
+      }
+      const eof = this.readEvents(child, plan, onEvent, (f) => { failure = f; }, () => {
+        master = this.lib.recvFd(child.syncFd!);
+        if (process.stdout.isTTY) this.lib.setWinsize(master, process.stdout.rows, process.stdout.columns);
+      }, async () => { await opts.beforeExec?.(); child.send('E'); });
+      child.send('G');
+      await eof;
+      child.close();
+      if (failure) {
+        await child.wait().catch(() => 0);
+        return fail(plan.steps[failure.index] ?? exec, failure.errno, failure.message);
+      }
+      onEvent({ type: 'running', pid: child.pid });
+      onEvent({ type: 'step', id: exec.id, phase: 'done' });
+      if (master !== undefined) restoreRaw = this.wireTerminal(master, forward);
+      const status = await this.waitCommand(child, master);
+      return { exitCode: (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) };
+    } finally {
+      for (const [sig, h] of forward) process.removeListener(sig, h);
+      if (restoreRaw) process.stdin.setRawMode(false);
+      if (master !== undefined) { process.stdin.unpipe(); process.stdin.pause(); }
+      link?.close();
     }
   }
 

@@ -8,26 +8,18 @@ import { createServer, type Server } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { intToIp, parseSubnet } from '../spec/ip';
+import { withLock } from './lock';
 
 /** The host end's name: short (IFNAMSIZ is 16) and stable for a sandbox name. */
 export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }
 export function nftTable(name: string): string { return `sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`; }
 
-async function withLock<T>(stateRoot: string, fn: () => T): Promise<T> {
-  const lock = join(stateRoot, '.net.lock');
-  mkdirSync(stateRoot, { recursive: true });
-  for (let i = 0; ; i++) {
-    try { mkdirSync(lock); break; } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || i > 2000) throw e;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  }
-  try { return fn(); } finally { rmdirSync(lock); }
-}
+/** Leases and the forwarding switch are shared by every sandbox: one lock for both. */
+const netLock = (stateRoot: string) => join(stateRoot, '.net.lock');
 
 /** Takes the lowest free address of the subnet: leases are the `ip` files of live state folders. */
 export async function leaseAddress(stateRoot: string, stateDir: string, cidr: string): Promise<string> {
-  return withLock(stateRoot, () => {
+  return withLock(netLock(stateRoot), () => {
     const taken = new Set<string>();
     for (const d of readdirSync(stateRoot)) {
       try { taken.add(readFileSync(join(stateRoot, d, 'ip'), 'utf8').trim()); } catch { /* no lease */ }
@@ -97,7 +89,7 @@ export function removeTable(table: string): void {
 
 /** Outbound NAT needs forwarding; it is turned on only if it was off, and back off when the last sandbox leaves. */
 export async function enableForwarding(stateRoot: string): Promise<void> {
-  await withLock(stateRoot, () => {
+  await withLock(netLock(stateRoot), () => {
     if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '0') {
       writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
       writeFileSync(join(stateRoot, '.ip_forward'), '0');
@@ -106,7 +98,7 @@ export async function enableForwarding(stateRoot: string): Promise<void> {
 }
 
 export async function restoreForwarding(stateRoot: string, stateDir: string): Promise<void> {
-  await withLock(stateRoot, () => {
+  await withLock(netLock(stateRoot), () => {
     const marker = join(stateRoot, '.ip_forward');
     if (!existsSync(marker)) return;
     const others = readdirSync(stateRoot).some((d) => join(stateRoot, d) !== stateDir && existsSync(join(stateRoot, d, 'ip')));

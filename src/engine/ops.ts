@@ -9,7 +9,7 @@ import { ipToInt, parseSubnet } from '../spec/ip';
 export const OP = {
   NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
   MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
-  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28, NET_IFUP: 29,
+  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28, NET_IFUP: 29, FORK: 30,
 } as const;
 
 export const F_FAIL = 0x80000000;
@@ -94,6 +94,9 @@ export function encodeProgram(input: ProgramInput): Program {
         if (a.type === 'mount') throw new UnsupportedStep(step, 'the mount namespace cannot be joined');
         op(step, OP.JOIN_NS, { a: NS_FLAG[a.type as string]!, s1: str(a.path as string) });
         break;
+      case 'ns.enter': op(step, OP.JOIN_NS, { a: NS_FLAG[a.type as string]!, s1: str(a.path as string) }); break;
+      case 'proc.fork': op(step, OP.FORK); break;
+      case 'console': op(step, OP.CONSOLE); break;
       case 'net.loopback': op(step, OP.LOOPBACK_UP); break;
       case 'net.address': {
         if (!input.address) throw new UnsupportedStep(step, 'no address was leased for the private network');
@@ -160,7 +163,7 @@ export function encodeProgram(input: ProgramInput): Program {
         op(step, OP.SECCOMP);
         break;
       case 'fds.close': op(step, OP.CLOSE_FDS); break;
-      case 'exec': op(step, OP.EXEC, { a: a.init ? 1 : 0, s1: list(a.args as string[]), s2: list(a.env as string[]), s3: str(a.cwd as string) }); break;
+      case 'exec': op(step, OP.EXEC, { a: a.init ? 1 : 0, mode: ({ 'on-failure': 1, always: 2 } as Record<string, number>)[(a.restart as { policy: string } | undefined)?.policy ?? 'no'] ?? 0, b: (a.restart as { max: number } | undefined)?.max ?? 0, s1: list(a.args as string[]), s2: list(a.env as string[]), s3: str(a.cwd as string) }); break;
       default:
         if (!HOST_KINDS.has(step.kind)) throw new UnsupportedStep(step, `the native engine cannot apply ${step.kind} steps yet`);
     }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 import { Cgroup } from './cgroup';
 import { hostInterface, nftTable, removeTable, removeVeth } from './network';
+import { ownerAlive, readOwner, withLock } from './lock';
 
 export interface SandboxState {
   name: string;
@@ -26,7 +27,7 @@ export interface SandboxState {
 }
 
 /** Files the engine writes in a state folder; removed with it. */
-export const STATE_FILES = ['state.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp'];
+export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp'];
 
 export function writeState(dir: string, s: SandboxState): void {
   // Written whole, then renamed: a reader never sees half a file.
@@ -61,16 +62,27 @@ export function listSandboxes(host: HostFeatures): Listed[] {
     let state: SandboxState | undefined;
     try { state = JSON.parse(readFileSync(join(host.stateRoot, name, 'state.json'), 'utf8')) as SandboxState; } catch { /* starting, or crashed before it ran */ }
     let exit: number | undefined;
-    try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
-    return { name, running: pids.length > 0, pids, state, exit };
+    // An exit status counts only for a command that ran (state.json is written then): a supervisor
+    // whose CLI died during setup also writes one, and that run is a crashed one for gc.
+    if (state) try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
+    // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI).
+    return { name, running: pids.length > 0 || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
   });
 }
 
+/** The lock two CLIs take before they create, or remove, the state of one name. */
+export function nameLock(host: HostFeatures, name: string): string { return join(host.stateRoot, `.${name}.lock`); }
+
 /** Removes what a run of `name` left on the host, if nothing of it is alive; returns what it removed. */
 export async function reclaim(host: HostFeatures, name: string): Promise<string[]> {
+  return withLock(nameLock(host, name), () => reclaimLocked(host, name));
+}
+
+/** reclaim, for a caller that holds the name's lock. */
+export async function reclaimLocked(host: HostFeatures, name: string): Promise<string[]> {
   const removed: string[] = [];
   const cg = cgroupOf(host, name);
-  if (cg.pids().length) return removed;
+  if (cg.pids().length || ownerAlive(readOwner(join(host.stateRoot, name, 'owner')))) return removed;
   const table = nftTable(name);
   if (tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
   const hostIf = hostInterface(name);

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 export const OP_SIZE = 64;
 export const EVENT_SIZE = 24;
 

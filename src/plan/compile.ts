@@ -224,17 +224,19 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     add('security', 'seccomp', 'seccomp', sc.value === 'default' ? 'install the default seccomp filter (as Docker\'s: mount, unshare, setns, bpf, keyctl, kexec_load, … refused)' : `install the seccomp profile ${sc.value}`, sc.src, { profile: sc.value });
   }
 
-  // Detached sandboxes need the supervisor of the lifecycle work; until then they are refused, not run in the foreground.
   // What detached sandboxes do not do yet is refused by `up`, never silently dropped.
   const det = spec.process.detach;
-  if (spec.process.restart.value !== 'no') problems.push({ src: spec.process.restart.src, code: 'restart-unsupported', message: `\`restart: ${spec.process.restart.value}\` is not supported yet, so \`up\` refuses this file; remove it`, atRun: true });
   if (det.value && spec.process.tty.value) problems.push({ src: det.src, code: 'detach-tty', message: 'a detached sandbox with a terminal (tty: true) is not supported yet; remove `tty` or `detach`', atRun: true });
   if (det.value && steps.some((s) => s.kind === 'net.port' && s.args.path === 'userspace')) problems.push({ src: det.src, code: 'detach-userspace-ports', message: 'the user-space port forwarder lives in the CLI, so a detached sandbox cannot use it yet (IPv6 host addresses, network.proxy: userspace)', atRun: true });
 
-  // 9. exec.
+  // 9. exec. A restart policy is applied by the init reaper (PID 1), which runs the command again
+  // in the same namespaces, cgroup and network: so it implies `init`.
+  const [policy = 'no', max = '0'] = spec.process.restart.value.split(':');
+  const restart = { policy, max: Number(max) };
+  const restartText = policy === 'no' ? '' : `; PID 1 runs it again ${policy === 'always' ? 'whenever it ends' : 'when it fails'}${restart.max ? `, at most ${restart.max} times` : ''}, until stopped`;
   add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});
-  add('exec', 'exec', 'exec', spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}${spec.process.detach.value ? ', detached' : ''}` : `run the image's command in ${spec.process.cwd.value}${spec.process.detach.value ? ', detached' : ''}`, spec.process.argsSrc,
-    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, init: spec.process.init.value,
+  add('exec', 'exec', 'exec', (spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}` : `run the image's command in ${spec.process.cwd.value}`) + (spec.process.detach.value ? ', detached' : '') + restartText, spec.process.argsSrc,
+    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, init: spec.process.init.value || policy !== 'no', restart,
       detach: spec.process.detach.value, stopSignal: spec.process.stopSignal.value, stopGraceMs: spec.process.stopGraceMs.value });
 
   const broken = checkOrder(steps);

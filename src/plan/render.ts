@@ -6,8 +6,9 @@ export function sourceText(s: Source): string {
   return typeof s === 'object' ? `${s.file}:${s.line}:${s.col}` : s;
 }
 
-/** The plan grouped by stage, each step with its id, title and the config line behind it. */
-export function renderPlan(plan: Plan, opts: { color?: boolean; file?: string } = {}): string {
+/** The plan grouped by stage, each step with its id, title and the config line behind it; for
+ * `sandbox inspect`, `applied` marks the steps a run applied, with their time in ms. */
+export function renderPlan(plan: Plan, opts: { color?: boolean; file?: string; applied?: ReadonlyMap<string, number | undefined> } = {}): string {
   const dim = (s: string) => (opts.color ? `\x1b[2m${s}\x1b[0m` : s);
   const bold = (s: string) => (opts.color ? `\x1b[1m${s}\x1b[0m` : s);
   const out: string[] = [];
@@ -22,7 +23,8 @@ export function renderPlan(plan: Plan, opts: { color?: boolean; file?: string } 
     out.push(bold(`${i + 1}. ${stage}: ${STAGE_TITLES[stage]}`));
     for (const s of steps) {
       const undo = s.undo ? dim(' (undone on exit)') : '';
-      out.push(`   ${s.id.padEnd(idWidth)}  ${s.title}${undo}  ${dim(`← ${sourceText(s.source)}`)}`);
+      const mark = !opts.applied ? '' : opts.applied.has(s.id) ? `✓ ${(opts.applied.get(s.id)?.toFixed(2) ?? '').padStart(7)} ` : `·${' '.repeat(9)}`;
+      out.push(`   ${mark}${s.id.padEnd(idWidth)}  ${s.title}${undo}  ${dim(`← ${sourceText(s.source)}`)}`);
     }
   });
   return out.join('\n') + '\n';

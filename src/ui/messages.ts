@@ -10,5 +10,7 @@ export const MSG = {
   undone: (n: number) => `undid ${n} host change${n === 1 ? '' : 's'}; nothing is left behind`,
   noEngine: (why: string) => `the native engine cannot be loaded: ${why}\n  build it with: npm run build (needs make and a C compiler)`,
   internal: (what: string) => `sandbox: internal error: ${what}\n  please report it with the config that caused it`,
+  notRunning: (name: string) => `${name} is not running (sandbox ps -a shows what it became)`,
+  noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,
 };

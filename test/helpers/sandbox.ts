@@ -55,3 +55,27 @@ export function leftovers(name: string): string[] {
   }
   return out;
 }
+
+export const hasNft = (() => { try { execFileSync('nft', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+
+/** The host's view that a run must leave as it was: links, nftables rules, listening sockets,
+ * ip_forward, mounts, the sandboxes' state root, cgroups, network namespaces in use, and
+ * supervisors. */
+export function hostSnapshot(): string {
+  const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort().join(' ');
+  const rules = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
+  const listening = execFileSync('ss', ['-Hlntu'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' ')).sort().join('\n');
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ').slice(4, 5).join('')).sort().join('\n');
+  let state: string[] = [];
+  try { state = readdirSync('/run/sandbox').filter((n) => n !== '.ip_forward').sort(); } catch { /* none yet */ }
+  const roots = cgroupLayout() === 'v2' ? ['/sys/fs/cgroup'] : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
+  const cgroups = roots.flatMap((r) => { try { return readdirSync(join(r, 'sandbox')).filter((n) => !n.includes('.')).map((n) => `${r}/sandbox/${n}`); } catch { return []; } });
+  const netns = new Set<string>();
+  const supervisors: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try { netns.add(require('node:fs').readlinkSync(`/proc/${pid}/ns/net`)); } catch { /* gone, or a kernel thread */ }
+    // A finished supervisor waits as a zombie until the host's init reaps it: it holds nothing.
+    try { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); if (/^\d+ \(sbx-[^)]*\) [^Z]/.test(st)) supervisors.push(st.split(' ').slice(0, 2).join(' ')); } catch { /* gone */ }
+  }
+  return [links, rules, listening, readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), mounts, `state: ${state.join(' ')}`, `cgroups: ${cgroups.join(' ')}`, `netns: ${netns.size}`, `sbx processes: ${supervisors.join(', ')}`].join('\n');
+}

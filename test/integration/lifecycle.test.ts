@@ -1,21 +1,21 @@
-// ps and gc: what runs is listed with its host PID, command and ports; what a crashed run left
-// (its CLI killed with -9) is listed as dead and removed by gc, leaving the host as it was.
+// The lifecycle of sandboxes, checked from the host's /proc and from inside: ps, logs, exec, top,
+// inspect, stop, down and gc; restart policies; names; kill -9 of the CLI at each stage of up -d
+// and of a supervisor; and load (many cycles, many at once) with nothing leaked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { BIN, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
-
-const hasNft = (() => { try { execFileSync('nft', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
 interface Row { name: string; status: string; pid: number; command: string[]; ports: { hostPort: number; containerPort: number }[] }
 const ps = (all: boolean): Row[] => JSON.parse(sandbox(['ps', '--json', ...(all ? ['-a'] : [])]).out) as Row[];
 
 test('ps lists a running sandbox with its host PID, command and ports; gc removes what a killed CLI left', async (t) => {
   if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'nftables', hasNft)) return;
-  const links = () => execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort().join(' ');
-  const before = `${links()}\n${execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' })}`;
+  const before = hostSnapshot();
   const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
   t.after(() => { child.kill('SIGKILL'); });
@@ -42,13 +42,12 @@ test('ps lists a running sandbox with its host PID, command and ports; gc remove
   assert.match(gc.out, /removed web: state folder \/run\/sandbox\/web/);
   assert.deepEqual(leftovers('web'), []);
   assert.equal(sandbox(['gc']).out, 'nothing to remove\n');
-  assert.equal(`${links()}\n${execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' })}`, before);
+  assert.equal(hostSnapshot(), before);
 });
 
 test('up -d: the sandbox outlives its CLI under a small supervisor; ps, logs, stop and down', async (t) => {
   if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'nftables', hasNft)) return;
-  const links = () => execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort().join(' ');
-  const before = `${links()}\n${execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' })}`;
+  const before = hostSnapshot();
   // Whatever happens below, the detached sandbox does not outlive the test.
   t.after(() => { sandbox(['down', 'web']); });
   const up = sandbox(['up', '-d', '-q', 'samples/web.yml']);
@@ -77,7 +76,7 @@ test('up -d: the sandbox outlives its CLI under a small supervisor; ps, logs, st
   assert.equal(down.code, 0, down.err);
   assert.deepEqual(leftovers('web'), []);
   assert.deepEqual(ps(true).filter((r) => r.name === 'web'), []);
-  assert.equal(`${links()}\n${execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' })}`, before);
+  assert.equal(hostSnapshot(), before);
 });
 
 test('kill -9 of a supervisor: the sandboxed processes die with it, ps says so, down cleans up', async (t) => {
@@ -91,4 +90,215 @@ test('kill -9 of a supervisor: the sandboxed processes die with it, ps says so, 
   assert.equal(ps(true).find((r) => r.name === 'web')?.status, 'dead');
   assert.equal(sandbox(['down', 'web']).code, 0);
   assert.deepEqual(leftovers('web'), []);
+});
+
+const IDLE = 'test/integration/fixtures/detached.yml';
+const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables', hasNft);
+const status = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
+const field = (text: string, key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+
+test('exec joins every namespace and the cgroup of a running sandbox, with its user, capabilities, no_new_privs and seccomp', async (t) => {
+  if (!ready(t)) return;
+  const before = hostSnapshot();
+  t.after(() => { sandbox(['down', 'idle']); });
+  const up = sandbox(['up', '-q', IDLE]);
+  assert.equal(up.code, 0, up.err);
+  const pid1 = ps(false).find((r) => r.name === 'idle')!.pid;
+  const ns = ['mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup', 'user'];
+  // Read from inside the exec'd process, compared with the sandbox's PID 1 as the host sees it.
+  const inside = sandbox(['exec', 'idle', 'sh', '-c', `cat /proc/self/status; for n in ${ns.join(' ')}; do echo "ns $n $(readlink /proc/self/ns/$n)"; done; echo "env $GREETING"; hostname; cat /proc/self/uid_map`]);
+  assert.equal(inside.code, 0, inside.err);
+  const host = status(pid1);
+  for (const k of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp']) assert.equal(field(inside.out, k), field(host, k), k);
+  assert.equal(field(inside.out, 'NoNewPrivs'), '1');
+  assert.equal(field(inside.out, 'Seccomp'), '2');
+  assert.equal(field(inside.out, 'Uid')!.split(/\s+/)[0], '1000');
+  for (const n of ns) assert.equal(new RegExp(`^ns ${n} (.*)$`, 'm').exec(inside.out)?.[1], readlinkSync(`/proc/${pid1}/ns/${n}`), `${n} namespace`);
+  assert.match(inside.out, /^env hello$/m);
+  assert.match(inside.out, /^idle$/m);
+  assert.match(inside.out, /^\s+0\s+100000\s+65536$/m);
+  // Docker's options: user, environment, working folder; the command's own status comes back.
+  const root = sandbox(['exec', '-u', '0', '-e', 'EXTRA=1', '-w', '/tmp', 'idle', 'sh', '-c', 'id -u; pwd; echo $EXTRA $GREETING']);
+  assert.equal(root.out, '0\n/tmp\n1 hello\n');
+  assert.equal(sandbox(['exec', 'idle', 'sh', '-c', 'exit 7']).code, 7);
+  const missing = sandbox(['exec', 'idle', 'no-such-command']);
+  assert.equal(missing.code, 127);
+  assert.match(missing.err, /no-such-command.*ENOENT/);
+  assert.equal(sandbox(['exec', 'nothing-by-this-name', 'true']).code, 1);
+
+  // top: while an exec'd process runs, it is listed with its host PID beside its PID inside; the
+  // host sees it in the sandbox's cgroup.
+  const sleeper = spawn(process.execPath, [BIN, 'exec', 'idle', 'sleep', '30'], { cwd: ROOT, stdio: 'ignore' });
+  t.after(() => { sleeper.kill('SIGKILL'); });
+  let procs: { hostPid: number; pid: number | null; command: string }[] = [];
+  for (let i = 0; i < 100 && !(procs = JSON.parse(sandbox(['top', '--json', 'idle']).out) as typeof procs).some((p) => p.command === 'sleep 30'); i++) await new Promise((r) => setTimeout(r, 30));
+  const init = procs.find((p) => p.pid === 1)!;
+  assert.equal(init.hostPid, pid1);
+  assert.equal(init.command, '[sbx-init]');
+  const s30 = procs.find((p) => p.command === 'sleep 30')!;
+  assert.ok(s30.pid! > 1 && s30.hostPid !== s30.pid);
+  assert.equal(field(status(s30.hostPid), 'NSpid')!.split(/\s+/).at(-1), String(s30.pid));
+  assert.match(readFileSync(`/proc/${s30.hostPid}/cgroup`, 'utf8'), /\/sandbox\/idle$/m);
+  const text = sandbox(['top', 'idle']).out;
+  assert.match(text, /^HOST PID\s+PID\s+PPID\s+UID\s+STATE\s+COMMAND$/m);
+  assert.match(text, new RegExp(`^${s30.hostPid}\\s+${s30.pid}\\s.*sleep 30$`, 'm'));
+  // Ctrl-C on exec reaches the exec'd process through the relay.
+  const done = new Promise<number | null>((r) => sleeper.on('exit', (c) => r(c)));
+  sleeper.kill('SIGINT');
+  assert.equal(await done, 130);
+
+  // inspect: the plan it was started with, and the steps applied.
+  const info = JSON.parse(sandbox(['inspect', '--json', 'idle']).out);
+  assert.equal(info.status, 'running');
+  assert.equal(info.state.pid, pid1);
+  assert.deepEqual(info.ids, { uid: 1000, gid: 1000, groups: [] });
+  const applied = new Set(info.applied.map((a: { id: string }) => a.id));
+  for (const s of info.plan.steps as { id: string; kind: string }[]) if (s.kind !== 'exec') assert.ok(applied.has(s.id), `step ${s.id} not applied`);
+  assert.match(sandbox(['inspect', 'idle']).out, /applied\s+\d+ of \d+ steps[\s\S]*✓\s+[\d.]+ pivot/);
+
+  assert.equal(sandbox(['down', 'idle']).code, 0);
+  assert.equal(sandbox(['exec', 'idle', 'true']).code, 1);
+  assert.equal(hostSnapshot(), before);
+});
+
+test('restart: on-failure runs the command again at most N times with a growing delay; a stop ends always', async (t) => {
+  if (!ready(t)) return;
+  const before = hostSnapshot();
+  t.after(() => { sandbox(['down', 'again']); sandbox(['down', 'forever']); });
+  const failing = 'version: 1\nname: again\nrootfs: host\nnetwork: none\nrestart: on-failure:2\ncommand: [sh, -c, "echo run; exit 3"]\n';
+  const file = (name: string, text: string) => { const p = join(mkdtempSync(join(tmpdir(), 'sbx-')), `${name}.yml`); writeFileSync(p, text); return p; };
+  const r = sandbox(['up', '-q', file('again', failing)]);
+  assert.equal(r.code, 3, r.err);
+  assert.equal(r.out, 'run\nrun\nrun\n');
+  assert.match(r.err, /restart 1 of 2 in 100 ms[\s\S]*restart 2 of 2 in 200 ms/);
+  assert.equal(sandbox(['up', '-q', file('again', failing.replace('exit 3', 'exit 0'))]).out, 'run\n', 'on-failure must not restart a success');
+
+  const always = 'version: 1\nname: forever\nrootfs: host\nnetwork: none\nrestart: always\ndetach: true\ncommand: [sh, -c, "echo run; sleep 0.1"]\n';
+  assert.equal(sandbox(['up', '-q', file('forever', always)]).code, 0);
+  let log = '';
+  for (let i = 0; i < 100 && (log.match(/^run$/gm) ?? []).length < 3; i++) { await new Promise((res) => setTimeout(res, 50)); log = sandbox(['logs', 'forever']).out; }
+  assert.ok((log.match(/^run$/gm) ?? []).length >= 3, log);
+  assert.equal(sandbox(['stop', '-t', '2', 'forever']).code, 0);
+  const row = ps(true).find((x) => x.name === 'forever');
+  assert.equal(row?.status, 'exited');
+  const runs = (sandbox(['logs', 'forever']).out.match(/^run$/gm) ?? []).length;
+  await new Promise((res) => setTimeout(res, 500));
+  assert.equal((sandbox(['logs', 'forever']).out.match(/^run$/gm) ?? []).length, runs, 'it ran again after stop');
+  assert.equal(sandbox(['down', 'forever']).code, 0);
+  assert.equal(hostSnapshot(), before);
+});
+
+test('names: --name runs one file twice; of concurrent ups of one name exactly one wins', async (t) => {
+  if (!ready(t)) return;
+  const before = hostSnapshot();
+  t.after(() => { for (const n of ['idle', 'idle-2']) sandbox(['down', n]); });
+  assert.equal(sandbox(['up', '-q', IDLE]).code, 0);
+  const second = sandbox(['up', '-q', IDLE]);
+  assert.equal(second.code, 125);
+  assert.match(second.err, /a sandbox named idle is already running; stop it first, or pick another name with --name/);
+  assert.equal(sandbox(['up', '-q', '--name', 'idle-2', IDLE]).out, 'idle-2\n');
+  assert.deepEqual(ps(false).map((r) => r.name).filter((n) => n.startsWith('idle')).sort(), ['idle', 'idle-2']);
+  assert.equal(sandbox(['up', '-q', '--name', '../x', IDLE]).code, 1);
+  for (const n of ['idle', 'idle-2']) assert.equal(sandbox(['down', n]).code, 0);
+
+  const runs = await Promise.all(Array.from({ length: 6 }, () => new Promise<{ code: number | null; err: string }>((resolve) => {
+    const c = spawn(process.execPath, [BIN, 'up', '-q', IDLE], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d) => { err += d; });
+    c.on('exit', (code) => resolve({ code, err }));
+  })));
+  assert.equal(runs.filter((r) => r.code === 0).length, 1, runs.map((r) => r.err).join('\n'));
+  for (const r of runs.filter((x) => x.code !== 0)) assert.match(r.err, /a sandbox named idle is already (running|being started)/);
+  assert.equal(sandbox(['down', 'idle']).code, 0);
+  assert.equal(hostSnapshot(), before);
+});
+
+test('kill -9 of the CLI at each stage of up -d: gc leaves the host as it was', async (t) => {
+  if (!ready(t)) return;
+  const before = hostSnapshot();
+  t.after(() => { sandbox(['down', 'web']); sandbox(['gc']); });
+  // The first step of each of the nine stages of web.yml, run detached (a veth, NAT, a port map).
+  const plan = JSON.parse(sandbox(['plan', '--json', 'samples/web.yml']).out) as { steps: { id: string; stage: string }[] };
+  const firsts = [...new Map(plan.steps.map((s) => [s.stage, s.id])).keys()].map((stage) => plan.steps.find((s) => s.stage === stage)!.id);
+  assert.equal(firsts.length, 9);
+  for (const id of [...firsts, 'port:127.0.0.1:8080/tcp', 'pivot']) {
+    const cli = spawn(process.execPath, [BIN, 'up', '-d', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SANDBOX_TEST_STALL_AT: id } });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`never stalled at ${id}: ${err}`)), 20_000);
+      cli.stderr.on('data', (d) => { err += d; if (err.includes('stalled at')) { clearTimeout(timer); resolve(); } });
+    });
+    const gone = new Promise((r) => cli.on('exit', r));
+    cli.kill('SIGKILL');
+    await gone;
+    // The supervisor ends its half-set-up child once its CLI is gone; then gc removes the rest.
+    let left: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const gc = sandbox(['gc']);
+      assert.equal(gc.code, 0, gc.err);
+      if (!(left = leftovers('web')).length && !ps(true).some((r) => r.name === 'web')) break;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.deepEqual(left, [], `after kill -9 at ${id}`);
+    assert.equal(hostSnapshot(), before, `after kill -9 at ${id}`);
+  }
+});
+
+const CYCLES = Number(process.env.SANDBOX_LOAD_CYCLES ?? 1000);
+
+test(`load: ${CYCLES} up -d/down cycles in a row, then 50 sandboxes at once; nothing leaks and ps stays fast`, { timeout: 900_000 }, async (t) => {
+  if (!ready(t)) return;
+  const before = hostSnapshot();
+  const names = Array.from({ length: 50 }, (_, i) => `load-${i}`);
+  t.after(() => { for (const n of names) sandbox(['down', n]); });
+  // The cycles run the CLI's own main() in this process, so that what the CLI code itself could
+  // leak (descriptors, signal listeners) is counted here too, and no node start-up is paid per run.
+  process.env.SANDBOX_LIBSBX = join(ROOT, 'native/build/libsbx.so');
+  process.env.SANDBOX_SUPERVISOR = join(ROOT, 'native/build/sbx-supervise');
+  const { main } = await import('../../src/cli/main');
+  const quiet = async (argv: string[]) => {
+    const write = process.stdout.write;
+    let out = '';
+    process.stdout.write = ((chunk: string) => { out += chunk; return true; }) as typeof process.stdout.write;
+    try { return { code: await main(argv), out }; } finally { process.stdout.write = write; }
+  };
+  // One cycle first: the engine's library and first-use state are loaded once, not leaked.
+  assert.equal((await quiet(['up', '-q', '--name', 'load-0', join(ROOT, IDLE)])).code, 0);
+  assert.equal((await quiet(['down', 'load-0'])).code, 0);
+  const fds = readdirSync('/proc/self/fd').length;
+  const listeners = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGWINCH'].map((s) => process.listenerCount(s));
+  const t0 = performance.now();
+  for (let i = 0; i < CYCLES; i++) {
+    const up = await quiet(['up', '-q', '--name', 'load-0', join(ROOT, IDLE)]);
+    assert.deepEqual(up, { code: 0, out: 'load-0\n' }, `cycle ${i}`);
+    const down = await quiet(['down', 'load-0']);
+    assert.equal(down.code, 0, `cycle ${i}`);
+  }
+  t.diagnostic(`${CYCLES} up -d/down cycles: ${((performance.now() - t0) / CYCLES).toFixed(1)} ms each`);
+  assert.equal(readdirSync('/proc/self/fd').length, fds, 'the CLI code leaked file descriptors');
+  assert.deepEqual(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGWINCH'].map((s) => process.listenerCount(s)), listeners, 'the CLI code leaked signal listeners');
+  assert.equal(hostSnapshot(), before, `after ${CYCLES} cycles`);
+
+  // 50 at once, started 10 at a time.
+  for (let i = 0; i < names.length; i += 10) {
+    const batch = await Promise.all(names.slice(i, i + 10).map((n) => new Promise<number | null>((resolve) => spawn(process.execPath, [BIN, 'up', '-q', '--name', n, IDLE], { cwd: ROOT, stdio: 'ignore' }).on('exit', resolve))));
+    assert.deepEqual(batch, batch.map(() => 0));
+  }
+  const rows = ps(false).filter((r) => r.name.startsWith('load-'));
+  assert.equal(rows.length, 50);
+  // Each supervisor holds a handful of descriptors, and stays small.
+  for (const r of rows) {
+    const sup = Number(field(status(r.pid), 'PPid'));
+    assert.ok(readdirSync(`/proc/${sup}/fd`).length <= 8, `supervisor of ${r.name} holds ${readdirSync(`/proc/${sup}/fd`).length} fds`);
+  }
+  const psStart = performance.now();
+  const list = sandbox(['ps']);
+  const psMs = performance.now() - psStart;
+  assert.equal(list.out.trim().split('\n').length, 51);
+  t.diagnostic(`sandbox ps with 50 sandboxes: ${psMs.toFixed(0)} ms`);
+  for (let i = 0; i < names.length; i += 10) {
+    const batch = await Promise.all(names.slice(i, i + 10).map((n) => new Promise<number | null>((resolve) => spawn(process.execPath, [BIN, 'down', n], { cwd: ROOT, stdio: 'ignore' }).on('exit', resolve))));
+    assert.deepEqual(batch, batch.map(() => 0));
+  }
+  assert.equal(hostSnapshot(), before, 'after 50 at once');
 });

@@ -7,19 +7,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { BIN, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { BIN, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
 
-const hasNft = (() => { try { execFileSync('nft', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables (apt-get install nftables)', hasNft);
-
-/** The host's view that a run must leave as it was. */
-function hostNet(): string {
-  const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort().join(' ');
-  const rules = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
-  const listening = execFileSync('ss', ['-Hlntu'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' ')).sort().join('\n');
-  return `${links}\n${rules}\n${listening}\n${require('node:fs').readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8')}`;
-}
 
 function echoTcp(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -92,7 +83,7 @@ test('network: none has only lo; host sees the host\'s interfaces; private has e
 
 test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.1 and the host\'s own address', async (t) => {
   if (!ready(t)) return;
-  const before = hostNet();
+  const before = hostSnapshot();
   const addr = hostAddress();
   const echo = await startEcho('test/integration/fixtures/echo.yml');
   try {
@@ -115,14 +106,14 @@ test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.
     addr.cleanup();
   }
   assert.deepEqual(leftovers('echo'), []);
-  assert.equal(hostNet(), before, 'the host\'s links, nftables rules, listening sockets or ip_forward changed');
+  assert.equal(hostSnapshot(), before, 'the host\'s links, nftables rules, listening sockets or ip_forward changed');
 });
 
 test('the user-space forwarder (splice) carries TCP, UDP, and IPv6 on the host to the sandbox\'s IPv4', async (t) => {
   if (!ready(t)) return;
   const hasV6 = (() => { try { return require('node:fs').readFileSync('/proc/net/if_inet6', 'utf8').includes('00000000000000000000000000000001'); } catch { return false; } })();
   if (!needs(t, 'IPv6 on lo', hasV6)) return;
-  const before = hostNet();
+  const before = hostSnapshot();
   const plan = sandbox(['plan', 'test/integration/fixtures/echo-userspace.yml']);
   assert.match(plan.out, /publish \[::1\]:18001\/tcp on the host to port 7000 inside \(userspace: network\.proxy asks for it\)/);
   const echo = await startEcho('test/integration/fixtures/echo-userspace.yml');
@@ -136,12 +127,12 @@ test('the user-space forwarder (splice) carries TCP, UDP, and IPv6 on the host t
     await echo.stop();
   }
   assert.deepEqual(leftovers('echo-userspace'), []);
-  assert.equal(hostNet(), before);
+  assert.equal(hostSnapshot(), before);
 });
 
 test('outbound traffic is masqueraded: an outside host (a namespace the test makes) sees the host\'s address', async (t) => {
   if (!ready(t)) return;
-  const before = hostNet();
+  const before = hostSnapshot();
   const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
   sh('ip netns add sbxtest-out && ip link add sbxto0 type veth peer name eth0 netns sbxtest-out && ip addr add 198.51.100.1/24 dev sbxto0 && ip link set sbxto0 up '
     + '&& ip -n sbxtest-out addr add 198.51.100.2/24 dev eth0 && ip -n sbxtest-out link set eth0 up && ip -n sbxtest-out link set lo up');
@@ -159,12 +150,12 @@ test('outbound traffic is masqueraded: an outside host (a namespace the test mak
     sh('ip link del sbxto0; ip netns del sbxtest-out');
   }
   assert.deepEqual(leftovers('nat-client'), []);
-  assert.equal(hostNet(), before);
+  assert.equal(hostSnapshot(), before);
 });
 
 test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves the host as it was', async (t) => {
   if (!ready(t)) return;
-  const before = hostNet();
+  const before = hostSnapshot();
   const child = spawn(process.execPath, [BIN, 'up', '-q', 'samples/web.yml'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let said = '';
   child.stdout!.on('data', (d) => { said += d; });
@@ -186,17 +177,17 @@ test('after kill -9 of the CLI the sandbox dies with it, and the next up leaves 
   const next = sandbox(['up', 'samples/web.yml', '--', '/bin/true']);
   assert.equal(next.code, 0, `exit ${next.code}\n${next.out}\n${next.err}`);
   assert.deepEqual(leftovers('web'), []);
-  assert.equal(hostNet(), before);
+  assert.equal(hostSnapshot(), before);
 });
 
 test('up/down cycles with a private network and port maps leave the host as it was', (t) => {
   if (!ready(t)) return;
   const cycles = Number(process.env.SANDBOX_NET_CYCLES ?? 200);
-  const before = hostNet();
+  const before = hostSnapshot();
   for (let i = 0; i < cycles; i++) {
     const r = sandbox(['up', '-q', 'samples/web.yml', '--', '/bin/true']);
     assert.equal(r.code, 0, `cycle ${i}: ${r.err}`);
   }
-  assert.equal(hostNet(), before);
+  assert.equal(hostSnapshot(), before);
   assert.deepEqual(leftovers('web'), []);
 });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSpec } from '../../src/config/load';
+import { compileExec } from '../../src/plan/exec';
 import { compile } from '../../src/plan/compile';
 import { checkOrder, ORDER_RULES } from '../../src/plan/order';
 import { renderPlan } from '../../src/plan/render';
@@ -43,8 +44,7 @@ for (const sample of samples) {
   for (const [layout, host] of [['hybrid', HYBRID_HOST], ['v2', V2_HOST]] as const) {
     test(`plan snapshot: ${sample} on cgroup ${layout}`, () => {
       const { plan, problems } = planOf(sample, host);
-      // jenkins.yml asks for a restart policy, which up refuses for now; every other sample applies as is.
-      assert.deepEqual(problems.map((p) => p.code), sample === 'jenkins.yml' ? ['restart-unsupported'] : []);
+      assert.deepEqual(problems.map((p) => p.code), []);
       snapshot(`${sample.replace(/\.yml$/, '')}.${layout}.txt`, renderPlan(plan) + '\n' + JSON.stringify(plan.steps.map((s) => [s.id, s.kind, s.args]), null, 1) + '\n');
     });
   }
@@ -91,9 +91,9 @@ test('without root, a private network is refused at its line; none and host are 
   assert.deepEqual(plan('network: none\n'), []);
 });
 
-test('up refuses, at their lines, what detached sandboxes cannot do yet: restart, a terminal, user-space ports', () => {
+test('up refuses, at their lines, what detached sandboxes cannot do yet: a terminal, user-space ports', () => {
   const r = compile(loadText('version: 1\ncommand: [x]\ndetach: true\nrestart: always\ntty: true\nports: ["[::1]:80:80"]\n').spec!, HYBRID_HOST);
-  assert.deepEqual(r.problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src, p.atRun]), [['restart-unsupported', 4, true], ['detach-tty', 3, true], ['detach-userspace-ports', 3, true]]);
+  assert.deepEqual(r.problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src, p.atRun]), [['detach-tty', 3, true], ['detach-userspace-ports', 3, true]]);
   assert.deepEqual(compile(loadText('version: 1\ncommand: [x]\ndetach: true\n').spec!, HYBRID_HOST).problems, []);
 });
 
@@ -140,4 +140,29 @@ test('each ordering rule catches the disorder it is there for', () => {
   broken(move('mount:private', 'mount:/proc').filter(() => true).slice(0), 'mounts private first');
   broken(move('ns:pid', 'ns:user'), 'user namespace first');
   assert.equal(ORDER_RULES.length, 14);
+});
+
+test('a restart policy is carried by the exec step and implies the init reaper', () => {
+  const exec = (yml: string) => compile(loadText(`version: 1\ncommand: [x]\n${yml}`).spec!, HYBRID_HOST).plan.steps.find((s) => s.kind === 'exec')!.args;
+  assert.deepEqual([exec('restart: on-failure:3\n').restart, exec('restart: on-failure:3\n').init], [{ policy: 'on-failure', max: 3 }, true]);
+  assert.deepEqual([exec('restart: always\n').restart, exec('').restart, exec('').init], [{ policy: 'always', max: 0 }, { policy: 'no', max: 0 }, false]);
+});
+
+test('exec joins every namespace of the sandbox (mount last), its cgroup, forks, and keeps its user and security steps', () => {
+  const plan = compile(loadText('version: 1\ncommand: [x]\nuser: "1000:1000"\nenv: {A: "1", B: "2"}\nnamespaces: {user: true}\n').spec!, V2_HOST).plan;
+  const e = compileExec(plan, { pid: 42, args: ['sh'], env: ['B=3', 'C=4'], tty: true });
+  const made = plan.steps.filter((s) => s.kind === 'ns.new').map((s) => s.args.type);
+  const entered = e.steps.filter((s) => s.kind === 'ns.enter');
+  assert.deepEqual(entered.map((s) => s.args.type), ['user', 'uts', 'ipc', 'net', 'cgroup', 'pid', 'time', 'mount'].filter((t) => made.includes(t)));
+  assert.ok(made.length >= 6);
+  assert.equal(entered.find((s) => s.args.type === 'mount')!.args.path, '/proc/42/ns/mnt');
+  assert.equal(e.steps[0]!.args.type, 'user');
+  assert.equal(e.steps.filter((s) => s.kind === 'ns.enter').at(-1)!.args.type, 'mount');
+  assert.deepEqual(e.steps.map((s) => s.kind).filter((k) => ['cgroup.attach', 'proc.fork', 'console', 'user.ids', 'caps.apply', 'nnp', 'seccomp', 'exec'].includes(k)), ['cgroup.attach', 'proc.fork', 'console', 'user.ids', 'caps.apply', 'nnp', 'seccomp', 'exec']);
+  assert.ok(!e.steps.some((s) => s.kind.startsWith('mount.') || s.kind === 'hostname' || s.kind === 'cgroup.set'));
+  const x = e.steps.find((s) => s.kind === 'exec')!.args;
+  assert.deepEqual([x.args, (x.env as string[]).filter((v) => /^[ABC]=/.test(v)), x.init], [['sh'], ['A=1', 'B=3', 'C=4'], false]);
+  const root = compileExec(plan, { pid: 42, args: ['id'], env: [], user: 'root:0', tty: false });
+  assert.deepEqual(root.steps.find((s) => s.kind === 'user.ids')!.args, { user: 'root', group: 0 });
+  assert.ok(!root.steps.some((s) => s.kind === 'console'));
 });
