@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSyn
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 import { Cgroup } from './cgroup';
-import { hostInterface, nftTable, removeTable, removeVeth } from './network';
+import { hostInterface, nftTable, removeTable, removeVeth, restoreForwarding } from './network';
 import { ownerAlive, readOwner, withLock } from './lock';
 
 export interface SandboxState {
@@ -93,6 +93,8 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
     try { rmdirSync(join(dir, 'root')); } catch { /* absent */ }
     try { rmdirSync(dir); removed.push(`state folder ${dir}`); } catch { /* something else is in it: left for a person to look at */ }
   }
+  // ip_forward goes back to what it was once no sandbox with a private network is left.
+  await restoreForwarding(host.stateRoot, dir);
   if (cg.exists()) { await cg.remove(); removed.push(`cgroup ${cg.path}`); }
   return removed;
 }
