@@ -34,13 +34,14 @@ export async function stop(host: HostFeatures, name: string, graceMs?: number): 
   const signal = row.state.stopSignal ?? 15;
   const grace = graceMs ?? row.state.stopGraceMs ?? 10_000;
   try { process.kill(pid, signal); } catch { /* gone */ }
-  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(20);
+  // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
+  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
   if (cg.pids().length) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(20);
+  for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
   // The supervisor writes the exit status as it leaves.
   const sup = row.state.supervisorPid;
-  for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(10);
+  for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(2);
   return true;
 }
 

@@ -83,11 +83,13 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
   const removed: string[] = [];
   const cg = cgroupOf(host, name);
   if (cg.pids().length || ownerAlive(readOwner(join(host.stateRoot, name, 'owner')))) return removed;
+  const dir = join(host.stateRoot, name);
+  // The table is made after the address is leased (the `ip` file): without a lease there is none,
+  // and asking nft (a process) is skipped.
   const table = nftTable(name);
-  if (tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
+  if ((!existsSync(dir) || existsSync(join(dir, 'ip'))) && tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
   const hostIf = hostInterface(name);
   if (existsSync(`/sys/class/net/${hostIf}`)) { removeVeth(hostIf); removed.push(`interface ${hostIf}`); }
-  const dir = join(host.stateRoot, name);
   if (existsSync(dir)) {
     for (const f of STATE_FILES) try { unlinkSync(join(dir, f)); } catch { /* absent */ }
     try { rmdirSync(join(dir, 'root')); } catch { /* absent */ }

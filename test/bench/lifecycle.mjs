@@ -8,7 +8,7 @@
 // Installs conmon, crun and runc with apt-get when missing.
 //   node test/bench/lifecycle.mjs [RUNS]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,6 +58,8 @@ try {
     mkdirSync(d);
     ok(spawnSync('conmon', ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-r', path, '-b', dir, '-p', join(d, 'pid'), '--conmon-pidfile', join(d, 'conmon.pid'),
       '--exit-dir', d, '--socket-dir-path', d, '-l', `k8s-file:${join(d, 'log')}`, '--log-level', 'error', '--runtime-arg', '--log-format=json'], { encoding: 'utf8' }), `conmon with ${name}`);
+    // Its first process returns before the runtime has created the container: wait for the pid file.
+    for (let i = 0; i < 200 && !existsSync(join(d, 'pid')); i++) await sleep(10);
     ok(spawnSync(path, ['start', id], { encoding: 'utf8' }), `${name} start`);
     await sleep(200);
     memory[`conmon (${name})`] = rssKb(Number(readFileSync(join(d, 'conmon.pid'), 'utf8')));
@@ -75,7 +77,8 @@ try {
     'sandbox up -d + down': () => { ok(sandbox('up', '-q', join(dir, 'bench.yml')), 'sandbox up -d'); ok(sandbox('down', '-t', '2', 'bench'), 'sandbox down'); },
     ...Object.fromEntries(runtimes.map(([name, path]) => [`${name} run -d + delete -f`, () => {
       const id = `bench-${name}-${process.pid}-${n++}`;
-      ok(spawnSync(path, ['run', '-d', '--bundle', dir, id], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }), `${name} run -d`);
+      // No pipes: the detached container would hold them open, and spawnSync would wait for it.
+      ok(spawnSync(path, ['run', '-d', '--bundle', dir, id], { stdio: 'ignore' }), `${name} run -d`);
       ok(spawnSync(path, ['delete', '-f', id], { encoding: 'utf8' }), `${name} delete`);
     }])),
   };
