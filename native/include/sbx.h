@@ -47,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 6
+#define SBX_ABI_VERSION 7
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -106,6 +106,7 @@ enum sbx_op_kind {
 	SBX_OP_CONSOLE,         /* open a pty in the sandbox's devpts, keep the slave as the terminal,
 				 * and send the master to the parent over the sync socket */
 	SBX_OP_NET_IFUP,        /* s1 interface; a = IPv4 address, b = gateway (network order); mode = prefix */
+	SBX_OP_ROOT_OVERLAY,    /* s1 = new root folder, s2 = overlayfs options (lowerdir=…,upperdir=…,workdir=…) */
 	SBX_OP_FORK,            /* `sandbox exec`: fork, so that a joined pid namespace applies; the child goes
 				 * on with the next op in a new session, and this process stays behind as a relay:
 				 * it forwards every signal to the child and exits with the child's status */
@@ -159,5 +160,11 @@ struct sbx_forwarder;
 SBX_API int sbx_forward_start(int32_t udp, const char *listen_ip, int32_t listen_port, const char *target_ip, int32_t target_port,
 			      int32_t netns_fd, struct sbx_forwarder **out, int32_t *bound_port, struct sbx_error *err);
 SBX_API int sbx_forward_stop(struct sbx_forwarder *f);
+
+/* For the image unpacker, in the CLI process (root), on paths it has checked component by
+ * component: an overlayfs whiteout (a 0/0 character device), and an extended attribute set on a
+ * path without following a final symlink (file capabilities, overlay's opaque mark). */
+SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
+SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
 
 #endif

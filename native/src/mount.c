@@ -147,7 +147,10 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	case SBX_OP_ROOT_TMPFS:
 	case SBX_OP_ROOT_BIND:
+	case SBX_OP_ROOT_OVERLAY:
 		if (op->kind == SBX_OP_ROOT_TMPFS) r = mount("tmpfs", s1, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+		/* An image: its unpacked layers (s2, the overlay options) under a private upper layer. */
+		else if (op->kind == SBX_OP_ROOT_OVERLAY) r = mount("overlay", s1, "overlay", MS_NODEV, s2);
 		else {
 			r = mount(s2, s1, NULL, MS_BIND | MS_REC, NULL);
 			if (r == 0) r = mount(NULL, s1, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | kept_flags(s1), NULL);

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -108,5 +111,17 @@ SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return fail(err, EPROTO, "recvmsg: no terminal from the child");
 	memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+SBX_API int sbx_whiteout(const char *path, struct sbx_error *err)
+{
+	if (mknod(path, S_IFCHR | 0000, makedev(0, 0)) < 0) return fail(err, errno, "mknod (whiteout)");
+	return 0;
+}
+
+SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err)
+{
+	if (lsetxattr(path, name, value, len, 0) < 0) return fail(err, errno, "lsetxattr");
 	return 0;
 }

@@ -3,7 +3,8 @@
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { SandboxSpec } from '../spec/types';
 import { formatDiagnostic, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError } from '../config/find';
 import { loadSpec } from '../config/load';
@@ -13,6 +14,7 @@ import type { Plan, HostFeatures } from '../plan/types';
 import { probeHost } from '../engine/probe';
 import { MSG } from '../ui/messages';
 import { LifecycleError, registerLifecycle } from './lifecycle';
+import { registerImages } from './images';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -28,7 +30,36 @@ interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Di
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string }): Promise<Loaded> {
+interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean }
+
+/** An image config's root: from the store, pulled first when `up` needs it. Runs before compile, so
+ * that the plan shows the image's command, user and workdir, marked as the image's. */
+async function resolveImage(spec: SandboxSpec, o: ImageOpts): Promise<SandboxSpec> {
+  if (spec.rootfs.type !== 'image' || !spec.rootfs.image) return spec;
+  const { Store } = await import('../image/store');
+  const { imageKey, pull } = await import('../image/pull');
+  const { applyImage } = await import('../image/apply');
+  const store = new Store();
+  const text = spec.rootfs.image;
+  const rec = store.record(imageKey(text).key);
+  const have = rec && rec.diffIds.every((d) => existsSync(store.layerPath(d)));
+  if (!have && o.mode === 'store') return spec;
+  const { loadLibSbx } = await import('../ffi/libsbx');
+  const { pullProgress } = await import('../ui/progress');
+  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${imageKey(text).key}` });
+  try {
+    const pulled = await pull(text, { store, ops: loadLibSbx(), insecure: [...(spec.rootfs.insecure ?? []), ...(o.insecure ?? [])], onEvent: view?.onEvent });
+    await view?.finish();
+    return applyImage(spec, { config: pulled.config, layerDirs: pulled.layerDirs, digest: pulled.record.manifest });
+  } catch (e) {
+    await view?.finish(e as Error);
+    const at = typeof spec.rootfs.src === 'object' ? ` (${sourceText(spec.rootfs.src)})` : '';
+    process.stderr.write(`${MSG.pullFailed(text, (e as Error).message)}${at}\n`);
+    throw new Exit(EXIT.setup);
+  }
+}
+
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts }): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
     throw new Exit(EXIT.usage);
@@ -49,9 +80,11 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   let plan: Plan | undefined;
   if (res.spec) {
     // `sandbox up FILE -- CMD ARGS` replaces the config's command and entrypoint, as docker run's arguments do.
-    if (opts.command) res.spec.process = { ...res.spec.process, args: opts.command, argsSrc: 'cli' };
+    if (opts.command) res.spec.process = { ...res.spec.process, args: [...(res.spec.process.entrypoint ?? []), ...opts.command], command: opts.command, argsSrc: 'cli' };
     if (opts.detach) res.spec.process = { ...res.spec.process, detach: { value: true, src: 'cli' } };
     if (opts.name) res.spec.name = { value: opts.name, src: 'cli' };
+    // Errors in the file come first: an invalid file pulls nothing.
+    if (!res.diagnostics.some((d) => d.severity === 'error')) res.spec = await resolveImage(res.spec, opts.image ?? { mode: 'store' });
     const compiled = compile(res.spec, host);
     plan = compiled.plan;
     for (const p of compiled.problems) {
@@ -113,10 +146,11 @@ export function buildProgram(): Command {
     .option('--dry-run', 'show the stages and steps without changing anything')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
+    .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name });
+    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[] }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
@@ -195,6 +229,7 @@ export function buildProgram(): Command {
     });
 
   registerLifecycle(program, async (file) => (await load(file, {})).plan.name);
+  registerImages(program);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.

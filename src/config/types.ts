@@ -11,6 +11,7 @@ export interface UserConfig {
   version: 1;
   name?: string;
   image?: string;
+  insecure_registries?: string[];
   rootfs?: 'host' | { type: 'host' | 'dir'; path?: string };
   command?: string | string[];
   entrypoint?: string | string[];

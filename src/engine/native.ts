@@ -2,7 +2,8 @@
 // here, in the CLI process, as its user (root); everything inside the sandbox runs in the child
 // that libsbx clones, which reports each step back. A failure anywhere undoes every earlier host
 // change in reverse, so a failed run leaves nothing behind.
-import { closeSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, existsSync } from 'node:fs';
+import { Store } from '../image/store';
 import { Socket } from 'node:net';
 import { ReadStream } from 'node:tty';
 import { constants } from 'node:os';
@@ -116,7 +117,21 @@ export class NativeEngine implements Engine {
       // Everything that can be refused without touching the host is refused first.
       const exec = plan.steps.find((s) => s.kind === 'exec')!;
       const rootfs = plan.steps.find((s) => s.stage === 'rootfs' && s.id === 'rootfs')!;
-      const etc = rootfs.kind === 'rootfs.dir' ? join(rootfs.args.path as string, 'etc') : '/etc';
+      // Users and groups are named in the new root's /etc: an image's is in its top-most layer that has one.
+      const layers = (rootfs.args.layers as string[] | undefined) ?? [];
+      const etc = rootfs.kind === 'rootfs.dir' ? join(rootfs.args.path as string, 'etc')
+        : rootfs.kind === 'rootfs.image' ? join([...layers].reverse().find((l) => existsSync(join(l, 'etc', 'passwd'))) ?? layers[layers.length - 1] ?? '/nonexistent', 'etc') : '/etc';
+      // An image: its layers under a private upper layer kept beside the store (not in /run, which is memory).
+      const rootStep = plan.steps.find((s) => s.kind === 'mount.root');
+      const imageRo = rootStep?.args.readOnly === true;
+      const container = new Store().containerPath(plan.name);
+      let overlay: string | undefined;
+      if (rootfs.kind === 'rootfs.image' && layers.length) {
+        const lower = [...layers].reverse();
+        // overlayfs needs two lower layers when it has no upper one.
+        if (imageRo && lower.length === 1) lower.push(join(container, 'empty'));
+        overlay = `lowerdir=${lower.join(':')}${imageRo ? '' : `,upperdir=${join(container, 'upper')},workdir=${join(container, 'work')}`}`;
+      }
       const idsStep = plan.steps.find((s) => s.kind === 'user.ids')!;
       const groupsStep = plan.steps.find((s) => s.kind === 'user.groups')!;
       let ids;
@@ -126,7 +141,7 @@ export class NativeEngine implements Engine {
         try { if (!statSync(s.args.source as string).isDirectory()) fileSources.add(s.args.source as string); } catch { throw new StepFailure(s, 2, `${s.args.source} does not exist on the host; create it first`); }
       }
       let program;
-      const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, address });
+      const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, address, overlay });
       const privateNet = plan.steps.find((s) => s.kind === 'net.veth');
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
       try { program = encode(privateNet ? '0.0.0.0' : undefined); } catch (e) {
@@ -179,6 +194,12 @@ export class NativeEngine implements Engine {
             if (privateNet) address = await leaseAddress(host.stateRoot, state, privateNet.args.subnet as string);
             mkdirSync(rootDir);
             undo.push(() => { try { rmdirSync(rootDir); } catch { /* already gone */ } });
+          } else if (s.kind === 'rootfs.image') {
+            for (const l of layers) if (!statSync(l).isDirectory()) throw new Error(`the image's layer ${l} is missing from the store; pull the image again`);
+            rmSync(container, { recursive: true, force: true });
+            undo.push(() => rmSync(container, { recursive: true, force: true }));
+            mkdirSync(imageRo ? join(container, 'empty') : join(container, 'upper'), { recursive: true, mode: 0o755 });
+            if (!imageRo) mkdirSync(join(container, 'work'));
           } else if (s.kind === 'rootfs.dir') {
             if (!statSync(s.args.path as string).isDirectory()) throw new Error(`${s.args.path} is not a folder`);
           } else if (s.kind === 'cgroup.create') {

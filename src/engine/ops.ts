@@ -9,7 +9,7 @@ import { ipToInt, parseSubnet } from '../spec/ip';
 export const OP = {
   NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
   MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
-  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28, NET_IFUP: 29, FORK: 30,
+  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28, NET_IFUP: 29, ROOT_OVERLAY: 30, FORK: 31,
 } as const;
 
 export const F_FAIL = 0x80000000;
@@ -22,7 +22,7 @@ export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, 
 const NS_FLAG: Record<string, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
 
 /** Step kinds applied by the parent on the host, before the child goes on. */
-export const HOST_KINDS = new Set(['state.create', 'rootfs.host', 'rootfs.dir', 'cgroup.create', 'cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host', 'net.veth', 'net.nat', 'net.port', 'net.hosts', 'net.resolv']);
+export const HOST_KINDS = new Set(['state.create', 'rootfs.host', 'rootfs.dir', 'rootfs.image', 'image.note', 'cgroup.create', 'cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host', 'net.veth', 'net.nat', 'net.port', 'net.hosts', 'net.resolv']);
 
 export interface ProgramInput {
   plan: Plan;
@@ -38,6 +38,8 @@ export interface ProgramInput {
   tty: boolean;
   /** The address leased for a private network. */
   address?: string;
+  /** An image's overlayfs options (lowerdir=…[,upperdir=…,workdir=…]), made by the engine from the store. */
+  overlay?: string;
   failAt?: string;
 }
 
@@ -111,7 +113,11 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'mount.root':
         if (a.fstype === 'tmpfs') op(step, OP.ROOT_TMPFS, { s1: str(input.rootDir) });
         else if (a.fstype === 'bind') op(step, OP.ROOT_BIND, { s1: str(input.rootDir), s2: str(a.source as string) });
-        else throw new UnsupportedStep(step, 'images are not supported yet: use rootfs: host or rootfs: {type: dir}');
+        else if (a.fstype === 'overlay' && input.overlay) {
+          // overlayfs takes its options in one page: about 40 layers with the store's path lengths.
+          if (input.overlay.length > 4000) throw new UnsupportedStep(step, `the image has too many layers for one overlayfs mount (${(a.layers as string[]).length})`);
+          op(step, OP.ROOT_OVERLAY, { s1: str(input.rootDir), s2: str(input.overlay) });
+        } else throw new UnsupportedStep(step, 'the image is not in the store: sandbox up pulls it first (or run sandbox pull)');
         break;
       case 'mount.bind': {
         const prop = PROPAGATION[(a.propagation as string | undefined) ?? 'rprivate'] ?? 0;

@@ -3,7 +3,8 @@
 // is recognised here — a state folder whose cgroup has no live process — and removed by `gc` and
 // by the next `up` of the same name. Runs in the CLI process as root.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { Store } from '../image/store';
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 import { Cgroup } from './cgroup';
@@ -95,6 +96,9 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
     try { rmdirSync(join(dir, 'root')); } catch { /* absent */ }
     try { rmdirSync(dir); removed.push(`state folder ${dir}`); } catch { /* something else is in it: left for a person to look at */ }
   }
+  // An image's upper layer (beside the image store) goes with the sandbox.
+  const container = new Store().containerPath(name);
+  if (existsSync(container)) { rmSync(container, { recursive: true, force: true }); removed.push(`upper layer ${container}`); }
   // ip_forward goes back to what it was once no sandbox with a private network is left.
   await restoreForwarding(host.stateRoot, dir);
   if (cg.exists()) { await cg.remove(); removed.push(`cgroup ${cg.path}`); }

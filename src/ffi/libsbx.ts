@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 export const OP_SIZE = 64;
 export const EVENT_SIZE = 24;
 
@@ -18,6 +18,9 @@ export interface LibSbx {
   recvFd(sock: number): number;
   /** A user-space port forwarder on its own thread; stop() ends it. */
   forward(udp: boolean, listenIp: string, listenPort: number, targetIp: string, targetPort: number, netnsFd: number): { port: number; stop(): void };
+  /** For the image unpacker: an overlayfs whiteout at path, and an xattr set without following a final symlink. */
+  whiteout(path: string): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
 }
 
 export class NativeError extends Error {
@@ -49,6 +52,8 @@ export function loadLibSbx(): LibSbx {
   const Fwd = koffi.opaque('sbx_forwarder');
   const fwdStart = lib.func('int sbx_forward_start(int32_t udp, const char *lip, int32_t lport, const char *tip, int32_t tport, int32_t netns, _Out_ sbx_forwarder **out, _Out_ int32_t *port, _Out_ sbx_error *err)');
   const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
+  const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
+  const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
   void Fwd;
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
@@ -71,6 +76,8 @@ export function loadLibSbx(): LibSbx {
     },
     setWinsize(fd, rows, cols) { const err = {} as SbxError; check(winsize(fd, rows, cols, err) as number, err); },
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
+    whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
+    lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
     forward(udp, lip, lport, tip, tport, netns) {
       const out = [null], port = [0], err = {} as SbxError;
       check(fwdStart(udp ? 1 : 0, lip, lport, tip, tport, netns, out, port, err) as number, err);

@@ -36,7 +36,11 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   if (rf.type === 'host') add('rootfs', 'rootfs', 'rootfs.host', `use the host's ${host.rootDirs.map((d) => d.split('->')[0]).join(' ')} read-only`, rf.src, { dirs: host.rootDirs });
   else if (rf.type === 'dir') add('rootfs', 'rootfs', 'rootfs.dir', `use the directory ${rf.path}`, rf.src, { path: rf.path });
   else {
-    add('rootfs', 'rootfs', 'rootfs.image', `use the image ${rf.image}`, rf.src, { ref: rf.image });
+    add('rootfs', 'rootfs', 'rootfs.image', rf.layers ? `use the image ${rf.image} (${rf.digest}, ${rf.layers.length} layers, in the store)` : `use the image ${rf.image} (pulled by up if the store has not got it)`, rf.src,
+      { ref: rf.image, ...(rf.layers ? { layers: rf.layers, digest: rf.digest } : {}) });
+    // What the image declares and the file does not act on, shown so that a reviewer sees it.
+    for (const port of rf.exposed ?? []) add('rootfs', `image:expose:${port}`, 'image.note', `the image exposes ${port}${spec.network.ports.some((p) => `${p.containerPort}/${p.protocol}` === port) ? '' : ' (not published: add it to ports to reach it)'}`, 'image', { expose: port });
+    for (const v of rf.volumes ?? []) add('rootfs', `image:volume:${v}`, 'image.note', `the image declares a volume at ${v}${spec.mounts.some((m) => m.target === v) ? '' : ' (not mounted: its writes stay in the sandbox\'s upper layer)'}`, 'image', { volume: v });
     if (!host.overlayfs) problems.push({ src: rf.src, code: 'no-overlayfs', message: 'this host has no overlayfs, which images need' });
   }
 
@@ -163,7 +167,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
       else add('mounts', `mount:${d}`, 'mount.bind', `bind the host's ${d} read-only`, rf.src, { source: d, target: d, readOnly: true, recursive: true, flags: ['nodev'] });
     }
   } else if (rf.type === 'dir') add('mounts', 'mount:/', 'mount.root', `bind ${rf.path} as the new root`, rf.src, { fstype: 'bind', source: rf.path, flags: ['nodev'] });
-  else add('mounts', 'mount:/', 'mount.root', `mount the layers of ${rf.image} with overlayfs and a private upper layer`, rf.src, { fstype: 'overlay', image: rf.image, readOnly: rf.readOnly.value });
+  else add('mounts', 'mount:/', 'mount.root', `mount the layers of ${rf.image} with overlayfs${rf.readOnly.value ? ', read-only (no upper layer)' : ' and a private upper layer (removed by down)'}`, rf.src, { fstype: 'overlay', image: rf.image, readOnly: rf.readOnly.value, ...(rf.layers ? { layers: rf.layers } : {}) });
   add('mounts', 'mount:/proc', 'mount.proc', 'mount a new /proc (nosuid, nodev, noexec)', 'default', { target: '/proc', flags: ['nosuid', 'nodev', 'noexec'] });
   add('mounts', 'mount:/dev', 'mount.dev', 'mount a tmpfs on /dev (nosuid, nodev: a device node made inside cannot be opened)', 'default', { target: '/dev', mode: 0o755, sizeBytes: 65536, flags: ['nosuid', 'nodev', 'noexec'] });
   for (const d of DEFAULT_DEVICES) add('mounts', `dev:${d.name}`, 'dev.node', `/dev/${d.name} (${d.major}:${d.minor}) from the host`, 'default', { name: d.name, major: d.major, minor: d.minor });

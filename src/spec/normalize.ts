@@ -1,5 +1,6 @@
 // UserConfig → SandboxSpec. The one place where defaults live and short forms are expanded.
 // Pure: the caller's environment, home folder and env-file contents are parameters.
+import { parseReference } from '../image/reference';
 import { isAbsolute, join, normalize as normPath, basename, extname } from 'node:path';
 import type { UserConfig } from '../config/types';
 import type { PathSeg } from '../config/parse';
@@ -131,7 +132,10 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   const readOnly = ro !== undefined ? val(ro, at('security', 'read_only')) : val(false, D);
   let rootfs: SandboxSpec['rootfs'];
   if (cfg.image !== undefined && cfg.rootfs !== undefined) problem(ctx.where(['image'], 'key'), 'image-and-rootfs', `\`image\` and \`rootfs\` both choose the root filesystem (rootfs is on line ${lineOf(at('rootfs'))}); keep one of them`);
-  if (cfg.image !== undefined) rootfs = { type: 'image', image: cfg.image, readOnly, src: at('image') };
+  if (cfg.image !== undefined) {
+    rootfs = { type: 'image', image: cfg.image, readOnly, src: at('image'), insecure: cfg.insecure_registries ?? [] };
+    if (!cfg.image.startsWith('oci:')) { try { parseReference(cfg.image); } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); } }
+  }
   else if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') rootfs = { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at('rootfs') };
   else rootfs = { type: 'dir', path: hostPath(cfg.rootfs.path ?? '.'), readOnly, src: at('rootfs', 'path') };
 
@@ -143,7 +147,10 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     if (!w) { problem(at(key), 'unbalanced-quote', `\`${key}\` has a quote that is not closed; close it, or write the command as a list`); return []; }
     return w;
   };
-  const args = [...words(cfg.entrypoint, 'entrypoint'), ...words(cfg.command, 'command')];
+  // Kept apart too: an image's Entrypoint and Cmd are replaced one by one, as docker run does.
+  const entrypoint = cfg.entrypoint !== undefined ? words(cfg.entrypoint, 'entrypoint') : undefined;
+  const command = cfg.command !== undefined ? words(cfg.command, 'command') : undefined;
+  const args = [...(entrypoint ?? []), ...(command ?? [])];
   const argsSrc = cfg.command !== undefined ? at('command') : cfg.entrypoint !== undefined ? at('entrypoint') : D;
 
   // User and environment.
@@ -389,7 +396,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   const spec: SandboxSpec = {
     version: 1, name, file: ctx.file, dir: ctx.dir, rootfs,
     process: {
-      args, argsSrc, env: [...env.values()],
+      args, argsSrc, entrypoint, command, env: [...env.values()],
       cwd: cfg.workdir !== undefined ? val(cfg.workdir, at('workdir')) : val('/', D),
       user,
       groups: (cfg.group_add ?? []).map((g, i) => val(typeof g === 'string' && /^[0-9]+$/.test(g) ? Number(g) : g, at('group_add', i))),

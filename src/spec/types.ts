@@ -3,7 +3,7 @@
 // from, so that the plan can cite the config line behind each step.
 
 /** A config location, or the built-in default, or the command line. */
-export type Source = { file: string; line: number; col: number } | 'default' | 'cli';
+export type Source = { file: string; line: number; col: number } | 'default' | 'cli' | 'image';
 
 export interface Val<T> { value: T; src: Source }
 
@@ -77,11 +77,23 @@ export interface SandboxSpec {
   /** Absolute path of the config file, and its folder (the base of relative paths). */
   file: string;
   dir: string;
-  rootfs: { type: 'host' | 'dir' | 'image'; path?: string; image?: string; readOnly: Val<boolean>; src: Source };
+  rootfs: {
+    type: 'host' | 'dir' | 'image'; path?: string; image?: string; readOnly: Val<boolean>; src: Source;
+    /** Filled from the store once the image is there: its unpacked layers, bottom first, and what it is. */
+    layers?: string[];
+    digest?: string;
+    exposed?: string[];
+    volumes?: string[];
+    /** Registries pulled from over plain HTTP (insecure_registries). */
+    insecure?: string[];
+  };
   process: {
     /** entrypoint + command; empty only when an image will supply them. */
     args: string[];
     argsSrc: Source;
+    /** What the file (or `up -- CMD`) said for each, if anything: an image's own fill the rest. */
+    entrypoint?: string[];
+    command?: string[];
     env: EnvVar[];
     cwd: Val<string>;
     user: UserSpec;

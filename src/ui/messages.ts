@@ -12,5 +12,6 @@ export const MSG = {
   internal: (what: string) => `sandbox: internal error: ${what}\n  please report it with the config that caused it`,
   notRunning: (name: string) => `${name} is not running (sandbox ps -a shows what it became)`,
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
+  pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,
 };

@@ -61,3 +61,48 @@ export async function showProgress(plan: Plan, tracker: StepTracker, opts: { qui
   });
   try { await list.run(); } catch { /* the failure is reported by the caller, with its config line */ }
 }
+
+/** listr2 view of a pull: one line per layer under the image's task, with its bytes and rate while
+ * it downloads, then its unpacking. The task only observes pull events. */
+export function pullProgress(opts: { quiet: boolean; plain: boolean; title: string }): { onEvent(e: import('../image/pull').PullEvent): void; finish(error?: Error): Promise<void> } {
+  if (opts.quiet) return { onEvent: () => undefined, finish: async () => undefined };
+  const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
+  const layers = new Map<string, { started: number; last: import('../image/pull').PullEvent }>();
+  const all = deferred();
+  let task: { output: string; title: string } | undefined;
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  const line = (d: string, l: { started: number; last: import('../image/pull').PullEvent }) => {
+    const e = l.last;
+    const s = (performance.now() - l.started) / 1000;
+    return `${d.slice(7, 19)}  ${e.phase === 'cached' ? `${mb(e.size)}, already unpacked` : e.phase === 'download' ? `${mb(e.done)} / ${mb(e.size)}${s > 0.2 ? `, ${mb(e.done / s)}/s` : ''}` : e.phase === 'unpack' ? `${mb(e.size)} downloaded, unpacking` : `${mb(e.size)} in ${s.toFixed(1)} s, unpacked`}`;
+  };
+  let shown = 0;
+  const render = (force = false) => {
+    // At most ten updates a second: a fast local pull sends thousands of events.
+    if (!task || (!force && performance.now() - shown < 100)) return;
+    shown = performance.now();
+    task.output = [...layers].map(([d, l]) => line(d, l)).join('\n');
+  };
+  const list = new Listr([{
+    title: opts.title,
+    task: async (_: unknown, t: { output: string; title: string }) => { task = t; render(true); await all.promise; render(true); },
+    rendererOptions: { persistentOutput: true, outputBar: Infinity },
+  }] as never, {
+    concurrent: false, exitOnError: true, registerSignalListeners: false,
+    renderer: 'default', rendererOptions: { logger, showErrorMessage: false }, fallbackRenderer: 'simple', fallbackRendererOptions: { logger }, fallbackRendererCondition: opts.plain,
+  });
+  const running = list.run().catch(() => undefined);
+  return {
+    onEvent(e) {
+      const l = layers.get(e.digest);
+      if (!l) layers.set(e.digest, { started: performance.now(), last: e });
+      else l.last = e;
+      render(e.phase !== 'download');
+    },
+    async finish(error) {
+      if (error) all.reject(error); else all.resolve();
+      await running;
+    },
+  };
+}

@@ -65,7 +65,8 @@ export function hostSnapshot(): string {
   const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort().join(' ');
   const rules = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
   const listening = execFileSync('ss', ['-Hlntu'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' ')).sort().join('\n');
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ').slice(4, 5).join('')).sort().join('\n');
+  // /run/netns is mounted by `ip netns add` (tests that make an outside host), once, and stays.
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => !m.startsWith('/run/netns')).sort().join('\n');
   let state: string[] = [];
   try { state = readdirSync('/run/sandbox').filter((n) => n !== '.ip_forward').sort(); } catch { /* none yet */ }
   const roots = cgroupLayout() === 'v2' ? ['/sys/fs/cgroup'] : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));

@@ -1,0 +1,46 @@
+// An image's config → the spec's defaults, as docker run applies them: the file's `entrypoint`
+// replaces the image's Entrypoint (and then its Cmd too), `command` its Cmd; env adds to and
+// overrides the image's Env; workdir and user replace WorkingDir and User. What came from the
+// image is marked so ('image'), and the plan cites it so. Pure.
+import type { EnvVar, SandboxSpec, Source } from '../spec/types';
+import type { ImageConfig } from './store';
+
+export interface ImageInput { config: ImageConfig; layerDirs: string[]; digest: string }
+
+export function applyImage(spec: SandboxSpec, image: ImageInput): SandboxSpec {
+  const p = spec.process;
+  const c = image.config;
+  const IMG: Source = 'image';
+  const entrypoint = p.entrypoint ?? c.Entrypoint ?? [];
+  const cmd = p.command ?? (p.entrypoint !== undefined ? [] : c.Cmd ?? []);
+  const fromImage = p.command === undefined && p.entrypoint === undefined;
+  const env = new Map<string, EnvVar>();
+  // The file's defaults (PATH) give way to the image's values; what the file sets wins over both.
+  for (const e of p.env) if (e.src === 'default') env.set(e.name, e);
+  for (const kv of c.Env ?? []) {
+    const i = kv.indexOf('=');
+    if (i > 0) { env.delete(kv.slice(0, i)); env.set(kv.slice(0, i), { name: kv.slice(0, i), value: kv.slice(i + 1), src: IMG }); }
+  }
+  for (const e of p.env) if (e.src !== 'default') { env.delete(e.name); env.set(e.name, e); }
+  let user = p.user;
+  if (user.src === 'default' && c.User) {
+    const [u, g] = c.User.split(':') as [string, string | undefined];
+    const num = (s: string | undefined) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : s);
+    user = { user: num(u)!, group: num(g), src: IMG };
+  }
+  return {
+    ...spec,
+    rootfs: {
+      ...spec.rootfs, layers: image.layerDirs, digest: image.digest,
+      exposed: Object.keys(c.ExposedPorts ?? {}), volumes: Object.keys(c.Volumes ?? {}),
+    },
+    process: {
+      ...p,
+      args: [...entrypoint, ...cmd],
+      argsSrc: fromImage ? IMG : p.argsSrc,
+      env: [...env.values()],
+      cwd: p.cwd.src === 'default' && c.WorkingDir ? { value: c.WorkingDir, src: IMG } : p.cwd,
+      user,
+    },
+  };
+}

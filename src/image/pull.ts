@@ -1,0 +1,206 @@
+// Pulling an image into the store: from a registry (the Distribution HTTP API v2, anonymous
+// token auth, HTTPS unless the registry is marked insecure), or from an OCI image layout folder
+// (`oci:PATH[:TAG]`). Multi-arch indexes pick the host's platform. Every blob is checked against
+// its digest before it is kept; every layer is unpacked into its own folder and checked against
+// the config's diff ID. Runs in the CLI process.
+import { existsSync, readFileSync, createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { parseReference, registryHost, type Reference } from './reference';
+import { Store, StoreError, type ImageConfig, type ImageRecord } from './store';
+import { unpackLayer, type NodeOps } from './unpack';
+
+export class PullError extends Error {}
+
+const MT = {
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+};
+const ACCEPT = [MT.ociIndex, MT.ociManifest, MT.dockerList, MT.dockerManifest].join(', ');
+
+export interface PullEvent { type: 'layer'; digest: string; size: number; done: number; phase: 'cached' | 'download' | 'unpack' | 'done' }
+
+export interface PullOptions {
+  store: Store;
+  ops: NodeOps;
+  /** Registries (host[:port]) reached over plain HTTP. */
+  insecure?: string[];
+  onEvent?: (e: PullEvent) => void;
+  /** Ask the registry even if the store has the image (sandbox pull does; up does not). */
+  refresh?: boolean;
+}
+
+export interface PulledImage { record: ImageRecord; config: ImageConfig; layerDirs: string[]; cached: boolean }
+
+interface Descriptor { mediaType: string; digest: string; size: number; platform?: { os: string; architecture: string; variant?: string } }
+interface Manifest { mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] }
+
+const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+export const hostPlatform = () => `linux/${ARCH[process.arch] ?? process.arch}`;
+
+/** A blob source: the registry, or an OCI layout folder. */
+interface Source {
+  where: string;
+  manifest(ref: string): Promise<Buffer>;
+  blob(d: Descriptor, sink: (chunk: Buffer) => void): Promise<void>;
+}
+
+function registrySource(ref: Reference, insecure: boolean): Source {
+  const host = registryHost(ref);
+  const base = `${insecure ? 'http' : 'https'}://${host}/v2/${ref.repository}`;
+  let token: string | undefined;
+  const get = async (path: string, accept?: string): Promise<Response> => {
+    const url = `${base}${path}`;
+    const headers: Record<string, string> = {};
+    if (accept) headers.Accept = accept;
+    const attempt = async () => {
+      try {
+        return await fetch(url, { headers: { ...headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) }, redirect: 'follow', signal: AbortSignal.timeout(60_000) });
+      } catch (e) {
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        const hint = insecure || ref.registry === 'docker.io' ? '' : `; if it is a plain-HTTP registry, mark it with --insecure-registry ${ref.registry} or insecure_registries`;
+        throw new PullError(`cannot reach ${insecure ? 'http' : 'https'}://${host} (${cause?.code ?? cause?.message ?? (e as Error).message}): the image ${ref.canonical} cannot be fetched from there${hint}`);
+      }
+    };
+    let res = await attempt();
+    if (res.status === 401 && !token) {
+      // Anonymous token auth, as Docker Hub and most registries ask for.
+      const m = /^Bearer\s+(.*)$/i.exec(res.headers.get('www-authenticate') ?? '');
+      if (!m) throw new PullError(`${url}: the registry wants credentials, and sandbox pulls anonymously`);
+      const params = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
+      const t = await fetch(`${params.realm}?${new URLSearchParams({ ...(params.service ? { service: params.service } : {}), scope: params.scope ?? `repository:${ref.repository}:pull` })}`, { signal: AbortSignal.timeout(30_000) }).catch((e) => { throw new PullError(`cannot get a token from ${params.realm}: ${(e as Error).message}`); });
+      if (!t.ok) throw new PullError(`${params.realm} refused an anonymous token (HTTP ${t.status}): the image may be private or not exist`);
+      const body = await t.json() as { token?: string; access_token?: string };
+      token = body.token ?? body.access_token;
+      res = await attempt();
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      const reason = res.status === 404 ? 'not found' : `HTTP ${res.status}`;
+      throw new PullError(`${url}: ${reason}${text ? ` (${text.trim().slice(0, 200)})` : ''}`);
+    }
+    return res;
+  };
+  return {
+    where: `${insecure ? 'http' : 'https'}://${host}`,
+    async manifest(r) { return Buffer.from(await (await get(`/manifests/${r}`, ACCEPT)).arrayBuffer()); },
+    async blob(d, sink) {
+      const res = await get(`/blobs/${d.digest}`);
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) sink(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    },
+  };
+}
+
+function layoutSource(dir: string, tag: string | undefined): { source: Source; top: () => Buffer } {
+  const blob = (digest: string) => join(dir, 'blobs', ...digest.split(':'));
+  const index = (): Manifest => {
+    try { return JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as Manifest; } catch (e) { throw new PullError(`${dir} is not an OCI image layout (no readable index.json): ${(e as Error).message}`); }
+  };
+  return {
+    source: {
+      where: dir,
+      async manifest(digest) { return readFileSync(blob(digest)); },
+      async blob(d, sink) { for await (const c of createReadStream(blob(d.digest), { highWaterMark: 1 << 20 })) sink(c as Buffer); },
+    },
+    top: () => {
+      const ms = index().manifests ?? [];
+      const named = tag ? ms.filter((m) => (m as Descriptor & { annotations?: Record<string, string> }).annotations?.['org.opencontainers.image.ref.name'] === tag) : ms;
+      if (named.length !== 1) throw new PullError(`${dir}: ${named.length ? 'several images' : 'no image'}${tag ? ` tagged ${tag}` : ''} in index.json${tag ? '' : '; name one with oci:PATH:TAG'}`);
+      return readFileSync(blob(named[0]!.digest));
+    },
+  };
+}
+
+const sha = (b: Buffer) => `sha256:${require('node:crypto').createHash('sha256').update(b).digest('hex')}`;
+
+/** The store's name for an image: a registry reference's canonical form, or oci:PATH[:TAG]. */
+export function imageKey(text: string): { key: string; ref?: Reference; layout?: { dir: string; tag?: string } } {
+  if (text.startsWith('oci:')) {
+    const rest = text.slice(4);
+    const m = /^(.*?)(?::([\w][\w.-]{0,127}))?$/.exec(rest)!;
+    const dir = existsSync(rest) ? rest : m[1]!;
+    const tag = existsSync(rest) ? undefined : m[2];
+    return { key: `oci:${dir}${tag ? `:${tag}` : ''}`, layout: { dir, tag } };
+  }
+  const ref = parseReference(text);
+  return { key: ref.canonical, ref };
+}
+
+/** The image from the store, pulling whatever is missing. */
+export async function pull(text: string, o: PullOptions): Promise<PulledImage> {
+  const { key, ref, layout } = imageKey(text);
+  const cachedRecord = o.store.record(key);
+  if (cachedRecord && !o.refresh && cachedRecord.diffIds.every((d) => existsSync(o.store.layerPath(d)))) {
+    return { record: cachedRecord, config: (JSON.parse(o.store.readBlob(cachedRecord.config).toString()) as { config?: ImageConfig }).config ?? {}, layerDirs: cachedRecord.diffIds.map((d) => o.store.layerPath(d)), cached: true };
+  }
+  let source: Source;
+  let topBytes: Buffer;
+  if (layout) {
+    const l = layoutSource(layout.dir, layout.tag);
+    source = l.source;
+    topBytes = l.top();
+  } else {
+    source = registrySource(ref!, (o.insecure ?? []).includes(ref!.registry));
+    topBytes = await source.manifest(ref!.digest ?? ref!.tag!);
+    if (ref!.digest && sha(topBytes) !== ref!.digest) throw new PullError(`the registry served a manifest that is ${sha(topBytes)}, not the ${ref!.digest} asked for; nothing was kept`);
+  }
+  let manifestBytes = topBytes;
+  let manifest = JSON.parse(topBytes.toString()) as Manifest;
+  let index: string | undefined;
+  if (manifest.manifests) {
+    index = sha(topBytes);
+    o.store.put(index, topBytes);
+    const [os, arch] = hostPlatform().split('/');
+    const pick = manifest.manifests.find((m) => m.platform?.os === os && m.platform?.architecture === arch);
+    if (!pick) throw new PullError(`${key} has no image for ${hostPlatform()} (it has ${manifest.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`).join(', ')})`);
+    manifestBytes = await source.manifest(pick.digest);
+    if (sha(manifestBytes) !== pick.digest) throw new PullError(`the manifest for ${hostPlatform()} is ${sha(manifestBytes)}, not the ${pick.digest} its index names; nothing was kept`);
+    manifest = JSON.parse(manifestBytes.toString()) as Manifest;
+  }
+  if (!manifest.config || !manifest.layers) throw new PullError(`${key}: the manifest has no config or layers (media type ${manifest.mediaType ?? 'unknown'})`);
+  const manifestDigest = sha(manifestBytes);
+  o.store.put(manifestDigest, manifestBytes);
+
+  const fetchBlob = async (d: Descriptor, progress?: (n: number) => void) => {
+    if (o.store.has(d.digest)) return;
+    const w = o.store.writer(d.digest, d.size);
+    try {
+      await source.blob(d, (chunk) => { w.write(chunk); progress?.(chunk.length); });
+      w.commit();
+    } catch (e) {
+      w.abort();
+      if (e instanceof StoreError || e instanceof PullError) throw e;
+      throw new PullError(`downloading ${d.digest} from ${source.where} failed: ${(e as Error).message}; nothing of it was kept`);
+    }
+  };
+  await fetchBlob(manifest.config);
+  const configJson = JSON.parse(o.store.readBlob(manifest.config.digest).toString()) as { config?: ImageConfig; rootfs?: { diff_ids?: string[] }; os?: string; architecture?: string };
+  const diffIds = configJson.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) throw new PullError(`${key}: the config names ${diffIds.length} layers and the manifest ${manifest.layers.length}`);
+
+  // Layers download in parallel (4 at a time); each is unpacked once it is in the store.
+  const queue = manifest.layers.map((d, i) => ({ d, i }));
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const { d, i } = next;
+      const dir = o.store.layerPath(diffIds[i]!);
+      if (existsSync(dir)) { o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done: d.size, phase: 'cached' }); continue; }
+      let done = 0;
+      o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done, phase: 'download' });
+      await fetchBlob(d, (n) => { done += n; o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done, phase: 'download' }); });
+      o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done: d.size, phase: 'unpack' });
+      try { await unpackLayer(o.store.blobPath(d.digest), dir, diffIds[i], o.ops); } catch (e) { throw new PullError(`layer ${d.digest} of ${key}: ${(e as Error).message}`); }
+      o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done: d.size, phase: 'done' });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker));
+
+  const record: ImageRecord & { index?: string } = {
+    reference: key, source: source.where, manifest: manifestDigest, config: manifest.config.digest,
+    layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })), diffIds,
+    size: manifest.layers.reduce((t, l) => t + l.size, 0), pulledAt: new Date().toISOString(), ...(index ? { index } : {}),
+  };
+  o.store.saveRecord(record);
+  return { record, config: configJson.config ?? {}, layerDirs: diffIds.map((d) => o.store.layerPath(d)), cached: false };
+}

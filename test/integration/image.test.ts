@@ -1,0 +1,229 @@
+// OCI images, offline: layers written by hand (malicious ones included) are unpacked safely;
+// images built from the busybox root are served by Debian's docker-registry on 127.0.0.1, pulled
+// (re-pulled from the store, refused when a blob was tampered with, left with no trusted half
+// after a pull is killed), and run on overlayfs — checked from inside the sandbox.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { buildImage, busyboxEntries, hasRegistry, push, sha256, startRegistry, tar, writeLayout, type Entry } from '../helpers/image';
+import { ROOT } from '../helpers/load';
+import { unpackLayer, UnpackError } from '../../src/image/unpack';
+import { loadLibSbx } from '../../src/ffi/libsbx';
+
+process.env.SANDBOX_LIBSBX ??= join(ROOT, 'native/build/libsbx.so');
+const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (npm install)', hasBusyboxRoot);
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+
+/** Unpacks entries as one gzip layer into a fresh folder beside a sentinel folder that must stay empty. */
+async function unpack(entries: Entry[]) {
+  const base = tmp('sbx-unpack-');
+  const outside = join(base, 'outside');
+  mkdirSync(outside);
+  const blob = join(base, 'layer.tar');
+  writeFileSync(blob, tar(entries));
+  const dest = join(base, 'layers', 'x');
+  mkdirSync(join(base, 'layers'));
+  let error: Error | undefined;
+  try { await unpackLayer(blob, dest, undefined, loadLibSbx()); } catch (e) { error = e as Error; }
+  return { base, outside, dest, error, left: readdirSync(join(base, 'layers')) };
+}
+
+test('malicious layers write nothing outside their folder, and nothing at all', async (t) => {
+  if (!ready(t)) return;
+  const cases: [string, Entry[], RegExp][] = [
+    ['../ in a name', [{ name: '../outside/evil', body: 'x' }], /climbs out with \.\./],
+    ['a deeper ..', [{ name: 'a/', type: '5' }, { name: 'a/../../outside/evil', body: 'x' }], /climbs out with \.\./],
+    ['an absolute path', [{ name: '/tmp/evil', body: 'x' }], /absolute path/],
+    ['a file written through a symlink', [{ name: 'link', type: '2', linkname: '../outside' }, { name: 'link/evil', body: 'x' }], /through the symlink "link"/],
+    ['a file through an absolute symlink', [{ name: 'etc', type: '2', linkname: '/etc' }, { name: 'etc/evil-from-layer', body: 'x' }], /through the symlink "etc"/],
+    ['a hard link pointing out', [{ name: 'h', type: '1', linkname: '../outside/target' }], /climbs out with \.\./],
+    ['a hard link to an absolute path', [{ name: 'h', type: '1', linkname: '/etc/passwd' }], /absolute path/],
+    ['a hard link through a symlink', [{ name: 'l', type: '2', linkname: '/etc' }, { name: 'h', type: '1', linkname: 'l/passwd' }], /through the symlink "l"/],
+    ['a pax path that climbs out', [{ name: 'innocent', body: 'x', pax: { path: '../outside/evil' } }], /climbs out/],
+  ];
+  writeFileSync(join(tmpdir(), 'sbx-sentinel'), 'unchanged');
+  for (const [what, entries, why] of cases) {
+    const r = await unpack(entries);
+    assert.ok(r.error instanceof UnpackError, `${what}: ${r.error?.message ?? 'accepted'}`);
+    assert.match(r.error.message, why, what);
+    assert.deepEqual(readdirSync(r.outside), [], `${what}: something was written outside`);
+    assert.deepEqual(r.left, [], `${what}: a half-unpacked folder was left`);
+    rmSync(r.base, { recursive: true, force: true });
+  }
+  assert.equal(existsSync('/etc/evil-from-layer'), false);
+  assert.equal(readFileSync('/etc/passwd', 'utf8').includes('evil'), false);
+});
+
+test('a layer unpacks modes, owners, links, whiteouts and opaque folders; gzip and zstd; its diff ID is checked', async (t) => {
+  if (!ready(t)) return;
+  const entries: Entry[] = [
+    { name: 'bin/', type: '5', mode: 0o755 },
+    { name: 'bin/tool', body: '#!/bin/sh\n', mode: 0o4755, uid: 0, gid: 0 },
+    { name: 'home/', type: '5' },
+    { name: 'home/user/', type: '5', mode: 0o700, uid: 1000, gid: 1000 },
+    { name: 'home/user/file', body: 'data', mode: 0o600, uid: 1000, gid: 1000 },
+    { name: 'bin/alias', type: '2', linkname: 'tool' },
+    { name: 'bin/same', type: '1', linkname: 'bin/tool' },
+    { name: 'gone/', type: '5' },
+    { name: '.wh.removed', body: '' },
+    { name: 'gone/.wh..wh..opq', body: '' },
+    { name: 'dev/', type: '5' },
+    { name: 'dev/null', type: '3' },
+    { name: 'replaced', body: 'first' },
+    { name: 'replaced', body: 'second' },
+  ];
+  const layer = tar(entries);
+  const base = tmp('sbx-good-');
+  const zstdOk = spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (!needs(t, 'zstd (apt-get install zstd)', zstdOk)) return;
+  writeFileSync(join(base, 'l.tar'), layer);
+  spawnSync('zstd', ['-q', '-f', join(base, 'l.tar'), '-o', join(base, 'l.tar.zst')]);
+  writeFileSync(join(base, 'l.tar.gz'), require('node:zlib').gzipSync(layer));
+  for (const blob of ['l.tar.gz', 'l.tar.zst', 'l.tar']) {
+    const dest = join(base, `out-${blob}`);
+    const r = await unpackLayer(join(base, blob), dest, sha256(layer), loadLibSbx());
+    assert.equal(r.diffId, sha256(layer));
+    assert.deepEqual(r.skipped, ['dev/null']);
+    const st = statSync(join(dest, 'bin/tool'));
+    assert.equal(st.mode & 0o7777, 0o4755, 'set-uid bit kept (after chown)');
+    const home = statSync(join(dest, 'home/user/file'));
+    assert.deepEqual([home.uid, home.gid, home.mode & 0o777], [1000, 1000, 0o600]);
+    assert.equal(statSync(join(dest, 'home/user')).mode & 0o777, 0o700);
+    assert.equal(lstatSync(join(dest, 'bin/alias')).isSymbolicLink(), true);
+    assert.equal(statSync(join(dest, 'bin/same')).ino, st.ino, 'hard link shares the inode');
+    const wh = lstatSync(join(dest, 'removed'));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 character device');
+    assert.equal(spawnSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], "trusted.overlay.opaque").decode(), end="")', join(dest, 'gone')], { encoding: 'utf8' }).stdout, 'y');
+    assert.equal(readFileSync(join(dest, 'replaced'), 'utf8'), 'second');
+    assert.equal(statSync(join(dest, 'bin/tool')).mtimeMs, 1_700_000_000_000);
+  }
+  // A layer whose content is not what the image's config names is refused, and not kept.
+  const dest = join(base, 'tampered');
+  await assert.rejects(unpackLayer(join(base, 'l.tar.gz'), dest, sha256(Buffer.from('other')), loadLibSbx()), /was changed or corrupted/);
+  assert.equal(existsSync(dest), false);
+  assert.deepEqual(readdirSync(base).filter((n) => n.includes('.tmp-')), []);
+});
+
+/** An image from the busybox root, with a second layer that deletes a file and adds one. */
+function busyboxImage() {
+  const base = tar(busyboxEntries());
+  const top = tar([{ name: 'etc/', type: '5' }, { name: 'etc/motd', body: 'from the second layer\n' }, { name: 'bin/.wh.vi', body: '' }, { name: 'home/', type: '5' }, { name: 'home/app/', type: '5', uid: 1000, gid: 1000 }]);
+  return buildImage([base, top], { Cmd: ['/bin/sh'], Env: ['PATH=/bin:/sbin', 'FROM_IMAGE=yes'], WorkingDir: '/home/app', ExposedPorts: { '8080/tcp': {} } });
+}
+
+test('pull from a local registry, run on overlayfs, re-pull from the store; tampered blobs and killed pulls leave nothing trusted', { timeout: 300_000 }, async (t) => {
+  if (!ready(t) || !needs(t, 'docker-registry (apt-get install docker-registry)', hasRegistry)) return;
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const store = tmp('sbx-store-');
+  const env = { SANDBOX_STORE: store };
+  const img = busyboxImage();
+  const digest = await push(reg.host, 'test/busybox', '1', img);
+  const ref = `${reg.host}/test/busybox:1`;
+
+  // Plain HTTP only when asked for.
+  const https = sandbox(['pull', ref], { env });
+  assert.equal(https.code, 1);
+  assert.match(https.err, new RegExp(`cannot reach https://${reg.host.replace(/\./g, '\\.')}.*--insecure-registry ${reg.host.replace(/\./g, '\\.')}`));
+  const p = sandbox(['pull', '--insecure-registry', reg.host, ref], { env });
+  assert.equal(p.code, 0, p.err);
+  assert.equal(p.out, `${digest}\n`);
+  for (const d of img.blobs.keys()) assert.ok(existsSync(join(store, 'blobs/sha256', d.slice(7))), `blob ${d}`);
+  const images = JSON.parse(sandbox(['images', '--json'], { env }).out) as { reference: string; manifest: string }[];
+  assert.deepEqual(images.map((i) => [i.reference, i.manifest]), [[ref, digest]]);
+
+  // Run it: PID 1 is the image's /bin/sh; the root is an overlay; the image's env, workdir and
+  // second layer (a file added, one whited out) are seen from inside.
+  const dir = tmp('sbx-cfg-');
+  const cfg = join(dir, 'img.yml');
+  writeFileSync(cfg, `version: 1\nname: imgtest\nimage: ${ref}\ninsecure_registries: ["${reg.host}"]\nnetwork: none\ncommand: [/bin/sh, -c, 'cat /proc/1/cmdline | tr "\\\\0" " "; echo; echo $$FROM_IMAGE; pwd; cat /etc/motd; ls /bin/vi 2>&1; grep " / " /proc/self/mountinfo; echo written > /newfile; ls /proc/self/ns >/dev/null']\n`);
+  const plan = sandbox(['plan', cfg], { env });
+  assert.match(plan.out, /use the image .* \(sha256:[0-9a-f]{64}, 2 layers, in the store\)/);
+  assert.match(plan.out, /the image exposes 8080\/tcp \(not published/);
+  assert.match(plan.out, /run \/bin\/sh -c .* in \/home\/app .*← test|in \/home\/app/);
+  const run = sandbox(['up', '-q', cfg], { env });
+  assert.equal(run.code, 0, run.err);
+  const lines = run.out.split('\n');
+  assert.match(lines[0]!, /^\/bin\/sh -c /);
+  assert.equal(lines[1], 'yes');
+  assert.equal(lines[2], '/home/app');
+  assert.equal(lines[3], 'from the second layer');
+  assert.match(lines[4]!, /No such file or directory/);
+  assert.match(lines[5]!, / - overlay overlay /);
+  assert.deepEqual(leftovers('imgtest'), []);
+  assert.equal(existsSync(join(store, 'containers', 'imgtest')), false, 'the upper layer outlived the run');
+
+  // Re-pull: nothing is downloaded again.
+  const again = sandbox(['up', '-q', cfg], { env });
+  assert.equal(again.code, 0, again.err);
+  assert.doesNotMatch(again.err, /pull/);
+
+  // Tampered with at the source: the registry's copy of the top layer changes; a fresh store refuses it.
+  const topLayer = [...img.blobs.keys()].find((d) => d !== sha256(img.config) && img.blobs.get(d)!.length < 10_000)!;
+  const onDisk = join(reg.storage, 'docker/registry/v2/blobs/sha256', topLayer.slice(7, 9), topLayer.slice(7), 'data');
+  const bytes = readFileSync(onDisk);
+  bytes[bytes.length - 20] ^= 0xff;
+  writeFileSync(onDisk, bytes);
+  const fresh = tmp('sbx-store-');
+  const bad = sandbox(['pull', '--insecure-registry', reg.host, ref], { env: { SANDBOX_STORE: fresh } });
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, new RegExp(`the blob served as ${topLayer} is sha256:[0-9a-f]{64}.*nothing was kept`));
+  assert.equal(existsSync(join(fresh, 'blobs/sha256', topLayer.slice(7))), false);
+  assert.equal(JSON.parse(sandbox(['images', '--json'], { env: { SANDBOX_STORE: fresh } }).out).length, 0);
+  // A sandbox asking for it changes nothing on the host.
+  const refused = sandbox(['up', '-q', cfg], { env: { SANDBOX_STORE: fresh } });
+  assert.equal(refused.code, 125);
+  assert.match(refused.err, /the image .* cannot be fetched: .*nothing was set up/);
+  assert.deepEqual(leftovers('imgtest'), []);
+  writeFileSync(onDisk, readFileSync(onDisk).map((b, i, a) => (i === a.length - 20 ? b ^ 0xff : b)));
+
+  // Killed in the middle of a pull (a big layer, served slowly enough to catch): nothing trusted is left.
+  const big = buildImage([tar([{ name: 'big', body: require('node:crypto').randomBytes(64 << 20) }])], { Cmd: ['/big'] }, (b) => b);
+  await push(reg.host, 'test/big', '1', big);
+  const killed = tmp('sbx-store-');
+  const puller = spawn(process.execPath, [BIN, 'pull', '-q', '--insecure-registry', reg.host, `${reg.host}/test/big:1`], { env: { ...process.env, SANDBOX_STORE: killed }, stdio: 'ignore' });
+  const bigLayer = [...big.blobs.keys()].find((d) => big.blobs.get(d)!.length > 1e6)!;
+  for (let i = 0; i < 400 && !(existsSync(join(killed, 'blobs')) && readdirSync(join(killed, 'blobs')).some((n) => n.startsWith('.tmp-') && n.includes(bigLayer.slice(7)))); i++) await new Promise((r) => setTimeout(r, 5));
+  puller.kill('SIGKILL');
+  await new Promise((r) => puller.on('exit', r));
+  assert.equal(existsSync(join(killed, 'blobs/sha256', bigLayer.slice(7))), false, 'a half-downloaded blob is in the store under its digest');
+  assert.equal(existsSync(join(killed, 'layers', big.diffIds[0]!.slice(7))), false);
+  const resumed = sandbox(['pull', '-q', '--insecure-registry', reg.host, `${reg.host}/test/big:1`], { env: { SANDBOX_STORE: killed } });
+  assert.equal(resumed.code, 0, resumed.err);
+  assert.match(sandbox(['image', 'prune'], { env: { SANDBOX_STORE: killed } }).out, /nothing to remove|removed partial download/);
+  assert.equal(readdirSync(join(killed, 'blobs')).filter((n) => n.startsWith('.tmp-')).length, 0);
+
+  // Two pulls of one image at once both succeed and keep one copy.
+  const twice = tmp('sbx-store-');
+  const both = await Promise.all([0, 1].map(() => new Promise<number | null>((resolve) => spawn(process.execPath, [BIN, 'pull', '-q', '--insecure-registry', reg.host, ref], { env: { ...process.env, SANDBOX_STORE: twice }, stdio: 'ignore' }).on('exit', resolve))));
+  assert.deepEqual(both, [0, 0]);
+  assert.equal(readdirSync(join(twice, 'blobs/sha256')).length, img.blobs.size + 1);
+  assert.equal(readdirSync(join(twice, 'layers')).length, 2);
+
+  // rmi and prune: the store ends empty.
+  assert.equal(sandbox(['rmi', ref], { env: { SANDBOX_STORE: twice } }).code, 0);
+  assert.match(sandbox(['image', 'prune'], { env: { SANDBOX_STORE: twice } }).out, /freed/);
+  assert.deepEqual(readdirSync(join(twice, 'blobs/sha256')), []);
+  assert.deepEqual(readdirSync(join(twice, 'layers')), []);
+  for (const s of [store, fresh, killed, twice]) rmSync(s, { recursive: true, force: true });
+});
+
+test('an OCI image layout folder is a source too; read_only drops the upper layer', async (t) => {
+  if (!ready(t)) return;
+  const layout = writeLayout(busyboxImage(), 'v1');
+  const store = tmp('sbx-store-');
+  const dir = tmp('sbx-cfg-');
+  const cfg = join(dir, 'ro.yml');
+  writeFileSync(cfg, `version: 1\nname: imgro\nimage: oci:${layout}:v1\nnetwork: none\nsecurity: {read_only: true}\ncommand: [/bin/sh, -c, 'touch /x 2>&1; grep " / " /proc/self/mountinfo']\n`);
+  const r = sandbox(['up', '-q', cfg], { env: { SANDBOX_STORE: store } });
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /Read-only file system/);
+  assert.match(r.out, / ro,.* - overlay overlay .*lowerdir=/);
+  assert.doesNotMatch(r.out, /upperdir=/);
+  assert.deepEqual(leftovers('imgro'), []);
+  rmSync(store, { recursive: true, force: true });
+});
