@@ -118,7 +118,7 @@ const sha = (b: Buffer) => `sha256:${require('node:crypto').createHash('sha256')
 export function imageKey(text: string): { key: string; ref?: Reference; layout?: { dir: string; tag?: string } } {
   if (text.startsWith('oci:')) {
     const rest = text.slice(4);
-    const m = /^(.*?)(?::([\w][\w.-]{0,127}))?$/.exec(rest)!;
+    const m = /^(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(rest)!;
     const dir = existsSync(rest) ? rest : m[1]!;
     const tag = existsSync(rest) ? undefined : m[2];
     return { key: `oci:${dir}${tag ? `:${tag}` : ''}`, layout: { dir, tag } };

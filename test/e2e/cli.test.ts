@@ -38,12 +38,12 @@ test('jenkins.yml: its plan shows the image and the restart policy; an image tha
   assert.match(p.out, /use the image jenkins\/jenkins:lts \(pulled by up if the store has not got it\)/);
   assert.match(p.out, /, detached; PID 1 runs it again when it fails, at most 3 times, until stopped/);
   if (process.getuid?.() !== 0) return;
-  // A registry nobody listens on (port 1 of this host): offline, as jenkins.yml is without the internet.
+  // A registry nobody listens on (port 2 of this host): offline, as jenkins.yml is without the internet.
   const dir = tmp();
-  writeFileSync(join(dir, 'far.yml'), 'version: 1\nname: far\nimage: 127.0.0.1:1/team/app:2\ninsecure_registries: ["127.0.0.1:1"]\n');
+  writeFileSync(join(dir, 'far.yml'), 'version: 1\nname: far\nimage: 127.0.0.1:2/team/app:2\ninsecure_registries: ["127.0.0.1:2"]\n');
   const u = run(['up', join(dir, 'far.yml')], { env: { SANDBOX_STORE: join(dir, 'store') } });
   assert.equal(u.code, 125);
-  assert.match(u.err, /the image 127\.0\.0\.1:1\/team\/app:2 cannot be fetched: cannot reach http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\).*nothing was set up \(.*far\.yml:3:8\)/);
+  assert.match(u.err, /the image 127\.0\.0\.1:2\/team\/app:2 cannot be fetched: cannot reach http:\/\/127\.0\.0\.1:2 \(ECONNREFUSED\).*nothing was set up \(.*far\.yml:3:8\)/);
   assert.equal(existsSync('/run/sandbox/far'), false);
 });
 
