@@ -1,6 +1,7 @@
 // Commands about the image store: pull, images, rmi, image prune. They run in the CLI process;
 // pull writes the store (root: /var/lib/sandbox, else the XDG data folder).
 import type { Command } from 'commander';
+import { readdirSync, readFileSync } from 'node:fs';
 import { LifecycleError } from './lifecycle';
 
 const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
@@ -59,7 +60,19 @@ export function registerImages(program: Command): void {
   image.command('prune').description('remove blobs and unpacked layers no image uses, and what interrupted pulls left')
     .action(async () => {
       const { Store } = await import('../image/store');
-      const r = new Store().prune();
+      const { probeHost } = await import('../engine/probe');
+      // Layers of sandboxes that still exist (running, or exited and not yet down) are in use.
+      const root = probeHost().stateRoot;
+      const inUse: string[] = [];
+      let names: string[] = [];
+      try { names = readdirSync(root).filter((n) => !n.startsWith('.')); } catch { /* none */ }
+      for (const n of names) {
+        try {
+          const saved = JSON.parse(readFileSync(`${root}/${n}/plan.json`, 'utf8')) as { plan: { steps: { kind: string; args: { layers?: string[] } }[] } };
+          inUse.push(...(saved.plan.steps.find((s) => s.kind === 'rootfs.image')?.args.layers ?? []));
+        } catch { /* no plan saved */ }
+      }
+      const r = new Store().prune(inUse);
       process.stdout.write(r.removed.length ? `${r.removed.map((x) => `removed ${x}`).join('\n')}\nfreed ${mb(r.bytes)}\n` : 'nothing to remove\n');
     });
 }

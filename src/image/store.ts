@@ -121,10 +121,11 @@ export class Store {
     try { unlinkSync(this.recordPath(reference)); return true; } catch { return false; }
   }
 
-  /** Removes blobs and unpacked layers that no image record names, and temporary files of pulls that died; returns the bytes freed. */
-  prune(): { removed: string[]; bytes: number } {
+  /** Removes blobs and unpacked layers that no image record (nor a sandbox) uses, and temporary files of pulls that died; returns the bytes freed. */
+  prune(inUse: string[] = []): { removed: string[]; bytes: number } {
     const keepBlobs = new Set<string>();
-    const keepLayers = new Set<string>();
+    // Layers a sandbox still has mounted (given by the caller) stay even if their image went.
+    const keepLayers = new Set<string>(inUse.map((p) => p.slice(p.lastIndexOf('/') + 1)));
     for (const r of this.records()) {
       for (const d of [r.manifest, r.config, ...r.layers.map((l) => l.digest)]) keepBlobs.add(hex(d));
       for (const d of r.diffIds) keepLayers.add(hex(d));

@@ -46,8 +46,8 @@ class LayerWriter {
     for (const c of parts.slice(0, -1)) {
       p = join(p, c);
       if (this.checked.has(p)) continue;
-      let st;
-      try { st = lstatSync(p); } catch { mkdirSync(p, 0o755); this.checked.add(p); continue; }
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (!st) { mkdirSync(p, 0o755); this.checked.add(p); continue; }
       if (st.isSymbolicLink()) throw new UnpackError(`entry ${JSON.stringify(name)} would be written through the symlink ${JSON.stringify(p.slice(this.dir.length + 1))}; refused`);
       if (!st.isDirectory()) throw new UnpackError(`entry ${JSON.stringify(name)} is under ${JSON.stringify(p.slice(this.dir.length + 1))}, which is not a folder`);
       this.checked.add(p);
@@ -57,8 +57,9 @@ class LayerWriter {
 
   /** Removes what an earlier entry of this layer left at path (a later entry replaces it). */
   private clear(path: string, keepDir = false): void {
-    let st;
-    try { st = lstatSync(path); } catch { return; }
+    // Not an exception per new file: most paths do not exist yet.
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) return;
     if (st.isDirectory()) {
       if (keepDir) return;
       rmSync(path, { recursive: true, force: true });
@@ -67,9 +68,11 @@ class LayerWriter {
   }
 
   private meta(path: string, e: TarEntry, fd?: number): void {
-    if (this.root) { if (fd !== undefined) fchownSync(fd, e.uid, e.gid); else lchownSync(path, e.uid, e.gid); }
-    // After chown, which clears set-id bits.
-    if (fd !== undefined) fchmodSync(fd, e.mode & 0o7777);
+    // A file is created with its mode (the umask is 0 while unpacking) and owned by root: only
+    // another owner needs a chown, and then its mode again, since chown clears set-id bits.
+    const chown = this.root && (e.uid !== 0 || e.gid !== 0);
+    if (chown) { if (fd !== undefined) fchownSync(fd, e.uid, e.gid); else lchownSync(path, e.uid, e.gid); }
+    if (fd !== undefined && (chown || !this.root)) fchmodSync(fd, e.mode & 0o7777);
     for (const [k, v] of Object.entries(e.xattrs)) {
       try { this.ops.lsetxattr(path, k, v); } catch { /* a namespace this file system does not take: left out, as Docker does */ }
     }
@@ -109,7 +112,8 @@ class LayerWriter {
       case '1': {
         const target = this.parent(components(e.linkname, 'hard link target'), e.linkname);
         let st;
-        try { st = lstatSync(target); } catch { throw new UnpackError(`hard link ${JSON.stringify(e.name)} points to ${JSON.stringify(e.linkname)}, which is not in the layer before it`); }
+        st = lstatSync(target, { throwIfNoEntry: false });
+        if (!st) throw new UnpackError(`hard link ${JSON.stringify(e.name)} points to ${JSON.stringify(e.linkname)}, which is not in the layer before it`);
         if (st.isDirectory()) throw new UnpackError(`hard link ${JSON.stringify(e.name)} points to the folder ${JSON.stringify(e.linkname)}`);
         this.clear(path);
         linkSync(target, path);
@@ -117,7 +121,7 @@ class LayerWriter {
       }
       case '0': {
         this.clear(path);
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | 0o2000000 /* O_CLOEXEC */, 0o600);
+        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | 0o2000000 /* O_CLOEXEC */, this.root ? e.mode & 0o7777 : 0o600);
         return {
           data: (chunk) => { for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off); },
           end: () => { try { this.meta(path, e, fd); } finally { closeSync(fd); } },
@@ -164,6 +168,13 @@ async function* zstd(raw: Readable): AsyncIterable<Buffer> {
   while (out.length) yield out.shift()!;
 }
 
+// Modes come from the layer exactly: the umask is 0 while any layer unpacks (pulls unpack
+// several at once, so the first in saves it and the last out restores it).
+let unpacking = 0;
+let savedUmask = 0;
+function holdUmask(): void { if (unpacking++ === 0) savedUmask = process.umask(0); }
+function releaseUmask(): void { if (--unpacking === 0) process.umask(savedUmask); }
+
 /**
  * Unpacks blob into dest (which must not exist yet), through a temporary folder beside it that is
  * renamed into place only once every entry is written and the diff ID matched. On any error the
@@ -176,6 +187,7 @@ export async function unpackLayer(blob: string, dest: string, expectedDiffId: st
   const writer = new LayerWriter(tmp, ops);
   const hash = createHash('sha256');
   let bytes = 0;
+  holdUmask();
   try {
     const parser = new TarParser((e) => writer.entry(e));
     for await (const chunk of decompressed(blob)) {
@@ -193,9 +205,11 @@ export async function unpackLayer(blob: string, dest: string, expectedDiffId: st
       if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
       rmSync(tmp, { recursive: true, force: true });
     }
+    releaseUmask();
     return { diffId, entries: writer.entries, bytes, skipped: writer.skipped };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    releaseUmask();
     if (e instanceof TarError) throw new UnpackError(e.message);
     if ((e as NodeJS.ErrnoException).code === 'Z_DATA_ERROR' || (e as Error).message?.includes('zstd')) throw new UnpackError(`the layer cannot be decompressed: ${(e as Error).message}`);
     throw e;

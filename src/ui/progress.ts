@@ -79,8 +79,9 @@ export function pullProgress(opts: { quiet: boolean; plain: boolean; title: stri
   };
   let shown = 0;
   const render = (force = false) => {
-    // At most ten updates a second: a fast local pull sends thousands of events.
-    if (!task || (!force && performance.now() - shown < 100)) return;
+    // At most ten updates a second: a fast local pull sends thousands of events. Without a
+    // terminal each update is a new line: there, only a layer's start and end are shown.
+    if (!task || (!force && (opts.plain || performance.now() - shown < 100))) return;
     shown = performance.now();
     task.output = [...layers].map(([d, l]) => line(d, l)).join('\n');
   };
@@ -98,7 +99,7 @@ export function pullProgress(opts: { quiet: boolean; plain: boolean; title: stri
       const l = layers.get(e.digest);
       if (!l) layers.set(e.digest, { started: performance.now(), last: e });
       else l.last = e;
-      render(e.phase !== 'download');
+      render(e.phase !== 'download' || !l);
     },
     async finish(error) {
       if (error) all.reject(error); else all.resolve();
