@@ -34,6 +34,9 @@ function components(name: string, what = 'entry'): string[] {
 class LayerWriter {
   private readonly checked = new Set<string>();
   private readonly dirs: { path: string; e: TarEntry }[] = [];
+  /** Every path this unpack made: the folder is fresh and nothing else writes in it, so a path
+   * not here does not exist, and is not asked about. */
+  private readonly made = new Set<string>();
   readonly skipped: string[] = [];
   entries = 0;
   private readonly root: boolean = process.geteuid?.() === 0;
@@ -46,8 +49,8 @@ class LayerWriter {
     for (const c of parts.slice(0, -1)) {
       p = join(p, c);
       if (this.checked.has(p)) continue;
-      const st = lstatSync(p, { throwIfNoEntry: false });
-      if (!st) { mkdirSync(p, 0o755); this.checked.add(p); continue; }
+      const st = this.made.has(p) ? lstatSync(p, { throwIfNoEntry: false }) : undefined;
+      if (!st) { mkdirSync(p, 0o755); this.checked.add(p); this.made.add(p); continue; }
       if (st.isSymbolicLink()) throw new UnpackError(`entry ${JSON.stringify(name)} would be written through the symlink ${JSON.stringify(p.slice(this.dir.length + 1))}; refused`);
       if (!st.isDirectory()) throw new UnpackError(`entry ${JSON.stringify(name)} is under ${JSON.stringify(p.slice(this.dir.length + 1))}, which is not a folder`);
       this.checked.add(p);
@@ -57,13 +60,14 @@ class LayerWriter {
 
   /** Removes what an earlier entry of this layer left at path (a later entry replaces it). */
   private clear(path: string, keepDir = false): void {
-    // Not an exception per new file: most paths do not exist yet.
+    if (!this.made.has(path)) { this.made.add(path); return; }
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st) return;
     if (st.isDirectory()) {
       if (keepDir) return;
       rmSync(path, { recursive: true, force: true });
-      for (const c of this.checked) if (c === path || c.startsWith(`${path}/`)) this.checked.delete(c);
+      for (const set of [this.checked, this.made]) for (const c of set) if (c.startsWith(`${path}/`)) set.delete(c);
+      this.checked.delete(path);
     } else unlinkSync(path);
   }
 
