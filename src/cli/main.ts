@@ -79,8 +79,9 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   const diagnostics = [...res.diagnostics];
   let plan: Plan | undefined;
   if (res.spec) {
-    // `sandbox up FILE -- CMD ARGS` replaces the config's command and entrypoint, as docker run's arguments do.
-    if (opts.command) res.spec.process = { ...res.spec.process, args: [...(res.spec.process.entrypoint ?? []), ...opts.command], command: opts.command, argsSrc: 'cli' };
+    // `sandbox up FILE -- CMD ARGS` runs exactly CMD ARGS: it replaces the file's and the image's
+    // entrypoint and command both (docker run needs --entrypoint for the first; here one is enough).
+    if (opts.command) res.spec.process = { ...res.spec.process, args: opts.command, entrypoint: [], command: opts.command, argsSrc: 'cli' };
     if (opts.detach) res.spec.process = { ...res.spec.process, detach: { value: true, src: 'cli' } };
     if (opts.name) res.spec.name = { value: opts.name, src: 'cli' };
     // Errors in the file come first: an invalid file pulls nothing.
