@@ -114,8 +114,65 @@ function layoutSource(dir: string, tag: string | undefined): { source: Source; t
 
 const sha = (b: Buffer) => `sha256:${require('node:crypto').createHash('sha256').update(b).digest('hex')}`;
 
-/** The store's name for an image: a registry reference's canonical form, or oci:PATH[:TAG]. */
-export function imageKey(text: string): { key: string; ref?: Reference; layout?: { dir: string; tag?: string } } {
+/**
+ * A `docker save` archive: its files are unpacked (with the layer unpacker, so the archive's own
+ * paths are checked too) into a temporary folder, and its manifest.json becomes an OCI manifest
+ * whose layers are the archive's uncompressed layer tars.
+ */
+async function archiveSource(file: string, tag: string | undefined, ops: NodeOps): Promise<{ source: Source; top: () => Buffer; cleanup: () => void }> {
+  const { mkdtempSync, rmSync, statSync } = require('node:fs') as typeof import('node:fs');
+  const { tmpdir } = require('node:os') as typeof import('node:os');
+  const tmp = mkdtempSync(join(tmpdir(), 'sandbox-archive-'));
+  const cleanup = () => rmSync(tmp, { recursive: true, force: true });
+  try {
+    await unpackLayer(file, join(tmp, 'x'), undefined, ops);
+  } catch (e) { cleanup(); throw new PullError(`${file} is not a readable docker save archive: ${(e as Error).message}`); }
+  const dir = join(tmp, 'x');
+  let entries: { Config: string; RepoTags?: string[] | null; Layers: string[] }[];
+  try { entries = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')); } catch { cleanup(); throw new PullError(`${file} has no manifest.json: it is not a docker save archive`); }
+  const pick = tag ? entries.filter((e) => (e.RepoTags ?? []).some((t) => t === tag || t.endsWith(`:${tag}`) || t.split(':')[0] === tag)) : entries;
+  if (pick.length !== 1) { cleanup(); throw new PullError(`${file}: ${pick.length ? 'several images' : 'no image'}${tag ? ` named ${tag}` : ''} (it has ${entries.flatMap((e) => e.RepoTags ?? ['<untagged>']).join(', ')}); name one with docker-archive:PATH:NAME`); }
+  const inArchive = (p: string) => join(dir, ...components(p));
+  const config = readFileSync(inArchive(pick[0]!.Config));
+  const paths = new Map<string, string>([[sha(config), inArchive(pick[0]!.Config)]]);
+  const layers = pick[0]!.Layers.map((l) => {
+    const p = inArchive(l);
+    const digest = `sha256:${require('node:crypto').createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+    paths.set(digest, p);
+    return { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: statSync(p).size };
+  });
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers }));
+  return {
+    source: {
+      where: file,
+      async manifest() { return manifest; },
+      async blob(d, sink) {
+        const p = paths.get(d.digest);
+        if (!p) throw new PullError(`${file} has no blob ${d.digest}`);
+        for await (const c of createReadStream(p, { highWaterMark: 1 << 20 })) sink(c as Buffer);
+      },
+    },
+    top: () => manifest,
+    cleanup,
+  };
+}
+
+/** Archive paths as unpacked: the same checks as layer entries (no .., no absolute path). */
+function components(p: string): string[] {
+  const parts = p.split('/').filter((x) => x && x !== '.');
+  if (p.startsWith('/') || parts.includes('..')) throw new PullError(`the archive names ${p}, outside itself`);
+  return parts;
+}
+
+/** The store's name for an image: a registry reference's canonical form, oci:PATH[:TAG] or docker-archive:PATH[:NAME]. */
+export function imageKey(text: string): { key: string; ref?: Reference; layout?: { dir: string; tag?: string }; archive?: { file: string; tag?: string } } {
+  if (text.startsWith('docker-archive:')) {
+    const rest = text.slice(15);
+    const m = /^(.+?\.tar)(?::(.+))?$/.exec(rest);
+    const file = existsSync(rest) || !m ? rest : m[1]!;
+    const tag = existsSync(rest) || !m ? undefined : m[2];
+    return { key: `docker-archive:${file}${tag ? `:${tag}` : ''}`, archive: { file, tag } };
+  }
   if (text.startsWith('oci:')) {
     const rest = text.slice(4);
     const m = /^(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(rest)!;
@@ -129,14 +186,20 @@ export function imageKey(text: string): { key: string; ref?: Reference; layout?:
 
 /** The image from the store, pulling whatever is missing. */
 export async function pull(text: string, o: PullOptions): Promise<PulledImage> {
-  const { key, ref, layout } = imageKey(text);
+  const { key, ref, layout, archive } = imageKey(text);
   const cachedRecord = o.store.record(key);
   if (cachedRecord && !o.refresh && cachedRecord.diffIds.every((d) => existsSync(o.store.layerPath(d)))) {
     return { record: cachedRecord, config: (JSON.parse(o.store.readBlob(cachedRecord.config).toString()) as { config?: ImageConfig }).config ?? {}, layerDirs: cachedRecord.diffIds.map((d) => o.store.layerPath(d)), cached: true };
   }
   let source: Source;
   let topBytes: Buffer;
-  if (layout) {
+  let cleanup = () => {};
+  if (archive) {
+    const a = await archiveSource(archive.file, archive.tag, o.ops);
+    source = a.source;
+    topBytes = a.top();
+    cleanup = a.cleanup;
+  } else if (layout) {
     const l = layoutSource(layout.dir, layout.tag);
     source = l.source;
     topBytes = l.top();
@@ -145,6 +208,12 @@ export async function pull(text: string, o: PullOptions): Promise<PulledImage> {
     topBytes = await source.manifest(ref!.digest ?? ref!.tag!);
     if (ref!.digest && sha(topBytes) !== ref!.digest) throw new PullError(`the registry served a manifest that is ${sha(topBytes)}, not the ${ref!.digest} asked for; nothing was kept`);
   }
+  try {
+    return await fetchAll(key, source, topBytes, o);
+  } finally { cleanup(); }
+}
+
+async function fetchAll(key: string, source: Source, topBytes: Buffer, o: PullOptions): Promise<PulledImage> {
   let manifestBytes = topBytes;
   let manifest = JSON.parse(topBytes.toString()) as Manifest;
   let index: string | undefined;

@@ -133,11 +133,13 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   let rootfs: SandboxSpec['rootfs'];
   if (cfg.image !== undefined && cfg.rootfs !== undefined) problem(ctx.where(['image'], 'key'), 'image-and-rootfs', `\`image\` and \`rootfs\` both choose the root filesystem (rootfs is on line ${lineOf(at('rootfs'))}); keep one of them`);
   if (cfg.image !== undefined) {
-    // oci:PATH[:TAG] names an OCI image layout folder, relative to this file's folder like every path.
+    // oci:PATH[:TAG] names an OCI image layout folder and docker-archive:FILE.tar[:NAME] a docker
+    // save archive, relative to this file's folder like every path.
     const oci = /^oci:(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(cfg.image);
-    const image = oci ? `oci:${hostPath(oci[1]!)}${oci[2] ? `:${oci[2]}` : ''}` : cfg.image;
+    const arc = /^docker-archive:(.+?\.tar)(?::(.+))?$/.exec(cfg.image);
+    const image = oci ? `oci:${hostPath(oci[1]!)}${oci[2] ? `:${oci[2]}` : ''}` : arc ? `docker-archive:${hostPath(arc[1]!)}${arc[2] ? `:${arc[2]}` : ''}` : cfg.image;
     rootfs = { type: 'image', image, readOnly, src: at('image'), insecure: cfg.insecure_registries ?? [] };
-    if (!cfg.image.startsWith('oci:')) { try { parseReference(cfg.image); } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); } }
+    if (!oci && !arc) { try { parseReference(cfg.image); } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); } }
   }
   else if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') rootfs = { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at('rootfs') };
   else rootfs = { type: 'dir', path: hostPath(cfg.rootfs.path ?? '.'), readOnly, src: at('rootfs', 'path') };

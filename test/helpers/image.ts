@@ -131,3 +131,52 @@ export async function push(host: string, repo: string, tag: string, img: BuiltIm
   if (m.status !== 201) throw new Error(`manifest: ${m.status} ${await m.text()}`);
   return sha256(img.manifest);
 }
+
+/** A `docker save` archive of img (layers uncompressed, as docker writes them), tagged repoTag. */
+export function dockerArchive(layers: Buffer[], config: Record<string, unknown>, repoTag: string): string {
+  const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config, rootfs: { type: 'layers', diff_ids: layers.map(sha256) } }));
+  const entries: Entry[] = [{ name: `${sha256(cfg).slice(7)}.json`, body: cfg }];
+  layers.forEach((l, i) => entries.push({ name: `layer${i}/`, type: '5' }, { name: `layer${i}/layer.tar`, body: l }));
+  entries.push({ name: 'manifest.json', body: JSON.stringify([{ Config: `${sha256(cfg).slice(7)}.json`, RepoTags: [repoTag], Layers: layers.map((_, i) => `layer${i}/layer.tar`) }]) });
+  const file = join(mkdtempSync(join(tmpdir(), 'sbx-archive-')), 'image.tar');
+  writeFileSync(file, tar(entries));
+  return file;
+}
+
+/** Pushes a multi-arch index whose linux/amd64 entry is img and whose linux/arm64 entry is other. */
+export async function pushIndex(host: string, repo: string, tag: string, img: BuiltImage, other: BuiltImage): Promise<{ index: string; amd64: string }> {
+  const put = async (ref: string, body: Buffer, type: string) => {
+    const r = await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body, headers: { 'Content-Type': type } });
+    if (r.status !== 201) throw new Error(`manifest ${ref}: ${r.status} ${await r.text()}`);
+  };
+  for (const i of [img, other]) {
+    await push(host, repo, `tmp-${sha256(i.manifest).slice(7, 15)}`, i);
+  }
+  const desc = (i: BuiltImage, architecture: string) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(i.manifest), size: i.manifest.length, platform: { os: 'linux', architecture } });
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [desc(other, 'arm64'), desc(img, 'amd64')] }));
+  await put(tag, index, 'application/vnd.oci.image.index.v1+json');
+  return { index: sha256(index), amd64: sha256(img.manifest) };
+}
+
+/** An HTTP front for a registry that wants an anonymous bearer token, as Docker Hub does: 401
+ * with WWW-Authenticate until the token its realm hands out is sent. Counts the tokens given. */
+export async function tokenFront(registry: string): Promise<{ host: string; tokens: () => number; stop(): Promise<void> }> {
+  const { createServer: http } = await import('node:http');
+  let given = 0;
+  const server = http(async (req, res) => {
+    const self = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    if (req.url?.startsWith('/token')) { given++; res.setHeader('Content-Type', 'application/json'); res.end(JSON.stringify({ token: 'let-me-in' })); return; }
+    if (req.headers.authorization !== 'Bearer let-me-in') {
+      res.statusCode = 401;
+      res.setHeader('WWW-Authenticate', `Bearer realm="http://${self}/token",service="test-registry",scope="repository:test/busybox:pull"`);
+      res.end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      return;
+    }
+    const upstream = await fetch(`http://${registry}${req.url}`, { headers: { Accept: String(req.headers.accept ?? '*/*') }, redirect: 'follow' });
+    res.statusCode = upstream.status;
+    for (const h of ['content-type', 'docker-content-digest', 'content-length']) { const v = upstream.headers.get(h); if (v) res.setHeader(h, v); }
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { host: `127.0.0.1:${(server.address() as { port: number }).port}`, tokens: () => given, stop: () => new Promise((r) => server.close(() => r())) };
+}

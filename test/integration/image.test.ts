@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
-import { buildImage, busyboxEntries, hasRegistry, push, sha256, startRegistry, tar, writeLayout, type Entry } from '../helpers/image';
+import { buildImage, busyboxEntries, dockerArchive, hasRegistry, push, pushIndex, sha256, startRegistry, tar, tokenFront, writeLayout, type Entry } from '../helpers/image';
 import { ROOT } from '../helpers/load';
 import { unpackLayer, UnpackError } from '../../src/image/unpack';
 import { loadLibSbx } from '../../src/ffi/libsbx';
@@ -226,4 +226,42 @@ test('an OCI image layout folder is a source too; read_only drops the upper laye
   assert.doesNotMatch(r.out, /upperdir=/);
   assert.deepEqual(leftovers('imgro'), []);
   rmSync(store, { recursive: true, force: true });
+});
+
+test('a docker save archive is a source; a multi-arch index picks linux/amd64; a registry that wants a token gets an anonymous one', { timeout: 120_000 }, async (t) => {
+  if (!ready(t) || !needs(t, 'docker-registry (apt-get install docker-registry)', hasRegistry)) return;
+  const store = tmp('sbx-store-');
+  const env = { SANDBOX_STORE: store };
+  const base = tar(busyboxEntries());
+  const archive = dockerArchive([base, tar([{ name: 'etc/', type: '5' }, { name: 'etc/motd', body: 'from an archive\n' }])], { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] }, 'test/archived:1');
+  const dir = tmp('sbx-cfg-');
+  writeFileSync(join(dir, 'a.yml'), `version: 1\nname: archived\nimage: docker-archive:${archive}:test/archived:1\nnetwork: none\ncommand: [cat, /etc/motd]\n`);
+  const a = sandbox(['up', '-q', join(dir, 'a.yml')], { env });
+  assert.equal(a.code, 0, a.err);
+  assert.equal(a.out, 'from an archive\n');
+  assert.deepEqual(leftovers('archived'), []);
+
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const amd = busyboxImage();
+  const arm = buildImage([tar([{ name: 'not-this-one', body: 'arm64' }])], { Cmd: ['/not-this-one'] });
+  const { amd64 } = await pushIndex(reg.host, 'test/multi', '1', amd, arm);
+  const p = sandbox(['pull', '-q', '--insecure-registry', reg.host, `${reg.host}/test/multi:1`], { env });
+  assert.equal(p.code, 0, p.err);
+  assert.equal(p.out, `${amd64}\n`);
+
+  await push(reg.host, 'test/busybox', '1', amd);
+  const front = await tokenFront(reg.host);
+  t.after(() => front.stop());
+  // Not spawnSync: the token front is served by this process, whose event loop must keep running.
+  const tok = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const c = spawn(process.execPath, [BIN, 'pull', '-q', '--insecure-registry', front.host, `${front.host}/test/busybox:1`], { env: { ...process.env, SANDBOX_STORE: tmp('sbx-store-') } });
+    let out = '', err = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.stderr.on('data', (d) => { err += d; });
+    c.on('close', (code) => resolve({ code, out, err }));
+  });
+  assert.equal(tok.code, 0, tok.err);
+  assert.equal(tok.out, `${sha256(amd.manifest)}\n`);
+  assert.equal(front.tokens(), 1);
 });
