@@ -2,7 +2,7 @@
 // here, in the CLI process, as its user (root); everything inside the sandbox runs in the child
 // that libsbx clones, which reports each step back. A failure anywhere undoes every earlier host
 // change in reverse, so a failed run leaves nothing behind.
-import { closeSync, mkdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, rmdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync, writeSync, existsSync } from 'node:fs';
 import { Store } from '../image/store';
 import { Socket } from 'node:net';
 import { ReadStream } from 'node:tty';
@@ -196,6 +196,8 @@ export class NativeEngine implements Engine {
             undo.push(() => { try { rmdirSync(rootDir); } catch { /* already gone */ } });
           } else if (s.kind === 'rootfs.image') {
             for (const l of layers) if (!statSync(l).isDirectory()) throw new Error(`the image's layer ${l} is missing from the store; pull the image again`);
+            // overlayfs cannot take an upper layer that is itself on overlayfs (EINVAL at the mount).
+            if (!imageRo && statfsSync(new Store().root).type === 0x794c7630) throw new Error(`the image store ${new Store().root} is on overlayfs, which cannot hold a sandbox's upper layer; set SANDBOX_STORE to a folder on another file system, or use security.read_only`);
             rmSync(container, { recursive: true, force: true });
             undo.push(() => rmSync(container, { recursive: true, force: true }));
             mkdirSync(imageRo ? join(container, 'empty') : join(container, 'upper'), { recursive: true, mode: 0o755 });

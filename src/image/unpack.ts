@@ -97,7 +97,10 @@ class LayerWriter {
     if (base.startsWith(WH)) {
       const target = join(path, '..', base.slice(WH.length));
       this.clear(target);
-      this.ops.whiteout(target);
+      try { this.ops.whiteout(target); } catch (e) {
+        // overlayfs itself refuses 0/0 devices: a store on an overlay root (in a container, say) cannot hold layers.
+        throw new UnpackError(`an overlayfs whiteout cannot be made in ${this.dir} (${(e as Error).message}): the image store must be on a file system that allows it, not on overlayfs; set SANDBOX_STORE to a folder elsewhere`);
+      }
       return null;
     }
     switch (e.type) {

@@ -73,6 +73,7 @@ test('a layer unpacks modes, owners, links, whiteouts and opaque folders; gzip a
     { name: 'gone/.wh..wh..opq', body: '' },
     { name: 'dev/', type: '5' },
     { name: 'dev/null', type: '3' },
+    { name: 'tagged', body: 'x', pax: { 'SCHILY.xattr.user.origin': 'layer' } },
     { name: 'replaced', body: 'first' },
     { name: 'replaced', body: 'second' },
   ];
@@ -99,6 +100,8 @@ test('a layer unpacks modes, owners, links, whiteouts and opaque folders; gzip a
     assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 character device');
     assert.equal(spawnSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], "trusted.overlay.opaque").decode(), end="")', join(dest, 'gone')], { encoding: 'utf8' }).stdout, 'y');
     assert.equal(readFileSync(join(dest, 'replaced'), 'utf8'), 'second');
+    // Extended attributes from pax records, where the file system takes them (user.* here).
+    assert.equal(spawnSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], "user.origin").decode(), end="")', join(dest, 'tagged')], { encoding: 'utf8' }).stdout, 'layer');
     assert.equal(statSync(join(dest, 'bin/tool')).mtimeMs, 1_700_000_000_000);
   }
   // A layer whose content is not what the image's config names is refused, and not kept.
