@@ -100,8 +100,10 @@ test('a layer unpacks modes, owners, links, whiteouts and opaque folders; gzip a
     assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 character device');
     assert.equal(spawnSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], "trusted.overlay.opaque").decode(), end="")', join(dest, 'gone')], { encoding: 'utf8' }).stdout, 'y');
     assert.equal(readFileSync(join(dest, 'replaced'), 'utf8'), 'second');
-    // Extended attributes from pax records, where the file system takes them (user.* here).
-    assert.equal(spawnSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], "user.origin").decode(), end="")', join(dest, 'tagged')], { encoding: 'utf8' }).stdout, 'layer');
+    // Extended attributes from pax records, where the file system takes them (user.* here;
+    // tmpfs takes them only from Linux 6.6, and there the attribute is left out, not an error).
+    const xattrs = spawnSync('python3', ['-c', 'import os, sys; os.setxattr(sys.argv[1], "user.probe", b"1")', join(dest, 'replaced')]).status === 0;
+    assert.equal(spawnSync('python3', ['-c', 'import os, sys; print(os.getxattr(sys.argv[1], "user.origin").decode(), end="")', join(dest, 'tagged')], { encoding: 'utf8' }).stdout, xattrs ? 'layer' : '');
     assert.equal(statSync(join(dest, 'bin/tool')).mtimeMs, 1_700_000_000_000);
   }
   // A layer whose content is not what the image's config names is refused, and not kept.
