@@ -1,15 +1,12 @@
 // Commands about the image store: pull, images, rmi, image prune. They run in the CLI process;
 // pull writes the store (root: /var/lib/sandbox, else the XDG data folder).
 import type { Command } from 'commander';
+import { table } from '../ui/table';
 import { readdirSync, readFileSync } from 'node:fs';
 import { LifecycleError } from './lifecycle';
 
 const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
-}
 
 export function registerImages(program: Command): void {
   program.command('pull').argument('<image>', 'a reference (busybox, ubuntu:24.04, host:5000/name:tag, name@sha256:…) or oci:PATH[:TAG]')

@@ -2,6 +2,7 @@
 // read the state that the engine and the supervisor keep under /run/sandbox; they run in the CLI
 // process as root.
 import type { Command } from 'commander';
+import { table } from '../ui/table';
 import { existsSync, openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
@@ -102,10 +103,6 @@ export function processes(host: HostFeatures, name: string): Proc[] {
   return out;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
-}
 
 export function registerLifecycle(program: Command, nameOfFile: (file: string) => Promise<string>): void {
   program.command('ps').description('list sandboxes: their name, status, host PID, uptime, command and ports')
