@@ -280,7 +280,9 @@ test(`load: ${CYCLES} up -d/down cycles in a row, then 50 sandboxes at once; not
     assert.equal(down.code, 0, `cycle ${i}`);
   }
   t.diagnostic(`${CYCLES} up -d/down cycles: ${((performance.now() - t0) / CYCLES).toFixed(1)} ms each`);
-  assert.equal(readdirSync('/proc/self/fd').length, fds, 'the CLI code leaked file descriptors');
+  // At most as many as before: one the test runner had open then may have closed since.
+  const after = readdirSync('/proc/self/fd').length;
+  assert.ok(after <= fds, `the CLI code leaked file descriptors: ${fds} before, ${after} after ${CYCLES} cycles`);
   assert.deepEqual(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGWINCH'].map((s) => process.listenerCount(s)), listeners, 'the CLI code leaked signal listeners');
   assert.equal(hostSnapshot(), before, `after ${CYCLES} cycles`);
 
