@@ -3,7 +3,7 @@
 // and of a supervisor; and load (many cycles, many at once) with nothing leaked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +125,12 @@ test('exec joins every namespace and the cgroup of a running sandbox, with its u
   assert.equal(missing.code, 127);
   assert.match(missing.err, /no-such-command.*ENOENT/);
   assert.equal(sandbox(['exec', 'nothing-by-this-name', 'true']).code, 1);
+  // -t under a terminal (script(1) gives the CLI one): the command's terminal is made in the
+  // sandbox's own devpts, and it is the controlling terminal of the exec'd process's session.
+  const term = spawnSync('script', ['-qec', `${process.execPath} ${BIN} exec -t idle sh -c 'tty; ps -o tty,args'`, '/dev/null'], { encoding: 'utf8', input: '', cwd: ROOT, timeout: 30_000 });
+  assert.equal(term.status, 0, term.stderr);
+  assert.match(term.stdout, /^\/dev\/pts\/0\r*$/m);
+  assert.match(term.stdout, /^pts\/0\s+sh -c tty; ps -o tty,args\r*$/m);
 
   // top: while an exec'd process runs, it is listed with its host PID beside its PID inside; the
   // host sees it in the sandbox's cgroup.
