@@ -2,7 +2,8 @@
 // pull writes the store (root: /var/lib/sandbox, else the XDG data folder).
 import type { Command } from 'commander';
 import { table } from '../ui/table';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { LifecycleError } from './lifecycle';
 
 const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
@@ -58,16 +59,15 @@ export function registerImages(program: Command): void {
     .action(async () => {
       const { Store } = await import('../image/store');
       const { probeHost } = await import('../engine/probe');
+      const { readSaved } = await import('../engine/state');
       // Layers of sandboxes that still exist (running, or exited and not yet down) are in use.
       const root = probeHost().stateRoot;
       const inUse: string[] = [];
       let names: string[] = [];
       try { names = readdirSync(root).filter((n) => !n.startsWith('.')); } catch { /* none */ }
       for (const n of names) {
-        try {
-          const saved = JSON.parse(readFileSync(`${root}/${n}/plan.json`, 'utf8')) as { plan: { steps: { kind: string; args: { layers?: string[] } }[] } };
-          inUse.push(...(saved.plan.steps.find((s) => s.kind === 'rootfs.image')?.args.layers ?? []));
-        } catch { /* no plan saved */ }
+        const layers = readSaved(join(root, n))?.plan.steps.find((s) => s.kind === 'rootfs.image')?.args.layers as string[] | undefined;
+        inUse.push(...(layers ?? []));
       }
       const r = new Store().prune(inUse);
       process.stdout.write(r.removed.length ? `${r.removed.map((x) => `removed ${x}`).join('\n')}\nfreed ${mb(r.bytes)}\n` : 'nothing to remove\n');

@@ -5,12 +5,13 @@ import type { Command } from 'commander';
 import { table } from '../ui/table';
 import { existsSync, openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostFeatures, Plan } from '../plan/types';
+import type { HostFeatures } from '../plan/types';
 import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
-import { cgroupOf, exitCode, listSandboxes, orphanTables, reclaim, type Listed } from '../engine/state';
+import { cgroupOf, exitCode, listSandboxes, orphanTables, readSaved, reclaim, type Listed, type SavedRun } from '../engine/state';
+import { procStat } from '../engine/lock';
 import { removeTable } from '../engine/network';
 
 export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
@@ -49,7 +50,8 @@ export async function stop(host: HostFeatures, name: string, graceMs?: number): 
 /** Whether pid runs: a zombie has finished (the supervisor's parent is the host's init once its
  * CLI exited, and some inits reap late). */
 function alive(pid: number): boolean {
-  try { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st[st.lastIndexOf(')') + 2] !== 'Z'; } catch { return false; }
+  const state = procStat(pid)?.[0];
+  return state !== undefined && state !== 'Z';
 }
 
 function printLog(path: string, from: number, opts: { timestamps?: boolean; tail?: number }): number {
@@ -72,11 +74,11 @@ function printLog(path: string, from: number, opts: { timestamps?: boolean; tail
   return from + Buffer.byteLength(text.slice(0, end));
 }
 
-interface Saved { plan: Plan; applied: { id: string; ms?: number }[]; address: string | null; ids: { uid: number; gid: number; groups: number[] } }
-
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
-function saved(host: HostFeatures, name: string): Saved {
-  try { return JSON.parse(readFileSync(join(host.stateRoot, name, 'plan.json'), 'utf8')) as Saved; } catch { throw new LifecycleError(MSG.noPlan(name), 1); }
+function saved(host: HostFeatures, name: string): SavedRun {
+  const s = readSaved(join(host.stateRoot, name));
+  if (!s) throw new LifecycleError(MSG.noPlan(name), 1);
+  return s;
 }
 
 /** One process of a sandbox, from /proc: its PID on the host and in the sandbox's pid namespace. */

@@ -3,7 +3,7 @@
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { SandboxSpec } from '../spec/types';
 import { formatDiagnostic, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError } from '../config/find';
@@ -26,7 +26,6 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
 interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
 
-/** find → parse → validate → normalize → rules → compile; prints every problem and exits 2 on any error. */
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
@@ -41,12 +40,12 @@ async function resolveImage(spec: SandboxSpec, o: ImageOpts): Promise<SandboxSpe
   const { applyImage } = await import('../image/apply');
   const store = new Store();
   const text = spec.rootfs.image;
-  const rec = store.record(imageKey(text).key);
-  const have = rec && rec.diffIds.every((d) => existsSync(store.layerPath(d)));
+  const { key } = imageKey(text);
+  const have = !!store.complete(key);
   if (!have && o.mode === 'store') return spec;
   const { loadLibSbx } = await import('../ffi/libsbx');
   const { pullProgress } = await import('../ui/progress');
-  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${imageKey(text).key}` });
+  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${key}` });
   try {
     const pulled = await pull(text, { store, ops: loadLibSbx(), insecure: [...(spec.rootfs.insecure ?? []), ...(o.insecure ?? [])], onEvent: view?.onEvent });
     await view?.finish();
@@ -59,6 +58,7 @@ async function resolveImage(spec: SandboxSpec, o: ImageOpts): Promise<SandboxSpe
   }
 }
 
+/** find → parse → validate → normalize → rules → (image) → compile; prints every problem and exits 2 on any error. */
 async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts }): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);

@@ -5,13 +5,16 @@
 import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** A process's start time in clock ticks since boot (/proc/PID/stat field 22), or undefined. */
-function startTime(pid: number): string | undefined {
+/** The fields of /proc/PID/stat after the command name (state first, so field N is [N - 3]), or undefined once it is gone. */
+export function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch { return undefined; }
 }
+
+/** A process's start time in clock ticks since boot (field 22), or undefined. */
+function startTime(pid: number): string | undefined { return procStat(pid)?.[19]; }
 
 /** "PID STARTTIME" of this process. */
 export function selfOwner(): string { return `${process.pid} ${startTime(process.pid) ?? 0}`; }

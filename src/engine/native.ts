@@ -16,7 +16,7 @@ import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
 import { resolveIds } from './users';
-import { nameLock, reclaimLocked, STATE_FILES, writeState } from './state';
+import { nameLock, reclaimLocked, STATE_FILES, writeSaved, writeState } from './state';
 import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
 import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, reservePort, resolvConf, restoreForwarding, type PortRule } from './network';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
@@ -124,7 +124,8 @@ export class NativeEngine implements Engine {
       // An image: its layers under a private upper layer kept beside the store (not in /run, which is memory).
       const rootStep = plan.steps.find((s) => s.kind === 'mount.root');
       const imageRo = rootStep?.args.readOnly === true;
-      const container = new Store().containerPath(plan.name);
+      const store = new Store();
+      const container = store.containerPath(plan.name);
       let overlay: string | undefined;
       if (rootfs.kind === 'rootfs.image' && layers.length) {
         const lower = [...layers].reverse();
@@ -197,7 +198,7 @@ export class NativeEngine implements Engine {
           } else if (s.kind === 'rootfs.image') {
             for (const l of layers) if (!statSync(l).isDirectory()) throw new Error(`the image's layer ${l} is missing from the store; pull the image again`);
             // overlayfs cannot take an upper layer that is itself on overlayfs (EINVAL at the mount).
-            if (!imageRo && statfsSync(new Store().root).type === 0x794c7630) throw new Error(`the image store ${new Store().root} is on overlayfs, which cannot hold a sandbox's upper layer; set SANDBOX_STORE to a folder on another file system, or use security.read_only`);
+            if (!imageRo && statfsSync(store.root).type === 0x794c7630) throw new Error(`the image store ${store.root} is on overlayfs, which cannot hold a sandbox's upper layer; set SANDBOX_STORE to a folder on another file system, or use security.read_only`);
             rmSync(container, { recursive: true, force: true });
             undo.push(() => rmSync(container, { recursive: true, force: true }));
             mkdirSync(imageRo ? join(container, 'empty') : join(container, 'upper'), { recursive: true, mode: 0o755 });
@@ -304,7 +305,7 @@ export class NativeEngine implements Engine {
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
-      writeFileSync(join(state, 'plan.json'), JSON.stringify({ plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: address ?? null, ids }) + '\n');
+      writeSaved(state, { plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: address ?? null, ids });
       writeState(state, {
         name: plan.name, pid, command: exec.args.args as string[], file: opts.file ?? '', digest: plan.digest,
         startedAt: new Date().toISOString(), ports: published.map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Store } from '../image/store';
 import { join } from 'node:path';
-import type { HostFeatures } from '../plan/types';
+import type { HostFeatures, Plan } from '../plan/types';
 import { Cgroup } from './cgroup';
 import { hostInterface, nftTable, removeTable, removeVeth, restoreForwarding } from './network';
 import { ownerAlive, readOwner, withLock } from './lock';
@@ -35,6 +35,19 @@ export function writeState(dir: string, s: SandboxState): void {
   const tmp = join(dir, `.state.json.${process.pid}`);
   writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
   renameSync(tmp, join(dir, 'state.json'));
+}
+
+/** What `up` keeps beside state.json once the command runs: the plan it applied, each step's
+ * time, the leased address and the resolved ids. Read by exec, inspect and image prune. */
+export interface SavedRun { plan: Plan; applied: { id: string; ms?: number }[]; address: string | null; ids: { uid: number; gid: number; groups: number[] } }
+
+export function writeSaved(dir: string, s: SavedRun): void {
+  writeFileSync(join(dir, 'plan.json'), JSON.stringify(s) + '\n');
+}
+
+/** The saved run of a state folder, or undefined while it starts (or after a crash before it ran). */
+export function readSaved(dir: string): SavedRun | undefined {
+  try { return JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as SavedRun; } catch { return undefined; }
 }
 
 export function cgroupOf(host: HostFeatures, name: string): Cgroup {

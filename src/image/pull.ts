@@ -187,8 +187,8 @@ export function imageKey(text: string): { key: string; ref?: Reference; layout?:
 /** The image from the store, pulling whatever is missing. */
 export async function pull(text: string, o: PullOptions): Promise<PulledImage> {
   const { key, ref, layout, archive } = imageKey(text);
-  const cachedRecord = o.store.record(key);
-  if (cachedRecord && !o.refresh && cachedRecord.diffIds.every((d) => existsSync(o.store.layerPath(d)))) {
+  const cachedRecord = o.refresh ? undefined : o.store.complete(key);
+  if (cachedRecord) {
     return { record: cachedRecord, config: (JSON.parse(o.store.readBlob(cachedRecord.config).toString()) as { config?: ImageConfig }).config ?? {}, layerDirs: cachedRecord.diffIds.map((d) => o.store.layerPath(d)), cached: true };
   }
   let source: Source;

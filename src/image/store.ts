@@ -59,6 +59,12 @@ export class Store {
 
   has(digest: string): boolean { return existsSync(this.blobPath(digest)); }
 
+  /** The record of an image whose every layer is unpacked here: one that runs without a pull. */
+  complete(reference: string): ImageRecord | undefined {
+    const r = this.record(reference);
+    return r && r.diffIds.every((d) => existsSync(this.layerPath(d))) ? r : undefined;
+  }
+
   readBlob(digest: string): Buffer {
     const b = readFileSync(this.blobPath(digest));
     // Checked again on every read of small blobs (manifests, configs): cheap, and a changed file
