@@ -1,14 +1,21 @@
 // Unpacks one image layer (a tar, gzip- or zstd-compressed) into its own folder, for overlayfs.
-// Runs in the CLI process, as root. A layer is untrusted input: every entry's path is checked
-// component by component from the layer's folder, and nothing is ever written through a symlink
-// or outside it — `..`, absolute paths, entries under a symlink and hard links that point out are
-// refused with the entry named, and the half-written folder is removed. No other process writes
-// in the folder while it is unpacked (a fresh temporary one), so a check stays true until the
-// write. Whiteouts become overlayfs whiteouts (0/0 character devices) and opaque folders get
-// overlay's opaque xattr. The uncompressed stream's sha256 must equal the image's diff ID.
+// Runs in the CLI process, as root. A layer is untrusted input, so nothing it says is ever
+// followed: an entry's path is cleaned as path.Clean does (`a/../b` is `b`) and refused if it is
+// absolute or still climbs out with `..`; it is then walked in a tree of what this unpack made
+// (the folder is fresh and no other process writes in it), so a symlink on the way is refused
+// with the entry named, and a path the tree does not hold does not exist and is not asked about
+// (no lstat per new file). A later entry replaces an earlier one, taking the earlier one's whole
+// subtree with it: nothing pending for it (a folder's owner, mode and times, set last) can then
+// land on what replaced it. Metadata calls never follow a link: files and folders are changed
+// through descriptors opened with O_NOFOLLOW (folders checked against the device and inode
+// recorded when they were made), symlinks with the l* calls. Whiteouts become overlayfs
+// whiteouts (0/0 character devices) and opaque folders get overlay's opaque xattr; as the OCI
+// spec says, a whiteout hides only what lower layers hold, never what this layer wrote. On a
+// refusal the half-written folder is removed. The uncompressed stream's sha256 must equal the
+// image's diff ID.
 import { createHash } from 'node:crypto';
-import { closeSync, constants, createReadStream, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, constants, createReadStream, fchmodSync, fchownSync, fstatSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { TarError, TarParser, type TarEntry, type TarSink } from './tar';
@@ -22,133 +29,281 @@ export interface UnpackResult { diffId: string; entries: number; bytes: number; 
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
+const O_CLOEXEC = 0o2000000;
+const FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | O_CLOEXEC;
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | O_CLOEXEC;
 
-/** The entry's path as components inside the layer, or an error naming why it would land outside. */
-function components(name: string, what = 'entry'): string[] {
-  if (name.startsWith('/')) throw new UnpackError(`${what} ${JSON.stringify(name)} is an absolute path; a layer may only write inside itself`);
-  const parts = name.split('/').filter((p) => p && p !== '.');
-  if (parts.includes('..')) throw new UnpackError(`${what} ${JSON.stringify(name)} climbs out with ..; a layer may only write inside itself`);
-  return parts;
+/** What this unpack made at a path: a folder, or 'f' a file, 'l' a symlink, 'w' a whiteout, or
+ * 's' an entry it skipped (a device or fifo), which is not on disk. A hard link is what it links. */
+interface Dir { dev: bigint; ino: bigint; children: Map<string, Node>; meta?: TarEntry; opaque?: boolean }
+type Node = Dir | 'f' | 'l' | 'w' | 's';
+
+const q = JSON.stringify;
+
+/** The entry's path as clean components inside the layer (none: the layer's own folder), or an
+ * error naming why it would land outside; what names the path in that error. */
+function components(name: string, what = `entry ${q(name)}`): string[] {
+  if (name.includes('\0')) throw new UnpackError(`${what} has a NUL byte in its name; refused`);
+  if (name.startsWith('/')) throw new UnpackError(`${what} is an absolute path; a layer may only write inside itself`);
+  const out: string[] = [];
+  for (const p of name.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p !== '..') out.push(p);
+    else if (out.pop() === undefined) throw new UnpackError(`${what} climbs out with ..; a layer may only write inside itself`);
+  }
+  return out;
 }
 
 class LayerWriter {
-  private readonly checked = new Set<string>();
-  private readonly dirs: { path: string; e: TarEntry }[] = [];
-  /** Every path this unpack made: the folder is fresh and nothing else writes in it, so a path
-   * not here does not exist, and is not asked about. */
-  private readonly made = new Set<string>();
+  private readonly top: Dir;
   readonly skipped: string[] = [];
   entries = 0;
   private readonly root: boolean = process.geteuid?.() === 0;
+  private readonly uid = process.geteuid?.() ?? 0;
+  private readonly gid = process.getegid?.() ?? 0;
+  /** The file being written, closed by abort() if the layer ends in the middle of it. */
+  private fd: number | undefined;
 
-  constructor(private readonly dir: string, private readonly ops: NodeOps) {}
-
-  /** Creates (or checks) each parent folder: none may be a symlink or anything but a folder. */
-  private parent(parts: string[], name: string): string {
-    let p = this.dir;
-    for (const c of parts.slice(0, -1)) {
-      p = join(p, c);
-      if (this.checked.has(p)) continue;
-      const st = this.made.has(p) ? lstatSync(p, { throwIfNoEntry: false }) : undefined;
-      if (!st) { mkdirSync(p, 0o755); this.checked.add(p); this.made.add(p); continue; }
-      if (st.isSymbolicLink()) throw new UnpackError(`entry ${JSON.stringify(name)} would be written through the symlink ${JSON.stringify(p.slice(this.dir.length + 1))}; refused`);
-      if (!st.isDirectory()) throw new UnpackError(`entry ${JSON.stringify(name)} is under ${JSON.stringify(p.slice(this.dir.length + 1))}, which is not a folder`);
-      this.checked.add(p);
-    }
-    return join(p, parts[parts.length - 1]!);
+  constructor(private readonly dir: string, private readonly ops: NodeOps) {
+    // The folder's set-group-ID bit, inherited from a store that has one, would hand its group
+    // to everything made in it: cleared, and its owner made ours.
+    const fd = openSync(dir, DIR_FLAGS);
+    try {
+      if (this.root) fchownSync(fd, this.uid, this.gid);
+      fchmodSync(fd, 0o755);
+      const st = fstatSync(fd, { bigint: true });
+      this.top = { dev: st.dev, ino: st.ino, children: new Map() };
+    } finally { closeSync(fd); }
   }
 
-  /** Removes what an earlier entry of this layer left at path (a later entry replaces it). */
-  private clear(path: string, keepDir = false): void {
-    if (!this.made.has(path)) { this.made.add(path); return; }
-    const st = lstatSync(path, { throwIfNoEntry: false });
-    if (!st) return;
-    if (st.isDirectory()) {
-      if (keepDir) return;
+  private rel(parts: string[], n = parts.length): string { return parts.slice(0, n).join('/'); }
+  private abs(parts: string[], n = parts.length): string { return n ? `${this.dir}/${parts.slice(0, n).join('/')}` : this.dir; }
+
+  private newDir(path: string, mode: number): Dir {
+    mkdirSync(path, mode);
+    const st = lstatSync(path, { bigint: true });
+    return { dev: st.dev, ino: st.ino, children: new Map() };
+  }
+
+  /** The folder holding parts' last component, made on the way where missing: each one a folder
+   * this layer made, none a symlink. A file or whiteout in the way becomes a folder, as umoci
+   * does (a whiteout an opaque one: the lower layers' folder is gone, this one is new). */
+  private parent(parts: string[], name: string): { dir: Dir; hidden: boolean } {
+    let dir = this.top;
+    let hidden = false;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const c = parts[i]!;
+      const next = dir.children.get(c);
+      if (typeof next === 'object') { dir = next; hidden ||= next.opaque === true; continue; }
+      if (next === 'l') throw new UnpackError(`entry ${q(name)} would be written through the symlink ${q(this.rel(parts, i + 1))}; refused`);
+      const path = this.abs(parts, i + 1);
+      if (next !== undefined) this.remove(dir, c, next, path);
+      const made = this.newDir(path, 0o755);
+      dir.children.set(c, made);
+      if (next === 'w') this.opaque(made, path);
+      hidden ||= made.opaque === true;
+      dir = made;
+    }
+    return { dir, hidden };
+  }
+
+  /** What an earlier entry made at parts (for a hard link), never made or changed here. */
+  private find(parts: string[], e: TarEntry): { node: 'f' | 'l' | 's'; path: string } {
+    let dir = this.top;
+    for (let i = 0; ; i++) {
+      const next = dir.children.get(parts[i]!);
+      if (next === undefined || next === 'w' || (i < parts.length - 1 && (next === 'f' || next === 's'))) throw new UnpackError(`hard link ${q(e.name)} points to ${q(e.linkname)}, which is not in the layer before it`);
+      if (next === 'l' && i < parts.length - 1) throw new UnpackError(`hard link ${q(e.name)} would reach ${q(e.linkname)} through the symlink ${q(this.rel(parts, i + 1))}; refused`);
+      if (i === parts.length - 1) {
+        if (typeof next === 'object') throw new UnpackError(`hard link ${q(e.name)} points to the folder ${q(e.linkname)}`);
+        return { node: next, path: this.abs(parts) };
+      }
+      dir = next as Dir;
+    }
+  }
+
+  /** Removes what an earlier entry of this layer left at path, which a later entry replaces; a
+   * folder goes with everything under it, and so does all that was pending for them. */
+  private remove(parent: Dir, name: string, node: Node, path: string): void {
+    parent.children.delete(name);
+    if (node === 's') return;
+    if (typeof node === 'object') {
+      const st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+      if (!st?.isDirectory() || st.dev !== node.dev || st.ino !== node.ino) throw new UnpackError(`the folder ${q(path.slice(this.dir.length + 1))} changed while its layer was unpacked; refused`);
       rmSync(path, { recursive: true, force: true });
-      for (const set of [this.checked, this.made]) for (const c of set) if (c.startsWith(`${path}/`)) set.delete(c);
-      this.checked.delete(path);
     } else unlinkSync(path);
   }
 
+  /** Marks a folder of this layer opaque: the lower layers' folder at its path is hidden, so
+   * whiteouts under it hide nothing, and overlayfs would list them: they go. */
+  private opaque(dir: Dir, path: string): void {
+    this.ops.lsetxattr(path, 'trusted.overlay.opaque', Buffer.from('y'));
+    if (dir === this.top) return; // overlayfs does not read a layer's own folder as opaque
+    dir.opaque = true;
+    const stack: [Dir, string][] = [[dir, path]];
+    while (stack.length) {
+      const [d, p] = stack.pop()!;
+      for (const [n, c] of d.children) {
+        if (c === 'w') { unlinkSync(`${p}/${n}`); d.children.delete(n); } else if (typeof c === 'object') stack.push([c, `${p}/${n}`]);
+      }
+    }
+  }
+
+  private xattrs(path: string, e: TarEntry): void {
+    for (const k in e.xattrs) {
+      // overlayfs's own attributes (opaque, redirect, metacopy, origin) come only from whiteouts.
+      if (k.startsWith('trusted.overlay.')) continue;
+      try { this.ops.lsetxattr(path, k, e.xattrs[k]!); } catch { /* a namespace this file system does not take: left out, as Docker does */ }
+    }
+  }
+
   private meta(path: string, e: TarEntry, fd?: number): void {
-    // A file is created with its mode (the umask is 0 while unpacking) and owned by root: only
+    // A file is created with its mode (the umask is 0 while unpacking) and owned by us: only
     // another owner needs a chown, and then its mode again, since chown clears set-id bits.
-    const chown = this.root && (e.uid !== 0 || e.gid !== 0);
+    const chown = this.root && (e.uid !== this.uid || e.gid !== this.gid);
     if (chown) { if (fd !== undefined) fchownSync(fd, e.uid, e.gid); else lchownSync(path, e.uid, e.gid); }
     if (fd !== undefined && (chown || !this.root)) fchmodSync(fd, e.mode & 0o7777);
-    for (const [k, v] of Object.entries(e.xattrs)) {
-      try { this.ops.lsetxattr(path, k, v); } catch { /* a namespace this file system does not take: left out, as Docker does */ }
-    }
+    this.xattrs(path, e);
     if (fd !== undefined) futimesSync(fd, e.mtime, e.mtime);
     else lutimesSync(path, e.mtime, e.mtime);
   }
 
+  /** An error from the file system, named with the entry it happened on. */
+  private named(e: TarEntry, err: unknown): Error {
+    if (err instanceof UnpackError) return err;
+    return new UnpackError(`entry ${q(e.name)} cannot be unpacked: ${(err as Error).message}`, { cause: err });
+  }
+
   entry(e: TarEntry): TarSink | null {
     this.entries++;
+    try { return this.place(e); } catch (err) { throw this.named(e, err); }
+  }
+
+  private place(e: TarEntry): TarSink | null {
     const parts = components(e.name);
-    if (!parts.length) { if (e.type === '5') this.dirs.push({ path: this.dir, e }); return null; }
+    if (!parts.length) {
+      if (e.type === '5') { this.top.meta = e; return null; }
+      throw new UnpackError(`entry ${q(e.name)} would replace the layer's own folder with something other than a folder; refused`);
+    }
     const base = parts[parts.length - 1]!;
-    const path = this.parent(parts, e.name);
-    if (base === OPAQUE) {
-      this.ops.lsetxattr(join(path, '..'), 'trusted.overlay.opaque', Buffer.from('y'));
-      return null;
-    }
-    if (base.startsWith(WH)) {
-      const target = join(path, '..', base.slice(WH.length));
-      this.clear(target);
-      try { this.ops.whiteout(target); } catch (e) {
-        // overlayfs itself refuses 0/0 devices: a store on an overlay root (in a container, say) cannot hold layers.
-        throw new UnpackError(`an overlayfs whiteout cannot be made in ${this.dir} (${(e as Error).message}): the image store must be on a file system that allows it, not on overlayfs; set SANDBOX_STORE to a folder elsewhere`);
-      }
-      return null;
-    }
+    if (base.startsWith(WH)) return this.whiteout(parts, base, e);
+    // A hard link's target is found before anything is changed for it.
+    const target = e.type === '1' ? this.linkTarget(e) : undefined;
+    const { dir } = this.parent(parts, e.name);
+    const path = this.abs(parts);
+    const there = dir.children.get(base);
     switch (e.type) {
-      case '5':
-        this.clear(path, true);
-        if (!existsSync(path)) mkdirSync(path, 0o700);
-        this.checked.add(path);
-        this.dirs.push({ path, e });
+      case '5': {
+        if (typeof there === 'object') { there.meta = e; return null; } // a folder again: merged, its last entry's metadata wins
+        if (there !== undefined) this.remove(dir, base, there, path);
+        const made = this.newDir(path, 0o700);
+        made.meta = e;
+        dir.children.set(base, made);
+        if (there === 'w') this.opaque(made, path);
         return null;
+      }
       case '2':
-        this.clear(path);
+        if (there !== undefined) this.remove(dir, base, there, path);
         // The target is stored as it is and never followed here.
         symlinkSync(e.linkname, path);
+        dir.children.set(base, 'l');
         this.meta(path, e);
         return null;
       case '1': {
-        const target = this.parent(components(e.linkname, 'hard link target'), e.linkname);
-        let st;
-        st = lstatSync(target, { throwIfNoEntry: false });
-        if (!st) throw new UnpackError(`hard link ${JSON.stringify(e.name)} points to ${JSON.stringify(e.linkname)}, which is not in the layer before it`);
-        if (st.isDirectory()) throw new UnpackError(`hard link ${JSON.stringify(e.name)} points to the folder ${JSON.stringify(e.linkname)}`);
-        this.clear(path);
-        linkSync(target, path);
+        if (target!.path === path) return null; // a link to itself: already there
+        if (there !== undefined) this.remove(dir, base, there, path);
+        if (target!.node === 's') { dir.children.set(base, 's'); this.skipped.push(e.name); return null; }
+        // link(2) does not follow a symlink: a hard link to one links the symlink itself. The
+        // link shares its target's inode, owner and mode: the entry's own are not applied.
+        linkSync(target!.path, path);
+        dir.children.set(base, target!.node);
         return null;
       }
       case '0': {
-        this.clear(path);
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | 0o2000000 /* O_CLOEXEC */, this.root ? e.mode & 0o7777 : 0o600);
+        if (there !== undefined) this.remove(dir, base, there, path);
+        const fd = openSync(path, FILE_FLAGS, this.root ? e.mode & 0o7777 : 0o600);
+        dir.children.set(base, 'f');
+        this.fd = fd;
         return {
-          data: (chunk) => { for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off); },
-          end: () => { try { this.meta(path, e, fd); } finally { closeSync(fd); } },
+          data: (chunk) => {
+            try { for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off); } catch (err) { throw this.named(e, err); }
+          },
+          end: () => {
+            this.fd = undefined;
+            try { this.meta(path, e, fd); } catch (err) { throw this.named(e, err); } finally { closeSync(fd); }
+          },
         };
       }
       default:
         // Device nodes and fifos: not made (a sandbox's /dev is its own); listed for the caller.
+        if (there !== undefined) this.remove(dir, base, there, path);
+        dir.children.set(base, 's');
         this.skipped.push(e.name);
         return null;
     }
   }
 
-  /** Folders last, deepest first: their times and modes, once nothing more is written in them. */
-  finish(): void {
-    for (const { path, e } of this.dirs.reverse()) {
-      if (this.root) chownSync(path, e.uid, e.gid);
-      chmodSync(path, e.mode & 0o7777);
-      for (const [k, v] of Object.entries(e.xattrs)) { try { this.ops.lsetxattr(path, k, v); } catch { /* not taken here */ } }
-      utimesSync(path, e.mtime, e.mtime);
+  private linkTarget(e: TarEntry): { node: 'f' | 'l' | 's'; path: string } {
+    const parts = components(e.linkname, `the target ${q(e.linkname)} of hard link ${q(e.name)}`);
+    if (!parts.length) throw new UnpackError(`hard link ${q(e.name)} points to ${q(e.linkname)}, the layer's own folder; refused`);
+    return this.find(parts, e);
+  }
+
+  private whiteout(parts: string[], base: string, e: TarEntry): null {
+    const { dir, hidden } = this.parent(parts, e.name);
+    const at = this.abs(parts, parts.length - 1);
+    if (base === OPAQUE) { this.opaque(dir, at); return null; }
+    const name = base.slice(WH.length);
+    if (name === '' || name === '.' || name === '..') throw new UnpackError(`entry ${q(e.name)} is a whiteout of ${name ? q(name) : 'nothing'}: it names its own folder or the one above, not an entry in it; refused`);
+    const there = dir.children.get(name);
+    const target = `${at}/${name}`;
+    // Only what lower layers hold is whited out: what this layer made stays (a folder becomes
+    // opaque, so that the lower layers' one is hidden all the same).
+    if (typeof there === 'object') { this.opaque(there, target); return null; }
+    if (there !== undefined && there !== 's') return null;
+    if (hidden) { dir.children.delete(name); return null; } // under an opaque folder: nothing lower shows through
+    try { this.ops.whiteout(target); } catch (err) {
+      // overlayfs itself refuses 0/0 devices: a store on an overlay root (in a container, say) cannot hold layers.
+      throw new UnpackError(`an overlayfs whiteout cannot be made in ${this.dir} (${(err as Error).message}): the image store must be on a file system that allows it, not on overlayfs; set SANDBOX_STORE to a folder elsewhere`);
     }
+    dir.children.set(name, 'w');
+    return null;
+  }
+
+  /** Closes the file being written, if the layer ended in the middle of one. */
+  abort(): void {
+    if (this.fd !== undefined) { try { closeSync(this.fd); } catch { /* already closed */ } this.fd = undefined; }
+  }
+
+  /** Folders last, deepest first: their owners, modes and times, once nothing more is written in
+   * them; each through a descriptor that does not follow a link, checked to be the folder made. */
+  finish(): void {
+    const order: [Dir, string][] = [];
+    const stack: [Dir, string][] = [[this.top, this.dir]];
+    while (stack.length) {
+      const item = stack.pop()!;
+      order.push(item);
+      for (const [n, c] of item[0].children) if (typeof c === 'object') stack.push([c, `${item[1]}/${n}`]);
+    }
+    // Every folder comes after its parent in order: backwards, children come first.
+    for (let i = order.length - 1; i >= 0; i--) {
+      const [d, path] = order[i]!;
+      if (d.meta) this.folderMeta(d, path, d.meta);
+    }
+  }
+
+  private folderMeta(d: Dir, path: string, e: TarEntry): void {
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, DIR_FLAGS);
+      const st = fstatSync(fd, { bigint: true });
+      if (st.dev !== d.dev || st.ino !== d.ino) throw new UnpackError(`the folder ${q(path.slice(this.dir.length + 1))} changed while its layer was unpacked; refused`);
+      if (this.root) fchownSync(fd, e.uid, e.gid);
+      fchmodSync(fd, e.mode & 0o7777);
+      // The path's last component is this folder (checked above) and every one above it a folder of this layer.
+      this.xattrs(path, e);
+      futimesSync(fd, e.mtime, e.mtime);
+    } catch (err) { throw this.named(e, err); } finally { if (fd !== undefined) closeSync(fd); }
   }
 }
 
@@ -185,18 +340,20 @@ function releaseUmask(): void { if (--unpacking === 0) process.umask(savedUmask)
 /**
  * Unpacks blob into dest (which must not exist yet), through a temporary folder beside it that is
  * renamed into place only once every entry is written and the diff ID matched. On any error the
- * temporary folder is removed and dest is not created.
+ * temporary folder is removed, dest is not created, and neither are the folders above it that
+ * this call made.
  */
 export async function unpackLayer(blob: string, dest: string, expectedDiffId: string | undefined, ops: NodeOps, onBytes?: (n: number) => void): Promise<UnpackResult> {
   const tmp = `${dest}.tmp-${process.pid}-${Date.now()}`;
-  mkdirSync(dirname(dest), { recursive: true });
+  const above = mkdirSync(dirname(dest), { recursive: true });
   mkdirSync(tmp, 0o755);
-  const writer = new LayerWriter(tmp, ops);
   const hash = createHash('sha256');
   let bytes = 0;
+  let writer: LayerWriter | undefined;
   holdUmask();
   try {
-    const parser = new TarParser((e) => writer.entry(e));
+    writer = new LayerWriter(tmp, ops);
+    const parser = new TarParser((e) => writer!.entry(e));
     for await (const chunk of decompressed(blob)) {
       hash.update(chunk);
       bytes += chunk.length;
@@ -215,7 +372,10 @@ export async function unpackLayer(blob: string, dest: string, expectedDiffId: st
     releaseUmask();
     return { diffId, entries: writer.entries, bytes, skipped: writer.skipped };
   } catch (e) {
+    writer?.abort();
     rmSync(tmp, { recursive: true, force: true });
+    // The folders this call made above dest, while empty (another pull may be using them).
+    if (above) for (let d = dirname(dest); d.length >= above.length; d = dirname(d)) { try { rmdirSync(d); } catch { break; } }
     releaseUmask();
     if (e instanceof TarError) throw new UnpackError(e.message);
     if ((e as NodeJS.ErrnoException).code === 'Z_DATA_ERROR' || (e as Error).message?.includes('zstd')) throw new UnpackError(`the layer cannot be decompressed: ${(e as Error).message}`);
