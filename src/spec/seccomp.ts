@@ -1,0 +1,686 @@
+// Seccomp profiles: read a Docker/OCI/Podman profile file (every problem located by line:col),
+// resolve its conditional rules for one sandbox (capabilities, host arch, kernel version), and
+// write the small text program that the C side turns into libseccomp calls.
+//
+// Semantics follow moby (profiles/seccomp/seccomp_linux.go: includes/excludes, archMap) and runc
+// (libcontainer/seccomp: actions, errno defaults, redundant rules, same-index argument split).
+// Pure: no file system, no environment, no native calls.
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { CAPABILITIES } from './tables';
+
+export { DEFAULT_PROFILE } from './seccomp-default';
+
+// ---------------------------------------------------------------------------------------------
+// The profile, as its JSON holds it
+
+/** One comparison on a syscall argument (OCI `LinuxSeccompArg`). */
+export interface SeccompArg {
+  index: number;
+  value: number | bigint;
+  /** Only SCMP_CMP_MASKED_EQ uses it: `(arg & value) == valueTwo`. */
+  valueTwo?: number | bigint;
+  op: string;
+}
+
+/** moby's conditions on a rule: `includes` needs all of them, `excludes` drops the rule on any. */
+export interface SeccompFilterCond {
+  /** Capability names, as moby writes them (CAP_SYS_ADMIN); SYS_ADMIN is accepted too. */
+  caps?: string[];
+  /** moby's architecture names: amd64, x86, x32, arm, arm64, s390x, ppc64le, riscv64, ... */
+  arches?: string[];
+  /** "major.minor", e.g. "4.8". */
+  minKernel?: string;
+}
+
+export interface SeccompRule {
+  names?: string[];
+  /** Docker's old spelling: one name per rule. */
+  name?: string;
+  action: string;
+  errnoRet?: number;
+  /** Podman (containers/common): the errno by name (EPERM) or as decimal text; wins over errnoRet. */
+  errno?: string;
+  args?: SeccompArg[];
+  includes?: SeccompFilterCond;
+  excludes?: SeccompFilterCond;
+  comment?: string;
+}
+
+/** A Docker/OCI seccomp profile, as its JSON holds it (both Docker's `names`/`name` and OCI's field spellings, `archMap` and `architectures`). */
+export interface SeccompProfile {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  /** Podman (containers/common): the default errno by name or decimal text; wins over defaultErrnoRet. */
+  defaultErrno?: string;
+  architectures?: string[];
+  archMap?: { architecture: string; subArchitectures?: string[] }[];
+  /** seccomp(2) filter flags (SECCOMP_FILTER_FLAG_*); read and kept, not applied by the filter program. */
+  flags?: string[];
+  /** Only meaningful with SCMP_ACT_NOTIFY, which sandbox does not support; read and kept. */
+  listenerPath?: string;
+  listenerMetadata?: string;
+  syscalls?: SeccompRule[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vocabulary
+
+export type Action = 'allow' | 'errno' | 'kill_process' | 'kill_thread' | 'trap' | 'log';
+export type CmpOp = 'ne' | 'lt' | 'le' | 'eq' | 'ge' | 'gt' | 'masked_eq';
+
+const ACTIONS: Record<string, Action> = {
+  SCMP_ACT_ALLOW: 'allow',
+  SCMP_ACT_ERRNO: 'errno',
+  SCMP_ACT_KILL: 'kill_thread',
+  SCMP_ACT_KILL_THREAD: 'kill_thread',
+  SCMP_ACT_KILL_PROCESS: 'kill_process',
+  SCMP_ACT_TRAP: 'trap',
+  SCMP_ACT_LOG: 'log',
+};
+
+const UNSUPPORTED_ACTIONS: Record<string, string> = {
+  SCMP_ACT_TRACE: 'SCMP_ACT_TRACE is not supported by sandbox (it needs a ptrace tracer attached to the sandbox); use SCMP_ACT_ERRNO, SCMP_ACT_LOG or SCMP_ACT_KILL_PROCESS',
+  SCMP_ACT_NOTIFY: 'SCMP_ACT_NOTIFY is not supported by sandbox (it needs a seccomp agent on listenerPath); use SCMP_ACT_ERRNO, SCMP_ACT_LOG or SCMP_ACT_KILL_PROCESS',
+};
+
+const OPS: Record<string, CmpOp> = {
+  SCMP_CMP_NE: 'ne',
+  SCMP_CMP_LT: 'lt',
+  SCMP_CMP_LE: 'le',
+  SCMP_CMP_EQ: 'eq',
+  SCMP_CMP_GE: 'ge',
+  SCMP_CMP_GT: 'gt',
+  SCMP_CMP_MASKED_EQ: 'masked_eq',
+};
+
+/** Profile arch names → libseccomp's (seccomp_arch_resolve_name). SCMP_ARCH_NATIVE is Podman's. */
+const ARCHES: Record<string, string> = {
+  SCMP_ARCH_NATIVE: 'native',
+  SCMP_ARCH_X86: 'x86',
+  SCMP_ARCH_X86_64: 'x86_64',
+  SCMP_ARCH_X32: 'x32',
+  SCMP_ARCH_ARM: 'arm',
+  SCMP_ARCH_AARCH64: 'aarch64',
+  SCMP_ARCH_LOONGARCH64: 'loongarch64',
+  SCMP_ARCH_M68K: 'm68k',
+  SCMP_ARCH_MIPS: 'mips',
+  SCMP_ARCH_MIPSEL: 'mipsel',
+  SCMP_ARCH_MIPS64: 'mips64',
+  SCMP_ARCH_MIPSEL64: 'mipsel64',
+  SCMP_ARCH_MIPS64N32: 'mips64n32',
+  SCMP_ARCH_MIPSEL64N32: 'mipsel64n32',
+  SCMP_ARCH_PARISC: 'parisc',
+  SCMP_ARCH_PARISC64: 'parisc64',
+  SCMP_ARCH_PPC: 'ppc',
+  SCMP_ARCH_PPC64: 'ppc64',
+  SCMP_ARCH_PPC64LE: 'ppc64le',
+  SCMP_ARCH_S390: 's390',
+  SCMP_ARCH_S390X: 's390x',
+  SCMP_ARCH_RISCV64: 'riscv64',
+  SCMP_ARCH_SH: 'sh',
+  SCMP_ARCH_SHEB: 'sheb',
+};
+
+interface HostArch {
+  /** libseccomp's name, which the filter program uses. */
+  lib: string;
+  scmp: string;
+  /** The names an `includes`/`excludes` arches list may use for this host: moby's first
+   * (its GOARCH-derived names: amd64, arm64, ...), then libseccomp's. */
+  names: string[];
+  /** What `ctx.arch` may say: uname -m, GOARCH, Node's os.arch(), libseccomp's name. Node says
+   * ppc64 for both endians: pass ppc64le on a little-endian host. */
+  aliases: string[];
+}
+
+const HOSTS: HostArch[] = [
+  { lib: 'x86_64', scmp: 'SCMP_ARCH_X86_64', names: ['amd64', 'x86_64'], aliases: ['x86_64', 'amd64', 'x64'] },
+  { lib: 'x86', scmp: 'SCMP_ARCH_X86', names: ['x86'], aliases: ['x86', 'i386', 'i486', 'i586', 'i686', '386', 'ia32'] },
+  { lib: 'aarch64', scmp: 'SCMP_ARCH_AARCH64', names: ['arm64', 'aarch64'], aliases: ['aarch64', 'arm64'] },
+  { lib: 'arm', scmp: 'SCMP_ARCH_ARM', names: ['arm'], aliases: ['arm', 'armv5l', 'armv5tel', 'armv6l', 'armv7l', 'armv8l', 'armhf', 'armel'] },
+  { lib: 'loongarch64', scmp: 'SCMP_ARCH_LOONGARCH64', names: ['loongarch64', 'loong64'], aliases: ['loongarch64', 'loong64'] },
+  { lib: 'mips', scmp: 'SCMP_ARCH_MIPS', names: ['mips'], aliases: ['mips'] },
+  { lib: 'mipsel', scmp: 'SCMP_ARCH_MIPSEL', names: ['mipsel', 'mipsle'], aliases: ['mipsel', 'mipsle'] },
+  { lib: 'mips64', scmp: 'SCMP_ARCH_MIPS64', names: ['mips64'], aliases: ['mips64'] },
+  { lib: 'mipsel64', scmp: 'SCMP_ARCH_MIPSEL64', names: ['mipsel64', 'mips64le'], aliases: ['mipsel64', 'mips64le'] },
+  { lib: 'mips64n32', scmp: 'SCMP_ARCH_MIPS64N32', names: ['mips64n32'], aliases: ['mips64n32', 'mips64p32'] },
+  // moby spells this one mips3l64n32.
+  { lib: 'mipsel64n32', scmp: 'SCMP_ARCH_MIPSEL64N32', names: ['mips3l64n32', 'mipsel64n32'], aliases: ['mipsel64n32', 'mips64p32le'] },
+  { lib: 'ppc', scmp: 'SCMP_ARCH_PPC', names: ['ppc'], aliases: ['ppc'] },
+  { lib: 'ppc64', scmp: 'SCMP_ARCH_PPC64', names: ['ppc64'], aliases: ['ppc64'] },
+  { lib: 'ppc64le', scmp: 'SCMP_ARCH_PPC64LE', names: ['ppc64le'], aliases: ['ppc64le'] },
+  { lib: 's390', scmp: 'SCMP_ARCH_S390', names: ['s390'], aliases: ['s390'] },
+  { lib: 's390x', scmp: 'SCMP_ARCH_S390X', names: ['s390x'], aliases: ['s390x'] },
+  { lib: 'riscv64', scmp: 'SCMP_ARCH_RISCV64', names: ['riscv64'], aliases: ['riscv64'] },
+];
+
+/** Every name an `includes`/`excludes` arches list may hold. */
+const CONDITION_ARCHES = new Set([...HOSTS.flatMap((h) => h.names), 'x32', 'm68k', 'parisc', 'parisc64', 'sh', 'sheb']);
+
+const FLAGS = ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'];
+
+/** Linux errno names (asm-generic numbering, as on x86_64 and arm64), for Podman's `errno`/`defaultErrno`. */
+export const ERRNO: Readonly<Record<string, number>> = {
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
+  EAGAIN: 11, EWOULDBLOCK: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENOTBLK: 15, EBUSY: 16, EEXIST: 17,
+  EXDEV: 18, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25,
+  ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34,
+  EDEADLK: 35, ENAMETOOLONG: 36, ENOLCK: 37, ENOSYS: 38, ENOTEMPTY: 39, ELOOP: 40, ENOMSG: 42, EIDRM: 43,
+  ENOSTR: 60, ENODATA: 61, ETIME: 62, ENOSR: 63, ENOLINK: 67, EPROTO: 71, EMULTIHOP: 72, EBADMSG: 74,
+  EOVERFLOW: 75, EILSEQ: 84, ENOTSOCK: 88, EDESTADDRREQ: 89, EMSGSIZE: 90, EPROTOTYPE: 91,
+  ENOPROTOOPT: 92, EPROTONOSUPPORT: 93, ESOCKTNOSUPPORT: 94, ENOTSUP: 95, EOPNOTSUPP: 95,
+  EPFNOSUPPORT: 96, EAFNOSUPPORT: 97, EADDRINUSE: 98, EADDRNOTAVAIL: 99, ENETDOWN: 100,
+  ENETUNREACH: 101, ENETRESET: 102, ECONNABORTED: 103, ECONNRESET: 104, ENOBUFS: 105, EISCONN: 106,
+  ENOTCONN: 107, ESHUTDOWN: 108, ETOOMANYREFS: 109, ETIMEDOUT: 110, ECONNREFUSED: 111, EHOSTDOWN: 112,
+  EHOSTUNREACH: 113, EALREADY: 114, EINPROGRESS: 115, ESTALE: 116, EDQUOT: 122, ECANCELED: 125,
+  ENOKEY: 126,
+};
+
+const EPERM = 1;
+/** The kernel clamps a filter's errno to MAX_ERRNO. */
+const MAX_ERRNO = 4095;
+const U64_MAX = (1n << 64n) - 1n;
+/** The most a profile file may weigh; moby's default is about 20 KiB. */
+export const PROFILE_MAX_BYTES = 1024 * 1024;
+/** How deep objects and lists may nest; moby's default goes 5 deep. */
+export const PROFILE_MAX_DEPTH = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+export interface SeccompDiagnostic { line: number; col: number; message: string } // 1-based, in the profile file
+
+type YNode = unknown;
+
+interface Field {
+  required?: boolean;
+  /** Reads the value; null is taken as absent for optional fields (Go's encoding/json does so). */
+  read: (node: YNode, path: string) => unknown;
+}
+
+/** Parses a profile file's text (JSON). Every problem at once, located by line:col in that text. Unknown actions/ops/arches, a missing defaultAction, wrong types, bad arg indexes (0..5) and unknown fields are errors; syscall names are not checked (unknown names are skipped when the filter is built, as moby does). */
+export function parseProfile(text: string): { profile?: SeccompProfile; errors: SeccompDiagnostic[] } {
+  const errors: SeccompDiagnostic[] = [];
+  const lc = new LineCounter();
+  lc.addNewLine(0);
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lc.addNewLine(i + 1);
+  const errAt = (offset: number, message: string) => {
+    const p = lc.linePos(Math.max(0, Math.min(offset, text.length)));
+    errors.push({ line: Math.max(1, p.line), col: Math.max(1, p.col), message });
+  };
+  const err = (node: YNode, message: string) => errAt(rangeStart(node), message);
+
+  if (text.length > PROFILE_MAX_BYTES) {
+    errAt(0, `the profile is ${Math.ceil(text.length / 1024)} KiB; a seccomp profile may be at most ${PROFILE_MAX_BYTES / 1024} KiB`);
+    return { errors };
+  }
+  const deep = deepNesting(text, PROFILE_MAX_DEPTH);
+  if (deep >= 0) {
+    errAt(deep, `brackets nest deeper than ${PROFILE_MAX_DEPTH} levels here; a seccomp profile needs no more than 5`);
+    return { errors };
+  }
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { schema: 'json', intAsBigInt: true, uniqueKeys: false, prettyErrors: false, strict: true, keepSourceTokens: false });
+  } catch (e) {
+    errAt(0, `the profile cannot be read as JSON (${(e as Error).message.split('\n')[0]})`);
+    return { errors };
+  }
+  // yaml reports knock-on errors at the same place; the first one there says it best.
+  const places = new Set<number>();
+  for (const e of doc.errors) {
+    if (places.has(e.pos[0])) continue;
+    places.add(e.pos[0]);
+    errAt(e.pos[0], `the profile is not valid JSON: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '')}`);
+  }
+  if (errors.length) return { errors };
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null && text.trim() === '')) {
+    errAt(0, 'the profile is empty; it needs at least a `defaultAction`');
+    return { errors };
+  }
+
+  // -- readers; each reports its own problems and returns undefined on any
+  const kind = (n: YNode): string => {
+    if (isMap(n)) return 'an object';
+    if (isSeq(n)) return 'a list';
+    if (isScalar(n)) {
+      const v = n.value;
+      if (v === null) return 'null';
+      if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+      if (typeof v === 'boolean') return String(v);
+      return `the number ${String(v)}`;
+    }
+    return 'something else';
+  };
+  const str = (n: YNode, path: string): string | undefined => {
+    if (isScalar(n) && typeof n.value === 'string') return n.value;
+    err(n, `\`${path}\` must be a string, not ${kind(n)}`);
+    return undefined;
+  };
+  const int = (n: YNode): bigint | undefined => {
+    if (!isScalar(n)) return undefined;
+    const v = n.value;
+    if (typeof v === 'bigint') return v;
+    if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v); // 1e3 and friends
+    return undefined;
+  };
+  const errnoNum = (n: YNode, path: string): number | undefined => {
+    const v = int(n);
+    if (v === undefined || v < 0n || v > BigInt(MAX_ERRNO)) {
+      err(n, `\`${path}\` must be an errno number from 0 to ${MAX_ERRNO}, not ${kind(n)}`);
+      return undefined;
+    }
+    return Number(v);
+  };
+  const errnoName = (n: YNode, path: string): string | undefined => {
+    const s = str(n, path);
+    if (s === undefined) return undefined;
+    if (/^\d+$/.test(s) ? Number(s) > MAX_ERRNO : !(s in ERRNO)) {
+      err(n, `\`${path}\`: unknown errno ${JSON.stringify(s)}; write a name such as EPERM or ENOSYS, or a number from 0 to ${MAX_ERRNO}`);
+      return undefined;
+    }
+    return s;
+  };
+  const u64 = (n: YNode, path: string): number | bigint | undefined => {
+    const v = int(n);
+    if (v === undefined || v < 0n || v > U64_MAX) {
+      err(n, `\`${path}\` must be an unsigned 64-bit integer, not ${kind(n)}`);
+      return undefined;
+    }
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  };
+  const list = <T>(item: (n: YNode, path: string) => T | undefined) => (n: YNode, path: string): T[] | undefined => {
+    if (!isSeq(n)) {
+      err(n, `\`${path}\` must be a list, not ${kind(n)}`);
+      return undefined;
+    }
+    const out: T[] = [];
+    let ok = true;
+    n.items.forEach((it, i) => {
+      const v = item(it, `${path}[${i}]`);
+      if (v === undefined) ok = false;
+      else out.push(v);
+    });
+    return ok ? out : undefined;
+  };
+  const oneOf = (table: Record<string, unknown>, what: string, extra: Record<string, string> = {}) => (n: YNode, path: string): string | undefined => {
+    const s = str(n, path);
+    if (s === undefined) return undefined;
+    if (s in extra) {
+      err(n, `\`${path}\`: ${extra[s]}`);
+      return undefined;
+    }
+    if (!(s in table)) {
+      err(n, `\`${path}\`: unknown ${what} ${JSON.stringify(s)}; expected one of ${Object.keys(table).join(', ')}`);
+      return undefined;
+    }
+    return s;
+  };
+  const action = oneOf(ACTIONS, 'action', UNSUPPORTED_ACTIONS);
+  const arch = oneOf(ARCHES, 'architecture');
+  const op = oneOf(OPS, 'operator');
+  const flag = oneOf(Object.fromEntries(FLAGS.map((f) => [f, 1])), 'flag');
+  const condArch = (n: YNode, path: string): string | undefined => {
+    const s = str(n, path);
+    if (s === undefined) return undefined;
+    if (!CONDITION_ARCHES.has(s)) {
+      err(n, `\`${path}\`: unknown architecture ${JSON.stringify(s)}; expected one of ${[...CONDITION_ARCHES].join(', ')}`);
+      return undefined;
+    }
+    return s;
+  };
+  const cap = (n: YNode, path: string): string | undefined => {
+    const s = str(n, path);
+    if (s === undefined) return undefined;
+    if (!(CAPABILITIES as readonly string[]).includes(capName(s))) {
+      err(n, `\`${path}\`: unknown capability ${JSON.stringify(s)}; write it as CAP_SYS_ADMIN or SYS_ADMIN`);
+      return undefined;
+    }
+    return s;
+  };
+  const kernel = (n: YNode, path: string): string | undefined => {
+    const s = str(n, path);
+    if (s === undefined) return undefined;
+    const m = /^(\d+)\.(\d+)$/.exec(s);
+    if (s !== '' && (!m || Number(m[1]) > 255 || Number(m[2]) > 255 || (Number(m[1]) === 0 && Number(m[2]) === 0))) {
+      err(n, `\`${path}\` must be a kernel version as major.minor, e.g. "4.8", not ${JSON.stringify(s)}`);
+      return undefined;
+    }
+    return s;
+  };
+
+  /** Reads a JSON object field by field: unknown, duplicate and missing fields are errors. */
+  const object = (fields: Record<string, Field>, what: string) => (n: YNode, path: string): Record<string, unknown> | undefined => {
+    const where = path || 'the profile';
+    if (!isMap(n)) {
+      err(n, path ? `\`${path}\` must be an object, not ${kind(n)}` : `a seccomp profile is a JSON object ({ ... }), not ${kind(n)}`);
+      return undefined;
+    }
+    const out: Record<string, unknown> = {};
+    const seen = new Map<string, number>();
+    let ok = true;
+    for (const pair of n.items) {
+      if (!isPair(pair) || !isScalar(pair.key) || typeof pair.key.value !== 'string') {
+        err(isPair(pair) ? pair.key : pair, `the keys of ${where} must be strings`);
+        ok = false;
+        continue;
+      }
+      const key = pair.key.value;
+      const at = rangeStart(pair.key);
+      const first = seen.get(key);
+      if (first !== undefined) {
+        errAt(at, `\`${key}\` appears twice in ${where}; the first is on line ${lc.linePos(first).line}`);
+        ok = false;
+        continue;
+      }
+      seen.set(key, at);
+      const f = Object.hasOwn(fields, key) ? fields[key] : undefined;
+      if (!f) {
+        const hint = suggest(key, Object.keys(fields));
+        errAt(at, `unknown field \`${key}\` in ${what}${hint ? `; did you mean \`${hint}\`?` : ''}`);
+        ok = false;
+        continue;
+      }
+      const value = pair.value;
+      const full = path ? `${path}.${key}` : key;
+      if (!f.required && (value === null || (isScalar(value) && value.value === null))) continue;
+      const v = f.read(value, full);
+      if (v === undefined) ok = false;
+      else out[key] = v;
+    }
+    for (const [key, f] of Object.entries(fields)) {
+      if (f.required && !seen.has(key)) {
+        err(n, path ? `\`${path}\` has no \`${key}\`` : `the profile has no \`${key}\`; write "defaultAction": "SCMP_ACT_ERRNO" for an allow list`);
+        ok = false;
+      }
+    }
+    return ok ? out : undefined;
+  };
+
+  const cond = object({ caps: { read: list(cap) }, arches: { read: list(condArch) }, minKernel: { read: kernel } }, 'includes/excludes (caps, arches, minKernel)');
+  const arg = object({
+    index: {
+      required: true,
+      read: (n, path) => {
+        const v = int(n);
+        if (v === undefined || v < 0n || v > 5n) {
+          err(n, `\`${path}\` must be 0..5 (a syscall has six arguments), not ${kind(n)}`);
+          return undefined;
+        }
+        return Number(v);
+      },
+    },
+    value: { required: true, read: u64 },
+    valueTwo: { read: u64 },
+    op: { required: true, read: op },
+  }, 'an argument condition (index, value, valueTwo, op)');
+  const ruleObj = object({
+    names: { read: list(str) },
+    name: { read: str },
+    action: { required: true, read: action },
+    errnoRet: { read: errnoNum },
+    errno: { read: errnoName },
+    args: { read: list(arg) },
+    comment: { read: str },
+    includes: { read: cond },
+    excludes: { read: cond },
+  }, 'a syscall rule (names, action, errnoRet, args, includes, excludes, comment)');
+  const rule = (n: YNode, path: string): SeccompRule | undefined => {
+    const r = ruleObj(n, path) as SeccompRule | undefined;
+    if (!isMap(n)) return undefined;
+    const names = n.items.find((p) => isScalar(p.key) && p.key.value === 'names');
+    const name = n.items.find((p) => isScalar(p.key) && p.key.value === 'name');
+    if (names && name) {
+      err(name.key, `\`${path}\` has both \`name\` and \`names\`; use \`names\``);
+      return undefined;
+    }
+    if (!names && !name) {
+      err(n, `\`${path}\` has no \`names\``);
+      return undefined;
+    }
+    return r;
+  };
+  const archEntry = object({ architecture: { required: true, read: arch }, subArchitectures: { read: list(arch) } }, 'an archMap entry (architecture, subArchitectures)');
+  const top = object({
+    defaultAction: { required: true, read: action },
+    defaultErrnoRet: { read: errnoNum },
+    defaultErrno: { read: errnoName },
+    architectures: { read: list(arch) },
+    archMap: { read: list(archEntry) },
+    flags: { read: list(flag) },
+    listenerPath: { read: str },
+    listenerMetadata: { read: str },
+    syscalls: { read: list(rule) },
+  }, 'the profile');
+
+  const profile = top(root, '') as SeccompProfile | undefined;
+  if (isMap(root)) {
+    const a = root.items.find((p) => isScalar(p.key) && p.key.value === 'architectures');
+    const m = root.items.find((p) => isScalar(p.key) && p.key.value === 'archMap');
+    const len = (p: typeof a) => (p && isSeq(p.value) ? p.value.items.length : 0);
+    if (a && m && len(a) > 0 && len(m) > 0) {
+      const later = rangeStart(a.key) > rangeStart(m.key) ? a : m;
+      err(later.key, 'the profile has both `architectures` and `archMap`; use one of them');
+    }
+  }
+  errors.sort((x, y) => x.line - y.line || x.col - y.col);
+  return errors.length ? { errors } : { profile, errors };
+}
+
+/** Offset where [ or { nesting first exceeds `max` outside strings, or -1. Checked before
+ * parsing: a deep enough nest exhausts the parser's memory. */
+function deepNesting(text: string, max: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') { if (++depth > max) return i; }
+    else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+  }
+  return -1;
+}
+
+function rangeStart(n: unknown): number {
+  const r = (n as { range?: [number, number, number] | null } | null)?.range;
+  return r ? r[0] : 0;
+}
+
+/** The closest known name, for "did you mean": same letters ignoring case, or one or two edits away. */
+function suggest(word: string, known: string[]): string | undefined {
+  const lower = word.toLowerCase();
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of known) {
+    if (k.toLowerCase() === lower) return k;
+    const d = distance(lower, k.toLowerCase());
+    if (d < bestD) { bestD = d; best = k; }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution for one sandbox
+
+export interface ResolvedRule {
+  name: string;
+  action: Action;
+  /** 0 where the action has none. */
+  errno: number;
+  /** ANDed, except that filterProgram splits a rule with several conditions on one index. */
+  args: { index: number; op: CmpOp; value: bigint; valueTwo: bigint }[];
+}
+
+/** The filter for one sandbox: the profile with includes/excludes resolved against the sandbox's capability set (bounding set, names without CAP_, e.g. 'SYS_ADMIN'), the host arch ('x86_64') and kernel version ('6.1.0' style). */
+export interface ResolvedFilter {
+  defaultAction: Action;
+  defaultErrno: number;
+  /** libseccomp names: 'x86_64', 'x86', 'x32'; the native arch first. */
+  arches: string[];
+  rules: ResolvedRule[];
+  /** How many distinct syscall names end up allowed (unconditionally or with args) by a rule;
+   * under a default action of allow, rules that only repeat it are dropped and not counted. */
+  allowed: number;
+}
+
+export interface ResolveContext {
+  caps: string[];
+  arch: string;
+  kernel: string;
+}
+
+/** Resolves a profile for one sandbox, as moby's setupSeccomp and runc's InitSeccomp would. Throws
+ * on an unknown host arch or kernel version, and on a profile that parseProfile would refuse
+ * (only possible for one built in code). */
+export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): ResolvedFilter {
+  const host = hostArch(ctx.arch);
+  const kv = kernelVersion(ctx.kernel);
+  if (!kv) throw new Error(`seccomp: cannot read the kernel version ${JSON.stringify(ctx.kernel)}`);
+  const caps = new Set(ctx.caps.map(capName));
+
+  const defaultAction = actionOf(p.defaultAction);
+  const defaultErrnoRet = p.defaultErrno !== undefined ? errnoValue(p.defaultErrno) : p.defaultErrnoRet;
+  const defaultErrno = defaultAction === 'errno' ? defaultErrnoRet ?? EPERM : 0;
+
+  // Architectures: archMap's entry for the host (moby), else the OCI list; the native one first,
+  // as libseccomp always has it.
+  let listed: string[] = [];
+  if (p.archMap?.length) {
+    const entry = p.archMap.find((a) => a.architecture === host.scmp);
+    if (entry) listed = [entry.architecture, ...(entry.subArchitectures ?? [])];
+  } else if (p.architectures?.length) listed = p.architectures;
+  const arches = [host.lib];
+  for (const a of listed) {
+    const lib = ARCHES[a];
+    if (lib === undefined) throw new Error(`seccomp: unknown architecture ${JSON.stringify(a)}`);
+    const name = lib === 'native' ? host.lib : lib;
+    if (!arches.includes(name)) arches.push(name);
+  }
+
+  const archMatches = (list: string[]) => list.some((a) => host.names.includes(a));
+  const kernelAtLeast = (min: string) => {
+    const m = kernelVersion(min);
+    if (!m) throw new Error(`seccomp: bad minKernel ${JSON.stringify(min)}`);
+    return kv[0] > m[0] || (kv[0] === m[0] && kv[1] >= m[1]);
+  };
+  const applies = (r: SeccompRule): boolean => {
+    const ex = r.excludes;
+    if (ex) {
+      if (ex.arches?.length && archMatches(ex.arches)) return false;
+      if (ex.caps?.length && ex.caps.some((c) => caps.has(capName(c)))) return false;
+      if (ex.minKernel && kernelAtLeast(ex.minKernel)) return false;
+    }
+    const inc = r.includes;
+    if (inc) {
+      if (inc.arches?.length && !archMatches(inc.arches)) return false;
+      if (inc.caps?.length && !inc.caps.every((c) => caps.has(capName(c)))) return false;
+      if (inc.minKernel && !kernelAtLeast(inc.minKernel)) return false;
+    }
+    return true;
+  };
+
+  const collected: ResolvedRule[] = [];
+  for (const r of p.syscalls ?? []) {
+    if (r.name !== undefined && r.names !== undefined) throw new Error('seccomp: a rule has both `name` and `names`');
+    if (!applies(r)) continue;
+    const action = actionOf(r.action);
+    const errno = action === 'errno' ? (r.errno !== undefined ? errnoValue(r.errno) : r.errnoRet ?? defaultErrnoRet ?? EPERM) : 0;
+    // Same action and errno as the default: nothing to add (runc skips these too).
+    if (action === defaultAction && errno === defaultErrno) continue;
+    const args = (r.args ?? []).map((a) => {
+      const o = OPS[a.op];
+      if (!o) throw new Error(`seccomp: unknown operator ${JSON.stringify(a.op)}`);
+      if (!Number.isInteger(a.index) || a.index < 0 || a.index > 5) throw new Error(`seccomp: argument index ${a.index} is not 0..5`);
+      return { index: a.index, op: o, value: BigInt.asUintN(64, BigInt(a.value)), valueTwo: BigInt.asUintN(64, BigInt(a.valueTwo ?? 0)) };
+    });
+    for (const name of r.names ?? (r.name !== undefined ? [r.name] : [])) collected.push({ name, action, errno, args });
+  }
+
+  // An unconditional rule makes conditional ones with the same outcome for that name moot; exact
+  // duplicates (ptrace listed twice, ...) are kept once. Profile order is kept otherwise.
+  const outcome = (r: ResolvedRule) => `${r.name} ${r.action} ${r.errno}`;
+  const unconditional = new Set(collected.filter((r) => r.args.length === 0).map(outcome));
+  const seen = new Set<string>();
+  const rules: ResolvedRule[] = [];
+  for (const r of collected) {
+    if (r.args.length && unconditional.has(outcome(r))) continue;
+    const key = `${outcome(r)} ${r.args.map((a) => `${a.index}:${a.op}:${a.value}:${a.valueTwo}`).join(',')}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    rules.push(r);
+  }
+  const allowed = new Set(rules.filter((r) => r.action === 'allow').map((r) => r.name)).size;
+  return { defaultAction, defaultErrno, arches, rules, allowed };
+}
+
+function actionOf(s: string): Action {
+  const a = ACTIONS[s];
+  if (a) return a;
+  throw new Error(`seccomp: ${UNSUPPORTED_ACTIONS[s] ?? `unknown action ${JSON.stringify(s)}`}`);
+}
+
+function errnoValue(s: string): number {
+  const v = /^\d+$/.test(s) ? Number(s) : ERRNO[s];
+  if (v === undefined || v > MAX_ERRNO) throw new Error(`seccomp: unknown errno ${JSON.stringify(s)}`);
+  return v;
+}
+
+/** CAP_SYS_ADMIN and SYS_ADMIN are the same capability here. */
+function capName(c: string): string {
+  return c.startsWith('CAP_') ? c.slice(4) : c;
+}
+
+function hostArch(arch: string): HostArch {
+  const h = HOSTS.find((x) => x.aliases.includes(arch));
+  if (!h) throw new Error(`seccomp: unknown host architecture ${JSON.stringify(arch)}`);
+  return h;
+}
+
+/** [major, minor] of "6.1.0-13-amd64", "3.12-rc5", "4.8"; moby ignores the rest too. */
+function kernelVersion(v: string): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(v);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The program for the C side
+
+/** The text program the C side (libseccomp, in native/) reads. One directive per line, each ended
+ * by a newline, fields separated by one space:
+ *   default <action> <errno>
+ *   arch <libseccomp arch name>            (one line per arch; the native arch first)
+ *   rule <action> <errno> <syscall name> [<index> <op> <value> <valueTwo>]...   (values as unsigned decimal, u64)
+ * `errno` is 0 where the action has none. One `rule` line per syscall name per condition set. As
+ * in runc, a rule with several conditions on one argument index cannot be one libseccomp rule
+ * (libseccomp cannot AND two comparisons on one argument), so each of its conditions becomes a
+ * line of its own (OR semantics), those on other indexes included. */
+export function filterProgram(f: ResolvedFilter): string {
+  const out = [`default ${f.defaultAction} ${f.defaultErrno}`];
+  for (const a of f.arches) out.push(`arch ${a}`);
+  for (const r of f.rules) {
+    const head = `rule ${r.action} ${r.errno} ${r.name}`;
+    const cond = (a: ResolvedRule['args'][number]) => ` ${a.index} ${a.op} ${BigInt.asUintN(64, a.value)} ${BigInt.asUintN(64, a.valueTwo)}`;
+    const indexes = r.args.map((a) => a.index);
+    if (new Set(indexes).size < indexes.length) for (const a of r.args) out.push(head + cond(a));
+    else out.push(head + r.args.map(cond).join(''));
+  }
+  return out.join('\n') + '\n';
+}
