@@ -47,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 7
+#define SBX_ABI_VERSION 8
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -97,9 +97,9 @@ enum sbx_op_kind {
 	SBX_OP_IDS,             /* a uid, b gid */
 	SBX_OP_UMASK,           /* mode */
 	SBX_OP_RLIMIT,          /* mode = resource, a soft, b hard (-1 = infinity) */
-	SBX_OP_CAPS,            /* a = bit mask of the capabilities kept */
+	SBX_OP_CAPS,            /* a = the bounding set (bit mask), b = what a non-root uid holds (cap_add) */
 	SBX_OP_NNP,
-	SBX_OP_SECCOMP,         /* the default filter */
+	SBX_OP_SECCOMP,         /* s1 = compiled BPF (sbx_seccomp_compile) in the arena, a = its length in bytes */
 	SBX_OP_CLOSE_FDS,
 	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1; with it, mode =
 				 * restart policy (0 no, 1 on-failure, 2 always) and b = its most restarts (0: no limit) */
@@ -115,6 +115,7 @@ enum sbx_op_kind {
 
 #define SBX_F_FAIL      0x80000000u  /* test-only fault injection: fail this op with EPERM */
 #define SBX_F_FILE      0x40000000u  /* the bind target is a file, not a folder */
+#define SBX_F_PAUSE     0x20000000u  /* test-only: stop (SIGSTOP) before this op, until a SIGCONT */
 
 enum sbx_event_phase { SBX_EV_START = 1, SBX_EV_DONE = 2, SBX_EV_FAILED = 3 };
 
@@ -164,6 +165,11 @@ SBX_API int sbx_forward_stop(struct sbx_forwarder *f);
 /* For the image unpacker, in the CLI process (root), on paths it has checked component by
  * component: an overlayfs whiteout (a 0/0 character device), and an extended attribute set on a
  * path without following a final symlink (file capabilities, overlay's opaque mark). */
+/* In the CLI process, before the clone: compiles a seccomp filter, given as the text program of
+ * src/spec/seccomp.ts (filterProgram), into classic BPF with libseccomp. Writes at most cap bytes
+ * to out and their number to *len. */
+SBX_API int sbx_seccomp_compile(const char *program, uint8_t *out, uint32_t cap, uint32_t *len, struct sbx_error *err);
+
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
 

@@ -20,6 +20,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -137,6 +140,12 @@ static int op_sysctl(struct child_ctx *c, const char *name, const char *value)
 	rel[n] = 0;
 	int fd = openat(c->root_fd, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) return -1;
+	/* Only ever a file of the sandbox's own /proc (mounted by the proc step): never a file some
+	 * path in the root led elsewhere (CVE-2025-52881's lesson). */
+	{
+		struct statfs sf;
+		if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) { close(fd); errno = EXDEV; return -1; }
+	}
 	ssize_t w = write(fd, value, sbx_strlen(value));
 	int e = errno;
 	close(fd);
@@ -372,6 +381,14 @@ static int op_console(struct child_ctx *c, int sync_fd)
 	 * mount namespace and so stands at its root, from "/". */
 	master = c->root_fd >= 0 ? openat(c->root_fd, "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) : open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0) return -1;
+	/* In `sandbox exec` the path is the sandbox's, and its root may have changed what lies there:
+	 * the master must be a ptmx of a devpts (CVE-2025-52565's lesson), never some other file. */
+	{
+		struct stat st;
+		struct statfs sf;
+		if (fstat(master, &st) < 0 || fstatfs(master, &sf) < 0) goto fail;
+		if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2 || sf.f_type != DEVPTS_SUPER_MAGIC) { errno = ENOTTY; goto fail; }
+	}
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0) goto fail;
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (slave < 0) goto fail;
@@ -430,9 +447,11 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 	case SBX_OP_IDS: return op_ids((uid_t)op->a, (gid_t)op->b);
 	case SBX_OP_UMASK: umask((mode_t)op->mode); return 0;
 	case SBX_OP_RLIMIT: return op_rlimit(op);
-	case SBX_OP_CAPS: return op_caps((uint64_t)op->a);
+	case SBX_OP_CAPS: return op_caps((uint64_t)op->a, (uint64_t)op->b);
 	case SBX_OP_NNP: return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	case SBX_OP_SECCOMP: return op_seccomp();
+	case SBX_OP_SECCOMP:
+		if (op->s1 == 0 || op->a <= 0 || (uint64_t)op->s1 - 1 + (uint64_t)op->a > c->strings_len) { errno = EINVAL; return -1; }
+		return op_seccomp(ctx_str(c, op->s1), (uint32_t)op->a);
 	case SBX_OP_CLOSE_FDS:
 		/* CLOEXEC rather than close: the events pipe must stay open until execve. */
 		return (int)syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
@@ -469,6 +488,12 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 	/* Wait for the parent: cgroup joined, id maps written, host side of the network ready. */
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
 	if (go != 'G') _exit(125);
+	/* Non-dumpable from here until execve (which makes an ordinary command dumpable again): a
+	 * process of the sandbox may see this one once it has joined the sandbox's pid namespace
+	 * (`sandbox exec`), and must not open its /proc/PID/exe, which is the host's node binary,
+	 * nor its mem, fds or cwd, which are the host's (CVE-2019-5736, CVE-2024-21626). Its /proc
+	 * files then belong to the host's root, and ptrace needs CAP_SYS_PTRACE over the host. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(125);
 	/* Every namespace to join is opened now, with the credentials the child was cloned with: once
 	 * it is in another user namespace, /proc/PID/ns of a process it does not own may be refused
 	 * (EACCES: the target is not dumpable, and CAP_SYS_PTRACE is held only in the new namespace). */
@@ -500,6 +525,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 		const struct sbx_op *op = &c->ops[i];
 		report(c, op, SBX_EV_START, 0);
 		if (op->flags & SBX_F_FAIL) { report(c, op, SBX_EV_FAILED, EPERM); _exit(125); }
+		if (op->flags & SBX_F_PAUSE) kill(getpid(), SIGSTOP);
 		if (op->kind == SBX_OP_EXEC) {
 			const char *cwd = ctx_str(c, op->s3);
 			/* Wait until the parent has finished printing progress: the command's output follows it. */

@@ -33,8 +33,8 @@ HIDDEN int resolve_in_root(int root_fd, const char *path, int create, int file, 
 HIDDEN void fd_path(int fd, char buf[32]);
 
 /* security.c */
-HIDDEN int op_caps(uint64_t keep);
-HIDDEN int op_seccomp(void);
+HIDDEN int op_caps(uint64_t bounding, uint64_t ambient);
+HIDDEN int op_seccomp(const void *bpf, uint32_t len);
 
 /* Small helpers that stay async-signal-safe. */
 HIDDEN size_t sbx_strlen(const char *s);

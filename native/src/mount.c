@@ -8,6 +8,7 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -194,9 +195,32 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		if (r < 0) return errno == ENOENT ? 0 : -1; /* nothing there to hide or protect */
 		fd_path(fd, p);
 		if (fstat(fd, &st) < 0) { e = errno; close(fd); errno = e; return -1; }
+		if (op->kind == SBX_OP_MASK && !S_ISDIR(st.st_mode)) {
+			/* A file is hidden under the sandbox's /dev/null, which must be the null device itself:
+			 * resolved in the root without following a final symlink, and checked to be the 1:3
+			 * character device before it is bound, so that nothing put at /dev/null (a symlink
+			 * or a file bound there) can send a writable file over the masked path
+			 * (CVE-2025-31133). */
+			char q[32];
+			int nfd;
+			if (resolve_in_root(c->root_fd, "/dev/null", 0, 0, &nfd) < 0) { e = errno; close(fd); errno = e; return -1; }
+			struct stat ns;
+			if (fstat(nfd, &ns) < 0 || !S_ISCHR(ns.st_mode) || major(ns.st_rdev) != 1 || minor(ns.st_rdev) != 3) {
+				close(nfd);
+				close(fd);
+				errno = ENOTTY; /* the words the engine shows: "not the null device" */
+				return -1;
+			}
+			fd_path(nfd, q);
+			r = mount(q, p, NULL, MS_BIND, NULL);
+			e = errno;
+			close(nfd);
+			close(fd);
+			errno = e;
+			return r;
+		}
 		if (op->kind == SBX_OP_MASK)
-			r = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555")
-						: mount("/dev/null", p, NULL, MS_BIND, NULL);
+			r = mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
 		else r = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
 		e = errno;
 		close(fd);

@@ -1,12 +1,23 @@
-/* Capabilities and the default seccomp filter, in the cloned child, after the mounts and the
- * user change, just before exec. */
+/* Capabilities and seccomp.
+ *
+ * op_caps and op_seccomp run in the cloned child, after the mounts and the user change, just
+ * before exec: single-threaded, raw system calls only.
+ *
+ * sbx_seccomp_compile runs in the CLI process (any user, any thread), before the clone: it turns
+ * the plan's filter, as a text program, into classic BPF with libseccomp, the library crun and
+ * runc use. libseccomp allocates, so it can never run in the child; the child only loads the
+ * compiled instructions. */
 #include "internal.h"
 
-#include <linux/audit.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,70 +38,185 @@ static int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh)
 	return (int)syscall(SYS_capset, &h, d);
 }
 
-/* Keeps exactly `keep` in all five sets. The process may have changed uid with keepcaps on, so
- * its effective set can be empty: it is raised to the permitted set first, because dropping from
- * the bounding set needs CAP_SETPCAP. */
-int op_caps(uint64_t keep)
+static uint64_t permitted_now(void)
 {
 	struct __user_cap_data_struct d[2];
-	uint64_t perm;
+	if (capget_raw(d) < 0) return 0;
+	return (uint64_t)d[0].permitted | ((uint64_t)d[1].permitted << 32);
+}
+
+/* The sets as the kernel and the OCI runtime spec mean them, for the uid the process now has:
+ *   bounding: `bounding`, for every uid;
+ *   uid 0: permitted = effective = bounding; inheritable and ambient empty (exec gives root the
+ *          bounding set anyway);
+ *   any other uid: permitted = effective = ambient = `ambient` (what cap_add named), and
+ *          inheritable the same, because the kernel drops an ambient capability that is not
+ *          inheritable. With no cap_add, a non-root command holds nothing.
+ * The process may have changed uid with keepcaps on, so its effective set can be empty: it is
+ * raised to the permitted set first, because dropping from the bounding set needs CAP_SETPCAP. */
+int op_caps(uint64_t bounding, uint64_t ambient)
+{
+	uint64_t perm = permitted_now(), set;
 	int c;
-	if (capget_raw(d) < 0) return -1;
-	perm = (uint64_t)d[0].permitted | ((uint64_t)d[1].permitted << 32);
 	if (capset_raw(perm, perm, 0) < 0) return -1;
 	for (c = 0; c < 64; c++) {
-		if (keep & (1ull << c)) continue;
+		if (bounding & (1ull << c)) continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) { if (errno == EINVAL) break; return -1; }
 	}
-	if (capset_raw(keep & perm, keep & perm, keep & perm) < 0) return -1;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
-	for (c = 0; c < 64; c++) {
-		if (!(keep & perm & (1ull << c))) continue;
-		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EINVAL) return -1;
+	if (syscall(SYS_geteuid) == 0) {
+		set = bounding & perm;
+		if (capset_raw(set, set, 0) < 0) return -1;
+	} else {
+		set = ambient & bounding & perm;
+		if (capset_raw(set, set, set) < 0) return -1;
+		for (c = 0; c < 64; c++) {
+			if (!(set & (1ull << c))) continue;
+			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return -1;
+		}
 	}
 	return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
 
-/* The default filter: Docker's default profile refuses these system calls to a container without
- * CAP_SYS_ADMIN; they manage the host (modules, clocks, swap, reboot), escape the sandbox's view
- * (mount, namespaces, pivot_root) or widen the kernel's attack surface (bpf, keyctl, userfaultfd).
- * Refused calls fail with EPERM; clone3 fails with ENOSYS so that libc falls back to clone, whose
- * namespace flags are then checked; any other ABI (x32, i386) is killed. */
-static const int denied[] = {
-	SYS_mount, SYS_umount2, SYS_pivot_root, SYS_unshare, SYS_setns, SYS_bpf, SYS_keyctl, SYS_add_key, SYS_request_key,
-	SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_reboot, SYS_swapon,
-	SYS_swapoff, SYS_acct, SYS_settimeofday, SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex, SYS_iopl, SYS_ioperm,
-	SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_perf_event_open, SYS_userfaultfd, SYS_lookup_dcookie, SYS_quotactl,
-	SYS_nfsservctl, SYS_uselib, SYS_ustat, SYS_sysfs, SYS__sysctl, SYS_vhangup, SYS_create_module, SYS_get_kernel_syms,
-	SYS_query_module, SYS_move_pages, SYS_mbind, SYS_set_mempolicy, SYS_get_mempolicy, SYS_fsopen, SYS_fsconfig,
-	SYS_fsmount, SYS_fspick, SYS_move_mount, SYS_open_tree, SYS_mount_setattr, SYS_syslog,
-};
-
-#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
-#define N_DENIED ((int)(sizeof denied / sizeof denied[0]))
-
-int op_seccomp(void)
+/* Loads a filter compiled by sbx_seccomp_compile (len bytes of struct sock_filter). Without
+ * no_new_privs the kernel wants CAP_SYS_ADMIN in effect: the plan then puts this op before the
+ * capabilities are dropped, and the effective set (cleared by a change of uid) is raised first. */
+int op_seccomp(const void *bpf, uint32_t len)
 {
-	static struct sock_filter f[8 + 2 * N_DENIED + 8];
-	int n = 0, i;
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-	/* x32 system calls share the arch value; their numbers have bit 30 set. */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	for (i = 0; i < N_DENIED; i++) {
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)denied[i], 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)bpf };
+	if (!bpf || len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS) { errno = EINVAL; return -1; }
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
+		uint64_t perm = permitted_now();
+		if (capset_raw(perm, perm, 0) < 0) return -1;
 	}
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	struct sock_fprog prog = { .len = (unsigned short)n, .filter = f };
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+/* ---- In the CLI process: the text program → BPF ------------------------------------------- */
+
+static int fail(struct sbx_error *err, int e, int line, const char *what)
+{
+	if (err) {
+		err->err = e;
+		err->step = -1;
+		snprintf(err->message, sizeof err->message, "seccomp filter, line %d: %s", line, what);
+	}
+	errno = e;
+	return -1;
+}
+
+static int parse_action(const char *name, uint32_t errno_ret, uint32_t *out)
+{
+	if (!strcmp(name, "allow")) *out = SCMP_ACT_ALLOW;
+	else if (!strcmp(name, "errno")) *out = SCMP_ACT_ERRNO(errno_ret);
+	else if (!strcmp(name, "kill_process")) *out = SCMP_ACT_KILL_PROCESS;
+	else if (!strcmp(name, "kill_thread")) *out = SCMP_ACT_KILL_THREAD;
+	else if (!strcmp(name, "trap")) *out = SCMP_ACT_TRAP;
+	else if (!strcmp(name, "log")) *out = SCMP_ACT_LOG;
+	else return -1;
+	return 0;
+}
+
+static int parse_op(const char *name, enum scmp_compare *out)
+{
+	static const struct { const char *n; enum scmp_compare c; } ops[] = {
+		{ "ne", SCMP_CMP_NE }, { "lt", SCMP_CMP_LT }, { "le", SCMP_CMP_LE }, { "eq", SCMP_CMP_EQ },
+		{ "ge", SCMP_CMP_GE }, { "gt", SCMP_CMP_GT }, { "masked_eq", SCMP_CMP_MASKED_EQ },
+	};
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) if (!strcmp(name, ops[i].n)) { *out = ops[i].c; return 0; }
+	return -1;
+}
+
+#define MAX_FIELDS (4 + 4 * 6)
+
+/* Splits a line on single spaces, in place. */
+static int fields(char *line, char **f)
+{
+	int n = 0;
+	char *save = NULL, *t;
+	for (t = strtok_r(line, " ", &save); t && n < MAX_FIELDS; t = strtok_r(NULL, " ", &save)) f[n++] = t;
+	return t ? -1 : n;
+}
+
+/* The program (src/spec/seccomp.ts, filterProgram): one directive a line,
+ *   default <action> <errno>
+ *   arch <libseccomp name>                       (the native one first)
+ *   rule <action> <errno> <syscall> [<arg index> <op> <value> <value two>]...
+ * Syscall names this libseccomp does not know are skipped, as Docker does; a rule is added to
+ * every arch of the filter where the call exists. */
+SBX_API int sbx_seccomp_compile(const char *program, uint8_t *out, uint32_t cap, uint32_t *len, struct sbx_error *err)
+{
+	scmp_filter_ctx ctx = NULL;
+	char *copy = strdup(program), *save = NULL, *line;
+	char *f[MAX_FIELDS];
+	int lineno = 0, rc = -1, fd = -1, native_kept = 0, n;
+	uint32_t def = 0;
+	if (!copy) return fail(err, ENOMEM, 0, "out of memory");
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		n = fields(line, f);
+		if (n < 1) { fail(err, EINVAL, lineno, "too many fields"); goto out; }
+		if (!strcmp(f[0], "default")) {
+			if (ctx || n != 3 || parse_action(f[1], (uint32_t)strtoul(f[2], NULL, 10), &def) < 0) { fail(err, EINVAL, lineno, "bad default action"); goto out; }
+			ctx = seccomp_init(def);
+			if (!ctx) { fail(err, ENOMEM, lineno, "seccomp_init failed"); goto out; }
+			/* The child sets no_new_privs itself, as the plan says; the filter never decides it. */
+			if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0) { fail(err, EINVAL, lineno, "cannot clear the NNP attribute"); goto out; }
+			continue;
+		}
+		if (!ctx) { fail(err, EINVAL, lineno, "the first line must be the default action"); goto out; }
+		if (!strcmp(f[0], "arch")) {
+			uint32_t arch = n == 2 ? seccomp_arch_resolve_name(f[1]) : 0;
+			if (!arch) { fail(err, EINVAL, lineno, "unknown architecture"); goto out; }
+			if (arch == seccomp_arch_native()) { native_kept = 1; continue; }
+			int r = seccomp_arch_add(ctx, arch);
+			if (r < 0 && r != -EEXIST) { fail(err, -r, lineno, "cannot add the architecture"); goto out; }
+			continue;
+		}
+		if (!strcmp(f[0], "rule")) {
+			struct scmp_arg_cmp args[6];
+			uint32_t action;
+			int nargs = 0, i, nr;
+			if (n < 4 || (n - 4) % 4 || (n - 4) / 4 > 6 || parse_action(f[1], (uint32_t)strtoul(f[2], NULL, 10), &action) < 0) { fail(err, EINVAL, lineno, "bad rule"); goto out; }
+			for (i = 4; i < n; i += 4) {
+				enum scmp_compare op;
+				unsigned long idx = strtoul(f[i], NULL, 10);
+				if (idx > 5 || parse_op(f[i + 1], &op) < 0) { fail(err, EINVAL, lineno, "bad argument condition"); goto out; }
+				args[nargs].arg = (unsigned)idx;
+				args[nargs].op = op;
+				args[nargs].datum_a = strtoull(f[i + 2], NULL, 10);
+				args[nargs].datum_b = strtoull(f[i + 3], NULL, 10);
+				nargs++;
+			}
+			if (action == def) continue;
+			nr = seccomp_syscall_resolve_name(f[3]);
+			if (nr == __NR_SCMP_ERROR) continue;
+			int r = seccomp_rule_add_array(ctx, action, nr, (unsigned)nargs, args);
+			if (r < 0) { char what[128]; snprintf(what, sizeof what, "cannot add the rule for %s", f[3]); fail(err, -r, lineno, what); goto out; }
+			continue;
+		}
+		fail(err, EINVAL, lineno, "unknown directive");
+		goto out;
+	}
+	if (!ctx) { fail(err, EINVAL, lineno, "empty program"); goto out; }
+	if (!native_kept && seccomp_arch_remove(ctx, SCMP_ARCH_NATIVE) < 0) { fail(err, EINVAL, lineno, "cannot remove the native architecture"); goto out; }
+	fd = memfd_create("sbx-seccomp", MFD_CLOEXEC);
+	if (fd < 0) { fail(err, errno, lineno, "memfd_create failed"); goto out; }
+	{
+		int r = seccomp_export_bpf(ctx, fd);
+		if (r < 0) { fail(err, -r, lineno, "seccomp_export_bpf failed"); goto out; }
+	}
+	{
+		off_t size = lseek(fd, 0, SEEK_END);
+		if (size < 0 || (uint64_t)size > cap) { fail(err, E2BIG, lineno, "the compiled filter is larger than its buffer"); goto out; }
+		ssize_t got = pread(fd, out, (size_t)size, 0);
+		if (got != size) { fail(err, EIO, lineno, "cannot read the compiled filter back"); goto out; }
+		*len = (uint32_t)size;
+	}
+	rc = 0;
+out:
+	if (fd >= 0) close(fd);
+	if (ctx) seccomp_release(ctx);
+	free(copy);
+	return rc;
 }

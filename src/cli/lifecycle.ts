@@ -164,7 +164,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const tty = !!o.tty && process.stdin.isTTY === true;
       const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty });
       const { NativeEngine } = await import('../engine/native');
-      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, tty, etc: `/proc/${row.state.pid}/root/etc` });
+      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, tty, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT });
       if (result.failed) {
         const step = execPlan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';

@@ -95,7 +95,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     }
   }
   const errors = diagnostics.filter((d) => d.severity === 'error' || opts.strict);
-  report(diagnostics, res.text, opts.format);
+  report(diagnostics, res.text, opts.format, found.file, res.texts);
   if (errors.length || !plan) {
     if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(EXIT.invalid);
@@ -103,12 +103,12 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   return { plan, file: found.file, host, diagnostics, text: res.text };
 }
 
-function report(diagnostics: Diagnostic[], text: string, format = 'text') {
+function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
   if (format === 'json') {
     process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
-  for (const d of diagnostics) process.stderr.write(formatDiagnostic(d, text, color()) + '\n\n');
+  for (const d of diagnostics) process.stderr.write(formatDiagnostic(d, file === undefined || d.file === file ? text : others[d.file], color()) + '\n\n');
 }
 
 export function buildProgram(): Command {
@@ -180,13 +180,14 @@ export function buildProgram(): Command {
         tty: execStep.args.tty === true,
         // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
         failAt: process.env.SANDBOX_TEST_FAIL_AT,
+        pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
         // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
         stallAt: process.env.SANDBOX_TEST_STALL_AT,
         beforeExec: () => view,
         file: l.file,
       } as never);
       // For the start-up benchmark: the engine's own setup time, measured inside.
-      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms\n`);
+      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms\n`);
       if (result.detached) {
         await view;
         process.stdout.write(`${l.plan.name}\n`);

@@ -7,7 +7,7 @@ import { interpolate } from './interpolate';
 import { parseConfig, type PathSeg } from './parse';
 import { validate } from './validate';
 import type { UserConfig } from './types';
-import { normalize, resolveHostPath } from '../spec/normalize';
+import { normalize, resolveHostPath, seccompShownPath } from '../spec/normalize';
 import { checkRules } from '../spec/rules';
 import type { SandboxSpec, Source } from '../spec/types';
 
@@ -29,12 +29,15 @@ export interface LoadResult {
   spec?: SandboxSpec;
   diagnostics: Diagnostic[];
   text: string;
+  /** Other files that diagnostics point into (a seccomp profile), by the name they show. */
+  texts: Record<string, string>;
 }
 
 export function loadSpec(input: LoadInput): LoadResult {
   const parsed = parseConfig(input.file, input.bytes, { root: input.root });
   const diagnostics = [...parsed.diagnostics];
-  const done = (spec?: SandboxSpec): LoadResult => ({ spec, diagnostics: sortDiagnostics(diagnostics), text: parsed.text });
+  const texts: Record<string, string> = {};
+  const done = (spec?: SandboxSpec): LoadResult => ({ spec, diagnostics: sortDiagnostics(diagnostics), text: parsed.text, texts });
   if (parsed.diagnostics.length) return done();
   if (parsed.value === undefined) {
     diagnostics.push({ file: input.file, line: 1, col: 1, path: '', code: 'missing-key', message: `there is no \`${(input.root ?? []).join('.')}\` key in ${input.file}`, severity: 'error' });
@@ -67,7 +70,14 @@ export function loadSpec(input: LoadInput): LoadResult {
   const envFiles: Record<string, string | undefined> = {};
   const files = value.env_file === undefined ? [] : ([] as unknown[]).concat(value.env_file);
   for (const f of files) if (typeof f === 'string') { const abs = resolveHostPath(f, absDir, input.home); envFiles[abs] = input.readFile(abs); }
-  const { spec, problems } = normalize(value as unknown as UserConfig, { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, where });
+  const seccompFiles: Record<string, string | undefined> = {};
+  const sc = (value.security as { seccomp?: unknown } | undefined)?.seccomp;
+  if (typeof sc === 'string' && sc !== 'default' && sc !== 'unconfined') {
+    const abs = resolveHostPath(sc, absDir, input.home);
+    const text = seccompFiles[abs] = input.readFile(abs);
+    if (text !== undefined) texts[seccompShownPath(sc, { dir: absDir, home: input.home, where })] = text;
+  }
+  const { spec, problems } = normalize(value as unknown as UserConfig, { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, seccompFiles, where });
   for (const p of problems) diagnostics.push(fromSource(p.src, '', p.code, p.message, 'error'));
   // Rules about absent values would only guess once an earlier stage has reported an error.
   for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length > 0 })) diagnostics.push(fromSource(f.src, '', f.code, f.message, f.severity));

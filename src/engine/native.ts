@@ -38,6 +38,15 @@ export function errnoText(errno: number): string {
   return e ? `${e[1]} (${e[0]})` : `errno ${errno}`;
 }
 
+/** What a failed child step means, where the errno alone would mislead: the child reports these
+ * errnos for checks of its own (mount.c, child.c), not for a failed system call. */
+export function childFailureText(step: Step, errno: number): string {
+  if (step.kind === 'mount.mask' && errno === 25) return `the sandbox's /dev/null is not the null device (character device 1:3), so it cannot hide ${String(step.args.path)}; mount nothing on /dev/null`;
+  if (step.kind === 'sysctl' && errno === 18) return `/proc/sys/${String(step.args.name).replace(/\./g, '/')} is not a file of the sandbox's own /proc; refused`;
+  if ((step.kind === 'console' || step.kind === 'mount.devpts') && errno === 25) return 'the sandbox\'s /dev/pts/ptmx is not the multiplexer of a devpts file system; refused';
+  return errnoText(errno);
+}
+
 class StepFailure extends Error {
   constructor(readonly step: Step, readonly errno: number, message: string, readonly exitCode?: number) { super(message); }
 }
@@ -142,11 +151,15 @@ export class NativeEngine implements Engine {
         try { if (!statSync(s.args.source as string).isDirectory()) fileSources.add(s.args.source as string); } catch { throw new StepFailure(s, 2, `${s.args.source} does not exist on the host; create it first`); }
       }
       let program;
-      const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, address, overlay });
+      let seccompCompileMs = 0;
+      const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.lib.seccompCompile(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
+      const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, address, overlay, compileSeccomp });
       const privateNet = plan.steps.find((s) => s.kind === 'net.veth');
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
       try { program = encode(privateNet ? '0.0.0.0' : undefined); } catch (e) {
         if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
+        const sc = plan.steps.find((x) => x.kind === 'seccomp');
+        if (sc && e instanceof NativeError) throw new StepFailure(sc, e.errno, e.message);
         throw e;
       }
 
@@ -312,7 +325,12 @@ export class NativeEngine implements Engine {
         detached: detach, supervisorPid: link.supervisorPid, stopSignal: exec.args.stopSignal as number, stopGraceMs: exec.args.stopGraceMs as number,
       });
       // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
-      const timing = { setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - link.spawnNs) / 1e6 };
+      const timing = {
+        setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - link.spawnNs) / 1e6,
+        // What the capability sets and the seccomp filter cost: compiling the filter here, and the
+        // child's caps and filter-loading steps, as it timed them.
+        seccompCompileMs, capsAndFilterMs: (applied.get('caps') ?? 0) + (applied.get('seccomp') ?? 0),
+      };
       if (detach) {
         // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
         // and its live processes, not this CLI, say that it runs.
@@ -392,7 +410,7 @@ export class NativeEngine implements Engine {
    * host state is made: the new process joins the sandbox's cgroup (born in it on v2, moved on
    * v1) and namespaces, and forks into its pid namespace; the CLI waits for it like `up` does.
    */
-  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; tty: boolean; etc: string; beforeExec?: () => Promise<void> }): Promise<RunResult> {
+  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; tty: boolean; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string }): Promise<RunResult> {
     const forward: [NodeJS.Signals, () => void][] = [];
     let link: ChildLink | undefined;
     let master: number | undefined;
@@ -409,7 +427,13 @@ export class NativeEngine implements Engine {
       const groupsStep = plan.steps.find((s) => s.kind === 'user.groups')!;
       let ids;
       try { ids = resolveIds(opts.etc, idsStep.args.user as string | number, idsStep.args.group as string | number | null, groupsStep.args.groups as (string | number)[]); } catch (e) { return fail(idsStep, 22, (e as Error).message); }
-      const program = encodeProgram({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false });
+      let program;
+      try { program = encodeProgram({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => this.lib.seccompCompile(p) }); } catch (e) {
+        if (e instanceof UnsupportedStep) return fail(e.step, 95, e.message);
+        const s = plan.steps.find((x) => x.kind === 'seccomp');
+        if (s && e instanceof NativeError) return fail(s, e.errno, e.message);
+        throw e;
+      }
       const cgStep = plan.steps.find((s) => s.kind === 'cgroup.attach');
       const cgroup = cgStep ? new Cgroup({ ...opts.host.cgroup, controllers: cgStep.args.controllers as string[] }, cgStep.args.path as string) : undefined;
       const cgroupFd = cgroup ? cgroup.openForClone() : -1;
@@ -471,7 +495,7 @@ export class NativeEngine implements Engine {
             if (kind === OP.CONSOLE) onConsole();
             if (s.kind !== 'exec') onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
           } else if (phase === 3) {
-            onFail({ index: step, errno: err, message: errnoText(err) });
+            onFail({ index: step, errno: err, message: s ? childFailureText(s, err) : errnoText(err) });
           }
         }
       };
@@ -482,4 +506,10 @@ export class NativeEngine implements Engine {
       sock.resume();
     });
   }
+}
+
+/** f, remembering its result for each argument (the seccomp filter is compiled once per run). */
+function once<A, R>(f: (a: A) => R): (a: A) => R {
+  const seen = new Map<A, R>();
+  return (a) => { if (!seen.has(a)) seen.set(a, f(a)); return seen.get(a)!; };
 }

@@ -14,6 +14,7 @@ export const OP = {
 
 export const F_FAIL = 0x80000000;
 export const F_FILE = 0x40000000;
+export const F_PAUSE = 0x20000000;
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
 const FLAG_BITS: Record<string, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME };
 const PROPAGATION: Record<string, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC };
@@ -41,6 +42,10 @@ export interface ProgramInput {
   /** An image's overlayfs options (lowerdir=…[,upperdir=…,workdir=…]), made by the engine from the store. */
   overlay?: string;
   failAt?: string;
+  /** Test-only: the child stops itself (SIGSTOP) before this step, until it gets a SIGCONT. */
+  pauseAt?: string;
+  /** Compiles a seccomp filter's text program to BPF (libseccomp, in the CLI process). */
+  compileSeccomp(program: string): Buffer;
 }
 
 export interface Program { ops: Buffer; nops: number; strings: Buffer; cloneFlags: bigint; childSteps: Set<string> }
@@ -60,6 +65,14 @@ export function encodeProgram(input: ProgramInput): Program {
     strLen += b.length;
     return strLen - b.length + 1;
   };
+  /** Binary data in the arena, 8-byte aligned (BPF instructions). */
+  const blob = (b: Buffer): number => {
+    const gap = (8 - (strLen % 8)) % 8;
+    if (gap) { strings.push(Buffer.alloc(gap)); strLen += gap; }
+    strings.push(b);
+    strLen += b.length;
+    return strLen - b.length + 1;
+  };
   const list = (items: string[]) => str(items.map((x) => x + '\0').join('') + '');
   const records: Buffer[] = [];
   const childSteps = new Set<string>();
@@ -70,7 +83,7 @@ export function encodeProgram(input: ProgramInput): Program {
     const index = plan.steps.indexOf(step);
     r.writeUInt32LE(kind, 0);
     r.writeUInt32LE(index, 4);
-    r.writeUInt32LE(((o.flags ?? 0) | (input.failAt === step.id ? F_FAIL : 0)) >>> 0, 8);
+    r.writeUInt32LE(((o.flags ?? 0) | (input.failAt === step.id ? F_FAIL : 0) | (input.pauseAt === step.id ? F_PAUSE : 0)) >>> 0, 8);
     r.writeUInt32LE(o.mode ?? 0, 12);
     r.writeBigInt64LE(BigInt(o.a ?? 0), 16);
     r.writeBigInt64LE(BigInt(o.b ?? 0), 24);
@@ -159,15 +172,16 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'umask': op(step, OP.UMASK, { mode: a.umask as number }); break;
       case 'rlimit': op(step, OP.RLIMIT, { mode: RLIMITS[a.name as string]!, a: a.soft as number, b: a.hard as number }); break;
       case 'caps.apply': {
-        const mask = (a.caps as string[]).reduce((m, c) => m | (1n << BigInt(CAPABILITIES.indexOf(c as never))), 0n);
-        op(step, OP.CAPS, { a: mask });
+        const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(CAPABILITIES.indexOf(c as never))), 0n);
+        op(step, OP.CAPS, { a: mask(a.bounding as string[]), b: mask(a.ambient as string[]) });
         break;
       }
       case 'nnp': op(step, OP.NNP); break;
-      case 'seccomp':
-        if (a.profile !== 'default') throw new UnsupportedStep(step, 'seccomp profiles from a file are not supported yet; use default or unconfined');
-        op(step, OP.SECCOMP);
+      case 'seccomp': {
+        const bpf = input.compileSeccomp(`${(a.program as string[]).join('\n')}\n`);
+        op(step, OP.SECCOMP, { s1: blob(bpf), a: bpf.length });
         break;
+      }
       case 'fds.close': op(step, OP.CLOSE_FDS); break;
       case 'exec': op(step, OP.EXEC, { a: a.init ? 1 : 0, mode: ({ 'on-failure': 1, always: 2 } as Record<string, number>)[(a.restart as { policy: string } | undefined)?.policy ?? 'no'] ?? 0, b: (a.restart as { max: number } | undefined)?.max ?? 0, s1: list(a.args as string[]), s2: list(a.env as string[]), s3: str(a.cwd as string) }); break;
       default:

@@ -19,6 +19,9 @@ export type EngineEvent =
 export interface RunOptions {
   /** Test-only fault injection: fail this step id as if its system call had failed. */
   failAt?: string;
+  /** Test-only: the child stops itself (SIGSTOP) just before this step, until it gets a SIGCONT,
+   * so that a test can attack it from inside the sandbox at that moment. */
+  pauseAt?: string;
 }
 
 export interface RunResult {
@@ -26,7 +29,7 @@ export interface RunResult {
   exitCode: number;
   failed?: StepError;
   /** Setup time, measured by the engine: from its first host step, and from the clone call, to exec. */
-  timing?: { setupMs: number; spawnToExecMs: number };
+  timing?: { setupMs: number; spawnToExecMs: number; seccompCompileMs?: number; capsAndFilterMs?: number };
   /** The sandbox runs on under its supervisor; the CLI may exit. */
   detached?: boolean;
 }

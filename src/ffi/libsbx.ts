@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 export const OP_SIZE = 64;
 export const EVENT_SIZE = 24;
 
@@ -21,6 +21,8 @@ export interface LibSbx {
   /** For the image unpacker: an overlayfs whiteout at path, and an xattr set without following a final symlink. */
   whiteout(path: string): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
+  /** A seccomp filter's text program (src/spec/seccomp.ts) compiled to BPF by libseccomp, in this process. */
+  seccompCompile(program: string): Buffer;
 }
 
 export class NativeError extends Error {
@@ -54,6 +56,7 @@ export function loadLibSbx(): LibSbx {
   const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
   const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
   const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
+  const seccompCompile = lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
   void Fwd;
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
@@ -78,6 +81,12 @@ export function loadLibSbx(): LibSbx {
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
     lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
+    seccompCompile(program) {
+      // A BPF program has at most 4096 instructions of 8 bytes.
+      const out = Buffer.alloc(4096 * 8), len = [0], err = {} as SbxError;
+      check(seccompCompile(program, out, out.length, len, err) as number, err);
+      return out.subarray(0, len[0]!);
+    },
     forward(udp, lip, lport, tip, tport, netns) {
       const out = [null], port = [0], err = {} as SbxError;
       check(fwdStart(udp ? 1 : 0, lip, lport, tip, tport, netns, out, port, err) as number, err);

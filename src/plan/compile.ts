@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { SandboxSpec, Source } from '../spec/types';
-import { DEFAULT_DEVICES } from '../spec/tables';
+import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../spec/tables';
+import { DEFAULT_PROFILE, filterProgram, resolveProfile } from '../spec/seccomp';
 import { checkOrder } from './order';
 import { gatewayOf } from '../spec/ip';
 import type { HostFeatures, Plan, Stage, Step } from './types';
@@ -191,6 +192,12 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   if (mode.value === 'private' && ns('net').mode === 'private') {
     for (const f of ['hosts', 'resolv.conf']) add('mounts', `mount:/etc/${f}`, 'mount.netfile', `bind the sandbox's own /etc/${f} (written in the network stage)`, 'default', { source: `${stateDir}/${f}`, target: `/etc/${f}` });
   }
+  // Without CAP_NET_RAW, ping works through ICMP datagram sockets, which the kernel allows to the
+  // groups in ping_group_range (a per-network-namespace setting; in a user namespace only mapped gids).
+  if (ns('net').mode === 'private' && !spec.sysctls.some((s) => s.name === 'net.ipv4.ping_group_range')) {
+    const top = spec.userns ? Math.max(...spec.userns.gidMap.map((m) => m.container + m.size - 1)) : 2147483647;
+    add('mounts', 'sysctl:net.ipv4.ping_group_range', 'sysctl', `set net.ipv4.ping_group_range = 0 ${top}, so that ping works without CAP_NET_RAW`, 'default', { name: 'net.ipv4.ping_group_range', value: `0 ${top}` });
+  }
   for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
   // Volumes: shallow targets first, so that /a is mounted before /a/b.
   const vols = [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target));
@@ -213,19 +220,38 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   add('identity', 'user:ids', 'user.ids', `run as user ${u.user}, group ${u.group ?? '(the user\'s)'}`, u.src, { user: u.user, group: u.group ?? null });
   add('identity', 'umask', 'umask', `set the umask to ${spec.process.umask.value.toString(8).padStart(4, '0')}`, spec.process.umask.src, { umask: spec.process.umask.value });
 
-  // 8. security: rlimits, then capabilities, then no_new_privs, then seccomp last.
+  // 8. security: rlimits, then capabilities, then no_new_privs, then seccomp last. Without
+  // no_new_privs a filter can only be installed while CAP_SYS_ADMIN is held, so then seccomp
+  // comes before the capabilities are dropped (as runc does).
   for (const l of spec.rlimits) add('security', `rlimit:${l.name}`, 'rlimit', `limit ${l.name} to ${l.soft === -1 ? 'unlimited' : l.soft} (hard ${l.hard === -1 ? 'unlimited' : l.hard})`, l.src, { name: l.name, soft: l.soft, hard: l.hard });
-  for (const c of spec.capabilities) add('security', `cap:${c.name}`, 'cap.keep', `keep CAP_${c.name}${c.src === 'default' ? ' (Docker\'s default set)' : ''}`, c.src, { cap: c.name });
-  for (const c of spec.capsDropped) add('security', `cap-drop:${c.name}`, 'cap.drop', `drop CAP_${c.name}`, c.src, { cap: c.name });
+  for (const c of spec.capabilities) add('security', `cap:${c.name}`, 'cap.keep', `keep CAP_${c.name}${c.src === 'default' ? ' (the default set)' : ''}`, c.src, { cap: c.name });
+  for (const c of spec.capsDropped) add('security', `cap-drop:${c.name}`, 'cap.drop', `drop CAP_${c.name}${(DEFAULT_CAPABILITIES as readonly string[]).includes(c.name) ? '' : ' (not in the default set)'}`, c.src, { cap: c.name });
   const capList = spec.capabilities.map((c) => c.name);
-  add('security', 'caps', 'caps.apply', `apply ${capList.length} capabilities to the bounding, permitted, effective, inheritable and ambient sets; drop every other`, 'default', { caps: capList });
+  // What a non-root user holds: only what the file adds by name (cap_add), never the defaults.
+  const ambient = spec.capabilities.filter((c) => c.src !== 'default').map((c) => c.name);
   const nnp = spec.security.noNewPrivileges;
-  add('security', 'nnp', nnp.value ? 'nnp' : 'nnp.off', nnp.value ? 'set no_new_privs: setuid programs cannot gain privileges' : 'leave no_new_privs off: setuid programs can gain privileges', nnp.src, {});
   const sc = spec.security.seccomp;
-  if (sc.value === 'unconfined') add('security', 'seccomp', 'seccomp.off', 'no seccomp filter: every system call is allowed', sc.src, {});
-  else {
+  const capsStep = () => add('security', 'caps', 'caps.apply', capsTitle(capList, ambient, u.user), 'default', { bounding: capList, ambient });
+  const seccompStep = () => {
+    if (sc.value === 'unconfined') { add('security', 'seccomp', 'seccomp.off', 'no seccomp filter: every system call is allowed', sc.src, {}); return; }
     if (!host.seccomp) problems.push({ src: sc.src, code: 'no-seccomp', message: 'this kernel has no seccomp filter support; set `security.seccomp: unconfined` to run without one' });
-    add('security', 'seccomp', 'seccomp', sc.value === 'default' ? 'install the default seccomp filter (as Docker\'s: mount, unshare, setns, bpf, keyctl, kexec_load, … refused)' : `install the seccomp profile ${sc.value}`, sc.src, { profile: sc.value });
+    const profile = sc.value === 'default' ? DEFAULT_PROFILE : spec.security.seccompProfile;
+    if (!profile) throw new Error(`internal error: the seccomp profile ${sc.value} was not loaded`);
+    const filter = resolveProfile(profile, { caps: capList, arch: host.arch, kernel: host.kernel });
+    const refused = filter.defaultAction === 'errno' ? `every other fails with ${errnoName(filter.defaultErrno)}` : `every other: ${filter.defaultAction}`;
+    add('security', 'seccomp', 'seccomp', `${sc.value === 'default' ? 'install the default seccomp filter (moby\'s default profile)' : `install the seccomp profile ${sc.value}`}: ${filter.allowed} system calls allowed for ${filter.arches.join(', ')}, ${refused}`, sc.src,
+      // The filter as the text program libseccomp compiles (one line a rule): plain data, so that
+      // the plan, its digest and `sandbox exec` carry exactly the filter that runs.
+      { profile: sc.value, allowed: filter.allowed, arches: filter.arches, program: filterProgram(filter).split('\n').filter(Boolean) });
+  };
+  if (nnp.value) {
+    capsStep();
+    add('security', 'nnp', 'nnp', 'set no_new_privs: setuid programs and file capabilities cannot gain privileges', nnp.src, {});
+    seccompStep();
+  } else {
+    seccompStep();
+    capsStep();
+    add('security', 'nnp', 'nnp.off', 'leave no_new_privs off: setuid programs and file capabilities can gain privileges, up to the bounding set', nnp.src, {});
   }
 
   // What detached sandboxes do not do yet is refused by `up`, never silently dropped.
@@ -248,6 +274,20 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   const digest = createHash('sha256').update(JSON.stringify(steps.map((s) => [s.id, s.kind, s.args]))).digest('hex');
   return { plan: { version: 1, name, digest: `sha256:${digest}`, host: describeHost(host), steps }, problems };
 }
+
+/** The capability sets as the kernel will hold them, for the plan to show. The user may be a
+ * name resolved at run time: the child applies the rule that fits the uid it then has. */
+function capsTitle(bounding: string[], ambient: string[], user: string | number): string {
+  const isRoot = user === 0 || user === '0' || user === 'root';
+  const known = isRoot || /^[0-9]+$/.test(String(user));
+  const list = (l: string[]) => (l.length ? l.join(' ') : 'none');
+  return `set capabilities: bounding = ${list(bounding)}; as uid 0: permitted = effective = the bounding set, inheritable = ambient = none; `
+    + `as any other uid: permitted = effective = ambient = ${ambient.length ? `${list(ambient)} (cap_add)` : 'none'}, inheritable = ${ambient.length ? 'the same (the kernel keeps an ambient capability only while it is inheritable)' : 'none'}`
+    + (known ? ` — this sandbox runs as ${isRoot ? 'uid 0' : `uid ${user}`}` : ` — the user ${user} is resolved when it runs`);
+}
+
+const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 13: 'EACCES', 22: 'EINVAL', 38: 'ENOSYS' };
+function errnoName(n: number): string { return ERRNO_NAMES[n] ?? `errno ${n}`; }
 
 function depth(p: string): number { return posix.normalize(p).split('/').filter(Boolean).length; }
 function uniq<T>(a: T[]): T[] { return [...new Set(a)]; }

@@ -34,7 +34,17 @@ export const ORDER_RULES: OrderRule[] = [
   { name: 'root read-only last among mounts', why: 'mount points for volumes and masks are created in the root before it becomes read-only', check: (steps) => before(steps, (s) => s.stage === 'mounts' && s.kind !== 'mount.root-readonly', kind('mount.root-readonly'), 'read-only root') },
   { name: 'caps dropped after mounts and user change', why: 'mounting needs CAP_SYS_ADMIN and changing user needs CAP_SETUID', check: (steps) => before(steps, (s) => s.stage === 'mounts' || s.kind.startsWith('user.'), kind('caps.apply'), 'capabilities') },
   { name: 'no_new_privs before seccomp', why: 'a filter can be installed without CAP_SYS_ADMIN only once no_new_privs is set', check: (steps) => before(steps, kind('nnp'), kind('seccomp'), 'no_new_privs') },
-  { name: 'seccomp last before exec', why: 'the filter refuses calls the setup itself needs (mount, setns, …)', check: (steps) => { const s = idx(steps, (x) => x.kind === 'seccomp'); if (s < 0) return undefined; return steps.slice(s + 1).some((x) => x.stage !== 'exec') ? 'a setup step follows seccomp' : undefined; } },
+  {
+    name: 'seccomp last before exec',
+    why: 'the filter refuses calls the setup itself needs (mount, setns, …); without no_new_privs it can only be installed while CAP_SYS_ADMIN is held, so then it comes just before the capabilities are dropped, and only they and the no_new_privs note follow it',
+    check: (steps) => {
+      const s = idx(steps, (x) => x.kind === 'seccomp');
+      if (s < 0) return undefined;
+      const after = steps.slice(s + 1).filter((x) => x.stage !== 'exec');
+      if (steps.some(kind('nnp.off'))) return after.some((x) => x.kind !== 'caps.apply' && x.kind !== 'nnp.off') ? 'a setup step other than the capabilities follows seccomp' : undefined;
+      return after.length ? 'a setup step follows seccomp' : undefined;
+    },
+  },
 ];
 
 /** Every broken rule, with its reason. */

@@ -1,13 +1,14 @@
 // UserConfig → SandboxSpec. The one place where defaults live and short forms are expanded.
 // Pure: the caller's environment, home folder and env-file contents are parameters.
 import { parseReference } from '../image/reference';
-import { isAbsolute, join, normalize as normPath, basename, extname } from 'node:path';
+import { isAbsolute, join, normalize as normPath, basename, dirname, extname } from 'node:path';
 import type { UserConfig } from '../config/types';
 import type { PathSeg } from '../config/parse';
 import { didYouMean } from '../config/diagnostic';
 import { isIP } from './ip';
 import type { CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
 import { NAMESPACES } from './types';
+import { parseProfile, type SeccompProfile } from './seccomp';
 import { CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SUBNET, RLIMITS, SIGNALS } from './tables';
 
 export interface NormalizeContext {
@@ -19,6 +20,8 @@ export interface NormalizeContext {
   env: Readonly<Record<string, string | undefined>>;
   /** Contents of the env_file entries, by absolute path; undefined when unreadable. */
   envFiles: Readonly<Record<string, string | undefined>>;
+  /** Contents of a seccomp profile file named by security.seccomp, by absolute path. */
+  seccompFiles?: Readonly<Record<string, string | undefined>>;
   /** Where a config path is in the file. */
   where(path: readonly PathSeg[], part?: 'key' | 'value'): Source;
 }
@@ -28,6 +31,14 @@ export interface SpecProblem { src: Source; code: string; message: string }
 const D = 'default' as const;
 const val = <T>(value: T, src: Source): Val<T> => ({ value, src });
 const lineOf = (s: Source) => (typeof s === 'object' ? s.line : 0);
+
+/** How messages name a seccomp profile file: beside the config file as the config is shown. */
+export function seccompShownPath(raw: string, ctx: Pick<NormalizeContext, 'dir' | 'home' | 'where'>): string {
+  const abs = resolveHostPath(raw, ctx.dir, ctx.home);
+  const cfg = ctx.where([]);
+  if (typeof cfg !== 'object' || isAbsolute(raw) || raw.startsWith('~')) return abs;
+  return join(dirname(cfg.file), raw);
+}
 
 /** 512m, 2g, 1.5GiB, 1024 → bytes. Units are binary, as Docker's. */
 export function parseSize(v: string | number): number | undefined {
@@ -343,7 +354,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     deviceReadIops: limits('device_read_iops'), deviceWriteIops: limits('device_write_iops'),
   };
 
-  // Capabilities: Docker's defaults, then cap_drop, then cap_add (so `drop: [ALL], add: [X]` keeps X).
+  // Capabilities: the default set (Podman's), then cap_drop, then cap_add (so `drop: [ALL], add: [X]` keeps X).
   const caps = new Map<string, CapSpec>(DEFAULT_CAPABILITIES.map((c) => [c, { name: c, src: D }]));
   const capsDropped: CapSpec[] = [];
   const checkCap = (raw: string, src: Source): string | undefined => {
@@ -376,7 +387,20 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   const s = cfg.security ?? {};
   const seccomp = s.seccomp === undefined ? val('default', D)
     : ['default', 'unconfined'].includes(s.seccomp) ? val(s.seccomp, at('security', 'seccomp')) : val(hostPath(s.seccomp), at('security', 'seccomp'));
+  // A profile file is Docker's or OCI's seccomp JSON; its own errors are located in it.
+  let seccompProfile: SeccompProfile | undefined;
+  if (!['default', 'unconfined'].includes(seccomp.value)) {
+    const text = ctx.seccompFiles?.[seccomp.value];
+    const shown = seccompShownPath(s.seccomp!, ctx);
+    if (text === undefined) problem(seccomp.src, 'seccomp-profile-missing', `the seccomp profile ${seccomp.value} cannot be read; create it, or use \`seccomp: default\``);
+    else {
+      const parsed = parseProfile(text);
+      for (const e of parsed.errors) problem({ file: shown, line: e.line, col: e.col }, 'seccomp-profile-invalid', `${e.message} (in the seccomp profile named at ${typeof seccomp.src === 'object' ? `${seccomp.src.file}:${seccomp.src.line}:${seccomp.src.col}` : 'security.seccomp'})`);
+      if (!parsed.errors.length) seccompProfile = parsed.profile;
+    }
+  }
   const security: SandboxSpec['security'] = {
+    ...(seccompProfile ? { seccompProfile } : {}),
     noNewPrivileges: s.no_new_privileges !== undefined ? val(s.no_new_privileges, at('security', 'no_new_privileges')) : val(true, D),
     seccomp,
     maskedPaths: [...DEFAULT_MASKED_PATHS.map((p) => val(p, D)), ...(s.masked_paths ?? []).map((p, i) => val(p, at('security', 'masked_paths', i)))],

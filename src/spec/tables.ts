@@ -11,11 +11,17 @@ export const CAPABILITIES = [
   'CHECKPOINT_RESTORE',
 ] as const;
 
-/** Docker's default capability set (moby's oci/caps/defaults.go), in Docker's order. */
+/** The default capability set: Podman's 11 (containers.conf), which is Docker's 14 (moby's
+ * oci/caps/defaults.go) without NET_RAW (raw sockets: packet spoofing and sniffing on the
+ * sandbox's network), MKNOD (device nodes) and AUDIT_WRITE. Ping keeps working without NET_RAW
+ * through net.ipv4.ping_group_range, opened in a private network namespace. */
 export const DEFAULT_CAPABILITIES = [
-  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
-  'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+  'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP',
+  'SETUID', 'SYS_CHROOT',
 ] as const;
+
+/** Docker's three defaults that sandbox leaves out, for the plan and `doctor` to name. */
+export const DOCKER_ONLY_CAPABILITIES = ['MKNOD', 'NET_RAW', 'AUDIT_WRITE'] as const;
 
 export const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12,

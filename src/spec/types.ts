@@ -1,6 +1,7 @@
 // SandboxSpec: what the program uses, as opposed to UserConfig (what people write). Every value
 // is resolved (units are numbers, paths absolute, short forms expanded) and says where it came
 // from, so that the plan can cite the config line behind each step.
+import type { SeccompProfile } from './seccomp';
 
 /** A config location, or the built-in default, or the command line. */
 export type Source = { file: string; line: number; col: number } | 'default' | 'cli' | 'image';
@@ -129,6 +130,8 @@ export interface SandboxSpec {
     noNewPrivileges: Val<boolean>;
     /** 'default', 'unconfined', or the absolute path of a profile. */
     seccomp: Val<string>;
+    /** The profile file's content, parsed (when seccomp names a file). */
+    seccompProfile?: SeccompProfile;
     maskedPaths: Val<string>[];
     readonlyPaths: Val<string>[];
   };

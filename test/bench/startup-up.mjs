@@ -35,6 +35,9 @@ let n = 0;
 const crunWorks = spawnSync('crun', ['run', '--bundle', dir, `bench-probe-${process.pid}`], { stdio: 'ignore' }).status === 0;
 if (!crunWorks) console.log('note: crun does not run on this host (hybrid cgroups); run this bench on a cgroup v2 host, or in ../shared/tools/v2vm, for crun');
 const inside = [];
+// What the capability sets and the seccomp filter add to setup: compiling the filter (libseccomp, in the
+// CLI before the clone) and the child's caps and filter-loading steps.
+const security = { compile: [], load: [] };
 const cases = {
   'node -e 0': () => [process.execPath, ['-e', '0']],
   'bwrap --unshare-all': () => ['bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true']],
@@ -52,11 +55,15 @@ const once = (name) => {
   if (r.status !== 0) throw new Error(`${name} exited ${r.status}: ${r.stderr}`);
   const m = /clone to exec ([\d.]+) ms/.exec(r.stderr);
   if (m) inside.push(Number(m[1]));
+  const sec = /seccomp compile ([\d.]+) ms, caps and filter load ([\d.]+) ms/.exec(r.stderr);
+  if (sec) { security.compile.push(Number(sec[1])); security.load.push(Number(sec[2])); }
   return ms;
 };
 try {
   for (const k of Object.keys(cases)) once(k); // warm caches
   inside.length = 0;
+  security.compile.length = 0;
+  security.load.length = 0;
   for (let i = 0; i < runs; i++) for (const k of Object.keys(cases)) times[k].push(once(k));
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -65,6 +72,10 @@ const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 console.log(`start-up of /bin/true, ${runs} runs each, alternating; median ms`);
 for (const [k, t] of Object.entries(times)) console.log(`  ${k.padEnd(22)} ${med(t).toFixed(1).padStart(7)}`);
 console.log(`  ${'sandbox engine setup'.padEnd(22)} ${med(inside).toFixed(1).padStart(7)}   (inside: clone call to exec)`);
+const secMs = med(security.compile) + med(security.load);
+console.log(`  ${'  seccomp compile'.padEnd(22)} ${med(security.compile).toFixed(3).padStart(7)}   (libseccomp, in the CLI)`);
+console.log(`  ${'  caps + filter load'.padEnd(22)} ${med(security.load).toFixed(3).padStart(7)}   (in the child)`);
+console.log(`capabilities and seccomp together: ${secMs.toFixed(3)} ms (goal < 1 ms): ${secMs < 1 ? 'met' : 'NOT met'}`);
 const peer = crunWorks ? 'crun run' : 'runc run';
 const base = med(times[peer]);
 const r1 = med(inside) / base;

@@ -76,8 +76,15 @@ export function mismatches(plan: Plan, inside: Inside, layout: 'v1' | 'v2'): str
         break;
       }
       case 'caps.apply': {
-        const mask = (a.caps as string[]).reduce((m, c) => m | (1n << BigInt(CAPABILITIES.indexOf(c as never))), 0n);
-        for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapInh', 'CapAmb']) expect(BigInt('0x' + (status[set] ?? 'x')) === mask, `${s.id}: ${set} is ${status[set]}, plan says ${mask.toString(16)}`);
+        // The kernel's and OCI's rules: bounding for every uid; root holds it as permitted and
+        // effective; any other uid holds only cap_add's, in permitted, effective and ambient.
+        const mask = (l: string[]) => l.reduce((m, c) => m | (1n << BigInt(CAPABILITIES.indexOf(c as never))), 0n);
+        const bounding = mask(a.bounding as string[]), ambient = mask(a.ambient as string[]) & bounding;
+        const root = Number(sec('ids')[0]) === 0;
+        const want: Record<string, bigint> = root
+          ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
+          : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
+        for (const [set, m] of Object.entries(want)) expect(BigInt('0x' + (status[set] ?? 'x')) === m, `${s.id}: ${set} is ${status[set]}, the plan means ${m.toString(16).padStart(16, '0')}`);
         break;
       }
       case 'nnp': expect(status.NoNewPrivs === '1', `${s.id}: NoNewPrivs is ${status.NoNewPrivs}`); break;

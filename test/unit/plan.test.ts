@@ -50,10 +50,11 @@ for (const sample of samples) {
   }
 }
 
-test('defaults are steps: 14 capabilities, 12 masked paths, 5 read-only paths, 6 devices, each sourced as default', () => {
+test('defaults are steps: 11 capabilities, 12 masked paths, 5 read-only paths, 6 devices, each sourced as default', () => {
   const { plan } = compile(loadText('version: 1\ncommand: [x]\n').spec!, HYBRID_HOST);
   const count = (kind: string) => plan.steps.filter((s) => s.kind === kind && s.source === 'default').length;
-  assert.equal(count('cap.keep'), 14);
+  assert.equal(count('cap.keep'), 11);
+  assert.ok(plan.steps.find((s) => s.id === 'sysctl:net.ipv4.ping_group_range' && s.source === 'default'));
   assert.equal(count('mount.mask'), 12);
   assert.equal(count('mount.readonly'), 5);
   assert.equal(count('dev.node'), 6);
@@ -165,4 +166,50 @@ test('exec joins every namespace of the sandbox (mount last), its cgroup, forks,
   const root = compileExec(plan, { pid: 42, args: ['id'], env: [], user: 'root:0', tty: false });
   assert.deepEqual(root.steps.find((s) => s.kind === 'user.ids')!.args, { user: 'root', group: 0 });
   assert.ok(!root.steps.some((s) => s.kind === 'console'));
+});
+
+test('capability sets: bounding for every uid, cap_add alone for a non-root one; the plan names each set', () => {
+  const { plan } = compile(loadText('version: 1\ncommand: [x]\nuser: "1000:1000"\ncap_add: [NET_BIND_SERVICE, NET_RAW]\ncap_drop: [CHOWN]\n').spec!, V2_HOST);
+  const caps = plan.steps.find((s) => s.kind === 'caps.apply')!;
+  assert.deepEqual(caps.args.ambient, ['NET_BIND_SERVICE', 'NET_RAW']);
+  assert.deepEqual(caps.args.bounding, ['DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'NET_BIND_SERVICE', 'NET_RAW', 'SYS_CHROOT', 'SETFCAP']);
+  assert.match(caps.title, /as any other uid: permitted = effective = ambient = NET_BIND_SERVICE NET_RAW \(cap_add\)/);
+  assert.match(caps.title, /this sandbox runs as uid 1000$/);
+  const root = compile(loadText('version: 1\ncommand: [x]\n').spec!, V2_HOST).plan.steps.find((s) => s.kind === 'caps.apply')!;
+  assert.deepEqual(root.args.ambient, []);
+  assert.match(root.title, /as uid 0: permitted = effective = the bounding set, inheritable = ambient = none/);
+  assert.match(root.title, /as any other uid: permitted = effective = ambient = none, inheritable = none/);
+});
+
+test('without no_new_privileges the filter is installed before the capabilities are dropped; the rule holds it there', () => {
+  const { plan } = compile(loadText('version: 1\ncommand: [x]\nsecurity: {no_new_privileges: false}\n').spec!, HYBRID_HOST);
+  const ids = plan.steps.filter((s) => s.stage === 'security' && !s.kind.startsWith('cap.')).map((s) => s.id);
+  assert.deepEqual(ids, ['seccomp', 'caps', 'nnp']);
+  assert.deepEqual(checkOrder(plan.steps), []);
+  const s = plan.steps.filter((x) => x.id !== 'seccomp');
+  const at = s.findIndex((x) => x.id === 'user:ids');
+  assert.ok(checkOrder([...s.slice(0, at), plan.steps.find((x) => x.id === 'seccomp')!, ...s.slice(at)]).some((m) => m.startsWith('seccomp last before exec')));
+});
+
+test('the default seccomp filter is moby\'s allow list, resolved for the sandbox\'s capabilities, as a program in the plan', () => {
+  const program = (cfg: string) => compile(loadText(`version: 1\ncommand: [x]\n${cfg}`).spec!, V2_HOST).plan.steps.find((s) => s.kind === 'seccomp')!.args.program as string[];
+  const p = program('');
+  assert.equal(p[0], 'default errno 1');
+  assert.deepEqual(p.filter((l) => l.startsWith('arch ')), ['arch x86_64', 'arch x86', 'arch x32']);
+  assert.ok(p.includes('rule allow 0 read'));
+  assert.ok(p.includes('rule errno 38 clone3'));
+  assert.ok(p.some((l) => l.startsWith('rule allow 0 clone 0 masked_eq 2114060288 0')));
+  for (const refused of ['mount', 'umount2', 'unshare', 'setns', 'bpf', 'keyctl', 'kexec_load', 'init_module', 'pivot_root', 'open_by_handle_at']) assert.ok(!p.some((l) => l.split(' ')[3] === refused), refused);
+  // CAP_SYS_ADMIN brings moby's SYS_ADMIN rules: mount and unshare allowed, clone unmasked.
+  const admin = program('cap_add: [SYS_ADMIN]\n');
+  assert.ok(admin.includes('rule allow 0 mount') && admin.includes('rule allow 0 unshare') && admin.includes('rule allow 0 clone'));
+});
+
+test('ping works without NET_RAW: ping_group_range is opened in a private network namespace, within the mapped gids', () => {
+  const step = (cfg: string) => compile(loadText(`version: 1\ncommand: [x]\n${cfg}`).spec!, V2_HOST).plan.steps.find((s) => s.id === 'sysctl:net.ipv4.ping_group_range');
+  assert.equal(step('')!.args.value, '0 2147483647');
+  assert.equal(step('namespaces: {user: true}\n')!.args.value, '0 65535');
+  assert.equal(step('network: host\n'), undefined);
+  // The file's own value wins, as one step.
+  assert.deepEqual(step('sysctls: {net.ipv4.ping_group_range: "0 0"}\n')!.args.value, '0 0');
 });
