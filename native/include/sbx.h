@@ -170,6 +170,10 @@ SBX_API int sbx_forward_stop(struct sbx_forwarder *f);
  * to out and their number to *len. */
 SBX_API int sbx_seccomp_compile(const char *program, uint8_t *out, uint32_t cap, uint32_t *len, struct sbx_error *err);
 
+/* libseccomp's version as major * 10000 + minor * 100 + micro: the CLI caches compiled filters
+ * under it. */
+SBX_API int sbx_seccomp_version(void);
+
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
 

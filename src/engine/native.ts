@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { HostFeatures, Plan, Step } from '../plan/types';
 import type { IdMap } from '../spec/types';
-import { EVENT_SIZE, loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
+import { ABI_VERSION, EVENT_SIZE, loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
 import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
 import { encodeProgram, OP, UnsupportedStep } from './ops';
+import { cachedFilter } from './seccomp-cache';
 import { resolveIds } from './users';
 import { nameLock, reclaimLocked, STATE_FILES, writeSaved, writeState } from './state';
 import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
@@ -57,6 +58,11 @@ export class NativeEngine implements Engine {
   readonly name = 'native';
   private readonly lib: LibSbx;
   constructor() { this.lib = loadLibSbx(); }
+
+  /** A seccomp filter's BPF: from the cache, or compiled by libseccomp (and then cached). */
+  private filter(program: string): Buffer {
+    return cachedFilter(program, `libsbx ${ABI_VERSION} libseccomp ${this.lib.seccompVersion()}`, (p) => this.lib.seccompCompile(p));
+  }
 
   async run(plan: Plan, report: (e: EngineEvent) => void, options?: RunOptions): Promise<RunResult> {
     const opts = options as NativeRunOptions;
@@ -152,7 +158,7 @@ export class NativeEngine implements Engine {
       }
       let program;
       let seccompCompileMs = 0;
-      const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.lib.seccompCompile(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
+      const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
       const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, address, overlay, compileSeccomp });
       const privateNet = plan.steps.find((s) => s.kind === 'net.veth');
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
@@ -428,7 +434,7 @@ export class NativeEngine implements Engine {
       let ids;
       try { ids = resolveIds(opts.etc, idsStep.args.user as string | number, idsStep.args.group as string | number | null, groupsStep.args.groups as (string | number)[]); } catch (e) { return fail(idsStep, 22, (e as Error).message); }
       let program;
-      try { program = encodeProgram({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => this.lib.seccompCompile(p) }); } catch (e) {
+      try { program = encodeProgram({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => this.filter(p) }); } catch (e) {
         if (e instanceof UnsupportedStep) return fail(e.step, 95, e.message);
         const s = plan.steps.find((x) => x.kind === 'seccomp');
         if (s && e instanceof NativeError) return fail(s, e.errno, e.message);

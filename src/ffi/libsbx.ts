@@ -23,6 +23,8 @@ export interface LibSbx {
   lsetxattr(path: string, name: string, value: Buffer): void;
   /** A seccomp filter's text program (src/spec/seccomp.ts) compiled to BPF by libseccomp, in this process. */
   seccompCompile(program: string): Buffer;
+  /** libseccomp's version, as major.minor.micro: compiled filters are cached under it. */
+  seccompVersion(): string;
 }
 
 export class NativeError extends Error {
@@ -56,6 +58,7 @@ export function loadLibSbx(): LibSbx {
   const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
   const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
   const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
+  const seccompVersion = lib.func('int sbx_seccomp_version(void)');
   const seccompCompile = lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
   void Fwd;
   void Err; void Child;
@@ -81,6 +84,7 @@ export function loadLibSbx(): LibSbx {
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
     lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
+    seccompVersion() { const v = seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },
     seccompCompile(program) {
       // A BPF program has at most 4096 instructions of 8 bytes.
       const out = Buffer.alloc(4096 * 8), len = [0], err = {} as SbxError;
