@@ -21,9 +21,13 @@ const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) &
   && needs(t, 'the busybox root (apt-get install busybox-static)', hasBusyboxRoot) && needs(t, 'a C compiler (apt-get install gcc libc6-dev)', hasCc);
 
 /** A busybox root with the probe as /capprobe, a set-uid-root copy, a copy with the file
- * capability NET_BIND_SERVICE (effective), and a root-only /secret. */
-function probeRoot(): string {
+ * capability NET_BIND_SERVICE (effective), and a root-only /secret; on a tmpfs of its own,
+ * because the temporary folder may be on a nosuid mount (the VM's /dev/shm), where neither
+ * set-uid bits nor file capabilities take effect. */
+function probeRoot(t: import('node:test').TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'sbx-caps-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs', dir]);
+  t.after(() => { execFileSync('umount', ['-l', dir]); rmSync(dir, { recursive: true, force: true }); });
   const root = join(dir, 'root');
   execFileSync('cp', ['-a', join(ROOT, 'samples/rootfs/busybox'), root]);
   execFileSync('cc', ['-static', '-O2', '-o', join(root, 'capprobe'), join(ROOT, 'test/integration/fixtures/probes/capprobe.c')]);
@@ -68,8 +72,7 @@ const want = (o: { prm: bigint; bnd?: bigint; amb?: bigint; inh?: bigint }) => (
 
 test('root holds the default set as bounding, permitted and effective; inheritable and ambient are empty', (t) => {
   if (!ready(t)) return;
-  const dir = probeRoot();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = probeRoot(t);
   const [p] = run(dir, 'caps-root', { run: ['/capprobe'] });
   assert.deepEqual(sets(p!), want({ prm: DEFAULTS }));
   assert.equal(p!.euid, 0);
@@ -81,8 +84,7 @@ test('root holds the default set as bounding, permitted and effective; inheritab
 
 test('a non-root user holds no capability, cannot read a root-only file or bind port 80', (t) => {
   if (!ready(t)) return;
-  const dir = probeRoot();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = probeRoot(t);
   const [p] = run(dir, 'caps-user', { user: '1000:1000', run: ['/capprobe'] });
   assert.deepEqual(sets(p!), want({ prm: 0n }));
   assert.equal(p!.euid, 1000);
@@ -92,8 +94,7 @@ test('a non-root user holds no capability, cannot read a root-only file or bind 
 
 test('a non-root user with cap_add holds exactly that, in permitted, effective and ambient', (t) => {
   if (!ready(t)) return;
-  const dir = probeRoot();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = probeRoot(t);
   const nbs = bit('NET_BIND_SERVICE');
   const [p] = run(dir, 'caps-add', { user: '1000:1000', capAdd: ['NET_BIND_SERVICE'], run: ['/capprobe'] });
   assert.deepEqual(sets(p!), want({ prm: nbs, amb: nbs, inh: nbs }));
@@ -106,8 +107,7 @@ test('a non-root user with cap_add holds exactly that, in permitted, effective a
 
 test('without no_new_privileges a set-uid-root binary gains the bounding set and a file capability is granted; with it neither', (t) => {
   if (!ready(t)) return;
-  const dir = probeRoot();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = probeRoot(t);
   const nbs = bit('NET_BIND_SERVICE');
   const [suid, fcap] = run(dir, 'caps-suid', { user: '1000:1000', nnp: false, run: ['/suidprobe', '/fcapprobe'] });
   assert.equal(suid!.euid, 0);
@@ -130,8 +130,8 @@ test('without no_new_privileges a set-uid-root binary gains the bounding set and
 
 test('exec -u follows the same rules: a non-root user entering a root sandbox holds nothing', (t) => {
   if (!ready(t)) return;
-  const dir = probeRoot();
-  t.after(() => { sandbox(['down', 'caps-exec']); rmSync(dir, { recursive: true, force: true }); });
+  t.after(() => { sandbox(['down', 'caps-exec']); });
+  const dir = probeRoot(t);
   const file = join(dir, 'caps-exec.yml');
   writeFileSync(file, 'version: 1\nname: caps-exec\nrootfs: {type: dir, path: ./root}\nnetwork: none\ndetach: true\ninit: true\ncommand: [sleep, "3600"]\n');
   const up = sandbox(['up', '-q', file]);
