@@ -5,8 +5,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { SandboxSpec } from '../spec/types';
-import { formatDiagnostic, summary, type Diagnostic } from '../config/diagnostic';
-import { findConfig, FindError } from '../config/find';
+import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
+import { findConfig, FindError, readBounded } from '../config/find';
 import { loadSpec } from '../config/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -74,7 +74,8 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   const host = probeHost();
   const res = loadSpec({
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
-    readFile: (p) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } },
+    // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
+    readFile: (p, max) => { try { return readBounded(p, max); } catch { return undefined; } },
   });
   const diagnostics = [...res.diagnostics];
   let plan: Plan | undefined;
@@ -108,7 +109,8 @@ function report(diagnostics: Diagnostic[], text: string, format = 'text', file?:
     process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
-  for (const d of diagnostics) process.stderr.write(formatDiagnostic(d, file === undefined || d.file === file ? text : others[d.file], color()) + '\n\n');
+  // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
+  process.stderr.write(formatDiagnostics(diagnostics, (d) => (file === undefined || d.file === file ? text : Object.hasOwn(others, d.file) ? others[d.file] : undefined), color()));
 }
 
 export function buildProgram(): Command {

@@ -1,8 +1,8 @@
 // Finding and reading the config file: an explicit path wins; otherwise cosmiconfig looks upward
 // from the cwd. YAML and JSON only: sandbox runs as root and must never execute a JS config.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, extname, relative, resolve } from 'node:path';
-import type { PathSeg } from './parse';
+import { LIMITS, type PathSeg } from './parse';
 
 export const SEARCH_PLACES = ['package.json', 'sandbox.yml', 'sandbox.yaml', '.sandboxrc', '.sandboxrc.yml', '.sandboxrc.yaml', '.sandboxrc.json'];
 
@@ -26,11 +26,31 @@ export function displayName(abs: string, cwd = process.cwd()): string {
   return rel && !rel.startsWith('..') ? rel : abs;
 }
 
+/**
+ * At most `max + 1` bytes of a file: enough to tell that it is over a cap of `max`, never all of
+ * a huge one (/proc/self/exe, /dev/zero). Throws as readFileSync does (ENOENT, EISDIR, EACCES).
+ */
+export function readBounded(path: string, max: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(max + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const k = readSync(fd, buf, n, buf.length - n, null);
+      if (k === 0) break;
+      n += k;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readConfig(absFile: string, cwd = process.cwd()): FoundConfig {
   if (CODE_EXTS.has(extname(absFile))) throw new FindError(`${displayName(absFile, cwd)}: sandbox reads YAML and JSON configs only; a JavaScript config would run code as root. Write it as YAML.`, 2);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(absFile);
+    bytes = readBounded(absFile, LIMITS.bytes);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder; name a .yml file in it' : code === 'EACCES' ? 'permission denied' : String(code);

@@ -1,13 +1,37 @@
-// Compose-style variable interpolation over the parsed value: ${VAR}, ${VAR:-default},
-// ${VAR-default}, ${VAR:?message}, ${VAR?message}, $VAR and $$ for a literal dollar.
-// Pure: the environment is a parameter. Only string values change; keys are left as written,
-// so every path still points at the same place in the file.
+// Compose-style variable interpolation over the parsed value, as compose-go does it:
+// $VAR and ${VAR} (a warning when VAR is unset: it becomes an empty string), ${VAR:-default} and
+// ${VAR-default}, ${VAR:?message} and ${VAR?message} (an error when unset), ${VAR:+alt} and
+// ${VAR+alt}, nested forms such as ${A:-${B}}, and $$ for a literal dollar.
+// Pure: the environment is a parameter, and only its own keys count (a variable named
+// `constructor` is an ordinary name). Only string values change; keys are left as written, so
+// every path still points at the same place in the file.
 import type { PathSeg } from './parse';
+import { clip } from './diagnostic';
 
-export interface InterpolationProblem { path: PathSeg[]; message: string; code: string }
+export interface InterpolationProblem { path: PathSeg[]; message: string; code: string; severity: 'error' | 'warning' }
 
-const TOKEN = /\$(?:(\$)|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g;
-const EXPR = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?$/s;
+const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
+/** Nesting of ${A:-${B:-…}}; real files use one or two levels. */
+const MAX_NESTING = 16;
+const EXPR = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])(.*))?$/s;
+const FORMS = 'write ${NAME}, ${NAME:-default} or ${NAME:?message}, or $$ for a literal $';
+
+/** A variable of `env`, its own keys only: `constructor` or `toString` are never Object's. */
+export function envValue(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
+  if (!Object.hasOwn(env, name)) return undefined;
+  const v = env[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The index of the } that closes the ${ at `open`, counting nested ${…}; -1 when none does. */
+function closing(s: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < s.length; i++) {
+    if (s[i] === '$' && s[i + 1] === '{') { depth++; i++; continue; }
+    if (s[i] === '}' && --depth === 0) return i;
+  }
+  return -1;
+}
 
 export function interpolate(value: unknown, env: Readonly<Record<string, string | undefined>>): { value: unknown; problems: InterpolationProblem[] } {
   const problems: InterpolationProblem[] = [];
@@ -16,27 +40,84 @@ export function interpolate(value: unknown, env: Readonly<Record<string, string 
     if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
     if (v && typeof v === 'object') {
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = k.startsWith('x-') ? x : walk(x, [...path, k]);
+      for (const [k, x] of Object.entries(v)) {
+        // defineProperty: a key spelled __proto__ stays a key, never the copy's prototype.
+        Object.defineProperty(out, k, { value: k.startsWith('x-') ? x : walk(x, [...path, k]), enumerable: true, writable: true, configurable: true });
+      }
       return out;
     }
     return v;
   };
-  const one = (s: string, path: PathSeg[]): string =>
-    s.replace(TOKEN, (whole, dollar: string | undefined, braced: string | undefined, bare: string | undefined) => {
-      if (dollar) return '$';
-      if (bare) return env[bare] ?? '';
-      const m = EXPR.exec(braced ?? '');
+  const one = (s: string, path: PathSeg[]): string => {
+    const warned = new Set<string>();
+    const unset = (name: string, written: string) => {
+      if (warned.has(name)) return;
+      warned.add(name);
+      const inCommand = path[0] === 'command' || path[0] === 'entrypoint';
+      problems.push({
+        path, code: 'unset-variable', severity: 'warning',
+        message: `\`${written}\`: ${name} is not set, so it became an empty string; write \`$${written}\` to pass a literal \`${written}\`${inCommand ? ' to the command' : ''}, or \`\${${name}:-}\` if empty is meant`,
+      });
+    };
+    const expand = (t: string, depth = 0): string => {
+      if (depth > MAX_NESTING) {
+        problems.push({ path, code: 'bad-interpolation', severity: 'error', message: `substitutions nest deeper than ${MAX_NESTING} levels here; ${FORMS}` });
+        return t;
+      }
+      let out = '';
+      let i = 0;
+      while (i < t.length) {
+        const d = t.indexOf('$', i);
+        if (d < 0) { out += t.slice(i); break; }
+        out += t.slice(i, d);
+        const next = t[d + 1];
+        if (next === '$') { out += '$'; i = d + 2; continue; }
+        if (next === '{') {
+          const end = closing(t, d);
+          if (end < 0) {
+            problems.push({ path, code: 'bad-interpolation', severity: 'error', message: `\`${clip(t.slice(d))}\` has no closing }; ${FORMS}` });
+            return out + t.slice(d);
+          }
+          const whole = t.slice(d, end + 1);
+          out += braced(t.slice(d + 2, end), whole, depth);
+          i = end + 1;
+          continue;
+        }
+        NAME.lastIndex = d + 1;
+        const bare = NAME.exec(t);
+        if (bare) {
+          const name = bare[0];
+          const v = envValue(env, name);
+          if (v === undefined) unset(name, `$${name}`);
+          out += v ?? '';
+          i = d + 1 + name.length;
+          continue;
+        }
+        // A $ before anything else ($(, "$ ", a trailing $) is kept as written, as Compose keeps it.
+        out += '$';
+        i = d + 1;
+      }
+      return out;
+    };
+    const braced = (inner: string, whole: string, depth: number): string => {
+      const m = EXPR.exec(inner);
       if (!m) {
-        problems.push({ path, code: 'bad-interpolation', message: `\`${whole}\` is not a valid substitution; write \${NAME}, \${NAME:-default} or \${NAME:?message}, or $$ for a literal $` });
+        problems.push({ path, code: 'bad-interpolation', severity: 'error', message: `\`${clip(whole)}\` is not a valid substitution; ${FORMS}` });
         return whole;
       }
-      const [, name, op, arg = ''] = m as unknown as [string, string, string | undefined, string | undefined];
-      const val = env[name!];
-      const unset = op?.startsWith(':') ? val === undefined || val === '' : val === undefined;
-      if (!op) return val ?? '';
-      if (op.endsWith('-')) return unset ? one(arg, path) : val!;
-      if (unset) problems.push({ path, code: 'required-variable', message: `\`${name}\` must be set: ${arg || 'no message given'} (export ${name}=… before running)` });
+      const name = m[1]!, op = m[2], arg = m[3] ?? '';
+      const val = envValue(env, name);
+      const empty = op?.startsWith(':') ? val === undefined || val === '' : val === undefined;
+      if (!op) {
+        if (val === undefined) unset(name, whole);
+        return val ?? '';
+      }
+      if (op.endsWith('-')) return empty ? expand(arg, depth + 1) : val!;
+      if (op.endsWith('+')) return empty ? '' : expand(arg, depth + 1);
+      if (empty) problems.push({ path, code: 'required-variable', severity: 'error', message: `\`${name}\` must be set: ${arg ? clip(arg, 200) : 'no message given'} (export ${name}=… before running)` });
       return val ?? '';
-    });
+    };
+    return expand(s);
+  };
   return { value: walk(value, []), problems };
 }

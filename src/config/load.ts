@@ -2,12 +2,13 @@
 // normalize → rules. All problems come back together, located; nothing here touches the disk
 // except through the readFile parameter (env_file contents).
 import { dirname } from 'node:path';
-import { type Diagnostic, pointer, sortDiagnostics } from './diagnostic';
+import { clipQuoted, type Diagnostic, pointer, sortDiagnostics } from './diagnostic';
 import { interpolate } from './interpolate';
-import { parseConfig, type PathSeg } from './parse';
+import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from './parse';
 import { validate } from './validate';
 import type { UserConfig } from './types';
-import { normalize, resolveHostPath, seccompShownPath } from '../spec/normalize';
+import { normalize, resolveHostPath, seccompShownPath, type FileRead } from '../spec/normalize';
+import { PROFILE_MAX_BYTES } from '../spec/seccomp';
 import { checkRules } from '../spec/rules';
 import type { SandboxSpec, Source } from '../spec/types';
 
@@ -22,7 +23,11 @@ export interface LoadInput {
   hostCpus: number;
   /** Where the config sits inside the document (['sandbox'] in package.json). */
   root?: PathSeg[];
-  readFile(path: string): string | undefined;
+  /**
+   * A file named by the config (env_file, a seccomp profile); undefined when it cannot be read.
+   * It need not return more than `maxBytes + 1` bytes: anything longer is refused by size.
+   */
+  readFile(path: string, maxBytes: number): string | Uint8Array | undefined;
 }
 
 export interface LoadResult {
@@ -37,7 +42,8 @@ export function loadSpec(input: LoadInput): LoadResult {
   const parsed = parseConfig(input.file, input.bytes, { root: input.root });
   const diagnostics = [...parsed.diagnostics];
   const texts: Record<string, string> = {};
-  const done = (spec?: SandboxSpec): LoadResult => ({ spec, diagnostics: sortDiagnostics(diagnostics), text: parsed.text, texts });
+  // A value quoted in a message is clipped: a 200 KiB string in the file stays one line of output.
+  const done = (spec?: SandboxSpec): LoadResult => ({ spec, diagnostics: sortDiagnostics(diagnostics).map((d) => ({ ...d, message: clipQuoted(d.message) })), text: parsed.text, texts });
   if (parsed.diagnostics.length) return done();
   if (parsed.value === undefined) {
     diagnostics.push({ file: input.file, line: 1, col: 1, path: '', code: 'missing-key', message: `there is no \`${(input.root ?? []).join('.')}\` key in ${input.file}`, severity: 'error' });
@@ -56,7 +62,7 @@ export function loadSpec(input: LoadInput): LoadResult {
   const interp = interpolate(parsed.value, input.env);
   for (const p of interp.problems) {
     const s = parsed.locate(p.path);
-    diagnostics.push({ file: input.file, ...s, path: pointer(p.path), code: p.code, message: p.message, severity: 'error' });
+    diagnostics.push({ file: input.file, ...s, path: pointer(p.path), code: p.code, message: p.message, severity: p.severity });
   }
   const checked = validate(parsed, interp.value);
   diagnostics.push(...checked.diagnostics);
@@ -64,24 +70,51 @@ export function loadSpec(input: LoadInput): LoadResult {
 
   // Keys that failed the schema are left out, so that the rules can still report on the rest of
   // the file: every error at once, without guessing at values known to be wrong.
-  const value = prune(interp.value as Record<string, unknown>, [...checked.failed, ...interp.problems.map((p) => p.path)]);
+  const value = prune(interp.value as Record<string, unknown>, [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)]);
   if (value.version !== 1) return done();
   const absDir = dirname(input.absFile);
-  const envFiles: Record<string, string | undefined> = {};
+  const envFiles: Record<string, FileRead> = {};
   const files = value.env_file === undefined ? [] : ([] as unknown[]).concat(value.env_file);
-  for (const f of files) if (typeof f === 'string') { const abs = resolveHostPath(f, absDir, input.home); envFiles[abs] = input.readFile(abs); }
-  const seccompFiles: Record<string, string | undefined> = {};
+  for (const f of files) {
+    if (typeof f !== 'string') continue;
+    const abs = resolveHostPath(f, absDir, input.home);
+    if (!Object.hasOwn(envFiles, abs)) envFiles[abs] = readText(input, abs, 'env file', 'an env file', LIMITS.bytes, 'NAME=value lines');
+  }
+  const seccompFiles: Record<string, FileRead> = {};
   const sc = (value.security as { seccomp?: unknown } | undefined)?.seccomp;
   if (typeof sc === 'string' && sc !== 'default' && sc !== 'unconfined') {
     const abs = resolveHostPath(sc, absDir, input.home);
-    const text = seccompFiles[abs] = input.readFile(abs);
-    if (text !== undefined) texts[seccompShownPath(sc, { dir: absDir, home: input.home, where })] = text;
+    const text = readText(input, abs, 'seccomp profile', 'a seccomp profile', PROFILE_MAX_BYTES, 'JSON');
+    seccompFiles[abs] = text;
+    if (typeof text === 'string') texts[seccompShownPath(sc, { dir: absDir, home: input.home, where })] = text;
   }
   const { spec, problems } = normalize(value as unknown as UserConfig, { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, seccompFiles, where });
   for (const p of problems) diagnostics.push(fromSource(p.src, '', p.code, p.message, 'error'));
   // Rules about absent values would only guess once an earlier stage has reported an error.
   for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length > 0 })) diagnostics.push(fromSource(f.src, '', f.code, f.message, f.severity));
   return done(diagnostics.some((d) => d.severity === 'error') ? undefined : spec);
+}
+
+/**
+ * A file the config names, as text: refused by size before anything else (only max + 1 bytes are
+ * asked for), then unless it is UTF-8 text without NUL bytes. `what` names it in messages.
+ */
+function readText(input: LoadInput, abs: string, what: string, aWhat: string, max: number, holds: string): FileRead {
+  let got: string | Uint8Array | undefined;
+  try { got = input.readFile(abs, max); } catch { got = undefined; }
+  if (got === undefined) return undefined;
+  const bytes = typeof got === 'string' ? Buffer.from(got) : got;
+  const kib = `${max / 1024} KiB`;
+  if (bytes.length > max) return { code: `${what.replace(/ /g, '-')}-too-large`, message: `${what} ${abs} is more than ${kib}, the most ${aWhat} may be (is this the right file?)` };
+  const nul = bytes.indexOf(0);
+  const bad = firstInvalidUtf8(nul >= 0 ? bytes.subarray(0, nul) : bytes);
+  if (nul >= 0 || bad >= 0) {
+    const at = bad >= 0 ? bad : nul;
+    const line = 1 + bytes.subarray(0, at).reduce((n, b) => n + (b === 10 ? 1 : 0), 0);
+    const why = bad >= 0 ? `byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at offset ${bad} (line ${line}) is not valid UTF-8` : `it has a NUL byte at offset ${nul} (line ${line})`;
+    return { code: `${what.replace(/ /g, '-')}-not-text`, message: `${what} ${abs} is not text: ${why}; ${aWhat} holds ${holds}, saved as UTF-8` };
+  }
+  return typeof got === 'string' ? got : new TextDecoder('utf-8').decode(bytes);
 }
 
 /** A copy without the top-level keys that failed, so that index-based locations stay true. */

@@ -1,6 +1,6 @@
 // Safe YAML/JSON parsing with locations. Pure: takes the file's bytes, never reads the disk.
 // Every failure becomes a located Diagnostic; nothing here throws to the caller.
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Pair } from 'yaml';
 import { displayPath, type Diagnostic, type Span } from './diagnostic';
 
 /** Caps applied before or while parsing, so that hostile input cannot exhaust memory or time. */
@@ -37,10 +37,12 @@ export function parseConfig(file: string, bytes: Uint8Array, opts: ParseOptions 
   const err = (span: Span, code: string, message: string, path: readonly PathSeg[] = []) =>
     diagnostics.push({ file, ...span, path: path.length ? '/' + path.join('/') : '', code, message, severity: 'error' });
   const at = (offset: number, len = 1): Span => spanOf(lc, offset, offset + len);
-  const result = (value: unknown): ParsedConfig => ({ file, text, value, diagnostics, locate: (p, part) => locate(doc, lc, [...(opts.root ?? []), ...p], part) });
+  // Keys of each mapping by name, made on first use: a file of 20 000 keys is located in linear time.
+  const keys = new WeakMap<object, Map<string, Pair>>();
+  const result = (value: unknown): ParsedConfig => ({ file, text, value, diagnostics, locate: (p, part) => locate(doc, lc, [...(opts.root ?? []), ...p], part, keys) });
 
   if (bytes.length > LIMITS.bytes) {
-    err(START, 'too-large', `the file is ${Math.ceil(bytes.length / 1024)} KiB; a config may be at most ${LIMITS.bytes / 1024} KiB (is this the right file?)`);
+    err(START, 'too-large', `the file is more than ${LIMITS.bytes / 1024} KiB, the most a config may be (is this the right file?)`);
     return result(undefined);
   }
   const bad = firstInvalidUtf8(bytes);
@@ -222,7 +224,7 @@ function checkTree(root: Node, lc: LineCounter): TreeProblem[] {
   return out;
 }
 
-function locate(doc: Document | undefined, lc: LineCounter, path: readonly PathSeg[], part: 'key' | 'value' = 'value'): Span {
+function locate(doc: Document | undefined, lc: LineCounter, path: readonly PathSeg[], part: 'key' | 'value' = 'value', index = new WeakMap<object, Map<string, Pair>>()): Span {
   let node: unknown = doc?.contents;
   if (!node) return START;
   let best: Span = rangeOf(node, lc) ?? START;
@@ -230,7 +232,14 @@ function locate(doc: Document | undefined, lc: LineCounter, path: readonly PathS
     const seg = path[i]!;
     const last = i === path.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      let byName = index.get(node);
+      if (!byName) {
+        byName = new Map();
+        // The first of duplicate keys, as find() would give.
+        for (const p of node.items) if (isScalar(p.key) && !byName.has(String(p.key.value))) byName.set(String(p.key.value), p as Pair);
+        index.set(node, byName);
+      }
+      const pair = byName.get(String(seg));
       if (!pair) return best;
       const keySpan = rangeOf(pair.key, lc);
       if (last && part === 'key' && keySpan) return keySpan;

@@ -2,11 +2,11 @@
 // errors into plain, located sentences. Pure.
 import type { ErrorObject } from 'ajv';
 import validateSchema from './generated/validate-schema';
-import { didYouMean, displayPath, type Diagnostic } from './diagnostic';
+import { clip, didYouMean, displayPath, type Diagnostic } from './diagnostic';
 import type { ParsedConfig, PathSeg } from './parse';
 
 /** Names people bring from Docker and Compose that sandbox spells another way. */
-const SYNONYMS: Record<string, string> = {
+const SYNONYMS: ReadonlyMap<string, string> = new Map(Object.entries({
   environment: 'env', working_dir: 'workdir', mem_limit: '`resources.memory`', memswap_limit: '`resources.memory_swap`',
   mem_reservation: '`resources.memory_reservation`', pids_limit: '`resources.pids`', cpu_count: '`resources.cpus`', cpuset_cpus: '`resources.cpuset`',
   network_mode: 'network', networks: 'network', privileged: '`cap_add: [ALL]` and `security: {seccomp: unconfined}`',
@@ -14,11 +14,11 @@ const SYNONYMS: Record<string, string> = {
   deploy: 'resources', blkio_config: 'resources (`io_weight`, `device_read_bps`, …)', cpu_quota: '`resources.cpus`', entry_point: 'entrypoint',
   cmd: 'command', args: 'command', expose: 'ports', userns_mode: '`namespaces.user`', pid: '`namespaces.pid`', ipc: '`namespaces.ipc`',
   uts: '`namespaces.uts`', cgroup: '`namespaces.cgroup`', services: 'one file per sandbox, with its keys at the top level', bind: '`propagation` directly in the volume',
-};
+}));
 
-const TYPE_WORDS: Record<string, string> = {
+const TYPE_WORDS: ReadonlyMap<string, string> = new Map(Object.entries({
   string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false', object: 'a mapping (key: value)', array: 'a list', null: 'null',
-};
+}));
 
 export function kindOf(v: unknown): string {
   if (v === null || v === undefined) return 'empty';
@@ -26,7 +26,7 @@ export function kindOf(v: unknown): string {
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'boolean') return `\`${v}\``;
   if (typeof v === 'number') return `the number ${v}`;
-  return `the string "${v}"`;
+  return `the string "${clip(String(v))}"`;
 }
 
 function ptrToPath(ptr: string): PathSeg[] {
@@ -35,7 +35,7 @@ function ptrToPath(ptr: string): PathSeg[] {
 }
 
 function show(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
+  return clip(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v));
 }
 
 /** Validates against the schema; returns located diagnostics and the paths that failed. */
@@ -65,7 +65,7 @@ export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: D
         code = 'unknown-key';
         const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
         const guess = didYouMean(key, known);
-        const syn = SYNONYMS[key];
+        const syn = SYNONYMS.get(key);
         const hint = guess ? ` (did you mean \`${guess}\`?)` : syn ? ` (sandbox calls it ${syn.startsWith('`') || syn.includes(' ') ? syn : `\`${syn}\``})` : known.length ? `; known keys: ${known.join(', ')}` : '';
         message = `\`${key}\` is not a known key${inWhere}${hint}`;
         break;
@@ -92,7 +92,7 @@ export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: D
       }
       case 'type': {
         const want = ([] as string[]).concat((e.params as { type: string | string[] }).type);
-        const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => (t === 'boolean' && want.length > 1 ? 'a boolean' : TYPE_WORDS[t] ?? t));
+        const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => (t === 'boolean' && want.length > 1 ? 'a boolean' : TYPE_WORDS.get(t) ?? t));
         message = `\`${where || 'the file'}\` must be ${words.length > 1 ? words.slice(0, -1).join(', ') + ' or ' + words.at(-1) : words[0]}, not ${kindOf(e.data)}`;
         if (!where) message = `the file must be a mapping of keys such as \`version: 1\`, not ${kindOf(e.data)}`;
         break;

@@ -5,6 +5,7 @@ import { isAbsolute, join, normalize as normPath, basename, dirname, extname } f
 import type { UserConfig } from '../config/types';
 import type { PathSeg } from '../config/parse';
 import { didYouMean } from '../config/diagnostic';
+import { envValue } from '../config/interpolate';
 import { isIP } from './ip';
 import type { CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
 import { NAMESPACES } from './types';
@@ -19,12 +20,18 @@ export interface NormalizeContext {
   /** The caller's environment, for variables passed through by name. */
   env: Readonly<Record<string, string | undefined>>;
   /** Contents of the env_file entries, by absolute path; undefined when unreadable. */
-  envFiles: Readonly<Record<string, string | undefined>>;
+  envFiles: Readonly<Record<string, FileRead>>;
   /** Contents of a seccomp profile file named by security.seccomp, by absolute path. */
-  seccompFiles?: Readonly<Record<string, string | undefined>>;
+  seccompFiles?: Readonly<Record<string, FileRead>>;
   /** Where a config path is in the file. */
   where(path: readonly PathSeg[], part?: 'key' | 'value'): Source;
 }
+
+/** A file's text; undefined when it cannot be read; a problem when it was refused (too big, not text). */
+export type FileRead = string | undefined | { code: string; message: string };
+
+/** `table[key]` for the table's own keys only: a key spelled `constructor` is never Object's. */
+const own = <T>(table: Readonly<Record<string, T>> | undefined, key: string): T | undefined => (table && Object.hasOwn(table, key) ? table[key] : undefined);
 
 export interface SpecProblem { src: Source; code: string; message: string }
 
@@ -99,7 +106,7 @@ export function signalNumber(v: string | number): number | undefined {
   const name = v.toUpperCase().replace(/^SIG/, '');
   const rt = /^RTMIN(\+([0-9]+))?$/.exec(name);
   if (rt) return 34 + Number(rt[2] ?? 0) <= 64 ? 34 + Number(rt[2] ?? 0) : undefined;
-  return SIGNALS[name];
+  return own(SIGNALS, name);
 }
 
 function parseRange(s: string | number): [number, number] | undefined {
@@ -121,6 +128,12 @@ function parseEnvFile(text: string): { name: string; value: string; line: number
     out.push({ name, value, line: i + 1 });
   });
   return out;
+}
+
+/** The first of each value, in order. */
+function uniqueVals<T>(list: Val<T>[]): Val<T>[] {
+  const seen = new Set<T>();
+  return list.filter((v) => !seen.has(v.value) && (seen.add(v.value), true));
 }
 
 /** A host path as written in the file: `~` is the home folder, relative paths start at the file's folder. */
@@ -188,8 +201,9 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   envFiles.forEach((f, i) => {
     const abs = hostPath(f);
     const src = Array.isArray(cfg.env_file) ? at('env_file', i) : at('env_file');
-    const text = ctx.envFiles[abs];
+    const text = own(ctx.envFiles, abs);
     if (text === undefined) { problem(src, 'env-file-missing', `env file ${abs} cannot be read; create it or remove it from \`env_file\``); return; }
+    if (typeof text === 'object') { problem(src, text.code, text.message); return; }
     for (const e of parseEnvFile(text)) {
       if (!/^[^=\s]+$/.test(e.name)) problem(src, 'env-file-invalid', `${abs}:${e.line}: \`${e.name}\` is not a valid variable name`);
       else setEnv(e.name, e.value, typeof src === 'object' ? { file: abs, line: e.line, col: 1 } : src);
@@ -199,11 +213,11 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     cfg.env.forEach((item, i) => {
       const eq = item.indexOf('=');
       if (eq >= 0) setEnv(item.slice(0, eq), item.slice(eq + 1), at('env', i));
-      else if (ctx.env[item] !== undefined) setEnv(item, ctx.env[item]!, at('env', i));
+      else { const got = envValue(ctx.env, item); if (got !== undefined) setEnv(item, got, at('env', i)); }
     });
   } else if (cfg.env) {
     for (const [k, v] of Object.entries(cfg.env)) {
-      if (v === null) { if (ctx.env[k] !== undefined) setEnv(k, ctx.env[k]!, at('env', k)); }
+      if (v === null) { const got = envValue(ctx.env, k); if (got !== undefined) setEnv(k, got, at('env', k)); }
       else setEnv(k, String(v), at('env', k));
     }
   }
@@ -369,7 +383,8 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     const n = checkCap(raw, src);
     if (!n) return;
     const names = n === 'ALL' ? [...caps.keys()] : [n];
-    for (const c of names) { caps.delete(c); capsDropped.push({ name: c, src }); }
+    // Named twice (MKNOD and CAP_MKNOD, or after ALL): dropped once, cited at its first mention.
+    for (const c of names) { caps.delete(c); if (!capsDropped.some((d) => d.name === c)) capsDropped.push({ name: c, src }); }
   });
   const droppedByName = new Map((cfg.cap_drop ?? []).map((raw, i) => [capName(raw), at('cap_drop', i)] as const));
   (cfg.cap_add ?? []).forEach((raw, i) => {
@@ -390,9 +405,10 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   // A profile file is Docker's or OCI's seccomp JSON; its own errors are located in it.
   let seccompProfile: SeccompProfile | undefined;
   if (!['default', 'unconfined'].includes(seccomp.value)) {
-    const text = ctx.seccompFiles?.[seccomp.value];
+    const text = own(ctx.seccompFiles, seccomp.value);
     const shown = seccompShownPath(s.seccomp!, ctx);
     if (text === undefined) problem(seccomp.src, 'seccomp-profile-missing', `the seccomp profile ${seccomp.value} cannot be read; create it, or use \`seccomp: default\``);
+    else if (typeof text === 'object') problem(seccomp.src, text.code, text.message);
     else {
       const parsed = parseProfile(text);
       for (const e of parsed.errors) problem({ file: shown, line: e.line, col: e.col }, 'seccomp-profile-invalid', `${e.message} (in the seccomp profile named at ${typeof seccomp.src === 'object' ? `${seccomp.src.file}:${seccomp.src.line}:${seccomp.src.col}` : 'security.seccomp'})`);
@@ -403,8 +419,9 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     ...(seccompProfile ? { seccompProfile } : {}),
     noNewPrivileges: s.no_new_privileges !== undefined ? val(s.no_new_privileges, at('security', 'no_new_privileges')) : val(true, D),
     seccomp,
-    maskedPaths: [...DEFAULT_MASKED_PATHS.map((p) => val(p, D)), ...(s.masked_paths ?? []).map((p, i) => val(p, at('security', 'masked_paths', i)))],
-    readonlyPaths: [...DEFAULT_READONLY_PATHS.map((p) => val(p, D)), ...(s.readonly_paths ?? []).map((p, i) => val(p, at('security', 'readonly_paths', i)))],
+    // A path named twice, or one of the defaults named again, is masked (or made read-only) once.
+    maskedPaths: uniqueVals([...DEFAULT_MASKED_PATHS.map((p) => val(p, D)), ...(s.masked_paths ?? []).map((p, i) => val(p, at('security', 'masked_paths', i)))]),
+    readonlyPaths: uniqueVals([...DEFAULT_READONLY_PATHS.map((p) => val(p, D)), ...(s.readonly_paths ?? []).map((p, i) => val(p, at('security', 'readonly_paths', i)))]),
   };
 
   // Ulimits.
@@ -414,13 +431,20 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     let soft: number, hard: number;
     if (typeof v === 'object') { soft = v.soft; hard = v.hard; }
     else { const [a, b = a] = String(v).split(':') as [string, string?]; soft = num(a); hard = num(b!); }
-    if (RLIMITS[n] === undefined) problem(src, 'unknown-ulimit', `\`${n}\` is not a ulimit`);
+    if (own(RLIMITS, n) === undefined) problem(src, 'unknown-ulimit', `\`${n}\` is not a ulimit`);
     return { name: n, soft, hard, src };
   });
 
   const sysctls = (Array.isArray(cfg.sysctls)
     ? cfg.sysctls.map((e, i) => { const k = e.indexOf('='); return { name: e.slice(0, k), value: e.slice(k + 1), src: at('sysctls', i) }; })
     : Object.entries(cfg.sysctls ?? {}).map(([name, v]) => ({ name, value: String(v), src: at('sysctls', name) })));
+  // The list form can name one twice; the mapping form cannot (duplicate keys are parse errors).
+  const firstSysctl = new Map<string, Source>();
+  for (const sc of sysctls) {
+    const first = firstSysctl.get(sc.name);
+    if (first) problem(sc.src, 'duplicate-sysctl', `\`${sc.name}\` is set twice; the first is on line ${lineOf(first)} (keep one)`);
+    else firstSysctl.set(sc.name, sc.src);
+  }
 
   const spec: SandboxSpec = {
     version: 1, name, file: ctx.file, dir: ctx.dir, rootfs,

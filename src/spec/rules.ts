@@ -2,7 +2,7 @@
 // facts about the host that warnings need (CPU count) are parameters.
 import { isAbsolute, posix } from 'node:path';
 import type { SandboxSpec, Source } from './types';
-import { namespacedSysctl } from './tables';
+import { HOST_ROOT_DIRS, namespacedSysctl } from './tables';
 
 export interface RuleFinding { src: Source; code: string; message: string; severity: 'error' | 'warning' }
 export interface RuleContext {
@@ -39,6 +39,17 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
     }
     taken.set(`${p.hostIp}|${p.hostPort}|${p.protocol}`, p.src);
   }
+  // A port with no host port (a free one is picked) can still be published twice: the same mapping.
+  const anyPort = new Map<string, Source>();
+  const reported = new Set<Source>();
+  for (const p of spec.network.ports) {
+    if (p.hostPort !== 0) continue;
+    const key = `${p.hostIp}|${p.containerPort}|${p.protocol}`;
+    const first = anyPort.get(key);
+    if (!first) { anyPort.set(key, p.src); continue; }
+    if (!reported.has(p.src)) error(p.src, 'port-conflict', `container port ${p.containerPort}/${p.protocol} is already published${p.hostIp ? ` on ${p.hostIp}` : ''} on ${line(first)}; remove one of them`);
+    reported.add(p.src);
+  }
   const allIfaces = spec.network.ports.find((p) => p.hostIp === '' && mode === 'private');
   if (allIfaces) warn(allIfaces.src, 'port-on-all-interfaces', `port ${allIfaces.hostPort || '(any)'} is published on every address of the host; write 127.0.0.1:${allIfaces.hostPort || ''}:${allIfaces.containerPort} to keep it on this machine`);
   const net = ns('net');
@@ -57,6 +68,9 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
     const t = posix.normalize(m.target).replace(/(.)\/$/, '$1');
     if (t === '/') { error(m.src, 'root-target', 'a volume cannot be mounted on /; use `rootfs` to choose the root filesystem'); continue; }
     if (t === '/proc' || t.startsWith('/proc/') || t === '/dev' || t === '/sys') error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t.split('/')[1]}; pick another target`);
+    else if (t === '/dev/pts' || t === '/sys/fs/cgroup') error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t === '/dev/pts' ? 'terminals (devpts)' : 'cgroup'}; pick another target`);
+    else if ((t === '/etc/hosts' || t === '/etc/resolv.conf') && mode === 'private' && net.mode === 'private') error(m.src, 'reserved-target', `${t} is written by sandbox for its private network; set ${t === '/etc/hosts' ? '`extra_hosts`' : '`dns`'} instead of mounting over it`);
+    else if (spec.rootfs.type === 'host' && HOST_ROOT_DIRS.includes(t)) error(m.src, 'reserved-target', `\`rootfs: host\` binds the host's ${t} there read-only; mount the volume below it (such as ${t}/data), or use a \`dir\` rootfs or an image`);
     const first = targets.get(t);
     if (first) error(m.src, 'duplicate-target', `two volumes are mounted on ${t}; the first is on ${line(first)}`);
     else targets.set(t, m.src);
@@ -64,8 +78,24 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
   }
   if (!spec.process.cwd.value.startsWith('/')) error(spec.process.cwd.src, 'relative-workdir', '`workdir` must be an absolute path');
 
+  // Devices: one per target.
+  const devTargets = new Map<string, Source>();
+  for (const d of spec.devices) {
+    const first = devTargets.get(d.target);
+    if (first) error(d.src, 'duplicate-device', `two devices are given as ${d.target}; the first is on ${line(first)}`);
+    else devTargets.set(d.target, d.src);
+  }
+
   // Resources.
   const r = spec.resources;
+  for (const [key, list] of [['device_read_bps', r.deviceReadBps], ['device_write_bps', r.deviceWriteBps], ['device_read_iops', r.deviceReadIops], ['device_write_iops', r.deviceWriteIops]] as const) {
+    const seen = new Map<string, Source>();
+    for (const l of list) {
+      const first = seen.get(l.path);
+      if (first) error(l.src, 'duplicate-device-limit', `\`${key}\` limits ${l.path} twice; the first is on ${line(first)} (keep one)`);
+      else seen.set(l.path, l.src);
+    }
+  }
   if (r.memorySwap && r.memory && r.memorySwap.value !== -1 && r.memorySwap.value < r.memory.value) {
     error(r.memorySwap.src, 'swap-below-memory', `\`memory_swap\` (${r.memorySwap.value} bytes) is memory plus swap, so it cannot be below \`memory\` (${r.memory.value} bytes); set it to at least the memory limit, or -1`);
   }

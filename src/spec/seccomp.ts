@@ -120,6 +120,9 @@ const ARCHES: Record<string, string> = {
   SCMP_ARCH_SH: 'sh',
   SCMP_ARCH_SHEB: 'sheb',
 };
+// Looked up by names a profile file supplies: no prototype behind them, so that `constructor`
+// or `toString` is an unknown name like any other.
+for (const t of [ACTIONS, UNSUPPORTED_ACTIONS, OPS, ARCHES]) Object.setPrototypeOf(t, null);
 
 interface HostArch {
   /** libseccomp's name, which the filter program uses. */
@@ -175,6 +178,7 @@ export const ERRNO: Readonly<Record<string, number>> = {
   EHOSTUNREACH: 113, EALREADY: 114, EINPROGRESS: 115, ESTALE: 116, EDQUOT: 122, ECANCELED: 125,
   ENOKEY: 126,
 };
+Object.setPrototypeOf(ERRNO, null);
 
 const EPERM = 1;
 /** The kernel clamps a filter's errno to MAX_ERRNO. */
@@ -307,11 +311,11 @@ export function parseProfile(text: string): { profile?: SeccompProfile; errors: 
   const oneOf = (table: Record<string, unknown>, what: string, extra: Record<string, string> = {}) => (n: YNode, path: string): string | undefined => {
     const s = str(n, path);
     if (s === undefined) return undefined;
-    if (s in extra) {
+    if (Object.hasOwn(extra, s)) {
       err(n, `\`${path}\`: ${extra[s]}`);
       return undefined;
     }
-    if (!(s in table)) {
+    if (!Object.hasOwn(table, s)) {
       err(n, `\`${path}\`: unknown ${what} ${JSON.stringify(s)}; expected one of ${Object.keys(table).join(', ')}`);
       return undefined;
     }

@@ -337,3 +337,11 @@ test('parseProfile reads back a profile written from DEFAULT_PROFILE, and it res
     assert.equal(filterProgram(resolve(caps, 'x86_64', '6.1', r.profile!)), filterProgram(resolve(caps)));
   }
 });
+
+test('names shaped like Object members are unknown names in a profile, not a crash or a garbled message', () => {
+  const { errors } = parseProfile('{"defaultAction": "constructor", "syscalls": [{"names": ["x"], "action": "toString", "args": [{"index": 0, "value": 1, "op": "valueOf"}]}], "architectures": ["hasOwnProperty"]}');
+  assert.deepEqual(errors.map((e) => e.message.split(';')[0]), [
+    '`defaultAction`: unknown action "constructor"', '`syscalls[0].action`: unknown action "toString"',
+    '`syscalls[0].args[0].op`: unknown operator "valueOf"', '`architectures[0]`: unknown architecture "hasOwnProperty"',
+  ]);
+});
