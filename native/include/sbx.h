@@ -162,9 +162,6 @@ SBX_API int sbx_forward_start(int32_t udp, const char *listen_ip, int32_t listen
 			      int32_t netns_fd, struct sbx_forwarder **out, int32_t *bound_port, struct sbx_error *err);
 SBX_API int sbx_forward_stop(struct sbx_forwarder *f);
 
-/* For the image unpacker, in the CLI process (root), on paths it has checked component by
- * component: an overlayfs whiteout (a 0/0 character device), and an extended attribute set on a
- * path without following a final symlink (file capabilities, overlay's opaque mark). */
 /* In the CLI process, before the clone: compiles a seccomp filter, given as the text program of
  * src/spec/seccomp.ts (filterProgram), into classic BPF with libseccomp. Writes at most cap bytes
  * to out and their number to *len. */
@@ -174,6 +171,9 @@ SBX_API int sbx_seccomp_compile(const char *program, uint8_t *out, uint32_t cap,
  * under it. */
 SBX_API int sbx_seccomp_version(void);
 
+/* For the image unpacker, in the CLI process (root), on paths it has checked component by
+ * component: an overlayfs whiteout (a 0/0 character device), and an extended attribute set on a
+ * path without following a final symlink (file capabilities, overlay's opaque mark). */
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
 

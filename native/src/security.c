@@ -38,11 +38,14 @@ static int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh)
 	return (int)syscall(SYS_capset, &h, d);
 }
 
-static uint64_t permitted_now(void)
+/* Raises the effective set to the permitted one (a change of uid with keepcaps on clears it) and
+ * returns the permitted set. */
+static int raise_effective(uint64_t *permitted)
 {
 	struct __user_cap_data_struct d[2];
-	if (capget_raw(d) < 0) return 0;
-	return (uint64_t)d[0].permitted | ((uint64_t)d[1].permitted << 32);
+	if (capget_raw(d) < 0) return -1;
+	*permitted = (uint64_t)d[0].permitted | ((uint64_t)d[1].permitted << 32);
+	return capset_raw(*permitted, *permitted, 0);
 }
 
 /* The sets as the kernel and the OCI runtime spec mean them, for the uid the process now has:
@@ -56,9 +59,9 @@ static uint64_t permitted_now(void)
  * raised to the permitted set first, because dropping from the bounding set needs CAP_SETPCAP. */
 int op_caps(uint64_t bounding, uint64_t ambient)
 {
-	uint64_t perm = permitted_now(), set;
+	uint64_t perm, set;
 	int c;
-	if (capset_raw(perm, perm, 0) < 0) return -1;
+	if (raise_effective(&perm) < 0) return -1;
 	for (c = 0; c < 64; c++) {
 		if (bounding & (1ull << c)) continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) { if (errno == EINVAL) break; return -1; }
@@ -85,10 +88,8 @@ int op_seccomp(const void *bpf, uint32_t len)
 {
 	struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)bpf };
 	if (!bpf || len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS) { errno = EINVAL; return -1; }
-	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
-		uint64_t perm = permitted_now();
-		if (capset_raw(perm, perm, 0) < 0) return -1;
-	}
+	uint64_t perm;
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 && raise_effective(&perm) < 0) return -1;
 	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }
 
