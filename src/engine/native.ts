@@ -14,7 +14,7 @@ import type { IdMap } from '../spec/types';
 import { ABI_VERSION, EVENT_SIZE, loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
 import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
-import { encodeProgram, OP, UnsupportedStep } from './ops';
+import { encodeProgram, OP, UnsupportedStep, type Program, type ProgramInput } from './ops';
 import { cachedFilter } from './seccomp-cache';
 import { resolveIds } from './users';
 import { nameLock, reclaimLocked, STATE_FILES, writeSaved, writeState } from './state';
@@ -58,6 +58,17 @@ export class NativeEngine implements Engine {
   readonly name = 'native';
   private readonly lib: LibSbx;
   constructor() { this.lib = loadLibSbx(); }
+
+  /** The child's program, for `run` and `exec`: what cannot be encoded fails its own step (an
+   * unsupported step, a seccomp filter libseccomp refuses) before anything is set up. */
+  private encode(input: ProgramInput): Program {
+    try { return encodeProgram(input); } catch (e) {
+      if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
+      const sc = input.plan.steps.find((x) => x.kind === 'seccomp');
+      if (sc && e instanceof NativeError) throw new StepFailure(sc, e.errno, e.message);
+      throw e;
+    }
+  }
 
   /** A seccomp filter's BPF: from the cache, or compiled by libseccomp (and then cached). */
   private filter(program: string): Buffer {
@@ -159,15 +170,10 @@ export class NativeEngine implements Engine {
       let program;
       let seccompCompileMs = 0;
       const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
-      const encode = (address?: string) => encodeProgram({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, address, overlay, compileSeccomp });
+      const encode = (address?: string) => this.encode({ plan, rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources, tty: !!opts.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, address, overlay, compileSeccomp });
       const privateNet = plan.steps.find((s) => s.kind === 'net.veth');
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
-      try { program = encode(privateNet ? '0.0.0.0' : undefined); } catch (e) {
-        if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
-        const sc = plan.steps.find((x) => x.kind === 'seccomp');
-        if (sc && e instanceof NativeError) throw new StepFailure(sc, e.errno, e.message);
-        throw e;
-      }
+      program = encode(privateNet ? '0.0.0.0' : undefined);
 
       // Published host ports are taken first: a port in use is an error before anything is set up.
       const portSteps = plan.steps.filter((s) => s.kind === 'net.port');
@@ -434,10 +440,8 @@ export class NativeEngine implements Engine {
       let ids;
       try { ids = resolveIds(opts.etc, idsStep.args.user as string | number, idsStep.args.group as string | number | null, groupsStep.args.groups as (string | number)[]); } catch (e) { return fail(idsStep, 22, (e as Error).message); }
       let program;
-      try { program = encodeProgram({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => this.filter(p) }); } catch (e) {
-        if (e instanceof UnsupportedStep) return fail(e.step, 95, e.message);
-        const s = plan.steps.find((x) => x.kind === 'seccomp');
-        if (s && e instanceof NativeError) return fail(s, e.errno, e.message);
+      try { program = this.encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => this.filter(p) }); } catch (e) {
+        if (e instanceof StepFailure) return fail(e.step, e.errno, e.message);
         throw e;
       }
       const cgStep = plan.steps.find((s) => s.kind === 'cgroup.attach');
