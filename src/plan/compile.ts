@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { SandboxSpec, Source } from '../spec/types';
 import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../spec/tables';
-import { DEFAULT_PROFILE, filterProgram, resolveProfile } from '../spec/seccomp';
+import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../spec/seccomp';
 import { checkOrder } from './order';
 import { gatewayOf } from '../spec/ip';
 import type { HostFeatures, Plan, Stage, Step } from './types';
@@ -238,7 +238,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     const profile = sc.value === 'default' ? DEFAULT_PROFILE : spec.security.seccompProfile;
     if (!profile) throw new Error(`internal error: the seccomp profile ${sc.value} was not loaded`);
     const filter = resolveProfile(profile, { caps: capList, arch: host.arch, kernel: host.kernel });
-    const refused = filter.defaultAction === 'errno' ? `every other fails with ${errnoName(filter.defaultErrno)}` : `every other: ${filter.defaultAction}`;
+    const refused = filter.defaultAction === 'errno' ? `every other fails with ${errnoNameOf(filter.defaultErrno)}` : `every other: ${filter.defaultAction}`;
     add('security', 'seccomp', 'seccomp', `${sc.value === 'default' ? 'install the default seccomp filter (moby\'s default profile)' : `install the seccomp profile ${sc.value}`}: ${filter.allowed} system calls allowed for ${filter.arches.join(', ')}, ${refused}`, sc.src,
       // The filter as the text program libseccomp compiles (one line a rule): plain data, so that
       // the plan, its digest and `sandbox exec` carry exactly the filter that runs.
@@ -285,9 +285,6 @@ function capsTitle(bounding: string[], ambient: string[], user: string | number)
     + `as any other uid: permitted = effective = ambient = ${ambient.length ? `${list(ambient)} (cap_add)` : 'none'}, inheritable = ${ambient.length ? 'the same (the kernel keeps an ambient capability only while it is inheritable)' : 'none'}`
     + (known ? ` — this sandbox runs as ${isRoot ? 'uid 0' : `uid ${user}`}` : ` — the user ${user} is resolved when it runs`);
 }
-
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 13: 'EACCES', 22: 'EINVAL', 38: 'ENOSYS' };
-function errnoName(n: number): string { return ERRNO_NAMES[n] ?? `errno ${n}`; }
 
 function depth(p: string): number { return posix.normalize(p).split('/').filter(Boolean).length; }
 function uniq<T>(a: T[]): T[] { return [...new Set(a)]; }

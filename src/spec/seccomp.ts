@@ -180,6 +180,12 @@ export const ERRNO: Readonly<Record<string, number>> = {
 };
 Object.setPrototypeOf(ERRNO, null);
 
+/** The name of an errno number, for the plan to show (EPERM for 1); the first name wins where two share one. */
+export function errnoNameOf(n: number): string {
+  for (const k in ERRNO) if (ERRNO[k] === n) return k;
+  return `errno ${n}`;
+}
+
 const EPERM = 1;
 /** The kernel clamps a filter's errno to MAX_ERRNO. */
 const MAX_ERRNO = 4095;
