@@ -4,7 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { readFileSync } from 'node:fs';
-import type { SandboxSpec } from '../spec/types';
+import type { SandboxSpec } from '../model/types';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded } from '../config/find';
 import { loadSpec } from '../config/load';

@@ -7,10 +7,10 @@ import { interpolate } from './interpolate';
 import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from './parse';
 import { validate } from './validate';
 import type { UserConfig } from './types';
-import { normalize, resolveHostPath, seccompShownPath, type FileRead } from '../spec/normalize';
-import { PROFILE_MAX_BYTES } from '../spec/seccomp';
-import { checkRules } from '../spec/rules';
-import type { SandboxSpec, Source } from '../spec/types';
+import { normalize, resolveHostPath, seccompShownPath, type FileRead } from '../model/normalize';
+import { PROFILE_MAX_BYTES } from '../model/seccomp';
+import { checkRules } from '../model/rules';
+import type { SandboxSpec, Source } from '../model/types';
 
 export interface LoadInput {
   /** The path as shown in messages (relative to the cwd when it can be). */

@@ -1,5 +1,5 @@
 // UserConfig: the shape people write, as schema/sandbox.schema.json accepts it (short and long
-// forms side by side). spec/normalize.ts turns it into the SandboxSpec the program uses.
+// forms side by side). model/normalize.ts turns it into the SandboxSpec the program uses.
 
 type Size = string | number;
 type Port = string | number;

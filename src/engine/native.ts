@@ -10,7 +10,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { HostFeatures, Plan, Step } from '../plan/types';
-import type { IdMap } from '../spec/types';
+import type { IdMap } from '../model/types';
 import { ABI_VERSION, EVENT_SIZE, loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
 import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';

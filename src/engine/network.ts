@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, existsS
 import { createServer, type Server } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { intToIp, parseSubnet } from '../spec/ip';
+import { intToIp, parseSubnet } from '../model/ip';
 import { withLock } from './lock';
 
 /** The host end's name: short (IFNAMSIZ is 16) and stable for a sandbox name. */

@@ -2,9 +2,9 @@
 // CLI process before the clone. Steps the parent applies on the host (state folder, cgroup, id
 // maps) are not encoded; they are listed so that the engine knows which side runs each step.
 import type { Plan, Step } from '../plan/types';
-import { CAPABILITIES, RLIMITS } from '../spec/tables';
+import { CAPABILITIES, RLIMITS } from '../model/tables';
 import { OP_SIZE } from '../ffi/libsbx';
-import { ipToInt, parseSubnet } from '../spec/ip';
+import { ipToInt, parseSubnet } from '../model/ip';
 
 export const OP = {
   NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,

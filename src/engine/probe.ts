@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readlinkSync, lstatSync, readdirSync } from 'node:fs';
 import { availableParallelism, arch, release } from 'node:os';
 import type { HostFeatures } from '../plan/types';
-import { CAPABILITIES, HOST_ROOT_DIRS } from '../spec/tables';
+import { CAPABILITIES, HOST_ROOT_DIRS } from '../model/tables';
 
 const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
 

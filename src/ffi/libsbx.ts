@@ -21,7 +21,7 @@ export interface LibSbx {
   /** For the image unpacker: an overlayfs whiteout at path, and an xattr set without following a final symlink. */
   whiteout(path: string): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
-  /** A seccomp filter's text program (src/spec/seccomp.ts) compiled to BPF by libseccomp, in this process. */
+  /** A seccomp filter's text program (src/model/seccomp.ts) compiled to BPF by libseccomp, in this process. */
   seccompCompile(program: string): Buffer;
   /** libseccomp's version, as major.minor.micro: compiled filters are cached under it. */
   seccompVersion(): string;

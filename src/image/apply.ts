@@ -2,7 +2,7 @@
 // replaces the image's Entrypoint (and then its Cmd too), `command` its Cmd; env adds to and
 // overrides the image's Env; workdir and user replace WorkingDir and User. What came from the
 // image is marked so ('image'), and the plan cites it so. Pure.
-import type { EnvVar, SandboxSpec, Source } from '../spec/types';
+import type { EnvVar, SandboxSpec, Source } from '../model/types';
 import type { ImageConfig } from './store';
 
 export interface ImageInput { config: ImageConfig; layerDirs: string[]; digest: string }

@@ -2,11 +2,11 @@
 // `sandbox up`, so the plan a reviewer reads is the one that runs.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { SandboxSpec, Source } from '../spec/types';
-import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../spec/tables';
-import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../spec/seccomp';
+import type { SandboxSpec, Source } from '../model/types';
+import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../model/tables';
+import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../model/seccomp';
 import { checkOrder } from './order';
-import { gatewayOf } from '../spec/ip';
+import { gatewayOf } from '../model/ip';
 import type { HostFeatures, Plan, Stage, Step } from './types';
 
 export interface HostProblem {

@@ -1,5 +1,5 @@
 // Text and JSON forms of a plan, for `sandbox plan`. Pure.
-import type { Source } from '../spec/types';
+import type { Source } from '../model/types';
 import { STAGES, STAGE_TITLES, type Plan } from './types';
 
 export function sourceText(s: Source): string {

@@ -1,6 +1,6 @@
 // The plan: the ordered isolation steps `sandbox up` applies, as data. `sandbox plan` prints it;
 // the engine executes it. Pure types, no behaviour.
-import type { Source } from '../spec/types';
+import type { Source } from '../model/types';
 
 /** The nine stages of DESIGN.md, in the order they run. */
 export const STAGES = ['rootfs', 'cgroup', 'namespaces', 'attach', 'network', 'mounts', 'identity', 'security', 'exec'] as const;

@@ -2,7 +2,7 @@
 // probe is a POSIX shell script run as the sandbox's command; nothing the engine reports is used.
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { Plan } from '../../src/plan/types';
-import { CAPABILITIES } from '../../src/spec/tables';
+import { CAPABILITIES } from '../../src/model/tables';
 
 /** Prints one section per fact, between "== name" lines. */
 export const PROBE = [

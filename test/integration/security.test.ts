@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
-import { CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/spec/tables';
+import { CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/model/tables';
 
 const bit = (c: string) => 1n << BigInt(CAPABILITIES.indexOf(c as never));
 const mask = (l: readonly string[]) => l.reduce((m, c) => m | bit(c), 0n);

@@ -2,9 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadText } from '../helpers/load';
-import { parseCpus, parseDuration, parseSize, shellSplit, signalNumber } from '../../src/spec/normalize';
+import { parseCpus, parseDuration, parseSize, shellSplit, signalNumber } from '../../src/model/normalize';
 import { interpolate } from '../../src/config/interpolate';
-import { isIP } from '../../src/spec/ip';
+import { isIP } from '../../src/model/ip';
 
 const spec = (yaml: string, opts: Parameters<typeof loadText>[1] = {}) => {
   const r = loadText('version: 1\ncommand: [x]\n' + yaml, opts);

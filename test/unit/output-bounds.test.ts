@@ -10,7 +10,7 @@ import { formatDiagnostic, formatDiagnostics, MAX_PRINTED, type Diagnostic } fro
 import { readBounded, readConfig } from '../../src/config/find';
 import { loadSpec } from '../../src/config/load';
 import { LIMITS, parseConfig } from '../../src/config/parse';
-import { PROFILE_MAX_BYTES } from '../../src/spec/seccomp';
+import { PROFILE_MAX_BYTES } from '../../src/model/seccomp';
 import { main } from '../../src/cli/main';
 import { loadText } from '../helpers/load';
 

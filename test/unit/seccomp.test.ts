@@ -2,8 +2,8 @@
 // program for the C side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_PROFILE, filterProgram, parseProfile, resolveProfile, type ResolvedFilter, type SeccompProfile } from '../../src/spec/seccomp';
-import { DEFAULT_ALLOWED } from '../../src/spec/seccomp-default';
+import { DEFAULT_PROFILE, filterProgram, parseProfile, resolveProfile, type ResolvedFilter, type SeccompProfile } from '../../src/model/seccomp';
+import { DEFAULT_ALLOWED } from '../../src/model/seccomp-default';
 
 const PODMAN_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'];
 const resolve = (caps: string[] = PODMAN_CAPS, arch = 'x86_64', kernel = '6.1.0', p: SeccompProfile = DEFAULT_PROFILE) => resolveProfile(p, { caps, arch, kernel });
