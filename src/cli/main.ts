@@ -4,10 +4,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { readFileSync } from 'node:fs';
-import type { SandboxSpec } from '../model/types';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded } from '../config/find';
-import { loadSpec } from '../config/load';
+import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
@@ -31,34 +30,28 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean }
 
-/** An image config's root: from the store, pulled first when `up` needs it. Runs before compile, so
- * that the plan shows the image's command, user and workdir, marked as the image's. */
-async function resolveImage(spec: SandboxSpec, o: ImageOpts): Promise<SandboxSpec> {
-  if (spec.rootfs.type !== 'image' || !spec.rootfs.image) return spec;
-  const { Store } = await import('../image/store');
-  const { imageKey, pull } = await import('../image/pull');
-  const { applyImage } = await import('../image/apply');
-  const store = new Store();
-  const text = spec.rootfs.image;
-  const { key } = imageKey(text);
-  const have = !!store.complete(key);
-  if (!have && o.mode === 'store') return spec;
-  const { loadLibSbx } = await import('../ffi/libsbx');
+/** An image config's image: from the store, pulled first when `up` needs it. Looked up between
+ * reading the file and normalizing it, so that the spec (and the rules, and the plan) has the
+ * image's command, user and workdir, marked as the image's. */
+async function imageInput(image: { ref: string; insecure: string[] }, src: string, o: ImageOpts) {
+  const { haveImage, imageName, lookupImage } = await import('../engine/images');
+  const have = haveImage(image.ref);
+  if (!have && o.mode === 'store') return undefined;
   const { pullProgress } = await import('../ui/progress');
-  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${key}` });
+  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${imageName(image.ref)}` });
   try {
-    const pulled = await pull(text, { store, ops: loadLibSbx(), insecure: [...(spec.rootfs.insecure ?? []), ...(o.insecure ?? [])], onEvent: view?.onEvent });
+    const got = await lookupImage(image.ref, { pull: true, insecure: [...image.insecure, ...(o.insecure ?? [])], onEvent: view?.onEvent });
     await view?.finish();
-    return applyImage(spec, { config: pulled.config, layerDirs: pulled.layerDirs, digest: pulled.record.manifest });
+    return got;
   } catch (e) {
     await view?.finish(e as Error);
-    const at = typeof spec.rootfs.src === 'object' ? ` (${sourceText(spec.rootfs.src)})` : '';
-    process.stderr.write(`${MSG.pullFailed(text, (e as Error).message)}${at}\n`);
+    process.stderr.write(`${MSG.pullFailed(image.ref, (e as Error).message)}${src ? ` (${src})` : ''}\n`);
     throw new Exit(EXIT.setup);
   }
 }
 
-/** find → parse → validate → normalize → rules → (image) → compile; prints every problem and exits 2 on any error. */
+/** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
+ * every problem and exits 2 on any error. */
 async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts }): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
@@ -72,21 +65,18 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     throw e;
   }
   const host = probeHost();
-  const res = loadSpec({
+  const read = readConfig({
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
     // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
     readFile: (p, max) => { try { return readBounded(p, max); } catch { return undefined; } },
   });
+  // Errors in the file come first: an invalid file pulls nothing.
+  const valid = !read.diagnostics.some((d) => d.severity === 'error');
+  const image = valid && read.image ? await imageInput(read.image, sourceText(read.ctx!.where(['image'])), opts.image ?? { mode: 'store' }) : undefined;
+  const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image });
   const diagnostics = [...res.diagnostics];
   let plan: Plan | undefined;
   if (res.spec) {
-    // `sandbox up FILE -- CMD ARGS` runs exactly CMD ARGS: it replaces the file's and the image's
-    // entrypoint and command both (docker run needs --entrypoint for the first; here one is enough).
-    if (opts.command) res.spec.process = { ...res.spec.process, args: opts.command, entrypoint: [], command: opts.command, argsSrc: 'cli' };
-    if (opts.detach) res.spec.process = { ...res.spec.process, detach: { value: true, src: 'cli' } };
-    if (opts.name) res.spec.name = { value: opts.name, src: 'cli' };
-    // Errors in the file come first: an invalid file pulls nothing.
-    if (!res.diagnostics.some((d) => d.severity === 'error')) res.spec = await resolveImage(res.spec, opts.image ?? { mode: 'store' });
     const compiled = compile(res.spec, host);
     plan = compiled.plan;
     for (const p of compiled.problems) {

@@ -29,6 +29,7 @@ export interface UserConfig {
   restart?: string;
   stop_signal?: string | number;
   stop_grace_period?: string;
+  shm_size?: string | number;
   ports?: (Port | { target: Port; published?: Port; host_ip?: string; protocol?: 'tcp' | 'udp' })[];
   volumes?: (string | {
     type: 'bind' | 'tmpfs'; source?: string; target: string; read_only?: boolean;

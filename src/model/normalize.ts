@@ -1,6 +1,7 @@
 // UserConfig → SandboxSpec. The one place where defaults live and short forms are expanded.
 // Pure: the caller's environment, home folder and env-file contents are parameters.
 import { parseReference } from '../image/reference';
+import { applyImage, type ImageInput } from './image';
 import { isAbsolute, join, normalize as normPath, basename, dirname, extname } from 'node:path';
 import type { UserConfig } from '../config/types';
 import type { PathSeg } from '../config/parse';
@@ -141,7 +142,35 @@ export function resolveHostPath(p: string, dir: string, home: string): string {
   return normPath(p === '~' ? home : p.startsWith('~/') ? join(home, p.slice(2)) : isAbsolute(p) ? p : join(dir, p));
 }
 
-export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: SandboxSpec; problems: SpecProblem[] } {
+/**
+ * What the command line and the image add, given to normalize rather than applied afterwards, so
+ * that the rules see the spec that runs. The CLI's words win over the file's; the file's over the image's.
+ */
+export interface SpecInputs {
+  /** `up --name`. */
+  name?: string;
+  /** `up -d`. */
+  detach?: boolean;
+  /** `up FILE -- CMD ARGS`: exactly CMD ARGS, replacing the file's and the image's entrypoint and command. */
+  command?: string[];
+  /** The image's config and unpacked layers, once the store has it. */
+  image?: ImageInput;
+}
+
+/**
+ * The image a config names, as the store and the puller know it: oci:PATH[:TAG] names an OCI image
+ * layout folder and docker-archive:FILE.tar[:NAME] a docker save archive, relative to the file's
+ * folder like every path. Known before normalize, so that the image can be one of its inputs.
+ */
+export function imageOf(cfg: Pick<UserConfig, 'image'>, ctx: Pick<NormalizeContext, 'dir' | 'home'>): string | undefined {
+  if (cfg.image === undefined) return undefined;
+  const hostPath = (p: string) => resolveHostPath(p, ctx.dir, ctx.home);
+  const oci = /^oci:(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(cfg.image);
+  const arc = /^docker-archive:(.+?\.tar)(?::(.+))?$/.exec(cfg.image);
+  return oci ? `oci:${hostPath(oci[1]!)}${oci[2] ? `:${oci[2]}` : ''}` : arc ? `docker-archive:${hostPath(arc[1]!)}${arc[2] ? `:${arc[2]}` : ''}` : cfg.image;
+}
+
+export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs = {}): { spec: SandboxSpec; problems: SpecProblem[] } {
   const problems: SpecProblem[] = [];
   const at = (...p: PathSeg[]) => ctx.where(p);
   const problem = (src: Source, code: string, message: string) => problems.push({ src, code, message });
@@ -149,7 +178,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
 
   // Identity of the sandbox.
   const stem = basename(ctx.file, extname(ctx.file)).replace(/^\.+/, '').replace(/[^a-zA-Z0-9_.-]/g, '-') || 'sandbox';
-  const name = cfg.name !== undefined ? val(cfg.name, at('name')) : val(/^[a-zA-Z0-9]/.test(stem) ? stem : `s-${stem}`, D);
+  const name = inputs.name !== undefined ? val(inputs.name, 'cli') : cfg.name !== undefined ? val(cfg.name, at('name')) : val(/^[a-zA-Z0-9]/.test(stem) ? stem : `s-${stem}`, D);
 
   // Root filesystem.
   const ro = cfg.security?.read_only;
@@ -157,13 +186,9 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
   let rootfs: SandboxSpec['rootfs'];
   if (cfg.image !== undefined && cfg.rootfs !== undefined) problem(ctx.where(['image'], 'key'), 'image-and-rootfs', `\`image\` and \`rootfs\` both choose the root filesystem (rootfs is on line ${lineOf(at('rootfs'))}); keep one of them`);
   if (cfg.image !== undefined) {
-    // oci:PATH[:TAG] names an OCI image layout folder and docker-archive:FILE.tar[:NAME] a docker
-    // save archive, relative to this file's folder like every path.
-    const oci = /^oci:(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(cfg.image);
-    const arc = /^docker-archive:(.+?\.tar)(?::(.+))?$/.exec(cfg.image);
-    const image = oci ? `oci:${hostPath(oci[1]!)}${oci[2] ? `:${oci[2]}` : ''}` : arc ? `docker-archive:${hostPath(arc[1]!)}${arc[2] ? `:${arc[2]}` : ''}` : cfg.image;
+    const image = imageOf(cfg, ctx)!;
     rootfs = { type: 'image', image, readOnly, src: at('image'), insecure: cfg.insecure_registries ?? [] };
-    if (!oci && !arc) { try { parseReference(cfg.image); } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); } }
+    if (!/^(oci|docker-archive):/.test(image)) { try { parseReference(cfg.image); } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); } }
   }
   else if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') rootfs = { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at('rootfs') };
   else rootfs = { type: 'dir', path: hostPath(cfg.rootfs.path ?? '.'), readOnly, src: at('rootfs', 'path') };
@@ -177,10 +202,11 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     return w;
   };
   // Kept apart too: an image's Entrypoint and Cmd are replaced one by one, as docker run does.
-  const entrypoint = cfg.entrypoint !== undefined ? words(cfg.entrypoint, 'entrypoint') : undefined;
-  const command = cfg.command !== undefined ? words(cfg.command, 'command') : undefined;
+  // `up -- CMD` needs no --entrypoint as docker run does: one is enough.
+  const entrypoint = inputs.command ? [] : cfg.entrypoint !== undefined ? words(cfg.entrypoint, 'entrypoint') : undefined;
+  const command = inputs.command ?? (cfg.command !== undefined ? words(cfg.command, 'command') : undefined);
   const args = [...(entrypoint ?? []), ...(command ?? [])];
-  const argsSrc = cfg.command !== undefined ? at('command') : cfg.entrypoint !== undefined ? at('entrypoint') : D;
+  const argsSrc = inputs.command ? 'cli' : cfg.command !== undefined ? at('command') : cfg.entrypoint !== undefined ? at('entrypoint') : D;
 
   // User and environment.
   let user: SandboxSpec['process']['user'] = { user: 0, group: 0, src: D };
@@ -446,6 +472,8 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
     else firstSysctl.set(sc.name, sc.src);
   }
 
+  const shm = cfg.shm_size !== undefined ? parseSize(cfg.shm_size) : undefined;
+  if (shm !== undefined && shm < 4096) problem(at('shm_size'), 'shm-too-small', `\`shm_size\` is ${shm} bytes; /dev/shm needs at least one page (4096 bytes): write a size such as 64m`);
   const spec: SandboxSpec = {
     version: 1, name, file: ctx.file, dir: ctx.dir, rootfs,
     process: {
@@ -457,17 +485,18 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext): { spec: Sandb
       tty,
       stdin: cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
       init: cfg.init !== undefined ? val(cfg.init, at('init')) : val(false, D),
-      detach: cfg.detach !== undefined ? val(cfg.detach, at('detach')) : val(false, D),
+      detach: inputs.detach ? val(true, 'cli') : cfg.detach !== undefined ? val(cfg.detach, at('detach')) : val(false, D),
       restart: cfg.restart !== undefined ? val(cfg.restart, at('restart')) : val('no', D),
       stopSignal: val(stopSignal ?? 15, cfg.stop_signal !== undefined ? at('stop_signal') : D),
       stopGraceMs: val(grace ?? 10_000, cfg.stop_grace_period !== undefined ? at('stop_grace_period') : D),
     },
     hostname, namespaces, userns,
+    shmSize: shm !== undefined ? val(shm, at('shm_size')) : val(64 * 1048576, D),
     network: {
       mode: val(netMode, netSrc), subnet, dns, extraHosts, ports,
       proxy: typeof cfg.network === 'object' && cfg.network.proxy ? val(cfg.network.proxy, at('network', 'proxy')) : val('auto', D),
     },
     mounts, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
   };
-  return { spec, problems };
+  return { spec: inputs.image && rootfs.type === 'image' ? applyImage(spec, inputs.image) : spec, problems };
 }

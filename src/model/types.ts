@@ -109,6 +109,8 @@ export interface SandboxSpec {
     stopGraceMs: Val<number>;
   };
   hostname: Val<string>;
+  /** Bytes of the sandbox's /dev/shm tmpfs (unless a volume is mounted there). */
+  shmSize: Val<number>;
   namespaces: NsSpec[];
   userns?: { uidMap: IdMap[]; gidMap: IdMap[]; src: Source };
   network: {

@@ -175,7 +175,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   add('mounts', 'mount:/dev/pts', 'mount.devpts', 'mount a private devpts on /dev/pts, with /dev/ptmx pointing at it', 'default', { target: '/dev/pts', options: 'newinstance,ptmxmode=0666,mode=0620' });
   // A volume on one of these targets replaces the default mount there.
   const volumeTargets = new Set(spec.mounts.map((m) => posix.normalize(m.target)));
-  if (!volumeTargets.has('/dev/shm')) add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', 'mount a 64 MiB tmpfs on /dev/shm (nosuid, nodev, noexec)', 'default', { target: '/dev/shm', sizeBytes: 64 * 1048576, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
+  if (!volumeTargets.has('/dev/shm')) add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', `mount a ${mib(spec.shmSize.value)} tmpfs on /dev/shm (nosuid, nodev, noexec)`, spec.shmSize.src, { target: '/dev/shm', sizeBytes: spec.shmSize.value, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
   add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
   for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
   const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';

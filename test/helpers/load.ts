@@ -1,16 +1,17 @@
 // Test helpers: run the pure pipeline on a string, with a fixed environment and host.
-import { loadSpec } from '../../src/config/load';
+import { loadSpec } from '../../src/model/load';
+import type { SpecInputs } from '../../src/model/normalize';
 import type { HostFeatures } from '../../src/plan/types';
 import { resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '../../..');
 
-export function loadText(text: string, opts: { env?: Record<string, string>; file?: string; files?: Record<string, string>; cpus?: number; root?: string[] } = {}) {
+export function loadText(text: string, opts: SpecInputs & { env?: Record<string, string>; file?: string; files?: Record<string, string>; cpus?: number; root?: string[] } = {}) {
   const file = opts.file ?? 'sandbox.yml';
   return loadSpec({
     file, absFile: `/project/${file}`, bytes: Buffer.from(text), env: opts.env ?? {}, home: '/home/user', hostCpus: opts.cpus ?? 2,
     root: opts.root, readFile: (p) => opts.files?.[p],
-  });
+  }, { command: opts.command, detach: opts.detach, name: opts.name, image: opts.image });
 }
 
 /** The host of the development machine: hybrid cgroups, root, merged /usr. */

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadSpec } from '../../src/config/load';
+import { loadSpec } from '../../src/model/load';
 import { formatDiagnostics, MAX_PRINTED } from '../../src/config/diagnostic';
 import { compile } from '../../src/plan/compile';
 import { planJson, renderPlan } from '../../src/plan/render';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSpec } from '../../src/config/load';
+import { loadSpec } from '../../src/model/load';
 import { compile } from '../../src/plan/compile';
 import { HYBRID_HOST, ROOT } from '../helpers/load';
 

@@ -138,10 +138,10 @@ test('arguments after -- reach `up` exactly as written: never interpolated', asy
   const argv = ['sh', '-c', 'echo $M ${M} ${M:?required} ${M:-d} $$ ${'];
   await program.parseAsync(['up', 'sandbox.yml', '--', ...argv], { from: 'user' });
   assert.deepEqual(got, argv);
-  // load() puts them in place of the file's command after loadSpec, which alone interpolates;
-  // the plan runs them as they are.
-  const r = loadText('version: 1\ncommand: [sh, -c, "echo $$M"]\n');
-  const spec = { ...r.spec!, process: { ...r.spec!.process, args: argv, entrypoint: [], command: argv, argsSrc: 'cli' as const } };
-  const exec = compile(spec, HYBRID_HOST).plan.steps.find((s) => s.kind === 'exec')!;
+  // They reach normalize as an input (after interpolation, which reads only the file); the plan
+  // runs them as they are.
+  const r = loadText('version: 1\ncommand: [sh, -c, "echo $$M"]\n', { command: argv });
+  assert.equal(r.spec!.process.argsSrc, 'cli');
+  const exec = compile(r.spec!, HYBRID_HOST).plan.steps.find((s) => s.kind === 'exec')!;
   assert.deepEqual(exec.args.args, argv);
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDiagnostic, formatDiagnostics, MAX_PRINTED, type Diagnostic } from '../../src/config/diagnostic';
 import { readBounded, readConfig } from '../../src/config/find';
-import { loadSpec } from '../../src/config/load';
+import { loadSpec } from '../../src/model/load';
 import { LIMITS, parseConfig } from '../../src/config/parse';
 import { PROFILE_MAX_BYTES } from '../../src/model/seccomp';
 import { main } from '../../src/cli/main';

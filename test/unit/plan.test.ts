@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSpec } from '../../src/config/load';
+import { loadSpec } from '../../src/model/load';
 import { compileExec } from '../../src/plan/exec';
 import { compile } from '../../src/plan/compile';
 import { checkOrder, ORDER_RULES } from '../../src/plan/order';

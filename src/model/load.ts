@@ -1,16 +1,18 @@
-// The pure pipeline from a file's bytes to a SandboxSpec: parse → interpolate → validate →
-// normalize → rules. All problems come back together, located; nothing here touches the disk
-// except through the readFile parameter (env_file contents).
+// The one pipeline from a file's bytes to a SandboxSpec: parse → interpolate → validate
+// (readConfig), then normalize, with the command line's overrides and the image's config as
+// inputs, and the rules last (buildSpec). Between the two the caller may look the image up or pull
+// it (imageOf names it). All problems come back together, located; nothing here touches the disk
+// except through the readFile parameter (env_file and seccomp profile contents).
 import { dirname } from 'node:path';
-import { clipQuoted, type Diagnostic, pointer, sortDiagnostics } from './diagnostic';
-import { interpolate } from './interpolate';
-import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from './parse';
-import { validate } from './validate';
-import type { UserConfig } from './types';
-import { normalize, resolveHostPath, seccompShownPath, type FileRead } from '../model/normalize';
-import { PROFILE_MAX_BYTES } from '../model/seccomp';
-import { checkRules } from '../model/rules';
-import type { SandboxSpec, Source } from '../model/types';
+import { clipQuoted, type Diagnostic, pointer, sortDiagnostics } from '../config/diagnostic';
+import { interpolate } from '../config/interpolate';
+import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from '../config/parse';
+import { validate } from '../config/validate';
+import type { UserConfig } from '../config/types';
+import { imageOf, normalize, resolveHostPath, seccompShownPath, type FileRead, type NormalizeContext, type SpecInputs } from './normalize';
+import { PROFILE_MAX_BYTES } from './seccomp';
+import { checkRules } from './rules';
+import type { SandboxSpec, Source } from './types';
 
 export interface LoadInput {
   /** The path as shown in messages (relative to the cwd when it can be). */
@@ -38,26 +40,38 @@ export interface LoadResult {
   texts: Record<string, string>;
 }
 
-export function loadSpec(input: LoadInput): LoadResult {
+/** A file read and checked against the schema, not yet normalized. */
+export interface ConfigRead {
+  input: LoadInput;
+  diagnostics: Diagnostic[];
+  text: string;
+  texts: Record<string, string>;
+  /** What normalize gets: absent when the file is not a version-1 mapping at all. */
+  cfg?: UserConfig;
+  ctx?: NormalizeContext;
+  /** The image the file names, as the store and the puller know it. */
+  image?: { ref: string; insecure: string[] };
+}
+
+export function loadSpec(input: LoadInput, inputs: SpecInputs = {}): LoadResult {
+  return buildSpec(readConfig(input), inputs);
+}
+
+export function readConfig(input: LoadInput): ConfigRead {
   const parsed = parseConfig(input.file, input.bytes, { root: input.root });
   const diagnostics = [...parsed.diagnostics];
   const texts: Record<string, string> = {};
-  // A value quoted in a message is clipped: a 200 KiB string in the file stays one line of output.
-  const done = (spec?: SandboxSpec): LoadResult => ({ spec, diagnostics: sortDiagnostics(diagnostics).map((d) => ({ ...d, message: clipQuoted(d.message) })), text: parsed.text, texts });
-  if (parsed.diagnostics.length) return done();
+  const read: ConfigRead = { input, diagnostics, text: parsed.text, texts };
+  if (parsed.diagnostics.length) return read;
   if (parsed.value === undefined) {
     diagnostics.push({ file: input.file, line: 1, col: 1, path: '', code: 'missing-key', message: `there is no \`${(input.root ?? []).join('.')}\` key in ${input.file}`, severity: 'error' });
-    return done();
+    return read;
   }
 
   const where = (path: readonly PathSeg[], part?: 'key' | 'value'): Source => {
     const s = parsed.locate(path, part);
     return { file: input.file, line: s.line, col: s.col };
   };
-  const fromSource = (src: Source, path: string, code: string, message: string, severity: 'error' | 'warning'): Diagnostic =>
-    typeof src === 'object'
-      ? { file: src.file, line: src.line, col: src.col, path, code, message, severity }
-      : { file: input.file, line: 1, col: 1, path, code, message, severity };
 
   const interp = interpolate(parsed.value, input.env);
   for (const p of interp.problems) {
@@ -66,12 +80,12 @@ export function loadSpec(input: LoadInput): LoadResult {
   }
   const checked = validate(parsed, interp.value);
   diagnostics.push(...checked.diagnostics);
-  if (!interp.value || typeof interp.value !== 'object' || Array.isArray(interp.value)) return done();
+  if (!interp.value || typeof interp.value !== 'object' || Array.isArray(interp.value)) return read;
 
   // Keys that failed the schema are left out, so that the rules can still report on the rest of
   // the file: every error at once, without guessing at values known to be wrong.
   const value = prune(interp.value as Record<string, unknown>, [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)]);
-  if (value.version !== 1) return done();
+  if (value.version !== 1) return read;
   const absDir = dirname(input.absFile);
   const envFiles: Record<string, FileRead> = {};
   const files = value.env_file === undefined ? [] : ([] as unknown[]).concat(value.env_file);
@@ -88,7 +102,29 @@ export function loadSpec(input: LoadInput): LoadResult {
     seccompFiles[abs] = text;
     if (typeof text === 'string') texts[seccompShownPath(sc, { dir: absDir, home: input.home, where })] = text;
   }
-  const { spec, problems } = normalize(value as unknown as UserConfig, { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, seccompFiles, where });
+  read.cfg = value as unknown as UserConfig;
+  read.ctx = { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, seccompFiles, where };
+  const ref = typeof value.image === 'string' ? imageOf(read.cfg, read.ctx) : undefined;
+  if (ref) read.image = { ref, insecure: read.cfg.insecure_registries ?? [] };
+  return read;
+}
+
+/** normalize with its inputs, then the rules, over the spec that will run. */
+export function buildSpec(read: ConfigRead, inputs: SpecInputs = {}): LoadResult {
+  const { input, diagnostics: found, texts } = read;
+  const diagnostics = [...found];
+  // A value quoted in a message is clipped: a 200 KiB string in the file stays one line of output.
+  const done = (spec?: SandboxSpec): LoadResult => ({ spec, diagnostics: sortDiagnostics(diagnostics).map((d) => ({ ...d, message: clipQuoted(d.message) })), text: read.text, texts });
+  if (!read.cfg || !read.ctx) return done();
+  // What came from the image is located at the file's `image` line, which chose it.
+  const imageLine = read.cfg.image !== undefined ? read.ctx.where(['image']) : undefined;
+  const fromSource = (src: Source, path: string, code: string, message: string, severity: 'error' | 'warning'): Diagnostic => {
+    const at = src === 'image' && imageLine ? imageLine : src;
+    return typeof at === 'object'
+      ? { file: at.file, line: at.line, col: at.col, path, code, message: src === 'image' ? `${message} (from the image)` : message, severity }
+      : { file: input.file, line: 1, col: 1, path, code, message, severity };
+  };
+  const { spec, problems } = normalize(read.cfg, read.ctx, inputs);
   for (const p of problems) diagnostics.push(fromSource(p.src, '', p.code, p.message, 'error'));
   // Rules about absent values would only guess once an earlier stage has reported an error.
   for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length > 0 })) diagnostics.push(fromSource(f.src, '', f.code, f.message, f.severity));

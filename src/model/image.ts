@@ -1,9 +1,10 @@
 // An image's config → the spec's defaults, as docker run applies them: the file's `entrypoint`
 // replaces the image's Entrypoint (and then its Cmd too), `command` its Cmd; env adds to and
 // overrides the image's Env; workdir and user replace WorkingDir and User. What came from the
-// image is marked so ('image'), and the plan cites it so. Pure.
-import type { EnvVar, SandboxSpec, Source } from '../model/types';
-import type { ImageConfig } from './store';
+// image is marked so ('image'), and the plan cites it so. Pure; called by normalize, before the
+// rules run, so that the rules see the image's user, command and working directory.
+import type { EnvVar, SandboxSpec, Source } from './types';
+import type { ImageConfig } from '../image/store';
 
 export interface ImageInput { config: ImageConfig; layerDirs: string[]; digest: string }
 
