@@ -27,7 +27,7 @@ struct child_ctx {
 /* Who calls whom, so that no two files call each other: spawn.c (sbx_spawn) clones the child and
  * calls child_main (child.c), the dispatcher; it calls the op files (ns.c, net.c, sysctl.c,
  * mount.c, ids.c, security.c, console.c, exec.c); everything may call util.c, which calls nothing
- * of libsbx. */
+ * of libsbx. test/unit/native-calls.test.ts checks it on the objects. */
 
 /* child.c */
 HIDDEN void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags) __attribute__((noreturn));
