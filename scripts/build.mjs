@@ -1,4 +1,4 @@
-// Build everything a fresh clone needs, in order: the precompiled schema validator,
+// Build everything a fresh clone needs, in order: the precompiled schema validator, the ABI mirror,
 // the typed build used by the tests (tsc), the bundled CLI (esbuild) and the native library.
 // Run by `npm install` (prepare) and `npm run build`.
 import { execFileSync } from 'node:child_process';
@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generate } from './gen-abi.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -29,6 +30,11 @@ writeFileSync(join(gen, 'validate-schema.d.ts'),
   "import type { ErrorObject } from 'ajv';\n" +
   'declare const validate: ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };\n' +
   'export = validate;\n');
+
+// The TypeScript mirror of native/include/sbx.h (op numbers, flags, event phases, struct layouts),
+// from the header and the C compiler: src/ffi/generated/abi.ts.
+step('abi');
+try { generate(); } catch (e) { process.stderr.write(`build: abi failed: ${e.message}\n`); process.exit(1); }
 
 // 2. Type-check and emit build/ (src and tests) for the test runner.
 step('tsc');

@@ -137,6 +137,15 @@ struct sbx_child {
 	uint64_t spawn_ns;      /* CLOCK_MONOTONIC at the start of sbx_spawn */
 };
 
+/* Not an argument of any libsbx function: what the CLI (src/engine/link.ts) writes first on the
+ * stdin of sbx-supervise (supervise.c), followed by nops struct sbx_op and strings_len bytes of
+ * strings. Here so that the CLI's mirror of it is generated with the rest. */
+struct sbx_supervise_head {
+	uint32_t nops;
+	uint32_t strings_len;
+	uint64_t clone_flags;
+};
+
 SBX_API int sbx_abi_version(void);
 
 /* Clones the child into the namespaces in clone_flags (CLONE_NEW*). With cgroup_fd >= 0 (a cgroup v2 folder) the

@@ -137,6 +137,21 @@ static int mount_fs_at(int root_fd, const char *target, const char *fstype, cons
 	return r;
 }
 
+/* SBX_OP_PIVOT: the new root becomes "/", and c->root_fd names it from then on. */
+int op_pivot(struct child_ctx *c)
+{
+	/* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path
+	 * back to the host's file system. */
+	if (fchdir(c->root_fd) < 0) return -1;
+	if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+	if (umount2(".", MNT_DETACH) < 0) return -1;
+	if (chdir("/") < 0) return -1;
+	close(c->root_fd);
+	c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	c->pivoted = 1;
+	return c->root_fd < 0 ? -1 : 0;
+}
+
 int op_mount(struct child_ctx *c, const struct sbx_op *op)
 {
 	const char *s1 = ctx_str(c, op->s1), *s2 = ctx_str(c, op->s2), *s3 = ctx_str(c, op->s3);

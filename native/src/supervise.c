@@ -1,7 +1,7 @@
 /* sbx-supervise: the parent of a detached sandbox (sandbox up -d). A small native process, so
  * that nothing of Node stays resident. Run as root by the CLI, in the host's namespaces:
  *
- *   CLI ── stdin: u32 nops, u32 strings_len, u64 clone_flags, ops, strings; later "G", "E" ──► supervisor
+ *   CLI ── stdin: struct sbx_supervise_head, ops, strings; later "G", "E" ──► supervisor
  *   CLI ◄── stdout: "PID <pid> <in_cgroup>\n", then the child's 24-byte events until exec ──┘
  *
  * It clones the child with sbx_spawn (the child's parent-death signal then ties the sandbox to
@@ -73,8 +73,7 @@ static void log_lines(FILE *log, struct stream *s, int flush_all)
 
 int main(int argc, char **argv)
 {
-	uint32_t head[2];
-	uint64_t flags;
+	struct sbx_supervise_head head;
 	struct sbx_child child;
 	struct sbx_error err;
 	char path[4096];
@@ -90,13 +89,13 @@ int main(int argc, char **argv)
 	dup2(out_pipe[1], 1);
 	dup2(err_pipe[1], 2);
 
-	if (read_all(cli_in, head, sizeof head) < 0 || read_all(cli_in, &flags, sizeof flags) < 0) return 125;
-	struct sbx_op *ops = malloc((size_t)head[0] * sizeof *ops);
-	char *strings = malloc(head[1]);
-	if (!ops || !strings || read_all(cli_in, ops, (size_t)head[0] * sizeof *ops) < 0 || read_all(cli_in, strings, head[1]) < 0) return 125;
+	if (read_all(cli_in, &head, sizeof head) < 0) return 125;
+	struct sbx_op *ops = malloc((size_t)head.nops * sizeof *ops);
+	char *strings = malloc(head.strings_len);
+	if (!ops || !strings || read_all(cli_in, ops, (size_t)head.nops * sizeof *ops) < 0 || read_all(cli_in, strings, head.strings_len) < 0) return 125;
 	if (strcmp(argv[2], "-") != 0) cgroup_fd = open(argv[2], O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-	if (sbx_spawn(ops, head[0], strings, head[1], flags, cgroup_fd, &child, &err) < 0) {
+	if (sbx_spawn(ops, head.nops, strings, head.strings_len, head.clone_flags, cgroup_fd, &child, &err) < 0) {
 		dprintf(cli_out, "ERR %d %s\n", err.err, err.message);
 		return 125;
 	}

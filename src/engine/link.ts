@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
+import { SUPERVISE_HEAD_OFFSET, SUPERVISE_HEAD_SIZE } from '../ffi/generated/abi';
 
 export interface ChildLink {
   pid: number;
@@ -47,10 +48,11 @@ export async function supervisedLink(program: Program, stateDir: string, cgroupD
   const sup = spawn(supervisorPath(), [stateDir, cgroupDir ?? '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
   const exited = new Promise<number>((r) => sup.on('exit', (code, sig) => r(sig ? 128 : (code ?? 0) << 8)));
   sup.on('error', () => undefined);
-  const head = Buffer.alloc(16);
-  head.writeUInt32LE(program.nops, 0);
-  head.writeUInt32LE(program.strings.length, 4);
-  head.writeBigUInt64LE(program.cloneFlags, 8);
+  // struct sbx_supervise_head, in this machine's byte order (little-endian: Linux on x86-64 and arm64).
+  const head = Buffer.alloc(SUPERVISE_HEAD_SIZE);
+  head.writeUInt32LE(program.nops, SUPERVISE_HEAD_OFFSET.nops);
+  head.writeUInt32LE(program.strings.length, SUPERVISE_HEAD_OFFSET.strings_len);
+  head.writeBigUInt64LE(program.cloneFlags, SUPERVISE_HEAD_OFFSET.clone_flags);
   sup.stdin!.write(Buffer.concat([head, program.ops, program.strings]));
   // The first line says whether the clone worked; what follows is the event stream.
   const { line, rest } = await new Promise<{ line: string; rest: Buffer }>((resolve, reject) => {

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { HostFeatures, Plan, Step } from '../plan/types';
 import type { IdMap } from '../model/types';
-import { ABI_VERSION, EVENT_SIZE, loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
+import { loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
+import { ABI_VERSION, EV, EVENT_OFFSET as EO, EVENT_SIZE, OP } from '../ffi/generated/abi';
 import { directLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
-import { encodeProgram, OP, UnsupportedStep, type Program, type ProgramInput } from './ops';
+import { encodeProgram, UnsupportedStep, type Program, type ProgramInput } from './ops';
 import { cachedFilter } from './seccomp-cache';
 import { resolveIds } from './users';
 import { nameLock, reclaimLocked, STATE_FILES, writeSaved, writeState } from './state';
@@ -494,17 +495,17 @@ export class NativeEngine implements Engine {
       const onData = (chunk: Buffer) => {
         buf = Buffer.concat([buf, chunk]);
         while (buf.length >= EVENT_SIZE) {
-          const step = buf.readUInt32LE(0), phase = buf.readUInt32LE(4), err = buf.readInt32LE(8), kind = buf.readUInt32LE(12), ns = buf.readBigUInt64LE(16);
+          const step = buf.readUInt32LE(EO.step), phase = buf.readUInt32LE(EO.phase), err = buf.readInt32LE(EO.err), kind = buf.readUInt32LE(EO.op), ns = buf.readBigUInt64LE(EO.ns);
           buf = buf.subarray(EVENT_SIZE);
           const s = plan.steps[step];
           if (!s) continue;
-          if (phase === 1) {
+          if (phase === EV.START) {
             if (!started.has(step)) { started.set(step, ns); onEvent({ type: 'step', id: s.id, phase: 'start' }); }
             if (s.kind === 'exec') void onExecStart(ns).catch(() => undefined);
-          } else if (phase === 2) {
+          } else if (phase === EV.DONE) {
             if (kind === OP.CONSOLE) onConsole();
             if (s.kind !== 'exec') onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
-          } else if (phase === 3) {
+          } else if (phase === EV.FAILED) {
             onFail({ index: step, errno: err, message: s ? childFailureText(s, err) : errnoText(err) });
           }
         }

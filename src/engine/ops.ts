@@ -3,18 +3,9 @@
 // maps) are not encoded; they are listed so that the engine knows which side runs each step.
 import type { Plan, Step } from '../plan/types';
 import { CAPABILITIES, RLIMITS } from '../model/tables';
-import { OP_SIZE } from '../ffi/libsbx';
+import { F_FAIL, F_FILE, F_PAUSE, OP, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
-export const OP = {
-  NOTE: 1, JOIN_NS: 2, UNSHARE: 3, LOOPBACK_UP: 4, MOUNT_PRIVATE: 5, ROOT_TMPFS: 6, ROOT_BIND: 7, BIND: 8, SYMLINK: 9,
-  MOUNT_FS: 10, DEV_NODE: 11, SYSFS: 12, SYSCTL: 13, PIVOT: 14, MASK: 15, READONLY: 16, ROOT_READONLY: 17, HOSTNAME: 18,
-  GROUPS: 19, IDS: 20, UMASK: 21, RLIMIT: 22, CAPS: 23, NNP: 24, SECCOMP: 25, CLOSE_FDS: 26, EXEC: 27, CONSOLE: 28, NET_IFUP: 29, ROOT_OVERLAY: 30, FORK: 31,
-} as const;
-
-export const F_FAIL = 0x80000000;
-export const F_FILE = 0x40000000;
-export const F_PAUSE = 0x20000000;
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
 const FLAG_BITS: Record<string, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME };
 const PROPAGATION: Record<string, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC };

@@ -1,11 +1,9 @@
-// koffi declarations mirroring native/include/sbx.h: the one place Node touches libsbx.
-// Loaded lazily by the native engine; only src/engine imports this module.
+// koffi declarations of native/include/sbx.h's functions: the one place Node touches libsbx.
+// Loaded lazily by the native engine; only src/engine imports this module. The constants and the
+// struct layouts come from ./generated/abi, which the build generates from the header.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-
-export const ABI_VERSION = 8;
-export const OP_SIZE = 64;
-export const EVENT_SIZE = 24;
+import { ABI_VERSION, CHILD_FIELDS, CHILD_SIZE, ERROR_FIELDS, ERROR_SIZE, type Field } from './generated/abi';
 
 export interface SbxError { err: number; step: number; message: string }
 export interface SbxChild { pid: number; events_fd: number; sync_fd: number; in_cgroup: number; spawn_ns: bigint }
@@ -44,8 +42,16 @@ export function loadLibSbx(): LibSbx {
   if (!existsSync(path)) throw new NativeError(`${path} does not exist`, 2);
   const koffi = require('koffi') as typeof import('koffi');
   const lib = koffi.load(path);
-  const Err = koffi.struct('sbx_error', { err: 'int32_t', step: 'int32_t', message: koffi.array('char', 256, 'String') });
-  const Child = koffi.struct('sbx_child', { pid: 'int32_t', events_fd: 'int32_t', sync_fd: 'int32_t', in_cgroup: 'int32_t', spawn_ns: 'uint64_t' });
+  // The header's structs, field by field; a char array reads as a string. koffi lays them out by
+  // C rules itself, and its layout must be the compiler's, or every call would misread them.
+  const struct = (name: string, size: number, fields: Record<string, Field>) => {
+    const t = koffi.struct(name, Object.fromEntries(Object.entries(fields).map(([n, f]) => [n, f.count > 1 ? koffi.array(f.type, f.count, f.type === 'char' ? 'String' : 'Array') : f.type])));
+    const bad = koffi.sizeof(t) !== size || Object.entries(fields).some(([n, f]) => koffi.offsetof(t, n) !== f.offset);
+    if (bad) throw new NativeError(`koffi lays out struct ${name} unlike the C compiler; rebuild with npm run build`, 22);
+    return t;
+  };
+  const Err = struct('sbx_error', ERROR_SIZE, ERROR_FIELDS);
+  const Child = struct('sbx_child', CHILD_SIZE, CHILD_FIELDS);
   const abi = lib.func('int sbx_abi_version(void)');
   const version = abi() as number;
   if (version !== ABI_VERSION) throw new NativeError(`${path} has ABI ${version}, and this sandbox needs ${ABI_VERSION}; rebuild it with npm run build`, 22);
