@@ -2,8 +2,6 @@
 // pull writes the store (root: /var/lib/sandbox, else the XDG data folder).
 import type { Command } from 'commander';
 import { table } from '../ui/table';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { LifecycleError } from './lifecycle';
 
 const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
@@ -15,17 +13,15 @@ export function registerImages(program: Command): void {
     .option('--insecure-registry <host>', 'reach this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print only the image\'s digest')
     .action(async (image: string, o: { insecureRegistry: string[]; quiet?: boolean }) => {
-      const { Store } = await import('../image/store');
-      const { imageKey, pull } = await import('../image/pull');
-      const { loadLibSbx } = await import('../ffi/libsbx');
+      const { imageName, lookupImage } = await import('../engine/images');
       const { pullProgress } = await import('../ui/progress');
       let key: string;
-      try { key = imageKey(image).key; } catch (e) { throw new LifecycleError((e as Error).message, 1); }
+      try { key = imageName(image); } catch (e) { throw new LifecycleError((e as Error).message, 1); }
       const view = pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${key}` });
       try {
-        const r = await pull(image, { store: new Store(), ops: loadLibSbx(), insecure: o.insecureRegistry, onEvent: view.onEvent, refresh: true });
+        const r = (await lookupImage(image, { pull: true, refresh: true, insecure: o.insecureRegistry, onEvent: view.onEvent }))!;
         await view.finish();
-        process.stdout.write(`${r.record.manifest}\n`);
+        process.stdout.write(`${r.digest}\n`);
       } catch (e) {
         await view.finish(e as Error);
         throw new LifecycleError(`cannot pull ${key}: ${(e as Error).message}`, 1);
@@ -59,16 +55,8 @@ export function registerImages(program: Command): void {
     .action(async () => {
       const { Store } = await import('../image/store');
       const { probeHost } = await import('../engine/probe');
-      const { readSaved } = await import('../engine/state');
-      // Layers of sandboxes that still exist (running, or exited and not yet down) are in use.
-      const root = probeHost().stateRoot;
-      const inUse: string[] = [];
-      let names: string[] = [];
-      try { names = readdirSync(root).filter((n) => !n.startsWith('.')); } catch { /* none */ }
-      for (const n of names) {
-        const layers = readSaved(join(root, n))?.plan.steps.find((s) => s.kind === 'rootfs.image')?.args.layers as string[] | undefined;
-        inUse.push(...(layers ?? []));
-      }
+      const { layersInUse } = await import('../engine/images');
+      const inUse = layersInUse(probeHost());
       const r = new Store().prune(inUse);
       process.stdout.write(r.removed.length ? `${r.removed.map((x) => `removed ${x}`).join('\n')}\nfreed ${mb(r.bytes)}\n` : 'nothing to remove\n');
     });

@@ -1,110 +1,35 @@
-// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, gc. They
-// read the state that the engine and the supervisor keep under /run/sandbox; they run in the CLI
-// process as root.
+// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, gc: argv →
+// one call into the engine's lifecycle (engine/lifecycle.ts) → print. They run in the CLI process
+// as root.
 import type { Command } from 'commander';
 import { table } from '../ui/table';
-import { existsSync, openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import type { HostFeatures } from '../plan/types';
+import { existsSync, statSync } from 'node:fs';
 import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
-import { cgroupOf, exitCode, listSandboxes, orphanTables, readSaved, reclaim, type Listed, type SavedRun } from '../engine/state';
-import { procStat } from '../engine/lock';
-import { removeTable } from '../engine/network';
+import { downSandbox, exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
 
-export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
-
-function find(host: HostFeatures, name: string): Listed {
-  const row = listSandboxes(host).find((r) => r.name === name);
-  if (!row) throw new LifecycleError(`no sandbox named ${name} (sandbox ps -a lists them)`, 1);
-  return row;
-}
+export { LifecycleError };
 
 /** running once its command has started (state.json is written then); starting while being set up. */
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
 const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it runs. */
-export async function stop(host: HostFeatures, name: string, graceMs?: number): Promise<boolean> {
-  const row = find(host, name);
-  if (!row.running || !row.state) return false;
-  const cg = cgroupOf(host, name);
-  const pid = row.state.pid;
-  const signal = row.state.stopSignal ?? 15;
-  const grace = graceMs ?? row.state.stopGraceMs ?? 10_000;
-  try { process.kill(pid, signal); } catch { /* gone */ }
-  // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
-  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
-  // PID 1 of its pid namespace: killing it kills every process in the sandbox.
-  if (cg.pids().length) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
-  // The supervisor writes the exit status as it leaves.
-  const sup = row.state.supervisorPid;
-  for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(2);
-  return true;
-}
-
-/** Whether pid runs: a zombie has finished (the supervisor's parent is the host's init once its
- * CLI exited, and some inits reap late). */
-function alive(pid: number): boolean {
-  const state = procStat(pid)?.[0];
-  return state !== undefined && state !== 'Z';
-}
-
-function printLog(path: string, from: number, opts: { timestamps?: boolean; tail?: number }): number {
-  let fd: number;
-  try { fd = openSync(path, 'r'); } catch { return from; }
-  const size = statSync(path).size;
-  const buf = Buffer.alloc(Math.max(0, size - from));
-  readSync(fd, buf, 0, buf.length, from);
-  closeSync(fd);
-  const text = buf.toString('utf8');
-  const end = text.lastIndexOf('\n') + 1;
-  let lines = text.slice(0, end).split('\n').filter(Boolean);
-  if (opts.tail !== undefined) lines = lines.slice(Math.max(0, lines.length - opts.tail));
-  for (const l of lines) {
-    const m = /^(\S+) (stdout|stderr) (.*)$/s.exec(l);
-    if (!m) continue;
-    const out = `${opts.timestamps ? `${m[1]} ` : ''}${m[3]}\n`;
-    (m[2] === 'stderr' ? process.stderr : process.stdout).write(out);
-  }
-  return from + Buffer.byteLength(text.slice(0, end));
-}
-
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
-function saved(host: HostFeatures, name: string): SavedRun {
-  const s = readSaved(join(host.stateRoot, name));
+function saved(host: ReturnType<typeof probeHost>, name: string) {
+  const s = savedRun(host, name);
   if (!s) throw new LifecycleError(MSG.noPlan(name), 1);
   return s;
 }
 
-/** One process of a sandbox, from /proc: its PID on the host and in the sandbox's pid namespace. */
-export interface Proc { hostPid: number; pid: number | null; ppid: number | null; uid: number; state: string; command: string }
-
-export function processes(host: HostFeatures, name: string): Proc[] {
-  const out: Proc[] = [];
-  for (const hostPid of cgroupOf(host, name).pids().sort((a, b) => a - b)) {
-    let status: string;
-    let cmd: string;
-    try { status = readFileSync(`/proc/${hostPid}/status`, 'utf8'); cmd = readFileSync(`/proc/${hostPid}/cmdline`, 'utf8'); } catch { continue; }
-    const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
-    const nspid = field('NSpid').split(/\s+/).map(Number);
-    // NSpid lists the PID in each pid namespace from the host's down; one entry means the process
-    // is not in the sandbox's (an exec relay, which waits outside it).
-    const inside = nspid.length > 1 ? nspid[nspid.length - 1]! : null;
-    let ppid: number | null = null;
-    const hostPpid = Number(field('PPid'));
-    try { const p = readFileSync(`/proc/${hostPpid}/status`, 'utf8'); const n = /^NSpid:\s*(.*)$/m.exec(p)?.[1]?.trim().split(/\s+/).map(Number) ?? []; ppid = n.length > 1 && inside !== null ? n[n.length - 1]! : inside === 1 ? 0 : null; } catch { ppid = inside === 1 ? 0 : null; }
-    // libsbx names the two helpers it leaves without exec: the init reaper and the exec relay.
-    const helper = ['sbx-init', 'sbx-exec-relay'].includes(field('Name'));
-    out.push({ hostPid, pid: inside, ppid, uid: Number(field('Uid').split(/\s+/)[0]), state: field('State').split(' ')[0] ?? '?', command: helper ? `[${field('Name')}]` : cmd.split('\0').filter(Boolean).join(' ') || `[${field('Name')}]` });
-  }
-  return out;
+/** Prints a detached sandbox's log from byte `from`; returns where it stopped. */
+function printLog(path: string, from: number, opts: { timestamps?: boolean; tail?: number }): number {
+  const { entries, next } = readLog(path, from, opts.tail);
+  for (const e of entries) (e.stream === 'stderr' ? process.stderr : process.stdout).write(`${opts.timestamps ? `${e.time} ` : ''}${e.text}\n`);
+  return next;
 }
-
 
 export function registerLifecycle(program: Command, nameOfFile: (file: string) => Promise<string>): void {
   program.command('ps').description('list sandboxes: their name, status, host PID, uptime, command and ports')
@@ -136,11 +61,11 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('-t, --timestamps', 'show when each line was written')
     .action(async (name: string, o: { follow?: boolean; tail?: number; timestamps?: boolean }) => {
       const host = probeHost();
-      find(host, name);
-      const path = join(host.stateRoot, name, 'log');
+      findSandbox(host, name);
+      const path = logPath(host, name);
       let at = printLog(path, 0, o);
       while (o.follow) {
-        const running = find(host, name).running;
+        const running = findSandbox(host, name).running;
         await sleep(100);
         at = printLog(path, at, { timestamps: o.timestamps });
         if (!running) break;
@@ -157,14 +82,14 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .passThroughOptions()
     .action(async (name: string, cmd: string[], o: { tty?: boolean; user?: string; env: string[]; workdir?: string }) => {
       const host = probeHost();
-      const row = find(host, name);
+      const row = findSandbox(host, name);
       if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
       const { plan } = saved(host, name);
       const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
       const tty = !!o.tty && process.stdin.isTTY === true;
       const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty });
       const { NativeEngine } = await import('../engine/native');
-      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, tty, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT });
+      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT });
       if (result.failed) {
         const step = execPlan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
@@ -178,7 +103,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('--json', 'print the list as JSON')
     .action((name: string, o: { json?: boolean }) => {
       const host = probeHost();
-      if (!find(host, name).running) throw new LifecycleError(MSG.notRunning(name), 1);
+      if (!findSandbox(host, name).running) throw new LifecycleError(MSG.notRunning(name), 1);
       const procs = processes(host, name);
       if (o.json) { process.stdout.write(JSON.stringify(procs, null, 2) + '\n'); return; }
       const dash = (n: number | null) => (n === null ? '-' : String(n));
@@ -190,7 +115,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('--json', 'print it as JSON')
     .action((name: string, o: { json?: boolean }) => {
       const host = probeHost();
-      const row = find(host, name);
+      const row = findSandbox(host, name);
       const s = saved(host, name);
       const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, plan: s.plan };
       if (o.json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
@@ -209,7 +134,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('-t, --time <seconds>', 'the grace period (default: its stop_grace_period)', (v) => Number(v))
     .action(async (name: string, o: { time?: number }) => {
       const host = probeHost();
-      if (!(await stop(host, name, o.time !== undefined ? o.time * 1000 : undefined))) throw new LifecycleError(`${name} is not running`, 1);
+      if (!(await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined))) throw new LifecycleError(`${name} is not running`, 1);
       process.stdout.write(`${name}\n`);
     });
 
@@ -219,20 +144,14 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .action(async (arg: string, o: { time?: number }) => {
       const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      find(host, name);
-      await stop(host, name, o.time !== undefined ? o.time * 1000 : undefined);
-      if (cgroupOf(host, name).pids().length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
-      await reclaim(host, name);
+      await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined);
       process.stdout.write(`${name}\n`);
     });
 
   program.command('gc').description('remove what crashed runs left: state folders, cgroups, interfaces and nftables tables with no live process')
     .action(async () => {
       const host = probeHost();
-      const removed: string[] = [];
-      // Exited detached sandboxes are kept for their logs until `down`; only crashed runs go.
-      for (const r of listSandboxes(host)) if (!r.running && r.exit === undefined) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
-      for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
+      const removed = await gc(host);
       process.stdout.write(removed.length ? removed.map((x) => `removed ${x}`).join('\n') + '\n' : 'nothing to remove\n');
     });
 }

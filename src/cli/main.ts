@@ -166,10 +166,8 @@ export function buildProgram(): Command {
       const { StepTracker, showProgress } = await import('../ui/progress');
       const tracker = new StepTracker(l.plan);
       const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-      const execStep = l.plan.steps.find((s) => s.kind === 'exec')!;
       const result = await engine.run(l.plan, tracker.onEvent, {
         host: l.host,
-        tty: execStep.args.tty === true,
         // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
         failAt: process.env.SANDBOX_TEST_FAIL_AT,
         pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
@@ -177,7 +175,7 @@ export function buildProgram(): Command {
         stallAt: process.env.SANDBOX_TEST_STALL_AT,
         beforeExec: () => view,
         file: l.file,
-      } as never);
+      });
       // For the start-up benchmark: the engine's own setup time, measured inside.
       if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms\n`);
       if (result.detached) {
@@ -204,7 +202,7 @@ export function buildProgram(): Command {
     .action(async (file: string | undefined) => {
       const h = probeHost();
       let engine = 'ok';
-      try { const { loadLibSbx, libraryPath } = await import('../ffi/libsbx'); loadLibSbx(); engine = `${libraryPath()} (ABI ok)`; } catch (e) { engine = `missing: ${(e as Error).message}; build it with npm run build`; }
+      try { const { engineLibrary } = await import('../engine/probe'); engine = `${engineLibrary()} (ABI ok)`; } catch (e) { engine = `missing: ${(e as Error).message}; build it with npm run build`; }
       const yes = (b: boolean) => (b ? 'yes' : 'no');
       const rows: [string, string][] = [
         ['kernel', `${h.kernel} ${h.arch}, ${h.cpus} CPUs`],

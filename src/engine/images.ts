@@ -5,6 +5,11 @@ import type { ImageInput } from '../model/image';
 import { imageKey, pull, type PullEvent } from '../image/pull';
 import { Store } from '../image/store';
 import { loadLibSbx } from '../ffi/libsbx';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostFeatures } from '../plan/types';
+import { findStep } from '../plan/steps';
+import { readSaved } from './state';
 
 export interface ImageLookup {
   /** Fetch the image when the store has not got it (else: undefined, and the plan says so). */
@@ -26,4 +31,14 @@ export async function lookupImage(ref: string, o: ImageLookup): Promise<ImageInp
   if (!o.pull && !o.refresh && !haveImage(ref)) return undefined;
   const pulled = await pull(ref, { store: new Store(), ops: loadLibSbx(), insecure: o.insecure ?? [], onEvent: o.onEvent, refresh: o.refresh });
   return { config: pulled.config, layerDirs: pulled.layerDirs, digest: pulled.record.manifest };
+}
+
+/** The layers of sandboxes that still exist (running, or exited and not yet down): `image prune` keeps them. */
+export function layersInUse(host: HostFeatures): string[] {
+  let names: string[] = [];
+  try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
+  return names.flatMap((n) => {
+    const plan = readSaved(join(host.stateRoot, n))?.plan;
+    return (plan && findStep(plan.steps, 'rootfs.image')?.args.layers) ?? [];
+  });
 }

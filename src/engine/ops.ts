@@ -1,20 +1,20 @@
 // Plan → the child's program: fixed-size ops (struct sbx_op) and a string arena, encoded in the
-// CLI process before the clone. Steps the parent applies on the host (state folder, cgroup, id
-// maps) are not encoded; they are listed so that the engine knows which side runs each step.
+// CLI process before the clone. Every kind of step is placed here: a child step becomes ops, a
+// host step (state folder, cgroup, id maps, the network's host side) none, and the compiler
+// checks that the switch covers them all.
+import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step } from '../plan/types';
-import { CAPABILITIES, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, OP, OP_SIZE } from '../ffi/generated/abi';
+import { capabilityNumber, RLIMITS } from '../model/tables';
+import { F_FAIL, F_FILE, F_PAUSE, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
-const FLAG_BITS: Record<string, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME };
-const PROPAGATION: Record<string, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC };
+const FLAG_BITS: Record<MountFlag, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME };
+const PROPAGATION: Record<Propagation, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC };
 
 export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80 } as const;
-const NS_FLAG: Record<string, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
-
-/** Step kinds applied by the parent on the host, before the child goes on. */
-export const HOST_KINDS = new Set(['state.create', 'rootfs.host', 'rootfs.dir', 'rootfs.image', 'image.note', 'cgroup.create', 'cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host', 'net.veth', 'net.nat', 'net.port', 'net.hosts', 'net.resolv']);
+const NS_FLAG: Record<NsName, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
+const RESTART = { no: 0, 'on-failure': 1, always: 2 } as const;
 
 export interface ProgramInput {
   plan: Plan;
@@ -72,111 +72,130 @@ export function encodeProgram(input: ProgramInput): Program {
   const op = (step: Step, kind: number, o: { flags?: number; mode?: number; a?: number | bigint; b?: number | bigint; s1?: number; s2?: number; s3?: number; s4?: number } = {}) => {
     const r = Buffer.alloc(OP_SIZE);
     const index = plan.steps.indexOf(step);
-    r.writeUInt32LE(kind, 0);
-    r.writeUInt32LE(index, 4);
-    r.writeUInt32LE(((o.flags ?? 0) | (input.failAt === step.id ? F_FAIL : 0) | (input.pauseAt === step.id ? F_PAUSE : 0)) >>> 0, 8);
-    r.writeUInt32LE(o.mode ?? 0, 12);
-    r.writeBigInt64LE(BigInt(o.a ?? 0), 16);
-    r.writeBigInt64LE(BigInt(o.b ?? 0), 24);
-    r.writeUInt32LE(o.s1 ?? 0, 32);
-    r.writeUInt32LE(o.s2 ?? 0, 36);
-    r.writeUInt32LE(o.s3 ?? 0, 40);
-    r.writeUInt32LE(o.s4 ?? 0, 44);
+    r.writeUInt32LE(kind, OP_OFFSET.kind);
+    r.writeUInt32LE(index, OP_OFFSET.step);
+    r.writeUInt32LE(((o.flags ?? 0) | (input.failAt === step.id ? F_FAIL : 0) | (input.pauseAt === step.id ? F_PAUSE : 0)) >>> 0, OP_OFFSET.flags);
+    r.writeUInt32LE(o.mode ?? 0, OP_OFFSET.mode);
+    r.writeBigInt64LE(BigInt(o.a ?? 0), OP_OFFSET.a);
+    r.writeBigInt64LE(BigInt(o.b ?? 0), OP_OFFSET.b);
+    r.writeUInt32LE(o.s1 ?? 0, OP_OFFSET.s1);
+    r.writeUInt32LE(o.s2 ?? 0, OP_OFFSET.s2);
+    r.writeUInt32LE(o.s3 ?? 0, OP_OFFSET.s3);
+    r.writeUInt32LE(o.s4 ?? 0, OP_OFFSET.s4);
     records.push(r);
     childSteps.add(step.id);
   };
-  const flagsOf = (names: unknown) => ((names as string[] | undefined) ?? []).reduce((f, n) => f | (FLAG_BITS[n] ?? 0), 0);
-  const tmpfsData = (a: Record<string, unknown>) => [`mode=${((a.mode as number | undefined) ?? 0o1777).toString(8)}`, ...(a.sizeBytes ? [`size=${a.sizeBytes}`] : [])].join(',');
+  const flagsOf = (names: readonly MountFlag[]) => names.reduce((f, n) => f | FLAG_BITS[n], 0);
+  const tmpfsData = (a: { mode: number; sizeBytes?: number }) => [`mode=${a.mode.toString(8)}`, ...(a.sizeBytes ? [`size=${a.sizeBytes}`] : [])].join(',');
 
   for (const step of plan.steps) {
-    const a = step.args;
     switch (step.kind) {
+      // Applied on the host by the engine (engine/host-steps.ts), before the child goes on.
+      case 'state.create': case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': case 'image.note':
+      case 'cgroup.create': case 'cgroup.set': case 'cgroup.attach': case 'idmap': case 'ns.host':
+      case 'net.veth': case 'net.nat': case 'net.port': case 'net.hosts': case 'net.resolv':
+        break;
       case 'ns.new':
-        cloneFlags |= BigInt(NS_FLAG[a.type as string]!);
-        if (a.type === 'cgroup' || a.type === 'time') op(step, OP.UNSHARE, { a: NS_FLAG[a.type as string]! });
+        cloneFlags |= BigInt(NS_FLAG[step.args.type]);
+        if (step.args.type === 'cgroup' || step.args.type === 'time') op(step, OP.UNSHARE, { a: NS_FLAG[step.args.type] });
         break;
       case 'ns.join':
-        if (a.type === 'pid') throw new UnsupportedStep(step, 'joining a pid namespace is not supported yet: it needs a second fork');
-        if (a.type === 'mount') throw new UnsupportedStep(step, 'the mount namespace cannot be joined');
-        op(step, OP.JOIN_NS, { a: NS_FLAG[a.type as string]!, s1: str(a.path as string) });
+        if (step.args.type === 'pid') throw new UnsupportedStep(step, 'joining a pid namespace is not supported yet: it needs a second fork');
+        if (step.args.type === 'mount') throw new UnsupportedStep(step, 'the mount namespace cannot be joined');
+        op(step, OP.JOIN_NS, { a: NS_FLAG[step.args.type], s1: str(step.args.path) });
         break;
-      case 'ns.enter': op(step, OP.JOIN_NS, { a: NS_FLAG[a.type as string]!, s1: str(a.path as string) }); break;
+      case 'ns.enter': op(step, OP.JOIN_NS, { a: NS_FLAG[step.args.type], s1: str(step.args.path) }); break;
       case 'proc.fork': op(step, OP.FORK); break;
       case 'console': op(step, OP.CONSOLE); break;
       case 'net.loopback': op(step, OP.LOOPBACK_UP); break;
       case 'net.address': {
         if (!input.address) throw new UnsupportedStep(step, 'no address was leased for the private network');
         const be = (ip: string) => { const b = Buffer.alloc(4); b.writeUInt32BE(ipToInt(ip)); return b.readUInt32LE(); };
-        op(step, OP.NET_IFUP, { s1: str(a.interface as string), a: be(input.address), b: be(a.gateway as string), mode: parseSubnet(a.subnet as string).prefix });
+        op(step, OP.NET_IFUP, { s1: str(step.args.interface), a: be(input.address), b: be(step.args.gateway), mode: parseSubnet(step.args.subnet).prefix });
         break;
       }
-      case 'mount.netfile': op(step, OP.BIND, { flags: F_FILE | FLAG_BITS.nosuid! | FLAG_BITS.nodev! | FLAG_BITS.noexec!, s1: str(a.source as string), s2: str(a.target as string) }); break;
+      case 'mount.netfile': op(step, OP.BIND, { flags: F_FILE | MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str(step.args.source), s2: str(step.args.target) }); break;
+      // Shown in the plan and reported in order; nothing to do in the child.
       case 'net.none': case 'net.host': case 'net.joined': case 'cap.keep': case 'cap.drop': case 'nnp.off': case 'seccomp.off':
         op(step, OP.NOTE); break;
       case 'mount.private': op(step, OP.MOUNT_PRIVATE); break;
-      case 'mount.root':
+      case 'mount.root': {
+        const a = step.args;
         if (a.fstype === 'tmpfs') op(step, OP.ROOT_TMPFS, { s1: str(input.rootDir) });
-        else if (a.fstype === 'bind') op(step, OP.ROOT_BIND, { s1: str(input.rootDir), s2: str(a.source as string) });
-        else if (a.fstype === 'overlay' && input.overlay) {
+        else if (a.fstype === 'bind') op(step, OP.ROOT_BIND, { s1: str(input.rootDir), s2: str(a.source) });
+        else if (input.overlay) {
           // overlayfs takes its options in one page: about 40 layers with the store's path lengths.
-          if (input.overlay.length > 4000) throw new UnsupportedStep(step, `the image has too many layers for one overlayfs mount (${(a.layers as string[]).length})`);
+          if (input.overlay.length > 4000) throw new UnsupportedStep(step, `the image has too many layers for one overlayfs mount (${a.layers?.length ?? 0})`);
           op(step, OP.ROOT_OVERLAY, { s1: str(input.rootDir), s2: str(input.overlay) });
         } else throw new UnsupportedStep(step, 'the image is not in the store: sandbox up pulls it first (or run sandbox pull)');
         break;
+      }
       case 'mount.bind': {
-        const prop = PROPAGATION[(a.propagation as string | undefined) ?? 'rprivate'] ?? 0;
-        op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source as string) ? F_FILE : 0), a: a.readOnly ? 1 : 0, b: prop, s1: str(a.source as string), s2: str(a.target as string) });
+        const a = step.args;
+        op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source) ? F_FILE : 0), a: a.readOnly ? 1 : 0, b: PROPAGATION[a.propagation ?? 'rprivate'], s1: str(a.source), s2: str(a.target) });
         break;
       }
-      case 'mount.link': op(step, OP.SYMLINK, { s1: str(a.path as string), s2: str(a.target as string) }); break;
-      case 'mount.proc': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str('/proc'), s2: str('proc') }); break;
-      case 'mount.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str('/dev'), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
-      case 'dev.node': op(step, OP.DEV_NODE, { s1: str(`/dev/${a.name}`), s2: str(`/dev/${a.name}`) }); break;
+      case 'mount.link': op(step, OP.SYMLINK, { s1: str(step.args.path), s2: str(step.args.target) }); break;
+      case 'mount.proc': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags), s1: str('/proc'), s2: str('proc') }); break;
+      case 'mount.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags), s1: str('/dev'), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
+      case 'dev.node': op(step, OP.DEV_NODE, { s1: str(`/dev/${step.args.name}`), s2: str(`/dev/${step.args.name}`) }); break;
       case 'mount.devpts':
-        op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: str('/dev/pts'), s2: str('devpts'), s3: str(a.options as string) });
+        op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: str('/dev/pts'), s2: str('devpts'), s3: str(step.args.options) });
         op(step, OP.SYMLINK, { s1: str('/dev/ptmx'), s2: str('pts/ptmx') });
         if (input.tty) op(step, OP.CONSOLE);
         break;
-      case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags), s1: str(a.target as string), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
+      case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
       case 'dev.links':
         for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) op(step, OP.SYMLINK, { s1: str(l), s2: str(t) });
         break;
-      case 'dev.bind': op(step, OP.DEV_NODE, { s1: str(a.source as string), s2: str(a.target as string) }); break;
-      case 'mount.sys': op(step, OP.SYSFS, { a: a.fresh ? 1 : 0, s1: str('/sys') }); break;
+      case 'dev.bind': op(step, OP.DEV_NODE, { s1: str(step.args.source), s2: str(step.args.target) }); break;
+      case 'mount.sys': op(step, OP.SYSFS, { a: step.args.fresh ? 1 : 0, s1: str('/sys') }); break;
       case 'mount.cgroup': {
         const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
-        if (a.layout === 'v2') { op(step, OP.MOUNT_FS, { flags: ro, s1: str('/sys/fs/cgroup'), s2: str('cgroup2') }); break; }
+        if (step.args.layout === 'v2') { op(step, OP.MOUNT_FS, { flags: ro, s1: str('/sys/fs/cgroup'), s2: str('cgroup2') }); break; }
         op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str('/sys/fs/cgroup'), s2: str('tmpfs'), s3: str('mode=755') });
-        for (const c of a.controllers as string[]) op(step, OP.MOUNT_FS, { flags: ro, s1: str(`/sys/fs/cgroup/${c}`), s2: str('cgroup'), s3: str(c) });
+        for (const c of step.args.controllers) op(step, OP.MOUNT_FS, { flags: ro, s1: str(`/sys/fs/cgroup/${c}`), s2: str('cgroup'), s3: str(c) });
         op(step, OP.READONLY, { s1: str('/sys/fs/cgroup') });
         break;
       }
-      case 'sysctl': op(step, OP.SYSCTL, { s1: str(a.name as string), s2: str(a.value as string) }); break;
-      case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(a.flags) | (a.readOnly ? MS.RDONLY : 0), s1: str(a.target as string), s2: str('tmpfs'), s3: str(tmpfsData(a)) }); break;
+      case 'sysctl': op(step, OP.SYSCTL, { s1: str(step.args.name), s2: str(step.args.value) }); break;
+      case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags) | (step.args.readOnly ? MS.RDONLY : 0), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
       case 'mount.pivot': op(step, OP.PIVOT); break;
-      case 'mount.mask': op(step, OP.MASK, { s1: str(a.path as string) }); break;
-      case 'mount.readonly': op(step, OP.READONLY, { s1: str(a.path as string) }); break;
+      case 'mount.mask': op(step, OP.MASK, { s1: str(step.args.path) }); break;
+      case 'mount.readonly': op(step, OP.READONLY, { s1: str(step.args.path) }); break;
       case 'mount.root-readonly': op(step, OP.ROOT_READONLY); break;
-      case 'hostname': op(step, OP.HOSTNAME, { s1: str(a.hostname as string) }); break;
+      case 'hostname': op(step, OP.HOSTNAME, { s1: str(step.args.hostname) }); break;
       case 'user.groups': op(step, OP.GROUPS, { s1: list(input.groups.map(String)) }); break;
       case 'user.ids': op(step, OP.IDS, { a: input.uid, b: input.gid }); break;
-      case 'umask': op(step, OP.UMASK, { mode: a.umask as number }); break;
-      case 'rlimit': op(step, OP.RLIMIT, { mode: RLIMITS[a.name as string]!, a: a.soft as number, b: a.hard as number }); break;
+      case 'umask': op(step, OP.UMASK, { mode: step.args.umask }); break;
+      case 'rlimit': {
+        const resource = Object.hasOwn(RLIMITS, step.args.name) ? RLIMITS[step.args.name] : undefined;
+        if (resource === undefined) throw new UnsupportedStep(step, `${step.args.name} is not a resource limit this engine knows`);
+        op(step, OP.RLIMIT, { mode: resource, a: step.args.soft, b: step.args.hard });
+        break;
+      }
       case 'caps.apply': {
-        const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(CAPABILITIES.indexOf(c as never))), 0n);
-        op(step, OP.CAPS, { a: mask(a.bounding as string[]), b: mask(a.ambient as string[]) });
+        const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(capabilityNumber(c))), 0n);
+        op(step, OP.CAPS, { a: mask(step.args.bounding), b: mask(step.args.ambient) });
         break;
       }
       case 'nnp': op(step, OP.NNP); break;
       case 'seccomp': {
-        const bpf = input.compileSeccomp(`${(a.program as string[]).join('\n')}\n`);
+        const bpf = input.compileSeccomp(`${step.args.program.join('\n')}\n`);
         op(step, OP.SECCOMP, { s1: blob(bpf), a: bpf.length });
         break;
       }
       case 'fds.close': op(step, OP.CLOSE_FDS); break;
-      case 'exec': op(step, OP.EXEC, { a: a.init ? 1 : 0, mode: ({ 'on-failure': 1, always: 2 } as Record<string, number>)[(a.restart as { policy: string } | undefined)?.policy ?? 'no'] ?? 0, b: (a.restart as { max: number } | undefined)?.max ?? 0, s1: list(a.args as string[]), s2: list(a.env as string[]), s3: str(a.cwd as string) }); break;
-      default:
-        if (!HOST_KINDS.has(step.kind)) throw new UnsupportedStep(step, `the native engine cannot apply ${step.kind} steps yet`);
+      case 'exec': {
+        const a = step.args;
+        op(step, OP.EXEC, { a: a.init ? 1 : 0, mode: RESTART[a.restart?.policy ?? 'no'], b: a.restart?.max ?? 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd) });
+        break;
+      }
+      default: {
+        // Every kind is placed above: a new one fails to compile here until it is.
+        const unplaced: never = step;
+        throw new UnsupportedStep(unplaced, 'the native engine cannot apply this step');
+      }
     }
   }
   return { ops: Buffer.concat(records), nops: records.length, strings: Buffer.concat([...strings, Buffer.from('\0')]), cloneFlags, childSteps };

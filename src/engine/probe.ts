@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, readlinkSync, lstatSync, readdirSync } from 'node:fs';
 import { availableParallelism, arch, release } from 'node:os';
 import type { HostFeatures } from '../plan/types';
+import { libraryPath, loadLibSbx } from '../ffi/libsbx';
 import { CAPABILITIES, HOST_ROOT_DIRS } from '../model/tables';
 
 const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
@@ -96,4 +97,10 @@ function hasChildFile(dir: string, file: string): boolean {
     for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory() && existsSync(`${dir}/${e.name}/${file}`)) return true;
   } catch { /* unreadable */ }
   return false;
+}
+
+/** Where libsbx is, once it loaded and its ABI matched (for `doctor`); throws why it cannot load. */
+export function engineLibrary(): string {
+  loadLibSbx();
+  return libraryPath();
 }

@@ -23,8 +23,8 @@ export interface SandboxState {
   /** Detached: sbx-supervise is the sandbox's parent, and `down` removes what it set up. */
   detached?: boolean;
   supervisorPid?: number;
-  stopSignal?: number;
-  stopGraceMs?: number;
+  stopSignal: number;
+  stopGraceMs: number;
 }
 
 /** Files the engine writes in a state folder; removed with it. */

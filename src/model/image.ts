@@ -31,7 +31,7 @@ export function applyImage(spec: SandboxSpec, image: ImageInput): SandboxSpec {
   }
   return {
     ...spec,
-    rootfs: {
+    rootfs: spec.rootfs.type !== 'image' ? spec.rootfs : {
       ...spec.rootfs, layers: image.layerDirs, digest: image.digest,
       exposed: Object.keys(c.ExposedPorts ?? {}), volumes: Object.keys(c.Volumes ?? {}),
     },

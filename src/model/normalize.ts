@@ -9,7 +9,7 @@ import { didYouMean } from '../config/diagnostic';
 import { envValue } from '../config/interpolate';
 import { isIP } from './ip';
 import type { CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
-import { NAMESPACES } from './types';
+import { MOUNT_FLAGS, NAMESPACES, PROPAGATIONS, type MountFlag, type RestartPolicy } from './types';
 import { parseProfile, type SeccompProfile } from './seccomp';
 import { CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SUBNET, RLIMITS, SIGNALS } from './tables';
 
@@ -32,6 +32,9 @@ export interface NormalizeContext {
 export type FileRead = string | undefined | { code: string; message: string };
 
 /** `table[key]` for the table's own keys only: a key spelled `constructor` is never Object's. */
+/** `word` is one of `list`'s members: a type guard over a const list. */
+const isOneOf = <T extends string>(list: readonly T[], word: string): word is T => (list as readonly string[]).includes(word);
+
 const own = <T>(table: Readonly<Record<string, T>> | undefined, key: string): T | undefined => (table && Object.hasOwn(table, key) ? table[key] : undefined);
 
 export interface SpecProblem { src: Source; code: string; message: string }
@@ -64,6 +67,12 @@ export function parseCpus(v: number | string): number | undefined {
   if (/^[0-9]+m$/.test(s)) return Number(s.slice(0, -1)) || undefined;
   const n = Number(s);
   return Number.isFinite(n) && n > 0 ? Math.round(n * 1000) : undefined;
+}
+
+/** `no`, `always`, `on-failure[:N]` (the schema's pattern) → the policy and its maximum. */
+export function restartPolicy(s: string): RestartPolicy {
+  const [policy, max] = s.split(':');
+  return { policy: policy === 'always' ? 'always' : policy === 'on-failure' ? 'on-failure' : 'no', max: Number(max ?? 0) || 0 };
 }
 
 /** 10s, 1m30s, 500ms → milliseconds. */
@@ -339,8 +348,8 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       for (const o of opts.split(',').filter(Boolean)) {
         if (o === 'ro') m.readOnly = true;
         else if (o === 'rw') m.readOnly = false;
-        else if (['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) m.propagation = o as MountSpec['propagation'];
-        else if (['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'].includes(o)) m.flags.push(o);
+        else if (isOneOf(PROPAGATIONS, o)) m.propagation = o;
+        else if (isOneOf(MOUNT_FLAGS, o)) m.flags.push(o);
         else if (o === 'z' || o === 'Z') continue; // SELinux relabelling: nothing to do without SELinux.
         else {
           const guess = didYouMean(o, ['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'rprivate', 'rshared', 'rslave']);
@@ -349,15 +358,15 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       }
       mounts.push(m);
     } else {
-      const flags = (v.options ?? []).filter((o) => !['ro', 'rw'].includes(o));
-      const m: MountSpec = { kind: v.type, target: v.target, readOnly: v.read_only ?? (v.options ?? []).includes('ro'), flags, src };
-      if (v.type === 'bind') { m.source = hostPath(v.source!); if (v.propagation) m.propagation = v.propagation; }
-      if (v.type === 'tmpfs') {
-        if (v.size !== undefined) m.sizeBytes = parseSize(v.size);
-        m.mode = v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777;
-        for (const f of ['nosuid', 'nodev']) if (!m.flags.includes(f)) m.flags.push(f);
+      // The schema allows only these words in the long form's options.
+      const flags = (v.options ?? []).filter((o): o is MountFlag => isOneOf(MOUNT_FLAGS, o));
+      const readOnly = v.read_only ?? (v.options ?? []).includes('ro');
+      if (v.type === 'bind') mounts.push({ kind: 'bind', source: hostPath(v.source!), target: v.target, readOnly, flags, src, ...(v.propagation ? { propagation: v.propagation } : {}) });
+      else {
+        if (v.propagation) problem(src, 'tmpfs-propagation', 'propagation applies to bind mounts only');
+        for (const f of ['nosuid', 'nodev'] as const) if (!flags.includes(f)) flags.push(f);
+        mounts.push({ kind: 'tmpfs', target: v.target, readOnly, flags, src, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777, ...(v.size !== undefined ? { sizeBytes: parseSize(v.size) } : {}) });
       }
-      mounts.push(m);
     }
   });
 
@@ -486,7 +495,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       stdin: cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
       init: cfg.init !== undefined ? val(cfg.init, at('init')) : val(false, D),
       detach: inputs.detach ? val(true, 'cli') : cfg.detach !== undefined ? val(cfg.detach, at('detach')) : val(false, D),
-      restart: cfg.restart !== undefined ? val(cfg.restart, at('restart')) : val('no', D),
+      restart: cfg.restart !== undefined ? val(restartPolicy(cfg.restart), at('restart')) : val({ policy: 'no', max: 0 }, D),
       stopSignal: val(stopSignal ?? 15, cfg.stop_signal !== undefined ? at('stop_signal') : D),
       stopGraceMs: val(grace ?? 10_000, cfg.stop_grace_period !== undefined ? at('stop_grace_period') : D),
     },

@@ -74,7 +74,6 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
     const first = targets.get(t);
     if (first) error(m.src, 'duplicate-target', `two volumes are mounted on ${t}; the first is on ${line(first)}`);
     else targets.set(t, m.src);
-    if (m.kind === 'tmpfs' && m.propagation) error(m.src, 'tmpfs-propagation', 'propagation applies to bind mounts only');
   }
   if (!spec.process.cwd.value.startsWith('/')) error(spec.process.cwd.src, 'relative-workdir', '`workdir` must be an absolute path');
 

@@ -63,3 +63,6 @@ export function namespacedSysctl(name: string): 'net' | 'ipc' | 'uts' | undefine
   if (name === 'kernel.domainname' || name === 'kernel.hostname') return 'uts';
   return undefined;
 }
+
+/** A capability's number (CAP_CHOWN is 0), or -1 for a name this table lacks. */
+export const capabilityNumber = (name: string): number => (CAPABILITIES as readonly string[]).indexOf(name);

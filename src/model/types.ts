@@ -11,7 +11,7 @@ export interface Val<T> { value: T; src: Source }
 export const NAMESPACES = ['user', 'pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'time'] as const;
 export type NsName = (typeof NAMESPACES)[number];
 
-export interface NsSpec { type: NsName; mode: 'private' | 'host' | 'join'; path?: string; src: Source }
+export type NsSpec = { type: NsName; mode: 'private' | 'host'; src: Source } | { type: NsName; mode: 'join'; path: string; src: Source };
 export interface IdMap { container: number; host: number; size: number }
 
 export interface PortSpec {
@@ -24,20 +24,21 @@ export interface PortSpec {
   src: Source;
 }
 
-export interface MountSpec {
-  kind: 'bind' | 'tmpfs';
-  /** Absolute host path (bind only). */
-  source?: string;
+export const MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'] as const;
+export type MountFlag = (typeof MOUNT_FLAGS)[number];
+export const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'] as const;
+export type Propagation = (typeof PROPAGATIONS)[number];
+
+interface MountCommon {
   /** Absolute path inside the sandbox. */
   target: string;
   readOnly: boolean;
-  propagation?: 'private' | 'rprivate' | 'shared' | 'rshared' | 'slave' | 'rslave';
-  /** nosuid, nodev, noexec, noatime, … */
-  flags: string[];
-  sizeBytes?: number;
-  mode?: number;
+  flags: MountFlag[];
   src: Source;
 }
+export type MountSpec =
+  | (MountCommon & { kind: 'bind'; /** Absolute host path. */ source: string; propagation?: Propagation })
+  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number });
 
 export interface DeviceLimit { path: string; rate: number; src: Source }
 
@@ -72,22 +73,30 @@ export interface UserSpec {
   src: Source;
 }
 
-export interface SandboxSpec {
-  version: 1;
-  name: Val<string>;
-  /** Absolute path of the config file, and its folder (the base of relative paths). */
-  file: string;
-  dir: string;
-  rootfs: {
-    type: 'host' | 'dir' | 'image'; path?: string; image?: string; readOnly: Val<boolean>; src: Source;
+interface RootfsCommon { readOnly: Val<boolean>; src: Source }
+export type RootfsSpec =
+  | (RootfsCommon & { type: 'host' })
+  | (RootfsCommon & { type: 'dir'; path: string })
+  | (RootfsCommon & {
+    type: 'image'; image: string;
     /** Filled from the store once the image is there: its unpacked layers, bottom first, and what it is. */
     layers?: string[];
     digest?: string;
     exposed?: string[];
     volumes?: string[];
     /** Registries pulled from over plain HTTP (insecure_registries). */
-    insecure?: string[];
-  };
+    insecure: string[];
+  });
+
+export interface RestartPolicy { policy: 'no' | 'on-failure' | 'always'; max: number }
+
+export interface SandboxSpec {
+  version: 1;
+  name: Val<string>;
+  /** Absolute path of the config file, and its folder (the base of relative paths). */
+  file: string;
+  dir: string;
+  rootfs: RootfsSpec;
   process: {
     /** entrypoint + command; empty only when an image will supply them. */
     args: string[];
@@ -104,7 +113,8 @@ export interface SandboxSpec {
     stdin: Val<boolean>;
     init: Val<boolean>;
     detach: Val<boolean>;
-    restart: Val<string>;
+    /** What PID 1 does when the command ends: `on-failure:3` is { policy: 'on-failure', max: 3 }; 0 is no maximum. */
+    restart: Val<RestartPolicy>;
     stopSignal: Val<number>;
     stopGraceMs: Val<number>;
   };

@@ -2,12 +2,13 @@
 // `sandbox up`, so the plan a reviewer reads is the one that runs.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { SandboxSpec, Source } from '../model/types';
+import type { MountFlag, SandboxSpec, Source } from '../model/types';
 import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../model/tables';
 import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../model/seccomp';
 import { checkOrder } from './order';
 import { gatewayOf } from '../model/ip';
-import type { HostFeatures, Plan, Stage, Step } from './types';
+import { makeStep } from './steps';
+import type { HostFeatures, Plan, Stage, Step, StepArgs, StepKind, Undo } from './types';
 
 export interface HostProblem {
   src: Source; code: string; message: string;
@@ -25,8 +26,8 @@ export function describeHost(h: HostFeatures): string {
 export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; problems: HostProblem[] } {
   const steps: Step[] = [];
   const problems: HostProblem[] = [];
-  const add = (stage: Stage, id: string, kind: string, title: string, source: Source, args: Record<string, unknown> = {}, undo?: Step['undo']) =>
-    steps.push({ id, stage, kind, args, title, source, ...(undo ? { undo } : {}) });
+  const add = <K extends StepKind>(stage: Stage, id: string, kind: K, title: string, source: Source, args: StepArgs[K], undo?: Undo, side?: 'host' | 'child') =>
+    steps.push(makeStep({ id, stage, kind, title, source, args, undo, side }));
   const name = spec.name.value;
   const stateDir = `${host.stateRoot}/${name}`;
   const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
@@ -109,7 +110,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
 
   // 3. namespaces: the user namespace first, so that it owns the others.
   for (const n of spec.namespaces) {
-    if (n.mode === 'private') add('namespaces', `ns:${n.type}`, 'ns.new', `new ${n.type} namespace`, n.src, { type: n.type });
+    // The clone makes each new namespace, but for cgroup and time ones, which the child unshares
+    // itself: a cgroup namespace once it is in its cgroup, a time namespace for its children.
+    if (n.mode === 'private') add('namespaces', `ns:${n.type}`, 'ns.new', `new ${n.type} namespace`, n.src, { type: n.type }, undefined, n.type === 'cgroup' || n.type === 'time' ? 'child' : 'host');
     else if (n.mode === 'join') add('namespaces', `ns:${n.type}`, 'ns.join', `join the ${n.type} namespace at ${n.path}`, n.src, { type: n.type, path: n.path });
     else add('namespaces', `ns:${n.type}`, 'ns.host', `share the host's ${n.type} namespace`, n.src, { type: n.type });
     if (n.type === 'user' && n.mode === 'private' && !host.userns) problems.push({ src: n.src, code: 'no-user-namespaces', message: 'this host does not allow user namespaces (see /proc/sys/user/max_user_namespaces)' });
@@ -127,10 +130,10 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
 
   // 5. network.
   const mode = spec.network.mode;
-  if (mode.value === 'host') add('network', 'net:host', 'net.host', 'use the host\'s network as it is (every interface and port of the host)', mode.src);
-  else if (ns('net').mode === 'join') add('network', 'net:joined', 'net.joined', 'use the network of the joined namespace', ns('net').src);
+  if (mode.value === 'host') add('network', 'net:host', 'net.host', 'use the host\'s network as it is (every interface and port of the host)', mode.src, {});
+  else if (ns('net').mode === 'join') add('network', 'net:joined', 'net.joined', 'use the network of the joined namespace', ns('net').src, {});
   else {
-    add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default');
+    add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default', {});
     if (mode.value === 'private') {
       const sub = spec.network.subnet;
       if (!host.root) problems.push({ src: mode.src, code: 'private-network-needs-root', message: 'a private network needs root on this host (a veth pair and nftables); rootless networking is not supported yet: use `network: none` or `network: host`' });
@@ -155,11 +158,11 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
       add('network', 'net:hosts', 'net.hosts', `write /etc/hosts (localhost, ${spec.hostname.value}${hosts.length ? `, ${spec.network.extraHosts.map((h) => h.host).join(', ')}` : ''})`, spec.network.extraHosts[0]?.src ?? 'default', { extra: hosts });
       const dns = spec.network.dns.map((d) => d.value);
       add('network', 'net:resolv', 'net.resolv', dns.length ? `write /etc/resolv.conf with ${dns.join(', ')}` : 'write /etc/resolv.conf from the host\'s', spec.network.dns[0]?.src ?? 'default', { servers: dns });
-    } else add('network', 'net:none', 'net.none', 'no network but loopback', mode.src);
+    } else add('network', 'net:none', 'net.none', 'no network but loopback', mode.src, {});
   }
 
   // 6. mounts, in the new mount namespace; everything before pivot_root may reach host paths.
-  add('mounts', 'mount:private', 'mount.private', 'make every mount private, so that nothing propagates to the host', 'default');
+  add('mounts', 'mount:private', 'mount.private', 'make every mount private, so that nothing propagates to the host', 'default', {});
   if (rf.type === 'host') {
     add('mounts', 'mount:/', 'mount.root', 'mount a fresh tmpfs as the new root', rf.src, { fstype: 'tmpfs', mode: 0o755 });
     for (const entry of host.rootDirs) {
@@ -203,7 +206,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   const vols = [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target));
   for (const m of vols) {
     const t = posix.normalize(m.target);
-    const flags = m.kind === 'bind' ? uniq(['nodev', ...m.flags]) : m.flags;
+    const flags = m.kind === 'bind' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
     if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
     else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
   }
@@ -261,8 +264,8 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
 
   // 9. exec. A restart policy is applied by the init reaper (PID 1), which runs the command again
   // in the same namespaces, cgroup and network: so it implies `init`.
-  const [policy = 'no', max = '0'] = spec.process.restart.value.split(':');
-  const restart = { policy, max: Number(max) };
+  const restart = spec.process.restart.value;
+  const policy = restart.policy;
   const restartText = policy === 'no' ? '' : `; PID 1 runs it again ${policy === 'always' ? 'whenever it ends' : 'when it fails'}${restart.max ? `, at most ${restart.max} times` : ''}, until stopped`;
   add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});
   add('exec', 'exec', 'exec', (spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}` : `run the image's command in ${spec.process.cwd.value}`) + (spec.process.detach.value ? ', detached' : '') + restartText, spec.process.argsSrc,

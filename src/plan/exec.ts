@@ -5,7 +5,9 @@
 // its cgroup, then forks once so that the joined pid namespace applies, and takes the sandbox's
 // own user, groups, umask, rlimits, capabilities, no_new_privs and seccomp filter: the same
 // steps, copied from the saved plan, so that an exec'd shell can do no more than the command.
-import type { Plan, Step } from './types';
+import type { Source } from '../model/types';
+import { findStep, makeStep, type StepInit } from './steps';
+import type { Plan, Step, StepKind, StepOf } from './types';
 
 export interface ExecRequest {
   /** The sandbox's PID 1, as the host sees it. */
@@ -23,24 +25,23 @@ export interface ExecRequest {
  * namespace last, since the host's /proc, where the others are found, is not visible from it. */
 const ORDER = ['user', 'uts', 'ipc', 'net', 'cgroup', 'pid', 'time', 'mount'];
 /** The names of the files in /proc/PID/ns. */
-const NS_FILE: Record<string, string> = { mount: 'mnt' };
+const NS_FILE: Partial<Record<string, string>> = { mount: 'mnt' };
 
 export function compileExec(plan: Plan, req: ExecRequest): Plan {
   const steps: Step[] = [];
-  const add = (s: Omit<Step, 'source'> & { source?: Step['source'] }) => steps.push({ source: 'default', ...s });
+  const add = <K extends StepKind>(s: Omit<StepInit<K>, 'source'> & { source?: Source }) => steps.push(makeStep({ source: 'default', ...s }));
   const nsSteps = plan.steps.filter((s) => s.kind === 'ns.new' || s.kind === 'ns.join');
-  const byType = (t: string) => nsSteps.find((s) => s.args.type === t);
-  const enter = (s: Step) => add({
+  const enter = (s: StepOf<'ns.new'> | StepOf<'ns.join'>) => add({
     id: `ns:${s.args.type}`, stage: 'namespaces', kind: 'ns.enter', title: `enter the sandbox's ${s.args.type} namespace`, source: s.source,
-    args: { type: s.args.type, path: `/proc/${req.pid}/ns/${NS_FILE[s.args.type as string] ?? (s.args.type as string)}` },
+    args: { type: s.args.type, path: `/proc/${req.pid}/ns/${NS_FILE[s.args.type] ?? s.args.type}` },
   });
-  const sorted = ORDER.map(byType).filter((s): s is Step => !!s);
+  const sorted = ORDER.flatMap((t) => nsSteps.filter((s) => s.args.type === t).slice(0, 1));
   for (const s of sorted) if (s.kind === 'ns.join') enter(s);
   for (const s of sorted) if (s.kind === 'ns.new') enter(s);
 
-  const cg = plan.steps.find((s) => s.kind === 'cgroup.create');
+  const cg = findStep(plan.steps, 'cgroup.create');
   // The hierarchies the sandbox's PID 1 joined (every one on v2).
-  if (cg) add({ id: 'cgroup-attach', stage: 'attach', kind: 'cgroup.attach', title: `join ${cg.args.path as string}`, args: { path: cg.args.path, controllers: cg.args.controllers } });
+  if (cg) add({ id: 'cgroup-attach', stage: 'attach', kind: 'cgroup.attach', title: `join ${cg.args.path}`, args: { path: cg.args.path, controllers: cg.args.controllers } });
   add({ id: 'fork', stage: 'attach', kind: 'proc.fork', title: 'fork into the pid namespace; this process waits and passes signals on', args: {} });
   if (req.tty) add({ id: 'console', stage: 'mounts', kind: 'console', title: 'open a terminal in the sandbox\'s devpts', args: {} });
 
@@ -56,15 +57,15 @@ export function compileExec(plan: Plan, req: ExecRequest): Plan {
     steps.push(s);
   }
 
-  const exec = plan.steps.find((s) => s.kind === 'exec')!;
+  const exec = findStep(plan.steps, 'exec')!;
   const env = new Map<string, string>();
-  for (const kv of [...(exec.args.env as string[]), ...req.env]) {
+  for (const kv of [...exec.args.env, ...req.env]) {
     const i = kv.indexOf('=');
     if (i > 0) env.set(kv.slice(0, i), kv.slice(i + 1));
   }
   add({ id: 'fds', stage: 'exec', kind: 'fds.close', title: 'close every file descriptor above 2', args: {} });
   add({
-    id: 'exec', stage: 'exec', kind: 'exec', title: `run ${req.args.join(' ')} in ${req.cwd ?? (exec.args.cwd as string)}`, source: 'cli',
+    id: 'exec', stage: 'exec', kind: 'exec', title: `run ${req.args.join(' ')} in ${req.cwd ?? exec.args.cwd}`, source: 'cli',
     args: { args: req.args, env: [...env].map(([k, v]) => `${k}=${v}`), cwd: req.cwd ?? exec.args.cwd, tty: req.tty, init: false, detach: false },
   });
   return { ...plan, steps };

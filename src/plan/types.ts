@@ -1,6 +1,6 @@
 // The plan: the ordered isolation steps `sandbox up` applies, as data. `sandbox plan` prints it;
-// the engine executes it. Pure types, no behaviour.
-import type { Source } from '../model/types';
+// the engine executes it. Pure types, no behaviour (plan/steps.ts makes and finds steps).
+import type { IdMap as IdRange, MountFlag, NsName as NsType, Propagation, RestartPolicy, Source } from '../model/types';
 
 /** The nine stages of DESIGN.md, in the order they run. */
 export const STAGES = ['rootfs', 'cgroup', 'namespaces', 'attach', 'network', 'mounts', 'identity', 'security', 'exec'] as const;
@@ -18,17 +18,111 @@ export const STAGE_TITLES: Record<Stage, string> = {
   exec: 'run the command',
 };
 
-export interface Step {
+
+/** Each kind of step and its arguments: what `plan --json` prints and the engine applies. */
+export interface StepArgs {
+  // rootfs (host)
+  'state.create': { path: string };
+  'rootfs.host': { dirs: string[] };
+  'rootfs.dir': { path: string };
+  'rootfs.image': { ref: string; layers?: string[]; digest?: string };
+  'image.note': { expose?: string; volume?: string };
+  // cgroup (host)
+  'cgroup.create': { path: string; layout: HostFeatures['cgroup']['layout']; controllers: string[] };
+  'cgroup.set': { controller: string; file: string; value: string };
+  // namespaces: made by the clone (host), or unshared by the child (cgroup, time); `sandbox exec` enters them
+  'ns.new': { type: NsType };
+  'ns.join': { type: NsType; path: string };
+  'ns.host': { type: NsType };
+  'ns.enter': { type: NsType; path: string };
+  // attach (host), and exec's fork (child)
+  'cgroup.attach': { path: string; controllers?: string[] };
+  'idmap': { uid: IdRange[]; gid: IdRange[] };
+  'proc.fork': Record<string, never>;
+  // network: the host's side, then the child's
+  'net.host': Record<string, never>;
+  'net.joined': Record<string, never>;
+  'net.none': Record<string, never>;
+  'net.loopback': Record<string, never>;
+  'net.veth': { subnet: string; gateway: string; inside: string; mtu: number };
+  'net.address': { subnet: string; gateway: string; interface: string };
+  'net.nat': { subnet: string };
+  'net.port': { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; path: 'kernel' | 'userspace' };
+  'net.hosts': { extra: string[] };
+  'net.resolv': { servers: string[] };
+  // mounts (child)
+  'mount.private': Record<string, never>;
+  'mount.root': { fstype: 'tmpfs'; mode: number } | { fstype: 'bind'; source: string; flags: MountFlag[] } | { fstype: 'overlay'; image: string; readOnly: boolean; layers?: string[] };
+  'mount.link': { path: string; target: string };
+  'mount.bind': { source: string; target: string; readOnly: boolean; recursive: boolean; propagation?: Propagation; flags: MountFlag[] };
+  'mount.proc': { target: '/proc'; flags: MountFlag[] };
+  'mount.dev': { target: '/dev'; mode: number; sizeBytes: number; flags: MountFlag[] };
+  'dev.node': { name: string; major: number; minor: number };
+  'mount.devpts': { target: '/dev/pts'; options: string };
+  'console': Record<string, never>;
+  'mount.tmpfs.dev': { target: string; mode: number; sizeBytes?: number; flags: MountFlag[] };
+  'dev.links': Record<string, never>;
+  'dev.bind': { source: string; target: string; permissions: string };
+  'mount.sys': { target: '/sys'; fresh: boolean };
+  'mount.cgroup': { target: '/sys/fs/cgroup'; layout: 'v1' | 'v2'; controllers: string[] };
+  'mount.netfile': { source: string; target: string };
+  'sysctl': { name: string; value: string };
+  'mount.tmpfs': { target: string; sizeBytes?: number; mode: number; readOnly: boolean; flags: MountFlag[] };
+  'mount.pivot': Record<string, never>;
+  'mount.mask': { path: string };
+  'mount.readonly': { path: string };
+  'mount.root-readonly': Record<string, never>;
+  // identity (child)
+  'hostname': { hostname: string };
+  'user.groups': { groups: (string | number)[] };
+  'user.ids': { user: string | number; group: string | number | null };
+  'umask': { umask: number };
+  // security (child)
+  'rlimit': { name: string; soft: number; hard: number };
+  'cap.keep': { cap: string };
+  'cap.drop': { cap: string };
+  'caps.apply': { bounding: string[]; ambient: string[] };
+  'nnp': Record<string, never>;
+  'nnp.off': Record<string, never>;
+  'seccomp': { profile: string; allowed: number; arches: string[]; program: string[] };
+  'seccomp.off': Record<string, never>;
+  // exec (child)
+  'fds.close': Record<string, never>;
+  'exec': {
+    args: string[]; env: string[]; cwd: string; tty: boolean; init: boolean; detach: boolean;
+    /** What PID 1 does when the command ends (applied by the init reaper). */
+    restart?: RestartPolicy;
+    stopSignal?: number; stopGraceMs?: number;
+  };
+}
+
+export type StepKind = keyof StepArgs;
+
+/** How a host step is reverted: what `sandbox down` and a failed run undo, in reverse. */
+export interface UndoArgs {
+  'state.remove': { path: string };
+  'cgroup.remove': { path: string };
+  'net.veth.remove': Record<string, never>;
+  'net.nat.remove': { subnet: string };
+  'net.port.remove': { hostIp: string; hostPort: number; protocol: 'tcp' | 'udp' };
+}
+export type Undo = { [K in keyof UndoArgs]: { kind: K; args: UndoArgs[K] } }[keyof UndoArgs];
+
+interface StepCommon {
   /** Stable across runs and edits elsewhere in the file, e.g. `mount:/data`, `cap:CHOWN`. */
   id: string;
   stage: Stage;
-  kind: string;
-  args: Record<string, unknown>;
+  /** Which process applies it: the CLI on the host (as root), or the cloned child inside its namespaces. */
+  side: 'host' | 'child';
   title: string;
   source: Source;
   /** How the step is reverted, when it changes the host (outside the sandbox's own namespaces). */
-  undo?: { kind: string; args: Record<string, unknown> };
+  undo?: Undo;
 }
+
+/** One step of the plan: a discriminated union on `kind`, each kind with its own arguments. */
+export type StepOf<K extends StepKind> = StepCommon & { kind: K; args: StepArgs[K] };
+export type Step = { [K in StepKind]: StepOf<K> }[StepKind];
 
 export interface Plan {
   version: 1;

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile } from '../../src/plan/compile';
+import { stepsOf } from '../../src/plan/steps';
 import { HYBRID_HOST, loadText } from '../helpers/load';
 
 const image = { config: { User: '1000:1000', Cmd: ['/bin/app'], WorkingDir: '/srv', Env: ['PATH=/opt/bin:/usr/bin'] }, layerDirs: ['/store/l1'], digest: 'sha256:abc' };
@@ -31,7 +32,9 @@ test("the image's command, workdir and env are the spec's, marked as the image's
   assert.deepEqual(p.cwd, { value: '/srv', src: 'image' });
   assert.equal(p.env.find((e) => e.name === 'PATH')!.value, '/opt/bin:/usr/bin');
   assert.equal(typeof p.env.find((e) => e.name === 'A')!.src, 'object');
-  assert.deepEqual(r.spec!.rootfs.layers, ['/store/l1']);
+  const rootfs = r.spec!.rootfs;
+  assert.ok(rootfs.type === 'image');
+  assert.deepEqual(rootfs.layers, ['/store/l1']);
 });
 
 test('up -- CMD, -d and --name are inputs: the spec and the plan carry them, from the command line', () => {
@@ -57,7 +60,7 @@ test('a rule that depends on an override sees it: -d with a terminal and stdin w
 });
 
 test("shm_size sizes /dev/shm as Compose's key does, cited by the plan; 64 MiB by default; too small is located", () => {
-  const step = (text: string) => compile(loadText(text).spec!, HYBRID_HOST).plan.steps.find((s) => s.id === 'mount:/dev/shm')!;
+  const step = (text: string) => stepsOf(compile(loadText(text).spec!, HYBRID_HOST).plan.steps, 'mount.tmpfs.dev').find((s) => s.id === 'mount:/dev/shm')!;
   const d = step('version: 1\ncommand: [sh]\n');
   assert.equal(d.args.sizeBytes, 64 * 1048576);
   assert.equal(d.source, 'default');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadSpec } from '../../src/model/load';
 import { compileExec } from '../../src/plan/exec';
 import { compile } from '../../src/plan/compile';
+import { stepsOf } from '../../src/plan/steps';
 import { checkOrder, ORDER_RULES } from '../../src/plan/order';
 import { renderPlan } from '../../src/plan/render';
 import type { HostFeatures, Step } from '../../src/plan/types';
@@ -69,7 +70,7 @@ test('each step cites its config line', () => {
   assert.deepEqual(src('cap:NET_ADMIN'), { file: 'sandbox.yml', line: 5, col: 11 });
   assert.deepEqual(src('mount:/d'), { file: 'sandbox.yml', line: 6, col: 11 });
   assert.deepEqual(src('exec'), { file: 'sandbox.yml', line: 2, col: 10 });
-  assert.equal(plan.steps.find((s) => s.id === 'cgroup:memory')!.args.file, 'memory.max');
+  assert.equal(stepsOf(plan.steps, 'cgroup.set').find((s) => s.id === 'cgroup:memory')!.args.file, 'memory.max');
 });
 
 test('limits map to v1 and v2 files', () => {
@@ -134,7 +135,7 @@ test('each ordering rule catches the disorder it is there for', () => {
   broken(move('mask:/proc/kcore', 'pivot'), 'masked and read-only paths after pivot_root');
   broken(move('sysctl:net.ipv4.ip_forward', 'mount:/proc'), 'sysctls before /proc/sys');
   broken(move('cgroup:memory', 'cgroup'), 'cgroup created before limits');
-  broken([...steps.slice(1), steps[0]!].filter((s) => s.kind !== 'exec').concat(steps.at(-1)!), 'stages in order');
+  broken([...steps.slice(1), steps[0]!].filter((s): boolean => s.kind !== 'exec').concat([steps.at(-1)!]), 'stages in order');
   broken(steps.slice(0, -1), 'exec is last');
   broken([...steps.slice(0, 2), steps[1]!, ...steps.slice(2)], 'unique ids');
   broken(move('mount:/:ro', 'pivot'), 'masked and read-only paths after pivot_root');
@@ -152,12 +153,12 @@ test('a restart policy is carried by the exec step and implies the init reaper',
 test('exec joins every namespace of the sandbox (mount last), its cgroup, forks, and keeps its user and security steps', () => {
   const plan = compile(loadText('version: 1\ncommand: [x]\nuser: "1000:1000"\nenv: {A: "1", B: "2"}\nnamespaces: {user: true}\n').spec!, V2_HOST).plan;
   const e = compileExec(plan, { pid: 42, args: ['sh'], env: ['B=3', 'C=4'], tty: true });
-  const made = plan.steps.filter((s) => s.kind === 'ns.new').map((s) => s.args.type);
+  const made: string[] = plan.steps.filter((s) => s.kind === 'ns.new').map((s) => s.args.type);
   const entered = e.steps.filter((s) => s.kind === 'ns.enter');
   assert.deepEqual(entered.map((s) => s.args.type), ['user', 'uts', 'ipc', 'net', 'cgroup', 'pid', 'time', 'mount'].filter((t) => made.includes(t)));
   assert.ok(made.length >= 6);
   assert.equal(entered.find((s) => s.args.type === 'mount')!.args.path, '/proc/42/ns/mnt');
-  assert.equal(e.steps[0]!.args.type, 'user');
+  assert.deepEqual(e.steps[0]!.kind === 'ns.enter' && e.steps[0]!.args.type, 'user');
   assert.equal(e.steps.filter((s) => s.kind === 'ns.enter').at(-1)!.args.type, 'mount');
   assert.deepEqual(e.steps.map((s) => s.kind).filter((k) => ['cgroup.attach', 'proc.fork', 'console', 'user.ids', 'caps.apply', 'nnp', 'seccomp', 'exec'].includes(k)), ['cgroup.attach', 'proc.fork', 'console', 'user.ids', 'caps.apply', 'nnp', 'seccomp', 'exec']);
   assert.ok(!e.steps.some((s) => s.kind.startsWith('mount.') || s.kind === 'hostname' || s.kind === 'cgroup.set'));
@@ -206,7 +207,7 @@ test('the default seccomp filter is moby\'s allow list, resolved for the sandbox
 });
 
 test('ping works without NET_RAW: ping_group_range is opened in a private network namespace, within the mapped gids', () => {
-  const step = (cfg: string) => compile(loadText(`version: 1\ncommand: [x]\n${cfg}`).spec!, V2_HOST).plan.steps.find((s) => s.id === 'sysctl:net.ipv4.ping_group_range');
+  const step = (cfg: string) => compile(loadText(`version: 1\ncommand: [x]\n${cfg}`).spec!, V2_HOST).plan.steps.filter((s) => s.kind === 'sysctl').find((s) => s.args.name === 'net.ipv4.ping_group_range');
   assert.equal(step('')!.args.value, '0 2147483647');
   assert.equal(step('namespaces: {user: true}\n')!.args.value, '0 65535');
   assert.equal(step('network: host\n'), undefined);

@@ -1,0 +1,158 @@
+// The steps the CLI applies on the host, as root, while the cloned child waits: one handler per
+// kind, each registering its own undo as soon as it has changed something, so that a failure at
+// any point is undone in reverse and leaves nothing behind. The mapped type makes the table
+// cover every host kind; the compiler checks each handler's arguments.
+import { mkdirSync, rmdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LibSbx } from '../ffi/libsbx';
+import type { Store } from '../image/store';
+import type { IdMap } from '../model/types';
+import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
+import type { Cgroup } from './cgroup';
+import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
+import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from './network';
+import { nameLock, reclaimLocked, STATE_FILES } from './state';
+
+/** What a run's host steps share: made by the engine before the first, filled in as they go. */
+export interface HostContext {
+  plan: Plan;
+  host: HostFeatures;
+  lib: LibSbx;
+  /** The sandbox's state folder, and the new root inside it. */
+  state: string;
+  rootDir: string;
+  cgroup: Cgroup;
+  store: Store;
+  /** An image's private upper layer, beside the store; its layers, bottom first. */
+  container: string;
+  layers: readonly string[];
+  imageReadOnly: boolean;
+  /** Undo actions, run in reverse when the run fails or ends (not for a detached sandbox that runs). */
+  undo: (() => void | Promise<void>)[];
+  /** The ports reserved by the preflight, in the order of the plan's port steps, with the CLI's hold on each. */
+  ports: { step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[];
+  /** Leased by state.create for a private network. */
+  address?: string;
+  /** Set once the child is cloned. */
+  child?: { pid: number; bornInCgroup: boolean };
+}
+
+export type HostKind = 'state.create' | 'rootfs.host' | 'rootfs.dir' | 'rootfs.image' | 'image.note' | 'cgroup.create' | 'cgroup.set'
+  | 'ns.new' | 'ns.host' | 'cgroup.attach' | 'idmap' | 'net.veth' | 'net.nat' | 'net.port' | 'net.hosts' | 'net.resolv';
+type Handlers = { [K in HostKind]: (ctx: HostContext, step: StepOf<K>) => void | Promise<void> };
+
+const childOf = (ctx: HostContext) => {
+  if (!ctx.child) throw new Error('internal error: a host step that needs the child ran before the clone');
+  return ctx.child;
+};
+const addressOf = (ctx: HostContext) => {
+  if (!ctx.address) throw new Error('internal error: no address was leased for the private network');
+  return ctx.address;
+};
+const idMap = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
+
+const HANDLERS: Handlers = {
+  'state.create': async (ctx) => {
+    const { plan, host, state, cgroup } = ctx;
+    // Under the name's lock, so that of two `up`s of one name exactly one wins; the folder names
+    // its owner (this CLI) from its first moment, so that gc leaves a starting sandbox be.
+    await withLock(nameLock(host, plan.name), async () => {
+      try { mkdirSync(state); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
+        // no live process in its cgroup and no live owner, what that run made on the host is removed first.
+        const owner = readOwner(join(state, 'owner'));
+        if (cgroup.pids().length || ownerAlive(owner)) throw new Error(`a sandbox named ${plan.name} is already ${cgroup.pids().length ? 'running' : `being started (by process ${owner!.split(' ')[0]})`}; stop it first, or pick another name with --name`);
+        await reclaimLocked(host, plan.name);
+        mkdirSync(state);
+      }
+      writeFileSync(join(state, 'owner'), selfOwner());
+    });
+    ctx.undo.push(() => { try { rmdirSync(state); } catch { /* not empty: leave it for gc */ } });
+    // Files written here (lease, network files, state.json) go with the folder.
+    ctx.undo.push(() => { for (const f of STATE_FILES) try { unlinkSync(join(state, f)); } catch { /* absent */ } });
+    const veth = plan.steps.find((s) => s.kind === 'net.veth');
+    if (veth) ctx.address = await leaseAddress(host.stateRoot, state, veth.args.subnet);
+    mkdirSync(ctx.rootDir);
+    ctx.undo.push(() => { try { rmdirSync(ctx.rootDir); } catch { /* already gone */ } });
+  },
+  'rootfs.host': () => undefined,
+  'rootfs.dir': (_ctx, s) => {
+    if (!statSync(s.args.path).isDirectory()) throw new Error(`${s.args.path} is not a folder`);
+  },
+  'rootfs.image': (ctx) => {
+    for (const l of ctx.layers) if (!statSync(l).isDirectory()) throw new Error(`the image's layer ${l} is missing from the store; pull the image again`);
+    // overlayfs cannot take an upper layer that is itself on overlayfs (EINVAL at the mount).
+    if (!ctx.imageReadOnly && statfsSync(ctx.store.root).type === 0x794c7630) throw new Error(`the image store ${ctx.store.root} is on overlayfs, which cannot hold a sandbox's upper layer; set SANDBOX_STORE to a folder on another file system, or use security.read_only`);
+    rmSync(ctx.container, { recursive: true, force: true });
+    ctx.undo.push(() => rmSync(ctx.container, { recursive: true, force: true }));
+    mkdirSync(ctx.imageReadOnly ? join(ctx.container, 'empty') : join(ctx.container, 'upper'), { recursive: true, mode: 0o755 });
+    if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
+  },
+  'image.note': () => undefined,
+  'cgroup.create': async (ctx) => {
+    const { cgroup } = ctx;
+    if (cgroup.exists()) {
+      if (cgroup.pids().length) throw new Error(`a sandbox named ${ctx.plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
+      await cgroup.remove();
+    }
+    ctx.undo.push(() => cgroup.remove());
+    cgroup.create();
+  },
+  'cgroup.set': (ctx, s) => ctx.cgroup.set(s.args.controller, s.args.file, s.args.value),
+  // Made by the clone itself: reported in order, nothing more to do.
+  'ns.new': () => undefined,
+  'ns.host': () => undefined,
+  'cgroup.attach': (ctx) => {
+    // On v2 the child was born in its cgroup (clone3); elsewhere it is moved there now.
+    const c = childOf(ctx);
+    if (!c.bornInCgroup) ctx.cgroup.attach(c.pid);
+  },
+  'idmap': (ctx, s) => {
+    const { pid } = childOf(ctx);
+    writeFileSync(`/proc/${pid}/uid_map`, idMap(s.args.uid));
+    writeFileSync(`/proc/${pid}/gid_map`, idMap(s.args.gid));
+  },
+  'net.veth': async (ctx, s) => {
+    const hostIf = hostInterface(ctx.plan.name);
+    ctx.undo.push(() => removeVeth(hostIf));
+    createVeth(childOf(ctx).pid, hostIf, s.args.gateway, addressOf(ctx), ctx.ports.length > 0, s.args.mtu);
+    ctx.undo.push(() => restoreForwarding(ctx.host.stateRoot, ctx.state));
+    await enableForwarding(ctx.host.stateRoot);
+  },
+  'net.nat': (ctx) => {
+    const table = nftTable(ctx.plan.name);
+    ctx.undo.push(() => removeTable(table));
+    nft(natTable(table, hostInterface(ctx.plan.name), addressOf(ctx)));
+  },
+  'net.port': async (ctx, s) => {
+    // Kernel maps go in with the first port step, in one nft transaction (the table goes with net.nat's undo).
+    if (ctx.ports[0]?.step === s) {
+      const kernel = ctx.ports.filter((p) => p.step.args.path === 'kernel').map((p) => p.rule);
+      if (kernel.length) nft(portRules(nftTable(ctx.plan.name), addressOf(ctx), kernel));
+    }
+    // A user-space map: the CLI's hold on the port passes to a forwarder thread.
+    const p = ctx.ports.find((x) => x.step === s);
+    if (s.args.path === 'userspace' && p) {
+      await p.hold.close();
+      const f = ctx.lib.forward(p.rule.protocol === 'udp', p.rule.hostIp || '0.0.0.0', p.rule.hostPort, addressOf(ctx), p.rule.containerPort, -1);
+      ctx.undo.push(() => f.stop());
+    }
+  },
+  'net.hosts': (ctx, s) => {
+    const hostname = ctx.plan.steps.find((x) => x.kind === 'hostname')?.args.hostname ?? ctx.plan.name;
+    writeFileSync(join(ctx.state, 'hosts'), hostsFile(hostname, ctx.address, s.args.extra));
+  },
+  'net.resolv': (ctx, s) => writeFileSync(join(ctx.state, 'resolv.conf'), resolvConf(s.args.servers)),
+};
+
+export type HostStep = Extract<Step, { kind: HostKind }>;
+
+/** A step the CLI applies: its kind has a handler here (and compile placed it on the host). */
+export function isHostStep(s: Step): s is HostStep {
+  return s.side === 'host' && Object.hasOwn(HANDLERS, s.kind);
+}
+
+export function applyHostStep<K extends HostKind>(ctx: HostContext, step: StepOf<K>): void | Promise<void> {
+  return HANDLERS[step.kind](ctx, step);
+}

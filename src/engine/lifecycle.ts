@@ -1,0 +1,120 @@
+// The lifecycle of sandboxes that run (or ran), behind the engine: list, find, stop, down, gc, their
+// processes and logs, from the state that the engine and the supervisor keep under /run/sandbox
+// (engine/state.ts). Runs in the CLI process as root; the CLI only prints what these return.
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostFeatures } from '../plan/types';
+import { cgroupOf, exitCode, listSandboxes, orphanTables, readSaved, reclaim, type Listed, type SavedRun } from './state';
+import { procStat } from './lock';
+import { removeTable } from './network';
+
+export { exitCode, listSandboxes, type Listed };
+
+export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
+
+export function findSandbox(host: HostFeatures, name: string): Listed {
+  const row = listSandboxes(host).find((r) => r.name === name);
+  if (!row) throw new LifecycleError(`no sandbox named ${name} (sandbox ps -a lists them)`, 1);
+  return row;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it runs. */
+export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<boolean> {
+  const row = findSandbox(host, name);
+  if (!row.running || !row.state) return false;
+  const cg = cgroupOf(host, name);
+  const pid = row.state.pid;
+  const signal = row.state.stopSignal;
+  const grace = graceMs ?? row.state.stopGraceMs;
+  try { process.kill(pid, signal); } catch { /* gone */ }
+  // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
+  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
+  // PID 1 of its pid namespace: killing it kills every process in the sandbox.
+  if (cg.pids().length) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
+  // The supervisor writes the exit status as it leaves.
+  const sup = row.state.supervisorPid;
+  for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(2);
+  return true;
+}
+
+/** Whether pid runs: a zombie has finished (the supervisor's parent is the host's init once its
+ * CLI exited, and some inits reap late). */
+function alive(pid: number): boolean {
+  const state = procStat(pid)?.[0];
+  return state !== undefined && state !== 'Z';
+}
+
+export interface LogEntry { time: string; stream: 'stdout' | 'stderr'; text: string }
+
+/** The whole lines of a detached sandbox's log from byte `from` (the last `tail` of them), and where the next read starts. */
+export function readLog(path: string, from: number, tail?: number): { entries: LogEntry[]; next: number } {
+  let fd: number;
+  try { fd = openSync(path, 'r'); } catch { return { entries: [], next: from }; }
+  const size = statSync(path).size;
+  const buf = Buffer.alloc(Math.max(0, size - from));
+  readSync(fd, buf, 0, buf.length, from);
+  closeSync(fd);
+  const text = buf.toString('utf8');
+  const end = text.lastIndexOf('\n') + 1;
+  let lines = text.slice(0, end).split('\n').filter(Boolean);
+  if (tail !== undefined) lines = lines.slice(Math.max(0, lines.length - tail));
+  const entries: LogEntry[] = [];
+  for (const l of lines) {
+    const m = /^(\S+) (stdout|stderr) (.*)$/s.exec(l);
+    if (m) entries.push({ time: m[1]!, stream: m[2] === 'stderr' ? 'stderr' : 'stdout', text: m[3]! });
+  }
+  return { entries, next: from + Buffer.byteLength(text.slice(0, end)) };
+}
+
+/** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
+export function savedRun(host: HostFeatures, name: string): SavedRun | undefined {
+  return readSaved(join(host.stateRoot, name));
+}
+
+/** One process of a sandbox, from /proc: its PID on the host and in the sandbox's pid namespace. */
+export interface Proc { hostPid: number; pid: number | null; ppid: number | null; uid: number; state: string; command: string }
+
+export function processes(host: HostFeatures, name: string): Proc[] {
+  const out: Proc[] = [];
+  for (const hostPid of cgroupOf(host, name).pids().sort((a, b) => a - b)) {
+    let status: string;
+    let cmd: string;
+    try { status = readFileSync(`/proc/${hostPid}/status`, 'utf8'); cmd = readFileSync(`/proc/${hostPid}/cmdline`, 'utf8'); } catch { continue; }
+    const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+    const nspid = field('NSpid').split(/\s+/).map(Number);
+    // NSpid lists the PID in each pid namespace from the host's down; one entry means the process
+    // is not in the sandbox's (an exec relay, which waits outside it).
+    const inside = nspid.length > 1 ? nspid[nspid.length - 1]! : null;
+    let ppid: number | null = null;
+    const hostPpid = Number(field('PPid'));
+    try { const p = readFileSync(`/proc/${hostPpid}/status`, 'utf8'); const n = /^NSpid:\s*(.*)$/m.exec(p)?.[1]?.trim().split(/\s+/).map(Number) ?? []; ppid = n.length > 1 && inside !== null ? n[n.length - 1]! : inside === 1 ? 0 : null; } catch { ppid = inside === 1 ? 0 : null; }
+    // libsbx names the two helpers it leaves without exec: the init reaper and the exec relay.
+    const helper = ['sbx-init', 'sbx-exec-relay'].includes(field('Name'));
+    out.push({ hostPid, pid: inside, ppid, uid: Number(field('Uid').split(/\s+/)[0]), state: field('State').split(' ')[0] ?? '?', command: helper ? `[${field('Name')}]` : cmd.split('\0').filter(Boolean).join(' ') || `[${field('Name')}]` });
+  }
+  return out;
+}
+
+
+/** Stops a sandbox, then removes everything it set up on the host; what it removed. */
+export async function downSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<string[]> {
+  findSandbox(host, name);
+  await stopSandbox(host, name, graceMs);
+  if (cgroupOf(host, name).pids().length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
+  return reclaim(host, name);
+}
+
+/** Removes what crashed runs left: state folders, cgroups, interfaces and nftables tables with no live process. */
+export async function gc(host: HostFeatures): Promise<string[]> {
+  const removed: string[] = [];
+  // Exited detached sandboxes are kept for their logs until `down`; only crashed runs go.
+  for (const r of listSandboxes(host)) if (!r.running && r.exit === undefined) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
+  for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
+  return removed;
+}
+
+/** Where a detached sandbox's supervisor writes what it prints. */
+export function logPath(host: HostFeatures, name: string): string { return join(host.stateRoot, name, 'log'); }

@@ -1,0 +1,77 @@
+// What a run needs to know, or to hold, before it changes anything on the host, in the CLI
+// process: the ids the command runs as, which bind sources are files, the image's overlayfs
+// options and the published host ports (taken first, so that a port in use is an error before
+// any step). A failure here is the failure of the step it concerns.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Store } from '../image/store';
+import type { Plan, Step, StepOf } from '../plan/types';
+import { findStep, stepsOf } from '../plan/steps';
+import { reservePort, type PortRule } from './network';
+import { resolveIds, type Ids } from './users';
+
+/** A preflight failure: the step it concerns, an errno and what to do. */
+export class PreflightError extends Error {
+  constructor(readonly step: Step, readonly errno: number, message: string) { super(message); }
+}
+
+/** The /etc that names the sandbox's users and groups: an image's is in its top-most layer that has one. */
+export function rootEtc(plan: Plan): string {
+  const image = findStep(plan.steps, 'rootfs.image');
+  const dir = findStep(plan.steps, 'rootfs.dir');
+  if (dir) return join(dir.args.path, 'etc');
+  if (!image) return '/etc';
+  const layers = image.args.layers ?? [];
+  return join([...layers].reverse().find((l) => existsSync(join(l, 'etc', 'passwd'))) ?? layers[layers.length - 1] ?? '/nonexistent', 'etc');
+}
+
+/** The numeric ids of the plan's user, group and supplementary groups, named in `etc`. */
+export function planIds(plan: Plan, etc: string): Ids {
+  const ids = findStep(plan.steps, 'user.ids');
+  const groups = findStep(plan.steps, 'user.groups');
+  if (!ids) throw new Error('internal error: the plan has no user.ids step');
+  try { return resolveIds(etc, ids.args.user, ids.args.group, groups?.args.groups ?? []); } catch (e) { throw new PreflightError(ids, 22, (e as Error).message); }
+}
+
+/** Bind sources that are files, not folders (the child makes a file to mount them on). */
+export function fileSources(plan: Plan): Set<string> {
+  const files = new Set<string>();
+  for (const s of stepsOf(plan.steps, 'mount.bind')) {
+    try { if (!statSync(s.args.source).isDirectory()) files.add(s.args.source); } catch { throw new PreflightError(s, 2, `${s.args.source} does not exist on the host; create it first`); }
+  }
+  return files;
+}
+
+/** An image's overlayfs options: its layers under a private upper layer kept beside the store (not in /run, which is memory). */
+export function overlayOptions(plan: Plan, store: Store): { container: string; layers: string[]; readOnly: boolean; options?: string } {
+  const image = findStep(plan.steps, 'rootfs.image');
+  const root = findStep(plan.steps, 'mount.root');
+  const readOnly = root?.args.fstype === 'overlay' && root.args.readOnly;
+  const container = store.containerPath(plan.name);
+  const layers = image?.args.layers ?? [];
+  if (!layers.length) return { container, layers, readOnly };
+  const lower = [...layers].reverse();
+  // overlayfs needs two lower layers when it has no upper one.
+  if (readOnly && lower.length === 1) lower.push(join(container, 'empty'));
+  return { container, layers, readOnly, options: `lowerdir=${lower.join(':')}${readOnly ? '' : `,upperdir=${join(container, 'upper')},workdir=${join(container, 'work')}`}` };
+}
+
+/** Takes every published host port, in the plan's order; `undo` gets each release. */
+export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>)[], started: (s: Step) => void): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
+  const out = [];
+  for (const step of stepsOf(plan.steps, 'net.port')) {
+    const a = step.args;
+    try {
+      const hold = await reservePort(a);
+      undo.push(() => hold.close());
+      out.push({ step, rule: { hostIp: a.hostIp, hostPort: hold.port, containerPort: a.containerPort, protocol: a.protocol }, hold });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      started(step);
+      throw new PreflightError(step, code === 'EADDRINUSE' ? 98 : 99, code === 'EADDRINUSE'
+        ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`
+        : `host address ${a.hostIp} cannot be used: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}

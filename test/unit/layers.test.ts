@@ -1,0 +1,66 @@
+// The layers of src/ and which may import which (README, "How it works"), checked on every import
+// of every source file: static, dynamic and require. A new import that breaks the rule fails here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve, dirname } from 'node:path';
+import { ROOT } from '../helpers/load';
+
+/** Each folder of src/ and the folders it may import from (itself always). */
+const MAY_IMPORT: Record<string, string[]> = {
+  config: [],
+  image: [],
+  ffi: [],
+  model: ['config', 'image'],
+  plan: ['model'],
+  audit: ['plan', 'model'],
+  engine: ['plan', 'model', 'image', 'ffi'],
+  ui: ['plan', 'engine', 'image'],
+  cli: ['config', 'model', 'plan', 'audit', 'engine', 'image', 'ui'],
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    return statSync(p).isDirectory() ? (e === 'generated' ? [] : sources(p)) : e.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** [file's folder, imported folder, the import] for every relative import of src/. */
+function imports(): [string, string, string][] {
+  const src = join(ROOT, 'src');
+  const out: [string, string, string][] = [];
+  for (const file of sources(src)) {
+    const from = relative(src, file).split('/')[0]!;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:from\s+|import\(\s*|require\(\s*)'(\.{1,2}\/[^']+)'/g)) {
+      const target = relative(src, resolve(dirname(file), m[1]!)).split('/')[0]!;
+      out.push([from, target, `${relative(ROOT, file)}: ${m[1]}`]);
+    }
+  }
+  return out;
+}
+
+test('every folder of src/ is placed in the layer rule', () => {
+  const folders = readdirSync(join(ROOT, 'src')).filter((e) => statSync(join(ROOT, 'src', e)).isDirectory());
+  assert.deepEqual(folders.filter((f) => !Object.hasOwn(MAY_IMPORT, f)), []);
+});
+
+test('each layer imports only the layers below it: no circle, and only the engine loads the FFI', () => {
+  const all = imports();
+  assert.ok(all.length > 100, `only ${all.length} imports were found: the scan is broken`);
+  const bad = all.filter(([from, to]) => from !== to && !(MAY_IMPORT[from] ?? []).includes(to)).map(([from, to, where]) => `${from} → ${to} (${where})`);
+  assert.deepEqual(bad, []);
+  assert.deepEqual(all.filter(([from, to]) => to === 'ffi' && from !== 'engine' && from !== 'ffi').map((x) => x[2]), []);
+});
+
+test('the rule itself has no circle', () => {
+  const seen = new Set<string>();
+  const visit = (f: string, path: string[]) => {
+    assert.ok(!path.includes(f), `circle: ${[...path, f].join(' → ')}`);
+    if (seen.has(f)) return;
+    for (const t of MAY_IMPORT[f] ?? []) visit(t, [...path, f]);
+    seen.add(f);
+  };
+  for (const f of Object.keys(MAY_IMPORT)) visit(f, []);
+});
