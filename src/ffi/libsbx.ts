@@ -1,7 +1,7 @@
 // koffi declarations of native/include/sbx.h's functions: the one place Node touches libsbx.
 // Loaded lazily by the native engine; only src/engine imports this module. The constants and the
 // struct layouts come from ./generated/abi, which the build generates from the header.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ABI_VERSION, CHILD_FIELDS, CHILD_SIZE, ERROR_FIELDS, ERROR_SIZE, type Field } from './generated/abi';
 
@@ -36,11 +36,30 @@ export function libraryPath(): string {
   return process.env.SANDBOX_LIBSBX ?? join(__dirname, '..', 'native', 'build', 'libsbx.so');
 }
 
+/**
+ * koffi's native module. koffi's own entry point finds it by reading the ELF headers of node's
+ * binary (to tell glibc from musl) and wraps it in deprecation shims: 5-10 ms of every `up`, more
+ * than loading the module itself. Where node runs on glibc (its process maps libc.so.6), the glibc
+ * build of the same koffi release is required directly; anywhere else, or when that build is not
+ * there, koffi's entry point chooses.
+ */
+function koffiModule(): typeof import('koffi') {
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      const glibc = /\/libc\.so\.6$/m.test(readFileSync('/proc/self/maps', 'latin1'));
+      const pkg = `@koromix/koffi-linux-${process.arch}`;
+      const native = glibc ? require(require.resolve(`${pkg}/linux_${process.arch}/koffi.node`)) as typeof import('koffi') & { version?: string } : undefined;
+      if (native && native.version === (require(`${pkg}/package.json`) as { version: string }).version) return native;
+    } catch { /* not installed this way: koffi's entry finds it */ }
+  }
+  return require('koffi') as typeof import('koffi');
+}
+
 export function loadLibSbx(): LibSbx {
   if (loaded) return loaded;
   const path = libraryPath();
   if (!existsSync(path)) throw new NativeError(`${path} does not exist`, 2);
-  const koffi = require('koffi') as typeof import('koffi');
+  const koffi = koffiModule();
   const lib = koffi.load(path);
   // The header's structs, field by field; a char array reads as a string. koffi lays them out by
   // C rules itself, and its layout must be the compiler's, or every call would misread them.

@@ -31,6 +31,8 @@ spec.root = { path: rootfs, readonly: false };
 spec.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
 writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
 writeFileSync(join(dir, 'bench.yml'), `version: 1\nname: bench\nrootfs: {type: dir, path: ${rootfs}}\ncommand: [/bin/sleep, "3600"]\ninit: true\nnetwork: none\ndetach: true\n`);
+// Its own name, so that it never meets another run's sandbox on a shared host (BENCH_NAME to choose it).
+const benchName = process.env.BENCH_NAME ?? `bench-${process.pid}`;
 const sandbox = (...args) => spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const rssKb = (pid) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -46,10 +48,10 @@ const memory = {};
 let n = 0;
 try {
   // 1. Resident memory, once each.
-  ok(sandbox('up', '-q', join(dir, 'bench.yml')), 'sandbox up -d');
-  const pid = JSON.parse(sandbox('ps', '--json').stdout).find((r) => r.name === 'bench').pid;
+  ok(sandbox('up', '-q', '--name', benchName, join(dir, 'bench.yml')), 'sandbox up -d');
+  const pid = JSON.parse(sandbox('ps', '--json').stdout).find((r) => r.name === benchName).pid;
   memory['sbx-supervise'] = rssKb(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]));
-  ok(sandbox('down', 'bench'), 'sandbox down');
+  ok(sandbox('down', benchName), 'sandbox down');
   for (const [name, path] of runtimes) {
     // conmon as podman runs it: it creates the container with the runtime, stays as its monitor, and
     // its first process exits once the container exists.
@@ -74,7 +76,7 @@ try {
 
   // 2. up -d + down against run -d + delete -f, alternating.
   const cases = {
-    'sandbox up -d + down': () => { ok(sandbox('up', '-q', join(dir, 'bench.yml')), 'sandbox up -d'); ok(sandbox('down', '-t', '2', 'bench'), 'sandbox down'); },
+    'sandbox up -d + down': () => { ok(sandbox('up', '-q', '--name', benchName, join(dir, 'bench.yml')), 'sandbox up -d'); ok(sandbox('down', '-t', '2', benchName), 'sandbox down'); },
     ...Object.fromEntries(runtimes.map(([name, path]) => [`${name} run -d + delete -f`, () => {
       const id = `bench-${name}-${process.pid}-${n++}`;
       // No pipes: the detached container would hold them open, and spawnSync would wait for it.
@@ -94,6 +96,6 @@ try {
   for (const [k, t] of Object.entries(times)) console.log(`  ${k.padEnd(26)} ${med(t).toFixed(1).padStart(7)}`);
   for (const [name] of runtimes) console.log(`  sandbox / ${name} = ${(med(times['sandbox up -d + down']) / med(times[`${name} run -d + delete -f`])).toFixed(2)}`);
 } finally {
-  sandbox('down', 'bench');
+  sandbox('down', benchName);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -30,6 +30,8 @@ writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
 writeFileSync(join(dir, 'bench.yml'), `version: 1\nname: bench\nrootfs: {type: dir, path: ${rootfs}}\ncommand: [/bin/true]\nnetwork: none\n`);
 
 let n = 0;
+// Its own name, so that it never meets another run's sandbox on a shared host (BENCH_NAME to choose it).
+const benchName = process.env.BENCH_NAME ?? `bench-${process.pid}`;
 // crun (1.8) refuses hybrid hosts whose v2 hierarchy holds any controller, whatever its options:
 // there it is left out, and runc is the container peer.
 const crunWorks = spawnSync('crun', ['run', '--bundle', dir, `bench-probe-${process.pid}`], { stdio: 'ignore' }).status === 0;
@@ -43,7 +45,7 @@ const cases = {
   'bwrap --unshare-all': () => ['bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true']],
   'crun run': () => ['crun', ['run', '--bundle', dir, `bench-crun-${process.pid}-${n++}`]],
   'runc run': () => ['runc', ['run', '--bundle', dir, `bench-runc-${process.pid}-${n++}`]],
-  'sandbox up': () => [process.execPath, [join(root, 'bin/sandbox.js'), 'up', '-q', join(dir, 'bench.yml')]],
+  'sandbox up': () => [process.execPath, [join(root, 'bin/sandbox.js'), 'up', '-q', '--name', benchName, join(dir, 'bench.yml')]],
 };
 if (!crunWorks) delete cases['crun run'];
 const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
