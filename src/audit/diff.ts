@@ -4,7 +4,8 @@
 // What loosens, per kind of change: a capability, bind, device, port, sysctl or insecure registry
 // added; a limit removed or raised; a namespace, network or seccomp moved towards the host's
 // (private → joined → host; none → private → joined → host; a filter → another profile →
-// unconfined); no_new_privileges or a read-only root turned off; a bind made writable or shared,
+// unconfined); no_new_privileges or a read-only root turned off; a bind made writable or shared
+// or moved to a host folder that is not inside its old one,
 // a port moved onto every address; a masked path removed; the command moved to root. The opposite
 // tightens. A change that does neither (a new image, another unprivileged user) is shown as neutral.
 import type { Stage } from '../plan/types';
@@ -83,7 +84,8 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
     push('mounts', 'root-readonly', M.changed(L.rootReadOnly, show(a.rootfs.readOnly), show(b.rootfs.readOnly)), b.rootfs.readOnly ? 'tighter' : 'looser', a.rootfs.readOnlyAt, b.rootfs.readOnlyAt);
   }
   keyed('mounts', 'bind', a.binds, b.binds, (m) => m.target, (m) => L.bindDesc(m.source, m.target, m.readOnly), 'looser', (x, y) => {
-    if (x.source !== y.source) push('mounts', 'bind.source', M.changed(L.bind(y.target), x.source, y.source), 'looser', x.at, y.at);
+    // Another host folder is exposed, unless the new one lies inside the old (a narrower bind).
+    if (x.source !== y.source) push('mounts', 'bind.source', M.changed(L.bind(y.target), x.source, y.source), inside(y.source, x.source) ? 'tighter' : 'looser', x.at, y.at);
     if (x.readOnly !== y.readOnly) push('mounts', 'bind.writable', M.made(L.bindDesc(y.source, y.target, x.readOnly).replace(/ \((read-only|writable)\)$/, ''), y.readOnly ? L.readOnly : L.writable), y.readOnly ? 'tighter' : 'looser', x.at, y.at);
     if (x.propagation !== y.propagation) {
       const shared = (p: string) => p === 'shared' || p === 'rshared';
@@ -128,4 +130,5 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
   };
 }
 
+function inside(p: string, dir: string): boolean { return dir === '/' || p === dir || p.startsWith(`${dir}/`); }
 function flip(e: Effect): Effect { return e === 'looser' ? 'tighter' : e === 'tighter' ? 'looser' : 'neutral'; }

@@ -9,9 +9,9 @@ import { exposureFacts, locatorOf, type ExposureFacts } from '../../src/audit/fa
 import type { HostFeatures } from '../../src/plan/types';
 import { HYBRID_HOST, ROOT, loadText } from './load';
 
-export function factsOf(text: string, opts: { file?: string; host?: HostFeatures } = {}): ExposureFacts {
+export function factsOf(text: string, opts: { file?: string; host?: HostFeatures; files?: Record<string, string> } = {}): ExposureFacts {
   const file = opts.file ?? 'sandbox.yml';
-  const r = loadText(text, { file });
+  const r = loadText(text, { file, files: opts.files });
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.col} ${d.message}`), [], `valid:\n${text}`);
   const { plan } = compile(r.spec!, opts.host ?? HYBRID_HOST);
   const parsed = parseConfig(file, Buffer.from(text));
