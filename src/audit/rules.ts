@@ -14,6 +14,8 @@ export interface Hit { at: At; what: string }
 export interface Rule {
   id: string;
   name: string;
+  /** What it fires on, for the README's table and SARIF's short description. */
+  title: string;
   severity: Severity;
   /** The share of the remaining isolation this gives away, 0–1 (see score.ts). */
   weight: number;
@@ -37,58 +39,58 @@ export const SAFE_SYSCTLS = [
   'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes',
 ];
 
-const bindRule = (id: string, name: string, severity: Severity, weight: number, match: (source: string) => boolean, why: string, fix: string): Rule => ({
-  id, name, severity, weight, why, fix,
+const bindRule = (id: string, name: string, title: string, severity: Severity, weight: number, match: (source: string) => boolean, why: string, fix: string): Rule => ({
+  id, name, title, severity, weight, why, fix,
   test: (f) => f.binds.filter((b) => match(b.source)).map((b) => ({ at: b.at, what: `bind of the host's ${b.source} on ${b.target}${b.readOnly ? ' (read-only)' : ''}` })),
 });
 
 const capRule = (id: string, cap: string, severity: Severity, weight: number, why: string): Rule => ({
-  id, name: `cap-${cap.toLowerCase().replace(/_/g, '-')}`, severity, weight, why,
+  id, name: `cap-${cap.toLowerCase().replace(/_/g, '-')}`, title: `CAP_${cap} kept (\`cap_add\`)`, severity, weight, why,
   fix: `remove ${cap} from \`cap_add\` (or the ALL there), and grant the command the one operation it needs another way`,
   test: (f) => f.caps.filter((c) => c.name === cap).map((c) => ({ at: c.at, what: `CAP_${cap} kept${c.added ? ' (cap_add)' : ''}` })),
 });
 
 const hostNsRule = (id: string, ns: 'pid' | 'ipc' | 'uts' | 'cgroup', severity: Severity, weight: number, why: string): Rule => ({
-  id, name: `namespace-host-${ns}`, severity, weight, why,
+  id, name: `namespace-host-${ns}`, title: `\`namespaces.${ns}: host\``, severity, weight, why,
   fix: `remove \`namespaces.${ns}\` (a private ${ns} namespace is the default)`,
   test: (f) => f.namespaces.filter((n) => n.type === ns && n.mode === 'host').map((n) => ({ at: n.at, what: `the host's ${ns} namespace is shared` })),
 });
 
 export const RULES: readonly Rule[] = [
   // Network.
-  { id: 'SBX101', name: 'network-host', severity: 'critical', weight: 0.6,
+  { id: 'SBX101', name: 'network-host', title: '`network: host`', severity: 'critical', weight: 0.6,
     test: (f) => (f.network.mode === 'host' ? [{ at: f.network.at, what: '`network: host`' }] : []),
     why: 'the command sees every interface of the host and can listen on, or connect to, any of its ports, including services bound to 127.0.0.1 only',
     fix: 'use `network: private` with `ports` for what must be reached, or `network: none`' },
-  { id: 'SBX102', name: 'port-every-address', severity: 'medium', weight: 0.15,
+  { id: 'SBX102', name: 'port-every-address', title: 'a port published on every address (no host IP, 0.0.0.0 or ::)', severity: 'medium', weight: 0.15,
     test: (f) => f.ports.filter((p) => p.everyAddress).map((p) => ({ at: p.at, what: `port ${p.hostPort || '(any)'}/${p.protocol} published on every address of the host` })),
     why: 'anyone who can reach the host on any of its networks reaches the sandbox\'s port, past the firewall rules written for the host\'s own services',
     fix: 'publish on one address, such as 127.0.0.1:HOST:CONTAINER' },
-  { id: 'SBX103', name: 'network-outbound', severity: 'low', weight: 0.05,
+  { id: 'SBX103', name: 'network-outbound', title: '`network: private` (a route out of the host)', severity: 'low', weight: 0.05,
     test: (f) => (f.network.mode === 'private' ? [{ at: f.network.at, what: 'a private network with a route out of the host' }] : []),
     why: 'the command can open connections to the host\'s networks and the internet, so code that runs there can exfiltrate data or fetch more code',
     fix: 'use `network: none` if the command needs no network' },
 
   // File system and devices.
-  bindRule('SBX201', 'bind-host-root', 'critical', 0.9, (s) => s === '/', 'the whole host file system is in the sandbox: its secrets, and with write access its binaries and boot files', 'bind only the folder the command needs'),
-  bindRule('SBX202', 'bind-proc', 'high', 0.5, (s) => under(s, '/proc'), 'the host\'s /proc shows every host process, their environments and memory maps, and holds kernel switches such as /proc/sysrq-trigger', 'remove the volume: the sandbox mounts a /proc of its own'),
-  bindRule('SBX203', 'bind-sys', 'high', 0.4, (s) => under(s, '/sys'), 'the host\'s /sys exposes kernel and device settings that the sandbox\'s own read-only /sys hides, such as firmware, power and cgroup files', 'remove the volume: the sandbox mounts /sys read-only'),
-  bindRule('SBX204', 'bind-dev', 'high', 0.5, (s) => under(s, '/dev'), 'host device nodes in the sandbox give raw access to disks, memory or terminals of the host', 'remove the volume; give a single device with `devices` if one is needed'),
-  bindRule('SBX205', 'bind-runtime-socket', 'critical', 0.9, (s) => RUNTIME_SOCKETS.some((n) => s.endsWith(`/${n}`)) || RUNTIME_DIRS.includes(s), 'whoever can talk to a container runtime\'s socket can start a privileged container with the host\'s / mounted, which is root on the host', 'remove the volume; if the command must build or run containers, give it a rootless runtime of its own'),
-  bindRule('SBX206', 'bind-home', 'high', 0.4, isHome, 'a home folder holds SSH keys, cloud credentials, shell history and the dotfiles that run at the next login', 'bind only the project folder the command needs, read-only if it only reads'),
-  { id: 'SBX207', name: 'bind-writable', severity: 'medium', weight: 0.15,
+  bindRule('SBX201', 'bind-host-root', 'a bind of the host\'s /', 'critical', 0.9, (s) => s === '/', 'the whole host file system is in the sandbox: its secrets, and with write access its binaries and boot files', 'bind only the folder the command needs'),
+  bindRule('SBX202', 'bind-proc', 'a bind of the host\'s /proc (or below)', 'high', 0.5, (s) => under(s, '/proc'), 'the host\'s /proc shows every host process, their environments and memory maps, and holds kernel switches such as /proc/sysrq-trigger', 'remove the volume: the sandbox mounts a /proc of its own'),
+  bindRule('SBX203', 'bind-sys', 'a bind of the host\'s /sys (or below)', 'high', 0.4, (s) => under(s, '/sys'), 'the host\'s /sys exposes kernel and device settings that the sandbox\'s own read-only /sys hides, such as firmware, power and cgroup files', 'remove the volume: the sandbox mounts /sys read-only'),
+  bindRule('SBX204', 'bind-dev', 'a bind of the host\'s /dev (or below)', 'high', 0.5, (s) => under(s, '/dev'), 'host device nodes in the sandbox give raw access to disks, memory or terminals of the host', 'remove the volume; give a single device with `devices` if one is needed'),
+  bindRule('SBX205', 'bind-runtime-socket', 'a bind of docker.sock, containerd.sock, podman.sock, crio.sock or the folder holding one', 'critical', 0.9, (s) => RUNTIME_SOCKETS.some((n) => s.endsWith(`/${n}`)) || RUNTIME_DIRS.includes(s), 'whoever can talk to a container runtime\'s socket can start a privileged container with the host\'s / mounted, which is root on the host', 'remove the volume; if the command must build or run containers, give it a rootless runtime of its own'),
+  bindRule('SBX206', 'bind-home', 'a bind of a home folder (/home/NAME, /root, /home)', 'high', 0.4, isHome, 'a home folder holds SSH keys, cloud credentials, shell history and the dotfiles that run at the next login', 'bind only the project folder the command needs, read-only if it only reads'),
+  { id: 'SBX207', name: 'bind-writable', title: 'a bind volume without `:ro`', severity: 'medium', weight: 0.15,
     test: (f) => f.binds.filter((b) => !b.readOnly).map((b) => ({ at: b.at, what: `writable bind of the host's ${b.source} on ${b.target}` })),
     why: 'what the command writes there stays on the host after it ends, where the host\'s own programs may read or run it',
     fix: 'append :ro (or `read_only: true`) unless the command must write there' },
-  { id: 'SBX208', name: 'bind-shared-propagation', severity: 'medium', weight: 0.15,
+  { id: 'SBX208', name: 'bind-shared-propagation', title: 'a bind with shared or rshared propagation', severity: 'medium', weight: 0.15,
     test: (f) => f.binds.filter((b) => b.propagation === 'shared' || b.propagation === 'rshared').map((b) => ({ at: b.at, what: `bind of ${b.source} with ${b.propagation} propagation` })),
     why: 'mounts made inside the sandbox under this volume appear on the host too',
     fix: 'remove the propagation option (rprivate is the default), or use rslave to receive the host\'s mounts only' },
-  { id: 'SBX209', name: 'device', severity: 'high', weight: 0.3,
+  { id: 'SBX209', name: 'device', title: 'an entry of `devices`', severity: 'high', weight: 0.3,
     test: (f) => f.devices.map((d) => ({ at: d.at, what: `host device ${d.source} as ${d.target} (${d.permissions})` })),
     why: 'a host device gives the command direct access to hardware or kernel interfaces that no namespace isolates',
     fix: 'remove the device, or give it read-only permissions (r) if the command only reads' },
-  { id: 'SBX210', name: 'root-writable', severity: 'low', weight: 0.05,
+  { id: 'SBX210', name: 'root-writable', title: 'no `security.read_only: true`', severity: 'low', weight: 0.05,
     test: (f) => (f.rootfs.readOnly ? [] : [{ at: f.rootfs.readOnlyAt, what: f.rootfs.type === 'dir' ? `a writable root file system (the host folder ${f.rootfs.what})` : 'a writable root file system' }]),
     why: 'the command can replace its own programs and libraries, so a compromise persists across restarts and is hard to see',
     fix: 'set `security.read_only: true` and give writable tmpfs or volumes only where it writes' },
@@ -115,15 +117,15 @@ export const RULES: readonly Rule[] = [
   capRule('SBX319', 'CHECKPOINT_RESTORE', 'medium', 0.15, 'CAP_CHECKPOINT_RESTORE picks process ids and reads other processes\' state for checkpointing'),
 
   // Privilege and system calls.
-  { id: 'SBX401', name: 'seccomp-unconfined', severity: 'critical', weight: 0.5,
+  { id: 'SBX401', name: 'seccomp-unconfined', title: '`security.seccomp: unconfined`', severity: 'critical', weight: 0.5,
     test: (f) => (f.seccomp.profile === 'unconfined' ? [{ at: f.seccomp.at, what: '`seccomp: unconfined`' }] : []),
     why: 'every system call reaches the kernel, including the rarely used ones behind most kernel exploits (keyctl, bpf, userfaultfd, …)',
     fix: 'use `seccomp: default`, or a profile that allows what the command needs' },
-  { id: 'SBX402', name: 'no-new-privileges-off', severity: 'medium', weight: 0.15,
+  { id: 'SBX402', name: 'no-new-privileges-off', title: '`security.no_new_privileges: false`', severity: 'medium', weight: 0.15,
     test: (f) => (f.noNewPrivileges.on ? [] : [{ at: f.noNewPrivileges.at, what: '`no_new_privileges: false`' }]),
     why: 'a setuid program or a file capability inside the sandbox can raise the command\'s privileges, up to the bounding set',
     fix: 'remove `no_new_privileges: false` (on is the default)' },
-  { id: 'SBX403', name: 'root-without-userns', severity: 'high', weight: 0.3,
+  { id: 'SBX403', name: 'root-without-userns', title: 'uid 0 (the default user) without a private user namespace', severity: 'high', weight: 0.3,
     test: (f) => (f.user.root ? [{ at: f.user.at, what: `the command runs as uid 0 of the host${f.user.at.origin === 'file' ? '' : ' (the default user)'}` }] : []),
     why: 'uid 0 in the host\'s user namespace is the host\'s root: one escape from the sandbox, or a writable host path, and it owns the host',
     fix: 'set `user:` to an unprivileged uid such as "1000:1000", or set `namespaces: {user: true}` so that uid 0 inside maps to an unprivileged uid outside' },
@@ -133,31 +135,31 @@ export const RULES: readonly Rule[] = [
   hostNsRule('SBX502', 'ipc', 'medium', 0.2, 'with the host\'s ipc namespace the command reads and writes the shared memory and message queues of host processes'),
   hostNsRule('SBX503', 'uts', 'low', 0.05, 'with the host\'s uts namespace the command can change the host\'s hostname'),
   hostNsRule('SBX504', 'cgroup', 'medium', 0.1, 'with the host\'s cgroup namespace the command sees the host\'s whole cgroup tree and the paths of other workloads'),
-  { id: 'SBX505', name: 'namespace-join', severity: 'medium', weight: 0.2,
+  { id: 'SBX505', name: 'namespace-join', title: 'a namespace joined by path', severity: 'medium', weight: 0.2,
     test: (f) => f.namespaces.filter((n) => n.mode === 'join').map((n) => ({ at: n.at, what: `joins the ${n.type} namespace at ${n.path}` })),
     why: 'a joined namespace is shared with whatever created it, which may be the host or another, less isolated workload',
     fix: `remove the path from \`namespaces\`, so that the sandbox gets a namespace of its own` },
 
   // Resource limits.
-  { id: 'SBX601', name: 'no-memory-limit', severity: 'medium', weight: 0.1,
+  { id: 'SBX601', name: 'no-memory-limit', title: 'no `resources.memory`', severity: 'medium', weight: 0.1,
     test: (f) => (f.limits.memory.value === null ? [{ at: f.limits.memory.at, what: 'no memory limit' }] : []),
     why: 'the command can use all of the host\'s memory, and the kernel\'s OOM killer then picks among the host\'s own processes',
     fix: 'set `resources.memory`, such as 512m' },
-  { id: 'SBX602', name: 'no-pids-limit', severity: 'medium', weight: 0.1,
+  { id: 'SBX602', name: 'no-pids-limit', title: 'no `resources.pids`, or -1', severity: 'medium', weight: 0.1,
     test: (f) => (f.limits.pids.value === null ? [{ at: f.limits.pids.at, what: 'no limit on the number of processes' }] : []),
     why: 'a fork bomb in the sandbox exhausts the host\'s process table, and nothing new can start on the host',
     fix: 'set `resources.pids`, such as 256' },
-  { id: 'SBX603', name: 'no-cpu-limit', severity: 'low', weight: 0.03,
+  { id: 'SBX603', name: 'no-cpu-limit', title: 'no `resources.cpus`', severity: 'low', weight: 0.03,
     test: (f) => (f.limits.cpuMillis.value === null ? [{ at: f.limits.cpuMillis.at, what: 'no CPU limit' }] : []),
     why: 'the command can take every CPU of the host and starve the host\'s own services',
     fix: 'set `resources.cpus`, such as 1.5' },
 
   // Kernel settings and images.
-  { id: 'SBX701', name: 'unsafe-sysctl', severity: 'medium', weight: 0.15,
+  { id: 'SBX701', name: 'unsafe-sysctl', title: 'a sysctl outside the safe list', severity: 'medium', weight: 0.15,
     test: (f) => f.sysctls.filter((s) => s.at.origin === 'file' && !SAFE_SYSCTLS.includes(s.name)).map((s) => ({ at: s.at, what: `sysctl ${s.name} = ${s.value}` })),
     why: 'outside the short list of safe sysctls, a kernel setting can weaken the network stack or the kernel for the sandbox (routing to localhost, forwarding, shared memory sizes)',
     fix: `remove the sysctl, or keep to the safe ones: ${SAFE_SYSCTLS.join(', ')}` },
-  { id: 'SBX702', name: 'insecure-registry', severity: 'high', weight: 0.3,
+  { id: 'SBX702', name: 'insecure-registry', title: 'an entry of `insecure_registries`', severity: 'high', weight: 0.3,
     test: (f) => f.insecureRegistries.map((r) => ({ at: r.at, what: `images from ${r.host} are pulled over plain HTTP` })),
     why: 'anyone on the path to the registry can replace the image, and so choose the code that runs in the sandbox',
     fix: 'serve the registry over HTTPS and remove it from `insecure_registries`' },

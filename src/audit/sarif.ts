@@ -34,7 +34,7 @@ export function toSarif(audits: readonly Audit[], o: { version: string; repoRoot
           rules: RULES.map((r) => ({
             id: r.id,
             name: r.name,
-            shortDescription: { text: r.name },
+            shortDescription: { text: r.title },
             fullDescription: { text: `${r.why}.` },
             help: { text: AUDIT_MSG.sarifHelp(r.why, r.fix) },
             defaultConfiguration: { level: LEVEL[r.severity] },

@@ -176,3 +176,12 @@ test('SARIF uris: relative with forward slashes and encoded segments; a file out
   assert.equal(repoUri('/repo/conf/my box.yml', '/repo'), 'conf/my%20box.yml');
   assert.equal(repoUri('/elsewhere/a.yml', '/repo'), 'file:///elsewhere/a.yml');
 });
+
+test('the README\'s rule table is the rule table', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const m = /<!-- rules: [^\n]*-->\n([\s\S]*?)<!-- \/rules -->/.exec(readme);
+  assert.ok(m, 'the README has the rules table between its markers');
+  const expected = ['| id | name | fires on | severity | weight |', '| --- | --- | --- | --- | --- |',
+    ...RULES.map((r) => `| ${r.id} | \`${r.name}\` | ${r.title.replace(/\|/g, '\\|')} | ${r.severity} | ${r.weight} |`)].join('\n') + '\n';
+  assert.equal(m[1], expected, 'regenerate the README table from src/audit/rules.ts');
+});
