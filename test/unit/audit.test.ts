@@ -9,7 +9,12 @@ import { audit, findingsOf, scoreOf } from '../../src/audit/score';
 import { RULES } from '../../src/audit/rules';
 import { toSarif, repoUri } from '../../src/audit/sarif';
 import { auditText, auditJson } from '../../src/audit/render';
-import { V2_HOST, ROOT } from '../helpers/load';
+import { V2_HOST, HYBRID_HOST, ROOT } from '../helpers/load';
+import { loadSpec } from '../../src/config/load';
+import { compile } from '../../src/plan/compile';
+import { parseConfig } from '../../src/config/parse';
+import { exposureFacts, locatorOf } from '../../src/audit/facts';
+import { diffFacts } from '../../src/audit/diff';
 import { factsOf, locked, sampleText } from '../helpers/audit';
 
 const at = (text: string, id: string) => findingsOf(factsOf(text)).filter((f) => f.id === id).map((f) => `${f.at.line}:${f.at.col}`);
@@ -184,4 +189,23 @@ test('the README\'s rule table is the rule table', () => {
   const expected = ['| id | name | fires on | severity | weight |', '| --- | --- | --- | --- | --- |',
     ...RULES.map((r) => `| ${r.id} | \`${r.name}\` | ${r.title.replace(/\|/g, '\\|')} | ${r.severity} | ${r.weight} |`)].join('\n') + '\n';
   assert.equal(m[1], expected, 'regenerate the README table from src/audit/rules.ts');
+});
+
+test('the every-key fixture: each fact and finding located inside the file, SARIF valid, a diff with the locked base', () => {
+  const file = 'test/integration/fixtures/every-key.yml';
+  const bytes = readFileSync(join(ROOT, file));
+  const r = loadSpec({ file, absFile: join(ROOT, file), bytes, env: {}, home: '/home/user', hostCpus: 2, readFile: (p) => { try { return readFileSync(p); } catch { return undefined; } } });
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), []);
+  const parsed = parseConfig(file, bytes);
+  const f = exposureFacts(compile(r.spec!, HYBRID_HOST).plan, r.spec!, locatorOf(file, parsed.value, parsed.locate));
+  const a = audit(f);
+  const lines = bytes.toString().split('\n').length;
+  assert.ok(a.findings.length > 0);
+  for (const x of a.findings) assert.ok(x.at.file === file && x.at.line >= 1 && x.at.line <= lines && x.at.col >= 1, `${x.id} at ${x.at.line}:${x.at.col}`);
+  assert.ok(a.findings.some((x) => x.id === 'SBX209' && x.what.includes('/dev/fuse')));
+  assert.ok(!a.findings.some((x) => x.id === 'SBX403'), 'uid 1000 in a user namespace');
+  assert.equal(sarifValidator()(toSarif([a], { version: '0.1.0', repoRoot: ROOT, absPath: (p) => join(ROOT, p) })), true);
+  const d = diffFacts(factsOf(locked()), f);
+  assert.ok(d.changes.length > 0);
+  assert.deepEqual(diffFacts(f, f).changes, []);
 });
