@@ -118,7 +118,8 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     },
     sysctls: of('sysctl').map((s) => ({ name: arg<string>(s, 'name'), value: arg<string>(s, 'value'), at: at(s.source, KEY.sysctls!) })),
     maskedPaths: of('mount.mask').map((s) => ({ path: arg<string>(s, 'path'), at: at(s.source, KEY.masked!) })),
-    insecureRegistries: insecure.map((host, i) => ({ host, at: at('default', ['insecure_registries', i]) })).map((x) => ({ ...x, at: { ...x.at, origin: 'file' as const } })),
+    // The spec keeps the list without locations: each entry is found in the file.
+    insecureRegistries: insecure.map((host, i) => ({ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } })),
   };
 }
 

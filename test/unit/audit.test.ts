@@ -2,7 +2,7 @@
 // samples' scores; the SARIF log against the official SARIF 2.1.0 schema.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { audit, findingsOf, scoreOf } from '../../src/audit/score';
@@ -208,4 +208,9 @@ test('the every-key fixture: each fact and finding located inside the file, SARI
   const d = diffFacts(factsOf(locked()), f);
   assert.ok(d.changes.length > 0);
   assert.deepEqual(diffFacts(f, f).changes, []);
+});
+
+test('facts.ts is the only reader of step.args among the audit modules', () => {
+  const files = [...readdirSync(join(ROOT, 'src/audit')).map((f) => `src/audit/${f}`), 'src/cli/audit.ts'].filter((f) => f !== 'src/audit/facts.ts');
+  for (const f of files) assert.doesNotMatch(readFileSync(join(ROOT, f), 'utf8'), /\.args\b|\bargs\[/, f);
 });
