@@ -124,8 +124,9 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
 }
 
 /** A Locator over a config's parsed value: the key at `path` if the file has it, else the
- * nearest parent key it has, else the top of the file. */
-export function locatorOf(file: string, value: unknown, locate: (path: readonly PathSeg[], part?: 'key' | 'value') => { line: number; col: number }): Locator {
+ * nearest parent key it has, else the top of the file, or of the config in a file that holds
+ * more (`rooted`: the `sandbox` key of package.json). */
+export function locatorOf(file: string, value: unknown, locate: (path: readonly PathSeg[], part?: 'key' | 'value') => { line: number; col: number }, rooted = false): Locator {
   return {
     file,
     locate(path) {
@@ -136,7 +137,7 @@ export function locatorOf(file: string, value: unknown, locate: (path: readonly 
         node = (node as Record<string | number, unknown>)[seg];
         have++;
       }
-      if (!have) return { line: 1, col: 1 };
+      if (!have) return rooted ? locate([], 'value') : { line: 1, col: 1 };
       const s = locate(path.slice(0, have), 'key');
       return { line: s.line, col: s.col };
     },

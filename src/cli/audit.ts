@@ -30,7 +30,7 @@ const fail = (message: string, code: number): never => { throw new LifecycleErro
 /** The facts of a loaded config; a default is located at its parent key in the file, or 1:1. */
 export function factsOf(l: AuditLoaded): ExposureFacts {
   const parsed = parseConfig(l.file, Buffer.from(l.text), { root: l.root });
-  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate));
+  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
 }
 
 function git(cwd: string, args: string[], max = LIMITS.bytes): string {

@@ -107,3 +107,15 @@ test('diff FILE --against REV: the old version from git; exit 1 when the working
     noTrace(bad.err);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
+
+test('audit of a package.json config: a default is located at its `sandbox` key, not at the top of package.json', () => {
+  const dir = tmp();
+  try {
+    writeFileSync(join(dir, 'package.json'), '{\n  "name": "x",\n  "sandbox": {\n    "version": 1,\n    "command": ["x"],\n    "network": "host"\n  }\n}\n');
+    const r = run(['audit', '--format', 'json'], dir);
+    assert.equal(r.code, 0, r.err);
+    const at = Object.fromEntries(JSON.parse(r.out)[0].findings.map((f: { id: string; line: number; col: number }) => [f.id, `${f.line}:${f.col}`]));
+    assert.equal(at.SBX101, '6:16');
+    assert.equal(at.SBX403, '3:14');
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
