@@ -86,7 +86,7 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
   keyed('mounts', 'bind', a.binds, b.binds, (m) => m.target, (m) => L.bindDesc(m.source, m.target, m.readOnly), 'looser', (x, y) => {
     // Another host folder is exposed, unless the new one lies inside the old (a narrower bind).
     if (x.source !== y.source) push('mounts', 'bind.source', M.changed(L.bind(y.target), x.source, y.source), inside(y.source, x.source) ? 'tighter' : 'looser', x.at, y.at);
-    if (x.readOnly !== y.readOnly) push('mounts', 'bind.writable', M.made(L.bindDesc(y.source, y.target, x.readOnly).replace(/ \((read-only|writable)\)$/, ''), y.readOnly ? L.readOnly : L.writable), y.readOnly ? 'tighter' : 'looser', x.at, y.at);
+    if (x.readOnly !== y.readOnly) push('mounts', 'bind.writable', M.made(L.bindOf(y.source, y.target), y.readOnly ? L.readOnly : L.writable), y.readOnly ? 'tighter' : 'looser', x.at, y.at);
     if (x.propagation !== y.propagation) {
       const shared = (p: string) => p === 'shared' || p === 'rshared';
       push('mounts', 'bind.propagation', M.changed(`${L.bind(y.target)} propagation`, x.propagation, y.propagation), shared(y.propagation) && !shared(x.propagation) ? 'looser' : shared(x.propagation) && !shared(y.propagation) ? 'tighter' : 'neutral', x.at, y.at);

@@ -46,6 +46,7 @@ export const LABEL = {
   namespace: (t: string) => `${t} namespace`,
   user: 'user',
   bind: (target: string) => `bind on ${target}`,
+  bindOf: (source: string, target: string) => `bind of ${source} on ${target}`,
   bindDesc: (source: string, target: string, readOnly: boolean) => `bind of ${source} on ${target}${readOnly ? ' (read-only)' : ' (writable)'}`,
   device: (source: string, target: string, perms: string) => `device ${source} as ${target} (${perms})`,
   cap: (name: string) => `capability ${name}`,
