@@ -5,7 +5,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
-import { findConfig, FindError, readBounded } from '../config/find';
+import { findConfig, FindError, readBounded, type FoundConfig } from '../config/find';
+import type { PathSeg } from '../config/parse';
+import type { SandboxSpec } from '../model/types';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -14,6 +16,7 @@ import { probeHost } from '../engine/probe';
 import { MSG } from '../ui/messages';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
+import { registerAudit } from './audit';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -23,7 +26,7 @@ class Exit extends Error { constructor(readonly code: number) { super(`exit ${co
 
 const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
-interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string }
+interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string; spec: SandboxSpec; absFile: string; root: PathSeg[] }
 
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -52,13 +55,14 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
 
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
  * every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts }): Promise<Loaded> {
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig }): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
     throw new Exit(EXIT.usage);
   }
-  let found;
-  try {
+  // `source`: the file's bytes given by the caller (sandbox diff --against reads them from git).
+  let found = opts.source;
+  if (!found) try {
     found = await findConfig(fileArg);
   } catch (e) {
     if (e instanceof FindError) { process.stderr.write(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
@@ -91,7 +95,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(EXIT.invalid);
   }
-  return { plan, file: found.file, host, diagnostics, text: res.text };
+  return { plan, file: found.file, host, diagnostics, text: res.text, spec: res.spec!, absFile: found.absFile, root: found.root };
 }
 
 function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
@@ -222,6 +226,7 @@ export function buildProgram(): Command {
 
   registerLifecycle(program, async (file) => (await load(file, {})).plan.name);
   registerImages(program);
+  registerAudit(program, load);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.

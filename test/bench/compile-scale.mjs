@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
-const { loadSpec } = require(join(root, 'build/src/config/load.js'));
+const { loadSpec } = require(join(root, 'build/src/model/load.js'));
 const { compile } = require(join(root, 'build/src/plan/compile.js'));
 const { probeHost } = require(join(root, 'build/src/engine/probe.js'));
 const runs = Number(process.argv[2] ?? 15);

@@ -13,7 +13,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   ffi: [],
   model: ['config', 'image'],
   plan: ['model'],
-  audit: ['plan', 'model'],
+  audit: ['plan', 'model', 'config'],
   engine: ['plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
   cli: ['config', 'model', 'plan', 'audit', 'engine', 'image', 'ui'],

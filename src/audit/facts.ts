@@ -1,0 +1,145 @@
+// Plan (and spec) → exposure facts: a plain, typed record of what a sandbox exposes, which the
+// audit rules, the score and the diff read. This is the one module that reads `step.args`, so
+// that a change to the step type is followed here only. The plan comes first, because it is what
+// `up` applies; the spec fills in what the plan does not carry (insecure registries, the CPU limit
+// in CPUs rather than a quota). Pure.
+import type { Plan } from '../plan/types';
+import { findStep, stepsOf } from '../plan/steps';
+import type { NsName, SandboxSpec, Source } from '../model/types';
+import { NAMESPACES } from '../model/types';
+import type { PathSeg } from '../config/parse';
+
+/** Where a fact comes from: a config line, or (for a default, the image or the command line) the
+ * nearest key of the file that would change it: its parent key, or the top of the file. */
+export interface At { file: string; line: number; col: number; origin: 'file' | 'default' | 'image' | 'cli' }
+
+/** Finds the key nearest to a path that the file has: the key itself, its parent, …, or 1:1. */
+export interface Locator { file: string; locate(path: readonly PathSeg[]): { line: number; col: number } }
+
+/** A limit; `value` null when there is none. */
+export interface Limit { value: number | null; at: At }
+
+export interface ExposureFacts {
+  file: string;
+  name: string;
+  rootfs: { type: 'host' | 'dir' | 'image'; what: string; at: At; readOnly: boolean; readOnlyAt: At };
+  network: { mode: 'none' | 'private' | 'host' | 'joined'; at: At };
+  ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string; everyAddress: boolean; at: At }[];
+  namespaces: { type: NsName; mode: 'private' | 'host' | 'join'; path?: string; at: At }[];
+  user: { user: string | number; group: string | number | null; root: boolean; at: At };
+  /** Volumes bound from the host (not the read-only system folders of `rootfs: host`). */
+  binds: { source: string; target: string; readOnly: boolean; propagation: string; at: At }[];
+  devices: { source: string; target: string; permissions: string; at: At }[];
+  /** The capabilities the command keeps; `added` when the file asked for it (cap_add). */
+  caps: { name: string; added: boolean; at: At }[];
+  noNewPrivileges: { on: boolean; at: At };
+  /** 'default', 'unconfined', or a profile's path. */
+  seccomp: { profile: string; at: At };
+  limits: { memory: Limit; pids: Limit; cpuMillis: Limit };
+  sysctls: { name: string; value: string; at: At }[];
+  maskedPaths: { path: string; at: At }[];
+  insecureRegistries: { host: string; at: At }[];
+}
+
+/** The config key behind each kind of default, for locating it (or its parent) in the file. */
+const KEY: Record<string, PathSeg[]> = {
+  readOnly: ['security', 'read_only'], network: ['network'], user: ['user'], nnp: ['security', 'no_new_privileges'],
+  seccomp: ['security', 'seccomp'], memory: ['resources', 'memory'], pids: ['resources', 'pids'], cpus: ['resources', 'cpus'],
+  caps: ['cap_drop'], sysctls: ['sysctls'], masked: ['security', 'masked_paths'], rootfs: ['rootfs'], ports: ['ports'], volumes: ['volumes'],
+};
+
+export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): ExposureFacts {
+  const at = (src: Source, key: PathSeg[]): At => {
+    if (typeof src === 'object') return { ...src, origin: 'file' };
+    return { file: where.file, ...where.locate(key), origin: src };
+  };
+  const steps = plan.steps;
+  const one = (id: string) => steps.find((s) => s.id === id);
+
+  const rootStep = one('rootfs')!;
+  const rootDirs = new Set(rootStep.kind === 'rootfs.host' ? rootStep.args.dirs.map((d) => d.split('->')[0]!) : []);
+  const roStep = one('mount:/:ro');
+  const mountRoot = findStep(steps, 'mount.root');
+  const readOnly = !!roStep || (mountRoot?.args.fstype === 'overlay' && mountRoot.args.readOnly);
+
+  const netStep = steps.find((s) => s.stage === 'network' && ['net.host', 'net.joined', 'net.none', 'net.veth'].includes(s.kind));
+  const netMode = netStep?.kind === 'net.host' ? 'host' : netStep?.kind === 'net.joined' ? 'joined' : netStep?.kind === 'net.veth' ? 'private' : 'none';
+
+  const userStep = findStep(steps, 'user.ids')!;
+  const user = userStep.args.user;
+  const userNsPrivate = one('ns:user')?.kind === 'ns.new';
+
+  const cg = (id: string) => stepsOf(steps, 'cgroup.set').find((s) => s.id === `cgroup:${id}`);
+  const num = (s: { args: { value: string } } | undefined): number | null => {
+    const v = s ? s.args.value : 'max';
+    return v === 'max' || v === '-1' ? null : Number(v);
+  };
+  const r = spec.resources;
+
+  const seccompStep = steps.find((s) => s.id === 'seccomp')!;
+  const nnpStep = one('nnp')!;
+  const insecure = spec.rootfs.type === 'image' ? spec.rootfs.insecure : [];
+  const rootType = rootStep.kind === 'rootfs.host' ? 'host' : rootStep.kind === 'rootfs.dir' ? 'dir' : 'image';
+  const rootWhat = rootStep.kind === 'rootfs.dir' ? rootStep.args.path : rootStep.kind === 'rootfs.image' ? rootStep.args.ref : 'host';
+
+  return {
+    file: where.file,
+    name: plan.name,
+    rootfs: {
+      type: rootType,
+      what: rootWhat,
+      at: at(rootStep.source, KEY.rootfs!),
+      readOnly,
+      readOnlyAt: at(roStep?.source ?? spec.rootfs.readOnly.src, KEY.readOnly!),
+    },
+    network: { mode: netMode, at: at(netStep?.source ?? spec.network.mode.src, KEY.network!) },
+    ports: stepsOf(steps, 'net.port').map((s) => {
+      const { hostIp, hostPort, containerPort, protocol } = s.args;
+      return { hostIp, hostPort, containerPort, protocol, everyAddress: hostIp === '' || hostIp === '0.0.0.0' || hostIp === '::', at: at(s.source, KEY.ports!) };
+    }),
+    namespaces: NAMESPACES.map((type) => {
+      const s = one(`ns:${type}`);
+      const mode = s?.kind === 'ns.new' ? 'private' : s?.kind === 'ns.join' ? 'join' : 'host';
+      return { type, mode, ...(s?.kind === 'ns.join' ? { path: s.args.path } : {}), at: at(s?.source ?? 'default', ['namespaces', type]) };
+    }),
+    user: { user, group: userStep.args.group, root: (user === 0 || user === '0' || user === 'root') && !userNsPrivate, at: at(userStep.source, KEY.user!) },
+    binds: stepsOf(steps, 'mount.bind')
+      .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target))
+      .map((s) => ({ source: s.args.source, target: s.args.target, readOnly: s.args.readOnly, propagation: s.args.propagation ?? 'rprivate', at: at(s.source, KEY.volumes!) })),
+    devices: stepsOf(steps, 'dev.bind').map((s) => ({ source: s.args.source, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
+    caps: stepsOf(steps, 'cap.keep').map((s) => ({ name: s.args.cap, added: s.source !== 'default', at: at(s.source, KEY.caps!) })),
+    noNewPrivileges: { on: nnpStep.kind === 'nnp', at: at(nnpStep.source, KEY.nnp!) },
+    seccomp: { profile: seccompStep.kind === 'seccomp' ? seccompStep.args.profile : 'unconfined', at: at(seccompStep.source, KEY.seccomp!) },
+    limits: {
+      memory: { value: num(cg('memory')), at: at(cg('memory')?.source ?? 'default', KEY.memory!) },
+      pids: { value: num(cg('pids')), at: at(cg('pids')?.source ?? 'default', KEY.pids!) },
+      // The plan holds a quota per period, whose form differs by cgroup layout; the spec holds CPUs.
+      cpuMillis: { value: r.cpuMillis?.value ?? null, at: at(r.cpuMillis?.src ?? 'default', KEY.cpus!) },
+    },
+    sysctls: stepsOf(steps, 'sysctl').map((s) => ({ name: s.args.name, value: s.args.value, at: at(s.source, KEY.sysctls!) })),
+    maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, KEY.masked!) })),
+    // The spec keeps the list without locations: each entry is found in the file.
+    insecureRegistries: insecure.map((host, i) => ({ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } })),
+  };
+}
+
+/** A Locator over a config's parsed value: the key at `path` if the file has it, else the
+ * nearest parent key it has, else the top of the file, or of the config in a file that holds
+ * more (`rooted`: the `sandbox` key of package.json). */
+export function locatorOf(file: string, value: unknown, locate: (path: readonly PathSeg[], part?: 'key' | 'value') => { line: number; col: number }, rooted = false): Locator {
+  return {
+    file,
+    locate(path) {
+      let node: unknown = value;
+      let have = 0;
+      for (const seg of path) {
+        if (node === null || typeof node !== 'object' || !Object.hasOwn(node, seg)) break;
+        node = (node as Record<string | number, unknown>)[seg];
+        have++;
+      }
+      if (!have) return rooted ? locate([], 'value') : { line: 1, col: 1 };
+      const s = locate(path.slice(0, have), 'key');
+      return { line: s.line, col: s.col };
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// `sandbox audit` and `sandbox diff`: the review commands. Both read a plan and never change the
+// host. Exit codes: 0 ok, 1 usage (or, for diff, something loosened), 2 invalid config or
+// unreadable file, 3 an audit score above --threshold.
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, relative, resolve, sep } from 'node:path';
+import type { SandboxSpec } from '../model/types';
+import type { Plan } from '../plan/types';
+import type { FoundConfig } from '../config/find';
+import { LIMITS, parseConfig, type PathSeg } from '../config/parse';
+import { exposureFacts, locatorOf, type ExposureFacts } from '../audit/facts';
+import { audit } from '../audit/score';
+import { diffFacts } from '../audit/diff';
+import { toSarif } from '../audit/sarif';
+import { auditJson, auditText, diffJson, diffMarkdown, diffText } from '../audit/render';
+import { AUDIT_MSG, DIFF_MSG } from '../audit/messages';
+import { LifecycleError } from './lifecycle';
+
+export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string }
+/** main.ts's loader: prints every problem and throws exit 2 on an invalid file; `source` gives
+ * the file's bytes instead of reading it (the old version, from git). */
+export type AuditLoad = (file: string | undefined, opts: { hostProblems?: 'error' | 'warning'; source?: FoundConfig }) => Promise<AuditLoaded>;
+
+/** An exit status with nothing more to print (main.ts turns it into the process's status). */
+const exit = (code: number): never => { throw new LifecycleError('', code); };
+const fail = (message: string, code: number): never => { throw new LifecycleError(message.replace(/^sandbox: /, ''), code); };
+
+/** The facts of a loaded config; a default is located at its parent key in the file, or 1:1. */
+export function factsOf(l: AuditLoaded): ExposureFacts {
+  const parsed = parseConfig(l.file, Buffer.from(l.text), { root: l.root });
+  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
+}
+
+function git(cwd: string, args: string[], max = LIMITS.bytes): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8', maxBuffer: max + 1, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function repoRootOf(absFile: string): string | undefined {
+  try { return git(dirname(absFile), ['rev-parse', '--show-toplevel']).trim(); } catch { return undefined; }
+}
+
+/** FILE as it is at REV in its own repository, read with `git show REV:path`. */
+export function readAtRevision(file: string, rev: string, cwd = process.cwd()): FoundConfig {
+  const abs = resolve(cwd, file);
+  let real: string;
+  try { real = realpathSync(abs); } catch { return fail(DIFF_MSG.notGit(file, 'no such file'), 2); }
+  const top = repoRootOf(real);
+  if (!top) return fail(DIFF_MSG.notGit(file, 'it is not inside a git repository'), 2);
+  const rel = relative(realpathSync(top), real).split(sep).join('/');
+  let text: string;
+  try { text = git(top, ['show', `${rev}:${rel}`]); } catch (e) {
+    const why = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n')[0] || 'git show failed';
+    return fail(DIFF_MSG.notGit(file, `${rev}:${rel}: ${why.replace(/^fatal: /, '')}`), 2);
+  }
+  const shown = relative(cwd, abs);
+  return { file: `${rev}:${shown && !shown.startsWith('..') ? shown : abs}`, absFile: abs, bytes: Buffer.from(text), root: basename(abs) === 'package.json' ? ['sandbox'] : [] };
+}
+
+export function registerAudit(program: Command, load: AuditLoad): void {
+  program.command('audit').argument('[file]', 'config file; found upward from the cwd when left out')
+    .description('score what a config exposes of the host, from 0 (locked down) to 10 (the host itself), each finding at its line')
+    .addOption(new Option('--format <format>', 'text, json or sarif').choices(['text', 'json', 'sarif']).default('text'))
+    .option('--threshold <n>', 'exit 3 when the score is above N (0-10)')
+    .action(async (file: string | undefined, o: { format: string; threshold?: string }) => {
+      const threshold = o.threshold === undefined ? undefined : Number(o.threshold);
+      if (threshold !== undefined && (o.threshold!.trim() === '' || !Number.isFinite(threshold) || threshold < 0 || threshold > 10)) fail(AUDIT_MSG.badThreshold(o.threshold!), 1);
+      // The host running the audit is not the one that will run the file: its problems are warnings.
+      const l = await load(file, { hostProblems: 'warning' });
+      const a = audit(factsOf(l));
+      if (o.format === 'json') process.stdout.write(auditJson([a]));
+      else if (o.format === 'sarif') {
+        const sarif = toSarif([a], { version: process.env.SANDBOX_VERSION ?? '0.1.0', repoRoot: repoRootOf(l.absFile) ?? process.cwd(), absPath: (f) => (f === l.file ? l.absFile : resolve(f)) });
+        process.stdout.write(JSON.stringify(sarif, null, 2) + '\n');
+      } else process.stdout.write(auditText(a));
+      if (threshold !== undefined && a.score > threshold) {
+        process.stderr.write(AUDIT_MSG.aboveThreshold(a.score, threshold) + '\n');
+        exit(3);
+      }
+    });
+
+  program.command('diff').argument('<a>', 'the config before (or the only one, with --against)').argument('[b]', 'the config after')
+    .description('show what a change to a config loosens or tightens, stage by stage; exit 1 when anything loosened')
+    .option('--against <rev>', 'compare FILE with its version at this git revision (such as origin/main)')
+    .addOption(new Option('--format <format>', 'text, json or markdown').choices(['text', 'json', 'markdown']).default('text'))
+    .action(async (a: string, b: string | undefined, o: { against?: string; format: string }) => {
+      if ((b === undefined) === (o.against === undefined)) fail(DIFF_MSG.twoFilesOrAgainst, 1);
+      const before = o.against !== undefined ? await load(a, { hostProblems: 'warning', source: readAtRevision(a, o.against) }) : await load(a, { hostProblems: 'warning' });
+      const after = await load(b ?? a, { hostProblems: 'warning' });
+      const d = diffFacts(factsOf(before), factsOf(after));
+      process.stdout.write(o.format === 'json' ? diffJson(d) : o.format === 'markdown' ? diffMarkdown(d) : diffText(d));
+      if (d.loosened) exit(1);
+    });
+}
