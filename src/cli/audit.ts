@@ -3,7 +3,6 @@
 // unreadable file, 3 an audit score above --threshold.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { execFileSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
 import type { SandboxSpec } from '../model/types';
@@ -17,6 +16,9 @@ import { toSarif } from '../audit/sarif';
 import { auditJson, auditText, diffJson, diffMarkdown, diffText } from '../audit/render';
 import { AUDIT_MSG, DIFF_MSG } from '../audit/messages';
 import { LifecycleError } from './lifecycle';
+
+/** node:child_process, loaded when a program is first run: only `diff --against` runs one (git), and the module costs ms at start-up. */
+const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
 export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string }
 /** main.ts's loader: prints every problem and throws exit 2 on an invalid file; `source` gives
@@ -34,7 +36,7 @@ export function factsOf(l: AuditLoaded): ExposureFacts {
 }
 
 function git(cwd: string, args: string[], max = LIMITS.bytes): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8', maxBuffer: max + 1, stdio: ['ignore', 'pipe', 'pipe'] });
+  return childProcess().execFileSync('git', args, { cwd, encoding: 'utf8', maxBuffer: max + 1, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function repoRootOf(absFile: string): string | undefined {

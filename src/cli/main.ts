@@ -13,6 +13,7 @@ import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
 import { probeHost } from '../engine/probe';
+import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
@@ -159,6 +160,8 @@ export function buildProgram(): Command {
         process.stderr.write(`${MSG.dryRun}\n`);
         return;
       }
+      // While the engine loads and checks the plan: see engine/prewarm.ts.
+      prewarmCgroupAttach(l.host);
       let engine;
       try {
         const { NativeEngine } = await import('../engine/native');

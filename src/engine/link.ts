@@ -1,7 +1,6 @@
 // The CLI's line to the cloned child during setup. Foreground: libsbx clones it from this process
 // and the protocol runs over the two fds it returns. Detached: sbx-supervise clones it (and stays
 // its parent after the CLI exits) and relays the same protocol over its stdin and stdout.
-import { spawn } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -9,6 +8,9 @@ import type { Readable } from 'node:stream';
 import { NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
 import { SUPERVISE_HEAD_OFFSET, SUPERVISE_HEAD_SIZE } from '../ffi/generated/abi';
+
+/** node:child_process, loaded when a detached sandbox's supervisor is started. */
+const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
 export interface ChildLink {
   pid: number;
@@ -45,7 +47,7 @@ export function supervisorPath(): string {
 
 export async function supervisedLink(program: Program, stateDir: string, cgroupDir: string | undefined): Promise<ChildLink> {
   const spawnNs = process.hrtime.bigint();
-  const sup = spawn(supervisorPath(), [stateDir, cgroupDir ?? '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+  const sup = childProcess().spawn(supervisorPath(), [stateDir, cgroupDir ?? '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
   const exited = new Promise<number>((r) => sup.on('exit', (code, sig) => r(sig ? 128 : (code ?? 0) << 8)));
   sup.on('error', () => undefined);
   // struct sbx_supervise_head, in this machine's byte order (little-endian: Linux on x86-64 and arm64).

@@ -1,14 +1,19 @@
 // The host side of `network: private`, in the CLI process as root: an address lease, the veth
 // pair (the sandbox's end goes into its network namespace as eth0), and one nftables table per
 // sandbox holding its outbound NAT and its port maps, so that removing the table removes them all.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Server } from 'node:net';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { intToIp, parseSubnet } from '../model/ip';
 import { withLock } from './lock';
+
+/** node:child_process, loaded when a program is first run: a sandbox with no network runs none, and the module costs ms at start-up. */
+const childProcess = () => require('node:child_process') as typeof import('node:child_process');
+/** node:dgram and node:net's servers, loaded when a port is published. */
+const dgram = () => require('node:dgram') as typeof import('node:dgram');
+const net = () => require('node:net') as typeof import('node:net');
 
 /** The host end's name: short (IFNAMSIZ is 16) and stable for a sandbox name. */
 export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }
@@ -36,7 +41,7 @@ export async function leaseAddress(stateRoot: string, stateDir: string, cidr: st
 
 export function createVeth(pid: number, hostIf: string, gateway: string, ip: string, localnet: boolean, mtu: number): void {
   // One `ip` process for the whole host side; the sandbox's end is configured by the child itself.
-  execFileSync('ip', ['-batch', '-'], { input: [
+  childProcess().execFileSync('ip', ['-batch', '-'], { input: [
     `link add ${hostIf} mtu ${mtu} type veth peer name eth0 mtu ${mtu} netns ${pid}`,
     `addr add ${gateway}/32 dev ${hostIf}`,
     `link set ${hostIf} up`,
@@ -48,13 +53,13 @@ export function createVeth(pid: number, hostIf: string, gateway: string, ip: str
 
 export function removeVeth(hostIf: string): void {
   if (!existsSync(`/sys/class/net/${hostIf}`)) return;
-  try { execFileSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' }); } catch { /* gone with the namespace */ }
+  try { childProcess().execFileSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' }); } catch { /* gone with the namespace */ }
 }
 
 export interface PortRule { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }
 
 export function nft(script: string): void {
-  execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+  childProcess().execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
 export function natTable(table: string, hostIf: string, ip: string): string {
@@ -84,7 +89,7 @@ export function portRules(table: string, ip: string, ports: PortRule[]): string 
 }
 
 export function removeTable(table: string): void {
-  try { execFileSync('nft', ['delete', 'table', 'ip', table], { stdio: 'ignore' }); } catch { /* not there */ }
+  try { childProcess().execFileSync('nft', ['delete', 'table', 'ip', table], { stdio: 'ignore' }); } catch { /* not there */ }
 }
 
 /** Outbound NAT needs forwarding; it is turned on only if it was off, and back off when the last sandbox leaves. */
@@ -111,13 +116,13 @@ export async function restoreForwarding(stateRoot: string, stateDir: string): Pr
 /** Holds each published host port for the sandbox's life, so that a conflict is found before anything is set up. */
 export async function reservePort(p: PortRule): Promise<{ port: number; close(): Promise<void> }> {
   if (p.protocol === 'udp') {
-    const s: UdpSocket = createSocket({ type: p.hostIp.includes(':') ? 'udp6' : 'udp4' });
+    const s: UdpSocket = dgram().createSocket({ type: p.hostIp.includes(':') ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind({ port: p.hostPort, address: p.hostIp || '0.0.0.0', exclusive: true }, () => resolve()); });
     s.unref();
     let closed: Promise<void> | undefined;
     return { port: s.address().port, close: () => (closed ??= new Promise<void>((r) => s.close(() => r()))) };
   }
-  const srv: Server = createServer();
+  const srv: Server = net().createServer();
   await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen({ port: p.hostPort, host: p.hostIp || '0.0.0.0', exclusive: true, backlog: 1 }, () => resolve()); });
   srv.unref();
   let closed: Promise<void> | undefined;

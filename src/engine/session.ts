@@ -1,10 +1,12 @@
 // What `up` and `exec` share once a child is cloned, in the CLI process: the signals the CLI
 // takes (each one stops the setup, then goes on to the command), the terminal the child sends
 // over its sync socket, waiting for the command, and docker run's exit statuses.
-import { ReadStream } from 'node:tty';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Step } from '../plan/types';
 import type { ChildLink } from './link';
+
+/** node:tty, loaded when the command has a terminal. */
+const tty = () => require('node:tty') as typeof import('node:tty');
 
 export const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
@@ -46,7 +48,7 @@ export class Session {
     const master = this.master;
     if (master === undefined) return;
     // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
-    const term = new ReadStream(master);
+    const term = new (tty().ReadStream)(master);
     this.ttyDone = new Promise((r) => { term.on('close', () => r()); term.on('error', () => r()); });
     term.pipe(process.stdout, { end: false });
     if (process.stdin.isTTY) { process.stdin.setRawMode(true); this.raw = true; }

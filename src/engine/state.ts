@@ -2,7 +2,6 @@
 // files, the root mount point). Read by `ps`; and what a crashed run left (its CLI killed with -9)
 // is recognised here — a state folder whose cgroup has no live process — and removed by `gc` and
 // by the next `up` of the same name. Runs in the CLI process as root.
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Store } from '../image/store';
 import { join } from 'node:path';
@@ -10,6 +9,9 @@ import type { HostFeatures, Plan } from '../plan/types';
 import { Cgroup } from './cgroup';
 import { hostInterface, nftTable, removeTable, removeVeth, restoreForwarding } from './network';
 import { ownerAlive, readOwner, withLock } from './lock';
+
+/** node:child_process, loaded when a program is first run: only clean-up of a network runs one (nft), and the module costs ms at start-up. */
+const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
 export interface SandboxState {
   name: string;
@@ -119,13 +121,13 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
 }
 
 function tableExists(table: string): boolean {
-  try { return execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }).includes(`table ip ${table}\n`); } catch { return false; }
+  try { return childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }).includes(`table ip ${table}\n`); } catch { return false; }
 }
 
 /** Our nftables tables that belong to no state folder (table names do not map back to names). */
 export function orphanTables(host: HostFeatures): string[] {
   let tables = '';
-  try { tables = execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return []; }
+  try { tables = childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return []; }
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
   const owned = new Set(names.map(nftTable));
