@@ -80,7 +80,10 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (a bare KEY takes this shell\'s value)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-w, --workdir <dir>', 'the working folder inside the sandbox')
     .passThroughOptions()
-    .action(async (name: string, cmd: string[], o: { tty?: boolean; user?: string; env: string[]; workdir?: string }) => {
+    .action(async (name: string, words: string[], o: { tty?: boolean; user?: string; env: string[]; workdir?: string }) => {
+      // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
+      const cmd = words[0] === '--' ? words.slice(1) : words;
+      if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
       const host = probeHost();
       const row = findSandbox(host, name);
       if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);

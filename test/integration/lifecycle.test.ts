@@ -121,6 +121,8 @@ test('exec joins every namespace and the cgroup of a running sandbox, with its u
   const root = sandbox(['exec', '-u', '0', '-e', 'EXTRA=1', '-w', '/tmp', 'idle', 'sh', '-c', 'id -u; pwd; echo $EXTRA $GREETING']);
   assert.equal(root.out, '0\n/tmp\n1 hello\n');
   assert.equal(sandbox(['exec', 'idle', 'sh', '-c', 'exit 7']).code, 7);
+  // `--` ends the options, as docker exec takes it.
+  assert.equal(sandbox(['exec', 'idle', '--', 'sh', '-c', 'echo $GREETING']).out, 'hello\n');
   const missing = sandbox(['exec', 'idle', 'no-such-command']);
   assert.equal(missing.code, 127);
   assert.match(missing.err, /no-such-command.*ENOENT/);
