@@ -20,11 +20,13 @@ static char *argv_buf[MAX_ARGS + 1];
 static char *envp_buf[MAX_ARGS + 1];
 static char path_buf[4096];
 
-/* Finds PATH in the command's own environment, as execvp would, without allocating. */
+/* Finds PATH in the command's own environment, as execvp would, without allocating. The plan's
+ * environment always has one (normalize's default, the image's, or the file's), so there is no
+ * default here: without PATH a bare name is not searched for, and is not found. */
 static const char *env_path(char **envp)
 {
 	for (; *envp; envp++) if (envp[0][0] == 'P' && envp[0][1] == 'A' && envp[0][2] == 'T' && envp[0][3] == 'H' && envp[0][4] == '=') return *envp + 5;
-	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	return "";
 }
 
 /* Returns only on failure, with errno set: ENOENT (127) or another reason (126). */

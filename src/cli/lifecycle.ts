@@ -120,7 +120,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const host = probeHost();
       const row = findSandbox(host, name);
       const s = saved(host, name);
-      const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, plan: s.plan };
+      const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], plan: s.plan };
       if (o.json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
       const st = row.state;
       const lines = [
@@ -128,6 +128,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         `file      ${st?.file || '-'}`, `started   ${st?.startedAt ?? '-'}`, `command   ${(st?.command ?? []).join(' ')}`,
         `address   ${s.address ?? '-'}`, `user      uid ${s.ids.uid}, gid ${s.ids.gid}${s.ids.groups.length ? `, groups ${s.ids.groups.join(',')}` : ''}`,
         `applied   ${s.applied.length} of ${s.plan.steps.length} steps, ${s.applied.reduce((t, a) => t + (a.ms ?? 0), 0).toFixed(1)} ms`,
+        `attested  ${s.attestation ? `${s.attestation.filter((v) => v.verdict === 'verified').length} steps verified from /proc before the command started, ${s.attestation.filter((v) => v.verdict === 'not checkable').length} not checkable from the host (inspect --json says why)` : '-'}`,
       ];
       process.stdout.write(lines.join('\n') + '\n\n' + renderPlan(s.plan, { file: st?.file, applied: new Map(s.applied.map((a) => [a.id, a.ms])) }));
     });

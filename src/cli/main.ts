@@ -3,7 +3,7 @@
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded, type FoundConfig } from '../config/find';
 import type { PathSeg } from '../config/parse';
@@ -147,7 +147,8 @@ export function buildProgram(): Command {
     .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[] }) => {
+    .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
+    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
       const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
@@ -180,11 +181,15 @@ export function buildProgram(): Command {
         pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
         // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
         stallAt: process.env.SANDBOX_TEST_STALL_AT,
+        // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
+        corruptAt: process.env.SANDBOX_TEST_CORRUPT,
         beforeExec: () => view,
         file: l.file,
       });
       // For the start-up benchmark: the engine's own setup time, measured inside.
-      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms\n`);
+      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
+      // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
+      if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
       if (result.detached) {
         await view;
         process.stdout.write(`${l.plan.name}\n`);

@@ -68,6 +68,11 @@ export class Cgroup {
     writeFileSync(join(dir, file), deviceValue(file, value));
   }
 
+  /** A file of the controller's folder, as it reads now; undefined when absent. */
+  read(controller: string, file: string): string | undefined {
+    try { return readFileSync(join(this.dirOf(controller), file), 'utf8'); } catch { return undefined; }
+  }
+
   /** On v2, the folder (the supervisor opens it for clone3); undefined on v1. */
   v2Dir(): string | undefined { return this.v2 ? this.dirs()[0] : undefined; }
 

@@ -35,6 +35,8 @@ export interface HostContext {
   address?: string;
   /** Set once the child is cloned. */
   child?: { pid: number; bornInCgroup: boolean };
+  /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
+  corruptAt?: string;
 }
 
 export type HostKind = 'state.create' | 'rootfs.host' | 'rootfs.dir' | 'rootfs.image' | 'image.note' | 'cgroup.create' | 'cgroup.set'
@@ -49,6 +51,8 @@ const addressOf = (ctx: HostContext) => {
   if (!ctx.address) throw new Error('internal error: no address was leased for the private network');
   return ctx.address;
 };
+/** Test-only: another value than the plan's, that the kernel takes (the attestation must see it). */
+const corruptValue = (v: string) => (/^[0-9]+$/.test(v) ? String(Number(v) * 2) : v === 'max' ? '1000000' : v);
 const idMap = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
 
 const HANDLERS: Handlers = {
@@ -99,7 +103,7 @@ const HANDLERS: Handlers = {
     ctx.undo.push(() => cgroup.remove());
     cgroup.create();
   },
-  'cgroup.set': (ctx, s) => ctx.cgroup.set(s.args.controller, s.args.file, s.args.value),
+  'cgroup.set': (ctx, s) => ctx.cgroup.set(s.args.controller, s.args.file, ctx.corruptAt === s.id ? corruptValue(s.args.value) : s.args.value),
   // Made by the clone itself: reported in order, nothing more to do.
   'ns.new': () => undefined,
   'ns.host': () => undefined,

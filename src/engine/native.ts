@@ -17,6 +17,7 @@ import { encodeProgram, UnsupportedStep, type Program, type ProgramInput } from 
 import { cachedFilter } from './seccomp-cache';
 import { writeSaved, writeState } from './state';
 import { errnoText, readEvents, type ChildFailure } from './events';
+import { attest, readView, type Verdict } from './attest';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { fileSources, overlayOptions, planIds, PreflightError, reservePorts, rootEtc } from './preflight';
 import { failedStepStatus, Session } from './session';
@@ -30,6 +31,8 @@ export interface NativeRunOptions extends RunOptions {
   file?: string;
   /** Test-only: freeze the CLI when this step starts (see SANDBOX_TEST_STALL_AT). */
   stallAt?: string;
+  /** Test-only: apply this step wrongly, so that the attestation must catch it (SANDBOX_TEST_CORRUPT). */
+  corruptAt?: string;
 }
 
 class StepFailure extends Error {
@@ -96,6 +99,8 @@ export class NativeEngine implements Engine {
     let link: ChildLink | undefined;
     let failure: ChildFailure | undefined;
     let running = false;
+    let attestation: Verdict[] = [];
+    let attestMs = 0;
 
     // From the start: a signal during setup stops it (and everything is undone); once the command
     // runs, signals are forwarded to it.
@@ -136,7 +141,8 @@ export class NativeEngine implements Engine {
       }
       let seccompCompileMs = 0;
       const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
-      const encode = (address?: string) => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, address, overlay: image.options, compileSeccomp });
+      const encode = (address?: string) => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address, overlay: image.options, compileSeccomp });
+      ctx.corruptAt = opts.corruptAt;
       const privateNet = findStep(plan.steps, 'net.veth');
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
       let program = encode(privateNet ? '0.0.0.0' : undefined);
@@ -172,7 +178,23 @@ export class NativeEngine implements Engine {
       let execNs = 0n;
       const eofSeen = readEvents(child, plan, {
         onEvent, onFail: (f) => { failure = f; }, onConsole: () => session.receiveTerminal(child),
-        onExecStart: async (ns) => { execNs = ns; await opts.beforeExec?.(); child.send('E'); },
+        onExecStart: async (ns) => {
+          execNs = ns;
+          // Every step read back from /proc before the command starts; a mismatch ends the child here.
+          const a0 = performance.now();
+          attestation = attest(plan, readView(child.pid, { cgroup: (c, f) => ctx.cgroup.read(c, f), stateDir: state }), ids);
+          attestMs = performance.now() - a0;
+          // The step that applied a thing before the ones that only name it (cap.keep, cap.drop).
+          const bad = attestation.find((v) => v.verdict === 'mismatch' && !/^cap(-drop)?:/.test(v.step)) ?? attestation.find((v) => v.verdict === 'mismatch');
+          if (bad) {
+            const step = plan.steps.find((x) => x.id === bad.step) ?? exec;
+            failure = { index: plan.steps.indexOf(step), errno: 1, message: `the attestation found it not applied: ${bad.detail}` };
+            try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+            return;
+          }
+          await opts.beforeExec?.();
+          child.send('E');
+        },
       });
       child.send('G');
       await eofSeen;
@@ -187,7 +209,7 @@ export class NativeEngine implements Engine {
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
-      writeSaved(state, { plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: ctx.address ?? null, ids });
+      writeSaved(state, { plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: ctx.address ?? null, ids, attestation });
       writeState(state, {
         name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
         startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
@@ -198,7 +220,7 @@ export class NativeEngine implements Engine {
         setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - child.spawnNs) / 1e6,
         // What the capability sets and the seccomp filter cost: compiling the filter here, and the
         // child's caps and filter-loading steps, as it timed them.
-        seccompCompileMs, capsAndFilterMs: (applied.get('caps') ?? 0) + (applied.get('seccomp') ?? 0),
+        seccompCompileMs, capsAndFilterMs: (applied.get('caps') ?? 0) + (applied.get('seccomp') ?? 0), attestMs,
       };
       if (detach) {
         // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
@@ -206,7 +228,7 @@ export class NativeEngine implements Engine {
         unlinkSync(join(state, 'owner'));
         onEvent({ type: 'running', pid: child.pid });
         done(exec);
-        return { exitCode: 0, timing, detached: true };
+        return { exitCode: 0, timing, detached: true, attestation };
       }
       onEvent({ type: 'running', pid: child.pid });
       done(exec);
@@ -219,7 +241,7 @@ export class NativeEngine implements Engine {
         const mem = plan.steps.find((s) => s.id === 'cgroup:memory');
         oom = { step: mem?.id ?? 'cgroup', errno: 12, message: `the command was killed by the kernel's OOM killer: it reached its memory limit of ${mem?.kind === 'cgroup.set' ? mem.args.value : '?'} bytes` };
       }
-      return { exitCode: code, timing, ...(oom ? { failed: oom } : {}) };
+      return { exitCode: code, timing, attestation, ...(oom ? { failed: oom } : {}) };
     } catch (e) {
       if (!(e instanceof StepFailure)) throw e;
       const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };

@@ -15,6 +15,8 @@ const PROPAGATION: Record<Propagation, number> = { private: MS.PRIVATE, rprivate
 export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80 } as const;
 const NS_FLAG: Record<NsName, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
 const RESTART = { no: 0, 'on-failure': 1, always: 2 } as const;
+/** Test-only: the kinds that SANDBOX_TEST_CORRUPT leaves undone (a note in their place). */
+const SKIPPED_WHEN_CORRUPT = new Set<Step['kind']>(['nnp', 'seccomp', 'mount.readonly', 'mount.mask', 'mount.root-readonly', 'dev.node', 'mount.link', 'net.loopback', 'mount.devpts', 'dev.links']);
 
 export interface ProgramInput {
   plan: Plan;
@@ -33,6 +35,8 @@ export interface ProgramInput {
   /** An image's overlayfs options (lowerdir=…[,upperdir=…,workdir=…]), made by the engine from the store. */
   overlay?: string;
   failAt?: string;
+  /** Test-only: apply this step wrongly (SANDBOX_TEST_CORRUPT), so that the attestation must catch it. */
+  corruptAt?: string;
   /** Test-only: the child stops itself (SIGSTOP) before this step, until it gets a SIGCONT. */
   pauseAt?: string;
   /** Compiles a seccomp filter's text program to BPF (libseccomp, in the CLI process). */
@@ -85,10 +89,13 @@ export function encodeProgram(input: ProgramInput): Program {
     records.push(r);
     childSteps.add(step.id);
   };
-  const flagsOf = (names: readonly MountFlag[]) => names.reduce((f, n) => f | FLAG_BITS[n], 0);
+  const flagsOf = (names: readonly MountFlag[], step?: Step) => names.reduce((f, n) => f | FLAG_BITS[n], 0) & ~(step && input.corruptAt === step.id ? MS.NOSUID : 0);
   const tmpfsData = (a: { mode: number; sizeBytes?: number }) => [`mode=${a.mode.toString(8)}`, ...(a.sizeBytes ? [`size=${a.sizeBytes}`] : [])].join(',');
 
   for (const step of plan.steps) {
+    // Test-only: what SANDBOX_TEST_CORRUPT does to a step, so that the attestation must catch it.
+    const corrupt = input.corruptAt === step.id;
+    if (corrupt && SKIPPED_WHEN_CORRUPT.has(step.kind)) { op(step, OP.NOTE); continue; }
     switch (step.kind) {
       // Applied on the host by the engine (engine/host-steps.ts), before the child goes on.
       case 'state.create': case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': case 'image.note':
@@ -132,19 +139,19 @@ export function encodeProgram(input: ProgramInput): Program {
       }
       case 'mount.bind': {
         const a = step.args;
-        op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source) ? F_FILE : 0), a: a.readOnly ? 1 : 0, b: PROPAGATION[a.propagation ?? 'rprivate'], s1: str(a.source), s2: str(a.target) });
+        op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source) ? F_FILE : 0), a: a.readOnly !== corrupt ? 1 : 0, b: PROPAGATION[a.propagation ?? 'rprivate'], s1: str(a.source), s2: str(a.target) });
         break;
       }
       case 'mount.link': op(step, OP.SYMLINK, { s1: str(step.args.path), s2: str(step.args.target) }); break;
-      case 'mount.proc': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags), s1: str('/proc'), s2: str('proc') }); break;
-      case 'mount.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags), s1: str('/dev'), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
+      case 'mount.proc': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step), s1: str('/proc'), s2: str('proc') }); break;
+      case 'mount.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step), s1: str('/dev'), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
       case 'dev.node': op(step, OP.DEV_NODE, { s1: str(`/dev/${step.args.name}`), s2: str(`/dev/${step.args.name}`) }); break;
       case 'mount.devpts':
         op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: str('/dev/pts'), s2: str('devpts'), s3: str(step.args.options) });
         op(step, OP.SYMLINK, { s1: str('/dev/ptmx'), s2: str('pts/ptmx') });
         if (input.tty) op(step, OP.CONSOLE);
         break;
-      case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
+      case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
       case 'dev.links':
         for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) op(step, OP.SYMLINK, { s1: str(l), s2: str(t) });
         break;
@@ -159,24 +166,25 @@ export function encodeProgram(input: ProgramInput): Program {
         break;
       }
       case 'sysctl': op(step, OP.SYSCTL, { s1: str(step.args.name), s2: str(step.args.value) }); break;
-      case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags) | (step.args.readOnly ? MS.RDONLY : 0), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
+      case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step) | (step.args.readOnly ? MS.RDONLY : 0), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
       case 'mount.pivot': op(step, OP.PIVOT); break;
       case 'mount.mask': op(step, OP.MASK, { s1: str(step.args.path) }); break;
       case 'mount.readonly': op(step, OP.READONLY, { s1: str(step.args.path) }); break;
       case 'mount.root-readonly': op(step, OP.ROOT_READONLY); break;
       case 'hostname': op(step, OP.HOSTNAME, { s1: str(step.args.hostname) }); break;
-      case 'user.groups': op(step, OP.GROUPS, { s1: list(input.groups.map(String)) }); break;
-      case 'user.ids': op(step, OP.IDS, { a: input.uid, b: input.gid }); break;
-      case 'umask': op(step, OP.UMASK, { mode: step.args.umask }); break;
+      case 'user.groups': op(step, OP.GROUPS, { s1: list([...input.groups, ...(corrupt ? [4242] : [])].map(String)) }); break;
+      case 'user.ids': op(step, OP.IDS, { a: input.uid + (corrupt ? 1 : 0), b: input.gid }); break;
+      case 'umask': op(step, OP.UMASK, { mode: step.args.umask ^ (corrupt ? 0o077 : 0) }); break;
       case 'rlimit': {
         const resource = Object.hasOwn(RLIMITS, step.args.name) ? RLIMITS[step.args.name] : undefined;
         if (resource === undefined) throw new UnsupportedStep(step, `${step.args.name} is not a resource limit this engine knows`);
-        op(step, OP.RLIMIT, { mode: resource, a: step.args.soft, b: step.args.hard });
+        const { soft, hard } = step.args;
+        op(step, OP.RLIMIT, { mode: resource, a: corrupt ? (soft > 0 ? soft - 1 : hard > 1 || hard === -1 ? 1 : 0) : soft, b: hard });
         break;
       }
       case 'caps.apply': {
         const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(capabilityNumber(c))), 0n);
-        op(step, OP.CAPS, { a: mask(step.args.bounding), b: mask(step.args.ambient) });
+        op(step, OP.CAPS, { a: mask(step.args.bounding) ^ (corrupt ? 1n : 0n), b: mask(step.args.ambient) });
         break;
       }
       case 'nnp': op(step, OP.NNP); break;

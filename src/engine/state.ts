@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, u
 import { Store } from '../image/store';
 import { join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
+import type { Verdict } from './attest';
 import { Cgroup } from './cgroup';
 import { hostInterface, nftTable, removeTable, removeVeth, restoreForwarding } from './network';
 import { ownerAlive, readOwner, withLock } from './lock';
@@ -41,7 +42,7 @@ export function writeState(dir: string, s: SandboxState): void {
 
 /** What `up` keeps beside state.json once the command runs: the plan it applied, each step's
  * time, the leased address and the resolved ids. Read by exec, inspect and image prune. */
-export interface SavedRun { plan: Plan; applied: { id: string; ms?: number }[]; address: string | null; ids: { uid: number; gid: number; groups: number[] } }
+export interface SavedRun { plan: Plan; applied: { id: string; ms?: number }[]; address: string | null; ids: { uid: number; gid: number; groups: number[] }; attestation?: Verdict[] }
 
 export function writeSaved(dir: string, s: SavedRun): void {
   writeFileSync(join(dir, 'plan.json'), JSON.stringify(s) + '\n');

@@ -39,7 +39,7 @@ if (!crunWorks) console.log('note: crun does not run on this host (hybrid cgroup
 const inside = [];
 // What the capability sets and the seccomp filter add to setup: compiling the filter (libseccomp, in the
 // CLI before the clone) and the child's caps and filter-loading steps.
-const security = { compile: [], load: [] };
+const security = { compile: [], load: [], attest: [] };
 const cases = {
   'node -e 0': () => [process.execPath, ['-e', '0']],
   'bwrap --unshare-all': () => ['bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true']],
@@ -59,6 +59,8 @@ const once = (name) => {
   if (m) inside.push(Number(m[1]));
   const sec = /seccomp compile ([\d.]+) ms, caps and filter load ([\d.]+) ms/.exec(r.stderr);
   if (sec) { security.compile.push(Number(sec[1])); security.load.push(Number(sec[2])); }
+  const att = /attestation ([\d.]+) ms/.exec(r.stderr);
+  if (att) security.attest.push(Number(att[1]));
   return ms;
 };
 try {
@@ -66,6 +68,7 @@ try {
   inside.length = 0;
   security.compile.length = 0;
   security.load.length = 0;
+  security.attest.length = 0;
   for (let i = 0; i < runs; i++) for (const k of Object.keys(cases)) times[k].push(once(k));
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -77,6 +80,7 @@ console.log(`  ${'sandbox engine setup'.padEnd(22)} ${med(inside).toFixed(1).pad
 const secMs = med(security.compile) + med(security.load);
 console.log(`  ${'  seccomp compile'.padEnd(22)} ${med(security.compile).toFixed(3).padStart(7)}   (libseccomp, in the CLI)`);
 console.log(`  ${'  caps + filter load'.padEnd(22)} ${med(security.load).toFixed(3).padStart(7)}   (in the child)`);
+if (security.attest.length) console.log(`  ${'  attestation'.padEnd(22)} ${med(security.attest).toFixed(3).padStart(7)}   (every step read back from /proc, in the CLI; goal < 1 ms: ${med(security.attest) < 1 ? 'met' : 'NOT met'})`);
 console.log(`capabilities and seccomp together: ${secMs.toFixed(3)} ms (goal < 1 ms): ${secMs < 1 ? 'met' : 'NOT met'}`);
 const peer = crunWorks ? 'crun run' : 'runc run';
 const base = med(times[peer]);

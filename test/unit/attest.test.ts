@@ -1,0 +1,76 @@
+// The attestation's rules, on made-up views of a child: what counts as applied, what is a
+// mismatch (with both sides said), and what the host cannot check (with the reason).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attest, type ProcView } from '../../src/engine/attest';
+import { compile } from '../../src/plan/compile';
+import { HYBRID_HOST, V2_HOST, loadText } from '../helpers/load';
+
+const CONFIG = 'version: 1\ncommand: [x]\nuser: "1000:1000"\nnetwork: none\nresources: {memory: 256m, pids: 16, cpus: "0.5"}\nulimits: {nofile: 64}\nnamespaces: {user: {uid_map: ["0:100000:65536"], gid_map: ["0:100000:65536"]}}\n';
+
+function view(over: Partial<ProcView> = {}, cgroup: Record<string, string> = {}): ProcView {
+  return {
+    status: { Uid: '101000\t101000\t101000\t101000', Gid: '101000\t101000\t101000\t101000', Groups: '', Umask: '0022', NoNewPrivs: '1', Seccomp: '2', Seccomp_filters: '1', CapBnd: '0', CapPrm: '0', CapEff: '0', CapInh: '0', CapAmb: '0' },
+    uidMap: '         0     100000      65536\n', gidMap: '0 100000 65536\n', mounts: [], ns: { net: 'net:[2]', user: 'user:[9]' }, hostNs: { net: 'net:[1]', user: 'user:[1]' },
+    limits: Array.from({ length: 16 }, (_, i) => (i === 7 ? [64, 64] : [-1, -1])), cgroups: [], interfaces: ['lo'], routes: [], localAddresses: ['127.0.0.1'], rootIsHosts: false, fds: [{ fd: 0, cloexec: false }, { fd: 5, cloexec: true }],
+    path: () => undefined, realPath: (p) => p, cgroupFile: (_c, f) => cgroup[f], stateFile: () => '', nsInode: () => undefined, hostInterface: () => false,
+    ...over,
+  };
+}
+const verdictOf = (host: typeof HYBRID_HOST, v: ProcView, id: string) => {
+  const plan = compile(loadText(CONFIG).spec!, host).plan;
+  return attest(plan, v, { uid: 1000, gid: 1000, groups: [] }).find((x) => x.step === id)!;
+};
+
+test('user and ids are compared as the host sees them, through the user namespace\'s maps', () => {
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'user:ids').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'idmap').verdict, 'verified');
+  const wrong = verdictOf(HYBRID_HOST, view({ status: { ...view().status, Uid: '1000\t1000\t1000\t1000' } }), 'user:ids');
+  assert.equal(wrong.verdict, 'mismatch');
+  assert.match(wrong.detail, /^expected uid 1000, gid 1000 \(host 101000, 101000\), found uid 1000/);
+});
+
+test('cgroup limits are read back and compared with the plan', () => {
+  assert.equal(verdictOf(V2_HOST, view({}, { 'memory.max': '268435456\n' }), 'cgroup:memory').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({}, { 'memory.limit_in_bytes': '268435456\n' }), 'cgroup:memory').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({}, { 'memory.limit_in_bytes': '268431360\n' }), 'cgroup:memory').verdict, 'mismatch');
+  const bad = verdictOf(V2_HOST, view({}, { 'memory.max': 'max\n' }), 'cgroup:memory');
+  assert.deepEqual([bad.verdict, bad.detail], ['mismatch', 'expected memory.max = 268435456, found memory.max = max']);
+  assert.equal(verdictOf(V2_HOST, view({}, { 'cpu.max': '50000 100000\n' }), 'cgroup:cpus').verdict, 'verified');
+  assert.equal(verdictOf(V2_HOST, view({}, {}), 'cgroup:pids').verdict, 'mismatch');
+});
+
+test('security state: no_new_privs, seccomp, capabilities, rlimits, umask', () => {
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'nnp').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({ status: { ...view().status, NoNewPrivs: '0' } }), 'nnp').detail, 'expected no_new_privs on, found NoNewPrivs 0');
+  assert.equal(verdictOf(HYBRID_HOST, view({ status: { ...view().status, Seccomp: '0' } }), 'seccomp').verdict, 'mismatch');
+  // A non-root user holds no capability unless cap_add names it: every set empty but the bounding one.
+  const caps = verdictOf(HYBRID_HOST, view({ status: { ...view().status, CapEff: '1' } }), 'caps');
+  assert.equal(caps.verdict, 'mismatch');
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'rlimit:nofile').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({ status: { ...view().status, Umask: '0077' } }), 'umask').detail, 'expected umask 0022, found umask 0077');
+});
+
+test('namespaces, mounts and the network: read from /proc/PID', () => {
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'ns:net').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({ ns: { net: 'net:[1]' } }), 'ns:net').detail, 'expected a new net namespace, found the host\'s (net:[1])');
+  assert.equal(verdictOf(HYBRID_HOST, view({ interfaces: ['eth0', 'lo'] }), 'net:none').verdict, 'mismatch');
+  assert.equal(verdictOf(HYBRID_HOST, view({ localAddresses: [] }), 'net:lo').verdict, 'mismatch');
+  const proc = { point: '/proc', opts: ['rw', 'nosuid', 'nodev', 'noexec', 'relatime'], optional: [], fstype: 'proc' };
+  assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [proc] }), 'mount:/proc').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [{ ...proc, opts: ['rw'] }] }), 'mount:/proc').detail, 'expected /proc mounted (proc,nosuid,nodev,noexec), found /proc no nosuid, no nodev, no noexec');
+  assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [{ ...proc, point: '/', optional: ['shared:1'] }] }), 'mount:private').verdict, 'mismatch');
+  assert.equal(verdictOf(HYBRID_HOST, view({ rootIsHosts: true }), 'pivot').verdict, 'mismatch');
+  // A masked path the sandbox has not got needs no mask.
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'mask:/proc/keys').detail, '/proc/keys is absent');
+});
+
+test('what the host cannot read back is said, with the reason', () => {
+  assert.equal(verdictOf(HYBRID_HOST, view(), 'fds').verdict, 'verified');
+  assert.equal(verdictOf(HYBRID_HOST, view({ fds: [{ fd: 7, cloexec: false }] }), 'fds').detail, 'expected no descriptor above 2 that survives exec, found descriptors 7 without O_CLOEXEC');
+  for (const id of ['hostname', 'exec']) {
+    const v = verdictOf(HYBRID_HOST, view(), id);
+    assert.equal(v.verdict, 'not checkable', id);
+    assert.ok(v.detail.length > 40, id);
+  }
+});
