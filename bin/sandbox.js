@@ -17,7 +17,12 @@ if (!writeCache) try { cachedData = fs.readFileSync(cacheFile); } catch { /* no 
 const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
 const mod = { exports: {}, filename: file, id: file, loaded: false };
 script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
-mod.exports.main(process.argv.slice(2)).then((code) => {
+// At build time (SANDBOX_WRITE_CODE_CACHE=1) the commands of SANDBOX_CACHE_ALSO (a JSON list of
+// argument lists) run after this one, so that the cache holds what each of them compiled.
+const also = writeCache && process.env.SANDBOX_CACHE_ALSO ? JSON.parse(process.env.SANDBOX_CACHE_ALSO) : [];
+(async () => {
+  let code = await mod.exports.main(process.argv.slice(2));
+  for (const argv of also) code = await mod.exports.main(argv);
   if (writeCache) fs.writeFileSync(cacheFile, script.createCachedData());
   process.exitCode = code;
-});
+})();
