@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { IdMap } from '../model/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
 import type { Plan, Step } from '../plan/types';
+import { hostInterface } from './network';
 
 export interface MountEntry { point: string; opts: string[]; optional: string[]; fstype: string }
 export type PathKind = { type: 'file' | 'dir' | 'other' } | { type: 'link'; target: string } | { type: 'char' | 'block'; rdev: number } | { type: 'unreadable'; why: string };
@@ -154,7 +155,11 @@ export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
       case 'net.host': case 'net.joined': unchecked(s, 'the network namespace step says which one it is, and is checked'); break;
       case 'net.none': check(s, view.interfaces.join(',') === 'lo', 'only lo', view.interfaces.join(', ')); break;
       case 'net.loopback': check(s, view.interfaces.includes('lo') && view.localAddresses.includes('127.0.0.1'), 'lo up with 127.0.0.1', `${view.interfaces.join(', ')}; local ${view.localAddresses.join(', ') || 'none'}`); break;
-      case 'net.veth': check(s, view.interfaces.includes(s.args.inside), `${s.args.inside} in the sandbox`, view.interfaces.join(', ')); break;
+      case 'net.veth': {
+        const hostEnd = hostInterface(plan.name);
+        check(s, view.interfaces.includes(s.args.inside) && view.hostInterface(hostEnd), `${s.args.inside} in the sandbox, ${hostEnd} on the host`, `${view.interfaces.join(', ')} in the sandbox${view.hostInterface(hostEnd) ? '' : `, no ${hostEnd} on the host`}`);
+        break;
+      }
       case 'net.address': {
         const route = view.routes.find((r) => r.iface === s.args.interface && r.destination === '0.0.0.0');
         check(s, route?.gateway === s.args.gateway && view.localAddresses.some((a) => a !== '127.0.0.1'), `${s.args.interface} with an address and a default route through ${s.args.gateway}`, route ? `a default route through ${route.gateway}` : 'no default route');
