@@ -263,9 +263,6 @@ export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
         break;
       }
       case 'cap.keep': case 'cap.drop': {
-        const cap = s.args.cap;
-        // cap_drop: [ALL] with cap_add: [X] shows both a drop and a keep of X; the keep wins, as in Docker.
-        if (s.kind === 'cap.drop' && plan.steps.some((x) => x.kind === 'cap.keep' && x.args.cap === cap)) { unchecked(s, `CAP_${cap} is added back by cap_add (step cap:${cap}), which is checked`); break; }
         const has = (BigInt(`0x${status.CapBnd ?? '0'}`) >> BigInt(capabilityNumber(s.args.cap))) & 1n;
         check(s, (has === 1n) === (s.kind === 'cap.keep'), `CAP_${s.args.cap} ${s.kind === 'cap.keep' ? 'in' : 'out of'} the bounding set`, has ? 'in it' : 'out of it');
         break;

@@ -432,6 +432,8 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     for (const c of n === 'ALL' ? CAPABILITIES : [n]) if (!caps.has(c) || caps.get(c)!.src === D) caps.set(c, { name: c, src });
   });
   const capabilities = [...caps.values()].sort((a, b) => CAPABILITIES.indexOf(a.name as never) - CAPABILITIES.indexOf(b.name as never));
+  // What cap_add brought back (after `cap_drop: [ALL]`) is kept, not dropped: the plan shows it once.
+  for (let i = capsDropped.length - 1; i >= 0; i--) if (caps.has(capsDropped[i]!.name)) capsDropped.splice(i, 1);
 
   // Security.
   const s = cfg.security ?? {};

@@ -71,3 +71,11 @@ test("shm_size sizes /dev/shm as Compose's key does, cited by the plan; 64 MiB b
   const bad = loadText('version: 1\ncommand: [sh]\nshm_size: 0\n');
   assert.deepEqual(bad.diagnostics.map((x) => `${x.line}:${x.col} ${x.code}`), ['3:11 shm-too-small']);
 });
+
+test('cap_drop: [ALL] with cap_add: [X]: the plan keeps X and drops the rest, and shows X once', () => {
+  const steps = compile(loadText('version: 1\ncommand: [sh]\ncap_drop: [ALL]\ncap_add: [CHOWN]\n').spec!, HYBRID_HOST).plan.steps;
+  assert.ok(steps.some((s) => s.id === 'cap:CHOWN'));
+  assert.ok(!steps.some((s) => s.id === 'cap-drop:CHOWN'));
+  assert.ok(steps.some((s) => s.id === 'cap-drop:KILL'));
+  assert.deepEqual(stepsOf(steps, 'caps.apply')[0]!.args.bounding, ['CHOWN']);
+});
