@@ -28,7 +28,8 @@ function echoUdp(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');
     let tries = 0;
-    const send = () => { if (tries++ >= 5) { s.close(); reject(new Error(`udp ${host}:${port}: no echo after 5 tries`)); return; } s.send('ping-udp', port, host); };
+    // UDP may be lost; 10 tries over 5 s, for the emulated cgroup v2 VM of CI, about 10× slower.
+    const send = () => { if (tries++ >= 10) { s.close(); reject(new Error(`udp ${host}:${port}: no echo after 10 tries`)); return; } s.send('ping-udp', port, host); };
     const timer = setInterval(send, 500);
     s.on('message', (m) => { clearInterval(timer); s.close(); resolve(String(m)); });
     send();
