@@ -1,0 +1,112 @@
+// Rootless tests run the CLI as users they create themselves (useradd, which gives each one a
+// 65536-id range in /etc/subuid and /etc/subgid, as on a fresh Debian) and remove afterwards.
+// Made and removed by the test process, as root; the commands run with setpriv as the user, with
+// the environment a login gives (HOME, USER, XDG_RUNTIME_DIR made as logind makes it).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, chownSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ROOT } from './load';
+
+export interface TestUser { name: string; uid: number; gid: number; home: string; runtimeDir: string }
+
+const made: TestUser[] = [];
+
+/** A new user with its own subordinate id ranges and a logind-style XDG_RUNTIME_DIR. */
+export function makeUser(prefix = 'sbxt'): TestUser {
+  const name = `${prefix}${process.pid % 10000}${made.length}${Math.floor(Math.random() * 1000)}`.slice(0, 31);
+  execFileSync('useradd', ['-m', '-s', '/bin/sh', name], { stdio: 'pipe' });
+  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+  const runtimeDir = `/run/user/${uid}`;
+  mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
+  chownSync(runtimeDir, uid, gid);
+  chmodSync(runtimeDir, 0o700);
+  const u = { name, uid, gid, home: `/home/${name}`, runtimeDir };
+  made.push(u);
+  return u;
+}
+
+/** Removes the user, its home, its runtime folder and its subordinate ranges (userdel does those). */
+export function removeUser(u: TestUser): void {
+  // Any process of the user left by a failed test would keep userdel from working: end them, by PID.
+  for (const pid of pidsOf(u.uid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  rmSync(u.runtimeDir, { recursive: true, force: true });
+  spawnSync('userdel', ['-r', '-f', u.name], { stdio: 'ignore' });
+  const i = made.indexOf(u);
+  if (i >= 0) made.splice(i, 1);
+}
+
+/** PIDs of processes whose real uid is `uid` (from /proc/PID/status). */
+export function pidsOf(uid: number): number[] {
+  const out: number[] = [];
+  for (const p of require('node:fs').readdirSync('/proc') as string[]) {
+    if (!/^\d+$/.test(p)) continue;
+    try { if (new RegExp(`^Uid:\\s+${uid}\\s`, 'm').test(readFileSync(`/proc/${p}/status`, 'utf8'))) out.push(Number(p)); } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** The repository as the user can reach it: ROOT itself when every folder above it lets others
+ * through, otherwise a bind of it under a world-traversable temporary folder (removed by release). */
+let reach: { path: string; release(): void } | undefined;
+export function repoForUsers(): string {
+  if (reach) return reach.path;
+  let ok = true;
+  for (let d = ROOT; d !== '/'; d = dirname(d)) if ((statSync(d).mode & 0o001) === 0) ok = false;
+  if (ok) { reach = { path: ROOT, release: () => undefined }; return ROOT; }
+  const dir = mkdtempSync(join('/tmp', 'sbx-repo-'));
+  chmodSync(dir, 0o755);
+  const path = join(dir, 'repo');
+  mkdirSync(path);
+  execFileSync('mount', ['--bind', ROOT, path]);
+  reach = { path, release: () => { spawnSync('umount', ['-l', path]); rmSync(dir, { recursive: true, force: true }); } };
+  return path;
+}
+
+export function releaseRepo(): void { reach?.release(); reach = undefined; }
+
+export interface UserRun { code: number | null; signal: NodeJS.Signals | null; out: string; err: string }
+
+/** Runs argv as the user, with a login's environment, in the repository (as the user reaches it). */
+export function asUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; input?: string; timeout?: number; cwd?: string } = {}): UserRun {
+  const env = {
+    PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, USER: u.name, LOGNAME: u.name,
+    XDG_RUNTIME_DIR: u.runtimeDir, NO_COLOR: '1', CI: 'true', LANG: 'C.UTF-8', ...opts.env,
+  };
+  const r = spawnSync('setpriv', ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', ...argv], {
+    cwd: opts.cwd ?? repoForUsers(), encoding: 'utf8', input: opts.input ?? '', env, timeout: opts.timeout ?? 60_000,
+  });
+  return { code: r.status, signal: r.signal, out: (r.stdout ?? '').replace(/\r/g, ''), err: r.stderr ?? '' };
+}
+
+/** The CLI as the user runs it. */
+export function sandboxAs(u: TestUser, args: string[], opts: Parameters<typeof asUser>[2] = {}): UserRun {
+  return asUser(u, [process.execPath, join(repoForUsers(), 'bin/sandbox.js'), ...args], opts);
+}
+
+/** What this host lacks that a fresh Debian has: udev makes /dev/net/tun 0666 (pasta and
+ * slirp4netns open it inside the user's namespace); nothing runs udev here, so it is 0600.
+ * Returns an undo that puts the mode back. */
+export function tunForUsers(): { changed: string | undefined; undo(): void } {
+  const tun = '/dev/net/tun';
+  if (!existsSync(tun)) return { changed: undefined, undo: () => undefined };
+  const mode = statSync(tun).mode & 0o777;
+  if (mode === 0o666) return { changed: undefined, undo: () => undefined };
+  chmodSync(tun, 0o666);
+  return { changed: `${tun} was ${mode.toString(8)}, made 666 as udev makes it`, undo: () => chmodSync(tun, mode) };
+}
+
+/** True where the tools of rootless runs are installed: newuidmap/newgidmap (uidmap). */
+export const hasUidmap = (() => { try { accessSync('/usr/bin/newuidmap', constants.X_OK); return true; } catch { return false; } })();
+export const canMakeUsers = process.geteuid?.() === 0 && (() => { try { execFileSync('useradd', ['--help'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+
+/** A scratch folder the user owns. */
+export function userTmp(u: TestUser): string {
+  const d = mkdtempSync(join(tmpdir(), 'sbx-user-'));
+  chownSync(d, u.uid, u.gid);
+  return d;
+}
+
+/** Removes every user this process made (for an after() hook). */
+export function removeAllUsers(): void { for (const u of [...made]) removeUser(u); releaseRepo(); }
