@@ -382,9 +382,3 @@ export async function startSlirp4netns(o: UserNetOptions): Promise<UserNet> {
   try { await portsAccept(o.ports, Date.now() + START_TIMEOUT_MS); } catch (e) { return abandon(failure('slirp4netns', 'publish the ports', (e as Error).message)); }
   return made('slirp4netns', o, record, [SLIRP_DNS]);
 }
-
-/** True where stateDir holds a record whose tool still runs (for `ps` and the tests). */
-export function recordedRunning(stateDir: string): boolean {
-  const r = readRecord(stateDir);
-  return !!r && ((!!r.proc && running(r.proc)) || running(r.watcher));
-}
