@@ -18,6 +18,7 @@
 // their start times) are recorded in stateDir for `down` and gc (stopRecorded).
 import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { userNetPortCaveat } from '../plan/compile';
 
 /** node:child_process and node:net, loaded when a rootless network is first started. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
@@ -54,18 +55,6 @@ const START_TIMEOUT_MS = 10_000;
 /** How often the watcher looks for the sandbox's child (tail --pid polls with kill(pid, 0)). */
 const WATCH_INTERVAL_S = '0.5';
 
-/** Absolute paths of the tools found on PATH (for the host probe). */
-export function findUserNetTools(path = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): { pasta?: string; slirp4netns?: string } {
-  const out: { pasta?: string; slirp4netns?: string } = {};
-  for (const dir of path.split(':')) {
-    if (!dir.startsWith('/')) continue; // a relative PATH entry would depend on the caller's cwd
-    for (const tool of ['pasta', 'slirp4netns'] as const) {
-      if (out[tool]) continue;
-      try { accessSync(join(dir, tool), constants.X_OK); out[tool] = join(dir, tool); } catch { /* not here */ }
-    }
-  }
-  return out;
-}
 
 // ---- processes, named by PID and start time ----
 
@@ -304,12 +293,9 @@ export async function startPasta(o: UserNetOptions): Promise<UserNet> {
   return made('pasta', o, record, dns);
 }
 
-/** What each tool's port maps do not do, on the versions this was measured with (passt 2023-03-09, slirp4netns 1.2.0 with libslirp 4.7). */
+/** What each tool's port maps do not do (the plan says it at each port: plan/compile.ts). */
 export function portWarnings(tool: 'pasta' | 'slirp4netns', ports: UserNetPort[]): string[] {
-  const loopbackToo = (p: UserNetPort) => !p.hostIp || p.hostIp === '0.0.0.0' || p.hostIp === '::' || p.hostIp.startsWith('127.') || p.hostIp === '::1';
-  return ports.filter((p) => p.protocol === 'udp' && loopbackToo(p) && (tool === 'slirp4netns' || p.hostPort !== p.containerPort)).map((p) => tool === 'pasta'
-    ? `UDP port ${p.hostPort}→${p.containerPort}: pasta does not send the sandbox's replies back to clients on the host's loopback when the port number changes; publish it as ${p.containerPort}:${p.containerPort}, or reach it on another address of the host`
-    : `UDP port ${p.hostPort}→${p.containerPort}: slirp4netns does not send the sandbox's replies back to clients on the host's loopback (the sandbox may not reach the host's loopback); reach it on another address of the host, or use pasta`);
+  return ports.map((p) => userNetPortCaveat(tool, p)).filter((w): w is string => w !== undefined);
 }
 
 function made(tool: 'pasta' | 'slirp4netns', o: UserNetOptions, record: Recorded, dns: string[]): UserNet {

@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { findUserNetTools, startPasta, startSlirp4netns, stopRecorded, type UserNet, type UserNetPort } from '../../src/engine/rootless-net';
+import { onPath } from '../../src/engine/probe';
+import { startPasta, startSlirp4netns, stopRecorded, type UserNet, type UserNetPort } from '../../src/engine/rootless-net';
 
 export type DriverConfig =
   | { mode: 'start'; tool: 'pasta' | 'slirp4netns'; ports: UserNetPort[]; stateDir: string; mtu?: number; sandbox: string[] }
@@ -30,8 +31,7 @@ async function main(): Promise<void> {
   box.stdout!.destroy();
   if (!ok) { say({ event: 'error', message: `the sandbox ${c.sandbox.join(' ')} did not start` }); return; }
   const netns = readlinkSync(`/proc/${box.pid}/ns/net`);
-  const tools = findUserNetTools();
-  const binary = tools[c.tool];
+  const binary = onPath(c.tool);
   if (!binary) { say({ event: 'error', message: `${c.tool} is not on PATH` }); return; }
   const t0 = process.hrtime.bigint();
   let net: UserNet;

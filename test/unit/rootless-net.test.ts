@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findUserNetTools, pastaPortArgs, portWarnings, type UserNetPort } from '../../src/engine/rootless-net';
+import { pastaPortArgs, portWarnings, type UserNetPort } from '../../src/engine/rootless-net';
+import { onPath } from '../../src/engine/probe';
 
 const port = (hostIp: string, hostPort: number, containerPort: number, protocol: 'tcp' | 'udp'): UserNetPort => ({ hostIp, hostPort, containerPort, protocol });
 
@@ -28,7 +29,7 @@ test('the tools are found on PATH as absolute paths, the first of each name, and
       writeFileSync(join(dir, name), '#!/bin/sh\n');
       chmodSync(join(dir, name), mode);
     }
-    assert.deepEqual(findUserNetTools(`relative:${a}:${b}`), { pasta: join(a, 'pasta'), slirp4netns: join(b, 'slirp4netns') });
-    assert.deepEqual(findUserNetTools('/nonexistent'), {});
+    assert.deepEqual([onPath('pasta', `relative:${a}:${b}`), onPath('slirp4netns', `relative:${a}:${b}`)], [join(a, 'pasta'), join(b, 'slirp4netns')]);
+    assert.equal(onPath('pasta', '/nonexistent'), undefined);
   } finally { rmSync(a, { recursive: true }); rmSync(b, { recursive: true }); }
 });
