@@ -4,11 +4,11 @@
 // host; and that nothing is left on the host after any of it.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs, hasEngine, cgroupLayout } from '../helpers/sandbox';
-import { asUser, canMakeUsers, hasUidmap, makeUser, pidsOf, removeAllUsers, repoForUsers, sandboxAs, userTmp, type TestUser } from '../helpers/users';
+import { asUser, canMakeUsers, hasUidmap, makeUser, pidsOf, removeAllUsers, repoForUsers, sandboxAs, tunForUsers, userTmp, type TestUser } from '../helpers/users';
 
 const ready = hasEngine && canMakeUsers && hasUidmap;
 let alice: TestUser, bob: TestUser, dir: string;
@@ -34,7 +34,9 @@ function config(u: TestUser, name: string, text: string): string {
 
 /** Everything of the user's that a finished run could leave: processes, sandbox state folders. */
 function leftovers(u: TestUser): string[] {
-  const out = pidsOf(u.uid).map((p) => `process ${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+  // A finished supervisor waits as a zombie until the host's init reaps it: it holds nothing.
+  const live = pidsOf(u.uid).filter((p) => { try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8')); } catch { return false; } });
+  const out = live.map((p) => `process ${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
   const root = join(u.runtimeDir, 'sandbox');
   if (existsSync(root)) for (const n of readdirSync(root).filter((x) => !x.startsWith('.'))) out.push(`state folder ${join(root, n)}`);
   return out;
@@ -186,4 +188,58 @@ test('rootless on this host: limits are located errors that say why and how to g
   assert.match(doctor.out, /limits?.*(hybrid|cannot be delegated)/i);
   assert.equal(mounts(), mountsBefore, 'no mount was left on the host');
   accessSync('/etc/subuid', constants.R_OK);
+});
+
+/** A page fetched by a node client, from the host or from inside the network namespace ns; '' on failure. */
+function httpGet(url: string, ns?: string): string {
+  const js = `require('http').get(${JSON.stringify(url)}, { timeout: 2000 }, (r) => r.pipe(process.stdout)).on('error', () => process.exit(1))`;
+  const argv = ns ? ['ip', 'netns', 'exec', ns, process.execPath, '-e', js] : [process.execPath, '-e', js];
+  return spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+}
+
+test('as a user: samples/web.yml serves its page, and a detached sandbox publishes a port that keeps the client\'s address; down leaves nothing', async (t) => {
+  if (!needs(t, 'root (to make users), newuidmap, pasta and libsbx', ready && existsSync('/usr/bin/pasta'))) return;
+  // pasta opens /dev/net/tun inside the user's namespace; udev makes it 0666 on a fresh Debian.
+  const tun = tunForUsers();
+  if (tun.changed) t.diagnostic(`set-up: ${tun.changed}`);
+  const k = (process.pid % 60) * 4;
+  const ns = `rlcli${process.pid}`, hostIf = `rlch${process.pid}`, hostIp = `198.51.100.${k + 1}`, clientIp = `198.51.100.${k + 2}`;
+  try {
+    const web = sandboxAs(alice, ['up', '-d', '-q', 'samples/web.yml']);
+    assert.equal(web.code, 0, web.err);
+    let page = '';
+    for (let i = 0; i < 50 && !page.includes('Served from inside a sandbox'); i++) {
+      page = httpGet('http://127.0.0.1:8080/');
+      if (!page) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(page, /Served from inside a sandbox/);
+    const logs = (name: string) => { const r = sandboxAs(alice, ['logs', name]); return r.out + r.err; };
+    for (let i = 0; i < 40 && !logs('web').includes('response:200'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(logs('web'), /127\.0\.0\.1\]?:\d+: response:200/, 'httpd saw the client on 127.0.0.1');
+    assert.equal(sandboxAs(alice, ['down', 'web']).code, 0);
+
+    // A client in a network namespace of the test's own, behind a veth pair to the host.
+    execFileSync('sh', ['-c', `ip netns add ${ns} && ip link add ${hostIf} type veth peer name eth0 netns ${ns} && ip addr add ${hostIp}/30 dev ${hostIf} && ip link set ${hostIf} up && ip -n ${ns} addr add ${clientIp}/30 dev eth0 && ip -n ${ns} link set eth0 up && ip -n ${ns} link set lo up`]);
+    const f = config(alice, 'pub', 'version: 1\nname: pub\nrootfs: host\ndetach: true\nports: ["18093:8080"]\nvolumes: ["/work:/srv:ro"]\ncommand: [busybox, httpd, -f, -v, -p, "8080", -h, /srv]\n'.replace('/work:/srv:ro', `${join(repoForUsers(), 'samples/web/site')}:/srv:ro`));
+    const up = sandboxAs(alice, ['up', '-q', f]);
+    assert.equal(up.code, 0, up.err);
+    let got = '';
+    for (let i = 0; i < 50 && !got; i++) {
+      got = httpGet(`http://${hostIp}:18093/`, ns);
+      if (!got) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(got, /Served from inside a sandbox/);
+    for (let i = 0; i < 40 && !logs('pub').includes(clientIp); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(logs('pub'), new RegExp(`${clientIp.replace(/\./g, '\\.')}\\]?:\\d+: response:200`), 'the sandbox saw the client\'s own address');
+    assert.match(sandboxAs(alice, ['ps']).out, /^pub\s+running.*18093->8080\/tcp/m);
+    const down = sandboxAs(alice, ['down', 'pub']);
+    assert.equal(down.code, 0, down.err);
+    assert.deepEqual(leftovers(alice), [], 'pasta and its watcher end with down');
+    // The host port is free again.
+    assert.doesNotMatch(execFileSync('ss', ['-Hltn'], { encoding: 'utf8' }), /:18093\s/);
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    spawnSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' });
+    tun.undo();
+  }
 });
