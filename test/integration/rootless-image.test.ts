@@ -9,11 +9,11 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { hasEngine, needs } from '../helpers/sandbox';
-import { buildImage, tar, writeLayout, type Entry } from '../helpers/image';
+import { hasBusyboxRoot, hasEngine, needs } from '../helpers/sandbox';
+import { buildImage, busyboxEntries, tar, writeLayout, type Entry } from '../helpers/image';
 import { ROOT } from '../helpers/load';
 import { asUser, canMakeUsers, hasUidmap, makeUser, removeAllUsers, repoForUsers, sandboxAs, subRanges, userTmp, type TestUser } from '../helpers/users';
 
@@ -227,4 +227,37 @@ test('image prune removes a rootless store\'s layers, files of subordinate ids i
   const prune = sandboxAs(u, ['image', 'prune'], { env });
   assert.equal(prune.code, 0, prune.err);
   assert.deepEqual(readdirSync(join(store, 'layers')), []);
+});
+
+test('sandbox up of an image without root: from inside, the image\'s owners, its whiteouts and opaque folders, a removable lower folder; nothing left after', async (t) => {
+  if (!ready(t) || !needs(t, 'the busybox root (npm install)', hasBusyboxRoot)) return;
+  const u = user!;
+  const lower: Entry[] = [
+    ...busyboxEntries(),
+    { name: 'd/', type: '5' }, { name: 'd/a', body: 'a' }, { name: 'd/b', body: 'b' }, { name: 'e/', type: '5' }, { name: 'e/x', body: 'x' },
+    { name: 'home/', type: '5' }, { name: 'home/u/', type: '5', mode: 0o700, uid: 1000, gid: 1000 }, { name: 'home/u/f', body: 'mine', mode: 0o600, uid: 1000, gid: 1000 },
+    { name: 'usr/', type: '5' }, { name: 'usr/bin/', type: '5' }, { name: 'usr/bin/passwd', body: '#!/bin/sh\n', mode: 0o4755 },
+  ];
+  const upper: Entry[] = [{ name: 'd/', type: '5' }, { name: 'd/.wh.a', body: '' }, { name: 'e/', type: '5' }, { name: 'e/.wh..wh..opq', body: '' }, { name: 'e/y', body: 'y' }];
+  const img = layout([lower, upper], { Cmd: ['/bin/sh'] });
+  const dir = scratch(u);
+  const name = `rlimg-up-${process.pid}`;
+  const file = join(dir, 'sandbox.yml');
+  writeFileSync(file, `version: 1\nname: ${name}\nimage: oci:${img.dir}:latest\nnetwork: none\n`);
+  chmodSync(file, 0o644);
+  const store = join(dir, 'store');
+  const script = [
+    'echo "d: $(ls -A /d | tr "\\n" " ")"', 'echo "e: $(ls -A /e | tr "\\n" " ")"',
+    'echo "home/u: $(stat -c %u:%g:%a /home/u) f: $(stat -c %u:%g:%a /home/u/f) passwd: $(stat -c %u:%a /usr/bin/passwd)"',
+    'rm -r /d', 'echo "d after rm: $(ls -d /d 2>&1 | grep -c "No such")"',
+    // Written by the sandbox into a folder of a subordinate id: the upper layer gets its files.
+    'echo new > /home/u/new && chown 1000:1000 /home/u/new && cat /home/u/new',
+    'echo "id: $(id -u):$(id -g)"',
+  ].join('; ');
+  const r = sandboxAs(u, ['up', '-q', file, '--', '/bin/sh', '-c', script], { env: { SANDBOX_STORE: store } });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, ['d: b ', 'e: y ', 'home/u: 1000:1000:700 f: 1000:1000:600 passwd: 0:4755', 'd after rm: 1', 'new', 'id: 0:0', ''].join('\n'));
+  // Nothing of the sandbox is left: its upper layer (with files of the user's subordinate ids), its state.
+  assert.deepEqual(existsSync(join(store, 'containers')) ? readdirSync(join(store, 'containers')) : [], [], `the upper layer was removed: ${r.err}`);
+  assert.deepEqual(existsSync(join(u.runtimeDir, 'sandbox')) ? readdirSync(join(u.runtimeDir, 'sandbox')).filter((n) => !n.startsWith('.')) : [], []);
 });
