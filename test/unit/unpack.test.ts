@@ -25,7 +25,9 @@ import { hasEngine, isRoot, needs } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
 import { unpackLayer, UnpackError, type NodeOps } from '../../src/image/unpack';
 import { callerOwners, hostId, singleMapNote, subordinateRanges, type LayerOwners } from '../../src/image/owners';
-import { checkUserXattrs, StoreError } from '../../src/image/store';
+import { checkUserXattrs, Store, StoreError } from '../../src/image/store';
+import { checkImageStore, overlayOptions, PreflightError } from '../../src/engine/preflight';
+import type { Plan } from '../../src/plan/types';
 
 // The real whiteouts and xattrs (libsbx) where this runs as root with the engine built; else a
 // stand-in that records them (a whiteout is then an empty file it remembers).
@@ -608,4 +610,24 @@ test('the folder metadata of a big layer lands on the right folders, deepest fir
     });
   }
   writer = undefined;
+});
+
+test('overlay options: userxattr without root of the host, the root path as it was', () => {
+  const plan = (readOnly: boolean, layers = ['/s/layers/a', '/s/layers/b']) => ({ name: 'web', steps: [{ kind: 'rootfs.image', id: 'rootfs', args: { layers } }, { kind: 'mount.root', id: 'mount:/', args: { fstype: 'overlay', readOnly } }] }) as unknown as Plan;
+  const store = new Store('/s');
+  assert.equal(overlayOptions(plan(false), store, { root: true }).options, 'lowerdir=/s/layers/b:/s/layers/a,upperdir=/s/containers/web/upper,workdir=/s/containers/web/work');
+  assert.equal(overlayOptions(plan(false), store, { root: false }).options, 'lowerdir=/s/layers/b:/s/layers/a,upperdir=/s/containers/web/upper,workdir=/s/containers/web/work,userxattr');
+  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: true }).options, 'lowerdir=/s/layers/a:/s/containers/web/empty');
+  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: false }).options, 'lowerdir=/s/layers/a:/s/containers/web/empty,userxattr');
+  // Without a host given, this process decides: root of the host here, or not.
+  assert.equal(overlayOptions(plan(false), store).options?.endsWith(',userxattr'), !isRoot || !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync('/proc/self/uid_map', 'utf8')));
+
+  // The store's file system is tried for user xattrs before anything changes, and only without root.
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-xattr-'));
+  try {
+    const refuse = () => { throw new Error('lsetxattr: Operation not supported (EOPNOTSUPP)'); };
+    checkImageStore(plan(false), new Store(dir), { root: true }, refuse);
+    assert.throws(() => checkImageStore(plan(false), new Store(dir), { root: false }, refuse), (e: Error) => e instanceof PreflightError && e.step.id === 'rootfs' && e.errno === 95 && e.message.includes(`the image store ${dir} is on a file system that cannot hold user extended attributes`));
+    assert.deepEqual(readdirSync(dir), []);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
