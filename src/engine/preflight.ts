@@ -4,8 +4,9 @@
 // any step). A failure here is the failure of the step it concerns.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Store } from '../image/store';
-import type { Plan, Step, StepOf } from '../plan/types';
+import { checkUserXattrs, type Store } from '../image/store';
+import { runsAsRoot } from '../image/owners';
+import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from './network';
 import { resolveIds, type Ids } from './users';
@@ -42,8 +43,12 @@ export function fileSources(plan: Plan): Set<string> {
   return files;
 }
 
-/** An image's overlayfs options: its layers under a private upper layer kept beside the store (not in /run, which is memory). */
-export function overlayOptions(plan: Plan, store: Store): { container: string; layers: string[]; readOnly: boolean; options?: string } {
+/** An image's overlayfs options: its layers under a private upper layer kept beside the store (not
+ * in /run, which is memory). Without root of the host (host.root false), the child mounts it in
+ * its own user namespace, where overlayfs reads and writes its whiteout and opaque attributes as
+ * user.overlay.* (option userxattr: trusted.* needs root of the host), as the rootless unpack
+ * wrote them. */
+export function overlayOptions(plan: Plan, store: Store, host: Pick<HostFeatures, 'root'> = { root: runsAsRoot() }): { container: string; layers: string[]; readOnly: boolean; options?: string } {
   const image = findStep(plan.steps, 'rootfs.image');
   const root = findStep(plan.steps, 'mount.root');
   const readOnly = root?.args.fstype === 'overlay' && root.args.readOnly;
@@ -53,7 +58,16 @@ export function overlayOptions(plan: Plan, store: Store): { container: string; l
   const lower = [...layers].reverse();
   // overlayfs needs two lower layers when it has no upper one.
   if (readOnly && lower.length === 1) lower.push(join(container, 'empty'));
-  return { container, layers, readOnly, options: `lowerdir=${lower.join(':')}${readOnly ? '' : `,upperdir=${join(container, 'upper')},workdir=${join(container, 'work')}`}` };
+  return { container, layers, readOnly, options: `lowerdir=${lower.join(':')}${readOnly ? '' : `,upperdir=${join(container, 'upper')},workdir=${join(container, 'work')}`}${host.root ? '' : ',userxattr'}` };
+}
+
+/** Without root of the host: the store (which holds the image's layers and the sandbox's upper
+ * layer) must hold user.* xattrs, or overlayfs cannot read the layers' opaque folders nor write
+ * its own. Tried before anything on the host changes; lsetxattr is libsbx's. */
+export function checkImageStore(plan: Plan, store: Store, host: Pick<HostFeatures, 'root'>, lsetxattr: (path: string, name: string, value: Buffer) => void): void {
+  const image = findStep(plan.steps, 'rootfs.image');
+  if (!image || host.root) return;
+  try { checkUserXattrs(store.root, lsetxattr); } catch (e) { throw new PreflightError(image, 95, (e as Error).message); }
 }
 
 /** Takes every published host port, in the plan's order; `undo` gets each release. */

@@ -2,12 +2,15 @@
 // token auth, HTTPS unless the registry is marked insecure), or from an OCI image layout folder
 // (`oci:PATH[:TAG]`). Multi-arch indexes pick the host's platform. Every blob is checked against
 // its digest before it is kept; every layer is unpacked into its own folder and checked against
-// the config's diff ID. Runs in the CLI process.
+// the config's diff ID. Runs in the CLI process, as root or as the caller: a rootless pull gives
+// the layers' files the owners the caller's user namespace maps them to (owners.ts), and first
+// checks that the store's file system holds the user.* xattrs a rootless overlayfs reads.
 import { existsSync, readFileSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { parseReference, registryHost, type Reference } from './reference';
-import { Store, StoreError, type ImageConfig, type ImageRecord } from './store';
-import { unpackLayer, type NodeOps } from './unpack';
+import { checkUserXattrs, Store, StoreError, type ImageConfig, type ImageRecord } from './store';
+import { defaultOwners, unpackLayer, type NodeOps } from './unpack';
+import { singleMapNote, type LayerOwners } from './owners';
 
 export class PullError extends Error {}
 
@@ -29,6 +32,12 @@ export interface PullOptions {
   onEvent?: (e: PullEvent) => void;
   /** Ask the registry even if the store has the image (sandbox pull does; up does not). */
   refresh?: boolean;
+  /** How the layers' owners land on disk: undefined for root of the host (the tar's owners), else
+   * the maps of the user namespace the image will run in (default: the caller's, owners.ts). */
+  owners?: LayerOwners;
+  /** Said once by a pull that unpacks something (a rootless caller with a one-id map); written
+   * to stderr when not given. */
+  onNote?: (message: string) => void;
 }
 
 export interface PulledImage { record: ImageRecord; config: ImageConfig; layerDirs: string[]; cached: boolean }
@@ -125,7 +134,9 @@ async function archiveSource(file: string, tag: string | undefined, ops: NodeOps
   const tmp = mkdtempSync(join(tmpdir(), 'sandbox-archive-'));
   const cleanup = () => rmSync(tmp, { recursive: true, force: true });
   try {
-    await unpackLayer(file, join(tmp, 'x'), undefined, ops);
+    // The archive's own files (its manifest and layer tars) are read here and thrown away: as the caller's, whoever owns them in the archive.
+    const own = defaultOwners();
+    await unpackLayer(file, join(tmp, 'x'), undefined, ops, undefined, own && { uid: own.uid.slice(0, 1), gid: own.gid.slice(0, 1), user: own.user, single: 'a docker save archive' });
   } catch (e) { cleanup(); throw new PullError(`${file} is not a readable docker save archive: ${(e as Error).message}`); }
   const dir = join(tmp, 'x');
   let entries: { Config: string; RepoTags?: string[] | null; Layers: string[] }[];
@@ -248,6 +259,16 @@ async function fetchAll(key: string, source: Source, topBytes: Buffer, o: PullOp
   const diffIds = configJson.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) throw new PullError(`${key}: the config names ${diffIds.length} layers and the manifest ${manifest.layers.length}`);
 
+  // Rootless: the store must hold user xattrs, checked once before the first layer is unpacked;
+  // a one-id map is said once.
+  const owners = 'owners' in o ? o.owners : defaultOwners();
+  let checked = false;
+  const beforeUnpack = () => {
+    if (checked || !owners) return;
+    checked = true;
+    checkUserXattrs(o.store.root, o.ops.lsetxattr);
+    if (owners.single) { const note = `sandbox: ${singleMapNote(owners)}`; if (o.onNote) o.onNote(note); else process.stderr.write(`${note}\n`); }
+  };
   // Layers download in parallel (4 at a time); each is unpacked once it is in the store.
   const queue = manifest.layers.map((d, i) => ({ d, i }));
   const worker = async () => {
@@ -259,7 +280,8 @@ async function fetchAll(key: string, source: Source, topBytes: Buffer, o: PullOp
       o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done, phase: 'download' });
       await fetchBlob(d, (n) => { done += n; o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done, phase: 'download' }); });
       o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done: d.size, phase: 'unpack' });
-      try { await unpackLayer(o.store.blobPath(d.digest), dir, diffIds[i], o.ops); } catch (e) { throw new PullError(`layer ${d.digest} of ${key}: ${(e as Error).message}`); }
+      beforeUnpack();
+      try { await unpackLayer(o.store.blobPath(d.digest), dir, diffIds[i], o.ops, undefined, owners); } catch (e) { throw new PullError(`layer ${d.digest} of ${key}: ${(e as Error).message}`); }
       o.onEvent?.({ type: 'layer', digest: d.digest, size: d.size, done: d.size, phase: 'done' });
     }
   };

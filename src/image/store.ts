@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { removeTree } from './owners';
 
 export interface ImageConfig {
   Entrypoint?: string[] | null;
@@ -35,6 +36,24 @@ export interface ImageRecord {
 }
 
 export class StoreError extends Error {}
+
+/**
+ * Whether a folder's file system holds user.* extended attributes, which a rootless overlayfs
+ * (mounted with userxattr) needs on its layers and its upper layer: tried on a scratch file made
+ * there and removed at once. tmpfs takes them only since Linux 6.6; a store there (or on a file
+ * system mounted without xattrs) is an error naming the folder and the way out. lsetxattr is
+ * libsbx's (Node has none).
+ */
+export function checkUserXattrs(dir: string, lsetxattr: (path: string, name: string, value: Buffer) => void, what = 'the image store'): void {
+  mkdirSync(dir, { recursive: true });
+  const probe = join(dir, `.xattr-probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(probe, '', { flag: 'wx', mode: 0o600 });
+  try { lsetxattr(probe, 'user.sandbox.probe', Buffer.from('1')); } catch (e) {
+    const m = (e as Error).message;
+    // EPERM, ENOTSUP, EOPNOTSUPP: the file system refuses the user namespace of attributes.
+    throw new StoreError(`${what} ${dir} is on a file system that cannot hold user extended attributes (${m.replace(/^.*?: /, '')}), which overlayfs needs for a sandbox without root (whiteouts and opaque folders of its layers, and of its upper layer); tmpfs holds them only since Linux 6.6: set SANDBOX_STORE to a folder on ext4, xfs or btrfs`);
+  } finally { try { unlinkSync(probe); } catch { /* gone */ } }
+}
 
 export function defaultStoreRoot(): string {
   if (process.env.SANDBOX_STORE) return process.env.SANDBOX_STORE;
@@ -147,7 +166,8 @@ export class Store {
         if (keep.has(n)) continue;
         const p = join(dir, n);
         try { bytes += statSync(p).isFile() ? statSync(p).size : 0; } catch { /* gone */ }
-        rmSync(p, { recursive: true, force: true });
+        // A rootless store's layers hold files of the caller's subordinate ids: removed in its namespace.
+        removeTree(p);
         removed.push(`${what} ${n.startsWith('.tmp') || n.includes('.tmp-') ? n : `sha256:${n}`}`);
       }
     };

@@ -1,5 +1,5 @@
 // Unpacks one image layer (a tar, gzip- or zstd-compressed) into its own folder, for overlayfs.
-// Runs in the CLI process, as root. A layer is untrusted input, so nothing it says is ever
+// Runs in the CLI process, as root or as the caller of a rootless run. A layer is untrusted input, so nothing it says is ever
 // followed: an entry's path is cleaned as path.Clean does (`a/../b` is `b`) and refused if it is
 // absolute or still climbs out with `..`; it is then walked in a tree of what this unpack made
 // (the folder is fresh and no other process writes in it), so a symlink on the way is refused
@@ -13,12 +13,22 @@
 // spec says, a whiteout hides only what lower layers hold, never what this layer wrote. On a
 // refusal the half-written folder is removed. The uncompressed stream's sha256 must equal the
 // image's diff ID.
+//
+// As root, entries get the tar's owners and the opaque xattr is trusted.overlay.opaque. Rootless
+// (a LayerOwners given: the maps of the caller's user namespace, see owners.ts), the same writer
+// makes everything as the caller, marks opaque folders with user.overlay.opaque (what overlayfs
+// reads when mounted with userxattr in a user namespace; trusted.* needs root of the host), makes
+// whiteouts the same way (the kernel lets anyone mknod a 0/0 character device), checks each
+// owner against the maps, and leaves the owners to one pass in a namespace with those maps once
+// every entry is written. The layer's own overlayfs attributes (trusted.overlay.* and
+// user.overlay.*) are never written, in either mode.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, createReadStream, fchmodSync, fchownSync, fstatSync, futimesSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { TarError, TarParser, type TarEntry, type TarSink } from './tar';
+import { applyOwners, callerOwners, hostId, removeTree, runsAsRoot, type LayerOwners, type PendingOwner } from './owners';
 
 export class UnpackError extends Error {}
 
@@ -58,13 +68,20 @@ class LayerWriter {
   private readonly top: Dir;
   readonly skipped: string[] = [];
   entries = 0;
-  private readonly root: boolean = process.geteuid?.() === 0;
+  /** Root of the host: the tar's owners applied as they are. Otherwise owners is set. */
+  private readonly root: boolean;
   private readonly uid = process.geteuid?.() ?? 0;
   private readonly gid = process.getegid?.() ?? 0;
   /** The file being written, closed by abort() if the layer ends in the middle of it. */
   private fd: number | undefined;
+  /** Rootless: the owners left to the owner pass, by path in the layer (a later entry at a path,
+   * or its removal, drops what was listed for it). */
+  readonly pending = new Map<string, PendingOwner>();
+  private readonly opaqueXattr: string;
 
-  constructor(private readonly dir: string, private readonly ops: NodeOps) {
+  constructor(private readonly dir: string, private readonly ops: NodeOps, private readonly owners?: LayerOwners) {
+    this.root = owners === undefined;
+    this.opaqueXattr = this.root ? 'trusted.overlay.opaque' : 'user.overlay.opaque';
     // The folder's set-group-ID bit, inherited from a store that has one, would hand its group
     // to everything made in it: cleared, and its owner made ours.
     const fd = openSync(dir, DIR_FLAGS);
@@ -126,6 +143,11 @@ class LayerWriter {
    * folder goes with everything under it, and so does all that was pending for them. */
   private remove(parent: Dir, name: string, node: Node, path: string): void {
     parent.children.delete(name);
+    if (this.pending.size) {
+      const rel = path.slice(this.dir.length + 1);
+      this.pending.delete(rel);
+      if (typeof node === 'object') for (const k of this.pending.keys()) if (k.startsWith(`${rel}/`)) this.pending.delete(k);
+    }
     if (node === 's') return;
     if (typeof node === 'object') {
       const st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
@@ -137,7 +159,7 @@ class LayerWriter {
   /** Marks a folder of this layer opaque: the lower layers' folder at its path is hidden, so
    * whiteouts under it hide nothing, and overlayfs would list them: they go. */
   private opaque(dir: Dir, path: string): void {
-    this.ops.lsetxattr(path, 'trusted.overlay.opaque', Buffer.from('y'));
+    this.ops.lsetxattr(path, this.opaqueXattr, Buffer.from('y'));
     if (dir === this.top) return; // overlayfs does not read a layer's own folder as opaque
     dir.opaque = true;
     const stack: [Dir, string][] = [[dir, path]];
@@ -151,13 +173,17 @@ class LayerWriter {
 
   private xattrs(path: string, e: TarEntry): void {
     for (const k in e.xattrs) {
-      // overlayfs's own attributes (opaque, redirect, metacopy, origin) come only from whiteouts.
-      if (k.startsWith('trusted.overlay.')) continue;
+      // overlayfs's own attributes (opaque, redirect, metacopy, origin), in either namespace it
+      // reads them from, come only from whiteouts.
+      if (k.startsWith('trusted.overlay.') || k.startsWith('user.overlay.')) continue;
+      // Without root of the host, trusted.* is refused by the kernel: not asked for.
+      if (!this.root && k.startsWith('trusted.')) continue;
       try { this.ops.lsetxattr(path, k, e.xattrs[k]!); } catch { /* a namespace this file system does not take: left out, as Docker does */ }
     }
   }
 
   private meta(path: string, e: TarEntry, fd?: number): void {
+    if (!this.root) return this.rootlessMeta(path, e, fd);
     // A file is created with its mode (the umask is 0 while unpacking) and owned by us: only
     // another owner needs a chown, and then its mode again, since chown clears set-id bits.
     const chown = this.root && (e.uid !== this.uid || e.gid !== this.gid);
@@ -166,6 +192,33 @@ class LayerWriter {
     this.xattrs(path, e);
     if (fd !== undefined) futimesSync(fd, e.mtime, e.mtime);
     else lutimesSync(path, e.mtime, e.mtime);
+  }
+
+  /** Rootless: xattrs first (a read-only mode would refuse user.* to the owner), the mode, the
+   * owner listed for the owner pass, then the times (which a chown does not change). */
+  private rootlessMeta(path: string, e: TarEntry, fd?: number): void {
+    this.xattrs(path, e);
+    if (fd !== undefined) fchmodSync(fd, e.mode & 0o7777);
+    const ino = fd !== undefined ? fstatSync(fd, { bigint: true }).ino : lstatSync(path, { bigint: true }).ino;
+    this.own(path, e, fd !== undefined ? 'f' : 'l', ino);
+    if (fd !== undefined) futimesSync(fd, e.mtime, e.mtime);
+    else lutimesSync(path, e.mtime, e.mtime);
+  }
+
+  /** Rootless: checks the entry's owner against the namespace's maps and lists it for the owner
+   * pass, unless it is the caller's (0:0 inside) or the maps hold only the caller. */
+  private own(path: string, e: TarEntry, kind: 'f' | 'd' | 'l', ino: bigint): void {
+    const o = this.owners!;
+    if (o.single) return;
+    for (const [what, id, map, file] of [['uid', e.uid, o.uid, '/etc/subuid'], ['gid', e.gid, o.gid, '/etc/subgid']] as const) {
+      if (hostId(map, id) === undefined) {
+        const top = map.reduce((n, m) => Math.max(n, m.container + m.size), 0) - 1;
+        throw new UnpackError(`entry ${q(e.name)} belongs to ${what} ${id}, which ${o.user}'s user namespace does not map (it maps 0 to ${top}: ${o.user} and its first range in ${file}); give ${o.user} a larger range (as root: usermod --add-sub${what}s START-END ${o.user}), or pull the image as root`);
+      }
+    }
+    const rel = path === this.dir ? '' : path.slice(this.dir.length + 1);
+    if (e.uid === 0 && e.gid === 0) { this.pending.delete(rel); return; }
+    this.pending.set(rel, [rel, kind, e.uid, e.gid, e.mode & 0o7777, String(ino)]);
   }
 
   /** An error from the file system, named with the entry it happened on. */
@@ -298,10 +351,16 @@ class LayerWriter {
       fd = openSync(path, DIR_FLAGS);
       const st = fstatSync(fd, { bigint: true });
       if (st.dev !== d.dev || st.ino !== d.ino) throw new UnpackError(`the folder ${q(path.slice(this.dir.length + 1))} changed while its layer was unpacked; refused`);
-      if (this.root) fchownSync(fd, e.uid, e.gid);
-      fchmodSync(fd, e.mode & 0o7777);
       // The path's last component is this folder (checked above) and every one above it a folder of this layer.
-      this.xattrs(path, e);
+      if (this.root) {
+        fchownSync(fd, e.uid, e.gid);
+        fchmodSync(fd, e.mode & 0o7777);
+        this.xattrs(path, e);
+      } else {
+        this.xattrs(path, e);
+        fchmodSync(fd, e.mode & 0o7777);
+        this.own(path, e, 'd', d.ino);
+      }
       futimesSync(fd, e.mtime, e.mtime);
     } catch (err) { throw this.named(e, err); } finally { if (fd !== undefined) closeSync(fd); }
   }
@@ -337,13 +396,18 @@ let savedUmask = 0;
 function holdUmask(): void { if (unpacking++ === 0) savedUmask = process.umask(0); }
 function releaseUmask(): void { if (--unpacking === 0) process.umask(savedUmask); }
 
+/** How a layer's owners land on disk when the caller says nothing: as the tar says for root of the
+ * host, else through the caller's user namespace maps (owners.ts). */
+export function defaultOwners(): LayerOwners | undefined { return runsAsRoot() ? undefined : callerOwners(); }
+
 /**
  * Unpacks blob into dest (which must not exist yet), through a temporary folder beside it that is
- * renamed into place only once every entry is written and the diff ID matched. On any error the
- * temporary folder is removed, dest is not created, and neither are the folders above it that
- * this call made.
+ * renamed into place only once every entry is written, the diff ID matched and (rootless) the
+ * owners applied. On any error the temporary folder is removed, dest is not created, and neither
+ * are the folders above it that this call made. owners: undefined as root of the host (the tar's
+ * owners as they are), else the maps the layer will be mounted with (default: the caller's).
  */
-export async function unpackLayer(blob: string, dest: string, expectedDiffId: string | undefined, ops: NodeOps, onBytes?: (n: number) => void): Promise<UnpackResult> {
+export async function unpackLayer(blob: string, dest: string, expectedDiffId: string | undefined, ops: NodeOps, onBytes?: (n: number) => void, owners: LayerOwners | undefined = defaultOwners()): Promise<UnpackResult> {
   const tmp = `${dest}.tmp-${process.pid}-${Date.now()}`;
   const above = mkdirSync(dirname(dest), { recursive: true });
   mkdirSync(tmp, 0o755);
@@ -352,7 +416,7 @@ export async function unpackLayer(blob: string, dest: string, expectedDiffId: st
   let writer: LayerWriter | undefined;
   holdUmask();
   try {
-    writer = new LayerWriter(tmp, ops);
+    writer = new LayerWriter(tmp, ops, owners);
     const parser = new TarParser((e) => writer!.entry(e));
     for await (const chunk of decompressed(blob)) {
       hash.update(chunk);
@@ -364,16 +428,20 @@ export async function unpackLayer(blob: string, dest: string, expectedDiffId: st
     writer.finish();
     const diffId = `sha256:${hash.digest('hex')}`;
     if (expectedDiffId && diffId !== expectedDiffId) throw new UnpackError(`the layer's content is ${diffId}, not the ${expectedDiffId} its image names: it was changed or corrupted`);
+    if (owners && writer.pending.size) {
+      try { await applyOwners(tmp, [...writer.pending.values()], owners); } catch (e) { throw new UnpackError((e as Error).message); }
+    }
     try { renameSync(tmp, dest); } catch (e) {
       // Another pull unpacked the same layer first: its copy is the same, keep it.
       if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-      rmSync(tmp, { recursive: true, force: true });
+      removeTree(tmp, owners);
     }
     releaseUmask();
     return { diffId, entries: writer.entries, bytes, skipped: writer.skipped };
   } catch (e) {
     writer?.abort();
-    rmSync(tmp, { recursive: true, force: true });
+    // Rootless, what the owner pass gave to subordinate ids is removed in the namespace.
+    try { removeTree(tmp, owners); } catch { /* left for sandbox image prune, which removes unpacks that died */ }
     // The folders this call made above dest, while empty (another pull may be using them).
     if (above) for (let d = dirname(dest); d.length >= above.length; d = dirname(d)) { try { rmdirSync(d); } catch { break; } }
     releaseUmask();

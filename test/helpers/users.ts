@@ -12,10 +12,11 @@ export interface TestUser { name: string; uid: number; gid: number; home: string
 
 const made: TestUser[] = [];
 
-/** A new user with its own subordinate id ranges and a logind-style XDG_RUNTIME_DIR. */
-export function makeUser(prefix = 'sbxt'): TestUser {
+/** A new user with its own subordinate id ranges (none with subids: false, as for a user made
+ * before a distribution gave ranges) and a logind-style XDG_RUNTIME_DIR. */
+export function makeUser(prefix = 'sbxt', opts: { subids?: boolean } = {}): TestUser {
   const name = `${prefix}${process.pid % 10000}${made.length}${Math.floor(Math.random() * 1000)}`.slice(0, 31);
-  execFileSync('useradd', ['-m', '-s', '/bin/sh', name], { stdio: 'pipe' });
+  execFileSync('useradd', ['-m', '-s', '/bin/sh', ...(opts.subids === false ? ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0'] : []), name], { stdio: 'pipe' });
   const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
   const runtimeDir = `/run/user/${uid}`;
@@ -109,6 +110,18 @@ export function tunForUsers(): { changed: string | undefined; undo(): void } {
 
 /** True where the tools of rootless runs are installed: newuidmap/newgidmap (uidmap). */
 export const hasUidmap = (() => { try { accessSync('/usr/bin/newuidmap', constants.X_OK); return true; } catch { return false; } })();
+/** The user's first ranges in /etc/subuid and /etc/subgid (what its sandboxes map from id 1). */
+export function subRanges(u: TestUser): { uid?: { start: number; count: number }; gid?: { start: number; count: number } } {
+  const first = (file: string) => {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const [who, start, count] = line.split(':');
+      if (who === u.name || who === String(u.uid)) return { start: Number(start), count: Number(count) };
+    }
+    return undefined;
+  };
+  return { uid: first('/etc/subuid'), gid: first('/etc/subgid') };
+}
+
 export const canMakeUsers = process.geteuid?.() === 0 && (() => { try { execFileSync('useradd', ['--help'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
 /** A scratch folder the user owns. */

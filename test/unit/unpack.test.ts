@@ -10,6 +10,8 @@
 // TestApplyLayerWhiteouts, TestImpliedDirectoryPermissions, TestXGlobalNoParent, ...) and umoci
 // (oci/layer/tar_extract_test.go), adapted where this unpacker's rules differ: it refuses what
 // would be written through a symlink and absolute names, where those resolve them in the root.
+// Every case runs twice: through the root writer, and through the rootless one (the owners of a
+// user namespace's maps, user.overlay.opaque), which must hold the same guarantees.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -19,9 +21,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { tar, type Entry } from '../helpers/image';
-import { hasEngine, isRoot } from '../helpers/sandbox';
+import { hasEngine, isRoot, needs } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
 import { unpackLayer, UnpackError, type NodeOps } from '../../src/image/unpack';
+import { callerOwners, hostId, singleMapNote, subordinateRanges, type LayerOwners } from '../../src/image/owners';
+import { checkUserXattrs, Store, StoreError } from '../../src/image/store';
+import { checkImageStore, overlayOptions, PreflightError } from '../../src/engine/preflight';
+import type { Plan } from '../../src/plan/types';
 
 // The real whiteouts and xattrs (libsbx) where this runs as root with the engine built; else a
 // stand-in that records them (a whiteout is then an empty file it remembers).
@@ -62,7 +68,23 @@ function xattrs(dest: string): Record<string, Record<string, string>> {
   for (const [k, v] of Object.entries(out)) if (!Object.keys(v).length) delete out[k];
   return out;
 }
-const opaque = (dest: string, rel: string) => xattrs(dest)[rel]?.['trusted.overlay.opaque'] === 'y';
+
+// The rootless writer's maps: as root, a caller (0 → host 0) with a subordinate range whose uids
+// and gids start at different host ids, so that a swap or an off-by-one shows; the owner pass
+// then applies the host ids directly. Without root, only the caller itself (a one-id map).
+const SUBUID = 100000, SUBGID = 300000;
+const mapped: LayerOwners = isRoot
+  ? { uid: [{ container: 0, host: 0, size: 1 }, { container: 1, host: SUBUID, size: 65536 }], gid: [{ container: 0, host: 0, size: 1 }, { container: 1, host: SUBGID, size: 65536 }], user: 'tester' }
+  : { uid: [{ container: 0, host: process.geteuid!(), size: 1 }], gid: [{ container: 0, host: process.getegid!(), size: 1 }], user: 'tester', single: 'a test without root' };
+/** The writer the current case runs through: undefined is root's. */
+let writer: LayerOwners | undefined;
+const opaqueName = () => (writer ? 'user.overlay.opaque' : 'trusted.overlay.opaque');
+const opaque = (dest: string, rel: string) => {
+  const x = xattrs(dest)[rel] ?? {};
+  // The other mode's attribute is never written: overlayfs would read one or the other.
+  assert.equal(x[writer ? 'trusted.overlay.opaque' : 'user.overlay.opaque'], undefined, `${rel} has only ${opaqueName()}`);
+  return x[opaqueName()] === 'y';
+};
 
 interface Ctx {
   base: string;
@@ -129,7 +151,7 @@ async function run(c: Case): Promise<void> {
     writeFileSync(blob, gzipSync(Buffer.isBuffer(layer) ? layer : tar(layer)));
     const before = snapshot(base, ctx.store);
     let error: Error | undefined;
-    try { await unpackLayer(blob, dest, undefined, ops); } catch (e) { error = e as Error; }
+    try { await unpackLayer(blob, dest, undefined, ops, undefined, writer); } catch (e) { error = e as Error; }
     // Whatever happened, nothing outside the store changed, appeared or went.
     assert.deepEqual(snapshot(base, ctx.store), before, `${c.name}: something outside the store changed`);
     if (c.refused) {
@@ -158,7 +180,13 @@ const same = (a: string, b: string) => assert.equal(st(a).ino, st(b).ino, `${a} 
 const gone = (p: string) => assert.equal(lstatSync(p, { throwIfNoEntry: false }), undefined, `${p} does not exist`);
 const perm = (p: string, m: number) => assert.equal(st(p).mode & 0o7777, m, `${p} has mode ${m.toString(8)}`);
 const mtime = (p: string, s: number) => assert.equal(st(p).mtimeMs, s * 1000, `${p} has mtime ${s}`);
-const owner = (p: string, uid: number, gid: number) => { if (isRoot) assert.deepEqual([st(p).uid, st(p).gid], [uid, gid], `${p} is owned by ${uid}:${gid}`); };
+/** Owned by uid:gid as the layer says: on disk, as root's writer keeps them or as the rootless
+ * writer's maps give them. */
+const owner = (p: string, uid: number, gid: number) => {
+  if (!isRoot) return;
+  const want = writer ? [hostId(writer.uid, uid), hostId(writer.gid, gid)] : [uid, gid];
+  assert.deepEqual([st(p).uid, st(p).gid], want, `${p} is owned by ${uid}:${gid} (${want.join(':')} on the host)`);
+};
 const wh = (p: string) => assert.ok(isWhiteout(p), `${p} is a whiteout`);
 
 const dir = (name: string, o: Partial<Entry> = {}): Entry => ({ name, type: '5', ...o });
@@ -444,14 +472,121 @@ const cases: Case[] = [
   { name: 'a layer that ends in the middle of a file', from: 'moby/containerd truncated archives', layer: () => tar([file('a', 'x'.repeat(2000))]).subarray(0, 1024), refused: /truncated/ },
   { name: 'a refusal leaves no folder above dest that the unpack made', from: 'issue 11, point 5', destIn: 'new/deeper/x', layer: () => [file('../x', 'x')], refused: climbs },
   {
-    name: 'overlayfs attributes come only from whiteouts, never from pax records', from: 'umoci xattr filters (trusted.overlay.*)',
-    layer: () => [file('f', 'x', { pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y', 'SCHILY.xattr.trusted.overlay.redirect': '/etc' } }), dir('d/', { pax: { 'SCHILY.xattr.trusted.overlay.redirect': '/etc' } })],
+    name: 'overlayfs attributes come only from whiteouts, never from pax records', from: 'umoci xattr filters (trusted.overlay.*), and the user.overlay.* a rootless overlayfs reads',
+    layer: () => [
+      file('f', 'x', { pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y', 'SCHILY.xattr.trusted.overlay.redirect': '/etc', 'SCHILY.xattr.user.overlay.opaque': 'y', 'SCHILY.xattr.user.overlay.redirect': '/etc' } }),
+      dir('d/', { pax: { 'SCHILY.xattr.trusted.overlay.redirect': '/etc', 'SCHILY.xattr.user.overlay.opaque': 'y', 'SCHILY.xattr.user.overlay.metacopy': '' } }),
+    ],
     check: (d) => assert.deepEqual(xattrs(d), {}),
   },
 ];
 
 test('layers unpack inside their folder or are refused cleanly, and nothing outside changes', async (t) => {
+  writer = undefined;
   for (const c of cases) await t.test(`${c.name} [${c.from}]`, () => run(c));
+});
+
+test('the rootless writer: the same layers, the same refusals, nothing outside changes', async (t) => {
+  writer = mapped;
+  try {
+    for (const c of cases) await t.test(`${c.name} [${c.from}]`, () => run(c));
+  } finally { writer = undefined; }
+});
+
+test('the rootless writer gives each entry the host id its user namespace maps the owner to', async (t) => {
+  if (!needs(t, 'root (to chown to the test\'s subordinate ids)', isRoot && real)) return;
+  writer = mapped;
+  try {
+    await run({
+      name: 'owners', from: 'ours',
+      layer: () => [
+        dir('etc/', { pax: { mtime: '500' } }), file('etc/passwd', 'root', { mode: 0o644 }),
+        dir('home/user/', { mode: 0o700, uid: 1000, gid: 1000, pax: { mtime: '600' } }), file('home/user/notes', 'mine', { mode: 0o400, uid: 1000, gid: 1000, pax: { mtime: '700' } }),
+        file('bin/su', 'x', { mode: 0o4755, uid: 0, gid: 0 }), file('bin/wall', 'x', { mode: 0o2755, uid: 0, gid: 5 }), file('bin/setuid-user', 'x', { mode: 0o6750, uid: 1, gid: 65536 }),
+        sym('home/user/link', 'notes', { uid: 1000, gid: 1001 }),
+        file('var/nobody', '', { uid: 65534, gid: 65534, pax: { 'SCHILY.xattr.user.origin': 'layer' } }),
+        hard('home/user/hard', 'home/user/notes', { uid: 42, gid: 42 }),
+      ],
+      check: (d) => {
+        owner(join(d, 'etc/passwd'), 0, 0); assert.deepEqual([st(join(d, 'etc/passwd')).uid, st(join(d, 'etc/passwd')).gid], [0, 0]);
+        owner(join(d, 'home/user'), 1000, 1000); assert.equal(st(join(d, 'home/user')).uid, SUBUID + 999);
+        owner(join(d, 'home/user/notes'), 1000, 1000); perm(join(d, 'home/user/notes'), 0o400); mtime(join(d, 'home/user/notes'), 700);
+        perm(join(d, 'home/user'), 0o700); mtime(join(d, 'home/user'), 600); mtime(join(d, 'etc'), 500);
+        // A hard link is its target's inode: the target's owner, not its own.
+        same(join(d, 'home/user/hard'), join(d, 'home/user/notes'));
+        owner(join(d, 'home/user/link'), 1000, 1001); isLink(join(d, 'home/user/link'), 'notes');
+        // The chown of the owner pass clears set-id bits; the mode is applied again after it.
+        owner(join(d, 'bin/su'), 0, 0); perm(join(d, 'bin/su'), 0o4755);
+        owner(join(d, 'bin/wall'), 0, 5); perm(join(d, 'bin/wall'), 0o2755); assert.equal(st(join(d, 'bin/wall')).gid, SUBGID + 4);
+        owner(join(d, 'bin/setuid-user'), 1, 65536); perm(join(d, 'bin/setuid-user'), 0o6750); assert.deepEqual([st(join(d, 'bin/setuid-user')).uid, st(join(d, 'bin/setuid-user')).gid], [SUBUID, SUBGID + 65535]);
+        owner(join(d, 'var/nobody'), 65534, 65534);
+        assert.deepEqual(xattrs(d), { 'var/nobody': { 'user.origin': 'layer' } });
+      },
+    });
+  } finally { writer = undefined; }
+});
+
+test('the rootless writer: whiteouts are 0/0 devices, opaque folders user.overlay.opaque, trusted.* never written', async () => {
+  writer = mapped;
+  try {
+    await run({
+      name: 'rootless overlay attributes', from: 'overlayfs userxattr',
+      layer: () => [
+        file('d/.wh.a'), dir('e/'), file('e/.wh..wh..opq'), file('e/y', 'y'),
+        file('t', 'x', { pax: { 'SCHILY.xattr.trusted.sandbox': 'no', 'SCHILY.xattr.trusted.overlay.opaque': 'y', 'SCHILY.xattr.user.kept': 'yes' } }),
+        dir('u/', { mode: 0o555, pax: { 'SCHILY.xattr.user.kept': 'on a read-only folder', 'SCHILY.xattr.trusted.x': 'no' } }),
+        file('ro', 'x', { mode: 0o444, pax: { 'SCHILY.xattr.user.kept': 'on a read-only file' } }),
+      ],
+      check: (d) => {
+        wh(join(d, 'd/a'));
+        assert.ok(opaque(d, 'e'), 'e is opaque');
+        assert.deepEqual(readdirSync(join(d, 'e')), ['y']);
+        const x = xattrs(d);
+        assert.deepEqual(x, { e: { 'user.overlay.opaque': 'y' }, t: { 'user.kept': 'yes' }, u: { 'user.kept': 'on a read-only folder' }, ro: { 'user.kept': 'on a read-only file' } });
+        perm(join(d, 'u'), 0o555); perm(join(d, 'ro'), 0o444);
+      },
+    });
+  } finally { writer = undefined; }
+});
+
+test('the rootless writer refuses an owner its user namespace cannot hold, naming the entry, the id and the way out', async (t) => {
+  if (!needs(t, 'root (a subordinate range to map into)', isRoot)) return;
+  writer = mapped;
+  try {
+    await run({ name: 'uid beyond the range', from: 'podman: potentially insufficient UIDs', layer: () => [dir('a/'), file('a/big', 'x', { uid: 65537, gid: 0 })], refused: /belongs to uid 65537, which tester's user namespace does not map \(it maps 0 to 65536.*usermod --add-subuids/, entry: 'a/big' });
+    await run({ name: 'gid beyond the range', from: 'podman: potentially insufficient GIDs', layer: () => [dir('g/', { uid: 0, gid: 100000 })], refused: /belongs to gid 100000.*\/etc\/subgid.*--add-subgids/, entry: 'g/' });
+  } finally { writer = undefined; }
+  // With a one-id map (no range), every file is the caller's, whatever the layer says.
+  writer = { uid: [{ container: 0, host: 0, size: 1 }], gid: [{ container: 0, host: 0, size: 1 }], user: 'tester', single: 'tester has no range in /etc/subuid' };
+  try {
+    await run({ name: 'one-id map', from: 'podman ignore_chown_errors', layer: () => [file('big', 'x', { uid: 70000, gid: 70000, mode: 0o4755 })], check: (d) => { assert.deepEqual([st(join(d, 'big')).uid, st(join(d, 'big')).gid], [0, 0]); perm(join(d, 'big'), 0o4755); } });
+  } finally { writer = undefined; }
+});
+
+test('the caller\'s maps: itself as 0, then its first subordinate range from 1; one id without a range', () => {
+  assert.deepEqual(subordinateRanges('other:1:2\nme:100000:65536\n1234:200000:10\nme:bad:1\nme:5:0\n', 'me', 1234), [{ start: 100000, count: 65536 }, { start: 200000, count: 10 }]);
+  const uid = process.geteuid!(), gid = process.getegid!();
+  const name = require('node:os').userInfo().username as string;
+  const o = callerOwners({ subuid: `${name}:100000:65536\n`, subgid: `${uid}:200000:1000\n` });
+  if (!o.single) {
+    assert.deepEqual(o.uid, [{ container: 0, host: uid, size: 1 }, { container: 1, host: 100000, size: 65536 }]);
+    assert.deepEqual(o.gid, [{ container: 0, host: gid, size: 1 }, { container: 1, host: 200000, size: 1000 }]);
+    assert.equal(hostId(o.uid, 0), uid); assert.equal(hostId(o.uid, 1), 100000); assert.equal(hostId(o.uid, 65536), 165535); assert.equal(hostId(o.uid, 65537), undefined);
+  } else assert.match(o.single, /newuidmap/);
+  const none = callerOwners({ subuid: 'someone-else:1:2\n', subgid: '' });
+  assert.deepEqual([none.uid, none.gid], [[{ container: 0, host: uid, size: 1 }], [{ container: 0, host: gid, size: 1 }]]);
+  assert.match(singleMapNote(none), /has no range in \/etc\/subuid: every file of the image belongs to .* \(root in the sandbox\).*usermod --add-subuids/);
+});
+
+test('a store whose file system refuses user xattrs is an error naming the folder and SANDBOX_STORE', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-xattr-'));
+  try {
+    assert.throws(() => checkUserXattrs(dir, () => { throw Object.assign(new Error('lsetxattr: Operation not supported (EOPNOTSUPP)'), { errno: 95 }); }),
+      (e: Error) => e instanceof StoreError && e.message.includes(dir) && /cannot hold user extended attributes \(Operation not supported \(EOPNOTSUPP\)\)/.test(e.message) && /SANDBOX_STORE to a folder on ext4, xfs or btrfs/.test(e.message));
+    // The scratch file goes, whatever happened.
+    assert.deepEqual(readdirSync(dir), []);
+    if (real) { checkUserXattrs(dir, ops.lsetxattr); assert.deepEqual(readdirSync(dir), []); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test('the folder metadata of a big layer lands on the right folders, deepest first', async () => {
@@ -462,13 +597,37 @@ test('the folder metadata of a big layer lands on the right folders, deepest fir
     entries.push(dir(`d${i}/`, { mode: 0o500, pax: { mtime: String(1000 + i) } }));
     for (let j = 0; j < 5; j++) entries.push(dir(`d${i}/s${j}/`, { mode: 0o000, pax: { mtime: String(2000 + j) } }), file(`d${i}/s${j}/f`, 'x', { mode: 0o444 }));
   }
-  await run({
-    name: 'deep', from: 'ours', layer: () => entries,
-    check: (d) => {
-      for (let i = 0; i < 20; i++) {
-        perm(join(d, `d${i}`), 0o500); mtime(join(d, `d${i}`), 1000 + i);
-        for (let j = 0; j < 5; j++) { perm(join(d, `d${i}/s${j}`), 0o000); mtime(join(d, `d${i}/s${j}`), 2000 + j); }
-      }
-    },
-  });
+  for (const w of [undefined, mapped]) {
+    writer = w;
+    await run({
+      name: `deep (${w ? 'rootless' : 'root'} writer)`, from: 'ours', layer: () => entries,
+      check: (d) => {
+        for (let i = 0; i < 20; i++) {
+          perm(join(d, `d${i}`), 0o500); mtime(join(d, `d${i}`), 1000 + i);
+          for (let j = 0; j < 5; j++) { perm(join(d, `d${i}/s${j}`), 0o000); mtime(join(d, `d${i}/s${j}`), 2000 + j); }
+        }
+      },
+    });
+  }
+  writer = undefined;
+});
+
+test('overlay options: userxattr without root of the host, the root path as it was', () => {
+  const plan = (readOnly: boolean, layers = ['/s/layers/a', '/s/layers/b']) => ({ name: 'web', steps: [{ kind: 'rootfs.image', id: 'rootfs', args: { layers } }, { kind: 'mount.root', id: 'mount:/', args: { fstype: 'overlay', readOnly } }] }) as unknown as Plan;
+  const store = new Store('/s');
+  assert.equal(overlayOptions(plan(false), store, { root: true }).options, 'lowerdir=/s/layers/b:/s/layers/a,upperdir=/s/containers/web/upper,workdir=/s/containers/web/work');
+  assert.equal(overlayOptions(plan(false), store, { root: false }).options, 'lowerdir=/s/layers/b:/s/layers/a,upperdir=/s/containers/web/upper,workdir=/s/containers/web/work,userxattr');
+  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: true }).options, 'lowerdir=/s/layers/a:/s/containers/web/empty');
+  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: false }).options, 'lowerdir=/s/layers/a:/s/containers/web/empty,userxattr');
+  // Without a host given, this process decides: root of the host here, or not.
+  assert.equal(overlayOptions(plan(false), store).options?.endsWith(',userxattr'), !isRoot || !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync('/proc/self/uid_map', 'utf8')));
+
+  // The store's file system is tried for user xattrs before anything changes, and only without root.
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-xattr-'));
+  try {
+    const refuse = () => { throw new Error('lsetxattr: Operation not supported (EOPNOTSUPP)'); };
+    checkImageStore(plan(false), new Store(dir), { root: true }, refuse);
+    assert.throws(() => checkImageStore(plan(false), new Store(dir), { root: false }, refuse), (e: Error) => e instanceof PreflightError && e.step.id === 'rootfs' && e.errno === 95 && e.message.includes(`the image store ${dir} is on a file system that cannot hold user extended attributes`));
+    assert.deepEqual(readdirSync(dir), []);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
