@@ -6,6 +6,7 @@ import { mkdirSync, rmdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFi
 import { join } from 'node:path';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Store } from '../image/store';
+import { removeTree } from '../image/owners';
 import type { IdMap } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import type { Cgroup } from './cgroup';
@@ -93,8 +94,10 @@ const HANDLERS: Handlers = {
     for (const l of ctx.layers) if (!statSync(l).isDirectory()) throw new Error(`the image's layer ${l} is missing from the store; pull the image again`);
     // overlayfs cannot take an upper layer that is itself on overlayfs (EINVAL at the mount).
     if (!ctx.imageReadOnly && statfsSync(ctx.store.root).type === 0x794c7630) throw new Error(`the image store ${ctx.store.root} is on overlayfs, which cannot hold a sandbox's upper layer; set SANDBOX_STORE to a folder on another file system, or use security.read_only`);
-    rmSync(ctx.container, { recursive: true, force: true });
-    ctx.undo.push(() => rmSync(ctx.container, { recursive: true, force: true }));
+    // Rootless, what the sandbox wrote there may belong to the caller's subordinate ids:
+    // removeTree removes it inside the caller's user namespace where the caller itself cannot.
+    removeTree(ctx.container);
+    ctx.undo.push(() => removeTree(ctx.container));
     mkdirSync(ctx.imageReadOnly ? join(ctx.container, 'empty') : join(ctx.container, 'upper'), { recursive: true, mode: 0o755 });
     if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
   },

@@ -19,7 +19,7 @@ import { writeSaved, writeState } from './state';
 import { errnoText, readEvents, type ChildFailure } from './events';
 import { attest, readView, type Verdict } from './attest';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
-import { fileSources, overlayOptions, planIds, PreflightError, reservePorts, rootEtc } from './preflight';
+import { checkImageStore, fileSources, overlayOptions, planIds, PreflightError, reservePorts, rootEtc } from './preflight';
 import { failedStepStatus, Session } from './session';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -88,7 +88,7 @@ export class NativeEngine implements Engine {
     const cgStep = findStep(plan.steps, 'cgroup.create');
     const state = stateStep.args.path;
     const store = new Store();
-    const image = overlayOptions(plan, store);
+    const image = overlayOptions(plan, store, host);
     const ctx: HostContext = {
       plan, host, lib: this.lib, state, rootDir: join(state, 'root'), store,
       // The hierarchies the plan joins (all of them on v2).
@@ -136,7 +136,7 @@ export class NativeEngine implements Engine {
     try {
       // Everything that can be refused without touching the host is refused first.
       let ids, files;
-      try { ids = planIds(plan, rootEtc(plan)); files = fileSources(plan); } catch (e) {
+      try { ids = planIds(plan, rootEtc(plan)); files = fileSources(plan); checkImageStore(plan, store, host, (p, n, v) => this.lib.lsetxattr(p, n, v)); } catch (e) {
         if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
         throw e;
       }

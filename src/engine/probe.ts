@@ -6,6 +6,7 @@ import { delimiter, join } from 'node:path';
 import type { HostFeatures, IdRangeHost, RootlessHost } from '../plan/types';
 import { libraryPath, loadLibSbx } from '../ffi/libsbx';
 import { CAPABILITIES, HOST_ROOT_DIRS } from '../model/tables';
+import { subordinateRanges } from '../image/owners';
 
 const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
 
@@ -92,17 +93,6 @@ export function probeHost(): HostFeatures {
 export function rootlessStateRoot(env: NodeJS.ProcessEnv = process.env): string {
   const run = env.XDG_RUNTIME_DIR;
   return run && run.startsWith('/') ? join(run, 'sandbox') : `/tmp/sandbox-${process.geteuid?.()}/sandbox`;
-}
-
-/** The caller's ranges in /etc/subuid or /etc/subgid: lines NAME:START:COUNT or UID:START:COUNT. */
-export function subordinateRanges(text: string, user: string, id: number): IdRangeHost[] {
-  const out: IdRangeHost[] = [];
-  for (const line of text.split('\n')) {
-    const [who, start, count] = line.trim().split(':');
-    if (!who || (who !== user && who !== String(id)) || !/^\d+$/.test(start ?? '') || !/^\d+$/.test(count ?? '')) continue;
-    if (Number(count) > 0) out.push({ start: Number(start), count: Number(count) });
-  }
-  return out;
 }
 
 /** An executable of that name on PATH, or undefined. */

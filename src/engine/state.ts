@@ -4,6 +4,7 @@
 // by the next `up` of the same name. Runs in the CLI process as root.
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Store } from '../image/store';
+import { removeTree } from '../image/owners';
 import { dirname, join } from 'node:path';
 import { cgroupPathFor } from '../plan/paths';
 import type { HostFeatures, Plan } from '../plan/types';
@@ -160,7 +161,7 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
   }
   // An image's upper layer (beside the image store) goes with the sandbox.
   const container = new Store().containerPath(name);
-  if (existsSync(container)) { rmSync(container, { recursive: true, force: true }); removed.push(`upper layer ${container}`); }
+  if (existsSync(container)) { removeTree(container); removed.push(`upper layer ${container}`); }
   // ip_forward goes back to what it was once no sandbox with a private network is left.
   await restoreForwarding(host.stateRoot, dir);
   if (cg.exists()) { await cg.remove(); removed.push(`cgroup ${cg.path}`); }
