@@ -68,13 +68,17 @@ export function releaseRepo(): void { reach?.release(); reach = undefined; }
 
 export interface UserRun { code: number | null; signal: NodeJS.Signals | null; out: string; err: string }
 
-/** Runs argv as the user, with a login's environment, in the repository (as the user reaches it). */
-export function asUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; input?: string; timeout?: number; cwd?: string } = {}): UserRun {
+/** Runs argv as the user, with a login's environment, in the repository (as the user reaches it).
+ * With `cgroup` (a cgroup v2 folder), the command starts there: the root shell moves itself in
+ * before setpriv drops to the user, as a login's processes start in the cgroup systemd gives them. */
+export function asUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; input?: string; timeout?: number; cwd?: string; cgroup?: string } = {}): UserRun {
   const env = {
     PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, USER: u.name, LOGNAME: u.name,
     XDG_RUNTIME_DIR: u.runtimeDir, NO_COLOR: '1', CI: 'true', LANG: 'C.UTF-8', ...opts.env,
   };
-  const r = spawnSync('setpriv', ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', ...argv], {
+  const setpriv = ['setpriv', '--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', ...argv];
+  const [cmd, ...args] = opts.cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', opts.cgroup, ...setpriv] : setpriv;
+  const r = spawnSync(cmd!, args, {
     cwd: opts.cwd ?? repoForUsers(), encoding: 'utf8', input: opts.input ?? '', env, timeout: opts.timeout ?? 60_000,
   });
   return { code: r.status, signal: r.signal, out: (r.stdout ?? '').replace(/\r/g, ''), err: r.stderr ?? '' };
