@@ -175,19 +175,21 @@ export function cgroupFsReader(mount: string): CgroupFsReader {
 }
 
 /** `doctor`'s row for a caller that is not root: whether a sandbox's limits can apply, and if not,
- * why and what to do. Reads /proc/self/cgroup and the unified hierarchy again for the reason. */
-export function describeDelegation(h: HostFeatures): string {
+ * why and what to do. Reads /proc/self/cgroup and the unified hierarchy again for the reason
+ * (or what `io` gives, for the tests). */
+export function describeDelegation(h: HostFeatures, io: { own?: string; uid: number; reader: CgroupFsReader } = {
+  own: ownCgroup(read('/proc/self/cgroup') ?? ''), uid: process.geteuid?.() ?? -1, reader: cgroupFsReader(h.cgroup.mounts.unified ?? '/sys/fs/cgroup'),
+}): string {
   const cg = h.cgroup;
   if (cg.layout === 'v1' || cg.layout === 'hybrid') return `cgroup ${cg.layout} cannot be delegated to a user: limits need a host booted with pure cgroup v2 (systemd.unified_cgroup_hierarchy=1)`;
   if (cg.layout === 'none') return 'no cgroup file system is mounted: limits cannot apply';
   if (cg.delegated !== undefined) return `cgroup v2, delegated at /${cg.delegated}, controllers ${cg.controllers.length ? cg.controllers.join(' ') : 'none (enable them in the parent\'s cgroup.subtree_control)'}`;
-  const own = ownCgroup(read('/proc/self/cgroup') ?? '');
+  const { own, uid, reader } = io;
   if (own === undefined) return 'no delegated subtree: /proc/self/cgroup names no cgroup v2 folder';
-  const uid = process.geteuid?.() ?? -1;
-  const walk = walkDelegation(own, uid, cgroupFsReader(cg.mounts.unified ?? '/sys/fs/cgroup'));
+  const walk = walkDelegation(own, uid, reader);
   const service = `user.slice/user-${uid}.slice/user@${uid}.service`;
   // A login shell sits in session-N.scope, beside the user manager's delegated folder, not in it.
-  const hint = own !== service && !own.startsWith(service + '/') && walkDelegation(service, uid, cgroupFsReader(cg.mounts.unified ?? '/sys/fs/cgroup')).root !== undefined
+  const hint = walkDelegation(service, uid, reader).root !== undefined
     ? `; your user manager's /${service} is delegated to you: run sandbox under it with \`systemd-run --user --scope sandbox …\``
     : '; ask for Delegate=yes (systemd: `systemctl edit user@.service`, [Service] Delegate=yes), or run sandbox in a unit that has it';
   return `no delegated subtree: your cgroup /${walk.stop?.path ?? own} ${walk.stop?.why ?? 'is not yours'}${hint}`;

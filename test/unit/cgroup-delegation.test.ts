@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ownCgroup, walkDelegation, type CgroupFsReader } from '../../src/engine/probe';
+import { describeDelegation, ownCgroup, walkDelegation, type CgroupFsReader } from '../../src/engine/probe';
 import { Cgroup } from '../../src/engine/cgroup';
 import { cgroupPathFor, cgroupUnavailable } from '../../src/plan/cgroup-path';
 import { HYBRID_HOST, V2_HOST } from '../helpers/load';
@@ -110,6 +110,20 @@ test('cgroup unavailable: why a caller without root cannot have limits, for each
   assert.equal(cgroupUnavailable(rootless({ delegated: SVC })), undefined);
   assert.match(cgroupUnavailable(rootless({}))!, /no cgroup v2 subtree is delegated to you .*Delegate=yes/);
   assert.match(cgroupUnavailable({ ...HYBRID_HOST, root: false })!, /cgroup hybrid, which cannot be delegated/);
+});
+
+test('doctor: the limits row names the delegation, or why there is none and what to do', () => {
+  assert.equal(describeDelegation(rootless({ delegated: SVC, controllers: ['cpu', 'memory', 'pids'] }), { own: `${SVC}/app.slice/run-r1.scope`, uid: 1000, reader: systemd }),
+    `cgroup v2, delegated at /${SVC}, controllers cpu memory pids`);
+  // From a login session beside the user manager: the way out is to run under the user manager.
+  assert.equal(describeDelegation(rootless({}), { own: 'user.slice/user-1000.slice/session-2.scope', uid: 1000, reader: systemd }),
+    'no delegated subtree: your cgroup /user.slice/user-1000.slice/session-2.scope is owned by uid 0, not by you (uid 1000); ' +
+    'your user manager\'s /user.slice/user-1000.slice/user@1000.service is delegated to you: run sandbox under it with `systemd-run --user --scope sandbox …`');
+  // Without a user manager that has it: ask for Delegate=yes.
+  assert.match(describeDelegation(rootless({}), { own: 'system.slice/cron.service', uid: 1001, reader: systemd }),
+    /^no delegated subtree: your cgroup \/system.slice\/cron.service does not exist; ask for Delegate=yes \(systemd: `systemctl edit user@.service`, \[Service\] Delegate=yes\)/);
+  assert.match(describeDelegation({ ...HYBRID_HOST, root: false }, { own: '', uid: 1000, reader: systemd }), /^cgroup hybrid cannot be delegated to a user/);
+  assert.match(describeDelegation(rootless({}), { own: '', uid: 1001, reader: systemd }), /^no delegated subtree: your cgroup \/ is the root cgroup, which only root may write; ask for Delegate=yes/);
 });
 
 /** A scratch folder standing in for the unified mount: folders with cgroup.subtree_control files. */
