@@ -94,7 +94,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
 	if (clone_flags & CLONE_NEWUSER) {
 		struct sbx_op become = { .step = c->nops ? c->ops[0].step : 0 };
-		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
+		if (clear_groups() < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
 	}
 	/* Node's stdio may be close-on-exec and non-blocking; the command needs them open and
 	 * blocking, as libuv's own spawn leaves them. */
@@ -106,6 +106,12 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 
 	for (i = 0; i < c->nops; i++) {
 		const struct sbx_op *op = &c->ops[i];
+		/* Rootless, the CLI that attests this child before exec is an unprivileged process of the
+		 * same host uid, which may read /proc/PID/{root,mountinfo,fd,ns} only of a dumpable one.
+		 * Made dumpable as the exec step starts, when setup is over: everything this process holds
+		 * then (the host's node binary, which the caller cannot write; its fds and folders) is the
+		 * caller's already, and the sandbox's root is the caller on the host. */
+		if (op->kind == SBX_OP_EXEC && c->rootless && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(125); }
 		report(c, op, SBX_EV_START, 0);
 		if (op->flags & SBX_F_FAIL) { report(c, op, SBX_EV_FAILED, EPERM); _exit(125); }
 		if (op->flags & SBX_F_PAUSE) kill(getpid(), SIGSTOP);

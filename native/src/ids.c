@@ -3,11 +3,13 @@
  * system calls: glibc's wrappers would signal every thread it believes this process has. */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 256
@@ -24,6 +26,24 @@ static int parse_uint(const char *s, uint64_t *v)
 	return 0;
 }
 
+/* setgroups(0, NULL) where the namespace denies setgroups: a rootless one-id map (written by the
+ * unprivileged CLI, which must deny setgroups first) leaves the groups the child was cloned with,
+ * unmapped inside, and no way to drop them; that is what `unshare -r` gives too. */
+int clear_groups(void)
+{
+	char buf[8] = {0};
+	int fd;
+	if (syscall(SYS_setgroups, 0, NULL) == 0) return 0;
+	if (errno != EPERM) return -1;
+	fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) { errno = EPERM; return -1; }
+	if (read(fd, buf, sizeof buf - 1) < 0) buf[0] = 0;
+	close(fd);
+	if (strncmp(buf, "deny", 4) == 0) return 0;
+	errno = EPERM;
+	return -1;
+}
+
 int op_groups(const char *list)
 {
 	char *items[MAX_GROUPS + 1];
@@ -33,6 +53,7 @@ int op_groups(const char *list)
 		if (parse_uint(items[i], &g) < 0) { errno = EINVAL; return -1; }
 		groups_buf[i] = (gid_t)g;
 	}
+	if (n == 0) return clear_groups();
 	return (int)syscall(SYS_setgroups, n, groups_buf);
 }
 

@@ -22,6 +22,7 @@ struct child_ctx {
 	int root_fd;          /* the new root: before pivot_root a folder, after it "/" */
 	int ns_fds[16];       /* SBX_OP_JOIN_NS targets, opened in op order before any is joined */
 	int pivoted;
+	int rootless;         /* cloned by a caller that is not root on the host (its own user namespace) */
 };
 
 /* Who calls whom, so that no two files call each other: spawn.c (sbx_spawn) clones the child and
@@ -51,6 +52,7 @@ HIDDEN int resolve_in_root(int root_fd, const char *path, int create, int file, 
 HIDDEN void fd_path(int fd, char buf[32]);
 
 /* ids.c */
+HIDDEN int clear_groups(void);
 HIDDEN int op_groups(const char *list);
 HIDDEN int op_ids(uid_t uid, gid_t gid);
 HIDDEN int op_rlimit(const struct sbx_op *op);

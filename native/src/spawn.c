@@ -40,6 +40,9 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	struct timespec ts;
 	int ev[2], sync[2];
 	long pid;
+	/* Read before the clone: in a new user namespace the child's own ids are unmapped until the
+	 * parent writes its maps. */
+	uid_t caller_uid = geteuid();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	out->spawn_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	if (!ops || !strings || nops == 0) return fail(err, EINVAL, "sbx_spawn: empty program");
@@ -70,7 +73,8 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	}
 	if (pid == 0) {
 		/* The child: a copy of this process with one thread. */
-		struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1 };
+		struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1,
+			.rootless = caller_uid != 0 && (clone_flags & CLONE_NEWUSER) != 0 };
 		close(ev[0]);
 		close(sync[0]);
 		child_main(&c, sync[1], clone_flags);

@@ -78,7 +78,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   // Errors in the file come first: an invalid file pulls nothing.
   const valid = !read.diagnostics.some((d) => d.severity === 'error');
   const image = valid && read.image ? await imageInput(read.image, sourceText(read.ctx!.where(['image'])), opts.image ?? { mode: 'store' }) : undefined;
-  const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image });
+  const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image, rootless: host.rootless });
   const diagnostics = [...res.diagnostics];
   let plan: Plan | undefined;
   if (res.spec) {

@@ -36,7 +36,7 @@ export interface UserConfig {
     propagation?: 'private' | 'rprivate' | 'shared' | 'rshared' | 'slave' | 'rslave';
     size?: Size; mode?: string; options?: string[];
   })[];
-  network?: 'none' | 'private' | 'host' | { mode: 'none' | 'private' | 'host'; subnet?: string; proxy?: 'auto' | 'kernel' | 'userspace' };
+  network?: 'none' | 'private' | 'host' | { mode: 'none' | 'private' | 'host'; subnet?: string; proxy?: 'auto' | 'kernel' | 'userspace'; rootless_cmd?: 'auto' | 'pasta' | 'slirp4netns' };
   dns?: string | string[];
   extra_hosts?: string[] | Record<string, string>;
   namespaces?: Partial<Record<'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup' | 'time', NsValue>> & {

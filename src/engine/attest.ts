@@ -165,7 +165,13 @@ export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
         check(s, route?.gateway === s.args.gateway && view.localAddresses.some((a) => a !== '127.0.0.1'), `${s.args.interface} with an address and a default route through ${s.args.gateway}`, route ? `a default route through ${route.gateway}` : 'no default route');
         break;
       }
-      case 'net.nat': case 'net.port': unchecked(s, 'nftables rules are applied in one transaction that fails whole; reading them back would run nft (milliseconds)'); break;
+      case 'net.usernet': {
+        const route = view.routes.find((r) => r.destination === '0.0.0.0' && r.iface !== 'lo');
+        check(s, route !== undefined && view.interfaces.some((i) => i !== 'lo'), `an interface of ${s.args.tool} with a default route`, route ? `a default route through ${route.gateway} on ${route.iface}` : `no default route (${view.interfaces.join(', ')})`);
+        break;
+      }
+      case 'net.nat': unchecked(s, 'nftables rules are applied in one transaction that fails whole; reading them back would run nft (milliseconds)'); break;
+      case 'net.port': unchecked(s, s.args.path === 'pasta' || s.args.path === 'slirp4netns' ? `${s.args.path} publishes the port; the run waits until it accepts connections` : 'nftables rules are applied in one transaction that fails whole; reading them back would run nft (milliseconds)'); break;
       case 'net.hosts': check(s, (view.stateFile('hosts') ?? '').includes('localhost'), 'the sandbox\'s /etc/hosts written', 'none'); break;
       case 'net.resolv': check(s, view.stateFile('resolv.conf') !== undefined, 'the sandbox\'s /etc/resolv.conf written', 'none'); break;
       case 'mount.private': {

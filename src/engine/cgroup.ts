@@ -14,8 +14,10 @@ export class Cgroup {
 
   private get v2(): boolean { return this.host.layout === 'v2'; }
 
-  /** The folders that make up this cgroup: one on v2, one per controller on v1. */
+  /** The folders that make up this cgroup: one on v2, one per controller on v1; none for the
+   * empty path, which a rootless sandbox without a delegated subtree has. */
   dirs(): string[] {
+    if (!this.path) return [];
     if (this.v2) return [join(this.host.mounts.unified ?? '/sys/fs/cgroup', this.path)];
     return this.host.controllers.filter((c) => this.host.mounts[c]).map((c) => join(this.host.mounts[c]!, this.path));
   }

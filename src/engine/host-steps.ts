@@ -11,7 +11,7 @@ import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import type { Cgroup } from './cgroup';
 import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
 import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from './network';
-import { nameLock, reclaimLocked, STATE_FILES } from './state';
+import { ensureStateRoot, listSandboxes, nameLock, reclaimLocked, STATE_FILES } from './state';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -58,6 +58,7 @@ const idMap = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n
 const HANDLERS: Handlers = {
   'state.create': async (ctx) => {
     const { plan, host, state, cgroup } = ctx;
+    ensureStateRoot(host);
     // Under the name's lock, so that of two `up`s of one name exactly one wins; the folder names
     // its owner (this CLI) from its first moment, so that gc leaves a starting sandbox be.
     await withLock(nameLock(host, plan.name), async () => {
@@ -66,7 +67,8 @@ const HANDLERS: Handlers = {
         // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
         // no live process in its cgroup and no live owner, what that run made on the host is removed first.
         const owner = readOwner(join(state, 'owner'));
-        if (cgroup.pids().length || ownerAlive(owner)) throw new Error(`a sandbox named ${plan.name} is already ${cgroup.pids().length ? 'running' : `being started (by process ${owner!.split(' ')[0]})`}; stop it first, or pick another name with --name`);
+        const running = listSandboxes(host).find((r) => r.name === plan.name)?.pids.length ?? cgroup.pids().length;
+        if (running || ownerAlive(owner)) throw new Error(`a sandbox named ${plan.name} is already ${running ? 'running' : `being started (by process ${owner!.split(' ')[0]})`}; stop it first, or pick another name with --name`);
         await reclaimLocked(host, plan.name);
         mkdirSync(state);
       }
@@ -114,7 +116,18 @@ const HANDLERS: Handlers = {
   },
   'idmap': (ctx, s) => {
     const { pid } = childOf(ctx);
+    if (s.args.tool === 'newidmap') {
+      // Rootless, more than the caller's own id: the setuid helpers check each range against
+      // /etc/subuid and /etc/subgid and write the maps for us.
+      const rl = ctx.host.rootless;
+      const triples = (m: IdMap[]) => m.flatMap((x) => [String(x.container), String(x.host), String(x.size)]);
+      runHelper(rl?.newuidmap ?? 'newuidmap', [String(pid), ...triples(s.args.uid)]);
+      runHelper(rl?.newgidmap ?? 'newgidmap', [String(pid), ...triples(s.args.gid)]);
+      return;
+    }
     writeFileSync(`/proc/${pid}/uid_map`, idMap(s.args.uid));
+    // Without root the kernel takes a gid map only once setgroups is denied in the namespace.
+    if (ctx.host.rootless) writeFileSync(`/proc/${pid}/setgroups`, 'deny');
     writeFileSync(`/proc/${pid}/gid_map`, idMap(s.args.gid));
   },
   'net.veth': async (ctx, s) => {
@@ -149,6 +162,13 @@ const HANDLERS: Handlers = {
   },
   'net.resolv': (ctx, s) => writeFileSync(join(ctx.state, 'resolv.conf'), resolvConf(s.args.servers)),
 };
+
+/** A setuid helper run to completion; its own message (newuidmap names the range it refused) on failure. */
+function runHelper(file: string, args: string[]): void {
+  const r = (require('node:child_process') as typeof import('node:child_process')).spawnSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.error) throw new Error(`${file} could not be run (${(r.error as NodeJS.ErrnoException).code}); install Debian's uidmap package`);
+  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${(r.stderr || `exit ${r.status}`).trim()}; check your ranges in /etc/subuid and /etc/subgid`);
+}
 
 export type HostStep = Extract<Step, { kind: HostKind }>;
 

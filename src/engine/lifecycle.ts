@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
-import { cgroupOf, exitCode, listSandboxes, orphanTables, readSaved, reclaim, type Listed, type SavedRun } from './state';
+import { exitCode, listSandboxes, orphanTables, readSaved, reclaim, sandboxPids, type Listed, type SavedRun } from './state';
 import { procStat } from './lock';
 import { removeTable } from './network';
 
@@ -24,8 +24,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<boolean> {
   const row = findSandbox(host, name);
   if (!row.running || !row.state) return false;
-  const cg = cgroupOf(host, name);
-  const pid = row.state.pid;
+  const state = row.state;
+  const cg = { pids: () => sandboxPids(host, name, state) };
+  const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
   try { process.kill(pid, signal); } catch { /* gone */ }
@@ -79,7 +80,8 @@ export interface Proc { hostPid: number; pid: number | null; ppid: number | null
 
 export function processes(host: HostFeatures, name: string): Proc[] {
   const out: Proc[] = [];
-  for (const hostPid of cgroupOf(host, name).pids().sort((a, b) => a - b)) {
+  const row = listSandboxes(host).find((r) => r.name === name);
+  for (const hostPid of (row?.pids ?? []).sort((a, b) => a - b)) {
     let status: string;
     let cmd: string;
     try { status = readFileSync(`/proc/${hostPid}/status`, 'utf8'); cmd = readFileSync(`/proc/${hostPid}/cmdline`, 'utf8'); } catch { continue; }
@@ -103,7 +105,7 @@ export function processes(host: HostFeatures, name: string): Proc[] {
 export async function downSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<string[]> {
   findSandbox(host, name);
   await stopSandbox(host, name, graceMs);
-  if (cgroupOf(host, name).pids().length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
+  if (findSandbox(host, name).pids.length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
   return reclaim(host, name);
 }
 

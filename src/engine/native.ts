@@ -3,7 +3,7 @@
 // everything inside the sandbox runs in the child that libsbx clones, which reports each step back
 // (engine/events.ts). A failure anywhere undoes every earlier host change in reverse, so a failed
 // run leaves nothing behind.
-import { closeSync, existsSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, readlinkSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../image/store';
@@ -84,14 +84,15 @@ export class NativeEngine implements Engine {
     const host = opts.host;
     const exec = findStep(plan.steps, 'exec')!;
     const stateStep = findStep(plan.steps, 'state.create')!;
-    const cgStep = findStep(plan.steps, 'cgroup.create')!;
+    // A rootless sandbox without a delegated cgroup has none: the empty path stands for it.
+    const cgStep = findStep(plan.steps, 'cgroup.create');
     const state = stateStep.args.path;
     const store = new Store();
     const image = overlayOptions(plan, store);
     const ctx: HostContext = {
       plan, host, lib: this.lib, state, rootDir: join(state, 'root'), store,
       // The hierarchies the plan joins (all of them on v2).
-      cgroup: new Cgroup({ ...host.cgroup, controllers: cgStep.args.controllers }, cgStep.args.path),
+      cgroup: new Cgroup({ ...host.cgroup, controllers: cgStep?.args.controllers ?? [] }, cgStep?.args.path ?? ''),
       container: image.container, layers: image.layers, imageReadOnly: image.readOnly, undo: [], ports: [],
     };
     const session = new Session(this.lib);
@@ -214,6 +215,7 @@ export class NativeEngine implements Engine {
         name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
         startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
         detached: detach, supervisorPid: child.supervisorPid, stopSignal: exec.args.stopSignal ?? 15, stopGraceMs: exec.args.stopGraceMs ?? 10_000,
+        ...(cgStep ? {} : { pidNs: pidNamespace(child.pid) }),
       });
       // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
       const timing = {
@@ -317,6 +319,11 @@ export class NativeEngine implements Engine {
       link?.close();
     }
   }
+}
+
+/** The pid namespace of a process (its /proc/PID/ns/pid link), or undefined once it is gone. */
+function pidNamespace(pid: number): string | undefined {
+  try { return readlinkSync(`/proc/${pid}/ns/pid`); } catch { return undefined; }
 }
 
 /** Milliseconds on the monotonic clock. The `performance` global would load perf_hooks (2-3 ms of

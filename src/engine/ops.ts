@@ -100,7 +100,7 @@ export function encodeProgram(input: ProgramInput): Program {
       // Applied on the host by the engine (engine/host-steps.ts), before the child goes on.
       case 'state.create': case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': case 'image.note':
       case 'cgroup.create': case 'cgroup.set': case 'cgroup.attach': case 'idmap': case 'ns.host':
-      case 'net.veth': case 'net.nat': case 'net.port': case 'net.hosts': case 'net.resolv':
+      case 'net.veth': case 'net.nat': case 'net.port': case 'net.usernet': case 'net.hosts': case 'net.resolv':
         break;
       case 'ns.new':
         cloneFlags |= BigInt(NS_FLAG[step.args.type]);

@@ -12,7 +12,7 @@ import type { HostFeatures } from '../plan/types';
 
 export function prewarmCgroupAttach(host: HostFeatures): void {
   const cg = host.cgroup;
-  if (cg.layout === 'v2' || cg.layout === 'none') return;
+  if (cg.layout === 'v2' || cg.layout === 'none' || host.rootless) return;
   const controller = ['memory', 'pids'].find((c) => cg.mounts[c]);
   if (!controller) return;
   let own: string | undefined;

@@ -1,9 +1,9 @@
 // What this host offers, read once from /proc and /sys by the CLI process (no privilege needed,
 // nothing changed). The result is a HostFeatures value that the pure compiler takes as input.
 import { accessSync, constants, existsSync, readFileSync, readlinkSync, lstatSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { availableParallelism, arch, release } from 'node:os';
-import type { HostFeatures } from '../plan/types';
+import { availableParallelism, arch, release, userInfo } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { HostFeatures, IdRangeHost, RootlessHost } from '../plan/types';
 import { libraryPath, loadLibSbx } from '../ffi/libsbx';
 import { CAPABILITIES, HOST_ROOT_DIRS } from '../model/tables';
 
@@ -93,7 +93,49 @@ export function probeHost(): HostFeatures {
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
     cgroup: { layout, controllers, swap, mounts, ioWeightFile, ...(delegated !== undefined ? { delegated } : {}) },
     rootDirs,
-    stateRoot: root ? '/run/sandbox' : `${process.env.XDG_RUNTIME_DIR ?? `/tmp/sandbox-${process.geteuid?.()}`}/sandbox`,
+    stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
+    ...(root ? {} : { rootless: probeRootless() }),
+  };
+}
+
+/** A rootless caller's state (sandboxes, leases, logs, locks) lives in its XDG_RUNTIME_DIR, which
+ * only it can enter (logind makes it 0700); without one, in /tmp/sandbox-UID, which the engine
+ * makes 0700 and refuses unless the caller owns it. */
+export function rootlessStateRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const run = env.XDG_RUNTIME_DIR;
+  return run && run.startsWith('/') ? join(run, 'sandbox') : `/tmp/sandbox-${process.geteuid?.()}/sandbox`;
+}
+
+/** The caller's ranges in /etc/subuid or /etc/subgid: lines NAME:START:COUNT or UID:START:COUNT. */
+export function subordinateRanges(text: string, user: string, id: number): IdRangeHost[] {
+  const out: IdRangeHost[] = [];
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if (!who || (who !== user && who !== String(id)) || !/^\d+$/.test(start ?? '') || !/^\d+$/.test(count ?? '')) continue;
+    if (Number(count) > 0) out.push({ start: Number(start), count: Number(count) });
+  }
+  return out;
+}
+
+/** An executable of that name on PATH, or undefined. */
+export function onPath(name: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir.startsWith('/')) continue;
+    try { const p = join(dir, name); if ((statSync(p).mode & 0o111) !== 0) return p; } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+function probeRootless(): RootlessHost {
+  const uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0;
+  let user = String(uid);
+  try { user = userInfo().username; } catch { /* no passwd entry: ranges by number only */ }
+  return {
+    uid, gid, user,
+    subuid: subordinateRanges(read('/etc/subuid') ?? '', user, uid),
+    subgid: subordinateRanges(read('/etc/subgid') ?? '', user, uid),
+    newuidmap: onPath('newuidmap'), newgidmap: onPath('newgidmap'),
+    pasta: onPath('pasta'), slirp4netns: onPath('slirp4netns'),
   };
 }
 

@@ -2,9 +2,10 @@
 // files, the root mount point). Read by `ps`; and what a crashed run left (its CLI killed with -9)
 // is recognised here — a state folder whose cgroup has no live process — and removed by `gc` and
 // by the next `up` of the same name. Runs in the CLI process as root.
-import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Store } from '../image/store';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { cgroupPathFor } from '../plan/paths';
 import type { HostFeatures, Plan } from '../plan/types';
 import type { Verdict } from './attest';
 import { Cgroup } from './cgroup';
@@ -28,10 +29,12 @@ export interface SandboxState {
   supervisorPid?: number;
   stopSignal: number;
   stopGraceMs: number;
+  /** The command's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup. */
+  pidNs?: string;
 }
 
 /** Files the engine writes in a state folder; removed with it. */
-export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp'];
+export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp', 'usernet.pid'];
 
 export function writeState(dir: string, s: SandboxState): void {
   // Written whole, then renamed: a reader never sees half a file.
@@ -54,7 +57,61 @@ export function readSaved(dir: string): SavedRun | undefined {
 }
 
 export function cgroupOf(host: HostFeatures, name: string): Cgroup {
-  return new Cgroup(host.cgroup, `sandbox/${name}`);
+  return new Cgroup(host.cgroup, cgroupPathFor(host, name));
+}
+
+/** The processes of a sandbox: its cgroup's; for a rootless sandbox without one, those in the pid
+ * namespace that state.json names (a process of another user's namespace is never matched: its
+ * /proc/PID/ns links cannot be read). */
+export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState): number[] {
+  const cg = cgroupOf(host, name);
+  if (cg.path) return cg.pids();
+  if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (p.charCodeAt(0) > 57) continue;
+    try { if (readlinkSync(`/proc/${p}/ns/pid`) === state.pidNs) out.push(Number(p)); } catch { /* gone, or not ours */ }
+  }
+  return out;
+}
+
+/** A rootless sandbox's user-mode network stack, as `up` recorded it: "PID STARTTIME". */
+export const USERNET_FILE = 'usernet.pid';
+
+/** Ends the recorded user-mode network stack if that very process still runs (its start time
+ * matches, so a reused PID is left alone); what it ended. */
+export async function stopRecordedUserNet(dir: string): Promise<string[]> {
+  const owner = readOwner(join(dir, USERNET_FILE));
+  if (!owner) return [];
+  const pid = Number(owner.split(' ')[0]);
+  const out: string[] = [];
+  if (ownerAlive(owner)) {
+    try { process.kill(pid, 'SIGTERM'); out.push(`network process ${pid}`); } catch { /* gone */ }
+    for (let i = 0; i < 200 && ownerAlive(owner); i++) await new Promise((r) => setTimeout(r, 5));
+    if (ownerAlive(owner)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  try { unlinkSync(join(dir, USERNET_FILE)); } catch { /* gone */ }
+  return out;
+}
+
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+/** A rootless caller's state root: made 0700, and refused unless the caller owns every folder of
+ * it that the engine made (another user could have made /tmp/sandbox-UID first, to watch or plant). */
+export function ensureStateRoot(host: HostFeatures): void {
+  if (!host.rootless) return;
+  const root = host.stateRoot;
+  const mine = (d: string) => {
+    const st = lstatSync(d);
+    if (!st.isDirectory() || st.uid !== host.rootless!.uid || (st.mode & 0o077) !== 0) {
+      throw new Error(`${d} is ${st.isSymbolicLink() ? 'a symbolic link' : !st.isDirectory() ? 'not a folder' : st.uid !== host.rootless!.uid ? `owned by uid ${st.uid}, not you` : `open to others (mode ${(st.mode & 0o777).toString(8)})`}, so sandbox will not keep its state there; remove it, or set XDG_RUNTIME_DIR to a folder of yours (mode 700)`);
+    }
+  };
+  const parent = dirname(root);
+  if (!existsSync(parent) && parent.startsWith('/tmp/sandbox-')) mkdirSync(parent, { mode: 0o700 });
+  if (parent.startsWith('/tmp/sandbox-')) mine(parent);
+  if (!existsSync(root)) mkdirSync(root, { mode: 0o700 });
+  mine(root);
 }
 
 export interface Listed {
@@ -75,9 +132,9 @@ export function listSandboxes(host: HostFeatures): Listed[] {
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { return []; }
   return names.sort().map((name) => {
-    const pids = cgroupOf(host, name).pids();
     let state: SandboxState | undefined;
     try { state = JSON.parse(readFileSync(join(host.stateRoot, name, 'state.json'), 'utf8')) as SandboxState; } catch { /* starting, or crashed before it ran */ }
+    const pids = sandboxPids(host, name, state);
     let exit: number | undefined;
     // An exit status counts only for a command that ran (state.json is written then): a supervisor
     // whose CLI died during setup also writes one, and that run is a crashed one for gc.
@@ -99,12 +156,17 @@ export async function reclaim(host: HostFeatures, name: string): Promise<string[
 export async function reclaimLocked(host: HostFeatures, name: string): Promise<string[]> {
   const removed: string[] = [];
   const cg = cgroupOf(host, name);
-  if (cg.pids().length || ownerAlive(readOwner(join(host.stateRoot, name, 'owner')))) return removed;
   const dir = join(host.stateRoot, name);
+  let state: SandboxState | undefined;
+  try { state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SandboxState; } catch { /* none */ }
+  if (sandboxPids(host, name, state).length || ownerAlive(readOwner(join(dir, 'owner')))) return removed;
+  // A rootless network's user-mode stack (pasta, slirp4netns) ends with the sandbox; one left by a
+  // killed CLI is ended here, by the PID it recorded.
+  if (host.rootless && existsSync(dir)) for (const r of await stopRecordedUserNet(dir)) removed.push(r);
   // The table is made after the address is leased (the `ip` file): without a lease there is none,
   // and asking nft (a process) is skipped.
   const table = nftTable(name);
-  if ((!existsSync(dir) || existsSync(join(dir, 'ip'))) && tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
+  if (!host.rootless && (!existsSync(dir) || existsSync(join(dir, 'ip'))) && tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
   const hostIf = hostInterface(name);
   if (existsSync(`/sys/class/net/${hostIf}`)) { removeVeth(hostIf); removed.push(`interface ${hostIf}`); }
   if (existsSync(dir)) {
@@ -127,6 +189,8 @@ function tableExists(table: string): boolean {
 
 /** Our nftables tables that belong to no state folder (table names do not map back to names). */
 export function orphanTables(host: HostFeatures): string[] {
+  // Without root there are no tables of ours (a rootless network has none), and nft would refuse.
+  if (host.rootless) return [];
   let tables = '';
   try { tables = childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return []; }
   let names: string[] = [];

@@ -8,7 +8,7 @@ import type { PathSeg } from '../config/parse';
 import { didYouMean } from '../config/diagnostic';
 import { envValue } from '../config/interpolate';
 import { isIP } from './ip';
-import type { CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
+import type { CallerIds, CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
 import { MOUNT_FLAGS, NAMESPACES, PROPAGATIONS, type MountFlag, type RestartPolicy } from './types';
 import { parseProfile, type SeccompProfile } from './seccomp';
 import { CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SUBNET, RLIMITS, SIGNALS } from './tables';
@@ -164,6 +164,9 @@ export interface SpecInputs {
   command?: string[];
   /** The image's config and unpacked layers, once the store has it. */
   image?: ImageInput;
+  /** Without root: the caller's ids. The user namespace is then private by default, mapping the
+   * caller to root inside and its subordinate ranges above it, as rootless Podman does. */
+  rootless?: CallerIds;
 }
 
 /**
@@ -177,6 +180,19 @@ export function imageOf(cfg: Pick<UserConfig, 'image'>, ctx: Pick<NormalizeConte
   const oci = /^oci:(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(cfg.image);
   const arc = /^docker-archive:(.+?\.tar)(?::(.+))?$/.exec(cfg.image);
   return oci ? `oci:${hostPath(oci[1]!)}${oci[2] ? `:${oci[2]}` : ''}` : arc ? `docker-archive:${hostPath(arc[1]!)}${arc[2] ? `:${arc[2]}` : ''}` : cfg.image;
+}
+
+/** The caller as root inside, then its subordinate ranges from id 1 up, in the order the files list them. */
+function rootlessMap(c: CallerIds, key: 'uid_map' | 'gid_map'): IdMap[] {
+  const out: IdMap[] = [{ container: 0, host: key === 'uid_map' ? c.uid : c.gid, size: 1 }];
+  let next = 1;
+  for (const r of key === 'uid_map' ? c.subuid : c.subgid) {
+    const size = Math.min(r.count, 4294967295 - next);
+    if (size <= 0) break;
+    out.push({ container: next, host: r.start, size });
+    next += size;
+  }
+  return out;
 }
 
 export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs = {}): { spec: SandboxSpec; problems: SpecProblem[] } {
@@ -264,7 +280,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
   // Namespaces. The net namespace follows `network` unless set on its own.
   const netMode = typeof cfg.network === 'object' ? cfg.network.mode : cfg.network ?? 'private';
   const netSrc = cfg.network === undefined ? D : typeof cfg.network === 'object' ? at('network', 'mode') : at('network');
-  const nsDefaults: Record<string, 'private' | 'host'> = { user: 'host', pid: 'private', mount: 'private', uts: 'private', ipc: 'private', net: netMode === 'host' ? 'host' : 'private', cgroup: 'private', time: 'host' };
+  const nsDefaults: Record<string, 'private' | 'host'> = { user: inputs.rootless ? 'private' : 'host', pid: 'private', mount: 'private', uts: 'private', ipc: 'private', net: netMode === 'host' ? 'host' : 'private', cgroup: 'private', time: 'host' };
   const namespaces: NsSpec[] = NAMESPACES.map((type) => {
     const raw = (cfg.namespaces as Record<string, unknown> | undefined)?.[type];
     const src = raw === undefined ? (type === 'net' ? netSrc : D) : at('namespaces', type);
@@ -279,7 +295,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     const u = cfg.namespaces?.user;
     const maps = (key: 'uid_map' | 'gid_map'): IdMap[] => {
       const list = typeof u === 'object' ? u[key] : undefined;
-      if (!list) return [{ container: 0, host: 100000, size: 65536 }];
+      if (!list) return inputs.rootless ? rootlessMap(inputs.rootless, key) : [{ container: 0, host: 100000, size: 65536 }];
       return list.map((m) => {
         if (typeof m !== 'string') return m;
         const [c, h, s] = m.split(':').map(Number) as [number, number, number];
@@ -287,7 +303,8 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       });
     };
     const src = typeof u === 'object' ? at('namespaces', 'user') : D;
-    userns = { uidMap: maps('uid_map'), gidMap: maps('gid_map'), src: userNs.src === D ? D : src };
+    const rootless = inputs.rootless !== undefined && !(typeof u === 'object' && (u.uid_map || u.gid_map));
+    userns = { uidMap: maps('uid_map'), gidMap: maps('gid_map'), src: userNs.src === D ? D : src, ...(rootless ? { rootless } : {}) };
   }
 
   // Network.
@@ -506,6 +523,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     network: {
       mode: val(netMode, netSrc), subnet, dns, extraHosts, ports,
       proxy: typeof cfg.network === 'object' && cfg.network.proxy ? val(cfg.network.proxy, at('network', 'proxy')) : val('auto', D),
+      cmd: typeof cfg.network === 'object' && cfg.network.rootless_cmd ? val(cfg.network.rootless_cmd, at('network', 'rootless_cmd')) : val('auto', D),
     },
     mounts, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
   };

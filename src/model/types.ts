@@ -122,11 +122,14 @@ export interface SandboxSpec {
   /** Bytes of the sandbox's /dev/shm tmpfs (unless a volume is mounted there). */
   shmSize: Val<number>;
   namespaces: NsSpec[];
-  userns?: { uidMap: IdMap[]; gidMap: IdMap[]; src: Source };
+  /** rootless: the maps are the caller's own id and subordinate ranges (made by normalize). */
+  userns?: { uidMap: IdMap[]; gidMap: IdMap[]; src: Source; rootless?: boolean };
   network: {
     mode: Val<'none' | 'private' | 'host'>;
     subnet: Val<string>;
     proxy: Val<'auto' | 'kernel' | 'userspace'>;
+    /** Without root, the user-mode stack that carries a private network, as Podman's rootless_network_cmd. */
+    cmd: Val<'auto' | 'pasta' | 'slirp4netns'>;
     dns: Val<string>[];
     extraHosts: HostEntry[];
     ports: PortSpec[];
@@ -149,4 +152,13 @@ export interface SandboxSpec {
   };
   rlimits: RlimitSpec[];
   sysctls: { name: string; value: string; src: Source }[];
+}
+
+/** A rootless caller's ids and its subordinate ranges (/etc/subuid, /etc/subgid): what its user
+ * namespace may map. An input of normalize, read by the host probe. */
+export interface CallerIds {
+  uid: number;
+  gid: number;
+  subuid: { start: number; count: number }[];
+  subgid: { start: number; count: number }[];
 }

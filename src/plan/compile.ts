@@ -8,6 +8,7 @@ import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../
 import { checkOrder } from './order';
 import { gatewayOf } from '../model/ip';
 import { makeStep } from './steps';
+import { cgroupPathFor } from './paths';
 import type { HostFeatures, Plan, Stage, Step, StepArgs, StepKind, Undo } from './types';
 
 export interface HostProblem {
@@ -46,12 +47,16 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     if (!host.overlayfs) problems.push({ src: rf.src, code: 'no-overlayfs', message: 'this host has no overlayfs, which images need' });
   }
 
-  // 2. cgroup: always one, so the sandbox's processes can be counted, limited and killed together.
+  // 2. cgroup: always one as root, so the sandbox's processes can be counted, limited and killed
+  // together. Without root, one only in a delegated cgroup v2 subtree (systemd's Delegate=yes);
+  // elsewhere a rootless sandbox has none, and every limit in the file is refused where it is.
   const cg = host.cgroup;
-  const cgPath = `sandbox/${name}`;
+  const rootless = host.rootless;
+  const cgPath = cgroupPathFor(host, name);
+  const withCgroup = cgPath !== '';
   const ctl = (c: string) => cg.controllers.includes(c);
   const v2 = cg.layout === 'v2';
-  if (cg.layout === 'none') problems.push({ src: 'default', code: 'no-cgroups', message: 'this host has no cgroup file system mounted; mount cgroup2 on /sys/fs/cgroup' });
+  if (cg.layout === 'none' && withCgroup) problems.push({ src: 'default', code: 'no-cgroups', message: 'this host has no cgroup file system mounted; mount cgroup2 on /sys/fs/cgroup' });
   // On v1 each hierarchy joined costs the kernel an RCU grace period (a few ms): the sandbox joins
   // memory and pids (accounting, OOM reports, process tracking) and the ones its limits use.
   const r = spec.resources;
@@ -60,8 +65,16 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   if (r.cpuset) used.add('cpuset');
   if (r.ioWeight || r.deviceReadBps.length || r.deviceWriteBps.length || r.deviceReadIops.length || r.deviceWriteIops.length) used.add('blkio');
   const joined = v2 ? cg.controllers : cg.controllers.filter((c) => used.has(c));
-  add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? 'cgroup v2' : `cgroup v1: ${joined.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: joined }, { kind: 'cgroup.remove', args: { path: cgPath } });
+  if (withCgroup) add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? `cgroup v2${rootless ? ', in your delegated subtree' : ''}` : `cgroup v1: ${joined.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: joined }, { kind: 'cgroup.remove', args: { path: cgPath } });
+  const noDelegation = cg.layout === 'v2'
+    ? 'no cgroup v2 subtree is delegated to you, so a limit cannot be applied without root; get one with systemd\'s Delegate=yes (`systemctl edit user@.service`, then [Service] Delegate=yes, and log in again), run as root, or remove this key (`sandbox doctor` shows what this host delegates)'
+    : `cgroup ${cg.layout} cannot be delegated to a user, so a limit cannot be applied without root; on cgroup v2 with systemd's Delegate=yes it can (boot with systemd.unified_cgroup_hierarchy=1), or run as root, or remove this key`;
   const set = (id: string, controller: string, file: string, value: string | number, title: string, source: Source) => {
+    if (!withCgroup) {
+      // One key may make several writes (memory and its swap cap): refused once, where it is.
+      if (!problems.some((p) => p.code === 'rootless-no-cgroup' && p.src === source)) problems.push({ src: source, code: 'rootless-no-cgroup', message: noDelegation });
+      return;
+    }
     if (!ctl(controller)) problems.push({ src: source, code: 'controller-missing', message: `the ${controller} controller is not available on this host (cgroup ${cg.layout}), so this limit cannot be applied` });
     add('cgroup', `cgroup:${id}`, 'cgroup.set', title, source, { controller, file, value: String(value) });
   };
@@ -119,13 +132,38 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     const [maj = 0, min = 0] = host.kernel.split('.').map((x) => parseInt(x, 10));
     if (n.type === 'time' && n.mode === 'private' && (maj < 5 || (maj === 5 && min < 6))) problems.push({ src: n.src, code: 'no-time-namespace', message: `time namespaces need Linux 5.6 or later; this host runs ${host.kernel}` });
   }
-  if (!host.root && ns('user').mode !== 'private') problems.push({ src: ns('user').src, code: 'rootless-needs-userns', message: 'without root, sandbox needs a private user namespace: set `namespaces: {user: true}`' });
+  if (!host.root && ns('user').mode !== 'private') problems.push({ src: ns('user').src, code: 'rootless-needs-userns', message: 'without root, sandbox needs a private user namespace: remove `namespaces.user`, or run as root' });
 
   // 4. attach: the child waits until it is limited and mapped.
-  add('attach', 'cgroup-attach', 'cgroup.attach', `move the child into ${cgPath}`, 'default', { path: cgPath });
+  if (withCgroup) add('attach', 'cgroup-attach', 'cgroup.attach', `move the child into ${cgPath}`, 'default', { path: cgPath });
   if (spec.userns) {
+    const { uidMap, gidMap } = spec.userns;
     const fmt = (m: { container: number; host: number; size: number }[]) => m.map((x) => `${x.container}:${x.host}:${x.size}`).join(',');
-    add('attach', 'idmap', 'idmap', `map uids ${fmt(spec.userns.uidMap)} and gids ${fmt(spec.userns.gidMap)}`, spec.userns.src, { uid: spec.userns.uidMap, gid: spec.userns.gidMap });
+    let tool: 'newidmap' | 'write' = 'write';
+    let why = '';
+    if (rootless) {
+      // The kernel lets a user write only a one-id map of itself; more goes through the setuid
+      // newuidmap/newgidmap, which allow the ranges /etc/subuid and /etc/subgid give the caller.
+      const own = (m: typeof uidMap, id: number) => m.length === 1 && m[0]!.host === id && m[0]!.size === 1;
+      const oneId = own(uidMap, rootless.uid) && own(gidMap, rootless.gid);
+      if (!oneId) {
+        tool = 'newidmap';
+        for (const [which, maps, ranges, self, helper] of [['uid', uidMap, rootless.subuid, rootless.uid, rootless.newuidmap], ['gid', gidMap, rootless.subgid, rootless.gid, rootless.newgidmap]] as const) {
+          const allowed = (m: { host: number; size: number }) => (m.host === self && m.size === 1) || ranges.some((r) => m.host >= r.start && m.host + m.size <= r.start + r.count);
+          const bad = maps.find((m) => !allowed(m));
+          if (bad) problems.push({ src: spec.userns.src, code: 'rootless-map-not-yours', message: `the ${which} map ${bad.container}:${bad.host}:${bad.size} is outside what ${rootless.user} may map (its own ${which} ${self}${ranges.length ? ` and ${ranges.map((r) => `${r.start}-${r.start + r.count - 1}`).join(', ')} from /etc/sub${which}` : `; /etc/sub${which} gives it no range`}); remove the map to get the default` });
+          if (!helper) problems.push({ src: spec.userns.src, code: 'no-newidmap', message: `mapping more than your own ${which} without root needs new${which}map, which is not on PATH; install Debian's uidmap package` });
+        }
+      }
+      const noRanges = !rootless.subuid.length || !rootless.subgid.length;
+      why = spec.userns.rootless
+        ? noRanges
+          ? ` (rootless: you, ${rootless.user}, are root inside; /etc/subuid or /etc/subgid gives you no range, so only your own id is mapped and files of other owners show as nobody; \`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${rootless.user}\` adds one)`
+          : ` (rootless: you, ${rootless.user}, are root inside; 1 and up are your ranges from /etc/subuid and /etc/subgid${tool === 'newidmap' ? ', written by newuidmap and newgidmap' : ''})`
+        : tool === 'newidmap' ? ' (written by newuidmap and newgidmap)' : '';
+      if (tool === 'write' && spec.process.groups.length) problems.push({ src: spec.process.groups[0]!.src, code: 'rootless-one-id-groups', message: 'with a one-id map, supplementary groups cannot be set (the kernel requires setgroups to be denied); add a range to /etc/subgid, or remove group_add' });
+    }
+    add('attach', 'idmap', 'idmap', `map uids ${fmt(uidMap)} and gids ${fmt(gidMap)}${why}`, spec.userns.src, { uid: uidMap, gid: gidMap, tool });
   }
 
   // 5. network.
@@ -134,9 +172,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   else if (ns('net').mode === 'join') add('network', 'net:joined', 'net.joined', 'use the network of the joined namespace', ns('net').src, {});
   else {
     add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default', {});
-    if (mode.value === 'private') {
+    if (mode.value === 'private' && rootless) userNet(spec, rootless, add, problems);
+    else if (mode.value === 'private') {
       const sub = spec.network.subnet;
-      if (!host.root) problems.push({ src: mode.src, code: 'private-network-needs-root', message: 'a private network needs root on this host (a veth pair and nftables); rootless networking is not supported yet: use `network: none` or `network: host`' });
       const gateway = gatewayOf(sub.value);
       // A 64 KiB MTU, as loopback's (and pasta's): with 1500 the pair carries a sixth less than loopback.
       add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: {} });
@@ -154,6 +192,8 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
           { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path },
           { kind: 'net.port.remove', args: { hostIp: p.hostIp, hostPort: p.hostPort, protocol: p.protocol } });
       }
+    }
+    if (mode.value === 'private') {
       const hosts = spec.network.extraHosts.map((h) => `${h.ip} ${h.host}`);
       add('network', 'net:hosts', 'net.hosts', `write /etc/hosts (localhost, ${spec.hostname.value}${hosts.length ? `, ${spec.network.extraHosts.map((h) => h.host).join(', ')}` : ''})`, spec.network.extraHosts[0]?.src ?? 'default', { extra: hosts });
       const dns = spec.network.dns.map((d) => d.value);
@@ -183,7 +223,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
   const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
   add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
-  if (ns('cgroup').mode === 'private' && cg.layout !== 'none') {
+  if (ns('cgroup').mode === 'private' && cg.layout !== 'none' && withCgroup) {
     // In its own cgroup namespace the sandbox sees its cgroup as the root, read-only, as under Docker.
     const hierarchies = v2 ? [] : joined;
     add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', `mount the sandbox's own cgroup read-only on /sys/fs/cgroup${v2 ? '' : ` (${hierarchies.join(', ')})`}`, 'default', { target: '/sys/fs/cgroup', layout: v2 ? 'v2' : 'v1', controllers: hierarchies });
@@ -287,6 +327,27 @@ function capsTitle(bounding: string[], ambient: string[], user: string | number)
   return `set capabilities: bounding = ${list(bounding)}; as uid 0: permitted = effective = the bounding set, inheritable = ambient = none; `
     + `as any other uid: permitted = effective = ambient = ${ambient.length ? `${list(ambient)} (cap_add)` : 'none'}, inheritable = ${ambient.length ? 'the same (the kernel keeps an ambient capability only while it is inheritable)' : 'none'}`
     + (known ? ` — this sandbox runs as ${isRoot ? 'uid 0' : `uid ${user}`}` : ` — the user ${user} is resolved when it runs`);
+}
+
+/** A rootless private network: a user-mode stack run as the caller (pasta, or slirp4netns where
+ * pasta is missing or asked for), which also carries the published ports. */
+function userNet(spec: SandboxSpec, rl: NonNullable<HostFeatures['rootless']>, add: <K extends StepKind>(stage: Stage, id: string, kind: K, title: string, source: Source, args: StepArgs[K], undo?: Undo) => void, problems: HostProblem[]): void {
+  const { mode, cmd, proxy, subnet } = spec.network;
+  const tool = cmd.value === 'slirp4netns' || (cmd.value === 'auto' && !rl.pasta && rl.slirp4netns) ? 'slirp4netns' : 'pasta';
+  const binary = tool === 'pasta' ? rl.pasta : rl.slirp4netns;
+  if (!binary) problems.push({ src: cmd.src === 'default' ? mode.src : cmd.src, code: 'no-usernet', message: cmd.value === 'auto' ? 'a private network without root needs pasta (Debian\'s passt package) or slirp4netns, and neither is on PATH; install passt, or use `network: none` or `network: host`' : `\`${tool}\` is not on PATH; install ${tool === 'pasta' ? 'Debian\'s passt package' : 'slirp4netns'}, or set \`network.rootless_cmd: auto\`` });
+  if (proxy.src !== 'default' && proxy.value !== 'auto') problems.push({ src: proxy.src, code: 'rootless-proxy', message: `\`network.proxy: ${proxy.value}\` needs root (nftables, or the CLI's forwarder on the host's veth end); without root ${tool} carries the ports: remove it` });
+  if (subnet.src !== 'default') problems.push({ src: subnet.src, code: 'rootless-subnet', message: `without root the sandbox takes its address from ${tool === 'pasta' ? 'pasta, which copies the host\'s own' : 'slirp4netns (10.0.2.100/24)'}; remove \`network.subnet\`` });
+  const why = cmd.value === 'auto' ? (tool === 'pasta' ? 'pasta is installed' : 'pasta is not installed') : 'network.rootless_cmd asks for it';
+  const what = tool === 'pasta' ? 'pasta copies the host\'s addresses and routes into it' : 'slirp4netns gives it 10.0.2.100/24, gateway 10.0.2.2';
+  add('network', 'net:usernet', 'net.usernet', `join the sandbox to the host's network through ${tool}, run as you (${what}; ${why})`, mode.src, { tool, binary: binary ?? tool, mtu: VETH_MTU }, { kind: 'net.usernet.stop', args: { tool } });
+  for (const p of spec.network.ports) {
+    const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
+    if (!p.hostPort) problems.push({ src: p.src, code: 'rootless-free-port', message: 'without root a published port needs its host port written out (pasta and slirp4netns pick none themselves); write HOST:CONTAINER' });
+    const carried = tool === 'pasta' ? 'pasta: the sandbox sees the client\'s own address' : 'slirp4netns: the sandbox sees connections come from 10.0.2.2, not the client\'s address';
+    add('network', `port:${p.hostIp || '*'}:${p.hostPort || `any-${p.containerPort}`}/${p.protocol}`, 'net.port', `publish ${hostSide}/${p.protocol} on the host to port ${p.containerPort} inside (${carried})`, p.src,
+      { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path: tool });
+  }
 }
 
 function depth(p: string): number { return posix.normalize(p).split('/').filter(Boolean).length; }

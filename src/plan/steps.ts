@@ -9,7 +9,7 @@ const SIDE: Record<StepKind, 'host' | 'child'> = {
   'cgroup.create': 'host', 'cgroup.set': 'host', 'cgroup.attach': 'host', 'idmap': 'host',
   // A new namespace is a flag of the clone, made by the CLI's call (compile places cgroup and time ones in the child, which unshares them).
   'ns.new': 'host', 'ns.host': 'host', 'ns.join': 'child', 'ns.enter': 'child', 'proc.fork': 'child',
-  'net.veth': 'host', 'net.nat': 'host', 'net.port': 'host', 'net.hosts': 'host', 'net.resolv': 'host',
+  'net.veth': 'host', 'net.nat': 'host', 'net.port': 'host', 'net.usernet': 'host', 'net.hosts': 'host', 'net.resolv': 'host',
   'net.host': 'child', 'net.joined': 'child', 'net.none': 'child', 'net.loopback': 'child', 'net.address': 'child',
   'mount.private': 'child', 'mount.root': 'child', 'mount.link': 'child', 'mount.bind': 'child', 'mount.proc': 'child', 'mount.dev': 'child',
   'dev.node': 'child', 'mount.devpts': 'child', 'console': 'child', 'mount.tmpfs.dev': 'child', 'dev.links': 'child', 'dev.bind': 'child',

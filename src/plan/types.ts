@@ -1,6 +1,6 @@
 // The plan: the ordered isolation steps `sandbox up` applies, as data. `sandbox plan` prints it;
 // the engine executes it. Pure types, no behaviour (plan/steps.ts makes and finds steps).
-import type { IdMap as IdRange, MountFlag, NsName as NsType, Propagation, RestartPolicy, Source } from '../model/types';
+import type { CallerIds, IdMap as IdRange, MountFlag, NsName as NsType, Propagation, RestartPolicy, Source } from '../model/types';
 
 /** The nine stages of DESIGN.md, in the order they run. */
 export const STAGES = ['rootfs', 'cgroup', 'namespaces', 'attach', 'network', 'mounts', 'identity', 'security', 'exec'] as const;
@@ -37,7 +37,10 @@ export interface StepArgs {
   'ns.enter': { type: NsType; path: string };
   // attach (host), and exec's fork (child)
   'cgroup.attach': { path: string; controllers?: string[] };
-  'idmap': { uid: IdRange[]; gid: IdRange[] };
+  /** tool: newuidmap/newgidmap (setuid helpers that check /etc/subuid and /etc/subgid) for a
+   * rootless map of more than the caller's own id; write: the CLI writes the files itself (as
+   * root, or a rootless one-id map of the caller, after `deny` to setgroups as the kernel asks). */
+  'idmap': { uid: IdRange[]; gid: IdRange[]; tool: 'newidmap' | 'write' };
   'proc.fork': Record<string, never>;
   // network: the host's side, then the child's
   'net.host': Record<string, never>;
@@ -47,7 +50,10 @@ export interface StepArgs {
   'net.veth': { subnet: string; gateway: string; inside: string; mtu: number };
   'net.address': { subnet: string; gateway: string; interface: string };
   'net.nat': { subnet: string };
-  'net.port': { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; path: 'kernel' | 'userspace' };
+  'net.port': { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; path: 'kernel' | 'userspace' | 'pasta' | 'slirp4netns' };
+  /** Rootless: a user-mode network stack (pasta or slirp4netns, run as the caller) attached to the
+   * child's namespaces, carrying its traffic and the published ports. */
+  'net.usernet': { tool: 'pasta' | 'slirp4netns'; binary: string; mtu: number };
   'net.hosts': { extra: string[] };
   'net.resolv': { servers: string[] };
   // mounts (child)
@@ -105,6 +111,7 @@ export interface UndoArgs {
   'net.veth.remove': Record<string, never>;
   'net.nat.remove': { subnet: string };
   'net.port.remove': { hostIp: string; hostPort: number; protocol: 'tcp' | 'udp' };
+  'net.usernet.stop': { tool: 'pasta' | 'slirp4netns' };
 }
 export type Undo = { [K in keyof UndoArgs]: { kind: K; args: UndoArgs[K] } }[keyof UndoArgs];
 
@@ -166,6 +173,19 @@ export interface HostFeatures {
   };
   /** The host folders `rootfs: host` binds, those that exist here; `/bin->usr/bin` for a symlink. */
   rootDirs: string[];
-  /** Where per-sandbox state lives: /run/sandbox for root. */
+  /** Where per-sandbox state lives: /run/sandbox for root, $XDG_RUNTIME_DIR/sandbox otherwise. */
   stateRoot: string;
+  /** Without root: who the caller is and what a rootless run can use. */
+  rootless?: RootlessHost;
+}
+
+export interface IdRangeHost { start: number; count: number }
+/** The caller's ids and subordinate ranges (empty: only a one-id map), and its helpers. */
+export interface RootlessHost extends CallerIds {
+  user: string;
+  /** Absolute paths of the helpers found on PATH. */
+  newuidmap?: string;
+  newgidmap?: string;
+  pasta?: string;
+  slirp4netns?: string;
 }

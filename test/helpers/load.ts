@@ -11,7 +11,7 @@ export function loadText(text: string, opts: SpecInputs & { env?: Record<string,
   return loadSpec({
     file, absFile: `/project/${file}`, bytes: Buffer.from(text), env: opts.env ?? {}, home: '/home/user', hostCpus: opts.cpus ?? 2,
     root: opts.root, readFile: (p) => opts.files?.[p],
-  }, { command: opts.command, detach: opts.detach, name: opts.name, image: opts.image });
+  }, { command: opts.command, detach: opts.detach, name: opts.name, image: opts.image, rootless: opts.rootless });
 }
 
 /** The host of the development machine: hybrid cgroups, root, merged /usr. */
@@ -26,4 +26,19 @@ export const HYBRID_HOST: HostFeatures = {
 export const V2_HOST: HostFeatures = {
   ...HYBRID_HOST,
   cgroup: { layout: 'v2', controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'], swap: true, mounts: { unified: '/sys/fs/cgroup' }, ioWeightFile: 'io.weight' },
+};
+
+/** The development machine as a user who is not root: user 1000 with Debian's default ranges. */
+export const ROOTLESS_HOST: HostFeatures = {
+  ...HYBRID_HOST, root: false, stateRoot: '/run/user/1000/sandbox',
+  rootless: {
+    uid: 1000, gid: 1000, user: 'dev', subuid: [{ start: 100000, count: 65536 }], subgid: [{ start: 100000, count: 65536 }],
+    newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns',
+  },
+};
+
+/** A pure cgroup v2 host where systemd delegates user 1000 its user@1000.service subtree. */
+export const ROOTLESS_V2_HOST: HostFeatures = {
+  ...ROOTLESS_HOST,
+  cgroup: { ...V2_HOST.cgroup, controllers: ['cpu', 'memory', 'pids'], delegated: 'user.slice/user-1000.slice/user@1000.service' },
 };

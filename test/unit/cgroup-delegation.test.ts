@@ -1,5 +1,5 @@
-// The delegation probe's walk over a fake cgroup tree, the path a rootless sandbox's cgroup gets,
-// and Cgroup.create/remove on a delegated path, on a scratch folder standing in for the mount.
+// The delegation probe's walk over a fake cgroup tree, doctor's row, the path a rootless sandbox's
+// cgroup gets, and Cgroup.create/remove on a delegated path, on a scratch folder standing in for the mount.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeDelegation, ownCgroup, walkDelegation, type CgroupFsReader } from '../../src/engine/probe';
 import { Cgroup } from '../../src/engine/cgroup';
-import { cgroupPathFor, cgroupUnavailable } from '../../src/plan/cgroup-path';
-import { HYBRID_HOST, V2_HOST } from '../helpers/load';
+import { cgroupPathFor } from '../../src/plan/paths';
+import { HYBRID_HOST, ROOTLESS_HOST, V2_HOST } from '../helpers/load';
 import type { HostFeatures } from '../../src/plan/types';
 
 /** A cgroup tree as [path, owner uid, files the caller may write]. */
@@ -95,21 +95,13 @@ test('own cgroup: the 0:: line of /proc/self/cgroup, on v2 and on a hybrid host'
   assert.equal(ownCgroup('4:memory:/a\n1:cpu:/\n'), undefined);
 });
 
-const rootless = (cgroup: Partial<HostFeatures['cgroup']>): HostFeatures => ({ ...V2_HOST, root: false, cgroup: { ...V2_HOST.cgroup, ...cgroup } });
+const rootless = (cgroup: Partial<HostFeatures['cgroup']>): HostFeatures => ({ ...ROOTLESS_HOST, cgroup: { ...V2_HOST.cgroup, controllers: [], ...cgroup } });
 
-test('cgroup path: sandbox/NAME for root, under the delegation root otherwise', () => {
+test('cgroup path: sandbox/NAME for root, under the delegation root without root, none without a delegation', () => {
   assert.equal(cgroupPathFor(V2_HOST, 'web'), 'sandbox/web');
   assert.equal(cgroupPathFor(HYBRID_HOST, 'web'), 'sandbox/web');
   assert.equal(cgroupPathFor(rootless({ delegated: SVC }), 'web'), `${SVC}/sandbox/web`);
-  assert.equal(cgroupPathFor(rootless({}), 'web'), 'sandbox/web');
-});
-
-test('cgroup unavailable: why a caller without root cannot have limits, for each layout', () => {
-  assert.equal(cgroupUnavailable(V2_HOST), undefined);
-  assert.equal(cgroupUnavailable(HYBRID_HOST), undefined);
-  assert.equal(cgroupUnavailable(rootless({ delegated: SVC })), undefined);
-  assert.match(cgroupUnavailable(rootless({}))!, /no cgroup v2 subtree is delegated to you .*Delegate=yes/);
-  assert.match(cgroupUnavailable({ ...HYBRID_HOST, root: false })!, /cgroup hybrid, which cannot be delegated/);
+  assert.equal(cgroupPathFor(rootless({}), 'web'), '');
 });
 
 test('doctor: the limits row names the delegation, or why there is none and what to do', () => {
@@ -122,7 +114,7 @@ test('doctor: the limits row names the delegation, or why there is none and what
   // Without a user manager that has it: ask for Delegate=yes.
   assert.match(describeDelegation(rootless({}), { own: 'system.slice/cron.service', uid: 1001, reader: systemd }),
     /^no delegated subtree: your cgroup \/system.slice\/cron.service does not exist; ask for Delegate=yes \(systemd: `systemctl edit user@.service`, \[Service\] Delegate=yes\)/);
-  assert.match(describeDelegation({ ...HYBRID_HOST, root: false }, { own: '', uid: 1000, reader: systemd }), /^cgroup hybrid cannot be delegated to a user/);
+  assert.match(describeDelegation(ROOTLESS_HOST, { own: '', uid: 1000, reader: systemd }), /^cgroup hybrid cannot be delegated to a user/);
   assert.match(describeDelegation(rootless({}), { own: '', uid: 1001, reader: systemd }), /^no delegated subtree: your cgroup \/ is the root cgroup, which only root may write; ask for Delegate=yes/);
 });
 

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { loadSpec } from '../../src/model/load';
 import { compileExec } from '../../src/plan/exec';
 import { compile } from '../../src/plan/compile';
-import { stepsOf } from '../../src/plan/steps';
+import { findStep, stepsOf } from '../../src/plan/steps';
 import { checkOrder, ORDER_RULES } from '../../src/plan/order';
 import { renderPlan } from '../../src/plan/render';
 import type { HostFeatures, Step } from '../../src/plan/types';
-import { HYBRID_HOST, V2_HOST, ROOT, loadText } from '../helpers/load';
+import { HYBRID_HOST, V2_HOST, ROOT, ROOTLESS_HOST, ROOTLESS_V2_HOST, loadText } from '../helpers/load';
 
 const SNAP = join(ROOT, 'test/unit/snapshots');
 const samples = readdirSync(join(ROOT, 'samples')).filter((f) => f.endsWith('.yml')).sort();
@@ -86,11 +86,68 @@ test('what the host cannot apply is reported against the config line', () => {
   assert.deepEqual(compile(spec, host).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-swap-accounting', 3], ['no-user-namespaces', 4]]);
 });
 
-test('without root, a private network is refused at its line; none and host are fine', () => {
-  const rootless: HostFeatures = { ...HYBRID_HOST, root: false };
-  const plan = (yaml: string) => compile(loadText(`version: 1\ncommand: [x]\nnamespaces: {user: true}\n${yaml}`).spec!, rootless).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]);
-  assert.deepEqual(plan('network: private\n'), [['private-network-needs-root', 4]]);
-  assert.deepEqual(plan('network: none\n'), []);
+test('rootless: the user namespace is private by default, the caller root inside and its ranges above, written by newuidmap', () => {
+  const spec = loadText('version: 1\ncommand: [x]\nnetwork: none\n', { rootless: ROOTLESS_HOST.rootless }).spec!;
+  const { plan, problems } = compile(spec, ROOTLESS_HOST);
+  assert.deepEqual(problems, []);
+  assert.equal(findStep(plan.steps, 'ns.new')?.args.type, 'user');
+  const idmap = findStep(plan.steps, 'idmap')!;
+  assert.deepEqual(idmap.args, { uid: [{ container: 0, host: 1000, size: 1 }, { container: 1, host: 100000, size: 65536 }], gid: [{ container: 0, host: 1000, size: 1 }, { container: 1, host: 100000, size: 65536 }], tool: 'newidmap' });
+  assert.match(idmap.title, /rootless: you, dev, are root inside/);
+  // No cgroup is delegated on a hybrid host: the plan has none, and says nothing it cannot do.
+  assert.deepEqual(plan.steps.filter((s) => s.stage === 'cgroup' || s.kind === 'cgroup.attach' || s.kind === 'mount.cgroup'), []);
+  // user: false cannot run without root, and is refused at its line.
+  const off = compile(loadText('version: 1\ncommand: [x]\nnetwork: none\nnamespaces: {user: false}\n', { rootless: ROOTLESS_HOST.rootless }).spec!, ROOTLESS_HOST).problems;
+  assert.deepEqual(off.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['rootless-needs-userns', 4]]);
+});
+
+test('rootless with no subordinate range: a one-id map the CLI writes itself, and the plan says so', () => {
+  const rl = { ...ROOTLESS_HOST.rootless!, subuid: [], subgid: [] };
+  const host: HostFeatures = { ...ROOTLESS_HOST, rootless: rl };
+  const { plan, problems } = compile(loadText('version: 1\ncommand: [x]\nnetwork: none\n', { rootless: rl }).spec!, host);
+  assert.deepEqual(problems, []);
+  const idmap = findStep(plan.steps, 'idmap')!;
+  assert.deepEqual([idmap.args.uid, idmap.args.tool], [[{ container: 0, host: 1000, size: 1 }], 'write']);
+  assert.match(idmap.title, /no range, so only your own id is mapped/);
+  const groups = compile(loadText('version: 1\ncommand: [x]\nnetwork: none\ngroup_add: [0]\n', { rootless: rl }).spec!, host).problems;
+  assert.deepEqual(groups.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['rootless-one-id-groups', 4]]);
+});
+
+test('rootless: a map outside the caller\'s id and ranges is refused at its line', () => {
+  const spec = loadText('version: 1\ncommand: [x]\nnetwork: none\nnamespaces:\n  user: {uid_map: ["0:0:1"], gid_map: ["0:1000:1"]}\n', { rootless: ROOTLESS_HOST.rootless }).spec!;
+  const { problems } = compile(spec, ROOTLESS_HOST);
+  assert.deepEqual(problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['rootless-map-not-yours', 5]]);
+  assert.match(problems[0]!.message, /uid map 0:0:1 is outside what dev may map \(its own uid 1000 and 100000-165535/);
+});
+
+test('rootless: a limit is refused at its line where no cgroup is delegated, and applies in a delegated v2 subtree', () => {
+  const text = 'version: 1\ncommand: [x]\nnetwork: none\nresources:\n  memory: 64m\n  pids: 32\n';
+  const hybrid = compile(loadText(text, { rootless: ROOTLESS_HOST.rootless }).spec!, ROOTLESS_HOST).problems;
+  assert.deepEqual(hybrid.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['rootless-no-cgroup', 5], ['rootless-no-cgroup', 6]]);
+  assert.match(hybrid[0]!.message, /cgroup hybrid cannot be delegated to a user/);
+  const v2NoDelegation: HostFeatures = { ...ROOTLESS_V2_HOST, cgroup: { ...ROOTLESS_V2_HOST.cgroup, delegated: undefined } };
+  assert.match(compile(loadText(text, { rootless: ROOTLESS_HOST.rootless }).spec!, v2NoDelegation).problems[0]!.message, /Delegate=yes/);
+  const { plan, problems } = compile(loadText(text, { rootless: ROOTLESS_HOST.rootless }).spec!, ROOTLESS_V2_HOST);
+  assert.deepEqual(problems, []);
+  assert.equal(findStep(plan.steps, 'cgroup.create')?.args.path, 'user.slice/user-1000.slice/user@1000.service/sandbox/sandbox');
+  assert.deepEqual(plan.steps.filter((s) => s.kind === 'cgroup.set').map((s) => s.kind === 'cgroup.set' && `${s.args.file}=${s.args.value}`), ['memory.max=67108864', 'memory.swap.max=67108864', 'pids.max=32']);
+});
+
+test('rootless: a private network goes through pasta, or slirp4netns where pasta is missing or asked for; each port says which', () => {
+  const text = (extra = '') => `version: 1\ncommand: [x]\nnetwork: {mode: private${extra}}\nports: ["127.0.0.1:8080:80"]\n`;
+  const run = (host: HostFeatures, extra?: string) => compile(loadText(text(extra), { rootless: host.rootless }).spec!, host);
+  const pasta = run(ROOTLESS_HOST);
+  assert.deepEqual(pasta.problems, []);
+  assert.deepEqual(pasta.plan.steps.filter((s) => s.stage === 'network').map((s) => s.kind), ['net.loopback', 'net.usernet', 'net.port', 'net.hosts', 'net.resolv']);
+  assert.deepEqual(findStep(pasta.plan.steps, 'net.usernet')?.args, { tool: 'pasta', binary: '/usr/bin/pasta', mtu: 65520 });
+  assert.match(findStep(pasta.plan.steps, 'net.port')!.title, /pasta: the sandbox sees the client's own address/);
+  const noPasta: HostFeatures = { ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, pasta: undefined } };
+  assert.equal(findStep(run(noPasta).plan.steps, 'net.usernet')?.args.tool, 'slirp4netns');
+  assert.match(findStep(run(ROOTLESS_HOST, ', rootless_cmd: slirp4netns').plan.steps, 'net.port')!.title, /slirp4netns: the sandbox sees connections come from 10.0.2.2/);
+  const neither: HostFeatures = { ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, pasta: undefined, slirp4netns: undefined } };
+  assert.deepEqual(run(neither).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-usernet', 3]]);
+  // What only root can do is refused where it is written.
+  assert.deepEqual(run(ROOTLESS_HOST, ', proxy: kernel, subnet: 10.9.0.0/24').problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['rootless-proxy', 3], ['rootless-subnet', 3]]);
 });
 
 test('up refuses, at their lines, what detached sandboxes cannot do yet: a terminal, user-space ports', () => {
