@@ -6,10 +6,10 @@
 // cgroup v2: .ci/run runs this file again in the v2 VM.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroupLayout, isRoot, needs } from '../helpers/sandbox';
-import { canMakeUsers, makeUser, removeAllUsers, repoForUsers, sandboxAs, asUser, type TestUser } from '../helpers/users';
+import { cgroupLayout, hasBusyboxRoot, isRoot, needs } from '../helpers/sandbox';
+import { asUser, canMakeUsers, hasUidmap, makeUser, removeAllUsers, repoForUsers, sandboxAs, userTmp, type TestUser } from '../helpers/users';
 import { canDelegate, delegate, pidsIn, removeAllDelegations, UNIFIED, type Delegation } from '../helpers/delegation';
 
 after(() => { removeAllDelegations(); removeAllUsers(); });
@@ -114,4 +114,38 @@ test('a user that runs from its delegation root itself is told why controllers c
   assert.notEqual(r.code, 0, r.out);
   assert.match(r.err, new RegExp(`cannot enable the .*memory.* in ${d.dir.replace(/[.@]/g, '\\$&')}: this delegated cgroup holds processes, this sandbox command among them.*EBUSY.*systemd-run --user --scope`));
   assert.ok(!existsSync(join(d.dir, 'sandbox')), 'a folder was left');
+});
+
+test('sandbox up without root, in a delegated subtree: the limits hold inside, a memory hog is killed (137), and nothing is left', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'useradd', canMakeUsers) || !needs(t, 'newuidmap', hasUidmap) || !needs(t, 'the busybox root', hasBusyboxRoot) || !skipUnlessV2(t)) return;
+  const u = makeUser('rlcg');
+  const d = delegate(u);
+  t.after(() => d.undo());
+  const name = 'rlcg-up';
+  const tmp = userTmp(u);
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  const file = join(tmp, 'sandbox.yml');
+  writeFileSync(file, ['version: 1', `name: ${name}`, `rootfs: {type: dir, path: ${join(repoForUsers(), 'samples/rootfs/busybox')}}`, 'network: none',
+    'command: [/bin/true]', 'resources: {memory: 32m, pids: 16}', ''].join('\n'));
+  chownSync(file, u.uid, u.gid);
+  const up = (cmd: string) => sandboxAs(u, ['up', '-q', file, '--', '/bin/sh', '-c', cmd], { cgroup: d.start, cwd: tmp, timeout: 120_000 });
+
+  // Inside its own cgroup namespace the sandbox sees its cgroup as the root, with the limits.
+  const seen = up('cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /proc/self/cgroup');
+  assert.equal(seen.code, 0, seen.err);
+  assert.equal(seen.out, '33554432\n16\n0::/\n', seen.err);
+
+  // The kernel holds it to them: forks stop short of 16 processes, and a shell that keeps 100 MB
+  // of output in a variable is killed by the OOM killer.
+  const forks = up('i=0; while [ $i -lt 30 ]; do sleep 5 >/dev/null 2>&1 & i=$((i+1)); echo $i; done');
+  const started = Number(forks.out.trim().split('\n').pop());
+  assert.ok(started >= 10 && started < 16, `${started} background processes started under pids.max 16: ${forks.err}`);
+  const hog = up('x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived ${#x}');
+  assert.equal(hog.code, 137, `${hog.out}${hog.err}`);
+  assert.doesNotMatch(hog.out, /survived/);
+
+  // Nothing left: no cgroup folder under the delegated one, no process, no state.
+  assert.deepEqual(readdirSync(d.dir).filter((e) => statSync(join(d.dir, e)).isDirectory()), ['init.scope']);
+  assert.deepEqual(pidsIn(d.dir), []);
+  assert.ok(!existsSync(join(u.runtimeDir, 'sandbox', name)), 'the state folder was left');
 });
