@@ -248,6 +248,13 @@ export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
         break;
       }
       case 'user.groups': {
+        if (s.args.inherited) {
+          // What this CLI holds is what the child was cloned with, and cannot drop.
+          const mine = [...new Set(process.getgroups?.() ?? [])].sort((a, b) => a - b).join(' ');
+          const got = (status.Groups ?? '').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b).join(' ');
+          check(s, mine === got, `the caller's groups ${mine || 'none'}`, `groups ${got || 'none'}`);
+          break;
+        }
         const want = ids.groups.map((x) => hostId(x, gidMap)).sort((a, b) => (a ?? 0) - (b ?? 0)).join(' ');
         const got = (status.Groups ?? '').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b).join(' ');
         check(s, want === got, `groups ${want || 'none'}`, `groups ${got || 'none'}`);

@@ -11,6 +11,7 @@ import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import type { Cgroup } from './cgroup';
 import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
 import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from './network';
+import { startPasta, startSlirp4netns } from './rootless-net';
 import { ensureStateRoot, listSandboxes, nameLock, reclaimLocked, STATE_FILES } from './state';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
@@ -31,8 +32,10 @@ export interface HostContext {
   undo: (() => void | Promise<void>)[];
   /** The ports reserved by the preflight, in the order of the plan's port steps, with the CLI's hold on each. */
   ports: { step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[];
-  /** Leased by state.create for a private network. */
+  /** Leased by state.create for a private network; a rootless one's, from its user-mode stack. */
   address?: string;
+  /** A rootless private network's name servers, from its user-mode stack. */
+  dns?: string[];
   /** Set once the child is cloned. */
   child?: { pid: number; bornInCgroup: boolean };
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
@@ -40,7 +43,7 @@ export interface HostContext {
 }
 
 export type HostKind = 'state.create' | 'rootfs.host' | 'rootfs.dir' | 'rootfs.image' | 'image.note' | 'cgroup.create' | 'cgroup.set'
-  | 'ns.new' | 'ns.host' | 'cgroup.attach' | 'idmap' | 'net.veth' | 'net.nat' | 'net.port' | 'net.hosts' | 'net.resolv';
+  | 'ns.new' | 'ns.host' | 'cgroup.attach' | 'idmap' | 'net.veth' | 'net.nat' | 'net.port' | 'net.usernet' | 'net.hosts' | 'net.resolv';
 type Handlers = { [K in HostKind]: (ctx: HostContext, step: StepOf<K>) => void | Promise<void> };
 
 const childOf = (ctx: HostContext) => {
@@ -142,7 +145,21 @@ const HANDLERS: Handlers = {
     ctx.undo.push(() => removeTable(table));
     nft(natTable(table, hostInterface(ctx.plan.name), addressOf(ctx)));
   },
+  'net.usernet': async (ctx, s) => {
+    // Rootless: the tool binds the published ports itself, so the preflight's holds on them are
+    // let go just before it starts; it runs as the caller and outlives this CLI for a detached
+    // sandbox (its own watcher ends it with the sandbox, and `down` by its record).
+    const mine = ctx.ports.filter((p) => p.step.args.path === s.args.tool);
+    for (const p of mine) await p.hold.close();
+    const start = s.args.tool === 'pasta' ? startPasta : startSlirp4netns;
+    const n = await start({ pid: childOf(ctx).pid, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary });
+    ctx.undo.push(() => n.stop());
+    ctx.address = n.address;
+    ctx.dns = n.dns;
+  },
   'net.port': async (ctx, s) => {
+    // A rootless port is published by its user-mode stack (net.usernet), with the others.
+    if (s.args.path === 'pasta' || s.args.path === 'slirp4netns') return;
     // Kernel maps go in with the first port step, in one nft transaction (the table goes with net.nat's undo).
     if (ctx.ports[0]?.step === s) {
       const kernel = ctx.ports.filter((p) => p.step.args.path === 'kernel').map((p) => p.rule);
@@ -160,7 +177,8 @@ const HANDLERS: Handlers = {
     const hostname = ctx.plan.steps.find((x) => x.kind === 'hostname')?.args.hostname ?? ctx.plan.name;
     writeFileSync(join(ctx.state, 'hosts'), hostsFile(hostname, ctx.address, s.args.extra));
   },
-  'net.resolv': (ctx, s) => writeFileSync(join(ctx.state, 'resolv.conf'), resolvConf(s.args.servers)),
+  // A rootless stack names its own resolver (slirp4netns' 10.0.2.3; pasta's is the host's).
+  'net.resolv': (ctx, s) => writeFileSync(join(ctx.state, 'resolv.conf'), resolvConf(s.args.servers.length ? s.args.servers : ctx.dns ?? [])),
 };
 
 /** A setuid helper run to completion; its own message (newuidmap names the range it refused) on failure. */

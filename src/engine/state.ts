@@ -11,6 +11,7 @@ import type { Verdict } from './attest';
 import { Cgroup } from './cgroup';
 import { hostInterface, nftTable, removeTable, removeVeth, restoreForwarding } from './network';
 import { ownerAlive, readOwner, withLock } from './lock';
+import { stopRecorded } from './rootless-net';
 
 /** node:child_process, loaded when a program is first run: only clean-up of a network runs one (nft), and the module costs ms at start-up. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
@@ -34,7 +35,9 @@ export interface SandboxState {
 }
 
 /** Files the engine writes in a state folder; removed with it. */
-export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp', 'usernet.pid'];
+export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp',
+  // A rootless network's record and files (engine/rootless-net.ts removes them when it stops the tool).
+  'usernet.json', '.usernet.json.tmp', 'netns', 'pasta.pid', 'slirp4netns.sock', 'slirp4netns.log'];
 
 export function writeState(dir: string, s: SandboxState): void {
   // Written whole, then renamed: a reader never sees half a file.
@@ -72,25 +75,6 @@ export function sandboxPids(host: HostFeatures, name: string, state?: SandboxSta
     if (p.charCodeAt(0) > 57) continue;
     try { if (readlinkSync(`/proc/${p}/ns/pid`) === state.pidNs) out.push(Number(p)); } catch { /* gone, or not ours */ }
   }
-  return out;
-}
-
-/** A rootless sandbox's user-mode network stack, as `up` recorded it: "PID STARTTIME". */
-export const USERNET_FILE = 'usernet.pid';
-
-/** Ends the recorded user-mode network stack if that very process still runs (its start time
- * matches, so a reused PID is left alone); what it ended. */
-export async function stopRecordedUserNet(dir: string): Promise<string[]> {
-  const owner = readOwner(join(dir, USERNET_FILE));
-  if (!owner) return [];
-  const pid = Number(owner.split(' ')[0]);
-  const out: string[] = [];
-  if (ownerAlive(owner)) {
-    try { process.kill(pid, 'SIGTERM'); out.push(`network process ${pid}`); } catch { /* gone */ }
-    for (let i = 0; i < 200 && ownerAlive(owner); i++) await new Promise((r) => setTimeout(r, 5));
-    if (ownerAlive(owner)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-  try { unlinkSync(join(dir, USERNET_FILE)); } catch { /* gone */ }
   return out;
 }
 
@@ -162,7 +146,7 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
   if (sandboxPids(host, name, state).length || ownerAlive(readOwner(join(dir, 'owner')))) return removed;
   // A rootless network's user-mode stack (pasta, slirp4netns) ends with the sandbox; one left by a
   // killed CLI is ended here, by the PID it recorded.
-  if (host.rootless && existsSync(dir)) for (const r of await stopRecordedUserNet(dir)) removed.push(r);
+  if (host.rootless && existsSync(dir) && await stopRecorded(dir)) removed.push('network process (pasta or slirp4netns)');
   // The table is made after the address is leased (the `ip` file): without a lease there is none,
   // and asking nft (a process) is skipped.
   const table = nftTable(name);

@@ -7,7 +7,7 @@ import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../model/tables';
 import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../model/seccomp';
 import { checkOrder } from './order';
 import { gatewayOf } from '../model/ip';
-import { makeStep } from './steps';
+import { findStep, makeStep } from './steps';
 import { cgroupPathFor } from './paths';
 import type { HostFeatures, Plan, Stage, Step, StepArgs, StepKind, Undo } from './types';
 
@@ -259,7 +259,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   if (ns('uts').mode === 'private') add('identity', 'hostname', 'hostname', `set the hostname to ${spec.hostname.value}`, spec.hostname.src, { hostname: spec.hostname.value });
   const u = spec.process.user;
   const groups = spec.process.groups.map((g) => g.value);
-  add('identity', 'user:groups', 'user.groups', groups.length ? `set supplementary groups to ${groups.join(', ')}` : 'clear supplementary groups', spec.process.groups[0]?.src ?? 'default', { groups });
+  const inherited = rootless !== undefined && findStep(steps, 'idmap')?.args.tool === 'write';
+  if (inherited) add('identity', 'user:groups', 'user.groups', 'keep your own supplementary groups: a one-id map denies setgroups, so they cannot be dropped (inside they show as nobody)', spec.userns?.src ?? 'default', { groups, inherited });
+  else add('identity', 'user:groups', 'user.groups', groups.length ? `set supplementary groups to ${groups.join(', ')}` : 'clear supplementary groups', spec.process.groups[0]?.src ?? 'default', { groups });
   add('identity', 'user:ids', 'user.ids', `run as user ${u.user}, group ${u.group ?? '(the user\'s)'}`, u.src, { user: u.user, group: u.group ?? null });
   add('identity', 'umask', 'umask', `set the umask to ${spec.process.umask.value.toString(8).padStart(4, '0')}`, spec.process.umask.src, { umask: spec.process.umask.value });
 
@@ -329,6 +331,16 @@ function capsTitle(bounding: string[], ambient: string[], user: string | number)
     + (known ? ` — this sandbox runs as ${isRoot ? 'uid 0' : `uid ${user}`}` : ` — the user ${user} is resolved when it runs`);
 }
 
+/** What a user-mode stack's port map does not do, on the versions this was measured with (passt
+ * 2023-03-09, slirp4netns 1.2.0 with libslirp 4.7); undefined where it works whole. */
+export function userNetPortCaveat(tool: 'pasta' | 'slirp4netns', p: { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }): string | undefined {
+  const loopbackToo = !p.hostIp || p.hostIp === '0.0.0.0' || p.hostIp === '::' || p.hostIp.startsWith('127.') || p.hostIp === '::1';
+  if (p.protocol !== 'udp' || !loopbackToo || (tool === 'pasta' && p.hostPort === p.containerPort)) return undefined;
+  return tool === 'pasta'
+    ? `UDP port ${p.hostPort}→${p.containerPort}: pasta does not send the sandbox's replies back to clients on the host's loopback when the port number changes; publish it as ${p.containerPort}:${p.containerPort}, or reach it on another address of the host`
+    : `UDP port ${p.hostPort}→${p.containerPort}: slirp4netns does not send the sandbox's replies back to clients on the host's loopback (the sandbox may not reach the host's loopback); reach it on another address of the host, or use pasta`;
+}
+
 /** A rootless private network: a user-mode stack run as the caller (pasta, or slirp4netns where
  * pasta is missing or asked for), which also carries the published ports. */
 function userNet(spec: SandboxSpec, rl: NonNullable<HostFeatures['rootless']>, add: <K extends StepKind>(stage: Stage, id: string, kind: K, title: string, source: Source, args: StepArgs[K], undo?: Undo) => void, problems: HostProblem[]): void {
@@ -344,7 +356,8 @@ function userNet(spec: SandboxSpec, rl: NonNullable<HostFeatures['rootless']>, a
   for (const p of spec.network.ports) {
     const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
     if (!p.hostPort) problems.push({ src: p.src, code: 'rootless-free-port', message: 'without root a published port needs its host port written out (pasta and slirp4netns pick none themselves); write HOST:CONTAINER' });
-    const carried = tool === 'pasta' ? 'pasta: the sandbox sees the client\'s own address' : 'slirp4netns: the sandbox sees connections come from 10.0.2.2, not the client\'s address';
+    const caveat = userNetPortCaveat(tool, p);
+    const carried = (tool === 'pasta' ? 'pasta: the sandbox sees the client\'s own address' : 'slirp4netns: the sandbox sees connections from the host\'s loopback come from 10.0.2.2, other clients with their own address') + (caveat ? `; ${caveat}` : '');
     add('network', `port:${p.hostIp || '*'}:${p.hostPort || `any-${p.containerPort}`}/${p.protocol}`, 'net.port', `publish ${hostSide}/${p.protocol} on the host to port ${p.containerPort} inside (${carried})`, p.src,
       { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path: tool });
   }

@@ -80,7 +80,9 @@ export interface StepArgs {
   'mount.root-readonly': Record<string, never>;
   // identity (child)
   'hostname': { hostname: string };
-  'user.groups': { groups: (string | number)[] };
+  /** inherited: a rootless one-id map denies setgroups, so the caller's own groups stay (unmapped
+   * inside, where they show as nobody) and cannot be dropped. */
+  'user.groups': { groups: (string | number)[]; inherited?: boolean };
   'user.ids': { user: string | number; group: string | number | null };
   'umask': { umask: number };
   // security (child)

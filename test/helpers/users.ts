@@ -2,7 +2,7 @@
 // 65536-id range in /etc/subuid and /etc/subgid, as on a fresh Debian) and remove afterwards.
 // Made and removed by the test process, as root; the commands run with setpriv as the user, with
 // the environment a login gives (HOME, USER, XDG_RUNTIME_DIR made as logind makes it).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -68,20 +68,29 @@ export function releaseRepo(): void { reach?.release(); reach = undefined; }
 
 export interface UserRun { code: number | null; signal: NodeJS.Signals | null; out: string; err: string }
 
+function loginEnv(u: TestUser, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, USER: u.name, LOGNAME: u.name,
+    XDG_RUNTIME_DIR: u.runtimeDir, NO_COLOR: '1', CI: 'true', LANG: 'C.UTF-8', ...extra,
+  };
+}
+
+const setprivArgs = (u: TestUser, argv: string[]) => ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', ...argv];
+
 /** Runs argv as the user, with a login's environment, in the repository (as the user reaches it).
  * With `cgroup` (a cgroup v2 folder), the command starts there: the root shell moves itself in
  * before setpriv drops to the user, as a login's processes start in the cgroup systemd gives them. */
 export function asUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; input?: string; timeout?: number; cwd?: string; cgroup?: string } = {}): UserRun {
-  const env = {
-    PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, USER: u.name, LOGNAME: u.name,
-    XDG_RUNTIME_DIR: u.runtimeDir, NO_COLOR: '1', CI: 'true', LANG: 'C.UTF-8', ...opts.env,
-  };
-  const setpriv = ['setpriv', '--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', ...argv];
-  const [cmd, ...args] = opts.cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', opts.cgroup, ...setpriv] : setpriv;
+  const [cmd, ...args] = opts.cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', opts.cgroup, 'setpriv', ...setprivArgs(u, argv)] : ['setpriv', ...setprivArgs(u, argv)];
   const r = spawnSync(cmd!, args, {
-    cwd: opts.cwd ?? repoForUsers(), encoding: 'utf8', input: opts.input ?? '', env, timeout: opts.timeout ?? 60_000,
+    cwd: opts.cwd ?? repoForUsers(), encoding: 'utf8', input: opts.input ?? '', env: loginEnv(u, opts.env), timeout: opts.timeout ?? 60_000,
   });
   return { code: r.status, signal: r.signal, out: (r.stdout ?? '').replace(/\r/g, ''), err: r.stderr ?? '' };
+}
+
+/** Starts argv as the user and returns at once (a long-running process the test talks to over its stdin and stdout). */
+export function spawnAsUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess {
+  return spawn('setpriv', setprivArgs(u, argv), { cwd: opts.cwd ?? repoForUsers(), env: loginEnv(u, opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** The CLI as the user runs it. */

@@ -1,0 +1,189 @@
+// Rootless runs, as users the test makes (and removes): the user namespace and its maps, seen from
+// inside; a caller without subordinate ranges; the lifecycle of detached sandboxes; that one user
+// can never see, exec into, stop or remove another's; the located errors for limits on this hybrid
+// host; and that nothing is left on the host after any of it.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync, chownSync } from 'node:fs';
+import { join } from 'node:path';
+import { needs, hasEngine, cgroupLayout } from '../helpers/sandbox';
+import { asUser, canMakeUsers, hasUidmap, makeUser, pidsOf, removeAllUsers, repoForUsers, sandboxAs, userTmp, type TestUser } from '../helpers/users';
+
+const ready = hasEngine && canMakeUsers && hasUidmap;
+let alice: TestUser, bob: TestUser, dir: string;
+const mounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).sort().join('\n');
+let mountsBefore = '';
+
+before(() => {
+  if (!ready) return;
+  mountsBefore = mounts();
+  alice = makeUser('rla');
+  bob = makeUser('rlb');
+  dir = userTmp(alice);
+});
+after(() => { if (ready) removeAllUsers(); });
+
+/** A config file the user owns, in its scratch folder. */
+function config(u: TestUser, name: string, text: string): string {
+  const f = join(dir, `${name}.yml`);
+  writeFileSync(f, text);
+  chownSync(f, u.uid, u.gid);
+  return f;
+}
+
+/** Everything of the user's that a finished run could leave: processes, sandbox state folders. */
+function leftovers(u: TestUser): string[] {
+  const out = pidsOf(u.uid).map((p) => `process ${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+  const root = join(u.runtimeDir, 'sandbox');
+  if (existsSync(root)) for (const n of readdirSync(root).filter((x) => !x.startsWith('.'))) out.push(`state folder ${join(root, n)}`);
+  return out;
+}
+
+test('rootless up: the caller is root inside, its ranges are mapped above it, and the isolation holds', (t) => {
+  if (!needs(t, 'root (to make users), newuidmap and libsbx', ready)) return;
+  const f = config(alice, 'ids', 'version: 1\nname: ids\nrootfs: host\nnetwork: none\nhostname: inside\ncommand: [sh, -c, "id -u; cat /proc/self/uid_map /proc/self/gid_map; hostname; grep -E \'^(CapEff|NoNewPrivs|Seccomp):\' /proc/self/status; cat /proc/self/mountinfo | head -1; touch /usr/x 2>&1 || echo ro"]\n');
+  const plan = sandboxAs(alice, ['plan', f]);
+  assert.equal(plan.code, 0, plan.err);
+  assert.match(plan.out, /rootless: you, rla\S*, are root inside; 1 and up are your ranges/);
+  const r = sandboxAs(alice, ['up', '-q', f]);
+  assert.equal(r.code, 0, r.err);
+  const [uid, ...lines] = r.out.trim().split('\n');
+  assert.equal(uid, '0');
+  const range = readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${alice.name}:`))!.split(':');
+  const maps = lines.slice(0, 4).map((l) => l.trim().split(/\s+/).join(' '));
+  assert.deepEqual(maps, [`0 ${alice.uid} 1`, `1 ${range[1]} ${range[2]}`, `0 ${alice.gid} 1`, `1 ${readFileSync('/etc/subgid', 'utf8').split('\n').find((l) => l.startsWith(`${alice.name}:`))!.split(':')[1]} 65536`]);
+  assert.equal(lines[4], 'inside');
+  assert.match(r.out, /CapEff:\s+00000000800405fb/, 'the default capability set, held in the user namespace only');
+  assert.match(r.out, /NoNewPrivs:\s+1/);
+  assert.match(r.out, /Seccomp:\s+2/);
+  assert.match(r.out, /^\d+ \d+ \S+ \/ \/ rw,nosuid,nodev\S* - tmpfs /m, 'the root is a fresh tmpfs, not the host\'s');
+  assert.match(r.out, /Read-only file system\n|ro\n/);
+  assert.deepEqual(leftovers(alice), []);
+});
+
+test('rootless, a caller without subordinate ranges gets a one-id map, and the plan says so', (t) => {
+  if (!needs(t, 'root (to make users), newuidmap and libsbx', ready)) return;
+  const u = makeUser('rln');
+  const [, start, count] = readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${u.name}:`))!.split(':');
+  const end = Number(start) + Number(count) - 1;
+  execFileSync('usermod', ['--del-subuids', `${start}-${end}`, '--del-subgids', `${start}-${end}`, u.name]);
+  const d = userTmp(u);
+  const f = join(d, 'one.yml');
+  writeFileSync(f, 'version: 1\nname: one\nrootfs: host\nnetwork: none\ncommand: [sh, -c, "id -u; cat /proc/self/uid_map /proc/self/setgroups"]\n');
+  chownSync(f, u.uid, u.gid);
+  const plan = sandboxAs(u, ['plan', f]);
+  assert.match(plan.out, /no range, so only your own id is mapped/);
+  const r = sandboxAs(u, ['up', '-q', f]);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(r.out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' ')), ['0', `0 ${u.uid} 1`, 'deny']);
+  assert.deepEqual(leftovers(u), []);
+});
+
+test('rootless lifecycle: up -d, ps, logs, exec, top, inspect, stop, restart policy, down and gc, all as the user', async (t) => {
+  if (!needs(t, 'root (to make users), newuidmap and libsbx', ready)) return;
+  const f = config(alice, 'bg', 'version: 1\nname: bg\nrootfs: host\nnetwork: none\ndetach: true\ncommand: [sh, -c, "echo started; trap \'exit 0\' TERM; while true; do sleep 0.1; done"]\n');
+  const up = sandboxAs(alice, ['up', '-q', f]);
+  assert.equal(up.code, 0, up.err);
+  const ps = sandboxAs(alice, ['ps']);
+  assert.match(ps.out, /^bg\s+running\s+(\d+)/m);
+  const pid = Number(/^bg\s+running\s+(\d+)/m.exec(ps.out)![1]);
+  // The host sees the command as the caller: its uid is the user's, not root's.
+  assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${alice.uid}\\s`, 'm'));
+  for (let i = 0; i < 50 && !sandboxAs(alice, ['logs', 'bg']).out.includes('started'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(sandboxAs(alice, ['logs', 'bg']).out, /started/);
+  const ex = sandboxAs(alice, ['exec', 'bg', '--', 'sh', '-c', 'id -u; cat /proc/self/uid_map | head -1; cat /proc/1/cmdline | tr "\\0" " "']);
+  assert.equal(ex.code, 0, ex.err);
+  assert.match(ex.out, new RegExp(`^0\\n\\s*0\\s+${alice.uid}\\s+1\\nsh -c echo started`));
+  assert.match(sandboxAs(alice, ['top', 'bg']).out, /sh -c echo started/);
+  assert.match(sandboxAs(alice, ['inspect', 'bg']).out, /status\s+running/);
+  const stop = sandboxAs(alice, ['stop', 'bg']);
+  assert.equal(stop.code, 0, stop.err);
+  assert.match(sandboxAs(alice, ['ps', '-a']).out, /^bg\s+exited \(0\)/m);
+  assert.equal(sandboxAs(alice, ['down', 'bg']).code, 0);
+  assert.equal(sandboxAs(alice, ['ps', '-a']).out.includes('bg'), false);
+
+  // A restart policy is applied by the sandbox's PID 1, rootless as with root.
+  const again = config(alice, 'again', 'version: 1\nname: again\nrootfs: host\nnetwork: none\nrestart: on-failure:2\ncommand: [sh, -c, "echo run; exit 3"]\n');
+  const r = sandboxAs(alice, ['up', again]);
+  assert.equal(r.code, 3);
+  assert.equal(r.out.match(/^run$/gm)?.length, 3, r.out);
+  assert.deepEqual(leftovers(alice), []);
+});
+
+test('one user can never see, exec into, stop or remove another user\'s sandboxes', async (t) => {
+  if (!needs(t, 'root (to make users), newuidmap and libsbx', ready)) return;
+  const f = config(alice, 'mine', 'version: 1\nname: mine\nrootfs: host\nnetwork: none\ndetach: true\ncommand: [sleep, "60"]\n');
+  assert.equal(sandboxAs(alice, ['up', '-q', f]).code, 0);
+  try {
+    assert.match(sandboxAs(alice, ['ps']).out, /^mine\s+running/m);
+    assert.equal(sandboxAs(bob, ['ps', '-a']).out.includes('mine'), false, 'bob sees none of alice\'s');
+    for (const args of [['exec', 'mine', '--', 'true'], ['stop', 'mine'], ['down', 'mine'], ['logs', 'mine'], ['inspect', 'mine'], ['top', 'mine']]) {
+      const r = sandboxAs(bob, args);
+      assert.notEqual(r.code, 0, `bob: sandbox ${args.join(' ')}`);
+      assert.match(r.err, /no sandbox named mine/, `bob: sandbox ${args.join(' ')}`);
+    }
+    // Nor can bob reach her state behind the CLI's back: her runtime folder is hers alone.
+    const peek = asUser(bob, ['ls', join(alice.runtimeDir, 'sandbox')]);
+    assert.notEqual(peek.code, 0);
+    assert.match(peek.err, /Permission denied/);
+    // Nor can root's own CLI, which keeps its state elsewhere, see it as one of root's.
+    assert.match(sandboxAs(alice, ['ps']).out, /^mine\s+running/m, 'still running after bob\'s tries');
+    const pid = Number(/^mine\s+running\s+(\d+)/m.exec(sandboxAs(alice, ['ps']).out)![1]);
+    const kill = asUser(bob, ['kill', '-9', String(pid)]);
+    assert.notEqual(kill.code, 0, 'the kernel refuses bob\'s signal to alice\'s sandbox');
+    // A state root another user made first is refused, never used.
+    const trap = makeUser('rlt');
+    execFileSync('mkdir', ['-p', '-m', '0777', `/tmp/sandbox-${trap.uid}`]);
+    const env = { XDG_RUNTIME_DIR: '' };
+    const cfg = join(userTmp(trap), 'x.yml');
+    writeFileSync(cfg, 'version: 1\nname: x\nrootfs: host\nnetwork: none\ncommand: [/bin/true]\n');
+    chownSync(cfg, trap.uid, trap.gid);
+    const refused = sandboxAs(trap, ['up', '-q', cfg], { env });
+    assert.equal(refused.code, 125);
+    assert.match(refused.err, new RegExp(`/tmp/sandbox-${trap.uid} is (owned by uid 0, not you|open to others)`));
+    execFileSync('rm', ['-rf', `/tmp/sandbox-${trap.uid}`]);
+  } finally {
+    assert.equal(sandboxAs(alice, ['down', 'mine']).code, 0);
+  }
+  assert.deepEqual(leftovers(alice), []);
+});
+
+test('kill -9 of a rootless CLI: the sandbox dies with it, and gc removes its state', async (t) => {
+  if (!needs(t, 'root (to make users), newuidmap and libsbx', ready)) return;
+  const f = config(alice, 'fg', 'version: 1\nname: fg\nrootfs: host\nnetwork: none\ncommand: [sleep, "60"]\n');
+  const cli = spawn('setpriv', ['--reuid', String(alice.uid), '--regid', String(alice.gid), '--init-groups', '--', process.execPath, join(repoForUsers(), 'bin/sandbox.js'), 'up', '-q', f], {
+    cwd: repoForUsers(), stdio: 'ignore', env: { PATH: process.env.PATH, HOME: alice.home, XDG_RUNTIME_DIR: alice.runtimeDir, CI: 'true' },
+  });
+  for (let i = 0; i < 100 && !/^fg\s+running/m.test(sandboxAs(alice, ['ps']).out); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = Number(/^fg\s+running\s+(\d+)/m.exec(sandboxAs(alice, ['ps']).out)?.[1]);
+  assert.ok(pid > 0, 'the sandbox runs');
+  // setpriv execs node: the CLI is the spawned PID itself.
+  process.kill(cli.pid!, 'SIGKILL');
+  await new Promise((r) => cli.once('exit', r));
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(existsSync(`/proc/${pid}`), false, 'the sandbox ended with its CLI');
+  const gc = sandboxAs(alice, ['gc']);
+  assert.equal(gc.code, 0, gc.err);
+  assert.match(gc.out, /fg: state folder/);
+  assert.deepEqual(leftovers(alice), []);
+});
+
+test('rootless on this host: limits are located errors that say why and how to get delegation; doctor says so', (t) => {
+  if (!needs(t, 'root (to make users), newuidmap and libsbx', ready)) return;
+  if (cgroupLayout() === 'v2') { t.skip('this host runs pure cgroup v2: the delegated path is tested in rootless-cgroup'); return; }
+  const r = sandboxAs(alice, ['plan', 'samples/limits.yml']);
+  assert.equal(r.code, 2);
+  const lines = readFileSync(join(repoForUsers(), 'samples/limits.yml'), 'utf8').split('\n');
+  for (const key of ['memory', 'memory_reservation', 'memory_swap', 'cpus', 'cpu_shares', 'cpuset', 'pids']) {
+    const line = lines.findIndex((l) => l.startsWith(`  ${key}:`)) + 1;
+    assert.match(r.err, new RegExp(`samples/limits\\.yml:${line}:\\d+: error: cgroup hybrid cannot be delegated to a user`), key);
+  }
+  assert.match(r.err, /Delegate=yes/);
+  assert.doesNotMatch(r.err, /at .*\.js:\d+/, 'no stack trace');
+  const doctor = sandboxAs(alice, ['doctor']);
+  assert.match(doctor.out, /not root/);
+  assert.match(doctor.out, /limits?.*(hybrid|cannot be delegated)/i);
+  assert.equal(mounts(), mountsBefore, 'no mount was left on the host');
+  accessSync('/etc/subuid', constants.R_OK);
+});
