@@ -12,7 +12,7 @@ import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
-import { probeHost } from '../engine/probe';
+import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
 import { LifecycleError, registerLifecycle } from './lifecycle';
@@ -219,6 +219,8 @@ export function buildProgram(): Command {
       const rows: [string, string][] = [
         ['kernel', `${h.kernel} ${h.arch}, ${h.cpus} CPUs`],
         ['privilege', h.root ? `root, ${h.caps.length} capabilities${h.caps.includes('SYS_RESOURCE') ? '' : ' (no SYS_RESOURCE: hard rlimits cannot be raised)'}` : 'not root: sandboxes need a user namespace'],
+        // Without root, limits apply only inside a cgroup v2 subtree delegated to the caller.
+        ...(h.root ? [] : [['limits', describeDelegation(h)] as [string, string]]),
         ['cgroups', `${h.cgroup.layout}${h.cgroup.controllers.length ? `: ${h.cgroup.controllers.join(' ')}` : ''}; swap accounting ${h.cgroup.swap ? 'on' : 'off'}${h.cgroup.ioWeightFile ? `; IO weight in ${h.cgroup.ioWeightFile}` : ''}`],
         ['user namespaces', yes(h.userns)],
         ['seccomp', yes(h.seccomp)],

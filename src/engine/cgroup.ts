@@ -1,5 +1,7 @@
 // The sandbox's cgroup on the host, on cgroup v1/hybrid (one folder per controller hierarchy) and
-// on v2 (one folder). Runs in the CLI process as root; every write is to a file the plan names.
+// on v2 (one folder). Runs in the CLI process: as root anywhere in the tree, or, for any other
+// caller on v2, only inside the subtree delegated to it (HostFeatures.cgroup.delegated), which it
+// owns. Every write is to a file the plan names, or to a subtree_control on the way down to it.
 import { constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 
 /** O_PATH on Linux (node:fs does not export it). */
@@ -38,19 +40,15 @@ export class Cgroup {
 
   exists(): boolean { return this.dirs().some((d) => existsSync(d)); }
 
+  /** The folder (relative to the unified mount) above which this cgroup's code never writes: the
+   * delegation root when the path lies in the caller's delegated subtree, else the mount's root. */
+  private get base(): string {
+    const d = this.host.delegated;
+    return this.v2 && d !== undefined && this.path.startsWith(d + '/') ? d : '';
+  }
+
   create(): void {
-    if (this.v2) {
-      // Controllers must be enabled in every ancestor's subtree_control for the leaf to have them.
-      const root = this.host.mounts.unified ?? '/sys/fs/cgroup';
-      const wanted = this.host.controllers.filter((c) => ['cpu', 'cpuset', 'memory', 'pids', 'io'].includes(c));
-      let dir = root;
-      for (const part of dirname(this.path).split('/').filter(Boolean)) {
-        enable(dir, wanted);
-        dir = join(dir, part);
-        mkdirSync(dir, { recursive: true });
-      }
-      enable(dir, wanted);
-    }
+    if (this.v2) return this.createV2();
     for (const d of this.dirs()) {
       const cpuset = !this.v2 && this.host.mounts.cpuset !== undefined && d.startsWith(this.host.mounts.cpuset + '/');
       const parts = this.path.split('/');
@@ -60,6 +58,25 @@ export class Cgroup {
         try { mkdirSync(level); } catch (e) { if (leaf || (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
         // A v1 cpuset starts empty, and nothing can join an empty one: each empty level copies its parent's.
         if (cpuset) for (const f of ['cpuset.cpus', 'cpuset.mems']) copyUp(level, f);
+      }
+    }
+  }
+
+  /** Controllers must be enabled in every ancestor's subtree_control for the leaf to have them: from
+   * the delegation root down (a non-root caller may write nothing above it; what is enabled above
+   * is what its cgroup.controllers lists), or from the root for root. */
+  private createV2(): void {
+    const mount = this.host.mounts.unified ?? '/sys/fs/cgroup';
+    const wanted = this.host.controllers.filter((c) => ['cpu', 'cpuset', 'memory', 'pids', 'io'].includes(c));
+    const base = this.base;
+    const parts = (base ? this.path.slice(base.length + 1) : this.path).split('/').filter(Boolean);
+    let dir = join(mount, base);
+    for (let i = 0; i < parts.length; i++) {
+      enable(dir, wanted, { delegationRoot: base !== '' && i === 0, rootless: this.host.delegated !== undefined });
+      dir = join(dir, parts[i]!);
+      try { mkdirSync(dir); } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (i === parts.length - 1 || code !== 'EEXIST') throw code === 'EACCES' || code === 'EPERM' ? notYours(dirname(dir), e as Error) : e;
       }
     }
   }
@@ -107,19 +124,41 @@ export class Cgroup {
           await new Promise((r) => setTimeout(r, 5));
         }
       }
-      // The shared parents (sandbox/) go too once no other sandbox uses them.
-      for (let p = dirname(d); p.length > d.length - this.path.length; p = dirname(p)) {
+      // The shared parents (sandbox/) go too once no other sandbox uses them, never the delegation
+      // root nor anything above it.
+      const floor = this.v2 && this.base ? d.length - this.path.length + this.base.length : d.length - this.path.length;
+      for (let p = dirname(d); p.length > floor; p = dirname(p)) {
         try { rmdirSync(p); } catch { break; }
       }
     }
   }
 }
 
-function enable(dir: string, controllers: string[]) {
+/** Enables the controllers this level's children lack. The kernel refuses (EBUSY) in a cgroup that
+ * holds processes itself (v2's no-internal-process rule), which is where a caller stands when it
+ * runs sandbox from its delegation root: that error says so and how to move. */
+function enable(dir: string, controllers: string[], where: { delegationRoot: boolean; rootless: boolean }) {
   let have: string[] = [];
   try { have = readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/); } catch { return; }
   const missing = controllers.filter((c) => !have.includes(c));
-  if (missing.length) writeFileSync(join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+  if (!missing.length) return;
+  try { writeFileSync(join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' ')); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw notYours(dir, e as Error);
+    if (code !== 'EBUSY') throw e;
+    const procs = (() => { try { return readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean); } catch { return []; } })();
+    const who = procs.includes(String(process.pid)) ? ', this sandbox command among them' : procs.length ? ` (${procs.length}: ${procs.slice(0, 5).join(' ')}${procs.length > 5 ? ' …' : ''})` : '';
+    throw new Error(`cannot enable the ${missing.join(' ')} controller${missing.length > 1 ? 's' : ''} in ${dir}: ` +
+      `${where.delegationRoot ? 'this delegated cgroup' : 'this cgroup'} holds processes${who}, and cgroup v2 gives controllers only to the children of a cgroup with none (EBUSY). ` +
+      (where.rootless
+        ? 'Run sandbox from a child cgroup of it: `systemd-run --user --scope sandbox …`, or in a systemd unit with Delegate=yes'
+        : `Move those processes into a child cgroup of ${dir}`));
+  }
+}
+
+/** A write the caller may not make: above its delegated subtree, or with no subtree delegated. */
+function notYours(dir: string, e: Error): Error {
+  return new Error(`cannot write the cgroup ${dir}: it is not delegated to you (${(e as NodeJS.ErrnoException).code}); limits for a sandbox run without root need a cgroup v2 subtree delegated with systemd's Delegate=yes (\`sandbox doctor\` says what this host has)`);
 }
 
 function copyUp(dir: string, file: string) {

@@ -1,6 +1,6 @@
 // What this host offers, read once from /proc and /sys by the CLI process (no privilege needed,
 // nothing changed). The result is a HostFeatures value that the pure compiler takes as input.
-import { existsSync, readFileSync, readlinkSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, readlinkSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, arch, release, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { HostFeatures, IdRangeHost, RootlessHost } from '../plan/types';
@@ -53,6 +53,18 @@ export function probeHost(): HostFeatures {
     swap = mounts.memory !== undefined && existsSync(`${mounts.memory}/memory.memsw.limit_in_bytes`);
   }
 
+  // Only root may write the host's cgroup tree; any other caller can limit a sandbox only inside
+  // a subtree delegated to it, and only with the controllers enabled down to it.
+  let delegated: string | undefined;
+  if (!root) {
+    if (layout === 'v2') {
+      const own = ownCgroup(read('/proc/self/cgroup') ?? '');
+      delegated = own === undefined ? undefined : walkDelegation(own, process.geteuid?.() ?? -1, cgroupFsReader(mounts.unified!)).root;
+    }
+    controllers = delegated === undefined ? [] : (read(join(mounts.unified!, delegated, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean);
+    swap = swap && controllers.includes('memory');
+  }
+
   let ioWeightFile: string | undefined;
   if (layout === 'v2') ioWeightFile = hasChildFile('/sys/fs/cgroup', 'io.weight') || !hasChildFile('/sys/fs/cgroup', 'io.bfq.weight') ? 'io.weight' : 'io.bfq.weight';
   else if (mounts.blkio) {
@@ -80,7 +92,7 @@ export function probeHost(): HostFeatures {
     userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
     seccomp: /^Seccomp:/m.test(status),
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
-    cgroup: { layout, controllers, swap, mounts, ioWeightFile },
+    cgroup: { layout, controllers, swap, mounts, ioWeightFile, ...(delegated !== undefined ? { delegated } : {}) },
     rootDirs,
     stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
     ...(root ? {} : { rootless: probeRootless() }),
@@ -136,4 +148,81 @@ function hasChildFile(dir: string, file: string): boolean {
 export function engineLibrary(): string {
   loadLibSbx();
   return libraryPath();
+}
+
+/** The caller's cgroup on the unified hierarchy, from /proc/self/cgroup's `0::/…` line, as a path
+ * relative to the unified mount ('' for its root); undefined without one. */
+export function ownCgroup(procSelfCgroup: string): string | undefined {
+  const m = /^0::\/(.*)$/m.exec(procSelfCgroup);
+  return m ? m[1]!.replace(/\/+$/, '') : undefined;
+}
+
+/** What the delegation walk needs of the cgroup file system, so that it can be run on a fake one. */
+export interface CgroupFsReader {
+  /** The uid owning the folder at this path (relative to the unified mount); undefined if absent. */
+  owner(path: string): number | undefined;
+  /** Whether the caller may write this file (a path relative to the unified mount). */
+  writable(path: string): boolean;
+}
+
+/** The result of the walk: the delegation root, and the first folder above it that is not
+ * delegated with the reason (for `doctor`). */
+export interface DelegationWalk {
+  root?: string;
+  stop?: { path: string; why: string };
+}
+
+/** Why `path` is not a folder delegated to `uid`, or undefined when it is one: owned by the caller,
+ * with cgroup.procs (to move processes in) and cgroup.subtree_control (to enable controllers for
+ * its children) writable by it. */
+function notDelegated(path: string, uid: number, r: CgroupFsReader): string | undefined {
+  const owner = r.owner(path);
+  if (owner === undefined) return 'does not exist';
+  if (owner !== uid) return `is owned by uid ${owner}, not by you (uid ${uid})`;
+  for (const f of ['cgroup.procs', 'cgroup.subtree_control']) if (!r.writable(join(path, f))) return `is yours, but its ${f} is not writable by you`;
+  return undefined;
+}
+
+/** From the caller's own cgroup upwards, the topmost folder such that it and every one below it
+ * down to the caller's are delegated to `uid`: what systemd's Delegate=yes gives (a unit's folder
+ * chowned with its cgroup.procs, cgroup.subtree_control and cgroup.threads). The root cgroup is
+ * never a delegation. Pure over the reader. */
+export function walkDelegation(own: string, uid: number, r: CgroupFsReader): DelegationWalk {
+  let root: string | undefined;
+  for (let path = own; path !== ''; path = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '') {
+    const why = notDelegated(path, uid, r);
+    if (why !== undefined) return { root, stop: { path, why } };
+    root = path;
+  }
+  return { root, ...(root === undefined ? { stop: { path: '', why: 'is the root cgroup, which only root may write' } } : {}) };
+}
+
+/** The real cgroup file system under the unified mount, as the caller sees it (access(2) with its
+ * real uid, which is its effective one: sandbox is never setuid). */
+export function cgroupFsReader(mount: string): CgroupFsReader {
+  return {
+    owner: (p) => { try { return statSync(join(mount, p)).uid; } catch { return undefined; } },
+    writable: (p) => { try { accessSync(join(mount, p), constants.W_OK); return true; } catch { return false; } },
+  };
+}
+
+/** `doctor`'s row for a caller that is not root: whether a sandbox's limits can apply, and if not,
+ * why and what to do. Reads /proc/self/cgroup and the unified hierarchy again for the reason
+ * (or what `io` gives, for the tests). */
+export function describeDelegation(h: HostFeatures, io: { own?: string; uid: number; reader: CgroupFsReader } = {
+  own: ownCgroup(read('/proc/self/cgroup') ?? ''), uid: process.geteuid?.() ?? -1, reader: cgroupFsReader(h.cgroup.mounts.unified ?? '/sys/fs/cgroup'),
+}): string {
+  const cg = h.cgroup;
+  if (cg.layout === 'v1' || cg.layout === 'hybrid') return `cgroup ${cg.layout} cannot be delegated to a user: limits need a host booted with pure cgroup v2 (systemd.unified_cgroup_hierarchy=1)`;
+  if (cg.layout === 'none') return 'no cgroup file system is mounted: limits cannot apply';
+  if (cg.delegated !== undefined) return `cgroup v2, delegated at /${cg.delegated}, controllers ${cg.controllers.length ? cg.controllers.join(' ') : 'none (enable them in the parent\'s cgroup.subtree_control)'}`;
+  const { own, uid, reader } = io;
+  if (own === undefined) return 'no delegated subtree: /proc/self/cgroup names no cgroup v2 folder';
+  const walk = walkDelegation(own, uid, reader);
+  const service = `user.slice/user-${uid}.slice/user@${uid}.service`;
+  // A login shell sits in session-N.scope, beside the user manager's delegated folder, not in it.
+  const hint = walkDelegation(service, uid, reader).root !== undefined
+    ? `; your user manager's /${service} is delegated to you: run sandbox under it with \`systemd-run --user --scope sandbox …\``
+    : '; ask for Delegate=yes (systemd: `systemctl edit user@.service`, [Service] Delegate=yes), or run sandbox in a unit that has it';
+  return `no delegated subtree: your cgroup /${walk.stop?.path ?? own} ${walk.stop?.why ?? 'is not yours'}${hint}`;
 }

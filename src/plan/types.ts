@@ -157,7 +157,8 @@ export interface HostFeatures {
   cgroup: {
     /** v1: only v1 hierarchies; hybrid: v1 controllers plus an empty v2; v2: unified only. */
     layout: 'v1' | 'hybrid' | 'v2' | 'none';
-    /** Controllers the sandbox can use. */
+    /** Controllers the sandbox can use: as root, the host's; for any other caller, those of its
+     * delegated subtree (its cgroup.controllers), none without one. */
     controllers: string[];
     /** v1: memory.memsw.* exist (swap accounting is on); v2: memory.swap.max exists. */
     swap: boolean;
@@ -165,8 +166,11 @@ export interface HostFeatures {
     mounts: Record<string, string>;
     /** The IO weight file this host has: blkio.weight, or BFQ's blkio.bfq.weight / io.bfq.weight. */
     ioWeightFile?: string;
-    /** Without root, on v2: the caller's delegated subtree (systemd's Delegate=yes), relative to
-     * the unified mount; undefined where none is delegated. */
+    /** Pure v2 and not root: the caller's delegated subtree (what systemd's Delegate=yes gives),
+     * relative to the unified mount, e.g. `user.slice/user-1000.slice/user@1000.service`: the
+     * topmost folder above the caller's own cgroup, and every one between, that the caller owns
+     * and whose cgroup.procs and cgroup.subtree_control it may write. Undefined on v1/hybrid, for
+     * root, and where nothing is delegated. */
     delegated?: string;
   };
   /** The host folders `rootfs: host` binds, those that exist here; `/bin->usr/bin` for a symlink. */

@@ -78,9 +78,12 @@ function loginEnv(u: TestUser, extra: Record<string, string> = {}): Record<strin
 
 const setprivArgs = (u: TestUser, argv: string[]) => ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--', ...argv];
 
-/** Runs argv as the user, with a login's environment, in the repository (as the user reaches it). */
-export function asUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; input?: string; timeout?: number; cwd?: string } = {}): UserRun {
-  const r = spawnSync('setpriv', setprivArgs(u, argv), {
+/** Runs argv as the user, with a login's environment, in the repository (as the user reaches it).
+ * With `cgroup` (a cgroup v2 folder), the command starts there: the root shell moves itself in
+ * before setpriv drops to the user, as a login's processes start in the cgroup systemd gives them. */
+export function asUser(u: TestUser, argv: string[], opts: { env?: Record<string, string>; input?: string; timeout?: number; cwd?: string; cgroup?: string } = {}): UserRun {
+  const [cmd, ...args] = opts.cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', opts.cgroup, 'setpriv', ...setprivArgs(u, argv)] : ['setpriv', ...setprivArgs(u, argv)];
+  const r = spawnSync(cmd!, args, {
     cwd: opts.cwd ?? repoForUsers(), encoding: 'utf8', input: opts.input ?? '', env: loginEnv(u, opts.env), timeout: opts.timeout ?? 60_000,
   });
   return { code: r.status, signal: r.signal, out: (r.stdout ?? '').replace(/\r/g, ''), err: r.stderr ?? '' };
