@@ -126,6 +126,7 @@ function probeRootless(): RootlessHost {
     subgid: subordinateRanges(read('/etc/subgid') ?? '', user, uid),
     newuidmap: onPath('newuidmap'), newgidmap: onPath('newgidmap'),
     pasta: onPath('pasta'), slirp4netns: onPath('slirp4netns'),
+    tun: (() => { try { accessSync('/dev/net/tun', constants.R_OK | constants.W_OK); return true; } catch { return false; } })(),
   };
 }
 

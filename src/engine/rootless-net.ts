@@ -217,7 +217,7 @@ function toolMessage(text: string): string {
 
 /** What to do about a tool's failure, from its message. */
 function wayOut(tool: string, msg: string): string {
-  if (/\/dev\/net\/tun/.test(msg) || /tun/i.test(msg) && /permi|denied|EACCES|EPERM/i.test(msg)) return 'the caller cannot open /dev/net/tun: it must be mode 0666 (udev makes it so; on a host without udev, run `chmod 0666 /dev/net/tun` as root)';
+  if (/\/dev\/net\/tun/.test(msg) || /tun/i.test(msg) && /permi|denied|EACCES|EPERM|open tun/i.test(msg)) return 'the caller cannot open /dev/net/tun: it must be mode 0666 (udev makes it so; on a host without udev, run `chmod 0666 /dev/net/tun` as root)';
   if (/in use|bind|add_hostfwd/i.test(msg)) return 'a published host port is taken, or below the unprivileged port start (sysctl net.ipv4.ip_unprivileged_port_start): pick another host port';
   if (/namespace|setns|Operation not permitted/i.test(msg)) return `${tool} could not join the sandbox's namespaces: check that unprivileged user namespaces are allowed (sysctl user.max_user_namespaces)`;
   return `fix what ${tool} reports, use the other tool (${tool === 'pasta' ? 'slirp4netns' : 'pasta'}), or run with \`network: none\``;

@@ -190,4 +190,6 @@ export interface RootlessHost extends CallerIds {
   newgidmap?: string;
   pasta?: string;
   slirp4netns?: string;
+  /** /dev/net/tun opens for the caller (pasta and slirp4netns make the sandbox's interface with it). */
+  tun: boolean;
 }

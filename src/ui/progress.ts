@@ -53,8 +53,16 @@ function throttledRenderer(listr2: typeof import('listr2')) {
   };
 }
 
+/** A terminal that reports no size (a pseudo-terminal nobody sized, as `script` makes without a
+ * terminal of its own) would have listr2 wrap every line at width 0, one character a line. */
+function sizeTerminal(stream: NodeJS.WriteStream): void {
+  if (stream.isTTY && !stream.columns) stream.columns = 80;
+}
+
 export async function showProgress(plan: Plan, tracker: StepTracker, opts: { quiet: boolean; plain: boolean }): Promise<void> {
   if (opts.quiet) return;
+  sizeTerminal(process.stdout);
+  sizeTerminal(process.stderr);
   const listr2 = require('listr2') as typeof import('listr2');
   const { Listr, ListrLogger, ProcessOutput } = listr2;
   const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
@@ -85,6 +93,8 @@ export async function showProgress(plan: Plan, tracker: StepTracker, opts: { qui
  * it downloads, then its unpacking. The task only observes pull events. */
 export function pullProgress(opts: { quiet: boolean; plain: boolean; title: string }): { onEvent(e: import('../image/pull').PullEvent): void; finish(error?: Error): Promise<void> } {
   if (opts.quiet) return { onEvent: () => undefined, finish: async () => undefined };
+  sizeTerminal(process.stdout);
+  sizeTerminal(process.stderr);
   const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
   const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
   const layers = new Map<string, { started: number; last: import('../image/pull').PullEvent }>();

@@ -33,7 +33,7 @@ export const ROOTLESS_HOST: HostFeatures = {
   ...HYBRID_HOST, root: false, stateRoot: '/run/user/1000/sandbox',
   rootless: {
     uid: 1000, gid: 1000, user: 'dev', subuid: [{ start: 100000, count: 65536 }], subgid: [{ start: 100000, count: 65536 }],
-    newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns',
+    newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns', tun: true,
   },
 };
 

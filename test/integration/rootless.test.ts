@@ -243,3 +243,39 @@ test('as a user: samples/web.yml serves its page, and a detached sandbox publish
     tun.undo();
   }
 });
+
+test('as a user: samples/busybox.yml on a real terminal (script), its image pulled into the user\'s store; /bin/sh is PID 1', (t) => {
+  if (!needs(t, 'root (to make users), newuidmap, script and libsbx', ready && existsSync('/usr/bin/script'))) return;
+  const cmd = `${process.execPath} ${join(repoForUsers(), 'bin/sandbox.js')} up samples/busybox.yml -- /bin/sh -c 'ps; id -u; cat /proc/self/uid_map | tail -1; ls -ln /bin/busybox'`;
+  const r = asUser(alice, ['script', '-qec', cmd, '/dev/null'], { timeout: 60_000 });
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /^\s+1 root\s+\/bin\/sh -c ps/m, 'the command is PID 1');
+  assert.match(r.out, /\r?\n0\r?\n/, 'root inside');
+  // The image's files are root's inside: on the host they belong to the user itself.
+  assert.match(r.out, /-rwx\S* +1 0 +0 .*\/bin\/busybox/);
+  // A terminal that reports no size still gets whole lines of progress, not one character a line.
+  assert.match(r.out, /✔ 9\. exec: run the command/);
+  assert.ok(existsSync(join(alice.home, '.local/share/sandbox/images')), 'the store is in the user\'s XDG data folder');
+  assert.deepEqual(leftovers(alice), []);
+});
+
+test('rootless: a failure at every step of web.yml exits 125, names the step and leaves nothing behind', (t) => {
+  if (!needs(t, 'root (to make users), newuidmap, pasta and libsbx', ready && existsSync('/usr/bin/pasta'))) return;
+  const tun = tunForUsers();
+  try {
+    const plan = JSON.parse(sandboxAs(alice, ['plan', '--json', 'samples/web.yml']).out) as { steps: { id: string; kind: string }[] };
+    assert.ok(plan.steps.some((s) => s.kind === 'net.usernet') && plan.steps.some((s) => s.kind === 'idmap'));
+    const failures: string[] = [];
+    const before = mounts();
+    for (const step of plan.steps) {
+      const r = sandboxAs(alice, ['up', '-q', 'samples/web.yml', '--', '/bin/true'], { env: { SANDBOX_TEST_FAIL_AT: step.id } });
+      const expected = step.kind === 'exec' ? 126 : 125;
+      if (r.code !== expected) failures.push(`${step.id}: exit ${r.code}, expected ${expected}: ${r.err}`);
+      else if (!r.err.includes(`${step.id} (`)) failures.push(`${step.id}: the message does not name the step: ${r.err}`);
+      const left = leftovers(alice);
+      if (left.length) failures.push(`${step.id}: left ${left.join('; ')}`);
+    }
+    assert.deepEqual(failures, []);
+    assert.equal(mounts(), before);
+  } finally { tun.undo(); }
+});

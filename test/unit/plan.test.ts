@@ -148,6 +148,10 @@ test('rootless: a private network goes through pasta, or slirp4netns where pasta
   assert.match(findStep(run(ROOTLESS_HOST, ', rootless_cmd: slirp4netns').plan.steps, 'net.port')!.title, /slirp4netns: the sandbox sees connections from the host's loopback come from 10.0.2.2/);
   const neither: HostFeatures = { ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, pasta: undefined, slirp4netns: undefined } };
   assert.deepEqual(run(neither).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-usernet', 3]]);
+  // /dev/net/tun closed to the caller (a host without udev): refused by up at the network line, with the way out.
+  const noTun: HostFeatures = { ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, tun: false } };
+  assert.deepEqual(run(noTun).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src, p.atRun]), [['no-tun', 3, true]]);
+  assert.match(run(noTun).problems[0]!.message, /chmod 0666 \/dev\/net\/tun/);
   // What only root can do is refused where it is written.
   assert.deepEqual(run(ROOTLESS_HOST, ', proxy: kernel, subnet: 10.9.0.0/24').problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['rootless-proxy', 3], ['rootless-subnet', 3]]);
 });
