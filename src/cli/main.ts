@@ -11,7 +11,7 @@ import type { SandboxSpec } from '../model/types';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
-import type { Plan, HostFeatures } from '../plan/types';
+import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
@@ -106,6 +106,16 @@ function report(diagnostics: Diagnostic[], text: string, format = 'text', file?:
   }
   // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
   process.stderr.write(formatDiagnostics(diagnostics, (d) => (file === undefined || d.file === file ? text : Object.hasOwn(others, d.file) ? others[d.file] : undefined), color()));
+}
+
+/** doctor's rows for a caller who is not root: what its sandboxes' ids and networks can be. */
+function rootlessRows(r: RootlessHost): [string, string][] {
+  const ranges = (l: { start: number; count: number }[], file: string) => (l.length ? l.map((x) => `${x.start}-${x.start + x.count - 1}`).join(', ') : `none in ${file}: only a one-id map`);
+  const helpers = r.newuidmap && r.newgidmap ? 'newuidmap and newgidmap' : 'no newuidmap/newgidmap (install uidmap): only a one-id map';
+  return [
+    ['ids', `${r.user} (${r.uid}:${r.gid}); subuid ${ranges(r.subuid, '/etc/subuid')}; subgid ${ranges(r.subgid, '/etc/subgid')}; ${helpers}`],
+    ['network', `${r.pasta ? `pasta (${r.pasta})` : 'no pasta (install passt)'}, ${r.slirp4netns ? `slirp4netns (${r.slirp4netns})` : 'no slirp4netns'}; /dev/net/tun ${r.tun ? 'usable' : 'not usable by you: `chmod 0666 /dev/net/tun` as root (udev does it on a usual host)'}`],
+  ];
 }
 
 export function buildProgram(): Command {
@@ -218,8 +228,9 @@ export function buildProgram(): Command {
       const yes = (b: boolean) => (b ? 'yes' : 'no');
       const rows: [string, string][] = [
         ['kernel', `${h.kernel} ${h.arch}, ${h.cpus} CPUs`],
-        ['privilege', h.root ? `root, ${h.caps.length} capabilities${h.caps.includes('SYS_RESOURCE') ? '' : ' (no SYS_RESOURCE: hard rlimits cannot be raised)'}` : 'not root: sandboxes need a user namespace'],
-        // Without root, limits apply only inside a cgroup v2 subtree delegated to the caller.
+        ['privilege', h.root ? `root, ${h.caps.length} capabilities${h.caps.includes('SYS_RESOURCE') ? '' : ' (no SYS_RESOURCE: hard rlimits cannot be raised)'}` : 'not root: rootless, in a user namespace where you are root'],
+        // Without root: the ids a user namespace may map, the network tools, and where limits apply.
+        ...(h.rootless ? rootlessRows(h.rootless) : []),
         ...(h.root ? [] : [['limits', describeDelegation(h)] as [string, string]]),
         ['cgroups', `${h.cgroup.layout}${h.cgroup.controllers.length ? `: ${h.cgroup.controllers.join(' ')}` : ''}; swap accounting ${h.cgroup.swap ? 'on' : 'off'}${h.cgroup.ioWeightFile ? `; IO weight in ${h.cgroup.ioWeightFile}` : ''}`],
         ['user namespaces', yes(h.userns)],
