@@ -35,6 +35,22 @@ function header(e: Entry, size: number, type: string, name = e.name): Buffer {
 const pad = (b: Buffer) => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
 
 /** A tar archive of exactly these entries, in this order. */
+/** Layers that try to write outside their own folder, each with the refusal it must get; an
+ * absolute path names `absolute` (a file no other test writes). Root and rootless unpacks both take them. */
+export function maliciousLayers(absolute: string): [string, Entry[], RegExp][] {
+  return [
+    ['../ in a name', [{ name: '../outside/evil', body: 'x' }], /climbs out with \.\./],
+    ['a deeper ..', [{ name: 'a/', type: '5' }, { name: 'a/../../outside/evil', body: 'x' }], /climbs out with \.\./],
+    ['an absolute path', [{ name: absolute, body: 'x' }], /absolute path/],
+    ['a file written through a symlink', [{ name: 'link', type: '2', linkname: '../outside' }, { name: 'link/evil', body: 'x' }], /through the symlink "link"/],
+    ['a file through an absolute symlink', [{ name: 'etc', type: '2', linkname: '/etc' }, { name: 'etc/evil-from-layer', body: 'x' }], /through the symlink "etc"/],
+    ['a hard link pointing out', [{ name: 'h', type: '1', linkname: '../outside/target' }], /climbs out with \.\./],
+    ['a hard link to an absolute path', [{ name: 'h', type: '1', linkname: '/etc/passwd' }], /absolute path/],
+    ['a hard link through a symlink', [{ name: 'l', type: '2', linkname: '/etc' }, { name: 'h', type: '1', linkname: 'l/passwd' }], /through the symlink "l"/],
+    ['a pax path that climbs out', [{ name: 'innocent', body: 'x', pax: { path: '../outside/evil' } }], /climbs out/],
+  ];
+}
+
 export function tar(entries: Entry[]): Buffer {
   const out: Buffer[] = [];
   for (const e of entries) {
