@@ -18,6 +18,7 @@ import { MSG } from '../ui/messages';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerAudit } from './audit';
+import { registerExport } from './export';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -248,6 +249,7 @@ export function buildProgram(): Command {
   registerLifecycle(program, async (file) => (await load(file, {})).plan.name);
   registerImages(program);
   registerAudit(program, load);
+  registerExport(program, load);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.

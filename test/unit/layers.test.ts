@@ -14,9 +14,10 @@ const MAY_IMPORT: Record<string, string[]> = {
   model: ['config', 'image'],
   plan: ['model'],
   audit: ['plan', 'model', 'config'],
+  export: ['model', 'config'],
   engine: ['plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
-  cli: ['config', 'model', 'plan', 'audit', 'engine', 'image', 'ui'],
+  cli: ['config', 'model', 'plan', 'audit', 'export', 'engine', 'image', 'ui'],
 };
 
 function sources(dir: string): string[] {

@@ -1,0 +1,114 @@
+// SandboxSpec → a Compose file with one service, with the fidelity report. Pure. The config's keys
+// follow Compose's already, so most map one to one; what differs is what sandbox adds by default
+// (no_new_privs, Podman's smaller capability set), written out so that the engine's own defaults
+// do not apply, and what Compose has no key for.
+import type { SandboxSpec } from '../model/types';
+import { commonFindings, dnsLabel, imageFindings, LOSSY, Report, signalName, written, writtenEnv, type Exported, type Locate } from './fidelity';
+import { flagFindings } from './kube';
+
+export interface ComposeOptions {
+  image?: string;
+  rootDirs: readonly string[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** Milliseconds as a Compose duration: 30s, 1500ms. */
+const duration = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: Locate): Exported<Obj> {
+  const r = new Report('compose', locate);
+  const name = dnsLabel(spec.name.value);
+  const p = spec.process;
+  const svc: Obj = {};
+  const { image, hostDirs } = imageFindings(spec, r, opts.image, opts.rootDirs);
+  commonFindings(spec, r, { ulimits: true, maskedPaths: false, umask: false, timeNs: false, registries: false });
+  svc.image = image ?? '';
+
+  if (spec.rootfs.type === 'image' && !opts.image) {
+    if (p.entrypoint !== undefined) svc.entrypoint = p.entrypoint;
+    if (p.command !== undefined) svc.command = p.command;
+  } else if (p.args.length) svc.entrypoint = p.args;
+  if (written(p.cwd.src) || spec.rootfs.type !== 'image') svc.working_dir = p.cwd.value;
+  const u = p.user;
+  if (written(u.src) || spec.rootfs.type !== 'image') svc.user = u.group !== undefined ? `${u.user}:${u.group}` : String(u.user);
+  if (p.groups.length) svc.group_add = p.groups.map((g) => g.value);
+  const env = writtenEnv(spec);
+  if (env.length) svc.environment = Object.fromEntries(env.map((e) => [e.name, e.value]));
+  if (p.tty.value) svc.tty = true;
+  if (p.stdin.value) svc.stdin_open = true;
+  if (p.init.value) svc.init = true;
+  const rs = p.restart.value;
+  if (rs.policy !== 'no') svc.restart = rs.policy === 'on-failure' && rs.max ? `on-failure:${rs.max}` : rs.policy;
+  if (written(p.stopSignal.src)) svc.stop_signal = signalName(p.stopSignal.value);
+  if (written(p.stopGraceMs.src)) svc.stop_grace_period = duration(p.stopGraceMs.value);
+  if (written(spec.shmSize.src)) svc.shm_size = spec.shmSize.value;
+
+  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
+  if (ns('uts').mode === 'private' && spec.network.mode.value !== 'host') svc.hostname = spec.hostname.value;
+
+  // Network.
+  const net = spec.network;
+  if (net.mode.value !== 'private') svc.network_mode = net.mode.value;
+  if (written(net.subnet.src)) r.none(net.subnet.src, ['network', 'subnet'], 'subnet', '`network.subnet` on a service', `declare a network with that subnet under the file's top-level networks; ${LOSSY}`);
+  if (written(net.proxy.src) && net.proxy.value !== 'auto') r.none(net.proxy.src, ['network', 'proxy'], 'proxy', '`network.proxy`', LOSSY);
+  if (written(net.cmd.src) && net.cmd.value !== 'auto') r.none(net.cmd.src, ['network', 'rootless_cmd'], 'rootless-cmd', '`network.rootless_cmd`', `rootless Podman reads it from containers.conf (rootless_network_cmd); ${LOSSY}`);
+  if (net.ports.length) svc.ports = net.ports.map((pt) => ({ target: pt.containerPort, ...(pt.hostPort ? { published: String(pt.hostPort) } : {}), ...(pt.hostIp ? { host_ip: pt.hostIp } : {}), protocol: pt.protocol }));
+  if (net.dns.length) svc.dns = net.dns.map((d) => d.value);
+  if (net.extraHosts.length) svc.extra_hosts = net.extraHosts.map((h) => `${h.host}=${h.ip}`);
+
+  // Namespaces: Compose shares the host's by key; a user namespace is the daemon's setting.
+  for (const n of spec.namespaces) {
+    const key = ['namespaces', n.type];
+    if (n.mode === 'join') { r.none(n.src, key, 'namespace-join', `joining the ${n.type} namespace at ${n.path}`, `Compose joins another service's or container's (\`${n.type === 'net' ? 'network_mode' : n.type}: container:NAME\`), not a path; ${LOSSY}`); continue; }
+    if (n.mode !== 'host') {
+      if (n.type === 'user' && written(n.src)) r.none(n.src, key, 'user-namespace', 'a user namespace for one service (`namespaces.user`)', `the engine's daemon maps every container (dockerd --userns-remap), or rootless Podman does; ${LOSSY}`);
+      continue;
+    }
+    if (n.type === 'pid' || n.type === 'ipc' || n.type === 'uts') svc[n.type] = 'host';
+    else if (n.type === 'cgroup') svc.cgroup = 'host';
+    else if (n.type === 'mount') r.none(n.src, key, 'namespace-host', 'the host\'s mount namespace (`namespaces.mount: host`)', `a container always has its own; ${LOSSY}`);
+  }
+  if (ns('cgroup').mode === 'private') svc.cgroup = 'private';
+
+  // Volumes: long forms, read-only where the file says, the host's folders for rootfs: host.
+  const vols: Obj[] = hostDirs.map((d) => ({ type: 'bind', source: d, target: d, read_only: true }));
+  const targets = new Set(spec.mounts.map((m) => m.target));
+  if (hostDirs.length) for (const t of ['/tmp', '/run']) if (!targets.has(t)) vols.push({ type: 'tmpfs', target: t });
+  spec.mounts.forEach((m, i) => {
+    flagFindings(m, i, r);
+    if (m.kind === 'bind') vols.push({ type: 'bind', source: m.source, target: m.target, ...(m.readOnly ? { read_only: true } : {}), ...(m.propagation ? { bind: { propagation: m.propagation } } : {}) });
+    else vols.push({ type: 'tmpfs', target: m.target, ...(m.readOnly ? { read_only: true } : {}), tmpfs: { ...(m.sizeBytes ? { size: m.sizeBytes } : {}), mode: m.mode } });
+  });
+  if (vols.length) svc.volumes = vols;
+  if (spec.devices.length) svc.devices = spec.devices.map((d) => `${d.source}:${d.target}:${d.permissions}`);
+
+  // Limits: Compose has a key for each.
+  const res = spec.resources;
+  if (res.memory) svc.mem_limit = res.memory.value;
+  if (res.memoryReservation) svc.mem_reservation = res.memoryReservation.value;
+  if (res.memorySwap) svc.memswap_limit = res.memorySwap.value;
+  if (res.cpuMillis) svc.cpus = res.cpuMillis.value / 1000;
+  if (res.cpuShares) svc.cpu_shares = res.cpuShares.value;
+  if (res.cpuset) svc.cpuset = res.cpuset.value;
+  if (res.pids) svc.pids_limit = res.pids.value;
+  const blkio: Obj = {};
+  if (res.ioWeight) blkio.weight = res.ioWeight.value;
+  for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
+    if (list.length) blkio[key] = list.map((d) => ({ path: d.path, rate: d.rate }));
+  if (Object.keys(blkio).length) svc.blkio_config = blkio;
+  if (spec.rlimits.length) svc.ulimits = Object.fromEntries(spec.rlimits.map((l) => [l.name, l.soft === l.hard ? l.soft : { soft: l.soft, hard: l.hard }]));
+  if (spec.sysctls.length) svc.sysctls = Object.fromEntries(spec.sysctls.map((s) => [s.name, s.value]));
+
+  // Security: the whole capability set (the engines' default has 3 more), no_new_privs, seccomp.
+  svc.cap_drop = ['ALL'];
+  if (spec.capabilities.length) svc.cap_add = spec.capabilities.map((c) => c.name);
+  const sec = spec.security;
+  const opt: string[] = [];
+  if (sec.noNewPrivileges.value) opt.push('no-new-privileges:true');
+  if (sec.seccomp.value !== 'default') opt.push(`seccomp=${sec.seccomp.value}`);
+  if (opt.length) svc.security_opt = opt;
+  if (spec.rootfs.readOnly.value) svc.read_only = true;
+
+  return { doc: { name, services: { [name]: svc } }, findings: r.findings };
+}

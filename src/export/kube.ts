@@ -1,0 +1,179 @@
+// SandboxSpec → a Kubernetes Pod (core/v1), with the fidelity report of what a Pod cannot say.
+// Pure. The Pod names RuntimeClass `sandbox`, publishes the ports as hostPorts, binds volumes as
+// hostPath and tmpfs as emptyDir (medium: Memory), and carries the identity, capabilities,
+// no_new_privs, seccomp and read-only root in its securityContext.
+import type { MountSpec, SandboxSpec } from '../model/types';
+import { commonFindings, dnsLabel, imageFindings, LOSSY, numericIds, Report, written, writtenEnv, type Exported, type Locate } from './fidelity';
+
+export interface KubeOptions {
+  /** The image the Pod runs: needed for `rootfs: host` or a folder, and for an image a Pod cannot pull. */
+  image?: string;
+  /** The folders `rootfs: host` binds on this host (the probe's, `/bin->usr/bin` for a link). */
+  rootDirs: readonly string[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** Bytes as a Kubernetes quantity: 256Mi, 1Gi, or the plain number. */
+export function quantity(bytes: number): string {
+  for (const [unit, size] of [['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  return String(bytes);
+}
+
+const PROPAGATION: Record<string, string | undefined> = { private: undefined, rprivate: undefined, slave: 'HostToContainer', rslave: 'HostToContainer', shared: 'Bidirectional', rshared: 'Bidirectional' };
+
+export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate): Exported<Obj> {
+  const r = new Report('kube', locate);
+  const name = dnsLabel(spec.name.value);
+  const p = spec.process;
+  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
+  const { image, hostDirs } = imageFindings(spec, r, opts.image, opts.rootDirs);
+  commonFindings(spec, r, { ulimits: false, maskedPaths: false, umask: false, timeNs: false, registries: false });
+
+  // The command: an image keeps its own entrypoint unless the file names one; a root that is not
+  // the image's (rootfs: host, a folder) runs exactly the file's words.
+  const container: Obj = { name, image: image ?? '' };
+  if (spec.rootfs.type === 'image' && !opts.image) {
+    if (p.entrypoint !== undefined) container.command = p.entrypoint;
+    if (p.command !== undefined) container.args = p.command;
+  } else if (p.args.length) container.command = p.args;
+  if (written(p.cwd.src) || spec.rootfs.type !== 'image') container.workingDir = p.cwd.value;
+  const env = writtenEnv(spec);
+  if (env.length) container.env = env;
+  if (p.tty.value) container.tty = true;
+  if (p.stdin.value) container.stdin = true;
+
+  // Identity: numbers only, as a Pod's securityContext takes them.
+  const podSec: Obj = {};
+  const ids = numericIds(spec);
+  for (const k of ids.names) r.add(p.user.src, ['user'], 'user-name', `a Pod takes the ${k} as a number (runAsUser, runAsGroup), not a name; write the numeric id, as "65534:65534"`, true);
+  // An image's own user stays the image's; a root of the host's or a folder's runs as the spec says.
+  const explicit = written(p.user.src) || spec.rootfs.type !== 'image';
+  if (ids.uid !== undefined && explicit) podSec.runAsUser = ids.uid;
+  if (ids.gid !== undefined && explicit) podSec.runAsGroup = ids.gid;
+  const groups = p.groups.filter((g) => typeof g.value === 'number').map((g) => g.value as number);
+  for (const g of p.groups.filter((x) => typeof x.value !== 'number')) r.add(g.src, ['group_add'], 'group-name', `a Pod takes supplementary groups as numbers (supplementalGroups); write the gid of ${g.value}`, true);
+  if (groups.length) podSec.supplementalGroups = groups;
+
+  // Security: the capability set written out whole (drop ALL, add what sandbox keeps), so that the
+  // runtime's own default set does not apply.
+  const sec = spec.security;
+  const containerSec: Obj = {
+    allowPrivilegeEscalation: !sec.noNewPrivileges.value,
+    capabilities: { drop: ['ALL'], ...(spec.capabilities.length ? { add: spec.capabilities.map((c) => c.name) } : {}) },
+  };
+  if (spec.rootfs.readOnly.value) containerSec.readOnlyRootFilesystem = true;
+  const added = spec.capabilities.filter((c) => c.src !== 'default');
+  if (added.length && ids.uid !== undefined && ids.uid !== 0) r.add(added[0]!.src, ['cap_add'], 'ambient-caps', `sandbox gives a non-root user the capabilities of cap_add (${added.map((c) => c.name).join(', ')}) as ambient ones, and a Pod does not: its user ${ids.uid} would hold none; run as root inside, give the program file capabilities, or ${LOSSY}`);
+  if (sec.seccomp.value === 'default') podSec.seccompProfile = { type: 'RuntimeDefault' };
+  else if (sec.seccomp.value === 'unconfined') podSec.seccompProfile = { type: 'Unconfined' };
+  else {
+    const base = sec.seccomp.value.split('/').pop()!;
+    podSec.seccompProfile = { type: 'Localhost', localhostProfile: base };
+    r.add(sec.seccomp.src, ['security', 'seccomp'], 'seccomp-file', `a Pod reads a seccomp profile from each node's kubelet folder, not from this host: copy ${sec.seccomp.value} to /var/lib/kubelet/seccomp/${base} on every node, then pass --lossy`);
+  }
+  const sysctls = spec.sysctls.map((s) => ({ name: s.name, value: s.value }));
+  if (sysctls.length) podSec.sysctls = sysctls;
+
+  // Limits: what a container's resources say; the rest only the node can set.
+  const res = spec.resources;
+  const limits: Obj = {}, requests: Obj = {};
+  if (res.memory) limits.memory = quantity(res.memory.value);
+  if (res.memoryReservation) requests.memory = quantity(res.memoryReservation.value);
+  if (res.cpuMillis) limits.cpu = `${res.cpuMillis.value}m`;
+  // The kubelet turns a CPU request into shares as milliCPUs × 1024 / 1000: the inverse, rounded.
+  if (res.cpuShares) requests.cpu = `${Math.max(1, Math.round((res.cpuShares.value * 1000) / 1024))}m`;
+  if (res.memorySwap) r.none(res.memorySwap.src, ['resources', 'memory_swap'], 'memory-swap', '`resources.memory_swap`', `a Pod's swap is the node's setting (memorySwap.swapBehavior); ${LOSSY}`);
+  if (res.pids) r.none(res.pids.src, ['resources', 'pids'], 'pids', '`resources.pids`', `the kubelet limits processes per Pod for the whole node (podPidsLimit); ${LOSSY}`);
+  if (res.cpuset) r.none(res.cpuset.src, ['resources', 'cpuset'], 'cpuset', '`resources.cpuset`', `only the kubelet's static CPU manager pins CPUs; ${LOSSY}`);
+  if (res.ioWeight) r.none(res.ioWeight.src, ['resources', 'io_weight'], 'io-weight', '`resources.io_weight`', LOSSY);
+  for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
+    for (const d of list) r.none(d.src, ['resources', key], 'device-limit', `\`resources.${key}\` (${d.path})`, LOSSY);
+  if (Object.keys(limits).length || Object.keys(requests).length) container.resources = { ...(Object.keys(limits).length ? { limits } : {}), ...(Object.keys(requests).length ? { requests } : {}) };
+  for (const d of spec.devices) r.none(d.src, ['devices'], 'device', `the device ${d.source}`, `a Pod gets devices from a device plugin; ${LOSSY}`);
+
+  // Volumes: hostPath for binds, emptyDir in memory for tmpfs; the host's folders for rootfs: host.
+  const volumes: Obj[] = [];
+  const mounts: Obj[] = [];
+  const vol = (source: Obj, mount: Obj) => {
+    // Podman turns an emptyDir into a named volume of this name: scoped by the Pod's name.
+    const vname = dnsLabel(`${name}-vol${volumes.length}`);
+    volumes.push({ name: vname, ...source });
+    mounts.push({ name: vname, ...mount });
+  };
+  for (const d of hostDirs) vol({ hostPath: { path: d } }, { mountPath: d, readOnly: true });
+  const targets = new Set(spec.mounts.map((m) => m.target));
+  if (hostDirs.length) for (const t of ['/tmp', '/run']) if (!targets.has(t)) vol({ emptyDir: { medium: 'Memory' } }, { mountPath: t });
+  spec.mounts.forEach((m, i) => {
+    flagFindings(m, i, r);
+    if (m.kind === 'bind') {
+      const prop = PROPAGATION[m.propagation ?? 'rprivate'];
+      if (prop === 'Bidirectional') r.add(m.src, ['volumes', i], 'propagation', `a Pod allows shared propagation (Bidirectional) only to a privileged container, which would undo every other limit here; use rslave, or ${LOSSY}`);
+      vol({ hostPath: { path: m.source } }, { mountPath: m.target, ...(m.readOnly ? { readOnly: true } : {}), ...(prop && prop !== 'Bidirectional' ? { mountPropagation: prop } : {}) });
+    } else {
+      if (m.mode !== 0o1777) r.none(m.src, ['volumes', i], 'tmpfs-mode', `a tmpfs mode (${m.mode.toString(8)})`, `an emptyDir is always 0777; ${LOSSY}`);
+      vol({ emptyDir: { medium: 'Memory', ...(m.sizeBytes ? { sizeLimit: quantity(m.sizeBytes) } : {}) } }, { mountPath: m.target, ...(m.readOnly ? { readOnly: true } : {}) });
+    }
+  });
+  // A /dev/shm of another size than the runtimes' 64 MiB: the usual emptyDir in memory over it.
+  if (written(spec.shmSize.src) && !targets.has('/dev/shm')) vol({ emptyDir: { medium: 'Memory', sizeLimit: quantity(spec.shmSize.value) } }, { mountPath: '/dev/shm' });
+  if (mounts.length) container.volumeMounts = mounts;
+
+  // Network and ports.
+  const pod: Obj = { runtimeClassName: 'sandbox' };
+  const net = spec.network;
+  if (net.mode.value === 'host') pod.hostNetwork = true;
+  if (net.mode.value === 'none') r.none(net.mode.src, ['network'], 'network-none', '`network: none`', `a Pod always has a network interface: a NetworkPolicy that denies all ingress and egress comes closest; ${LOSSY}`);
+  if (written(net.subnet.src)) r.none(net.subnet.src, ['network', 'subnet'], 'subnet', '`network.subnet`', `the cluster's network plugin assigns Pod addresses; ${LOSSY}`);
+  if (written(net.proxy.src) && net.proxy.value !== 'auto') r.none(net.proxy.src, ['network', 'proxy'], 'proxy', '`network.proxy`', LOSSY);
+  if (written(net.cmd.src) && net.cmd.value !== 'auto') r.none(net.cmd.src, ['network', 'rootless_cmd'], 'rootless-cmd', '`network.rootless_cmd`', LOSSY);
+  if (net.ports.length) container.ports = net.ports.map((pt, i) => {
+    if (!pt.hostPort) r.add(pt.src, ['ports', i], 'free-port', `a port published on a free host port has no equivalent in a Pod (a hostPort is a fixed number; without one the port is not published on the node); write HOST:CONTAINER, or ${LOSSY}`);
+    return { containerPort: pt.containerPort, protocol: pt.protocol.toUpperCase(), ...(pt.hostPort ? { hostPort: pt.hostPort } : {}), ...(pt.hostPort && pt.hostIp ? { hostIP: pt.hostIp } : {}) };
+  });
+  if (net.dns.length) { pod.dnsPolicy = 'None'; pod.dnsConfig = { nameservers: net.dns.map((d) => d.value) }; }
+  const aliases = new Map<string, string[]>();
+  for (const h of net.extraHosts) {
+    if (h.ip === 'host-gateway') { r.none(h.src, ['extra_hosts'], 'host-gateway', '`host-gateway` (in extra_hosts)', `write the node's address; ${LOSSY}`); continue; }
+    aliases.set(h.ip, [...(aliases.get(h.ip) ?? []), h.host]);
+  }
+  if (aliases.size) pod.hostAliases = [...aliases].map(([ip, hostnames]) => ({ ip, hostnames }));
+
+  // Namespaces: a Pod shares the host's pid, ipc and network ones by flag; the rest are always its own.
+  for (const n of spec.namespaces) {
+    const key = ['namespaces', n.type];
+    if (n.mode === 'join') { r.none(n.src, key, 'namespace-join', `joining the ${n.type} namespace at ${n.path}`, LOSSY); continue; }
+    if (n.type === 'pid' && n.mode === 'host') pod.hostPID = true;
+    else if (n.type === 'ipc' && n.mode === 'host') pod.hostIPC = true;
+    else if (n.type === 'user' && n.mode === 'private' && written(n.src)) pod.hostUsers = false;
+    else if (n.type === 'uts' && n.mode === 'host' && net.mode.value !== 'host') r.none(n.src, key, 'namespace-host', 'the host\'s uts namespace without its network (`namespaces.uts: host`)', `hostNetwork shares both; ${LOSSY}`);
+    else if ((n.type === 'mount' || n.type === 'cgroup') && n.mode === 'host') r.none(n.src, key, 'namespace-host', `the host's ${n.type} namespace (\`namespaces.${n.type}: host\`)`, `a container always has its own; ${LOSSY}`);
+  }
+  if (spec.userns && written(spec.userns.src)) r.none(spec.userns.src, ['namespaces', 'user'], 'id-maps', 'the uid and gid maps of `namespaces.user`', `with hostUsers: false the kubelet picks the range; ${LOSSY}`);
+  if (ns('uts').mode === 'private' && net.mode.value !== 'host') {
+    const h = spec.hostname.value;
+    if (dnsLabel(h) === h) pod.hostname = h;
+    else r.none(spec.hostname.src, ['hostname'], 'hostname', `the hostname \`${h}\`, which is not a DNS label`, 'write lower-case letters, digits and -');
+  }
+
+  // The process's life: init as the Pod's pause process, restarts by the kubelet.
+  if (p.init.value) pod.shareProcessNamespace = true; // the infra (pause) container is PID 1 and reaps, as init: true
+  const rs = p.restart.value;
+  pod.restartPolicy = rs.policy === 'always' ? 'Always' : rs.policy === 'on-failure' ? 'OnFailure' : 'Never';
+  if (rs.max) r.none(p.restart.src, ['restart'], 'restart-max', `a maximum of restarts (on-failure:${rs.max})`, `the kubelet restarts with a back-off, without a maximum; write on-failure, or ${LOSSY}`);
+  if (p.stopSignal.value !== 15) r.none(p.stopSignal.src, ['stop_signal'], 'stop-signal', '`stop_signal`', `the kubelet sends SIGTERM; ${LOSSY}`);
+  if (written(p.stopGraceMs.src)) pod.terminationGracePeriodSeconds = Math.ceil(p.stopGraceMs.value / 1000);
+
+  if (Object.keys(podSec).length) pod.securityContext = podSec;
+  container.securityContext = containerSec;
+  pod.containers = [container];
+  if (volumes.length) pod.volumes = volumes;
+  return { doc: { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: name } }, spec: pod }, findings: r.findings };
+}
+
+/** Mount options a volumeMount (or a Compose volume) cannot carry. */
+export function flagFindings(m: MountSpec, i: number, r: Report): void {
+  // normalize adds nosuid and nodev to every tmpfs: the engines do the same.
+  const flags = m.kind === 'tmpfs' ? m.flags.filter((f) => f !== 'nosuid' && f !== 'nodev') : m.flags;
+  if (flags.length) r.none(m.src, ['volumes', i], 'mount-option', `the mount option${flags.length > 1 ? 's' : ''} ${flags.join(', ')} on ${m.target}`, LOSSY);
+}

@@ -1,0 +1,233 @@
+// SandboxSpec → an OCI runtime bundle (config.json, runtime-spec 1.0.2, as runc 1.1 and crun 1.8
+// read it), with the fidelity report. Pure: what the bundle's root folder must hold comes back as
+// data (`root`), and the CLI makes it. The same mounts, namespaces, identity, capability sets,
+// no_new_privs, seccomp filter, masked paths, rlimits and cgroup limits as `sandbox up` applies;
+// what a runtime does not do (a network beyond loopback, published ports, an init, restarts) is
+// reported.
+import { posix } from 'node:path';
+import type { SandboxSpec } from '../model/types';
+import { DEFAULT_PROFILE, resolveProfile, type ResolvedFilter } from '../model/seccomp';
+import { commonFindings, LOSSY, numericIds, Report, written, type Exported, type Locate } from './fidelity';
+
+/** A device node as stat(2) gives it. */
+export interface DeviceNode { type: 'c' | 'b'; major: number; minor: number; mode: number; uid: number; gid: number }
+
+export interface OciHost {
+  /** The folders `rootfs: host` binds (the probe's; `/bin->usr/bin` for a link). */
+  rootDirs: readonly string[];
+  /** For the seccomp filter: 'x86_64', and the kernel's version. */
+  arch: string;
+  kernel: string;
+  /** A device node on this host (devices, device_*_bps); undefined when there is none. */
+  device(path: string): DeviceNode | undefined;
+}
+
+/** What the bundle's root folder holds: nothing but mount points and links (rootfs: host), a
+ * folder of this host (root.path names it), or the image's layers merged, bottom first. */
+export type BundleRoot =
+  | { kind: 'host'; links: { path: string; target: string }[] }
+  | { kind: 'dir'; path: string }
+  | { kind: 'image'; layers: string[] };
+
+export interface OciBundle { config: Record<string, unknown>; root: BundleRoot }
+
+const NS_TYPE: Record<string, string> = { user: 'user', pid: 'pid', mount: 'mount', uts: 'uts', ipc: 'ipc', net: 'network', cgroup: 'cgroup' };
+const ACTION: Record<string, string> = { allow: 'SCMP_ACT_ALLOW', errno: 'SCMP_ACT_ERRNO', kill_process: 'SCMP_ACT_KILL_PROCESS', kill_thread: 'SCMP_ACT_KILL', trap: 'SCMP_ACT_TRAP', log: 'SCMP_ACT_LOG' };
+const depth = (p: string) => posix.normalize(p).split('/').filter(Boolean).length;
+/** RLIMIT_INFINITY, for an unlimited rlimit (-1 in the spec). */
+const INFINITY = 18446744073709551615n;
+
+/** The resolved filter in runtime-spec's seccomp form; rules of one action without arguments in a row share a list of names. */
+export function ociSeccomp(f: ResolvedFilter): Record<string, unknown> {
+  const syscalls: { names: string[]; action: string; errnoRet?: number; args?: unknown[] }[] = [];
+  for (const rule of f.rules) {
+    const action = ACTION[rule.action]!;
+    const last = syscalls.at(-1);
+    if (!rule.args.length && last && !last.args && last.action === action && (last.errnoRet ?? 0) === rule.errno) { last.names.push(rule.name); continue; }
+    syscalls.push({
+      names: [rule.name], action, ...(rule.action === 'errno' ? { errnoRet: rule.errno } : {}),
+      ...(rule.args.length ? { args: rule.args.map((a) => ({ index: a.index, value: a.value, valueTwo: a.valueTwo, op: `SCMP_CMP_${a.op.toUpperCase()}` })) } : {}),
+    });
+  }
+  return {
+    defaultAction: ACTION[f.defaultAction], ...(f.defaultAction === 'errno' ? { defaultErrnoRet: f.defaultErrno } : {}),
+    architectures: f.arches.map((a) => `SCMP_ARCH_${a.toUpperCase()}`), syscalls,
+  };
+}
+
+/** JSON with the 64-bit values (bigint) written as plain numbers, as the runtimes' Go and C readers take them. */
+export function bundleJson(config: unknown): string {
+  const marks: string[] = [];
+  const text = JSON.stringify(config, (_k, v: unknown) => (typeof v === 'bigint' ? (Number.isSafeInteger(Number(v)) ? Number(v) : `\u0000big${marks.push(v.toString()) - 1}`) : v), 2);
+  return text.replace(/"\\u0000big(\d+)"/g, (_m, i: string) => marks[Number(i)]!) + '\n';
+}
+
+export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exported<OciBundle> {
+  const r = new Report('oci', locate);
+  const p = spec.process;
+  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
+  commonFindings(spec, r, { ulimits: true, maskedPaths: true, umask: true, timeNs: false, registries: true });
+
+  // Root.
+  const rf = spec.rootfs;
+  let root: BundleRoot;
+  const mounts: Record<string, unknown>[] = [];
+  const bind = (source: string, destination: string, opts: string[]) => mounts.push({ destination, type: 'bind', source, options: ['rbind', ...opts] });
+  if (rf.type === 'host') {
+    const links: { path: string; target: string }[] = [];
+    for (const entry of host.rootDirs) {
+      const [d, link] = entry.split('->') as [string, string | undefined];
+      if (link) links.push({ path: d, target: link });
+      else bind(d, d, ['ro', 'nodev', 'rprivate']);
+    }
+    root = { kind: 'host', links };
+  } else if (rf.type === 'dir') root = { kind: 'dir', path: rf.path };
+  else {
+    if (!rf.layers) r.add(rf.src, ['image'], 'image-missing', `the image ${rf.image} is not in the store, and the bundle is made from its layers; pull it first (\`sandbox pull ${rf.image}\`)`, true);
+    root = { kind: 'image', layers: rf.layers ?? [] };
+  }
+  if (!p.args.length && rf.type === 'image' && rf.layers) r.add(p.argsSrc, ['command'], 'no-command', 'neither the file nor the image names a command; add `command`', true);
+
+  // The kernel file systems, as sandbox mounts them.
+  mounts.unshift({ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'nodev', 'noexec'] });
+  mounts.push({ destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'mode=755', 'size=64k'] });
+  mounts.push({ destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] });
+  const targets = new Set(spec.mounts.map((m) => posix.normalize(m.target)));
+  if (!targets.has('/dev/shm')) mounts.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${spec.shmSize.value}`] });
+  const freshSys = ns('net').mode === 'private';
+  if (freshSys) mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'nodev', 'noexec', 'ro'] });
+  else bind('/sys', '/sys', ['nosuid', 'nodev', 'noexec', 'ro', 'rprivate']);
+  if (ns('cgroup').mode === 'private') mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'nodev', 'noexec', 'relatime', 'ro'] });
+  if (rf.type === 'host') for (const [t, mode] of [['/tmp', '1777'], ['/run', '755']] as const) if (!targets.has(t)) mounts.push({ destination: t, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', `mode=${mode}`] });
+  // Volumes, shallow targets first (as compile orders them).
+  for (const m of [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target))) {
+    const t = posix.normalize(m.target);
+    const ro = m.readOnly ? ['ro'] : [];
+    if (m.kind === 'bind') bind(m.source, t, [...ro, ...new Set(['nodev', ...m.flags]), m.propagation ?? 'rprivate']);
+    else mounts.push({ destination: t, type: 'tmpfs', source: 'tmpfs', options: [...ro, ...m.flags, `mode=${m.mode.toString(8)}`, ...(m.sizeBytes ? [`size=${m.sizeBytes}`] : [])] });
+  }
+
+  // Identity.
+  const ids = numericIds(spec);
+  for (const k of ids.names) r.add(p.user.src, ['user'], 'user-name', `config.json takes the ${k} as a number, and a name is looked up in the root file system only when sandbox runs it; write the numeric id, as "65534:65534"`, true);
+  const gids = p.groups.filter((g) => typeof g.value === 'number').map((g) => g.value as number);
+  for (const g of p.groups.filter((x) => typeof x.value !== 'number')) r.add(g.src, ['group_add'], 'group-name', `config.json takes supplementary groups as numbers; write the gid of ${g.value}`, true);
+  const uid = ids.uid ?? 0;
+  // Without a group, sandbox takes the user's own from the root's /etc/passwd; config.json needs one: uid's number, as for the nobody user.
+  const gid = ids.gid ?? (uid === 0 ? 0 : uid);
+  if (p.user.group === undefined && uid !== 0) r.add(p.user.src, ['user'], 'user-group', `config.json needs the group as a number, and sandbox would take the user's own from /etc/passwd in the root; write "${uid}:GID"`, true);
+
+  // Capabilities as the kernel holds them under sandbox: root holds the bounding set; another
+  // user holds what cap_add names, as ambient (and inheritable, which ambient needs) ones.
+  const bounding = spec.capabilities.map((c) => `CAP_${c.name}`);
+  const ambient = spec.capabilities.filter((c) => c.src !== 'default').map((c) => `CAP_${c.name}`);
+  const held = uid === 0 ? bounding : ambient;
+  const capabilities = { bounding, effective: held, permitted: held, inheritable: uid === 0 ? [] : ambient, ambient: uid === 0 ? [] : ambient };
+
+  const process: Record<string, unknown> = {
+    terminal: p.tty.value,
+    user: { uid, gid, umask: p.umask.value, ...(gids.length ? { additionalGids: gids } : {}) },
+    args: p.args,
+    env: p.env.map((e) => `${e.name}=${e.value}`),
+    cwd: p.cwd.value,
+    capabilities,
+    rlimits: spec.rlimits.map((l) => ({ type: `RLIMIT_${l.name.toUpperCase()}`, soft: l.soft === -1 ? INFINITY : BigInt(l.soft), hard: l.hard === -1 ? INFINITY : BigInt(l.hard) })),
+    noNewPrivileges: spec.security.noNewPrivileges.value,
+  };
+
+  // Namespaces.
+  const namespaces: Record<string, string>[] = [];
+  for (const n of spec.namespaces) {
+    if (n.type === 'time') continue; // reported by commonFindings
+    if (n.mode === 'private') namespaces.push({ type: NS_TYPE[n.type]! });
+    else if (n.mode === 'join') namespaces.push({ type: NS_TYPE[n.type]!, path: n.path });
+  }
+  const linux: Record<string, unknown> = { namespaces };
+  if (spec.userns) {
+    const m = (l: typeof spec.userns.uidMap) => l.map((x) => ({ containerID: x.container, hostID: x.host, size: x.size }));
+    linux.uidMappings = m(spec.userns.uidMap);
+    linux.gidMappings = m(spec.userns.gidMap);
+  }
+
+  // Network: a runtime makes the namespace and brings nothing up in it.
+  const net = spec.network;
+  if (net.mode.value === 'private' && ns('net').mode === 'private') r.none(net.mode.src, ['network'], 'network-private', 'a private network with a route out (`network: private`, the default)', `a runtime makes the network namespace with only loopback in it: attach one with CNI, pasta or slirp4netns after \`create\`, or write \`network: none\`; ${LOSSY}`);
+  for (const [i, pt] of net.ports.entries()) r.none(pt.src, ['ports', i], 'port', `publishing port ${pt.hostPort || '(free)'}→${pt.containerPort}/${pt.protocol}`, `the network attached after \`create\` publishes it (CNI portmap, pasta -t); ${LOSSY}`);
+  for (const d of net.dns) r.none(d.src, ['dns'], 'dns', '`dns`', `bind an /etc/resolv.conf of your own as a volume; ${LOSSY}`);
+  for (const h of net.extraHosts) r.none(h.src, ['extra_hosts'], 'extra-hosts', '`extra_hosts`', `bind an /etc/hosts of your own as a volume; ${LOSSY}`);
+
+  // Kernel settings: the file's, and ping for every group, as sandbox opens it in a private network.
+  const sysctl: Record<string, string> = {};
+  if (ns('net').mode === 'private' && !spec.sysctls.some((s) => s.name === 'net.ipv4.ping_group_range')) {
+    const top = spec.userns ? Math.max(...spec.userns.gidMap.map((m) => m.container + m.size - 1)) : 2147483647;
+    sysctl['net.ipv4.ping_group_range'] = `0 ${top}`;
+  }
+  for (const s of spec.sysctls) sysctl[s.name] = s.value;
+  linux.sysctl = sysctl;
+
+  // Limits.
+  const res = spec.resources;
+  const resources: Record<string, unknown> = {};
+  const memory: Record<string, number> = {};
+  if (res.memory) memory.limit = res.memory.value;
+  if (res.memoryReservation) memory.reservation = res.memoryReservation.value;
+  // runtime-spec's swap is memory plus swap (cgroup v1's memsw), as memory_swap is; sandbox caps it at twice memory by default, as Docker.
+  if (res.memorySwap) memory.swap = res.memorySwap.value;
+  else if (res.memory) memory.swap = 2 * res.memory.value;
+  if (Object.keys(memory).length) resources.memory = memory;
+  const cpu: Record<string, unknown> = {};
+  if (res.cpuMillis) { cpu.period = 100_000; cpu.quota = Math.round((res.cpuMillis.value * 100_000) / 1000); }
+  if (res.cpuShares) cpu.shares = res.cpuShares.value;
+  if (res.cpuset) cpu.cpus = res.cpuset.value;
+  if (Object.keys(cpu).length) resources.cpu = cpu;
+  if (res.pids) resources.pids = { limit: res.pids.value };
+  const blockIO: Record<string, unknown> = {};
+  if (res.ioWeight) blockIO.weight = res.ioWeight.value;
+  for (const [key, list, field] of [['device_read_bps', res.deviceReadBps, 'throttleReadBpsDevice'], ['device_write_bps', res.deviceWriteBps, 'throttleWriteBpsDevice'], ['device_read_iops', res.deviceReadIops, 'throttleReadIOPSDevice'], ['device_write_iops', res.deviceWriteIops, 'throttleWriteIOPSDevice']] as const) {
+    const out: unknown[] = [];
+    for (const d of list) {
+      const node = host.device(d.path);
+      if (!node || node.type !== 'b') { r.add(d.src, ['resources', key], 'device-limit', `${d.path} is not a block device on this host, and config.json names a device by its numbers; name one that exists here`, true); continue; }
+      out.push({ major: node.major, minor: node.minor, rate: d.rate });
+    }
+    if (out.length) blockIO[field] = out;
+  }
+  if (Object.keys(blockIO).length) resources.blockIO = blockIO;
+
+  // Devices: the node made in /dev and allowed by the device cgroup.
+  const devices: unknown[] = [];
+  const allow: unknown[] = [{ allow: false, access: 'rwm' }];
+  for (const d of spec.devices) {
+    const node = host.device(d.source);
+    if (!node) { r.add(d.src, ['devices'], 'device', `${d.source} is not a device on this host, and config.json names a device by its numbers; name one that exists here`, true); continue; }
+    devices.push({ path: d.target, type: node.type, major: node.major, minor: node.minor, fileMode: node.mode & 0o777, uid: node.uid, gid: node.gid });
+    allow.push({ allow: true, type: node.type, major: node.major, minor: node.minor, access: d.permissions });
+  }
+  if (devices.length) { linux.devices = devices; resources.devices = allow; }
+  linux.resources = resources;
+
+  // Security: the same filter compile resolves for this host, and the same paths hidden.
+  const sc = spec.security.seccomp.value;
+  if (sc !== 'unconfined') {
+    const profile = sc === 'default' ? DEFAULT_PROFILE : spec.security.seccompProfile;
+    if (profile) linux.seccomp = ociSeccomp(resolveProfile(profile, { caps: spec.capabilities.map((c) => c.name), arch: host.arch, kernel: host.kernel }));
+  }
+  linux.maskedPaths = spec.security.maskedPaths.map((m) => m.value);
+  linux.readonlyPaths = spec.security.readonlyPaths.map((m) => m.value);
+
+  // What sandbox does around the command that a runtime leaves to its caller.
+  if (p.init.value) r.none(p.init.src, ['init'], 'init', '`init: true`', `the command is PID 1 under a runtime: put an init in its place (\`command: [catatonit, --, …]\` or tini, when the root has one); ${LOSSY}`);
+  if (p.restart.value.policy !== 'no') r.none(p.restart.src, ['restart'], 'restart', '`restart`', `a runtime runs the command once: restart it from a supervisor (a systemd unit); ${LOSSY}`);
+  if (written(p.stopSignal.src) && p.stopSignal.value !== 15) r.none(p.stopSignal.src, ['stop_signal'], 'stop-signal', '`stop_signal`', `name the signal to \`runc kill\`; ${LOSSY}`);
+  if (written(p.stopGraceMs.src)) r.none(p.stopGraceMs.src, ['stop_grace_period'], 'stop-grace', '`stop_grace_period`', `the caller of \`runc kill\` waits; ${LOSSY}`);
+
+  const config: Record<string, unknown> = {
+    ociVersion: '1.0.2',
+    process,
+    root: { path: root.kind === 'dir' ? root.path : 'rootfs', readonly: rf.readOnly.value },
+    ...(ns('uts').mode === 'private' ? { hostname: spec.hostname.value } : {}),
+    mounts,
+    linux,
+  };
+  return { doc: { config, root }, findings: r.findings };
+}
