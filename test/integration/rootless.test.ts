@@ -261,6 +261,9 @@ test('as a user: samples/busybox.yml on a real terminal (script), its image pull
 
 test('rootless: a failure at every step of web.yml exits 125, names the step and leaves nothing behind', (t) => {
   if (!needs(t, 'root (to make users), newuidmap, pasta and libsbx', ready && existsSync('/usr/bin/pasta'))) return;
+  // SANDBOX_FAULT_CONFIGS narrows the sweeps where each run is slow (the emulated v2 VM in CI).
+  const only = process.env.SANDBOX_FAULT_CONFIGS?.split(',');
+  if (only && !only.includes('samples/web.yml')) { t.skip('SANDBOX_FAULT_CONFIGS leaves samples/web.yml out'); return; }
   const tun = tunForUsers();
   try {
     const plan = JSON.parse(sandboxAs(alice, ['plan', '--json', 'samples/web.yml']).out) as { steps: { id: string; kind: string }[] };
