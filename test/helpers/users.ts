@@ -28,12 +28,15 @@ export function makeUser(prefix = 'sbxt', opts: { subids?: boolean } = {}): Test
   return u;
 }
 
-/** Removes the user, its home, its runtime folder and its subordinate ranges (userdel does those). */
+/** Removes the user, its home, its runtime folder, its subordinate ranges (userdel does those) and
+ * its scratch folders. */
 export function removeUser(u: TestUser): void {
   // Any process of the user left by a failed test would keep userdel from working: end them, by PID.
   for (const pid of pidsOf(u.uid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   rmSync(u.runtimeDir, { recursive: true, force: true });
   spawnSync('userdel', ['-r', '-f', u.name], { stdio: 'ignore' });
+  for (const d of tmps.get(u) ?? []) rmSync(d, { recursive: true, force: true });
+  tmps.delete(u);
   const i = made.indexOf(u);
   if (i >= 0) made.splice(i, 1);
 }
@@ -189,10 +192,15 @@ export function subRanges(u: TestUser): { uid?: { start: number; count: number }
 
 export const canMakeUsers = process.geteuid?.() === 0 && (() => { try { execFileSync('useradd', ['--help'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
-/** A scratch folder the user owns. */
+/** Scratch folders made by userTmp, removed with their user. */
+const tmps = new Map<TestUser, string[]>();
+
+/** A scratch folder the user owns, on TMPDIR; removeUser removes it (as root: it may hold files
+ * of the user's subordinate ids). */
 export function userTmp(u: TestUser): string {
   const d = mkdtempSync(join(tmpdir(), 'sbx-user-'));
   chownSync(d, u.uid, u.gid);
+  tmps.set(u, [...(tmps.get(u) ?? []), d]);
   return d;
 }
 
