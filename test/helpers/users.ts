@@ -3,7 +3,7 @@
 // Made and removed by the test process, as root; the commands run with setpriv as the user, with
 // the environment a login gives (HOME, USER, XDG_RUNTIME_DIR made as logind makes it).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, chownSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, chownSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from './load';
@@ -28,12 +28,15 @@ export function makeUser(prefix = 'sbxt', opts: { subids?: boolean } = {}): Test
   return u;
 }
 
-/** Removes the user, its home, its runtime folder and its subordinate ranges (userdel does those). */
+/** Removes the user, its home, its runtime folder, its subordinate ranges (userdel does those) and
+ * its scratch folders. */
 export function removeUser(u: TestUser): void {
   // Any process of the user left by a failed test would keep userdel from working: end them, by PID.
   for (const pid of pidsOf(u.uid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   rmSync(u.runtimeDir, { recursive: true, force: true });
   spawnSync('userdel', ['-r', '-f', u.name], { stdio: 'ignore' });
+  for (const d of tmps.get(u) ?? []) rmSync(d, { recursive: true, force: true });
+  tmps.delete(u);
   const i = made.indexOf(u);
   if (i >= 0) made.splice(i, 1);
 }
@@ -111,6 +114,68 @@ export function tunForUsers(): { changed: string | undefined; undo(): void } {
   return { changed: `${tun} was ${mode.toString(8)}, made 666 as udev makes it`, undo: () => chmodSync(tun, mode) };
 }
 
+/** What a VM without a network lacks that every host pasta runs on has: a default route. pasta
+ * copies the host's addresses and routes into the sandbox and refuses to start with no routable
+ * interface ("No external routable interface"); the v2 VM has only lo. Where there is no IPv4
+ * default route, a dummy interface (named after `name`, an address from TEST-NET-1) carries one,
+ * which is enough for pasta's port maps and loopback splicing; nothing leaves through it. Made as
+ * root by the test process; undo() removes the interface and with it the route. */
+export function defaultRouteForPasta(name = 'sbxtdef0'): { changed: string | undefined; undo(): void } {
+  const routes = spawnSync('ip', ['-4', 'route', 'show', 'default'], { encoding: 'utf8' });
+  if (routes.status !== 0 || routes.stdout.trim()) return { changed: undefined, undo: () => undefined };
+  const undo = () => { spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' }); };
+  try {
+    execFileSync('sh', ['-ec', `ip link add "$1" type dummy; ip addr add 192.0.2.1/24 dev "$1"; ip link set "$1" up; ip route add default via 192.0.2.254 dev "$1"`, 'sh', name], { stdio: 'pipe' });
+  } catch (e) { undo(); throw e; }
+  return { changed: `no IPv4 default route here: ${name}, a dummy interface with 192.0.2.1/24, carries one for pasta`, undo };
+}
+
+/** Whether the file system of `dir` holds user.* extended attributes, which a rootless image
+ * store and an upper layer need (overlayfs with userxattr): set by root on a scratch file there
+ * and removed. tmpfs holds them only since Linux 6.6; an overlay holds them where its upper does. */
+export function holdsUserXattrs(dir: string): boolean {
+  const probe = join(dir, `.xattr-probe-${process.pid}`);
+  const py = 'import os,sys\ntry: os.setxattr(sys.argv[1], "user.sbxt.probe", b"1"); print("yes")\nexcept OSError as e:\n  if e.errno in (1, 95): print("no")\n  else: raise';
+  writeFileSync(probe, '');
+  try {
+    const r = spawnSync('python3', ['-c', py, probe], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cannot tell whether ${dir} holds user xattrs: python3 ${r.error?.message ?? r.stderr}`);
+    return r.stdout.trim() === 'yes';
+  } finally { rmSync(probe, { force: true }); }
+}
+
+export const hasMkfsExt4 = spawnSync('mkfs.ext4', ['-V'], { stdio: 'ignore' }).status === 0;
+
+/** An ext4 file system of the test's own on `dir` (made if missing), its root the user's: where
+ * the host's folders hold no user xattrs (the v2 VM: / is an overlay on a tmpfs, /dev/shm a
+ * tmpfs, Linux 6.1), a user's image store and scratch folders go there. A file on TMPDIR,
+ * mkfs.ext4 (e2fsprogs), mounted through a loop device (mount -o loop, which sets autoclear, so
+ * unmounting frees it; modprobe loop first where no loop-control exists). Made as root by the
+ * test process; undo() unmounts it (lazily where a process of a failed test still holds it) and
+ * removes the file. `what` says it all, for a t.diagnostic. */
+export function ext4For(u: TestUser, dir: string, size = '128M'): { dir: string; what: string; undo(): void } {
+  if (!existsSync('/dev/loop-control')) spawnSync('modprobe', ['loop'], { stdio: 'ignore' });
+  const base = mkdtempSync(join(tmpdir(), 'sbxt-ext4-'));
+  const img = join(base, 'fs.img');
+  mkdirSync(dir, { recursive: true });
+  let mounted = false;
+  const undo = () => {
+    if (mounted && spawnSync('umount', [dir], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+    mounted = false;
+    rmSync(base, { recursive: true, force: true });
+  };
+  try {
+    execFileSync('truncate', ['-s', size, img]);
+    execFileSync('mkfs.ext4', ['-q', '-F', img], { stdio: 'pipe' });
+    execFileSync('mount', ['-o', 'loop', img, dir], { stdio: 'pipe' });
+    mounted = true;
+    chownSync(dir, u.uid, u.gid);
+    chmodSync(dir, 0o755);
+  } catch (e) { undo(); throw e; }
+  const src = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === dir)?.split(' - ')[1]?.split(' ')[1];
+  return { dir, what: `${dir} is an ext4 file system of ${size} in ${img} on ${src ?? 'a loop device'}, ${u.name}'s`, undo };
+}
+
 /** True where the tools of rootless runs are installed: newuidmap/newgidmap (uidmap). */
 export const hasUidmap = (() => { try { accessSync('/usr/bin/newuidmap', constants.X_OK); return true; } catch { return false; } })();
 /** The user's first ranges in /etc/subuid and /etc/subgid (what its sandboxes map from id 1). */
@@ -127,10 +192,15 @@ export function subRanges(u: TestUser): { uid?: { start: number; count: number }
 
 export const canMakeUsers = process.geteuid?.() === 0 && (() => { try { execFileSync('useradd', ['--help'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
-/** A scratch folder the user owns. */
+/** Scratch folders made by userTmp, removed with their user. */
+const tmps = new Map<TestUser, string[]>();
+
+/** A scratch folder the user owns, on TMPDIR; removeUser removes it (as root: it may hold files
+ * of the user's subordinate ids). */
 export function userTmp(u: TestUser): string {
   const d = mkdtempSync(join(tmpdir(), 'sbx-user-'));
   chownSync(d, u.uid, u.gid);
+  tmps.set(u, [...(tmps.get(u) ?? []), d]);
   return d;
 }
 

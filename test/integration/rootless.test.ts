@@ -8,7 +8,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs, hasEngine, cgroupLayout } from '../helpers/sandbox';
-import { asUser, canMakeUsers, hasUidmap, makeUser, pidsOf, removeAllUsers, repoForUsers, sandboxAs, tunForUsers, userTmp, type TestUser } from '../helpers/users';
+import { asUser, canMakeUsers, defaultRouteForPasta, hasUidmap, makeUser, pidsOf, removeAllUsers, repoForUsers, sandboxAs, tunForUsers, userTmp, type TestUser } from '../helpers/users';
 
 const ready = hasEngine && canMakeUsers && hasUidmap;
 let alice: TestUser, bob: TestUser, dir: string;
@@ -202,6 +202,10 @@ test('as a user: samples/web.yml serves its page, and a detached sandbox publish
   // pasta opens /dev/net/tun inside the user's namespace; udev makes it 0666 on a fresh Debian.
   const tun = tunForUsers();
   if (tun.changed) t.diagnostic(`set-up: ${tun.changed}`);
+  // pasta needs a routable interface to copy; a VM without a network (the v2 VM) has none.
+  const route = defaultRouteForPasta('rldef0');
+  t.after(() => route.undo());
+  if (route.changed) t.diagnostic(`set-up: ${route.changed}`);
   const k = (process.pid % 60) * 4;
   const ns = `rlcli${process.pid}`, hostIf = `rlch${process.pid}`, hostIp = `198.51.100.${k + 1}`, clientIp = `198.51.100.${k + 2}`;
   try {
