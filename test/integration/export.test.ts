@@ -25,7 +25,20 @@ function fetchText(url: string): Promise<string> {
   return new Promise((res, rej) => get(url, (r) => { let b = ''; r.on('data', (c) => (b += c)); r.on('end', () => res(b)); }).on('error', rej));
 }
 
-const podman = (args: string[], input?: string) => spawnSync('podman', args, { encoding: 'utf8', input, timeout: 120_000, env: { ...process.env, CONTAINERS_CONF: process.env.EXP_CONTAINERS_CONF ?? '' } });
+// Rootful podman publishes a Pod's hostPorts with netavark, which adds iptables rules and a bridge
+// to the network namespace it runs in and leaves the chains behind: it runs in a namespace of the
+// test's own (EXP_NETNS), which goes with everything in it.
+const podman = (args: string[], input?: string) => {
+  const ns = process.env.EXP_NETNS;
+  // nsenter joins the network namespace alone: `ip netns exec` would also remount /sys, hiding the cgroups.
+  const [file, argv] = ns ? ['nsenter', [`--net=/run/netns/${ns}`, 'podman', ...args]] : ['podman', args];
+  return spawnSync(file, argv, { encoding: 'utf8', input, timeout: 120_000, env: { ...process.env, CONTAINERS_CONF: process.env.EXP_CONTAINERS_CONF ?? '' } });
+};
+/** A page fetched from inside the network namespace ns, by a node client there; '' on failure. */
+function fetchIn(ns: string, url: string): string {
+  const js = `require('http').get(${JSON.stringify(url)}, { timeout: 2000 }, (r) => r.pipe(process.stdout)).on('error', () => process.exit(1))`;
+  return spawnSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '-e', js], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+}
 const imageIds = () => new Set(execFileSync('podman', ['images', '-q', '--no-trunc'], { encoding: 'utf8' }).split('\n').filter(Boolean));
 
 test('the Pod of samples/web.yml runs under podman kube play and serves its page', async (t) => {
@@ -46,6 +59,10 @@ test('the Pod of samples/web.yml runs under podman kube play and serves its page
   process.env.EXP_CONTAINERS_CONF = join(dir, 'containers.conf');
   const before = imageIds();
   const pod = join(dir, 'pod.yml');
+  const ns = `exp${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  process.env.EXP_NETNS = ns;
   try {
     execFileSync('skopeo', ['copy', '-q', 'oci:samples/images/busybox:latest', `containers-storage:${image}`], { cwd: ROOT, stdio: 'pipe' });
     const plain = sandbox(['export', '--format', 'kube', join(dir, 'web.yml')]);
@@ -60,7 +77,7 @@ test('the Pod of samples/web.yml runs under podman kube play and serves its page
     const play = podman(['--runtime', 'runc', 'kube', 'play', '--replace', '-'], e.out);
     assert.equal(play.status, 0, `${play.stdout}\n${play.stderr}`);
     let page = '';
-    for (let i = 0; i < 50 && !page; i++) { try { page = await fetchText(`http://127.0.0.1:${port}/`); } catch { await new Promise((r) => setTimeout(r, 100)); } }
+    for (let i = 0; i < 50 && !page; i++) { page = fetchIn(ns, `http://127.0.0.1:${port}/`); if (!page) await new Promise((r) => setTimeout(r, 100)); }
     assert.equal(page, readFileSync(join(ROOT, 'samples/web/site/index.html'), 'utf8'));
     const inside = podman(['exec', `${name}-${name}`, 'sh', '-c', 'id -u; id -g; hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; touch /x 2>/dev/null && echo rw || echo ro; touch /srv/x 2>/dev/null && echo rw || echo ro; tr "\\0" " " < /proc/1/cmdline']);
     assert.equal(inside.status, 0, inside.stderr);
@@ -73,6 +90,8 @@ test('the Pod of samples/web.yml runs under podman kube play and serves its page
     for (const id of imageIds()) if (!before.has(id)) podman(['rmi', '-f', id]);
     for (const v of podman(['volume', 'ls', '-q']).stdout.split('\n')) if (v.startsWith(name)) podman(['volume', 'rm', '-f', v]);
     rmSync(dir, { recursive: true, force: true });
+    delete process.env.EXP_NETNS;
+    spawnSync('ip', ['netns', 'del', ns]);
   }
   assert.equal(podman(['pod', 'exists', name]).status, 1, 'the pod is gone');
   assert.equal(podman(['image', 'exists', image]).status, 1, 'the image is gone');
