@@ -221,6 +221,7 @@ function toolMessage(text: string): string {
 function wayOut(tool: string, msg: string): string {
   if (/\/dev\/net\/tun/.test(msg) || /tun/i.test(msg) && /permi|denied|EACCES|EPERM|open tun/i.test(msg)) return 'the caller cannot open /dev/net/tun: it must be mode 0666 (udev makes it so; on a host without udev, run `chmod 0666 /dev/net/tun` as root)';
   if (/in use|bind|add_hostfwd/i.test(msg)) return 'a published host port is taken, or below the unprivileged port start (sysctl net.ipv4.ip_unprivileged_port_start): pick another host port';
+  if (/routable interface/i.test(msg)) return 'pasta copies the host\'s own network into the sandbox, and this host has no interface with a default route: connect it to a network, use slirp4netns (`network.rootless_cmd: slirp4netns`), or `network: none`';
   if (/namespace|setns|Operation not permitted/i.test(msg)) return `${tool} could not join the sandbox's namespaces: check that unprivileged user namespaces are allowed (sysctl user.max_user_namespaces)`;
   return `fix what ${tool} reports, use the other tool (${tool === 'pasta' ? 'slirp4netns' : 'pasta'}), or run with \`network: none\``;
 }
