@@ -130,6 +130,10 @@ export function defaultRouteForPasta(name = 'sbxtdef0'): { changed: string | und
   return { changed: `no IPv4 default route here: ${name}, a dummy interface with 192.0.2.1/24, carries one for pasta`, undo };
 }
 
+/** The system's python3 where there is one: a shim earlier in PATH (pyenv's, on the development
+ * host) is a shell script that takes about 18 s to start in the TCG-emulated v2 VM. */
+export const PYTHON3 = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
 /** Whether the file system of `dir` holds user.* extended attributes, which a rootless image
  * store and an upper layer need (overlayfs with userxattr): set by root on a scratch file there
  * and removed. tmpfs holds them only since Linux 6.6; an overlay holds them where its upper does. */
@@ -138,7 +142,7 @@ export function holdsUserXattrs(dir: string): boolean {
   const py = 'import os,sys\ntry: os.setxattr(sys.argv[1], "user.sbxt.probe", b"1"); print("yes")\nexcept OSError as e:\n  if e.errno in (1, 95): print("no")\n  else: raise';
   writeFileSync(probe, '');
   try {
-    const r = spawnSync('python3', ['-c', py, probe], { encoding: 'utf8' });
+    const r = spawnSync(PYTHON3, ['-c', py, probe], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`cannot tell whether ${dir} holds user xattrs: python3 ${r.error?.message ?? r.stderr}`);
     return r.stdout.trim() === 'yes';
   } finally { rmSync(probe, { force: true }); }

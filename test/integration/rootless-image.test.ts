@@ -16,7 +16,7 @@ import { gzipSync } from 'node:zlib';
 import { hasBusyboxRoot, hasEngine, needs } from '../helpers/sandbox';
 import { buildImage, busyboxEntries, maliciousLayers, tar, writeLayout, type Entry } from '../helpers/image';
 import { ROOT } from '../helpers/load';
-import { asUser, canMakeUsers, ext4For, hasMkfsExt4, hasUidmap, holdsUserXattrs, makeUser, removeAllUsers, repoForUsers, sandboxAs, subRanges, userTmp, type TestUser } from '../helpers/users';
+import { asUser, canMakeUsers, ext4For, hasMkfsExt4, hasUidmap, holdsUserXattrs, makeUser, PYTHON3, removeAllUsers, repoForUsers, sandboxAs, subRanges, userTmp, type TestUser } from '../helpers/users';
 
 const hasBusyboxImage = existsSync(join(ROOT, 'samples/images/busybox/index.json'));
 const ready = (t: TestContext) => {
@@ -165,7 +165,7 @@ test('an image with owners, whiteouts and opaque folders: owners mapped, and fro
   assert.deepEqual([host.get('var/mail')!.gid, host.get('var/mail')!.mode], [sg!.start + 7, 0o2775]);
   assert.deepEqual([host.get('nobody')!.uid, host.get('nobody')!.gid], [su!.start + 65533, sg!.start + 65533]);
   assert.equal(owners(l2).get('d/a')!.type, 'c0', 'd/a is a 0/0 whiteout in the upper layer');
-  const xattr = spawnSync('python3', ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1], follow_symlinks=False)))', join(l2, 'e')], { encoding: 'utf8' });
+  const xattr = spawnSync(PYTHON3, ['-c', 'import os,sys; print(sorted(os.listxattr(sys.argv[1], follow_symlinks=False)))', join(l2, 'e')], { encoding: 'utf8' });
   assert.equal(xattr.stdout.trim(), "['user.overlay.opaque']", xattr.stderr);
   // From inside.
   const work = scratch(u);

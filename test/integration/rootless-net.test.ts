@@ -16,17 +16,18 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'nod
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isRoot, needs } from '../helpers/sandbox';
-import { canMakeUsers, makeUser, pidsOf, removeAllUsers, repoForUsers, spawnAsUser, tunForUsers, userTmp, type TestUser } from '../helpers/users';
+import { canMakeUsers, defaultRouteForPasta, makeUser, PYTHON3, pidsOf, removeAllUsers, repoForUsers, spawnAsUser, tunForUsers, userTmp, type TestUser } from '../helpers/users';
 import type { DriverConfig } from '../helpers/usernet-driver';
 import type { UserNet, UserNetPort } from '../../src/engine/rootless-net';
 
 const has = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
-const hasPython = has('python3');
+const hasPython = has(PYTHON3);
 const hasPasta = existsSync('/usr/bin/pasta');
 const hasSlirp = has('slirp4netns');
 
 let user: TestUser | undefined;
 let tun: ReturnType<typeof tunForUsers> | undefined;
+let route: ReturnType<typeof defaultRouteForPasta> | undefined;
 const scratch: string[] = [];
 const drivers: ChildProcess[] = [];
 
@@ -45,6 +46,8 @@ before(() => {
   if (!isRoot || !canMakeUsers) return;
   user = makeUser('rlnet');
   tun = tunForUsers();
+  // pasta needs a routable interface to copy; a VM without a network (the v2 VM) has none.
+  route = defaultRouteForPasta('rlnetdef0');
   const sh = (s: string) => execFileSync('sh', ['-c', s], { stdio: 'pipe' });
   sh(`ip netns add ${outside.ns} && ip link add ${outside.hostIf} type veth peer name eth0 netns ${outside.ns}`
     + ` && ip addr add ${outside.hostIp}/30 dev ${outside.hostIf} && ip link set ${outside.hostIf} up`
@@ -56,6 +59,7 @@ after(() => {
   for (const d of drivers) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
   removeAllUsers();
   tun?.undo();
+  route?.undo();
   spawnSync('ip', ['link', 'del', outside.hostIf], { stdio: 'ignore' });
   spawnSync('ip', ['netns', 'del', outside.ns], { stdio: 'ignore' });
   for (const d of scratch) rmSync(d, { recursive: true, force: true });
@@ -90,7 +94,7 @@ function seen(protocol: 'tcp' | 'udp', host: string, port: number, from: 'host' 
     ? `import socket\ns=socket.create_connection(('${host}',${port}),timeout=3)\ns.sendall(b'${say}\\n')\nprint(s.recv(64).decode().strip())`
     // UDP may be lost: 10 tries over 5 s.
     : `import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.settimeout(0.5)\nfor i in range(10):\n  u.sendto(b'${say}',('${host}',${port}))\n  try:\n    print(u.recv(64).decode().strip()); break\n  except socket.timeout: pass\nelse: print('no answer')`;
-  const argv = from === 'outside' ? ['ip', 'netns', 'exec', outside.ns, 'python3', '-c', py] : ['python3', '-c', py];
+  const argv = from === 'outside' ? ['ip', 'netns', 'exec', outside.ns, PYTHON3, '-c', py] : [PYTHON3, '-c', py];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
   return r.status === 0 ? r.stdout.trim() : `failed: ${r.stderr.trim().split('\n').pop()}`;
 }
