@@ -127,6 +127,7 @@ function probeRootless(): RootlessHost {
     newuidmap: onPath('newuidmap'), newgidmap: onPath('newgidmap'),
     pasta: onPath('pasta'), slirp4netns: onPath('slirp4netns'),
     tun: (() => { try { accessSync('/dev/net/tun', constants.R_OK | constants.W_OK); return true; } catch { return false; } })(),
+    route: /^\S+\t00000000\t/m.test(read('/proc/net/route') ?? ''),
   };
 }
 

@@ -269,6 +269,8 @@ async function fetchAll(key: string, source: Source, topBytes: Buffer, o: PullOp
     checkUserXattrs(o.store.root, o.ops.lsetxattr);
     if (owners.single) { const note = `sandbox: ${singleMapNote(owners)}`; if (o.onNote) o.onNote(note); else process.stderr.write(`${note}\n`); }
   };
+  // Before any layer is fetched: a store that cannot hold them is refused with only the config in it.
+  if (manifest.layers.some((_, i) => !existsSync(o.store.layerPath(diffIds[i]!)))) beforeUnpack();
   // Layers download in parallel (4 at a time); each is unpacked once it is in the store.
   const queue = manifest.layers.map((d, i) => ({ d, i }));
   const worker = async () => {

@@ -345,13 +345,15 @@ export function userNetPortCaveat(tool: 'pasta' | 'slirp4netns', p: { hostIp: st
  * pasta is missing or asked for), which also carries the published ports. */
 function userNet(spec: SandboxSpec, rl: NonNullable<HostFeatures['rootless']>, add: <K extends StepKind>(stage: Stage, id: string, kind: K, title: string, source: Source, args: StepArgs[K], undo?: Undo) => void, problems: HostProblem[]): void {
   const { mode, cmd, proxy, subnet } = spec.network;
-  const tool = cmd.value === 'slirp4netns' || (cmd.value === 'auto' && !rl.pasta && rl.slirp4netns) ? 'slirp4netns' : 'pasta';
+  // auto: pasta, unless it is missing or cannot start here (no default route to copy).
+  const pastaCannot = !rl.pasta ? 'pasta is not installed' : rl.route === false ? 'this host has no default route, which pasta copies' : undefined;
+  const tool = cmd.value === 'slirp4netns' || (cmd.value === 'auto' && pastaCannot && rl.slirp4netns) ? 'slirp4netns' : 'pasta';
   const binary = tool === 'pasta' ? rl.pasta : rl.slirp4netns;
   if (!binary) problems.push({ src: cmd.src === 'default' ? mode.src : cmd.src, code: 'no-usernet', message: cmd.value === 'auto' ? 'a private network without root needs pasta (Debian\'s passt package) or slirp4netns, and neither is on PATH; install passt, or use `network: none` or `network: host`' : `\`${tool}\` is not on PATH; install ${tool === 'pasta' ? 'Debian\'s passt package' : 'slirp4netns'}, or set \`network.rootless_cmd: auto\`` });
   if (binary && !rl.tun) problems.push({ src: mode.src, code: 'no-tun', message: `${tool} makes the sandbox's interface with /dev/net/tun, which you cannot open; udev makes it mode 0666 on a usual host: run \`chmod 0666 /dev/net/tun\` as root, or use \`network: none\``, atRun: true });
   if (proxy.src !== 'default' && proxy.value !== 'auto') problems.push({ src: proxy.src, code: 'rootless-proxy', message: `\`network.proxy: ${proxy.value}\` needs root (nftables, or the CLI's forwarder on the host's veth end); without root ${tool} carries the ports: remove it` });
   if (subnet.src !== 'default') problems.push({ src: subnet.src, code: 'rootless-subnet', message: `without root the sandbox takes its address from ${tool === 'pasta' ? 'pasta, which copies the host\'s own' : 'slirp4netns (10.0.2.100/24)'}; remove \`network.subnet\`` });
-  const why = cmd.value === 'auto' ? (tool === 'pasta' ? 'pasta is installed' : 'pasta is not installed') : 'network.rootless_cmd asks for it';
+  const why = cmd.value === 'auto' ? (tool === 'pasta' ? 'pasta is installed' : pastaCannot!) : 'network.rootless_cmd asks for it';
   const what = tool === 'pasta' ? 'pasta copies the host\'s addresses and routes into it' : 'slirp4netns gives it 10.0.2.100/24, gateway 10.0.2.2';
   add('network', 'net:usernet', 'net.usernet', `join the sandbox to the host's network through ${tool}, run as you (${what}; ${why})`, mode.src, { tool, binary: binary ?? tool, mtu: VETH_MTU }, { kind: 'net.usernet.stop', args: { tool } });
   for (const p of spec.network.ports) {

@@ -192,4 +192,6 @@ export interface RootlessHost extends CallerIds {
   slirp4netns?: string;
   /** /dev/net/tun opens for the caller (pasta and slirp4netns make the sandbox's interface with it). */
   tun: boolean;
+  /** The host has an IPv4 default route: pasta copies that interface, and refuses to start without one. */
+  route?: boolean;
 }

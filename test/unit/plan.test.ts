@@ -145,6 +145,9 @@ test('rootless: a private network goes through pasta, or slirp4netns where pasta
   assert.match(findStep(pasta.plan.steps, 'net.port')!.title, /pasta: the sandbox sees the client's own address/);
   const noPasta: HostFeatures = { ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, pasta: undefined } };
   assert.equal(findStep(run(noPasta).plan.steps, 'net.usernet')?.args.tool, 'slirp4netns');
+  // A host with no default route (an offline laptop) cannot start pasta: auto takes slirp4netns, and says why.
+  const offline = run({ ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, route: false } });
+  assert.match(findStep(offline.plan.steps, 'net.usernet')!.title, /through slirp4netns.*this host has no default route, which pasta copies/);
   assert.match(findStep(run(ROOTLESS_HOST, ', rootless_cmd: slirp4netns').plan.steps, 'net.port')!.title, /slirp4netns: the sandbox sees connections from the host's loopback come from 10.0.2.2/);
   const neither: HostFeatures = { ...ROOTLESS_HOST, rootless: { ...ROOTLESS_HOST.rootless!, pasta: undefined, slirp4netns: undefined } };
   assert.deepEqual(run(neither).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['no-usernet', 3]]);
