@@ -150,7 +150,8 @@ function holders(netns: string): number[] {
 async function nothingLeft(o: { pids: number[]; keep?: number[]; netns?: string; ports?: UserNetPort[]; stateDir?: string; ms?: number }): Promise<void> {
   const left = async (): Promise<string[]> => {
     const out: string[] = [];
-    for (const p of o.pids) if (alive(p)) out.push(`process ${p} (${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()})`);
+    // A process may end between the two reads: only one still there counts.
+    for (const p of o.pids) if (alive(p)) { try { out.push(`process ${p} (${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()})`); } catch { /* gone */ } }
     for (const p of pidsOf(user!.uid)) if (alive(p) && !(o.keep ?? []).includes(p) && !drivers.some((d) => d.pid === p)) { try { out.push(`user process ${p} (${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()})`); } catch { /* gone */ } }
     if (o.netns) for (const p of holders(o.netns)) out.push(`process ${p} holds ${o.netns}`);
     for (const p of o.ports ?? []) if (!(await bindable(p.hostPort, p.protocol, p.hostIp || '0.0.0.0'))) out.push(`host port ${p.hostIp || '*'}:${p.hostPort}/${p.protocol} still bound`);

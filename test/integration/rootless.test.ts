@@ -36,7 +36,8 @@ function config(u: TestUser, name: string, text: string): string {
 function leftovers(u: TestUser): string[] {
   // A finished supervisor waits as a zombie until the host's init reaps it: it holds nothing.
   const live = pidsOf(u.uid).filter((p) => { try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8')); } catch { return false; } });
-  const out = live.map((p) => `process ${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+  // A process may end between the two reads: only one still there counts.
+  const out = live.flatMap((p) => { try { return [`process ${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`]; } catch { return []; } });
   const root = join(u.runtimeDir, 'sandbox');
   if (existsSync(root)) for (const n of readdirSync(root).filter((x) => !x.startsWith('.'))) out.push(`state folder ${join(root, n)}`);
   return out;
