@@ -13,7 +13,7 @@ import type { Cgroup } from './cgroup';
 import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
 import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from './network';
 import { startPasta, startSlirp4netns } from './rootless-net';
-import { ensureStateRoot, listSandboxes, nameLock, reclaimLocked, STATE_FILES } from './state';
+import { ensureStateRoot, nameLock, readState, sandboxPids, reclaimLocked, STATE_FILES } from './state';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -61,7 +61,7 @@ const idMap = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n
 
 const HANDLERS: Handlers = {
   'state.create': async (ctx) => {
-    const { plan, host, state, cgroup } = ctx;
+    const { plan, host, state } = ctx;
     ensureStateRoot(host);
     // Under the name's lock, so that of two `up`s of one name exactly one wins; the folder names
     // its owner (this CLI) from its first moment, so that gc leaves a starting sandbox be.
@@ -71,7 +71,7 @@ const HANDLERS: Handlers = {
         // A folder left by a crashed run (the CLI killed with -9) is recognised, not trusted: with
         // no live process in its cgroup and no live owner, what that run made on the host is removed first.
         const owner = readOwner(join(state, 'owner'));
-        const running = listSandboxes(host).find((r) => r.name === plan.name)?.pids.length ?? cgroup.pids().length;
+        const running = sandboxPids(host, plan.name, readState(state)).length;
         if (running || ownerAlive(owner)) throw new Error(`a sandbox named ${plan.name} is already ${running ? 'running' : `being started (by process ${owner!.split(' ')[0]})`}; stop it first, or pick another name with --name`);
         await reclaimLocked(host, plan.name);
         mkdirSync(state);

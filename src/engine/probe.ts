@@ -6,7 +6,9 @@ import { delimiter, join } from 'node:path';
 import type { HostFeatures, IdRangeHost, RootlessHost } from '../plan/types';
 import { libraryPath, loadLibSbx } from '../ffi/libsbx';
 import { CAPABILITIES, HOST_ROOT_DIRS } from '../model/tables';
-import { subordinateRanges } from '../image/owners';
+import { onPath, subordinateRanges } from '../image/owners';
+
+export { onPath };
 
 const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
 
@@ -105,15 +107,6 @@ export function probeHost(): HostFeatures {
 export function rootlessStateRoot(env: NodeJS.ProcessEnv = process.env): string {
   const run = env.XDG_RUNTIME_DIR;
   return run && run.startsWith('/') ? join(run, 'sandbox') : `/tmp/sandbox-${process.geteuid?.()}/sandbox`;
-}
-
-/** An executable of that name on PATH, or undefined. */
-export function onPath(name: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
-  for (const dir of path.split(delimiter)) {
-    if (!dir.startsWith('/')) continue;
-    try { const p = join(dir, name); if ((statSync(p).mode & 0o111) !== 0) return p; } catch { /* not here */ }
-  }
-  return undefined;
 }
 
 function probeRootless(): RootlessHost {

@@ -60,6 +60,11 @@ export function readSaved(dir: string): SavedRun | undefined {
   try { return JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as SavedRun; } catch { return undefined; }
 }
 
+/** A sandbox's state.json, or undefined while it starts (or after a crash before it ran). */
+export function readState(dir: string): SandboxState | undefined {
+  try { return JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SandboxState; } catch { return undefined; }
+}
+
 export function cgroupOf(host: HostFeatures, name: string): Cgroup {
   return new Cgroup(host.cgroup, cgroupPathFor(host, name));
 }
@@ -117,8 +122,7 @@ export function listSandboxes(host: HostFeatures): Listed[] {
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { return []; }
   return names.sort().map((name) => {
-    let state: SandboxState | undefined;
-    try { state = JSON.parse(readFileSync(join(host.stateRoot, name, 'state.json'), 'utf8')) as SandboxState; } catch { /* starting, or crashed before it ran */ }
+    const state = readState(join(host.stateRoot, name));
     const pids = sandboxPids(host, name, state);
     let exit: number | undefined;
     // An exit status counts only for a command that ran (state.json is written then): a supervisor
@@ -142,9 +146,7 @@ export async function reclaimLocked(host: HostFeatures, name: string): Promise<s
   const removed: string[] = [];
   const cg = cgroupOf(host, name);
   const dir = join(host.stateRoot, name);
-  let state: SandboxState | undefined;
-  try { state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SandboxState; } catch { /* none */ }
-  if (sandboxPids(host, name, state).length || ownerAlive(readOwner(join(dir, 'owner')))) return removed;
+  if (sandboxPids(host, name, readState(dir)).length || ownerAlive(readOwner(join(dir, 'owner')))) return removed;
   // A rootless network's user-mode stack (pasta, slirp4netns) ends with the sandbox; one left by a
   // killed CLI is ended here, by the PID it recorded.
   if (host.rootless && existsSync(dir) && await stopRecorded(dir)) removed.push('network process (pasta or slirp4netns)');

@@ -59,9 +59,16 @@ export function subordinateRanges(text: string, user: string, id: number): { sta
   return out;
 }
 
-const onPath = (name: string) => (process.env.PATH ?? '/usr/bin:/bin').split(delimiter).some((d) => {
-  try { return d.startsWith('/') && (fs.statSync(join(d, name)).mode & 0o111) !== 0; } catch { return false; }
-});
+/** An executable of that name on PATH (absolute entries only: a relative one would depend on the
+ * caller's cwd), or undefined. */
+export function onPath(name: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir.startsWith('/')) continue;
+    try { const p = join(dir, name); if ((fs.statSync(p).mode & 0o111) !== 0) return p; } catch { /* not here */ }
+  }
+  return undefined;
+}
+
 const readText = (p: string) => { try { return fs.readFileSync(p, 'utf8'); } catch { return ''; } };
 
 /** The caller's maps: itself as 0, then its first subordinate range from 1 (what the sandbox's user
