@@ -4,11 +4,11 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
-import { exitCode, listSandboxes, orphanTables, readSaved, reclaim, sandboxPids, type Listed, type SavedRun } from './state';
-import { procStat } from './lock';
+import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
+import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
 
-export { exitCode, listSandboxes, type Listed };
+export { exitCode, heldPorts, listSandboxes, type Listed };
 
 export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
 
@@ -29,15 +29,21 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
-  try { process.kill(pid, signal); } catch { /* gone */ }
+  // First the word that the restart policy is over, which the CLI or the supervisor reads when
+  // the command ends (or during a restart's delay), so that it does not run it again.
+  try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
+  try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
   // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
   for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
   if (cg.pids().length) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
-  // The supervisor writes the exit status as it leaves.
+  // The supervisor releases the ports and writes the exit status as it leaves.
   const sup = row.state.supervisorPid;
   for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(2);
+  // A foreground sandbox's CLI does the same as it ends (it owns the state folder until then).
+  const owner = join(host.stateRoot, name, 'owner');
+  for (const until = Date.now() + 5000; !row.state.detached && Date.now() < until && ownerAlive(readOwner(owner)); ) await sleep(5);
   return true;
 }
 
@@ -93,8 +99,9 @@ export function processes(host: HostFeatures, name: string): Proc[] {
     let ppid: number | null = null;
     const hostPpid = Number(field('PPid'));
     try { const p = readFileSync(`/proc/${hostPpid}/status`, 'utf8'); const n = /^NSpid:\s*(.*)$/m.exec(p)?.[1]?.trim().split(/\s+/).map(Number) ?? []; ppid = n.length > 1 && inside !== null ? n[n.length - 1]! : inside === 1 ? 0 : null; } catch { ppid = inside === 1 ? 0 : null; }
-    // libsbx names the two helpers it leaves without exec: the init reaper and the exec relay.
-    const helper = ['sbx-init', 'sbx-exec-relay'].includes(field('Name'));
+    // libsbx names the helper it leaves without exec, the exec relay (sandbox-init shows its own
+    // command line: `sandbox-init -- CMD`).
+    const helper = field('Name') === 'sbx-exec-relay';
     out.push({ hostPid, pid: inside, ppid, uid: Number(field('Uid').split(/\s+/)[0]), state: field('State').split(' ')[0] ?? '?', command: helper ? `[${field('Name')}]` : cmd.split('\0').filter(Boolean).join(' ') || `[${field('Name')}]` });
   }
   return out;

@@ -70,11 +70,33 @@ export function checkImageStore(plan: Plan, store: Store, host: Pick<HostFeature
   try { checkUserXattrs(store.root, lsetxattr); } catch (e) { throw new PreflightError(image, 95, (e as Error).message); }
 }
 
-/** Takes every published host port, in the plan's order; `undo` gets each release. */
-export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>)[], started: (s: Step) => void): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
+/** Another sandbox and the host ports it holds now (state.ts's heldPorts: none once it has ended). */
+export interface PortHolder { name: string; ports: readonly { hostIp: string; hostPort: number; protocol: string }[] }
+
+/** The running sandbox that holds this host port, if one does. nftables DNAT binds no socket, so the
+ * bind test of reservePorts cannot see a sandbox's ports: they are read from the others' state.
+ * A wildcard address (none, 0.0.0.0, ::) overlaps every address. */
+export function portHolder(p: { hostIp: string; hostPort: number; protocol: string }, others: readonly PortHolder[]): { name: string; shown: string } | undefined {
+  if (!p.hostPort) return undefined;
+  const any = (ip: string) => ip === '' || ip === '0.0.0.0' || ip === '::';
+  for (const o of others) {
+    const q = o.ports.find((x) => x.hostPort === p.hostPort && x.protocol === p.protocol && (any(x.hostIp) || any(p.hostIp) || x.hostIp === p.hostIp));
+    if (q) return { name: o.name, shown: `${q.hostIp ? (q.hostIp.includes(':') ? `[${q.hostIp}]` : q.hostIp) : '*'}:${q.hostPort}/${q.protocol}` };
+  }
+  return undefined;
+}
+
+/** Takes every published host port, in the plan's order; `undo` gets each release. A port that a
+ * running sandbox of `others` publishes is refused first, naming it. */
+export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>)[], started: (s: Step) => void, others: readonly PortHolder[] = []): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
   const out = [];
   for (const step of stepsOf(plan.steps, 'net.port')) {
     const a = step.args;
+    const holder = portHolder(a, others.filter((o) => o.name !== plan.name));
+    if (holder) {
+      started(step);
+      throw new PreflightError(step, 98, `port ${holder.shown} is published by running sandbox "${holder.name}"; stop it with sandbox stop ${holder.name}, or pick another host port`);
+    }
     try {
       const hold = await reservePort(a);
       undo.push(() => hold.close());
