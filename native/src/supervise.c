@@ -95,7 +95,7 @@ struct sup {
 	char *rstrings;
 	const char *procs;      /* the cgroup.procs files a restart joins (a list) */
 	const char *table;      /* the nftables table of the port maps, or "" */
-	int userns_fd, netns_fd, out_w, err_w, devnull;
+	int userns_fd, netns_fd, out_w, err_w;
 	FILE *log;
 };
 
@@ -156,8 +156,8 @@ static pid_t respawn(struct sup *s)
 	dup2(s->out_w, 1);
 	dup2(s->err_w, 2);
 	int r = sbx_respawn(s->rops, s->head.restart_nops, s->rstrings, s->head.restart_strings_len, s->head.clone_flags, s->procs, s->userns_fd, s->netns_fd, &c, &err);
-	dup2(s->devnull, 1);
-	dup2(s->devnull, 2);
+	dup2(0, 1); /* /dev/null */
+	dup2(0, 2);
 	if (r < 0) { say(s, "the restart failed: %s", err.message); return -1; }
 	if (write_all(c.sync_fd, "G", 1) < 0) failed = 1;
 	while (!failed && read_all(c.events_fd, &ev, sizeof ev) == 0) {
@@ -176,18 +176,21 @@ static void release_ports(struct sup *s)
 	if (!s->table[0]) return;
 	pid_t p = fork();
 	if (p == 0) {
-		dup2(s->devnull, 0); dup2(s->devnull, 1); dup2(s->devnull, 2);
+		dup2(0, 1); dup2(0, 2);
 		execlp("nft", "nft", "delete", "table", "ip", s->table, (char *)NULL);
 		_exit(127);
 	}
 	if (p > 0) while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
 }
 
+/* What the command wrote on stream i, into the log; at EOF (no writer left) the stream is closed,
+ * so that poll does not report its hang-up again and again. */
 static void pump(struct sup *s, struct stream *st, int i, int flush_all)
 {
-	for (;;) {
+	while (st[i].fd >= 0) {
 		ssize_t r = read(st[i].fd, st[i].buf + st[i].len, sizeof st[i].buf - st[i].len);
-		if (r <= 0) break;
+		if (r == 0) { close(st[i].fd); st[i].fd = -1; break; }
+		if (r < 0) break;
 		st[i].len += (size_t)r;
 		if (s->log) log_lines(s->log, &st[i], st[i].len == sizeof st[i].buf);
 	}
@@ -204,15 +207,22 @@ int main(int argc, char **argv)
 
 	if (argc != 3) { fprintf(stderr, "usage: sbx-supervise STATE_DIR CGROUP_DIR|-\n"); return 2; }
 	s.state = argv[1];
+	/* Blocked from the start, and read from a signalfd once the command runs: a child that ends
+	 * before then leaves its SIGCHLD pending, not lost. (Each child starts with none blocked.) */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD); sigaddset(&mask, SIGTERM); sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	/* The CLI's pipes move out of the way: 0, 1 and 2 become the command's stdio. */
 	cli_in = fcntl(0, F_DUPFD_CLOEXEC, 10);
 	cli_out = fcntl(1, F_DUPFD_CLOEXEC, 10);
 	if (cli_in < 0 || cli_out < 0 || pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return 125;
-	s.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	/* The write ends stay here (close-on-exec) for every later run. */
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* The write ends stay here (close-on-exec) for every later run; 0 is /dev/null from now on. */
 	s.out_w = out_pipe[1];
 	s.err_w = err_pipe[1];
-	dup2(s.devnull, 0);
+	dup2(devnull, 0);
+	close(devnull);
 	dup2(s.out_w, 1);
 	dup2(s.err_w, 2);
 
@@ -253,7 +263,9 @@ int main(int argc, char **argv)
 			return 125;
 		}
 	}
-	dup2(s.devnull, 1); dup2(s.devnull, 2);
+	dup2(0, 1); dup2(0, 2);
+	/* Without a restart policy no later run needs the write ends: the log's pipes end with the command. */
+	if (!h->policy) { close(s.out_w); close(s.err_w); s.out_w = s.err_w = -1; }
 	dprintf(cli_out, "PID %d %d\n", child.pid, child.in_cgroup);
 
 	/* Relay: the CLI's bytes to the child's sync socket, the child's events to the CLI, until exec. */
@@ -286,10 +298,6 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof path, "%s/log", s.state);
 	s.log = fopen(path, "ae");
 	/* SIGCHLD and the signals that stop the sandbox are read from a signalfd, beside the pipes. */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD); sigaddset(&mask, SIGTERM); sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);

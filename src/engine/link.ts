@@ -3,9 +3,9 @@
 // its parent after the CLI exits) and relays the same protocol over its stdin and stdout.
 import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { NativeError, type LibSbx } from '../ffi/libsbx';
+import { libraryPath, NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
 import { SUPERVISE_HEAD_OFFSET, SUPERVISE_HEAD_SIZE } from '../ffi/generated/abi';
 
@@ -58,9 +58,9 @@ export function supervisorPath(): string {
   return process.env.SANDBOX_SUPERVISOR ?? join(__dirname, '..', 'native', 'build', 'sbx-supervise');
 }
 
-/** The static PID 1 of `init: true` (native/src/init.c), which the child copies into a memfd. */
+/** The static PID 1 of `init: true` (native/src/init.c), which the child copies into a memfd: built beside libsbx.so. */
 export function initPath(): string {
-  return process.env.SANDBOX_INIT ?? join(__dirname, '..', 'native', 'build', 'sbx-init');
+  return process.env.SANDBOX_INIT ?? join(dirname(libraryPath()), 'sbx-init');
 }
 
 /** What the supervisor of a detached sandbox runs after the first run, as struct sbx_supervise_head says. */
