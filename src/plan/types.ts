@@ -98,7 +98,7 @@ export interface StepArgs {
   'fds.close': Record<string, never>;
   'exec': {
     args: string[]; env: string[]; cwd: string; tty: boolean; init: boolean; detach: boolean;
-    /** What PID 1 does when the command ends (applied by the init reaper). */
+    /** Whether the command runs again when it ends: by the CLI or the supervisor, from outside the sandbox (a new PID 1 each run). */
     restart?: RestartPolicy;
     stopSignal?: number; stopGraceMs?: number;
   };
