@@ -96,6 +96,18 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   assert.deepEqual(row('rs-web')?.ports, [], 'ps shows no port once it is released');
   assert.ok(!execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }).includes('sbx_rs_web'), 'the nftables table is gone');
   await hostServer(18431);
+  // A port a host program holds is still found by the bind test (the host server here is python's).
+  const dir2 = mkdtempSync(join(tmpdir(), 'sbx-host-'));
+  const holder = spawn('python3', ['-m', 'http.server', '18433', '--bind', '127.0.0.1'], { cwd: dir2, stdio: 'ignore' });
+  try {
+    await until('a host server on 18433', async () => (await httpStatus(18433)) === 200, 10_000);
+    const busy = sandbox(['up', '-q', configFile(dir, 'rs-busy', ['detach: true', 'ports: ["127.0.0.1:18433:8080"]', 'command: [sleep, "600"]'])]);
+    assert.equal(busy.code, 125, busy.err);
+    assert.match(busy.err, /host port 18433\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port \(.*rs-busy\.yml:5:9\)/);
+  } finally {
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.on('exit', r));
+  }
 
   // Another sandbox may publish it now; while that one runs, a third is refused at its ports line.
   const two = configFile(dir, 'rs-two', ['detach: true', 'ports: ["127.0.0.1:18431:8080"]', `command: ${JSON.stringify(['sh', '-c', `${SERVE} exec sleep 600`])}`, 'init: true']);
