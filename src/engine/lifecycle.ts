@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
-import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
+import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
 import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
 
@@ -25,7 +25,8 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   const row = findSandbox(host, name);
   if (!row.running || !row.state) return false;
   const state = row.state;
-  const cg = { pids: () => sandboxPids(host, name, state) };
+  // Read again at each look: after a restart, the current run's PID 1 (and, rootless without a cgroup, its pid namespace).
+  const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state) };
   const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
@@ -33,10 +34,18 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   // the command ends (or during a restart's delay), so that it does not run it again.
   try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
   try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
+  // A restart that was already under way when the word was written has a new PID 1: it gets the
+  // signal too (the `pid` file names the current run's).
+  const current = () => readState(join(host.stateRoot, name))?.pid ?? pid;
+  let signalled = pid;
   // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
-  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
+  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) {
+    const now = current();
+    if (now !== signalled) { signalled = now; try { process.kill(now, signal); } catch { /* gone */ } }
+    await sleep(2);
+  }
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
-  if (cg.pids().length) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  if (cg.pids().length) try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
   for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
   // The supervisor releases the ports and writes the exit status as it leaves.
   const sup = row.state.supervisorPid;
