@@ -78,6 +78,10 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   // A restart keeps the port: it answers in the second run (a new pid namespace in the same network one).
   await until('the second run', () => runs().length >= 2);
   await until('the port to answer in the second run', async () => (await httpStatus(18431)) === 200);
+  // exec joins the current run (its PID 1 is the one the supervisor recorded last).
+  const inRun = sandbox(['exec', 'rs-web', 'sh', '-c', 'wc -l < /out/runs; tr "\\0" " " < /proc/1/cmdline']);
+  assert.equal(inRun.code, 0, inRun.err);
+  assert.match(inRun.out, /^[23]\nsh -c read self rest/);
   assert.equal(row('rs-web')?.ports.length, 1, 'a running sandbox shows its port');
   await until('the command to end for good', () => row('rs-web')?.status === 'exited', 20_000);
   assert.equal(row('rs-web')?.exitCode, 3);
