@@ -134,7 +134,7 @@ export const checkName: PreflightCheck = ({ spec, plan, host }) => {
   const running = sandboxPids(host, plan.name, readState(state)).length > 0;
   if (!running && !ownerAlive(owner)) return [];
   const how = running ? 'running' : `being started (by process ${owner!.split(' ')[0]})`;
-  return [{ src: spec.name.src, code: 'name-taken', severity: 'error', message: `a sandbox named ${plan.name} is already ${how}; stop it first (sandbox down ${plan.name}), or pick another name with --name` }];
+  return [{ src: spec.name.src, code: 'name-taken', severity: 'error', message: `a sandbox named ${plan.name} is already ${how}; stop it first, or pick another name with --name` }];
 };
 
 /** The image's registry, when the image must be pulled: asked once, briefly, before anything else. */

@@ -175,7 +175,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     if (mode.value === 'private' && rootless) userNet(spec, rootless, add, problems);
     else if (mode.value === 'private') {
       // The host's side is made with ip (the veth pair) and nft (NAT and port maps).
-      for (const p of ['ip', 'nft'] as const) if (!host.programs[p]) problems.push({ src: mode.src, code: 'missing-program', message: `${missingProgram(p)}; or use \`network: none\` or \`network: host\`` });
+      for (const p of ['ip', 'nft'] as const) if (!host.programs[p]) problems.push({ src: mode.src, code: 'missing-program', message: `${missingProgram(p)}; or set \`network: none\` or \`network: host\`${mode.src === 'default' ? ' (the file has no `network`, and private is the default)' : ''}` });
       const sub = spec.network.subnet;
       const gateway = gatewayOf(sub.value);
       // A 64 KiB MTU, as loopback's (and pasta's): with 1500 the pair carries a sixth less than loopback.
