@@ -12,7 +12,7 @@ import { existsSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { checkUserXattrs, type Store } from '../image/store';
 import { hostId, runsAsRoot } from '../image/owners';
-import { probeRegistry } from '../image/pull';
+import { imageKey, probeRegistry } from '../image/pull';
 import type { SandboxSpec, Source } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
@@ -61,10 +61,11 @@ export const checkSources: PreflightCheck = ({ spec }) => {
     if (!st) missing(spec.rootfs.src, spec.rootfs.path, 'the root filesystem', 'create it, or fix `rootfs.path`');
     else if (!st.isDirectory()) out.push({ src: spec.rootfs.src, code: 'missing-source', severity: 'error', message: `the root filesystem ${spec.rootfs.path} is not a folder; point \`rootfs.path\` at one` });
   }
-  if (spec.rootfs.type === 'image') {
-    const m = /^(oci|docker-archive):(.+)$/.exec(spec.rootfs.image);
-    // oci:PATH[:TAG] and docker-archive:PATH[:NAME]: the path is what exists, less a tag after it.
-    if (m && !statOf(m[2]!) && !statOf(m[2]!.replace(/:[^:/]*$/, ''))) missing(spec.rootfs.src, m[2]!, m[1] === 'oci' ? 'the OCI image layout' : 'the docker save archive', 'check the path');
+  if (spec.rootfs.type === 'image' && /^(oci|docker-archive):/.test(spec.rootfs.image)) {
+    // oci:PATH[:TAG] and docker-archive:PATH[:NAME], split as the pull splits them.
+    const { layout, archive } = imageKey(spec.rootfs.image);
+    if (layout && !statOf(layout.dir)) missing(spec.rootfs.src, layout.dir, 'the OCI image layout', 'check the path after oci:');
+    if (archive && !statOf(archive.file)) missing(spec.rootfs.src, archive.file, 'the docker save archive', 'check the path after docker-archive:');
   }
   return out;
 };
