@@ -190,7 +190,7 @@ export function buildProgram(): Command {
     .option('--dry-run', 'show the stages and steps without changing anything')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
-    .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable; one on loopback always is)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
