@@ -11,7 +11,7 @@
 # packages is in the `run` part here.
 set -eu
 
-# part     package          what for
+# part     package          what for (one single-quoted string: no apostrophe in it)
 PACKAGES='
 run   busybox-static   the busybox root of the samples (samples/rootfs/busybox) and the busybox OCI image
 run   make             builds libsbx (native/)
@@ -36,6 +36,7 @@ test  skopeo           a peer of the image benchmark
 test  umoci            a peer of the image benchmark
 test  podman           a peer of the benchmarks, and the Pod of sandbox export under podman kube play
 test  e2fsprogs        the ext4 file systems the rootless tests make for stores in the VM
+test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS
 '
 
 list=false
