@@ -72,7 +72,7 @@ export function unreachable(e: unknown, o: { base: string; registry: string; pla
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') why = `the name ${dns} does not resolve (no such host, or no DNS here); check the image's name, or pull it where the registry is reachable and bring it with \`sandbox pull oci:PATH\``;
   else if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') why = 'no route leads there from this host';
   else if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/.test(cause?.message ?? '')) why = `it answers in plain HTTP, not HTTPS: name it with --insecure-registry ${o.registry} or in insecure_registries`;
-  else if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return `cannot reach ${o.base}: its TLS certificate is not trusted here (${cause?.message ?? code}); add its CA to the host's trusted certificates (NODE_EXTRA_CA_CERTS)`;
+  else if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return `cannot reach ${o.base}: its TLS certificate is not trusted (${cause?.message ?? code}); give sandbox its CA: NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
   else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') why = `it closed the connection${tls}`;
   else why = `${cause?.message ?? (e as Error).message}${code && !(cause?.message ?? '').includes(code) ? ` (${code})` : ''}${tls}`;
   return `cannot reach ${o.base}: ${why}`;

@@ -128,3 +128,13 @@ test('a registry error is said once, in words: plain HTTP asked in HTTPS, HTTPS 
     await close(tlsOnly);
   }
 });
+
+test('each way a registry cannot be reached has its words and its way out', () => {
+  const o = { base: 'https://reg.test:5000', registry: 'reg.test:5000', plain: false, timeoutMs: 5000 };
+  const fail = (code: string, message = code) => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(message), { code }) });
+  assert.equal(unreachable(fail('ENOTFOUND', 'getaddrinfo ENOTFOUND reg.test'), o), "cannot reach https://reg.test:5000: the name reg.test does not resolve (no such host, or no DNS here); check the image's name, or pull it where the registry is reachable and bring it with `sandbox pull oci:PATH`");
+  assert.equal(unreachable(Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }), o), 'cannot reach https://reg.test:5000: it did not answer within 5 s');
+  assert.match(unreachable(fail('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'), o), /: its TLS certificate is not trusted \(self-signed certificate\); give sandbox its CA: NODE_EXTRA_CA_CERTS=/);
+  assert.equal(unreachable(fail('ECONNRESET'), o), 'cannot reach https://reg.test:5000: it closed the connection; if it serves plain HTTP, name it with --insecure-registry reg.test:5000 or in insecure_registries');
+  assert.equal(unreachable(fail('ECONNRESET'), { ...o, plain: true, base: 'http://reg.test:5000' }), 'cannot reach http://reg.test:5000: it closed the connection');
+});
