@@ -100,7 +100,7 @@ test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.
     // A second sandbox asking for a port the first holds: a clear error, naming the first, before anything is set up.
     const clash = sandbox(['up', '-q', 'test/integration/fixtures/echo-clash.yml']);
     assert.equal(clash.code, 125, clash.err);
-    assert.match(clash.err, /port 127\.0\.0\.1:17000\/tcp is published by running sandbox "echo"; stop it with sandbox stop echo, or pick another host port \(test\/integration\/fixtures\/echo-clash\.yml:6:5\)/);
+    assert.match(clash.err, /test\/integration\/fixtures\/echo-clash\.yml:6:5: error: port 127\.0\.0\.1:17000\/tcp is published by running sandbox "echo"; stop it with sandbox stop echo, or pick another host port/);
     assert.deepEqual(leftovers('echo-clash'), []);
   } finally {
     await echo.stop();

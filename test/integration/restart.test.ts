@@ -107,7 +107,7 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
     await until('a host server on 18433', async () => (await httpStatus(18433)) === 200, 10_000);
     const busy = sandbox(['up', '-q', configFile(dir, 'rs-busy', ['detach: true', 'ports: ["127.0.0.1:18433:8080"]', 'command: [sleep, "600"]'])]);
     assert.equal(busy.code, 125, busy.err);
-    assert.match(busy.err, /host port 18433\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port \(.*rs-busy\.yml:5:9\)/);
+    assert.match(busy.err, /rs-busy\.yml:5:9: error: host port 18433\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port/);
   } finally {
     holder.kill('SIGKILL');
     await new Promise((r) => holder.on('exit', r));
@@ -120,8 +120,7 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   const three = configFile(dir, 'rs-three', ['detach: true', 'ports: ["18431:8080"]', 'command: [sleep, "600"]']);
   const refused = sandbox(['up', '-q', three]);
   assert.notEqual(refused.code, 0);
-  assert.match(refused.err, /rs-three\.yml:5:9/, refused.err);
-  assert.match(refused.err, /port 127\.0\.0\.1:18431\/tcp is published by running sandbox "rs-two"; stop it with sandbox stop rs-two/, refused.err);
+  assert.match(refused.err, /rs-three\.yml:5:9: error: port 127\.0\.0\.1:18431\/tcp is published by running sandbox "rs-two"; stop it with sandbox stop rs-two/, refused.err);
   assert.equal(row('rs-three'), undefined, 'the refused sandbox left no state');
 
   // stop: the port goes at once too; state and log stay until down.
