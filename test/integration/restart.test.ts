@@ -46,7 +46,8 @@ async function hostServer(port: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sbx-host-'));
   const srv = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1'], { cwd: dir, stdio: 'ignore' });
   try {
-    await until(`a host server on ${port}`, async () => (await httpStatus(port)) === 200, 10_000);
+    // python3 starts in well under a second here, and in several on the emulated cgroup v2 VM.
+    await until(`a host server on ${port}`, async () => (await httpStatus(port)) === 200, 60_000);
   } finally {
     srv.kill('SIGKILL');
     await new Promise((r) => srv.on('exit', r));
@@ -104,7 +105,7 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   const dir2 = mkdtempSync(join(tmpdir(), 'sbx-host-'));
   const holder = spawn('python3', ['-m', 'http.server', '18433', '--bind', '127.0.0.1'], { cwd: dir2, stdio: 'ignore' });
   try {
-    await until('a host server on 18433', async () => (await httpStatus(18433)) === 200, 10_000);
+    await until('a host server on 18433', async () => (await httpStatus(18433)) === 200, 60_000);
     const busy = sandbox(['up', '-q', configFile(dir, 'rs-busy', ['detach: true', 'ports: ["127.0.0.1:18433:8080"]', 'command: [sleep, "600"]'])]);
     assert.equal(busy.code, 125, busy.err);
     assert.match(busy.err, /rs-busy\.yml:5:9: error: host port 18433\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port/);
