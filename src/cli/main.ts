@@ -15,6 +15,8 @@ import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
+import { PROGRESS_CHOICES, progressMode, StageProgress, type ProgressMode } from '../ui/progress';
+import { fileAndCommand } from './argv';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerAudit } from './audit';
@@ -33,7 +35,7 @@ interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Di
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean }
+interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; progress?: ProgressMode }
 
 /** An image config's image: from the store, pulled first when `up` needs it. Looked up between
  * reading the file and normalizing it, so that the spec (and the rules, and the plan) has the
@@ -43,7 +45,8 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   const have = haveImage(image.ref);
   if (!have && o.mode === 'store') return undefined;
   const { pullProgress } = await import('../ui/progress');
-  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${imageName(image.ref)}` });
+  const mode = o.progress ?? progressMode('auto', { isTTY: process.stderr.isTTY === true, env: process.env });
+  const view = have ? undefined : pullProgress({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${imageName(image.ref)}` });
   try {
     const got = await lookupImage(image.ref, { pull: true, insecure: [...image.insecure, ...(o.insecure ?? [])], onEvent: view?.onEvent });
     await view?.finish();
@@ -152,23 +155,22 @@ export function buildProgram(): Command {
   program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
     .argument('[command...]', 'command and arguments after --, replacing the config\'s command')
     .description('set up the sandbox and run its command')
-    .option('--dry-run', 'show the stages and steps without changing anything')
+    .option('--dry-run', 'print the plan up would apply, and change nothing')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
     .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('-q, --quiet', 'print no progress')
+    .addOption(new Option('--progress <mode>', 'auto (a terminal view on a terminal, plain lines elsewhere and under CI), tty, plain or quiet').choices(PROGRESS_CHOICES).default('auto'))
+    .option('-q, --quiet', 'print no progress (--progress quiet)')
+    .option('--verbose', 'print every step as it is applied, one line each')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
-      const plain = !process.stderr.isTTY || !!process.env.CI;
+    .action(async (fileArg: string | undefined, words: string[], o: { dryRun?: boolean; quiet?: boolean; progress: string; verbose?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[]; attest?: string }, self: Command) => {
+      // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
+      const { file, command: cmd } = fileAndCommand(self, fileArg, words);
+      const mode = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress: mode } });
       if (o.dryRun) {
-        const { RecordingEngine } = await import('../engine/fake');
-        const { StepTracker, showProgress } = await import('../ui/progress');
-        const tracker = new StepTracker(l.plan);
-        const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-        await new RecordingEngine().run(l.plan, tracker.onEvent);
-        await view;
+        process.stdout.write(renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
         process.stderr.write(`${MSG.dryRun}\n`);
         return;
       }
@@ -182,33 +184,32 @@ export function buildProgram(): Command {
         process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
         throw new Exit(EXIT.setup);
       }
-      const { StepTracker, showProgress } = await import('../ui/progress');
-      const tracker = new StepTracker(l.plan);
-      const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-      const result = await engine.run(l.plan, tracker.onEvent, {
-        host: l.host,
-        // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
-        failAt: process.env.SANDBOX_TEST_FAIL_AT,
-        pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
-        // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
-        stallAt: process.env.SANDBOX_TEST_STALL_AT,
-        // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
-        corruptAt: process.env.SANDBOX_TEST_CORRUPT,
-        beforeExec: () => view,
-        file: l.file,
-      });
+      const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
+      let result;
+      try {
+        result = await engine.run(l.plan, view.onEvent, {
+          host: l.host,
+          // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
+          failAt: process.env.SANDBOX_TEST_FAIL_AT,
+          pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
+          // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
+          stallAt: process.env.SANDBOX_TEST_STALL_AT,
+          // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
+          corruptAt: process.env.SANDBOX_TEST_CORRUPT,
+          // The view ends before the command may write its first byte.
+          beforeExec: async () => view.end(),
+          file: l.file,
+        });
+      } finally { view.end(); }
       // For the start-up benchmark: the engine's own setup time, measured inside.
       if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
       // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
       if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
       if (result.detached) {
-        await view;
         process.stdout.write(`${l.plan.name}\n`);
         return;
       }
       if (result.failed) {
-        tracker.abort(result.failed.message);
-        await view;
         const step = l.plan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
         if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);

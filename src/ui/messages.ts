@@ -14,4 +14,12 @@ export const MSG = {
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,
+  // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
+  // stage's full title on a terminal.
+  stageDone: (title: string, steps: number, ms: number) => `${title}  ${steps} step${steps === 1 ? '' : 's'}  ${ms.toFixed(1)} ms`,
+  stagePartial: (title: string, done: number, steps: number, ms: number) => `${title}  ${done} of ${steps} steps  ${ms.toFixed(1)} ms`,
+  stageRunning: (title: string, done: number, steps: number, current: string) => `${title}  ${done}/${steps}  ${current}`,
+  stageFailed: (title: string, done: number, steps: number, id: string) => `${title}  failed at ${id} (${done} of ${steps} steps done)`,
+  stepDone: (id: string, title: string, ms: number) => `✔ ${id}  ${title}${ms >= 0.05 ? `  ${ms.toFixed(1)} ms` : ''}`,
+  stepFailed: (id: string, title: string, why: string) => `${id} (${title}): ${why}`,
 };

@@ -136,17 +136,39 @@ test('schema prints the JSON Schema', () => {
   assert.equal(JSON.parse(r.out).$schema, 'https://json-schema.org/draft/2020-12/schema');
 });
 
-test('up --dry-run shows the stages on stderr, prints nothing on stdout, changes nothing', () => {
+test('up --dry-run prints the plan it would apply on stdout, no ticks, and changes nothing', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'dry.yml'), 'version: 1\nname: e2e-dry-run\ncommand: [x]\n');
   const r = run(['up', '--dry-run', 'dry.yml'], { cwd: dir, env: { CI: 'true' } });
   assert.equal(r.code, 0, r.err);
-  assert.equal(r.out, '');
-  for (const stage of ['1. rootfs', '5. network', '9. exec']) assert.ok(r.err.includes(stage), `${stage} in ${r.err}`);
-  assert.match(r.err, /install the default seccomp filter/);
-  assert.match(r.err, /dry run: nothing was changed/);
+  assert.match(r.out, /^plan for /);
+  for (const stage of ['1. rootfs', '5. network', '9. exec']) assert.ok(r.out.includes(stage), `${stage} in ${r.out}`);
+  assert.match(r.out, /install the default seccomp filter/);
+  assert.equal(r.out, run(['plan', 'dry.yml'], { cwd: dir }).out, 'the same plan as sandbox plan');
+  assert.equal(r.err, 'dry run: nothing was changed\n');
+  assert.doesNotMatch(r.out + r.err, /✔|❯/);
   assert.equal(existsSync('/run/sandbox/e2e-dry-run'), false);
   assert.equal(existsSync('/sys/fs/cgroup/memory/sandbox/e2e-dry-run') || existsSync('/sys/fs/cgroup/sandbox/e2e-dry-run'), false);
+  rmSync(dir, { recursive: true });
+});
+
+test('up -- CMD with no FILE: the sandbox.yml of the folder runs CMD; the first word after -- is never a file', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'sandbox.yml'), 'version: 1\nname: e2e-dashdash\nrootfs: host\nnetwork: none\ncommand: [/bin/false]\n');
+  for (const args of [['up', '--dry-run', '--', 'echo', 'hi'], ['up', '--dry-run', '--name', 'e2e-dd2', '--', 'echo', 'hi'], ['up', '--name=e2e-dd3', '--dry-run', '--', 'echo', 'hi']]) {
+    const r = run(args, { cwd: dir });
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.out, /run echo hi\b/, r.out);
+  }
+  // A FILE before -- is still the file.
+  const f = run(['up', '--dry-run', 'sandbox.yml', '--', 'echo', 'hi'], { cwd: dir });
+  assert.equal(f.code, 0, f.err);
+  assert.match(f.out, /run echo hi\b/);
+  if (process.getuid?.() === 0) {
+    const r = run(['up', '-q', '--', 'echo', 'hi'], { cwd: dir });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'hi\n');
+  }
   rmSync(dir, { recursive: true });
 });
 
