@@ -38,6 +38,17 @@ function show(v: unknown): string {
   return clip(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v));
 }
 
+/** Where each schema error is, as paths into the value (an unknown key's own path): the parts of
+ * the file a tolerant reader leaves out. Empty when the value is valid. An `if` error is left out:
+ * the errors of its `then` say which part of the mapping is wrong. */
+export function schemaErrorPaths(value: unknown): PathSeg[][] {
+  if (validateSchema(value)) return [];
+  return (validateSchema.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf').map((e) => {
+    const path = ptrToPath(e.instancePath);
+    return e.keyword === 'additionalProperties' ? [...path, String((e.params as { additionalProperty: string }).additionalProperty)] : path;
+  });
+}
+
 /** Validates against the schema; returns located diagnostics and the paths that failed. */
 export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][] } {
   if (validateSchema(value)) return { diagnostics: [], failed: [] };
