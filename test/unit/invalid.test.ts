@@ -36,7 +36,7 @@ test('schema errors and the errors of normalize and the rules come in one run', 
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.col} ${d.code}: ${d.message}`), [
     '2:1 unknown-key: `comand` is not a known key (did you mean `command`?)',
     '4:10 enum: `privat` is not a valid value for `network`; expected none, private, host (did you mean `private`?)',
-    '5:11 type: `hostname` must be a string, not the number 42',
+    '5:11 type: `hostname` must be a string, not the number 42: YAML reads `42` as a number; quote it, as "42"',
     '7:3 unknown-key: `memroy` is not a known key in `resources` (did you mean `memory`?)',
     "8:11 memory-too-low: `memory` of 4194304 bytes is below Docker's minimum of 6m; a sandboxed process cannot start in less",
     '9:11 unknown-capability: `NOT_A_CAP` is not a capability; see capabilities(7) for the names',
