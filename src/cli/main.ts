@@ -17,6 +17,9 @@ import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
 import { PROGRESS_CHOICES, progressMode, StageProgress, type ProgressMode } from '../ui/progress';
 import { fileAndCommand } from './argv';
+import { formatOf, withFormat, type FormatOpts } from './format';
+import { registerVersion, VERSION } from './version';
+import { registerCompletion } from './completion';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerAudit } from './audit';
@@ -125,31 +128,31 @@ function rootlessRows(r: RootlessHost): [string, string][] {
 export function buildProgram(): Command {
   const program = new Command('sandbox')
     .description('Run a command in a sandbox described by a YAML file: namespaces, cgroups, capabilities, no daemon.')
-    .version(process.env.SANDBOX_VERSION ?? '0.1.0')
+    .version(VERSION)
     .showSuggestionAfterError(true)
     // `sandbox exec NAME sh -c …`: options after the command belong to the command.
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the problems as JSON on stdout')
     .description('check a config and print every problem in it, located')
-    .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { format: string; strict?: boolean }) => {
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean }) => {
+      const format = formatOf(o);
       // A valid file stays valid on a host that cannot apply it: that is a warning here, an error for plan and up.
-      const l = await load(file, { ...o, hostProblems: 'warning' });
-      if (o.format === 'json') return;
+      const l = await load(file, { strict: o.strict, format, hostProblems: 'warning' });
+      if (format === 'json') return;
       process.stderr.write(MSG.valid(l.file, l.diagnostics.length) + '\n');
     });
 
-  program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the plan as JSON')
     .description('print the ordered isolation steps `up` would apply, each with the config line behind it')
-    .option('--json', 'print the plan as JSON')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text' });
-      process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean }) => {
+      const json = formatOf(o) === 'json';
+      const l = await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text' });
+      process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 
   program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
@@ -221,9 +224,10 @@ export function buildProgram(): Command {
       throw new Exit(result.exitCode);
     });
 
-  program.command('doctor').argument('[file]', 'a config to check against this host')
+  withFormat(program.command('doctor').argument('[file]', 'a config to check against this host'))
     .description('print what this host offers, and which lines of FILE it cannot apply')
-    .action(async (file: string | undefined) => {
+    .action(async (file: string | undefined, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const h = probeHost();
       let engine = 'ok';
       try { const { engineLibrary } = await import('../engine/probe'); engine = `${engineLibrary()} (ABI ok)`; } catch (e) { engine = `missing: ${(e as Error).message}; build it with npm run build`; }
@@ -241,6 +245,11 @@ export function buildProgram(): Command {
         ['native engine', engine],
         ['state folder', h.stateRoot],
       ];
+      if (json) {
+        const l = file ? await load(file, {}) : undefined;
+        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length } : {}) }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
       if (!file) return;
       const l = await load(file, {});
@@ -251,6 +260,8 @@ export function buildProgram(): Command {
   registerImages(program);
   registerAudit(program, load);
   registerExport(program, load);
+  registerVersion(program);
+  registerCompletion(program);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
 
@@ -184,4 +184,84 @@ test('doctor prints the host, and which lines of a file it cannot apply', () => 
   const far = run(['doctor', 'far.yml'], { cwd: dir });
   assert.equal(far.code, 0);
   assert.match(far.err, /far\.yml:3:21: warning: `cpuset` names CPU 63, and this host has CPUs 0-/);
+});
+
+// Issue 22: `--json` on some commands and `--format json` on others. Each command that prints
+// data takes both, and they print the same.
+test('every command that prints data takes both --json and --format json, with the same output', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'a.yml'), 'version: 1\nname: e2e-fmt\ncommand: [x]\nnetwork: none\n');
+  writeFileSync(join(dir, 'b.yml'), 'version: 1\nname: e2e-fmt\ncommand: [x]\ncap_add: [NET_ADMIN]\n');
+  const cases: [string[], number][] = [
+    [['validate', 'a.yml'], 0], [['plan', 'a.yml'], 0], [['audit', 'a.yml'], 0], [['diff', 'a.yml', 'b.yml'], 1],
+    [['doctor'], 0], [['doctor', 'a.yml'], 0], [['version'], 0], [['ps', '-a'], 0], [['images'], 0],
+  ];
+  for (const [args, code] of cases) {
+    const a = run([...args, '--json'], { cwd: dir });
+    const b = run([...args, '--format', 'json'], { cwd: dir });
+    assert.equal(a.code, code, `${args.join(' ')} --json: ${a.err}`);
+    assert.equal(b.code, code, `${args.join(' ')} --format json: ${b.err}`);
+    assert.doesNotThrow(() => JSON.parse(a.out), `${args.join(' ')} --json prints JSON: ${a.out}`);
+    // ps, images: what another sandbox does meanwhile may differ; the rest is the same bytes.
+    if (!['ps', 'images', 'doctor'].includes(args[0]!)) assert.equal(a.out, b.out, args.join(' '));
+    else {
+      const [x, y] = [JSON.parse(a.out), JSON.parse(b.out)];
+      assert.equal(Array.isArray(x), Array.isArray(y));
+      if (!Array.isArray(x)) assert.deepEqual(Object.keys(x), Object.keys(y));
+    }
+  }
+  // top and inspect name a sandbox: both spellings are accepted (no usage error), and say there is none.
+  for (const cmd of ['top', 'inspect']) for (const f of [['--json'], ['--format', 'json']]) {
+    const r = run([cmd, 'e2e-no-such-sandbox', ...f]);
+    assert.equal(r.code, 1, r.err);
+    assert.doesNotMatch(r.err, /unknown option/);
+  }
+  // Two different formats at once is a usage error.
+  const both = run(['audit', 'a.yml', '--json', '--format', 'sarif'], { cwd: dir });
+  assert.equal(both.code, 1);
+  assert.match(both.err, /--json and --format sarif ask for two formats; give one/);
+  rmSync(dir, { recursive: true });
+});
+
+test('version: sandbox, Node, the libsbx ABI, libseccomp and the kernel', () => {
+  const r = run(['version']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^sandbox {5}\d+\.\d+\.\d+\nnode {8}\d+\.\d+\.\d+\nlibsbx {6}ABI \d+ \(.*libsbx\.so\)\nlibseccomp {2}\d+\.\d+\.\d+\nkernel {6}\S+ \S+\n$/);
+  const j = JSON.parse(run(['version', '--json']).out);
+  assert.equal(j.node, process.versions.node);
+  assert.equal(typeof j.libsbx.abi, 'number');
+  assert.match(j.libseccomp, /^\d+\.\d+\.\d+$/);
+  assert.equal(j.kernel.split(' ')[0], release());
+});
+
+test('completion: bash, zsh and fish scripts that their shells accept, made from the commands', (t) => {
+  const has = (sh: string) => spawnSync('sh', ['-c', `command -v ${sh}`]).status === 0;
+  const script = (sh: string) => { const r = run(['completion', sh]); assert.equal(r.code, 0, r.err); return r.out; };
+  const dir = tmp();
+  const bash = script('bash');
+  writeFileSync(join(dir, 'c.bash'), bash);
+  const n = spawnSync('bash', ['-n', join(dir, 'c.bash')], { encoding: 'utf8' });
+  assert.equal(n.status, 0, n.stderr);
+  // Completing as bash would: commands, an option's choices, sandbox names from `sandbox ps -aq`.
+  const complete = (...words: string[]) => spawnSync('bash', ['-c', `source ${join(dir, 'c.bash')}
+sandbox() { [[ "$1 $2" == "ps -aq" ]] && printf 'web\\nlimits\\n'; }
+COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _sandbox; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(complete('sandbox', 'ver'), 'version');
+  assert.ok(complete('sandbox', '').split(' ').includes('completion'));
+  assert.equal(complete('sandbox', 'up', '--progress', ''), 'auto tty plain quiet');
+  assert.equal(complete('sandbox', 'logs', ''), 'web limits');
+  assert.equal(complete('sandbox', 'completion', ''), 'bash zsh fish');
+  assert.equal(complete('sandbox', 'image', ''), 'prune');
+  assert.match(complete('sandbox', 'ps', '--'), /--json/);
+  assert.equal(run(['completion', 'tcsh']).code, 1);
+  for (const [sh, args] of [['zsh', ['-n']], ['fish', ['--no-execute']]] as const) {
+    const text = script(sh);
+    assert.match(text, sh === 'zsh' ? /^#compdef sandbox\n/ : /^# fish completion/);
+    assert.ok(text.includes('--progress') && text.includes('ps -aq'), sh);
+    if (!has(sh)) { if (process.env.SANDBOX_MUST_WORK === '1') assert.fail(`${sh} is not installed`); t.diagnostic(`${sh} not installed: its syntax is not checked`); continue; }
+    writeFileSync(join(dir, `c.${sh}`), text);
+    const c = spawnSync(sh, [...args, join(dir, `c.${sh}`)], { encoding: 'utf8' });
+    assert.equal(c.status, 0, `${sh}: ${c.stderr}`);
+  }
+  rmSync(dir, { recursive: true });
 });

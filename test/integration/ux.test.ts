@@ -1,6 +1,7 @@
-// The progress view of a real `up` (issue 22): without a terminal (and under CI) one line per stage,
-// ended before the command's first byte; on a pseudo-terminal (script(1)) the stage list; a port
-// in use drawn at its port step, not at the first step of the rootfs stage.
+// What a user sees of real sandboxes (issue 22): the progress view of `up` without a terminal (and
+// under CI) is one line per stage, ended before the command's first byte; on a pseudo-terminal
+// (script(1)) the stage list; a port in use drawn at its port step, not at the first step of the
+// rootfs stage. `ps` shows the restart count and ends a cut command with ….
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -73,4 +74,31 @@ test('a port in use: the view shows ✖ at the port step under 5. network, and n
     busy.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ps: the restart count, and a command cut at 40 characters ends with …', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const name = 'ux-ps';
+  const long = `sleep 30; echo ${'a'.repeat(60)}`;
+  const up = sandbox(['up', '-d', '-q', '--name', name, 'samples/locked-down.yml', '--', '/bin/sh', '-c', long]);
+  try {
+    assert.equal(up.code, 0, up.err);
+    const ps = sandbox(['ps']);
+    assert.equal(ps.code, 0, ps.err);
+    const lines = ps.out.trimEnd().split('\n');
+    assert.match(lines[0]!, /^NAME +STATUS +PID +UP +RESTARTS +COMMAND +PORTS$/);
+    const row = lines.find((l) => l.startsWith(`${name} `));
+    assert.ok(row, ps.out);
+    const cmd = `/bin/sh -c ${long}`;
+    assert.ok(row.includes(` 0 `), row);
+    assert.ok(row.includes(`${cmd.slice(0, 39)}…`), row);
+    assert.ok(!row.includes(cmd.slice(0, 41)), row);
+    const j = (JSON.parse(sandbox(['ps', '--format', 'json']).out) as { name: string; restarts: number; command: string[] }[]).find((r) => r.name === name)!;
+    assert.equal(j.restarts, 0);
+    assert.deepEqual(j.command, ['/bin/sh', '-c', long]);
+    assert.ok(sandbox(['ps', '-q']).out.split('\n').includes(name));
+  } finally {
+    sandbox(['down', name]);
+  }
+  assert.deepEqual(leftovers(name), []);
 });
