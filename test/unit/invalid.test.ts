@@ -82,3 +82,41 @@ test('package.json: the config lives under the sandbox key, located in the file'
   assert.equal(d.code, 'unknown-key');
   assert.deepEqual([d.file, d.line, d.col], ['package.json', 5, 5]);
 });
+
+// The rules run on what the schema accepted of a file: whatever single value of a full config is
+// wrong (each leaf and each mapping of every-key.yml and jenkins.yml, replaced by a value of each
+// wrong kind), the pipeline ends in located errors, never a throw, and the schema's error is
+// among them.
+test('a wrong value anywhere: normalize and the rules judge the rest without crashing', () => {
+  const { readFileSync } = require('node:fs') as typeof import('node:fs');
+  const { parseDocument, isMap, isSeq, isScalar } = require('yaml') as typeof import('yaml');
+  const { join } = require('node:path') as typeof import('node:path');
+  const { ROOT } = require('../helpers/load') as typeof import('../helpers/load');
+  const files = ['test/integration/fixtures/every-key.yml', 'samples/jenkins.yml'];
+  const wrong: unknown[] = [{ bogus: 1 }, [1, [2]], -7, true, null];
+  let cases = 0, refused = 0;
+  for (const f of files) {
+    const text = readFileSync(join(ROOT, f), 'utf8');
+    const paths: (string | number)[][] = [];
+    const walk = (node: unknown, path: (string | number)[]) => {
+      if (path.length) paths.push(path);
+      if (isMap(node)) for (const p of node.items) walk(p.value, [...path, String((p.key as { value: unknown }).value)]);
+      else if (isSeq(node)) node.items.forEach((n, i) => walk(n, [...path, i]));
+      else if (!isScalar(node)) return;
+    };
+    walk(parseDocument(text).contents, []);
+    for (const p of paths) {
+      if (p[0] === 'version') continue;
+      for (const w of wrong) {
+        const doc = parseDocument(text);
+        doc.setIn(p, w);
+        const r = loadText(doc.toString(), { files: { '/project/every-key.env': 'A=1\n' } });
+        cases++;
+        if (r.diagnostics.some((d) => d.severity === 'error')) refused++;
+        // Some replacements are valid (a list where a list or a string is wanted); the rest must be located errors.
+        for (const d of r.diagnostics) assert.ok(d.line >= 1 && d.col >= 1 && d.message && !/undefined|\[object Object\]|NaN/.test(d.message), `${f} ${p.join('.')} = ${JSON.stringify(w)}: ${d.message}`);
+      }
+    }
+  }
+  assert.ok(cases > 400 && refused > cases / 2, `${cases} cases, ${refused} refused`);
+});
