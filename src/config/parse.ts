@@ -371,6 +371,15 @@ function yamlMessage(code: string, message: string): string {
     case 'BAD_ALIAS': return 'an anchor (&name) or an alias (*name) needs a name of its own, not ending in a colon';
     case 'TAG_RESOLVE_FAILED': return `${first.replace(/^Unresolved tag: /, 'the tag ')} is not one sandbox reads: quote the value, or remove the tag`;
     case 'DUPLICATE_KEY': return first;
+    case 'BLOCK_IN_FLOW': return 'inside [ ] or { }, a list or mapping is written with brackets too, not with `- ` or `key:` lines';
+    case 'MULTIPLE_ANCHORS': return 'a value can have one anchor (&name) only';
+    case 'MULTIPLE_TAGS': case 'BAD_COLLECTION_TYPE': return 'a tag (!name) here is not one sandbox reads: quote the value, or remove the tag';
+    case 'ALIAS_PROPS': return 'an alias (*name) stands for a value written elsewhere: it cannot have an anchor or a tag of its own';
+    case 'BAD_PROP_ORDER': return 'an anchor (&name) or a tag goes after the `-` or `?` of its item, not before';
+    case 'BAD_DIRECTIVE': return 'a line beginning with % is a YAML directive, which a config never needs: remove it, or quote the value';
+    case 'KEY_OVER_1024_CHARS': return 'a key of more than 1024 characters: no key of a config is that long';
+    case 'NON_STRING_KEY': return 'keys must be plain words, not lists, mappings or aliases';
+    case 'RESOURCE_EXHAUSTION': return `the file's aliases expand to too much: write the values out`;
     default: return `invalid YAML: ${first}`;
   }
 }
