@@ -46,7 +46,6 @@ export class StageProgress {
   private readonly out: { write(s: string): unknown; columns?: number };
   private readonly now: () => number;
   private ended = false;
-  private failed: { stage: StageView; view: StepView } | undefined;
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -82,7 +81,6 @@ export class StageProgress {
       view.state = 'failed';
       view.error = e.error;
       if (!stage.steps.includes(view)) stage.steps.push(view);
-      this.failed ??= { stage, view };
       this.end();
       return;
     }
@@ -180,18 +178,17 @@ export class StageProgress {
 
 /** A line cut to `cols` visible characters (colour escapes do not count), with … at the cut. */
 function cutVisible(line: string, cols: number): string {
+  const escapes = /\x1b\[[0-9;]*m/g;
+  if (line.replace(escapes, '').length <= cols) return line;
   let seen = 0;
   let out = '';
-  for (let i = 0; i < line.length; i++) {
-    if (line[i] === '\x1b') {
-      const m = /^\x1b\[[0-9;]*m/.exec(line.slice(i));
-      if (m) { out += m[0]; i += m[0].length - 1; continue; }
-    }
-    if (seen === cols - 1 && line.length - i > 1) return `${out}…\x1b[0m`;
+  for (let i = 0; i < line.length && seen < cols - 1; i++) {
+    const m = line[i] === '\x1b' ? /^\x1b\[[0-9;]*m/.exec(line.slice(i)) : null;
+    if (m) { out += m[0]; i += m[0].length - 1; continue; }
     out += line[i];
     seen++;
   }
-  return out;
+  return `${out}…${line.includes('\x1b') ? '\x1b[0m' : ''}`;
 }
 
 interface Waiter { promise: Promise<void>; resolve(): void; reject(e: Error): void }
