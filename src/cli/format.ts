@@ -3,6 +3,7 @@
 // remember which spelling a command uses. Runs in the CLI process.
 import { Option, type Command } from 'commander';
 import { LifecycleError } from '../engine/lifecycle';
+import { MSG } from '../ui/messages';
 
 export interface FormatOpts { json?: boolean; format?: string }
 
@@ -15,6 +16,6 @@ export function withFormat(cmd: Command, formats: readonly string[] = ['text', '
 
 /** The format asked for; --json with another --format is a usage error (exit 1). */
 export function formatOf(o: FormatOpts): string {
-  if (o.json && o.format !== undefined && o.format !== 'json') throw new LifecycleError(`--json and --format ${o.format} ask for two formats; give one`, 1);
+  if (o.json && o.format !== undefined && o.format !== 'json') throw new LifecycleError(MSG.twoFormats(o.format), 1);
   return o.json ? 'json' : o.format ?? 'text';
 }

@@ -14,6 +14,7 @@ export const MSG = {
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,
+  twoFormats: (format: string) => `--json and --format ${format} ask for two formats; give one`,
   // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
   // stage's full title on a terminal.
   stageDone: (title: string, steps: number, ms: number) => `${title}  ${steps} step${steps === 1 ? '' : 's'}  ${ms.toFixed(1)} ms`,

@@ -1,6 +1,6 @@
 // What the progress view costs on a terminal (issue 22): `sandbox up` against `sandbox up -q` of
 // samples/locked-down.yml, both run under a real pseudo-terminal (`script -qec`), alternating in
-// one run. As root. Also `--progress plain` (stderr a pipe inside the same pty run).
+// one run. As root. Also `--progress plain` on the same terminal, for comparison.
 //   node test/bench/progress-tty.mjs [RUNS]
 // Goal: the terminal view costs at most 1.1 × `up -q`.
 import { spawnSync } from 'node:child_process';
