@@ -188,22 +188,20 @@ export function buildProgram(): Command {
         throw new Exit(EXIT.setup);
       }
       const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
-      let result;
-      try {
-        result = await engine.run(l.plan, view.onEvent, {
-          host: l.host,
-          // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
-          failAt: process.env.SANDBOX_TEST_FAIL_AT,
-          pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
-          // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
-          stallAt: process.env.SANDBOX_TEST_STALL_AT,
-          // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
-          corruptAt: process.env.SANDBOX_TEST_CORRUPT,
-          // The view ends before the command may write its first byte.
-          beforeExec: async () => view.end(),
-          file: l.file,
-        });
-      } finally { view.end(); }
+      const result = await engine.run(l.plan, view.onEvent, {
+        host: l.host,
+        // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
+        failAt: process.env.SANDBOX_TEST_FAIL_AT,
+        pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
+        // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
+        stallAt: process.env.SANDBOX_TEST_STALL_AT,
+        // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
+        corruptAt: process.env.SANDBOX_TEST_CORRUPT,
+        // The view ends before the command may write its first byte.
+        beforeExec: async () => view.end(),
+        file: l.file,
+      });
+      view.end();
       // For the start-up benchmark: the engine's own setup time, measured inside.
       if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
       // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
