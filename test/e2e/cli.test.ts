@@ -262,6 +262,17 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length 
     writeFileSync(join(dir, `c.${sh}`), text);
     const c = spawnSync(sh, [...args, join(dir, `c.${sh}`)], { encoding: 'utf8' });
     assert.equal(c.status, 0, `${sh}: ${c.stderr}`);
+    // Loaded as each shell loads it: zsh registers _sandbox for sandbox; fish completes from it.
+    const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: dir, XDG_DATA_HOME: dir };
+    if (sh === 'zsh') {
+      const z = spawnSync('zsh', ['-f', '-c', `autoload -Uz compinit && compinit -u -d ${dir}/.zcd; source ${dir}/c.zsh; print -r -- \${_comps[sandbox]}; whence -w _sandbox_up _sandbox_image_prune`], { encoding: 'utf8', env });
+      assert.equal(z.stdout, '_sandbox\n_sandbox_up: function\n_sandbox_image_prune: function\n', z.stderr);
+    } else {
+      const f = (line: string) => spawnSync('fish', ['--no-config', '-c', `source ${dir}/c.fish; complete -C ${JSON.stringify(line)}`], { encoding: 'utf8', env }).stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]);
+      assert.deepEqual(f('sandbox up --progress '), ['auto', 'plain', 'quiet', 'tty']);
+      assert.deepEqual(f('sandbox ver'), ['version']);
+      assert.deepEqual(f('sandbox image '), ['prune']);
+    }
   }
   rmSync(dir, { recursive: true });
 });
