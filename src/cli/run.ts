@@ -12,7 +12,7 @@ import { formatDiagnostics, type Diagnostic } from '../config/diagnostic';
 import { readBounded, type FoundConfig } from '../config/find';
 import { LIMITS, type PathSeg } from '../config/parse';
 import type { CliValue } from '../model/normalize';
-import { renderPlan } from '../plan/render';
+import { planJson, renderPlan } from '../plan/render';
 import { commandLine, COMMAND_LINE, fromDockerRun, shellQuote } from '../import/docker';
 import { fromCompose } from '../import/compose';
 import type { Imported, ImportNote, Loc } from '../import/types';
@@ -124,7 +124,7 @@ Flags, with docker run's meaning (each becomes a key of the file \`--save\` writ
 sandbox's own:
   --rootfs host|DIR   run on the host's root filesystem (read-only) or a folder, instead of an IMAGE
   --save FILE         write the equivalent reviewed file instead of running
-  --plan              print the plan instead of running
+  --plan [--json]     print the plan (as JSON) instead of running
   -q                  print no progress
 Flags docker run has and sandbox cannot say are reported with the reason; --privileged is refused.`;
 
@@ -160,7 +160,7 @@ export function registerRun(program: Command, load: Load, start: Start): void {
         else { writeOut(imp.save, text); process.stderr.write(`sandbox: wrote ${imp.save}; \`sandbox plan ${imp.save}\` shows its plan and \`sandbox up ${imp.save}\` runs it\n`); }
         return;
       }
-      if (imp.plan) { process.stdout.write(renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true })); return; }
+      if (imp.plan) { process.stdout.write(imp.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true })); return; }
       // As docker run: a terminal for the command needs one to read from.
       if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
       // A foreground sandbox keeps nothing once it ends, so --rm needs nothing more.

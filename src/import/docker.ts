@@ -20,6 +20,8 @@ export interface DockerRunImport extends Imported {
   /** sandbox run's own flags: --save FILE, --plan, -q. */
   save?: string;
   plan?: boolean;
+  /** --plan --json. */
+  json?: boolean;
   quiet?: boolean;
   /** Where each word of the command line starts in `text` (0-based). */
   cols: number[];
@@ -126,6 +128,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
     { names: ['--rootfs'], value: true, apply: (v, at) => set(['rootfs'], v === 'host' ? 'host' : { type: 'dir', path: hostPath(v) }, at) },
     { names: ['--save'], value: true, apply: (v) => { out.save = v; } },
     { names: ['--plan'], value: false, apply: (v) => { out.plan = v !== 'false'; } },
+    { names: ['--json'], value: false, apply: (v) => { out.json = v !== 'false'; } },
     { names: ['-q', '--quiet'], value: false, apply: (v) => { out.quiet = v !== 'false'; } },
     {
       names: ['-e', '--env'], value: true, apply: (v, at) => {
