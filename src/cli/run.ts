@@ -73,7 +73,7 @@ const asDiagnostic = (n: ImportNote): Diagnostic => ({
 
 /** Prints what was not mapped (warnings) and what cannot be (errors); exits `code` on any error. */
 function printNotes(imp: Imported, file: string, code: number) {
-  const shown = imp.notes.filter((n) => n.kind !== 'changed').map(asDiagnostic);
+  const shown = imp.notes.filter((n) => n.kind !== 'changed').map(asDiagnostic).sort((a, b) => a.line - b.line || a.col - b.col);
   if (!shown.length) return;
   process.stderr.write(formatDiagnostics(shown, (d) => (d.file === file ? imp.text : undefined), color()));
   const errors = shown.filter((d) => d.severity === 'error').length;

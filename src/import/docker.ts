@@ -283,7 +283,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
     { names: ['--uts'], value: true, apply: nsFlag('uts', '--uts') },
     { names: ['--cgroupns'], value: true, apply: nsFlag('cgroup', '--cgroupns') },
     { names: ['--userns'], value: true, apply: nsFlag('user', '--userns') },
-    ...DROPPED.map(([names, value, why]): Flag => ({ names, value, apply: (v, at) => note('dropped', at, 'no-key', `\`${names.at(-1)}${value ? ` ${v}` : ''}\`: ${why}`) })),
+    ...DROPPED.flatMap(([names, value, why]) => names.map((n): Flag => ({ names: [n], value, apply: (v, at) => note('dropped', at, 'no-key', `\`${n}${value ? ` ${v}` : ''}\`: ${why}`) }))),
   ];
   let cpuPeriod = 100_000;
   let cpuQuota: { v: number; at: Loc } | undefined;
