@@ -41,6 +41,8 @@ export interface LoadOpts {
   /** The command line, for code frames of problems located on it; with `locate`, the whole config
    * came from it (`sandbox run`), and every location in the file is moved to the word behind it. */
   commandLine?: CommandLine;
+  /** What an invalid file stops: `run` (the default), or `written` (import, run --save). */
+  stops?: string;
 }
 
 /** The schema's rule for `name`, which `--name` follows too. */
@@ -116,7 +118,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
   const errors = diagnostics.filter((d) => d.severity === 'error' || opts.strict);
   report(diagnostics, res.text, opts.format, cl?.locate ? undefined : found.file, res.texts);
   if (errors.length || !plan) {
-    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
+    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(EXIT.invalid);
   }
   return { plan, file: found.file, host, diagnostics, text: res.text, spec: res.spec!, absFile: found.absFile, root: found.root };

@@ -152,7 +152,10 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
           const mode = typeof t.mode === 'number' && /^0o/i.test(raw) ? t.mode.toString(8) : t.mode !== undefined ? String(t.mode) : undefined;
           push('volumes', { type: 'tmpfs', target, ...(t.size !== undefined ? { size: t.size } : {}), ...(mode !== undefined ? { mode } : {}) }, [key, i]);
         }
-        else if (o.type === 'volume' && o.source) push('volumes', `${o.source}:${target}${o.read_only ? ':ro' : ''}`, [key, i]);
+        else if (o.type === 'volume' && o.source) {
+          const opts = [...(o.read_only ? ['ro'] : []), ...((o.volume as { nocopy?: boolean } | undefined)?.nocopy ? ['nocopy'] : [])];
+          push('volumes', `${o.source}:${target}${opts.length ? `:${opts.join(',')}` : ''}`, [key, i]);
+        }
         else note('dropped', at(key, i), 'mount-type', `a \`${String(o.type)}\` mount: sandbox mounts binds, named volumes and tmpfs`);
       });
     } else if (key === 'tmpfs') {
@@ -208,13 +211,19 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
     else note('dropped', at(key), 'no-key', `\`${key}\`: ${Object.hasOwn(DROPPED, key) ? DROPPED[key] : 'sandbox has no key for it'}`);
   }
 
-  // Top-level keys: named volumes are made on first use, so their declarations are only checked.
+  // Top-level keys. Named volumes are made on first use: a declaration is written (as
+  // `named_volumes`, since the top level here is the sandbox, whose `volumes` are its mounts) only
+  // for a volume this service mounts that has another store name or is external.
+  const used = new Set(((c.volumes ?? []) as unknown[]).filter((m): m is string => typeof m === 'string').map((m) => m.split(':')[0]!));
   for (const [k, v] of Object.entries(top!)) {
     if (k === 'volumes' && v && typeof v === 'object') {
       for (const [name, decl] of Object.entries(v)) {
         const d = (decl ?? {}) as Record<string, unknown>;
-        const extra = Object.keys(d).filter((x) => x !== 'name');
-        if (extra.length) { const l = parsed.locate(['volumes', name], 'key'); note('dropped', { file, line: l.line, col: l.col }, 'volume-options', `volume \`${name}\`: ${extra.join(', ')} ha${extra.length > 1 ? 've' : 's'} no key: a named volume is a folder sandbox keeps in its store`); }
+        const l = parsed.locate(['volumes', name], 'key');
+        const keep = Object.fromEntries(Object.entries(d).filter(([x]) => x === 'name' || x === 'external'));
+        if (used.has(name) && Object.keys(keep).length) { ((c.named_volumes ??= {}) as Record<string, unknown>)[name] = keep; origin.push({ path: ['named_volumes', name], at: { file, line: l.line, col: l.col } }); }
+        const extra = Object.keys(d).filter((x) => x !== 'name' && x !== 'external');
+        if (extra.length) note('dropped', { file, line: l.line, col: l.col }, 'volume-options', `volume \`${name}\`: ${extra.join(', ')} ha${extra.length > 1 ? 've' : 's'} no key: a named volume is a folder sandbox keeps in its store`);
       }
     } else if (['configs', 'secrets', 'networks'].includes(k) && v && typeof v === 'object' && Object.keys(v).length) {
       const l = parsed.locate([k], 'key');

@@ -213,8 +213,9 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         }
         const [src, dst, o = ''] = parts as [string, string, string?];
         const named = !/^[./~]/.test(src);
-        const keep = o.split(',').filter((x) => x && !['consistent', 'cached', 'delegated', 'nocopy'].includes(x));
-        if (o.split(',').includes('nocopy')) note('dropped', at, 'volume-nocopy', '`nocopy`: a named volume starts empty and is never filled from the image');
+        // nocopy (a named volume left empty, not seeded from the image) means nothing for a bind.
+        const keep = o.split(',').filter((x) => x && !['consistent', 'cached', 'delegated'].includes(x) && (named || x !== 'nocopy'));
+        if (!named && o.split(',').includes('nocopy')) note('dropped', at, 'volume-nocopy', '`nocopy` applies to named volumes only: a bind shows the host folder as it is');
         push('volumes', `${named ? esc(src) : hostPath(src)}:${esc(dst)}${keep.length ? `:${keep.join(',')}` : ''}`, at);
       },
     },
@@ -247,7 +248,10 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         if (!target) { note('refused', at, 'mount-no-target', `\`--mount ${v}\` has no target; add target=/path`); return; }
         if (type === 'bind' && source) push('volumes', { type: 'bind', source: hostPath(source), target: esc(target), ...(ro ? { read_only: true } : {}), ...(kv.has('bind-propagation') ? { propagation: kv.get('bind-propagation') } : {}) }, at);
         else if (type === 'tmpfs') push('volumes', { type: 'tmpfs', target: esc(target), ...(kv.has('tmpfs-size') ? { size: num(kv.get('tmpfs-size')!) } : {}), ...(kv.has('tmpfs-mode') ? { mode: kv.get('tmpfs-mode') } : {}) }, at);
-        else if (type === 'volume' && source) push('volumes', `${esc(source)}:${esc(target)}${ro ? ':ro' : ''}`, at);
+        else if (type === 'volume' && source) {
+          const o = [...(ro ? ['ro'] : []), ...(['true', '1'].includes(kv.get('volume-nocopy') ?? 'false') ? ['nocopy'] : [])];
+          push('volumes', `${esc(source)}:${esc(target)}${o.length ? `:${o.join(',')}` : ''}`, at);
+        }
         else if (type === 'volume') {
           const i = push('volumes', { type: 'tmpfs', target: esc(target) }, at);
           note('changed', at, 'anonymous-volume', `an anonymous volume: a tmpfs (memory, gone when the sandbox ends) is the nearest sandbox has; give it a source= name to keep it`, ['volumes', i]);

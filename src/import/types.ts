@@ -33,7 +33,7 @@ export interface Imported {
 /** The order of keys in a written config: as the README's and the samples' files. */
 export const KEY_ORDER = [
   'version', 'name', 'image', 'insecure_registries', 'rootfs', 'entrypoint', 'command', 'detach', 'tty', 'stdin_open', 'init', 'restart',
-  'user', 'group_add', 'umask', 'workdir', 'hostname', 'env', 'env_file', 'network', 'dns', 'extra_hosts', 'ports', 'volumes',
+  'user', 'group_add', 'umask', 'workdir', 'hostname', 'env', 'env_file', 'network', 'dns', 'extra_hosts', 'ports', 'volumes', 'named_volumes',
   'namespaces', 'resources', 'cap_add', 'cap_drop', 'security', 'ulimits', 'sysctls', 'devices', 'shm_size', 'stop_signal', 'stop_grace_period',
 ] as const;
 

@@ -35,6 +35,7 @@ test('each docker run flag becomes its key', () => {
     [['-e', 'A=1', '--env=B=x=y', '-e', 'C', 'img'], { image: 'img', env: { A: '1', B: 'x=y', C: null } }],
     [['--env-file', 'app.env', 'img'], { image: 'img', env_file: ['./app.env'] }],
     [['-v', './d:/d:ro', '-v', '/abs:/x', '-v', 'vol:/data', 'img'], { image: 'img', volumes: ['./d:/d:ro', '/abs:/x', 'vol:/data'] }],
+    [['-v', 'vol:/data:ro,nocopy', '--mount', 'type=volume,source=v2,target=/t,volume-nocopy', 'img'], { image: 'img', volumes: ['vol:/data:ro,nocopy', 'v2:/t:nocopy'] }],
     [['--tmpfs', '/run:size=64m,mode=1777', '--tmpfs', '/x:exec', 'img'], { image: 'img', volumes: [{ type: 'tmpfs', target: '/run', size: '64m', mode: '1777', options: ['noexec'] }, { type: 'tmpfs', target: '/x' }] }],
     [['--mount', 'type=bind,source=./s,target=/t,readonly', '--mount', 'type=tmpfs,dst=/tm,tmpfs-size=1024', 'img'], { image: 'img', volumes: [{ type: 'bind', source: './s', target: '/t', read_only: true }, { type: 'tmpfs', target: '/tm', size: 1024 }] }],
     [['-p', '8080:80', '-p8443:443/tcp', '--publish=127.0.0.1:53:53/udp', 'img'], { image: 'img', ports: ['8080:80', '8443:443/tcp', '127.0.0.1:53:53/udp'] }],
@@ -302,6 +303,9 @@ volumes:
   assert.deepEqual(dropped, ['3:5 `build`', '5:5 `depends_on`', '6:5 `healthcheck`', '7:5 networks back', '14:3 volume `data`']);
   const changed = c.notes.filter((n) => n.kind === 'changed').map((n) => `${n.at.line} ${n.code}`);
   assert.deepEqual(changed, ['9 restart-always', '10 port-every-address']);
+  // Named volumes: Compose's top-level declaration of one the service mounts, as `named_volumes`.
+  const vols = fromCompose('c.yml', Buffer.from('services:\n  a:\n    image: x\n    volumes: [data:/d, {type: volume, source: cache, target: /c, volume: {nocopy: true}}, ./b:/b:nocopy]\nvolumes:\n  data: {name: proj_data, external: true}\n  cache:\n  other: {name: o}\n'), undefined, { composeDir: '/p', outDir: '/p' });
+  assert.deepEqual(JSON.parse(JSON.stringify({ v: vols.config.volumes, n: vols.config.named_volumes })), { v: ['data:/d', 'cache:/c:nocopy', './b:/b:nocopy'], n: { data: { name: 'proj_data', external: true } } });
   // Several services and none named: each is listed; a wrong name too.
   const none = fromCompose('c.yml', Buffer.from(text), undefined, { composeDir: '/p', outDir: '/p' });
   assert.match(none.errors[0]!.message, /c\.yml has 2 services \(app, db\); name the one to import: sandbox import c\.yml SERVICE/);
