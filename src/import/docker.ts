@@ -137,7 +137,12 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         set(['env', eq < 0 ? v : v.slice(0, eq)], eq < 0 ? null : esc(v.slice(eq + 1)), at);
       },
     },
-    { names: ['--env-file'], value: true, apply: (v, at) => { push('env_file', hostPath(v), at); } },
+    {
+      names: ['--env-file'], value: true, apply: (v, at) => {
+        const i = push('env_file', hostPath(v), at);
+        note('changed', at, 'env-file-quotes', 'read as Compose reads it: quotes around a value are removed, where docker run keeps them', ['env_file', i]);
+      },
+    },
     { names: ['-u', '--user'], value: true, apply: (v, at) => set(['user'], esc(v), at) },
     { names: ['-w', '--workdir'], value: true, apply: (v, at) => set(['workdir'], esc(v), at) },
     { names: ['-h', '--hostname'], value: true, apply: (v, at) => set(['hostname'], v, at) },
@@ -216,7 +221,8 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         // nocopy (a named volume left empty, not seeded from the image) means nothing for a bind.
         const keep = o.split(',').filter((x) => x && !['consistent', 'cached', 'delegated'].includes(x) && (named || x !== 'nocopy'));
         if (!named && o.split(',').includes('nocopy')) note('dropped', at, 'volume-nocopy', '`nocopy` applies to named volumes only: a bind shows the host folder as it is');
-        push('volumes', `${named ? esc(src) : hostPath(src)}:${esc(dst)}${keep.length ? `:${keep.join(',')}` : ''}`, at);
+        const i = push('volumes', `${named ? esc(src) : hostPath(src)}:${esc(dst)}${keep.length ? `:${keep.join(',')}` : ''}`, at);
+        if (!named) note('changed', at, 'bind-must-exist', 'docker run makes a missing host folder (owned by root); sandbox refuses to start without it: create it first', ['volumes', i]);
       },
     },
     {

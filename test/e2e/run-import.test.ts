@@ -23,7 +23,7 @@ test('import -- docker run … writes a commented file that validates, and says 
   const r = run(['import', '--', 'docker', 'run', '-d', '--name', 'web', '-p', '8080:80', '-v', './site:/srv:ro', '--label', 'team=a', '--restart', 'always', '--rootfs', 'host', 'busybox', 'httpd', '-f'], dir);
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /command line:1:\d+: warning: not mapped: `--label team=a`: sandbox has no labels/);
-  assert.match(r.err, /sandbox: wrote web\.yml \(2 comments where the meaning differs\)/);
+  assert.match(r.err, /sandbox: wrote web\.yml \(3 comments where the meaning differs\)/);
   const text = readFileSync(join(dir, 'web.yml'), 'utf8');
   assert.match(text, /^# yaml-language-server: \$schema=\/.*\/schema\/sandbox\.schema\.json\n#\n# Imported by `sandbox import` from: docker run -d --name web/);
   assert.match(text, /\nversion: 1\nname: web\nrootfs: host\ncommand: \[busybox, httpd, -f\]\ndetach: true\n/);
