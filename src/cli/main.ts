@@ -156,6 +156,16 @@ const collect = (v: string, all: string[]) => [...all, v];
 /** The arguments main() was given, for locating `up -e/-v/-p` on the command line. */
 let rawArgv: string[] = [];
 
+interface OverrideOpts { env: string[]; volume: string[]; publish: string[] }
+
+/** `up`'s and `plan`'s -e/-v/-p for normalize, each with where it is on the command line: the plan
+ * cites it, and a bad one is shown there. */
+function overridesOf(o: OverrideOpts): Pick<LoadOpts, 'overrides' | 'commandLine'> {
+  if (!o.env.length && !o.volume.length && !o.publish.length) return {};
+  const cl = commandLineValues(rawArgv);
+  return { overrides: { env: cl.env, volumes: cl.volumes, ports: cl.ports, cwd: process.cwd() }, commandLine: cl.line };
+}
+
 /** Sets up the sandbox of a loaded plan and runs its command (or only shows the stages, with
  * --dry-run); throws Exit with the command's status. */
 export async function start(l: Loaded, o: UpOpts): Promise<void> {
@@ -243,8 +253,11 @@ export function buildProgram(): Command {
     .description('print the ordered isolation steps `up` would apply, each with the config line behind it')
     .option('--json', 'print the plan as JSON')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text' });
+    .option('-e, --env <NAME=VALUE>', 'as up -e: the plan of `up FILE -e …`', collect, [] as string[])
+    .option('-v, --volume <SRC:DST[:ro]>', 'as up -v', collect, [] as string[])
+    .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'as up -p', collect, [] as string[])
+    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean } & OverrideOpts) => {
+      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 
@@ -261,11 +274,8 @@ export function buildProgram(): Command {
     .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
-    .action(async (file: string | undefined, cmd: string[], o: UpOpts & { name?: string; insecureRegistry: string[]; strict?: boolean; env: string[]; volume: string[]; publish: string[] }) => {
-      // Where each -e/-v/-p is on the command line: the plan cites it, and a bad one is shown there.
-      const cl = commandLineValues(rawArgv);
-      const overrides = o.env.length || o.volume.length || o.publish.length ? { env: cl.env, volumes: cl.volumes, ports: cl.ports, cwd: process.cwd() } : undefined;
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, overrides, commandLine: overrides ? cl.line : undefined });
+    .action(async (file: string | undefined, cmd: string[], o: UpOpts & OverrideOpts & { name?: string; insecureRegistry: string[]; strict?: boolean }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, ...overridesOf(o) });
       await start(l, o);
     });
 

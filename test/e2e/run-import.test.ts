@@ -15,7 +15,7 @@ const run = (args: string[], cwd: string) => {
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 const tmp = () => mkdtempSync(join(tmpdir(), 'sandbox-e2e-run-'));
-type Step = { id: string; kind: string; args: unknown; source: unknown };
+type Step = { id: string; stage: string; kind: string; args: unknown; source: unknown };
 const bare = (steps: Step[]) => steps.map(({ source: _s, ...rest }) => rest);
 
 test('import -- docker run … writes a commented file that validates, and says what it could not map', () => {
@@ -100,19 +100,28 @@ test('run: a problem is shown on the command line; -it without a terminal is ref
   assert.match(no.err, /name an image \(as docker run does\), or `--rootfs host`/);
 });
 
-test('up -e/-v/-p: the plan shows them as the command line\'s', () => {
+test('up -e/-v/-p (and plan\'s): the plan shows them as the command line\'s', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'web.yml'), 'version: 1\nname: w\ncommand: [busybox, httpd, -f]\nports: ["127.0.0.1:8080:80"]\nenv: {A: file}\n');
-  const r = run(['up', '--dry-run', 'web.yml', '-p', '127.0.0.1:9090:80', '-e', 'A=cli', '-v', './d:/d:ro'], dir);
+  const args = ['web.yml', '-p', '127.0.0.1:9090:80', '-e', 'A=cli', '-v', './d:/d:ro'];
+  const p = run(['plan', '--json', ...args], dir);
+  assert.equal(p.code, 0, p.err);
+  const steps = (JSON.parse(p.out) as { steps: Step[] }).steps;
+  const port = steps.filter((s) => s.kind === 'net.port');
+  assert.equal(port.length, 1);
+  assert.match(port[0]!.id, /9090/);
+  // `sandbox plan --json web.yml -p …`: at the -p.
+  assert.deepEqual(port[0]!.source, { file: 'command line', line: 1, col: 'sandbox plan --json web.yml '.length + 1 });
+  const mount = steps.find((s) => s.stage === 'mounts' && JSON.stringify(s.args).includes(`"${join(dir, 'd')}"`));
+  assert.ok(mount, 'the mount of ./d, from the current folder');
+  const env = JSON.stringify(steps.find((s) => s.kind === 'exec')!.args);
+  assert.match(env, /A=cli/);
+  const r = run(['up', '--dry-run', ...args], dir);
   assert.equal(r.code, 0, r.err);
-  const p = run(['plan', '--json', 'web.yml'], dir);
-  assert.equal(p.code, 0);
-  // plan has no overrides: they are up's. The dry run shows the port it would publish.
   assert.match(r.err, /9090/);
-  assert.doesNotMatch(r.err, /8080/);
-  const bad = run(['up', '--dry-run', 'web.yml', '-p', 'x:80'], dir);
+  const bad = run(['up', '--dry-run', 'web.yml', '-p', '127.0.0.1:99999:80'], dir);
   assert.equal(bad.code, 2);
-  assert.match(bad.err, /command line:1:\d+: error: .*x:80|command line:1:\d+: error: `x` is not/);
+  assert.match(bad.err, /^command line:1:30: error: `127\.0\.0\.1:99999:80` has a port outside 1-65535\n> 1 \| sandbox up --dry-run web\.yml -p 127\.0\.0\.1:99999:80/m);
 });
 
 test('a Compose file given to validate or up: try sandbox import', () => {
