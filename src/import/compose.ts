@@ -4,7 +4,7 @@
 import { isAbsolute, join, normalize as normPath, relative } from 'node:path';
 import { parseConfig, type PathSeg } from '../config/parse';
 import type { Diagnostic } from '../config/diagnostic';
-import { ordered, nameFrom, type ImportNote, type Imported, type Loc } from './types';
+import { ordered, nameFrom, finishImport, type ImportNote, type Imported, type Loc } from './types';
 
 export interface ComposeOptions {
   /** The Compose file's folder: its relative paths start there. */
@@ -77,8 +77,6 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
     origin.push({ path: [key, list.length - 1], at: at(...from) });
     return list.length - 1;
   };
-  const lines = parsed.text.split('\n');
-  const rawText = (path: PathSeg[]) => { const l = parsed.locate(path, 'value'); return l.line === l.endLine ? (lines[l.line - 1] ?? '').slice(l.col - 1, l.endCol - 1) : ''; };
   const hostPath = (p: string): string => {
     if (isAbsolute(p) || p === '~' || p.startsWith('~/') || p.includes('${')) return p;
     const rel = relative(opts.outDir, normPath(join(opts.composeDir, p))) || '.';
@@ -147,9 +145,8 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
         if (o.type === 'bind') push('volumes', { type: 'bind', source: hostPath(String(o.source)), target, ...(o.read_only ? { read_only: true } : {}), ...((o.bind as { propagation?: string } | undefined)?.propagation ? { propagation: (o.bind as { propagation: string }).propagation } : {}) }, [key, i]);
         else if (o.type === 'tmpfs') {
           const t = (o.tmpfs ?? {}) as { size?: unknown; mode?: unknown };
-          // Compose's mode is octal as written (1777); YAML's own 0o1777 is read as that number.
-          const raw = t.mode === undefined ? '' : rawText([...base, key, i, 'tmpfs', 'mode']);
-          const mode = typeof t.mode === 'number' && /^0o/i.test(raw) ? t.mode.toString(8) : t.mode !== undefined ? String(t.mode) : undefined;
+          // Compose reads a number as the mode itself (0o1777, or 1023) and a string as octal digits.
+          const mode = typeof t.mode === 'number' ? t.mode.toString(8) : t.mode !== undefined ? String(t.mode) : undefined;
           push('volumes', { type: 'tmpfs', target, ...(t.size !== undefined ? { size: t.size } : {}), ...(mode !== undefined ? { mode } : {}) }, [key, i]);
         }
         else if (o.type === 'volume' && o.source) {
@@ -232,5 +229,7 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
   }
   if (c.name === undefined) c.name = nameFrom(service);
   out.config = ordered(c);
+  finishImport(out);
+  out.config = ordered(out.config);
   return out;
 }

@@ -5,7 +5,7 @@
 // feeds the same config to the pipeline a file goes through).
 import { isAbsolute, join, normalize as normPath, relative } from 'node:path';
 import type { PathSeg } from '../config/parse';
-import { ordered, nameFrom, type ImportNote, type Imported, type Loc } from './types';
+import { ordered, nameFrom, finishImport, type ImportNote, type Imported, type Loc } from './types';
 
 export interface DockerRunOptions {
   /** The folder relative paths on the command line start from (the caller's cwd). */
@@ -348,5 +348,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
   else if (c.rootfs !== undefined) note('refused', { file: COMMAND_LINE, line: 1, col: text.length + 1 }, 'no-command', 'with `--rootfs`, name the command to run after it, such as `--rootfs host sh`');
   if (c.name === undefined) c.name = nameFrom(typeof c.image === 'string' ? c.image : (c.command as string[] | undefined)?.[0]);
   out.config = ordered(c);
+  finishImport(out);
+  out.config = ordered(out.config);
   return out;
 }

@@ -47,7 +47,9 @@ test('each docker run flag becomes its key', () => {
     [['--network', 'none', 'img'], { image: 'img', network: 'none' }],
     [['--net=host', 'img'], { image: 'img', network: 'host' }],
     [['--network', 'bridge', 'img'], { image: 'img', network: 'private' }],
-    [['--cap-add', 'NET_ADMIN', '--cap-drop', 'ALL', 'img'], { image: 'img', cap_add: ['NET_ADMIN'], cap_drop: ['ALL'] }],
+    [['--cap-add', 'NET_ADMIN', '--cap-drop', 'MKNOD', 'img'], { image: 'img', cap_add: ['NET_ADMIN'], cap_drop: ['MKNOD'] }],
+    // Docker's way to name a whole set, written as the change from sandbox's default set.
+    [['--cap-drop', 'ALL', '--cap-add', 'cap_chown', '--cap-add', 'NET_ADMIN', 'img'], { image: 'img', cap_add: ['NET_ADMIN'], cap_drop: ['DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'] }],
     [['--security-opt', 'no-new-privileges', '--security-opt', 'seccomp=unconfined', 'img'], { image: 'img', security: { no_new_privileges: true, seccomp: 'unconfined' } }],
     [['--security-opt', 'seccomp=prof.json', 'img'], { image: 'img', security: { seccomp: './prof.json' } }],
     [['--ulimit', 'nofile=1024:4096', '--ulimit', 'nproc=512', '--sysctl', 'net.ipv4.ip_forward=1', 'img'], { image: 'img', ulimits: { nofile: '1024:4096', nproc: 512 }, sysctls: { 'net.ipv4.ip_forward': '1' } }],
@@ -205,7 +207,7 @@ services:
         read_only: true
       - type: tmpfs
         target: /tmp
-        tmpfs: {size: 1048576, mode: 1777}
+        tmpfs: {size: 1048576, mode: 0o1777}
     tmpfs: [/run]
     read_only: true
     cap_add: [NET_BIND_SERVICE]
@@ -258,8 +260,9 @@ volumes:
   - {type: tmpfs, target: /tmp, size: 1048576, mode: "1777"}
   - {type: tmpfs, target: /run, options: [noexec]}
 security: {read_only: true, no_new_privileges: true}
-cap_add: [NET_BIND_SERVICE]
-cap_drop: [ALL]
+# cap_drop: [ALL] and cap_add: [NET_BIND_SERVICE] in Compose: that one capability in the bounding
+# set, which user 101 does not hold (docker run gives a user other than root none).
+cap_drop: [CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
 ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 512}
 sysctls: {net.ipv4.ip_unprivileged_port_start: 0}
 devices: [/dev/fuse]
@@ -345,4 +348,59 @@ test('up -e/-v/-p: added, or replacing the file\'s, and cited at the command lin
   // A bad one is located where it was typed.
   const bad = loadText('version: 1\ncommand: [x]\n', { overrides: { env: [], volumes: [{ value: 'nocolon', src: at(7) }], ports: [{ value: '99999:1', src: at(12) }], cwd: '/w' } });
   assert.deepEqual(bad.diagnostics.filter((d) => d.severity === 'error').map((d) => [d.file, d.col, d.code]), [[COMMAND_LINE, 7, 'invalid-volume'], [COMMAND_LINE, 12, 'invalid-port']]);
+});
+
+test('cap_add for a user other than root: the file says that sandbox gives it to the command, where docker run does not', () => {
+  const r = docker(['-u', '1000:1000', '--cap-add', 'NET_BIND_SERVICE', 'img']);
+  assert.deepEqual(r.notes.map((n) => [n.kind, n.code]), [['changed', 'cap-add-ambient']]);
+  assert.match(toYaml(r, { schema: 's', header: [] }), /cap_add: \[NET_BIND_SERVICE\] # user 1000 holds these capabilities \(ambient\)/);
+  assert.deepEqual(docker(['--cap-add', 'NET_BIND_SERVICE', 'img']).notes, []);
+  const c = fromCompose('c.yml', Buffer.from('services:\n  a:\n    image: x\n    user: app\n    cap_add: [CHOWN]\n'), undefined, { composeDir: '/p', outDir: '/p' });
+  assert.deepEqual(c.notes.map((n) => [n.code, n.at.line]), [['cap-add-ambient', 5]]);
+});
+
+test('round trip: a sandbox exported as a Compose service and imported back has the same plan', async () => {
+  const { exportCompose } = await import('../../src/export/compose');
+  const { locatorOf } = await import('../../src/audit/facts');
+  const { parseConfig } = await import('../../src/config/parse');
+  const { stringify } = await import('yaml');
+  const text = `version: 1
+name: app
+image: registry.example:5000/team/app:1.2
+command: [serve, --port, "8000"]
+user: "0:0"
+workdir: /srv
+hostname: app
+env: {MODE: prod}
+init: true
+restart: on-failure:3
+stop_signal: SIGQUIT
+stop_grace_period: 20s
+shm_size: 32m
+dns: [1.1.1.1]
+extra_hosts: ["db:10.0.0.2"]
+ports: ["127.0.0.1:8000:8000", "127.0.0.1:5353:53/udp"]
+volumes:
+  - /srv/app/data:/data:ro
+  - {type: tmpfs, target: /tmp, size: 64m}
+resources: {memory: 512m, memory_reservation: 256m, cpus: 1.5, cpu_shares: 512, cpuset: "0-1", pids: 100}
+cap_add: [NET_ADMIN]
+cap_drop: [SETFCAP]
+security: {read_only: true}
+ulimits: {nofile: "1024:4096"}
+sysctls: {net.ipv4.ip_unprivileged_port_start: 0}
+`;
+  const file = '/p/app.yml';
+  const orig = load(text, file);
+  assert.deepEqual(orig.diagnostics.filter((d) => d.severity === 'error'), []);
+  const where = locatorOf(file, parseConfig(file, Buffer.from(text)).value, parseConfig(file, Buffer.from(text)).locate);
+  const exported = exportCompose(orig.spec!, { rootDirs: HYBRID_HOST.rootDirs }, (src, key) => (typeof src === 'object' ? src : { file, ...where.locate(key) }));
+  const composeText = stringify(exported.doc);
+  const imp = fromCompose('compose.yml', Buffer.from(composeText), undefined, { composeDir: '/p', outDir: '/p' });
+  assert.deepEqual(imp.errors, []);
+  assert.deepEqual(imp.notes.filter((n) => n.kind !== 'changed'), [], composeText);
+  const back = load(toYaml(imp, { schema: 's', header: [] }), '/p/app2.yml');
+  assert.deepEqual(back.diagnostics.filter((d) => d.severity === 'error'), []);
+  const steps = (s: typeof orig) => compile(s.spec!, HYBRID_HOST).plan.steps.map(({ source: _s, title: _t, ...rest }) => rest);
+  assert.deepEqual(steps(back), steps(orig));
 });

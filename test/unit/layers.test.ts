@@ -15,7 +15,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   plan: ['model'],
   audit: ['plan', 'model', 'config'],
   export: ['model', 'config'],
-  import: ['config'],
+  import: ['model', 'config'],
   engine: ['plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
   cli: ['config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
