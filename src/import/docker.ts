@@ -72,6 +72,15 @@ const DROPPED: [string[], boolean, string][] = [
   [['-P', '--publish-all'], false, 'write each port in `ports`: the plan lists the ports the image declares'],
 ];
 
+/** The command line's words are final: a `$` in them is literal, so every value is written with
+ * `$$`, which the file's interpolation turns back into `$`. Keys (variable names) are not interpolated. */
+function literal(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(/\$/g, '$$$$');
+  if (Array.isArray(v)) return v.map(literal);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, literal(x)]));
+  return v;
+}
+
 export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): DockerRunImport {
   const { text, cols } = commandLine(argv);
   const c: Record<string, unknown> = { version: 1 };
@@ -80,9 +89,6 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
   const out: DockerRunImport = { config: c as DockerRunImport['config'], notes, origin, text, cols, rm: false };
   const loc = (i: number, j = i): Loc => ({ file: COMMAND_LINE, line: 1, col: cols[i]! + 1, endCol: cols[j]! + shellQuote(argv[j]!).length + 1 });
   const note = (kind: ImportNote['kind'], at: Loc, code: string, message: string, path?: PathSeg[]) => notes.push({ kind, at, code, message, ...(path ? { path } : {}) });
-  // The command line's words are final: `$` in them is literal, so it is written as `$$`, which
-  // the file's interpolation turns back into `$`.
-  const esc = (s: string) => s.replace(/\$/g, '$$$$');
   const set = (path: PathSeg[], value: unknown, at: Loc) => {
     let o = c;
     for (const k of path.slice(0, -1)) o = (o[k as string] ??= {}) as Record<string, unknown>;
@@ -98,9 +104,9 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
   // A host path as the file will hold it: relative paths from the file's folder, so that they
   // still name the folder the command line meant.
   const hostPath = (p: string): string => {
-    if (isAbsolute(p) || p === '~' || p.startsWith('~/')) return esc(p);
+    if (isAbsolute(p) || p === '~' || p.startsWith('~/')) return p;
     const rel = relative(opts.outDir, normPath(join(opts.cwd, p))) || '.';
-    return esc(rel.startsWith('..') || rel === '.' ? rel : `./${rel}`);
+    return rel.startsWith('..') || rel === '.' ? rel : `./${rel}`;
   };
   const num = (v: string) => (/^-?[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : v);
   const nsFlag = (ns: string, flag: string): Apply => (v, at) => {
@@ -134,7 +140,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
       names: ['-e', '--env'], value: true, apply: (v, at) => {
         const eq = v.indexOf('=');
         // `-e NAME` passes the caller's value through, as `env: {NAME: null}` does when `up` runs.
-        set(['env', eq < 0 ? v : v.slice(0, eq)], eq < 0 ? null : esc(v.slice(eq + 1)), at);
+        set(['env', eq < 0 ? v : v.slice(0, eq)], eq < 0 ? null : v.slice(eq + 1), at);
       },
     },
     {
@@ -143,11 +149,11 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         note('changed', at, 'env-file-quotes', 'read as Compose reads it: quotes around a value are removed, where docker run keeps them', ['env_file', i]);
       },
     },
-    { names: ['-u', '--user'], value: true, apply: (v, at) => set(['user'], esc(v), at) },
-    { names: ['-w', '--workdir'], value: true, apply: (v, at) => set(['workdir'], esc(v), at) },
+    { names: ['-u', '--user'], value: true, apply: (v, at) => set(['user'], v, at) },
+    { names: ['-w', '--workdir'], value: true, apply: (v, at) => set(['workdir'], v, at) },
     { names: ['-h', '--hostname'], value: true, apply: (v, at) => set(['hostname'], v, at) },
     { names: ['--group-add'], value: true, apply: (v, at) => { push('group_add', num(v), at); } },
-    { names: ['--entrypoint'], value: true, apply: (v, at) => set(['entrypoint'], v === '' ? [] : [esc(v)], at) },
+    { names: ['--entrypoint'], value: true, apply: (v, at) => set(['entrypoint'], v === '' ? [] : [v], at) },
     { names: ['--shm-size'], value: true, apply: (v, at) => set(['shm_size'], num(v), at) },
     { names: ['--stop-signal'], value: true, apply: (v, at) => set(['stop_signal'], v, at) },
     { names: ['--stop-timeout'], value: true, apply: (v, at) => set(['stop_grace_period'], /^[0-9]+$/.test(v) ? `${v}s` : v, at) },
@@ -212,7 +218,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         const parts = v.split(':');
         if (parts.length === 1) {
           // An anonymous volume: a fresh, empty folder that docker run removes with --rm.
-          const i = push('volumes', { type: 'tmpfs', target: esc(v) }, at);
+          const i = push('volumes', { type: 'tmpfs', target: v }, at);
           note('changed', at, 'anonymous-volume', `\`-v ${v}\` makes an anonymous volume; a tmpfs (memory, gone when the sandbox ends) is the nearest sandbox has: give it a name (NAME:${v}) to keep it`, ['volumes', i]);
           return;
         }
@@ -221,14 +227,14 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         // nocopy (a named volume left empty, not seeded from the image) means nothing for a bind.
         const keep = o.split(',').filter((x) => x && !['consistent', 'cached', 'delegated'].includes(x) && (named || x !== 'nocopy'));
         if (!named && o.split(',').includes('nocopy')) note('dropped', at, 'volume-nocopy', '`nocopy` applies to named volumes only: a bind shows the host folder as it is');
-        const i = push('volumes', `${named ? esc(src) : hostPath(src)}:${esc(dst)}${keep.length ? `:${keep.join(',')}` : ''}`, at);
+        const i = push('volumes', `${named ? src : hostPath(src)}:${dst}${keep.length ? `:${keep.join(',')}` : ''}`, at);
         if (!named) note('changed', at, 'bind-must-exist', 'docker run makes a missing host folder (owned by root); sandbox refuses to start without it: create it first', ['volumes', i]);
       },
     },
     {
       names: ['--tmpfs'], value: true, apply: (v, at) => {
         const [target, o = ''] = v.split(/:(.*)/s) as [string, string?];
-        const t: Record<string, unknown> = { type: 'tmpfs', target: esc(target) };
+        const t: Record<string, unknown> = { type: 'tmpfs', target: target };
         // docker run's --tmpfs is noexec unless told exec.
         const options = ['noexec'];
         for (const x of o.split(',').filter(Boolean)) {
@@ -252,14 +258,14 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
         const target = kv.get('target') ?? kv.get('destination') ?? kv.get('dst');
         const ro = ['true', '1'].includes(kv.get('readonly') ?? kv.get('ro') ?? 'false');
         if (!target) { note('refused', at, 'mount-no-target', `\`--mount ${v}\` has no target; add target=/path`); return; }
-        if (type === 'bind' && source) push('volumes', { type: 'bind', source: hostPath(source), target: esc(target), ...(ro ? { read_only: true } : {}), ...(kv.has('bind-propagation') ? { propagation: kv.get('bind-propagation') } : {}) }, at);
-        else if (type === 'tmpfs') push('volumes', { type: 'tmpfs', target: esc(target), ...(kv.has('tmpfs-size') ? { size: num(kv.get('tmpfs-size')!) } : {}), ...(kv.has('tmpfs-mode') ? { mode: kv.get('tmpfs-mode') } : {}) }, at);
+        if (type === 'bind' && source) push('volumes', { type: 'bind', source: hostPath(source), target: target, ...(ro ? { read_only: true } : {}), ...(kv.has('bind-propagation') ? { propagation: kv.get('bind-propagation') } : {}) }, at);
+        else if (type === 'tmpfs') push('volumes', { type: 'tmpfs', target: target, ...(kv.has('tmpfs-size') ? { size: num(kv.get('tmpfs-size')!) } : {}), ...(kv.has('tmpfs-mode') ? { mode: kv.get('tmpfs-mode') } : {}) }, at);
         else if (type === 'volume' && source) {
           const o = [...(ro ? ['ro'] : []), ...(['true', '1'].includes(kv.get('volume-nocopy') ?? 'false') ? ['nocopy'] : [])];
-          push('volumes', `${esc(source)}:${esc(target)}${o.length ? `:${o.join(',')}` : ''}`, at);
+          push('volumes', `${source}:${target}${o.length ? `:${o.join(',')}` : ''}`, at);
         }
         else if (type === 'volume') {
-          const i = push('volumes', { type: 'tmpfs', target: esc(target) }, at);
+          const i = push('volumes', { type: 'tmpfs', target: target }, at);
           note('changed', at, 'anonymous-volume', `an anonymous volume: a tmpfs (memory, gone when the sandbox ends) is the nearest sandbox has; give it a source= name to keep it`, ['volumes', i]);
         } else note('dropped', at, 'mount-type', `\`--mount type=${type}\`: sandbox mounts binds, named volumes and tmpfs`);
       },
@@ -344,10 +350,10 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
     if (i >= argv.length) note('refused', { file: COMMAND_LINE, line: 1, col: text.length + 1 }, 'no-image', 'name an image (as docker run does), or `--rootfs host` to run on the host\'s own root filesystem, read-only');
     else { set(['image'], argv[i]!, loc(i)); i++; }
   }
-  if (i < argv.length) set(['command'], argv.slice(i).map(esc), loc(i, argv.length - 1));
+  if (i < argv.length) set(['command'], argv.slice(i), loc(i, argv.length - 1));
   else if (c.rootfs !== undefined) note('refused', { file: COMMAND_LINE, line: 1, col: text.length + 1 }, 'no-command', 'with `--rootfs`, name the command to run after it, such as `--rootfs host sh`');
   if (c.name === undefined) c.name = nameFrom(typeof c.image === 'string' ? c.image : (c.command as string[] | undefined)?.[0]);
-  out.config = ordered(c);
+  out.config = ordered(literal(c) as Record<string, unknown>);
   finishImport(out);
   out.config = ordered(out.config);
   return out;
