@@ -5,6 +5,7 @@
 // feeds the same config to the pipeline a file goes through).
 import { isAbsolute, join, normalize as normPath, relative } from 'node:path';
 import type { PathSeg } from '../config/parse';
+import { COMMAND_LINE } from '../model/types';
 import { ordered, nameFrom, finishImport, type ImportNote, type Imported, type Loc } from './types';
 
 export interface DockerRunOptions {
@@ -27,8 +28,7 @@ export interface DockerRunImport extends Imported {
   cols: number[];
 }
 
-/** The file name notes and plan steps give the command line. */
-export const COMMAND_LINE = 'command line';
+export { COMMAND_LINE };
 
 /** A word as a POSIX shell would need it written: bare when it can be, else single-quoted. */
 export function shellQuote(w: string): string {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
@@ -116,6 +116,11 @@ test('up -e/-v/-p (and plan\'s): the plan shows them as the command line\'s', ()
   assert.ok(mount, 'the mount of ./d, from the current folder');
   const env = JSON.stringify(steps.find((s) => s.kind === 'exec')!.args);
   assert.match(env, /A=cli/);
+  // up checks the host first: a -v source is looked for from the current folder.
+  const missing = run(['up', '--dry-run', ...args], dir);
+  assert.equal(missing.code, 125);
+  assert.match(missing.err, /^command line:1:60: error: the bind source .*\/d does not exist on the host; .*relative paths on the command line start at the current folder/m);
+  mkdirSync(join(dir, 'd'));
   const r = run(['up', '--dry-run', ...args], dir);
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /9090/);
