@@ -168,7 +168,7 @@ export function registerRun(program: Command, load: Load, start: Start): void {
     });
 
   program.command('import')
-    .usage('[-o FILE] [--force] -- docker run [FLAGS] IMAGE [COMMAND…]  |  [-o FILE] [--force] COMPOSE_FILE [SERVICE]')
+    .usage('[-o FILE] [--force] -- docker run [FLAGS] IMAGE [COMMAND…]  |  [-o FILE] [--force] [COMPOSE_FILE [SERVICE]]')
     .description('write a sandbox file from a docker run command line or a Compose service, with comments where the meaning differs')
     .helpOption('--help')
     .allowUnknownOption().allowExcessArguments().passThroughOptions()
@@ -189,7 +189,12 @@ export function registerRun(program: Command, load: Load, start: Start): void {
         if (['docker', 'podman', 'nerdctl', 'run'].includes(a)) { docker = args.slice(i); break; }
         rest.push(a);
       }
-      if (!docker && rest.length === 0) fail('name what to import: sandbox import -- docker run IMAGE …, or sandbox import compose.yml [SERVICE]', 1);
+      // With nothing named, the Compose file of this folder, by the names Compose looks for.
+      if (!docker && rest.length === 0) {
+        const here = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'].find((f) => existsSync(f));
+        if (!here) fail('name what to import: sandbox import -- docker run IMAGE …, or sandbox import compose.yml [SERVICE] (no compose.yaml or docker-compose.yml here)', 1);
+        rest = [here!];
+      }
       if (!docker && rest.length > 2) fail(`import takes a Compose file and at most one service, not ${rest.slice(2).join(' ')}`, 1);
       const cwd = process.cwd();
       const outDir = output && output !== '-' ? dirname(resolve(output)) : cwd;

@@ -42,7 +42,8 @@ test('import -- docker run … writes a commented file that validates, and says 
 test('import of a Compose service; several services and none named lists them; an unknown flag is a usage error', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'compose.yml'), 'services:\n  web:\n    image: nginx\n    ports: ["127.0.0.1:8080:80"]\n    healthcheck: {test: [CMD, "true"]}\n    read_only: true\n  db:\n    image: postgres\n');
-  const none = run(['import', 'compose.yml'], dir);
+  // Without a file named, the folder's Compose file.
+  const none = run(['import'], dir);
   assert.equal(none.code, 2);
   assert.match(none.err, /compose\.yml:1:1: error: compose\.yml has 2 services \(web, db\); name the one to import/);
   const r = run(['import', 'compose.yml', 'web', '-o', 'deploy/web.yml'], dir);
