@@ -45,6 +45,21 @@ const DROPPED: Record<string, string> = {
   use_api_socket: 'sandbox gives no Docker socket', gpus: 'sandbox has no key for it', post_start: 'sandbox has no hooks', pre_stop: 'sandbox has no hooks', label_file: 'sandbox has no labels',
 };
 
+const isObj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object' && !Array.isArray(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+
+/** The shapes the importer reads a key in: anything else is refused, never guessed at. */
+const SHAPES: Record<string, { what: string; ok: (v: unknown) => boolean }> = {
+  ports: { what: 'a list of "HOST:CONTAINER" strings or port mappings', ok: (v) => Array.isArray(v) && v.every((p) => isStr(p) || typeof p === 'number' || isObj(p)) },
+  volumes: { what: 'a list of "SOURCE:TARGET" strings or mount mappings', ok: (v) => Array.isArray(v) && v.every((m) => isStr(m) || (isObj(m) && isStr(m.target))) },
+  tmpfs: { what: 'a path or a list of paths', ok: (v) => isStr(v) || (Array.isArray(v) && v.every(isStr)) },
+  security_opt: { what: 'a list of strings', ok: (v) => Array.isArray(v) && v.every(isStr) },
+  env_file: { what: 'a path, or a list of paths or {path, required} mappings', ok: (v) => isStr(v) || (Array.isArray(v) && v.every((f) => isStr(f) || (isObj(f) && isStr(f.path)))) },
+  networks: { what: 'a list of names or a mapping', ok: (v) => isObj(v) || (Array.isArray(v) && v.every(isStr)) },
+  blkio_config: { what: 'a mapping', ok: isObj },
+  deploy: { what: 'a mapping', ok: (v) => isObj(v) && (v.resources === undefined || (isObj(v.resources) && [v.resources.limits, v.resources.reservations].every((x) => x === undefined || isObj(x)))) },
+};
+
 export function fromCompose(file: string, bytes: Uint8Array, service: string | undefined, opts: ComposeOptions): ComposeImport {
   const parsed = parseConfig(file, bytes);
   const notes: ImportNote[] = [];
@@ -61,7 +76,9 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
   if (service === undefined) { error(['services'], 'which-service', `${file} has ${out.services.length} services (${out.services.join(', ')}); name the one to import: sandbox import ${file} SERVICE`); return out; }
   if (!Object.hasOwn(services, service)) { error(['services'], 'no-such-service', `${file} has no service \`${service}\`; it has ${out.services.join(', ') || 'none'}`); return out; }
   out.service = service;
-  const s = ((services as Record<string, unknown>)[service] ?? {}) as Record<string, unknown>;
+  const raw = (services as Record<string, unknown>)[service] ?? {};
+  if (!isObj(raw)) { error(['services', service], 'not-a-service', `service \`${service}\` must be a mapping of keys such as \`image:\`, not ${Array.isArray(raw) ? 'a list' : typeof raw}`); return out; }
+  const s = raw;
   const base: PathSeg[] = ['services', service];
   const at = (...p: PathSeg[]): Loc => { const l = parsed.locate([...base, ...p], 'key'); return { file, line: l.line, col: l.col, endCol: l.line === l.endLine ? l.endCol : undefined }; };
   const note = (kind: ImportNote['kind'], where: Loc, code: string, message: string, path?: PathSeg[]) => notes.push({ kind, at: where, code, message, ...(path ? { path } : {}) });
@@ -92,6 +109,10 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
 
   for (const key of Object.keys(s)) {
     const v = s[key];
+    // A key of a shape Compose does not allow is refused at its line; values of keys copied as they
+    // are meet the schema once written, and its errors are shown at their Compose line too.
+    const shape = SHAPES[key];
+    if (shape && !shape.ok(v)) { note('refused', at(key), 'compose-shape', `\`${key}\` must be ${shape.what}, as Compose writes it`); continue; }
     if ((SAME as readonly string[]).includes(key)) set([key], v, [key]);
     else if (key.startsWith('x-')) set([key], v, [key]);
     else if (key === 'container_name') set(['name'], v, [key]);
@@ -142,7 +163,8 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
         }
         const o = m as Record<string, unknown>;
         const target = o.target as string;
-        if (o.type === 'bind') push('volumes', { type: 'bind', source: hostPath(String(o.source)), target, ...(o.read_only ? { read_only: true } : {}), ...((o.bind as { propagation?: string } | undefined)?.propagation ? { propagation: (o.bind as { propagation: string }).propagation } : {}) }, [key, i]);
+        if (o.type === 'bind' && !isStr(o.source)) note('refused', at(key, i), 'mount-no-source', 'a bind mount needs a `source`');
+        else if (o.type === 'bind') push('volumes', { type: 'bind', source: hostPath(String(o.source)), target, ...(o.read_only ? { read_only: true } : {}), ...((o.bind as { propagation?: string } | undefined)?.propagation ? { propagation: (o.bind as { propagation: string }).propagation } : {}) }, [key, i]);
         else if (o.type === 'tmpfs') {
           const t = (o.tmpfs ?? {}) as { size?: unknown; mode?: unknown };
           // Compose reads a number as the mode itself (0o1777, or 1023) and a string as octal digits.

@@ -404,3 +404,41 @@ sysctls: {net.ipv4.ip_unprivileged_port_start: 0}
   const steps = (s: typeof orig) => compile(s.spec!, HYBRID_HOST).plan.steps.map(({ source: _s, title: _t, ...rest }) => rest);
   assert.deepEqual(steps(back), steps(orig));
 });
+
+/** A small deterministic generator, so that a failure is found again by its seed. */
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 4294967296; };
+}
+
+test('no docker run line makes the importer throw, and what it writes is YAML of what it meant', () => {
+  const words = ['-d', '-it', '-p', '--publish=', '-v', '--mount', 'type=volume', 'type=bind,src=./a,dst=/b', '--tmpfs', '-e', '--env', 'A=$B', '-m', '--cpus', '--rm', '--name', '--network',
+    'bridge', 'container:x', '--security-opt', 'seccomp=', 'no-new-privileges:false', '--ulimit', 'nofile=1', 'x', '--sysctl', '--restart', 'unless-stopped', '--cap-add', '--cap-drop', 'ALL',
+    '--privileged', '--pid', 'host', '--ipc', 'shareable', '-P', '--label', '--', ':', '::', '/', '', '-', '--rootfs', 'host', '8080:80', '[::1]:1:2', '$', "'", '"', 'img', '-u', '-w', '--cpu-quota', '5000'];
+  for (let seed = 1; seed <= 1500; seed++) {
+    const r = rng(seed);
+    const line = Array.from({ length: Math.floor(r() * 12) }, () => words[Math.floor(r() * words.length)]!);
+    let got;
+    try { got = fromDockerRun(['docker', 'run', ...line], { cwd: '/w', outDir: '/w/o' }); } catch (e) { assert.fail(`seed ${seed}: ${JSON.stringify(line)} threw ${(e as Error).stack}`); }
+    const text = toYaml(got, { schema: 's', header: [] });
+    assert.deepEqual(parse(text), JSON.parse(JSON.stringify(got.config)), `seed ${seed}: ${JSON.stringify(line)}`);
+    for (const n of got.notes) assert.ok(n.at.col >= 1 && n.at.col <= got.text.length + 1, `seed ${seed}: a note off the line`);
+  }
+});
+
+test('no Compose service makes the importer throw: a key of the wrong shape is refused at its line', () => {
+  const values = ['x', 5, null, true, [], {}, ['a:b'], [5], [null], [{}], { a: 1 }, { resources: 5 }, { resources: { limits: 'x' } }, [{ type: 'bind' }], [{ type: 'volume', target: '/t' }], [{ path: 3 }]];
+  const keys = ['image', 'ports', 'volumes', 'tmpfs', 'security_opt', 'env_file', 'networks', 'blkio_config', 'deploy', 'environment', 'restart', 'ulimits', 'ipc', 'network_mode', 'privileged', 'healthcheck', 'x-a', 'command'];
+  for (let seed = 1; seed <= 1500; seed++) {
+    const r = rng(seed);
+    const svc: Record<string, unknown> = {};
+    for (let k = Math.floor(r() * 5); k > 0; k--) svc[keys[Math.floor(r() * keys.length)]!] = values[Math.floor(r() * values.length)];
+    const text = JSON.stringify({ services: { a: svc }, volumes: r() < 0.5 ? { v: values[Math.floor(r() * values.length)] } : undefined });
+    try {
+      const c = fromCompose('c.yml', Buffer.from(text), undefined, { composeDir: '/p', outDir: '/p' });
+      toYaml(c, { schema: 's', header: [] });
+    } catch (e) { assert.fail(`seed ${seed}: ${text} threw ${(e as Error).stack}`); }
+  }
+  const bad = fromCompose('c.yml', Buffer.from('services:\n  a:\n    image: x\n    ports: 8080\n    volumes: [{type: bind, target: /t}]\n'), undefined, { composeDir: '/p', outDir: '/p' });
+  assert.deepEqual(bad.notes.map((n) => [n.kind, n.code, n.at.line]), [['refused', 'compose-shape', 4], ['refused', 'mount-no-source', 5]]);
+});
