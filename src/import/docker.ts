@@ -66,7 +66,7 @@ const DROPPED: [string[], boolean, string][] = [
   [['--dns-search', '--dns-option', '--dns-opt'], true, 'only name servers (`dns`) are written to the sandbox\'s resolv.conf'],
   [['--domainname'], true, 'only `hostname` is set'],
   [['--volumes-from'], true, 'name the same host folders in `volumes` instead'],
-  [['--gpus', '--runtime', '--isolation', '--storage-opt', '--cgroup-parent', '--device-cgroup-rule', '--cidfile', '--detach-keys', '--disable-content-trust', '--attach', '-a', '--kernel-memory', '--memory-swappiness', '--oom-score-adj', '--cpuset-mems', '--cpu-rt-period', '--cpu-rt-runtime', '--blkio-weight-device', '--annotation', '--uts-mode'], true, 'sandbox has no key for it'],
+  [['--gpus', '--runtime', '--isolation', '--storage-opt', '--cgroup-parent', '--device-cgroup-rule', '--cidfile', '--detach-keys', '--disable-content-trust', '--attach', '-a', '--kernel-memory', '--memory-swappiness', '--oom-score-adj', '--cpuset-mems', '--cpu-rt-period', '--cpu-rt-runtime', '--blkio-weight-device', '--annotation'], true, 'sandbox has no key for it'],
   [['--oom-kill-disable'], false, 'the kernel\'s OOM killer always applies at the memory limit'],
   [['--sig-proxy'], false, 'the CLI always forwards signals to the command'],
   [['-P', '--publish-all'], false, 'write each port in `ports`: the plan lists the ports the image declares'],
