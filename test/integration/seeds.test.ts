@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BIN, cgroupLayout, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs } from '../helpers/sandbox';
 import { hasRegistry, startRegistry } from '../helpers/image';
 import { hasSeedTools, pushSeedImages, seedImages } from '../helpers/seed-images';
@@ -47,7 +47,8 @@ before(async () => {
   } catch (e) { setupError = e as Error; }
 }, { timeout: 1_800_000 });
 
-after(async () => { removeAllUsers(); await registry?.stop(); });
+// The registry's folder holds a copy of both images (130 MB): removed with it.
+after(async () => { removeAllUsers(); await registry?.stop(); if (registry) rmSync(dirname(registry.storage), { recursive: true, force: true }); });
 
 /** The CLI as a user runs it in `cwd`. */
 function cli(cwd: string, args: string[], env: Record<string, string> = {}, timeout = 120_000) {
