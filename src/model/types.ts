@@ -6,6 +6,9 @@ import type { SeccompProfile } from './seccomp';
 /** A config location, or the built-in default, or the command line. */
 export type Source = { file: string; line: number; col: number } | 'default' | 'cli' | 'image';
 
+/** The file name of a location on the command line (`up -p`, `sandbox run`): line 1, the column of the word. */
+export const COMMAND_LINE = 'command line';
+
 export interface Val<T> { value: T; src: Source }
 
 export const NAMESPACES = ['user', 'pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'time'] as const;
@@ -86,6 +89,10 @@ export type RootfsSpec =
     volumes?: string[];
     /** Registries pulled from over plain HTTP (insecure_registries). */
     insecure: string[];
+    /** The registry a pull fetches it from (host[:port], docker.io for Docker Hub); none for oci: and docker-archive:. */
+    registry?: string;
+    /** Why that registry is reached over plain HTTP, if it is: it is on loopback, or insecure_registries names it. */
+    plainHttp?: 'loopback' | 'insecure';
   });
 
 export interface RestartPolicy { policy: 'no' | 'on-failure' | 'always'; max: number }

@@ -1,7 +1,7 @@
 // Every sentence the CLI prints outside of config diagnostics, in one place.
 export const MSG = {
   valid: (file: string, warnings: number) => `${file}: valid${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}`,
-  invalid: (summary: string) => `${summary}; nothing was run`,
+  invalid: (summary: string, what = 'run') => `${summary}; nothing was ${what}`,
   strictWarnings: 'warnings count as errors with --strict',
   hostCannot: (file: string) => `${file}: this host cannot apply every line of the file:`,
   dryRun: 'dry run: nothing was changed',
