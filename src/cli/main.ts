@@ -57,7 +57,7 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
 
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
  * every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig }): Promise<Loaded> {
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; interactive?: boolean; noTty?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig }): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
     throw new Exit(EXIT.usage);
@@ -79,7 +79,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   // Errors in the file come first: an invalid file pulls nothing.
   const valid = !read.diagnostics.some((d) => d.severity === 'error');
   const image = valid && read.image ? await imageInput(read.image, sourceText(read.ctx!.where(['image'])), opts.image ?? { mode: 'store' }) : undefined;
-  const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image, rootless: host.rootless });
+  const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless });
   const diagnostics = [...res.diagnostics];
   let plan: Plan | undefined;
   if (res.spec) {
@@ -154,14 +154,24 @@ export function buildProgram(): Command {
     .description('set up the sandbox and run its command')
     .option('--dry-run', 'show the stages and steps without changing anything')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
+    .option('-i, --interactive', 'pass this stdin to the command, as stdin_open: true does (without it the command reads /dev/null)')
+    .option('-T, --no-tty', 'give the command no terminal, whatever the file\'s `tty` says (as docker compose run -T): to pipe input into an interactive sandbox')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
     .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
+    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; interactive?: boolean; tty: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
       const plain = !process.stderr.isTTY || !!process.env.CI;
+      // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
+      // would garble both ways (the input echoed, \r\n), so it is refused as docker run -it refuses.
+      const p = l.spec.process;
+      if (!o.dryRun && !p.detach.value && p.tty.value && p.stdin.value && !process.stdin.isTTY) {
+        const at = typeof p.tty.src === 'object' ? p.tty.src : { file: l.file, line: 1, col: 1 };
+        report([{ ...at, path: 'tty', code: 'not-a-terminal', message: p.stdin.src === 'cli' ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)'), severity: 'error' }], l.text, 'text', l.file);
+        throw new Exit(EXIT.usage);
+      }
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
         const { StepTracker, showProgress } = await import('../ui/progress');
@@ -196,6 +206,7 @@ export function buildProgram(): Command {
         corruptAt: process.env.SANDBOX_TEST_CORRUPT,
         beforeExec: () => view,
         file: l.file,
+        onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
       });
       // For the start-up benchmark: the engine's own setup time, measured inside.
       if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
