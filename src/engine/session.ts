@@ -46,6 +46,8 @@ export class Session {
   private piped = false;
   private target: Forwarding | undefined;
   private kill: NodeJS.Timeout | undefined;
+  /** The stop signal that started the grace period, and when. */
+  private first: { sig: NodeJS.Signals; at: number } | undefined;
 
   constructor(private readonly lib: LibSbx) {}
 
@@ -67,6 +69,9 @@ export class Session {
   private forward(sig: NodeJS.Signals): void {
     const t = this.target!;
     const killNow = () => { try { process.kill(t.pid, 'SIGKILL'); } catch { /* gone */ } };
+    // timeout(1) signals its command and then its process group, so the CLI gets the one signal
+    // twice within microseconds: that is not a second Ctrl-C, which no hand repeats so fast.
+    if (this.first && this.first.sig === sig && Date.now() - this.first.at < 100) return;
     if (this.kill) {
       // The command had its chance: Ctrl-C twice ends it at once.
       clearTimeout(this.kill);
@@ -81,6 +86,7 @@ export class Session {
     const dropped = t.pid1 && d !== undefined && !reachesPid1(d);
     if (dropped) t.note({ kind: 'dropped', signal: sig, command: command ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: t.graceMs });
     if (!STOPS.has(sig) && !dropped) return;
+    this.first = { sig, at: Date.now() };
     this.kill = setTimeout(() => { killNow(); t.note({ kind: 'killed', why: 'grace', signal: sig, graceMs: t.graceMs }); }, t.graceMs);
   }
 
