@@ -78,6 +78,16 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   });
   // Errors in the file come first: an invalid file pulls nothing.
   const valid = !read.diagnostics.some((d) => d.severity === 'error');
+  // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
+  // would garble both ways (the input echoed, \r\n), so `up` refuses it as docker run -it does,
+  // before anything is pulled or set up.
+  const cfg = read.cfg;
+  if (valid && opts.forRun && cfg && !opts.noTty && cfg.tty === true && (opts.interactive || cfg.stdin_open === true) && !(opts.detach || cfg.detach) && !process.stdin.isTTY) {
+    const at = read.ctx!.where(['tty']);
+    const message = opts.interactive ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)');
+    report([{ ...(typeof at === 'object' ? at : { file: found.file, line: 1, col: 1 }), path: 'tty', code: 'not-a-terminal', message, severity: 'error' }], read.text, 'text', found.file);
+    throw new Exit(EXIT.usage);
+  }
   const image = valid && read.image ? await imageInput(read.image, sourceText(read.ctx!.where(['image'])), opts.image ?? { mode: 'store' }) : undefined;
   const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless });
   const diagnostics = [...res.diagnostics];
@@ -164,14 +174,6 @@ export function buildProgram(): Command {
     .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; interactive?: boolean; tty: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
       const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
       const plain = !process.stderr.isTTY || !!process.env.CI;
-      // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
-      // would garble both ways (the input echoed, \r\n), so it is refused as docker run -it refuses.
-      const p = l.spec.process;
-      if (!o.dryRun && !p.detach.value && p.tty.value && p.stdin.value && !process.stdin.isTTY) {
-        const at = typeof p.tty.src === 'object' ? p.tty.src : { file: l.file, line: 1, col: 1 };
-        report([{ ...at, path: 'tty', code: 'not-a-terminal', message: p.stdin.src === 'cli' ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)'), severity: 'error' }], l.text, 'text', l.file);
-        throw new Exit(EXIT.usage);
-      }
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
         const { StepTracker, showProgress } = await import('../ui/progress');
