@@ -20,6 +20,7 @@ export const HYBRID_HOST: HostFeatures = {
   cgroup: { layout: 'hybrid', controllers: ['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'], swap: true, mounts: { memory: '/sys/fs/cgroup/memory' }, ioWeightFile: 'blkio.weight' },
   rootDirs: ['/usr', '/bin->usr/bin', '/sbin->usr/sbin', '/lib->usr/lib', '/lib64->usr/lib64', '/etc', '/opt'],
   stateRoot: '/run/sandbox',
+  programs: { ip: '/usr/sbin/ip', nft: '/usr/sbin/nft', newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns' },
 };
 
 /** A pure cgroup v2 host, as most current distributions. */
