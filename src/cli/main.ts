@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded, type FoundConfig } from '../config/find';
 import type { PathSeg } from '../config/parse';
-import type { SandboxSpec } from '../model/types';
+import type { SandboxSpec, Source } from '../model/types';
+import type { SpecInputs } from '../model/normalize';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -20,6 +21,7 @@ import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerAudit } from './audit';
 import { registerExport } from './export';
+import { commandLineValues, registerRun, type CommandLine } from './run';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -29,7 +31,24 @@ class Exit extends Error { constructor(readonly code: number) { super(`exit ${co
 
 const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
-interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string; spec: SandboxSpec; absFile: string; root: PathSeg[] }
+export interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string; spec: SandboxSpec; absFile: string; root: PathSeg[] }
+
+/** The loader's options: how the CLI's words reach normalize, and how problems are reported. */
+export interface LoadOpts {
+  strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string;
+  /** `up -i`: stdin reaches the command, as stdin_open does. `up -T`: no terminal, whatever `tty` says. */
+  interactive?: boolean; noTty?: boolean;
+  image?: ImageOpts; source?: FoundConfig;
+  /** `up -e/-v/-p`. */
+  overrides?: SpecInputs['overrides'];
+  /** The command line, for code frames of problems located on it; with `locate`, the whole config
+   * came from it (`sandbox run`), and every location in the file is moved to the word behind it. */
+  commandLine?: CommandLine;
+  /** What an invalid file stops: `run` (the default), or `written` (import, run --save). */
+  stops?: string;
+  /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with `exit`. */
+  preflight?: { exit: number };
+}
 
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -57,10 +76,10 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
 }
 
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
- * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, doctor FILE), the
- * host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
+ * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, run, doctor FILE),
+ * the host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
  * and a problem only of the host's present state exits with `preflight`'s status. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; interactive?: boolean; noTty?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig; preflight?: { exit: number } }): Promise<Loaded> {
+export async function load(fileArg: string | undefined, opts: LoadOpts): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
     throw new Exit(EXIT.usage);
@@ -74,18 +93,29 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     throw e;
   }
   const file = found.file;
+  // Frames of a config made from the command line show the command line (report's `others`).
+  const shownFile = opts.commandLine?.locate ? undefined : file;
   const host = probeHost();
   const read = readConfig({
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
     // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
     readFile: (p, max) => { try { return readBounded(p, max); } catch { return undefined; } },
   });
+  // `sandbox run`: the config is the command line's, written as YAML; its problems and the plan's
+  // sources point at the words they came from.
+  const cl = opts.commandLine;
+  if (cl?.locate) {
+    const locate = cl.locate;
+    read.diagnostics.splice(0, read.diagnostics.length, ...read.diagnostics.map((d) => (d.file === found!.file ? { ...d, ...locate(pathOf(d.path)) } : d)));
+    if (read.ctx) read.ctx = { ...read.ctx, where: (p) => { const { file, line, col } = locate(p); return { file, line, col } as Source; } };
+  }
   // Errors in the file come first: an invalid file pulls nothing.
   const valid = !read.diagnostics.some((d) => d.severity === 'error');
   const imageOpts = opts.image ?? { mode: 'store' as const };
   const imageSrc = read.image ? sourceText(read.ctx!.where(['image'])) : '';
   const build = (image: Awaited<ReturnType<typeof imageInput>>) => {
-    const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless });
+    const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless, overrides: opts.overrides });
+    if (cl) res.texts[cl.file] = cl.text;
     const diagnostics = [...res.diagnostics];
     let plan: Plan | undefined;
     if (res.spec) {
@@ -110,17 +140,18 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   }
   // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
   // would garble both ways (the input echoed, \r\n), so `up` refuses it as docker run -it does,
-  // with the other problems and before any pull; alone, it is a usage error (1).
+  // with the other problems and before any pull; alone, it is a usage error (1). (`run` says it
+  // in its own words, of its -i and -t.)
   const cfg = read.cfg;
   const terminal: Diagnostic[] = [];
-  if (valid && opts.forRun && cfg && !opts.noTty && cfg.tty === true && (opts.interactive || cfg.stdin_open === true) && !(opts.detach || cfg.detach) && !process.stdin.isTTY) {
+  if (valid && opts.forRun && !opts.source && cfg && !opts.noTty && cfg.tty === true && (opts.interactive || cfg.stdin_open === true) && !(opts.detach || cfg.detach) && !process.stdin.isTTY) {
     const at = read.ctx!.where(['tty']);
     const message = opts.interactive ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)');
     terminal.push({ ...(typeof at === 'object' ? at : { file, line: 1, col: 1 }), path: 'tty', code: 'not-a-terminal', message, severity: 'error' });
   }
   const fail = (diagnostics: Diagnostic[], text: string, texts: Record<string, string> | undefined, status: number) => {
-    report(diagnostics, text, opts.format, file, texts);
-    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
+    report(diagnostics, text, opts.format, shownFile, texts);
+    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(status);
   };
   const isError = (d: Diagnostic) => d.severity === 'error' || !!opts.strict;
@@ -134,17 +165,22 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     if (b.diagnostics.some(isError) || !b.plan) fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, EXIT.invalid);
   }
   const diagnostics = [...b.diagnostics, ...checked];
-  report(diagnostics, b.res.text, opts.format, file, b.res.texts);
+  report(diagnostics, b.res.text, opts.format, shownFile, b.res.texts);
   return { plan: b.plan!, file, host, diagnostics, text: b.res.text, spec: b.res.spec!, absFile: found.absFile, root: found.root };
 }
 
-function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
+/** A diagnostic's JSON-pointer path as the config's path. */
+function pathOf(ptr: string): PathSeg[] {
+  return ptr ? ptr.slice(1).split('/').map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~')).map((x) => (/^[0-9]+$/.test(x) ? Number(x) : x)) : [];
+}
+
+export function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
   if (format === 'json') {
     process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
   // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
-  process.stderr.write(formatDiagnostics(diagnostics, (d) => (file === undefined || d.file === file ? text : Object.hasOwn(others, d.file) ? others[d.file] : undefined), color()));
+  process.stderr.write(formatDiagnostics(diagnostics, (d) => (Object.hasOwn(others, d.file) ? others[d.file] : file === undefined || d.file === file ? text : undefined), color()));
 }
 
 /** doctor's rows for a caller who is not root: what its sandboxes' ids and networks can be. */
@@ -155,6 +191,87 @@ function rootlessRows(r: RootlessHost): [string, string][] {
     ['ids', `${r.user} (${r.uid}:${r.gid}); subuid ${ranges(r.subuid, '/etc/subuid')}; subgid ${ranges(r.subgid, '/etc/subgid')}; ${helpers}`],
     ['network', `${r.pasta ? `pasta (${r.pasta})` : 'no pasta (install passt)'}, ${r.slirp4netns ? `slirp4netns (${r.slirp4netns})` : 'no slirp4netns'}; /dev/net/tun ${r.tun ? 'usable' : 'not usable by you: `chmod 0666 /dev/net/tun` as root (udev does it on a usual host)'}`],
   ];
+}
+
+/** `up`'s and `run`'s options once the plan is made. */
+export interface UpOpts { dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string }
+
+const collect = (v: string, all: string[]) => [...all, v];
+
+/** The arguments main() was given, for locating `up -e/-v/-p` on the command line. */
+let rawArgv: string[] = [];
+
+interface OverrideOpts { env: string[]; volume: string[]; publish: string[] }
+
+/** `up`'s and `plan`'s -e/-v/-p for normalize, each with where it is on the command line: the plan
+ * cites it, and a bad one is shown there. */
+function overridesOf(o: OverrideOpts): Pick<LoadOpts, 'overrides' | 'commandLine'> {
+  if (!o.env.length && !o.volume.length && !o.publish.length) return {};
+  const cl = commandLineValues(rawArgv);
+  return { overrides: { env: cl.env, volumes: cl.volumes, ports: cl.ports, cwd: process.cwd() }, commandLine: cl.line };
+}
+
+/** Sets up the sandbox of a loaded plan and runs its command (or only shows the stages, with
+ * --dry-run); throws Exit with the command's status. */
+export async function start(l: Loaded, o: UpOpts): Promise<void> {
+  const plain = !process.stderr.isTTY || !!process.env.CI;
+  if (o.dryRun) {
+    const { RecordingEngine } = await import('../engine/fake');
+    const { StepTracker, showProgress } = await import('../ui/progress');
+    const tracker = new StepTracker(l.plan);
+    const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
+    await new RecordingEngine().run(l.plan, tracker.onEvent);
+    await view;
+    process.stderr.write(`${MSG.dryRun}\n`);
+    return;
+  }
+  // While the engine loads and checks the plan: see engine/prewarm.ts.
+  prewarmCgroupAttach(l.host);
+  let engine;
+  try {
+    const { NativeEngine } = await import('../engine/native');
+    engine = new NativeEngine();
+  } catch (e) {
+    process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
+    throw new Exit(EXIT.setup);
+  }
+  const { StepTracker, showProgress } = await import('../ui/progress');
+  const tracker = new StepTracker(l.plan);
+  const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
+  const result = await engine.run(l.plan, tracker.onEvent, {
+    host: l.host,
+    // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
+    failAt: process.env.SANDBOX_TEST_FAIL_AT,
+    pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
+    // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
+    stallAt: process.env.SANDBOX_TEST_STALL_AT,
+    // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
+    corruptAt: process.env.SANDBOX_TEST_CORRUPT,
+    beforeExec: () => view,
+    file: l.file,
+    onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+  });
+  // For the start-up benchmark: the engine's own setup time, measured inside.
+  if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
+  // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
+  if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
+  if (result.detached) {
+    await view;
+    process.stdout.write(`${l.plan.name}\n`);
+    return;
+  }
+  if (result.failed) {
+    tracker.abort(result.failed.message);
+    await view;
+    const step = l.plan.steps.find((s) => s.id === result.failed!.step);
+    const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
+    if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
+    else {
+      const say = step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed;
+      process.stderr.write(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
+    }
+  }
+  throw new Exit(result.exitCode);
 }
 
 /** doctor's row of the host programs sandbox runs: those found, and the package of each missing one. */
@@ -189,8 +306,11 @@ export function buildProgram(): Command {
     .description('print the ordered isolation steps `up` would apply, each with the config line behind it')
     .option('--json', 'print the plan as JSON')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text' });
+    .option('-e, --env <NAME=VALUE>', 'as up -e: the plan of `up FILE -e …`', collect, [] as string[])
+    .option('-v, --volume <SRC:DST[:ro]>', 'as up -v', collect, [] as string[])
+    .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'as up -p', collect, [] as string[])
+    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean } & OverrideOpts) => {
+      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 
@@ -206,66 +326,12 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; interactive?: boolean; tty: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, preflight: { exit: EXIT.setup } });
-      const plain = !process.stderr.isTTY || !!process.env.CI;
-      if (o.dryRun) {
-        const { RecordingEngine } = await import('../engine/fake');
-        const { StepTracker, showProgress } = await import('../ui/progress');
-        const tracker = new StepTracker(l.plan);
-        const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-        await new RecordingEngine().run(l.plan, tracker.onEvent);
-        await view;
-        process.stderr.write(`${MSG.dryRun}\n`);
-        return;
-      }
-      // While the engine loads and checks the plan: see engine/prewarm.ts.
-      prewarmCgroupAttach(l.host);
-      let engine;
-      try {
-        const { NativeEngine } = await import('../engine/native');
-        engine = new NativeEngine();
-      } catch (e) {
-        process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
-        throw new Exit(EXIT.setup);
-      }
-      const { StepTracker, showProgress } = await import('../ui/progress');
-      const tracker = new StepTracker(l.plan);
-      const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-      const result = await engine.run(l.plan, tracker.onEvent, {
-        host: l.host,
-        // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
-        failAt: process.env.SANDBOX_TEST_FAIL_AT,
-        pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
-        // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
-        stallAt: process.env.SANDBOX_TEST_STALL_AT,
-        // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
-        corruptAt: process.env.SANDBOX_TEST_CORRUPT,
-        beforeExec: () => view,
-        file: l.file,
-        onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
-      });
-      // For the start-up benchmark: the engine's own setup time, measured inside.
-      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
-      // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
-      if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
-      if (result.detached) {
-        await view;
-        process.stdout.write(`${l.plan.name}\n`);
-        return;
-      }
-      if (result.failed) {
-        tracker.abort(result.failed.message);
-        await view;
-        const step = l.plan.steps.find((s) => s.id === result.failed!.step);
-        const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
-        if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
-        else {
-          const say = step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed;
-          process.stderr.write(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
-        }
-      }
-      throw new Exit(result.exitCode);
+    .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
+    .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
+    .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
+    .action(async (file: string | undefined, cmd: string[], o: UpOpts & OverrideOpts & { name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }) => {
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
+      await start(l, o);
     });
 
   program.command('doctor').argument('[file]', 'a config to check against this host')
@@ -299,6 +365,7 @@ export function buildProgram(): Command {
   registerImages(program);
   registerAudit(program, load);
   registerExport(program, load);
+  registerRun(program, load, start);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.
@@ -309,6 +376,7 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    rawArgv = argv;
     await buildProgram().parseAsync(argv, { from: 'user' });
     return EXIT.ok;
   } catch (e) {

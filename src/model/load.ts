@@ -68,6 +68,14 @@ export function readConfig(input: LoadInput): ConfigRead {
     return read;
   }
 
+  // A Compose file given where a sandbox file belongs: one error that says what it is, rather than
+  // every Compose key reported as unknown.
+  const v = parsed.value;
+  if (v && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, 'services') && (v as Record<string, unknown>).version !== 1) {
+    diagnostics.push({ file: input.file, ...parsed.locate(['services'], 'key'), path: '/services', code: 'compose-file', message: `this is a Compose file: try \`sandbox import ${input.file}\`, which writes a sandbox file for one of its services`, severity: 'error' });
+    return read;
+  }
+
   const where = (path: readonly PathSeg[], part?: 'key' | 'value'): Source => {
     const s = parsed.locate(path, part);
     return { file: input.file, line: s.line, col: s.col };

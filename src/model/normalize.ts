@@ -171,7 +171,13 @@ export interface SpecInputs {
   /** Without root: the caller's ids. The user namespace is then private by default, mapping the
    * caller to root inside and its subordinate ranges above it, as rootless Podman does. */
   rootless?: CallerIds;
+  /** `up FILE -e K=V -v SRC:DST -p HOST:CTR`: added to the file's, or replacing the file's variable
+   * of that name, mount on that target, port of that container port; relative paths start at `cwd`. */
+  overrides?: { env: CliValue[]; volumes: CliValue[]; ports: CliValue[]; cwd: string };
 }
+
+/** One value given on the command line, as written, and where it is there. */
+export interface CliValue { value: string; src: Source }
 
 /**
  * The image a config names, as the store and the puller know it: oci:PATH[:TAG] names an OCI image
@@ -284,6 +290,13 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     }
   }
 
+  for (const e of inputs.overrides?.env ?? []) {
+    const eq = e.value.indexOf('=');
+    if (eq > 0) setEnv(e.value.slice(0, eq), e.value.slice(eq + 1), e.src);
+    else if (eq < 0) { const got = envValue(ctx.env, e.value); if (got !== undefined) setEnv(e.value, got, e.src); }
+    else problem(e.src, 'invalid-env', `\`-e ${e.value}\` has no name; write NAME=value`);
+  }
+
   const stopSignal = cfg.stop_signal !== undefined ? signalNumber(cfg.stop_signal) : 15;
   if (stopSignal === undefined) problem(at('stop_signal'), 'unknown-signal', `\`${cfg.stop_signal}\` is not a signal; use a name such as SIGTERM or SIGQUIT`);
   const grace = cfg.stop_grace_period !== undefined ? parseDuration(cfg.stop_grace_period) : 10_000;
@@ -335,8 +348,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     h.ip = ip;
   }
   const ports: PortSpec[] = [];
-  (cfg.ports ?? []).forEach((p, i) => {
-    const src = at('ports', i);
+  const addPort = (p: NonNullable<UserConfig['ports']>[number], src: Source) => {
     let ip = '', host: [number, number] | undefined, ctr: [number, number] | undefined, proto: 'tcp' | 'udp' = 'tcp';
     if (typeof p === 'object') {
       ip = p.host_ip ?? '';
@@ -363,14 +375,24 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     const n = ctr[1] - ctr[0];
     if (host[0] !== 0 && host[1] - host[0] !== n) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? `${p.published}:${p.target}` : p}\`: the host range has ${host[1] - host[0] + 1} ports and the container range ${n + 1}; make them the same length`); return; }
     for (let k = 0; k <= n; k++) ports.push({ hostIp: ip, hostPort: host[0] === 0 ? 0 : host[0] + k, containerPort: ctr[0] + k, protocol: proto, src });
-  });
+  };
+  (cfg.ports ?? []).forEach((p, i) => addPort(p, at('ports', i)));
+  // A port given with `up -p` replaces the file's for the same container port and protocol.
+  const fileCount = ports.length;
+  for (const o of inputs.overrides?.ports ?? []) addPort(o.value, o.src);
+  const cliPorts = ports.slice(fileCount);
+  for (let k = fileCount - 1; k >= 0; k--) if (cliPorts.some((q) => q.containerPort === ports[k]!.containerPort && q.protocol === ports[k]!.protocol)) ports.splice(k, 1);
 
   // Mounts.
   const mounts: MountSpec[] = [];
-  (cfg.volumes ?? []).forEach((v, i) => {
-    const src = at('volumes', i);
+  // `up -v` mounts: relative paths from the caller's folder, as docker run reads them.
+  const cliPath = (p: string) => resolveHostPath(p, inputs.overrides?.cwd ?? ctx.dir, ctx.home);
+  const volumes: { v: NonNullable<UserConfig['volumes']>[number]; src: Source; path: (p: string) => string }[] = (cfg.volumes ?? []).map((v, i) => ({ v, src: at('volumes', i), path: hostPath }));
+  for (const o of inputs.overrides?.volumes ?? []) volumes.push({ v: o.value, src: o.src, path: cliPath });
+  volumes.forEach(({ v, src, path: hostPath }) => {
     if (typeof v === 'string') {
       const [source, target, opts = ''] = v.split(':') as [string, string, string?];
+      if (target === undefined) { problem(src, 'invalid-volume', `\`${v}\` names no target; write SRC:DST[:ro], such as ./data:/data:ro`); return; }
       if (!/^[./~]/.test(source)) { problem(src, 'named-volume', `\`${source}\` looks like a named volume, which sandbox does not keep; use a path such as ./${source}`); return; }
       const m: MountSpec = { kind: 'bind', source: hostPath(source), target, readOnly: false, flags: [], src };
       for (const o of opts.split(',').filter(Boolean)) {
@@ -397,6 +419,13 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       }
     }
   });
+
+  // A mount given with `up -v` replaces the file's on the same target.
+  const cliSrcs = new Set<Source>((inputs.overrides?.volumes ?? []).map((o) => o.src));
+  for (let k = mounts.length - 1; k >= 0; k--) {
+    const m = mounts[k]!;
+    if (!cliSrcs.has(m.src) && mounts.some((x) => cliSrcs.has(x.src) && x.target === m.target)) mounts.splice(k, 1);
+  }
 
   // Devices added on top of the minimal /dev.
   const devices = (cfg.devices ?? []).map((d, i) => {

@@ -4,7 +4,7 @@ import type { SignalNote, StopNote } from '../engine/signals';
 const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
 export const MSG = {
   valid: (file: string, warnings: number) => `${file}: valid${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}`,
-  invalid: (summary: string) => `${summary}; nothing was run`,
+  invalid: (summary: string, what = 'run') => `${summary}; nothing was ${what}`,
   strictWarnings: 'warnings count as errors with --strict',
   hostCannot: (file: string) => `${file}: this host cannot apply every line of the file:`,
   dryRun: 'dry run: nothing was changed',
@@ -25,5 +25,5 @@ export const MSG = {
     ? `sandbox: PID 1 of ${n.name} (${n.command}) ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: ${n.name} will be killed in ${secs(n.graceMs)} (stop_grace_period; -t sets it); \`init: true\` puts a PID 1 before the command that passes signals on`
     : `sandbox: ${n.name} did not stop within ${secs(n.graceMs)} of ${n.signal}${n.dropped ? ', which its PID 1 never got' : ''}: killed it (SIGKILL)`,
   /** tty: true with stdin_open (or -i) when stdin is not a terminal, as docker run -it refuses. */
-  notATerminal: (what: string, drop: string) => `the input device is not a terminal, and ${what} relays it as one (raw, echoed back): ${drop} to pipe input, or run from a terminal`,
+  notATerminal: (what: string, drop: string) => `the input device is not a TTY, and ${what} relays it as one (raw, echoed back): ${drop} to pipe input, or run from a terminal`,
 };

@@ -132,7 +132,7 @@ test('stdin reaches the command only with stdin_open or -i (up and exec); otherw
   assert.equal(exec(['-i']).out, '[hi]\n');
   const it = sandbox(['exec', '-it', name, 'true'], { input: 'hi\n' });
   assert.equal(it.code, 1);
-  assert.match(it.err, /^sandbox: the input device is not a terminal, and exec -it relays it as one .*: drop -t to pipe input, or run from a terminal$/m);
+  assert.match(it.err, /^sandbox: the input device is not a TTY, and exec -it relays it as one .*: drop -t to pipe input, or run from a terminal$/m);
   assert.equal(sandbox(['down', name]).code, 0);
   assert.deepEqual([...leftovers('sig-in'), ...leftovers(name)], []);
   assert.equal(hostSnapshot(), before);
@@ -145,7 +145,7 @@ test('tty: with stdin open from a pipe it is refused at its line (as docker run 
   const refused = sandbox(['up', '-q', it], { input: 'hi\n' });
   assert.equal(refused.code, 1, refused.err);
   assert.equal(refused.out, '');
-  assert.match(refused.err, new RegExp(`^${it.replace(/[.]/g, '\\.')}:5:6: error: the input device is not a terminal, and \`tty: true\` with \`stdin_open: true\` relays it as one \\(raw, echoed back\\): drop \`tty: true\` \\(-T drops it for one run\\) to pipe input, or run from a terminal$`, 'm'));
+  assert.match(refused.err, new RegExp(`^${it.replace(/[.]/g, '\\.')}:5:6: error: the input device is not a TTY, and \`tty: true\` with \`stdin_open: true\` relays it as one \\(raw, echoed back\\): drop \`tty: true\` \\(-T drops it for one run\\) to pipe input, or run from a terminal$`, 'm'));
   assert.match(refused.err, /^> 5 \| tty: true$/m);
   assert.deepEqual(leftovers('sig-tty'), []);
   // -i on the command line is named as the cause.
@@ -156,7 +156,7 @@ test('tty: with stdin open from a pipe it is refused at its line (as docker run 
   writeFileSync(far, 'version: 1\nname: sig-far\nimage: oci:./no-such-layout:latest\ntty: true\nstdin_open: true\n');
   const both = spawnSync(process.execPath, [BIN, 'up', '-q', far], { cwd: ROOT, encoding: 'utf8', input: '' });
   assert.equal(both.status, 125, both.stderr);
-  assert.match(both.stderr, /sig-far\.yml:3:8: error: the OCI image layout .* does not exist[\s\S]*sig-far\.yml:4:6: error: the input device is not a terminal[\s\S]*2 errors; nothing was run/);
+  assert.match(both.stderr, /sig-far\.yml:3:8: error: the OCI image layout .* does not exist[\s\S]*sig-far\.yml:4:6: error: the input device is not a TTY[\s\S]*2 errors; nothing was run/);
 
   // -T: no terminal for this run, so the pipe goes in as it is.
   const noTty = sandbox(['up', '-q', '-T', it], { input: 'hi\n' });
