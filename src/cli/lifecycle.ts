@@ -9,6 +9,7 @@ import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
+import type { StopNote } from '../engine/signals';
 import { downSandbox, exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
 
 export { LifecycleError };
@@ -80,13 +81,13 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
 
   program.command('exec').argument('<name>', 'a running sandbox').argument('<command...>', 'the command and its arguments')
     .description('run one more command in a running sandbox: its namespaces, cgroup, user, capabilities, no_new_privs and seccomp filter')
-    .option('-i, --interactive', 'keep stdin open (it always is; accepted as docker exec takes it)')
+    .option('-i, --interactive', 'pass this stdin to the command (without it the command reads /dev/null, as under docker exec)')
     .option('-t, --tty', 'give the command a terminal made in the sandbox\'s devpts')
     .option('-u, --user <user[:group]>', 'run as this user (a name from the sandbox\'s /etc/passwd, or a number)')
     .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (a bare KEY takes this shell\'s value)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-w, --workdir <dir>', 'the working folder inside the sandbox')
     .passThroughOptions()
-    .action(async (name: string, words: string[], o: { tty?: boolean; user?: string; env: string[]; workdir?: string }) => {
+    .action(async (name: string, words: string[], o: { tty?: boolean; interactive?: boolean; user?: string; env: string[]; workdir?: string }) => {
       // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
       const cmd = words[0] === '--' ? words.slice(1) : words;
       if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
@@ -95,10 +96,14 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
       const { plan } = saved(host, name);
       const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
-      const tty = !!o.tty && process.stdin.isTTY === true;
-      const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty });
+      // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
+      // which a stdin that is not a terminal cannot give.
+      const tty = !!o.tty;
+      const stdin = !!o.interactive;
+      if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
+      const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
       const { NativeEngine } = await import('../engine/native');
-      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT });
+      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
       if (result.failed) {
         const step = execPlan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
@@ -139,12 +144,15 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       process.stdout.write(lines.join('\n') + '\n\n' + renderPlan(s.plan, { file: st?.file, applied: new Map(s.applied.map((a) => [a.id, a.ms])) }));
     });
 
-  program.command('stop').argument('<name>', 'a running sandbox')
-    .description('send its stop_signal, then SIGKILL after the grace period')
+  // Each says on stderr, as it happens, when the sandbox's PID 1 cannot get the stop signal and when it was killed.
+  const say = (n: StopNote) => { process.stderr.write(`${MSG.stop(n)}\n`); };
+
+  program.command('stop').argument('<name>', 'a sandbox')
+    .description('send its stop_signal, then SIGKILL after the grace period; a sandbox that is not running is left as it is, as docker stop does')
     .option('-t, --time <seconds>', 'the grace period (default: its stop_grace_period)', (v) => Number(v))
     .action(async (name: string, o: { time?: number }) => {
       const host = probeHost();
-      if (!(await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined))) throw new LifecycleError(`${name} is not running`, 1);
+      await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say);
       process.stdout.write(`${name}\n`);
     });
 
@@ -154,7 +162,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .action(async (arg: string, o: { time?: number }) => {
       const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined);
+      await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say);
       process.stdout.write(`${name}\n`);
     });
 

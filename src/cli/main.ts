@@ -41,6 +41,8 @@ export interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnost
 /** The loader's options: how the CLI's words reach normalize, and how problems are reported. */
 export interface LoadOpts {
   strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string;
+  /** `up -i`: stdin reaches the command, as stdin_open does. `up -T`: no terminal, whatever `tty` says. */
+  interactive?: boolean; noTty?: boolean;
   image?: ImageOpts; source?: FoundConfig;
   /** `up -e/-v/-p`. */
   overrides?: SpecInputs['overrides'];
@@ -118,7 +120,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
   const imageOpts = opts.image ?? { mode: 'store' as const };
   const imageSrc = read.image ? sourceText(read.ctx!.where(['image'])) : '';
   const build = (image: Awaited<ReturnType<typeof imageInput>>) => {
-    const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image, rootless: host.rootless, overrides: opts.overrides });
+    const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless, overrides: opts.overrides });
     if (cl) res.texts[cl.file] = cl.text;
     const diagnostics = [...res.diagnostics];
     let plan: Plan | undefined;
@@ -142,15 +144,26 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
     const found = await preflight({ spec: b.res.spec, plan: b.plan, host, insecure: imageOpts.insecure, haveImage: image !== undefined });
     checked = found.map((p) => ({ ...(typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 }), path: '', code: p.code, message: p.src === 'cli' ? `${p.message} (--name)` : p.message, severity: p.severity }));
   }
+  // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
+  // would garble both ways (the input echoed, \r\n), so `up` refuses it as docker run -it does,
+  // with the other problems and before any pull; alone, it is a usage error (1). (`run` says it
+  // in its own words, of its -i and -t.)
+  const cfg = read.cfg;
+  const terminal: Diagnostic[] = [];
+  if (valid && opts.forRun && !opts.source && cfg && !opts.noTty && cfg.tty === true && (opts.interactive || cfg.stdin_open === true) && !(opts.detach || cfg.detach) && !process.stdin.isTTY) {
+    const at = read.ctx!.where(['tty']);
+    const message = opts.interactive ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)');
+    terminal.push({ ...(typeof at === 'object' ? at : { file, line: 1, col: 1 }), path: 'tty', code: 'not-a-terminal', message, severity: 'error' });
+  }
   const fail = (diagnostics: Diagnostic[], text: string, texts: Record<string, string> | undefined, status: number) => {
     report(diagnostics, text, opts.format, shownFile, texts);
     if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(status);
   };
   const isError = (d: Diagnostic) => d.severity === 'error' || !!opts.strict;
-  if (b.diagnostics.some(isError) || checked.some(isError) || !b.plan) {
+  if (b.diagnostics.some(isError) || checked.some(isError) || terminal.length || !b.plan) {
     // The file's own errors (or the host's, that compile found) say 2; only the host's present state, the caller's status.
-    fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, b.diagnostics.some(isError) || !b.plan ? EXIT.invalid : opts.preflight!.exit);
+    fail([...b.diagnostics, ...checked, ...terminal], b.res.text, b.res.texts, b.diagnostics.some(isError) || !b.plan ? EXIT.invalid : checked.some(isError) ? opts.preflight!.exit : EXIT.usage);
   }
   if (valid && read.image && !image && imageOpts.mode === 'pull') {
     image = await imageInput(read.image, imageSrc, imageOpts);
@@ -237,6 +250,7 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     // The view ends before the command may write its first byte.
     beforeExec: async () => view.end(),
     file: l.file,
+    onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
   });
   view.end();
   // For the start-up benchmark: the engine's own setup time, measured inside.
@@ -304,6 +318,8 @@ export function buildProgram(): Command {
     .description('set up the sandbox and run its command')
     .option('--dry-run', 'print the plan up would apply, and change nothing')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
+    .option('-i, --interactive', 'pass this stdin to the command, as stdin_open: true does (without it the command reads /dev/null)')
+    .option('-T, --no-tty', 'give the command no terminal, whatever the file\'s `tty` says (as docker compose run -T): to pipe input into an interactive sandbox')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
     .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable; one on loopback always is)', (v: string, all: string[]) => [...all, v], [] as string[])
     .addOption(new Option('--progress <mode>', 'auto (a terminal view on a terminal, plain lines elsewhere and under CI), tty, plain or quiet').choices(PROGRESS_CHOICES).default('auto'))
@@ -314,11 +330,11 @@ export function buildProgram(): Command {
     .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
-    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress'> & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean }, self: Command) => {
+    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress'> & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }, self: Command) => {
       // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
       const { file, command: cmd } = fileAndCommand(self, fileArg, words);
       const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
       await start(l, { ...o, progress });
     });
 

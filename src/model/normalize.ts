@@ -160,6 +160,10 @@ export interface SpecInputs {
   name?: string;
   /** `up -d`. */
   detach?: boolean;
+  /** `up -i`: the caller's stdin reaches the command, as stdin_open does. */
+  interactive?: boolean;
+  /** `up -T`: no terminal, whatever the file's `tty` says (docker compose run -T), for a script that runs an interactive file. */
+  noTty?: boolean;
   /** `up FILE -- CMD ARGS`: exactly CMD ARGS, replacing the file's and the image's entrypoint and command. */
   command?: string[];
   /** The image's config and unpacked layers, once the store has it. */
@@ -253,7 +257,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     const num = (s: string | undefined) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : s);
     user = { user: num(u)!, group: num(g), src: at('user') };
   }
-  const tty = cfg.tty !== undefined ? val(cfg.tty, at('tty')) : val(false, D);
+  const tty = inputs.noTty ? val(false, 'cli') : cfg.tty !== undefined ? val(cfg.tty, at('tty')) : val(false, D);
   const hostname = cfg.hostname !== undefined ? val(cfg.hostname, at('hostname')) : val(name.value.slice(0, 63), D);
   const env = new Map<string, EnvVar>();
   const setEnv = (n: string, v: string, src: Source) => { env.delete(n); env.set(n, { name: n, value: v, src }); };
@@ -559,7 +563,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       groups: (cfg.group_add ?? []).map((g, i) => val(typeof g === 'string' && /^[0-9]+$/.test(g) ? Number(g) : g, at('group_add', i))),
       umask: cfg.umask !== undefined ? val(parseInt(cfg.umask, 8), at('umask')) : val(0o022, D),
       tty,
-      stdin: cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
+      stdin: inputs.interactive ? val(true, 'cli') : cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
       init: cfg.init !== undefined ? val(cfg.init, at('init')) : val(false, D),
       detach: inputs.detach ? val(true, 'cli') : cfg.detach !== undefined ? val(cfg.detach, at('detach')) : val(false, D),
       restart: cfg.restart !== undefined ? val(restartPolicy(cfg.restart), at('restart')) : val({ policy: 'no', max: 0 }, D),
