@@ -2,7 +2,8 @@
 // one call into the engine's lifecycle (engine/lifecycle.ts) → print. They run in the CLI process
 // as root.
 import type { Command } from 'commander';
-import { table } from '../ui/table';
+import { cut, table } from '../ui/table';
+import { formatOf, withFormat, type FormatOpts } from './format';
 import { existsSync, statSync } from 'node:fs';
 import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
@@ -17,6 +18,8 @@ export { LifecycleError };
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
 const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How many times its restart policy ran the command again: the `restarts` count its state records (0 until one is). */
+const restarts = (r: Listed) => r.state?.restarts ?? 0;
 
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
 function saved(host: ReturnType<typeof probeHost>, name: string) {
@@ -33,16 +36,19 @@ function printLog(path: string, from: number, opts: { timestamps?: boolean; tail
 }
 
 export function registerLifecycle(program: Command, nameOfFile: (file: string) => Promise<string>): void {
-  program.command('ps').description('list sandboxes: their name, status, host PID, uptime, command and ports')
+  withFormat(program.command('ps'), ['text', 'json'], 'print the list as JSON')
+    .description('list sandboxes: their name, status, host PID, uptime, restarts, command and ports')
     .option('-a, --all', 'also list exited ones and what crashed runs left')
-    .option('--json', 'print the list as JSON')
-    .action((o: { all?: boolean; json?: boolean }) => {
+    .option('-q, --quiet', 'print only their names')
+    .action((o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
+      const json = formatOf(o) === 'json';
       const rows = listSandboxes(probeHost()).filter((r) => o.all || r.running);
-      if (o.json) {
+      if (o.quiet && !json) { process.stdout.write(rows.map((r) => `${r.name}\n`).join('')); return; }
+      if (json) {
         process.stdout.write(JSON.stringify(rows.map((r) => ({
           name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
           pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
-          command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [],
+          restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [],
         })), null, 2) + '\n');
         return;
       }
@@ -52,7 +58,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', (r.state?.command ?? []).join(' ').slice(0, 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])]));
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])]));
     });
 
   program.command('logs').argument('<name>', 'a sandbox started with up -d')
@@ -106,27 +112,27 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       throw new LifecycleError('', result.exitCode);
     });
 
-  program.command('top').argument('<name>', 'a running sandbox')
+  withFormat(program.command('top').argument('<name>', 'a running sandbox'), ['text', 'json'], 'print the list as JSON')
     .description('list its processes: the PID on the host beside the PID inside the sandbox')
-    .option('--json', 'print the list as JSON')
-    .action((name: string, o: { json?: boolean }) => {
+    .action((name: string, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const host = probeHost();
       if (!findSandbox(host, name).running) throw new LifecycleError(MSG.notRunning(name), 1);
       const procs = processes(host, name);
-      if (o.json) { process.stdout.write(JSON.stringify(procs, null, 2) + '\n'); return; }
+      if (json) { process.stdout.write(JSON.stringify(procs, null, 2) + '\n'); return; }
       const dash = (n: number | null) => (n === null ? '-' : String(n));
       process.stdout.write(table([['HOST PID', 'PID', 'PPID', 'UID', 'STATE', 'COMMAND'], ...procs.map((p) => [String(p.hostPid), dash(p.pid), dash(p.ppid), String(p.uid), p.state, p.command])]));
     });
 
-  program.command('inspect').argument('<name>', 'a sandbox (running, or exited and not yet removed)')
+  withFormat(program.command('inspect').argument('<name>', 'a sandbox (running, or exited and not yet removed)'), ['text', 'json'], 'print it as JSON')
     .description('show the plan a sandbox was started with, the steps applied and their times, and its state')
-    .option('--json', 'print it as JSON')
-    .action((name: string, o: { json?: boolean }) => {
+    .action((name: string, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const host = probeHost();
       const row = findSandbox(host, name);
       const s = saved(host, name);
       const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], plan: s.plan };
-      if (o.json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
+      if (json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
       const st = row.state;
       const lines = [
         `name      ${name}`, `status    ${status(row)}`, `pid       ${st?.pid ?? '-'} (supervisor ${st?.supervisorPid ?? '-'})`,

@@ -16,6 +16,11 @@ import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
+import { PROGRESS_CHOICES, progressMode, StageProgress, type ProgressMode } from '../ui/progress';
+import { fileAndCommand } from './argv';
+import { formatOf, withFormat, type FormatOpts } from './format';
+import { registerVersion, VERSION } from './version';
+import { registerCompletion } from './completion';
 import { HOST_PROGRAMS, type HostProgram } from '../model/tables';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
@@ -53,7 +58,7 @@ export interface LoadOpts {
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean }
+interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean; progress?: ProgressMode }
 
 /** An image config's image: from the store, pulled first when `up` needs it. Looked up between
  * reading the file and normalizing it, so that the spec (and the rules, and the plan) has the
@@ -63,7 +68,8 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   const have = haveImage(image.ref);
   if (!have && o.mode === 'store') return undefined;
   const { pullProgress } = await import('../ui/progress');
-  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${imageName(image.ref)}` });
+  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+  const view = have ? undefined : pullProgress({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${imageName(image.ref)}` });
   try {
     const got = await lookupImage(image.ref, { pull: true, insecure: [...image.insecure, ...(o.insecure ?? [])], onEvent: view?.onEvent });
     await view?.finish();
@@ -193,8 +199,9 @@ function rootlessRows(r: RootlessHost): [string, string][] {
   ];
 }
 
-/** `up`'s and `run`'s options once the plan is made. */
-export interface UpOpts { dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string }
+/** `up`'s and `run`'s options once the plan is made: `progress` is the view's mode (from
+ * --progress and -q; without it, auto, or quiet with `quiet`). */
+export interface UpOpts { dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean }
 
 const collect = (v: string, all: string[]) => [...all, v];
 
@@ -211,17 +218,11 @@ function overridesOf(o: OverrideOpts): Pick<LoadOpts, 'overrides' | 'commandLine
   return { overrides: { env: cl.env, volumes: cl.volumes, ports: cl.ports, cwd: process.cwd() }, commandLine: cl.line };
 }
 
-/** Sets up the sandbox of a loaded plan and runs its command (or only shows the stages, with
- * --dry-run); throws Exit with the command's status. */
+/** Sets up the sandbox of a loaded plan and runs its command, showing its stages (with
+ * --dry-run, prints the plan it would apply instead); throws Exit with the command's status. */
 export async function start(l: Loaded, o: UpOpts): Promise<void> {
-  const plain = !process.stderr.isTTY || !!process.env.CI;
   if (o.dryRun) {
-    const { RecordingEngine } = await import('../engine/fake');
-    const { StepTracker, showProgress } = await import('../ui/progress');
-    const tracker = new StepTracker(l.plan);
-    const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-    await new RecordingEngine().run(l.plan, tracker.onEvent);
-    await view;
+    process.stdout.write(renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     process.stderr.write(`${MSG.dryRun}\n`);
     return;
   }
@@ -235,10 +236,9 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
     throw new Exit(EXIT.setup);
   }
-  const { StepTracker, showProgress } = await import('../ui/progress');
-  const tracker = new StepTracker(l.plan);
-  const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-  const result = await engine.run(l.plan, tracker.onEvent, {
+  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+  const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
+  const result = await engine.run(l.plan, view.onEvent, {
     host: l.host,
     // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
     failAt: process.env.SANDBOX_TEST_FAIL_AT,
@@ -247,22 +247,21 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     stallAt: process.env.SANDBOX_TEST_STALL_AT,
     // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
     corruptAt: process.env.SANDBOX_TEST_CORRUPT,
-    beforeExec: () => view,
+    // The view ends before the command may write its first byte.
+    beforeExec: async () => view.end(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
   });
+  view.end();
   // For the start-up benchmark: the engine's own setup time, measured inside.
   if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
   // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
   if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
   if (result.detached) {
-    await view;
     process.stdout.write(`${l.plan.name}\n`);
     return;
   }
   if (result.failed) {
-    tracker.abort(result.failed.message);
-    await view;
     const step = l.plan.steps.find((s) => s.id === result.failed!.step);
     const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
     if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
@@ -284,59 +283,65 @@ function programsRow(h: HostFeatures): string {
 export function buildProgram(): Command {
   const program = new Command('sandbox')
     .description('Run a command in a sandbox described by a YAML file: namespaces, cgroups, capabilities, no daemon.')
-    .version(process.env.SANDBOX_VERSION ?? '0.1.0')
+    .version(VERSION)
     .showSuggestionAfterError(true)
     // `sandbox exec NAME sh -c …`: options after the command belong to the command.
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the problems as JSON on stdout')
     .description('check a config and print every problem in it, located')
-    .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { format: string; strict?: boolean }) => {
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean }) => {
+      const format = formatOf(o);
       // A valid file stays valid on a host that cannot apply it: that is a warning here, an error for plan and up.
-      const l = await load(file, { ...o, hostProblems: 'warning' });
-      if (o.format === 'json') return;
+      const l = await load(file, { strict: o.strict, format, hostProblems: 'warning' });
+      if (format === 'json') return;
       process.stderr.write(MSG.valid(l.file, l.diagnostics.length) + '\n');
     });
 
-  program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the plan as JSON')
     .description('print the ordered isolation steps `up` would apply, each with the config line behind it')
-    .option('--json', 'print the plan as JSON')
     .option('--strict', 'treat warnings as errors')
     .option('-e, --env <NAME=VALUE>', 'as up -e: the plan of `up FILE -e …`', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'as up -v', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'as up -p', collect, [] as string[])
-    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean } & OverrideOpts) => {
-      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text', ...overridesOf(o) });
-      process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean } & OverrideOpts) => {
+      const json = formatOf(o) === 'json';
+      const l = await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
+      process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 
   program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
     .argument('[command...]', 'command and arguments after --, replacing the config\'s command')
     .description('set up the sandbox and run its command')
-    .option('--dry-run', 'show the stages and steps without changing anything')
+    .option('--dry-run', 'print the plan up would apply, and change nothing')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
     .option('-i, --interactive', 'pass this stdin to the command, as stdin_open: true does (without it the command reads /dev/null)')
     .option('-T, --no-tty', 'give the command no terminal, whatever the file\'s `tty` says (as docker compose run -T): to pipe input into an interactive sandbox')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
     .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable; one on loopback always is)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('-q, --quiet', 'print no progress')
+    .addOption(new Option('--progress <mode>', 'auto (a terminal view on a terminal, plain lines elsewhere and under CI), tty, plain or quiet').choices(PROGRESS_CHOICES).default('auto'))
+    .option('-q, --quiet', 'print no progress (--progress quiet)')
+    .option('--verbose', 'print every step as it is applied, one line each')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
     .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
-    .action(async (file: string | undefined, cmd: string[], o: UpOpts & OverrideOpts & { name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
-      await start(l, o);
+    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress'> & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }, self: Command) => {
+      // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
+      const { file, command: cmd } = fileAndCommand(self, fileArg, words);
+      const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
+      await start(l, { ...o, progress });
     });
 
-  program.command('doctor').argument('[file]', 'a config to check against this host')
+  withFormat(program.command('doctor').argument('[file]', 'a config to check against this host'))
     .description('print what this host offers, and which lines of FILE it cannot apply')
-    .action(async (file: string | undefined) => {
+    .action(async (file: string | undefined, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const h = probeHost();
       let engine = 'ok';
       try { const { engineLibrary } = await import('../engine/probe'); engine = `${engineLibrary()} (ABI ok)`; } catch (e) { engine = `missing: ${(e as Error).message}; build it with npm run build`; }
@@ -355,6 +360,11 @@ export function buildProgram(): Command {
         ['native engine', engine],
         ['state folder', h.stateRoot],
       ];
+      if (json) {
+        const l = file ? await load(file, { preflight: { exit: EXIT.invalid } }) : undefined;
+        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length } : {}) }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
       if (!file) return;
       const l = await load(file, { preflight: { exit: EXIT.invalid } });
@@ -365,6 +375,8 @@ export function buildProgram(): Command {
   registerImages(program);
   registerAudit(program, load);
   registerExport(program, load);
+  registerVersion(program);
+  registerCompletion(program);
   registerRun(program, load, start);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {

@@ -371,7 +371,19 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       host = parts.length ? (parts[0] === '' ? [0, 0] : parseRange(parts[0]!)) : [0, 0];
     }
     if (ip && !isIP(ip)) { problem(src, 'invalid-address', `\`${ip}\` is not an IP address; use an address such as 127.0.0.1 or [::1]`); return; }
-    if (!ctr || !host || ctr[0] === 0) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? JSON.stringify(p) : p}\` has a port outside 1-65535`); return; }
+    if (!ctr || !host || ctr[0] === 0) {
+      // Which part is wrong, in the user's words: `abc` is no port at all, 99999 is out of range.
+      const shown = typeof p === 'object' ? JSON.stringify(p) : p;
+      const parts = typeof p === 'object' ? [p.published ?? '', p.target] : String(p).replace(/\/(tcp|udp)$/, '').replace(/^\[[^\]]*\]:/, '').split(':').slice(-2);
+      const bad = parts.map(String).find((x) => x !== '' && !/^[0-9]+(-[0-9]+)?$/.test(x));
+      const high = parts.map(String).flatMap((x) => x.split('-')).find((x) => /^[0-9]+$/.test(x) && (Number(x) > 65535));
+      const reversed = parts.map(String).find((x) => /^([0-9]+)-([0-9]+)$/.test(x) && Number(x.split('-')[0]) > Number(x.split('-')[1]));
+      problem(src, 'invalid-port', bad !== undefined ? `\`${shown}\`: \`${bad}\` is not a port; write a number from 1 to 65535, or a range such as 8000-8010`
+        : high !== undefined ? `\`${shown}\`: ${high} is not a port: ports go from 1 to 65535`
+        : reversed !== undefined ? `\`${shown}\`: the range ${reversed} goes backwards; write the lower port first`
+        : `\`${shown}\` has a port outside 1-65535`);
+      return;
+    }
     const n = ctr[1] - ctr[0];
     if (host[0] !== 0 && host[1] - host[0] !== n) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? `${p.published}:${p.target}` : p}\`: the host range has ${host[1] - host[0] + 1} ports and the container range ${n + 1}; make them the same length`); return; }
     for (let k = 0; k <= n; k++) ports.push({ hostIp: ip, hostPort: host[0] === 0 ? 0 : host[0] + k, containerPort: ctr[0] + k, protocol: proto, src });

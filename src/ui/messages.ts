@@ -17,6 +17,15 @@ export const MSG = {
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,
+  twoFormats: (format: string) => `--json and --format ${format} ask for two formats; give one`,
+  // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
+  // stage's full title on a terminal.
+  stageDone: (title: string, steps: number, ms: number) => `${title}  ${steps} step${steps === 1 ? '' : 's'}  ${ms.toFixed(1)} ms`,
+  stagePartial: (title: string, done: number, steps: number, ms: number) => `${title}  ${done} of ${steps} steps  ${ms.toFixed(1)} ms`,
+  stageRunning: (title: string, done: number, steps: number, current: string) => `${title}  ${done}/${steps}  ${current}`,
+  stageFailed: (title: string, done: number, steps: number, id: string) => `${title}  failed at ${id} (${done} of ${steps} steps done)`,
+  stepDone: (id: string, title: string, ms: number) => `✔ ${id}  ${title}${ms >= 0.05 ? `  ${ms.toFixed(1)} ms` : ''}`,
+  stepFailed: (id: string, title: string, why: string) => `${id} (${title}): ${why}`,
   signal: (n: SignalNote) => n.kind === 'dropped'
     ? `sandbox: the command (${n.command}) is PID 1 and ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: it is killed in ${secs(n.graceMs)} (stop_grace_period), or at once on a second Ctrl-C; \`init: true\` puts a PID 1 before it that passes signals on`
     : n.why === 'grace' ? `sandbox: the command did not end within ${secs(n.graceMs)} of ${n.signal} (stop_grace_period): killed it (SIGKILL)`
