@@ -11,7 +11,8 @@
  * namespaces open, relays the handshake, and once the command runs it closes stdout (the CLI sees
  * EOF and exits). Then, until the command ends for good:
  *   - it keeps the command's stdout and stderr in STATE/log, one "<ISO time> <stream> <line>" a line;
- *   - it writes the host PID of the sandbox's PID 1 to STATE/pid (whole, by rename);
+ *   - it writes the host PID of the sandbox's PID 1 and the number of restarts so far to STATE/pid
+ *     ("PID RESTARTS", whole, by rename);
  *   - when the command ends, it runs it again as the restart policy says (Docker's delay: 100 ms,
  *     doubling up to 10 s, back to 100 ms after a run of 10 s or more), with sbx_respawn in the
  *     held namespaces, so that the address, the veth and the port maps stay; never once
@@ -120,14 +121,20 @@ static void say(struct sup *s, const char *fmt, ...)
 	fflush(s->log);
 }
 
-static void write_file(const char *dir, const char *name, long value)
+/* STATE/name, whole (by rename): "value\n", or "value second\n" when second >= 0. */
+static void write_file2(const char *dir, const char *name, long value, long second)
 {
 	char tmp[4096], path[4096];
 	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(tmp, "we");
-	if (f) { fprintf(f, "%ld\n", value); fclose(f); rename(tmp, path); }
+	if (!f) return;
+	if (second >= 0) fprintf(f, "%ld %ld\n", value, second); else fprintf(f, "%ld\n", value);
+	fclose(f);
+	rename(tmp, path);
 }
+
+static void write_file(const char *dir, const char *name, long value) { write_file2(dir, name, value, -1); }
 
 static int stopping(struct sup *s)
 {
@@ -307,7 +314,7 @@ int main(int argc, char **argv)
 	int status = 0, stop = 0;
 	uint32_t restarts = 0;
 	uint64_t delay_ms = 100, started = mono_ms();
-	write_file(s.state, "pid", pid);
+	write_file2(s.state, "pid", pid, (long)restarts);
 	for (;;) {
 		/* One run: its output, until it ends. */
 		int ended = 0;
@@ -344,7 +351,7 @@ int main(int argc, char **argv)
 		started = mono_ms();
 		pid = respawn(&s);
 		if (pid < 0) { status = 125 << 8; break; }
-		write_file(s.state, "pid", pid);
+		write_file2(s.state, "pid", pid, (long)restarts);
 	}
 	for (int i = 0; i < 2; i++) pump(&s, st, i, 1);
 	/* Ended for good: the ports first, then the namespaces, then the status that ps reads. */

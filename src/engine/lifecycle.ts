@@ -7,6 +7,7 @@ import type { HostFeatures } from '../plan/types';
 import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
 import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
+import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
 
 export { exitCode, heldPorts, listSandboxes, type Listed };
 
@@ -20,10 +21,14 @@ export function findSandbox(host: HostFeatures, name: string): Listed {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it runs. */
-export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<boolean> {
+/**
+ * stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it
+ * runs, with whether it was running and had to be killed. `say` hears at once when its PID 1
+ * cannot get the stop signal (the wait can then only end in a kill), and of the kill.
+ */
+export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number, say: (n: StopNote) => void = () => undefined): Promise<{ running: boolean; killed: boolean }> {
   const row = findSandbox(host, name);
-  if (!row.running || !row.state) return false;
+  if (!row.running || !row.state) return { running: false, killed: false };
   const state = row.state;
   // Read again at each look: after a restart, the current run's PID 1 (and, rootless without a cgroup, its pid namespace).
   const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state) };
@@ -33,6 +38,10 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   // First the word that the restart policy is over, which the CLI or the supervisor reads when
   // the command ends (or during a restart's delay), so that it does not run it again.
   try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
+  // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles.
+  const d = disposition(pid, signal);
+  const dropped = d !== undefined && !reachesPid1(d);
+  if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: commandName(pid) ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: grace });
   try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
   // A restart that was already under way when the word was written has a new PID 1: it gets the
   // signal too (the `pid` file names the current run's).
@@ -45,7 +54,11 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
     await sleep(2);
   }
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
-  if (cg.pids().length) try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
+  const killed = cg.pids().length > 0;
+  if (killed) {
+    try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
+    say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace, dropped });
+  }
   for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
   // The supervisor releases the ports and writes the exit status as it leaves.
   const sup = row.state.supervisorPid;
@@ -53,7 +66,7 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   // A foreground sandbox's CLI does the same as it ends (it owns the state folder until then).
   const owner = join(host.stateRoot, name, 'owner');
   for (const until = Date.now() + 5000; !row.state.detached && Date.now() < until && ownerAlive(readOwner(owner)); ) await sleep(5);
-  return true;
+  return { running: true, killed };
 }
 
 /** Whether pid runs: a zombie has finished (the supervisor's parent is the host's init once its
@@ -118,9 +131,9 @@ export function processes(host: HostFeatures, name: string): Proc[] {
 
 
 /** Stops a sandbox, then removes everything it set up on the host; what it removed. */
-export async function downSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<string[]> {
+export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, say?: (n: StopNote) => void): Promise<string[]> {
   findSandbox(host, name);
-  await stopSandbox(host, name, graceMs);
+  await stopSandbox(host, name, graceMs, say);
   if (findSandbox(host, name).pids.length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
   return reclaim(host, name);
 }

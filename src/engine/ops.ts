@@ -5,7 +5,7 @@
 import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step } from '../plan/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
+import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
@@ -204,7 +204,7 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'exec': {
         const a = step.args;
         if (a.init && !input.init) throw new UnsupportedStep(step, 'init: true needs sbx-init, which was not built (npm run build)');
-        op(step, OP.EXEC, { a: a.init ? 1 : 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd), s4: a.init ? str(input.init) : 0 });
+        op(step, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd), s4: a.init ? str(input.init) : 0 });
         break;
       }
       default: {

@@ -33,6 +33,8 @@ export interface SandboxState {
   stopGraceMs: number;
   /** The first run's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup (a restart's is read from its PID 1). */
   pidNs?: string;
+  /** How many times the restart policy has run the command again; absent means none (`ps` shows 0). */
+  restarts?: number;
 }
 
 /** Files the engine writes in a state folder; removed with it. */
@@ -68,14 +70,18 @@ export function readSaved(dir: string): SavedRun | undefined {
 export function readState(dir: string): SandboxState | undefined {
   let s: SandboxState;
   try { s = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SandboxState; } catch { return undefined; }
-  try { const pid = Number(readFileSync(join(dir, 'pid'), 'utf8').trim()); if (pid > 0) s.pid = pid; } catch { /* the first run's */ }
+  try {
+    const [pid, restarts] = readFileSync(join(dir, 'pid'), 'utf8').trim().split(' ').map(Number);
+    if (pid! > 0) s.pid = pid!;
+    if (restarts! > 0) s.restarts = restarts;
+  } catch { /* the first run's */ }
   return s;
 }
 
-/** The current run's PID 1, for readState: written whole, then renamed. */
-export function writePid(dir: string, pid: number): void {
+/** The current run's PID 1 and the restarts so far ("PID RESTARTS", as sbx-supervise writes it), for readState: written whole, then renamed. */
+export function writePid(dir: string, pid: number, restarts: number): void {
   const tmp = join(dir, '.pid.tmp');
-  writeFileSync(tmp, `${pid}\n`);
+  writeFileSync(tmp, `${pid} ${restarts}\n`);
   renameSync(tmp, join(dir, 'pid'));
 }
 

@@ -319,7 +319,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   const initText = spec.process.init.value ? ' under sandbox-init (PID 1, as docker run --init: it forwards signals and reaps orphans)' : ' as PID 1';
   add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});
   add('exec', 'exec', 'exec', (spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}` : `run the image's command in ${spec.process.cwd.value}`) + initText + (spec.process.detach.value ? ', detached' : '') + restartText, spec.process.argsSrc,
-    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, init: spec.process.init.value, restart,
+    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, stdin: spec.process.stdin.value, init: spec.process.init.value, restart,
       detach: spec.process.detach.value, stopSignal: spec.process.stopSignal.value, stopGraceMs: spec.process.stopGraceMs.value });
 
   const broken = checkOrder(steps);

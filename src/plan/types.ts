@@ -98,7 +98,10 @@ export interface StepArgs {
   // exec (child)
   'fds.close': Record<string, never>;
   'exec': {
-    args: string[]; env: string[]; cwd: string; tty: boolean; init: boolean; detach: boolean;
+    args: string[]; env: string[]; cwd: string; tty: boolean;
+    /** The caller's stdin reaches the command (stdin_open, -i); otherwise it reads /dev/null, as under docker run without -i. */
+    stdin: boolean;
+    init: boolean; detach: boolean;
     /** Whether the command runs again when it ends: by the CLI or the supervisor, from outside the sandbox (a new PID 1 each run). */
     restart?: RestartPolicy;
     stopSignal?: number; stopGraceMs?: number;
