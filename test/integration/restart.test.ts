@@ -17,7 +17,7 @@ import { ROOT } from '../helpers/load';
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables', hasNft);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Row { name: string; status: string; exitCode: number | null; pid: number; ports: { hostPort: number }[] }
+interface Row { name: string; status: string; exitCode: number | null; pid: number; restarts: number; ports: { hostPort: number }[] }
 const ps = (): Row[] => JSON.parse(sandbox(['ps', '--json', '-a']).out) as Row[];
 const row = (name: string) => ps().find((r) => r.name === name);
 
@@ -86,6 +86,7 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   assert.equal(row('rs-web')?.ports.length, 1, 'a running sandbox shows its port');
   await until('the command to end for good', () => row('rs-web')?.status === 'exited', 20_000);
   assert.equal(row('rs-web')?.exitCode, 3);
+  assert.equal(row('rs-web')?.restarts, 2, 'ps counts the restarts');
   assert.equal(runs().length, 3, runs().join('\n'));
   for (const r of runs()) {
     const [pid, self, cmdline, exe] = r.split('|');
