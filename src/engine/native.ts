@@ -298,6 +298,8 @@ export class NativeEngine implements Engine {
             code = exitStatus(await next.wait().catch(() => 125 << 8));
             continue;
           }
+          // A signal or a stop during this run's setup went to the last run: this one ends too.
+          if (stop()) { try { process.kill(next.pid, 'SIGKILL'); } catch { /* gone */ } await next.wait().catch(() => 0); break; }
           writePid(state, next.pid, restarts);
           forward(next.pid);
           session.wireTerminal(exec.args.stdin);
