@@ -41,6 +41,26 @@
  *
  * If the parent dies at any point, PDEATHSIG kills the child; if the child dies before "G", the
  * parent's write fails with EPIPE and it undoes what it did.
+ *
+ * A restart (restart: in the file) runs the command again outside the sandbox: a pid namespace dies
+ * with its PID 1, so the command cannot be run again inside it, and the command itself is PID 1
+ * (as in Docker, which makes a new runc container in the same network namespace). The process that
+ * waits for the command (the CLI in the foreground, sbx-supervise when detached) holds the first
+ * child's user and network namespaces open (fds of /proc/PID/ns/{user,net}, taken before "G"), so
+ * that the id maps, the address, the veth and the port maps outlive it. sbx_respawn() then makes
+ * the next child in them:
+ *
+ *   RESTARTER (CLI or supervisor, host namespaces)      H (raw clone, one thread)
+ *   sbx_respawn(): pipes as sbx_spawn, clone ────────►  write "0" to each cgroup.procs (it joins
+ *                                                       the sandbox's cgroup, as root of the host)
+ *                                                       setns(user), setns(net): the pinned ones
+ *                                                       clone(new pid, mount, uts, ipc | CLONE_PARENT)
+ *     read(pid pipe) ◄── the child's pid ─────────────  write(pid pipe), _exit(0)
+ *     waitpid(H)                                        CHILD: the RESTARTER's child, in the
+ *   then the handshake above, from "G" on, with the     cgroup (inherited), the pinned user and
+ *   restart program: the same ops, but for the network  network namespaces and new others; it
+ *   ones, which persist in the pinned namespace.        becomes root of the user namespace and runs
+ *                                                       its ops as the first child did.
  */
 #ifndef SBX_H
 #define SBX_H
@@ -101,8 +121,9 @@ enum sbx_op_kind {
 	SBX_OP_NNP,
 	SBX_OP_SECCOMP,         /* s1 = compiled BPF (sbx_seccomp_compile) in the arena, a = its length in bytes */
 	SBX_OP_CLOSE_FDS,
-	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 run a reaper as PID 1; with it, mode =
-				 * restart policy (0 no, 1 on-failure, 2 always) and b = its most restarts (0: no limit) */
+	SBX_OP_EXEC,            /* s1 argv list, s2 env list, s3 cwd; a = 1 (init: true): exec sandbox-init as PID 1,
+				 * from s4, the host path of the static sbx-init, copied into a sealed memfd before
+				 * pivot_root (nothing inside then shows a host path), which runs the command */
 	SBX_OP_CONSOLE,         /* open a pty in the sandbox's devpts, keep the slave as the terminal,
 				 * and send the master to the parent over the sync socket */
 	SBX_OP_NET_IFUP,        /* s1 interface; a = IPv4 address, b = gateway (network order); mode = prefix */
@@ -146,6 +167,17 @@ struct sbx_supervise_head {
 	uint32_t nops;
 	uint32_t strings_len;
 	uint64_t clone_flags;
+	/* The restart policy, which the supervisor runs (0 no, 1 on-failure, 2 always; at most
+	 * max_restarts times, 0: no limit), and the program of a restart: restart_nops ops and
+	 * restart_strings_len bytes of strings, after the first program. */
+	uint32_t policy;
+	uint32_t max_restarts;
+	uint32_t restart_nops;
+	uint32_t restart_strings_len;
+	/* Then extra_len bytes: the list of cgroup.procs files a restart joins, then the nftables
+	 * table (ip family) that holds the port maps, deleted when the command ends for good ("" none). */
+	uint32_t extra_len;
+	uint32_t reserved;
 };
 
 SBX_API int sbx_abi_version(void);
@@ -155,6 +187,16 @@ SBX_API int sbx_abi_version(void);
  * migration, which on a busy kernel waits for an RCU grace period. The child waits for "G". */
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
 		      uint64_t clone_flags, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err);
+
+/* A restart (see the diagram above): clones the next child in the sandbox's pinned user and network
+ * namespaces (userns_fd, netns_fd: fds of the first child's /proc/PID/ns/{user,net}, or -1 for a
+ * namespace the sandbox does not own), after joining its cgroup through cgroup_procs (a list of
+ * cgroup.procs files, NUL-separated and ending with an empty string; NULL for none). clone_flags
+ * are the first child's: the user and network namespaces in them are joined, not made. The child
+ * is the caller's, and waits for "G" as sbx_spawn's does. */
+SBX_API int sbx_respawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
+			uint64_t clone_flags, const char *cgroup_procs, int32_t userns_fd, int32_t netns_fd,
+			struct sbx_child *out, struct sbx_error *err);
 
 /* Blocks until pid exits; *status is the raw wait status. Call it from a worker thread. */
 SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);

@@ -90,6 +90,14 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 			n++;
 		}
 	}
+	/* init: true: sbx-init is copied from the host now, with the same credentials, before the
+	 * host's files go out of reach (exec.c). */
+	c->init_fd = -1;
+	for (i = 0; i < c->nops; i++) {
+		if (c->ops[i].kind != SBX_OP_EXEC || !c->ops[i].a) continue;
+		c->init_fd = init_prepare(c, &c->ops[i]);
+		if (c->init_fd < 0) { report(c, &c->ops[i], SBX_EV_START, 0); report(c, &c->ops[i], SBX_EV_FAILED, errno); _exit(125); }
+	}
 	/* In a new user namespace the child still holds the credentials it was cloned with (the host's
 	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
 	if (clone_flags & CLONE_NEWUSER) {

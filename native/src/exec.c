@@ -1,22 +1,25 @@
 /* The command, in the cloned child, at the end of its program, with the credentials, limits,
- * capabilities and filter the earlier ops set: exec (with a PATH search that does not allocate),
- * the init reaper that stays PID 1 and restarts the command as its policy says, and the relay
- * that `sandbox exec` leaves in the CLI's pid namespace (SBX_OP_FORK). */
+ * capabilities and filter the earlier ops set: exec of the command itself as PID 1 (with a PATH
+ * search that does not allocate), or of sandbox-init (init: true) from its sealed memfd, and the
+ * relay that `sandbox exec` leaves in the CLI's pid namespace (SBX_OP_FORK). Restarts are not
+ * here: a pid namespace ends with its PID 1, so the CLI or the supervisor runs the command again
+ * from outside (sbx_respawn). */
 #include "internal.h"
 
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define MAX_ARGS 4096
 
 /* The child's copy of these is private: the clone does not share memory with Node. */
-static char *argv_buf[MAX_ARGS + 1];
+static char *argv_buf[MAX_ARGS + 3];
 static char *envp_buf[MAX_ARGS + 1];
 static char path_buf[4096];
 
@@ -86,33 +89,6 @@ static void relay_until_exit(pid_t pid, const sigset_t *all)
 	_exit(relay_wait(pid, all, &stopped));
 }
 
-/* Decimal of n into buf (at least 12 bytes), without stdio; returns the length. */
-static size_t utoa(char *buf, uint64_t n)
-{
-	char tmp[24];
-	size_t len = 0, i;
-	do { tmp[len++] = (char)('0' + n % 10); n /= 10; } while (n);
-	for (i = 0; i < len; i++) buf[i] = tmp[len - 1 - i];
-	return len;
-}
-
-/* One line on the sandbox's stderr (the log of a detached one) when the reaper restarts the command. */
-static void say_restart(int code, uint32_t n, int64_t max, uint64_t delay_ms)
-{
-	char line[160];
-	size_t l = 0;
-#define PUT(s) do { const char *p_ = (s); while (*p_ && l < sizeof line - 1) line[l++] = *p_++; } while (0)
-#define NUM(v) do { char b_[24]; size_t k_ = utoa(b_, (v)); b_[k_] = 0; PUT(b_); } while (0)
-	PUT("sandbox: the command exited with code "); NUM((uint64_t)code);
-	PUT("; restart "); NUM(n);
-	if (max > 0) { PUT(" of "); NUM((uint64_t)max); }
-	PUT(" in "); NUM(delay_ms); PUT(" ms\n");
-#undef PUT
-#undef NUM
-	ssize_t r = write(2, line, l);
-	(void)r;
-}
-
 /* A raw clone, not glibc's fork(): fork takes libc's internal locks, and another Node thread may
  * have held one at the moment this process was cloned; it would never be released here. Signals
  * stay blocked in the parent (restored in the child), so that none is lost before the relay. */
@@ -126,50 +102,29 @@ static pid_t raw_fork(sigset_t *all, sigset_t *old)
 	return pid;
 }
 
-/* init: true, or a restart policy. PID 1 stays a tiny reaper: it forwards every signal to the
- * command, reaps orphans, and when the command ends either exits with its status or, as the
- * policy says (op->mode 1: on a non-zero code, 2: always; op->b: at most that many times, 0: no
- * limit), runs it again in the same namespaces after a delay that doubles from 100 ms to 10 s
- * (back to 100 ms after a run of 10 s or more). A stop signal (any forwarded one but SIGWINCH)
- * ends the policy: the command is not run again. */
-static void run_with_reaper(char **argv, char **envp, struct child_ctx *c, const struct sbx_op *op)
+/* init: true, before any op (the host's files are still in reach): sbx-init, a static program,
+ * copied into a memfd that is sealed against writes. It is then exec'd from that fd, so that the
+ * sandbox's PID 1 shows no host path (/proc/1/exe reads /memfd:sandbox-init, /proc/1/cmdline
+ * `sandbox-init -- CMD`), and a process inside that opens /proc/1/exe for writing can change
+ * nothing of the host's (CVE-2019-5736): the copy is its own, and sealed. Returns the fd, or -1. */
+int init_prepare(struct child_ctx *c, const struct sbx_op *op)
 {
-	sigset_t all, old;
-	uint32_t restarts = 0;
-	uint64_t delay_ms = 100;
-	int stopped = 0;
+	const char *path = ctx_str(c, op->s4);
+	int src, mfd;
+	if (!path) { errno = EINVAL; return -1; }
+	src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0) return -1;
+	mfd = (int)syscall(SYS_memfd_create, "sandbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0) { int e = errno; close(src); errno = e; return -1; }
 	for (;;) {
-		uint64_t t0 = now_ns();
-		pid_t pid = raw_fork(&all, &old);
-		if (pid < 0) return;
-		if (pid == 0) {
-			setsid();
-			if (isatty(0)) ioctl(0, TIOCSCTTY, 0);
-			exec_command(argv, envp);
-			if (c->events_fd >= 0) report(c, op, SBX_EV_FAILED, errno);
-			_exit(errno == ENOENT ? 127 : 126);
-		}
-		/* The reaper itself must not keep the events pipe open, or the parent never sees EOF. Its
-		 * name says what it is in ps and `sandbox top` (it runs the CLI's or supervisor's image). */
-		if (c->events_fd >= 0) { close(c->events_fd); c->events_fd = -1; }
-		prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
-		int code = relay_wait(pid, &all, &stopped);
-		if (stopped || op->mode == 0 || (op->mode == 1 && code == 0) || (op->b > 0 && restarts >= (uint64_t)op->b)) _exit(code);
-		if (now_ns() - t0 >= 10000000000ull) delay_ms = 100;
-		restarts++;
-		say_restart(code, restarts, op->b, delay_ms);
-		/* The delay, still reaping orphans and still listening for a stop. */
-		uint64_t until = now_ns() + delay_ms * 1000000ull;
-		for (uint64_t t = now_ns(); t < until && !stopped; t = now_ns()) {
-			struct timespec ts = { .tv_sec = (time_t)((until - t) / 1000000000ull), .tv_nsec = (long)((until - t) % 1000000000ull) };
-			siginfo_t si;
-			int sig = sigtimedwait(&all, &si, &ts);
-			if (sig == SIGCHLD) { int st; while (waitpid(-1, &st, WNOHANG) > 0) {} }
-			else if (sig > 0 && sig != SIGWINCH) stopped = 1;
-		}
-		if (stopped) _exit(code);
-		delay_ms = delay_ms * 2 > 10000 ? 10000 : delay_ms * 2;
+		ssize_t n = sendfile(mfd, src, NULL, 1 << 20);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) { int e = errno; close(src); close(mfd); errno = e; return -1; }
+		if (n == 0) break;
 	}
+	close(src);
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) { int e = errno; close(mfd); errno = e; return -1; }
+	return mfd;
 }
 
 /* `sandbox exec`, after setns(CLONE_NEWPID): only children enter the joined pid namespace. The
@@ -206,11 +161,19 @@ void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd)
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
 	if (go != 'E') _exit(125);
 	close(sync_fd);
-	split_list(ctx_str(c, op->s1), argv_buf, MAX_ARGS);
+	split_list(ctx_str(c, op->s1), argv_buf + 2, MAX_ARGS);
 	split_list(ctx_str(c, op->s2), envp_buf, MAX_ARGS);
 	if (cwd && chdir(cwd) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(126); }
-	if (op->a) { run_with_reaper(argv_buf, envp_buf, c, op); if (c->events_fd >= 0) report(c, op, SBX_EV_FAILED, errno); _exit(125); }
-	exec_command(argv_buf, envp_buf);
+	if (op->a) {
+		/* sandbox-init -- CMD...: it forks the command, forwards signals and reaps (sbx-init.c). */
+		argv_buf[0] = "sandbox-init";
+		argv_buf[1] = "--";
+		syscall(SYS_execveat, c->init_fd, "", argv_buf, envp_buf, AT_EMPTY_PATH);
+		int e = errno;
+		report(c, op, SBX_EV_FAILED, e);
+		_exit(126);
+	}
+	exec_command(argv_buf + 2, envp_buf);
 	int e = errno;
 	report(c, op, SBX_EV_FAILED, e);
 	_exit(e == ENOENT ? 127 : 126);

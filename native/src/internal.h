@@ -23,6 +23,7 @@ struct child_ctx {
 	int ns_fds[16];       /* SBX_OP_JOIN_NS targets, opened in op order before any is joined */
 	int pivoted;
 	int rootless;         /* cloned by a caller that is not root on the host (its own user namespace) */
+	int init_fd;          /* init: true: the sealed memfd of sbx-init (exec.c), or -1 */
 };
 
 /* Who calls whom, so that no two files call each other: spawn.c (sbx_spawn) clones the child and
@@ -67,6 +68,7 @@ HIDDEN int op_console(struct child_ctx *c, int sync_fd);
 /* exec.c: op_exec never returns; op_fork returns in the forked child, and the relay never does. */
 HIDDEN void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd) __attribute__((noreturn));
 HIDDEN int op_fork(struct child_ctx *c, int sync_fd);
+HIDDEN int init_prepare(struct child_ctx *c, const struct sbx_op *op);
 
 /* util.c: small helpers that stay async-signal-safe and call nothing else of libsbx. */
 HIDDEN size_t sbx_strlen(const char *s);

@@ -87,6 +87,74 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	return 0;
 }
 
+SBX_API int sbx_respawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
+			uint64_t clone_flags, const char *cgroup_procs, int32_t userns_fd, int32_t netns_fd,
+			struct sbx_child *out, struct sbx_error *err)
+{
+	struct timespec ts;
+	int ev[2], sync[2], pidp[2];
+	int32_t msg[2] = { 0, 0 }; /* the child's pid, or 0 and the errno of what H could not do */
+	long h;
+	uid_t caller_uid = geteuid();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	out->spawn_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	out->in_cgroup = 0;
+	if (!ops || !strings || nops == 0) return fail(err, EINVAL, "sbx_respawn: empty program");
+	if (pipe2(ev, O_CLOEXEC) < 0) return fail(err, errno, "pipe2");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return fail(err, e, "socketpair"); }
+	if (pipe2(pidp, O_CLOEXEC) < 0) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return fail(err, e, "pipe2"); }
+	/* H: a raw clone (no libc locks: the caller may be Node, with other threads), which alone
+	 * changes its namespaces; the caller stays in the host's. */
+	h = syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
+	if (h == 0) {
+		/* H, in the host's namespaces with the caller's privileges. It joins the cgroup first,
+		 * while it is still the host's root (or the owner of a delegated subtree), so that the
+		 * child is born there and its cgroup namespace, unshared later, is rooted there. */
+		const char *p = cgroup_procs;
+		long pid;
+		close(ev[0]); close(sync[0]); close(pidp[0]);
+		for (; p && *p; p += sbx_strlen(p) + 1) {
+			int fd = open(p, O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write(fd, "0", 1) != 1) { msg[1] = errno; goto out; }
+			close(fd);
+		}
+		/* Root of the host has CAP_SYS_ADMIN over the sandbox's user namespace, and a rootless
+		 * caller owns it; in it, H holds every capability, which the network namespace (owned by
+		 * it) and the new namespaces need. */
+		if (userns_fd >= 0 && setns(userns_fd, CLONE_NEWUSER) < 0) { msg[1] = errno; goto out; }
+		if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) { msg[1] = errno; goto out; }
+		/* CLONE_PARENT: the child is the caller's, which waits for it and gets its SIGCHLD. */
+		pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME)) | CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0);
+		if (pid == 0) {
+			/* The child. child_main sees CLONE_NEWUSER in clone_flags and becomes root of the
+			 * joined user namespace, as the first child did once its maps were written. */
+			struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1,
+				.rootless = caller_uid != 0 && (clone_flags & CLONE_NEWUSER) != 0 };
+			close(pidp[1]);
+			child_main(&c, sync[1], clone_flags);
+		}
+		if (pid < 0) msg[1] = errno; else msg[0] = (int32_t)pid;
+	out:
+		if (write(pidp[1], msg, sizeof msg) != (ssize_t)sizeof msg) _exit(1);
+		_exit(0);
+	}
+	close(ev[1]); close(sync[1]); close(pidp[1]);
+	if (h < 0) { int e = errno; close(ev[0]); close(sync[0]); close(pidp[0]); return fail(err, e, "clone"); }
+	ssize_t r;
+	do r = read(pidp[0], msg, sizeof msg); while (r < 0 && errno == EINTR);
+	close(pidp[0]);
+	while (waitpid((pid_t)h, NULL, __WALL) < 0 && errno == EINTR) {}
+	if (r != (ssize_t)sizeof msg || msg[0] <= 0) {
+		close(ev[0]); close(sync[0]);
+		return fail(err, r == (ssize_t)sizeof msg && msg[1] ? msg[1] : EIO, "restart: join the sandbox's cgroup and namespaces, and clone");
+	}
+	out->pid = msg[0];
+	out->in_cgroup = cgroup_procs && *cgroup_procs;
+	out->events_fd = ev[0];
+	out->sync_fd = sync[0];
+	return 0;
+}
+
 SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err)
 {
 	int st = 0;

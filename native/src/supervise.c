@@ -1,14 +1,28 @@
 /* sbx-supervise: the parent of a detached sandbox (sandbox up -d). A small native process, so
- * that nothing of Node stays resident. Run as root by the CLI, in the host's namespaces:
+ * that nothing of Node stays resident. Run by the CLI (as root, or as the rootless caller), in the
+ * host's namespaces:
  *
- *   CLI ── stdin: struct sbx_supervise_head, ops, strings; later "G", "E" ──► supervisor
+ *   CLI ── stdin: struct sbx_supervise_head, ops, strings, restart ops, restart strings, extra;
+ *          later "G", "E" ──► supervisor
  *   CLI ◄── stdout: "PID <pid> <in_cgroup>\n", then the child's 24-byte events until exec ──┘
  *
  * It clones the child with sbx_spawn (the child's parent-death signal then ties the sandbox to
- * this process: kill -9 of the supervisor kills the sandbox), relays the handshake, and once the
- * command runs it closes stdout (the CLI sees EOF and exits) and keeps the command's stdout and
- * stderr in STATE/log, one "<ISO time> <stream> <line>" per line, until the command exits; then
- * it writes the wait status to STATE/exit (whole, by rename) and exits.
+ * this process: kill -9 of the supervisor kills the sandbox), holds the child's user and network
+ * namespaces open, relays the handshake, and once the command runs it closes stdout (the CLI sees
+ * EOF and exits). Then, until the command ends for good:
+ *   - it keeps the command's stdout and stderr in STATE/log, one "<ISO time> <stream> <line>" a line;
+ *   - it writes the host PID of the sandbox's PID 1 and the number of restarts so far to STATE/pid
+ *     ("PID RESTARTS", whole, by rename);
+ *   - when the command ends, it runs it again as the restart policy says (Docker's delay: 100 ms,
+ *     doubling up to 10 s, back to 100 ms after a run of 10 s or more), with sbx_respawn in the
+ *     held namespaces, so that the address, the veth and the port maps stay; never once
+ *     STATE/stopping exists (sandbox stop makes it before it signals) or after a SIGTERM to this
+ *     process. A restart replays the program the CLI attested on the first run.
+ * When the command has ended for good it deletes the sandbox's nftables table (its port maps and
+ * NAT: a published port is free again at once, and a client is refused, not left to time out),
+ * lets the namespaces go (the veth goes with the network namespace), writes the wait status to
+ * STATE/exit (whole, by rename) and exits. The state folder, the log, the cgroup and the upper
+ * layer stay for `sandbox logs` and `sandbox down`.
  *   sbx-supervise STATE_DIR CGROUP_DIR|-  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,10 +30,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,37 +88,191 @@ static void log_lines(FILE *log, struct stream *s, int flush_all)
 	fflush(log);
 }
 
+/* The sandbox as this process runs it: what it holds, and where its state is. */
+struct sup {
+	const char *state;
+	struct sbx_supervise_head head;
+	struct sbx_op *rops;
+	char *rstrings;
+	const char *procs;      /* the cgroup.procs files a restart joins (a list) */
+	const char *table;      /* the nftables table of the port maps, or "" */
+	int userns_fd, netns_fd, out_w, err_w;
+	FILE *log;
+};
+
+static void say(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One line of the supervisor's own in the log, as the command's stderr. */
+static void say(struct sup *s, const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[40];
+	va_list ap;
+	if (!s->log) return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(s->log, "%s.%06ldZ stderr sandbox: ", when, ts.tv_nsec / 1000);
+	va_start(ap, fmt);
+	vfprintf(s->log, fmt, ap);
+	va_end(ap);
+	fputc('\n', s->log);
+	fflush(s->log);
+}
+
+/* STATE/name, whole (by rename): "value\n", or "value second\n" when second >= 0. */
+static void write_file2(const char *dir, const char *name, long value, long second)
+{
+	char tmp[4096], path[4096];
+	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(tmp, "we");
+	if (!f) return;
+	if (second >= 0) fprintf(f, "%ld %ld\n", value, second); else fprintf(f, "%ld\n", value);
+	fclose(f);
+	rename(tmp, path);
+}
+
+static void write_file(const char *dir, const char *name, long value) { write_file2(dir, name, value, -1); }
+
+static int stopping(struct sup *s)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/stopping", s->state);
+	return access(path, F_OK) == 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The next run: a child cloned in the held namespaces and cgroup, driven through the handshake
+ * with no one to show its progress to. Returns its pid (which may already have failed: its exit
+ * status then says how, as a run's), or -1 when no child could be made. */
+static pid_t respawn(struct sup *s)
+{
+	struct sbx_child c;
+	struct sbx_error err;
+	struct sbx_event ev;
+	int failed = 0;
+	/* The command's stdio are the log's pipes, as the first run's. */
+	dup2(s->out_w, 1);
+	dup2(s->err_w, 2);
+	int r = sbx_respawn(s->rops, s->head.restart_nops, s->rstrings, s->head.restart_strings_len, s->head.clone_flags, s->procs, s->userns_fd, s->netns_fd, &c, &err);
+	dup2(0, 1); /* /dev/null */
+	dup2(0, 2);
+	if (r < 0) { say(s, "the restart failed: %s", err.message); return -1; }
+	if (write_all(c.sync_fd, "G", 1) < 0) failed = 1;
+	while (!failed && read_all(c.events_fd, &ev, sizeof ev) == 0) {
+		if (ev.phase == SBX_EV_FAILED) { say(s, "the restart failed at plan step %u: %s", ev.step, strerror(ev.err)); failed = 1; break; }
+		if (ev.phase == SBX_EV_START && ev.op == SBX_OP_EXEC && write_all(c.sync_fd, "E", 1) < 0) break;
+	}
+	close(c.events_fd);
+	close(c.sync_fd);
+	return c.pid;
+}
+
+/* The port maps and the outbound NAT go with the command: the table is deleted (by nft, as the
+ * CLI made it); an absent table is no error, `down` checks again. */
+static void release_ports(struct sup *s)
+{
+	if (!s->table[0]) return;
+	pid_t p = fork();
+	if (p == 0) {
+		dup2(0, 1); dup2(0, 2);
+		execlp("nft", "nft", "delete", "table", "ip", s->table, (char *)NULL);
+		_exit(127);
+	}
+	if (p > 0) while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
+}
+
+/* What the command wrote on stream i, into the log; at EOF (no writer left) the stream is closed,
+ * so that poll does not report its hang-up again and again. */
+static void pump(struct sup *s, struct stream *st, int i, int flush_all)
+{
+	while (st[i].fd >= 0) {
+		ssize_t r = read(st[i].fd, st[i].buf + st[i].len, sizeof st[i].buf - st[i].len);
+		if (r == 0) { close(st[i].fd); st[i].fd = -1; break; }
+		if (r < 0) break;
+		st[i].len += (size_t)r;
+		if (s->log) log_lines(s->log, &st[i], st[i].len == sizeof st[i].buf);
+	}
+	if (flush_all && s->log && st[i].len) log_lines(s->log, &st[i], 1);
+}
+
 int main(int argc, char **argv)
 {
-	struct sbx_supervise_head head;
+	struct sup s = { .userns_fd = -1, .netns_fd = -1 };
 	struct sbx_child child;
 	struct sbx_error err;
 	char path[4096];
 	int out_pipe[2], err_pipe[2], cli_in, cli_out, cgroup_fd = -1;
 
 	if (argc != 3) { fprintf(stderr, "usage: sbx-supervise STATE_DIR CGROUP_DIR|-\n"); return 2; }
+	s.state = argv[1];
+	/* Blocked from the start, and read from a signalfd once the command runs: a child that ends
+	 * before then leaves its SIGCHLD pending, not lost. (Each child starts with none blocked.) */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD); sigaddset(&mask, SIGTERM); sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	/* The CLI's pipes move out of the way: 0, 1 and 2 become the command's stdio. */
 	cli_in = fcntl(0, F_DUPFD_CLOEXEC, 10);
 	cli_out = fcntl(1, F_DUPFD_CLOEXEC, 10);
 	if (cli_in < 0 || cli_out < 0 || pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return 125;
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* The write ends stay here (close-on-exec) for every later run; 0 is /dev/null from now on. */
+	s.out_w = out_pipe[1];
+	s.err_w = err_pipe[1];
 	dup2(devnull, 0);
-	dup2(out_pipe[1], 1);
-	dup2(err_pipe[1], 2);
+	close(devnull);
+	dup2(s.out_w, 1);
+	dup2(s.err_w, 2);
 
-	if (read_all(cli_in, &head, sizeof head) < 0) return 125;
-	struct sbx_op *ops = malloc((size_t)head.nops * sizeof *ops);
-	char *strings = malloc(head.strings_len);
-	if (!ops || !strings || read_all(cli_in, ops, (size_t)head.nops * sizeof *ops) < 0 || read_all(cli_in, strings, head.strings_len) < 0) return 125;
+	struct sbx_supervise_head *h = &s.head;
+	if (read_all(cli_in, h, sizeof *h) < 0) return 125;
+	struct sbx_op *ops = malloc((size_t)h->nops * sizeof *ops + 1);
+	char *strings = malloc((size_t)h->strings_len + 1);
+	s.rops = malloc((size_t)h->restart_nops * sizeof *s.rops + 1);
+	s.rstrings = malloc((size_t)h->restart_strings_len + 1);
+	char *extra = calloc(1, (size_t)h->extra_len + 2);
+	if (!ops || !strings || !s.rops || !s.rstrings || !extra
+	    || read_all(cli_in, ops, (size_t)h->nops * sizeof *ops) < 0 || read_all(cli_in, strings, h->strings_len) < 0
+	    || read_all(cli_in, s.rops, (size_t)h->restart_nops * sizeof *s.rops) < 0 || read_all(cli_in, s.rstrings, h->restart_strings_len) < 0
+	    || read_all(cli_in, extra, h->extra_len) < 0) return 125;
+	/* extra: the list of cgroup.procs files (ends with an empty string), then the table's name. */
+	s.procs = extra;
+	{
+		const char *p = extra;
+		while (*p) p += strlen(p) + 1;
+		s.table = (size_t)(p + 1 - extra) < (size_t)h->extra_len + 2 ? p + 1 : "";
+	}
 	if (strcmp(argv[2], "-") != 0) cgroup_fd = open(argv[2], O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-	if (sbx_spawn(ops, head.nops, strings, head.strings_len, head.clone_flags, cgroup_fd, &child, &err) < 0) {
+	if (sbx_spawn(ops, h->nops, strings, h->strings_len, h->clone_flags, cgroup_fd, &child, &err) < 0) {
 		dprintf(cli_out, "ERR %d %s\n", err.err, err.message);
 		return 125;
 	}
 	if (cgroup_fd >= 0) close(cgroup_fd);
-	close(out_pipe[1]); close(err_pipe[1]);
-	dup2(devnull, 1); dup2(devnull, 2);
+	/* The namespaces a restart joins, held from now on: the child waits for "G", so they are its. */
+	if (h->policy) {
+		snprintf(path, sizeof path, "/proc/%d/ns/user", child.pid);
+		if (h->clone_flags & CLONE_NEWUSER) s.userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof path, "/proc/%d/ns/net", child.pid);
+		if (h->clone_flags & CLONE_NEWNET) s.netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (((h->clone_flags & CLONE_NEWUSER) && s.userns_fd < 0) || ((h->clone_flags & CLONE_NEWNET) && s.netns_fd < 0)) {
+			dprintf(cli_out, "ERR %d hold the sandbox's namespaces for its restarts: %s\n", errno, strerror(errno));
+			kill(child.pid, SIGKILL);
+			return 125;
+		}
+	}
+	dup2(0, 1); dup2(0, 2);
+	/* Without a restart policy no later run needs the write ends: the log's pipes end with the command. */
+	if (!h->policy) { close(s.out_w); close(s.err_w); s.out_w = s.err_w = -1; }
 	dprintf(cli_out, "PID %d %d\n", child.pid, child.in_cgroup);
 
 	/* Relay: the CLI's bytes to the child's sync socket, the child's events to the CLI, until exec. */
@@ -111,7 +282,7 @@ int main(int argc, char **argv)
 		if (p[0].revents) {
 			char b;
 			ssize_t r = read(cli_in, &b, 1);
-			if (r <= 0) { p[0].fd = -1; kill(child.pid, SIGKILL); } /* the CLI went away during setup */
+			if (r <= 0) { p[0].fd = -1; kill(child.pid, SIGKILL); s.head.policy = 0; } /* the CLI went away during setup: no restart */
 			else if (write_all(child.sync_fd, &b, 1) < 0) p[0].fd = -1;
 		}
 		if (p[1].revents) {
@@ -122,32 +293,72 @@ int main(int argc, char **argv)
 		}
 	}
 	close(child.events_fd); close(child.sync_fd); close(cli_out); close(cli_in);
+	/* A child that is gone already failed its setup (the CLI undoes it): no restart. */
+	{
+		int w;
+		if (waitpid(child.pid, &w, WNOHANG | __WALL) == child.pid) { s.head.policy = 0; write_file(s.state, "exit", w); return 0; }
+	}
 	setsid();
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 
-	snprintf(path, sizeof path, "%s/log", argv[1]);
-	FILE *log = fopen(path, "ae");
-	struct stream s[2] = { { .fd = out_pipe[0], .name = "stdout" }, { .fd = err_pipe[0], .name = "stderr" } };
-	struct pollfd lp[2] = { { .fd = out_pipe[0], .events = POLLIN }, { .fd = err_pipe[0], .events = POLLIN } };
-	int open_streams = 2;
-	while (open_streams > 0) {
-		if (poll(lp, 2, -1) < 0) { if (errno == EINTR) continue; break; }
-		for (int i = 0; i < 2; i++) {
-			if (!lp[i].revents) continue;
-			ssize_t r = read(lp[i].fd, s[i].buf + s[i].len, sizeof s[i].buf - s[i].len);
-			if (r <= 0) { if (log && s[i].len) log_lines(log, &s[i], 1); close(lp[i].fd); lp[i].fd = -1; open_streams--; continue; }
-			s[i].len += (size_t)r;
-			if (log) log_lines(log, &s[i], s[i].len == sizeof s[i].buf);
+	snprintf(path, sizeof path, "%s/log", s.state);
+	s.log = fopen(path, "ae");
+	/* SIGCHLD and the signals that stop the sandbox are read from a signalfd, beside the pipes. */
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+	struct stream st[2] = { { .fd = out_pipe[0], .name = "stdout" }, { .fd = err_pipe[0], .name = "stderr" } };
+
+	pid_t pid = child.pid;
+	int status = 0, stop = 0;
+	uint32_t restarts = 0;
+	uint64_t delay_ms = 100, started = mono_ms();
+	write_file2(s.state, "pid", pid, (long)restarts);
+	for (;;) {
+		/* One run: its output, until it ends. */
+		int ended = 0;
+		while (!ended) {
+			struct pollfd lp[3] = { { .fd = st[0].fd, .events = POLLIN }, { .fd = st[1].fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+			if (poll(lp, 3, -1) < 0 && errno != EINTR) break;
+			for (int i = 0; i < 2; i++) if (lp[i].revents) pump(&s, st, i, 0);
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+				if (si.ssi_signo != SIGCHLD) { stop = 1; kill(pid, SIGTERM); continue; }
+				int w;
+				pid_t r;
+				while ((r = waitpid(-1, &w, WNOHANG | __WALL)) > 0) if (r == pid) { status = w; ended = 1; }
+			}
 		}
+		for (int i = 0; i < 2; i++) pump(&s, st, i, 0);
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		uint32_t policy = s.head.policy;
+		if (stop || stopping(&s) || policy == 0 || (policy == 1 && code == 0) || (s.head.max_restarts > 0 && restarts >= s.head.max_restarts)) break;
+		if (mono_ms() - started >= 10000) delay_ms = 100;
+		restarts++;
+		if (s.head.max_restarts) say(&s, "the command exited with code %d; restart %u of %u in %llu ms", code, restarts, s.head.max_restarts, (unsigned long long)delay_ms);
+		else say(&s, "the command exited with code %d; restart %u in %llu ms", code, restarts, (unsigned long long)delay_ms);
+		/* The delay, in short slices, so that a stop during it is seen at once. */
+		for (uint64_t until = mono_ms() + delay_ms; !stop && mono_ms() < until && !stopping(&s); ) {
+			uint64_t left = until - mono_ms();
+			struct pollfd sp = { .fd = sfd, .events = POLLIN };
+			poll(&sp, 1, left > 50 ? 50 : (int)left);
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) if (si.ssi_signo != SIGCHLD) stop = 1;
+		}
+		if (stop || stopping(&s)) break;
+		delay_ms = delay_ms * 2 > 10000 ? 10000 : delay_ms * 2;
+		started = mono_ms();
+		pid = respawn(&s);
+		if (pid < 0) { status = 125 << 8; break; }
+		write_file2(s.state, "pid", pid, (long)restarts);
 	}
-	int status = 0;
-	while (waitpid(child.pid, &status, __WALL) < 0 && errno == EINTR) {}
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s/.exit.tmp", argv[1]);
-	snprintf(path, sizeof path, "%s/exit", argv[1]);
-	FILE *e = fopen(tmp, "we");
-	if (e) { fprintf(e, "%d\n", status); fclose(e); rename(tmp, path); }
-	if (log) fclose(log);
+	for (int i = 0; i < 2; i++) pump(&s, st, i, 1);
+	/* Ended for good: the ports first, then the namespaces, then the status that ps reads. */
+	release_ports(&s);
+	if (s.userns_fd >= 0) close(s.userns_fd);
+	if (s.netns_fd >= 0) close(s.netns_fd);
+	write_file(s.state, "exit", status);
+	if (s.log) fclose(s.log);
 	return 0;
 }

@@ -10,11 +10,12 @@ import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import type { StopNote } from '../engine/signals';
-import { downSandbox, exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
+import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
 
 export { LifecycleError };
 
 /** running once its command has started (state.json is written then); starting while being set up. */
+// Ports show only while held: a sandbox whose command ended for good released them.
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
 const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,7 +49,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         process.stdout.write(JSON.stringify(rows.map((r) => ({
           name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
           pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
-          restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [],
+          restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: heldPorts(r),
         })), null, 2) + '\n');
         return;
       }
@@ -58,7 +59,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])]));
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
     });
 
   program.command('logs').argument('<name>', 'a sandbox started with up -d')

@@ -117,6 +117,11 @@ export class Cgroup {
     try { return openSync(this.dirs()[0]!, O_PATH | constants.O_DIRECTORY); } catch { return -1; }
   }
 
+  /** The cgroup.procs files a restart's helper writes itself into (sbx_respawn); none without a cgroup. */
+  procsFiles(): string[] {
+    return this.path ? this.dirs().map((d) => join(d, 'cgroup.procs')) : [];
+  }
+
   attach(pid: number): void {
     for (const d of this.dirs()) writeFileSync(join(d, 'cgroup.procs'), String(pid));
   }

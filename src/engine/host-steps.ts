@@ -37,8 +37,9 @@ export interface HostContext {
   address?: string;
   /** A rootless private network's name servers, from its user-mode stack. */
   dns?: string[];
-  /** Set once the child is cloned. */
-  child?: { pid: number; bornInCgroup: boolean };
+  /** Set once the child is cloned; holder: the process that runs the restart policy and holds the
+   * sandbox's namespaces (this CLI, or the supervisor when detached). */
+  child?: { pid: number; bornInCgroup: boolean; holder: number };
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
   corruptAt?: string;
 }
@@ -154,7 +155,7 @@ const HANDLERS: Handlers = {
     const mine = ctx.ports.filter((p) => p.step.args.path === s.args.tool);
     for (const p of mine) await p.hold.close();
     const start = s.args.tool === 'pasta' ? startPasta : startSlirp4netns;
-    const n = await start({ pid: childOf(ctx).pid, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary });
+    const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary });
     ctx.undo.push(() => n.stop());
     ctx.address = n.address;
     ctx.dns = n.dns;

@@ -4,12 +4,12 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
-import { exitCode, listSandboxes, orphanTables, readSaved, reclaim, sandboxPids, type Listed, type SavedRun } from './state';
-import { procStat } from './lock';
+import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
+import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
 import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
 
-export { exitCode, listSandboxes, type Listed };
+export { exitCode, heldPorts, listSandboxes, type Listed };
 
 export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
 
@@ -30,27 +30,42 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   const row = findSandbox(host, name);
   if (!row.running || !row.state) return { running: false, killed: false };
   const state = row.state;
-  const cg = { pids: () => sandboxPids(host, name, state) };
+  // Read again at each look: after a restart, the current run's PID 1 (and, rootless without a cgroup, its pid namespace).
+  const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state) };
   const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
+  // First the word that the restart policy is over, which the CLI or the supervisor reads when
+  // the command ends (or during a restart's delay), so that it does not run it again.
+  try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
   // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles.
   const d = disposition(pid, signal);
   const dropped = d !== undefined && !reachesPid1(d);
   if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: commandName(pid) ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: grace });
-  try { process.kill(pid, signal); } catch { /* gone */ }
+  try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
+  // A restart that was already under way when the word was written has a new PID 1: it gets the
+  // signal too (the `pid` file names the current run's).
+  const current = () => readState(join(host.stateRoot, name))?.pid ?? pid;
+  let signalled = pid;
   // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
-  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
+  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) {
+    const now = current();
+    if (now !== signalled) { signalled = now; try { process.kill(now, signal); } catch { /* gone */ } }
+    await sleep(2);
+  }
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
   const killed = cg.pids().length > 0;
   if (killed) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
     say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace, dropped });
   }
   for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
-  // The supervisor writes the exit status as it leaves.
+  // The supervisor releases the ports and writes the exit status as it leaves.
   const sup = row.state.supervisorPid;
   for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(2);
+  // A foreground sandbox's CLI does the same as it ends (it owns the state folder until then).
+  const owner = join(host.stateRoot, name, 'owner');
+  for (const until = Date.now() + 5000; !row.state.detached && Date.now() < until && ownerAlive(readOwner(owner)); ) await sleep(5);
   return { running: true, killed };
 }
 
@@ -106,8 +121,9 @@ export function processes(host: HostFeatures, name: string): Proc[] {
     let ppid: number | null = null;
     const hostPpid = Number(field('PPid'));
     try { const p = readFileSync(`/proc/${hostPpid}/status`, 'utf8'); const n = /^NSpid:\s*(.*)$/m.exec(p)?.[1]?.trim().split(/\s+/).map(Number) ?? []; ppid = n.length > 1 && inside !== null ? n[n.length - 1]! : inside === 1 ? 0 : null; } catch { ppid = inside === 1 ? 0 : null; }
-    // libsbx names the two helpers it leaves without exec: the init reaper and the exec relay.
-    const helper = ['sbx-init', 'sbx-exec-relay'].includes(field('Name'));
+    // libsbx names the helper it leaves without exec, the exec relay (sandbox-init shows its own
+    // command line: `sandbox-init -- CMD`).
+    const helper = field('Name') === 'sbx-exec-relay';
     out.push({ hostPid, pid: inside, ppid, uid: Number(field('Uid').split(/\s+/)[0]), state: field('State').split(' ')[0] ?? '?', command: helper ? `[${field('Name')}]` : cmd.split('\0').filter(Boolean).join(' ') || `[${field('Name')}]` });
   }
   return out;

@@ -3,9 +3,9 @@
 // its parent after the CLI exits) and relays the same protocol over its stdin and stdout.
 import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { NativeError, type LibSbx } from '../ffi/libsbx';
+import { libraryPath, NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
 import { SUPERVISE_HEAD_OFFSET, SUPERVISE_HEAD_SIZE } from '../ffi/generated/abi';
 
@@ -41,11 +41,42 @@ export function directLink(lib: LibSbx, program: Program, cgroupFd: number): Chi
   };
 }
 
+/** A restart in the foreground: the next child, made by sbx_respawn in the held namespaces; the
+ * same protocol as directLink's from "G" on. */
+export function respawnLink(lib: LibSbx, program: Program, procs: string[], usernsFd: number, netnsFd: number): ChildLink {
+  const c = lib.respawn(program.ops, program.nops, program.strings, program.cloneFlags, procs, usernsFd, netnsFd);
+  const events = new Socket({ fd: c.events_fd, readable: true, writable: false });
+  return {
+    pid: c.pid, inCgroup: c.in_cgroup === 1, spawnNs: BigInt(c.spawn_ns), events, initial: Buffer.alloc(0), syncFd: c.sync_fd,
+    send: (b) => { writeSync(c.sync_fd, b); },
+    wait: () => lib.wait(c.pid),
+    close: () => { try { closeSync(c.sync_fd); } catch { /* closed */ } events.destroy(); },
+  };
+}
+
 export function supervisorPath(): string {
   return process.env.SANDBOX_SUPERVISOR ?? join(__dirname, '..', 'native', 'build', 'sbx-supervise');
 }
 
-export async function supervisedLink(program: Program, stateDir: string, cgroupDir: string | undefined): Promise<ChildLink> {
+/** The static PID 1 of `init: true` (native/src/init.c), which the child copies into a memfd: built beside libsbx.so. */
+export function initPath(): string {
+  return process.env.SANDBOX_INIT ?? join(dirname(libraryPath()), 'sbx-init');
+}
+
+/** What the supervisor of a detached sandbox runs after the first run, as struct sbx_supervise_head says. */
+export interface SupervisedRestart {
+  /** 0 no, 1 on-failure, 2 always (ops.ts's RESTART); at most `max` restarts, 0: no limit. */
+  policy: number;
+  max: number;
+  /** The restart program (encodeProgram with restart: true); with policy 0, none. */
+  program?: Program;
+  /** The cgroup.procs files a restart joins. */
+  procs: string[];
+  /** The nftables table of the port maps, deleted when the command ends for good ('' none). */
+  table: string;
+}
+
+export async function supervisedLink(program: Program, stateDir: string, cgroupDir: string | undefined, restart: SupervisedRestart): Promise<ChildLink> {
   const spawnNs = process.hrtime.bigint();
   const sup = childProcess().spawn(supervisorPath(), [stateDir, cgroupDir ?? '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
   const exited = new Promise<number>((r) => sup.on('exit', (code, sig) => r(sig ? 128 : (code ?? 0) << 8)));
@@ -55,7 +86,14 @@ export async function supervisedLink(program: Program, stateDir: string, cgroupD
   head.writeUInt32LE(program.nops, SUPERVISE_HEAD_OFFSET.nops);
   head.writeUInt32LE(program.strings.length, SUPERVISE_HEAD_OFFSET.strings_len);
   head.writeBigUInt64LE(program.cloneFlags, SUPERVISE_HEAD_OFFSET.clone_flags);
-  sup.stdin!.write(Buffer.concat([head, program.ops, program.strings]));
+  const again = restart.policy ? restart.program : undefined;
+  const extra = Buffer.from(`${restart.procs.map((p) => `${p}\0`).join('')}\0${restart.table}\0`);
+  head.writeUInt32LE(again ? restart.policy : 0, SUPERVISE_HEAD_OFFSET.policy);
+  head.writeUInt32LE(restart.max, SUPERVISE_HEAD_OFFSET.max_restarts);
+  head.writeUInt32LE(again?.nops ?? 0, SUPERVISE_HEAD_OFFSET.restart_nops);
+  head.writeUInt32LE(again?.strings.length ?? 0, SUPERVISE_HEAD_OFFSET.restart_strings_len);
+  head.writeUInt32LE(extra.length, SUPERVISE_HEAD_OFFSET.extra_len);
+  sup.stdin!.write(Buffer.concat([head, program.ops, program.strings, ...(again ? [again.ops, again.strings] : []), extra]));
   // The first line says whether the clone worked; what follows is the event stream.
   const { line, rest } = await new Promise<{ line: string; rest: Buffer }>((resolve, reject) => {
     let buf = Buffer.alloc(0);

@@ -3,24 +3,25 @@
 // everything inside the sandbox runs in the child that libsbx clones, which reports each step back
 // (engine/events.ts). A failure anywhere undoes every earlier host change in reverse, so a failed
 // run leaves nothing behind.
-import { closeSync, existsSync, readlinkSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readlinkSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../image/store';
 import type { HostFeatures, Plan, Step } from '../plan/types';
-import { findStep } from '../plan/steps';
+import { findStep, stepsOf } from '../plan/steps';
 import { loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
 import { ABI_VERSION } from '../ffi/generated/abi';
-import { directLink, supervisedLink, type ChildLink } from './link';
+import { directLink, initPath, respawnLink, supervisedLink, type ChildLink } from './link';
 import { Cgroup } from './cgroup';
-import { encodeProgram, UnsupportedStep, type Program, type ProgramInput } from './ops';
+import { CLONE, encodeProgram, RESTART, UnsupportedStep, type Program, type ProgramInput } from './ops';
 import { cachedFilter } from './seccomp-cache';
-import { writeSaved, writeState } from './state';
+import { heldPorts, listSandboxes, stopRequested, writePid, writeSaved, writeState } from './state';
+import { nftTable } from './network';
 import { errnoText, readEvents, type ChildFailure } from './events';
 import { attest, readView, type Verdict } from './attest';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, PreflightError, reservePorts, rootEtc } from './preflight';
-import { failedStepStatus, Session } from './session';
+import { exitStatus, failedStepStatus, Session } from './session';
 import type { SignalNote } from './signals';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -100,7 +101,10 @@ export class NativeEngine implements Engine {
     };
     const session = new Session(this.lib);
     const detach = exec.args.detach;
+    const restart = exec.args.restart ?? { policy: 'no' as const, max: 0 };
     let link: ChildLink | undefined;
+    // A signal to the CLI once the command runs ends the restart policy, as docker stop does.
+    let stopSignalled = false;
     let failure: ChildFailure | undefined;
     let running = false;
     let attestation: Verdict[] = [];
@@ -110,7 +114,7 @@ export class NativeEngine implements Engine {
     // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
     let pendingSignal: NodeJS.Signals | undefined;
     session.onSignals((sig) => {
-      if (running && link) { try { process.kill(link.pid, sig); } catch { /* gone */ } return; }
+      if (running && link) { stopSignalled = true; try { process.kill(link.pid, sig); } catch { /* gone */ } return; }
       pendingSignal ??= sig;
       if (link) { try { process.kill(link.pid, 'SIGKILL'); } catch { /* gone */ } }
     });
@@ -145,13 +149,18 @@ export class NativeEngine implements Engine {
       }
       let seccompCompileMs = 0;
       const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
-      const encode = (address?: string) => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address, overlay: image.options, compileSeccomp });
+      const init = exec.args.init ? initPath() : undefined;
+      const encode = (address?: string) => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address, overlay: image.options, compileSeccomp, init });
+      // A restart replays the program the first run was attested with, less the network's own
+      // steps, which persist in the held network namespace (and without the test-only faults).
+      const encodeRestart = () => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, address: ctx.address, overlay: image.options, compileSeccomp, init, restart: true });
       ctx.corruptAt = opts.corruptAt;
       const privateNet = findStep(plan.steps, 'net.veth');
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
       let program = encode(privateNet ? '0.0.0.0' : undefined);
       // Published host ports are taken first: a port in use is an error before anything is set up.
-      try { ctx.ports = await reservePorts(plan, ctx.undo, started); } catch (e) {
+      const holders = stepsOf(plan.steps, 'net.port').length ? listSandboxes(host).map((r) => ({ name: r.name, ports: heldPorts(r) })) : [];
+      try { ctx.ports = await reservePorts(plan, ctx.undo, started, holders); } catch (e) {
         if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
         throw e;
       }
@@ -162,8 +171,14 @@ export class NativeEngine implements Engine {
       // 3. namespaces: the clone creates them; the child is held until the parent says go.
       if (privateNet) program = encode(ctx.address);
       const cgroupFd = detach ? -1 : ctx.cgroup.openForClone();
+      const policy = RESTART[restart.policy];
       try {
-        link = detach ? await supervisedLink(program, state, ctx.cgroup.v2Dir()) : directLink(this.lib, program, cgroupFd);
+        // The supervisor deletes the table of the port maps when the command ends for good; a
+        // rootless network has none (its tool ends with the supervisor, whom its watcher watches).
+        const table = !host.rootless && findStep(plan.steps, 'net.nat') ? nftTable(plan.name) : '';
+        link = detach
+          ? await supervisedLink(program, state, ctx.cgroup.v2Dir(), { policy, max: restart.max, program: policy ? encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table })
+          : directLink(this.lib, program, cgroupFd);
       } catch (e) {
         const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
         started(ns);
@@ -172,7 +187,16 @@ export class NativeEngine implements Engine {
         if (cgroupFd >= 0) closeSync(cgroupFd);
       }
       const child = link;
-      ctx.child = { pid: child.pid, bornInCgroup: child.inCgroup };
+      ctx.child = { pid: child.pid, bornInCgroup: child.inCgroup, holder: child.supervisorPid ?? process.pid };
+      // Foreground with a restart policy: this CLI holds the child's user and network namespaces
+      // open (before "G": the child is still dumpable and waits), so that a restart finds its id
+      // maps, address, veth and port maps there (sbx_respawn). Detached, the supervisor does.
+      const held = { user: -1, net: -1 };
+      if (!detach && policy) {
+        if (program.cloneFlags & BigInt(CLONE.NEWUSER)) held.user = openSync(`/proc/${child.pid}/ns/user`, 'r');
+        if (program.cloneFlags & BigInt(CLONE.NEWNET)) held.net = openSync(`/proc/${child.pid}/ns/net`, 'r');
+        ctx.undo.push(() => { for (const fd of [held.user, held.net]) if (fd >= 0) try { closeSync(fd); } catch { /* closed */ } });
+      }
       ctx.undo.push(() => { try { process.kill(child.supervisorPid ?? child.pid, 'SIGKILL'); } catch { /* gone */ } try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } });
 
       // 3-5. what the clone made, the cgroup and id maps before the child may go on, the network's host side.
@@ -205,7 +229,6 @@ export class NativeEngine implements Engine {
       child.close();
 
       if (failure || pendingSignal) {
-        // A reaper with a restart policy would run a command that failed to start again: end it.
         try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
         await child.wait().catch(() => 0);
         const at = failure ? plan.steps[failure.index] ?? exec : exec;
@@ -239,9 +262,50 @@ export class NativeEngine implements Engine {
       done(exec);
 
       // The command runs: signals go to it, the terminal is wired, and we wait.
-      session.forwardTo({ pid: child.pid, pid1: true, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      const forward = (pid: number) => session.forwardTo({ pid, pid1: true, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      forward(child.pid);
       session.wireTerminal(exec.args.stdin);
-      const code = await session.waitCommand(child);
+      let code = await session.waitCommand(child);
+      // The restart policy, from here, outside the sandbox's pid namespace: the command is PID 1
+      // of each run, and each run is a new child in the held namespaces and the same cgroup.
+      if (policy) {
+        const again = encodeRestart();
+        let restarts = 0, delay = 100, started = Date.now();
+        const stop = () => stopSignalled || session.signalled || stopRequested(state);
+        for (;;) {
+          if (stop() || (restart.policy === 'on-failure' && code === 0) || (restart.max > 0 && restarts >= restart.max)) break;
+          if (Date.now() - started >= 10_000) delay = 100;
+          restarts++;
+          writeSync(2, `${restartLine(code, restarts, restart.max, delay)}\n`);
+          for (const until = Date.now() + delay; Date.now() < until && !stop(); ) await sleep(Math.min(50, until - Date.now()));
+          if (stop()) break;
+          delay = Math.min(delay * 2, 10_000);
+          started = Date.now();
+          let next: ChildLink;
+          try { next = respawnLink(this.lib, again, ctx.cgroup.procsFiles(), held.user, held.net); } catch (e) {
+            writeSync(2, `sandbox: the restart failed: ${(e as Error).message}\n`);
+            code = 125;
+            break;
+          }
+          link = next;
+          let failed: ChildFailure | undefined;
+          const eof = readEvents(next, plan, { onEvent: () => undefined, onFail: (f) => { failed = f; }, onConsole: () => session.receiveTerminal(next), onExecStart: async () => { next.send('E'); } });
+          next.send('G');
+          await eof;
+          next.close();
+          if (failed) {
+            writeSync(2, `sandbox: the restart failed at ${plan.steps[failed.index]?.id ?? 'a step'}: ${failed.message}\n`);
+            code = exitStatus(await next.wait().catch(() => 125 << 8));
+            continue;
+          }
+          // A signal or a stop during this run's setup went to the last run: this one ends too.
+          if (stop()) { try { process.kill(next.pid, 'SIGKILL'); } catch { /* gone */ } await next.wait().catch(() => 0); break; }
+          writePid(state, next.pid, restarts);
+          forward(next.pid);
+          session.wireTerminal(exec.args.stdin);
+          code = await session.waitCommand(next);
+        }
+      }
       let oom: StepError | undefined;
       if (code === 137 && ctx.cgroup.oomKills() > 0) {
         const mem = plan.steps.find((s) => s.id === 'cgroup:memory');
@@ -330,6 +394,13 @@ export class NativeEngine implements Engine {
 /** The pid namespace of a process (its /proc/PID/ns/pid link), or undefined once it is gone. */
 function pidNamespace(pid: number): string | undefined {
   try { return readlinkSync(`/proc/${pid}/ns/pid`); } catch { return undefined; }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What a restart says on stderr (the log, when detached, where sbx-supervise writes the same words). */
+export function restartLine(code: number, n: number, max: number, delayMs: number): string {
+  return `sandbox: the command exited with code ${code}; restart ${n}${max ? ` of ${max}` : ''} in ${delayMs} ms`;
 }
 
 /** Milliseconds on the monotonic clock. The `performance` global would load perf_hooks (2-3 ms of

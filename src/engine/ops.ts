@@ -14,7 +14,7 @@ const PROPAGATION: Record<Propagation, number> = { private: MS.PRIVATE, rprivate
 
 export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80 } as const;
 const NS_FLAG: Record<NsName, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
-const RESTART = { no: 0, 'on-failure': 1, always: 2 } as const;
+export const RESTART = { no: 0, 'on-failure': 1, always: 2 } as const;
 /** Test-only: the kinds that SANDBOX_TEST_CORRUPT leaves undone (a note in their place). */
 const SKIPPED_WHEN_CORRUPT = new Set<Step['kind']>(['nnp', 'seccomp', 'mount.readonly', 'mount.mask', 'mount.root-readonly', 'dev.node', 'mount.link', 'net.loopback', 'mount.devpts', 'dev.links']);
 
@@ -41,6 +41,12 @@ export interface ProgramInput {
   pauseAt?: string;
   /** Compiles a seccomp filter's text program to BPF (libseccomp, in the CLI process). */
   compileSeccomp(program: string): Buffer;
+  /** init: true: the host path of the static sbx-init, which the child copies into a sealed memfd. */
+  init?: string;
+  /** The program of a restart (sbx_respawn): the child joins the sandbox's user and network
+   * namespaces, held since the first run, where the loopback and the address persist; their
+   * steps are reported, with nothing to do. Everything else runs again as the first run did. */
+  restart?: boolean;
 }
 
 export interface Program { ops: Buffer; nops: number; strings: Buffer; cloneFlags: bigint; childSteps: Set<string> }
@@ -114,8 +120,9 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'ns.enter': op(step, OP.JOIN_NS, { a: NS_FLAG[step.args.type], s1: str(step.args.path) }); break;
       case 'proc.fork': op(step, OP.FORK); break;
       case 'console': op(step, OP.CONSOLE); break;
-      case 'net.loopback': op(step, OP.LOOPBACK_UP); break;
+      case 'net.loopback': op(step, input.restart ? OP.NOTE : OP.LOOPBACK_UP); break;
       case 'net.address': {
+        if (input.restart) { op(step, OP.NOTE); break; }
         if (!input.address) throw new UnsupportedStep(step, 'no address was leased for the private network');
         const be = (ip: string) => { const b = Buffer.alloc(4); b.writeUInt32BE(ipToInt(ip)); return b.readUInt32LE(); };
         op(step, OP.NET_IFUP, { s1: str(step.args.interface), a: be(input.address), b: be(step.args.gateway), mode: parseSubnet(step.args.subnet).prefix });
@@ -196,7 +203,8 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'fds.close': op(step, OP.CLOSE_FDS); break;
       case 'exec': {
         const a = step.args;
-        op(step, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, mode: RESTART[a.restart?.policy ?? 'no'], b: a.restart?.max ?? 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd) });
+        if (a.init && !input.init) throw new UnsupportedStep(step, 'init: true needs sbx-init, which was not built (npm run build)');
+        op(step, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd), s4: a.init ? str(input.init) : 0 });
         break;
       }
       default: {

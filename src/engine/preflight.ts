@@ -18,7 +18,7 @@ import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from './network';
 import { ownerAlive, readOwner } from './lock';
-import { readState, sandboxPids } from './state';
+import { heldPorts, listSandboxes, readState, sandboxPids } from './state';
 import { resolveIds, type Ids } from './users';
 
 /** One thing found before anything changes: where it comes from, how grave, and what to do. */
@@ -118,11 +118,17 @@ export const checkWritable: PreflightCheck = ({ spec, plan }) => {
 
 /** Each published host port, taken for a moment and let go: one in use now is an error at its
  * line. (`up` takes them again and holds them before the first step.) */
-export const checkPorts: PreflightCheck = async ({ plan }) => {
+export const checkPorts: PreflightCheck = async ({ plan, host }) => {
   const out: PreflightProblem[] = [];
-  for (const step of stepsOf(plan.steps, 'net.port')) {
+  const ports = stepsOf(plan.steps, 'net.port');
+  // The ports other running sandboxes hold (nftables DNAT binds no socket: the bind test below
+  // cannot see them); an exited sandbox holds none.
+  const others = ports.length ? listSandboxes(host).filter((r) => r.name !== plan.name).map((r) => ({ name: r.name, ports: heldPorts(r) })) : [];
+  for (const step of ports) {
     const a = step.args;
     if (!a.hostPort) continue;
+    const holder = portHolder(a, others);
+    if (holder) { out.push({ src: step.source, code: 'port-held', severity: 'error', message: heldMessage(holder) }); continue; }
     try { await (await reservePort(a)).close(); } catch (e) { out.push({ src: step.source, code: 'port-in-use', severity: 'error', message: portError(a, e) }); }
   }
   return out;
@@ -213,11 +219,35 @@ export function checkImageStore(plan: Plan, store: Store, host: Pick<HostFeature
   try { checkUserXattrs(store.root, lsetxattr); } catch (e) { throw new PreflightError(image, 95, (e as Error).message); }
 }
 
-/** Takes every published host port, in the plan's order; `undo` gets each release. */
-export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>)[], started: (s: Step) => void): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
+/** Another sandbox and the host ports it holds now (state.ts's heldPorts: none once it has ended). */
+export interface PortHolder { name: string; ports: readonly { hostIp: string; hostPort: number; protocol: string }[] }
+
+/** The running sandbox that holds this host port, if one does. nftables DNAT binds no socket, so the
+ * bind test of reservePorts cannot see a sandbox's ports: they are read from the others' state.
+ * A wildcard address (none, 0.0.0.0, ::) overlaps every address. */
+export function portHolder(p: { hostIp: string; hostPort: number; protocol: string }, others: readonly PortHolder[]): { name: string; shown: string } | undefined {
+  if (!p.hostPort) return undefined;
+  const any = (ip: string) => ip === '' || ip === '0.0.0.0' || ip === '::';
+  for (const o of others) {
+    const q = o.ports.find((x) => x.hostPort === p.hostPort && x.protocol === p.protocol && (any(x.hostIp) || any(p.hostIp) || x.hostIp === p.hostIp));
+    if (q) return { name: o.name, shown: `${q.hostIp ? (q.hostIp.includes(':') ? `[${q.hostIp}]` : q.hostIp) : '*'}:${q.hostPort}/${q.protocol}` };
+  }
+  return undefined;
+}
+
+const heldMessage = (h: { name: string; shown: string }) => `port ${h.shown} is published by running sandbox "${h.name}"; stop it with sandbox stop ${h.name}, or pick another host port`;
+
+/** Takes every published host port, in the plan's order; `undo` gets each release. A port that a
+ * running sandbox of `others` publishes is refused first, naming it. */
+export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>)[], started: (s: Step) => void, others: readonly PortHolder[] = []): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
   const out = [];
   for (const step of stepsOf(plan.steps, 'net.port')) {
     const a = step.args;
+    const holder = portHolder(a, others.filter((o) => o.name !== plan.name));
+    if (holder) {
+      started(step);
+      throw new PreflightError(step, 98, heldMessage(holder));
+    }
     try {
       const hold = await reservePort(a);
       undo.push(() => hold.close());

@@ -44,7 +44,13 @@ export interface UserNet {
   stop(): Promise<void>;
 }
 
-export interface UserNetOptions { pid: number; ports: UserNetPort[]; mtu: number; stateDir: string; binary: string }
+export interface UserNetOptions {
+  pid: number; ports: UserNetPort[]; mtu: number; stateDir: string; binary: string;
+  /** The process whose end ends the tool (default: pid): the one that holds the sandbox's network
+   * namespace across restarts and runs its restart policy (the CLI, or the supervisor when
+   * detached), so that the ports go when the command ends for good, and stay across a restart. */
+  holder?: number;
+}
 
 /** The name of the sandbox's interface, for both tools (as in Docker). */
 export const USERNET_IFNAME = 'eth0';
@@ -151,7 +157,7 @@ function readText(path: string): string { try { return readFileSync(path, 'utf8'
 
 // ---- shared start-up ----
 
-/** The watcher, detached from the CLI (its own session): it waits for the sandbox's child, then runs `then`. */
+/** The watcher, detached from the CLI (its own session): it waits for the holder of the sandbox (see UserNetOptions.holder), then runs `then`. */
 function startWatcher(target: Proc, then: string, args: string[], extraStdio: ('pipe' | 'ignore')[] = []) {
   const script = `tail --pid="$1" -s ${WATCH_INTERVAL_S} -f /dev/null; ${then}`;
   const child = childProcess().spawn('/bin/sh', ['-c', script, 'sbx-usernet-watch', String(target.pid), ...args], {
@@ -163,7 +169,7 @@ function startWatcher(target: Proc, then: string, args: string[], extraStdio: ('
   return { child, proc };
 }
 
-function checkOptions(tool: string, o: UserNetOptions): Proc {
+function checkOptions(tool: string, o: UserNetOptions): { target: Proc; watch: Proc } {
   if (!o.binary.startsWith('/')) throw new Error(`${tool}: the tool's path must be absolute (got ${o.binary})`);
   if (!Number.isInteger(o.mtu) || o.mtu < 576 || o.mtu > 65520) throw new Error(`${tool}: an MTU of ${o.mtu} is outside 576-65520`);
   for (const p of o.ports) {
@@ -172,8 +178,10 @@ function checkOptions(tool: string, o: UserNetOptions): Proc {
   }
   const target = procOf(o.pid);
   if (!target) throw new Error(`${tool}: the sandbox's process ${o.pid} has already ended`);
+  const watch = o.holder !== undefined ? procOf(o.holder) : target;
+  if (!watch) throw new Error(`${tool}: the process ${o.holder} that holds the sandbox has already ended`);
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
-  return target;
+  return { target, watch };
 }
 
 /** Waits until each published TCP port accepts a connection (UDP has nothing to wait for). */
@@ -253,7 +261,7 @@ function hostResolvers(): string[] {
 const PASTA_DNS_FORWARD = '169.254.1.1';
 
 export async function startPasta(o: UserNetOptions): Promise<UserNet> {
-  const target = checkOptions('pasta', o);
+  const { target, watch } = checkOptions('pasta', o);
   const link = join(o.stateDir, 'netns');
   const pidFile = join(o.stateDir, 'pasta.pid');
   rmSync(link, { force: true });
@@ -272,7 +280,7 @@ export async function startPasta(o: UserNetOptions): Promise<UserNet> {
     '--pid', pidFile, '--netns', link, '--userns', `/proc/${o.pid}/ns/user`,
   ];
   const files = ['netns', 'pasta.pid'];
-  const watcher = startWatcher(target, 'exec rm -f -- "$2"', [link]);
+  const watcher = startWatcher(watch, 'exec rm -f -- "$2"', [link]);
   const record: Recorded = { tool: 'pasta', target, watcher: watcher.proc, link, files };
   writeRecord(o.stateDir, record);
   const abandon = async (e: Error) => { await stopRecord(o.stateDir, record); throw e; };
@@ -329,7 +337,7 @@ function slirpApi(socket: string, request: object): Promise<{ return?: unknown; 
 }
 
 export async function startSlirp4netns(o: UserNetOptions): Promise<UserNet> {
-  const target = checkOptions('slirp4netns', o);
+  const { target, watch } = checkOptions('slirp4netns', o);
   for (const p of o.ports) if (p.hostIp.includes(':')) throw new Error(`slirp4netns: port ${p.hostPort}/${p.protocol} is published on ${p.hostIp}, but its port maps are IPv4 only; use pasta or an IPv4 host_ip`);
   const api = join(o.stateDir, 'slirp4netns.sock');
   if (Buffer.byteLength(api) > 107) throw new Error(`slirp4netns: the state folder's path is too long for its API socket (${api}); use a shorter XDG_RUNTIME_DIR`);
@@ -338,7 +346,7 @@ export async function startSlirp4netns(o: UserNetOptions): Promise<UserNet> {
   const files = ['slirp4netns.sock', 'slirp4netns.log'];
 
   // fd 3 of the watcher is one end of a socket pair; slirp4netns gets the other as its exit fd.
-  const watcher = startWatcher(target, ':', [], ['pipe']);
+  const watcher = startWatcher(watch, ':', [], ['pipe']);
   const record: Recorded = { tool: 'slirp4netns', target, watcher: watcher.proc, files };
   writeRecord(o.stateDir, record);
   const abandon = async (e: Error) => { await stopRecord(o.stateDir, record); throw e; };

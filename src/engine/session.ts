@@ -66,8 +66,13 @@ export class Session {
     this.target = target;
   }
 
+  /** Whether a signal has been passed on to the command: it ends a restart policy, as docker stop does. */
+  get signalled(): boolean { return this.passedOn; }
+  private passedOn = false;
+
   private forward(sig: NodeJS.Signals): void {
     const t = this.target!;
+    this.passedOn = true;
     const killNow = () => { try { process.kill(t.pid, 'SIGKILL'); } catch { /* gone */ } };
     // timeout(1) signals its command and then its process group, so the CLI gets the one signal
     // twice within microseconds: that is not a second Ctrl-C, which no hand repeats so fast.

@@ -19,7 +19,7 @@ const childProcess = () => require('node:child_process') as typeof import('node:
 
 export interface SandboxState {
   name: string;
-  /** The command's host PID (PID 1 inside). */
+  /** The command's host PID (PID 1 inside); after a restart, the current run's (from the `pid` file). */
   pid: number;
   command: string[];
   file: string;
@@ -31,7 +31,7 @@ export interface SandboxState {
   supervisorPid?: number;
   stopSignal: number;
   stopGraceMs: number;
-  /** The command's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup. */
+  /** The first run's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup (a restart's is read from its PID 1). */
   pidNs?: string;
   /** How many times the restart policy has run the command again; absent means none (`ps` shows 0). */
   restarts?: number;
@@ -39,6 +39,8 @@ export interface SandboxState {
 
 /** Files the engine writes in a state folder; removed with it. */
 export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp',
+  // The current run's PID 1 (written at each restart), and stop's word that the policy is over.
+  'pid', '.pid.tmp', 'stopping',
   // A rootless network's record and files (engine/rootless-net.ts removes them when it stops the tool).
   'usernet.json', '.usernet.json.tmp', 'netns', 'pasta.pid', 'slirp4netns.sock', 'slirp4netns.log'];
 
@@ -62,10 +64,30 @@ export function readSaved(dir: string): SavedRun | undefined {
   try { return JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as SavedRun; } catch { return undefined; }
 }
 
-/** A sandbox's state.json, or undefined while it starts (or after a crash before it ran). */
+/** A sandbox's state.json, or undefined while it starts (or after a crash before it ran); its pid
+ * is the current run's, which whoever restarts the command (the CLI, or sbx-supervise) writes in
+ * the `pid` file. */
 export function readState(dir: string): SandboxState | undefined {
-  try { return JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SandboxState; } catch { return undefined; }
+  let s: SandboxState;
+  try { s = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SandboxState; } catch { return undefined; }
+  try {
+    const [pid, restarts] = readFileSync(join(dir, 'pid'), 'utf8').trim().split(' ').map(Number);
+    if (pid! > 0) s.pid = pid!;
+    if (restarts! > 0) s.restarts = restarts;
+  } catch { /* the first run's */ }
+  return s;
 }
+
+/** The current run's PID 1 and the restarts so far ("PID RESTARTS", as sbx-supervise writes it), for readState: written whole, then renamed. */
+export function writePid(dir: string, pid: number, restarts: number): void {
+  const tmp = join(dir, '.pid.tmp');
+  writeFileSync(tmp, `${pid} ${restarts}\n`);
+  renameSync(tmp, join(dir, 'pid'));
+}
+
+/** `sandbox stop` asked this sandbox to stop: its restart policy is over (sbx-supervise reads the same file). */
+export function stopRequested(dir: string): boolean { return existsSync(join(dir, 'stopping')); }
+export function requestStop(dir: string): void { writeFileSync(join(dir, 'stopping'), ''); }
 
 export function cgroupOf(host: HostFeatures, name: string): Cgroup {
   return new Cgroup(host.cgroup, cgroupPathFor(host, name));
@@ -78,10 +100,13 @@ export function sandboxPids(host: HostFeatures, name: string, state?: SandboxSta
   const cg = cgroupOf(host, name);
   if (cg.path) return cg.pids();
   if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
+  // A restart's pid namespace is new: the current PID 1's, while it runs.
+  let ns = state.pidNs;
+  try { ns = readlinkSync(`/proc/${state.pid}/ns/pid`); } catch { /* ended: the recorded one */ }
   const out: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (p.charCodeAt(0) > 57) continue;
-    try { if (readlinkSync(`/proc/${p}/ns/pid`) === state.pidNs) out.push(Number(p)); } catch { /* gone, or not ours */ }
+    try { if (readlinkSync(`/proc/${p}/ns/pid`) === ns) out.push(Number(p)); } catch { /* gone, or not ours */ }
   }
   return out;
 }
@@ -130,9 +155,27 @@ export function listSandboxes(host: HostFeatures): Listed[] {
     // An exit status counts only for a command that ran (state.json is written then): a supervisor
     // whose CLI died during setup also writes one, and that run is a crashed one for gc.
     if (state) try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
-    // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI).
-    return { name, running: pids.length > 0 || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
+    // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI); a
+    // detached one between two runs of its restart policy has none either, but a live supervisor
+    // that has not written its exit status (and still holds its ports).
+    const supervised = exit === undefined && state?.supervisorPid !== undefined && supervisorAlive(state.supervisorPid);
+    return { name, running: pids.length > 0 || supervised || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
   });
+}
+
+/** Whether pid is a live sbx-supervise (not a zombie, not a later process given its PID). */
+function supervisorAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'sbx-supervise' && stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch { return false; }
+}
+
+/** The host ports a sandbox holds: its published ones while it runs (a restart keeps them), none
+ * once its command has ended for good (they were released then), as `ps` and the preflight of
+ * another sandbox count them. */
+export function heldPorts(row: Pick<Listed, 'running' | 'state'>): SandboxState['ports'] {
+  return row.running && row.state ? row.state.ports : [];
 }
 
 /** The lock two CLIs take before they create, or remove, the state of one name. */

@@ -10,6 +10,8 @@ export interface SbxChild { pid: number; events_fd: number; sync_fd: number; in_
 
 export interface LibSbx {
   spawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, cgroupFd: number): SbxChild;
+  /** A restart: the next child, in the cgroup of those cgroup.procs files and the held user and network namespaces (fds, or -1). */
+  respawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, cgroupProcs: string[], usernsFd: number, netnsFd: number): SbxChild;
   wait(pid: number): Promise<number>;
   setWinsize(fd: number, rows: number, cols: number): void;
   /** The terminal master the child sends after its console op. */
@@ -75,6 +77,7 @@ export function loadLibSbx(): LibSbx {
   const version = abi() as number;
   if (version !== ABI_VERSION) throw new NativeError(`${path} has ABI ${version}, and this sandbox needs ${ABI_VERSION}; rebuild it with npm run build`, 22);
   const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
+  const respawn = lib.func('int sbx_respawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, const void *procs, int32_t userns, int32_t netns, _Out_ sbx_child *out, _Out_ sbx_error *err)');
   const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
   const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
   const recvFd = lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)');
@@ -92,6 +95,13 @@ export function loadLibSbx(): LibSbx {
     spawn(ops, nops, strings, flags, cgroupFd) {
       const out = {} as SbxChild, err = {} as SbxError;
       check(spawn(ops, nops, strings, strings.length, flags, cgroupFd, out, err) as number, err);
+      return out;
+    },
+    respawn(ops, nops, strings, flags, procs, userns, netns) {
+      const out = {} as SbxChild, err = {} as SbxError;
+      // A NUL-separated list that ends with an empty string.
+      const list = Buffer.from(procs.map((p) => `${p}\0`).join('') + '\0');
+      check(respawn(ops, nops, strings, strings.length, flags, list, userns, netns, out, err) as number, err);
       return out;
     },
     wait(pid) {

@@ -102,7 +102,7 @@ export interface StepArgs {
     /** The caller's stdin reaches the command (stdin_open, -i); otherwise it reads /dev/null, as under docker run without -i. */
     stdin: boolean;
     init: boolean; detach: boolean;
-    /** What PID 1 does when the command ends (applied by the init reaper). */
+    /** Whether the command runs again when it ends: by the CLI or the supervisor, from outside the sandbox (a new PID 1 each run). */
     restart?: RestartPolicy;
     stopSignal?: number; stopGraceMs?: number;
   };

@@ -143,7 +143,7 @@ test('exec joins every namespace and the cgroup of a running sandbox, with its u
   for (let i = 0; i < 100 && !(procs = JSON.parse(sandbox(['top', '--json', 'idle']).out) as typeof procs).some((p) => p.command === 'sleep 30'); i++) await new Promise((r) => setTimeout(r, 30));
   const init = procs.find((p) => p.pid === 1)!;
   assert.equal(init.hostPid, pid1);
-  assert.equal(init.command, '[sbx-init]');
+  assert.equal(init.command, 'sandbox-init -- sleep 3600');
   const s30 = procs.find((p) => p.command === 'sleep 30')!;
   assert.ok(s30.pid! > 1 && s30.hostPid !== s30.pid);
   assert.equal(field(status(s30.hostPid), 'NSpid')!.split(/\s+/).at(-1), String(s30.pid));

@@ -97,10 +97,10 @@ test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.
     assert.equal(await echoTcp('127.0.0.1', 17011), 'ping-tcp');
     // Loopback-only maps are not on the host's other addresses.
     await assert.rejects(echoTcp(addr.ip, 17000));
-    // A second sandbox asking for a port the first holds: a clear error before anything is set up.
+    // A second sandbox asking for a port the first holds: a clear error, naming the first, before anything is set up.
     const clash = sandbox(['up', '-q', 'test/integration/fixtures/echo-clash.yml']);
     assert.equal(clash.code, 125, clash.err);
-    assert.match(clash.err, /test\/integration\/fixtures\/echo-clash\.yml:6:5: error: host port 17000\/tcp on 127\.0\.0\.1 is already in use \(by another program or sandbox\); pick another host port/);
+    assert.match(clash.err, /test\/integration\/fixtures\/echo-clash\.yml:6:5: error: port 127\.0\.0\.1:17000\/tcp is published by running sandbox "echo"; stop it with sandbox stop echo, or pick another host port/);
     assert.deepEqual(leftovers('echo-clash'), []);
   } finally {
     await echo.stop();

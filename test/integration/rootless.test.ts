@@ -106,7 +106,7 @@ test('rootless lifecycle: up -d, ps, logs, exec, top, inspect, stop, restart pol
   assert.equal(sandboxAs(alice, ['down', 'bg']).code, 0);
   assert.equal(sandboxAs(alice, ['ps', '-a']).out.includes('bg'), false);
 
-  // A restart policy is applied by the sandbox's PID 1, rootless as with root.
+  // A restart policy is applied by the CLI from outside the sandbox (sbx_respawn in the held user namespace), rootless as with root.
   const again = config(alice, 'again', 'version: 1\nname: again\nrootfs: host\nnetwork: none\nrestart: on-failure:2\ncommand: [sh, -c, "echo run; exit 3"]\n');
   const r = sandboxAs(alice, ['up', again]);
   assert.equal(r.code, 3);
@@ -247,6 +247,32 @@ test('as a user: samples/web.yml serves its page, and a detached sandbox publish
     spawnSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' });
     tun.undo();
   }
+});
+
+test('as a user, detached with restart: the port answers across a restart, and pasta ends with the command, so the port is refused at once', async (t) => {
+  if (!needs(t, 'root (to make users), newuidmap, pasta and libsbx', ready && existsSync('/usr/bin/pasta'))) return;
+  const tun = tunForUsers();
+  const route = defaultRouteForPasta('rldef1');
+  t.after(() => { sandboxAs(alice, ['down', 'rsp']); route.undo(); tun.undo(); });
+  const site = join(repoForUsers(), 'samples/web/site');
+  const f = config(alice, 'rsp', `version: 1\nname: rsp\nrootfs: host\ndetach: true\nrestart: on-failure:1\nports: ["127.0.0.1:18434:8080"]\nvolumes: ["${site}:/srv:ro"]\ncommand: [sh, -c, "busybox httpd -f -p 8080 -h /srv & sleep 2; exit 3"]\n`);
+  const up = sandboxAs(alice, ['up', '-q', f]);
+  assert.equal(up.code, 0, up.err);
+  const logs = () => { const r = sandboxAs(alice, ['logs', 'rsp']); return r.out + r.err; };
+  for (let i = 0; i < 100 && !logs().includes('restart 1 of 1'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(logs(), /the command exited with code 3; restart 1 of 1 in 100 ms/);
+  // The second run: a new PID 1 in the same network namespace, which pasta still serves.
+  let page = '';
+  for (let i = 0; i < 60 && !page.includes('Served from inside a sandbox'); i++) { page = httpGet('http://127.0.0.1:18434/'); if (!page) await new Promise((r) => setTimeout(r, 50)); }
+  assert.match(page, /Served from inside a sandbox/);
+  for (let i = 0; i < 100 && !/^rsp\s+exited \(3\)/m.test(sandboxAs(alice, ['ps', '-a']).out); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(sandboxAs(alice, ['ps', '-a']).out, /^rsp\s+exited \(3\)\s+\d+\s+-\s+.*\s-$/m, 'no port once the command ended for good');
+  // pasta's watcher looks every 0.5 s: the port is refused within a second.
+  let free = false;
+  for (let i = 0; i < 40 && !(free = !/127\.0\.0\.1:18434\s/.test(execFileSync('ss', ['-Hltn'], { encoding: 'utf8' }))); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(free, 'pasta still holds 127.0.0.1:18434 after the command ended for good');
+  assert.equal(sandboxAs(alice, ['down', 'rsp']).code, 0);
+  assert.deepEqual(leftovers(alice), []);
 });
 
 test('as a user: samples/busybox.yml on a real terminal (script), its image pulled into the user\'s store; /bin/sh is PID 1', (t) => {

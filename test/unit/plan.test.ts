@@ -210,9 +210,9 @@ test('each ordering rule catches the disorder it is there for', () => {
   assert.equal(ORDER_RULES.length, 14);
 });
 
-test('a restart policy is carried by the exec step and implies the init reaper', () => {
+test('a restart policy is carried by the exec step; the command stays PID 1 unless init is asked for', () => {
   const exec = (yml: string) => compile(loadText(`version: 1\ncommand: [x]\n${yml}`).spec!, HYBRID_HOST).plan.steps.find((s) => s.kind === 'exec')!.args;
-  assert.deepEqual([exec('restart: on-failure:3\n').restart, exec('restart: on-failure:3\n').init], [{ policy: 'on-failure', max: 3 }, true]);
+  assert.deepEqual([exec('restart: on-failure:3\n').restart, exec('restart: on-failure:3\n').init, exec('restart: always\ninit: true\n').init], [{ policy: 'on-failure', max: 3 }, false, true]);
   assert.deepEqual([exec('restart: always\n').restart, exec('').restart, exec('').init], [{ policy: 'always', max: 0 }, { policy: 'no', max: 0 }, false]);
 });
 
