@@ -36,7 +36,7 @@ test('jenkins.yml: its plan shows the image and the restart policy; an image tha
   assert.equal(p.code, 0, p.err);
   assert.doesNotMatch(p.err, /warning/);
   assert.match(p.out, /use the image jenkins\/jenkins:lts \(pulled by up if the store has not got it\)/);
-  assert.match(p.out, /, detached; PID 1 runs it again when it fails, at most 3 times, until stopped/);
+  assert.match(p.out, /, detached; the supervisor runs it again when it fails, at most 3 times, until stopped: a new PID 1/);
   if (process.getuid?.() !== 0) return;
   // A registry nobody listens on (port 2 of this host): offline, as jenkins.yml is without the internet.
   const dir = tmp();
