@@ -17,6 +17,7 @@ import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
+import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
 import { registerExport } from './export';
 import { join } from 'node:path';
@@ -248,6 +249,7 @@ export function buildProgram(): Command {
 
   registerLifecycle(program, async (file) => (await load(file, {})).plan.name);
   registerImages(program);
+  registerVolumes(program);
   registerAudit(program, load);
   registerExport(program, load);
 

@@ -140,6 +140,7 @@ export class NativeEngine implements Engine {
         if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
         throw e;
       }
+      ctx.ids = ids;
       let seccompCompileMs = 0;
       const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
       const encode = (address?: string) => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address, overlay: image.options, compileSeccomp });
