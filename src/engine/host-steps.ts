@@ -42,6 +42,9 @@ export interface HostContext {
   dns?: string[];
   /** Set once the child is cloned. */
   child?: { pid: number; bornInCgroup: boolean };
+  /** Set once the command runs: the undo actions then take down the sandbox, not a failed setup
+   * (what outlives the sandbox, a volume it made, goes only with a failed setup). */
+  commandRan?: boolean;
   /** The sandbox's user, group and groups as numbers (the preflight resolved them): an empty volume's owner. */
   ids?: Ids;
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
@@ -125,7 +128,7 @@ const HANDLERS: Handlers = {
       ...(a.anonymous ? { anonymous: { sandbox: ctx.plan.name, target: a.target } } : {}),
     });
     // Only what this run made goes if the run fails; a volume that existed keeps its data.
-    if (created) ctx.undo.push(() => { removeVolume(a.name, root); });
+    if (created) ctx.undo.push(() => { if (!ctx.commandRan) removeVolume(a.name, root); });
   },
   'cgroup.create': async (ctx) => {
     const { cgroup } = ctx;

@@ -211,6 +211,7 @@ export class NativeEngine implements Engine {
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
+      ctx.commandRan = true;
       writeSaved(state, { plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: ctx.address ?? null, ids, attestation });
       writeState(state, {
         name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,

@@ -1,0 +1,146 @@
+// Named and anonymous volumes for real: seeded once from an image's files (owners, modes, xattrs,
+// symlinks, hard links), written by a non-root user inside, kept across runs and by `down`,
+// removed by `down -v` and `volume rm` (refused while a running sandbox uses one), and never left
+// half-made by a failed run. Checked from inside the sandbox and on the host's disk.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { buildImage, busyboxEntries, tar, writeLayout } from '../helpers/image';
+
+const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (npm install)', hasBusyboxRoot);
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+
+/** busybox, and a layer with a folder of uid 1000 holding a file (mode 0640, a user xattr), a
+ * symlink that points at the host's /etc/passwd if followed, and a hard link; a VOLUME at /cache. */
+function image(): string {
+  const top = tar([
+    { name: 'srv/', type: '5' },
+    { name: 'srv/data/', type: '5', uid: 1000, gid: 1000, mode: 0o750 },
+    { name: 'srv/data/seed.txt', body: 'seed\n', uid: 1000, gid: 1000, mode: 0o640, pax: { 'SCHILY.xattr.user.origin': 'image' } },
+    { name: 'srv/data/hard', type: '1', linkname: 'srv/data/seed.txt' },
+    { name: 'srv/data/passwd', type: '2', linkname: '/etc/passwd' },
+    { name: 'cache/', type: '5', mode: 0o755 },
+    { name: 'cache/c.txt', body: 'cached\n' },
+  ]);
+  return writeLayout(buildImage([tar(busyboxEntries()), top], { Cmd: ['/bin/sh'], Env: ['PATH=/bin:/sbin'], Volumes: { '/cache': {} } }), 'v1');
+}
+
+const xattr = (p: string, name: string) => execFileSync('python3', ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())', p, name], { encoding: 'utf8' }).trim();
+
+test('a named volume is seeded once from the image, written by uid 1000, kept by down and removed by down -v; rm refuses one in use', { timeout: 300_000 }, async (t) => {
+  if (!ready(t)) return;
+  const layout = image();
+  const store = tmp('sbx-store-');
+  const dir = tmp('sbx-cfg-');
+  const env = { SANDBOX_STORE: store };
+  const vols = join(store, 'volumes');
+  const cfg = join(dir, 'vol.yml');
+  const inside = "id -u; stat -c '%u:%g %a %n' /srv/data /srv/data/seed.txt /srv/empty; cat /srv/data/seed.txt; ls /srv/empty; echo more >> /srv/data/seed.txt; echo e > /srv/empty/f; cat /cache/c.txt";
+  writeFileSync(cfg, `version: 1\nname: voltest\nimage: oci:${layout}:v1\nnetwork: none\nuser: "1000:1000"\nvolumes:\n  - vdata:/srv/data\n  - vempty:/srv/empty:nocopy\ncommand: [/bin/sh, -c, "${inside}"]\n`);
+  try {
+    const plan = sandbox(['plan', cfg], { env });
+    assert.match(plan.out, /volume vdata on \/srv\/data: created and seeded from the image on first use/);
+
+    // First up: seeded from the image; the image's owner and mode, as inside as on disk.
+    const r1 = sandbox(['up', '-q', cfg], { env });
+    assert.equal(r1.code, 0, r1.err);
+    const lines = r1.out.trim().split('\n');
+    assert.equal(lines[0], '1000');
+    assert.deepEqual(lines.slice(1, 4), ['1000:1000 750 /srv/data', '1000:1000 640 /srv/data/seed.txt', '1000:1000 755 /srv/empty']);
+    assert.equal(lines[4], 'seed');
+    assert.equal(lines[5], 'cached', 'the image\'s VOLUME is an anonymous volume seeded from the image');
+    const data = join(vols, 'vdata', '_data');
+    assert.equal(readFileSync(join(data, 'seed.txt'), 'utf8'), 'seed\nmore\n', 'uid 1000 wrote into the volume');
+    assert.equal(xattr(join(data, 'seed.txt'), 'user.origin'), 'image');
+    assert.equal(lstatSync(join(data, 'hard')).ino, lstatSync(join(data, 'seed.txt')).ino, 'a hard link stays one');
+    assert.equal(readlinkSync(join(data, 'passwd')), '/etc/passwd', 'a symlink is copied, not followed');
+    assert.equal(lstatSync(join(vols, 'vempty', '_data', 'f')).uid, 1000);
+    const meta = JSON.parse(readFileSync(join(vols, 'vdata', 'meta.json'), 'utf8'));
+    assert.equal(meta.seeded.from, 'image');
+    assert.equal(JSON.parse(readFileSync(join(vols, 'vempty', 'meta.json'), 'utf8')).seeded.from, 'empty');
+    const anon = readdirSync(vols).filter((n) => n.startsWith('voltest-anon-'));
+    assert.equal(anon.length, 1);
+    assert.deepEqual(readdirSync(vols).filter((n) => n.startsWith('.')), [], 'nothing half-made is left');
+    assert.deepEqual(leftovers('voltest'), []);
+
+    // Second up: the data is there, not seeded again; the plan says it exists.
+    assert.match(sandbox(['plan', cfg], { env }).out, /volume vdata on \/srv\/data: exists; used as it is, never seeded again/);
+    const r2 = sandbox(['up', '-q', cfg], { env });
+    assert.equal(r2.code, 0, r2.err);
+    assert.match(r2.out, /^seed\nmore$/m);
+    assert.match(r2.out, /^f$/m, 'the nocopy volume keeps what the first run wrote');
+    assert.equal(JSON.parse(readFileSync(join(vols, 'vdata', 'meta.json'), 'utf8')).createdAt, meta.createdAt);
+    assert.equal(readFileSync(join(data, 'seed.txt'), 'utf8'), 'seed\nmore\nmore\n');
+
+    // Detached: rm refuses a volume in use, naming the sandbox; down keeps the volumes; down -v removes them.
+    const detached = join(dir, 'det.yml');
+    writeFileSync(detached, `version: 1\nname: voltest\nimage: oci:${layout}:v1\nnetwork: none\nuser: "1000:1000"\nvolumes: [vdata:/srv/data]\ncommand: [/bin/sleep, "1000"]\n`);
+    assert.equal(sandbox(['up', '-d', '-q', detached], { env }).code, 0);
+    const rm = sandbox(['volume', 'rm', 'vdata'], { env });
+    assert.equal(rm.code, 1);
+    assert.match(rm.err, /the volume vdata is in use by the running sandbox voltest; stop it first/);
+    const ls = JSON.parse(sandbox(['volume', 'ls', '--json'], { env }).out) as { name: string; usedBy: { sandbox: string; running: boolean }[] }[];
+    assert.deepEqual(ls.find((v) => v.name === 'vdata')?.usedBy, [{ sandbox: 'voltest', running: true }]);
+    assert.match(sandbox(['volume', 'inspect', 'vdata'], { env }).out, new RegExp(`data +${data}`));
+    assert.equal(sandbox(['down', 'voltest'], { env }).code, 0);
+    assert.ok(existsSync(data), 'down keeps a named volume');
+    assert.ok(existsSync(join(vols, anon[0]!)), 'down keeps an anonymous volume');
+    assert.equal(sandbox(['up', '-d', '-q', detached], { env }).code, 0);
+    const down = sandbox(['down', '-v', 'voltest'], { env });
+    assert.equal(down.code, 0, down.err);
+    assert.match(down.err, /removed volume vdata/);
+    assert.match(down.err, /removed anonymous volume voltest-anon-/);
+    assert.ok(!existsSync(join(vols, 'vdata')));
+    assert.ok(!existsSync(join(vols, anon[0]!)));
+    assert.ok(existsSync(join(vols, 'vempty')), 'down -v removes the volumes of the run it stops, not another file\'s');
+
+    // volume rm, and the messages for a name that is not there.
+    assert.equal(sandbox(['volume', 'rm', 'vempty'], { env }).code, 0);
+    assert.ok(!existsSync(join(vols, 'vempty')));
+    assert.match(sandbox(['volume', 'rm', 'vempty'], { env }).err, /no volume named vempty/);
+    assert.deepEqual(leftovers('voltest'), []);
+  } finally {
+    sandbox(['down', 'voltest'], { env });
+    for (const p of [store, dir, layout]) rmSync(p, { recursive: true, force: true });
+  }
+});
+
+test('a failed first up leaves no volume, half-made or not; a volume that existed keeps its data', { timeout: 120_000 }, async (t) => {
+  if (!ready(t)) return;
+  const layout = image();
+  const store = tmp('sbx-store-');
+  const dir = tmp('sbx-cfg-');
+  const env = { SANDBOX_STORE: store };
+  const vols = join(store, 'volumes');
+  const cfg = join(dir, 'fail.yml');
+  writeFileSync(cfg, `version: 1\nname: volfail\nimage: oci:${layout}:v1\nnetwork: none\nvolumes: [vfail:/srv/data]\ncommand: [/bin/sh, -c, "echo kept > /srv/data/mine"]\n`);
+  try {
+    // After the volume is made (its mount, the attestation's exec): the run fails and undoes it.
+    for (const at of ['mount:/srv/data', 'exec', 'volume:vfail']) {
+      const r = sandbox(['up', '-q', cfg], { env: { ...env, SANDBOX_TEST_FAIL_AT: at } });
+      assert.ok(r.code === 125 || r.code === 126, `${at}: ${r.code} ${r.err}`);
+      assert.deepEqual(existsSync(vols) ? readdirSync(vols) : [], [], `${at}: nothing of the volume is left`);
+      assert.deepEqual(leftovers('volfail'), []);
+    }
+    // Made by a run that worked, it stays when a later run fails.
+    assert.equal(sandbox(['up', '-q', cfg], { env }).code, 0);
+    const r = sandbox(['up', '-q', cfg], { env: { ...env, SANDBOX_TEST_FAIL_AT: 'mount:/srv/data' } });
+    assert.equal(r.code, 125);
+    assert.equal(readFileSync(join(vols, 'vfail', '_data', 'mine'), 'utf8'), 'kept\n');
+    assert.equal(readFileSync(join(vols, 'vfail', '_data', 'seed.txt'), 'utf8'), 'seed\n');
+    // An external volume that does not exist is refused before anything is made, at its line.
+    const ext = join(dir, 'ext.yml');
+    writeFileSync(ext, `version: 1\nname: volfail\nimage: oci:${layout}:v1\nnetwork: none\nvolumes: [nothere:/x]\nnamed_volumes:\n  nothere: {external: true}\ncommand: [/bin/true]\n`);
+    const e = sandbox(['up', '-q', ext], { env });
+    assert.equal(e.code, 2, e.err);
+    assert.match(e.err, /ext\.yml:5:\d+: error: the external volume nothere does not exist/);
+    assert.ok(!existsSync(join(vols, 'nothere')));
+    assert.deepEqual(leftovers('volfail'), []);
+  } finally {
+    for (const p of [store, dir, layout]) rmSync(p, { recursive: true, force: true });
+  }
+});
