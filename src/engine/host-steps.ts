@@ -122,8 +122,8 @@ const HANDLERS: Handlers = {
     const idmap = findStep(ctx.plan.steps, 'idmap');
     const image = findStep(ctx.plan.steps, 'rootfs.image');
     const { created } = createVolume({
-      name: a.name, root, uid: ctx.ids.uid, gid: ctx.ids.gid,
-      seed: a.seed === 'image' && ctx.layers.length ? { layers: ctx.layers, image: image?.args.ref ?? '', target: a.target, rootless: !ctx.host.root } : undefined,
+      name: a.name, root, uid: ctx.ids.uid, gid: ctx.ids.gid, rootless: !ctx.host.root,
+      seed: a.seed === 'image' && ctx.layers.length ? { layers: ctx.layers, image: image?.args.ref ?? '', target: a.target } : undefined,
       ...(ctx.host.root && idmap ? { uidMap: idmap.args.uid, gidMap: idmap.args.gid } : {}),
       ...(a.anonymous ? { anonymous: { sandbox: ctx.plan.name, target: a.target } } : {}),
     });

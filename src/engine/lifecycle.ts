@@ -177,6 +177,8 @@ export async function gc(host: HostFeatures): Promise<string[]> {
   // Exited detached sandboxes are kept for their logs until `down`; only crashed runs go.
   for (const r of listSandboxes(host)) if (!r.running && r.exit === undefined) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
   for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
+  // A volume whose making was cut short (the CLI killed mid-seed) is a hidden folder no run uses.
+  removed.push(...removeUnfinished(volumeRoot()));
   return removed;
 }
 

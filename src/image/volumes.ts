@@ -95,7 +95,9 @@ export interface CreateVolume {
   name: string;
   root?: string;
   /** The image's layers, bottom first, and the target to seed from; none (or empty): an empty volume. */
-  seed?: { layers: readonly string[]; image: string; target: string; rootless: boolean };
+  seed?: { layers: readonly string[]; image: string; target: string };
+  /** Not root of the host: files are given their owners in a user namespace with the caller's maps. */
+  rootless: boolean;
   /** The sandbox's user and group inside: an empty volume's owner. */
   uid: number;
   gid: number;
@@ -131,7 +133,7 @@ export function createVolume(c: CreateVolume): { created: boolean; info: VolumeI
     if (c.seed && c.seed.layers.length) {
       const rel = resolveInLayers(c.seed.layers, c.seed.target);
       if (rel !== undefined && rel !== '' && entryIn(c.seed.layers, rel)?.st.isDirectory()) {
-        copyFromImage(tmp, c.seed.layers, rel, c.seed.rootless, c.owners);
+        copyFromImage(tmp, c.seed.layers, rel, c.rootless, c.owners);
         seeded = { from: 'image', image: c.seed.image, target: c.seed.target };
       }
     }
@@ -157,7 +159,7 @@ export function createVolume(c: CreateVolume): { created: boolean; info: VolumeI
 
 /** The sandbox's user owns an empty volume (on disk: the id its user namespace maps it to). */
 function ownEmpty(data: string, c: CreateVolume): void {
-  if (!c.seed?.rootless) {
+  if (!c.rootless) {
     const uid = c.uidMap ? hostId(c.uidMap, c.uid) : c.uid;
     const gid = c.gidMap ? hostId(c.gidMap, c.gid) : c.gid;
     if (uid === undefined || gid === undefined) throw new VolumeError(`the sandbox's user ${c.uid}:${c.gid} is outside its user namespace's maps`);

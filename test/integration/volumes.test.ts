@@ -2,14 +2,15 @@
 // symlinks, hard links), written by a non-root user inside, kept across runs and by `down`,
 // removed by `down -v` and `volume rm` (refused while a running sandbox uses one), and never left
 // half-made by a failed run. Checked from inside the sandbox and on the host's disk.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { buildImage, busyboxEntries, tar, writeLayout } from '../helpers/image';
+import { canMakeUsers, ext4For, hasMkfsExt4, hasUidmap, holdsUserXattrs, makeUser, removeAllUsers, sandboxAs, subRanges, userTmp } from '../helpers/users';
 
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (npm install)', hasBusyboxRoot);
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
@@ -142,5 +143,49 @@ test('a failed first up leaves no volume, half-made or not; a volume that existe
     assert.deepEqual(leftovers('volfail'), []);
   } finally {
     for (const p of [store, dir, layout]) rmSync(p, { recursive: true, force: true });
+  }
+});
+
+after(() => removeAllUsers());
+
+test('rootless: a user\'s volume is seeded with the image\'s owners through its subordinate ranges, written by uid 1000 inside, removed by volume rm', { timeout: 300_000 }, async (t) => {
+  if (!needs(t, 'root, to make users (useradd)', canMakeUsers) || !needs(t, 'newuidmap/newgidmap (uidmap)', hasUidmap) || !ready(t)) return;
+  const u = makeUser('sbxvol');
+  const layout = image();
+  // Every user reads the layout (writeLayout makes it 0700).
+  execFileSync('chmod', ['-R', 'a+rX', layout]);
+  chmodSync(layout, 0o755);
+  let fs: { dir: string; undo(): void } | undefined;
+  let store = userTmp(u);
+  // A rootless store needs user xattrs (overlayfs reads the layers' with userxattr): ext4 of its own where the scratch file system has none.
+  if (!holdsUserXattrs(store) && hasMkfsExt4) { fs = ext4For(u, join(store, 'fs')); store = fs.dir; }
+  const cfgDir = userTmp(u);
+  const cfg = join(cfgDir, 'rl.yml');
+  writeFileSync(cfg, `version: 1\nname: volrl\nimage: oci:${layout}:v1\nnetwork: none\nuser: "1000:1000"\nvolumes:\n  - vdata:/srv/data\n  - vempty:/srv/empty:nocopy\ncommand: [/bin/sh, -c, "stat -c '%u:%g %a %n' /srv/data /srv/data/seed.txt /srv/empty; echo mine > /srv/data/new; echo e > /srv/empty/f"]\n`);
+  chmodSync(cfg, 0o644);
+  const env = { SANDBOX_STORE: store };
+  try {
+    const { uid: su, gid: sg } = subRanges(u);
+    const r = sandboxAs(u, ['up', '-q', cfg], { env });
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.out.trim().split('\n'), ['1000:1000 750 /srv/data', '1000:1000 640 /srv/data/seed.txt', '1000:1000 755 /srv/empty']);
+    // On disk: uid 1000 inside is the user's subordinate id start + 999.
+    const data = join(store, 'volumes', 'vdata', '_data');
+    const host = (p: string) => { const st = lstatSync(p); return [st.uid, st.gid]; };
+    assert.deepEqual(host(data), [su!.start + 999, sg!.start + 999]);
+    assert.deepEqual(host(join(data, 'seed.txt')), [su!.start + 999, sg!.start + 999]);
+    assert.deepEqual(host(join(data, 'new')), [su!.start + 999, sg!.start + 999], 'written from inside by uid 1000');
+    assert.equal(xattr(join(data, 'seed.txt'), 'user.origin'), 'image');
+    assert.deepEqual(host(join(store, 'volumes', 'vempty', '_data')), [su!.start + 999, sg!.start + 999], 'nocopy: owned by the sandbox\'s user');
+    assert.deepEqual(host(join(store, 'volumes', 'vdata')), [u.uid, u.gid], 'the volume\'s folder is the user\'s');
+    // Files of its subordinate ids, which the user cannot unlink itself, go with volume rm.
+    const rm = sandboxAs(u, ['volume', 'rm', 'vdata', 'vempty'], { env });
+    assert.equal(rm.code, 0, rm.err);
+    assert.deepEqual(readdirSync(join(store, 'volumes')).filter((n) => !n.startsWith('volrl-anon-')), []);
+    assert.equal(sandboxAs(u, ['volume', 'prune'], { env }).code, 0);
+    assert.deepEqual(readdirSync(join(store, 'volumes')), [], 'prune removed the anonymous volume no sandbox uses');
+  } finally {
+    fs?.undo();
+    rmSync(layout, { recursive: true, force: true });
   }
 });
