@@ -127,6 +127,11 @@ test('a failed first up leaves no volume, half-made or not; a volume that existe
       assert.deepEqual(existsSync(vols) ? readdirSync(vols) : [], [], `${at}: nothing of the volume is left`);
       assert.deepEqual(leftovers('volfail'), []);
     }
+    // The mount applied wrongly (writable where the plan says read-only, and the reverse): the attestation stops the run, and the new volume goes.
+    const corrupt = sandbox(['up', '-q', cfg], { env: { ...env, SANDBOX_TEST_CORRUPT: 'mount:/srv/data' } });
+    assert.equal(corrupt.code, 125, corrupt.err);
+    assert.match(corrupt.err, /mount:\/srv\/data .*the attestation found it not applied/);
+    assert.deepEqual(existsSync(vols) ? readdirSync(vols) : [], []);
     // Made by a run that worked, it stays when a later run fails.
     assert.equal(sandbox(['up', '-q', cfg], { env }).code, 0);
     const r = sandbox(['up', '-q', cfg], { env: { ...env, SANDBOX_TEST_FAIL_AT: 'mount:/srv/data' } });
@@ -187,5 +192,37 @@ test('rootless: a user\'s volume is seeded with the image\'s owners through its 
   } finally {
     fs?.undo();
     rmSync(layout, { recursive: true, force: true });
+  }
+});
+
+test('samples/jenkins.yml runs from a fresh folder: its home is a named volume owned as the image has it (uid 1000), kept by down, removed by down -v', { timeout: 300_000 }, async (t) => {
+  if (!ready(t)) return;
+  // A stand-in for jenkins/jenkins:lts (no registry here): busybox with /var/jenkins_home of uid 1000, as the real image has it.
+  const home = tar([{ name: 'var/', type: '5' }, { name: 'var/jenkins_home/', type: '5', uid: 1000, gid: 1000, mode: 0o755 }, { name: 'var/jenkins_home/.seeded', body: 'from the image\n', uid: 1000, gid: 1000 }]);
+  const layout = writeLayout(buildImage([tar(busyboxEntries()), home], { Entrypoint: ['/bin/sh', '-c', 'id -u > /var/jenkins_home/who; exec sleep 1000'], Env: ['PATH=/bin:/sbin'], Volumes: { '/var/jenkins_home': {} } }), 'lts');
+  const store = tmp('sbx-store-');
+  const dir = tmp('sbx-fresh-');
+  const file = join(dir, 'jenkins.yml');
+  writeFileSync(file, readFileSync(join(__dirname, '../../../samples/jenkins.yml')));
+  const env = { SANDBOX_STORE: store, JENKINS_IMAGE: `oci:${layout}:lts` };
+  try {
+    const up = sandbox(['up', '-d', '-q', file], { env });
+    assert.equal(up.code, 0, up.err);
+    const data = join(store, 'volumes', 'jenkins_home', '_data');
+    for (let i = 0; i < 100 && !existsSync(join(data, 'who')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(readFileSync(join(data, 'who'), 'utf8'), '1000\n', 'jenkins (uid 1000) wrote its home');
+    assert.equal(lstatSync(data).uid, 1000);
+    assert.equal(readFileSync(join(data, '.seeded'), 'utf8'), 'from the image\n');
+    assert.deepEqual(readdirSync(dir), ['jenkins.yml'], 'nothing is made beside the file');
+    assert.equal(readdirSync(join(store, 'volumes')).filter((n) => n.includes('-anon-')).length, 0, 'the VOLUME the file mounts is not an anonymous one too');
+    assert.equal(sandbox(['down', file], { env }).code, 0);
+    assert.ok(existsSync(join(data, 'who')));
+    assert.equal(sandbox(['up', '-d', '-q', file], { env }).code, 0);
+    assert.equal(sandbox(['down', '-v', file], { env }).code, 0);
+    assert.ok(!existsSync(join(store, 'volumes', 'jenkins_home')));
+    assert.deepEqual(leftovers('jenkins'), []);
+  } finally {
+    sandbox(['down', 'jenkins'], { env });
+    for (const p of [store, dir, layout]) rmSync(p, { recursive: true, force: true });
   }
 });
