@@ -7,6 +7,7 @@ import type { Plan } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import type { NsName, SandboxSpec, Source } from '../model/types';
 import { NAMESPACES } from '../model/types';
+import { isLoopbackRegistry } from '../model/image';
 import type { PathSeg } from '../config/parse';
 
 /** Where a fact comes from: a config line, or (for a default, the image or the command line) the
@@ -125,7 +126,8 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     sysctls: stepsOf(steps, 'sysctl').map((s) => ({ name: s.args.name, value: s.args.value, at: at(s.source, KEY.sysctls!) })),
     maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, KEY.masked!) })),
     // The spec keeps the list without locations: each entry is found in the file.
-    insecureRegistries: insecure.map((host, i) => ({ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } })),
+    // A loopback registry is plain HTTP whether it is listed or not, and no one else is on its path.
+    insecureRegistries: insecure.flatMap((host, i) => (isLoopbackRegistry(host) ? [] : [{ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } }])),
   };
 }
 

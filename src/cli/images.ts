@@ -10,7 +10,7 @@ const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6
 export function registerImages(program: Command): void {
   program.command('pull').argument('<image>', 'a reference (busybox, ubuntu:24.04, host:5000/name:tag, name@sha256:…) or oci:PATH[:TAG]')
     .description('fetch an image into the store: every blob checked against its digest, every layer unpacked safely')
-    .option('--insecure-registry <host>', 'reach this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--insecure-registry <host>', 'reach this registry over plain HTTP (repeatable; one on loopback always is)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print only the image\'s digest')
     .action(async (image: string, o: { insecureRegistry: string[]; quiet?: boolean }) => {
       const { imageName, lookupImage } = await import('../engine/images');

@@ -15,6 +15,7 @@ import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
+import { HOST_PROGRAMS, type HostProgram } from '../model/tables';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerVolumes } from './volumes';
@@ -57,8 +58,10 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
 }
 
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
- * every problem and exits 2 on any error. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig }): Promise<Loaded> {
+ * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, doctor FILE), the
+ * host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
+ * and a problem only of the host's present state exits with `preflight`'s status. */
+async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig; preflight?: { exit: number } }): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
     throw new Exit(EXIT.usage);
@@ -71,6 +74,7 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     if (e instanceof FindError) { process.stderr.write(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
     throw e;
   }
+  const file = found.file;
   const host = probeHost();
   const read = readConfig({
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
@@ -79,26 +83,50 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
   });
   // Errors in the file come first: an invalid file pulls nothing.
   const valid = !read.diagnostics.some((d) => d.severity === 'error');
-  const image = valid && read.image ? await imageInput(read.image, sourceText(read.ctx!.where(['image'])), opts.image ?? { mode: 'store' }) : undefined;
-  const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image, rootless: host.rootless });
-  const diagnostics = [...res.diagnostics];
-  let plan: Plan | undefined;
-  if (res.spec) {
-    const compiled = compile(res.spec, host);
-    plan = compiled.plan;
-    for (const p of compiled.problems) {
-      const at = typeof p.src === 'object' ? p.src : { file: found.file, line: 1, col: 1 };
-      const severity = p.atRun && !opts.forRun ? 'warning' : opts.hostProblems ?? 'error';
-      diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity });
+  const imageOpts = opts.image ?? { mode: 'store' as const };
+  const imageSrc = read.image ? sourceText(read.ctx!.where(['image'])) : '';
+  const build = (image: Awaited<ReturnType<typeof imageInput>>) => {
+    const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image, rootless: host.rootless });
+    const diagnostics = [...res.diagnostics];
+    let plan: Plan | undefined;
+    if (res.spec) {
+      const compiled = compile(res.spec, host);
+      plan = compiled.plan;
+      for (const p of compiled.problems) {
+        const at = typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 };
+        const severity = p.atRun && !opts.forRun ? 'warning' : opts.hostProblems ?? 'error';
+        diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity });
+      }
     }
+    return { res, plan, diagnostics };
+  };
+  // First from the store alone: the checks run before any pull.
+  let image = valid && read.image ? await imageInput(read.image, imageSrc, { ...imageOpts, mode: 'store' }) : undefined;
+  let b = build(image);
+  let checked: Diagnostic[] = [];
+  if (opts.preflight && b.plan && b.res.spec) {
+    const { preflight } = await import('../engine/preflight');
+    const found = await preflight({ spec: b.res.spec, plan: b.plan, host, insecure: imageOpts.insecure, haveImage: image !== undefined });
+    checked = found.map((p) => ({ ...(typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 }), path: '', code: p.code, message: p.src === 'cli' ? `${p.message} (--name)` : p.message, severity: p.severity }));
   }
-  const errors = diagnostics.filter((d) => d.severity === 'error' || opts.strict);
-  report(diagnostics, res.text, opts.format, found.file, res.texts);
-  if (errors.length || !plan) {
+  const fail = (diagnostics: Diagnostic[], text: string, texts: Record<string, string> | undefined, status: number) => {
+    report(diagnostics, text, opts.format, file, texts);
     if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
-    throw new Exit(EXIT.invalid);
+    throw new Exit(status);
+  };
+  const isError = (d: Diagnostic) => d.severity === 'error' || !!opts.strict;
+  if (b.diagnostics.some(isError) || checked.some(isError) || !b.plan) {
+    // The file's own errors (or the host's, that compile found) say 2; only the host's present state, the caller's status.
+    fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, b.diagnostics.some(isError) || !b.plan ? EXIT.invalid : opts.preflight!.exit);
   }
-  return { plan, file: found.file, host, diagnostics, text: res.text, spec: res.spec!, absFile: found.absFile, root: found.root };
+  if (valid && read.image && !image && imageOpts.mode === 'pull') {
+    image = await imageInput(read.image, imageSrc, imageOpts);
+    b = build(image);
+    if (b.diagnostics.some(isError) || !b.plan) fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, EXIT.invalid);
+  }
+  const diagnostics = [...b.diagnostics, ...checked];
+  report(diagnostics, b.res.text, opts.format, file, b.res.texts);
+  return { plan: b.plan!, file, host, diagnostics, text: b.res.text, spec: b.res.spec!, absFile: found.absFile, root: found.root };
 }
 
 function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
@@ -118,6 +146,13 @@ function rootlessRows(r: RootlessHost): [string, string][] {
     ['ids', `${r.user} (${r.uid}:${r.gid}); subuid ${ranges(r.subuid, '/etc/subuid')}; subgid ${ranges(r.subgid, '/etc/subgid')}; ${helpers}`],
     ['network', `${r.pasta ? `pasta (${r.pasta})` : 'no pasta (install passt)'}, ${r.slirp4netns ? `slirp4netns (${r.slirp4netns})` : 'no slirp4netns'}; /dev/net/tun ${r.tun ? 'usable' : 'not usable by you: `chmod 0666 /dev/net/tun` as root (udev does it on a usual host)'}`],
   ];
+}
+
+/** doctor's row of the host programs sandbox runs: those found, and the package of each missing one. */
+function programsRow(h: HostFeatures): string {
+  const names = Object.keys(HOST_PROGRAMS) as HostProgram[];
+  const missing = names.filter((p) => !h.programs[p]);
+  return `${names.filter((p) => h.programs[p]).join(' ') || 'none'}${missing.length ? `; not installed: ${missing.map((p) => `${p} (${HOST_PROGRAMS[p].package})`).join(', ')}` : ''}`;
 }
 
 export function buildProgram(): Command {
@@ -156,12 +191,12 @@ export function buildProgram(): Command {
     .option('--dry-run', 'show the stages and steps without changing anything')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
-    .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable; one on loopback always is)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-q, --quiet', 'print no progress')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
     .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet } });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, preflight: { exit: EXIT.setup } });
       const plain = !process.stderr.isTTY || !!process.env.CI;
       if (o.dryRun) {
         const { RecordingEngine } = await import('../engine/fake');
@@ -238,12 +273,13 @@ export function buildProgram(): Command {
         ['user namespaces', yes(h.userns)],
         ['seccomp', yes(h.seccomp)],
         ['overlayfs', yes(h.overlayfs)],
+        ['programs', programsRow(h)],
         ['native engine', engine],
         ['state folder', h.stateRoot],
       ];
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
       if (!file) return;
-      const l = await load(file, {});
+      const l = await load(file, { preflight: { exit: EXIT.invalid } });
       process.stdout.write(`\n${l.file}: this host can apply every line (${l.plan.steps.length} steps)\n`);
     });
 

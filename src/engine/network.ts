@@ -7,10 +7,19 @@ import type { Server } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { intToIp, parseSubnet } from '../model/ip';
+import { missingProgram, type HostProgram } from '../model/tables';
 import { withLock } from './lock';
 
 /** node:child_process, loaded when a program is first run: a sandbox with no network runs none, and the module costs ms at start-up. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
+/** Runs ip or nft; one that is not installed (compile refuses the plan then, so only if PATH
+ * changed since the probe) is said with its package, not as a bare ENOENT. */
+function run(program: HostProgram, args: string[], opts: import('node:child_process').ExecFileSyncOptions): void {
+  try { childProcess().execFileSync(program, args, opts); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(missingProgram(program));
+    throw e;
+  }
+}
 /** node:dgram and node:net's servers, loaded when a port is published. */
 const dgram = () => require('node:dgram') as typeof import('node:dgram');
 const net = () => require('node:net') as typeof import('node:net');
@@ -41,7 +50,7 @@ export async function leaseAddress(stateRoot: string, stateDir: string, cidr: st
 
 export function createVeth(pid: number, hostIf: string, gateway: string, ip: string, localnet: boolean, mtu: number): void {
   // One `ip` process for the whole host side; the sandbox's end is configured by the child itself.
-  childProcess().execFileSync('ip', ['-batch', '-'], { input: [
+  run('ip', ['-batch', '-'], { input: [
     `link add ${hostIf} mtu ${mtu} type veth peer name eth0 mtu ${mtu} netns ${pid}`,
     `addr add ${gateway}/32 dev ${hostIf}`,
     `link set ${hostIf} up`,
@@ -59,7 +68,7 @@ export function removeVeth(hostIf: string): void {
 export interface PortRule { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }
 
 export function nft(script: string): void {
-  childProcess().execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+  run('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
 export function natTable(table: string, hostIf: string, ip: string): string {

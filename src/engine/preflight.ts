@@ -1,15 +1,157 @@
 // What a run needs to know, or to hold, before it changes anything on the host, in the CLI
-// process: the ids the command runs as, which bind sources are files, the image's overlayfs
-// options and the published host ports (taken first, so that a port in use is an error before
-// any step). A failure here is the failure of the step it concerns.
-import { existsSync, statSync } from 'node:fs';
+// process, as its user. Two parts:
+// - `preflight`: every check that can be made from the file, the plan and the host as they are,
+//   before any pull and before any step: bind sources, folders the sandbox's user must write,
+//   published host ports, the sandbox's name, the image's registry. Each check is independent and
+//   returns every problem it finds, located at the config line behind it, so that `up`,
+//   `up --dry-run` and `doctor FILE` say them all at once and the same way.
+// - what the engine needs at run time: the ids the command runs as, which bind sources are files,
+//   the image's overlayfs options and the published host ports (held from here on). A failure
+//   there is the failure of the step it concerns.
+import { existsSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { checkUserXattrs, type Store } from '../image/store';
-import { runsAsRoot } from '../image/owners';
+import { hostId, runsAsRoot } from '../image/owners';
+import { imageKey, probeRegistry } from '../image/pull';
+import type { SandboxSpec, Source } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from './network';
+import { ownerAlive, readOwner } from './lock';
+import { readState, sandboxPids } from './state';
 import { resolveIds, type Ids } from './users';
+
+/** One thing found before anything changes: where it comes from, how grave, and what to do. */
+export interface PreflightProblem { src: Source; code: string; severity: 'error' | 'warning'; message: string }
+
+export interface PreflightInput {
+  spec: SandboxSpec;
+  /** The plan compiled from spec (before a pull: without the image's layers). */
+  plan: Plan;
+  host: HostFeatures;
+  /** Registries the command line marks plain HTTP (--insecure-registry), beside the file's. */
+  insecure?: string[];
+  /** Whether the store holds the image: its registry is asked only when it does not. */
+  haveImage?: boolean;
+}
+
+/** A check: every problem it finds, none when all is well. Each reads the host, changes nothing. */
+export type PreflightCheck = (i: PreflightInput) => PreflightProblem[] | Promise<PreflightProblem[]>;
+
+/** Runs every check (in parallel: the registry's answer may take a while) and returns all they
+ * found, in the checks' order. */
+export async function preflight(i: PreflightInput, checks: readonly PreflightCheck[] = PREFLIGHT_CHECKS): Promise<PreflightProblem[]> {
+  return (await Promise.all(checks.map(async (c) => c(i)))).flat();
+}
+
+const statOf = (p: string): Stats | undefined => { try { return statSync(p); } catch { return undefined; } };
+
+/** Bind volumes (the spec's `bind` mounts only: never a named volume), devices and a `rootfs.path`
+ * must exist on the host: the mount would fail with ENOENT in the child. */
+export const checkSources: PreflightCheck = ({ spec }) => {
+  const out: PreflightProblem[] = [];
+  const missing = (src: Source, path: string, what: string, fix: string) => out.push({ src, code: 'missing-source', severity: 'error', message: `${what} ${path} does not exist on the host; ${fix}` });
+  for (const m of spec.mounts) {
+    if (m.kind !== 'bind' || statOf(m.source)) continue;
+    missing(m.src, m.source, 'the bind source', `create it first (mkdir -p ${m.source}), or fix the path (relative paths start at the config file's folder)`);
+  }
+  for (const d of spec.devices) if (!statOf(d.source)) missing(d.src, d.source, 'the device', 'check its path (ls /dev), or remove it from `devices`');
+  if (spec.rootfs.type === 'dir') {
+    const st = statOf(spec.rootfs.path);
+    if (!st) missing(spec.rootfs.src, spec.rootfs.path, 'the root filesystem', 'create it, or fix `rootfs.path`');
+    else if (!st.isDirectory()) out.push({ src: spec.rootfs.src, code: 'missing-source', severity: 'error', message: `the root filesystem ${spec.rootfs.path} is not a folder; point \`rootfs.path\` at one` });
+  }
+  if (spec.rootfs.type === 'image' && /^(oci|docker-archive):/.test(spec.rootfs.image)) {
+    // oci:PATH[:TAG] and docker-archive:PATH[:NAME], split as the pull splits them.
+    const { layout, archive } = imageKey(spec.rootfs.image);
+    if (layout && !statOf(layout.dir)) missing(spec.rootfs.src, layout.dir, 'the OCI image layout', 'check the path after oci:');
+    if (archive && !statOf(archive.file)) missing(spec.rootfs.src, archive.file, 'the docker save archive', 'check the path after docker-archive:');
+  }
+  return out;
+};
+
+/** Who writes through a writable bind, as the host sees it: the command's ids through the
+ * sandbox's id maps, and whether it holds CAP_DAC_OVERRIDE there. */
+export interface Writer { uid: number; gid: number; groups: number[]; dacOverride: boolean; uidMap?: { container: number; host: number; size: number }[]; gidMap?: { container: number; host: number; size: number }[] }
+
+/** Whether a writer may create files in a folder with this owner and mode, as the kernel decides
+ * for a process of the sandbox (a file's bits are read the same way). Pure. */
+export function mayWrite(st: { uid: number; gid: number; mode: number }, w: Writer): boolean {
+  // CAP_DAC_OVERRIDE in a user namespace counts only for inodes whose owner and group are mapped there.
+  const mappedIn = (map: Writer['uidMap'], id: number) => !map || map.some((m) => id >= m.host && id < m.host + m.size);
+  if (w.dacOverride && mappedIn(w.uidMap, st.uid) && mappedIn(w.gidMap, st.gid)) return true;
+  const hostUid = w.uidMap ? hostId(w.uidMap, w.uid) : w.uid;
+  const hostGids = [w.gid, ...w.groups].map((g) => (w.gidMap ? hostId(w.gidMap, g) : g));
+  if (hostUid === st.uid) return (st.mode & 0o200) !== 0;
+  if (hostGids.includes(st.gid)) return (st.mode & 0o020) !== 0;
+  return (st.mode & 0o002) !== 0;
+}
+
+/** A writable bind whose host folder the sandbox's user cannot write: a warning (a command that
+ * only reads there, or that writes as another user it switches to, still works), with the chown
+ * that fixes it. Only where the user's ids can be known before the image is pulled. */
+export const checkWritable: PreflightCheck = ({ spec, plan }) => {
+  let ids: Ids;
+  try { ids = planIds(plan, rootEtc(plan)); } catch { return []; }
+  const caps = findStep(plan.steps, 'caps.apply');
+  const idmap = findStep(plan.steps, 'idmap');
+  const w: Writer = {
+    ...ids,
+    // uid 0 holds the bounding set; any other uid only what cap_add names (ambient).
+    dacOverride: (ids.uid === 0 ? caps?.args.bounding : caps?.args.ambient)?.includes('DAC_OVERRIDE') ?? false,
+    ...(idmap ? { uidMap: idmap.args.uid, gidMap: idmap.args.gid } : {}),
+  };
+  const out: PreflightProblem[] = [];
+  for (const m of spec.mounts) {
+    if (m.kind !== 'bind' || m.readOnly) continue;
+    const st = statOf(m.source);
+    if (!st || !st.isDirectory() || mayWrite(st, w)) continue;
+    const hostUid = w.uidMap ? hostId(w.uidMap, ids.uid) : ids.uid;
+    const hostGid = w.gidMap ? hostId(w.gidMap, ids.gid) : ids.gid;
+    const who = `the sandbox's user (uid ${ids.uid}${hostUid !== ids.uid ? `, ${hostUid ?? 'unmapped'} on the host` : ''})`;
+    const fix = hostUid !== undefined && hostGid !== undefined ? `chown ${hostUid}:${hostGid} ${m.source}` : `chmod o+w ${m.source}`;
+    out.push({ src: m.src, code: 'bind-not-writable', severity: 'warning', message: `${who} cannot write ${m.source} (owner ${st.uid}:${st.gid}, mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}), which is mounted writable; let it (${fix}), or mount it read-only (:ro)` });
+  }
+  return out;
+};
+
+/** Each published host port, taken for a moment and let go: one in use now is an error at its
+ * line. (`up` takes them again and holds them before the first step.) */
+export const checkPorts: PreflightCheck = async ({ plan }) => {
+  const out: PreflightProblem[] = [];
+  for (const step of stepsOf(plan.steps, 'net.port')) {
+    const a = step.args;
+    if (!a.hostPort) continue;
+    try { await (await reservePort(a)).close(); } catch (e) { out.push({ src: step.source, code: 'port-in-use', severity: 'error', message: portError(a, e) }); }
+  }
+  return out;
+};
+
+/** The sandbox's name, if a sandbox of that name runs or is being started. */
+export const checkName: PreflightCheck = ({ spec, plan, host }) => {
+  const state = findStep(plan.steps, 'state.create')?.args.path;
+  if (!state || !existsSync(state)) return [];
+  const owner = readOwner(join(state, 'owner'));
+  const running = sandboxPids(host, plan.name, readState(state)).length > 0;
+  if (!running && !ownerAlive(owner)) return [];
+  const how = running ? 'running' : `being started (by process ${owner!.split(' ')[0]})`;
+  return [{ src: spec.name.src, code: 'name-taken', severity: 'error', message: `a sandbox named ${plan.name} is already ${how}; stop it first, or pick another name with --name` }];
+};
+
+/** The image's registry, when the image must be pulled: asked once, briefly, before anything else. */
+export const checkRegistry: PreflightCheck = async ({ spec, insecure, haveImage }) => {
+  const rf = spec.rootfs;
+  if (rf.type !== 'image' || haveImage || rf.layers || !rf.registry) return [];
+  const why = await probeRegistry(rf.registry, [...rf.insecure, ...(insecure ?? [])]);
+  return why ? [{ src: rf.src, code: 'registry-unreachable', severity: 'error', message: `the image ${rf.image} cannot be pulled: ${why}` }] : [];
+};
+
+/** Every check `up` makes before changing anything. Another check is one more entry here. */
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkWritable, checkPorts, checkName, checkRegistry];
+
+const portError = (a: StepOf<'net.port'>['args'], e: unknown) => ((e as NodeJS.ErrnoException).code === 'EADDRINUSE'
+  ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`
+  : `host address ${a.hostIp} cannot be used: ${(e as Error).message}`);
 
 /** A preflight failure: the step it concerns, an errno and what to do. */
 export class PreflightError extends Error {
@@ -82,9 +224,7 @@ export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       started(step);
-      throw new PreflightError(step, code === 'EADDRINUSE' ? 98 : 99, code === 'EADDRINUSE'
-        ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`
-        : `host address ${a.hostIp} cannot be used: ${(e as Error).message}`);
+      throw new PreflightError(step, code === 'EADDRINUSE' ? 98 : 99, portError(a, e));
     }
   }
   return out;

@@ -5,7 +5,7 @@ import { availableParallelism, arch, release, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { HostFeatures, IdRangeHost, RootlessHost } from '../plan/types';
 import { libraryPath, loadLibSbx } from '../ffi/libsbx';
-import { CAPABILITIES, HOST_ROOT_DIRS } from '../model/tables';
+import { CAPABILITIES, HOST_PROGRAMS, HOST_ROOT_DIRS, type HostProgram } from '../model/tables';
 import { onPath, subordinateRanges } from '../image/owners';
 import { volumeNames, volumeRoot } from '../image/volumes';
 
@@ -86,6 +86,10 @@ export function probeHost(): HostFeatures {
     } catch { /* absent on this host */ }
   }
 
+  // Each program of the table, looked up once on PATH (a few stat calls each).
+  const programs: Partial<Record<HostProgram, string>> = {};
+  for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) programs[p] = at; }
+
   return {
     kernel: release().split('-')[0]!,
     arch: arch() === 'x64' ? 'x86_64' : arch(),
@@ -99,7 +103,8 @@ export function probeHost(): HostFeatures {
     rootDirs,
     stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
     volumes: { root: volumeRoot(), existing: volumeNames() },
-    ...(root ? {} : { rootless: probeRootless() }),
+    ...(root ? {} : { rootless: probeRootless(programs) }),
+    programs,
   };
 }
 
@@ -111,7 +116,7 @@ export function rootlessStateRoot(env: NodeJS.ProcessEnv = process.env): string 
   return run && run.startsWith('/') ? join(run, 'sandbox') : `/tmp/sandbox-${process.geteuid?.()}/sandbox`;
 }
 
-function probeRootless(): RootlessHost {
+function probeRootless(programs: HostFeatures['programs']): RootlessHost {
   const uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0;
   let user = String(uid);
   try { user = userInfo().username; } catch { /* no passwd entry: ranges by number only */ }
@@ -119,8 +124,8 @@ function probeRootless(): RootlessHost {
     uid, gid, user,
     subuid: subordinateRanges(read('/etc/subuid') ?? '', user, uid),
     subgid: subordinateRanges(read('/etc/subgid') ?? '', user, uid),
-    newuidmap: onPath('newuidmap'), newgidmap: onPath('newgidmap'),
-    pasta: onPath('pasta'), slirp4netns: onPath('slirp4netns'),
+    newuidmap: programs.newuidmap, newgidmap: programs.newgidmap,
+    pasta: programs.pasta, slirp4netns: programs.slirp4netns,
     tun: (() => { try { accessSync('/dev/net/tun', constants.R_OK | constants.W_OK); return true; } catch { return false; } })(),
     route: /^\S+\t00000000\t/m.test(read('/proc/net/route') ?? ''),
   };

@@ -1,5 +1,5 @@
 // Pulling an image into the store: from a registry (the Distribution HTTP API v2, anonymous
-// token auth, HTTPS unless the registry is marked insecure), or from an OCI image layout folder
+// token auth, HTTPS unless the registry is on loopback or marked insecure), or from an OCI image layout folder
 // (`oci:PATH[:TAG]`). Multi-arch indexes pick the host's platform. Every blob is checked against
 // its digest before it is kept; every layer is unpacked into its own folder and checked against
 // the config's diff ID. Runs in the CLI process, as root or as the caller: a rootless pull gives
@@ -7,7 +7,7 @@
 // checks that the store's file system holds the user.* xattrs a rootless overlayfs reads.
 import { existsSync, readFileSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { parseReference, registryHost, type Reference } from './reference';
+import { parseReference, plainHttp, registryHost, type Reference } from './reference';
 import { checkUserXattrs, Store, StoreError, type ImageConfig, type ImageRecord } from './store';
 import { defaultOwners, unpackLayer, type NodeOps } from './unpack';
 import { singleMapNote, type LayerOwners } from './owners';
@@ -55,21 +55,64 @@ interface Source {
   blob(d: Descriptor, sink: (chunk: Buffer) => void): Promise<void>;
 }
 
-function registrySource(ref: Reference, insecure: boolean): Source {
+/** What a plain-HTTP request to a TLS server gets from Go's net/http (the Distribution registry's). */
+const TLS_ONLY = /client sent an http request to an https server/i;
+
+/** Why a registry cannot be reached, in words, with what to do: one sentence, said once. `e` is
+ * what fetch threw (its cause holds the socket's or TLS's error code). */
+export function unreachable(e: unknown, o: { base: string; registry: string; plain: boolean; timeoutMs: number }): string {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? (e as { code?: string }).code ?? '';
+  const name = (e as Error).name;
+  const dns = new URL(o.base).hostname;
+  const tls = o.plain || o.registry === 'docker.io' ? '' : `; if it serves plain HTTP, name it with --insecure-registry ${o.registry} or in insecure_registries`;
+  let why: string;
+  if (name === 'TimeoutError' || name === 'AbortError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') why = `it did not answer within ${o.timeoutMs / 1000} s`;
+  else if (code === 'ECONNREFUSED') why = 'nothing listens there (connection refused); start the registry, or check the host and port in the image\'s name';
+  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') why = `the name ${dns} does not resolve (no such host, or no DNS here); check the image's name, or pull it where the registry is reachable and bring it with \`sandbox pull oci:PATH\``;
+  else if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') why = 'no route leads there from this host';
+  else if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/.test(cause?.message ?? '')) why = `it answers in plain HTTP, not HTTPS: name it with --insecure-registry ${o.registry} or in insecure_registries`;
+  else if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return `cannot reach ${o.base}: its TLS certificate is not trusted (${cause?.message ?? code}); give sandbox its CA: NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
+  else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') why = `it closed the connection${tls}`;
+  else why = `${cause?.message ?? (e as Error).message}${code && !(cause?.message ?? '').includes(code) ? ` (${code})` : ''}${tls}`;
+  return `cannot reach ${o.base}: ${why}`;
+}
+
+/** Whether the registry answers at all, with a short timeout: a GET of /v2/, where any answer
+ * (200, or 401 asking for a token) means it is there. Undefined when it is; else why not. Run
+ * before a pull, so that an unreachable registry is said before anything else happens. */
+export async function probeRegistry(registry: string, insecure: readonly string[], timeoutMs = 5000): Promise<string | undefined> {
+  const plain = plainHttp(registry, insecure) !== undefined;
+  const host = registryHost({ registry, repository: '', canonical: '' });
+  const base = `${plain ? 'http' : 'https'}://${host}`;
+  try {
+    const res = await fetch(`${base}/v2/`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    const text = res.status === 400 ? await res.text().catch(() => '') : '';
+    await res.body?.cancel().catch(() => undefined);
+    return TLS_ONLY.test(text) ? httpsOnly(base, registry, plainHttp(registry, insecure)!) : undefined;
+  } catch (e) { return unreachable(e, { base, registry, plain, timeoutMs }); }
+}
+
+/** A registry asked in plain HTTP that only speaks HTTPS. */
+function httpsOnly(base: string, registry: string, why: 'loopback' | 'insecure'): string {
+  return `cannot reach ${base}: it answers only in HTTPS, and ${why === 'loopback' ? 'a registry on loopback is reached over plain HTTP' : `${registry} is named in insecure_registries or --insecure-registry`}; ${why === 'loopback' ? 'serve it over plain HTTP on loopback' : 'remove it from there'}`;
+}
+
+function registrySource(ref: Reference, insecure: readonly string[]): Source {
   const host = registryHost(ref);
-  const base = `${insecure ? 'http' : 'https'}://${host}/v2/${ref.repository}`;
+  const how = plainHttp(ref.registry, insecure);
+  const base = `${how ? 'http' : 'https'}://${host}`;
+  const repoBase = `${base}/v2/${ref.repository}`;
   let token: string | undefined;
   const get = async (path: string, accept?: string): Promise<Response> => {
-    const url = `${base}${path}`;
+    const url = `${repoBase}${path}`;
     const headers: Record<string, string> = {};
     if (accept) headers.Accept = accept;
     const attempt = async () => {
       try {
         return await fetch(url, { headers: { ...headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) }, redirect: 'follow', signal: AbortSignal.timeout(60_000) });
       } catch (e) {
-        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        const hint = insecure || ref.registry === 'docker.io' ? '' : `; if it is a plain-HTTP registry, mark it with --insecure-registry ${ref.registry} or insecure_registries`;
-        throw new PullError(`cannot reach ${insecure ? 'http' : 'https'}://${host} (${cause?.code ?? cause?.message ?? (e as Error).message}): the image ${ref.canonical} cannot be fetched from there${hint}`);
+        throw new PullError(unreachable(e, { base, registry: ref.registry, plain: how !== undefined, timeoutMs: 60_000 }));
       }
     };
     let res = await attempt();
@@ -86,13 +129,14 @@ function registrySource(ref: Reference, insecure: boolean): Source {
     }
     if (!res.ok) {
       const text = await res.text().catch(() => '');
+      if (how && res.status === 400 && TLS_ONLY.test(text)) throw new PullError(httpsOnly(base, ref.registry, how));
       const reason = res.status === 404 ? 'not found' : `HTTP ${res.status}`;
       throw new PullError(`${url}: ${reason}${text ? ` (${text.trim().slice(0, 200)})` : ''}`);
     }
     return res;
   };
   return {
-    where: `${insecure ? 'http' : 'https'}://${host}`,
+    where: base,
     async manifest(r) { return Buffer.from(await (await get(`/manifests/${r}`, ACCEPT)).arrayBuffer()); },
     async blob(d, sink) {
       const res = await get(`/blobs/${d.digest}`);
@@ -215,7 +259,7 @@ export async function pull(text: string, o: PullOptions): Promise<PulledImage> {
     source = l.source;
     topBytes = l.top();
   } else {
-    source = registrySource(ref!, (o.insecure ?? []).includes(ref!.registry));
+    source = registrySource(ref!, o.insecure ?? []);
     topBytes = await source.manifest(ref!.digest ?? ref!.tag!);
     if (ref!.digest && sha(topBytes) !== ref!.digest) throw new PullError(`the registry served a manifest that is ${sha(topBytes)}, not the ${ref!.digest} asked for; nothing was kept`);
   }

@@ -51,3 +51,19 @@ export function parseReference(text: string): Reference {
 export function registryHost(ref: Reference): string {
   return ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
 }
+
+/** Whether a registry (host[:port] as written in a reference) is on this machine's loopback:
+ * localhost, 127.0.0.0/8 or [::1]. Such a registry is reached over plain HTTP, as Docker does: no
+ * one else can be on the path, and a local test registry has no certificate. */
+export function isLoopbackRegistry(registry: string): boolean {
+  let host: string;
+  // The URL parser normalises the host: 127.1 → 127.0.0.1, [0:0::1] → [::1], LOCALHOST → localhost.
+  try { host = new URL(`http://${registry}/`).hostname; } catch { return false; }
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** How a registry is reached over plain HTTP, if it is: on this machine's loopback (always, as
+ * Docker does), or named in insecure_registries or --insecure-registry. */
+export function plainHttp(registry: string, insecure: readonly string[]): 'loopback' | 'insecure' | undefined {
+  return isLoopbackRegistry(registry) ? 'loopback' : insecure.includes(registry) ? 'insecure' : undefined;
+}

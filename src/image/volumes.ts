@@ -196,6 +196,7 @@ function copyFromImage(tmp: string, layers: readonly string[], rel: string, root
   // $1 options, $2 the mount point, $3 the folder in the image, $4 the volume's data.
   const script = 'set -e; mount -t overlay -o "$1" overlay "$2"; cp -a -- "$2/$3/." "$4/"';
   const r = spawnSync('unshare', [...prefix, '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', options, mnt, rel, join(tmp, '_data')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new VolumeError('seeding a volume from the image runs unshare (Debian\'s util-linux package), which is not on PATH; install it, or mark the volume `nocopy`');
   if (r.status !== 0) throw new VolumeError(`the volume cannot be seeded from the image's /${rel}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join('; ') || r.error?.message || `status ${r.status}`}`);
 }
 

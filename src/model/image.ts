@@ -8,6 +8,10 @@ import { posix } from 'node:path';
 import type { EnvVar, MountSpec, SandboxSpec, Source } from './types';
 import type { ImageConfig } from '../image/store';
 
+/** For the audit, which may not read the image layer: a registry on loopback is plain HTTP by
+ * default and reachable by no one else, so naming it in insecure_registries exposes nothing. */
+export { isLoopbackRegistry } from '../image/reference';
+
 export interface ImageInput { config: ImageConfig; layerDirs: string[]; digest: string }
 
 export function applyImage(spec: SandboxSpec, image: ImageInput): SandboxSpec {

@@ -1,6 +1,6 @@
 // UserConfig → SandboxSpec. The one place where defaults live and short forms are expanded.
 // Pure: the caller's environment, home folder and env-file contents are parameters.
-import { parseReference } from '../image/reference';
+import { parseReference, plainHttp } from '../image/reference';
 import { applyImage, type ImageInput } from './image';
 import { isAbsolute, join, normalize as normPath, basename, dirname, extname } from 'node:path';
 import type { UserConfig } from '../config/types';
@@ -213,7 +213,14 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
   if (cfg.image !== undefined) {
     const image = imageOf(cfg, ctx)!;
     rootfs = { type: 'image', image, readOnly, src: at('image'), insecure: cfg.insecure_registries ?? [] };
-    if (!/^(oci|docker-archive):/.test(image)) { try { parseReference(cfg.image); } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); } }
+    if (!/^(oci|docker-archive):/.test(image)) {
+      try {
+        const registry = parseReference(cfg.image).registry;
+        const plain = plainHttp(registry, rootfs.insecure);
+        rootfs.registry = registry;
+        if (plain) rootfs.plainHttp = plain;
+      } catch (e) { problem(at('image'), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); }
+    }
   }
   else if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') rootfs = { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at('rootfs') };
   else rootfs = { type: 'dir', path: hostPath(cfg.rootfs.path ?? '.'), readOnly, src: at('rootfs', 'path') };

@@ -66,3 +66,23 @@ export function namespacedSysctl(name: string): 'net' | 'ipc' | 'uts' | undefine
 
 /** A capability's number (CAP_CHOWN is 0), or -1 for a name this table lacks. */
 export const capabilityNumber = (name: string): number => (CAPABILITIES as readonly string[]).indexOf(name);
+
+/** The host programs sandbox runs, the Debian package that has each, and which keys of the file
+ * need it: the one table behind the probe (which looks for each on PATH), compile (a missing one
+ * is an error at the key that needs it, naming the package) and `doctor`.
+ * scripts/debian-packages.sh installs them (test/unit/host-programs.test.ts checks that its list
+ * has every package named here). */
+export const HOST_PROGRAMS = {
+  ip: { package: 'iproute2', neededBy: '`network: private` as root (the veth pair to the host)' },
+  nft: { package: 'nftables', neededBy: '`network: private` as root (outbound NAT and published ports)' },
+  newuidmap: { package: 'uidmap', neededBy: 'a user namespace mapping more than your own uid without root' },
+  newgidmap: { package: 'uidmap', neededBy: 'a user namespace mapping more than your own gid without root' },
+  pasta: { package: 'passt', neededBy: '`network: private` without root' },
+  slirp4netns: { package: 'slirp4netns', neededBy: '`network: private` without root, where pasta is missing or cannot start' },
+} as const;
+export type HostProgram = keyof typeof HOST_PROGRAMS;
+
+/** The words for a program that is not on PATH: what needs it and the package to install. */
+export function missingProgram(p: HostProgram): string {
+  return `\`${p}\` is not on PATH, and ${HOST_PROGRAMS[p].neededBy} needs it; install Debian's ${HOST_PROGRAMS[p].package} package (apt-get install ${HOST_PROGRAMS[p].package})`;
+}

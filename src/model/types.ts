@@ -101,6 +101,10 @@ export type RootfsSpec =
     volumes?: string[];
     /** Registries pulled from over plain HTTP (insecure_registries). */
     insecure: string[];
+    /** The registry a pull fetches it from (host[:port], docker.io for Docker Hub); none for oci: and docker-archive:. */
+    registry?: string;
+    /** Why that registry is reached over plain HTTP, if it is: it is on loopback, or insecure_registries names it. */
+    plainHttp?: 'loopback' | 'insecure';
   });
 
 export interface RestartPolicy { policy: 'no' | 'on-failure' | 'always'; max: number }

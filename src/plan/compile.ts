@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { MountFlag, SandboxSpec, Source } from '../model/types';
-import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES } from '../model/tables';
+import { DEFAULT_CAPABILITIES, DEFAULT_DEVICES, HOST_PROGRAMS, missingProgram } from '../model/tables';
 import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../model/seccomp';
 import { checkOrder } from './order';
 import { gatewayOf } from '../model/ip';
@@ -39,7 +39,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   if (rf.type === 'host') add('rootfs', 'rootfs', 'rootfs.host', `use the host's ${host.rootDirs.map((d) => d.split('->')[0]).join(' ')} read-only`, rf.src, { dirs: host.rootDirs });
   else if (rf.type === 'dir') add('rootfs', 'rootfs', 'rootfs.dir', `use the directory ${rf.path}`, rf.src, { path: rf.path });
   else {
-    add('rootfs', 'rootfs', 'rootfs.image', rf.layers ? `use the image ${rf.image} (${rf.digest}, ${rf.layers.length} layers, in the store)` : `use the image ${rf.image} (pulled by up if the store has not got it)`, rf.src,
+    add('rootfs', 'rootfs', 'rootfs.image', rf.layers ? `use the image ${rf.image} (${rf.digest}, ${rf.layers.length} layers, in the store)` : `use the image ${rf.image} (pulled by up if the store has not got it${rf.plainHttp === 'loopback' ? `, over plain HTTP: its registry ${rf.registry} is on this host's loopback` : rf.plainHttp === 'insecure' ? `, over plain HTTP: insecure_registries names ${rf.registry}` : ''})`, rf.src,
       { ref: rf.image, ...(rf.layers ? { layers: rf.layers, digest: rf.digest } : {}) });
     // What the image declares and the file does not act on, shown so that a reviewer sees it.
     for (const port of rf.exposed ?? []) add('rootfs', `image:expose:${port}`, 'image.note', `the image exposes ${port}${spec.network.ports.some((p) => `${p.containerPort}/${p.protocol}` === port) ? '' : ' (not published: add it to ports to reach it)'}`, 'image', { expose: port });
@@ -157,7 +157,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
           const allowed = (m: { host: number; size: number }) => (m.host === self && m.size === 1) || ranges.some((r) => m.host >= r.start && m.host + m.size <= r.start + r.count);
           const bad = maps.find((m) => !allowed(m));
           if (bad) problems.push({ src: spec.userns.src, code: 'rootless-map-not-yours', message: `the ${which} map ${bad.container}:${bad.host}:${bad.size} is outside what ${rootless.user} may map (its own ${which} ${self}${ranges.length ? ` and ${ranges.map((r) => `${r.start}-${r.start + r.count - 1}`).join(', ')} from /etc/sub${which}` : `; /etc/sub${which} gives it no range`}); remove the map to get the default` });
-          if (!helper) problems.push({ src: spec.userns.src, code: 'no-newidmap', message: `mapping more than your own ${which} without root needs new${which}map, which is not on PATH; install Debian's uidmap package` });
+          if (!helper) problems.push({ src: spec.userns.src, code: 'no-newidmap', message: `mapping more than your own ${which} without root needs new${which}map, which is not on PATH; install Debian's ${HOST_PROGRAMS[`new${which}map`].package} package` });
         }
       }
       const noRanges = !rootless.subuid.length || !rootless.subgid.length;
@@ -179,6 +179,8 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     add('network', 'net:lo', 'net.loopback', 'bring up lo', 'default', {});
     if (mode.value === 'private' && rootless) userNet(spec, rootless, add, problems);
     else if (mode.value === 'private') {
+      // The host's side is made with ip (the veth pair) and nft (NAT and port maps).
+      for (const p of ['ip', 'nft'] as const) if (!host.programs[p]) problems.push({ src: mode.src, code: 'missing-program', message: `${missingProgram(p)}; or set \`network: none\` or \`network: host\`${mode.src === 'default' ? ' (the file has no `network`, and private is the default)' : ''}` });
       const sub = spec.network.subnet;
       const gateway = gatewayOf(sub.value);
       // A 64 KiB MTU, as loopback's (and pasta's): with 1500 the pair carries a sixth less than loopback.
@@ -355,7 +357,7 @@ function userNet(spec: SandboxSpec, rl: NonNullable<HostFeatures['rootless']>, a
   const pastaCannot = !rl.pasta ? 'pasta is not installed' : rl.route === false ? 'this host has no default route, which pasta copies' : undefined;
   const tool = cmd.value === 'slirp4netns' || (cmd.value === 'auto' && pastaCannot && rl.slirp4netns) ? 'slirp4netns' : 'pasta';
   const binary = tool === 'pasta' ? rl.pasta : rl.slirp4netns;
-  if (!binary) problems.push({ src: cmd.src === 'default' ? mode.src : cmd.src, code: 'no-usernet', message: cmd.value === 'auto' ? 'a private network without root needs pasta (Debian\'s passt package) or slirp4netns, and neither is on PATH; install passt, or use `network: none` or `network: host`' : `\`${tool}\` is not on PATH; install ${tool === 'pasta' ? 'Debian\'s passt package' : 'slirp4netns'}, or set \`network.rootless_cmd: auto\`` });
+  if (!binary) problems.push({ src: cmd.src === 'default' ? mode.src : cmd.src, code: 'no-usernet', message: cmd.value === 'auto' ? `a private network without root needs pasta (Debian's ${HOST_PROGRAMS.pasta.package} package) or slirp4netns, and neither is on PATH; install ${HOST_PROGRAMS.pasta.package}, or use \`network: none\` or \`network: host\`` : `\`${tool}\` is not on PATH; install Debian's ${HOST_PROGRAMS[tool].package} package, or set \`network.rootless_cmd: auto\`` });
   if (binary && !rl.tun) problems.push({ src: mode.src, code: 'no-tun', message: `${tool} makes the sandbox's interface with /dev/net/tun, which you cannot open; udev makes it mode 0666 on a usual host: run \`chmod 0666 /dev/net/tun\` as root, or use \`network: none\``, atRun: true });
   if (proxy.src !== 'default' && proxy.value !== 'auto') problems.push({ src: proxy.src, code: 'rootless-proxy', message: `\`network.proxy: ${proxy.value}\` needs root (nftables, or the CLI's forwarder on the host's veth end); without root ${tool} carries the ports: remove it` });
   if (subnet.src !== 'default') problems.push({ src: subnet.src, code: 'rootless-subnet', message: `without root the sandbox takes its address from ${tool === 'pasta' ? 'pasta, which copies the host\'s own' : 'slirp4netns (10.0.2.100/24)'}; remove \`network.subnet\`` });

@@ -1,5 +1,6 @@
 // The plan: the ordered isolation steps `sandbox up` applies, as data. `sandbox plan` prints it;
 // the engine executes it. Pure types, no behaviour (plan/steps.ts makes and finds steps).
+import type { HostProgram } from '../model/tables';
 import type { CallerIds, IdMap as IdRange, MountFlag, NsName as NsType, Propagation, RestartPolicy, Source } from '../model/types';
 
 /** The nine stages of DESIGN.md, in the order they run. */
@@ -189,6 +190,8 @@ export interface HostFeatures {
   volumes: { root: string; existing: string[] };
   /** Without root: who the caller is and what a rootless run can use. */
   rootless?: RootlessHost;
+  /** The absolute path of each program of HOST_PROGRAMS found on PATH; absent: not installed. */
+  programs: Partial<Record<HostProgram, string>>;
 }
 
 export interface IdRangeHost { start: number; count: number }

@@ -131,7 +131,8 @@ export function pullProgress(opts: { quiet: boolean; plain: boolean; title: stri
       render(e.phase !== 'download' || !l);
     },
     async finish(error) {
-      if (error) all.reject(error); else all.resolve();
+      // Why it failed is said once, by the command's own message after this view ends.
+      if (error) all.reject(new Error('not pulled')); else all.resolve();
       await running;
     },
   };

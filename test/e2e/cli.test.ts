@@ -42,11 +42,49 @@ test('jenkins.yml: its plan shows the image and the restart policy; an image tha
   if (process.getuid?.() !== 0) return;
   // A registry nobody listens on (port 2 of this host): offline, as jenkins.yml is without the internet.
   const dir = tmp();
-  writeFileSync(join(dir, 'far.yml'), 'version: 1\nname: far\nimage: 127.0.0.1:2/team/app:2\ninsecure_registries: ["127.0.0.1:2"]\n');
+  writeFileSync(join(dir, 'far.yml'), 'version: 1\nname: far\nimage: 127.0.0.1:2/team/app:2\n');
   const u = run(['up', join(dir, 'far.yml')], { env: { SANDBOX_STORE: join(dir, 'store') } });
   assert.equal(u.code, 125);
-  assert.match(u.err, /the image 127\.0\.0\.1:2\/team\/app:2 cannot be fetched: cannot reach http:\/\/127\.0\.0\.1:2 \(ECONNREFUSED\).*nothing was set up \(.*far\.yml:3:8\)/);
+  assert.match(u.err, /far\.yml:3:8: error: the image 127\.0\.0\.1:2\/team\/app:2 cannot be pulled: cannot reach http:\/\/127\.0\.0\.1:2: nothing listens there \(connection refused\)/);
+  assert.equal((u.err.match(/cannot/g) ?? []).length, 2, `said once: ${u.err}`);
   assert.equal(existsSync('/run/sandbox/far'), false);
+});
+
+test('pre-flight, before any pull: a bind to a missing folder and an unreachable registry, both located, in up, up --dry-run and doctor', () => {
+  const dir = tmp();
+  const store = join(dir, 'store');
+  // A fresh folder, as jenkins.yml's: its bind source is not made yet, and its registry (a loopback port nothing listens on) is down.
+  writeFileSync(join(dir, 'app.yml'), 'version: 1\nname: e2e-preflight\nimage: 127.0.0.1:2/team/app:2\nvolumes:\n  - ./data:/var/data\n');
+  for (const args of [['up', '--dry-run', 'app.yml'], ['doctor', 'app.yml'], ['up', 'app.yml']]) {
+    const r = run(args, { cwd: dir, env: { SANDBOX_STORE: store } });
+    assert.equal(r.code, args[0] === 'doctor' ? 2 : 125, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, new RegExp(`^app\\.yml:5:5: error: the bind source ${dir}/data does not exist on the host; create it first \\(mkdir -p ${dir}/data\\)`, 'm'), args.join(' '));
+    assert.match(r.err, /^app\.yml:3:8: error: the image 127\.0\.0\.1:2\/team\/app:2 cannot be pulled: cannot reach http:\/\/127\.0\.0\.1:2: nothing listens there/m, args.join(' '));
+    assert.match(r.err, /2 errors; nothing was run/);
+    assert.doesNotMatch(r.err, /pull |\n\s+at /, 'no pull started, no stack trace');
+    assert.equal(existsSync(store) && readdirSync(store).some((e) => e !== 'tmp' && readdirSync(join(store, e)).length > 0), false, `${args.join(' ')} wrote to the store`);
+    assert.equal(existsSync('/run/sandbox/e2e-preflight'), false);
+  }
+  // Made, the folder is fine; only the registry is left.
+  mkdirSync(join(dir, 'data'));
+  const r = run(['up', '--dry-run', 'app.yml'], { cwd: dir, env: { SANDBOX_STORE: store } });
+  assert.equal(r.code, 125);
+  assert.match(r.err, /^1 error; nothing was run$/m);
+  rmSync(dir, { recursive: true });
+});
+
+test('a host program that is missing is an error at the line that needs it, naming its Debian package; doctor lists it', () => {
+  // PATH with none of the programs sandbox runs: the CLI itself needs only node.
+  const empty = tmp();
+  const plan = run(['plan', 'samples/web.yml'], { env: { PATH: empty } });
+  assert.equal(plan.code, 2, plan.err);
+  assert.match(plan.err, /samples\/web\.yml:1:1: error: `ip` is not on PATH, and `network: private` as root \(the veth pair to the host\) needs it; install Debian's iproute2 package/);
+  assert.match(plan.err, /samples\/web\.yml:1:1: error: `nft` is not on PATH.*install Debian's nftables package \(apt-get install nftables\); or set `network: none` or `network: host` \(the file has no `network`, and private is the default\)/);
+  assert.doesNotMatch(plan.err, /ENOENT/);
+  const d = run(['doctor'], { env: { PATH: empty } });
+  assert.match(d.out, /^programs +none; not installed: ip \(iproute2\), nft \(nftables\), newuidmap \(uidmap\)/m);
+  assert.equal(run(['plan', 'samples/limits.yml'], { env: { PATH: empty } }).code, 0, 'network: none needs neither');
+  rmSync(empty, { recursive: true });
 });
 
 test('an invalid file: every error located on stderr, exit 2, nothing on stdout', () => {

@@ -114,20 +114,25 @@ export function writeLayout(img: BuiltImage, tag: string): string {
 }
 
 export const hasRegistry = spawnSync('sh', ['-c', 'command -v docker-registry'], { stdio: 'ignore' }).status === 0;
+export const hasOpenssl = spawnSync('sh', ['-c', 'command -v openssl'], { stdio: 'ignore' }).status === 0;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
 }
 
-/** Debian's docker-registry on 127.0.0.1, its storage in a temporary folder; stop() ends it (by PID). */
-export async function startRegistry(): Promise<{ host: string; storage: string; stop(): Promise<void> }> {
+/** Debian's docker-registry on 127.0.0.1, its storage in a temporary folder; stop() ends it (by
+ * PID). With `tls`, it serves HTTPS only, with a self-signed certificate made by openssl. */
+export async function startRegistry(o: { tls?: boolean } = {}): Promise<{ host: string; storage: string; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'sbx-registry-'));
   const port = await freePort();
-  writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${dir}/data}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
+  if (o.tls) spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  const tls = o.tls ? `, tls: {certificate: ${dir}/cert.pem, key: ${dir}/key.pem}` : '';
+  writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${dir}/data}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}${tls}}\n`);
   const p: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
   const host = `127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
-    try { if ((await fetch(`http://${host}/v2/`)).ok) break; } catch { /* not yet */ }
+    // A TLS registry answers a plain request with 400: any answer means it is up.
+    try { const r = await fetch(`http://${host}/v2/`); if (r.ok || o.tls) break; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 25));
   }
   return { host, storage: join(dir, 'data'), stop: async () => { const gone = new Promise((r) => p.on('exit', r)); p.kill('SIGTERM'); await gone; } };

@@ -21,6 +21,7 @@ export const HYBRID_HOST: HostFeatures = {
   rootDirs: ['/usr', '/bin->usr/bin', '/sbin->usr/sbin', '/lib->usr/lib', '/lib64->usr/lib64', '/etc', '/opt'],
   stateRoot: '/run/sandbox',
   volumes: { root: '/var/lib/sandbox/volumes', existing: [] },
+  programs: { ip: '/usr/sbin/ip', nft: '/usr/sbin/nft', newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns' },
 };
 
 /** A pure cgroup v2 host, as most current distributions. */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan } from '../../src/plan/types';
 import type { Verdict } from '../../src/engine/attest';
-import { hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { hasBusyboxRoot, hasEngine, hasNft, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (busybox-static)', hasBusyboxRoot);
 const dir = mkdtempSync(join(tmpdir(), 'sbx-attest-'));
@@ -20,9 +20,11 @@ const MUST_VERIFY = ['cgroup.set', 'cgroup.attach', 'idmap', 'ns.new', 'ns.host'
   'mount.pivot', 'mount.proc', 'mount.dev', 'mount.devpts', 'mount.tmpfs.dev', 'mount.tmpfs', 'mount.bind', 'mount.netfile', 'mount.sys', 'mount.cgroup', 'mount.link',
   'dev.links', 'dev.node', 'mount.mask', 'mount.readonly', 'mount.root-readonly', 'fds.close', 'user.ids', 'user.groups', 'umask', 'rlimit', 'caps.apply', 'cap.keep', 'nnp', 'nnp.off', 'seccomp', 'seccomp.off'];
 
+const PRIVATE_NETWORK = new Set(['samples/web.yml', 'test/integration/fixtures/private-network.yml']);
 for (const file of ['samples/busybox.yml', 'samples/limits.yml', 'samples/locked-down.yml', 'samples/web.yml', 'test/integration/fixtures/every-key.yml', 'test/integration/fixtures/private-network.yml']) {
   test(`every step of ${file} is verified from /proc before its command starts, or not checkable with a reason`, (t) => {
-    if (!ready(t)) return;
+    // A private network's host side is made with nft (and ip): without it up refuses the file.
+    if (!ready(t) || (PRIVATE_NETWORK.has(file) && !needs(t, 'nftables (apt-get install nftables)', hasNft))) return;
     const out = join(dir, 'attest.json');
     const plan = JSON.parse(sandbox(['plan', '--json', file]).out) as Plan;
     const r = sandbox(['up', '-q', '--name', 'attest', '--attest', out, file, '--', '/bin/true']);

@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, hasBusyboxRoot, hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
-import { buildImage, busyboxEntries, dockerArchive, hasRegistry, maliciousLayers, push, pushIndex, sha256, startRegistry, tar, tokenFront, writeLayout, type Entry } from '../helpers/image';
+import { buildImage, busyboxEntries, dockerArchive, hasOpenssl, hasRegistry, maliciousLayers, push, pushIndex, sha256, startRegistry, tar, tokenFront, writeLayout, type Entry } from '../helpers/image';
 import { ROOT } from '../helpers/load';
 import { unpackLayer, UnpackError } from '../../src/image/unpack';
 import { loadLibSbx } from '../../src/ffi/libsbx';
@@ -120,11 +120,19 @@ test('pull from a local registry, run on overlayfs, re-pull from the store; tamp
   const digest = await push(reg.host, 'test/busybox', '1', img);
   const ref = `${reg.host}/test/busybox:1`;
 
-  // Plain HTTP only when asked for.
-  const https = sandbox(['pull', ref], { env });
-  assert.equal(https.code, 1);
-  assert.match(https.err, new RegExp(`cannot reach https://${reg.host.replace(/\./g, '\\.')}.*--insecure-registry ${reg.host.replace(/\./g, '\\.')}`));
-  const p = sandbox(['pull', '--insecure-registry', reg.host, ref], { env });
+  // A registry on loopback is reached over plain HTTP without being named anywhere, as Docker
+  // does: the plan says so, and up pulls the image and runs it.
+  const dir = tmp('sbx-cfg-');
+  const cfg = join(dir, 'img.yml');
+  writeFileSync(cfg, `version: 1\nname: imgtest\nimage: ${ref}\nnetwork: none\ncommand: [/bin/sh, -c, 'cat /proc/1/cmdline | tr "\\\\0" " "; echo; echo $$FROM_IMAGE; pwd; cat /etc/motd; ls /bin/vi 2>&1; grep " / " /proc/self/mountinfo; echo written > /newfile; ls /proc/self/ns >/dev/null']\n`);
+  const firstStore = tmp('sbx-store-');
+  assert.match(sandbox(['plan', cfg], { env: { SANDBOX_STORE: firstStore } }).out, new RegExp(`pulled by up if the store has not got it, over plain HTTP: its registry ${reg.host.replace(/\./g, '\\.')} is on this host's loopback`));
+  const first = sandbox(['up', '-q', cfg], { env: { SANDBOX_STORE: firstStore } });
+  assert.equal(first.code, 0, first.err);
+  assert.equal(first.out.split('\n')[3], 'from the second layer');
+  assert.deepEqual(leftovers('imgtest'), []);
+  rmSync(firstStore, { recursive: true, force: true });
+  const p = sandbox(['pull', ref], { env });
   assert.equal(p.code, 0, p.err);
   assert.equal(p.out, `${digest}\n`);
   for (const d of img.blobs.keys()) assert.ok(existsSync(join(store, 'blobs/sha256', d.slice(7))), `blob ${d}`);
@@ -133,9 +141,6 @@ test('pull from a local registry, run on overlayfs, re-pull from the store; tamp
 
   // Run it: PID 1 is the image's /bin/sh; the root is an overlay; the image's env, workdir and
   // second layer (a file added, one whited out) are seen from inside.
-  const dir = tmp('sbx-cfg-');
-  const cfg = join(dir, 'img.yml');
-  writeFileSync(cfg, `version: 1\nname: imgtest\nimage: ${ref}\ninsecure_registries: ["${reg.host}"]\nnetwork: none\ncommand: [/bin/sh, -c, 'cat /proc/1/cmdline | tr "\\\\0" " "; echo; echo $$FROM_IMAGE; pwd; cat /etc/motd; ls /bin/vi 2>&1; grep " / " /proc/self/mountinfo; echo written > /newfile; ls /proc/self/ns >/dev/null']\n`);
   const plan = sandbox(['plan', cfg], { env });
   assert.match(plan.out, /use the image .* \(sha256:[0-9a-f]{64}, 2 layers, in the store\)/);
   assert.match(plan.out, /the image exposes 8080\/tcp \(not published/);
@@ -221,6 +226,28 @@ test('an OCI image layout folder is a source too; read_only drops the upper laye
   assert.doesNotMatch(r.out, /upperdir=/);
   assert.deepEqual(leftovers('imgro'), []);
   rmSync(store, { recursive: true, force: true });
+});
+
+test('a registry on loopback that speaks only HTTPS: said once, in words, by pull, and by up before any pull at its line', { timeout: 60_000 }, async (t) => {
+  if (!needs(t, 'docker-registry (apt-get install docker-registry)', hasRegistry) || !needs(t, 'openssl', hasOpenssl)) return;
+  const reg = await startRegistry({ tls: true });
+  t.after(() => reg.stop());
+  const store = tmp('sbx-store-');
+  const host = reg.host.replace(/\./g, '\\.');
+  const said = new RegExp(`cannot reach http://${host}: it answers only in HTTPS, and a registry on loopback is reached over plain HTTP; serve it over plain HTTP on loopback`);
+  const p = sandbox(['pull', `${reg.host}/test/app:1`], { env: { SANDBOX_STORE: store } });
+  assert.equal(p.code, 1, p.err);
+  assert.match(p.err, said);
+  assert.equal((p.err.match(/cannot/g) ?? []).length, 2, `said once: ${p.err}`);
+  assert.doesNotMatch(p.err, /ERR_|HTTP 400|\n\s+at /);
+  const dir = tmp('sbx-cfg-');
+  writeFileSync(join(dir, 'tls.yml'), `version: 1\nname: tlsreg\nimage: ${reg.host}/test/app:1\nnetwork: none\n`);
+  const up = sandbox(['up', '--dry-run', join(dir, 'tls.yml')], { env: { SANDBOX_STORE: store } });
+  assert.equal(up.code, 125, up.err);
+  assert.match(up.err, new RegExp(`tls\\.yml:3:8: error: the image ${host}/test/app:1 cannot be pulled: ${said.source}`));
+  assert.match(up.err, /^1 error; nothing was run$/m);
+  rmSync(store, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('a docker save archive is a source; a multi-arch index picks linux/amd64; a registry that wants a token gets an anonymous one', { timeout: 120_000 }, async (t) => {

@@ -94,6 +94,12 @@ test('binds of the system folders of rootfs: host are not findings; the default 
   assert.deepEqual(findingsOf(f).map((x) => x.id), ['SBX103']);
 });
 
+test('a registry on loopback is plain HTTP by default and reachable by no one else: naming it is no finding, and the others still are', () => {
+  assert.deepEqual(at(locked({ command: null, image: 'image: 127.0.0.1:5000/app:1', insecure_registries: 'insecure_registries: [127.0.0.1:5000, localhost:5000]' }), 'SBX702'), []);
+  assert.deepEqual(at(locked({ command: null, image: 'image: 127.0.0.1:5000/app:1', insecure_registries: 'insecure_registries: [127.0.0.1:5000, registry.test:5000]' }), 'SBX702'), ['7:39']);
+  assert.deepEqual(at(locked({ command: null, image: 'image: 127.0.0.1:5000/app:1' }), 'SBX702'), []);
+});
+
 test('a user namespace makes uid 0 no finding', () => {
   assert.deepEqual(at(locked({ user: null, namespaces: 'namespaces: {user: true}' }), 'SBX403'), []);
 });

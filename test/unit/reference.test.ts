@@ -21,3 +21,12 @@ test('bad references are refused with the part that is wrong', () => {
     assert.throws(() => parseReference(s), (e: unknown) => e instanceof ReferenceError && why.test((e as Error).message), s);
   }
 });
+
+test('loopback registries are localhost, 127.0.0.0/8 and [::1], with or without a port; nothing else', async () => {
+  const { isLoopbackRegistry, plainHttp } = await import('../../src/image/reference');
+  for (const r of ['127.0.0.1:5000', '127.5.6.7', '127.5.6.7:5000', '[::1]:5000', '[::1]', 'localhost:5000', 'localhost', 'LOCALHOST:5000', '[0:0::1]:5000']) assert.equal(isLoopbackRegistry(r), true, r);
+  for (const r of ['127.0.0.1.example.com', '127.0.0.1.example.com:5000', 'localhost.example.com', '128.0.0.1:5000', '10.0.0.1:5000', '[::2]:5000', 'docker.io', 'registry.test:5000', '']) assert.equal(isLoopbackRegistry(r), false, r);
+  assert.equal(plainHttp('127.0.0.1:5000', []), 'loopback');
+  assert.equal(plainHttp('reg.test:5000', ['reg.test:5000']), 'insecure');
+  assert.equal(plainHttp('reg.test:5000', []), undefined);
+});
