@@ -84,7 +84,7 @@ export function removeUnfinished(root = volumeRoot()): string[] {
     if (!m) continue;
     let alive = true;
     try { process.kill(Number(m[2]), 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
-    if (alive && Number(m[2]) !== process.pid) continue;
+    if (alive) continue;
     removeTree(join(root, n));
     out.push(`unfinished volume ${m[1]}`);
   }

@@ -2,7 +2,7 @@
 // and the resolution of a volume's target in an image's layers (which a seed copies from).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile } from '../../src/plan/compile';
@@ -10,7 +10,7 @@ import { findStep, stepsOf } from '../../src/plan/steps';
 import { audit } from '../../src/audit/score';
 import { diffFacts } from '../../src/audit/diff';
 import { anonymousVolumeName } from '../../src/model/image';
-import { entryIn, resolveInLayers } from '../../src/image/volumes';
+import { createVolume, entryIn, listVolumes, removeUnfinished, resolveInLayers } from '../../src/image/volumes';
 import { HYBRID_HOST, ROOTLESS_HOST, loadText } from '../helpers/load';
 import { factsOf, locked } from '../helpers/audit';
 
@@ -141,4 +141,22 @@ test("a volume's target is resolved in the image's layers: symlinks inside the i
     writeFileSync(join(d, 'l3', 'var'), 'not a folder');
     assert.equal(entryIn([l1, l2, join(d, 'l3')], 'var/lib/app'), undefined);
   } finally { rmSync(d, { recursive: true, force: true }); }
+});
+
+test('a volume is made whole or not at all: one left half-made by a dead process is not a volume, and is swept; a live one is left be', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sbx-vols-'));
+  try {
+    // A pid above pid_max (4194304 at most) runs nowhere.
+    mkdirSync(join(root, '.new-half-4194399-abc123', '_data'), { recursive: true });
+    mkdirSync(join(root, '.new-live-1-def456'), { recursive: true }); // pid 1 runs: a making in progress
+    const uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0;
+    const made = createVolume({ name: 'whole', root, uid, gid, rootless: uid !== 0 });
+    assert.equal(made.created, true);
+    assert.equal(made.info.seeded.from, 'empty');
+    assert.equal(createVolume({ name: 'whole', root, uid, gid, rootless: uid !== 0 }).created, false, 'made once, then used as it is');
+    assert.deepEqual(listVolumes(root).map((v) => v.name), ['whole']);
+    assert.deepEqual(removeUnfinished(root), ['unfinished volume half']);
+    assert.ok(existsSync(join(root, '.new-live-1-def456')));
+    assert.throws(() => createVolume({ name: '../x', root, uid, gid, rootless: false }), /is not a volume name/);
+  } finally { rmSync(root, { recursive: true, force: true }); }
 });
