@@ -18,7 +18,7 @@
 // Rootless, the helper is root of a user namespace with the caller's maps (as the owner pass of
 // unpack), so the copies get the owners the image gives them, through the caller's ranges.
 import { spawnSync } from 'node:child_process';
-import { closeSync, chownSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, chownSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { defaultStoreRoot } from './store';
 import { callerOwners, hostId, removeTree, unshareArgs, type IdMap, type LayerOwners } from './owners';
@@ -141,6 +141,8 @@ export function createVolume(c: CreateVolume): { created: boolean; info: VolumeI
       seeded = { from: 'empty', uid: c.uid, gid: c.gid, why: !c.seed ? 'not seeded (nocopy, or no image)' : `the image has no folder at ${c.seed.target}` };
       ownEmpty(data, c);
     }
+    // The seed's mount point (its mount went with the helper's namespace) and empty lower layer.
+    for (const d of ['.image', '.empty']) try { rmdirSync(join(tmp, d)); } catch { /* not made */ }
     const meta: VolumeMeta = { name: c.name, createdAt: new Date().toISOString(), seeded, ...(c.anonymous ? { anonymous: c.anonymous } : {}) };
     const fd = openSync(join(tmp, 'meta.json'), 'wx', 0o644);
     try { writeSync(fd, JSON.stringify(meta, null, 2) + '\n'); fsyncSync(fd); } finally { closeSync(fd); }

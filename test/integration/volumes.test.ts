@@ -60,6 +60,7 @@ test('a named volume is seeded once from the image, written by uid 1000, kept by
     assert.equal(lstatSync(join(data, 'hard')).ino, lstatSync(join(data, 'seed.txt')).ino, 'a hard link stays one');
     assert.equal(readlinkSync(join(data, 'passwd')), '/etc/passwd', 'a symlink is copied, not followed');
     assert.equal(lstatSync(join(vols, 'vempty', '_data', 'f')).uid, 1000);
+    assert.deepEqual(readdirSync(join(vols, 'vdata')).sort(), ['_data', 'meta.json']);
     const meta = JSON.parse(readFileSync(join(vols, 'vdata', 'meta.json'), 'utf8'));
     assert.equal(meta.seeded.from, 'image');
     assert.equal(JSON.parse(readFileSync(join(vols, 'vempty', 'meta.json'), 'utf8')).seeded.from, 'empty');
