@@ -104,6 +104,18 @@ test('named volumes as Compose named volumes: the same name, nocopy, read-only, 
   ]);
   assert.deepEqual((r.doc as Obj).volumes, { data: { name: 'data' }, 'shared-cfg': { external: true } });
   assert.deepEqual(r.findings, []);
+  // A Pod: a claim per named volume (a finding at its line: the claim must exist, unseeded), an emptyDir for the anonymous one.
+  const k = exportKube(s.spec!, { image: 'app:1', rootDirs }, () => ({ file: 'sandbox.yml', line: 1, col: 1 }));
+  const pod = k.doc as Obj;
+  const by = Object.fromEntries(pod.spec.containers[0].volumeMounts.map((m: Obj) => [m.mountPath, pod.spec.volumes.find((v: Obj) => v.name === m.name)]));
+  assert.deepEqual(by['/data'].persistentVolumeClaim, { claimName: 'data' });
+  assert.deepEqual(by['/etc/app'].persistentVolumeClaim, { claimName: 'shared-cfg', readOnly: true });
+  assert.deepEqual(by['/cache'].emptyDir, {});
+  assert.deepEqual(k.findings.map((f) => f.code), ['export-named-volume', 'export-named-volume']);
+  // An OCI bundle: a finding per named volume; the anonymous one is the image's files in rootfs/.
+  const o = exportOci(s.spec!, ociHost, () => ({ file: 'sandbox.yml', line: 1, col: 1 }));
+  assert.equal(o.findings.filter((f) => f.code === 'export-named-volume').length, 2);
+  assert.ok(!bundleJson((o.doc as Obj).config).includes('/cache'));
 });
 
 test('edge keys as a Pod: namespaces, ids, caps, seccomp, devices, free ports', () => {
