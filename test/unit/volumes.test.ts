@@ -149,11 +149,12 @@ test('a volume is made whole or not at all: one left half-made by a dead process
     // A pid above pid_max (4194304 at most) runs nowhere.
     mkdirSync(join(root, '.new-half-4194399-abc123', '_data'), { recursive: true });
     mkdirSync(join(root, '.new-live-1-def456'), { recursive: true }); // pid 1 runs: a making in progress
-    const uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0;
-    const made = createVolume({ name: 'whole', root, uid, gid, rootless: uid !== 0 });
+    // The sandbox's user as root inside: the caller itself, rootless or not.
+    const uid = 0, gid = 0, rootless = process.geteuid?.() !== 0;
+    const made = createVolume({ name: 'whole', root, uid, gid, rootless });
     assert.equal(made.created, true);
     assert.equal(made.info.seeded.from, 'empty');
-    assert.equal(createVolume({ name: 'whole', root, uid, gid, rootless: uid !== 0 }).created, false, 'made once, then used as it is');
+    assert.equal(createVolume({ name: 'whole', root, uid, gid, rootless }).created, false, 'made once, then used as it is');
     assert.deepEqual(listVolumes(root).map((v) => v.name), ['whole']);
     assert.deepEqual(removeUnfinished(root), ['unfinished volume half']);
     assert.ok(existsSync(join(root, '.new-live-1-def456')));
