@@ -138,7 +138,7 @@ export function createVolume(c: CreateVolume): { created: boolean; info: VolumeI
       }
     }
     if (!seeded) {
-      seeded = { from: 'empty', uid: c.uid, gid: c.gid, why: !c.seed ? 'not seeded (nocopy, or no image)' : `the image has no folder at ${c.seed.target}` };
+      seeded = { from: 'empty', uid: c.uid, gid: c.gid, why: !c.seed ? 'nocopy, or no image to seed it from' : `the image has no folder at ${c.seed.target}` };
       ownEmpty(data, c);
     }
     // The seed's mount point (its mount went with the helper's namespace) and empty lower layer.
