@@ -231,3 +231,41 @@ test('samples/jenkins.yml runs from a fresh folder: its home is a named volume o
     for (const p of [store, dir, layout]) rmSync(p, { recursive: true, force: true });
   }
 });
+
+test('the CLI killed with -9 while it seeds a volume: no volume is left marked made; gc removes the half copy, and the next up seeds afresh', { timeout: 300_000 }, async (t) => {
+  if (!ready(t)) return;
+  const { spawn } = await import('node:child_process');
+  const { BIN } = await import('../helpers/sandbox');
+  // Enough files that the copy takes a while (seconds on this machine's ext4).
+  const many = [{ name: 'big/', type: '5' as const }, ...Array.from({ length: 3000 }, (_, i) => ({ name: `big/f${i}`, body: `file ${i}\n` }))];
+  const layout = writeLayout(buildImage([tar(busyboxEntries()), tar(many)], { Cmd: ['/bin/true'], Env: ['PATH=/bin:/sbin'] }), 'v1');
+  const store = tmp('sbx-store-');
+  const dir = tmp('sbx-cfg-');
+  const env = { SANDBOX_STORE: store };
+  const vols = join(store, 'volumes');
+  const cfg = join(dir, 'kill.yml');
+  writeFileSync(cfg, `version: 1\nname: volkill\nimage: oci:${layout}:v1\nnetwork: none\nvolumes: [vbig:/big]\ncommand: [/bin/sh, -c, "ls /big | wc -l"]\n`);
+  try {
+    assert.equal(sandbox(['pull', '-q', `oci:${layout}:v1`], { env }).code, 0);
+    const cli = spawn(process.execPath, [BIN, 'up', '-q', cfg], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    const half = () => (existsSync(vols) ? readdirSync(vols).filter((n) => n.startsWith('.new-vbig-')) : []);
+    for (let i = 0; i < 400 && !half().length; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(half().length, 1, 'the copy began');
+    cli.kill('SIGKILL');
+    await new Promise((r) => cli.on('exit', r));
+    // The copying helper is another process: it ends by itself; wait for it before looking.
+    const copying = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('.new-vbig-'); } catch { return false; } });
+    for (let i = 0; i < 600 && copying(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!existsSync(join(vols, 'vbig')), 'no volume is marked made');
+    assert.deepEqual(JSON.parse(sandbox(['volume', 'ls', '--json'], { env }).out), []);
+    const gc = sandbox(['gc'], { env });
+    assert.match(gc.out, /removed unfinished volume vbig/);
+    assert.deepEqual(readdirSync(vols), []);
+    assert.deepEqual(leftovers('volkill'), []);
+    const r = sandbox(['up', '-q', cfg], { env });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.trim(), '3000');
+  } finally {
+    for (const p of [store, dir, layout]) rmSync(p, { recursive: true, force: true });
+  }
+});
