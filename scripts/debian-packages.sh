@@ -37,6 +37,8 @@ test  umoci            a peer of the image benchmark
 test  podman           a peer of the benchmarks, and the Pod of sandbox export under podman kube play
 test  e2fsprogs        the ext4 file systems the rootless tests make for stores in the VM
 test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS
+test  debootstrap      the images of the seeds test (a Jenkins-shaped one, a bookworm ubuntu), built once from the Debian mirror
+test  openjdk-17-jdk-headless  javac and jar for the small Java server of the Jenkins-shaped test image
 '
 
 list=false
