@@ -39,6 +39,8 @@ test  e2fsprogs        the ext4 file systems the rootless tests make for stores 
 test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS
 test  debootstrap      the images of the seeds test (a Jenkins-shaped one, a bookworm ubuntu), built once from the Debian mirror
 test  openjdk-17-jdk-headless  javac and jar for the small Java server of the Jenkins-shaped test image
+test  zsh              the check of the zsh completion script (sandbox completion zsh)
+test  fish             the check of the fish completion script (sandbox completion fish)
 '
 
 list=false

@@ -47,7 +47,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 8
+#define SBX_ABI_VERSION 9
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -116,6 +116,8 @@ enum sbx_op_kind {
 #define SBX_F_FAIL      0x80000000u  /* test-only fault injection: fail this op with EPERM */
 #define SBX_F_FILE      0x40000000u  /* the bind target is a file, not a folder */
 #define SBX_F_PAUSE     0x20000000u  /* test-only: stop (SIGSTOP) before this op, until a SIGCONT */
+#define SBX_F_STDIN     0x10000000u  /* on SBX_OP_EXEC: the command reads the caller's stdin (stdin_open, -i); without
+                                      * it the child's fd 0 is the host's /dev/null from its first op on */
 
 enum sbx_event_phase { SBX_EV_START = 1, SBX_EV_DONE = 2, SBX_EV_FAILED = 3 };
 

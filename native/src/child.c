@@ -96,6 +96,17 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 		struct sbx_op become = { .step = c->nops ? c->ops[0].step : 0 };
 		if (clear_groups() < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) { report(c, &become, SBX_EV_FAILED, errno); _exit(125); }
 	}
+	/* Stdin reaches the command only when the plan says so (stdin_open, as docker run -i): otherwise
+	 * fd 0 becomes the host's /dev/null now, while the mount namespace is still the host's (or its
+	 * fresh copy) and before any is joined, so that nothing a running sandbox put at its own
+	 * /dev/null is opened for it. A terminal (the
+	 * console op) replaces it later either way. */
+	for (i = 0; i < c->nops; i++) {
+		if (c->ops[i].kind != SBX_OP_EXEC || (c->ops[i].flags & SBX_F_STDIN)) continue;
+		int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null_fd < 0 || (null_fd != 0 && dup2(null_fd, 0) < 0)) { report(c, &c->ops[i], SBX_EV_START, 0); report(c, &c->ops[i], SBX_EV_FAILED, errno); _exit(125); }
+		if (null_fd != 0) close(null_fd);
+	}
 	/* Node's stdio may be close-on-exec and non-blocking; the command needs them open and
 	 * blocking, as libuv's own spawn leaves them. */
 	for (s = 0; s < 3; s++) {

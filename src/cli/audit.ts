@@ -2,7 +2,6 @@
 // host. Exit codes: 0 ok, 1 usage (or, for diff, something loosened), 2 invalid config or
 // unreadable file, 3 an audit score above --threshold.
 import type { Command } from 'commander';
-import { Option } from 'commander';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
 import type { SandboxSpec } from '../model/types';
@@ -16,6 +15,8 @@ import { toSarif } from '../audit/sarif';
 import { auditJson, auditText, diffJson, diffMarkdown, diffText } from '../audit/render';
 import { AUDIT_MSG, DIFF_MSG } from '../audit/messages';
 import { LifecycleError } from './lifecycle';
+import { formatOf, withFormat, type FormatOpts } from './format';
+import { VERSION } from './version';
 
 /** node:child_process, loaded when a program is first run: only `diff --against` runs one (git), and the module costs ms at start-up. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
@@ -61,11 +62,11 @@ export function readAtRevision(file: string, rev: string, cwd = process.cwd()): 
 }
 
 export function registerAudit(program: Command, load: AuditLoad): void {
-  program.command('audit').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('audit').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json', 'sarif'], 'print the findings as JSON')
     .description('score what a config exposes of the host, from 0 (locked down) to 10 (the host itself), each finding at its line')
-    .addOption(new Option('--format <format>', 'text, json or sarif').choices(['text', 'json', 'sarif']).default('text'))
     .option('--threshold <n>', 'exit 3 when the score is above N (0-10)')
-    .action(async (file: string | undefined, o: { format: string; threshold?: string }) => {
+    .action(async (file: string | undefined, opts: FormatOpts & { threshold?: string }) => {
+      const o = { ...opts, format: formatOf(opts) };
       const threshold = o.threshold === undefined ? undefined : Number(o.threshold);
       if (threshold !== undefined && (o.threshold!.trim() === '' || !Number.isFinite(threshold) || threshold < 0 || threshold > 10)) fail(AUDIT_MSG.badThreshold(o.threshold!), 1);
       // The host running the audit is not the one that will run the file: its problems are warnings.
@@ -73,7 +74,7 @@ export function registerAudit(program: Command, load: AuditLoad): void {
       const a = audit(factsOf(l));
       if (o.format === 'json') process.stdout.write(auditJson([a]));
       else if (o.format === 'sarif') {
-        const sarif = toSarif([a], { version: process.env.SANDBOX_VERSION ?? '0.1.0', repoRoot: repoRootOf(l.absFile) ?? process.cwd(), absPath: (f) => (f === l.file ? l.absFile : resolve(f)) });
+        const sarif = toSarif([a], { version: VERSION, repoRoot: repoRootOf(l.absFile) ?? process.cwd(), absPath: (f) => (f === l.file ? l.absFile : resolve(f)) });
         process.stdout.write(JSON.stringify(sarif, null, 2) + '\n');
       } else process.stdout.write(auditText(a));
       if (threshold !== undefined && a.score > threshold) {
@@ -82,11 +83,11 @@ export function registerAudit(program: Command, load: AuditLoad): void {
       }
     });
 
-  program.command('diff').argument('<a>', 'the config before (or the only one, with --against)').argument('[b]', 'the config after')
+  withFormat(program.command('diff').argument('<a>', 'the config before (or the only one, with --against)').argument('[b]', 'the config after'), ['text', 'json', 'markdown'], 'print the changes as JSON')
     .description('show what a change to a config loosens or tightens, stage by stage; exit 1 when anything loosened')
     .option('--against <rev>', 'compare FILE with its version at this git revision (such as origin/main)')
-    .addOption(new Option('--format <format>', 'text, json or markdown').choices(['text', 'json', 'markdown']).default('text'))
-    .action(async (a: string, b: string | undefined, o: { against?: string; format: string }) => {
+    .action(async (a: string, b: string | undefined, opts: FormatOpts & { against?: string }) => {
+      const o = { ...opts, format: formatOf(opts) };
       if ((b === undefined) === (o.against === undefined)) fail(DIFF_MSG.twoFilesOrAgainst, 1);
       const before = o.against !== undefined ? await load(a, { hostProblems: 'warning', source: readAtRevision(a, o.against) }) : await load(a, { hostProblems: 'warning' });
       const after = await load(b ?? a, { hostProblems: 'warning' });

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { table } from '../ui/table';
 import { LifecycleError } from './lifecycle';
+import { formatOf, withFormat, type FormatOpts } from './format';
 
 const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
 
@@ -28,12 +29,12 @@ export function registerImages(program: Command): void {
       }
     });
 
-  program.command('images').description('list the images in the store')
-    .option('--json', 'print the list as JSON')
-    .action(async (o: { json?: boolean }) => {
+  withFormat(program.command('images'), ['text', 'json'], 'print the list as JSON').description('list the images in the store')
+    .action(async (o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const { Store } = await import('../image/store');
       const records = new Store().records();
-      if (o.json) { process.stdout.write(JSON.stringify(records, null, 2) + '\n'); return; }
+      if (json) { process.stdout.write(JSON.stringify(records, null, 2) + '\n'); return; }
       process.stdout.write(table([['IMAGE', 'DIGEST', 'LAYERS', 'SIZE', 'PULLED'], ...records.map((r) => [r.reference, r.manifest.slice(0, 19), String(r.layers.length), mb(r.size), r.pulledAt.replace(/\.\d+Z$/, 'Z')])]));
     });
 

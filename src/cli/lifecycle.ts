@@ -2,12 +2,14 @@
 // one call into the engine's lifecycle (engine/lifecycle.ts) → print. They run in the CLI process
 // as root.
 import type { Command } from 'commander';
-import { table } from '../ui/table';
+import { cut, table } from '../ui/table';
+import { formatOf, withFormat, type FormatOpts } from './format';
 import { existsSync, statSync } from 'node:fs';
 import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
+import type { StopNote } from '../engine/signals';
 import { downSandbox, exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
 
 export { LifecycleError };
@@ -16,6 +18,8 @@ export { LifecycleError };
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
 const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How many times its restart policy ran the command again: the `restarts` count its state records (0 until one is). */
+const restarts = (r: Listed) => r.state?.restarts ?? 0;
 
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
 function saved(host: ReturnType<typeof probeHost>, name: string) {
@@ -32,16 +36,19 @@ function printLog(path: string, from: number, opts: { timestamps?: boolean; tail
 }
 
 export function registerLifecycle(program: Command, nameOfFile: (file: string) => Promise<string>): void {
-  program.command('ps').description('list sandboxes: their name, status, host PID, uptime, command and ports')
+  withFormat(program.command('ps'), ['text', 'json'], 'print the list as JSON')
+    .description('list sandboxes: their name, status, host PID, uptime, restarts, command and ports')
     .option('-a, --all', 'also list exited ones and what crashed runs left')
-    .option('--json', 'print the list as JSON')
-    .action((o: { all?: boolean; json?: boolean }) => {
+    .option('-q, --quiet', 'print only their names')
+    .action((o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
+      const json = formatOf(o) === 'json';
       const rows = listSandboxes(probeHost()).filter((r) => o.all || r.running);
-      if (o.json) {
+      if (o.quiet && !json) { process.stdout.write(rows.map((r) => `${r.name}\n`).join('')); return; }
+      if (json) {
         process.stdout.write(JSON.stringify(rows.map((r) => ({
           name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
           pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
-          command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [],
+          restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: r.state?.ports ?? [],
         })), null, 2) + '\n');
         return;
       }
@@ -51,7 +58,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', (r.state?.command ?? []).join(' ').slice(0, 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])]));
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (r.state?.ports ?? []).map(port).join(', ') || '-'])]));
     });
 
   program.command('logs').argument('<name>', 'a sandbox started with up -d')
@@ -74,13 +81,13 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
 
   program.command('exec').argument('<name>', 'a running sandbox').argument('<command...>', 'the command and its arguments')
     .description('run one more command in a running sandbox: its namespaces, cgroup, user, capabilities, no_new_privs and seccomp filter')
-    .option('-i, --interactive', 'keep stdin open (it always is; accepted as docker exec takes it)')
+    .option('-i, --interactive', 'pass this stdin to the command (without it the command reads /dev/null, as under docker exec)')
     .option('-t, --tty', 'give the command a terminal made in the sandbox\'s devpts')
     .option('-u, --user <user[:group]>', 'run as this user (a name from the sandbox\'s /etc/passwd, or a number)')
     .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (a bare KEY takes this shell\'s value)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-w, --workdir <dir>', 'the working folder inside the sandbox')
     .passThroughOptions()
-    .action(async (name: string, words: string[], o: { tty?: boolean; user?: string; env: string[]; workdir?: string }) => {
+    .action(async (name: string, words: string[], o: { tty?: boolean; interactive?: boolean; user?: string; env: string[]; workdir?: string }) => {
       // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
       const cmd = words[0] === '--' ? words.slice(1) : words;
       if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
@@ -89,10 +96,14 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
       const { plan } = saved(host, name);
       const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
-      const tty = !!o.tty && process.stdin.isTTY === true;
-      const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty });
+      // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
+      // which a stdin that is not a terminal cannot give.
+      const tty = !!o.tty;
+      const stdin = !!o.interactive;
+      if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
+      const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
       const { NativeEngine } = await import('../engine/native');
-      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT });
+      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
       if (result.failed) {
         const step = execPlan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
@@ -101,27 +112,27 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       throw new LifecycleError('', result.exitCode);
     });
 
-  program.command('top').argument('<name>', 'a running sandbox')
+  withFormat(program.command('top').argument('<name>', 'a running sandbox'), ['text', 'json'], 'print the list as JSON')
     .description('list its processes: the PID on the host beside the PID inside the sandbox')
-    .option('--json', 'print the list as JSON')
-    .action((name: string, o: { json?: boolean }) => {
+    .action((name: string, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const host = probeHost();
       if (!findSandbox(host, name).running) throw new LifecycleError(MSG.notRunning(name), 1);
       const procs = processes(host, name);
-      if (o.json) { process.stdout.write(JSON.stringify(procs, null, 2) + '\n'); return; }
+      if (json) { process.stdout.write(JSON.stringify(procs, null, 2) + '\n'); return; }
       const dash = (n: number | null) => (n === null ? '-' : String(n));
       process.stdout.write(table([['HOST PID', 'PID', 'PPID', 'UID', 'STATE', 'COMMAND'], ...procs.map((p) => [String(p.hostPid), dash(p.pid), dash(p.ppid), String(p.uid), p.state, p.command])]));
     });
 
-  program.command('inspect').argument('<name>', 'a sandbox (running, or exited and not yet removed)')
+  withFormat(program.command('inspect').argument('<name>', 'a sandbox (running, or exited and not yet removed)'), ['text', 'json'], 'print it as JSON')
     .description('show the plan a sandbox was started with, the steps applied and their times, and its state')
-    .option('--json', 'print it as JSON')
-    .action((name: string, o: { json?: boolean }) => {
+    .action((name: string, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const host = probeHost();
       const row = findSandbox(host, name);
       const s = saved(host, name);
       const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], plan: s.plan };
-      if (o.json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
+      if (json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
       const st = row.state;
       const lines = [
         `name      ${name}`, `status    ${status(row)}`, `pid       ${st?.pid ?? '-'} (supervisor ${st?.supervisorPid ?? '-'})`,
@@ -133,12 +144,15 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       process.stdout.write(lines.join('\n') + '\n\n' + renderPlan(s.plan, { file: st?.file, applied: new Map(s.applied.map((a) => [a.id, a.ms])) }));
     });
 
-  program.command('stop').argument('<name>', 'a running sandbox')
-    .description('send its stop_signal, then SIGKILL after the grace period')
+  // Each says on stderr, as it happens, when the sandbox's PID 1 cannot get the stop signal and when it was killed.
+  const say = (n: StopNote) => { process.stderr.write(`${MSG.stop(n)}\n`); };
+
+  program.command('stop').argument('<name>', 'a sandbox')
+    .description('send its stop_signal, then SIGKILL after the grace period; a sandbox that is not running is left as it is, as docker stop does')
     .option('-t, --time <seconds>', 'the grace period (default: its stop_grace_period)', (v) => Number(v))
     .action(async (name: string, o: { time?: number }) => {
       const host = probeHost();
-      if (!(await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined))) throw new LifecycleError(`${name} is not running`, 1);
+      await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say);
       process.stdout.write(`${name}\n`);
     });
 
@@ -149,7 +163,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .action(async (arg: string, o: { time?: number; volumes?: boolean }) => {
       const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, { volumes: !!o.volumes });
+      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: !!o.volumes });
       for (const r of removed.filter((x) => /volume /.test(x))) process.stderr.write(`${r.includes(' kept: ') ? '' : 'removed '}${r}\n`);
       process.stdout.write(`${name}\n`);
     });

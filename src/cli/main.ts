@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded, type FoundConfig } from '../config/find';
 import type { PathSeg } from '../config/parse';
-import type { SandboxSpec } from '../model/types';
+import type { SandboxSpec, Source } from '../model/types';
+import type { SpecInputs } from '../model/normalize';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -15,12 +16,18 @@ import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
+import { PROGRESS_CHOICES, progressMode, StageProgress, type ProgressMode } from '../ui/progress';
+import { fileAndCommand } from './argv';
+import { formatOf, withFormat, type FormatOpts } from './format';
+import { registerVersion, VERSION } from './version';
+import { registerCompletion } from './completion';
 import { HOST_PROGRAMS, type HostProgram } from '../model/tables';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
 import { registerExport } from './export';
+import { commandLineValues, registerRun, type CommandLine } from './run';
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -30,12 +37,29 @@ class Exit extends Error { constructor(readonly code: number) { super(`exit ${co
 
 const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
-interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string; spec: SandboxSpec; absFile: string; root: PathSeg[] }
+export interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string; spec: SandboxSpec; absFile: string; root: PathSeg[] }
+
+/** The loader's options: how the CLI's words reach normalize, and how problems are reported. */
+export interface LoadOpts {
+  strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string;
+  /** `up -i`: stdin reaches the command, as stdin_open does. `up -T`: no terminal, whatever `tty` says. */
+  interactive?: boolean; noTty?: boolean;
+  image?: ImageOpts; source?: FoundConfig;
+  /** `up -e/-v/-p`. */
+  overrides?: SpecInputs['overrides'];
+  /** The command line, for code frames of problems located on it; with `locate`, the whole config
+   * came from it (`sandbox run`), and every location in the file is moved to the word behind it. */
+  commandLine?: CommandLine;
+  /** What an invalid file stops: `run` (the default), or `written` (import, run --save). */
+  stops?: string;
+  /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with `exit`. */
+  preflight?: { exit: number };
+}
 
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean }
+interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean; progress?: ProgressMode }
 
 /** An image config's image: from the store, pulled first when `up` needs it. Looked up between
  * reading the file and normalizing it, so that the spec (and the rules, and the plan) has the
@@ -45,7 +69,8 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   const have = haveImage(image.ref);
   if (!have && o.mode === 'store') return undefined;
   const { pullProgress } = await import('../ui/progress');
-  const view = have ? undefined : pullProgress({ quiet: !!o.quiet, plain: !process.stderr.isTTY || !!process.env.CI, title: `pull ${imageName(image.ref)}` });
+  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+  const view = have ? undefined : pullProgress({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${imageName(image.ref)}` });
   try {
     const got = await lookupImage(image.ref, { pull: true, insecure: [...image.insecure, ...(o.insecure ?? [])], onEvent: view?.onEvent });
     await view?.finish();
@@ -58,10 +83,10 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
 }
 
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
- * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, doctor FILE), the
- * host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
+ * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, run, doctor FILE),
+ * the host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
  * and a problem only of the host's present state exits with `preflight`'s status. */
-async function load(fileArg: string | undefined, opts: { strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string; image?: ImageOpts; source?: FoundConfig; preflight?: { exit: number } }): Promise<Loaded> {
+export async function load(fileArg: string | undefined, opts: LoadOpts): Promise<Loaded> {
   if (opts.name !== undefined && !NAME.test(opts.name)) {
     process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
     throw new Exit(EXIT.usage);
@@ -75,18 +100,29 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     throw e;
   }
   const file = found.file;
+  // Frames of a config made from the command line show the command line (report's `others`).
+  const shownFile = opts.commandLine?.locate ? undefined : file;
   const host = probeHost();
   const read = readConfig({
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
     // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
     readFile: (p, max) => { try { return readBounded(p, max); } catch { return undefined; } },
   });
+  // `sandbox run`: the config is the command line's, written as YAML; its problems and the plan's
+  // sources point at the words they came from.
+  const cl = opts.commandLine;
+  if (cl?.locate) {
+    const locate = cl.locate;
+    read.diagnostics.splice(0, read.diagnostics.length, ...read.diagnostics.map((d) => (d.file === found!.file ? { ...d, ...locate(pathOf(d.path)) } : d)));
+    if (read.ctx) read.ctx = { ...read.ctx, where: (p) => { const { file, line, col } = locate(p); return { file, line, col } as Source; } };
+  }
   // Errors in the file come first: an invalid file pulls nothing.
   const valid = !read.diagnostics.some((d) => d.severity === 'error');
   const imageOpts = opts.image ?? { mode: 'store' as const };
   const imageSrc = read.image ? sourceText(read.ctx!.where(['image'])) : '';
   const build = (image: Awaited<ReturnType<typeof imageInput>>) => {
-    const res = buildSpec(read, { command: opts.command, detach: opts.detach, name: opts.name, image, rootless: host.rootless });
+    const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless, overrides: opts.overrides });
+    if (cl) res.texts[cl.file] = cl.text;
     const diagnostics = [...res.diagnostics];
     let plan: Plan | undefined;
     if (res.spec) {
@@ -109,15 +145,26 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     const found = await preflight({ spec: b.res.spec, plan: b.plan, host, insecure: imageOpts.insecure, haveImage: image !== undefined });
     checked = found.map((p) => ({ ...(typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 }), path: '', code: p.code, message: p.src === 'cli' ? `${p.message} (--name)` : p.message, severity: p.severity }));
   }
+  // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
+  // would garble both ways (the input echoed, \r\n), so `up` refuses it as docker run -it does,
+  // with the other problems and before any pull; alone, it is a usage error (1). (`run` says it
+  // in its own words, of its -i and -t.)
+  const cfg = read.cfg;
+  const terminal: Diagnostic[] = [];
+  if (valid && opts.forRun && !opts.source && cfg && !opts.noTty && cfg.tty === true && (opts.interactive || cfg.stdin_open === true) && !(opts.detach || cfg.detach) && !process.stdin.isTTY) {
+    const at = read.ctx!.where(['tty']);
+    const message = opts.interactive ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)');
+    terminal.push({ ...(typeof at === 'object' ? at : { file, line: 1, col: 1 }), path: 'tty', code: 'not-a-terminal', message, severity: 'error' });
+  }
   const fail = (diagnostics: Diagnostic[], text: string, texts: Record<string, string> | undefined, status: number) => {
-    report(diagnostics, text, opts.format, file, texts);
-    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics))}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
+    report(diagnostics, text, opts.format, shownFile, texts);
+    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(status);
   };
   const isError = (d: Diagnostic) => d.severity === 'error' || !!opts.strict;
-  if (b.diagnostics.some(isError) || checked.some(isError) || !b.plan) {
+  if (b.diagnostics.some(isError) || checked.some(isError) || terminal.length || !b.plan) {
     // The file's own errors (or the host's, that compile found) say 2; only the host's present state, the caller's status.
-    fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, b.diagnostics.some(isError) || !b.plan ? EXIT.invalid : opts.preflight!.exit);
+    fail([...b.diagnostics, ...checked, ...terminal], b.res.text, b.res.texts, b.diagnostics.some(isError) || !b.plan ? EXIT.invalid : checked.some(isError) ? opts.preflight!.exit : EXIT.usage);
   }
   if (valid && read.image && !image && imageOpts.mode === 'pull') {
     image = await imageInput(read.image, imageSrc, imageOpts);
@@ -125,17 +172,22 @@ async function load(fileArg: string | undefined, opts: { strict?: boolean; forma
     if (b.diagnostics.some(isError) || !b.plan) fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, EXIT.invalid);
   }
   const diagnostics = [...b.diagnostics, ...checked];
-  report(diagnostics, b.res.text, opts.format, file, b.res.texts);
+  report(diagnostics, b.res.text, opts.format, shownFile, b.res.texts);
   return { plan: b.plan!, file, host, diagnostics, text: b.res.text, spec: b.res.spec!, absFile: found.absFile, root: found.root };
 }
 
-function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
+/** A diagnostic's JSON-pointer path as the config's path. */
+function pathOf(ptr: string): PathSeg[] {
+  return ptr ? ptr.slice(1).split('/').map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~')).map((x) => (/^[0-9]+$/.test(x) ? Number(x) : x)) : [];
+}
+
+export function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
   if (format === 'json') {
     process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
   // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
-  process.stderr.write(formatDiagnostics(diagnostics, (d) => (file === undefined || d.file === file ? text : Object.hasOwn(others, d.file) ? others[d.file] : undefined), color()));
+  process.stderr.write(formatDiagnostics(diagnostics, (d) => (Object.hasOwn(others, d.file) ? others[d.file] : file === undefined || d.file === file ? text : undefined), color()));
 }
 
 /** doctor's rows for a caller who is not root: what its sandboxes' ids and networks can be. */
@@ -148,6 +200,80 @@ function rootlessRows(r: RootlessHost): [string, string][] {
   ];
 }
 
+/** `up`'s and `run`'s options once the plan is made: `progress` is the view's mode (from
+ * --progress and -q; without it, auto, or quiet with `quiet`). */
+export interface UpOpts { dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean }
+
+const collect = (v: string, all: string[]) => [...all, v];
+
+/** The arguments main() was given, for locating `up -e/-v/-p` on the command line. */
+let rawArgv: string[] = [];
+
+interface OverrideOpts { env: string[]; volume: string[]; publish: string[] }
+
+/** `up`'s and `plan`'s -e/-v/-p for normalize, each with where it is on the command line: the plan
+ * cites it, and a bad one is shown there. */
+function overridesOf(o: OverrideOpts): Pick<LoadOpts, 'overrides' | 'commandLine'> {
+  if (!o.env.length && !o.volume.length && !o.publish.length) return {};
+  const cl = commandLineValues(rawArgv);
+  return { overrides: { env: cl.env, volumes: cl.volumes, ports: cl.ports, cwd: process.cwd() }, commandLine: cl.line };
+}
+
+/** Sets up the sandbox of a loaded plan and runs its command, showing its stages (with
+ * --dry-run, prints the plan it would apply instead); throws Exit with the command's status. */
+export async function start(l: Loaded, o: UpOpts): Promise<void> {
+  if (o.dryRun) {
+    process.stdout.write(renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    process.stderr.write(`${MSG.dryRun}\n`);
+    return;
+  }
+  // While the engine loads and checks the plan: see engine/prewarm.ts.
+  prewarmCgroupAttach(l.host);
+  let engine;
+  try {
+    const { NativeEngine } = await import('../engine/native');
+    engine = new NativeEngine();
+  } catch (e) {
+    process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
+    throw new Exit(EXIT.setup);
+  }
+  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+  const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
+  const result = await engine.run(l.plan, view.onEvent, {
+    host: l.host,
+    // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
+    failAt: process.env.SANDBOX_TEST_FAIL_AT,
+    pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
+    // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
+    stallAt: process.env.SANDBOX_TEST_STALL_AT,
+    // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
+    corruptAt: process.env.SANDBOX_TEST_CORRUPT,
+    // The view ends before the command may write its first byte.
+    beforeExec: async () => view.end(),
+    file: l.file,
+    onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+  });
+  view.end();
+  // For the start-up benchmark: the engine's own setup time, measured inside.
+  if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
+  // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
+  if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
+  if (result.detached) {
+    process.stdout.write(`${l.plan.name}\n`);
+    return;
+  }
+  if (result.failed) {
+    const step = l.plan.steps.find((s) => s.id === result.failed!.step);
+    const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
+    if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
+    else {
+      const say = step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed;
+      process.stderr.write(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
+    }
+  }
+  throw new Exit(result.exitCode);
+}
+
 /** doctor's row of the host programs sandbox runs: those found, and the package of each missing one. */
 function programsRow(h: HostFeatures): string {
   const names = Object.keys(HOST_PROGRAMS) as HostProgram[];
@@ -158,107 +284,65 @@ function programsRow(h: HostFeatures): string {
 export function buildProgram(): Command {
   const program = new Command('sandbox')
     .description('Run a command in a sandbox described by a YAML file: namespaces, cgroups, capabilities, no daemon.')
-    .version(process.env.SANDBOX_VERSION ?? '0.1.0')
+    .version(VERSION)
     .showSuggestionAfterError(true)
     // `sandbox exec NAME sh -c …`: options after the command belong to the command.
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the problems as JSON on stdout')
     .description('check a config and print every problem in it, located')
-    .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { format: string; strict?: boolean }) => {
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean }) => {
+      const format = formatOf(o);
       // A valid file stays valid on a host that cannot apply it: that is a warning here, an error for plan and up.
-      const l = await load(file, { ...o, hostProblems: 'warning' });
-      if (o.format === 'json') return;
+      const l = await load(file, { strict: o.strict, format, hostProblems: 'warning' });
+      if (format === 'json') return;
       process.stderr.write(MSG.valid(l.file, l.diagnostics.length) + '\n');
     });
 
-  program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out')
+  withFormat(program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the plan as JSON')
     .description('print the ordered isolation steps `up` would apply, each with the config line behind it')
-    .option('--json', 'print the plan as JSON')
     .option('--strict', 'treat warnings as errors')
-    .action(async (file: string | undefined, o: { json?: boolean; strict?: boolean }) => {
-      const l = await load(file, { strict: o.strict, format: o.json ? 'json-plan' : 'text' });
-      process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    .option('-e, --env <NAME=VALUE>', 'as up -e: the plan of `up FILE -e …`', collect, [] as string[])
+    .option('-v, --volume <SRC:DST[:ro]>', 'as up -v', collect, [] as string[])
+    .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'as up -p', collect, [] as string[])
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean } & OverrideOpts) => {
+      const json = formatOf(o) === 'json';
+      const l = await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
+      process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 
   program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
     .argument('[command...]', 'command and arguments after --, replacing the config\'s command')
     .description('set up the sandbox and run its command')
-    .option('--dry-run', 'show the stages and steps without changing anything')
+    .option('--dry-run', 'print the plan up would apply, and change nothing')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
+    .option('-i, --interactive', 'pass this stdin to the command, as stdin_open: true does (without it the command reads /dev/null)')
+    .option('-T, --no-tty', 'give the command no terminal, whatever the file\'s `tty` says (as docker compose run -T): to pipe input into an interactive sandbox')
     .option('--name <name>', 'name the sandbox (default: the config\'s name), to run one file more than once')
     .option('--insecure-registry <host>', 'pull from this registry over plain HTTP (repeatable; one on loopback always is)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .option('-q, --quiet', 'print no progress')
+    .addOption(new Option('--progress <mode>', 'auto (a terminal view on a terminal, plain lines elsewhere and under CI), tty, plain or quiet').choices(PROGRESS_CHOICES).default('auto'))
+    .option('-q, --quiet', 'print no progress (--progress quiet)')
+    .option('--verbose', 'print every step as it is applied, one line each')
     .option('--strict', 'treat warnings as errors')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
-    .action(async (file: string | undefined, cmd: string[], o: { dryRun?: boolean; quiet?: boolean; strict?: boolean; detach?: boolean; name?: string; insecureRegistry: string[]; attest?: string }) => {
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, quiet: o.quiet }, preflight: { exit: EXIT.setup } });
-      const plain = !process.stderr.isTTY || !!process.env.CI;
-      if (o.dryRun) {
-        const { RecordingEngine } = await import('../engine/fake');
-        const { StepTracker, showProgress } = await import('../ui/progress');
-        const tracker = new StepTracker(l.plan);
-        const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-        await new RecordingEngine().run(l.plan, tracker.onEvent);
-        await view;
-        process.stderr.write(`${MSG.dryRun}\n`);
-        return;
-      }
-      // While the engine loads and checks the plan: see engine/prewarm.ts.
-      prewarmCgroupAttach(l.host);
-      let engine;
-      try {
-        const { NativeEngine } = await import('../engine/native');
-        engine = new NativeEngine();
-      } catch (e) {
-        process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
-        throw new Exit(EXIT.setup);
-      }
-      const { StepTracker, showProgress } = await import('../ui/progress');
-      const tracker = new StepTracker(l.plan);
-      const view = showProgress(l.plan, tracker, { quiet: !!o.quiet, plain });
-      const result = await engine.run(l.plan, tracker.onEvent, {
-        host: l.host,
-        // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
-        failAt: process.env.SANDBOX_TEST_FAIL_AT,
-        pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
-        // Test-only: freeze when the named step starts, so that a test can kill -9 the CLI there.
-        stallAt: process.env.SANDBOX_TEST_STALL_AT,
-        // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
-        corruptAt: process.env.SANDBOX_TEST_CORRUPT,
-        beforeExec: () => view,
-        file: l.file,
-      });
-      // For the start-up benchmark: the engine's own setup time, measured inside.
-      if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
-      // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
-      if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
-      if (result.detached) {
-        await view;
-        process.stdout.write(`${l.plan.name}\n`);
-        return;
-      }
-      if (result.failed) {
-        tracker.abort(result.failed.message);
-        await view;
-        const step = l.plan.steps.find((s) => s.id === result.failed!.step);
-        const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
-        if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
-        else {
-          const say = step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed;
-          process.stderr.write(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
-        }
-      }
-      throw new Exit(result.exitCode);
+    .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
+    .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
+    .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
+    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress'> & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }, self: Command) => {
+      // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
+      const { file, command: cmd } = fileAndCommand(self, fileArg, words);
+      const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
+      await start(l, { ...o, progress });
     });
 
-  program.command('doctor').argument('[file]', 'a config to check against this host')
+  withFormat(program.command('doctor').argument('[file]', 'a config to check against this host'))
     .description('print what this host offers, and which lines of FILE it cannot apply')
-    .action(async (file: string | undefined) => {
+    .action(async (file: string | undefined, o: FormatOpts) => {
+      const json = formatOf(o) === 'json';
       const h = probeHost();
       let engine = 'ok';
       try { const { engineLibrary } = await import('../engine/probe'); engine = `${engineLibrary()} (ABI ok)`; } catch (e) { engine = `missing: ${(e as Error).message}; build it with npm run build`; }
@@ -277,6 +361,11 @@ export function buildProgram(): Command {
         ['native engine', engine],
         ['state folder', h.stateRoot],
       ];
+      if (json) {
+        const l = file ? await load(file, { preflight: { exit: EXIT.invalid } }) : undefined;
+        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length } : {}) }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
       if (!file) return;
       const l = await load(file, { preflight: { exit: EXIT.invalid } });
@@ -288,6 +377,9 @@ export function buildProgram(): Command {
   registerVolumes(program);
   registerAudit(program, load);
   registerExport(program, load);
+  registerVersion(program);
+  registerCompletion(program);
+  registerRun(program, load, start);
 
   program.command('schema').description('print the JSON Schema of the config file').action(() => {
     // Read at run time, not bundled: only this command needs it.
@@ -298,6 +390,7 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    rawArgv = argv;
     await buildProgram().parseAsync(argv, { from: 'user' });
     return EXIT.ok;
   } catch (e) {

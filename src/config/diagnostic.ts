@@ -75,15 +75,17 @@ export function formatDiagnostic(d: Diagnostic, text: string | undefined, color 
   const width = String(lineAt(text, d.line + 1) === undefined ? d.line : d.line + 1).length;
   const end = d.endLine === d.line && d.endCol && d.endCol > d.col ? d.endCol : d.col + 1;
   const [from, to] = frameWindow(src, d.col);
-  const cut = (s: string) => {
-    if (from === 0 && s.length <= to) return visible(s);
+  // The line above is shown whole when it fits in FRAME_COLS; a longer one shows the error line's
+  // columns, FRAME_COLS of them, whatever the error line's own length.
+  const cut = (s: string, end: number, context = false) => {
+    if ((from === 0 || context) && s.length <= Math.max(end, context ? FRAME_COLS : 0)) return visible(s);
     const a = Math.min(from, s.length);
-    return `${from > 0 ? (s.length > 0 ? '…' : ' ') : ''}${visible(s.slice(a, Math.max(a, to)))}${s.length > to ? '…' : ''}`;
+    return `${from > 0 ? (s.length > 0 ? '…' : ' ') : ''}${visible(clipPair(s, a, Math.max(a, end)))}${s.length > end ? '…' : ''}`;
   };
-  const row = (n: number, s: string, mark: string) => `${mark} ${String(n).padStart(width)} | ${cut(s)}`;
+  const row = (n: number, s: string, mark: string, end: number, context = false) => `${mark} ${String(n).padStart(width)} | ${cut(s, end, context)}`;
   const out = [head];
-  if (prev !== undefined) out.push(row(d.line - 1, prev, ' '));
-  out.push(row(d.line, src, '>'));
+  if (prev !== undefined) out.push(row(d.line - 1, prev, ' ', from + FRAME_COLS, true));
+  out.push(row(d.line, src, '>', to));
   const start = Math.min(Math.max(d.col - 1, from), src.length);
   const pad = (from > 0 ? ' ' : '') + visible(src.slice(from, start)).replace(/[^\t]/g, ' ');
   const carets = Math.max(1, Math.min(end, to + 1) - Math.max(d.col, from + 1));
@@ -108,7 +110,7 @@ export function formatDiagnostics(list: readonly Diagnostic[], textOf: (d: Diagn
 }
 
 /** Line `n` (1-based) of `text`, without splitting all of it; undefined past the end. */
-function lineAt(text: string, n: number): string | undefined {
+export function lineAt(text: string, n: number): string | undefined {
   let start = 0;
   for (let k = 1; k < n; k++) {
     const nl = text.indexOf('\n', start);
@@ -130,6 +132,13 @@ function frameWindow(src: string, col: number): [number, number] {
   let to = Math.min(src.length, from + FRAME_COLS);
   if (to < src.length && /[\ud800-\udbff]/.test(src[to - 1]!)) to--;
   return [from, to];
+}
+
+/** s.slice(a, b), not splitting a surrogate pair at either edge. */
+function clipPair(s: string, a: number, b: number): string {
+  if (a > 0 && a < s.length && /[\udc00-\udfff]/.test(s[a]!)) a++;
+  if (b < s.length && b > a && /[\ud800-\udbff]/.test(s[b - 1]!)) b--;
+  return s.slice(a, b);
 }
 
 /** Control characters would corrupt a terminal: show them as escapes. Tabs are kept. */

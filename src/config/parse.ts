@@ -85,8 +85,16 @@ export function parseConfig(file: string, bytes: Uint8Array, opts: ParseOptions 
     err(at(Math.max(0, off)), 'many-documents', `the file holds ${docs.length} YAML documents (separated by ---); put one sandbox in each file`);
   }
   doc = docs[0]!;
+  // A bracket or quote left open makes the parser complain lines later, in its own words: the
+  // cause is named instead, at the bracket, and what the parser said after it is its consequence.
+  const open = doc.errors.length ? unclosed(text) : undefined;
   for (const e of [...doc.errors, ...doc.warnings]) {
+    if (open && e.pos[0] >= open.offset) continue;
     err(at(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])), 'yaml-syntax', yamlMessage(e.code, e.message));
+  }
+  if (open) {
+    const p = lc.linePos(open.offset);
+    err(at(open.offset), 'yaml-syntax', unclosedMessage(open.char, p.line, p.col));
   }
   if (doc.errors.length) return result(undefined);
 
@@ -258,16 +266,120 @@ function rangeOf(node: unknown, lc: LineCounter): Span | undefined {
   return r ? spanOf(lc, r[0], r[1]) : undefined;
 }
 
-/** yaml's messages rephrased where they are cryptic; the rest kept, first line only. */
+/** The words for a bracket or quote that is never closed, at its own line and column. */
+function unclosedMessage(char: string, line: number, col: number): string {
+  const at = `line ${line}, column ${col}`;
+  switch (char) {
+    case '[': return `the \`[\` at ${at} is not closed: end the list with \`]\` (a list that goes on to the next lines is indented more than its key)`;
+    case '{': return `the \`{\` at ${at} is not closed: end the mapping with \`}\` (a mapping that goes on to the next lines is indented more than its key)`;
+    case '"': return `the \`"\` at ${at} is not closed: end the string with \`"\``;
+    default: return `the \`'\` at ${at} is not closed: end the string with \`'\` (write '' for a quote inside it)`;
+  }
+}
+
+/**
+ * The innermost bracket or quote the file leaves open: a `[` or `{` whose list goes on past a line
+ * that is not indented more than the line it began on (where block YAML resumes), or that is open
+ * at the end; a quote open at the end. A lexer of YAML's flow and quote rules only, to name the
+ * cause of a syntax error the parser reports later. Block scalars (| and >) and comments are
+ * skipped.
+ */
+export function unclosed(text: string): { char: string; offset: number } | undefined {
+  const stack: { char: string; offset: number; indent: number }[] = [];
+  let quote: { char: string; offset: number } | undefined;
+  let lineStart = 0;
+  let indent = 0;
+  /** The line holds a block scalar header: lines indented more than `block` are its text. */
+  let block = -1;
+  const indentAt = (i: number) => { let k = i; while (text[k] === ' ') k++; return k - i; };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (quote.char === '"' && c === '\\') i++;
+      else if (c === quote.char) {
+        if (c === "'" && text[i + 1] === "'") i++;
+        else quote = undefined;
+      }
+      continue;
+    }
+    if (c === '\n') {
+      lineStart = i + 1;
+      // Skip the text of a block scalar, and blank and comment lines.
+      for (;;) {
+        const nl = text.indexOf('\n', lineStart);
+        const line = text.slice(lineStart, nl < 0 ? text.length : nl);
+        const blank = /^\s*(#.*)?$/.test(line);
+        if (lineStart >= text.length || !(blank || (block >= 0 && indentAt(lineStart) > block))) break;
+        if (nl < 0) { lineStart = text.length; break; }
+        lineStart = nl + 1;
+      }
+      block = -1;
+      i = lineStart - 1;
+      if (lineStart >= text.length) break;
+      indent = indentAt(lineStart);
+      // Block YAML resumes: a flow collection still open here was never closed.
+      if (stack.length && indent <= stack[0]!.indent) return stack.at(-1)!;
+      continue;
+    }
+    if (i === lineStart) indent = indentAt(i);
+    const before = text.slice(lineStart, i).trimEnd();
+    const prev = before.at(-1);
+    if (c === '#' && (i === lineStart || /\s/.test(text[i - 1]!))) { const nl = text.indexOf('\n', i); if (nl < 0) break; i = nl - 1; continue; }
+    // Where a value may begin: a quote or bracket there opens something; elsewhere it is text.
+    const valueStart = before === '' || prev === ':' || prev === '-' || prev === '?' || (stack.length > 0 && (prev === '[' || prev === '{' || prev === ','));
+    if ((c === '"' || c === "'") && valueStart) { quote = { char: c, offset: i }; continue; }
+    if ((c === '[' || c === '{') && valueStart) { stack.push({ char: c, offset: i, indent: stack.length ? stack[0]!.indent : indent }); continue; }
+    if ((c === ']' || c === '}') && stack.length) { stack.pop(); continue; }
+    if ((c === '|' || c === '>') && valueStart && !stack.length && /^[|>][-+0-9]*\s*(#.*)?$/.test(text.slice(i, text.indexOf('\n', i) < 0 ? text.length : text.indexOf('\n', i)).trimEnd())) block = indent;
+  }
+  return quote ?? stack.at(-1);
+}
+
+/** yaml's messages in our words, with what to do; the rare rest kept, first line only. */
 function yamlMessage(code: string, message: string): string {
   const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '');
+  const flow = /flow map/i.test(first) ? 'the { } mapping' : 'the [ ] list';
   switch (code) {
-    case 'BAD_INDENT': return `the indentation here does not line up with the lines around it (${first})`;
-    case 'MISSING_CHAR': return `${first}; a bracket or quote is not closed`;
+    case 'BAD_INDENT':
+      if (/sequence items/.test(first)) return 'this list item is indented differently from the items above it: the items of one list start in the same column';
+      if (/mapping items/.test(first)) return 'this key is indented differently from the keys above it: the keys of one mapping start in the same column';
+      if (/^Flow (sequence|map)/.test(first)) return `${flow} goes on to a line that is not indented more than its key: indent it more, or close it on its own line`;
+      return 'the indentation here does not line up with the lines around it: indent a value more than its key, and line up the keys of one mapping';
+    case 'MISSING_CHAR':
+      if (/quote/.test(first)) return 'a quote is not closed: end the string with the quote it began with';
+      if (/Missing , or : between/.test(first)) return `a comma or a colon is missing between two items of ${flow}`;
+      if (/Missing , between/.test(first)) return `a comma is missing between two items of ${flow}`;
+      if (/Missing space after :/.test(first)) return `write a space after the colon in ${flow}, as \`{key: value}\``;
+      if (/Implicit map keys need to be followed/.test(first)) return 'a key needs a colon and a value after it, as `key: value`';
+      if (/Comments must be separated/.test(first)) return 'a # begins a comment only after a space: put a space before it, or quote the value that holds it';
+      if (/Sequence item without -/.test(first)) return 'a list item begins with `- `';
+      return `a bracket, quote or colon is missing here (${first})`;
     case 'MULTILINE_IMPLICIT_KEY': return 'a key and its colon must be on one line; is a quote or bracket left open above?';
-    case 'BLOCK_AS_IMPLICIT_KEY': return 'a mapping is used as a key; is a colon missing after a key above?';
+    case 'BLOCK_AS_IMPLICIT_KEY':
+      if (/compact mappings/.test(first)) return 'a value cannot hold `key: value` on the same line: quote it, or put the mapping on the next lines, indented';
+      return 'a mapping is used as a key; is a colon missing after a key above?';
     case 'TAB_AS_INDENT': return 'a tab is used for indentation; YAML indents with spaces only (replace the tab with spaces)';
+    case 'BAD_SCALAR_START': return `a plain value cannot begin with ${first.replace(/^Plain value cannot start with /, '')}: quote the value`;
+    case 'BAD_DQ_ESCAPE': return `${first.replace(/^Invalid escape sequence /, '`')}\` is not an escape in a "double-quoted" string: write \\\\ for a backslash, or use 'single quotes'`;
+    case 'UNEXPECTED_TOKEN': {
+      const token: Record<string, string> = { 'flow-seq-end': ']', 'flow-map-end': '}', comma: ',' };
+      const what = /^Unexpected (\S+) in /.exec(first)?.[1] ?? token[/^Unexpected ([\w-]+) token/.exec(first)?.[1] ?? ''];
+      if (what === ']' || what === '}') return `a \`${what}\` here closes nothing: is its \`${what === ']' ? '[' : '{'}\` missing, or is it one too many?`;
+      if (what === ',') return `a comma here separates nothing: remove it, or put the item it leaves out back`;
+      return `unexpected text here: is a quote, bracket or colon missing? (${first})`;
+    }
+    case 'BAD_ALIAS': return 'an anchor (&name) or an alias (*name) needs a name of its own, not ending in a colon';
+    case 'TAG_RESOLVE_FAILED': return `${first.replace(/^Unresolved tag: /, 'the tag ')} is not one sandbox reads: quote the value, or remove the tag`;
     case 'DUPLICATE_KEY': return first;
+    case 'BLOCK_IN_FLOW': return 'inside [ ] or { }, a list or mapping is written with brackets too, not with `- ` or `key:` lines';
+    case 'MULTIPLE_ANCHORS': return 'a value can have one anchor (&name) only';
+    case 'MULTIPLE_TAGS': case 'BAD_COLLECTION_TYPE': return 'a tag (!name) here is not one sandbox reads: quote the value, or remove the tag';
+    case 'ALIAS_PROPS': return 'an alias (*name) stands for a value written elsewhere: it cannot have an anchor or a tag of its own';
+    case 'BAD_PROP_ORDER': return 'an anchor (&name) or a tag goes after the `-` or `?` of its item, not before';
+    case 'BAD_DIRECTIVE': return 'a line beginning with % is a YAML directive, which a config never needs: remove it, or quote the value';
+    case 'KEY_OVER_1024_CHARS': return 'a key of more than 1024 characters: no key of a config is that long';
+    case 'NON_STRING_KEY': return 'keys must be plain words, not lists, mappings or aliases';
+    case 'RESOURCE_EXHAUSTION': return `the file's aliases expand to too much: write the values out`;
     default: return `invalid YAML: ${first}`;
   }
 }

@@ -2,7 +2,7 @@
 // errors into plain, located sentences. Pure.
 import type { ErrorObject } from 'ajv';
 import validateSchema from './generated/validate-schema';
-import { clip, didYouMean, displayPath, type Diagnostic } from './diagnostic';
+import { clip, didYouMean, displayPath, lineAt, type Diagnostic } from './diagnostic';
 import type { ParsedConfig, PathSeg } from './parse';
 
 /** Names people bring from Docker and Compose that sandbox spells another way. */
@@ -36,6 +36,29 @@ function ptrToPath(ptr: string): PathSeg[] {
 
 function show(v: unknown): string {
   return clip(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v));
+}
+
+/** Where a string is wanted and YAML read a boolean, a number or null from the file's text (true,
+ * 1.10, ~): the way out is to quote it, shown with the text as written. */
+function quoteIt(parsed: ParsedConfig, path: PathSeg[], data: unknown): string {
+  if (typeof data !== 'boolean' && typeof data !== 'number' && data !== null) return '';
+  const span = parsed.locate(path);
+  if (span.endLine !== span.line) return '';
+  const raw = (lineAt(parsed.text, span.line) ?? '').slice(span.col - 1, span.endCol - 1).trim();
+  if (!raw || /^["']/.test(raw) || raw.length > 40) return '';
+  const as = typeof data === 'boolean' ? 'a boolean' : typeof data === 'number' ? (String(data) === raw ? 'a number' : `the number ${data}`) : 'null (no value)';
+  return `: YAML reads \`${raw}\` as ${as}; quote it, as "${raw}"`;
+}
+
+/** Where each schema error is, as paths into the value (an unknown key's own path): the parts of
+ * the file a tolerant reader leaves out. Empty when the value is valid. An `if` error is left out:
+ * the errors of its `then` say which part of the mapping is wrong. */
+export function schemaErrorPaths(value: unknown): PathSeg[][] {
+  if (validateSchema(value)) return [];
+  return (validateSchema.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf').map((e) => {
+    const path = ptrToPath(e.instancePath);
+    return e.keyword === 'additionalProperties' ? [...path, String((e.params as { additionalProperty: string }).additionalProperty)] : path;
+  });
 }
 
 /** Validates against the schema; returns located diagnostics and the paths that failed. */
@@ -95,6 +118,7 @@ export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: D
         const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => (t === 'boolean' && want.length > 1 ? 'a boolean' : TYPE_WORDS.get(t) ?? t));
         message = `\`${where || 'the file'}\` must be ${words.length > 1 ? words.slice(0, -1).join(', ') + ' or ' + words.at(-1) : words[0]}, not ${kindOf(e.data)}`;
         if (!where) message = `the file must be a mapping of keys such as \`version: 1\`, not ${kindOf(e.data)}`;
+        else if (want.includes('string')) message += quoteIt(parsed, path, e.data);
         break;
       }
       case 'pattern': {

@@ -47,9 +47,24 @@ export class Cgroup {
     return this.v2 && d !== undefined && this.path.startsWith(d + '/') ? d : '';
   }
 
+  /** Makes the folders from the top down. Another sandbox's remove() may take away a shared
+   * parent (sandbox/) between this mkdir of it and the mkdir of the level below: the kernel then
+   * says ENOENT (or ENODEV, for a file of a folder removed while it was read), and the whole path
+   * is made again. The leaf cannot vanish that way once made (a
+   * parent holding it is not empty), so a retry skips the hierarchies whose leaf it has made. */
   create(): void {
-    if (this.v2) return this.createV2();
+    const made = new Set<string>();
+    for (let attempt = 0; ; attempt++) {
+      try { return this.v2 ? this.createV2() : this.createV1(made); } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if ((code !== 'ENOENT' && code !== 'ENODEV') || attempt >= 20) throw e;
+      }
+    }
+  }
+
+  private createV1(made: Set<string>): void {
     for (const d of this.dirs()) {
+      if (made.has(d)) continue;
       const cpuset = !this.v2 && this.host.mounts.cpuset !== undefined && d.startsWith(this.host.mounts.cpuset + '/');
       const parts = this.path.split('/');
       for (let i = 1; i <= parts.length; i++) {
@@ -59,6 +74,7 @@ export class Cgroup {
         // A v1 cpuset starts empty, and nothing can join an empty one: each empty level copies its parent's.
         if (cpuset) for (const f of ['cpuset.cpus', 'cpuset.mems']) copyUp(level, f);
       }
+      made.add(d);
     }
   }
 

@@ -9,6 +9,7 @@ import { procStat } from './lock';
 import { removeTable } from './network';
 import { listVolumes, readVolume, removeUnfinished, removeVolume, volumeRoot, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
+import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
 
 export { exitCode, listSandboxes, type Listed };
 
@@ -22,25 +23,37 @@ export function findSandbox(host: HostFeatures, name: string): Listed {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it runs. */
-export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number): Promise<boolean> {
+/**
+ * stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it
+ * runs, with whether it was running and had to be killed. `say` hears at once when its PID 1
+ * cannot get the stop signal (the wait can then only end in a kill), and of the kill.
+ */
+export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number, say: (n: StopNote) => void = () => undefined): Promise<{ running: boolean; killed: boolean }> {
   const row = findSandbox(host, name);
-  if (!row.running || !row.state) return false;
+  if (!row.running || !row.state) return { running: false, killed: false };
   const state = row.state;
   const cg = { pids: () => sandboxPids(host, name, state) };
   const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
+  // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles.
+  const d = disposition(pid, signal);
+  const dropped = d !== undefined && !reachesPid1(d);
+  if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: commandName(pid) ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: grace });
   try { process.kill(pid, signal); } catch { /* gone */ }
   // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
   for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) await sleep(2);
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
-  if (cg.pids().length) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  const killed = cg.pids().length > 0;
+  if (killed) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace, dropped });
+  }
   for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
   // The supervisor writes the exit status as it leaves.
   const sup = row.state.supervisorPid;
   for (const until = Date.now() + 2000; sup && Date.now() < until && alive(sup); ) await sleep(2);
-  return true;
+  return { running: true, killed };
 }
 
 /** Whether pid runs: a zombie has finished (the supervisor's parent is the host's init once its
@@ -106,11 +119,11 @@ export function processes(host: HostFeatures, name: string): Proc[] {
 /** Stops a sandbox, then removes everything it set up on the host; what it removed. With
  * `volumes` (down -v), its volumes too, named and anonymous, but never an external one nor one
  * that another running sandbox uses. */
-export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, opts: { volumes?: boolean } = {}): Promise<string[]> {
+export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, say?: (n: StopNote) => void, opts: { volumes?: boolean } = {}): Promise<string[]> {
   findSandbox(host, name);
   // Read before the state goes: which volumes its plan made ready.
   const vols = opts.volumes ? stepsOf(savedRun(host, name)?.plan.steps ?? [], 'volume.create').filter((s) => !s.args.external) : [];
-  await stopSandbox(host, name, graceMs);
+  await stopSandbox(host, name, graceMs, say);
   if (findSandbox(host, name).pids.length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
   const removed = await reclaim(host, name);
   const users = volumeUsers(host);

@@ -21,6 +21,7 @@ import { attest, readView, type Verdict } from './attest';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, PreflightError, reservePorts, rootEtc } from './preflight';
 import { failedStepStatus, Session } from './session';
+import type { SignalNote } from './signals';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
 export interface NativeRunOptions extends RunOptions {
@@ -29,6 +30,8 @@ export interface NativeRunOptions extends RunOptions {
   beforeExec?: () => Promise<void>;
   /** The config file, as shown by `ps`. */
   file?: string;
+  /** What became of a signal the CLI passed on (PID 1 cannot get it; the command was killed). */
+  onSignal?: (n: SignalNote) => void;
   /** Test-only: freeze the CLI when this step starts (see SANDBOX_TEST_STALL_AT). */
   stallAt?: string;
   /** Test-only: apply this step wrongly, so that the attestation must catch it (SANDBOX_TEST_CORRUPT). */
@@ -104,7 +107,7 @@ export class NativeEngine implements Engine {
     let attestMs = 0;
 
     // From the start: a signal during setup stops it (and everything is undone); once the command
-    // runs, signals are forwarded to it.
+    // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
     let pendingSignal: NodeJS.Signals | undefined;
     session.onSignals((sig) => {
       if (running && link) { try { process.kill(link.pid, sig); } catch { /* gone */ } return; }
@@ -237,8 +240,9 @@ export class NativeEngine implements Engine {
       onEvent({ type: 'running', pid: child.pid });
       done(exec);
 
-      // The command runs: the terminal is wired, signals are forwarded (above), and we wait.
-      session.wireTerminal();
+      // The command runs: signals go to it, the terminal is wired, and we wait.
+      session.forwardTo({ pid: child.pid, pid1: true, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      session.wireTerminal(exec.args.stdin);
       const code = await session.waitCommand(child);
       let oom: StepError | undefined;
       if (code === 137 && ctx.cgroup.oomKills() > 0) {
@@ -269,7 +273,7 @@ export class NativeEngine implements Engine {
    * host state is made: the new process joins the sandbox's cgroup (born in it on v2, moved on
    * v1) and namespaces, and forks into its pid namespace; the CLI waits for it like `up` does.
    */
-  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string }): Promise<RunResult> {
+  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void }): Promise<RunResult> {
     const session = new Session(this.lib);
     let link: ChildLink | undefined;
     let failure: ChildFailure | undefined;
@@ -293,7 +297,9 @@ export class NativeEngine implements Engine {
       const cgroupFd = cgroup ? cgroup.openForClone() : -1;
       try { link = directLink(this.lib, program, cgroupFd); } catch (e) { return fail(plan.steps[0]!, (e as NativeError).errno ?? 5, (e as Error).message); } finally { if (cgroupFd >= 0) closeSync(cgroupFd); }
       const child = link;
-      session.onSignals((sig) => { try { process.kill(child.pid, sig); } catch { /* gone */ } });
+      // The relay passes each signal on to the command (not a PID 1: it gets them all).
+      session.onSignals(() => undefined);
+      session.forwardTo({ pid: child.pid, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
       if (cgStep && cgroup) {
         onEvent({ type: 'step', id: cgStep.id, phase: 'start' });
         if (!child.inCgroup) {
@@ -314,7 +320,7 @@ export class NativeEngine implements Engine {
       }
       onEvent({ type: 'running', pid: child.pid });
       onEvent({ type: 'step', id: exec.id, phase: 'done' });
-      session.wireTerminal();
+      session.wireTerminal(exec.args.stdin);
       return { exitCode: await session.waitCommand(child) };
     } finally {
       session.close();

@@ -5,7 +5,7 @@
 import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step } from '../plan/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
+import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
@@ -202,7 +202,7 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'fds.close': op(step, OP.CLOSE_FDS); break;
       case 'exec': {
         const a = step.args;
-        op(step, OP.EXEC, { a: a.init ? 1 : 0, mode: RESTART[a.restart?.policy ?? 'no'], b: a.restart?.max ?? 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd) });
+        op(step, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, mode: RESTART[a.restart?.policy ?? 'no'], b: a.restart?.max ?? 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd) });
         break;
       }
       default: {

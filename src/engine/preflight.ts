@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { checkUserXattrs, type Store } from '../image/store';
 import { hostId, runsAsRoot } from '../image/owners';
 import { imageKey, probeRegistry } from '../image/pull';
-import type { SandboxSpec, Source } from '../model/types';
+import { COMMAND_LINE, type SandboxSpec, type Source } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from './network';
@@ -53,7 +53,8 @@ export const checkSources: PreflightCheck = ({ spec }) => {
   const missing = (src: Source, path: string, what: string, fix: string) => out.push({ src, code: 'missing-source', severity: 'error', message: `${what} ${path} does not exist on the host; ${fix}` });
   for (const m of spec.mounts) {
     if (m.kind !== 'bind' || statOf(m.source)) continue;
-    missing(m.src, m.source, 'the bind source', `create it first (mkdir -p ${m.source}), or fix the path (relative paths start at the config file's folder)`);
+    const base = typeof m.src === 'object' && m.src.file === COMMAND_LINE ? 'on the command line start at the current folder' : 'start at the config file\'s folder';
+    missing(m.src, m.source, 'the bind source', `create it first (mkdir -p ${m.source}), or fix the path (relative paths ${base})`);
   }
   for (const d of spec.devices) if (!statOf(d.source)) missing(d.src, d.source, 'the device', 'check its path (ls /dev), or remove it from `devices`');
   if (spec.rootfs.type === 'dir') {

@@ -1,14 +1,32 @@
 // What `up` and `exec` share once a child is cloned, in the CLI process: the signals the CLI
-// takes (each one stops the setup, then goes on to the command), the terminal the child sends
-// over its sync socket, waiting for the command, and docker run's exit statuses.
+// takes (each one stops the setup, then goes on to the command, which is killed if it outlives
+// its grace period), the terminal the child sends over its sync socket, waiting for the command,
+// and docker run's exit statuses.
+import { constants } from 'node:os';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Step } from '../plan/types';
 import type { ChildLink } from './link';
+import { commandName, disposition, reachesPid1, type SignalNote } from './signals';
 
 /** node:tty, loaded when the command has a terminal. */
 const tty = () => require('node:tty') as typeof import('node:tty');
 
 export const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+/** The signals that ask the command to end: the first starts its grace period, a second kills it.
+ * SIGQUIT is only passed on (a JVM prints its threads on it), unless PID 1 cannot get it. */
+const STOPS: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM', 'SIGHUP']);
+
+/** Where the signals the CLI takes go once the command runs. */
+export interface Forwarding {
+  /** The sandbox's PID 1 (`up`), or the relay that `sandbox exec` leaves in the CLI's pid namespace. */
+  pid: number;
+  /** It is PID 1 of its pid namespace, which gets from outside only the signals it handles. */
+  pid1: boolean;
+  /** stop_grace_period: how long the command may take to end after a stop signal. */
+  graceMs: number;
+  /** What the CLI tells the user: a signal PID 1 cannot get, a kill. */
+  note: (n: SignalNote) => void;
+}
 
 /** A wait status as a shell reports it: the exit code, or 128 + the signal. */
 export function exitStatus(status: number): number {
@@ -25,16 +43,51 @@ export class Session {
   private master: number | undefined;
   private raw = false;
   private ttyDone: Promise<void> = Promise.resolve();
+  private piped = false;
+  private target: Forwarding | undefined;
+  private kill: NodeJS.Timeout | undefined;
+  /** The stop signal that started the grace period, and when. */
+  private first: { sig: NodeJS.Signals; at: number } | undefined;
 
   constructor(private readonly lib: LibSbx) {}
 
-  /** Every signal the CLI would die of goes to `on` instead, until close(). */
+  /** Every signal the CLI would die of goes to `on` instead, until forwardTo() or close(). */
   onSignals(on: (sig: NodeJS.Signals) => void): void {
     for (const sig of SIGNALS) {
-      const h = () => on(sig);
+      const h = () => (this.target ? this.forward(sig) : on(sig));
       process.on(sig, h);
       this.handlers.push([sig, h]);
     }
+  }
+
+  /** From now on the signals the CLI takes go to the command (docker run's sig-proxy), and the
+   * command ends: a stop signal gives it its grace period, then SIGKILL; a second one kills it at once. */
+  forwardTo(target: Forwarding): void {
+    this.target = target;
+  }
+
+  private forward(sig: NodeJS.Signals): void {
+    const t = this.target!;
+    const killNow = () => { try { process.kill(t.pid, 'SIGKILL'); } catch { /* gone */ } };
+    // timeout(1) signals its command and then its process group, so the CLI gets the one signal
+    // twice within microseconds: that is not a second Ctrl-C, which no hand repeats so fast.
+    if (this.first && this.first.sig === sig && Date.now() - this.first.at < 100) return;
+    if (this.kill) {
+      // The command had its chance: Ctrl-C twice ends it at once.
+      clearTimeout(this.kill);
+      killNow();
+      t.note({ kind: 'killed', why: 'again', signal: sig });
+      return;
+    }
+    // Read before sending: once a signal ends it, PID 1's status is gone.
+    const d = t.pid1 ? disposition(t.pid, constants.signals[sig]) : undefined;
+    const command = t.pid1 ? commandName(t.pid) : undefined;
+    try { process.kill(t.pid, sig); } catch { return; }
+    const dropped = t.pid1 && d !== undefined && !reachesPid1(d);
+    if (dropped) t.note({ kind: 'dropped', signal: sig, command: command ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: t.graceMs });
+    if (!STOPS.has(sig) && !dropped) return;
+    this.first = { sig, at: Date.now() };
+    this.kill = setTimeout(() => { killNow(); t.note({ kind: 'killed', why: 'grace', signal: sig, graceMs: t.graceMs }); }, t.graceMs);
   }
 
   /** The child made its terminal: the master comes over the sync socket. */
@@ -43,16 +96,20 @@ export class Session {
     if (process.stdout.isTTY) this.lib.setWinsize(this.master, process.stdout.rows, process.stdout.columns);
   }
 
-  /** Relays the user's terminal to the pty master (raw mode, window size), once the command runs. */
-  wireTerminal(): void {
+  /** Relays the pty master to the user's terminal (and the window size), once the command runs;
+   * with `stdin` (stdin_open, -i) also the user's keys, in raw mode, as docker run -it does. */
+  wireTerminal(stdin: boolean): void {
     const master = this.master;
     if (master === undefined) return;
     // The pty master is a TTY fd, which net.Socket refuses; tty.ReadStream is a duplex over it.
     const term = new (tty().ReadStream)(master);
     this.ttyDone = new Promise((r) => { term.on('close', () => r()); term.on('error', () => r()); });
     term.pipe(process.stdout, { end: false });
-    if (process.stdin.isTTY) { process.stdin.setRawMode(true); this.raw = true; }
-    process.stdin.pipe(term);
+    if (stdin) {
+      if (process.stdin.isTTY) { process.stdin.setRawMode(true); this.raw = true; }
+      process.stdin.pipe(term);
+      this.piped = true;
+    }
     if (process.stdout.isTTY) {
       const w = () => { try { this.lib.setWinsize(master, process.stdout.rows, process.stdout.columns); } catch { /* closed */ } };
       process.on('SIGWINCH', w);
@@ -74,7 +131,8 @@ export class Session {
 
   close(): void {
     for (const [sig, h] of this.handlers) process.removeListener(sig, h);
+    clearTimeout(this.kill);
     if (this.raw) process.stdin.setRawMode(false);
-    if (this.master !== undefined) { process.stdin.unpipe(); process.stdin.pause(); }
+    if (this.piped) { process.stdin.unpipe(); process.stdin.pause(); }
   }
 }

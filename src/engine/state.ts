@@ -33,6 +33,8 @@ export interface SandboxState {
   stopGraceMs: number;
   /** The command's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup. */
   pidNs?: string;
+  /** How many times the restart policy has run the command again; absent means none (`ps` shows 0). */
+  restarts?: number;
 }
 
 /** Files the engine writes in a state folder; removed with it. */

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { clipQuoted, type Diagnostic, pointer, sortDiagnostics } from '../config/diagnostic';
 import { interpolate } from '../config/interpolate';
 import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from '../config/parse';
-import { validate } from '../config/validate';
+import { schemaErrorPaths, validate } from '../config/validate';
 import type { UserConfig } from '../config/types';
 import { imageOf, normalize, resolveHostPath, seccompShownPath, type FileRead, type NormalizeContext, type SpecInputs } from './normalize';
 import { PROFILE_MAX_BYTES } from './seccomp';
@@ -68,10 +68,13 @@ export function readConfig(input: LoadInput): ConfigRead {
     return read;
   }
 
-  const where = (path: readonly PathSeg[], part?: 'key' | 'value'): Source => {
-    const s = parsed.locate(path, part);
-    return { file: input.file, line: s.line, col: s.col };
-  };
+  // A Compose file given where a sandbox file belongs: one error that says what it is, rather than
+  // every Compose key reported as unknown.
+  const v = parsed.value;
+  if (v && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, 'services') && (v as Record<string, unknown>).version !== 1) {
+    diagnostics.push({ file: input.file, ...parsed.locate(['services'], 'key'), path: '/services', code: 'compose-file', message: `this is a Compose file: try \`sandbox import ${input.file}\`, which writes a sandbox file for one of its services`, severity: 'error' });
+    return read;
+  }
 
   const interp = interpolate(parsed.value, input.env);
   for (const p of interp.problems) {
@@ -82,9 +85,16 @@ export function readConfig(input: LoadInput): ConfigRead {
   diagnostics.push(...checked.diagnostics);
   if (!interp.value || typeof interp.value !== 'object' || Array.isArray(interp.value)) return read;
 
-  // Keys that failed the schema are left out, so that the rules can still report on the rest of
-  // the file: every error at once, without guessing at values known to be wrong.
-  const value = prune(interp.value as Record<string, unknown>, [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)]);
+  // What the schema rejected is left out, value by value (an unknown key, a list item, a wrong
+  // type), so that normalize and the rules still judge the rest of the file: every error at once,
+  // without guessing at values known to be wrong. A list keeps its items' places in the file.
+  const tolerant = tolerate(interp.value as Record<string, unknown>, [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)].map(wholeOf));
+  if (!tolerant) return read;
+  const value = tolerant.value;
+  const where = (path: readonly PathSeg[], part?: 'key' | 'value'): Source => {
+    const s = parsed.locate(tolerant.original(path), part);
+    return { file: input.file, line: s.line, col: s.col };
+  };
   if (value.version !== 1) return read;
   const absDir = dirname(input.absFile);
   const envFiles: Record<string, FileRead> = {};
@@ -125,9 +135,20 @@ export function buildSpec(read: ConfigRead, inputs: SpecInputs = {}): LoadResult
       : { file: input.file, line: 1, col: 1, path, code, message, severity };
   };
   const { spec, problems } = normalize(read.cfg, read.ctx, inputs);
-  for (const p of problems) diagnostics.push(fromSource(p.src, '', p.code, p.message, 'error'));
+  const later: Diagnostic[] = problems.map((p) => fromSource(p.src, '', p.code, p.message, 'error'));
   // Rules about absent values would only guess once an earlier stage has reported an error.
-  for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length > 0 })) diagnostics.push(fromSource(f.src, '', f.code, f.message, f.severity));
+  for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length + later.length > 0 })) later.push(fromSource(f.src, '', f.code, f.message, f.severity));
+  // One problem per place: where the file could not be read or the schema refused a value, what
+  // normalize and the rules say of that same place follows from it; and nothing is said twice.
+  const place = (d: Diagnostic) => `${d.file}:${d.line}:${d.col}`;
+  const refused = new Set(found.filter((d) => d.severity === 'error').map(place));
+  const said = new Set<string>();
+  for (const d of later) {
+    const key = `${place(d)}|${d.code}|${d.message}`;
+    if (refused.has(place(d)) || said.has(key)) continue;
+    said.add(key);
+    diagnostics.push(d);
+  }
   return done(diagnostics.some((d) => d.severity === 'error') ? undefined : spec);
 }
 
@@ -153,9 +174,72 @@ function readText(input: LoadInput, abs: string, what: string, aWhat: string, ma
   return typeof got === 'string' ? got : new TextDecoder('utf-8').decode(bytes);
 }
 
-/** A copy without the top-level keys that failed, so that index-based locations stay true. */
-function prune(value: Record<string, unknown>, failed: PathSeg[][]): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...value };
-  for (const p of failed) if (p.length) delete out[String(p[0])];
-  return out;
+/** Parts of the file the rules judge as a whole (is the user's uid inside the uid_map?): with a
+ * piece of one left out they would guess, so a failure anywhere in one leaves all of it out. */
+const WHOLE: readonly PathSeg[][] = [['namespaces', 'user']];
+const wholeOf = (path: PathSeg[]): PathSeg[] => WHOLE.find((w) => w.length <= path.length && w.every((s, i) => s === path[i])) ?? path;
+
+/**
+ * A copy of the file's value without the parts the schema rejected, valid against the schema so
+ * that normalize may trust its types: each failed path is removed (a mapping's key, or a list's
+ * item), then the copy is checked again and what the removals made invalid (an item left without
+ * a required key) goes too, until nothing fails. `original` maps a path in the copy back to the
+ * file, so that a list's later items keep their own lines. Undefined when what fails is the top
+ * level itself.
+ */
+export function tolerate(value: Record<string, unknown>, failed: readonly PathSeg[][]): { value: Record<string, unknown>; original(path: readonly PathSeg[]): PathSeg[] } | undefined {
+  const copy = structuredClone(value);
+  // For a list of the copy that lost items: the index in the file of each item it kept.
+  const places = new WeakMap<unknown[], number[]>();
+  const remove = (path: readonly PathSeg[]): boolean => {
+    if (!path.length) return false;
+    let node: unknown = copy;
+    for (const seg of path.slice(0, -1)) {
+      if (node === null || typeof node !== 'object') return true;
+      node = (node as Record<string, unknown>)[seg as string];
+    }
+    const last = path.at(-1)!;
+    if (Array.isArray(node) && typeof last === 'number') {
+      if (last >= node.length) return true;
+      const at = places.get(node) ?? node.map((_, i) => i);
+      node.splice(last, 1);
+      at.splice(last, 1);
+      places.set(node, at);
+    } else if (node !== null && typeof node === 'object') delete (node as Record<string, unknown>)[String(last)];
+    return true;
+  };
+  let todo = deepestFirst(failed);
+  for (let round = 0; todo.length; round++) {
+    // Each round only removes: a schema that kept failing would be a bug, never a reason to loop.
+    if (round > 16) return undefined;
+    for (const p of todo) if (!remove(p)) return undefined;
+    todo = deepestFirst(schemaErrorPaths(copy).map(wholeOf));
+  }
+  return {
+    value: copy,
+    original(path) {
+      const out: PathSeg[] = [];
+      let node: unknown = copy;
+      for (const seg of path) {
+        if (Array.isArray(node) && typeof seg === 'number') { out.push(places.get(node)?.[seg] ?? seg); node = node[seg]; }
+        else { out.push(seg); node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[seg as string] : undefined; }
+      }
+      return out;
+    },
+  };
+}
+
+/** Each path once; a path under another one dropped (removing the outer removes it); later list
+ * items before earlier ones, so that removing one leaves the others' indexes true. */
+function deepestFirst(list: readonly PathSeg[][]): PathSeg[][] {
+  const unique = [...new Map(list.map((p) => [JSON.stringify(p), p])).values()];
+  const under = (p: PathSeg[], q: PathSeg[]) => q.length < p.length && q.every((s, i) => s === p[i]);
+  return unique.filter((p) => !unique.some((q) => under(p, q))).sort((a, b) => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      if (a[i] === b[i]) continue;
+      if (typeof a[i] === 'number' && typeof b[i] === 'number') return (b[i] as number) - (a[i] as number);
+      return String(a[i]).localeCompare(String(b[i]));
+    }
+    return b.length - a.length;
+  });
 }

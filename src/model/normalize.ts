@@ -160,6 +160,10 @@ export interface SpecInputs {
   name?: string;
   /** `up -d`. */
   detach?: boolean;
+  /** `up -i`: the caller's stdin reaches the command, as stdin_open does. */
+  interactive?: boolean;
+  /** `up -T`: no terminal, whatever the file's `tty` says (docker compose run -T), for a script that runs an interactive file. */
+  noTty?: boolean;
   /** `up FILE -- CMD ARGS`: exactly CMD ARGS, replacing the file's and the image's entrypoint and command. */
   command?: string[];
   /** The image's config and unpacked layers, once the store has it. */
@@ -167,7 +171,13 @@ export interface SpecInputs {
   /** Without root: the caller's ids. The user namespace is then private by default, mapping the
    * caller to root inside and its subordinate ranges above it, as rootless Podman does. */
   rootless?: CallerIds;
+  /** `up FILE -e K=V -v SRC:DST -p HOST:CTR`: added to the file's, or replacing the file's variable
+   * of that name, mount on that target, port of that container port; relative paths start at `cwd`. */
+  overrides?: { env: CliValue[]; volumes: CliValue[]; ports: CliValue[]; cwd: string };
 }
+
+/** One value given on the command line, as written, and where it is there. */
+export interface CliValue { value: string; src: Source }
 
 /**
  * The image a config names, as the store and the puller know it: oci:PATH[:TAG] names an OCI image
@@ -247,7 +257,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     const num = (s: string | undefined) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : s);
     user = { user: num(u)!, group: num(g), src: at('user') };
   }
-  const tty = cfg.tty !== undefined ? val(cfg.tty, at('tty')) : val(false, D);
+  const tty = inputs.noTty ? val(false, 'cli') : cfg.tty !== undefined ? val(cfg.tty, at('tty')) : val(false, D);
   const hostname = cfg.hostname !== undefined ? val(cfg.hostname, at('hostname')) : val(name.value.slice(0, 63), D);
   const env = new Map<string, EnvVar>();
   const setEnv = (n: string, v: string, src: Source) => { env.delete(n); env.set(n, { name: n, value: v, src }); };
@@ -278,6 +288,13 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       if (v === null) { const got = envValue(ctx.env, k); if (got !== undefined) setEnv(k, got, at('env', k)); }
       else setEnv(k, String(v), at('env', k));
     }
+  }
+
+  for (const e of inputs.overrides?.env ?? []) {
+    const eq = e.value.indexOf('=');
+    if (eq > 0) setEnv(e.value.slice(0, eq), e.value.slice(eq + 1), e.src);
+    else if (eq < 0) { const got = envValue(ctx.env, e.value); if (got !== undefined) setEnv(e.value, got, e.src); }
+    else problem(e.src, 'invalid-env', `\`-e ${e.value}\` has no name; write NAME=value`);
   }
 
   const stopSignal = cfg.stop_signal !== undefined ? signalNumber(cfg.stop_signal) : 15;
@@ -331,8 +348,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     h.ip = ip;
   }
   const ports: PortSpec[] = [];
-  (cfg.ports ?? []).forEach((p, i) => {
-    const src = at('ports', i);
+  const addPort = (p: NonNullable<UserConfig['ports']>[number], src: Source) => {
     let ip = '', host: [number, number] | undefined, ctr: [number, number] | undefined, proto: 'tcp' | 'udp' = 'tcp';
     if (typeof p === 'object') {
       ip = p.host_ip ?? '';
@@ -355,11 +371,29 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       host = parts.length ? (parts[0] === '' ? [0, 0] : parseRange(parts[0]!)) : [0, 0];
     }
     if (ip && !isIP(ip)) { problem(src, 'invalid-address', `\`${ip}\` is not an IP address; use an address such as 127.0.0.1 or [::1]`); return; }
-    if (!ctr || !host || ctr[0] === 0) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? JSON.stringify(p) : p}\` has a port outside 1-65535`); return; }
+    if (!ctr || !host || ctr[0] === 0) {
+      // Which part is wrong, in the user's words: `abc` is no port at all, 99999 is out of range.
+      const shown = typeof p === 'object' ? JSON.stringify(p) : p;
+      const parts = typeof p === 'object' ? [p.published ?? '', p.target] : String(p).replace(/\/(tcp|udp)$/, '').replace(/^\[[^\]]*\]:/, '').split(':').slice(-2);
+      const bad = parts.map(String).find((x) => x !== '' && !/^[0-9]+(-[0-9]+)?$/.test(x));
+      const high = parts.map(String).flatMap((x) => x.split('-')).find((x) => /^[0-9]+$/.test(x) && (Number(x) > 65535));
+      const reversed = parts.map(String).find((x) => /^([0-9]+)-([0-9]+)$/.test(x) && Number(x.split('-')[0]) > Number(x.split('-')[1]));
+      problem(src, 'invalid-port', bad !== undefined ? `\`${shown}\`: \`${bad}\` is not a port; write a number from 1 to 65535, or a range such as 8000-8010`
+        : high !== undefined ? `\`${shown}\`: ${high} is not a port: ports go from 1 to 65535`
+        : reversed !== undefined ? `\`${shown}\`: the range ${reversed} goes backwards; write the lower port first`
+        : `\`${shown}\` has a port outside 1-65535`);
+      return;
+    }
     const n = ctr[1] - ctr[0];
     if (host[0] !== 0 && host[1] - host[0] !== n) { problem(src, 'invalid-port', `\`${typeof p === 'object' ? `${p.published}:${p.target}` : p}\`: the host range has ${host[1] - host[0] + 1} ports and the container range ${n + 1}; make them the same length`); return; }
     for (let k = 0; k <= n; k++) ports.push({ hostIp: ip, hostPort: host[0] === 0 ? 0 : host[0] + k, containerPort: ctr[0] + k, protocol: proto, src });
-  });
+  };
+  (cfg.ports ?? []).forEach((p, i) => addPort(p, at('ports', i)));
+  // A port given with `up -p` replaces the file's for the same container port and protocol.
+  const fileCount = ports.length;
+  for (const o of inputs.overrides?.ports ?? []) addPort(o.value, o.src);
+  const cliPorts = ports.slice(fileCount);
+  for (let k = fileCount - 1; k >= 0; k--) if (cliPorts.some((q) => q.containerPort === ports[k]!.containerPort && q.protocol === ports[k]!.protocol)) ports.splice(k, 1);
 
   // Mounts. A source that starts with ., / or ~ is a host path (a bind); a bare name is a named
   // volume, as Docker reads `-v NAME:/path`.
@@ -368,10 +402,15 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
     const decl = own(cfg.named_volumes, key) ?? undefined;
     return { kind: 'volume', name: decl?.name ?? key, external: decl?.external ?? false, nocopy, anonymous: false, target, readOnly, flags, src };
   };
-  (cfg.volumes ?? []).forEach((v, i) => {
-    const src = at('volumes', i);
+  // `up -v` mounts: relative paths from the caller's folder, as docker run reads them.
+  const cliPath = (p: string) => resolveHostPath(p, inputs.overrides?.cwd ?? ctx.dir, ctx.home);
+  const volumes: { v: NonNullable<UserConfig['volumes']>[number]; src: Source; path: (p: string) => string }[] = (cfg.volumes ?? []).map((v, i) => ({ v, src: at('volumes', i), path: hostPath }));
+  for (const o of inputs.overrides?.volumes ?? []) volumes.push({ v: o.value, src: o.src, path: cliPath });
+  // The file's entries come first, so i is their index in `volumes` (the command line's are strings).
+  volumes.forEach(({ v, src, path: hostPath }, i) => {
     if (typeof v === 'string') {
       const [source, target, opts = ''] = v.split(':') as [string, string, string?];
+      if (target === undefined) { problem(src, 'invalid-volume', `\`${v}\` names no target; write SRC:DST[:ro], such as ./data:/data:ro`); return; }
       const named = !/^[./~]/.test(source);
       if (named && !VOLUME_NAME.test(source)) { problem(src, 'invalid-volume-name', `\`${source}\` is neither a host path nor a volume name; write a path as ./${source.replace(/^[^a-zA-Z0-9]+/, '')}, or a volume name of letters, digits, _, . and - that starts with a letter or digit`); return; }
       let readOnly = false, nocopy = false, propagation: Propagation | undefined;
@@ -411,6 +450,13 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
   // Two keys of named_volumes given one store name are one volume: as in Compose, allowed.
   for (const key of Object.keys(cfg.named_volumes ?? {})) {
     if (!key.startsWith('x-') && !VOLUME_NAME.test(key)) problem(ctx.where(['named_volumes', key], 'key'), 'invalid-volume-name', `\`${key}\` is not a volume name: use letters, digits, _, . and -, starting with a letter or digit (at least 2 characters)`);
+  }
+
+  // A mount given with `up -v` replaces the file's on the same target.
+  const cliSrcs = new Set<Source>((inputs.overrides?.volumes ?? []).map((o) => o.src));
+  for (let k = mounts.length - 1; k >= 0; k--) {
+    const m = mounts[k]!;
+    if (!cliSrcs.has(m.src) && mounts.some((x) => cliSrcs.has(x.src) && x.target === m.target)) mounts.splice(k, 1);
   }
 
   // Devices added on top of the minimal /dev.
@@ -537,7 +583,7 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
       groups: (cfg.group_add ?? []).map((g, i) => val(typeof g === 'string' && /^[0-9]+$/.test(g) ? Number(g) : g, at('group_add', i))),
       umask: cfg.umask !== undefined ? val(parseInt(cfg.umask, 8), at('umask')) : val(0o022, D),
       tty,
-      stdin: cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
+      stdin: inputs.interactive ? val(true, 'cli') : cfg.stdin_open !== undefined ? val(cfg.stdin_open, at('stdin_open')) : val(false, D),
       init: cfg.init !== undefined ? val(cfg.init, at('init')) : val(false, D),
       detach: inputs.detach ? val(true, 'cli') : cfg.detach !== undefined ? val(cfg.detach, at('detach')) : val(false, D),
       restart: cfg.restart !== undefined ? val(restartPolicy(cfg.restart), at('restart')) : val({ policy: 'no', max: 0 }, D),

@@ -6,6 +6,9 @@ import type { SeccompProfile } from './seccomp';
 /** A config location, or the built-in default, or the command line. */
 export type Source = { file: string; line: number; col: number } | 'default' | 'cli' | 'image';
 
+/** The file name of a location on the command line (`up -p`, `sandbox run`): line 1, the column of the word. */
+export const COMMAND_LINE = 'command line';
+
 export interface Val<T> { value: T; src: Source }
 
 export const NAMESPACES = ['user', 'pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'time'] as const;

@@ -319,7 +319,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   const restartText = policy === 'no' ? '' : `; PID 1 runs it again ${policy === 'always' ? 'whenever it ends' : 'when it fails'}${restart.max ? `, at most ${restart.max} times` : ''}, until stopped`;
   add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});
   add('exec', 'exec', 'exec', (spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}` : `run the image's command in ${spec.process.cwd.value}`) + (spec.process.detach.value ? ', detached' : '') + restartText, spec.process.argsSrc,
-    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, init: spec.process.init.value || policy !== 'no', restart,
+    { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, stdin: spec.process.stdin.value, init: spec.process.init.value || policy !== 'no', restart,
       detach: spec.process.detach.value, stopSignal: spec.process.stopSignal.value, stopGraceMs: spec.process.stopGraceMs.value });
 
   const broken = checkOrder(steps);

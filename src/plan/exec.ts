@@ -18,6 +18,8 @@ export interface ExecRequest {
   user?: string;
   cwd?: string;
   tty: boolean;
+  /** -i: the caller's stdin reaches the command; otherwise it reads /dev/null, as docker exec without -i. */
+  stdin: boolean;
 }
 
 /** Namespaces in the order they are entered: the ones the host's user namespace owns (joined by
@@ -66,7 +68,7 @@ export function compileExec(plan: Plan, req: ExecRequest): Plan {
   add({ id: 'fds', stage: 'exec', kind: 'fds.close', title: 'close every file descriptor above 2', args: {} });
   add({
     id: 'exec', stage: 'exec', kind: 'exec', title: `run ${req.args.join(' ')} in ${req.cwd ?? exec.args.cwd}`, source: 'cli',
-    args: { args: req.args, env: [...env].map(([k, v]) => `${k}=${v}`), cwd: req.cwd ?? exec.args.cwd, tty: req.tty, init: false, detach: false },
+    args: { args: req.args, env: [...env].map(([k, v]) => `${k}=${v}`), cwd: req.cwd ?? exec.args.cwd, tty: req.tty, stdin: req.stdin, init: false, detach: false, stopGraceMs: exec.args.stopGraceMs },
   });
   return { ...plan, steps };
 }

@@ -103,7 +103,10 @@ export interface StepArgs {
   // exec (child)
   'fds.close': Record<string, never>;
   'exec': {
-    args: string[]; env: string[]; cwd: string; tty: boolean; init: boolean; detach: boolean;
+    args: string[]; env: string[]; cwd: string; tty: boolean;
+    /** The caller's stdin reaches the command (stdin_open, -i); otherwise it reads /dev/null, as under docker run without -i. */
+    stdin: boolean;
+    init: boolean; detach: boolean;
     /** What PID 1 does when the command ends (applied by the init reaper). */
     restart?: RestartPolicy;
     stopSignal?: number; stopGraceMs?: number;

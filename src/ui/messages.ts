@@ -1,7 +1,10 @@
 // Every sentence the CLI prints outside of config diagnostics, in one place.
+import type { SignalNote, StopNote } from '../engine/signals';
+
+const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
 export const MSG = {
   valid: (file: string, warnings: number) => `${file}: valid${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}`,
-  invalid: (summary: string) => `${summary}; nothing was run`,
+  invalid: (summary: string, what = 'run') => `${summary}; nothing was ${what}`,
   strictWarnings: 'warnings count as errors with --strict',
   hostCannot: (file: string) => `${file}: this host cannot apply every line of the file:`,
   dryRun: 'dry run: nothing was changed',
@@ -17,4 +20,22 @@ export const MSG = {
   volumeSeed: (s: { from: 'image'; image: string; target: string } | { from: 'empty'; uid: number; gid: number; why: string }) =>
     s.from === 'image' ? `from ${s.image} at ${s.target}` : `empty, owned by ${s.uid}:${s.gid} (${s.why})`,
   volumeUsers: (u: { sandbox: string; running: boolean }[]) => (u.length ? u.map((x) => `${x.sandbox}${x.running ? '' : ' (exited)'}`).join(', ') : '-'),
+  twoFormats: (format: string) => `--json and --format ${format} ask for two formats; give one`,
+  // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
+  // stage's full title on a terminal.
+  stageDone: (title: string, steps: number, ms: number) => `${title}  ${steps} step${steps === 1 ? '' : 's'}  ${ms.toFixed(1)} ms`,
+  stagePartial: (title: string, done: number, steps: number, ms: number) => `${title}  ${done} of ${steps} steps  ${ms.toFixed(1)} ms`,
+  stageRunning: (title: string, done: number, steps: number, current: string) => `${title}  ${done}/${steps}  ${current}`,
+  stageFailed: (title: string, done: number, steps: number, id: string) => `${title}  failed at ${id} (${done} of ${steps} steps done)`,
+  stepDone: (id: string, title: string, ms: number) => `✔ ${id}  ${title}${ms >= 0.05 ? `  ${ms.toFixed(1)} ms` : ''}`,
+  stepFailed: (id: string, title: string, why: string) => `${id} (${title}): ${why}`,
+  signal: (n: SignalNote) => n.kind === 'dropped'
+    ? `sandbox: the command (${n.command}) is PID 1 and ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: it is killed in ${secs(n.graceMs)} (stop_grace_period), or at once on a second Ctrl-C; \`init: true\` puts a PID 1 before it that passes signals on`
+    : n.why === 'grace' ? `sandbox: the command did not end within ${secs(n.graceMs)} of ${n.signal} (stop_grace_period): killed it (SIGKILL)`
+      : `sandbox: ${n.signal} again: killed the command (SIGKILL)`,
+  stop: (n: StopNote) => n.kind === 'dropped'
+    ? `sandbox: PID 1 of ${n.name} (${n.command}) ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: ${n.name} will be killed in ${secs(n.graceMs)} (stop_grace_period; -t sets it); \`init: true\` puts a PID 1 before the command that passes signals on`
+    : `sandbox: ${n.name} did not stop within ${secs(n.graceMs)} of ${n.signal}${n.dropped ? ', which its PID 1 never got' : ''}: killed it (SIGKILL)`,
+  /** tty: true with stdin_open (or -i) when stdin is not a terminal, as docker run -it refuses. */
+  notATerminal: (what: string, drop: string) => `the input device is not a TTY, and ${what} relays it as one (raw, echoed back): ${drop} to pipe input, or run from a terminal`,
 };

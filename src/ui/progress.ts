@@ -1,33 +1,197 @@
-// listr2 view of a run: one task per stage, one subtask per step. The tasks only observe engine
-// events; they never act. Output goes to stderr, and ends before the command's own output.
-import type { Plan } from '../plan/types';
+// The view of a run on stderr: one line per stage, drawn from engine events it only observes (it
+// never acts). Three modes: `tty` redraws the stage list in place on a terminal, `plain` writes one
+// line per stage as each ends (every step too with --verbose), `quiet` writes nothing. Runs in the
+// CLI process; its output ends before the command's own output begins (the engine calls end()
+// before it lets the command exec).
+//
+// The terminal view is drawn here, not by listr2's renderer: that one loads log-update, cli-truncate
+// and wrap-ansi as ES modules at its first render (about 75 ms, measured) and listr2 itself costs
+// about 15 ms to require, where the whole view may cost 10% of an `up -q` of about 180 ms
+// (test/bench/progress-tty.mjs). Pulls, which take seconds, keep listr2 (pullProgress below).
+import type { Plan, Stage, Step } from '../plan/types';
 import { STAGES, STAGE_TITLES } from '../plan/types';
-import type { EngineEvent } from '../engine/types';
+import type { EngineEvent, StepError } from '../engine/types';
 import { MSG } from './messages';
 
-interface Waiter { promise: Promise<void>; resolve(): void; reject(e: Error): void; ms?: number }
+export type ProgressMode = 'tty' | 'plain' | 'quiet';
+export const PROGRESS_CHOICES = ['auto', 'tty', 'plain', 'quiet'] as const;
 
-/** Collects engine events and exposes each step as a promise the listr tasks wait on. */
-export class StepTracker {
-  private readonly waiters = new Map<string, Waiter>();
-  private readonly setupDone: Waiter;
-  constructor(plan: Plan) {
-    for (const s of plan.steps) this.waiters.set(s.id, deferred());
-    this.setupDone = deferred();
-  }
-  onEvent = (e: EngineEvent): void => {
-    if (e.type === 'running') return this.setupDone.resolve();
-    if (e.type !== 'step') return;
-    const w = this.waiters.get(e.id);
-    if (!w) return;
-    if (e.phase === 'done') { w.ms = e.ms; w.resolve(); }
-    else if (e.phase === 'failed') w.reject(new Error(`${e.error.message}`));
-  };
-  step(id: string): Waiter { return this.waiters.get(id)!; }
-  /** Fails every step still pending, so that the view ends when the engine does. */
-  abort(why: string): void { for (const w of this.waiters.values()) w.reject(new Error(why)); }
+/** `auto` is the terminal view on a terminal, plain lines elsewhere and under CI; -q is quiet. */
+export function progressMode(choice: string | undefined, o: { quiet?: boolean; isTTY: boolean; env: Readonly<Record<string, string | undefined>> }): ProgressMode {
+  if (o.quiet || choice === 'quiet') return 'quiet';
+  if (choice === 'tty' || choice === 'plain') return choice;
+  const ci = o.env.CI !== undefined && o.env.CI !== '' && o.env.CI !== '0' && o.env.CI.toLowerCase() !== 'false';
+  return o.isTTY && !ci ? 'tty' : 'plain';
 }
 
+type StepState = 'pending' | 'running' | 'done' | 'failed';
+interface StepView { step: Step; state: StepState; ms: number; started?: number; error?: StepError }
+interface StageView { stage: Stage; n: number; steps: StepView[]; printed: boolean; headed: boolean }
+
+export interface ProgressOptions {
+  mode: ProgressMode;
+  /** Plain mode: a line for every step as well. */
+  verbose?: boolean;
+  out?: { write(s: string): unknown; columns?: number };
+  color?: boolean;
+  /** Milliseconds between redraws of the terminal view. */
+  interval?: number;
+  now?: () => number;
+}
+
+/** The view of one `up`. Feed it every engine event; end() draws the final state (idempotent). */
+export class StageProgress {
+  private readonly stages: StageView[];
+  private readonly byId = new Map<string, { stage: StageView; view: StepView }>();
+  private readonly out: { write(s: string): unknown; columns?: number };
+  private readonly now: () => number;
+  private ended = false;
+  private drawn = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(plan: Plan, private readonly opts: ProgressOptions) {
+    this.out = opts.out ?? process.stderr;
+    this.now = opts.now ?? (() => performance.now());
+    // The exec step ends when the command starts, after the view: it is shown only if it fails.
+    this.stages = STAGES.map((stage, i) => ({ stage, n: i + 1, steps: [] as StepView[], printed: false, headed: false }));
+    for (const s of plan.steps) {
+      const stage = this.stages[STAGES.indexOf(s.stage)]!;
+      const view: StepView = { step: s, state: 'pending', ms: 0 };
+      if (s.kind !== 'exec') stage.steps.push(view);
+      this.byId.set(s.id, { stage, view });
+    }
+  }
+
+  onEvent = (e: EngineEvent): void => {
+    if (this.ended || this.opts.mode === 'quiet') return;
+    if (e.type === 'running') { this.end(); return; }
+    if (e.type !== 'step') return;
+    const at = this.byId.get(e.id);
+    if (!at) return;
+    const { stage, view } = at;
+    if (e.phase === 'start') {
+      if (view.state === 'pending') { view.state = 'running'; view.started = this.now(); }
+      if (this.opts.mode === 'plain' && this.opts.verbose) this.head(stage);
+    } else if (e.phase === 'done') {
+      // A step of several ops reports done once per op: their times add up.
+      view.ms += e.ms ?? (view.started !== undefined && view.state === 'running' ? this.now() - view.started : 0);
+      if (view.state !== 'done' && this.opts.mode === 'plain' && this.opts.verbose) { this.head(stage); this.write(`   ${MSG.stepDone(view.step.id, view.step.title, view.ms)}\n`); }
+      view.state = 'done';
+    } else if (e.phase === 'failed') {
+      view.state = 'failed';
+      view.error = e.error;
+      if (!stage.steps.includes(view)) stage.steps.push(view);
+      this.end();
+      return;
+    }
+    if (this.opts.mode === 'plain') this.flushPlain(false);
+    else this.schedule();
+  };
+
+  /** Draws the final state: called when the command is about to start, and when the run failed. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    if (this.opts.mode === 'plain') this.flushPlain(true);
+    else if (this.opts.mode === 'tty') this.draw(true);
+  }
+
+  /** The lines of the view as they stand (the terminal view without its cursor movements). */
+  lines(): string[] {
+    const out: string[] = [];
+    for (const s of this.shown()) {
+      out.push(this.stageLine(s, true));
+      const f = s.steps.find((v) => v.state === 'failed');
+      if (f) out.push(this.failLine(f));
+    }
+    return out;
+  }
+
+  private write(s: string) { this.out.write(s); }
+
+  /** Stages that have begun; the view says nothing of those the run never reached. */
+  private shown(): StageView[] {
+    return this.stages.filter((s) => s.steps.some((v) => v.state !== 'pending'));
+  }
+
+  private paint(code: string, s: string) { return this.opts.color ? `\x1b[${code}m${s}\x1b[0m` : s; }
+
+  private stageLine(s: StageView, tty: boolean): string {
+    const done = s.steps.filter((v) => v.state === 'done');
+    const ms = s.steps.reduce((t, v) => t + v.ms, 0);
+    const failed = s.steps.find((v) => v.state === 'failed');
+    const title = tty ? MSG.stageTitle(s.n, s.stage, STAGE_TITLES[s.stage]) : `${s.n}. ${s.stage}`;
+    const total = s.steps.filter((v) => v.step.kind !== 'exec').length;
+    if (failed) return `${tty ? `${this.paint('31', '✖')} ` : ''}${MSG.stageFailed(title, done.length, total, failed.step.id)}`;
+    if (done.length === total) return `${tty ? `${this.paint('32', '✔')} ` : ''}${MSG.stageDone(title, total, ms)}`;
+    const current = s.steps.find((v) => v.state === 'running') ?? s.steps.find((v) => v.state === 'pending');
+    if (this.ended) return `${tty ? `${this.paint('33', '◼')} ` : ''}${MSG.stagePartial(title, done.length, total, ms)}`;
+    return `${this.paint('33', '❯')} ${MSG.stageRunning(title, done.length, total, current?.step.title ?? '')}`;
+  }
+
+  private failLine(v: StepView): string {
+    return `   ${this.paint('31', '✖')} ${MSG.stepFailed(v.step.id, v.step.title, v.error?.message ?? '')}`;
+  }
+
+  private head(s: StageView) {
+    if (s.headed) return;
+    s.headed = true;
+    this.write(`${MSG.stageTitle(s.n, s.stage, STAGE_TITLES[s.stage])}\n`);
+  }
+
+  /** Plain: each stage's line once it has ended, in order; at the end, whatever began. */
+  private flushPlain(final: boolean) {
+    for (const s of this.stages) {
+      if (s.printed) continue;
+      const failed = s.steps.find((v) => v.state === 'failed');
+      const begun = s.steps.some((v) => v.state !== 'pending');
+      const finished = s.steps.length > 0 && s.steps.every((v) => v.state === 'done');
+      if (failed) {
+        s.printed = true;
+        this.write(`${this.stageLine(s, false)}\n${this.failLine(failed)}\n`);
+      } else if (finished || (final && begun)) {
+        s.printed = true;
+        this.write(`${this.stageLine(s, false)}\n`);
+      } else if (!final && s.steps.length) return; // stages are printed in order: this one first
+    }
+  }
+
+  private schedule() {
+    if (this.timer) return;
+    this.timer = setTimeout(() => { this.timer = undefined; if (!this.ended) this.draw(false); }, this.opts.interval ?? 50);
+    this.timer.unref?.();
+  }
+
+  /** Redraws the terminal view in place: back over what was drawn, then the stage list. A line
+   * wider than the terminal is cut while it may be redrawn; the final drawing is never erased, so
+   * the failing step is shown in full there. */
+  private draw(final: boolean) {
+    const cols = Math.max(20, (this.out.columns ?? 80) - 1);
+    const lines = this.lines().map((l) => (final ? l : cutVisible(l, cols)));
+    const back = this.drawn ? `\x1b[${this.drawn}F\x1b[J` : '';
+    this.drawn = final ? 0 : lines.length;
+    if (!lines.length && !back) return;
+    this.write(`${back}${lines.map((l) => `${l}\n`).join('')}`);
+  }
+}
+
+/** A line cut to `cols` visible characters (colour escapes do not count), with … at the cut. */
+function cutVisible(line: string, cols: number): string {
+  const escapes = /\x1b\[[0-9;]*m/g;
+  if (line.replace(escapes, '').length <= cols) return line;
+  let seen = 0;
+  let out = '';
+  for (let i = 0; i < line.length && seen < cols - 1; i++) {
+    const m = line[i] === '\x1b' ? /^\x1b\[[0-9;]*m/.exec(line.slice(i)) : null;
+    if (m) { out += m[0]; i += m[0].length - 1; continue; }
+    out += line[i];
+    seen++;
+  }
+  return `${out}…${line.includes('\x1b') ? '\x1b[0m' : ''}`;
+}
+
+interface Waiter { promise: Promise<void>; resolve(): void; reject(e: Error): void }
 function deferred(): Waiter {
   let resolve!: () => void, reject!: (e: Error) => void;
   const promise = new Promise<void>((a, b) => { resolve = a; reject = b; });
@@ -35,58 +199,10 @@ function deferred(): Waiter {
   return { promise, resolve, reject };
 }
 
-/** listr2's terminal renderer, drawing at most every 40 ms. Its own redraws the whole tree on
- * every state change of every task, synchronously: about 16 ms each for a plan's 90 steps, so a
- * 30 ms setup took seconds to show, and the command waits until the view has ended. */
-function throttledRenderer(listr2: typeof import('listr2')) {
-  return class ThrottledRenderer extends listr2.DefaultRenderer {
-    private timer: NodeJS.Timeout | undefined;
-    override update(): void {
-      if (this.timer) return;
-      this.timer = setTimeout(() => { this.timer = undefined; super.update(); }, 40);
-    }
-    override end(): void {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      super.end();
-    }
-  };
-}
-
 /** A terminal that reports no size (a pseudo-terminal nobody sized, as `script` makes without a
  * terminal of its own) would have listr2 wrap every line at width 0, one character a line. */
 function sizeTerminal(stream: NodeJS.WriteStream): void {
   if (stream.isTTY && !stream.columns) stream.columns = 80;
-}
-
-export async function showProgress(plan: Plan, tracker: StepTracker, opts: { quiet: boolean; plain: boolean }): Promise<void> {
-  if (opts.quiet) return;
-  sizeTerminal(process.stdout);
-  sizeTerminal(process.stderr);
-  const listr2 = require('listr2') as typeof import('listr2');
-  const { Listr, ListrLogger, ProcessOutput } = listr2;
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) });
-  // The exec step ends when the command has started: the view is over by then.
-  const tasks = STAGES.map((stage, i) => ({ stage, i, steps: plan.steps.filter((s) => s.stage === stage && s.kind !== 'exec') }))
-    .filter((g) => g.steps.length)
-    .map((g) => ({
-      title: MSG.stageTitle(g.i + 1, g.stage, STAGE_TITLES[g.stage]),
-      task: (_: unknown, task: { newListr: (t: unknown[], o: unknown) => unknown }) => task.newListr(g.steps.map((s) => ({
-        title: s.title,
-        task: async (_c: unknown, t: { title: string }) => {
-          const w = tracker.step(s.id);
-          await w.promise;
-          if (w.ms !== undefined && w.ms >= 1) t.title = `${s.title} (${w.ms.toFixed(0)} ms)`;
-        },
-      })), { concurrent: false, exitOnError: true, rendererOptions: { collapseSubtasks: true } }),
-    }));
-  const list = new Listr(tasks as never, {
-    concurrent: false, exitOnError: true, registerSignalListeners: false,
-    renderer: throttledRenderer(listr2) as typeof listr2.DefaultRenderer, rendererOptions: { logger, collapseSubtasks: true, showErrorMessage: false },
-    fallbackRenderer: 'simple', fallbackRendererOptions: { logger },
-    fallbackRendererCondition: opts.plain,
-  });
-  try { await list.run(); } catch { /* the failure is reported by the caller, with its config line */ }
 }
 
 /** listr2 view of a pull: one line per layer under the image's task, with its bytes and rate while

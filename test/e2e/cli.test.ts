@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
 
@@ -176,17 +176,39 @@ test('schema prints the JSON Schema', () => {
   assert.equal(JSON.parse(r.out).$schema, 'https://json-schema.org/draft/2020-12/schema');
 });
 
-test('up --dry-run shows the stages on stderr, prints nothing on stdout, changes nothing', () => {
+test('up --dry-run prints the plan it would apply on stdout, no ticks, and changes nothing', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'dry.yml'), 'version: 1\nname: e2e-dry-run\ncommand: [x]\n');
   const r = run(['up', '--dry-run', 'dry.yml'], { cwd: dir, env: { CI: 'true' } });
   assert.equal(r.code, 0, r.err);
-  assert.equal(r.out, '');
-  for (const stage of ['1. rootfs', '5. network', '9. exec']) assert.ok(r.err.includes(stage), `${stage} in ${r.err}`);
-  assert.match(r.err, /install the default seccomp filter/);
-  assert.match(r.err, /dry run: nothing was changed/);
+  assert.match(r.out, /^plan for /);
+  for (const stage of ['1. rootfs', '5. network', '9. exec']) assert.ok(r.out.includes(stage), `${stage} in ${r.out}`);
+  assert.match(r.out, /install the default seccomp filter/);
+  assert.equal(r.out, run(['plan', 'dry.yml'], { cwd: dir }).out, 'the same plan as sandbox plan');
+  assert.equal(r.err, 'dry run: nothing was changed\n');
+  assert.doesNotMatch(r.out + r.err, /✔|❯/);
   assert.equal(existsSync('/run/sandbox/e2e-dry-run'), false);
   assert.equal(existsSync('/sys/fs/cgroup/memory/sandbox/e2e-dry-run') || existsSync('/sys/fs/cgroup/sandbox/e2e-dry-run'), false);
+  rmSync(dir, { recursive: true });
+});
+
+test('up -- CMD with no FILE: the sandbox.yml of the folder runs CMD; the first word after -- is never a file', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'sandbox.yml'), 'version: 1\nname: e2e-dashdash\nrootfs: host\nnetwork: none\ncommand: [/bin/false]\n');
+  for (const args of [['up', '--dry-run', '--', 'echo', 'hi'], ['up', '--dry-run', '--name', 'e2e-dd2', '--', 'echo', 'hi'], ['up', '--name=e2e-dd3', '--dry-run', '--', 'echo', 'hi']]) {
+    const r = run(args, { cwd: dir });
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.out, /run echo hi\b/, r.out);
+  }
+  // A FILE before -- is still the file.
+  const f = run(['up', '--dry-run', 'sandbox.yml', '--', 'echo', 'hi'], { cwd: dir });
+  assert.equal(f.code, 0, f.err);
+  assert.match(f.out, /run echo hi\b/);
+  if (process.getuid?.() === 0) {
+    const r = run(['up', '-q', '--', 'echo', 'hi'], { cwd: dir });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'hi\n');
+  }
   rmSync(dir, { recursive: true });
 });
 
@@ -202,4 +224,95 @@ test('doctor prints the host, and which lines of a file it cannot apply', () => 
   const far = run(['doctor', 'far.yml'], { cwd: dir });
   assert.equal(far.code, 0);
   assert.match(far.err, /far\.yml:3:21: warning: `cpuset` names CPU 63, and this host has CPUs 0-/);
+});
+
+// Issue 22: `--json` on some commands and `--format json` on others. Each command that prints
+// data takes both, and they print the same.
+test('every command that prints data takes both --json and --format json, with the same output', () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'a.yml'), 'version: 1\nname: e2e-fmt\ncommand: [x]\nnetwork: none\n');
+  writeFileSync(join(dir, 'b.yml'), 'version: 1\nname: e2e-fmt\ncommand: [x]\ncap_add: [NET_ADMIN]\n');
+  const cases: [string[], number][] = [
+    [['validate', 'a.yml'], 0], [['plan', 'a.yml'], 0], [['audit', 'a.yml'], 0], [['diff', 'a.yml', 'b.yml'], 1],
+    [['doctor'], 0], [['doctor', 'a.yml'], 0], [['version'], 0], [['ps', '-a'], 0], [['images'], 0],
+  ];
+  for (const [args, code] of cases) {
+    const a = run([...args, '--json'], { cwd: dir });
+    const b = run([...args, '--format', 'json'], { cwd: dir });
+    assert.equal(a.code, code, `${args.join(' ')} --json: ${a.err}`);
+    assert.equal(b.code, code, `${args.join(' ')} --format json: ${b.err}`);
+    assert.doesNotThrow(() => JSON.parse(a.out), `${args.join(' ')} --json prints JSON: ${a.out}`);
+    // ps, images: what another sandbox does meanwhile may differ; the rest is the same bytes.
+    if (!['ps', 'images', 'doctor'].includes(args[0]!)) assert.equal(a.out, b.out, args.join(' '));
+    else {
+      const [x, y] = [JSON.parse(a.out), JSON.parse(b.out)];
+      assert.equal(Array.isArray(x), Array.isArray(y));
+      if (!Array.isArray(x)) assert.deepEqual(Object.keys(x), Object.keys(y));
+    }
+  }
+  // top and inspect name a sandbox: both spellings are accepted (no usage error), and say there is none.
+  for (const cmd of ['top', 'inspect']) for (const f of [['--json'], ['--format', 'json']]) {
+    const r = run([cmd, 'e2e-no-such-sandbox', ...f]);
+    assert.equal(r.code, 1, r.err);
+    assert.doesNotMatch(r.err, /unknown option/);
+  }
+  // Two different formats at once is a usage error.
+  const both = run(['audit', 'a.yml', '--json', '--format', 'sarif'], { cwd: dir });
+  assert.equal(both.code, 1);
+  assert.match(both.err, /--json and --format sarif ask for two formats; give one/);
+  rmSync(dir, { recursive: true });
+});
+
+test('version: sandbox, Node, the libsbx ABI, libseccomp and the kernel', () => {
+  const r = run(['version']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^sandbox {5}\d+\.\d+\.\d+\nnode {8}\d+\.\d+\.\d+\nlibsbx {6}ABI \d+ \(.*libsbx\.so\)\nlibseccomp {2}\d+\.\d+\.\d+\nkernel {6}\S+ \S+\n$/);
+  const j = JSON.parse(run(['version', '--json']).out);
+  assert.equal(j.node, process.versions.node);
+  assert.equal(typeof j.libsbx.abi, 'number');
+  assert.match(j.libseccomp, /^\d+\.\d+\.\d+$/);
+  assert.equal(j.kernel.split(' ')[0], release());
+});
+
+test('completion: bash, zsh and fish scripts that their shells accept, made from the commands', (t) => {
+  const has = (sh: string) => spawnSync('sh', ['-c', `command -v ${sh}`]).status === 0;
+  const script = (sh: string) => { const r = run(['completion', sh]); assert.equal(r.code, 0, r.err); return r.out; };
+  const dir = tmp();
+  const bash = script('bash');
+  writeFileSync(join(dir, 'c.bash'), bash);
+  const n = spawnSync('bash', ['-n', join(dir, 'c.bash')], { encoding: 'utf8' });
+  assert.equal(n.status, 0, n.stderr);
+  // Completing as bash would: commands, an option's choices, sandbox names from `sandbox ps -aq`.
+  const complete = (...words: string[]) => spawnSync('bash', ['-c', `source ${join(dir, 'c.bash')}
+sandbox() { [[ "$1 $2" == "ps -aq" ]] && printf 'web\\nlimits\\n'; }
+COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _sandbox; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(complete('sandbox', 'ver'), 'version');
+  assert.ok(complete('sandbox', '').split(' ').includes('completion'));
+  assert.equal(complete('sandbox', 'up', '--progress', ''), 'auto tty plain quiet');
+  assert.equal(complete('sandbox', 'logs', ''), 'web limits');
+  assert.equal(complete('sandbox', 'completion', ''), 'bash zsh fish');
+  assert.equal(complete('sandbox', 'image', ''), 'prune');
+  assert.match(complete('sandbox', 'ps', '--'), /--json/);
+  assert.equal(run(['completion', 'tcsh']).code, 1);
+  for (const [sh, args] of [['zsh', ['-n']], ['fish', ['--no-execute']]] as const) {
+    const text = script(sh);
+    assert.match(text, sh === 'zsh' ? /^#compdef sandbox\n/ : /^# fish completion/);
+    assert.ok(text.includes('--progress') && text.includes('ps -aq'), sh);
+    if (!has(sh)) { if (process.env.SANDBOX_MUST_WORK === '1') assert.fail(`${sh} is not installed`); t.diagnostic(`${sh} not installed: its syntax is not checked`); continue; }
+    writeFileSync(join(dir, `c.${sh}`), text);
+    const c = spawnSync(sh, [...args, join(dir, `c.${sh}`)], { encoding: 'utf8' });
+    assert.equal(c.status, 0, `${sh}: ${c.stderr}`);
+    // Loaded as each shell loads it: zsh registers _sandbox for sandbox; fish completes from it.
+    const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: dir, XDG_DATA_HOME: dir };
+    if (sh === 'zsh') {
+      const z = spawnSync('zsh', ['-f', '-c', `autoload -Uz compinit && compinit -u -d ${dir}/.zcd; source ${dir}/c.zsh; print -r -- \${_comps[sandbox]}; whence -w _sandbox_up _sandbox_image_prune`], { encoding: 'utf8', env });
+      assert.equal(z.stdout, '_sandbox\n_sandbox_up: function\n_sandbox_image_prune: function\n', z.stderr);
+    } else {
+      const f = (line: string) => spawnSync('fish', ['--no-config', '-c', `source ${dir}/c.fish; complete -C ${JSON.stringify(line)}`], { encoding: 'utf8', env }).stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]);
+      assert.deepEqual(f('sandbox up --progress '), ['auto', 'plain', 'quiet', 'tty']);
+      assert.deepEqual(f('sandbox ver'), ['version']);
+      assert.deepEqual(f('sandbox image '), ['prune']);
+    }
+  }
+  rmSync(dir, { recursive: true });
 });

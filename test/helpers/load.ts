@@ -11,7 +11,7 @@ export function loadText(text: string, opts: SpecInputs & { env?: Record<string,
   return loadSpec({
     file, absFile: `/project/${file}`, bytes: Buffer.from(text), env: opts.env ?? {}, home: '/home/user', hostCpus: opts.cpus ?? 2,
     root: opts.root, readFile: (p) => opts.files?.[p],
-  }, { command: opts.command, detach: opts.detach, name: opts.name, image: opts.image, rootless: opts.rootless });
+  }, { command: opts.command, detach: opts.detach, name: opts.name, image: opts.image, rootless: opts.rootless, overrides: opts.overrides });
 }
 
 /** The host of the development machine: hybrid cgroups, root, merged /usr. */

@@ -163,7 +163,7 @@ test('a store on a file system without user xattrs is refused before anything ru
   if (holdsUserXattrs(scratch)) { t.diagnostic(`${tmpdir()} holds user xattrs on Linux ${require('node:os').release()}: no refusal to see`); return; }
   const store = join(scratch, 'tmpfs-store');
   const file = sample('busybox.yml', 'rlvm-nostore', '{memory: 64m, pids: 32}');
-  const r = sbx(['up', '-q', file, '--', '/bin/true'], { store });
+  const r = sbx(['up', '-q', '-T', file, '--', '/bin/true'], { store });
   t.diagnostic(`refused in ${r.ms} ms with exit status ${r.code}: ${r.err.trim()}`);
   assert.ok(r.code === 1 || r.code === 125, `exit status ${r.code}: ${r.err}`);
   assert.ok(r.err.includes(`the image store ${store} is on a file system that cannot hold user extended attributes`), r.err);
@@ -185,12 +185,13 @@ test('as a user: samples/busybox.yml with memory and pids limits, in its own sto
   const file = sample('busybox.yml', name, '{memory: 64m, pids: 32}');
   t.after(() => { sbx(['down', name], { store }); });
 
-  // busybox.yml asks for a terminal (tty, stdin_open). Without one on the CLI's side `up` still
-  // gives the shell a pty of its own and relays it (lines end in CR LF), so it runs as a person
-  // runs it: the image's /bin/sh, reading what is typed.
+  // busybox.yml asks for a terminal with stdin open (docker run -it), so the CLI needs one too:
+  // script(1) gives it one, as a person's has, and the image's /bin/sh reads what is typed.
   const typed = 'id -u; ps; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; tty\nexit 7\n';
-  const shell = sbx(['up', '-q', file], { store, input: typed });
-  t.diagnostic(`up (pull included) of the image's /bin/sh, typed to: ${shell.ms} ms`);
+  const upArgv = (...args: string[]) => [process.execPath, join(repoForUsers(), 'bin/sandbox.js'), 'up', '-q', ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const s0 = Date.now();
+  const shell = deleg!.run(['script', '-qec', upArgv(file), '/dev/null'], { env: { SANDBOX_STORE: store }, cwd: scratch, input: typed, timeout: 240_000 });
+  t.diagnostic(`up (pull included) of the image's /bin/sh, typed to: ${Date.now() - s0} ms`);
   assert.equal(shell.code, 7, `${shell.out}${shell.err}`);
   assert.match(shell.out, /^0$/m, shell.out);
   assert.match(shell.out, /^\s*1 root\s+\/bin\/sh$/m, `/bin/sh is PID 1: ${shell.out}`);
@@ -199,10 +200,8 @@ test('as a user: samples/busybox.yml with memory and pids limits, in its own sto
 
   // With a real terminal on the CLI's side too (script(1) gives it one, as a person's has), and
   // `--` in place of the image's command.
-  const cli = [process.execPath, join(repoForUsers(), 'bin/sandbox.js'), 'up', '-q', file, '--', '/bin/sh', '-c', 'id -u; ps; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; [ -t 0 ] && echo terminal'];
-  const quoted = cli.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const t0 = Date.now();
-  const viaPty = deleg!.run(['script', '-qec', quoted, '/dev/null'], { env: { SANDBOX_STORE: store }, cwd: scratch, timeout: 240_000 });
+  const viaPty = deleg!.run(['script', '-qec', upArgv(file, '--', '/bin/sh', '-c', 'id -u; ps; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; [ -t 0 ] && echo terminal'), '/dev/null'], { env: { SANDBOX_STORE: store }, cwd: scratch, timeout: 240_000 });
   t.diagnostic(`up -- /bin/sh -c … under script: ${Date.now() - t0} ms`);
   assert.equal(viaPty.code, 0, `${viaPty.out}${viaPty.err}`);
   assert.match(viaPty.out, /^0\n/, viaPty.out);
@@ -210,7 +209,7 @@ test('as a user: samples/busybox.yml with memory and pids limits, in its own sto
   assert.match(viaPty.out, /^67108864\n32\nterminal$/m, viaPty.out);
 
   // The kernel enforces them: a shell keeping 100 MB in a variable is killed by the OOM killer.
-  const hog = sbx(['up', '-q', file, '--', '/bin/sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived ${#x}'], { store });
+  const hog = sbx(['up', '-q', '-T', file, '--', '/bin/sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived ${#x}'], { store });
   assert.equal(hog.code, 137, `${hog.out}${hog.err}`);
   assert.doesNotMatch(hog.out, /survived/);
 

@@ -276,8 +276,9 @@ test('as a user: samples/busybox.yml on a real terminal (script), its image pull
   assert.match(r.out, /\r?\n0\r?\n/, 'root inside');
   // The image's files are root's inside: on the host they belong to the user itself.
   assert.match(r.out, /-rwx\S* +1 0 +0 .*\/bin\/busybox/);
-  // A terminal that reports no size still gets whole lines of progress, not one character a line.
-  assert.match(r.out, /✔ 9\. exec: run the command/);
+  // A terminal that reports no size still gets whole lines of progress, not one character a line
+  // (plain ones here: the user's environment has CI set).
+  assert.match(r.out, /^9\. exec  \d+ steps?  \d+\.\d ms\r?$/m);
   if (!ext4) assert.ok(existsSync(join(store, 'images')), 'the store is in the user\'s XDG data folder');
   assert.deepEqual(leftovers(alice), []);
 });

@@ -15,9 +15,10 @@ const MAY_IMPORT: Record<string, string[]> = {
   plan: ['model'],
   audit: ['plan', 'model', 'config'],
   export: ['model', 'config'],
+  import: ['model', 'config'],
   engine: ['plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
-  cli: ['config', 'model', 'plan', 'audit', 'export', 'engine', 'image', 'ui'],
+  cli: ['config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
 };
 
 function sources(dir: string): string[] {

@@ -123,6 +123,23 @@ test('a long line shows about 100 columns around the error, with … marks, care
   ]);
 });
 
+// Issue 22: the line before the error was cut to the error line's length (`3 | comm…` above a
+// short line): it shows the same ~100 columns, whatever the error line's length.
+test('the line above the error shows about 100 columns too, not the width of the error line', () => {
+  const long = `command: [${Array.from({ length: 40 }, (_, i) => `arg${i}`).join(', ')}]`;
+  const r = loadText(`version: 1\n${long}\nnetwork: x y: z\n`);
+  const frame = formatDiagnostic(r.diagnostics[0]!, r.text).split('\n').slice(1);
+  assert.equal(frame[0], `  2 | ${long.slice(0, 100)}…`);
+  assert.equal(frame[1], '> 3 | network: x y: z');
+  // The error far to the right of a long line: a short line above is shown whole, a long one at
+  // the error line's columns.
+  const json = (above: string) => loadText(`{"version": 1, "command": ["x"],\n"x-a": "${above}",\n"x-pad": "${'p'.repeat(150)}", "memroy": 1}\n`);
+  const short = json('short');
+  assert.deepEqual(formatDiagnostic(short.diagnostics[0]!, short.text).split('\n').slice(1, 3), ['  2 | "x-a": "short",', `> 3 | …${'p'.repeat(85)}", "memroy": 1}`]);
+  const wide = json('q'.repeat(300));
+  assert.equal(formatDiagnostic(wide.diagnostics[0]!, wide.text).split('\n')[1], `  2 | …${'q'.repeat(100)}…`);
+});
+
 test('values quoted in messages are clipped; control characters are escaped when printed', () => {
   const r = loadText(V + 'name: ' + 'x'.repeat(30000) + '\n');
   assert.deepEqual(r.diagnostics.map((d) => d.message), [`\`${'x'.repeat(80)}… (30000 characters)\` is not valid for \`name\`: expected a name of letters, digits, _, . and -, starting with a letter or digit, at most 63 characters`]);

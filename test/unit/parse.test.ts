@@ -95,6 +95,40 @@ test('YAML syntax errors are located', () => {
   assert.ok(d.line >= 2);
 });
 
+// Issue 22: an unclosed `[` on line 3 was reported on line 4 in the parser's words ("Flow sequence
+// in block collection must be sufficiently indented and end with a ]").
+const errorsOf = (text: string) => parse(text).diagnostics.map((d) => `${d.line}:${d.col} ${d.message}`);
+test('a bracket or quote left open is named at its own line and column, in our words', () => {
+  assert.deepEqual(errorsOf('version: 1\nname: x\ncommand: [/bin/sh, -c, "echo hi"\nnetwork: none\nresources:\n  memory: 1g\n'), [
+    '3:10 the `[` at line 3, column 10 is not closed: end the list with `]` (a list that goes on to the next lines is indented more than its key)',
+  ]);
+  assert.deepEqual(errorsOf('version: 1\ncommand: {a: 1\nname: x\n'), ['2:10 the `{` at line 2, column 10 is not closed: end the mapping with `}` (a mapping that goes on to the next lines is indented more than its key)']);
+  assert.deepEqual(errorsOf('version: 1\ncommand: "abc\nname: x\n'), ['2:10 the `"` at line 2, column 10 is not closed: end the string with `"`']);
+  assert.deepEqual(errorsOf("version: 1\ncommand: ['it''s, x]\n"), ["2:11 the `'` at line 2, column 11 is not closed: end the string with `'` (write '' for a quote inside it)"]);
+  // Open at the end of the file; inside a list that goes on over lines.
+  assert.deepEqual(errorsOf('version: 1\ncommand: [a,\n  b, [c\n'), ['3:6 the `[` at line 3, column 6 is not closed: end the list with `]` (a list that goes on to the next lines is indented more than its key)']);
+  // Brackets and quotes inside a block scalar, a comment or a plain word are text, not structure.
+  assert.deepEqual(errorsOf('command:\n  - |\n    echo "[x {\n    it\'s\n  # a [ comment\nname: [a, b\nx: a[1\n'), ['6:7 the `[` at line 6, column 7 is not closed: end the list with `]` (a list that goes on to the next lines is indented more than its key)']);
+});
+
+test('other syntax errors in our words, with the way out; none of the parser\'s own sentences', () => {
+  const cases: [string, RegExp][] = [
+    ['version: 1\ncommand: [a,\n  b]\n ports: [1]\n', /^4:1 this key is indented differently from the keys above it: the keys of one mapping start in the same column$/],
+    ['a:\n  - x\n  y: 1\n', /^3:1 this key is indented differently from the keys above it/],
+    ['version: 1\ncommand: [a, b]]\n', /^2:16 a `]` here closes nothing: is its `\[` missing, or is it one too many\?$/],
+    ['a: @x\n', /^1:4 a plain value cannot begin with .*@: quote the value$/],
+    ['a: b: c\n', /^1:4 a value cannot hold `key: value` on the same line: quote it/],
+    ['a: "\\q"\n', /^1:5 `\\q` is not an escape in a "double-quoted" string/],
+    ['a: !foo x\n', /^1:4 the tag !foo is not one sandbox reads: quote the value/],
+  ];
+  for (const [text, want] of cases) {
+    const got = errorsOf(text);
+    assert.ok(got.length >= 1, text);
+    assert.match(got[0]!, want, text);
+    for (const g of got) assert.doesNotMatch(g, /Flow sequence|Implicit|Nested mappings|Plain value|must be sufficiently|Unexpected|YAML stream|Invalid escape|Unresolved/, g);
+  }
+});
+
 test('complex keys are refused', () => {
   assert.equal(first('? [a, b]\n: 1\n').code, 'complex-key');
 });

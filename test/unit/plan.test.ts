@@ -218,7 +218,7 @@ test('a restart policy is carried by the exec step and implies the init reaper',
 
 test('exec joins every namespace of the sandbox (mount last), its cgroup, forks, and keeps its user and security steps', () => {
   const plan = compile(loadText('version: 1\ncommand: [x]\nuser: "1000:1000"\nenv: {A: "1", B: "2"}\nnamespaces: {user: true}\n').spec!, V2_HOST).plan;
-  const e = compileExec(plan, { pid: 42, args: ['sh'], env: ['B=3', 'C=4'], tty: true });
+  const e = compileExec(plan, { pid: 42, args: ['sh'], env: ['B=3', 'C=4'], tty: true, stdin: true });
   const made: string[] = plan.steps.filter((s) => s.kind === 'ns.new').map((s) => s.args.type);
   const entered = e.steps.filter((s) => s.kind === 'ns.enter');
   assert.deepEqual(entered.map((s) => s.args.type), ['user', 'uts', 'ipc', 'net', 'cgroup', 'pid', 'time', 'mount'].filter((t) => made.includes(t)));
@@ -230,7 +230,7 @@ test('exec joins every namespace of the sandbox (mount last), its cgroup, forks,
   assert.ok(!e.steps.some((s) => s.kind.startsWith('mount.') || s.kind === 'hostname' || s.kind === 'cgroup.set'));
   const x = e.steps.find((s) => s.kind === 'exec')!.args;
   assert.deepEqual([x.args, (x.env as string[]).filter((v) => /^[ABC]=/.test(v)), x.init], [['sh'], ['A=1', 'B=3', 'C=4'], false]);
-  const root = compileExec(plan, { pid: 42, args: ['id'], env: [], user: 'root:0', tty: false });
+  const root = compileExec(plan, { pid: 42, args: ['id'], env: [], user: 'root:0', tty: false, stdin: false });
   assert.deepEqual(root.steps.find((s) => s.kind === 'user.ids')!.args, { user: 'root', group: 0 });
   assert.ok(!root.steps.some((s) => s.kind === 'console'));
 });

@@ -1,0 +1,238 @@
+// `sandbox run` (docker run's flags, run through the same pipeline as a file) and `sandbox import`
+// (a docker run line or a Compose service written as a reviewed file). Both turn their input into
+// a config with src/import, write it as YAML in memory, and load that text as `up` loads a file:
+// the spec, the rules, the plan and the attestation are the file's. Runs in the CLI process as
+// the caller; the only file written is the one --save or import names.
+// Exit codes: run as up (its command's status, 125 setup failed), 1 usage (a flag sandbox does not
+// know, or cannot map safely), 2 invalid; import 0 written, 1 usage, 2 invalid (nothing written).
+import type { Command } from 'commander';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { formatDiagnostics, type Diagnostic } from '../config/diagnostic';
+import { readBounded, type FoundConfig } from '../config/find';
+import { LIMITS, type PathSeg } from '../config/parse';
+import type { CliValue } from '../model/normalize';
+import { planJson, renderPlan } from '../plan/render';
+import { commandLine, COMMAND_LINE, fromDockerRun, shellQuote } from '../import/docker';
+import { fromCompose } from '../import/compose';
+import type { Imported, ImportNote, Loc } from '../import/types';
+import { toYaml } from '../import/write';
+import type { Loaded, LoadOpts, UpOpts } from './main';
+import { LifecycleError } from './lifecycle';
+
+/** Where a config's problems are shown when it was not written by hand: the command line, or the
+ * Compose file it was imported from. `locate` maps a path of the config to the words behind it. */
+export interface CommandLine {
+  file: string;
+  text: string;
+  locate?: (path: readonly PathSeg[]) => { file: string; line: number; col: number; endLine: number; endCol: number };
+}
+
+type Load = (file: string | undefined, opts: LoadOpts) => Promise<Loaded>;
+type Start = (l: Loaded, o: UpOpts) => Promise<void>;
+
+const fail = (message: string, code: number): never => { throw new LifecycleError(message, code); };
+const exit = (code: number): never => { throw new LifecycleError('', code); };
+const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
+
+/** The installed schema, as the written file's first line names it for editors: relative from a
+ * file inside this installation (as the samples), else its absolute path. */
+const schemaFor = (outDir: string) => {
+  const root = join(__dirname, '..');
+  const abs = join(root, 'schema', 'sandbox.schema.json');
+  const inside = relative(root, outDir);
+  return inside.startsWith('..') || isAbsolute(inside) ? abs : relative(outDir, abs);
+};
+
+/** Writes a file the user named, making its folder first. */
+function writeOut(file: string, text: string) {
+  mkdirSync(dirname(resolve(file)), { recursive: true });
+  writeFileSync(file, text);
+}
+
+/** A config path → the part of the input it came from: the most specific origin that contains it. */
+function locator(imp: Imported, fallback: Loc): NonNullable<CommandLine['locate']> {
+  return (path) => {
+    let best: Loc | undefined;
+    let bestLen = -1;
+    for (const o of imp.origin) {
+      if (o.path.length > path.length || o.path.length <= bestLen) continue;
+      if (o.path.every((seg, k) => seg === path[k])) { best = o.at; bestLen = o.path.length; }
+    }
+    // A parent key (`resources`) is where its first value came from.
+    if (!best && path.length) best = imp.origin.find((o) => path.every((seg, k) => seg === o.path[k]))?.at;
+    const at = best ?? fallback;
+    return { file: at.file, line: at.line, col: at.col, endLine: at.line, endCol: at.endCol ?? at.col + 1 };
+  };
+}
+
+const asDiagnostic = (n: ImportNote): Diagnostic => ({
+  file: n.at.file, line: n.at.line, col: n.at.col, endLine: n.at.line, ...(n.at.endCol ? { endCol: n.at.endCol } : {}),
+  path: '', code: n.code, message: n.kind === 'dropped' ? `not mapped: ${n.message}` : n.message, severity: n.kind === 'refused' ? 'error' : 'warning',
+});
+
+/** Prints what was not mapped (warnings) and what cannot be (errors); exits `code` on any error. */
+function printNotes(imp: Imported, file: string, code: number) {
+  const shown = imp.notes.filter((n) => n.kind !== 'changed').map(asDiagnostic).sort((a, b) => a.line - b.line || a.col - b.col);
+  if (!shown.length) return;
+  process.stderr.write(formatDiagnostics(shown, (d) => (d.file === file ? imp.text : undefined), color()));
+  const errors = shown.filter((d) => d.severity === 'error').length;
+  if (errors) fail(`${errors} problem${errors === 1 ? '' : 's'} on the ${file === COMMAND_LINE ? 'command line' : `lines of ${file}`}; nothing was ${code === 1 ? 'run or written' : 'written'}`, code);
+}
+
+/** Lines of a header comment, each at most about 100 columns: long words kept whole. */
+function wrap(text: string, width = 96, indent = ''): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (const w of text.split(' ')) {
+    if (cur && cur.length + 1 + w.length > width) { out.push(cur); cur = indent + w; } else cur = cur ? `${cur} ${w}` : w;
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+const DEFAULTS_NOTE = 'Tighter than docker run by default: 11 capabilities (Docker\'s 14 less NET_RAW, MKNOD and AUDIT_WRITE), no_new_privileges, a seccomp allow list, a private network; `sandbox plan` shows every step and where it comes from.';
+
+/** Where `up -e/-v/-p` values are on the command line, in order, with the line for code frames. */
+export function commandLineValues(argv: readonly string[]): { env: CliValue[]; volumes: CliValue[]; ports: CliValue[]; line: CommandLine } {
+  const words = ['sandbox', ...argv];
+  const { text, cols } = commandLine(words);
+  const out = { env: [] as CliValue[], volumes: [] as CliValue[], ports: [] as CliValue[], line: { file: COMMAND_LINE, text } as CommandLine };
+  const lists: Record<string, CliValue[]> = { '-e': out.env, '--env': out.env, '-v': out.volumes, '--volume': out.volumes, '-p': out.ports, '--publish': out.ports };
+  const at = (i: number) => ({ file: COMMAND_LINE, line: 1, col: cols[i]! + 1 });
+  for (let i = 1; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === '--') break;
+    const eq = w.indexOf('=');
+    const long = w.startsWith('--') && eq > 0 ? w.slice(0, eq) : undefined;
+    if (long && lists[long]) lists[long].push({ value: w.slice(eq + 1), src: at(i) });
+    else if (lists[w] && i + 1 < words.length) { lists[w].push({ value: words[i + 1]!, src: at(i) }); i++; }
+    else if (/^-[evp]./.test(w)) lists[w.slice(0, 2)]!.push({ value: w.slice(2).replace(/^=/, ''), src: at(i) });
+  }
+  return out;
+}
+
+const RUN_HELP = `
+Flags, with docker run's meaning (each becomes a key of the file \`--save\` writes):
+  -d, -i, -t, --rm, --name N, -e K[=V], --env-file F, -v SRC:DST[:ro] | NAME:DST, --mount, --tmpfs DST,
+  -p [IP:]HOST:CTR[/PROTO], -m SIZE, --memory-reservation, --memory-swap, --cpus N, -c/--cpu-shares,
+  --cpuset-cpus, --pids-limit N, --blkio-weight, --device-read-bps…, -u USER, -w DIR, -h NAME,
+  --group-add, --network none|private|host|bridge, --dns, --add-host, --cap-add X, --cap-drop X,
+  --read-only, --security-opt no-new-privileges|seccomp=…, --ulimit N=S[:H], --sysctl K=V,
+  --device, --init, --restart, --stop-signal, --stop-timeout, --entrypoint, --shm-size,
+  --ipc/--pid/--uts/--userns/--cgroupns host
+sandbox's own:
+  --rootfs host|DIR   run on the host's root filesystem (read-only) or a folder, instead of an IMAGE
+  --save FILE         write the equivalent reviewed file instead of running
+  --plan [--json]     print the plan (as JSON) instead of running
+  -q                  print no progress
+Flags docker run has and sandbox cannot say are reported with the reason; --privileged is refused.`;
+
+export function registerRun(program: Command, load: Load, start: Start): void {
+  program.command('run')
+    .usage('[FLAGS] IMAGE|--rootfs host [COMMAND [ARG…]]')
+    .description('run a command as docker run would, through the same plan as a file: --save writes that file, --plan shows the plan')
+    // -h is docker run's --hostname.
+    .helpOption('--help')
+    .allowUnknownOption().allowExcessArguments().passThroughOptions()
+    .argument('[args...]')
+    .addHelpText('after', RUN_HELP)
+    .action(async (args: string[]) => {
+      const argv = ['sandbox', 'run', ...args];
+      const cwd = process.cwd();
+      const first = fromDockerRun(argv, { cwd, outDir: cwd });
+      // Relative paths in a saved file start at its folder: written again from there.
+      const imp = first.save ? fromDockerRun(argv, { cwd, outDir: dirname(resolve(first.save)) }) : first;
+      printNotes(imp, COMMAND_LINE, 1);
+      if (imp.rm && imp.config.detach && !imp.save && !imp.plan) fail('`--rm` with `-d`: a detached sandbox is kept for its logs until `sandbox down NAME`; leave out --rm and run `sandbox down NAME` when it is done', 1);
+      const outDir = imp.save ? dirname(resolve(imp.save)) : cwd;
+      const text = toYaml(imp, {
+        schema: schemaFor(outDir),
+        header: [...wrap(`Written by \`sandbox run --save\` from: ${argv.filter((w, i) => !(w === '--save' || argv[i - 1] === '--save' || w.startsWith('--save='))).map(shellQuote).join(' ')}`, 96, '  '), '', ...wrap(DEFAULTS_NOTE)],
+      });
+      const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
+      const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
+      const planOnly = !!(imp.save || imp.plan);
+      const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
+      if (imp.save) {
+        if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
+        if (imp.save === '-') process.stdout.write(text);
+        else { writeOut(imp.save, text); process.stderr.write(`sandbox: wrote ${imp.save}; \`sandbox plan ${imp.save}\` shows its plan and \`sandbox up ${imp.save}\` runs it\n`); }
+        return;
+      }
+      if (imp.plan) { process.stdout.write(imp.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true })); return; }
+      // As docker run: a terminal for the command needs one to read from.
+      if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
+      // A foreground sandbox keeps nothing once it ends, so --rm needs nothing more.
+      await start(l, { detach: imp.config.detach, quiet: imp.quiet });
+    });
+
+  program.command('import')
+    .usage('[-o FILE] [--force] -- docker run [FLAGS] IMAGE [COMMAND…]  |  [-o FILE] [--force] [COMPOSE_FILE [SERVICE]]')
+    .description('write a sandbox file from a docker run command line or a Compose service, with comments where the meaning differs')
+    .helpOption('--help')
+    .allowUnknownOption().allowExcessArguments().passThroughOptions()
+    .argument('[args...]')
+    .addHelpText('after', '\n  -o, --output FILE   where to write (default: NAME.yml here; - for stdout)\n  --force             replace FILE if it exists\nWhat cannot be mapped is printed with the reason; the file is written only if it is valid.')
+    .action(async (args: string[]) => {
+      let output: string | undefined;
+      let force = false;
+      let rest: string[] = [];
+      let docker: string[] | undefined;
+      for (let i = 0; i < args.length; i++) {
+        const a = args[i]!;
+        if (a === '--') { docker = args.slice(i + 1); break; }
+        if (a === '-o' || a === '--output') { output = args[++i] ?? fail(`${a} needs a file name`, 1); continue; }
+        if (a.startsWith('--output=')) { output = a.slice(9); continue; }
+        if (a === '--force' || a === '-f') { force = true; continue; }
+        if (a.startsWith('-')) fail(`import does not know ${a}; put a docker run line after --: sandbox import -- docker run …`, 1);
+        if (['docker', 'podman', 'nerdctl', 'run'].includes(a)) { docker = args.slice(i); break; }
+        rest.push(a);
+      }
+      // With nothing named, the Compose file of this folder, by the names Compose looks for.
+      if (!docker && rest.length === 0) {
+        const here = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'].find((f) => existsSync(f));
+        if (!here) fail('name what to import: sandbox import -- docker run IMAGE …, or sandbox import compose.yml [SERVICE] (no compose.yaml or docker-compose.yml here)', 1);
+        rest = [here!];
+      }
+      if (!docker && rest.length > 2) fail(`import takes a Compose file and at most one service, not ${rest.slice(2).join(' ')}`, 1);
+      const cwd = process.cwd();
+      const outDir = output && output !== '-' ? dirname(resolve(output)) : cwd;
+      let imp: Imported;
+      let header: string[];
+      let fileShown: string;
+      let fallback: Loc;
+      let usage: number;
+      if (docker) {
+        const d = fromDockerRun(docker, { cwd, outDir });
+        imp = d; fileShown = COMMAND_LINE; usage = 1;
+        fallback = { file: COMMAND_LINE, line: 1, col: 1, endCol: 2 };
+        header = [...wrap(`Imported by \`sandbox import\` from: ${docker.map(shellQuote).join(' ')}`, 96, '  ')];
+        if (d.rm) d.notes.push({ kind: 'dropped', at: d.origin[0]?.at ?? fallback, code: 'rm', message: '`--rm`: a sandbox run by `sandbox up` keeps nothing once it ends (a detached one until `sandbox down`)' });
+      } else {
+        const file = rest[0]!;
+        let bytes: Uint8Array;
+        try { bytes = readBounded(file, LIMITS.bytes); } catch (e) { return fail(`${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2); }
+        const c = fromCompose(file, bytes, rest[1], { composeDir: dirname(resolve(file)), outDir });
+        if (c.errors.length) {
+          process.stderr.write(formatDiagnostics(c.errors, () => c.text, color()));
+          return exit(2);
+        }
+        imp = c; fileShown = file; usage = 2;
+        fallback = { file, line: 1, col: 1 };
+        header = [`Imported by \`sandbox import\` from service \`${c.service}\` of ${file}.`];
+      }
+      printNotes(imp, fileShown, usage);
+      const name = String(imp.config.name);
+      const target = output ?? `${name}.yml`;
+      if (target !== '-' && existsSync(target) && !force) fail(`${target} exists; use --force to replace it, or -o to name another file`, 1);
+      const text = toYaml(imp, { schema: schemaFor(outDir), header: [...header, '', ...wrap(DEFAULTS_NOTE)] });
+      // Checked as `validate` checks a file, problems shown where they came from: nothing invalid is written.
+      const source: FoundConfig = { file: fileShown, absFile: target === '-' ? join(cwd, `${name}.yml`) : resolve(target), bytes: Buffer.from(text), root: [] };
+      await load(undefined, { source, commandLine: { file: fileShown, text: imp.text, locate: locator(imp, fallback) }, hostProblems: 'warning', stops: 'written' });
+      if (target === '-') { process.stdout.write(text); return; }
+      writeOut(target, text);
+      const changed = imp.notes.filter((n) => n.kind === 'changed').length;
+      process.stderr.write(`sandbox: wrote ${target}${changed ? ` (${changed} comment${changed === 1 ? '' : 's'} where the meaning differs)` : ''}; \`sandbox plan ${target}\` shows its plan\n`);
+    });
+}

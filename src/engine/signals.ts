@@ -1,0 +1,58 @@
+// What a process does with a signal, read from the host's /proc, in the CLI process: used where a
+// signal is sent to a sandbox's PID 1 (`up` forwarding Ctrl-C, `stop`), because the kernel drops
+// any signal that PID 1 of a pid namespace has left at its default action when it comes from
+// outside the namespace. Such a signal has no effect at all, so the CLI says so instead of waiting
+// in silence.
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+
+/**
+ * caught: a handler; blocked: held for sigwait (as the init reaper and tini take signals), so it
+ * is delivered; ignored: SIG_IGN; default: the default action, which a PID 1 never gets from
+ * outside its namespace. undefined: the process is gone, or its status cannot be read.
+ */
+export type Disposition = 'caught' | 'blocked' | 'ignored' | 'default';
+
+/** The bit of signal `sig` in a /proc/PID/status mask (SigCgt, SigBlk, SigIgn: hexadecimal, bit sig-1). */
+function hasBit(mask: string | undefined, sig: number): boolean {
+  if (!mask) return false;
+  return ((BigInt(`0x${mask}`) >> BigInt(sig - 1)) & 1n) === 1n;
+}
+
+export function disposition(pid: number, sig: number): Disposition | undefined {
+  let status: string;
+  try { status = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return undefined; }
+  const mask = (k: string) => new RegExp(`^${k}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+  if (hasBit(mask('SigCgt'), sig)) return 'caught';
+  if (hasBit(mask('SigBlk'), sig)) return 'blocked';
+  if (hasBit(mask('SigIgn'), sig)) return 'ignored';
+  return 'default';
+}
+
+/** Whether a PID 1 with this disposition gets a signal sent from outside its pid namespace. */
+export const reachesPid1 = (d: Disposition | undefined) => d === undefined || d === 'caught' || d === 'blocked';
+
+/** The process's name as ps shows it (its comm), or undefined once it is gone. */
+export function commandName(pid: number): string | undefined {
+  try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return undefined; }
+}
+
+/** SIGTERM for 15, and so on; `signal N` for a number Node has no name for. */
+export function signalName(sig: number): string {
+  return Object.entries(constants.signals).find(([, n]) => n === sig)?.[0] ?? `signal ${sig}`;
+}
+
+/** What happened to a signal sent to a sandbox's PID 1, for the CLI to say in its words. */
+export type SignalNote =
+  /** PID 1 does not handle `signal`, so the kernel dropped it: the CLI kills after the grace. */
+  | { kind: 'dropped'; signal: string; command: string; disposition: 'ignored' | 'default'; graceMs: number }
+  /** The CLI killed the command: the grace ran out, or a second signal came. */
+  | { kind: 'killed'; why: 'grace'; signal: string; graceMs: number }
+  | { kind: 'killed'; why: 'again'; signal: string };
+
+/** What `sandbox stop` (and `down`) did beyond sending the stop signal. */
+export type StopNote =
+  /** Said at once: PID 1 does not handle the stop signal, so the wait ends in a kill. */
+  | { kind: 'dropped'; name: string; signal: string; command: string; disposition: 'ignored' | 'default'; graceMs: number }
+  /** Said at the end: it outlived its grace period and was killed. */
+  | { kind: 'killed'; name: string; signal: string; graceMs: number; dropped: boolean };

@@ -1,0 +1,72 @@
+// sandbox run as docker run is used (as root): `sandbox run --rm -p 18080:8000 --rootfs host
+// python3 -m http.server 8000` serves a page to a real client (curl) on the host, ends on Ctrl-C,
+// and leaves nothing: no state folder, cgroup, interface, nftables table or process. Also `up`
+// with a port given on the command line: the page is served on that port, not the file's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hasEngine, hasNft, isRoot, leftovers, needs, BIN, sandbox } from '../helpers/sandbox';
+
+const python = spawnSync('sh', ['-c', 'test -x /usr/bin/python3']).status === 0;
+
+/** The page at url by curl, polled until it answers or `ms` pass; '' if it never did. */
+async function curlUntil(url: string, child: ChildProcess, ms = 15_000): Promise<string> {
+  const end = Date.now() + ms;
+  while (Date.now() < end && child.exitCode === null) {
+    const r = spawnSync('curl', ['-s', '--max-time', '2', url], { encoding: 'utf8' });
+    if (r.status === 0) return r.stdout;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  return '';
+}
+
+/** Ctrl-C as a terminal sends it, then the CLI's exit status. */
+async function interrupt(child: ChildProcess): Promise<number | null> {
+  const done = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const code = await done;
+  clearTimeout(timer);
+  return code;
+}
+
+test('sandbox run --rm -p 18080:8000 --rootfs host python3 -m http.server 8000 serves, ends on Ctrl-C, and leaves nothing', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'nftables', hasNft) || !needs(t, '/usr/bin/python3', python)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-run-'));
+  writeFileSync(join(dir, 'index.html'), 'hello from sandbox run\n');
+  // Served from the folder given with -v: the page is the host's file, read through the mount.
+  const child = spawn(process.execPath, [BIN, 'run', '--rm', '-q', '-p', '18080:8000', '-v', `${dir}:/www:ro`, '-w', '/www', '--rootfs', 'host', 'python3', '-m', 'http.server', '8000'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', CI: 'true' } });
+  let err = '';
+  child.stderr!.on('data', (c) => (err += c));
+  try {
+    const page = await curlUntil('http://127.0.0.1:18080/index.html', child);
+    assert.equal(page, 'hello from sandbox run\n', err);
+    assert.ok(existsSync('/run/sandbox/python3'), 'it runs as the sandbox python3, named after its command');
+  } finally {
+    const code = await interrupt(child);
+    // http.server ends on SIGINT (KeyboardInterrupt) and says so; its status is 0.
+    assert.equal(code, 0, err);
+  }
+  assert.deepEqual(leftovers('python3'), []);
+  assert.doesNotMatch(sandbox(['ps', '-a']).out, /python3/);
+});
+
+test('up FILE -p: the port given on the command line replaces the file\'s', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'nftables', hasNft) || !needs(t, '/usr/bin/python3', python)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-up-p-'));
+  writeFileSync(join(dir, 'py.yml'), 'version: 1\nname: up-override\nrootfs: host\ncommand: [python3, -m, http.server, "8000"]\nworkdir: /www\nports: ["127.0.0.1:18081:8000"]\n');
+  const child = spawn(process.execPath, [BIN, 'up', '-q', 'py.yml', '-p', '127.0.0.1:18082:8000', '-v', `${dir}:/www:ro`, '-e', 'X=1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', CI: 'true' } });
+  let err = '';
+  child.stderr!.on('data', (c) => (err += c));
+  try {
+    const page = await curlUntil('http://127.0.0.1:18082/py.yml', child);
+    assert.match(page, /name: up-override/, err);
+    assert.notEqual(spawnSync('curl', ['-s', '--max-time', '1', 'http://127.0.0.1:18081/']).status, 0, 'the file\'s port is not published');
+  } finally {
+    assert.equal(await interrupt(child), 0, err);
+  }
+  assert.deepEqual(leftovers('up-override'), []);
+});
