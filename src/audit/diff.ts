@@ -92,6 +92,12 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
       push('mounts', 'bind.propagation', M.changed(`${L.bind(y.target)} propagation`, x.propagation, y.propagation), shared(y.propagation) && !shared(x.propagation) ? 'looser' : shared(x.propagation) && !shared(y.propagation) ? 'tighter' : 'neutral', x.at, y.at);
     }
   });
+  // A volume holds the sandbox's own data in the store, not a host folder: adding one loosens
+  // nothing; making one writable lets what the command writes outlive it, as for a bind.
+  keyed('mounts', 'volume', a.volumes, b.volumes, (m) => m.target, (m) => L.volumeDesc(m.name, m.target, m.readOnly, m.anonymous), 'neutral', (x, y) => {
+    if (x.name !== y.name) push('mounts', 'volume.name', M.changed(L.volume(y.target), x.name, y.name), 'neutral', x.at, y.at);
+    if (x.readOnly !== y.readOnly) push('mounts', 'volume.writable', M.made(L.volumeDesc(y.name, y.target, undefined, y.anonymous), y.readOnly ? L.readOnly : L.writable), y.readOnly ? 'tighter' : 'looser', x.at, y.at);
+  });
   keyed('mounts', 'device', a.devices, b.devices, (d) => d.target, (d) => L.device(d.source, d.target, d.permissions), 'looser', (x, y) => {
     if (x.source === y.source && x.permissions === y.permissions) return;
     const more = x.source !== y.source || [...y.permissions].some((c) => !x.permissions.includes(c));

@@ -30,6 +30,8 @@ export interface ExposureFacts {
   user: { user: string | number; group: string | number | null; root: boolean; at: At };
   /** Volumes bound from the host (not the read-only system folders of `rootfs: host`). */
   binds: { source: string; target: string; readOnly: boolean; propagation: string; at: At }[];
+  /** Volumes sandbox keeps (named and anonymous): not host paths, so not binds. */
+  volumes: { name: string; target: string; readOnly: boolean; anonymous: boolean; external: boolean; at: At }[];
   devices: { source: string; target: string; permissions: string; at: At }[];
   /** The capabilities the command keeps; `added` when the file asked for it (cap_add). */
   caps: { name: string; added: boolean; at: At }[];
@@ -107,6 +109,10 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     binds: stepsOf(steps, 'mount.bind')
       .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target))
       .map((s) => ({ source: s.args.source, target: s.args.target, readOnly: s.args.readOnly, propagation: s.args.propagation ?? 'rprivate', at: at(s.source, KEY.volumes!) })),
+    volumes: stepsOf(steps, 'mount.volume').map((s) => {
+      const made = stepsOf(steps, 'volume.create').find((v) => v.args.name === s.args.name);
+      return { name: s.args.name, target: s.args.target, readOnly: s.args.readOnly, anonymous: made?.args.anonymous ?? false, external: made?.args.external ?? false, at: at(s.source, KEY.volumes!) };
+    }),
     devices: stepsOf(steps, 'dev.bind').map((s) => ({ source: s.args.source, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
     caps: stepsOf(steps, 'cap.keep').map((s) => ({ name: s.args.cap, added: s.source !== 'default', at: at(s.source, KEY.caps!) })),
     noNewPrivileges: { on: nnpStep.kind === 'nnp', at: at(nnpStep.source, KEY.nnp!) },

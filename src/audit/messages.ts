@@ -46,6 +46,8 @@ export const LABEL = {
   namespace: (t: string) => `${t} namespace`,
   user: 'user',
   bind: (target: string) => `bind on ${target}`,
+  volume: (target: string) => `volume on ${target}`,
+  volumeDesc: (name: string, target: string, readOnly: boolean | undefined, anonymous: boolean) => `${anonymous ? 'anonymous ' : ''}volume ${name} on ${target}${readOnly === undefined ? '' : readOnly ? ' (read-only)' : ' (writable)'}`,
   bindOf: (source: string, target: string) => `bind of ${source} on ${target}`,
   bindDesc: (source: string, target: string, readOnly: boolean) => `bind of ${source} on ${target}${readOnly ? ' (read-only)' : ' (writable)'}`,
   device: (source: string, target: string, perms: string) => `device ${source} as ${target} (${perms})`,

@@ -160,10 +160,12 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
   program.command('down').argument('<name|file>', 'a sandbox name, or its config file')
     .description('stop a sandbox and remove everything it set up on the host')
     .option('-t, --time <seconds>', 'the grace period before SIGKILL', (v) => Number(v))
-    .action(async (arg: string, o: { time?: number }) => {
+    .option('-v, --volumes', 'remove its volumes too, named and anonymous (never an external one)')
+    .action(async (arg: string, o: { time?: number; volumes?: boolean }) => {
       const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say);
+      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: !!o.volumes });
+      for (const r of removed.filter((x) => /volume /.test(x))) process.stderr.write(`${r.includes(' kept: ') ? '' : 'removed '}${r}\n`);
       process.stdout.write(`${name}\n`);
     });
 

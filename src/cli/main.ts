@@ -24,6 +24,7 @@ import { registerCompletion } from './completion';
 import { HOST_PROGRAMS, type HostProgram } from '../model/tables';
 import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
+import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
 import { registerExport } from './export';
 import { commandLineValues, registerRun, type CommandLine } from './run';
@@ -373,6 +374,7 @@ export function buildProgram(): Command {
 
   registerLifecycle(program, async (file) => (await load(file, {})).plan.name);
   registerImages(program);
+  registerVolumes(program);
   registerAudit(program, load);
   registerExport(program, load);
   registerVersion(program);

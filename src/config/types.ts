@@ -32,10 +32,13 @@ export interface UserConfig {
   shm_size?: string | number;
   ports?: (Port | { target: Port; published?: Port; host_ip?: string; protocol?: 'tcp' | 'udp' })[];
   volumes?: (string | {
-    type: 'bind' | 'tmpfs'; source?: string; target: string; read_only?: boolean;
+    type: 'bind' | 'volume' | 'tmpfs'; source?: string; target: string; read_only?: boolean;
     propagation?: 'private' | 'rprivate' | 'shared' | 'rshared' | 'slave' | 'rslave';
+    volume?: { nocopy?: boolean };
     size?: Size; mode?: string; options?: string[];
   })[];
+  /** Compose's top-level `volumes:` map (the top level here is the sandbox, whose `volumes` are its mounts). */
+  named_volumes?: Record<string, null | { name?: string; external?: boolean }>;
   network?: 'none' | 'private' | 'host' | { mode: 'none' | 'private' | 'host'; subnet?: string; proxy?: 'auto' | 'kernel' | 'userspace'; rootless_cmd?: 'auto' | 'pasta' | 'slirp4netns' };
   dns?: string | string[];
   extra_hosts?: string[] | Record<string, string>;

@@ -111,6 +111,7 @@ export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
       case 'state.create': check(s, view.stateFile('owner') !== undefined || view.stateFile('.') !== undefined, `${s.args.path} exists`, 'no state folder'); break;
       case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': unchecked(s, 'preparation on the host, checked as it was applied; the mount step that uses it is checked'); break;
       case 'image.note': unchecked(s, 'a note about the image: nothing is applied'); break;
+      case 'volume.create': unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'); break;
       case 'cgroup.create': check(s, view.cgroupFile('pids', 'cgroup.procs') !== undefined || view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'); break;
       case 'cgroup.set': {
         const { controller, file, value } = s.args;
@@ -193,7 +194,7 @@ export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
       }
       case 'mount.tmpfs.dev': mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }); break;
       case 'mount.tmpfs': mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly, flags: s.args.flags }); break;
-      case 'mount.bind': mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }); break;
+      case 'mount.bind': case 'mount.volume': mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }); break;
       case 'mount.netfile': mountCheck(s, s.args.target, { flags: ['nosuid', 'nodev', 'noexec'] }); break;
       case 'mount.sys': mountCheck(s, '/sys', { ro: true }); break;
       case 'mount.cgroup': mountCheck(s, '/sys/fs/cgroup', { ro: true }); break;

@@ -3,10 +3,13 @@
 // any point is undone in reverse and leaves nothing behind. The mapped type makes the table
 // cover every host kind; the compiler checks each handler's arguments.
 import { mkdirSync, rmdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Store } from '../image/store';
 import { removeTree } from '../image/owners';
+import { createVolume, readVolume, removeVolume } from '../image/volumes';
+import { findStep } from '../plan/steps';
+import type { Ids } from './users';
 import type { IdMap } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import type { Cgroup } from './cgroup';
@@ -40,11 +43,16 @@ export interface HostContext {
   /** Set once the child is cloned; holder: the process that runs the restart policy and holds the
    * sandbox's namespaces (this CLI, or the supervisor when detached). */
   child?: { pid: number; bornInCgroup: boolean; holder: number };
+  /** Set once the command runs: the undo actions then take down the sandbox, not a failed setup
+   * (what outlives the sandbox, a volume it made, goes only with a failed setup). */
+  commandRan?: boolean;
+  /** The sandbox's user, group and groups as numbers (the preflight resolved them): an empty volume's owner. */
+  ids?: Ids;
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
   corruptAt?: string;
 }
 
-export type HostKind = 'state.create' | 'rootfs.host' | 'rootfs.dir' | 'rootfs.image' | 'image.note' | 'cgroup.create' | 'cgroup.set'
+export type HostKind = 'state.create' | 'rootfs.host' | 'rootfs.dir' | 'rootfs.image' | 'image.note' | 'volume.create' | 'cgroup.create' | 'cgroup.set'
   | 'ns.new' | 'ns.host' | 'cgroup.attach' | 'idmap' | 'net.veth' | 'net.nat' | 'net.port' | 'net.usernet' | 'net.hosts' | 'net.resolv';
 type Handlers = { [K in HostKind]: (ctx: HostContext, step: StepOf<K>) => void | Promise<void> };
 
@@ -103,6 +111,26 @@ const HANDLERS: Handlers = {
     if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
   },
   'image.note': () => undefined,
+  'volume.create': (ctx, s) => {
+    const a = s.args;
+    const root = dirname(a.path);
+    if (a.external) {
+      // Never made, seeded nor removed by sandbox: it must be there, as the plan was told.
+      if (!readVolume(a.name, root)) throw new Error(`the external volume ${a.name} does not exist (sandbox volume ls lists them); create it by running the file that owns it, or remove \`external: true\``);
+      return;
+    }
+    if (!ctx.ids) throw new Error('internal error: a volume step ran before the preflight resolved the ids');
+    const idmap = findStep(ctx.plan.steps, 'idmap');
+    const image = findStep(ctx.plan.steps, 'rootfs.image');
+    const { created } = createVolume({
+      name: a.name, root, uid: ctx.ids.uid, gid: ctx.ids.gid, rootless: !ctx.host.root,
+      seed: a.seed === 'image' && ctx.layers.length ? { layers: ctx.layers, image: image?.args.ref ?? '', target: a.target } : undefined,
+      ...(ctx.host.root && idmap ? { uidMap: idmap.args.uid, gidMap: idmap.args.gid } : {}),
+      ...(a.anonymous ? { anonymous: { sandbox: ctx.plan.name, target: a.target } } : {}),
+    });
+    // Only what this run made goes if the run fails; a volume that existed keeps its data.
+    if (created) ctx.undo.push(() => { if (!ctx.commandRan) removeVolume(a.name, root); });
+  },
   'cgroup.create': async (ctx) => {
     const { cgroup } = ctx;
     if (cgroup.exists()) {

@@ -7,6 +7,8 @@ import type { HostFeatures } from '../plan/types';
 import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
 import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
+import { listVolumes, readVolume, removeUnfinished, removeVolume, volumeRoot, type VolumeInfo } from '../image/volumes';
+import { stepsOf } from '../plan/steps';
 import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
 
 export { exitCode, heldPorts, listSandboxes, type Listed };
@@ -130,12 +132,72 @@ export function processes(host: HostFeatures, name: string): Proc[] {
 }
 
 
-/** Stops a sandbox, then removes everything it set up on the host; what it removed. */
-export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, say?: (n: StopNote) => void): Promise<string[]> {
+/** Stops a sandbox, then removes everything it set up on the host; what it removed. With
+ * `volumes` (down -v), its volumes too, named and anonymous, but never an external one nor one
+ * that another running sandbox uses. */
+export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, say?: (n: StopNote) => void, opts: { volumes?: boolean } = {}): Promise<string[]> {
   findSandbox(host, name);
+  // Read before the state goes: which volumes its plan made ready.
+  const vols = opts.volumes ? stepsOf(savedRun(host, name)?.plan.steps ?? [], 'volume.create').filter((s) => !s.args.external) : [];
   await stopSandbox(host, name, graceMs, say);
   if (findSandbox(host, name).pids.length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
-  return reclaim(host, name);
+  const removed = await reclaim(host, name);
+  const users = volumeUsers(host);
+  for (const v of vols) {
+    const others = (users.get(v.args.name) ?? []).filter((u) => u.running && u.sandbox !== name);
+    if (others.length) { removed.push(`volume ${v.args.name} kept: ${others.map((u) => u.sandbox).join(', ')} uses it`); continue; }
+    if (removeVolume(v.args.name, volumeRoot())) removed.push(`${v.args.anonymous ? 'anonymous ' : ''}volume ${v.args.name}`);
+  }
+  return removed;
+}
+
+/** Which sandboxes use each volume, as their saved plans say (a sandbox still starting has none yet). */
+export function volumeUsers(host: HostFeatures): Map<string, { sandbox: string; running: boolean }[]> {
+  const out = new Map<string, { sandbox: string; running: boolean }[]>();
+  for (const row of listSandboxes(host)) {
+    for (const s of stepsOf(savedRun(host, row.name)?.plan.steps ?? [], 'volume.create')) {
+      out.set(s.args.name, [...(out.get(s.args.name) ?? []), { sandbox: row.name, running: row.running }]);
+    }
+  }
+  return out;
+}
+
+export interface VolumeRow extends VolumeInfo { usedBy: { sandbox: string; running: boolean }[] }
+
+export function volumes(host: HostFeatures): VolumeRow[] {
+  const users = volumeUsers(host);
+  return listVolumes(volumeRoot()).map((v) => ({ ...v, usedBy: users.get(v.name) ?? [] }));
+}
+
+export function inspectVolume(host: HostFeatures, name: string): VolumeRow {
+  const v = readVolume(name, volumeRoot());
+  if (!v) throw new LifecycleError(`no volume named ${name} (sandbox volume ls lists them)`, 1);
+  return { ...v, usedBy: volumeUsers(host).get(name) ?? [] };
+}
+
+/** Removes volumes by name; refuses (before removing any) one that a running sandbox uses. */
+export function removeVolumes(host: HostFeatures, names: string[]): string[] {
+  const users = volumeUsers(host);
+  for (const n of names) {
+    if (!readVolume(n, volumeRoot())) throw new LifecycleError(`no volume named ${n} (sandbox volume ls lists them); nothing was removed`, 1);
+    const running = (users.get(n) ?? []).filter((u) => u.running).map((u) => u.sandbox);
+    if (running.length) throw new LifecycleError(`the volume ${n} is in use by the running sandbox ${running.join(', ')}; stop it first (sandbox down ${running[0]}); nothing was removed`, 1);
+  }
+  for (const n of names) removeVolume(n, volumeRoot());
+  return names;
+}
+
+/** Volumes no sandbox uses (with its state kept: running, or exited and detached): anonymous ones,
+ * or every one with `all`, as docker volume prune; and what crashed volume makings left. */
+export function pruneVolumes(host: HostFeatures, all: boolean): string[] {
+  const users = volumeUsers(host);
+  const removed = removeUnfinished(volumeRoot());
+  for (const v of listVolumes(volumeRoot())) {
+    if ((users.get(v.name) ?? []).length || (!all && !v.anonymous)) continue;
+    removeVolume(v.name, volumeRoot());
+    removed.push(`${v.anonymous ? 'anonymous ' : ''}volume ${v.name}`);
+  }
+  return removed;
 }
 
 /** Removes what crashed runs left: state folders, cgroups, interfaces and nftables tables with no live process. */
@@ -144,6 +206,8 @@ export async function gc(host: HostFeatures): Promise<string[]> {
   // Exited detached sandboxes are kept for their logs until `down`; only crashed runs go.
   for (const r of listSandboxes(host)) if (!r.running && r.exit === undefined) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
   for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
+  // A volume whose making was cut short (the CLI killed mid-seed) is a hidden folder no run uses.
+  removed.push(...removeUnfinished(volumeRoot()));
   return removed;
 }
 

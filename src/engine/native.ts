@@ -147,6 +147,7 @@ export class NativeEngine implements Engine {
         if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
         throw e;
       }
+      ctx.ids = ids;
       let seccompCompileMs = 0;
       const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
       const init = exec.args.init ? initPath() : undefined;
@@ -236,6 +237,7 @@ export class NativeEngine implements Engine {
         throw new StepFailure(at, failure!.errno, failure!.message);
       }
       running = true;
+      ctx.commandRan = true;
       writeSaved(state, { plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: ctx.address ?? null, ids, attestation });
       writeState(state, {
         name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,

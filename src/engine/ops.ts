@@ -104,7 +104,7 @@ export function encodeProgram(input: ProgramInput): Program {
     if (corrupt && SKIPPED_WHEN_CORRUPT.has(step.kind)) { op(step, OP.NOTE); continue; }
     switch (step.kind) {
       // Applied on the host by the engine (engine/host-steps.ts), before the child goes on.
-      case 'state.create': case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': case 'image.note':
+      case 'state.create': case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': case 'image.note': case 'volume.create':
       case 'cgroup.create': case 'cgroup.set': case 'cgroup.attach': case 'idmap': case 'ns.host':
       case 'net.veth': case 'net.nat': case 'net.port': case 'net.usernet': case 'net.hosts': case 'net.resolv':
         break;
@@ -147,6 +147,12 @@ export function encodeProgram(input: ProgramInput): Program {
       case 'mount.bind': {
         const a = step.args;
         op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source) ? F_FILE : 0), a: a.readOnly !== corrupt ? 1 : 0, b: PROPAGATION[a.propagation ?? 'rprivate'], s1: str(a.source), s2: str(a.target) });
+        break;
+      }
+      case 'mount.volume': {
+        // A volume's data folder is always a folder, bound like a bind volume (never recursive: nothing is mounted in it).
+        const a = step.args;
+        op(step, OP.BIND, { flags: flagsOf(a.flags), a: a.readOnly !== corrupt ? 1 : 0, b: PROPAGATION.rprivate, s1: str(a.source), s2: str(a.target) });
         break;
       }
       case 'mount.link': op(step, OP.SYMLINK, { s1: str(step.args.path), s2: str(step.args.target) }); break;

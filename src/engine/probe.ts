@@ -7,6 +7,7 @@ import type { HostFeatures, IdRangeHost, RootlessHost } from '../plan/types';
 import { libraryPath, loadLibSbx } from '../ffi/libsbx';
 import { CAPABILITIES, HOST_PROGRAMS, HOST_ROOT_DIRS, type HostProgram } from '../model/tables';
 import { onPath, subordinateRanges } from '../image/owners';
+import { volumeNames, volumeRoot } from '../image/volumes';
 
 export { onPath };
 
@@ -101,6 +102,7 @@ export function probeHost(): HostFeatures {
     cgroup: { layout, controllers, swap, mounts, ioWeightFile, ...(delegated !== undefined ? { delegated } : {}) },
     rootDirs,
     stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
+    volumes: { root: volumeRoot(), existing: volumeNames() },
     ...(root ? {} : { rootless: probeRootless(programs) }),
     programs,
   };

@@ -72,13 +72,20 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   if (ns('cgroup').mode === 'private') svc.cgroup = 'private';
 
   // Volumes: long forms, read-only where the file says, the host's folders for rootfs: host.
+  const named: Obj = {};
   const vols: Obj[] = hostDirs.map((d) => ({ type: 'bind', source: d, target: d, read_only: true }));
   const targets = new Set(spec.mounts.map((m) => m.target));
   if (hostDirs.length) for (const t of ['/tmp', '/run']) if (!targets.has(t)) vols.push({ type: 'tmpfs', target: t });
   spec.mounts.forEach((m, i) => {
     flagFindings(m, i, r);
     if (m.kind === 'bind') vols.push({ type: 'bind', source: m.source, target: m.target, ...(m.readOnly ? { read_only: true } : {}), ...(m.propagation ? { bind: { propagation: m.propagation } } : {}) });
-    else vols.push({ type: 'tmpfs', target: m.target, ...(m.readOnly ? { read_only: true } : {}), tmpfs: { ...(m.sizeBytes ? { size: m.sizeBytes } : {}), mode: m.mode } });
+    // An anonymous volume is the image's VOLUME: Compose makes one itself, as sandbox does.
+    else if (m.kind === 'volume') {
+      if (m.anonymous) return;
+      vols.push({ type: 'volume', source: m.name, target: m.target, ...(m.readOnly ? { read_only: true } : {}), ...(m.nocopy ? { volume: { nocopy: true } } : {}) });
+      // The same name in the store and in Compose's project-less `name:`, so that both mean one volume.
+      named[m.name] = m.external ? { external: true } : { name: m.name };
+    } else vols.push({ type: 'tmpfs', target: m.target, ...(m.readOnly ? { read_only: true } : {}), tmpfs: { ...(m.sizeBytes ? { size: m.sizeBytes } : {}), mode: m.mode } });
   });
   if (vols.length) svc.volumes = vols;
   if (spec.devices.length) svc.devices = spec.devices.map((d) => `${d.source}:${d.target}:${d.permissions}`);
@@ -110,5 +117,5 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   if (opt.length) svc.security_opt = opt;
   if (spec.rootfs.readOnly.value) svc.read_only = true;
 
-  return { doc: { name, services: { [name]: svc } }, findings: r.findings };
+  return { doc: { name, services: { [name]: svc }, ...(Object.keys(named).length ? { volumes: named } : {}) }, findings: r.findings };
 }

@@ -110,6 +110,12 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
       const prop = PROPAGATION[m.propagation ?? 'rprivate'];
       if (prop === 'Bidirectional') r.add(m.src, ['volumes', i], 'propagation', `a Pod allows shared propagation (Bidirectional) only to a privileged container, which would undo every other limit here; use rslave, or ${LOSSY}`);
       vol({ hostPath: { path: m.source } }, { mountPath: m.target, ...(m.readOnly ? { readOnly: true } : {}), ...(prop && prop !== 'Bidirectional' ? { mountPropagation: prop } : {}) });
+    } else if (m.kind === 'volume') {
+      // A Pod keeps data past its life only in a PersistentVolumeClaim, which it does not make nor
+      // seed from the image; an anonymous volume (the image's VOLUME) lives as long as the Pod.
+      if (m.anonymous) { vol({ emptyDir: {} }, { mountPath: m.target }); return; }
+      r.add(m.src, ['volumes', i], 'named-volume', `the named volume ${m.name} becomes the PersistentVolumeClaim ${dnsLabel(m.name)}, which must exist in the namespace: a Pod does not make it, nor seed it from the image's files at ${m.target}; create the claim first, or ${LOSSY}`);
+      vol({ persistentVolumeClaim: { claimName: dnsLabel(m.name), ...(m.readOnly ? { readOnly: true } : {}) } }, { mountPath: m.target, ...(m.readOnly ? { readOnly: true } : {}) });
     } else {
       if (m.mode !== 0o1777) r.none(m.src, ['volumes', i], 'tmpfs-mode', `a tmpfs mode (${m.mode.toString(8)})`, `an emptyDir is always 0777; ${LOSSY}`);
       vol({ emptyDir: { medium: 'Memory', ...(m.sizeBytes ? { sizeLimit: quantity(m.sizeBytes) } : {}) } }, { mountPath: m.target, ...(m.readOnly ? { readOnly: true } : {}) });

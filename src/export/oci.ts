@@ -104,6 +104,10 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     const t = posix.normalize(m.target);
     const ro = m.readOnly ? ['ro'] : [];
     if (m.kind === 'bind') bind(m.source, t, [...ro, ...new Set(['nodev', ...m.flags]), m.propagation ?? 'rprivate']);
+    // A bundle has binds of host paths, not volumes: a named volume's folder is made and seeded by
+    // `up` only. An anonymous one (the image's VOLUME) is the image's files in rootfs/, which the
+    // bundle keeps across runs as a volume would.
+    else if (m.kind === 'volume') { if (!m.anonymous) r.none(m.src, ['volumes', spec.mounts.indexOf(m)], 'named-volume', `the named volume ${m.name} on ${t} (made and seeded from the image by \`sandbox up\`)`, `bind a folder of the host there instead (\`./${m.name}:${t}\`), or ${LOSSY}`); }
     else mounts.push({ destination: t, type: 'tmpfs', source: 'tmpfs', options: [...ro, ...m.flags, `mode=${m.mode.toString(8)}`, ...(m.sizeBytes ? [`size=${m.sizeBytes}`] : [])] });
   }
 

@@ -99,7 +99,7 @@ export function hostId(map: IdMap[], id: number): number | undefined {
 
 /** The unshare(1) arguments that make a user namespace with these maps (util-linux ≥ 2.38 takes
  * --map-users=OUTER,INNER,COUNT; later versions take that form too). */
-function unshareArgs(o: LayerOwners): string[] {
+export function unshareArgs(o: LayerOwners): string[] {
   const range = (m: IdMap[]) => m.find((r) => r.container === 1)!;
   return ['--map-user=0', '--map-group=0', `--map-users=${range(o.uid).host},1,${range(o.uid).size}`, `--map-groups=${range(o.gid).host},1,${range(o.gid).size}`];
 }

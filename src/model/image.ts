@@ -3,7 +3,9 @@
 // overrides the image's Env; workdir and user replace WorkingDir and User. What came from the
 // image is marked so ('image'), and the plan cites it so. Pure; called by normalize, before the
 // rules run, so that the rules see the image's user, command and working directory.
-import type { EnvVar, SandboxSpec, Source } from './types';
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import type { EnvVar, MountSpec, SandboxSpec, Source } from './types';
 import type { ImageConfig } from '../image/store';
 
 /** For the audit, which may not read the image layer: a registry on loopback is plain HTTP by
@@ -33,8 +35,15 @@ export function applyImage(spec: SandboxSpec, image: ImageInput): SandboxSpec {
     const num = (s: string | undefined) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : s);
     user = { user: num(u)!, group: num(g), src: IMG };
   }
+  // An image's VOLUME that the file does not mount becomes an anonymous volume, as docker run
+  // makes one: kept per sandbox (its name is the sandbox's and the target's), removed by `down -v`.
+  const mounted = new Set(spec.mounts.map((m) => posix.normalize(m.target).replace(/(.)\/$/, '$1')));
+  const anonymous: MountSpec[] = Object.keys(c.Volumes ?? {})
+    .filter((t) => t.startsWith('/') && !mounted.has(posix.normalize(t).replace(/(.)\/$/, '$1')))
+    .map((t) => ({ kind: 'volume', name: anonymousVolumeName(spec.name.value, t), external: false, nocopy: false, anonymous: true, target: t, readOnly: false, flags: [], src: IMG }));
   return {
     ...spec,
+    mounts: [...spec.mounts, ...anonymous],
     rootfs: spec.rootfs.type !== 'image' ? spec.rootfs : {
       ...spec.rootfs, layers: image.layerDirs, digest: image.digest,
       exposed: Object.keys(c.ExposedPorts ?? {}), volumes: Object.keys(c.Volumes ?? {}),
@@ -48,4 +57,10 @@ export function applyImage(spec: SandboxSpec, image: ImageInput): SandboxSpec {
       user,
     },
   };
+}
+
+/** The name of a sandbox's anonymous volume at a target: stable, so that the next `up` of the
+ * sandbox finds the data its last run left there (as Compose reuses a service's anonymous volumes). */
+export function anonymousVolumeName(sandbox: string, target: string): string {
+  return `${sandbox}-anon-${createHash('sha256').update(posix.normalize(target).replace(/(.)\/$/, '$1')).digest('hex').slice(0, 12)}`;
 }

@@ -9,7 +9,7 @@ import { didYouMean } from '../config/diagnostic';
 import { envValue } from '../config/interpolate';
 import { isIP } from './ip';
 import type { CallerIds, CapSpec, EnvVar, IdMap, MountSpec, NsSpec, PortSpec, SandboxSpec, Source, Val, DeviceLimit } from './types';
-import { MOUNT_FLAGS, NAMESPACES, PROPAGATIONS, type MountFlag, type RestartPolicy } from './types';
+import { MOUNT_FLAGS, NAMESPACES, PROPAGATIONS, VOLUME_NAME, type MountFlag, type Propagation, type RestartPolicy } from './types';
 import { parseProfile, type SeccompProfile } from './seccomp';
 import { CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SUBNET, RLIMITS, SIGNALS } from './tables';
 
@@ -395,42 +395,62 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
   const cliPorts = ports.slice(fileCount);
   for (let k = fileCount - 1; k >= 0; k--) if (cliPorts.some((q) => q.containerPort === ports[k]!.containerPort && q.protocol === ports[k]!.protocol)) ports.splice(k, 1);
 
-  // Mounts.
+  // Mounts. A source that starts with ., / or ~ is a host path (a bind); a bare name is a named
+  // volume, as Docker reads `-v NAME:/path`.
   const mounts: MountSpec[] = [];
+  const volumeOf = (key: string, src: Source, target: string, readOnly: boolean, flags: MountFlag[], nocopy: boolean): MountSpec => {
+    const decl = own(cfg.named_volumes, key) ?? undefined;
+    return { kind: 'volume', name: decl?.name ?? key, external: decl?.external ?? false, nocopy, anonymous: false, target, readOnly, flags, src };
+  };
   // `up -v` mounts: relative paths from the caller's folder, as docker run reads them.
   const cliPath = (p: string) => resolveHostPath(p, inputs.overrides?.cwd ?? ctx.dir, ctx.home);
   const volumes: { v: NonNullable<UserConfig['volumes']>[number]; src: Source; path: (p: string) => string }[] = (cfg.volumes ?? []).map((v, i) => ({ v, src: at('volumes', i), path: hostPath }));
   for (const o of inputs.overrides?.volumes ?? []) volumes.push({ v: o.value, src: o.src, path: cliPath });
-  volumes.forEach(({ v, src, path: hostPath }) => {
+  // The file's entries come first, so i is their index in `volumes` (the command line's are strings).
+  volumes.forEach(({ v, src, path: hostPath }, i) => {
     if (typeof v === 'string') {
       const [source, target, opts = ''] = v.split(':') as [string, string, string?];
       if (target === undefined) { problem(src, 'invalid-volume', `\`${v}\` names no target; write SRC:DST[:ro], such as ./data:/data:ro`); return; }
-      if (!/^[./~]/.test(source)) { problem(src, 'named-volume', `\`${source}\` looks like a named volume, which sandbox does not keep; use a path such as ./${source}`); return; }
-      const m: MountSpec = { kind: 'bind', source: hostPath(source), target, readOnly: false, flags: [], src };
+      const named = !/^[./~]/.test(source);
+      if (named && !VOLUME_NAME.test(source)) { problem(src, 'invalid-volume-name', `\`${source}\` is neither a host path nor a volume name; write a path as ./${source.replace(/^[^a-zA-Z0-9]+/, '')}, or a volume name of letters, digits, _, . and - that starts with a letter or digit`); return; }
+      let readOnly = false, nocopy = false, propagation: Propagation | undefined;
+      const flags: MountFlag[] = [];
       for (const o of opts.split(',').filter(Boolean)) {
-        if (o === 'ro') m.readOnly = true;
-        else if (o === 'rw') m.readOnly = false;
-        else if (isOneOf(PROPAGATIONS, o)) m.propagation = o;
-        else if (isOneOf(MOUNT_FLAGS, o)) m.flags.push(o);
+        if (o === 'ro') readOnly = true;
+        else if (o === 'rw') readOnly = false;
+        else if (o === 'nocopy' && named) nocopy = true;
+        else if (isOneOf(PROPAGATIONS, o) && !named) propagation = o;
+        else if (isOneOf(MOUNT_FLAGS, o)) flags.push(o);
         else if (o === 'z' || o === 'Z') continue; // SELinux relabelling: nothing to do without SELinux.
+        else if (o === 'nocopy') problem(src, 'nocopy-on-bind', '`nocopy` applies to named volumes only: a bind shows the host folder as it is');
+        else if (isOneOf(PROPAGATIONS, o)) problem(src, 'volume-propagation', `propagation applies to bind mounts only: nothing is mounted below a named volume on the host`);
         else {
-          const guess = didYouMean(o, ['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'rprivate', 'rshared', 'rslave']);
-          problem(src, 'invalid-mount-option', `\`${o}\` is not a mount option${guess ? ` (did you mean \`${guess}\`?)` : '; use ro, rw, nosuid, nodev, noexec or a propagation such as rslave'}`);
+          const guess = didYouMean(o, ['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'rprivate', 'rshared', 'rslave', ...(named ? ['nocopy'] : [])]);
+          problem(src, 'invalid-mount-option', `\`${o}\` is not a mount option${guess ? ` (did you mean \`${guess}\`?)` : `; use ro, rw, nosuid, nodev, noexec or ${named ? 'nocopy' : 'a propagation such as rslave'}`}`);
         }
       }
-      mounts.push(m);
+      if (named) mounts.push(volumeOf(source, src, target, readOnly, flags, nocopy));
+      else mounts.push({ kind: 'bind', source: hostPath(source), target, readOnly, flags, src, ...(propagation ? { propagation } : {}) });
     } else {
       // The schema allows only these words in the long form's options.
       const flags = (v.options ?? []).filter((o): o is MountFlag => isOneOf(MOUNT_FLAGS, o));
       const readOnly = v.read_only ?? (v.options ?? []).includes('ro');
+      if (v.type !== 'volume' && v.volume) problem(at('volumes', i, 'volume'), 'volume-options-not-volume', `\`volume\` options apply to \`type: volume\` only; remove them, or make this a named volume`);
       if (v.type === 'bind') mounts.push({ kind: 'bind', source: hostPath(v.source!), target: v.target, readOnly, flags, src, ...(v.propagation ? { propagation: v.propagation } : {}) });
-      else {
+      else if (v.type === 'volume') {
+        if (v.propagation) problem(at('volumes', i, 'propagation'), 'volume-propagation', 'propagation applies to bind mounts only: nothing is mounted below a named volume on the host');
+        mounts.push(volumeOf(v.source!, src, v.target, readOnly, flags, v.volume?.nocopy ?? false));
+      } else {
         if (v.propagation) problem(src, 'tmpfs-propagation', 'propagation applies to bind mounts only');
         for (const f of ['nosuid', 'nodev'] as const) if (!flags.includes(f)) flags.push(f);
         mounts.push({ kind: 'tmpfs', target: v.target, readOnly, flags, src, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777, ...(v.size !== undefined ? { sizeBytes: parseSize(v.size) } : {}) });
       }
     }
   });
+  // Two keys of named_volumes given one store name are one volume: as in Compose, allowed.
+  for (const key of Object.keys(cfg.named_volumes ?? {})) {
+    if (!key.startsWith('x-') && !VOLUME_NAME.test(key)) problem(ctx.where(['named_volumes', key], 'key'), 'invalid-volume-name', `\`${key}\` is not a volume name: use letters, digits, _, . and -, starting with a letter or digit (at least 2 characters)`);
+  }
 
   // A mount given with `up -v` replaces the file's on the same target.
   const cliSrcs = new Set<Source>((inputs.overrides?.volumes ?? []).map((o) => o.src));

@@ -31,6 +31,8 @@ export const MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'] 
 export type MountFlag = (typeof MOUNT_FLAGS)[number];
 export const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'] as const;
 export type Propagation = (typeof PROPAGATIONS)[number];
+/** A volume's name, as Docker allows them: also the name of its folder in the store. */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 interface MountCommon {
   /** Absolute path inside the sandbox. */
@@ -41,7 +43,20 @@ interface MountCommon {
 }
 export type MountSpec =
   | (MountCommon & { kind: 'bind'; /** Absolute host path. */ source: string; propagation?: Propagation })
-  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number });
+  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number })
+  | (MountCommon & VolumeSpec & { kind: 'volume' });
+
+/** A volume that sandbox keeps in its store (Docker's named and anonymous volumes). */
+export interface VolumeSpec {
+  /** Its name in the store: the file's key, or `named_volumes.KEY.name`, or made from the sandbox's name and the target for an anonymous one. */
+  name: string;
+  /** Must exist already (`external: true`): never created, seeded or removed by sandbox. */
+  external: boolean;
+  /** Not seeded from the image (`nocopy`): a new volume starts empty, owned by the sandbox's user. */
+  nocopy: boolean;
+  /** An image's VOLUME the file does not mount: kept per sandbox, removed by `down -v` with the named ones. */
+  anonymous: boolean;
+}
 
 export interface DeviceLimit { path: string; rate: number; src: Source }
 

@@ -43,9 +43,14 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
       { ref: rf.image, ...(rf.layers ? { layers: rf.layers, digest: rf.digest } : {}) });
     // What the image declares and the file does not act on, shown so that a reviewer sees it.
     for (const port of rf.exposed ?? []) add('rootfs', `image:expose:${port}`, 'image.note', `the image exposes ${port}${spec.network.ports.some((p) => `${p.containerPort}/${p.protocol}` === port) ? '' : ' (not published: add it to ports to reach it)'}`, 'image', { expose: port });
-    for (const v of rf.volumes ?? []) add('rootfs', `image:volume:${v}`, 'image.note', `the image declares a volume at ${v}${spec.mounts.some((m) => m.target === v) ? '' : ' (not mounted: its writes stay in the sandbox\'s upper layer)'}`, 'image', { volume: v });
+    // A VOLUME the file does not mount is an anonymous volume (below); one it mounts is noted.
+    for (const v of rf.volumes ?? []) {
+      const m = spec.mounts.find((x) => posix.normalize(x.target) === posix.normalize(v) && !(x.kind === 'volume' && x.anonymous));
+      if (m) add('rootfs', `image:volume:${v}`, 'image.note', `the image declares a volume at ${v}; the file mounts ${m.kind === 'bind' ? m.source : m.kind === 'volume' ? `the volume ${m.name}` : 'a tmpfs'} there${typeof m.src === 'object' ? ` (line ${m.src.line})` : ''}`, 'image', { volume: v });
+    }
     if (!host.overlayfs) problems.push({ src: rf.src, code: 'no-overlayfs', message: 'this host has no overlayfs, which images need' });
   }
+  volumeSteps(spec, host, add, problems);
 
   // 2. cgroup: always one as root, so the sandbox's processes can be counted, limited and killed
   // together. Without root, one only in a delegated cgroup v2 subtree (systemd's Delegate=yes);
@@ -248,8 +253,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   const vols = [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target));
   for (const m of vols) {
     const t = posix.normalize(m.target);
-    const flags = m.kind === 'bind' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
-    if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
+    const flags = m.kind !== 'tmpfs' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
+    if (m.kind === 'volume') add('mounts', `mount:${t}`, 'mount.volume', `bind the ${m.anonymous ? 'anonymous ' : ''}volume ${m.name} on ${t}${m.readOnly ? ' read-only' : ''} (${flags.join(', ')})`, m.src, { name: m.name, source: volumeData(host, m.name), target: t, readOnly: m.readOnly, flags });
+    else if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
     else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
   }
   add('mounts', 'pivot', 'mount.pivot', 'pivot_root into the new root and detach the old one', 'default', {});
@@ -371,6 +377,33 @@ function userNet(spec: SandboxSpec, rl: NonNullable<HostFeatures['rootless']>, a
     const carried = (tool === 'pasta' ? 'pasta: the sandbox sees the client\'s own address' : 'slirp4netns: the sandbox sees connections from the host\'s loopback come from 10.0.2.2, other clients with their own address') + (caveat ? `; ${caveat}` : '');
     add('network', `port:${p.hostIp || '*'}:${p.hostPort || `any-${p.containerPort}`}/${p.protocol}`, 'net.port', `publish ${hostSide}/${p.protocol} on the host to port ${p.containerPort} inside (${carried})`, p.src,
       { hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, path: tool });
+  }
+}
+
+/** Where a volume's files are: its folder's _data (beside its meta.json), as Docker keeps them. */
+export function volumeData(host: Pick<HostFeatures, 'volumes'>, name: string): string { return `${host.volumes.root}/${name}/_data`; }
+
+/** One volume.create step per volume the sandbox uses (a volume mounted twice is made once, for
+ * its first target), in the rootfs stage: after the image (its files seed a new volume), before
+ * the clone. What it will do is read from the host's list of volumes, for the plan to say. */
+function volumeSteps(spec: SandboxSpec, host: HostFeatures, add: <K extends StepKind>(stage: Stage, id: string, kind: K, title: string, source: Source, args: StepArgs[K], undo?: Undo) => void, problems: HostProblem[]): void {
+  const made = new Set<string>();
+  const image = spec.rootfs.type === 'image';
+  for (const m of spec.mounts) {
+    if (m.kind !== 'volume' || made.has(m.name)) continue;
+    made.add(m.name);
+    const t = posix.normalize(m.target);
+    const path = `${host.volumes.root}/${m.name}`;
+    const exists = host.volumes.existing.includes(m.name);
+    const seed = image && !m.nocopy ? 'image' : 'none';
+    const what = m.anonymous ? `anonymous volume ${m.name} for the image's VOLUME ${t}` : `${m.external ? 'external ' : ''}volume ${m.name} on ${t}`;
+    const fresh = seed === 'image'
+      ? 'created and seeded from the image on first use (its files there, with owners, modes and xattrs; if it has none, empty and owned by the sandbox\'s user)'
+      : `created empty on first use, owned by the sandbox's user${m.nocopy ? ' (nocopy)' : image ? '' : ' (no image to seed it from)'}`;
+    const title = `${what}: ${exists ? 'exists; used as it is, never seeded again' : m.external ? 'does not exist (external: up refuses to start)' : fresh} (${path})`;
+    if (m.external && !exists) problems.push({ src: m.src, code: 'volume-external-missing', message: `the external volume ${m.name} does not exist (\`sandbox volume ls\` lists them); create it by running the file that owns it, or remove \`external: true\``, atRun: true });
+    add('rootfs', `volume:${m.name}`, 'volume.create', title, m.src, { name: m.name, path, target: t, seed, external: m.external, anonymous: m.anonymous },
+      m.external ? undefined : { kind: 'volume.remove-new', args: { name: m.name } });
   }
 }
 

@@ -22,7 +22,8 @@ export function renderPlan(plan: Plan, opts: { color?: boolean; file?: string; a
     out.push('');
     out.push(bold(`${i + 1}. ${stage}: ${STAGE_TITLES[stage]}`));
     for (const s of steps) {
-      const undo = s.undo ? dim(' (undone on exit)') : '';
+      // A volume outlives the sandbox: only one this run made goes, and only if the run fails.
+      const undo = s.undo ? dim(s.undo.kind === 'volume.remove-new' ? ' (removed if up fails after making it)' : ' (undone on exit)') : '';
       const mark = !opts.applied ? '' : opts.applied.has(s.id) ? `✓ ${(opts.applied.get(s.id)?.toFixed(2) ?? '').padStart(7)} ` : `·${' '.repeat(9)}`;
       out.push(`   ${mark}${s.id.padEnd(idWidth)}  ${s.title}${undo}  ${dim(`← ${sourceText(s.source)}`)}`);
     }

@@ -5,7 +5,7 @@ import type { Stage, Step, StepArgs, StepKind, StepOf, Undo } from './types';
 
 /** Which process applies each kind: the CLI on the host, or the cloned child. A new kind must be placed. */
 const SIDE: Record<StepKind, 'host' | 'child'> = {
-  'state.create': 'host', 'rootfs.host': 'host', 'rootfs.dir': 'host', 'rootfs.image': 'host', 'image.note': 'host',
+  'state.create': 'host', 'rootfs.host': 'host', 'rootfs.dir': 'host', 'rootfs.image': 'host', 'image.note': 'host', 'volume.create': 'host',
   'cgroup.create': 'host', 'cgroup.set': 'host', 'cgroup.attach': 'host', 'idmap': 'host',
   // A new namespace is a flag of the clone, made by the CLI's call (compile places cgroup and time ones in the child, which unshares them).
   'ns.new': 'host', 'ns.host': 'host', 'ns.join': 'child', 'ns.enter': 'child', 'proc.fork': 'child',
@@ -13,7 +13,7 @@ const SIDE: Record<StepKind, 'host' | 'child'> = {
   'net.host': 'child', 'net.joined': 'child', 'net.none': 'child', 'net.loopback': 'child', 'net.address': 'child',
   'mount.private': 'child', 'mount.root': 'child', 'mount.link': 'child', 'mount.bind': 'child', 'mount.proc': 'child', 'mount.dev': 'child',
   'dev.node': 'child', 'mount.devpts': 'child', 'console': 'child', 'mount.tmpfs.dev': 'child', 'dev.links': 'child', 'dev.bind': 'child',
-  'mount.sys': 'child', 'mount.cgroup': 'child', 'mount.netfile': 'child', 'sysctl': 'child', 'mount.tmpfs': 'child', 'mount.pivot': 'child',
+  'mount.sys': 'child', 'mount.cgroup': 'child', 'mount.netfile': 'child', 'sysctl': 'child', 'mount.tmpfs': 'child', 'mount.volume': 'child', 'mount.pivot': 'child',
   'mount.mask': 'child', 'mount.readonly': 'child', 'mount.root-readonly': 'child',
   'hostname': 'child', 'user.groups': 'child', 'user.ids': 'child', 'umask': 'child',
   'rlimit': 'child', 'cap.keep': 'child', 'cap.drop': 'child', 'caps.apply': 'child', 'nnp': 'child', 'nnp.off': 'child', 'seccomp': 'child', 'seccomp.off': 'child',

@@ -28,6 +28,9 @@ export interface StepArgs {
   'rootfs.dir': { path: string };
   'rootfs.image': { ref: string; layers?: string[]; digest?: string };
   'image.note': { expose?: string; volume?: string };
+  /** A volume sandbox keeps, made ready on the host before the clone: created (and seeded from the
+   * image's files at the target, unless `seed` is 'none') if `path` does not exist, used as it is if it does. */
+  'volume.create': { name: string; path: string; target: string; seed: 'image' | 'none'; external: boolean; anonymous: boolean };
   // cgroup (host)
   'cgroup.create': { path: string; layout: HostFeatures['cgroup']['layout']; controllers: string[] };
   'cgroup.set': { controller: string; file: string; value: string };
@@ -75,6 +78,8 @@ export interface StepArgs {
   'mount.netfile': { source: string; target: string };
   'sysctl': { name: string; value: string };
   'mount.tmpfs': { target: string; sizeBytes?: number; mode: number; readOnly: boolean; flags: MountFlag[] };
+  /** A volume's data folder (made by volume.create), bound on the target. */
+  'mount.volume': { name: string; source: string; target: string; readOnly: boolean; flags: MountFlag[] };
   'mount.pivot': Record<string, never>;
   'mount.mask': { path: string };
   'mount.readonly': { path: string };
@@ -118,6 +123,8 @@ export interface UndoArgs {
   'net.nat.remove': { subnet: string };
   'net.port.remove': { hostIp: string; hostPort: number; protocol: 'tcp' | 'udp' };
   'net.usernet.stop': { tool: 'pasta' | 'slirp4netns' };
+  /** Only a volume this run created, if the run fails: one that existed (or a later run's) stays; `down -v` removes it otherwise. */
+  'volume.remove-new': { name: string };
 }
 export type Undo = { [K in keyof UndoArgs]: { kind: K; args: UndoArgs[K] } }[keyof UndoArgs];
 
@@ -181,6 +188,9 @@ export interface HostFeatures {
   rootDirs: string[];
   /** Where per-sandbox state lives: /run/sandbox for root, $XDG_RUNTIME_DIR/sandbox otherwise. */
   stateRoot: string;
+  /** The volumes sandbox keeps: their folder (the store's volumes/, /var/lib/sandbox/volumes for
+   * root) and the names that exist there now, so that the plan says which ones `up` will create. */
+  volumes: { root: string; existing: string[] };
   /** Without root: who the caller is and what a rootless run can use. */
   rootless?: RootlessHost;
   /** The absolute path of each program of HOST_PROGRAMS found on PATH; absent: not installed. */

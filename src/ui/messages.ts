@@ -17,6 +17,9 @@ export const MSG = {
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,
+  volumeSeed: (s: { from: 'image'; image: string; target: string } | { from: 'empty'; uid: number; gid: number; why: string }) =>
+    s.from === 'image' ? `from ${s.image} at ${s.target}` : `empty, owned by ${s.uid}:${s.gid} (${s.why})`,
+  volumeUsers: (u: { sandbox: string; running: boolean }[]) => (u.length ? u.map((x) => `${x.sandbox}${x.running ? '' : ' (exited)'}`).join(', ') : '-'),
   twoFormats: (format: string) => `--json and --format ${format} ask for two formats; give one`,
   // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
   // stage's full title on a terminal.

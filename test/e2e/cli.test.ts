@@ -37,6 +37,8 @@ test('jenkins.yml: its plan shows the image and the restart policy; an image tha
   assert.doesNotMatch(p.err, /warning/);
   assert.match(p.out, /use the image jenkins\/jenkins:lts \(pulled by up if the store has not got it\)/);
   assert.match(p.out, /, detached; the supervisor runs it again when it fails, at most 3 times, until stopped: a new PID 1/);
+  // Its home is a named volume (the store's, not a folder beside the file), made on first use.
+  assert.match(p.out, /volume:jenkins_home +volume jenkins_home on \/var\/jenkins_home: (created and seeded from the image on first use|exists)/);
   if (process.getuid?.() !== 0) return;
   // A registry nobody listens on (port 2 of this host): offline, as jenkins.yml is without the internet.
   const dir = tmp();

@@ -20,6 +20,7 @@ export const HYBRID_HOST: HostFeatures = {
   cgroup: { layout: 'hybrid', controllers: ['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'], swap: true, mounts: { memory: '/sys/fs/cgroup/memory' }, ioWeightFile: 'blkio.weight' },
   rootDirs: ['/usr', '/bin->usr/bin', '/sbin->usr/sbin', '/lib->usr/lib', '/lib64->usr/lib64', '/etc', '/opt'],
   stateRoot: '/run/sandbox',
+  volumes: { root: '/var/lib/sandbox/volumes', existing: [] },
   programs: { ip: '/usr/sbin/ip', nft: '/usr/sbin/nft', newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns' },
 };
 
@@ -31,7 +32,7 @@ export const V2_HOST: HostFeatures = {
 
 /** The development machine as a user who is not root: user 1000 with Debian's default ranges. */
 export const ROOTLESS_HOST: HostFeatures = {
-  ...HYBRID_HOST, root: false, stateRoot: '/run/user/1000/sandbox',
+  ...HYBRID_HOST, root: false, stateRoot: '/run/user/1000/sandbox', volumes: { root: '/home/dev/.local/share/sandbox/volumes', existing: [] },
   rootless: {
     uid: 1000, gid: 1000, user: 'dev', subuid: [{ start: 100000, count: 65536 }], subgid: [{ start: 100000, count: 65536 }],
     newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap', pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns', tun: true,

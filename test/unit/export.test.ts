@@ -70,7 +70,7 @@ test('every sample as a Pod: what a Pod cannot say, each at its line', () => {
     ['limits.yml', ['rootfs-host 7:9', 'network-none 16:10', 'memory-swap 21:16', 'cpuset 24:11', 'pids 25:9', 'ulimit 28:11', 'ulimit 29:10', 'ulimit 30:9']],
     ['locked-down.yml', ['rootfs-host 7:9', 'network-none 10:10', 'masked-path 17:18', 'masked-path 17:33', 'mount-option 20:5', 'memory-swap 24:16', 'pids 26:9', 'ulimit 29:11', 'ulimit 30:10', 'ulimit 31:9', 'ulimit 32:10']],
     ['busybox.yml', ['network-none 20:10']],
-    ['jenkins.yml', ['restart-max 9:10', 'pids 28:9', 'ulimit 32:11']],
+    ['jenkins.yml', ['named-volume 22:5', 'restart-max 9:10', 'pids 28:9', 'ulimit 32:11']],
   ];
   for (const [name, want] of cases) {
     const s = sample(name);
@@ -88,6 +88,34 @@ test('every sample as a Pod: what a Pod cannot say, each at its line', () => {
   assert.equal(j.spec.terminationGracePeriodSeconds, 30);
   assert.equal(c.command, undefined, 'the image keeps its entrypoint');
   assert.deepEqual(c.capabilities ?? c.securityContext.capabilities, { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'SETFCAP'] });
+  // The named volume: a claim of its name, which the Pod does not make (the finding above says so).
+  const home = c.volumeMounts.find((m: Obj) => m.mountPath === '/var/jenkins_home');
+  assert.deepEqual(j.spec.volumes.find((v: Obj) => v.name === home.name).persistentVolumeClaim, { claimName: 'jenkins-home' });
+});
+
+test('named volumes as Compose named volumes: the same name, nocopy, read-only, external; an image\'s anonymous one is left to Compose', () => {
+  const image = { config: { Volumes: { '/cache': {} } }, layerDirs: ['/store/l1'], digest: 'sha256:abc' };
+  const s = loadText('version: 1\nimage: app:1\nvolumes:\n  - data:/data\n  - {type: volume, source: cfg, target: /etc/app, read_only: true, volume: {nocopy: true}}\nnamed_volumes:\n  cfg: {name: shared-cfg, external: true}\n', { image });
+  const r = exportCompose(s.spec!, { image: 'app:1', rootDirs }, () => ({ file: 'sandbox.yml', line: 1, col: 1 }));
+  const svc = (r.doc as Obj).services.sandbox;
+  assert.deepEqual(svc.volumes, [
+    { type: 'volume', source: 'data', target: '/data' },
+    { type: 'volume', source: 'shared-cfg', target: '/etc/app', read_only: true, volume: { nocopy: true } },
+  ]);
+  assert.deepEqual((r.doc as Obj).volumes, { data: { name: 'data' }, 'shared-cfg': { external: true } });
+  assert.deepEqual(r.findings, []);
+  // A Pod: a claim per named volume (a finding at its line: the claim must exist, unseeded), an emptyDir for the anonymous one.
+  const k = exportKube(s.spec!, { image: 'app:1', rootDirs }, () => ({ file: 'sandbox.yml', line: 1, col: 1 }));
+  const pod = k.doc as Obj;
+  const by = Object.fromEntries(pod.spec.containers[0].volumeMounts.map((m: Obj) => [m.mountPath, pod.spec.volumes.find((v: Obj) => v.name === m.name)]));
+  assert.deepEqual(by['/data'].persistentVolumeClaim, { claimName: 'data' });
+  assert.deepEqual(by['/etc/app'].persistentVolumeClaim, { claimName: 'shared-cfg', readOnly: true });
+  assert.deepEqual(by['/cache'].emptyDir, {});
+  assert.deepEqual(k.findings.map((f) => f.code), ['export-named-volume', 'export-named-volume']);
+  // An OCI bundle: a finding per named volume; the anonymous one is the image's files in rootfs/.
+  const o = exportOci(s.spec!, ociHost, () => ({ file: 'sandbox.yml', line: 1, col: 1 }));
+  assert.equal(o.findings.filter((f) => f.code === 'export-named-volume').length, 2);
+  assert.ok(!bundleJson((o.doc as Obj).config).includes('/cache'));
 });
 
 test('edge keys as a Pod: namespaces, ids, caps, seccomp, devices, free ports', () => {
@@ -140,7 +168,7 @@ test('every sample as an OCI config: locked-down.yml is exact; what a runtime le
   assert.deepEqual(located(oci(sample('web.yml')).findings, 'samples/web.yml').sort(), ['init 17:7', 'network-private 1:1', 'port 24:5']);
   assert.deepEqual(located(oci(sample('limits.yml')).findings, 'samples/limits.yml'), []);
   assert.deepEqual(located(oci(sample('busybox.yml')).findings, 'samples/busybox.yml'), ['image-missing 12:8 blocking']);
-  assert.deepEqual(located(oci(sample('jenkins.yml')).findings, 'samples/jenkins.yml').sort(), ['image-missing 7:8 blocking', 'network-private 1:1', 'port 18:5', 'port 19:5', 'restart 9:10', 'stop-grace 30:20'].sort());
+  assert.deepEqual(located(oci(sample('jenkins.yml')).findings, 'samples/jenkins.yml').sort(), ['image-missing 7:8 blocking', 'named-volume 22:5', 'network-private 1:1', 'port 18:5', 'port 19:5', 'restart 9:10', 'stop-grace 30:20'].sort());
   // A non-root user keeps what cap_add names, as ambient capabilities, as under sandbox.
   const s = specOf('version: 1\ncommand: [x]\nuser: "1000:1000"\nnetwork: none\ncap_drop: [ALL]\ncap_add: [NET_BIND_SERVICE]\n');
   assert.deepEqual((oci(s).doc.config as Obj).process.capabilities, { bounding: ['CAP_NET_BIND_SERVICE'], effective: ['CAP_NET_BIND_SERVICE'], permitted: ['CAP_NET_BIND_SERVICE'], inheritable: ['CAP_NET_BIND_SERVICE'], ambient: ['CAP_NET_BIND_SERVICE'] });

@@ -50,7 +50,7 @@ test('schema errors and the errors of normalize and the rules come in one run', 
     // After the item the schema refused, the list's items keep their own lines.
     '20:5 port-conflict: host port 9001/tcp is already published on line 19; pick another host port',
     // Only the unknown key is left out: the rest of its volume is judged with the others.
-    '22:33 unknown-key: `bogus` is not a known key in `volumes[0]`; known keys: type, source, target, read_only, propagation, size, mode, options',
+    '22:33 unknown-key: `bogus` is not a known key in `volumes[0]`; known keys: type, source, target, read_only, propagation, volume, size, mode, options',
     '23:5 duplicate-target: two volumes are mounted on /tmp; the first is on line 22',
     '24:5 duplicate-target: two volumes are mounted on /tmp; the first is on line 22',
   ]);

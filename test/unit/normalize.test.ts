@@ -57,7 +57,7 @@ test('ports: Docker short syntax, ranges, IPv6 in brackets, long form', () => {
 
 test('volumes: paths relative to the file, ~, options; tmpfs sizes and modes', () => {
   const m = spec('volumes: ["./data:/data:ro,nosuid", "~/cache:/cache:rslave", "/abs:/abs", {type: tmpfs, target: /t, size: 1m, mode: "0700"}]\n').mounts;
-  assert.deepEqual(m.map((x) => (x.kind === 'bind' ? [x.kind, x.source, x.target, x.readOnly, x.propagation, x.flags, undefined, undefined] : [x.kind, undefined, x.target, x.readOnly, undefined, x.flags, x.sizeBytes, x.mode])), [
+  assert.deepEqual(m.map((x) => (x.kind === 'bind' ? [x.kind, x.source, x.target, x.readOnly, x.propagation, x.flags, undefined, undefined] : x.kind === 'tmpfs' ? [x.kind, undefined, x.target, x.readOnly, undefined, x.flags, x.sizeBytes, x.mode] : [])), [
     ['bind', '/project/data', '/data', true, undefined, ['nosuid'], undefined, undefined],
     ['bind', '/home/user/cache', '/cache', false, 'rslave', [], undefined, undefined],
     ['bind', '/abs', '/abs', false, undefined, [], undefined, undefined],

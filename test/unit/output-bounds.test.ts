@@ -167,7 +167,8 @@ test('a 27 KB one-line file with 53 errors prints about 27 KB, not 3 MB', () => 
   assert.equal(r.diagnostics.length, 53);
   const out = formatDiagnostics(r.diagnostics, () => r.text);
   assert.ok(out.length < 30_000, `${out.length} characters`);
-  for (const line of out.split('\n')) assert.ok(line.length < 400, `a printed line of ${line.length} characters`);
+  // The longest line is the unknown-key message listing the ~36 known top-level keys (~420 characters); the 27 KB line is never echoed.
+  for (const line of out.split('\n')) assert.ok(line.length < 500, `a printed line of ${line.length} characters`);
   assert.ok(out.endsWith('… and 3 more errors (not shown; `sandbox validate --format json` lists them all)\n\n'));
 });
 
