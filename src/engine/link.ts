@@ -31,20 +31,18 @@ export interface ChildLink {
 }
 
 export function directLink(lib: LibSbx, program: Program, cgroupFd: number): ChildLink {
-  const c = lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd);
-  const events = new Socket({ fd: c.events_fd, readable: true, writable: false });
-  return {
-    pid: c.pid, inCgroup: c.in_cgroup === 1, spawnNs: BigInt(c.spawn_ns), events, initial: Buffer.alloc(0), syncFd: c.sync_fd,
-    send: (b) => { writeSync(c.sync_fd, b); },
-    wait: () => lib.wait(c.pid),
-    close: () => { try { closeSync(c.sync_fd); } catch { /* closed */ } events.destroy(); },
-  };
+  return childLink(lib, lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd));
 }
 
 /** A restart in the foreground: the next child, made by sbx_respawn in the held namespaces; the
  * same protocol as directLink's from "G" on. */
 export function respawnLink(lib: LibSbx, program: Program, procs: string[], usernsFd: number, netnsFd: number): ChildLink {
-  const c = lib.respawn(program.ops, program.nops, program.strings, program.cloneFlags, procs, usernsFd, netnsFd);
+  return childLink(lib, lib.respawn(program.ops, program.nops, program.strings, program.cloneFlags, procs, usernsFd, netnsFd));
+}
+
+/** The CLI's end of a child libsbx cloned in this process (sbx_spawn or sbx_respawn): its events
+ * socket, and the sync fd it waits on for "G". */
+function childLink(lib: LibSbx, c: ReturnType<LibSbx['spawn']>): ChildLink {
   const events = new Socket({ fd: c.events_fd, readable: true, writable: false });
   return {
     pid: c.pid, inCgroup: c.in_cgroup === 1, spawnNs: BigInt(c.spawn_ns), events, initial: Buffer.alloc(0), syncFd: c.sync_fd,

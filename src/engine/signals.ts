@@ -3,7 +3,7 @@
 // any signal that PID 1 of a pid namespace has left at its default action when it comes from
 // outside the namespace. Such a signal has no effect at all, so the CLI says so instead of waiting
 // in silence.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants } from 'node:os';
 
 /**
@@ -26,7 +26,36 @@ export function disposition(pid: number, sig: number): Disposition | undefined {
   if (hasBit(mask('SigCgt'), sig)) return 'caught';
   if (hasBit(mask('SigBlk'), sig)) return 'blocked';
   if (hasBit(mask('SigIgn'), sig)) return 'ignored';
+  if (waitsFor(pid, sig)) return 'blocked';
   return 'default';
+}
+
+/** rt_sigtimedwait's number, where this CLI knows it. */
+const SIGTIMEDWAIT: Partial<Record<string, number>> = { x64: 128, arm64: 137 };
+
+/**
+ * Whether the process sleeps in rt_sigtimedwait on a set holding `sig`. While it waits, the kernel
+ * unblocks the set it waits on (SigBlk then reads 0 for them) and keeps the process's own mask
+ * aside, where /proc does not show it, yet a signal it waits for is delivered: tini and most
+ * small inits block every signal and spend their life there. The set is read from the process's
+ * memory at the call's first argument (the CLI may: it is root, or the sandbox's owner and the
+ * process is dumpable); a set it cannot read counts as holding the signal, since a process does
+ * not sit in sigtimedwait for signals it then lets drop.
+ */
+function waitsFor(pid: number, sig: number): boolean {
+  const nr = SIGTIMEDWAIT[process.arch];
+  if (nr === undefined) return false;
+  let call: string[];
+  try { call = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim().split(' '); } catch { return false; }
+  if (Number(call[0]) !== nr) return false;
+  try {
+    const fd = openSync(`/proc/${pid}/mem`, 'r');
+    try {
+      const set = Buffer.alloc(8);
+      if (readSync(fd, set, 0, 8, Number(BigInt(call[1]!))) !== 8) return true;
+      return ((set.readBigUInt64LE(0) >> BigInt(sig - 1)) & 1n) === 1n;
+    } finally { closeSync(fd); }
+  } catch { return true; }
 }
 
 /** Whether a PID 1 with this disposition gets a signal sent from outside its pid namespace. */
