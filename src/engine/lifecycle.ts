@@ -7,6 +7,7 @@ import type { HostFeatures } from '../plan/types';
 import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
 import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
+import { stopRecorded } from './rootless-net';
 import { listVolumes, readVolume, removeUnfinished, removeVolume, volumeRoot, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
 import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
@@ -68,6 +69,9 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   // A foreground sandbox's CLI does the same as it ends (it owns the state folder until then).
   const owner = join(host.stateRoot, name, 'owner');
   for (const until = Date.now() + 5000; !row.state.detached && Date.now() < until && ownerAlive(readOwner(owner)); ) await sleep(5);
+  // Rootless, pasta or slirp4netns holds the published ports on the host; its watcher ends it once
+  // the supervisor is gone, on a poll. stop ends it now, so that the ports are free as it returns.
+  if (host.rootless) await stopRecorded(join(host.stateRoot, name));
   return { running: true, killed };
 }
 

@@ -59,7 +59,7 @@ export const USERNET_RECORD = 'usernet.json';
 /** How long a tool has to attach and publish its ports. */
 const START_TIMEOUT_MS = 10_000;
 /** How often the watcher looks for the sandbox's child (tail --pid polls with kill(pid, 0)). */
-const WATCH_INTERVAL_S = '0.5';
+const WATCH_INTERVAL_S = '0.1';
 
 
 // ---- processes, named by PID and start time ----

@@ -15,7 +15,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BIN, cgroupLayout, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs } from '../helpers/sandbox';
@@ -83,15 +83,23 @@ function firstLine(port: number): Promise<string> {
   });
 }
 
+/** A host server on 127.0.0.1:PORT that answers every connection with `body` as HTTP. */
 function listen(port: number, body: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const s = createServer((c) => { c.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`); });
+    const s = createServer((c) => {
+      open.add(c);
+      c.on('close', () => open.delete(c));
+      c.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    });
     s.once('error', reject);
     s.listen(port, '127.0.0.1', () => resolve(s));
   });
 }
+const open = new Set<Socket>();
 
-const close = (s: Server) => new Promise<void>((r) => s.close(() => r()));
+/** Closes a server of listen(): fetch's pool may keep its end of a connection the server has
+ * ended, and close() waits for every connection, so what is still open is destroyed first. */
+const close = (s: Server) => new Promise<void>((r) => { for (const c of open) c.destroy(); s.close(() => r()); });
 
 /** The file publishes 127.0.0.1:8080 and :50000: anything of the host's already there is named. */
 async function portsFree(): Promise<void> {
