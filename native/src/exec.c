@@ -168,6 +168,12 @@ void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd)
 		/* sandbox-init -- CMD...: it forks the command, forwards signals and reaps (sbx-init.c). */
 		argv_buf[0] = "sandbox-init";
 		argv_buf[1] = "--";
+		/* Every signal blocked across the exec (a mask survives execve): one sent between here and
+		 * sandbox-init's own sigwaitinfo stays pending instead of being dropped, which a PID 1 at
+		 * the default action would do to a signal from outside (`down` right after `up -d`). */
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
 		syscall(SYS_execveat, c->init_fd, "", argv_buf, envp_buf, AT_EMPTY_PATH);
 		int e = errno;
 		report(c, op, SBX_EV_FAILED, e);

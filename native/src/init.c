@@ -38,6 +38,9 @@ int main(int argc, char **argv)
 	prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0);
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
+	/* libsbx execs this with every signal blocked already, so that none sent before the
+	 * sigwaitinfo below is lost; the command starts with none blocked, as under docker run. */
+	sigemptyset(&old);
 	pid_t pid = fork();
 	if (pid < 0) { say("fork: ", strerror(errno), ""); return 125; }
 	if (pid == 0) {
