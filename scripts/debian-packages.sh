@@ -35,6 +35,7 @@ test  conmon           a peer of the supervisor benchmark
 test  skopeo           a peer of the image benchmark
 test  umoci            a peer of the image benchmark
 test  podman           a peer of the benchmarks, and the Pod of sandbox export under podman kube play
+test  catatonit        the pause process of the Pod under podman kube play (podman only recommends it, and takes tini in its place where tini is installed)
 test  e2fsprogs        the ext4 file systems the rootless tests make for stores in the VM
 test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS
 test  debootstrap      the images of the seeds test (a Jenkins-shaped one, a bookworm ubuntu), built once from the Debian mirror
