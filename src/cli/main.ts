@@ -202,7 +202,12 @@ function rootlessRows(r: RootlessHost): [string, string][] {
 
 /** `up`'s and `run`'s options once the plan is made: `progress` is the view's mode (from
  * --progress and -q; without it, auto, or quiet with `quiet`). */
-export interface UpOpts { dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean }
+export interface UpOpts {
+  dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean;
+  /** run --rm: nothing of the sandbox is kept once its command has ended for good, its anonymous
+   * volumes included (named ones stay, as Docker's). */
+  rm?: boolean;
+}
 
 const collect = (v: string, all: string[]) => [...all, v];
 
@@ -252,8 +257,16 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     beforeExec: async () => view.end(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+    // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
+    // good (this same node and entry script, with the caller's privilege and environment).
+    onExit: o.rm ? [process.execPath, ...process.execArgv, process.argv[1]!, 'down', '--rm', l.plan.name] : undefined,
   });
   view.end();
+  // Foreground --rm: the engine removed the rest as the command ended; the anonymous volumes go too.
+  if (o.rm && !result.detached) {
+    const { removeAnonymousVolumes } = await import('../engine/lifecycle');
+    removeAnonymousVolumes(l.host, l.plan);
+  }
   // For the start-up benchmark: the engine's own setup time, measured inside.
   if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
   // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
