@@ -22,8 +22,11 @@
  * NAT: a published port is free again at once, and a client is refused, not left to time out),
  * lets the namespaces go (the veth goes with the network namespace), writes the wait status to
  * STATE/exit (whole, by rename) and exits. The state folder, the log, the cgroup and the upper
- * layer stay for `sandbox logs` and `sandbox down`.
- *   sbx-supervise STATE_DIR CGROUP_DIR|-  */
+ * layer stay for `sandbox logs` and `sandbox down`; unless the CLI gave a command after the two
+ * folders (run -d --rm: the CLI's own `down`, as the CLI wrote it out): that command is then
+ * started in a child of its own, with this process's privilege, and this process exits without
+ * waiting for it (a `sandbox stop` that waits for this process is not held by the removal).
+ *   sbx-supervise STATE_DIR CGROUP_DIR|- [ON_EXIT ARG...]  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -212,7 +215,7 @@ int main(int argc, char **argv)
 	char path[4096];
 	int out_pipe[2], err_pipe[2], cli_in, cli_out, cgroup_fd = -1;
 
-	if (argc != 3) { fprintf(stderr, "usage: sbx-supervise STATE_DIR CGROUP_DIR|-\n"); return 2; }
+	if (argc < 3) { fprintf(stderr, "usage: sbx-supervise STATE_DIR CGROUP_DIR|- [ON_EXIT ARG...]\n"); return 2; }
 	s.state = argv[1];
 	/* Blocked from the start, and read from a signalfd once the command runs: a child that ends
 	 * before then leaves its SIGCHLD pending, not lost. (Each child starts with none blocked.) */
@@ -360,5 +363,16 @@ int main(int argc, char **argv)
 	if (s.netns_fd >= 0) close(s.netns_fd);
 	write_file(s.state, "exit", status);
 	if (s.log) fclose(s.log);
+	if (argc > 3) {
+		/* What the CLI asked to run once the command ended for good: its stdio are /dev/null (0,
+		 * 1 and 2 here), and it gets no signal mask of ours. */
+		pid_t p = fork();
+		if (p == 0) {
+			sigprocmask(SIG_UNBLOCK, &mask, NULL);
+			signal(SIGPIPE, SIG_DFL);
+			execv(argv[3], argv + 3);
+			_exit(127);
+		}
+	}
 	return 0;
 }

@@ -1,7 +1,7 @@
 // Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, gc: argv →
 // one call into the engine's lifecycle (engine/lifecycle.ts) → print. They run in the CLI process
 // as root.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { cut, table } from '../ui/table';
 import { formatOf, withFormat, type FormatOpts } from './format';
 import { existsSync, statSync } from 'node:fs';
@@ -161,10 +161,14 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .description('stop a sandbox and remove everything it set up on the host')
     .option('-t, --time <seconds>', 'the grace period before SIGKILL', (v) => Number(v))
     .option('-v, --volumes', 'remove its volumes too, named and anonymous (never an external one)')
-    .action(async (arg: string, o: { time?: number; volumes?: boolean }) => {
+    // What the supervisor of `run -d --rm` runs once the command has ended for good: once the
+    // CLI that started it has let go of it, as `down`, with its anonymous volumes (as docker run
+    // --rm's); not a user's flag.
+    .addOption(new Option('--rm').hideHelp())
+    .action(async (arg: string, o: { time?: number; volumes?: boolean; rm?: boolean }) => {
       const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: !!o.volumes });
+      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: o.volumes ? true : o.rm ? 'anonymous' : false, handover: o.rm });
       for (const r of removed.filter((x) => /volume /.test(x))) process.stderr.write(`${r.includes(' kept: ') ? '' : 'removed '}${r}\n`);
       process.stdout.write(`${name}\n`);
     });

@@ -202,7 +202,14 @@ function rootlessRows(r: RootlessHost): [string, string][] {
 
 /** `up`'s and `run`'s options once the plan is made: `progress` is the view's mode (from
  * --progress and -q; without it, auto, or quiet with `quiet`). */
-export interface UpOpts { dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean }
+export interface UpOpts {
+  dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean;
+  /** With dryRun: the plan as JSON, as plan --json prints it. */
+  json?: boolean;
+  /** run --rm: nothing of the sandbox is kept once its command has ended for good, its anonymous
+   * volumes included (named ones stay, as Docker's). */
+  rm?: boolean;
+}
 
 const collect = (v: string, all: string[]) => [...all, v];
 
@@ -223,7 +230,7 @@ function overridesOf(o: OverrideOpts): Pick<LoadOpts, 'overrides' | 'commandLine
  * --dry-run, prints the plan it would apply instead); throws Exit with the command's status. */
 export async function start(l: Loaded, o: UpOpts): Promise<void> {
   if (o.dryRun) {
-    process.stdout.write(renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     process.stderr.write(`${MSG.dryRun}\n`);
     return;
   }
@@ -252,8 +259,16 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     beforeExec: async () => view.end(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+    // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
+    // good (this same node and entry script, with the caller's privilege and environment).
+    onExit: o.rm ? [process.execPath, ...process.execArgv, process.argv[1]!, 'down', '--rm', l.plan.name] : undefined,
   });
   view.end();
+  // Foreground --rm: the engine removed the rest as the command ended; the anonymous volumes go too.
+  if (o.rm && !result.detached) {
+    const { removeAnonymousVolumes } = await import('../engine/lifecycle');
+    removeAnonymousVolumes(l.host, l.plan);
+  }
   // For the start-up benchmark: the engine's own setup time, measured inside.
   if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
   // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
@@ -314,8 +329,9 @@ export function buildProgram(): Command {
       process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 
-  program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
-    .argument('[command...]', 'command and arguments after --, replacing the config\'s command')
+  // --json/--format json only with --dry-run: the plan it would apply, as plan --json prints it.
+  withFormat(program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
+    .argument('[command...]', 'command and arguments after --, replacing the config\'s command'), ['text', 'json'], 'with --dry-run, print the plan as JSON, as plan --json')
     .description('set up the sandbox and run its command')
     .option('--dry-run', 'print the plan up would apply, and change nothing')
     .option('-d, --detach', 'run in the background under a small supervisor, and print the name once the command runs')
@@ -331,12 +347,14 @@ export function buildProgram(): Command {
     .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
-    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress'> & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }, self: Command) => {
+    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress' | 'json'> & FormatOpts & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }, self: Command) => {
+      const json = formatOf(o) === 'json';
+      if (json && !o.dryRun) throw new LifecycleError(MSG.jsonNeedsDryRun, 1);
       // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
       const { file, command: cmd } = fileAndCommand(self, fileArg, words);
       const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...overridesOf(o) });
-      await start(l, { ...o, progress });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...(json ? { format: 'json-plan' } : {}), ...overridesOf(o) });
+      await start(l, { ...o, json, progress });
     });
 
   withFormat(program.command('doctor').argument('[file]', 'a config to check against this host'))

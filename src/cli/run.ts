@@ -144,7 +144,6 @@ export function registerRun(program: Command, load: Load, start: Start): void {
       // Relative paths in a saved file start at its folder: written again from there.
       const imp = first.save ? fromDockerRun(argv, { cwd, outDir: dirname(resolve(first.save)) }) : first;
       printNotes(imp, COMMAND_LINE, 1);
-      if (imp.rm && imp.config.detach && !imp.save && !imp.plan) fail('`--rm` with `-d`: a detached sandbox is kept for its logs until `sandbox down NAME`; leave out --rm and run `sandbox down NAME` when it is done', 1);
       const outDir = imp.save ? dirname(resolve(imp.save)) : cwd;
       const text = toYaml(imp, {
         schema: schemaFor(outDir),
@@ -163,8 +162,9 @@ export function registerRun(program: Command, load: Load, start: Start): void {
       if (imp.plan) { process.stdout.write(imp.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true })); return; }
       // As docker run: a terminal for the command needs one to read from.
       if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
-      // A foreground sandbox keeps nothing once it ends, so --rm needs nothing more.
-      await start(l, { detach: imp.config.detach, quiet: imp.quiet });
+      // --rm: a foreground sandbox keeps nothing once it ends but its anonymous volumes; a detached
+      // one is removed by its supervisor, which runs `down` once the command has ended for good.
+      await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm });
     });
 
   program.command('import')

@@ -3,7 +3,7 @@
 // (engine/state.ts). Runs in the CLI process as root; the CLI only prints what these return.
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostFeatures } from '../plan/types';
+import type { HostFeatures, Plan } from '../plan/types';
 import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
 import { ownerAlive, procStat, readOwner } from './lock';
 import { removeTable } from './network';
@@ -138,11 +138,17 @@ export function processes(host: HostFeatures, name: string): Proc[] {
 
 /** Stops a sandbox, then removes everything it set up on the host; what it removed. With
  * `volumes` (down -v), its volumes too, named and anonymous, but never an external one nor one
- * that another running sandbox uses. */
-export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, say?: (n: StopNote) => void, opts: { volumes?: boolean } = {}): Promise<string[]> {
+ * that another running sandbox uses; with 'anonymous' (what run --rm removes, as docker run --rm)
+ * only its anonymous ones. */
+export async function downSandbox(host: HostFeatures, name: string, graceMs?: number, say?: (n: StopNote) => void, opts: { volumes?: boolean | 'anonymous'; handover?: boolean } = {}): Promise<string[]> {
   findSandbox(host, name);
+  // For the supervisor of run -d --rm, whose command may end before the CLI that started it has
+  // written its state and let go of it (the `owner` file): reclaim leaves alone what a live CLI
+  // owns, so the removal waits for that CLI first (which ends as soon as it has let go).
+  const owner = join(host.stateRoot, name, 'owner');
+  for (const until = Date.now() + 60_000; opts.handover && Date.now() < until && ownerAlive(readOwner(owner)); ) await sleep(10);
   // Read before the state goes: which volumes its plan made ready.
-  const vols = opts.volumes ? stepsOf(savedRun(host, name)?.plan.steps ?? [], 'volume.create').filter((s) => !s.args.external) : [];
+  const vols = opts.volumes ? stepsOf(savedRun(host, name)?.plan.steps ?? [], 'volume.create').filter((s) => !s.args.external && (opts.volumes === true || s.args.anonymous)) : [];
   await stopSandbox(host, name, graceMs, say);
   if (findSandbox(host, name).pids.length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
   const removed = await reclaim(host, name);
@@ -151,6 +157,19 @@ export async function downSandbox(host: HostFeatures, name: string, graceMs?: nu
     const others = (users.get(v.args.name) ?? []).filter((u) => u.running && u.sandbox !== name);
     if (others.length) { removed.push(`volume ${v.args.name} kept: ${others.map((u) => u.sandbox).join(', ')} uses it`); continue; }
     if (removeVolume(v.args.name, volumeRoot())) removed.push(`${v.args.anonymous ? 'anonymous ' : ''}volume ${v.args.name}`);
+  }
+  return removed;
+}
+
+/** After a foreground run --rm: the anonymous volumes its plan made, as docker run --rm removes
+ * them (named ones stay); one that another running sandbox uses is kept. What it removed. */
+export function removeAnonymousVolumes(host: HostFeatures, plan: Plan): string[] {
+  const users = volumeUsers(host);
+  const removed: string[] = [];
+  for (const v of stepsOf(plan.steps, 'volume.create')) {
+    if (v.args.external || !v.args.anonymous) continue;
+    if ((users.get(v.args.name) ?? []).some((u) => u.running && u.sandbox !== plan.name)) continue;
+    if (removeVolume(v.args.name, volumeRoot())) removed.push(`anonymous volume ${v.args.name}`);
   }
   return removed;
 }

@@ -72,11 +72,14 @@ export interface SupervisedRestart {
   procs: string[];
   /** The nftables table of the port maps, deleted when the command ends for good ('' none). */
   table: string;
+  /** A program and its arguments that the supervisor starts once the command has ended for good
+   * and its status is written (run -d --rm: the CLI's own `down`); none when absent. */
+  onExit?: string[];
 }
 
 export async function supervisedLink(program: Program, stateDir: string, cgroupDir: string | undefined, restart: SupervisedRestart): Promise<ChildLink> {
   const spawnNs = process.hrtime.bigint();
-  const sup = childProcess().spawn(supervisorPath(), [stateDir, cgroupDir ?? '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+  const sup = childProcess().spawn(supervisorPath(), [stateDir, cgroupDir ?? '-', ...(restart.onExit ?? [])], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
   const exited = new Promise<number>((r) => sup.on('exit', (code, sig) => r(sig ? 128 : (code ?? 0) << 8)));
   sup.on('error', () => undefined);
   // struct sbx_supervise_head, in this machine's byte order (little-endian: Linux on x86-64 and arm64).

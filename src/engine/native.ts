@@ -37,6 +37,9 @@ export interface NativeRunOptions extends RunOptions {
   stallAt?: string;
   /** Test-only: apply this step wrongly, so that the attestation must catch it (SANDBOX_TEST_CORRUPT). */
   corruptAt?: string;
+  /** Detached only: what the supervisor runs once the command has ended for good (the CLI's
+   * `down` of run -d --rm); the engine passes it on as it is. */
+  onExit?: string[];
 }
 
 class StepFailure extends Error {
@@ -178,7 +181,7 @@ export class NativeEngine implements Engine {
         // rootless network has none (its tool ends with the supervisor, whom its watcher watches).
         const table = !host.rootless && findStep(plan.steps, 'net.nat') ? nftTable(plan.name) : '';
         link = detach
-          ? await supervisedLink(program, state, ctx.cgroup.v2Dir(), { policy, max: restart.max, program: policy ? encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table })
+          ? await supervisedLink(program, state, ctx.cgroup.v2Dir(), { policy, max: restart.max, program: policy ? encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, onExit: opts.onExit })
           : directLink(this.lib, program, cgroupFd);
       } catch (e) {
         const ns = plan.steps.find((s) => s.stage === 'namespaces')!;

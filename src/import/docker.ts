@@ -21,7 +21,7 @@ export interface DockerRunImport extends Imported {
   /** sandbox run's own flags: --save FILE, --plan, -q. */
   save?: string;
   plan?: boolean;
-  /** --plan --json. */
+  /** --plan --json (or --format json). */
   json?: boolean;
   quiet?: boolean;
   /** Where each word of the command line starts in `text` (0-based). */
@@ -134,7 +134,20 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
     { names: ['--rootfs'], value: true, apply: (v, at) => set(['rootfs'], v === 'host' ? 'host' : { type: 'dir', path: hostPath(v) }, at) },
     { names: ['--save'], value: true, apply: (v) => { out.save = v; } },
     { names: ['--plan'], value: false, apply: (v) => { out.plan = v !== 'false'; } },
-    { names: ['--json'], value: false, apply: (v) => { out.json = v !== 'false'; } },
+    {
+      names: ['--json'], value: false, apply: (v, at) => {
+        if (out.json === false && v !== 'false') note('refused', at, 'two-formats', '`--json` and `--format text` ask for two formats; give one');
+        else out.json = v !== 'false';
+      },
+    },
+    // As plan's and the other commands' --format: sandbox run's own, not docker run's.
+    {
+      names: ['--format'], value: true, apply: (v, at) => {
+        if (v !== 'json' && v !== 'text') note('refused', at, 'invalid-format', `\`--format ${v}\`: write --format json or --format text (how --plan prints the plan)`);
+        else if (out.json === true && v === 'text') note('refused', at, 'two-formats', '`--json` and `--format text` ask for two formats; give one');
+        else out.json = v === 'json';
+      },
+    },
     { names: ['-q', '--quiet'], value: false, apply: (v) => { out.quiet = v !== 'false'; } },
     {
       names: ['-e', '--env'], value: true, apply: (v, at) => {

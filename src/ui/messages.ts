@@ -21,6 +21,7 @@ export const MSG = {
     s.from === 'image' ? `from ${s.image} at ${s.target}` : `empty, owned by ${s.uid}:${s.gid} (${s.why})`,
   volumeUsers: (u: { sandbox: string; running: boolean }[]) => (u.length ? u.map((x) => `${x.sandbox}${x.running ? '' : ' (exited)'}`).join(', ') : '-'),
   twoFormats: (format: string) => `--json and --format ${format} ask for two formats; give one`,
+  jsonNeedsDryRun: 'up prints JSON only with --dry-run (the plan, as plan --json); add --dry-run, or leave out --json',
   // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
   // stage's full title on a terminal.
   stageDone: (title: string, steps: number, ms: number) => `${title}  ${steps} step${steps === 1 ? '' : 's'}  ${ms.toFixed(1)} ms`,

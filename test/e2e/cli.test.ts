@@ -235,6 +235,8 @@ test('every command that prints data takes both --json and --format json, with t
   const cases: [string[], number][] = [
     [['validate', 'a.yml'], 0], [['plan', 'a.yml'], 0], [['audit', 'a.yml'], 0], [['diff', 'a.yml', 'b.yml'], 1],
     [['doctor'], 0], [['doctor', 'a.yml'], 0], [['version'], 0], [['ps', '-a'], 0], [['images'], 0],
+    // up prints data only with --dry-run: the plan, as plan --json.
+    [['up', '--dry-run', 'a.yml'], 0],
   ];
   for (const [args, code] of cases) {
     const a = run([...args, '--json'], { cwd: dir });

@@ -93,12 +93,55 @@ test('run: a problem is shown on the command line; -it without a terminal is ref
   const it = run(['run', '-it', '--rootfs', 'host', 'sh'], dir);
   assert.equal(it.code, 1);
   assert.match(it.err, /the input device is not a TTY/);
-  const d = run(['run', '-d', '--rm', '--rootfs', 'host', 'sleep', '1'], dir);
-  assert.equal(d.code, 1);
-  assert.match(d.err, /`--rm` with `-d`/);
   const no = run(['run', '-d'], dir);
   assert.equal(no.code, 1);
   assert.match(no.err, /name an image \(as docker run does\), or `--rootfs host`/);
+});
+
+test('run --plan takes --json and --format json; up --dry-run takes them too and prints plan --json\'s plan', () => {
+  const dir = tmp();
+  const line = ['-p', '127.0.0.1:8080:8000', '-m', '256m', '--rootfs', 'host', 'python3', '-m', 'http.server', '8000'];
+  const j = run(['run', '--plan', '--json', ...line], dir);
+  assert.equal(j.code, 0, j.err);
+  const f = run(['run', '--plan', '--format', 'json', ...line], dir);
+  assert.equal(f.code, 0, f.err);
+  const eq = run(['run', '--plan', '--format=json', ...line], dir);
+  assert.equal(eq.code, 0, eq.err);
+  const planned = JSON.parse(j.out) as { name: string; steps: Step[] };
+  assert.deepEqual(bare((JSON.parse(f.out) as { steps: Step[] }).steps), bare(planned.steps));
+  assert.deepEqual(bare((JSON.parse(eq.out) as { steps: Step[] }).steps), bare(planned.steps));
+  assert.ok(planned.steps.some((s) => s.id === 'cgroup:memory'));
+  // --format text is the plan as text; another word, or two formats, is refused at its column.
+  const t = run(['run', '--plan', '--format', 'text', ...line], dir);
+  assert.equal(t.code, 0, t.err);
+  assert.match(t.out, /← command line:1:\d+/);
+  const bad = run(['run', '--plan', '--format', 'yaml', ...line], dir);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /^command line:1:20: error: `--format yaml`: write --format json or --format text/m);
+  const two = run(['run', '--plan', '--json', '--format', 'text', ...line], dir);
+  assert.equal(two.code, 1);
+  assert.match(two.err, /`--json` and `--format text` ask for two formats; give one/);
+
+  writeFileSync(join(dir, 'web.yml'), 'version: 1\nname: w\nrootfs: host\ncommand: [python3, -m, http.server, "8000"]\nports: ["127.0.0.1:8080:8000"]\n');
+  const plan = run(['plan', '--json', 'web.yml'], dir);
+  assert.equal(plan.code, 0, plan.err);
+  const expected = bare((JSON.parse(plan.out) as { steps: Step[] }).steps);
+  for (const flags of [['--json'], ['--format', 'json'], ['--format=json']]) {
+    const u = run(['up', '--dry-run', ...flags, 'web.yml'], dir);
+    assert.equal(u.code, 0, u.err);
+    const got = JSON.parse(u.out) as { name: string; steps: Step[] };
+    assert.equal(got.name, 'w');
+    assert.deepEqual(bare(got.steps), expected);
+    assert.match(u.err, /dry run: nothing was changed/);
+  }
+  // Without --dry-run up prints no JSON: refused before anything is set up.
+  const noDry = run(['up', '--json', 'web.yml'], dir);
+  assert.equal(noDry.code, 1);
+  assert.match(noDry.err, /^sandbox: up prints JSON only with --dry-run/m);
+  assert.equal(noDry.out, '');
+  const upTwo = run(['up', '--dry-run', '--json', '--format', 'text', 'web.yml'], dir);
+  assert.equal(upTwo.code, 1);
+  assert.match(upTwo.err, /--json and --format text ask for two formats/);
 });
 
 test('up -e/-v/-p (and plan\'s): the plan shows them as the command line\'s', () => {

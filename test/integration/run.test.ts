@@ -70,3 +70,50 @@ test('up FILE -p: the port given on the command line replaces the file\'s', asyn
   }
   assert.deepEqual(leftovers('up-override'), []);
 });
+
+type PsRow = { name: string; status: string; exitCode: number | null };
+const psRow = (name: string) => (JSON.parse(sandbox(['ps', '-a', '--json']).out) as PsRow[]).find((r) => r.name === name);
+/** Polls until `ok` holds or `ms` pass; whether it held. */
+async function until(ok: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (ok()) return true;
+  return ok();
+}
+
+test('run -d --rm: once the command has ended for good its supervisor removes the sandbox, as docker run -d --rm; without --rm it stays, exited', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'nftables', hasNft)) return;
+  try {
+    // A private network and a published port: a table and a veth for the removal to take away.
+    const r = sandbox(['run', '-d', '--rm', '-q', '--name', 'rmtest', '-p', '127.0.0.1:18082:80', '--rootfs', 'host', 'sh', '-c', 'sleep 1']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'rmtest\n');
+    assert.ok(await until(() => psRow('rmtest') === undefined, 10_000), `ps -a still lists rmtest: ${JSON.stringify(psRow('rmtest'))}`);
+    assert.ok(await until(() => leftovers('rmtest').length === 0, 5_000), leftovers('rmtest').join('\n'));
+
+    // The restart policy first: removed once no restart is left.
+    const re = sandbox(['run', '-d', '--rm', '-q', '--name', 'rmtest', '--restart', 'on-failure:1', '--rootfs', 'host', 'sh', '-c', 'exit 3']);
+    assert.equal(re.code, 0, re.err);
+    assert.ok(await until(() => psRow('rmtest') === undefined, 10_000), `ps -a still lists rmtest: ${JSON.stringify(psRow('rmtest'))}`);
+    assert.deepEqual(leftovers('rmtest'), []);
+
+    // sandbox stop ends it for good: it is removed too.
+    const s = sandbox(['run', '-d', '--rm', '-q', '--name', 'rmtest', '--rootfs', 'host', 'sleep', '1000']);
+    assert.equal(s.code, 0, s.err);
+    assert.equal(psRow('rmtest')?.status, 'running');
+    const stop = sandbox(['stop', '-t', '5', 'rmtest']);
+    assert.deepEqual([stop.code, stop.out], [0, 'rmtest\n'], stop.err);
+    assert.ok(await until(() => psRow('rmtest') === undefined, 10_000), `ps -a still lists rmtest after stop: ${JSON.stringify(psRow('rmtest'))}`);
+    assert.ok(await until(() => leftovers('rmtest').length === 0, 5_000), leftovers('rmtest').join('\n'));
+
+    // Without --rm a detached sandbox is kept, exited, for its logs until down.
+    const k = sandbox(['run', '-d', '-q', '--name', 'rmtest', '--rootfs', 'host', 'sh', '-c', 'echo kept; exit 4']);
+    assert.equal(k.code, 0, k.err);
+    assert.ok(await until(() => psRow('rmtest')?.status === 'exited', 10_000), JSON.stringify(psRow('rmtest')));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual([psRow('rmtest')?.status, psRow('rmtest')?.exitCode], ['exited', 4], 'still listed well after it exited');
+    assert.match(sandbox(['logs', 'rmtest']).out, /kept/);
+    assert.equal(sandbox(['down', 'rmtest']).code, 0);
+    assert.deepEqual(leftovers('rmtest'), []);
+  } finally {
+    sandbox(['down', 'rmtest']);
+  }
+});

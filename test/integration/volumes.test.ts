@@ -111,6 +111,44 @@ test('a named volume is seeded once from the image, written by uid 1000, kept by
   }
 });
 
+test('run --rm removes the anonymous volumes it made, foreground and detached (-d: once the command ends), and keeps the named ones, as docker run --rm', { timeout: 300_000 }, async (t) => {
+  if (!ready(t)) return;
+  const layout = image();
+  const store = tmp('sbx-store-');
+  const env = { SANDBOX_STORE: store };
+  const vols = join(store, 'volumes');
+  const anon = () => (existsSync(vols) ? readdirSync(vols) : []).filter((n) => n.startsWith('volrm-anon-'));
+  const listed = () => (JSON.parse(sandbox(['ps', '-a', '--json'], { env }).out) as { name: string }[]).some((r) => r.name === 'volrm');
+  const line = (...cmd: string[]) => ['--name', 'volrm', '-q', '--network', 'none', '-v', 'vkeep:/srv/data', `oci:${layout}:v1`, ...cmd];
+  try {
+    // Without --rm the image's VOLUME (an anonymous volume) stays, as Docker's.
+    const keep = sandbox(['run', ...line('/bin/sh', '-c', 'cat /cache/c.txt')], { env });
+    assert.equal(keep.code, 0, keep.err);
+    assert.equal(keep.out, 'cached\n');
+    assert.equal(anon().length, 1, 'run without --rm keeps the anonymous volume');
+    assert.equal(sandbox(['volume', 'rm', anon()[0]!], { env }).code, 0);
+
+    const fg = sandbox(['run', '--rm', ...line('/bin/sh', '-c', 'cat /cache/c.txt; echo fg > /srv/data/fg')], { env });
+    assert.equal(fg.code, 0, fg.err);
+    assert.equal(fg.out, 'cached\n');
+    assert.deepEqual(anon(), [], 'run --rm removed its anonymous volume');
+    assert.equal(readFileSync(join(vols, 'vkeep', '_data', 'fg'), 'utf8'), 'fg\n', 'the named volume stays, with what the run wrote');
+    assert.deepEqual(leftovers('volrm'), []);
+
+    const d = sandbox(['run', '-d', '--rm', ...line('/bin/sh', '-c', 'echo d > /srv/data/d; sleep 1')], { env });
+    assert.equal(d.code, 0, d.err);
+    assert.equal(anon().length, 1, 'the detached run has its anonymous volume while it runs');
+    for (const end = Date.now() + 10_000; Date.now() < end && (listed() || anon().length); ) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(listed(), false, 'ps -a no longer lists it');
+    assert.deepEqual(anon(), [], 'its supervisor\'s down removed the anonymous volume');
+    assert.equal(readFileSync(join(vols, 'vkeep', '_data', 'd'), 'utf8'), 'd\n', 'and kept the named one');
+    assert.deepEqual(leftovers('volrm'), []);
+  } finally {
+    sandbox(['down', 'volrm'], { env });
+    for (const p of [store, layout]) rmSync(p, { recursive: true, force: true });
+  }
+});
+
 test('a failed first up leaves no volume, half-made or not; a volume that existed keeps its data', { timeout: 120_000 }, async (t) => {
   if (!ready(t)) return;
   const layout = image();

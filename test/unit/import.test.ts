@@ -442,3 +442,19 @@ test('no Compose service makes the importer throw: a key of the wrong shape is r
   const bad = fromCompose('c.yml', Buffer.from('services:\n  a:\n    image: x\n    ports: 8080\n    volumes: [{type: bind, target: /t}]\n'), undefined, { composeDir: '/p', outDir: '/p' });
   assert.deepEqual(bad.notes.map((n) => [n.kind, n.code, n.at.line]), [['refused', 'compose-shape', 4], ['refused', 'mount-no-source', 5]]);
 });
+
+test('sandbox run\'s --plan takes --json or --format json|text; another format, or two, is refused at its word', () => {
+  const run = (line: string[]) => fromDockerRun(['sandbox', 'run', '--plan', ...line, '--rootfs', 'host', 'true'], { cwd: CWD, outDir: CWD });
+  assert.equal(run(['--json']).json, true);
+  assert.equal(run(['--format', 'json']).json, true);
+  assert.equal(run(['--format=json']).json, true);
+  assert.equal(run(['--format', 'text']).json, false);
+  assert.equal(run([]).json, undefined);
+  for (const r of [run(['--json', '--format', 'json']), run(['--format', 'json']), run(['--format', 'text'])]) assert.deepEqual(r.notes.filter((n) => n.kind === 'refused'), []);
+  const bad = run(['--format', 'yaml']).notes.filter((n) => n.kind === 'refused');
+  assert.deepEqual(bad.map((n) => [n.code, n.at.col]), [['invalid-format', 'sandbox run --plan '.length + 1]]);
+  for (const two of [['--json', '--format', 'text'], ['--format', 'text', '--json']]) {
+    const n = run(two).notes.filter((x) => x.kind === 'refused');
+    assert.deepEqual(n.map((x) => x.code), ['two-formats'], two.join(' '));
+  }
+});
