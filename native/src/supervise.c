@@ -280,6 +280,9 @@ int main(int argc, char **argv)
 
 	/* Relay: the CLI's bytes to the child's sync socket, the child's events to the CLI, until exec. */
 	struct pollfd p[2] = { { .fd = cli_in, .events = POLLIN }, { .fd = child.events_fd, .events = POLLIN } };
+	/* Whether the CLI's "E" (exec: the attestation passed) reached the child: after it, the child's
+	 * end is the command's, however soon it comes. */
+	int exec_sent = 0;
 	for (;;) {
 		if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; break; }
 		if (p[0].revents) {
@@ -287,6 +290,7 @@ int main(int argc, char **argv)
 			ssize_t r = read(cli_in, &b, 1);
 			if (r <= 0) { p[0].fd = -1; kill(child.pid, SIGKILL); s.head.policy = 0; } /* the CLI went away during setup: no restart */
 			else if (write_all(child.sync_fd, &b, 1) < 0) p[0].fd = -1;
+			else if (b == 'E') exec_sent = 1;
 		}
 		if (p[1].revents) {
 			char buf[4096];
@@ -296,10 +300,16 @@ int main(int argc, char **argv)
 		}
 	}
 	close(child.events_fd); close(child.sync_fd); close(cli_out); close(cli_in);
-	/* A child that is gone already failed its setup (the CLI undoes it): no restart. */
+	/* A child gone before "E" failed its setup (the CLI undoes it): no restart. One gone after it
+	 * ran the command, which ended at once: its status is the first run's, as below. */
+	int early = 0, early_status = 0;
 	{
 		int w;
-		if (waitpid(child.pid, &w, WNOHANG | __WALL) == child.pid) { s.head.policy = 0; write_file(s.state, "exit", w); return 0; }
+		if (waitpid(child.pid, &w, WNOHANG | __WALL) == child.pid) {
+			if (!exec_sent) { s.head.policy = 0; write_file(s.state, "exit", w); return 0; }
+			early = 1;
+			early_status = w;
+		}
 	}
 	setsid();
 	signal(SIGHUP, SIG_IGN);
@@ -320,7 +330,8 @@ int main(int argc, char **argv)
 	write_file2(s.state, "pid", pid, (long)restarts);
 	for (;;) {
 		/* One run: its output, until it ends. */
-		int ended = 0;
+		int ended = early;
+		if (early) { status = early_status; early = 0; }
 		while (!ended) {
 			struct pollfd lp[3] = { { .fd = st[0].fd, .events = POLLIN }, { .fd = st[1].fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
 			if (poll(lp, 3, -1) < 0 && errno != EINTR) break;
