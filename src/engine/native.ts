@@ -15,12 +15,12 @@ import { directLink, initPath, respawnLink, supervisedLink, type ChildLink } fro
 import { Cgroup } from './cgroup';
 import { CLONE, encodeProgram, RESTART, UnsupportedStep, type Program, type ProgramInput } from './ops';
 import { cachedFilter } from './seccomp-cache';
-import { heldPorts, listSandboxes, stopRequested, writePid, writeSaved, writeState } from './state';
+import { stopRequested, writePid, writeSaved, writeState } from './state';
 import { nftTable } from './network';
 import { errnoText, readEvents, type ChildFailure } from './events';
 import { attest, readView, type Verdict } from './attest';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
-import { checkImageStore, fileSources, overlayOptions, planIds, PreflightError, reservePorts, rootEtc } from './preflight';
+import { checkImageStore, fileSources, overlayOptions, planIds, portHolders, PreflightError, reservePorts, rootEtc } from './preflight';
 import { exitStatus, failedStepStatus, Session } from './session';
 import type { SignalNote } from './signals';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
@@ -163,8 +163,7 @@ export class NativeEngine implements Engine {
       // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
       let program = encode(privateNet ? '0.0.0.0' : undefined);
       // Published host ports are taken first: a port in use is an error before anything is set up.
-      const holders = stepsOf(plan.steps, 'net.port').length ? listSandboxes(host).map((r) => ({ name: r.name, ports: heldPorts(r) })) : [];
-      try { ctx.ports = await reservePorts(plan, ctx.undo, started, holders); } catch (e) {
+      try { ctx.ports = await reservePorts(plan, ctx.undo, started, portHolders(host, plan)); } catch (e) {
         if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
         throw e;
       }

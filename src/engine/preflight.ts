@@ -123,7 +123,7 @@ export const checkPorts: PreflightCheck = async ({ plan, host }) => {
   const ports = stepsOf(plan.steps, 'net.port');
   // The ports other running sandboxes hold (nftables DNAT binds no socket: the bind test below
   // cannot see them); an exited sandbox holds none.
-  const others = ports.length ? listSandboxes(host).filter((r) => r.name !== plan.name).map((r) => ({ name: r.name, ports: heldPorts(r) })) : [];
+  const others = portHolders(host, plan);
   for (const step of ports) {
     const a = step.args;
     if (!a.hostPort) continue;
@@ -221,6 +221,13 @@ export function checkImageStore(plan: Plan, store: Store, host: Pick<HostFeature
 
 /** Another sandbox and the host ports it holds now (state.ts's heldPorts: none once it has ended). */
 export interface PortHolder { name: string; ports: readonly { hostIp: string; hostPort: number; protocol: string }[] }
+
+/** The other sandboxes and the host ports each holds now, read from their state; none to read
+ * when the plan publishes no port. */
+export function portHolders(host: HostFeatures, plan: Plan): PortHolder[] {
+  if (!stepsOf(plan.steps, 'net.port').length) return [];
+  return listSandboxes(host).filter((r) => r.name !== plan.name).map((r) => ({ name: r.name, ports: heldPorts(r) }));
+}
 
 /** The running sandbox that holds this host port, if one does. nftables DNAT binds no socket, so the
  * bind test of reservePorts cannot see a sandbox's ports: they are read from the others' state.
