@@ -93,18 +93,35 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const cmd = words[0] === '--' ? words.slice(1) : words;
       if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
       const host = probeHost();
-      const row = findSandbox(host, name);
-      if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
-      const { plan } = saved(host, name);
       const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
       // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
       // which a stdin that is not a terminal cannot give.
       const tty = !!o.tty;
       const stdin = !!o.interactive;
       if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
-      const execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
       const { NativeEngine } = await import('../engine/native');
-      const result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
+      // A sandbox with a restart policy changes its PID 1 between runs: the one state.json named
+      // may end while this joins its namespaces (ENOENT/ESRCH before anything ran inside). Then
+      // the state is read again and the next run is joined; between runs this waits, as long as
+      // the restart delay lasts, rather than fail.
+      const deadline = Date.now() + 15_000;
+      let execPlan, result;
+      for (let tried = -1; ; ) {
+        const row = findSandbox(host, name);
+        if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
+        if (row.state.pid === tried || !existsSync(`/proc/${row.state.pid}`)) {
+          if (Date.now() > deadline) throw new LifecycleError(MSG.restarting(name), 1);
+          await sleep(50);
+          continue;
+        }
+        const { plan } = saved(host, name);
+        execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
+        result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
+        const at = result.failed && execPlan.steps.find((s) => s.id === result!.failed!.step);
+        const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (result.failed!.errno === 2 || result.failed!.errno === 3);
+        if (!gone || existsSync(`/proc/${row.state.pid}`)) break;
+        tried = row.state.pid;
+      }
       if (result.failed) {
         const step = execPlan.steps.find((s) => s.id === result.failed!.step);
         const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';

@@ -13,6 +13,7 @@ export const MSG = {
   undone: (n: number) => `undid ${n} host change${n === 1 ? '' : 's'}; nothing is left behind`,
   noEngine: (why: string) => `the native engine cannot be loaded: ${why}\n  build it with: npm run build (needs make and a C compiler)`,
   internal: (what: string) => `sandbox: internal error: ${what}\n  please report it with the config that caused it`,
+  restarting: (name: string) => `${name} is between two runs of its command and has not started the next; try again, or see sandbox logs ${name}`,
   notRunning: (name: string) => `${name} is not running (sandbox ps -a shows what it became)`,
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,

@@ -72,7 +72,7 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   const dir = mkdtempSync(join(tmpdir(), 'sbx-restart-'));
   mkdirSync(join(dir, 'out'));
   const web = configFile(dir, 'rs-web', ['detach: true', 'restart: on-failure:2', 'ports: ["127.0.0.1:18431:8080"]', 'volumes: ["./out:/out"]',
-    `command: ${JSON.stringify(['sh', '-c', `${RECORD}; ${SERVE} sleep 2; exit 3`])}`]);
+    `command: ${JSON.stringify(['sh', '-c', `${RECORD}; ${SERVE} sleep 3; exit 3`])}`]);
   const up = sandbox(['up', '-q', web]);
   assert.equal(up.code, 0, up.err);
   const runs = () => { try { return readFileSync(join(dir, 'out', 'runs'), 'utf8').trim().split('\n'); } catch { return []; } };
