@@ -2,13 +2,13 @@
 // stdout), an OCI bundle (--output DIR: config.json and rootfs/) or a Compose file (YAML on
 // stdout), and the fidelity report on stderr: every key the format cannot say, located and
 // printed as validate prints errors. Runs in the CLI process as the caller; only an OCI bundle of
-// an image writes more than one file (its layers merged, which needs root for the overlay mount).
+// an image writes more than one file (engine/bundle.ts merges its layers, which needs root).
 // Exit codes: 0 exported; 1 usage; 2 an invalid file, or findings that are errors (--lossy makes
 // them warnings, except those no document can be made without).
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Document, Scalar, isScalar, visit } from 'yaml';
 import { formatDiagnostics, sortDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { parseConfig } from '../config/parse';
@@ -18,52 +18,20 @@ import type { Source } from '../model/types';
 import { TARGET_NAME, type Finding, type Locate, type Target } from '../export/fidelity';
 import { exportKube } from '../export/kube';
 import { exportCompose } from '../export/compose';
-import { bundleJson, exportOci, type BundleRoot, type DeviceNode } from '../export/oci';
+import { bundleJson, exportOci } from '../export/oci';
+import { deviceNode, makeBundleRoot } from '../engine/bundle';
 import type { AuditLoaded } from './audit';
 import { LifecycleError } from './lifecycle';
 
 export type ExportLoad = (file: string | undefined, opts: { hostProblems?: 'error' | 'warning' }) => Promise<AuditLoaded & { host: HostFeatures }>;
 
 const fail = (message: string, code: number): never => { throw new LifecycleError(message, code); };
-const childProcess = () => require('node:child_process') as typeof import('node:child_process');
-
-/** A device node of this host, by stat(2): its type and numbers (Linux's dev_t split). */
-function deviceNode(path: string): DeviceNode | undefined {
-  try {
-    const st = statSync(path, { bigint: true });
-    if (!st.isCharacterDevice() && !st.isBlockDevice()) return undefined;
-    const rdev = st.rdev;
-    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-    return { type: st.isBlockDevice() ? 'b' : 'c', major, minor, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) };
-  } catch { return undefined; }
-}
 
 /** YAML as kubectl and compose write it: no folded lines, file modes in octal. */
 function yamlText(doc: unknown): string {
   const d = new Document(doc);
   visit(d, { Pair(_k, pair) { if (isScalar(pair.key) && pair.key.value === 'mode' && isScalar(pair.value) && typeof pair.value.value === 'number') (pair.value as Scalar).format = 'OCT'; } });
   return d.toString({ lineWidth: 0 });
-}
-
-/** The bundle's root folder: mount points and links, or the image's layers merged into it. */
-function makeRoot(dir: string, root: BundleRoot): void {
-  if (root.kind === 'dir') return;
-  const rootfs = join(dir, 'rootfs');
-  mkdirSync(rootfs, { mode: 0o755 });
-  if (root.kind === 'host') {
-    for (const l of root.links) { mkdirSync(dirname(join(rootfs, l.path)), { recursive: true }); symlinkSync(l.target, join(rootfs, l.path)); }
-    return;
-  }
-  const cp = (from: string) => childProcess().execFileSync('cp', ['-a', `${from}/.`, rootfs], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if (root.layers.length === 1) { cp(root.layers[0]!); return; }
-  // Several layers: overlayfs merges them (whiteouts and opaque folders as `up` sees them), read-only,
-  // on a mount point of our own that is unmounted and removed whatever happens.
-  const mnt = mkdtempSync(join(dir, '.layers-'));
-  try {
-    childProcess().execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${[...root.layers].reverse().join(':')}`, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
-    try { cp(mnt); } finally { childProcess().execFileSync('umount', [mnt], { stdio: 'ignore' }); }
-  } finally { rmdirSync(mnt); }
 }
 
 export function registerExport(program: Command, load: ExportLoad): void {
@@ -105,7 +73,7 @@ export function registerExport(program: Command, load: ExportLoad): void {
         mkdirSync(out!, { recursive: true });
         try {
           writeFileSync(join(out!, 'config.json'), bundleJson(bundle.config));
-          makeRoot(out!, bundle.root);
+          makeBundleRoot(out!, bundle.root);
         } catch (e) {
           if (made) rmSync(out!, { recursive: true, force: true });
           else for (const e2 of readdirSync(out!)) rmSync(join(out!, e2), { recursive: true, force: true });

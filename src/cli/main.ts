@@ -5,10 +5,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
-import { findConfig, FindError, readBounded, type FoundConfig } from '../config/find';
+import { findConfig, FindError, readBounded } from '../config/find';
 import type { PathSeg } from '../config/parse';
-import type { SandboxSpec, Source } from '../model/types';
-import type { SpecInputs } from '../model/normalize';
+import type { Source } from '../model/types';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -16,7 +15,7 @@ import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
-import { PROGRESS_CHOICES, progressMode, StageProgress, type ProgressMode } from '../ui/progress';
+import { PROGRESS_CHOICES, progressMode, StageProgress } from '../ui/progress';
 import { fileAndCommand } from './argv';
 import { formatOf, withFormat, type FormatOpts } from './format';
 import { registerVersion, VERSION } from './version';
@@ -27,7 +26,9 @@ import { registerImages } from './images';
 import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
 import { registerExport } from './export';
-import { commandLineValues, registerRun, type CommandLine } from './run';
+import { commandLineValues, registerRun } from './run';
+import type { ImageOpts, Loaded, LoadOpts, UpOpts } from './options';
+export type { Loaded, LoadOpts, UpOpts };
 import { join } from 'node:path';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
@@ -37,29 +38,11 @@ class Exit extends Error { constructor(readonly code: number) { super(`exit ${co
 
 const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
-export interface Loaded { plan: Plan; file: string; host: HostFeatures; diagnostics: Diagnostic[]; text: string; spec: SandboxSpec; absFile: string; root: PathSeg[] }
 
-/** The loader's options: how the CLI's words reach normalize, and how problems are reported. */
-export interface LoadOpts {
-  strict?: boolean; format?: string; command?: string[]; hostProblems?: 'error' | 'warning'; forRun?: boolean; detach?: boolean; name?: string;
-  /** `up -i`: stdin reaches the command, as stdin_open does. `up -T`: no terminal, whatever `tty` says. */
-  interactive?: boolean; noTty?: boolean;
-  image?: ImageOpts; source?: FoundConfig;
-  /** `up -e/-v/-p`. */
-  overrides?: SpecInputs['overrides'];
-  /** The command line, for code frames of problems located on it; with `locate`, the whole config
-   * came from it (`sandbox run`), and every location in the file is moved to the word behind it. */
-  commandLine?: CommandLine;
-  /** What an invalid file stops: `run` (the default), or `written` (import, run --save). */
-  stops?: string;
-  /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with `exit`. */
-  preflight?: { exit: number };
-}
 
 /** The schema's rule for `name`, which `--name` follows too. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean; progress?: ProgressMode }
 
 /** An image config's image: from the store, pulled first when `up` needs it. Looked up between
  * reading the file and normalizing it, so that the spec (and the rules, and the plan) has the
@@ -200,16 +183,6 @@ function rootlessRows(r: RootlessHost): [string, string][] {
   ];
 }
 
-/** `up`'s and `run`'s options once the plan is made: `progress` is the view's mode (from
- * --progress and -q; without it, auto, or quiet with `quiet`). */
-export interface UpOpts {
-  dryRun?: boolean; quiet?: boolean; detach?: boolean; attest?: string; progress?: ProgressMode; verbose?: boolean;
-  /** With dryRun: the plan as JSON, as plan --json prints it. */
-  json?: boolean;
-  /** run --rm: nothing of the sandbox is kept once its command has ended for good, its anonymous
-   * volumes included (named ones stay, as Docker's). */
-  rm?: boolean;
-}
 
 const collect = (v: string, all: string[]) => [...all, v];
 

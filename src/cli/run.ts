@@ -10,23 +10,17 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { formatDiagnostics, type Diagnostic } from '../config/diagnostic';
 import { readBounded, type FoundConfig } from '../config/find';
-import { LIMITS, type PathSeg } from '../config/parse';
+import { LIMITS } from '../config/parse';
 import type { CliValue } from '../model/normalize';
 import { planJson, renderPlan } from '../plan/render';
 import { commandLine, COMMAND_LINE, fromDockerRun, shellQuote } from '../import/docker';
 import { fromCompose } from '../import/compose';
 import type { Imported, ImportNote, Loc } from '../import/types';
 import { toYaml } from '../import/write';
-import type { Loaded, LoadOpts, UpOpts } from './main';
+import type { CommandLine, Loaded, LoadOpts, UpOpts } from './options';
+export type { CommandLine };
 import { LifecycleError } from './lifecycle';
 
-/** Where a config's problems are shown when it was not written by hand: the command line, or the
- * Compose file it was imported from. `locate` maps a path of the config to the words behind it. */
-export interface CommandLine {
-  file: string;
-  text: string;
-  locate?: (path: readonly PathSeg[]) => { file: string; line: number; col: number; endLine: number; endCol: number };
-}
 
 type Load = (file: string | undefined, opts: LoadOpts) => Promise<Loaded>;
 type Start = (l: Loaded, o: UpOpts) => Promise<void>;

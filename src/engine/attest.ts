@@ -7,8 +7,8 @@ import { lstatSync, readFileSync, readlinkSync, readdirSync, statSync } from 'no
 import { join } from 'node:path';
 import type { IdMap } from '../model/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import type { Plan, Step } from '../plan/types';
-import { hostInterface } from './network';
+import type { Plan, Step, Verdict } from '../plan/types';
+import { hostInterface } from '../host/network';
 
 export interface MountEntry { point: string; opts: string[]; optional: string[]; fstype: string }
 export type PathKind = { type: 'file' | 'dir' | 'other' } | { type: 'link'; target: string } | { type: 'char' | 'block'; rdev: number } | { type: 'unreadable'; why: string };
@@ -48,7 +48,6 @@ export interface ProcView {
   hostInterface(name: string): boolean;
 }
 
-export interface Verdict { step: string; verdict: 'verified' | 'not checkable' | 'mismatch'; detail: string }
 /** What the child runs as, in its own namespace (the engine resolved names in its /etc). */
 export interface AttestIds { uid: number; gid: number; groups: number[] }
 

@@ -9,14 +9,14 @@ import type { Store } from '../image/store';
 import { removeTree } from '../image/owners';
 import { createVolume, readVolume, removeVolume } from '../image/volumes';
 import { findStep } from '../plan/steps';
-import type { Ids } from './users';
+import type { Ids } from '../host/users';
 import type { IdMap } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
-import type { Cgroup } from './cgroup';
-import { ownerAlive, readOwner, selfOwner, withLock } from './lock';
-import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from './network';
-import { startPasta, startSlirp4netns } from './rootless-net';
-import { ensureStateRoot, nameLock, readState, sandboxPids, reclaimLocked, STATE_FILES } from './state';
+import type { Cgroup } from '../host/cgroup';
+import { ownerAlive, readOwner, selfOwner, withLock } from '../host/lock';
+import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from '../host/network';
+import { startPasta, startSlirp4netns } from '../host/rootless-net';
+import { ensureStateRoot, nameLock, readState, sandboxPids, reclaimLocked, STATE_FILES } from '../host/state';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {

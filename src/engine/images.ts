@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 import { findStep } from '../plan/steps';
-import { readSaved } from './state';
+import { readSaved } from '../host/state';
 
 export interface ImageLookup {
   /** Fetch the image when the store has not got it (else: undefined, and the plan says so). */

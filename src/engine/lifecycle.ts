@@ -4,10 +4,10 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
-import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from './state';
-import { ownerAlive, procStat, readOwner } from './lock';
-import { removeTable } from './network';
-import { stopRecorded } from './rootless-net';
+import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { ownerAlive, procStat, readOwner } from '../host/lock';
+import { removeTable } from '../host/network';
+import { stopRecorded } from '../host/rootless-net';
 import { listVolumes, readVolume, removeUnfinished, removeVolume, volumeRoot, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
 import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';

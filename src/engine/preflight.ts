@@ -16,10 +16,10 @@ import { imageKey, probeRegistry } from '../image/pull';
 import { COMMAND_LINE, type SandboxSpec, type Source } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
-import { reservePort, type PortRule } from './network';
-import { ownerAlive, readOwner } from './lock';
-import { heldPorts, listSandboxes, readState, sandboxPids } from './state';
-import { resolveIds, type Ids } from './users';
+import { reservePort, type PortRule } from '../host/network';
+import { ownerAlive, readOwner } from '../host/lock';
+import { heldPorts, listSandboxes, readState, sandboxPids } from '../host/state';
+import { resolveIds, type Ids } from '../host/users';
 
 /** One thing found before anything changes: where it comes from, how grave, and what to do. */
 export interface PreflightProblem { src: Source; code: string; severity: 'error' | 'warning'; message: string }

@@ -31,7 +31,7 @@ export interface RunResult {
   /** Setup time, measured by the engine: from its first host step, and from the clone call, to exec. */
   timing?: { setupMs: number; spawnToExecMs: number; seccompCompileMs?: number; capsAndFilterMs?: number; attestMs?: number };
   /** Each step's verdict, read back from the child before its command started (engine/attest.ts). */
-  attestation?: import('./attest').Verdict[];
+  attestation?: import('../plan/types').Verdict[];
   /** The sandbox runs on under its supervisor; the CLI may exit. */
   detached?: boolean;
 }

@@ -5,12 +5,12 @@
 // what a runtime does not do (a network beyond loopback, published ports, an init, restarts) is
 // reported.
 import { posix } from 'node:path';
-import type { SandboxSpec } from '../model/types';
+import type { BundleRoot, DeviceNode, SandboxSpec } from '../model/types';
+export type { BundleRoot, DeviceNode };
 import { DEFAULT_PROFILE, resolveProfile, type ResolvedFilter } from '../model/seccomp';
 import { commonFindings, LOSSY, numericIds, Report, written, type Exported, type Locate } from './fidelity';
 
 /** A device node as stat(2) gives it. */
-export interface DeviceNode { type: 'c' | 'b'; major: number; minor: number; mode: number; uid: number; gid: number }
 
 export interface OciHost {
   /** The folders `rootfs: host` binds (the probe's; `/bin->usr/bin` for a link). */
@@ -24,10 +24,6 @@ export interface OciHost {
 
 /** What the bundle's root folder holds: nothing but mount points and links (rootfs: host), a
  * folder of this host (root.path names it), or the image's layers merged, bottom first. */
-export type BundleRoot =
-  | { kind: 'host'; links: { path: string; target: string }[] }
-  | { kind: 'dir'; path: string }
-  | { kind: 'image'; layers: string[] };
 
 export interface OciBundle { config: Record<string, unknown>; root: BundleRoot }
 

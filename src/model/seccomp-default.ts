@@ -12,7 +12,7 @@
 // userfaultfd, kexec_*, swapon/swapoff, pivot_root, and the namespaces bits of clone.
 //
 // To update: diff moby's default.json against this file rule by rule; keep moby's rule order.
-import type { SeccompProfile, SeccompRule } from './seccomp';
+import type { SeccompProfile, SeccompRule } from './seccomp-profile';
 
 /** CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
  * CLONE_NEWNET: clone(2) is allowed only when `flags & this` is 0 (no new namespace). */

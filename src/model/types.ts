@@ -184,3 +184,12 @@ export interface CallerIds {
   subuid: { start: number; count: number }[];
   subgid: { start: number; count: number }[];
 }
+
+/** A device node of the host, by stat(2): its type and numbers, as an OCI bundle lists it. */
+export interface DeviceNode { type: 'c' | 'b'; major: number; minor: number; mode: number; uid: number; gid: number }
+
+/** What an OCI bundle's rootfs/ is made of: links to the host's folders, a folder as it is, or an image's layers merged. */
+export type BundleRoot =
+  | { kind: 'host'; links: { path: string; target: string }[] }
+  | { kind: 'dir'; path: string }
+  | { kind: 'image'; layers: string[] };

@@ -211,3 +211,6 @@ export interface RootlessHost extends CallerIds {
   /** The host has an IPv4 default route: pasta copies that interface, and refuses to start without one. */
   route?: boolean;
 }
+
+/** What the attestation found for one step, read back from inside the sandbox before its command ran (engine/attest.ts); saved in the state. */
+export interface Verdict { step: string; verdict: 'verified' | 'not checkable' | 'mismatch'; detail: string }

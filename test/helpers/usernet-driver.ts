@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { onPath } from '../../src/engine/probe';
-import { startPasta, startSlirp4netns, stopRecorded, type UserNet, type UserNetPort } from '../../src/engine/rootless-net';
+import { startPasta, startSlirp4netns, stopRecorded, type UserNet, type UserNetPort } from '../../src/host/rootless-net';
 
 export type DriverConfig =
   | { mode: 'start'; tool: 'pasta' | 'slirp4netns'; ports: UserNetPort[]; stateDir: string; mtu?: number; sandbox: string[] }

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan } from '../../src/plan/types';
-import type { Verdict } from '../../src/engine/attest';
+import type { Verdict } from '../../src/plan/types';
 import { hasBusyboxRoot, hasEngine, hasNft, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (busybox-static)', hasBusyboxRoot);

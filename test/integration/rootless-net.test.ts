@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { isRoot, needs } from '../helpers/sandbox';
 import { canMakeUsers, defaultRouteForPasta, makeUser, PYTHON3, pidsOf, removeAllUsers, repoForUsers, spawnAsUser, tunForUsers, userTmp, type TestUser } from '../helpers/users';
 import type { DriverConfig } from '../helpers/usernet-driver';
-import type { UserNet, UserNetPort } from '../../src/engine/rootless-net';
+import type { UserNet, UserNetPort } from '../../src/host/rootless-net';
 
 const has = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
 const hasPython = has(PYTHON3);

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeDelegation, ownCgroup, walkDelegation, type CgroupFsReader } from '../../src/engine/probe';
-import { Cgroup } from '../../src/engine/cgroup';
+import { Cgroup } from '../../src/host/cgroup';
 import { cgroupPathFor } from '../../src/plan/paths';
 import { HYBRID_HOST, ROOTLESS_HOST, V2_HOST } from '../helpers/load';
 import type { HostFeatures } from '../../src/plan/types';

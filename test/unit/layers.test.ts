@@ -16,7 +16,8 @@ const MAY_IMPORT: Record<string, string[]> = {
   audit: ['plan', 'model', 'config'],
   export: ['model', 'config'],
   import: ['model', 'config'],
-  engine: ['plan', 'model', 'image', 'ffi'],
+  host: ['plan', 'model', 'image'],
+  engine: ['host', 'plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
   cli: ['config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
 };
@@ -65,4 +66,25 @@ test('the rule itself has no circle', () => {
     seen.add(f);
   };
   for (const f of Object.keys(MAY_IMPORT)) visit(f, []);
+});
+
+test('no two source files import each other, directly or through others', () => {
+  const src = join(ROOT, 'src');
+  const graph = new Map<string, string[]>();
+  for (const file of sources(src)) {
+    const text = readFileSync(file, 'utf8');
+    const deps = [...text.matchAll(/(?:from\s+|import\(\s*|require\(\s*)'(\.{1,2}\/[^']+)'/g)].map((m) => relative(src, resolve(dirname(file), m[1]!)) + '.ts');
+    graph.set(relative(src, file), deps.filter((d) => !d.includes('generated/')));
+  }
+  const circles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (f: string, path: string[]) => {
+    if (state.get(f) === 'done') return;
+    if (state.get(f) === 'open') { circles.push([...path.slice(path.indexOf(f)), f].join(' → ')); return; }
+    state.set(f, 'open');
+    for (const d of graph.get(f) ?? []) visit(d, [...path, f]);
+    state.set(f, 'done');
+  };
+  for (const f of graph.keys()) visit(f, []);
+  assert.deepEqual(circles, []);
 });

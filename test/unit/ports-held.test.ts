@@ -4,7 +4,7 @@
 // engine/preflight.ts; the behaviour with real clients is in test/integration/restart.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { heldPorts, type SandboxState } from '../../src/engine/state';
+import { heldPorts, type SandboxState } from '../../src/host/state';
 import { portHolder } from '../../src/engine/preflight';
 
 const state = (ports: SandboxState['ports']): SandboxState => ({ name: 'web', pid: 42, command: ['x'], file: '', digest: '', startedAt: '', ports, stopSignal: 15, stopGraceMs: 10_000 });

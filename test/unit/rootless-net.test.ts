@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pastaPortArgs, portWarnings, type UserNetPort } from '../../src/engine/rootless-net';
+import { pastaPortArgs, portWarnings, type UserNetPort } from '../../src/host/rootless-net';
 import { onPath } from '../../src/engine/probe';
 
 const port = (hostIp: string, hostPort: number, containerPort: number, protocol: 'tcp' | 'udp'): UserNetPort => ({ hostIp, hostPort, containerPort, protocol });

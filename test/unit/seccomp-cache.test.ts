@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cachedFilter } from '../../src/engine/seccomp-cache';
+import { cachedFilter } from '../../src/host/seccomp-cache';
 
 test('a compiled filter is cached under its program and salt, and a damaged entry is compiled again', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sbx-sccache-'));
