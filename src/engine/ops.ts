@@ -1,9 +1,10 @@
 // Plan → the child's program: fixed-size ops (struct sbx_op) and a string arena, encoded in the
-// CLI process before the clone. Every kind of step is placed here: a child step becomes ops, a
-// host step (state folder, cgroup, id maps, the network's host side) none, and the compiler
-// checks that the switch covers them all.
+// CLI process before the clone. Which steps the child applies is the plan's (plan/steps.ts places
+// every kind once): each child kind has its encoder in the table below, which the compiler checks
+// covers them all; a host step (state folder, cgroup, id maps, the network's host side) makes none.
 import type { MountFlag, NsName, Propagation } from '../model/types';
-import type { Plan, Step } from '../plan/types';
+import type { Plan, Step, StepOf } from '../plan/types';
+import { isChildStep, SIDE, type ChildKind } from '../plan/steps';
 import { capabilityNumber, RLIMITS } from '../model/tables';
 import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
@@ -55,33 +56,44 @@ export class UnsupportedStep extends Error {
   constructor(readonly step: Step, why: string) { super(why); }
 }
 
-export function encodeProgram(input: ProgramInput): Program {
-  const { plan } = input;
-  const strings: Buffer[] = [];
-  let strLen = 0;
-  const str = (s: string | undefined): number => {
+/** The fields of one op; the string fields are offsets into the arena (0: none). */
+interface OpFields { flags?: number; mode?: number; a?: number | bigint; b?: number | bigint; s1?: number; s2?: number; s3?: number; s4?: number }
+
+/** The program as it is written: the op records in order and the arena their strings point into. */
+class ProgramWriter {
+  private readonly strings: Buffer[] = [];
+  private strLen = 0;
+  private readonly records: Buffer[] = [];
+  private readonly childSteps = new Set<string>();
+  cloneFlags = 0n;
+
+  constructor(readonly input: ProgramInput) {}
+
+  /** A NUL-terminated string in the arena; its offset plus one (0 stands for none). */
+  str(s: string | undefined): number {
     if (s === undefined) return 0;
     const b = Buffer.from(s + '\0');
-    strings.push(b);
-    strLen += b.length;
-    return strLen - b.length + 1;
-  };
-  /** Binary data in the arena, 8-byte aligned (BPF instructions). */
-  const blob = (b: Buffer): number => {
-    const gap = (8 - (strLen % 8)) % 8;
-    if (gap) { strings.push(Buffer.alloc(gap)); strLen += gap; }
-    strings.push(b);
-    strLen += b.length;
-    return strLen - b.length + 1;
-  };
-  const list = (items: string[]) => str(items.map((x) => x + '\0').join('') + '');
-  const records: Buffer[] = [];
-  const childSteps = new Set<string>();
-  let cloneFlags = 0n;
+    this.strings.push(b);
+    this.strLen += b.length;
+    return this.strLen - b.length + 1;
+  }
 
-  const op = (step: Step, kind: number, o: { flags?: number; mode?: number; a?: number | bigint; b?: number | bigint; s1?: number; s2?: number; s3?: number; s4?: number } = {}) => {
+  /** Binary data in the arena, 8-byte aligned (BPF instructions). */
+  blob(b: Buffer): number {
+    const gap = (8 - (this.strLen % 8)) % 8;
+    if (gap) { this.strings.push(Buffer.alloc(gap)); this.strLen += gap; }
+    this.strings.push(b);
+    this.strLen += b.length;
+    return this.strLen - b.length + 1;
+  }
+
+  /** A list of strings, each NUL-terminated, in one arena string. */
+  list(items: string[]): number { return this.str(items.map((x) => x + '\0').join('') + ''); }
+
+  op(step: Step, kind: number, o: OpFields = {}): void {
+    const { input } = this;
     const r = Buffer.alloc(OP_SIZE);
-    const index = plan.steps.indexOf(step);
+    const index = input.plan.steps.indexOf(step);
     r.writeUInt32LE(kind, OP_OFFSET.kind);
     r.writeUInt32LE(index, OP_OFFSET.step);
     r.writeUInt32LE(((o.flags ?? 0) | (input.failAt === step.id ? F_FAIL : 0) | (input.pauseAt === step.id ? F_PAUSE : 0)) >>> 0, OP_OFFSET.flags);
@@ -92,133 +104,151 @@ export function encodeProgram(input: ProgramInput): Program {
     r.writeUInt32LE(o.s2 ?? 0, OP_OFFSET.s2);
     r.writeUInt32LE(o.s3 ?? 0, OP_OFFSET.s3);
     r.writeUInt32LE(o.s4 ?? 0, OP_OFFSET.s4);
-    records.push(r);
-    childSteps.add(step.id);
-  };
-  const flagsOf = (names: readonly MountFlag[], step?: Step) => names.reduce((f, n) => f | FLAG_BITS[n], 0) & ~(step && input.corruptAt === step.id ? MS.NOSUID : 0);
-  const tmpfsData = (a: { mode: number; sizeBytes?: number }) => [`mode=${a.mode.toString(8)}`, ...(a.sizeBytes ? [`size=${a.sizeBytes}`] : [])].join(',');
+    this.records.push(r);
+    this.childSteps.add(step.id);
+  }
 
-  for (const step of plan.steps) {
+  /** Mount flags; test-only, a corrupted step loses nosuid (SANDBOX_TEST_CORRUPT). */
+  flagsOf(names: readonly MountFlag[], step?: Step): number {
+    return names.reduce((f, n) => f | FLAG_BITS[n], 0) & ~(step && this.input.corruptAt === step.id ? MS.NOSUID : 0);
+  }
+
+  program(): Program {
+    return { ops: Buffer.concat(this.records), nops: this.records.length, strings: Buffer.concat([...this.strings, Buffer.from('\0')]), cloneFlags: this.cloneFlags, childSteps: this.childSteps };
+  }
+}
+
+export function encodeProgram(input: ProgramInput): Program {
+  const w = new ProgramWriter(input);
+  for (const step of input.plan.steps) {
     // Test-only: what SANDBOX_TEST_CORRUPT does to a step, so that the attestation must catch it.
     const corrupt = input.corruptAt === step.id;
-    if (corrupt && SKIPPED_WHEN_CORRUPT.has(step.kind)) { op(step, OP.NOTE); continue; }
-    switch (step.kind) {
-      // Applied on the host by the engine (engine/host-steps.ts), before the child goes on.
-      case 'state.create': case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': case 'image.note': case 'volume.create':
-      case 'cgroup.create': case 'cgroup.set': case 'cgroup.attach': case 'idmap': case 'ns.host':
-      case 'net.veth': case 'net.nat': case 'net.port': case 'net.usernet': case 'net.hosts': case 'net.resolv':
-        break;
-      case 'ns.new':
-        cloneFlags |= BigInt(NS_FLAG[step.args.type]);
-        if (step.args.type === 'cgroup' || step.args.type === 'time') op(step, OP.UNSHARE, { a: NS_FLAG[step.args.type] });
-        break;
-      case 'ns.join':
-        if (step.args.type === 'pid') throw new UnsupportedStep(step, 'joining a pid namespace is not supported yet: it needs a second fork');
-        if (step.args.type === 'mount') throw new UnsupportedStep(step, 'the mount namespace cannot be joined');
-        op(step, OP.JOIN_NS, { a: NS_FLAG[step.args.type], s1: str(step.args.path) });
-        break;
-      case 'ns.enter': op(step, OP.JOIN_NS, { a: NS_FLAG[step.args.type], s1: str(step.args.path) }); break;
-      case 'proc.fork': op(step, OP.FORK); break;
-      case 'console': op(step, OP.CONSOLE); break;
-      case 'net.loopback': op(step, input.restart ? OP.NOTE : OP.LOOPBACK_UP); break;
-      case 'net.address': {
-        if (input.restart) { op(step, OP.NOTE); break; }
-        if (!input.address) throw new UnsupportedStep(step, 'no address was leased for the private network');
-        const be = (ip: string) => { const b = Buffer.alloc(4); b.writeUInt32BE(ipToInt(ip)); return b.readUInt32LE(); };
-        op(step, OP.NET_IFUP, { s1: str(step.args.interface), a: be(input.address), b: be(step.args.gateway), mode: parseSubnet(step.args.subnet).prefix });
-        break;
-      }
-      case 'mount.netfile': op(step, OP.BIND, { flags: F_FILE | MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str(step.args.source), s2: str(step.args.target) }); break;
-      // Shown in the plan and reported in order; nothing to do in the child.
-      case 'net.none': case 'net.host': case 'net.joined': case 'cap.keep': case 'cap.drop': case 'nnp.off': case 'seccomp.off':
-        op(step, OP.NOTE); break;
-      case 'mount.private': op(step, OP.MOUNT_PRIVATE); break;
-      case 'mount.root': {
-        const a = step.args;
-        if (a.fstype === 'tmpfs') op(step, OP.ROOT_TMPFS, { s1: str(input.rootDir) });
-        else if (a.fstype === 'bind') op(step, OP.ROOT_BIND, { s1: str(input.rootDir), s2: str(a.source) });
-        else if (input.overlay) {
-          // overlayfs takes its options in one page: about 40 layers with the store's path lengths.
-          if (input.overlay.length > 4000) throw new UnsupportedStep(step, `the image has too many layers for one overlayfs mount (${a.layers?.length ?? 0})`);
-          op(step, OP.ROOT_OVERLAY, { s1: str(input.rootDir), s2: str(input.overlay) });
-        } else throw new UnsupportedStep(step, 'the image is not in the store: sandbox up pulls it first (or run sandbox pull)');
-        break;
-      }
-      case 'mount.bind': {
-        const a = step.args;
-        op(step, OP.BIND, { flags: flagsOf(a.flags) | (input.fileSources.has(a.source) ? F_FILE : 0), a: a.readOnly !== corrupt ? 1 : 0, b: PROPAGATION[a.propagation ?? 'rprivate'], s1: str(a.source), s2: str(a.target) });
-        break;
-      }
-      case 'mount.volume': {
-        // A volume's data folder is always a folder, bound like a bind volume (never recursive: nothing is mounted in it).
-        const a = step.args;
-        op(step, OP.BIND, { flags: flagsOf(a.flags), a: a.readOnly !== corrupt ? 1 : 0, b: PROPAGATION.rprivate, s1: str(a.source), s2: str(a.target) });
-        break;
-      }
-      case 'mount.link': op(step, OP.SYMLINK, { s1: str(step.args.path), s2: str(step.args.target) }); break;
-      case 'mount.proc': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step), s1: str('/proc'), s2: str('proc') }); break;
-      case 'mount.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step), s1: str('/dev'), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
-      case 'dev.node': op(step, OP.DEV_NODE, { s1: str(`/dev/${step.args.name}`), s2: str(`/dev/${step.args.name}`) }); break;
-      case 'mount.devpts':
-        op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: str('/dev/pts'), s2: str('devpts'), s3: str(step.args.options) });
-        op(step, OP.SYMLINK, { s1: str('/dev/ptmx'), s2: str('pts/ptmx') });
-        if (input.tty) op(step, OP.CONSOLE);
-        break;
-      case 'mount.tmpfs.dev': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
-      case 'dev.links':
-        for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) op(step, OP.SYMLINK, { s1: str(l), s2: str(t) });
-        break;
-      case 'dev.bind': op(step, OP.DEV_NODE, { s1: str(step.args.source), s2: str(step.args.target) }); break;
-      case 'mount.sys': op(step, OP.SYSFS, { a: step.args.fresh ? 1 : 0, s1: str('/sys') }); break;
-      case 'mount.cgroup': {
-        const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
-        if (step.args.layout === 'v2') { op(step, OP.MOUNT_FS, { flags: ro, s1: str('/sys/fs/cgroup'), s2: str('cgroup2') }); break; }
-        op(step, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: str('/sys/fs/cgroup'), s2: str('tmpfs'), s3: str('mode=755') });
-        for (const c of step.args.controllers) op(step, OP.MOUNT_FS, { flags: ro, s1: str(`/sys/fs/cgroup/${c}`), s2: str('cgroup'), s3: str(c) });
-        op(step, OP.READONLY, { s1: str('/sys/fs/cgroup') });
-        break;
-      }
-      case 'sysctl': op(step, OP.SYSCTL, { s1: str(step.args.name), s2: str(step.args.value) }); break;
-      case 'mount.tmpfs': op(step, OP.MOUNT_FS, { flags: flagsOf(step.args.flags, step) | (step.args.readOnly ? MS.RDONLY : 0), s1: str(step.args.target), s2: str('tmpfs'), s3: str(tmpfsData(step.args)) }); break;
-      case 'mount.pivot': op(step, OP.PIVOT); break;
-      case 'mount.mask': op(step, OP.MASK, { s1: str(step.args.path) }); break;
-      case 'mount.readonly': op(step, OP.READONLY, { s1: str(step.args.path) }); break;
-      case 'mount.root-readonly': op(step, OP.ROOT_READONLY); break;
-      case 'hostname': op(step, OP.HOSTNAME, { s1: str(step.args.hostname) }); break;
-      case 'user.groups': op(step, OP.GROUPS, { s1: list([...input.groups, ...(corrupt ? [4242] : [])].map(String)) }); break;
-      case 'user.ids': op(step, OP.IDS, { a: input.uid + (corrupt ? 1 : 0), b: input.gid }); break;
-      case 'umask': op(step, OP.UMASK, { mode: step.args.umask ^ (corrupt ? 0o077 : 0) }); break;
-      case 'rlimit': {
-        const resource = Object.hasOwn(RLIMITS, step.args.name) ? RLIMITS[step.args.name] : undefined;
-        if (resource === undefined) throw new UnsupportedStep(step, `${step.args.name} is not a resource limit this engine knows`);
-        const { soft, hard } = step.args;
-        op(step, OP.RLIMIT, { mode: resource, a: corrupt ? (soft > 0 ? soft - 1 : hard > 1 || hard === -1 ? 1 : 0) : soft, b: hard });
-        break;
-      }
-      case 'caps.apply': {
-        const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(capabilityNumber(c))), 0n);
-        op(step, OP.CAPS, { a: mask(step.args.bounding) ^ (corrupt ? 1n : 0n), b: mask(step.args.ambient) });
-        break;
-      }
-      case 'nnp': op(step, OP.NNP); break;
-      case 'seccomp': {
-        const bpf = input.compileSeccomp(`${step.args.program.join('\n')}\n`);
-        op(step, OP.SECCOMP, { s1: blob(bpf), a: bpf.length });
-        break;
-      }
-      case 'fds.close': op(step, OP.CLOSE_FDS); break;
-      case 'exec': {
-        const a = step.args;
-        if (a.init && !input.init) throw new UnsupportedStep(step, 'init: true needs sbx-init, which was not built (npm run build)');
-        op(step, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, s1: list(a.args), s2: list(a.env), s3: str(a.cwd), s4: a.init ? str(input.init) : 0 });
-        break;
-      }
-      default: {
-        // Every kind is placed above: a new one fails to compile here until it is.
-        const unplaced: never = step;
-        throw new UnsupportedStep(unplaced, 'the native engine cannot apply this step');
-      }
-    }
+    if (corrupt && SKIPPED_WHEN_CORRUPT.has(step.kind)) { w.op(step, OP.NOTE); continue; }
+    if (!Object.hasOwn(SIDE, step.kind)) throw new UnsupportedStep(step, 'the native engine cannot apply this step');
+    // The clone makes each new namespace, those the child then unshares itself among them.
+    if (step.kind === 'ns.new') w.cloneFlags |= BigInt(NS_FLAG[step.args.type]);
+    // A host step was applied by the CLI (engine/host-steps.ts) before the child goes on.
+    if (isChildStep(step)) encodeStep(w, step, corrupt);
   }
-  return { ops: Buffer.concat(records), nops: records.length, strings: Buffer.concat([...strings, Buffer.from('\0')]), cloneFlags, childSteps };
+  return w.program();
+}
+
+function encodeStep<K extends ChildKind>(w: ProgramWriter, step: StepOf<K>, corrupt: boolean): void {
+  ENCODERS[step.kind](w, step, corrupt);
+}
+
+/** One encoder per kind the child applies; corrupt: test-only, apply it wrongly (SANDBOX_TEST_CORRUPT). */
+type Encoders = { [K in ChildKind]: (w: ProgramWriter, step: StepOf<K>, corrupt: boolean) => void };
+
+const tmpfsData = (a: { mode: number; sizeBytes?: number }) => [`mode=${a.mode.toString(8)}`, ...(a.sizeBytes ? [`size=${a.sizeBytes}`] : [])].join(',');
+const note = (w: ProgramWriter, step: Step) => w.op(step, OP.NOTE);
+
+const ENCODERS: Encoders = {
+  // Namespaces and processes: a cgroup or time namespace unshared, one joined or entered by path.
+  'ns.new': (w, s) => w.op(s, OP.UNSHARE, { a: NS_FLAG[s.args.type] }),
+  'ns.join': (w, s) => {
+    if (s.args.type === 'pid') throw new UnsupportedStep(s, 'joining a pid namespace is not supported yet: it needs a second fork');
+    if (s.args.type === 'mount') throw new UnsupportedStep(s, 'the mount namespace cannot be joined');
+    w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) });
+  },
+  'ns.enter': (w, s) => w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) }),
+  'proc.fork': (w, s) => w.op(s, OP.FORK),
+  'console': (w, s) => w.op(s, OP.CONSOLE),
+  // Network, the child's side. Shown in the plan and reported in order where nothing is to do.
+  'net.none': note, 'net.host': note, 'net.joined': note,
+  'net.loopback': (w, s) => w.op(s, w.input.restart ? OP.NOTE : OP.LOOPBACK_UP),
+  'net.address': encodeAddress,
+  // Mounts, in the new mount namespace.
+  'mount.private': (w, s) => w.op(s, OP.MOUNT_PRIVATE),
+  'mount.root': encodeRoot,
+  'mount.netfile': (w, s) => w.op(s, OP.BIND, { flags: F_FILE | MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: w.str(s.args.source), s2: w.str(s.args.target) }),
+  'mount.bind': (w, s, corrupt) => {
+    const a = s.args;
+    w.op(s, OP.BIND, { flags: w.flagsOf(a.flags) | (w.input.fileSources.has(a.source) ? F_FILE : 0), a: a.readOnly !== corrupt ? 1 : 0, b: PROPAGATION[a.propagation ?? 'rprivate'], s1: w.str(a.source), s2: w.str(a.target) });
+  },
+  // A volume's data folder is always a folder, bound like a bind volume (never recursive: nothing is mounted in it).
+  'mount.volume': (w, s, corrupt) => w.op(s, OP.BIND, { flags: w.flagsOf(s.args.flags), a: s.args.readOnly !== corrupt ? 1 : 0, b: PROPAGATION.rprivate, s1: w.str(s.args.source), s2: w.str(s.args.target) }),
+  'mount.link': (w, s) => w.op(s, OP.SYMLINK, { s1: w.str(s.args.path), s2: w.str(s.args.target) }),
+  'mount.proc': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str('/proc'), s2: w.str('proc') }),
+  'mount.dev': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str('/dev'), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
+  'mount.devpts': (w, s) => {
+    w.op(s, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NOEXEC, s1: w.str('/dev/pts'), s2: w.str('devpts'), s3: w.str(s.args.options) });
+    w.op(s, OP.SYMLINK, { s1: w.str('/dev/ptmx'), s2: w.str('pts/ptmx') });
+    if (w.input.tty) w.op(s, OP.CONSOLE);
+  },
+  'mount.tmpfs.dev': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
+  'mount.sys': (w, s) => w.op(s, OP.SYSFS, { a: s.args.fresh ? 1 : 0, s1: w.str('/sys') }),
+  'mount.cgroup': encodeCgroupMount,
+  'mount.tmpfs': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s) | (s.args.readOnly ? MS.RDONLY : 0), s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
+  'mount.pivot': (w, s) => w.op(s, OP.PIVOT),
+  'mount.mask': (w, s) => w.op(s, OP.MASK, { s1: w.str(s.args.path) }),
+  'mount.readonly': (w, s) => w.op(s, OP.READONLY, { s1: w.str(s.args.path) }),
+  'mount.root-readonly': (w, s) => w.op(s, OP.ROOT_READONLY),
+  'sysctl': (w, s) => w.op(s, OP.SYSCTL, { s1: w.str(s.args.name), s2: w.str(s.args.value) }),
+  // Devices.
+  'dev.node': (w, s) => w.op(s, OP.DEV_NODE, { s1: w.str(`/dev/${s.args.name}`), s2: w.str(`/dev/${s.args.name}`) }),
+  'dev.links': (w, s) => {
+    for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) w.op(s, OP.SYMLINK, { s1: w.str(l), s2: w.str(t) });
+  },
+  'dev.bind': (w, s) => w.op(s, OP.DEV_NODE, { s1: w.str(s.args.source), s2: w.str(s.args.target) }),
+  // Identity: the numeric ids the engine resolved in the root filesystem.
+  'hostname': (w, s) => w.op(s, OP.HOSTNAME, { s1: w.str(s.args.hostname) }),
+  'user.groups': (w, s, corrupt) => w.op(s, OP.GROUPS, { s1: w.list([...w.input.groups, ...(corrupt ? [4242] : [])].map(String)) }),
+  'user.ids': (w, s, corrupt) => w.op(s, OP.IDS, { a: w.input.uid + (corrupt ? 1 : 0), b: w.input.gid }),
+  'umask': (w, s, corrupt) => w.op(s, OP.UMASK, { mode: s.args.umask ^ (corrupt ? 0o077 : 0) }),
+  // Security: the bounding set is dropped by caps.apply; cap.keep and cap.drop only say what it holds.
+  'rlimit': encodeRlimit,
+  'cap.keep': note, 'cap.drop': note, 'nnp.off': note, 'seccomp.off': note,
+  'caps.apply': (w, s, corrupt) => {
+    const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(capabilityNumber(c))), 0n);
+    w.op(s, OP.CAPS, { a: mask(s.args.bounding) ^ (corrupt ? 1n : 0n), b: mask(s.args.ambient) });
+  },
+  'nnp': (w, s) => w.op(s, OP.NNP),
+  'seccomp': (w, s) => {
+    const bpf = w.input.compileSeccomp(`${s.args.program.join('\n')}\n`);
+    w.op(s, OP.SECCOMP, { s1: w.blob(bpf), a: bpf.length });
+  },
+  // Exec.
+  'fds.close': (w, s) => w.op(s, OP.CLOSE_FDS),
+  'exec': encodeExec,
+};
+
+function encodeAddress(w: ProgramWriter, s: StepOf<'net.address'>): void {
+  if (w.input.restart) { w.op(s, OP.NOTE); return; }
+  if (!w.input.address) throw new UnsupportedStep(s, 'no address was leased for the private network');
+  const be = (ip: string) => { const b = Buffer.alloc(4); b.writeUInt32BE(ipToInt(ip)); return b.readUInt32LE(); };
+  w.op(s, OP.NET_IFUP, { s1: w.str(s.args.interface), a: be(w.input.address), b: be(s.args.gateway), mode: parseSubnet(s.args.subnet).prefix });
+}
+
+function encodeRoot(w: ProgramWriter, s: StepOf<'mount.root'>): void {
+  const a = s.args, { input } = w;
+  if (a.fstype === 'tmpfs') w.op(s, OP.ROOT_TMPFS, { s1: w.str(input.rootDir) });
+  else if (a.fstype === 'bind') w.op(s, OP.ROOT_BIND, { s1: w.str(input.rootDir), s2: w.str(a.source) });
+  else if (input.overlay) {
+    // overlayfs takes its options in one page: about 40 layers with the store's path lengths.
+    if (input.overlay.length > 4000) throw new UnsupportedStep(s, `the image has too many layers for one overlayfs mount (${a.layers?.length ?? 0})`);
+    w.op(s, OP.ROOT_OVERLAY, { s1: w.str(input.rootDir), s2: w.str(input.overlay) });
+  } else throw new UnsupportedStep(s, 'the image is not in the store: sandbox up pulls it first (or run sandbox pull)');
+}
+
+/** The sandbox's own cgroup, read-only: cgroup2 on v2; on v1 a tmpfs with one hierarchy a folder. */
+function encodeCgroupMount(w: ProgramWriter, s: StepOf<'mount.cgroup'>): void {
+  const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  if (s.args.layout === 'v2') { w.op(s, OP.MOUNT_FS, { flags: ro, s1: w.str('/sys/fs/cgroup'), s2: w.str('cgroup2') }); return; }
+  w.op(s, OP.MOUNT_FS, { flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, s1: w.str('/sys/fs/cgroup'), s2: w.str('tmpfs'), s3: w.str('mode=755') });
+  for (const c of s.args.controllers) w.op(s, OP.MOUNT_FS, { flags: ro, s1: w.str(`/sys/fs/cgroup/${c}`), s2: w.str('cgroup'), s3: w.str(c) });
+  w.op(s, OP.READONLY, { s1: w.str('/sys/fs/cgroup') });
+}
+
+function encodeRlimit(w: ProgramWriter, s: StepOf<'rlimit'>, corrupt: boolean): void {
+  const resource = Object.hasOwn(RLIMITS, s.args.name) ? RLIMITS[s.args.name] : undefined;
+  if (resource === undefined) throw new UnsupportedStep(s, `${s.args.name} is not a resource limit this engine knows`);
+  const { soft, hard } = s.args;
+  w.op(s, OP.RLIMIT, { mode: resource, a: corrupt ? (soft > 0 ? soft - 1 : hard > 1 || hard === -1 ? 1 : 0) : soft, b: hard });
+}
+
+function encodeExec(w: ProgramWriter, s: StepOf<'exec'>): void {
+  const a = s.args;
+  if (a.init && !w.input.init) throw new UnsupportedStep(s, 'init: true needs sbx-init, which was not built (npm run build)');
+  w.op(s, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, s1: w.list(a.args), s2: w.list(a.env), s3: w.str(a.cwd), s4: a.init ? w.str(w.input.init) : 0 });
 }
