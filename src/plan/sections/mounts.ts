@@ -1,0 +1,105 @@
+// The mounts (the root, `volumes`, `tmpfs`, `devices`, `sysctls`, `shm_size`, the masked and
+// read-only paths): the mounts stage, applied by the child in its new mount namespace.
+// Everything before pivot_root may reach host paths; what follows it is resolved in the new root.
+import { posix } from 'node:path';
+import { DEFAULT_DEVICES } from '../../model/tables';
+import type { MountFlag } from '../../model/types';
+import { mib, type Compilation } from './context';
+import { volumeData } from './root';
+
+/** 6. mounts, in the new mount namespace; everything before pivot_root may reach host paths. */
+export function mountSteps(ctx: Compilation): void {
+  rootMounts(ctx);
+  systemMounts(ctx);
+  networkMounts(ctx);
+  volumeMounts(ctx);
+  afterPivot(ctx);
+}
+
+/** The new root: a tmpfs with the host's folders bound read-only, a folder, or an image's layers. */
+function rootMounts(ctx: Compilation): void {
+  const { spec, host, add } = ctx;
+  const rf = spec.rootfs;
+  add('mounts', 'mount:private', 'mount.private', 'make every mount private, so that nothing propagates to the host', 'default', {});
+  if (rf.type === 'host') {
+    add('mounts', 'mount:/', 'mount.root', 'mount a fresh tmpfs as the new root', rf.src, { fstype: 'tmpfs', mode: 0o755 });
+    for (const entry of host.rootDirs) {
+      const [d, link] = entry.split('->') as [string, string | undefined];
+      if (link) add('mounts', `link:${d}`, 'mount.link', `link ${d} to ${link}, as on the host`, rf.src, { path: d, target: link });
+      else add('mounts', `mount:${d}`, 'mount.bind', `bind the host's ${d} read-only`, rf.src, { source: d, target: d, readOnly: true, recursive: true, flags: ['nodev'] });
+    }
+  } else if (rf.type === 'dir') add('mounts', 'mount:/', 'mount.root', `bind ${rf.path} as the new root`, rf.src, { fstype: 'bind', source: rf.path, flags: ['nodev'] });
+  else add('mounts', 'mount:/', 'mount.root', `mount the layers of ${rf.image} with overlayfs${rf.readOnly.value ? ', read-only (no upper layer)' : ' and a private upper layer (removed by down)'}`, rf.src, { fstype: 'overlay', image: rf.image, readOnly: rf.readOnly.value, ...(rf.layers ? { layers: rf.layers } : {}) });
+}
+
+/** /proc, /dev and its devices, /dev/shm, /sys, the sandbox's own cgroup, and /tmp and /run for the host's folders. */
+function systemMounts(ctx: Compilation): void {
+  const { spec, add, ns } = ctx;
+  const rf = spec.rootfs;
+  const cg = ctx.host.cgroup;
+  const v2 = cg.layout === 'v2';
+  const { path: cgPath, joined } = ctx.cgroup;
+  const withCgroup = cgPath !== '';
+  add('mounts', 'mount:/proc', 'mount.proc', 'mount a new /proc (nosuid, nodev, noexec)', 'default', { target: '/proc', flags: ['nosuid', 'nodev', 'noexec'] });
+  add('mounts', 'mount:/dev', 'mount.dev', 'mount a tmpfs on /dev (nosuid, nodev: a device node made inside cannot be opened)', 'default', { target: '/dev', mode: 0o755, sizeBytes: 65536, flags: ['nosuid', 'nodev', 'noexec'] });
+  for (const d of DEFAULT_DEVICES) add('mounts', `dev:${d.name}`, 'dev.node', `/dev/${d.name} (${d.major}:${d.minor}) from the host`, 'default', { name: d.name, major: d.major, minor: d.minor });
+  add('mounts', 'mount:/dev/pts', 'mount.devpts', 'mount a private devpts on /dev/pts, with /dev/ptmx pointing at it', 'default', { target: '/dev/pts', options: 'newinstance,ptmxmode=0666,mode=0620' });
+  // A volume on one of these targets replaces the default mount there.
+  const volumeTargets = new Set(spec.mounts.map((m) => posix.normalize(m.target)));
+  if (!volumeTargets.has('/dev/shm')) add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', `mount a ${mib(spec.shmSize.value)} tmpfs on /dev/shm (nosuid, nodev, noexec)`, spec.shmSize.src, { target: '/dev/shm', sizeBytes: spec.shmSize.value, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
+  add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
+  for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
+  const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
+  add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
+  if (ns('cgroup').mode === 'private' && cg.layout !== 'none' && withCgroup) {
+    // In its own cgroup namespace the sandbox sees its cgroup as the root, read-only, as under Docker.
+    const hierarchies = v2 ? [] : joined;
+    add('mounts', 'mount:/sys/fs/cgroup', 'mount.cgroup', `mount the sandbox's own cgroup read-only on /sys/fs/cgroup${v2 ? '' : ` (${hierarchies.join(', ')})`}`, 'default', { target: '/sys/fs/cgroup', layout: v2 ? 'v2' : 'v1', controllers: hierarchies });
+  }
+  if (rf.type === 'host') {
+    if (!volumeTargets.has('/tmp')) add('mounts', 'mount:/tmp', 'mount.tmpfs.dev', 'mount a tmpfs on /tmp (nosuid, nodev)', rf.src, { target: '/tmp', mode: 0o1777, flags: ['nosuid', 'nodev'] });
+    if (!volumeTargets.has('/run')) add('mounts', 'mount:/run', 'mount.tmpfs.dev', 'mount a tmpfs on /run (nosuid, nodev)', rf.src, { target: '/run', mode: 0o755, flags: ['nosuid', 'nodev'] });
+  }
+}
+
+/** The network's files written on the host, and the sysctls. */
+function networkMounts(ctx: Compilation): void {
+  const { spec, add, ns, stateDir } = ctx;
+  const mode = spec.network.mode;
+  if (mode.value === 'private' && ns('net').mode === 'private') {
+    for (const f of ['hosts', 'resolv.conf']) add('mounts', `mount:/etc/${f}`, 'mount.netfile', `bind the sandbox's own /etc/${f} (written in the network stage)`, 'default', { source: `${stateDir}/${f}`, target: `/etc/${f}` });
+  }
+  // Without CAP_NET_RAW, ping works through ICMP datagram sockets, which the kernel allows to the
+  // groups in ping_group_range (a per-network-namespace setting; in a user namespace only mapped gids).
+  if (ns('net').mode === 'private' && !spec.sysctls.some((s) => s.name === 'net.ipv4.ping_group_range')) {
+    const top = spec.userns ? Math.max(...spec.userns.gidMap.map((m) => m.container + m.size - 1)) : 2147483647;
+    add('mounts', 'sysctl:net.ipv4.ping_group_range', 'sysctl', `set net.ipv4.ping_group_range = 0 ${top}, so that ping works without CAP_NET_RAW`, 'default', { name: 'net.ipv4.ping_group_range', value: `0 ${top}` });
+  }
+  for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
+}
+
+/** The file's volumes, binds and tmpfs mounts: shallow targets first, so that /a is mounted before /a/b. */
+function volumeMounts(ctx: Compilation): void {
+  const { spec, host, add } = ctx;
+  const vols = [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target));
+  for (const m of vols) {
+    const t = posix.normalize(m.target);
+    const flags = m.kind !== 'tmpfs' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
+    if (m.kind === 'volume') add('mounts', `mount:${t}`, 'mount.volume', `bind the ${m.anonymous ? 'anonymous ' : ''}volume ${m.name} on ${t}${m.readOnly ? ' read-only' : ''} (${flags.join(', ')})`, m.src, { name: m.name, source: volumeData(host, m.name), target: t, readOnly: m.readOnly, flags });
+    else if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
+    else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
+  }
+}
+
+/** pivot_root, then what is resolved in the new root: masks, read-only paths, the root read-only. */
+function afterPivot(ctx: Compilation): void {
+  const { spec, add } = ctx;
+  const rf = spec.rootfs;
+  add('mounts', 'pivot', 'mount.pivot', 'pivot_root into the new root and detach the old one', 'default', {});
+  for (const p of spec.security.maskedPaths) add('mounts', `mask:${p.value}`, 'mount.mask', `hide ${p.value}`, p.src, { path: p.value });
+  for (const p of spec.security.readonlyPaths) add('mounts', `ro:${p.value}`, 'mount.readonly', `make ${p.value} read-only`, p.src, { path: p.value });
+  if (rf.readOnly.value) add('mounts', 'mount:/:ro', 'mount.root-readonly', 'make the root file system read-only', rf.readOnly.src, {});
+}
+
+function depth(p: string): number { return posix.normalize(p).split('/').filter(Boolean).length; }
+function uniq<T>(a: T[]): T[] { return [...new Set(a)]; }

@@ -1,0 +1,135 @@
+// The limits (`resources`): the sandbox's cgroup, created and its limit files written on the host
+// (the cgroup stage), and the child moved into it before it goes on (the attach stage).
+import type { SandboxSpec, Source } from '../../model/types';
+import { cgroupPathFor } from '../paths';
+import type { HostFeatures } from '../types';
+import { mib, type Compilation } from './context';
+
+const CFS_PERIOD = 100_000;
+
+/** Writes one limit file in the sandbox's cgroup; where it has none, refuses the key where it is. */
+type SetLimit = (id: string, controller: string, file: string, value: string | number, title: string, source: Source) => void;
+
+/** The sandbox's cgroup and the controllers it joins, for the sections that create, attach and mount it. */
+export function cgroupOf(spec: SandboxSpec, host: HostFeatures): Compilation['cgroup'] {
+  const cg = host.cgroup;
+  const v2 = cg.layout === 'v2';
+  // On v1 each hierarchy joined costs the kernel an RCU grace period (a few ms): the sandbox joins
+  // memory and pids (accounting, OOM reports, process tracking) and the ones its limits use.
+  const r = spec.resources;
+  const used = new Set(['memory', 'pids']);
+  if (r.cpuMillis || r.cpuShares) used.add('cpu');
+  if (r.cpuset) used.add('cpuset');
+  if (r.ioWeight || r.deviceReadBps.length || r.deviceWriteBps.length || r.deviceReadIops.length || r.deviceWriteIops.length) used.add('blkio');
+  const joined = v2 ? cg.controllers : cg.controllers.filter((c) => used.has(c));
+  return { path: cgroupPathFor(host, spec.name.value), joined };
+}
+
+// 2. cgroup: always one as root, so the sandbox's processes can be counted, limited and killed
+// together. Without root, one only in a delegated cgroup v2 subtree (systemd's Delegate=yes);
+// elsewhere a rootless sandbox has none, and every limit in the file is refused where it is.
+export function cgroupSteps(ctx: Compilation): void {
+  const { host, add, problems } = ctx;
+  const cg = host.cgroup;
+  const rootless = host.rootless;
+  const { path: cgPath, joined } = ctx.cgroup;
+  const withCgroup = cgPath !== '';
+  const v2 = cg.layout === 'v2';
+  if (cg.layout === 'none' && withCgroup) problems.push({ src: 'default', code: 'no-cgroups', message: 'this host has no cgroup file system mounted; mount cgroup2 on /sys/fs/cgroup' });
+  if (withCgroup) add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? `cgroup v2${rootless ? ', in your delegated subtree' : ''}` : `cgroup v1: ${joined.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: joined }, { kind: 'cgroup.remove', args: { path: cgPath } });
+  const set = limitSetter(ctx);
+  memoryLimits(ctx, set);
+  cpuLimits(ctx, set);
+  pidsAndIoLimits(ctx, set);
+}
+
+function limitSetter(ctx: Compilation): SetLimit {
+  const { host, add, problems } = ctx;
+  const cg = host.cgroup;
+  const withCgroup = ctx.cgroup.path !== '';
+  const ctl = (controller: string) => cg.controllers.includes(controller);
+  const noDelegation = cg.layout === 'v2'
+    ? 'no cgroup v2 subtree is delegated to you, so a limit cannot be applied without root; get one with systemd\'s Delegate=yes (`systemctl edit user@.service`, then [Service] Delegate=yes, and log in again), run as root, or remove this key (`sandbox doctor` shows what this host delegates)'
+    : `cgroup ${cg.layout} cannot be delegated to a user, so a limit cannot be applied without root; on cgroup v2 with systemd's Delegate=yes it can (boot with systemd.unified_cgroup_hierarchy=1), or run as root, or remove this key`;
+  const set = (id: string, controller: string, file: string, value: string | number, title: string, source: Source) => {
+    if (!withCgroup) {
+      // One key may make several writes (memory and its swap cap): refused once, where it is.
+      if (!problems.some((p) => p.code === 'rootless-no-cgroup' && p.src === source)) problems.push({ src: source, code: 'rootless-no-cgroup', message: noDelegation });
+      return;
+    }
+    if (!ctl(controller)) problems.push({ src: source, code: 'controller-missing', message: `the ${controller} controller is not available on this host (cgroup ${cg.layout}), so this limit cannot be applied` });
+    add('cgroup', `cgroup:${id}`, 'cgroup.set', title, source, { controller, file, value: String(value) });
+  };
+  return set;
+}
+
+/** memory, memory_reservation and memory_swap. */
+function memoryLimits(ctx: Compilation, set: SetLimit): void {
+  const { problems } = ctx;
+  const r = ctx.spec.resources;
+  const cg = ctx.host.cgroup;
+  const v2 = cg.layout === 'v2';
+  if (r.memory) set('memory', 'memory', v2 ? 'memory.max' : 'memory.limit_in_bytes', r.memory.value, `limit memory to ${mib(r.memory.value)}`, r.memory.src);
+  if (r.memoryReservation) set('memory-reservation', 'memory', v2 ? 'memory.low' : 'memory.soft_limit_in_bytes', r.memoryReservation.value, `reserve ${mib(r.memoryReservation.value)} of memory`, r.memoryReservation.src);
+  if (r.memorySwap && r.memory) {
+    const v = r.memorySwap.value;
+    if (!cg.swap) problems.push({ src: r.memorySwap.src, code: 'no-swap-accounting', message: `this host does not account swap (no ${v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes'}), so \`memory_swap\` cannot be applied; boot with swapaccount=1 or remove it` });
+    if (v2) set('memory-swap', 'memory', 'memory.swap.max', v === -1 ? 'max' : v - r.memory.value, v === -1 ? 'allow unlimited swap' : `limit swap to ${mib(v - r.memory.value)}`, r.memorySwap.src);
+    else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', v, v === -1 ? 'allow unlimited swap' : `limit memory plus swap to ${mib(v)}`, r.memorySwap.src);
+  } else if (r.memory && cg.swap) {
+    // As Docker: with only a memory limit, swap is capped so that memory + swap = 2 × memory.
+    if (v2) set('memory-swap', 'memory', 'memory.swap.max', r.memory.value, `limit swap to ${mib(r.memory.value)} (Docker's default: as much as memory)`, r.memory.src);
+    else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', 2 * r.memory.value, `limit memory plus swap to ${mib(2 * r.memory.value)} (Docker's default: twice memory)`, r.memory.src);
+  }
+}
+
+/** cpus, cpu_shares and cpuset. */
+function cpuLimits(ctx: Compilation, set: SetLimit): void {
+  const r = ctx.spec.resources;
+  const v2 = ctx.host.cgroup.layout === 'v2';
+  if (r.cpuMillis) {
+    const quota = Math.round((r.cpuMillis.value * CFS_PERIOD) / 1000);
+    if (v2) set('cpus', 'cpu', 'cpu.max', `${quota} ${CFS_PERIOD}`, `limit CPU time to ${r.cpuMillis.value / 1000} CPUs (${quota}µs every ${CFS_PERIOD}µs)`, r.cpuMillis.src);
+    else {
+      set('cpus-period', 'cpu', 'cpu.cfs_period_us', CFS_PERIOD, `set the CPU period to ${CFS_PERIOD}µs`, r.cpuMillis.src);
+      set('cpus', 'cpu', 'cpu.cfs_quota_us', quota, `limit CPU time to ${r.cpuMillis.value / 1000} CPUs (${quota}µs every period)`, r.cpuMillis.src);
+    }
+  }
+  if (r.cpuShares) {
+    // cgroup v2 has weights of 1..10000; this is the conversion runc and crun use.
+    const w = Math.round(1 + ((r.cpuShares.value - 2) * 9999) / 262142);
+    set('cpu-shares', 'cpu', v2 ? 'cpu.weight' : 'cpu.shares', v2 ? w : r.cpuShares.value, `weigh CPU at ${r.cpuShares.value} shares${v2 ? ` (weight ${w})` : ''}`, r.cpuShares.src);
+  }
+  if (r.cpuset) {
+    set('cpuset', 'cpuset', 'cpuset.cpus', r.cpuset.value, `run on CPUs ${r.cpuset.value}`, r.cpuset.src);
+    if (!v2) set('cpuset-mems', 'cpuset', 'cpuset.mems', 'inherit', 'use the parent\'s memory nodes (cpuset v1 needs them set)', r.cpuset.src);
+  }
+}
+
+/** pids, io_weight and the devices' rates. */
+function pidsAndIoLimits(ctx: Compilation, set: SetLimit): void {
+  const { problems } = ctx;
+  const r = ctx.spec.resources;
+  const cg = ctx.host.cgroup;
+  const v2 = cg.layout === 'v2';
+  if (r.pids) set('pids', 'pids', 'pids.max', r.pids.value === -1 ? 'max' : r.pids.value, r.pids.value === -1 ? 'allow any number of processes' : `allow at most ${r.pids.value} processes`, r.pids.src);
+  if (r.ioWeight) {
+    if (!cg.ioWeightFile) problems.push({ src: r.ioWeight.src, code: 'no-io-weight', message: 'this host has no IO scheduler that honours weights (its disks use none or mq-deadline; BFQ does), so `io_weight` would have no effect; remove it, or use device_read_bps/device_write_bps' });
+    const file = cg.ioWeightFile ?? (v2 ? 'io.weight' : 'blkio.weight');
+    set('io-weight', v2 ? 'io' : 'blkio', file, file === 'io.weight' ? `default ${r.ioWeight.value}` : r.ioWeight.value, `weigh block IO at ${r.ioWeight.value}${file.includes('bfq') ? ' (BFQ scheduler)' : ''}`, r.ioWeight.src);
+  }
+  const io = (list: typeof r.deviceReadBps, key: string, v1file: string, what: string) =>
+    list.forEach((d) => set(`${key}:${d.path}`, v2 ? 'io' : 'blkio', v2 ? 'io.max' : v1file, `${d.path} ${v2 ? `${key}=${d.rate}` : d.rate}`, `limit ${what} of ${d.path} to ${d.rate}/s`, d.src));
+  io(r.deviceReadBps, 'rbps', 'blkio.throttle.read_bps_device', 'reads');
+  io(r.deviceWriteBps, 'wbps', 'blkio.throttle.write_bps_device', 'writes');
+  io(r.deviceReadIops, 'riops', 'blkio.throttle.read_iops_device', 'read operations');
+  io(r.deviceWriteIops, 'wiops', 'blkio.throttle.write_iops_device', 'write operations');
+}
+
+/** 4. attach: the child waits until it is limited (and mapped: sections/namespaces.ts). */
+export function cgroupAttachStep(ctx: Compilation): void {
+  const { add } = ctx;
+  const cgPath = ctx.cgroup.path;
+  const withCgroup = cgPath !== '';
+  if (withCgroup) add('attach', 'cgroup-attach', 'cgroup.attach', `move the child into ${cgPath}`, 'default', { path: cgPath });
+}
