@@ -7,7 +7,8 @@ import { lstatSync, readFileSync, readlinkSync, readdirSync, statSync } from 'no
 import { join } from 'node:path';
 import type { IdMap } from '../model/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import type { Plan, Step, Verdict } from '../plan/types';
+import type { Plan, Step, StepKind, StepOf, Verdict } from '../plan/types';
+import { findStep } from '../plan/steps';
 import { hostInterface } from '../host/network';
 
 export interface MountEntry { point: string; opts: string[]; optional: string[]; fstype: string }
@@ -74,229 +75,281 @@ const cpuList = (s: string) => {
   return [...out].sort((x, y) => x - y).join(',');
 };
 
-export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
-  const out: Verdict[] = [];
-  const ok = (s: Step, detail: string) => out.push({ step: s.id, verdict: 'verified', detail });
-  const unchecked = (s: Step, why: string) => out.push({ step: s.id, verdict: 'not checkable', detail: why });
-  const check = (s: Step, good: boolean, want: string, found: string) => out.push(good ? { step: s.id, verdict: 'verified', detail: want } : { step: s.id, verdict: 'mismatch', detail: `expected ${want}, found ${found}` });
-  const idmap = plan.steps.find((s) => s.kind === 'idmap');
-  const uidMap = idmap?.args.uid, gidMap = idmap?.args.gid;
-  const at = (p: string) => view.mounts.filter((m) => m.point === p).at(-1);
-  const mountCheck = (s: Step, target: string, want: { fstype?: string; ro?: boolean; flags?: readonly string[] }) => {
+/** The verdicts as they are given, and what every rule reads: the plan, the child's facts and ids. */
+class Attestation {
+  readonly out: Verdict[] = [];
+  readonly idmap: StepOf<'idmap'> | undefined;
+  readonly status: Record<string, string>;
+  /** The child's uid as the host sees it. */
+  readonly uid0: number;
+  /** The command runs as uid 0 in its namespace. */
+  readonly root: boolean;
+
+  constructor(readonly plan: Plan, readonly view: ProcView, readonly ids: AttestIds) {
+    this.idmap = findStep(plan.steps, 'idmap');
+    this.status = view.status;
+    this.uid0 = Number(this.status.Uid?.split(/\s+/)[0]);
+    this.root = ids.uid === 0;
+  }
+
+  ok(s: Step, detail: string): void { this.out.push({ step: s.id, verdict: 'verified', detail }); }
+  unchecked(s: Step, why: string): void { this.out.push({ step: s.id, verdict: 'not checkable', detail: why }); }
+  check(s: Step, good: boolean, want: string, found: string): void {
+    this.out.push(good ? { step: s.id, verdict: 'verified', detail: want } : { step: s.id, verdict: 'mismatch', detail: `expected ${want}, found ${found}` });
+  }
+
+  /** The topmost mount on a point. */
+  at(p: string): MountEntry | undefined { return this.view.mounts.filter((m) => m.point === p).at(-1); }
+
+  mountCheck(s: Step, target: string, want: { fstype?: string; ro?: boolean; flags?: readonly string[] }): void {
     // A target reached through a symlink inside the root is mounted where the link leads (in the root).
-    const m = at(target) ?? at(view.realPath(target));
-    if (!m) { check(s, false, `a mount on ${target}`, 'none'); return; }
+    const m = this.at(target) ?? this.at(this.view.realPath(target));
+    if (!m) { this.check(s, false, `a mount on ${target}`, 'none'); return; }
     const bad: string[] = [];
     if (want.fstype && m.fstype !== want.fstype) bad.push(`type ${m.fstype}`);
     if (want.ro !== undefined && m.opts.includes('ro') !== want.ro) bad.push(m.opts.includes('ro') ? 'read-only' : 'writable');
     for (const f of want.flags ?? []) if (!m.opts.includes(f)) bad.push(`no ${f}`);
     const wanted = [want.fstype, want.ro === undefined ? '' : want.ro ? 'ro' : 'rw', ...(want.flags ?? [])].filter(Boolean).join(',');
-    check(s, bad.length === 0, `${target} mounted (${wanted})`, `${target} ${bad.join(', ')}`);
-  };
-  /** A path inside the sandbox; null (and the step not checkable) when the host cannot read it. */
-  const pathOf = (s: Step, p: string): PathKind | undefined | null => {
-    const k = view.path(p);
-    if (k?.type !== 'unreadable') return k;
-    unchecked(s, `the sandbox's ${p} cannot be read from the host (${k.why})`);
-    return null;
-  };
-  const status = view.status;
-  const uid0 = Number(status.Uid?.split(/\s+/)[0]);
-  const root = ids.uid === 0;
-  const nsView = (type: string) => ({ inside: view.ns[NS_FILE[type] ?? type], host: view.hostNs[NS_FILE[type] ?? type] });
-
-  for (const s of plan.steps) {
-    switch (s.kind) {
-      case 'state.create': check(s, view.stateFile('owner') !== undefined || view.stateFile('.') !== undefined, `${s.args.path} exists`, 'no state folder'); break;
-      case 'rootfs.host': case 'rootfs.dir': case 'rootfs.image': unchecked(s, 'preparation on the host, checked as it was applied; the mount step that uses it is checked'); break;
-      case 'image.note': unchecked(s, 'a note about the image: nothing is applied'); break;
-      case 'volume.create': unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'); break;
-      case 'cgroup.create': check(s, view.cgroupFile('pids', 'cgroup.procs') !== undefined || view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'); break;
-      case 'cgroup.set': {
-        const { controller, file, value } = s.args;
-        const got = view.cgroupFile(controller, file);
-        if (got === undefined) { check(s, false, `${file} = ${value}`, `no ${file}`); break; }
-        const g = got.trim();
-        if (/^(io\.max|blkio\.throttle\.)/.test(file)) { unchecked(s, `${file} names devices by major:minor and lists every device's limits; written in one write that fails whole`); break; }
-        let good: boolean;
-        if (value === 'inherit') good = g !== '';
-        else if (file === 'cpuset.cpus') good = cpuList(g) === cpuList(value);
-        else if (/^[0-9]+$/.test(value) && /^[0-9]+$/.test(g)) good = Math.abs(Number(g) - Number(value)) < 4096 && Number(g) <= Number(value); // memory limits are rounded down to pages
-        // A weight file may read `default N` (io.weight, BFQ's).
-        else good = g.split('\n')[0]!.trim().replace(/^default /, '') === value.trim().replace(/^default /, '');
-        check(s, good, `${file} = ${value}`, `${file} = ${g.split('\n')[0]}`);
-        break;
-      }
-      case 'cgroup.attach': {
-        const path = `/${s.args.path}`;
-        const lines = view.cgroups.filter((l) => l.split(':')[2] === path || l.split(':')[2]?.startsWith(`${path}/`));
-        check(s, lines.length > 0, `the child in ${path}`, view.cgroups.join('; ') || 'no cgroup');
-        break;
-      }
-      case 'idmap': {
-        const want = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}`).join(',');
-        check(s, parseMap(view.uidMap) === want(s.args.uid) && parseMap(view.gidMap) === want(s.args.gid), `uid_map ${want(s.args.uid)}, gid_map ${want(s.args.gid)}`, `uid_map ${parseMap(view.uidMap)}, gid_map ${parseMap(view.gidMap)}`);
-        break;
-      }
-      case 'ns.new': case 'ns.host': {
-        const { inside, host } = nsView(s.args.type);
-        if (!inside || !host) { unchecked(s, `this kernel has no ${s.args.type} namespace file`); break; }
-        if (s.kind === 'ns.new') check(s, inside !== host, `a new ${s.args.type} namespace`, `the host's (${host})`);
-        else check(s, inside === host, `the host's ${s.args.type} namespace`, `${inside}, not the host's ${host}`);
-        break;
-      }
-      case 'ns.join': case 'ns.enter': {
-        const inside = nsView(s.args.type).inside;
-        const want = view.nsInode(s.args.path);
-        check(s, inside !== undefined && want !== undefined && inside === `${NS_FILE[s.args.type] ?? s.args.type}:[${want}]`, `the namespace at ${s.args.path}`, inside ?? 'none');
-        break;
-      }
-      case 'proc.fork': case 'console': unchecked(s, 'a process and a terminal of `sandbox exec`: what they set up is checked by the steps that follow'); break;
-      case 'net.host': case 'net.joined': unchecked(s, 'the network namespace step says which one it is, and is checked'); break;
-      case 'net.none': check(s, view.interfaces.join(',') === 'lo', 'only lo', view.interfaces.join(', ')); break;
-      case 'net.loopback': check(s, view.interfaces.includes('lo') && view.localAddresses.includes('127.0.0.1'), 'lo up with 127.0.0.1', `${view.interfaces.join(', ')}; local ${view.localAddresses.join(', ') || 'none'}`); break;
-      case 'net.veth': {
-        const hostEnd = hostInterface(plan.name);
-        check(s, view.interfaces.includes(s.args.inside) && view.hostInterface(hostEnd), `${s.args.inside} in the sandbox, ${hostEnd} on the host`, `${view.interfaces.join(', ')} in the sandbox${view.hostInterface(hostEnd) ? '' : `, no ${hostEnd} on the host`}`);
-        break;
-      }
-      case 'net.address': {
-        const route = view.routes.find((r) => r.iface === s.args.interface && r.destination === '0.0.0.0');
-        check(s, route?.gateway === s.args.gateway && view.localAddresses.some((a) => a !== '127.0.0.1'), `${s.args.interface} with an address and a default route through ${s.args.gateway}`, route ? `a default route through ${route.gateway}` : 'no default route');
-        break;
-      }
-      case 'net.usernet': {
-        const route = view.routes.find((r) => r.destination === '0.0.0.0' && r.iface !== 'lo');
-        check(s, route !== undefined && view.interfaces.some((i) => i !== 'lo'), `an interface of ${s.args.tool} with a default route`, route ? `a default route through ${route.gateway} on ${route.iface}` : `no default route (${view.interfaces.join(', ')})`);
-        break;
-      }
-      case 'net.nat': unchecked(s, 'nftables rules are applied in one transaction that fails whole; reading them back would run nft (milliseconds)'); break;
-      case 'net.port': unchecked(s, s.args.path === 'pasta' || s.args.path === 'slirp4netns' ? `${s.args.path} publishes the port; the run waits until it accepts connections` : 'nftables rules are applied in one transaction that fails whole; reading them back would run nft (milliseconds)'); break;
-      case 'net.hosts': check(s, (view.stateFile('hosts') ?? '').includes('localhost'), 'the sandbox\'s /etc/hosts written', 'none'); break;
-      case 'net.resolv': check(s, view.stateFile('resolv.conf') !== undefined, 'the sandbox\'s /etc/resolv.conf written', 'none'); break;
-      case 'mount.private': {
-        const shared = new Set(plan.steps.flatMap((x) => (x.kind === 'mount.bind' && x.args.propagation?.includes('shared') ? [x.args.target] : [])));
-        const leaks = view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:')) && !shared.has(m.point));
-        check(s, leaks.length === 0, 'no mount shared with the host', `shared: ${leaks.map((m) => m.point).join(', ')}`);
-        break;
-      }
-      case 'mount.root': mountCheck(s, '/', s.args.fstype === 'bind' ? {} : { fstype: s.args.fstype }); break;
-      case 'mount.pivot': check(s, !view.rootIsHosts, 'a root other than the host\'s', 'the host\'s root'); break;
-      case 'mount.proc': mountCheck(s, '/proc', { fstype: 'proc', flags: s.args.flags }); break;
-      case 'mount.dev': mountCheck(s, '/dev', { fstype: 'tmpfs', flags: s.args.flags }); break;
-      case 'mount.devpts': {
-        const ptmx = pathOf(s, '/dev/ptmx');
-        if (ptmx === null) break;
-        const m = at('/dev/pts');
-        check(s, m?.fstype === 'devpts' && ptmx?.type === 'link' && ptmx.target === 'pts/ptmx', 'a devpts on /dev/pts, /dev/ptmx → pts/ptmx', `${m?.fstype ?? 'nothing'} on /dev/pts`);
-        break;
-      }
-      case 'mount.tmpfs.dev': mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }); break;
-      case 'mount.tmpfs': mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly, flags: s.args.flags }); break;
-      case 'mount.bind': case 'mount.volume': mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }); break;
-      case 'mount.netfile': mountCheck(s, s.args.target, { flags: ['nosuid', 'nodev', 'noexec'] }); break;
-      case 'mount.sys': mountCheck(s, '/sys', { ro: true }); break;
-      case 'mount.cgroup': mountCheck(s, '/sys/fs/cgroup', { ro: true }); break;
-      case 'mount.link': {
-        const p = pathOf(s, s.args.path);
-        if (p === null) break;
-        check(s, p?.type === 'link' && p.target === s.args.target, `${s.args.path} → ${s.args.target}`, p ? p.type : 'absent');
-        break;
-      }
-      case 'dev.links': {
-        const links: [string, string][] = [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']];
-        const bad = links.filter(([l, t]) => { const p = view.path(l); return !(p?.type === 'link' && p.target === t); });
-        if (links.some(([l]) => view.path(l)?.type === 'unreadable')) { unchecked(s, 'the sandbox\'s /dev cannot be read from the host'); break; }
-        check(s, bad.length === 0, '/dev/fd, stdin, stdout, stderr linked to /proc/self/fd', `${bad.map((b) => b[0]).join(', ')} missing`);
-        break;
-      }
-      case 'dev.node': {
-        const p = pathOf(s, `/dev/${s.args.name}`);
-        if (p === null) break;
-        const want = s.args.major * 256 + s.args.minor;
-        check(s, p?.type === 'char' && p.rdev === want, `/dev/${s.args.name} a character device ${s.args.major}:${s.args.minor}`, p ? p.type : 'absent');
-        break;
-      }
-      case 'dev.bind': {
-        const p = pathOf(s, s.args.target);
-        if (p === null) break;
-        check(s, p?.type === 'char' || p?.type === 'block', `${s.args.target} a device`, p ? p.type : 'absent');
-        break;
-      }
-      case 'sysctl': unchecked(s, 'a namespaced sysctl reads as the reader\'s namespace, so the host cannot read the sandbox\'s value; the write to the sandbox\'s /proc/sys was checked'); break;
-      case 'mount.mask': case 'mount.readonly': {
-        // The mount table first; the path itself only when nothing is mounted there.
-        const m = at(s.args.path);
-        if (m) {
-          // A file is masked by /dev/null bound on it, a folder by an empty read-only tmpfs.
-          const good = s.kind === 'mount.mask' ? m.fstype !== 'tmpfs' || m.opts.includes('ro') : m.opts.includes('ro');
-          check(s, good, `${s.args.path} ${s.kind === 'mount.mask' ? 'covered' : 'read-only'}`, `${s.args.path} ${s.kind === 'mount.mask' ? 'visible' : 'writable'}`);
-          break;
-        }
-        const p = view.path(s.args.path);
-        if (!p) ok(s, `${s.args.path} is absent`);
-        else if (p.type === 'unreadable') unchecked(s, `the sandbox's ${s.args.path} cannot be read from the host (${p.why})`);
-        else check(s, false, `${s.args.path} ${s.kind === 'mount.mask' ? 'covered' : 'read-only'}`, `${s.args.path} ${s.kind === 'mount.mask' ? 'visible' : 'not a mount'}`);
-        break;
-      }
-      case 'mount.root-readonly': mountCheck(s, '/', { ro: true }); break;
-      case 'hostname': unchecked(s, 'the hostname is held by the sandbox\'s uts namespace and reads as the reader\'s; sethostname\'s result was checked'); break;
-      case 'user.ids': {
-        const u = hostId(ids.uid, uidMap), g = hostId(ids.gid, gidMap);
-        const gid0 = Number(status.Gid?.split(/\s+/)[0]);
-        check(s, uid0 === u && gid0 === g, `uid ${ids.uid}, gid ${ids.gid}${idmap ? ` (host ${u}, ${g})` : ''}`, `uid ${status.Uid}, gid ${status.Gid}`);
-        break;
-      }
-      case 'user.groups': {
-        if (s.args.inherited) {
-          // What this CLI holds is what the child was cloned with, and cannot drop.
-          const mine = [...new Set(process.getgroups?.() ?? [])].sort((a, b) => a - b).join(' ');
-          const got = (status.Groups ?? '').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b).join(' ');
-          check(s, mine === got, `the caller's groups ${mine || 'none'}`, `groups ${got || 'none'}`);
-          break;
-        }
-        const want = ids.groups.map((x) => hostId(x, gidMap)).sort((a, b) => (a ?? 0) - (b ?? 0)).join(' ');
-        const got = (status.Groups ?? '').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b).join(' ');
-        check(s, want === got, `groups ${want || 'none'}`, `groups ${got || 'none'}`);
-        break;
-      }
-      case 'umask': check(s, parseInt(status.Umask ?? '', 8) === s.args.umask, `umask ${s.args.umask.toString(8).padStart(4, '0')}`, `umask ${status.Umask}`); break;
-      case 'rlimit': {
-        const row = Object.hasOwn(RLIMITS, s.args.name) ? view.limits[RLIMITS[s.args.name]!] : undefined;
-        check(s, !!row && row[0] === s.args.soft && row[1] === s.args.hard, `${s.args.name} ${s.args.soft}/${s.args.hard}`, row ? `${row[0]}/${row[1]}` : 'no such limit');
-        break;
-      }
-      case 'caps.apply': {
-        const bounding = capMask(s.args.bounding), ambient = capMask(s.args.ambient) & bounding;
-        const want: Record<string, bigint> = root
-          ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
-          : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
-        const bad = Object.entries(want).filter(([k, m]) => BigInt(`0x${status[k] ?? 'x'}`) !== m);
-        check(s, bad.length === 0, Object.entries(want).map(([k, m]) => `${k} ${m.toString(16)}`).join(', '), bad.map(([k]) => `${k} ${status[k]}`).join(', '));
-        break;
-      }
-      case 'cap.keep': case 'cap.drop': {
-        const has = (BigInt(`0x${status.CapBnd ?? '0'}`) >> BigInt(capabilityNumber(s.args.cap))) & 1n;
-        check(s, (has === 1n) === (s.kind === 'cap.keep'), `CAP_${s.args.cap} ${s.kind === 'cap.keep' ? 'in' : 'out of'} the bounding set`, has ? 'in it' : 'out of it');
-        break;
-      }
-      case 'nnp': case 'nnp.off': check(s, status.NoNewPrivs === (s.kind === 'nnp' ? '1' : '0'), `no_new_privs ${O(s.kind === 'nnp')}`, `NoNewPrivs ${status.NoNewPrivs}`); break;
-      case 'seccomp': check(s, status.Seccomp === '2' && Number(status.Seccomp_filters ?? 1) >= 1, 'a seccomp filter (mode 2)', `Seccomp ${status.Seccomp}, ${status.Seccomp_filters ?? '?'} filters`); break;
-      case 'seccomp.off': check(s, status.Seccomp === '0', 'no seccomp filter', `Seccomp ${status.Seccomp}`); break;
-      case 'fds.close': {
-        // Until exec the child holds its setup sockets: every descriptor above 2 must close on exec.
-        const open = view.fds.filter((f) => f.fd > 2 && !f.cloexec).map((f) => f.fd);
-        check(s, open.length === 0, 'no descriptor above 2 that survives exec', `descriptors ${open.join(', ')} without O_CLOEXEC`);
-        break;
-      }
-      case 'exec': unchecked(s, 'the command itself, which starts once the attestation passes; its working folder is entered then (a failure there is exit 126)'); break;
-      default: {
-        const unplaced: never = s;
-        throw new Error(`internal error: no attestation rule for ${(unplaced as Step).kind}`);
-      }
-    }
+    this.check(s, bad.length === 0, `${target} mounted (${wanted})`, `${target} ${bad.join(', ')}`);
   }
-  return out;
+
+  /** A path inside the sandbox; null (and the step not checkable) when the host cannot read it. */
+  pathOf(s: Step, p: string): PathKind | undefined | null {
+    const k = this.view.path(p);
+    if (k?.type !== 'unreadable') return k;
+    this.unchecked(s, `the sandbox's ${p} cannot be read from the host (${k.why})`);
+    return null;
+  }
+
+  /** A namespace of the child and the host's of the same type, as readlink shows them. */
+  nsView(type: string): { inside?: string; host?: string } {
+    return { inside: this.view.ns[NS_FILE[type] ?? type], host: this.view.hostNs[NS_FILE[type] ?? type] };
+  }
+}
+
+export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
+  const a = new Attestation(plan, view, ids);
+  for (const s of plan.steps) attestStep(a, s);
+  return a.out;
+}
+
+function attestStep<K extends StepKind>(a: Attestation, s: StepOf<K>): void {
+  if (!Object.hasOwn(RULES, s.kind)) throw new Error(`internal error: no attestation rule for ${s.kind}`);
+  RULES[s.kind](a, s);
+}
+
+/** One rule per kind: the compiler checks that every kind has one. */
+type Rules = { [K in StepKind]: (a: Attestation, s: StepOf<K>) => void };
+
+const RULES: Rules = {
+  // The host's preparation: the state folder, the root and volumes, the cgroup, the id maps.
+  'state.create': (a, s) => a.check(s, a.view.stateFile('owner') !== undefined || a.view.stateFile('.') !== undefined, `${s.args.path} exists`, 'no state folder'),
+  'rootfs.host': preparedOnHost, 'rootfs.dir': preparedOnHost, 'rootfs.image': preparedOnHost,
+  'image.note': (a, s) => a.unchecked(s, 'a note about the image: nothing is applied'),
+  'volume.create': (a, s) => a.unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'),
+  'cgroup.create': (a, s) => a.check(s, a.view.cgroupFile('pids', 'cgroup.procs') !== undefined || a.view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'),
+  'cgroup.set': cgroupSet,
+  'cgroup.attach': (a, s) => {
+    const path = `/${s.args.path}`;
+    const lines = a.view.cgroups.filter((l) => l.split(':')[2] === path || l.split(':')[2]?.startsWith(`${path}/`));
+    a.check(s, lines.length > 0, `the child in ${path}`, a.view.cgroups.join('; ') || 'no cgroup');
+  },
+  'idmap': (a, s) => {
+    const want = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}`).join(',');
+    a.check(s, parseMap(a.view.uidMap) === want(s.args.uid) && parseMap(a.view.gidMap) === want(s.args.gid), `uid_map ${want(s.args.uid)}, gid_map ${want(s.args.gid)}`, `uid_map ${parseMap(a.view.uidMap)}, gid_map ${parseMap(a.view.gidMap)}`);
+  },
+  // Namespaces and `sandbox exec`'s process.
+  'ns.new': newOrHostNs, 'ns.host': newOrHostNs, 'ns.join': joinedNs, 'ns.enter': joinedNs,
+  'proc.fork': execProcess, 'console': execProcess,
+  // The network.
+  'net.host': namedByNs, 'net.joined': namedByNs,
+  'net.none': (a, s) => a.check(s, a.view.interfaces.join(',') === 'lo', 'only lo', a.view.interfaces.join(', ')),
+  'net.loopback': (a, s) => a.check(s, a.view.interfaces.includes('lo') && a.view.localAddresses.includes('127.0.0.1'), 'lo up with 127.0.0.1', `${a.view.interfaces.join(', ')}; local ${a.view.localAddresses.join(', ') || 'none'}`),
+  'net.veth': (a, s) => {
+    const hostEnd = hostInterface(a.plan.name);
+    a.check(s, a.view.interfaces.includes(s.args.inside) && a.view.hostInterface(hostEnd), `${s.args.inside} in the sandbox, ${hostEnd} on the host`, `${a.view.interfaces.join(', ')} in the sandbox${a.view.hostInterface(hostEnd) ? '' : `, no ${hostEnd} on the host`}`);
+  },
+  'net.address': (a, s) => {
+    const route = a.view.routes.find((r) => r.iface === s.args.interface && r.destination === '0.0.0.0');
+    a.check(s, route?.gateway === s.args.gateway && a.view.localAddresses.some((x) => x !== '127.0.0.1'), `${s.args.interface} with an address and a default route through ${s.args.gateway}`, route ? `a default route through ${route.gateway}` : 'no default route');
+  },
+  'net.usernet': (a, s) => {
+    const route = a.view.routes.find((r) => r.destination === '0.0.0.0' && r.iface !== 'lo');
+    a.check(s, route !== undefined && a.view.interfaces.some((i) => i !== 'lo'), `an interface of ${s.args.tool} with a default route`, route ? `a default route through ${route.gateway} on ${route.iface}` : `no default route (${a.view.interfaces.join(', ')})`);
+  },
+  'net.nat': (a, s) => a.unchecked(s, NFT_WHOLE),
+  'net.port': (a, s) => a.unchecked(s, s.args.path === 'pasta' || s.args.path === 'slirp4netns' ? `${s.args.path} publishes the port; the run waits until it accepts connections` : NFT_WHOLE),
+  'net.hosts': (a, s) => a.check(s, (a.view.stateFile('hosts') ?? '').includes('localhost'), 'the sandbox\'s /etc/hosts written', 'none'),
+  'net.resolv': (a, s) => a.check(s, a.view.stateFile('resolv.conf') !== undefined, 'the sandbox\'s /etc/resolv.conf written', 'none'),
+  // Mounts, read from the child's mount table.
+  'mount.private': mountsPrivate,
+  'mount.root': (a, s) => a.mountCheck(s, '/', s.args.fstype === 'bind' ? {} : { fstype: s.args.fstype }),
+  'mount.pivot': (a, s) => a.check(s, !a.view.rootIsHosts, 'a root other than the host\'s', 'the host\'s root'),
+  'mount.proc': (a, s) => a.mountCheck(s, '/proc', { fstype: 'proc', flags: s.args.flags }),
+  'mount.dev': (a, s) => a.mountCheck(s, '/dev', { fstype: 'tmpfs', flags: s.args.flags }),
+  'mount.devpts': (a, s) => {
+    const ptmx = a.pathOf(s, '/dev/ptmx');
+    if (ptmx === null) return;
+    const m = a.at('/dev/pts');
+    a.check(s, m?.fstype === 'devpts' && ptmx?.type === 'link' && ptmx.target === 'pts/ptmx', 'a devpts on /dev/pts, /dev/ptmx → pts/ptmx', `${m?.fstype ?? 'nothing'} on /dev/pts`);
+  },
+  'mount.tmpfs.dev': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }),
+  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly, flags: s.args.flags }),
+  'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
+  'mount.volume': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
+  'mount.netfile': (a, s) => a.mountCheck(s, s.args.target, { flags: ['nosuid', 'nodev', 'noexec'] }),
+  'mount.sys': (a, s) => a.mountCheck(s, '/sys', { ro: true }),
+  'mount.cgroup': (a, s) => a.mountCheck(s, '/sys/fs/cgroup', { ro: true }),
+  'mount.link': (a, s) => {
+    const p = a.pathOf(s, s.args.path);
+    if (p === null) return;
+    a.check(s, p?.type === 'link' && p.target === s.args.target, `${s.args.path} → ${s.args.target}`, p ? p.type : 'absent');
+  },
+  'mount.mask': maskedOrReadOnly, 'mount.readonly': maskedOrReadOnly,
+  'mount.root-readonly': (a, s) => a.mountCheck(s, '/', { ro: true }),
+  'sysctl': (a, s) => a.unchecked(s, 'a namespaced sysctl reads as the reader\'s namespace, so the host cannot read the sandbox\'s value; the write to the sandbox\'s /proc/sys was checked'),
+  // Devices, read through /proc/PID/root.
+  'dev.links': devLinks,
+  'dev.node': (a, s) => {
+    const p = a.pathOf(s, `/dev/${s.args.name}`);
+    if (p === null) return;
+    const want = s.args.major * 256 + s.args.minor;
+    a.check(s, p?.type === 'char' && p.rdev === want, `/dev/${s.args.name} a character device ${s.args.major}:${s.args.minor}`, p ? p.type : 'absent');
+  },
+  'dev.bind': (a, s) => {
+    const p = a.pathOf(s, s.args.target);
+    if (p === null) return;
+    a.check(s, p?.type === 'char' || p?.type === 'block', `${s.args.target} a device`, p ? p.type : 'absent');
+  },
+  // Identity, read from /proc/PID/status.
+  'hostname': (a, s) => a.unchecked(s, 'the hostname is held by the sandbox\'s uts namespace and reads as the reader\'s; sethostname\'s result was checked'),
+  'user.ids': (a, s) => {
+    const { ids, status } = a;
+    const u = hostId(ids.uid, a.idmap?.args.uid), g = hostId(ids.gid, a.idmap?.args.gid);
+    const gid0 = Number(status.Gid?.split(/\s+/)[0]);
+    a.check(s, a.uid0 === u && gid0 === g, `uid ${ids.uid}, gid ${ids.gid}${a.idmap ? ` (host ${u}, ${g})` : ''}`, `uid ${status.Uid}, gid ${status.Gid}`);
+  },
+  'user.groups': userGroups,
+  'umask': (a, s) => a.check(s, parseInt(a.status.Umask ?? '', 8) === s.args.umask, `umask ${s.args.umask.toString(8).padStart(4, '0')}`, `umask ${a.status.Umask}`),
+  // Security, read from /proc/PID/status and limits.
+  'rlimit': (a, s) => {
+    const row = Object.hasOwn(RLIMITS, s.args.name) ? a.view.limits[RLIMITS[s.args.name]!] : undefined;
+    a.check(s, !!row && row[0] === s.args.soft && row[1] === s.args.hard, `${s.args.name} ${s.args.soft}/${s.args.hard}`, row ? `${row[0]}/${row[1]}` : 'no such limit');
+  },
+  'caps.apply': capsApplied,
+  'cap.keep': boundingHas, 'cap.drop': boundingHas,
+  'nnp': noNewPrivs, 'nnp.off': noNewPrivs,
+  'seccomp': (a, s) => a.check(s, a.status.Seccomp === '2' && Number(a.status.Seccomp_filters ?? 1) >= 1, 'a seccomp filter (mode 2)', `Seccomp ${a.status.Seccomp}, ${a.status.Seccomp_filters ?? '?'} filters`),
+  'seccomp.off': (a, s) => a.check(s, a.status.Seccomp === '0', 'no seccomp filter', `Seccomp ${a.status.Seccomp}`),
+  // Exec.
+  'fds.close': (a, s) => {
+    // Until exec the child holds its setup sockets: every descriptor above 2 must close on exec.
+    const open = a.view.fds.filter((f) => f.fd > 2 && !f.cloexec).map((f) => f.fd);
+    a.check(s, open.length === 0, 'no descriptor above 2 that survives exec', `descriptors ${open.join(', ')} without O_CLOEXEC`);
+  },
+  'exec': (a, s) => a.unchecked(s, 'the command itself, which starts once the attestation passes; its working folder is entered then (a failure there is exit 126)'),
+};
+
+const NFT_WHOLE = 'nftables rules are applied in one transaction that fails whole; reading them back would run nft (milliseconds)';
+
+function preparedOnHost(a: Attestation, s: Step): void {
+  a.unchecked(s, 'preparation on the host, checked as it was applied; the mount step that uses it is checked');
+}
+
+function cgroupSet(a: Attestation, s: StepOf<'cgroup.set'>): void {
+  const { controller, file, value } = s.args;
+  const got = a.view.cgroupFile(controller, file);
+  if (got === undefined) { a.check(s, false, `${file} = ${value}`, `no ${file}`); return; }
+  const g = got.trim();
+  if (/^(io\.max|blkio\.throttle\.)/.test(file)) { a.unchecked(s, `${file} names devices by major:minor and lists every device's limits; written in one write that fails whole`); return; }
+  let good: boolean;
+  if (value === 'inherit') good = g !== '';
+  else if (file === 'cpuset.cpus') good = cpuList(g) === cpuList(value);
+  else if (/^[0-9]+$/.test(value) && /^[0-9]+$/.test(g)) good = Math.abs(Number(g) - Number(value)) < 4096 && Number(g) <= Number(value); // memory limits are rounded down to pages
+  // A weight file may read `default N` (io.weight, BFQ's).
+  else good = g.split('\n')[0]!.trim().replace(/^default /, '') === value.trim().replace(/^default /, '');
+  a.check(s, good, `${file} = ${value}`, `${file} = ${g.split('\n')[0]}`);
+}
+
+function newOrHostNs(a: Attestation, s: StepOf<'ns.new'> | StepOf<'ns.host'>): void {
+  const { inside, host } = a.nsView(s.args.type);
+  if (!inside || !host) { a.unchecked(s, `this kernel has no ${s.args.type} namespace file`); return; }
+  if (s.kind === 'ns.new') a.check(s, inside !== host, `a new ${s.args.type} namespace`, `the host's (${host})`);
+  else a.check(s, inside === host, `the host's ${s.args.type} namespace`, `${inside}, not the host's ${host}`);
+}
+
+function joinedNs(a: Attestation, s: StepOf<'ns.join'> | StepOf<'ns.enter'>): void {
+  const inside = a.nsView(s.args.type).inside;
+  const want = a.view.nsInode(s.args.path);
+  a.check(s, inside !== undefined && want !== undefined && inside === `${NS_FILE[s.args.type] ?? s.args.type}:[${want}]`, `the namespace at ${s.args.path}`, inside ?? 'none');
+}
+
+function execProcess(a: Attestation, s: Step): void {
+  a.unchecked(s, 'a process and a terminal of `sandbox exec`: what they set up is checked by the steps that follow');
+}
+
+function namedByNs(a: Attestation, s: Step): void {
+  a.unchecked(s, 'the network namespace step says which one it is, and is checked');
+}
+
+function mountsPrivate(a: Attestation, s: StepOf<'mount.private'>): void {
+  const shared = new Set(a.plan.steps.flatMap((x) => (x.kind === 'mount.bind' && x.args.propagation?.includes('shared') ? [x.args.target] : [])));
+  const leaks = a.view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:')) && !shared.has(m.point));
+  a.check(s, leaks.length === 0, 'no mount shared with the host', `shared: ${leaks.map((m) => m.point).join(', ')}`);
+}
+
+/** The mount table first; the path itself only when nothing is mounted there. */
+function maskedOrReadOnly(a: Attestation, s: StepOf<'mount.mask'> | StepOf<'mount.readonly'>): void {
+  const mask = s.kind === 'mount.mask';
+  const m = a.at(s.args.path);
+  if (m) {
+    // A file is masked by /dev/null bound on it, a folder by an empty read-only tmpfs.
+    const good = mask ? m.fstype !== 'tmpfs' || m.opts.includes('ro') : m.opts.includes('ro');
+    a.check(s, good, `${s.args.path} ${mask ? 'covered' : 'read-only'}`, `${s.args.path} ${mask ? 'visible' : 'writable'}`);
+    return;
+  }
+  const p = a.view.path(s.args.path);
+  if (!p) a.ok(s, `${s.args.path} is absent`);
+  else if (p.type === 'unreadable') a.unchecked(s, `the sandbox's ${s.args.path} cannot be read from the host (${p.why})`);
+  else a.check(s, false, `${s.args.path} ${mask ? 'covered' : 'read-only'}`, `${s.args.path} ${mask ? 'visible' : 'not a mount'}`);
+}
+
+function devLinks(a: Attestation, s: StepOf<'dev.links'>): void {
+  const links: [string, string][] = [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']];
+  const bad = links.filter(([l, t]) => { const p = a.view.path(l); return !(p?.type === 'link' && p.target === t); });
+  if (links.some(([l]) => a.view.path(l)?.type === 'unreadable')) { a.unchecked(s, 'the sandbox\'s /dev cannot be read from the host'); return; }
+  a.check(s, bad.length === 0, '/dev/fd, stdin, stdout, stderr linked to /proc/self/fd', `${bad.map((b) => b[0]).join(', ')} missing`);
+}
+
+function userGroups(a: Attestation, s: StepOf<'user.groups'>): void {
+  const got = (a.status.Groups ?? '').trim().split(/\s+/).filter(Boolean).map(Number).sort((x, y) => x - y).join(' ');
+  if (s.args.inherited) {
+    // What this CLI holds is what the child was cloned with, and cannot drop.
+    const mine = [...new Set(process.getgroups?.() ?? [])].sort((x, y) => x - y).join(' ');
+    a.check(s, mine === got, `the caller's groups ${mine || 'none'}`, `groups ${got || 'none'}`);
+    return;
+  }
+  const want = a.ids.groups.map((x) => hostId(x, a.idmap?.args.gid)).sort((x, y) => (x ?? 0) - (y ?? 0)).join(' ');
+  a.check(s, want === got, `groups ${want || 'none'}`, `groups ${got || 'none'}`);
+}
+
+function capsApplied(a: Attestation, s: StepOf<'caps.apply'>): void {
+  const { status } = a;
+  const bounding = capMask(s.args.bounding), ambient = capMask(s.args.ambient) & bounding;
+  const want: Record<string, bigint> = a.root
+    ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
+    : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
+  const bad = Object.entries(want).filter(([k, m]) => BigInt(`0x${status[k] ?? 'x'}`) !== m);
+  a.check(s, bad.length === 0, Object.entries(want).map(([k, m]) => `${k} ${m.toString(16)}`).join(', '), bad.map(([k]) => `${k} ${status[k]}`).join(', '));
+}
+
+function boundingHas(a: Attestation, s: StepOf<'cap.keep'> | StepOf<'cap.drop'>): void {
+  const has = (BigInt(`0x${a.status.CapBnd ?? '0'}`) >> BigInt(capabilityNumber(s.args.cap))) & 1n;
+  a.check(s, (has === 1n) === (s.kind === 'cap.keep'), `CAP_${s.args.cap} ${s.kind === 'cap.keep' ? 'in' : 'out of'} the bounding set`, has ? 'in it' : 'out of it');
+}
+
+function noNewPrivs(a: Attestation, s: StepOf<'nnp'> | StepOf<'nnp.off'>): void {
+  a.check(s, a.status.NoNewPrivs === (s.kind === 'nnp' ? '1' : '0'), `no_new_privs ${O(s.kind === 'nnp')}`, `NoNewPrivs ${a.status.NoNewPrivs}`);
 }
 
 /** The child's facts, read by the host from /proc/PID (and its cgroup and state folders). */
