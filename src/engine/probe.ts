@@ -24,7 +24,30 @@ export function probeHost(): HostFeatures {
   const uidMap = (read('/proc/self/uid_map') ?? '').trim().split(/\s+/);
   const initialNs = uidMap[0] === '0' && uidMap[1] === '0' && uidMap[2] === '4294967295';
   const root = process.geteuid?.() === 0 && initialNs;
+  // Each program of the table, looked up once on PATH (a few stat calls each).
+  const programs: Partial<Record<HostProgram, string>> = {};
+  for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) programs[p] = at; }
 
+  return {
+    kernel: release().split('-')[0]!,
+    arch: arch() === 'x64' ? 'x86_64' : arch(),
+    cpus: availableParallelism(),
+    root,
+    caps: capsFromMask(capEff),
+    userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
+    seccomp: /^Seccomp:/m.test(status),
+    overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
+    cgroup: probeCgroups(root),
+    rootDirs: probeRootDirs(),
+    stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
+    volumes: { root: volumeRoot(), existing: volumeNames() },
+    ...(root ? {} : { rootless: probeRootless(programs) }),
+    programs,
+  };
+}
+
+/** The cgroup hierarchies mounted here (/proc/self/mountinfo): each v1 controller's, and the unified one. */
+function cgroupMounts(): { mounts: Record<string, string>; v1: boolean; v2root: boolean } {
   const mounts: Record<string, string> = {};
   let v1 = false, v2root = false;
   for (const line of (read('/proc/self/mountinfo') ?? '').split('\n')) {
@@ -40,6 +63,12 @@ export function probeHost(): HostFeatures {
       for (const o of opts.split(',')) if (['memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'devices', 'freezer'].includes(o)) mounts[o] = mountPoint;
     }
   }
+  return { mounts, v1, v2root };
+}
+
+/** The layout, the controllers the sandbox can use (for a caller that is not root, those of its delegated subtree), swap accounting and the IO weight file. */
+function probeCgroups(root: boolean): HostFeatures['cgroup'] {
+  const { mounts, v1, v2root } = cgroupMounts();
   let layout: HostFeatures['cgroup']['layout'] = 'none';
   let controllers: string[] = [];
   let swap = false;
@@ -67,16 +96,21 @@ export function probeHost(): HostFeatures {
     controllers = delegated === undefined ? [] : (read(join(mounts.unified!, delegated, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean);
     swap = swap && controllers.includes('memory');
   }
+  return { layout, controllers, swap, mounts, ioWeightFile: ioWeightFile(layout, mounts), ...(delegated !== undefined ? { delegated } : {}) };
+}
 
-  let ioWeightFile: string | undefined;
-  if (layout === 'v2') ioWeightFile = hasChildFile('/sys/fs/cgroup', 'io.weight') || !hasChildFile('/sys/fs/cgroup', 'io.bfq.weight') ? 'io.weight' : 'io.bfq.weight';
-  else if (mounts.blkio) {
-    // v1 weights come from CFQ (blkio.weight, gone since Linux 5.0) or BFQ (blkio.bfq.weight, only
-    // where a disk's active scheduler is bfq); with neither, a weight has no effect.
-    if (existsSync(`${mounts.blkio}/blkio.weight`)) ioWeightFile = 'blkio.weight';
-    else if (activeSchedulers().includes('bfq')) ioWeightFile = 'blkio.bfq.weight';
-  }
+function ioWeightFile(layout: HostFeatures['cgroup']['layout'], mounts: Record<string, string>): string | undefined {
+  if (layout === 'v2') return hasChildFile('/sys/fs/cgroup', 'io.weight') || !hasChildFile('/sys/fs/cgroup', 'io.bfq.weight') ? 'io.weight' : 'io.bfq.weight';
+  if (!mounts.blkio) return undefined;
+  // v1 weights come from CFQ (blkio.weight, gone since Linux 5.0) or BFQ (blkio.bfq.weight, only
+  // where a disk's active scheduler is bfq); with neither, a weight has no effect.
+  if (existsSync(`${mounts.blkio}/blkio.weight`)) return 'blkio.weight';
+  if (activeSchedulers().includes('bfq')) return 'blkio.bfq.weight';
+  return undefined;
+}
 
+/** The folders of HOST_ROOT_DIRS this host has, a symlink as `/bin->usr/bin`. */
+function probeRootDirs(): string[] {
   const rootDirs: string[] = [];
   for (const d of HOST_ROOT_DIRS) {
     try {
@@ -85,27 +119,7 @@ export function probeHost(): HostFeatures {
       else if (st.isDirectory()) rootDirs.push(d);
     } catch { /* absent on this host */ }
   }
-
-  // Each program of the table, looked up once on PATH (a few stat calls each).
-  const programs: Partial<Record<HostProgram, string>> = {};
-  for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) programs[p] = at; }
-
-  return {
-    kernel: release().split('-')[0]!,
-    arch: arch() === 'x64' ? 'x86_64' : arch(),
-    cpus: availableParallelism(),
-    root,
-    caps: capsFromMask(capEff),
-    userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
-    seccomp: /^Seccomp:/m.test(status),
-    overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
-    cgroup: { layout, controllers, swap, mounts, ioWeightFile, ...(delegated !== undefined ? { delegated } : {}) },
-    rootDirs,
-    stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
-    volumes: { root: volumeRoot(), existing: volumeNames() },
-    ...(root ? {} : { rootless: probeRootless(programs) }),
-    programs,
-  };
+  return rootDirs;
 }
 
 /** A rootless caller's state (sandboxes, leases, logs, locks) lives in its XDG_RUNTIME_DIR, which
