@@ -1,6 +1,6 @@
-// The mounts (the root, `volumes`, `tmpfs`, `devices`, `sysctls`, `shm_size`, the masked and
-// read-only paths): the mounts stage, applied by the child in its new mount namespace.
-// Everything before pivot_root may reach host paths; what follows it is resolved in the new root.
+// The mounts (the root, `volumes`, `devices`, `sysctls`, `shm_size`, `security.masked_paths`,
+// `readonly_paths` and `read_only`): the mounts stage, applied by the child in its new mount
+// namespace. Everything before pivot_root may reach host paths; what follows is resolved in the new root.
 import { posix } from 'node:path';
 import { DEFAULT_DEVICES } from '../../model/tables';
 import type { MountFlag } from '../../model/types';

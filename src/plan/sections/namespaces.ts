@@ -1,6 +1,6 @@
-// The namespaces (`namespaces`, `userns`): which ones the clone makes, joins or shares with the
-// host (the namespaces stage), and the user namespace's id maps, written by the CLI on the host
-// before the child goes on (the attach stage).
+// The namespaces (`namespaces`, with the user namespace's uid_map and gid_map): which ones the
+// clone makes, joins or shares with the host (the namespaces stage), and the user namespace's id
+// maps, written by the CLI on the host before the child goes on (the attach stage).
 import { HOST_PROGRAMS } from '../../model/tables';
 import type { Compilation } from './context';
 

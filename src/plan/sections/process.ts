@@ -1,5 +1,6 @@
-// The command (`command`, `env`, `working_dir`, `tty`, `stdin_open`, `init`, `restart`, `detach`,
-// `stop_signal`): the exec stage, and what a detached sandbox cannot do yet.
+// The command (`command`, `entrypoint`, `env`, `workdir`, `tty`, `stdin_open`, `init`, `restart`,
+// `detach`, `stop_signal`, `stop_grace_period`): the exec stage, and what a detached sandbox cannot
+// do yet.
 import type { Compilation } from './context';
 
 export function processSteps(ctx: Compilation): void {

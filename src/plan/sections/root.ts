@@ -1,5 +1,5 @@
-// The root filesystem and the volumes (`rootfs`, `image`, `volumes`): the rootfs stage, on the
-// host before the clone. Their mounts are the mounts stage's (sections/mounts.ts).
+// The root filesystem and the volumes (`rootfs`, `image`, `volumes`, `named_volumes`): the rootfs
+// stage, on the host before the clone. Their mounts are the mounts stage's (sections/mounts.ts).
 import { posix } from 'node:path';
 import type { HostFeatures } from '../types';
 import type { Compilation } from './context';

@@ -1,5 +1,5 @@
-// The security settings (`ulimits`, `cap_add`, `cap_drop`, `security`): the security stage,
-// applied by the child last before exec.
+// The security settings (`ulimits`, `cap_add`, `cap_drop`, `security.no_new_privileges` and
+// `seccomp`): the security stage, applied by the child last before exec.
 import { DEFAULT_CAPABILITIES } from '../../model/tables';
 import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../../model/seccomp';
 import type { Compilation } from './context';
