@@ -1,5 +1,6 @@
 // Resource limits: memory (and its reservation and swap), CPUs, CPU shares and set, pids, block
-// IO weight and per-device rates. None by default.
+// IO weight and per-device rates. None by default, but one: with only `memory`, memory plus swap is
+// capped at twice memory, as Docker does (memorySwapDefault, cited at the memory line).
 import type { UserConfig } from '../../config/types';
 import type { DeviceLimit, ResourcesSpec, Val } from '../types';
 import { parseSize } from '../size';
@@ -41,5 +42,8 @@ export function normalizeResources(cfg: UserConfig, ctx: NormalizeContext, probl
     ioWeight: given('io_weight', r.io_weight),
     deviceReadBps: limits('device_read_bps'), deviceWriteBps: limits('device_write_bps'),
     deviceReadIops: limits('device_read_iops'), deviceWriteIops: limits('device_write_iops'),
+    // Docker's: memory plus swap is twice memory. The same source object as memory's, so that the
+    // step it makes is cited at the memory line, and refused once with it where limits cannot be set.
+    ...(memory && !memorySwap ? { memorySwapDefault: val(2 * memory.value, memory.src) } : {}),
   };
 }
