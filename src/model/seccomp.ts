@@ -511,9 +511,27 @@ export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): Resolved
   const defaultAction = actionOf(p.defaultAction);
   const defaultErrnoRet = p.defaultErrno !== undefined ? errnoValue(p.defaultErrno) : p.defaultErrnoRet;
   const defaultErrno = defaultAction === 'errno' ? defaultErrnoRet ?? EPERM : 0;
+  const arches = filterArches(p, host);
 
-  // Architectures: archMap's entry for the host (moby), else the OCI list; the native one first,
-  // as libseccomp always has it.
+  const collected: ResolvedRule[] = [];
+  for (const r of p.syscalls ?? []) {
+    if (r.name !== undefined && r.names !== undefined) throw new Error('seccomp: a rule has both `name` and `names`');
+    if (!ruleApplies(r, host, caps, kv)) continue;
+    const action = actionOf(r.action);
+    const errno = action === 'errno' ? (r.errno !== undefined ? errnoValue(r.errno) : r.errnoRet ?? defaultErrnoRet ?? EPERM) : 0;
+    // Same action and errno as the default: nothing to add (runc skips these too).
+    if (action === defaultAction && errno === defaultErrno) continue;
+    const args = (r.args ?? []).map(resolvedArg);
+    for (const name of r.names ?? (r.name !== undefined ? [r.name] : [])) collected.push({ name, action, errno, args });
+  }
+  const rules = withoutMootRules(collected);
+  const allowed = new Set(rules.filter((r) => r.action === 'allow').map((r) => r.name)).size;
+  return { defaultAction, defaultErrno, arches, rules, allowed };
+}
+
+/** Architectures: archMap's entry for the host (moby), else the OCI list; the native one first,
+ * as libseccomp always has it. */
+function filterArches(p: SeccompProfile, host: HostArch): string[] {
   let listed: string[] = [];
   if (p.archMap?.length) {
     const entry = p.archMap.find((a) => a.architecture === host.scmp);
@@ -526,48 +544,42 @@ export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): Resolved
     const name = lib === 'native' ? host.lib : lib;
     if (!arches.includes(name)) arches.push(name);
   }
+  return arches;
+}
 
+/** A rule's includes and excludes against the host's arch, the sandbox's capabilities and the kernel. */
+function ruleApplies(r: SeccompRule, host: HostArch, caps: Set<string>, kv: [number, number]): boolean {
   const archMatches = (list: string[]) => list.some((a) => host.names.includes(a));
   const kernelAtLeast = (min: string) => {
     const m = kernelVersion(min);
     if (!m) throw new Error(`seccomp: bad minKernel ${JSON.stringify(min)}`);
     return kv[0] > m[0] || (kv[0] === m[0] && kv[1] >= m[1]);
   };
-  const applies = (r: SeccompRule): boolean => {
-    const ex = r.excludes;
-    if (ex) {
-      if (ex.arches?.length && archMatches(ex.arches)) return false;
-      if (ex.caps?.length && ex.caps.some((c) => caps.has(capName(c)))) return false;
-      if (ex.minKernel && kernelAtLeast(ex.minKernel)) return false;
-    }
-    const inc = r.includes;
-    if (inc) {
-      if (inc.arches?.length && !archMatches(inc.arches)) return false;
-      if (inc.caps?.length && !inc.caps.every((c) => caps.has(capName(c)))) return false;
-      if (inc.minKernel && !kernelAtLeast(inc.minKernel)) return false;
-    }
-    return true;
-  };
-
-  const collected: ResolvedRule[] = [];
-  for (const r of p.syscalls ?? []) {
-    if (r.name !== undefined && r.names !== undefined) throw new Error('seccomp: a rule has both `name` and `names`');
-    if (!applies(r)) continue;
-    const action = actionOf(r.action);
-    const errno = action === 'errno' ? (r.errno !== undefined ? errnoValue(r.errno) : r.errnoRet ?? defaultErrnoRet ?? EPERM) : 0;
-    // Same action and errno as the default: nothing to add (runc skips these too).
-    if (action === defaultAction && errno === defaultErrno) continue;
-    const args = (r.args ?? []).map((a) => {
-      const o = OPS[a.op];
-      if (!o) throw new Error(`seccomp: unknown operator ${JSON.stringify(a.op)}`);
-      if (!Number.isInteger(a.index) || a.index < 0 || a.index > 5) throw new Error(`seccomp: argument index ${a.index} is not 0..5`);
-      return { index: a.index, op: o, value: BigInt.asUintN(64, BigInt(a.value)), valueTwo: BigInt.asUintN(64, BigInt(a.valueTwo ?? 0)) };
-    });
-    for (const name of r.names ?? (r.name !== undefined ? [r.name] : [])) collected.push({ name, action, errno, args });
+  const ex = r.excludes;
+  if (ex) {
+    if (ex.arches?.length && archMatches(ex.arches)) return false;
+    if (ex.caps?.length && ex.caps.some((c) => caps.has(capName(c)))) return false;
+    if (ex.minKernel && kernelAtLeast(ex.minKernel)) return false;
   }
+  const inc = r.includes;
+  if (inc) {
+    if (inc.arches?.length && !archMatches(inc.arches)) return false;
+    if (inc.caps?.length && !inc.caps.every((c) => caps.has(capName(c)))) return false;
+    if (inc.minKernel && !kernelAtLeast(inc.minKernel)) return false;
+  }
+  return true;
+}
 
-  // An unconditional rule makes conditional ones with the same outcome for that name moot; exact
-  // duplicates (ptrace listed twice, ...) are kept once. Profile order is kept otherwise.
+function resolvedArg(a: NonNullable<SeccompRule['args']>[number]): ResolvedRule['args'][number] {
+  const o = OPS[a.op];
+  if (!o) throw new Error(`seccomp: unknown operator ${JSON.stringify(a.op)}`);
+  if (!Number.isInteger(a.index) || a.index < 0 || a.index > 5) throw new Error(`seccomp: argument index ${a.index} is not 0..5`);
+  return { index: a.index, op: o, value: BigInt.asUintN(64, BigInt(a.value)), valueTwo: BigInt.asUintN(64, BigInt(a.valueTwo ?? 0)) };
+}
+
+/** An unconditional rule makes conditional ones with the same outcome for that name moot; exact
+ * duplicates (ptrace listed twice, ...) are kept once. Profile order is kept otherwise. */
+function withoutMootRules(collected: ResolvedRule[]): ResolvedRule[] {
   const outcome = (r: ResolvedRule) => `${r.name} ${r.action} ${r.errno}`;
   const unconditional = new Set(collected.filter((r) => r.args.length === 0).map(outcome));
   const seen = new Set<string>();
@@ -579,8 +591,7 @@ export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): Resolved
     seen.add(key);
     rules.push(r);
   }
-  const allowed = new Set(rules.filter((r) => r.action === 'allow').map((r) => r.name)).size;
-  return { defaultAction, defaultErrno, arches, rules, allowed };
+  return rules;
 }
 
 function actionOf(s: string): Action {
