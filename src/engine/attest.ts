@@ -354,25 +354,47 @@ function noNewPrivs(a: Attestation, s: StepOf<'nnp'> | StepOf<'nnp.off'>): void 
 
 /** The child's facts, read by the host from /proc/PID (and its cgroup and state folders). */
 export function readView(pid: number, o: { cgroup: (controller: string, file: string) => string | undefined; stateDir?: string }): ProcView {
-  const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
   const proc = `/proc/${pid}`;
   const status: Record<string, string> = {};
   for (const l of (read(`${proc}/status`) ?? '').split('\n')) { const i = l.indexOf(':'); if (i > 0) status[l.slice(0, i)] = l.slice(i + 1).trim(); }
-  const mounts = (read(`${proc}/mountinfo`) ?? '').split('\n').filter(Boolean).map((l) => {
-    const [pre, post = ''] = l.split(' - ');
-    const f = pre!.split(' ');
-    return { point: unescape(f[4]!), opts: f[5]!.split(','), optional: f.slice(6), fstype: post.split(' ')[0]! };
-  });
-  const nsOf = (base: string) => {
-    const out: Record<string, string> = {};
-    try { for (const n of readdirSync(`${base}/ns`)) { try { out[n] = readlinkSync(`${base}/ns/${n}`); } catch { /* gone */ } } } catch { /* none */ }
-    return out;
-  };
   const limits: [number, number][] = (read(`${proc}/limits`) ?? '').split('\n').slice(1, 1 + LIMIT_ROWS).map((l) => {
     const [soft, hard] = l.slice(26).trim().split(/\s+/);
     const n = (v: string | undefined) => (v === 'unlimited' ? -1 : Number(v));
     return [n(soft), n(hard)];
   });
+  let rootIsHosts = true;
+  try { const a = statSync(`${proc}/root/`), b = statSync('/'); rootIsHosts = a.dev === b.dev && a.ino === b.ino; } catch { /* unreadable: counted as the host's */ }
+  return {
+    status, uidMap: read(`${proc}/uid_map`) ?? '', gidMap: read(`${proc}/gid_map`) ?? '', mounts: readMounts(proc), ns: nsOf(proc), hostNs: nsOf('/proc/self'), limits,
+    cgroups: (read(`${proc}/cgroup`) ?? '').split('\n').filter(Boolean), ...readNetwork(proc), rootIsHosts, fds: readFds(proc),
+    path: (p) => pathIn(proc, p),
+    realPath: (p) => realPathIn(proc, p),
+    cgroupFile: o.cgroup,
+    stateFile: (name) => (o.stateDir ? (name === '.' ? (statSafe(o.stateDir) ? '' : undefined) : read(join(o.stateDir, name))) : undefined),
+    nsInode: (path) => { try { return statSync(path).ino; } catch { return undefined; } },
+    hostInterface: (name) => statSafe(`/sys/class/net/${name}`),
+  };
+}
+
+const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
+
+function readMounts(proc: string): MountEntry[] {
+  return (read(`${proc}/mountinfo`) ?? '').split('\n').filter(Boolean).map((l) => {
+    const [pre, post = ''] = l.split(' - ');
+    const f = pre!.split(' ');
+    return { point: unescape(f[4]!), opts: f[5]!.split(','), optional: f.slice(6), fstype: post.split(' ')[0]! };
+  });
+}
+
+/** readlink of each file of a process's ns folder, by name. */
+function nsOf(base: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  try { for (const n of readdirSync(`${base}/ns`)) { try { out[n] = readlinkSync(`${base}/ns/${n}`); } catch { /* gone */ } } } catch { /* none */ }
+  return out;
+}
+
+/** The interfaces, IPv4 routes and local addresses of the process's network namespace. */
+function readNetwork(proc: string): Pick<ProcView, 'interfaces' | 'routes' | 'localAddresses'> {
   const interfaces = (read(`${proc}/net/dev`) ?? '').split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
   const hex = (h: string) => [0, 1, 2, 3].map((i) => parseInt(h.slice(6 - 2 * i, 8 - 2 * i), 16)).join('.');
   const routes = (read(`${proc}/net/route`) ?? '').split('\n').slice(1).filter(Boolean).map((l) => { const f = l.split(/\s+/); return { iface: f[0]!, destination: hex(f[1]!), gateway: hex(f[2]!) }; });
@@ -380,52 +402,49 @@ export function readView(pid: number, o: { cgroup: (controller: string, file: st
   const localAddresses: string[] = [];
   const trie = (read(`${proc}/net/fib_trie`) ?? '').split('\n');
   for (let i = 1; i < trie.length; i++) if (/\/32 host LOCAL/.test(trie[i]!)) { const m = /([0-9.]+)\s*$/.exec(trie[i - 1]!.replace(/^[\s|+-]+/, '')); if (m && !localAddresses.includes(m[1]!)) localAddresses.push(m[1]!); }
-  const fds: { fd: number; cloexec: boolean }[] = [];
+  return { interfaces, routes, localAddresses };
+}
+
+function readFds(proc: string): ProcView['fds'] {
+  const fds: ProcView['fds'] = [];
   try {
     for (const n of readdirSync(`${proc}/fd`)) {
       const flags = /^flags:\s+([0-7]+)/m.exec(read(`${proc}/fdinfo/${n}`) ?? '')?.[1];
       if (flags !== undefined) fds.push({ fd: Number(n), cloexec: (parseInt(flags, 8) & 0o2000000) !== 0 });
     }
   } catch { /* unreadable: the fds.close step finds none open */ }
-  let rootIsHosts = true;
-  try { const a = statSync(`${proc}/root/`), b = statSync('/'); rootIsHosts = a.dev === b.dev && a.ino === b.ino; } catch { /* unreadable: counted as the host's */ }
-  return {
-    status, uidMap: read(`${proc}/uid_map`) ?? '', gidMap: read(`${proc}/gid_map`) ?? '', mounts, ns: nsOf(proc), hostNs: nsOf('/proc/self'), limits,
-    cgroups: (read(`${proc}/cgroup`) ?? '').split('\n').filter(Boolean), interfaces, routes, localAddresses, rootIsHosts, fds,
-    path: pathOf,
-    realPath: (p) => {
-      const parts = p.split('/').filter(Boolean);
-      const done: string[] = [];
-      for (let hops = 0; parts.length && hops < 40;) {
-        const part = parts.shift()!;
-        if (part === '.') continue;
-        if (part === '..') { done.pop(); continue; }
-        let link: string | undefined;
-        try { link = readlinkSync(join(`${proc}/root`, ...done, part)); } catch { /* not a link, or absent */ }
-        if (link === undefined) { done.push(part); continue; }
-        hops++;
-        if (link.startsWith('/')) done.length = 0;
-        parts.unshift(...link.split('/').filter(Boolean));
-      }
-      return `/${done.join('/')}`;
-    },
-    cgroupFile: o.cgroup,
-    stateFile: (name) => (o.stateDir ? (name === '.' ? (statSafe(o.stateDir) ? '' : undefined) : read(join(o.stateDir, name))) : undefined),
-    nsInode: (path) => { try { return statSync(path).ino; } catch { return undefined; } },
-    hostInterface: (name) => statSafe(`/sys/class/net/${name}`),
-  };
-  function pathOf(p: string): PathKind | undefined {
-      try {
-        const st = lstatSync(join(`${proc}/root`, p));
-        if (st.isSymbolicLink()) return { type: 'link', target: readlinkSync(join(`${proc}/root`, p)) };
-        if (st.isCharacterDevice()) return { type: 'char', rdev: st.rdev };
-        if (st.isBlockDevice()) return { type: 'block', rdev: st.rdev };
-        return { type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' };
-      } catch (e) {
-        // Absent; any other failure (the child's root unreadable) is said, never taken for absent.
-        const code = (e as NodeJS.ErrnoException).code;
-        return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : { type: 'unreadable', why: code ?? String(e) };
-      }
+  return fds;
+}
+
+/** A path inside the sandbox with its symlinks resolved there (an absolute link starts again at its root). */
+function realPathIn(proc: string, p: string): string {
+  const parts = p.split('/').filter(Boolean);
+  const done: string[] = [];
+  for (let hops = 0; parts.length && hops < 40;) {
+    const part = parts.shift()!;
+    if (part === '.') continue;
+    if (part === '..') { done.pop(); continue; }
+    let link: string | undefined;
+    try { link = readlinkSync(join(`${proc}/root`, ...done, part)); } catch { /* not a link, or absent */ }
+    if (link === undefined) { done.push(part); continue; }
+    hops++;
+    if (link.startsWith('/')) done.length = 0;
+    parts.unshift(...link.split('/').filter(Boolean));
+  }
+  return `/${done.join('/')}`;
+}
+
+function pathIn(proc: string, p: string): PathKind | undefined {
+  try {
+    const st = lstatSync(join(`${proc}/root`, p));
+    if (st.isSymbolicLink()) return { type: 'link', target: readlinkSync(join(`${proc}/root`, p)) };
+    if (st.isCharacterDevice()) return { type: 'char', rdev: st.rdev };
+    if (st.isBlockDevice()) return { type: 'block', rdev: st.rdev };
+    return { type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' };
+  } catch (e) {
+    // Absent; any other failure (the child's root unreadable) is said, never taken for absent.
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : { type: 'unreadable', why: code ?? String(e) };
   }
 }
 
