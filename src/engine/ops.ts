@@ -125,7 +125,8 @@ export function encodeProgram(input: ProgramInput): Program {
     const corrupt = input.corruptAt === step.id;
     if (corrupt && SKIPPED_WHEN_CORRUPT.has(step.kind)) { w.op(step, OP.NOTE); continue; }
     if (!Object.hasOwn(SIDE, step.kind)) throw new UnsupportedStep(step, 'the native engine cannot apply this step');
-    // The clone makes each new namespace, those the child then unshares itself among them.
+    // Every new namespace's flag goes to libsbx, which leaves the cgroup and time ones out of the
+    // clone (spawn.c): the child unshares those itself, by its op below.
     if (step.kind === 'ns.new') w.cloneFlags |= BigInt(NS_FLAG[step.args.type]);
     // A host step was applied by the CLI (engine/host-steps.ts) before the child goes on.
     if (isChildStep(step)) encodeStep(w, step, corrupt);
