@@ -4,6 +4,7 @@ import type { ErrorObject } from 'ajv';
 import validateSchema from './generated/validate-schema';
 import { clip, didYouMean, displayPath, lineAt, type Diagnostic } from './diagnostic';
 import type { ParsedConfig, PathSeg } from './parse';
+import type { UserConfig } from './types';
 
 /** Names people bring from Docker and Compose that sandbox spells another way. */
 const SYNONYMS: ReadonlyMap<string, string> = new Map(Object.entries({
@@ -48,6 +49,12 @@ function quoteIt(parsed: ParsedConfig, path: PathSeg[], data: unknown): string {
   if (!raw || /^["']/.test(raw) || raw.length > 40) return '';
   const as = typeof data === 'boolean' ? 'a boolean' : typeof data === 'number' ? (String(data) === raw ? 'a number' : `the number ${data}`) : 'null (no value)';
   return `: YAML reads \`${raw}\` as ${as}; quote it, as "${raw}"`;
+}
+
+/** Whether a value is a valid sandbox file: the schema's check, which makes it a UserConfig (the
+ * type generated from the same schema) without a cast. */
+export function isUserConfig(value: unknown): value is UserConfig {
+  return validateSchema(value);
 }
 
 /** Where each schema error is, as paths into the value (an unknown key's own path): the parts of
