@@ -57,20 +57,24 @@ export function isUserConfig(value: unknown): value is UserConfig {
   return validateSchema(value);
 }
 
-/** Where each schema error is, as paths into the value (an unknown key's own path): the parts of
- * the file a tolerant reader leaves out. Empty when the value is valid. An `if` error is left out:
- * the errors of its `then` say which part of the mapping is wrong. */
-export function schemaErrorPaths(value: unknown): PathSeg[][] {
-  if (validateSchema(value)) return [];
-  return (validateSchema.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf').map((e) => {
-    const path = ptrToPath(e.instancePath);
-    return e.keyword === 'additionalProperties' ? [...path, String((e.params as { additionalProperty: string }).additionalProperty)] : path;
-  });
+/** One check against the schema: the value as a UserConfig when it is valid, otherwise where each
+ * error is, as paths into the value (an unknown key's own path): the parts of the file a tolerant
+ * reader leaves out. An `if` error is left out: the errors of its `then` say which part of the
+ * mapping is wrong. */
+export function checkConfig(value: unknown): { config: UserConfig; failed?: undefined } | { config?: undefined; failed: PathSeg[][] } {
+  if (validateSchema(value)) return { config: value };
+  return {
+    failed: (validateSchema.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf').map((e) => {
+      const path = ptrToPath(e.instancePath);
+      return e.keyword === 'additionalProperties' ? [...path, String((e.params as { additionalProperty: string }).additionalProperty)] : path;
+    }),
+  };
 }
 
-/** Validates against the schema; returns located diagnostics and the paths that failed. */
-export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][] } {
-  if (validateSchema(value)) return { diagnostics: [], failed: [] };
+/** Validates against the schema; returns located diagnostics and the paths that failed, or the
+ * value as a UserConfig when nothing failed. */
+export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][]; config?: UserConfig } {
+  if (validateSchema(value)) return { diagnostics: [], failed: [], config: value };
   const diagnostics: Diagnostic[] = [];
   const failed: PathSeg[][] = [];
   const seen = new Set<string>();

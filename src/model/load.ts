@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { clipQuoted, type Diagnostic, pointer, sortDiagnostics } from '../config/diagnostic';
 import { interpolate } from '../config/interpolate';
 import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from '../config/parse';
-import { isUserConfig, schemaErrorPaths, validate } from '../config/validate';
+import { checkConfig, validate } from '../config/validate';
 import type { UserConfig } from '../config/types';
 import { imageOf, normalize, resolveHostPath, seccompShownPath, type FileRead, type NormalizeContext, type SpecInputs } from './normalize';
 import { PROFILE_MAX_BYTES } from './seccomp';
@@ -88,7 +88,11 @@ export function readConfig(input: LoadInput): ConfigRead {
   // What the schema rejected is left out, value by value (an unknown key, a list item, a wrong
   // type), so that normalize and the rules still judge the rest of the file: every error at once,
   // without guessing at values known to be wrong. A list keeps its items' places in the file.
-  const tolerant = tolerate(interp.value, [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)].map(wholeOf));
+  // A file with nothing to leave out is used whole, as validate found it (a copy, as tolerate's).
+  const failed = [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)].map(wholeOf);
+  const tolerant = checked.config && !failed.length
+    ? { value: structuredClone(checked.config), original: (path: readonly PathSeg[]) => [...path] }
+    : tolerate(interp.value, failed);
   if (!tolerant) return read;
   const value = tolerant.value;
   const where = (path: readonly PathSeg[], part?: 'key' | 'value'): Source => {
@@ -207,15 +211,17 @@ export function tolerate(value: object, failed: readonly PathSeg[][]): { value: 
     return true;
   };
   let todo = deepestFirst(failed);
-  for (let round = 0; todo.length; round++) {
+  let config: UserConfig | undefined;
+  for (let round = 0; !config; round++) {
     // Each round only removes: a schema that kept failing would be a bug, never a reason to loop.
     if (round > 16) return undefined;
     for (const p of todo) if (!remove(p)) return undefined;
-    todo = deepestFirst(schemaErrorPaths(copy).map(wholeOf));
+    const checked = checkConfig(copy);
+    config = checked.config;
+    todo = deepestFirst((checked.failed ?? []).map(wholeOf));
   }
-  if (!isUserConfig(copy)) return undefined;
   return {
-    value: copy,
+    value: config,
     original(path) {
       const out: PathSeg[] = [];
       let node: unknown = copy;
