@@ -106,7 +106,7 @@ function typeOf(s, at, pad) {
   if (!types) {
     // No type: a list of values, or anything at all (an extension field).
     if (values) return union(values.map(literal));
-    for (const k of ['items', 'properties', 'required', 'additionalProperties', 'patternProperties', 'propertyNames']) if (s[k] !== undefined) fail(ptr(at, k), `"${k}" without a type`);
+    for (const k of ['items', 'properties', 'required', 'additionalProperties', 'patternProperties', 'propertyNames', 'allOf']) if (s[k] !== undefined) fail(ptr(at, k), `"${k}" without a type`);
     return 'unknown';
   }
   if (types.includes('integer') && types.includes('number')) types = types.filter((t) => t !== 'integer');
