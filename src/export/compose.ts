@@ -3,6 +3,7 @@
 // (no_new_privs, Podman's smaller capability set), written out so that the engine's own defaults
 // do not apply, and what Compose has no key for.
 import type { SandboxSpec } from '../model/types';
+import { RESOURCE_EXPORTS, setPath } from './resources';
 import { commonFindings, dnsLabel, imageFindings, LOSSY, Report, signalName, written, writtenEnv, type Exported, type Locate } from './fidelity';
 import { flagFindings } from './kube';
 
@@ -92,15 +93,12 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
 
   // Limits: Compose has a key for each.
   const res = spec.resources;
-  if (res.memory) svc.mem_limit = res.memory.value;
-  if (res.memoryReservation) svc.mem_reservation = res.memoryReservation.value;
-  if (res.memorySwap) svc.memswap_limit = res.memorySwap.value;
-  if (res.cpuMillis) svc.cpus = res.cpuMillis.value / 1000;
-  if (res.cpuShares) svc.cpu_shares = res.cpuShares.value;
-  if (res.cpuset) svc.cpuset = res.cpuset.value;
-  if (res.pids) svc.pids_limit = res.pids.value;
-  const blkio: Obj = {};
-  if (res.ioWeight) blkio.weight = res.ioWeight.value;
+  for (const row of RESOURCE_EXPORTS) {
+    const v = res[row.key];
+    if (v) for (const [path, value] of row.compose(v.value)) setPath(svc, path, value);
+  }
+  const blkio = (svc.blkio_config ?? {}) as Obj;
+  delete svc.blkio_config;
   for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
     if (list.length) blkio[key] = list.map((d) => ({ path: d.path, rate: d.rate }));
   if (Object.keys(blkio).length) svc.blkio_config = blkio;

@@ -3,6 +3,7 @@
 // hostPath and tmpfs as emptyDir (medium: Memory), and carries the identity, capabilities,
 // no_new_privs, seccomp and read-only root in its securityContext.
 import type { MountSpec, SandboxSpec } from '../model/types';
+import { RESOURCE_EXPORTS } from './resources';
 import { commonFindings, dnsLabel, imageFindings, LOSSY, numericIds, Report, written, writtenEnv, type Exported, type Locate } from './fidelity';
 
 export interface KubeOptions {
@@ -78,15 +79,13 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   // Limits: what a container's resources say; the rest only the node can set.
   const res = spec.resources;
   const limits: Obj = {}, requests: Obj = {};
-  if (res.memory) limits.memory = quantity(res.memory.value);
-  if (res.memoryReservation) requests.memory = quantity(res.memoryReservation.value);
-  if (res.cpuMillis) limits.cpu = `${res.cpuMillis.value}m`;
-  // The kubelet turns a CPU request into shares as milliCPUs × 1024 / 1000: the inverse, rounded.
-  if (res.cpuShares) requests.cpu = `${Math.max(1, Math.round((res.cpuShares.value * 1000) / 1024))}m`;
-  if (res.memorySwap) r.none(res.memorySwap.src, ['resources', 'memory_swap'], 'memory-swap', '`resources.memory_swap`', `a Pod's swap is the node's setting (memorySwap.swapBehavior); ${LOSSY}`);
-  if (res.pids) r.none(res.pids.src, ['resources', 'pids'], 'pids', '`resources.pids`', `the kubelet limits processes per Pod for the whole node (podPidsLimit); ${LOSSY}`);
-  if (res.cpuset) r.none(res.cpuset.src, ['resources', 'cpuset'], 'cpuset', '`resources.cpuset`', `only the kubelet's static CPU manager pins CPUs; ${LOSSY}`);
-  if (res.ioWeight) r.none(res.ioWeight.src, ['resources', 'io_weight'], 'io-weight', '`resources.io_weight`', LOSSY);
+  for (const row of RESOURCE_EXPORTS) {
+    const v = res[row.key];
+    if (!v) continue;
+    const k = row.kube(v.value, quantity);
+    if ('none' in k) r.none(v.src, ['resources', row.config], row.config.replace(/_/g, '-'), `\`resources.${row.config}\``, k.none);
+    else (k.field === 'limits' ? limits : requests)[k.name] = k.value;
+  }
   for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
     for (const d of list) r.none(d.src, ['resources', key], 'device-limit', `\`resources.${key}\` (${d.path})`, LOSSY);
   if (Object.keys(limits).length || Object.keys(requests).length) container.resources = { ...(Object.keys(limits).length ? { limits } : {}), ...(Object.keys(requests).length ? { requests } : {}) };

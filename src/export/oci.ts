@@ -8,6 +8,7 @@ import { posix } from 'node:path';
 import type { BundleRoot, DeviceNode, SandboxSpec } from '../model/types';
 export type { BundleRoot, DeviceNode };
 import { DEFAULT_PROFILE, resolveProfile, type ResolvedFilter } from '../model/seccomp';
+import { RESOURCE_EXPORTS, setPath } from './resources';
 import { commonFindings, LOSSY, numericIds, Report, written, type Exported, type Locate } from './fidelity';
 
 /** A device node as stat(2) gives it. */
@@ -168,21 +169,13 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
   // Limits.
   const res = spec.resources;
   const resources: Record<string, unknown> = {};
-  const memory: Record<string, number> = {};
-  if (res.memory) memory.limit = res.memory.value;
-  if (res.memoryReservation) memory.reservation = res.memoryReservation.value;
-  // runtime-spec's swap is memory plus swap (cgroup v1's memsw), as memory_swap is; sandbox caps it at twice memory by default, as Docker.
-  if (res.memorySwap) memory.swap = res.memorySwap.value;
-  else if (res.memory) memory.swap = 2 * res.memory.value;
-  if (Object.keys(memory).length) resources.memory = memory;
-  const cpu: Record<string, unknown> = {};
-  if (res.cpuMillis) { cpu.period = 100_000; cpu.quota = Math.round((res.cpuMillis.value * 100_000) / 1000); }
-  if (res.cpuShares) cpu.shares = res.cpuShares.value;
-  if (res.cpuset) cpu.cpus = res.cpuset.value;
-  if (Object.keys(cpu).length) resources.cpu = cpu;
-  if (res.pids) resources.pids = { limit: res.pids.value };
-  const blockIO: Record<string, unknown> = {};
-  if (res.ioWeight) blockIO.weight = res.ioWeight.value;
+  // sandbox caps memory plus swap at twice memory by default, as Docker (normalize's default).
+  const swap = res.memorySwap ?? res.memorySwapDefault;
+  for (const row of RESOURCE_EXPORTS) {
+    const v = row.key === 'memorySwap' ? swap : res[row.key];
+    if (v) for (const [path, value] of row.oci(v.value)) setPath(resources, path, value);
+  }
+  const blockIO = (resources.blockIO ?? {}) as Record<string, unknown>;
   for (const [key, list, field] of [['device_read_bps', res.deviceReadBps, 'throttleReadBpsDevice'], ['device_write_bps', res.deviceWriteBps, 'throttleWriteBpsDevice'], ['device_read_iops', res.deviceReadIops, 'throttleReadIOPSDevice'], ['device_write_iops', res.deviceWriteIops, 'throttleWriteIOPSDevice']] as const) {
     const out: unknown[] = [];
     for (const d of list) {
