@@ -1,5 +1,6 @@
-// Build everything a fresh clone needs, in order: the precompiled schema validator, the ABI mirror,
-// the typed build used by the tests (tsc), the bundled CLI (esbuild) and the native library.
+// Build everything a fresh clone needs, in order: the precompiled schema validator and the config
+// type generated from the same schema, the ABI mirror, the typed build used by the tests (tsc), the
+// bundled CLI (esbuild) and the native library.
 // Run by `npm install` (prepare) and `npm run build`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from './gen-abi.mjs';
+import { generate as generateConfigTypes } from './gen-config-types.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -17,6 +19,8 @@ const run = (cmd, args, what) => {
 };
 
 // 1. ajv standalone: the schema is compiled here, once, so that start-up only loads plain code.
+// The type of a file as written (UserConfig) is generated from the same schema, and the validator
+// is declared as the type guard of it: the schema is the one definition of a key.
 step('schema validator');
 const Ajv2020 = require('ajv/dist/2020').default;
 const standalone = require('ajv/dist/standalone').default;
@@ -27,9 +31,11 @@ const code = standalone(ajv, ajv.compile(schema));
 const gen = join(root, 'src/config/generated');
 mkdirSync(gen, { recursive: true });
 writeFileSync(join(gen, 'validate-schema.js'), code);
+try { writeFileSync(join(gen, 'config-types.ts'), generateConfigTypes(schema)); } catch (e) { process.stderr.write(`build: config types failed: ${e.message}\n`); process.exit(1); }
 writeFileSync(join(gen, 'validate-schema.d.ts'),
   "import type { ErrorObject } from 'ajv';\n" +
-  'declare const validate: ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };\n' +
+  "import type { UserConfig } from './config-types';\n" +
+  'declare const validate: ((data: unknown) => data is UserConfig) & { errors?: ErrorObject[] | null };\n' +
   'export = validate;\n');
 
 // The TypeScript mirror of native/include/sbx.h (op numbers, flags, event phases, struct layouts),

@@ -4,6 +4,7 @@ import type { ErrorObject } from 'ajv';
 import validateSchema from './generated/validate-schema';
 import { clip, didYouMean, displayPath, lineAt, type Diagnostic } from './diagnostic';
 import type { ParsedConfig, PathSeg } from './parse';
+import type { UserConfig } from './types';
 
 /** Names people bring from Docker and Compose that sandbox spells another way. */
 const SYNONYMS: ReadonlyMap<string, string> = new Map(Object.entries({
@@ -50,20 +51,30 @@ function quoteIt(parsed: ParsedConfig, path: PathSeg[], data: unknown): string {
   return `: YAML reads \`${raw}\` as ${as}; quote it, as "${raw}"`;
 }
 
-/** Where each schema error is, as paths into the value (an unknown key's own path): the parts of
- * the file a tolerant reader leaves out. Empty when the value is valid. An `if` error is left out:
- * the errors of its `then` say which part of the mapping is wrong. */
-export function schemaErrorPaths(value: unknown): PathSeg[][] {
-  if (validateSchema(value)) return [];
-  return (validateSchema.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf').map((e) => {
-    const path = ptrToPath(e.instancePath);
-    return e.keyword === 'additionalProperties' ? [...path, String((e.params as { additionalProperty: string }).additionalProperty)] : path;
-  });
+/** Whether a value is a valid sandbox file: the schema's check, which makes it a UserConfig (the
+ * type generated from the same schema) without a cast. */
+export function isUserConfig(value: unknown): value is UserConfig {
+  return validateSchema(value);
 }
 
-/** Validates against the schema; returns located diagnostics and the paths that failed. */
-export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][] } {
-  if (validateSchema(value)) return { diagnostics: [], failed: [] };
+/** One check against the schema: the value as a UserConfig when it is valid, otherwise where each
+ * error is, as paths into the value (an unknown key's own path): the parts of the file a tolerant
+ * reader leaves out. An `if` error is left out: the errors of its `then` say which part of the
+ * mapping is wrong. */
+export function checkConfig(value: unknown): { config: UserConfig; failed?: undefined } | { config?: undefined; failed: PathSeg[][] } {
+  if (validateSchema(value)) return { config: value };
+  return {
+    failed: (validateSchema.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'allOf').map((e) => {
+      const path = ptrToPath(e.instancePath);
+      return e.keyword === 'additionalProperties' ? [...path, String((e.params as { additionalProperty: string }).additionalProperty)] : path;
+    }),
+  };
+}
+
+/** Validates against the schema; returns located diagnostics and the paths that failed, or the
+ * value as a UserConfig when nothing failed. */
+export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][]; config?: UserConfig } {
+  if (validateSchema(value)) return { diagnostics: [], failed: [], config: value };
   const diagnostics: Diagnostic[] = [];
   const failed: PathSeg[][] = [];
   const seen = new Set<string>();

@@ -95,7 +95,10 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   const res = spec.resources;
   for (const row of RESOURCE_EXPORTS) {
     const v = res[row.key];
-    if (v) for (const [path, value] of row.compose(v.value)) setPath(svc, path, value);
+    if (!v) continue;
+    const c = row.compose(v.value);
+    if ('none' in c) r.none(v.src, ['resources', row.config], row.config.replace(/_/g, '-'), `\`resources.${row.config}\``, c.none);
+    else for (const [path, value] of c) setPath(svc, path, value);
   }
   const blkio = (svc.blkio_config ?? {}) as Obj;
   delete svc.blkio_config;

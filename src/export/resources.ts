@@ -12,7 +12,8 @@ export type ScalarResource = Exclude<{ [K in keyof ResourcesSpec]-?: ResourcesSp
 
 type ValueOf<K extends ScalarResource> = NonNullable<ResourcesSpec[K]>['value'];
 
-/** What a Pod does with a key: a container's limit or request, or nothing (the reason, a sentence). */
+/** What a Pod does with a key: a container's limit or request, or nothing (`none`: what to do, a
+ * sentence after the finding's semicolon). */
 export type KubeResource = { field: 'limits' | 'requests'; name: 'memory' | 'cpu'; value: string } | { none: string };
 
 export interface ResourceRow<K extends ScalarResource> {
@@ -20,8 +21,8 @@ export interface ResourceRow<K extends ScalarResource> {
   config: string;
   /** Paths under config.json's linux.resources, and their values. */
   oci(v: ValueOf<K>): [string[], unknown][];
-  /** Paths in the Compose service, and their values. */
-  compose(v: ValueOf<K>): [string[], unknown][];
+  /** Paths in the Compose service, and their values; or why Compose cannot say it. */
+  compose(v: ValueOf<K>): [string[], unknown][] | { none: string };
   kube(v: ValueOf<K>, quantity: (bytes: number) => string): KubeResource;
 }
 

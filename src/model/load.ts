@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { clipQuoted, type Diagnostic, pointer, sortDiagnostics } from '../config/diagnostic';
 import { interpolate } from '../config/interpolate';
 import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from '../config/parse';
-import { schemaErrorPaths, validate } from '../config/validate';
+import { checkConfig, validate } from '../config/validate';
 import type { UserConfig } from '../config/types';
 import { imageOf, normalize, resolveHostPath, seccompShownPath, type FileRead, type NormalizeContext, type SpecInputs } from './normalize';
 import { PROFILE_MAX_BYTES } from './seccomp';
@@ -88,33 +88,35 @@ export function readConfig(input: LoadInput): ConfigRead {
   // What the schema rejected is left out, value by value (an unknown key, a list item, a wrong
   // type), so that normalize and the rules still judge the rest of the file: every error at once,
   // without guessing at values known to be wrong. A list keeps its items' places in the file.
-  const tolerant = tolerate(interp.value as Record<string, unknown>, [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)].map(wholeOf));
+  // A file with nothing to leave out is used whole, as validate found it (a copy, as tolerate's).
+  const failed = [...checked.failed, ...interp.problems.filter((p) => p.severity === 'error').map((p) => p.path)].map(wholeOf);
+  const tolerant = checked.config && !failed.length
+    ? { value: structuredClone(checked.config), original: (path: readonly PathSeg[]) => [...path] }
+    : tolerate(interp.value, failed);
   if (!tolerant) return read;
   const value = tolerant.value;
   const where = (path: readonly PathSeg[], part?: 'key' | 'value'): Source => {
     const s = parsed.locate(tolerant.original(path), part);
     return { file: input.file, line: s.line, col: s.col };
   };
-  if (value.version !== 1) return read;
   const absDir = dirname(input.absFile);
   const envFiles: Record<string, FileRead> = {};
-  const files = value.env_file === undefined ? [] : ([] as unknown[]).concat(value.env_file);
+  const files = value.env_file === undefined ? [] : ([] as string[]).concat(value.env_file);
   for (const f of files) {
-    if (typeof f !== 'string') continue;
     const abs = resolveHostPath(f, absDir, input.home);
     if (!Object.hasOwn(envFiles, abs)) envFiles[abs] = readText(input, abs, 'env file', 'an env file', LIMITS.bytes, 'NAME=value lines');
   }
   const seccompFiles: Record<string, FileRead> = {};
-  const sc = (value.security as { seccomp?: unknown } | undefined)?.seccomp;
-  if (typeof sc === 'string' && sc !== 'default' && sc !== 'unconfined') {
+  const sc = value.security?.seccomp;
+  if (sc !== undefined && sc !== 'default' && sc !== 'unconfined') {
     const abs = resolveHostPath(sc, absDir, input.home);
     const text = readText(input, abs, 'seccomp profile', 'a seccomp profile', PROFILE_MAX_BYTES, 'JSON');
     seccompFiles[abs] = text;
     if (typeof text === 'string') texts[seccompShownPath(sc, { dir: absDir, home: input.home, where })] = text;
   }
-  read.cfg = value as unknown as UserConfig;
+  read.cfg = value;
   read.ctx = { file: input.absFile, dir: absDir, home: input.home, env: input.env, envFiles, seccompFiles, where };
-  const ref = typeof value.image === 'string' ? imageOf(read.cfg, read.ctx) : undefined;
+  const ref = value.image !== undefined ? imageOf(read.cfg, read.ctx) : undefined;
   if (ref) read.image = { ref, insecure: read.cfg.insecure_registries ?? [] };
   return read;
 }
@@ -185,9 +187,9 @@ const wholeOf = (path: PathSeg[]): PathSeg[] => WHOLE.find((w) => w.length <= pa
  * item), then the copy is checked again and what the removals made invalid (an item left without
  * a required key) goes too, until nothing fails. `original` maps a path in the copy back to the
  * file, so that a list's later items keep their own lines. Undefined when what fails is the top
- * level itself.
+ * level itself (or `version`, which the file cannot be read without).
  */
-export function tolerate(value: Record<string, unknown>, failed: readonly PathSeg[][]): { value: Record<string, unknown>; original(path: readonly PathSeg[]): PathSeg[] } | undefined {
+export function tolerate(value: object, failed: readonly PathSeg[][]): { value: UserConfig; original(path: readonly PathSeg[]): PathSeg[] } | undefined {
   const copy = structuredClone(value);
   // For a list of the copy that lost items: the index in the file of each item it kept.
   const places = new WeakMap<unknown[], number[]>();
@@ -209,14 +211,17 @@ export function tolerate(value: Record<string, unknown>, failed: readonly PathSe
     return true;
   };
   let todo = deepestFirst(failed);
-  for (let round = 0; todo.length; round++) {
+  let config: UserConfig | undefined;
+  for (let round = 0; !config; round++) {
     // Each round only removes: a schema that kept failing would be a bug, never a reason to loop.
     if (round > 16) return undefined;
     for (const p of todo) if (!remove(p)) return undefined;
-    todo = deepestFirst(schemaErrorPaths(copy).map(wholeOf));
+    const checked = checkConfig(copy);
+    config = checked.config;
+    todo = deepestFirst((checked.failed ?? []).map(wholeOf));
   }
   return {
-    value: copy,
+    value: config,
     original(path) {
       const out: PathSeg[] = [];
       let node: unknown = copy;

@@ -4,7 +4,8 @@
 import type { UserConfig } from '../config/types';
 import { applyImage } from './image';
 import type { SandboxSpec } from './types';
-import type { NormalizeContext, SpecInputs, SpecProblem } from './sections/context';
+import type { NormalizeContext, SpecProblem } from './sections/context';
+import type { SpecInputs } from './sections/inputs';
 import { normalizeIdentity } from './sections/identity';
 import { normalizeRoot } from './sections/root';
 import { normalizeProcess } from './sections/process';
@@ -16,7 +17,8 @@ import { normalizeSecurity } from './sections/security';
 import { normalizeKernel } from './sections/kernel';
 
 // What other folders import from here, wherever it lives now.
-export { resolveHostPath, type CliValue, type FileRead, type NormalizeContext, type SpecInputs, type SpecProblem } from './sections/context';
+export { resolveHostPath, type FileRead, type NormalizeContext, type SpecProblem } from './sections/context';
+export type { CliValue, SpecInputs } from './sections/inputs';
 export { parseSize } from './size';
 export { imageOf } from './sections/root';
 export { parseDuration, restartPolicy, shellSplit, signalNumber } from './sections/process';

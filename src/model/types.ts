@@ -2,14 +2,15 @@
 // is resolved (units are numbers, paths absolute, short forms expanded) and says where it came
 // from, so that the plan can cite the config line behind each step.
 import type { SeccompProfile } from './seccomp';
+import type { Source, Val } from './val';
+export type { Source, Val } from './val';
+export type { DeviceLimit, ResourcesSpec } from './sections/resources';
+import type { ResourcesSpec } from './sections/resources';
 
-/** A config location, or the built-in default, or the command line. */
-export type Source = { file: string; line: number; col: number } | 'default' | 'cli' | 'image';
 
 /** The file name of a location on the command line (`up -p`, `sandbox run`): line 1, the column of the word. */
 export const COMMAND_LINE = 'command line';
 
-export interface Val<T> { value: T; src: Source }
 
 export const NAMESPACES = ['user', 'pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'time'] as const;
 export type NsName = (typeof NAMESPACES)[number];
@@ -58,29 +59,6 @@ export interface VolumeSpec {
   anonymous: boolean;
 }
 
-export interface DeviceLimit { path: string; rate: number; src: Source }
-
-export interface ResourcesSpec {
-  memory?: Val<number>;
-  memoryReservation?: Val<number>;
-  /** Memory plus swap, as `memory_swap` says it; -1: unlimited swap. */
-  memorySwap?: Val<number>;
-  /** Docker's default where `memory` is set and `memory_swap` is not: memory plus swap capped at
-   * twice memory, cited at the memory line. Applied only where the host accounts swap (elsewhere
-   * there is nothing to cap, and the file asked for nothing); exports leave it to the runtime. */
-  memorySwapDefault?: Val<number>;
-  /** Thousandths of a CPU. */
-  cpuMillis?: Val<number>;
-  cpuShares?: Val<number>;
-  cpuset?: Val<string>;
-  /** -1: unlimited. */
-  pids?: Val<number>;
-  ioWeight?: Val<number>;
-  deviceReadBps: DeviceLimit[];
-  deviceWriteBps: DeviceLimit[];
-  deviceReadIops: DeviceLimit[];
-  deviceWriteIops: DeviceLimit[];
-}
 
 export interface CapSpec { name: string; src: Source }
 export interface EnvVar { name: string; value: string; src: Source }

@@ -1,10 +1,9 @@
-// What every section of normalize shares: its inputs (the file's place and the caller's
-// environment, the command line's words, the image), how a section reports a problem, and the
+// What every section of normalize shares: its context (the file's place and the caller's
+// environment; the command line's words and the image are in inputs.ts), how a section reports a problem, and the
 // small helpers for values that say where they came from. Pure, as normalize is.
 import { isAbsolute, join, normalize as normPath } from 'node:path';
 import type { PathSeg } from '../../config/parse';
-import type { ImageInput } from '../image';
-import type { CallerIds, Source, Val } from '../types';
+import type { Source, Val } from '../val';
 
 export interface NormalizeContext {
   /** Absolute path of the config file and its folder. */
@@ -29,33 +28,6 @@ export interface SpecProblem { src: Source; code: string; message: string }
 /** How a section reports a problem: every one is kept, and the section goes on with the rest. */
 export type Problem = (src: Source, code: string, message: string) => void;
 
-/**
- * What the command line and the image add, given to normalize rather than applied afterwards, so
- * that the rules see the spec that runs. The CLI's words win over the file's; the file's over the image's.
- */
-export interface SpecInputs {
-  /** `up --name`. */
-  name?: string;
-  /** `up -d`. */
-  detach?: boolean;
-  /** `up -i`: the caller's stdin reaches the command, as stdin_open does. */
-  interactive?: boolean;
-  /** `up -T`: no terminal, whatever the file's `tty` says (docker compose run -T), for a script that runs an interactive file. */
-  noTty?: boolean;
-  /** `up FILE -- CMD ARGS`: exactly CMD ARGS, replacing the file's and the image's entrypoint and command. */
-  command?: string[];
-  /** The image's config and unpacked layers, once the store has it. */
-  image?: ImageInput;
-  /** Without root: the caller's ids. The user namespace is then private by default, mapping the
-   * caller to root inside and its subordinate ranges above it, as rootless Podman does. */
-  rootless?: CallerIds;
-  /** `up FILE -e K=V -v SRC:DST -p HOST:CTR`: added to the file's, or replacing the file's variable
-   * of that name, mount on that target, port of that container port; relative paths start at `cwd`. */
-  overrides?: { env: CliValue[]; volumes: CliValue[]; ports: CliValue[]; cwd: string };
-}
-
-/** One value given on the command line, as written, and where it is there. */
-export interface CliValue { value: string; src: Source }
 
 /** The source of a built-in default. */
 export const D = 'default' as const;

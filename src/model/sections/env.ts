@@ -5,7 +5,8 @@ import type { UserConfig } from '../../config/types';
 import { envValue } from '../../config/interpolate';
 import type { EnvVar, Source, UserSpec, Val } from '../types';
 import { DEFAULT_PATH } from '../tables';
-import { D, own, resolveHostPath, type NormalizeContext, type Problem, type SpecInputs } from './context';
+import { D, own, resolveHostPath, type NormalizeContext, type Problem } from './context';
+import type { SpecInputs } from './inputs';
 
 /** What the defaults depend on: the hostname, the user (HOME) and whether there is a terminal (TERM). */
 export interface EnvBasis { hostname: Val<string>; user: UserSpec; tty: Val<boolean> }

@@ -5,7 +5,8 @@ import { basename, extname } from 'node:path';
 import type { UserConfig } from '../../config/types';
 import type { CallerIds, IdMap, NsSpec, SandboxSpec, Source, Val } from '../types';
 import { NAMESPACES } from '../types';
-import { D, val, type NormalizeContext, type SpecInputs } from './context';
+import { D, val, type NormalizeContext } from './context';
+import type { SpecInputs } from './inputs';
 
 export type Identity = Pick<SandboxSpec, 'name' | 'hostname' | 'namespaces' | 'userns'>;
 

@@ -7,7 +7,8 @@ import { didYouMean } from '../../config/diagnostic';
 import type { DeviceSpec, MountFlag, MountSpec, Propagation, SandboxSpec, Source } from '../types';
 import { MOUNT_FLAGS, PROPAGATIONS, VOLUME_NAME } from '../types';
 import { parseSize } from '../size';
-import { D, isOneOf, own, resolveHostPath, val, type NormalizeContext, type Problem, type SpecInputs } from './context';
+import { D, isOneOf, own, resolveHostPath, val, type NormalizeContext, type Problem } from './context';
+import type { SpecInputs } from './inputs';
 
 type VolumeEntry = NonNullable<UserConfig['volumes']>[number];
 type LongVolume = Exclude<VolumeEntry, string>;

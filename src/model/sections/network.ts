@@ -4,7 +4,8 @@ import type { UserConfig } from '../../config/types';
 import type { HostEntry, SandboxSpec, Val } from '../types';
 import { DEFAULT_SUBNET } from '../tables';
 import { isIP } from '../ip';
-import { D, val, type NormalizeContext, type Problem, type SpecInputs } from './context';
+import { D, val, type NormalizeContext, type Problem } from './context';
+import type { SpecInputs } from './inputs';
 import { normalizePorts } from './ports';
 
 type Network = SandboxSpec['network'];

@@ -4,7 +4,8 @@
 import type { UserConfig } from '../../config/types';
 import type { PortSpec, Source } from '../types';
 import { isIP } from '../ip';
-import type { NormalizeContext, Problem, SpecInputs } from './context';
+import type { NormalizeContext, Problem } from './context';
+import type { SpecInputs } from './inputs';
 
 type PortEntry = NonNullable<UserConfig['ports']>[number];
 

@@ -4,7 +4,8 @@
 import type { UserConfig } from '../../config/types';
 import type { RestartPolicy, SandboxSpec, Source, UserSpec, Val } from '../types';
 import { SIGNALS } from '../tables';
-import { D, own, val, valOr, type NormalizeContext, type Problem, type SpecInputs } from './context';
+import { D, own, val, valOr, type NormalizeContext, type Problem } from './context';
+import type { SpecInputs } from './inputs';
 import { normalizeEnv } from './env';
 
 /** `no`, `always`, `on-failure[:N]` (the schema's pattern) → the policy and its maximum. */

@@ -2,7 +2,7 @@
 // IO weight and per-device rates. None by default, but one: with only `memory`, memory plus swap is
 // capped at twice memory, as Docker does (memorySwapDefault, cited at the memory line).
 import type { UserConfig } from '../../config/types';
-import type { DeviceLimit, ResourcesSpec, Val } from '../types';
+import type { Source, Val } from '../val';
 import { parseSize } from '../size';
 import { val, type NormalizeContext, type Problem } from './context';
 
@@ -13,6 +13,31 @@ export function parseCpus(v: number | string): number | undefined {
   if (/^[0-9]+m$/.test(s)) return Number(s.slice(0, -1)) || undefined;
   const n = Number(s);
   return Number.isFinite(n) && n > 0 ? Math.round(n * 1000) : undefined;
+}
+
+/** The limits as the engine applies them: a new key is a field here, read in normalizeResources. */
+export interface DeviceLimit { path: string; rate: number; src: Source }
+
+export interface ResourcesSpec {
+  memory?: Val<number>;
+  memoryReservation?: Val<number>;
+  /** Memory plus swap, as `memory_swap` says it; -1: unlimited swap. */
+  memorySwap?: Val<number>;
+  /** Docker's default where `memory` is set and `memory_swap` is not: memory plus swap capped at
+   * twice memory, cited at the memory line. Applied only where the host accounts swap (elsewhere
+   * there is nothing to cap, and the file asked for nothing); exports leave it to the runtime. */
+  memorySwapDefault?: Val<number>;
+  /** Thousandths of a CPU. */
+  cpuMillis?: Val<number>;
+  cpuShares?: Val<number>;
+  cpuset?: Val<string>;
+  /** -1: unlimited. */
+  pids?: Val<number>;
+  ioWeight?: Val<number>;
+  deviceReadBps: DeviceLimit[];
+  deviceWriteBps: DeviceLimit[];
+  deviceReadIops: DeviceLimit[];
+  deviceWriteIops: DeviceLimit[];
 }
 
 type Resources = NonNullable<UserConfig['resources']>;
