@@ -99,7 +99,8 @@ export class Cgroup {
 
   set(controller: string, file: string, value: string): void {
     const dir = this.dirOf(controller);
-    if (file === 'cpuset.mems' && value === 'inherit') return copyUp(dir, file);
+    // cpuset v1 admits no task until cpus and mems are set: `inherit` takes the parent's.
+    if (file.startsWith('cpuset.') && value === 'inherit') return copyUp(dir, file);
     writeFileSync(join(dir, file), deviceValue(file, value));
   }
 
