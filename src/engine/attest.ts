@@ -264,7 +264,8 @@ function cgroupSet(a: Attestation, s: StepOf<'cgroup.set'>): void {
   if (/^(io\.max|blkio\.throttle\.)/.test(file)) { a.unchecked(s, `${file} names devices by major:minor and lists every device's limits; written in one write that fails whole`); return; }
   let good: boolean;
   if (value === 'inherit') good = g !== '';
-  else if (file === 'cpuset.cpus') good = cpuList(g) === cpuList(value);
+  // CPU and memory node lists read back in the kernel's form (0,1 as 0-1): compared as sets.
+  else if (file === 'cpuset.cpus' || file === 'cpuset.mems') good = cpuList(g) === cpuList(value);
   else if (/^[0-9]+$/.test(value) && /^[0-9]+$/.test(g)) good = Math.abs(Number(g) - Number(value)) < 4096 && Number(g) <= Number(value); // memory limits are rounded down to pages
   // A weight file may read `default N` (io.weight, BFQ's).
   else good = g.split('\n')[0]!.trim().replace(/^default /, '') === value.trim().replace(/^default /, '');
