@@ -40,6 +40,7 @@ const TABLE: { [K in ScalarResource]: ResourceRow<K> } = {
   // The kubelet turns a CPU request into shares as milliCPUs × 1024 / 1000: the inverse, rounded.
   cpuShares: { config: 'cpu_shares', oci: (v) => [[['cpu', 'shares'], v]], compose: (v) => [[['cpu_shares'], v]], kube: (v) => ({ field: 'requests', name: 'cpu', value: `${Math.max(1, Math.round((v * 1000) / 1024))}m` }) },
   cpuset: { config: 'cpuset', oci: (v) => [[['cpu', 'cpus'], v]], compose: (v) => [[['cpuset'], v]], kube: () => ({ none: `only the kubelet's static CPU manager pins CPUs; ${LOSSY}` }) },
+  cpusetMems: { config: 'cpuset_mems', oci: (v) => [[['cpu', 'mems'], v]], compose: () => ({ none: `docker run has it (--cpuset-mems), Compose has no key for it; ${LOSSY}` }), kube: () => ({ none: `only the kubelet's memory manager places a Pod's memory on NUMA nodes; ${LOSSY}` }) },
   pids: { config: 'pids', oci: (v) => [[['pids', 'limit'], v]], compose: (v) => [[['pids_limit'], v]], kube: () => ({ none: `the kubelet limits processes per Pod for the whole node (podPidsLimit); ${LOSSY}` }) },
   ioWeight: { config: 'io_weight', oci: (v) => [[['blockIO', 'weight'], v]], compose: (v) => [[['blkio_config', 'weight'], v]], kube: () => ({ none: LOSSY }) },
 };

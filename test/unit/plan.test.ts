@@ -280,3 +280,14 @@ test('ping works without NET_RAW: ping_group_range is opened in a private networ
   // The file's own value wins, as one step.
   assert.deepEqual(step('sysctls: {net.ipv4.ping_group_range: "0 0"}\n')!.args.value, '0 0');
 });
+
+test('resources.cpuset_mems: cpuset.mems on both layouts; on v1 (this hybrid host) the CPUs are the parent\'s when cpuset is not given, and the nodes the parent\'s when only cpuset is', () => {
+  const sets = (resources: string, layout: 'v1' | 'v2') => {
+    const { plan } = compile(loadText(`version: 1\ncommand: [x]\nnetwork: none\nresources: {${resources}}\n`).spec!, layout === 'v2' ? V2_HOST : HYBRID_HOST);
+    return plan.steps.filter((s) => s.kind === 'cgroup.set' && s.args.controller === 'cpuset').map((s) => `${s.id} ${(s.args as { file: string }).file}=${(s.args as { value: string }).value} @${typeof s.source === 'object' ? s.source.line : s.source}`);
+  };
+  assert.deepEqual(sets('cpuset_mems: "0-1"', 'v2'), ['cgroup:cpuset-mems cpuset.mems=0-1 @4']);
+  assert.deepEqual(sets('cpuset_mems: "0-1"', 'v1'), ['cgroup:cpuset cpuset.cpus=inherit @4', 'cgroup:cpuset-mems cpuset.mems=0-1 @4']);
+  assert.deepEqual(sets('cpuset: "0", cpuset_mems: "0"', 'v1'), ['cgroup:cpuset cpuset.cpus=0 @4', 'cgroup:cpuset-mems cpuset.mems=0 @4']);
+  assert.deepEqual(sets('cpuset: "0"', 'v1'), ['cgroup:cpuset cpuset.cpus=0 @4', 'cgroup:cpuset-mems cpuset.mems=inherit @4']);
+});

@@ -31,6 +31,8 @@ export interface ResourcesSpec {
   cpuMillis?: Val<number>;
   cpuShares?: Val<number>;
   cpuset?: Val<string>;
+  /** Memory nodes, as cpuset.mems takes them. */
+  cpusetMems?: Val<string>;
   /** -1: unlimited. */
   pids?: Val<number>;
   ioWeight?: Val<number>;
@@ -54,7 +56,7 @@ export function normalizeResources(cfg: UserConfig, ctx: NormalizeContext, probl
   };
   const limits = (key: 'device_read_bps' | 'device_write_bps' | 'device_read_iops' | 'device_write_iops'): DeviceLimit[] =>
     (r[key] ?? []).map((d, i) => ({ path: d.path, rate: typeof d.rate === 'number' ? d.rate : parseSize(d.rate) ?? 0, src: at(key, i) }));
-  const given = <T>(key: 'cpu_shares' | 'cpuset' | 'pids' | 'io_weight', value: T | undefined): Val<T> | undefined => (value !== undefined ? val(value, at(key)) : undefined);
+  const given = <T>(key: 'cpu_shares' | 'cpuset' | 'cpuset_mems' | 'pids' | 'io_weight', value: T | undefined): Val<T> | undefined => (value !== undefined ? val(value, at(key)) : undefined);
   const memory = size('memory'), memoryReservation = size('memory_reservation'), memorySwap = size('memory_swap');
   const cpuMillis = r.cpus !== undefined ? parseCpus(r.cpus) : undefined;
   if (r.cpus !== undefined && cpuMillis === undefined) problem(at('cpus'), 'invalid-cpus', `\`${r.cpus}\` is not a CPU amount; write 1.5 or "1500m"`);
@@ -63,6 +65,7 @@ export function normalizeResources(cfg: UserConfig, ctx: NormalizeContext, probl
     cpuMillis: cpuMillis !== undefined ? val(cpuMillis, at('cpus')) : undefined,
     cpuShares: given('cpu_shares', r.cpu_shares),
     cpuset: given('cpuset', r.cpuset),
+    cpusetMems: given('cpuset_mems', r.cpuset_mems),
     pids: given('pids', r.pids),
     ioWeight: given('io_weight', r.io_weight),
     deviceReadBps: limits('device_read_bps'), deviceWriteBps: limits('device_write_bps'),

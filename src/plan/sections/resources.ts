@@ -19,7 +19,7 @@ export function cgroupOf(spec: SandboxSpec, host: HostFeatures): Compilation['cg
   const r = spec.resources;
   const used = new Set(['memory', 'pids']);
   if (r.cpuMillis || r.cpuShares) used.add('cpu');
-  if (r.cpuset) used.add('cpuset');
+  if (r.cpuset || r.cpusetMems) used.add('cpuset');
   if (r.ioWeight || r.deviceReadBps.length || r.deviceWriteBps.length || r.deviceReadIops.length || r.deviceWriteIops.length) used.add('blkio');
   const joined = v2 ? cg.controllers : cg.controllers.filter((c) => used.has(c));
   return { path: cgroupPathFor(host, spec.name.value), joined };
@@ -84,7 +84,7 @@ function memoryLimits(ctx: Compilation, set: SetLimit): void {
   }
 }
 
-/** cpus, cpu_shares and cpuset. */
+/** cpus, cpu_shares, cpuset and cpuset_mems. */
 function cpuLimits(ctx: Compilation, set: SetLimit): void {
   const r = ctx.spec.resources;
   const v2 = ctx.host.cgroup.layout === 'v2';
@@ -101,10 +101,11 @@ function cpuLimits(ctx: Compilation, set: SetLimit): void {
     const w = Math.round(1 + ((r.cpuShares.value - 2) * 9999) / 262142);
     set('cpu-shares', 'cpu', v2 ? 'cpu.weight' : 'cpu.shares', v2 ? w : r.cpuShares.value, `weigh CPU at ${r.cpuShares.value} shares${v2 ? ` (weight ${w})` : ''}`, r.cpuShares.src);
   }
-  if (r.cpuset) {
-    set('cpuset', 'cpuset', 'cpuset.cpus', r.cpuset.value, `run on CPUs ${r.cpuset.value}`, r.cpuset.src);
-    if (!v2) set('cpuset-mems', 'cpuset', 'cpuset.mems', 'inherit', 'use the parent\'s memory nodes (cpuset v1 needs them set)', r.cpuset.src);
-  }
+  // cpuset v1 admits no task until both cpus and mems are set: the one not given is the parent's.
+  if (r.cpuset) set('cpuset', 'cpuset', 'cpuset.cpus', r.cpuset.value, `run on CPUs ${r.cpuset.value}`, r.cpuset.src);
+  else if (r.cpusetMems && !v2) set('cpuset', 'cpuset', 'cpuset.cpus', 'inherit', 'use the parent\'s CPUs (cpuset v1 needs them set)', r.cpusetMems.src);
+  if (r.cpusetMems) set('cpuset-mems', 'cpuset', 'cpuset.mems', r.cpusetMems.value, `allocate memory on nodes ${r.cpusetMems.value}`, r.cpusetMems.src);
+  else if (r.cpuset && !v2) set('cpuset-mems', 'cpuset', 'cpuset.mems', 'inherit', 'use the parent\'s memory nodes (cpuset v1 needs them set)', r.cpuset.src);
 }
 
 /** pids, io_weight and the devices' rates. */
