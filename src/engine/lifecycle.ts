@@ -1,10 +1,12 @@
 // The lifecycle of sandboxes that run (or ran), behind the engine: list, find, stop, down, gc, their
 // processes and logs, from the state that the engine and the supervisor keep under /run/sandbox
-// (engine/state.ts). Runs in the CLI process as root; the CLI only prints what these return.
+// (host/state.ts); down and gc replay the undo list the run recorded there (host/teardown.ts).
+// Runs in the CLI process as root; the CLI only prints what these return.
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
-import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { exitCode, heldPorts, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { orphanTables, reclaim } from '../host/teardown';
 import { ownerAlive, procStat, readOwner } from '../host/lock';
 import { removeTable } from '../host/network';
 import { stopRecorded } from '../host/rootless-net';
@@ -34,7 +36,8 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   if (!row.running || !row.state) return { running: false, killed: false };
   const state = row.state;
   // Read again at each look: after a restart, the current run's PID 1 (and, rootless without a cgroup, its pid namespace).
-  const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state) };
+  const cgroup = sandboxCgroup(host, name);
+  const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state, cgroup) };
   const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
