@@ -38,8 +38,8 @@ export interface HostContext {
   /** What reverts each change, replayed in reverse when the run fails or ends (not for a detached
    * sandbox that runs: `down` replays what it recorded in the state folder). */
   undo: UndoList;
-  /** The host's names of this sandbox's network that the plan leaves to the engine: the veth
-   * pair's host end and the nftables table, worked out once (engine/native.ts) and recorded. */
+  /** The host's names of this sandbox's private network, as the plan names them (in the undo of
+   * net.veth and net.nat): the veth pair's host end and the nftables table. */
   names: { veth: string; table: string };
   /** The ports reserved by the preflight, in the order of the plan's port steps, with the CLI's hold on each. */
   ports: { step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[];
@@ -172,6 +172,7 @@ const HANDLERS: Handlers = {
   },
   'net.veth': async (ctx, s) => {
     const hostIf = ctx.names.veth;
+    if (!hostIf) throw new Error('internal error: the plan names no host end for the veth pair');
     ctx.undo.record(s.id, { kind: 'net.veth.remove', args: { interface: hostIf } });
     createVeth(childOf(ctx).pid, hostIf, s.args.gateway, addressOf(ctx), ctx.ports.length > 0, s.args.mtu);
     ctx.undo.record(s.id, { kind: 'net.forwarding.restore', args: { state: ctx.state } });
@@ -179,6 +180,7 @@ const HANDLERS: Handlers = {
   },
   'net.nat': (ctx, s) => {
     const { table, veth } = ctx.names;
+    if (!table) throw new Error('internal error: the plan names no nftables table');
     ctx.undo.record(s.id, { kind: 'net.nat.remove', args: { subnet: s.args.subnet, table } });
     nft(natTable(table, veth, addressOf(ctx)));
   },

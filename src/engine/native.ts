@@ -17,7 +17,6 @@ import { Cgroup } from '../host/cgroup';
 import { CLONE, encodeProgram, RESTART, UnsupportedStep, type Program, type ProgramInput } from './ops';
 import { cachedFilter } from '../host/seccomp-cache';
 import { stopRequested, writePid, writeSaved, writeState } from '../host/state';
-import { hostInterface, nftTable } from '../host/network';
 import { hostOps } from '../host/teardown';
 import { UndoList } from '../host/undo';
 import type { Ids } from '../host/users';
@@ -72,6 +71,14 @@ function encode(input: ProgramInput): Program {
     if (sc && e instanceof NativeError) throw new StepFailure(sc, e.errno, e.message);
     throw e;
   }
+}
+
+/** The host's names of a private network (the veth pair's host end, the nftables table), as the
+ * plan records them in the undo of its net.veth and net.nat steps; '' where it has none. */
+function networkNames(plan: Plan): { veth: string; table: string } {
+  const v = findStep(plan.steps, 'net.veth')?.undo;
+  const n = findStep(plan.steps, 'net.nat')?.undo;
+  return { veth: v?.kind === 'net.veth.remove' ? v.args.interface ?? '' : '', table: n?.kind === 'net.nat.remove' ? n.args.table ?? '' : '' };
 }
 
 /** A preflight refusal as the failure of the step it concerns. */
@@ -227,8 +234,7 @@ class NativeRun {
       cgroup: new Cgroup({ ...host.cgroup, controllers: cgStep?.args.controllers ?? [] }, cgStep?.args.path ?? ''),
       container: this.image.container, layers: this.image.layers, imageReadOnly: this.image.readOnly,
       undo: new UndoList(), ports: [], corruptAt: opts.corruptAt,
-      // The names the plan leaves to the engine, worked out here once; the steps record them.
-      names: { veth: hostInterface(plan.name), table: nftTable(plan.name) },
+      names: networkNames(plan),
     };
     this.session = new Session(lib);
     // From the start: a signal during setup stops it (and everything is undone); once the command

@@ -8,7 +8,7 @@ import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../
 import { checkOrder } from './order';
 import { gatewayOf } from '../model/ip';
 import { findStep, makeStep } from './steps';
-import { cgroupPathFor } from './paths';
+import { cgroupPathFor, hostInterface, nftTable } from './paths';
 import type { HostFeatures, Plan, Stage, Step, StepArgs, StepKind, Undo } from './types';
 
 export interface HostProblem {
@@ -184,9 +184,9 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
       const sub = spec.network.subnet;
       const gateway = gatewayOf(sub.value);
       // A 64 KiB MTU, as loopback's (and pasta's): with 1500 the pair carries a sixth less than loopback.
-      add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: {} });
+      add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: { interface: hostInterface(name) } });
       add('network', 'net:address', 'net.address', `give eth0 the leased address, with a default route through ${gateway}`, mode.src, { subnet: sub.value, gateway, interface: 'eth0' });
-      add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value } });
+      add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value, table: nftTable(name) } });
       const proxy = spec.network.proxy;
       for (const p of spec.network.ports) {
         const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
