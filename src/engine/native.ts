@@ -212,7 +212,8 @@ class NativeRun {
   private readonly held = { user: -1, net: -1 };
   private ids!: Ids;
   private program!: Program;
-  /** The program a restart replays. */
+  /** The first run's program, with the leased address; the program a restart replays. */
+  private encodeFirst!: () => Program;
   private encodeRestart!: () => Program;
   private seccompCompileMs = 0;
   private attestation: Verdict[] = [];
@@ -308,7 +309,7 @@ class NativeRun {
     ctx.ids = this.ids;
     const compileSeccomp = once((p: string) => { const t = msNow(); const b = seccompFilter(this.lib, p); this.seccompCompileMs += msNow() - t; return b; });
     const init = this.exec.args.init ? initPath() : undefined;
-    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files!, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init };
+    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init };
     const first = (address?: string) => encode({ ...base, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address });
     // A restart replays the program the first run was attested with, less the network's own
     // steps, which persist in the held network namespace (and without the test-only faults).
@@ -318,7 +319,6 @@ class NativeRun {
     // The real address, once state.create has leased it (before the clone).
     this.encodeFirst = () => (privateNet ? first(ctx.address) : this.program);
   }
-  private encodeFirst!: () => Program;
 
   /** The host steps of these stages, in plan order; each failure names its step. */
   private async hostSteps(stages: readonly Step['stage'][]): Promise<void> {

@@ -1,7 +1,8 @@
-// Per-sandbox state on the host: /run/sandbox/NAME (state.json, the address lease, the network
-// files, the root mount point). Read by `ps`; and what a crashed run left (its CLI killed with -9)
-// is recognised here — a state folder whose cgroup has no live process — and removed by `gc` and
-// by the next `up` of the same name. Runs in the CLI process as root.
+// Per-sandbox state on the host: /run/sandbox/NAME (state.json, the undo list, the address lease,
+// the network files, the root mount point). Read by `ps`, stop and the preflight; whether a
+// sandbox lives is read from the cgroup its undo list records (a state folder with no live process
+// and no live owner is what a crashed run left: host/teardown.ts removes it). Runs in the CLI
+// process as root, or (rootless) as the caller.
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HostFeatures, Plan, Verdict } from '../plan/types';

@@ -51,11 +51,13 @@ export async function reclaim(host: HostFeatures, name: string, ops = hostOps(ho
 }
 
 /** reclaim, for a caller that holds the name's lock: the recorded list, newest first, then the
- * state folder itself, which a CLI killed between making it and recording it leaves unlisted. */
+ * state folder itself, which a CLI killed between making it and recording it leaves unlisted.
+ * A volume that a crashed setup made stays (`volume prune` removes it): by now another sandbox
+ * may have started with it, which would not have recorded it, having found it there. */
 export async function reclaimLocked(host: HostFeatures, name: string, ops = hostOps(host)): Promise<string[]> {
   const dir = join(host.stateRoot, name);
   if (sandboxPids(host, name, readState(dir)).length || ownerAlive(readOwner(join(dir, 'owner')))) return [];
-  const removed = await replayUndo(readUndo(dir), ops);
+  const removed = await replayUndo(readUndo(dir).filter((r) => r.kind !== 'volume.remove-new'), ops);
   const last = ops.removeState(dir);
   return last ? [...removed, last] : removed;
 }

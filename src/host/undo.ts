@@ -94,7 +94,10 @@ export class UndoList {
   private dir?: string;
 
   /** The state folder exists (state.create made it): the list is kept in it from now on. */
-  keepIn(stateDir: string): void { this.dir = stateDir; }
+  keepIn(stateDir: string): void {
+    this.dir = stateDir;
+    for (const e of this.entries) if (typeof e !== 'function') appendUndo(stateDir, e);
+  }
 
   record(step: string, u: Undo): void {
     const r = { ...u, step } as Recorded;

@@ -91,13 +91,13 @@ test('a line cut short by a kill is skipped; the entries before it stand', () =>
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('down and gc replay the recorded list: a cgroup recorded elsewhere than the name would give is the one removed, and its live process keeps the sandbox', async () => {
+test('down and gc replay the recorded list: a cgroup recorded elsewhere than the name would give is the one removed, its live process keeps the sandbox, a new volume stays', async () => {
   const { dir, host } = scratchHost();
   const state = join(host.stateRoot, 'a');
   mkdirSync(state);
   const recorded = 'elsewhere/a';
   assert.notEqual(recorded, cgroupPathFor(host, 'a'));
-  for (const r of [LIST[0]!, { step: 'cgroup', kind: 'cgroup.remove', args: { path: recorded } } as Recorded, LIST[6]!]) appendUndo(state, { ...r, ...(r.kind === 'state.remove' ? { args: { path: state } } : {}) } as Recorded);
+  for (const r of [LIST[0]!, LIST[2]!, { step: 'cgroup', kind: 'cgroup.remove', args: { path: recorded } } as Recorded, LIST[6]!]) appendUndo(state, { ...r, ...(r.kind === 'state.remove' ? { args: { path: state } } : {}) } as Recorded);
   // A live process in the recorded cgroup: the sandbox runs, and nothing is removed.
   mkdirSync(join(host.cgroup.mounts.unified!, recorded), { recursive: true });
   writeFileSync(join(host.cgroup.mounts.unified!, recorded, 'cgroup.procs'), `${process.pid}\n`);
@@ -106,7 +106,8 @@ test('down and gc replay the recorded list: a cgroup recorded elsewhere than the
   assert.deepEqual(await reclaim(host, 'a', recordingOps(log)), []);
   assert.deepEqual(log, []);
   // Once it is empty, the list is replayed as recorded; the state folder itself comes last again,
-  // for a CLI killed between making it and recording it.
+  // for a CLI killed between making it and recording it. The volume the crashed setup made stays
+  // (another sandbox may have found it since): only the failed start itself removes it.
   writeFileSync(join(host.cgroup.mounts.unified!, recorded, 'cgroup.procs'), '');
   log = [];
   await reclaim(host, 'a', recordingOps(log));
