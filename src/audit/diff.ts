@@ -59,6 +59,10 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
   limit('memory', L.memory, a.limits.memory, b.limits.memory, size);
   limit('pids', L.pids, a.limits.pids, b.limits.pids, count);
   limit('cpus', L.cpus, a.limits.cpuMillis, b.limits.cpuMillis, cpus);
+  // Weights, reservations and rates share CPU, memory and IO rather than open anything: neutral.
+  keyed('cgroup', 'cgroup-write', a.cgroupWrites, b.cgroupWrites, (w) => w.id, (w) => L.cgroupWrite(w.file, w.value), 'neutral', (x, y) => {
+    if (x.value !== y.value || x.file !== y.file) push('cgroup', 'cgroup-write.changed', M.changed(L.cgroupFile(y.file), x.value, y.value), 'neutral', x.at, y.at);
+  });
 
   // 3. namespaces.
   for (const x of a.namespaces) {

@@ -39,6 +39,9 @@ export interface ExposureFacts {
   /** 'default', 'unconfined', or a profile's path. */
   seccomp: { profile: string; at: At };
   limits: { memory: Limit; pids: Limit; cpuMillis: Limit };
+  /** Every other value the plan writes to the sandbox's cgroup (weights, reservations, swap, IO
+   * rates), by step: a new resources key shows here, and in diff, with no code of its own. */
+  cgroupWrites: { id: string; file: string; value: string; at: At }[];
   sysctls: { name: string; value: string; at: At }[];
   maskedPaths: { path: string; at: At }[];
   insecureRegistries: { host: string; at: At }[];
@@ -50,6 +53,13 @@ const KEY: Record<string, PathSeg[]> = {
   seccomp: ['security', 'seccomp'], memory: ['resources', 'memory'], pids: ['resources', 'pids'], cpus: ['resources', 'cpus'],
   caps: ['cap_drop'], sysctls: ['sysctls'], masked: ['security', 'masked_paths'], rootfs: ['rootfs'], ports: ['ports'], volumes: ['volumes'],
 };
+
+/** Two step sources that are the same place: the swap cap Docker derives from `memory` cites the
+ * memory line, and follows the memory limit `limits` shows already. */
+const sameSource = (a: Source, b: Source | undefined) => typeof a === 'object' && typeof b === 'object' && a.file === b.file && a.line === b.line && a.col === b.col;
+
+/** The cgroup writes that `limits` holds already (CPUs as a quota in two files on v1). */
+const LIMIT_STEPS = new Set(['cgroup:memory', 'cgroup:pids', 'cgroup:cpus', 'cgroup:cpus-period']);
 
 export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): ExposureFacts {
   const at = (src: Source, key: PathSeg[]): At => {
@@ -123,6 +133,7 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
       // The plan holds a quota per period, whose form differs by cgroup layout; the spec holds CPUs.
       cpuMillis: { value: r.cpuMillis?.value ?? null, at: at(r.cpuMillis?.src ?? 'default', KEY.cpus!) },
     },
+    cgroupWrites: stepsOf(steps, 'cgroup.set').filter((s) => !LIMIT_STEPS.has(s.id) && !(s.id === 'cgroup:memory-swap' && sameSource(s.source, cg('memory')?.source))).map((s) => ({ id: s.id, file: s.args.file, value: s.args.value, at: at(s.source, ['resources']) })),
     sysctls: stepsOf(steps, 'sysctl').map((s) => ({ name: s.args.name, value: s.args.value, at: at(s.source, KEY.sysctls!) })),
     maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, KEY.masked!) })),
     // The spec keeps the list without locations: each entry is found in the file.

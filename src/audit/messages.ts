@@ -57,6 +57,8 @@ export const LABEL = {
   memory: 'memory limit',
   pids: 'pids limit',
   cpus: 'CPU limit',
+  cgroupWrite: (file: string, value: string) => `cgroup ${file} = ${value}`,
+  cgroupFile: (file: string) => `cgroup ${file}`,
   sysctl: (name: string, value: string) => `sysctl ${name} = ${value}`,
   sysctlName: (name: string) => `sysctl ${name}`,
   masked: (path: string) => `masked path ${path}`,

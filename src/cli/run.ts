@@ -118,7 +118,8 @@ Flags, with docker run's meaning (each becomes a key of the file \`--save\` writ
 sandbox's own:
   --rootfs host|DIR   run on the host's root filesystem (read-only) or a folder, instead of an IMAGE
   --save FILE         write the equivalent reviewed file instead of running
-  --plan [--json]     print the plan (as JSON) instead of running
+  --plan [--json | --format json]
+                      print the plan (as JSON) instead of running
   -q                  print no progress
 Flags docker run has and sandbox cannot say are reported with the reason; --privileged is refused.`;
 

@@ -1,7 +1,7 @@
 // Cross-field rules over a SandboxSpec: things no single key can be wrong about. Pure; the
 // facts about the host that warnings need (CPU count) are parameters.
 import { isAbsolute, posix } from 'node:path';
-import type { SandboxSpec, Source } from './types';
+import type { NsName, SandboxSpec, Source } from './types';
 import { HOST_ROOT_DIRS, namespacedSysctl } from './tables';
 
 export interface RuleFinding { src: Source; code: string; message: string; severity: 'error' | 'warning' }
@@ -11,29 +11,52 @@ export interface RuleContext {
   partial?: boolean;
 }
 
+/** Where the rules of each part of the spec say what they find, in order. */
+interface Say {
+  error(src: Source, code: string, message: string): void;
+  warn(src: Source, code: string, message: string): void;
+}
+
+/** A place as a message names it. */
+const line = (s: Source) => (typeof s === 'object' ? `line ${s.line}` : s === 'cli' ? 'the command line' : 'the default');
+const nsOf = (spec: SandboxSpec, t: NsName) => spec.namespaces.find((n) => n.type === t)!;
+
 export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
   const out: RuleFinding[] = [];
-  const error = (src: Source, code: string, message: string) => out.push({ src, code, message, severity: 'error' });
-  const warn = (src: Source, code: string, message: string) => out.push({ src, code, message, severity: 'warning' });
-  const line = (s: Source) => (typeof s === 'object' ? `line ${s.line}` : s === 'cli' ? 'the command line' : 'the default');
-  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
-
+  const say: Say = {
+    error: (src, code, message) => { out.push({ src, code, message, severity: 'error' }); },
+    warn: (src, code, message) => { out.push({ src, code, message, severity: 'warning' }); },
+  };
   if (spec.process.args.length === 0 && spec.rootfs.type !== 'image' && !ctx.partial) {
-    error(spec.process.argsSrc, 'no-command', 'nothing to run: add `command:` (for example `command: [/bin/sh]`), or use an `image` that has one');
+    say.error(spec.process.argsSrc, 'no-command', 'nothing to run: add `command:` (for example `command: [/bin/sh]`), or use an `image` that has one');
   }
+  checkPorts(spec, say);
+  checkNetwork(spec, say);
+  checkMounts(spec, say);
+  if (!spec.process.cwd.value.startsWith('/')) say.error(spec.process.cwd.src, 'relative-workdir', '`workdir` must be an absolute path');
+  checkDevices(spec, say);
+  checkResources(spec, ctx, say);
+  checkUserns(spec, say);
+  checkNamespaces(spec, say);
+  checkKernel(spec, say);
+  if (spec.process.detach.value && spec.process.tty.value && spec.process.stdin.value) say.warn(spec.process.detach.src, 'detach-interactive', 'a detached sandbox has no terminal to read from; `stdin_open` and `tty` are kept for `sandbox exec`');
+  return out;
+}
 
-  // Network and ports.
+/** Ports: only from a private network, each host port once, each free-port mapping once. */
+function checkPorts(spec: SandboxSpec, say: Say): void {
   const mode = spec.network.mode.value;
-  if (spec.network.ports.length && mode !== 'private') {
-    error(spec.network.ports[0]!.src, 'ports-need-private-network', `ports are published only from a private network, and \`network\` is ${mode} (${line(spec.network.mode.src)}); set \`network: private\` or remove \`ports\``);
+  const ports = spec.network.ports;
+  if (ports.length && mode !== 'private') {
+    say.error(ports[0]!.src, 'ports-need-private-network', `ports are published only from a private network, and \`network\` is ${mode} (${line(spec.network.mode.src)}); set \`network: private\` or remove \`ports\``);
   }
   const taken = new Map<string, Source>();
-  for (const p of spec.network.ports) {
+  for (const p of ports) {
     if (p.hostPort === 0) continue;
     for (const [key, src] of taken) {
       const [ip, port, proto] = key.split('|');
       if (Number(port) === p.hostPort && proto === p.protocol && (ip === '' || p.hostIp === '' || ip === p.hostIp)) {
-        error(p.src, 'port-conflict', `host port ${p.hostPort}/${p.protocol} is already published on ${line(src)}; pick another host port`);
+        say.error(p.src, 'port-conflict', `host port ${p.hostPort}/${p.protocol} is already published on ${line(src)}; pick another host port`);
         break;
       }
     }
@@ -42,104 +65,116 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
   // A port with no host port (a free one is picked) can still be published twice: the same mapping.
   const anyPort = new Map<string, Source>();
   const reported = new Set<Source>();
-  for (const p of spec.network.ports) {
+  for (const p of ports) {
     if (p.hostPort !== 0) continue;
     const key = `${p.hostIp}|${p.containerPort}|${p.protocol}`;
     const first = anyPort.get(key);
     if (!first) { anyPort.set(key, p.src); continue; }
-    if (!reported.has(p.src)) error(p.src, 'port-conflict', `container port ${p.containerPort}/${p.protocol} is already published${p.hostIp ? ` on ${p.hostIp}` : ''} on ${line(first)}; remove one of them`);
+    if (!reported.has(p.src)) say.error(p.src, 'port-conflict', `container port ${p.containerPort}/${p.protocol} is already published${p.hostIp ? ` on ${p.hostIp}` : ''} on ${line(first)}; remove one of them`);
     reported.add(p.src);
   }
-  const allIfaces = spec.network.ports.find((p) => p.hostIp === '' && mode === 'private');
-  if (allIfaces) warn(allIfaces.src, 'port-on-all-interfaces', `port ${allIfaces.hostPort || '(any)'} is published on every address of the host; write 127.0.0.1:${allIfaces.hostPort || ''}:${allIfaces.containerPort} to keep it on this machine`);
-  const net = ns('net');
-  if (mode === 'host' && net.mode !== 'host') error(net.src, 'network-conflict', '`network: host` shares the host\'s network namespace, but `namespaces.net` asks for another one; keep one of them');
-  if (mode !== 'host' && net.mode === 'host' && net.src !== 'default') error(net.src, 'network-conflict', `\`namespaces.net\` is host, but \`network\` is ${mode}; write \`network: host\` instead`);
-  if (mode !== 'private' && spec.network.dns.length) warn(spec.network.dns[0]!.src, 'dns-unused', `\`dns\` is only written for a private network, and \`network\` is ${mode}`);
+  const allIfaces = ports.find((p) => p.hostIp === '' && mode === 'private');
+  if (allIfaces) say.warn(allIfaces.src, 'port-on-all-interfaces', `port ${allIfaces.hostPort || '(any)'} is published on every address of the host; write 127.0.0.1:${allIfaces.hostPort || ''}:${allIfaces.containerPort} to keep it on this machine`);
+}
+
+/** `network` against `namespaces.net`, dns without a private network, the subnet. */
+function checkNetwork(spec: SandboxSpec, say: Say): void {
+  const mode = spec.network.mode.value;
+  const net = nsOf(spec, 'net');
+  if (mode === 'host' && net.mode !== 'host') say.error(net.src, 'network-conflict', '`network: host` shares the host\'s network namespace, but `namespaces.net` asks for another one; keep one of them');
+  if (mode !== 'host' && net.mode === 'host' && net.src !== 'default') say.error(net.src, 'network-conflict', `\`namespaces.net\` is host, but \`network\` is ${mode}; write \`network: host\` instead`);
+  if (mode !== 'private' && spec.network.dns.length) say.warn(spec.network.dns[0]!.src, 'dns-unused', `\`dns\` is only written for a private network, and \`network\` is ${mode}`);
   const [, prefix] = spec.network.subnet.value.split('/');
   if (Number(prefix) > 30 || spec.network.subnet.value.split('/')[0]!.split('.').some((o) => Number(o) > 255)) {
-    error(spec.network.subnet.src, 'invalid-subnet', `\`${spec.network.subnet.value}\` is not a usable IPv4 subnet; use one such as 10.88.0.0/24 (prefix /30 or shorter)`);
+    say.error(spec.network.subnet.src, 'invalid-subnet', `\`${spec.network.subnet.value}\` is not a usable IPv4 subnet; use one such as 10.88.0.0/24 (prefix /30 or shorter)`);
   }
+}
 
-  // Mounts.
+/** Mount targets: absolute, not over what sandbox mounts itself, each once. */
+function checkMounts(spec: SandboxSpec, say: Say): void {
+  const privateNet = spec.network.mode.value === 'private' && nsOf(spec, 'net').mode === 'private';
   const targets = new Map<string, Source>();
   for (const m of spec.mounts) {
-    if (!isAbsolute(m.target)) { error(m.src, 'relative-target', `mount target \`${m.target}\` is relative; targets are paths inside the sandbox, such as /${m.target.replace(/^\.?\/*/, '')}`); continue; }
+    if (!isAbsolute(m.target)) { say.error(m.src, 'relative-target', `mount target \`${m.target}\` is relative; targets are paths inside the sandbox, such as /${m.target.replace(/^\.?\/*/, '')}`); continue; }
     const t = posix.normalize(m.target).replace(/(.)\/$/, '$1');
-    if (t === '/') { error(m.src, 'root-target', 'a volume cannot be mounted on /; use `rootfs` to choose the root filesystem'); continue; }
-    if (t === '/proc' || t.startsWith('/proc/') || t === '/dev' || t === '/sys') error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t.split('/')[1]}; pick another target`);
-    else if (t === '/dev/pts' || t === '/sys/fs/cgroup') error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t === '/dev/pts' ? 'terminals (devpts)' : 'cgroup'}; pick another target`);
-    else if ((t === '/etc/hosts' || t === '/etc/resolv.conf') && mode === 'private' && net.mode === 'private') error(m.src, 'reserved-target', `${t} is written by sandbox for its private network; set ${t === '/etc/hosts' ? '`extra_hosts`' : '`dns`'} instead of mounting over it`);
-    else if (spec.rootfs.type === 'host' && HOST_ROOT_DIRS.includes(t)) error(m.src, 'reserved-target', `\`rootfs: host\` binds the host's ${t} there read-only; mount the volume below it (such as ${t}/data), or use a \`dir\` rootfs or an image`);
+    if (t === '/') { say.error(m.src, 'root-target', 'a volume cannot be mounted on /; use `rootfs` to choose the root filesystem'); continue; }
+    if (t === '/proc' || t.startsWith('/proc/') || t === '/dev' || t === '/sys') say.error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t.split('/')[1]}; pick another target`);
+    else if (t === '/dev/pts' || t === '/sys/fs/cgroup') say.error(m.src, 'reserved-target', `mounting over ${t} would hide the sandbox's own ${t === '/dev/pts' ? 'terminals (devpts)' : 'cgroup'}; pick another target`);
+    else if ((t === '/etc/hosts' || t === '/etc/resolv.conf') && privateNet) say.error(m.src, 'reserved-target', `${t} is written by sandbox for its private network; set ${t === '/etc/hosts' ? '`extra_hosts`' : '`dns`'} instead of mounting over it`);
+    else if (spec.rootfs.type === 'host' && HOST_ROOT_DIRS.includes(t)) say.error(m.src, 'reserved-target', `\`rootfs: host\` binds the host's ${t} there read-only; mount the volume below it (such as ${t}/data), or use a \`dir\` rootfs or an image`);
     const first = targets.get(t);
-    if (first) error(m.src, 'duplicate-target', `two volumes are mounted on ${t}; the first is on ${line(first)}`);
+    if (first) say.error(m.src, 'duplicate-target', `two volumes are mounted on ${t}; the first is on ${line(first)}`);
     else targets.set(t, m.src);
   }
-  if (!spec.process.cwd.value.startsWith('/')) error(spec.process.cwd.src, 'relative-workdir', '`workdir` must be an absolute path');
+}
 
-  // Devices: one per target.
+/** Devices: one per target. */
+function checkDevices(spec: SandboxSpec, say: Say): void {
   const devTargets = new Map<string, Source>();
   for (const d of spec.devices) {
     const first = devTargets.get(d.target);
-    if (first) error(d.src, 'duplicate-device', `two devices are given as ${d.target}; the first is on ${line(first)}`);
+    if (first) say.error(d.src, 'duplicate-device', `two devices are given as ${d.target}; the first is on ${line(first)}`);
     else devTargets.set(d.target, d.src);
   }
+}
 
-  // Resources.
+/** Limits against each other and against the host's CPUs. */
+function checkResources(spec: SandboxSpec, ctx: RuleContext, say: Say): void {
   const r = spec.resources;
   for (const [key, list] of [['device_read_bps', r.deviceReadBps], ['device_write_bps', r.deviceWriteBps], ['device_read_iops', r.deviceReadIops], ['device_write_iops', r.deviceWriteIops]] as const) {
     const seen = new Map<string, Source>();
     for (const l of list) {
       const first = seen.get(l.path);
-      if (first) error(l.src, 'duplicate-device-limit', `\`${key}\` limits ${l.path} twice; the first is on ${line(first)} (keep one)`);
+      if (first) say.error(l.src, 'duplicate-device-limit', `\`${key}\` limits ${l.path} twice; the first is on ${line(first)} (keep one)`);
       else seen.set(l.path, l.src);
     }
   }
   if (r.memorySwap && r.memory && r.memorySwap.value !== -1 && r.memorySwap.value < r.memory.value) {
-    error(r.memorySwap.src, 'swap-below-memory', `\`memory_swap\` (${r.memorySwap.value} bytes) is memory plus swap, so it cannot be below \`memory\` (${r.memory.value} bytes); set it to at least the memory limit, or -1`);
+    say.error(r.memorySwap.src, 'swap-below-memory', `\`memory_swap\` (${r.memorySwap.value} bytes) is memory plus swap, so it cannot be below \`memory\` (${r.memory.value} bytes); set it to at least the memory limit, or -1`);
   }
-  if (r.memorySwap && !r.memory) error(r.memorySwap.src, 'swap-without-memory', '`memory_swap` needs `memory` to be set too');
-  if (r.memoryReservation && r.memory && r.memoryReservation.value > r.memory.value) error(r.memoryReservation.src, 'reservation-above-memory', '`memory_reservation` is above `memory`; the soft limit must be lower than the hard one');
-  if (r.memory && r.memory.value < 6 * 1024 * 1024) error(r.memory.src, 'memory-too-low', `\`memory\` of ${r.memory.value} bytes is below Docker's minimum of 6m; a sandboxed process cannot start in less`);
-  if (r.cpuMillis && r.cpuMillis.value > ctx.hostCpus * 1000) warn(r.cpuMillis.src, 'cpus-above-host', `\`cpus\` is ${r.cpuMillis.value / 1000}, and this host has ${ctx.hostCpus}; the limit will never bite`);
+  if (r.memorySwap && !r.memory) say.error(r.memorySwap.src, 'swap-without-memory', '`memory_swap` needs `memory` to be set too');
+  if (r.memoryReservation && r.memory && r.memoryReservation.value > r.memory.value) say.error(r.memoryReservation.src, 'reservation-above-memory', '`memory_reservation` is above `memory`; the soft limit must be lower than the hard one');
+  if (r.memory && r.memory.value < 6 * 1024 * 1024) say.error(r.memory.src, 'memory-too-low', `\`memory\` of ${r.memory.value} bytes is below Docker's minimum of 6m; a sandboxed process cannot start in less`);
+  if (r.cpuMillis && r.cpuMillis.value > ctx.hostCpus * 1000) say.warn(r.cpuMillis.src, 'cpus-above-host', `\`cpus\` is ${r.cpuMillis.value / 1000}, and this host has ${ctx.hostCpus}; the limit will never bite`);
   if (r.cpuset) {
     const max = Math.max(...r.cpuset.value.split(/[,-]/).map(Number));
-    if (max >= ctx.hostCpus) warn(r.cpuset.src, 'cpuset-above-host', `\`cpuset\` names CPU ${max}, and this host has CPUs 0-${ctx.hostCpus - 1}`);
+    if (max >= ctx.hostCpus) say.warn(r.cpuset.src, 'cpuset-above-host', `\`cpuset\` names CPU ${max}, and this host has CPUs 0-${ctx.hostCpus - 1}`);
   }
+}
 
-  // User namespace maps.
-  if (spec.userns) {
-    const inMap = (id: number, maps: { container: number; size: number }[]) => maps.some((m) => id >= m.container && id < m.container + m.size);
-    const u = spec.process.user;
-    const ranges = (maps: { container: number; size: number }[]) => maps.map((m) => `${m.container}-${m.container + m.size - 1}`).join(', ');
-    if (typeof u.user === 'number' && !inMap(u.user, spec.userns.uidMap)) error(u.src, 'uid-not-mapped', `uid ${u.user} is outside the user namespace's uid_map (${ranges(spec.userns.uidMap)}); map it or run as a mapped uid`);
-    if (typeof u.group === 'number' && !inMap(u.group, spec.userns.gidMap)) error(u.src, 'gid-not-mapped', `gid ${u.group} is outside the user namespace's gid_map (${ranges(spec.userns.gidMap)}); map it or run as a mapped gid`);
-    for (const g of spec.process.groups) if (typeof g.value === 'number' && !inMap(g.value, spec.userns.gidMap)) error(g.src, 'gid-not-mapped', `group ${g.value} is outside the user namespace's gid_map (${ranges(spec.userns.gidMap)})`);
-    for (const [which, maps] of [['uid_map', spec.userns.uidMap], ['gid_map', spec.userns.gidMap]] as const) {
-      const sorted = [...maps].sort((a, b) => a.container - b.container);
-      for (let i = 1; i < sorted.length; i++) if (sorted[i]!.container < sorted[i - 1]!.container + sorted[i - 1]!.size) error(spec.userns.src, 'overlapping-map', `two ranges of \`${which}\` overlap inside the namespace (${ranges(sorted.slice(i - 1, i + 1))})`);
-      if (maps.length > 340) error(spec.userns.src, 'too-many-ranges', `\`${which}\` has ${maps.length} ranges; the kernel takes at most 340`);
-    }
+/** User namespace maps: the user and groups mapped, ranges apart, at most the kernel's 340. */
+function checkUserns(spec: SandboxSpec, say: Say): void {
+  const userns = spec.userns;
+  if (!userns) return;
+  const inMap = (id: number, maps: { container: number; size: number }[]) => maps.some((m) => id >= m.container && id < m.container + m.size);
+  const u = spec.process.user;
+  const ranges = (maps: { container: number; size: number }[]) => maps.map((m) => `${m.container}-${m.container + m.size - 1}`).join(', ');
+  if (typeof u.user === 'number' && !inMap(u.user, userns.uidMap)) say.error(u.src, 'uid-not-mapped', `uid ${u.user} is outside the user namespace's uid_map (${ranges(userns.uidMap)}); map it or run as a mapped uid`);
+  if (typeof u.group === 'number' && !inMap(u.group, userns.gidMap)) say.error(u.src, 'gid-not-mapped', `gid ${u.group} is outside the user namespace's gid_map (${ranges(userns.gidMap)}); map it or run as a mapped gid`);
+  for (const g of spec.process.groups) if (typeof g.value === 'number' && !inMap(g.value, userns.gidMap)) say.error(g.src, 'gid-not-mapped', `group ${g.value} is outside the user namespace's gid_map (${ranges(userns.gidMap)})`);
+  for (const [which, maps] of [['uid_map', userns.uidMap], ['gid_map', userns.gidMap]] as const) {
+    const sorted = [...maps].sort((a, b) => a.container - b.container);
+    for (let i = 1; i < sorted.length; i++) if (sorted[i]!.container < sorted[i - 1]!.container + sorted[i - 1]!.size) say.error(userns.src, 'overlapping-map', `two ranges of \`${which}\` overlap inside the namespace (${ranges(sorted.slice(i - 1, i + 1))})`);
+    if (maps.length > 340) say.error(userns.src, 'too-many-ranges', `\`${which}\` has ${maps.length} ranges; the kernel takes at most 340`);
   }
+}
 
-  // Namespaces.
-  if (ns('mount').mode !== 'private') error(ns('mount').src, 'mount-namespace-required', 'the mount namespace must be private: the root filesystem, /proc and the volumes are set up inside it');
-  if (spec.hostname.src !== 'default' && ns('uts').mode !== 'private') error(spec.hostname.src, 'hostname-needs-uts', '`hostname` needs a private uts namespace; remove `namespaces.uts` or the hostname');
-  if (ns('pid').mode === 'host' && spec.process.init.value) warn(spec.process.init.src, 'init-without-pid-namespace', '`init` is useful only as PID 1 of a private pid namespace');
+/** What needs a private namespace: the mount one always, uts for a hostname, pid for init. */
+function checkNamespaces(spec: SandboxSpec, say: Say): void {
+  const ns = (t: NsName) => nsOf(spec, t);
+  if (ns('mount').mode !== 'private') say.error(ns('mount').src, 'mount-namespace-required', 'the mount namespace must be private: the root filesystem, /proc and the volumes are set up inside it');
+  if (spec.hostname.src !== 'default' && ns('uts').mode !== 'private') say.error(spec.hostname.src, 'hostname-needs-uts', '`hostname` needs a private uts namespace; remove `namespaces.uts` or the hostname');
+  if (ns('pid').mode === 'host' && spec.process.init.value) say.warn(spec.process.init.src, 'init-without-pid-namespace', '`init` is useful only as PID 1 of a private pid namespace');
+}
 
-  // Sysctls.
+/** Sysctls only of a namespace the sandbox does not share with the host; ulimits soft ≤ hard. */
+function checkKernel(spec: SandboxSpec, say: Say): void {
   for (const s of spec.sysctls) {
     const kind = namespacedSysctl(s.name);
-    if (!kind) { error(s.src, 'sysctl-not-namespaced', `\`${s.name}\` is not a namespaced sysctl, so setting it would change the whole host; allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*`); continue; }
-    const owner = kind === 'net' ? 'net' : kind;
-    if (ns(owner).mode === 'host') error(s.src, 'sysctl-host-namespace', `\`${s.name}\` belongs to the ${owner} namespace, which is shared with the host here; setting it would change the host`);
+    if (!kind) { say.error(s.src, 'sysctl-not-namespaced', `\`${s.name}\` is not a namespaced sysctl, so setting it would change the whole host; allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*`); continue; }
+    if (nsOf(spec, kind).mode === 'host') say.error(s.src, 'sysctl-host-namespace', `\`${s.name}\` belongs to the ${kind} namespace, which is shared with the host here; setting it would change the host`);
   }
-
-  // Ulimits.
   for (const l of spec.rlimits) {
-    if (l.hard !== -1 && (l.soft === -1 || l.soft > l.hard)) error(l.src, 'ulimit-soft-above-hard', `the soft limit of \`${l.name}\` (${l.soft === -1 ? 'unlimited' : l.soft}) is above its hard limit (${l.hard}); write SOFT:HARD with SOFT ≤ HARD`);
+    if (l.hard !== -1 && (l.soft === -1 || l.soft > l.hard)) say.error(l.src, 'ulimit-soft-above-hard', `the soft limit of \`${l.name}\` (${l.soft === -1 ? 'unlimited' : l.soft}) is above its hard limit (${l.hard}); write SOFT:HARD with SOFT ≤ HARD`);
   }
-
-  if (spec.process.detach.value && spec.process.tty.value && spec.process.stdin.value) warn(spec.process.detach.src, 'detach-interactive', 'a detached sandbox has no terminal to read from; `stdin_open` and `tty` are kept for `sandbox exec`');
-  return out;
 }

@@ -153,280 +153,271 @@ export interface SeccompDiagnostic { line: number; col: number; message: string 
 
 type YNode = unknown;
 
+/** Reads one value at `path` (as messages name it); undefined when it is wrong, with the problem said. */
+type Read<T> = (node: YNode, path: string) => T | undefined;
+
 interface Field {
   required?: boolean;
   /** Reads the value; null is taken as absent for optional fields (Go's encoding/json does so). */
-  read: (node: YNode, path: string) => unknown;
+  read: Read<unknown>;
+}
+
+/** The problems of one profile file, each located by line:col in its text. */
+class Problems {
+  readonly errors: SeccompDiagnostic[] = [];
+  readonly lc = new LineCounter();
+  constructor(private readonly text: string) {
+    this.lc.addNewLine(0);
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) this.lc.addNewLine(i + 1);
+  }
+  at(offset: number, message: string): void {
+    const p = this.lc.linePos(Math.max(0, Math.min(offset, this.text.length)));
+    this.errors.push({ line: Math.max(1, p.line), col: Math.max(1, p.col), message });
+  }
+  on(node: YNode, message: string): void {
+    this.at(rangeStart(node), message);
+  }
 }
 
 /** Parses a profile file's text (JSON). Every problem at once, located by line:col in that text. Unknown actions/ops/arches, a missing defaultAction, wrong types, bad arg indexes (0..5) and unknown fields are errors; syscall names are not checked (unknown names are skipped when the filter is built, as moby does). */
 export function parseProfile(text: string): { profile?: SeccompProfile; errors: SeccompDiagnostic[] } {
-  const errors: SeccompDiagnostic[] = [];
-  const lc = new LineCounter();
-  lc.addNewLine(0);
-  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lc.addNewLine(i + 1);
-  const errAt = (offset: number, message: string) => {
-    const p = lc.linePos(Math.max(0, Math.min(offset, text.length)));
-    errors.push({ line: Math.max(1, p.line), col: Math.max(1, p.col), message });
-  };
-  const err = (node: YNode, message: string) => errAt(rangeStart(node), message);
+  const p = new Problems(text);
+  const root = readDocument(text, p);
+  if (p.errors.length) return { errors: p.errors };
+  const profile = profileReader(p)(root, '') as SeccompProfile | undefined;
+  if (isMap(root)) {
+    const a = root.items.find((x) => isScalar(x.key) && x.key.value === 'architectures');
+    const m = root.items.find((x) => isScalar(x.key) && x.key.value === 'archMap');
+    const len = (x: typeof a) => (x && isSeq(x.value) ? x.value.items.length : 0);
+    if (a && m && len(a) > 0 && len(m) > 0) {
+      const later = rangeStart(a.key) > rangeStart(m.key) ? a : m;
+      p.on(later.key, 'the profile has both `architectures` and `archMap`; use one of them');
+    }
+  }
+  p.errors.sort((x, y) => x.line - y.line || x.col - y.col);
+  return p.errors.length ? { errors: p.errors } : { profile, errors: p.errors };
+}
 
+/** The text as a JSON document's root: refused first by size and depth, then as JSON; undefined
+ * (with the problem said) when there is no document to read. */
+function readDocument(text: string, p: Problems): YNode {
   if (text.length > PROFILE_MAX_BYTES) {
-    errAt(0, `the profile is ${Math.ceil(text.length / 1024)} KiB; a seccomp profile may be at most ${PROFILE_MAX_BYTES / 1024} KiB`);
-    return { errors };
+    p.at(0, `the profile is ${Math.ceil(text.length / 1024)} KiB; a seccomp profile may be at most ${PROFILE_MAX_BYTES / 1024} KiB`);
+    return undefined;
   }
   const deep = deepNesting(text, PROFILE_MAX_DEPTH);
   if (deep >= 0) {
-    errAt(deep, `brackets nest deeper than ${PROFILE_MAX_DEPTH} levels here; a seccomp profile needs no more than 5`);
-    return { errors };
+    p.at(deep, `brackets nest deeper than ${PROFILE_MAX_DEPTH} levels here; a seccomp profile needs no more than 5`);
+    return undefined;
   }
   let doc: Document;
   try {
     doc = parseDocument(text, { schema: 'json', intAsBigInt: true, uniqueKeys: false, prettyErrors: false, strict: true, keepSourceTokens: false });
   } catch (e) {
-    errAt(0, `the profile cannot be read as JSON (${(e as Error).message.split('\n')[0]})`);
-    return { errors };
+    p.at(0, `the profile cannot be read as JSON (${(e as Error).message.split('\n')[0]})`);
+    return undefined;
   }
   // yaml reports knock-on errors at the same place; the first one there says it best.
   const places = new Set<number>();
   for (const e of doc.errors) {
     if (places.has(e.pos[0])) continue;
     places.add(e.pos[0]);
-    errAt(e.pos[0], `the profile is not valid JSON: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '')}`);
+    p.at(e.pos[0], `the profile is not valid JSON: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '')}`);
   }
-  if (errors.length) return { errors };
+  if (p.errors.length) return undefined;
   const root = doc.contents;
   if (root === null || (isScalar(root) && root.value === null && text.trim() === '')) {
-    errAt(0, 'the profile is empty; it needs at least a `defaultAction`');
-    return { errors };
+    p.at(0, 'the profile is empty; it needs at least a `defaultAction`');
+    return undefined;
   }
+  return root;
+}
 
-  // -- readers; each reports its own problems and returns undefined on any
-  const kind = (n: YNode): string => {
-    if (isMap(n)) return 'an object';
-    if (isSeq(n)) return 'a list';
-    if (isScalar(n)) {
-      const v = n.value;
-      if (v === null) return 'null';
-      if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
-      if (typeof v === 'boolean') return String(v);
-      return `the number ${String(v)}`;
-    }
-    return 'something else';
-  };
-  const str = (n: YNode, path: string): string | undefined => {
-    if (isScalar(n) && typeof n.value === 'string') return n.value;
-    err(n, `\`${path}\` must be a string, not ${kind(n)}`);
-    return undefined;
-  };
-  const int = (n: YNode): bigint | undefined => {
-    if (!isScalar(n)) return undefined;
+// -- readers; each reports its own problems and returns undefined on any
+
+/** How a message names what it found instead. */
+function kindOf(n: YNode): string {
+  if (isMap(n)) return 'an object';
+  if (isSeq(n)) return 'a list';
+  if (isScalar(n)) {
     const v = n.value;
-    if (typeof v === 'bigint') return v;
-    if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v); // 1e3 and friends
+    if (v === null) return 'null';
+    if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+    if (typeof v === 'boolean') return String(v);
+    return `the number ${String(v)}`;
+  }
+  return 'something else';
+}
+
+function intOf(n: YNode): bigint | undefined {
+  if (!isScalar(n)) return undefined;
+  const v = n.value;
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v); // 1e3 and friends
+  return undefined;
+}
+
+const strOf = (p: Problems): Read<string> => (n, path) => {
+  if (isScalar(n) && typeof n.value === 'string') return n.value;
+  p.on(n, `\`${path}\` must be a string, not ${kindOf(n)}`);
+  return undefined;
+};
+
+/** A string that `ok` accepts; `refuse` words the problem with it. */
+const checked = (p: Problems, ok: (s: string) => boolean, refuse: (s: string, path: string) => string): Read<string> => (n, path) => {
+  const s = strOf(p)(n, path);
+  if (s === undefined) return undefined;
+  if (!ok(s)) { p.on(n, refuse(s, path)); return undefined; }
+  return s;
+};
+
+/** An integer from `min` to `max`, as a number, or a bigint past 2^53 when `big`. */
+const intIn = (p: Problems, min: bigint, max: bigint, refuse: (found: string, path: string) => string, big = false): Read<number | bigint> => (n, path) => {
+  const v = intOf(n);
+  if (v === undefined || v < min || v > max) { p.on(n, refuse(kindOf(n), path)); return undefined; }
+  return big && v > BigInt(Number.MAX_SAFE_INTEGER) ? v : Number(v);
+};
+
+const listOf = <T>(p: Problems, item: Read<T>): Read<T[]> => (n, path) => {
+  if (!isSeq(n)) { p.on(n, `\`${path}\` must be a list, not ${kindOf(n)}`); return undefined; }
+  const out: T[] = [];
+  let ok = true;
+  n.items.forEach((it, i) => {
+    const v = item(it, `${path}[${i}]`);
+    if (v === undefined) ok = false;
+    else out.push(v);
+  });
+  return ok ? out : undefined;
+};
+
+/** One of a table's names; `extra` names the known ones sandbox refuses, with why. */
+const oneOf = (p: Problems, table: Record<string, unknown>, what: string, extra: Record<string, string> = {}): Read<string> => (n, path) => {
+  const s = strOf(p)(n, path);
+  if (s === undefined) return undefined;
+  if (Object.hasOwn(extra, s)) { p.on(n, `\`${path}\`: ${extra[s]}`); return undefined; }
+  if (!Object.hasOwn(table, s)) { p.on(n, `\`${path}\`: unknown ${what} ${JSON.stringify(s)}; expected one of ${Object.keys(table).join(', ')}`); return undefined; }
+  return s;
+};
+
+/** Reads a JSON object field by field: unknown, duplicate and missing fields are errors. */
+const objectOf = (p: Problems, fields: Record<string, Field>, what: string): Read<Record<string, unknown>> => (n, path) => {
+  const where = path || 'the profile';
+  if (!isMap(n)) {
+    p.on(n, path ? `\`${path}\` must be an object, not ${kindOf(n)}` : `a seccomp profile is a JSON object ({ ... }), not ${kindOf(n)}`);
     return undefined;
-  };
-  const errnoNum = (n: YNode, path: string): number | undefined => {
-    const v = int(n);
-    if (v === undefined || v < 0n || v > BigInt(MAX_ERRNO)) {
-      err(n, `\`${path}\` must be an errno number from 0 to ${MAX_ERRNO}, not ${kind(n)}`);
-      return undefined;
+  }
+  const out: Record<string, unknown> = {};
+  const seen = new Map<string, number>();
+  let ok = true;
+  for (const pair of n.items) if (!readField(p, pair, { fields, what, where, path, seen, out })) ok = false;
+  for (const [key, f] of Object.entries(fields)) {
+    if (f.required && !seen.has(key)) {
+      p.on(n, path ? `\`${path}\` has no \`${key}\`` : `the profile has no \`${key}\`; write "defaultAction": "SCMP_ACT_ERRNO" for an allow list`);
+      ok = false;
     }
-    return Number(v);
-  };
-  const errnoName = (n: YNode, path: string): string | undefined => {
-    const s = str(n, path);
-    if (s === undefined) return undefined;
-    if (/^\d+$/.test(s) ? Number(s) > MAX_ERRNO : !(s in ERRNO)) {
-      err(n, `\`${path}\`: unknown errno ${JSON.stringify(s)}; write a name such as EPERM or ENOSYS, or a number from 0 to ${MAX_ERRNO}`);
-      return undefined;
-    }
-    return s;
-  };
-  const u64 = (n: YNode, path: string): number | bigint | undefined => {
-    const v = int(n);
-    if (v === undefined || v < 0n || v > U64_MAX) {
-      err(n, `\`${path}\` must be an unsigned 64-bit integer, not ${kind(n)}`);
-      return undefined;
-    }
-    return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-  };
-  const list = <T>(item: (n: YNode, path: string) => T | undefined) => (n: YNode, path: string): T[] | undefined => {
-    if (!isSeq(n)) {
-      err(n, `\`${path}\` must be a list, not ${kind(n)}`);
-      return undefined;
-    }
-    const out: T[] = [];
-    let ok = true;
-    n.items.forEach((it, i) => {
-      const v = item(it, `${path}[${i}]`);
-      if (v === undefined) ok = false;
-      else out.push(v);
-    });
-    return ok ? out : undefined;
-  };
-  const oneOf = (table: Record<string, unknown>, what: string, extra: Record<string, string> = {}) => (n: YNode, path: string): string | undefined => {
-    const s = str(n, path);
-    if (s === undefined) return undefined;
-    if (Object.hasOwn(extra, s)) {
-      err(n, `\`${path}\`: ${extra[s]}`);
-      return undefined;
-    }
-    if (!Object.hasOwn(table, s)) {
-      err(n, `\`${path}\`: unknown ${what} ${JSON.stringify(s)}; expected one of ${Object.keys(table).join(', ')}`);
-      return undefined;
-    }
-    return s;
-  };
-  const action = oneOf(ACTIONS, 'action', UNSUPPORTED_ACTIONS);
-  const arch = oneOf(ARCHES, 'architecture');
-  const op = oneOf(OPS, 'operator');
-  const flag = oneOf(Object.fromEntries(FLAGS.map((f) => [f, 1])), 'flag');
-  const condArch = (n: YNode, path: string): string | undefined => {
-    const s = str(n, path);
-    if (s === undefined) return undefined;
-    if (!CONDITION_ARCHES.has(s)) {
-      err(n, `\`${path}\`: unknown architecture ${JSON.stringify(s)}; expected one of ${[...CONDITION_ARCHES].join(', ')}`);
-      return undefined;
-    }
-    return s;
-  };
-  const cap = (n: YNode, path: string): string | undefined => {
-    const s = str(n, path);
-    if (s === undefined) return undefined;
-    if (!(CAPABILITIES as readonly string[]).includes(capName(s))) {
-      err(n, `\`${path}\`: unknown capability ${JSON.stringify(s)}; write it as CAP_SYS_ADMIN or SYS_ADMIN`);
-      return undefined;
-    }
-    return s;
-  };
-  const kernel = (n: YNode, path: string): string | undefined => {
-    const s = str(n, path);
-    if (s === undefined) return undefined;
+  }
+  return ok ? out : undefined;
+};
+
+interface ObjectRead { fields: Record<string, Field>; what: string; where: string; path: string; seen: Map<string, number>; out: Record<string, unknown> }
+
+/** One key and value of an object into `o.out`; false when either is wrong. */
+function readField(p: Problems, pair: unknown, o: ObjectRead): boolean {
+  if (!isPair(pair) || !isScalar(pair.key) || typeof pair.key.value !== 'string') {
+    p.on(isPair(pair) ? pair.key : pair, `the keys of ${o.where} must be strings`);
+    return false;
+  }
+  const key = pair.key.value;
+  const at = rangeStart(pair.key);
+  const first = o.seen.get(key);
+  if (first !== undefined) {
+    p.at(at, `\`${key}\` appears twice in ${o.where}; the first is on line ${p.lc.linePos(first).line}`);
+    return false;
+  }
+  o.seen.set(key, at);
+  const f = Object.hasOwn(o.fields, key) ? o.fields[key] : undefined;
+  if (!f) {
+    const hint = suggest(key, Object.keys(o.fields));
+    p.at(at, `unknown field \`${key}\` in ${o.what}${hint ? `; did you mean \`${hint}\`?` : ''}`);
+    return false;
+  }
+  const value = pair.value;
+  if (!f.required && (value === null || (isScalar(value) && value.value === null))) return true;
+  const v = f.read(value, o.path ? `${o.path}.${key}` : key);
+  if (v === undefined) return false;
+  o.out[key] = v;
+  return true;
+}
+
+/** The readers of a profile's values, from the leaves up: each says its own problems. */
+function valueReaders(p: Problems) {
+  const errnoNum = intIn(p, 0n, BigInt(MAX_ERRNO), (found, path) => `\`${path}\` must be an errno number from 0 to ${MAX_ERRNO}, not ${found}`);
+  const errnoName = checked(p, (s) => (/^\d+$/.test(s) ? Number(s) <= MAX_ERRNO : s in ERRNO), (s, path) => `\`${path}\`: unknown errno ${JSON.stringify(s)}; write a name such as EPERM or ENOSYS, or a number from 0 to ${MAX_ERRNO}`);
+  const u64 = intIn(p, 0n, U64_MAX, (found, path) => `\`${path}\` must be an unsigned 64-bit integer, not ${found}`, true);
+  const condArch = checked(p, (s) => CONDITION_ARCHES.has(s), (s, path) => `\`${path}\`: unknown architecture ${JSON.stringify(s)}; expected one of ${[...CONDITION_ARCHES].join(', ')}`);
+  const cap = checked(p, (s) => (CAPABILITIES as readonly string[]).includes(capName(s)), (s, path) => `\`${path}\`: unknown capability ${JSON.stringify(s)}; write it as CAP_SYS_ADMIN or SYS_ADMIN`);
+  const kernel = checked(p, (s) => {
     const m = /^(\d+)\.(\d+)$/.exec(s);
-    if (s !== '' && (!m || Number(m[1]) > 255 || Number(m[2]) > 255 || (Number(m[1]) === 0 && Number(m[2]) === 0))) {
-      err(n, `\`${path}\` must be a kernel version as major.minor, e.g. "4.8", not ${JSON.stringify(s)}`);
-      return undefined;
-    }
-    return s;
+    return s === '' || (!!m && Number(m[1]) <= 255 && Number(m[2]) <= 255 && !(Number(m[1]) === 0 && Number(m[2]) === 0));
+  }, (s, path) => `\`${path}\` must be a kernel version as major.minor, e.g. "4.8", not ${JSON.stringify(s)}`);
+  const argIndex = intIn(p, 0n, 5n, (found, path) => `\`${path}\` must be 0..5 (a syscall has six arguments), not ${found}`);
+  return {
+    str: strOf(p), errnoNum, errnoName, u64, condArch, cap, kernel, argIndex,
+    action: oneOf(p, ACTIONS, 'action', UNSUPPORTED_ACTIONS),
+    arch: oneOf(p, ARCHES, 'architecture'),
+    op: oneOf(p, OPS, 'operator'),
+    flag: oneOf(p, Object.fromEntries(FLAGS.map((f) => [f, 1])), 'flag'),
   };
+}
 
-  /** Reads a JSON object field by field: unknown, duplicate and missing fields are errors. */
-  const object = (fields: Record<string, Field>, what: string) => (n: YNode, path: string): Record<string, unknown> | undefined => {
-    const where = path || 'the profile';
-    if (!isMap(n)) {
-      err(n, path ? `\`${path}\` must be an object, not ${kind(n)}` : `a seccomp profile is a JSON object ({ ... }), not ${kind(n)}`);
-      return undefined;
-    }
-    const out: Record<string, unknown> = {};
-    const seen = new Map<string, number>();
-    let ok = true;
-    for (const pair of n.items) {
-      if (!isPair(pair) || !isScalar(pair.key) || typeof pair.key.value !== 'string') {
-        err(isPair(pair) ? pair.key : pair, `the keys of ${where} must be strings`);
-        ok = false;
-        continue;
-      }
-      const key = pair.key.value;
-      const at = rangeStart(pair.key);
-      const first = seen.get(key);
-      if (first !== undefined) {
-        errAt(at, `\`${key}\` appears twice in ${where}; the first is on line ${lc.linePos(first).line}`);
-        ok = false;
-        continue;
-      }
-      seen.set(key, at);
-      const f = Object.hasOwn(fields, key) ? fields[key] : undefined;
-      if (!f) {
-        const hint = suggest(key, Object.keys(fields));
-        errAt(at, `unknown field \`${key}\` in ${what}${hint ? `; did you mean \`${hint}\`?` : ''}`);
-        ok = false;
-        continue;
-      }
-      const value = pair.value;
-      const full = path ? `${path}.${key}` : key;
-      if (!f.required && (value === null || (isScalar(value) && value.value === null))) continue;
-      const v = f.read(value, full);
-      if (v === undefined) ok = false;
-      else out[key] = v;
-    }
-    for (const [key, f] of Object.entries(fields)) {
-      if (f.required && !seen.has(key)) {
-        err(n, path ? `\`${path}\` has no \`${key}\`` : `the profile has no \`${key}\`; write "defaultAction": "SCMP_ACT_ERRNO" for an allow list`);
-        ok = false;
-      }
-    }
-    return ok ? out : undefined;
-  };
-
-  const cond = object({ caps: { read: list(cap) }, arches: { read: list(condArch) }, minKernel: { read: kernel } }, 'includes/excludes (caps, arches, minKernel)');
-  const arg = object({
-    index: {
-      required: true,
-      read: (n, path) => {
-        const v = int(n);
-        if (v === undefined || v < 0n || v > 5n) {
-          err(n, `\`${path}\` must be 0..5 (a syscall has six arguments), not ${kind(n)}`);
-          return undefined;
-        }
-        return Number(v);
-      },
-    },
-    value: { required: true, read: u64 },
-    valueTwo: { read: u64 },
-    op: { required: true, read: op },
+/** A syscall rule: the object's fields, and exactly one of `names` and `name`. */
+function ruleReader(p: Problems, v: ReturnType<typeof valueReaders>): Read<SeccompRule> {
+  const list = <T>(item: Read<T>) => listOf(p, item);
+  const cond = objectOf(p, { caps: { read: list(v.cap) }, arches: { read: list(v.condArch) }, minKernel: { read: v.kernel } }, 'includes/excludes (caps, arches, minKernel)');
+  const arg = objectOf(p, {
+    index: { required: true, read: v.argIndex },
+    value: { required: true, read: v.u64 },
+    valueTwo: { read: v.u64 },
+    op: { required: true, read: v.op },
   }, 'an argument condition (index, value, valueTwo, op)');
-  const ruleObj = object({
-    names: { read: list(str) },
-    name: { read: str },
-    action: { required: true, read: action },
-    errnoRet: { read: errnoNum },
-    errno: { read: errnoName },
+  const ruleObj = objectOf(p, {
+    names: { read: list(v.str) },
+    name: { read: v.str },
+    action: { required: true, read: v.action },
+    errnoRet: { read: v.errnoNum },
+    errno: { read: v.errnoName },
     args: { read: list(arg) },
-    comment: { read: str },
+    comment: { read: v.str },
     includes: { read: cond },
     excludes: { read: cond },
   }, 'a syscall rule (names, action, errnoRet, args, includes, excludes, comment)');
-  const rule = (n: YNode, path: string): SeccompRule | undefined => {
+  return (n, path) => {
     const r = ruleObj(n, path) as SeccompRule | undefined;
     if (!isMap(n)) return undefined;
-    const names = n.items.find((p) => isScalar(p.key) && p.key.value === 'names');
-    const name = n.items.find((p) => isScalar(p.key) && p.key.value === 'name');
-    if (names && name) {
-      err(name.key, `\`${path}\` has both \`name\` and \`names\`; use \`names\``);
-      return undefined;
-    }
-    if (!names && !name) {
-      err(n, `\`${path}\` has no \`names\``);
-      return undefined;
-    }
+    const names = n.items.find((x) => isScalar(x.key) && x.key.value === 'names');
+    const name = n.items.find((x) => isScalar(x.key) && x.key.value === 'name');
+    if (names && name) { p.on(name.key, `\`${path}\` has both \`name\` and \`names\`; use \`names\``); return undefined; }
+    if (!names && !name) { p.on(n, `\`${path}\` has no \`names\``); return undefined; }
     return r;
   };
-  const archEntry = object({ architecture: { required: true, read: arch }, subArchitectures: { read: list(arch) } }, 'an archMap entry (architecture, subArchitectures)');
-  const top = object({
-    defaultAction: { required: true, read: action },
-    defaultErrnoRet: { read: errnoNum },
-    defaultErrno: { read: errnoName },
-    architectures: { read: list(arch) },
-    archMap: { read: list(archEntry) },
-    flags: { read: list(flag) },
-    listenerPath: { read: str },
-    listenerMetadata: { read: str },
-    syscalls: { read: list(rule) },
-  }, 'the profile');
+}
 
-  const profile = top(root, '') as SeccompProfile | undefined;
-  if (isMap(root)) {
-    const a = root.items.find((p) => isScalar(p.key) && p.key.value === 'architectures');
-    const m = root.items.find((p) => isScalar(p.key) && p.key.value === 'archMap');
-    const len = (p: typeof a) => (p && isSeq(p.value) ? p.value.items.length : 0);
-    if (a && m && len(a) > 0 && len(m) > 0) {
-      const later = rangeStart(a.key) > rangeStart(m.key) ? a : m;
-      err(later.key, 'the profile has both `architectures` and `archMap`; use one of them');
-    }
-  }
-  errors.sort((x, y) => x.line - y.line || x.col - y.col);
-  return errors.length ? { errors } : { profile, errors };
+/** The whole profile's reader. */
+function profileReader(p: Problems): Read<Record<string, unknown>> {
+  const v = valueReaders(p);
+  const list = <T>(item: Read<T>) => listOf(p, item);
+  const archEntry = objectOf(p, { architecture: { required: true, read: v.arch }, subArchitectures: { read: list(v.arch) } }, 'an archMap entry (architecture, subArchitectures)');
+  return objectOf(p, {
+    defaultAction: { required: true, read: v.action },
+    defaultErrnoRet: { read: v.errnoNum },
+    defaultErrno: { read: v.errnoName },
+    architectures: { read: list(v.arch) },
+    archMap: { read: list(archEntry) },
+    flags: { read: list(v.flag) },
+    listenerPath: { read: v.str },
+    listenerMetadata: { read: v.str },
+    syscalls: { read: list(ruleReader(p, v)) },
+  }, 'the profile');
 }
 
 /** Offset where [ or { nesting first exceeds `max` outside strings, or -1. Checked before
@@ -520,9 +511,27 @@ export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): Resolved
   const defaultAction = actionOf(p.defaultAction);
   const defaultErrnoRet = p.defaultErrno !== undefined ? errnoValue(p.defaultErrno) : p.defaultErrnoRet;
   const defaultErrno = defaultAction === 'errno' ? defaultErrnoRet ?? EPERM : 0;
+  const arches = filterArches(p, host);
 
-  // Architectures: archMap's entry for the host (moby), else the OCI list; the native one first,
-  // as libseccomp always has it.
+  const collected: ResolvedRule[] = [];
+  for (const r of p.syscalls ?? []) {
+    if (r.name !== undefined && r.names !== undefined) throw new Error('seccomp: a rule has both `name` and `names`');
+    if (!ruleApplies(r, host, caps, kv)) continue;
+    const action = actionOf(r.action);
+    const errno = action === 'errno' ? (r.errno !== undefined ? errnoValue(r.errno) : r.errnoRet ?? defaultErrnoRet ?? EPERM) : 0;
+    // Same action and errno as the default: nothing to add (runc skips these too).
+    if (action === defaultAction && errno === defaultErrno) continue;
+    const args = (r.args ?? []).map(resolvedArg);
+    for (const name of r.names ?? (r.name !== undefined ? [r.name] : [])) collected.push({ name, action, errno, args });
+  }
+  const rules = withoutMootRules(collected);
+  const allowed = new Set(rules.filter((r) => r.action === 'allow').map((r) => r.name)).size;
+  return { defaultAction, defaultErrno, arches, rules, allowed };
+}
+
+/** Architectures: archMap's entry for the host (moby), else the OCI list; the native one first,
+ * as libseccomp always has it. */
+function filterArches(p: SeccompProfile, host: HostArch): string[] {
   let listed: string[] = [];
   if (p.archMap?.length) {
     const entry = p.archMap.find((a) => a.architecture === host.scmp);
@@ -535,48 +544,42 @@ export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): Resolved
     const name = lib === 'native' ? host.lib : lib;
     if (!arches.includes(name)) arches.push(name);
   }
+  return arches;
+}
 
+/** A rule's includes and excludes against the host's arch, the sandbox's capabilities and the kernel. */
+function ruleApplies(r: SeccompRule, host: HostArch, caps: Set<string>, kv: [number, number]): boolean {
   const archMatches = (list: string[]) => list.some((a) => host.names.includes(a));
   const kernelAtLeast = (min: string) => {
     const m = kernelVersion(min);
     if (!m) throw new Error(`seccomp: bad minKernel ${JSON.stringify(min)}`);
     return kv[0] > m[0] || (kv[0] === m[0] && kv[1] >= m[1]);
   };
-  const applies = (r: SeccompRule): boolean => {
-    const ex = r.excludes;
-    if (ex) {
-      if (ex.arches?.length && archMatches(ex.arches)) return false;
-      if (ex.caps?.length && ex.caps.some((c) => caps.has(capName(c)))) return false;
-      if (ex.minKernel && kernelAtLeast(ex.minKernel)) return false;
-    }
-    const inc = r.includes;
-    if (inc) {
-      if (inc.arches?.length && !archMatches(inc.arches)) return false;
-      if (inc.caps?.length && !inc.caps.every((c) => caps.has(capName(c)))) return false;
-      if (inc.minKernel && !kernelAtLeast(inc.minKernel)) return false;
-    }
-    return true;
-  };
-
-  const collected: ResolvedRule[] = [];
-  for (const r of p.syscalls ?? []) {
-    if (r.name !== undefined && r.names !== undefined) throw new Error('seccomp: a rule has both `name` and `names`');
-    if (!applies(r)) continue;
-    const action = actionOf(r.action);
-    const errno = action === 'errno' ? (r.errno !== undefined ? errnoValue(r.errno) : r.errnoRet ?? defaultErrnoRet ?? EPERM) : 0;
-    // Same action and errno as the default: nothing to add (runc skips these too).
-    if (action === defaultAction && errno === defaultErrno) continue;
-    const args = (r.args ?? []).map((a) => {
-      const o = OPS[a.op];
-      if (!o) throw new Error(`seccomp: unknown operator ${JSON.stringify(a.op)}`);
-      if (!Number.isInteger(a.index) || a.index < 0 || a.index > 5) throw new Error(`seccomp: argument index ${a.index} is not 0..5`);
-      return { index: a.index, op: o, value: BigInt.asUintN(64, BigInt(a.value)), valueTwo: BigInt.asUintN(64, BigInt(a.valueTwo ?? 0)) };
-    });
-    for (const name of r.names ?? (r.name !== undefined ? [r.name] : [])) collected.push({ name, action, errno, args });
+  const ex = r.excludes;
+  if (ex) {
+    if (ex.arches?.length && archMatches(ex.arches)) return false;
+    if (ex.caps?.length && ex.caps.some((c) => caps.has(capName(c)))) return false;
+    if (ex.minKernel && kernelAtLeast(ex.minKernel)) return false;
   }
+  const inc = r.includes;
+  if (inc) {
+    if (inc.arches?.length && !archMatches(inc.arches)) return false;
+    if (inc.caps?.length && !inc.caps.every((c) => caps.has(capName(c)))) return false;
+    if (inc.minKernel && !kernelAtLeast(inc.minKernel)) return false;
+  }
+  return true;
+}
 
-  // An unconditional rule makes conditional ones with the same outcome for that name moot; exact
-  // duplicates (ptrace listed twice, ...) are kept once. Profile order is kept otherwise.
+function resolvedArg(a: NonNullable<SeccompRule['args']>[number]): ResolvedRule['args'][number] {
+  const o = OPS[a.op];
+  if (!o) throw new Error(`seccomp: unknown operator ${JSON.stringify(a.op)}`);
+  if (!Number.isInteger(a.index) || a.index < 0 || a.index > 5) throw new Error(`seccomp: argument index ${a.index} is not 0..5`);
+  return { index: a.index, op: o, value: BigInt.asUintN(64, BigInt(a.value)), valueTwo: BigInt.asUintN(64, BigInt(a.valueTwo ?? 0)) };
+}
+
+/** An unconditional rule makes conditional ones with the same outcome for that name moot; exact
+ * duplicates (ptrace listed twice, ...) are kept once. Profile order is kept otherwise. */
+function withoutMootRules(collected: ResolvedRule[]): ResolvedRule[] {
   const outcome = (r: ResolvedRule) => `${r.name} ${r.action} ${r.errno}`;
   const unconditional = new Set(collected.filter((r) => r.args.length === 0).map(outcome));
   const seen = new Set<string>();
@@ -588,8 +591,7 @@ export function resolveProfile(p: SeccompProfile, ctx: ResolveContext): Resolved
     seen.add(key);
     rules.push(r);
   }
-  const allowed = new Set(rules.filter((r) => r.action === 'allow').map((r) => r.name)).size;
-  return { defaultAction, defaultErrno, arches, rules, allowed };
+  return rules;
 }
 
 function actionOf(s: string): Action {

@@ -63,8 +63,12 @@ export interface DeviceLimit { path: string; rate: number; src: Source }
 export interface ResourcesSpec {
   memory?: Val<number>;
   memoryReservation?: Val<number>;
-  /** -1: unlimited swap. */
+  /** Memory plus swap, as `memory_swap` says it; -1: unlimited swap. */
   memorySwap?: Val<number>;
+  /** Docker's default where `memory` is set and `memory_swap` is not: memory plus swap capped at
+   * twice memory, cited at the memory line. Applied only where the host accounts swap (elsewhere
+   * there is nothing to cap, and the file asked for nothing); exports leave it to the runtime. */
+  memorySwapDefault?: Val<number>;
   /** Thousandths of a CPU. */
   cpuMillis?: Val<number>;
   cpuShares?: Val<number>;

@@ -91,10 +91,11 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     if (!cg.swap) problems.push({ src: r.memorySwap.src, code: 'no-swap-accounting', message: `this host does not account swap (no ${v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes'}), so \`memory_swap\` cannot be applied; boot with swapaccount=1 or remove it` });
     if (v2) set('memory-swap', 'memory', 'memory.swap.max', v === -1 ? 'max' : v - r.memory.value, v === -1 ? 'allow unlimited swap' : `limit swap to ${mib(v - r.memory.value)}`, r.memorySwap.src);
     else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', v, v === -1 ? 'allow unlimited swap' : `limit memory plus swap to ${mib(v)}`, r.memorySwap.src);
-  } else if (r.memory && cg.swap) {
-    // As Docker: with only a memory limit, swap is capped so that memory + swap = 2 × memory.
-    if (v2) set('memory-swap', 'memory', 'memory.swap.max', r.memory.value, `limit swap to ${mib(r.memory.value)} (Docker's default: as much as memory)`, r.memory.src);
-    else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', 2 * r.memory.value, `limit memory plus swap to ${mib(2 * r.memory.value)} (Docker's default: twice memory)`, r.memory.src);
+  } else if (r.memory && r.memorySwapDefault && cg.swap) {
+    // normalize's default (Docker's): memory + swap = 2 × memory, cited at the memory line.
+    const d = r.memorySwapDefault;
+    if (v2) set('memory-swap', 'memory', 'memory.swap.max', d.value - r.memory.value, `limit swap to ${mib(d.value - r.memory.value)} (Docker's default: as much as memory)`, d.src);
+    else set('memory-swap', 'memory', 'memory.memsw.limit_in_bytes', d.value, `limit memory plus swap to ${mib(d.value)} (Docker's default: twice memory)`, d.src);
   }
   if (r.cpuMillis) {
     const quota = Math.round((r.cpuMillis.value * CFS_PERIOD) / 1000);

@@ -25,6 +25,9 @@ export const MSG = {
   jsonNeedsDryRun: 'up prints JSON only with --dry-run (the plan, as plan --json); add --dry-run, or leave out --json',
   // The progress view's lines (src/ui/progress.ts): `title` is `5. network` in plain lines, the
   // stage's full title on a terminal.
+  pullStarted: (title: string) => title,
+  pullLayer: (digest: string, mb: string, seconds: number | undefined) => `   ${digest}  ${mb}${seconds === undefined ? ', already unpacked' : ` in ${seconds.toFixed(1)} s, unpacked`}`,
+  pullDone: (title: string, layers: number, seconds: number) => `${title}  ${layers} layer${layers === 1 ? '' : 's'}  ${seconds.toFixed(1)} s`,
   stageDone: (title: string, steps: number, ms: number) => `${title}  ${steps} step${steps === 1 ? '' : 's'}  ${ms.toFixed(1)} ms`,
   stagePartial: (title: string, done: number, steps: number, ms: number) => `${title}  ${done} of ${steps} steps  ${ms.toFixed(1)} ms`,
   stageRunning: (title: string, done: number, steps: number, current: string) => `${title}  ${done}/${steps}  ${current}`,

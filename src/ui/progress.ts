@@ -209,6 +209,7 @@ function sizeTerminal(stream: NodeJS.WriteStream): void {
  * it downloads, then its unpacking. The task only observes pull events. */
 export function pullProgress(opts: { quiet: boolean; plain: boolean; title: string }): { onEvent(e: import('../image/pull').PullEvent): void; finish(error?: Error): Promise<void> } {
   if (opts.quiet) return { onEvent: () => undefined, finish: async () => undefined };
+  if (opts.plain) return plainPull(opts.title);
   sizeTerminal(process.stdout);
   sizeTerminal(process.stderr);
   const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
@@ -224,9 +225,8 @@ export function pullProgress(opts: { quiet: boolean; plain: boolean; title: stri
   };
   let shown = 0;
   const render = (force = false) => {
-    // At most ten updates a second: a fast local pull sends thousands of events. Without a
-    // terminal each update is a new line: there, only a layer's start and end are shown.
-    if (!task || (!force && (opts.plain || performance.now() - shown < 100))) return;
+    // At most ten updates a second: a fast local pull sends thousands of events.
+    if (!task || (!force && performance.now() - shown < 100)) return;
     shown = performance.now();
     task.output = [...layers].map(([d, l]) => line(d, l)).join('\n');
   };
@@ -236,7 +236,7 @@ export function pullProgress(opts: { quiet: boolean; plain: boolean; title: stri
     rendererOptions: { persistentOutput: true, outputBar: Infinity },
   }] as never, {
     concurrent: false, exitOnError: true, registerSignalListeners: false,
-    renderer: 'default', rendererOptions: { logger, showErrorMessage: false }, fallbackRenderer: 'simple', fallbackRendererOptions: { logger }, fallbackRendererCondition: opts.plain,
+    renderer: 'default', rendererOptions: { logger, showErrorMessage: false },
   });
   const running = list.run().catch(() => undefined);
   return {
@@ -250,6 +250,28 @@ export function pullProgress(opts: { quiet: boolean; plain: boolean; title: stri
       // Why it failed is said once, by the command's own message after this view ends.
       if (error) all.reject(new Error('not pulled')); else all.resolve();
       await running;
+    },
+  };
+}
+
+/** A pull without a terminal (a CI log, a pipe): one line when it starts, one per layer once that
+ * layer is in the store (downloaded and unpacked, or there already), one at the end; nothing is
+ * redrawn, so each line is written once. */
+function plainPull(title: string): { onEvent(e: import('../image/pull').PullEvent): void; finish(error?: Error): Promise<void> } {
+  const started = new Map<string, number>();
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  const t0 = performance.now();
+  const write = (l: string) => process.stderr.write(`${l}\n`);
+  return {
+    onEvent(e) {
+      if (!started.size) write(MSG.pullStarted(title));
+      if (!started.has(e.digest)) started.set(e.digest, performance.now());
+      if (e.phase === 'cached') write(MSG.pullLayer(e.digest.slice(7, 19), mb(e.size), undefined));
+      else if (e.phase === 'done') write(MSG.pullLayer(e.digest.slice(7, 19), mb(e.size), (performance.now() - started.get(e.digest)!) / 1000));
+    },
+    async finish(error) {
+      // Why it failed is said once, by the command's own message after this view ends.
+      if (!error && started.size) write(MSG.pullDone(title, started.size, (performance.now() - t0) / 1000));
     },
   };
 }

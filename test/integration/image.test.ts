@@ -135,6 +135,11 @@ test('pull from a local registry, run on overlayfs, re-pull from the store; tamp
   const p = sandbox(['pull', ref], { env });
   assert.equal(p.code, 0, p.err);
   assert.equal(p.out, `${digest}\n`);
+  // Without a terminal: a line when the pull starts, one per layer (written once), one at the end.
+  const layerLines = p.err.split('\n').filter((l) => /^ {3}[0-9a-f]{12} {2}/.test(l));
+  assert.equal(layerLines.length, 2, p.err);
+  assert.equal(new Set(layerLines.map((l) => l.slice(3, 15))).size, 2, p.err);
+  assert.match(p.err, /^pull \S+\n(?: {3}[0-9a-f]{12} {2}[0-9.]+ MB in [0-9.]+ s, unpacked\n){2}pull \S+ {2}2 layers {2}[0-9.]+ s\n$/, p.err);
   for (const d of img.blobs.keys()) assert.ok(existsSync(join(store, 'blobs/sha256', d.slice(7))), `blob ${d}`);
   const images = JSON.parse(sandbox(['images', '--json'], { env }).out) as { reference: string; manifest: string }[];
   assert.deepEqual(images.map((i) => [i.reference, i.manifest]), [[ref, digest]]);

@@ -64,6 +64,10 @@ function configFile(dir: string, name: string, lines: string[]): string {
  * (/proc/self/stat of the shell, the command), its command line and its executable. */
 const RECORD = 'read self rest < /proc/self/stat; printf "%s|%s|%s|%s\\n" "$$$$" "$$self" "$(tr "\\0" " " < /proc/1/cmdline)" "$(readlink /proc/1/exe)" >> /out/runs';
 const SERVE = 'python3 -m http.server 8080 --bind 0.0.0.0 >/dev/null 2>&1 &';
+/** Waits (at most 30 s) until the server SERVE started answers: a run then lasts its server's start
+ * plus a fixed time, however slow the machine (python takes seconds to start in the TCG VM). One
+ * line: RECORD writes the command line as one line of /out/runs. */
+const SERVING = 'python3 -c "import socket,time; any(socket.socket().connect_ex((\'127.0.0.1\',8080)) == 0 or time.sleep(0.05) for _ in range(600))";';
 
 test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, the port answers across restarts, and is released when the command ends for good; stop releases it too; a port held by a running sandbox is refused naming it', async (t) => {
   if (!ready(t)) return;
@@ -72,19 +76,19 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   const dir = mkdtempSync(join(tmpdir(), 'sbx-restart-'));
   mkdirSync(join(dir, 'out'));
   const web = configFile(dir, 'rs-web', ['detach: true', 'restart: on-failure:2', 'ports: ["127.0.0.1:18431:8080"]', 'volumes: ["./out:/out"]',
-    `command: ${JSON.stringify(['sh', '-c', `${RECORD}; ${SERVE} sleep 3; exit 3`])}`]);
+    `command: ${JSON.stringify(['sh', '-c', `${RECORD}; ${SERVE} ${SERVING} sleep 2; exit 3`])}`]);
   const up = sandbox(['up', '-q', web]);
   assert.equal(up.code, 0, up.err);
   const runs = () => { try { return readFileSync(join(dir, 'out', 'runs'), 'utf8').trim().split('\n'); } catch { return []; } };
   // A restart keeps the port: it answers in the second run (a new pid namespace in the same network one).
-  await until('the second run', () => runs().length >= 2);
-  await until('the port to answer in the second run', async () => (await httpStatus(18431)) === 200);
+  await until('the second run', () => runs().length >= 2, 60_000);
+  await until('the port to answer in the second run', async () => (await httpStatus(18431)) === 200, 60_000);
   // exec joins the current run (its PID 1 is the one the supervisor recorded last).
   const inRun = sandbox(['exec', 'rs-web', 'sh', '-c', 'wc -l < /out/runs; tr "\\0" " " < /proc/1/cmdline']);
   assert.equal(inRun.code, 0, inRun.err);
   assert.match(inRun.out, /^[23]\nsh -c read self rest/);
   assert.equal(row('rs-web')?.ports.length, 1, 'a running sandbox shows its port');
-  await until('the command to end for good', () => row('rs-web')?.status === 'exited', 20_000);
+  await until('the command to end for good', () => row('rs-web')?.status === 'exited', 90_000);
   assert.equal(row('rs-web')?.exitCode, 3);
   assert.equal(row('rs-web')?.restarts, 2, 'ps counts the restarts');
   assert.equal(runs().length, 3, runs().join('\n'));

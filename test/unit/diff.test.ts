@@ -80,6 +80,17 @@ test('a neutral change (another unprivileged user, another image) loosens nothin
   assert.equal(d.loosened, false);
 });
 
+test('every other cgroup write (a weight, a reservation) is shown at its line, neutral, with no code of its own per key', () => {
+  const base = 'resources: {memory: 64m, pids: 32, cpus: 1';
+  const d = diff(locked({ resources: `${base}, cpu_shares: 512}` }), locked({ resources: `${base}, cpu_shares: 2048, memory_reservation: 32m}` }));
+  const shown = d.changes.map((c) => [c.text, c.effect, lines(c)]);
+  assert.deepEqual(shown.filter(([t]) => /cpu\.shares|memory\.soft/.test(t)), [
+    ['cgroup memory.soft_limit_in_bytes = 33554432 added', 'neutral', 'b.yml:6'],
+    ['cgroup cpu.shares 512 → 2048', 'neutral', 'a.yml:6 → b.yml:6'],
+  ]);
+  assert.equal(d.loosened, false);
+});
+
 test('text: the score before → after, the changes grouped by stage in the stages\' order, a verdict', () => {
   const d = diff(locked(), locked({ network: 'network: private', ports: 'ports: ["8080:80"]', cap_add: 'cap_add: [NET_ADMIN]', resources: 'resources: {pids: 32, cpus: 1}' }));
   const out = diffText(d);

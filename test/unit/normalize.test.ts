@@ -1,7 +1,9 @@
 // Normalization: short forms, units, paths and interpolation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadText } from '../helpers/load';
+import { HYBRID_HOST, loadText, V2_HOST } from '../helpers/load';
+import { compile } from '../../src/plan/compile';
+import type { HostFeatures } from '../../src/plan/types';
 import { parseCpus, parseDuration, parseSize, shellSplit, signalNumber } from '../../src/model/normalize';
 import { interpolate } from '../../src/config/interpolate';
 import { isIP } from '../../src/model/ip';
@@ -107,6 +109,31 @@ test('defaults are visible and sourced as defaults; config values cite their lin
   assert.equal(s.security.readonlyPaths.length, 5);
   assert.equal(s.network.mode.value, 'private');
   assert.deepEqual(s.namespaces.map((n) => `${n.type}:${n.mode}`), ['user:host', 'pid:private', 'mount:private', 'uts:private', 'ipc:private', 'net:private', 'cgroup:private', 'time:host']);
+});
+
+test('swap: with only memory, normalize caps memory plus swap at twice memory (Docker), cited at the memory line', () => {
+  const only = spec('resources: {memory: 1g}\n').resources;
+  assert.deepEqual(only.memorySwapDefault, { value: 2 * 2 ** 30, src: { file: 'sandbox.yml', line: 3, col: 21 } });
+  // The very source of memory: a rootless refusal of both is said once, at that line.
+  assert.equal(only.memorySwapDefault!.src, only.memory!.src);
+  assert.equal(only.memorySwap, undefined);
+  // memory_swap given (or no memory at all): no default.
+  assert.equal(spec('resources: {memory: 1g, memory_swap: 3g}\n').resources.memorySwapDefault, undefined);
+  assert.equal(spec('resources: {memory: 1g, memory_swap: -1}\n').resources.memorySwapDefault, undefined);
+  assert.equal(spec('resources: {pids: 10}\n').resources.memorySwapDefault, undefined);
+});
+
+test('swap: compile applies the default only where the host accounts swap, and never refuses it', () => {
+  const s = spec('resources: {memory: 1g}\n');
+  const swapStep = (host: HostFeatures) => compile(s, host).plan.steps.find((x) => x.id === 'cgroup:memory-swap');
+  const v1 = swapStep(HYBRID_HOST)!, v2 = swapStep(V2_HOST)!;
+  assert.deepEqual([v1.kind === 'cgroup.set' && v1.args.file, v1.kind === 'cgroup.set' && v1.args.value, v1.source], ['memory.memsw.limit_in_bytes', String(2 * 2 ** 30), s.resources.memory!.src]);
+  assert.deepEqual([v2.kind === 'cgroup.set' && v2.args.file, v2.kind === 'cgroup.set' && v2.args.value, v2.source], ['memory.swap.max', String(2 ** 30), s.resources.memory!.src]);
+  const noSwap: HostFeatures = { ...HYBRID_HOST, cgroup: { ...HYBRID_HOST.cgroup, swap: false } };
+  assert.equal(swapStep(noSwap), undefined);
+  assert.deepEqual(compile(s, noSwap).problems, []);
+  // Asked for in the file, swap on such a host is an error at its line.
+  assert.deepEqual(compile(spec('resources: {memory: 1g, memory_swap: 2g}\n'), noSwap).problems.map((p) => p.code), ['no-swap-accounting']);
 });
 
 test('network host shares the net namespace; joined namespaces keep their path', () => {
