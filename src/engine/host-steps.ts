@@ -1,22 +1,26 @@
 // The steps the CLI applies on the host, as root, while the cloned child waits: one handler per
-// kind, each registering its own undo as soon as it has changed something, so that a failure at
-// any point is undone in reverse and leaves nothing behind. The mapped type makes the table
-// cover every host kind; the compiler checks each handler's arguments.
-import { mkdirSync, rmdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+// kind, each recording its undo (typed data, host/undo.ts) in the sandbox's state just before it
+// changes something, so that a failure at any point, `down` and gc revert it in reverse through
+// one function and leave nothing behind. The mapped type makes the table cover every host kind;
+// the compiler checks each handler's arguments.
+import type { HostKind, HostStep } from '../plan/steps';
+import { mkdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Store } from '../image/store';
 import { removeTree } from '../image/owners';
-import { createVolume, readVolume, removeVolume } from '../image/volumes';
+import { createVolume, readVolume } from '../image/volumes';
 import { findStep } from '../plan/steps';
 import type { Ids } from '../host/users';
 import type { IdMap } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import type { Cgroup } from '../host/cgroup';
 import { ownerAlive, readOwner, selfOwner, withLock } from '../host/lock';
-import { createVeth, enableForwarding, hostInterface, hostsFile, leaseAddress, natTable, nft, nftTable, portRules, removeTable, removeVeth, resolvConf, restoreForwarding, type PortRule } from '../host/network';
+import { createVeth, enableForwarding, hostsFile, leaseAddress, natTable, nft, portRules, resolvConf, type PortRule } from '../host/network';
 import { startPasta, startSlirp4netns } from '../host/rootless-net';
-import { ensureStateRoot, nameLock, readState, sandboxPids, reclaimLocked, STATE_FILES } from '../host/state';
+import { ensureStateRoot, nameLock, readState, sandboxPids } from '../host/state';
+import { reclaimLocked } from '../host/teardown';
+import type { UndoList } from '../host/undo';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -32,8 +36,12 @@ export interface HostContext {
   container: string;
   layers: readonly string[];
   imageReadOnly: boolean;
-  /** Undo actions, run in reverse when the run fails or ends (not for a detached sandbox that runs). */
-  undo: (() => void | Promise<void>)[];
+  /** What reverts each change, replayed in reverse when the run fails or ends (not for a detached
+   * sandbox that runs: `down` replays what it recorded in the state folder). */
+  undo: UndoList;
+  /** The host's names of this sandbox's private network, as the plan names them (in the undo of
+   * net.veth and net.nat): the veth pair's host end and the nftables table. */
+  names: { veth: string; table: string };
   /** The ports reserved by the preflight, in the order of the plan's port steps, with the CLI's hold on each. */
   ports: { step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[];
   /** Leased by state.create for a private network; a rootless one's, from its user-mode stack. */
@@ -43,17 +51,14 @@ export interface HostContext {
   /** Set once the child is cloned; holder: the process that runs the restart policy and holds the
    * sandbox's namespaces (this CLI, or the supervisor when detached). */
   child?: { pid: number; bornInCgroup: boolean; holder: number };
-  /** Set once the command runs: the undo actions then take down the sandbox, not a failed setup
-   * (what outlives the sandbox, a volume it made, goes only with a failed setup). */
-  commandRan?: boolean;
   /** The sandbox's user, group and groups as numbers (the preflight resolved them): an empty volume's owner. */
   ids?: Ids;
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
   corruptAt?: string;
 }
 
-export type HostKind = 'state.create' | 'rootfs.host' | 'rootfs.dir' | 'rootfs.image' | 'image.note' | 'volume.create' | 'cgroup.create' | 'cgroup.set'
-  | 'ns.new' | 'ns.host' | 'cgroup.attach' | 'idmap' | 'net.veth' | 'net.nat' | 'net.port' | 'net.usernet' | 'net.hosts' | 'net.resolv';
+/** The kinds the host applies are the table's in plan/steps.ts: a kind placed there needs its handler here. */
+export type { HostKind };
 type Handlers = { [K in HostKind]: (ctx: HostContext, step: StepOf<K>) => void | Promise<void> };
 
 const childOf = (ctx: HostContext) => {
@@ -69,7 +74,7 @@ const corruptValue = (v: string) => (/^[0-9]+$/.test(v) ? String(Number(v) * 2) 
 const idMap = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}\n`).join('');
 
 const HANDLERS: Handlers = {
-  'state.create': async (ctx) => {
+  'state.create': async (ctx, s) => {
     const { plan, host, state } = ctx;
     ensureStateRoot(host);
     // Under the name's lock, so that of two `up`s of one name exactly one wins; the folder names
@@ -87,26 +92,26 @@ const HANDLERS: Handlers = {
       }
       writeFileSync(join(state, 'owner'), selfOwner());
     });
-    ctx.undo.push(() => { try { rmdirSync(state); } catch { /* not empty: leave it for gc */ } });
-    // Files written here (lease, network files, state.json) go with the folder.
-    ctx.undo.push(() => { for (const f of STATE_FILES) try { unlinkSync(join(state, f)); } catch { /* absent */ } });
-    const veth = plan.steps.find((s) => s.kind === 'net.veth');
+    // The folder keeps the undo list from here on; its files (lease, network files, state.json,
+    // the list itself) and the root mount point go with it, if it is empty then.
+    ctx.undo.keepIn(state);
+    ctx.undo.record(s.id, { kind: 'state.remove', args: { path: state } });
+    const veth = plan.steps.find((x) => x.kind === 'net.veth');
     if (veth) ctx.address = await leaseAddress(host.stateRoot, state, veth.args.subnet);
     mkdirSync(ctx.rootDir);
-    ctx.undo.push(() => { try { rmdirSync(ctx.rootDir); } catch { /* already gone */ } });
   },
   'rootfs.host': () => undefined,
   'rootfs.dir': (_ctx, s) => {
     if (!statSync(s.args.path).isDirectory()) throw new Error(`${s.args.path} is not a folder`);
   },
-  'rootfs.image': (ctx) => {
+  'rootfs.image': (ctx, s) => {
     for (const l of ctx.layers) if (!statSync(l).isDirectory()) throw new Error(`the image's layer ${l} is missing from the store; pull the image again`);
     // overlayfs cannot take an upper layer that is itself on overlayfs (EINVAL at the mount).
     if (!ctx.imageReadOnly && statfsSync(ctx.store.root).type === 0x794c7630) throw new Error(`the image store ${ctx.store.root} is on overlayfs, which cannot hold a sandbox's upper layer; set SANDBOX_STORE to a folder on another file system, or use security.read_only`);
     // Rootless, what the sandbox wrote there may belong to the caller's subordinate ids:
     // removeTree removes it inside the caller's user namespace where the caller itself cannot.
+    ctx.undo.record(s.id, { kind: 'upper.remove', args: { path: ctx.container } });
     removeTree(ctx.container);
-    ctx.undo.push(() => removeTree(ctx.container));
     mkdirSync(ctx.imageReadOnly ? join(ctx.container, 'empty') : join(ctx.container, 'upper'), { recursive: true, mode: 0o755 });
     if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
   },
@@ -129,15 +134,17 @@ const HANDLERS: Handlers = {
       ...(a.anonymous ? { anonymous: { sandbox: ctx.plan.name, target: a.target } } : {}),
     });
     // Only what this run made goes if the run fails; a volume that existed keeps its data.
-    if (created) ctx.undo.push(() => { if (!ctx.commandRan) removeVolume(a.name, root); });
+    // (An entry made after the volume: one that existed must not be recorded. UndoList.commandRuns
+    // takes it off the list once the command runs.)
+    if (created) ctx.undo.record(s.id, { kind: 'volume.remove-new', args: { name: a.name, root } });
   },
-  'cgroup.create': async (ctx) => {
+  'cgroup.create': async (ctx, s) => {
     const { cgroup } = ctx;
     if (cgroup.exists()) {
       if (cgroup.pids().length) throw new Error(`a sandbox named ${ctx.plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
       await cgroup.remove();
     }
-    ctx.undo.push(() => cgroup.remove());
+    ctx.undo.record(s.id, { kind: 'cgroup.remove', args: { path: s.args.path } });
     cgroup.create();
   },
   'cgroup.set': (ctx, s) => ctx.cgroup.set(s.args.controller, s.args.file, ctx.corruptAt === s.id ? corruptValue(s.args.value) : s.args.value),
@@ -165,16 +172,18 @@ const HANDLERS: Handlers = {
     writeFileSync(`/proc/${pid}/gid_map`, idMap(s.args.gid));
   },
   'net.veth': async (ctx, s) => {
-    const hostIf = hostInterface(ctx.plan.name);
-    ctx.undo.push(() => removeVeth(hostIf));
+    const hostIf = ctx.names.veth;
+    if (!hostIf) throw new Error('internal error: the plan names no host end for the veth pair');
+    ctx.undo.record(s.id, { kind: 'net.veth.remove', args: { interface: hostIf } });
     createVeth(childOf(ctx).pid, hostIf, s.args.gateway, addressOf(ctx), ctx.ports.length > 0, s.args.mtu);
-    ctx.undo.push(() => restoreForwarding(ctx.host.stateRoot, ctx.state));
+    ctx.undo.record(s.id, { kind: 'net.forwarding.restore', args: { state: ctx.state } });
     await enableForwarding(ctx.host.stateRoot);
   },
-  'net.nat': (ctx) => {
-    const table = nftTable(ctx.plan.name);
-    ctx.undo.push(() => removeTable(table));
-    nft(natTable(table, hostInterface(ctx.plan.name), addressOf(ctx)));
+  'net.nat': (ctx, s) => {
+    const { table, veth } = ctx.names;
+    if (!table) throw new Error('internal error: the plan names no nftables table');
+    ctx.undo.record(s.id, { kind: 'net.nat.remove', args: { subnet: s.args.subnet, table } });
+    nft(natTable(table, veth, addressOf(ctx)));
   },
   'net.usernet': async (ctx, s) => {
     // Rootless: the tool binds the published ports itself, so the preflight's holds on them are
@@ -183,8 +192,9 @@ const HANDLERS: Handlers = {
     const mine = ctx.ports.filter((p) => p.step.args.path === s.args.tool);
     for (const p of mine) await p.hold.close();
     const start = s.args.tool === 'pasta' ? startPasta : startSlirp4netns;
+    // The tool's processes are recorded in the state folder as it starts them (rootless-net.ts).
+    ctx.undo.record(s.id, { kind: 'net.usernet.stop', args: { tool: s.args.tool, state: ctx.state } });
     const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary });
-    ctx.undo.push(() => n.stop());
     ctx.address = n.address;
     ctx.dns = n.dns;
   },
@@ -194,14 +204,14 @@ const HANDLERS: Handlers = {
     // Kernel maps go in with the first port step, in one nft transaction (the table goes with net.nat's undo).
     if (ctx.ports[0]?.step === s) {
       const kernel = ctx.ports.filter((p) => p.step.args.path === 'kernel').map((p) => p.rule);
-      if (kernel.length) nft(portRules(nftTable(ctx.plan.name), addressOf(ctx), kernel));
+      if (kernel.length) nft(portRules(ctx.names.table, addressOf(ctx), kernel));
     }
     // A user-space map: the CLI's hold on the port passes to a forwarder thread.
     const p = ctx.ports.find((x) => x.step === s);
     if (s.args.path === 'userspace' && p) {
       await p.hold.close();
       const f = ctx.lib.forward(p.rule.protocol === 'udp', p.rule.hostIp || '0.0.0.0', p.rule.hostPort, addressOf(ctx), p.rule.containerPort, -1);
-      ctx.undo.push(() => f.stop());
+      ctx.undo.local(() => f.stop());
     }
   },
   'net.hosts': (ctx, s) => {
@@ -222,8 +232,6 @@ function runHelper(file: string, args: string[]): Promise<void> {
     reject(new Error(`${file} ${args.join(' ')} failed: ${(err || `exit ${code}`).trim()}; check your ranges in /etc/subuid and /etc/subgid`));
   }));
 }
-
-export type HostStep = Extract<Step, { kind: HostKind }>;
 
 /** A step the CLI applies: its kind has a handler here (and compile placed it on the host). */
 export function isHostStep(s: Step): s is HostStep {

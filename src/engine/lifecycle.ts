@@ -1,14 +1,16 @@
 // The lifecycle of sandboxes that run (or ran), behind the engine: list, find, stop, down, gc, their
 // processes and logs, from the state that the engine and the supervisor keep under /run/sandbox
-// (engine/state.ts). Runs in the CLI process as root; the CLI only prints what these return.
+// (host/state.ts); down and gc replay the undo list the run recorded there (host/teardown.ts).
+// Runs in the CLI process as root; the CLI only prints what these return.
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
-import { exitCode, heldPorts, listSandboxes, orphanTables, readSaved, readState, reclaim, requestStop, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { exitCode, heldPorts, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { orphanTables, reclaim } from '../host/teardown';
 import { ownerAlive, procStat, readOwner } from '../host/lock';
 import { removeTable } from '../host/network';
 import { stopRecorded } from '../host/rootless-net';
-import { listVolumes, readVolume, removeUnfinished, removeVolume, volumeRoot, type VolumeInfo } from '../image/volumes';
+import { listVolumes, readVolume, removeUnfinished, removeVolume, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
 import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
 
@@ -34,7 +36,8 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   if (!row.running || !row.state) return { running: false, killed: false };
   const state = row.state;
   // Read again at each look: after a restart, the current run's PID 1 (and, rootless without a cgroup, its pid namespace).
-  const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state) };
+  const cgroup = sandboxCgroup(host, name);
+  const cg = { pids: () => sandboxPids(host, name, readState(join(host.stateRoot, name)) ?? state, cgroup) };
   const pid = state.pid;
   const signal = row.state.stopSignal;
   const grace = graceMs ?? row.state.stopGraceMs;
@@ -156,7 +159,7 @@ export async function downSandbox(host: HostFeatures, name: string, graceMs?: nu
   for (const v of vols) {
     const others = (users.get(v.args.name) ?? []).filter((u) => u.running && u.sandbox !== name);
     if (others.length) { removed.push(`volume ${v.args.name} kept: ${others.map((u) => u.sandbox).join(', ')} uses it`); continue; }
-    if (removeVolume(v.args.name, volumeRoot())) removed.push(`${v.args.anonymous ? 'anonymous ' : ''}volume ${v.args.name}`);
+    if (removeVolume(v.args.name, dirname(v.args.path))) removed.push(`${v.args.anonymous ? 'anonymous ' : ''}volume ${v.args.name}`);
   }
   return removed;
 }
@@ -169,7 +172,7 @@ export function removeAnonymousVolumes(host: HostFeatures, plan: Plan): string[]
   for (const v of stepsOf(plan.steps, 'volume.create')) {
     if (v.args.external || !v.args.anonymous) continue;
     if ((users.get(v.args.name) ?? []).some((u) => u.running && u.sandbox !== plan.name)) continue;
-    if (removeVolume(v.args.name, volumeRoot())) removed.push(`anonymous volume ${v.args.name}`);
+    if (removeVolume(v.args.name, dirname(v.args.path))) removed.push(`anonymous volume ${v.args.name}`);
   }
   return removed;
 }
@@ -189,11 +192,11 @@ export interface VolumeRow extends VolumeInfo { usedBy: { sandbox: string; runni
 
 export function volumes(host: HostFeatures): VolumeRow[] {
   const users = volumeUsers(host);
-  return listVolumes(volumeRoot()).map((v) => ({ ...v, usedBy: users.get(v.name) ?? [] }));
+  return listVolumes(host.volumes.root).map((v) => ({ ...v, usedBy: users.get(v.name) ?? [] }));
 }
 
 export function inspectVolume(host: HostFeatures, name: string): VolumeRow {
-  const v = readVolume(name, volumeRoot());
+  const v = readVolume(name, host.volumes.root);
   if (!v) throw new LifecycleError(`no volume named ${name} (sandbox volume ls lists them)`, 1);
   return { ...v, usedBy: volumeUsers(host).get(name) ?? [] };
 }
@@ -202,11 +205,11 @@ export function inspectVolume(host: HostFeatures, name: string): VolumeRow {
 export function removeVolumes(host: HostFeatures, names: string[]): string[] {
   const users = volumeUsers(host);
   for (const n of names) {
-    if (!readVolume(n, volumeRoot())) throw new LifecycleError(`no volume named ${n} (sandbox volume ls lists them); nothing was removed`, 1);
+    if (!readVolume(n, host.volumes.root)) throw new LifecycleError(`no volume named ${n} (sandbox volume ls lists them); nothing was removed`, 1);
     const running = (users.get(n) ?? []).filter((u) => u.running).map((u) => u.sandbox);
     if (running.length) throw new LifecycleError(`the volume ${n} is in use by the running sandbox ${running.join(', ')}; stop it first (sandbox down ${running[0]}); nothing was removed`, 1);
   }
-  for (const n of names) removeVolume(n, volumeRoot());
+  for (const n of names) removeVolume(n, host.volumes.root);
   return names;
 }
 
@@ -214,10 +217,10 @@ export function removeVolumes(host: HostFeatures, names: string[]): string[] {
  * or every one with `all`, as docker volume prune; and what crashed volume makings left. */
 export function pruneVolumes(host: HostFeatures, all: boolean): string[] {
   const users = volumeUsers(host);
-  const removed = removeUnfinished(volumeRoot());
-  for (const v of listVolumes(volumeRoot())) {
+  const removed = removeUnfinished(host.volumes.root);
+  for (const v of listVolumes(host.volumes.root)) {
     if ((users.get(v.name) ?? []).length || (!all && !v.anonymous)) continue;
-    removeVolume(v.name, volumeRoot());
+    removeVolume(v.name, host.volumes.root);
     removed.push(`${v.anonymous ? 'anonymous ' : ''}volume ${v.name}`);
   }
   return removed;
@@ -230,7 +233,7 @@ export async function gc(host: HostFeatures): Promise<string[]> {
   for (const r of listSandboxes(host)) if (!r.running && r.exit === undefined) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
   for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
   // A volume whose making was cut short (the CLI killed mid-seed) is a hidden folder no run uses.
-  removed.push(...removeUnfinished(volumeRoot()));
+  removed.push(...removeUnfinished(host.volumes.root));
   return removed;
 }
 

@@ -1,14 +1,15 @@
 // The native engine: applies a plan for real. Host steps (state folder, cgroup, id maps, the
 // network's host side; engine/host-steps.ts) run here, in the CLI process, as its user (root);
 // everything inside the sandbox runs in the child that libsbx clones, which reports each step back
-// (engine/events.ts). A failure anywhere undoes every earlier host change in reverse, so a failed
-// run leaves nothing behind.
+// (engine/events.ts). Each host change is recorded in the sandbox's undo list (host/undo.ts) as it
+// is made; a failure anywhere replays that list in reverse, so a failed run leaves nothing behind.
 import { closeSync, existsSync, openSync, readlinkSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../image/store';
-import type { HostFeatures, Plan, Step } from '../plan/types';
-import { findStep, stepsOf } from '../plan/steps';
+import type { RestartPolicy } from '../model/types';
+import type { HostFeatures, Plan, Step, StepOf, Verdict } from '../plan/types';
+import { findStep } from '../plan/steps';
 import { loadLibSbx, NativeError, type LibSbx } from '../ffi/libsbx';
 import { ABI_VERSION } from '../ffi/generated/abi';
 import { directLink, initPath, respawnLink, supervisedLink, type ChildLink } from './link';
@@ -16,10 +17,11 @@ import { Cgroup } from '../host/cgroup';
 import { CLONE, encodeProgram, RESTART, UnsupportedStep, type Program, type ProgramInput } from './ops';
 import { cachedFilter } from '../host/seccomp-cache';
 import { stopRequested, writePid, writeSaved, writeState } from '../host/state';
-import { nftTable } from '../host/network';
+import { hostOps } from '../host/teardown';
+import { UndoList } from '../host/undo';
+import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
 import { attest, readView } from './attest';
-import type { Verdict } from '../plan/types';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, portHolders, PreflightError, reservePorts, rootEtc } from './preflight';
 import { exitStatus, failedStepStatus, Session } from './session';
@@ -55,283 +57,48 @@ function hostError(e: unknown): { errno: number; message: string } {
   return { errno, message: typeof code === 'string' && code.startsWith('E') ? `${errnoText(errno)}${path ? `: ${path}` : ''}` : (e as Error).message };
 }
 
+/** A seccomp filter's BPF: from the cache, or compiled by libseccomp (and then cached). */
+function seccompFilter(lib: LibSbx, program: string): Buffer {
+  return cachedFilter(program, `libsbx ${ABI_VERSION} libseccomp ${lib.seccompVersion()}`, (p) => lib.seccompCompile(p));
+}
+
+/** The child's program, for `run` and `exec`: what cannot be encoded fails its own step (an
+ * unsupported step, a seccomp filter libseccomp refuses) before anything is set up. */
+function encode(input: ProgramInput): Program {
+  try { return encodeProgram(input); } catch (e) {
+    if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
+    const sc = findStep(input.plan.steps, 'seccomp');
+    if (sc && e instanceof NativeError) throw new StepFailure(sc, e.errno, e.message);
+    throw e;
+  }
+}
+
+/** The host's names of a private network (the veth pair's host end, the nftables table), as the
+ * plan records them in the undo of its net.veth and net.nat steps; '' where it has none. */
+function networkNames(plan: Plan): { veth: string; table: string } {
+  const v = findStep(plan.steps, 'net.veth')?.undo;
+  const n = findStep(plan.steps, 'net.nat')?.undo;
+  return { veth: v?.kind === 'net.veth.remove' ? v.args.interface ?? '' : '', table: n?.kind === 'net.nat.remove' ? n.args.table ?? '' : '' };
+}
+
+/** A preflight refusal as the failure of the step it concerns. */
+function asStepFailure(e: unknown): never {
+  if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
+  throw e;
+}
+
 export class NativeEngine implements Engine {
   readonly name = 'native';
   private readonly lib: LibSbx;
   constructor() { this.lib = loadLibSbx(); }
 
-  /** The child's program, for `run` and `exec`: what cannot be encoded fails its own step (an
-   * unsupported step, a seccomp filter libseccomp refuses) before anything is set up. */
-  private encode(input: ProgramInput): Program {
-    try { return encodeProgram(input); } catch (e) {
-      if (e instanceof UnsupportedStep) throw new StepFailure(e.step, 95, e.message);
-      const sc = findStep(input.plan.steps, 'seccomp');
-      if (sc && e instanceof NativeError) throw new StepFailure(sc, e.errno, e.message);
-      throw e;
-    }
-  }
-
-  /** A seccomp filter's BPF: from the cache, or compiled by libseccomp (and then cached). */
-  private filter(program: string): Buffer {
-    return cachedFilter(program, `libsbx ${ABI_VERSION} libseccomp ${this.lib.seccompVersion()}`, (p) => this.lib.seccompCompile(p));
-  }
-
   async run(plan: Plan, report: (e: EngineEvent) => void, opts: NativeRunOptions): Promise<RunResult> {
-    // What was applied, with each step's time, is kept beside the plan for `sandbox inspect`.
-    // A step of several ops reports done once per op: their times add up.
-    const applied = new Map<string, number>();
-    const onEvent = (e: EngineEvent) => {
-      if (e.type === 'step' && e.phase === 'done') applied.set(e.id, (applied.get(e.id) ?? 0) + (e.ms ?? 0));
-      report(e);
-      // Test-only: freeze this process as the step starts, for a test to kill -9 it right there.
-      if (opts.stallAt && e.type === 'step' && e.phase === 'start' && e.id === opts.stallAt) {
-        writeSync(2, `sandbox: stalled at ${e.id} (SANDBOX_TEST_STALL_AT)\n`);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-      }
-    };
-    const host = opts.host;
-    const exec = findStep(plan.steps, 'exec')!;
-    const stateStep = findStep(plan.steps, 'state.create')!;
-    // A rootless sandbox without a delegated cgroup has none: the empty path stands for it.
-    const cgStep = findStep(plan.steps, 'cgroup.create');
-    const state = stateStep.args.path;
-    const store = new Store();
-    const image = overlayOptions(plan, store, host);
-    const ctx: HostContext = {
-      plan, host, lib: this.lib, state, rootDir: join(state, 'root'), store,
-      // The hierarchies the plan joins (all of them on v2).
-      cgroup: new Cgroup({ ...host.cgroup, controllers: cgStep?.args.controllers ?? [] }, cgStep?.args.path ?? ''),
-      container: image.container, layers: image.layers, imageReadOnly: image.readOnly, undo: [], ports: [],
-    };
-    const session = new Session(this.lib);
-    const detach = exec.args.detach;
-    const restart = exec.args.restart ?? { policy: 'no' as const, max: 0 };
-    let link: ChildLink | undefined;
-    // A signal to the CLI once the command runs ends the restart policy, as docker stop does.
-    let stopSignalled = false;
-    let failure: ChildFailure | undefined;
-    let running = false;
-    let attestation: Verdict[] = [];
-    let attestMs = 0;
-
-    // From the start: a signal during setup stops it (and everything is undone); once the command
-    // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
-    let pendingSignal: NodeJS.Signals | undefined;
-    session.onSignals((sig) => {
-      if (running && link) { stopSignalled = true; try { process.kill(link.pid, sig); } catch { /* gone */ } return; }
-      pendingSignal ??= sig;
-      if (link) { try { process.kill(link.pid, 'SIGKILL'); } catch { /* gone */ } }
-    });
-    const interrupted = (s: Step) => {
-      if (pendingSignal) throw new StepFailure(s, 4, `interrupted by ${pendingSignal}; nothing was left behind`, 128 + constants.signals[pendingSignal]);
-    };
-    const started = (s: Step) => onEvent({ type: 'step', id: s.id, phase: 'start' });
-    const done = (s: Step, ms?: number) => onEvent({ type: 'step', id: s.id, phase: 'done', ms });
-    const hostSteps = async (stages: readonly Step['stage'][]) => {
-      for (const s of plan.steps) {
-        if (!stages.includes(s.stage) || !isHostStep(s)) continue;
-        interrupted(s);
-        started(s);
-        const t0 = msNow();
-        if (opts.failAt === s.id) throw new StepFailure(s, 1, `${errnoText(1)} (injected)`);
-        try { await applyHostStep(ctx, s); } catch (e) {
-          if (e instanceof StepFailure) throw e;
-          const { errno, message } = hostError(e);
-          throw new StepFailure(s, errno, message);
-        }
-        done(s, msNow() - t0);
-      }
-    };
-
-    const t0 = process.hrtime.bigint();
-    try {
-      // Everything that can be refused without touching the host is refused first.
-      let ids, files;
-      try { ids = planIds(plan, rootEtc(plan)); files = fileSources(plan); checkImageStore(plan, store, host, (p, n, v) => this.lib.lsetxattr(p, n, v)); } catch (e) {
-        if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
-        throw e;
-      }
-      ctx.ids = ids;
-      let seccompCompileMs = 0;
-      const compileSeccomp = once((p: string) => { const t = process.hrtime.bigint(); const b = this.filter(p); seccompCompileMs += Number(process.hrtime.bigint() - t) / 1e6; return b; });
-      const init = exec.args.init ? initPath() : undefined;
-      const encode = (address?: string) => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address, overlay: image.options, compileSeccomp, init });
-      // A restart replays the program the first run was attested with, less the network's own
-      // steps, which persist in the held network namespace (and without the test-only faults).
-      const encodeRestart = () => this.encode({ plan, rootDir: ctx.rootDir, uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: files, tty: exec.args.tty, address: ctx.address, overlay: image.options, compileSeccomp, init, restart: true });
-      ctx.corruptAt = opts.corruptAt;
-      const privateNet = findStep(plan.steps, 'net.veth');
-      // Encoded once here (with a placeholder address) so that anything unsupported is refused before the host is touched.
-      let program = encode(privateNet ? '0.0.0.0' : undefined);
-      // Published host ports are taken first: a port in use is an error before anything is set up.
-      try { ctx.ports = await reservePorts(plan, ctx.undo, started, portHolders(host, plan)); } catch (e) {
-        if (e instanceof PreflightError) throw new StepFailure(e.step, e.errno, e.message);
-        throw e;
-      }
-
-      // 1-2. rootfs and cgroup, on the host.
-      await hostSteps(['rootfs', 'cgroup']);
-
-      // 3. namespaces: the clone creates them; the child is held until the parent says go.
-      if (privateNet) program = encode(ctx.address);
-      const cgroupFd = detach ? -1 : ctx.cgroup.openForClone();
-      const policy = RESTART[restart.policy];
-      try {
-        // The supervisor deletes the table of the port maps when the command ends for good; a
-        // rootless network has none (its tool ends with the supervisor, whom its watcher watches).
-        const table = !host.rootless && findStep(plan.steps, 'net.nat') ? nftTable(plan.name) : '';
-        link = detach
-          ? await supervisedLink(program, state, ctx.cgroup.v2Dir(), { policy, max: restart.max, program: policy ? encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, onExit: opts.onExit })
-          : directLink(this.lib, program, cgroupFd);
-      } catch (e) {
-        const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
-        started(ns);
-        throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
-      } finally {
-        if (cgroupFd >= 0) closeSync(cgroupFd);
-      }
-      const child = link;
-      ctx.child = { pid: child.pid, bornInCgroup: child.inCgroup, holder: child.supervisorPid ?? process.pid };
-      // Foreground with a restart policy: this CLI holds the child's user and network namespaces
-      // open (before "G": the child is still dumpable and waits), so that a restart finds its id
-      // maps, address, veth and port maps there (sbx_respawn). Detached, the supervisor does.
-      const held = { user: -1, net: -1 };
-      if (!detach && policy) {
-        if (program.cloneFlags & BigInt(CLONE.NEWUSER)) held.user = openSync(`/proc/${child.pid}/ns/user`, 'r');
-        if (program.cloneFlags & BigInt(CLONE.NEWNET)) held.net = openSync(`/proc/${child.pid}/ns/net`, 'r');
-        ctx.undo.push(() => { for (const fd of [held.user, held.net]) if (fd >= 0) try { closeSync(fd); } catch { /* closed */ } });
-      }
-      ctx.undo.push(() => { try { process.kill(child.supervisorPid ?? child.pid, 'SIGKILL'); } catch { /* gone */ } try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } });
-
-      // 3-5. what the clone made, the cgroup and id maps before the child may go on, the network's host side.
-      await hostSteps(['namespaces', 'attach', 'network']);
-
-      // 5-9. the child runs its ops and reports each one.
-      let execNs = 0n;
-      const eofSeen = readEvents(child, plan, {
-        onEvent, onFail: (f) => { failure = f; }, onConsole: () => session.receiveTerminal(child),
-        onExecStart: async (ns) => {
-          execNs = ns;
-          // Every step read back from /proc before the command starts; a mismatch ends the child here.
-          const a0 = msNow();
-          attestation = attest(plan, readView(child.pid, { cgroup: (c, f) => ctx.cgroup.read(c, f), stateDir: state }), ids);
-          attestMs = msNow() - a0;
-          // The step that applied a thing before the ones that only name it (cap.keep, cap.drop).
-          const bad = attestation.find((v) => v.verdict === 'mismatch' && !/^cap(-drop)?:/.test(v.step)) ?? attestation.find((v) => v.verdict === 'mismatch');
-          if (bad) {
-            const step = plan.steps.find((x) => x.id === bad.step) ?? exec;
-            failure = { index: plan.steps.indexOf(step), errno: 1, message: `the attestation found it not applied: ${bad.detail}` };
-            try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-            return;
-          }
-          await opts.beforeExec?.();
-          child.send('E');
-        },
-      });
-      child.send('G');
-      await eofSeen;
-      child.close();
-
-      if (failure || pendingSignal) {
-        try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-        await child.wait().catch(() => 0);
-        const at = failure ? plan.steps[failure.index] ?? exec : exec;
-        interrupted(at);
-        throw new StepFailure(at, failure!.errno, failure!.message);
-      }
-      running = true;
-      ctx.commandRan = true;
-      writeSaved(state, { plan, applied: [...applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: ctx.address ?? null, ids, attestation });
-      writeState(state, {
-        name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
-        startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
-        detached: detach, supervisorPid: child.supervisorPid, stopSignal: exec.args.stopSignal ?? 15, stopGraceMs: exec.args.stopGraceMs ?? 10_000,
-        ...(cgStep ? {} : { pidNs: pidNamespace(child.pid) }),
-      });
-      // hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux.
-      const timing = {
-        setupMs: Number(execNs - t0) / 1e6, spawnToExecMs: Number(execNs - child.spawnNs) / 1e6,
-        // What the capability sets and the seccomp filter cost: compiling the filter here, and the
-        // child's caps and filter-loading steps, as it timed them.
-        seccompCompileMs, capsAndFilterMs: (applied.get('caps') ?? 0) + (applied.get('seccomp') ?? 0), attestMs,
-      };
-      if (detach) {
-        // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
-        // and its live processes, not this CLI, say that it runs.
-        unlinkSync(join(state, 'owner'));
-        onEvent({ type: 'running', pid: child.pid });
-        done(exec);
-        return { exitCode: 0, timing, detached: true, attestation };
-      }
-      onEvent({ type: 'running', pid: child.pid });
-      done(exec);
-
-      // The command runs: signals go to it, the terminal is wired, and we wait.
-      const forward = (pid: number) => session.forwardTo({ pid, pid1: true, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
-      forward(child.pid);
-      session.wireTerminal(exec.args.stdin);
-      let code = await session.waitCommand(child);
-      // The restart policy, from here, outside the sandbox's pid namespace: the command is PID 1
-      // of each run, and each run is a new child in the held namespaces and the same cgroup.
-      if (policy) {
-        const again = encodeRestart();
-        let restarts = 0, delay = 100, started = Date.now();
-        const stop = () => stopSignalled || session.signalled || stopRequested(state);
-        for (;;) {
-          if (stop() || (restart.policy === 'on-failure' && code === 0) || (restart.max > 0 && restarts >= restart.max)) break;
-          if (Date.now() - started >= 10_000) delay = 100;
-          restarts++;
-          writeSync(2, `${restartLine(code, restarts, restart.max, delay)}\n`);
-          for (const until = Date.now() + delay; Date.now() < until && !stop(); ) await sleep(Math.min(50, until - Date.now()));
-          if (stop()) break;
-          delay = Math.min(delay * 2, 10_000);
-          started = Date.now();
-          let next: ChildLink;
-          try { next = respawnLink(this.lib, again, ctx.cgroup.procsFiles(), held.user, held.net); } catch (e) {
-            writeSync(2, `sandbox: the restart failed: ${(e as Error).message}\n`);
-            code = 125;
-            break;
-          }
-          link = next;
-          let failed: ChildFailure | undefined;
-          const eof = readEvents(next, plan, { onEvent: () => undefined, onFail: (f) => { failed = f; }, onConsole: () => session.receiveTerminal(next), onExecStart: async () => { next.send('E'); } });
-          next.send('G');
-          await eof;
-          next.close();
-          if (failed) {
-            writeSync(2, `sandbox: the restart failed at ${plan.steps[failed.index]?.id ?? 'a step'}: ${failed.message}\n`);
-            code = exitStatus(await next.wait().catch(() => 125 << 8));
-            continue;
-          }
-          // A signal or a stop during this run's setup went to the last run: this one ends too.
-          if (stop()) { try { process.kill(next.pid, 'SIGKILL'); } catch { /* gone */ } await next.wait().catch(() => 0); break; }
-          writePid(state, next.pid, restarts);
-          forward(next.pid);
-          session.wireTerminal(exec.args.stdin);
-          code = await session.waitCommand(next);
-        }
-      }
-      let oom: StepError | undefined;
-      if (code === 137 && ctx.cgroup.oomKills() > 0) {
-        const mem = plan.steps.find((s) => s.id === 'cgroup:memory');
-        oom = { step: mem?.id ?? 'cgroup', errno: 12, message: `the command was killed by the kernel's OOM killer: it reached its memory limit of ${mem?.kind === 'cgroup.set' ? mem.args.value : '?'} bytes` };
-      }
-      return { exitCode: code, timing, attestation, ...(oom ? { failed: oom } : {}) };
-    } catch (e) {
+    const run = new NativeRun(this.lib, plan, report, opts);
+    try { return await run.execute(); } catch (e) {
       if (!(e instanceof StepFailure)) throw e;
-      const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };
-      onEvent({ type: 'step', id: e.step.id, phase: 'failed', error: err });
-      return { exitCode: e.exitCode ?? failedStepStatus(e.step, e.errno), failed: err };
+      return run.failed(e);
     } finally {
-      session.close();
-      // Undo in reverse: the child first, then the cgroup, then the state folder; not for a
-      // detached sandbox that runs: that is `sandbox down`'s work.
-      if (!(detach && running)) {
-        for (const u of ctx.undo.reverse()) {
-          try { await u(); } catch (e) { onEvent({ type: 'undo', id: 'cleanup', ok: false, message: (e as Error).message }); }
-        }
-        if (existsSync(state) && link) { try { rmdirSync(state); } catch { /* reported by gc */ } }
-      }
+      await run.cleanup();
     }
   }
 
@@ -354,7 +121,7 @@ export class NativeEngine implements Engine {
       let program;
       try {
         const ids = planIds(plan, opts.etc);
-        program = this.encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => this.filter(p) });
+        program = encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => seccompFilter(this.lib, p) });
       } catch (e) {
         if (e instanceof StepFailure || e instanceof PreflightError) return fail(e.step, e.errno, e.message);
         throw e;
@@ -416,4 +183,345 @@ const msNow = () => Number(process.hrtime.bigint()) / 1e6;
 function once<A, R>(f: (a: A) => R): (a: A) => R {
   const seen = new Map<A, R>();
   return (a) => { if (!seen.has(a)) seen.set(a, f(a)); return seen.get(a)!; };
+}
+
+/**
+ * One `up` of a plan in the CLI process, phase by phase: what is refused before the host is
+ * touched, the host steps, the clone, the child's steps and the attestation, the record of the
+ * running sandbox, the foreground wait with its restart policy, and the undo of it all. A failure
+ * in any phase is a StepFailure; cleanup() then replays the undo list (host/undo.ts).
+ */
+class NativeRun {
+  /** What was applied, with each step's time, kept beside the plan for `sandbox inspect`. A step
+   * of several ops reports done once per op: their times add up. */
+  private readonly applied = new Map<string, number>();
+  private readonly ctx: HostContext;
+  private readonly session: Session;
+  private readonly exec: StepOf<'exec'>;
+  private readonly restart: RestartPolicy;
+  private readonly image: ReturnType<typeof overlayOptions>;
+  private readonly t0 = process.hrtime.bigint();
+  private link?: ChildLink;
+  /** The command runs (setup is over): signals go to it, and a detached sandbox stays as it is. */
+  private running = false;
+  /** A signal to the CLI once the command runs ends the restart policy, as docker stop does. */
+  private stopSignalled = false;
+  /** A signal during setup: it stops the setup, and everything is undone. */
+  private pendingSignal?: NodeJS.Signals;
+  /** Foreground with a restart policy: the child's user and network namespaces, held open. */
+  private readonly held = { user: -1, net: -1 };
+  private ids!: Ids;
+  private program!: Program;
+  /** The first run's program, with the leased address; the program a restart replays. */
+  private encodeFirst!: () => Program;
+  private encodeRestart!: () => Program;
+  private seccompCompileMs = 0;
+  private attestation: Verdict[] = [];
+  private attestMs = 0;
+  private execNs = 0n;
+
+  constructor(private readonly lib: LibSbx, private readonly plan: Plan, private readonly report: (e: EngineEvent) => void, private readonly opts: NativeRunOptions) {
+    const host = opts.host;
+    this.exec = findStep(plan.steps, 'exec')!;
+    this.restart = this.exec.args.restart ?? { policy: 'no', max: 0 };
+    const state = findStep(plan.steps, 'state.create')!.args.path;
+    // A rootless sandbox without a delegated cgroup has none: the empty path stands for it.
+    const cgStep = findStep(plan.steps, 'cgroup.create');
+    const store = new Store();
+    this.image = overlayOptions(plan, store, host);
+    this.ctx = {
+      plan, host, lib, state, rootDir: join(state, 'root'), store,
+      // The hierarchies the plan joins (all of them on v2).
+      cgroup: new Cgroup({ ...host.cgroup, controllers: cgStep?.args.controllers ?? [] }, cgStep?.args.path ?? ''),
+      container: this.image.container, layers: this.image.layers, imageReadOnly: this.image.readOnly,
+      undo: new UndoList(), ports: [], corruptAt: opts.corruptAt,
+      names: networkNames(plan),
+    };
+    this.session = new Session(lib);
+    // From the start: a signal during setup stops it (and everything is undone); once the command
+    // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
+    this.session.onSignals((sig) => {
+      if (this.running && this.link) { this.stopSignalled = true; try { process.kill(this.link.pid, sig); } catch { /* gone */ } return; }
+      this.pendingSignal ??= sig;
+      if (this.link) { try { process.kill(this.link.pid, 'SIGKILL'); } catch { /* gone */ } }
+    });
+  }
+
+  async execute(): Promise<RunResult> {
+    this.refuseEarly();
+    // Published host ports are taken first: a port in use is an error before anything is set up.
+    try { this.ctx.ports = await reservePorts(this.plan, this.ctx.undo, (s) => this.started(s), portHolders(this.opts.host, this.plan)); } catch (e) { asStepFailure(e); }
+    // 1-2. rootfs and cgroup, on the host.
+    await this.hostSteps(['rootfs', 'cgroup']);
+    // 3. namespaces: the clone creates them; the child is held until the parent says go.
+    const child = await this.clone();
+    this.holdNamespaces(child);
+    // 3-5. what the clone made, the cgroup and id maps before the child may go on, the network's host side.
+    await this.hostSteps(['namespaces', 'attach', 'network']);
+    // 5-9. the child runs its ops and reports each one; the attestation reads them back.
+    await this.childSteps(child);
+    this.running = true;
+    this.ctx.undo.commandRuns();
+    this.record(child);
+    const timing = this.timing(child);
+    if (this.exec.args.detach) {
+      // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
+      // and its live processes, not this CLI, say that it runs.
+      unlinkSync(join(this.ctx.state, 'owner'));
+      this.onEvent({ type: 'running', pid: child.pid });
+      this.done(this.exec);
+      return { exitCode: 0, timing, detached: true, attestation: this.attestation };
+    }
+    this.onEvent({ type: 'running', pid: child.pid });
+    this.done(this.exec);
+    const code = await this.foreground(child);
+    const oom = this.oomError(code);
+    return { exitCode: code, timing, attestation: this.attestation, ...(oom ? { failed: oom } : {}) };
+  }
+
+  private onEvent(e: EngineEvent): void {
+    if (e.type === 'step' && e.phase === 'done') this.applied.set(e.id, (this.applied.get(e.id) ?? 0) + (e.ms ?? 0));
+    this.report(e);
+    // Test-only: freeze this process as the step starts, for a test to kill -9 it right there.
+    if (this.opts.stallAt && e.type === 'step' && e.phase === 'start' && e.id === this.opts.stallAt) {
+      writeSync(2, `sandbox: stalled at ${e.id} (SANDBOX_TEST_STALL_AT)\n`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    }
+  }
+  private started(s: Step): void { this.onEvent({ type: 'step', id: s.id, phase: 'start' }); }
+  private done(s: Step, ms?: number): void { this.onEvent({ type: 'step', id: s.id, phase: 'done', ms }); }
+  private interrupted(s: Step): void {
+    const sig = this.pendingSignal;
+    if (sig) throw new StepFailure(s, 4, `interrupted by ${sig}; nothing was left behind`, 128 + constants.signals[sig]);
+  }
+
+  /** Everything that can be refused without touching the host: the ids, the bind sources, the
+   * image store, and the child's program (encoded here with a placeholder address for a private
+   * network, so that anything unsupported is refused now). */
+  private refuseEarly(): void {
+    const { plan, opts, ctx } = this;
+    let files: Set<string>;
+    try {
+      this.ids = planIds(plan, rootEtc(plan));
+      files = fileSources(plan);
+      checkImageStore(plan, ctx.store, opts.host, (p, n, v) => this.lib.lsetxattr(p, n, v));
+    } catch (e) { asStepFailure(e); }
+    ctx.ids = this.ids;
+    const compileSeccomp = once((p: string) => { const t = msNow(); const b = seccompFilter(this.lib, p); this.seccompCompileMs += msNow() - t; return b; });
+    const init = this.exec.args.init ? initPath() : undefined;
+    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init };
+    const first = (address?: string) => encode({ ...base, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address });
+    // A restart replays the program the first run was attested with, less the network's own
+    // steps, which persist in the held network namespace (and without the test-only faults).
+    this.encodeRestart = () => encode({ ...base, address: ctx.address, restart: true });
+    const privateNet = findStep(plan.steps, 'net.veth');
+    this.program = first(privateNet ? '0.0.0.0' : undefined);
+    // The real address, once state.create has leased it (before the clone).
+    this.encodeFirst = () => (privateNet ? first(ctx.address) : this.program);
+  }
+
+  /** The host steps of these stages, in plan order; each failure names its step. */
+  private async hostSteps(stages: readonly Step['stage'][]): Promise<void> {
+    for (const s of this.plan.steps) {
+      if (!stages.includes(s.stage) || !isHostStep(s)) continue;
+      this.interrupted(s);
+      this.started(s);
+      const t0 = msNow();
+      if (this.opts.failAt === s.id) throw new StepFailure(s, 1, `${errnoText(1)} (injected)`);
+      try { await applyHostStep(this.ctx, s); } catch (e) {
+        if (e instanceof StepFailure) throw e;
+        const { errno, message } = hostError(e);
+        throw new StepFailure(s, errno, message);
+      }
+      this.done(s, msNow() - t0);
+    }
+  }
+
+  /** The clone: directly (foreground), or by sbx-supervise (detached), which then runs the restart
+   * policy and deletes the port maps' table when the command ends for good. */
+  private async clone(): Promise<ChildLink> {
+    const { plan, ctx, opts } = this;
+    this.program = this.encodeFirst();
+    const detach = this.exec.args.detach;
+    const cgroupFd = detach ? -1 : ctx.cgroup.openForClone();
+    const policy = RESTART[this.restart.policy];
+    try {
+      // A rootless network has no table (its tool ends with the supervisor, whom its watcher watches).
+      const table = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? ctx.names.table : '';
+      this.link = detach
+        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, onExit: opts.onExit })
+        : directLink(this.lib, this.program, cgroupFd);
+    } catch (e) {
+      const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
+      this.started(ns);
+      throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
+    } finally {
+      if (cgroupFd >= 0) closeSync(cgroupFd);
+    }
+    const child = this.link;
+    ctx.child = { pid: child.pid, bornInCgroup: child.inCgroup, holder: child.supervisorPid ?? process.pid };
+    return child;
+  }
+
+  /** Foreground with a restart policy: this CLI holds the child's user and network namespaces
+   * open (before "G": the child is still dumpable and waits), so that a restart finds its id maps,
+   * address, veth and port maps there (sbx_respawn). Detached, the supervisor does. The child (and
+   * its supervisor) are killed by the undo: a setup that fails ends them. */
+  private holdNamespaces(child: ChildLink): void {
+    const { held } = this;
+    if (!this.exec.args.detach && RESTART[this.restart.policy]) {
+      if (this.program.cloneFlags & BigInt(CLONE.NEWUSER)) held.user = openSync(`/proc/${child.pid}/ns/user`, 'r');
+      if (this.program.cloneFlags & BigInt(CLONE.NEWNET)) held.net = openSync(`/proc/${child.pid}/ns/net`, 'r');
+      this.ctx.undo.local(() => { for (const fd of [held.user, held.net]) if (fd >= 0) try { closeSync(fd); } catch { /* closed */ } });
+    }
+    this.ctx.undo.local(() => { try { process.kill(child.supervisorPid ?? child.pid, 'SIGKILL'); } catch { /* gone */ } try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } });
+  }
+
+  /** The child's steps, each reported as it goes; before its command starts, every step is read
+   * back from /proc (the attestation), and a mismatch ends the child there. */
+  private async childSteps(child: ChildLink): Promise<void> {
+    const { plan } = this;
+    let failure: ChildFailure | undefined;
+    const eofSeen = readEvents(child, plan, {
+      onEvent: (e) => this.onEvent(e), onFail: (f) => { failure = f; }, onConsole: () => this.session.receiveTerminal(child),
+      onExecStart: async (ns) => {
+        this.execNs = ns;
+        failure = this.attest(child);
+        if (failure) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } return; }
+        await this.opts.beforeExec?.();
+        child.send('E');
+      },
+    });
+    child.send('G');
+    await eofSeen;
+    child.close();
+    if (failure || this.pendingSignal) {
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+      await child.wait().catch(() => 0);
+      const at = failure ? plan.steps[failure.index] ?? this.exec : this.exec;
+      this.interrupted(at);
+      throw new StepFailure(at, failure!.errno, failure!.message);
+    }
+  }
+
+  /** The attestation, and the failure of the first step it found not applied (the step that
+   * applied a thing before the ones that only name it: cap.keep, cap.drop). */
+  private attest(child: ChildLink): ChildFailure | undefined {
+    const { plan, ctx } = this;
+    const a0 = msNow();
+    this.attestation = attest(plan, readView(child.pid, { cgroup: (c, f) => ctx.cgroup.read(c, f), stateDir: ctx.state }), this.ids);
+    this.attestMs = msNow() - a0;
+    const bad = this.attestation.find((v) => v.verdict === 'mismatch' && !/^cap(-drop)?:/.test(v.step)) ?? this.attestation.find((v) => v.verdict === 'mismatch');
+    if (!bad) return undefined;
+    const step = plan.steps.find((x) => x.id === bad.step) ?? this.exec;
+    return { index: plan.steps.indexOf(step), errno: 1, message: `the attestation found it not applied: ${bad.detail}` };
+  }
+
+  /** The running sandbox's record in its state folder: the plan and what was applied (inspect,
+   * exec), and state.json (ps, stop, down). */
+  private record(child: ChildLink): void {
+    const { plan, ctx, exec, opts } = this;
+    writeSaved(ctx.state, { plan, applied: [...this.applied].map(([id, ms]) => ({ id, ms: Math.round(ms * 1000) / 1000 })), address: ctx.address ?? null, ids: this.ids, attestation: this.attestation });
+    writeState(ctx.state, {
+      name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
+      startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
+      detached: exec.args.detach, supervisorPid: child.supervisorPid, stopSignal: exec.args.stopSignal ?? 15, stopGraceMs: exec.args.stopGraceMs ?? 10_000,
+      ...(findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
+    });
+  }
+
+  /** hrtime and the child's CLOCK_MONOTONIC are the same clock on Linux. */
+  private timing(child: ChildLink): NonNullable<RunResult['timing']> {
+    return {
+      setupMs: Number(this.execNs - this.t0) / 1e6, spawnToExecMs: Number(this.execNs - child.spawnNs) / 1e6,
+      // What the capability sets and the seccomp filter cost: compiling the filter here, and the
+      // child's caps and filter-loading steps, as it timed them.
+      seccompCompileMs: this.seccompCompileMs, capsAndFilterMs: (this.applied.get('caps') ?? 0) + (this.applied.get('seccomp') ?? 0), attestMs: this.attestMs,
+    };
+  }
+
+  /** The command runs: signals go to it, the terminal is wired, and we wait; then its restart policy. */
+  private async foreground(child: ChildLink): Promise<number> {
+    this.forward(child.pid);
+    this.session.wireTerminal(this.exec.args.stdin);
+    const code = await this.session.waitCommand(child);
+    return RESTART[this.restart.policy] ? this.restarts(code) : code;
+  }
+
+  private forward(pid: number): void {
+    this.session.forwardTo({ pid, pid1: true, graceMs: this.exec.args.stopGraceMs ?? 10_000, note: this.opts.onSignal ?? (() => undefined) });
+  }
+
+  /** The restart policy, from here, outside the sandbox's pid namespace: the command is PID 1 of
+   * each run, and each run is a new child in the held namespaces and the same cgroup. */
+  private async restarts(first: number): Promise<number> {
+    const { restart } = this;
+    const again = this.encodeRestart();
+    let code = first, n = 0, delay = 100, started = Date.now();
+    const stop = () => this.stopSignalled || this.session.signalled || stopRequested(this.ctx.state);
+    for (;;) {
+      if (stop() || (restart.policy === 'on-failure' && code === 0) || (restart.max > 0 && n >= restart.max)) return code;
+      if (Date.now() - started >= 10_000) delay = 100;
+      n++;
+      writeSync(2, `${restartLine(code, n, restart.max, delay)}\n`);
+      for (const until = Date.now() + delay; Date.now() < until && !stop(); ) await sleep(Math.min(50, until - Date.now()));
+      if (stop()) return code;
+      delay = Math.min(delay * 2, 10_000);
+      started = Date.now();
+      const next = await this.respawn(again, n, stop);
+      if (next.end) return next.code ?? code;
+      code = next.code!;
+    }
+  }
+
+  /** One more run of the command: its setup in the held namespaces, then its wait. `end`: the
+   * policy is over (the restart could not be made; or a stop came during its setup, and the last
+   * run's status stands: no code). */
+  private async respawn(program: Program, n: number, stop: () => boolean): Promise<{ code?: number; end?: boolean }> {
+    const { plan, session, ctx } = this;
+    let next: ChildLink;
+    try { next = respawnLink(this.lib, program, ctx.cgroup.procsFiles(), this.held.user, this.held.net); } catch (e) {
+      writeSync(2, `sandbox: the restart failed: ${(e as Error).message}\n`);
+      return { code: 125, end: true };
+    }
+    this.link = next;
+    let failed: ChildFailure | undefined;
+    const eof = readEvents(next, plan, { onEvent: () => undefined, onFail: (f) => { failed = f; }, onConsole: () => session.receiveTerminal(next), onExecStart: async () => { next.send('E'); } });
+    next.send('G');
+    await eof;
+    next.close();
+    if (failed) {
+      writeSync(2, `sandbox: the restart failed at ${plan.steps[failed.index]?.id ?? 'a step'}: ${failed.message}\n`);
+      return { code: exitStatus(await next.wait().catch(() => 125 << 8)) };
+    }
+    // A signal or a stop during this run's setup went to the last run: this one ends too.
+    if (stop()) { try { process.kill(next.pid, 'SIGKILL'); } catch { /* gone */ } await next.wait().catch(() => 0); return { end: true }; }
+    writePid(ctx.state, next.pid, n);
+    this.forward(next.pid);
+    session.wireTerminal(this.exec.args.stdin);
+    return { code: await session.waitCommand(next) };
+  }
+
+  /** 137 with an OOM kill counted in the cgroup: the memory limit's step is named. */
+  private oomError(code: number): StepError | undefined {
+    if (code !== 137 || this.ctx.cgroup.oomKills() <= 0) return undefined;
+    const mem = this.plan.steps.find((s) => s.id === 'cgroup:memory');
+    return { step: mem?.id ?? 'cgroup', errno: 12, message: `the command was killed by the kernel's OOM killer: it reached its memory limit of ${mem?.kind === 'cgroup.set' ? mem.args.value : '?'} bytes` };
+  }
+
+  failed(e: StepFailure): RunResult {
+    const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };
+    this.onEvent({ type: 'step', id: e.step.id, phase: 'failed', error: err });
+    return { exitCode: e.exitCode ?? failedStepStatus(e.step, e.errno), failed: err };
+  }
+
+  /** The undo list in reverse: the child first, then the network, the cgroup, the state folder;
+   * not for a detached sandbox that runs: that is `sandbox down`'s work, from the recorded list. */
+  async cleanup(): Promise<void> {
+    this.session.close();
+    if (this.exec.args.detach && this.running) return;
+    const { state } = this.ctx;
+    await this.ctx.undo.replay(hostOps(this.opts.host), (step, e) => this.onEvent({ type: 'undo', id: step, ok: false, message: e.message }));
+    if (existsSync(state) && this.link) { try { rmdirSync(state); } catch { /* reported by gc */ } }
+  }
 }

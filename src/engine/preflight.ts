@@ -19,6 +19,7 @@ import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from '../host/network';
 import { ownerAlive, readOwner } from '../host/lock';
 import { heldPorts, listSandboxes, readState, sandboxPids } from '../host/state';
+import type { UndoList } from '../host/undo';
 import { resolveIds, type Ids } from '../host/users';
 
 /** One thing found before anything changes: where it comes from, how grave, and what to do. */
@@ -244,9 +245,9 @@ export function portHolder(p: { hostIp: string; hostPort: number; protocol: stri
 
 const heldMessage = (h: { name: string; shown: string }) => `port ${h.shown} is published by running sandbox "${h.name}"; stop it with sandbox stop ${h.name}, or pick another host port`;
 
-/** Takes every published host port, in the plan's order; `undo` gets each release. A port that a
- * running sandbox of `others` publishes is refused first, naming it. */
-export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>)[], started: (s: Step) => void, others: readonly PortHolder[] = []): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
+/** Takes every published host port, in the plan's order; `undo` gets each release (a socket of
+ * this process). A port that a running sandbox of `others` publishes is refused first, naming it. */
+export async function reservePorts(plan: Plan, undo: Pick<UndoList, 'local'>, started: (s: Step) => void, others: readonly PortHolder[] = []): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
   const out = [];
   for (const step of stepsOf(plan.steps, 'net.port')) {
     const a = step.args;
@@ -257,7 +258,7 @@ export async function reservePorts(plan: Plan, undo: (() => void | Promise<void>
     }
     try {
       const hold = await reservePort(a);
-      undo.push(() => hold.close());
+      undo.local(() => hold.close());
       out.push({ step, rule: { hostIp: a.hostIp, hostPort: hold.port, containerPort: a.containerPort, protocol: a.protocol }, hold });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

@@ -1,6 +1,6 @@
 // The Engine interface: a plan goes in, step events come out. The native engine (libsbx) and
 // the recording fake used by unit tests and `up --dry-run` both implement it.
-import type { Plan, Step } from '../plan/types';
+import type { Plan } from '../plan/types';
 
 export interface StepError {
   step: string;
@@ -39,9 +39,4 @@ export interface RunResult {
 export interface Engine {
   readonly name: string;
   run(plan: Plan, onEvent: (e: EngineEvent) => void, opts?: RunOptions): Promise<RunResult>;
-}
-
-/** Steps that changed the host, among those done, in the order they must be undone. */
-export function undoOrder(steps: readonly Step[], done: ReadonlySet<string>): Step[] {
-  return steps.filter((s) => s.undo && done.has(s.id)).reverse();
 }

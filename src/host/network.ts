@@ -1,7 +1,6 @@
 // The host side of `network: private`, in the CLI process as root: an address lease, the veth
 // pair (the sandbox's end goes into its network namespace as eth0), and one nftables table per
 // sandbox holding its outbound NAT and its port maps, so that removing the table removes them all.
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -24,9 +23,8 @@ function run(program: HostProgram, args: string[], opts: import('node:child_proc
 const dgram = () => require('node:dgram') as typeof import('node:dgram');
 const net = () => require('node:net') as typeof import('node:net');
 
-/** The host end's name: short (IFNAMSIZ is 16) and stable for a sandbox name. */
-export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }
-export function nftTable(name: string): string { return `sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`; }
+/** The names compile gives the host end and the table (the plan records them in its undo data). */
+export { hostInterface, nftTable } from '../plan/paths';
 
 /** Leases and the forwarding switch are shared by every sandbox: one lock for both. */
 const netLock = (stateRoot: string) => join(stateRoot, '.net.lock');

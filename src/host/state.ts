@@ -1,20 +1,14 @@
-// Per-sandbox state on the host: /run/sandbox/NAME (state.json, the address lease, the network
-// files, the root mount point). Read by `ps`; and what a crashed run left (its CLI killed with -9)
-// is recognised here — a state folder whose cgroup has no live process — and removed by `gc` and
-// by the next `up` of the same name. Runs in the CLI process as root.
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { Store } from '../image/store';
-import { removeTree } from '../image/owners';
+// Per-sandbox state on the host: /run/sandbox/NAME (state.json, the undo list, the address lease,
+// the network files, the root mount point). Read by `ps`, stop and the preflight; whether a
+// sandbox lives is read from the cgroup its undo list records (a state folder with no live process
+// and no live owner is what a crashed run left: host/teardown.ts removes it). Runs in the CLI
+// process as root, or (rootless) as the caller.
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cgroupPathFor } from '../plan/paths';
 import type { HostFeatures, Plan, Verdict } from '../plan/types';
 import { Cgroup } from './cgroup';
-import { hostInterface, nftTable, removeTable, removeVeth, restoreForwarding } from './network';
-import { ownerAlive, readOwner, withLock } from './lock';
-import { stopRecorded } from './rootless-net';
-
-/** node:child_process, loaded when a program is first run: only clean-up of a network runs one (nft), and the module costs ms at start-up. */
-const childProcess = () => require('node:child_process') as typeof import('node:child_process');
+import { ownerAlive, readOwner } from './lock';
+import { readUndo, recordedCgroup, UNDO_FILE } from './undo';
 
 export interface SandboxState {
   name: string;
@@ -41,7 +35,9 @@ export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', '
   // The current run's PID 1 (written at each restart), and stop's word that the policy is over.
   'pid', '.pid.tmp', 'stopping',
   // A rootless network's record and files (engine/rootless-net.ts removes them when it stops the tool).
-  'usernet.json', '.usernet.json.tmp', 'netns', 'pasta.pid', 'slirp4netns.sock', 'slirp4netns.log'];
+  'usernet.json', '.usernet.json.tmp', 'netns', 'pasta.pid', 'slirp4netns.sock', 'slirp4netns.log',
+  // The undo list of what the run changed on the host (host/undo.ts).
+  UNDO_FILE, `.${UNDO_FILE}.tmp`];
 
 export function writeState(dir: string, s: SandboxState): void {
   // Written whole, then renamed: a reader never sees half a file.
@@ -88,15 +84,16 @@ export function writePid(dir: string, pid: number, restarts: number): void {
 export function stopRequested(dir: string): boolean { return existsSync(join(dir, 'stopping')); }
 export function requestStop(dir: string): void { writeFileSync(join(dir, 'stopping'), ''); }
 
-export function cgroupOf(host: HostFeatures, name: string): Cgroup {
-  return new Cgroup(host.cgroup, cgroupPathFor(host, name));
+/** A sandbox's cgroup, as its undo list records it (the run records it before making it): the
+ * empty path when it has none (rootless without a delegated subtree, or not made yet). */
+export function sandboxCgroup(host: HostFeatures, name: string): Cgroup {
+  return new Cgroup(host.cgroup, recordedCgroup(readUndo(join(host.stateRoot, name))));
 }
 
 /** The processes of a sandbox: its cgroup's; for a rootless sandbox without one, those in the pid
  * namespace that state.json names (a process of another user's namespace is never matched: its
- * /proc/PID/ns links cannot be read). */
-export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState): number[] {
-  const cg = cgroupOf(host, name);
+ * /proc/PID/ns links cannot be read). `cg`: its cgroup, for a caller that asks again and again. */
+export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState, cg = sandboxCgroup(host, name)): number[] {
   if (cg.path) return cg.pids();
   if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
   // A restart's pid namespace is new: the current PID 1's, while it runs.
@@ -179,53 +176,3 @@ export function heldPorts(row: Pick<Listed, 'running' | 'state'>): SandboxState[
 
 /** The lock two CLIs take before they create, or remove, the state of one name. */
 export function nameLock(host: HostFeatures, name: string): string { return join(host.stateRoot, `.${name}.lock`); }
-
-/** Removes what a run of `name` left on the host, if nothing of it is alive; returns what it removed. */
-export async function reclaim(host: HostFeatures, name: string): Promise<string[]> {
-  return withLock(nameLock(host, name), () => reclaimLocked(host, name));
-}
-
-/** reclaim, for a caller that holds the name's lock. */
-export async function reclaimLocked(host: HostFeatures, name: string): Promise<string[]> {
-  const removed: string[] = [];
-  const cg = cgroupOf(host, name);
-  const dir = join(host.stateRoot, name);
-  if (sandboxPids(host, name, readState(dir)).length || ownerAlive(readOwner(join(dir, 'owner')))) return removed;
-  // A rootless network's user-mode stack (pasta, slirp4netns) ends with the sandbox; one left by a
-  // killed CLI is ended here, by the PID it recorded.
-  if (host.rootless && existsSync(dir) && await stopRecorded(dir)) removed.push('network process (pasta or slirp4netns)');
-  // The table is made after the address is leased (the `ip` file): without a lease there is none,
-  // and asking nft (a process) is skipped.
-  const table = nftTable(name);
-  if (!host.rootless && (!existsSync(dir) || existsSync(join(dir, 'ip'))) && tableExists(table)) { removeTable(table); removed.push(`nftables table ${table}`); }
-  const hostIf = hostInterface(name);
-  if (existsSync(`/sys/class/net/${hostIf}`)) { removeVeth(hostIf); removed.push(`interface ${hostIf}`); }
-  if (existsSync(dir)) {
-    for (const f of STATE_FILES) try { unlinkSync(join(dir, f)); } catch { /* absent */ }
-    try { rmdirSync(join(dir, 'root')); } catch { /* absent */ }
-    try { rmdirSync(dir); removed.push(`state folder ${dir}`); } catch { /* something else is in it: left for a person to look at */ }
-  }
-  // An image's upper layer (beside the image store) goes with the sandbox.
-  const container = new Store().containerPath(name);
-  if (existsSync(container)) { removeTree(container); removed.push(`upper layer ${container}`); }
-  // ip_forward goes back to what it was once no sandbox with a private network is left.
-  await restoreForwarding(host.stateRoot, dir);
-  if (cg.exists()) { await cg.remove(); removed.push(`cgroup ${cg.path}`); }
-  return removed;
-}
-
-function tableExists(table: string): boolean {
-  try { return childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }).includes(`table ip ${table}\n`); } catch { return false; }
-}
-
-/** Our nftables tables that belong to no state folder (table names do not map back to names). */
-export function orphanTables(host: HostFeatures): string[] {
-  // Without root there are no tables of ours (a rootless network has none), and nft would refuse.
-  if (host.rootless) return [];
-  let tables = '';
-  try { tables = childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return []; }
-  let names: string[] = [];
-  try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
-  const owned = new Set(names.map(nftTable));
-  return [...tables.matchAll(/^table ip (sbx_\S+)$/gm)].map((m) => m[1]!).filter((t) => !owned.has(t));
-}

@@ -1,5 +1,7 @@
-// Where a sandbox's host-side things are, as the compiler names them and the engine finds them
-// again later (ps, stop, down, gc): one function each, so the two never disagree. Pure.
+// Where a sandbox's host-side things are, as the compiler names them in the plan (the steps'
+// arguments and their undo data); the engine records what it made in the sandbox's undo list,
+// from which ps, stop, down and gc find them again (host/undo.ts). Pure.
+import { createHash } from 'node:crypto';
 import type { HostFeatures } from './types';
 
 /** The sandbox's cgroup, relative to the hierarchies' mounts: sandbox/NAME as root; in a rootless
@@ -8,3 +10,9 @@ export function cgroupPathFor(host: HostFeatures, name: string): string {
   if (!host.rootless) return `sandbox/${name}`;
   return host.cgroup.layout === 'v2' && host.cgroup.delegated !== undefined ? `${host.cgroup.delegated.replace(/^\/+|\/+$/g, '')}/sandbox/${name}`.replace(/^\//, '') : '';
 }
+
+/** The veth pair's host end: short (IFNAMSIZ is 16) and stable for a sandbox name. */
+export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }
+
+/** The nftables table that holds a sandbox's NAT and its kernel port maps. */
+export function nftTable(name: string): string { return `sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`; }

@@ -115,16 +115,26 @@ export interface StepArgs {
 
 export type StepKind = keyof StepArgs;
 
-/** How a host step is reverted: what `sandbox down` and a failed run undo, in reverse. */
+/** How a host step is reverted: what `sandbox down` and a failed run undo, in reverse. The plan
+ * states it for each step; the engine records the same kinds in the sandbox's state as it applies
+ * them (host/undo.ts), with the names it used where the plan leaves them out (optional here). */
 export interface UndoArgs {
+  /** The state folder, with the files the engine and the supervisor write in it. */
   'state.remove': { path: string };
   'cgroup.remove': { path: string };
-  'net.veth.remove': Record<string, never>;
-  'net.nat.remove': { subnet: string };
+  /** interface: the veth pair's host end. */
+  'net.veth.remove': { interface?: string };
+  /** table: the nftables table that holds the NAT and the kernel port maps. */
+  'net.nat.remove': { subnet: string; table?: string };
   'net.port.remove': { hostIp: string; hostPort: number; protocol: 'tcp' | 'udp' };
-  'net.usernet.stop': { tool: 'pasta' | 'slirp4netns' };
-  /** Only a volume this run created, if the run fails: one that existed (or a later run's) stays; `down -v` removes it otherwise. */
-  'volume.remove-new': { name: string };
+  /** state: the state folder where the tool's record (its processes) is kept. */
+  'net.usernet.stop': { tool: 'pasta' | 'slirp4netns'; state?: string };
+  /** Only a volume this run created, if the run fails: one that existed (or a later run's) stays; `down -v` removes it otherwise. root: its folder's parent. */
+  'volume.remove-new': { name: string; root?: string };
+  /** An image's private upper layer (beside the store), made by rootfs.image. */
+  'upper.remove': { path: string };
+  /** ip_forward back to what it was, once no sandbox with a private network is left (net.veth turned it on). */
+  'net.forwarding.restore': { state: string };
 }
 export type Undo = { [K in keyof UndoArgs]: { kind: K; args: UndoArgs[K] } }[keyof UndoArgs];
 

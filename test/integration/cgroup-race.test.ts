@@ -12,7 +12,7 @@ import { isRoot, needs } from '../helpers/sandbox';
 
 const build = join(__dirname, '../..');
 const LOOP = `const {probeHost}=require(${JSON.stringify(join(build, 'src/engine/probe.js'))});
-const {Cgroup}=require(${JSON.stringify(join(build, 'src/engine/cgroup.js'))});
+const {Cgroup}=require(${JSON.stringify(join(build, 'src/host/cgroup.js'))});
 const h=probeHost();const cg=new Cgroup(h.cgroup,'sandbox/race-'+process.argv[1]);
 (async()=>{let fails=0;for(let i=0;i<Number(process.argv[2]);i++){try{cg.create();}catch(e){fails++;console.error(e.message);}await cg.remove();}
 console.log(JSON.stringify({fails,dirs:cg.dirs()}));})();`;

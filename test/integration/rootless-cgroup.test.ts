@@ -20,7 +20,7 @@ const skipUnlessV2 = (t: { skip(m: string): void }) => { if (!v2) t.skip('pure c
 /** Node, as the user, running `code` with the build's modules at hand (B is the build folder). */
 function nodeAs(run: (argv: string[]) => ReturnType<typeof asUser>, code: string) {
   const build = join(repoForUsers(), 'build');
-  const prelude = `const B=${JSON.stringify(build)};const {probeHost}=require(B+'/src/engine/probe.js');const {Cgroup}=require(B+'/src/engine/cgroup.js');const {cgroupPathFor}=require(B+'/src/plan/paths.js');`;
+  const prelude = `const B=${JSON.stringify(build)};const {probeHost}=require(B+'/src/engine/probe.js');const {Cgroup}=require(B+'/src/host/cgroup.js');const {cgroupPathFor}=require(B+'/src/plan/paths.js');`;
   return run([process.execPath, '-e', prelude + code]);
 }
 

@@ -8,15 +8,13 @@ import { join } from 'node:path';
 import { loadSpec } from '../../src/model/load';
 import { compile } from '../../src/plan/compile';
 import { compileExec } from '../../src/plan/exec';
-import { isChildStep, isHostStep, makeStep, SIDE, type HostKind } from '../../src/plan/steps';
+import { isChildStep, isHostStep, makeStep, SIDE } from '../../src/plan/steps';
 import type { HostFeatures, Plan } from '../../src/plan/types';
 import { encodeProgram } from '../../src/engine/ops';
-import type { HostKind as HandledKind } from '../../src/engine/host-steps';
 import { HYBRID_HOST, ROOT, ROOTLESS_HOST, V2_HOST } from '../helpers/load';
 
-// Compile-time: a kind placed on the host without a handler, or handled but placed in the child, fails here.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const hostKindsHandled: Same<HandledKind, HostKind> = true;
+// A kind placed on the host without a handler does not compile: engine/host-steps.ts's handler
+// table is a mapped type over this HostKind.
 
 function samplePlans(): [string, Plan][] {
   const out: [string, Plan][] = [];
@@ -32,7 +30,6 @@ function samplePlans(): [string, Plan][] {
 }
 
 test('the child\'s program has ops for exactly the steps placed in the child', () => {
-  assert.ok(hostKindsHandled);
   const plans = samplePlans();
   assert.ok(plans.length >= 30);
   for (const [name, plan] of plans) {

@@ -5,6 +5,7 @@ import { gatewayOf } from '../../model/ip';
 import { HOST_PROGRAMS, missingProgram } from '../../model/tables';
 import type { HostFeatures } from '../types';
 import type { Compilation } from './context';
+import { hostInterface, nftTable } from '../paths';
 
 const VETH_MTU = 65520;
 
@@ -37,9 +38,9 @@ function vethNet(ctx: Compilation): void {
   const sub = spec.network.subnet;
   const gateway = gatewayOf(sub.value);
   // A 64 KiB MTU, as loopback's (and pasta's): with 1500 the pair carries a sixth less than loopback.
-  add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: {} });
+  add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: { interface: hostInterface(ctx.name) } });
   add('network', 'net:address', 'net.address', `give eth0 the leased address, with a default route through ${gateway}`, mode.src, { subnet: sub.value, gateway, interface: 'eth0' });
-  add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value } });
+  add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value, table: nftTable(ctx.name) } });
   const proxy = spec.network.proxy;
   for (const p of spec.network.ports) {
     const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
