@@ -108,7 +108,10 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
     push('mounts', 'device.changed', M.changed(`device on ${y.target}`, `${x.source} (${x.permissions})`, `${y.source} (${y.permissions})`), more ? 'looser' : 'tighter', x.at, y.at);
   });
   keyed('mounts', 'masked-path', a.maskedPaths, b.maskedPaths, (m) => m.path, (m) => L.masked(m.path), 'tighter');
-  keyed('mounts', 'sysctl', a.sysctls, b.sysctls, (s) => s.name, (s) => L.sysctl(s.name, s.value), 'looser', (x, y) => {
+  // The sysctls sandbox sets itself (ping without CAP_NET_RAW, IPv6 off on eth0) come and go with
+  // the network and only tighten: the file's own are compared.
+  const own = (f: ExposureFacts) => f.sysctls.filter((x) => x.at.origin !== 'default');
+  keyed('mounts', 'sysctl', own(a), own(b), (s) => s.name, (s) => L.sysctl(s.name, s.value), 'looser', (x, y) => {
     if (x.value !== y.value) push('mounts', 'sysctl.changed', M.changed(L.sysctlName(y.name), x.value, y.value), 'looser', x.at, y.at);
   });
 

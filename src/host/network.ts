@@ -56,6 +56,10 @@ export function createVeth(pid: number, hostIf: string, gateway: string, ip: str
   ].join('\n') + '\n', stdio: ['pipe', 'ignore', 'pipe'] });
   // Traffic to a published port on 127.0.0.1 leaves through this interface with a loopback source.
   if (localnet) writeFileSync(`/proc/sys/net/ipv4/conf/${hostIf}/route_localnet`, '1');
+  // The network is IPv4 only: no link-local IPv6 address on the host's end for the sandbox to reach
+  // the host's services on :: through (the child turns eth0's off too). Absent without IPv6.
+  const v6 = `/proc/sys/net/ipv6/conf/${hostIf}/disable_ipv6`;
+  if (existsSync(v6)) writeFileSync(v6, '1');
 }
 
 export function removeVeth(hostIf: string): void {

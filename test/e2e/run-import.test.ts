@@ -100,7 +100,7 @@ test('run: a problem is shown on the command line; -it without a terminal is ref
 
 test('run --plan takes --json and --format json; up --dry-run takes them too and prints plan --json\'s plan', () => {
   const dir = tmp();
-  const line = ['-p', '127.0.0.1:8080:8000', '-m', '256m', '--rootfs', 'host', 'python3', '-m', 'http.server', '8000'];
+  const line = ['-p', '127.0.0.1:38291:8000', '-m', '256m', '--rootfs', 'host', 'python3', '-m', 'http.server', '8000'];
   const j = run(['run', '--plan', '--json', ...line], dir);
   assert.equal(j.code, 0, j.err);
   const f = run(['run', '--plan', '--format', 'json', ...line], dir);
@@ -122,7 +122,7 @@ test('run --plan takes --json and --format json; up --dry-run takes them too and
   assert.equal(two.code, 1);
   assert.match(two.err, /`--json` and `--format text` ask for two formats; give one/);
 
-  writeFileSync(join(dir, 'web.yml'), 'version: 1\nname: w\nrootfs: host\ncommand: [python3, -m, http.server, "8000"]\nports: ["127.0.0.1:8080:8000"]\n');
+  writeFileSync(join(dir, 'web.yml'), 'version: 1\nname: w\nrootfs: host\ncommand: [python3, -m, http.server, "8000"]\nports: ["127.0.0.1:38291:8000"]\n');
   const plan = run(['plan', '--json', 'web.yml'], dir);
   assert.equal(plan.code, 0, plan.err);
   const expected = bare((JSON.parse(plan.out) as { steps: Step[] }).steps);

@@ -5,7 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hostInterface } from '../../src/plan/paths';
 import { networkInterfaces } from 'node:os';
 import { BIN, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
@@ -80,6 +84,47 @@ test('network: none has only lo; host sees the host\'s interfaces; private has e
   assert.ok(lines.includes('nameserver 192.0.2.53'), priv.out);
   assert.ok(lines.includes('gateway reachable'), priv.out);
   assert.deepEqual(leftovers('private-net'), []);
+});
+
+/** The EUI-64 link-local address the kernel gives an interface of this MAC address. */
+function linkLocal(mac: string): string {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  const e = [b[0]! ^ 2, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
+  return `fe80::${[0, 2, 4, 6].map((i) => ((e[i]! << 8) | e[i + 1]!).toString(16)).join(':')}`;
+}
+
+test('the private network is IPv4 only: no IPv6 address on either end of the veth, and a host service on :: is not reached by link-local from inside', async (t) => {
+  if (!ready(t)) return;
+  if (!require('node:fs').existsSync('/proc/sys/net/ipv6')) { t.skip('this kernel has no IPv6'); return; }
+  const server = createServer((c) => c.end('host service\n'));
+  await new Promise<void>((r) => server.listen({ host: '::', port: 0 }, r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-v6-'));
+  const file = join(dir, 'v6.yml');
+  writeFileSync(file, 'version: 1\nname: v6-off\nnetwork: private\ndetach: true\ncommand: [sleep, "120"]\n');
+  t.after(() => { sandbox(['down', 'v6-off']); server.close(); });
+  const up = sandbox(['up', '-q', file]);
+  assert.equal(up.code, 0, up.err);
+  const hostIf = hostInterface('v6-off');
+  assert.equal(readFileSync(`/proc/sys/net/ipv6/conf/${hostIf}/disable_ipv6`, 'utf8').trim(), '1', 'the host end has IPv6 off');
+  assert.equal(execFileSync('ip', ['-6', '-o', 'addr', 'show', 'dev', hostIf], { encoding: 'utf8' }).trim(), '', 'the host end has no IPv6 address');
+  // The address the host end would have had: what a sandbox would dial to reach the host on ::.
+  const target = linkLocal(readFileSync(`/sys/class/net/${hostIf}/address`, 'utf8').trim());
+  const probe = `import socket
+print(open('/proc/sys/net/ipv6/conf/eth0/disable_ipv6').read().strip())
+print(sorted(l.split()[5] for l in open('/proc/net/if_inet6')))
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); s.settimeout(3)
+try:
+    s.connect(('${target}', ${port}, 0, socket.if_nametoindex('eth0'))); print('reached', s.recv(64).decode().strip())
+except OSError as e:
+    print('refused', e.errno)`;
+  const r = sandbox(['exec', 'v6-off', 'python3', '-c', probe]);
+  assert.equal(r.code, 0, r.err);
+  const [off, addrs, result] = r.out.trim().split('\n');
+  assert.equal(off, '1', r.out);
+  assert.equal(addrs, "['lo']", `only lo has an IPv6 address inside: ${r.out}`);
+  assert.match(result!, /^refused \d+$/, `the host service on :: is not reached: ${r.out}`);
+  assert.equal(sandbox(['down', 'v6-off']).code, 0);
 });
 
 test('TCP and UDP reach the sandbox through each kind of port map, from 127.0.0.1 and the host\'s own address', async (t) => {

@@ -75,6 +75,13 @@ function networkMounts(ctx: Compilation): void {
     const top = spec.userns ? Math.max(...spec.userns.gidMap.map((m) => m.container + m.size - 1)) : 2147483647;
     add('mounts', 'sysctl:net.ipv4.ping_group_range', 'sysctl', `set net.ipv4.ping_group_range = 0 ${top}, so that ping works without CAP_NET_RAW`, 'default', { name: 'net.ipv4.ping_group_range', value: `0 ${top}` });
   }
+  // The veth network is IPv4 only (addresses, NAT, port maps, the host's firewall rules): left on,
+  // IPv6 would give eth0 a link-local address from which the host's services listening on :: are
+  // reached directly, around all of them. The host's end is turned off too (host/network.ts).
+  const v6 = 'net.ipv6.conf.eth0.disable_ipv6';
+  if (mode.value === 'private' && ns('net').mode === 'private' && !ctx.host.rootless && !spec.sysctls.some((s) => s.name === v6)) {
+    add('mounts', `sysctl:${v6}`, 'sysctl', `turn IPv6 off on eth0: the private network is IPv4 only, and a link-local address would reach the host's services on :: around its rules`, 'default', { name: v6, value: '1' });
+  }
   for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
 }
 
