@@ -40,7 +40,7 @@ const DROPPED: Record<string, string> = {
   domainname: 'only `hostname` is set', mac_address: 'a private network leases the sandbox its address',
   volumes_from: 'name the same host folders in `volumes` instead', oom_score_adj: 'sandbox has no key for it', oom_kill_disable: 'the OOM killer always applies at the memory limit',
   runtime: 'sandbox is the runtime', storage_opt: 'sandbox has no key for it', cgroup_parent: 'sandbox places its own cgroup', device_cgroup_rules: 'sandbox has no key for it',
-  credential_spec: 'Windows only', isolation: 'Windows only', attach: 'sandbox has no key for it', mem_swappiness: 'sandbox has no key for it', cpuset_mems: 'sandbox has no key for it',
+  credential_spec: 'Windows only', isolation: 'Windows only', attach: 'sandbox has no key for it', mem_swappiness: 'sandbox has no key for it',
   cpu_rt_period: 'sandbox has no key for it', cpu_rt_runtime: 'sandbox has no key for it', cpu_period: 'write `cpus` instead', cpu_quota: 'write `cpus` instead', cpu_count: 'write `cpus` instead', cpu_percent: 'write `cpus` instead',
   use_api_socket: 'sandbox gives no Docker socket', gpus: 'sandbox has no key for it', post_start: 'sandbox has no hooks', pre_stop: 'sandbox has no hooks', label_file: 'sandbox has no labels',
 };
@@ -200,6 +200,7 @@ export function fromCompose(file: string, bytes: Uint8Array, service: string | u
     else if (key === 'cpus') set(['resources', 'cpus'], v, [key]);
     else if (key === 'cpu_shares') set(['resources', 'cpu_shares'], v, [key]);
     else if (key === 'cpuset') set(['resources', 'cpuset'], v, [key]);
+    else if (key === 'cpuset_mems') set(['resources', 'cpuset_mems'], v, [key]);
     else if (key === 'pids_limit') set(['resources', 'pids'], Number(v) <= 0 ? -1 : v, [key]);
     else if (key === 'blkio_config') {
       const b = v as Record<string, unknown>;

@@ -66,7 +66,7 @@ const DROPPED: [string[], boolean, string][] = [
   [['--dns-search', '--dns-option', '--dns-opt'], true, 'only name servers (`dns`) are written to the sandbox\'s resolv.conf'],
   [['--domainname'], true, 'only `hostname` is set'],
   [['--volumes-from'], true, 'name the same host folders in `volumes` instead'],
-  [['--gpus', '--runtime', '--isolation', '--storage-opt', '--cgroup-parent', '--device-cgroup-rule', '--cidfile', '--detach-keys', '--disable-content-trust', '--attach', '-a', '--kernel-memory', '--memory-swappiness', '--oom-score-adj', '--cpuset-mems', '--cpu-rt-period', '--cpu-rt-runtime', '--blkio-weight-device', '--annotation'], true, 'sandbox has no key for it'],
+  [['--gpus', '--runtime', '--isolation', '--storage-opt', '--cgroup-parent', '--device-cgroup-rule', '--cidfile', '--detach-keys', '--disable-content-trust', '--attach', '-a', '--kernel-memory', '--memory-swappiness', '--oom-score-adj', '--cpu-rt-period', '--cpu-rt-runtime', '--blkio-weight-device', '--annotation'], true, 'sandbox has no key for it'],
   [['--oom-kill-disable'], false, 'the kernel\'s OOM killer always applies at the memory limit'],
   [['--sig-proxy'], false, 'the CLI always forwards signals to the command'],
   [['-P', '--publish-all'], false, 'write each port in `ports`: the plan lists the ports the image declares'],
@@ -294,6 +294,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
     { names: ['--cpus'], value: true, apply: (v, at) => set(['resources', 'cpus'], num(v), at) },
     { names: ['-c', '--cpu-shares'], value: true, apply: (v, at) => set(['resources', 'cpu_shares'], num(v), at) },
     { names: ['--cpuset-cpus'], value: true, apply: (v, at) => set(['resources', 'cpuset'], v, at) },
+    { names: ['--cpuset-mems'], value: true, apply: (v, at) => set(['resources', 'cpuset_mems'], v, at) },
     { names: ['--pids-limit'], value: true, apply: (v, at) => set(['resources', 'pids'], /^-?[0-9]+$/.test(v) && Number(v) <= 0 ? -1 : num(v), at) },
     { names: ['--blkio-weight'], value: true, apply: (v, at) => set(['resources', 'io_weight'], num(v), at) },
     ...(['read-bps', 'write-bps', 'read-iops', 'write-iops'] as const).map((k): Flag => ({
