@@ -5,6 +5,8 @@
  *   CLI ── stdin: struct sbx_supervise_head, ops, strings, restart ops, restart strings, extra;
  *          later "G", "E" ──► supervisor
  *   CLI ◄── stdout: "PID <pid> <in_cgroup>\n", then the child's 24-byte events until exec ──┘
+ *   fds 3, 4, …: the published ports' bound sockets (as many as extra says), held until the
+ *          table goes, so that no host program takes a mapped port
  *
  * It clones the child with sbx_spawn (the child's parent-death signal then ties the sandbox to
  * this process: kill -9 of the supervisor kills the sandbox), holds the child's user and network
@@ -18,8 +20,9 @@
  *     held namespaces, so that the address, the veth and the port maps stay; never once
  *     STATE/stopping exists (sandbox stop makes it before it signals) or after a SIGTERM to this
  *     process. A restart replays the program the CLI attested on the first run.
- * When the command has ended for good it deletes the sandbox's nftables table (its port maps and
- * NAT: a published port is free again at once, and a client is refused, not left to time out),
+ * When the command has ended for good it closes the ports' sockets and deletes the sandbox's nftables
+ * table (its port maps and NAT: a published port is free again at once, and a client is refused,
+ * not left to time out),
  * lets the namespaces go (the veth goes with the network namespace), writes the wait status to
  * STATE/exit (whole, by rename) and exits. The state folder, the log, the cgroup and the upper
  * layer stay for `sandbox logs` and `sandbox down`; unless the CLI gave a command after the two
@@ -99,6 +102,7 @@ struct sup {
 	char *rstrings;
 	const char *procs;      /* the cgroup.procs files a restart joins (a list) */
 	const char *table;      /* the nftables table of the port maps, or "" */
+	int nholds;             /* the published ports' sockets, fds 3 .. 3 + nholds - 1: bound until the table goes */
 	int userns_fd, netns_fd, out_w, err_w;
 	FILE *log;
 };
@@ -183,6 +187,9 @@ static pid_t respawn(struct sup *s)
  * CLI made it); an absent table is no error, `down` checks again. */
 static void release_ports(struct sup *s)
 {
+	/* The host's ports are free again: a host program may bind them now. */
+	for (int i = 0; i < s->nholds; i++) close(3 + i);
+	s->nholds = 0;
 	if (!s->table[0]) return;
 	pid_t p = fork();
 	if (p == 0) {
@@ -247,12 +254,19 @@ int main(int argc, char **argv)
 	    || read_all(cli_in, ops, (size_t)h->nops * sizeof *ops) < 0 || read_all(cli_in, strings, h->strings_len) < 0
 	    || read_all(cli_in, s.rops, (size_t)h->restart_nops * sizeof *s.rops) < 0 || read_all(cli_in, s.rstrings, h->restart_strings_len) < 0
 	    || read_all(cli_in, extra, h->extra_len) < 0) return 125;
-	/* extra: the list of cgroup.procs files (ends with an empty string), then the table's name. */
+	/* extra: the list of cgroup.procs files (ends with an empty string), the table's name, then
+	 * how many port sockets the CLI passed as fds 3, 4, …. They are kept from every process this
+	 * one starts (the sandbox closes its fds above 2 before exec anyway; nft and the CLI's down
+	 * must not hold them). */
 	s.procs = extra;
 	{
 		const char *p = extra;
-		while (*p) p += strlen(p) + 1;
-		s.table = (size_t)(p + 1 - extra) < (size_t)h->extra_len + 2 ? p + 1 : "";
+		const char *end = extra + h->extra_len;
+		while (p < end && *p) p += strlen(p) + 1;
+		s.table = p + 1 < end ? p + 1 : "";
+		const char *n = s.table + strlen(s.table) + 1;
+		s.nholds = n < end ? atoi(n) : 0;
+		for (int i = 0; i < s.nholds; i++) fcntl(3 + i, F_SETFD, FD_CLOEXEC);
 	}
 	if (strcmp(argv[2], "-") != 0) cgroup_fd = open(argv[2], O_PATH | O_DIRECTORY | O_CLOEXEC);
 

@@ -43,7 +43,7 @@ export interface HostContext {
    * net.veth and net.nat): the veth pair's host end and the nftables table. */
   names: { veth: string; table: string };
   /** The ports reserved by the preflight, in the order of the plan's port steps, with the CLI's hold on each. */
-  ports: { step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[];
+  ports: { step: StepOf<'net.port'>; rule: PortRule; hold: { fd: number; close(): Promise<void> } }[];
   /** Leased by state.create for a private network; a rootless one's, from its user-mode stack. */
   address?: string;
   /** A rootless private network's name servers, from its user-mode stack. */

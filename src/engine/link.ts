@@ -72,6 +72,10 @@ export interface SupervisedRestart {
   procs: string[];
   /** The nftables table of the port maps, deleted when the command ends for good ('' none). */
   table: string;
+  /** The published ports' bound sockets (their descriptors in this process): the supervisor
+   * inherits them as its fds 3, 4, … and closes them with the table, so that a port stays taken
+   * on the host for exactly as long as it is mapped. */
+  holds?: number[];
   /** A program and its arguments that the supervisor starts once the command has ended for good
    * and its status is written (run -d --rm: the CLI's own `down`); none when absent. */
   onExit?: string[];
@@ -79,7 +83,8 @@ export interface SupervisedRestart {
 
 export async function supervisedLink(program: Program, stateDir: string, cgroupDir: string | undefined, restart: SupervisedRestart): Promise<ChildLink> {
   const spawnNs = process.hrtime.bigint();
-  const sup = childProcess().spawn(supervisorPath(), [stateDir, cgroupDir ?? '-', ...(restart.onExit ?? [])], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+  const holds = (restart.holds ?? []).filter((fd) => fd >= 0);
+  const sup = childProcess().spawn(supervisorPath(), [stateDir, cgroupDir ?? '-', ...(restart.onExit ?? [])], { stdio: ['pipe', 'pipe', 'ignore', ...holds], detached: true });
   const exited = new Promise<number>((r) => sup.on('exit', (code, sig) => r(sig ? 128 : (code ?? 0) << 8)));
   sup.on('error', () => undefined);
   // struct sbx_supervise_head, in this machine's byte order (little-endian: Linux on x86-64 and arm64).
@@ -88,7 +93,7 @@ export async function supervisedLink(program: Program, stateDir: string, cgroupD
   head.writeUInt32LE(program.strings.length, SUPERVISE_HEAD_OFFSET.strings_len);
   head.writeBigUInt64LE(program.cloneFlags, SUPERVISE_HEAD_OFFSET.clone_flags);
   const again = restart.policy ? restart.program : undefined;
-  const extra = Buffer.from(`${restart.procs.map((p) => `${p}\0`).join('')}\0${restart.table}\0`);
+  const extra = Buffer.from(`${restart.procs.map((p) => `${p}\0`).join('')}\0${restart.table}\0${holds.length}\0`);
   head.writeUInt32LE(again ? restart.policy : 0, SUPERVISE_HEAD_OFFSET.policy);
   head.writeUInt32LE(restart.max, SUPERVISE_HEAD_OFFSET.max_restarts);
   head.writeUInt32LE(again?.nops ?? 0, SUPERVISE_HEAD_OFFSET.restart_nops);

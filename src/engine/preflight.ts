@@ -247,7 +247,7 @@ const heldMessage = (h: { name: string; shown: string }) => `port ${h.shown} is 
 
 /** Takes every published host port, in the plan's order; `undo` gets each release (a socket of
  * this process). A port that a running sandbox of `others` publishes is refused first, naming it. */
-export async function reservePorts(plan: Plan, undo: Pick<UndoList, 'local'>, started: (s: Step) => void, others: readonly PortHolder[] = []): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { close(): Promise<void> } }[]> {
+export async function reservePorts(plan: Plan, undo: Pick<UndoList, 'local'>, started: (s: Step) => void, others: readonly PortHolder[] = []): Promise<{ step: StepOf<'net.port'>; rule: PortRule; hold: { fd: number; close(): Promise<void> } }[]> {
   const out = [];
   for (const step of stepsOf(plan.steps, 'net.port')) {
     const a = step.args;

@@ -125,19 +125,26 @@ export async function restoreForwarding(stateRoot: string, stateDir: string): Pr
 }
 
 /** Holds each published host port for the sandbox's life, so that a conflict is found before anything is set up. */
-export async function reservePort(p: PortRule): Promise<{ port: number; close(): Promise<void> }> {
+/** The descriptor under a Node socket or server (libuv's, on Linux), for handing it to another
+ * process; -1 where Node does not say. */
+const fdOf = (o: unknown): number => (o as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+
+/** Binds a published port on the host for as long as the sandbox publishes it, so that no host
+ * program can take it and be shadowed by the port map: `fd` is the socket's descriptor, which the
+ * supervisor of a detached sandbox inherits and keeps until the command ends for good. */
+export async function reservePort(p: PortRule): Promise<{ port: number; fd: number; close(): Promise<void> }> {
   if (p.protocol === 'udp') {
     const s: UdpSocket = dgram().createSocket({ type: p.hostIp.includes(':') ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind({ port: p.hostPort, address: p.hostIp || '0.0.0.0', exclusive: true }, () => resolve()); });
     s.unref();
     let closed: Promise<void> | undefined;
-    return { port: s.address().port, close: () => (closed ??= new Promise<void>((r) => s.close(() => r()))) };
+    return { port: s.address().port, fd: fdOf(s), close: () => (closed ??= new Promise<void>((r) => s.close(() => r()))) };
   }
   const srv: Server = net().createServer();
   await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen({ port: p.hostPort, host: p.hostIp || '0.0.0.0', exclusive: true, backlog: 1 }, () => resolve()); });
   srv.unref();
   let closed: Promise<void> | undefined;
-  return { port: (srv.address() as { port: number }).port, close: () => (closed ??= new Promise<void>((r) => srv.close(() => r()))) };
+  return { port: (srv.address() as { port: number }).port, fd: fdOf(srv), close: () => (closed ??= new Promise<void>((r) => srv.close(() => r()))) };
 }
 
 export function hostsFile(hostname: string, ip: string | undefined, extra: string[]): string {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasEngine, hasNft, hostSnapshot, isRoot, needs, sandbox } from '../helpers/sandbox';
@@ -39,6 +39,15 @@ async function httpStatus(port: number): Promise<number> {
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await ok()) return;
   assert.fail(`timed out waiting for ${what}`);
+}
+
+/** Whether a host program can bind 127.0.0.1:port now: 'bound' (and let go at once), or the error code. */
+function hostBind(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve('bound')));
+  });
 }
 
 /** A host server on 127.0.0.1:port (python3's http.server), which must bind and answer. */
@@ -83,6 +92,9 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   // A restart keeps the port: it answers in the second run (a new pid namespace in the same network one).
   await until('the second run', () => runs().length >= 2, 60_000);
   await until('the port to answer in the second run', async () => (await httpStatus(18431)) === 200, 60_000);
+  // The CLI is gone, and the host's port is still taken (the supervisor holds it), across restarts:
+  // a host program cannot bind it and be shadowed by the port map, as under Docker.
+  assert.equal(await hostBind(18431), 'EADDRINUSE', 'a host program cannot take a port the detached sandbox publishes');
   // exec joins the current run (its PID 1 is the one the supervisor recorded last).
   const inRun = sandbox(['exec', 'rs-web', 'sh', '-c', 'wc -l < /out/runs; tr "\\0" " " < /proc/1/cmdline']);
   assert.equal(inRun.code, 0, inRun.err);
@@ -123,6 +135,7 @@ test('detached, restart: on-failure:2: PID 1 is the command in each of 3 runs, t
   const two = configFile(dir, 'rs-two', ['detach: true', 'ports: ["127.0.0.1:18431:8080"]', `command: ${JSON.stringify(['sh', '-c', `${SERVE} exec sleep 600`])}`, 'init: true']);
   assert.equal(sandbox(['up', '-q', two]).code, 0);
   await until('the second sandbox to answer', async () => (await httpStatus(18431)) === 200);
+  assert.equal(await hostBind(18431), 'EADDRINUSE', 'a detached sandbox without restarts holds its port too');
   const three = configFile(dir, 'rs-three', ['detach: true', 'ports: ["18431:8080"]', 'command: [sleep, "600"]']);
   const refused = sandbox(['up', '-q', three]);
   assert.notEqual(refused.code, 0);
