@@ -166,7 +166,8 @@ const RULES: Rules = {
   'net.none': (a, s) => a.check(s, a.view.interfaces.join(',') === 'lo', 'only lo', a.view.interfaces.join(', ')),
   'net.loopback': (a, s) => a.check(s, a.view.interfaces.includes('lo') && a.view.localAddresses.includes('127.0.0.1'), 'lo up with 127.0.0.1', `${a.view.interfaces.join(', ')}; local ${a.view.localAddresses.join(', ') || 'none'}`),
   'net.veth': (a, s) => {
-    const hostEnd = hostInterface(a.plan.name);
+    // The host's end as the plan names it (its undo removes it by that name).
+    const hostEnd = (s.undo?.kind === 'net.veth.remove' ? s.undo.args.interface : undefined) ?? hostInterface(a.plan.name);
     a.check(s, a.view.interfaces.includes(s.args.inside) && a.view.hostInterface(hostEnd), `${s.args.inside} in the sandbox, ${hostEnd} on the host`, `${a.view.interfaces.join(', ')} in the sandbox${a.view.hostInterface(hostEnd) ? '' : `, no ${hostEnd} on the host`}`);
   },
   'net.address': (a, s) => {
