@@ -72,9 +72,10 @@ export interface SupervisedRestart {
   procs: string[];
   /** The nftables table of the port maps, deleted when the command ends for good ('' none). */
   table: string;
-  /** The published ports' bound sockets (their descriptors in this process): the supervisor
-   * inherits them as its fds 3, 4, … and closes them with the table, so that a port stays taken
-   * on the host for exactly as long as it is mapped. */
+  /** The bound sockets of the ports nftables maps (their descriptors in this process): the
+   * supervisor inherits them as its fds 3, 4, … and closes them with the table, so that a port
+   * stays taken on the host for exactly as long as it is mapped. The ports pasta, slirp4netns or
+   * a forwarder carry are bound by them instead, once the CLI has let its hold go. */
   holds?: number[];
   /** A program and its arguments that the supervisor starts once the command has ended for good
    * and its status is written (run -d --rm: the CLI's own `down`); none when absent. */

@@ -349,7 +349,7 @@ class NativeRun {
       // A rootless network has no table (its tool ends with the supervisor, whom its watcher watches).
       const table = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? ctx.names.table : '';
       this.link = detach
-        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, holds: (ctx.ports ?? []).map((p) => p.hold.fd), onExit: opts.onExit })
+        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
         : directLink(this.lib, this.program, cgroupFd);
     } catch (e) {
       const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
