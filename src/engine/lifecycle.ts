@@ -12,6 +12,7 @@ import { removeTable } from '../host/network';
 import { stopRecorded } from '../host/rootless-net';
 import { listVolumes, readVolume, removeUnfinished, removeVolume, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
+import type { StepOf } from '../plan/types';
 import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
 
 export { exitCode, heldPorts, listSandboxes, type Listed };
@@ -155,26 +156,26 @@ export async function downSandbox(host: HostFeatures, name: string, graceMs?: nu
   await stopSandbox(host, name, graceMs, say);
   if (findSandbox(host, name).pids.length) throw new LifecycleError(`${name} would not stop; nothing was removed`, 1);
   const removed = await reclaim(host, name);
+  return [...removed, ...removeVolumesOf(host, name, vols)];
+}
+
+/** Removes the volumes of a sandbox's plan, except one that another running sandbox uses; what it
+ * removed and what it kept, and why. */
+function removeVolumesOf(host: HostFeatures, name: string, vols: readonly StepOf<'volume.create'>[]): string[] {
   const users = volumeUsers(host);
+  const out: string[] = [];
   for (const v of vols) {
     const others = (users.get(v.args.name) ?? []).filter((u) => u.running && u.sandbox !== name);
-    if (others.length) { removed.push(`volume ${v.args.name} kept: ${others.map((u) => u.sandbox).join(', ')} uses it`); continue; }
-    if (removeVolume(v.args.name, dirname(v.args.path))) removed.push(`${v.args.anonymous ? 'anonymous ' : ''}volume ${v.args.name}`);
+    if (others.length) { out.push(`volume ${v.args.name} kept: ${others.map((u) => u.sandbox).join(', ')} uses it`); continue; }
+    if (removeVolume(v.args.name, dirname(v.args.path))) out.push(`${v.args.anonymous ? 'anonymous ' : ''}volume ${v.args.name}`);
   }
-  return removed;
+  return out;
 }
 
 /** After a foreground run --rm: the anonymous volumes its plan made, as docker run --rm removes
  * them (named ones stay); one that another running sandbox uses is kept. What it removed. */
 export function removeAnonymousVolumes(host: HostFeatures, plan: Plan): string[] {
-  const users = volumeUsers(host);
-  const removed: string[] = [];
-  for (const v of stepsOf(plan.steps, 'volume.create')) {
-    if (v.args.external || !v.args.anonymous) continue;
-    if ((users.get(v.args.name) ?? []).some((u) => u.running && u.sandbox !== plan.name)) continue;
-    if (removeVolume(v.args.name, dirname(v.args.path))) removed.push(`anonymous volume ${v.args.name}`);
-  }
-  return removed;
+  return removeVolumesOf(host, plan.name, stepsOf(plan.steps, 'volume.create').filter((v) => !v.args.external && v.args.anonymous));
 }
 
 /** Which sandboxes use each volume, as their saved plans say (a sandbox still starting has none yet). */

@@ -101,7 +101,6 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
     else for (const [path, value] of c) setPath(svc, path, value);
   }
   const blkio = (svc.blkio_config ?? {}) as Obj;
-  delete svc.blkio_config;
   for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
     if (list.length) blkio[key] = list.map((d) => ({ path: d.path, rate: d.rate }));
   if (Object.keys(blkio).length) svc.blkio_config = blkio;

@@ -62,17 +62,19 @@ export async function reclaimLocked(host: HostFeatures, name: string, ops = host
   return last ? [...removed, last] : removed;
 }
 
-function tableExists(table: string): boolean {
-  try { return childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }).includes(`table ip ${table}\n`); } catch { return false; }
+/** `nft list tables ip`: one `table ip NAME` line each; '' when nft cannot say. */
+function ipTables(): string {
+  try { return childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return ''; }
 }
+
+const tableExists = (table: string) => ipTables().includes(`table ip ${table}\n`);
 
 /** Our nftables tables (sbx_*) that no state folder's undo list records (a table is recorded
  * before it is made, so a sandbox being set up keeps its own). */
 export function orphanTables(host: HostFeatures): string[] {
   // Without root there are no tables of ours (a rootless network has none), and nft would refuse.
   if (host.rootless) return [];
-  let tables = '';
-  try { tables = childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return []; }
+  const tables = ipTables();
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
   const owned = new Set(names.flatMap((n) => readUndo(join(host.stateRoot, n)).flatMap((r) => (r.kind === 'net.nat.remove' && r.args.table ? [r.args.table] : []))));
