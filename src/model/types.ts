@@ -15,6 +15,28 @@ export const COMMAND_LINE = 'command line';
 export const NAMESPACES = ['user', 'pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'time'] as const;
 export type NsName = (typeof NAMESPACES)[number];
 
+/** An inclusive port range of an egress rule. */
+export interface PortRange { from: number; to: number }
+/** What an egress rule names: a host name (exact, or every name under `name` when wildcard), or
+ * an address range (network with its host bits zero). Names are lowercase, without a trailing dot. */
+export type EgressTarget =
+  | { type: 'host'; name: string; wildcard: boolean }
+  | { type: 'cidr'; family: 4 | 6; network: string; prefix: number };
+/** One rule of `network.egress`, normalized from its short ("allow registry.npmjs.org:443") or long form. */
+export interface EgressRule {
+  /** 1-based position in the list: "rule 3" in the plan, the denials and the attestation. */
+  index: number;
+  action: 'allow' | 'deny';
+  target: EgressTarget;
+  /** Sorted and merged. Without `ports`: every port, except that a host rule leaves out 53 and 853. */
+  ports: PortRange[];
+  /** A host rule: ['tcp']. A cidr rule: its `protocol`, or tcp and udp, plus icmp when it names no ports either. */
+  protocols: ('tcp' | 'udp' | 'icmp')[];
+  /** The canonical short form, e.g. "allow jira.corp.test:443/tcp". */
+  text: string;
+  src: Source;
+}
+
 export type NsSpec = { type: NsName; mode: 'private' | 'host'; src: Source } | { type: NsName; mode: 'join'; path: string; src: Source };
 export interface IdMap { container: number; host: number; size: number }
 
@@ -137,6 +159,9 @@ export interface SandboxSpec {
     dns: Val<string>[];
     extraHosts: HostEntry[];
     ports: PortSpec[];
+    /** `network.egress`: where the sandbox may connect, ordered, first match wins; absent: anywhere
+     * (no policy). src is the `egress` key's: the line a refusal by "no rule allowed it" cites. */
+    egress?: { rules: EgressRule[]; src: Source };
   };
   mounts: MountSpec[];
   devices: DeviceSpec[];
