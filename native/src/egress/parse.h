@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 1 and out = the name's spelling above (ASCII letters lowered, one trailing dot dropped), when
+ * the n bytes at s are a name: labels of 1..63 bytes of [A-Za-z0-9._-], 253 bytes at most; else 0
+ * (out unspecified). name.c; also usable for names the resolver sees. */
+int eg_name(const uint8_t *s, size_t n, char out[256]);
+
 /* Results of eg_tls_sni, eg_http_head and eg_chunked_feed. EG_MORE: not decidable yet, call again
  * with more bytes (the same start, longer len); the caller gives up at EG_INSPECT_MAX bytes. */
 enum eg_parse { EG_MORE = 0, EG_OK = 1, EG_NONAME = 2, EG_BAD = 3 };
