@@ -354,8 +354,10 @@ export function matchName(rule: EgressRule, name: string): boolean {
  * containment, and a cidr rule over the whole IPv4 space includes every host rule (the sandbox
  * reaches nothing else). A host rule never includes a range.
  */
-export function covers(a: EgressRule, b: EgressRule): boolean {
-  const x = a.target, y = b.target;
+export const covers = (a: EgressRule, b: EgressRule): boolean => targetCovers(a.target, b.target);
+
+/** Target `x` includes target `y` (covers, on targets alone). */
+export function targetCovers(x: EgressTarget, y: EgressTarget): boolean {
   if (x.type === 'cidr') return y.type === 'cidr' ? cidrInside(x, y) : x.family === 4 && x.prefix === 0;
   if (y.type === 'cidr') return false;
   if (!x.wildcard) return !y.wildcard && x.name === y.name;
