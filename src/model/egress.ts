@@ -243,10 +243,10 @@ function hostLabelsOk(text: string, bare: string, start: number, at: (offset: nu
 interface Draft { action: 'allow' | 'deny'; target: EgressTarget; ports?: PortRange[]; protocol?: 'tcp' | 'udp'; protoAt: Source }
 
 /**
- * One item of `network.egress` (a short-form string or a long-form mapping) → its rule, with the
- * defaults of design 2.1; undefined when it is wrong, every problem said at its token.
+ * One item of `network.egress` (a short-form string or a long-form mapping), at `src`, → its rule
+ * with the defaults of design 2.1; undefined when it is wrong, every problem said at its token.
  */
-export function parseRule(item: string | LongRule, index: number, at: RuleAt, say: Say): EgressRule | undefined {
+export function parseRule(item: string | LongRule, index: number, src: Source, at: RuleAt, say: Say): EgressRule | undefined {
   const d = typeof item === 'string' ? parseShort(item, at, say) : parseLong(item, at, say);
   if (!d) return undefined;
   const host = d.target.type === 'host';
@@ -258,7 +258,7 @@ export function parseRule(item: string | LongRule, index: number, at: RuleAt, sa
   const protocols: Proto[] = host ? ['tcp'] : d.protocol ? [d.protocol] : d.ports ? ['tcp', 'udp'] : ['tcp', 'udp', 'icmp'];
   const target = targetText(d.target, d.ports !== undefined);
   const proto = host ? (d.ports ? '/tcp' : '') : d.protocol ? `/${d.protocol}` : '';
-  return { index, action: d.action, target: d.target, ports, protocols, text: `${d.action} ${target}${d.ports ? `:${portsText(ports)}` : ''}${proto}`, src: at(0) };
+  return { index, action: d.action, target: d.target, ports, protocols, text: `${d.action} ${target}${d.ports ? `:${portsText(ports)}` : ''}${proto}`, src };
 }
 
 /** A target as the short form writes it (an IPv6 range in brackets when ports follow). */
@@ -354,8 +354,10 @@ export function matchName(rule: EgressRule, name: string): boolean {
  * containment, and a cidr rule over the whole IPv4 space includes every host rule (the sandbox
  * reaches nothing else). A host rule never includes a range.
  */
-export function covers(a: EgressRule, b: EgressRule): boolean {
-  const x = a.target, y = b.target;
+export const covers = (a: EgressRule, b: EgressRule): boolean => targetCovers(a.target, b.target);
+
+/** Target `x` includes target `y` (covers, on targets alone). */
+export function targetCovers(x: EgressTarget, y: EgressTarget): boolean {
   if (x.type === 'cidr') return y.type === 'cidr' ? cidrInside(x, y) : x.family === 4 && x.prefix === 0;
   if (y.type === 'cidr') return false;
   if (!x.wildcard) return !y.wildcard && x.name === y.name;

@@ -48,7 +48,7 @@ function egressOf(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, pr
   const base = ['network', 'egress'] as const;
   const rules = list.flatMap((item, i) => {
     const at = (offset: number, key?: string, index?: number) => ctx.within([...base, i, ...(key ? [key] : []), ...(index !== undefined ? [index] : [])], offset);
-    const rule = parseRule(item, i + 1, at, problem);
+    const rule = parseRule(item, i + 1, ctx.where([...base, i]), at, problem);
     return rule ? [rule] : [];
   });
   // Without root the wall lives in the sandbox's own network namespace: NET_ADMIN could flush it,
