@@ -1,17 +1,17 @@
 /* sbx_netprobe (sbx.h): the egress attestation's probes, run from inside a sandbox's network
  * namespace (docs/egress-design.md 6). The caller is a koffi worker thread of the CLI (root, or
- * the user of a rootless sandbox); it never changes namespace itself. A helper H, a raw clone of
- * the caller with one thread, joins the sandbox's user namespace (when asked) and network
- * namespace, runs the probes with non-blocking sockets and ppoll deadlines, and writes each result
- * on a pipe. H uses system calls only (no malloc, no stdio, no locks: another thread of the caller
- * may have held one at clone time).
+ * the user of a rootless sandbox); it never changes namespace itself. A helper H, cloned in the
+ * caller's memory while the caller's thread waits (as posix_spawn does), joins the sandbox's user
+ * namespace (when asked) and network namespace, runs the probes with non-blocking sockets and
+ * ppoll deadlines, and writes each result into the caller's array. H uses system calls only (no
+ * malloc, no stdio, no locks: another thread of the caller may hold one).
  *
- *   CALLER (worker thread)                     H (sandbox's namespaces)
+ *   CALLER (worker thread)                     H (own stack, caller's memory)
  *   open /proc/PID/ns/{user,net}
- *   clone ──────────────────────────────────►  setns(user), setns(net)
- *   read ◄── {0, 0} or {which, errno} ───────  for each probe: run it,
- *   read ◄── struct sbx_probe_result × n ────    write its result
- *   waitpid(H)                                 _exit(0)
+ *   clone(CLONE_VM | CLONE_VFORK) ──────────►  setns(user), setns(net)
+ *     (waits)                                  for each probe: run it, results[i] = its result
+ *   ◄────────────────────────────────────────  return (exit)
+ *   waitpid(H); read the job's results
  */
 #include "internal.h"
 
@@ -23,7 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -417,59 +417,40 @@ static void run_probe(const struct sbx_probe *p, struct sbx_probe_result *r, uin
 	r->elapsed_us = now_us() - start;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
+/* What the caller and H share: H runs in the caller's memory (CLONE_VM), on its own stack, while
+ * the caller's thread waits (CLONE_VFORK), and writes its results straight into the caller's array. */
+struct job {
+	int userns, netns;
+	const struct sbx_probe *probes;
+	struct sbx_probe_result *results;
+	uint32_t n;
+	uint32_t done;          /* results written */
+	int32_t failed[2];      /* which setns failed (1 user, 2 net), and its errno */
+};
+
+static int helper(void *arg)
 {
-	const char *b = buf;
-	while (n) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
+	struct job *j = arg;
+	if (j->userns >= 0 && setns(j->userns, CLONE_NEWUSER) < 0) {
+		j->failed[0] = 1, j->failed[1] = errno;
+		return 1;
+	}
+	if (setns(j->netns, CLONE_NEWNET) < 0) {
+		j->failed[0] = 2, j->failed[1] = errno;
+		return 1;
+	}
+	/* Query ids differ between runs and probes: a stale answer is not taken for this one's. */
+	uint16_t id = (uint16_t)(now_ns() ^ (now_ns() >> 16) ^ (uint64_t)syscall(SYS_gettid));
+	for (uint32_t i = 0; i < j->n; i++) {
+		run_probe(&j->probes[i], &j->results[i], (uint16_t)(id + i));
+		j->done = i + 1;
 	}
 	return 0;
-}
-
-static void helper(int userns, int netns, const struct sbx_probe *probes, uint32_t n, int out) __attribute__((noreturn));
-static void helper(int userns, int netns, const struct sbx_probe *probes, uint32_t n, int out)
-{
-	int32_t status[2] = { 0, 0 }; /* which setns failed (1 user, 2 net), its errno */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0)
-		status[0] = 1, status[1] = errno;
-	else if (setns(netns, CLONE_NEWNET) < 0)
-		status[0] = 2, status[1] = errno;
-	if (write_all(out, status, sizeof status) < 0 || status[0])
-		_exit(1);
-	/* Query ids differ between runs and probes: a stale answer is not taken for this one's. */
-	uint16_t id = (uint16_t)(now_ns() ^ (now_ns() >> 16) ^ (uint64_t)syscall(SYS_getpid));
-	for (uint32_t i = 0; i < n; i++) {
-		struct sbx_probe_result r;
-		run_probe(&probes[i], &r, (uint16_t)(id + i));
-		if (write_all(out, &r, sizeof r) < 0)
-			_exit(1);
-	}
-	_exit(0);
 }
 
 /* ---- In the caller: H's life. ---- */
 
-static int read_all(int fd, void *buf, size_t n)
-{
-	char *b = buf;
-	while (n) {
-		ssize_t r = read(fd, b, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
+#define HELPER_STACK (256 * 1024)
 
 SBX_API int sbx_netprobe(int32_t pid, int32_t join_userns, const struct sbx_probe *probes, uint32_t n,
 			 struct sbx_probe_result *results, struct sbx_error *err)
@@ -478,55 +459,48 @@ SBX_API int sbx_netprobe(int32_t pid, int32_t join_userns, const struct sbx_prob
 	if (pid <= 0 || !probes || !results || n == 0 || n > NETPROBE_MAX)
 		return fail(err, EINVAL, "sbx_netprobe: a pid and 1 to 64 probes");
 	memset(results, 0, sizeof *results * n);
-	int userns = -1, netns, pipefd[2];
+	struct job j = { .userns = -1, .netns = -1, .probes = probes, .results = results, .n = n };
 	if (join_userns) {
 		snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-		if ((userns = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if ((j.userns = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 			snprintf(what, sizeof what, "open %s", path);
 			return fail(err, errno, what);
 		}
 	}
 	snprintf(path, sizeof path, "/proc/%d/ns/net", pid);
-	if ((netns = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((j.netns = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		int e = errno;
-		if (userns >= 0)
-			close(userns);
+		if (j.userns >= 0)
+			close(j.userns);
 		snprintf(what, sizeof what, "open %s", path);
 		return fail(err, e, what);
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		int e = errno;
-		close(netns);
-		if (userns >= 0)
-			close(userns);
-		return fail(err, e, "pipe2");
-	}
-	/* A raw clone, not fork(): no atfork handlers, no libc locks taken in H. */
-	long h = syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
-	if (h == 0) {
-		close(pipefd[0]);
-		helper(userns, netns, probes, n, pipefd[1]);
-	}
-	int e = errno;
-	close(pipefd[1]);
-	close(netns);
-	if (userns >= 0)
-		close(userns);
-	if (h < 0) {
-		close(pipefd[0]);
-		return fail(err, e, "clone");
-	}
-	int32_t status[2] = { 0, 0 };
+	/* H's stack, with a guard page below it. CLONE_VM | CLONE_VFORK, as posix_spawn does: no copy
+	 * of the caller's page tables (a Node process's: most of a fork's cost), and no libc lock or
+	 * atfork handler is involved. H shares no thread group and no fs_struct with the caller, so it
+	 * may join a user namespace. */
+	char *stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	int rc = 0;
-	if (read_all(pipefd[0], status, sizeof status) < 0) {
-		rc = fail(err, EIO, "the probe helper ended before it joined the namespaces");
-	} else if (status[0]) {
-		snprintf(what, sizeof what, "join the %s namespace of process %d", status[0] == 1 ? "user" : "network", pid);
-		rc = fail(err, status[1], what);
-	} else if (read_all(pipefd[0], results, sizeof *results * n) < 0) {
-		rc = fail(err, EIO, "the probe helper ended before its last result");
+	if (stack == MAP_FAILED) {
+		rc = fail(err, errno, "mmap");
+	} else {
+		mprotect(stack, 4096, PROT_NONE);
+		pid_t h = clone(helper, stack + HELPER_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &j);
+		int st = 0;
+		if (h < 0)
+			rc = fail(err, errno, "clone");
+		else
+			while (waitpid(h, &st, __WALL) < 0 && errno == EINTR) {}
+		munmap(stack, HELPER_STACK);
+		if (h >= 0 && j.failed[0]) {
+			snprintf(what, sizeof what, "join the %s namespace of process %d", j.failed[0] == 1 ? "user" : "network", pid);
+			rc = fail(err, j.failed[1], what);
+		} else if (h >= 0 && j.done != n) {
+			rc = fail(err, EIO, "the probe helper ended before its last result");
+		}
 	}
-	close(pipefd[0]);
-	while (waitpid((pid_t)h, NULL, __WALL) < 0 && errno == EINTR) {}
+	close(j.netns);
+	if (j.userns >= 0)
+		close(j.userns);
 	return rc;
 }

@@ -347,9 +347,10 @@ class NativeRun {
     const policy = RESTART[this.restart.policy];
     try {
       // A rootless network has no table (its tool ends with the supervisor, whom its watcher watches).
-      const table = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? ctx.names.table : '';
+      const wall = findStep(plan.steps, 'net.egress.wall');
+      const tables = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? [`ip ${ctx.names.table}`, ...(wall ? [`inet ${wall.args.table}`] : [])] : [];
       this.link = detach
-        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
+        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), tables, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
         : directLink(this.lib, this.program, cgroupFd);
     } catch (e) {
       const ns = plan.steps.find((s) => s.stage === 'namespaces')!;

@@ -11,6 +11,7 @@
 // exact text's digest (what egress.status reports) is the run's, recorded in egress.json.
 import { createHash } from 'node:crypto';
 import { intToIp, parseSubnet } from '../model/ip';
+import { decidable as decidableRules } from '../model/egress';
 import type { EgressRule, EgressTarget, PortRange, Source } from '../model/types';
 import { sourceText } from './render';
 import type { Enforcer } from './types';
@@ -33,7 +34,6 @@ export interface PlannedRule { index: number; action: 'allow' | 'deny'; target: 
 
 export const portsText = (ports: readonly PortRange[]) => ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)).join(',');
 const allPorts = (ports: readonly PortRange[]) => ports.length === 1 && ports[0]!.from === 1 && ports[0]!.to === 65535;
-const portsOverlap = (a: readonly PortRange[], b: readonly PortRange[]) => a.some((x) => b.some((y) => x.from <= y.to && y.from <= x.to));
 const hasPort = (ports: readonly PortRange[], n: number) => ports.some((p) => p.from <= n && n <= p.to);
 
 /** An IPv4 range as [first, last] integers. */
@@ -48,24 +48,11 @@ const inside = (a: [number, number], b: [number, number]) => b[0] <= a[0] && a[1
 /** The IPv4 cidr rules, the only ones the kernel applies (IPv6 ones are warnings in normalize and never get here). */
 const cidr4 = (rules: readonly PlannedRule[]) => rules.filter((r) => r.target.type === 'cidr' && r.target.family === 4);
 
-/**
- * Whether the kernel can decide a cidr rule's TCP traffic alone (design 3.2): no earlier host rule
- * of the other action has overlapping TCP ports, and every earlier cidr rule that overlaps it is
- * itself decidable. A decidable rule's TCP traffic is kept off the relay in the sandbox's table.
- */
+/** Whether the kernel can decide each cidr rule's TCP traffic alone (design 3.2; model/egress.ts
+ * decides, for the resolver's model and the plan alike), by rule index. */
 export function decidable(rules: readonly PlannedRule[]): Map<number, boolean> {
-  const out = new Map<number, boolean>();
-  rules.forEach((r, i) => {
-    if (r.target.type !== 'cidr') return;
-    const earlier = rules.slice(0, i);
-    const tcp = r.protocols.includes('tcp');
-    const hostClash = tcp && earlier.some((e) => e.target.type === 'host' && e.action !== r.action && portsOverlap(e.ports, r.ports));
-    const family = r.target.family;
-    const cidrClash = earlier.some((e) => e.target.type === 'cidr' && out.get(e.index) === false && e.target.family === family
-      && (family !== 4 || rangesOverlap(range4(cidrOf(e.target)), range4(cidrOf(r.target)))) && portsOverlap(e.ports, r.ports));
-    out.set(r.index, !hostClash && !cidrClash);
-  });
-  return out;
+  const d = decidableRules(rules);
+  return new Map(rules.map((r, i) => [r.index, d[i]!]));
 }
 
 /** The union of host rules' ports: the TCP ports the sandbox's table sends to the relay. */

@@ -36,8 +36,8 @@ function snapshot(name: string, actual: string) {
   assert.equal(actual, readFileSync(file, 'utf8'), `plan differs from ${name} (UPDATE_SNAPSHOTS=1 to accept)`);
 }
 
-test('five samples exist and each starts with the $schema comment', () => {
-  assert.deepEqual(samples, ['busybox.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml']);
+test('six samples exist and each starts with the $schema comment', () => {
+  assert.deepEqual(samples, ['busybox.yml', 'egress.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml']);
   for (const s of samples) assert.match(readFileSync(join(ROOT, 'samples', s), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/schema\/sandbox\.schema\.json\n/);
 });
 
