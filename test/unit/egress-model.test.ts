@@ -104,6 +104,17 @@ test('every error of a short form is located on its token, quoted or not, all at
   ]);
 });
 
+test('a token is located inside the string as the file writes it; where the text is not the value (a variable, an escape), at the string', () => {
+  const r = (text: string, env: Record<string, string> = {}) => loadText(text, { env }).diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`);
+  assert.deepEqual(r(HEAD + '    - "allow ${HOST}:0"\n', { HOST: 'a.test' }), ['6:7 port-out-of-range']);
+  assert.deepEqual(r(HEAD + '    - "allow a.test:\\x30"\n'), ['6:7 port-out-of-range']);
+  assert.deepEqual(r(HEAD + "    - 'allow it''s.test'\n"), ['6:7 invalid-host']);
+  // JSON: every string is quoted.
+  assert.deepEqual(r('{"version": 1, "command": ["x"], "network": {"mode": "private", "egress": ["allow a..b"]}}\n'), ['1:85 invalid-host']);
+  // A folded string over two lines: at its start.
+  assert.deepEqual(r(HEAD + '    - >-\n      allow a..b\n'), ['6:7 invalid-host']);
+});
+
 test('the long form: errors at the key and list item that hold them', () => {
   assert.deepEqual(said([
     '{action: allow, host: 192.0.2.7}',
