@@ -435,7 +435,16 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
         thr = `download relayed ${relayed.toFixed(2)} Gbit/s, direct ${direct.toFixed(2)} Gbit/s (${(relayed / direct).toFixed(2)}x)`;
         assert.ok(relayed > 0, 'iperf3 through the relay carried data');
       }
-      const msg = `VmRSS idle ${idle} kB, 100 TLS connections ${held.tls} kB, 100 kept-alive HTTP connections ${held.http} kB; ${thr}`;
+      // Set-up: the time to the first response byte of one HTTP GET (curl -w), median of 21, with
+      // the name pinned by --resolve on both sides so that only the relay's share differs.
+      const median = (ns: string) => {
+        const times = [];
+        for (let i = 0; i < 21; i++) times.push(Number(inNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{time_starttransfer}', '--resolve', `allowed.test:80:${NET}.10`, 'http://allowed.test/']).out) * 1000);
+        return times.sort((a, b) => a - b)[10]!;
+      };
+      const ttfbRelayed = median(S), ttfbDirect = median(H);
+      const msg = `VmRSS idle ${idle} kB, 100 TLS connections ${held.tls} kB, 100 kept-alive HTTP connections ${held.http} kB; ${thr}; `
+        + `HTTP GET first byte (median of 21) relayed ${ttfbRelayed.toFixed(2)} ms, direct ${ttfbDirect.toFixed(2)} ms`;
       tt.diagnostic(msg);
       console.log(`# egress-core cost: ${msg}`);
     });
