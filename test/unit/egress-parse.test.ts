@@ -8,7 +8,7 @@
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needs } from '../helpers/sandbox';
@@ -415,4 +415,63 @@ test('differential: whenever the relay reads a stream of requests whole, Node\'s
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   }
+});
+
+// A TLS server's own reading of a ClientHello: Python's ssl (OpenSSL) as a server over memory
+// BIOs, which reports the server name its SNI callback gets. Frames on stdin: a 4-byte length,
+// then the bytes; per frame one line: "CB name", "CB -" (a hello without a name) or "NOCB"
+// (OpenSSL refused the hello before naming it).
+const OPENSSL_SNI = String.raw`
+import ssl, sys, struct
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+seen = []
+ctx.sni_callback = lambda obj, name, c: seen.append(name)
+data = sys.stdin.buffer.read()
+o = 0
+while o < len(data):
+    n = struct.unpack('>I', data[o:o + 4])[0]; b = data[o + 4:o + 4 + n]; o += 4 + n
+    seen.clear()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    try:
+        s = ctx.wrap_bio(inc, out, server_side=True); inc.write(b); s.do_handshake()
+    except Exception:
+        pass
+    print('NOCB' if not seen else 'CB ' + (seen[0] if seen[0] is not None else '-'))
+`;
+const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const hasPython = spawnSync(python, ['-c', 'import ssl'], { stdio: 'ignore' }).status === 0;
+
+test(`differential: whenever the relay reads a server name, OpenSSL as a server reads the same one or refuses the hello (seed ${SEED})`, (t) => {
+  if (!ready(t) || !needs(t, 'python3 with ssl', hasPython)) return;
+  const rnd = prng(SEED + 3);
+  const bases = captured.map(({ bin }) => bin);
+  // Heavy mutations, and one-byte edits inside the name (case, dots, bytes OpenSSL might take).
+  const inputs = Array.from({ length: 4000 }, (_, i) => {
+    const b = bases[i % bases.length]!;
+    if (i % 2) return mutate(b, rnd);
+    const at = b.indexOf('allowed.test');
+    if (at < 0) return mutate(b, rnd);
+    const c = Buffer.from(b);
+    c[at + Math.floor(rnd() * 12)] = [0x41, 0x2e, 0x00, 0x5f, 0x2d, 0x2f, 0x80, 0x20, 0x5a][Math.floor(rnd() * 9)]!;
+    return c;
+  });
+  const ours = run(inputs.map((b) => ['tls', 0, b] as Input));
+  const r = spawnSync(python, ['-c', OPENSSL_SNI], { input: Buffer.concat(inputs.flatMap((b) => [Buffer.from([b.length >>> 24, (b.length >>> 16) & 255, (b.length >>> 8) & 255, b.length & 255]), b])), maxBuffer: 1 << 26 });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const theirs = r.stdout.toString().trimEnd().split('\n');
+  assert.equal(theirs.length, inputs.length);
+  const tally: Record<string, number> = {};
+  inputs.forEach((b, i) => {
+    const [mine, openssl] = [ours[i]!, theirs[i]!];
+    const k = `${mine.split(' ')[0]}/${openssl.split(' ')[0]}${openssl === 'CB -' ? '-' : ''}`;
+    tally[k] = (tally[k] ?? 0) + 1;
+    // A name OpenSSL reads where the relay sees none would be a name the relay misses.
+    if (mine.startsWith('NONAME')) assert.ok(openssl === 'NOCB' || openssl === 'CB -', `the relay saw no name, OpenSSL ${openssl}: ${b.toString('hex')}`);
+    if (!mine.startsWith('OK ')) return;                 // the relay refuses it: nothing to agree on
+    if (openssl === 'NOCB') return;                      // OpenSSL refuses it too
+    const name = openssl.slice(3).toLowerCase().replace(/\.$/, '');
+    assert.equal(name, mine.slice(3), `the relay read ${mine}, OpenSSL ${openssl}: ${b.toString('hex')}`);
+  });
+  t.diagnostic(`relay/OpenSSL: ${JSON.stringify(tally)}`);
+  assert.ok((tally['OK/CB'] ?? 0) > 500, 'enough hellos are named by both');
 });
