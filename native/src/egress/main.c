@@ -246,6 +246,7 @@ int main(int argc, char **argv)
 	char *text = read_stdin(&len), err[512];
 	sha256_hex(text, len, G.digest);
 	if (policy_parse(text, len, &G.pol, err, sizeof err) < 0) die("%s", err);
+	free(text);
 	if (log_open(G.state_dir) < 0) die("the state folder %s: %s", G.state_dir, strerror(errno));
 
 	int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)holder, 0);
@@ -263,11 +264,12 @@ int main(int argc, char **argv)
 	}
 	/* NFLOG before the table is loaded: a busy group then leaves nothing behind. */
 	if (G.root && G.pol.group && nflog_open(G.pol.group) < 0)
-		die("NFLOG group %u on the host: %s%s", G.pol.group, strerror(errno), errno == EBUSY ? " (another process holds it)" : "");
+		die("NFLOG group %u on the host: %s%s", G.pol.group, strerror(errno), (errno == EBUSY || errno == EPERM) ? " (another process holds that group: choose another)" : "");
 	sandbox_sockets(netns_fd, userns_fd);
 	close(netns_fd);
 	if (userns_fd >= 0) close(userns_fd);
 
+	if (nl_check() < 0) die("the policy's nft lines give no set answered4 in table inet sbx_egress: %s", strerror(errno));
 	G.epoll = epoll_create1(EPOLL_CLOEXEC);
 	if (G.epoll < 0 || dns_init() < 0 || relay_init() < 0) die("epoll: %s", strerror(errno));
 	for (int i = 0; i < G.pol.nextras; i++)

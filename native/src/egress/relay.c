@@ -41,6 +41,7 @@ struct conn {
 	uint16_t port;
 	int st, hst, connected, decided, c_eof;
 	int dead;                    /* closed; freed by relay_reap once this epoll batch is handled */
+	int ufailed;                 /* the upstream connect failed before the verdict: judge, then reset */
 	double deadline;
 	uint8_t *buf;                /* client bytes: [0, fwd) judged and waiting to go up, [fwd, len) not yet judged */
 	size_t len, fwd;
@@ -111,7 +112,7 @@ static void conn_close(struct conn *c, int rst)
 
 static void refuse(struct conn *c, const char *kind, const char *name, const char *seen, const struct eg_rule *rule, int cls, const char *why)
 {
-	struct eg_denial d = { .kind = kind, .proto = "tcp", .addr = c->addr, .port = c->port, .name = name, .seen = seen,
+	struct eg_denial d = { .kind = kind, .proto = "tcp", .addr = c->addr, .port = c->addr ? c->port : -1, .name = name, .seen = seen,
 			       .rule = rule && !rule->allow ? rule->index : 0, .src = rule ? rule->src : G.pol.default_src,
 			       .cls = cls, .why = why };
 	log_denial(&d);
@@ -214,7 +215,8 @@ static void watch(struct conn *c)
 	if (c->st == ST_SPLICE) { if (!c->c2u.eof && c->c2u.queued < PIPE_CAP) ec.events |= EPOLLIN; }
 	else if (!c->c_eof && c->len < EG_INSPECT_MAX) ec.events |= EPOLLIN;
 	if (c->u2c.queued) ec.events |= EPOLLOUT;
-	if (!c->connected) eu.events = EPOLLOUT;
+	if (c->ufailed) eu.events = 0;
+	else if (!c->connected) eu.events = EPOLLOUT;
 	else {
 		if (!c->u2c.eof && c->u2c.queued < PIPE_CAP) eu.events |= EPOLLIN;
 		if (c->st == ST_SPLICE ? c->c2u.queued > 0 : c->fwd > 0) eu.events |= EPOLLOUT;
@@ -235,6 +237,7 @@ static void step(struct conn *c)
 			break;
 		}
 		if (!judge(c)) return;
+		if (c->ufailed && c->decided) { conn_close(c, 1); return; }
 		if (c->connected && c->fwd) {
 			ssize_t w = send(c->ufd, c->buf, c->fwd, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (w < 0 && errno != EAGAIN && errno != EINTR) { conn_close(c, 1); return; }
@@ -271,7 +274,15 @@ static void upstream_event(struct ep *self, uint32_t events)
 		int err = 0;
 		socklen_t el = sizeof err;
 		if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) err = errno;
-		if (err) { conn_close(c, 1); return; }     /* the server refused: so does the relay */
+		if (err && c->decided) { conn_close(c, 1); return; }     /* the server refused: so does the relay */
+		if (err) {
+			/* Judge the client's bytes first, so that a refusal is recorded as one whatever the
+			 * server did; a client that says nothing within 1 s gets its reset. */
+			c->ufailed = 1;
+			if (c->deadline > now_mono() + 1) c->deadline = now_mono() + 1;
+			step(c);
+			return;
+		}
 		c->connected = 1;
 	}
 	step(c);
@@ -339,7 +350,7 @@ void relay_tick(double now)
 {
 	for (struct conn *c = conns.next, *next; c != &conns; c = next) {
 		next = c->next;
-		if (c->st == ST_PENDING && now >= c->deadline) conn_close(c, 1);
+		if ((c->st == ST_PENDING || c->ufailed) && now >= c->deadline) conn_close(c, 1);
 	}
 }
 
