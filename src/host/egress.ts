@@ -125,3 +125,18 @@ export async function stopEgress(stateDir: string): Promise<boolean> {
 export function removeWall(table: string): boolean {
   try { childProcess().execFileSync('nft', ['delete', 'table', 'inet', table], { stdio: 'ignore' }); return true; } catch { return false; }
 }
+
+/** `nft -j list table inet NAME`, on the host or (netns: /proc/PID/ns/net) in a sandbox's network
+ * namespace, parsed; a failure is said, for the attestation to report. */
+export function listTableJson(name: string, netns?: string): Promise<unknown> {
+  const [file, args] = netns ? ['nsenter', [`--net=${netns}`, '--', 'nft', '-j', 'list', 'table', 'inet', name]] as const : ['nft', ['-j', 'list', 'table', 'inet', name]] as const;
+  return new Promise((resolve, reject) => childProcess().execFile(file, [...args], { encoding: 'utf8', timeout: 5000 }, (e, out, err) => {
+    if (e) return reject(new Error(`${netns ? 'nsenter … ' : ''}nft -j list table inet ${name} failed: ${(err || e.message).trim().split('\n')[0]}`));
+    try { resolve(JSON.parse(out)); } catch { reject(new Error(`nft -j list table inet ${name} printed no JSON`)); }
+  }));
+}
+
+/** egress.status as sbx-egress last wrote it. */
+export function readEgressStatus(stateDir: string): { digest?: string; nonce?: string } | undefined {
+  try { return JSON.parse(readFileSync(join(stateDir, 'egress.status'), 'utf8')) as { digest?: string; nonce?: string }; } catch { return undefined; }
+}

@@ -146,7 +146,7 @@ function goodView(): EgressView {
   return {
     nonce: RUN.nonce, digest: 'ab'.repeat(32), status: { digest: 'ab'.repeat(32) }, resolvConf: 'nameserver 127.0.0.53\noptions edns0\n',
     wall: { want: wall, got: structuredClone(wall) }, inside: { want: inside, got: structuredClone(inside) },
-    probes: { identity: { rcode: 0, txt: RUN.nonce }, canaryName: { rcode: 3 }, upstream: { addr: '198.18.7.53', udp: { error: 'refused' }, tcp: { error: 'refused' } }, canary: { addr: '203.0.113.254', port: 443, outcome: 'unreachable', us: 120 }, metadata: { outcome: 'unreachable', us: 90 }, gateway: { addr: '10.88.0.1', outcome: 'unreachable', us: 80 }, ipv6: 0 },
+    probes: { identity: { rcode: 0, txt: RUN.nonce }, canaryName: { rcode: 3 }, upstream: { addr: '198.18.7.53', udp: { error: 'unreachable (EHOSTUNREACH)', refused: true }, tcp: { error: 'unreachable (EHOSTUNREACH)', refused: true } }, canary: { addr: '203.0.113.254', port: 443, outcome: 'unreachable', us: 120 }, metadata: { outcome: 'unreachable', us: 90 }, gateway: { addr: '10.88.0.1', outcome: 'unreachable', us: 80 }, ipv6: 0 },
   };
 }
 const egressVerdicts = (v: EgressView) => attest(planOf().plan, VIEW, { uid: 0, gid: 0, groups: [] }, v).filter((x) => x.step.startsWith('net:egress') || x.step === 'net:resolv');
@@ -168,7 +168,8 @@ test('attestation: each way out that is open is a mismatch naming what got throu
   mismatch((v) => { p(v).canary = { addr: '203.0.113.254', port: 443, outcome: 'connected', us: 300 }; }, 'net:egress:default', /203\.0\.113\.254:443 connected .* expected it refused at once/);
   mismatch((v) => { p(v).canary = { addr: '203.0.113.254', port: 443, outcome: 'timeout', us: 200_000 }; }, 'net:egress:default', /timeout/);
   mismatch((v) => { p(v).canaryName = { rcode: 0 }; }, 'net:egress:default', /canary-<nonce>\.invalid got an answer \(rcode 0\), expected NXDOMAIN/);
-  mismatch((v) => { p(v).upstream!.tcp = { rcode: 0 }; }, 'net:egress:default', /DNS over TCP straight to 198\.18\.7\.53/);
+  mismatch((v) => { p(v).upstream!.tcp = { rcode: 0 }; }, 'net:egress:default', /DNS over TCP straight to 198\.18\.7\.53 got an answer/);
+  mismatch((v) => { p(v).upstream!.udp = { error: 'timeout' }; }, 'net:egress:default', /DNS over UDP straight to 198\.18\.7\.53 got timeout, expected it refused at once/);
   mismatch((v) => { p(v).ipv6 = 1; }, 'net:egress:default', /1 IPv6 address in the sandbox/);
   mismatch((v) => { p(v).metadata = { outcome: 'connected', us: 10 }; }, 'net:egress:default', /169\.254\.169\.254:80 connected/);
   mismatch((v) => { p(v).identity = { rcode: 5 }; }, 'net:egress:start', /id\.sandbox .* found rcode 5/);
