@@ -117,16 +117,26 @@ function addrText(v: bigint, family: 4 | 6): string {
 }
 
 const bits = (family: 4 | 6) => (family === 4 ? 32 : 128);
-const maskOf = (prefix: number, family: 4 | 6): bigint => ((1n << BigInt(prefix)) - 1n) << BigInt(bits(family) - prefix);
+const MASKS = { 4: Array.from({ length: 33 }, (_, p) => ((1n << BigInt(p)) - 1n) << BigInt(32 - p)), 6: Array.from({ length: 129 }, (_, p) => ((1n << BigInt(p)) - 1n) << BigInt(128 - p)) };
+const maskOf = (prefix: number, family: 4 | 6): bigint => MASKS[family][prefix]!;
+
+/** A range's network as a number, worked out once per target: shadowing and decidable compare
+ * every pair of up to 1024 rules. */
+const networks = new WeakMap<CidrTarget, bigint>();
+function networkOf(t: CidrTarget): bigint {
+  let v = networks.get(t);
+  if (v === undefined) networks.set(t, (v = addrValue(t.network, t.family)));
+  return v;
+}
 
 /** `addr` lies inside the range. */
 export function cidrContains(t: CidrTarget, addr: string): boolean {
   const family = isIP(addr);
   if (family !== t.family || addr.includes('%')) return false;
-  return (addrValue(addr, family) & maskOf(t.prefix, family)) === addrValue(t.network, family);
+  return (addrValue(addr, family) & maskOf(t.prefix, family)) === networkOf(t);
 }
 /** Range `b` lies inside range `a`. */
-export const cidrInside = (a: CidrTarget, b: CidrTarget): boolean => a.family === b.family && a.prefix <= b.prefix && cidrContains(a, b.network);
+export const cidrInside = (a: CidrTarget, b: CidrTarget): boolean => a.family === b.family && a.prefix <= b.prefix && (networkOf(b) & maskOf(a.prefix, a.family)) === networkOf(a);
 const cidrOverlap = (a: CidrTarget, b: CidrTarget) => cidrInside(a, b) || cidrInside(b, a);
 
 /** "10.0.0.0/8", "192.0.2.7" (a /32), "2001:db8::/32": a cidr target, or the problem said at its token. */

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { hasNft, hostSnapshot, isRoot, needs } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
@@ -30,7 +31,7 @@ addr, logf = sys.argv[1], sys.argv[2]
 base = addr.rsplit('.', 1)[0]
 A = {'allowed.test': [base + '.10'], 'evil.test': [base + '.10'], 'jira.corp.test': [base + '.10'],
      'wiki.corp.test': [base + '.10'], 'rebind.test': ['127.0.0.1', base + '.10'], 'meta.test': ['169.254.169.254'],
-     'bulk.test': [base + '.10'], 'big.test': [base + '.%d' % i for i in range(20, 60)]}
+     'bulk.test': [base + '.10'], 'short.test': [base + '.13'], 'big.test': [base + '.%d' % i for i in range(20, 60)]}
 CNAME = {'alias.test': 'allowed.test'}
 lock = threading.Lock()
 def name_at(m, o):
@@ -51,7 +52,7 @@ def answer(m, tcp):
         ans += rr(0xc00c, 5, b''.join(bytes([len(x)]) + x.encode() for x in target.split('.')) + b'\0'); cnt += 1
         for a in A[target]: ans += rr(0xc000 | (12 + len(q) + 12), 1, socket.inet_aton(a), 30); cnt += 1
     elif n in A and qt == 1:
-        for a in A[n]: ans += rr(0xc00c, 1, socket.inet_aton(a)); cnt += 1
+        for a in A[n]: ans += rr(0xc00c, 1, socket.inet_aton(a), 5 if n == 'short.test' else 60); cnt += 1
     elif n in A and qt == 16:
         ans += rr(0xc00c, 16, b'\x05hello'); cnt += 1
     elif n not in A and n not in CNAME:
@@ -172,9 +173,9 @@ print('held', len(held), flush=True)
 sys.stdin.read()
 `;
 
-function policy(group = GROUP): string {
+function policy(grace = 300): string {
   return [
-    `v1 nonce=${NONCE} grace=300 mark=0x5b7e0001 group=${group}`,
+    `v1 nonce=${NONCE} grace=${grace} mark=0x5b7e0001 group=${GROUP}`,
     `upstream ${NET}.53`,
     ...['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', `${SNET}.0/24`].map((c) => `class ${c}`),
     `extra jira.corp.test ${NET}.10`,
@@ -186,6 +187,7 @@ function policy(group = GROUP): string {
     'rule 6 allow host exact meta.test tcp 80,443 sandbox.yml:14:7',
     'rule 7 allow host exact big.test tcp 443 sandbox.yml:15:7',
     'rule 8 allow host exact bulk.test tcp 5201 sandbox.yml:16:7',
+    'rule 10 allow host exact short.test tcp 443 sandbox.yml:18:7',
     `rule 9 allow cidr ${NET}.12/32 udp 7 sandbox.yml:17:7`,
     'default sandbox.yml:8:3',
     'nft table inet sbx_egress {',
@@ -304,6 +306,11 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.match(nft.line, /^ERROR nft -f - in the sandbox's namespace failed: .*syntax error.*\n$/);
       nft.holder.kill();
       assert.equal(inNs(S, ['nft', 'list', 'tables']).out, '', 'no table is left in S');
+      const noSet = await startEgress(w, policy().replace('nft   set answered4 { type ipv4_addr; flags timeout; }\n', '').replace('ip daddr @answered4 ', ''));
+      assert.equal(await noSet.exited, 1);
+      assert.equal(noSet.line, 'ERROR the policy\'s nft lines give no set answered4 in table inet sbx_egress: No such file or directory\n');
+      noSet.holder.kill();
+      inNs(S, ['nft', 'delete', 'table', 'inet', 'sbx_egress']);     // it was loaded; a real sandbox's goes with its namespace
     });
 
     eg = await startEgress(w, policy());
@@ -398,7 +405,7 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       const st = JSON.parse(readFileSync(join(w.state, 'egress.status'), 'utf8'));
       assert.equal(st.pid, pid);
       assert.equal(st.nonce, NONCE);
-      assert.equal(st.digest, require('node:crypto').createHash('sha256').update(policy()).digest('hex'));
+      assert.equal(st.digest, createHash('sha256').update(policy()).digest('hex'));
       assert.ok(st.lookups.refused >= 4 && st.lookups.withheld >= 2 && st.lookups.forwarded >= 5 && st.lookups.answered >= 10, JSON.stringify(st));
       assert.ok(st.connections.relayed >= 5 && st.connections.refused >= 6 && st.kernel.refused >= 1, JSON.stringify(st));
       assert.equal(st.connections.open, 0);
@@ -428,7 +435,16 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
         thr = `download relayed ${relayed.toFixed(2)} Gbit/s, direct ${direct.toFixed(2)} Gbit/s (${(relayed / direct).toFixed(2)}x)`;
         assert.ok(relayed > 0, 'iperf3 through the relay carried data');
       }
-      const msg = `VmRSS idle ${idle} kB, 100 TLS connections ${held.tls} kB, 100 kept-alive HTTP connections ${held.http} kB; ${thr}`;
+      // Set-up: the time to the first response byte of one HTTP GET (curl -w), median of 21, with
+      // the name pinned by --resolve on both sides so that only the relay's share differs.
+      const median = (ns: string) => {
+        const times = [];
+        for (let i = 0; i < 21; i++) times.push(Number(inNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{time_starttransfer}', '--resolve', `allowed.test:80:${NET}.10`, 'http://allowed.test/']).out) * 1000);
+        return times.sort((a, b) => a - b)[10]!;
+      };
+      const ttfbRelayed = median(S), ttfbDirect = median(H);
+      const msg = `VmRSS idle ${idle} kB, 100 TLS connections ${held.tls} kB, 100 kept-alive HTTP connections ${held.http} kB; ${thr}; `
+        + `HTTP GET first byte (median of 21) relayed ${ttfbRelayed.toFixed(2)} ms, direct ${ttfbDirect.toFixed(2)} ms`;
       tt.diagnostic(msg);
       console.log(`# egress-core cost: ${msg}`);
     });
@@ -449,9 +465,17 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.match(readFileSync(join(w.state, 'egress.log'), 'utf8'), /stopping \(Terminated\)/);
       // A fresh namespace for the second run (the first one's table stays with S).
       inNs(S, ['nft', 'delete', 'table', 'inet', 'sbx_egress']);
-      const second = await startEgress(w, policy());
+      // This run has grace=2: short.test (TTL 5) lives 7 s in answered4; asked again after its
+      // cache ran out (5.5 s, 1.5 s left, less than half), the element is deleted and added anew.
+      const second = await startEgress(w, policy(2));
       assert.match(second.line, /^READY relay=\d+\n$/);
       assert.equal(dnsq(w, 'allowed.test'), `rcode=0 A ${NET}.10 60`);
+      const expires = () => Number(/198\.18\.77\.13 timeout 7s expires (\d+)s/.exec(inNs(S, ['nft', 'list', 'set', 'inet', 'sbx_egress', 'answered4']).out)?.[1] ?? -1);
+      assert.equal(dnsq(w, 'short.test'), `rcode=0 A ${NET}.13 5`);
+      assert.ok(expires() >= 5, 'answered4 holds short.test\'s address for TTL + grace');
+      await new Promise((r) => setTimeout(r, 5500));
+      assert.equal(dnsq(w, 'short.test'), `rcode=0 A ${NET}.13 5`);
+      assert.ok(expires() >= 5, `refreshed, not left to expire: ${inNs(S, ['nft', 'list', 'set', 'inet', 'sbx_egress', 'answered4']).out}`);
       second.holder.kill('SIGKILL');
       assert.equal(await Promise.race([second.exited, new Promise((r) => setTimeout(() => r('still running'), 3000))]), 0);
       assert.match(readFileSync(join(w.state, 'egress.log'), 'utf8'), /stopping \(its holder ended\)/);

@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { netprobe, type NetProbe, type NetProbeResult } from '../../src/engine/netprobe';
 import { hasEngine, hasNft, isRoot, needs } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
+import { asUser, canMakeUsers, makeUser, PYTHON3, removeUser, repoForUsers, spawnAsUser } from '../helpers/users';
 
 // The tests run the engine from build/, not from the bundle: the library is the tree's.
 process.env.SANDBOX_LIBSBX ??= join(ROOT, 'native/build/libsbx.so');
@@ -158,7 +159,7 @@ test('a namespace with IPv6 turned off: no address, and IPv6 is unreachable', as
   ns.proc.stdin!.end();
 });
 
-test('joining a user namespace first (a rootless sandbox\'s), and the errors when it cannot', async (t) => {
+test('as root: joining a user namespace first, and the errors once the process is gone', async (t) => {
   if (!ready(t)) return;
   const ns = await namespace(['-U', '-r', '-n'], 'true', ['python3', '-u', '-c', 'import socket,sys\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)\nprint("READY", s.getsockname()[1], flush=True)\nsys.stdin.read()']);
   const port = Number(ns.line.split(' ')[1]);
@@ -180,4 +181,37 @@ test('more probes than one call takes are run in several, in order', async (t) =
   assert.equal(rs.length, 100);
   rs.forEach((r, i) => assert.equal(r.outcome, i % 2 ? 'refused' : 'counted', `probe ${i}`));
   ns.proc.stdin!.end();
+});
+
+test('a rootless caller reaches its sandbox\'s network namespace through the user namespace it owns, and only so', async (t) => {
+  if (!ready(t) || !needs(t, 'useradd', canMakeUsers)) return;
+  const u = makeUser('nprobe');
+  const holder = spawnAsUser(u, ['unshare', '-U', '-r', '-n', '--', 'sh', '-c', `ip link set lo up && exec ${PYTHON3} -u -c 'import socket,sys\ns=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)\nprint(s.getsockname()[1], flush=True)\nsys.stdin.read()'`]);
+  started.push(holder);
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      createInterface({ input: holder.stdout! }).once('line', (l) => resolve(Number(l)));
+      holder.once('exit', (code) => reject(new Error(`the user's namespace holder ended (status ${code})`)));
+    });
+    // The user's own node, with the tree's engine: as the CLI of a rootless sandbox runs it.
+    const repo = repoForUsers();
+    const script = `const { netprobe } = require(${JSON.stringify(join(repo, 'build/src/engine/netprobe.js'))});
+      const [pid, port] = process.argv.slice(1).map(Number);
+      const p = [{ kind: 'tcp', addr: '127.0.0.1', port }];
+      (async () => {
+        const joined = (await netprobe(pid, p, { joinUserns: true }))[0];
+        const without = await netprobe(pid, p).then(() => null, (e) => ({ errno: e.errno, message: e.message }));
+        console.log(JSON.stringify({ joined, without }));
+      })();`;
+    const r = asUser(u, [process.execPath, '-e', script, String(holder.pid), String(port)], { env: { SANDBOX_LIBSBX: join(repo, 'native/build/libsbx.so') } });
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out) as { joined: NetProbeResult; without: { errno: number; message: string } | null };
+    assert.equal(out.joined.outcome, 'connected', show(out.joined));
+    assert.ok(out.without, 'without its user namespace, the user cannot join the network namespace');
+    assert.equal(out.without.errno, 1, out.without.message);
+    assert.match(out.without.message, /join the network namespace of process \d+/);
+  } finally {
+    holder.stdin!.end();
+    removeUser(u);
+  }
 });

@@ -104,6 +104,17 @@ test('every error of a short form is located on its token, quoted or not, all at
   ]);
 });
 
+test('a token is located inside the string as the file writes it; where the text is not the value (a variable, an escape), at the string', () => {
+  const r = (text: string, env: Record<string, string> = {}) => loadText(text, { env }).diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`);
+  assert.deepEqual(r(HEAD + '    - "allow ${HOST}:0"\n', { HOST: 'a.test' }), ['6:7 port-out-of-range']);
+  assert.deepEqual(r(HEAD + '    - "allow a.test:\\x30"\n'), ['6:7 port-out-of-range']);
+  assert.deepEqual(r(HEAD + "    - 'allow it''s.test'\n"), ['6:7 invalid-host']);
+  // JSON: every string is quoted.
+  assert.deepEqual(r('{"version": 1, "command": ["x"], "network": {"mode": "private", "egress": ["allow a..b"]}}\n'), ['1:85 invalid-host']);
+  // A folded string over two lines: at its start.
+  assert.deepEqual(r(HEAD + '    - >-\n      allow a..b\n'), ['6:7 invalid-host']);
+});
+
 test('the long form: errors at the key and list item that hold them', () => {
   assert.deepEqual(said([
     '{action: allow, host: 192.0.2.7}',
@@ -261,4 +272,35 @@ test('decidable: a cidr rule the kernel can judge alone, in order', () => {
   // Rule 3 meets the host rule's port; rules 5 and 6 meet rule 3 (udp and 443), which the kernel
   // cannot judge; rule 7 meets no earlier range, and the host rule has its action.
   assert.deepEqual(decidable(rules('deny a.test', 'allow 10.0.0.0/8/udp', 'allow 10.0.0.0/8')), [false, true, false]);
+});
+
+test('a rule the shadow check calls unreachable changes no decision: random policies, removed rule against kept', () => {
+  // A small universe so that rules meet often; a fixed seed so that a failure can be replayed.
+  let seed = 20261207;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  const pick = <T>(xs: readonly T[]) => xs[rnd(xs.length)]!;
+  const TARGETS = ['a.corp.test', 'b.corp.test', '*.corp.test', '*.b.corp.test', 'x.test', '10.0.0.0/8', '10.1.0.0/16', '10.1.2.3', '0.0.0.0/0', '198.18.0.0/15'];
+  const PORTS = ['', ':443', ':80', ':1-1000', ':53', ':80,443', ':444-65535'];
+  const NAMES = ['a.corp.test', 'b.corp.test', 'c.b.corp.test', 'x.test', 'corp.test', 'y.test'];
+  const ADDRS = ['10.1.2.3', '10.1.9.9', '10.200.0.1', '198.18.0.9', '192.0.2.1'];
+  let checked = 0;
+  for (let round = 0; round < 300; round++) {
+    const texts = Array.from({ length: 2 + rnd(5) }, () => {
+      const t = pick(TARGETS);
+      const host = /[a-z]/.test(t);
+      return `${pick(['allow', 'deny'])} ${t}${pick(PORTS)}${host ? '' : pick(['', '', '/tcp', '/udp'])}`;
+    });
+    const all = rules(...texts);
+    for (const { rule } of shadowed(all)) {
+      const rest = all.filter((r) => r !== rule);
+      for (const name of NAMES) assert.equal(nameAllowed(rest, name), nameAllowed(all, name), `${texts.join(' | ')}: lookup of ${name} without rule ${rule.index}`);
+      for (let q = 0; q < 40; q++) {
+        const query = { addr: pick(ADDRS), port: pick([22, 53, 80, 443, 999, 5000]), proto: pick(['tcp', 'udp', 'icmp'] as const), answered: [pick(NAMES)], ...(rnd(2) ? { name: pick(NAMES) } : {}) };
+        const a = verdict(all, query), b = verdict(rest, query);
+        assert.equal(b.allowed, a.allowed, `${texts.join(' | ')}: ${JSON.stringify(query)} without rule ${rule.index}`);
+      }
+      checked++;
+    }
+  }
+  assert.ok(checked > 100, `only ${checked} shadowed rules were met: the universe is too loose`);
 });

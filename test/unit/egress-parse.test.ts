@@ -8,7 +8,7 @@
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needs } from '../helpers/sandbox';
@@ -161,6 +161,7 @@ test('hand-made hellos: each shape the relay refuses, and the names it accepts',
     ['a session id over 32 bytes', records(hello([sniExt([[0, 'a.test']])], { sid: 33 })), /^BAD malformed session id$/],
     ['an odd cipher suites length', records(hello([sniExt([[0, 'a.test']])], { suites: 3 })), /^BAD malformed cipher suites$/],
     ['no compression method', records(hello([sniExt([[0, 'a.test']])], { comp: 0 })), /^BAD malformed compression methods$/],
+    ['a hello shorter than its random', records(Buffer.from([1, 0, 0, 10, 3, 3, 1, 2, 3, 4, 5, 6, 7, 8])), /^BAD truncated ClientHello$/],
     ['an SSLv2 CLIENT-HELLO', Buffer.from('802e0103010015000000100000030000060000040000ff01020304050607080910111213141516', 'hex'), /^BAD an SSLv2 hello$/],
     ['an application-data record first', Buffer.concat([Buffer.from([0x17, 3, 3]), u16(5), Buffer.alloc(5)]), /^BAD/],
     ['a change-cipher-spec record between the hello\'s records', (() => { const hs = hello([sniExt([[0, 'a.test']])]); return Buffer.concat([records(hs.subarray(0, 10)), Buffer.from([0x14, 3, 3, 0, 1, 1]), records(hs.subarray(10))]); })(), /^BAD a record other than handshake/],
@@ -228,6 +229,9 @@ test('HTTP request heads: the name, its port and the framing; each smuggling sha
     ['absolute-form agreeing with Host', crlf('GET http://A.test/p?q HTTP/1.1\nHost: a.test\n\n'), /^OK a\.test 0 /],
     ['absolute-form with the default port spelled in Host', crlf('GET http://a.test/ HTTP/1.1\nHost: a.test:80\n\n'), /^OK a\.test 80 /],
     ['CONNECT agreeing with Host', crlf('CONNECT a.test:443 HTTP/1.1\nHost: a.test:443\n\n'), /^OK a\.test 443 \d+ 1 0 0$/],
+    ['absolute-form https with its default port in Host', crlf('GET https://a.test/ HTTP/1.1\nHost: a.test:443\n\n'), /^OK a\.test 443 /],
+    ['absolute-form https against Host port 80', crlf('GET https://a.test/ HTTP/1.1\nHost: a.test:80\n\n'), /^BAD a request target whose port differs/],
+    ['spaces and tabs around a value', crlf('GET / HTTP/1.1\nHost: \t a.test \t\n\n'), /^OK a\.test 0 /],
     ['OPTIONS *', crlf('OPTIONS * HTTP/1.1\nHost: a.test\n\n'), /^OK a\.test /],
     ['the head length', crlf('GET / HTTP/1.1\nHost: a\n\nBODY'), /^OK a 0 27 /],
     ['no Host', crlf('GET / HTTP/1.1\nAccept: */*\n\n'), /^BAD no Host header$/],
@@ -312,6 +316,7 @@ test('pipelined requests and chunked bodies: each head is read where the last bo
     ['a chunk size over 64 bits', conn(`POST / HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n1${'0'.repeat(16)}\nx`), 'REQ a.test 0 | BAD chunked body'],
     ['chunk data longer than its size', conn('POST / HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n2\nhello\n0\n\n'), 'REQ a.test 0 | BAD chunked body'],
     ['a bare LF after a chunk size', Buffer.from('POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n'), 'REQ a.test 0 | BAD chunked body'],
+    ['a control byte in a chunk extension', conn('POST / HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n5;a=\x01\nhello\n0\n\n'), 'REQ a.test 0 | BAD chunked body'],
     ['a folded trailer', conn('POST / HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n0\nA: 1\n B\n\n'), 'REQ a.test 0 | BAD chunked body'],
     ['a chunk-size line over 4 KiB', conn(`POST / HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n1;${'x'.repeat(5000)}\nx\n0\n\n`), 'REQ a.test 0 | BAD chunked body'],
     ['a body not finished', conn('POST / HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n5\nhel'), 'REQ a.test 0 | END partial'],
@@ -343,4 +348,130 @@ test(`5000 random mutations of request streams: never a crash, names well-formed
     if (a !== 'MORE') assert.equal(b, a, `${what}: bytes after a decided head changed the answer`);
     assert.match(s, /(END (idle|partial)|BAD .+|TUNNEL)$/, what);
   }
+});
+
+/** The requests Node's own HTTP parser (llhttp, strict) reads from these bytes on one connection:
+ * each one's Host as the relay spells names, or null when it refused the bytes. */
+async function nodeReads(servers: { port: number; seen: Map<string, string[]> }, bytes: Buffer): Promise<string[] | null> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port: servers.port, allowHalfOpen: true });
+    let got = '', key = '';
+    s.on('connect', () => { key = `${s.localPort}`; servers.seen.set(key, []); s.end(bytes); });
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    s.on('error', () => {});
+    // Node waiting for more bytes than the relay counted would be a disagreement: it shows as
+    // fewer requests once the wait is cut short here.
+    s.setTimeout(2000, () => s.destroy());
+    s.on('close', () => {
+      const hosts = servers.seen.get(key) ?? [];
+      servers.seen.delete(key);
+      resolve(/HTTP\/1\.1 400/.test(got) ? null : hosts);
+    });
+  });
+}
+
+test('differential: whenever the relay reads a stream of requests whole, Node\'s HTTP parser reads the same requests with the same hosts, or refuses the bytes', async (t) => {
+  if (!ready(t)) return;
+  const { createServer } = await import('node:http');
+  const seen = new Map<string, string[]>();
+  const server = createServer((req, res) => {
+    const host = String(req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+    seen.get(`${req.socket.remotePort}`)?.push(host);
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.keepAliveTimeout = 200;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const rnd = prng(SEED + 2);
+    const bases = [
+      crlf('POST /a HTTP/1.1\nHost: a.test\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\nGET /b HTTP/1.1\nHost: b.test\n\n'),
+      crlf('POST /a HTTP/1.1\nHost: a.test\nContent-Length: 5\n\nhelloGET /b HTTP/1.1\nHost: b.test\n\n'),
+      crlf('GET /a HTTP/1.1\nHost: a.test\nX-A: 1\n\nGET /b HTTP/1.1\nHost: b.test\n\n'),
+    ];
+    // One small edit each, with the bytes parsers disagree on: most streams stay whole.
+    const tricky = [' ', '\t', '\r', '\n', ':', ';', ',', '0', '9', 'f', 'A', 'a', '.', '-', '_', '@', '/', '\0', '\x7f', '\x80', '\xff'];
+    const edit = (b: Buffer) => {
+      const at = Math.floor(rnd() * b.length), c = Buffer.from(tricky[Math.floor(rnd() * tricky.length)]!, 'latin1');
+      const k = Math.floor(rnd() * 3);
+      return Buffer.concat([b.subarray(0, at), k === 2 ? Buffer.alloc(0) : c, b.subarray(k === 1 ? at : at + 1)]);
+    };
+    const streams = Array.from({ length: 3000 }, (_, i) => edit(bases[i % bases.length]!));
+    const ours = run(streams.map((b) => ['stream', 0, b] as Input));
+    let compared = 0, nodeRefused = 0;
+    for (let i = 0; i < streams.length; i++) {
+      if (!ours[i]!.endsWith('END idle')) continue;     // the relay refused it, or it is not whole
+      const hosts = ours[i]!.split(' | ').filter((x) => x.startsWith('REQ ')).map((x) => x.split(' ')[1]!);
+      const theirs = await nodeReads({ port, seen }, streams[i]!);
+      if (theirs === null) { nodeRefused++; if (process.env.SBX_SHOW_REFUSED) t.diagnostic(`Node refused: ${JSON.stringify(streams[i]!.toString('latin1'))}`); continue; }
+      compared++;
+      assert.deepEqual(theirs, hosts, `the relay and Node read ${JSON.stringify(streams[i]!.toString('latin1'))} differently`);
+    }
+    t.diagnostic(`${compared} streams read alike by both, ${nodeRefused} accepted by the relay and refused by Node`);
+    assert.ok(compared > 100, 'enough streams reach the comparison');
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+// A TLS server's own reading of a ClientHello: Python's ssl (OpenSSL) as a server over memory
+// BIOs, which reports the server name its SNI callback gets. Frames on stdin: a 4-byte length,
+// then the bytes; per frame one line: "CB name", "CB -" (a hello without a name) or "NOCB"
+// (OpenSSL refused the hello before naming it).
+const OPENSSL_SNI = String.raw`
+import ssl, sys, struct
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+seen = []
+ctx.sni_callback = lambda obj, name, c: seen.append(name)
+data = sys.stdin.buffer.read()
+o = 0
+while o < len(data):
+    n = struct.unpack('>I', data[o:o + 4])[0]; b = data[o + 4:o + 4 + n]; o += 4 + n
+    seen.clear()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    try:
+        s = ctx.wrap_bio(inc, out, server_side=True); inc.write(b); s.do_handshake()
+    except Exception:
+        pass
+    print('NOCB' if not seen else 'CB ' + (seen[0] if seen[0] is not None else '-'))
+`;
+const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const hasPython = spawnSync(python, ['-c', 'import ssl'], { stdio: 'ignore' }).status === 0;
+
+test(`differential: whenever the relay reads a server name, OpenSSL as a server reads the same one or refuses the hello (seed ${SEED})`, (t) => {
+  if (!ready(t) || !needs(t, 'python3 with ssl', hasPython)) return;
+  const rnd = prng(SEED + 3);
+  const bases = captured.map(({ bin }) => bin);
+  // Heavy mutations, and one-byte edits inside the name (case, dots, bytes OpenSSL might take).
+  const inputs = Array.from({ length: 4000 }, (_, i) => {
+    const b = bases[i % bases.length]!;
+    if (i % 2) return mutate(b, rnd);
+    const at = b.indexOf('allowed.test');
+    if (at < 0) return mutate(b, rnd);
+    const c = Buffer.from(b);
+    c[at + Math.floor(rnd() * 12)] = [0x41, 0x2e, 0x00, 0x5f, 0x2d, 0x2f, 0x80, 0x20, 0x5a][Math.floor(rnd() * 9)]!;
+    return c;
+  });
+  const ours = run(inputs.map((b) => ['tls', 0, b] as Input));
+  const r = spawnSync(python, ['-c', OPENSSL_SNI], { input: Buffer.concat(inputs.flatMap((b) => [Buffer.from([b.length >>> 24, (b.length >>> 16) & 255, (b.length >>> 8) & 255, b.length & 255]), b])), maxBuffer: 1 << 26 });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const theirs = r.stdout.toString().trimEnd().split('\n');
+  assert.equal(theirs.length, inputs.length);
+  const tally: Record<string, number> = {};
+  inputs.forEach((b, i) => {
+    const [mine, openssl] = [ours[i]!, theirs[i]!];
+    const k = `${mine.split(' ')[0]}/${openssl.split(' ')[0]}${openssl === 'CB -' ? '-' : ''}`;
+    tally[k] = (tally[k] ?? 0) + 1;
+    // A name OpenSSL reads where the relay sees none would be a name the relay misses.
+    if (mine.startsWith('NONAME')) assert.ok(openssl === 'NOCB' || openssl === 'CB -', `the relay saw no name, OpenSSL ${openssl}: ${b.toString('hex')}`);
+    if (!mine.startsWith('OK ')) return;                 // the relay refuses it: nothing to agree on
+    if (openssl === 'NOCB') return;                      // OpenSSL refuses it too
+    const name = openssl.slice(3).toLowerCase().replace(/\.$/, '');
+    assert.equal(name, mine.slice(3), `the relay read ${mine}, OpenSSL ${openssl}: ${b.toString('hex')}`);
+  });
+  t.diagnostic(`relay/OpenSSL: ${JSON.stringify(tally)}`);
+  assert.ok((tally['OK/CB'] ?? 0) > 500, 'enough hellos are named by both');
 });

@@ -269,6 +269,7 @@ int main(int argc, char **argv)
 	close(netns_fd);
 	if (userns_fd >= 0) close(userns_fd);
 
+	if (nl_check() < 0) die("the policy's nft lines give no set answered4 in table inet sbx_egress: %s", strerror(errno));
 	G.epoll = epoll_create1(EPOLL_CLOEXEC);
 	if (G.epoll < 0 || dns_init() < 0 || relay_init() < 0) die("epoll: %s", strerror(errno));
 	for (int i = 0; i < G.pol.nextras; i++)

@@ -188,6 +188,18 @@ int nl_answer(const uint32_t *addrs, int n, unsigned lifetime)
 	return 0;
 }
 
+int nl_check(void)
+{
+	uint8_t buf[256];
+	struct msg m = { buf, 0, sizeof buf };
+	uint32_t s = seq++;
+	struct nlmsghdr *h = msg_begin(&m, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSET, NLM_F_ACK, NFPROTO_INET, 0, s);
+	attr(h, NFTA_SET_TABLE, "sbx_egress", sizeof "sbx_egress");
+	attr(h, NFTA_SET_NAME, "answered4", sizeof "answered4");
+	msg_end(&m, h);
+	return transact(G.nft_nl, &m, s, 1);
+}
+
 /* ---- NFLOG ---- */
 static void nflog_event(struct ep *self, uint32_t events);
 static struct ep nflog_ep = { nflog_event };
@@ -211,10 +223,13 @@ int nflog_open(unsigned group)
 	struct nfulnl_msg_config_cmd cmd = { .command = NFULNL_CFG_CMD_BIND };
 	/* Headers only: the IPv4 header and the ports are all a record needs. */
 	struct nfulnl_msg_config_mode mode = { .copy_range = htonl(80), .copy_mode = NFULNL_COPY_PACKET };
+	/* Each packet at once: the kernel's default holds up to 100 of them for up to 1 s. */
+	uint32_t qthresh = htonl(1);
 	int rcv = 1 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
 	if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0 || nflog_cfg(fd, group, NFULA_CFG_CMD, &cmd, sizeof cmd) < 0
-	    || nflog_cfg(fd, group, NFULA_CFG_MODE, &mode, sizeof mode) < 0) {
+	    || nflog_cfg(fd, group, NFULA_CFG_MODE, &mode, sizeof mode) < 0
+	    || nflog_cfg(fd, group, NFULA_CFG_QTHRESH, &qthresh, sizeof qthresh) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;

@@ -18,7 +18,10 @@
 int eg_name(const uint8_t *s, size_t n, char out[256]);
 
 /* Results of eg_tls_sni, eg_http_head and eg_chunked_feed. EG_MORE: not decidable yet, call again
- * with more bytes (the same start, longer len); the caller gives up at EG_INSPECT_MAX bytes. */
+ * with more bytes (the same start, longer len); the caller gives up at EG_INSPECT_MAX bytes.
+ * Each call reads from the start again (linear in len): a client that sends its head a byte at a
+ * time costs O(len^2) over EG_INSPECT_MAX, so call eg_http_head again only when the new bytes hold
+ * a '\n', and eg_tls_sni only once len reaches what the record headers so far announce. */
 enum eg_parse { EG_MORE = 0, EG_OK = 1, EG_NONAME = 2, EG_BAD = 3 };
 
 /* The most a connection's first bytes are buffered for inspection (design 3.5, step 7). */

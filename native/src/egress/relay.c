@@ -112,7 +112,7 @@ static void conn_close(struct conn *c, int rst)
 
 static void refuse(struct conn *c, const char *kind, const char *name, const char *seen, const struct eg_rule *rule, int cls, const char *why)
 {
-	struct eg_denial d = { .kind = kind, .proto = "tcp", .addr = c->addr, .port = c->port, .name = name, .seen = seen,
+	struct eg_denial d = { .kind = kind, .proto = "tcp", .addr = c->addr, .port = c->addr ? c->port : -1, .name = name, .seen = seen,
 			       .rule = rule && !rule->allow ? rule->index : 0, .src = rule ? rule->src : G.pol.default_src,
 			       .cls = cls, .why = why };
 	log_denial(&d);
