@@ -236,6 +236,8 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     corruptAt: process.env.SANDBOX_TEST_CORRUPT,
     // The view ends before the command may write its first byte.
     beforeExec: async () => { if (egress) egress.since = new Date().toISOString(); view.end(); },
+    // sbx-egress has written its last records and the state folder is still there: read them now.
+    afterCommand: () => follower?.poll(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
     // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
