@@ -69,22 +69,19 @@ async function tableView(want: NftTable, relay: number | undefined, netns?: stri
 }
 
 /**
- * Everything the egress verdicts need: the probes and the sandbox's table read at once, then the
- * wall, whose `dns` counter says whether a UDP query that got no ICMP error back was refused there
- * (nothing else in the sandbox has run yet: only the probes reach it; the TCP probe to port 53
- * counts one packet, refused by a reset).
+ * Everything the egress verdicts need, the probes and both tables read at once. A UDP query to the
+ * upstream that got no ICMP error back is judged by the wall's `dns` counter, read again after the
+ * probes: nothing else in the sandbox has run yet, so only the probes reach it (the TCP probe to
+ * port 53 counts one packet, refused by a reset).
  */
 export async function readEgressView(pid: number, plan: Plan, run: EgressRun, stateDir: string, lib: LibSbx): Promise<EgressView> {
   const rules = policyRulesOf(plan).rules;
-  const [probes, inside] = await Promise.all([probeView(pid, plan, run, lib), tableView(insideTable(rules), run.record.relay, `/proc/${pid}/ns/net`)]);
-  let wall: Awaited<ReturnType<typeof tableView>> | undefined;
-  if (run.wall) {
-    try {
-      const json = await listTableJson(run.wall.name);
-      wall = { want: canonOfTable(run.wall), got: canonOfJson(json) };
-      const up = 'upstream' in probes ? probes.upstream : undefined;
-      if (up && up.udp.error?.startsWith('timeout')) up.udp.walled = counterPackets(json, 'dns') > (up.tcp.refused ? 1 : 0);
-    } catch (e) { wall = { error: (e as Error).message }; }
+  const wallJson = run.wall ? listTableJson(run.wall.name).catch((e: Error) => e) : undefined;
+  const [probes, inside, json] = await Promise.all([probeView(pid, plan, run, lib), tableView(insideTable(rules), run.record.relay, `/proc/${pid}/ns/net`), wallJson]);
+  const wall = !run.wall || json === undefined ? undefined : json instanceof Error ? { error: json.message } : { want: canonOfTable(run.wall), got: canonOfJson(json) };
+  const up = 'upstream' in probes ? probes.upstream : undefined;
+  if (run.wall && up?.udp.error?.startsWith('timeout')) {
+    try { up.udp.walled = counterPackets(await listTableJson(run.wall.name), 'dns') > (up.tcp.refused ? 1 : 0); } catch { /* stays a mismatch */ }
   }
   let resolvConf: string | undefined;
   try { resolvConf = readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8'); } catch { /* absent: a mismatch */ }
