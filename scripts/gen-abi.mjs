@@ -3,7 +3,8 @@
 // phase, struct size or field offset.
 //
 // The header is read for names only: the op kinds (enum sbx_op_kind), the SBX_F_* flags, the event
-// phases (enum sbx_event_phase), SBX_ABI_VERSION and the fields of every struct sbx_* with a body.
+// phases (enum sbx_event_phase), the netprobe kinds and outcomes (enum sbx_probe_kind,
+// sbx_probe_outcome), SBX_ABI_VERSION and the fields of every struct sbx_* with a body.
 // Their values, sizes and offsets come from the C compiler itself: a small program that includes
 // the header and prints them is compiled with the system cc and run, on the build machine, as the
 // building user. The C layout rules are therefore the compiler's, never re-implemented here.
@@ -33,6 +34,8 @@ export function parseHeader(text) {
   };
   const ops = enumBody('sbx_op_kind');
   const phases = enumBody('sbx_event_phase');
+  const probes = enumBody('sbx_probe_kind');
+  const outcomes = enumBody('sbx_probe_outcome');
   const flags = [...src.matchAll(/^\s*#\s*define\s+(SBX_F_\w+)\b/gm)].map((m) => m[1]);
   if (!/^\s*#\s*define\s+SBX_ABI_VERSION\b/m.test(src)) throw new Error('sbx.h: no SBX_ABI_VERSION');
   const structs = {};
@@ -49,13 +52,13 @@ export function parseHeader(text) {
     }
     structs[m[1]] = fields;
   }
-  return { ops, phases, flags, structs };
+  return { ops, phases, probes, outcomes, flags, structs };
 }
 
 /** The compiler's values for the parsed names: { consts: {SBX_…: number}, structs: {name: {size, fields: {f: {offset, size}}}} }. */
 export function probe(parsed, { header = HEADER, cc = process.env.CC || 'cc' } = {}) {
   const lines = ['#include <stddef.h>', '#include <stdio.h>', `#include "${resolve(header)}"`, 'int main(void) {'];
-  for (const name of ['SBX_ABI_VERSION', ...parsed.ops, ...parsed.phases, ...parsed.flags])
+  for (const name of ['SBX_ABI_VERSION', ...parsed.ops, ...parsed.phases, ...parsed.probes, ...parsed.outcomes, ...parsed.flags])
     lines.push(`\tprintf("const ${name} %llu\\n", (unsigned long long)(${name}));`);
   for (const [s, fields] of Object.entries(parsed.structs)) {
     lines.push(`\tprintf("size ${s} %zu\\n", sizeof(struct ${s}));`);
@@ -109,6 +112,16 @@ export function render(parsed, values) {
     '/** enum sbx_event_phase: EV.START is SBX_EV_START. */',
     'export const EV = {',
     entries(parsed.phases, 'SBX_EV_'),
+    '} as const;',
+    '',
+    '/** enum sbx_probe_kind: PROBE.TCP is SBX_PROBE_TCP (sbx_netprobe). */',
+    'export const PROBE = {',
+    entries(parsed.probes, 'SBX_PROBE_'),
+    '} as const;',
+    '',
+    '/** enum sbx_probe_outcome: OUTCOME.REFUSED is SBX_OUTCOME_REFUSED. */',
+    'export const OUTCOME = {',
+    entries(parsed.outcomes, 'SBX_OUTCOME_'),
     '} as const;',
     '',
     '/** One field of a struct: its byte offset, its size in bytes, its C type and, for an array, its length. */',

@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 9
+#define SBX_ABI_VERSION 10
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -229,5 +229,57 @@ SBX_API int sbx_seccomp_version(void);
  * path without following a final symlink (file capabilities, overlay's opaque mark). */
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
+
+/* The egress attestation's probes (netprobe.c, docs/egress-design.md 6): the kernel's answers seen
+ * from inside a sandbox's network namespace, never the engine's own report. */
+enum sbx_probe_kind {
+	SBX_PROBE_TCP = 1,      /* a TCP connect to addr:port (family 4 or 6) */
+	SBX_PROBE_DNS_UDP,      /* a DNS query for name (qtype, qclass) over UDP to addr:port */
+	SBX_PROBE_DNS_TCP,      /* the same over TCP, with its 2-byte length */
+	SBX_PROBE_INET6_ADDRS   /* the namespace's IPv6 addresses: how many, and the first that is not ::1 */
+};
+
+enum sbx_probe_outcome {
+	SBX_OUTCOME_CONNECTED = 1,  /* TCP: the handshake completed */
+	SBX_OUTCOME_ANSWERED,       /* DNS: a response with the query's id came (rcode, answers, text) */
+	SBX_OUTCOME_COUNTED,        /* INET6_ADDRS: answers = the count, text = the first non-loopback address */
+	SBX_OUTCOME_REFUSED,        /* ECONNREFUSED: a reset, or an ICMP port unreachable on the connected UDP socket */
+	SBX_OUTCOME_UNREACHABLE,    /* ENETUNREACH, EHOSTUNREACH, ENETDOWN, EHOSTDOWN, EADDRNOTAVAIL, EPERM or EACCES (a
+				     * local nftables drop): nothing left the namespace that way */
+	SBX_OUTCOME_TIMEOUT,        /* nothing within timeout_us */
+	SBX_OUTCOME_ERROR           /* any other errno, or a malformed DNS response (EBADMSG) */
+};
+
+/* One probe: 292 bytes. addr holds 4 bytes (family 4) or 16 (family 6), in network order. */
+struct sbx_probe {
+	uint32_t kind;          /* enum sbx_probe_kind */
+	uint32_t family;        /* 4 or 6 */
+	uint8_t addr[16];
+	uint16_t port;
+	uint16_t qtype;         /* DNS: 1 A, 16 TXT, 28 AAAA... */
+	uint16_t qclass;        /* DNS: 1 IN, 3 CH */
+	uint16_t reserved;
+	uint32_t timeout_us;    /* the whole probe's budget (connect, send and answer) */
+	char name[256];         /* DNS: the query name, dotted */
+};
+
+/* A probe's result: 280 bytes. */
+struct sbx_probe_result {
+	uint32_t outcome;       /* enum sbx_probe_outcome */
+	int32_t err;            /* the errno behind the outcome, or 0 */
+	uint64_t elapsed_us;    /* CLOCK_MONOTONIC, from the socket's creation to the outcome */
+	int32_t rcode;          /* DNS: the response's rcode; else -1 */
+	uint32_t answers;       /* DNS: the answer count; INET6_ADDRS: the address count */
+	char text[256];         /* DNS: the first A (dotted) or TXT string of the answers; INET6_ADDRS: an address (32 hex) */
+};
+
+/* Runs n probes (at most 64), one after the other, from inside the network namespace of pid (and
+ * first its user namespace, when join_userns: a rootless sandbox's). A helper forked from the
+ * caller joins the namespaces, so the caller's thread stays where it is; call it from a worker
+ * thread (it takes up to the sum of the timeouts). Returns 0 when every probe has its result in
+ * results[i] (a refused or timed-out probe is a result, not an error); -1 when the namespaces
+ * cannot be joined (err names which) or the helper ended early. */
+SBX_API int sbx_netprobe(int32_t pid, int32_t join_userns, const struct sbx_probe *probes, uint32_t n,
+			 struct sbx_probe_result *results, struct sbx_error *err);
 
 #endif

@@ -25,6 +25,10 @@ export interface LibSbx {
   seccompCompile(program: string): Buffer;
   /** libseccomp's version, as major.minor.micro: compiled filters are cached under it. */
   seccompVersion(): string;
+  /** The egress attestation's probes, run from inside pid's network namespace (and user namespace,
+   * when asked) by a helper libsbx forks, on koffi's worker thread: n struct sbx_probe in probes,
+   * n struct sbx_probe_result written into results (src/engine/netprobe.ts encodes and reads them). */
+  netprobe(pid: number, joinUserns: boolean, probes: Buffer, n: number, results: Buffer): Promise<void>;
 }
 
 export class NativeError extends Error {
@@ -88,6 +92,7 @@ export function loadLibSbx(): LibSbx {
   const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
   const seccompVersion = lib.func('int sbx_seccomp_version(void)');
   const seccompCompile = lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
+  const netprobe = lib.func('int sbx_netprobe(int32_t pid, int32_t userns, const void *probes, uint32_t n, void *results, _Out_ sbx_error *err)');
   void Fwd;
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
@@ -125,6 +130,17 @@ export function loadLibSbx(): LibSbx {
       const out = Buffer.alloc(4096 * 8), len = [0], err = {} as SbxError;
       check(seccompCompile(program, out, out.length, len, err) as number, err);
       return out.subarray(0, len[0]!);
+    },
+    netprobe(pid, joinUserns, probes, n, results) {
+      // Up to the sum of the probes' timeouts: on koffi's worker thread, never on the event loop.
+      return new Promise((resolve, reject) => {
+        const err = {} as SbxError;
+        netprobe.async(pid, joinUserns ? 1 : 0, probes, n, results, err, (e: unknown, r: number) => {
+          if (e) reject(e);
+          else if (r !== 0) reject(new NativeError(err.message, err.err));
+          else resolve();
+        });
+      });
     },
     forward(udp, lip, lport, tip, tport, netns) {
       const out = [null], port = [0], err = {} as SbxError;

@@ -30,6 +30,8 @@ function headerNames() {
   return {
     ops: enumNames('sbx_op_kind'),
     phases: enumNames('sbx_event_phase'),
+    probes: enumNames('sbx_probe_kind'),
+    outcomes: enumNames('sbx_probe_outcome'),
     flags: [...source.matchAll(/^\s*#\s*define\s+(SBX_F_\w+)/gm)].map((m) => m[1]!),
     structs: [...source.matchAll(/struct\s+(sbx_\w+)\s*\{/g)].map((m) => m[1]!),
   };
@@ -41,6 +43,8 @@ function mirrored(name: string): unknown {
   if (name === 'SBX_OP_KIND_MAX') return abi.OP_KIND_MAX;
   if (name.startsWith('SBX_OP_')) return (abi.OP as Record<string, number>)[name.slice(7)];
   if (name.startsWith('SBX_EV_')) return (abi.EV as Record<string, number>)[name.slice(7)];
+  if (name.startsWith('SBX_PROBE_')) return (abi.PROBE as Record<string, number>)[name.slice(10)];
+  if (name.startsWith('SBX_OUTCOME_')) return (abi.OUTCOME as Record<string, number>)[name.slice(12)];
   return mirror[name.slice(4)];
 }
 
@@ -71,14 +75,16 @@ function compilerValues(names: string[], structs: string[]) {
   }
 }
 
-test('every op kind, event phase and flag of sbx.h is in the mirror, with the value the compiler gives', () => {
+test('every op kind, event phase, probe kind and outcome and flag of sbx.h is in the mirror, with the value the compiler gives', () => {
   const h = headerNames();
-  const names = ['SBX_ABI_VERSION', ...h.ops, ...h.phases, ...h.flags];
+  const names = ['SBX_ABI_VERSION', ...h.ops, ...h.phases, ...h.probes, ...h.outcomes, ...h.flags];
   const { consts } = compilerValues(names, []);
   for (const n of names) assert.equal(mirrored(n), consts.get(n), `${n}: the mirror says ${String(mirrored(n))}, the compiler ${consts.get(n)}`);
   // Nothing the header no longer declares stays behind.
   assert.deepEqual(Object.keys(abi.OP).sort(), h.ops.filter((n) => n !== 'SBX_OP_KIND_MAX').map((n) => n.slice(7)).sort());
   assert.deepEqual(Object.keys(abi.EV).sort(), h.phases.map((n) => n.slice(7)).sort());
+  assert.deepEqual(Object.keys(abi.PROBE).sort(), h.probes.map((n) => n.slice(10)).sort());
+  assert.deepEqual(Object.keys(abi.OUTCOME).sort(), h.outcomes.map((n) => n.slice(12)).sort());
   assert.deepEqual(Object.keys(abi).filter((k) => /^F_/.test(k)).sort(), h.flags.map((n) => n.slice(4)).sort());
   assert.ok(h.ops.includes('SBX_OP_BIND') && abi.OP.BIND === consts.get('SBX_OP_BIND'));
 });
@@ -106,7 +112,7 @@ test('every struct of sbx.h has the compiler\'s size and field offsets in the mi
 test('the mirror is what the generator makes from the header now', () => {
   // A fresh parse and compile by scripts/gen-abi.mjs: its names and values equal the built module's.
   const fresh = JSON.parse(execFileSync(process.execPath, [join(root, 'scripts/gen-abi.mjs'), '--json'], { encoding: 'utf8' })) as {
-    parsed: { ops: string[]; phases: string[]; flags: string[]; structs: Record<string, { name: string; type: string; count: number }[]> };
+    parsed: { ops: string[]; phases: string[]; probes: string[]; outcomes: string[]; flags: string[]; structs: Record<string, { name: string; type: string; count: number }[]> };
     values: { consts: Record<string, number>; structs: Record<string, { size: number; fields: Layout }> };
   };
   for (const [n, v] of Object.entries(fresh.values.consts)) assert.equal(mirrored(n), v, n);
