@@ -24,7 +24,7 @@ export interface EgressProbes {
   /** TCP to 169.254.169.254:80 and to the gateway: refused. */
   metadata?: ConnectOutcome;
   gateway?: { addr: string } & ConnectOutcome;
-  /** IPv6 addresses in the sandbox's namespace: none. */
+  /** IPv6 addresses in the sandbox's namespace when one is not lo's ::1 (all of them, ::1 too), else 0; -1: not counted. */
   ipv6: number;
 }
 
@@ -108,6 +108,7 @@ export function attestEgressDefault(s: StepOf<'net.egress.default'>, v: EgressVi
   if (p.canary && !refusedQuickly(p.canary)) bad.push(`${p.canary.addr}:${p.canary.port} ${connText(p.canary)} from inside the sandbox, expected it refused at once`);
   if (p.metadata && !refusedQuickly(p.metadata)) bad.push(`169.254.169.254:80 ${connText(p.metadata)}, expected it refused`);
   if (p.gateway && !refusedQuickly(p.gateway)) bad.push(`the gateway ${p.gateway.addr}:22 ${connText(p.gateway)}, expected it refused`);
+  if (p.ipv6 < 0) bad.push('the IPv6 addresses of the sandbox could not be counted, expected none');
   if (p.ipv6 > 0) bad.push(`${p.ipv6} IPv6 address${p.ipv6 > 1 ? 'es' : ''} in the sandbox, expected none`);
   const ok = ['canary name NXDOMAIN', p.upstream ? `DNS to ${p.upstream.addr} refused` : '', p.canary ? `${p.canary.addr}:${p.canary.port} refused` : '', p.metadata ? 'metadata refused' : '', p.gateway ? 'gateway refused' : '', 'no IPv6'].filter(Boolean).join(', ');
   out(s, bad.length ? 'mismatch' : 'verified', bad.length ? bad.join('; ') : ok);

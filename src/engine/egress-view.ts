@@ -58,8 +58,9 @@ async function probeView(pid: number, plan: Plan, run: EgressRun, lib: LibSbx): 
   const canary = p.canary ? { addr: p.canary, port: 443, ...connOf(next()) } : undefined;
   const metadata = p.metadata ? connOf(next()) : undefined;
   const gateway = p.gateway ? { addr: p.gateway, ...connOf(next()) } : undefined;
+  // lo's ::1 is no way out: only a namespace with another address (the probe's text names the first) counts, then with all of them.
   const v6 = next();
-  return { identity, canaryName: canaryNameR, ...(upstream ? { upstream } : {}), ...(canary ? { canary } : {}), ...(metadata ? { metadata } : {}), ...(gateway ? { gateway } : {}), ipv6: v6.outcome === 'counted' ? v6.answers ?? 0 : 1 };
+  return { identity, canaryName: canaryNameR, ...(upstream ? { upstream } : {}), ...(canary ? { canary } : {}), ...(metadata ? { metadata } : {}), ...(gateway ? { gateway } : {}), ipv6: v6.outcome !== 'counted' ? -1 : v6.text ? v6.answers ?? 1 : 0 };
 }
 
 async function tableView(want: NftTable, relay: number | undefined, netns?: string): Promise<Read<{ want: ReturnType<typeof canonOfTable>; got: ReturnType<typeof canonOfTable> }>> {

@@ -74,7 +74,7 @@ function canonExpr(e: J): string[] {
     case 'counter': return typeof v === 'string' ? [`counter=${v}`] : [`?${JSON.stringify(e)}`];
     case 'log': return [`log=${o.prefix}/${o.group}`];
     case 'accept': return ['accept'];
-    case 'reject': return o.type === 'icmpx' && o.expr === 'admin-prohibited' ? ['reject'] : [`?${JSON.stringify(e)}`];
+    case 'reject': return o.type === 'icmpx' && o.expr === 'admin-prohibited' ? ['reject'] : o.type === 'tcp reset' ? ['reset'] : [`?${JSON.stringify(e)}`];
     case 'jump': return [`jump=${o.target}`];
     case 'redirect': return [`redirect=${o.port}`];
     default: return [`?${JSON.stringify(e)}`];

@@ -191,7 +191,7 @@ export type Stmt =
   | { k: 'iif'; v: string } | { k: 'daddr'; v: string } | { k: 'l4'; v: string[] } | { k: 'dport'; v: string }
   | { k: 'v6' } | { k: 'ct' } | { k: 'mark'; v: number } | { k: 'local' }
   | { k: 'counter'; v: string } | { k: 'log'; v: string; group: number }
-  | { k: 'accept' } | { k: 'reject' } | { k: 'jump'; v: string } | { k: 'redirect' };
+  | { k: 'accept' } | { k: 'reject' } | { k: 'reset' } | { k: 'jump'; v: string } | { k: 'redirect' };
 export interface NftChain { name: string; hook?: { type: 'filter' | 'nat'; hook: 'forward' | 'input' | 'output'; priority: number }; rules: Stmt[][] }
 export interface NftTable { family: 'inet'; name: string; counters: string[]; sets: { name: string; type: string; flags: string[]; elements: string[] }[]; chains: NftChain[] }
 
@@ -210,6 +210,7 @@ export function stmtText(s: Stmt): string {
     case 'log': return `log prefix "${s.v}" group ${s.group}`;
     case 'accept': return 'accept';
     case 'reject': return 'reject with icmpx admin-prohibited';
+    case 'reset': return 'reject with tcp reset';
     case 'jump': return `jump ${s.v}`;
     case 'redirect': return 'redirect to :@RELAY@';
   }
@@ -264,6 +265,24 @@ export const insideTableText = (rules: readonly PlannedRule[]) => tableText(insi
 
 export interface WallRun { table: string; hostIf: string; group: number; mark: number; classes: string[] }
 
+/**
+ * A refusing rule as the wall loads it: TCP gets a reset and everything else an ICMP
+ * admin-prohibited, so that a client is refused at once either way. The host sends ICMP errors to
+ * one address at most 6 at once and then 1 a second (net.ipv4.icmp_ratelimit, per peer), so a run
+ * of refused connections would otherwise see timeouts where it should see refusals; a reset is not
+ * limited. A rule naming only TCP gets the reset alone, one naming no TCP the ICMP alone.
+ */
+function withResets(rule: Stmt[]): Stmt[][] {
+  if (rule.at(-1)?.k !== 'reject') return [rule];
+  const l4 = rule.findIndex((s) => s.k === 'l4');
+  const protos = l4 >= 0 ? (rule[l4] as Extract<Stmt, { k: 'l4' }>).v : undefined;
+  const reset = (r: Stmt[]): Stmt[] => [...r.slice(0, -1), { k: 'reset' }];
+  if (protos && !protos.includes('tcp')) return [rule];
+  if (protos && protos.length === 1) return [reset(rule)];
+  const tcp: Stmt[] = l4 >= 0 ? rule.map((s, i) => (i === l4 ? { k: 'l4', v: ['tcp'] } : s)) : [...rule.slice(0, rule.findIndex((s) => s.k === 'counter')), { k: 'l4', v: ['tcp'] }, ...rule.slice(rule.findIndex((s) => s.k === 'counter'))];
+  return [reset(tcp), rule];
+}
+
 /** The host's wall: everything from the sandbox's veth is judged here, cidr rules in order, the rest refused and logged to NFLOG. */
 export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable {
   const cidrs = cidr4(rules);
@@ -302,8 +321,8 @@ export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable
     chains: [
       { name: 'forward', hook: filter('forward'), rules: [[{ k: 'iif', v: run.hostIf }, { k: 'jump', v: 'from_sandbox' }]] },
       { name: 'input', hook: filter('input'), rules: [[{ k: 'iif', v: run.hostIf }, { k: 'jump', v: 'to_host' }]] },
-      { name: 'from_sandbox', rules: from },
-      { name: 'to_host', rules: toHost },
+      { name: 'from_sandbox', rules: from.flatMap(withResets) },
+      { name: 'to_host', rules: toHost.flatMap(withResets) },
       { name: 'relay_out', hook: filter('output'), rules: relay },
     ],
   };
