@@ -235,7 +235,9 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
     corruptAt: process.env.SANDBOX_TEST_CORRUPT,
     // The view ends before the command may write its first byte.
-    beforeExec: async () => { if (egress) egress.since = new Date().toISOString(); view.end(); },
+    // sbx-egress made denials.jsonl when it started, before this: opening it now, before the
+    // command runs, keeps every record readable even after a short run's state folder is gone.
+    beforeExec: async () => { if (egress) { egress.since = new Date().toISOString(); follower!.poll(); } view.end(); },
     // sbx-egress has written its last records and the state folder is still there: read them now.
     afterCommand: () => follower?.poll(),
     file: l.file,

@@ -73,7 +73,8 @@ const f1 = (x) => x.toFixed(1), f2 = (x) => x.toFixed(2);
 try {
   up(boxes.policy, true);
   up(boxes.none, false);
-  const egressPid = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.json`, 'utf8')).pid;
+  const record = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.json`, 'utf8'));
+  const egressPid = record.proc?.pid ?? record.pid;
   const rssIdle = vmrss(egressPid);
 
   // Connection set-up; one warm-up run each first (the resolver's cache, the ARP entries).

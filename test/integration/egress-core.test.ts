@@ -155,6 +155,45 @@ except ConnectionResetError:
 print(repr(first.split('\r\n')[0]), repr(first.split('\r\n\r\n')[-1]), second if second in ('RESET', 'EOF') else repr(second.split('\r\n\r\n')[-1]))
 `;
 
+// A client that sends its first bytes one at a time (TCP_NODELAY): an HTTP request head, or a TLS
+// ClientHello (made by python's ssl over memory BIOs, then the handshake finished over the socket).
+const TRICKLE = String.raw`
+import socket, ssl, sys, time
+mode, host, cafile = sys.argv[1], sys.argv[2], sys.argv[3]
+s = socket.create_connection((host, 443 if mode == 'tls' else 80), timeout=5)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def trickle(b):
+    for i in range(len(b)): s.send(b[i:i+1]); time.sleep(0.0005)
+if mode == 'http':
+    trickle(b'GET / HTTP/1.1\r\nHost: ' + host.encode() + b'\r\nUser-Agent: trickle\r\n\r\n')
+    print(s.recv(4096).decode().split('\r\n\r\n')[-1] or s.recv(4096).decode(), end='')
+    sys.exit(0)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ssl.create_default_context(cafile=cafile).wrap_bio(inc, out, server_hostname=host)
+first = True
+while True:
+    try:
+        obj.do_handshake(); break
+    except ssl.SSLWantReadError:
+        data = out.read()
+        if first: trickle(data); first = False
+        elif data: s.sendall(data)
+        got = s.recv(65536)
+        if not got: raise SystemExit('closed')
+        inc.write(got)
+s.sendall(out.read())
+obj.write(b'GET / HTTP/1.1\r\nHost: ' + host.encode() + b'\r\nConnection: close\r\n\r\n'); s.sendall(out.read())
+resp = b''
+while True:
+    got = s.recv(65536)
+    if not got: break
+    inc.write(got)
+    try:
+        while True: resp += obj.read(65536)
+    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError): pass
+print(resp.decode().split('\r\n\r\n')[-1], end='')
+`;
+
 // Holds N connections to allowed.test open (TLS handshake done, or one HTTP request answered),
 // prints "held N" and waits for stdin to close.
 const HOLD = String.raw`
@@ -214,7 +253,7 @@ function makeWorld(): World {
   const dir = mkdtempSync(join(tmpdir(), 'egress-core-'));
   const w: World = { dir, state: join(dir, 'state'), dnsLog: join(dir, 'dns.log'), cert: join(dir, 'cert.pem'), servers: [], etcNetns: existsSync('/etc/netns') };
   mkdirSync(w.state);
-  for (const [f, body] of Object.entries({ 'dns_server.py': DNS_SERVER, 'web_server.py': WEB_SERVER, 'dnsq.py': DNSQ, 'keepalive.py': KEEPALIVE, 'hold.py': HOLD })) writeFileSync(join(dir, f), body);
+  for (const [f, body] of Object.entries({ 'dns_server.py': DNS_SERVER, 'web_server.py': WEB_SERVER, 'dnsq.py': DNSQ, 'keepalive.py': KEEPALIVE, 'hold.py': HOLD, 'trickle.py': TRICKLE })) writeFileSync(join(dir, f), body);
   writeFileSync(w.dnsLog, '');
   for (const n of [H, S, F]) sh('ip', ['netns', 'add', n]);
   const batch = [
@@ -382,6 +421,9 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.match(ka, /^'HTTP\/1.1 200 OK' 'hello allowed.test\\n' (RESET|EOF)$/, `the second request on a kept-alive connection names evil.test: ${ka}`);
       const ok = inNs(S, ['python3', join(w.dir, 'keepalive.py'), 'allowed.test', 'allowed.test']).out.trim();
       assert.equal(ok, `'HTTP/1.1 200 OK' 'hello allowed.test\\n' 'hello allowed.test\\n'`, 'control: two requests for the allowed name');
+      // Clients that send their first bytes one at a time are judged once the head or hello is whole.
+      assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'http', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
+      assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'tls', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
       // A direct connection to the relay's own port from inside S is refused.
       const direct = curlS([`http://127.0.0.1:${relayPort}/`]);
       assert.notEqual(direct.code, 0);

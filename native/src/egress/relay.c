@@ -45,6 +45,7 @@ struct conn {
 	double deadline;
 	uint8_t *buf;                /* client bytes: [0, fwd) judged and waiting to go up, [fwd, len) not yet judged */
 	size_t len, fwd;
+	size_t tried;                /* unjudged bytes a parser already said EG_MORE to (parse.h: call again only with news) */
 	uint64_t body_left;
 	struct eg_chunked ch;
 	struct half c2u, u2c;
@@ -137,6 +138,28 @@ static int decide(struct conn *c, const char *name, const char *seen)
 	return 1;
 }
 
+/* The parsers read from the start at each call: a client sending a byte at a time must not cost
+ * O(n^2). A TLS hello is worth another look once its last record is whole; a request head once a
+ * new line came. */
+static size_t tls_records_end(const uint8_t *b, size_t len)
+{
+	size_t pos = 0;
+	while (pos + 5 <= len) {
+		size_t next = pos + 5 + ((size_t)b[pos + 3] << 8 | b[pos + 4]);
+		if (next > len) return next;
+		pos = next;
+	}
+	return pos + 5 > len && pos < len ? pos + 5 : pos;
+}
+
+static int worth_parsing(const struct conn *c, int tls)
+{
+	size_t left = c->len - c->fwd;
+	if (c->c_eof || c->len >= EG_INSPECT_MAX || c->tried == 0) return 1;
+	if (tls) return c->len >= tls_records_end(c->buf, c->len);
+	return left > c->tried && memchr(c->buf + c->fwd + c->tried, '\n', left - c->tried) != NULL;
+}
+
 /* Judges what the client sent so far; moves fwd over what may go upstream. 0 when c was closed. */
 static int judge(struct conn *c)
 {
@@ -146,8 +169,9 @@ static int judge(struct conn *c)
 		if (c->len == 0) { if (c->c_eof) { conn_close(c, 0); return 0; } return 1; }
 		int tls = eg_looks_tls(c->buf, c->len), http = tls == 1 ? 0 : eg_looks_http(c->buf, c->len);
 		if (tls == 1) {
+			if (!worth_parsing(c, 1)) return 1;
 			int r = eg_tls_sni(c->buf, c->len, name, &why);
-			if (r == EG_MORE && c->len < EG_INSPECT_MAX && !c->c_eof) return 1;
+			if (r == EG_MORE && c->len < EG_INSPECT_MAX && !c->c_eof) { c->tried = c->len; return 1; }
 			if (r != EG_OK) {
 				refuse(c, "protocol", NULL, "sni", NULL, 0, r == EG_MORE ? "the TLS ClientHello did not end within 16 KiB" : why ? why : "TLS without a server name");
 				return 0;
@@ -163,6 +187,7 @@ static int judge(struct conn *c)
 		} else if (http == 1) {
 			c->st = ST_HTTP;
 			c->hst = H_HEAD;
+			c->tried = 0;
 		} else {
 			/* No name to check: judged by address (the plan says so for such host rules). */
 			if (!decide(c, NULL, "address")) return 0;
@@ -192,11 +217,14 @@ static int judge(struct conn *c)
 			if (r == EG_OK) c->hst = H_HEAD;
 			break;
 		case H_HEAD:
+			if (!worth_parsing(c, 0)) return 1;
 			r = eg_http_head(p, left, &h, &why);
 			if (r == EG_MORE) {
 				if (c->c_eof) { refuse(c, "protocol", NULL, "host", NULL, 0, "the request head ended early"); return 0; }
+				c->tried = left;
 				return 1;
 			}
+			c->tried = 0;
 			if (r != EG_OK) { refuse(c, "protocol", NULL, "host", NULL, 0, why ? why : "not an HTTP/1.x request"); return 0; }
 			if (!decide(c, h.name, h.connect ? "connect" : "host")) return 0;
 			c->fwd += h.head_len;
