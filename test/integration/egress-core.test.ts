@@ -212,10 +212,10 @@ print('held', len(held), flush=True)
 sys.stdin.read()
 `;
 
-function policy(grace = 300): string {
+function policy(grace = 300, upstreams = [`${NET}.53`]): string {
   return [
     `v1 nonce=${NONCE} grace=${grace} mark=0x5b7e0001 group=${GROUP}`,
-    `upstream ${NET}.53`,
+    ...upstreams.map((u) => `upstream ${u}`),
     ...['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', `${SNET}.0/24`].map((c) => `class ${c}`),
     `extra jira.corp.test ${NET}.10`,
     'rule 1 allow host exact jira.corp.test tcp 1-52,54-852,854-65535 sandbox.yml:9:7',
@@ -509,9 +509,16 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       inNs(S, ['nft', 'delete', 'table', 'inet', 'sbx_egress']);
       // This run has grace=2: short.test (TTL 5) lives 7 s in answered4; asked again after its
       // cache ran out (5.5 s, 1.5 s left, less than half), the element is deleted and added anew.
-      const second = await startEgress(w, policy(2));
+      // Its first upstream answers nothing: the first lookup waits 2 s and is asked of the next
+      // one, which is then asked first.
+      const second = await startEgress(w, policy(2, [`${NET}.99`, `${NET}.53`]));
       assert.match(second.line, /^READY relay=\d+\n$/);
+      let t0 = Date.now();
       assert.equal(dnsq(w, 'allowed.test'), `rcode=0 A ${NET}.10 60`);
+      assert.ok(Date.now() - t0 >= 1900, 'answered after the first upstream timed out');
+      t0 = Date.now();
+      assert.equal(dnsq(w, 'allowed.test', 16), 'rcode=0 TXT hello');
+      assert.ok(Date.now() - t0 < 1500, 'the upstream that answered is asked first');
       const expires = () => Number(/198\.18\.77\.13 timeout 7s expires (\d+)s/.exec(inNs(S, ['nft', 'list', 'set', 'inet', 'sbx_egress', 'answered4']).out)?.[1] ?? -1);
       assert.equal(dnsq(w, 'short.test'), `rcode=0 A ${NET}.13 5`);
       assert.ok(expires() >= 5, 'answered4 holds short.test\'s address for TTL + grace');
