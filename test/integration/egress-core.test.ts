@@ -491,6 +491,20 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       console.log(`# egress-core cost: ${msg}`);
     });
 
+    await t.test('denials.jsonl is capped at 1 MiB and rotated once to denials.1.jsonl', async () => {
+      // 8000 distinct refused names (distinct records: nothing to coalesce), about 1.3 MiB of records.
+      const flood = "import socket, struct\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n"
+        + "for i in range(8000):\n    n = ('x%d.evil.test' % i).encode().split(b'.')\n"
+        + "    s.sendto(struct.pack('>HHHHHH', i, 0x100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l for l in n) + b'\\0\\0\\1\\0\\1', ('127.0.0.53', 53)); s.recv(512)\n"
+        + "print('done')\n";
+      assert.equal(inNs(S, ['python3', '-c', flood], 60_000).out, 'done\n');
+      await new Promise((r) => setTimeout(r, 1500));
+      const cur = readFileSync(join(w.state, 'denials.jsonl'), 'utf8'), old = readFileSync(join(w.state, 'denials.1.jsonl'), 'utf8');
+      assert.ok(cur.length <= 1 << 20 && old.length <= 1 << 20 && old.length > (1 << 20) - 4096, `${cur.length} + ${old.length} bytes`);
+      const names = [...old.split('\n'), ...cur.split('\n')].filter(Boolean).map((l) => JSON.parse(l).name);
+      assert.ok(names.includes('x7999.evil.test') && names.length > 5000, `${names.length} records kept`);
+    });
+
     await t.test('a second sbx-egress cannot take the same NFLOG group: ERROR, and it loaded nothing', async () => {
       const again = await startEgress(w, policy());
       assert.equal(await again.exited, 1);
