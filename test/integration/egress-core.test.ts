@@ -472,10 +472,14 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
         w.servers.push(srv);
         await new Promise((r) => setTimeout(r, 500));
         const gbps = (r: { out: string }) => { try { return JSON.parse(r.out).end.sum_received.bits_per_second / 1e9; } catch { return NaN; } };
-        const relayed = gbps(inNs(S, ['iperf3', '-J', '-c', 'bulk.test', '-p', '5201', '-t', '3', '-R'], 30_000));
-        const direct = gbps(inNs(H, ['iperf3', '-J', '-c', `${NET}.10`, '-p', '5201', '-t', '3', '-R'], 30_000));
-        thr = `download relayed ${relayed.toFixed(2)} Gbit/s, direct ${direct.toFixed(2)} Gbit/s (${(relayed / direct).toFixed(2)}x)`;
-        assert.ok(relayed > 0, 'iperf3 through the relay carried data');
+        const parts = [];
+        for (const [dir, flag] of [['download', ['-R']], ['upload', []]] as const) {
+          const relayed = gbps(inNs(S, ['iperf3', '-J', '-c', 'bulk.test', '-p', '5201', '-t', '3', ...flag], 30_000));
+          const direct = gbps(inNs(H, ['iperf3', '-J', '-c', `${NET}.10`, '-p', '5201', '-t', '3', ...flag], 30_000));
+          parts.push(`${dir} relayed ${relayed.toFixed(2)} Gbit/s, direct ${direct.toFixed(2)} Gbit/s (${(relayed / direct).toFixed(2)}x)`);
+          assert.ok(relayed > 0, `iperf3 ${dir} through the relay carried data`);
+        }
+        thr = parts.join('; ');
       }
       // Set-up: the time to the first response byte of one HTTP GET (curl -w), median of 21, with
       // the name pinned by --resolve on both sides so that only the relay's share differs.
