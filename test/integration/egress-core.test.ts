@@ -421,6 +421,10 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.match(ka, /^'HTTP\/1.1 200 OK' 'hello allowed.test\\n' (RESET|EOF)$/, `the second request on a kept-alive connection names evil.test: ${ka}`);
       const ok = inNs(S, ['python3', join(w.dir, 'keepalive.py'), 'allowed.test', 'allowed.test']).out.trim();
       assert.equal(ok, `'HTTP/1.1 200 OK' 'hello allowed.test\\n' 'hello allowed.test\\n'`, 'control: two requests for the allowed name');
+      // A CRLF before the request line (servers skip it) must not turn the Host check into an address check.
+      const crlf = inNs(S, ['python3', '-c', "import socket\ns = socket.create_connection(('allowed.test', 80), timeout=5)\n"
+        + "s.sendall(b'\\r\\nGET / HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')\ntry:\n    print(s.recv(4096) or b'EOF')\nexcept ConnectionResetError:\n    print('RESET')\n"]);
+      assert.equal(crlf.out, 'RESET\n', crlf.err);
       // Clients that send their first bytes one at a time are judged once the head or hello is whole.
       assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'http', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
       assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'tls', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
@@ -442,6 +446,7 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.ok(find({ kind: 'connect', name: `${NET}.10`, seen: 'host' }));
       assert.ok(find({ kind: 'protocol', seen: 'sni', port: 443 }), 'TLS without SNI');
       assert.ok(find({ kind: 'connect', name: 'allowed.test', port: 8080 }));
+      assert.ok(find({ kind: 'protocol', seen: 'address', port: 80, why: 'neither TLS nor HTTP/1.x on port 80 or 443' }));
       assert.ok(find({ kind: 'connect', addr: `${NET}.11`, port: 80, seen: 'kernel', rule: null }), `the wall's refusal, through NFLOG: ${JSON.stringify(d)}`);
       for (const x of d) assert.match(String(x.t), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       const st = JSON.parse(readFileSync(join(w.state, 'egress.status'), 'utf8'));

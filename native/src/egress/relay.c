@@ -180,17 +180,19 @@ static int judge(struct conn *c)
 			if (!decide(c, name, "sni")) return 0;
 			c->st = ST_HTTP;          /* user space until the hello is up, then splice */
 			c->hst = H_TUNNEL;
-		} else if (tls == -1 || http == -1) {
-			if (!c->c_eof && c->len < EG_INSPECT_MAX) return 1;
-			if (!decide(c, NULL, "address")) return 0;
-			c->st = ST_HTTP;
-			c->hst = H_TUNNEL;
+		} else if ((tls == -1 || http == -1) && !c->c_eof && c->len < EG_INSPECT_MAX) {
+			return 1;
 		} else if (http == 1) {
 			c->st = ST_HTTP;
 			c->hst = H_HEAD;
 			c->tried = 0;
+		} else if (c->port == 80 || c->port == 443) {
+			/* Where a name is expected, bytes that are neither (a CRLF before a request line, junk
+			 * before a hello) would turn a Host or SNI check into an address check: refused. */
+			refuse(c, "protocol", NULL, "address", NULL, 0, "neither TLS nor HTTP/1.x on port 80 or 443");
+			return 0;
 		} else {
-			/* No name to check: judged by address (the plan says so for such host rules). */
+			/* No name to check: judged by address (the plan says so for host rules on other ports). */
 			if (!decide(c, NULL, "address")) return 0;
 			c->st = ST_HTTP;
 			c->hst = H_TUNNEL;
