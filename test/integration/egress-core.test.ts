@@ -84,10 +84,13 @@ tcp()
 
 const WEB_SERVER = String.raw`
 import http.server, ssl, sys, threading, socketserver
-addr, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+addr, cert, key, logf = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+lock = threading.Lock()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     def do_GET(self):
+        with lock:
+            with open(logf, 'a') as f: f.write('%s %s\n' % (self.headers.get('Host'), self.headers.get('User-Agent')))
         body = ('hello %s\n' % self.headers.get('Host')).encode()
         self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
@@ -268,7 +271,8 @@ function makeWorld(): World {
   sh('ip', ['-n', F, '-batch', '-'], ['link set lo up', ...['10', '11', '12', '53'].map((a) => `addr add ${NET}.${a}/24 dev eth0`), 'link set eth0 up', `route add default via ${NET}.1`].join('\n') + '\n');
   sh('ip', ['netns', 'exec', H, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   // The host wall's stand-in: whatever S sends through H that the relay did not carry is refused and logged.
-  sh('ip', ['netns', 'exec', H, 'nft', '-f', '-'], `table inet wall {\n chain forward {\n type filter hook forward priority filter - 5; policy accept;\n iifname "hs" log group ${GROUP} prefix "none" reject with icmpx admin-prohibited\n }\n}\n`);
+  sh('ip', ['netns', 'exec', H, 'nft', '-f', '-'], `table inet wall {\n chain forward {\n type filter hook forward priority filter - 5; policy accept;\n iifname "hs" log group ${GROUP} prefix "none" reject with icmpx admin-prohibited\n }\n`
+    + ` chain marked {\n type filter hook output priority filter; policy accept;\n meta mark 0x5b7e0001 counter\n }\n}\n`);
   // ip netns exec binds /etc/netns/NAME/resolv.conf over /etc/resolv.conf: S's resolver is ours.
   mkdirSync(`/etc/netns/${S}`, { recursive: true });
   writeFileSync(`/etc/netns/${S}/resolv.conf`, 'nameserver 127.0.0.53\n');
@@ -316,7 +320,7 @@ async function startEgress(w: World, text: string, ns = S): Promise<Egress> {
 const dnsq = (w: World, name: string, type = 1, cls = 1, tcp = false) =>
   inNs(S, ['python3', join(w.dir, 'dnsq.py'), name, String(type), String(cls), tcp ? 'tcp' : 'udp', '127.0.0.53']).out.trim();
 const curlS = (args: string[]) => inNs(S, ['curl', '-sS', '-m', '5', ...args]);
-const curlH = (args: string[]) => inNs(H, ['curl', '-sS', '-m', '5', ...args]);
+const curlH = (args: string[]) => inNs(H, ['curl', '-sS', '-m', '5', '-A', 'control', ...args]);
 const asked = (w: World) => readFileSync(w.dnsLog, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[0]);
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 
@@ -333,7 +337,7 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
   let eg: Egress | undefined;
   try {
     await startServer(w, ['python3', join(w.dir, 'dns_server.py'), `${NET}.53`, w.dnsLog]);
-    await startServer(w, ['python3', join(w.dir, 'web_server.py'), `${NET}.10`, w.cert, join(w.dir, 'key.pem')]);
+    await startServer(w, ['python3', join(w.dir, 'web_server.py'), `${NET}.10`, w.cert, join(w.dir, 'key.pem'), join(w.dir, 'web.log')]);
 
     await t.test('a policy it cannot use: one ERROR line, exit 1, nothing loaded in the namespace', async () => {
       const bad = await startEgress(w, policy().replace('rule 3 allow host exact allowed.test', 'rule 3 allow host exact Allowed.test'));
@@ -428,6 +432,12 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       // Clients that send their first bytes one at a time are judged once the head or hello is whole.
       assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'http', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
       assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'tls', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
+      // No byte of a refused connection reached the server: only the controls asked it for evil.test.
+      const web = readFileSync(join(w.dir, 'web.log'), 'utf8').split('\n').filter(Boolean);
+      assert.deepEqual(web.filter((l) => l.startsWith('evil.test ')).map((l) => l.split(' ')[1]), ['control', 'control']);
+      assert.ok(web.filter((l) => l.startsWith('allowed.test curl/')).length >= 2);
+      // The relay's upstream sockets carry the policy's mark (the host wall's relay_out keys on it).
+      assert.match(inNs(H, ['nft', 'list', 'chain', 'inet', 'wall', 'marked']).out, /meta mark 0x5b7e0001 counter packets [1-9]/);
       // A direct connection to the relay's own port from inside S is refused.
       const direct = curlS([`http://127.0.0.1:${relayPort}/`]);
       assert.notEqual(direct.code, 0);
