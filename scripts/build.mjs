@@ -1,6 +1,6 @@
 // Build everything a fresh clone needs, in order: the precompiled schema validator and the config
-// type generated from the same schema, the ABI mirror, the typed build used by the tests (tsc), the
-// bundled CLI (esbuild) and the native library.
+// type generated from the same schema, the public suffix module, the ABI mirror, the typed build
+// used by the tests (tsc), the bundled CLI (esbuild) and the native library.
 // Run by `npm install` (prepare) and `npm run build`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from './gen-abi.mjs';
 import { generate as generateConfigTypes } from './gen-config-types.mjs';
+import { generate as generatePublicSuffixes, OUTPUT as PUBLIC_SUFFIXES } from './gen-public-suffixes.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -37,6 +38,11 @@ writeFileSync(join(gen, 'validate-schema.d.ts'),
   "import type { UserConfig } from './config-types';\n" +
   'declare const validate: ((data: unknown) => data is UserConfig) & { errors?: ErrorObject[] | null };\n' +
   'export = validate;\n');
+
+// The Public Suffix List (data/public_suffix_list.dat, vendored) as a module, for the egress rules'
+// check of wildcards: src/model/generated/public-suffixes.ts.
+step('public suffixes');
+try { mkdirSync(dirname(PUBLIC_SUFFIXES), { recursive: true }); writeFileSync(PUBLIC_SUFFIXES, generatePublicSuffixes()); } catch (e) { process.stderr.write(`build: public suffixes failed: ${e.message}\n`); process.exit(1); }
 
 // The TypeScript mirror of native/include/sbx.h (op numbers, flags, event phases, struct layouts),
 // from the header and the C compiler: src/ffi/generated/abi.ts.

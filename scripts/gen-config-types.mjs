@@ -22,7 +22,7 @@ export const OUTPUT = join(root, 'src/config/generated/config-types.ts');
 /** Words for people and editors: carried into doc comments or left out. */
 const ANNOTATIONS = new Set(['$schema', '$id', 'title', 'description', 'examples', 'x-message']);
 /** Checked by ajv only: TypeScript has no way to say them. */
-const VALUE_CHECKS = new Set(['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'uniqueItems']);
+const VALUE_CHECKS = new Set(['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'uniqueItems', 'maxItems']);
 /** Shape keywords, each turned into the type below. */
 const SHAPE = new Set(['type', 'enum', 'const', 'items', 'properties', 'required', 'additionalProperties', 'patternProperties', 'propertyNames', 'allOf']);
 const TYPES = new Set(['string', 'integer', 'number', 'boolean', 'null', 'array', 'object']);

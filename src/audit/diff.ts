@@ -6,13 +6,15 @@
 // (private → joined → host; none → private → joined → host; a filter → another profile →
 // unconfined); no_new_privileges or a read-only root turned off; a bind made writable or shared
 // or moved to a host folder that is not inside its old one,
-// a port moved onto every address; a masked path removed; the command moved to root. The opposite
-// tightens. A change that does neither (a new image, another unprivileged user) is shown as neutral.
+// a port moved onto every address; a masked path removed; the command moved to root; the egress
+// policy removed, an allow rule added or widened or moved above a deny it meets, a deny rule
+// removed or narrowed. The opposite tightens. A change that does neither (a new image, another unprivileged user) is shown as neutral.
 import type { Stage } from '../plan/types';
 import { STAGES } from '../plan/types';
 import type { At, ExposureFacts, Limit } from './facts';
 import { audit } from './score';
 import { DIFF_MSG as M, LABEL as L, count, cpus, size } from './messages';
+import { portsContain, portsOverlap, portsText, targetCovers, targetText } from '../model/egress';
 
 export type Effect = 'looser' | 'tighter' | 'neutral';
 export interface Change { stage: Stage; kind: string; text: string; effect: Effect; before?: At; after?: At }
@@ -82,6 +84,8 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
     push('network', 'port.address', M.changed(L.port(y.hostPort, y.containerPort, y.protocol), L.portOn(x.everyAddress, x.hostIp), L.portOn(y.everyAddress, y.hostIp)), effect, x.at, y.at);
   });
 
+  egressChanges(a, b, push);
+
   // 6. mounts.
   if (a.rootfs.readOnly !== b.rootfs.readOnly) {
     const show = (ro: boolean) => (ro ? L.readOnly : L.writable);
@@ -141,6 +145,50 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
     changes,
     loosened: changes.some((c) => c.effect === 'looser'),
   };
+}
+
+type Rule = NonNullable<ExposureFacts['egress']>['rules'][number];
+type Push = (stage: Stage, kind: string, text: string, effect: Effect, before?: At, after?: At) => void;
+
+/** Egress: the policy added (tighter) or removed (looser); each rule by action and target (the
+ * n-th of a repeated one by n): added, removed, its ports or protocols changed, or an allow moved
+ * above a deny it meets (or the reverse). */
+function egressChanges(a: ExposureFacts, b: ExposureFacts, push: Push): void {
+  if (!a.egress || !b.egress) {
+    if (a.egress) push('network', 'egress.removed', M.removed(L.egress(a.egress.rules.length)), 'looser', a.egress.at);
+    if (b.egress) push('network', 'egress.added', M.added(L.egress(b.egress.rules.length)), 'tighter', undefined, b.egress.at);
+    return;
+  }
+  const keyed = (rules: Rule[]) => {
+    const seen = new Map<string, number>();
+    return new Map(rules.map((r) => {
+      const k = `${r.action} ${targetText(r.target)}`;
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+      return [`${k}#${seen.get(k)}`, r] as const;
+    }));
+  };
+  const A = keyed(a.egress.rules), B = keyed(b.egress.rules);
+  const loosens = (r: Rule, added: boolean): Effect => ((r.action === 'allow') === added ? 'looser' : 'tighter');
+  for (const [k, x] of A) if (!B.has(k)) push('network', 'egress-rule.removed', M.removed(L.egressRule(x.text)), loosens(x, false), x.at);
+  for (const [k, y] of B) {
+    const x = A.get(k);
+    if (!x) { push('network', 'egress-rule.added', M.added(L.egressRule(y.text)), loosens(y, true), undefined, y.at); continue; }
+    const wider = !portsContain(x.ports, y.ports) || y.protocols.some((p) => !x.protocols.includes(p));
+    const narrower = !portsContain(y.ports, x.ports) || x.protocols.some((p) => !y.protocols.includes(p));
+    if (wider || narrower) {
+      const show = (r: Rule) => `${portsText(r.ports)}/${r.protocols.join(',')}`;
+      push('network', 'egress-rule.ports', M.changed(L.egressPorts(targetText(y.target)), show(x), show(y)), wider ? loosens(y, true) : loosens(y, false), x.at, y.at);
+    }
+  }
+  // Order: first match wins, so a rule that now comes before another it meets (and did not) decides
+  // what that one decided.
+  const meets = (x: Rule, y: Rule) => x.action !== y.action && (targetCovers(x.target, y.target) || targetCovers(y.target, x.target)) && portsOverlap(x.ports, y.ports) && x.protocols.some((p) => y.protocols.includes(p));
+  const pos = (m: Map<string, Rule>) => new Map([...m.keys()].map((k, i) => [k, i]));
+  const pa = pos(A), pb = pos(B);
+  for (const [k, y] of B) for (const [k2, z] of B) {
+    if (!A.has(k) || !A.has(k2) || !meets(y, z)) continue;
+    if (pb.get(k)! < pb.get(k2)! && pa.get(k)! > pa.get(k2)!) push('network', 'egress-rule.moved', M.moved(L.egressRule(y.text), L.egressRule(z.text)), y.action === 'allow' ? 'looser' : 'tighter', A.get(k)!.at, y.at);
+  }
 }
 
 function inside(p: string, dir: string): boolean { return dir === '/' || p === dir || p.startsWith(`${dir}/`); }

@@ -5,7 +5,7 @@
 // in CPUs rather than a quota). Pure.
 import type { Plan } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
-import type { NsName, SandboxSpec, Source } from '../model/types';
+import type { EgressRule, NsName, SandboxSpec, Source } from '../model/types';
 import { NAMESPACES } from '../model/types';
 import { isLoopbackRegistry } from '../model/image';
 import type { PathSeg } from '../config/parse';
@@ -25,6 +25,9 @@ export interface ExposureFacts {
   name: string;
   rootfs: { type: 'host' | 'dir' | 'image'; what: string; at: At; readOnly: boolean; readOnlyAt: At };
   network: { mode: 'none' | 'private' | 'host' | 'joined'; at: At };
+  /** `network.egress`, the rules in order; absent without a policy (the network reaches anywhere).
+   * `subnet`: the sandbox's own, whose gateway is the host. */
+  egress?: { at: At; subnet: string; rules: (Pick<EgressRule, 'index' | 'action' | 'target' | 'ports' | 'protocols' | 'text'> & { at: At })[] };
   ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string; everyAddress: boolean; at: At }[];
   namespaces: { type: NsName; mode: 'private' | 'host' | 'join'; path?: string; at: At }[];
   user: { user: string | number; group: string | number | null; root: boolean; at: At };
@@ -106,6 +109,12 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
       readOnlyAt: at(roStep?.source ?? spec.rootfs.readOnly.src, KEY.readOnly!),
     },
     network: { mode: netMode, at: at(netStep?.source ?? spec.network.mode.src, KEY.network!) },
+    // The rules as normalize gave them, each at its item of the list.
+    ...(spec.network.egress ? { egress: {
+      at: at(spec.network.egress.src, ['network', 'egress']),
+      subnet: spec.network.subnet.value,
+      rules: spec.network.egress.rules.map(({ index, action, target, ports, protocols, text, src }) => ({ index, action, target, ports, protocols, text, at: at(src, ['network', 'egress', index - 1]) })),
+    } } : {}),
     ports: stepsOf(steps, 'net.port').map((s) => {
       const { hostIp, hostPort, containerPort, protocol } = s.args;
       return { hostIp, hostPort, containerPort, protocol, everyAddress: hostIp === '' || hostIp === '0.0.0.0' || hostIp === '::', at: at(s.source, KEY.ports!) };

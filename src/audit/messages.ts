@@ -35,6 +35,7 @@ export const DIFF_MSG = {
   removed: (what: string) => `${what} removed`,
   changed: (what: string, a: string, b: string) => `${what} ${a} → ${b}`,
   made: (what: string, how: string) => `${what} made ${how}`,
+  moved: (what: string, other: string) => `${what} moved above ${other}`,
 };
 
 export const LABEL = {
@@ -63,5 +64,8 @@ export const LABEL = {
   sysctlName: (name: string) => `sysctl ${name}`,
   masked: (path: string) => `masked path ${path}`,
   insecure: (host: string) => `insecure registry ${host}`,
+  egress: (rules: number) => `egress policy (${rules} rule${rules === 1 ? '' : 's'}; whatever no rule allows is refused)`,
+  egressRule: (text: string) => `egress rule "${text}"`,
+  egressPorts: (target: string) => `egress rule on ${target}`,
   on: 'on', off: 'off', readOnly: 'read-only', writable: 'writable',
 };

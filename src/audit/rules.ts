@@ -4,6 +4,9 @@
 // SBX1xx network, SBX2xx file system and devices, SBX3xx capabilities, SBX4xx privilege and
 // system calls, SBX5xx namespaces, SBX6xx resource limits, SBX7xx kernel settings and images.
 import type { At, ExposureFacts } from './facts';
+import { parseCidr, portsOverlap, targetCovers } from '../model/egress';
+import { gatewayOf } from '../model/ip';
+import type { EgressTarget } from '../model/types';
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low';
 export const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low'];
@@ -39,6 +42,29 @@ export const SAFE_SYSCTLS = [
   'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes',
 ];
 
+type EgressFact = NonNullable<ExposureFacts['egress']>['rules'][number];
+const allows = (f: ExposureFacts): EgressFact[] => (f.egress?.rules ?? []).filter((r) => r.action === 'allow');
+const cidr = (text: string): EgressTarget => parseCidr(text, () => 'default', () => undefined)!;
+
+/** Well-known DNS-over-HTTPS endpoints (design 3.4): HTTPS to them cannot be told from DoH. */
+export const DOH_ENDPOINTS = ['dns.google', 'cloudflare-dns.com', '*.cloudflare-dns.com', 'dns.quad9.net', 'doh.opendns.com', 'dns.nextdns.io', 'one.one.one.one'];
+const DOH: EgressTarget[] = DOH_ENDPOINTS.map((n) => ({ type: 'host', name: n.replace(/^\*\./, ''), wildcard: n.startsWith('*.') }));
+
+/** The refused classes an allow cidr rule opens when it lies inside one (contract 4), by what they
+ * hold, the narrowest first. */
+function internalRanges(f: ExposureFacts): { range: EgressTarget; what: string }[] {
+  const subnet = f.egress?.subnet;
+  return [
+    { range: cidr('169.254.169.254/32'), what: 'the cloud metadata address 169.254.169.254, which hands out the host\'s credentials' },
+    { range: cidr('169.254.0.0/16'), what: 'link-local addresses (the cloud metadata address among them)' },
+    { range: cidr('127.0.0.0/8'), what: 'the host\'s loopback, reached through the relay when an allowed name answers 127.0.0.1' },
+    ...(subnet ? [
+      { range: cidr(`${gatewayOf(subnet)}/32`), what: `the host itself (${gatewayOf(subnet)}, the sandbox's gateway)` },
+      { range: cidr(subnet), what: 'the sandbox\'s own subnet: the host and other sandboxes' },
+    ] : []),
+  ];
+}
+
 const bindRule = (id: string, name: string, title: string, severity: Severity, weight: number, match: (source: string) => boolean, why: string, fix: string): Rule => ({
   id, name, title, severity, weight, why, fix,
   test: (f) => f.binds.filter((b) => match(b.source)).map((b) => ({ at: b.at, what: `bind of the host's ${b.source} on ${b.target}${b.readOnly ? ' (read-only)' : ''}` })),
@@ -66,10 +92,34 @@ export const RULES: readonly Rule[] = [
     test: (f) => f.ports.filter((p) => p.everyAddress).map((p) => ({ at: p.at, what: `port ${p.hostPort || '(any)'}/${p.protocol} published on every address of the host` })),
     why: 'anyone who can reach the host on any of its networks reaches the sandbox\'s port, past the firewall rules written for the host\'s own services',
     fix: 'publish on one address, such as 127.0.0.1:HOST:CONTAINER' },
-  { id: 'SBX103', name: 'network-outbound', title: '`network: private` (a route out of the host)', severity: 'low', weight: 0.05,
-    test: (f) => (f.network.mode === 'private' ? [{ at: f.network.at, what: 'a private network with a route out of the host' }] : []),
+  { id: 'SBX103', name: 'network-outbound', title: '`network: private` without `egress` (a route out of the host)', severity: 'low', weight: 0.05,
+    test: (f) => (f.network.mode === 'private' && !f.egress ? [{ at: f.network.at, what: 'a private network with a route out of the host' }] : []),
     why: 'the command can open connections to the host\'s networks and the internet, so code that runs there can exfiltrate data or fetch more code',
-    fix: 'use `network: none` if the command needs no network' },
+    fix: 'list the hosts it needs in `network.egress` (everything else is then refused), or use `network: none` if it needs no network' },
+  { id: 'SBX104', name: 'egress-allow-all', title: 'an egress rule that allows every address (0.0.0.0/0 or ::/0)', severity: 'low', weight: 0.05,
+    test: (f) => allows(f).filter((r) => r.target.type === 'cidr' && r.target.prefix === 0).map((r) => ({ at: r.at, what: `rule ${r.index} "${r.text}" allows every address` })),
+    why: 'every address outside the refused classes is reachable, so the policy keeps only names from resolving: code in the sandbox connects to any address it knows',
+    fix: 'allow the hosts (`allow registry.npmjs.org:443`) or the ranges the command needs instead' },
+  { id: 'SBX105', name: 'egress-wildcard', title: 'an egress rule that allows a wildcard (`*.suffix`)', severity: 'low', weight: 0.03,
+    test: (f) => allows(f).filter((r) => r.target.type === 'host' && r.target.wildcard).map((r) => ({ at: r.at, what: `rule ${r.index} "${r.text}" allows every name under ${r.target.type === 'host' ? r.target.name : ''}` })),
+    why: 'whoever can make a name under the suffix (a bucket, a user\'s site, a forgotten subdomain) receives what the sandbox sends, and lookups of made-up names under it carry data to that zone\'s servers',
+    fix: 'name the hosts the command needs' },
+  { id: 'SBX106', name: 'egress-allow-internal', title: 'an egress rule that allows the metadata address, link-local or loopback addresses, the host or the sandbox\'s subnet', severity: 'high', weight: 0.3,
+    test: (f) => allows(f).flatMap((r) => {
+      // Only a rule inside a class opens it: `allow 0.0.0.0/0` does not (contract 4).
+      const hit = internalRanges(f).find((c) => r.target.type === 'cidr' && targetCovers(c.range, r.target));
+      return hit ? [{ at: r.at, what: `rule ${r.index} "${r.text}" allows ${hit.what}` }] : [];
+    }),
+    why: 'these addresses are refused unless a rule names them because they reach past the sandbox: the cloud\'s credentials, services of the host bound to its own addresses, other sandboxes',
+    fix: 'remove the rule; if the command needs one service there, allow that address and port alone' },
+  { id: 'SBX107', name: 'egress-doh', title: 'an egress rule that allows a DNS-over-HTTPS endpoint (dns.google, cloudflare-dns.com, …)', severity: 'medium', weight: 0.1,
+    test: (f) => allows(f).filter((r) => r.target.type === 'host' && portsOverlap(r.ports, [{ from: 443, to: 443 }]) && DOH.some((d) => targetCovers(d, r.target) || targetCovers(r.target, d))).map((r) => ({ at: r.at, what: `rule ${r.index} "${r.text}" allows a DNS-over-HTTPS endpoint` })),
+    why: 'DNS over HTTPS cannot be told from HTTPS to that host, so the sandbox can look up any name through it: a channel out that the sandbox\'s resolver never sees',
+    fix: 'remove the rule, unless the command itself is a DNS client' },
+  { id: 'SBX108', name: 'egress-dns-port', title: 'an egress rule that lists port 53 or 853 (DNS, DNS over TLS)', severity: 'medium', weight: 0.1,
+    test: (f) => allows(f).filter((r) => !(r.ports.length === 1 && r.ports[0]!.from === 1 && r.ports[0]!.to === 65535) && portsOverlap(r.ports, [{ from: 53, to: 53 }, { from: 853, to: 853 }])).map((r) => ({ at: r.at, what: `rule ${r.index} "${r.text}" allows DNS to a server the sandbox names` })),
+    why: 'a name server the sandbox may ask directly answers any lookup past the sandbox\'s resolver, and its recursive lookups carry data out',
+    fix: 'remove 53 and 853 from the rule: the sandbox\'s resolver answers every name the rules allow' },
 
   // File system and devices.
   bindRule('SBX201', 'bind-host-root', 'a bind of the host\'s /', 'critical', 0.9, (s) => s === '/', 'the whole host file system is in the sandbox: its secrets, and with write access its binaries and boot files', 'bind only the folder the command needs'),

@@ -152,6 +152,7 @@ export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: D
         code = 'out-of-range';
         break;
       }
+      case 'maxItems': message = `\`${where}\` has ${Array.isArray(e.data) ? e.data.length : 'too many'} items; at most ${(e.params as { limit: number }).limit} are allowed`; code = 'too-many'; break;
       case 'minLength': message = `\`${where}\` must not be empty`; code = 'empty-value'; break;
       case 'maxLength': message = `\`${where}\` is too long: at most ${(e.params as { limit: number }).limit} characters`; code = 'too-long'; break;
       default: message = `\`${where}\` ${e.message ?? 'is not valid'}`;

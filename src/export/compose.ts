@@ -4,7 +4,7 @@
 // do not apply, and what Compose has no key for.
 import type { SandboxSpec } from '../model/types';
 import { RESOURCE_EXPORTS, setPath } from './resources';
-import { commonFindings, dnsLabel, imageFindings, LOSSY, Report, signalName, written, writtenEnv, type Exported, type Locate } from './fidelity';
+import { commonFindings, dnsLabel, egressFinding, imageFindings, LOSSY, Report, signalName, written, writtenEnv, type Exported, type Locate } from './fidelity';
 import { flagFindings } from './kube';
 
 export interface ComposeOptions {
@@ -55,6 +55,7 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   if (written(net.proxy.src) && net.proxy.value !== 'auto') r.none(net.proxy.src, ['network', 'proxy'], 'proxy', '`network.proxy`', LOSSY);
   if (written(net.cmd.src) && net.cmd.value !== 'auto') r.none(net.cmd.src, ['network', 'rootless_cmd'], 'rootless-cmd', '`network.rootless_cmd`', `rootless Podman reads it from containers.conf (rootless_network_cmd); ${LOSSY}`);
   if (net.ports.length) svc.ports = net.ports.map((pt) => ({ target: pt.containerPort, ...(pt.hostPort ? { published: String(pt.hostPort) } : {}), ...(pt.hostIp ? { host_ip: pt.hostIp } : {}), protocol: pt.protocol }));
+  egressFinding(spec, r, 'a Compose service reaches whatever its network does (an egress proxy service in front of it comes closest)');
   if (net.dns.length) svc.dns = net.dns.map((d) => d.value);
   if (net.extraHosts.length) svc.extra_hosts = net.extraHosts.map((h) => `${h.host}=${h.ip}`);
 

@@ -84,6 +84,12 @@ export function writtenEnv(spec: SandboxSpec): { name: string; value: string }[]
   return spec.process.env.filter((e) => written(e.src) && e.name !== 'HOSTNAME').map(({ name, value }) => ({ name, value }));
 }
 
+/** `network.egress` where the format cannot say it at all (Compose, an OCI bundle): one finding at the key. */
+export function egressFinding(spec: SandboxSpec, r: Report, instead: string): void {
+  const eg = spec.network.egress;
+  if (eg) r.none(eg.src, ['network', 'egress'], 'egress', `an egress policy (\`network.egress\`, ${eg.rules.length} rule${eg.rules.length === 1 ? '' : 's'})`, `${instead}; ${LOSSY}`);
+}
+
 /** Findings common to the formats that run an image on a container engine (Pod, Compose): the
  * root file system, the keys only sandbox has, and the namespaces the engine always makes. */
 export function imageFindings(spec: SandboxSpec, r: Report, image: string | undefined, rootDirs: readonly string[]): { image?: string; hostDirs: string[] } {

@@ -1,8 +1,10 @@
 // SandboxSpec → a Kubernetes Pod (core/v1), with the fidelity report of what a Pod cannot say.
 // Pure. The Pod names RuntimeClass `sandbox`, publishes the ports as hostPorts, binds volumes as
 // hostPath and tmpfs as emptyDir (medium: Memory), and carries the identity, capabilities,
-// no_new_privs, seccomp and read-only root in its securityContext.
-import type { MountSpec, SandboxSpec } from '../model/types';
+// no_new_privs, seccomp and read-only root in its securityContext. An egress policy becomes a
+// NetworkPolicy beside it (the two in a v1 List): what one can say, the rest as findings.
+import type { EgressRule, MountSpec, SandboxSpec } from '../model/types';
+import { ALL_PORTS, cidrInside, parseCidr, portsContain, portsOverlap, REFUSED_CLASSES, targetText } from '../model/egress';
 import { RESOURCE_EXPORTS } from './resources';
 import { commonFindings, dnsLabel, imageFindings, LOSSY, numericIds, Report, written, writtenEnv, type Exported, type Locate } from './fidelity';
 
@@ -173,7 +175,61 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   container.securityContext = containerSec;
   pod.containers = [container];
   if (volumes.length) pod.volumes = volumes;
-  return { doc: { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: name } }, spec: pod }, findings: r.findings };
+  const doc = { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: name } }, spec: pod };
+  const policy = egressPolicy(spec, name, r);
+  return { doc: policy ? { apiVersion: 'v1', kind: 'List', items: [doc, policy] } : doc, findings: r.findings };
+}
+
+type Cidr = Extract<EgressRule['target'], { type: 'cidr' }>;
+const blockOf = (t: Cidr) => `${t.network}/${t.prefix}`;
+
+/**
+ * `network.egress` as a NetworkPolicy that selects the Pod: one egress entry per IPv4 allow rule,
+ * with its ports. A NetworkPolicy allows only, without order: a deny earlier than an allow is said
+ * as an `except` of the allow's range when it refuses all the allow carries there; the refused
+ * classes (metadata, loopback, …) as `except` too, unless the rule lies inside one. Names (host
+ * rules) and a deny it cannot say are findings. IPv6 rules, which never match in the sandbox, are
+ * left out, as the sandbox refuses IPv6.
+ */
+function egressPolicy(spec: SandboxSpec, name: string, r: Report): Obj | undefined {
+  const eg = spec.network.egress;
+  if (!eg) return undefined;
+  const classes = REFUSED_CLASSES.map((c) => parseCidr(c, () => 'default', () => undefined)!);
+  const egress: Obj[] = [];
+  eg.rules.forEach((rule, n) => {
+    const t = rule.target;
+    const key = ['network', 'egress', rule.index - 1];
+    if (t.type === 'host') {
+      r.add(rule.src, key, 'egress-host', rule.action === 'allow'
+        ? `a NetworkPolicy names no hosts, so the Pod would not reach ${targetText(t)} (\`${rule.text}\`); allow its addresses with a cidr rule, or ${LOSSY}`
+        : `a NetworkPolicy cannot refuse a name (\`${rule.text}\`): the Pod would reach what the cidr rules allow, whatever its name; ${LOSSY}`);
+      return;
+    }
+    if (t.family !== 4 || rule.action === 'deny') return;
+    const except: string[] = [];
+    for (const d of eg.rules.slice(0, n)) {
+      const dt = d.target;
+      if (d.action !== 'deny' || dt.type !== 'cidr' || dt.family !== 4 || !(cidrInside(t, dt) || cidrInside(dt, t)) || !portsOverlap(d.ports, rule.ports) || !d.protocols.some((p) => rule.protocols.includes(p))) continue;
+      const whole = portsContain(d.ports, rule.ports) && rule.protocols.every((p) => d.protocols.includes(p));
+      if (whole && cidrInside(dt, t)) return; // the deny refuses all of it: nothing to allow
+      if (whole && dt.prefix > t.prefix) { except.push(blockOf(dt)); continue; }
+      r.add(rule.src, key, 'egress-order', `a NetworkPolicy has no deny and no order, so \`${d.text}\` (line ${typeof d.src === 'object' ? d.src.line : '?'}), which refuses part of what \`${rule.text}\` allows, cannot be said: the Pod would reach it; ${LOSSY}`);
+    }
+    for (const c of classes) if (cidrInside(t, c) && c.prefix > t.prefix) except.push(blockOf(c));
+    egress.push({ to: [{ ipBlock: { cidr: blockOf(t), ...(except.length ? { except } : {}) } }], ...portsOf(rule) });
+  });
+  return {
+    apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: dnsLabel(`${name}-egress`) },
+    spec: { podSelector: { matchLabels: { app: name } }, policyTypes: ['Egress'], egress },
+  };
+}
+
+/** A rule's ports as a NetworkPolicy's (TCP and UDP; none at all carries ICMP too, as the rule does). */
+function portsOf(rule: EgressRule): Obj {
+  const all = portsContain(rule.ports, ALL_PORTS);
+  if (all && rule.protocols.includes('icmp')) return {};
+  const protos = rule.protocols.filter((p) => p !== 'icmp').map((p) => p.toUpperCase());
+  return { ports: protos.flatMap((protocol) => (all ? [{ protocol }] : rule.ports.map((p) => ({ protocol, port: p.from, ...(p.to > p.from ? { endPort: p.to } : {}) })))) };
 }
 
 /** Mount options a volumeMount (or a Compose volume) cannot carry. */

@@ -9,7 +9,7 @@ import type { BundleRoot, DeviceNode, SandboxSpec } from '../model/types';
 export type { BundleRoot, DeviceNode };
 import { DEFAULT_PROFILE, resolveProfile, type ResolvedFilter } from '../model/seccomp';
 import { RESOURCE_EXPORTS, setPath } from './resources';
-import { commonFindings, LOSSY, numericIds, Report, written, type Exported, type Locate } from './fidelity';
+import { commonFindings, egressFinding, LOSSY, numericIds, Report, written, type Exported, type Locate } from './fidelity';
 
 /** A device node as stat(2) gives it. */
 
@@ -154,6 +154,7 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
   const net = spec.network;
   if (net.mode.value === 'private' && ns('net').mode === 'private') r.none(net.mode.src, ['network'], 'network-private', 'a private network with a route out (`network: private`, the default)', `a runtime makes the network namespace with only loopback in it: attach one with CNI, pasta or slirp4netns after \`create\`, or write \`network: none\`; ${LOSSY}`);
   for (const [i, pt] of net.ports.entries()) r.none(pt.src, ['ports', i], 'port', `publishing port ${pt.hostPort || '(free)'}→${pt.containerPort}/${pt.protocol}`, `the network attached after \`create\` publishes it (CNI portmap, pasta -t); ${LOSSY}`);
+  egressFinding(spec, r, 'a runtime filters no traffic: the network attached after `create` would have to (an nftables table of your own)');
   for (const d of net.dns) r.none(d.src, ['dns'], 'dns', '`dns`', `bind an /etc/resolv.conf of your own as a volume; ${LOSSY}`);
   for (const h of net.extraHosts) r.none(h.src, ['extra_hosts'], 'extra-hosts', '`extra_hosts`', `bind an /etc/hosts of your own as a volume; ${LOSSY}`);
 

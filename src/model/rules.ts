@@ -1,8 +1,9 @@
 // Cross-field rules over a SandboxSpec: things no single key can be wrong about. Pure; the
 // facts about the host that warnings need (CPU count) are parameters.
 import { isAbsolute, posix } from 'node:path';
-import type { NsName, SandboxSpec, Source } from './types';
+import type { EgressRule, NsName, SandboxSpec, Source } from './types';
 import { HOST_ROOT_DIRS, namespacedSysctl } from './tables';
+import { cidrContains, nameAllowed, publicSuffixKind, shadowed } from './egress';
 
 export interface RuleFinding { src: Source; code: string; message: string; severity: 'error' | 'warning' }
 export interface RuleContext {
@@ -32,6 +33,7 @@ export function checkRules(spec: SandboxSpec, ctx: RuleContext): RuleFinding[] {
   }
   checkPorts(spec, say);
   checkNetwork(spec, say);
+  checkEgress(spec, say);
   checkMounts(spec, say);
   if (!spec.process.cwd.value.startsWith('/')) say.error(spec.process.cwd.src, 'relative-workdir', '`workdir` must be an absolute path');
   checkDevices(spec, say);
@@ -87,6 +89,35 @@ function checkNetwork(spec: SandboxSpec, say: Say): void {
   const [, prefix] = spec.network.subnet.value.split('/');
   if (Number(prefix) > 30 || spec.network.subnet.value.split('/')[0]!.split('.').some((o) => Number(o) > 255)) {
     say.error(spec.network.subnet.src, 'invalid-subnet', `\`${spec.network.subnet.value}\` is not a usable IPv4 subnet; use one such as 10.88.0.0/24 (prefix /30 or shorter)`);
+  }
+}
+
+/** Egress: only over the sandbox's own private network, kept IPv4-only; warnings for rules that
+ * never match, wildcards over a private-section public suffix, hosts entries no rule allows. */
+function checkEgress(spec: SandboxSpec, say: Say): void {
+  const eg = spec.network.egress;
+  if (!eg) return;
+  const mode = spec.network.mode;
+  const net = nsOf(spec, 'net');
+  if (mode.value !== 'private') say.error(eg.src, 'egress-needs-private-network', `egress filters the sandbox's own private network, and \`network\` is ${mode.value} (${line(mode.src)}); set \`mode: private\` or remove \`egress\``);
+  else if (net.mode === 'join') say.error(eg.src, 'egress-needs-private-network', `egress filters the sandbox's own private network, and \`namespaces.net\` joins the one at ${net.path} (${line(net.src)}), whose way out sandbox does not hold; remove one of them`);
+  for (const s of spec.sysctls) {
+    if (/^net\.ipv6\.conf\.[^.]+\.disable_ipv6$/.test(s.name) && s.value.trim() === '0') say.error(s.src, 'egress-ipv6-sysctl', `egress keeps the sandbox IPv4-only (IPv6 is refused at the wall), and \`${s.name}=0\` turns IPv6 on; remove it`);
+  }
+  const quoted = (r: EgressRule) => `rule ${r.index} "${r.text}"`;
+  for (const r of eg.rules) {
+    const t = r.target;
+    if (t.type === 'cidr' && t.family === 6) say.warn(r.src, 'egress-ipv6-rule', `${quoted(r)} can never match: the sandbox's network is IPv4 only; IPv6 is refused`);
+    if (t.type === 'host' && t.wildcard && publicSuffixKind(t.name) === 'private') say.warn(r.src, 'egress-wildcard-private-suffix', `\`*.${t.name}\` covers every site on ${t.name}, whose owners are unrelated; name the sites`);
+  }
+  for (const { rule, by } of shadowed(eg.rules)) {
+    const names = by.length === 1 ? `rule ${by[0]!.index} "${by[0]!.text}" (${line(by[0]!.src)})` : `rules ${by.map((b) => `${b.index} (${line(b.src)})`).join(', ')}`;
+    if (by.every((b) => b.action === rule.action)) say.warn(rule.src, 'egress-rule-shadowed', `${quoted(rule)} has no effect: ${names} already ${rule.action === 'allow' ? 'allow' : 'refuse'}${by.length === 1 ? 's' : ''} every connection it would`);
+    else say.warn(rule.src, 'egress-rule-shadowed', `${quoted(rule)} can never match: ${names} match${by.length === 1 ? 'es' : ''} every connection it would; move it above rule ${by[0]!.index} to make an exception`);
+  }
+  for (const h of spec.network.extraHosts) {
+    const byAddress = eg.rules.some((r) => r.action === 'allow' && r.target.type === 'cidr' && cidrContains(r.target, h.ip));
+    if (!byAddress && !nameAllowed(eg.rules, h.host)) say.warn(h.src, 'egress-extra-host-refused', `${h.host} resolves through /etc/hosts, but no egress rule allows connections to it`);
   }
 }
 

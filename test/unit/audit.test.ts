@@ -31,6 +31,11 @@ const CASES: [string, Record<string, string | null>, string[]][] = [
   ['SBX101', { network: 'network: host' }, ['4:10']],
   ['SBX102', { network: 'network: private', ports: 'ports: ["8080:80", "127.0.0.1:8081:81", {published: 8082, target: 82, host_ip: 0.0.0.0}]' }, ['7:9', '7:41']],
   ['SBX103', { network: 'network: {mode: private}' }, ['4:17']],
+  ['SBX104', { network: 'network: {mode: private, egress: [allow 0.0.0.0/0, "allow [::/0]:443", allow 10.0.0.0/8]}' }, ['4:35', '4:52']],
+  ['SBX105', { network: 'network: {mode: private, egress: [allow *.corp.test:443, deny *.evil.test, allow a.corp.test]}' }, ['4:35']],
+  ['SBX106', { network: 'network: {mode: private, egress: [allow 169.254.169.254:80, allow 0.0.0.0/0, allow 10.88.0.1:22, allow 127.0.0.0/8, allow 10.0.0.0/8]}' }, ['4:35', '4:78', '4:98']],
+  ['SBX107', { network: 'network: {mode: private, egress: [allow dns.google, allow chrome.cloudflare-dns.com:443, allow dns.quad9.net:80]}' }, ['4:35', '4:53']],
+  ['SBX108', { network: 'network: {mode: private, egress: [allow dns.test:53, allow 10.0.0.0/8, "allow 10.0.0.0/8:853"]}' }, ['4:35', '4:72']],
   ['SBX201', { volumes: 'volumes: ["/:/host:ro"]' }, ['7:11']],
   ['SBX202', { volumes: 'volumes: ["/proc:/hostproc:ro"]' }, ['7:11']],
   ['SBX203', { volumes: 'volumes: ["/sys/fs:/s:ro"]' }, ['7:11']],
@@ -98,6 +103,16 @@ test('a registry on loopback is plain HTTP by default and reachable by no one el
   assert.deepEqual(at(locked({ command: null, image: 'image: 127.0.0.1:5000/app:1', insecure_registries: 'insecure_registries: [127.0.0.1:5000, localhost:5000]' }), 'SBX702'), []);
   assert.deepEqual(at(locked({ command: null, image: 'image: 127.0.0.1:5000/app:1', insecure_registries: 'insecure_registries: [127.0.0.1:5000, registry.test:5000]' }), 'SBX702'), ['7:39']);
   assert.deepEqual(at(locked({ command: null, image: 'image: 127.0.0.1:5000/app:1' }), 'SBX702'), []);
+});
+
+test('a private network with egress rules naming its hosts is no finding: SBX103 is the network without them', () => {
+  const a = audit(factsOf(locked({ network: 'network: {mode: private, egress: [allow registry.npmjs.org:443, deny 169.254.0.0/16]}' })));
+  assert.deepEqual(a.findings.map((f) => f.id), []);
+  assert.equal(a.score, 0);
+  assert.deepEqual(at(locked({ network: 'network: {mode: private, egress: []}' }), 'SBX103'), [], 'nothing leaves');
+  const f = factsOf(locked({ network: 'network: {mode: private, egress: [allow a.test]}' }));
+  assert.deepEqual(f.egress!.rules.map((r) => [r.index, r.text, `${r.at.line}:${r.at.col}`]), [[1, 'allow a.test', '4:35']]);
+  assert.deepEqual([f.egress!.at.line, f.egress!.at.col], [4, 26]);
 });
 
 test('a user namespace makes uid 0 no finding', () => {

@@ -46,6 +46,11 @@ const LOOSER: [string, Record<string, string | null>, Record<string, string | nu
   ['CPU limit raised', {}, { resources: 'resources: {memory: 64m, pids: 32, cpus: 2}' }, /^CPU limit 1 CPUs → 2 CPUs \(a\.yml:6 → b\.yml:6\)$/],
   ['sysctl added', { network: 'network: private' }, { network: 'network: private', sysctls: 'sysctls: {net.ipv4.ip_forward: 1}' }, /^sysctl net\.ipv4\.ip_forward = 1 added \(b\.yml:7\)$/],
   ['masked path removed', { security: 'security: {read_only: true, masked_paths: [/proc/cpuinfo]}' }, {}, /^masked path \/proc\/cpuinfo removed \(a\.yml:5\)$/],
+  ['egress policy removed', { network: 'network: {mode: private, egress: [allow a.test]}' }, { network: 'network: private' }, /^egress policy \(1 rule; whatever no rule allows is refused\) removed \(a\.yml:4\)$/],
+  ['egress allow rule added', { network: 'network: {mode: private, egress: [allow a.test]}' }, { network: 'network: {mode: private, egress: [allow a.test, allow b.test:443]}' }, /^egress rule "allow b\.test:443\/tcp" added \(b\.yml:4\)$/],
+  ['egress deny rule removed', { network: 'network: {mode: private, egress: [deny 10.0.0.0/8, allow a.test]}' }, { network: 'network: {mode: private, egress: [allow a.test]}' }, /^egress rule "deny 10\.0\.0\.0\/8" removed \(a\.yml:4\)$/],
+  ['egress allow widened', { network: 'network: {mode: private, egress: [allow a.test:443]}' }, { network: 'network: {mode: private, egress: ["allow a.test:443,8443"]}' }, /^egress rule on a\.test 443\/tcp → 443,8443\/tcp \(a\.yml:4 → b\.yml:4\)$/],
+  ['egress allow moved above a deny', { network: 'network: {mode: private, egress: [deny *.corp.test, allow jira.corp.test]}' }, { network: 'network: {mode: private, egress: [allow jira.corp.test, deny *.corp.test]}' }, /^egress rule "allow jira\.corp\.test" moved above egress rule "deny \*\.corp\.test" \(a\.yml:4 → b\.yml:4\)$/],
   ['insecure registry added', { command: null, image: 'image: reg.test:5000/app:1' }, { command: null, image: 'image: reg.test:5000/app:1', insecure_registries: 'insecure_registries: [reg.test:5000]' }, /^insecure registry reg\.test:5000 added \(b\.yml:7\)$/],
 ];
 

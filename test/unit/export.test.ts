@@ -222,3 +222,53 @@ test('every sample as a Compose file: valid against the compose-spec schema, eac
   const t = 'version: 1\nimage: busybox\nnamespaces: {time: true, user: true}\numask: "0077"\n';
   assert.deepEqual(located(compose(specOf(t)).findings, 'sandbox.yml', t).sort(), ['time-namespace 3:20', 'umask 4:8', 'user-namespace 3:32'].sort());
 });
+
+test('egress as a Pod: a NetworkPolicy beside it (a v1 List) with what one can say; names and unsayable denies are findings at their rules', () => {
+  const text = [
+    'version: 1', 'command: [x]', 'user: "1000:1000"', 'network:', '  mode: private', '  egress:',
+    '    - allow registry.npmjs.org:443', // 7: a name
+    '    - deny 10.1.0.0/16', // 8: an exception inside rule 3's range
+    '    - "allow 10.0.0.0/8:443,8000-8100"', // 9
+    '    - allow 198.18.7.12:7/udp', // 10
+    '    - deny 192.168.0.0/16:22', // 11: part of what rule 12 allows
+    '    - allow 192.168.0.0/16', // 12
+    '    - allow 0.0.0.0/0:80', // 13: the refused classes as except
+    '    - allow 169.254.169.254:80', // 14: inside a class: allowed as written
+    '    - deny *.corp.test', // 15: a name refused
+    '    - allow 172.16.0.0/12/udp', // 16
+    '',
+  ].join('\n');
+  const s = specOf(text);
+  const { doc, findings: all0 } = kube(s, 'localhost/busybox:latest');
+  const findings = all0.filter((f) => f.code.startsWith('export-egress'));
+  assert.deepEqual(located(findings, 'sandbox.yml', text), ['egress-host 7:7', 'egress-order 12:7', 'egress-host 15:7']);
+  assert.match(findings[0]!.message, /a NetworkPolicy names no hosts, so the Pod would not reach registry\.npmjs\.org/);
+  const list = doc as Obj;
+  assert.equal(list.kind, 'List');
+  assert.equal(list.items[0].kind, 'Pod');
+  const np = list.items[1];
+  assert.deepEqual(np.metadata, { name: 'sandbox-egress' });
+  assert.deepEqual(np.spec.podSelector, { matchLabels: { app: list.items[0].metadata.labels.app } });
+  assert.deepEqual(np.spec.policyTypes, ['Egress']);
+  assert.deepEqual(np.spec.egress, [
+    { to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }], ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 8000, endPort: 8100 }, { protocol: 'UDP', port: 443 }, { protocol: 'UDP', port: 8000, endPort: 8100 }] },
+    { to: [{ ipBlock: { cidr: '198.18.7.12/32' } }], ports: [{ protocol: 'UDP', port: 7 }] },
+    { to: [{ ipBlock: { cidr: '192.168.0.0/16' } }] },
+    { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.1.0.0/16', '0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'] } }], ports: [{ protocol: 'TCP', port: 80 }, { protocol: 'UDP', port: 80 }] },
+    { to: [{ ipBlock: { cidr: '169.254.169.254/32' } }], ports: [{ protocol: 'TCP', port: 80 }, { protocol: 'UDP', port: 80 }] },
+    { to: [{ ipBlock: { cidr: '172.16.0.0/12' } }], ports: [{ protocol: 'UDP' }] },
+  ]);
+  // A deny over the whole of a later allow leaves nothing to allow; no egress key, no List.
+  const all = kube(specOf('version: 1\ncommand: [x]\nnetwork: {mode: private, egress: [deny 10.0.0.0/8, allow 10.1.0.0/16]}\n'));
+  assert.deepEqual((all.doc as Obj).items[1].spec.egress, []);
+  assert.equal((kube(specOf('version: 1\ncommand: [x]\nnetwork: private\n')).doc as Obj).kind, 'Pod');
+});
+
+test('egress as a Compose service or an OCI bundle: one finding at the `egress` key', () => {
+  const text = 'version: 1\ncommand: [x]\nuser: "1000:1000"\nnetwork:\n  mode: private\n  egress: [allow a.test:443, deny 10.0.0.0/8]\n';
+  const s = specOf(text);
+  const c = compose(s).findings.filter((f) => f.code === 'export-egress');
+  assert.deepEqual(located(c, 'sandbox.yml', text), ['egress 6:3']);
+  assert.match(c[0]!.message, /^an egress policy \(`network\.egress`, 2 rules\) has no equivalent in a Compose service; /);
+  assert.deepEqual(located(oci(s).findings.filter((f) => f.code === 'export-egress'), 'sandbox.yml', text), ['egress 6:3']);
+});

@@ -23,7 +23,7 @@ const CRASHES: [string, string[]][] = [
   ['volumes: [{constructor: 1}]', ['3:11 required: `volumes[0]` is missing `target`', '3:11 required: `volumes[0]` is missing `type`', '3:12 unknown-key: `constructor` is not a known key in `volumes[0]`; known keys: type, source, target, read_only, propagation, volume, size, mode, options']],
   ['namespaces: {constructor: true}', ['3:14 unknown-key: `constructor` is not a known key in `namespaces`; known keys: pid, mount, uts, ipc, net, cgroup, time, user']],
   ['security: {hasOwnProperty: 1}', ['3:12 unknown-key: `hasOwnProperty` is not a known key in `security`; known keys: no_new_privileges, seccomp, read_only, masked_paths, readonly_paths']],
-  ['network: {constructor: 1}', ['3:1 required: `network` is missing `mode`', '3:11 unknown-key: `constructor` is not a known key in `network`; known keys: mode, subnet, proxy, rootless_cmd']],
+  ['network: {constructor: 1}', ['3:1 required: `network` is missing `mode`', '3:11 unknown-key: `constructor` is not a known key in `network`; known keys: mode, subnet, proxy, rootless_cmd, egress']],
 ];
 
 for (const [yaml, errors] of CRASHES) {

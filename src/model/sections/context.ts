@@ -18,6 +18,10 @@ export interface NormalizeContext {
   seccompFiles?: Readonly<Record<string, FileRead>>;
   /** Where a config path is in the file. */
   where(path: readonly PathSeg[], part?: 'key' | 'value'): Source;
+  /** Where character `offset` of the string at `path` is (a token inside an egress rule): past an
+   * opening quote; the string's own start when its text in the file is not its value as written
+   * on one line (escapes, a variable, a folded scalar). */
+  within(path: readonly PathSeg[], offset: number): Source;
 }
 
 /** A file's text; undefined when it cannot be read; a problem when it was refused (too big, not text). */

@@ -1,10 +1,13 @@
 // The network: its mode (private by default), subnet, name servers, extra /etc/hosts entries,
-// published ports (sections/ports.ts), and how a rootless or proxied port is carried.
+// published ports (sections/ports.ts), how a rootless or proxied port is carried, and the egress
+// rules (parsed by model/egress.ts, each problem on its token).
 import type { UserConfig } from '../../config/types';
 import type { HostEntry, SandboxSpec, Val } from '../types';
 import { DEFAULT_SUBNET } from '../tables';
 import { isIP } from '../ip';
+import { parseRule } from '../egress';
 import { D, val, type NormalizeContext, type Problem } from './context';
+import { capName } from './capabilities';
 import type { SpecInputs } from './inputs';
 import { normalizePorts } from './ports';
 
@@ -38,6 +41,25 @@ function extraHostsOf(cfg: UserConfig, ctx: NormalizeContext, problem: Problem):
   return extraHosts;
 }
 
+/** `network.egress`: the rules in order, and the key's own place (what "no rule allowed it" cites). */
+function egressOf(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, problem: Problem): Network['egress'] {
+  const list = typeof cfg.network === 'object' ? cfg.network.egress : undefined;
+  if (list === undefined) return undefined;
+  const base = ['network', 'egress'] as const;
+  const rules = list.flatMap((item, i) => {
+    const at = (offset: number, key?: string, index?: number) => ctx.within([...base, i, ...(key ? [key] : []), ...(index !== undefined ? [index] : [])], offset);
+    const rule = parseRule(item, i + 1, ctx.where([...base, i]), at, problem);
+    return rule ? [rule] : [];
+  });
+  // Without root the wall lives in the sandbox's own network namespace: NET_ADMIN could flush it,
+  // NET_RAW send frames under it (design 3.3).
+  if (inputs.rootless) (cfg.cap_add ?? []).forEach((raw, i) => {
+    const n = capName(raw);
+    if (n === 'NET_ADMIN' || n === 'NET_RAW' || n === 'ALL') problem(ctx.where(['cap_add', i]), 'egress-rootless-cap', `without root the egress wall lives in the sandbox's own network namespace, and ${n === 'NET_RAW' ? 'NET_RAW would send frames under it' : n === 'ALL' ? 'ALL holds NET_ADMIN, which would let it lift the wall, and NET_RAW, which sends frames under it' : 'NET_ADMIN would let it lift the wall'}; remove it, or run as root`);
+  });
+  return { rules, src: ctx.where(base, 'key') };
+}
+
 /** The network section; `mode` is networkMode's, shared with the net namespace. */
 export function normalizeNetwork(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, problem: Problem, mode: Network['mode']): Network {
   const n = typeof cfg.network === 'object' ? cfg.network : undefined;
@@ -45,8 +67,9 @@ export function normalizeNetwork(cfg: UserConfig, ctx: NormalizeContext, inputs:
   const dns = dnsOf(cfg, ctx, problem);
   const extraHosts = extraHostsOf(cfg, ctx, problem);
   const ports = normalizePorts(cfg, ctx, inputs, problem);
+  const egress = egressOf(cfg, ctx, inputs, problem);
   return {
-    mode, subnet, dns, extraHosts, ports,
+    mode, subnet, dns, extraHosts, ports, ...(egress ? { egress } : {}),
     proxy: n?.proxy ? val(n.proxy, ctx.where(['network', 'proxy'])) : val('auto', D),
     cmd: n?.rootless_cmd ? val(n.rootless_cmd, ctx.where(['network', 'rootless_cmd'])) : val('auto', D),
   };
