@@ -5,9 +5,13 @@
 #                             miss.allowed.test ("-": every one a miss)
 #   raw ADDR PORT BYTES       one download from the raw TCP source; seconds
 #   hold N NAME PORT SECS     N TLS connections opened and held open for SECS
-import json, socket, ssl, struct, sys, time
+import json, os, socket, ssl, struct, sys, time
 
-ctx = ssl.create_default_context(cafile='/egress/ca.pem')
+_ctx = None
+def ctx():
+    global _ctx
+    if _ctx is None: _ctx = ssl.create_default_context(cafile=os.environ.get('EGRESS_CA', '/egress/ca.pem'))
+    return _ctx
 
 def pct(xs, p):
     xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -19,7 +23,7 @@ def setup(n, name, port, tls):
         t0 = time.perf_counter()
         s = socket.create_connection((addr, int(port)), timeout=5)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls == '1': s = ctx.wrap_socket(s, server_hostname=name)
+        if tls == '1': s = ctx().wrap_socket(s, server_hostname=name)
         s.sendall(f'GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n'.encode())
         try:
             while s.recv(4096): pass
@@ -56,7 +60,7 @@ def hold(n, name, port, secs):
     held = []
     for _ in range(int(n)):
         s = socket.create_connection((name, int(port)), timeout=5)
-        held.append(ctx.wrap_socket(s, server_hostname=name))
+        held.append(ctx().wrap_socket(s, server_hostname=name))
     print(json.dumps({'held': len(held)}), flush=True)
     time.sleep(float(secs))
 

@@ -108,6 +108,8 @@ try {
   holder.stdout.on('data', (d) => { said += d; });
   for (let i = 0; i < 200 && !said.includes('held'); i++) await sleep(50);
   const rssHeld = said.includes('held') ? vmrss(egressPid) : NaN;
+  // egress.status is rewritten at most once a second.
+  await sleep(1200);
   const status = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.status`, 'utf8'));
   await new Promise((r) => holder.on('exit', r));
 

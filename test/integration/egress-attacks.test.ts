@@ -45,7 +45,9 @@ after(async () => {
 });
 
 /** What the fixture may see while an attempt runs under the policy: allowed.test's lookups, TLS name and Host, nothing else. */
-const legit = (e: string) => /^dns (udp|tcp) allowed\.test \d+$/.test(e) || e === 'sni allowed.test' || /^host allowed\.test (80|443) \/\S*$/.test(e);
+// A TCP connection that carried no byte ("tcp-empty") is the relay's upstream connection, opened
+// while it judges the client's first bytes and closed on a refusal (design 3.5).
+const legit = (e: string) => /^dns (udp|tcp) allowed\.test \d+$/.test(e) || e === 'sni allowed.test' || /^host allowed\.test (80|443) \/\S*$/.test(e) || /^tcp-empty \d+$/.test(e);
 
 function header(text: string, key: string): string | undefined {
   return new RegExp(`^(?:#|//) ${key}: *(\\S+)`, 'm').exec(text)?.[1];
