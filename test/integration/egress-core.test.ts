@@ -84,10 +84,13 @@ tcp()
 
 const WEB_SERVER = String.raw`
 import http.server, ssl, sys, threading, socketserver
-addr, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+addr, cert, key, logf = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+lock = threading.Lock()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     def do_GET(self):
+        with lock:
+            with open(logf, 'a') as f: f.write('%s %s\n' % (self.headers.get('Host'), self.headers.get('User-Agent')))
         body = ('hello %s\n' % self.headers.get('Host')).encode()
         self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
@@ -212,10 +215,10 @@ print('held', len(held), flush=True)
 sys.stdin.read()
 `;
 
-function policy(grace = 300): string {
+function policy(grace = 300, upstreams = [`${NET}.53`]): string {
   return [
     `v1 nonce=${NONCE} grace=${grace} mark=0x5b7e0001 group=${GROUP}`,
-    `upstream ${NET}.53`,
+    ...upstreams.map((u) => `upstream ${u}`),
     ...['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', `${SNET}.0/24`].map((c) => `class ${c}`),
     `extra jira.corp.test ${NET}.10`,
     'rule 1 allow host exact jira.corp.test tcp 1-52,54-852,854-65535 sandbox.yml:9:7',
@@ -268,7 +271,8 @@ function makeWorld(): World {
   sh('ip', ['-n', F, '-batch', '-'], ['link set lo up', ...['10', '11', '12', '53'].map((a) => `addr add ${NET}.${a}/24 dev eth0`), 'link set eth0 up', `route add default via ${NET}.1`].join('\n') + '\n');
   sh('ip', ['netns', 'exec', H, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   // The host wall's stand-in: whatever S sends through H that the relay did not carry is refused and logged.
-  sh('ip', ['netns', 'exec', H, 'nft', '-f', '-'], `table inet wall {\n chain forward {\n type filter hook forward priority filter - 5; policy accept;\n iifname "hs" log group ${GROUP} prefix "none" reject with icmpx admin-prohibited\n }\n}\n`);
+  sh('ip', ['netns', 'exec', H, 'nft', '-f', '-'], `table inet wall {\n chain forward {\n type filter hook forward priority filter - 5; policy accept;\n iifname "hs" log group ${GROUP} prefix "none" reject with icmpx admin-prohibited\n }\n`
+    + ` chain marked {\n type filter hook output priority filter; policy accept;\n meta mark 0x5b7e0001 counter\n }\n}\n`);
   // ip netns exec binds /etc/netns/NAME/resolv.conf over /etc/resolv.conf: S's resolver is ours.
   mkdirSync(`/etc/netns/${S}`, { recursive: true });
   writeFileSync(`/etc/netns/${S}/resolv.conf`, 'nameserver 127.0.0.53\n');
@@ -316,7 +320,7 @@ async function startEgress(w: World, text: string, ns = S): Promise<Egress> {
 const dnsq = (w: World, name: string, type = 1, cls = 1, tcp = false) =>
   inNs(S, ['python3', join(w.dir, 'dnsq.py'), name, String(type), String(cls), tcp ? 'tcp' : 'udp', '127.0.0.53']).out.trim();
 const curlS = (args: string[]) => inNs(S, ['curl', '-sS', '-m', '5', ...args]);
-const curlH = (args: string[]) => inNs(H, ['curl', '-sS', '-m', '5', ...args]);
+const curlH = (args: string[]) => inNs(H, ['curl', '-sS', '-m', '5', '-A', 'control', ...args]);
 const asked = (w: World) => readFileSync(w.dnsLog, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[0]);
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 
@@ -333,7 +337,7 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
   let eg: Egress | undefined;
   try {
     await startServer(w, ['python3', join(w.dir, 'dns_server.py'), `${NET}.53`, w.dnsLog]);
-    await startServer(w, ['python3', join(w.dir, 'web_server.py'), `${NET}.10`, w.cert, join(w.dir, 'key.pem')]);
+    await startServer(w, ['python3', join(w.dir, 'web_server.py'), `${NET}.10`, w.cert, join(w.dir, 'key.pem'), join(w.dir, 'web.log')]);
 
     await t.test('a policy it cannot use: one ERROR line, exit 1, nothing loaded in the namespace', async () => {
       const bad = await startEgress(w, policy().replace('rule 3 allow host exact allowed.test', 'rule 3 allow host exact Allowed.test'));
@@ -421,9 +425,19 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.match(ka, /^'HTTP\/1.1 200 OK' 'hello allowed.test\\n' (RESET|EOF)$/, `the second request on a kept-alive connection names evil.test: ${ka}`);
       const ok = inNs(S, ['python3', join(w.dir, 'keepalive.py'), 'allowed.test', 'allowed.test']).out.trim();
       assert.equal(ok, `'HTTP/1.1 200 OK' 'hello allowed.test\\n' 'hello allowed.test\\n'`, 'control: two requests for the allowed name');
+      // A CRLF before the request line (servers skip it) must not turn the Host check into an address check.
+      const crlf = inNs(S, ['python3', '-c', "import socket\ns = socket.create_connection(('allowed.test', 80), timeout=5)\n"
+        + "s.sendall(b'\\r\\nGET / HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n')\ntry:\n    print(s.recv(4096) or b'EOF')\nexcept ConnectionResetError:\n    print('RESET')\n"]);
+      assert.equal(crlf.out, 'RESET\n', crlf.err);
       // Clients that send their first bytes one at a time are judged once the head or hello is whole.
       assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'http', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
       assert.equal(inNs(S, ['python3', join(w.dir, 'trickle.py'), 'tls', 'allowed.test', w.cert]).out, 'hello allowed.test\n');
+      // No byte of a refused connection reached the server: only the controls asked it for evil.test.
+      const web = readFileSync(join(w.dir, 'web.log'), 'utf8').split('\n').filter(Boolean);
+      assert.deepEqual(web.filter((l) => l.startsWith('evil.test ')).map((l) => l.split(' ')[1]), ['control', 'control']);
+      assert.ok(web.filter((l) => l.startsWith('allowed.test curl/')).length >= 2);
+      // The relay's upstream sockets carry the policy's mark (the host wall's relay_out keys on it).
+      assert.match(inNs(H, ['nft', 'list', 'chain', 'inet', 'wall', 'marked']).out, /meta mark 0x5b7e0001 counter packets [1-9]/);
       // A direct connection to the relay's own port from inside S is refused.
       const direct = curlS([`http://127.0.0.1:${relayPort}/`]);
       assert.notEqual(direct.code, 0);
@@ -442,6 +456,7 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       assert.ok(find({ kind: 'connect', name: `${NET}.10`, seen: 'host' }));
       assert.ok(find({ kind: 'protocol', seen: 'sni', port: 443 }), 'TLS without SNI');
       assert.ok(find({ kind: 'connect', name: 'allowed.test', port: 8080 }));
+      assert.ok(find({ kind: 'protocol', seen: 'address', port: 80, why: 'neither TLS nor HTTP/1.x on port 80 or 443' }));
       assert.ok(find({ kind: 'connect', addr: `${NET}.11`, port: 80, seen: 'kernel', rule: null }), `the wall's refusal, through NFLOG: ${JSON.stringify(d)}`);
       for (const x of d) assert.match(String(x.t), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       const st = JSON.parse(readFileSync(join(w.state, 'egress.status'), 'utf8'));
@@ -472,10 +487,14 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
         w.servers.push(srv);
         await new Promise((r) => setTimeout(r, 500));
         const gbps = (r: { out: string }) => { try { return JSON.parse(r.out).end.sum_received.bits_per_second / 1e9; } catch { return NaN; } };
-        const relayed = gbps(inNs(S, ['iperf3', '-J', '-c', 'bulk.test', '-p', '5201', '-t', '3', '-R'], 30_000));
-        const direct = gbps(inNs(H, ['iperf3', '-J', '-c', `${NET}.10`, '-p', '5201', '-t', '3', '-R'], 30_000));
-        thr = `download relayed ${relayed.toFixed(2)} Gbit/s, direct ${direct.toFixed(2)} Gbit/s (${(relayed / direct).toFixed(2)}x)`;
-        assert.ok(relayed > 0, 'iperf3 through the relay carried data');
+        const parts = [];
+        for (const [dir, flag] of [['download', ['-R']], ['upload', []]] as const) {
+          const relayed = gbps(inNs(S, ['iperf3', '-J', '-c', 'bulk.test', '-p', '5201', '-t', '3', ...flag], 30_000));
+          const direct = gbps(inNs(H, ['iperf3', '-J', '-c', `${NET}.10`, '-p', '5201', '-t', '3', ...flag], 30_000));
+          parts.push(`${dir} relayed ${relayed.toFixed(2)} Gbit/s, direct ${direct.toFixed(2)} Gbit/s (${(relayed / direct).toFixed(2)}x)`);
+          assert.ok(relayed > 0, `iperf3 ${dir} through the relay carried data`);
+        }
+        thr = parts.join('; ');
       }
       // Set-up: the time to the first response byte of one HTTP GET (curl -w), median of 21, with
       // the name pinned by --resolve on both sides so that only the relay's share differs.
@@ -489,6 +508,20 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
         + `HTTP GET first byte (median of 21) relayed ${ttfbRelayed.toFixed(2)} ms, direct ${ttfbDirect.toFixed(2)} ms`;
       tt.diagnostic(msg);
       console.log(`# egress-core cost: ${msg}`);
+    });
+
+    await t.test('denials.jsonl is capped at 1 MiB and rotated once to denials.1.jsonl', async () => {
+      // 8000 distinct refused names (distinct records: nothing to coalesce), about 1.3 MiB of records.
+      const flood = "import socket, struct\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n"
+        + "for i in range(8000):\n    n = ('x%d.evil.test' % i).encode().split(b'.')\n"
+        + "    s.sendto(struct.pack('>HHHHHH', i, 0x100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l for l in n) + b'\\0\\0\\1\\0\\1', ('127.0.0.53', 53)); s.recv(512)\n"
+        + "print('done')\n";
+      assert.equal(inNs(S, ['python3', '-c', flood], 60_000).out, 'done\n');
+      await new Promise((r) => setTimeout(r, 1500));
+      const cur = readFileSync(join(w.state, 'denials.jsonl'), 'utf8'), old = readFileSync(join(w.state, 'denials.1.jsonl'), 'utf8');
+      assert.ok(cur.length <= 1 << 20 && old.length <= 1 << 20 && old.length > (1 << 20) - 4096, `${cur.length} + ${old.length} bytes`);
+      const names = [...old.split('\n'), ...cur.split('\n')].filter(Boolean).map((l) => JSON.parse(l).name);
+      assert.ok(names.includes('x7999.evil.test') && names.length > 5000, `${names.length} records kept`);
     });
 
     await t.test('a second sbx-egress cannot take the same NFLOG group: ERROR, and it loaded nothing', async () => {
@@ -509,9 +542,16 @@ test('sbx-egress: resolver, relay, denials and status, from inside a namespace w
       inNs(S, ['nft', 'delete', 'table', 'inet', 'sbx_egress']);
       // This run has grace=2: short.test (TTL 5) lives 7 s in answered4; asked again after its
       // cache ran out (5.5 s, 1.5 s left, less than half), the element is deleted and added anew.
-      const second = await startEgress(w, policy(2));
+      // Its first upstream answers nothing: the first lookup waits 2 s and is asked of the next
+      // one, which is then asked first.
+      const second = await startEgress(w, policy(2, [`${NET}.99`, `${NET}.53`]));
       assert.match(second.line, /^READY relay=\d+\n$/);
+      let t0 = Date.now();
       assert.equal(dnsq(w, 'allowed.test'), `rcode=0 A ${NET}.10 60`);
+      assert.ok(Date.now() - t0 >= 1900, 'answered after the first upstream timed out');
+      t0 = Date.now();
+      assert.equal(dnsq(w, 'allowed.test', 16), 'rcode=0 TXT hello');
+      assert.ok(Date.now() - t0 < 1500, 'the upstream that answered is asked first');
       const expires = () => Number(/198\.18\.77\.13 timeout 7s expires (\d+)s/.exec(inNs(S, ['nft', 'list', 'set', 'inet', 'sbx_egress', 'answered4']).out)?.[1] ?? -1);
       assert.equal(dnsq(w, 'short.test'), `rcode=0 A ${NET}.13 5`);
       assert.ok(expires() >= 5, 'answered4 holds short.test\'s address for TTL + grace');

@@ -345,6 +345,7 @@ struct query {
 };
 static struct query *queries;
 static int nqueries;
+static int preferred;            /* the upstream that answered last: new queries go there first */
 
 static void query_free(struct query *x)
 {
@@ -520,6 +521,7 @@ static int upstream_message(struct query *x, uint8_t *m, size_t len)
 		return 0;
 	}
 	if (rcode == R_SERVFAIL || rcode == R_REFUSED) { query_retry(x); return 0; }
+	preferred = x->upstream;
 	if (x->q.qtype == T_A && (rcode == R_NOERROR || rcode == R_NXDOMAIN)) answer_a(x, m, len, rcode);
 	else {
 		/* Other types of an allowed name pass as they came, with the client's ID. */
@@ -620,6 +622,7 @@ static void handle(const struct client *c, const uint8_t *msg, size_t len)
 	x->fd = -1;
 	x->client = *c;
 	x->q = q;
+	x->upstream = preferred < G.pol.nupstreams ? preferred : 0;
 	x->next = queries;
 	queries = x;
 	nqueries++;

@@ -42,6 +42,7 @@ struct conn {
 	int st, hst, connected, decided, c_eof;
 	int dead;                    /* closed; freed by relay_reap once this epoll batch is handled */
 	int ufailed;                 /* the upstream connect failed before the verdict: judge, then reset */
+	uint32_t want_c, want_u;     /* the epoll interest last set on each socket (a change costs a syscall) */
 	double deadline;
 	uint8_t *buf;                /* client bytes: [0, fwd) judged and waiting to go up, [fwd, len) not yet judged */
 	size_t len, fwd;
@@ -179,17 +180,19 @@ static int judge(struct conn *c)
 			if (!decide(c, name, "sni")) return 0;
 			c->st = ST_HTTP;          /* user space until the hello is up, then splice */
 			c->hst = H_TUNNEL;
-		} else if (tls == -1 || http == -1) {
-			if (!c->c_eof && c->len < EG_INSPECT_MAX) return 1;
-			if (!decide(c, NULL, "address")) return 0;
-			c->st = ST_HTTP;
-			c->hst = H_TUNNEL;
+		} else if ((tls == -1 || http == -1) && !c->c_eof && c->len < EG_INSPECT_MAX) {
+			return 1;
 		} else if (http == 1) {
 			c->st = ST_HTTP;
 			c->hst = H_HEAD;
 			c->tried = 0;
+		} else if (c->port == 80 || c->port == 443) {
+			/* Where a name is expected, bytes that are neither (a CRLF before a request line, junk
+			 * before a hello) would turn a Host or SNI check into an address check: refused. */
+			refuse(c, "protocol", NULL, "address", NULL, 0, "neither TLS nor HTTP/1.x on port 80 or 443");
+			return 0;
 		} else {
-			/* No name to check: judged by address (the plan says so for such host rules). */
+			/* No name to check: judged by address (the plan says so for host rules on other ports). */
 			if (!decide(c, NULL, "address")) return 0;
 			c->st = ST_HTTP;
 			c->hst = H_TUNNEL;
@@ -249,8 +252,8 @@ static void watch(struct conn *c)
 		if (!c->u2c.eof && c->u2c.queued < PIPE_CAP) eu.events |= EPOLLIN;
 		if (c->st == ST_SPLICE ? c->c2u.queued > 0 : c->fwd > 0) eu.events |= EPOLLOUT;
 	}
-	epoll_ctl(G.epoll, EPOLL_CTL_MOD, c->cfd, &ec);
-	epoll_ctl(G.epoll, EPOLL_CTL_MOD, c->ufd, &eu);
+	if (ec.events != c->want_c) { epoll_ctl(G.epoll, EPOLL_CTL_MOD, c->cfd, &ec); c->want_c = ec.events; }
+	if (eu.events != c->want_u) { epoll_ctl(G.epoll, EPOLL_CTL_MOD, c->ufd, &eu); c->want_u = eu.events; }
 }
 
 /* Everything that can move now, in both directions; then the epoll interest. */
@@ -350,6 +353,8 @@ static void accept_one(int fd)
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = dst.sin_port, .sin_addr.s_addr = c->addr };
 	if (connect(c->ufd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) { conn_close(c, 1); return; }
 	struct epoll_event ec = { .events = EPOLLIN, .data.ptr = &c->cl }, eu = { .events = EPOLLOUT, .data.ptr = &c->up };
+	c->want_c = EPOLLIN;
+	c->want_u = EPOLLOUT;
 	if (epoll_ctl(G.epoll, EPOLL_CTL_ADD, c->cfd, &ec) < 0 || epoll_ctl(G.epoll, EPOLL_CTL_ADD, c->ufd, &eu) < 0) {
 		epoll_ctl(G.epoll, EPOLL_CTL_DEL, c->cfd, NULL);
 		conn_close(c, 1);
