@@ -208,7 +208,7 @@ static void release_ports(struct sup *s)
 	}
 }
 
-/* A pidfd on sbx-egress as STATE/egress.json names it ({"proc":{"pid":N,"start":"T"},…}, written by
+/* A pidfd on sbx-egress as STATE/egress.json names it ({"pid":N,"start":"T",…}, written by
  * the CLI before it sent "E"), if its start time (field 22 of /proc/PID/stat) is still the
  * recorded one; -1 without egress or when it is gone already. */
 static int egress_pidfd(const char *state)
@@ -221,10 +221,10 @@ static int egress_pidfd(const char *state)
 	close(fd);
 	if (n <= 0) return -1;
 	buf[n] = 0;
-	const char *p = strstr(buf, "\"proc\":{\"pid\":");
-	const char *st = p ? strstr(p, "\"start\":\"") : NULL;
+	const char *p = strstr(buf, "\"pid\":");
+	const char *st = strstr(buf, "\"start\":\"");
 	if (!p || !st) return -1;
-	int pid = atoi(p + strlen("\"proc\":{\"pid\":"));
+	int pid = atoi(p + strlen("\"pid\":"));
 	unsigned long long start = strtoull(st + strlen("\"start\":\""), NULL, 10);
 	int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 	if (pfd < 0) return -1;

@@ -238,6 +238,8 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     // sbx-egress made denials.jsonl when it started, before this: opening it now, before the
     // command runs, keeps every record readable even after a short run's state folder is gone.
     beforeExec: async () => { if (egress) { egress.since = new Date().toISOString(); follower!.poll(); } view.end(); },
+    // sbx-egress has written its last records and the state folder is still there: read them now.
+    afterCommand: () => follower?.poll(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
     // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for

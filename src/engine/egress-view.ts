@@ -11,7 +11,7 @@ import { findStep } from '../plan/steps';
 import type { Plan } from '../plan/types';
 import type { DnsOutcome, EgressProbes, EgressView, Read } from './attest-egress';
 import type { EgressRun } from './egress';
-import { canonOfJson, canonOfTable } from './nft-readback';
+import { canonOfJson, canonOfTable, counterPackets } from './nft-readback';
 import { netprobe, type NetProbe, type NetProbeResult } from './netprobe';
 import { policyRulesOf } from './egress';
 
@@ -27,8 +27,9 @@ function probeList(plan: Plan, run: EgressRun): { list: NetProbe[]; upstream?: s
   const nonce = run.record.nonce;
   const upstreamAll = (run.policy ?? '').split('\n').flatMap((l) => /^upstream (\S+)$/.exec(l)?.[1] ?? []);
   const canary = canaryCandidates(rules).find((a) => !inHostNetwork(a));
-  // A loopback upstream would mean the sandbox's own loopback: the canary address on port 53 instead.
-  const upstream = upstreamAll.find((u) => !u.startsWith('127.')) ?? canary;
+  // A loopback upstream would mean the sandbox's own loopback, and one an allow rule names may be
+  // asked straight: the canary address on port 53 instead.
+  const upstream = upstreamAll.find((u) => !u.startsWith('127.') && !namedByAllow(rules, u)) ?? canary;
   const gw = findStep(plan.steps, 'net.veth')?.args.gateway;
   const gateway = gw && !namedByAllow(rules, gw) ? gw : undefined;
   const metadata = !namedByAllow(rules, '169.254.169.254');
@@ -67,14 +68,21 @@ async function tableView(want: NftTable, relay: number | undefined, netns?: stri
   try { return { want: canonOfTable(want, relay), got: canonOfJson(await listTableJson(want.name, netns)) }; } catch (e) { return { error: (e as Error).message }; }
 }
 
-/** Everything the egress verdicts need, gathered at once (the probes and the two nft reads in parallel). */
+/**
+ * Everything the egress verdicts need, the probes and both tables read at once. A UDP query to the
+ * upstream that got no ICMP error back is judged by the wall's `dns` counter, read again after the
+ * probes: nothing else in the sandbox has run yet, so only the probes reach it (the TCP probe to
+ * port 53 counts one packet, refused by a reset).
+ */
 export async function readEgressView(pid: number, plan: Plan, run: EgressRun, stateDir: string, lib: LibSbx): Promise<EgressView> {
   const rules = policyRulesOf(plan).rules;
-  const [probes, wall, inside] = await Promise.all([
-    probeView(pid, plan, run, lib),
-    run.wall ? tableView(run.wall, undefined) : Promise.resolve(undefined),
-    tableView(insideTable(rules), run.record.relay, `/proc/${pid}/ns/net`),
-  ]);
+  const wallJson = run.wall ? listTableJson(run.wall.name).catch((e: Error) => e) : undefined;
+  const [probes, inside, json] = await Promise.all([probeView(pid, plan, run, lib), tableView(insideTable(rules), run.record.relay, `/proc/${pid}/ns/net`), wallJson]);
+  const wall = !run.wall || json === undefined ? undefined : json instanceof Error ? { error: json.message } : { want: canonOfTable(run.wall), got: canonOfJson(json) };
+  const up = 'upstream' in probes ? probes.upstream : undefined;
+  if (run.wall && up?.udp.error?.startsWith('timeout')) {
+    try { up.udp.walled = counterPackets(await listTableJson(run.wall.name), 'dns') > (up.tcp.refused ? 1 : 0); } catch { /* stays a mismatch */ }
+  }
   let resolvConf: string | undefined;
   try { resolvConf = readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8'); } catch { /* absent: a mismatch */ }
   return { nonce: run.record.nonce, digest: run.record.digest, status: readEgressStatus(stateDir), resolvConf, ...(wall ? { wall } : {}), inside, probes };

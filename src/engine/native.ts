@@ -23,6 +23,7 @@ import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
 import { attest, readView } from './attest';
 import { readEgressView } from './egress-view';
+import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, portHolders, PreflightError, reservePorts, rootEtc } from './preflight';
 import { exitStatus, failedStepStatus, Session } from './session';
@@ -33,6 +34,10 @@ export interface NativeRunOptions extends RunOptions {
   host: HostFeatures;
   /** Called when setup is over and before the command starts: progress output ends here. */
   beforeExec?: () => Promise<void>;
+  /** Foreground: called once the command has ended for good and, with egress, sbx-egress has
+   * been stopped (so its last denial records are written), before anything of the run is removed:
+   * the CLI reads the denials for the line a foreground `up` ends with. */
+  afterCommand?: () => void | Promise<void>;
   /** The config file, as shown by `ps`. */
   file?: string;
   /** What became of a signal the CLI passed on (PID 1 cannot get it; the command was killed). */
@@ -525,6 +530,12 @@ class NativeRun {
     this.session.close();
     if (this.exec.args.detach && this.running) return;
     const { state } = this.ctx;
+    if (this.running && this.opts.afterCommand) {
+      // sbx-egress writes what it still holds (records coalesced over a second) when it stops;
+      // stopping it again by the undo list then finds no record and does nothing.
+      if (this.ctx.egress) await stopEgress(state).catch(() => false);
+      try { await this.opts.afterCommand(); } catch { /* the summary is the CLI's; the clean-up goes on */ }
+    }
     await this.ctx.undo.replay(hostOps(this.opts.host), (step, e) => this.onEvent({ type: 'undo', id: step, ok: false, message: e.message }));
     if (existsSync(state) && this.link) { try { rmdirSync(state); } catch { /* reported by gc */ } }
   }

@@ -104,6 +104,12 @@ export function canonOfJson(json: unknown): CanonTable {
   return out;
 }
 
+/** The packets a named counter of `nft -j list table` output has counted (0 when it is absent). */
+export function counterPackets(json: unknown, name: string): number {
+  const c = ((obj(json).nftables as J[] | undefined) ?? []).map((it) => obj(it.counter)).find((c) => c.name === name);
+  return typeof c?.packets === 'number' ? c.packets : 0;
+}
+
 /** The first difference between what was emitted and what was read back, in words; undefined when equal. The rule's counter (rN) names the egress rule it enforces. */
 export function tableDifference(want: CanonTable, got: CanonTable): { what: string; rule?: number } | undefined {
   if (want.counters.join() !== got.counters.join()) return { what: `counters ${got.counters.join(', ') || 'none'}, expected ${want.counters.join(', ')}` };

@@ -17,9 +17,12 @@ export const EGRESS_FILES = [EGRESS_RECORD, `.${EGRESS_RECORD}.tmp`, 'egress.pol
 /** How long sbx-egress may take to bind its sockets and load its table before the start fails. */
 const READY_TIMEOUT_MS = 5000;
 
-/** The record of a run's sbx-egress: the process (once started), and what the run gave it. */
+/** The record of a run's sbx-egress (contract 2: `{pid, start}`, as usernet.json's processes):
+ * the process once started (its start time, field 22 of /proc/PID/stat, tells it from a later one
+ * given the same PID), and what the run gave it. */
 export interface EgressRecord {
-  proc?: Proc;
+  pid?: number;
+  start?: string;
   group: number;
   mark: number;
   /** 32 hex digits: what the resolver answers to CH TXT id.sandbox. */
@@ -73,7 +76,7 @@ export async function startEgress(o: EgressStart): Promise<EgressRecord> {
   const spawned = await new Promise<Error | undefined>((r) => { child.once('spawn', () => r(undefined)); child.once('error', (e) => r(e)); });
   if (spawned) throw new Error(`sbx-egress could not be started (${(spawned as NodeJS.ErrnoException).code ?? spawned.message}): ${o.binary}; rebuild with \`node scripts/build.mjs\``);
   const proc = procOf(child.pid!);
-  const record: EgressRecord = { ...o.record, ...(proc ? { proc } : {}) };
+  const record: EgressRecord = { ...o.record, ...(proc ? { pid: proc.pid, start: proc.start } : {}) };
   writeEgressRecord(o.stateDir, record);
   child.stdin!.on('error', () => undefined);
   child.stdin!.end(o.policy);
@@ -112,10 +115,11 @@ function readyLine(child: import('node:child_process').ChildProcess): Promise<nu
 export async function stopEgress(stateDir: string): Promise<boolean> {
   const r = readEgressRecord(stateDir);
   if (!r) return false;
-  const alive = !!r.proc && running(r.proc);
-  if (alive) {
-    signal(r.proc!, 'SIGTERM');
-    if (!(await gone(r.proc!, 2000))) { signal(r.proc!, 'SIGKILL'); await gone(r.proc!, 1000); }
+  const proc: Proc | undefined = r.pid && r.start ? { pid: r.pid, start: r.start } : undefined;
+  const alive = !!proc && running(proc);
+  if (proc && alive) {
+    signal(proc, 'SIGTERM');
+    if (!(await gone(proc, 2000))) { signal(proc, 'SIGKILL'); await gone(proc, 1000); }
   }
   rmSync(join(stateDir, EGRESS_RECORD), { force: true });
   return alive;

@@ -91,11 +91,11 @@ test('detached: sbx-egress is held by the supervisor, which logs its end; down l
   assert.equal(r.code, 0, r.err);
   try {
     const state = JSON.parse(readFileSync(`/run/sandbox/${name}/state.json`, 'utf8')) as { supervisorPid: number };
-    const rec = JSON.parse(readFileSync(`/run/sandbox/${name}/egress.json`, 'utf8')) as { proc: { pid: number } };
-    const argv = readFileSync(`/proc/${rec.proc.pid}/cmdline`, 'utf8').split('\0');
+    const rec = JSON.parse(readFileSync(`/run/sandbox/${name}/egress.json`, 'utf8')) as { pid: number };
+    const argv = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
     assert.equal(argv[argv.indexOf('--holder') + 1], String(state.supervisorPid));
     assert.match(execFileSync('nft', ['list', 'tables', 'inet'], { encoding: 'utf8' }), /table inet sbx_egsmoke_d_eg\n/);
-    process.kill(rec.proc.pid, 'SIGKILL');
+    process.kill(rec.pid, 'SIGKILL');
     let log = '';
     for (let i = 0; i < 100 && !/the egress resolver and relay ended/.test(log); i++) { await new Promise((res) => setTimeout(res, 20)); log = readFileSync(`/run/sandbox/${name}/log`, 'utf8'); }
     assert.match(log, /sandbox: the egress resolver and relay ended .*names no longer resolve and host rules refuse everything/);

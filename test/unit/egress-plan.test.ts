@@ -171,6 +171,10 @@ test('attestation: each way out that is open is a mismatch naming what got throu
   mismatch((v) => { p(v).canaryName = { rcode: 0 }; }, 'net:egress:default', /canary-<nonce>\.invalid got an answer \(rcode 0\), expected NXDOMAIN/);
   mismatch((v) => { p(v).upstream!.tcp = { rcode: 0 }; }, 'net:egress:default', /DNS over TCP straight to 198\.18\.7\.53 got an answer/);
   mismatch((v) => { p(v).upstream!.udp = { error: 'timeout' }; }, 'net:egress:default', /DNS over UDP straight to 198\.18\.7\.53 got timeout, expected it refused at once/);
+  // A silent UDP refusal (the host's ICMP rate limit) that the wall's dns counter shows: verified.
+  const v = goodView();
+  p(v).upstream!.udp = { error: 'timeout', walled: true };
+  assert.equal(egressVerdicts(v).find((x) => x.step === 'net:egress:default')!.verdict, 'verified');
   mismatch((v) => { p(v).ipv6 = 1; }, 'net:egress:default', /1 IPv6 address in the sandbox/);
   mismatch((v) => { p(v).metadata = { outcome: 'connected', us: 10 }; }, 'net:egress:default', /169\.254\.169\.254:80 connected/);
   mismatch((v) => { p(v).identity = { rcode: 5 }; }, 'net:egress:start', /id\.sandbox .* found rcode 5/);
