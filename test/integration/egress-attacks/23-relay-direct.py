@@ -14,3 +14,4 @@ for p in sorted(ports):
         if b'hello' in d: print('REACHED through 127.0.0.1:%d' % p)
     except OSError:
         pass
+print('listeners tried:', sorted(ports))
