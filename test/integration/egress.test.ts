@@ -310,6 +310,9 @@ test('10. an ordered exception: allow jira.corp.test above deny *.corp.test; rev
   assert.match(r.raw('jira'), hello('jira.corp.test'));
   assert.equal(r.j('wiki').rcode, 3, r.raw('wiki'));
   assert.ok(!net.queried(m).includes('wiki.corp.test'), 'the denied name was forwarded');
+  const c = run('eg-order-control', [['wiki', `${C} dns wiki.corp.test`], ['wiki-curl', `${CURL} https://wiki.corp.test/`]]);
+  assert.deepEqual(c.j('wiki').a, [net.web]);
+  assert.match(c.raw('wiki-curl'), hello('wiki.corp.test'));
   const reversed = file('eg-order-rev', [['x', 'true']], { egress: ['deny *.corp.test', 'allow jira.corp.test'] });
   const v = sandbox(['validate', reversed]);
   assert.equal(v.code, 0, v.err);
