@@ -309,6 +309,7 @@ test('10. an ordered exception: allow jira.corp.test above deny *.corp.test; rev
     { egress: ['allow jira.corp.test', 'deny *.corp.test'] });
   assert.match(r.raw('jira'), hello('jira.corp.test'));
   assert.equal(r.j('wiki').rcode, 3, r.raw('wiki'));
+  assert.match(r.raw('wiki-curl'), /Could not resolve host/);
   assert.ok(!net.queried(m).includes('wiki.corp.test'), 'the denied name was forwarded');
   const c = run('eg-order-control', [['wiki', `${C} dns wiki.corp.test`], ['wiki-curl', `${CURL} https://wiki.corp.test/`]]);
   assert.deepEqual(c.j('wiki').a, [net.web]);
