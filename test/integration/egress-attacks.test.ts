@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -17,7 +17,11 @@ import { added, startEgressNet, type EgressNet } from './fixtures/egress-net';
 
 const ATTACKS = join(ROOT, 'test/integration/egress-attacks');
 const INTERPRETER: Record<string, string> = { '.sh': '/bin/sh', '.py': 'python3', '.js': 'node', '.mjs': 'node' };
-const scripts = readdirSync(ATTACKS).filter((f) => Object.hasOwn(INTERPRETER, extname(f))).sort();
+/** A script by its extension, or any other file that is executable and starts with #! (run as it is). */
+const runnable = (f: string) => Object.hasOwn(INTERPRETER, extname(f)) || (statSync(join(ATTACKS, f)).isFile() && (statSync(join(ATTACKS, f)).mode & 0o111) !== 0 && readFileSync(join(ATTACKS, f), 'utf8').startsWith('#!'));
+const scripts = readdirSync(ATTACKS).filter(runnable).sort();
+/** What a script prints when something got through (REACHED) or broke (FAIL). */
+const FAILED = /^(REACHED|FAIL)\b/m;
 
 let net: EgressNet;
 let dir: string;
@@ -63,7 +67,7 @@ function attempt(script: string, name: string, egress: boolean): { out: string; 
     `dns: [${net.dns}]`,
     `volumes: ["${net.certDir}:/egress:ro", "${ATTACKS}:/attacks:ro"]`,
     `env: {WEB: "${net.web}", UDP: "${net.udp}", DNS_UPSTREAM: "${net.dns}", HOST_ADDR: "${net.host}", HOST_PORT: "${hostPort}", ALLOWED: allowed.test, DENIED: evil.test, CA: /egress/ca.pem, CLIENT: /egress/client.py, NODE_EXTRA_CA_CERTS: /egress/ca.pem}`,
-    `command: ["${INTERPRETER[extname(script)]}", "/attacks/${script}"]`, '',
+    `command: ${JSON.stringify(Object.hasOwn(INTERPRETER, extname(script)) ? [INTERPRETER[extname(script)], `/attacks/${script}`] : [`/attacks/${script}`])}`, '',
   ];
   const file = join(dir, `${name}.yml`);
   writeFileSync(file, lines.join('\n'));
@@ -84,15 +88,16 @@ for (const script of scripts) {
     const expect = header(text, 'expect') ?? 'refused';
     const name = `eg-atk-${script.replace(/\.[^.]+$/, '').replace(/[^a-zA-Z0-9]/g, '-').slice(0, 40)}`;
     const r = attempt(script, name, true);
+    if (r.out.trim()) t.diagnostic(`${script}: ${r.out.trim().replace(/\n/g, ' | ')}`);
     if (expect === 'allowed') {
       assert.match(r.out, /^OK$/m, `${script}: what the policy allows did not work:\n${r.out}\n${r.err}`);
     } else {
-      assert.doesNotMatch(r.out, /^REACHED/m, `${script} got through:\n${r.out}`);
+      assert.doesNotMatch(r.out, FAILED, `${script} got through:\n${r.out}`);
       assert.deepEqual(r.events.filter((e) => !legit(e)), [], `${script}: the fixture's servers saw these`);
     }
     if (header(text, 'control') === 'reaches') {
       const c = attempt(script, `${name}-c`.slice(0, 50), false);
-      assert.ok(/^REACHED/m.test(c.out) || c.events.some((e) => !legit(e)), `${script} does not get through even without egress, so it proves nothing:\n${c.out}\n${c.err}\n${c.events.join('\n')}`);
+      assert.ok(FAILED.test(c.out) || c.events.some((e) => !legit(e)), `${script} does not get through even without egress, so it proves nothing:\n${c.out}\n${c.err}\n${c.events.join('\n')}`);
     }
   });
 }

@@ -8,13 +8,13 @@
 // Traffic goes only to the fixture's namespace and to this host; every probe has a 5 s timeout.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostInterface, nftTable } from '../../src/plan/paths';
-import { hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { BIN, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { added, startEgressNet, type EgressNet } from './fixtures/egress-net';
 
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables (apt-get install nftables)', hasNft)
@@ -49,7 +49,7 @@ after(async () => {
 const C = 'python3 /egress/client.py';
 const CURL = 'curl -sS --max-time 5 --cacert /egress/ca.pem';
 
-interface Box { egress?: string[]; capAdd?: string[]; detach?: boolean }
+interface Box { egress?: string[]; capAdd?: string[]; detach?: boolean; volumes?: string[]; restart?: string; detachCommand?: string }
 let subnetIndex = 0;
 
 /** Writes NAME.yml: rootfs host, a private network (with these egress rules, or none: the
@@ -69,10 +69,11 @@ function file(name: string, probes: [string, string][] | string[], o: Box = {}):
     // once, then 1 a second), and sandboxes run back to back would otherwise share the one address.
     `  subnet: 10.66.${subnetIndex++ % 250}.0/24`,
     `dns: [${net.dns}]`,
-    `volumes: ["${net.certDir}:/egress:ro"]`,
+    `volumes: ${JSON.stringify([`${net.certDir}:/egress:ro`, ...(o.volumes ?? [])])}`,
+    ...(o.restart ? [`restart: ${o.restart}`] : []),
     'env: {NODE_EXTRA_CA_CERTS: /egress/ca.pem}',
     ...(o.capAdd ? [`cap_add: [${o.capAdd.join(', ')}]`] : []),
-    ...(o.detach ? ['detach: true', 'init: true', 'command: [sleep, "600"]'] : [`command: ["/bin/sh", "-c", ${JSON.stringify(script)}]`]),
+    ...(o.detach ? ['detach: true', 'init: true', `command: ${o.detachCommand ? JSON.stringify(['/bin/sh', '-c', o.detachCommand]) : '[sleep, "600"]'}`] : [`command: ["/bin/sh", "-c", ${JSON.stringify(script)}]`]),
     '',
   ];
   const path = join(dir, `${name}.yml`);
@@ -308,7 +309,11 @@ test('10. an ordered exception: allow jira.corp.test above deny *.corp.test; rev
     { egress: ['allow jira.corp.test', 'deny *.corp.test'] });
   assert.match(r.raw('jira'), hello('jira.corp.test'));
   assert.equal(r.j('wiki').rcode, 3, r.raw('wiki'));
+  assert.match(r.raw('wiki-curl'), /Could not resolve host/);
   assert.ok(!net.queried(m).includes('wiki.corp.test'), 'the denied name was forwarded');
+  const c = run('eg-order-control', [['wiki', `${C} dns wiki.corp.test`], ['wiki-curl', `${CURL} https://wiki.corp.test/`]]);
+  assert.deepEqual(c.j('wiki').a, [net.web]);
+  assert.match(c.raw('wiki-curl'), hello('wiki.corp.test'));
   const reversed = file('eg-order-rev', [['x', 'true']], { egress: ['deny *.corp.test', 'allow jira.corp.test'] });
   const v = sandbox(['validate', reversed]);
   assert.equal(v.code, 0, v.err);
@@ -374,12 +379,18 @@ function egressRecord(name: string): { pid: number } {
   return { pid: r.proc?.pid ?? r.pid };
 }
 
-test('14. detached: the policy holds after the CLI is gone, logs --denials lists the refusals with their lines, and down leaves nothing', (t) => {
+test('14. detached: the policy holds after the CLI is gone and after a restart, logs --denials [-f] lists the refusals with their lines, and down leaves nothing', async (t) => {
   if (!ready(t)) return;
   const name = 'eg-detached';
+  const out = mkdtempSync(join(dir, 'out-'));
   t.after(() => { sandbox(['down', name]); });
-  const up = sandbox(['up', '-q', file(name, [], { egress: ['allow allowed.test', 'deny *.corp.test'], detach: true })]);
+  // The first run exits 1 at once; its restart (on-failure:1) stays: the policy must hold in both.
+  const up = sandbox(['up', '-q', file(name, [], { egress: ['allow allowed.test', 'deny *.corp.test'], detach: true, volumes: [`${out}:/out`], restart: 'on-failure:1',
+    detachCommand: 'if [ -e /out/once ]; then exec sleep 600; fi; touch /out/once; exit 1' })]);
   assert.equal(up.code, 0, up.err);
+  let restarts = 0;
+  for (let i = 0; i < 100 && restarts < 1; i++) { restarts = JSON.parse(sandbox(['ps', '--json']).out).find((r: { name: string }) => r.name === name)?.restarts ?? 0; if (restarts < 1) await new Promise((r) => setTimeout(r, 100)); }
+  assert.equal(restarts, 1, 'the command ran again');
   const rec = egressRecord(name);
   assert.ok(readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').includes('sbx-egress'), 'the recorded PID is sbx-egress');
   const r = execProbes(name, [['good', `${CURL} https://allowed.test/`], ['evil', `${CURL} https://evil.test/`], ['wiki', `${C} dns wiki.corp.test`], ['spoof', `${CURL} --resolve evil.test:443:${net.web} https://evil.test/`]]);
@@ -387,9 +398,9 @@ test('14. detached: the policy holds after the CLI is gone, logs --denials lists
   assert.match(r.raw('evil'), /Could not resolve host/);
   assert.equal(r.j('wiki').rcode, 3);
   assert.doesNotMatch(r.raw('spoof'), /hello/);
-  // Records are written as they happen; give sbx-egress a moment to coalesce and write.
+  // Records are coalesced for up to a second before sbx-egress writes them.
   let logs = '';
-  for (let i = 0; i < 40 && !/wiki\.corp\.test/.test(logs); i++) { logs = sandbox(['logs', '--denials', name]).out; if (!/wiki\.corp\.test/.test(logs)) execFileSync('sleep', ['0.1']); }
+  for (let i = 0; i < 40 && !/wiki\.corp\.test/.test(logs); i++) { logs = sandbox(['logs', '--denials', name]).out; if (!/wiki\.corp\.test/.test(logs)) await new Promise((res) => setTimeout(res, 100)); }
   assert.match(logs, /^\d\d:\d\d:\d\d evil\.test \(lookup\) refused: no rule allowed it \(.*eg-detached\.yml:6\)( \(\d+ times\))?$/m);
   // The attestation's canaries are refused too, before the command started, and say so.
   assert.match(logs, /^\d\d:\d\d:\d\d canary-[0-9a-f]+\.invalid \(lookup\) refused: no rule allowed it .*\(the attestation's probe, before the command started\)$/m);
@@ -401,8 +412,22 @@ test('14. detached: the policy holds after the CLI is gone, logs --denials lists
   assert.equal(inspect.egress.rules, 2);
   assert.ok(inspect.egress.refused.lookups >= 2, JSON.stringify(inspect.egress));
   assert.equal(inspect.egress.relay.pid, rec.pid);
-  const down = sandbox(['down', name]);
-  assert.equal(down.code, 0, down.err);
+  assert.match(sandbox(['inspect', name]).out, /^egress +2 rules; refused \d+ lookups/m);
+  // -f: a new refusal shows up as it is written, and the follower ends when the sandbox is removed.
+  const follow = spawn(process.execPath, [BIN, 'logs', '--denials', '-f', name], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  let followed = '';
+  follow.stdout!.on('data', (d) => { followed += d; });
+  const ended = new Promise<number | null>((res) => follow.on('exit', (c) => res(c)));
+  try {
+    for (let i = 0; i < 50 && !followed.includes('wiki.corp.test'); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.match(followed, /wiki\.corp\.test/, 'what was there is printed first');
+    execProbes(name, [['late', `${C} dns late.corp.test`]]);
+    for (let i = 0; i < 50 && !followed.includes('late.corp.test'); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.match(followed, /late\.corp\.test \(lookup\) denied by rule 2/, 'a new refusal is followed');
+    const down = sandbox(['down', name]);
+    assert.equal(down.code, 0, down.err);
+    assert.equal(await Promise.race([ended, new Promise((res) => setTimeout(() => res('still running'), 5000))]), 0, 'logs -f ends once the sandbox is removed');
+  } finally { follow.kill('SIGKILL'); }
   assert.deepEqual(egressLeftovers(name, rec.pid), []);
 });
 
