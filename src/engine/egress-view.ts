@@ -17,6 +17,8 @@ import { policyRulesOf } from './egress';
 
 /** A local answer's budget: sbx-egress answers from memory, inside the same host. */
 const LOCAL_MS = 1000;
+/** How long the UDP query to the upstream waits for its ICMP error before the wall's counter is asked. */
+const UDP_MS = 20;
 
 const inHostNetwork = (addr: string) => Object.values(networkInterfaces()).some((l) => (l ?? []).some((a) => a.family === 'IPv4' && a.cidr && range4(a.cidr)[0] <= range4(addr)[0] && range4(addr)[0] <= range4(a.cidr)[1]));
 const namedByAllow = (rules: readonly PlannedRule[], addr: string) => rules.some((r) => r.action === 'allow' && r.target.type === 'cidr' && r.target.family === 4 && range4(`${r.target.network}/${r.target.prefix}`)[0] <= range4(addr)[0] && range4(addr)[0] <= range4(`${r.target.network}/${r.target.prefix}`)[1]);
@@ -36,7 +38,9 @@ function probeList(plan: Plan, run: EgressRun): { list: NetProbe[]; upstream?: s
   const list: NetProbe[] = [
     { kind: 'dns', transport: 'udp', addr: '127.0.0.53', name: 'id.sandbox', type: 'TXT', class: 'CH', timeoutMs: LOCAL_MS },
     { kind: 'dns', transport: 'udp', addr: '127.0.0.53', name: canaryName(nonce), type: 'A', timeoutMs: LOCAL_MS },
-    ...(upstream ? [{ kind: 'dns', transport: 'udp', addr: upstream, name: canaryName(nonce) } as NetProbe, { kind: 'dns', transport: 'tcp', addr: upstream, name: canaryName(nonce) } as NetProbe] : []),
+    // UDP's refusal is an ICMP error, which the host may hold back (its rate limit per address):
+    // a short wait, then the wall's counter says whether the query was caught there.
+    ...(upstream ? [{ kind: 'dns', transport: 'udp', addr: upstream, name: canaryName(nonce), timeoutMs: UDP_MS } as NetProbe, { kind: 'dns', transport: 'tcp', addr: upstream, name: canaryName(nonce) } as NetProbe] : []),
     ...(canary ? [{ kind: 'tcp', addr: canary, port: 443 } as NetProbe] : []),
     ...(metadata ? [{ kind: 'tcp', addr: '169.254.169.254', port: 80 } as NetProbe] : []),
     ...(gateway ? [{ kind: 'tcp', addr: gateway, port: 22 } as NetProbe] : []),
