@@ -430,9 +430,10 @@ export interface Verdict { allowed: boolean; rule: EgressRule | null; reason: 'r
  */
 export function verdict(rules: readonly EgressRule[], q: Query, classes: readonly string[] = REFUSED_CLASSES): Verdict {
   if (isIP(q.addr) !== 4) return { allowed: false, rule: null, reason: 'ipv6' };
-  const ranges = classes.map((c) => classRange(c));
-  const lifted = (cls: CidrTarget) => rules.some((r) => r.action === 'allow' && r.target.type === 'cidr' && cidrInside(cls, r.target) && cidrContains(r.target, q.addr));
-  if (ranges.some((c) => cidrContains(c, q.addr) && !lifted(c))) return { allowed: false, rule: null, reason: 'class' };
+  // An address in a refused class is reached only through an allow whose own range lies inside
+  // that class, on that rule's ports: `allow 169.254.169.254:80` opens port 80 of the metadata
+  // address and nothing else, and a wider allow (0.0.0.0/0, a host rule) never opens a class.
+  const inClasses = classes.map((c) => classRange(c)).filter((c) => cidrContains(c, q.addr));
   const answered = (q.answered ?? []).map(canonical);
   for (const r of rules) {
     if (!r.protocols.includes(q.proto) || (q.proto !== 'icmp' && !inPorts(r.ports, q.port))) continue;
@@ -440,8 +441,11 @@ export function verdict(rules: readonly EgressRule[], q: Query, classes: readonl
     const hit = t.type === 'cidr'
       ? cidrContains(t, q.addr)
       : q.name !== undefined ? matchName(r, q.name) && answered.includes(canonical(q.name)) : answered.some((n) => matchName(r, n));
-    if (hit) return { allowed: r.action === 'allow', rule: r, reason: 'rule' };
+    if (!hit) continue;
+    if (r.action === 'allow' && inClasses.some((c) => t.type !== 'cidr' || !cidrInside(c, t))) return { allowed: false, rule: null, reason: 'class' };
+    return { allowed: r.action === 'allow', rule: r, reason: 'rule' };
   }
+  if (inClasses.length) return { allowed: false, rule: null, reason: 'class' };
   return { allowed: false, rule: null, reason: 'default' };
 }
 

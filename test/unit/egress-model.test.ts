@@ -240,7 +240,7 @@ test('nameAllowed: the resolver answers names some allow rule can match, on a po
   assert.equal(nameAllowed([], 'a.test'), false);
 });
 
-test('verdict: classes first, then the rules in order, first match; nothing matched is refused', () => {
+test('verdict: the rules in order, first match, an allow of a refused class only by a range inside it, first match; nothing matched is refused', () => {
   const r = rules('allow jira.corp.test', 'deny *.corp.test', 'allow allowed.test:443', 'allow 169.254.169.254:80', 'allow 198.18.7.12:7/udp', 'allow 0.0.0.0/0:22');
   const v = (q: Parameters<typeof verdict>[1]) => { const x = verdict(r, q); return `${x.allowed ? 'allow' : 'deny'} ${x.rule?.index ?? x.reason}`; };
   assert.equal(v({ addr: '198.18.7.10', port: 443, proto: 'tcp', name: 'allowed.test', answered: ['allowed.test'] }), 'allow 3');
@@ -252,8 +252,9 @@ test('verdict: classes first, then the rules in order, first match; nothing matc
   assert.equal(v({ addr: '198.18.7.10', port: 443, proto: 'tcp', name: 'wiki.corp.test', answered: ['wiki.corp.test'] }), 'deny 2');
   assert.equal(v({ addr: '169.254.169.254', port: 80, proto: 'tcp' }), 'allow 4', 'the metadata address, opened by a cidr rule inside its class');
   assert.equal(v({ addr: '169.254.1.1', port: 22, proto: 'tcp' }), 'deny class', '0.0.0.0/0 does not open a refused class');
-  // A cidr rule inside the class lifts it for its addresses (contract 3); the rules then decide.
-  assert.equal(v({ addr: '169.254.169.254', port: 22, proto: 'tcp' }), 'allow 6');
+  // A cidr rule inside the class opens it on that rule's own ports only: a wider allow that
+  // matches first (or later) never opens a refused class.
+  assert.equal(v({ addr: '169.254.169.254', port: 22, proto: 'tcp' }), 'deny class');
   assert.equal(v({ addr: '127.0.0.1', port: 22, proto: 'tcp' }), 'deny class');
   assert.equal(v({ addr: '198.18.9.9', port: 22, proto: 'tcp' }), 'allow 6');
   assert.equal(v({ addr: '198.18.7.12', port: 7, proto: 'udp' }), 'allow 5');
