@@ -27,6 +27,8 @@ export interface EgressProbes {
   /** TCP to 169.254.169.254:80 and to the gateway: refused. */
   metadata?: ConnectOutcome;
   gateway?: { addr: string } & ConnectOutcome;
+  /** When a probe got through: the allow rules whose wall counters counted packets (nothing else has run yet), by index. */
+  through?: number[];
   /** IPv6 addresses in the sandbox's namespace when one is not lo's ::1 (all of them, ::1 too), else 0; -1: not counted. */
   ipv6: number;
 }
@@ -101,16 +103,17 @@ const refusedQuickly = (c: ConnectOutcome) => (c.outcome === 'refused' || c.outc
 const connText = (c: ConnectOutcome) => `${c.outcome}${c.errno ? ` (errno ${c.errno})` : ''}${c.us !== undefined ? ` in ${(c.us / 1000).toFixed(2)} ms` : ''}`;
 const dnsText = (d: DnsOutcome) => d.error ?? (d.rcode !== undefined ? `an answer (rcode ${d.rcode})` : 'no answer');
 
-/** The canaries of the default refusal, each a way out that must be shut. */
-export function attestEgressDefault(s: StepOf<'net.egress.default'>, v: EgressView | undefined, out: Out): void {
+/** The canaries of the default refusal, each a way out that must be shut; one that got through names the rule whose counter counted it. */
+export function attestEgressDefault(plan: Plan, s: StepOf<'net.egress.default'>, v: EgressView | undefined, out: Out): void {
   const p = v?.probes;
   if (!p || failed(p)) { out(s, 'mismatch', `expected the canaries run from inside the sandbox, found ${p ? p.error : 'none run'}`); return; }
   const bad: string[] = [];
   if (p.canaryName.rcode !== 3) bad.push(`canary-<nonce>.invalid got ${dnsText(p.canaryName)}, expected NXDOMAIN`);
   if (p.upstream) for (const [proto, d] of [['UDP', p.upstream.udp], ['TCP', p.upstream.tcp]] as const) if (!d.refused && !d.walled) bad.push(`DNS over ${proto} straight to ${p.upstream.addr} got ${dnsText(d)}, expected it refused at once`);
-  if (p.canary && !refusedQuickly(p.canary)) bad.push(`${p.canary.addr}:${p.canary.port} ${connText(p.canary)} from inside the sandbox, expected it refused at once`);
-  if (p.metadata && !refusedQuickly(p.metadata)) bad.push(`169.254.169.254:80 ${connText(p.metadata)}, expected it refused`);
-  if (p.gateway && !refusedQuickly(p.gateway)) bad.push(`the gateway ${p.gateway.addr}:22 ${connText(p.gateway)}, expected it refused`);
+  const via = p.through?.length ? ` through ${p.through.map((i) => ruleName(plan, i)).join(', ')}` : '';
+  if (p.canary && !refusedQuickly(p.canary)) bad.push(`${p.canary.addr}:${p.canary.port} ${connText(p.canary)} from inside the sandbox${p.canary.outcome === 'connected' ? via : ''}, expected it refused at once`);
+  if (p.metadata && !refusedQuickly(p.metadata)) bad.push(`169.254.169.254:80 ${connText(p.metadata)}${p.metadata.outcome === 'connected' ? via : ''}, expected it refused`);
+  if (p.gateway && !refusedQuickly(p.gateway)) bad.push(`the gateway ${p.gateway.addr}:22 ${connText(p.gateway)}${p.gateway.outcome === 'connected' ? via : ''}, expected it refused`);
   if (p.ipv6 < 0) bad.push('the IPv6 addresses of the sandbox could not be counted, expected none');
   if (p.ipv6 > 0) bad.push(`${p.ipv6} IPv6 address${p.ipv6 > 1 ? 'es' : ''} in the sandbox, expected none`);
   const ok = ['canary name NXDOMAIN', p.upstream ? `DNS to ${p.upstream.addr} refused` : '', p.canary ? `${p.canary.addr}:${p.canary.port} refused` : '', p.metadata ? 'metadata refused' : '', p.gateway ? 'gateway refused' : '', 'no IPv6'].filter(Boolean).join(', ');

@@ -187,7 +187,7 @@ const RULES: Rules = {
   'net.hosts': (a, s) => a.check(s, (a.view.stateFile('hosts') ?? '').includes('localhost'), 'the sandbox\'s /etc/hosts written', 'none'),
   'net.resolv': (a, s) => (s.args.options ? attestEgressResolv(s, a.egress, a.record) : a.check(s, a.view.stateFile('resolv.conf') !== undefined, 'the sandbox\'s /etc/resolv.conf written', 'none')),
   'net.egress.rule': (a, s) => attestEgressRule(a.plan, s, a.egress, a.record),
-  'net.egress.default': (a, s) => attestEgressDefault(s, a.egress, a.record),
+  'net.egress.default': (a, s) => attestEgressDefault(a.plan, s, a.egress, a.record),
   'net.egress.start': (a, s) => attestEgressStart(s, a.egress, a.record),
   'net.egress.wall': (a, s) => attestEgressWall(a.plan, s, a.egress, a.record),
   // Mounts, read from the child's mount table.

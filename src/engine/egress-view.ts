@@ -80,8 +80,14 @@ export async function readEgressView(pid: number, plan: Plan, run: EgressRun, st
   const [probes, inside, json] = await Promise.all([probeView(pid, plan, run, lib), tableView(insideTable(rules), run.record.relay, `/proc/${pid}/ns/net`), wallJson]);
   const wall = !run.wall || json === undefined ? undefined : json instanceof Error ? { error: json.message } : { want: canonOfTable(run.wall), got: canonOfJson(json) };
   const up = 'upstream' in probes ? probes.upstream : undefined;
-  if (run.wall && up?.udp.error?.startsWith('timeout')) {
-    try { up.udp.walled = counterPackets(await listTableJson(run.wall.name), 'dns') > (up.tcp.refused ? 1 : 0); } catch { /* stays a mismatch */ }
+  const connected = 'ipv6' in probes && [probes.canary, probes.metadata, probes.gateway].some((c) => c?.outcome === 'connected');
+  if (run.wall && (up?.udp.error?.startsWith('timeout') || connected)) {
+    try {
+      const again = await listTableJson(run.wall.name);
+      if (up?.udp.error?.startsWith('timeout')) up.udp.walled = counterPackets(again, 'dns') > (up.tcp.refused ? 1 : 0);
+      // Only the probes have sent anything: an allow rule's counter that moved let one through.
+      if (connected && 'ipv6' in probes) probes.through = rules.filter((r) => r.action === 'allow' && r.target.type === 'cidr' && counterPackets(again, `r${r.index}`) > 0).map((r) => r.index);
+    } catch { /* the probe's own verdict stands */ }
   }
   let resolvConf: string | undefined;
   try { resolvConf = readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8'); } catch { /* absent: a mismatch */ }

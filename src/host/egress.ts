@@ -14,6 +14,10 @@ const childProcess = () => require('node:child_process') as typeof import('node:
 export const EGRESS_RECORD = 'egress.json';
 /** The files sbx-egress and the CLI keep in the state folder (contract 9). */
 export const EGRESS_FILES = [EGRESS_RECORD, `.${EGRESS_RECORD}.tmp`, 'egress.policy', 'egress.log', 'egress.status', 'egress.status.tmp', 'denials.jsonl', 'denials.1.jsonl'];
+/** The sbx-egress processes this CLI started, by PID: stopping one waits until this process has
+ * reaped it, so that a foreground run leaves no zombie behind for init to collect. */
+const started = new Map<number, import('node:child_process').ChildProcess>();
+
 /** How long sbx-egress may take to bind its sockets and load its table before the start fails. */
 const READY_TIMEOUT_MS = 5000;
 
@@ -75,6 +79,8 @@ export async function startEgress(o: EgressStart): Promise<EgressRecord> {
   const child = childProcess().spawn(o.binary, ['--state', o.stateDir, '--holder', String(o.holder), '--netns', o.netns], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const spawned = await new Promise<Error | undefined>((r) => { child.once('spawn', () => r(undefined)); child.once('error', (e) => r(e)); });
   if (spawned) throw new Error(`sbx-egress could not be started (${(spawned as NodeJS.ErrnoException).code ?? spawned.message}): ${o.binary}; rebuild with \`node scripts/build.mjs\``);
+  started.set(child.pid!, child);
+  child.once('exit', () => started.delete(child.pid!));
   const proc = procOf(child.pid!);
   const record: EgressRecord = { ...o.record, ...(proc ? { pid: proc.pid, start: proc.start } : {}) };
   writeEgressRecord(o.stateDir, record);
@@ -120,6 +126,10 @@ export async function stopEgress(stateDir: string): Promise<boolean> {
   if (proc && alive) {
     signal(proc, 'SIGTERM');
     if (!(await gone(proc, 2000))) { signal(proc, 'SIGKILL'); await gone(proc, 1000); }
+  }
+  const mine = r.pid ? started.get(r.pid) : undefined;
+  if (mine && mine.exitCode === null && mine.signalCode === null) {
+    await new Promise<void>((resolve) => { const t = setTimeout(resolve, 1000); mine.once('exit', () => { clearTimeout(t); resolve(); }); });
   }
   rmSync(join(stateDir, EGRESS_RECORD), { force: true });
   return alive;

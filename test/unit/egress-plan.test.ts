@@ -167,6 +167,7 @@ test('attestation: each way out that is open is a mismatch naming what got throu
   };
   const p = (v: EgressView) => v.probes as Exclude<EgressView['probes'], { error: string } | undefined>;
   mismatch((v) => { p(v).canary = { addr: '203.0.113.254', port: 443, outcome: 'connected', us: 300 }; }, 'net:egress:default', /203\.0\.113\.254:443 connected .* expected it refused at once/);
+  mismatch((v) => { p(v).canary = { addr: '203.0.113.254', port: 443, outcome: 'connected', us: 300 }; p(v).through = [6]; }, 'net:egress:default', /203\.0\.113\.254:443 connected in 0\.30 ms from inside the sandbox through rule 6 "allow 198\.18\.0\.0\/15" \(sandbox\.yml:12:7\), expected it refused at once/);
   mismatch((v) => { p(v).canary = { addr: '203.0.113.254', port: 443, outcome: 'timeout', us: 200_000 }; }, 'net:egress:default', /timeout/);
   mismatch((v) => { p(v).canaryName = { rcode: 0 }; }, 'net:egress:default', /canary-<nonce>\.invalid got an answer \(rcode 0\), expected NXDOMAIN/);
   mismatch((v) => { p(v).upstream!.tcp = { rcode: 0 }; }, 'net:egress:default', /DNS over TCP straight to 198\.18\.7\.53 got an answer/);
