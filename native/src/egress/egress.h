@@ -108,8 +108,8 @@ int policy_match(const struct eg_rule *r, const char *name);
 int policy_name_allowed(const struct eg_policy *p, const char *name, const struct eg_rule **rule);
 /* -1: not in a refused class (or a cidr allow inside the class names it); else the class index. */
 int policy_class(const struct eg_policy *p, uint32_t addr_be);
-/* verdict (design 4.2): returns 1 allowed, 0 refused; *rule is the deciding rule or NULL (no rule
- * matched, or a class when *cls). With a name: name_has_addr says whether the address is among the
+/* verdict (design 4.2, as src/model/egress.ts): returns 1 allowed, 0 refused; *rule is the deciding
+ * rule or NULL (no rule matched, or a class when *cls). With a name: name_has_addr says whether the address is among the
  * name's live answers; without (name NULL): names[] are the live names answered with the address. */
 int policy_verdict(const struct eg_policy *p, uint32_t addr_be, uint16_t port, unsigned proto,
 		   const char *name, int name_has_addr, const char *const *names, int nnames,

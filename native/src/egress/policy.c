@@ -287,7 +287,9 @@ int policy_name_allowed(const struct eg_policy *p, const char *name, const struc
 	return 0;
 }
 
-/* An address in a refused class, unless an allow cidr rule lying inside that class names it. */
+/* An address in a refused class, unless an allow cidr rule lying inside that class names it (on
+ * some port: the resolver keeps such an address in its answers and the relay's gate lets it on
+ * to policy_verdict, which holds it to that rule's ports). */
 int policy_class(const struct eg_policy *p, uint32_t addr_be)
 {
 	uint32_t a = ntohl(addr_be);
@@ -303,14 +305,23 @@ int policy_class(const struct eg_policy *p, uint32_t addr_be)
 	return -1;
 }
 
+static int range_inside(const struct eg_policy *p, int c, const struct eg_rule *r)
+{
+	return (r->mask & p->class_mask[c]) == p->class_mask[c] && (r->net & p->class_mask[c]) == p->class_net[c];
+}
+
+/* Rules in order, first match. An address in a refused class is reached only through an allow
+ * cidr rule whose own range lies inside that class, on that rule's ports and protocols: a wider
+ * allow (0.0.0.0/0, a host rule) that matches first refuses it as a class (as src/model/egress.ts). */
 int policy_verdict(const struct eg_policy *p, uint32_t addr_be, uint16_t port, unsigned proto,
 		   const char *name, int name_has_addr, const char *const *names, int nnames,
 		   const struct eg_rule **rule, int *cls)
 {
 	uint32_t a = ntohl(addr_be);
+	int in_class = 0;
 	*rule = NULL;
 	*cls = 0;
-	if (policy_class(p, addr_be) >= 0) { *cls = 1; return 0; }
+	for (int c = 0; c < p->nclasses; c++) in_class |= (a & p->class_mask[c]) == p->class_net[c];
 	for (int i = 0; i < p->nrules; i++) {
 		const struct eg_rule *r = &p->rules[i];
 		if (!(r->protos & proto) || !port_in(r, port)) continue;
@@ -319,8 +330,14 @@ int policy_verdict(const struct eg_policy *p, uint32_t addr_be, uint16_t port, u
 		else if (proto != EG_TCP) hit = 0;
 		else if (name) hit = name_has_addr && policy_match(r, name);
 		else for (int k = 0; k < nnames && !hit; k++) hit = policy_match(r, names[k]);
-		if (hit) { *rule = r; return r->allow; }
+		if (!hit) continue;
+		if (r->allow && in_class)
+			for (int c = 0; c < p->nclasses; c++)
+				if ((a & p->class_mask[c]) == p->class_net[c] && (r->host || !range_inside(p, c, r))) { *cls = 1; return 0; }
+		*rule = r;
+		return r->allow;
 	}
+	*cls = in_class;
 	return 0;
 }
 

@@ -351,10 +351,14 @@ static void accept_one(int fd)
 	if (c->ufd < 0 || !c->buf || half_open(&c->u2c) < 0) { conn_close(c, 1); return; }
 	if (G.pol.mark && G.root) setsockopt(c->ufd, SOL_SOCKET, SO_MARK, &G.pol.mark, sizeof G.pol.mark);
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = dst.sin_port, .sin_addr.s_addr = c->addr };
-	if (connect(c->ufd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) { conn_close(c, 1); return; }
-	struct epoll_event ec = { .events = EPOLLIN, .data.ptr = &c->cl }, eu = { .events = EPOLLOUT, .data.ptr = &c->up };
-	c->want_c = EPOLLIN;
-	c->want_u = EPOLLOUT;
+	if (connect(c->ufd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) {
+		/* Refused at once (no route): as a refusal that comes later, the verdict is given first. */
+		c->ufailed = 1;
+		c->deadline = now_mono() + 1;
+	}
+	struct epoll_event ec = { .events = EPOLLIN, .data.ptr = &c->cl }, eu = { .events = c->ufailed ? 0 : EPOLLOUT, .data.ptr = &c->up };
+	c->want_c = ec.events;
+	c->want_u = eu.events;
 	if (epoll_ctl(G.epoll, EPOLL_CTL_ADD, c->cfd, &ec) < 0 || epoll_ctl(G.epoll, EPOLL_CTL_ADD, c->ufd, &eu) < 0) {
 		epoll_ctl(G.epoll, EPOLL_CTL_DEL, c->cfd, NULL);
 		conn_close(c, 1);
