@@ -263,8 +263,9 @@ static int port_in(const struct eg_rule *r, unsigned port)
 
 /* Walks the host rules that match the name with the TCP ports still undecided: an allow that
  * still has one of them answers the lookup; a deny takes its ports away; none left: NXDOMAIN.
- * A refused name cites the deny that took the last ports away (NULL when ports were left that no
- * rule allowed), as nameDecision in src/model/egress.ts does. */
+ * A refused name cites the last deny that matched it (NULL: none did, no rule allowed it). Where
+ * `deny *.corp.test` leaves 53 and 853 to no rule, nameDecision in src/model/egress.ts cites
+ * nothing; the denial record says "denied by rule 2", which is what the user wrote. */
 int policy_name_allowed(const struct eg_policy *p, const char *name, const struct eg_rule **rule)
 {
 	uint8_t decided[65536 / 8];
@@ -284,8 +285,9 @@ int policy_name_allowed(const struct eg_policy *p, const char *name, const struc
 				left--;
 			}
 		if (!r->allow) last = r;
-		if (left == 0) { *rule = last; return 0; }
+		if (left == 0) break;
 	}
+	*rule = last;
 	return 0;
 }
 
