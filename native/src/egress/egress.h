@@ -103,8 +103,8 @@ struct eg_denial {
 int policy_parse(char *text, size_t len, struct eg_policy *p, char *err, size_t errlen);
 int policy_name_ok(const char *name);
 int policy_match(const struct eg_rule *r, const char *name);
-/* nameAllowed (design 4.2): 1 allowed; 0 refused, *rule = the deny rule that closed the last
- * ports (NULL: no rule allowed it). */
+/* nameAllowed (design 4.2, nameDecision in src/model/egress.ts): 1 allowed, *rule = the allow
+ * that answers; 0 refused, *rule = the deny that closed the last ports (NULL: no rule allowed it). */
 int policy_name_allowed(const struct eg_policy *p, const char *name, const struct eg_rule **rule);
 /* -1: not in a refused class (or a cidr allow inside the class names it); else the class index. */
 int policy_class(const struct eg_policy *p, uint32_t addr_be);

@@ -134,7 +134,6 @@ static int batch(const uint32_t *del, int ndel, const uint32_t *add, int nadd, u
 {
 	uint8_t buf[NLBUF];
 	struct msg m = { buf, 0, sizeof buf };
-	uint32_t first = seq;
 	struct nlmsghdr *h = msg_begin(&m, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, seq++);
 	msg_end(&m, h);
 	int acks = 0;
@@ -151,7 +150,6 @@ static int batch(const uint32_t *del, int ndel, const uint32_t *add, int nadd, u
 	acks++;
 	h = msg_begin(&m, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, seq++);
 	msg_end(&m, h);
-	(void)first;
 	return transact(G.nft_nl, &m, ack_first, acks);
 }
 

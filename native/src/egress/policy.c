@@ -4,7 +4,6 @@
 #include "egress.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,11 +262,14 @@ static int port_in(const struct eg_rule *r, unsigned port)
 
 /* Walks the host rules that match the name with the TCP ports still undecided: an allow that
  * still has one of them answers the lookup; a deny takes its ports away; none left: NXDOMAIN.
- * A refused name cites the first deny rule that matched it, if any. */
+ * A refused name cites the last deny that matched it (NULL: none did, no rule allowed it). Where
+ * `deny *.corp.test` leaves 53 and 853 to no rule, nameDecision in src/model/egress.ts cites
+ * nothing; the denial record says "denied by rule 2", which is what the user wrote. */
 int policy_name_allowed(const struct eg_policy *p, const char *name, const struct eg_rule **rule)
 {
 	uint8_t decided[65536 / 8];
 	unsigned left = 65535;
+	const struct eg_rule *last = NULL;
 	memset(decided, 0, sizeof decided);
 	*rule = NULL;
 	if (!policy_name_ok(name)) return 0;
@@ -277,13 +279,14 @@ int policy_name_allowed(const struct eg_policy *p, const char *name, const struc
 		for (int j = 0; j < r->nports; j++)
 			for (unsigned port = r->ports[j].lo; port <= r->ports[j].hi; port++) {
 				if (decided[port >> 3] & (1u << (port & 7))) continue;
-				if (r->allow) { *rule = NULL; return 1; }
+				if (r->allow) { *rule = r; return 1; }
 				decided[port >> 3] |= (uint8_t)(1u << (port & 7));
 				left--;
 			}
-		if (!r->allow && !*rule) *rule = r;
-		if (left == 0) return 0;
+		if (!r->allow) last = r;
+		if (left == 0) break;
 	}
+	*rule = last;
 	return 0;
 }
 
@@ -324,7 +327,7 @@ int policy_verdict(const struct eg_policy *p, uint32_t addr_be, uint16_t port, u
 	for (int c = 0; c < p->nclasses; c++) in_class |= (a & p->class_mask[c]) == p->class_net[c];
 	for (int i = 0; i < p->nrules; i++) {
 		const struct eg_rule *r = &p->rules[i];
-		if (!(r->protos & proto) || !port_in(r, port)) continue;
+		if (!(r->protos & proto) || (proto != EG_ICMP && !port_in(r, port))) continue;   /* ICMP has no ports */
 		int hit = 0;
 		if (!r->host) hit = (a & r->mask) == r->net;
 		else if (proto != EG_TCP) hit = 0;
