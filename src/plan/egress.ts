@@ -300,10 +300,12 @@ export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable
   const from: Stmt[][] = [
     [{ k: 'ct' }, { k: 'accept' }],
     [{ k: 'v6' }, ...refuse('v6')],
-    ...dnsSection,
-    [{ k: 'l4', v: ['tcp', 'udp'] }, { k: 'dport', v: '53,853' }, ...refuse('dns')],
+    // The classes before DNS: a cidr rule that lists port 53 (say 0.0.0.0/0:53) must not open
+    // another sandbox's or the gateway's DNS, as it does not in sbx-egress's verdict.
     ...classSection,
     [{ k: 'daddr', v: '@class4' }, ...refuse('class')],
+    ...dnsSection,
+    [{ k: 'l4', v: ['tcp', 'udp'] }, { k: 'dport', v: '53,853' }, ...refuse('dns')],
     ...cidrs.map((r) => [...cidrMatch(r), ...verdict(r)]),
     refuse('none'),
   ];
