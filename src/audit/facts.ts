@@ -47,6 +47,10 @@ export interface ExposureFacts {
   cgroupWrites: { id: string; file: string; value: string; at: At }[];
   sysctls: { name: string; value: string; at: At }[];
   maskedPaths: { path: string; at: At }[];
+  /** Paths kept read-only in a writable host folder (`paths`' protected defaults: git hooks, start-up files). */
+  protectedPaths: { path: string; at: At }[];
+  /** `paths` rules that show a credential of the caller's, or make a protected start-up file writable. */
+  pathExposures: { path: string; what: 'credential' | 'protected'; access: string; pattern: string; at: At }[];
   insecureRegistries: { host: string; at: At }[];
 }
 
@@ -144,7 +148,9 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     },
     cgroupWrites: stepsOf(steps, 'cgroup.set').filter((s) => !LIMIT_STEPS.has(s.id) && !(s.id === 'cgroup:memory-swap' && sameSource(s.source, cg('memory')?.source))).map((s) => ({ id: s.id, file: s.args.file, value: s.args.value, at: at(s.source, ['resources']) })),
     sysctls: stepsOf(steps, 'sysctl').map((s) => ({ name: s.args.name, value: s.args.value, at: at(s.source, KEY.sysctls!) })),
-    maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, KEY.masked!) })),
+    maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, s.id.startsWith('hide:') || s.id.startsWith('deny:') ? ['paths'] : KEY.masked!) })),
+    protectedPaths: stepsOf(steps, 'mount.readonly').filter((s) => s.id.startsWith('protect:')).map((s) => ({ path: s.args.path, at: at(s.source, ['paths']) })),
+    pathExposures: spec.paths.exposed.map((e) => ({ path: e.path, what: e.what, access: e.access, pattern: e.pattern, at: at(e.src, ['paths']) })),
     // The spec keeps the list without locations: each entry is found in the file.
     // A loopback registry is plain HTTP whether it is listed or not, and no one else is on its path.
     insecureRegistries: insecure.flatMap((host, i) => (isLoopbackRegistry(host) ? [] : [{ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } }])),
