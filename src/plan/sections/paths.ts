@@ -33,7 +33,7 @@ export function pathsAfterPivot(ctx: Compilation): void {
   for (const r of ctx.spec.paths.rules) {
     if (r.how === 'mask') ctx.add('mounts', `${r.origin === 'hide' ? 'hide' : 'deny'}:${r.at}`, 'mount.mask', maskTitle(r), r.src, { path: r.at });
     else if (r.how === 'cover') ctx.add('mounts', `deny:${r.at}`, 'mount.readonly', `make the empty tmpfs over ${r.at} read-only: the denied folder stays empty`, r.src, { path: r.at });
-    else if (r.how === 'readonly') ctx.add('mounts', `protect:${r.at}`, 'mount.readonly', `keep ${r.at} read-only: ${r.pattern} in a writable host folder is ${r.pattern.startsWith('.git/') ? 'run or read by git' : 'read as settings or run'} by the host's own programs later (name it in \`paths\` to change this)`, r.src, { path: r.at });
+    else if (r.how === 'readonly') ctx.add('mounts', `protect:${r.at}`, 'mount.readonly', `keep ${r.at} read-only: in a writable host folder, ${r.pattern} is ${r.pattern.startsWith('.git/') ? 'run or read by git' : 'read or run by shells and editors'} on the host later (name it in \`paths\` to change this)`, r.src, { path: r.at });
   }
 }
 
