@@ -53,7 +53,7 @@ test('each rule becomes a step at its line: read_write and read_only binds among
     const s = step(`protect:/project/${p}`);
     assert.equal(s.kind, 'mount.readonly');
     assert.equal(s.source, 'default');
-    assert.match(s.title, /keep .* read-only: .* in a writable host folder/);
+    assert.match(s.title, /keep .* read-only: in a writable host folder, .* on the host later/);
   }
   // The home is not visible: no credential to hide.
   assert.ok(!ids.some((i) => i.startsWith('hide:')));
