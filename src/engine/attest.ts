@@ -146,6 +146,7 @@ const RULES: Rules = {
   'state.create': (a, s) => a.check(s, a.view.stateFile('owner') !== undefined || a.view.stateFile('.') !== undefined, `${s.args.path} exists`, 'no state folder'),
   'rootfs.host': preparedOnHost, 'rootfs.dir': preparedOnHost, 'rootfs.image': preparedOnHost,
   'image.note': (a, s) => a.unchecked(s, 'a note about the image: nothing is applied'),
+  'path.placeholder': (a, s) => a.unchecked(s, `the placeholder at ${s.args.path}, made on the host before the clone; its deny step is checked in the sandbox's mount table`),
   'volume.create': (a, s) => a.unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'),
   'cgroup.create': (a, s) => a.check(s, a.view.cgroupFile('pids', 'cgroup.procs') !== undefined || a.view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'),
   'cgroup.set': cgroupSet,

@@ -88,6 +88,9 @@ export interface PathRule {
   at: string;
   kind: PathKind;
   how: 'bind' | 'mask' | 'cover' | 'readonly';
+  /** A deny of a path that does not exist yet (its folder does): what is made there on the host
+   * before the clone for the mask to cover (a folder when the rule ends with /). */
+  placeholder?: 'file' | 'dir';
   /** rule: the file's; protect: a start-up file of a writable folder; hide: a credential. */
   origin: 'rule' | 'protect' | 'hide';
   /** As written (a default: the name of the list entry). */

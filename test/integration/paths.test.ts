@@ -1,7 +1,8 @@
 // `paths` for real, from inside a `rootfs: host` sandbox: the workspace writable but its git hooks
 // and git config read-only (EROFS), a read_only glob refusing writes, a denied file empty and a
 // denied folder empty, a test HOME's ~/.ssh empty where the home is shown, a denied folder that
-// holds a writable one; every path step attested; nothing left on the host after.
+// holds a writable one, denied paths that do not exist yet (over placeholders, gone after); every
+// path step attested; nothing left on the host after.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,10 @@ const SCRIPT = (ws: string, home: string) => [
   'w new new.txt',
   'w deep secrets/out/log.txt',
   'w denied-dir docs/x',
+  'w new-denied-dir cache/x',
+  'w new-denied .env',
+  'echo "env: $(cat .env | wc -c)"',
+  'echo "cache: $(ls -A cache | wc -l)"',
   `echo "ssh: $(ls -A ${home}/.ssh | wc -l)"`,
   `echo "known: $(cat ${home}/.gitconfig)"`,
   'echo "secret: $(cat secret.txt | wc -c)"',
@@ -53,7 +58,7 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
     'paths:',
     "  read_write: [., ./secrets/out]",
     "  read_only: ['./src/*.key', '~']",
-    '  deny: [./secret.txt, ./docs, ./secrets]',
+    '  deny: [./secret.txt, ./docs, ./secrets, ./.env, ./cache/]',
     `command: [/bin/sh, -c, ${JSON.stringify(SCRIPT(ws, home))}]`, '',
   ].join('\n'));
   const env = { HOME: home };
@@ -70,6 +75,8 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
     assert.deepEqual(said, {
       hook: 'Read-only file system', gitconfig: 'Read-only file system', 'key-write': 'Read-only file system', bashrc: 'Read-only file system',
       new: '', deep: '', 'denied-dir': 'Read-only file system', ssh: '0', known: '[user]', secret: '0', docs: '0', secrets: 'out', key: 'KEY-A',
+      // Denied paths that did not exist: covered over placeholders; a write to the file goes to the null device.
+      'new-denied-dir': 'Read-only file system', 'new-denied': '', env: '0', cache: '0',
     });
 
     // On the host: what the workspace allowed was written, nothing else changed.
@@ -79,11 +86,15 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
     assert.equal(readFileSync(join(ws, '.git/config'), 'utf8'), '[core]\n');
     assert.equal(readFileSync(join(ws, 'src/a.key'), 'utf8'), 'KEY-A');
     assert.equal(existsSync(join(ws, 'docs/x')), false);
+    // The placeholders are gone with the run: nothing the sandbox wrote there reached the host.
+    assert.equal(existsSync(join(ws, '.env')), false);
+    assert.equal(existsSync(join(ws, 'cache')), false);
     assert.equal(readFileSync(join(home, '.ssh/id_ed25519'), 'utf8'), 'PRIVATE KEY');
 
     // Every path step read back from the host through the sandbox's mount table, and verified.
     const verdicts = (JSON.parse(readFileSync(attest, 'utf8')) as { attestation: Verdict[] }).attestation.filter((v) => /^(path|deny|protect|hide):/.test(v.step));
     assert.deepEqual(verdicts.map((v) => v.step).sort(), steps.map((s) => s.id).sort());
+    assert.ok(steps.some((s) => s.id === `deny:${ws}/.env`) && steps.some((s) => s.id === `deny:${ws}/cache`));
     assert.deepEqual(verdicts.filter((v) => v.verdict !== 'verified').map((v) => `${v.step}: ${v.verdict} ${v.detail}`), []);
   } finally {
     sandbox(['down', 'paths-it'], { env });
@@ -93,17 +104,19 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
   }
 });
 
-test('a path step applied wrongly is caught by the attestation before the command runs', { timeout: 120_000 }, (t) => {
+test('a path step applied wrongly is caught by the attestation before the command runs; its placeholder goes with the run', { timeout: 120_000 }, (t) => {
   if (!ready(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'sbx-paths-'));
   mkdirSync(join(dir, 'ro'));
   const file = join(dir, 'sandbox.yml');
-  writeFileSync(file, "version: 1\nname: paths-corrupt\nrootfs: host\nnetwork: none\npaths:\n  read_only: [./ro]\ncommand: [/bin/true]\n");
+  // A denied path that does not exist yet: its placeholder goes with the failed run.
+  writeFileSync(file, "version: 1\nname: paths-corrupt\nrootfs: host\nnetwork: none\npaths:\n  read_write: [.]\n  read_only: [./ro]\n  deny: [./.env]\ncommand: [/bin/true]\n");
   try {
     const r = sandbox(['up', '-q', '-T', file], { env: { SANDBOX_TEST_CORRUPT: `path:${dir}/ro` } });
     assert.equal(r.code, 125, r.err);
     assert.match(r.err, new RegExp(`path:${dir}/ro`));
     assert.match(r.err, /writable/);
+    assert.equal(existsSync(join(dir, '.env')), false, 'the placeholder is removed');
   } finally {
     sandbox(['down', 'paths-corrupt']);
     assert.deepEqual(leftovers('paths-corrupt'), []);

@@ -97,6 +97,17 @@ test('credentials are hidden wherever the home is visible, unless a rule names t
   assert.deepEqual(audit(wf).findings.filter((f) => f.id.startsWith('SBX12')).map((f) => `${f.id} ${f.at.line}:${f.at.col}`), ['SBX121 5:19']);
 });
 
+test('a denied path that does not exist yet: a placeholder made on the host before the clone (a folder for a trailing /), undone after, and masked', () => {
+  const plan = planOf(`${HEAD}paths:\n  read_write: [.]\n  deny: [./new.env, ./cache/]\n`);
+  const made = plan.steps.filter((s) => s.kind === 'path.placeholder');
+  assert.deepEqual(made.map((s) => [s.id, s.stage, s.side, s.args, s.undo]), [
+    ['placeholder:/project/new.env', 'rootfs', 'host', { path: '/project/new.env', type: 'file' }, { kind: 'path.placeholder.remove', args: { path: '/project/new.env', type: 'file' } }],
+    ['placeholder:/project/cache', 'rootfs', 'host', { path: '/project/cache', type: 'dir' }, { kind: 'path.placeholder.remove', args: { path: '/project/cache', type: 'dir' } }],
+  ]);
+  assert.match(plan.steps.find((s) => s.id === 'deny:/project/new.env')!.title, /it does not exist yet: \/dev\/null over the placeholder made before the clone/);
+  assert.match(plan.steps.find((s) => s.id === 'deny:/project/cache')!.title, /an empty read-only tmpfs over the placeholder/);
+});
+
 test('a writable bind volume gets the protected defaults too, where the sandbox shows it', () => {
   assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work']\n`), ['protect:/work/.bashrc mount.readonly default', 'protect:/work/.git/hooks mount.readonly default', 'protect:/work/.git/config mount.readonly default']);
   assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work:ro']\n`), []);

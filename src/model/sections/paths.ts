@@ -55,7 +55,7 @@ function entriesOf(cfg: Pick<UserConfig, 'paths'>, ctx: Pick<NormalizeContext, '
         problem?.(src, 'path-escapes', `\`${pattern}\` climbs out of this file's folder with ..: rules relative to the file stay inside it; write the path as absolute (${resolveHostPath(pattern, ctx.dir, ctx.home)}) or from ~`);
         return;
       }
-      out.push({ access, pattern, abs: resolveHostPath(pattern, ctx.dir, ctx.home), glob: hasGlob(pattern), src });
+      out.push({ access, pattern, abs: resolveHostPath(pattern, ctx.dir, ctx.home).replace(/(.)\/+$/, '$1'), glob: hasGlob(pattern), src });
     });
   }
   return out;
@@ -152,7 +152,8 @@ export function normalizePaths(cfg: UserConfig, ctx: NormalizeContext, rootfs: R
     const kind = kindOf(c.path) ?? 'dir';
     const at = c.access === 'deny' ? locate(c.path) : locator(rootfs, mounts, [])(c.path) ?? (rootfs.type === 'host' ? c.path : undefined);
     if (!checkRule(c, kind, at, rootfs, kindOf, problem)) continue;
-    rules.push({ access: c.access, path: c.path, at: at!, kind, how: c.access === 'deny' ? 'mask' : 'bind', origin: 'rule', pattern: c.pattern, src: c.src });
+    const placeholder = c.access === 'deny' && kind === 'missing' ? (c.pattern.endsWith('/') ? 'dir' : 'file') : undefined;
+    rules.push({ access: c.access, path: c.path, at: at!, kind, how: c.access === 'deny' ? 'mask' : 'bind', origin: 'rule', pattern: c.pattern, src: c.src, ...(placeholder ? { placeholder } : {}) });
   }
   // A denied folder that holds other rules is covered before pivot_root, so that theirs go on top.
   for (const r of rules) if (r.how === 'mask' && r.kind === 'dir' && rules.some((o) => o !== r && o.how === 'bind' && inside(o.at, r.at))) r.how = 'cover';

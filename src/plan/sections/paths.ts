@@ -12,6 +12,16 @@ import type { Compilation } from './context';
 
 const where = (r: PathRule) => (r.at === r.path ? r.path : `${r.path} (at ${r.at})`);
 
+/** 1. rootfs, on the host before the clone: a placeholder where a denied path does not exist yet. */
+export function pathPlaceholders(ctx: Compilation): void {
+  for (const r of ctx.spec.paths.rules) {
+    if (!r.placeholder) continue;
+    const what = r.placeholder === 'dir' ? 'folder' : 'file';
+    ctx.add('rootfs', `placeholder:${r.path}`, 'path.placeholder', `make an empty ${what} at ${r.path}, which does not exist yet, for the deny of it to cover: the sandbox cannot create it, nor see one the host writes there (removed after the run while still empty)`, r.src,
+      { path: r.path, type: r.placeholder }, { kind: 'path.placeholder.remove', args: { path: r.path, type: r.placeholder } });
+  }
+}
+
 /** The rules bound before pivot_root, each with its target, for the mounts stage to order among the volumes. */
 export function pathBinds(ctx: Compilation): { target: string; add(): void }[] {
   return ctx.spec.paths.rules.flatMap((r) => {
@@ -38,7 +48,7 @@ export function pathsAfterPivot(ctx: Compilation): void {
 }
 
 function maskTitle(r: PathRule): string {
-  const how = r.kind === 'dir' ? 'an empty read-only tmpfs over the folder' : r.kind === 'missing' ? 'it does not exist now: hidden if it exists when the sandbox starts; one made during the run is not' : '/dev/null over the file';
+  const how = r.kind === 'dir' ? 'an empty read-only tmpfs over the folder' : r.kind === 'missing' ? `it does not exist yet: ${r.placeholder === 'dir' ? 'an empty read-only tmpfs' : '/dev/null'} over the placeholder made before the clone` : '/dev/null over the file';
   if (r.origin === 'hide') return `hide ${where(r)}, the caller's credentials (${r.pattern}), wherever the home is visible (${how}; name it in \`paths.read_only\` to show it)`;
   return `hide the host's ${where(r)} (${how})${r.pattern !== r.path ? `: \`${r.pattern}\`` : ''}`;
 }
