@@ -34,6 +34,7 @@ const SCRIPT = (ws: string, home: string) => [
   'echo "docs: $(ls -A docs | wc -l)"',
   'echo "secrets: $(ls -A secrets)"',
   'echo "key: $(cat src/a.key)"',
+  'echo "shadow: $(cat /etc/shadow | wc -c)"',
 ].join('\n');
 
 test('paths from inside: hooks and config read-only in a writable workspace, a read_only glob, deny of a file and a folder, ~/.ssh empty, all attested', { timeout: 120_000 }, (t) => {
@@ -58,7 +59,7 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
     'paths:',
     "  read_write: [., ./secrets/out]",
     "  read_only: ['./src/*.key', '~']",
-    '  deny: [./secret.txt, ./docs, ./secrets, ./.env, ./cache/]',
+    '  deny: [./secret.txt, ./docs, ./secrets, ./.env, ./cache/, /etc/shadow]',
     `command: [/bin/sh, -c, ${JSON.stringify(SCRIPT(ws, home))}]`, '',
   ].join('\n'));
   const env = { HOME: home };
@@ -77,6 +78,8 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
       new: '', deep: '', 'denied-dir': 'Read-only file system', ssh: '0', known: '[user]', secret: '0', docs: '0', secrets: 'out', key: 'KEY-A',
       // Denied paths that did not exist: covered over placeholders; a write to the file goes to the null device.
       'new-denied-dir': 'Read-only file system', 'new-denied': '', env: '0', cache: '0',
+      // A file of the host's read-only /etc (rootfs: host), denied.
+      shadow: '0',
     });
 
     // On the host: what the workspace allowed was written, nothing else changed.

@@ -6,6 +6,7 @@ import { compile } from '../../src/plan/compile';
 import { expandGlob } from '../../src/model/sections/glob';
 import { audit } from '../../src/audit/score';
 import { exposureFacts, locatorOf } from '../../src/audit/facts';
+import { diffFacts } from '../../src/audit/diff';
 import { HYBRID_HOST, fakeFs, loadText } from '../helpers/load';
 
 /** A project checked out at /project (the file's folder) and a home with credentials. */
@@ -106,6 +107,18 @@ test('a denied path that does not exist yet: a placeholder made on the host befo
   ]);
   assert.match(plan.steps.find((s) => s.id === 'deny:/project/new.env')!.title, /it does not exist yet: \/dev\/null over the placeholder made before the clone/);
   assert.match(plan.steps.find((s) => s.id === 'deny:/project/cache')!.title, /an empty read-only tmpfs over the placeholder/);
+});
+
+test('diff: a protected path or a hidden credential that goes is looser; a deny added is tighter', () => {
+  const facts = (text: string) => { const r = load(text); return exposureFacts(compile(r.spec!, HYBRID_HOST).plan, r.spec!, locatorOf('sandbox.yml', {}, () => ({ line: 1, col: 1 }))); };
+  const base = facts(`${HEAD}paths:\n  read_write: [.]\n  read_only: ['~']\n`);
+  const looser = facts(`${HEAD}paths:\n  read_write: [., ./.git/hooks]\n  read_only: ['~', '~/.ssh']\n`);
+  const d = diffFacts(base, looser);
+  const line = (c: { kind: string; effect: string; text: string }) => `${c.effect} ${c.kind} ${c.text}`;
+  assert.ok(d.changes.some((c) => c.effect === 'looser' && c.kind.startsWith('protected-path') && c.text.includes('/project/.git/hooks')), d.changes.map(line).join('\n'));
+  assert.ok(d.changes.some((c) => c.effect === 'looser' && c.kind.startsWith('masked-path') && c.text.includes('/home/user/.ssh')), d.changes.map(line).join('\n'));
+  const tighter = diffFacts(base, facts(`${HEAD}paths:\n  read_write: [.]\n  read_only: ['~']\n  deny: [./src]\n`));
+  assert.ok(tighter.changes.some((c) => c.effect === 'tighter' && c.text.includes('/project/src')), tighter.changes.map(line).join('\n'));
 });
 
 test('a writable bind volume gets the protected defaults too, where the sandbox shows it', () => {
