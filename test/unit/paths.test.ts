@@ -121,6 +121,16 @@ test('diff: a protected path or a hidden credential that goes is looser; a deny 
   assert.ok(tighter.changes.some((c) => c.effect === 'tighter' && c.text.includes('/project/src')), tighter.changes.map(line).join('\n'));
 });
 
+test('a path the sandbox shows at two places is denied (and protected) at both', () => {
+  assert.deepEqual(pathSteps(`${HEAD}volumes: ['./src:/src']\npaths:\n  read_write: [.]\n  deny: [./src/keys/a.key]\n`).filter((s) => !s.startsWith('protect:')), [
+    'path:/project mount.bind 6', 'deny:/src/keys/a.key mount.mask 7', 'deny:/project/src/keys/a.key mount.mask 7',
+  ]);
+  // A read rule under a volume is applied where the volume shows it, and at its own path where a rule shows that.
+  assert.deepEqual(pathSteps(`${HEAD}volumes: ['./src:/src']\npaths:\n  read_write: [.]\n  read_only: [./src/keys]\n`).filter((s) => !s.startsWith('protect:')), [
+    'path:/project mount.bind 6', 'path:/src/keys mount.bind 7', 'path:/project/src/keys mount.bind 7',
+  ]);
+});
+
 test('a writable bind volume gets the protected defaults too, where the sandbox shows it', () => {
   assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work']\n`), ['protect:/work/.bashrc mount.readonly default', 'protect:/work/.git/hooks mount.readonly default', 'protect:/work/.git/config mount.readonly default']);
   assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work:ro']\n`), []);

@@ -108,15 +108,18 @@ function candidatesOf(entries: readonly Entry[], facts: PathFacts | undefined, p
   return [...best.values()];
 }
 
-/** Where the sandbox shows a host path: under the deepest bind volume that holds it, else at the
- * same path where the root is the host's and a system folder or a read rule shows it. */
-function locator(rootfs: RootfsSpec, mounts: readonly MountSpec[], readRules: readonly string[]) {
-  const binds = mounts.filter((m): m is Extract<MountSpec, { kind: 'bind' }> => m.kind === 'bind').sort((a, b) => depth(b.source) - depth(a.source));
-  return (h: string): string | undefined => {
-    const b = binds.find((m) => inside(h, m.source));
-    if (b) return posix.join(posix.normalize(b.target), posix.relative(b.source, h));
-    if (rootfs.type !== 'host') return undefined;
-    return HOST_ROOT_DIRS.some((d) => inside(h, d)) || readRules.some((r) => inside(h, r)) ? h : undefined;
+/**
+ * Every place the sandbox shows a host path: under each bind volume that holds it, and, where the
+ * root is the host's, at the same path when a system folder or a read rule bound there shows it.
+ * A deny is applied at each of them (a folder bound twice is hidden twice); a read rule that no
+ * volume holds is bound at its own path (`bindHere`).
+ */
+function locator(rootfs: RootfsSpec, mounts: readonly MountSpec[], hereReads: readonly string[]) {
+  const binds = mounts.filter((m): m is Extract<MountSpec, { kind: 'bind' }> => m.kind === 'bind');
+  return (h: string, bindHere = false): string[] => {
+    const out = binds.filter((m) => inside(h, m.source)).map((m) => posix.join(posix.normalize(m.target), posix.relative(m.source, h)));
+    if (rootfs.type === 'host' && (HOST_ROOT_DIRS.some((d) => inside(h, d)) || hereReads.some((r) => inside(h, r)) || (bindHere && !out.length))) out.push(h);
+    return [...new Set(out)];
   };
 }
 
@@ -144,16 +147,18 @@ export function normalizePaths(cfg: UserConfig, ctx: NormalizeContext, rootfs: R
   const facts = ctx.pathFacts;
   const kindOf = (p: string): PathKind | undefined => facts?.kinds[p];
   const cands = candidatesOf(entriesOf(cfg, ctx, problem), facts, problem).filter((c) => volumeConflict(c, rootfs, mounts, problem) === 'keep');
-  const reads = cands.filter((c) => c.access !== 'deny');
-  // On the host's root a read rule is bound at its own path; on another root only a volume shows it.
-  const locate = locator(rootfs, mounts, rootfs.type === 'host' ? reads.map((c) => c.path) : []);
+  // On the host's root a read rule that no volume holds is bound at its own path; on another root only a volume shows it.
+  const binds = mounts.filter((m) => m.kind === 'bind');
+  const hereReads = rootfs.type === 'host' ? cands.filter((c) => c.access !== 'deny' && !binds.some((m) => m.kind === 'bind' && inside(c.path, m.source))).map((c) => c.path) : [];
+  const locate = locator(rootfs, mounts, hereReads);
   const rules: PathRule[] = [];
   for (const c of cands) {
     const kind = kindOf(c.path) ?? 'dir';
-    const at = c.access === 'deny' ? locate(c.path) : locator(rootfs, mounts, [])(c.path) ?? (rootfs.type === 'host' ? c.path : undefined);
-    if (!checkRule(c, kind, at, rootfs, kindOf, problem)) continue;
+    const ats = locate(c.path, c.access !== 'deny');
+    if (!checkRule(c, kind, ats[0], rootfs, kindOf, problem)) continue;
+    // One placeholder on the host, however many places show it.
     const placeholder = c.access === 'deny' && kind === 'missing' ? (c.pattern.endsWith('/') ? 'dir' : 'file') : undefined;
-    rules.push({ access: c.access, path: c.path, at: at!, kind, how: c.access === 'deny' ? 'mask' : 'bind', origin: 'rule', pattern: c.pattern, src: c.src, ...(placeholder ? { placeholder } : {}) });
+    ats.forEach((at, i) => rules.push({ access: c.access, path: c.path, at, kind, how: c.access === 'deny' ? 'mask' : 'bind', origin: 'rule', pattern: c.pattern, src: c.src, ...(placeholder && i === 0 ? { placeholder } : {}) }));
   }
   // A denied folder that holds other rules is covered before pivot_root, so that theirs go on top.
   for (const r of rules) if (r.how === 'mask' && r.kind === 'dir' && rules.some((o) => o !== r && o.how === 'bind' && inside(o.at, r.at))) r.how = 'cover';
@@ -185,7 +190,7 @@ function checkRule(c: Candidate, kind: PathKind, at: string | undefined, rootfs:
  * CREDENTIALS that exist are hidden. A rule naming one (or a path inside it) takes its place:
  * if that rule lets the command read a credential or write a protected file, it is an exposure.
  */
-function defaults(ctx: NormalizeContext, rules: PathRule[], mounts: readonly MountSpec[], locate: (h: string) => string | undefined, kindOf: (p: string) => PathKind | undefined): PathExposure[] {
+function defaults(ctx: NormalizeContext, rules: PathRule[], mounts: readonly MountSpec[], locate: (h: string) => string[], kindOf: (p: string) => PathKind | undefined): PathExposure[] {
   const exposed: PathExposure[] = [];
   const named = (p: string) => rules.find((r) => r.origin === 'rule' && inside(r.path, p));
   const hiddenBy = (p: string) => rules.some((r) => r.origin === 'rule' && r.access === 'deny' && inside(p, r.path));
@@ -199,18 +204,17 @@ function defaults(ctx: NormalizeContext, rules: PathRule[], mounts: readonly Mou
       const rule = named(p);
       if (rule) { if (rule.access === 'read_write') exposed.push({ path: p, what: 'protected', access: rule.access, pattern: rule.pattern, src: rule.src }); continue; }
       if (rules.some((r) => r.origin === 'rule' && r.access === 'read_only' && inside(p, r.path) && r.path.length > w.length)) continue;
-      const at = locate(p);
-      if (at) add({ access: 'read_only', path: p, at, kind, how: 'readonly', origin: 'protect', pattern: f, src: 'default' });
+      for (const at of locate(p)) add({ access: 'read_only', path: p, at, kind, how: 'readonly', origin: 'protect', pattern: f, src: 'default' });
     }
   }
   for (const c of CREDENTIALS) {
     const p = posix.join(ctx.home, c);
     const kind = kindOf(p);
-    const at = locate(p);
-    if (kind === undefined || kind === 'missing' || at === undefined || hiddenBy(p)) continue;
+    const ats = locate(p);
+    if (kind === undefined || kind === 'missing' || !ats.length || hiddenBy(p)) continue;
     const rule = named(p);
     if (rule) { if (rule.access !== 'deny') exposed.push({ path: p, what: 'credential', access: rule.access, pattern: rule.pattern, src: rule.src }); continue; }
-    add({ access: 'deny', path: p, at, kind, how: 'mask', origin: 'hide', pattern: `~/${c}`, src: 'default' });
+    for (const at of ats) add({ access: 'deny', path: p, at, kind, how: 'mask', origin: 'hide', pattern: `~/${c}`, src: 'default' });
   }
   return exposed;
 }
