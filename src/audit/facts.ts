@@ -130,7 +130,8 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     }),
     user: { user, group: userStep.args.group, root: (user === 0 || user === '0' || user === 'root') && !userNsPrivate, at: at(userStep.source, KEY.user!) },
     binds: stepsOf(steps, 'mount.bind')
-      .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target))
+      // The system folders of rootfs: host, and a .git bound on itself to pin it (paths' defaults), are no binds of the file's.
+      .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target) && !s.id.startsWith('pin:'))
       .map((s) => ({ source: s.args.source, target: s.args.target, readOnly: s.args.readOnly, propagation: s.args.propagation ?? 'rprivate', at: at(s.source, KEY.volumes!) })),
     volumes: stepsOf(steps, 'mount.volume').map((s) => {
       const made = stepsOf(steps, 'volume.create').find((v) => v.args.name === s.args.name);

@@ -19,6 +19,7 @@ const SCRIPT = (ws: string, home: string) => [
   'w() { printf "%s: " "$1"; ( echo changed > "$2" ) 2>&1 | sed "s/.*: //" | tr -d "\\n"; echo; }',
   'w hook .git/hooks/pre-commit',
   'w gitconfig .git/config',
+  'printf "git-moved: "; ( mv .git .git2 ) 2>&1 | sed "s/.*: //" | tr -d "\\n"; echo',
   'w key-write src/a.key',
   'w bashrc .bashrc',
   'w new new.txt',
@@ -66,15 +67,15 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
   try {
     const plan = sandbox(['plan', '--json', file], { env });
     assert.equal(plan.code, 0, plan.err);
-    const steps = (JSON.parse(plan.out) as { steps: { id: string; source: unknown }[] }).steps.filter((s) => /^(path|deny|protect|hide):/.test(s.id));
-    assert.deepEqual(steps.filter((s) => s.source === 'default').map((s) => s.id).sort(), [`hide:${home}/.ssh`, `protect:${ws}/.bashrc`, `protect:${ws}/.git/config`, `protect:${ws}/.git/hooks`]);
+    const steps = (JSON.parse(plan.out) as { steps: { id: string; source: unknown }[] }).steps.filter((s) => /^(path|deny|protect|hide|pin):/.test(s.id));
+    assert.deepEqual(steps.filter((s) => s.source === 'default').map((s) => s.id).sort(), [`hide:${home}/.ssh`, `pin:${ws}/.git`, `protect:${ws}/.bashrc`, `protect:${ws}/.git/config`, `protect:${ws}/.git/hooks`]);
 
     const attest = join(dir, 'attest.json');
     const r = sandbox(['up', '-q', '-T', '--attest', attest, file], { env });
     assert.equal(r.code, 0, `${r.err}\n${r.out}`);
     const said = Object.fromEntries(r.out.trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
     assert.deepEqual(said, {
-      hook: 'Read-only file system', gitconfig: 'Read-only file system', 'key-write': 'Read-only file system', bashrc: 'Read-only file system',
+      hook: 'Read-only file system', gitconfig: 'Read-only file system', 'git-moved': 'Device or resource busy', 'key-write': 'Read-only file system', bashrc: 'Read-only file system',
       new: '', deep: '', 'denied-dir': 'Read-only file system', ssh: '0', known: '[user]', secret: '0', docs: '0', secrets: 'out', key: 'KEY-A',
       // Denied paths that did not exist: covered over placeholders; a write to the file goes to the null device.
       'new-denied-dir': 'Read-only file system', 'new-denied': '', env: '0', cache: '0',
@@ -86,6 +87,7 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
     assert.equal(readFileSync(join(ws, 'new.txt'), 'utf8'), 'changed\n');
     assert.equal(readFileSync(join(ws, 'secrets/out/log.txt'), 'utf8'), 'changed\n');
     assert.equal(existsSync(join(ws, '.git/hooks/pre-commit')), false);
+    assert.equal(existsSync(join(ws, '.git2')), false);
     assert.equal(readFileSync(join(ws, '.git/config'), 'utf8'), '[core]\n');
     assert.equal(readFileSync(join(ws, 'src/a.key'), 'utf8'), 'KEY-A');
     assert.equal(existsSync(join(ws, 'docs/x')), false);
@@ -95,7 +97,7 @@ test('paths from inside: hooks and config read-only in a writable workspace, a r
     assert.equal(readFileSync(join(home, '.ssh/id_ed25519'), 'utf8'), 'PRIVATE KEY');
 
     // Every path step read back from the host through the sandbox's mount table, and verified.
-    const verdicts = (JSON.parse(readFileSync(attest, 'utf8')) as { attestation: Verdict[] }).attestation.filter((v) => /^(path|deny|protect|hide):/.test(v.step));
+    const verdicts = (JSON.parse(readFileSync(attest, 'utf8')) as { attestation: Verdict[] }).attestation.filter((v) => /^(path|deny|protect|hide|pin):/.test(v.step));
     assert.deepEqual(verdicts.map((v) => v.step).sort(), steps.map((s) => s.id).sort());
     assert.ok(steps.some((s) => s.id === `deny:${ws}/.env`) && steps.some((s) => s.id === `deny:${ws}/cache`));
     assert.deepEqual(verdicts.filter((v) => v.verdict !== 'verified').map((v) => `${v.step}: ${v.verdict} ${v.detail}`), []);

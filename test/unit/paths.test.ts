@@ -24,7 +24,7 @@ const planOf = (text: string) => {
   return compile(r.spec!, HYBRID_HOST).plan;
 };
 const said = (text: string) => load(text).diagnostics.map((d) => `${d.line}:${d.col} ${d.severity} ${d.code}`);
-const pathSteps = (text: string) => planOf(text).steps.filter((s) => /^(path|deny|hide|protect):/.test(s.id)).map((s) => `${s.id} ${s.kind} ${typeof s.source === 'object' ? s.source.line : s.source}`);
+const pathSteps = (text: string) => planOf(text).steps.filter((s) => /^(path|deny|hide|protect|pin):/.test(s.id)).map((s) => `${s.id} ${s.kind} ${typeof s.source === 'object' ? s.source.line : s.source}`);
 
 test('globs: * ? [...] within a name, ** at any depth, dot files too; `dir/**` is the folder; nothing else read', () => {
   const g = (p: string) => expandGlob(p, FS).matches;
@@ -62,7 +62,7 @@ test('each rule becomes a step at its line: read_write and read_only binds among
 
 test('precedence: the most specific rule wins; of two on one path the stricter; a path named as it is beats a glob', () => {
   // A read_write folder inside a denied one: the denied folder is covered before pivot_root, so the bind lands on top.
-  assert.deepEqual(pathSteps(`${HEAD}paths:\n  deny: [./src]\n  read_write: [., ./src/keys]\n`).filter((s) => !s.startsWith('protect:')), [
+  assert.deepEqual(pathSteps(`${HEAD}paths:\n  deny: [./src]\n  read_write: [., ./src/keys]\n`).filter((s) => !/^(protect|pin):/.test(s)), [
     'path:/project mount.bind 6', 'path:/project/src mount.tmpfs 5', 'path:/project/src/keys mount.bind 6', 'deny:/project/src mount.readonly 5',
   ]);
   // Without a rule showing /project, the denied folder is not in the sandbox at all: only its rule's folder is bound.
@@ -122,20 +122,20 @@ test('diff: a protected path or a hidden credential that goes is looser; a deny 
 });
 
 test('a path the sandbox shows at two places is denied (and protected) at both', () => {
-  assert.deepEqual(pathSteps(`${HEAD}volumes: ['./src:/src']\npaths:\n  read_write: [.]\n  deny: [./src/keys/a.key]\n`).filter((s) => !s.startsWith('protect:')), [
+  assert.deepEqual(pathSteps(`${HEAD}volumes: ['./src:/src']\npaths:\n  read_write: [.]\n  deny: [./src/keys/a.key]\n`).filter((s) => !/^(protect|pin):/.test(s)), [
     'path:/project mount.bind 6', 'deny:/src/keys/a.key mount.mask 7', 'deny:/project/src/keys/a.key mount.mask 7',
   ]);
   // A read rule under a volume is applied where the volume shows it, and at its own path where a rule shows that.
-  assert.deepEqual(pathSteps(`${HEAD}volumes: ['./src:/src']\npaths:\n  read_write: [.]\n  read_only: [./src/keys]\n`).filter((s) => !s.startsWith('protect:')), [
+  assert.deepEqual(pathSteps(`${HEAD}volumes: ['./src:/src']\npaths:\n  read_write: [.]\n  read_only: [./src/keys]\n`).filter((s) => !/^(protect|pin):/.test(s)), [
     'path:/project mount.bind 6', 'path:/src/keys mount.bind 7', 'path:/project/src/keys mount.bind 7',
   ]);
 });
 
 test('a writable bind volume gets the protected defaults too, where the sandbox shows it', () => {
-  assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work']\n`), ['protect:/work/.bashrc mount.readonly default', 'protect:/work/.git/hooks mount.readonly default', 'protect:/work/.git/config mount.readonly default']);
+  assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work']\n`), ['pin:/work/.git mount.bind default', 'protect:/work/.bashrc mount.readonly default', 'protect:/work/.git/hooks mount.readonly default', 'protect:/work/.git/config mount.readonly default']);
   assert.deepEqual(pathSteps(`${HEAD}volumes: ['.:/work:ro']\n`), []);
   // On another root, a rule names a path under a bind volume's folder, and lands under its target.
-  assert.deepEqual(pathSteps('version: 1\nrootfs: {type: dir, path: ./root}\ncommand: [x]\nvolumes: [\'.:/work\']\npaths:\n  deny: [./.env]\n  read_only: [./docs]\n').slice(0, 2), ['path:/work/docs mount.bind 7', 'deny:/work/.env mount.mask 6']);
+  assert.deepEqual(pathSteps('version: 1\nrootfs: {type: dir, path: ./root}\ncommand: [x]\nvolumes: [\'.:/work\']\npaths:\n  deny: [./.env]\n  read_only: [./docs]\n').filter((s) => !/^(protect|pin):/.test(s)), ['path:/work/docs mount.bind 7', 'deny:/work/.env mount.mask 6']);
 });
 
 test('mistakes are located, each with a way out; warnings for what does nothing', () => {

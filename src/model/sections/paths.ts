@@ -184,6 +184,15 @@ function checkRule(c: Candidate, kind: PathKind, at: string | undefined, rootfs:
   return true;
 }
 
+/** A .git whose hooks or config are kept read-only is bound on itself (writable): a mount point
+ * cannot be renamed or removed (EBUSY), so the command cannot move it aside and make a new .git
+ * with hooks of its own, which git on the host would then run. Not when a rule names .git. */
+function pinGit(w: string, rules: readonly PathRule[], locate: (h: string) => string[], add: (r: PathRule) => void): void {
+  const git = posix.join(w, '.git');
+  if (!rules.some((r) => r.origin === 'protect' && inside(r.path, git)) || rules.some((r) => r.origin === 'rule' && r.path === git)) return;
+  for (const at of locate(git)) add({ access: 'read_write', path: git, at, kind: 'dir', how: 'bind', origin: 'protect', pattern: '.git', src: 'default' });
+}
+
 /**
  * The protected defaults, added to `rules`: in each writable host folder, the start-up files of
  * PROTECTED_FILES that exist stay read-only; wherever the sandbox shows the caller's home, the
@@ -206,6 +215,7 @@ function defaults(ctx: NormalizeContext, rules: PathRule[], mounts: readonly Mou
       if (rules.some((r) => r.origin === 'rule' && r.access === 'read_only' && inside(p, r.path) && r.path.length > w.length)) continue;
       for (const at of locate(p)) add({ access: 'read_only', path: p, at, kind, how: 'readonly', origin: 'protect', pattern: f, src: 'default' });
     }
+    pinGit(w, rules, locate, add);
   }
   for (const c of CREDENTIALS) {
     const p = posix.join(ctx.home, c);

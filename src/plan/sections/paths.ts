@@ -25,6 +25,10 @@ export function pathPlaceholders(ctx: Compilation): void {
 /** The rules bound before pivot_root, each with its target, for the mounts stage to order among the volumes. */
 export function pathBinds(ctx: Compilation): { target: string; add(): void }[] {
   return ctx.spec.paths.rules.flatMap((r) => {
+    if (r.how === 'bind' && r.origin === 'protect') {
+      const title = `bind ${r.at} on itself, so that it cannot be moved aside and replaced by a .git with hooks of its own (a mount point cannot be renamed): its hooks and config stay read-only`;
+      return [{ target: r.at, add: () => ctx.add('mounts', `pin:${r.at}`, 'mount.bind', title, r.src, { source: r.path, target: r.at, readOnly: false, recursive: true, propagation: 'rprivate', flags: ['nosuid', 'nodev'] }) }];
+    }
     if (r.how === 'bind') {
       const ro = r.access === 'read_only';
       const title = `${ro ? 'show' : 'let the command write'} the host's ${where(r)}${ro ? ' read-only' : ''} (nosuid, nodev)${r.pattern !== r.path ? `: \`${r.pattern}\`` : ''}`;
