@@ -3,7 +3,7 @@
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded } from '../config/find';
 import type { PathSeg } from '../config/parse';
@@ -27,6 +27,8 @@ import { registerImages } from './images';
 import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
 import { registerExport } from './export';
+import { DENIALS, DenialFollower, hasEgress, rulesOf } from './denials';
+import { denialSummary, type Denial } from '../ui/denials';
 import { commandLineValues, registerRun } from './run';
 import type { ImageOpts, Loaded, LoadOpts, UpOpts } from './options';
 export type { Loaded, LoadOpts, UpOpts };
@@ -227,6 +229,10 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
   }
   const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
   const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
+  // An egress policy's refusals, read as sbx-egress records them, for the line a foreground run
+  // ends with: only those after the command started (before it, the attestation's probes are refused on purpose).
+  const egress = hasEgress(l.plan) ? { dir: join(l.host.stateRoot, l.plan.name), records: [] as Denial[], since: '' } : undefined;
+  const follower = egress && new DenialFollower(egress.dir, (r) => { egress.records.push(...r); }).start(true);
   const result = await engine.run(l.plan, view.onEvent, {
     host: l.host,
     // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
@@ -237,7 +243,11 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
     corruptAt: process.env.SANDBOX_TEST_CORRUPT,
     // The view ends before the command may write its first byte.
-    beforeExec: async () => view.end(),
+    // sbx-egress made denials.jsonl when it started, before this: opening it now, before the
+    // command runs, keeps every record readable even after a short run's state folder is gone.
+    beforeExec: async () => { if (egress) { egress.since = new Date().toISOString(); follower!.poll(); } view.end(); },
+    // sbx-egress has written its last records and the state folder is still there: read them now.
+    afterCommand: () => follower?.poll(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
     // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
@@ -245,6 +255,11 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     onExit: o.rm ? [process.execPath, ...process.execArgv, process.argv[1]!, 'down', '--rm', l.plan.name] : undefined,
   });
   view.end();
+  follower?.stop();
+  if (egress && !result.detached && egress.since) {
+    const line = denialSummary(egress.records.filter((r) => r.t >= egress.since), rulesOf(egress.dir, l.plan), l.plan.name, existsSync(join(egress.dir, DENIALS)));
+    if (line) process.stderr.write(`${line}\n`);
+  }
   // Foreground --rm: the engine removed the rest as the command ended; the anonymous volumes go too.
   if (o.rm && !result.detached) {
     const { removeAnonymousVolumes } = await import('../engine/lifecycle');

@@ -19,6 +19,8 @@ export function recordingOps(log: string[]): HostOps {
     restoreForwarding: async (dir) => { note('restoreForwarding', dir); },
     removeTable: (name) => note('removeTable', name),
     stopUsernet: async (dir) => note('stopUsernet', dir),
+    stopEgress: async (dir) => note('stopEgress', dir),
+    removeWall: (table) => note('removeWall', table),
   };
 }
 

@@ -55,6 +55,8 @@ export interface HostOps {
   restoreForwarding(stateDir: string): Promise<void>;
   removeTable(name: string): string | undefined;
   stopUsernet(stateDir: string): Promise<string | undefined>;
+  stopEgress(stateDir: string): Promise<string | undefined>;
+  removeWall(table: string): string | undefined;
 }
 
 /** Reverts one change. An entry without the name it needs (the plan's own, which leaves some out)
@@ -73,6 +75,8 @@ export async function undoOne(u: Undo, ops: HostOps): Promise<string | undefined
     // the hold on a port are threads and sockets of the CLI, which end with it.
     case 'net.port.remove': return undefined;
     case 'net.usernet.stop': return u.args.state ? ops.stopUsernet(u.args.state) : undefined;
+    case 'net.egress.stop': return u.args.state ? ops.stopEgress(u.args.state) : undefined;
+    case 'net.egress.wall.remove': return ops.removeWall(u.args.table);
     default: { const never: never = u; throw new Error(`internal error: no undo for ${(never as Undo).kind}`); }
   }
 }

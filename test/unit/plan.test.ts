@@ -41,8 +41,8 @@ function snapshot(name: string, actual: string) {
   assert.equal(actual, readFileSync(file, 'utf8'), `plan differs from ${name} (UPDATE_SNAPSHOTS=1 to accept)`);
 }
 
-test('six samples exist and each starts with the $schema comment', () => {
-  assert.deepEqual(samples, ['busybox.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml', 'workspace.yml']);
+test('seven samples exist and each starts with the $schema comment', () => {
+  assert.deepEqual(samples, ['busybox.yml', 'egress.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml', 'workspace.yml']);
   for (const s of samples) assert.match(readFileSync(join(ROOT, 'samples', s), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/schema\/sandbox\.schema\.json\n/);
 });
 
@@ -212,7 +212,7 @@ test('each ordering rule catches the disorder it is there for', () => {
   broken(move('mount:/:ro', 'pivot'), 'masked and read-only paths after pivot_root');
   broken(move('mount:private', 'mount:/proc').filter(() => true).slice(0), 'mounts private first');
   broken(move('ns:pid', 'ns:user'), 'user namespace first');
-  assert.equal(ORDER_RULES.length, 14);
+  assert.equal(ORDER_RULES.length, 18);
 });
 
 test('a restart policy is carried by the exec step; the command stays PID 1 unless init is asked for', () => {
