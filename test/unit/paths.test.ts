@@ -8,6 +8,10 @@ import { audit } from '../../src/audit/score';
 import { exposureFacts, locatorOf } from '../../src/audit/facts';
 import { diffFacts } from '../../src/audit/diff';
 import { HYBRID_HOST, fakeFs, loadText } from '../helpers/load';
+import { hostOps } from '../../src/host/teardown';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A project checked out at /project (the file's folder) and a home with credentials. */
 const FS = fakeFs([
@@ -161,4 +165,23 @@ test('without the host\'s files (a pure caller), globs match nothing and no defa
   const r = loadText(`${HEAD}paths:\n  read_write: [.]\n  deny: ['./*.key']\n`);
   assert.deepEqual(r.diagnostics, []);
   assert.deepEqual(r.spec!.paths.rules.map((x) => `${x.access} ${x.path}`), ['read_write /project']);
+});
+
+test('a placeholder is undone only while it is still the empty file or folder the run made', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-placeholder-'));
+  try {
+    const ops = hostOps(HYBRID_HOST);
+    const f = join(dir, 'f'), d = join(dir, 'd'), filled = join(dir, 'filled'), full = join(dir, 'full');
+    writeFileSync(f, '');
+    mkdirSync(d);
+    writeFileSync(filled, 'the host wrote this meanwhile');
+    mkdirSync(full);
+    writeFileSync(join(full, 'x'), 'x');
+    assert.equal(ops.removePlaceholder(f, 'file'), `placeholder ${f}`);
+    assert.equal(ops.removePlaceholder(d, 'dir'), `placeholder ${d}`);
+    assert.equal(ops.removePlaceholder(filled, 'file'), undefined);
+    assert.equal(ops.removePlaceholder(full, 'dir'), undefined);
+    assert.equal(ops.removePlaceholder(join(dir, 'gone'), 'file'), undefined);
+    assert.deepEqual([existsSync(f), existsSync(d), existsSync(filled), existsSync(full)], [false, false, true, true]);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
