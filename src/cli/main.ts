@@ -3,11 +3,12 @@
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded } from '../config/find';
 import type { PathSeg } from '../config/parse';
-import type { Source } from '../model/types';
+import type { PathKind, Source } from '../model/types';
+import type { PathFs } from '../model/normalize';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -67,6 +68,12 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   }
 }
 
+/** What `paths` rules look at on the host, as the caller sees it (its own permissions). */
+const HOST_PATHS: PathFs = {
+  stat: (p): PathKind => { try { const st = statSync(p); return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'missing' : 'other'; } },
+  list: (d) => { try { return readdirSync(d, { withFileTypes: true }).map((e) => ({ name: e.name, dir: e.isDirectory() })); } catch { return undefined; } },
+};
+
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
  * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, run, doctor FILE),
  * the host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
@@ -92,6 +99,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
     // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
     readFile: (p, max) => { try { return readBounded(p, max); } catch { return undefined; } },
+    paths: HOST_PATHS,
   });
   // `sandbox run`: the config is the command line's, written as YAML; its problems and the plan's
   // sources point at the words they came from.

@@ -150,6 +150,7 @@ const RULES: Rules = {
   'state.create': (a, s) => a.check(s, a.view.stateFile('owner') !== undefined || a.view.stateFile('.') !== undefined, `${s.args.path} exists`, 'no state folder'),
   'rootfs.host': preparedOnHost, 'rootfs.dir': preparedOnHost, 'rootfs.image': preparedOnHost,
   'image.note': (a, s) => a.unchecked(s, 'a note about the image: nothing is applied'),
+  'path.placeholder': (a, s) => a.unchecked(s, `the placeholder at ${s.args.path}, made on the host before the clone; its deny step is checked in the sandbox's mount table`),
   'volume.create': (a, s) => a.unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'),
   'cgroup.create': (a, s) => a.check(s, a.view.cgroupFile('pids', 'cgroup.procs') !== undefined || a.view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'),
   'cgroup.set': cgroupSet,
@@ -203,7 +204,8 @@ const RULES: Rules = {
     a.check(s, m?.fstype === 'devpts' && ptmx?.type === 'link' && ptmx.target === 'pts/ptmx', 'a devpts on /dev/pts, /dev/ptmx → pts/ptmx', `${m?.fstype ?? 'nothing'} on /dev/pts`);
   },
   'mount.tmpfs.dev': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }),
-  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly, flags: s.args.flags }),
+  // A denied folder holding other rules is covered writable, then made read-only after pivot_root (plan/sections/paths.ts).
+  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly || a.plan.steps.some((x) => x.kind === 'mount.readonly' && x.args.path === s.args.target), flags: s.args.flags }),
   'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
   'mount.volume': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
   'mount.netfile': (a, s) => a.mountCheck(s, s.args.target, { flags: ['nosuid', 'nodev', 'noexec'] }),

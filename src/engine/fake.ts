@@ -12,6 +12,7 @@ export function recordingOps(log: string[]): HostOps {
   return {
     removeState: (path) => note('removeState', path),
     removeUpper: (path) => note('removeUpper', path),
+    removePlaceholder: (path, type) => note('removePlaceholder', path, type),
     removeVolume: (name, root) => note('removeVolume', name, root),
     removeCgroup: async (path) => note('removeCgroup', path),
     removeVeth: (name) => note('removeVeth', name),

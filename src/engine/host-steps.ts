@@ -4,7 +4,7 @@
 // one function and leave nothing behind. The mapped type makes the table cover every host kind;
 // the compiler checks each handler's arguments.
 import type { HostKind, HostStep } from '../plan/steps';
-import { mkdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Store } from '../image/store';
@@ -119,6 +119,15 @@ const HANDLERS: Handlers = {
     if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
   },
   'image.note': () => undefined,
+  'path.placeholder': (ctx, s) => {
+    const { path, type } = s.args;
+    // Made only where nothing is (the host may have made it since the plan); recorded first, so
+    // that a crash between the two leaves an undo that finds nothing or the empty placeholder.
+    if (existsSync(path)) return;
+    ctx.undo.record(s.id, { kind: 'path.placeholder.remove', args: { path, type } });
+    if (type === 'dir') mkdirSync(path, { mode: 0o700 });
+    else closeSync(openSync(path, 'wx', 0o600));
+  },
   'volume.create': (ctx, s) => {
     const a = s.args;
     const root = dirname(a.path);

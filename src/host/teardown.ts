@@ -3,7 +3,7 @@
 // is alive, for `down`, gc and the next `up` of a name whose last run crashed (its CLI killed
 // with -9). Nothing here works a name out again: what is removed is what the run recorded. Runs
 // in the CLI process, as root or (rootless) as the caller.
-import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from '../image/owners';
 import { removeVolume } from '../image/volumes';
@@ -32,6 +32,16 @@ export function hostOps(host: HostFeatures): HostOps {
     // Rootless, what the sandbox wrote there may belong to the caller's subordinate ids:
     // removeTree removes it inside the caller's user namespace where the caller itself cannot.
     removeUpper: (path) => { if (!existsSync(path)) return undefined; removeTree(path); return `upper layer ${path}`; },
+    // Only what is still the empty placeholder: a file or folder the host's programs filled meanwhile is theirs.
+    removePlaceholder: (path, type) => {
+      try {
+        const st = lstatSync(path);
+        if (type === 'file' && st.isFile() && st.size === 0) unlinkSync(path);
+        else if (type === 'dir' && st.isDirectory()) rmdirSync(path);
+        else return undefined;
+        return `placeholder ${path}`;
+      } catch { return undefined; }
+    },
     removeVolume: (name, root) => (removeVolume(name, root) ? `volume ${name}` : undefined),
     removeCgroup: async (path) => {
       const cg = new Cgroup(host.cgroup, path);

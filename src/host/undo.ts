@@ -48,6 +48,7 @@ export function recordedCgroup(list: readonly Recorded[]): string {
 export interface HostOps {
   removeState(path: string): string | undefined;
   removeUpper(path: string): string | undefined;
+  removePlaceholder(path: string, type: 'file' | 'dir'): string | undefined;
   removeVolume(name: string, root: string): string | undefined;
   removeCgroup(path: string): Promise<string | undefined>;
   removeVeth(name: string): string | undefined;
@@ -64,6 +65,7 @@ export async function undoOne(u: Undo, ops: HostOps): Promise<string | undefined
   switch (u.kind) {
     case 'state.remove': return ops.removeState(u.args.path);
     case 'upper.remove': return ops.removeUpper(u.args.path);
+    case 'path.placeholder.remove': return ops.removePlaceholder(u.args.path, u.args.type);
     case 'volume.remove-new': return u.args.root ? ops.removeVolume(u.args.name, u.args.root) : undefined;
     case 'cgroup.remove': return u.args.path ? ops.removeCgroup(u.args.path) : undefined;
     case 'net.veth.remove': return u.args.interface ? ops.removeVeth(u.args.interface) : undefined;

@@ -8,7 +8,7 @@ import type { Stage, Step, StepArgs, StepKind, StepOf, Undo } from './types';
  * placed here, once; the engine's tables over HostKind and ChildKind then fail to compile until
  * the kind has its handler on that side. */
 export const SIDE = {
-  'state.create': 'host', 'rootfs.host': 'host', 'rootfs.dir': 'host', 'rootfs.image': 'host', 'image.note': 'host', 'volume.create': 'host',
+  'state.create': 'host', 'rootfs.host': 'host', 'rootfs.dir': 'host', 'rootfs.image': 'host', 'image.note': 'host', 'volume.create': 'host', 'path.placeholder': 'host',
   'cgroup.create': 'host', 'cgroup.set': 'host', 'cgroup.attach': 'host', 'idmap': 'host',
   // A new namespace is a flag of the clone, made by the CLI's call (compile places cgroup and time ones in the child, which unshares them).
   'ns.new': 'host', 'ns.host': 'host', 'ns.join': 'child', 'ns.enter': 'child', 'proc.fork': 'child',

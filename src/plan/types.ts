@@ -31,6 +31,10 @@ export interface StepArgs {
   'rootfs.dir': { path: string };
   'rootfs.image': { ref: string; layers?: string[]; digest?: string };
   'image.note': { expose?: string; volume?: string };
+  /** A denied host path that does not exist yet: an empty file (or folder) made there before the
+   * clone, so that the child's mask has something to cover and the sandbox cannot create it;
+   * removed after the run if it is still empty. Nothing is made when the path exists by then. */
+  'path.placeholder': { path: string; type: 'file' | 'dir' };
   /** A volume sandbox keeps, made ready on the host before the clone: created (and seeded from the
    * image's files at the target, unless `seed` is 'none') if `path` does not exist, used as it is if it does. */
   'volume.create': { name: string; path: string; target: string; seed: 'image' | 'none'; external: boolean; anonymous: boolean };
@@ -152,6 +156,8 @@ export interface UndoArgs {
   'volume.remove-new': { name: string; root?: string };
   /** An image's private upper layer (beside the store), made by rootfs.image. */
   'upper.remove': { path: string };
+  /** A placeholder made by path.placeholder: removed only while it is still an empty file or folder. */
+  'path.placeholder.remove': { path: string; type: 'file' | 'dir' };
   /** ip_forward back to what it was, once no sandbox with a private network is left (net.veth turned it on). */
   'net.forwarding.restore': { state: string };
 }
