@@ -28,7 +28,7 @@ struct child_ctx {
 
 /* Who calls whom, so that no two files call each other: spawn.c (sbx_spawn) clones the child and
  * calls child_main (child.c), the dispatcher; it calls the op files (ns.c, net.c, sysctl.c,
- * mount.c, ids.c, security.c, console.c, exec.c); everything may call util.c, which calls nothing
+ * mount.c, ids.c, security.c, landlock.c, console.c, exec.c); everything may call util.c, which calls nothing
  * of libsbx. test/unit/native-calls.test.ts checks it on the objects. */
 
 /* child.c */
@@ -61,6 +61,9 @@ HIDDEN int op_rlimit(const struct sbx_op *op);
 /* security.c */
 HIDDEN int op_caps(uint64_t bounding, uint64_t ambient);
 HIDDEN int op_seccomp(const void *bpf, uint32_t len);
+
+/* landlock.c: in the new root, after the mounts. */
+HIDDEN int op_landlock(struct child_ctx *c, const struct sbx_op *op);
 
 /* console.c: sends the terminal's master over sync_fd. */
 HIDDEN int op_console(struct child_ctx *c, int sync_fd);
