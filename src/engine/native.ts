@@ -43,6 +43,10 @@ export interface NativeRunOptions extends RunOptions {
   /** Detached only: what the supervisor runs once the command has ended for good (the CLI's
    * `down` of run -d --rm); the engine passes it on as it is. */
   onExit?: string[];
+  /** sandbox-runtime create: the child waits on this fifo before its exec (SBX_F_WAIT_START), and
+   * run() returns once it waits, leaving everything set up, as a detached sandbox: the child is
+   * then this process's only, and the caller's subreaper's once this process exits. */
+  startFifo?: string;
 }
 
 class StepFailure extends Error {
@@ -101,6 +105,10 @@ export class NativeEngine implements Engine {
       await run.cleanup();
     }
   }
+
+  /** The exit status (docker run's convention) of a child of this process that a run left
+   * running: sandbox-runtime run's container, started by this process's own create. */
+  async waitPid(pid: number): Promise<number> { return exitStatus(await this.lib.wait(pid)); }
 
   /**
    * `sandbox exec`: runs a plan made by compileExec (plan/exec.ts) against a running sandbox. No
@@ -248,6 +256,7 @@ class NativeRun {
   }
 
   async execute(): Promise<RunResult> {
+    const { opts } = this;
     this.refuseEarly();
     // Published host ports are taken first: a port in use is an error before anything is set up.
     try { this.ctx.ports = await reservePorts(this.plan, this.ctx.undo, (s) => this.started(s), portHolders(this.opts.host, this.plan)); } catch (e) { asStepFailure(e); }
@@ -264,9 +273,10 @@ class NativeRun {
     this.ctx.undo.commandRuns();
     this.record(child);
     const timing = this.timing(child);
-    if (this.exec.args.detach) {
-      // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
-      // and its live processes, not this CLI, say that it runs.
+    if (this.exec.args.detach || opts.startFifo) {
+      // The supervisor is the sandbox's parent now (sandbox-runtime create: the caller's subreaper,
+      // once this process exits); what was set up stays until `sandbox down` (or `delete`), and
+      // its live processes, not this CLI, say that it runs.
       unlinkSync(join(this.ctx.state, 'owner'));
       this.onEvent({ type: 'running', pid: child.pid });
       this.done(this.exec);
@@ -309,7 +319,7 @@ class NativeRun {
     ctx.ids = this.ids;
     const compileSeccomp = once((p: string) => { const t = msNow(); const b = seccompFilter(this.lib, p); this.seccompCompileMs += msNow() - t; return b; });
     const init = this.exec.args.init ? initPath() : undefined;
-    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init };
+    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init, startFifo: opts.startFifo };
     const first = (address?: string) => encode({ ...base, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address });
     // A restart replays the program the first run was attested with, less the network's own
     // steps, which persist in the held network namespace (and without the test-only faults).
@@ -519,7 +529,7 @@ class NativeRun {
    * not for a detached sandbox that runs: that is `sandbox down`'s work, from the recorded list. */
   async cleanup(): Promise<void> {
     this.session.close();
-    if (this.exec.args.detach && this.running) return;
+    if ((this.exec.args.detach || this.opts.startFifo) && this.running) return;
     const { state } = this.ctx;
     await this.ctx.undo.replay(hostOps(this.opts.host), (step, e) => this.onEvent({ type: 'undo', id: step, ok: false, message: e.message }));
     if (existsSync(state) && this.link) { try { rmdirSync(state); } catch { /* reported by gc */ } }

@@ -122,6 +122,8 @@ class Mapper {
     // as given when it has a slash, and looks it up in the process's own PATH otherwise).
     if (typeof p.cwd === 'string') this.set(['workdir'], p.cwd, [...P, 'cwd']);
     if (p.terminal === true) this.set(['tty'], true, [...P, 'terminal']);
+    // The process reads the runtime's stdin, as runc gives it (containerd passes a pipe or /dev/null).
+    this.set(['stdin_open'], true, P);
     this.unsupported(p, P, ['consoleSize'], 'the terminal\'s size comes from the console socket\'s side');
     this.unsupported(p, P, ['commandLine'], 'a Windows field');
     this.unsupported(p, P, ['apparmorProfile', 'selinuxLabel'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
