@@ -45,6 +45,13 @@ export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions)
   const parsed = parseConfig(file, Uint8Array.from(bytes, (b) => (b === 9 ? 32 : b)));
   const out: OciImported = { config: { version: 1 } as OciImported['config'], notes: [], origin: [], text: parsed.text, errors: parsed.diagnostics, annotations: {} };
   if (parsed.diagnostics.length) return out;
+  // YAML reads more than JSON (`{"a": }` is a null there): config.json must be JSON itself.
+  try { JSON.parse(parsed.text); } catch (e) {
+    const pos = jsonErrorAt(parsed.text, (e as Error).message);
+    const before = parsed.text.slice(0, pos).split('\n');
+    out.errors.push({ file, line: before.length, col: before.at(-1)!.length + 1, path: '', code: 'oci-json', message: `not JSON: ${(e as Error).message.replace(/ in JSON at position [0-9]+.*$/, '').replace(/, .*$/s, '')}`, severity: 'error' });
+    return out;
+  }
   const at = (path: readonly PathSeg[]): Loc => { const s = parsed.locate(path); return { file, line: s.line, col: s.col, endCol: s.endLine === s.line ? s.endCol : undefined }; };
   const m = new Mapper(out, at);
   const v = parsed.value;
@@ -327,4 +334,15 @@ function show(path: readonly PathSeg[]): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
   return out || 'config.json';
+}
+
+/** Where JSON.parse stopped: its position when it says one, else the snippet it quotes
+ * (Node 20: `Unexpected token '}', ..."a": }" is not valid JSON`), found in the text. */
+function jsonErrorAt(text: string, message: string): number {
+  const pos = /position ([0-9]+)/.exec(message);
+  if (pos) return Number(pos[1]);
+  const m = /^Unexpected token '(.)', "?(?:\.\.\.)?(.*?)(?:\.\.\.)?" is not valid JSON$/s.exec(message);
+  if (!m) return 0;
+  const at = text.indexOf(m[2]!);
+  return at < 0 ? 0 : at + Math.max(0, m[2]!.lastIndexOf(m[1]!));
 }
