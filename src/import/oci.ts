@@ -57,7 +57,8 @@ export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions)
   const v = parsed.value;
   if (!isObj(v)) { m.refuse([], 'config.json holds no object: an OCI bundle\'s config.json is a JSON object with ociVersion, process and root'); return out; }
   m.top(v, opts);
-  out.config = ordered(out.config);
+  // config.json's strings are literal: none is interpolated as the file's ${VAR} are.
+  out.config = literal(ordered(out.config)) as OciImported['config'];
   return out;
 }
 
@@ -345,4 +346,12 @@ function jsonErrorAt(text: string, message: string): number {
   if (!m) return 0;
   const at = text.indexOf(m[2]!);
   return at < 0 ? 0 : at + Math.max(0, m[2]!.lastIndexOf(m[1]!));
+}
+
+/** A copy with each `$` of a string written `$$`, which interpolation reads back as one `$`. */
+function literal(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(/\$/g, '$$$$');
+  if (Array.isArray(v)) return v.map(literal);
+  if (isObj(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, literal(x)]));
+  return v;
 }

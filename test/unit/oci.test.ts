@@ -168,6 +168,17 @@ test('every field the engine cannot honour is refused, named, at its line', () =
   }
 });
 
+test('config.json\'s strings are literal: a $ is not interpolated as a file\'s ${VAR}', () => {
+  const cfg = base();
+  cfg.process.args = ['sh', '-c', 'echo $$ ${HOME} $1'];
+  cfg.process.env = ['A=${B}'];
+  const { res, plan } = pipeline(adapt(cfg));
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const exec = plan && findStep(plan.steps, 'exec');
+  assert.deepEqual(exec?.args.args, ['sh', '-c', 'echo $$ ${HOME} $1']);
+  assert.ok(exec?.args.env.includes('A=${B}'));
+});
+
 test('a field the runtime-spec does not define is ignored, as the spec says, and said; bad JSON is an error', () => {
   const cfg = base();
   cfg.process.bogus = 1;
