@@ -13,10 +13,10 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { load } from '../cli/main';
-import { loadOci } from '../cli/oci';
-import { probeHost } from '../engine/probe';
 import { VERSION } from '../cli/version';
+// The pipeline, the engine and the host probe are loaded by the commands that use them: `start`,
+// `state` and `kill` (each a process of its own, called often by the shim) need none of them.
+const probe = async () => (await import('../engine/probe')).probeHost();
 
 export class RuntimeError extends Error { constructor(message: string, readonly code = 1) { super(message); } }
 
@@ -90,6 +90,7 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     const fifo = join(dir, 'exec.fifo');
     execFileSync('mkfifo', ['-m', '0600', fifo]);
     const name = sandboxName(id);
+    const [{ load }, { loadOci }] = await Promise.all([import('../cli/main'), import('../cli/oci')]);
     const l = await loadOci(load, o.bundle, name, { forRun: true, preflight: { exit: 1 } }, (t) => note(g, t));
     if (l.plan.steps.some((s) => s.kind === 'exec' && s.args.tty)) {
       if (!o.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
@@ -139,7 +140,7 @@ async function kill(g: Globals, id: string, sig: string | undefined, all: boolea
   const pids = [r.pid];
   if (all) {
     const { processes } = await import('../engine/lifecycle');
-    for (const p of processes(probeHost(), r.sandbox)) if (!pids.includes(p.hostPid)) pids.push(p.hostPid);
+    for (const p of processes(await probe(), r.sandbox)) if (!pids.includes(p.hostPid)) pids.push(p.hostPid);
   }
   for (const p of pids) {
     try { process.kill(p, n); } catch (e) { if (p === r.pid && (e as NodeJS.ErrnoException).code === 'ESRCH') throw new RuntimeError('container not running'); }
@@ -158,7 +159,7 @@ async function del(g: Globals, id: string, force: boolean): Promise<number> {
   const status = statusOf(r);
   if (status === 'running' && !force) throw new RuntimeError(`cannot delete container ${id} that is not stopped: running`);
   if (status !== 'stopped') { try { process.kill(r.pid, 'SIGKILL'); } catch { /* gone */ } }
-  const host = probeHost();
+  const host = await probe();
   const { downSandbox, listSandboxes } = await import('../engine/lifecycle');
   if (listSandboxes(host).some((s) => s.name === r.sandbox)) await downSandbox(host, r.sandbox, 0);
   rmSync(dirOf(g, id), { recursive: true, force: true });
