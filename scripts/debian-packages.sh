@@ -23,7 +23,7 @@ run   nftables         nft: outbound NAT and published ports of network: private
 run   uidmap           newuidmap and newgidmap: rootless user namespaces of more than one id
 run   passt            pasta: the rootless private network
 run   slirp4netns      the rootless private network where pasta cannot start
-test  python3          the echo servers of the network tests, and reading xattrs
+test  python3          the echo servers of the network tests, the servers and client of the egress tests, and reading xattrs
 test  docker-registry  the local registry of the image tests
 test  zstd             zstd layers in the image tests
 test  crun             a peer of the benchmarks, and the OCI bundle of sandbox export
@@ -37,7 +37,8 @@ test  umoci            a peer of the image benchmark
 test  podman           a peer of the benchmarks, and the Pod of sandbox export under podman kube play
 test  catatonit        the pause process of the Pod under podman kube play (podman only recommends it, and takes tini in its place where tini is installed)
 test  e2fsprogs        the ext4 file systems the rootless tests make for stores in the VM
-test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS
+test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS, and for the HTTPS server of the egress tests
+test  curl             the HTTP and HTTPS client inside sandboxes of the egress tests and bench
 test  debootstrap      the images of the seeds test (a Jenkins-shaped one, a bookworm ubuntu), built once from the Debian mirror
 test  openjdk-17-jdk-headless  javac and jar for the small Java server of the Jenkins-shaped test image
 test  zsh              the check of the zsh completion script (sandbox completion zsh)

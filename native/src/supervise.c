@@ -6,7 +6,7 @@
  *          later "G", "E" ──► supervisor
  *   CLI ◄── stdout: "PID <pid> <in_cgroup>\n", then the child's 24-byte events until exec ──┘
  *   fds 3, 4, …: the published ports' bound sockets (as many as extra says), held until the
- *          table goes, so that no host program takes a mapped port
+ *          tables go, so that no host program takes a mapped port
  *
  * It clones the child with sbx_spawn (the child's parent-death signal then ties the sandbox to
  * this process: kill -9 of the supervisor kills the sandbox), holds the child's user and network
@@ -20,9 +20,13 @@
  *     held namespaces, so that the address, the veth and the port maps stay; never once
  *     STATE/stopping exists (sandbox stop makes it before it signals) or after a SIGTERM to this
  *     process. A restart replays the program the CLI attested on the first run.
+ *   - with network.egress, it watches sbx-egress (the resolver and relay the CLI started, whose
+ *     holder this process is; named in STATE/egress.json) through a pidfd, and says so in the log
+ *     if it ends while the command runs: names no longer resolve and host rules refuse everything
+ *     (fail closed; no restart of it in this build).
  * When the command has ended for good it closes the ports' sockets and deletes the sandbox's nftables
- * table (its port maps and NAT: a published port is free again at once, and a client is refused,
- * not left to time out),
+ * tables (its port maps and NAT, and the egress wall: a published port is free again at once, and a
+ * client is refused, not left to time out),
  * lets the namespaces go (the veth goes with the network namespace), writes the wait status to
  * STATE/exit (whole, by rename) and exits. The state folder, the log, the cgroup and the upper
  * layer stay for `sandbox logs` and `sandbox down`; unless the CLI gave a command after the two
@@ -43,6 +47,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,7 +106,7 @@ struct sup {
 	struct sbx_op *rops;
 	char *rstrings;
 	const char *procs;      /* the cgroup.procs files a restart joins (a list) */
-	const char *table;      /* the nftables table of the port maps, or "" */
+	const char *tables;     /* the nftables tables to delete at the end, "FAMILY NAME" each, a list (ends with "") */
 	int nholds;             /* the published ports' sockets, fds 3 .. 3 + nholds - 1: bound until the table goes */
 	int userns_fd, netns_fd, out_w, err_w;
 	FILE *log;
@@ -183,21 +188,56 @@ static pid_t respawn(struct sup *s)
 	return c.pid;
 }
 
-/* The port maps and the outbound NAT go with the command: the table is deleted (by nft, as the
- * CLI made it); an absent table is no error, `down` checks again. */
+/* The port maps, the outbound NAT and the egress wall go with the command: each table is deleted
+ * (by nft, as the CLI made it); an absent table is no error, `down` checks again. */
 static void release_ports(struct sup *s)
 {
 	/* The host's ports are free again: a host program may bind them now. */
 	for (int i = 0; i < s->nholds; i++) close(3 + i);
 	s->nholds = 0;
-	if (!s->table[0]) return;
-	pid_t p = fork();
-	if (p == 0) {
-		dup2(0, 1); dup2(0, 2);
-		execlp("nft", "nft", "delete", "table", "ip", s->table, (char *)NULL);
-		_exit(127);
+	for (const char *t = s->tables; *t; t += strlen(t) + 1) {
+		char family[16], name[256];
+		if (sscanf(t, "%15s %255s", family, name) != 2) continue;
+		pid_t p = fork();
+		if (p == 0) {
+			dup2(0, 1); dup2(0, 2);
+			execlp("nft", "nft", "delete", "table", family, name, (char *)NULL);
+			_exit(127);
+		}
+		if (p > 0) while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
 	}
-	if (p > 0) while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
+}
+
+/* A pidfd on sbx-egress as STATE/egress.json names it ({"pid":N,"start":"T",…}, written by
+ * the CLI before it sent "E"), if its start time (field 22 of /proc/PID/stat) is still the
+ * recorded one; -1 without egress or when it is gone already. */
+static int egress_pidfd(const char *state)
+{
+	char path[4096], buf[4096], stat[1024];
+	snprintf(path, sizeof path, "%s/egress.json", state);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0) return -1;
+	buf[n] = 0;
+	const char *p = strstr(buf, "\"pid\":");
+	const char *st = strstr(buf, "\"start\":\"");
+	if (!p || !st) return -1;
+	int pid = atoi(p + strlen("\"pid\":"));
+	unsigned long long start = strtoull(st + strlen("\"start\":\""), NULL, 10);
+	int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	if (pfd < 0) return -1;
+	/* Read after the pidfd is open: if the start time matches now, the pidfd is that process's. */
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, stat, sizeof stat - 1) : -1;
+	if (fd >= 0) close(fd);
+	const char *rp = n > 0 ? (stat[n] = 0, strrchr(stat, ')')) : NULL;
+	unsigned long long now = 0;
+	if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &now) == 1 && now == start) return pfd;
+	close(pfd);
+	return -1;
 }
 
 /* What the command wrote on stream i, into the log; at EOF (no writer left) the stream is closed,
@@ -254,17 +294,19 @@ int main(int argc, char **argv)
 	    || read_all(cli_in, ops, (size_t)h->nops * sizeof *ops) < 0 || read_all(cli_in, strings, h->strings_len) < 0
 	    || read_all(cli_in, s.rops, (size_t)h->restart_nops * sizeof *s.rops) < 0 || read_all(cli_in, s.rstrings, h->restart_strings_len) < 0
 	    || read_all(cli_in, extra, h->extra_len) < 0) return 125;
-	/* extra: the list of cgroup.procs files (ends with an empty string), the table's name, then
-	 * how many port sockets the CLI passed as fds 3, 4, …. They are kept from every process this
-	 * one starts (the sandbox closes its fds above 2 before exec anyway; nft and the CLI's down
-	 * must not hold them). */
+	/* extra: the list of cgroup.procs files (ends with an empty string), the list of tables to
+	 * delete at the end ("FAMILY NAME" each; ends with an empty string), then how many port sockets
+	 * the CLI passed as fds 3, 4, …. They are kept from every process this one starts (the sandbox
+	 * closes its fds above 2 before exec anyway; nft and the CLI's down must not hold them). */
 	s.procs = extra;
 	{
 		const char *p = extra;
 		const char *end = extra + h->extra_len;
 		while (p < end && *p) p += strlen(p) + 1;
-		s.table = p + 1 < end ? p + 1 : "";
-		const char *n = s.table + strlen(s.table) + 1;
+		s.tables = p + 1 < end ? p + 1 : "";
+		p = s.tables;
+		while (p < end && *p) p += strlen(p) + 1;
+		const char *n = p + 1;
 		s.nholds = n < end ? atoi(n) : 0;
 		for (int i = 0; i < s.nholds; i++) fcntl(3 + i, F_SETFD, FD_CLOEXEC);
 	}
@@ -337,6 +379,8 @@ int main(int argc, char **argv)
 	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
 	struct stream st[2] = { { .fd = out_pipe[0], .name = "stdout" }, { .fd = err_pipe[0], .name = "stderr" } };
 
+	/* sbx-egress, watched while the command runs (and across restarts, which keep it). */
+	int egress_fd = egress_pidfd(s.state);
 	pid_t pid = child.pid;
 	int status = 0, stop = 0;
 	uint32_t restarts = 0;
@@ -347,9 +391,15 @@ int main(int argc, char **argv)
 		int ended = early;
 		if (early) { status = early_status; early = 0; }
 		while (!ended) {
-			struct pollfd lp[3] = { { .fd = st[0].fd, .events = POLLIN }, { .fd = st[1].fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-			if (poll(lp, 3, -1) < 0 && errno != EINTR) break;
+			struct pollfd lp[4] = { { .fd = st[0].fd, .events = POLLIN }, { .fd = st[1].fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN }, { .fd = egress_fd, .events = POLLIN } };
+			if (poll(lp, 4, -1) < 0 && errno != EINTR) break;
 			for (int i = 0; i < 2; i++) if (lp[i].revents) pump(&s, st, i, 0);
+			if (egress_fd >= 0 && lp[3].revents) {
+				/* Not this process's child: its status is in STATE/egress.log. */
+				say(&s, "the egress resolver and relay ended (its log: %s/egress.log); names no longer resolve and host rules refuse everything", s.state);
+				close(egress_fd);
+				egress_fd = -1;
+			}
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
 				if (si.ssi_signo != SIGCHLD) { stop = 1; kill(pid, SIGTERM); continue; }

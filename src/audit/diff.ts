@@ -112,6 +112,7 @@ export function diffFacts(a: ExposureFacts, b: ExposureFacts): Diff {
     push('mounts', 'device.changed', M.changed(`device on ${y.target}`, `${x.source} (${x.permissions})`, `${y.source} (${y.permissions})`), more ? 'looser' : 'tighter', x.at, y.at);
   });
   keyed('mounts', 'masked-path', a.maskedPaths, b.maskedPaths, (m) => m.path, (m) => L.masked(m.path), 'tighter');
+  keyed('mounts', 'protected-path', a.protectedPaths, b.protectedPaths, (m) => m.path, (m) => L.protectedPath(m.path), 'tighter');
   // The sysctls sandbox sets itself (ping without CAP_NET_RAW, IPv6 off on eth0) come and go with
   // the network and only tighten: the file's own are compared.
   const own = (f: ExposureFacts) => f.sysctls.filter((x) => x.at.origin !== 'default');

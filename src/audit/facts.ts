@@ -47,6 +47,10 @@ export interface ExposureFacts {
   cgroupWrites: { id: string; file: string; value: string; at: At }[];
   sysctls: { name: string; value: string; at: At }[];
   maskedPaths: { path: string; at: At }[];
+  /** Paths kept read-only in a writable host folder (`paths`' protected defaults: git hooks, start-up files). */
+  protectedPaths: { path: string; at: At }[];
+  /** `paths` rules that show a credential of the caller's, or make a protected start-up file writable. */
+  pathExposures: { path: string; what: 'credential' | 'protected'; access: string; pattern: string; at: At }[];
   insecureRegistries: { host: string; at: At }[];
 }
 
@@ -126,7 +130,8 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     }),
     user: { user, group: userStep.args.group, root: (user === 0 || user === '0' || user === 'root') && !userNsPrivate, at: at(userStep.source, KEY.user!) },
     binds: stepsOf(steps, 'mount.bind')
-      .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target))
+      // The system folders of rootfs: host, and a .git bound on itself to pin it (paths' defaults), are no binds of the file's.
+      .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target) && !s.id.startsWith('pin:'))
       .map((s) => ({ source: s.args.source, target: s.args.target, readOnly: s.args.readOnly, propagation: s.args.propagation ?? 'rprivate', at: at(s.source, KEY.volumes!) })),
     volumes: stepsOf(steps, 'mount.volume').map((s) => {
       const made = stepsOf(steps, 'volume.create').find((v) => v.args.name === s.args.name);
@@ -144,7 +149,9 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     },
     cgroupWrites: stepsOf(steps, 'cgroup.set').filter((s) => !LIMIT_STEPS.has(s.id) && !(s.id === 'cgroup:memory-swap' && sameSource(s.source, cg('memory')?.source))).map((s) => ({ id: s.id, file: s.args.file, value: s.args.value, at: at(s.source, ['resources']) })),
     sysctls: stepsOf(steps, 'sysctl').map((s) => ({ name: s.args.name, value: s.args.value, at: at(s.source, KEY.sysctls!) })),
-    maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, KEY.masked!) })),
+    maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, s.id.startsWith('hide:') || s.id.startsWith('deny:') ? ['paths'] : KEY.masked!) })),
+    protectedPaths: stepsOf(steps, 'mount.readonly').filter((s) => s.id.startsWith('protect:')).map((s) => ({ path: s.args.path, at: at(s.source, ['paths']) })),
+    pathExposures: spec.paths.exposed.map((e) => ({ path: e.path, what: e.what, access: e.access, pattern: e.pattern, at: at(e.src, ['paths']) })),
     // The spec keeps the list without locations: each entry is found in the file.
     // A loopback registry is plain HTTP whether it is listed or not, and no one else is on its path.
     insecureRegistries: insecure.flatMap((host, i) => (isLoopbackRegistry(host) ? [] : [{ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } }])),

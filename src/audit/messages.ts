@@ -63,6 +63,7 @@ export const LABEL = {
   sysctl: (name: string, value: string) => `sysctl ${name} = ${value}`,
   sysctlName: (name: string) => `sysctl ${name}`,
   masked: (path: string) => `masked path ${path}`,
+  protectedPath: (path: string) => `protected path ${path} (read-only in a writable folder)`,
   insecure: (host: string) => `insecure registry ${host}`,
   egress: (rules: number) => `egress policy (${rules} rule${rules === 1 ? '' : 's'}; whatever no rule allows is refused)`,
   egressRule: (text: string) => `egress rule "${text}"`,

@@ -122,6 +122,14 @@ export const RULES: readonly Rule[] = [
     fix: 'remove 53 and 853 from the rule: the sandbox\'s resolver answers every name the rules allow' },
 
   // File system and devices.
+  { id: 'SBX120', name: 'path-credential-exposed', title: 'a `paths` rule that shows a credential of the caller (~/.ssh, ~/.aws, ~/.kube, …), hidden by default', severity: 'high', weight: 0.4,
+    test: (f) => f.pathExposures.filter((e) => e.what === 'credential').map((e) => ({ at: e.at, what: `${e.access.replace('_', '-')} ${e.path} (\`${e.pattern}\`)` })),
+    why: 'keys and tokens there let the command act as you on other machines and services, long after it ends',
+    fix: 'remove the rule (the credential is then hidden), or give the command a token of its own made for this job' },
+  { id: 'SBX121', name: 'path-protected-writable', title: 'a `paths.read_write` rule that makes a git hook, git config or shell start-up file writable, read-only by default', severity: 'medium', weight: 0.2,
+    test: (f) => f.pathExposures.filter((e) => e.what === 'protected').map((e) => ({ at: e.at, what: `writable ${e.path} (\`${e.pattern}\`)` })),
+    why: 'what the command writes there runs later on the host, outside the sandbox: at the next git commit, or the next shell',
+    fix: 'remove the rule, so that the file stays read-only, or name a narrower folder' },
   bindRule('SBX201', 'bind-host-root', 'a bind of the host\'s /', 'critical', 0.9, (s) => s === '/', 'the whole host file system is in the sandbox: its secrets, and with write access its binaries and boot files', 'bind only the folder the command needs'),
   bindRule('SBX202', 'bind-proc', 'a bind of the host\'s /proc (or below)', 'high', 0.5, (s) => under(s, '/proc'), 'the host\'s /proc shows every host process, their environments and memory maps, and holds kernel switches such as /proc/sysrq-trigger', 'remove the volume: the sandbox mounts a /proc of its own'),
   bindRule('SBX203', 'bind-sys', 'a bind of the host\'s /sys (or below)', 'high', 0.4, (s) => under(s, '/sys'), 'the host\'s /sys exposes kernel and device settings that the sandbox\'s own read-only /sys hides, such as firmware, power and cgroup files', 'remove the volume: the sandbox mounts /sys read-only'),

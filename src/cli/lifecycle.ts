@@ -4,7 +4,10 @@
 import { Option, type Command } from 'commander';
 import { cut, table } from '../ui/table';
 import { formatOf, withFormat, type FormatOpts } from './format';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DENIALS_OLD, DenialFollower, hasEgress, readDenials, readStatus, rulesOf } from './denials';
+import { denialLine, egressInfo, egressLine, parseDenials, type Denial } from '../ui/denials';
 import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
@@ -27,6 +30,32 @@ function saved(host: ReturnType<typeof probeHost>, name: string) {
   const s = savedRun(host, name);
   if (!s) throw new LifecycleError(MSG.noPlan(name), 1);
   return s;
+}
+
+/** `logs --denials`: the records of both files, in words or as stored; with `follow`, the new ones
+ * as sbx-egress writes them, until the sandbox is removed (or Ctrl-C). */
+async function printDenials(host: ReturnType<typeof probeHost>, name: string, o: { follow?: boolean; json: boolean; tail?: number }): Promise<void> {
+  const dir = join(host.stateRoot, name);
+  const plan = savedRun(host, name)?.plan;
+  if (plan && !hasEgress(plan)) throw new LifecycleError(MSG.noEgress(name), 1);
+  const rules = rulesOf(dir, plan);
+  const started = findSandbox(host, name).state?.startedAt;
+  const print = (recs: Denial[]) => process.stdout.write(recs.map((r) => (o.json ? JSON.stringify(r) : denialLine(r, rules, started))).join('\n') + (recs.length ? '\n' : ''));
+  const old = parseDenials(existsSync(join(dir, DENIALS_OLD)) ? readFileSync(join(dir, DENIALS_OLD), 'utf8') : '');
+  if (!o.follow) {
+    const all = readDenials(dir);
+    print(o.tail !== undefined ? all.slice(-o.tail) : all);
+    if (!all.length && !o.json) process.stderr.write(`${MSG.noDenials(name)}\n`);
+    return;
+  }
+  print(o.tail !== undefined ? old.slice(-o.tail) : old);
+  const follower = new DenialFollower(dir, print).start(true);
+  // Until the sandbox is gone (down, or a foreground run's end); Ctrl-C ends it too (the default SIGINT).
+  for (;;) {
+    await sleep(500);
+    if (!existsSync(dir) || !listSandboxes(host).some((r) => r.name === name)) break;
+  }
+  follower.stop();
 }
 
 /** Prints a detached sandbox's log from byte `from`; returns where it stopped. */
@@ -62,14 +91,18 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
     });
 
-  program.command('logs').argument('<name>', 'a sandbox started with up -d')
-    .description('print what a detached sandbox wrote on stdout and stderr')
-    .option('-f, --follow', 'keep printing until the sandbox exits')
+  withFormat(program.command('logs').argument('<name>', 'a sandbox started with up -d (with --denials: any sandbox with an egress policy)'), ['text', 'json'], 'with --denials, print the records as JSON lines, as they are stored')
+    .description('print what a detached sandbox wrote on stdout and stderr, or (--denials) what its egress policy refused')
+    .option('-f, --follow', 'keep printing until the sandbox exits (or is removed, with --denials)')
     .option('-n, --tail <lines>', 'only the last N lines', (v) => Number(v))
     .option('-t, --timestamps', 'show when each line was written')
-    .action(async (name: string, o: { follow?: boolean; tail?: number; timestamps?: boolean }) => {
+    .option('--denials', 'the lookups and connections its egress policy refused, each with the rule (and its line) that refused it')
+    .action(async (name: string, o: FormatOpts & { follow?: boolean; tail?: number; timestamps?: boolean; denials?: boolean }) => {
+      const json = formatOf(o) === 'json';
       const host = probeHost();
       findSandbox(host, name);
+      if (o.denials) { await printDenials(host, name, { follow: o.follow, json, tail: o.tail }); return; }
+      if (json) throw new LifecycleError(MSG.formatNeedsDenials, 1);
       const path = logPath(host, name);
       let at = printLog(path, 0, o);
       while (o.follow) {
@@ -149,13 +182,16 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const host = probeHost();
       const row = findSandbox(host, name);
       const s = saved(host, name);
-      const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], plan: s.plan };
+      // Egress: the rules and, from sbx-egress's status file, what it refused and carried so far.
+      const egress = hasEgress(s.plan) ? egressInfo(s.plan.steps.filter((x) => String(x.kind) === 'net.egress.rule').length, readStatus(join(host.stateRoot, name))) : null;
+      const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], egress, plan: s.plan };
       if (json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
       const st = row.state;
       const lines = [
         `name      ${name}`, `status    ${status(row)}`, `pid       ${st?.pid ?? '-'} (supervisor ${st?.supervisorPid ?? '-'})`,
         `file      ${st?.file || '-'}`, `started   ${st?.startedAt ?? '-'}`, `command   ${(st?.command ?? []).join(' ')}`,
         `address   ${s.address ?? '-'}`, `user      uid ${s.ids.uid}, gid ${s.ids.gid}${s.ids.groups.length ? `, groups ${s.ids.groups.join(',')}` : ''}`,
+        ...(egress ? [`egress    ${egressLine(egress)}`] : []),
         `applied   ${s.applied.length} of ${s.plan.steps.length} steps, ${s.applied.reduce((t, a) => t + (a.ms ?? 0), 0).toFixed(1)} ms`,
         `attested  ${s.attestation ? `${s.attestation.filter((v) => v.verdict === 'verified').length} steps verified from /proc before the command started, ${s.attestation.filter((v) => v.verdict === 'not checkable').length} not checkable from the host (inspect --json says why)` : '-'}`,
       ];

@@ -3,11 +3,12 @@
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
 import { homedir } from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
 import { findConfig, FindError, readBounded } from '../config/find';
 import type { PathSeg } from '../config/parse';
-import type { Source } from '../model/types';
+import type { PathKind, Source } from '../model/types';
+import type { PathFs } from '../model/normalize';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
@@ -27,6 +28,8 @@ import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
 import { bundleName, loadOci } from './oci';
 import { registerExport } from './export';
+import { DENIALS, DenialFollower, hasEgress, rulesOf } from './denials';
+import { denialSummary, type Denial } from '../ui/denials';
 import { commandLineValues, registerRun } from './run';
 import type { ImageOpts, Loaded, LoadOpts, UpOpts } from './options';
 export type { Loaded, LoadOpts, UpOpts };
@@ -66,6 +69,12 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   }
 }
 
+/** What `paths` rules look at on the host, as the caller sees it (its own permissions). */
+const HOST_PATHS: PathFs = {
+  stat: (p): PathKind => { try { const st = statSync(p); return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'missing' : 'other'; } },
+  list: (d) => { try { return readdirSync(d, { withFileTypes: true }).map((e) => ({ name: e.name, dir: e.isDirectory() })); } catch { return undefined; } },
+};
+
 /** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
  * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, run, doctor FILE),
  * the host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
@@ -91,6 +100,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
     // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
     readFile: (p, max) => { if (opts.files && Object.hasOwn(opts.files, p)) return opts.files[p]; try { return readBounded(p, max); } catch { return undefined; } },
+    paths: HOST_PATHS,
   });
   // `sandbox run`: the config is the command line's, written as YAML; its problems and the plan's
   // sources point at the words they came from.
@@ -220,6 +230,10 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
   }
   const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
   const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
+  // An egress policy's refusals, read as sbx-egress records them, for the line a foreground run
+  // ends with: only those after the command started (before it, the attestation's probes are refused on purpose).
+  const egress = hasEgress(l.plan) ? { dir: join(l.host.stateRoot, l.plan.name), records: [] as Denial[], since: '' } : undefined;
+  const follower = egress && new DenialFollower(egress.dir, (r) => { egress.records.push(...r); }).start(true);
   const result = await engine.run(l.plan, view.onEvent, {
     host: l.host,
     // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
@@ -230,7 +244,11 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     // Test-only: apply the named step wrongly; the attestation must refuse to run the command.
     corruptAt: process.env.SANDBOX_TEST_CORRUPT,
     // The view ends before the command may write its first byte.
-    beforeExec: async () => view.end(),
+    // sbx-egress made denials.jsonl when it started, before this: opening it now, before the
+    // command runs, keeps every record readable even after a short run's state folder is gone.
+    beforeExec: async () => { if (egress) { egress.since = new Date().toISOString(); follower!.poll(); } view.end(); },
+    // sbx-egress has written its last records and the state folder is still there: read them now.
+    afterCommand: () => follower?.poll(),
     file: l.file,
     onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
     // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
@@ -238,6 +256,11 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     onExit: o.rm ? [process.execPath, ...process.execArgv, process.argv[1]!, 'down', '--rm', l.plan.name] : undefined,
   });
   view.end();
+  follower?.stop();
+  if (egress && !result.detached && egress.since) {
+    const line = denialSummary(egress.records.filter((r) => r.t >= egress.since), rulesOf(egress.dir, l.plan), l.plan.name, existsSync(join(egress.dir, DENIALS)));
+    if (line) process.stderr.write(`${line}\n`);
+  }
   // Foreground --rm: the engine removed the rest as the command ended; the anonymous volumes go too.
   if (o.rm && !result.detached) {
     const { removeAnonymousVolumes } = await import('../engine/lifecycle');

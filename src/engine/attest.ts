@@ -10,6 +10,7 @@ import { capabilityNumber, RLIMITS } from '../model/tables';
 import type { Plan, Step, StepKind, StepOf, Verdict } from '../plan/types';
 import { findStep } from '../plan/steps';
 import { hostInterface } from '../host/network';
+import { attestEgressDefault, attestEgressResolv, attestEgressRule, attestEgressStart, attestEgressWall, type EgressView } from './attest-egress';
 
 export interface MountEntry { point: string; opts: string[]; optional: string[]; fstype: string }
 export type PathKind = { type: 'file' | 'dir' | 'other' } | { type: 'link'; target: string } | { type: 'char' | 'block'; rdev: number } | { type: 'unreadable'; why: string };
@@ -85,13 +86,15 @@ class Attestation {
   /** The command runs as uid 0 in its namespace. */
   readonly root: boolean;
 
-  constructor(readonly plan: Plan, readonly view: ProcView, readonly ids: AttestIds) {
+  constructor(readonly plan: Plan, readonly view: ProcView, readonly ids: AttestIds, readonly egress?: EgressView) {
     this.idmap = findStep(plan.steps, 'idmap');
     this.status = view.status;
     this.uid0 = Number(this.status.Uid?.split(/\s+/)[0]);
     this.root = ids.uid === 0;
   }
 
+  /** A verdict as the egress rules give it. */
+  readonly record = (s: Step, verdict: Verdict['verdict'], detail: string): void => { this.out.push({ step: s.id, verdict, detail }); };
   ok(s: Step, detail: string): void { this.out.push({ step: s.id, verdict: 'verified', detail }); }
   unchecked(s: Step, why: string): void { this.out.push({ step: s.id, verdict: 'not checkable', detail: why }); }
   check(s: Step, good: boolean, want: string, found: string): void {
@@ -127,8 +130,9 @@ class Attestation {
   }
 }
 
-export function attest(plan: Plan, view: ProcView, ids: AttestIds): Verdict[] {
-  const a = new Attestation(plan, view, ids);
+/** egress: what readEgressView gathered for a sandbox with network.egress. */
+export function attest(plan: Plan, view: ProcView, ids: AttestIds, egress?: EgressView): Verdict[] {
+  const a = new Attestation(plan, view, ids, egress);
   for (const s of plan.steps) attestStep(a, s);
   return a.out;
 }
@@ -146,6 +150,7 @@ const RULES: Rules = {
   'state.create': (a, s) => a.check(s, a.view.stateFile('owner') !== undefined || a.view.stateFile('.') !== undefined, `${s.args.path} exists`, 'no state folder'),
   'rootfs.host': preparedOnHost, 'rootfs.dir': preparedOnHost, 'rootfs.image': preparedOnHost,
   'image.note': (a, s) => a.unchecked(s, 'a note about the image: nothing is applied'),
+  'path.placeholder': (a, s) => a.unchecked(s, `the placeholder at ${s.args.path}, made on the host before the clone; its deny step is checked in the sandbox's mount table`),
   'volume.create': (a, s) => a.unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'),
   'cgroup.create': (a, s) => a.check(s, a.view.cgroupFile('pids', 'cgroup.procs') !== undefined || a.view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'),
   'cgroup.set': cgroupSet,
@@ -181,7 +186,11 @@ const RULES: Rules = {
   'net.nat': (a, s) => a.unchecked(s, NFT_WHOLE),
   'net.port': (a, s) => a.unchecked(s, s.args.path === 'pasta' || s.args.path === 'slirp4netns' ? `${s.args.path} publishes the port; the run waits until it accepts connections` : NFT_WHOLE),
   'net.hosts': (a, s) => a.check(s, (a.view.stateFile('hosts') ?? '').includes('localhost'), 'the sandbox\'s /etc/hosts written', 'none'),
-  'net.resolv': (a, s) => a.check(s, a.view.stateFile('resolv.conf') !== undefined, 'the sandbox\'s /etc/resolv.conf written', 'none'),
+  'net.resolv': (a, s) => (s.args.options ? attestEgressResolv(s, a.egress, a.record) : a.check(s, a.view.stateFile('resolv.conf') !== undefined, 'the sandbox\'s /etc/resolv.conf written', 'none')),
+  'net.egress.rule': (a, s) => attestEgressRule(a.plan, s, a.egress, a.record),
+  'net.egress.default': (a, s) => attestEgressDefault(a.plan, s, a.egress, a.record),
+  'net.egress.start': (a, s) => attestEgressStart(s, a.egress, a.record),
+  'net.egress.wall': (a, s) => attestEgressWall(a.plan, s, a.egress, a.record),
   // Mounts, read from the child's mount table.
   'mount.private': mountsPrivate,
   'mount.root': (a, s) => a.mountCheck(s, '/', s.args.fstype === 'bind' ? {} : { fstype: s.args.fstype }),
@@ -195,7 +204,8 @@ const RULES: Rules = {
     a.check(s, m?.fstype === 'devpts' && ptmx?.type === 'link' && ptmx.target === 'pts/ptmx', 'a devpts on /dev/pts, /dev/ptmx → pts/ptmx', `${m?.fstype ?? 'nothing'} on /dev/pts`);
   },
   'mount.tmpfs.dev': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }),
-  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly, flags: s.args.flags }),
+  // A denied folder holding other rules is covered writable, then made read-only after pivot_root (plan/sections/paths.ts).
+  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly || a.plan.steps.some((x) => x.kind === 'mount.readonly' && x.args.path === s.args.target), flags: s.args.flags }),
   'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
   'mount.volume': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
   'mount.netfile': (a, s) => a.mountCheck(s, s.args.target, { flags: ['nosuid', 'nodev', 'noexec'] }),

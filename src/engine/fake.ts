@@ -12,12 +12,15 @@ export function recordingOps(log: string[]): HostOps {
   return {
     removeState: (path) => note('removeState', path),
     removeUpper: (path) => note('removeUpper', path),
+    removePlaceholder: (path, type) => note('removePlaceholder', path, type),
     removeVolume: (name, root) => note('removeVolume', name, root),
     removeCgroup: async (path) => note('removeCgroup', path),
     removeVeth: (name) => note('removeVeth', name),
     restoreForwarding: async (dir) => { note('restoreForwarding', dir); },
     removeTable: (name) => note('removeTable', name),
     stopUsernet: async (dir) => note('stopUsernet', dir),
+    stopEgress: async (dir) => note('stopEgress', dir),
+    removeWall: (table) => note('removeWall', table),
   };
 }
 

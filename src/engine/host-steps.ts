@@ -4,7 +4,7 @@
 // one function and leave nothing behind. The mapped type makes the table cover every host kind;
 // the compiler checks each handler's arguments.
 import type { HostKind, HostStep } from '../plan/steps';
-import { mkdirSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Store } from '../image/store';
@@ -21,6 +21,7 @@ import { startPasta, startSlirp4netns } from '../host/rootless-net';
 import { ensureStateRoot, nameLock, readState, sandboxPids } from '../host/state';
 import { reclaimLocked } from '../host/teardown';
 import type { UndoList } from '../host/undo';
+import { startEgressStep, wallScript, type EgressRun } from './egress';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -55,6 +56,8 @@ export interface HostContext {
   ids?: Ids;
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
   corruptAt?: string;
+  /** network.egress: the run's nonce, group, mark and classes, the wall as loaded, sbx-egress's record. */
+  egress?: EgressRun;
 }
 
 /** The kinds the host applies are the table's in plan/steps.ts: a kind placed there needs its handler here. */
@@ -116,6 +119,15 @@ const HANDLERS: Handlers = {
     if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
   },
   'image.note': () => undefined,
+  'path.placeholder': (ctx, s) => {
+    const { path, type } = s.args;
+    // Made only where nothing is (the host may have made it since the plan); recorded first, so
+    // that a crash between the two leaves an undo that finds nothing or the empty placeholder.
+    if (existsSync(path)) return;
+    ctx.undo.record(s.id, { kind: 'path.placeholder.remove', args: { path, type } });
+    if (type === 'dir') mkdirSync(path, { mode: 0o700 });
+    else closeSync(openSync(path, 'wx', 0o600));
+  },
   'volume.create': (ctx, s) => {
     const a = s.args;
     const root = dirname(a.path);
@@ -179,12 +191,21 @@ const HANDLERS: Handlers = {
     ctx.undo.record(s.id, { kind: 'net.forwarding.restore', args: { state: ctx.state } });
     await enableForwarding(ctx.host.stateRoot);
   },
-  'net.nat': (ctx, s) => {
+  'net.nat': async (ctx, s) => {
     const { table, veth } = ctx.names;
     if (!table) throw new Error('internal error: the plan names no nftables table');
+    // With egress, the wall goes in the same transaction: the sandbox is never forwarded without it.
+    const wall = findStep(ctx.plan.steps, 'net.egress.wall');
+    const wallText = wall ? await wallScript(ctx, wall) : '';
     ctx.undo.record(s.id, { kind: 'net.nat.remove', args: { subnet: s.args.subnet, table } });
-    nft(natTable(table, veth, addressOf(ctx)));
+    if (wall) ctx.undo.record(wall.id, { kind: 'net.egress.wall.remove', args: { table: wall.args.table } });
+    nft(natTable(table, veth, addressOf(ctx)) + wallText);
   },
+  // The rules are applied by sbx-egress and the wall; the attestation reads them back.
+  'net.egress.rule': () => undefined,
+  'net.egress.default': () => undefined,
+  'net.egress.wall': (ctx) => { if (!ctx.egress?.wall) throw new Error('internal error: the egress wall was not loaded with the NAT table'); },
+  'net.egress.start': (ctx, s) => startEgressStep(ctx, s, childOf(ctx).pid, childOf(ctx).holder),
   'net.usernet': async (ctx, s) => {
     // Rootless: the tool binds the published ports itself, so the preflight's holds on them are
     // let go just before it starts; it runs as the caller and outlives this CLI for a detached
@@ -219,7 +240,7 @@ const HANDLERS: Handlers = {
     writeFileSync(join(ctx.state, 'hosts'), hostsFile(hostname, ctx.address, s.args.extra));
   },
   // A rootless stack names its own resolver (slirp4netns' 10.0.2.3; pasta's is the host's).
-  'net.resolv': (ctx, s) => writeFileSync(join(ctx.state, 'resolv.conf'), resolvConf(s.args.servers.length ? s.args.servers : ctx.dns ?? [])),
+  'net.resolv': (ctx, s) => writeFileSync(join(ctx.state, 'resolv.conf'), resolvConf(s.args.servers.length ? s.args.servers : ctx.dns ?? [], s.args.options)),
 };
 
 /** A setuid helper run to completion; its own message (newuidmap names the range it refused) on failure. */

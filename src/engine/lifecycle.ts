@@ -9,6 +9,7 @@ import { exitCode, heldPorts, listSandboxes, readSaved, readState, requestStop, 
 import { orphanTables, reclaim } from '../host/teardown';
 import { ownerAlive, procStat, readOwner } from '../host/lock';
 import { removeTable } from '../host/network';
+import { removeWall } from '../host/egress';
 import { stopRecorded } from '../host/rootless-net';
 import { listVolumes, readVolume, removeUnfinished, removeVolume, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
@@ -232,7 +233,10 @@ export async function gc(host: HostFeatures): Promise<string[]> {
   const removed: string[] = [];
   // Exited detached sandboxes are kept for their logs until `down`; only crashed runs go.
   for (const r of listSandboxes(host)) if (!r.running && r.exit === undefined) removed.push(...(await reclaim(host, r.name)).map((x) => `${r.name}: ${x}`));
-  for (const t of orphanTables(host)) { removeTable(t); removed.push(`nftables table ${t} (no state folder)`); }
+  for (const t of orphanTables(host)) {
+    if (t.startsWith('inet ')) removeWall(t.slice(5)); else removeTable(t);
+    removed.push(`nftables table ${t} (no state folder)`);
+  }
   // A volume whose making was cut short (the CLI killed mid-seed) is a hidden folder no run uses.
   removed.push(...removeUnfinished(host.volumes.root));
   return removed;

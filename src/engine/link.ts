@@ -70,8 +70,9 @@ export interface SupervisedRestart {
   program?: Program;
   /** The cgroup.procs files a restart joins. */
   procs: string[];
-  /** The nftables table of the port maps, deleted when the command ends for good ('' none). */
-  table: string;
+  /** The nftables tables deleted when the command ends for good, "FAMILY NAME" each: the port
+   * maps' and NAT's (`ip sbx_x`), and the egress wall (`inet sbx_x_eg`). */
+  tables: string[];
   /** The bound sockets of the ports nftables maps (their descriptors in this process): the
    * supervisor inherits them as its fds 3, 4, … and closes them with the table, so that a port
    * stays taken on the host for exactly as long as it is mapped. The ports pasta, slirp4netns or
@@ -94,7 +95,7 @@ export async function supervisedLink(program: Program, stateDir: string, cgroupD
   head.writeUInt32LE(program.strings.length, SUPERVISE_HEAD_OFFSET.strings_len);
   head.writeBigUInt64LE(program.cloneFlags, SUPERVISE_HEAD_OFFSET.clone_flags);
   const again = restart.policy ? restart.program : undefined;
-  const extra = Buffer.from(`${restart.procs.map((p) => `${p}\0`).join('')}\0${restart.table}\0${holds.length}\0`);
+  const extra = Buffer.from(`${restart.procs.map((p) => `${p}\0`).join('')}\0${restart.tables.map((t) => `${t}\0`).join('')}\0${holds.length}\0`);
   head.writeUInt32LE(again ? restart.policy : 0, SUPERVISE_HEAD_OFFSET.policy);
   head.writeUInt32LE(restart.max, SUPERVISE_HEAD_OFFSET.max_restarts);
   head.writeUInt32LE(again?.nops ?? 0, SUPERVISE_HEAD_OFFSET.restart_nops);

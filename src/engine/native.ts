@@ -22,6 +22,8 @@ import { UndoList } from '../host/undo';
 import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
 import { attest, readView } from './attest';
+import { readEgressView } from './egress-view';
+import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, portHolders, PreflightError, reservePorts, rootEtc } from './preflight';
 import { exitStatus, failedStepStatus, Session } from './session';
@@ -32,6 +34,10 @@ export interface NativeRunOptions extends RunOptions {
   host: HostFeatures;
   /** Called when setup is over and before the command starts: progress output ends here. */
   beforeExec?: () => Promise<void>;
+  /** Foreground: called once the command has ended for good and, with egress, sbx-egress has
+   * been stopped (so its last denial records are written), before anything of the run is removed:
+   * the CLI reads the denials for the line a foreground `up` ends with. */
+  afterCommand?: () => void | Promise<void>;
   /** The config file, as shown by `ps`. */
   file?: string;
   /** What became of a signal the CLI passed on (PID 1 cannot get it; the command was killed). */
@@ -357,9 +363,10 @@ class NativeRun {
     const policy = RESTART[this.restart.policy];
     try {
       // A rootless network has no table (its tool ends with the supervisor, whom its watcher watches).
-      const table = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? ctx.names.table : '';
+      const wall = findStep(plan.steps, 'net.egress.wall');
+      const tables = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? [`ip ${ctx.names.table}`, ...(wall ? [`inet ${wall.args.table}`] : [])] : [];
       this.link = detach
-        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), table, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
+        ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), tables, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
         : directLink(this.lib, this.program, cgroupFd);
     } catch (e) {
       const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
@@ -396,7 +403,7 @@ class NativeRun {
       onEvent: (e) => this.onEvent(e), onFail: (f) => { failure = f; }, onConsole: () => this.session.receiveTerminal(child),
       onExecStart: async (ns) => {
         this.execNs = ns;
-        failure = this.attest(child);
+        failure = await this.attest(child);
         if (failure) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } return; }
         await this.opts.beforeExec?.();
         child.send('E');
@@ -416,10 +423,12 @@ class NativeRun {
 
   /** The attestation, and the failure of the first step it found not applied (the step that
    * applied a thing before the ones that only name it: cap.keep, cap.drop). */
-  private attest(child: ChildLink): ChildFailure | undefined {
+  private async attest(child: ChildLink): Promise<ChildFailure | undefined> {
     const { plan, ctx } = this;
     const a0 = msNow();
-    this.attestation = attest(plan, readView(child.pid, { cgroup: (c, f) => ctx.cgroup.read(c, f), stateDir: ctx.state }), this.ids);
+    // Egress: the probes from inside and the tables read back, before the command can run.
+    const egress = ctx.egress && findStep(plan.steps, 'net.egress.start') ? await readEgressView(child.pid, plan, ctx.egress, ctx.state, this.lib) : undefined;
+    this.attestation = attest(plan, readView(child.pid, { cgroup: (c, f) => ctx.cgroup.read(c, f), stateDir: ctx.state }), this.ids, egress);
     this.attestMs = msNow() - a0;
     const bad = this.attestation.find((v) => v.verdict === 'mismatch' && !/^cap(-drop)?:/.test(v.step)) ?? this.attestation.find((v) => v.verdict === 'mismatch');
     if (!bad) return undefined;
@@ -531,6 +540,12 @@ class NativeRun {
     this.session.close();
     if ((this.exec.args.detach || this.opts.startFifo) && this.running) return;
     const { state } = this.ctx;
+    if (this.running && this.opts.afterCommand) {
+      // sbx-egress writes what it still holds (records coalesced over a second) when it stops;
+      // stopping it again by the undo list then finds no record and does nothing.
+      if (this.ctx.egress) await stopEgress(state).catch(() => false);
+      try { await this.opts.afterCommand(); } catch { /* the summary is the CLI's; the clean-up goes on */ }
+    }
     await this.ctx.undo.replay(hostOps(this.opts.host), (step, e) => this.onEvent({ type: 'undo', id: step, ok: false, message: e.message }));
     if (existsSync(state) && this.link) { try { rmdirSync(state); } catch { /* reported by gc */ } }
   }

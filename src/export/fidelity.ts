@@ -133,5 +133,10 @@ export function commonFindings(spec: SandboxSpec, r: Report, has: { ulimits: boo
     const t = spec.namespaces.find((n) => n.type === 'time')!;
     if (t.mode !== 'host') r.none(t.src, ['namespaces', 'time'], 'time-namespace', 'a time namespace (`namespaces.time`)', r.target === 'oci' ? `runtime-spec 1.0.2, which runc 1.1 reads, has none; ${LOSSY}` : LOSSY);
   }
+  // `paths` and its protected defaults: not carried into any target yet, so said for each rule.
+  for (const rule of spec.paths.rules) {
+    const what = rule.origin === 'rule' ? `the \`paths\` rule ${rule.access} ${rule.path}` : `${rule.origin === 'hide' ? 'hiding' : 'keeping read-only'} ${rule.path} (a protected default of \`paths\`)`;
+    r.none(rule.src, ['paths'], 'path-rule', what, `sandbox export does not carry path rules yet: mount a volume there instead, or ${LOSSY}`);
+  }
   if (!has.registries && spec.rootfs.type === 'image') for (const [i] of spec.rootfs.insecure.entries()) r.none('default', ['insecure_registries', i], 'insecure-registry', '`insecure_registries`', `configure the registry on the engine (registries.conf, the daemon's insecure-registries); ${LOSSY}`);
 }

@@ -27,7 +27,7 @@ const net = () => require('node:net') as typeof import('node:net');
 export { hostInterface, nftTable } from '../plan/paths';
 
 /** Leases and the forwarding switch are shared by every sandbox: one lock for both. */
-const netLock = (stateRoot: string) => join(stateRoot, '.net.lock');
+export const netLock = (stateRoot: string) => join(stateRoot, '.net.lock');
 
 /** Takes the lowest free address of the subnet: leases are the `ip` files of live state folders. */
 export async function leaseAddress(stateRoot: string, stateDir: string, cidr: string): Promise<string> {
@@ -151,11 +151,11 @@ export function hostsFile(hostname: string, ip: string | undefined, extra: strin
   return ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${hostname}`] : []), ...extra.map((e) => e.replace(' ', '\t')), ''].join('\n');
 }
 
-export function resolvConf(servers: string[]): string {
+export function resolvConf(servers: string[], options?: string[]): string {
   let list = servers;
   if (!list.length) {
     // The host's own name servers, less loopback ones, which mean something else inside.
     try { list = readFileSync('/etc/resolv.conf', 'utf8').split('\n').map((l) => /^nameserver\s+(\S+)/.exec(l)?.[1]).filter((x): x is string => !!x && !x.startsWith('127.') && x !== '::1'); } catch { list = []; }
   }
-  return list.map((s) => `nameserver ${s}`).join('\n') + '\n';
+  return [...list.map((s) => `nameserver ${s}`), ...(options?.length ? [`options ${options.join(' ')}`] : [])].join('\n') + '\n';
 }

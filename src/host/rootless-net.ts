@@ -65,7 +65,7 @@ const WATCH_INTERVAL_S = '0.1';
 // ---- processes, named by PID and start time ----
 
 /** A process as recorded: its start time (clock ticks since boot, field 22 of /proc/PID/stat) tells it from a later one given the same PID. */
-interface Proc { pid: number; start: string }
+export interface Proc { pid: number; start: string }
 
 function procStat(pid: number): { state: string; start: string; pgrp: number } | undefined {
   let stat: string;
@@ -74,25 +74,25 @@ function procStat(pid: number): { state: string; start: string; pgrp: number } |
   return { state: f[0]!, pgrp: Number(f[2]), start: f[19]! };
 }
 
-function procOf(pid: number): Proc | undefined {
+export function procOf(pid: number): Proc | undefined {
   const s = procStat(pid);
   return s && s.state !== 'Z' ? { pid, start: s.start } : undefined;
 }
 
 /** True while the recorded process runs (a zombie has ended: it holds no socket and no namespace). */
-function running(p: Proc): boolean {
+export function running(p: Proc): boolean {
   const s = procStat(p.pid);
   return !!s && s.start === p.start && s.state !== 'Z';
 }
 
-function signal(p: Proc, sig: NodeJS.Signals, group = false): void {
+export function signal(p: Proc, sig: NodeJS.Signals, group = false): void {
   if (!running(p)) return;
   try { process.kill(group ? -p.pid : p.pid, sig); } catch { /* ended meanwhile, or the group is gone */ }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function gone(p: Proc, ms: number): Promise<boolean> {
+export async function gone(p: Proc, ms: number): Promise<boolean> {
   // Polled from 1 ms up to 20: pasta quits within a millisecond of its link going, and the
   // teardown of every rootless run waits on this.
   for (let end = Date.now() + ms, wait = 1; Date.now() < end; await sleep(wait), wait = Math.min(20, wait * 2)) if (!running(p)) return true;

@@ -36,6 +36,8 @@ export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', '
   'pid', '.pid.tmp', 'stopping',
   // A rootless network's record and files (engine/rootless-net.ts removes them when it stops the tool).
   'usernet.json', '.usernet.json.tmp', 'netns', 'pasta.pid', 'slirp4netns.sock', 'slirp4netns.log',
+  // sbx-egress's record, policy, log, status and denials (host/egress.ts, EGRESS-CONTRACT 9).
+  'egress.json', '.egress.json.tmp', 'egress.policy', 'egress.log', 'egress.status', 'egress.status.tmp', 'denials.jsonl', 'denials.1.jsonl',
   // The undo list of what the run changed on the host (host/undo.ts).
   UNDO_FILE, `.${UNDO_FILE}.tmp`];
 

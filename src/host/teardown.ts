@@ -3,7 +3,7 @@
 // is alive, for `down`, gc and the next `up` of a name whose last run crashed (its CLI killed
 // with -9). Nothing here works a name out again: what is removed is what the run recorded. Runs
 // in the CLI process, as root or (rootless) as the caller.
-import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { removeTree } from '../image/owners';
 import { removeVolume } from '../image/volumes';
@@ -12,6 +12,7 @@ import { Cgroup } from './cgroup';
 import { ownerAlive, readOwner, withLock } from './lock';
 import { removeTable, removeVeth, restoreForwarding } from './network';
 import { stopRecorded } from './rootless-net';
+import { removeWall, stopEgress } from './egress';
 import { nameLock, readState, sandboxPids, STATE_FILES } from './state';
 import { readUndo, replayUndo, type HostOps } from './undo';
 
@@ -31,6 +32,16 @@ export function hostOps(host: HostFeatures): HostOps {
     // Rootless, what the sandbox wrote there may belong to the caller's subordinate ids:
     // removeTree removes it inside the caller's user namespace where the caller itself cannot.
     removeUpper: (path) => { if (!existsSync(path)) return undefined; removeTree(path); return `upper layer ${path}`; },
+    // Only what is still the empty placeholder: a file or folder the host's programs filled meanwhile is theirs.
+    removePlaceholder: (path, type) => {
+      try {
+        const st = lstatSync(path);
+        if (type === 'file' && st.isFile() && st.size === 0) unlinkSync(path);
+        else if (type === 'dir' && st.isDirectory()) rmdirSync(path);
+        else return undefined;
+        return `placeholder ${path}`;
+      } catch { return undefined; }
+    },
     removeVolume: (name, root) => (removeVolume(name, root) ? `volume ${name}` : undefined),
     removeCgroup: async (path) => {
       const cg = new Cgroup(host.cgroup, path);
@@ -42,6 +53,8 @@ export function hostOps(host: HostFeatures): HostOps {
     restoreForwarding: (dir) => restoreForwarding(dirname(dir), dir),
     removeTable: (table) => { if (!tableExists(table)) return undefined; removeTable(table); return `nftables table ${table}`; },
     stopUsernet: async (dir) => ((await stopRecorded(dir)) ? 'network process (pasta or slirp4netns)' : undefined),
+    stopEgress: async (dir) => ((await stopEgress(dir)) ? 'egress resolver and relay (sbx-egress)' : undefined),
+    removeWall: (table) => { if (!tableExists(table, 'inet')) return undefined; removeWall(table); return `nftables table inet ${table}`; },
   };
 }
 
@@ -62,21 +75,23 @@ export async function reclaimLocked(host: HostFeatures, name: string, ops = host
   return last ? [...removed, last] : removed;
 }
 
-/** `nft list tables ip`: one `table ip NAME` line each; '' when nft cannot say. */
-function ipTables(): string {
-  try { return childProcess().execFileSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8' }); } catch { return ''; }
+/** `nft list tables FAMILY`: one `table FAMILY NAME` line each; '' when nft cannot say. */
+function nftTables(family: 'ip' | 'inet'): string {
+  try { return childProcess().execFileSync('nft', ['list', 'tables', family], { encoding: 'utf8' }); } catch { return ''; }
 }
 
-const tableExists = (table: string) => ipTables().includes(`table ip ${table}\n`);
+const tableExists = (table: string, family: 'ip' | 'inet' = 'ip') => nftTables(family).includes(`table ${family} ${table}\n`);
 
-/** Our nftables tables (sbx_*) that no state folder's undo list records (a table is recorded
- * before it is made, so a sandbox being set up keeps its own). */
+/** Our nftables tables (ip sbx_*, and the egress walls inet sbx_*_eg) that no state folder's undo
+ * list records (a table is recorded before it is made, so a sandbox being set up keeps its own);
+ * a wall is named `inet NAME`, as `nft delete table` takes it. */
 export function orphanTables(host: HostFeatures): string[] {
   // Without root there are no tables of ours (a rootless network has none), and nft would refuse.
   if (host.rootless) return [];
-  const tables = ipTables();
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
-  const owned = new Set(names.flatMap((n) => readUndo(join(host.stateRoot, n)).flatMap((r) => (r.kind === 'net.nat.remove' && r.args.table ? [r.args.table] : []))));
-  return [...tables.matchAll(/^table ip (sbx_\S+)$/gm)].map((m) => m[1]!).filter((t) => !owned.has(t));
+  const owned = new Set(names.flatMap((n) => readUndo(join(host.stateRoot, n)).flatMap((r) => (r.kind === 'net.nat.remove' && r.args.table ? [r.args.table] : r.kind === 'net.egress.wall.remove' ? [`inet ${r.args.table}`] : []))));
+  const ip = [...nftTables('ip').matchAll(/^table ip (sbx_\S+)$/gm)].map((m) => m[1]!);
+  const inet = [...nftTables('inet').matchAll(/^table inet (sbx_\S+_eg)$/gm)].map((m) => `inet ${m[1]!}`);
+  return [...ip, ...inet].filter((t) => !owned.has(t));
 }

@@ -48,12 +48,15 @@ export function recordedCgroup(list: readonly Recorded[]): string {
 export interface HostOps {
   removeState(path: string): string | undefined;
   removeUpper(path: string): string | undefined;
+  removePlaceholder(path: string, type: 'file' | 'dir'): string | undefined;
   removeVolume(name: string, root: string): string | undefined;
   removeCgroup(path: string): Promise<string | undefined>;
   removeVeth(name: string): string | undefined;
   restoreForwarding(stateDir: string): Promise<void>;
   removeTable(name: string): string | undefined;
   stopUsernet(stateDir: string): Promise<string | undefined>;
+  stopEgress(stateDir: string): Promise<string | undefined>;
+  removeWall(table: string): string | undefined;
 }
 
 /** Reverts one change. An entry without the name it needs (the plan's own, which leaves some out)
@@ -62,6 +65,7 @@ export async function undoOne(u: Undo, ops: HostOps): Promise<string | undefined
   switch (u.kind) {
     case 'state.remove': return ops.removeState(u.args.path);
     case 'upper.remove': return ops.removeUpper(u.args.path);
+    case 'path.placeholder.remove': return ops.removePlaceholder(u.args.path, u.args.type);
     case 'volume.remove-new': return u.args.root ? ops.removeVolume(u.args.name, u.args.root) : undefined;
     case 'cgroup.remove': return u.args.path ? ops.removeCgroup(u.args.path) : undefined;
     case 'net.veth.remove': return u.args.interface ? ops.removeVeth(u.args.interface) : undefined;
@@ -71,6 +75,8 @@ export async function undoOne(u: Undo, ops: HostOps): Promise<string | undefined
     // the hold on a port are threads and sockets of the CLI, which end with it.
     case 'net.port.remove': return undefined;
     case 'net.usernet.stop': return u.args.state ? ops.stopUsernet(u.args.state) : undefined;
+    case 'net.egress.stop': return u.args.state ? ops.stopEgress(u.args.state) : undefined;
+    case 'net.egress.wall.remove': return ops.removeWall(u.args.table);
     default: { const never: never = u; throw new Error(`internal error: no undo for ${(never as Undo).kind}`); }
   }
 }

@@ -9,7 +9,7 @@ import { interpolate } from '../config/interpolate';
 import { firstInvalidUtf8, LIMITS, parseConfig, type PathSeg } from '../config/parse';
 import { checkConfig, validate } from '../config/validate';
 import type { UserConfig } from '../config/types';
-import { imageOf, normalize, resolveHostPath, seccompShownPath, type FileRead, type NormalizeContext, type SpecInputs } from './normalize';
+import { gatherPathFacts, imageOf, normalize, resolveHostPath, seccompShownPath, type FileRead, type NormalizeContext, type PathFs, type SpecInputs } from './normalize';
 import { PROFILE_MAX_BYTES } from './seccomp';
 import { checkRules } from './rules';
 import type { SandboxSpec, Source } from './types';
@@ -30,6 +30,9 @@ export interface LoadInput {
    * It need not return more than `maxBytes + 1` bytes: anything longer is refused by size.
    */
   readFile(path: string, maxBytes: number): string | Uint8Array | undefined;
+  /** The host's files as `paths` rules and their defaults need them (kinds, folders' entries for
+   * globs); absent: nothing is looked at, so globs match nothing and no protected default applies. */
+  paths?: PathFs;
 }
 
 export interface LoadResult {
@@ -152,8 +155,9 @@ export function buildSpec(read: ConfigRead, inputs: SpecInputs = {}): LoadResult
       ? { file: at.file, line: at.line, col: at.col, path, code, message: src === 'image' ? `${message} (from the image)` : message, severity }
       : { file: input.file, line: 1, col: 1, path, code, message, severity };
   };
-  const { spec, problems } = normalize(read.cfg, read.ctx, inputs);
-  const later: Diagnostic[] = problems.map((p) => fromSource(p.src, '', p.code, p.message, 'error'));
+  const ctx = input.paths ? { ...read.ctx, pathFacts: gatherPathFacts(read.cfg, read.ctx, inputs, input.paths) } : read.ctx;
+  const { spec, problems } = normalize(read.cfg, ctx, inputs);
+  const later: Diagnostic[] = problems.map((p) => fromSource(p.src, '', p.code, p.message, p.severity ?? 'error'));
   // Rules about absent values would only guess once an earlier stage has reported an error.
   for (const f of checkRules(spec, { hostCpus: input.hostCpus, partial: diagnostics.length + later.length > 0 })) later.push(fromSource(f.src, '', f.code, f.message, f.severity));
   // One problem per place: where the file could not be read or the schema refused a value, what

@@ -15,10 +15,12 @@ import { normalizeResources } from './sections/resources';
 import { normalizeCapabilities } from './sections/capabilities';
 import { normalizeSecurity } from './sections/security';
 import { normalizeKernel } from './sections/kernel';
+import { normalizePaths } from './sections/paths';
 
 // What other folders import from here, wherever it lives now.
 export { resolveHostPath, type FileRead, type NormalizeContext, type SpecProblem } from './sections/context';
 export type { CliValue, SpecInputs } from './sections/inputs';
+export { gatherPathFacts, type PathFs } from './sections/paths';
 export { parseSize } from './size';
 export { imageOf } from './sections/root';
 export { parseDuration, restartPolicy, shellSplit, signalNumber } from './sections/process';
@@ -28,20 +30,21 @@ export { seccompShownPath } from './sections/security';
 
 export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs = {}): { spec: SandboxSpec; problems: SpecProblem[] } {
   const problems: SpecProblem[] = [];
-  const problem = (src: SpecProblem['src'], code: string, message: string) => { problems.push({ src, code, message }); };
+  const problem = (src: SpecProblem['src'], code: string, message: string, severity?: 'warning') => { problems.push({ src, code, message, ...(severity ? { severity } : {}) }); };
   const mode = networkMode(cfg, ctx);
   const { name, hostname, namespaces, userns } = normalizeIdentity(cfg, ctx, inputs, mode);
   const rootfs = normalizeRoot(cfg, ctx, problem);
   const process = normalizeProcess(cfg, ctx, inputs, problem, hostname);
   const network = normalizeNetwork(cfg, ctx, inputs, problem, mode);
   const { mounts, devices, shmSize } = normalizeMounts(cfg, ctx, inputs, problem);
+  const paths = normalizePaths(cfg, ctx, rootfs, mounts, problem);
   const resources = normalizeResources(cfg, ctx, problem);
   const { capabilities, capsDropped } = normalizeCapabilities(cfg, ctx, problem);
   const security = normalizeSecurity(cfg, ctx, problem);
   const { rlimits, sysctls } = normalizeKernel(cfg, ctx, problem);
   const spec: SandboxSpec = {
     version: 1, name, file: ctx.file, dir: ctx.dir, rootfs, process, hostname, namespaces, userns, shmSize,
-    network, mounts, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
+    network, mounts, paths, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
   };
   // The image fills what the file leaves out (command, env, user, workdir, its volumes).
   return { spec: inputs.image && rootfs.type === 'image' ? applyImage(spec, inputs.image) : spec, problems };

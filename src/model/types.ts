@@ -6,6 +6,8 @@ import type { Source, Val } from './val';
 export type { Source, Val } from './val';
 export type { DeviceLimit, ResourcesSpec } from './sections/resources';
 import type { ResourcesSpec } from './sections/resources';
+import type { PathKind } from './sections/context';
+export type { PathFacts, PathKind } from './sections/context';
 
 
 /** The file name of a location on the command line (`up -p`, `sandbox run`): line 1, the column of the word. */
@@ -68,6 +70,39 @@ export type MountSpec =
   | (MountCommon & { kind: 'bind'; /** Absolute host path. */ source: string; propagation?: Propagation })
   | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number })
   | (MountCommon & VolumeSpec & { kind: 'volume' });
+
+/** What a `paths` rule lets the command do with a host path. */
+export type PathAccess = 'deny' | 'read_only' | 'read_write';
+/**
+ * One rule as the sandbox applies it. `how`: `bind` the host path on `at` before pivot_root
+ * (read_only, read_write); `mask` it in the new root (deny: an empty read-only tmpfs over a
+ * folder, /dev/null over a file); `cover` a denied folder that holds other rules with an empty
+ * tmpfs before pivot_root, made read-only after it (so that the deeper rules' binds go on top);
+ * `readonly`: remount it read-only in the new root (a protected default).
+ */
+export interface PathRule {
+  access: PathAccess;
+  /** The host's absolute path (a glob gives one rule per match). */
+  path: string;
+  /** Where the command sees it. */
+  at: string;
+  kind: PathKind;
+  how: 'bind' | 'mask' | 'cover' | 'readonly';
+  /** A deny of a path that does not exist yet (its folder does): what is made there on the host
+   * before the clone for the mask to cover (a folder when the rule ends with /). */
+  placeholder?: 'file' | 'dir';
+  /** rule: the file's; protect: a start-up file of a writable folder; hide: a credential. */
+  origin: 'rule' | 'protect' | 'hide';
+  /** As written (a default: the name of the list entry). */
+  pattern: string;
+  src: Source;
+}
+
+/** A rule that lets the command reach what the defaults would protect: audit's finding. */
+export interface PathExposure { path: string; what: 'credential' | 'protected'; access: PathAccess; pattern: string; src: Source }
+
+export interface PathsSpec { rules: PathRule[]; exposed: PathExposure[] }
+
 
 /** A volume that sandbox keeps in its store (Docker's named and anonymous volumes). */
 export interface VolumeSpec {
@@ -164,6 +199,8 @@ export interface SandboxSpec {
     egress?: { rules: EgressRule[]; src: Source };
   };
   mounts: MountSpec[];
+  /** `paths` and the protected defaults, one rule per host path, shallow first. */
+  paths: PathsSpec;
   devices: DeviceSpec[];
   resources: ResourcesSpec;
   /** The capability set the command keeps, each with the reason it is there. */

@@ -13,6 +13,7 @@ import { cgroupAttachStep, cgroupOf, cgroupSteps } from './sections/resources';
 import { idmapStep, namespaceSteps } from './sections/namespaces';
 import { networkSteps } from './sections/network';
 import { mountSteps } from './sections/mounts';
+import { pathPlaceholders } from './sections/paths';
 import { identitySteps } from './sections/identity';
 import { securitySteps } from './sections/security';
 import { processSteps } from './sections/process';
@@ -37,6 +38,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   };
   // The nine stages in order; a section may add to several (resources: the cgroup, then the attach).
   rootfsSteps(ctx);
+  pathPlaceholders(ctx);
   cgroupSteps(ctx);
   namespaceSteps(ctx);
   cgroupAttachStep(ctx);

@@ -8,11 +8,13 @@ import type { Stage, Step, StepArgs, StepKind, StepOf, Undo } from './types';
  * placed here, once; the engine's tables over HostKind and ChildKind then fail to compile until
  * the kind has its handler on that side. */
 export const SIDE = {
-  'state.create': 'host', 'rootfs.host': 'host', 'rootfs.dir': 'host', 'rootfs.image': 'host', 'image.note': 'host', 'volume.create': 'host',
+  'state.create': 'host', 'rootfs.host': 'host', 'rootfs.dir': 'host', 'rootfs.image': 'host', 'image.note': 'host', 'volume.create': 'host', 'path.placeholder': 'host',
   'cgroup.create': 'host', 'cgroup.set': 'host', 'cgroup.attach': 'host', 'idmap': 'host',
   // A new namespace is a flag of the clone, made by the CLI's call (compile places cgroup and time ones in the child, which unshares them).
   'ns.new': 'host', 'ns.host': 'host', 'ns.join': 'child', 'ns.enter': 'child', 'proc.fork': 'child',
   'net.veth': 'host', 'net.nat': 'host', 'net.port': 'host', 'net.usernet': 'host', 'net.hosts': 'host', 'net.resolv': 'host',
+  // The egress rules and default are applied by sbx-egress and the wall, which the CLI starts and loads on the host.
+  'net.egress.rule': 'host', 'net.egress.default': 'host', 'net.egress.start': 'host', 'net.egress.wall': 'host',
   'net.host': 'child', 'net.joined': 'child', 'net.none': 'child', 'net.loopback': 'child', 'net.address': 'child',
   'mount.private': 'child', 'mount.root': 'child', 'mount.link': 'child', 'mount.bind': 'child', 'mount.proc': 'child', 'mount.dev': 'child',
   'dev.node': 'child', 'mount.devpts': 'child', 'console': 'child', 'mount.tmpfs.dev': 'child', 'dev.links': 'child', 'dev.bind': 'child',

@@ -1,7 +1,7 @@
 // The plan: the ordered isolation steps `sandbox up` applies, as data. `sandbox plan` prints it;
 // the engine executes it. Pure types, no behaviour (plan/steps.ts makes and finds steps).
 import type { HostProgram } from '../model/tables';
-import type { CallerIds, IdMap as IdRange, MountFlag, NsName as NsType, Propagation, RestartPolicy, Source } from '../model/types';
+import type { CallerIds, EgressRule, EgressTarget, IdMap as IdRange, MountFlag, NsName as NsType, PortRange, Propagation, RestartPolicy, Source } from '../model/types';
 
 /** The nine stages of DESIGN.md, in the order they run. */
 export const STAGES = ['rootfs', 'cgroup', 'namespaces', 'attach', 'network', 'mounts', 'identity', 'security', 'exec'] as const;
@@ -20,6 +20,9 @@ export const STAGE_TITLES: Record<Stage, string> = {
 };
 
 
+/** Which component enforces an egress rule (design 4.1): sbx-egress's resolver or relay, or the wall (on the host as root; inside the sandbox's namespace rootless). */
+export type Enforcer = 'resolver' | 'relay' | 'wall-host' | 'wall-inside';
+
 /** Each kind of step and its arguments: what `plan --json` prints and the engine applies. */
 export interface StepArgs {
   // rootfs (host)
@@ -28,6 +31,10 @@ export interface StepArgs {
   'rootfs.dir': { path: string };
   'rootfs.image': { ref: string; layers?: string[]; digest?: string };
   'image.note': { expose?: string; volume?: string };
+  /** A denied host path that does not exist yet: an empty file (or folder) made there before the
+   * clone, so that the child's mask has something to cover and the sandbox cannot create it;
+   * removed after the run if it is still empty. Nothing is made when the path exists by then. */
+  'path.placeholder': { path: string; type: 'file' | 'dir' };
   /** A volume sandbox keeps, made ready on the host before the clone: created (and seeded from the
    * image's files at the target, unless `seed` is 'none') if `path` does not exist, used as it is if it does. */
   'volume.create': { name: string; path: string; target: string; seed: 'image' | 'none'; external: boolean; anonymous: boolean };
@@ -59,7 +66,19 @@ export interface StepArgs {
    * child's namespaces, carrying its traffic and the published ports. */
   'net.usernet': { tool: 'pasta' | 'slirp4netns'; binary: string; mtu: number };
   'net.hosts': { extra: string[] };
-  'net.resolv': { servers: string[] };
+  /** options: resolv.conf's options line (under egress: edns0, for the resolver's large answers). */
+  'net.resolv': { servers: string[]; options?: string[] };
+  /** One rule of network.egress (its source is the rule's line): which components enforce it
+   * (design 4.1); applied by sbx-egress and the wall, read back by the attestation. */
+  'net.egress.rule': { index: number; action: 'allow' | 'deny'; target: EgressTarget; ports: PortRange[]; protocols: EgressRule['protocols']; text: string; enforcedBy: Enforcer[] };
+  /** What no rule allows is refused, with these always refused besides (source: the `egress` key). */
+  'net.egress.default': { refused: ('ipv6' | 'dns-elsewhere' | 'classes' | 'unmatched')[] };
+  /** sbx-egress, the sandbox's resolver and relay (EGRESS-CONTRACT 2). upstream: the file's `dns:`,
+   * or [] for the host's resolvers read at run time. policyDigest: sha256 of the policy text with
+   * the run's values as placeholders (plan/egress.ts); the run's exact digest is in egress.json. */
+  'net.egress.start': { dns: string; upstream: string[]; policyDigest: string; where: 'host' | 'usernet' };
+  /** The host's wall (root): the inet table on the veth's host end, loaded in net.nat's transaction. */
+  'net.egress.wall': { table: string; interface: string; ipv6: 'refused' };
   // mounts (child)
   'mount.private': Record<string, never>;
   'mount.root': { fstype: 'tmpfs'; mode: number } | { fstype: 'bind'; source: string; flags: MountFlag[] } | { fstype: 'overlay'; image: string; readOnly: boolean; layers?: string[] };
@@ -129,10 +148,16 @@ export interface UndoArgs {
   'net.port.remove': { hostIp: string; hostPort: number; protocol: 'tcp' | 'udp' };
   /** state: the state folder where the tool's record (its processes) is kept. */
   'net.usernet.stop': { tool: 'pasta' | 'slirp4netns'; state?: string };
+  /** sbx-egress, stopped by its record (egress.json in the state folder: PID and start time). */
+  'net.egress.stop': { state?: string };
+  /** The wall's inet table (its rules were loaded with the NAT table's). */
+  'net.egress.wall.remove': { table: string };
   /** Only a volume this run created, if the run fails: one that existed (or a later run's) stays; `down -v` removes it otherwise. root: its folder's parent. */
   'volume.remove-new': { name: string; root?: string };
   /** An image's private upper layer (beside the store), made by rootfs.image. */
   'upper.remove': { path: string };
+  /** A placeholder made by path.placeholder: removed only while it is still an empty file or folder. */
+  'path.placeholder.remove': { path: string; type: 'file' | 'dir' };
   /** ip_forward back to what it was, once no sandbox with a private network is left (net.veth turned it on). */
   'net.forwarding.restore': { state: string };
 }

@@ -41,6 +41,24 @@ export const MSG = {
   stop: (n: StopNote) => n.kind === 'dropped'
     ? `sandbox: PID 1 of ${n.name} (${n.command}) ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: ${n.name} will be killed in ${secs(n.graceMs)} (stop_grace_period; -t sets it); \`init: true\` puts a PID 1 before the command that passes signals on`
     : `sandbox: ${n.name} did not stop within ${secs(n.graceMs)} of ${n.signal}${n.dropped ? ', which its PID 1 never got' : ''}: killed it (SIGKILL)`,
+  // Egress denials (src/ui/denials.ts): a record's verdict, the summary a foreground run ends
+  // with, inspect's line, and what `logs --denials` says when there is nothing to show.
+  denialRule: (i: number, text: string | undefined, src: string) => `denied by rule ${i}${text ? ` "${text}"` : ''} (${src})`,
+  denialNoRule: (line: string) => `refused: no rule allowed it (${line})`,
+  denialClass: (cls: string, line: string) => `refused: ${cls}, which only a cidr rule naming it opens (${line})`,
+  denialProtocol: (why: string, line: string) => `refused: ${why} (${line})`,
+  denialLimit: (why: string | undefined) => `refused: ${why ?? 'too many connections at once'}`,
+  denialSummary: (n: { lookups: number; connections: number }, shown: string[], rest: number, name: string | undefined) => {
+    const plural = (k: number, w: string) => `${k} ${w}${k === 1 ? '' : 's'}`;
+    const counts = [n.lookups ? plural(n.lookups, 'lookup') : '', n.connections ? plural(n.connections, 'connection') : ''].filter(Boolean).join(' and ');
+    return `sandbox: ${counts} refused: ${shown.join('; ')}${rest ? `; and ${rest} more` : ''}${name ? ` (sandbox logs --denials ${name})` : ''}`;
+  },
+  egressInspect: (e: { rules: number; refused: { lookups: number; answersWithheld: number; connections: number; kernel: number }; relay: { pid: number | null; open: number; carried: number } | null }) =>
+    `${e.rules} rule${e.rules === 1 ? '' : 's'}; refused ${e.refused.lookups} lookup${e.refused.lookups === 1 ? '' : 's'} (${e.refused.answersWithheld} answer${e.refused.answersWithheld === 1 ? '' : 's'} withheld), ${e.refused.connections} connection${e.refused.connections === 1 ? '' : 's'} in the relay, ${e.refused.kernel} in the kernel; ${e.relay ? `sbx-egress pid ${e.relay.pid ?? '-'}, ${e.relay.open} open, ${e.relay.carried} carried` : 'no status from sbx-egress'}`,
+  denialProbe: ' (the attestation\'s probe, before the command started)',
+  noEgress: (name: string) => `${name} has no egress policy (network.egress): nothing is refused there, so nothing is recorded`,
+  noDenials: (name: string) => `${name}: nothing refused so far`,
+  formatNeedsDenials: '--json and --format json are for --denials; sandbox logs prints the command\'s output as it wrote it',
   /** tty: true with stdin_open (or -i) when stdin is not a terminal, as docker run -it refuses. */
   notATerminal: (what: string, drop: string) => `the input device is not a TTY, and ${what} relays it as one (raw, echoed back): ${drop} to pipe input, or run from a terminal`,
 };

@@ -125,6 +125,10 @@ test('usage errors exit 1; --help and --version exit 0', () => {
   assert.equal(run(['validate', '--format', 'xml', 'samples/web.yml']).code, 1);
   assert.equal(run(['--help']).code, 0);
   assert.match(run(['--version']).out, /^\d+\.\d+\.\d+/);
+  // logs --denials: in the help, and its --json is refused without --denials (no sandbox needed to tell).
+  const help = run(['logs', '--help']);
+  assert.match(help.out, /--denials +the lookups and connections its egress policy refused/);
+  assert.match(help.out, /--json +with --denials, print the records as JSON lines/);
 });
 
 test('a missing file or a folder is a clear error, exit 2', () => {
@@ -295,6 +299,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length 
   assert.equal(complete('sandbox', 'completion', ''), 'bash zsh fish');
   assert.equal(complete('sandbox', 'image', ''), 'prune');
   assert.match(complete('sandbox', 'ps', '--'), /--json/);
+  assert.match(complete('sandbox', 'logs', '--'), /--denials/);
   assert.equal(run(['completion', 'tcsh']).code, 1);
   for (const [sh, args] of [['zsh', ['-n']], ['fish', ['--no-execute']]] as const) {
     const text = script(sh);

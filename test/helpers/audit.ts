@@ -7,11 +7,12 @@ import { parseConfig } from '../../src/config/parse';
 import { compile } from '../../src/plan/compile';
 import { exposureFacts, locatorOf, type ExposureFacts } from '../../src/audit/facts';
 import type { HostFeatures } from '../../src/plan/types';
-import { HYBRID_HOST, ROOT, loadText } from './load';
+import { HYBRID_HOST, ROOT, loadText, fakeFs } from './load';
 
 export function factsOf(text: string, opts: { file?: string; host?: HostFeatures; files?: Record<string, string> } = {}): ExposureFacts {
   const file = opts.file ?? 'sandbox.yml';
-  const r = loadText(text, { file, files: opts.files });
+  // A home with a credential and a project with git hooks, for `paths`' defaults and findings.
+  const r = loadText(text, { file, files: opts.files, fs: fakeFs(['/home/user/.ssh/id_ed25519', '/project/.git/hooks/', '/project/src/']) });
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.line}:${d.col} ${d.message}`), [], `valid:\n${text}`);
   const { plan } = compile(r.spec!, opts.host ?? HYBRID_HOST);
   const parsed = parseConfig(file, Buffer.from(text));

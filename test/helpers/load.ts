@@ -1,16 +1,30 @@
 // Test helpers: run the pure pipeline on a string, with a fixed environment and host.
 import { loadSpec } from '../../src/model/load';
-import type { SpecInputs } from '../../src/model/normalize';
+import type { PathFs, SpecInputs } from '../../src/model/normalize';
+import type { PathKind } from '../../src/model/types';
 import type { HostFeatures } from '../../src/plan/types';
 import { resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '../../..');
 
-export function loadText(text: string, opts: SpecInputs & { env?: Record<string, string>; file?: string; files?: Record<string, string>; cpus?: number; root?: string[] } = {}) {
+/** A file system of the given paths (a trailing / makes a folder; every parent is a folder), for `paths` rules. */
+export function fakeFs(paths: readonly string[]): PathFs {
+  const kinds = new Map<string, PathKind>([['/', 'dir']]);
+  for (const p of paths) {
+    const parts = p.split('/').filter(Boolean);
+    parts.forEach((_, i) => { const q = `/${parts.slice(0, i + 1).join('/')}`; if (i < parts.length - 1 || p.endsWith('/')) kinds.set(q, 'dir'); else if (!kinds.has(q)) kinds.set(q, 'file'); });
+  }
+  return {
+    stat: (p) => kinds.get(p.replace(/\/+$/, '') || '/') ?? 'missing',
+    list: (d) => (kinds.get(d) === 'dir' ? [...kinds].filter(([q]) => q !== '/' && q.slice(0, q.lastIndexOf('/')) === (d === '/' ? '' : d)).map(([q, k]) => ({ name: q.slice(q.lastIndexOf('/') + 1), dir: k === 'dir' })) : undefined),
+  };
+}
+
+export function loadText(text: string, opts: SpecInputs & { env?: Record<string, string>; file?: string; files?: Record<string, string>; cpus?: number; root?: string[]; fs?: PathFs } = {}) {
   const file = opts.file ?? 'sandbox.yml';
   return loadSpec({
     file, absFile: `/project/${file}`, bytes: Buffer.from(text), env: opts.env ?? {}, home: '/home/user', hostCpus: opts.cpus ?? 2,
-    root: opts.root, readFile: (p) => opts.files?.[p],
+    root: opts.root, readFile: (p) => opts.files?.[p], ...(opts.fs ? { paths: opts.fs } : {}),
   }, { command: opts.command, detach: opts.detach, name: opts.name, image: opts.image, rootless: opts.rootless, overrides: opts.overrides });
 }
 

@@ -46,11 +46,15 @@ export function leftovers(name: string): string[] {
   try {
     const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
     if (tables.includes(`sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}\n`)) out.push(`nftables table sbx_${name}`);
+    // An egress policy's wall.
+    if (tables.includes(`sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}_eg\n`)) out.push(`nftables table inet sbx_${name}_eg`);
   } catch { /* no nft on this host */ }
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const cg = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
       if (cg.includes(`/sandbox/${name}\n`)) out.push(`process ${pid} in the sandbox's cgroup`);
+      // sbx-egress runs beside the sandbox, named by its state folder (a zombie holds nothing).
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`/run/sandbox/${name}\0`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) out.push(`process ${pid} (${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}) of the sandbox's state folder`);
     } catch { /* gone */ }
   }
   return out;

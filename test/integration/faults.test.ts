@@ -7,13 +7,13 @@ import { hasEngine, hasNft, isRoot, leftovers, needs, sandbox } from '../helpers
 
 // SANDBOX_FAULT_CONFIGS narrows the list where each run is slow (the emulated cgroup v2 VM in CI).
 const only = process.env.SANDBOX_FAULT_CONFIGS?.split(',');
-const configs = ([['samples/limits.yml', 'limits'], ['test/integration/fixtures/every-key.yml', 'every-key'], ['samples/web.yml', 'web']] as const).filter(([f]) => !only || only.includes(f));
+const configs = ([['samples/limits.yml', 'limits'], ['test/integration/fixtures/every-key.yml', 'every-key'], ['samples/web.yml', 'web'], ['samples/egress.yml', 'fetch']] as const).filter(([f]) => !only || only.includes(f));
 
 for (const [file, name] of configs) {
   test(`a failure at every step of ${file} leaves nothing behind`, (t) => {
     if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
     // web.yml's private network is made with nft (and ip): without it up refuses the file.
-    if (name === 'web' && !needs(t, 'nftables (apt-get install nftables)', hasNft)) return;
+    if ((name === 'web' || name === 'fetch') && !needs(t, 'nftables (apt-get install nftables)', hasNft)) return;
     const plan = JSON.parse(sandbox(['plan', '--json', file]).out) as Plan;
     assert.ok(plan.steps.length > 80);
     const failures: string[] = [];

@@ -36,6 +36,8 @@ const CASES: [string, Record<string, string | null>, string[]][] = [
   ['SBX106', { network: 'network: {mode: private, egress: [allow 169.254.169.254:80, allow 0.0.0.0/0, allow 10.88.0.1:22, allow 127.0.0.0/8, allow 10.0.0.0/8]}' }, ['4:35', '4:78', '4:98']],
   ['SBX107', { network: 'network: {mode: private, egress: [allow dns.google, allow chrome.cloudflare-dns.com:443, allow dns.quad9.net:80]}' }, ['4:35', '4:53']],
   ['SBX108', { network: 'network: {mode: private, egress: [allow dns.test:53, allow 10.0.0.0/8, "allow 10.0.0.0/8:853"]}' }, ['4:35', '4:72']],
+  ['SBX120', { rootfs: 'rootfs: host', paths: 'paths: {read_only: ["~/.ssh"]}' }, ['8:21']],
+  ['SBX121', { rootfs: 'rootfs: host', paths: 'paths: {read_write: [., ./.git/hooks]}' }, ['8:25']],
   ['SBX201', { volumes: 'volumes: ["/:/host:ro"]' }, ['7:11']],
   ['SBX202', { volumes: 'volumes: ["/proc:/hostproc:ro"]' }, ['7:11']],
   ['SBX203', { volumes: 'volumes: ["/sys/fs:/s:ro"]' }, ['7:11']],

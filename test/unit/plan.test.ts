@@ -11,7 +11,10 @@ import { findStep, stepsOf } from '../../src/plan/steps';
 import { checkOrder, ORDER_RULES } from '../../src/plan/order';
 import { renderPlan } from '../../src/plan/render';
 import type { HostFeatures, Step } from '../../src/plan/types';
-import { HYBRID_HOST, V2_HOST, ROOT, ROOTLESS_HOST, ROOTLESS_V2_HOST, loadText } from '../helpers/load';
+import { HYBRID_HOST, V2_HOST, ROOT, ROOTLESS_HOST, ROOTLESS_V2_HOST, fakeFs, loadText } from '../helpers/load';
+
+/** The sample folder workspace.yml is planned against: a git checkout with hooks and a secret. */
+const WORKSPACE_FILES = ['/project/samples/.git/hooks/', '/project/samples/.git/config', '/project/samples/.bashrc', '/project/samples/rootfs/busybox/', '/project/samples/images/busybox/', '/project/samples/images/index.json', '/home/user/.ssh/id_ed25519'];
 
 const SNAP = join(ROOT, 'test/unit/snapshots');
 const samples = readdirSync(join(ROOT, 'samples')).filter((f) => f.endsWith('.yml')).sort();
@@ -20,6 +23,8 @@ function planOf(sample: string, host: HostFeatures) {
   const r = loadSpec({
     file: `samples/${sample}`, absFile: `/project/samples/${sample}`, bytes: readFileSync(join(ROOT, 'samples', sample)),
     env: {}, home: '/home/user', hostCpus: 2, readFile: () => undefined,
+    // workspace.yml's rules and defaults look at the host's files: a fixed folder of them.
+    ...(sample === 'workspace.yml' ? { paths: fakeFs(WORKSPACE_FILES) } : {}),
   }, { rootless: host.rootless });
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), [], `${sample} is valid`);
   return compile(r.spec!, host);
@@ -36,8 +41,8 @@ function snapshot(name: string, actual: string) {
   assert.equal(actual, readFileSync(file, 'utf8'), `plan differs from ${name} (UPDATE_SNAPSHOTS=1 to accept)`);
 }
 
-test('five samples exist and each starts with the $schema comment', () => {
-  assert.deepEqual(samples, ['busybox.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml']);
+test('seven samples exist and each starts with the $schema comment', () => {
+  assert.deepEqual(samples, ['busybox.yml', 'egress.yml', 'jenkins.yml', 'limits.yml', 'locked-down.yml', 'web.yml', 'workspace.yml']);
   for (const s of samples) assert.match(readFileSync(join(ROOT, 'samples', s), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/schema\/sandbox\.schema\.json\n/);
 });
 
@@ -207,7 +212,7 @@ test('each ordering rule catches the disorder it is there for', () => {
   broken(move('mount:/:ro', 'pivot'), 'masked and read-only paths after pivot_root');
   broken(move('mount:private', 'mount:/proc').filter(() => true).slice(0), 'mounts private first');
   broken(move('ns:pid', 'ns:user'), 'user namespace first');
-  assert.equal(ORDER_RULES.length, 14);
+  assert.equal(ORDER_RULES.length, 18);
 });
 
 test('a restart policy is carried by the exec step; the command stays PID 1 unless init is asked for', () => {

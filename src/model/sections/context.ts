@@ -16,6 +16,8 @@ export interface NormalizeContext {
   envFiles: Readonly<Record<string, FileRead>>;
   /** Contents of a seccomp profile file named by security.seccomp, by absolute path. */
   seccompFiles?: Readonly<Record<string, FileRead>>;
+  /** What the loader found of the paths `paths` and its defaults name (gatherPathFacts); absent: nothing was looked at, so globs match nothing and no default applies. */
+  pathFacts?: PathFacts;
   /** Where a config path is in the file. */
   where(path: readonly PathSeg[], part?: 'key' | 'value'): Source;
   /** Where character `offset` of the string at `path` is (a token inside an egress rule): past an
@@ -24,13 +26,23 @@ export interface NormalizeContext {
   within(path: readonly PathSeg[], offset: number): Source;
 }
 
+/** What the file system holds at a path (stat(2), following links). */
+export type PathKind = 'dir' | 'file' | 'other' | 'missing';
+
+/** What the loader learnt of the host's files before normalize: the kind of each path a rule,
+ * its folder or a protected default names, and each glob's matches (`capped`: the walk stopped). */
+export interface PathFacts {
+  kinds: Record<string, PathKind>;
+  globs: Record<string, { matches: string[]; capped: boolean }>;
+}
+
 /** A file's text; undefined when it cannot be read; a problem when it was refused (too big, not text). */
 export type FileRead = string | undefined | { code: string; message: string };
 
-export interface SpecProblem { src: Source; code: string; message: string }
+export interface SpecProblem { src: Source; code: string; message: string; severity?: 'warning' }
 
 /** How a section reports a problem: every one is kept, and the section goes on with the rest. */
-export type Problem = (src: Source, code: string, message: string) => void;
+export type Problem = (src: Source, code: string, message: string, severity?: 'warning') => void;
 
 
 /** The source of a built-in default. */

@@ -1,11 +1,12 @@
-// The mounts (the root, `volumes`, `devices`, `sysctls`, `shm_size`, `security.masked_paths`,
+// The mounts (the root, `volumes`, `paths` (sections/paths.ts), `devices`, `sysctls`, `shm_size`, `security.masked_paths`,
 // `readonly_paths` and `read_only`): the mounts stage, applied by the child in its new mount
 // namespace. Everything before pivot_root may reach host paths; what follows is resolved in the new root.
 import { posix } from 'node:path';
 import { DEFAULT_DEVICES } from '../../model/tables';
-import type { MountFlag } from '../../model/types';
+import type { MountFlag, MountSpec } from '../../model/types';
 import { mib, type Compilation } from './context';
 import { volumeData } from './root';
+import { pathBinds, pathsAfterPivot } from './paths';
 
 /** 6. mounts, in the new mount namespace; everything before pivot_root may reach host paths. */
 export function mountSteps(ctx: Compilation): void {
@@ -85,17 +86,19 @@ function networkMounts(ctx: Compilation): void {
   for (const s of spec.sysctls) add('mounts', `sysctl:${s.name}`, 'sysctl', `set ${s.name} = ${s.value}`, s.src, { name: s.name, value: s.value });
 }
 
-/** The file's volumes, binds and tmpfs mounts: shallow targets first, so that /a is mounted before /a/b. */
+/** The file's volumes, binds and tmpfs mounts, and the binds of `paths` rules: shallow targets
+ * first, so that /a is mounted before /a/b (the most specific on top). */
 function volumeMounts(ctx: Compilation): void {
   const { spec, host, add } = ctx;
-  const vols = [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target));
-  for (const m of vols) {
+  const volume = (m: MountSpec) => () => {
     const t = posix.normalize(m.target);
     const flags = m.kind !== 'tmpfs' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
     if (m.kind === 'volume') add('mounts', `mount:${t}`, 'mount.volume', `bind the ${m.anonymous ? 'anonymous ' : ''}volume ${m.name} on ${t}${m.readOnly ? ' read-only' : ''} (${flags.join(', ')})`, m.src, { name: m.name, source: volumeData(host, m.name), target: t, readOnly: m.readOnly, flags });
     else if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
     else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
-  }
+  };
+  const all = [...spec.mounts.map((m) => ({ target: m.target, add: volume(m) })), ...pathBinds(ctx)];
+  for (const m of all.sort((a, b) => depth(a.target) - depth(b.target))) m.add();
 }
 
 /** pivot_root, then what is resolved in the new root: masks, read-only paths, the root read-only. */
@@ -105,6 +108,7 @@ function afterPivot(ctx: Compilation): void {
   add('mounts', 'pivot', 'mount.pivot', 'pivot_root into the new root and detach the old one', 'default', {});
   for (const p of spec.security.maskedPaths) add('mounts', `mask:${p.value}`, 'mount.mask', `hide ${p.value}`, p.src, { path: p.value });
   for (const p of spec.security.readonlyPaths) add('mounts', `ro:${p.value}`, 'mount.readonly', `make ${p.value} read-only`, p.src, { path: p.value });
+  pathsAfterPivot(ctx);
   if (rf.readOnly.value) add('mounts', 'mount:/:ro', 'mount.root-readonly', 'make the root file system read-only', rf.readOnly.src, {});
 }
 

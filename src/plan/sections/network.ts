@@ -6,6 +6,8 @@ import { HOST_PROGRAMS, missingProgram } from '../../model/tables';
 import type { HostFeatures } from '../types';
 import type { Compilation } from './context';
 import { hostInterface, nftTable } from '../paths';
+import { egressProblems, egressSteps, egressWallStep } from './egress';
+import { EGRESS_DNS } from '../egress';
 
 const VETH_MTU = 65520;
 
@@ -21,10 +23,14 @@ export function networkSteps(ctx: Compilation): void {
     if (mode.value === 'private' && rootless) userNet(ctx, rootless);
     else if (mode.value === 'private') vethNet(ctx);
     if (mode.value === 'private') {
+      egressProblems(ctx);
+      egressSteps(ctx);
       const hosts = spec.network.extraHosts.map((h) => `${h.ip} ${h.host}`);
       add('network', 'net:hosts', 'net.hosts', `write /etc/hosts (localhost, ${spec.hostname.value}${hosts.length ? `, ${spec.network.extraHosts.map((h) => h.host).join(', ')}` : ''})`, spec.network.extraHosts[0]?.src ?? 'default', { extra: hosts });
       const dns = spec.network.dns.map((d) => d.value);
-      add('network', 'net:resolv', 'net.resolv', dns.length ? `write /etc/resolv.conf with ${dns.join(', ')}` : 'write /etc/resolv.conf from the host\'s', spec.network.dns[0]?.src ?? 'default', { servers: dns });
+      // Under egress the sandbox asks only its resolver; the file's dns: becomes that resolver's upstream.
+      if (spec.network.egress) add('network', 'net:resolv', 'net.resolv', `write /etc/resolv.conf naming only the sandbox's resolver (${EGRESS_DNS}), with options edns0`, spec.network.egress.src, { servers: [EGRESS_DNS], options: ['edns0'] });
+      else add('network', 'net:resolv', 'net.resolv', dns.length ? `write /etc/resolv.conf with ${dns.join(', ')}` : 'write /etc/resolv.conf from the host\'s', spec.network.dns[0]?.src ?? 'default', { servers: dns });
     } else add('network', 'net:none', 'net.none', 'no network but loopback', mode.src, {});
   }
 }
@@ -41,6 +47,7 @@ function vethNet(ctx: Compilation): void {
   add('network', 'net:veth', 'net.veth', `join the sandbox to the host with a veth pair (${gateway} on the host's end, MTU ${VETH_MTU}), and lease an address from ${sub.value}`, mode.src, { subnet: sub.value, gateway, inside: 'eth0', mtu: VETH_MTU }, { kind: 'net.veth.remove', args: { interface: hostInterface(ctx.name) } });
   add('network', 'net:address', 'net.address', `give eth0 the leased address, with a default route through ${gateway}`, mode.src, { subnet: sub.value, gateway, interface: 'eth0' });
   add('network', 'net:nat', 'net.nat', `masquerade traffic from ${sub.value} leaving the host`, mode.src, { subnet: sub.value }, { kind: 'net.nat.remove', args: { subnet: sub.value, table: nftTable(ctx.name) } });
+  egressWallStep(ctx);
   const proxy = spec.network.proxy;
   for (const p of spec.network.ports) {
     const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;

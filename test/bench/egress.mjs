@@ -1,0 +1,142 @@
+// Egress benchmark (issue 24, docs/egress-design.md section 9), as root, in one run: what an
+// egress policy costs against the same sandbox without one, over the test fixture's network
+// (test/integration/fixtures/egress-net.ts: its own namespace on 198.18.K.0/24, nothing else).
+//   node test/bench/egress.mjs [RUNS]            (after node scripts/build.mjs; RUNS default 500)
+// - connection set-up to an allowed name: TCP connect + TLS handshake + one small GET, and the
+//   same over plain HTTP; median and p90 over RUNS fresh connections; with policy minus without;
+// - DNS: a lookup through the sandbox's resolver (first, then cached hits; and misses, each
+//   forwarded) against the fixture's server asked directly from the sandbox without policy;
+// - throughput of one allowed connection: a 256 MiB plain-HTTP and HTTPS download (curl), and raw
+//   TCP through the relay (judged by address), with and without policy; beside the same raw
+//   download from the host directly and through socat on loopback (user-space peers);
+// - sbx-egress's resident memory (VmRSS), idle and with 100 relayed connections held open.
+// Prints numbers and ratios; asserts nothing about time (the goals are the issue's: set-up ≤ +1 ms
+// at the median, throughput ≥ 0.8×, ≤ 4 MB resident).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(import.meta.url);
+const { startEgressNet } = require(join(root, 'build/test/integration/fixtures/egress-net.js'));
+const runs = Number(process.argv[2] ?? 500);
+const MIB256 = 256 << 20;
+const have = (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+if (!have('socat') || !have('curl')) execFileSync('sh', ['-c', 'apt-get install -y -qq socat curl >/dev/null'], { stdio: 'inherit' });
+
+const sandbox = (args, opts = {}) => spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), ...args], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, NO_COLOR: '1' }, ...opts });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const net = await startEgressNet();
+const dir = mkdtempSync(join(tmpdir(), 'sandbox-egress-bench-'));
+copyFileSync(join(root, 'test/bench/egress-inside.py'), join(net.certDir, 'bench.py'));
+const boxes = { policy: 'bench-egress', none: 'bench-noegress' };
+const children = [];
+
+function up(name, egress) {
+  const f = join(dir, `${name}.yml`);
+  writeFileSync(f, ['version: 1', `name: ${name}`, 'rootfs: host', 'init: true', 'detach: true', 'command: [sleep, "3600"]',
+    'network:', '  mode: private', ...(egress ? ['  egress:', '    - allow allowed.test', '    - allow *.miss.allowed.test'] : []),
+    `dns: [${net.dns}]`, `volumes: ["${net.certDir}:/egress:ro"]`, ''].join('\n'));
+  const r = sandbox(['up', '-q', f]);
+  if (r.status !== 0) throw new Error(`up ${name}: ${r.stdout}${r.stderr}`);
+}
+
+/** One JSON line from the inside half, run by sandbox exec. */
+function inside(name, ...args) {
+  const r = sandbox(['exec', name, 'python3', '/egress/bench.py', ...args]);
+  if (r.status !== 0) throw new Error(`${name} ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1));
+}
+
+/** curl's own average download speed, Gbit/s. */
+function curl(name, url) {
+  const r = sandbox(['exec', name, 'curl', '-sS', '--max-time', '300', '--cacert', '/egress/ca.pem', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', url]);
+  const [speed, size] = r.stdout.trim().split(' ').map(Number);
+  if (r.status !== 0 || size !== MIB256) throw new Error(`curl ${url} in ${name}: ${r.stdout}${r.stderr}`);
+  return speed * 8 / 1e9;
+}
+
+/** The raw download from the host itself, to ADDR:PORT (direct, or socat's). */
+function hostRaw(addr, port) {
+  const r = spawnSync('python3', [join(root, 'test/bench/egress-inside.py'), 'raw', addr, String(port), String(MIB256)], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`raw ${addr}:${port}: ${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout.trim()).gbit;
+}
+
+const vmrss = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const f1 = (x) => x.toFixed(1), f2 = (x) => x.toFixed(2);
+
+try {
+  up(boxes.policy, true);
+  up(boxes.none, false);
+  const record = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.json`, 'utf8'));
+  const egressPid = record.proc?.pid ?? record.pid;
+  const rssIdle = vmrss(egressPid);
+
+  // Connection set-up; one warm-up run each first (the resolver's cache, the ARP entries).
+  const setup = {};
+  for (const [label, port, tls] of [['https', 443, '1'], ['http', 80, '0']]) {
+    for (const [k, name] of Object.entries(boxes)) { inside(name, 'setup', '20', 'allowed.test', String(port), tls); setup[`${label}-${k}`] = inside(name, 'setup', String(runs), 'allowed.test', String(port), tls); }
+  }
+  // DNS: through the resolver (first = a miss, then hits; and misses, each forwarded), against the server asked directly.
+  const dns = {
+    resolverHit: inside(boxes.policy, 'dns', String(runs), '127.0.0.53', 'allowed.test'),
+    resolverMiss: inside(boxes.policy, 'dns', String(Math.min(runs, 200)), '127.0.0.53', '-'),
+    direct: inside(boxes.none, 'dns', String(runs), net.dns, 'allowed.test'),
+  };
+  // Throughput: 256 MiB, each once, with and without policy.
+  const tput = {};
+  for (const [label, url] of [['http', `http://allowed.test/bytes/${MIB256}`], ['https', `https://allowed.test/bytes/${MIB256}`]]) {
+    for (const [k, name] of Object.entries(boxes)) tput[`${label}-${k}`] = curl(name, url);
+  }
+  for (const [k, name] of Object.entries(boxes)) tput[`raw-${k}`] = inside(name, 'raw', 'allowed.test', '9000', String(MIB256)).gbit;
+  // Peers from the host: direct, and socat on loopback in front of the same source.
+  const socat = spawn('socat', ['TCP-LISTEN:15390,bind=127.0.0.1,fork,reuseaddr', `TCP:${net.web}:9000`], { stdio: 'ignore' });
+  children.push(socat);
+  await sleep(300);
+  tput['raw-host-direct'] = hostRaw(net.web, 9000);
+  tput['raw-host-socat'] = hostRaw('127.0.0.1', 15390);
+
+  // Memory with 100 relayed TLS connections held open.
+  const holder = spawn(process.execPath, [join(root, 'bin/sandbox.js'), 'exec', boxes.policy, 'python3', '/egress/bench.py', 'hold', '100', 'allowed.test', '443', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(holder);
+  let said = '';
+  holder.stdout.on('data', (d) => { said += d; });
+  for (let i = 0; i < 200 && !said.includes('held'); i++) await sleep(50);
+  const rssHeld = said.includes('held') ? vmrss(egressPid) : NaN;
+  // egress.status is rewritten at most once a second.
+  await sleep(1200);
+  const status = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.status`, 'utf8'));
+  await new Promise((r) => holder.on('exit', r));
+
+  console.log(`egress policy against none, one run (${runs} set-ups and lookups each; 256 MiB per download)`);
+  console.log('\nconnection set-up to allowed.test (µs)     p50 policy   p50 none   +p50     p90 policy   p90 none');
+  for (const l of ['https', 'http']) {
+    const p = setup[`${l}-policy`], n = setup[`${l}-none`];
+    console.log(`  ${(l === 'https' ? 'TCP + TLS + GET' : 'TCP + GET').padEnd(40)} ${f1(p.p50_us).padStart(10)} ${f1(n.p50_us).padStart(10)} ${f1(p.p50_us - n.p50_us).padStart(7)} ${f1(p.p90_us).padStart(12)} ${f1(n.p90_us).padStart(10)}`);
+  }
+  console.log('\nDNS lookup (µs)                            first      p50      p90');
+  console.log(`  ${'our resolver, allowed.test (hits)'.padEnd(40)} ${f1(dns.resolverHit.first_us).padStart(7)} ${f1(dns.resolverHit.p50_us).padStart(8)} ${f1(dns.resolverHit.p90_us).padStart(8)}`);
+  console.log(`  ${'our resolver, distinct names (misses)'.padEnd(40)} ${'-'.padStart(7)} ${f1(dns.resolverMiss.p50_us).padStart(8)} ${f1(dns.resolverMiss.p90_us).padStart(8)}`);
+  console.log(`  ${'the fixture\'s server directly'.padEnd(40)} ${f1(dns.direct.first_us).padStart(7)} ${f1(dns.direct.p50_us).padStart(8)} ${f1(dns.direct.p90_us).padStart(8)}`);
+  console.log('\nthroughput, one connection (Gbit/s)        policy     none    ratio');
+  for (const [l, what] of [['http', 'plain HTTP (curl)'], ['https', 'HTTPS (curl)'], ['raw', 'raw TCP (relay, by address)']]) {
+    console.log(`  ${what.padEnd(40)} ${f2(tput[`${l}-policy`]).padStart(7)} ${f2(tput[`${l}-none`]).padStart(8)} ${f2(tput[`${l}-policy`] / tput[`${l}-none`]).padStart(8)}`);
+  }
+  console.log(`  ${'peers from the host: direct / socat'.padEnd(40)} ${f2(tput['raw-host-direct']).padStart(7)} ${f2(tput['raw-host-socat']).padStart(8)} ${f2(tput['raw-host-socat'] / tput['raw-host-direct']).padStart(8)}`);
+  console.log(`\nsbx-egress VmRSS: ${f2(rssIdle)} MiB idle, ${f2(rssHeld)} MiB with 100 relayed connections open (status: ${status.connections?.open ?? '?'} open)`);
+  console.log('\nratios (the issue\'s goals: set-up ≤ +1 ms at the median, throughput ≥ 0.8×, ≤ 4 MB resident):');
+  console.log(`  set-up +p50 https ${f2((setup['https-policy'].p50_us - setup['https-none'].p50_us) / 1000)} ms, http ${f2((setup['http-policy'].p50_us - setup['http-none'].p50_us) / 1000)} ms`);
+  console.log(`  throughput http ${f2(tput['http-policy'] / tput['http-none'])}×, https ${f2(tput['https-policy'] / tput['https-none'])}×, raw ${f2(tput['raw-policy'] / tput['raw-none'])}× (socat/direct from the host ${f2(tput['raw-host-socat'] / tput['raw-host-direct'])}×)`);
+  console.log(`  resident ${f2(Math.max(rssIdle, rssHeld))} MiB`);
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  for (const name of Object.values(boxes)) sandbox(['down', name]);
+  rmSync(dir, { recursive: true, force: true });
+  const left = await net.close();
+  if (left.length) console.error(`the fixture left: ${left.join(', ')}`);
+}
