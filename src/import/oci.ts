@@ -298,12 +298,15 @@ class Mapper {
     const R = ['linux', 'resources'];
     this.known(r, R, ['devices', 'memory', 'cpu', 'pids', 'blockIO', 'hugepageLimits', 'network', 'rdma', 'unified']);
     this.unsupported(r, R, ['hugepageLimits', 'network', 'rdma', 'unified'], 'sandbox does not set this limit; remove it');
+    // sandbox's /dev has only the default nodes and the devices named: a deny-all rule says the
+    // same; allow rules (containerd's for the default nodes) are said once, as a change.
+    let allowed = -1;
     if (Array.isArray(r.devices)) r.devices.forEach((d, i) => {
-      // sandbox's /dev has only the default nodes and the devices named: a deny-all rule says the same.
       if (isObj(d) && d.allow === false && (d.type === undefined || d.type === 'a') && d.major === undefined && d.minor === undefined) return;
-      if (isObj(d) && d.allow === true) return this.note('changed', [...R, 'devices', i], 'oci-device-rule', 'sandbox keeps no device cgroup: a node is reachable when it is in /dev (linux.devices)');
+      if (isObj(d) && d.allow === true) { if (allowed < 0) allowed = i; return; }
       this.refuse([...R, 'devices', i], 'sandbox keeps no device cgroup rules but a deny-all');
     });
+    if (allowed >= 0) this.note('changed', [...R, 'devices', allowed], 'oci-device-rule', 'sandbox keeps no device cgroup: a node is reachable when it is in /dev (the default nodes, and linux.devices)');
     const mem = isObj(r.memory) ? r.memory : {}, M = [...R, 'memory'];
     const num = (v: unknown) => (typeof v === 'number' && v > 0 ? v : undefined);
     if (num(mem.limit)) this.set(['resources', 'memory'], mem.limit, [...M, 'limit']);

@@ -75,7 +75,7 @@ test('each field that maps becomes its key, cited at its line of config.json', (
   cfg.linux.namespaces.push({ type: 'user' }, { type: 'cgroup' }, { type: 'time', path: '/proc/1/ns/time' });
   cfg.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
   cfg.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-  cfg.linux.resources = { memory: { limit: 67108864, reservation: 1048576, swap: 134217728 }, cpu: { quota: 50000, period: 100000, shares: 512, cpus: '0', mems: '0' }, pids: { limit: 32 }, blockIO: { weight: 300 }, devices: [{ allow: false, access: 'rwm' }] };
+  cfg.linux.resources = { memory: { limit: 67108864, reservation: 1048576, swap: 134217728 }, cpu: { quota: 50000, period: 100000, shares: 512, cpus: '0', mems: '0' }, pids: { limit: 32 }, blockIO: { weight: 300 }, devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }] };
   cfg.linux.sysctl = { 'net.ipv4.ip_forward': '0' };
   cfg.linux.maskedPaths = ['/proc/kcore', '/proc/extra'];
   cfg.linux.readonlyPaths = ['/proc/sys'];
@@ -106,8 +106,8 @@ test('each field that maps becomes its key, cited at its line of config.json', (
   assert.equal(origin('hostname'), lineOf('"hostname"'));
   assert.equal(origin('resources.memory'), lineOf('"limit": 67108864'));
   assert.equal(origin('volumes.1'), lineOf('"destination": "/tmp"') - 1);
-  // The cgroup is sandbox's own: said, as a change.
-  assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code), ['oci-cgroups-path']);
+  // The cgroup is sandbox's own, and keeps no device rules: each said, once, as a change.
+  assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code).sort(), ['oci-cgroups-path', 'oci-device-rule']);
 });
 
 test('every field the engine cannot honour is refused, named, at its line', () => {
