@@ -403,7 +403,11 @@ class NativeRun {
       onEvent: (e) => this.onEvent(e), onFail: (f) => { failure = f; }, onConsole: () => this.session.receiveTerminal(child),
       onExecStart: async (ns) => {
         this.execNs = ns;
-        failure = await this.attest(child);
+        const mismatch = await this.attest(child);
+        // A child that reported a failure of its own while the attestation read it has exited,
+        // and /proc no longer shows what it applied: its own report stands.
+        if (failure) return;
+        failure = mismatch;
         if (failure) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } return; }
         await this.opts.beforeExec?.();
         child.send('E');
