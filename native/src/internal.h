@@ -71,6 +71,10 @@ HIDDEN void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd) _
 HIDDEN int op_fork(struct child_ctx *c, int sync_fd);
 HIDDEN int init_prepare(struct child_ctx *c, const struct sbx_op *op);
 
+/* fail.c: an entry point's error: err filled with e and "WHAT: strerror(e)", errno = e; returns -1.
+ * For the calling process only, not a cloned child. */
+HIDDEN int sbx_fail(struct sbx_error *err, int e, const char *what);
+
 /* util.c: small helpers that stay async-signal-safe and call nothing else of libsbx. */
 HIDDEN size_t sbx_strlen(const char *s);
 HIDDEN void sbx_strlcpy(char *dst, const char *src, size_t n);
