@@ -23,6 +23,7 @@ struct child_ctx {
 	int ns_fds[16];       /* SBX_OP_JOIN_NS targets, opened in op order before any is joined */
 	int pivoted;
 	int rootless;         /* cloned by a caller that is not root on the host (its own user namespace) */
+	int start_fd;         /* SBX_F_WAIT_START: the start fifo, open read-write (exec.c), or -1 */
 	int init_fd;          /* init: true: the sealed memfd of sbx-init (exec.c), or -1 */
 };
 
@@ -72,6 +73,10 @@ HIDDEN int op_console(struct child_ctx *c, int sync_fd);
 HIDDEN void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd) __attribute__((noreturn));
 HIDDEN int op_fork(struct child_ctx *c, int sync_fd);
 HIDDEN int init_prepare(struct child_ctx *c, const struct sbx_op *op);
+
+/* fail.c: an entry point's error: err filled with e and "WHAT: strerror(e)", errno = e; returns -1.
+ * For the calling process only, not a cloned child. */
+HIDDEN int sbx_fail(struct sbx_error *err, int e, const char *what);
 
 /* util.c: small helpers that stay async-signal-safe and call nothing else of libsbx. */
 HIDDEN size_t sbx_strlen(const char *s);
