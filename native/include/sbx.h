@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 11
+#define SBX_ABI_VERSION 12
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
