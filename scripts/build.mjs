@@ -82,6 +82,19 @@ for (const [entry, out] of [['src/cli/main.ts', 'dist/sandbox.js'], ['src/runtim
   });
 }
 
+// The library (src/api, package.json `exports`): the same sources bundled as CommonJS, an ES
+// module over it naming each export, and its declarations, emitted by tsc from src/api/index.ts.
+step('library');
+await esbuild.build({
+  plugins: [lazyChildProcess], entryPoints: [join(root, 'src/api/index.ts')], outfile: join(root, 'dist/api.js'),
+  bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'none', external: ['listr2', 'cosmiconfig', 'koffi'], logLevel: 'warning',
+});
+const names = Object.keys(require(join(root, 'dist/api.js'))).filter((n) => n !== 'default' && n !== '__esModule').sort();
+writeFileSync(join(root, 'dist/api.mjs'), `// The ES module face of dist/api.js (made by scripts/build.mjs).\nimport { createRequire } from 'node:module';\nconst api = createRequire(import.meta.url)('./api.js');\nexport const { ${names.join(', ')} } = api;\nexport default api;\n`);
+rmSync(join(root, 'dist/types'), { recursive: true, force: true });
+run(process.execPath, [require.resolve('typescript/bin/tsc'), join(root, 'src/api/index.ts'), '--declaration', '--emitDeclarationOnly', '--outDir', join(root, 'dist/types'), '--rootDir', join(root, 'src'),
+  '--target', 'ES2022', '--module', 'commonjs', '--moduleResolution', 'node', '--lib', 'ES2022', '--types', 'node', '--strict', '--esModuleInterop', '--resolveJsonModule', '--skipLibCheck', '--stripInternal'], 'declarations');
+
 // The busybox root filesystem used by samples/busybox.yml, when busybox-static is installed.
 if (!existsSync(join(root, 'samples/rootfs/busybox/bin/busybox'))) run(process.execPath, [join(root, 'scripts/busybox-rootfs.mjs')], 'busybox root');
 

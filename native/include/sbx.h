@@ -90,7 +90,8 @@ struct sbx_op {
 	uint32_t mode;
 	int64_t a, b;
 	uint32_t s1, s2, s3, s4;
-	uint64_t reserved[2];
+	int32_t stdio[3];     /* on SBX_OP_EXEC with SBX_F_STDIO: the caller's fds that become the child's 0, 1, 2 (-1: keep) */
+	uint32_t reserved;
 };
 _Static_assert(sizeof(struct sbx_op) == 64, "struct sbx_op is 64 bytes: src/engine/ops.ts encodes it so");
 
@@ -146,6 +147,9 @@ enum sbx_op_kind {
                                       * fifo, which `start` writes; then it execs. Its parent may exit meanwhile: the
                                       * child is then the caller's subreaper's, with nothing between them (as runc's
                                       * exec.fifo). An exec failure after that is its exit status only (126, 127). */
+#define SBX_F_STDIO     0x04000000u  /* on SBX_OP_EXEC: stdio[i] >= 0 becomes the child's fd i before anything else
+                                      * (the library's pipes, src/api); the parent's fds are inherited by number
+                                      * at the clone, and the close of the others comes after */
 #define SBX_F_STDIN     0x10000000u  /* on SBX_OP_EXEC: the command reads the caller's stdin (stdin_open, -i); without
                                       * it the child's fd 0 is the host's /dev/null from its first op on */
 
@@ -209,6 +213,15 @@ SBX_API int sbx_respawn(const struct sbx_op *ops, uint32_t nops, const char *str
 
 /* Blocks until pid exits; *status is the raw wait status. Call it from a worker thread. */
 SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);
+
+/* Does not block: *done = 1 and *status the raw wait status if pid has exited (it is reaped), else
+ * *done = 0. For a caller that waits on many children at once (src/api), on SIGCHLD, without a
+ * worker thread held per child. */
+SBX_API int sbx_try_wait(int32_t pid, int32_t *status, int32_t *done, struct sbx_error *err);
+
+/* A close-on-exec pipe for a sandbox's stdio (src/api): the child's end goes into SBX_OP_EXEC's
+ * stdio[] (SBX_F_STDIO), the caller keeps the other. Node has no pipe(2) of its own. */
+SBX_API int sbx_pipe(int32_t *read_fd, int32_t *write_fd, struct sbx_error *err);
 
 /* Sets a terminal's window size (TIOCSWINSZ). */
 SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err);

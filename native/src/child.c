@@ -51,6 +51,16 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 	uint32_t i;
 	int s;
 
+	/* The library's pipes (SBX_F_STDIO), inherited at the clone under their numbers in the caller,
+	 * become this child's stdio first, before the close of everything else below. dup2 leaves the
+	 * copies without close-on-exec; the caller's fds above 2 are always its own, never 0-2. */
+	for (i = 0; i < c->nops; i++) {
+		if (c->ops[i].kind != SBX_OP_EXEC || !(c->ops[i].flags & SBX_F_STDIO)) continue;
+		for (s = 0; s < 3; s++) {
+			if (c->ops[i].stdio[s] < 0) continue;
+			if (c->ops[i].stdio[s] < 3 || dup2(c->ops[i].stdio[s], s) < 0) { report(c, &c->ops[i], SBX_EV_START, 0); report(c, &c->ops[i], SBX_EV_FAILED, c->ops[i].stdio[s] < 3 ? EBADF : errno); _exit(125); }
+		}
+	}
 	/* Everything the CLI had open (its sockets, held ports, epoll, koffi's files) is closed here,
 	 * before the sandbox exists: only stdio and the two protocol fds stay. */
 	{

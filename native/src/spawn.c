@@ -154,6 +154,26 @@ SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err)
 	return 0;
 }
 
+SBX_API int sbx_try_wait(int32_t pid, int32_t *status, int32_t *done, struct sbx_error *err)
+{
+	int st = 0;
+	pid_t r;
+	do r = waitpid(pid, &st, __WALL | WNOHANG); while (r < 0 && errno == EINTR);
+	if (r < 0) return sbx_fail(err, errno, "waitpid");
+	*done = r == pid;
+	*status = r == pid ? st : 0;
+	return 0;
+}
+
+SBX_API int sbx_pipe(int32_t *read_fd, int32_t *write_fd, struct sbx_error *err)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0) return sbx_fail(err, errno, "pipe2");
+	*read_fd = fds[0];
+	*write_fd = fds[1];
+	return 0;
+}
+
 SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err)
 {
 	struct winsize ws = { .ws_row = rows, .ws_col = cols };

@@ -8,7 +8,7 @@ import { findStep, stepsOf } from '../plan/steps';
 import type { EgressRule, NsName, SandboxSpec, Source } from '../model/types';
 import { NAMESPACES } from '../model/types';
 import { isLoopbackRegistry } from '../model/image';
-import type { PathSeg } from '../config/parse';
+import { parseConfig, type PathSeg } from '../config/parse';
 
 /** Where a fact comes from: a config line, or (for a default, the image or the command line) the
  * nearest key of the file that would change it: its parent key, or the top of the file. */
@@ -177,4 +177,13 @@ export function locatorOf(file: string, value: unknown, locate: (path: readonly 
       return { line: s.line, col: s.col };
     },
   };
+}
+
+/** A loaded config as audit and diff read it: its plan and spec, and its text for locating defaults. */
+export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string }
+
+/** The facts of a loaded config; a default is located at its parent key in the file, or 1:1. */
+export function factsOf(l: AuditLoaded): ExposureFacts {
+  const parsed = parseConfig(l.file, Buffer.from(l.text), { root: l.root });
+  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
 }

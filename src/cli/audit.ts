@@ -4,11 +4,9 @@
 import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
-import type { SandboxSpec } from '../model/types';
-import type { Plan } from '../plan/types';
 import type { FoundConfig } from '../config/find';
-import { LIMITS, parseConfig, type PathSeg } from '../config/parse';
-import { exposureFacts, locatorOf, type ExposureFacts } from '../audit/facts';
+import { LIMITS } from '../config/parse';
+import { factsOf, type AuditLoaded } from '../audit/facts';
 import { audit } from '../audit/score';
 import { bundleName, loadOci } from './oci';
 import { diffFacts } from '../audit/diff';
@@ -22,7 +20,7 @@ import { VERSION } from './version';
 /** node:child_process, loaded when a program is first run: only `diff --against` runs one (git), and the module costs ms at start-up. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
-export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string }
+export type { AuditLoaded };
 /** main.ts's loader: prints every problem and throws exit 2 on an invalid file; `source` gives
  * the file's bytes instead of reading it (the old version, from git). */
 export type AuditLoad = (file: string | undefined, opts: { hostProblems?: 'error' | 'warning'; source?: FoundConfig }) => Promise<AuditLoaded>;
@@ -30,12 +28,6 @@ export type AuditLoad = (file: string | undefined, opts: { hostProblems?: 'error
 /** An exit status with nothing more to print (main.ts turns it into the process's status). */
 const exit = (code: number): never => { throw new LifecycleError('', code); };
 const fail = (message: string, code: number): never => { throw new LifecycleError(message.replace(/^sandbox: /, ''), code); };
-
-/** The facts of a loaded config; a default is located at its parent key in the file, or 1:1. */
-export function factsOf(l: AuditLoaded): ExposureFacts {
-  const parsed = parseConfig(l.file, Buffer.from(l.text), { root: l.root });
-  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
-}
 
 function git(cwd: string, args: string[], max = LIMITS.bytes): string {
   return childProcess().execFileSync('git', args, { cwd, encoding: 'utf8', maxBuffer: max + 1, stdio: ['ignore', 'pipe', 'pipe'] });

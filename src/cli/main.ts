@@ -2,21 +2,16 @@
 // Exit codes follow docker run: 0 ok, 1 usage, 2 invalid config, 125 setup failed,
 // 126 cannot execute, 127 not found, else the command's own status or 128 + signal.
 import { Command, CommanderError, Option } from 'commander';
-import { homedir } from 'node:os';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
-import { findConfig, FindError, readBounded } from '../config/find';
-import type { PathSeg } from '../config/parse';
-import type { PathKind, Source } from '../model/types';
-import type { PathFs } from '../model/normalize';
-import { buildSpec, readConfig } from '../model/load';
-import { compile } from '../plan/compile';
 import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
 import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
-import { PROGRESS_CHOICES, progressMode, StageProgress } from '../ui/progress';
+import { PROGRESS_CHOICES, progressMode, pullProgress, StageProgress } from '../ui/progress';
+import { prepare } from '../api/load';
+import { ConfigError, SandboxError } from '../api/errors';
 import { fileAndCommand } from './argv';
 import { formatOf, withFormat, type FormatOpts } from './format';
 import { registerVersion, VERSION } from './version';
@@ -31,7 +26,7 @@ import { registerExport } from './export';
 import { DENIALS, DenialFollower, hasEgress, rulesOf } from './denials';
 import { denialSummary, type Denial } from '../ui/denials';
 import { commandLineValues, registerRun } from './run';
-import type { ImageOpts, Loaded, LoadOpts, UpOpts } from './options';
+import type { Loaded, LoadOpts, UpOpts } from './options';
 export type { Loaded, LoadOpts, UpOpts };
 import { join } from 'node:path';
 
@@ -44,135 +39,40 @@ const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
 
 
-/** The schema's rule for `name`, which `--name` follows too. */
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 
-/** An image config's image: from the store, pulled first when `up` needs it. Looked up between
- * reading the file and normalizing it, so that the spec (and the rules, and the plan) has the
- * image's command, user and workdir, marked as the image's. */
-async function imageInput(image: { ref: string; insecure: string[] }, src: string, o: ImageOpts) {
-  const { haveImage, imageName, lookupImage } = await import('../engine/images');
-  const have = haveImage(image.ref);
-  if (!have && o.mode === 'store') return undefined;
-  const { pullProgress } = await import('../ui/progress');
-  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
-  const view = have ? undefined : pullProgress({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${imageName(image.ref)}` });
-  try {
-    const got = await lookupImage(image.ref, { pull: true, insecure: [...image.insecure, ...(o.insecure ?? [])], onEvent: view?.onEvent });
-    await view?.finish();
-    return got;
-  } catch (e) {
-    await view?.finish(e as Error);
-    process.stderr.write(`${MSG.pullFailed(image.ref, (e as Error).message)}${src ? ` (${src})` : ''}\n`);
-    throw new Exit(EXIT.setup);
-  }
-}
-
-/** What `paths` rules look at on the host, as the caller sees it (its own permissions). */
-const HOST_PATHS: PathFs = {
-  stat: (p): PathKind => { try { const st = statSync(p); return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'missing' : 'other'; } },
-  list: (d) => { try { return readdirSync(d, { withFileTypes: true }).map((e) => ({ name: e.name, dir: e.isDirectory() })); } catch { return undefined; } },
-};
-
-/** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile; prints
- * every problem and exits 2 on any error. With `preflight` (up, up --dry-run, run, doctor FILE),
- * the host is checked too (engine/preflight.ts) before any pull: everything found is said at once,
- * and a problem only of the host's present state exits with `preflight`'s status. */
+/** find → parse → validate → (image) → normalize with the CLI's overrides → rules → compile
+ * (api/load.ts, the library's loader); prints every problem and exits 2 on any error. With
+ * `preflight` (up, up --dry-run, run, doctor FILE), the host is checked too (engine/preflight.ts)
+ * before any pull: everything found is said at once, and a problem only of the host's present
+ * state exits with `preflight`'s status. */
 export async function load(fileArg: string | undefined, opts: LoadOpts): Promise<Loaded> {
-  if (opts.name !== undefined && !NAME.test(opts.name)) {
-    process.stderr.write(`sandbox: --name ${JSON.stringify(opts.name)} is not a valid name: use letters, digits, _, . and -, starting with a letter or digit, at most 63 characters\n`);
-    throw new Exit(EXIT.usage);
-  }
-  // `source`: the file's bytes given by the caller (sandbox diff --against reads them from git).
-  let found = opts.source;
-  if (!found) try {
-    found = await findConfig(fileArg);
+  const io = opts.image;
+  // A pull is shown with listr2 (the progress mode of `up`, or auto).
+  const view = (image: string) => {
+    const mode = io?.progress ?? progressMode('auto', { quiet: io?.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+    return pullView({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${image}` });
+  };
+  try {
+    const p = await prepare(fileArg, { ...opts, image: io && { mode: io.mode, insecure: io.insecure, view }, stdinIsTTY: process.stdin.isTTY === true });
+    // Frames of a config made from the command line show the command line (report's `others`).
+    report(p.diagnostics, p.text, opts.format, opts.commandLine?.locate ? undefined : p.file, p.texts);
+    return { plan: p.plan, file: p.file, host: p.host, diagnostics: p.diagnostics, text: p.text, spec: p.spec, absFile: p.absFile, root: p.root };
   } catch (e) {
-    if (e instanceof FindError) { process.stderr.write(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
+    if (e instanceof ConfigError) {
+      const { diagnostics } = e;
+      report(diagnostics, e.text, opts.format, opts.commandLine?.locate ? undefined : e.file, e.texts);
+      if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
+      throw new Exit(e.exitCode);
+    }
+    if (e instanceof SandboxError) { process.stderr.write(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
     throw e;
   }
-  const file = found.file;
-  // Frames of a config made from the command line show the command line (report's `others`).
-  const shownFile = opts.commandLine?.locate ? undefined : file;
-  const host = probeHost();
-  const read = readConfig({
-    file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
-    // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
-    readFile: (p, max) => { if (opts.files && Object.hasOwn(opts.files, p)) return opts.files[p]; try { return readBounded(p, max); } catch { return undefined; } },
-    paths: HOST_PATHS,
-  });
-  // `sandbox run`: the config is the command line's, written as YAML; its problems and the plan's
-  // sources point at the words they came from.
-  const cl = opts.commandLine;
-  if (cl?.locate) {
-    const locate = cl.locate;
-    read.diagnostics.splice(0, read.diagnostics.length, ...read.diagnostics.map((d) => (d.file === found!.file ? { ...d, ...locate(pathOf(d.path)) } : d)));
-    if (read.ctx) read.ctx = { ...read.ctx, where: (p) => { const { file, line, col } = locate(p); return { file, line, col } as Source; } };
-  }
-  // Errors in the file come first: an invalid file pulls nothing.
-  const valid = !read.diagnostics.some((d) => d.severity === 'error');
-  const imageOpts = opts.image ?? { mode: 'store' as const };
-  const imageSrc = read.image ? sourceText(read.ctx!.where(['image'])) : '';
-  const build = (image: Awaited<ReturnType<typeof imageInput>>) => {
-    const res = buildSpec(read, { command: opts.command, detach: opts.detach, interactive: opts.interactive, noTty: opts.noTty, name: opts.name, image, rootless: host.rootless, overrides: opts.overrides });
-    if (cl) res.texts[cl.file] = cl.text;
-    const diagnostics = [...res.diagnostics];
-    let plan: Plan | undefined;
-    if (res.spec) {
-      const compiled = compile(res.spec, host);
-      plan = compiled.plan;
-      for (const p of compiled.problems) {
-        const at = typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 };
-        const severity = p.atRun && !opts.forRun ? 'warning' : opts.hostProblems ?? 'error';
-        diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity });
-      }
-    }
-    return { res, plan, diagnostics };
-  };
-  // First from the store alone: the checks run before any pull.
-  let image = valid && read.image ? await imageInput(read.image, imageSrc, { ...imageOpts, mode: 'store' }) : undefined;
-  let b = build(image);
-  let checked: Diagnostic[] = [];
-  if (opts.preflight && b.plan && b.res.spec) {
-    const { preflight } = await import('../engine/preflight');
-    const found = await preflight({ spec: b.res.spec, plan: b.plan, host, insecure: imageOpts.insecure, haveImage: image !== undefined });
-    checked = found.map((p) => ({ ...(typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 }), path: '', code: p.code, message: p.src === 'cli' ? `${p.message} (--name)` : p.message, severity: p.severity }));
-  }
-  // A terminal with stdin open relays the user's keys in raw mode: from a pipe or a file that
-  // would garble both ways (the input echoed, \r\n), so `up` refuses it as docker run -it does,
-  // with the other problems and before any pull; alone, it is a usage error (1). (`run` says it
-  // in its own words, of its -i and -t.)
-  const cfg = read.cfg;
-  const terminal: Diagnostic[] = [];
-  if (valid && opts.forRun && !opts.source && cfg && !opts.noTty && cfg.tty === true && (opts.interactive || cfg.stdin_open === true) && !(opts.detach || cfg.detach) && !process.stdin.isTTY) {
-    const at = read.ctx!.where(['tty']);
-    const message = opts.interactive ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)');
-    terminal.push({ ...(typeof at === 'object' ? at : { file, line: 1, col: 1 }), path: 'tty', code: 'not-a-terminal', message, severity: 'error' });
-  }
-  const fail = (diagnostics: Diagnostic[], text: string, texts: Record<string, string> | undefined, status: number) => {
-    report(diagnostics, text, opts.format, shownFile, texts);
-    if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
-    throw new Exit(status);
-  };
-  const isError = (d: Diagnostic) => d.severity === 'error' || !!opts.strict;
-  if (b.diagnostics.some(isError) || checked.some(isError) || terminal.length || !b.plan) {
-    // The file's own errors (or the host's, that compile found) say 2; only the host's present state, the caller's status.
-    fail([...b.diagnostics, ...checked, ...terminal], b.res.text, b.res.texts, b.diagnostics.some(isError) || !b.plan ? EXIT.invalid : checked.some(isError) ? opts.preflight!.exit : EXIT.usage);
-  }
-  if (valid && read.image && !image && imageOpts.mode === 'pull') {
-    image = await imageInput(read.image, imageSrc, imageOpts);
-    b = build(image);
-    if (b.diagnostics.some(isError) || !b.plan) fail([...b.diagnostics, ...checked], b.res.text, b.res.texts, EXIT.invalid);
-  }
-  const diagnostics = [...b.diagnostics, ...checked];
-  report(diagnostics, b.res.text, opts.format, shownFile, b.res.texts);
-  return { plan: b.plan!, file, host, diagnostics, text: b.res.text, spec: b.res.spec!, absFile: found.absFile, root: found.root };
 }
 
-/** A diagnostic's JSON-pointer path as the config's path. */
-function pathOf(ptr: string): PathSeg[] {
-  return ptr ? ptr.slice(1).split('/').map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~')).map((x) => (/^[0-9]+$/.test(x) ? Number(x) : x)) : [];
+/** listr2's view of a pull, loaded only when one starts. */
+function pullView(o: { quiet: boolean; plain: boolean; title: string }) {
+  return pullProgress(o);
 }
 
 export function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {

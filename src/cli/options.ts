@@ -3,19 +3,14 @@
 // share them without importing each other.
 import type { Diagnostic } from '../config/diagnostic';
 import type { FoundConfig } from '../config/find';
-import type { PathSeg } from '../config/parse';
 import type { SandboxSpec } from '../model/types';
 import type { SpecInputs } from '../model/normalize';
 import type { Plan, HostFeatures } from '../plan/types';
 import type { ProgressMode } from '../ui/progress';
 
-/** Where a config's problems are shown when it was not written by hand: the command line, or the
- * Compose file it was imported from. `locate` maps a path of the config to the words behind it. */
-export interface CommandLine {
-  file: string;
-  text: string;
-  locate?: (path: readonly PathSeg[]) => { file: string; line: number; col: number; endLine: number; endCol: number };
-}
+import type { PathSeg } from '../config/parse';
+import type { CommandLine } from '../api/load';
+export type { CommandLine };
 
 export interface ImageOpts { mode: 'pull' | 'store'; insecure?: string[]; quiet?: boolean; progress?: ProgressMode }
 

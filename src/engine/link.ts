@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { libraryPath, NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
+import { reap } from './reaper';
 import { SUPERVISE_HEAD_OFFSET, SUPERVISE_HEAD_SIZE } from '../ffi/generated/abi';
 
 /** node:child_process, loaded when a detached sandbox's supervisor is started. */
@@ -30,8 +31,9 @@ export interface ChildLink {
   close(): void;
 }
 
-export function directLink(lib: LibSbx, program: Program, cgroupFd: number): ChildLink {
-  return childLink(lib, lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd));
+/** `reaped`: waited for by the reaper (engine/reaper.ts), for a process that runs many at once. */
+export function directLink(lib: LibSbx, program: Program, cgroupFd: number, reaped = false): ChildLink {
+  return childLink(lib, lib.spawn(program.ops, program.nops, program.strings, program.cloneFlags, cgroupFd), reaped);
 }
 
 /** A restart in the foreground: the next child, made by sbx_respawn in the held namespaces; the
@@ -42,12 +44,13 @@ export function respawnLink(lib: LibSbx, program: Program, procs: string[], user
 
 /** The CLI's end of a child libsbx cloned in this process (sbx_spawn or sbx_respawn): its events
  * socket, and the sync fd it waits on for "G". */
-function childLink(lib: LibSbx, c: ReturnType<LibSbx['spawn']>): ChildLink {
+function childLink(lib: LibSbx, c: ReturnType<LibSbx['spawn']>, reaped = false): ChildLink {
   const events = new Socket({ fd: c.events_fd, readable: true, writable: false });
+  let reaping: Promise<number> | undefined;
   return {
     pid: c.pid, inCgroup: c.in_cgroup === 1, spawnNs: BigInt(c.spawn_ns), events, initial: Buffer.alloc(0), syncFd: c.sync_fd,
     send: (b) => { writeSync(c.sync_fd, b); },
-    wait: () => lib.wait(c.pid),
+    wait: () => (reaped ? (reaping ??= reap(lib, c.pid)) : lib.wait(c.pid)),
     close: () => { try { closeSync(c.sync_fd); } catch { /* closed */ } events.destroy(); },
   };
 }

@@ -6,6 +6,8 @@
 import { closeSync, existsSync, openSync, readlinkSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
+import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { Store } from '../image/store';
 import type { RestartPolicy } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf, Verdict } from '../plan/types';
@@ -53,6 +55,21 @@ export interface NativeRunOptions extends RunOptions {
    * run() returns once it waits, leaving everything set up, as a detached sandbox: the child is
    * then this process's only, and the caller's subreaper's once this process exits. */
   startFifo?: string;
+  /** Run by the library (src/api) inside someone else's process: the process's signals are left
+   * alone (the caller's own), the command is waited for by the reaper (many at once), and its
+   * stdio and an AbortSignal are the caller's. */
+  library?: LibraryRun;
+}
+
+/** Each of the command's stdio: the process's own (as the CLI's), a pipe to the caller, or /dev/null. */
+export type StdioMode = 'inherit' | 'pipe' | 'ignore';
+export interface StdioStreams { stdin?: Writable; stdout?: Readable; stderr?: Readable }
+export interface LibraryRun {
+  stdio: readonly [StdioMode, StdioMode, StdioMode];
+  /** The caller's ends of the pipes, as soon as they exist (before the child does). */
+  onStdio(streams: StdioStreams): void;
+  /** Aborted during setup: the setup stops and everything is undone, as on a signal to the CLI. */
+  abort?: AbortSignal;
 }
 
 class StepFailure extends Error {
@@ -222,6 +239,11 @@ class NativeRun {
   private stopSignalled = false;
   /** A signal during setup: it stops the setup, and everything is undone. */
   private pendingSignal?: NodeJS.Signals;
+  /** The library's AbortSignal during setup: the same. */
+  private aborted = false;
+  private readonly onAbort = () => { if (this.running) return; this.aborted = true; if (this.link) { try { process.kill(this.link.pid, 'SIGKILL'); } catch { /* gone */ } } };
+  /** The child's ends of the library's stdio (-1: the process's own), closed here once it has them. */
+  private childStdio?: [number, number, number];
   /** Foreground with a restart policy: the child's user and network namespaces, held open. */
   private readonly held = { user: -1, net: -1 };
   private ids!: Ids;
@@ -252,9 +274,11 @@ class NativeRun {
       names: networkNames(plan),
     };
     this.session = new Session(lib);
+    opts.library?.abort?.addEventListener('abort', this.onAbort, { once: true });
     // From the start: a signal during setup stops it (and everything is undone); once the command
     // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
-    this.session.onSignals((sig) => {
+    // Not in the library: the process's signals are its owner's.
+    if (!opts.library) this.session.onSignals((sig) => {
       if (this.running && this.link) { this.stopSignalled = true; try { process.kill(this.link.pid, sig); } catch { /* gone */ } return; }
       this.pendingSignal ??= sig;
       if (this.link) { try { process.kill(this.link.pid, 'SIGKILL'); } catch { /* gone */ } }
@@ -284,11 +308,11 @@ class NativeRun {
       // once this process exits); what was set up stays until `sandbox down` (or `delete`), and
       // its live processes, not this CLI, say that it runs.
       unlinkSync(join(this.ctx.state, 'owner'));
-      this.onEvent({ type: 'running', pid: child.pid });
+      this.onEvent({ type: 'running', pid: child.pid, attestation: this.attestation });
       this.done(this.exec);
       return { exitCode: 0, timing, detached: true, attestation: this.attestation };
     }
-    this.onEvent({ type: 'running', pid: child.pid });
+    this.onEvent({ type: 'running', pid: child.pid, attestation: this.attestation });
     this.done(this.exec);
     const code = await this.foreground(child);
     const oom = this.oomError(code);
@@ -307,6 +331,7 @@ class NativeRun {
   private started(s: Step): void { this.onEvent({ type: 'step', id: s.id, phase: 'start' }); }
   private done(s: Step, ms?: number): void { this.onEvent({ type: 'step', id: s.id, phase: 'done', ms }); }
   private interrupted(s: Step): void {
+    if (this.aborted) throw new StepFailure(s, constants.errno.ECANCELED, 'the start was aborted by its AbortSignal; nothing was left behind', 125);
     const sig = this.pendingSignal;
     if (sig) throw new StepFailure(s, 4, `interrupted by ${sig}; nothing was left behind`, 128 + constants.signals[sig]);
   }
@@ -325,7 +350,8 @@ class NativeRun {
     ctx.ids = this.ids;
     const compileSeccomp = once((p: string) => { const t = msNow(); const b = seccompFilter(this.lib, p); this.seccompCompileMs += msNow() - t; return b; });
     const init = this.exec.args.init ? initPath() : undefined;
-    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init, startFifo: opts.startFifo };
+    const stdio = this.openStdio();
+    const base = { stdio, plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init, startFifo: opts.startFifo };
     const first = (address?: string) => encode({ ...base, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address });
     // A restart replays the program the first run was attested with, less the network's own
     // steps, which persist in the held network namespace (and without the test-only faults).
@@ -367,13 +393,15 @@ class NativeRun {
       const tables = !opts.host.rootless && findStep(plan.steps, 'net.nat') ? [`ip ${ctx.names.table}`, ...(wall ? [`inet ${wall.args.table}`] : [])] : [];
       this.link = detach
         ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), tables, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
-        : directLink(this.lib, this.program, cgroupFd);
+        : directLink(this.lib, this.program, cgroupFd, !!opts.library);
     } catch (e) {
       const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
       this.started(ns);
       throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
     } finally {
       if (cgroupFd >= 0) closeSync(cgroupFd);
+      // A restart dups them again (the same program): they stay until the run ends.
+      if (!RESTART[this.restart.policy]) this.closeChildStdio();
     }
     const child = this.link;
     ctx.child = { pid: child.pid, bornInCgroup: child.inCgroup, holder: child.supervisorPid ?? process.pid };
@@ -416,7 +444,7 @@ class NativeRun {
     child.send('G');
     await eofSeen;
     child.close();
-    if (failure || this.pendingSignal) {
+    if (failure || this.pendingSignal || this.aborted) {
       try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
       await child.wait().catch(() => 0);
       const at = failure ? plan.steps[failure.index] ?? this.exec : this.exec;
@@ -532,6 +560,34 @@ class NativeRun {
     return { step: mem?.id ?? 'cgroup', errno: 12, message: `the command was killed by the kernel's OOM killer: it reached its memory limit of ${mem?.kind === 'cgroup.set' ? mem.args.value : '?'} bytes` };
   }
 
+  /** The library's pipes (or /dev/null) for the command's stdio: the caller gets its ends now; the
+   * child's are encoded into the exec op by number (SBX_F_STDIO) and closed here once it is cloned. */
+  private openStdio(): readonly [number, number, number] | undefined {
+    const l = this.opts.library;
+    if (!l || l.stdio.every((m) => m === 'inherit')) return undefined;
+    const child: [number, number, number] = [-1, -1, -1];
+    this.childStdio = child;
+    const streams: StdioStreams = {};
+    l.stdio.forEach((mode, i) => {
+      if (mode === 'inherit') return;
+      if (mode === 'ignore') { child[i] = openSync('/dev/null', i === 0 ? 'r' : 'w'); return; }
+      const [r, w] = this.lib.pipe();
+      child[i] = i === 0 ? r : w;
+      // An error on the caller's end (EPIPE once the command is gone) is not this process's death.
+      const end = new Socket({ fd: i === 0 ? w : r, readable: i !== 0, writable: i === 0 }).on('error', () => undefined);
+      if (i === 0) streams.stdin = end; else if (i === 1) streams.stdout = end; else streams.stderr = end;
+    });
+    l.onStdio(streams);
+    return child;
+  }
+
+  private closeChildStdio(): void {
+    const c = this.childStdio;
+    if (!c) return;
+    for (const fd of c) if (fd >= 0) try { closeSync(fd); } catch { /* closed */ }
+    this.childStdio = undefined;
+  }
+
   failed(e: StepFailure): RunResult {
     const err: StepError = { step: e.step.id, errno: e.errno, message: e.message };
     this.onEvent({ type: 'step', id: e.step.id, phase: 'failed', error: err });
@@ -542,6 +598,8 @@ class NativeRun {
    * not for a detached sandbox that runs: that is `sandbox down`'s work, from the recorded list. */
   async cleanup(): Promise<void> {
     this.session.close();
+    this.opts.library?.abort?.removeEventListener('abort', this.onAbort);
+    this.closeChildStdio();
     if ((this.exec.args.detach || this.opts.startFifo) && this.running) return;
     const { state } = this.ctx;
     if (this.running && this.opts.afterCommand) {

@@ -6,7 +6,7 @@ import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step, StepOf } from '../plan/types';
 import { isChildStep, SIDE, type ChildKind } from '../plan/steps';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
+import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, F_STDIO, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
@@ -48,6 +48,9 @@ export interface ProgramInput {
    * namespaces, held since the first run, where the loopback and the address persist; their
    * steps are reported, with nothing to do. Everything else runs again as the first run did. */
   restart?: boolean;
+  /** The library's stdio (src/api): fds of this process that become the child's 0, 1, 2 (-1: the
+   * process's own, inherited as the CLI's are). */
+  stdio?: readonly [number, number, number];
   /** sandbox-runtime create: the host path of the fifo the child waits on before its exec, until
    * `start` writes to it (SBX_F_WAIT_START). */
   startFifo?: string;
@@ -60,7 +63,7 @@ export class UnsupportedStep extends Error {
 }
 
 /** The fields of one op; the string fields are offsets into the arena (0: none). */
-interface OpFields { flags?: number; mode?: number; a?: number | bigint; b?: number | bigint; s1?: number; s2?: number; s3?: number; s4?: number }
+interface OpFields { flags?: number; mode?: number; a?: number | bigint; b?: number | bigint; s1?: number; s2?: number; s3?: number; s4?: number; stdio?: readonly [number, number, number] }
 
 /** The program as it is written: the op records in order and the arena their strings point into. */
 class ProgramWriter {
@@ -107,6 +110,7 @@ class ProgramWriter {
     r.writeUInt32LE(o.s2 ?? 0, OP_OFFSET.s2);
     r.writeUInt32LE(o.s3 ?? 0, OP_OFFSET.s3);
     r.writeUInt32LE(o.s4 ?? 0, OP_OFFSET.s4);
+    o.stdio?.forEach((fd, i) => r.writeInt32LE(fd, OP_OFFSET.stdio + 4 * i));
     this.records.push(r);
     this.childSteps.add(step.id);
   }
@@ -260,5 +264,9 @@ function encodeExec(w: ProgramWriter, s: StepOf<'exec'>): void {
   const a = s.args;
   if (a.init && !w.input.init) throw new UnsupportedStep(s, 'init: true needs sbx-init, which was not built (npm run build)');
   const fifo = w.input.startFifo;
-  w.op(s, OP.EXEC, { flags: (a.stdin ? F_STDIN : 0) | (fifo ? F_WAIT_START : 0), b: fifo ? w.str(fifo) : 0, a: a.init ? 1 : 0, s1: w.list(a.args), s2: w.list(a.env), s3: w.str(a.cwd), s4: a.init ? w.str(w.input.init) : 0 });
+  // The library's pipes (src/api): the child's ends, by their numbers in this process; a stdin
+  // given so is the command's, whatever stdin_open says.
+  const io = w.input.stdio;
+  const stdin = a.stdin || (io !== undefined && io[0] >= 0);
+  w.op(s, OP.EXEC, { flags: (stdin ? F_STDIN : 0) | (fifo ? F_WAIT_START : 0) | (io ? F_STDIO : 0), stdio: io, b: fifo ? w.str(fifo) : 0, a: a.init ? 1 : 0, s1: w.list(a.args), s2: w.list(a.env), s3: w.str(a.cwd), s4: a.init ? w.str(w.input.init) : 0 });
 }

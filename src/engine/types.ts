@@ -14,7 +14,7 @@ export type EngineEvent =
   | { type: 'step'; id: string; phase: 'failed'; error: StepError; ms?: number }
   | { type: 'undo'; id: string; ok: boolean; message?: string }
   /** Setup is over; the command is running. Progress output must end here. */
-  | { type: 'running'; pid: number };
+  | { type: 'running'; pid: number; attestation?: import('../plan/types').Verdict[] };
 
 export interface RunOptions {
   /** Test-only fault injection: fail this step id as if its system call had failed. */

@@ -13,6 +13,10 @@ export interface LibSbx {
   /** A restart: the next child, in the cgroup of those cgroup.procs files and the held user and network namespaces (fds, or -1). */
   respawn(ops: Buffer, nops: number, strings: Buffer, cloneFlags: bigint, cgroupProcs: string[], usernsFd: number, netnsFd: number): SbxChild;
   wait(pid: number): Promise<number>;
+  /** The raw wait status if pid has exited (and is reaped now), else undefined; never blocks. */
+  tryWait(pid: number): number | undefined;
+  /** A close-on-exec pipe: [read end, write end]. */
+  pipe(): [number, number];
   setWinsize(fd: number, rows: number, cols: number): void;
   /** The terminal master the child sends after its console op. */
   recvFd(sock: number): number;
@@ -85,6 +89,8 @@ export function loadLibSbx(): LibSbx {
   const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
   const respawn = lib.func('int sbx_respawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, const void *procs, int32_t userns, int32_t netns, _Out_ sbx_child *out, _Out_ sbx_error *err)');
   const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
+  const tryWait = lib.func('int sbx_try_wait(int32_t pid, _Out_ int32_t *status, _Out_ int32_t *done, _Out_ sbx_error *err)');
+  const pipe = lib.func('int sbx_pipe(_Out_ int32_t *rd, _Out_ int32_t *wr, _Out_ sbx_error *err)');
   const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
   const recvFd = lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)');
   const Fwd = koffi.opaque('sbx_forwarder');
@@ -123,6 +129,8 @@ export function loadLibSbx(): LibSbx {
         });
       });
     },
+    tryWait(pid) { const status = [0], done = [0], err = {} as SbxError; check(tryWait(pid, status, done, err) as number, err); return done[0] ? status[0]! : undefined; },
+    pipe() { const rd = [0], wr = [0], err = {} as SbxError; check(pipe(rd, wr, err) as number, err); return [rd[0]!, wr[0]!]; },
     setWinsize(fd, rows, cols) { const err = {} as SbxError; check(winsize(fd, rows, cols, err) as number, err); },
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },

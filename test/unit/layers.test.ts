@@ -19,7 +19,8 @@ const MAY_IMPORT: Record<string, string[]> = {
   host: ['plan', 'model', 'image'],
   engine: ['host', 'plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
-  cli: ['config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
+  api: ['config', 'model', 'plan', 'audit', 'engine', 'image', 'ui'],
+  cli: ['api', 'config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
   runtime: ['cli', 'config', 'model', 'plan', 'import', 'engine'],
 };
 

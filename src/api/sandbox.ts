@@ -1,0 +1,144 @@
+// A sandbox started by the library (src/api): a child of the caller's process, as the command of
+// a foreground `sandbox up` is of the CLI's, set up by the native engine with the caller's signals
+// left alone, its stdio the caller's choice, and its exit reaped without a worker thread each (so
+// that one process can run many). The handle says its pid, name, plan and attestation, streams
+// its progress, and waits, execs, stops and removes it. Runs as the caller's user (root, or
+// rootless in a user namespace, as the CLI).
+import { EventEmitter } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import type { Plan, HostFeatures, Verdict } from '../plan/types';
+import { compileExec } from '../plan/exec';
+import { findStep } from '../plan/steps';
+import type { EngineEvent, RunResult } from '../engine/types';
+import type { StdioMode } from '../engine/native';
+import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How the handle learns of its run: set once by up(). */
+export interface RunWiring { result: Promise<RunResult>; pid: number }
+
+/**
+ * A running sandbox. Events: `progress` (each step as it is applied: an EngineEvent), `exit`
+ * (the command's status, once everything it set up is removed).
+ */
+export class Sandbox extends EventEmitter {
+  /** The sandbox's PID 1, in the host's pid namespace. */
+  pid = 0;
+  /** What was read back from inside before the command ran: one verdict per step. */
+  attestation: Verdict[] = [];
+  /** The command's stdio when up() was asked for pipes (`stdio: 'pipe'`); else undefined. */
+  stdin?: Writable;
+  stdout?: Readable;
+  stderr?: Readable;
+  /** Run on under sbx-supervise (`detach: true` in the file): not a child of this process. */
+  detached = false;
+  private result!: Promise<RunResult>;
+  private exitCode?: number;
+
+  constructor(readonly name: string, readonly plan: Plan, readonly file: string, private readonly host: HostFeatures) { super(); }
+
+  /** @internal: up() hands the run over once its command runs. */
+  wire(result: Promise<RunResult>, pid: number, detached: boolean, attestation: Verdict[]): void {
+    this.pid = pid;
+    this.detached = detached;
+    this.attestation = attestation;
+    this.result = result;
+    void this.wait().then((code) => this.emit('exit', code), () => undefined);
+  }
+
+  /** The command's exit status (docker run's: its code, or 128 + the signal; 137 when killed),
+   * once it has ended and what the sandbox set up is gone (a foreground run's undo). */
+  async wait(): Promise<number> {
+    if (this.exitCode !== undefined) return this.exitCode;
+    const r = await this.result;
+    if (!r.detached) return (this.exitCode = r.exitCode);
+    // Detached: its supervisor writes the status; the state says when it has ended.
+    const { findSandbox, exitCode } = await import('../engine/lifecycle');
+    for (;;) {
+      let row;
+      try { row = findSandbox(this.host, this.name); } catch { return (this.exitCode = 0); }
+      if (!row.running) return (this.exitCode = row.exit !== undefined ? exitCode(row.exit) : 0);
+      await sleep(50);
+    }
+  }
+
+  /** Runs one more command inside (every namespace, its cgroup, user, capabilities and seccomp
+   * filter, as `sandbox exec`), with this process's stdio; resolves with its status. */
+  async exec(args: string[], o: { env?: string[]; user?: string; cwd?: string } = {}): Promise<number> {
+    if (this.exitCode !== undefined) throw new NotFoundError(`${this.name} is not running`);
+    const plan = compileExec(this.plan, { pid: this.pid, args, env: o.env ?? [], user: o.user, cwd: o.cwd, tty: false, stdin: false });
+    const { NativeEngine } = await import('../engine/native');
+    const r = await new NativeEngine().exec(plan, () => undefined, { host: this.host, etc: `/proc/${this.pid}/root/etc` });
+    if (r.failed) throw setupError(plan, r);
+    return r.exitCode;
+  }
+
+  /** Its stop_signal, then SIGKILL after `timeout` ms (default: its stop_grace_period), as docker
+   * stop; resolves with the exit status once it has ended and its set-up is removed. */
+  async stop(o: { timeout?: number } = {}): Promise<number> {
+    if (this.exitCode === undefined) {
+      const { stopSandbox } = await import('../engine/lifecycle');
+      try { await stopSandbox(this.host, this.name, o.timeout); } catch (e) { if (!(e instanceof Error) || !/no sandbox named/.test(e.message)) throw e; }
+    }
+    return this.wait();
+  }
+
+  /** Stops it and removes everything it set up (a detached one's too, as `sandbox down`); with
+   * `volumes`, its anonymous volumes. Resolves with the exit status. */
+  async down(o: { timeout?: number; volumes?: boolean } = {}): Promise<number> {
+    const code = await this.stop(o);
+    const { downSandbox, removeAnonymousVolumes } = await import('../engine/lifecycle');
+    if (this.detached) await downSandbox(this.host, this.name, o.timeout, undefined, { volumes: o.volumes ? 'anonymous' : false }).catch(() => undefined);
+    else if (o.volumes) removeAnonymousVolumes(this.host, this.plan);
+    for (const s of [this.stdin, this.stdout, this.stderr]) s?.destroy();
+    return code;
+  }
+}
+
+/** A run's failure as the error up() rejects with: the step, its errno, and its config line. */
+export function setupError(plan: Plan, r: RunResult): SandboxError {
+  const f = r.failed!;
+  if (f.errno === 125 && /aborted by its AbortSignal/.test(f.message)) return new AbortError(f.message);
+  const step = plan.steps.find((s) => s.id === f.step);
+  return new SetupError(f.step, f.errno, f.message, step?.source, r.exitCode);
+}
+
+export interface StartOptions {
+  stdio: readonly [StdioMode, StdioMode, StdioMode];
+  signal?: AbortSignal;
+  onProgress?: (e: EngineEvent) => void;
+}
+
+/** Applies the plan and resolves with the handle once the command runs; rejects with SetupError
+ * (nothing left: the engine's undo ran) or AbortError. */
+export async function start(plan: Plan, host: HostFeatures, file: string, o: StartOptions): Promise<Sandbox> {
+  if (o.signal?.aborted) throw new AbortError();
+  const { NativeEngine } = await import('../engine/native');
+  const engine = new NativeEngine();
+  const sb = new Sandbox(plan.name, plan, file, host);
+  let running: ((e: { pid: number; attestation?: Verdict[] }) => void) | undefined;
+  const started = new Promise<{ pid: number; attestation?: Verdict[] }>((r) => { running = r; });
+  const result = engine.run(plan, (e) => {
+    sb.emit('progress', e);
+    o.onProgress?.(e);
+    if (e.type === 'running') running!(e);
+  }, { host, file, library: { stdio: o.stdio, abort: o.signal, onStdio: (s) => { sb.stdin = s.stdin; sb.stdout = s.stdout; sb.stderr = s.stderr; } } });
+  // Whichever comes first: the command runs, or the run ends (a setup failure, or a command
+  // that ended before its start was seen).
+  const first = await Promise.race([started.then(() => ({})), result.then((r) => ({ r }))]);
+  if ('r' in first && first.r.failed && first.r.exitCode !== 137) {
+    for (const s of [sb.stdin, sb.stdout, sb.stderr]) s?.destroy();
+    throw setupError(plan, first.r);
+  }
+  const { pid, attestation } = await started;
+  sb.wire(result, pid, !!findStep(plan.steps, 'exec')?.args.detach, attestation ?? []);
+  // Once it runs, the signal stops it, as child_process.spawn's kills its child.
+  const signal = o.signal;
+  if (signal) {
+    const stop = () => { void sb.stop().catch(() => undefined); };
+    signal.addEventListener('abort', stop, { once: true });
+    sb.once('exit', () => signal.removeEventListener('abort', stop));
+  }
+  return sb;
+}
