@@ -441,7 +441,8 @@ class NativeRun {
         child.send('E');
       },
     });
-    child.send('G');
+    // A stop that came during the host steps ends the child here, before it is told to go.
+    if (this.aborted || this.pendingSignal) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } } else child.send('G');
     await eofSeen;
     child.close();
     if (failure || this.pendingSignal || this.aborted) {
@@ -609,6 +610,9 @@ class NativeRun {
       try { await this.opts.afterCommand(); } catch { /* the summary is the CLI's; the clean-up goes on */ }
     }
     await this.ctx.undo.replay(hostOps(this.opts.host), (step, e) => this.onEvent({ type: 'undo', id: step, ok: false, message: e.message }));
+    // A setup stopped before the child's steps never closed its line to the child (the CLI's exit
+    // would; a library's process goes on).
+    this.link?.close();
     if (existsSync(state) && this.link) { try { rmdirSync(state); } catch { /* reported by gc */ } }
   }
 }

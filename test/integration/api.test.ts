@@ -1,0 +1,217 @@
+// The library as a user loads it: `require('sandbox')`, resolved through package.json's `exports`
+// (the package's own name, as a test runner or an agent would import it), against the real engine.
+// What it starts is checked from inside (the command's own output through the pipes), and what it
+// leaves from the host: this process's descriptors, the host's mounts, cgroups, listeners, state.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cgroupLayout, hasEngine, hasNft, isRoot, leftovers, needs } from '../helpers/sandbox';
+
+// Through the package's exports, as a user: the types are the sources'.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const sbx = require('sandbox') as typeof import('../../src/api/index');
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+/** This process's descriptors, each as what it points at: a leak is named in the failure. */
+const fdList = () => readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`).replace(/\[\d+\]$/, '[…]'); } catch { return 'gone'; } }).sort();
+const mountPoints = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter(Boolean).sort();
+const listeners = () => execFileSync('ss', ['-Hlntu'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' ')).filter(Boolean).sort();
+const rssMb = () => process.memoryUsage().rss / 1048576;
+const peakMb = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+const sandboxCgroups = (prefix: string) => {
+  const roots = cgroupLayout() === 'v2' ? ['/sys/fs/cgroup'] : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
+  return roots.flatMap((r) => { try { return readdirSync(join(r, 'sandbox')).filter((n) => n.startsWith(prefix)).map((n) => `${r}/sandbox/${n}`); } catch { return []; } });
+};
+const collect = (s: NodeJS.ReadableStream | undefined) => { let t = ''; s?.setEncoding('utf8'); s?.on('data', (d: string) => { t += d; }); return () => t; };
+const freePort = () => new Promise<number>((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
+
+function ready(t: import('node:test').TestContext): boolean {
+  return needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine);
+}
+
+test('load: an object and a file alike; every problem is data, located, in a ConfigError', async (t) => {
+  if (!needs(t, 'the native engine', hasEngine)) return;
+  const err = await sbx.load({ version: 1, command: ['/bin/true'], resources: { memroy: '1g' }, cap_add: ['NOT_A_CAP'] }).catch((e: unknown) => e);
+  assert.ok(err instanceof sbx.ConfigError, String(err));
+  assert.equal(err.exitCode, 2);
+  // The object is written as YAML: `memroy` on its line 5, the capability on line 7; both at once.
+  assert.deepEqual(err.diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.severity}`), ['config.yml:5:3 error', 'config.yml:7:5 error']);
+  assert.match(err.message, /config\.yml:5:3: error: `memroy` is not a known key in `resources` \(did you mean `memory`\?\)/);
+  // The same config from a file: the same codes, at the file's lines.
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-api-'));
+  try {
+    writeFileSync(join(dir, 'bad.yml'), 'version: 1\ncommand: [/bin/true]\nresources:\n  memroy: 1g\n');
+    const e2 = await sbx.plan('bad.yml', { cwd: dir }).catch((e: unknown) => e);
+    assert.ok(e2 instanceof sbx.ConfigError);
+    assert.deepEqual(e2.diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.code}`), ['bad.yml:4:3 unknown-key']);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('plan, audit and diff through the API are what the CLI prints', async (t) => {
+  if (!needs(t, 'the native engine', hasEngine)) return;
+  const c = await sbx.load('samples/locked-down.yml');
+  const p = await sbx.plan('samples/locked-down.yml');
+  assert.equal(p.digest, c.plan.digest);
+  assert.ok(p.steps.length > 50 && p.steps.every((s) => s.source !== undefined));
+  const cli = JSON.parse(execFileSync(process.execPath, ['bin/sandbox.js', 'plan', '--json', 'samples/locked-down.yml'], { encoding: 'utf8' })) as { digest: string };
+  assert.equal(cli.digest, p.digest);
+  const a = await sbx.audit('samples/web.yml');
+  const cliAudit = JSON.parse(execFileSync(process.execPath, ['bin/sandbox.js', 'audit', '--json', 'samples/web.yml'], { encoding: 'utf8' })) as { score: number; findings: unknown[] }[];
+  assert.equal(a.score, cliAudit[0]!.score);
+  assert.equal(a.findings.length, cliAudit[0]!.findings.length);
+  const d = await sbx.diff('samples/locked-down.yml', 'samples/web.yml');
+  assert.equal(d.loosened, true);
+});
+
+test('up: pipes, exec, the attestation, stop; a failed step is a SetupError at its line; nothing left', async (t) => {
+  if (!ready(t)) return;
+  const fds = fdList();
+  const name = 'api-one';
+  const h = await sbx.up({ version: 1, name, rootfs: 'host', network: 'none', resources: { memory: '64m', pids: 32 }, command: ['/bin/sh', '-c', 'read line; echo "got $$line as $(id -u) on $(hostname)"; echo oops >&2; exec sleep 600'] }, { stdio: 'pipe' });
+  assert.equal(h.name, name);
+  assert.ok(h.pid > 1);
+  assert.ok(h.attestation.length > 20 && h.attestation.every((v) => v.verdict !== 'mismatch'), JSON.stringify(h.attestation.filter((v) => v.verdict === 'mismatch')));
+  const out = collect(h.stdout), err = collect(h.stderr);
+  h.stdin!.end('ping\n');
+  for (const until = Date.now() + 10_000; !out().includes('\n') && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(out(), `got ping as 0 on ${name}\n`);
+  // Its cgroup, read from the host: the memory limit the file asked for.
+  assert.equal((await sbx.list()).find((s) => s.name === name)?.pid, h.pid);
+  assert.equal(await h.exec(['/bin/sh', '-c', 'test "$(cat /proc/1/cmdline | tr "\\0" " ")" = "sleep 600 "']), 0);
+  // sleep as PID 1 does not get SIGTERM: killed after the timeout.
+  assert.equal(await h.stop({ timeout: 300 }), 137);
+  assert.equal(err(), 'oops\n');
+  await h.down();
+  assert.deepEqual(leftovers(name), []);
+
+  // A command that is not there: the exec step, ENOENT, the line of `command`, 127.
+  const e = await sbx.up({ version: 1, name, rootfs: 'host', network: 'none', command: ['/no/such/command'] }, { stdio: 'ignore' }).catch((x: unknown) => x);
+  assert.ok(e instanceof sbx.SetupError, String(e));
+  assert.equal(e.step, 'exec');
+  assert.equal(e.errno, 2);
+  assert.equal(e.exitCode, 127);
+  // The object as YAML: `command:` on line 5, its first word on line 6.
+  assert.deepEqual(typeof e.source === 'object' ? [e.source.file, e.source.line] : e.source, ['config.yml', 6]);
+  assert.deepEqual(leftovers(name), []);
+  assert.deepEqual(fdList(), fds, 'descriptors of this process');
+});
+
+test('an AbortSignal stops a start at any point and leaves nothing', async (t) => {
+  if (!ready(t)) return;
+  const name = 'api-abort';
+  const cfg = { version: 1, name, rootfs: 'host', network: 'none', resources: { memory: '64m', pids: 16 }, command: ['/bin/sleep', '600'] };
+  const plan = await sbx.plan(cfg);
+  // The baseline once this process has cloned a child (its first clone opens /dev/null once, for good).
+  const warm = new AbortController();
+  const firstNs = plan.steps.find((s) => s.stage === 'namespaces')!.id;
+  await sbx.up(cfg, { stdio: 'ignore', signal: warm.signal, onProgress: (ev) => { if (ev.type === 'step' && ev.phase === 'start' && ev.id === firstNs) warm.abort(); } }).catch(() => undefined);
+  const fds = fdList();
+  // Aborted as each stage begins: up() rejects with AbortError, and the host is as it was.
+  const stages = [...new Set(plan.steps.map((s) => s.stage))].filter((s) => s !== 'exec');
+  for (const stage of stages) {
+    const ac = new AbortController();
+    const first = plan.steps.find((s) => s.stage === stage)!.id;
+    const e = await sbx.up(cfg, { stdio: 'ignore', signal: ac.signal, onProgress: (ev) => { if (ev.type === 'step' && ev.phase === 'start' && ev.id === first) ac.abort(); } }).catch((x: unknown) => x);
+    assert.ok(e instanceof sbx.AbortError, `aborted at ${stage} (${first}): ${String(e)}`);
+    assert.deepEqual(leftovers(name), [], `aborted at ${stage}`);
+  }
+  // Aborted before it starts: nothing is done at all.
+  const e = await sbx.up(cfg, { signal: AbortSignal.abort() }).catch((x: unknown) => x);
+  assert.ok(e instanceof sbx.AbortError);
+  // Aborted once it runs: it is stopped.
+  const ac = new AbortController();
+  const h = await sbx.up(cfg, { stdio: 'ignore', signal: ac.signal });
+  const exited = new Promise<number>((r) => h.once('exit', r));
+  ac.abort();
+  assert.equal(await exited, 137);
+  assert.deepEqual(leftovers(name), []);
+  assert.deepEqual(fdList(), fds);
+});
+
+test('50 sandboxes at once from one process: all run, all stop, nothing left', async (t) => {
+  if (!ready(t)) return;
+  const N = Number(process.env.SANDBOX_API_MANY ?? 50);
+  // Ten of them with a private network and a published port (nftables), the rest with none.
+  const withPorts = hasNft ? Math.min(10, N) : 0;
+  const prefix = 'api-many-';
+  const before = { fds: fdCount(), mounts: mountPoints(), listeners: listeners(), rss: rssMb() };
+  const ports = await Promise.all(Array.from({ length: withPorts }, freePort));
+  const t0 = Date.now();
+  let peak = before.rss;
+  const sampler = setInterval(() => { peak = Math.max(peak, rssMb()); }, 20);
+  const handles = await Promise.allSettled(Array.from({ length: N }, (_, i) => sbx.up({
+    version: 1, name: `${prefix}${i}`, rootfs: 'host', resources: { memory: '32m', pids: 16 },
+    ...(i < withPorts ? { network: 'private', ports: [`127.0.0.1:${ports[i]}:8080`] } : { network: 'none' }),
+    // A shell that handles SIGTERM as PID 1: `stop` ends it with its own exit status.
+    command: ['/bin/sh', '-c', `trap 'exit 0' TERM; echo "up $(hostname)"; while :; do sleep 0.2; done`],
+  }, { stdio: ['ignore', 'pipe', 'inherit'] })));
+  const upMs = Date.now() - t0;
+  const failed = handles.flatMap((r, i) => (r.status === 'rejected' ? [`${prefix}${i}: ${String((r.reason as Error)?.message ?? r.reason)}`] : []));
+  const hs = handles.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  try {
+    assert.deepEqual(failed, []);
+    // Each says its own name from inside (its UTS namespace), through its own pipe.
+    const outs = hs.map((h) => collect(h.stdout));
+    for (const until = Date.now() + 20_000; outs.some((o) => !o().includes('\n')) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(outs.map((o) => o()), hs.map((h) => `up ${h.name}\n`));
+    assert.equal(new Set(hs.map((h) => h.pid)).size, N);
+    const during = { mounts: mountPoints().length, cgroups: sandboxCgroups(prefix).length, running: (await sbx.list()).filter((s) => s.name.startsWith(prefix) && s.running).length };
+    assert.equal(during.running, N);
+    t.diagnostic(`during: ${during.cgroups} cgroups, ${during.mounts - before.mounts.length} more host mounts`);
+  } finally {
+    const t1 = Date.now();
+    const codes = await Promise.all(hs.map((h) => h.down({ timeout: 5000 })));
+    clearInterval(sampler);
+    const downMs = Date.now() - t1;
+    assert.deepEqual(codes, hs.map(() => 0), 'each stopped by its SIGTERM trap');
+    (globalThis as { gc?: () => void }).gc?.();
+    const after = { fds: fdCount(), mounts: mountPoints(), listeners: listeners(), rss: rssMb() };
+    const line = `${N} sandboxes (${withPorts} with a port): up ${upMs} ms, down ${downMs} ms; RSS before ${before.rss.toFixed(1)} MB, peak ${peak.toFixed(1)} MB (the process's VmHWM ${peakMb().toFixed(1)} MB), after ${after.rss.toFixed(1)} MB; fds ${before.fds} → ${after.fds}`;
+    t.diagnostic(line);
+    process.stderr.write(`api many: ${line}\n`);
+    assert.equal(after.fds, before.fds, 'descriptors of this process');
+    assert.deepEqual(after.mounts.filter((m) => !before.mounts.includes(m)), [], 'host mounts');
+    assert.deepEqual(sandboxCgroups(prefix), [], 'cgroups');
+    const mine = (l: string[]) => l.filter((x) => ports.some((p) => x.includes(`:${p} `) || x.endsWith(`:${p}`)));
+    assert.deepEqual(mine(after.listeners), mine(before.listeners), 'listeners');
+    assert.deepEqual(readdirSync('/run/sandbox').filter((n) => n.startsWith(prefix)), [], 'state folders');
+    for (let i = 0; i < N; i++) assert.deepEqual(leftovers(`${prefix}${i}`), []);
+    assert.ok(!existsSync(`/run/sandbox/${prefix}0`));
+    // Bounded: well under a megabyte of this process per sandbox once they are gone.
+    assert.ok(after.rss - before.rss < 60, `RSS grew ${(after.rss - before.rss).toFixed(1)} MB`);
+  }
+});
+
+test('rootless: one process of a user starts 10 at once through the API, and leaves nothing', async (t) => {
+  const { asUser, canMakeUsers, hasUidmap, makeUser, removeAllUsers } = await import('../helpers/users');
+  if (!needs(t, 'root (to make a user)', canMakeUsers) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'newuidmap (uidmap)', hasUidmap)) return;
+  const u = makeUser('sbxapi');
+  try {
+    // `node -e` in the package's folder: require('sandbox') resolves through its exports.
+    const script = `
+      const sbx = require('sandbox');
+      const fs = require('fs');
+      const fds = () => fs.readdirSync('/proc/self/fd').length;
+      (async () => {
+        const before = fds();
+        const hs = await Promise.all(Array.from({ length: 10 }, (_, i) => sbx.up({ version: 1, name: 'api-rl-' + i, rootfs: 'host', network: 'none',
+          command: ['/bin/sh', '-c', "trap 'exit 0' TERM; echo \\"$(id -u) $(hostname)\\"; while :; do sleep 0.2; done"] }, { stdio: ['ignore', 'pipe', 'inherit'] })));
+        const outs = hs.map((h) => { let s = ''; h.stdout.on('data', (d) => { s += d; }); return () => s; });
+        for (const until = Date.now() + 20000; outs.some((o) => !o().includes('\\n')) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+        const codes = await Promise.all(hs.map((h) => h.down({ timeout: 5000 })));
+        console.log(JSON.stringify({ outs: outs.map((o) => o()), codes, before, after: fds(), left: (() => { try { return fs.readdirSync(process.env.XDG_RUNTIME_DIR + '/sandbox').filter((n) => n.startsWith('api-rl-')); } catch { return []; } })() }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = asUser(u, [process.execPath, '-e', script], { timeout: 120_000 });
+    assert.equal(r.code, 0, r.err);
+    const res = JSON.parse(r.out.trim().split('\n').pop()!) as { outs: string[]; codes: number[]; before: number; after: number; left: string[] };
+    // Root inside its user namespace, its own hostname: from the command's own output.
+    assert.deepEqual(res.outs, Array.from({ length: 10 }, (_, i) => `0 api-rl-${i}\n`));
+    assert.deepEqual(res.codes, Array(10).fill(0));
+    assert.equal(res.after, res.before, 'descriptors of the user\'s process');
+    assert.deepEqual(res.left, [], 'state folders');
+  } finally { removeAllUsers(); }
+});
