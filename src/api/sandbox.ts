@@ -69,7 +69,7 @@ export class Sandbox extends EventEmitter {
     if (this.exitCode !== undefined) throw new NotFoundError(`${this.name} is not running`);
     const plan = compileExec(this.plan, { pid: this.pid, args, env: o.env ?? [], user: o.user, cwd: o.cwd, tty: false, stdin: false });
     const { NativeEngine } = await import('../engine/native');
-    const r = await new NativeEngine().exec(plan, () => undefined, { host: this.host, etc: `/proc/${this.pid}/root/etc` });
+    const r = await new NativeEngine().exec(plan, () => undefined, { host: this.host, etc: `/proc/${this.pid}/root/etc`, library: true });
     if (r.failed) throw setupError(plan, r);
     return r.exitCode;
   }

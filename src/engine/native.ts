@@ -138,7 +138,7 @@ export class NativeEngine implements Engine {
    * host state is made: the new process joins the sandbox's cgroup (born in it on v2, moved on
    * v1) and namespaces, and forks into its pid namespace; the CLI waits for it like `up` does.
    */
-  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void }): Promise<RunResult> {
+  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void; library?: boolean }): Promise<RunResult> {
     const session = new Session(this.lib);
     let link: ChildLink | undefined;
     let failure: ChildFailure | undefined;
@@ -160,10 +160,11 @@ export class NativeEngine implements Engine {
       const cgStep = findStep(plan.steps, 'cgroup.attach');
       const cgroup = cgStep ? new Cgroup({ ...opts.host.cgroup, controllers: cgStep.args.controllers ?? opts.host.cgroup.controllers }, cgStep.args.path) : undefined;
       const cgroupFd = cgroup ? cgroup.openForClone() : -1;
-      try { link = directLink(this.lib, program, cgroupFd); } catch (e) { return fail(plan.steps[0]!, (e as NativeError).errno ?? 5, (e as Error).message); } finally { if (cgroupFd >= 0) closeSync(cgroupFd); }
+      try { link = directLink(this.lib, program, cgroupFd, !!opts.library); } catch (e) { return fail(plan.steps[0]!, (e as NativeError).errno ?? 5, (e as Error).message); } finally { if (cgroupFd >= 0) closeSync(cgroupFd); }
       const child = link;
-      // The relay passes each signal on to the command (not a PID 1: it gets them all).
-      session.onSignals(() => undefined);
+      // The relay passes each signal on to the command (not a PID 1: it gets them all); not in
+      // the library, whose process's signals are its owner's.
+      if (!opts.library) session.onSignals(() => undefined);
       session.forwardTo({ pid: child.pid, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
       if (cgStep && cgroup) {
         onEvent({ type: 'step', id: cgStep.id, phase: 'start' });
