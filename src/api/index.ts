@@ -119,7 +119,9 @@ export async function diff(before: ConfigSource, after: ConfigSource, o: LoadOpt
 
 export interface UpOptions extends LoadOptions {
   /** The command's stdin, stdout and stderr: `inherit` (this process's, the default), `pipe`
-   * (streams on the handle), or `ignore` (/dev/null); one word for all three, or one each. */
+   * (streams on the handle), or `ignore` (/dev/null); one word for all three, or one each. A
+   * detached sandbox (`detach: true`) runs on under sbx-supervise, which keeps its output in its
+   * log: this does not apply to it. */
   stdio?: StdioMode | readonly [StdioMode, StdioMode, StdioMode];
   /** Aborted while it starts: the start stops, everything it set up is undone, and up() rejects
    * with AbortError. Aborted once it runs: it is stopped, as handle.stop(). */

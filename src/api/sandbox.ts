@@ -20,7 +20,8 @@ export interface RunWiring { result: Promise<RunResult>; pid: number }
 
 /**
  * A running sandbox. Events: `progress` (each step as it is applied: an EngineEvent), `exit`
- * (the command's status, once everything it set up is removed).
+ * (the command's status, once everything it set up is removed; not for a detached one, whose
+ * wait() polls its state).
  */
 export class Sandbox extends EventEmitter {
   /** The sandbox's PID 1, in the host's pid namespace. */
@@ -44,7 +45,8 @@ export class Sandbox extends EventEmitter {
     this.detached = detached;
     this.attestation = attestation;
     this.result = result;
-    void this.wait().then((code) => this.emit('exit', code), () => undefined);
+    // A detached one runs on after this process: only wait() watches it (it does not keep the process alive otherwise).
+    if (!detached) void this.wait().then((code) => this.emit('exit', code), () => undefined);
   }
 
   /** The command's exit status (docker run's: its code, or 128 + the signal; 137 when killed),

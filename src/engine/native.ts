@@ -566,7 +566,8 @@ class NativeRun {
    * child's are encoded into the exec op by number (SBX_F_STDIO) and closed here once it is cloned. */
   private openStdio(): readonly [number, number, number] | undefined {
     const l = this.opts.library;
-    if (!l || l.stdio.every((m) => m === 'inherit')) return undefined;
+    // Detached, sbx-supervise clones the child (these fds are not its) and keeps its output in the log.
+    if (!l || l.stdio.every((m) => m === 'inherit') || this.exec.args.detach) return undefined;
     const child: [number, number, number] = [-1, -1, -1];
     this.childStdio = child;
     const streams: StdioStreams = {};

@@ -97,6 +97,14 @@ test('up: pipes, exec, the attestation, stop; a failed step is a SetupError at i
   // The object as YAML: `command:` on line 5, its first word on line 6.
   assert.deepEqual(typeof e.source === 'object' ? [e.source.file, e.source.line] : e.source, ['config.yml', 6]);
   assert.deepEqual(leftovers(name), []);
+
+  // Detached: it runs on under sbx-supervise; wait() reads the status the supervisor wrote.
+  const d = await sbx.up({ version: 1, name, rootfs: 'host', network: 'none', detach: true, command: ['/bin/sh', '-c', 'sleep 0.5; exit 3'] });
+  assert.equal(d.detached, true);
+  assert.equal((await sbx.list()).find((s) => s.name === name)?.detached, true);
+  assert.equal(await d.wait(), 3);
+  assert.equal(await d.down(), 3);
+  assert.deepEqual(leftovers(name), []);
   assert.deepEqual(fdList(), fds, 'descriptors of this process');
 });
 
