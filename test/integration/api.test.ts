@@ -205,6 +205,8 @@ test('rootless: one process of a user starts 10 at once through the API, and lea
       const fs = require('fs');
       const fds = () => fs.readdirSync('/proc/self/fd').length;
       (async () => {
+        // The baseline once this process has cloned a child (its first clone opens /dev/null once, for good).
+        await (await sbx.up({ version: 1, name: 'api-rl-warm', rootfs: 'host', network: 'none', command: ['/bin/true'] }, { stdio: 'ignore' })).wait();
         const before = fds();
         const hs = await Promise.all(Array.from({ length: 10 }, (_, i) => sbx.up({ version: 1, name: 'api-rl-' + i, rootfs: 'host', network: 'none',
           command: ['/bin/sh', '-c', "trap 'exit 0' TERM; echo \\"$(id -u) $(hostname)\\"; while :; do sleep 0.2; done"] }, { stdio: ['ignore', 'pipe', 'inherit'] })));
@@ -222,4 +224,36 @@ test('rootless: one process of a user starts 10 at once through the API, and lea
     assert.equal(res.after, res.before, 'descriptors of the user\'s process');
     assert.deepEqual(res.left, [], 'state folders');
   } finally { removeAllUsers(); }
+});
+
+test('the image store: a pull with its progress events, the list, an up of the image, a remove', async (t) => {
+  if (!ready(t)) return;
+  const { buildImage, busyboxEntries, tar, writeLayout } = await import('../helpers/image');
+  // A store of this test's own, so that nothing else's images are touched.
+  const store = mkdtempSync(join(tmpdir(), 'sbx-api-store-'));
+  const old = process.env.SANDBOX_STORE;
+  process.env.SANDBOX_STORE = store;
+  const layout = writeLayout(buildImage([tar(busyboxEntries())], { Cmd: ['/bin/sh', '-c', 'echo "from the image in $PWD"'], Env: ['PATH=/bin'], WorkingDir: '/tmp' }), 'v1');
+  const ref = `oci:${layout}:v1`;
+  try {
+    const events: { phase: string; digest: string }[] = [];
+    const r = await sbx.images.pull(ref, { onProgress: (e) => events.push(e) });
+    assert.match(r.digest, /^sha256:[0-9a-f]{64}$/);
+    assert.ok(events.some((e) => e.phase === 'done'), JSON.stringify(events));
+    assert.deepEqual((await sbx.images.list()).filter((i) => i.digest === r.digest).map((i) => i.layers), [1]);
+    const h = await sbx.up({ version: 1, name: 'api-image', image: ref, network: 'none' }, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const out = collect(h.stdout);
+    const ended = new Promise((res) => h.stdout!.on('end', res));
+    assert.equal(await h.wait(), 0);
+    await ended;
+    assert.equal(out(), 'from the image in /tmp\n');
+    assert.deepEqual(leftovers('api-image'), []);
+    await sbx.images.remove(ref);
+    assert.deepEqual((await sbx.images.list()).filter((i) => i.digest === r.digest), []);
+    await assert.rejects(sbx.images.remove(ref), sbx.NotFoundError);
+  } finally {
+    if (old === undefined) delete process.env.SANDBOX_STORE; else process.env.SANDBOX_STORE = old;
+    rmSync(store, { recursive: true, force: true });
+    rmSync(layout, { recursive: true, force: true });
+  }
 });
