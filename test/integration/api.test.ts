@@ -9,6 +9,8 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFile
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { cgroupLayout, hasEngine, hasNft, isRoot, leftovers, needs } from '../helpers/sandbox';
 
 // Through the package's exports, as a user: the types are the sources'.
@@ -20,6 +22,10 @@ const fdList = () => readdirSync('/proc/self/fd').map((fd) => { try { return rea
 const mountPoints = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter(Boolean).sort();
 const listeners = () => execFileSync('ss', ['-Hlntu'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' ')).filter(Boolean).sort();
 const rssMb = () => process.memoryUsage().rss / 1048576;
+// A full collection before the heap is measured, so that what stays is what is still referenced.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapMb = () => { gc(); return process.memoryUsage().heapUsed / 1048576; };
 const peakMb = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
 const sandboxCgroups = (prefix: string) => {
   const roots = cgroupLayout() === 'v2' ? ['/sys/fs/cgroup'] : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
@@ -143,7 +149,7 @@ test('an AbortSignal stops a start at any point and leaves nothing', async (t) =
  * published port), each heard from through its pipe, then all taken down; what it left is checked
  * against the host as it was before. Returns its times and this process's memory. */
 async function manyAtOnce(t: import('node:test').TestContext, n: number, withPorts: number, prefix: string) {
-  const before = { fds: fdList(), mounts: mountPoints(), listeners: listeners(), rss: rssMb() };
+  const before = { fds: fdList(), mounts: mountPoints(), listeners: listeners(), rss: rssMb(), heap: heapMb() };
   const ports = await Promise.all(Array.from({ length: withPorts }, freePort));
   const t0 = Date.now();
   let peak = before.rss;
@@ -175,7 +181,7 @@ async function manyAtOnce(t: import('node:test').TestContext, n: number, withPor
     clearInterval(sampler);
     assert.deepEqual(codes, hs.map(() => 0), 'each stopped by its SIGTERM trap');
   }
-  const after = { fds: fdList(), mounts: mountPoints(), listeners: listeners(), rss: rssMb() };
+  const after = { fds: fdList(), mounts: mountPoints(), listeners: listeners(), rss: rssMb(), heap: heapMb() };
   assert.deepEqual(after.fds, before.fds, 'descriptors of this process');
   assert.deepEqual(after.mounts.filter((m) => !before.mounts.includes(m)), [], 'host mounts');
   assert.deepEqual(sandboxCgroups(prefix), [], 'cgroups');
@@ -183,7 +189,7 @@ async function manyAtOnce(t: import('node:test').TestContext, n: number, withPor
   assert.deepEqual(mine(after.listeners), mine(before.listeners), 'listeners');
   assert.deepEqual(readdirSync('/run/sandbox').filter((x) => x.startsWith(prefix)), [], 'state folders');
   for (let i = 0; i < n; i++) assert.deepEqual(leftovers(`${prefix}${i}`), []);
-  return { upMs, downMs, before: before.rss, peak, after: after.rss, fds: after.fds.length };
+  return { upMs, downMs, before: before.rss, peak, after: after.rss, fds: after.fds.length, heapBefore: before.heap, heapAfter: after.heap };
 }
 
 test('50 sandboxes at once from one process, twice: all run, all stop, nothing left, memory bounded', async (t) => {
@@ -195,7 +201,7 @@ test('50 sandboxes at once from one process, twice: all run, all stop, nothing l
   for (let r = 1; r <= 2; r++) {
     const m = await manyAtOnce(t, N, withPorts, `api-many-${r}-`);
     rounds.push(m);
-    const line = `round ${r}: ${N} sandboxes at once (${withPorts} with a port): up ${m.upMs} ms, down ${m.downMs} ms; RSS before ${m.before.toFixed(1)} MB, peak ${m.peak.toFixed(1)} MB, after ${m.after.toFixed(1)} MB (VmHWM ${peakMb().toFixed(1)} MB); ${m.fds} fds before and after`;
+    const line = `round ${r}: ${N} sandboxes at once (${withPorts} with a port): up ${m.upMs} ms, down ${m.downMs} ms; RSS before ${m.before.toFixed(1)} MB, peak ${m.peak.toFixed(1)} MB, after ${m.after.toFixed(1)} MB (VmHWM ${peakMb().toFixed(1)} MB); JS heap after a full GC ${m.heapBefore.toFixed(1)} → ${m.heapAfter.toFixed(1)} MB; ${m.fds} fds before and after`;
     t.diagnostic(line);
     process.stderr.write(`api many: ${line}\n`);
   }
@@ -203,6 +209,8 @@ test('50 sandboxes at once from one process, twice: all run, all stop, nothing l
   // second starts as many again and does not add as much.
   assert.ok(rounds[0]!.after - rounds[0]!.before < 60, `round 1: RSS grew ${(rounds[0]!.after - rounds[0]!.before).toFixed(1)} MB`);
   assert.ok(rounds[1]!.after - rounds[0]!.after < 20, `round 2: RSS grew ${(rounds[1]!.after - rounds[0]!.after).toFixed(1)} MB more`);
+  // Nothing of a round stays referenced: the live heap after a full collection is as it was.
+  assert.ok(rounds[1]!.heapAfter - rounds[0]!.heapAfter < 2, `round 2: the live heap grew ${(rounds[1]!.heapAfter - rounds[0]!.heapAfter).toFixed(2)} MB`);
 });
 
 test('rootless: one process of a user starts 10 at once through the API, and leaves nothing', async (t) => {
