@@ -28,7 +28,7 @@ export function probeHost(): HostFeatures {
   const programs: Partial<Record<HostProgram, string>> = {};
   for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) programs[p] = at; }
 
-  return {
+  const host: HostFeatures = {
     kernel: release().split('-')[0]!,
     arch: arch() === 'x64' ? 'x86_64' : arch(),
     cpus: availableParallelism(),
@@ -36,7 +36,6 @@ export function probeHost(): HostFeatures {
     caps: capsFromMask(capEff),
     userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
     seccomp: /^Seccomp:/m.test(status),
-    ...landlockAbi(),
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
     cgroup: probeCgroups(root),
     rootDirs: probeRootDirs(),
@@ -45,6 +44,16 @@ export function probeHost(): HostFeatures {
     ...(root ? {} : { rootless: probeRootless(programs) }),
     programs,
   };
+  return withLandlock(host);
+}
+
+/** The Landlock ABI, asked of the kernel through libsbx when first read, and once: loading koffi
+ * and the library costs about 3 ms, which only a compile of a file with `paths:` rules (or
+ * doctor, or the engine, which loads it anyway) needs; `plan` of other files, `ps`, `stop` and
+ * `down` never read it. Enumerable, so that the object prints and spreads as a plain one. */
+function withLandlock(host: HostFeatures): HostFeatures {
+  let abi: { landlock?: number } | undefined;
+  return Object.defineProperty(host, 'landlock', { enumerable: true, configurable: true, get: () => (abi ??= landlockAbi()).landlock });
 }
 
 /** The cgroup hierarchies mounted here (/proc/self/mountinfo): each v1 controller's, and the unified one. */
@@ -115,7 +124,8 @@ function probeRootDirs(): string[] {
   const rootDirs: string[] = [];
   for (const d of HOST_ROOT_DIRS) {
     try {
-      const st = lstatSync(d);
+      const st = lstatSync(d, { throwIfNoEntry: false });
+      if (!st) continue;
       if (st.isSymbolicLink()) rootDirs.push(`${d}->${readlinkSync(d)}`);
       else if (st.isDirectory()) rootDirs.push(d);
     } catch { /* absent on this host */ }

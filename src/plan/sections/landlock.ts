@@ -59,7 +59,8 @@ export function landlockHolds(rules: readonly PathRule[], granted: readonly { pa
 export function landlockStep(ctx: Compilation): void {
   const { spec, host, add, steps } = ctx;
   const own = spec.paths.rules.filter((r) => r.origin === 'rule');
-  if (!host.landlock || !own.length) return;
+  // The rules first: reading host.landlock asks the kernel through libsbx (engine/probe.ts).
+  if (!own.length || !host.landlock) return;
   const abi = host.landlock;
   const rules = landlockRules(steps);
   const rw = rules.filter((r) => r.access === 'rw').map((r) => r.path);
