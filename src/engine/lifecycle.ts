@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
-import { exitCode, heldPorts, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { exitCode, heldPorts, listedSandbox, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
 import { orphanTables, reclaim } from '../host/teardown';
 import { ownerAlive, procStat, readOwner } from '../host/lock';
 import { removeTable } from '../host/network';
@@ -21,7 +21,7 @@ export { exitCode, heldPorts, listSandboxes, type Listed };
 export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
 
 export function findSandbox(host: HostFeatures, name: string): Listed {
-  const row = listSandboxes(host).find((r) => r.name === name);
+  const row = listedSandbox(host, name);
   if (!row) throw new LifecycleError(`no sandbox named ${name} (sandbox ps -a lists them)`, 1);
   return row;
 }
@@ -119,7 +119,7 @@ export interface Proc { hostPid: number; pid: number | null; ppid: number | null
 
 export function processes(host: HostFeatures, name: string): Proc[] {
   const out: Proc[] = [];
-  const row = listSandboxes(host).find((r) => r.name === name);
+  const row = listedSandbox(host, name);
   for (const hostPid of (row?.pids ?? []).sort((a, b) => a - b)) {
     let status: string;
     let cmd: string;
@@ -163,6 +163,8 @@ export async function downSandbox(host: HostFeatures, name: string, graceMs?: nu
 /** Removes the volumes of a sandbox's plan, except one that another running sandbox uses; what it
  * removed and what it kept, and why. */
 function removeVolumesOf(host: HostFeatures, name: string, vols: readonly StepOf<'volume.create'>[]): string[] {
+  // Which sandboxes use which volume reads every sandbox's plan: only when there is one to remove.
+  if (!vols.length) return [];
   const users = volumeUsers(host);
   const out: string[] = [];
   for (const v of vols) {

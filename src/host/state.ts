@@ -146,19 +146,29 @@ export function exitCode(status: number): number {
 export function listSandboxes(host: HostFeatures): Listed[] {
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { return []; }
-  return names.sort().map((name) => {
-    const state = readState(join(host.stateRoot, name));
-    const pids = sandboxPids(host, name, state);
-    let exit: number | undefined;
-    // An exit status counts only for a command that ran (state.json is written then): a supervisor
-    // whose CLI died during setup also writes one, and that run is a crashed one for gc.
-    if (state) try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
-    // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI); a
-    // detached one between two runs of its restart policy has none either, but a live supervisor
-    // that has not written its exit status (and still holds its ports).
-    const supervised = exit === undefined && state?.supervisorPid !== undefined && supervisorAlive(state.supervisorPid);
-    return { name, running: pids.length > 0 || supervised || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
-  });
+  return names.sort().map((name) => listed(host, name));
+}
+
+/** One sandbox's row as listSandboxes gives it, read from its folder alone (what stop, down and
+ * exec need: the other sandboxes' cgroups and files are not read); undefined when there is none. */
+export function listedSandbox(host: HostFeatures, name: string): Listed | undefined {
+  // A name is an entry of the state root: never a path out of it, nor a hidden entry.
+  if (!name || name.startsWith('.') || name.includes('/') || !existsSync(join(host.stateRoot, name))) return undefined;
+  return listed(host, name);
+}
+
+function listed(host: HostFeatures, name: string): Listed {
+  const state = readState(join(host.stateRoot, name));
+  const pids = sandboxPids(host, name, state);
+  let exit: number | undefined;
+  // An exit status counts only for a command that ran (state.json is written then): a supervisor
+  // whose CLI died during setup also writes one, and that run is a crashed one for gc.
+  if (state) try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
+  // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI); a
+  // detached one between two runs of its restart policy has none either, but a live supervisor
+  // that has not written its exit status (and still holds its ports).
+  const supervised = exit === undefined && state?.supervisorPid !== undefined && supervisorAlive(state.supervisorPid);
+  return { name, running: pids.length > 0 || supervised || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
 }
 
 /** Whether pid is a live sbx-supervise (not a zombie, not a later process given its PID). */
