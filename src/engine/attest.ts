@@ -407,6 +407,10 @@ const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { re
 let ownNs: Record<string, string> | undefined;
 const hostNamespaces = () => (ownNs ??= nsOf('/proc/self'));
 
+/** What the attestation reads of the host alone (the CLI's namespaces), read ahead: the engine
+ * calls it while the child applies its steps and this process would only wait for its events. */
+export function readHostFacts(): void { hostNamespaces(); }
+
 function readMounts(proc: string): MountEntry[] {
   return (read(`${proc}/mountinfo`) ?? '').split('\n').filter(Boolean).map((l) => {
     const [pre, post = ''] = l.split(' - ');

@@ -21,7 +21,7 @@ import { hostOps } from '../host/teardown';
 import { UndoList } from '../host/undo';
 import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
-import { attest, readView } from './attest';
+import { attest, readHostFacts, readView } from './attest';
 import { readEgressView } from './egress-view';
 import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
@@ -414,6 +414,8 @@ class NativeRun {
       },
     });
     child.send('G');
+    // The child works now and this process waits: the host's side of the attestation meanwhile.
+    readHostFacts();
     await eofSeen;
     child.close();
     if (failure || this.pendingSignal) {
