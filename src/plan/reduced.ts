@@ -86,8 +86,9 @@ function pathRows(spec: SandboxSpec, steps: readonly Step[], ll: number, rows: R
     else if (under(r.path) && under(r.path) !== r.path) rows.push({ key, src: r.src, status: 'refused', how: `inside the writable ${under(r.path)}: a Landlock rule gives its rights to everything beneath it` });
     else rows.push({ key, src: r.src, status: 'enforced', how: 'read-only by Landlock' });
   }
-  const hidden = spec.paths.rules.filter((r) => r.origin === 'hide').map((r) => r.pattern);
-  if (hidden.length) rows.push({ key: `credentials hidden by default (${[...new Set(hidden)].join(' ')})`, src: 'default', status: 'weaker', how: 'readable: without a mount they cannot be hidden (name them in paths.deny to stop instead)' });
+  // The host's whole root shows here, the caller's home too, even where the mounts would show
+  // only the system folders: its credentials are readable, whether or not the file shows the home.
+  if (spec.rootfs.type === 'host') rows.push({ key: 'credentials hidden by default (~/.ssh, ~/.aws, …)', src: 'default', status: 'weaker', how: 'readable, with the rest of your home: without a mount nothing can be hidden (name them in paths.deny to stop instead)' });
   const prot = spec.paths.rules.filter((r) => r.origin === 'protect').map((r) => r.at);
   if (prot.length) rows.push({ key: `start-up files kept read-only (${prot.length})`, src: 'default', status: 'weaker', how: `writable, inside a writable folder (${prot.slice(0, 3).join(' ')}${prot.length > 3 ? ' …' : ''})` });
 }
