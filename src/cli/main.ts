@@ -401,7 +401,7 @@ export function buildProgram(): Command {
       ];
       if (json) {
         const l = file ? await load(file, { preflight: { exit: EXIT.invalid } }) : undefined;
-        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length } : {}) }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length, ...(l.plan.reduced ? { reduced: l.plan.reduced } : {}) } : {}) }, null, 2) + '\n');
         return;
       }
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
