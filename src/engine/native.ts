@@ -450,7 +450,8 @@ class NativeRun {
       name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
       startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
       detached: exec.args.detach, supervisorPid: child.supervisorPid, stopSignal: exec.args.stopSignal ?? 15, stopGraceMs: exec.args.stopGraceMs ?? 10_000,
-      ...(findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
+      // Without a cgroup, the processes are tracked by the pid namespace, or (reduced mode, none) by the child's session.
+      ...(plan.reduced ? { session: child.pid } : findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
     });
   }
 

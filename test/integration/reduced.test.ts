@@ -17,7 +17,7 @@ import type { Verdict } from '../../src/plan/types';
 import { loadLibSbx } from '../../src/ffi/libsbx';
 import { hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
-import { canMakeUsers, makeUser, removeAllUsers, repoForUsers, userTmp, type TestUser, type UserRun } from '../helpers/users';
+import { canMakeUsers, makeUser, pidsOf, removeAllUsers, repoForUsers, userTmp, type TestUser, type UserRun } from '../helpers/users';
 
 process.env.SANDBOX_LIBSBX ??= join(ROOT, 'native/build/libsbx.so');
 const landlockAbi = (() => { try { return loadLibSbx().landlockAbi(); } catch { return 0; } })();
@@ -178,4 +178,23 @@ test('as root, a writable home: a start-up file it does not have cannot be creat
     assert.equal(readFileSync(join(home, 'work.txt'), 'utf8'), 'ok\n');
     assert.deepEqual(leftovers('home-placeholders'), []);
   } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('reduced, detached: ps, exec and down work without a pid namespace; down ends what the command left in its session', { timeout: 180_000 }, async (t) => {
+  if (!ready(t)) return;
+  const u = makeUser('sbxr');
+  const { file } = project(u, 'reduced-det', '', 'sleep 300 & exec sleep 301');
+  const up = await reducedAs(u, ['up', '-q', '-d', file]);
+  assert.equal(up.code, 0, up.err);
+  assert.equal(up.out.trim(), 'reduced-det');
+  const ps = await reducedAs(u, ['ps']);
+  assert.match(ps.out, /reduced-det +running/);
+  const ex = await reducedAs(u, ['exec', 'reduced-det', 'id', '-u']);
+  assert.equal(ex.out.trim(), String(u.uid), ex.err);
+  const sleeps = () => pidsOf(u.uid).filter((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\0'); } catch { return false; } });
+  assert.equal(sleeps().length, 2);
+  const down = await reducedAs(u, ['down', 'reduced-det']);
+  assert.equal(down.code, 0, down.err);
+  assert.deepEqual(sleeps(), []);
+  assert.equal(existsSync(join(u.runtimeDir, 'sandbox', 'reduced-det')), false);
 });
