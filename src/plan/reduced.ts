@@ -65,7 +65,8 @@ function rootAndNamespaceRows(spec: SandboxSpec, ll: number, rows: Rows): void {
   else if (rf.type === 'host') rows.push({ key: 'rootfs: host', src: rf.src, status: 'weaker', how: 'the host\'s whole root is visible (read-only by Landlock), not only its system folders; /tmp is the host\'s, read-only' });
   else rows.push({ key: `rootfs: ${rf.type}`, src: rf.src, status: 'refused', blocking: true, how: 'another root needs a mount namespace (or chroot, which needs a privilege); use `rootfs: host`' });
   const priv = spec.namespaces.filter((n) => n.mode !== 'host');
-  for (const n of priv.filter((x) => written(x.src))) rows.push({ key: `namespaces.${n.type}`, src: n.src, status: 'refused', how: `no ${n.type} namespace can be made or joined` });
+  // The network namespace is the `network` line's (networkRows).
+  for (const n of priv.filter((x) => written(x.src) && x.type !== 'net')) rows.push({ key: `namespaces.${n.type}`, src: n.src, status: 'refused', how: `no ${n.type} namespace can be made or joined` });
   for (const n of spec.namespaces.filter((x) => x.mode === 'host' && written(x.src))) rows.push({ key: `namespaces.${n.type}: host`, src: n.src, status: 'enforced', how: 'the host\'s, as written' });
   const dflt = priv.filter((x) => !written(x.src)).map((n) => n.type);
   if (dflt.length) rows.push({ key: `namespaces (${dflt.join(' ')})`, src: 'default', status: 'weaker', how: 'none: the command sees the host\'s processes, hostname, IPC and mounts; Landlock (ABI 6) keeps its signals and abstract sockets to itself' });
@@ -106,7 +107,11 @@ function networkRows(spec: SandboxSpec, ll: number, rows: Rows): void {
   const tcp = ll >= 4;
   if (mode === 'host') rows.push({ key: 'network: host', src: net.mode.src, status: 'enforced', how: 'the host\'s network, as written' });
   else if (mode === 'none') rows.push({ key: 'network: none', src: net.mode.src, status: tcp ? 'weaker' : 'refused', how: tcp ? 'no network namespace: Landlock refuses every TCP connect and bind; UDP and ICMP still reach the host\'s network' : 'no network namespace, and Landlock before ABI 4 cannot refuse TCP' });
-  else rows.push({ key: `network: ${mode}`, src: net.mode.src, status: written(net.mode.src) ? 'refused' : 'weaker', how: `the host's network, not a private one${tcp ? '; Landlock refuses TCP listeners on the host\'s ports' : ''}` });
+  else {
+    // Written, a private network is refused, unless an egress of ports only keeps TCP to them.
+    const held = tcp && net.egress !== undefined && egressConnectPorts(net.egress.rules) !== undefined;
+    rows.push({ key: `network: ${mode}`, src: net.mode.src, status: written(net.mode.src) && !held ? 'refused' : 'weaker', how: `the host's network, not a private one${tcp ? `; Landlock refuses TCP listeners on the host's ports${held ? ' and TCP connect outside the egress ports' : ''}` : ''}` });
+  }
   for (const p of net.ports) rows.push({ key: `ports: ${p.hostPort}:${p.containerPort}/${p.protocol}`, src: p.src, status: 'refused', how: 'no network namespace to publish from: the command would listen on the host itself' });
   for (const e of net.extraHosts) rows.push({ key: `extra_hosts: ${e.host}`, src: e.src, status: 'refused', how: 'the host\'s /etc/hosts is the command\'s' });
   for (const d of net.dns.filter((x) => written(x.src))) rows.push({ key: `dns: ${d.value}`, src: d.src, status: 'refused', how: 'the host\'s resolv.conf is the command\'s' });

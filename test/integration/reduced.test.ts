@@ -198,3 +198,17 @@ test('reduced, detached: ps, exec and down work without a pid namespace; down en
   assert.deepEqual(sleeps(), []);
   assert.equal(existsSync(join(u.runtimeDir, 'sandbox', 'reduced-det')), false);
 });
+
+test('reduced, an egress of ports only: Landlock lets TCP connect only to those ports (the rest is refused before it leaves)', { timeout: 180_000 }, async (t) => {
+  if (!ready(t) || !needs(t, 'Landlock ABI 4 (TCP ports)', landlockAbi >= 4)) return;
+  const u = makeUser('sbxr');
+  const connect = (port: number) => `echo "p${port}: $(python3 -c "import socket\ntry:\n  socket.create_connection(('127.0.0.1', ${port}), 2); print('connected')\nexcept OSError as e: print(e.strerror)")"`;
+  const { file } = project(u, 'reduced-egress', 'network:\n  mode: private\n  egress:\n    - allow 0.0.0.0/0:443', [connect(443), connect(9)].join('\n'));
+  const plan = await reducedAs(u, ['plan', file]);
+  assert.match(plan.out, /landlock .*TCP connect only to ports 443/);
+  assert.match(plan.out, /network\.egress +weaker +Landlock holds TCP connect to ports 443/);
+  const r = await reducedAs(u, ['up', '-q', '-T', file]);
+  assert.equal(r.code, 0, r.err);
+  // Nothing listens on either: 443 is let through (refused by the host), 9 is refused by Landlock.
+  assert.deepEqual(said(r.out), { p443: 'Connection refused', p9: 'Permission denied' });
+});
