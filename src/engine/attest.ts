@@ -259,7 +259,7 @@ const RULES: Rules = {
   // right after landlock_restrict_self, and reported the step done only if the kernel refused it a
   // folder its mounts allow and its ruleset does not (EACCES).
   'landlock': (a, s) => (s.args.probe
-    ? a.ok(s, `the child, once restricted, was refused ${s.args.probe} (EACCES), which its mounts allow: its report`)
+    ? a.ok(s, `the child, once restricted, was refused ${s.args.probe} (EACCES), which ${a.plan.reduced ? 'your user may make (reduced mode)' : 'its mounts allow'}: its report`)
     : a.unchecked(s, 'Landlock leaves no trace in /proc, and this sandbox has no folder its mounts let it make and its ruleset does not (a non-root user or a writable image root), for the child to try')),
   'seccomp.off': (a, s) => a.check(s, a.status.Seccomp === '0', 'no seccomp filter', `Seccomp ${a.status.Seccomp}`),
   // Exec.

@@ -48,7 +48,9 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
   // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles.
   const d = disposition(pid, signal);
-  const dropped = d !== undefined && !reachesPid1(d);
+  // Reduced mode (no pid namespace): the command is no PID 1, and gets the signal as any process.
+  const session = state.session !== undefined;
+  const dropped = !session && d !== undefined && !reachesPid1(d);
   if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: commandName(pid) ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: grace });
   try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
   // A restart that was already under way when the word was written has a new PID 1: it gets the
@@ -59,10 +61,16 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) {
     const now = current();
     if (now !== signalled) { signalled = now; try { process.kill(now, signal); } catch { /* gone */ } }
+    // Reduced mode: the command has ended; what it left in its session is killed now, as the
+    // kernel kills a pid namespace's processes with its PID 1.
+    if (session && !alive(now)) break;
     await sleep(2);
   }
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
-  const killed = cg.pids().length > 0;
+  // (Reduced mode: the command's leftovers too, without a word once the command itself has ended.)
+  const left = cg.pids();
+  const killed = left.length > 0 && (!session || alive(current()));
+  if (session) for (const p of left) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   if (killed) {
     try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
     say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace, dropped });

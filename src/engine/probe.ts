@@ -1,5 +1,6 @@
 // What this host offers, read once from /proc and /sys by the CLI process (no privilege needed,
 // nothing changed). The result is a HostFeatures value that the pure compiler takes as input.
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readlinkSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, arch, release, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -34,7 +35,7 @@ export function probeHost(): HostFeatures {
     cpus: availableParallelism(),
     root,
     caps: capsFromMask(capEff),
-    userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
+    ...usernsProbe(root, root ? undefined : onPath('unshare')),
     seccomp: /^Seccomp:/m.test(status),
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
     cgroup: probeCgroups(root),
@@ -54,6 +55,22 @@ export function probeHost(): HostFeatures {
 function withLandlock(host: HostFeatures): HostFeatures {
   let abi: { landlock?: number } | undefined;
   return Object.defineProperty(host, 'landlock', { enumerable: true, configurable: true, get: () => (abi ??= landlockAbi()).landlock });
+}
+
+/** Whether this caller can make a user namespace, and if not why. Root is told by the sysctl (its
+ * sandboxes need none); any other caller is asked by trying: a child (`unshare --user --mount`,
+ * which makes a user and a mount namespace and makes / private in it, as the engine's clone does)
+ * fails where the kernel or an LSM refuses (user.max_user_namespaces = 0, Ubuntu's AppArmor
+ * restriction, a container's seccomp), whatever the sysctls say. Then a rootless `up` runs in the
+ * reduced mode (plan/reduced.ts). Runs in the CLI process; the child changes nothing and exits. */
+function usernsProbe(root: boolean, unshare: string | undefined): Pick<HostFeatures, 'userns' | 'reduced'> {
+  const max = Number(read('/proc/sys/user/max_user_namespaces') ?? '0');
+  if (root) return { userns: max > 0 };
+  if (!unshare) return max > 0 ? { userns: true } : { userns: false, reduced: { why: 'user.max_user_namespaces is 0' } };
+  const r = spawnSync(unshare, ['--user', '--mount', 'true'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+  if (r.status === 0) return { userns: true };
+  const said = (r.stderr ?? '').trim().split('\n').pop()?.replace(/^unshare: /, '') || (r.error?.message ?? `unshare exited with ${r.status}`);
+  return { userns: false, reduced: { why: `creating a user namespace failed: ${said}${max === 0 ? ' (user.max_user_namespaces is 0)' : ''}` } };
 }
 
 /** The cgroup hierarchies mounted here (/proc/self/mountinfo): each v1 controller's, and the unified one. */

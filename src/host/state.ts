@@ -26,6 +26,10 @@ export interface SandboxState {
   stopGraceMs: number;
   /** The first run's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup (a restart's is read from its PID 1). */
   pidNs?: string;
+  /** Reduced mode (no pid namespace): the session the child made with setsid (its id is the first
+   * run's PID 1), which tracks the sandbox's processes where it has no cgroup: all of them but one
+   * that makes a session of its own (the table says the command sees the host's processes). */
+  session?: number;
   /** How many times the restart policy has run the command again; absent means none (`ps` shows 0). */
   restarts?: number;
 }
@@ -97,6 +101,7 @@ export function sandboxCgroup(host: HostFeatures, name: string): Cgroup {
  * /proc/PID/ns links cannot be read). `cg`: its cgroup, for a caller that asks again and again. */
 export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState, cg = sandboxCgroup(host, name)): number[] {
   if (cg.path) return cg.pids();
+  if (state?.session !== undefined) return sessionPids(state.session);
   if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
   // A restart's pid namespace is new: the current PID 1's, while it runs.
   let ns = state.pidNs;
@@ -105,6 +110,19 @@ export function sandboxPids(host: HostFeatures, name: string, state?: SandboxSta
   for (const p of readdirSync('/proc')) {
     if (p.charCodeAt(0) > 57) continue;
     try { if (readlinkSync(`/proc/${p}/ns/pid`) === ns) out.push(Number(p)); } catch { /* gone, or not ours */ }
+  }
+  return out;
+}
+
+/** The processes of a session (the sixth field of /proc/PID/stat, after the command's parentheses). */
+function sessionPids(sid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (p.charCodeAt(0) > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]) === sid) out.push(Number(p));
+    } catch { /* gone */ }
   }
   return out;
 }
