@@ -2,6 +2,7 @@
 // exits. A config error carries every located problem; a setup error the step that failed, its
 // errno and the config line behind it. Pure: no I/O.
 import { formatDiagnostics, summary, type Diagnostic } from '../config/diagnostic';
+import type { Plan } from '../plan/types';
 
 /** The base of every error the library throws on purpose; `exitCode` is what the CLI exits with
  * for it (docker run's conventions: 1 usage, 2 invalid config, 125 setup failed). */
@@ -22,6 +23,8 @@ export class ConfigError extends SandboxError {
     readonly texts: Record<string, string> = {},
     /** The config's name as its diagnostics show it. */
     readonly file?: string,
+    /** The plan, when one could be compiled (a reduced plan's table says what each line gets). */
+    readonly plan?: Plan,
   ) {
     super(`${summary(diagnostics)}:\n${formatDiagnostics(diagnostics, (d) => texts[d.file] ?? (d.file === diagnostics[0]?.file ? text : undefined))}`.trimEnd(), exitCode);
   }

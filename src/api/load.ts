@@ -14,6 +14,7 @@ import type { PathKind, SandboxSpec, Source } from '../model/types';
 import type { PathFs, SpecInputs } from '../model/normalize';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
+import { REFUSED_IN_REDUCED } from '../plan/reduced';
 import { sourceText } from '../plan/render';
 import type { Plan, HostFeatures } from '../plan/types';
 import { probeHost } from '../engine/probe';
@@ -57,6 +58,8 @@ export interface PrepareOpts {
   cwd?: string;
   /** The host, when the caller probed it already. */
   host?: HostFeatures;
+  /** In reduced mode (no user namespace can be made), a line that cannot be held is a warning, not an error (`up --allow-weaker`). */
+  allowWeaker?: boolean;
 }
 
 export interface Prepared {
@@ -148,7 +151,7 @@ export async function prepare(fileArg: string | undefined, opts: PrepareOpts = {
       const compiled = compile(res.spec, host);
       plan = compiled.plan;
       for (const p of compiled.problems) {
-        const severity = p.atRun && !opts.forRun ? 'warning' : opts.hostProblems ?? 'error';
+        const severity = (p.atRun && !opts.forRun) || (p.code === REFUSED_IN_REDUCED && opts.allowWeaker) ? 'warning' : opts.hostProblems ?? 'error';
         diagnostics.push({ ...located(p.src as Source), path: '', code: p.code, message: p.message, severity });
       }
     }
@@ -168,12 +171,12 @@ export async function prepare(fileArg: string | undefined, opts: PrepareOpts = {
   if (b.diagnostics.some(isError) || checked.some(isError) || terminal.length || !b.plan) {
     // The file's own errors (or the host's, that compile found) say 2; only the host's present state, the caller's status.
     const status = b.diagnostics.some(isError) || !b.plan ? 2 : checked.some(isError) ? opts.preflight!.exit : 1;
-    throw new ConfigError([...b.diagnostics, ...checked, ...terminal], b.res.text, status, b.res.texts, file);
+    throw new ConfigError([...b.diagnostics, ...checked, ...terminal], b.res.text, status, b.res.texts, file, b.plan);
   }
   if (valid && read.image && !image && imageOpts.mode === 'pull') {
     image = await imageInput(read.image, imageSrc, imageOpts, 'pull');
     b = build(image);
-    if (b.diagnostics.some(isError) || !b.plan) throw new ConfigError([...b.diagnostics, ...checked], b.res.text, 2, b.res.texts, file);
+    if (b.diagnostics.some(isError) || !b.plan) throw new ConfigError([...b.diagnostics, ...checked], b.res.text, 2, b.res.texts, file, b.plan);
   }
   return { plan: b.plan!, spec: b.res.spec!, host, diagnostics: [...b.diagnostics, ...checked], file, absFile: found.absFile, root: found.root, text: b.res.text, texts: b.res.texts };
 }

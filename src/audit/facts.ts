@@ -3,7 +3,8 @@
 // that a change to the step type is followed here only. The plan comes first, because it is what
 // `up` applies; the spec fills in what the plan does not carry (insecure registries, the CPU limit
 // in CPUs rather than a quota). Pure.
-import type { Plan } from '../plan/types';
+import type { HostFeatures, Plan } from '../plan/types';
+import { compile } from '../plan/compile';
 import { findStep, stepsOf } from '../plan/steps';
 import type { EgressRule, NsName, SandboxSpec, Source } from '../model/types';
 import { NAMESPACES } from '../model/types';
@@ -179,11 +180,16 @@ export function locatorOf(file: string, value: unknown, locate: (path: readonly 
   };
 }
 
-/** A loaded config as audit and diff read it: its plan and spec, and its text for locating defaults. */
-export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string }
+/** A loaded config as audit and diff read it: its plan and spec, its text for locating defaults,
+ * and the host it was compiled for. */
+export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string; host?: HostFeatures }
 
 /** The facts of a loaded config; a default is located at its parent key in the file, or 1:1. */
 export function factsOf(l: AuditLoaded): ExposureFacts {
   const parsed = parseConfig(l.file, Buffer.from(l.text), { root: l.root });
-  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
+  // A reduced plan (this host makes no namespace) lacks the steps the facts are read from: the
+  // file is scored as it asks to run, and the reduced mode's table follows the findings.
+  let plan = l.plan;
+  if (l.plan.reduced && l.host) { const { reduced: _, ...host } = l.host; plan = compile(l.spec, { ...host, userns: true }).plan; }
+  return exposureFacts(plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
 }

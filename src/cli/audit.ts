@@ -1,6 +1,7 @@
 // `sandbox audit` and `sandbox diff`: the review commands. Both read a plan and never change the
 // host. Exit codes: 0 ok, 1 usage (or, for diff, something loosened), 2 invalid config or
 // unreadable file, 3 an audit score above --threshold.
+import { renderEnforcement } from '../ui/enforcement';
 import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
@@ -71,7 +72,7 @@ export function registerAudit(program: Command, load: AuditLoad): void {
       else if (o.format === 'sarif') {
         const sarif = toSarif([a], { version: VERSION, repoRoot: repoRootOf(l.absFile) ?? process.cwd(), absPath: (f) => (f === l.file ? l.absFile : resolve(f)) });
         process.stdout.write(JSON.stringify(sarif, null, 2) + '\n');
-      } else process.stdout.write(auditText(a));
+      } else process.stdout.write(auditText(a) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
       if (threshold !== undefined && a.score > threshold) {
         process.stderr.write(AUDIT_MSG.aboveThreshold(a.score, threshold) + '\n');
         exit(3);
