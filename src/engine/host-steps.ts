@@ -49,6 +49,8 @@ export interface HostContext {
   address?: string;
   /** A rootless private network's name servers, from its user-mode stack. */
   dns?: string[];
+  /** A rootless private network's gateway, from its user-mode stack (a refused class under egress). */
+  gateway?: string;
   /** Set once the child is cloned; holder: the process that runs the restart policy and holds the
    * sandbox's namespaces (this CLI, or the supervisor when detached). */
   child?: { pid: number; bornInCgroup: boolean; holder: number };
@@ -215,7 +217,8 @@ const HANDLERS: Handlers = {
     const start = s.args.tool === 'pasta' ? startPasta : startSlirp4netns;
     // The tool's processes are recorded in the state folder as it starts them (rootless-net.ts).
     ctx.undo.record(s.id, { kind: 'net.usernet.stop', args: { tool: s.args.tool, state: ctx.state } });
-    const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary });
+    const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary, egress: !!s.args.egress });
+    ctx.gateway = n.gateway;
     ctx.address = n.address;
     ctx.dns = n.dns;
   },

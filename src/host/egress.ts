@@ -1,5 +1,5 @@
-// sbx-egress, the sandbox's resolver and relay (EGRESS-CONTRACT 2), from the CLI's side, as root on
-// the host: started with the policy on its stdin, awaited until it says READY, recorded in the state
+// sbx-egress, the sandbox's resolver and relay (EGRESS-CONTRACT 2), from the CLI's side, on the
+// host as the caller (root, or without root the user who owns the sandbox's user namespace): started with the policy on its stdin, awaited until it says READY, recorded in the state
 // folder (egress.json: PID and start time) before anything else can fail, and stopped by that
 // record (SIGTERM, then SIGKILL after 2 s) by a failed start, `down` and gc. It lives in the host's
 // namespaces and ends by itself when its holder (this CLI in the foreground, sbx-supervise for a
@@ -68,6 +68,8 @@ export interface EgressStart {
   holder: number;
   /** The sandbox's network namespace, /proc/PID/ns/net of its child. */
   netns: string;
+  /** Without root: the sandbox's user namespace, which sbx-egress's helper joins first. */
+  userns?: string;
   policy: string;
   /** The record so far (group, mark, nonce, digest): written with the PID as soon as it runs. */
   record: EgressRecord;
@@ -76,7 +78,7 @@ export interface EgressStart {
 /** Starts sbx-egress and waits for its READY line; the record names it from its first moment, so that a failure here or later stops it by that record. */
 export async function startEgress(o: EgressStart): Promise<EgressRecord> {
   writeFileSync(join(o.stateDir, 'egress.policy'), o.policy, { mode: 0o600 });
-  const child = childProcess().spawn(o.binary, ['--state', o.stateDir, '--holder', String(o.holder), '--netns', o.netns], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = childProcess().spawn(o.binary, ['--state', o.stateDir, '--holder', String(o.holder), '--netns', o.netns, ...(o.userns ? ['--userns', o.userns] : [])], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const spawned = await new Promise<Error | undefined>((r) => { child.once('spawn', () => r(undefined)); child.once('error', (e) => r(e)); });
   if (spawned) throw new Error(`sbx-egress could not be started (${(spawned as NodeJS.ErrnoException).code ?? spawned.message}): ${o.binary}; rebuild with \`node scripts/build.mjs\``);
   started.set(child.pid!, child);
@@ -141,9 +143,11 @@ export function removeWall(table: string): boolean {
 }
 
 /** `nft -j list table inet NAME`, on the host or (netns: /proc/PID/ns/net) in a sandbox's network
- * namespace, parsed; a failure is said, for the attestation to report. */
-export function listTableJson(name: string, netns?: string): Promise<unknown> {
-  const [file, args] = netns ? ['nsenter', [`--net=${netns}`, '--', 'nft', '-j', 'list', 'table', 'inet', name]] as const : ['nft', ['-j', 'list', 'table', 'inet', name]] as const;
+ * namespace, parsed; a failure is said, for the attestation to report. userns: without root, the
+ * sandbox's user namespace, joined first (the caller owns it; in it nft has CAP_NET_ADMIN over S). */
+export function listTableJson(name: string, netns?: string, userns?: string): Promise<unknown> {
+  const enter = [...(userns ? [`--user=${userns}`, '--preserve-credentials'] : []), `--net=${netns}`];
+  const [file, args] = netns ? ['nsenter', [...enter, '--', 'nft', '-j', 'list', 'table', 'inet', name]] as const : ['nft', ['-j', 'list', 'table', 'inet', name]] as const;
   return new Promise((resolve, reject) => childProcess().execFile(file, [...args], { encoding: 'utf8', timeout: 5000 }, (e, out, err) => {
     if (e) return reject(new Error(`${netns ? 'nsenter … ' : ''}nft -j list table inet ${name} failed: ${(err || e.message).trim().split('\n')[0]}`));
     try { resolve(JSON.parse(out)); } catch { reject(new Error(`nft -j list table inet ${name} printed no JSON`)); }

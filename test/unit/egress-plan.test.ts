@@ -68,10 +68,35 @@ test('the plan digest and policyDigest are the same for every run of a file (the
   assert.notEqual(findStep(a.steps, 'net.egress.start')!.args.policyDigest, findStep(c.steps, 'net.egress.start')!.args.policyDigest);
 });
 
-test('egress without root is refused at plan time, on the egress key', () => {
+test('egress without root: pasta -4 without a DNS forwarder, no host wall, the wall in the sandbox\'s own table, every rule titled weaker', () => {
   const r = loadText(YML.replace('extra_hosts: ["jira.corp.test:10.1.2.3"]\n', ''), { rootless: ROOTLESS_HOST.rootless });
-  const { problems } = compile(r.spec!, ROOTLESS_HOST);
-  assert.deepEqual(problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src, p.message]), [['egress-rootless', 6, 'egress without root is not built yet: run as root, or remove `network.egress`']]);
+  const { plan, problems } = compile(r.spec!, ROOTLESS_HOST);
+  assert.deepEqual(problems, []);
+  assert.equal(findStep(plan.steps, 'net.egress.wall'), undefined);
+  const usernet = findStep(plan.steps, 'net.usernet')!;
+  assert.deepEqual({ tool: usernet.args.tool, egress: usernet.args.egress }, { tool: 'pasta', egress: true });
+  assert.match(usernet.title, /IPv4 only \(-4\), no DNS forwarder/);
+  for (const s of stepsOf(plan.steps, 'net.egress.rule')) {
+    assert.match(s.title, /enforced inside the sandbox's namespace \(weaker: holds while nothing inside has NET_ADMIN or NET_RAW\)/, s.title);
+    assert.ok(s.args.enforcedBy.includes('wall-inside') && !s.args.enforcedBy.includes('wall-host'), s.args.enforcedBy.join('+'));
+  }
+  // The policy's nft lines carry the wall: an output chain that lets loopback (and the redirect) by, then the host wall's body.
+  const rules = policyRulesOf(plan);
+  assert.equal(rules.insideWall, true);
+  const text = policyText(rules, { nonce: 'ab'.repeat(16), mark: 1, group: 2, upstream: ['198.18.7.53'], classes: runClasses('10.0.0.1/32', ['10.0.0.5']) });
+  const nft = text.split('\n').filter((l) => l.startsWith('nft ')).map((l) => l.slice(4).trim());
+  const wall = nft.slice(nft.indexOf('chain wall {'));
+  assert.deepEqual(wall.slice(0, 7), [
+    'chain wall {', 'type filter hook output priority 0; policy accept;', 'oifname "lo" accept', 'ip daddr 127.0.0.0/8 accept',
+    'ct state established,related accept', 'meta nfproto ipv6 meta l4proto tcp counter name "v6" reject with tcp reset', 'meta nfproto ipv6 counter name "v6" reject with icmpx admin-prohibited']);
+  assert.ok(wall.includes('ip daddr @class4 counter name "class" reject with icmpx admin-prohibited'), wall.join('\n'));
+  assert.ok(wall.includes('meta l4proto { tcp, udp } th dport { 53, 853 } counter name "dns" reject with icmpx admin-prohibited'), wall.join('\n'));
+  assert.ok(nft.some((l) => l.includes('set class4') && l.includes('10.0.0.1/32') && l.includes('10.0.0.5/32')), nft.join('\n'));
+  assert.ok(!text.includes(' log '), 'no NFLOG without root: the counters count');
+  assert.equal(wall.at(-3), 'counter name "none" reject with icmpx admin-prohibited');
+  // slirp4netns: its DNS at 10.0.2.3 off, and its whole network refused.
+  const slirp = compile(loadText(YML.replace('extra_hosts: ["jira.corp.test:10.1.2.3"]\n', '').replace('  mode: private\n', '  mode: private\n  rootless_cmd: slirp4netns\n'), { rootless: ROOTLESS_HOST.rootless }).spec!, ROOTLESS_HOST).plan;
+  assert.match(findStep(slirp.steps, 'net.usernet')!.title, /--disable-dns/);
 });
 
 test('each egress ordering rule catches its disorder', () => {
