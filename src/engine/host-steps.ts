@@ -22,6 +22,7 @@ import { ensureStateRoot, nameLock, readState, sandboxPids } from '../host/state
 import { reclaimLocked } from '../host/teardown';
 import type { UndoList } from '../host/undo';
 import { startEgressStep, wallScript, type EgressRun } from './egress';
+import { ipv6OffInside } from '../host/egress';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -219,6 +220,8 @@ const HANDLERS: Handlers = {
     ctx.undo.record(s.id, { kind: 'net.usernet.stop', args: { tool: s.args.tool, state: ctx.state } });
     const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary, egress: !!s.args.egress });
     ctx.gateway = n.gateway;
+    // Under egress the sandbox has no IPv6 at all (the wall inside is IPv4's; the attestation checks).
+    if (s.args.egress) ipv6OffInside(childOf(ctx).pid);
     ctx.address = n.address;
     ctx.dns = n.dns;
   },
