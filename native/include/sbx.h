@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 10
+#define SBX_ABI_VERSION 11
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -137,6 +137,13 @@ enum sbx_op_kind {
 #define SBX_F_FAIL      0x80000000u  /* test-only fault injection: fail this op with EPERM */
 #define SBX_F_FILE      0x40000000u  /* the bind target is a file, not a folder */
 #define SBX_F_PAUSE     0x20000000u  /* test-only: stop (SIGSTOP) before this op, until a SIGCONT */
+#define SBX_F_WAIT_START 0x08000000u /* on SBX_OP_EXEC: b = offset + 1 of the host path of a fifo (sandbox-runtime's
+                                      * start fifo). The child opens it read-write before anything else; at exec, once
+                                      * "E" came, it stops dying with its parent, closes events_fd (the parent reads EOF:
+                                      * the container is created, its process waits) and blocks reading one byte of the
+                                      * fifo, which `start` writes; then it execs. Its parent may exit meanwhile: the
+                                      * child is then the caller's subreaper's, with nothing between them (as runc's
+                                      * exec.fifo). An exec failure after that is its exit status only (126, 127). */
 #define SBX_F_STDIN     0x10000000u  /* on SBX_OP_EXEC: the command reads the caller's stdin (stdin_open, -i); without
                                       * it the child's fd 0 is the host's /dev/null from its first op on */
 

@@ -98,6 +98,15 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 		c->init_fd = init_prepare(c, &c->ops[i]);
 		if (c->init_fd < 0) { report(c, &c->ops[i], SBX_EV_START, 0); report(c, &c->ops[i], SBX_EV_FAILED, errno); _exit(125); }
 	}
+	/* sandbox-runtime's start fifo is opened now, while the host's files are in reach: read-write,
+	 * so that the open does not wait for a writer (exec.c waits on it). */
+	c->start_fd = -1;
+	for (i = 0; i < c->nops; i++) {
+		if (c->ops[i].kind != SBX_OP_EXEC || !(c->ops[i].flags & SBX_F_WAIT_START)) continue;
+		const char *fifo = ctx_str(c, (uint32_t)c->ops[i].b);
+		c->start_fd = fifo ? open(fifo, O_RDWR | O_CLOEXEC) : -1;
+		if (c->start_fd < 0) { report(c, &c->ops[i], SBX_EV_START, 0); report(c, &c->ops[i], SBX_EV_FAILED, fifo ? errno : EINVAL); _exit(125); }
+	}
 	/* In a new user namespace the child still holds the credentials it was cloned with (the host's
 	 * ids, unmapped there); now that its maps exist it becomes the namespace's root. */
 	if (clone_flags & CLONE_NEWUSER) {

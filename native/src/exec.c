@@ -161,6 +161,19 @@ void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd)
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
 	if (go != 'E') _exit(125);
 	close(sync_fd);
+	if (op->flags & SBX_F_WAIT_START) {
+		/* Created: from here this process outlives its parent (sandbox-runtime create exits), and
+		 * the parent's EOF on events says that it waits. `start` writes the byte; `delete` of a
+		 * container never started kills it here. */
+		char b;
+		ssize_t n;
+		if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(125); }
+		close(c->events_fd);
+		c->events_fd = -1;
+		while ((n = read(c->start_fd, &b, 1)) < 0 && errno == EINTR) {}
+		if (n != 1) _exit(125);
+		close(c->start_fd);
+	}
 	split_list(ctx_str(c, op->s1), argv_buf + 2, MAX_ARGS);
 	split_list(ctx_str(c, op->s2), envp_buf, MAX_ARGS);
 	if (cwd && chdir(cwd) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(126); }

@@ -23,6 +23,7 @@ struct child_ctx {
 	int ns_fds[16];       /* SBX_OP_JOIN_NS targets, opened in op order before any is joined */
 	int pivoted;
 	int rootless;         /* cloned by a caller that is not root on the host (its own user namespace) */
+	int start_fd;         /* SBX_F_WAIT_START: the start fifo, open read-write (exec.c), or -1 */
 	int init_fd;          /* init: true: the sealed memfd of sbx-init (exec.c), or -1 */
 };
 

@@ -10,6 +10,7 @@ import type { FoundConfig } from '../config/find';
 import { LIMITS, parseConfig, type PathSeg } from '../config/parse';
 import { exposureFacts, locatorOf, type ExposureFacts } from '../audit/facts';
 import { audit } from '../audit/score';
+import { bundleName, loadOci } from './oci';
 import { diffFacts } from '../audit/diff';
 import { toSarif } from '../audit/sarif';
 import { auditJson, auditText, diffJson, diffMarkdown, diffText } from '../audit/render';
@@ -65,12 +66,14 @@ export function registerAudit(program: Command, load: AuditLoad): void {
   withFormat(program.command('audit').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json', 'sarif'], 'print the findings as JSON')
     .description('score what a config exposes of the host, from 0 (locked down) to 10 (the host itself), each finding at its line')
     .option('--threshold <n>', 'exit 3 when the score is above N (0-10)')
-    .action(async (file: string | undefined, opts: FormatOpts & { threshold?: string }) => {
+    .option('--oci <bundle>', 'score what an OCI bundle\'s config.json gets under sandbox-runtime (no FILE then)')
+    .action(async (file: string | undefined, opts: FormatOpts & { threshold?: string; oci?: string }) => {
       const o = { ...opts, format: formatOf(opts) };
       const threshold = o.threshold === undefined ? undefined : Number(o.threshold);
       if (threshold !== undefined && (o.threshold!.trim() === '' || !Number.isFinite(threshold) || threshold < 0 || threshold > 10)) fail(AUDIT_MSG.badThreshold(o.threshold!), 1);
       // The host running the audit is not the one that will run the file: its problems are warnings.
-      const l = await load(file, { hostProblems: 'warning' });
+      if (o.oci && file) fail('audit takes a FILE or --oci BUNDLE, not both', 1);
+      const l = o.oci ? await loadOci(load, o.oci, bundleName(o.oci), { hostProblems: 'warning' }) : await load(file, { hostProblems: 'warning' });
       const a = audit(factsOf(l));
       if (o.format === 'json') process.stdout.write(auditJson([a]));
       else if (o.format === 'sarif') {

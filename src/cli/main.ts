@@ -26,6 +26,7 @@ import { LifecycleError, registerLifecycle } from './lifecycle';
 import { registerImages } from './images';
 import { registerVolumes } from './volumes';
 import { registerAudit } from './audit';
+import { bundleName, loadOci } from './oci';
 import { registerExport } from './export';
 import { DENIALS, DenialFollower, hasEgress, rulesOf } from './denials';
 import { denialSummary, type Denial } from '../ui/denials';
@@ -98,7 +99,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
   const read = readConfig({
     file: found.file, absFile: found.absFile, bytes: found.bytes, root: found.root, env: process.env, home: homedir(), hostCpus: host.cpus,
     // Bounded: a file over the cap is refused by its size, and never read whole (/proc/self/exe).
-    readFile: (p, max) => { try { return readBounded(p, max); } catch { return undefined; } },
+    readFile: (p, max) => { if (opts.files && Object.hasOwn(opts.files, p)) return opts.files[p]; try { return readBounded(p, max); } catch { return undefined; } },
     paths: HOST_PATHS,
   });
   // `sandbox run`: the config is the command line's, written as YAML; its problems and the plan's
@@ -319,9 +320,13 @@ export function buildProgram(): Command {
     .option('-e, --env <NAME=VALUE>', 'as up -e: the plan of `up FILE -e …`', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'as up -v', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'as up -p', collect, [] as string[])
-    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean } & OverrideOpts) => {
+    .option('--oci <bundle>', 'the plan an OCI bundle\'s config.json gets under sandbox-runtime (no FILE then)')
+    .action(async (file: string | undefined, o: FormatOpts & { strict?: boolean; oci?: string } & OverrideOpts) => {
       const json = formatOf(o) === 'json';
-      const l = await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
+      if (o.oci && file) throw new LifecycleError('plan takes a FILE or --oci BUNDLE, not both', EXIT.usage);
+      const l = o.oci
+        ? await loadOci(load, o.oci, bundleName(o.oci), { strict: o.strict, format: json ? 'json-plan' : 'text' })
+        : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
     });
 

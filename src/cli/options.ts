@@ -34,6 +34,9 @@ export interface LoadOpts {
   commandLine?: CommandLine;
   /** What an invalid file stops: `run` (the default), or `written` (import, run --save). */
   stops?: string;
+  /** Files the config names that are not on the disk, by absolute path: an OCI bundle's seccomp
+   * profile, which is a part of its config.json (src/import/oci.ts). */
+  files?: Record<string, string>;
   /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with `exit`. */
   preflight?: { exit: number };
 }

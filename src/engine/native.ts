@@ -49,6 +49,10 @@ export interface NativeRunOptions extends RunOptions {
   /** Detached only: what the supervisor runs once the command has ended for good (the CLI's
    * `down` of run -d --rm); the engine passes it on as it is. */
   onExit?: string[];
+  /** sandbox-runtime create: the child waits on this fifo before its exec (SBX_F_WAIT_START), and
+   * run() returns once it waits, leaving everything set up, as a detached sandbox: the child is
+   * then this process's only, and the caller's subreaper's once this process exits. */
+  startFifo?: string;
 }
 
 class StepFailure extends Error {
@@ -107,6 +111,10 @@ export class NativeEngine implements Engine {
       await run.cleanup();
     }
   }
+
+  /** The exit status (docker run's convention) of a child of this process that a run left
+   * running: sandbox-runtime run's container, started by this process's own create. */
+  async waitPid(pid: number): Promise<number> { return exitStatus(await this.lib.wait(pid)); }
 
   /**
    * `sandbox exec`: runs a plan made by compileExec (plan/exec.ts) against a running sandbox. No
@@ -254,6 +262,7 @@ class NativeRun {
   }
 
   async execute(): Promise<RunResult> {
+    const { opts } = this;
     this.refuseEarly();
     // Published host ports are taken first: a port in use is an error before anything is set up.
     try { this.ctx.ports = await reservePorts(this.plan, this.ctx.undo, (s) => this.started(s), portHolders(this.opts.host, this.plan)); } catch (e) { asStepFailure(e); }
@@ -270,9 +279,10 @@ class NativeRun {
     this.ctx.undo.commandRuns();
     this.record(child);
     const timing = this.timing(child);
-    if (this.exec.args.detach) {
-      // The supervisor is the sandbox's parent now; what was set up stays until `sandbox down`,
-      // and its live processes, not this CLI, say that it runs.
+    if (this.exec.args.detach || opts.startFifo) {
+      // The supervisor is the sandbox's parent now (sandbox-runtime create: the caller's subreaper,
+      // once this process exits); what was set up stays until `sandbox down` (or `delete`), and
+      // its live processes, not this CLI, say that it runs.
       unlinkSync(join(this.ctx.state, 'owner'));
       this.onEvent({ type: 'running', pid: child.pid });
       this.done(this.exec);
@@ -315,7 +325,7 @@ class NativeRun {
     ctx.ids = this.ids;
     const compileSeccomp = once((p: string) => { const t = msNow(); const b = seccompFilter(this.lib, p); this.seccompCompileMs += msNow() - t; return b; });
     const init = this.exec.args.init ? initPath() : undefined;
-    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init };
+    const base = { plan, rootDir: ctx.rootDir, uid: this.ids.uid, gid: this.ids.gid, groups: this.ids.groups, fileSources: files, tty: this.exec.args.tty, overlay: this.image.options, compileSeccomp, init, startFifo: opts.startFifo };
     const first = (address?: string) => encode({ ...base, failAt: opts.failAt, pauseAt: opts.pauseAt, corruptAt: opts.corruptAt, address });
     // A restart replays the program the first run was attested with, less the network's own
     // steps, which persist in the held network namespace (and without the test-only faults).
@@ -393,7 +403,11 @@ class NativeRun {
       onEvent: (e) => this.onEvent(e), onFail: (f) => { failure = f; }, onConsole: () => this.session.receiveTerminal(child),
       onExecStart: async (ns) => {
         this.execNs = ns;
-        failure = await this.attest(child);
+        const mismatch = await this.attest(child);
+        // A child that reported a failure of its own while the attestation read it has exited,
+        // and /proc no longer shows what it applied: its own report stands.
+        if (failure) return;
+        failure = mismatch;
         if (failure) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } return; }
         await this.opts.beforeExec?.();
         child.send('E');
@@ -528,7 +542,7 @@ class NativeRun {
    * not for a detached sandbox that runs: that is `sandbox down`'s work, from the recorded list. */
   async cleanup(): Promise<void> {
     this.session.close();
-    if (this.exec.args.detach && this.running) return;
+    if ((this.exec.args.detach || this.opts.startFifo) && this.running) return;
     const { state } = this.ctx;
     if (this.running && this.opts.afterCommand) {
       // sbx-egress writes what it still holds (records coalesced over a second) when it stops;

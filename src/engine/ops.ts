@@ -6,7 +6,7 @@ import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step, StepOf } from '../plan/types';
 import { isChildStep, SIDE, type ChildKind } from '../plan/steps';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
+import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
@@ -48,6 +48,9 @@ export interface ProgramInput {
    * namespaces, held since the first run, where the loopback and the address persist; their
    * steps are reported, with nothing to do. Everything else runs again as the first run did. */
   restart?: boolean;
+  /** sandbox-runtime create: the host path of the fifo the child waits on before its exec, until
+   * `start` writes to it (SBX_F_WAIT_START). */
+  startFifo?: string;
 }
 
 export interface Program { ops: Buffer; nops: number; strings: Buffer; cloneFlags: bigint; childSteps: Set<string> }
@@ -251,5 +254,6 @@ function encodeRlimit(w: ProgramWriter, s: StepOf<'rlimit'>, corrupt: boolean): 
 function encodeExec(w: ProgramWriter, s: StepOf<'exec'>): void {
   const a = s.args;
   if (a.init && !w.input.init) throw new UnsupportedStep(s, 'init: true needs sbx-init, which was not built (npm run build)');
-  w.op(s, OP.EXEC, { flags: a.stdin ? F_STDIN : 0, a: a.init ? 1 : 0, s1: w.list(a.args), s2: w.list(a.env), s3: w.str(a.cwd), s4: a.init ? w.str(w.input.init) : 0 });
+  const fifo = w.input.startFifo;
+  w.op(s, OP.EXEC, { flags: (a.stdin ? F_STDIN : 0) | (fifo ? F_WAIT_START : 0), b: fifo ? w.str(fifo) : 0, a: a.init ? 1 : 0, s1: w.list(a.args), s2: w.list(a.env), s3: w.str(a.cwd), s4: a.init ? w.str(w.input.init) : 0 });
 }

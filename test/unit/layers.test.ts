@@ -20,6 +20,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   engine: ['host', 'plan', 'model', 'image', 'ffi'],
   ui: ['plan', 'engine', 'image'],
   cli: ['config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
+  runtime: ['cli', 'config', 'model', 'plan', 'import', 'engine'],
 };
 
 function sources(dir: string): string[] {

@@ -1,0 +1,360 @@
+// An OCI bundle's config.json (runtime-spec 1.0 to 1.2) → the config people write, so that a
+// container started by containerd, podman or the runtime-tools gets the same normalize, rules,
+// plan, engine and attestation as a sandbox file (`sandbox-runtime`, `plan --oci`, `audit --oci`).
+// One pure function: the file's bytes and the bundle's folder in, the config, where each key came
+// from in config.json (line and column), and every field the engine cannot honour out, each a
+// located `refused` note naming the field. Nothing is skipped silently: a field the runtime-spec
+// says runtimes must ignore (one it does not define) is a `dropped` note, shown as a warning.
+import { isAbsolute, join } from 'node:path';
+import type { Diagnostic } from '../config/diagnostic';
+import { parseConfig, type PathSeg } from '../config/parse';
+import { DEFAULT_CAPABILITIES } from '../model/tables';
+import { ordered, type Imported, type ImportNote, type Loc } from './types';
+
+export interface OciImported extends Imported {
+  /** config.json could not be read as JSON: nothing else is said. */
+  errors: Diagnostic[];
+  annotations: Record<string, string>;
+  /** linux.seccomp as profile text (the runtime-spec's seccomp object is the profile format
+   * security.seccomp reads); the config names it at `seccompPath`, which the loader serves. */
+  seccomp?: { path: string; text: string };
+}
+
+export interface OciOptions {
+  /** The bundle's folder, absolute: root.path and bind sources are relative to it. */
+  bundle: string;
+  /** The sandbox's name (the container's id). */
+  name: string;
+}
+
+type J = Record<string, unknown>;
+const isObj = (v: unknown): v is J => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The namespaces of the runtime-spec → the config's `namespaces` keys. */
+const NS: Record<string, string> = { pid: 'pid', mount: 'mount', uts: 'uts', ipc: 'ipc', network: 'net', cgroup: 'cgroup', user: 'user', time: 'time' };
+const RLIMITS = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
+/** Bind options the config's `volumes` say (or that every bind here has: rbind, rprivate). */
+const BIND_OPTS = new Set(['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'noatime', 'relatime', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
+const PROPAGATION = new Set(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
+
+/** The whole adapter: config.json's bytes → the config, its origins and its notes. */
+export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions): OciImported {
+  // JSON read by the YAML parser that locates every value (JSON is YAML, but for tab indentation:
+  // a tab outside a string is whitespace, and inside a JSON string it is always escaped, so each
+  // one becomes a space of the same column).
+  const parsed = parseConfig(file, Uint8Array.from(bytes, (b) => (b === 9 ? 32 : b)));
+  const out: OciImported = { config: { version: 1 } as OciImported['config'], notes: [], origin: [], text: parsed.text, errors: parsed.diagnostics, annotations: {} };
+  if (parsed.diagnostics.length) return out;
+  // YAML reads more than JSON (`{"a": }` is a null there): config.json must be JSON itself.
+  try { JSON.parse(parsed.text); } catch (e) {
+    const pos = jsonErrorAt(parsed.text, (e as Error).message);
+    const before = parsed.text.slice(0, pos).split('\n');
+    out.errors.push({ file, line: before.length, col: before.at(-1)!.length + 1, path: '', code: 'oci-json', message: `not JSON: ${(e as Error).message.replace(/ in JSON at position [0-9]+.*$/, '').replace(/, .*$/s, '')}`, severity: 'error' });
+    return out;
+  }
+  const at = (path: readonly PathSeg[]): Loc => { const s = parsed.locate(path); return { file, line: s.line, col: s.col, endCol: s.endLine === s.line ? s.endCol : undefined }; };
+  const m = new Mapper(out, at);
+  const v = parsed.value;
+  if (!isObj(v)) { m.refuse([], 'config.json holds no object: an OCI bundle\'s config.json is a JSON object with ociVersion, process and root'); return out; }
+  m.top(v, opts);
+  // config.json's strings are literal: none is interpolated as the file's ${VAR} are.
+  out.config = literal(ordered(out.config)) as OciImported['config'];
+  return out;
+}
+
+/** The walk over config.json: each method maps one object of the runtime-spec. */
+class Mapper {
+  readonly c: J;
+  constructor(private readonly out: OciImported, private readonly at: (p: readonly PathSeg[]) => Loc) { this.c = out.config as J; }
+
+  note(kind: ImportNote['kind'], path: readonly PathSeg[], code: string, message: string): void {
+    this.out.notes.push({ kind, at: this.at(path), code, message: `${show(path)}: ${message}` });
+  }
+  refuse(path: readonly PathSeg[], message: string): void { this.note('refused', path, 'oci-unsupported', message); }
+  /** Sets a key of the config, citing the field of config.json it came from. */
+  set(key: PathSeg[], value: unknown, from: readonly PathSeg[]): void {
+    let node = this.c;
+    for (const k of key.slice(0, -1)) node = (node[k as string] ??= {}) as J;
+    node[key.at(-1) as string] = value;
+    this.out.origin.push({ path: key, at: this.at(from) });
+  }
+  /** Fields the runtime-spec defines that this object may hold, with which ones are mapped: any
+   * other field is ignored as the spec says, but said (dropped). */
+  known(obj: J, path: PathSeg[], keys: string[]): void {
+    for (const k of Object.keys(obj)) if (!keys.includes(k)) this.note('dropped', [...path, k], 'oci-unknown-field', 'not a field of the runtime-spec here; ignored, as the spec says runtimes do');
+  }
+  /** A field the engine cannot honour, when it says anything. */
+  unsupported(obj: J, path: PathSeg[], keys: string[], why: string): void {
+    for (const k of keys) {
+      const v = obj[k];
+      if (v === undefined || v === null || v === '' || v === false || v === 0 || (Array.isArray(v) && !v.length) || (isObj(v) && !Object.keys(v).length)) continue;
+      this.refuse([...path, k], why);
+    }
+  }
+
+  top(v: J, opts: OciOptions): void {
+    this.known(v, [], ['ociVersion', 'process', 'root', 'hostname', 'domainname', 'mounts', 'hooks', 'annotations', 'linux', 'solaris', 'windows', 'vm', 'zos']);
+    const ver = v.ociVersion;
+    if (typeof ver !== 'string' || !/^1\.[0-2]\.[0-9]+(-.*)?$/.test(ver)) this.refuse(['ociVersion'], `${JSON.stringify(ver)} is not a runtime-spec version sandbox reads (1.0.0 to 1.2.x)`);
+    this.set(['name'], opts.name, ['ociVersion']);
+    this.unsupported(v, [], ['solaris', 'windows', 'vm', 'zos'], 'this runtime runs Linux containers only');
+    this.unsupported(v, [], ['hooks'], 'hooks are not run by sandbox-runtime; remove them (or use runc)');
+    this.unsupported(v, [], ['domainname'], 'sandbox sets no NIS domain name');
+    if (isObj(v.annotations)) for (const [k, a] of Object.entries(v.annotations)) if (typeof a === 'string') this.out.annotations[k] = a;
+    this.root(v.root, opts.bundle);
+    if (isObj(v.process)) this.process(v.process);
+    else this.refuse(['process'], 'a container needs a process to run');
+    if (typeof v.hostname === 'string' && v.hostname) this.set(['hostname'], v.hostname, ['hostname']);
+    const linux = isObj(v.linux) ? v.linux : {};
+    this.namespaces(linux);
+    if (Array.isArray(v.mounts)) v.mounts.forEach((mt, i) => this.mount(mt, i, opts.bundle, linux));
+    this.linux(linux, opts.bundle);
+  }
+
+  root(r: unknown, bundle: string): void {
+    if (!isObj(r) || typeof r.path !== 'string' || !r.path) { this.refuse(['root'], 'root.path names the container\'s root filesystem; it is needed'); return; }
+    this.known(r, ['root'], ['path', 'readonly']);
+    this.set(['rootfs'], { type: 'dir', path: isAbsolute(r.path) ? r.path : join(bundle, r.path) }, ['root', 'path']);
+    if (typeof r.readonly === 'boolean') this.set(['security', 'read_only'], r.readonly, ['root', 'readonly']);
+  }
+
+  process(p: J): void {
+    const P = ['process'];
+    this.known(p, P, ['terminal', 'consoleSize', 'cwd', 'env', 'args', 'commandLine', 'rlimits', 'apparmorProfile', 'capabilities', 'noNewPrivileges', 'oomScoreAdj', 'selinuxLabel', 'ioPriority', 'scheduler', 'execCPUAffinity', 'user']);
+    if (Array.isArray(p.args) && p.args.length && p.args.every((a) => typeof a === 'string')) {
+      this.set(['entrypoint'], [], [...P, 'args']);
+      this.set(['command'], p.args, [...P, 'args']);
+    } else this.refuse([...P, 'args'], 'a list of strings with the program first is needed');
+    if (Array.isArray(p.env)) this.set(['env'], p.env.filter((e) => typeof e === 'string'), [...P, 'env']);
+    // Without PATH in env, a bare program name is not searched for (as runc, which execs args[0]
+    // as given when it has a slash, and looks it up in the process's own PATH otherwise).
+    if (typeof p.cwd === 'string') this.set(['workdir'], p.cwd, [...P, 'cwd']);
+    if (p.terminal === true) this.set(['tty'], true, [...P, 'terminal']);
+    // The process reads the runtime's stdin, as runc gives it (containerd passes a pipe or /dev/null).
+    this.set(['stdin_open'], true, P);
+    this.unsupported(p, P, ['consoleSize'], 'the terminal\'s size comes from the console socket\'s side');
+    this.unsupported(p, P, ['commandLine'], 'a Windows field');
+    this.unsupported(p, P, ['apparmorProfile', 'selinuxLabel'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
+    this.unsupported(p, P, ['oomScoreAdj'], 'sandbox does not set the OOM score; remove it (containerd: restrict_oom_score_adj = true keeps the caller\'s)');
+    this.unsupported(p, P, ['ioPriority', 'scheduler', 'execCPUAffinity'], 'sandbox does not set it; remove it');
+    this.set(['security', 'no_new_privileges'], p.noNewPrivileges === true, p.noNewPrivileges === undefined ? P : [...P, 'noNewPrivileges']);
+    const uid = this.user(p.user);
+    if (Array.isArray(p.rlimits)) p.rlimits.forEach((r, i) => this.rlimit(r, [...P, 'rlimits', i]));
+    this.capabilities(p.capabilities, uid);
+  }
+
+  user(u: unknown): number {
+    const P = ['process', 'user'];
+    if (!isObj(u)) { this.refuse(P, 'process.user with uid and gid is needed'); return 0; }
+    this.known(u, P, ['uid', 'gid', 'umask', 'additionalGids', 'username']);
+    const uid = typeof u.uid === 'number' ? u.uid : 0, gid = typeof u.gid === 'number' ? u.gid : 0;
+    this.set(['user'], `${uid}:${gid}`, P);
+    if (Array.isArray(u.additionalGids) && u.additionalGids.length) this.set(['group_add'], u.additionalGids, [...P, 'additionalGids']);
+    if (typeof u.umask === 'number') this.set(['umask'], u.umask.toString(8).padStart(4, '0'), [...P, 'umask']);
+    this.unsupported(u, P, ['username'], 'a Windows field');
+    return uid;
+  }
+
+  rlimit(r: unknown, path: PathSeg[]): void {
+    const name = isObj(r) && typeof r.type === 'string' ? r.type.replace(/^RLIMIT_/, '').toLowerCase() : '';
+    if (!isObj(r) || !RLIMITS.has(name) || typeof r.soft !== 'number' || typeof r.hard !== 'number') { this.refuse(path, 'an rlimit is {type: RLIMIT_NAME, soft, hard} with a Linux limit name'); return; }
+    const big = (n: number) => (n >= 2 ** 63 - 1 || n < 0 ? -1 : n);
+    this.set(['ulimits', name], { soft: big(r.soft), hard: big(r.hard) }, path);
+  }
+
+  /**
+   * The bounding set becomes the change from sandbox's default set (cap_add, cap_drop). sandbox
+   * gives root its whole bounding set, and a user other than root exactly what cap_add names
+   * (ambient); other shapes of the five sets cannot be said, and are refused.
+   */
+  capabilities(c: unknown, uid: number): void {
+    const P = ['process', 'capabilities'];
+    const names = (k: string) => (isObj(c) && Array.isArray(c[k]) ? (c[k] as unknown[]).map((x) => String(x).toUpperCase().replace(/^CAP_/, '')) : undefined);
+    const bounding = names('bounding') ?? [];
+    if (isObj(c)) this.known(c, P, ['bounding', 'effective', 'permitted', 'inheritable', 'ambient']);
+    const defaults = DEFAULT_CAPABILITIES as readonly string[];
+    const drop = defaults.filter((d) => !bounding.includes(d)), add = [...new Set(bounding.filter((b) => !defaults.includes(b)))];
+    const from = isObj(c) && c.bounding !== undefined ? [...P, 'bounding'] : isObj(c) ? P : ['process'];
+    if (drop.length === defaults.length) this.set(['cap_drop'], ['ALL'], from);
+    else if (drop.length) this.set(['cap_drop'], drop, from);
+    if (add.length) this.set(['cap_add'], drop.length === defaults.length ? bounding : add, from);
+    const same = (a: string[], b: string[]) => a.length === new Set(b).size && a.every((x) => b.includes(x));
+    for (const k of ['effective', 'permitted', 'inheritable', 'ambient']) {
+      const set = names(k);
+      if (!set || !set.length) continue;
+      const extra = set.filter((x) => !bounding.includes(x));
+      if (extra.length) { this.refuse([...P, k], `${extra.join(', ')} is not in the bounding set`); continue; }
+      if (uid === 0 && (k === 'effective' || k === 'permitted') && !same([...new Set(set)], bounding)) this.refuse([...P, k], 'sandbox gives root the whole bounding set: make it the same list as bounding');
+      if (uid !== 0 && !same([...new Set(set)], drop.length === defaults.length ? bounding : add)) this.refuse([...P, k], `a user other than root holds exactly the capabilities added to sandbox's default set (${add.join(', ') || 'none'}): make ${k} that list, or empty`);
+    }
+  }
+
+  namespaces(linux: J): void {
+    const L = ['linux', 'namespaces'];
+    const list = Array.isArray(linux.namespaces) ? linux.namespaces : [];
+    const seen = new Map<string, { path?: string; i: number }>();
+    list.forEach((n, i) => {
+      const key = isObj(n) && typeof n.type === 'string' ? NS[n.type] : undefined;
+      if (!isObj(n) || !key) { this.refuse([...L, i], `not a namespace type of Linux (${Object.keys(NS).join(', ')})`); return; }
+      if (n.path !== undefined && (typeof n.path !== 'string' || !n.path.startsWith('/'))) { this.refuse([...L, i, 'path'], 'the path of a namespace to join is absolute'); return; }
+      seen.set(key, { path: n.path as string | undefined, i });
+    });
+    for (const key of Object.values(NS)) {
+      const n = seen.get(key);
+      const from = n ? [...L, n.i] : Array.isArray(linux.namespaces) ? L : ['linux'];
+      if (key === 'mount' && !n) { this.refuse(from, 'sandbox always makes a mount namespace (its root is pivoted): add {"type": "mount"}'); continue; }
+      if (key === 'user' && n && !n.path) continue; // with its maps, below
+      const val = !n ? (key === 'net' ? undefined : false) : n.path ?? true;
+      if (key === 'net') this.set(['network'], !n ? 'host' : 'none', from);
+      if (val !== undefined && !(key === 'net' && val === true)) this.set(['namespaces', key], val, from);
+    }
+    const user = seen.get('user');
+    if (user && !user.path) this.userMaps(linux, [...L, user.i]);
+    else for (const k of ['uidMappings', 'gidMappings']) if (Array.isArray(linux[k]) && linux[k].length) this.refuse(['linux', k], 'id maps need a new user namespace: add {"type": "user"} to linux.namespaces');
+  }
+
+  userMaps(linux: J, from: PathSeg[]): void {
+    const maps: J = {};
+    for (const [k, key] of [['uidMappings', 'uid_map'], ['gidMappings', 'gid_map']] as const) {
+      const list = linux[k];
+      if (!Array.isArray(list) || !list.length) { this.refuse(['linux', k], 'a new user namespace needs its id maps here'); continue; }
+      maps[key] = list.map((r, i) => {
+        if (!isObj(r) || typeof r.containerID !== 'number' || typeof r.hostID !== 'number' || typeof r.size !== 'number') { this.refuse(['linux', k, i], '{containerID, hostID, size} is needed'); return '0:0:1'; }
+        return `${r.containerID}:${r.hostID}:${r.size}`;
+      });
+    }
+    this.set(['namespaces', 'user'], maps, from);
+  }
+
+  mount(mt: unknown, i: number, bundle: string, linux: J): void {
+    const P: PathSeg[] = ['mounts', i];
+    if (!isObj(mt) || typeof mt.destination !== 'string' || !mt.destination.startsWith('/')) { this.refuse(P, 'a mount needs an absolute destination'); return; }
+    this.known(mt, P, ['destination', 'source', 'options', 'type', 'uidMappings', 'gidMappings']);
+    this.unsupported(mt, P, ['uidMappings', 'gidMappings'], 'id-mapped mounts are not made by sandbox');
+    const dest = mt.destination.replace(/\/+$/, '') || '/', type = typeof mt.type === 'string' ? mt.type : '';
+    const o = Array.isArray(mt.options) ? mt.options.map(String) : [];
+    const cgroupNs = Array.isArray(linux.namespaces) && linux.namespaces.some((n) => isObj(n) && n.type === 'cgroup');
+    // What sandbox mounts by itself on every sandbox (the plan's mounts stage shows each).
+    const own: Record<string, string[]> = { '/proc': ['proc'], '/dev': ['tmpfs'], '/dev/pts': ['devpts'], '/sys': ['sysfs'], '/sys/fs/cgroup': ['cgroup', 'cgroup2'] };
+    if (own[dest]?.includes(type)) {
+      if (dest === '/sys/fs/cgroup' && !cgroupNs) this.note('dropped', P, 'oci-cgroup-mount', 'sandbox mounts the container\'s own cgroup on /sys/fs/cgroup only with a cgroup namespace (add {"type": "cgroup"}); without, nothing is mounted there');
+      else if (dest === '/sys' && !o.includes('ro')) this.note('changed', P, 'oci-sys-ro', '/sys is mounted read-only');
+      return;
+    }
+    if (dest === '/dev/shm' && type === 'tmpfs') { const size = sizeOpt(o); if (size !== undefined) this.set(['shm_size'], size, P); return; }
+    if (dest === '/dev/mqueue' && type === 'mqueue') { this.note('dropped', P, 'oci-mqueue', 'sandbox mounts no mqueue file system; POSIX message queues are not reachable by path'); return; }
+    const list = (this.c.volumes ??= []) as unknown[];
+    if (type === 'bind' || o.includes('bind') || o.includes('rbind')) {
+      const bad = o.filter((x) => !BIND_OPTS.has(x));
+      if (bad.length) { this.refuse([...P, 'options'], `${bad.join(', ')}: not an option sandbox applies to a bind mount`); return; }
+      if (typeof mt.source !== 'string' || !mt.source) { this.refuse([...P, 'source'], 'a bind mount needs its source'); return; }
+      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'].includes(x));
+      const prop = o.find((x) => PROPAGATION.has(x));
+      list.push({ type: 'bind', source: isAbsolute(mt.source) ? mt.source : join(bundle, mt.source), target: dest, ...(o.includes('ro') ? { read_only: true } : {}), ...(prop ? { propagation: prop } : {}), ...(flags.length ? { options: flags } : {}) });
+    } else if (type === 'tmpfs') {
+      const size = sizeOpt(o), mode = o.find((x) => x.startsWith('mode='))?.slice(5);
+      const bad = o.filter((x) => !/^(size|mode)=/.test(x) && !['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'ro'].includes(x));
+      if (bad.length) { this.refuse([...P, 'options'], `${bad.join(', ')}: not an option sandbox applies to a tmpfs`); return; }
+      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'ro'].includes(x));
+      list.push({ type: 'tmpfs', target: dest, ...(size !== undefined ? { size } : {}), ...(mode ? { mode } : {}), ...(flags.length ? { options: flags } : {}) });
+    } else { this.refuse([...P, 'type'], `a ${type || 'typeless'} mount on ${dest} is not made by sandbox (binds and tmpfs are)`); return; }
+    this.out.origin.push({ path: ['volumes', list.length - 1], at: this.at(P) });
+  }
+
+  linux(l: J, bundle: string): void {
+    const L = ['linux'];
+    this.known(l, L, ['namespaces', 'uidMappings', 'gidMappings', 'timeOffsets', 'devices', 'cgroupsPath', 'resources', 'unified', 'rootfsPropagation', 'seccomp', 'sysctl', 'maskedPaths', 'readonlyPaths', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices']);
+    this.unsupported(l, L, ['timeOffsets', 'unified', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
+    if (typeof l.rootfsPropagation === 'string' && !['private', 'rprivate'].includes(l.rootfsPropagation)) this.refuse([...L, 'rootfsPropagation'], 'the root is always private to the container');
+    // The cgroup is the sandbox's own (sandbox/NAME under each hierarchy): `delete` removes it.
+    if (typeof l.cgroupsPath === 'string' && l.cgroupsPath) this.note('changed', [...L, 'cgroupsPath'], 'oci-cgroups-path', `the container's cgroup is sandbox's own, named after the container, not ${l.cgroupsPath}`);
+    if (isObj(l.resources)) this.resources(l.resources);
+    if (isObj(l.sysctl) && Object.keys(l.sysctl).length) this.set(['sysctls'], l.sysctl, [...L, 'sysctl']);
+    for (const [k, key] of [['maskedPaths', 'masked_paths'], ['readonlyPaths', 'readonly_paths']] as const) {
+      if (Array.isArray(l[k]) && l[k].length) this.set(['security', key], l[k], [...L, k]);
+    }
+    if (Array.isArray(l.devices)) l.devices.forEach((d, i) => this.device(d, [...L, 'devices', i]));
+    if (isObj(l.seccomp)) this.seccomp(l.seccomp, bundle);
+    else this.set(['security', 'seccomp'], 'unconfined', L);
+  }
+
+  device(d: unknown, path: PathSeg[]): void {
+    if (!isObj(d) || typeof d.path !== 'string' || !d.path.startsWith('/dev/')) { this.refuse(path, 'a device is {path: /dev/…, type, major, minor}'); return; }
+    // The host's node of that path is bound in: its type and numbers must be the host's.
+    ((this.c.devices ??= []) as unknown[]).push({ source: d.path, target: d.path, permissions: 'rwm' });
+    this.out.origin.push({ path: ['devices', (this.c.devices as unknown[]).length - 1], at: this.at(path) });
+    this.unsupported(d, path, ['fileMode', 'uid', 'gid'], 'the node is the host\'s, with the host\'s mode and owner');
+  }
+
+  seccomp(s: J, bundle: string): void {
+    const P = ['linux', 'seccomp'];
+    this.unsupported(s, P, ['listenerPath', 'listenerMetadata', 'flags'], 'sandbox loads the filter with no flags and no listener');
+    const path = join(bundle, 'config.json#seccomp');
+    this.out.seccomp = { path, text: JSON.stringify({ defaultAction: s.defaultAction, ...(s.defaultErrnoRet !== undefined ? { defaultErrnoRet: s.defaultErrnoRet } : {}), ...(s.architectures ? { architectures: s.architectures } : {}), syscalls: s.syscalls ?? [] }, null, 1) };
+    this.set(['security', 'seccomp'], path, P);
+  }
+
+  resources(r: J): void {
+    const R = ['linux', 'resources'];
+    this.known(r, R, ['devices', 'memory', 'cpu', 'pids', 'blockIO', 'hugepageLimits', 'network', 'rdma', 'unified']);
+    this.unsupported(r, R, ['hugepageLimits', 'network', 'rdma', 'unified'], 'sandbox does not set this limit; remove it');
+    // sandbox's /dev has only the default nodes and the devices named: a deny-all rule says the
+    // same; allow rules (containerd's for the default nodes) are said once, as a change.
+    let allowed = -1;
+    if (Array.isArray(r.devices)) r.devices.forEach((d, i) => {
+      if (isObj(d) && d.allow === false && (d.type === undefined || d.type === 'a') && d.major === undefined && d.minor === undefined) return;
+      if (isObj(d) && d.allow === true) { if (allowed < 0) allowed = i; return; }
+      this.refuse([...R, 'devices', i], 'sandbox keeps no device cgroup rules but a deny-all');
+    });
+    if (allowed >= 0) this.note('changed', [...R, 'devices', allowed], 'oci-device-rule', 'sandbox keeps no device cgroup: a node is reachable when it is in /dev (the default nodes, and linux.devices)');
+    const mem = isObj(r.memory) ? r.memory : {}, M = [...R, 'memory'];
+    const num = (v: unknown) => (typeof v === 'number' && v > 0 ? v : undefined);
+    if (num(mem.limit)) this.set(['resources', 'memory'], mem.limit, [...M, 'limit']);
+    if (num(mem.reservation)) this.set(['resources', 'memory_reservation'], mem.reservation, [...M, 'reservation']);
+    if (typeof mem.swap === 'number' && mem.swap !== 0) this.set(['resources', 'memory_swap'], mem.swap, [...M, 'swap']);
+    this.unsupported(mem, M, ['kernel', 'kernelTCP', 'swappiness', 'disableOOMKiller', 'checkBeforeUpdate'], 'sandbox does not set it; remove it');
+    const cpu = isObj(r.cpu) ? r.cpu : {}, C = [...R, 'cpu'];
+    if (num(cpu.quota)) this.set(['resources', 'cpus'], Math.round(((cpu.quota as number) / (num(cpu.period) ?? 100000)) * 1000) / 1000, [...C, 'quota']);
+    if (num(cpu.shares)) this.set(['resources', 'cpu_shares'], cpu.shares, [...C, 'shares']);
+    if (typeof cpu.cpus === 'string' && cpu.cpus) this.set(['resources', 'cpuset'], cpu.cpus, [...C, 'cpus']);
+    if (typeof cpu.mems === 'string' && cpu.mems) this.set(['resources', 'cpuset_mems'], cpu.mems, [...C, 'mems']);
+    this.unsupported(cpu, C, ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst'], 'sandbox does not set it; remove it');
+    if (isObj(r.pids) && typeof r.pids.limit === 'number' && r.pids.limit !== 0) this.set(['resources', 'pids'], r.pids.limit < 0 ? -1 : r.pids.limit, [...R, 'pids', 'limit']);
+    const io = isObj(r.blockIO) ? r.blockIO : {}, B = [...R, 'blockIO'];
+    if (num(io.weight)) this.set(['resources', 'io_weight'], io.weight, [...B, 'weight']);
+    this.unsupported(io, B, ['leafWeight', 'weightDevice', 'throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice'], 'sandbox names devices by path, not by major:minor: say it in a sandbox file');
+  }
+}
+
+/** size=… of a tmpfs as a number of bytes or the size grammar (64k → 64k). */
+function sizeOpt(o: string[]): string | number | undefined {
+  const s = o.find((x) => x.startsWith('size='))?.slice(5);
+  if (s === undefined) return undefined;
+  return /^[0-9]+$/.test(s) ? Number(s) : s.replace(/^([0-9]+)([kmg])$/i, '$1$2');
+}
+
+/** A path of config.json as people write it: process.capabilities.bounding, mounts[3]. */
+function show(path: readonly PathSeg[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
+  return out || 'config.json';
+}
+
+/** Where JSON.parse stopped: its position when it says one, else the snippet it quotes
+ * (Node 20: `Unexpected token '}', ..."a": }" is not valid JSON`), found in the text. */
+function jsonErrorAt(text: string, message: string): number {
+  const pos = /position ([0-9]+)/.exec(message);
+  if (pos) return Number(pos[1]);
+  const m = /^Unexpected token '(.)', "?(?:\.\.\.)?(.*?)(?:\.\.\.)?" is not valid JSON$/s.exec(message);
+  if (!m) return 0;
+  const at = text.indexOf(m[2]!);
+  return at < 0 ? 0 : at + Math.max(0, m[2]!.lastIndexOf(m[1]!));
+}
+
+/** A copy with each `$` of a string written `$$`, which interpolation reads back as one `$`. */
+function literal(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(/\$/g, '$$$$');
+  if (Array.isArray(v)) return v.map(literal);
+  if (isObj(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, literal(x)]));
+  return v;
+}

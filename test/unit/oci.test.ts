@@ -1,0 +1,220 @@
+// The OCI adapter (src/import/oci.ts): every field of a bundle's config.json that it maps, to the
+// config key it becomes; every field the engine cannot honour, refused by name at its line of
+// config.json; and the configs `runc spec` and `crun spec` write, through the whole pure pipeline
+// (normalize, rules, compile) with no error. Fixtures: test/unit/fixtures/oci, made by `runc spec`
+// and `crun spec` (runc 1.1.5, crun 1.8.1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fromOciConfig, type OciImported } from '../../src/import/oci';
+import { toYaml } from '../../src/import/write';
+import { compile } from '../../src/plan/compile';
+import { findStep } from '../../src/plan/steps';
+import { HYBRID_HOST, ROOT, loadText } from '../helpers/load';
+import { parseSignal, sandboxName, statusOf } from '../../src/runtime/main';
+
+const BUNDLE = '/b';
+const fixture = (name: string) => JSON.parse(readFileSync(join(ROOT, 'test/unit/fixtures/oci', name), 'utf8')) as Record<string, any>;
+const adapt = (cfg: unknown, text = JSON.stringify(cfg, null, 2)) => fromOciConfig('config.json', Buffer.from(text), { bundle: BUNDLE, name: 'c1' });
+/** The smallest bundle config that maps: every test changes one part of it. */
+const base = () => ({
+  ociVersion: '1.2.0',
+  process: { user: { uid: 0, gid: 0 }, args: ['/bin/true'], cwd: '/', env: ['PATH=/bin'], capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] }, noNewPrivileges: true },
+  root: { path: 'rootfs' },
+  linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'ipc' }, { type: 'uts' }, { type: 'network' }] },
+} as Record<string, any>);
+const refused = (imp: OciImported) => imp.notes.filter((n) => n.kind === 'refused');
+
+/** The mapped config through the pipeline, as `plan --oci` loads it. */
+function pipeline(imp: OciImported) {
+  const yaml = toYaml(imp, { schema: 'x', header: [] });
+  const res = loadText(yaml, { files: imp.seccomp ? { [imp.seccomp.path]: imp.seccomp.text } : {} });
+  return { res, plan: res.spec ? compile(res.spec, HYBRID_HOST).plan : undefined };
+}
+
+test('the configs of runc spec and crun spec map with nothing refused, and compile', () => {
+  for (const f of ['runc-spec.json', 'crun-spec.json']) {
+    const imp = adapt(fixture(f));
+    assert.deepEqual(imp.errors, [], f);
+    assert.deepEqual(refused(imp), [], f);
+    const c = imp.config as Record<string, any>;
+    assert.deepEqual(c.command, ['sh']);
+    assert.deepEqual(c.entrypoint, []);
+    assert.equal(c.tty, true);
+    assert.equal(c.user, '0:0');
+    assert.deepEqual(c.rootfs, { type: 'dir', path: '/b/rootfs' });
+    assert.equal(c.security.read_only, true);
+    assert.equal(c.security.no_new_privileges, true);
+    assert.equal(c.security.seccomp, 'unconfined');
+    assert.deepEqual(c.ulimits, { nofile: { soft: 1024, hard: 1024 } });
+    assert.deepEqual(c.cap_add, ['AUDIT_WRITE']);
+    assert.ok(c.cap_drop.includes('CHOWN') && !c.cap_drop.includes('KILL'));
+    assert.equal(c.network, 'none');
+    assert.deepEqual({ user: c.namespaces.user, cgroup: c.namespaces.cgroup, time: c.namespaces.time, pid: c.namespaces.pid }, { user: false, cgroup: false, time: false, pid: true });
+    assert.equal(c.shm_size, '65536k');
+    const { res, plan } = pipeline(imp);
+    assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), [], f);
+    assert.ok(plan && findStep(plan.steps, 'hostname')?.args.hostname === f.slice(0, 4));
+    // What sandbox does not mount is said, not skipped: mqueue, and /sys/fs/cgroup without a cgroup namespace.
+    assert.deepEqual(imp.notes.filter((n) => n.kind === 'dropped').map((n) => n.code).sort(), ['oci-cgroup-mount', 'oci-mqueue']);
+  }
+});
+
+test('each field that maps becomes its key, cited at its line of config.json', () => {
+  const cfg = base();
+  Object.assign(cfg.process, { terminal: true, cwd: '/work', env: ['PATH=/bin', 'A=1'], rlimits: [{ type: 'RLIMIT_NPROC', soft: 10, hard: 20 }] });
+  Object.assign(cfg.process.user, { uid: 1000, gid: 100, additionalGids: [5, 6], umask: 0o27 });
+  cfg.process.capabilities = { bounding: ['CAP_KILL', 'CAP_NET_RAW'], ambient: ['CAP_NET_RAW'] };
+  cfg.hostname = 'h1';
+  cfg.root.readonly = false;
+  cfg.mounts = [
+    { destination: '/data', type: 'bind', source: 'data', options: ['rbind', 'ro', 'nosuid', 'rprivate'] },
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'size=1m', 'mode=1777'] },
+  ];
+  cfg.linux.namespaces.push({ type: 'user' }, { type: 'cgroup' }, { type: 'time', path: '/proc/1/ns/time' });
+  cfg.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  cfg.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  cfg.linux.resources = { memory: { limit: 67108864, reservation: 1048576, swap: 134217728 }, cpu: { quota: 50000, period: 100000, shares: 512, cpus: '0', mems: '0' }, pids: { limit: 32 }, blockIO: { weight: 300 }, devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }] };
+  cfg.linux.sysctl = { 'net.ipv4.ip_forward': '0' };
+  cfg.linux.maskedPaths = ['/proc/kcore', '/proc/extra'];
+  cfg.linux.readonlyPaths = ['/proc/sys'];
+  cfg.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }];
+  cfg.linux.cgroupsPath = '/default/c1';
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  const c = imp.config as Record<string, any>;
+  assert.deepEqual(
+    { workdir: c.workdir, env: c.env, tty: c.tty, user: c.user, group_add: c.group_add, umask: c.umask, hostname: c.hostname, ulimits: c.ulimits, read_only: c.security.read_only },
+    { workdir: '/work', env: ['PATH=/bin', 'A=1'], tty: true, user: '1000:100', group_add: [5, 6], umask: '0027', hostname: 'h1', ulimits: { nproc: { soft: 10, hard: 20 } }, read_only: false },
+  );
+  assert.deepEqual(c.cap_add, ['NET_RAW']);
+  assert.deepEqual(c.volumes, [
+    { type: 'bind', source: '/b/data', target: '/data', read_only: true, propagation: 'rprivate', options: ['nosuid'] },
+    { type: 'tmpfs', target: '/tmp', size: '1m', mode: '1777', options: ['nosuid'] },
+  ]);
+  assert.deepEqual(c.namespaces, { user: { uid_map: ['0:100000:65536'], gid_map: ['0:100000:65536'] }, pid: true, mount: true, uts: true, ipc: true, cgroup: true, time: '/proc/1/ns/time' });
+  assert.deepEqual(c.resources, { memory: 67108864, memory_reservation: 1048576, memory_swap: 134217728, cpus: 0.5, cpu_shares: 512, cpuset: '0', cpuset_mems: '0', pids: 32, io_weight: 300 });
+  assert.deepEqual(c.sysctls, { 'net.ipv4.ip_forward': '0' });
+  assert.deepEqual(c.security.masked_paths, ['/proc/kcore', '/proc/extra']);
+  assert.deepEqual(c.security.readonly_paths, ['/proc/sys']);
+  assert.deepEqual(c.devices, [{ source: '/dev/fuse', target: '/dev/fuse', permissions: 'rwm' }]);
+  // Where each key came from: its field's line in config.json.
+  const text = JSON.stringify(cfg, null, 2).split('\n');
+  const lineOf = (needle: string) => text.findIndex((l) => l.includes(needle)) + 1;
+  const origin = (key: string) => imp.origin.find((o) => o.path.join('.') === key)?.at.line;
+  assert.equal(origin('hostname'), lineOf('"hostname"'));
+  assert.equal(origin('resources.memory'), lineOf('"limit": 67108864'));
+  assert.equal(origin('volumes.1'), lineOf('"destination": "/tmp"') - 1);
+  // The cgroup is sandbox's own, and keeps no device rules: each said, once, as a change.
+  assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code).sort(), ['oci-cgroups-path', 'oci-device-rule']);
+});
+
+test('every field the engine cannot honour is refused, named, at its line', () => {
+  const cases: [string, (c: Record<string, any>) => void][] = [
+    ['ociVersion', (c) => { c.ociVersion = '2.0.0'; }],
+    ['hooks', (c) => { c.hooks = { prestart: [{ path: '/bin/true' }] }; }],
+    ['domainname', (c) => { c.domainname = 'example'; }],
+    ['windows', (c) => { c.windows = { layerFolders: [] }; }],
+    ['process.args', (c) => { c.process.args = []; }],
+    ['process.oomScoreAdj', (c) => { c.process.oomScoreAdj = 100; }],
+    ['process.apparmorProfile', (c) => { c.process.apparmorProfile = 'p'; }],
+    ['process.selinuxLabel', (c) => { c.process.selinuxLabel = 'l'; }],
+    ['process.consoleSize', (c) => { c.process.consoleSize = { height: 1, width: 1 }; }],
+    ['process.scheduler', (c) => { c.process.scheduler = { policy: 'SCHED_OTHER' }; }],
+    ['process.ioPriority', (c) => { c.process.ioPriority = { class: 'IOPRIO_CLASS_IDLE' }; }],
+    ['process.user.username', (c) => { c.process.user.username = 'x'; }],
+    ['process.rlimits[0]', (c) => { c.process.rlimits = [{ type: 'RLIMIT_BOGUS', soft: 1, hard: 1 }]; }],
+    ['process.capabilities.effective', (c) => { c.process.capabilities.effective = []; c.process.capabilities.effective = ['CAP_KILL', 'CAP_CHOWN']; }],
+    ['process.capabilities.permitted', (c) => { c.process.capabilities.bounding = ['CAP_KILL', 'CAP_CHOWN']; c.process.capabilities.effective = ['CAP_KILL', 'CAP_CHOWN']; }],
+    ['root', (c) => { delete c.root; }],
+    ['mounts[0].type', (c) => { c.mounts = [{ destination: '/x', type: 'nfs', source: 'h:/x' }]; }],
+    ['mounts[0].options', (c) => { c.mounts = [{ destination: '/x', type: 'bind', source: '/x', options: ['rbind', 'idmap'] }]; }],
+    ['mounts[0].uidMappings', (c) => { c.mounts = [{ destination: '/x', type: 'bind', source: '/x', uidMappings: [{ containerID: 0, hostID: 1, size: 1 }] }]; }],
+    ['linux.namespaces', (c) => { c.linux.namespaces = c.linux.namespaces.filter((n: any) => n.type !== 'mount'); }],
+    ['linux.namespaces[5]', (c) => { c.linux.namespaces.push({ type: 'bogus' }); }],
+    ['linux.uidMappings', (c) => { c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
+    ['linux.gidMappings', (c) => { c.linux.namespaces.push({ type: 'user' }); c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
+    ['linux.timeOffsets', (c) => { c.linux.timeOffsets = { monotonic: { secs: 1 } }; }],
+    ['linux.rootfsPropagation', (c) => { c.linux.rootfsPropagation = 'shared'; }],
+    ['linux.mountLabel', (c) => { c.linux.mountLabel = 'x'; }],
+    ['linux.intelRdt', (c) => { c.linux.intelRdt = { closID: 'x' }; }],
+    ['linux.personality', (c) => { c.linux.personality = { domain: 'LINUX32' }; }],
+    ['linux.resources.hugepageLimits', (c) => { c.linux.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }; }],
+    ['linux.resources.memory.swappiness', (c) => { c.linux.resources = { memory: { swappiness: 10 } }; }],
+    ['linux.resources.memory.kernel', (c) => { c.linux.resources = { memory: { kernel: 10 } }; }],
+    ['linux.resources.cpu.realtimeRuntime', (c) => { c.linux.resources = { cpu: { realtimeRuntime: 10 } }; }],
+    ['linux.resources.blockIO.throttleReadBpsDevice', (c) => { c.linux.resources = { blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1 }] } }; }],
+    ['linux.resources.devices[0]', (c) => { c.linux.resources = { devices: [{ allow: false, type: 'c', major: 1, minor: 3, access: 'rwm' }] }; }],
+    ['linux.resources.unified', (c) => { c.linux.resources = { unified: { 'memory.high': '1' } }; }],
+    ['linux.resources.network', (c) => { c.linux.resources = { network: { classID: 1 } }; }],
+    ['linux.resources.rdma', (c) => { c.linux.resources = { rdma: { mlx: { hcaHandles: 1 } } }; }],
+    ['linux.seccomp.flags', (c) => { c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG'] }; }],
+    ['linux.seccomp.listenerPath', (c) => { c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/x.sock' }; }],
+    ['linux.devices[0].fileMode', (c) => { c.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600 }]; }],
+    ['linux.devices[0]', (c) => { c.linux.devices = [{ path: '/x', type: 'c' }]; }],
+  ];
+  for (const [field, change] of cases) {
+    const cfg = base();
+    change(cfg);
+    const text = JSON.stringify(cfg, null, 2);
+    const imp = adapt(cfg, text);
+    const r = refused(imp);
+    assert.ok(r.some((n) => n.message.startsWith(`${field}: `)), `${field}: ${JSON.stringify(imp.notes.map((n) => n.message))}`);
+    // Located at a line of config.json that holds a part of the field.
+    const n = r.find((x) => x.message.startsWith(`${field}: `))!;
+    assert.equal(n.at.file, 'config.json');
+    assert.ok(n.at.line >= 1 && n.at.line <= text.split('\n').length, field);
+  }
+});
+
+test('config.json\'s strings are literal: a $ is not interpolated as a file\'s ${VAR}', () => {
+  const cfg = base();
+  cfg.process.args = ['sh', '-c', 'echo $$ ${HOME} $1'];
+  cfg.process.env = ['A=${B}'];
+  const { res, plan } = pipeline(adapt(cfg));
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const exec = plan && findStep(plan.steps, 'exec');
+  assert.deepEqual(exec?.args.args, ['sh', '-c', 'echo $$ ${HOME} $1']);
+  assert.ok(exec?.args.env.includes('A=${B}'));
+});
+
+test('a field the runtime-spec does not define is ignored, as the spec says, and said; bad JSON is an error', () => {
+  const cfg = base();
+  cfg.process.bogus = 1;
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  assert.deepEqual(imp.notes.filter((n) => n.kind === 'dropped').map((n) => n.message.split(':')[0]), ['process.bogus']);
+  const bad = adapt(null, '{"ociVersion": "1.0.0",\n  "process": }');
+  assert.ok(bad.errors.length > 0 && bad.errors[0]!.line === 2);
+  // Tab indentation (runc spec writes it) is read, each tab one column: the value of `\thooks` is at 11.
+  const tabs = adapt(null, JSON.stringify({ ...base(), hooks: { prestart: [{ path: '/x' }] } }, null, '\t'));
+  assert.equal(refused(tabs)[0]!.at.col, 11);
+});
+
+test('linux.seccomp becomes the profile security.seccomp reads, and the plan loads it', () => {
+  const cfg = base();
+  cfg.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdirat', 'mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  assert.equal((imp.config as Record<string, any>).security.seccomp, '/b/config.json#seccomp');
+  const { res, plan } = pipeline(imp);
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const sc = plan && findStep(plan.steps, 'seccomp');
+  assert.ok(sc && /mkdir/.test(JSON.stringify(sc.args)), JSON.stringify(sc?.args).slice(0, 200));
+  // Without linux.seccomp there is no filter, as the runtime-spec means it.
+  assert.equal((adapt(base()).config as Record<string, any>).security.seccomp, 'unconfined');
+});
+
+test('runtime: signals by name and number, container names, and a status read from the process', () => {
+  assert.equal(parseSignal('KILL'), 9);
+  assert.equal(parseSignal('SIGTERM'), 15);
+  assert.equal(parseSignal('9'), 9);
+  assert.equal(parseSignal('RTMIN+2'), 36);
+  assert.throws(() => parseSignal('NOPE'), /unknown signal/);
+  assert.equal(sandboxName('abc'), 'abc');
+  const long = 'a'.repeat(64);
+  assert.match(sandboxName(long), /^oci-[0-9a-f]{32}$/);
+  assert.equal(statusOf({ pid: process.pid, startTime: 'not-its-start', started: true }), 'stopped');
+  assert.equal(statusOf({ pid: 0, startTime: '', started: false }), 'stopped');
+});
