@@ -34,6 +34,7 @@ test  socat            a peer of the network benchmarks
 test  conmon           a peer of the supervisor benchmark
 test  skopeo           a peer of the image benchmark
 test  umoci            a peer of the image benchmark
+test  containerd       containerd and ctr, which drive sandbox-runtime as their runtime in the OCI runtime tests
 test  podman           a peer of the benchmarks, and the Pod of sandbox export under podman kube play
 test  catatonit        the pause process of the Pod under podman kube play (podman only recommends it, and takes tini in its place where tini is installed)
 test  e2fsprogs        the ext4 file systems the rootless tests make for stores in the VM

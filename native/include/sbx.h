@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 11
+#define SBX_ABI_VERSION 12
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -131,6 +131,8 @@ enum sbx_op_kind {
 	SBX_OP_FORK,            /* `sandbox exec`: fork, so that a joined pid namespace applies; the child goes
 				 * on with the next op in a new session, and this process stays behind as a relay:
 				 * it forwards every signal to the child and exits with the child's status */
+	SBX_OP_LANDLOCK,        /* a = handled fs rights, b = a read-only path's; s1 read-only paths, s2 writable ones
+				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c) */
 	SBX_OP_KIND_MAX
 };
 
@@ -230,6 +232,9 @@ SBX_API int sbx_seccomp_compile(const char *program, uint8_t *out, uint32_t cap,
 /* libseccomp's version as major * 10000 + minor * 100 + micro: the CLI caches compiled filters
  * under it. */
 SBX_API int sbx_seccomp_version(void);
+
+/* In the CLI process: the kernel's Landlock ABI version, 0 where it has none (or it is off). */
+SBX_API int sbx_landlock_abi(void);
 
 /* For the image unpacker, in the CLI process (root), on paths it has checked component by
  * component: an overlayfs whiteout (a 0/0 character device), and an extended attribute set on a

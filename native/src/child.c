@@ -1,6 +1,6 @@
 /* The cloned child's main line: waits for the parent's "G", then runs the ops in order and reports
  * each one on events_fd, dispatching each to the file of its family (ns.c, net.c, sysctl.c,
- * mount.c, ids.c, security.c, console.c, exec.c). Runs as root in its new namespaces (or as the
+ * mount.c, ids.c, security.c, landlock.c, console.c, exec.c). Runs as root in its new namespaces (or as the
  * mapped root of its own user namespace); single-threaded; raw system calls only. It never
  * returns: it execs or _exits. */
 #include "internal.h"
@@ -35,6 +35,7 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 	case SBX_OP_SECCOMP:
 		if (op->s1 == 0 || op->a <= 0 || (uint64_t)op->s1 - 1 + (uint64_t)op->a > c->strings_len) { errno = EINVAL; return -1; }
 		return op_seccomp(ctx_str(c, op->s1), (uint32_t)op->a);
+	case SBX_OP_LANDLOCK: return op_landlock(c, op);
 	case SBX_OP_CLOSE_FDS:
 		/* CLOEXEC rather than close: the events pipe must stay open until execve. */
 		return (int)syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);

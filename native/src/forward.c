@@ -37,13 +37,6 @@ struct sbx_forwarder {
 	struct udp_session sessions[MAX_UDP];
 };
 
-static int fail(struct sbx_error *err, int e, const char *what)
-{
-	if (err) { err->err = e; err->step = -1; snprintf(err->message, sizeof err->message, "%s: %s", what, strerror(e)); }
-	errno = e;
-	return -1;
-}
-
 static int parse_addr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof *ss);
@@ -195,16 +188,16 @@ SBX_API int sbx_forward_start(int32_t udp, const char *listen_ip, int32_t listen
 	struct sockaddr_storage ls;
 	socklen_t llen;
 	struct sbx_forwarder *f = calloc(1, sizeof *f);
-	if (!f) return fail(err, ENOMEM, "forwarder");
+	if (!f) return sbx_fail(err, ENOMEM, "forwarder");
 	f->udp = udp;
 	f->netns_fd = netns_fd;
-	if (parse_addr(listen_ip, listen_port, &ls, &llen) < 0 || parse_addr(target_ip, target_port, &f->target, &f->target_len) < 0) { free(f); return fail(err, EINVAL, "address"); }
+	if (parse_addr(listen_ip, listen_port, &ls, &llen) < 0 || parse_addr(target_ip, target_port, &f->target, &f->target_len) < 0) { free(f); return sbx_fail(err, EINVAL, "address"); }
 	f->listen_fd = socket(ls.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (f->listen_fd < 0) { int e = errno; free(f); return fail(err, e, "socket"); }
+	if (f->listen_fd < 0) { int e = errno; free(f); return sbx_fail(err, e, "socket"); }
 	int one = 1;
 	setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (ls.ss_family == AF_INET6) setsockopt(f->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(f->listen_fd, (struct sockaddr *)&ls, llen) < 0 || (!udp && listen(f->listen_fd, 512) < 0)) { int e = errno; close(f->listen_fd); free(f); return fail(err, e, "bind"); }
+	if (bind(f->listen_fd, (struct sockaddr *)&ls, llen) < 0 || (!udp && listen(f->listen_fd, 512) < 0)) { int e = errno; close(f->listen_fd); free(f); return sbx_fail(err, e, "bind"); }
 	socklen_t blen = sizeof ls;
 	getsockname(f->listen_fd, (struct sockaddr *)&ls, &blen);
 	*bound_port = ntohs(ls.ss_family == AF_INET ? ((struct sockaddr_in *)&ls)->sin_port : ((struct sockaddr_in6 *)&ls)->sin6_port);
@@ -215,7 +208,7 @@ SBX_API int sbx_forward_start(int32_t udp, const char *listen_ip, int32_t listen
 	ev.data.ptr = &f->stop_fd;
 	epoll_ctl(f->epoll, EPOLL_CTL_ADD, f->stop_fd, &ev);
 	int e = pthread_create(&f->thread, NULL, run, f);
-	if (e) { close(f->listen_fd); close(f->stop_fd); close(f->epoll); free(f); return fail(err, e, "pthread_create"); }
+	if (e) { close(f->listen_fd); close(f->stop_fd); close(f->epoll); free(f); return sbx_fail(err, e, "pthread_create"); }
 	*out = f;
 	return 0;
 }

@@ -29,7 +29,7 @@ struct child_ctx {
 
 /* Who calls whom, so that no two files call each other: spawn.c (sbx_spawn) clones the child and
  * calls child_main (child.c), the dispatcher; it calls the op files (ns.c, net.c, sysctl.c,
- * mount.c, ids.c, security.c, console.c, exec.c); everything may call util.c, which calls nothing
+ * mount.c, ids.c, security.c, landlock.c, console.c, exec.c); everything may call util.c, which calls nothing
  * of libsbx. test/unit/native-calls.test.ts checks it on the objects. */
 
 /* child.c */
@@ -63,6 +63,9 @@ HIDDEN int op_rlimit(const struct sbx_op *op);
 HIDDEN int op_caps(uint64_t bounding, uint64_t ambient);
 HIDDEN int op_seccomp(const void *bpf, uint32_t len);
 
+/* landlock.c: in the new root, after the mounts. */
+HIDDEN int op_landlock(struct child_ctx *c, const struct sbx_op *op);
+
 /* console.c: sends the terminal's master over sync_fd. */
 HIDDEN int op_console(struct child_ctx *c, int sync_fd);
 
@@ -70,6 +73,10 @@ HIDDEN int op_console(struct child_ctx *c, int sync_fd);
 HIDDEN void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd) __attribute__((noreturn));
 HIDDEN int op_fork(struct child_ctx *c, int sync_fd);
 HIDDEN int init_prepare(struct child_ctx *c, const struct sbx_op *op);
+
+/* fail.c: an entry point's error: err filled with e and "WHAT: strerror(e)", errno = e; returns -1.
+ * For the calling process only, not a cloned child. */
+HIDDEN int sbx_fail(struct sbx_error *err, int e, const char *what);
 
 /* util.c: small helpers that stay async-signal-safe and call nothing else of libsbx. */
 HIDDEN size_t sbx_strlen(const char *s);

@@ -33,17 +33,6 @@
 #define NETPROBE_MAX 64
 #define DNS_BUF 4096
 
-static int fail(struct sbx_error *err, int e, const char *what)
-{
-	if (err) {
-		err->err = e;
-		err->step = -1;
-		snprintf(err->message, sizeof err->message, "%s: %s", what, strerror(e));
-	}
-	errno = e;
-	return -1;
-}
-
 /* ---- In H: the probes. ---- */
 
 static uint64_t now_us(void)
@@ -457,14 +446,14 @@ SBX_API int sbx_netprobe(int32_t pid, int32_t join_userns, const struct sbx_prob
 {
 	char path[64], what[96];
 	if (pid <= 0 || !probes || !results || n == 0 || n > NETPROBE_MAX)
-		return fail(err, EINVAL, "sbx_netprobe: a pid and 1 to 64 probes");
+		return sbx_fail(err, EINVAL, "sbx_netprobe: a pid and 1 to 64 probes");
 	memset(results, 0, sizeof *results * n);
 	struct job j = { .userns = -1, .netns = -1, .probes = probes, .results = results, .n = n };
 	if (join_userns) {
 		snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
 		if ((j.userns = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 			snprintf(what, sizeof what, "open %s", path);
-			return fail(err, errno, what);
+			return sbx_fail(err, errno, what);
 		}
 	}
 	snprintf(path, sizeof path, "/proc/%d/ns/net", pid);
@@ -473,7 +462,7 @@ SBX_API int sbx_netprobe(int32_t pid, int32_t join_userns, const struct sbx_prob
 		if (j.userns >= 0)
 			close(j.userns);
 		snprintf(what, sizeof what, "open %s", path);
-		return fail(err, e, what);
+		return sbx_fail(err, e, what);
 	}
 	/* H's stack, with a guard page below it. CLONE_VM | CLONE_VFORK, as posix_spawn does: no copy
 	 * of the caller's page tables (a Node process's: most of a fork's cost), and no libc lock or
@@ -482,21 +471,21 @@ SBX_API int sbx_netprobe(int32_t pid, int32_t join_userns, const struct sbx_prob
 	char *stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	int rc = 0;
 	if (stack == MAP_FAILED) {
-		rc = fail(err, errno, "mmap");
+		rc = sbx_fail(err, errno, "mmap");
 	} else {
 		mprotect(stack, 4096, PROT_NONE);
 		pid_t h = clone(helper, stack + HELPER_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &j);
 		int st = 0;
 		if (h < 0)
-			rc = fail(err, errno, "clone");
+			rc = sbx_fail(err, errno, "clone");
 		else
 			while (waitpid(h, &st, __WALL) < 0 && errno == EINTR) {}
 		munmap(stack, HELPER_STACK);
 		if (h >= 0 && j.failed[0]) {
 			snprintf(what, sizeof what, "join the %s namespace of process %d", j.failed[0] == 1 ? "user" : "network", pid);
-			rc = fail(err, j.failed[1], what);
+			rc = sbx_fail(err, j.failed[1], what);
 		} else if (h >= 0 && j.done != n) {
-			rc = fail(err, EIO, "the probe helper ended before its last result");
+			rc = sbx_fail(err, EIO, "the probe helper ended before its last result");
 		}
 	}
 	close(j.netns);

@@ -21,17 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fail(struct sbx_error *err, int e, const char *what)
-{
-	if (err) {
-		err->err = e;
-		err->step = -1;
-		snprintf(err->message, sizeof err->message, "%s: %s", what, strerror(e));
-	}
-	errno = e;
-	return -1;
-}
-
 SBX_API int sbx_abi_version(void) { return SBX_ABI_VERSION; }
 
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
@@ -45,9 +34,9 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	uid_t caller_uid = geteuid();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	out->spawn_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	if (!ops || !strings || nops == 0) return fail(err, EINVAL, "sbx_spawn: empty program");
-	if (pipe2(ev, O_CLOEXEC) < 0) return fail(err, errno, "pipe2");
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return fail(err, e, "socketpair"); }
+	if (!ops || !strings || nops == 0) return sbx_fail(err, EINVAL, "sbx_spawn: empty program");
+	if (pipe2(ev, O_CLOEXEC) < 0) return sbx_fail(err, errno, "pipe2");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return sbx_fail(err, e, "socketpair"); }
 	/* The child unshares two namespaces itself: cgroup once it is in its cgroup, so that the
 	 * namespace's root is the sandbox's cgroup and not the caller's; and time, whose flag clone()
 	 * cannot take (it overlaps the exit signal byte). */
@@ -61,7 +50,7 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 		args.cgroup = (uint64_t)cgroup_fd;
 		pid = syscall(SYS_clone3, &args, sizeof args);
 		if (pid >= 0) out->in_cgroup = 1;
-		else if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return fail(err, e, "clone3"); }
+		else if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return sbx_fail(err, e, "clone3"); }
 	}
 	/* Without a cgroup fd, or on a kernel without clone3 (< 5.7): clone, and the parent migrates it. */
 	if (pid < 0 && !out->in_cgroup)
@@ -69,7 +58,7 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	if (pid < 0) {
 		int e = errno;
 		close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]);
-		return fail(err, e, "clone");
+		return sbx_fail(err, e, "clone");
 	}
 	if (pid == 0) {
 		/* The child: a copy of this process with one thread. */
@@ -99,10 +88,10 @@ SBX_API int sbx_respawn(const struct sbx_op *ops, uint32_t nops, const char *str
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	out->spawn_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	out->in_cgroup = 0;
-	if (!ops || !strings || nops == 0) return fail(err, EINVAL, "sbx_respawn: empty program");
-	if (pipe2(ev, O_CLOEXEC) < 0) return fail(err, errno, "pipe2");
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return fail(err, e, "socketpair"); }
-	if (pipe2(pidp, O_CLOEXEC) < 0) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return fail(err, e, "pipe2"); }
+	if (!ops || !strings || nops == 0) return sbx_fail(err, EINVAL, "sbx_respawn: empty program");
+	if (pipe2(ev, O_CLOEXEC) < 0) return sbx_fail(err, errno, "pipe2");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) { int e = errno; close(ev[0]); close(ev[1]); return sbx_fail(err, e, "socketpair"); }
+	if (pipe2(pidp, O_CLOEXEC) < 0) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return sbx_fail(err, e, "pipe2"); }
 	/* H: a raw clone (no libc locks: the caller may be Node, with other threads), which alone
 	 * changes its namespaces; the caller stays in the host's. */
 	h = syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
@@ -139,14 +128,14 @@ SBX_API int sbx_respawn(const struct sbx_op *ops, uint32_t nops, const char *str
 		_exit(0);
 	}
 	close(ev[1]); close(sync[1]); close(pidp[1]);
-	if (h < 0) { int e = errno; close(ev[0]); close(sync[0]); close(pidp[0]); return fail(err, e, "clone"); }
+	if (h < 0) { int e = errno; close(ev[0]); close(sync[0]); close(pidp[0]); return sbx_fail(err, e, "clone"); }
 	ssize_t r;
 	do r = read(pidp[0], msg, sizeof msg); while (r < 0 && errno == EINTR);
 	close(pidp[0]);
 	while (waitpid((pid_t)h, NULL, __WALL) < 0 && errno == EINTR) {}
 	if (r != (ssize_t)sizeof msg || msg[0] <= 0) {
 		close(ev[0]); close(sync[0]);
-		return fail(err, r == (ssize_t)sizeof msg && msg[1] ? msg[1] : EIO, "restart: join the sandbox's cgroup and namespaces, and clone");
+		return sbx_fail(err, r == (ssize_t)sizeof msg && msg[1] ? msg[1] : EIO, "restart: join the sandbox's cgroup and namespaces, and clone");
 	}
 	out->pid = msg[0];
 	out->in_cgroup = cgroup_procs && *cgroup_procs;
@@ -160,7 +149,7 @@ SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err)
 	int st = 0;
 	pid_t r;
 	do r = waitpid(pid, &st, __WALL); while (r < 0 && errno == EINTR);
-	if (r < 0) return fail(err, errno, "waitpid");
+	if (r < 0) return sbx_fail(err, errno, "waitpid");
 	*status = st;
 	return 0;
 }
@@ -168,7 +157,7 @@ SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err)
 SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err)
 {
 	struct winsize ws = { .ws_row = rows, .ws_col = cols };
-	if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return fail(err, errno, "TIOCSWINSZ");
+	if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return sbx_fail(err, errno, "TIOCSWINSZ");
 	return 0;
 }
 
@@ -179,21 +168,21 @@ SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err)
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
 	ssize_t r;
 	do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (r < 0 && errno == EINTR);
-	if (r < 0) return fail(err, errno, "recvmsg");
+	if (r < 0) return sbx_fail(err, errno, "recvmsg");
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return fail(err, EPROTO, "recvmsg: no terminal from the child");
+	if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return sbx_fail(err, EPROTO, "recvmsg: no terminal from the child");
 	memcpy(fd, CMSG_DATA(c), sizeof(int));
 	return 0;
 }
 
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err)
 {
-	if (mknod(path, S_IFCHR | 0000, makedev(0, 0)) < 0) return fail(err, errno, "mknod (whiteout)");
+	if (mknod(path, S_IFCHR | 0000, makedev(0, 0)) < 0) return sbx_fail(err, errno, "mknod (whiteout)");
 	return 0;
 }
 
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err)
 {
-	if (lsetxattr(path, name, value, len, 0) < 0) return fail(err, errno, "lsetxattr");
+	if (lsetxattr(path, name, value, len, 0) < 0) return sbx_fail(err, errno, "lsetxattr");
 	return 0;
 }

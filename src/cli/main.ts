@@ -210,6 +210,16 @@ function overridesOf(o: OverrideOpts): Pick<LoadOpts, 'overrides' | 'commandLine
   return { overrides: { env: cl.env, volumes: cl.volumes, ports: cl.ports, cwd: process.cwd() }, commandLine: cl.line };
 }
 
+/** Test-only (SANDBOX_TEST_WRITABLE=STEP-ID): the named read-only bind is made writable, in the
+ * plan too, so that the attestation checks what is applied, as if its mount rule had been
+ * forgotten. The Landlock ruleset, made when the plan was compiled, still grants it read only:
+ * a write there then meets Landlock alone (EACCES, where the mount would have said EROFS). */
+function writableForTest(plan: Plan, id: string): Plan {
+  const step = plan.steps.find((s) => s.id === id);
+  if (step?.kind !== 'mount.bind' || !step.args.readOnly) throw new Error(`SANDBOX_TEST_WRITABLE: ${id} is not a read-only bind of this plan`);
+  return { ...plan, steps: plan.steps.map((s) => (s === step ? { ...step, args: { ...step.args, readOnly: false } } : s)) };
+}
+
 /** Sets up the sandbox of a loaded plan and runs its command, showing its stages (with
  * --dry-run, prints the plan it would apply instead); throws Exit with the command's status. */
 export async function start(l: Loaded, o: UpOpts): Promise<void> {
@@ -218,6 +228,7 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     process.stderr.write(`${MSG.dryRun}\n`);
     return;
   }
+  if (process.env.SANDBOX_TEST_WRITABLE) l = { ...l, plan: writableForTest(l.plan, process.env.SANDBOX_TEST_WRITABLE) };
   // While the engine loads and checks the plan: see engine/prewarm.ts.
   prewarmCgroupAttach(l.host);
   let engine;

@@ -251,6 +251,12 @@ const RULES: Rules = {
   'cap.keep': boundingHas, 'cap.drop': boundingHas,
   'nnp': noNewPrivs, 'nnp.off': noNewPrivs,
   'seccomp': (a, s) => a.check(s, a.status.Seccomp === '2' && Number(a.status.Seccomp_filters ?? 1) >= 1, 'a seccomp filter (mode 2)', `Seccomp ${a.status.Seccomp}, ${a.status.Seccomp_filters ?? '?'} filters`),
+  // Landlock has no trace in /proc (no status field, no mount): the child checked it from inside,
+  // right after landlock_restrict_self, and reported the step done only if the kernel refused it a
+  // folder its mounts allow and its ruleset does not (EACCES).
+  'landlock': (a, s) => (s.args.probe
+    ? a.ok(s, `the child, once restricted, was refused ${s.args.probe} (EACCES), which its mounts allow: its report`)
+    : a.unchecked(s, 'Landlock leaves no trace in /proc, and this sandbox has no folder its mounts let it make and its ruleset does not (a non-root user or a writable image root), for the child to try')),
   'seccomp.off': (a, s) => a.check(s, a.status.Seccomp === '0', 'no seccomp filter', `Seccomp ${a.status.Seccomp}`),
   // Exec.
   'fds.close': (a, s) => {

@@ -212,6 +212,11 @@ const ENCODERS: Encoders = {
     const bpf = w.input.compileSeccomp(`${s.args.program.join('\n')}\n`);
     w.op(s, OP.SECCOMP, { s1: w.blob(bpf), a: bpf.length });
   },
+  // The path rules as a Landlock ruleset (native/src/landlock.c): read-only paths, writable ones, and the probe.
+  'landlock': (w, s) => {
+    const paths = (a: 'ro' | 'rw') => w.list(s.args.rules.filter((r) => r.access === a).map((r) => r.path));
+    w.op(s, OP.LANDLOCK, { a: s.args.handled, b: s.args.readOnly, mode: s.args.abi, s1: paths('ro'), s2: paths('rw'), s3: w.str(s.args.probe) });
+  },
   // Exec.
   'fds.close': (w, s) => w.op(s, OP.CLOSE_FDS),
   'exec': encodeExec,

@@ -36,6 +36,7 @@ export function probeHost(): HostFeatures {
     caps: capsFromMask(capEff),
     userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
     seccomp: /^Seccomp:/m.test(status),
+    ...landlockAbi(),
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
     cgroup: probeCgroups(root),
     rootDirs: probeRootDirs(),
@@ -158,6 +159,12 @@ function hasChildFile(dir: string, file: string): boolean {
     for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory() && existsSync(`${dir}/${e.name}/${file}`)) return true;
   } catch { /* unreadable */ }
   return false;
+}
+
+/** The kernel's Landlock ABI, asked of the kernel by libsbx (a query that changes nothing); none
+ * where the kernel has no Landlock, it is off (lsm=), or libsbx cannot load. */
+function landlockAbi(): { landlock?: number } {
+  try { const v = loadLibSbx().landlockAbi(); return v > 0 ? { landlock: v } : {}; } catch { return {}; }
 }
 
 /** Where libsbx is, once it loaded and its ABI matched (for `doctor`); throws why it cannot load. */

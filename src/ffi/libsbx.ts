@@ -25,6 +25,8 @@ export interface LibSbx {
   seccompCompile(program: string): Buffer;
   /** libseccomp's version, as major.minor.micro: compiled filters are cached under it. */
   seccompVersion(): string;
+  /** The kernel's Landlock ABI version, 0 where it has none. */
+  landlockAbi(): number;
   /** The egress attestation's probes, run from inside pid's network namespace (and user namespace,
    * when asked) by a helper libsbx forks, on koffi's worker thread: n struct sbx_probe in probes,
    * n struct sbx_probe_result written into results (src/engine/netprobe.ts encodes and reads them). */
@@ -91,6 +93,7 @@ export function loadLibSbx(): LibSbx {
   const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
   const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
   const seccompVersion = lib.func('int sbx_seccomp_version(void)');
+  const landlockAbi = lib.func('int sbx_landlock_abi(void)');
   const seccompCompile = lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
   const netprobe = lib.func('int sbx_netprobe(int32_t pid, int32_t userns, const void *probes, uint32_t n, void *results, _Out_ sbx_error *err)');
   void Fwd;
@@ -125,6 +128,7 @@ export function loadLibSbx(): LibSbx {
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
     lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
     seccompVersion() { const v = seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },
+    landlockAbi() { return landlockAbi() as number; },
     seccompCompile(program) {
       // A BPF program has at most 4096 instructions of 8 bytes.
       const out = Buffer.alloc(4096 * 8), len = [0], err = {} as SbxError;

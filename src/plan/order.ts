@@ -34,6 +34,12 @@ export const ORDER_RULES: OrderRule[] = [
   { name: 'root read-only last among mounts', why: 'mount points for volumes and masks are created in the root before it becomes read-only', check: (steps) => before(steps, (s) => s.stage === 'mounts' && s.kind !== 'mount.root-readonly', kind('mount.root-readonly'), 'read-only root') },
   { name: 'caps dropped after mounts and user change', why: 'mounting needs CAP_SYS_ADMIN and changing user needs CAP_SETUID', check: (steps) => before(steps, (s) => s.stage === 'mounts' || s.kind.startsWith('user.'), kind('caps.apply'), 'capabilities') },
   { name: 'no_new_privs before seccomp', why: 'a filter can be installed without CAP_SYS_ADMIN only once no_new_privs is set', check: (steps) => before(steps, kind('nnp'), kind('seccomp'), 'no_new_privs') },
+  {
+    name: 'landlock after the mounts, before seccomp',
+    why: 'its paths are opened in the new root once every mount is in place; a seccomp filter may refuse the landlock calls; and the kernel installs a domain only under no_new_privs or while CAP_SYS_ADMIN is held, so without no_new_privs it comes before the capabilities are dropped',
+    check: (steps) => before(steps, (s) => s.stage === 'mounts', kind('landlock'), 'landlock') ?? before(steps, kind('landlock'), kind('seccomp'), 'landlock')
+      ?? before(steps, kind('nnp'), kind('landlock'), 'landlock needs no_new_privs') ?? (steps.some(kind('nnp.off')) ? before(steps, kind('landlock'), kind('caps.apply'), 'landlock needs CAP_SYS_ADMIN') : undefined),
+  },
   { name: 'egress resolver after the sandbox\'s network', why: 'sbx-egress binds its sockets inside the sandbox\'s network namespace, which must exist with its interface (and, rootless, its id maps) first', check: (steps) => before(steps, (s) => s.kind === 'net.veth' || s.kind === 'net.usernet' || s.kind === 'idmap', kind('net.egress.start'), 'egress start') },
   { name: 'egress resolver before resolv.conf', why: 'resolv.conf names 127.0.0.53 only once something answers there', check: (steps) => before(steps, kind('net.egress.start'), kind('net.resolv'), 'egress resolver') },
   { name: 'egress rules before sbx-egress', why: 'the policy sbx-egress is started with is made of the rule steps before it, as the plan lists them', check: (steps) => before(steps, (s) => s.kind === 'net.egress.rule' || s.kind === 'net.egress.default', kind('net.egress.start'), 'egress rules') },

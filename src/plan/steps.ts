@@ -21,7 +21,7 @@ export const SIDE = {
   'mount.sys': 'child', 'mount.cgroup': 'child', 'mount.netfile': 'child', 'sysctl': 'child', 'mount.tmpfs': 'child', 'mount.volume': 'child', 'mount.pivot': 'child',
   'mount.mask': 'child', 'mount.readonly': 'child', 'mount.root-readonly': 'child',
   'hostname': 'child', 'user.groups': 'child', 'user.ids': 'child', 'umask': 'child',
-  'rlimit': 'child', 'cap.keep': 'child', 'cap.drop': 'child', 'caps.apply': 'child', 'nnp': 'child', 'nnp.off': 'child', 'seccomp': 'child', 'seccomp.off': 'child',
+  'rlimit': 'child', 'cap.keep': 'child', 'cap.drop': 'child', 'caps.apply': 'child', 'nnp': 'child', 'nnp.off': 'child', 'seccomp': 'child', 'seccomp.off': 'child', 'landlock': 'child',
   'fds.close': 'child', 'exec': 'child',
 } as const satisfies Record<StepKind, 'host' | 'child'>;
 

@@ -122,6 +122,9 @@ export interface StepArgs {
   'nnp.off': Record<string, never>;
   'seccomp': { profile: string; allowed: number; arches: string[]; program: string[] };
   'seccomp.off': Record<string, never>;
+  /** The path rules as a Landlock ruleset (native/src/landlock.c): handled and readOnly are rights masks; probe, a folder
+   * the mounts let the command make and the ruleset does not, which the child tries to make after restricting itself. */
+  'landlock': { abi: number; handled: number; readOnly: number; rules: { path: string; access: 'ro' | 'rw' }[]; probe?: string };
   // exec (child)
   'fds.close': Record<string, never>;
   'exec': {
@@ -202,6 +205,8 @@ export interface HostFeatures {
   caps: string[];
   userns: boolean;
   seccomp: boolean;
+  /** The kernel's Landlock ABI version (landlock_create_ruleset's VERSION query); absent where it has none. */
+  landlock?: number;
   overlayfs: boolean;
   cgroup: {
     /** v1: only v1 hierarchies; hybrid: v1 controllers plus an empty v2; v2: unified only. */

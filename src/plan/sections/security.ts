@@ -3,10 +3,11 @@
 import { DEFAULT_CAPABILITIES } from '../../model/tables';
 import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../../model/seccomp';
 import type { Compilation } from './context';
+import { landlockStep } from './landlock';
 
-// 8. security: rlimits, then capabilities, then no_new_privs, then seccomp last. Without
-// no_new_privs a filter can only be installed while CAP_SYS_ADMIN is held, so then seccomp
-// comes before the capabilities are dropped (as runc does).
+// 8. security: rlimits, then capabilities, then no_new_privs, then Landlock, then seccomp last.
+// Without no_new_privs a filter or a Landlock domain can only be installed while CAP_SYS_ADMIN is
+// held, so then both come before the capabilities are dropped (as runc does for seccomp).
 export function securitySteps(ctx: Compilation): void {
   const { spec, host, add, problems } = ctx;
   const u = spec.process.user;
@@ -34,8 +35,10 @@ export function securitySteps(ctx: Compilation): void {
   if (nnp.value) {
     capsStep();
     add('security', 'nnp', 'nnp', 'set no_new_privs: setuid programs and file capabilities cannot gain privileges', nnp.src, {});
+    landlockStep(ctx);
     seccompStep();
   } else {
+    landlockStep(ctx);
     seccompStep();
     capsStep();
     add('security', 'nnp', 'nnp.off', 'leave no_new_privs off: setuid programs and file capabilities can gain privileges, up to the bounding set', nnp.src, {});
