@@ -1,28 +1,4 @@
 #!/usr/bin/env node
 'use strict';
-// The installed command. It loads the bundled CLI through a V8 code cache made at build time,
-// which saves compiling the bundle on every start (start-up is a requirement: see test/bench).
-// Without a cache, or with one from another Node, it loads the bundle as any module.
-const fs = require('fs');
-const path = require('path');
-const vm = require('vm');
-const Module = require('module');
-
-const file = path.join(__dirname, '..', 'dist', 'sandbox.js');
-const cacheFile = `${file}.cache`;
-const writeCache = process.env.SANDBOX_WRITE_CODE_CACHE === '1';
-let cachedData;
-if (!writeCache) try { cachedData = fs.readFileSync(cacheFile); } catch { /* no cache: compile */ }
-
-const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
-const mod = { exports: {}, filename: file, id: file, loaded: false };
-script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
-// At build time (SANDBOX_WRITE_CODE_CACHE=1) the commands of SANDBOX_CACHE_ALSO (a JSON list of
-// argument lists) run after this one, so that the cache holds what each of them compiled.
-const also = writeCache && process.env.SANDBOX_CACHE_ALSO ? JSON.parse(process.env.SANDBOX_CACHE_ALSO) : [];
-(async () => {
-  let code = await mod.exports.main(process.argv.slice(2));
-  for (const argv of also) code = await mod.exports.main(argv);
-  if (writeCache) fs.writeFileSync(cacheFile, script.createCachedData());
-  process.exitCode = code;
-})();
+// The installed command: the bundled CLI (src/cli), loaded by bin/launch.js.
+require('./launch.js')('sandbox.js');

@@ -70,23 +70,17 @@ const lazyChildProcess = {
     });
   },
 };
-await esbuild.build({
-  plugins: [lazyChildProcess],
-  entryPoints: [join(root, 'src/cli/main.ts')],
-  outfile: join(root, 'dist/sandbox.js'),
-  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none',
-  external: ['listr2', 'cosmiconfig', 'koffi'],
-  logLevel: 'warning',
-});
-// The second bin, sandbox-runtime (runc's command line over a bundle), from the same sources.
-await esbuild.build({
-  plugins: [lazyChildProcess],
-  entryPoints: [join(root, 'src/runtime/argv.ts')],
-  outfile: join(root, 'dist/sandbox-runtime.js'),
-  bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none',
-  external: ['listr2', 'cosmiconfig', 'koffi'],
-  logLevel: 'warning',
-});
+// The two bins from the same sources: the CLI, and sandbox-runtime (runc's command line over a bundle).
+for (const [entry, out] of [['src/cli/main.ts', 'dist/sandbox.js'], ['src/runtime/argv.ts', 'dist/sandbox-runtime.js']]) {
+  await esbuild.build({
+    plugins: [lazyChildProcess],
+    entryPoints: [join(root, entry)],
+    outfile: join(root, out),
+    bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, legalComments: 'none',
+    external: ['listr2', 'cosmiconfig', 'koffi'],
+    logLevel: 'warning',
+  });
+}
 
 // The busybox root filesystem used by samples/busybox.yml, when busybox-static is installed.
 if (!existsSync(join(root, 'samples/rootfs/busybox/bin/busybox'))) run(process.execPath, [join(root, 'scripts/busybox-rootfs.mjs')], 'busybox root');

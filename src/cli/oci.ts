@@ -3,14 +3,15 @@
 // location moved back to the field of config.json behind it. Used by `plan --oci`, `audit --oci`
 // and sandbox-runtime's create and run. Runs in the CLI process as the caller; writes nothing.
 import { basename, join, resolve } from 'node:path';
-import { formatDiagnostics, type Diagnostic } from '../config/diagnostic';
+import { formatDiagnostics } from '../config/diagnostic';
 import { readBounded, type FoundConfig } from '../config/find';
-import { LIMITS, type PathSeg } from '../config/parse';
+import { LIMITS } from '../config/parse';
 import { fromOciConfig, type OciImported } from '../import/oci';
-import { nameFrom, type ImportNote, type Loc } from '../import/types';
+import { nameFrom } from '../import/types';
 import { toYaml } from '../import/write';
 import type { Loaded, LoadOpts } from './options';
 import { LifecycleError } from './lifecycle';
+import { locator, noteDiagnostic } from './imported';
 
 type Load<L> = (file: string | undefined, opts: LoadOpts) => Promise<L>;
 
@@ -18,25 +19,7 @@ export type OciLoaded<L = Loaded> = L & { oci: OciImported; bundle: string };
 
 const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
 
-const asDiagnostic = (n: ImportNote): Diagnostic => ({
-  file: n.at.file, line: n.at.line, col: n.at.col, endLine: n.at.line, ...(n.at.endCol ? { endCol: n.at.endCol } : {}),
-  path: '', code: n.code, message: n.kind === 'dropped' ? `not applied: ${n.message}` : n.message, severity: n.kind === 'refused' ? 'error' : 'warning',
-});
 
-/** A config path → the field of config.json it came from (the most specific origin). */
-function locator(imp: OciImported, fallback: Loc) {
-  return (path: readonly PathSeg[]) => {
-    let best: Loc | undefined;
-    let len = -1;
-    for (const o of imp.origin) {
-      if (o.path.length > path.length || o.path.length <= len) continue;
-      if (o.path.every((seg, k) => seg === path[k])) { best = o.at; len = o.path.length; }
-    }
-    if (!best && path.length) best = imp.origin.find((o) => path.every((seg, k) => seg === o.path[k]))?.at;
-    const at = best ?? fallback;
-    return { file: at.file, line: at.line, col: at.col, endLine: at.line, endCol: at.endCol ?? at.col + 1 };
-  };
-}
 
 /**
  * BUNDLE → the plan its config.json gets. Every field that cannot be honoured is printed at its
@@ -50,13 +33,13 @@ export async function loadOci<L = Loaded>(load: Load<L>, bundleArg: string, name
   let bytes: Uint8Array;
   try { bytes = readBounded(absFile, LIMITS.bytes); } catch (e) { throw new LifecycleError(`${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; --bundle names the folder that holds config.json`, 2); }
   const imp = fromOciConfig(file, bytes, { bundle, name });
-  const shown = [...imp.errors, ...imp.notes.map(asDiagnostic)].sort((a, b) => a.line - b.line || a.col - b.col);
+  const shown = [...imp.errors, ...imp.notes.map((n) => noteDiagnostic(n, 'not applied'))].sort((a, b) => a.line - b.line || a.col - b.col);
   if (shown.length) say(formatDiagnostics(shown, () => imp.text, color()));
   const errors = shown.filter((d) => d.severity === 'error').length;
   if (errors) throw new LifecycleError(`${errors} field${errors === 1 ? '' : 's'} of ${file} cannot be honoured by sandbox; nothing was run`, 2);
   const text = toYaml(imp, { schema: 'sandbox.schema.json', header: [`Made by sandbox from the OCI bundle ${bundle}.`] });
   const source: FoundConfig = { file, absFile, bytes: Buffer.from(text), root: [] };
-  const locate = locator(imp, { file, line: 1, col: 1 });
+  const locate = locator(imp.origin, { file, line: 1, col: 1 });
   const l = await load(undefined, { ...opts, source, commandLine: { file, text: imp.text, locate }, files: imp.seccomp ? { [imp.seccomp.path]: imp.seccomp.text } : undefined });
   return { ...l, oci: imp, bundle };
 }

@@ -8,18 +8,19 @@
 import type { Command } from 'commander';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { formatDiagnostics, type Diagnostic } from '../config/diagnostic';
+import { formatDiagnostics } from '../config/diagnostic';
 import { readBounded, type FoundConfig } from '../config/find';
 import { LIMITS } from '../config/parse';
 import type { CliValue } from '../model/normalize';
 import { planJson, renderPlan } from '../plan/render';
 import { commandLine, COMMAND_LINE, fromDockerRun, shellQuote } from '../import/docker';
 import { fromCompose } from '../import/compose';
-import type { Imported, ImportNote, Loc } from '../import/types';
+import type { Imported, Loc } from '../import/types';
 import { toYaml } from '../import/write';
 import type { CommandLine, Loaded, LoadOpts, UpOpts } from './options';
 export type { CommandLine };
 import { LifecycleError } from './lifecycle';
+import { locator, noteDiagnostic } from './imported';
 
 
 type Load = (file: string | undefined, opts: LoadOpts) => Promise<Loaded>;
@@ -44,30 +45,11 @@ function writeOut(file: string, text: string) {
   writeFileSync(file, text);
 }
 
-/** A config path → the part of the input it came from: the most specific origin that contains it. */
-function locator(imp: Imported, fallback: Loc): NonNullable<CommandLine['locate']> {
-  return (path) => {
-    let best: Loc | undefined;
-    let bestLen = -1;
-    for (const o of imp.origin) {
-      if (o.path.length > path.length || o.path.length <= bestLen) continue;
-      if (o.path.every((seg, k) => seg === path[k])) { best = o.at; bestLen = o.path.length; }
-    }
-    // A parent key (`resources`) is where its first value came from.
-    if (!best && path.length) best = imp.origin.find((o) => path.every((seg, k) => seg === o.path[k]))?.at;
-    const at = best ?? fallback;
-    return { file: at.file, line: at.line, col: at.col, endLine: at.line, endCol: at.endCol ?? at.col + 1 };
-  };
-}
 
-const asDiagnostic = (n: ImportNote): Diagnostic => ({
-  file: n.at.file, line: n.at.line, col: n.at.col, endLine: n.at.line, ...(n.at.endCol ? { endCol: n.at.endCol } : {}),
-  path: '', code: n.code, message: n.kind === 'dropped' ? `not mapped: ${n.message}` : n.message, severity: n.kind === 'refused' ? 'error' : 'warning',
-});
 
 /** Prints what was not mapped (warnings) and what cannot be (errors); exits `code` on any error. */
 function printNotes(imp: Imported, file: string, code: number) {
-  const shown = imp.notes.filter((n) => n.kind !== 'changed').map(asDiagnostic).sort((a, b) => a.line - b.line || a.col - b.col);
+  const shown = imp.notes.filter((n) => n.kind !== 'changed').map((n) => noteDiagnostic(n, 'not mapped')).sort((a, b) => a.line - b.line || a.col - b.col);
   if (!shown.length) return;
   process.stderr.write(formatDiagnostics(shown, (d) => (d.file === file ? imp.text : undefined), color()));
   const errors = shown.filter((d) => d.severity === 'error').length;
@@ -144,7 +126,7 @@ export function registerRun(program: Command, load: Load, start: Start): void {
         schema: schemaFor(outDir),
         header: [...wrap(`Written by \`sandbox run --save\` from: ${argv.filter((w, i) => !(w === '--save' || argv[i - 1] === '--save' || w.startsWith('--save='))).map(shellQuote).join(' ')}`, 96, '  '), '', ...wrap(DEFAULTS_NOTE)],
       });
-      const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
+      const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp.origin, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
       const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
       const planOnly = !!(imp.save || imp.plan);
       const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
@@ -224,7 +206,7 @@ export function registerRun(program: Command, load: Load, start: Start): void {
       const text = toYaml(imp, { schema: schemaFor(outDir), header: [...header, '', ...wrap(DEFAULTS_NOTE)] });
       // Checked as `validate` checks a file, problems shown where they came from: nothing invalid is written.
       const source: FoundConfig = { file: fileShown, absFile: target === '-' ? join(cwd, `${name}.yml`) : resolve(target), bytes: Buffer.from(text), root: [] };
-      await load(undefined, { source, commandLine: { file: fileShown, text: imp.text, locate: locator(imp, fallback) }, hostProblems: 'warning', stops: 'written' });
+      await load(undefined, { source, commandLine: { file: fileShown, text: imp.text, locate: locator(imp.origin, fallback) }, hostProblems: 'warning', stops: 'written' });
       if (target === '-') { process.stdout.write(text); return; }
       writeOut(target, text);
       const changed = imp.notes.filter((n) => n.kind === 'changed').length;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { LibSbx } from '../ffi/libsbx';
 import { listTableJson, readEgressStatus } from '../host/egress';
-import { canaryCandidates, canaryName, insideTable, range4, type NftTable, type PlannedRule } from '../plan/egress';
+import { canaryCandidates, canaryName, insideTable, namedByAllow, range4, type NftTable } from '../plan/egress';
 import { findStep } from '../plan/steps';
 import type { Plan } from '../plan/types';
 import type { DnsOutcome, EgressProbes, EgressView, Read } from './attest-egress';
@@ -21,7 +21,6 @@ const LOCAL_MS = 1000;
 const UDP_MS = 20;
 
 const inHostNetwork = (addr: string) => Object.values(networkInterfaces()).some((l) => (l ?? []).some((a) => a.family === 'IPv4' && a.cidr && range4(a.cidr)[0] <= range4(addr)[0] && range4(addr)[0] <= range4(a.cidr)[1]));
-const namedByAllow = (rules: readonly PlannedRule[], addr: string) => rules.some((r) => r.action === 'allow' && r.target.type === 'cidr' && r.target.family === 4 && range4(`${r.target.network}/${r.target.prefix}`)[0] <= range4(addr)[0] && range4(addr)[0] <= range4(`${r.target.network}/${r.target.prefix}`)[1]);
 
 /** The probes, in the order probeView reads them. */
 function probeList(plan: Plan, run: EgressRun): { list: NetProbe[]; upstream?: string; canary?: string; gateway?: string; metadata: boolean } {

@@ -91,8 +91,11 @@ function rangeToCidrs(a: number, b: number): string[] {
 
 /** Where the attestation may send its TCP canary: the candidates no allow cidr rule contains (the engine drops those on a network the host is connected to). */
 export function canaryCandidates(rules: readonly PlannedRule[]): string[] {
-  return CANARY_ADDRESSES.filter((a) => !cidr4(rules).some((r) => r.action === 'allow' && inside(range4(a), range4(cidrOf(r.target)))));
+  return CANARY_ADDRESSES.filter((a) => !namedByAllow(rules, a));
 }
+
+/** An allow cidr rule contains this IPv4 address: the attestation may not expect it refused. */
+export const namedByAllow = (rules: readonly PlannedRule[], addr: string): boolean => cidr4(rules).some((r) => r.action === 'allow' && inside(range4(addr), range4(cidrOf(r.target))));
 
 /** The attestation's canary name: no rule may let it resolve (compile refuses a rule that could). */
 export const canaryName = (nonce: string) => `canary-${nonce}.invalid`;

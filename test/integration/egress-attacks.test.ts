@@ -6,14 +6,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { hostInterface, nftTable } from '../../src/plan/paths';
 import { ROOT } from '../helpers/load';
-import { hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
-import { added, startEgressNet, type EgressNet } from './fixtures/egress-net';
+import { hasEngine, hasNft, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { startEgressWorld, type EgressNet, type EgressWorld } from './fixtures/egress-net';
 
 const ATTACKS = join(ROOT, 'test/integration/egress-attacks');
 const INTERPRETER: Record<string, string> = { '.sh': '/bin/sh', '.py': 'python3', '.js': 'node', '.mjs': 'node' };
@@ -25,28 +23,18 @@ const FAILED = /^(REACHED|FAIL)\b/m;
 
 let net: EgressNet;
 let dir: string;
-let snapshot: string;
-let hostService: Server;
 let hostPort = 0;
 let runs = 0;
 
+let world: EgressWorld | undefined;
+
 before(async () => {
   if (!isRoot || !hasEngine || !hasNft) return;
-  snapshot = hostSnapshot();
-  net = await startEgressNet();
-  dir = mkdtempSync(join(tmpdir(), 'sbx-egress-attacks-'));
-  hostService = createServer((c) => c.end('host service\n'));
-  await new Promise<void>((r) => hostService.listen({ host: '0.0.0.0', port: 0 }, r));
-  hostPort = (hostService.address() as import('node:net').AddressInfo).port;
+  world = await startEgressWorld('sbx-egress-attacks-');
+  ({ net, dir, hostPort } = world);
 });
 
-after(async () => {
-  if (!net) return;
-  hostService.close();
-  assert.deepEqual(await net.close(), [], 'the fixture left something on the host');
-  rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual(added(snapshot, hostSnapshot()), [], 'the attempts left these on the host');
-});
+after(async () => { await world?.close(); });
 
 /** What the fixture may see while an attempt runs under the policy: allowed.test's lookups, TLS name and Host, nothing else. */
 // A TCP connection that carried no byte ("tcp-empty") is the relay's upstream connection, opened

@@ -9,13 +9,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostInterface, nftTable } from '../../src/plan/paths';
-import { BIN, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
-import { added, startEgressNet, type EgressNet } from './fixtures/egress-net';
+import { BIN, hasEngine, hasNft, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { startEgressWorld, type EgressNet, type EgressWorld } from './fixtures/egress-net';
 
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables (apt-get install nftables)', hasNft)
   && needs(t, 'curl (apt-get install curl)', has('curl')) && needs(t, 'openssl (apt-get install openssl)', has('openssl'));
@@ -23,28 +21,18 @@ function has(cmd: string): boolean { try { execFileSync('sh', ['-c', `command -v
 
 let net: EgressNet;
 let dir: string;
-let before_: string;
 /** A TCP service on every address of the host: the gateway and the host's own addresses reach it. */
-let hostService: Server;
 let hostPort = 0;
+
+let world: EgressWorld | undefined;
 
 before(async () => {
   if (!isRoot || !hasEngine || !hasNft || !has('curl') || !has('openssl')) return;
-  before_ = hostSnapshot();
-  net = await startEgressNet();
-  dir = mkdtempSync(join(tmpdir(), 'sbx-egress-'));
-  hostService = createServer((c) => c.end('host service\n'));
-  await new Promise<void>((r) => hostService.listen({ host: '0.0.0.0', port: 0 }, r));
-  hostPort = (hostService.address() as import('node:net').AddressInfo).port;
+  world = await startEgressWorld('sbx-egress-');
+  ({ net, dir, hostPort } = world);
 });
 
-after(async () => {
-  if (!net) return;
-  hostService.close();
-  assert.deepEqual(await net.close(), [], 'the fixture left something on the host');
-  rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual(added(before_, hostSnapshot()), [], 'the egress tests left these on the host');
-});
+after(async () => { await world?.close(); });
 
 const C = 'python3 /egress/client.py';
 const CURL = 'curl -sS --max-time 5 --cacert /egress/ca.pem';

@@ -10,11 +10,16 @@ import assert from 'node:assert/strict';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Verdict } from '../../src/plan/types';
+import { loadLibSbx } from '../../src/ffi/libsbx';
 import { hasEngine, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
+import { ROOT } from '../helpers/load';
 import { canMakeUsers, hasUidmap, makeUser, removeAllUsers, sandboxAs } from '../helpers/users';
 
-const landlockAbi = (() => { try { return Number(readFileSync('/sys/kernel/security/lsm', 'utf8').split(',').includes('landlock')); } catch { return 0; } })();
-const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'Landlock enabled (/sys/kernel/security/lsm)', landlockAbi > 0);
+// The kernel's own answer (landlock_create_ruleset's version query, as the probe asks it), not
+// securityfs's lsm list, which is not mounted on every host.
+process.env.SANDBOX_LIBSBX ??= join(ROOT, 'native/build/libsbx.so');
+const landlockAbi = (() => { try { return loadLibSbx().landlockAbi(); } catch { return 0; } })();
+const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'Landlock in the kernel (landlock_create_ruleset)', landlockAbi > 0);
 
 /** Each line: `LABEL: what the shell said` (empty when it worked). */
 const SCRIPT = (dir: string) => [
