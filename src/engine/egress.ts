@@ -10,7 +10,7 @@ import { libraryPath } from '../ffi/libsbx';
 import { withLock } from '../host/lock';
 import { netLock } from '../host/network';
 import { readEgressRecord, startEgress, takenEgressIds, writeEgressRecord, type EgressRecord } from '../host/egress';
-import { egressIds, policyText, runClasses, sha256, tableText, wallTable, type NftTable, type PlannedRule, type PolicyRules } from '../plan/egress';
+import { egressIds, INSIDE_NFLOG_GROUP, policyText, runClasses, sha256, tableText, wallTable, type NftTable, type PlannedRule, type PolicyRules } from '../plan/egress';
 import { findStep, stepsOf } from '../plan/steps';
 import type { HostFeatures, Plan, StepOf } from '../plan/types';
 import type { UndoList } from '../host/undo';
@@ -75,6 +75,8 @@ export async function pickEgress(ctx: EgressHost): Promise<EgressRun> {
   const classes = runClasses(ownNetwork(ctx), hostAddresses());
   const record = await withLock(netLock(ctx.host.stateRoot), () => {
     const ids = egressIds(ctx.plan.name, takenEgressIds(ctx.host.stateRoot, ctx.state));
+    // Without root the wall logs in the sandbox's own namespace, where the group is its alone.
+    if (ctx.host.rootless) ids.group = INSIDE_NFLOG_GROUP;
     const r: EgressRecord = { ...ids, nonce: randomBytes(16).toString('hex'), digest: '' };
     writeEgressRecord(ctx.state, r);
     return r;

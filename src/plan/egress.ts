@@ -20,6 +20,10 @@ import type { Enforcer } from './types';
 export const EGRESS_DNS = '127.0.0.53';
 /** The in-namespace table's name (family inet), in the sandbox's network namespace. */
 export const INSIDE_TABLE = 'sbx_egress';
+/** Without root, the NFLOG group the wall in the sandbox's own namespace logs its refusals to.
+ * Groups are per network namespace, so every rootless sandbox can use the same one: only
+ * sbx-egress (whose helper binds it there, as the owner of the sandbox's user namespace) reads it. */
+export const INSIDE_NFLOG_GROUP = 1;
 /** Seconds an answered address stays usable past its clamped TTL (design 3.4, open). */
 export const EGRESS_GRACE_S = 300;
 /** Where the attestation's TCP canary goes: the first of these that no cidr rule allows and that is not on a network the host is connected to (the engine decides that). */
@@ -302,8 +306,8 @@ function withResets(rule: Stmt[]): Stmt[][] {
 }
 
 /** The wall's judgement of what leaves the sandbox, shared by the host's from_sandbox chain (root)
- * and the sandbox's own output chain (rootless): cidr rules in order, the rest refused. group 0:
- * no NFLOG (without root nobody reads it; the counters count the refusals). */
+ * and the sandbox's own output chain (rootless): cidr rules in order, the rest refused, counted and
+ * logged to NFLOG group `group` (0: counted only). */
 interface WallBody { from: Stmt[][]; classSection: Stmt[][]; opened: string[]; counters: string[]; refuse: (name: string) => Stmt[] }
 function wallBody(rules: readonly PlannedRule[], classes: readonly string[], group: number): WallBody {
   const cidrs = cidr4(rules);
@@ -364,10 +368,11 @@ export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable
  * of its table, after the redirect. Loopback stays open (the resolver and the relay are there; a
  * packet the nat chain redirected still names eth0 as its device, hence the 127.0.0.0/8 match),
  * and the rest is judged as the host's wall judges it. It holds while nothing inside has NET_ADMIN
- * or NET_RAW (normalize refuses those in cap_add with egress). No NFLOG: the counters count.
+ * or NET_RAW (normalize refuses those in cap_add with egress). Its refusals go to NFLOG group
+ * INSIDE_NFLOG_GROUP of that namespace, where sbx-egress reads them as it does the host wall's.
  */
 export function insideWall(rules: readonly PlannedRule[], classes: readonly string[]): Pick<NftTable, 'counters' | 'sets' | 'chains'> {
-  const { from, opened, counters } = wallBody(rules, classes, 0);
+  const { from, opened, counters } = wallBody(rules, classes, INSIDE_NFLOG_GROUP);
   const wall: Stmt[][] = [[{ k: 'oif', v: 'lo' }, { k: 'accept' }], [{ k: 'daddr', v: '127.0.0.0/8' }, { k: 'accept' }], ...from];
   return {
     counters,

@@ -9,7 +9,7 @@ import { compile } from '../../src/plan/compile';
 import { checkOrder } from '../../src/plan/order';
 import { findStep, stepsOf } from '../../src/plan/steps';
 import type { Step } from '../../src/plan/types';
-import { canaryCandidates, insideTable, insideTableText, mergeRanges, policyText, runClasses, tableText, wallTable, egressIds, type PlannedRule } from '../../src/plan/egress';
+import { canaryCandidates, insideTable, insideTableText, mergeRanges, policyText, runClasses, tableText, wallTable, egressIds, INSIDE_NFLOG_GROUP, type PlannedRule } from '../../src/plan/egress';
 import { canonOfJson, canonOfTable, tableDifference } from '../../src/engine/nft-readback';
 import { attest, type ProcView } from '../../src/engine/attest';
 import type { EgressView } from '../../src/engine/attest-egress';
@@ -83,17 +83,18 @@ test('egress without root: pasta -4 without a DNS forwarder, no host wall, the w
   // The policy's nft lines carry the wall: an output chain that lets loopback (and the redirect) by, then the host wall's body.
   const rules = policyRulesOf(plan);
   assert.equal(rules.insideWall, true);
-  const text = policyText(rules, { nonce: 'ab'.repeat(16), mark: 1, group: 2, upstream: ['198.18.7.53'], classes: runClasses('10.0.0.1/32', ['10.0.0.5']) });
+  const text = policyText(rules, { nonce: 'ab'.repeat(16), mark: 1, group: INSIDE_NFLOG_GROUP, upstream: ['198.18.7.53'], classes: runClasses('10.0.0.1/32', ['10.0.0.5']) });
   const nft = text.split('\n').filter((l) => l.startsWith('nft ')).map((l) => l.slice(4).trim());
   const wall = nft.slice(nft.indexOf('chain wall {'));
   assert.deepEqual(wall.slice(0, 7), [
     'chain wall {', 'type filter hook output priority 0; policy accept;', 'oifname "lo" accept', 'ip daddr 127.0.0.0/8 accept',
-    'ct state established,related accept', 'meta nfproto ipv6 meta l4proto tcp counter name "v6" reject with tcp reset', 'meta nfproto ipv6 counter name "v6" reject with icmpx admin-prohibited']);
-  assert.ok(wall.includes('ip daddr @class4 counter name "class" reject with icmpx admin-prohibited'), wall.join('\n'));
-  assert.ok(wall.includes('meta l4proto { tcp, udp } th dport { 53, 853 } counter name "dns" reject with icmpx admin-prohibited'), wall.join('\n'));
+    'ct state established,related accept', 'meta nfproto ipv6 meta l4proto tcp counter name "v6" log prefix "v6" group 1 reject with tcp reset', 'meta nfproto ipv6 counter name "v6" log prefix "v6" group 1 reject with icmpx admin-prohibited']);
+  assert.ok(wall.includes('ip daddr @class4 counter name "class" log prefix "class" group 1 reject with icmpx admin-prohibited'), wall.join('\n'));
+  assert.ok(wall.includes('meta l4proto { tcp, udp } th dport { 53, 853 } counter name "dns" log prefix "dns" group 1 reject with icmpx admin-prohibited'), wall.join('\n'));
   assert.ok(nft.some((l) => l.includes('set class4') && l.includes('10.0.0.1/32') && l.includes('10.0.0.5/32')), nft.join('\n'));
-  assert.ok(!text.includes(' log '), 'no NFLOG without root: the counters count');
-  assert.equal(wall.at(-3), 'counter name "none" reject with icmpx admin-prohibited');
+  // Its refusals go to NFLOG group 1 of the sandbox's own namespace, which sbx-egress reads; the policy names that group.
+  assert.match(text, /^v1 .* group=1$/m);
+  assert.equal(wall.at(-3), 'counter name "none" log prefix "none" group 1 reject with icmpx admin-prohibited');
   // slirp4netns: its DNS at 10.0.2.3 off, and its whole network refused.
   const slirp = compile(loadText(YML.replace('extra_hosts: ["jira.corp.test:10.1.2.3"]\n', '').replace('  mode: private\n', '  mode: private\n  rootless_cmd: slirp4netns\n'), { rootless: ROOTLESS_HOST.rootless }).spec!, ROOTLESS_HOST).plan;
   assert.match(findStep(slirp.steps, 'net.usernet')!.title, /--disable-dns/);
