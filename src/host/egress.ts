@@ -155,14 +155,15 @@ export function listTableJson(name: string, netns?: string, userns?: string): Pr
 }
 
 /**
- * Without root, IPv6 off in the sandbox's network namespace (every interface, lo's ::1 too): the
- * wall inside is IPv4's, and the kernel gives eth0 a link-local address as soon as it is up, even
- * when pasta runs with -4. As the caller, through nsenter into the sandbox's user namespace (which
- * the caller owns, so that it is root there over the namespace's sysctls); /proc/sys/net is the
- * writer's network namespace's.
+ * Without root, IPv6 off in the sandbox's network namespace on every interface but lo, and for any
+ * made later (`default`): the wall inside is IPv4's, and the kernel gives eth0 a link-local address
+ * as soon as it is up, even when pasta runs with -4. lo keeps ::1, as with root (only eth0 is
+ * turned off there): the sandbox's own loopback always works, and the wall lets lo by. As the
+ * caller, through nsenter into the sandbox's user namespace (which the caller owns, so that it is
+ * root there over the namespace's sysctls); /proc/sys/net is the writer's network namespace's.
  */
 export function ipv6OffInside(pid: number): void {
-  const script = 'for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do echo 1 > "$f" || exit 1; done';
+  const script = 'for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do case "$f" in */conf/lo/*|*/conf/all/*) ;; *) echo 1 > "$f" || exit 1;; esac; done';
   try {
     childProcess().execFileSync('nsenter', [`--user=/proc/${pid}/ns/user`, `--net=/proc/${pid}/ns/net`, '--preserve-credentials', '--', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
   } catch (e) {

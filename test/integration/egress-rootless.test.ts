@@ -3,10 +3,12 @@
 // sbx-egress runs as that user and joins the sandbox's user namespace; the wall is the output chain
 // of the sandbox's own table. The outside world is fixtures/egress-net.ts, made by this test as
 // root; the user's pasta reaches it through the host's route to 198.18.K.0/24. Checked from inside
-// with real clients (curl, python3), and a refusal is proven twice where the fixture can see it:
-// the client was refused, and the server never got the request. Each refusal has its control, the
-// same probe from a rootless sandbox without `egress`. Traffic goes only to the fixture's
-// namespace and to this host; every probe has a 5 s timeout.
+// with real clients (curl, python3), and a refusal is proven three times where it can be: the
+// client was refused, the server never got the request, and the run's denials name it with its
+// line. Each refusal has its control, the same probe from a rootless sandbox without `egress`.
+// Traffic goes only to the fixture's namespace and to this host; every probe has a 5 s timeout.
+// The fixture (K = 243) and the user (sbxegrl) have fixed names: a run killed before its after()
+// hook leaves them, and the next run's set-up removes them first.
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -38,8 +40,8 @@ before(async () => {
   if (!isRoot || !canMakeUsers || !hasEngine || !has('curl') || !has('python3')) return;
   tun = tunForUsers();
   route = defaultRouteForPasta('sbxegrl0');
-  net = await startEgressNet();
-  user = makeUser('sbxeg');
+  net = await startEgressNet({ k: 243 });
+  user = makeUser('sbxegrl', { fixed: true });
   dir = userTmp(user);
   hostService = createServer((c) => c.end('host service\n'));
   await new Promise<void>((r) => hostService!.listen({ host: '::', port: 0 }, r));
@@ -47,12 +49,15 @@ before(async () => {
 });
 
 after(async () => {
+  // Everything is removed whatever failed; what was left is asserted afterwards.
   hostService?.close();
-  if (user) assert.deepEqual(pidsOf(user.uid), [], 'the user still runs processes (pasta, sbx-egress, a sandbox)');
+  const running = user ? pidsOf(user.uid) : [];
   removeAllUsers();
-  if (net) assert.deepEqual(await net.close(), [], 'the fixture left something on the host');
+  const left = net ? await net.close() : [];
   tun?.undo();
   route?.undo();
+  assert.deepEqual(running, [], 'the user still ran processes (pasta, sbx-egress, a sandbox)');
+  assert.deepEqual(left, [], 'the fixture left something on the host');
 });
 
 const C = 'python3 /egress/client.py';
@@ -71,7 +76,7 @@ function file(name: string, probes: [string, string][], o: Box = {}): string {
     `dns: [${net!.dns}]`,
     `volumes: ${JSON.stringify([`${net!.certDir}:/egress:ro`, `${dir}:/out`])}`,
     ...(o.capAdd ? [`cap_add: [${o.capAdd.join(', ')}]`] : []),
-    ...(o.detach !== undefined ? ['detach: true', 'init: true', `command: ${JSON.stringify(['/bin/sh', '-c', `${script} > /out/${name}.txt; ${o.detach}`])}`] : [`command: ["/bin/sh", "-c", ${JSON.stringify(script)}]`]),
+    ...(o.detach !== undefined ? ['detach: true', 'init: true', `command: ${JSON.stringify(['/bin/sh', '-c', `{ ${script}\n} > /out/${name}.txt; ${o.detach}`])}`] : [`command: ["/bin/sh", "-c", ${JSON.stringify(script)}]`]),
     '',
   ];
   const path = join(dir, `${name}.yml`);
@@ -102,18 +107,25 @@ function userLeftovers(name: string): string[] {
   return out;
 }
 
-function run(name: string, probes: [string, string][], o: Box = {}): string {
+/** A foreground run: its probes' output, and stderr (where the run's denials are summed up). */
+function runErr(name: string, probes: [string, string][], o: Box = {}): { out: string; err: string } {
   const r = sandboxAs(user!, ['up', '-q', file(name, probes, o)], { timeout: 120_000 });
   assert.equal(r.code, 0, `${name}: exit ${r.code}\n${r.out}\n${r.err}`);
   assert.deepEqual(userLeftovers(name), [], `${name} left something behind`);
-  return r.out;
+  return r;
 }
+const run = (name: string, probes: [string, string][], o: Box = {}) => runErr(name, probes, o).out;
 
+// The web address is first asked before any lookup (the wall refuses an address the resolver never
+// gave); once allowed.test is answered, a connection to it on a host rule's port reaches the relay,
+// which accepts it and judges its first bytes: a TLS name or an HTTP Host no rule allows is refused.
 const PROBES = (): [string, string][] => [
+  ['literal', `${C} connect ${net!.web} 443`],
   ['http', `${CURL} -o /dev/null -w '%{http_code}' http://allowed.test/`],
   ['https', `${CURL} -o /dev/null -w '%{http_code}' https://allowed.test/`],
   ['evil', `${C} dns evil.test`],
-  ['literal', `${C} connect ${net!.web} 443`],
+  ['sni-spoof', `${C} tls ${net!.web} 443 evil.test`],
+  ['host-spoof', `${C} http ${net!.web} 80 evil.test`],
   ['upstream-udp', `${C} dns allowed.test 1 ${net!.dns}`],
   ['upstream-tcp', `${C} dns allowed.test 1 ${net!.dns} tcp`],
   ['pasta-dns', `${C} dns allowed.test 1 169.254.1.1`],
@@ -121,11 +133,11 @@ const PROBES = (): [string, string][] => [
   ['gw', `${C} connect gw ${hostPort}`],
 ];
 
-test('rootless egress through pasta: an allowed name works over HTTP and HTTPS; a denied name, an IP literal, DNS to the upstream, pasta\'s forwarder and the gateway are refused; each has its control', (t) => {
+test('rootless egress through pasta: an allowed name works over HTTP and HTTPS; a denied name, an IP literal, a spoofed TLS name or Host, DNS to the upstream, pasta\'s forwarder and the gateway are refused; each has its control', (t) => {
   if (!ready(t)) return;
   const n = net!;
   const mark = n.mark();
-  const out = run('rleg', PROBES(), { egress: ['allow allowed.test'] });
+  const { out, err } = runErr('rleg', PROBES(), { egress: ['allow allowed.test'] });
   assert.equal(parse(out, 'http'), '200');
   assert.equal(parse(out, 'https'), '200');
   assert.equal(json(out, 'evil').rcode, 3, parse(out, 'evil'));
@@ -133,20 +145,33 @@ test('rootless egress through pasta: an allowed name works over HTTP and HTTPS; 
   const literal = json(out, 'literal');
   assert.equal(literal.ok, false, parse(out, 'literal'));
   assert.match(String(literal.error), /ECONNREFUSED|EHOSTUNREACH/);
+  // The relay took both connections and closed them on their first bytes; the server saw neither name.
+  for (const l of ['sni-spoof', 'host-spoof']) assert.equal(json(out, l).ok, false, `${l}: ${parse(out, l)}`);
+  assert.deepEqual(n.since(mark).filter((e) => /^(sni|host) /.test(e) && !/ allowed\.test\b/.test(e)), [], 'the server saw a name no rule allows');
+  // The wall is the output chain of the sandbox's own namespace: a refused datagram never leaves
+  // the sender's send() (EPERM, the kernel's word for a packet its own netfilter dropped on the way
+  // out), a refused TCP connect gets a reset.
   for (const l of ['upstream-udp', 'upstream-tcp', 'pasta-dns', 'gw-dns']) {
     const r = json(out, l);
     assert.equal(r.ok, false, `${l}: ${parse(out, l)}`);
-    assert.match(String(r.error), /ECONNREFUSED|EHOSTUNREACH|timeout/, `${l}: ${parse(out, l)}`);
+    assert.match(String(r.error), /EPERM|ECONNREFUSED|EHOSTUNREACH|timeout/, `${l}: ${parse(out, l)}`);
   }
   assert.equal(json(out, 'gw').ok, false, parse(out, 'gw'));
   // Only allowed.test reached the fixture's DNS, and only from sbx-egress.
   assert.deepEqual([...new Set(n.queried(mark))], ['allowed.test'], n.since(mark).join('\n'));
+  // The run ends with its denials, in the order first seen, each with the line that refused it: the
+  // wall's (the literal address: the wall in the sandbox's namespace logs to NFLOG there, which
+  // sbx-egress reads), the resolver's and the relay's, as with root.
+  const summary = err.split('\n').find((l) => l.startsWith('sandbox: ')) ?? assert.fail(`no denial summary on stderr:\n${err}`);
+  assert.match(summary, new RegExp(`^sandbox: 1 lookup and \\d+ connections refused: ${n.web.replace(/\./g, '\\.')}:443, no rule allowed it \\(.*rleg\\.yml:6\\); evil\\.test, no rule allowed it \\(.*rleg\\.yml:6\\); evil\\.test:443, no rule allowed it`), summary);
 
   // The control: the same probes from a rootless sandbox without egress reach what was refused.
   const mark2 = n.mark();
   const ctl = run('rlctl', PROBES());
   assert.equal(json(ctl, 'evil').rcode, 0, parse(ctl, 'evil'));
   assert.equal(json(ctl, 'literal').ok, true, parse(ctl, 'literal'));
+  assert.equal(json(ctl, 'sni-spoof').ok, true, parse(ctl, 'sni-spoof'));
+  assert.equal(json(ctl, 'host-spoof').ok, true, parse(ctl, 'host-spoof'));
   assert.equal(json(ctl, 'upstream-udp').rcode, 0, parse(ctl, 'upstream-udp'));
   assert.equal(json(ctl, 'upstream-tcp').rcode, 0, parse(ctl, 'upstream-tcp'));
   assert.ok(n.queried(mark2).includes('evil.test'));
@@ -155,15 +180,17 @@ test('rootless egress through pasta: an allowed name works over HTTP and HTTPS; 
 test('rootless egress through slirp4netns: an allowed name works; its own DNS at 10.0.2.3 and a denied name are refused', (t) => {
   if (!ready(t, 'slirp4netns')) return;
   const out = run('rlegs', [
+    ['literal', `${C} connect ${net!.web} 443`],
     ['https', `${CURL} -o /dev/null -w '%{http_code}' https://allowed.test/`],
     ['evil', `${C} dns evil.test`],
     ['slirp-dns', `${C} dns allowed.test 1 10.0.2.3`],
-    ['literal', `${C} connect ${net!.web} 443`],
+    ['sni-spoof', `${C} tls ${net!.web} 443 evil.test`],
   ], { egress: ['allow allowed.test'], tool: 'slirp4netns' });
   assert.equal(parse(out, 'https'), '200');
   assert.equal(json(out, 'evil').rcode, 3);
   assert.equal(json(out, 'slirp-dns').ok, false, parse(out, 'slirp-dns'));
   assert.equal(json(out, 'literal').ok, false, parse(out, 'literal'));
+  assert.equal(json(out, 'sni-spoof').ok, false, parse(out, 'sni-spoof'));
 });
 
 test('rootless egress: cap_add NET_ADMIN or NET_RAW is refused at load, at its line (exit 2)', (t) => {
@@ -175,20 +202,45 @@ test('rootless egress: cap_add NET_ADMIN or NET_RAW is refused at load, at its l
   assert.deepEqual(userLeftovers('rlcap'), []);
 });
 
-test('rootless egress, detached: the policy holds after the CLI is gone, and `down` leaves nothing', async (t) => {
+test('rootless egress, detached: the policy holds after the CLI is gone, `logs --denials` lists the refusals with their lines, and `down` leaves nothing', async (t) => {
   if (!ready(t)) return;
-  const probes: [string, string][] = [['https', `${CURL} -o /dev/null -w '%{http_code}' https://allowed.test/`], ['evil', `${C} dns evil.test`], ['literal', `${C} connect ${net!.web} 443`]];
+  t.after(() => { sandboxAs(user!, ['down', 'rlegd'], { timeout: 60_000 }); });
+  const probes: [string, string][] = [
+    ['literal', `${C} connect ${net!.web} 443`],
+    ['https', `${CURL} -o /dev/null -w '%{http_code}' https://allowed.test/`],
+    ['evil', `${C} dns evil.test`],
+    ['sni-spoof', `${C} tls ${net!.web} 443 evil.test`],
+  ];
   // The probes run 2 s after start, when the CLI that started the sandbox has long exited.
-  const f = file('rlegd', probes.map(([l, c]) => [l, c] as [string, string]), { egress: ['allow allowed.test'], detach: 'sleep 600' });
+  const f = file('rlegd', probes, { egress: ['allow allowed.test'], detach: 'sleep 600' });
   writeFileSync(f, readFileSync(f, 'utf8').replace('command: ["/bin/sh","-c","', 'command: ["/bin/sh","-c","sleep 2; '));
   const up = sandboxAs(user!, ['up', '-q', f], { timeout: 60_000 });
   assert.equal(up.code, 0, `${up.out}\n${up.err}`);
   const result = join(dir, 'rlegd.txt');
-  for (let i = 0; i < 200 && !(existsSync(result) && readFileSync(result, 'utf8').includes('@@literal')); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 300 && !(existsSync(result) && readFileSync(result, 'utf8').includes('@@sni-spoof')); i++) await new Promise((r) => setTimeout(r, 50));
   const out = readFileSync(result, 'utf8');
+  assert.equal(json(out, 'literal').ok, false, parse(out, 'literal'));
   assert.equal(parse(out, 'https'), '200');
   assert.equal(json(out, 'evil').rcode, 3);
-  assert.equal(json(out, 'literal').ok, false, parse(out, 'literal'));
+  assert.equal(json(out, 'sni-spoof').ok, false, parse(out, 'sni-spoof'));
+  // What was refused, as the user reads it: the wall in the sandbox's own namespace logs to NFLOG
+  // there, which sbx-egress reads, so a kernel refusal is a record with its address and port as
+  // with root, beside the resolver's and the relay's. Records are written about 1 s after the first.
+  const web = net!.web.replace(/\./g, '\\.');
+  let logs = '';
+  for (let i = 0; i < 50 && !(/evil\.test:443/.test(logs) && new RegExp(`${web}:443 \\(refused by the kernel\\)`).test(logs)); i++) {
+    logs = sandboxAs(user!, ['logs', '--denials', 'rlegd']).out;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${web}:443 \\(refused by the kernel\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
+  assert.match(logs, /^\d\d:\d\d:\d\d evil\.test \(lookup\) refused: no rule allowed it \(.*rlegd\.yml:6\)( \(\d+ times\))?$/m, logs);
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d evil\\.test:443 \\(TLS name, at ${web}\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)`, 'm'), logs);
+  // The attestation's own probes of the wall are there too, and say so.
+  assert.match(logs, /:53\/udp \(refused by the kernel\) refused: .* \(the attestation's probe, before the command started\)$/m, logs);
+  const recs = sandboxAs(user!, ['logs', '--denials', '--json', 'rlegd']).out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(recs.some((d) => d.kind === 'connect' && d.seen === 'kernel' && d.addr === net!.web && d.port === 443 && d.rule === null && /rlegd\.yml:6:\d+$/.test(d.src)), JSON.stringify(recs));
+  const inspect = JSON.parse(sandboxAs(user!, ['inspect', '--json', 'rlegd']).out);
+  assert.ok(inspect.egress.refused.kernel >= 1 && inspect.egress.refused.lookups >= 1 && inspect.egress.refused.connections >= 1, JSON.stringify(inspect.egress));
   const down = sandboxAs(user!, ['down', 'rlegd'], { timeout: 60_000 });
   assert.equal(down.code, 0, `${down.out}\n${down.err}`);
   assert.deepEqual(userLeftovers('rlegd'), []);
