@@ -47,9 +47,22 @@ export function readEgressRecord(stateDir: string): EgressRecord | undefined {
   try { return JSON.parse(readFileSync(join(stateDir, EGRESS_RECORD), 'utf8')) as EgressRecord; } catch { return undefined; }
 }
 
-/** The groups and marks other sandboxes' records hold (a run picks one none of them has). */
+/** The NFLOG groups bound in the caller's network namespace, from the text of
+ * /proc/net/netfilter/nfnetlink_log (one instance a line, its group number first). */
+export function parseNflogGroups(text: string): number[] {
+  return text.split('\n').map((l) => /^\s*(\d+)\s/.exec(l)?.[1]).filter((g): g is string => g !== undefined).map(Number);
+}
+
+/** The NFLOG groups some process holds on the host (another sandbox's sbx-egress, or a tool such as
+ * ulogd): the kernel lets one socket bind a group, so sbx-egress would fail on any of them. */
+function nflogGroupsBound(): number[] {
+  try { return parseNflogGroups(readFileSync('/proc/net/netfilter/nfnetlink_log', 'utf8')); } catch { return []; }
+}
+
+/** The groups and marks other sandboxes' records hold, and the NFLOG groups any process has bound
+ * on the host (a run picks one none of them has). */
 export function takenEgressIds(stateRoot: string, self: string): { groups: number[]; marks: number[] } {
-  const out = { groups: [] as number[], marks: [] as number[] };
+  const out = { groups: nflogGroupsBound(), marks: [] as number[] };
   let names: string[] = [];
   try { names = readdirSync(stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
   for (const n of names) {

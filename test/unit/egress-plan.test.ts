@@ -15,6 +15,7 @@ import { attest, type ProcView } from '../../src/engine/attest';
 import type { EgressView } from '../../src/engine/attest-egress';
 import { policyRulesOf } from '../../src/engine/egress';
 import { undoOne } from '../../src/host/undo';
+import { parseNflogGroups } from '../../src/host/egress';
 import { recordingOps } from '../../src/engine/fake';
 import { HYBRID_HOST, ROOT, ROOTLESS_HOST, loadText } from '../helpers/load';
 
@@ -148,6 +149,11 @@ test('refused classes merge for an interval set; canary addresses skip those an 
   const b = egressIds('web', { groups: [a.group], marks: [a.mark] });
   assert.notEqual(b.group, a.group);
   assert.notEqual(b.mark, a.mark);
+  // The groups bound on the host, as /proc/net/netfilter/nfnetlink_log lists them (group first), count as taken.
+  const bound = parseNflogGroups(`    7  32152     0 2 65531    100  1\n${String(a.group).padStart(5)}   4411     0 2    80      0  1\n`);
+  assert.deepEqual(bound, [7, a.group]);
+  assert.notEqual(egressIds('web', { groups: bound, marks: [] }).group, a.group);
+  assert.deepEqual(parseNflogGroups(''), []);
 });
 
 test('undo: sbx-egress is stopped by its record, the wall deleted by its table', async () => {
