@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 12
+#define SBX_ABI_VERSION 13
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -132,7 +132,9 @@ enum sbx_op_kind {
 				 * on with the next op in a new session, and this process stays behind as a relay:
 				 * it forwards every signal to the child and exits with the child's status */
 	SBX_OP_LANDLOCK,        /* a = handled fs rights, b = a read-only path's; s1 read-only paths, s2 writable ones
-				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c) */
+				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c);
+				 * s4 the network and scope part (list): "n<handled net rights>", "s<scopes>",
+				 * then "c<port>" (TCP connect allowed) and "b<port>" (TCP bind allowed) */
 	SBX_OP_KIND_MAX
 };
 
