@@ -22,7 +22,7 @@ const VALUE = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'format', 'f
 const MULTI = new Set(['env', 'e', 'additional-gids', 'g', 'cap', 'c']);
 
 /** `stopAtId`: exec's command and ps's options follow the id, and are not this command's flags. */
-function parseFlags(args: string[], stopAtId = false): { flags: Record<string, string | true>; multi: Record<string, string[]>; rest: string[] } {
+function parseFlags(args: string[], stopAtId = false, boolean: ReadonlySet<string> = new Set()): { flags: Record<string, string | true>; multi: Record<string, string[]>; rest: string[] } {
   const flags: Record<string, string | true> = {};
   const multi: Record<string, string[]> = {};
   const rest: string[] = [];
@@ -35,7 +35,7 @@ function parseFlags(args: string[], stopAtId = false): { flags: Record<string, s
     const k = m[1]!;
     let v: string | true = true;
     if (m[2] !== undefined) v = m[3]!;
-    else if (VALUE.has(k)) { if (i + 1 >= args.length) throw new RuntimeError(`flag needs an argument: -${k.length > 1 ? '-' : ''}${k}`); v = args[++i]!; }
+    else if (VALUE.has(k) && !boolean.has(k)) { if (i + 1 >= args.length) throw new RuntimeError(`flag needs an argument: -${k.length > 1 ? '-' : ''}${k}`); v = args[++i]!; }
     flags[k] = v;
     if (MULTI.has(k) && typeof v === 'string') (multi[k] ??= []).push(v);
   }
@@ -72,7 +72,7 @@ const oneId = (rest: string[], cmd: string): string => {
 };
 
 async function dispatch(g: Globals, cmd: string, args: string[]): Promise<number> {
-  const { flags, multi, rest } = parseFlags(args, cmd === 'exec' || cmd === 'ps');
+  const { flags, multi, rest } = parseFlags(args, cmd === 'exec' || cmd === 'ps', cmd === 'delete' ? new Set(['f']) : undefined);
   const str = (...k: string[]) => { for (const x of k) if (typeof flags[x] === 'string') return flags[x] as string; return undefined; };
   const bool = (...k: string[]) => k.some((x) => flags[x] === true || flags[x] === 'true');
   const list = (...k: string[]) => k.flatMap((x) => multi[x] ?? []);
