@@ -50,10 +50,11 @@ test('pause freezes every process of the container (state paused, exec refused),
     assert.equal(readFileSync(join(cgDir(id, 'pids'), 'pids.max'), 'utf8').trim(), '40');
     assert.equal(rt(dir, ['update', '--memory', '32m', '--pids-limit', '6', id]).code, 0);
     assert.equal(readFileSync(join(cgDir(id, 'memory'), v2 ? 'memory.max' : 'memory.limit_in_bytes'), 'utf8').trim(), String(32 << 20));
-    // From inside: the counter, its sleep and this shell leave room for few more processes.
+    // From inside: the counter, its sleep and this shell leave room for few more processes; the
+    // shell's eight background sleeps cannot all be forked.
     const f = rtOut(dir, ['exec', id, 'sh', '-c', 'n=0; for i in 1 2 3 4 5 6 7 8; do sleep 5 & [ $? = 0 ] && n=$((n+1)); done; echo "forked=$n"']);
     const forked = Number(/forked=([0-9]+)/.exec(f.out)?.[1] ?? -1);
-    assert.ok(forked >= 0 && forked < 8, `${f.out}${f.err}`);
+    assert.ok((forked >= 0 && forked < 8) || /can't fork: Resource temporarily unavailable/.test(f.err), `${f.out}${f.err}`);
     assert.match(rt(dir, ['update', '--resources', '-', id], undefined, '{"memory": ').err, /decode resources/);
 
     // A paused container is killed and removed by delete --force (thawed so that SIGKILL lands).

@@ -36,11 +36,13 @@ while time.time() < end and b"END" not in out:
 sys.stdout.write(out.decode(errors="replace")); sys.stdout.flush()
 `;
 
-/** The receiver, listening once it says READY; its output when it ends. */
+const receivers: ReturnType<typeof spawn>[] = [];
+/** The receiver, listening once it says READY; its output when it ends (it gives up after 10 s). */
 async function receiver(dir: string, name: string): Promise<{ path: string; done: Promise<string> }> {
   const path = join(dir, `${name}.sock`);
   writeFileSync(join(dir, 'recv.py'), RECEIVER);
   const p = spawn('python3', [join(dir, 'recv.py'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  receivers.push(p);
   let out = '';
   p.stdout.on('data', (b) => { out += b; });
   const done = new Promise<string>((r) => p.on('exit', () => r(out)));
@@ -134,6 +136,7 @@ test('exec: argv form and --process, never more than the container; --detach --p
     assert.equal(rt(dir, ['delete', id]).code, 0);
     assert.deepEqual(leftovers(id), []);
   } finally {
+    for (const p of receivers) p.kill('SIGKILL');
     rt(dir, ['delete', '--force', id]);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -144,7 +147,8 @@ test('--console-socket: the terminal of create (process.terminal) and of exec -t
   const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
   const id = `rtc-${process.pid}`;
   try {
-    const b = bundle(dir, 'tty; read l; eval "$l"; exec sleep 600', (c) => { c.process.terminal = true; });
+    // SIGHUP ignored: the client closes the terminal's master when it is done, and the container goes on.
+    const b = bundle(dir, 'trap "" HUP; tty; read l; eval "$l"; echo END; exec sleep 600', (c) => { c.process.terminal = true; });
     const noSocket = rt(dir, ['create', '--bundle', b, id]);
     assert.equal(noSocket.code, 1);
     assert.match(noSocket.err, /cannot allocate tty if runc will detach without setting console socket/);
@@ -168,6 +172,7 @@ test('--console-socket: the terminal of create (process.terminal) and of exec -t
     assert.equal(rt(dir, ['delete', '--force', id]).code, 0);
     assert.deepEqual(leftovers(id), []);
   } finally {
+    for (const p of receivers) p.kill('SIGKILL');
     rt(dir, ['delete', '--force', id]);
     rmSync(dir, { recursive: true, force: true });
   }
