@@ -46,7 +46,7 @@ async function receiver(dir: string, name: string): Promise<{ path: string; done
   let out = '';
   p.stdout.on('data', (b) => { out += b; });
   const done = new Promise<string>((r) => p.on('exit', () => r(out)));
-  await until('the console socket', () => out.includes('READY'));
+  await until('the console socket', () => out.includes('READY'), 30_000);
   return { path, done };
 }
 
