@@ -1,7 +1,7 @@
 // podman (Debian's 4.3, as root) driving sandbox-runtime through `--runtime`: its own storage and
 // run folders under a temporary folder, the busybox image pulled from the repository's OCI layout,
 // no network (`--network none`), and the explicit ulimits rootful podman needs here (root lacks
-// CAP_SYS_RESOURCE). `podman run --rm` reads its isolation from inside; a detached container is
+// CAP_SYS_RESOURCE). `podman run --rm` reads its isolation from inside, `run -t` its terminal; a detached container is
 // joined by `podman exec` (its status, and -t's terminal) and removed by `podman rm -f`; nothing of
 // either is left on the host.
 import { test } from 'node:test';
@@ -18,11 +18,12 @@ import { sandboxName } from '../../src/runtime/main';
 const IMAGE = join(ROOT, 'samples/images/busybox');
 const has = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 
-test('podman --runtime sandbox-runtime: run --rm with the isolation from inside; exec into a running one; rm -f; nothing left', async (t) => {
+test('podman --runtime sandbox-runtime: run --rm with the isolation from inside, run -t; exec into a running one; rm -f; nothing left', async (t) => {
   if (!ready(t) || !needs(t, 'podman (apt-get install podman)', has('podman')) || !needs(t, 'the busybox image (npm run build)', existsSync(join(IMAGE, 'index.json')))) return;
   const dir = mkdtempSync(join(tmpdir(), 'sbx-podman-'));
+  const global = ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--runtime', RUNTIME, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
   const podman = (...args: string[]) => {
-    const r = spawnSync('podman', ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--runtime', RUNTIME, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync('podman', [...global, ...args], { encoding: 'utf8', timeout: 120_000 });
     return { code: r.status, out: r.stdout ?? '', err: r.stderr ?? '' };
   };
   const opts = ['--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
@@ -42,6 +43,13 @@ test('podman --runtime sandbox-runtime: run --rm with the isolation from inside;
     assert.match(fg.out, / \/proc \S+ - proc /);
     assert.match(fg.out, /^[0-9]+ [0-9]+ [0-9:]+ \S+ \/ \S+ .*- overlay /m);
 
+    // -t: podman wants a terminal of its own (script(1) gives it one); the container's comes over
+    // conmon's console socket.
+    if (has('script')) {
+      const r = spawnSync('script', ['-qec', ['podman', ...global, 'run', '--rm', '-t', ...opts, image, 'tty'].join(' '), '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /\/dev\/pts\/0\r*$/m);
+    }
     const run = podman('run', '-d', ...opts, image, 'sleep', '600');
     assert.equal(run.code, 0, run.err);
     bg = run.out.trim();
