@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 13
+#define SBX_ABI_VERSION 14
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -137,7 +137,9 @@ enum sbx_op_kind {
 				 * on; it does not die with the caller, so that exec --detach leaves it to the
 				 * caller's subreaper (containerd's shim, conmon), as runc's exec does */
 	SBX_OP_LANDLOCK,        /* a = handled fs rights, b = a read-only path's; s1 read-only paths, s2 writable ones
-				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c) */
+				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c);
+				 * s4 the network and scope part (list): "n<handled net rights>", "s<scopes>",
+				 * then "c<port>" (TCP connect allowed) and "b<port>" (TCP bind allowed) */
 	SBX_OP_KIND_MAX
 };
 

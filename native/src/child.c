@@ -135,7 +135,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 
 	for (i = 0; i < c->nops; i++) {
 		const struct sbx_op *op = &c->ops[i];
-		/* Rootless, the CLI that attests this child before exec is an unprivileged process of the
+		/* Rootless (in a user namespace, or in reduced mode with none), the CLI that attests this child before exec is an unprivileged process of the
 		 * same host uid, which may read /proc/PID/{root,mountinfo,fd,ns} only of a dumpable one.
 		 * Made dumpable as the exec step starts, when setup is over: everything this process holds
 		 * then (the host's node binary, which the caller cannot write; its fds and folders) is the

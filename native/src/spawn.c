@@ -64,7 +64,7 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	if (pid == 0) {
 		/* The child: a copy of this process with one thread. */
 		struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1,
-			.rootless = caller_uid != 0 && (clone_flags & CLONE_NEWUSER) != 0 };
+			.rootless = caller_uid != 0 };
 		close(ev[0]);
 		close(sync[0]);
 		child_main(&c, sync[1], clone_flags);

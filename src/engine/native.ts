@@ -21,7 +21,7 @@ import { hostOps } from '../host/teardown';
 import { UndoList } from '../host/undo';
 import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
-import { attest, readView } from './attest';
+import { attest, readHostFacts, readView } from './attest';
 import { readEgressView } from './egress-view';
 import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
@@ -397,7 +397,8 @@ class NativeRun {
         ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), tables, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
         : directLink(this.lib, this.program, cgroupFd);
     } catch (e) {
-      const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
+      // The clone makes the namespaces; a reduced plan has none, and then its failure is exec's.
+      const ns = plan.steps.find((s) => s.stage === 'namespaces') ?? this.exec;
       this.started(ns);
       throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
     } finally {
@@ -442,6 +443,8 @@ class NativeRun {
       },
     });
     child.send('G');
+    // The child works now and this process waits: the host's side of the attestation meanwhile.
+    readHostFacts();
     await eofSeen;
     child.close();
     if (failure || this.pendingSignal) {
@@ -477,7 +480,8 @@ class NativeRun {
       name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
       startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
       detached: exec.args.detach, supervisorPid: child.supervisorPid, stopSignal: exec.args.stopSignal ?? 15, stopGraceMs: exec.args.stopGraceMs ?? 10_000,
-      ...(findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
+      // Without a cgroup, the processes are tracked by the pid namespace, or (reduced mode, none) by the child's session.
+      ...(plan.reduced ? { session: child.pid } : findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
     });
   }
 

@@ -218,7 +218,10 @@ const ENCODERS: Encoders = {
   // The path rules as a Landlock ruleset (native/src/landlock.c): read-only paths, writable ones, and the probe.
   'landlock': (w, s) => {
     const paths = (a: 'ro' | 'rw') => w.list(s.args.rules.filter((r) => r.access === a).map((r) => r.path));
-    w.op(s, OP.LANDLOCK, { a: s.args.handled, b: s.args.readOnly, mode: s.args.abi, s1: paths('ro'), s2: paths('rw'), s3: w.str(s.args.probe) });
+    // The network and scope part (ABI 4 and 6): handled rights, scopes, then the allowed ports.
+    const { net, scoped } = s.args;
+    const netList = net || scoped ? w.list([`n${net?.handled ?? 0}`, `s${scoped ?? 0}`, ...(net?.connect ?? []).map((p) => `c${p}`), ...(net?.bind ?? []).map((p) => `b${p}`)]) : 0;
+    w.op(s, OP.LANDLOCK, { a: s.args.handled, b: s.args.readOnly, mode: s.args.abi, s1: paths('ro'), s2: paths('rw'), s3: w.str(s.args.probe), s4: netList });
   },
   // Exec.
   'fds.close': (w, s) => w.op(s, OP.CLOSE_FDS),
