@@ -155,7 +155,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 		if (op->flags & SBX_F_FAIL) { report(c, op, SBX_EV_FAILED, EPERM); _exit(125); }
 		if (op->flags & SBX_F_PAUSE) kill(getpid(), SIGSTOP);
 		if (op->kind == SBX_OP_EXEC) op_exec(c, op, sync_fd);
-		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : op->kind == SBX_OP_FORK ? op_fork(c, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
+		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : op->kind == SBX_OP_FORK ? op_fork(c, op, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
 		report(c, op, SBX_EV_DONE, 0);
 	}
 	_exit(125);

@@ -28,7 +28,7 @@ import { readEgressView } from './egress-view';
 import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, portHolders, PreflightError, reservePorts, rootEtc } from './preflight';
-import { exitStatus, failedStepStatus, Session } from './session';
+import { exitStatus, failedStepStatus, Session, type ConsoleSocket } from './session';
 import type { SignalNote } from './signals';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -59,6 +59,8 @@ export interface NativeRunOptions extends RunOptions {
    * alone (the caller's own), the command is waited for by the reaper (many at once), and its
    * stdio and an AbortSignal are the caller's. */
   library?: LibraryRun;
+  /** sandbox-runtime's --console-socket: the terminal's master (process.terminal) goes there. */
+  consoleSocket?: ConsoleSocket;
 }
 
 /** Each of the command's stdio: the process's own (as the CLI's), a pipe to the caller, or /dev/null. */
@@ -70,6 +72,17 @@ export interface LibraryRun {
   onStdio(streams: StdioStreams): void;
   /** Aborted during setup: the setup stops and everything is undone, as on a signal to the CLI. */
   abort?: AbortSignal;
+}
+
+/** What `exec` takes: `sandbox exec`'s relay and terminal by default; sandbox-runtime exec's shape with `runtime`. */
+export interface ExecOptions {
+  host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void;
+  /** sandbox-runtime exec, as runc's: no relay (the command is this process's own child, and does
+   * not die with it); `onPid` hears its host pid once it runs; with `detach` this returns then,
+   * leaving it to this process's parent's subreaper; a terminal goes to `consoleSocket`. */
+  runtime?: { detach: boolean; onPid: (pid: number) => void; consoleSocket?: ConsoleSocket };
+  /** The library's exec (src/api): the process's signals are left to its owner, and the command is waited for by the reaper. */
+  library?: boolean;
 }
 
 class StepFailure extends Error {
@@ -138,21 +151,26 @@ export class NativeEngine implements Engine {
    * host state is made: the new process joins the sandbox's cgroup (born in it on v2, moved on
    * v1) and namespaces, and forks into its pid namespace; the CLI waits for it like `up` does.
    */
-  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void; library?: boolean }): Promise<RunResult> {
+  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: ExecOptions): Promise<RunResult> {
     const session = new Session(this.lib);
+    const rt = opts.runtime;
+    if (rt?.consoleSocket) session.sendTerminalTo(rt.consoleSocket);
     let link: ChildLink | undefined;
     let failure: ChildFailure | undefined;
+    /** sandbox-runtime: the command's host pid, which the process that forked it reports. */
+    let forked = 0;
     const exec = findStep(plan.steps, 'exec')!;
     const fail = (s: Step, errno: number, message: string): RunResult => {
       const err: StepError = { step: s.id, errno, message };
       onEvent({ type: 'step', id: s.id, phase: 'failed', error: err });
       return { exitCode: failedStepStatus(s, errno), failed: err };
     };
+    const killForked = () => { if (forked) try { process.kill(forked, 'SIGKILL'); } catch { /* gone */ } };
     try {
       let program;
       try {
         const ids = planIds(plan, opts.etc);
-        program = encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => seccompFilter(this.lib, p) });
+        program = encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => seccompFilter(this.lib, p), forkParent: !!rt });
       } catch (e) {
         if (e instanceof StepFailure || e instanceof PreflightError) return fail(e.step, e.errno, e.message);
         throw e;
@@ -162,10 +180,11 @@ export class NativeEngine implements Engine {
       const cgroupFd = cgroup ? cgroup.openForClone() : -1;
       try { link = directLink(this.lib, program, cgroupFd, !!opts.library); } catch (e) { return fail(plan.steps[0]!, (e as NativeError).errno ?? 5, (e as Error).message); } finally { if (cgroupFd >= 0) closeSync(cgroupFd); }
       const child = link;
-      // The relay passes each signal on to the command (not a PID 1: it gets them all); not in
-      // the library, whose process's signals are its owner's.
+      // The relay passes each signal on to the command (not a PID 1: it gets them all); without a
+      // relay, this process does, once the command's pid is known. Not in the library, whose
+      // process's signals are its owner's.
       if (!opts.library) session.onSignals(() => undefined);
-      session.forwardTo({ pid: child.pid, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      if (!rt) session.forwardTo({ pid: child.pid, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
       if (cgStep && cgroup) {
         onEvent({ type: 'step', id: cgStep.id, phase: 'start' });
         if (!child.inCgroup) {
@@ -174,20 +193,30 @@ export class NativeEngine implements Engine {
         onEvent({ type: 'step', id: cgStep.id, phase: 'done' });
       }
       const eof = readEvents(child, plan, {
-        onEvent, onFail: (f) => { failure = f; }, onConsole: () => session.receiveTerminal(child),
-        onExecStart: async () => { await opts.beforeExec?.(); child.send('E'); },
+        onEvent, onFail: (f) => { failure = f; killForked(); }, onConsole: () => session.receiveTerminal(child),
+        onForked: (pid) => { forked = pid; if (failure) killForked(); },
+        onExecStart: async () => { if (failure) { killForked(); return; } await opts.beforeExec?.(); child.send('E'); },
       });
       child.send('G');
       await eof;
       child.close();
+      if (rt) await child.wait().catch(() => 0); // the process that forked, which has exited
       if (failure) {
-        await child.wait().catch(() => 0);
+        if (rt) { killForked(); if (forked) await this.lib.wait(forked).catch(() => 0); } else await child.wait().catch(() => 0);
         return fail(plan.steps[failure.index] ?? exec, failure.errno, failure.message);
       }
-      onEvent({ type: 'running', pid: child.pid });
+      if (rt && !forked) return fail(exec, 3, 'the command\'s process was not reported; it did not start');
+      onEvent({ type: 'running', pid: forked || child.pid });
       onEvent({ type: 'step', id: exec.id, phase: 'done' });
-      session.wireTerminal(exec.args.stdin);
-      return { exitCode: await session.waitCommand(child) };
+      if (!rt) {
+        session.wireTerminal(exec.args.stdin);
+        return { exitCode: await session.waitCommand(child) };
+      }
+      rt.onPid(forked);
+      if (rt.detach) return { exitCode: 0, detached: true };
+      session.forwardTo({ pid: forked, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      if (!rt.consoleSocket) session.wireTerminal(exec.args.stdin);
+      return { exitCode: await session.waitCommand({ ...child, pid: forked, wait: () => this.lib.wait(forked) }) };
     } finally {
       session.close();
       link?.close();
@@ -276,6 +305,7 @@ class NativeRun {
     };
     this.session = new Session(lib);
     opts.library?.abort?.addEventListener('abort', this.onAbort, { once: true });
+    if (opts.consoleSocket) this.session.sendTerminalTo(opts.consoleSocket);
     // From the start: a signal during setup stops it (and everything is undone); once the command
     // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
     // Not in the library: the process's signals are its owner's.

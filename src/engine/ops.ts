@@ -6,7 +6,7 @@ import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step, StepOf } from '../plan/types';
 import { isChildStep, SIDE, type ChildKind } from '../plan/steps';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, F_STDIO, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
+import { F_FAIL, F_FILE, F_FORK_PARENT, F_PAUSE, F_STDIN, F_STDIO, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
@@ -54,6 +54,9 @@ export interface ProgramInput {
   /** sandbox-runtime create: the host path of the fifo the child waits on before its exec, until
    * `start` writes to it (SBX_F_WAIT_START). */
   startFifo?: string;
+  /** sandbox-runtime exec: the fork into the joined pid namespace leaves no relay; the command is
+   * this process's own child (SBX_F_FORK_PARENT), as runc's exec makes it. */
+  forkParent?: boolean;
 }
 
 export interface Program { ops: Buffer; nops: number; strings: Buffer; cloneFlags: bigint; childSteps: Set<string> }
@@ -160,7 +163,7 @@ const ENCODERS: Encoders = {
     w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) });
   },
   'ns.enter': (w, s) => w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) }),
-  'proc.fork': (w, s) => w.op(s, OP.FORK),
+  'proc.fork': (w, s) => w.op(s, OP.FORK, { flags: w.input.forkParent ? F_FORK_PARENT : 0 }),
   'console': (w, s) => w.op(s, OP.CONSOLE),
   // Network, the child's side. Shown in the plan and reported in order where nothing is to do.
   'net.none': note, 'net.host': note, 'net.joined': note,

@@ -64,7 +64,10 @@ export interface StepArgs {
   'net.port': { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; path: 'kernel' | 'userspace' | 'pasta' | 'slirp4netns' };
   /** Rootless: a user-mode network stack (pasta or slirp4netns, run as the caller) attached to the
    * child's namespaces, carrying its traffic and the published ports. */
-  'net.usernet': { tool: 'pasta' | 'slirp4netns'; binary: string; mtu: number };
+  'net.usernet': { tool: 'pasta' | 'slirp4netns'; binary: string; mtu: number;
+    /** Under egress: IPv4 only (pasta -4) and no DNS forwarder of the tool's own (pasta's
+     * --dns-forward, slirp4netns's 10.0.2.3), which would be a DNS path around the sandbox's resolver. */
+    egress?: true };
   'net.hosts': { extra: string[] };
   /** options: resolv.conf's options line (under egress: edns0, for the resolver's large answers). */
   'net.resolv': { servers: string[]; options?: string[] };
