@@ -5,26 +5,14 @@
 // steps, the clone, the child's steps, the attestation, the command, its wait and the undo.
 //   ../shared/tools/crun-hybrid node test/bench/api.mjs [RUNS]   (crun 1.8 refuses hybrid cgroups without it)
 // Goal: up() ≤ 1.5 × crun run (stretch 1.0).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { load, up } from 'sandbox';
+import { busyboxBundle, repoRoot as root } from './busybox-bundle.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const runs = Number(process.argv[2] ?? 20);
-const dir = mkdtempSync(join(tmpdir(), 'sandbox-bench-api-'));
-const rootfs = join(dir, 'rootfs');
-cpSync(join(root, 'samples/rootfs/busybox'), rootfs, { recursive: true, verbatimSymlinks: true });
-// The OCI bundle: crun's default spec, running /bin/true with the namespaces sandbox makes.
-execFileSync('crun', ['spec'], { cwd: dir });
-const spec = JSON.parse(execFileSync('cat', [join(dir, 'config.json')], { encoding: 'utf8' }));
-spec.process.terminal = false;
-spec.process.args = ['/bin/true'];
-spec.root = { path: rootfs, readonly: false };
-spec.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
-writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+const { dir, rootfs } = busyboxBundle('sandbox-bench-api-', ['/bin/true']);
 const file = join(dir, 'bench.yml');
 const name = process.env.BENCH_NAME ?? `bench-api-${process.pid}`;
 writeFileSync(file, `version: 1\nname: ${name}\nrootfs: {type: dir, path: ${rootfs}}\ncommand: [/bin/true]\nnetwork: none\n`);

@@ -8,28 +8,17 @@
 // Installs conmon, crun and runc with apt-get when missing.
 //   node test/bench/lifecycle.mjs [RUNS]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { busyboxBundle, repoRoot as root } from './busybox-bundle.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const runs = Number(process.argv[2] ?? 20);
 const have = (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 if (!['crun', 'runc', 'conmon'].every(have)) execFileSync('sh', ['-c', 'apt-get install -y -qq crun runc conmon >/dev/null'], { stdio: 'inherit' });
 const runcPath = execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim();
 const crunPath = execFileSync('sh', ['-c', 'command -v crun'], { encoding: 'utf8' }).trim();
 
-const dir = mkdtempSync(join(tmpdir(), 'sandbox-bench-'));
-const rootfs = join(dir, 'rootfs');
-cpSync(join(root, 'samples/rootfs/busybox'), rootfs, { recursive: true, verbatimSymlinks: true });
-execFileSync('crun', ['spec'], { cwd: dir });
-const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-spec.process.terminal = false;
-spec.process.args = ['/bin/sleep', '3600'];
-spec.root = { path: rootfs, readonly: false };
-spec.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
-writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+const { dir, rootfs } = busyboxBundle('sandbox-bench-', ['/bin/sleep', '3600']);
 writeFileSync(join(dir, 'bench.yml'), `version: 1\nname: bench\nrootfs: {type: dir, path: ${rootfs}}\ncommand: [/bin/sleep, "3600"]\ninit: true\nnetwork: none\ndetach: true\n`);
 // Its own name, so that it never meets another run's sandbox on a shared host (BENCH_NAME to choose it).
 const benchName = process.env.BENCH_NAME ?? `bench-${process.pid}`;

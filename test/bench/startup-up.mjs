@@ -5,28 +5,15 @@
 //   node test/bench/startup-up.mjs [RUNS]
 // Goals: engine setup ≤ crun's whole run; sandbox up ≤ 1.3 × (node -e 0 + crun run).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { busyboxBundle, repoRoot as root } from './busybox-bundle.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const runs = Number(process.argv[2] ?? 20);
 const have = (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 if (!['crun', 'runc', 'bwrap'].every(have)) execFileSync('sh', ['-c', 'apt-get install -y -qq crun runc bubblewrap >/dev/null'], { stdio: 'inherit' });
 
-const dir = mkdtempSync(join(tmpdir(), 'sandbox-bench-'));
-const rootfs = join(dir, 'rootfs');
-cpSync(join(root, 'samples/rootfs/busybox'), rootfs, { recursive: true, verbatimSymlinks: true });
-// The OCI bundle: crun's default spec (Docker-like: caps, masked paths, /dev), running /bin/true
-// with the same namespaces sandbox makes (pid, mount, uts, ipc, net, cgroup).
-execFileSync('crun', ['spec'], { cwd: dir });
-const spec = JSON.parse(execFileSync('cat', [join(dir, 'config.json')], { encoding: 'utf8' }));
-spec.process.terminal = false;
-spec.process.args = ['/bin/true'];
-spec.root = { path: rootfs, readonly: false };
-spec.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
-writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+const { dir, rootfs } = busyboxBundle('sandbox-bench-', ['/bin/true']);
 writeFileSync(join(dir, 'bench.yml'), `version: 1\nname: bench\nrootfs: {type: dir, path: ${rootfs}}\ncommand: [/bin/true]\nnetwork: none\n`);
 
 let n = 0;
