@@ -30,7 +30,14 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 	case SBX_OP_IDS: return op_ids((uid_t)op->a, (gid_t)op->b);
 	case SBX_OP_UMASK: umask((mode_t)op->mode); return 0;
 	case SBX_OP_RLIMIT: return op_rlimit(op);
-	case SBX_OP_CAPS: return op_caps((uint64_t)op->a, (uint64_t)op->b);
+	case SBX_OP_CAPS:
+		if (op->mode != 1) return op_caps((uint64_t)op->a, (uint64_t)op->b);
+		if (op->s1 == 0 || (uint64_t)op->s1 - 1 + 8 > c->strings_len) { errno = EINVAL; return -1; }
+		{
+			uint64_t inh;
+			memcpy(&inh, ctx_str(c, op->s1), sizeof inh);
+			return op_caps_sets((uint64_t)op->a, inh, (uint64_t)op->b);
+		}
 	case SBX_OP_NNP: return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	case SBX_OP_SECCOMP:
 		if (op->s1 == 0 || op->a <= 0 || (uint64_t)op->s1 - 1 + (uint64_t)op->a > c->strings_len) { errno = EINVAL; return -1; }

@@ -81,6 +81,32 @@ int op_caps(uint64_t bounding, uint64_t ambient)
 	return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
 
+/* The exact sets an OCI bundle names (cap_inheritable, cap_ambient), for any uid: the bounding
+ * set dropped as op_caps does; inheritable = `inheritable`; permitted = effective = what the
+ * process holds of bounding, inheritable and ambient (root: the bounding set; another uid only
+ * what it carries across exec); ambient raised one by one, each also permitted and inheritable
+ * (the kernel's rule). exec then gives root bounding | inheritable, and another uid its ambient. */
+int op_caps_sets(uint64_t bounding, uint64_t inheritable, uint64_t ambient)
+{
+	uint64_t perm, set;
+	int c;
+	if (raise_effective(&perm) < 0) return -1;
+	for (c = 0; c < 64; c++) {
+		if (bounding & (1ull << c)) continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) { if (errno == EINVAL) break; return -1; }
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+	inheritable &= bounding;
+	ambient &= inheritable;
+	set = (syscall(SYS_geteuid) == 0 ? bounding : (inheritable | ambient)) & perm;
+	if (capset_raw(set, set, inheritable & perm) < 0) return -1;
+	for (c = 0; c < 64; c++) {
+		if (!(ambient & set & (1ull << c))) continue;
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return -1;
+	}
+	return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+}
+
 /* Loads a filter compiled by sbx_seccomp_compile (len bytes of struct sock_filter). Without
  * no_new_privs the kernel wants CAP_SYS_ADMIN in effect: the plan then puts this op before the
  * capabilities are dropped, and the effective set (cleared by a change of uid) is raised first. */

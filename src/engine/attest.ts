@@ -204,6 +204,7 @@ const RULES: Rules = {
     a.check(s, m?.fstype === 'devpts' && ptmx?.type === 'link' && ptmx.target === 'pts/ptmx', 'a devpts on /dev/pts, /dev/ptmx → pts/ptmx', `${m?.fstype ?? 'nothing'} on /dev/pts`);
   },
   'mount.tmpfs.dev': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }),
+  'mount.mqueue': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'mqueue', flags: s.args.flags }),
   // A denied folder holding other rules is covered writable, then made read-only after pivot_root (plan/sections/paths.ts).
   'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly || a.plan.steps.some((x) => x.kind === 'mount.readonly' && x.args.path === s.args.target), flags: s.args.flags }),
   'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
