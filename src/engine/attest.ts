@@ -355,9 +355,13 @@ function userGroups(a: Attestation, s: StepOf<'user.groups'>): void {
 function capsApplied(a: Attestation, s: StepOf<'caps.apply'>): void {
   const { status } = a;
   const bounding = capMask(s.args.bounding), ambient = capMask(s.args.ambient) & bounding;
-  const want: Record<string, bigint> = a.root
-    ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
-    : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
+  // With the exact sets (security.capabilities), as op_caps_sets leaves them before exec.
+  const inh = s.args.sets ? capMask(s.args.sets.inheritable) & bounding : 0n, amb = s.args.sets ? capMask(s.args.sets.ambient) & inh : 0n;
+  const want: Record<string, bigint> = s.args.sets
+    ? { CapBnd: bounding, CapPrm: a.root ? bounding : inh | amb, CapEff: a.root ? bounding : inh | amb, CapInh: inh, CapAmb: amb }
+    : a.root
+      ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
+      : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
   const bad = Object.entries(want).filter(([k, m]) => BigInt(`0x${status[k] ?? 'x'}`) !== m);
   a.check(s, bad.length === 0, Object.entries(want).map(([k, m]) => `${k} ${m.toString(16)}`).join(', '), bad.map(([k]) => `${k} ${status[k]}`).join(', '));
 }
