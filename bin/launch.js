@@ -15,7 +15,8 @@ module.exports = function launch(bundle) {
   let cachedData;
   if (!writeCache) try { cachedData = fs.readFileSync(cacheFile); } catch { /* no cache: compile */ }
 
-  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });
+  // The build makes the bundle ASCII (scripts/build.mjs), so Latin-1 reads it as it is, without decoding.
+  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'latin1')), { filename: file, cachedData });
   const mod = { exports: {}, filename: file, id: file, loaded: false };
   script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
   // At build time (SANDBOX_WRITE_CODE_CACHE=1) the commands of SANDBOX_CACHE_ALSO (a JSON list of

@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 12
+#define SBX_ABI_VERSION 14
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -131,9 +131,16 @@ enum sbx_op_kind {
 	SBX_OP_ROOT_OVERLAY,    /* s1 = new root folder, s2 = overlayfs options (lowerdir=…,upperdir=…,workdir=…) */
 	SBX_OP_FORK,            /* `sandbox exec`: fork, so that a joined pid namespace applies; the child goes
 				 * on with the next op in a new session, and this process stays behind as a relay:
-				 * it forwards every signal to the child and exits with the child's status */
+				 * it forwards every signal to the child and exits with the child's status.
+				 * With SBX_F_FORK_PARENT (sandbox-runtime exec) there is no relay: the child is
+				 * cloned as the caller's own (CLONE_PARENT), this process reports the op DONE with
+				 * err = the child's host pid and exits 0, and the child reports DONE (err 0) and goes
+				 * on; it does not die with the caller, so that exec --detach leaves it to the
+				 * caller's subreaper (containerd's shim, conmon), as runc's exec does */
 	SBX_OP_LANDLOCK,        /* a = handled fs rights, b = a read-only path's; s1 read-only paths, s2 writable ones
-				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c) */
+				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c);
+				 * s4 the network and scope part (list): "n<handled net rights>", "s<scopes>",
+				 * then "c<port>" (TCP connect allowed) and "b<port>" (TCP bind allowed) */
 	SBX_OP_KIND_MAX
 };
 
@@ -147,6 +154,7 @@ enum sbx_op_kind {
                                       * fifo, which `start` writes; then it execs. Its parent may exit meanwhile: the
                                       * child is then the caller's subreaper's, with nothing between them (as runc's
                                       * exec.fifo). An exec failure after that is its exit status only (126, 127). */
+#define SBX_F_FORK_PARENT 0x04000000u /* on SBX_OP_FORK: see there */
 #define SBX_F_STDIN     0x10000000u  /* on SBX_OP_EXEC: the command reads the caller's stdin (stdin_open, -i); without
                                       * it the child's fd 0 is the host's /dev/null from its first op on */
 
@@ -213,6 +221,11 @@ SBX_API int sbx_wait(int32_t pid, int32_t *status, struct sbx_error *err);
 
 /* Sets a terminal's window size (TIOCSWINSZ). */
 SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err);
+
+/* sandbox-runtime's --console-socket: connects to the unix socket at path (SOCK_STREAM) and sends fd
+ * (a terminal's master) over it with SCM_RIGHTS, with name (the terminal's path) as the message, as
+ * runc does; the caller keeps its own fd. */
+SBX_API int sbx_send_fd(const char *path, int32_t fd, const char *name, struct sbx_error *err);
 
 /* Receives the terminal master the child sends (SCM_RIGHTS) after SBX_OP_CONSOLE. */
 SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err);

@@ -154,7 +154,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 
 	for (i = 0; i < c->nops; i++) {
 		const struct sbx_op *op = &c->ops[i];
-		/* Rootless, the CLI that attests this child before exec is an unprivileged process of the
+		/* Rootless (in a user namespace, or in reduced mode with none), the CLI that attests this child before exec is an unprivileged process of the
 		 * same host uid, which may read /proc/PID/{root,mountinfo,fd,ns} only of a dumpable one.
 		 * Made dumpable as the exec step starts, when setup is over: everything this process holds
 		 * then (the host's node binary, which the caller cannot write; its fds and folders) is the
@@ -164,7 +164,7 @@ void child_main(struct child_ctx *c, int sync_fd, uint64_t clone_flags)
 		if (op->flags & SBX_F_FAIL) { report(c, op, SBX_EV_FAILED, EPERM); _exit(125); }
 		if (op->flags & SBX_F_PAUSE) kill(getpid(), SIGSTOP);
 		if (op->kind == SBX_OP_EXEC) op_exec(c, op, sync_fd);
-		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : op->kind == SBX_OP_FORK ? op_fork(c, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
+		if ((op->kind == SBX_OP_CONSOLE ? op_console(c, sync_fd) : op->kind == SBX_OP_FORK ? op_fork(c, op, sync_fd) : run_op(c, op)) < 0) { report(c, op, SBX_EV_FAILED, errno ? errno : EIO); _exit(125); }
 		report(c, op, SBX_EV_DONE, 0);
 	}
 	_exit(125);

@@ -6,6 +6,7 @@
  * from outside (sbx_respawn). */
 #include "internal.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -130,10 +131,21 @@ int init_prepare(struct child_ctx *c, const struct sbx_op *op)
 /* `sandbox exec`, after setns(CLONE_NEWPID): only children enter the joined pid namespace. The
  * parent (still in the CLI's pid namespace, and the CLI's child) relays; the child goes on with
  * the program, dies with the relay, and leads its own session so that it can own a terminal. */
-int op_fork(struct child_ctx *c, int sync_fd)
+int op_fork(struct child_ctx *c, const struct sbx_op *op, int sync_fd)
 {
 	sigset_t all, old;
 	pid_t relay = getpid();
+	if (op->flags & SBX_F_FORK_PARENT) {
+		/* sandbox-runtime exec: no relay. The child is the caller's (CLONE_PARENT: its exit signal
+		 * is this process's, SIGCHLD), in the joined pid namespace, and arms no death signal: the
+		 * caller reads EOF on events (exec) or on the sync socket (its own end) if it dies first.
+		 * The pid clone returns is the host's: this process's own pid namespace is the caller's. */
+		pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+		if (pid < 0) return -1;
+		if (pid == 0) { c->outlive = 1; return setsid() < 0 ? -1 : 0; }
+		report(c, op, SBX_EV_DONE, (int)pid);
+		_exit(0);
+	}
 	pid_t pid = raw_fork(&all, &old);
 	if (pid < 0) return -1;
 	if (pid == 0) {
@@ -161,6 +173,9 @@ void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd)
 	while (read(sync_fd, &go, 1) < 0 && errno == EINTR) {}
 	if (go != 'E') _exit(125);
 	close(sync_fd);
+	/* sandbox-runtime exec: the ids op armed the death signal again (a change of credentials clears
+	 * it); the command outlives the runtime, as runc's does. */
+	if (c->outlive && prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) { report(c, op, SBX_EV_FAILED, errno); _exit(125); }
 	if (op->flags & SBX_F_WAIT_START) {
 		/* Created: from here this process outlives its parent (sandbox-runtime create exits), and
 		 * the parent's EOF on events says that it waits. `start` writes the byte; `delete` of a

@@ -25,6 +25,7 @@ struct child_ctx {
 	int rootless;         /* cloned by a caller that is not root on the host (its own user namespace) */
 	int start_fd;         /* SBX_F_WAIT_START: the start fifo, open read-write (exec.c), or -1 */
 	int init_fd;          /* init: true: the sealed memfd of sbx-init (exec.c), or -1 */
+	int outlive;          /* SBX_F_FORK_PARENT: the command does not die with the caller (exec.c) */
 };
 
 /* Who calls whom, so that no two files call each other: spawn.c (sbx_spawn) clones the child and
@@ -72,7 +73,7 @@ HIDDEN int op_console(struct child_ctx *c, int sync_fd);
 
 /* exec.c: op_exec never returns; op_fork returns in the forked child, and the relay never does. */
 HIDDEN void op_exec(struct child_ctx *c, const struct sbx_op *op, int sync_fd) __attribute__((noreturn));
-HIDDEN int op_fork(struct child_ctx *c, int sync_fd);
+HIDDEN int op_fork(struct child_ctx *c, const struct sbx_op *op, int sync_fd);
 HIDDEN int init_prepare(struct child_ctx *c, const struct sbx_op *op);
 
 /* fail.c: an entry point's error: err filled with e and "WHAT: strerror(e)", errno = e; returns -1.

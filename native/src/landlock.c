@@ -7,6 +7,12 @@
  * with it. Landlock needs no_new_privs or CAP_SYS_ADMIN in the child's user namespace: the plan
  * puts it after no_new_privs, or before the capabilities are dropped.
  *
+ * On ABI 4 and later the same ruleset may handle TCP connect and bind, allowed only to the ports
+ * its net rules name (the egress rules that name only ports, or none where the sandbox must not
+ * reach the network), and on ABI 6 and later it may scope abstract Unix sockets and signals to the
+ * sandbox's own domain: where there is no namespace (reduced mode), what keeps the command from
+ * the host's abstract sockets and from signalling the caller's other processes.
+ *
  * sbx_landlock_abi runs in the CLI process (any user, any thread): the kernel's ABI version, or 0.
  */
 #include "internal.h"
@@ -18,6 +24,14 @@
 #include <unistd.h>
 
 #define MAX_RULES 256
+
+/* The ruleset's attributes as the kernel's latest ABI has them: an older kernel accepts the larger
+ * struct while the fields it does not know are zero (copy_struct_from_user). */
+struct sbx_ruleset_attr { uint64_t fs, net, scoped; };
+struct sbx_net_port_attr { uint64_t allowed_access; uint64_t port; } __attribute__((packed));
+#define SBX_RULE_NET_PORT 2
+#define SBX_NET_BIND_TCP 1ULL
+#define SBX_NET_CONNECT_TCP 2ULL
 
 /* This build's kernel headers may be older than the kernel that runs it: the rights' numbers are
  * the kernel's ABI (include/uapi/linux/landlock.h), fixed once published. */
@@ -52,18 +66,51 @@ static int grant(int ruleset, const char *list, uint64_t rights, uint64_t handle
 	return 0;
 }
 
+static uint64_t decimal(const char *p)
+{
+	uint64_t v = 0;
+	for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
+	return v;
+}
+
+/* The network and scope part of the op (s4): fills the handled net rights and the scopes into attr
+ * when 'n'/'s' items are given, or, with ruleset >= 0, adds one net rule per 'c'/'b' item. */
+static int net_part(const char *list, struct sbx_ruleset_attr *attr, int ruleset)
+{
+	char *items[MAX_RULES + 1];
+	int n = split_list(list, items, MAX_RULES), i;
+	for (i = 0; i < n; i++) {
+		const char *it = items[i];
+		struct sbx_net_port_attr rule;
+		if (ruleset < 0) {
+			if (it[0] == 'n') attr->net = decimal(it + 1);
+			else if (it[0] == 's') attr->scoped = decimal(it + 1);
+			continue;
+		}
+		if (it[0] != 'c' && it[0] != 'b') continue;
+		rule.allowed_access = (it[0] == 'c' ? SBX_NET_CONNECT_TCP : SBX_NET_BIND_TCP) & attr->net;
+		rule.port = decimal(it + 1);
+		if (!rule.allowed_access) continue;
+		if (syscall(SYS_landlock_add_rule, ruleset, SBX_RULE_NET_PORT, &rule, 0) < 0) return -1;
+	}
+	return 0;
+}
+
 /* a = the handled rights, b = a read-only path's rights; s1 the read-only paths, s2 the writable
  * ones (every handled right); s3, when set, a folder to create where the mounts allow it and the
  * ruleset does not: after the restriction, the kernel must refuse it with EACCES, or the op fails
  * (EPERM if it was made, which is then removed; the errno otherwise). */
 int op_landlock(struct child_ctx *c, const struct sbx_op *op)
 {
-	struct landlock_ruleset_attr attr = { .handled_access_fs = (uint64_t)op->a };
-	const char *probe = ctx_str(c, op->s3);
-	int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0), r;
+	struct sbx_ruleset_attr attr = { .fs = (uint64_t)op->a };
+	const char *probe = ctx_str(c, op->s3), *net = ctx_str(c, op->s4);
+	int ruleset, r;
+	if (net && net_part(net, &attr, -1) < 0) return -1;
+	ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
 	if (ruleset < 0) return -1;
-	r = grant(ruleset, ctx_str(c, op->s1), (uint64_t)op->b, attr.handled_access_fs);
-	if (r == 0) r = grant(ruleset, ctx_str(c, op->s2), attr.handled_access_fs, attr.handled_access_fs);
+	r = grant(ruleset, ctx_str(c, op->s1), (uint64_t)op->b, attr.fs);
+	if (r == 0) r = grant(ruleset, ctx_str(c, op->s2), attr.fs, attr.fs);
+	if (r == 0 && net) r = net_part(net, &attr, ruleset);
 	if (r == 0) r = (int)syscall(SYS_landlock_restrict_self, ruleset, 0);
 	close(ruleset);
 	if (r < 0 || !probe) return r;

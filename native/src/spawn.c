@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -63,7 +64,7 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	if (pid == 0) {
 		/* The child: a copy of this process with one thread. */
 		struct child_ctx c = { .ops = ops, .nops = nops, .strings = strings, .strings_len = strings_len, .events_fd = ev[1], .root_fd = -1,
-			.rootless = caller_uid != 0 && (clone_flags & CLONE_NEWUSER) != 0 };
+			.rootless = caller_uid != 0 };
 		close(ev[0]);
 		close(sync[0]);
 		child_main(&c, sync[1], clone_flags);
@@ -172,6 +173,32 @@ SBX_API int sbx_recv_fd(int32_t sock, int32_t *fd, struct sbx_error *err)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return sbx_fail(err, EPROTO, "recvmsg: no terminal from the child");
 	memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+SBX_API int sbx_send_fd(const char *path, int32_t fd, const char *name, struct sbx_error *err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = path ? strlen(path) : 0, nlen = name && *name ? strlen(name) : 1;
+	if (!len || len >= sizeof addr.sun_path) return sbx_fail(err, ENAMETOOLONG, "console socket path");
+	memcpy(addr.sun_path, path, len);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0) return sbx_fail(err, errno, "socket");
+	if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) { int e = errno; close(s); return sbx_fail(err, e, "connect to the console socket"); }
+	char ctl[CMSG_SPACE(sizeof(int))];
+	memset(ctl, 0, sizeof ctl);
+	struct iovec iov = { .iov_base = (void *)(name && *name ? name : "t"), .iov_len = nlen };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	ssize_t r;
+	do r = sendmsg(s, &msg, MSG_NOSIGNAL); while (r < 0 && errno == EINTR);
+	int e = errno;
+	close(s);
+	if (r < 0) return sbx_fail(err, e, "sendmsg to the console socket");
 	return 0;
 }
 

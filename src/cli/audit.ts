@@ -1,11 +1,13 @@
 // `sandbox audit` and `sandbox diff`: the review commands. Both read a plan and never change the
 // host. Exit codes: 0 ok, 1 usage (or, for diff, something loosened), 2 invalid config or
 // unreadable file, 3 an audit score above --threshold.
+import { renderEnforcement } from '../ui/enforcement';
 import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
 import type { SandboxSpec } from '../model/types';
-import type { Plan } from '../plan/types';
+import type { HostFeatures, Plan } from '../plan/types';
+import { compile } from '../plan/compile';
 import type { FoundConfig } from '../config/find';
 import { LIMITS, parseConfig, type PathSeg } from '../config/parse';
 import { exposureFacts, locatorOf, type ExposureFacts } from '../audit/facts';
@@ -22,7 +24,7 @@ import { VERSION } from './version';
 /** node:child_process, loaded when a program is first run: only `diff --against` runs one (git), and the module costs ms at start-up. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
-export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string }
+export interface AuditLoaded { plan: Plan; spec: SandboxSpec; file: string; absFile: string; root: PathSeg[]; text: string; host?: HostFeatures }
 /** main.ts's loader: prints every problem and throws exit 2 on an invalid file; `source` gives
  * the file's bytes instead of reading it (the old version, from git). */
 export type AuditLoad = (file: string | undefined, opts: { hostProblems?: 'error' | 'warning'; source?: FoundConfig }) => Promise<AuditLoaded>;
@@ -34,7 +36,11 @@ const fail = (message: string, code: number): never => { throw new LifecycleErro
 /** The facts of a loaded config; a default is located at its parent key in the file, or 1:1. */
 export function factsOf(l: AuditLoaded): ExposureFacts {
   const parsed = parseConfig(l.file, Buffer.from(l.text), { root: l.root });
-  return exposureFacts(l.plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
+  // A reduced plan (this host makes no namespace) lacks the steps the facts are read from: the
+  // file is scored as it asks to run, and the reduced mode's table follows the findings.
+  let plan = l.plan;
+  if (l.plan.reduced && l.host) { const { reduced: _, ...host } = l.host; plan = compile(l.spec, { ...host, userns: true }).plan; }
+  return exposureFacts(plan, l.spec, locatorOf(l.file, parsed.value, parsed.locate, l.root.length > 0));
 }
 
 function git(cwd: string, args: string[], max = LIMITS.bytes): string {
@@ -79,7 +85,7 @@ export function registerAudit(program: Command, load: AuditLoad): void {
       else if (o.format === 'sarif') {
         const sarif = toSarif([a], { version: VERSION, repoRoot: repoRootOf(l.absFile) ?? process.cwd(), absPath: (f) => (f === l.file ? l.absFile : resolve(f)) });
         process.stdout.write(JSON.stringify(sarif, null, 2) + '\n');
-      } else process.stdout.write(auditText(a));
+      } else process.stdout.write(auditText(a) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
       if (threshold !== undefined && a.score > threshold) {
         process.stderr.write(AUDIT_MSG.aboveThreshold(a.score, threshold) + '\n');
         exit(3);

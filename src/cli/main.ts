@@ -11,6 +11,8 @@ import type { PathKind, Source } from '../model/types';
 import type { PathFs } from '../model/normalize';
 import { buildSpec, readConfig } from '../model/load';
 import { compile } from '../plan/compile';
+import { REFUSED_IN_REDUCED } from '../plan/reduced';
+import { renderEnforcement } from '../ui/enforcement';
 import { planJson, renderPlan, sourceText } from '../plan/render';
 import type { Plan, HostFeatures, RootlessHost } from '../plan/types';
 import { describeDelegation, probeHost } from '../engine/probe';
@@ -124,7 +126,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
       plan = compiled.plan;
       for (const p of compiled.problems) {
         const at = typeof p.src === 'object' ? p.src : { file, line: 1, col: 1 };
-        const severity = p.atRun && !opts.forRun ? 'warning' : opts.hostProblems ?? 'error';
+        const severity = (p.atRun && !opts.forRun) || (p.code === REFUSED_IN_REDUCED && opts.allowWeaker) ? 'warning' : opts.hostProblems ?? 'error';
         diagnostics.push({ ...at, path: '', code: p.code, message: p.message, severity });
       }
     }
@@ -152,6 +154,8 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
   }
   const fail = (diagnostics: Diagnostic[], text: string, texts: Record<string, string> | undefined, status: number) => {
     report(diagnostics, text, opts.format, shownFile, texts);
+    // Reduced mode: the whole table beside the lines that stop it.
+    if (b.plan?.reduced && opts.format !== 'json' && opts.format !== 'json-plan') process.stderr.write(renderEnforcement(b.plan.reduced));
     if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
     throw new Exit(status);
   };
@@ -224,10 +228,12 @@ function writableForTest(plan: Plan, id: string): Plan {
  * --dry-run, prints the plan it would apply instead); throws Exit with the command's status. */
 export async function start(l: Loaded, o: UpOpts): Promise<void> {
   if (o.dryRun) {
-    process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+    process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     process.stderr.write(`${MSG.dryRun}\n`);
     return;
   }
+  // Reduced mode is never silent: what each line gets, before the command runs.
+  if (l.plan.reduced && !o.quiet) process.stderr.write(renderEnforcement(l.plan.reduced));
   if (process.env.SANDBOX_TEST_WRITABLE) l = { ...l, plan: writableForTest(l.plan, process.env.SANDBOX_TEST_WRITABLE) };
   // While the engine loads and checks the plan: see engine/prewarm.ts.
   prewarmCgroupAttach(l.host);
@@ -338,7 +344,7 @@ export function buildProgram(): Command {
       const l = o.oci
         ? await loadOci(load, o.oci, bundleName(o.oci), { strict: o.strict, format: json ? 'json-plan' : 'text' })
         : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
-      process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }));
+      process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     });
 
   // --json/--format json only with --dry-run: the plan it would apply, as plan --json prints it.
@@ -355,17 +361,18 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'print no progress (--progress quiet)')
     .option('--verbose', 'print every step as it is applied, one line each')
     .option('--strict', 'treat warnings as errors')
+    .option('--allow-weaker', 'where no user namespace can be made (reduced mode), run even if some lines of the file cannot be held (the table says which)')
     .option('--attest <file>', 'write what was read back from the sandbox before its command started (each step verified or not checkable), with the plan\'s digest, as JSON')
     .option('-e, --env <NAME=VALUE>', 'set a variable, over the file\'s (repeatable)', collect, [] as string[])
     .option('-v, --volume <SRC:DST[:ro]>', 'mount a host path, replacing the file\'s mount on DST (repeatable; relative to the current folder)', collect, [] as string[])
     .option('-p, --publish <[IP:]HOST:CTR[/PROTO]>', 'publish a port, replacing the file\'s for the same container port (repeatable)', collect, [] as string[])
-    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress' | 'json'> & FormatOpts & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean }, self: Command) => {
+    .action(async (fileArg: string | undefined, words: string[], o: Omit<UpOpts, 'progress' | 'json'> & FormatOpts & OverrideOpts & { progress: string; name?: string; insecureRegistry: string[]; strict?: boolean; interactive?: boolean; tty: boolean; allowWeaker?: boolean }, self: Command) => {
       const json = formatOf(o) === 'json';
       if (json && !o.dryRun) throw new LifecycleError(MSG.jsonNeedsDryRun, 1);
       // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
       const { file, command: cmd } = fileAndCommand(self, fileArg, words);
       const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
-      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, ...(json ? { format: 'json-plan' } : {}), ...overridesOf(o) });
+      const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, allowWeaker: o.allowWeaker, ...(json ? { format: 'json-plan' } : {}), ...overridesOf(o) });
       await start(l, { ...o, json, progress });
     });
 
@@ -384,7 +391,8 @@ export function buildProgram(): Command {
         ...(h.rootless ? rootlessRows(h.rootless) : []),
         ...(h.root ? [] : [['limits', describeDelegation(h)] as [string, string]]),
         ['cgroups', `${h.cgroup.layout}${h.cgroup.controllers.length ? `: ${h.cgroup.controllers.join(' ')}` : ''}; swap accounting ${h.cgroup.swap ? 'on' : 'off'}${h.cgroup.ioWeightFile ? `; IO weight in ${h.cgroup.ioWeightFile}` : ''}`],
-        ['user namespaces', yes(h.userns)],
+        ['user namespaces', h.reduced ? `no: ${h.reduced.why}; a sandbox runs in reduced mode (no namespaces: Landlock, seccomp, no_new_privs, rlimits), and \`doctor FILE\` shows what each line gets` : yes(h.userns)],
+        ['landlock', h.landlock ? `ABI ${h.landlock}${h.landlock >= 4 ? ' (TCP ports)' : ''}${h.landlock >= 6 ? ' (signal and abstract socket scopes)' : ''}` : 'no'],
         ['seccomp', yes(h.seccomp)],
         ['overlayfs', yes(h.overlayfs)],
         ['programs', programsRow(h)],
@@ -393,13 +401,14 @@ export function buildProgram(): Command {
       ];
       if (json) {
         const l = file ? await load(file, { preflight: { exit: EXIT.invalid } }) : undefined;
-        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length } : {}) }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ host: Object.fromEntries(rows), ...(l ? { file: l.file, applies: true, steps: l.plan.steps.length, ...(l.plan.reduced ? { reduced: l.plan.reduced } : {}) } : {}) }, null, 2) + '\n');
         return;
       }
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
       if (!file) return;
-      const l = await load(file, { preflight: { exit: EXIT.invalid } });
-      process.stdout.write(`\n${l.file}: this host can apply every line (${l.plan.steps.length} steps)\n`);
+      const l = await load(file, { preflight: { exit: EXIT.invalid }, allowWeaker: true });
+      if (l.plan.reduced) process.stdout.write(`\n${l.file}: ${renderEnforcement(l.plan.reduced)}`);
+      else process.stdout.write(`\n${l.file}: this host can apply every line (${l.plan.steps.length} steps)\n`);
     });
 
   registerLifecycle(program, async (file) => (await load(file, {})).plan.name);

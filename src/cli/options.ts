@@ -39,6 +39,8 @@ export interface LoadOpts {
   files?: Record<string, string>;
   /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with `exit`. */
   preflight?: { exit: number };
+  /** `up --allow-weaker`: in reduced mode, a line that cannot be held is dropped, not refused. */
+  allowWeaker?: boolean;
 }
 
 /** `up`'s and `run`'s options once the plan is made: `progress` is the view's mode (from

@@ -82,9 +82,12 @@ export function attestEgressRule(plan: Plan, s: StepOf<'net.egress.rule'>, v: Eg
     if (wall && (wall.rule === s.args.index || wall.rule === undefined)) { out(s, 'mismatch', `expected rule ${s.args.index} in the wall as compiled, found ${wall.what}`); return; }
     parts.push(`in the wall as counter r${s.args.index}`);
   }
-  if (s.args.enforcedBy.includes('resolver') || s.args.enforcedBy.includes('relay')) {
+  const inS = s.args.enforcedBy.includes('wall-inside');
+  if (inS || s.args.enforcedBy.includes('resolver') || s.args.enforcedBy.includes('relay')) {
     const inside = !failed(v.inside) && v.inside ? tableDifference(v.inside.want, v.inside.got) : { what: failed(v.inside) ? v.inside.error : 'no table read' };
     if (inside) { out(s, 'mismatch', `expected the sandbox's table ${'sbx_egress'} as compiled, found ${inside.what}`); return; }
+    if (inS && s.args.target.type === 'cidr') parts.push(`in the sandbox's own wall (table inet sbx_egress, chain wall) as counter r${s.args.index}`);
+    if (!s.args.enforcedBy.includes('resolver') && !s.args.enforcedBy.includes('relay')) { out(s, 'verified', parts.join('; ')); return; }
     if (v.status?.digest !== v.digest) { out(s, 'mismatch', `expected sbx-egress to run the policy ${v.digest.slice(0, 12)}, found ${v.status?.digest?.slice(0, 12) ?? 'no status'}`); return; }
     parts.push(`in the policy sbx-egress runs (sha256 ${v.digest.slice(0, 12)}) and the sandbox's redirect table`);
   }

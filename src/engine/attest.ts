@@ -101,8 +101,12 @@ class Attestation {
     this.out.push(good ? { step: s.id, verdict: 'verified', detail: want } : { step: s.id, verdict: 'mismatch', detail: `expected ${want}, found ${found}` });
   }
 
-  /** The topmost mount on a point. */
-  at(p: string): MountEntry | undefined { return this.view.mounts.filter((m) => m.point === p).at(-1); }
+  private topmost?: Map<string, MountEntry>;
+  /** The topmost mount on a point (the table indexed once: every mount step asks). */
+  at(p: string): MountEntry | undefined {
+    this.topmost ??= new Map(this.view.mounts.map((m) => [m.point, m]));
+    return this.topmost.get(p);
+  }
 
   mountCheck(s: Step, target: string, want: { fstype?: string; ro?: boolean; flags?: readonly string[] }): void {
     // A target reached through a symlink inside the root is mounted where the link leads (in the root).
@@ -256,7 +260,7 @@ const RULES: Rules = {
   // right after landlock_restrict_self, and reported the step done only if the kernel refused it a
   // folder its mounts allow and its ruleset does not (EACCES).
   'landlock': (a, s) => (s.args.probe
-    ? a.ok(s, `the child, once restricted, was refused ${s.args.probe} (EACCES), which its mounts allow: its report`)
+    ? a.ok(s, `the child, once restricted, was refused ${s.args.probe} (EACCES), which ${a.plan.reduced ? 'your user may make (reduced mode)' : 'its mounts allow'}: its report`)
     : a.unchecked(s, 'Landlock leaves no trace in /proc, and this sandbox has no folder its mounts let it make and its ruleset does not (a non-root user or a writable image root), for the child to try')),
   'seccomp.off': (a, s) => a.check(s, a.status.Seccomp === '0', 'no seccomp filter', `Seccomp ${a.status.Seccomp}`),
   // Exec.
@@ -385,21 +389,32 @@ export function readView(pid: number, o: { cgroup: (controller: string, file: st
     const n = (v: string | undefined) => (v === 'unlimited' ? -1 : Number(v));
     return [n(soft), n(hard)];
   });
+  // A path is asked for by several rules (dev.links reads each link twice): looked up once.
+  const paths = new Map<string, PathKind | undefined>();
   let rootIsHosts = true;
   try { const a = statSync(`${proc}/root/`), b = statSync('/'); rootIsHosts = a.dev === b.dev && a.ino === b.ino; } catch { /* unreadable: counted as the host's */ }
   return {
-    status, uidMap: read(`${proc}/uid_map`) ?? '', gidMap: read(`${proc}/gid_map`) ?? '', mounts: readMounts(proc), ns: nsOf(proc), hostNs: nsOf('/proc/self'), limits,
+    status, uidMap: read(`${proc}/uid_map`) ?? '', gidMap: read(`${proc}/gid_map`) ?? '', mounts: readMounts(proc), ns: nsOf(proc), hostNs: hostNamespaces(), limits,
     cgroups: (read(`${proc}/cgroup`) ?? '').split('\n').filter(Boolean), ...readNetwork(proc), rootIsHosts, fds: readFds(proc),
-    path: (p) => pathIn(proc, p),
+    path: (p) => { if (!paths.has(p)) paths.set(p, pathIn(proc, p)); return paths.get(p); },
     realPath: (p) => realPathIn(proc, p),
     cgroupFile: o.cgroup,
     stateFile: (name) => (o.stateDir ? (name === '.' ? (statSafe(o.stateDir) ? '' : undefined) : read(join(o.stateDir, name))) : undefined),
-    nsInode: (path) => { try { return statSync(path).ino; } catch { return undefined; } },
+    nsInode: (path) => { try { return statSync(path, { throwIfNoEntry: false })?.ino; } catch { return undefined; } },
     hostInterface: (name) => statSafe(`/sys/class/net/${name}`),
   };
 }
 
 const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
+
+/** The CLI's own namespaces, read once per process: it never leaves them (libsbx enters another
+ * namespace only in a child or in a thread of its own, which /proc/self does not show). */
+let ownNs: Record<string, string> | undefined;
+const hostNamespaces = () => (ownNs ??= nsOf('/proc/self'));
+
+/** What the attestation reads of the host alone (the CLI's namespaces), read ahead: the engine
+ * calls it while the child applies its steps and this process would only wait for its events. */
+export function readHostFacts(): void { hostNamespaces(); }
 
 function readMounts(proc: string): MountEntry[] {
   return (read(`${proc}/mountinfo`) ?? '').split('\n').filter(Boolean).map((l) => {
@@ -448,7 +463,8 @@ function realPathIn(proc: string, p: string): string {
     if (part === '.') continue;
     if (part === '..') { done.pop(); continue; }
     let link: string | undefined;
-    try { link = readlinkSync(join(`${proc}/root`, ...done, part)); } catch { /* not a link, or absent */ }
+    const at = join(`${proc}/root`, ...done, part);
+    try { if (lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink()) link = readlinkSync(at); } catch { /* unreadable: taken as it is */ }
     if (link === undefined) { done.push(part); continue; }
     hops++;
     if (link.startsWith('/')) done.length = 0;
@@ -459,7 +475,9 @@ function realPathIn(proc: string, p: string): string {
 
 function pathIn(proc: string, p: string): PathKind | undefined {
   try {
-    const st = lstatSync(join(`${proc}/root`, p));
+    // An absent path is the common answer (masked paths this kernel has not): no exception for it.
+    const st = lstatSync(join(`${proc}/root`, p), { throwIfNoEntry: false });
+    if (!st) return undefined;
     if (st.isSymbolicLink()) return { type: 'link', target: readlinkSync(join(`${proc}/root`, p)) };
     if (st.isCharacterDevice()) return { type: 'char', rdev: st.rdev };
     if (st.isBlockDevice()) return { type: 'block', rdev: st.rdev };
@@ -471,6 +489,6 @@ function pathIn(proc: string, p: string): PathKind | undefined {
   }
 }
 
-const statSafe = (p: string) => { try { statSync(p); return true; } catch { return false; } };
+const statSafe = (p: string) => { try { return statSync(p, { throwIfNoEntry: false }) !== undefined; } catch { return false; } };
 /** mountinfo escapes space, tab, newline and backslash as octal. */
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescape = (s: string) => (s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) : s);

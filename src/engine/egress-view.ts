@@ -31,7 +31,7 @@ function probeList(plan: Plan, run: EgressRun): { list: NetProbe[]; upstream?: s
   // A loopback upstream would mean the sandbox's own loopback, and one an allow rule names may be
   // asked straight: the canary address on port 53 instead.
   const upstream = upstreamAll.find((u) => !u.startsWith('127.') && !namedByAllow(rules, u)) ?? canary;
-  const gw = findStep(plan.steps, 'net.veth')?.args.gateway;
+  const gw = findStep(plan.steps, 'net.veth')?.args.gateway ?? run.gateway;
   const gateway = gw && !namedByAllow(rules, gw) ? gw : undefined;
   const metadata = !namedByAllow(rules, '169.254.169.254');
   const list: NetProbe[] = [
@@ -54,7 +54,7 @@ const connOf = (r: NetProbeResult) => ({ outcome: r.outcome === 'answered' || r.
 async function probeView(pid: number, plan: Plan, run: EgressRun, lib: LibSbx): Promise<Read<EgressProbes>> {
   const p = probeList(plan, run);
   let res: NetProbeResult[];
-  try { res = await netprobe(pid, p.list, { lib }); } catch (e) { return { error: `the probes could not run in the sandbox's network namespace: ${(e as Error).message}` }; }
+  try { res = await netprobe(pid, p.list, { lib, joinUserns: !!run.rootless }); } catch (e) { return { error: `the probes could not run in the sandbox's network namespace: ${(e as Error).message}` }; }
   let i = 0;
   const next = () => res[i++]!;
   const identity = dnsOf(next()), canaryNameR = dnsOf(next());
@@ -67,8 +67,8 @@ async function probeView(pid: number, plan: Plan, run: EgressRun, lib: LibSbx): 
   return { identity, canaryName: canaryNameR, ...(upstream ? { upstream } : {}), ...(canary ? { canary } : {}), ...(metadata ? { metadata } : {}), ...(gateway ? { gateway } : {}), ipv6: v6.outcome !== 'counted' ? -1 : v6.text ? v6.answers ?? 1 : 0 };
 }
 
-async function tableView(want: NftTable, relay: number | undefined, netns?: string): Promise<Read<{ want: ReturnType<typeof canonOfTable>; got: ReturnType<typeof canonOfTable> }>> {
-  try { return { want: canonOfTable(want, relay), got: canonOfJson(await listTableJson(want.name, netns)) }; } catch (e) { return { error: (e as Error).message }; }
+async function tableView(want: NftTable, relay: number | undefined, netns?: string, userns?: string): Promise<Read<{ want: ReturnType<typeof canonOfTable>; got: ReturnType<typeof canonOfTable> }>> {
+  try { return { want: canonOfTable(want, relay), got: canonOfJson(await listTableJson(want.name, netns, userns)) }; } catch (e) { return { error: (e as Error).message }; }
 }
 
 /**
@@ -78,15 +78,17 @@ async function tableView(want: NftTable, relay: number | undefined, netns?: stri
  * port 53 counts one packet, refused by a reset).
  */
 export async function readEgressView(pid: number, plan: Plan, run: EgressRun, stateDir: string, lib: LibSbx): Promise<EgressView> {
-  const rules = policyRulesOf(plan).rules;
+  const { rules, insideWall } = policyRulesOf(plan);
   const wallJson = run.wall ? listTableJson(run.wall.name).catch((e: Error) => e) : undefined;
-  const [probes, inside, json] = await Promise.all([probeView(pid, plan, run, lib), tableView(insideTable(rules), run.record.relay, `/proc/${pid}/ns/net`), wallJson]);
+  // Without root the wall is the sandbox's own table's chain, read in its user and network namespaces.
+  const netns = `/proc/${pid}/ns/net`, userns = run.rootless ? `/proc/${pid}/ns/user` : undefined;
+  const [probes, inside, json] = await Promise.all([probeView(pid, plan, run, lib), tableView(insideTable(rules, insideWall ? run.classes : undefined), run.record.relay, netns, userns), wallJson]);
   const wall = !run.wall || json === undefined ? undefined : json instanceof Error ? { error: json.message } : { want: canonOfTable(run.wall), got: canonOfJson(json) };
   const up = 'upstream' in probes ? probes.upstream : undefined;
   const connected = 'ipv6' in probes && [probes.canary, probes.metadata, probes.gateway].some((c) => c?.outcome === 'connected');
-  if (run.wall && (up?.udp.error?.startsWith('timeout') || connected)) {
+  if ((run.wall || insideWall) && (up?.udp.error?.startsWith('timeout') || connected)) {
     try {
-      const again = await listTableJson(run.wall.name);
+      const again = run.wall ? await listTableJson(run.wall.name) : await listTableJson(insideTable(rules).name, netns, userns);
       if (up?.udp.error?.startsWith('timeout')) up.udp.walled = counterPackets(again, 'dns') > (up.tcp.refused ? 1 : 0);
       // Only the probes have sent anything: an allow rule's counter that moved let one through.
       if (connected && 'ipv6' in probes) probes.through = rules.filter((r) => r.action === 'allow' && r.target.type === 'cidr' && counterPackets(again, `r${r.index}`) > 0).map((r) => r.index);

@@ -10,13 +10,15 @@ import { libraryPath } from '../ffi/libsbx';
 import { withLock } from '../host/lock';
 import { netLock } from '../host/network';
 import { readEgressRecord, startEgress, takenEgressIds, writeEgressRecord, type EgressRecord } from '../host/egress';
-import { egressIds, policyText, runClasses, sha256, tableText, wallTable, type NftTable, type PlannedRule, type PolicyRules } from '../plan/egress';
+import { egressIds, INSIDE_NFLOG_GROUP, policyText, runClasses, sha256, tableText, wallTable, type NftTable, type PlannedRule, type PolicyRules } from '../plan/egress';
 import { findStep, stepsOf } from '../plan/steps';
 import type { HostFeatures, Plan, StepOf } from '../plan/types';
 import type { UndoList } from '../host/undo';
 
 /** What these steps use of the run's host context (engine/host-steps.ts's HostContext). */
-export interface EgressHost { plan: Plan; host: HostFeatures; state: string; undo: UndoList; corruptAt?: string; egress?: EgressRun }
+export interface EgressHost { plan: Plan; host: HostFeatures; state: string; undo: UndoList; corruptAt?: string; egress?: EgressRun;
+  /** Rootless: the user-mode stack's gateway, a refused class. */
+  gateway?: string }
 
 /** sbx-egress, built beside libsbx (native/Makefile). */
 export function egressPath(): string {
@@ -27,6 +29,10 @@ export function egressPath(): string {
 export interface EgressRun {
   record: EgressRecord;
   classes: string[];
+  /** Rootless: the user-mode stack's gateway (the attestation probes it). */
+  gateway?: string;
+  /** Rootless: the wall is in the sandbox's own table (the attestation joins its user namespace). */
+  rootless?: boolean;
   /** The wall as loaded (root). */
   wall?: NftTable;
   policy?: string;
@@ -35,7 +41,9 @@ export interface EgressRun {
 /** The plan's rules, default and extra hosts, as plan/egress.ts takes them. */
 export function policyRulesOf(plan: Plan): PolicyRules {
   const rules: PlannedRule[] = stepsOf(plan.steps, 'net.egress.rule').map((s) => ({ index: s.args.index, action: s.args.action, target: s.args.target, ports: s.args.ports, protocols: s.args.protocols, text: s.args.text, src: s.source }));
-  return { rules, defaultSrc: findStep(plan.steps, 'net.egress.default')?.source ?? 'default', extra: findStep(plan.steps, 'net.hosts')?.args.extra ?? [] };
+  // Without root (a user-mode stack, no host wall) the wall goes in the sandbox's own table.
+  const insideWall = !!findStep(plan.steps, 'net.usernet') && !findStep(plan.steps, 'net.egress.wall');
+  return { rules, defaultSrc: findStep(plan.steps, 'net.egress.default')?.source ?? 'default', extra: findStep(plan.steps, 'net.hosts')?.args.extra ?? [], ...(insideWall ? { insideWall } : {}) };
 }
 
 /** The host's own IPv4 addresses, each refused to the sandbox unless a rule names it. */
@@ -50,18 +58,30 @@ export function hostResolvers(): string[] {
   return text.split('\n').map((l) => /^\s*nameserver\s+([0-9.]+)\s*$/.exec(l)?.[1]).filter((x): x is string => !!x);
 }
 
+/** The sandbox's own network, a refused class: the veth's subnet (gateway included) as root;
+ * without root pasta's gateway (pasta copies the host's addresses, which are classes already),
+ * or slirp4netns's whole 10.0.2.0/24 (its gateway and its DNS at 10.0.2.3). */
+function ownNetwork(ctx: EgressHost): string {
+  const veth = findStep(ctx.plan.steps, 'net.veth');
+  if (veth) return veth.args.subnet;
+  const usernet = findStep(ctx.plan.steps, 'net.usernet');
+  if (usernet?.args.tool === 'slirp4netns') return '10.0.2.0/24';
+  return ctx.gateway ? `${ctx.gateway}/32` : '0.0.0.0/32';
+}
+
 /** The run's nonce, group and mark, recorded (without a process yet) under the network lock, so that two runs starting at once take different ones. */
 export async function pickEgress(ctx: EgressHost): Promise<EgressRun> {
   if (ctx.egress) return ctx.egress;
-  const veth = findStep(ctx.plan.steps, 'net.veth');
-  const classes = runClasses(veth?.args.subnet ?? '0.0.0.0/32', hostAddresses());
+  const classes = runClasses(ownNetwork(ctx), hostAddresses());
   const record = await withLock(netLock(ctx.host.stateRoot), () => {
     const ids = egressIds(ctx.plan.name, takenEgressIds(ctx.host.stateRoot, ctx.state));
+    // Without root the wall logs in the sandbox's own namespace, where the group is its alone.
+    if (ctx.host.rootless) ids.group = INSIDE_NFLOG_GROUP;
     const r: EgressRecord = { ...ids, nonce: randomBytes(16).toString('hex'), digest: '' };
     writeEgressRecord(ctx.state, r);
     return r;
   });
-  ctx.egress = { record, classes };
+  ctx.egress = { record, classes, ...(ctx.host.rootless ? { rootless: true, ...(ctx.gateway ? { gateway: ctx.gateway } : {}) } : {}) };
   return ctx.egress;
 }
 
@@ -84,7 +104,10 @@ export async function startEgressStep(ctx: EgressHost, s: StepOf<'net.egress.sta
   const policy = policyText(policyRulesOf(ctx.plan), { nonce, group, mark, upstream, classes: eg.classes });
   eg.policy = policy;
   ctx.undo.record(s.id, { kind: 'net.egress.stop', args: { state: ctx.state } });
-  eg.record = await startEgress({ binary: egressPath(), stateDir: ctx.state, holder, netns: `/proc/${pid}/ns/net`, policy, record: { ...eg.record, digest: sha256(policy) } });
+  // Without root sbx-egress runs as the caller and joins the sandbox's user namespace (which the
+  // caller owns) before its network namespace.
+  const userns = ctx.host.rootless ? { userns: `/proc/${pid}/ns/user` } : {};
+  eg.record = await startEgress({ binary: egressPath(), stateDir: ctx.state, holder, netns: `/proc/${pid}/ns/net`, ...userns, policy, record: { ...eg.record, digest: sha256(policy) } });
 }
 
 /** The run's record, for a reader after the run (the attestation of a restart has none in memory). */

@@ -28,6 +28,8 @@ export interface EventHandlers {
   onFail(f: ChildFailure): void;
   /** The child made its terminal and is sending the master over the sync socket. */
   onConsole(): void;
+  /** sandbox-runtime exec (SBX_F_FORK_PARENT): the command's host pid, a child of this process. */
+  onForked?(pid: number): void;
   /** The child is about to exec (CLOCK_MONOTONIC ns); it waits for 'E'. */
   onExecStart(ns: bigint): Promise<void>;
 }
@@ -49,7 +51,18 @@ export function readEvents(link: ChildLink, plan: Plan, h: EventHandlers): Promi
           if (!started.has(step)) { started.set(step, ns); h.onEvent({ type: 'step', id: s.id, phase: 'start' }); }
           if (s.kind === 'exec') void h.onExecStart(ns).catch(() => undefined);
         } else if (phase === EV.DONE) {
-          if (kind === OP.CONSOLE) h.onConsole();
+          if (kind === OP.CONSOLE) {
+            // The terminal could not be received or passed on: the console step fails, and the
+            // child that made it is ended (it would wait for the exec's go-ahead otherwise).
+            try { h.onConsole(); } catch (e) {
+              h.onFail({ index: step, errno: (e as { errno?: number }).errno ?? 5, message: (e as Error).message });
+              try { process.kill(link.pid, 'SIGKILL'); } catch { /* gone */ }
+              continue;
+            }
+          }
+          // The process that forked reports the command's pid in err, and exits; the command
+          // reports the step done itself.
+          if (kind === OP.FORK && err > 0) { h.onForked?.(err); continue; }
           // A step of several ops reports done once per op: each time is its own.
           if (s.kind !== 'exec') h.onEvent({ type: 'step', id: s.id, phase: 'done', ms: Number(ns - (started.get(step) ?? ns)) / 1e6 });
         } else if (phase === EV.FAILED) {

@@ -22,6 +22,7 @@ import { ensureStateRoot, nameLock, readState, sandboxPids } from '../host/state
 import { reclaimLocked } from '../host/teardown';
 import type { UndoList } from '../host/undo';
 import { startEgressStep, wallScript, type EgressRun } from './egress';
+import { ipv6OffInside } from '../host/egress';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -49,6 +50,8 @@ export interface HostContext {
   address?: string;
   /** A rootless private network's name servers, from its user-mode stack. */
   dns?: string[];
+  /** A rootless private network's gateway, from its user-mode stack (a refused class under egress). */
+  gateway?: string;
   /** Set once the child is cloned; holder: the process that runs the restart policy and holds the
    * sandbox's namespaces (this CLI, or the supervisor when detached). */
   child?: { pid: number; bornInCgroup: boolean; holder: number };
@@ -215,7 +218,10 @@ const HANDLERS: Handlers = {
     const start = s.args.tool === 'pasta' ? startPasta : startSlirp4netns;
     // The tool's processes are recorded in the state folder as it starts them (rootless-net.ts).
     ctx.undo.record(s.id, { kind: 'net.usernet.stop', args: { tool: s.args.tool, state: ctx.state } });
-    const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary });
+    const n = await start({ pid: childOf(ctx).pid, holder: childOf(ctx).holder, ports: mine.map((p) => p.rule), mtu: s.args.mtu, stateDir: ctx.state, binary: s.args.binary, egress: !!s.args.egress });
+    ctx.gateway = n.gateway;
+    // Under egress the sandbox has no IPv6 at all (the wall inside is IPv4's; the attestation checks).
+    if (s.args.egress) ipv6OffInside(childOf(ctx).pid);
     ctx.address = n.address;
     ctx.dns = n.dns;
   },

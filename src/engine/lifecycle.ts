@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
-import { exitCode, heldPorts, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { exitCode, heldPorts, listedSandbox, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
 import { orphanTables, reclaim } from '../host/teardown';
 import { ownerAlive, procStat, readOwner } from '../host/lock';
 import { removeTable } from '../host/network';
@@ -21,7 +21,7 @@ export { exitCode, heldPorts, listSandboxes, type Listed };
 export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
 
 export function findSandbox(host: HostFeatures, name: string): Listed {
-  const row = listSandboxes(host).find((r) => r.name === name);
+  const row = listedSandbox(host, name);
   if (!row) throw new LifecycleError(`no sandbox named ${name} (sandbox ps -a lists them)`, 1);
   return row;
 }
@@ -48,7 +48,9 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
   // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles.
   const d = disposition(pid, signal);
-  const dropped = d !== undefined && !reachesPid1(d);
+  // Reduced mode (no pid namespace): the command is no PID 1, and gets the signal as any process.
+  const session = state.session !== undefined;
+  const dropped = !session && d !== undefined && !reachesPid1(d);
   if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: commandName(pid) ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: grace });
   try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
   // A restart that was already under way when the word was written has a new PID 1: it gets the
@@ -59,10 +61,16 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) {
     const now = current();
     if (now !== signalled) { signalled = now; try { process.kill(now, signal); } catch { /* gone */ } }
+    // Reduced mode: the command has ended; what it left in its session is killed now, as the
+    // kernel kills a pid namespace's processes with its PID 1.
+    if (session && !alive(now)) break;
     await sleep(2);
   }
   // PID 1 of its pid namespace: killing it kills every process in the sandbox.
-  const killed = cg.pids().length > 0;
+  // (Reduced mode: the command's leftovers too, without a word once the command itself has ended.)
+  const left = cg.pids();
+  const killed = left.length > 0 && (!session || alive(current()));
+  if (session) for (const p of left) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   if (killed) {
     try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
     say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace, dropped });
@@ -119,7 +127,7 @@ export interface Proc { hostPid: number; pid: number | null; ppid: number | null
 
 export function processes(host: HostFeatures, name: string): Proc[] {
   const out: Proc[] = [];
-  const row = listSandboxes(host).find((r) => r.name === name);
+  const row = listedSandbox(host, name);
   for (const hostPid of (row?.pids ?? []).sort((a, b) => a - b)) {
     let status: string;
     let cmd: string;
@@ -163,6 +171,8 @@ export async function downSandbox(host: HostFeatures, name: string, graceMs?: nu
 /** Removes the volumes of a sandbox's plan, except one that another running sandbox uses; what it
  * removed and what it kept, and why. */
 function removeVolumesOf(host: HostFeatures, name: string, vols: readonly StepOf<'volume.create'>[]): string[] {
+  // Which sandboxes use which volume reads every sandbox's plan: only when there is one to remove.
+  if (!vols.length) return [];
   const users = volumeUsers(host);
   const out: string[] = [];
   for (const v of vols) {

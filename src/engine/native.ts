@@ -21,12 +21,12 @@ import { hostOps } from '../host/teardown';
 import { UndoList } from '../host/undo';
 import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
-import { attest, readView } from './attest';
+import { attest, readHostFacts, readView } from './attest';
 import { readEgressView } from './egress-view';
 import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
 import { checkImageStore, fileSources, overlayOptions, planIds, portHolders, PreflightError, reservePorts, rootEtc } from './preflight';
-import { exitStatus, failedStepStatus, Session } from './session';
+import { exitStatus, failedStepStatus, Session, type ConsoleSocket } from './session';
 import type { SignalNote } from './signals';
 import type { Engine, EngineEvent, RunOptions, RunResult, StepError } from './types';
 
@@ -53,6 +53,17 @@ export interface NativeRunOptions extends RunOptions {
    * run() returns once it waits, leaving everything set up, as a detached sandbox: the child is
    * then this process's only, and the caller's subreaper's once this process exits. */
   startFifo?: string;
+  /** sandbox-runtime's --console-socket: the terminal's master (process.terminal) goes there. */
+  consoleSocket?: ConsoleSocket;
+}
+
+/** What `exec` takes: `sandbox exec`'s relay and terminal by default; sandbox-runtime exec's shape with `runtime`. */
+export interface ExecOptions {
+  host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void;
+  /** sandbox-runtime exec, as runc's: no relay (the command is this process's own child, and does
+   * not die with it); `onPid` hears its host pid once it runs; with `detach` this returns then,
+   * leaving it to this process's parent's subreaper; a terminal goes to `consoleSocket`. */
+  runtime?: { detach: boolean; onPid: (pid: number) => void; consoleSocket?: ConsoleSocket };
 }
 
 class StepFailure extends Error {
@@ -121,21 +132,26 @@ export class NativeEngine implements Engine {
    * host state is made: the new process joins the sandbox's cgroup (born in it on v2, moved on
    * v1) and namespaces, and forks into its pid namespace; the CLI waits for it like `up` does.
    */
-  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: { host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void }): Promise<RunResult> {
+  async exec(plan: Plan, onEvent: (e: EngineEvent) => void, opts: ExecOptions): Promise<RunResult> {
     const session = new Session(this.lib);
+    const rt = opts.runtime;
+    if (rt?.consoleSocket) session.sendTerminalTo(rt.consoleSocket);
     let link: ChildLink | undefined;
     let failure: ChildFailure | undefined;
+    /** sandbox-runtime: the command's host pid, which the process that forked it reports. */
+    let forked = 0;
     const exec = findStep(plan.steps, 'exec')!;
     const fail = (s: Step, errno: number, message: string): RunResult => {
       const err: StepError = { step: s.id, errno, message };
       onEvent({ type: 'step', id: s.id, phase: 'failed', error: err });
       return { exitCode: failedStepStatus(s, errno), failed: err };
     };
+    const killForked = () => { if (forked) try { process.kill(forked, 'SIGKILL'); } catch { /* gone */ } };
     try {
       let program;
       try {
         const ids = planIds(plan, opts.etc);
-        program = encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => seccompFilter(this.lib, p) });
+        program = encode({ plan, rootDir: '/', uid: ids.uid, gid: ids.gid, groups: ids.groups, fileSources: new Set(), tty: false, pauseAt: opts.pauseAt, compileSeccomp: (p) => seccompFilter(this.lib, p), forkParent: !!rt });
       } catch (e) {
         if (e instanceof StepFailure || e instanceof PreflightError) return fail(e.step, e.errno, e.message);
         throw e;
@@ -145,9 +161,10 @@ export class NativeEngine implements Engine {
       const cgroupFd = cgroup ? cgroup.openForClone() : -1;
       try { link = directLink(this.lib, program, cgroupFd); } catch (e) { return fail(plan.steps[0]!, (e as NativeError).errno ?? 5, (e as Error).message); } finally { if (cgroupFd >= 0) closeSync(cgroupFd); }
       const child = link;
-      // The relay passes each signal on to the command (not a PID 1: it gets them all).
+      // The relay passes each signal on to the command (not a PID 1: it gets them all); without a
+      // relay, this process does, once the command's pid is known.
       session.onSignals(() => undefined);
-      session.forwardTo({ pid: child.pid, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      if (!rt) session.forwardTo({ pid: child.pid, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
       if (cgStep && cgroup) {
         onEvent({ type: 'step', id: cgStep.id, phase: 'start' });
         if (!child.inCgroup) {
@@ -156,20 +173,30 @@ export class NativeEngine implements Engine {
         onEvent({ type: 'step', id: cgStep.id, phase: 'done' });
       }
       const eof = readEvents(child, plan, {
-        onEvent, onFail: (f) => { failure = f; }, onConsole: () => session.receiveTerminal(child),
-        onExecStart: async () => { await opts.beforeExec?.(); child.send('E'); },
+        onEvent, onFail: (f) => { failure = f; killForked(); }, onConsole: () => session.receiveTerminal(child),
+        onForked: (pid) => { forked = pid; if (failure) killForked(); },
+        onExecStart: async () => { if (failure) { killForked(); return; } await opts.beforeExec?.(); child.send('E'); },
       });
       child.send('G');
       await eof;
       child.close();
+      if (rt) await child.wait().catch(() => 0); // the process that forked, which has exited
       if (failure) {
-        await child.wait().catch(() => 0);
+        if (rt) { killForked(); if (forked) await this.lib.wait(forked).catch(() => 0); } else await child.wait().catch(() => 0);
         return fail(plan.steps[failure.index] ?? exec, failure.errno, failure.message);
       }
-      onEvent({ type: 'running', pid: child.pid });
+      if (rt && !forked) return fail(exec, 3, 'the command\'s process was not reported; it did not start');
+      onEvent({ type: 'running', pid: forked || child.pid });
       onEvent({ type: 'step', id: exec.id, phase: 'done' });
-      session.wireTerminal(exec.args.stdin);
-      return { exitCode: await session.waitCommand(child) };
+      if (!rt) {
+        session.wireTerminal(exec.args.stdin);
+        return { exitCode: await session.waitCommand(child) };
+      }
+      rt.onPid(forked);
+      if (rt.detach) return { exitCode: 0, detached: true };
+      session.forwardTo({ pid: forked, pid1: false, graceMs: exec.args.stopGraceMs ?? 10_000, note: opts.onSignal ?? (() => undefined) });
+      if (!rt.consoleSocket) session.wireTerminal(exec.args.stdin);
+      return { exitCode: await session.waitCommand({ ...child, pid: forked, wait: () => this.lib.wait(forked) }) };
     } finally {
       session.close();
       link?.close();
@@ -252,6 +279,7 @@ class NativeRun {
       names: networkNames(plan),
     };
     this.session = new Session(lib);
+    if (opts.consoleSocket) this.session.sendTerminalTo(opts.consoleSocket);
     // From the start: a signal during setup stops it (and everything is undone); once the command
     // runs, signals are forwarded to it (by the session, with the grace period, in the foreground).
     this.session.onSignals((sig) => {
@@ -369,7 +397,8 @@ class NativeRun {
         ? await supervisedLink(this.program, ctx.state, ctx.cgroup.v2Dir(), { policy, max: this.restart.max, program: policy ? this.encodeRestart() : undefined, procs: ctx.cgroup.procsFiles(), tables, holds: (ctx.ports ?? []).filter((p) => p.step.args.path === 'kernel').map((p) => p.hold.fd), onExit: opts.onExit })
         : directLink(this.lib, this.program, cgroupFd);
     } catch (e) {
-      const ns = plan.steps.find((s) => s.stage === 'namespaces')!;
+      // The clone makes the namespaces; a reduced plan has none, and then its failure is exec's.
+      const ns = plan.steps.find((s) => s.stage === 'namespaces') ?? this.exec;
       this.started(ns);
       throw new StepFailure(ns, (e as NativeError).errno ?? 5, (e as Error).message);
     } finally {
@@ -414,6 +443,8 @@ class NativeRun {
       },
     });
     child.send('G');
+    // The child works now and this process waits: the host's side of the attestation meanwhile.
+    readHostFacts();
     await eofSeen;
     child.close();
     if (failure || this.pendingSignal) {
@@ -449,7 +480,8 @@ class NativeRun {
       name: plan.name, pid: child.pid, command: exec.args.args, file: opts.file ?? '', digest: plan.digest,
       startedAt: new Date().toISOString(), ports: ctx.ports.map((p) => p.rule),
       detached: exec.args.detach, supervisorPid: child.supervisorPid, stopSignal: exec.args.stopSignal ?? 15, stopGraceMs: exec.args.stopGraceMs ?? 10_000,
-      ...(findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
+      // Without a cgroup, the processes are tracked by the pid namespace, or (reduced mode, none) by the child's session.
+      ...(plan.reduced ? { session: child.pid } : findStep(plan.steps, 'cgroup.create') ? {} : { pidNs: pidNamespace(child.pid) }),
     });
   }
 

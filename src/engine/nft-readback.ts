@@ -11,6 +11,7 @@ const cidr = (s: string) => (s.startsWith('@') || s.includes('/') ? s : `${s}/32
 function canonStmt(s: Stmt, relay?: number): string {
   switch (s.k) {
     case 'iif': return `iif=${s.v}`;
+    case 'oif': return `oif=${s.v}`;
     case 'daddr': return `daddr=${cidr(s.v)}`;
     case 'l4': return `l4=${[...s.v].sort().join(',')}`;
     case 'dport': return `dport=${s.v}`;
@@ -55,6 +56,7 @@ function canonMatch(m: J): string[] {
   const meta = obj(left.meta).key, pay = obj(left.payload);
   if (m.op !== '==' && m.op !== 'in') return [`?${JSON.stringify(m)}`];
   if (meta === 'iifname') return [`iif=${right}`];
+  if (meta === 'oifname') return [`oif=${right}`];
   if (meta === 'nfproto' && right === 'ipv6') return ['v6'];
   if (meta === 'l4proto') return [`l4=${(typeof right === 'string' ? [right] : (obj(right).set as string[] ?? [])).slice().sort().join(',')}`];
   if (meta === 'mark') return [`mark=${right}`];

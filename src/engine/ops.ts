@@ -6,7 +6,7 @@ import type { MountFlag, NsName, Propagation } from '../model/types';
 import type { Plan, Step, StepOf } from '../plan/types';
 import { isChildStep, SIDE, type ChildKind } from '../plan/steps';
 import { capabilityNumber, RLIMITS } from '../model/tables';
-import { F_FAIL, F_FILE, F_PAUSE, F_STDIN, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
+import { F_FAIL, F_FILE, F_FORK_PARENT, F_PAUSE, F_STDIN, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
@@ -51,6 +51,9 @@ export interface ProgramInput {
   /** sandbox-runtime create: the host path of the fifo the child waits on before its exec, until
    * `start` writes to it (SBX_F_WAIT_START). */
   startFifo?: string;
+  /** sandbox-runtime exec: the fork into the joined pid namespace leaves no relay; the command is
+   * this process's own child (SBX_F_FORK_PARENT), as runc's exec makes it. */
+  forkParent?: boolean;
 }
 
 export interface Program { ops: Buffer; nops: number; strings: Buffer; cloneFlags: bigint; childSteps: Set<string> }
@@ -156,7 +159,7 @@ const ENCODERS: Encoders = {
     w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) });
   },
   'ns.enter': (w, s) => w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) }),
-  'proc.fork': (w, s) => w.op(s, OP.FORK),
+  'proc.fork': (w, s) => w.op(s, OP.FORK, { flags: w.input.forkParent ? F_FORK_PARENT : 0 }),
   'console': (w, s) => w.op(s, OP.CONSOLE),
   // Network, the child's side. Shown in the plan and reported in order where nothing is to do.
   'net.none': note, 'net.host': note, 'net.joined': note,
@@ -222,7 +225,10 @@ const ENCODERS: Encoders = {
   // The path rules as a Landlock ruleset (native/src/landlock.c): read-only paths, writable ones, and the probe.
   'landlock': (w, s) => {
     const paths = (a: 'ro' | 'rw') => w.list(s.args.rules.filter((r) => r.access === a).map((r) => r.path));
-    w.op(s, OP.LANDLOCK, { a: s.args.handled, b: s.args.readOnly, mode: s.args.abi, s1: paths('ro'), s2: paths('rw'), s3: w.str(s.args.probe) });
+    // The network and scope part (ABI 4 and 6): handled rights, scopes, then the allowed ports.
+    const { net, scoped } = s.args;
+    const netList = net || scoped ? w.list([`n${net?.handled ?? 0}`, `s${scoped ?? 0}`, ...(net?.connect ?? []).map((p) => `c${p}`), ...(net?.bind ?? []).map((p) => `b${p}`)]) : 0;
+    w.op(s, OP.LANDLOCK, { a: s.args.handled, b: s.args.readOnly, mode: s.args.abi, s1: paths('ro'), s2: paths('rw'), s3: w.str(s.args.probe), s4: netList });
   },
   // Exec.
   'fds.close': (w, s) => w.op(s, OP.CLOSE_FDS),

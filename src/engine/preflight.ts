@@ -180,7 +180,8 @@ export function rootEtc(plan: Plan): string {
 export function planIds(plan: Plan, etc: string): Ids {
   const ids = findStep(plan.steps, 'user.ids');
   const groups = findStep(plan.steps, 'user.groups');
-  if (!ids) throw new Error('internal error: the plan has no user.ids step');
+  // A reduced plan (no user namespace) changes no id: the command runs as the caller.
+  if (!ids) return { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0, groups: [] };
   try { return resolveIds(etc, ids.args.user, ids.args.group, groups?.args.groups ?? []); } catch (e) { throw new PreflightError(ids, 22, (e as Error).message); }
 }
 

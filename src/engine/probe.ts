@@ -1,5 +1,6 @@
 // What this host offers, read once from /proc and /sys by the CLI process (no privilege needed,
 // nothing changed). The result is a HostFeatures value that the pure compiler takes as input.
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readlinkSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, arch, release, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -28,15 +29,14 @@ export function probeHost(): HostFeatures {
   const programs: Partial<Record<HostProgram, string>> = {};
   for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) programs[p] = at; }
 
-  return {
+  const host: HostFeatures = {
     kernel: release().split('-')[0]!,
     arch: arch() === 'x64' ? 'x86_64' : arch(),
     cpus: availableParallelism(),
     root,
     caps: capsFromMask(capEff),
-    userns: Number(read('/proc/sys/user/max_user_namespaces') ?? '0') > 0,
+    ...usernsProbe(root, root ? undefined : onPath('unshare')),
     seccomp: /^Seccomp:/m.test(status),
-    ...landlockAbi(),
     overlayfs: /\toverlay$/m.test(read('/proc/filesystems') ?? '') || existsSync('/sys/module/overlay'),
     cgroup: probeCgroups(root),
     rootDirs: probeRootDirs(),
@@ -45,6 +45,32 @@ export function probeHost(): HostFeatures {
     ...(root ? {} : { rootless: probeRootless(programs) }),
     programs,
   };
+  return withLandlock(host);
+}
+
+/** The Landlock ABI, asked of the kernel through libsbx when first read, and once: loading koffi
+ * and the library costs about 3 ms, which only a compile of a file with `paths:` rules (or
+ * doctor, or the engine, which loads it anyway) needs; `plan` of other files, `ps`, `stop` and
+ * `down` never read it. Enumerable, so that the object prints and spreads as a plain one. */
+function withLandlock(host: HostFeatures): HostFeatures {
+  let abi: { landlock?: number } | undefined;
+  return Object.defineProperty(host, 'landlock', { enumerable: true, configurable: true, get: () => (abi ??= landlockAbi()).landlock });
+}
+
+/** Whether this caller can make a user namespace, and if not why. Root is told by the sysctl (its
+ * sandboxes need none); any other caller is asked by trying: a child (`unshare --user --mount`,
+ * which makes a user and a mount namespace and makes / private in it, as the engine's clone does)
+ * fails where the kernel or an LSM refuses (user.max_user_namespaces = 0, Ubuntu's AppArmor
+ * restriction, a container's seccomp), whatever the sysctls say. Then a rootless `up` runs in the
+ * reduced mode (plan/reduced.ts). Runs in the CLI process; the child changes nothing and exits. */
+function usernsProbe(root: boolean, unshare: string | undefined): Pick<HostFeatures, 'userns' | 'reduced'> {
+  const max = Number(read('/proc/sys/user/max_user_namespaces') ?? '0');
+  if (root) return { userns: max > 0 };
+  if (!unshare) return max > 0 ? { userns: true } : { userns: false, reduced: { why: 'user.max_user_namespaces is 0' } };
+  const r = spawnSync(unshare, ['--user', '--mount', 'true'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+  if (r.status === 0) return { userns: true };
+  const said = (r.stderr ?? '').trim().split('\n').pop()?.replace(/^unshare: /, '') || (r.error?.message ?? `unshare exited with ${r.status}`);
+  return { userns: false, reduced: { why: `creating a user namespace failed: ${said}${max === 0 ? ' (user.max_user_namespaces is 0)' : ''}` } };
 }
 
 /** The cgroup hierarchies mounted here (/proc/self/mountinfo): each v1 controller's, and the unified one. */
@@ -115,7 +141,8 @@ function probeRootDirs(): string[] {
   const rootDirs: string[] = [];
   for (const d of HOST_ROOT_DIRS) {
     try {
-      const st = lstatSync(d);
+      const st = lstatSync(d, { throwIfNoEntry: false });
+      if (!st) continue;
       if (st.isSymbolicLink()) rootDirs.push(`${d}->${readlinkSync(d)}`);
       else if (st.isDirectory()) rootDirs.push(d);
     } catch { /* absent on this host */ }

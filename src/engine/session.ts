@@ -2,6 +2,7 @@
 // takes (each one stops the setup, then goes on to the command, which is killed if it outlives
 // its grace period), the terminal the child sends over its sync socket, waiting for the command,
 // and docker run's exit statuses.
+import { closeSync, readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Step } from '../plan/types';
@@ -28,6 +29,10 @@ export interface Forwarding {
   note: (n: SignalNote) => void;
 }
 
+/** A unix socket a terminal's master is sent to (sandbox-runtime --console-socket), with the size
+ * to give the terminal first (process.consoleSize). */
+export interface ConsoleSocket { path: string; size?: { rows: number; cols: number } }
+
 /** A wait status as a shell reports it: the exit code, or 128 + the signal. */
 export function exitStatus(status: number): number {
   return (status & 0x7f) === 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
@@ -48,6 +53,8 @@ export class Session {
   private kill: NodeJS.Timeout | undefined;
   /** The stop signal that started the grace period, and when. */
   private first: { sig: NodeJS.Signals; at: number } | undefined;
+  /** sandbox-runtime's --console-socket: where the terminal's master goes instead of this process's stdio. */
+  private consoleSocket: ConsoleSocket | undefined;
 
   constructor(private readonly lib: LibSbx) {}
 
@@ -95,9 +102,25 @@ export class Session {
     this.kill = setTimeout(() => { killNow(); t.note({ kind: 'killed', why: 'grace', signal: sig, graceMs: t.graceMs }); }, t.graceMs);
   }
 
-  /** The child made its terminal: the master comes over the sync socket. */
+  /** From now on the terminal's master is sent over this unix socket (SCM_RIGHTS, as runc's
+   * --console-socket) and closed here; nothing of it is relayed by this process. */
+  sendTerminalTo(socket: ConsoleSocket): void { this.consoleSocket = socket; }
+
+  /** The child made its terminal: the master comes over the sync socket. A console socket that
+   * cannot take it throws (the console step fails). */
   receiveTerminal(link: ChildLink): void {
-    this.master = this.lib.recvFd(link.syncFd!);
+    const master = this.lib.recvFd(link.syncFd!);
+    if (this.consoleSocket) {
+      const { path, size } = this.consoleSocket;
+      try {
+        if (size) this.lib.setWinsize(master, size.rows, size.cols);
+        let name = '/dev/ptmx';
+        try { name = readlinkSync(`/proc/self/fd/${master}`); } catch { /* the generic name */ }
+        this.lib.sendFd(path, master, name);
+      } finally { closeSync(master); }
+      return;
+    }
+    this.master = master;
     if (process.stdout.isTTY) this.lib.setWinsize(this.master, process.stdout.rows, process.stdout.columns);
   }
 

@@ -16,6 +16,8 @@ export interface LibSbx {
   setWinsize(fd: number, rows: number, cols: number): void;
   /** The terminal master the child sends after its console op. */
   recvFd(sock: number): number;
+  /** sandbox-runtime's --console-socket: fd sent over the unix socket at path (SCM_RIGHTS), with name. */
+  sendFd(path: string, fd: number, name: string): void;
   /** A user-space port forwarder on its own thread; stop() ends it. */
   forward(udp: boolean, listenIp: string, listenPort: number, targetIp: string, targetPort: number, netnsFd: number): { port: number; stop(): void };
   /** For the image unpacker: an overlayfs whiteout at path, and an xattr set without following a final symlink. */
@@ -87,6 +89,7 @@ export function loadLibSbx(): LibSbx {
   const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
   const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
   const recvFd = lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)');
+  const sendFd = lib.func('int sbx_send_fd(const char *path, int32_t fd, const char *name, _Out_ sbx_error *err)');
   const Fwd = koffi.opaque('sbx_forwarder');
   const fwdStart = lib.func('int sbx_forward_start(int32_t udp, const char *lip, int32_t lport, const char *tip, int32_t tport, int32_t netns, _Out_ sbx_forwarder **out, _Out_ int32_t *port, _Out_ sbx_error *err)');
   const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
@@ -125,6 +128,7 @@ export function loadLibSbx(): LibSbx {
     },
     setWinsize(fd, rows, cols) { const err = {} as SbxError; check(winsize(fd, rows, cols, err) as number, err); },
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
+    sendFd(path, fd, name) { const err = {} as SbxError; check(sendFd(path, fd, name, err) as number, err); },
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
     lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
     seccompVersion() { const v = seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },

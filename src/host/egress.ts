@@ -1,5 +1,5 @@
-// sbx-egress, the sandbox's resolver and relay (EGRESS-CONTRACT 2), from the CLI's side, as root on
-// the host: started with the policy on its stdin, awaited until it says READY, recorded in the state
+// sbx-egress, the sandbox's resolver and relay (EGRESS-CONTRACT 2), from the CLI's side, on the
+// host as the caller (root, or without root the user who owns the sandbox's user namespace): started with the policy on its stdin, awaited until it says READY, recorded in the state
 // folder (egress.json: PID and start time) before anything else can fail, and stopped by that
 // record (SIGTERM, then SIGKILL after 2 s) by a failed start, `down` and gc. It lives in the host's
 // namespaces and ends by itself when its holder (this CLI in the foreground, sbx-supervise for a
@@ -47,9 +47,22 @@ export function readEgressRecord(stateDir: string): EgressRecord | undefined {
   try { return JSON.parse(readFileSync(join(stateDir, EGRESS_RECORD), 'utf8')) as EgressRecord; } catch { return undefined; }
 }
 
-/** The groups and marks other sandboxes' records hold (a run picks one none of them has). */
+/** The NFLOG groups bound in the caller's network namespace, from the text of
+ * /proc/net/netfilter/nfnetlink_log (one instance a line, its group number first). */
+export function parseNflogGroups(text: string): number[] {
+  return text.split('\n').map((l) => /^\s*(\d+)\s/.exec(l)?.[1]).filter((g): g is string => g !== undefined).map(Number);
+}
+
+/** The NFLOG groups some process holds on the host (another sandbox's sbx-egress, or a tool such as
+ * ulogd): the kernel lets one socket bind a group, so sbx-egress would fail on any of them. */
+function nflogGroupsBound(): number[] {
+  try { return parseNflogGroups(readFileSync('/proc/net/netfilter/nfnetlink_log', 'utf8')); } catch { return []; }
+}
+
+/** The groups and marks other sandboxes' records hold, and the NFLOG groups any process has bound
+ * on the host (a run picks one none of them has). */
 export function takenEgressIds(stateRoot: string, self: string): { groups: number[]; marks: number[] } {
-  const out = { groups: [] as number[], marks: [] as number[] };
+  const out = { groups: nflogGroupsBound(), marks: [] as number[] };
   let names: string[] = [];
   try { names = readdirSync(stateRoot).filter((n) => !n.startsWith('.')); } catch { /* none */ }
   for (const n of names) {
@@ -68,6 +81,8 @@ export interface EgressStart {
   holder: number;
   /** The sandbox's network namespace, /proc/PID/ns/net of its child. */
   netns: string;
+  /** Without root: the sandbox's user namespace, which sbx-egress's helper joins first. */
+  userns?: string;
   policy: string;
   /** The record so far (group, mark, nonce, digest): written with the PID as soon as it runs. */
   record: EgressRecord;
@@ -76,7 +91,7 @@ export interface EgressStart {
 /** Starts sbx-egress and waits for its READY line; the record names it from its first moment, so that a failure here or later stops it by that record. */
 export async function startEgress(o: EgressStart): Promise<EgressRecord> {
   writeFileSync(join(o.stateDir, 'egress.policy'), o.policy, { mode: 0o600 });
-  const child = childProcess().spawn(o.binary, ['--state', o.stateDir, '--holder', String(o.holder), '--netns', o.netns], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = childProcess().spawn(o.binary, ['--state', o.stateDir, '--holder', String(o.holder), '--netns', o.netns, ...(o.userns ? ['--userns', o.userns] : [])], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const spawned = await new Promise<Error | undefined>((r) => { child.once('spawn', () => r(undefined)); child.once('error', (e) => r(e)); });
   if (spawned) throw new Error(`sbx-egress could not be started (${(spawned as NodeJS.ErrnoException).code ?? spawned.message}): ${o.binary}; rebuild with \`node scripts/build.mjs\``);
   started.set(child.pid!, child);
@@ -141,13 +156,32 @@ export function removeWall(table: string): boolean {
 }
 
 /** `nft -j list table inet NAME`, on the host or (netns: /proc/PID/ns/net) in a sandbox's network
- * namespace, parsed; a failure is said, for the attestation to report. */
-export function listTableJson(name: string, netns?: string): Promise<unknown> {
-  const [file, args] = netns ? ['nsenter', [`--net=${netns}`, '--', 'nft', '-j', 'list', 'table', 'inet', name]] as const : ['nft', ['-j', 'list', 'table', 'inet', name]] as const;
+ * namespace, parsed; a failure is said, for the attestation to report. userns: without root, the
+ * sandbox's user namespace, joined first (the caller owns it; in it nft has CAP_NET_ADMIN over S). */
+export function listTableJson(name: string, netns?: string, userns?: string): Promise<unknown> {
+  const enter = [...(userns ? [`--user=${userns}`, '--preserve-credentials'] : []), `--net=${netns}`];
+  const [file, args] = netns ? ['nsenter', [...enter, '--', 'nft', '-j', 'list', 'table', 'inet', name]] as const : ['nft', ['-j', 'list', 'table', 'inet', name]] as const;
   return new Promise((resolve, reject) => childProcess().execFile(file, [...args], { encoding: 'utf8', timeout: 5000 }, (e, out, err) => {
     if (e) return reject(new Error(`${netns ? 'nsenter … ' : ''}nft -j list table inet ${name} failed: ${(err || e.message).trim().split('\n')[0]}`));
     try { resolve(JSON.parse(out)); } catch { reject(new Error(`nft -j list table inet ${name} printed no JSON`)); }
   }));
+}
+
+/**
+ * Without root, IPv6 off in the sandbox's network namespace on every interface but lo, and for any
+ * made later (`default`): the wall inside is IPv4's, and the kernel gives eth0 a link-local address
+ * as soon as it is up, even when pasta runs with -4. lo keeps ::1, as with root (only eth0 is
+ * turned off there): the sandbox's own loopback always works, and the wall lets lo by. As the
+ * caller, through nsenter into the sandbox's user namespace (which the caller owns, so that it is
+ * root there over the namespace's sysctls); /proc/sys/net is the writer's network namespace's.
+ */
+export function ipv6OffInside(pid: number): void {
+  const script = 'for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do case "$f" in */conf/lo/*|*/conf/all/*) ;; *) echo 1 > "$f" || exit 1;; esac; done';
+  try {
+    childProcess().execFileSync('nsenter', [`--user=/proc/${pid}/ns/user`, `--net=/proc/${pid}/ns/net`, '--preserve-credentials', '--', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+  } catch (e) {
+    throw new Error(`IPv6 could not be turned off in the sandbox's network namespace: ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim().split('\n')[0]}`);
+  }
 }
 
 /** egress.status as sbx-egress last wrote it. */

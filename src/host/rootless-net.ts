@@ -50,6 +50,8 @@ export interface UserNetOptions {
    * namespace across restarts and runs its restart policy (the CLI, or the supervisor when
    * detached), so that the ports go when the command ends for good, and stay across a restart. */
   holder?: number;
+  /** Under egress: IPv4 only and no DNS forwarder of the tool's own (a path around the sandbox's resolver). */
+  egress?: boolean;
 }
 
 /** The name of the sandbox's interface, for both tools (as in Docker). */
@@ -270,12 +272,15 @@ export async function startPasta(o: UserNetOptions): Promise<UserNet> {
 
   const resolvers = hostResolvers();
   const usable = resolvers.filter((r) => !r.startsWith('127.'));
-  const dns = usable.length ? usable : resolvers.length ? [PASTA_DNS_FORWARD] : [];
+  // Under egress the sandbox asks only its own resolver (sbx-egress asks the host's from the host).
+  const dns = o.egress ? [] : usable.length ? usable : resolvers.length ? [PASTA_DNS_FORWARD] : [];
   const args = [
     '--config-net', '--quiet', '--ns-ifname', USERNET_IFNAME, '--mtu', String(o.mtu),
     // The sandbox reaches the host as any outside client does: the gateway is not mapped onto the
     // host's loopback, and no port bound inside or on the host is forwarded unless published.
     '--no-map-gw', '-T', 'none', '-U', 'none', ...pastaPortArgs(o.ports),
+    // Under egress: no IPv6 at all (the wall inside is IPv4's), so a host listener on [::] is out of reach.
+    ...(o.egress ? ['-4'] : []),
     ...(dns[0] === PASTA_DNS_FORWARD ? ['--dns-forward', PASTA_DNS_FORWARD] : []),
     '--pid', pidFile, '--netns', link, '--userns', `/proc/${o.pid}/ns/user`,
   ];
@@ -353,7 +358,7 @@ export async function startSlirp4netns(o: UserNetOptions): Promise<UserNet> {
 
   const log = openSync(logPath, 'w', 0o600);
   const args = [
-    '--configure', `--mtu=${o.mtu}`, '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp',
+    '--configure', `--mtu=${o.mtu}`, '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', ...(o.egress ? ['--disable-dns'] : []),
     '--exit-fd=3', '--ready-fd=4', `--api-socket=${api}`, String(o.pid), USERNET_IFNAME,
   ];
   const c = childProcess().spawn(o.binary, args, { detached: true, stdio: ['ignore', log, log, watcher.child.stdio[3] as import('node:net').Socket, 'pipe'] });
@@ -377,5 +382,5 @@ export async function startSlirp4netns(o: UserNetOptions): Promise<UserNet> {
     if (r.error || r.return === undefined) return abandon(failure('slirp4netns', `publish port ${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol}`, r.error?.desc ?? 'no answer'));
   }
   try { await portsAccept(o.ports, Date.now() + START_TIMEOUT_MS); } catch (e) { return abandon(failure('slirp4netns', 'publish the ports', (e as Error).message)); }
-  return made('slirp4netns', o, record, [SLIRP_DNS]);
+  return made('slirp4netns', o, record, o.egress ? [] : [SLIRP_DNS]);
 }

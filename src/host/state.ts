@@ -26,6 +26,10 @@ export interface SandboxState {
   stopGraceMs: number;
   /** The first run's pid namespace (readlink of /proc/PID/ns/pid), which tracks a rootless sandbox's processes where it has no cgroup (a restart's is read from its PID 1). */
   pidNs?: string;
+  /** Reduced mode (no pid namespace): the session the child made with setsid (its id is the first
+   * run's PID 1), which tracks the sandbox's processes where it has no cgroup: all of them but one
+   * that makes a session of its own (the table says the command sees the host's processes). */
+  session?: number;
   /** How many times the restart policy has run the command again; absent means none (`ps` shows 0). */
   restarts?: number;
 }
@@ -97,6 +101,7 @@ export function sandboxCgroup(host: HostFeatures, name: string): Cgroup {
  * /proc/PID/ns links cannot be read). `cg`: its cgroup, for a caller that asks again and again. */
 export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState, cg = sandboxCgroup(host, name)): number[] {
   if (cg.path) return cg.pids();
+  if (state?.session !== undefined) return sessionPids(state.session);
   if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
   // A restart's pid namespace is new: the current PID 1's, while it runs.
   let ns = state.pidNs;
@@ -105,6 +110,19 @@ export function sandboxPids(host: HostFeatures, name: string, state?: SandboxSta
   for (const p of readdirSync('/proc')) {
     if (p.charCodeAt(0) > 57) continue;
     try { if (readlinkSync(`/proc/${p}/ns/pid`) === ns) out.push(Number(p)); } catch { /* gone, or not ours */ }
+  }
+  return out;
+}
+
+/** The processes of a session (the sixth field of /proc/PID/stat, after the command's parentheses). */
+function sessionPids(sid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (p.charCodeAt(0) > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]) === sid) out.push(Number(p));
+    } catch { /* gone */ }
   }
   return out;
 }
@@ -146,19 +164,29 @@ export function exitCode(status: number): number {
 export function listSandboxes(host: HostFeatures): Listed[] {
   let names: string[] = [];
   try { names = readdirSync(host.stateRoot).filter((n) => !n.startsWith('.')); } catch { return []; }
-  return names.sort().map((name) => {
-    const state = readState(join(host.stateRoot, name));
-    const pids = sandboxPids(host, name, state);
-    let exit: number | undefined;
-    // An exit status counts only for a command that ran (state.json is written then): a supervisor
-    // whose CLI died during setup also writes one, and that run is a crashed one for gc.
-    if (state) try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
-    // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI); a
-    // detached one between two runs of its restart policy has none either, but a live supervisor
-    // that has not written its exit status (and still holds its ports).
-    const supervised = exit === undefined && state?.supervisorPid !== undefined && supervisorAlive(state.supervisorPid);
-    return { name, running: pids.length > 0 || supervised || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
-  });
+  return names.sort().map((name) => listed(host, name));
+}
+
+/** One sandbox's row as listSandboxes gives it, read from its folder alone (what stop, down and
+ * exec need: the other sandboxes' cgroups and files are not read); undefined when there is none. */
+export function listedSandbox(host: HostFeatures, name: string): Listed | undefined {
+  // A name is an entry of the state root: never a path out of it, nor a hidden entry.
+  if (!name || name.startsWith('.') || name.includes('/') || !existsSync(join(host.stateRoot, name))) return undefined;
+  return listed(host, name);
+}
+
+function listed(host: HostFeatures, name: string): Listed {
+  const state = readState(join(host.stateRoot, name));
+  const pids = sandboxPids(host, name, state);
+  let exit: number | undefined;
+  // An exit status counts only for a command that ran (state.json is written then): a supervisor
+  // whose CLI died during setup also writes one, and that run is a crashed one for gc.
+  if (state) try { exit = Number(readFileSync(join(host.stateRoot, name, 'exit'), 'utf8').trim()); } catch { /* running, or not detached */ }
+  // A sandbox being set up has no process in its cgroup yet, but a live owner (its CLI); a
+  // detached one between two runs of its restart policy has none either, but a live supervisor
+  // that has not written its exit status (and still holds its ports).
+  const supervised = exit === undefined && state?.supervisorPid !== undefined && supervisorAlive(state.supervisorPid);
+  return { name, running: pids.length > 0 || supervised || ownerAlive(readOwner(join(host.stateRoot, name, 'owner'))), pids, state, exit };
 }
 
 /** Whether pid is a live sbx-supervise (not a zombie, not a later process given its PID). */

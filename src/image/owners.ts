@@ -64,7 +64,9 @@ export function subordinateRanges(text: string, user: string, id: number): { sta
 export function onPath(name: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
   for (const dir of path.split(delimiter)) {
     if (!dir.startsWith('/')) continue;
-    try { const p = join(dir, name); if ((fs.statSync(p).mode & 0o111) !== 0) return p; } catch { /* not here */ }
+    // Most folders do not have it: an absent file is an answer, not an exception (the host probe
+    // looks up every program of HOST_PROGRAMS along PATH on each start).
+    try { const p = join(dir, name); if (((fs.statSync(p, { throwIfNoEntry: false })?.mode ?? 0) & 0o111) !== 0) return p; } catch { /* unreadable: not here */ }
   }
   return undefined;
 }

@@ -17,13 +17,14 @@ import { pathPlaceholders } from './sections/paths';
 import { identitySteps } from './sections/identity';
 import { securitySteps } from './sections/security';
 import { processSteps } from './sections/process';
+import { compileReduced } from './reduced';
 
 export type { HostProblem } from './sections/context';
 export { userNetPortCaveat } from './sections/network';
 export { volumeData } from './sections/root';
 
 export function describeHost(h: HostFeatures): string {
-  return `linux ${h.kernel} ${h.arch}, cgroup ${h.cgroup.layout}${h.cgroup.controllers.length ? ` (${h.cgroup.controllers.join(' ')})` : ''}, ${h.root ? 'root' : 'rootless'}`;
+  return `linux ${h.kernel} ${h.arch}, cgroup ${h.cgroup.layout}${h.cgroup.controllers.length ? ` (${h.cgroup.controllers.join(' ')})` : ''}, ${h.root ? 'root' : h.reduced ? 'rootless, reduced mode (no user namespaces)' : 'rootless'}`;
 }
 
 export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; problems: HostProblem[] } {
@@ -36,7 +37,18 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
     ns: (t) => spec.namespaces.find((n) => n.type === t)!,
     cgroup: cgroupOf(spec, host),
   };
+  // Reduced mode: no namespace can be made; the same step kinds, fewer of them (plan/reduced.ts).
+  const table = host.reduced ? compileReduced(ctx) : undefined;
   // The nine stages in order; a section may add to several (resources: the cgroup, then the attach).
+  if (!table) compileFull(ctx);
+
+  const broken = checkOrder(steps);
+  if (broken.length) throw new Error(`internal error: the plan breaks its ordering rules:\n${broken.join('\n')}`);
+  const digest = createHash('sha256').update(JSON.stringify(steps.map((s) => [s.id, s.kind, s.args]))).digest('hex');
+  return { plan: { version: 1, name, digest: `sha256:${digest}`, host: describeHost(host), steps, ...(table ? { reduced: { why: host.reduced!.why, table } } : {}) }, problems };
+}
+
+function compileFull(ctx: Compilation): void {
   rootfsSteps(ctx);
   pathPlaceholders(ctx);
   cgroupSteps(ctx);
@@ -48,9 +60,4 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
   identitySteps(ctx);
   securitySteps(ctx);
   processSteps(ctx);
-
-  const broken = checkOrder(steps);
-  if (broken.length) throw new Error(`internal error: the plan breaks its ordering rules:\n${broken.join('\n')}`);
-  const digest = createHash('sha256').update(JSON.stringify(steps.map((s) => [s.id, s.kind, s.args]))).digest('hex');
-  return { plan: { version: 1, name, digest: `sha256:${digest}`, host: describeHost(host), steps }, problems };
 }

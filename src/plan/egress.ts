@@ -20,6 +20,10 @@ import type { Enforcer } from './types';
 export const EGRESS_DNS = '127.0.0.53';
 /** The in-namespace table's name (family inet), in the sandbox's network namespace. */
 export const INSIDE_TABLE = 'sbx_egress';
+/** Without root, the NFLOG group the wall in the sandbox's own namespace logs its refusals to.
+ * Groups are per network namespace, so every rootless sandbox can use the same one: only
+ * sbx-egress (whose helper binds it there, as the owner of the sandbox's user namespace) reads it. */
+export const INSIDE_NFLOG_GROUP = 1;
 /** Seconds an answered address stays usable past its clamped TTL (design 3.4, open). */
 export const EGRESS_GRACE_S = 300;
 /** Where the attestation's TCP canary goes: the first of these that no cidr rule allows and that is not on a network the host is connected to (the engine decides that). */
@@ -103,15 +107,19 @@ export const canaryName = (nonce: string) => `canary-${nonce}.invalid`;
 // ---- which component enforces a rule (design 4.1) ----
 
 
+/** Where the wall is without root, and what it rests on (design 3.3, "Why the rootless wall holds"). */
+export const WEAKER_WALL = 'enforced inside the sandbox\'s namespace (weaker: holds while nothing inside has NET_ADMIN or NET_RAW)';
+
 /** The components that enforce a rule, and the plan's sentence for it. */
-export function enforcement(rules: readonly PlannedRule[], r: PlannedRule, wallTable: string): { enforcedBy: Enforcer[]; title: string } {
-  if (r.target.type === 'host') return hostRuleTitle(r);
+export function enforcement(rules: readonly PlannedRule[], r: PlannedRule, wallTable: string, rootless = false): { enforcedBy: Enforcer[]; title: string } {
+  if (r.target.type === 'host') return hostRuleTitle(r, rootless);
   const dec = decidable(rules).get(r.index) ?? true;
-  const where = `nftables on the host (${wallTable})`;
+  const where = rootless ? `nftables, ${WEAKER_WALL}` : `nftables on the host (${wallTable})`;
+  const wall: Enforcer = rootless ? 'wall-inside' : 'wall-host';
   const what = `${r.action} ${cidrOf(r.target)}${cidrRuleWhat(r)}`;
   const dns = r.action === 'allow' && r.ports.some((p) => hasPort([p], 53) || hasPort([p], 853)) && !allPorts(r.ports) ? '; DNS to it is allowed because the rule names port 53 or 853' : '';
-  if (dec) return { enforcedBy: ['wall-host'], title: `${what}: ${where}${dns}` };
-  return { enforcedBy: ['relay', 'wall-host'], title: `${what}: the relay for addresses the resolver answered (an earlier name rule of the other action shares its ports), ${where} for the rest${dns}` };
+  if (dec) return { enforcedBy: [wall], title: `${what}: ${where}${dns}` };
+  return { enforcedBy: ['relay', wall], title: `${what}: the relay for addresses the resolver answered (an earlier name rule of the other action shares its ports), ${where} for the rest${dns}` };
 }
 
 function cidrRuleWhat(r: PlannedRule): string {
@@ -120,7 +128,7 @@ function cidrRuleWhat(r: PlannedRule): string {
   return ` port${r.ports.length === 1 && r.ports[0]!.from === r.ports[0]!.to ? '' : 's'} ${portsText(r.ports)}/${protos.join(',')}`;
 }
 
-function hostRuleTitle(r: PlannedRule): { enforcedBy: Enforcer[]; title: string } {
+function hostRuleTitle(r: PlannedRule, rootless: boolean): { enforcedBy: Enforcer[]; title: string } {
   const t = r.target as Extract<EgressTarget, { type: 'host' }>;
   const name = t.wildcard ? `*.${t.name} (any name under ${t.name})` : t.name;
   const defaultPorts = portsText(r.ports) === '1-52,54-852,854-65535';
@@ -129,8 +137,11 @@ function hostRuleTitle(r: PlannedRule): { enforcedBy: Enforcer[]; title: string 
   const byAddress = onlyWeb ? '' : r.ports.length === 1 && r.ports[0]!.from === r.ports[0]!.to && r.ports[0]!.from !== 80 && r.ports[0]!.from !== 443 ? ' (unless it speaks TLS or HTTP: by address only)' : ' (other protocols: by address only)';
   const dnsPorts = hasPort(r.ports, 53) || hasPort(r.ports, 853) ? '; port 53/853 to it is carried by the relay by address only' : '';
   const zone = t.wildcard ? '; lookups of names under it reach that zone\'s servers' : '';
-  if (r.action === 'allow') return { enforcedBy: ['resolver', 'relay'], title: `allow ${name} ${ports}: the sandbox's resolver answers it; the relay checks the TLS name or HTTP Host${byAddress}; UDP (QUIC) to it needs a cidr rule${zone}${dnsPorts}` };
-  return { enforcedBy: ['resolver', 'relay'], title: `deny ${name} ${ports}: lookups get NXDOMAIN unless a later rule allows the name; the relay refuses its connections` };
+  // Without root, what keeps the sandbox on the resolver and the relay is the wall in its own namespace.
+  const weaker = rootless ? `; the way around them is shut by nftables, ${WEAKER_WALL}` : '';
+  const by: Enforcer[] = rootless ? ['resolver', 'relay', 'wall-inside'] : ['resolver', 'relay'];
+  if (r.action === 'allow') return { enforcedBy: by, title: `allow ${name} ${ports}: the sandbox's resolver answers it; the relay checks the TLS name or HTTP Host${byAddress}; UDP (QUIC) to it needs a cidr rule${zone}${dnsPorts}${weaker}` };
+  return { enforcedBy: by, title: `deny ${name} ${ports}: lookups get NXDOMAIN unless a later rule allows the name; the relay refuses its connections${weaker}` };
 }
 
 // ---- the policy text (EGRESS-CONTRACT 3) ----
@@ -153,6 +164,8 @@ export interface PolicyRules {
   defaultSrc: Source;
   /** extra_hosts entries, "IP NAME". */
   extra: string[];
+  /** Rootless: the wall goes in the sandbox's own table, with the run's classes. */
+  insideWall?: boolean;
 }
 
 /** The policy text, exactly as sbx-egress reads it (contract 3). */
@@ -163,7 +176,7 @@ export function policyText(p: PolicyRules, run: PolicyRun): string {
   for (const e of p.extra) { const [ip, name] = e.split(' '); lines.push(`extra ${name!.toLowerCase()} ${ip}`); }
   for (const r of p.rules) lines.push(policyRule(r));
   lines.push(`default ${sourceText(p.defaultSrc)}`);
-  for (const l of insideTableText(p.rules).split('\n')) if (l.trim()) lines.push(`nft ${l}`);
+  for (const l of insideTableText(p.rules, p.insideWall ? run.classes : undefined).split('\n')) if (l.trim()) lines.push(`nft ${l}`);
   lines.push('end');
   return lines.join('\n') + '\n';
 }
@@ -176,13 +189,16 @@ function policyRule(r: PlannedRule): string {
 
 /** The policy with the run's values as placeholders: its digest is the plan's policyDigest. */
 export function policyTemplate(p: PolicyRules, upstream: string[]): string {
-  const text = policyText(p, { nonce: '@NONCE@', mark: 0, group: 0, upstream: upstream.length ? upstream : ['@HOST-RESOLVERS@'], classes: [...FIXED_CLASSES, '@SUBNET@', '@HOST-ADDRESSES@'] });
+  const classes = [...FIXED_CLASSES, p.insideWall ? '@USERNET@' : '@SUBNET@', '@HOST-ADDRESSES@'];
+  const text = policyText(p, { nonce: '@NONCE@', mark: 0, group: 0, upstream: upstream.length ? upstream : ['@HOST-RESOLVERS@'], classes });
   return text.replace(/ mark=0x0 group=0$/m, ' mark=@MARK@ group=@GROUP@');
 }
 
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-/** The classes of a run: the fixed ones, the sandbox's subnet (its gateway with it) and the host's own IPv4 addresses. */
+/** The classes of a run: the fixed ones, the sandbox's subnet (its gateway with it; rootless: the
+ * user-mode stack's gateway, or slirp4netns's whole 10.0.2.0/24 with its DNS) and the host's own
+ * IPv4 addresses (pasta copies them into the sandbox). */
 export function runClasses(subnet: string, hostAddresses: readonly string[]): string[] {
   return [...FIXED_CLASSES, subnet, ...hostAddresses.map((a) => `${a}/32`)];
 }
@@ -191,7 +207,7 @@ export function runClasses(subnet: string, hostAddresses: readonly string[]): st
 
 /** One statement of a rule, in the few kinds these tables use; the attestation's normalizer reads nft's JSON into the same. */
 export type Stmt =
-  | { k: 'iif'; v: string } | { k: 'daddr'; v: string } | { k: 'l4'; v: string[] } | { k: 'dport'; v: string }
+  | { k: 'iif'; v: string } | { k: 'oif'; v: string } | { k: 'daddr'; v: string } | { k: 'l4'; v: string[] } | { k: 'dport'; v: string }
   | { k: 'v6' } | { k: 'ct' } | { k: 'mark'; v: number } | { k: 'local' }
   | { k: 'counter'; v: string } | { k: 'log'; v: string; group: number }
   | { k: 'accept' } | { k: 'reject' } | { k: 'reset' } | { k: 'jump'; v: string } | { k: 'redirect' };
@@ -202,6 +218,7 @@ export interface NftTable { family: 'inet'; name: string; counters: string[]; se
 export function stmtText(s: Stmt): string {
   switch (s.k) {
     case 'iif': return `iifname "${s.v}"`;
+    case 'oif': return `oifname "${s.v}"`;
     case 'daddr': return `ip daddr ${s.v}`;
     case 'l4': return s.v.length === 1 ? `meta l4proto ${s.v[0]}` : `meta l4proto { ${s.v.join(', ')} }`;
     case 'dport': return s.v.startsWith('@') ? `th dport ${s.v}` : `th dport { ${s.v.split(',').join(', ')} }`;
@@ -249,20 +266,22 @@ const dnsPortsOf = (ports: readonly PortRange[]): PortRange[] => [53, 853].filte
 // ---- the sandbox's own table (design 3.2) ----
 
 /** The table sbx-egress's helper loads in the sandbox's namespace, @RELAY@ standing for the relay's port. */
-export function insideTable(rules: readonly PlannedRule[]): NftTable {
+export function insideTable(rules: readonly PlannedRule[], wallClasses?: readonly string[]): NftTable {
   const dec = decidable(rules);
   const ports = relayPorts(rules);
   const nat: Stmt[][] = [[{ k: 'daddr', v: '127.0.0.0/8' }, { k: 'accept' }]];
   // Decidable cidr rules' TCP goes straight to the wall (allowed or refused there), never to the relay.
   for (const r of cidr4(rules)) if (dec.get(r.index) && r.protocols.includes('tcp')) nat.push([{ k: 'daddr', v: cidrOf(r.target) }, { k: 'l4', v: ['tcp'] }, ...(allPorts(r.ports) ? [] : [{ k: 'dport', v: portsText(r.ports) } as Stmt]), { k: 'accept' }]);
   if (ports.length) nat.push([{ k: 'daddr', v: '@answered4' }, { k: 'l4', v: ['tcp'] }, { k: 'dport', v: '@relay_ports' }, { k: 'redirect' }]);
+  // Rootless: the wall too (wallClasses: the run's refused classes).
+  const wall = wallClasses ? insideWall(rules, wallClasses) : { counters: [], sets: [], chains: [] };
   return {
-    family: 'inet', name: INSIDE_TABLE, counters: [],
-    sets: [{ name: 'answered4', type: 'ipv4_addr', flags: ['timeout'], elements: [] }, ...(ports.length ? [{ name: 'relay_ports', type: 'inet_service', flags: ['interval'], elements: portsText(ports).split(',') }] : [])],
-    chains: [{ name: 'nat_out', hook: { type: 'nat', hook: 'output', priority: -100 }, rules: nat }],
+    family: 'inet', name: INSIDE_TABLE, counters: wall.counters,
+    sets: [{ name: 'answered4', type: 'ipv4_addr', flags: ['timeout'], elements: [] }, ...(ports.length ? [{ name: 'relay_ports', type: 'inet_service', flags: ['interval'], elements: portsText(ports).split(',') }] : []), ...wall.sets],
+    chains: [{ name: 'nat_out', hook: { type: 'nat', hook: 'output', priority: -100 }, rules: nat }, ...wall.chains],
   };
 }
-export const insideTableText = (rules: readonly PlannedRule[]) => tableText(insideTable(rules));
+export const insideTableText = (rules: readonly PlannedRule[], wallClasses?: readonly string[]) => tableText(insideTable(rules, wallClasses));
 
 // ---- the wall on the host (design 3.3) ----
 
@@ -286,12 +305,15 @@ function withResets(rule: Stmt[]): Stmt[][] {
   return [reset(tcp), rule];
 }
 
-/** The host's wall: everything from the sandbox's veth is judged here, cidr rules in order, the rest refused and logged to NFLOG. */
-export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable {
+/** The wall's judgement of what leaves the sandbox, shared by the host's from_sandbox chain (root)
+ * and the sandbox's own output chain (rootless): cidr rules in order, the rest refused, counted and
+ * logged to NFLOG group `group` (0: counted only). */
+interface WallBody { from: Stmt[][]; classSection: Stmt[][]; opened: string[]; counters: string[]; refuse: (name: string) => Stmt[] }
+function wallBody(rules: readonly PlannedRule[], classes: readonly string[], group: number): WallBody {
   const cidrs = cidr4(rules);
-  const refuse = (name: string): Stmt[] => [{ k: 'counter', v: name }, { k: 'log', v: name, group: run.group }, { k: 'reject' }];
+  const refuse = (name: string): Stmt[] => [{ k: 'counter', v: name }, ...(group ? [{ k: 'log', v: name, group } as Stmt] : []), { k: 'reject' }];
   const verdict = (r: PlannedRule): Stmt[] => (r.action === 'allow' ? [{ k: 'counter', v: `r${r.index}` }, { k: 'accept' }] : refuse(`r${r.index}`));
-  const classRanges = run.classes.map(range4);
+  const classRanges = classes.filter((c) => !c.startsWith('@')).map(range4);
   // Allow rules inside a class open that class's addresses for their range (contract 4); the rules
   // are then applied to those addresses in order, before the class is refused.
   const insideAllows = cidrs.filter((r) => r.action === 'allow' && classRanges.some((c) => inside(range4(cidrOf(r.target)), c))).map((r) => cidrOf(r.target));
@@ -312,6 +334,15 @@ export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable
     ...cidrs.map((r) => [...cidrMatch(r), ...verdict(r)]),
     refuse('none'),
   ];
+  return { from, classSection, opened, counters: [...cidrs.map((r) => `r${r.index}`), 'none', 'dns', 'v6', 'class'], refuse };
+}
+
+/** The refused classes as an interval set: the real ones merged, a plan's @PLACEHOLDER@s as they are. */
+const classSet = (classes: readonly string[]) => [...mergeRanges(classes.filter((c) => !c.startsWith('@'))), ...classes.filter((c) => c.startsWith('@'))];
+
+/** The host's wall: everything from the sandbox's veth is judged here, cidr rules in order, the rest refused and logged to NFLOG. */
+export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable {
+  const { from, classSection, opened, counters, refuse } = wallBody(rules, run.classes, run.group);
   const toHost: Stmt[][] = [[{ k: 'ct' }, { k: 'accept' }], [{ k: 'v6' }, ...refuse('v6')], ...classSection, refuse('class')];
   const relay: Stmt[][] = [
     ...(opened.length ? [[{ k: 'mark', v: run.mark }, { k: 'daddr', v: '@opened4' }, { k: 'accept' }] as Stmt[]] : []),
@@ -320,8 +351,7 @@ export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable
   ];
   const filter = (hook: 'forward' | 'input' | 'output') => ({ type: 'filter' as const, hook, priority: -5 });
   return {
-    family: 'inet', name: run.table,
-    counters: [...cidrs.map((r) => `r${r.index}`), 'none', 'dns', 'v6', 'class'],
+    family: 'inet', name: run.table, counters,
     sets: [{ name: 'class4', type: 'ipv4_addr', flags: ['interval'], elements: mergeRanges(run.classes) }, ...(opened.length ? [{ name: 'opened4', type: 'ipv4_addr', flags: ['interval'], elements: opened }] : [])],
     chains: [
       { name: 'forward', hook: filter('forward'), rules: [[{ k: 'iif', v: run.hostIf }, { k: 'jump', v: 'from_sandbox' }]] },
@@ -330,6 +360,24 @@ export function wallTable(rules: readonly PlannedRule[], run: WallRun): NftTable
       { name: 'to_host', rules: toHost.flatMap(withResets) },
       { name: 'relay_out', hook: filter('output'), rules: relay },
     ],
+  };
+}
+
+/**
+ * Without root, the wall in the sandbox's own namespace (design 3.3, "Rootless"): an output chain
+ * of its table, after the redirect. Loopback stays open (the resolver and the relay are there; a
+ * packet the nat chain redirected still names eth0 as its device, hence the 127.0.0.0/8 match),
+ * and the rest is judged as the host's wall judges it. It holds while nothing inside has NET_ADMIN
+ * or NET_RAW (normalize refuses those in cap_add with egress). Its refusals go to NFLOG group
+ * INSIDE_NFLOG_GROUP of that namespace, where sbx-egress reads them as it does the host wall's.
+ */
+export function insideWall(rules: readonly PlannedRule[], classes: readonly string[]): Pick<NftTable, 'counters' | 'sets' | 'chains'> {
+  const { from, opened, counters } = wallBody(rules, classes, INSIDE_NFLOG_GROUP);
+  const wall: Stmt[][] = [[{ k: 'oif', v: 'lo' }, { k: 'accept' }], [{ k: 'daddr', v: '127.0.0.0/8' }, { k: 'accept' }], ...from];
+  return {
+    counters,
+    sets: [{ name: 'class4', type: 'ipv4_addr', flags: ['interval'], elements: classSet(classes) }, ...(opened.length ? [{ name: 'opened4', type: 'ipv4_addr', flags: ['interval'], elements: opened }] : [])],
+    chains: [{ name: 'wall', hook: { type: 'filter', hook: 'output', priority: 0 }, rules: wall.flatMap(withResets) }],
   };
 }
 

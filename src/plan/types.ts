@@ -64,7 +64,10 @@ export interface StepArgs {
   'net.port': { hostIp: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; path: 'kernel' | 'userspace' | 'pasta' | 'slirp4netns' };
   /** Rootless: a user-mode network stack (pasta or slirp4netns, run as the caller) attached to the
    * child's namespaces, carrying its traffic and the published ports. */
-  'net.usernet': { tool: 'pasta' | 'slirp4netns'; binary: string; mtu: number };
+  'net.usernet': { tool: 'pasta' | 'slirp4netns'; binary: string; mtu: number;
+    /** Under egress: IPv4 only (pasta -4) and no DNS forwarder of the tool's own (pasta's
+     * --dns-forward, slirp4netns's 10.0.2.3), which would be a DNS path around the sandbox's resolver. */
+    egress?: true };
   'net.hosts': { extra: string[] };
   /** options: resolv.conf's options line (under egress: edns0, for the resolver's large answers). */
   'net.resolv': { servers: string[]; options?: string[] };
@@ -123,7 +126,13 @@ export interface StepArgs {
   'seccomp.off': Record<string, never>;
   /** The path rules as a Landlock ruleset (native/src/landlock.c): handled and readOnly are rights masks; probe, a folder
    * the mounts let the command make and the ruleset does not, which the child tries to make after restricting itself. */
-  'landlock': { abi: number; handled: number; readOnly: number; rules: { path: string; access: 'ro' | 'rw' }[]; probe?: string };
+  'landlock': {
+    abi: number; handled: number; readOnly: number; rules: { path: string; access: 'ro' | 'rw' }[]; probe?: string;
+    /** ABI 4 and later: the TCP rights handled (1 bind, 2 connect), and the ports each is allowed to. */
+    net?: { handled: number; connect: number[]; bind: number[] };
+    /** ABI 6 and later: the scopes (1 abstract Unix sockets, 2 signals) kept to the sandbox's own domain. */
+    scoped?: number;
+  };
   // exec (child)
   'fds.close': Record<string, never>;
   'exec': {
@@ -191,7 +200,15 @@ export interface Plan {
   digest: string;
   host: string;
   steps: Step[];
+  /** Reduced mode (a caller that cannot make a user namespace): why, and what each line of the file
+   * gets without namespaces (plan/reduced.ts). Absent in the usual modes, where every line is held. */
+  reduced?: { why: string; table: EnforcementRow[] };
 }
+
+/** How far a line of the file is held in reduced mode: as written; weaker (how); or not at all,
+ * and then `up` stops unless --allow-weaker (unless `blocking`: then nothing lets it run). */
+export type Enforcement = 'enforced' | 'weaker' | 'refused';
+export interface EnforcementRow { key: string; src: Source; status: Enforcement; how: string; blocking?: boolean }
 
 /** What the host offers; gathered once by the probe and passed in, so compile stays pure. */
 export interface HostFeatures {
@@ -202,7 +219,10 @@ export interface HostFeatures {
   root: boolean;
   /** Effective capabilities held by the caller, without CAP_. */
   caps: string[];
+  /** A user namespace can be made (root: the sysctl; others: the probe tried one). */
   userns: boolean;
+  /** Not root and no user namespace can be made: `up` runs in the reduced mode, and why. */
+  reduced?: { why: string };
   seccomp: boolean;
   /** The kernel's Landlock ABI version (landlock_create_ruleset's VERSION query); absent where it has none. */
   landlock?: number;

@@ -2,30 +2,44 @@
 // command's flags (`--flag value` or `--flag=value`) and the container id. The entry point of the
 // second bin (bin/sandbox-runtime.js). Runs as its caller (root); prints, and returns the status.
 import { COMMANDS, logLine, parseSignal, RuntimeError, VERSION, type Globals } from './main';
+import { exec, pause, ps, update } from './running';
 
 const USAGE = `usage: sandbox-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [FLAGS] ID
 commands: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID | state ID |
           kill [--all] ID [SIGNAL] | delete [--force] ID | run --bundle DIR [--pid-file F] [-d] ID |
+          exec [--process F | --cwd D -e K=V -u UID[:GID] -t ...] [-d] [--pid-file F] [--console-socket S] ID [CMD...] |
+          ps [--format table|json] ID [PS OPTIONS] | pause ID | resume ID |
+          update [--resources F|-] [--memory N --cpu-quota N --pids-limit N ...] ID |
           list [--format json] | features | --version
 `;
 
 /** Flags with a value, and boolean ones, of each command (runc's names and short forms). */
-const VALUE = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'format', 'f', 'process', 'p', 'resources', 'r', 'signal', 's']);
+const VALUE = new Set(['bundle', 'b', 'pid-file', 'console-socket', 'format', 'f', 'process', 'p', 'resources', 'r', 'signal', 's',
+  'cwd', 'env', 'e', 'user', 'u', 'additional-gids', 'g', 'cap', 'c', 'process-label', 'apparmor', 'preserve-fds', 'cgroup', 'pid-fd-socket',
+  'memory', 'memory-swap', 'memory-reservation', 'cpu-quota', 'cpu-period', 'cpu-share', 'cpuset-cpus', 'cpuset-mems', 'pids-limit', 'blkio-weight',
+  'kernel-memory', 'kernel-memory-tcp', 'cpu-rt-period', 'cpu-rt-runtime', 'l3-cache-schema', 'mem-bw-schema']);
+/** Flags that may be given more than once (each value kept, in order). */
+const MULTI = new Set(['env', 'e', 'additional-gids', 'g', 'cap', 'c']);
 
-function parseFlags(args: string[]): { flags: Record<string, string | true>; rest: string[] } {
+/** `stopAtId`: exec's command and ps's options follow the id, and are not this command's flags. */
+function parseFlags(args: string[], stopAtId = false, boolean: ReadonlySet<string> = new Set()): { flags: Record<string, string | true>; multi: Record<string, string[]>; rest: string[] } {
   const flags: Record<string, string | true> = {};
+  const multi: Record<string, string[]> = {};
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--') { rest.push(...args.slice(i + 1)); break; }
+    if (stopAtId && rest.length) { rest.push(...args.slice(i)); break; }
     const m = /^--?([a-z][a-z-]*)(=(.*))?$/.exec(a);
     if (!m || (rest.length && !a.startsWith('--'))) { rest.push(a); continue; }
     const k = m[1]!;
-    if (m[2] !== undefined) flags[k] = m[3]!;
-    else if (VALUE.has(k)) { if (i + 1 >= args.length) throw new RuntimeError(`flag needs an argument: -${k.length > 1 ? '-' : ''}${k}`); flags[k] = args[++i]!; }
-    else flags[k] = true;
+    let v: string | true = true;
+    if (m[2] !== undefined) v = m[3]!;
+    else if (VALUE.has(k) && !boolean.has(k)) { if (i + 1 >= args.length) throw new RuntimeError(`flag needs an argument: -${k.length > 1 ? '-' : ''}${k}`); v = args[++i]!; }
+    flags[k] = v;
+    if (MULTI.has(k) && typeof v === 'string') (multi[k] ??= []).push(v);
   }
-  return { flags, rest };
+  return { flags, multi, rest };
 }
 
 function globals(argv: string[]): { g: Globals; cmd?: string; args: string[] } {
@@ -58,8 +72,10 @@ const oneId = (rest: string[], cmd: string): string => {
 };
 
 async function dispatch(g: Globals, cmd: string, args: string[]): Promise<number> {
-  const { flags, rest } = parseFlags(args);
+  const { flags, multi, rest } = parseFlags(args, cmd === 'exec' || cmd === 'ps', cmd === 'delete' ? new Set(['f']) : undefined);
   const str = (...k: string[]) => { for (const x of k) if (typeof flags[x] === 'string') return flags[x] as string; return undefined; };
+  const bool = (...k: string[]) => k.some((x) => flags[x] === true || flags[x] === 'true');
+  const list = (...k: string[]) => k.flatMap((x) => multi[x] ?? []);
   switch (cmd) {
     case '--version': case 'version': process.stdout.write(`sandbox-runtime version ${VERSION}\nspec: 1.2.0\n`); return 0;
     case '--help': case 'help': process.stdout.write(USAGE); return 0;
@@ -71,7 +87,29 @@ async function dispatch(g: Globals, cmd: string, args: string[]): Promise<number
     case 'delete': return COMMANDS.del(g, oneId(rest, cmd), flags.force === true || flags.f === true);
     case 'list': case 'ls': return COMMANDS.list(g, str('format', 'f') ?? 'table');
     case 'features': return COMMANDS.features();
-    case 'exec': case 'ps': case 'pause': case 'resume': case 'update': case 'checkpoint': case 'restore': case 'events': case 'spec':
+    case 'exec': {
+      if (str('process-label', 'apparmor')) throw new RuntimeError('--process-label and --apparmor: sandbox applies no LSM label');
+      if (str('preserve-fds') && str('preserve-fds') !== '0') throw new RuntimeError('--preserve-fds is not supported by sandbox-runtime: the new process gets stdio only');
+      if (str('cgroup')) throw new RuntimeError('--cgroup is not supported by sandbox-runtime: the process joins the container\'s own cgroup');
+      return exec(g, oneId(rest, cmd), {
+        process: str('process', 'p'), detach: bool('detach', 'd'), pidFile: str('pid-file'), consoleSocket: str('console-socket'), ignorePaused: bool('ignore-paused'),
+        args: rest.slice(1), cwd: str('cwd'), env: list('env', 'e'), user: str('user', 'u'), additionalGids: list('additional-gids', 'g').flatMap((x) => x.split(',')),
+        caps: list('cap', 'c'), tty: bool('tty', 't'), noNewPrivs: bool('no-new-privs'),
+      });
+    }
+    case 'ps': return ps(g, oneId(rest, cmd), str('format', 'f') ?? 'table', rest.slice(1));
+    case 'pause': return pause(g, oneId(rest, cmd), true);
+    case 'resume': return pause(g, oneId(rest, cmd), false);
+    case 'update': {
+      const unsupported = ['kernel-memory', 'kernel-memory-tcp', 'cpu-rt-period', 'cpu-rt-runtime', 'l3-cache-schema', 'mem-bw-schema'].filter((k) => str(k) !== undefined);
+      if (unsupported.length) throw new RuntimeError(`${unsupported.map((k) => `--${k}`).join(', ')}: not a limit sandbox-runtime sets`);
+      return update(g, oneId(rest, cmd), {
+        resources: str('resources', 'r'), memory: str('memory'), memorySwap: str('memory-swap'), memoryReservation: str('memory-reservation'),
+        cpuQuota: str('cpu-quota'), cpuPeriod: str('cpu-period'), cpuShare: str('cpu-share'), cpusetCpus: str('cpuset-cpus'), cpusetMems: str('cpuset-mems'),
+        pidsLimit: str('pids-limit'), blkioWeight: str('blkio-weight'),
+      });
+    }
+    case 'checkpoint': case 'restore': case 'events': case 'spec':
       throw new RuntimeError(`sandbox-runtime does not implement "${cmd}" yet`);
     default: throw new RuntimeError(`No help topic for '${cmd}'`);
   }

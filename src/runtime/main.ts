@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { VERSION } from '../cli/version';
+import { freezerFile, isFrozen } from '../engine/container-cgroup';
 import type { OciHooks } from '../import/oci';
 import { runHooks } from './hooks';
 // The pipeline, the engine and the host probe are loaded by the commands that use them: `start`,
@@ -30,6 +31,8 @@ interface Record_ {
   id: string; bundle: string; rootfs: string; created: string; annotations: Record<string, string>;
   pid: number; /** /proc/PID/stat's start time: a pid reused by another process is not ours. */ startTime: string;
   sandbox: string; started: boolean;
+  /** The file that says whether its cgroup is frozen (freezer.state on v1, cgroup.freeze on v2): `paused`. */
+  freezer?: string;
   /** config.json's hooks that run after create: poststart at start, poststop at delete. */
   hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
 }
@@ -73,9 +76,10 @@ function procStat(pid: number): { start: string; state: string } | undefined {
 
 /** created, running or stopped, from the process itself: alive (not a zombie) with the start time
  * recorded at create. */
-export function statusOf(r: Pick<Record_, 'pid' | 'startTime' | 'started'>): 'created' | 'running' | 'stopped' {
+export function statusOf(r: Pick<Record_, 'pid' | 'startTime' | 'started' | 'freezer'>): 'created' | 'running' | 'paused' | 'stopped' {
   const st = r.pid > 0 ? procStat(r.pid) : undefined;
   if (!st || st.state === 'Z' || st.state === 'X' || st.start !== r.startTime) return 'stopped';
+  if (r.freezer && isFrozen(r.freezer)) return 'paused';
   return r.started ? 'running' : 'created';
 }
 
@@ -85,7 +89,7 @@ function stateJson(r: Record_): string {
 }
 
 /** create: the plan of the bundle, applied up to the exec, where the process waits for start. */
-async function create(g: Globals, id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string }): Promise<number> {
+async function create(g: Globals, id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; detach?: boolean }): Promise<number> {
   if (!validId(id)) throw new RuntimeError(`invalid container id: ${JSON.stringify(id)}`);
   const dir = dirOf(g, id);
   mkdirSync(g.root, { recursive: true, mode: 0o711 });
@@ -96,13 +100,13 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     const name = sandboxName(id);
     const [{ load }, { loadOci }] = await Promise.all([import('../cli/main'), import('../cli/oci')]);
     const l = await loadOci(load, o.bundle, name, { forRun: true, preflight: { exit: 1 } }, (t) => note(g, t));
-    if (l.plan.steps.some((s) => s.kind === 'exec' && s.args.tty)) {
-      if (!o.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
-      throw new RuntimeError('process.terminal with --console-socket is not supported by sandbox-runtime yet; set terminal to false');
-    }
+    const tty = l.plan.steps.some((s) => s.kind === 'exec' && s.args.tty);
+    if (tty && !o.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
+    if ((!tty || o.detach === false) && o.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
     const { NativeEngine } = await import('../engine/native');
     const engine = new NativeEngine();
-    const res = await engine.run(l.plan, () => undefined, { host: l.host, file: join(l.bundle, 'config.json'), startFifo: fifo });
+    const consoleSocket = tty ? { path: resolve(o.consoleSocket!), size: consoleSize(l.oci.text) } : undefined;
+    const res = await engine.run(l.plan, () => undefined, { host: l.host, file: join(l.bundle, 'config.json'), startFifo: fifo, consoleSocket });
     if (res.failed || res.exitCode !== 0) {
       const step = l.plan.steps.find((s) => s.id === res.failed?.step);
       const where = step && typeof step.source === 'object' ? ` (${step.source.file}:${step.source.line}:${step.source.col})` : '';
@@ -111,8 +115,9 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     const { findSandbox } = await import('../engine/lifecycle');
     const pid = findSandbox(l.host, name).state?.pid ?? 0;
     const rootfs = l.spec.rootfs.type === 'dir' ? l.spec.rootfs.path : '';
+    const cgPath = l.plan.steps.find((s) => s.kind === 'cgroup.create')?.args as { path?: string } | undefined;
     const { poststart, poststop, prestart, createRuntime } = l.oci.hooks;
-    const rec: Record_ = { id, bundle: l.bundle, rootfs, created: new Date().toISOString(), annotations: l.oci.annotations, pid, startTime: procStat(pid)?.start ?? '', sandbox: name, started: false, hooks: { poststart, poststop } };
+    const rec: Record_ = { id, bundle: l.bundle, rootfs, created: new Date().toISOString(), annotations: l.oci.annotations, pid, startTime: procStat(pid)?.start ?? '', sandbox: name, started: false, freezer: freezerFile(l.host, cgPath?.path ?? ''), hooks: { poststart, poststop } };
     writeFileSync(join(dir, 'state.json'), JSON.stringify(rec));
     // The OOM score is the created process's, set before it execs (lowering it needs
     // CAP_SYS_RESOURCE); a failed prestart or createRuntime hook ends the container. Either
@@ -170,7 +175,15 @@ async function kill(g: Globals, id: string, sig: string | undefined, all: boolea
   for (const p of pids) {
     try { process.kill(p, n); } catch (e) { if (p === r.pid && (e as NodeJS.ErrnoException).code === 'ESRCH') throw new RuntimeError('container not running'); }
   }
+  // A frozen process takes SIGKILL only once thawed (as runc, which resumes a paused container it kills).
+  if (n === 9 && r.freezer && isFrozen(r.freezer)) await thaw(r);
   return 0;
+}
+
+/** The cgroup of a paused container thawed (delete and kill of one). */
+async function thaw(r: Record_): Promise<void> {
+  const { freeze } = await import('../engine/container-cgroup');
+  await freeze(await probe(), r.sandbox, false);
 }
 
 /** delete: everything create set up, undone (as `sandbox down`), then the runtime's record. */
@@ -182,8 +195,9 @@ async function del(g: Globals, id: string, force: boolean, poststop = true): Pro
     throw e;
   }
   const status = statusOf(r);
-  if (status === 'running' && !force) throw new RuntimeError(`cannot delete container ${id} that is not stopped: running`);
+  if ((status === 'running' || status === 'paused') && !force) throw new RuntimeError(`cannot delete container ${id} that is not stopped: ${status}`);
   if (status !== 'stopped') { try { process.kill(r.pid, 'SIGKILL'); } catch { /* gone */ } }
+  if (r.freezer && isFrozen(r.freezer)) await thaw(r);
   const host = await probe();
   const { downSandbox, listSandboxes } = await import('../engine/lifecycle');
   if (listSandboxes(host).some((s) => s.name === r.sandbox)) await downSandbox(host, r.sandbox, 0);
@@ -234,6 +248,14 @@ function features(): number {
   return 0;
 }
 
+/** process.consoleSize of config.json ({height, width}), which the terminal gets before it is sent. */
+function consoleSize(text: string): { rows: number; cols: number } | undefined {
+  try {
+    const c = (JSON.parse(text) as { process?: { consoleSize?: { height?: unknown; width?: unknown } } }).process?.consoleSize;
+    return typeof c?.height === 'number' && typeof c.width === 'number' ? { rows: c.height, cols: c.width } : undefined;
+  } catch { return undefined; }
+}
+
 /** A warning of the adapter, or an error: to --log as JSON lines when asked (containerd reads the
  * last error there), and to stderr. */
 function note(g: Globals, text: string): void {
@@ -254,4 +276,5 @@ export function logLine(g: Globals, level: 'error' | 'warning', msg: string): vo
 }
 
 export const COMMANDS = { create, start, kill, del, run, list, features, stateJson, readRecord };
+export { probe, procStat, type Record_ };
 export { VERSION };

@@ -1,7 +1,10 @@
 // Egress benchmark (issue 24, docs/egress-design.md section 9), as root, in one run: what an
 // egress policy costs against the same sandbox without one, over the test fixture's network
 // (test/integration/fixtures/egress-net.ts: its own namespace on 198.18.K.0/24, nothing else).
-//   node test/bench/egress.mjs [RUNS]            (after node scripts/build.mjs; RUNS default 500)
+//   node test/bench/egress.mjs [RUNS] [--rootless]   (after node scripts/build.mjs; RUNS default 500)
+// --rootless: both sandboxes are started by a user the bench makes (sbxegbench, removed at the
+// end), through pasta: the policy's cost against pasta without one, the wall in the sandbox's own
+// namespace and sbx-egress running as that user; `up` of each is timed too.
 // - connection set-up to an allowed name: TCP connect + TLS handshake + one small GET, and the
 //   same over plain HTTP; median and p90 over RUNS fresh connections; with policy minus without;
 // - DNS: a lookup through the sandbox's resolver (first, then cached hits; and misses, each
@@ -22,16 +25,31 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
 const { startEgressNet } = require(join(root, 'build/test/integration/fixtures/egress-net.js'));
-const runs = Number(process.argv[2] ?? 500);
+const rootless = process.argv.includes('--rootless');
+const runs = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 500);
+const users = rootless ? require(join(root, 'build/test/helpers/users.js')) : undefined;
 const MIB256 = 256 << 20;
 const have = (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 if (!have('socat') || !have('curl')) execFileSync('sh', ['-c', 'apt-get install -y -qq socat curl >/dev/null'], { stdio: 'inherit' });
 
-const sandbox = (args, opts = {}) => spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), ...args], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, NO_COLOR: '1' }, ...opts });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const net = await startEgressNet();
-const dir = mkdtempSync(join(tmpdir(), 'sandbox-egress-bench-'));
+const net = await startEgressNet({ k: 244 });
+// Rootless: the user (its name fixed, so that one left by a killed run is removed first), and what a
+// fresh Debian gives users that this host lacks (a 0666 /dev/net/tun; a default route where none is).
+const tun = rootless ? users.tunForUsers() : undefined;
+const route = rootless ? users.defaultRouteForPasta('sbxegbench0') : undefined;
+const user = rootless ? users.makeUser('sbxegbench', { fixed: true }) : undefined;
+const cli = () => join(rootless ? users.repoForUsers() : root, 'bin/sandbox.js');
+const sandbox = (args, opts = {}) => {
+  if (!rootless) return spawnSync(process.execPath, [cli(), ...args], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, NO_COLOR: '1' }, ...opts });
+  const r = users.sandboxAs(user, args, { timeout: 600_000 });
+  return { status: r.code, stdout: r.out, stderr: r.err };
+};
+const spawnCli = (args) => (rootless ? users.spawnAsUser(user, [process.execPath, cli(), ...args]) : spawn(process.execPath, [cli(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+const stateOf = (name) => join(rootless ? join(user.runtimeDir, 'sandbox') : '/run/sandbox', name);
+const dir = rootless ? users.userTmp(user) : mkdtempSync(join(tmpdir(), 'sandbox-egress-bench-'));
+const upMs = {};
 copyFileSync(join(root, 'test/bench/egress-inside.py'), join(net.certDir, 'bench.py'));
 const boxes = { policy: 'bench-egress', none: 'bench-noegress' };
 const children = [];
@@ -41,7 +59,9 @@ function up(name, egress) {
   writeFileSync(f, ['version: 1', `name: ${name}`, 'rootfs: host', 'init: true', 'detach: true', 'command: [sleep, "3600"]',
     'network:', '  mode: private', ...(egress ? ['  egress:', '    - allow allowed.test', '    - allow *.miss.allowed.test'] : []),
     `dns: [${net.dns}]`, `volumes: ["${net.certDir}:/egress:ro"]`, ''].join('\n'));
+  const t0 = performance.now();
   const r = sandbox(['up', '-q', f]);
+  upMs[name] = performance.now() - t0;
   if (r.status !== 0) throw new Error(`up ${name}: ${r.stdout}${r.stderr}`);
 }
 
@@ -73,7 +93,7 @@ const f1 = (x) => x.toFixed(1), f2 = (x) => x.toFixed(2);
 try {
   up(boxes.policy, true);
   up(boxes.none, false);
-  const record = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.json`, 'utf8'));
+  const record = JSON.parse(readFileSync(join(stateOf(boxes.policy), 'egress.json'), 'utf8'));
   const egressPid = record.proc?.pid ?? record.pid;
   const rssIdle = vmrss(egressPid);
 
@@ -102,7 +122,7 @@ try {
   tput['raw-host-socat'] = hostRaw('127.0.0.1', 15390);
 
   // Memory with 100 relayed TLS connections held open.
-  const holder = spawn(process.execPath, [join(root, 'bin/sandbox.js'), 'exec', boxes.policy, 'python3', '/egress/bench.py', 'hold', '100', 'allowed.test', '443', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const holder = spawnCli(['exec', boxes.policy, 'python3', '/egress/bench.py', 'hold', '100', 'allowed.test', '443', '5']);
   children.push(holder);
   let said = '';
   holder.stdout.on('data', (d) => { said += d; });
@@ -110,10 +130,12 @@ try {
   const rssHeld = said.includes('held') ? vmrss(egressPid) : NaN;
   // egress.status is rewritten at most once a second.
   await sleep(1200);
-  const status = JSON.parse(readFileSync(`/run/sandbox/${boxes.policy}/egress.status`, 'utf8'));
+  const status = JSON.parse(readFileSync(join(stateOf(boxes.policy), 'egress.status'), 'utf8'));
   await new Promise((r) => holder.on('exit', r));
 
-  console.log(`egress policy against none, one run (${runs} set-ups and lookups each; 256 MiB per download)`);
+  console.log(`egress policy against none, ${rootless ? 'rootless through pasta (the CLI as a user)' : 'as root (veth)'}, one run (${runs} set-ups and lookups each; 256 MiB per download)`);
+  if (rootless) console.log('(rootless: a relayed connection leaves from sbx-egress, on the host, and not through pasta; "none" is pasta\'s path, so policy/none compares the relay with pasta)');
+  console.log(`\nup -d (one each, ms): policy ${f1(upMs[boxes.policy])}, none ${f1(upMs[boxes.none])}, +${f1(upMs[boxes.policy] - upMs[boxes.none])}`);
   console.log('\nconnection set-up to allowed.test (µs)     p50 policy   p50 none   +p50     p90 policy   p90 none');
   for (const l of ['https', 'http']) {
     const p = setup[`${l}-policy`], n = setup[`${l}-none`];
@@ -136,7 +158,7 @@ try {
 } finally {
   for (const c of children) c.kill('SIGTERM');
   for (const name of Object.values(boxes)) sandbox(['down', name]);
-  rmSync(dir, { recursive: true, force: true });
+  if (rootless) { users.removeAllUsers(); tun.undo(); route.undo(); } else rmSync(dir, { recursive: true, force: true });
   const left = await net.close();
   if (left.length) console.error(`the fixture left: ${left.join(', ')}`);
 }

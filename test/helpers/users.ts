@@ -13,9 +13,12 @@ export interface TestUser { name: string; uid: number; gid: number; home: string
 const made: TestUser[] = [];
 
 /** A new user with its own subordinate id ranges (none with subids: false, as for a user made
- * before a distribution gave ranges) and a logind-style XDG_RUNTIME_DIR. */
-export function makeUser(prefix = 'sbxt', opts: { subids?: boolean } = {}): TestUser {
-  const name = `${prefix}${process.pid % 10000}${made.length}${Math.floor(Math.random() * 1000)}`.slice(0, 31);
+ * before a distribution gave ranges) and a logind-style XDG_RUNTIME_DIR. With `fixed`, the user is
+ * named `prefix` itself, and one of that name left by an earlier run of the same test that was
+ * killed before its after() hook is removed first, with its processes and folders. */
+export function makeUser(prefix = 'sbxt', opts: { subids?: boolean; fixed?: boolean } = {}): TestUser {
+  const name = opts.fixed ? prefix : `${prefix}${process.pid % 10000}${made.length}${Math.floor(Math.random() * 1000)}`.slice(0, 31);
+  if (opts.fixed) removeLeftUser(name);
   execFileSync('useradd', ['-m', '-s', '/bin/sh', ...(opts.subids === false ? ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0'] : []), name], { stdio: 'pipe' });
   const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
@@ -39,6 +42,18 @@ export function removeUser(u: TestUser): void {
   tmps.delete(u);
   const i = made.indexOf(u);
   if (i >= 0) made.splice(i, 1);
+}
+
+/** A user named `name` that an earlier, killed run left: its processes (by PID), runtime folder,
+ * home, subordinate ranges and scratch folders (userTmp's, named after it). Nothing if there is none. */
+function removeLeftUser(name: string): void {
+  const id = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  if (id.status !== 0) return;
+  const uid = Number(id.stdout.trim());
+  for (const pid of pidsOf(uid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  rmSync(`/run/user/${uid}`, { recursive: true, force: true });
+  spawnSync('userdel', ['-r', '-f', name], { stdio: 'ignore' });
+  for (const d of require('node:fs').readdirSync(tmpdir()) as string[]) if (d.startsWith(`sbx-user-${name}-`)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
 }
 
 /** PIDs of processes whose real uid is `uid` (from /proc/PID/status). */
@@ -121,6 +136,8 @@ export function tunForUsers(): { changed: string | undefined; undo(): void } {
  * which is enough for pasta's port maps and loopback splicing; nothing leaves through it. Made as
  * root by the test process; undo() removes the interface and with it the route. */
 export function defaultRouteForPasta(name = 'sbxtdef0'): { changed: string | undefined; undo(): void } {
+  // One left by an earlier run of the same test that was killed: the name is the caller's own.
+  spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
   const routes = spawnSync('ip', ['-4', 'route', 'show', 'default'], { encoding: 'utf8' });
   if (routes.status !== 0 || routes.stdout.trim()) return { changed: undefined, undo: () => undefined };
   const undo = () => { spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' }); };
@@ -202,7 +219,7 @@ const tmps = new Map<TestUser, string[]>();
 /** A scratch folder the user owns, on TMPDIR; removeUser removes it (as root: it may hold files
  * of the user's subordinate ids). */
 export function userTmp(u: TestUser): string {
-  const d = mkdtempSync(join(tmpdir(), 'sbx-user-'));
+  const d = mkdtempSync(join(tmpdir(), `sbx-user-${u.name}-`));
   chownSync(d, u.uid, u.gid);
   tmps.set(u, [...(tmps.get(u) ?? []), d]);
   return d;

@@ -30,7 +30,7 @@ let world: EgressWorld | undefined;
 
 before(async () => {
   if (!isRoot || !hasEngine || !hasNft) return;
-  world = await startEgressWorld('sbx-egress-attacks-');
+  world = await startEgressWorld('sbx-egress-attacks-', 241);
   ({ net, dir, hostPort } = world);
 });
 

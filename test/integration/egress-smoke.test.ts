@@ -7,13 +7,14 @@
 // nothing is left on the host afterwards (no table, no sbx-egress, no state).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasEngine, hasNft, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
 import { ROOT } from '../helpers/load';
+import { egressIds } from '../../src/plan/egress';
 
 const ready = (t: import('node:test').TestContext) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'nftables (apt-get install nftables)', hasNft)
   && needs(t, 'sbx-egress (node scripts/build.mjs)', readdirSync(join(ROOT, 'native/build')).includes('sbx-egress')) && needs(t, 'python3 in /usr/bin', readdirSync('/usr/bin').includes('python3'));
@@ -100,6 +101,47 @@ test('detached: sbx-egress is held by the supervisor, which logs its end; down l
     for (let i = 0; i < 100 && !/the egress resolver and relay ended/.test(log); i++) { await new Promise((res) => setTimeout(res, 20)); log = readFileSync(`/run/sandbox/${name}/log`, 'utf8'); }
     assert.match(log, /sandbox: the egress resolver and relay ended .*names no longer resolve and host rules refuse everything/);
   } finally {
+    const d = sandbox(['down', name]);
+    assert.equal(d.code, 0, d.err);
+  }
+  assert.deepEqual(egressLeft(name), []);
+});
+
+/** Holds NFLOG group argv[1] on the host as a log daemon (ulogd) would: a netfilter netlink socket
+ * bound to it; says "bound" once the kernel agreed, then waits to be killed. */
+const HOLD_GROUP = `import socket, struct, sys, time
+g = int(sys.argv[1])
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12); s.bind((0, 0))
+body = struct.pack('BB', 0, 0) + struct.pack('!H', g) + struct.pack('HH', 5, 1) + b'\\x01\\0\\0\\0'
+s.send(struct.pack('IHHII', 16 + len(body), (4 << 8) | 1, 1 | 4, 1, 0) + body)
+err = struct.unpack('i', s.recv(4096)[16:20])[0]
+print('bound' if err == 0 else 'error %d' % err, flush=True)
+time.sleep(600)`;
+
+const nflogGroups = () => readFileSync('/proc/net/netfilter/nfnetlink_log', 'utf8').split('\n').map((l) => /^\s*(\d+)\s/.exec(l)?.[1]).filter(Boolean).map(Number);
+
+test('the NFLOG group a sandbox would log to is held by another process: the run takes the next free one, and the wall\'s refusals still reach its denials', async (t) => {
+  if (!ready(t)) return;
+  const name = 'egsmoke-grp';
+  const want = egressIds(name, { groups: [], marks: [] }).group;
+  const holder = spawn('/usr/bin/python3', ['-c', HOLD_GROUP, String(want)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const said = await new Promise<string>((res) => { let s = ''; holder.stdout!.on('data', (d) => { s += d; if (s.includes('\n')) res(s.trim()); }); holder.once('exit', () => res(s.trim() || 'exited')); });
+    assert.equal(said, 'bound', `the test could not hold NFLOG group ${want}`);
+    const r = sandbox(['up', '-d', '-q', file(name, true, ['/bin/sleep', '60'])]);
+    assert.equal(r.code, 0, r.err);
+    const rec = JSON.parse(readFileSync(`/run/sandbox/${name}/egress.json`, 'utf8')) as { group: number };
+    assert.notEqual(rec.group, want);
+    assert.ok(nflogGroups().includes(rec.group) && nflogGroups().includes(want), `both groups bound: ${nflogGroups().join(' ')}`);
+    // An address no rule allows, refused by the wall, which logs it to the group the run took (not
+    // the attestation's canary 198.18.255.254: its record would be coalesced with the canary's).
+    const e = sandbox(['exec', name, '/usr/bin/python3', '-c', 'import socket\ntry: socket.create_connection(("198.18.255.253", 443), timeout=2)\nexcept OSError as e: print(e.errno)']);
+    assert.equal(e.out.trim(), '111', e.out + e.err);
+    let logs = '';
+    for (let i = 0; i < 40 && !/198\.18\.255\.253:443 \(refused by the kernel\)/.test(logs); i++) { await new Promise((res) => setTimeout(res, 100)); logs = sandbox(['logs', '--denials', name]).out; }
+    assert.match(logs, /^\d\d:\d\d:\d\d 198\.18\.255\.253:443 \(refused by the kernel\) refused: no rule allowed it \(.*sandbox\.yml:9\)$/m, logs);
+  } finally {
+    holder.kill('SIGKILL');
     const d = sandbox(['down', name]);
     assert.equal(d.code, 0, d.err);
   }

@@ -28,7 +28,7 @@ let world: EgressWorld | undefined;
 
 before(async () => {
   if (!isRoot || !hasEngine || !hasNft || !has('curl') || !has('openssl')) return;
-  world = await startEgressWorld('sbx-egress-');
+  world = await startEgressWorld('sbx-egress-', 240);
   ({ net, dir, hostPort } = world);
 });
 

@@ -46,6 +46,22 @@ test('ctr run --runc-binary sandbox-runtime: foreground and detached, isolation 
 
     const bg = `${id}-d`;
     assert.equal(ctr('run', '-d', '--runc-binary', RUNTIME, 'localhost/busybox:latest', bg, 'sleep', '600').code, 0);
+    const ls = ctr('task', 'ls').out;
+    assert.match(ls, new RegExp(`${bg}\\s+[0-9]+\\s+RUNNING`));
+    const init = Number(new RegExp(`${bg}\\s+([0-9]+)`).exec(ls)![1]);
+    // exec: the shim's `exec --process F --detach --pid-file P`; the process joins the container.
+    const ex = ctr('task', 'exec', '--exec-id', 'e1', bg, 'sh', '-c', 'echo "pid=$$"; cat /proc/1/cmdline; echo; grep -E "^(CapEff|NSpid):" /proc/self/status; exit 4');
+    assert.equal(ex.code, 4, ex.err);
+    assert.doesNotMatch(ex.out, /^pid=1$/m);
+    assert.match(ex.out, /^sleep\x00600/m);
+    assert.match(ex.out, /^CapEff:\s+00000000a80425fb$/m);
+    assert.match(ex.out, /^NSpid:\s+[0-9]+$/m);
+    const ps = ctr('task', 'ps', bg);
+    assert.equal(ps.code, 0, ps.err);
+    assert.match(ps.out, new RegExp(`^${init}\\s`, 'm'));
+    assert.equal(ctr('task', 'pause', bg).code, 0);
+    assert.match(ctr('task', 'ls').out, new RegExp(`${bg}\\s+[0-9]+\\s+PAUSED`));
+    assert.equal(ctr('task', 'resume', bg).code, 0);
     assert.match(ctr('task', 'ls').out, new RegExp(`${bg}\\s+[0-9]+\\s+RUNNING`));
     assert.equal(ctr('task', 'kill', '-s', 'SIGKILL', bg).code, 0);
     for (const end = Date.now() + 10_000; !/STOPPED/.test(ctr('task', 'ls').out) && Date.now() < end; ) await sleep(50);
@@ -53,6 +69,16 @@ test('ctr run --runc-binary sandbox-runtime: foreground and detached, isolation 
     assert.equal(ctr('task', 'delete', bg).code, 0);
     assert.equal(ctr('containers', 'rm', bg).code, 0);
     assert.deepEqual(leftovers(bg), []);
+    // -t: ctr wants a terminal of its own; script(1) gives it one. The container's terminal comes
+    // from sandbox-runtime over the shim's console socket.
+    if (has('script')) {
+      const tid = `${id}-t`;
+      const r = spawnSync('script', ['-qec', `ctr -a ${sock} run --rm -t --runc-binary ${RUNTIME} localhost/busybox:latest ${tid} tty`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      // (ctr's terminal echoes a NUL before the output: `^@`.)
+      assert.match(r.stdout, /\/dev\/pts\/0\r*$/m);
+      assert.deepEqual(leftovers(tid), []);
+    }
     assert.deepEqual(readdirSync(join(dir, 'state')).filter((d) => d.includes('runtime.v2')).flatMap((d) => readdirSync(join(dir, 'state', d)).flatMap((ns) => readdirSync(join(dir, 'state', d, ns)))), []);
   } finally {
     daemon.kill('SIGTERM');

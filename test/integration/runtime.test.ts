@@ -5,49 +5,11 @@
 // error texts and exit codes, the JSON log, and a refused field named at its line of config.json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from '../helpers/load';
-import { hasBusyboxRoot, hasEngine, isRoot, leftovers, needs } from '../helpers/sandbox';
-
-const RUNTIME = join(ROOT, 'bin/sandbox-runtime.js');
-const BUSYBOX = join(ROOT, 'samples/rootfs/busybox');
-const ready = (t: Parameters<typeof needs>[0]) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (busybox-static)', hasBusyboxRoot);
-
-/** A bundle as `runc spec` writes it, over the busybox root, running `script`. */
-function bundle(dir: string, script: string, change: (c: Record<string, any>) => void = () => undefined): string {
-  const b = join(dir, 'bundle');
-  mkdirSync(b);
-  const c = JSON.parse(readFileSync(join(ROOT, 'test/unit/fixtures/oci/runc-spec.json'), 'utf8'));
-  c.root.path = BUSYBOX;
-  c.process.terminal = false;
-  c.process.args = ['sh', '-c', script];
-  c.hostname = 'rt-test';
-  change(c);
-  writeFileSync(join(b, 'config.json'), JSON.stringify(c, null, '\t'));
-  return b;
-}
-
-/** sandbox-runtime as the shim calls it, stdout and stderr to files the container inherits. */
-function rt(dir: string, args: string[], out?: string) {
-  const o = openSync(out ?? join(dir, 'rt.out'), 'a');
-  const e = openSync(join(dir, 'rt.err'), 'w');
-  try {
-    const r = spawnSync(process.execPath, [RUNTIME, '--root', join(dir, 'root'), '--log', join(dir, 'log.json'), '--log-format', 'json', ...args], { stdio: ['ignore', o, e], timeout: 30_000 });
-    return { code: r.status, err: readFileSync(join(dir, 'rt.err'), 'utf8') };
-  } finally { closeSync(o); closeSync(e); }
-}
-function state(dir: string, id: string) {
-  const r = spawnSync(process.execPath, [RUNTIME, '--root', join(dir, 'root'), 'state', id], { encoding: 'utf8' });
-  return { code: r.status, json: r.status === 0 ? JSON.parse(r.stdout) : undefined, err: r.stderr };
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, f: () => boolean, ms = 5000) {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (f()) return;
-  assert.fail(`timed out waiting for ${what}`);
-}
+import { leftovers } from '../helpers/sandbox';
+import { bundle, ready, rt, state, until } from '../helpers/runtime';
 
 test('create returns with the process waiting in its namespaces; start runs it; kill, state stopped, delete leaves nothing', async (t) => {
   if (!ready(t)) return;

@@ -9,12 +9,13 @@ import { compile } from '../../src/plan/compile';
 import { checkOrder } from '../../src/plan/order';
 import { findStep, stepsOf } from '../../src/plan/steps';
 import type { Step } from '../../src/plan/types';
-import { canaryCandidates, insideTable, insideTableText, mergeRanges, policyText, runClasses, tableText, wallTable, egressIds, type PlannedRule } from '../../src/plan/egress';
+import { canaryCandidates, insideTable, insideTableText, mergeRanges, policyText, runClasses, tableText, wallTable, egressIds, INSIDE_NFLOG_GROUP, type PlannedRule } from '../../src/plan/egress';
 import { canonOfJson, canonOfTable, tableDifference } from '../../src/engine/nft-readback';
 import { attest, type ProcView } from '../../src/engine/attest';
 import type { EgressView } from '../../src/engine/attest-egress';
 import { policyRulesOf } from '../../src/engine/egress';
 import { undoOne } from '../../src/host/undo';
+import { parseNflogGroups } from '../../src/host/egress';
 import { recordingOps } from '../../src/engine/fake';
 import { HYBRID_HOST, ROOT, ROOTLESS_HOST, loadText } from '../helpers/load';
 
@@ -68,10 +69,36 @@ test('the plan digest and policyDigest are the same for every run of a file (the
   assert.notEqual(findStep(a.steps, 'net.egress.start')!.args.policyDigest, findStep(c.steps, 'net.egress.start')!.args.policyDigest);
 });
 
-test('egress without root is refused at plan time, on the egress key', () => {
+test('egress without root: pasta -4 without a DNS forwarder, no host wall, the wall in the sandbox\'s own table, every rule titled weaker', () => {
   const r = loadText(YML.replace('extra_hosts: ["jira.corp.test:10.1.2.3"]\n', ''), { rootless: ROOTLESS_HOST.rootless });
-  const { problems } = compile(r.spec!, ROOTLESS_HOST);
-  assert.deepEqual(problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src, p.message]), [['egress-rootless', 6, 'egress without root is not built yet: run as root, or remove `network.egress`']]);
+  const { plan, problems } = compile(r.spec!, ROOTLESS_HOST);
+  assert.deepEqual(problems, []);
+  assert.equal(findStep(plan.steps, 'net.egress.wall'), undefined);
+  const usernet = findStep(plan.steps, 'net.usernet')!;
+  assert.deepEqual({ tool: usernet.args.tool, egress: usernet.args.egress }, { tool: 'pasta', egress: true });
+  assert.match(usernet.title, /IPv4 only \(-4\), no DNS forwarder/);
+  for (const s of stepsOf(plan.steps, 'net.egress.rule')) {
+    assert.match(s.title, /enforced inside the sandbox's namespace \(weaker: holds while nothing inside has NET_ADMIN or NET_RAW\)/, s.title);
+    assert.ok(s.args.enforcedBy.includes('wall-inside') && !s.args.enforcedBy.includes('wall-host'), s.args.enforcedBy.join('+'));
+  }
+  // The policy's nft lines carry the wall: an output chain that lets loopback (and the redirect) by, then the host wall's body.
+  const rules = policyRulesOf(plan);
+  assert.equal(rules.insideWall, true);
+  const text = policyText(rules, { nonce: 'ab'.repeat(16), mark: 1, group: INSIDE_NFLOG_GROUP, upstream: ['198.18.7.53'], classes: runClasses('10.0.0.1/32', ['10.0.0.5']) });
+  const nft = text.split('\n').filter((l) => l.startsWith('nft ')).map((l) => l.slice(4).trim());
+  const wall = nft.slice(nft.indexOf('chain wall {'));
+  assert.deepEqual(wall.slice(0, 7), [
+    'chain wall {', 'type filter hook output priority 0; policy accept;', 'oifname "lo" accept', 'ip daddr 127.0.0.0/8 accept',
+    'ct state established,related accept', 'meta nfproto ipv6 meta l4proto tcp counter name "v6" log prefix "v6" group 1 reject with tcp reset', 'meta nfproto ipv6 counter name "v6" log prefix "v6" group 1 reject with icmpx admin-prohibited']);
+  assert.ok(wall.includes('ip daddr @class4 counter name "class" log prefix "class" group 1 reject with icmpx admin-prohibited'), wall.join('\n'));
+  assert.ok(wall.includes('meta l4proto { tcp, udp } th dport { 53, 853 } counter name "dns" log prefix "dns" group 1 reject with icmpx admin-prohibited'), wall.join('\n'));
+  assert.ok(nft.some((l) => l.includes('set class4') && l.includes('10.0.0.1/32') && l.includes('10.0.0.5/32')), nft.join('\n'));
+  // Its refusals go to NFLOG group 1 of the sandbox's own namespace, which sbx-egress reads; the policy names that group.
+  assert.match(text, /^v1 .* group=1$/m);
+  assert.equal(wall.at(-3), 'counter name "none" log prefix "none" group 1 reject with icmpx admin-prohibited');
+  // slirp4netns: its DNS at 10.0.2.3 off, and its whole network refused.
+  const slirp = compile(loadText(YML.replace('extra_hosts: ["jira.corp.test:10.1.2.3"]\n', '').replace('  mode: private\n', '  mode: private\n  rootless_cmd: slirp4netns\n'), { rootless: ROOTLESS_HOST.rootless }).spec!, ROOTLESS_HOST).plan;
+  assert.match(findStep(slirp.steps, 'net.usernet')!.title, /--disable-dns/);
 });
 
 test('each egress ordering rule catches its disorder', () => {
@@ -122,6 +149,11 @@ test('refused classes merge for an interval set; canary addresses skip those an 
   const b = egressIds('web', { groups: [a.group], marks: [a.mark] });
   assert.notEqual(b.group, a.group);
   assert.notEqual(b.mark, a.mark);
+  // The groups bound on the host, as /proc/net/netfilter/nfnetlink_log lists them (group first), count as taken.
+  const bound = parseNflogGroups(`    7  32152     0 2 65531    100  1\n${String(a.group).padStart(5)}   4411     0 2    80      0  1\n`);
+  assert.deepEqual(bound, [7, a.group]);
+  assert.notEqual(egressIds('web', { groups: bound, marks: [] }).group, a.group);
+  assert.deepEqual(parseNflogGroups(''), []);
 });
 
 test('undo: sbx-egress is stopped by its record, the wall deleted by its table', async () => {

@@ -48,7 +48,7 @@ test('seven samples exist and each starts with the $schema comment', () => {
 
 for (const sample of samples) {
   // Rootless: as a user on this hybrid host, every sample without limits (those are refused there).
-  const rootless = ['busybox.yml', 'web.yml'].includes(sample) ? [['rootless', ROOTLESS_HOST] as const] : [];
+  const rootless = ['busybox.yml', 'web.yml', 'egress.yml'].includes(sample) ? [['rootless', ROOTLESS_HOST] as const] : [];
   for (const [layout, host] of [['hybrid', HYBRID_HOST], ['v2', V2_HOST], ...rootless] as const) {
     test(`plan snapshot: ${sample} on cgroup ${layout}`, () => {
       const { plan, problems } = planOf(sample, host);

@@ -129,7 +129,7 @@ void log_final(void);               /* every pending denial and the status, at e
  * the kernel timeout when less than half of it is left. 0 or -1 with errno. */
 int nl_answer(const uint32_t *addrs_be, int n, unsigned lifetime);
 int nl_check(void);                 /* the sandbox's table has the set answered4: 0, or -1 with errno */
-int nflog_open(unsigned group);     /* host namespace, root; -1 with errno */
+int nflog_open(unsigned group);     /* in the caller's network namespace (root: the host's; the helper: the sandbox's); -1 with errno */
 struct ep *nflog_source(void);      /* the epoll source of the NFLOG socket */
 
 /* dns.c */

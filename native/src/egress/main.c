@@ -4,7 +4,8 @@
  *
  * A forked helper enters the sandbox's network namespace (after its user namespace, when given),
  * brings lo up, binds the resolver (127.0.0.53:53 UDP and TCP) and the relay (127.0.0.1:any TCP),
- * opens a netfilter netlink socket there, loads the policy's in-namespace table with `nft -f -`
+ * opens a netfilter netlink socket there (and, without root, binds the NFLOG group of the wall
+ * that is then in that namespace), loads the policy's in-namespace table with `nft -f -`
  * run inside, hands the descriptors back over SCM_RIGHTS and exits. This process never leaves the
  * host's namespaces, so every upstream socket it makes is a host socket.
  *
@@ -133,13 +134,20 @@ static void helper(int sock, int netns_fd, int userns_fd)
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) helper_fail(sock, "bringing lo up in the sandbox: %s", strerror(errno));
 	close(s);
 	/* No SO_REUSEADDR/PORT: a second socket on the resolver's port would share its queries. */
-	int fds[4];
+	int fds[5], nfds = 4;
 	if ((fds[0] = bound(SOCK_DGRAM, "127.0.0.53", 53, 0, NULL)) < 0) helper_fail(sock, "binding the resolver on 127.0.0.53:53/udp in the sandbox: %s", strerror(errno));
 	if ((fds[1] = bound(SOCK_STREAM, "127.0.0.53", 53, 64, NULL)) < 0) helper_fail(sock, "binding the resolver on 127.0.0.53:53/tcp in the sandbox: %s", strerror(errno));
 	if ((fds[2] = bound(SOCK_STREAM, "127.0.0.1", 0, 4096, &port)) < 0) helper_fail(sock, "binding the relay on 127.0.0.1/tcp in the sandbox: %s", strerror(errno));
 	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	fds[3] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 	if (fds[3] < 0 || bind(fds[3], (struct sockaddr *)&nl, sizeof nl) < 0) helper_fail(sock, "opening netfilter netlink in the sandbox: %s", strerror(errno));
+	/* Without root the wall is this namespace's output chain: its NFLOG group is bound here (root
+	 * in the sandbox's user namespace may; groups are per namespace, so it is free), before the
+	 * table that logs to it is loaded. sbx-egress reads it through this socket. */
+	if (userns_fd >= 0 && !G.root && G.pol.group) {
+		if (nflog_open(G.pol.group) < 0) helper_fail(sock, "NFLOG group %u in the sandbox's namespace: %s", G.pol.group, strerror(errno));
+		fds[nfds++] = G.nflog_fd;
+	}
 	if (G.pol.nft_len) {
 		/* @RELAY@ becomes the relay's port; the text can only grow by a few bytes per use. */
 		size_t cap = G.pol.nft_len * 2 + 64, n = 0;
@@ -155,17 +163,19 @@ static void helper(int sock, int netns_fd, int userns_fd)
 	char ok[32];
 	int len = snprintf(ok, sizeof ok, "OK %u", port);
 	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof fds)]; } cm;
+	memset(&cm, 0, sizeof cm);
 	struct iovec iov = { ok, (size_t)len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = CMSG_SPACE(nfds * sizeof(int)) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof fds);
-	memcpy(CMSG_DATA(c), fds, sizeof fds);
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	_exit(sendmsg(sock, &msg, 0) < 0 ? 2 : 0);
 }
 
-/* Forks the helper and takes its descriptors. */
+/* Forks the helper and takes its descriptors: the resolver's two, the relay's, netfilter netlink,
+ * and without root the NFLOG socket of the wall in the sandbox's namespace. */
 static void sandbox_sockets(int netns_fd, int userns_fd)
 {
 	int sp[2];
@@ -176,7 +186,7 @@ static void sandbox_sockets(int netns_fd, int userns_fd)
 	if (pid == 0) { close(sp[0]); helper(sp[1], netns_fd, userns_fd); }
 	close(sp[1]);
 	char text[1024];
-	int fds[4];
+	int fds[5];
 	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof fds)]; } cm;
 	struct iovec iov = { text, sizeof text - 1 };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf };
@@ -189,8 +199,10 @@ static void sandbox_sockets(int netns_fd, int userns_fd)
 	text[n] = 0;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (strncmp(text, "OK ", 3)) die("%s", text);
-	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds)) die("the helper sent no sockets");
-	memcpy(fds, CMSG_DATA(c), sizeof fds);
+	if (!c || c->cmsg_type != SCM_RIGHTS || (c->cmsg_len != CMSG_LEN(4 * sizeof(int)) && c->cmsg_len != CMSG_LEN(5 * sizeof(int)))) die("the helper sent no sockets");
+	int nfds = c->cmsg_len == CMSG_LEN(5 * sizeof(int)) ? 5 : 4;
+	memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+	if (nfds == 5) G.nflog_fd = fds[4];
 	G.dns_udp = fds[0];
 	G.dns_tcp = fds[1];
 	G.relay_fd = fds[2];

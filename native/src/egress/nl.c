@@ -4,8 +4,9 @@
  *   host's. One NFNL batch per answer: BATCH_BEGIN, [DELSETELEM], NEWSETELEM, BATCH_END, each
  *   element with its timeout. Adding an element that exists leaves its timeout as it was, so an
  *   element with less than half its lifetime left is deleted and added again in the same batch.
- * - NFLOG: the host wall's refusals (`log group G prefix "r4"`), read on the host as root, turned
- *   into denial records (seen: kernel). */
+ * - NFLOG: the wall's refusals (`log group G prefix "r4"`), turned into denial records (seen:
+ *   kernel): as root the host wall's, read on the host; without root those of the wall in the
+ *   sandbox's own namespace, through a socket the helper bound there. */
 #include "egress.h"
 
 #include <arpa/inet.h>

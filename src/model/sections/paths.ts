@@ -25,11 +25,14 @@ const STRICTNESS: Record<PathAccess, number> = { deny: 3, read_only: 2, read_wri
 
 /** Start-up files of git, shells and editors: what a later command on the host runs or reads as
  * settings. In a writable host folder they stay read-only (sandbox-runtime's list, with the other
- * shells' files, vim's and direnv's). Only those that exist are protected (see README). */
+ * shells' files, vim's and direnv's). Only those that exist are protected, but in the caller's own
+ * home, where the missing HOME_STARTUP files get an empty placeholder for the run (see README). */
 export const PROTECTED_FILES = [
   '.git/hooks', '.git/config', '.gitconfig', '.gitmodules', '.bashrc', '.bash_profile', '.bash_login', '.profile',
   '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.vimrc', '.envrc', '.ripgreprc', '.mcp.json', '.vscode', '.idea',
 ] as const;
+/** The start-up files of PROTECTED_FILES that the caller's shells, vim and git read from its home. */
+export const HOME_STARTUP = ['.bashrc', '.bash_profile', '.bash_login', '.profile', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.vimrc', '.gitconfig'] as const;
 /** The caller's credentials, relative to its home: hidden wherever the home is visible. */
 export const CREDENTIALS = [
   '.ssh', '.aws', '.config/gcloud', '.azure', '.kube', '.docker/config.json', '.npmrc', '.netrc', '.gnupg', '.git-credentials',
@@ -195,7 +198,8 @@ function pinGit(w: string, rules: readonly PathRule[], locate: (h: string) => st
 
 /**
  * The protected defaults, added to `rules`: in each writable host folder, the start-up files of
- * PROTECTED_FILES that exist stay read-only; wherever the sandbox shows the caller's home, the
+ * PROTECTED_FILES that exist stay read-only (in the caller's home, the missing start-up files too,
+ * by a placeholder); wherever the sandbox shows the caller's home, the
  * CREDENTIALS that exist are hidden. A rule naming one (or a path inside it) takes its place:
  * if that rule lets the command read a credential or write a protected file, it is an exposure.
  */
@@ -209,11 +213,16 @@ function defaults(ctx: NormalizeContext, rules: PathRule[], mounts: readonly Mou
     for (const f of PROTECTED_FILES) {
       const p = posix.join(w, f);
       const kind = kindOf(p);
-      if (kind === undefined || kind === 'missing' || hiddenBy(p)) continue;
+      // In the caller's own home, where shells, vim and git read them, one that does not exist
+      // yet gets a placeholder made on the host before the clone (an empty file, removed after
+      // the run while still empty), so that the sandbox cannot create it: a .bashrc made there
+      // would run in the caller's next shell, outside the sandbox.
+      const placeholder = kind === 'missing' && w === ctx.home && (HOME_STARTUP as readonly string[]).includes(f) ? 'file' : undefined;
+      if (kind === undefined || (kind === 'missing' && !placeholder) || hiddenBy(p)) continue;
       const rule = named(p);
       if (rule) { if (rule.access === 'read_write') exposed.push({ path: p, what: 'protected', access: rule.access, pattern: rule.pattern, src: rule.src }); continue; }
       if (rules.some((r) => r.origin === 'rule' && r.access === 'read_only' && inside(p, r.path) && r.path.length > w.length)) continue;
-      for (const at of locate(p)) add({ access: 'read_only', path: p, at, kind, how: 'readonly', origin: 'protect', pattern: f, src: 'default' });
+      locate(p).forEach((at, i) => add({ access: 'read_only', path: p, at, kind, how: 'readonly', origin: 'protect', pattern: f, src: 'default', ...(placeholder && i === 0 ? { placeholder } : {}) }));
     }
     pinGit(w, rules, locate, add);
   }

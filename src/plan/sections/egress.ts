@@ -3,17 +3,16 @@
 // transaction loads with the NAT table. Pure, like compile: what only a run knows (the nonce, the
 // host's resolvers and addresses) is filled in by the engine (plan/egress.ts says how).
 import type { Compilation } from './context';
-import { EGRESS_DNS, enforcement, policyTemplate, sha256, type PlannedRule } from '../egress';
+import { EGRESS_DNS, enforcement, INSIDE_TABLE, policyTemplate, sha256, WEAKER_WALL, type PlannedRule } from '../egress';
 import { hostInterface, nftTable } from '../paths';
 
 /** The wall's table on the host: the NAT table's name with _eg. */
 export const wallTableName = (name: string) => `${nftTable(name)}_eg`;
 
-/** A refusal at plan time for what this build does not do yet (rootless egress), or cannot attest. */
+/** A refusal at plan time for what the attestation could not prove. */
 export function egressProblems(ctx: Compilation): void {
   const eg = ctx.spec.network.egress;
   if (!eg) return;
-  if (ctx.host.rootless) ctx.problems.push({ src: eg.src, code: 'egress-rootless', message: 'egress without root is not built yet: run as root, or remove `network.egress`' });
   // The attestation asks for canary-<nonce>.invalid and expects NXDOMAIN: no rule may let it resolve.
   for (const r of eg.rules) if (r.action === 'allow' && r.target.type === 'host' && r.target.wildcard && r.target.name === 'invalid') ctx.problems.push({ src: r.src, code: 'egress-canary', message: '`*.invalid` would let the attestation\'s canary name resolve (.invalid is reserved and never exists): remove the rule' });
 }
@@ -35,13 +34,14 @@ export function egressSteps(ctx: Compilation): void {
   const table = wallTableName(ctx.name);
   const rules: PlannedRule[] = eg.rules.map((r) => ({ index: r.index, action: r.action, target: r.target, ports: r.ports, protocols: r.protocols, text: r.text, src: r.src }));
   for (const r of rules) {
-    const { enforcedBy, title } = enforcement(rules, r, table);
+    const { enforcedBy, title } = enforcement(rules, r, table, !!ctx.host.rootless);
     add('network', `net:egress:${r.index}`, 'net.egress.rule', title, r.src, { index: r.index, action: r.action, target: r.target, ports: r.ports, protocols: r.protocols, text: r.text, enforcedBy });
   }
-  add('network', 'net:egress:default', 'net.egress.default', 'refuse what no rule allows, IPv6, DNS to other servers, the metadata, link-local, loopback, gateway and host addresses (unless an allow cidr rule inside them names them)', eg.src, { refused: ['ipv6', 'dns-elsewhere', 'classes', 'unmatched'] });
+  const where = ctx.host.rootless ? `: ${WEAKER_WALL}, chain wall of table inet ${INSIDE_TABLE}` : '';
+  add('network', 'net:egress:default', 'net.egress.default', `refuse what no rule allows, IPv6, DNS to other servers, the metadata, link-local, loopback, gateway and host addresses (unless an allow cidr rule inside them names them)${where}`, eg.src, { refused: ['ipv6', 'dns-elsewhere', 'classes', 'unmatched'] });
   const upstream = spec.network.dns.map((d) => d.value);
   const extra = spec.network.extraHosts.map((h) => `${h.ip} ${h.host}`);
-  const policyDigest = `sha256:${sha256(policyTemplate({ rules, defaultSrc: eg.src, extra }, upstream))}`;
+  const policyDigest = `sha256:${sha256(policyTemplate({ rules, defaultSrc: eg.src, extra, ...(ctx.host.rootless ? { insideWall: true } : {}) }, upstream))}`;
   const asks = upstream.length ? `asks ${upstream.join(', ')}` : 'asks the host\'s resolvers';
   add('network', 'net:egress:start', 'net.egress.start', `run sbx-egress: resolver ${EGRESS_DNS} (${asks}), relay for name rules; lives as long as the sandbox`, eg.src,
     { dns: EGRESS_DNS, upstream, policyDigest, where: 'host' }, { kind: 'net.egress.stop', args: {} });

@@ -11,7 +11,8 @@
 // mounts hold: the denies and hidden credentials (Landlock is allow-only, and a denied path lies
 // inside a folder the command must read), and a read-only path inside a writable one (a Landlock
 // rule grants its rights to everything beneath it).
-import type { PathRule } from '../../model/types';
+import { mergePorts, portsMinus, portsText } from '../../model/egress';
+import type { EgressRule, PathRule, PortRange } from '../../model/types';
 import type { Step, StepArgs } from '../types';
 import type { Compilation } from './context';
 
@@ -55,11 +56,86 @@ export function landlockHolds(rules: readonly PathRule[], granted: readonly { pa
   return rules.filter((r) => r.how === 'bind' && r.access === 'read_only' && r.origin === 'rule' && !rw.some((d) => beneath(r.at, d)));
 }
 
-/** The landlock step, where the kernel has Landlock and the file has `paths:` rules. */
+/** The kernel's network rights (ABI 4) and scopes (ABI 6). */
+export const NET = { BIND_TCP: 1, CONNECT_TCP: 2 } as const;
+export const SCOPE = { ABSTRACT_UNIX: 1, SIGNAL: 2 } as const;
+/** At most this many ports as Landlock rules: a range wider than that is left to the other walls. */
+const MAX_PORTS = 200;
+
+const anyAddress = (r: EgressRule) => r.target.type === 'cidr' && r.target.prefix === 0;
+
+/** What Landlock can hold of `network.egress`: the TCP ports the command may connect to, where
+ * every rule names any address (only ports: `allow 0.0.0.0/0:443`), first match winning as the
+ * policy does; undefined where a rule names a host or an address range (Landlock knows only
+ * ports) or the ports are too many to list. */
+export function egressConnectPorts(rules: readonly EgressRule[]): number[] | undefined {
+  if (!rules.every(anyAddress)) return undefined;
+  let decided: PortRange[] = [];
+  const allowed: PortRange[] = [];
+  for (const r of rules) {
+    if (!r.protocols.includes('tcp')) continue;
+    if (r.action === 'allow') allowed.push(...portsMinus(r.ports, decided));
+    decided = mergePorts([...decided, ...r.ports]);
+  }
+  const ranges = mergePorts(allowed);
+  if (ranges.reduce((n, x) => n + x.to - x.from + 1, 0) > MAX_PORTS) return undefined;
+  return ranges.flatMap((x) => Array.from({ length: x.to - x.from + 1 }, (_, i) => x.from + i));
+}
+
+const portList = (ports: number[]) => (ports.length ? portsText(mergePorts(ports.map((p) => ({ from: p, to: p })))) : 'none');
+
+/** The network part of the ruleset on ABI 4 and later: TCP connect kept to the ports of an egress
+ * policy that names only ports; in reduced mode (no network namespace) also TCP bind refused (no
+ * listener on the host's ports), and connect refused altogether for `network: none`. */
+function landlockNet(ctx: Compilation): { net: NonNullable<StepArgs['landlock']['net']>; says: string } | undefined {
+  const { spec, host } = ctx;
+  if ((host.landlock ?? 0) < 4) return undefined;
+  const connect = spec.network.egress ? egressConnectPorts(spec.network.egress.rules) : undefined;
+  const none = spec.network.mode.value === 'none';
+  if (!host.reduced) return connect ? { net: { handled: NET.CONNECT_TCP, connect, bind: [] }, says: `TCP connect only to ports ${portList(connect)} (the egress rules name only ports)` } : undefined;
+  const handled = NET.BIND_TCP | (connect || none ? NET.CONNECT_TCP : 0);
+  const to = none ? [] : connect ?? [];
+  return { net: { handled, connect: to, bind: [] }, says: `no TCP listener on the host's ports; ${handled & NET.CONNECT_TCP ? `TCP connect only to ports ${portList(to)}` : 'TCP connect anywhere'}` };
+}
+
+/** The reduced mode's ruleset (no mount namespace: the host's own paths): read and run anywhere,
+ * write only where the file lets the command write (read_write rules, binds of a folder on
+ * itself) and in /dev and /proc; the probe is a folder in the sandbox's state folder, which the
+ * caller may write and the ruleset does not. */
+export function reducedLandlockRules(ctx: Compilation): { path: string; access: Access }[] {
+  const { spec } = ctx;
+  const rw = [
+    ...spec.paths.rules.filter((r) => r.origin === 'rule' && r.access === 'read_write' && r.how === 'bind' && r.at === r.path).map((r) => r.path),
+    ...spec.mounts.flatMap((m) => (m.kind === 'bind' && m.source === m.target && !m.readOnly ? [m.source] : [])),
+    '/dev', '/proc',
+  ];
+  return [{ path: '/', access: 'ro' as Access }, ...[...new Set(rw)].map((path) => ({ path, access: 'rw' as Access }))];
+}
+
+function reducedLandlockStep(ctx: Compilation, abi: number): void {
+  const net = landlockNet(ctx);
+  const rules = reducedLandlockRules(ctx);
+  const scoped = abi >= 6 ? SCOPE.ABSTRACT_UNIX | SCOPE.SIGNAL : 0;
+  const title = `Landlock ABI ${abi}, the wall in reduced mode (no namespaces): read and run anywhere; write only under ${rules.filter((r) => r.access === 'rw').map((r) => r.path).join(' ')}`
+    + (net ? `; ${net.says}` : '; the network is not limited (Landlock ABI 4 or later limits TCP)')
+    + (scoped ? '; no signal to a process outside the sandbox, no abstract Unix socket outside it' : '');
+  ctx.add('security', 'landlock', 'landlock', title, 'default', { abi, handled: handledRights(abi), readOnly: READ_ONLY, rules, probe: `${ctx.stateDir}/.sbx-landlock-probe`, ...(net ? { net: net.net } : {}), ...(scoped ? { scoped } : {}) });
+}
+
+/** The landlock step, where the kernel has Landlock and the file has `paths:` rules or an egress
+ * policy of ports only (on ABI 4 and later); in reduced mode always (it is the wall there). */
 export function landlockStep(ctx: Compilation): void {
   const { spec, host, add, steps } = ctx;
   const own = spec.paths.rules.filter((r) => r.origin === 'rule');
-  if (!host.landlock || !own.length) return;
+  // Reading host.landlock asks the kernel through libsbx (engine/probe.ts): only where a step can follow.
+  if (!own.length && !host.reduced && !spec.network.egress) return;
+  if (!host.landlock) return;
+  if (host.reduced) { reducedLandlockStep(ctx, host.landlock); return; }
+  const net = landlockNet(ctx);
+  if (!own.length) {
+    if (net) add('security', 'landlock', 'landlock', `Landlock ABI ${host.landlock}, a second wall behind the egress policy: ${net.says}`, spec.network.egress!.src, { abi: host.landlock, handled: 0, readOnly: 0, rules: [], net: net.net });
+    return;
+  }
   const abi = host.landlock;
   const rules = landlockRules(steps);
   const rw = rules.filter((r) => r.access === 'rw').map((r) => r.path);
@@ -73,8 +149,9 @@ export function landlockStep(ctx: Compilation): void {
   const probe = rootUser && tmpfsRoot && root?.access === 'ro' ? '/.sbx-landlock-probe' : undefined;
   const title = `Landlock ABI ${abi}, a second wall behind the mounts: write only under ${rw.join(' ') || 'nothing'}; read and run ${root?.access === 'ro' ? 'anywhere the mounts show' : 'under the rest'}`
     + (held.length ? `; Landlock ABI ${abi} also refuses writes to ${held.map((r) => r.at).join(' ')}` : '')
+    + (net ? `; ${net.says}` : '')
     + `. The denies and hidden paths, and read-only paths inside writable ones, are held by the mounts alone (Landlock only allows)`;
   // Cited at the file's first path rule.
   const first = own.reduce((a, r) => (typeof r.src === 'object' && typeof a.src === 'object' && (r.src.line < a.src.line || (r.src.line === a.src.line && r.src.col < a.src.col)) ? r : a));
-  add('security', 'landlock', 'landlock', title, first.src, { abi, handled: handledRights(abi), readOnly: READ_ONLY, rules, ...(probe ? { probe } : {}) });
+  add('security', 'landlock', 'landlock', title, first.src, { abi, handled: handledRights(abi), readOnly: READ_ONLY, rules, ...(probe ? { probe } : {}), ...(net ? { net: net.net } : {}) });
 }

@@ -86,8 +86,9 @@ function userNet(ctx: Compilation, rl: NonNullable<HostFeatures['rootless']>): v
   if (proxy.src !== 'default' && proxy.value !== 'auto') problems.push({ src: proxy.src, code: 'rootless-proxy', message: `\`network.proxy: ${proxy.value}\` needs root (nftables, or the CLI's forwarder on the host's veth end); without root ${tool} carries the ports: remove it` });
   if (subnet.src !== 'default') problems.push({ src: subnet.src, code: 'rootless-subnet', message: `without root the sandbox takes its address from ${tool === 'pasta' ? 'pasta, which copies the host\'s own' : 'slirp4netns (10.0.2.100/24)'}; remove \`network.subnet\`` });
   const why = cmd.value === 'auto' ? (tool === 'pasta' ? 'pasta is installed' : pastaCannot!) : 'network.rootless_cmd asks for it';
-  const what = tool === 'pasta' ? 'pasta copies the host\'s addresses and routes into it' : 'slirp4netns gives it 10.0.2.100/24, gateway 10.0.2.2';
-  add('network', 'net:usernet', 'net.usernet', `join the sandbox to the host's network through ${tool}, run as you (${what}; ${why})`, mode.src, { tool, binary: binary ?? tool, mtu: VETH_MTU }, { kind: 'net.usernet.stop', args: { tool } });
+  const what = (tool === 'pasta' ? 'pasta copies the host\'s addresses and routes into it' : 'slirp4netns gives it 10.0.2.100/24, gateway 10.0.2.2')
+    + (spec.network.egress ? (tool === 'pasta' ? ', IPv4 only (-4), no DNS forwarder' : ', its DNS at 10.0.2.3 off (--disable-dns)') : '');
+  add('network', 'net:usernet', 'net.usernet', `join the sandbox to the host's network through ${tool}, run as you (${what}; ${why})`, mode.src, { tool, binary: binary ?? tool, mtu: VETH_MTU, ...(spec.network.egress ? { egress: true as const } : {}) }, { kind: 'net.usernet.stop', args: { tool } });
   for (const p of spec.network.ports) {
     const hostSide = `${p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '*'}:${p.hostPort || '(free port)'}`;
     if (!p.hostPort) problems.push({ src: p.src, code: 'rootless-free-port', message: 'without root a published port needs its host port written out (pasta and slirp4netns pick none themselves); write HOST:CONTAINER' });

@@ -17,7 +17,9 @@ export function pathPlaceholders(ctx: Compilation): void {
   for (const r of ctx.spec.paths.rules) {
     if (!r.placeholder) continue;
     const what = r.placeholder === 'dir' ? 'folder' : 'file';
-    ctx.add('rootfs', `placeholder:${r.path}`, 'path.placeholder', `make an empty ${what} at ${r.path}, which does not exist yet, for the deny of it to cover: the sandbox cannot create it, nor see one the host writes there (removed after the run while still empty)`, r.src,
+    ctx.add('rootfs', `placeholder:${r.path}`, 'path.placeholder', (r.access === 'deny'
+      ? `make an empty ${what} at ${r.path}, which does not exist yet, for the deny of it to cover: the sandbox cannot create it, nor see one the host writes there (removed after the run while still empty)`
+      : `make an empty ${what} at ${r.path}, which does not exist yet, to keep read-only: the sandbox cannot create this start-up file in its writable folder (removed after the run while still empty)`), r.src,
       { path: r.path, type: r.placeholder }, { kind: 'path.placeholder.remove', args: { path: r.path, type: r.placeholder } });
   }
 }

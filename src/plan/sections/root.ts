@@ -6,8 +6,8 @@ import type { Compilation } from './context';
 
 /** 1. rootfs: a private folder for the new root, owned by this run; the image or folder it uses. */
 export function rootfsSteps(ctx: Compilation): void {
-  const { spec, host, add, problems, stateDir } = ctx;
-  add('rootfs', 'state', 'state.create', `create ${stateDir}`, 'default', { path: stateDir }, { kind: 'state.remove', args: { path: stateDir } });
+  const { spec, host, add, problems } = ctx;
+  stateStep(ctx);
   const rf = spec.rootfs;
   if (rf.type === 'host') add('rootfs', 'rootfs', 'rootfs.host', `use the host's ${host.rootDirs.map((d) => d.split('->')[0]).join(' ')} read-only`, rf.src, { dirs: host.rootDirs });
   else if (rf.type === 'dir') add('rootfs', 'rootfs', 'rootfs.dir', `use the directory ${rf.path}`, rf.src, { path: rf.path });
@@ -24,6 +24,11 @@ export function rootfsSteps(ctx: Compilation): void {
     if (!host.overlayfs) problems.push({ src: rf.src, code: 'no-overlayfs', message: 'this host has no overlayfs, which images need' });
   }
   volumeSteps(ctx);
+}
+
+/** The sandbox's state folder on the host, first of every plan. */
+export function stateStep(ctx: Compilation): void {
+  ctx.add('rootfs', 'state', 'state.create', `create ${ctx.stateDir}`, 'default', { path: ctx.stateDir }, { kind: 'state.remove', args: { path: ctx.stateDir } });
 }
 
 /** Where a volume's files are: its folder's _data (beside its meta.json), as Docker keeps them. */

@@ -12,8 +12,8 @@ export function securitySteps(ctx: Compilation): void {
   const { spec, host, add, problems } = ctx;
   const u = spec.process.user;
   for (const l of spec.rlimits) add('security', `rlimit:${l.name}`, 'rlimit', `limit ${l.name} to ${l.soft === -1 ? 'unlimited' : l.soft} (hard ${l.hard === -1 ? 'unlimited' : l.hard})`, l.src, { name: l.name, soft: l.soft, hard: l.hard });
-  for (const c of spec.capabilities) add('security', `cap:${c.name}`, 'cap.keep', `keep CAP_${c.name}${c.src === 'default' ? ' (the default set)' : ''}`, c.src, { cap: c.name });
-  for (const c of spec.capsDropped) add('security', `cap-drop:${c.name}`, 'cap.drop', `drop CAP_${c.name}${(DEFAULT_CAPABILITIES as readonly string[]).includes(c.name) ? '' : ' (not in the default set)'}`, c.src, { cap: c.name });
+  if (!host.reduced) for (const c of spec.capabilities) add('security', `cap:${c.name}`, 'cap.keep', `keep CAP_${c.name}${c.src === 'default' ? ' (the default set)' : ''}`, c.src, { cap: c.name });
+  if (!host.reduced) for (const c of spec.capsDropped) add('security', `cap-drop:${c.name}`, 'cap.drop', `drop CAP_${c.name}${(DEFAULT_CAPABILITIES as readonly string[]).includes(c.name) ? '' : ' (not in the default set)'}`, c.src, { cap: c.name });
   const capList = spec.capabilities.map((c) => c.name);
   // What a non-root user holds: only what the file adds by name (cap_add), never the defaults.
   const ambient = spec.capabilities.filter((c) => c.src !== 'default').map((c) => c.name);
@@ -33,7 +33,14 @@ export function securitySteps(ctx: Compilation): void {
       // the plan, its digest and `sandbox exec` carry exactly the filter that runs.
       { profile: sc.value, allowed: filter.allowed, arches: filter.arches, program: filterProgram(filter).split('\n').filter(Boolean) });
   };
-  if (nnp.value) {
+  if (host.reduced) {
+    // Reduced mode (plan/reduced.ts): the command runs as the caller, who holds no capability to
+    // drop, and installs Landlock and seccomp unprivileged, which the kernel allows only under
+    // no_new_privs: it is set whatever the file says (the table says so at its line).
+    add('security', 'nnp', 'nnp', `set no_new_privs: setuid programs and file capabilities cannot gain privileges${nnp.value ? '' : ' (reduced mode: Landlock and seccomp need it without a privilege)'}`, nnp.src, {});
+    landlockStep(ctx);
+    seccompStep();
+  } else if (nnp.value) {
     capsStep();
     add('security', 'nnp', 'nnp', 'set no_new_privs: setuid programs and file capabilities cannot gain privileges', nnp.src, {});
     landlockStep(ctx);
