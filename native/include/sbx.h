@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 15
+#define SBX_ABI_VERSION 16
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -105,7 +105,7 @@ enum sbx_op_kind {
 	SBX_OP_ROOT_BIND,       /* s1 = new root folder, s2 = source tree */
 	SBX_OP_BIND,            /* s1 source (host path), s2 target inside the root; flags, a = 1 read-only, b = propagation */
 	SBX_OP_SYMLINK,         /* s1 link path inside the root, s2 its target */
-	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags */
+	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags; s4 the source (default: fstype) */
 	SBX_OP_DEV_NODE,        /* s1 host device, s2 target inside the root */
 	SBX_OP_SYSFS,           /* s1 target; a = 1 fresh sysfs, 0 bind the host's */
 	SBX_OP_SYSCTL,          /* s1 name (dots), s2 value */
@@ -118,7 +118,8 @@ enum sbx_op_kind {
 	SBX_OP_IDS,             /* a uid, b gid */
 	SBX_OP_UMASK,           /* mode */
 	SBX_OP_RLIMIT,          /* mode = resource, a soft, b hard (-1 = infinity) */
-	SBX_OP_CAPS,            /* a = the bounding set (bit mask), b = what a non-root uid holds (cap_add) */
+	SBX_OP_CAPS,            /* a = the bounding set (bit mask), b = what a non-root uid holds (cap_add); with mode 1,
+				 * the exact sets: b = the ambient set, s1 = the inheritable set (8 bytes, little-endian) */
 	SBX_OP_NNP,
 	SBX_OP_SECCOMP,         /* s1 = compiled BPF (sbx_seccomp_compile) in the arena, a = its length in bytes */
 	SBX_OP_CLOSE_FDS,

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,15 +31,33 @@ static int run_op(struct child_ctx *c, const struct sbx_op *op)
 	case SBX_OP_IDS: return op_ids((uid_t)op->a, (gid_t)op->b);
 	case SBX_OP_UMASK: umask((mode_t)op->mode); return 0;
 	case SBX_OP_RLIMIT: return op_rlimit(op);
-	case SBX_OP_CAPS: return op_caps((uint64_t)op->a, (uint64_t)op->b);
+	case SBX_OP_CAPS:
+		if (op->mode != 1) return op_caps((uint64_t)op->a, (uint64_t)op->b);
+		if (op->s1 == 0 || (uint64_t)op->s1 - 1 + 8 > c->strings_len) { errno = EINVAL; return -1; }
+		{
+			uint64_t inh;
+			memcpy(&inh, ctx_str(c, op->s1), sizeof inh);
+			return op_caps_sets((uint64_t)op->a, inh, (uint64_t)op->b);
+		}
 	case SBX_OP_NNP: return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	case SBX_OP_SECCOMP:
 		if (op->s1 == 0 || op->a <= 0 || (uint64_t)op->s1 - 1 + (uint64_t)op->a > c->strings_len) { errno = EINVAL; return -1; }
 		return op_seccomp(ctx_str(c, op->s1), (uint32_t)op->a);
 	case SBX_OP_LANDLOCK: return op_landlock(c, op);
-	case SBX_OP_CLOSE_FDS:
-		/* CLOEXEC rather than close: the events pipe must stay open until execve. */
-		return (int)syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+	case SBX_OP_CLOSE_FDS: {
+		/* CLOEXEC rather than close: the events pipe must stay open until execve. A seccomp
+		 * filter loaded just before (an OCI bundle's, whose list predates close_range) may
+		 * refuse close_range: then each descriptor up to the open-file limit, by fcntl. */
+		if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+		if (errno != EPERM && errno != ENOSYS) return -1;
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return -1;
+		for (unsigned long fd = 3; fd < rl.rlim_cur && fd < (1ul << 20); fd++) {
+			int f = fcntl((int)fd, F_GETFD);
+			if (f >= 0 && !(f & FD_CLOEXEC) && fcntl((int)fd, F_SETFD, f | FD_CLOEXEC) < 0) return -1;
+		}
+		return 0;
+	}
 	default: return op_mount(c, op);
 	}
 }

@@ -62,6 +62,7 @@ HIDDEN int op_rlimit(const struct sbx_op *op);
 
 /* security.c */
 HIDDEN int op_caps(uint64_t bounding, uint64_t ambient);
+HIDDEN int op_caps_sets(uint64_t bounding, uint64_t inheritable, uint64_t ambient);
 HIDDEN int op_seccomp(const void *bpf, uint32_t len);
 
 /* landlock.c: in the new root, after the mounts. */

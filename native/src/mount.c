@@ -124,13 +124,13 @@ static int bind_into_root(int root_fd, const char *source, const char *target, u
 	return 0;
 }
 
-static int mount_fs_at(int root_fd, const char *target, const char *fstype, const char *data, unsigned long flags)
+static int mount_fs_at(int root_fd, const char *target, const char *fstype, const char *data, unsigned long flags, const char *source)
 {
 	char p[32];
 	int fd, r;
 	if (resolve_in_root(root_fd, target, 1, 0, &fd) < 0) return -1;
 	fd_path(fd, p);
-	r = mount(fstype, p, fstype, flags, data);
+	r = mount(source ? source : fstype, p, fstype, flags, data);
 	int e = errno;
 	close(fd);
 	errno = e;
@@ -197,9 +197,9 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		return 0;
 	}
 	case SBX_OP_MOUNT_FS:
-		return mount_fs_at(c->root_fd, s1, s2, s3, flags);
+		return mount_fs_at(c->root_fd, s1, s2, s3, flags, op->s4 ? ctx_str(c, op->s4) : NULL);
 	case SBX_OP_SYSFS:
-		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 		/* The host's /sys without its submounts (cgroup, securityfs, debugfs, bpf): the sandbox gets
 		 * its own cgroup view, and the rest is none of its business. */
 		return bind_into_root(c->root_fd, "/sys", s1, MS_NOSUID | MS_NODEV | MS_NOEXEC, 1, 0, 0, 0);

@@ -59,6 +59,17 @@ static int raise_effective(uint64_t *permitted)
  * raised to the permitted set first, because dropping from the bounding set needs CAP_SETPCAP. */
 int op_caps(uint64_t bounding, uint64_t ambient)
 {
+	int root = syscall(SYS_geteuid) == 0;
+	return op_caps_sets(bounding, root ? 0 : ambient, root ? 0 : ambient);
+}
+
+/* The exact sets an OCI bundle names (security.capabilities), for any uid: the bounding
+ * set dropped as op_caps does; inheritable = `inheritable`; permitted = effective = what the
+ * process holds of bounding, inheritable and ambient (root: the bounding set; another uid only
+ * what it carries across exec); ambient raised one by one, each also permitted and inheritable
+ * (the kernel's rule). exec then gives root bounding | inheritable, and another uid its ambient. */
+int op_caps_sets(uint64_t bounding, uint64_t inheritable, uint64_t ambient)
+{
 	uint64_t perm, set;
 	int c;
 	if (raise_effective(&perm) < 0) return -1;
@@ -67,16 +78,13 @@ int op_caps(uint64_t bounding, uint64_t ambient)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) { if (errno == EINVAL) break; return -1; }
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
-	if (syscall(SYS_geteuid) == 0) {
-		set = bounding & perm;
-		if (capset_raw(set, set, 0) < 0) return -1;
-	} else {
-		set = ambient & bounding & perm;
-		if (capset_raw(set, set, set) < 0) return -1;
-		for (c = 0; c < 64; c++) {
-			if (!(set & (1ull << c))) continue;
-			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return -1;
-		}
+	inheritable &= bounding;
+	ambient &= inheritable;
+	set = (syscall(SYS_geteuid) == 0 ? bounding : (inheritable | ambient)) & perm;
+	if (capset_raw(set, set, inheritable & perm) < 0) return -1;
+	for (c = 0; c < 64; c++) {
+		if (!(ambient & set & (1ull << c))) continue;
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return -1;
 	}
 	return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }

@@ -208,6 +208,7 @@ const RULES: Rules = {
     a.check(s, m?.fstype === 'devpts' && ptmx?.type === 'link' && ptmx.target === 'pts/ptmx', 'a devpts on /dev/pts, /dev/ptmx → pts/ptmx', `${m?.fstype ?? 'nothing'} on /dev/pts`);
   },
   'mount.tmpfs.dev': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }),
+  'mount.mqueue': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'mqueue', flags: s.args.flags }),
   // A denied folder holding other rules is covered writable, then made read-only after pivot_root (plan/sections/paths.ts).
   'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly || a.plan.steps.some((x) => x.kind === 'mount.readonly' && x.args.path === s.args.target), flags: s.args.flags }),
   'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
@@ -358,9 +359,13 @@ function userGroups(a: Attestation, s: StepOf<'user.groups'>): void {
 function capsApplied(a: Attestation, s: StepOf<'caps.apply'>): void {
   const { status } = a;
   const bounding = capMask(s.args.bounding), ambient = capMask(s.args.ambient) & bounding;
-  const want: Record<string, bigint> = a.root
-    ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
-    : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
+  // With the exact sets (security.capabilities), as op_caps_sets leaves them before exec.
+  const inh = s.args.sets ? capMask(s.args.sets.inheritable) & bounding : 0n, amb = s.args.sets ? capMask(s.args.sets.ambient) & inh : 0n;
+  const want: Record<string, bigint> = s.args.sets
+    ? { CapBnd: bounding, CapPrm: a.root ? bounding : inh | amb, CapEff: a.root ? bounding : inh | amb, CapInh: inh, CapAmb: amb }
+    : a.root
+      ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
+      : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
   const bad = Object.entries(want).filter(([k, m]) => BigInt(`0x${status[k] ?? 'x'}`) !== m);
   a.check(s, bad.length === 0, Object.entries(want).map(([k, m]) => `${k} ${m.toString(16)}`).join(', '), bad.map(([k]) => `${k} ${status[k]}`).join(', '));
 }

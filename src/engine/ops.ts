@@ -187,7 +187,9 @@ const ENCODERS: Encoders = {
     w.op(s, OP.SYMLINK, { s1: w.str('/dev/ptmx'), s2: w.str('pts/ptmx') });
     if (w.input.tty) w.op(s, OP.CONSOLE);
   },
-  'mount.tmpfs.dev': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
+  // /dev/shm's source is named shm, as Docker's and runc's (what mountinfo and `df` show).
+  'mount.tmpfs.dev': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)), s4: s.args.target === '/dev/shm' ? w.str('shm') : 0 }),
+  'mount.mqueue': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str(s.args.target), s2: w.str('mqueue') }),
   'mount.sys': (w, s) => w.op(s, OP.SYSFS, { a: s.args.fresh ? 1 : 0, s1: w.str('/sys') }),
   'mount.cgroup': encodeCgroupMount,
   'mount.tmpfs': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s) | (s.args.readOnly ? MS.RDONLY : 0), s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
@@ -212,7 +214,12 @@ const ENCODERS: Encoders = {
   'cap.keep': note, 'cap.drop': note, 'nnp.off': note, 'seccomp.off': note,
   'caps.apply': (w, s, corrupt) => {
     const mask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(capabilityNumber(c))), 0n);
-    w.op(s, OP.CAPS, { a: mask(s.args.bounding) ^ (corrupt ? 1n : 0n), b: mask(s.args.ambient) });
+    const sets = s.args.sets;
+    if (!sets) { w.op(s, OP.CAPS, { a: mask(s.args.bounding) ^ (corrupt ? 1n : 0n), b: mask(s.args.ambient) }); return; }
+    // The exact sets: mode 1, b the ambient set, s1 the inheritable one (8 bytes in the arena).
+    const inh = Buffer.alloc(8);
+    inh.writeBigUInt64LE(mask(sets.inheritable));
+    w.op(s, OP.CAPS, { mode: 1, a: mask(s.args.bounding) ^ (corrupt ? 1n : 0n), b: mask(sets.ambient), s1: w.blob(inh) });
   },
   'nnp': (w, s) => w.op(s, OP.NNP),
   'seccomp': (w, s) => {

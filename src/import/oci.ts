@@ -1,4 +1,4 @@
-// An OCI bundle's config.json (runtime-spec 1.0 to 1.2) → the config people write, so that a
+// An OCI bundle's config.json (runtime-spec 1.0 to 1.3) → the config people write, so that a
 // container started by containerd, podman or the runtime-tools gets the same normalize, rules,
 // plan, engine and attestation as a sandbox file (`sandbox-runtime`, `plan --oci`, `audit --oci`).
 // One pure function: the file's bytes and the bundle's folder in, the config, where each key came
@@ -18,7 +18,17 @@ export interface OciImported extends Imported {
   /** linux.seccomp as profile text (the runtime-spec's seccomp object is the profile format
    * security.seccomp reads); the config names it at `seccompPath`, which the loader serves. */
   seccomp?: { path: string; text: string };
+  /** The hooks sandbox-runtime runs itself, on the host, in its own namespaces, each with the
+   * container's state on stdin: prestart and createRuntime when `create` has made the container,
+   * poststart after `start`, poststop at `delete`. */
+  hooks: OciHooks;
+  /** process.oomScoreAdj, which sandbox-runtime writes for the created process before start. */
+  oomScoreAdj?: number;
 }
+
+/** One hook of config.json: an absolute program, its argv (argv[0] included), env and timeout. */
+export interface OciHook { path: string; args: string[]; env: string[]; timeout?: number }
+export type OciHooks = Record<'prestart' | 'createRuntime' | 'poststart' | 'poststop', OciHook[]>;
 
 export interface OciOptions {
   /** The bundle's folder, absolute: root.path and bind sources are relative to it. */
@@ -43,7 +53,7 @@ export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions)
   // a tab outside a string is whitespace, and inside a JSON string it is always escaped, so each
   // one becomes a space of the same column).
   const parsed = parseConfig(file, Uint8Array.from(bytes, (b) => (b === 9 ? 32 : b)));
-  const out: OciImported = { config: { version: 1 } as OciImported['config'], notes: [], origin: [], text: parsed.text, errors: parsed.diagnostics, annotations: {} };
+  const out: OciImported = { config: { version: 1 } as OciImported['config'], notes: [], origin: [], text: parsed.text, errors: parsed.diagnostics, annotations: {}, hooks: { prestart: [], createRuntime: [], poststart: [], poststop: [] } };
   if (parsed.diagnostics.length) return out;
   // YAML reads more than JSON (`{"a": }` is a null there): config.json must be JSON itself.
   try { JSON.parse(parsed.text); } catch (e) {
@@ -95,10 +105,10 @@ class Mapper {
   top(v: J, opts: OciOptions): void {
     this.known(v, [], ['ociVersion', 'process', 'root', 'hostname', 'domainname', 'mounts', 'hooks', 'annotations', 'linux', 'solaris', 'windows', 'vm', 'zos']);
     const ver = v.ociVersion;
-    if (typeof ver !== 'string' || !/^1\.[0-2]\.[0-9]+(-.*)?$/.test(ver)) this.refuse(['ociVersion'], `${JSON.stringify(ver)} is not a runtime-spec version sandbox reads (1.0.0 to 1.2.x)`);
+    if (typeof ver !== 'string' || !/^1\.[0-3]\.[0-9]+(-.*)?$/.test(ver)) this.refuse(['ociVersion'], `${JSON.stringify(ver)} is not a runtime-spec version sandbox reads (1.0.0 to 1.3.x)`);
     this.set(['name'], opts.name, ['ociVersion']);
     this.unsupported(v, [], ['solaris', 'windows', 'vm', 'zos'], 'this runtime runs Linux containers only');
-    this.unsupported(v, [], ['hooks'], 'hooks are not run by sandbox-runtime; remove them (or use runc)');
+    if (v.hooks !== undefined) this.hooks(v.hooks);
     this.unsupported(v, [], ['domainname'], 'sandbox sets no NIS domain name');
     if (isObj(v.annotations)) for (const [k, a] of Object.entries(v.annotations)) if (typeof a === 'string') this.out.annotations[k] = a;
     this.root(v.root, opts.bundle);
@@ -109,6 +119,31 @@ class Mapper {
     this.namespaces(linux);
     if (Array.isArray(v.mounts)) v.mounts.forEach((mt, i) => this.mount(mt, i, opts.bundle, linux));
     this.linux(linux, opts.bundle);
+  }
+
+  hooks(h: unknown): void {
+    if (!isObj(h)) { this.refuse(['hooks'], 'hooks is an object of lists (prestart, createRuntime, poststart, poststop)'); return; }
+    this.known(h, ['hooks'], ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop']);
+    this.unsupported(h, ['hooks'], ['createContainer', 'startContainer'], 'these hooks run inside the container\'s namespaces, which sandbox-runtime does not do; run the program from the container\'s command, or make it a createRuntime or poststart hook');
+    for (const kind of ['prestart', 'createRuntime', 'poststart', 'poststop'] as const) {
+      const list = h[kind];
+      if (list === undefined || list === null) continue;
+      if (!Array.isArray(list)) { this.refuse(['hooks', kind], 'a list of hooks ({path, args, env, timeout})'); continue; }
+      list.forEach((x, i) => {
+        const P = ['hooks', kind, i];
+        const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((a) => typeof a === 'string'));
+        if (!isObj(x) || typeof x.path !== 'string' || !x.path.startsWith('/') || !strings(x.args) || !strings(x.env) || (x.timeout !== undefined && (typeof x.timeout !== 'number' || !Number.isInteger(x.timeout) || x.timeout <= 0))) {
+          this.refuse(P, 'a hook is {path: an absolute program, args: [strings], env: [strings], timeout: seconds above 0}');
+          return;
+        }
+        this.known(x, P, ['path', 'args', 'env', 'timeout']);
+        this.out.hooks[kind].push({ path: x.path, args: (x.args as string[] | undefined) ?? [x.path], env: (x.env as string[] | undefined) ?? [], ...(x.timeout !== undefined ? { timeout: x.timeout as number } : {}) });
+      });
+    }
+    // runc calls prestart and createRuntime hooks before pivot_root; sandbox's engine pivots and
+    // waits for start in one go, so they run once the container exists, with its root pivoted.
+    const early = (['prestart', 'createRuntime'] as const).find((k) => this.out.hooks[k].length);
+    if (early) this.note('changed', ['hooks', early], 'oci-hook-timing', 'run by sandbox-runtime on the host once the container is created (its namespaces, cgroup and pivoted root made, its process waiting for start), not before pivot_root');
   }
 
   root(r: unknown, bundle: string): void {
@@ -135,7 +170,11 @@ class Mapper {
     this.unsupported(p, P, ['consoleSize'], 'the terminal\'s size comes from the console socket\'s side');
     this.unsupported(p, P, ['commandLine'], 'a Windows field');
     this.unsupported(p, P, ['apparmorProfile', 'selinuxLabel'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
-    this.unsupported(p, P, ['oomScoreAdj'], 'sandbox does not set the OOM score; remove it (containerd: restrict_oom_score_adj = true keeps the caller\'s)');
+    // Written by sandbox-runtime into /proc/PID/oom_score_adj of the created process, before start.
+    if (p.oomScoreAdj !== undefined) {
+      if (typeof p.oomScoreAdj !== 'number' || !Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) this.refuse([...P, 'oomScoreAdj'], 'an integer from -1000 to 1000');
+      else this.out.oomScoreAdj = p.oomScoreAdj;
+    }
     this.unsupported(p, P, ['ioPriority', 'scheduler', 'execCPUAffinity'], 'sandbox does not set it; remove it');
     this.set(['security', 'no_new_privileges'], p.noNewPrivileges === true, p.noNewPrivileges === undefined ? P : [...P, 'noNewPrivileges']);
     const uid = this.user(p.user);
@@ -151,7 +190,7 @@ class Mapper {
     this.set(['user'], `${uid}:${gid}`, P);
     if (Array.isArray(u.additionalGids) && u.additionalGids.length) this.set(['group_add'], u.additionalGids, [...P, 'additionalGids']);
     if (typeof u.umask === 'number') this.set(['umask'], u.umask.toString(8).padStart(4, '0'), [...P, 'umask']);
-    this.unsupported(u, P, ['username'], 'a Windows field');
+    if (typeof u.username === 'string' && u.username) this.note('dropped', [...P, 'username'], 'oci-windows-field', 'a Windows field; ignored on Linux, as the runtime-spec says (uid and gid name the user)');
     return uid;
   }
 
@@ -179,14 +218,27 @@ class Mapper {
     else if (drop.length) this.set(['cap_drop'], drop, from);
     if (add.length) this.set(['cap_add'], drop.length === defaults.length ? bounding : add, from);
     const same = (a: string[], b: string[]) => a.length === new Set(b).size && a.every((x) => b.includes(x));
+    // inheritable and ambient are set as they are (security.capabilities); effective and
+    // permitted are what exec leaves: root's the bounding set, another uid's its ambient set.
+    // An ambient capability that is not inheritable cannot be held (runc warns and goes on): said, left out.
+    const inh = names('inheritable') ?? [], amb = (names('ambient') ?? []).filter((a) => inh.includes(a));
+    const notInh = [...new Set((names('ambient') ?? []).filter((a) => !inh.includes(a) && bounding.includes(a)))];
+    if (notInh.length) this.note('dropped', [...P, 'ambient'], 'oci-ambient-not-inheritable', `${notInh.join(', ')}: not in inheritable, so the kernel cannot keep ${notInh.length > 1 ? 'them' : 'it'} ambient`);
+    const exact = inh.length > 0 || amb.length > 0;
     for (const k of ['effective', 'permitted', 'inheritable', 'ambient']) {
       const set = names(k);
       if (!set || !set.length) continue;
       const extra = set.filter((x) => !bounding.includes(x));
       if (extra.length) { this.refuse([...P, k], `${extra.join(', ')} is not in the bounding set`); continue; }
-      if (uid === 0 && (k === 'effective' || k === 'permitted') && !same([...new Set(set)], bounding)) this.refuse([...P, k], 'sandbox gives root the whole bounding set: make it the same list as bounding');
-      if (uid !== 0 && !same([...new Set(set)], drop.length === defaults.length ? bounding : add)) this.refuse([...P, k], `a user other than root holds exactly the capabilities added to sandbox's default set (${add.join(', ') || 'none'}): make ${k} that list, or empty`);
+      if (k === 'inheritable' || k === 'ambient') {
+        if (exact && (k === 'inheritable' || amb.length)) this.set(['security', 'capabilities', k], [...new Set(k === 'inheritable' ? set : amb)], [...P, k]);
+        continue;
+      }
+      if (uid === 0 && !same([...new Set(set)], bounding)) this.refuse([...P, k], 'exec gives root the whole bounding set: make it the same list as bounding');
+      const held = exact ? amb : drop.length === defaults.length ? bounding : add;
+      if (uid !== 0 && !same([...new Set(set)], held)) this.refuse([...P, k], exact ? `exec leaves a user other than root exactly its ambient set (${[...new Set(amb)].join(', ') || 'none'}): make ${k} that list` : `a user other than root holds exactly the capabilities added to sandbox's default set (${add.join(', ') || 'none'}): make ${k} that list, or empty`);
     }
+    if (exact && !inh.length) this.set(['security', 'capabilities', 'inheritable'], [], isObj(c) && c.inheritable !== undefined ? [...P, 'inheritable'] : P);
   }
 
   namespaces(linux: J): void {
@@ -242,7 +294,7 @@ class Mapper {
       return;
     }
     if (dest === '/dev/shm' && type === 'tmpfs') { const size = sizeOpt(o); if (size !== undefined) this.set(['shm_size'], size, P); return; }
-    if (dest === '/dev/mqueue' && type === 'mqueue') { this.note('dropped', P, 'oci-mqueue', 'sandbox mounts no mqueue file system; POSIX message queues are not reachable by path'); return; }
+    if (dest === '/dev/mqueue' && type === 'mqueue') { this.set(['mqueue'], true, P); return; }
     const list = (this.c.volumes ??= []) as unknown[];
     if (type === 'bind' || o.includes('bind') || o.includes('rbind')) {
       const bad = o.filter((x) => !BIND_OPTS.has(x));

@@ -35,7 +35,7 @@ export interface Imported {
 export const KEY_ORDER = [
   'version', 'name', 'image', 'insecure_registries', 'rootfs', 'entrypoint', 'command', 'detach', 'tty', 'stdin_open', 'init', 'restart',
   'user', 'group_add', 'umask', 'workdir', 'hostname', 'env', 'env_file', 'network', 'dns', 'extra_hosts', 'ports', 'volumes', 'named_volumes',
-  'namespaces', 'resources', 'cap_add', 'cap_drop', 'security', 'ulimits', 'sysctls', 'devices', 'shm_size', 'stop_signal', 'stop_grace_period',
+  'namespaces', 'resources', 'cap_add', 'cap_drop', 'security', 'ulimits', 'sysctls', 'devices', 'shm_size', 'mqueue', 'stop_signal', 'stop_grace_period',
 ] as const;
 
 /** A copy of `cfg` with its keys in KEY_ORDER, then any others (x- keys) as they came. */

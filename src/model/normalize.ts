@@ -36,15 +36,15 @@ export function normalize(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecIn
   const rootfs = normalizeRoot(cfg, ctx, problem);
   const process = normalizeProcess(cfg, ctx, inputs, problem, hostname);
   const network = normalizeNetwork(cfg, ctx, inputs, problem, mode);
-  const { mounts, devices, shmSize } = normalizeMounts(cfg, ctx, inputs, problem);
+  const { mounts, devices, shmSize, mqueue } = normalizeMounts(cfg, ctx, inputs, problem);
   const paths = normalizePaths(cfg, ctx, rootfs, mounts, problem);
   const resources = normalizeResources(cfg, ctx, problem);
-  const { capabilities, capsDropped } = normalizeCapabilities(cfg, ctx, problem);
+  const { capabilities, capsDropped, capSets } = normalizeCapabilities(cfg, ctx, problem);
   const security = normalizeSecurity(cfg, ctx, problem);
   const { rlimits, sysctls } = normalizeKernel(cfg, ctx, problem);
   const spec: SandboxSpec = {
-    version: 1, name, file: ctx.file, dir: ctx.dir, rootfs, process, hostname, namespaces, userns, shmSize,
-    network, mounts, paths, devices, resources, capabilities, capsDropped, security, rlimits, sysctls,
+    version: 1, name, file: ctx.file, dir: ctx.dir, rootfs, process, hostname, namespaces, userns, shmSize, ...(mqueue ? { mqueue } : {}),
+    network, mounts, paths, devices, resources, capabilities, capsDropped, ...(capSets ? { capSets } : {}), security, rlimits, sysctls,
   };
   // The image fills what the file leaves out (command, env, user, workdir, its volumes).
   return { spec: inputs.image && rootfs.type === 'image' ? applyImage(spec, inputs.image) : spec, problems };

@@ -182,6 +182,8 @@ export interface SandboxSpec {
   hostname: Val<string>;
   /** Bytes of the sandbox's /dev/shm tmpfs (unless a volume is mounted there). */
   shmSize: Val<number>;
+  /** `mqueue`: an mqueue file system on /dev/mqueue. */
+  mqueue?: Val<boolean>;
   namespaces: NsSpec[];
   /** rootless: the maps are the caller's own id and subordinate ranges (made by normalize). */
   userns?: { uidMap: IdMap[]; gidMap: IdMap[]; src: Source; rootless?: boolean };
@@ -207,6 +209,9 @@ export interface SandboxSpec {
   capabilities: CapSpec[];
   /** Capabilities removed by cap_drop (for the plan to show). */
   capsDropped: CapSpec[];
+  /** `security.capabilities`: the exact inheritable and ambient sets (an OCI bundle's);
+   * absent: root holds neither, any other user the names cap_add brought. */
+  capSets?: { inheritable: CapSpec[]; ambient: CapSpec[] };
   security: {
     noNewPrivileges: Val<boolean>;
     /** 'default', 'unconfined', or the absolute path of a profile. */

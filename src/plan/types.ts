@@ -93,6 +93,7 @@ export interface StepArgs {
   'mount.devpts': { target: '/dev/pts'; options: string };
   'console': Record<string, never>;
   'mount.tmpfs.dev': { target: string; mode: number; sizeBytes?: number; flags: MountFlag[] };
+  'mount.mqueue': { target: '/dev/mqueue'; flags: MountFlag[] };
   'dev.links': Record<string, never>;
   'dev.bind': { source: string; target: string; permissions: string };
   'mount.sys': { target: '/sys'; fresh: boolean };
@@ -117,7 +118,8 @@ export interface StepArgs {
   'rlimit': { name: string; soft: number; hard: number };
   'cap.keep': { cap: string };
   'cap.drop': { cap: string };
-  'caps.apply': { bounding: string[]; ambient: string[] };
+  /** sets: the exact inheritable and ambient sets (security.capabilities), for any uid. */
+  'caps.apply': { bounding: string[]; ambient: string[]; sets?: { inheritable: string[]; ambient: string[] } };
   'nnp': Record<string, never>;
   'nnp.off': Record<string, never>;
   'seccomp': { profile: string; allowed: number; arches: string[]; program: string[] };

@@ -15,6 +15,8 @@ import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, 
 import { join, resolve } from 'node:path';
 import { VERSION } from '../cli/version';
 import { freezerFile, isFrozen } from '../engine/container-cgroup';
+import type { OciHooks } from '../import/oci';
+import { runHooks } from './hooks';
 // The pipeline, the engine and the host probe are loaded by the commands that use them: `start`,
 // `state` and `kill` (each a process of its own, called often by the shim) need none of them.
 const probe = async () => (await import('../engine/probe')).probeHost();
@@ -31,6 +33,8 @@ interface Record_ {
   sandbox: string; started: boolean;
   /** The file that says whether its cgroup is frozen (freezer.state on v1, cgroup.freeze on v2): `paused`. */
   freezer?: string;
+  /** config.json's hooks that run after create: poststart at start, poststop at delete. */
+  hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
 }
 
 const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31 };
@@ -112,14 +116,31 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     const pid = findSandbox(l.host, name).state?.pid ?? 0;
     const rootfs = l.spec.rootfs.type === 'dir' ? l.spec.rootfs.path : '';
     const cgPath = l.plan.steps.find((s) => s.kind === 'cgroup.create')?.args as { path?: string } | undefined;
-    const rec: Record_ = { id, bundle: l.bundle, rootfs, created: new Date().toISOString(), annotations: l.oci.annotations, pid, startTime: procStat(pid)?.start ?? '', sandbox: name, started: false, freezer: freezerFile(l.host, cgPath?.path ?? '') };
+    const { poststart, poststop, prestart, createRuntime } = l.oci.hooks;
+    const rec: Record_ = { id, bundle: l.bundle, rootfs, created: new Date().toISOString(), annotations: l.oci.annotations, pid, startTime: procStat(pid)?.start ?? '', sandbox: name, started: false, freezer: freezerFile(l.host, cgPath?.path ?? ''), hooks: { poststart, poststop } };
     writeFileSync(join(dir, 'state.json'), JSON.stringify(rec));
+    // The OOM score is the created process's, set before it execs (lowering it needs
+    // CAP_SYS_RESOURCE); a failed prestart or createRuntime hook ends the container. Either
+    // failure undoes it as `delete --force`.
+    const failed = oomScore(pid, l.oci.oomScoreAdj) ?? runHooks('prestart', prestart, stateJson(rec)) ?? runHooks('createRuntime', createRuntime, stateJson(rec));
+    if (failed) {
+      await del(g, id, true, false);
+      throw new RuntimeError(failed);
+    }
     // runtime-tools reads the pid file as digits without a newline; containerd as a number.
     if (o.pidFile) writeFileSync(resolve(o.pidFile), String(pid));
     return 0;
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
+  }
+}
+
+/** process.oomScoreAdj written for the created process; why it could not be, or undefined. */
+function oomScore(pid: number, adj: number | undefined): string | undefined {
+  if (adj === undefined) return undefined;
+  try { writeFileSync(`/proc/${pid}/oom_score_adj`, String(adj)); return undefined; } catch (e) {
+    return `process.oomScoreAdj ${adj} cannot be set (${(e as NodeJS.ErrnoException).code}): a value below the caller's own needs CAP_SYS_RESOURCE`;
   }
 }
 
@@ -133,7 +154,11 @@ function start(g: Globals, id: string): number {
   // Non-blocking: with no reader (the process is gone) the open fails at once (ENXIO).
   try { fd = openSync(join(dirOf(g, id), 'exec.fifo'), constants.O_WRONLY | constants.O_NONBLOCK); } catch { throw new RuntimeError('cannot start a container that has stopped'); }
   try { writeSync(fd, '0'); } finally { closeSync(fd); }
-  writeFileSync(join(dirOf(g, id), 'state.json'), JSON.stringify({ ...r, started: true }));
+  const started = { ...r, started: true };
+  writeFileSync(join(dirOf(g, id), 'state.json'), JSON.stringify(started));
+  // A poststart hook that fails is a warning: the container runs on (runtime-spec).
+  const failed = runHooks('poststart', r.hooks?.poststart ?? [], stateJson(started));
+  if (failed) warn(g, failed);
   return 0;
 }
 
@@ -162,7 +187,7 @@ async function thaw(r: Record_): Promise<void> {
 }
 
 /** delete: everything create set up, undone (as `sandbox down`), then the runtime's record. */
-async function del(g: Globals, id: string, force: boolean): Promise<number> {
+async function del(g: Globals, id: string, force: boolean, poststop = true): Promise<number> {
   let r: Record_;
   try { r = readRecord(g, id); } catch (e) {
     // --force of a container that is not there succeeds, as runc's.
@@ -176,7 +201,10 @@ async function del(g: Globals, id: string, force: boolean): Promise<number> {
   const host = await probe();
   const { downSandbox, listSandboxes } = await import('../engine/lifecycle');
   if (listSandboxes(host).some((s) => s.name === r.sandbox)) await downSandbox(host, r.sandbox, 0);
+  // A poststop hook that fails is a warning: the container is deleted all the same.
+  const failed = poststop ? runHooks('poststop', r.hooks?.poststop ?? [], stateJson({ ...r, pid: 0 })) : undefined;
   rmSync(dirOf(g, id), { recursive: true, force: true });
+  if (failed) warn(g, failed);
   return 0;
 }
 
@@ -233,6 +261,12 @@ function consoleSize(text: string): { rows: number; cols: number } | undefined {
 function note(g: Globals, text: string): void {
   process.stderr.write(text);
   if (g.log && g.logFormat === 'json') for (const line of text.split('\n').filter((l) => / (error|warning): /.test(l))) logLine(g, line.includes(' error: ') ? 'error' : 'warning', line);
+}
+
+/** A warning of the runtime itself: on stderr, and on --log. */
+function warn(g: Globals, msg: string): void {
+  process.stderr.write(`sandbox-runtime: warning: ${msg}\n`);
+  logLine(g, 'warning', msg);
 }
 
 export function logLine(g: Globals, level: 'error' | 'warning', msg: string): void {

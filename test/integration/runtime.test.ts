@@ -104,11 +104,11 @@ test('a field the engine cannot honour is refused at its line of config.json, an
   const dir = mkdtempSync(join(tmpdir(), 'sbx-rt-'));
   const id = `rt3-${process.pid}`;
   try {
-    const b = bundle(dir, 'true', (c) => { c.process.oomScoreAdj = 500; });
+    const b = bundle(dir, 'true', (c) => { c.process.apparmorProfile = 'docker-default'; });
     const r = rt(dir, ['create', '--bundle', b, id]);
     assert.equal(r.code, 1);
-    const line = readFileSync(join(b, 'config.json'), 'utf8').split('\n').findIndex((l) => l.includes('"oomScoreAdj"')) + 1;
-    assert.match(r.err, new RegExp(`config\\.json:${line}:[0-9]+: error: process\\.oomScoreAdj: `));
+    const line = readFileSync(join(b, 'config.json'), 'utf8').split('\n').findIndex((l) => l.includes('"apparmorProfile"')) + 1;
+    assert.match(r.err, new RegExp(`config\\.json:${line}:[0-9]+: error: process\\.apparmorProfile: `));
     assert.ok(!existsSync(join(dir, 'root', id)));
     assert.deepEqual(leftovers(id), []);
     assert.equal(rt(dir, ['--systemd-cgroup', 'state', id]).code, 1);

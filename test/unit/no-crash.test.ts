@@ -8,7 +8,7 @@ import { HYBRID_HOST, loadText } from '../helpers/load';
 
 const V = 'version: 1\ncommand: [/bin/true]\n';
 const PROTO = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
-const KNOWN = 'version, name, image, insecure_registries, rootfs, command, entrypoint, env, env_file, workdir, user, group_add, umask, hostname, detach, tty, stdin_open, init, restart, stop_signal, stop_grace_period, shm_size, ports, volumes, named_volumes, paths, network, dns, extra_hosts, namespaces, resources, cap_add, cap_drop, security, ulimits, sysctls, devices';
+const KNOWN = 'version, name, image, insecure_registries, rootfs, command, entrypoint, env, env_file, workdir, user, group_add, umask, hostname, detach, tty, stdin_open, init, restart, stop_signal, stop_grace_period, shm_size, mqueue, ports, volumes, named_volumes, paths, network, dns, extra_hosts, namespaces, resources, cap_add, cap_drop, security, ulimits, sysctls, devices';
 
 /** The pipeline as `sandbox plan` runs it: every diagnostic as LINE:COL CODE: MESSAGE, and the plan when there is one. */
 function run(yaml: string, env: Record<string, string> = {}) {
@@ -22,7 +22,7 @@ const CRASHES: [string, string[]][] = [
   ['resources: {constructor: 1}', ['3:13 unknown-key: `constructor` is not a known key in `resources`; known keys: memory, memory_reservation, memory_swap, cpus, cpu_shares, cpuset, cpuset_mems, pids, io_weight, device_read_bps, device_write_bps, device_read_iops, device_write_iops']],
   ['volumes: [{constructor: 1}]', ['3:11 required: `volumes[0]` is missing `target`', '3:11 required: `volumes[0]` is missing `type`', '3:12 unknown-key: `constructor` is not a known key in `volumes[0]`; known keys: type, source, target, read_only, propagation, volume, size, mode, options']],
   ['namespaces: {constructor: true}', ['3:14 unknown-key: `constructor` is not a known key in `namespaces`; known keys: pid, mount, uts, ipc, net, cgroup, time, user']],
-  ['security: {hasOwnProperty: 1}', ['3:12 unknown-key: `hasOwnProperty` is not a known key in `security`; known keys: no_new_privileges, seccomp, read_only, masked_paths, readonly_paths']],
+  ['security: {hasOwnProperty: 1}', ['3:12 unknown-key: `hasOwnProperty` is not a known key in `security`; known keys: no_new_privileges, seccomp, read_only, masked_paths, readonly_paths, capabilities']],
   ['network: {constructor: 1}', ['3:1 required: `network` is missing `mode`', '3:11 unknown-key: `constructor` is not a known key in `network`; known keys: mode, subnet, proxy, rootless_cmd, egress']],
 ];
 

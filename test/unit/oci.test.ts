@@ -56,8 +56,12 @@ test('the configs of runc spec and crun spec map with nothing refused, and compi
     const { res, plan } = pipeline(imp);
     assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), [], f);
     assert.ok(plan && findStep(plan.steps, 'hostname')?.args.hostname === f.slice(0, 4));
-    // What sandbox does not mount is said, not skipped: mqueue, and /sys/fs/cgroup without a cgroup namespace.
-    assert.deepEqual(imp.notes.filter((n) => n.kind === 'dropped').map((n) => n.code).sort(), ['oci-cgroup-mount', 'oci-mqueue']);
+    // What sandbox does not mount is said, not skipped: /sys/fs/cgroup without a cgroup namespace.
+    // Both specs name ambient capabilities they do not make inheritable: the kernel cannot hold them.
+    assert.deepEqual(imp.notes.filter((n) => n.kind === 'dropped').map((n) => n.code).sort(), ['oci-ambient-not-inheritable', 'oci-cgroup-mount']);
+    assert.equal(c.security.capabilities, undefined);
+    assert.equal(c.mqueue, true);
+    assert.ok(plan && findStep(plan.steps, 'mount.mqueue')?.args.target === '/dev/mqueue');
   }
 });
 
@@ -113,17 +117,19 @@ test('each field that maps becomes its key, cited at its line of config.json', (
 test('every field the engine cannot honour is refused, named, at its line', () => {
   const cases: [string, (c: Record<string, any>) => void][] = [
     ['ociVersion', (c) => { c.ociVersion = '2.0.0'; }],
-    ['hooks', (c) => { c.hooks = { prestart: [{ path: '/bin/true' }] }; }],
+    ['hooks.createContainer', (c) => { c.hooks = { createContainer: [{ path: '/bin/true' }] }; }],
+    ['hooks.startContainer', (c) => { c.hooks = { startContainer: [{ path: '/bin/true' }] }; }],
+    ['hooks.prestart[0]', (c) => { c.hooks = { prestart: [{ path: 'bin/true' }] }; }],
+    ['hooks.poststop[0]', (c) => { c.hooks = { poststop: [{ path: '/bin/true', timeout: 0 }] }; }],
     ['domainname', (c) => { c.domainname = 'example'; }],
     ['windows', (c) => { c.windows = { layerFolders: [] }; }],
     ['process.args', (c) => { c.process.args = []; }],
-    ['process.oomScoreAdj', (c) => { c.process.oomScoreAdj = 100; }],
+    ['process.oomScoreAdj', (c) => { c.process.oomScoreAdj = 1001; }],
     ['process.apparmorProfile', (c) => { c.process.apparmorProfile = 'p'; }],
     ['process.selinuxLabel', (c) => { c.process.selinuxLabel = 'l'; }],
     ['process.consoleSize', (c) => { c.process.consoleSize = { height: 1, width: 1 }; }],
     ['process.scheduler', (c) => { c.process.scheduler = { policy: 'SCHED_OTHER' }; }],
     ['process.ioPriority', (c) => { c.process.ioPriority = { class: 'IOPRIO_CLASS_IDLE' }; }],
-    ['process.user.username', (c) => { c.process.user.username = 'x'; }],
     ['process.rlimits[0]', (c) => { c.process.rlimits = [{ type: 'RLIMIT_BOGUS', soft: 1, hard: 1 }]; }],
     ['process.capabilities.effective', (c) => { c.process.capabilities.effective = []; c.process.capabilities.effective = ['CAP_KILL', 'CAP_CHOWN']; }],
     ['process.capabilities.permitted', (c) => { c.process.capabilities.bounding = ['CAP_KILL', 'CAP_CHOWN']; c.process.capabilities.effective = ['CAP_KILL', 'CAP_CHOWN']; }],
@@ -168,6 +174,69 @@ test('every field the engine cannot honour is refused, named, at its line', () =
   }
 });
 
+test('hooks: prestart, createRuntime, poststart and poststop are kept for the runtime, in order, with argv, env and timeout', () => {
+  const cfg = base();
+  cfg.hooks = {
+    prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo 1'], env: ['A=1'], timeout: 5 }, { path: '/bin/true' }],
+    createRuntime: [{ path: '/usr/bin/env' }],
+    poststart: [{ path: '/bin/echo', args: ['echo', 'up'] }],
+    poststop: [{ path: '/bin/echo', args: ['echo', 'down'] }],
+  };
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  assert.deepEqual(imp.hooks, {
+    prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo 1'], env: ['A=1'], timeout: 5 }, { path: '/bin/true', args: ['/bin/true'], env: [] }],
+    createRuntime: [{ path: '/usr/bin/env', args: ['/usr/bin/env'], env: [] }],
+    poststart: [{ path: '/bin/echo', args: ['echo', 'up'], env: [] }],
+    poststop: [{ path: '/bin/echo', args: ['echo', 'down'], env: [] }],
+  });
+  // When the early hooks run is said once, as a change, at the first of them.
+  assert.deepEqual(imp.notes.filter((n) => n.code === 'oci-hook-timing').map((n) => n.kind), ['changed']);
+  // process.oomScoreAdj is the runtime's to write too; user.username (Windows) is ignored, and said.
+  const o = base();
+  o.process.oomScoreAdj = 500;
+  o.process.user.username = 'x';
+  const oi = adapt(o);
+  assert.deepEqual([oi.oomScoreAdj, refused(oi).length, oi.notes.map((n) => n.code)], [500, 0, ['oci-windows-field']]);
+  // A bundle without hooks has none, and no note.
+  const none = adapt(base());
+  assert.deepEqual(none.hooks, { prestart: [], createRuntime: [], poststart: [], poststop: [] });
+  assert.equal(none.notes.some((n) => n.code === 'oci-hook-timing'), false);
+});
+
+test('runtime-spec 1.3 is read; the five capability sets map to the bounding set and security.capabilities', () => {
+  const cfg = base();
+  cfg.ociVersion = '1.3.0';
+  const all = ['CAP_KILL', 'CAP_CHOWN', 'CAP_NET_RAW'];
+  cfg.process.capabilities = { bounding: all, effective: all, permitted: all, inheritable: all, ambient: ['CAP_KILL'] };
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  const c = imp.config as Record<string, any>;
+  assert.deepEqual(c.security.capabilities, { inheritable: ['KILL', 'CHOWN', 'NET_RAW'], ambient: ['KILL'] });
+  const { res, plan } = pipeline(imp);
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const caps = plan && findStep(plan.steps, 'caps.apply');
+  assert.deepEqual(caps?.args.sets, { inheritable: ['KILL', 'CHOWN', 'NET_RAW'], ambient: ['KILL'] });
+  // A user other than root holds its ambient set after exec: effective must say that.
+  const user = base();
+  user.process.user = { uid: 1000, gid: 1000 };
+  user.process.capabilities = { bounding: all, effective: ['CAP_NET_RAW'], permitted: ['CAP_NET_RAW'], inheritable: ['CAP_NET_RAW'], ambient: ['CAP_NET_RAW'] };
+  assert.deepEqual(refused(adapt(user)), []);
+  user.process.capabilities.effective = all;
+  assert.deepEqual(refused(adapt(user)).map((n) => n.message.split(':')[0]), ['process.capabilities.effective']);
+  // Ambient outside inheritable cannot be held: said, and left out.
+  const bad = base();
+  bad.process.capabilities = { bounding: all, effective: all, permitted: all, inheritable: ['CAP_KILL'], ambient: ['CAP_CHOWN'] };
+  const bi = adapt(bad);
+  assert.deepEqual(bi.notes.map((n) => n.code), ['oci-ambient-not-inheritable']);
+  assert.deepEqual((bi.config as Record<string, any>).security.capabilities, { inheritable: ['KILL'] });
+  // In a sandbox file the rules refuse it, at its line.
+  const r = loadText('version: 1\nname: x\nrootfs: {type: dir, path: /tmp}\ncommand: [sh]\nsecurity: {capabilities: {inheritable: [KILL], ambient: [CHOWN]}}\n').diagnostics.filter((d) => d.severity === 'error');
+  assert.deepEqual(r.map((d) => [d.code, d.line]), [['cap-ambient-not-inheritable', 5]]);
+  assert.equal(cfg.ociVersion, '1.3.0');
+  assert.ok(refused(adapt({ ...base(), ociVersion: '1.4.0' })).length === 1);
+});
+
 test('config.json\'s strings are literal: a $ is not interpolated as a file\'s ${VAR}', () => {
   const cfg = base();
   cfg.process.args = ['sh', '-c', 'echo $$ ${HOME} $1'];
@@ -187,9 +256,9 @@ test('a field the runtime-spec does not define is ignored, as the spec says, and
   assert.deepEqual(imp.notes.filter((n) => n.kind === 'dropped').map((n) => n.message.split(':')[0]), ['process.bogus']);
   const bad = adapt(null, '{"ociVersion": "1.0.0",\n  "process": }');
   assert.ok(bad.errors.length > 0 && bad.errors[0]!.line === 2);
-  // Tab indentation (runc spec writes it) is read, each tab one column: the value of `\thooks` is at 11.
-  const tabs = adapt(null, JSON.stringify({ ...base(), hooks: { prestart: [{ path: '/x' }] } }, null, '\t'));
-  assert.equal(refused(tabs)[0]!.at.col, 11);
+  // Tab indentation (runc spec writes it) is read, each tab one column: the value of `\tdomainname` is at 16.
+  const tabs = adapt(null, JSON.stringify({ ...base(), domainname: 'x' }, null, '\t'));
+  assert.equal(refused(tabs)[0]!.at.col, 16);
 });
 
 test('linux.seccomp becomes the profile security.seccomp reads, and the plan loads it', () => {

@@ -6,7 +6,7 @@ import type { CapSpec, SandboxSpec, Source } from '../types';
 import { CAPABILITIES, DEFAULT_CAPABILITIES } from '../tables';
 import { D, type NormalizeContext, type Problem } from './context';
 
-export type Capabilities = Pick<SandboxSpec, 'capabilities' | 'capsDropped'>;
+export type Capabilities = Pick<SandboxSpec, 'capabilities' | 'capsDropped' | 'capSets'>;
 
 export function capName(raw: string): string {
   return raw.toUpperCase().replace(/^CAP_/, '');
@@ -44,5 +44,25 @@ export function normalizeCapabilities(cfg: UserConfig, ctx: NormalizeContext, pr
   });
   const capabilities = [...caps.values()].sort((a, b) => CAPABILITIES.indexOf(a.name as never) - CAPABILITIES.indexOf(b.name as never));
   // What cap_add brought back (after `cap_drop: [ALL]`) is kept, not dropped: the plan shows it once.
-  return { capabilities, capsDropped: capsDropped.filter((d) => !caps.has(d.name)) };
+  const capSets = cfg.security?.capabilities !== undefined ? exactSets(cfg, ctx, problem, caps) : undefined;
+  return { capabilities, capsDropped: capsDropped.filter((d) => !caps.has(d.name)), ...(capSets ? { capSets } : {}) };
+}
+
+/** security.capabilities: each set within the bounding set, and ambient within inheritable. */
+function exactSets(cfg: UserConfig, ctx: NormalizeContext, problem: Problem, bounding: Map<string, CapSpec>): NonNullable<Capabilities['capSets']> {
+  const set = (key: 'inheritable' | 'ambient'): CapSpec[] => {
+    const out: CapSpec[] = [];
+    (cfg.security?.capabilities?.[key] ?? []).forEach((raw, i) => {
+      const src = ctx.where(['security', 'capabilities', key, i]);
+      const n = checkCap(raw, src, problem);
+      if (!n || out.some((c) => c.name === n)) return;
+      if (n === 'ALL') { problem(src, 'cap-set-all', `\`security.capabilities.${key}\` names each capability; ALL is for cap_add and cap_drop`); return; }
+      if (!bounding.has(n)) { problem(src, 'cap-not-bounding', `CAP_${n} is not in the set the command keeps (the default set, cap_add and cap_drop); add it with cap_add, or remove it here`); return; }
+      out.push({ name: n, src });
+    });
+    return out;
+  };
+  const inheritable = set('inheritable'), ambient = set('ambient');
+  for (const a of ambient) if (!inheritable.some((c) => c.name === a.name)) problem(a.src, 'cap-ambient-not-inheritable', `CAP_${a.name} is ambient but not inheritable: the kernel keeps an ambient capability only while it is inheritable; add it to security.capabilities.inheritable`);
+  return { inheritable, ambient: ambient.filter((a) => inheritable.some((c) => c.name === a.name)) };
 }

@@ -13,7 +13,7 @@ import type { SpecInputs } from './inputs';
 type VolumeEntry = NonNullable<UserConfig['volumes']>[number];
 type LongVolume = Exclude<VolumeEntry, string>;
 
-export type Mounts = Pick<SandboxSpec, 'mounts' | 'devices' | 'shmSize'>;
+export type Mounts = Pick<SandboxSpec, 'mounts' | 'devices' | 'shmSize' | 'mqueue'>;
 
 const PROPAGATION_BIND_ONLY = 'propagation applies to bind mounts only: nothing is mounted below a named volume on the host';
 
@@ -99,5 +99,5 @@ export function normalizeMounts(cfg: UserConfig, ctx: NormalizeContext, inputs: 
   const devices = devicesOf(cfg, ctx);
   const shm = cfg.shm_size !== undefined ? parseSize(cfg.shm_size) : undefined;
   if (shm !== undefined && shm < 4096) problem(ctx.where(['shm_size']), 'shm-too-small', `\`shm_size\` is ${shm} bytes; /dev/shm needs at least one page (4096 bytes): write a size such as 64m`);
-  return { mounts, devices, shmSize: shm !== undefined ? val(shm, ctx.where(['shm_size'])) : val(64 * 1048576, D) };
+  return { mounts, devices, shmSize: shm !== undefined ? val(shm, ctx.where(['shm_size'])) : val(64 * 1048576, D), ...(cfg.mqueue ? { mqueue: val(true, ctx.where(['mqueue'])) } : {}) };
 }

@@ -19,7 +19,8 @@ export function securitySteps(ctx: Compilation): void {
   const ambient = spec.capabilities.filter((c) => c.src !== 'default').map((c) => c.name);
   const nnp = spec.security.noNewPrivileges;
   const sc = spec.security.seccomp;
-  const capsStep = () => add('security', 'caps', 'caps.apply', capsTitle(capList, ambient, u.user), 'default', { bounding: capList, ambient });
+  const sets = spec.capSets && { inheritable: spec.capSets.inheritable.map((c) => c.name), ambient: spec.capSets.ambient.map((c) => c.name) };
+  const capsStep = () => add('security', 'caps', 'caps.apply', sets ? setsTitle(capList, sets, u.user) : capsTitle(capList, ambient, u.user), sets ? spec.capSets!.inheritable[0]?.src ?? spec.capSets!.ambient[0]?.src ?? 'default' : 'default', { bounding: capList, ambient, ...(sets ? { sets } : {}) });
   const seccompStep = () => {
     if (sc.value === 'unconfined') { add('security', 'seccomp', 'seccomp.off', 'no seccomp filter: every system call is allowed', sc.src, {}); return; }
     if (!host.seccomp) problems.push({ src: sc.src, code: 'no-seccomp', message: 'this kernel has no seccomp filter support; set `security.seccomp: unconfined` to run without one' });
@@ -50,6 +51,14 @@ export function securitySteps(ctx: Compilation): void {
     capsStep();
     add('security', 'nnp', 'nnp.off', 'leave no_new_privs off: setuid programs and file capabilities can gain privileges, up to the bounding set', nnp.src, {});
   }
+}
+
+/** The sets security.capabilities names, as exec leaves them (capabilities(7): root's
+ * permitted set is bounding plus inheritable; another uid's is its ambient set). */
+function setsTitle(bounding: string[], sets: { inheritable: string[]; ambient: string[] }, user: string | number): string {
+  const list = (l: string[]) => (l.length ? l.join(' ') : 'none');
+  return `set capabilities: bounding = ${list(bounding)}; inheritable = ${list(sets.inheritable)}; ambient = ${list(sets.ambient)} (security.capabilities); `
+    + `after exec, as uid 0: permitted = effective = bounding and inheritable; as any other uid: permitted = effective = ambient — this sandbox runs as ${user === 0 || user === '0' || user === 'root' ? 'uid 0' : `user ${user}`}`;
 }
 
 /** The capability sets as the kernel will hold them, for the plan to show. The user may be a
