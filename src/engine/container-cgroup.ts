@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 import { sandboxCgroup } from '../host/state';
+import { cpuWeight } from '../plan/sections/resources';
 
 export class CgroupError extends Error {}
 
@@ -138,8 +139,7 @@ function writesOf(host: HostFeatures, r: Resources, current: (c: string, f: stri
       const v = `${c.quota === undefined ? q0 : max(c.quota)} ${c.period ?? p0}`;
       w.push({ controller: 'cpu', file: 'cpu.max', value: v, same: exact(v) });
     }
-    // runc's conversion of v1 shares (2..262144) to v2's weight (1..10000).
-    if (c.shares !== undefined) { const v = String(1 + Math.floor(((c.shares - 2) * 9999) / 262142)); w.push({ controller: 'cpu', file: 'cpu.weight', value: v, same: exact(v) }); }
+    if (c.shares !== undefined) { const v = String(cpuWeight(c.shares)); w.push({ controller: 'cpu', file: 'cpu.weight', value: v, same: exact(v) }); }
     if (r.blockIO?.weight !== undefined) { const v = String(r.blockIO.weight); w.push({ controller: 'io', file: 'io.weight', value: v, same: (x) => x === v || x === `default ${v}` }); }
   } else {
     // memsw must stay at least the limit: it goes first when it grows, last when it shrinks.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadSpec } from '../../src/model/load';
 import { compileExec } from '../../src/plan/exec';
 import { compile } from '../../src/plan/compile';
+import { cpuWeight } from '../../src/plan/sections/resources';
 import { findStep, stepsOf } from '../../src/plan/steps';
 import { checkOrder, ORDER_RULES } from '../../src/plan/order';
 import { renderPlan } from '../../src/plan/render';
@@ -85,6 +86,10 @@ test('limits map to v1 and v2 files', () => {
   const files = (h: HostFeatures) => compile(spec, h).plan.steps.filter((s) => s.kind === 'cgroup.set').map((s) => `${s.args.file}=${s.args.value}`);
   assert.deepEqual(files(V2_HOST), ['memory.max=1073741824', 'memory.swap.max=1073741824', 'cpu.max=150000 100000', 'cpu.weight=20', 'pids.max=10', 'io.weight=default 500']);
   assert.deepEqual(files(HYBRID_HOST), ['memory.limit_in_bytes=1073741824', 'memory.memsw.limit_in_bytes=2147483648', 'cpu.cfs_period_us=100000', 'cpu.cfs_quota_us=150000', 'cpu.shares=512', 'pids.max=10', 'blkio.weight=500']);
+});
+
+test('cpu_shares becomes the v2 weight by the integer conversion runc uses (1024, the default, is 39, not 40)', () => {
+  assert.deepEqual([2, 512, 1024, 262144].map(cpuWeight), [1, 20, 39, 10000]);
 });
 
 test('what the host cannot apply is reported against the config line', () => {

@@ -84,6 +84,10 @@ function memoryLimits(ctx: Compilation, set: SetLimit): void {
   }
 }
 
+/** cgroup v2's CPU weight (1..10000) for v1 shares (2..262144): runc's integer conversion, so that
+ * a file, a config.json and `sandbox-runtime update` give the same weight as runc would. */
+export const cpuWeight = (shares: number): number => 1 + Math.floor(((shares - 2) * 9999) / 262142);
+
 /** cpus, cpu_shares, cpuset and cpuset_mems. */
 function cpuLimits(ctx: Compilation, set: SetLimit): void {
   const r = ctx.spec.resources;
@@ -97,8 +101,7 @@ function cpuLimits(ctx: Compilation, set: SetLimit): void {
     }
   }
   if (r.cpuShares) {
-    // cgroup v2 has weights of 1..10000; this is the conversion runc and crun use.
-    const w = Math.round(1 + ((r.cpuShares.value - 2) * 9999) / 262142);
+    const w = cpuWeight(r.cpuShares.value);
     set('cpu-shares', 'cpu', v2 ? 'cpu.weight' : 'cpu.shares', v2 ? w : r.cpuShares.value, `weigh CPU at ${r.cpuShares.value} shares${v2 ? ` (weight ${w})` : ''}`, r.cpuShares.src);
   }
   // cpuset v1 admits no task until both cpus and mems are set: the one not given is the parent's.
