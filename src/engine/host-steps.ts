@@ -159,7 +159,8 @@ const HANDLERS: Handlers = {
       if (cgroup.pids().length) throw new Error(`a sandbox named ${ctx.plan.name} is already running (cgroup ${cgroup.path} has processes); stop it first`);
       await cgroup.remove();
     }
-    ctx.undo.record(s.id, { kind: 'cgroup.remove', args: { path: s.args.path } });
+    const keep = cgroup.existingAncestor();
+    ctx.undo.record(s.id, { kind: 'cgroup.remove', args: { path: s.args.path, ...(keep ? { keep } : {}) } });
     cgroup.create();
   },
   'cgroup.set': (ctx, s) => ctx.cgroup.set(s.args.controller, s.args.file, ctx.corruptAt === s.id ? corruptValue(s.args.value) : s.args.value),

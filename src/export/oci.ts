@@ -174,7 +174,7 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
   const swap = res.memorySwap ?? res.memorySwapDefault;
   for (const row of RESOURCE_EXPORTS) {
     const v = row.key === 'memorySwap' ? swap : res[row.key];
-    if (v) for (const [path, value] of row.oci(v.value)) setPath(resources, path, value);
+    if (v) for (const [path, value] of row.oci(v.value, spec.name.value)) setPath(row.ociUnder === 'linux' ? linux : resources, path, value);
   }
   const blockIO = (resources.blockIO ?? {}) as Record<string, unknown>;
   for (const [key, list, field] of [['device_read_bps', res.deviceReadBps, 'throttleReadBpsDevice'], ['device_write_bps', res.deviceWriteBps, 'throttleWriteBpsDevice'], ['device_read_iops', res.deviceReadIops, 'throttleReadIOPSDevice'], ['device_write_iops', res.deviceWriteIops, 'throttleWriteIOPSDevice']] as const) {

@@ -19,8 +19,9 @@ export type KubeResource = { field: 'limits' | 'requests'; name: 'memory' | 'cpu
 export interface ResourceRow<K extends ScalarResource> {
   /** The config key under `resources`, as people write it. */
   config: string;
-  /** Paths under config.json's linux.resources, and their values. */
-  oci(v: ValueOf<K>): [string[], unknown][];
+  /** Paths under config.json's linux.resources (under linux itself where `ociUnder` says so), and their values. */
+  oci(v: ValueOf<K>, name: string): [string[], unknown][];
+  ociUnder?: 'linux';
   /** Paths in the Compose service, and their values; or why Compose cannot say it. */
   compose(v: ValueOf<K>): [string[], unknown][] | { none: string };
   kube(v: ValueOf<K>, quantity: (bytes: number) => string): KubeResource;
@@ -42,8 +43,18 @@ const TABLE: { [K in ScalarResource]: ResourceRow<K> } = {
   cpuset: { config: 'cpuset', oci: (v) => [[['cpu', 'cpus'], v]], compose: (v) => [[['cpuset'], v]], kube: () => ({ none: `only the kubelet's static CPU manager pins CPUs; ${LOSSY}` }) },
   cpusetMems: { config: 'cpuset_mems', oci: (v) => [[['cpu', 'mems'], v]], compose: () => ({ none: `docker run has it (--cpuset-mems), Compose has no key for it; ${LOSSY}` }), kube: () => ({ none: `only the kubelet's memory manager places a Pod's memory on NUMA nodes; ${LOSSY}` }) },
   pids: { config: 'pids', oci: (v) => [[['pids', 'limit'], v]], compose: (v) => [[['pids_limit'], v]], kube: () => ({ none: `the kubelet limits processes per Pod for the whole node (podPidsLimit); ${LOSSY}` }) },
+  // The sandbox's cgroup: runc's cgroupsPath is the whole path, absolute from the hierarchy's root
+  // as sandbox makes it (a relative one is relative to runc's own cgroup, not under sandbox/).
+  cgroupParent: { config: 'cgroup_parent', ociUnder: 'linux', oci: (v, name) => [[['cgroupsPath'], `${cgroupAbs(v)}/${name}`]], compose: (v) => [[['cgroup_parent'], cgroupAbs(v)]], kube: () => ({ none: `the kubelet places a Pod's cgroup under its own (kubepods); ${LOSSY}` }) },
+  cgroupPath: { config: 'cgroup_path', ociUnder: 'linux', oci: (v) => [[['cgroupsPath'], cgroupAbs(v)]], compose: () => ({ none: `Compose names only the parent (cgroup_parent), the container's own level is its id; ${LOSSY}` }), kube: () => ({ none: `the kubelet places a Pod's cgroup under its own (kubepods); ${LOSSY}` }) },
   ioWeight: { config: 'io_weight', oci: (v) => [[['blockIO', 'weight'], v]], compose: (v) => [[['blkio_config', 'weight'], v]], kube: () => ({ none: LOSSY }) },
 };
+
+/** A cgroup path as sandbox makes it as root, from the hierarchy's root: a relative one is under sandbox/. */
+function cgroupAbs(p: string): string {
+  const levels = p.split('/').filter(Boolean).join('/');
+  return p.startsWith('/') ? `/${levels}` : `/sandbox/${levels}`;
+}
 
 /** The rows in the order the exporters write them, each with the key of ResourcesSpec it reads. */
 export const RESOURCE_EXPORTS = (Object.keys(TABLE) as ScalarResource[]).map((key) => ({ key, ...(TABLE[key] as unknown as ResourceRow<ScalarResource>) }));

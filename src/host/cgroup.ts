@@ -10,7 +10,9 @@ import { dirname, join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 
 export class Cgroup {
-  constructor(private readonly host: HostFeatures['cgroup'], readonly path: string) {}
+  /** `keep`: a level of the path that was there before this cgroup was made, which remove() keeps
+   * with all above it; without it, remove() also takes the emptied shared parents (sandbox/). */
+  constructor(private readonly host: HostFeatures['cgroup'], readonly path: string, private readonly keep?: string) {}
 
   private get v2(): boolean { return this.host.layout === 'v2'; }
 
@@ -39,6 +41,19 @@ export class Cgroup {
   }
 
   exists(): boolean { return this.dirs().some((d) => existsSync(d)); }
+
+  /** The deepest level above the leaf that exists now in some hierarchy, for the undo record, so
+   * that removal never takes a level this run did not make (a cgroup_parent that was there, or an
+   * OCI bundle's cgroupsPath under another manager's tree). '' when none is, or when it is only the
+   * shared sandbox/ parent, which goes with the last sandbox in it. */
+  existingAncestor(): string {
+    const parts = this.path.split('/');
+    for (let i = parts.length - 1; i > 0; i--) {
+      const level = parts.slice(0, i).join('/');
+      if (this.dirs().some((d) => existsSync(join(d.slice(0, d.length - this.path.length), level)))) return level === 'sandbox' ? '' : level;
+    }
+    return '';
+  }
 
   /** The folder (relative to the unified mount) above which this cgroup's code never writes: the
    * delegation root when the path lies in the caller's delegated subtree, else the mount's root. */
@@ -148,7 +163,8 @@ export class Cgroup {
       }
       // The shared parents (sandbox/) go too once no other sandbox uses them, never the delegation
       // root nor anything above it.
-      const floor = this.v2 && this.base ? d.length - this.path.length + this.base.length : d.length - this.path.length;
+      const kept = this.keep && this.path.startsWith(this.keep + '/') ? this.keep : this.v2 ? this.base : '';
+      const floor = d.length - this.path.length + kept.length;
       for (let p = dirname(d); p.length > floor; p = dirname(p)) {
         try { rmdirSync(p); } catch { break; }
       }

@@ -43,8 +43,8 @@ export function hostOps(host: HostFeatures): HostOps {
       } catch { return undefined; }
     },
     removeVolume: (name, root) => (removeVolume(name, root) ? `volume ${name}` : undefined),
-    removeCgroup: async (path) => {
-      const cg = new Cgroup(host.cgroup, path);
+    removeCgroup: async (path, keep) => {
+      const cg = new Cgroup(host.cgroup, path, keep);
       if (!cg.exists()) return undefined;
       await cg.remove();
       return `cgroup ${path}`;

@@ -50,7 +50,9 @@ export interface HostOps {
   removeUpper(path: string): string | undefined;
   removePlaceholder(path: string, type: 'file' | 'dir'): string | undefined;
   removeVolume(name: string, root: string): string | undefined;
-  removeCgroup(path: string): Promise<string | undefined>;
+  /** `keep`: the deepest level of the path that was there before the run made it (undefined: none
+   * but the shared sandbox/ parent); removal stops below it. */
+  removeCgroup(path: string, keep?: string): Promise<string | undefined>;
   removeVeth(name: string): string | undefined;
   restoreForwarding(stateDir: string): Promise<void>;
   removeTable(name: string): string | undefined;
@@ -67,7 +69,7 @@ export async function undoOne(u: Undo, ops: HostOps): Promise<string | undefined
     case 'upper.remove': return ops.removeUpper(u.args.path);
     case 'path.placeholder.remove': return ops.removePlaceholder(u.args.path, u.args.type);
     case 'volume.remove-new': return u.args.root ? ops.removeVolume(u.args.name, u.args.root) : undefined;
-    case 'cgroup.remove': return u.args.path ? ops.removeCgroup(u.args.path) : undefined;
+    case 'cgroup.remove': return u.args.path ? ops.removeCgroup(u.args.path, u.args.keep) : undefined;
     case 'net.veth.remove': return u.args.interface ? ops.removeVeth(u.args.interface) : undefined;
     case 'net.forwarding.restore': await ops.restoreForwarding(u.args.state); return undefined;
     case 'net.nat.remove': return u.args.table ? ops.removeTable(u.args.table) : undefined;

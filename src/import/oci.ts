@@ -318,8 +318,9 @@ class Mapper {
     this.known(l, L, ['namespaces', 'uidMappings', 'gidMappings', 'timeOffsets', 'devices', 'cgroupsPath', 'resources', 'unified', 'rootfsPropagation', 'seccomp', 'sysctl', 'maskedPaths', 'readonlyPaths', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices']);
     this.unsupported(l, L, ['timeOffsets', 'unified', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
     if (typeof l.rootfsPropagation === 'string' && !['private', 'rprivate'].includes(l.rootfsPropagation)) this.refuse([...L, 'rootfsPropagation'], 'the root is always private to the container');
-    // The cgroup is the sandbox's own (sandbox/NAME under each hierarchy): `delete` removes it.
-    if (typeof l.cgroupsPath === 'string' && l.cgroupsPath) this.note('changed', [...L, 'cgroupsPath'], 'oci-cgroups-path', `the container's cgroup is sandbox's own, named after the container, not ${l.cgroupsPath}`);
+    // The container's cgroup is where the bundle says (runc's rule: absolute from the root,
+    // relative under sandbox/); `delete` removes the levels the run made and keeps the others.
+    if (typeof l.cgroupsPath === 'string' && l.cgroupsPath) this.set(['resources', 'cgroup_path'], l.cgroupsPath, [...L, 'cgroupsPath']);
     if (isObj(l.resources)) this.resources(l.resources);
     if (isObj(l.sysctl) && Object.keys(l.sysctl).length) this.set(['sysctls'], l.sysctl, [...L, 'sysctl']);
     for (const [k, key] of [['maskedPaths', 'masked_paths'], ['readonlyPaths', 'readonly_paths']] as const) {

@@ -5,10 +5,17 @@ import { createHash } from 'node:crypto';
 import type { HostFeatures } from './types';
 
 /** The sandbox's cgroup, relative to the hierarchies' mounts: sandbox/NAME as root; in a rootless
- * run, the same under the caller's delegated v2 subtree, or '' (none) where nothing is delegated. */
-export function cgroupPathFor(host: HostFeatures, name: string): string {
-  if (!host.rootless) return `sandbox/${name}`;
-  return host.cgroup.layout === 'v2' && host.cgroup.delegated !== undefined ? `${host.cgroup.delegated.replace(/^\/+|\/+$/g, '')}/sandbox/${name}`.replace(/^\//, '') : '';
+ * run, the same under the caller's delegated v2 subtree, or '' (none) where nothing is delegated.
+ * `at`: the file's `cgroup_path` (the whole path) or `cgroup_parent` (the level above NAME); a
+ * relative one lies where sandbox/ lies, an absolute one from the root (runc's rule for an OCI
+ * bundle's cgroupsPath). The compiler refuses an absolute one without root (cgroupSteps). */
+export function cgroupPathFor(host: HostFeatures, name: string, at: { path?: string; parent?: string } = {}): string {
+  const given = at.path ?? (at.parent !== undefined ? `${at.parent.replace(/\/+$/, '')}/${name}` : undefined);
+  const trim = (p: string) => p.split('/').filter(Boolean).join('/');
+  if (given?.startsWith('/') && !host.rootless) return trim(given);
+  const own = given !== undefined ? trim(given) : name;
+  if (!host.rootless) return `sandbox/${own}`;
+  return host.cgroup.layout === 'v2' && host.cgroup.delegated !== undefined ? `${host.cgroup.delegated.replace(/^\/+|\/+$/g, '')}/sandbox/${own}`.replace(/^\//, '') : '';
 }
 
 /** The veth pair's host end: short (IFNAMSIZ is 16) and stable for a sandbox name. */

@@ -154,7 +154,7 @@ export type StepKind = keyof StepArgs;
 export interface UndoArgs {
   /** The state folder, with the files the engine and the supervisor write in it. */
   'state.remove': { path: string };
-  'cgroup.remove': { path: string };
+  'cgroup.remove': { path: string; keep?: string };
   /** interface: the veth pair's host end. */
   'net.veth.remove': { interface?: string };
   /** table: the nftables table that holds the NAT and the kernel port maps. */

@@ -160,3 +160,29 @@ test('Cgroup.remove of a delegated path stops below the delegation root, even wh
   await asRoot.remove();
   assert.ok(!existsSync(join(m, 'sandbox')) && existsSync(m));
 });
+
+test('Cgroup.remove with a kept level: the levels the run made go, the one that was there and those above stay (v1 and v2)', async (t) => {
+  const m = mkdtempSync(join(tmpdir(), 'keepcg-unit-'));
+  t.after(() => rmSync(m, { recursive: true, force: true }));
+  mkdirSync(join(m, 'memory/batch'), { recursive: true });
+  mkdirSync(join(m, 'pids'), { recursive: true });
+  const v1 = { layout: 'hybrid' as const, controllers: ['memory', 'pids'], swap: false, mounts: { memory: join(m, 'memory'), pids: join(m, 'pids') } };
+  const made = new Cgroup(v1, 'batch/jobs/web');
+  // memory has batch/, pids has nothing: the deepest level there in either is kept.
+  const keep = made.existingAncestor();
+  assert.equal(keep, 'batch');
+  made.create();
+  await new Cgroup(v1, 'batch/jobs/web', keep).remove();
+  assert.ok(existsSync(join(m, 'memory/batch')) && !existsSync(join(m, 'memory/batch/jobs')));
+  assert.ok(existsSync(join(m, 'pids/batch')), 'kept in every hierarchy: the undo record has one level');
+  // The shared sandbox/ parent is never a kept level: it goes with the last sandbox in it.
+  mkdirSync(join(m, 'memory/sandbox'));
+  assert.equal(new Cgroup(v1, 'sandbox/web').existingAncestor(), '');
+  const v2 = { layout: 'v2' as const, controllers: ['memory'], swap: false, mounts: { unified: join(m, 'u') } };
+  mkdirSync(join(m, 'u/default'), { recursive: true });
+  const c2 = new Cgroup(v2, 'default/c1');
+  assert.equal(c2.existingAncestor(), 'default');
+  c2.create();
+  await new Cgroup(v2, 'default/c1', 'default').remove();
+  assert.ok(existsSync(join(m, 'u/default')) && !existsSync(join(m, 'u/default/c1')));
+});

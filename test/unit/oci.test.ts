@@ -98,7 +98,7 @@ test('each field that maps becomes its key, cited at its line of config.json', (
     { type: 'tmpfs', target: '/tmp', size: '1m', mode: '1777', options: ['nosuid'] },
   ]);
   assert.deepEqual(c.namespaces, { user: { uid_map: ['0:100000:65536'], gid_map: ['0:100000:65536'] }, pid: true, mount: true, uts: true, ipc: true, cgroup: true, time: '/proc/1/ns/time' });
-  assert.deepEqual(c.resources, { memory: 67108864, memory_reservation: 1048576, memory_swap: 134217728, cpus: 0.5, cpu_shares: 512, cpuset: '0', cpuset_mems: '0', pids: 32, io_weight: 300 });
+  assert.deepEqual(c.resources, { cgroup_path: '/default/c1', memory: 67108864, memory_reservation: 1048576, memory_swap: 134217728, cpus: 0.5, cpu_shares: 512, cpuset: '0', cpuset_mems: '0', pids: 32, io_weight: 300 });
   assert.deepEqual(c.sysctls, { 'net.ipv4.ip_forward': '0' });
   assert.deepEqual(c.security.masked_paths, ['/proc/kcore', '/proc/extra']);
   assert.deepEqual(c.security.readonly_paths, ['/proc/sys']);
@@ -110,8 +110,9 @@ test('each field that maps becomes its key, cited at its line of config.json', (
   assert.equal(origin('hostname'), lineOf('"hostname"'));
   assert.equal(origin('resources.memory'), lineOf('"limit": 67108864'));
   assert.equal(origin('volumes.1'), lineOf('"destination": "/tmp"') - 1);
-  // The cgroup is sandbox's own, and keeps no device rules: each said, once, as a change.
-  assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code).sort(), ['oci-cgroups-path', 'oci-device-rule']);
+  assert.equal(origin('resources.cgroup_path'), lineOf('"cgroupsPath"'));
+  // sandbox keeps no device rules: said once, as a change.
+  assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code).sort(), ['oci-device-rule']);
 });
 
 test('every field the engine cannot honour is refused, named, at its line', () => {

@@ -301,3 +301,27 @@ test('resources.cpuset_mems: cpuset.mems on both layouts; on v1 (this hybrid hos
   assert.deepEqual(sets('cpuset: "0", cpuset_mems: "0"', 'v1'), ['cgroup:cpuset cpuset.cpus=0 @4', 'cgroup:cpuset-mems cpuset.mems=0 @4']);
   assert.deepEqual(sets('cpuset: "0"', 'v1'), ['cgroup:cpuset cpuset.cpus=0 @4', 'cgroup:cpuset-mems cpuset.mems=inherit @4']);
 });
+
+test('cgroup_parent and cgroup_path: where the cgroup is made, cited at their line; refused where they cannot be honoured', () => {
+  const at = (res: string, host: HostFeatures = HYBRID_HOST) => {
+    const { plan, problems } = compile(loadText(`version: 1\nname: web\ncommand: [x]\nresources:\n  ${res}\n`, { rootless: host.rootless }).spec!, host);
+    const create = findStep(plan.steps, 'cgroup.create');
+    return { path: create?.args.path, line: typeof create?.source === 'object' ? create.source.line : create?.source, undo: create?.undo, attach: findStep(plan.steps, 'cgroup.attach')?.args.path, problems: problems.map((p) => p.code) };
+  };
+  assert.deepEqual(at('cgroup_parent: ci'), { path: 'sandbox/ci/web', line: 5, undo: { kind: 'cgroup.remove', args: { path: 'sandbox/ci/web' } }, attach: 'sandbox/ci/web', problems: [] });
+  assert.equal(at('cgroup_parent: /batch/jobs/', V2_HOST).path, 'batch/jobs/web');
+  assert.equal(at('cgroup_path: /default/c1').path, 'default/c1');
+  assert.equal(at('cgroup_path: x/y').path, 'sandbox/x/y');
+  assert.equal(at('memory: 1g').line, 'default');
+  // Without root: a relative one lies in the delegated subtree; an absolute one, or none delegated, is refused at the line.
+  assert.equal(at('cgroup_parent: ci', ROOTLESS_V2_HOST).path, 'user.slice/user-1000.slice/user@1000.service/sandbox/ci/web');
+  assert.deepEqual(at('cgroup_path: /default/c1', ROOTLESS_V2_HOST).problems, ['rootless-cgroup-root']);
+  assert.deepEqual(at('cgroup_parent: ci', ROOTLESS_HOST).problems, ['rootless-no-cgroup']);
+});
+
+test('cgroup_parent and cgroup_path: a malformed path, a climb out with .., or both at once, each said at its line', () => {
+  const errs = (res: string) => loadText(`version: 1\ncommand: [x]\nresources:\n${res}`).diagnostics.map((d) => `${d.line} ${d.code}`);
+  assert.deepEqual(errs('  cgroup_parent: a/../b\n'), ['4 invalid-cgroup-path']);
+  assert.deepEqual(errs('  cgroup_parent: a\n  cgroup_path: /b\n'), ['5 cgroup-path-and-parent']);
+  assert.equal(errs('  cgroup_path: "a b"\n').length, 1);
+});

@@ -40,6 +40,10 @@ export interface ResourcesSpec {
   deviceWriteBps: DeviceLimit[];
   deviceReadIops: DeviceLimit[];
   deviceWriteIops: DeviceLimit[];
+  /** The cgroup the sandbox's is made in (`cgroup_parent`), or the sandbox's own in full
+   * (`cgroup_path`): '/'-separated, no '.' or '..' level; absolute from the hierarchy's root. */
+  cgroupParent?: Val<string>;
+  cgroupPath?: Val<string>;
 }
 
 type Resources = NonNullable<UserConfig['resources']>;
@@ -57,6 +61,13 @@ export function normalizeResources(cfg: UserConfig, ctx: NormalizeContext, probl
   const limits = (key: 'device_read_bps' | 'device_write_bps' | 'device_read_iops' | 'device_write_iops'): DeviceLimit[] =>
     (r[key] ?? []).map((d, i) => ({ path: d.path, rate: typeof d.rate === 'number' ? d.rate : parseSize(d.rate) ?? 0, src: at(key, i) }));
   const given = <T>(key: 'cpu_shares' | 'cpuset' | 'cpuset_mems' | 'pids' | 'io_weight', value: T | undefined): Val<T> | undefined => (value !== undefined ? val(value, at(key)) : undefined);
+  const cgroup = (key: 'cgroup_parent' | 'cgroup_path'): Val<string> | undefined => {
+    const raw = r[key];
+    if (raw === undefined) return undefined;
+    if (raw.split('/').some((l) => l === '.' || l === '..')) { problem(at(key), 'invalid-cgroup-path', `\`${raw}\` climbs out of its place with . or ..; name the levels, as /batch/jobs`); return undefined; }
+    return val(raw, at(key));
+  };
+  if (r.cgroup_parent !== undefined && r.cgroup_path !== undefined) problem(at('cgroup_path'), 'cgroup-path-and-parent', '`cgroup_path` names the whole cgroup and `cgroup_parent` the one above it: keep one of them');
   const memory = size('memory'), memoryReservation = size('memory_reservation'), memorySwap = size('memory_swap');
   const cpuMillis = r.cpus !== undefined ? parseCpus(r.cpus) : undefined;
   if (r.cpus !== undefined && cpuMillis === undefined) problem(at('cpus'), 'invalid-cpus', `\`${r.cpus}\` is not a CPU amount; write 1.5 or "1500m"`);
@@ -70,6 +81,7 @@ export function normalizeResources(cfg: UserConfig, ctx: NormalizeContext, probl
     ioWeight: given('io_weight', r.io_weight),
     deviceReadBps: limits('device_read_bps'), deviceWriteBps: limits('device_write_bps'),
     deviceReadIops: limits('device_read_iops'), deviceWriteIops: limits('device_write_iops'),
+    cgroupParent: cgroup('cgroup_parent'), cgroupPath: cgroup('cgroup_path'),
     // Docker's: memory plus swap is twice memory. The same source object as memory's, so that the
     // step it makes is cited at the memory line, and refused once with it where limits cannot be set.
     ...(memory && !memorySwap ? { memorySwapDefault: val(2 * memory.value, memory.src) } : {}),

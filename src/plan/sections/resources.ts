@@ -22,7 +22,7 @@ export function cgroupOf(spec: SandboxSpec, host: HostFeatures): Compilation['cg
   if (r.cpuset || r.cpusetMems) used.add('cpuset');
   if (r.ioWeight || r.deviceReadBps.length || r.deviceWriteBps.length || r.deviceReadIops.length || r.deviceWriteIops.length) used.add('blkio');
   const joined = v2 ? cg.controllers : cg.controllers.filter((c) => used.has(c));
-  return { path: cgroupPathFor(host, spec.name.value), joined };
+  return { path: cgroupPathFor(host, spec.name.value, { path: r.cgroupPath?.value, parent: r.cgroupParent?.value }), joined };
 }
 
 // 2. cgroup: always one as root, so the sandbox's processes can be counted, limited and killed
@@ -36,7 +36,11 @@ export function cgroupSteps(ctx: Compilation): void {
   const withCgroup = cgPath !== '';
   const v2 = cg.layout === 'v2';
   if (cg.layout === 'none' && withCgroup) problems.push({ src: 'default', code: 'no-cgroups', message: 'this host has no cgroup file system mounted; mount cgroup2 on /sys/fs/cgroup' });
-  if (withCgroup) add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? `cgroup v2${rootless ? ', in your delegated subtree' : ''}` : `cgroup v1: ${joined.join(', ')}`})`, 'default', { path: cgPath, layout: cg.layout, controllers: joined }, { kind: 'cgroup.remove', args: { path: cgPath } });
+  const r = ctx.spec.resources;
+  const at = r.cgroupPath ?? r.cgroupParent;
+  if (at?.value.startsWith('/') && rootless) problems.push({ src: at.src, code: 'rootless-cgroup-root', message: 'a cgroup path from the hierarchy\'s root needs root; without root write a relative one, which lies in your delegated subtree, or remove this key' });
+  if (at && rootless && !withCgroup) problems.push({ src: at.src, code: 'rootless-no-cgroup', message: ctx.host.cgroup.layout === 'v2' ? 'no cgroup v2 subtree is delegated to you, so the sandbox gets no cgroup of its own without root; get one with systemd\'s Delegate=yes, run as root, or remove this key' : `cgroup ${cg.layout} cannot be delegated to a user, so the sandbox gets no cgroup of its own without root; run as root, or remove this key` });
+  if (withCgroup) add('cgroup', 'cgroup', 'cgroup.create', `create the cgroup ${cgPath} (${v2 ? `cgroup v2${rootless ? ', in your delegated subtree' : ''}` : `cgroup v1: ${joined.join(', ')}`})`, at?.src ?? 'default', { path: cgPath, layout: cg.layout, controllers: joined }, { kind: 'cgroup.remove', args: { path: cgPath } });
   const set = limitSetter(ctx);
   memoryLimits(ctx, set);
   cpuLimits(ctx, set);
@@ -136,5 +140,5 @@ export function cgroupAttachStep(ctx: Compilation): void {
   const { add } = ctx;
   const cgPath = ctx.cgroup.path;
   const withCgroup = cgPath !== '';
-  if (withCgroup) add('attach', 'cgroup-attach', 'cgroup.attach', `move the child into ${cgPath}`, 'default', { path: cgPath });
+  if (withCgroup) add('attach', 'cgroup-attach', 'cgroup.attach', `move the child into ${cgPath}`, ctx.spec.resources.cgroupPath?.src ?? ctx.spec.resources.cgroupParent?.src ?? 'default', { path: cgPath });
 }
