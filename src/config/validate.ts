@@ -14,7 +14,7 @@ const SYNONYMS: ReadonlyMap<string, string> = new Map(Object.entries({
   security_opt: 'security', read_only: '`security.read_only`', tmpfs: 'a `{type: tmpfs, target: …}` item in `volumes`', container_name: 'name',
   deploy: 'resources', blkio_config: 'resources (`io_weight`, `device_read_bps`, …)', cpu_quota: '`resources.cpus`', entry_point: 'entrypoint',
   cmd: 'command', args: 'command', expose: 'ports', userns_mode: '`namespaces.user`', pid: '`namespaces.pid`', ipc: '`namespaces.ipc`',
-  uts: '`namespaces.uts`', cgroup: '`namespaces.cgroup`', services: 'one file per sandbox, with its keys at the top level', bind: '`propagation` directly in the volume',
+  uts: '`namespaces.uts`', cgroup: '`namespaces.cgroup`', cgroup_parent: '`resources.cgroup_parent`', device_cgroup_rules: '`resources.device_cgroup_rules`', services: 'one file per sandbox, with its keys at the top level', bind: '`propagation` directly in the volume',
 }));
 
 const TYPE_WORDS: ReadonlyMap<string, string> = new Map(Object.entries({

@@ -283,6 +283,7 @@ function cgroupSet(a: Attestation, s: StepOf<'cgroup.set'>): void {
   const got = a.view.cgroupFile(controller, file);
   if (got === undefined) { a.check(s, false, `${file} = ${value}`, `no ${file}`); return; }
   const g = got.trim();
+  if (file === 'devices.deny' || file === 'devices.allow') { deviceRuleRead(a, s); return; }
   if (/^(io\.max|blkio\.throttle\.)/.test(file)) { a.unchecked(s, `${file} names devices by major:minor and lists every device's limits; written in one write that fails whole`); return; }
   let good: boolean;
   if (value === 'inherit') good = g !== '';
@@ -292,6 +293,19 @@ function cgroupSet(a: Attestation, s: StepOf<'cgroup.set'>): void {
   // A weight file may read `default N` (io.weight, BFQ's).
   else good = g.split('\n')[0]!.trim().replace(/^default /, '') === value.trim().replace(/^default /, '');
   a.check(s, good, `${file} = ${value}`, `${file} = ${g.split('\n')[0]}`);
+}
+
+/** The devices controller reads back its rules in devices.list: denying all leaves no `a` line;
+ * an allowed rule is covered by a line of its type and numbers with at least its access. A rule
+ * by path (a `devices` entry) is the host node's numbers, which the host resolved at the write. */
+function deviceRuleRead(a: Attestation, s: StepOf<'cgroup.set'>): void {
+  const list = (a.view.cgroupFile('devices', 'devices.list') ?? '').trim().split('\n').filter(Boolean);
+  const { file, value } = s.args;
+  if (file === 'devices.deny') { a.check(s, list.length > 0 && !list.some((l) => l.startsWith('a ')), 'devices.list without `a *:* rwm`', list.join('; ') || 'no devices.list'); return; }
+  if (value.startsWith('/')) { a.unchecked(s, 'the rule names the host node by path; its numbers are read at the write'); return; }
+  const [type, nums, access] = value.split(' ');
+  const ok = list.some((l) => { const [t, n, acc] = l.split(' '); return t === type && n === nums && [...access!].every((c) => acc!.includes(c)); });
+  a.check(s, ok, `devices.list allows ${value}`, list.join('; '));
 }
 
 function newOrHostNs(a: Attestation, s: StepOf<'ns.new'> | StepOf<'ns.host'>): void {

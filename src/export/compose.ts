@@ -2,6 +2,7 @@
 // follow Compose's already, so most map one to one; what differs is what sandbox adds by default
 // (no_new_privs, Podman's smaller capability set), written out so that the engine's own defaults
 // do not apply, and what Compose has no key for.
+import { deviceRuleText } from '../model/sections/resources';
 import type { SandboxSpec } from '../model/types';
 import { RESOURCE_EXPORTS, setPath } from './resources';
 import { commonFindings, dnsLabel, egressFinding, imageFindings, LOSSY, Report, signalName, written, writtenEnv, type Exported, type Locate } from './fidelity';
@@ -105,6 +106,7 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
     if (list.length) blkio[key] = list.map((d) => ({ path: d.path, rate: d.rate }));
   if (Object.keys(blkio).length) svc.blkio_config = blkio;
+  if (res.deviceRules.length) svc.device_cgroup_rules = res.deviceRules.map(deviceRuleText);
   if (spec.rlimits.length) svc.ulimits = Object.fromEntries(spec.rlimits.map((l) => [l.name, l.soft === l.hard ? l.soft : { soft: l.soft, hard: l.hard }]));
   if (spec.sysctls.length) svc.sysctls = Object.fromEntries(spec.sysctls.map((s) => [s.name, s.value]));
 

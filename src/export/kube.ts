@@ -3,6 +3,7 @@
 // hostPath and tmpfs as emptyDir (medium: Memory), and carries the identity, capabilities,
 // no_new_privs, seccomp and read-only root in its securityContext. An egress policy becomes a
 // NetworkPolicy beside it (the two in a v1 List): what one can say, the rest as findings.
+import { deviceRuleText } from '../model/sections/resources';
 import type { EgressRule, MountSpec, SandboxSpec } from '../model/types';
 import { ALL_PORTS, cidrInside, parseCidr, portsContain, portsOverlap, REFUSED_CLASSES, targetText } from '../model/egress';
 import { RESOURCE_EXPORTS } from './resources';
@@ -91,6 +92,7 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   for (const [key, list] of [['device_read_bps', res.deviceReadBps], ['device_write_bps', res.deviceWriteBps], ['device_read_iops', res.deviceReadIops], ['device_write_iops', res.deviceWriteIops]] as const)
     for (const d of list) r.none(d.src, ['resources', key], 'device-limit', `\`resources.${key}\` (${d.path})`, LOSSY);
   if (Object.keys(limits).length || Object.keys(requests).length) container.resources = { ...(Object.keys(limits).length ? { limits } : {}), ...(Object.keys(requests).length ? { requests } : {}) };
+  for (const d of res.deviceRules) r.none(d.src, ['resources', 'device_cgroup_rules'], 'device-rule', `the device rule \`${deviceRuleText(d)}\``, `a Pod gets devices from a device plugin; ${LOSSY}`);
   for (const d of spec.devices) r.none(d.src, ['devices'], 'device', `the device ${d.source}`, `a Pod gets devices from a device plugin; ${LOSSY}`);
 
   // Volumes: hostPath for binds, emptyDir in memory for tmpfs; the host's folders for rootfs: host.

@@ -197,7 +197,9 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     devices.push({ path: d.target, type: node.type, major: node.major, minor: node.minor, fileMode: node.mode & 0o777, uid: node.uid, gid: node.gid });
     allow.push({ allow: true, type: node.type, major: node.major, minor: node.minor, access: d.permissions });
   }
-  if (devices.length) { linux.devices = devices; resources.devices = allow; }
+  for (const rule of res.deviceRules) allow.push({ allow: true, type: rule.type, ...(rule.major !== undefined ? { major: rule.major } : {}), ...(rule.minor !== undefined ? { minor: rule.minor } : {}), access: rule.access });
+  if (devices.length) linux.devices = devices;
+  if (allow.length > 1) resources.devices = allow;
   linux.resources = resources;
 
   // Security: the same filter compile resolves for this host, and the same paths hidden.

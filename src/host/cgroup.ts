@@ -204,12 +204,14 @@ function copyUp(dir: string, file: string) {
   writeFileSync(join(dir, file), readFileSync(join(dirname(dir), file), 'utf8').trim());
 }
 
-/** io.max and blkio.throttle.* name devices by major:minor; the plan names them by path. */
+/** io.max, blkio.throttle.* and devices.allow name devices by major:minor; the plan names them by
+ * path (a devices.allow rule of the file is already in numbers). */
 function deviceValue(file: string, value: string): string {
-  if (!/^(io\.max|blkio\.throttle\.)/.test(file)) return value;
+  const allow = file === 'devices.allow' && value.startsWith('/');
+  if (!/^(io\.max|blkio\.throttle\.)/.test(file) && !allow) return value;
   const [path, ...rest] = value.split(' ');
-  const rdev = statSync(path!).rdev;
-  const major = Math.floor(rdev / 256) & 0xfff;
-  const minor = (rdev & 0xff) | ((Math.floor(rdev / 4096) & ~0xff) >>> 0);
-  return `${major}:${minor} ${rest.join(' ')}`;
+  const st = statSync(path!);
+  const major = Math.floor(st.rdev / 256) & 0xfff;
+  const minor = (st.rdev & 0xff) | ((Math.floor(st.rdev / 4096) & ~0xff) >>> 0);
+  return `${allow ? (st.isBlockDevice() ? 'b ' : 'c ') : ''}${major}:${minor} ${rest.join(' ')}`;
 }

@@ -8,7 +8,8 @@
 import { isAbsolute, join } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic';
 import { parseConfig, type PathSeg } from '../config/parse';
-import { DEFAULT_CAPABILITIES } from '../model/tables';
+import { deviceRuleText } from '../model/sections/resources';
+import { DEFAULT_CAPABILITIES, DEFAULT_DEVICE_RULES } from '../model/tables';
 import { ordered, type Imported, type ImportNote, type Loc } from './types';
 
 export interface OciImported extends Imported {
@@ -87,6 +88,14 @@ class Mapper {
     for (const k of key.slice(0, -1)) node = (node[k as string] ??= {}) as J;
     node[key.at(-1) as string] = value;
     this.out.origin.push({ path: key, at: this.at(from) });
+  }
+  /** Appends to a list of the config, citing the field of config.json the item came from. */
+  push(key: PathSeg[], value: unknown, from: readonly PathSeg[]): void {
+    let node = this.c;
+    for (const k of key.slice(0, -1)) node = (node[k as string] ??= {}) as J;
+    const list = ((node[key.at(-1) as string] ??= []) as unknown[]);
+    list.push(value);
+    this.out.origin.push({ path: [...key, list.length - 1], at: this.at(from) });
   }
   /** Fields the runtime-spec defines that this object may hold, with which ones are mapped: any
    * other field is ignored as the spec says, but said (dropped). */
@@ -351,15 +360,18 @@ class Mapper {
     const R = ['linux', 'resources'];
     this.known(r, R, ['devices', 'memory', 'cpu', 'pids', 'blockIO', 'hugepageLimits', 'network', 'rdma', 'unified']);
     this.unsupported(r, R, ['hugepageLimits', 'network', 'rdma', 'unified'], 'sandbox does not set this limit; remove it');
-    // sandbox's /dev has only the default nodes and the devices named: a deny-all rule says the
-    // same; allow rules (containerd's for the default nodes) are said once, as a change.
-    let allowed = -1;
+    // sandbox denies every device but its /dev's (the default nodes and linux.devices): a leading
+    // deny-all says the same; an allow rule those already cover is said once, as a change; any
+    // other allow rule becomes one of device_cgroup_rules. A deny rule after it is refused.
+    let covered = -1;
     if (Array.isArray(r.devices)) r.devices.forEach((d, i) => {
-      if (isObj(d) && d.allow === false && (d.type === undefined || d.type === 'a') && d.major === undefined && d.minor === undefined) return;
-      if (isObj(d) && d.allow === true) { if (allowed < 0) allowed = i; return; }
-      this.refuse([...R, 'devices', i], 'sandbox keeps no device cgroup rules but a deny-all');
+      if (isObj(d) && d.allow === false && (d.type === undefined || d.type === 'a') && d.major === undefined && d.minor === undefined && i === 0) return;
+      const rule = isObj(d) && d.allow === true ? ociDeviceRule(d) : undefined;
+      if (rule === undefined) { this.refuse([...R, 'devices', i], 'sandbox keeps device cgroup allow rules after one deny-all, as {allow: true, type, major, minor, access}'); return; }
+      if (DEFAULT_DEVICE_RULES.includes(rule)) { if (covered < 0) covered = i; return; }
+      this.push(['resources', 'device_cgroup_rules'], rule, [...R, 'devices', i]);
     });
-    if (allowed >= 0) this.note('changed', [...R, 'devices', allowed], 'oci-device-rule', 'sandbox keeps no device cgroup: a node is reachable when it is in /dev (the default nodes, and linux.devices)');
+    if (covered >= 0) this.note('changed', [...R, 'devices', covered], 'oci-device-rule', 'the rules for the default nodes are sandbox\'s own: /dev holds them and the devices controller allows them');
     const mem = isObj(r.memory) ? r.memory : {}, M = [...R, 'memory'];
     const num = (v: unknown) => (typeof v === 'number' && v > 0 ? v : undefined);
     if (num(mem.limit)) this.set(['resources', 'memory'], mem.limit, [...M, 'limit']);
@@ -410,4 +422,14 @@ function literal(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(literal);
   if (isObj(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, literal(x)]));
   return v;
+}
+
+/** A runtime-spec device cgroup rule as Docker's text (`c 1:3 rwm`); undefined when malformed (a
+ * type but a, b or c; a negative or fractional number; an access but r, w and m). */
+function ociDeviceRule(d: J): string | undefined {
+  const type = d.type ?? 'a', access = d.access ?? 'rwm';
+  const num = (v: unknown) => v === undefined || v === null || v === -1 ? true : Number.isInteger(v) && (v as number) >= 0;
+  if (!['a', 'b', 'c'].includes(type as string) || typeof access !== 'string' || !/^[rwm]{1,3}$/.test(access) || !num(d.major) || !num(d.minor)) return undefined;
+  const n = (v: unknown) => (v === undefined || v === null || v === -1 ? undefined : (v as number));
+  return deviceRuleText({ type: type as string, major: n(d.major), minor: n(d.minor), access });
 }

@@ -50,6 +50,11 @@ export const DEFAULT_DEVICES = [
   { name: 'random', major: 1, minor: 8 }, { name: 'urandom', major: 1, minor: 9 }, { name: 'tty', major: 5, minor: 0 },
 ] as const;
 
+/** What the sandbox's /dev holds, allowed by the devices controller before a file's
+ * device_cgroup_rules once all else is denied: Docker's list (mknod of any node, which /dev's nodev
+ * makes useless; the default nodes; the terminal's console, ptmx and pts). */
+export const DEFAULT_DEVICE_RULES: readonly string[] = ['c *:* m', 'b *:* m', ...DEFAULT_DEVICES.map((d) => `c ${d.major}:${d.minor} rwm`), 'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm'];
+
 /** Host folders that `rootfs: host` binds read-only, when they exist (bubblewrap's usual set). */
 export const HOST_ROOT_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc', '/opt'];
 

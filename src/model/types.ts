@@ -4,7 +4,7 @@
 import type { SeccompProfile } from './seccomp';
 import type { Source, Val } from './val';
 export type { Source, Val } from './val';
-export type { DeviceLimit, ResourcesSpec } from './sections/resources';
+export type { DeviceLimit, DeviceRule, ResourcesSpec } from './sections/resources';
 import type { ResourcesSpec } from './sections/resources';
 import type { PathKind } from './sections/context';
 export type { PathFacts, PathKind } from './sections/context';

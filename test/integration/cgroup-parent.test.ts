@@ -1,9 +1,10 @@
-// cgroup_parent and cgroup_path as root on this host's real hierarchies (v1 here; the v2 VM runs
+// cgroup_parent, cgroup_path and device_cgroup_rules as root on this host's real hierarchies (v1 here; the v2 VM runs
 // it too): the sandbox's processes read, from inside, the cgroup the file names in
 // /proc/self/cgroup (the host's cgroup namespace, so that the whole path shows), and a level that
 // was there before the run stays after it while the levels the run made go.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +56,40 @@ test('cgroup_parent (relative and absolute) and cgroup_path: the cgroup read fro
   } finally {
     // Only what this test made; removing them also cleans up after a failed assertion above.
     for (const p of [...made, `sandbox/${tag}-rel`, `${kept}/jobs`, kept, `${tag}-abs`]) for (const d of dirsOf(p)) { try { rmdirSync(d); } catch { /* absent */ } }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('device_cgroup_rules on cgroup v1: a node a rule allows opens from inside, one no rule allows is refused (EPERM); nothing is left', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the engine', hasEngine)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-dcr-'));
+  const name = `dcr${process.pid}`;
+  try {
+    // Two nodes of the host's misc devices (fuse 10:229, tun 10:200) in a folder bound with `dev`,
+    // so that only the devices controller stands between the sandbox and them.
+    mkdirSync(join(dir, 'nodes'));
+    execFileSync('mknod', [join(dir, 'nodes/fuse'), 'c', '10', '229']);
+    execFileSync('mknod', [join(dir, 'nodes/tun'), 'c', '10', '200']);
+    const file = join(dir, 'd.yml');
+    const text = (rules: string) => `version: 1\nname: ${name}\nrootfs: host\nnetwork: none\nvolumes: [{type: bind, source: ${dir}/nodes, target: /mnt/nodes, options: [dev]}]\nresources:\n  device_cgroup_rules: [${rules}]\n` +
+      'command: [sh, -c, "for n in fuse tun; do if head -c0 < /mnt/nodes/$n 2>/dev/null; then echo $n open; else echo $n refused; fi; done; head -c1 /dev/zero | wc -c"]\n';
+    writeFileSync(file, text('"c 10:229 r"'));
+    const r = sandbox(['up', '-q', file]);
+    if (cgroupLayout() === 'v2') {
+      // No BPF device program is loaded on v2: refused at the line, before anything is made.
+      assert.notEqual(r.code, 0);
+      assert.match(r.err, /d\.yml:7:\d+.*BPF device program/);
+      return;
+    }
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'fuse open\ntun refused\n1\n', 'the rule allows fuse; tun is denied; the default /dev/zero still reads');
+    assert.deepEqual(leftovers(name), []);
+    // A malformed rule is an error at its line, with the form to write.
+    writeFileSync(file, text('"c 10:229 r", "c 10 rw"'));
+    const bad = sandbox(['up', '-q', file]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /d\.yml:7:\d+: error: `c 10 rw` is not a device rule; write TYPE MAJOR:MINOR ACCESS/);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -19,7 +19,7 @@ function run(yaml: string, env: Record<string, string> = {}) {
 
 const CRASHES: [string, string[]][] = [
   ['ports: [{constructor: 1}]', ['3:9 required: `ports[0]` is missing `target`', '3:10 unknown-key: `constructor` is not a known key in `ports[0]`; known keys: target, published, host_ip, protocol']],
-  ['resources: {constructor: 1}', ['3:13 unknown-key: `constructor` is not a known key in `resources`; known keys: memory, memory_reservation, memory_swap, cpus, cpu_shares, cpuset, cpuset_mems, pids, io_weight, device_read_bps, device_write_bps, device_read_iops, device_write_iops, cgroup_parent, cgroup_path']],
+  ['resources: {constructor: 1}', ['3:13 unknown-key: `constructor` is not a known key in `resources`; known keys: memory, memory_reservation, memory_swap, cpus, cpu_shares, cpuset, cpuset_mems, pids, io_weight, device_read_bps, device_write_bps, device_read_iops, device_write_iops, cgroup_parent, cgroup_path, device_cgroup_rules']],
   ['volumes: [{constructor: 1}]', ['3:11 required: `volumes[0]` is missing `target`', '3:11 required: `volumes[0]` is missing `type`', '3:12 unknown-key: `constructor` is not a known key in `volumes[0]`; known keys: type, source, target, read_only, propagation, volume, size, mode, options']],
   ['namespaces: {constructor: true}', ['3:14 unknown-key: `constructor` is not a known key in `namespaces`; known keys: pid, mount, uts, ipc, net, cgroup, time, user']],
   ['security: {hasOwnProperty: 1}', ['3:12 unknown-key: `hasOwnProperty` is not a known key in `security`; known keys: no_new_privileges, seccomp, read_only, masked_paths, readonly_paths, capabilities']],

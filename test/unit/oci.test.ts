@@ -288,3 +288,21 @@ test('runtime: signals by name and number, container names, and a status read fr
   assert.equal(statusOf({ pid: process.pid, startTime: 'not-its-start', started: true }), 'stopped');
   assert.equal(statusOf({ pid: 0, startTime: '', started: false }), 'stopped');
 });
+
+test('linux.resources.devices: allow rules beyond the default nodes become device_cgroup_rules at their line; a malformed or deny rule is refused there', () => {
+  const cfg = base() as Record<string, any>;
+  cfg.linux = { ...(cfg.linux ?? {}), resources: { devices: [
+    { allow: false, access: 'rwm' },
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+    { allow: true, type: 'c', major: 10, minor: 229, access: 'r' },
+    { allow: true, type: 'b', major: 7, access: 'rw' },
+    { allow: true, type: 'x', major: 1, minor: 1, access: 'r' },
+    { allow: false, type: 'c', major: 10, minor: 200, access: 'rw' },
+  ] } };
+  const imp = adapt(cfg);
+  assert.deepEqual((imp.config as Record<string, any>).resources.device_cgroup_rules, ['c 10:229 r', 'b 7:* rw']);
+  const text = JSON.stringify(cfg, null, 2).split('\n');
+  assert.equal(imp.origin.find((o) => o.path.join('.') === 'resources.device_cgroup_rules.1')?.at.line, text.findIndex((l) => l.includes('"major": 7')) - 2);
+  assert.deepEqual(refused(imp).map((n) => n.message.split(':')[0]), ['linux.resources.devices[4]', 'linux.resources.devices[5]']);
+  assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code), ['oci-device-rule']);
+});

@@ -325,3 +325,19 @@ test('cgroup_parent and cgroup_path: a malformed path, a climb out with .., or b
   assert.deepEqual(errs('  cgroup_parent: a\n  cgroup_path: /b\n'), ['5 cgroup-path-and-parent']);
   assert.equal(errs('  cgroup_path: "a b"\n').length, 1);
 });
+
+test('device_cgroup_rules: on v1 deny all, then the default /dev, the devices and the rules, each cited; refused on v2 at the line', () => {
+  const text = 'version: 1\ncommand: [x]\ndevices: [/dev/fuse]\nresources:\n  device_cgroup_rules: ["c 10:200 rw", "b 7:* r"]\n';
+  const { plan, problems } = compile(loadText(text).spec!, HYBRID_HOST);
+  assert.deepEqual(problems, []);
+  assert.ok(findStep(plan.steps, 'cgroup.create')!.args.controllers!.includes('devices'));
+  const sets = stepsOf(plan.steps, 'cgroup.set').filter((s) => s.args.controller === 'devices').map((s) => `${s.args.file} ${s.args.value} @${typeof s.source === 'object' ? s.source.line : s.source}`);
+  assert.equal(sets[0], 'devices.deny a @5');
+  assert.ok(sets.includes('devices.allow c 1:3 rwm @5') && sets.includes('devices.allow c 136:* rwm @5'));
+  assert.deepEqual(sets.slice(-3), ['devices.allow /dev/fuse rwm @3', 'devices.allow c 10:200 rw @5', 'devices.allow b 7:* r @5']);
+  assert.deepEqual(compile(loadText(text).spec!, V2_HOST).problems.map((p) => [p.code, typeof p.src === 'object' ? p.src.line : p.src]), [['device-rules-v2', 5]]);
+  // Without it, no devices hierarchy is joined and nothing is written.
+  assert.ok(!findStep(compile(loadText('version: 1\ncommand: [x]\n').spec!, HYBRID_HOST).plan.steps, 'cgroup.create')!.args.controllers!.includes('devices'));
+  const errs = loadText('version: 1\ncommand: [x]\nresources:\n  device_cgroup_rules: ["c 10 rw", "c 1:3 rr", "q 1:3 r", "a *:* rwm"]\n').diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`);
+  assert.deepEqual(errs, ['4:25 invalid-device-rule', '4:36 invalid-device-rule', '4:48 invalid-device-rule']);
+});

@@ -36,5 +36,5 @@ test('every property has a description and an example', () => {
 test('it covers the keys the issue lists', () => {
   const keys = Object.keys(schema.properties);
   for (const k of ['version', 'name', 'image', 'rootfs', 'command', 'entrypoint', 'env', 'env_file', 'workdir', 'user', 'group_add', 'hostname', 'detach', 'tty', 'stdin_open', 'init', 'stop_signal', 'stop_grace_period', 'ports', 'volumes', 'network', 'dns', 'extra_hosts', 'namespaces', 'resources', 'cap_add', 'cap_drop', 'security', 'ulimits', 'sysctls', 'devices']) assert.ok(keys.includes(k), k);
-  assert.deepEqual(Object.keys(schema.properties.resources.properties).sort(), ['cgroup_parent', 'cgroup_path', 'cpu_shares', 'cpus', 'cpuset', 'cpuset_mems', 'device_read_bps', 'device_read_iops', 'device_write_bps', 'device_write_iops', 'io_weight', 'memory', 'memory_reservation', 'memory_swap', 'pids']);
+  assert.deepEqual(Object.keys(schema.properties.resources.properties).sort(), ['cgroup_parent', 'cgroup_path', 'cpu_shares', 'cpus', 'cpuset', 'cpuset_mems', 'device_cgroup_rules', 'device_read_bps', 'device_read_iops', 'device_write_bps', 'device_write_iops', 'io_weight', 'memory', 'memory_reservation', 'memory_swap', 'pids']);
 });

@@ -44,6 +44,24 @@ export interface ResourcesSpec {
    * (`cgroup_path`): '/'-separated, no '.' or '..' level; absolute from the hierarchy's root. */
   cgroupParent?: Val<string>;
   cgroupPath?: Val<string>;
+  /** `device_cgroup_rules`: allowed on top of the default nodes and `devices`, all else denied. */
+  deviceRules: DeviceRule[];
+}
+
+/** One device cgroup allow rule; major and minor undefined: any (*). */
+export interface DeviceRule { type: 'a' | 'b' | 'c'; major?: number; minor?: number; access: string; src: Source }
+
+/** Parses `c 1:3 mr` (Docker's --device-cgroup-rule); the problem's message, or the rule. */
+export function parseDeviceRule(text: string, src: Source): DeviceRule | string {
+  const m = /^([abc]) (\*|[0-9]+):(\*|[0-9]+) ([rwm]{1,3})$/.exec(text.trim());
+  if (!m || new Set(m[4]).size !== m[4]!.length) return `\`${text}\` is not a device rule; write TYPE MAJOR:MINOR ACCESS, as \`c 1:3 mr\` (type a, b or c; a number or * each; access of r, w and m)`;
+  const num = (s: string) => (s === '*' ? undefined : Number(s));
+  return { type: m[1] as DeviceRule['type'], ...(num(m[2]!) !== undefined ? { major: num(m[2]!) } : {}), ...(num(m[3]!) !== undefined ? { minor: num(m[3]!) } : {}), access: m[4]!, src };
+}
+
+/** A rule as the devices controller takes it: `c 1:3 mr`. */
+export function deviceRuleText(r: { type: string; major?: number; minor?: number; access: string }): string {
+  return `${r.type} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access}`;
 }
 
 type Resources = NonNullable<UserConfig['resources']>;
@@ -82,6 +100,11 @@ export function normalizeResources(cfg: UserConfig, ctx: NormalizeContext, probl
     deviceReadBps: limits('device_read_bps'), deviceWriteBps: limits('device_write_bps'),
     deviceReadIops: limits('device_read_iops'), deviceWriteIops: limits('device_write_iops'),
     cgroupParent: cgroup('cgroup_parent'), cgroupPath: cgroup('cgroup_path'),
+    deviceRules: (r.device_cgroup_rules ?? []).flatMap((text, i) => {
+      const rule = parseDeviceRule(text, at('device_cgroup_rules', i));
+      if (typeof rule === 'string') { problem(at('device_cgroup_rules', i), 'invalid-device-rule', rule); return []; }
+      return [rule];
+    }),
     // Docker's: memory plus swap is twice memory. The same source object as memory's, so that the
     // step it makes is cited at the memory line, and refused once with it where limits cannot be set.
     ...(memory && !memorySwap ? { memorySwapDefault: val(2 * memory.value, memory.src) } : {}),

@@ -1,6 +1,8 @@
 // The limits (`resources`): the sandbox's cgroup, created and its limit files written on the host
 // (the cgroup stage), and the child moved into it before it goes on (the attach stage).
 import type { SandboxSpec, Source } from '../../model/types';
+import { deviceRuleText } from '../../model/sections/resources';
+import { DEFAULT_DEVICE_RULES } from '../../model/tables';
 import { cgroupPathFor } from '../paths';
 import type { HostFeatures } from '../types';
 import { mib, type Compilation } from './context';
@@ -21,6 +23,7 @@ export function cgroupOf(spec: SandboxSpec, host: HostFeatures): Compilation['cg
   if (r.cpuMillis || r.cpuShares) used.add('cpu');
   if (r.cpuset || r.cpusetMems) used.add('cpuset');
   if (r.ioWeight || r.deviceReadBps.length || r.deviceWriteBps.length || r.deviceReadIops.length || r.deviceWriteIops.length) used.add('blkio');
+  if (r.deviceRules.length) used.add('devices');
   const joined = v2 ? cg.controllers : cg.controllers.filter((c) => used.has(c));
   return { path: cgroupPathFor(host, spec.name.value, { path: r.cgroupPath?.value, parent: r.cgroupParent?.value }), joined };
 }
@@ -45,6 +48,7 @@ export function cgroupSteps(ctx: Compilation): void {
   memoryLimits(ctx, set);
   cpuLimits(ctx, set);
   pidsAndIoLimits(ctx, set);
+  deviceRuleSteps(ctx, set);
 }
 
 function limitSetter(ctx: Compilation): SetLimit {
@@ -133,6 +137,24 @@ function pidsAndIoLimits(ctx: Compilation, set: SetLimit): void {
   io(r.deviceWriteBps, 'wbps', 'blkio.throttle.write_bps_device', 'writes');
   io(r.deviceReadIops, 'riops', 'blkio.throttle.read_iops_device', 'read operations');
   io(r.deviceWriteIops, 'wiops', 'blkio.throttle.write_iops_device', 'write operations');
+}
+
+/** `device_cgroup_rules`: on v1 the devices controller denies every device, then allows the
+ * default nodes, the `devices` (by path: the engine writes the host node's numbers) and the rules
+ * in order. On v2 the same needs a BPF device program, which the engine does not load: refused
+ * at the line (there /dev is a nodev tmpfs with only the default nodes and `devices` in it). */
+function deviceRuleSteps(ctx: Compilation, set: SetLimit): void {
+  const rules = ctx.spec.resources.deviceRules;
+  if (!rules.length) return;
+  if (ctx.host.cgroup.layout === 'v2') {
+    ctx.problems.push({ src: rules[0]!.src, code: 'device-rules-v2', message: 'device cgroup rules need a BPF device program on cgroup v2, which sandbox does not load; /dev already holds only the default nodes and `devices`: name the device in `devices` instead, or remove this key' });
+    return;
+  }
+  const first = rules[0]!.src;
+  set('devices.deny', 'devices', 'devices.deny', 'a', 'deny every device but those allowed below', first);
+  DEFAULT_DEVICE_RULES.forEach((rule) => set(`devices.allow:${rule}`, 'devices', 'devices.allow', rule, `allow ${rule} (the default /dev)`, first));
+  for (const d of ctx.spec.devices) set(`devices.allow:${d.source}`, 'devices', 'devices.allow', `${d.source} ${d.permissions}`, `allow ${d.source} (${d.permissions})`, d.src);
+  for (const r of rules) set(`devices.allow:${deviceRuleText(r)}`, 'devices', 'devices.allow', deviceRuleText(r), `allow ${deviceRuleText(r)}`, r.src);
 }
 
 /** 4. attach: the child waits until it is limited (and mapped: sections/namespaces.ts). */
