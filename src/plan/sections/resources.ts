@@ -140,8 +140,9 @@ function pidsAndIoLimits(ctx: Compilation, set: SetLimit): void {
 }
 
 /** `device_cgroup_rules`: on v1 the devices controller denies every device, then allows the
- * default nodes, the `devices` (by path: the engine writes the host node's numbers) and the rules
- * in order. On v2 the same needs a BPF device program, which the engine does not load: refused
+ * rules in order, the `devices` (by path: the engine writes the host node's numbers) and the
+ * default nodes (allows add up, in any order; devices.list lists them in the order written, the
+ * file's first, as runc does and runtime-tools checks). On v2 the same needs a BPF device program, which the engine does not load: refused
  * at the line (there /dev is a nodev tmpfs with only the default nodes and `devices` in it). */
 function deviceRuleSteps(ctx: Compilation, set: SetLimit): void {
   const rules = ctx.spec.resources.deviceRules;
@@ -152,9 +153,9 @@ function deviceRuleSteps(ctx: Compilation, set: SetLimit): void {
   }
   const first = rules[0]!.src;
   set('devices.deny', 'devices', 'devices.deny', 'a', 'deny every device but those allowed below', first);
-  DEFAULT_DEVICE_RULES.forEach((rule) => set(`devices.allow:${rule}`, 'devices', 'devices.allow', rule, `allow ${rule} (the default /dev)`, first));
-  for (const d of ctx.spec.devices) set(`devices.allow:${d.source}`, 'devices', 'devices.allow', `${d.source} ${d.permissions}`, `allow ${d.source} (${d.permissions})`, d.src);
   for (const r of rules) set(`devices.allow:${deviceRuleText(r)}`, 'devices', 'devices.allow', deviceRuleText(r), `allow ${deviceRuleText(r)}`, r.src);
+  for (const d of ctx.spec.devices) set(`devices.allow:${d.source}`, 'devices', 'devices.allow', `${d.source} ${d.permissions}`, `allow ${d.source} (${d.permissions})`, d.src);
+  DEFAULT_DEVICE_RULES.forEach((rule) => set(`devices.allow:${rule}`, 'devices', 'devices.allow', rule, `allow ${rule} (the default /dev)`, first));
 }
 
 /** 4. attach: the child waits until it is limited (and mapped: sections/namespaces.ts). */
