@@ -45,12 +45,13 @@ export class Cgroup {
   /** The deepest level above the leaf that exists now in some hierarchy, for the undo record, so
    * that removal never takes a level this run did not make (a cgroup_parent that was there, or an
    * OCI bundle's cgroupsPath under another manager's tree). '' when none is, or when it is only the
-   * shared sandbox/ parent, which goes with the last sandbox in it. */
+   * shared sandbox/ parent (root's, or the one in a delegated subtree), which goes with the last
+   * sandbox in it; remove() never goes above a delegation root anyway. */
   existingAncestor(): string {
     const parts = this.path.split('/');
     for (let i = parts.length - 1; i > 0; i--) {
       const level = parts.slice(0, i).join('/');
-      if (this.dirs().some((d) => existsSync(join(d.slice(0, d.length - this.path.length), level)))) return level === 'sandbox' ? '' : level;
+      if (this.dirs().some((d) => existsSync(join(d.slice(0, d.length - this.path.length), level)))) return level === 'sandbox' || level === `${this.base}/sandbox` ? '' : level;
     }
     return '';
   }

@@ -178,6 +178,8 @@ test('Cgroup.remove with a kept level: the levels the run made go, the one that 
   // The shared sandbox/ parent is never a kept level: it goes with the last sandbox in it.
   mkdirSync(join(m, 'memory/sandbox'));
   assert.equal(new Cgroup(v1, 'sandbox/web').existingAncestor(), '');
+  mkdirSync(join(m, 'u/a/d/sandbox'), { recursive: true });
+  assert.equal(new Cgroup({ layout: 'v2', controllers: ['memory'], swap: false, mounts: { unified: join(m, 'u') }, delegated: 'a/d' }, 'a/d/sandbox/web').existingAncestor(), '');
   const v2 = { layout: 'v2' as const, controllers: ['memory'], swap: false, mounts: { unified: join(m, 'u') } };
   mkdirSync(join(m, 'u/default'), { recursive: true });
   const c2 = new Cgroup(v2, 'default/c1');
