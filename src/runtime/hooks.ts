@@ -19,7 +19,10 @@ export function runHooks(kind: string, hooks: readonly OciHook[], state: string)
       maxBuffer: 1 << 20,
     });
     const said = `${r.stderr?.toString() ?? ''}${r.stdout?.toString() ?? ''}`.trim().slice(0, 1000);
-    const why = r.error && (r.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT' ? `cannot be run: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}`
+    // A hook may exit without reading its stdin (EPIPE on the state's write), as runc's may: its
+    // exit status, which spawnSync still gives, is what counts.
+    const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+    const why = r.error && code !== 'ETIMEDOUT' && code !== 'EPIPE' ? `cannot be run: ${code ?? r.error.message}`
       : r.signal ? (h.timeout !== undefined && r.signal === 'SIGKILL' ? `timed out after ${h.timeout}s` : `was killed by ${r.signal}`)
       : r.status !== 0 ? `exited with status ${r.status}` : undefined;
     if (why) return `${kind} hook ${i} (${h.path}) ${why}${said ? `: ${said}` : ''}`;
