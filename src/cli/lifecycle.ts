@@ -13,7 +13,7 @@ import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import type { StopNote } from '../engine/signals';
-import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
+import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, recordExec, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
 
 export { LifecycleError };
 
@@ -149,7 +149,9 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         }
         const { plan } = saved(host, name);
         execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
-        result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
+        // Reduced mode: the command leads a session out of the sandbox's; recorded so that down ends it.
+        const reduced = !!plan.reduced;
+        result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, beforeExec: async (pid) => { if (reduced) recordExec(host, name, pid); }, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
         const at = result.failed && execPlan.steps.find((s) => s.id === result!.failed!.step);
         const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (result.failed!.errno === 2 || result.failed!.errno === 3);
         if (!gone || existsSync(`/proc/${row.state.pid}`)) break;

@@ -103,6 +103,8 @@ sandbox's own:
   --plan [--json | --format json]
                       print the plan (as JSON) instead of running
   -q                  print no progress
+  --allow-weaker      where no user namespace can be made (reduced mode), run even if some lines
+                      cannot be held (the table says which), as \`sandbox up --allow-weaker\`
 Flags docker run has and sandbox cannot say are reported with the reason; --privileged is refused.`;
 
 export function registerRun(program: Command, load: Load, start: Start): void {
@@ -129,7 +131,7 @@ export function registerRun(program: Command, load: Load, start: Start): void {
       const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp.origin, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
       const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
       const planOnly = !!(imp.save || imp.plan);
-      const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
+      const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
       if (imp.save) {
         if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
         if (imp.save === '-') process.stdout.write(text);

@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HostFeatures, Plan } from '../plan/types';
-import { exitCode, heldPorts, listedSandbox, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
+import { addExecSession, exitCode, heldPorts, listedSandbox, listSandboxes, readSaved, readState, requestStop, sandboxCgroup, sandboxPids, type Listed, type SavedRun } from '../host/state';
 import { orphanTables, reclaim } from '../host/teardown';
 import { ownerAlive, procStat, readOwner } from '../host/lock';
 import { removeTable } from '../host/network';
@@ -120,6 +120,12 @@ export function readLog(path: string, from: number, tail?: number): { entries: L
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
 export function savedRun(host: HostFeatures, name: string): SavedRun | undefined {
   return readSaved(join(host.stateRoot, name));
+}
+
+/** Reduced mode: what `sandbox exec` runs in a sandbox leads a session of its own (host/state.ts,
+ * addExecSession), recorded by the exec's CLI, as the caller, before it runs: `stop` and `down` end it too. */
+export function recordExec(host: HostFeatures, name: string, pid: number): void {
+  addExecSession(join(host.stateRoot, name), pid);
 }
 
 /** One process of a sandbox, from /proc: its PID on the host and in the sandbox's pid namespace. */

@@ -76,7 +76,10 @@ export interface LibraryRun {
 
 /** What `exec` takes: `sandbox exec`'s relay and terminal by default; sandbox-runtime exec's shape with `runtime`. */
 export interface ExecOptions {
-  host: HostFeatures; etc: string; beforeExec?: () => Promise<void>; pauseAt?: string; onSignal?: (n: SignalNote) => void;
+  host: HostFeatures; etc: string; pauseAt?: string; onSignal?: (n: SignalNote) => void;
+  /** Called in the CLI just before the command is exec'd, with the pid of the process this one
+   * cloned: the command itself where the plan has no fork (reduced mode), the relay otherwise. */
+  beforeExec?: (pid: number) => Promise<void>;
   /** sandbox-runtime exec, as runc's: no relay (the command is this process's own child, and does
    * not die with it); `onPid` hears its host pid once it runs; with `detach` this returns then,
    * leaving it to this process's parent's subreaper; a terminal goes to `consoleSocket`. */
@@ -195,7 +198,7 @@ export class NativeEngine implements Engine {
       const eof = readEvents(child, plan, {
         onEvent, onFail: (f) => { failure = f; killForked(); }, onConsole: () => session.receiveTerminal(child),
         onForked: (pid) => { forked = pid; if (failure) killForked(); },
-        onExecStart: async () => { if (failure) { killForked(); return; } await opts.beforeExec?.(); child.send('E'); },
+        onExecStart: async () => { if (failure) { killForked(); return; } await opts.beforeExec?.(child.pid); child.send('E'); },
       });
       child.send('G');
       await eof;

@@ -3,7 +3,7 @@
 // sandbox lives is read from the cgroup its undo list records (a state folder with no live process
 // and no live owner is what a crashed run left: host/teardown.ts removes it). Runs in the CLI
 // process as root, or (rootless) as the caller.
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { HostFeatures, Plan, Verdict } from '../plan/types';
 import { Cgroup } from './cgroup';
@@ -38,6 +38,8 @@ export interface SandboxState {
 export const STATE_FILES = ['owner', 'state.json', 'plan.json', 'ip', 'hosts', 'resolv.conf', 'log', 'exit', '.exit.tmp',
   // The current run's PID 1 (written at each restart), and stop's word that the policy is over.
   'pid', '.pid.tmp', 'stopping',
+  // Reduced mode: the sessions `sandbox exec` started (addExecSession).
+  'sessions',
   // A rootless network's record and files (engine/rootless-net.ts removes them when it stops the tool).
   'usernet.json', '.usernet.json.tmp', 'netns', 'pasta.pid', 'slirp4netns.sock', 'slirp4netns.log',
   // sbx-egress's record, policy, log, status and denials (host/egress.ts, EGRESS-CONTRACT 9).
@@ -101,7 +103,7 @@ export function sandboxCgroup(host: HostFeatures, name: string): Cgroup {
  * /proc/PID/ns links cannot be read). `cg`: its cgroup, for a caller that asks again and again. */
 export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState, cg = sandboxCgroup(host, name)): number[] {
   if (cg.path) return cg.pids();
-  if (state?.session !== undefined) return sessionPids(state.session);
+  if (state?.session !== undefined) return [state.session, ...execSessions(join(host.stateRoot, name))].flatMap(sessionPids);
   if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
   // A restart's pid namespace is new: the current PID 1's, while it runs.
   let ns = state.pidNs;
@@ -114,17 +116,43 @@ export function sandboxPids(host: HostFeatures, name: string, state?: SandboxSta
   return out;
 }
 
-/** The processes of a session (the sixth field of /proc/PID/stat, after the command's parentheses). */
+/** The fields of /proc/PID/stat from the third (the state) on, after the command's parentheses; undefined once it is gone. */
+function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch { return undefined; }
+}
+
+/** The processes of a session (the sixth field of /proc/PID/stat). */
 function sessionPids(sid: number): number[] {
   const out: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (p.charCodeAt(0) > 57) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]) === sid) out.push(Number(p));
-    } catch { /* gone */ }
+    if (Number(statFields(p)?.[3]) === sid) out.push(Number(p));
   }
   return out;
+}
+
+/**
+ * Reduced mode: `sandbox exec` runs its command in a session of its own (it leads it, so that it
+ * can own a terminal), out of the sandbox's, which tracks the sandbox's processes: the CLI of the
+ * exec records it here, as the caller, before the command runs, so that `stop` and `down` end it
+ * and what it starts. One "SID STARTTIME" a line: the start time tells a recorded leader from a
+ * later process that got its pid (the kernel gives a session's number to no other process while
+ * one of the session lives, so a leader gone with its pid reused means the session is over).
+ */
+export function addExecSession(dir: string, pid: number): void {
+  appendFileSync(join(dir, 'sessions'), `${pid} ${statFields(pid)?.[19] ?? 0}\n`);
+}
+
+function execSessions(dir: string): number[] {
+  let text = '';
+  try { text = readFileSync(join(dir, 'sessions'), 'utf8'); } catch { return []; }
+  return text.split('\n').filter(Boolean).map((l) => l.split(' ')).filter(([sid, start]) => {
+    const now = statFields(sid!)?.[19];
+    return now === undefined || now === start;
+  }).map(([sid]) => Number(sid));
 }
 
 const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };

@@ -18,12 +18,14 @@ export interface DockerRunOptions {
 export interface DockerRunImport extends Imported {
   /** --rm: nothing of the sandbox is kept once it ends. */
   rm: boolean;
-  /** sandbox run's own flags: --save FILE, --plan, -q. */
+  /** sandbox run's own flags: --save FILE, --plan, -q, --allow-weaker. */
   save?: string;
   plan?: boolean;
   /** --plan --json (or --format json). */
   json?: boolean;
   quiet?: boolean;
+  /** --allow-weaker, as up's: in reduced mode (no user namespaces), run without the lines that cannot be held. */
+  allowWeaker?: boolean;
   /** Where each word of the command line starts in `text` (0-based). */
   cols: number[];
 }
@@ -149,6 +151,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
       },
     },
     { names: ['-q', '--quiet'], value: false, apply: (v) => { out.quiet = v !== 'false'; } },
+    { names: ['--allow-weaker'], value: false, apply: (v) => { out.allowWeaker = v !== 'false'; } },
     {
       names: ['-e', '--env'], value: true, apply: (v, at) => {
         const eq = v.indexOf('=');

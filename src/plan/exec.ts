@@ -44,7 +44,9 @@ export function compileExec(plan: Plan, req: ExecRequest): Plan {
   const cg = findStep(plan.steps, 'cgroup.create');
   // The hierarchies the sandbox's PID 1 joined (every one on v2).
   if (cg) add({ id: 'cgroup-attach', stage: 'attach', kind: 'cgroup.attach', title: `join ${cg.args.path}`, args: { path: cg.args.path, controllers: cg.args.controllers } });
-  add({ id: 'fork', stage: 'attach', kind: 'proc.fork', title: 'fork into the pid namespace; this process waits and passes signals on', args: {} });
+  // Reduced mode has no pid namespace to fork into: the process the CLI cloned runs the command
+  // itself, so that its pid (the session it leads) is known to the CLI, which records it for `down`.
+  if (!plan.reduced) add({ id: 'fork', stage: 'attach', kind: 'proc.fork', title: 'fork into the pid namespace; this process waits and passes signals on', args: {} });
   if (req.tty) add({ id: 'console', stage: 'mounts', kind: 'console', title: 'open a terminal in the sandbox\'s devpts', args: {} });
 
   for (const s of plan.steps) {

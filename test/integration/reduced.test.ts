@@ -11,7 +11,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, chownSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Verdict } from '../../src/plan/types';
 import { loadLibSbx } from '../../src/ffi/libsbx';
@@ -158,6 +158,61 @@ test('a line that cannot be held (a port map, a memory limit) stops up with the 
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('samples/workspace.yml where no user namespace can be made: the plan\'s table line by line; up stops at the lines Landlock cannot hold; --allow-weaker runs it, writable only where it says', { timeout: 180_000 }, async (t) => {
+  if (!ready(t)) return;
+  const u = makeUser('sbxr');
+  // The sample in a folder of the user's, with what its rules name: ./rootfs and an ./images/* match.
+  const dir = userTmp(u);
+  const file = join(dir, 'workspace.yml');
+  copyFileSync(join(ROOT, 'samples/workspace.yml'), file);
+  for (const d of ['rootfs', 'images', 'images/a']) { mkdirSync(join(dir, d)); chownSync(join(dir, d), u.uid, u.gid); }
+  chownSync(file, u.uid, u.gid);
+  const plan = await reducedAs(u, ['plan', file], { cwd: dir });
+  assert.equal(plan.code, 0, plan.err);
+  const rows = plan.out.split('\n').filter((l) => /^ {2}(workspace\.yml:\d+:\d+|default) /.test(l)).map((l) => l.trim().split(/ {2,}/).slice(0, 3));
+  assert.deepEqual(rows.filter((r) => r[0] !== 'default'), [
+    ['workspace.yml:8:9', 'rootfs: host', 'weaker'],
+    ['workspace.yml:9:10', 'network: none', 'weaker'],
+    ['workspace.yml:12:16', 'paths.read_write .', 'enforced'],
+    ['workspace.yml:13:15', 'paths.read_only ./rootfs', 'refused'],
+    ['workspace.yml:14:10', 'paths.deny ./.env', 'refused'],
+    ['workspace.yml:14:18', 'paths.deny ./images/*', 'refused'],
+  ]);
+  // Each row says how, on the same line.
+  assert.match(plan.out, /workspace\.yml:9:10 +network: none +weaker +no network namespace: Landlock refuses every TCP connect and bind/);
+  assert.match(plan.out, /workspace\.yml:13:15 +paths\.read_only \.\/rootfs +refused +inside the writable .*: a Landlock rule gives its rights to everything beneath it/);
+  assert.match(plan.out, /workspace\.yml:14:10 +paths\.deny \.\/\.env +refused +Landlock only allows: it cannot hide a path/);
+  assert.deepEqual(rows.filter((r) => r[0] === 'default').map((r) => [r[1]!.replace(/ \(.*/, ''), r[2]]), [
+    ['namespaces', 'weaker'], ['credentials hidden by default', 'weaker'], ['/dev, /proc, /sys', 'weaker'], ['no_new_privileges', 'enforced'], ['seccomp: default', 'enforced'],
+  ]);
+  assert.match(plan.out, /\(3 enforced, 5 weaker, 3 refused\)/);
+  const refused = await reducedAs(u, ['up', '-q', '-T', file], { cwd: dir });
+  assert.equal(refused.code, 2, refused.err);
+  for (const at of ['13:15', '14:10', '14:18']) assert.match(refused.err, new RegExp(`workspace\\.yml:${at}: error: paths\\.(read_only|deny) .* cannot be held without user namespaces`));
+  assert.equal(existsSync(join(u.runtimeDir, 'sandbox', 'workspace')), false);
+  // Run with what can be held, and checked from inside: the folder writable, the home not, the sample's own command after.
+  const script = `w() { printf "%s: " "$1"; ( echo x > "$2" ) 2>&1 | sed "s/.*: //" | tr -d "\\n"; echo; }; w here ${dir}/out.txt; w home ${u.home}/.sbx-new; w rootfs ${dir}/rootfs/x; echo "mounts: $(grep -c . /proc/self/mountinfo)"`;
+  const ran = await reducedAs(u, ['up', '-q', '-T', '--allow-weaker', file, '--', '/bin/sh', '-c', script], { cwd: dir });
+  assert.equal(ran.code, 0, ran.err);
+  assert.match(ran.err, /warning: paths\.read_only \.\/rootfs cannot be held/);
+  const out = said(ran.out);
+  // ./rootfs is writable: the refused rule is not there (which is what the table said).
+  assert.deepEqual([out.here, out.home, out.rootfs], ['', 'Permission denied', '']);
+  assert.match(out.mounts!, /^\d+$/);
+  assert.equal(existsSync(join(u.home, '.sbx-new')), false);
+  // `sandbox run`, the docker-run-like command, takes --allow-weaker as up does.
+  const run = ['run', '--rootfs', 'host', '-p', '127.0.0.1:18091:80', '--name', 'reduced-run'];
+  const stopped = await reducedAs(u, [...run, 'sh', '-c', 'echo ran'], { cwd: dir });
+  assert.equal(stopped.code, 2, stopped.err);
+  assert.match(stopped.err, /command line:1:\d+: error: ports: 18091:80\/tcp cannot be held without user namespaces \(reduced mode\)/);
+  assert.equal(stopped.out, '');
+  const weaker = await reducedAs(u, [...run.slice(0, 1), '--allow-weaker', ...run.slice(1), '-q', 'sh', '-c', 'echo ran'], { cwd: dir });
+  assert.equal(weaker.code, 0, weaker.err);
+  assert.equal(weaker.out.trim(), 'ran');
+  assert.equal(existsSync(join(u.runtimeDir, 'sandbox', 'reduced-run')), false);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('as root, a writable home: a start-up file it does not have cannot be created by the sandbox, and its placeholder is gone after', { timeout: 120_000 }, (t) => {
   if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
   const dir = mkdtempSync('/var/tmp/sbx-home-');
@@ -193,9 +248,19 @@ test('reduced, detached: ps, exec and down work without a pid namespace; down en
   assert.equal(ex.out.trim(), String(u.uid), ex.err);
   const sleeps = () => pidsOf(u.uid).filter((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\0'); } catch { return false; } });
   assert.equal(sleeps().length, 2);
+  // An exec'd command leads a session of its own, out of the sandbox's, and leaves a child in it: down ends both.
+  const running = reducedAs(u, ['exec', 'reduced-det', 'sh', '-c', 'sleep 302 & exec sleep 303']);
+  for (let i = 0; i < 500 && sleeps().length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(sleeps().length, 4);
+  const sids = new Set(sleeps().map((p) => { const st = readFileSync(`/proc/${p}/stat`, 'utf8'); return st.slice(st.lastIndexOf(')') + 2).split(' ')[3]; }));
+  assert.equal(sids.size, 2, 'the exec\'d command has a session of its own');
+  const top = await reducedAs(u, ['top', 'reduced-det']);
+  assert.equal(top.out.split('\n').filter((l) => / sleep 30[0-3]$/.test(l)).length, 4, top.out);
   const down = await reducedAs(u, ['down', 'reduced-det']);
   assert.equal(down.code, 0, down.err);
   assert.deepEqual(sleeps(), []);
+  const ended = await running;
+  assert.equal(ended.code, 137, ended.err);
   assert.equal(existsSync(join(u.runtimeDir, 'sandbox', 'reduced-det')), false);
 });
 

@@ -81,6 +81,13 @@ test('precedence: the most specific rule wins; of two on one path the stricter; 
   ]);
 });
 
+test('a deny glob says at each match that it is expanded as the sandbox starts (a later match is not hidden); a path named as it is does not', () => {
+  const steps = planOf(`${HEAD}paths:\n  read_write: [./src]\n  deny: ['./src/keys/*.key', ./src/keys/readme.md]\n`).steps;
+  const title = (id: string) => steps.find((s) => s.id === id)!.title;
+  assert.match(title('deny:/project/src/keys/a.key'), /: `\.\/src\/keys\/\*\.key`, a match as the sandbox starts: a file made later that matches it is not hidden$/);
+  assert.doesNotMatch(title('deny:/project/src/keys/readme.md'), /not hidden/);
+});
+
 test('credentials are hidden wherever the home is visible, unless a rule names them; a rule that shows one is an audit finding', () => {
   const home = `${HEAD}volumes: ['~:/home/user:ro']\n`;
   const steps = planOf(home).steps;

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile } from '../../src/plan/compile';
+import { compileExec } from '../../src/plan/exec';
 import { REFUSED_IN_REDUCED } from '../../src/plan/reduced';
 import { egressConnectPorts, NET, SCOPE } from '../../src/plan/sections/landlock';
 import { encodeProgram } from '../../src/engine/ops';
@@ -36,6 +37,12 @@ test('a reduced plan: no namespace, id map, network, mount or identity step but 
   const full = compiled(FILE, ROOTLESS_HOST).plan;
   assert.ok(full.steps.some((s) => s.kind === 'ns.new') && full.steps.some((s) => s.kind === 'mount.pivot'));
   assert.equal(full.reduced, undefined);
+});
+
+test('exec in a reduced sandbox: no fork (there is no pid namespace), so the process the CLI clones runs the command, as the session the CLI records for down', () => {
+  const kinds = (host: HostFeatures) => compileExec(compiled(`${FILE.replace(', ./out/gen', '')}`, host).plan, { pid: 42, args: ['id'], env: [], tty: false, stdin: false }).steps.map((s) => s.kind);
+  assert.deepEqual(kinds(REDUCED), ['umask', 'nnp', 'landlock', 'seccomp', 'fds.close', 'exec']);
+  assert.ok(kinds(ROOTLESS_HOST).includes('proc.fork'));
 });
 
 test('the reduced Landlock ruleset: read anywhere, write only the read_write paths, /dev and /proc; TCP bind refused; signals and abstract sockets scoped; a probe in the state folder', () => {

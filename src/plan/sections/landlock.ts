@@ -95,7 +95,7 @@ function landlockNet(ctx: Compilation): { net: NonNullable<StepArgs['landlock'][
   if (!host.reduced) return connect ? { net: { handled: NET.CONNECT_TCP, connect, bind: [] }, says: `TCP connect only to ports ${portList(connect)} (the egress rules name only ports)` } : undefined;
   const handled = NET.BIND_TCP | (connect || none ? NET.CONNECT_TCP : 0);
   const to = none ? [] : connect ?? [];
-  return { net: { handled, connect: to, bind: [] }, says: `no TCP listener on the host's ports; ${handled & NET.CONNECT_TCP ? `TCP connect only to ports ${portList(to)}` : 'TCP connect anywhere'}` };
+  return { net: { handled, connect: to, bind: [] }, says: `no TCP listener on the host's ports; ${handled & NET.CONNECT_TCP ? (to.length ? `TCP connect only to ports ${portList(to)}` : 'no TCP connect') : 'TCP connect anywhere'}` };
 }
 
 /** The reduced mode's ruleset (no mount namespace: the host's own paths): read and run anywhere,

@@ -7,6 +7,7 @@
 // new root. Each step cites its rule's line, or `default` for the protected ones.
 // A Landlock ruleset (issue 25, part 3) would be made from the same spec.paths.rules, in the
 // security stage, after these mounts: path → access, beside these steps, not instead of them.
+import { hasGlob } from '../../model/sections/glob';
 import type { PathRule } from '../../model/types';
 import type { Compilation } from './context';
 
@@ -56,5 +57,8 @@ export function pathsAfterPivot(ctx: Compilation): void {
 function maskTitle(r: PathRule): string {
   const how = r.kind === 'dir' ? 'an empty read-only tmpfs over the folder' : r.kind === 'missing' ? `it does not exist yet: ${r.placeholder === 'dir' ? 'an empty read-only tmpfs' : '/dev/null'} over the placeholder made before the clone` : '/dev/null over the file';
   if (r.origin === 'hide') return `hide ${where(r)}, the caller's credentials (${r.pattern}), wherever the home is visible (${how}; name it in \`paths.read_only\` to show it)`;
-  return `hide the host's ${where(r)} (${how})${r.pattern !== r.path ? `: \`${r.pattern}\`` : ''}`;
+  // A glob is expanded once, as the sandbox starts (model/sections/paths.ts): a mount can only
+  // cover what exists, and no Landlock rule denies; the plan says so at each match.
+  const glob = hasGlob(r.pattern) ? ', a match as the sandbox starts: a file made later that matches it is not hidden' : '';
+  return `hide the host's ${where(r)} (${how})${r.pattern !== r.path ? `: \`${r.pattern}\`${glob}` : ''}`;
 }
