@@ -35,7 +35,7 @@ export function compileReduced(ctx: Compilation): EnforcementRow[] {
   for (const r of table) {
     if (r.status !== 'refused') continue;
     problems.push({ src: r.src, code: r.blocking ? 'cannot-run-in-reduced-mode' : REFUSED_IN_REDUCED, atRun: true,
-      message: `${r.key} cannot be held without user namespaces (reduced mode): ${r.how}${r.blocking ? '' : '; `up --allow-weaker` runs without it'}` });
+      message: `${r.key} cannot be held without user namespaces (reduced mode): ${r.how}${r.blocking ? '' : '; `--allow-weaker` runs without it'}` });
   }
   return table;
 }

@@ -114,3 +114,12 @@ test('a writable home: its missing shell start-up files get placeholders kept re
   // A writable folder that is not the home gets none.
   assert.equal(compiled('version: 1\nrootfs: host\ncommand: [x]\npaths:\n  read_write: [./out]\n', HYBRID_HOST).plan.steps.filter((s) => s.kind === 'path.placeholder').length, 0);
 });
+
+test('a writable path that holds the state folder is an error at its line: the wall could not be checked from inside', () => {
+  const host: HostFeatures = { ...REDUCED, stateRoot: '/project/out/run' };
+  const { problems } = compiled('version: 1\nname: w\nrootfs: host\ncommand: [x]\npaths:\n  read_write: [./out]\n', host);
+  assert.deepEqual(problems.map((p) => [p.code, typeof p.src === 'object' && p.src.line]), [['reduced-state-writable', 6]]);
+  assert.match(problems[0]!.message, /state folder \/project\/out\/run\/w is under \/project\/out.*XDG_RUNTIME_DIR/);
+  // The state folder elsewhere: no problem.
+  assert.deepEqual(compiled('version: 1\nname: w\nrootfs: host\ncommand: [x]\npaths:\n  read_write: [./out]\n').problems, []);
+});

@@ -13,6 +13,7 @@
 // rule grants its rights to everything beneath it).
 import { mergePorts, portsMinus, portsText } from '../../model/egress';
 import type { EgressRule, PathRule, PortRange } from '../../model/types';
+import type { Source } from '../../model/val';
 import type { Step, StepArgs } from '../types';
 import type { Compilation } from './context';
 
@@ -98,23 +99,37 @@ function landlockNet(ctx: Compilation): { net: NonNullable<StepArgs['landlock'][
   return { net: { handled, connect: to, bind: [] }, says: `no TCP listener on the host's ports; ${handled & NET.CONNECT_TCP ? (to.length ? `TCP connect only to ports ${portList(to)}` : 'no TCP connect') : 'TCP connect anywhere'}` };
 }
 
+/** What the file makes writable on the host's own paths in reduced mode: read_write rules and
+ * writable binds of a folder on itself, each with its line. */
+function reducedWritable(ctx: Compilation): { path: string; src: Source }[] {
+  const { spec } = ctx;
+  return [
+    ...spec.paths.rules.filter((r) => r.origin === 'rule' && r.access === 'read_write' && r.how === 'bind' && r.at === r.path).map((r) => ({ path: r.path, src: r.src })),
+    ...spec.mounts.flatMap((m) => (m.kind === 'bind' && m.source === m.target && !m.readOnly ? [{ path: m.source, src: m.src }] : [])),
+  ];
+}
+
 /** The reduced mode's ruleset (no mount namespace: the host's own paths): read and run anywhere,
  * write only where the file lets the command write (read_write rules, binds of a folder on
  * itself) and in /dev and /proc; the probe is a folder in the sandbox's state folder, which the
  * caller may write and the ruleset does not. */
 export function reducedLandlockRules(ctx: Compilation): { path: string; access: Access }[] {
-  const { spec } = ctx;
-  const rw = [
-    ...spec.paths.rules.filter((r) => r.origin === 'rule' && r.access === 'read_write' && r.how === 'bind' && r.at === r.path).map((r) => r.path),
-    ...spec.mounts.flatMap((m) => (m.kind === 'bind' && m.source === m.target && !m.readOnly ? [m.source] : [])),
-    '/dev', '/proc',
-  ];
+  const rw = [...reducedWritable(ctx).map((w) => w.path), '/dev', '/proc'];
   return [{ path: '/', access: 'ro' as Access }, ...[...new Set(rw)].map((path) => ({ path, access: 'rw' as Access }))];
+}
+
+/** The child checks its wall by a mkdir in the state folder that Landlock must refuse: a writable
+ * path holding the state folder would let it succeed, and the run would stop at that check. */
+function stateDirWritable(ctx: Compilation): void {
+  const { stateDir } = ctx;
+  const under = reducedWritable(ctx).find((w) => stateDir === w.path || stateDir.startsWith(w.path.endsWith('/') ? w.path : `${w.path}/`));
+  if (under) ctx.problems.push({ src: under.src, code: 'reduced-state-writable', message: `the sandbox's state folder ${stateDir} is under ${under.path}, which this line makes writable, so the Landlock wall could not be checked from inside in reduced mode; set XDG_RUNTIME_DIR to a folder outside it (or make this path read_only)` });
 }
 
 function reducedLandlockStep(ctx: Compilation, abi: number): void {
   const net = landlockNet(ctx);
   const rules = reducedLandlockRules(ctx);
+  stateDirWritable(ctx);
   const scoped = abi >= 6 ? SCOPE.ABSTRACT_UNIX | SCOPE.SIGNAL : 0;
   const title = `Landlock ABI ${abi}, the wall in reduced mode (no namespaces): read and run anywhere; write only under ${rules.filter((r) => r.access === 'rw').map((r) => r.path).join(' ')}`
     + (net ? `; ${net.says}` : '; the network is not limited (Landlock ABI 4 or later limits TCP)')

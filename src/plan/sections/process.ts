@@ -20,7 +20,9 @@ export function processSteps(ctx: Compilation): void {
   const policy = restart.policy;
   const restarter = spec.process.detach.value ? 'the supervisor' : 'the CLI';
   const restartText = policy === 'no' ? '' : `; ${restarter} runs it again ${policy === 'always' ? 'whenever it ends' : 'when it fails'}${restart.max ? `, at most ${restart.max} times` : ''}, until stopped: a new PID 1 in the same cgroup and user and network namespaces, from the steps attested on the first run`;
-  const initText = spec.process.init.value ? ' under sandbox-init (PID 1, as docker run --init: it forwards signals and reaps orphans)' : ' as PID 1';
+  // Reduced mode has no pid namespace: the command is one more host process, leading a session of its own.
+  const pid1 = ctx.host.reduced ? 'leading its own session (no pid namespace: not PID 1)' : 'PID 1';
+  const initText = spec.process.init.value ? ` under sandbox-init (${pid1}, as docker run --init: it forwards signals and reaps orphans)` : ctx.host.reduced ? ` ${pid1}` : ' as PID 1';
   add('exec', 'fds', 'fds.close', 'close every file descriptor above 2', 'default', {});
   add('exec', 'exec', 'exec', (spec.process.args.length ? `run ${spec.process.args.map(quote).join(' ')} in ${spec.process.cwd.value}` : `run the image's command in ${spec.process.cwd.value}`) + initText + (spec.process.detach.value ? ', detached' : '') + restartText, spec.process.argsSrc,
     { args: spec.process.args, env: spec.process.env.map((e) => `${e.name}=${e.value}`), cwd: spec.process.cwd.value, tty: spec.process.tty.value, stdin: spec.process.stdin.value, init: spec.process.init.value, restart,
