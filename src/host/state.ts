@@ -103,7 +103,7 @@ export function sandboxCgroup(host: HostFeatures, name: string): Cgroup {
  * /proc/PID/ns links cannot be read). `cg`: its cgroup, for a caller that asks again and again. */
 export function sandboxPids(host: HostFeatures, name: string, state?: SandboxState, cg = sandboxCgroup(host, name)): number[] {
   if (cg.path) return cg.pids();
-  if (state?.session !== undefined) return [state.session, ...execSessions(join(host.stateRoot, name))].flatMap(sessionPids);
+  if (state?.session !== undefined) return sessionPids(new Set([state.session, ...execSessions(join(host.stateRoot, name))]));
   if (!state?.pidNs) return state && alive(state.pid) ? [state.pid] : [];
   // A restart's pid namespace is new: the current PID 1's, while it runs.
   let ns = state.pidNs;
@@ -124,12 +124,12 @@ function statFields(pid: number | string): string[] | undefined {
   } catch { return undefined; }
 }
 
-/** The processes of a session (the sixth field of /proc/PID/stat). */
-function sessionPids(sid: number): number[] {
+/** The processes of these sessions (the sixth field of /proc/PID/stat), in one pass over /proc. */
+function sessionPids(sids: ReadonlySet<number>): number[] {
   const out: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (p.charCodeAt(0) > 57) continue;
-    if (Number(statFields(p)?.[3]) === sid) out.push(Number(p));
+    if (sids.has(Number(statFields(p)?.[3]))) out.push(Number(p));
   }
   return out;
 }
