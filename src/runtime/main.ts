@@ -10,7 +10,7 @@
 // Exit status as runc: 0, or 1 with the error on stderr (and as a JSON line on --log with
 // --log-format json); `run` exits with the container's status.
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { VERSION } from '../cli/version';
@@ -26,7 +26,12 @@ export class RuntimeError extends Error { constructor(message: string, readonly 
 /** The globals every command takes, as runc names them. */
 export interface Globals { root: string; log?: string; logFormat: 'text' | 'json'; debug: boolean }
 
-/** What the runtime keeps of a container (ROOT/ID/state.json). */
+/** What the runtime keeps of a container: ROOT/ID/state.json, JSON.stringify of this object (one
+ * compact line, keys in this order), beside ROOT/ID/exec.fifo. The native front-end
+ * (native/src/runtime.c, what the installed command runs) reads it for start, state, kill and
+ * delete, prints state's strings as they are written here, and rewrites only `started` (false to
+ * true) at start: a field added here that changes what those commands do must be taught to it too
+ * (or make it hand the command to Node); test/integration/runtime-native.test.ts checks both agree. */
 interface Record_ {
   id: string; bundle: string; rootfs: string; created: string; annotations: Record<string, string>;
   pid: number; /** /proc/PID/stat's start time: a pid reused by another process is not ours. */ startTime: string;
@@ -94,9 +99,13 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
   const dir = dirOf(g, id);
   mkdirSync(g.root, { recursive: true, mode: 0o711 });
   try { mkdirSync(dir, { mode: 0o711 }); } catch { throw new RuntimeError(`container with id exists: ${id}`); }
+  const fifo = join(dir, 'exec.fifo');
+  // Node has no mkfifo: the program makes it while this process loads the pipeline (a spawn waited
+  // for at once costs ~8 ms of each create); it is waited for before the engine, and before a failed
+  // create removes the folder.
+  const made = new Promise<void>((ok, no) => { execFile('mkfifo', ['-m', '0600', fifo], (e) => (e ? no(e) : ok())); });
+  made.catch(() => undefined);
   try {
-    const fifo = join(dir, 'exec.fifo');
-    execFileSync('mkfifo', ['-m', '0600', fifo]);
     const name = sandboxName(id);
     const [{ load }, { loadOci }] = await Promise.all([import('../cli/main'), import('../cli/oci')]);
     const l = await loadOci(load, o.bundle, name, { forRun: true, preflight: { exit: 1 } }, (t) => note(g, t));
@@ -105,6 +114,7 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     if ((!tty || o.detach === false) && o.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
     const { NativeEngine } = await import('../engine/native');
     const engine = new NativeEngine();
+    await made;
     const consoleSocket = tty ? { path: resolve(o.consoleSocket!), size: consoleSize(l.oci.text) } : undefined;
     const res = await engine.run(l.plan, () => undefined, { host: l.host, file: join(l.bundle, 'config.json'), startFifo: fifo, consoleSocket });
     if (res.failed || res.exitCode !== 0) {
@@ -131,6 +141,7 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     if (o.pidFile) writeFileSync(resolve(o.pidFile), String(pid));
     return 0;
   } catch (e) {
+    await made.catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }

@@ -22,7 +22,7 @@ if (!suite) {
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const scratch = mkdtempSync(join(tmpdir(), 'sandbox-bench-rtt-'));
-const runtimes = { 'sandbox-runtime': join(root, 'bin/sandbox-runtime.js') };
+const runtimes = { 'sandbox-runtime': join(root, 'bin/sandbox-runtime') };
 if (onPath('runc')) runtimes.runc = 'runc';
 if (onPath('crun')) {
   // RUNTIME is one program for the suite: a two-line wrapper puts crun-hybrid in front.

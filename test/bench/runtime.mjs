@@ -24,7 +24,7 @@ spec.root = { path: join(root, 'samples/rootfs/busybox'), readonly: true };
 writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
 
 const runtimes = {
-  'sandbox-runtime': [process.execPath, join(root, 'bin/sandbox-runtime.js')],
+  'sandbox-runtime': [join(root, 'bin/sandbox-runtime')],
   crun: ['crun'],
   runc: ['runc'],
 };

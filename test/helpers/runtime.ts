@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { ROOT } from './load';
 import { hasBusyboxRoot, hasEngine, isRoot, needs } from './sandbox';
 
-export const RUNTIME = join(ROOT, 'bin/sandbox-runtime.js');
+/** The installed command (package.json `bin`): the native front-end, which execs Node for what it does not serve. */
+export const RUNTIME = join(ROOT, 'bin/sandbox-runtime');
+/** The Node side alone (what the front-end execs), to compare the two. */
+export const RUNTIME_NODE = join(ROOT, 'bin/sandbox-runtime.js');
 export const BUSYBOX = join(ROOT, 'samples/rootfs/busybox');
 export const ready = (t: Parameters<typeof needs>[0]) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (busybox-static)', hasBusyboxRoot);
 
@@ -32,7 +35,7 @@ export function rt(dir: string, args: string[], out?: string, input?: string) {
   const o = openSync(out ?? join(dir, 'rt.out'), 'a');
   const e = openSync(join(dir, 'rt.err'), 'w');
   try {
-    const r = spawnSync(process.execPath, [RUNTIME, '--root', join(dir, 'root'), '--log', join(dir, 'log.json'), '--log-format', 'json', ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', o, e], input, timeout: 30_000 });
+    const r = spawnSync(RUNTIME, ['--root', join(dir, 'root'), '--log', join(dir, 'log.json'), '--log-format', 'json', ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', o, e], input, timeout: 30_000 });
     return { code: r.status, err: readFileSync(join(dir, 'rt.err'), 'utf8') };
   } finally { closeSync(o); closeSync(e); }
 }
@@ -45,7 +48,7 @@ export function rtOut(dir: string, args: string[], input?: string) {
 }
 
 export function state(dir: string, id: string) {
-  const r = spawnSync(process.execPath, [RUNTIME, '--root', join(dir, 'root'), 'state', id], { encoding: 'utf8' });
+  const r = spawnSync(RUNTIME, ['--root', join(dir, 'root'), 'state', id], { encoding: 'utf8' });
   return { code: r.status, json: r.status === 0 ? JSON.parse(r.stdout) : undefined, err: r.stderr };
 }
 

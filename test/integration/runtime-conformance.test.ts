@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
 import { hasBusyboxRoot, hasEngine, isRoot, leftovers, needs } from '../helpers/sandbox';
 
-const RUNTIME = join(ROOT, 'bin/sandbox-runtime.js');
+const RUNTIME = join(ROOT, 'bin/sandbox-runtime');
 const BUSYBOX = join(ROOT, 'samples/rootfs/busybox');
 const ready = (t: Parameters<typeof needs>[0]) => needs(t, 'root', isRoot) && needs(t, 'the native engine', hasEngine) && needs(t, 'the busybox root (busybox-static)', hasBusyboxRoot);
 
@@ -34,7 +34,7 @@ function rt(dir: string, args: string[]) {
   const o = openSync(join(dir, 'ctr.out'), 'a');
   const e = openSync(join(dir, 'rt.err'), 'a');
   try {
-    const r = spawnSync(process.execPath, [RUNTIME, '--root', join(dir, 'root'), ...args], { stdio: ['ignore', o, e], timeout: 30_000 });
+    const r = spawnSync(RUNTIME, ['--root', join(dir, 'root'), ...args], { stdio: ['ignore', o, e], timeout: 30_000 });
     return r.status;
   } finally { closeSync(o); closeSync(e); }
 }

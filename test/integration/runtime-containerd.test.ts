@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
 import { hasEngine, isRoot, leftovers, needs } from '../helpers/sandbox';
 
-const RUNTIME = join(ROOT, 'bin/sandbox-runtime.js');
+const RUNTIME = join(ROOT, 'bin/sandbox-runtime');
 const IMAGE = join(ROOT, 'samples/images/busybox');
 const has = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
