@@ -112,6 +112,9 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     const tty = l.plan.steps.some((s) => s.kind === 'exec' && s.args.tty);
     if (tty && !o.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
     if ((!tty || o.detach === false) && o.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
+    // On cgroup v1, the kernel's grace period that the cgroup's attach would wait for passes
+    // while the engine loads (engine/prewarm.ts, as `up` does).
+    (await import('../engine/prewarm')).prewarmCgroupAttach(l.host);
     const { NativeEngine } = await import('../engine/native');
     const engine = new NativeEngine();
     await made;
