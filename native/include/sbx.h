@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 16
+#define SBX_ABI_VERSION 17
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -267,6 +267,10 @@ SBX_API int sbx_landlock_abi(void);
  * component: an overlayfs whiteout (a 0/0 character device), and an extended attribute set on a
  * path without following a final symlink (file capabilities, overlay's opaque mark). */
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
+
+/* For sandbox-runtime's create, in the CLI process (root): the fifo at path (mode & 0777) on which
+ * the created process waits for start (SBX_F_WAIT_START). Node has no mkfifo of its own. */
+SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
 
 /* The egress attestation's probes (netprobe.c, docs/egress-design.md 6): the kernel's answers seen

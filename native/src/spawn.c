@@ -228,6 +228,12 @@ SBX_API int sbx_whiteout(const char *path, struct sbx_error *err)
 	return 0;
 }
 
+SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err)
+{
+	if (mkfifo(path, mode & 0777) < 0) return sbx_fail(err, errno, "mkfifo");
+	return 0;
+}
+
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err)
 {
 	if (lsetxattr(path, name, value, len, 0) < 0) return sbx_fail(err, errno, "lsetxattr");

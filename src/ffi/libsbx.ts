@@ -27,6 +27,8 @@ export interface LibSbx {
   /** For the image unpacker: an overlayfs whiteout at path, and an xattr set without following a final symlink. */
   whiteout(path: string): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
+  /** For sandbox-runtime's create: the fifo the created process waits on for start. */
+  mkfifo(path: string, mode: number): void;
   /** A seccomp filter's text program (src/model/seccomp.ts) compiled to BPF by libseccomp, in this process. */
   seccompCompile(program: string): Buffer;
   /** libseccomp's version, as major.minor.micro: compiled filters are cached under it. */
@@ -100,6 +102,7 @@ export function loadLibSbx(): LibSbx {
   const fwdStart = lib.func('int sbx_forward_start(int32_t udp, const char *lip, int32_t lport, const char *tip, int32_t tport, int32_t netns, _Out_ sbx_forwarder **out, _Out_ int32_t *port, _Out_ sbx_error *err)');
   const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
   const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
+  const mkfifo = lib.func('int sbx_mkfifo(const char *path, uint32_t mode, _Out_ sbx_error *err)');
   const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
   const seccompVersion = lib.func('int sbx_seccomp_version(void)');
   const landlockAbi = lib.func('int sbx_landlock_abi(void)');
@@ -138,6 +141,7 @@ export function loadLibSbx(): LibSbx {
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
     sendFd(path, fd, name) { const err = {} as SbxError; check(sendFd(path, fd, name, err) as number, err); },
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
+    mkfifo(path, mode) { const err = {} as SbxError; check(mkfifo(path, mode, err) as number, err); },
     lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
     seccompVersion() { const v = seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },
     landlockAbi() { return landlockAbi() as number; },

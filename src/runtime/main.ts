@@ -10,7 +10,6 @@
 // Exit status as runc: 0, or 1 with the error on stderr (and as a JSON line on --log with
 // --log-format json); `run` exits with the container's status.
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { VERSION } from '../cli/version';
@@ -99,13 +98,8 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
   const dir = dirOf(g, id);
   mkdirSync(g.root, { recursive: true, mode: 0o711 });
   try { mkdirSync(dir, { mode: 0o711 }); } catch { throw new RuntimeError(`container with id exists: ${id}`); }
-  const fifo = join(dir, 'exec.fifo');
-  // Node has no mkfifo: the program makes it while this process loads the pipeline (a spawn waited
-  // for at once costs ~8 ms of each create); it is waited for before the engine, and before a failed
-  // create removes the folder.
-  const made = new Promise<void>((ok, no) => { execFile('mkfifo', ['-m', '0600', fifo], (e) => (e ? no(e) : ok())); });
-  made.catch(() => undefined);
   try {
+    const fifo = join(dir, 'exec.fifo');
     const name = sandboxName(id);
     const [{ load }, { loadOci }] = await Promise.all([import('../cli/main'), import('../cli/oci')]);
     const l = await loadOci(load, o.bundle, name, { forRun: true, preflight: { exit: 1 } }, (t) => note(g, t));
@@ -117,7 +111,7 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     (await import('../engine/prewarm')).prewarmCgroupAttach(l.host);
     const { NativeEngine } = await import('../engine/native');
     const engine = new NativeEngine();
-    await made;
+    engine.makeFifo(fifo);
     const consoleSocket = tty ? { path: resolve(o.consoleSocket!), size: consoleSize(l.oci.text) } : undefined;
     const res = await engine.run(l.plan, () => undefined, { host: l.host, file: join(l.bundle, 'config.json'), startFifo: fifo, consoleSocket });
     if (res.failed || res.exitCode !== 0) {
@@ -144,7 +138,6 @@ async function create(g: Globals, id: string, o: { bundle: string; pidFile?: str
     if (o.pidFile) writeFileSync(resolve(o.pidFile), String(pid));
     return 0;
   } catch (e) {
-    await made.catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
