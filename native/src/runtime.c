@@ -2,8 +2,9 @@
  * command line, run as root by containerd's shim, conmon or the runtime-tools, one short process
  * per call. Starting Node costs more than runc's whole call, so the hot commands on a container
  * that exists are served here, in C, from the files that `create` (src/runtime/main.ts, in Node)
- * wrote: start, state, kill (--all) and delete (--force). Everything else (create, run, exec, ps,
- * pause, resume, update, list, features, --version, any flag or state this file does not know)
+ * wrote: start, state, kill (--all), delete (--force) and ps --format json. Everything else (create,
+ * run, exec, ps's table, pause, resume, update, list, features, --version, any flag or state this
+ * file does not know)
  * execs Node with bin/sandbox-runtime.js and the same arguments, so its behaviour is the TS one.
  * A case is sent to Node before anything is changed, never half-way.
  *
@@ -751,6 +752,29 @@ static int cmd_kill(const struct globals *g, const char *id, const char *sig, in
 	return 0;
 }
 
+static int cmp_pid(const void *a, const void *b) { long x = *(const long *)a, y = *(const long *)b; return (x > y) - (x < y); }
+
+/* ps --format json: the pids of the container's cgroup, ascending, as running.ts's ps (the table
+ * form, which runs ps(1), is Node's). */
+static int cmd_ps(const struct globals *g, const char *id, const char *format, struct sbx_error *err)
+{
+	struct record r;
+	static struct teardown t;
+	static long pids[65536];
+	int rc = read_record(g, id, &r, err), n = 0;
+	if (rc) return rc;
+	if (!format || strcmp(format, "json")) return TO_NODE;
+	if (strcmp(status_of(&r), "stopped")) {
+		if (plan_teardown(r.sandbox, &t) != 0) return TO_NODE;
+		n = cgroup_pids(t.cgroup, pids, 65536);
+		qsort(pids, n, sizeof *pids, cmp_pid);
+	}
+	putchar('[');
+	for (int i = 0; i < n; i++) printf(i ? ",%ld" : "%ld", pids[i]);
+	puts("]");
+	return fflush(stdout) == 0 ? 0 : sbx_fail(err, errno, "write ps");
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return flag == FTW_DP ? rmdir(path) : unlink(path);
@@ -845,6 +869,11 @@ static int dispatch(const struct globals *g, const char *cmd, int argc, char **a
 	if (!strcmp(cmd, "kill")) {
 		if (parse_args(argc, argv, kill_flags, 1 << 1, flags, rest, &nrest) || nrest < 1) return TO_NODE;
 		return cmd_kill(g, rest[0], nrest > 1 ? rest[1] : flags[1], flags[0] != NULL, err);
+	}
+	if (!strcmp(cmd, "ps")) {
+		static const char *const ps_flags[] = { "format", "f", NULL };
+		if (parse_args(argc, argv, ps_flags, 1 << 0, flags, rest, &nrest) || nrest < 1) return TO_NODE;
+		return cmd_ps(g, rest[0], flags[0], err);
 	}
 	if (!strcmp(cmd, "delete")) {
 		if (parse_args(argc, argv, delete_flags, 0, flags, rest, &nrest) || nrest < 1) return TO_NODE;

@@ -1,6 +1,7 @@
 // sandbox-runtime's two sides agree: the native front-end (bin/sandbox-runtime → native/build/
-// sbx-runtime), which serves start, state, kill and delete from the files `create` wrote, and the
-// Node side (bin/sandbox-runtime.js, src/runtime), which writes them and serves everything. A
+// sbx-runtime), which serves start, state, kill, delete and ps --format json from the files
+// `create` wrote, and the Node side (bin/sandbox-runtime.js, src/runtime), which writes them and
+// serves everything. A
 // container is created by Node and then driven by the front-end; at each state (created, running,
 // paused, stopped) both print the same state JSON byte for byte; both give the same error texts,
 // exit codes and --log lines; what the front-end does not do (a poststop hook) it hands to Node,
@@ -53,6 +54,7 @@ test('a container created by Node is started, stated, killed and deleted by the 
     assert.match(running.out, /"status": "running"/);
     assert.deepEqual(JSON.parse(running.out).annotations, { 'org.example/a': 'x "q" \\ \n ünï', b: '' });
     same(dir, ['start', id], 'start of a running container');
+    assert.match(same(dir, ['ps', '--format', 'json', id], 'ps --format json (running)').out, /^\[[0-9]+(,[0-9]+)*\]\n$/);
     same(dir, ['delete', id], 'delete of a running container without --force');
     // The record start rewrote is still Node's to read.
     assert.equal(JSON.parse(readFileSync(join(dir, 'root', id, 'state.json'), 'utf8')).started, true);
@@ -69,6 +71,7 @@ test('a container created by Node is started, stated, killed and deleted by the 
     await until('the container to stop', () => call('node', dir, ['state', id]).out.includes('"stopped"'));
     assert.match(same(dir, ['state', id], 'state (stopped)').out, /"pid": 0,\n  "status": "stopped"/);
     same(dir, ['kill', id, 'KILL'], 'kill of a stopped container');
+    assert.equal(same(dir, ['ps', '--format', 'json', id], 'ps --format json (stopped)').out, '[]\n');
     same(dir, ['start', id], 'start of a stopped container');
 
     const d = call('native', dir, ['delete', id]);
