@@ -1,6 +1,7 @@
 // sandbox-runtime's command line, read as runc reads its own: globals before the command, then the
-// command's flags (`--flag value` or `--flag=value`) and the container id. The entry point of the
-// second bin (bin/sandbox-runtime.js). Runs as its caller (root); prints, and returns the status.
+// command's flags (`--flag value` or `--flag=value`) and the container id. The entry point of
+// bin/sandbox-runtime.js, which the installed command (native/src/runtime.c) execs for what it
+// does not serve itself. Runs as its caller (root); prints, and returns the status.
 import { COMMANDS, logLine, parseSignal, RuntimeError, VERSION, type Globals } from './main';
 import { exec, pause, ps, update } from './running';
 
