@@ -39,7 +39,7 @@ test('a container created by Node is started, stated, killed and deleted by the 
   const id = `rtn-${process.pid}`;
   try {
     // Annotations that JSON escapes (a quote, a backslash, a newline, non-ASCII) must come out as JSON.stringify writes them.
-    const b = bundle(dir, 'trap "exit 3" TERM; while :; do sleep 0.1; done', (c) => { c.annotations = { 'org.example/a': 'x "q" \\ \n ünï', b: '' }; });
+    const b = bundle(dir, 'trap "exit 3" TERM; sleep 600 & wait', (c) => { c.annotations = { 'org.example/a': 'x "q" \\ \n ünï', b: '' }; });
     const c = call('native', dir, ['create', '--bundle', b, id]);
     assert.equal(c.code, 0, c.err);
     assert.match(same(dir, ['state', id], 'state (created)').out, /"status": "created"/);
@@ -64,7 +64,9 @@ test('a container created by Node is started, stated, killed and deleted by the 
     assert.match(same(dir, ['state', id], 'state (paused)').out, /"status": "paused"/);
     assert.equal(call('node', dir, ['resume', id]).code, 0);
 
-    // Signals by number and by name; the process's trap makes TERM its exit 3.
+    // Signals by number and by name; the process's trap makes TERM its exit 3 (its sleep, a
+    // process of its own that ps lists, dies with PID 1). The set of processes stays the same
+    // until then, so that both sides' ps list the same pids.
     assert.equal(call('native', dir, ['kill', id, '28']).code, 0);
     assert.equal(call('native', dir, ['kill', id, 'SIGWINCH']).code, 0);
     assert.equal(call('native', dir, ['kill', '--all', id, 'TERM']).code, 0);
