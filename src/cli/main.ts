@@ -55,7 +55,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
     return pullView({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${image}` });
   };
   try {
-    const p = await prepare(fileArg, { ...opts, image: io && { mode: io.mode, insecure: io.insecure, view }, stdinIsTTY: process.stdin.isTTY === true });
+    const p = await prepare(fileArg, { ...opts, image: io && { mode: io.mode, insecure: io.insecure, view }, stdinIsTTY: () => process.stdin.isTTY === true });
     // Frames of a config made from the command line show the command line (report's `others`).
     report(p.diagnostics, p.text, opts.format, opts.commandLine?.locate ? undefined : p.file, p.texts);
     return { plan: p.plan, file: p.file, host: p.host, diagnostics: p.diagnostics, text: p.text, spec: p.spec, absFile: p.absFile, root: p.root };
@@ -83,6 +83,8 @@ export function report(diagnostics: Diagnostic[], text: string, format = 'text',
     process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
+  // Nothing to say: stderr's stream (made when first used) is left unmade.
+  if (!diagnostics.length) return;
   // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
   process.stderr.write(formatDiagnostics(diagnostics, (d) => (Object.hasOwn(others, d.file) ? others[d.file] : file === undefined || d.file === file ? text : undefined), color()));
 }
@@ -245,6 +247,15 @@ export function buildProgram(): Command {
         : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     });
+  // The bundle of `validate` and `plan` alone (dist/sandbox-plan.js, which bin/sandbox.js runs for
+  // them): the build sets SANDBOX_BUNDLE to 'plan' there, so that the other commands, and every
+  // module only they import, are left out of it (a smaller bundle and code cache to load).
+  if (process.env.SANDBOX_BUNDLE !== 'plan') registerOthers(program);
+  return program;
+}
+
+/** Every command but `validate` and `plan`. */
+function registerOthers(program: Command): void {
 
   // --json/--format json only with --dry-run: the plan it would apply, as plan --json prints it.
   withFormat(program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
@@ -323,7 +334,6 @@ export function buildProgram(): Command {
     // Read at run time, not bundled: only this command needs it.
     process.stdout.write(readFileSync(join(__dirname, '..', 'schema', 'sandbox.schema.json'), 'utf8'));
   });
-  return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
