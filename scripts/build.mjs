@@ -91,10 +91,11 @@ const lazyBuiltins = {
   },
 };
 // The two bins from the same sources: the CLI, and sandbox-runtime (runc's command line over a bundle).
-// The CLI is two bundles, which bin/sandbox.js chooses between by the command: `validate` and
-// `plan` (whose start is measured against Node's own) load one made of what they reach alone
-// (SANDBOX_BUNDLE 'plan': see buildProgram), a quarter smaller; every other command, the whole CLI.
-const BUNDLES = [['src/cli/main.ts', 'dist/sandbox.js'], ['src/cli/plan-entry.ts', 'dist/sandbox-plan.js', 'plan'], ['src/runtime/argv.ts', 'dist/sandbox-runtime.js']];
+// The CLI is three bundles, which bin/sandbox.js chooses between by the command: `validate` and
+// `plan`, and `up` (whose starts are measured against Node's own), load one made of what they
+// reach alone (SANDBOX_BUNDLE: see buildProgram), smaller by a quarter and a tenth; every other
+// command, the whole CLI.
+const BUNDLES = [['src/cli/main.ts', 'dist/sandbox.js'], ['src/cli/entry.ts', 'dist/sandbox-plan.js', 'plan'], ['src/cli/entry.ts', 'dist/sandbox-up.js', 'up'], ['src/runtime/argv.ts', 'dist/sandbox-runtime.js']];
 for (const [entry, out, only] of BUNDLES) {
   await esbuild.build({
     plugins: [lazyChildProcess, lazyBuiltins],
@@ -136,9 +137,9 @@ if (existsSync(join(root, 'native/Makefile'))) {
 }
 
 // 5. The V8 code cache of each bundle (bin/sandbox.js), made by running a typical command once, so
-// that what it ran is compiled already at the next start: for the whole CLI, `sandbox up` of
-// /bin/true with no network and two limits, which runs the engine too (about 20 ms of every later
-// `up`, measured); for the plan bundle, `plan` of a sample, then `validate` of another.
+// that what it ran is compiled already at the next start: for `up`'s and the whole CLI's,
+// `sandbox up` of /bin/true with no network and two limits, which runs the engine too (about 20 ms
+// of every later `up`, measured); for the plan bundle, `plan` of a sample, then `validate` of another.
 // `up` applies a real sandbox for a fraction of a second and leaves nothing; without root, or
 // without the native engine, it stops at its first refusal and the cache holds what ran until then.
 step('code cache');
@@ -146,7 +147,12 @@ const cacheDir = mkdtempSync(join(tmpdir(), 'sandbox-build-'));
 try {
   const cfg = join(cacheDir, 'cache.yml');
   writeFileSync(cfg, 'version: 1\ncommand: [/bin/true]\nnetwork: none\nresources: {memory: 64m, pids: 16}\n');
-  spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), 'up', '-q', '--name', `sandbox-build-${process.pid}`, cfg], { stdio: 'ignore', env: { ...process.env, SANDBOX_WRITE_CODE_CACHE: '1' } });
+  const up = ['up', '-q', '--name', `sandbox-build-${process.pid}`, cfg];
+  const env = { ...process.env, SANDBOX_WRITE_CODE_CACHE: '1' };
+  spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), ...up], { stdio: 'ignore', env });
+  // The whole CLI's, from the same `up` (its engine is that of `run`, `exec`, `down`...): through
+  // bin/launch.js itself, as bin/sandbox.js would load it for another command.
+  spawnSync(process.execPath, ['-e', `process.argv.splice(1, 0, '-');require(${JSON.stringify(join(root, 'bin/launch.js'))})('sandbox.js')`, ...up], { stdio: 'ignore', env });
 } finally { rmSync(cacheDir, { recursive: true, force: true }); }
 const also = JSON.stringify([['validate', join(root, 'samples/web.yml')]]);
 spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), 'plan', join(root, 'samples/jenkins.yml')], { stdio: 'ignore', env: { ...process.env, SANDBOX_WRITE_CODE_CACHE: '1', SANDBOX_CACHE_ALSO: also } });

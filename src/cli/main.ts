@@ -247,16 +247,16 @@ export function buildProgram(): Command {
         : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     });
-  // The bundle of `validate` and `plan` alone (dist/sandbox-plan.js, which bin/sandbox.js runs for
-  // them): the build sets SANDBOX_BUNDLE to 'plan' there, so that the other commands, and every
-  // module only they import, are left out of it (a smaller bundle and code cache to load).
-  if (process.env.SANDBOX_BUNDLE !== 'plan') registerOthers(program);
+  // The bundles of one command (dist/sandbox-plan.js for `validate` and `plan`, dist/sandbox-up.js
+  // for `up`, which bin/sandbox.js loads for them): the build sets SANDBOX_BUNDLE there, so that
+  // the other commands, and every module only they import, are left out (a smaller bundle and code
+  // cache to load). The commands keep their order, that of `sandbox --help`.
+  if (process.env.SANDBOX_BUNDLE !== 'plan') registerUp(program);
+  if (process.env.SANDBOX_BUNDLE !== 'plan' && process.env.SANDBOX_BUNDLE !== 'up') registerOthers(program);
   return program;
 }
 
-/** Every command but `validate` and `plan`. */
-function registerOthers(program: Command): void {
-
+function registerUp(program: Command): void {
   // --json/--format json only with --dry-run: the plan it would apply, as plan --json prints it.
   withFormat(program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
     .argument('[command...]', 'command and arguments after --, replacing the config\'s command'), ['text', 'json'], 'with --dry-run, print the plan as JSON, as plan --json')
@@ -285,7 +285,10 @@ function registerOthers(program: Command): void {
       const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, allowWeaker: o.allowWeaker, ...(json ? { format: 'json-plan' } : {}), ...overridesOf(o) });
       await start(l, { ...o, json, progress });
     });
+}
 
+/** Every command after `up`. */
+function registerOthers(program: Command): void {
   withFormat(program.command('doctor').argument('[file]', 'a config to check against this host'))
     .description('print what this host offers, and which lines of FILE it cannot apply')
     .action(async (file: string | undefined, o: FormatOpts) => {
