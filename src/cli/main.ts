@@ -220,7 +220,18 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  // The bundles of one command (dist/sandbox-plan.js for `validate` and `plan`, dist/sandbox-up.js
+  // for `up`, which bin/sandbox.js loads for them): the build sets SANDBOX_BUNDLE there, so that
+  // the other commands, and every module only they import, are left out (a smaller bundle and code
+  // cache to load). The commands keep their order, that of `sandbox --help`.
+  if (process.env.SANDBOX_BUNDLE !== 'up') registerPlan(program);
+  if (process.env.SANDBOX_BUNDLE !== 'plan') registerUp(program);
+  if (process.env.SANDBOX_BUNDLE === undefined) registerOthers(program);
+  return program;
+}
 
+/** `validate` and `plan`. */
+function registerPlan(program: Command): void {
   withFormat(program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the problems as JSON on stdout')
     .description('check a config and print every problem in it, located')
     .option('--strict', 'treat warnings as errors')
@@ -247,13 +258,6 @@ export function buildProgram(): Command {
         : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     });
-  // The bundles of one command (dist/sandbox-plan.js for `validate` and `plan`, dist/sandbox-up.js
-  // for `up`, which bin/sandbox.js loads for them): the build sets SANDBOX_BUNDLE there, so that
-  // the other commands, and every module only they import, are left out (a smaller bundle and code
-  // cache to load). The commands keep their order, that of `sandbox --help`.
-  if (process.env.SANDBOX_BUNDLE !== 'plan') registerUp(program);
-  if (process.env.SANDBOX_BUNDLE !== 'plan' && process.env.SANDBOX_BUNDLE !== 'up') registerOthers(program);
-  return program;
 }
 
 function registerUp(program: Command): void {
