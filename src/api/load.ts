@@ -53,7 +53,7 @@ export interface PrepareOpts {
   /** Check the host before any pull (up, run, doctor FILE); its own problems throw with `exit`. */
   preflight?: { exit: number };
   /** Whether stdin is a terminal: `tty` with stdin open is refused otherwise, as docker run -it is.
-   * Asked only then: reading process.stdin makes its stream (3-5 ms of a start). */
+   * Asked only then: reading process.stdin makes its stream, which a command that reads no input need not pay for. */
   stdinIsTTY?: () => boolean;
   env?: Readonly<Record<string, string | undefined>>;
   cwd?: string;
