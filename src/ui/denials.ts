@@ -20,7 +20,10 @@ export interface Denial {
   /** file:line:col of that rule, or of the `egress` key when no rule did. */
   src: string;
   class?: boolean;
-  pid?: number;
+  /** The process holding the refused socket, when sbx-egress found it: its PID in the sandbox
+   * (null outside any PID namespace of its own), on the host, and its name. */
+  pid?: number | null;
+  hostPid?: number;
   comm?: string;
   count?: number;
   /** Why a protocol was refused, when sbx-egress says (no server name, h2c, smuggling shape). */
@@ -146,12 +149,13 @@ export interface EgressStatus {
   kernel?: { refused?: number };
 }
 
-/** inspect's egress block: the rules, what was refused (from the status file's running totals), the relay. */
-export function egressInfo(rules: number, st: EgressStatus | undefined) {
+/** inspect's egress block: the rules, what was refused (from the status file's running totals), the relay and whether it still runs. */
+export function egressInfo(rules: number, st: EgressStatus | undefined, running?: boolean) {
   return {
     rules,
     refused: { lookups: st?.lookups?.refused ?? 0, answersWithheld: st?.lookups?.withheld ?? 0, connections: st?.connections?.refused ?? 0, kernel: st?.kernel?.refused ?? 0 },
-    relay: st ? { pid: st.pid ?? null, open: st.connections?.open ?? 0, carried: st.connections?.relayed ?? 0 } : null,
+    // running: whether sbx-egress is still there (false: it ended, and the sandbox fails closed).
+    relay: st ? { pid: st.pid ?? null, open: running === false ? 0 : st.connections?.open ?? 0, carried: st.connections?.relayed ?? 0, ...(running !== undefined ? { running } : {}) } : null,
   };
 }
 
