@@ -119,7 +119,8 @@ const clock = (t: string) => (/T(\d\d:\d\d:\d\d)/.exec(t)?.[1] ?? t);
 /** The human line of one record (design 5); records from before `started` (the command's start,
  * ISO) are the attestation's own probes, refused on purpose, and say so. */
 export function denialLine(r: Denial, rules: Map<number, string>, started?: string): string {
-  const proc = r.comm ? `${r.comm}${r.pid ? `[${r.pid}]` : ''} ` : '';
+  // comm is a name the sandbox chose: only printable ASCII of it reaches the terminal.
+  const proc = r.comm ? `${r.comm.replace(/[^\x20-\x7e]/g, '?')}${r.pid ? `[${r.pid}]` : ''} ` : '';
   const h = how(r);
   return `${clock(r.t)} ${proc}${target(r)}${h ? ` ${h}` : ''} ${verdict(r, rules)}${(r.count ?? 1) > 1 ? ` (${r.count} times)` : ''}${started && r.t < started ? MSG.denialProbe : ''}`;
 }

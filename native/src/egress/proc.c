@@ -126,6 +126,9 @@ static int describe(pid_t pid, struct eg_proc *out)
 	name += 6;
 	size_t len = strcspn(name, "\n");
 	snprintf(out->comm, sizeof out->comm, "%.*s", (int)(len < sizeof out->comm ? len : sizeof out->comm - 1), name);
+	/* The sandbox chooses its processes' names: only printable ASCII reaches a record (and from
+	 * there an operator's terminal). */
+	for (char *c = out->comm; *c; c++) if (*c < 0x20 || *c > 0x7e) *c = '?';
 	out->host_pid = pid;
 	out->pid = 0;
 	if (ns) {
