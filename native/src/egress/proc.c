@@ -6,8 +6,9 @@
  * namespaces: as root, or rootless as the caller, who owns the sandbox's user namespace and so may
  * read its processes' fds. Asked while the refused socket is still open (before the relay resets
  * it, before the resolver answers), since a client usually exits right after its refusal.
- * Bounded: a full walk of /proc happens at most SCANS_PER_S times a second (a flood of refused
- * connections must not become a flood of /proc walks); beyond that a record has no process. */
+ * Bounded: at most WORK_PER_S /proc entries and fd links are looked at a second, whatever the
+ * sandbox does (a flood of refusals, a process holding a million fds), so that sbx-egress's loop
+ * is never held up for long; beyond that a record has no process. */
 #include "egress.h"
 
 #include <arpa/inet.h>
@@ -25,14 +26,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCANS_PER_S 20
+#define WORK_PER_S 20000
 #define KNOWN_MAX 64
 
 /* The processes last seen in the sandbox's namespace: looked at first, before a walk of /proc. */
 static pid_t known[KNOWN_MAX];
 static int nknown;
 static double window;
-static int scans;
+static long work;
+
+/* One more /proc entry or fd link looked at; 0 when this second's budget is spent. */
+static int spend(void)
+{
+	double now = now_mono();
+	if (now - window >= 1.0) { window = now; work = 0; }
+	return ++work <= WORK_PER_S;
+}
 
 /* The inode of the socket whose own address is local:lport and whose peer is remote:rport, in the
  * sandbox's namespace; 0 when sock_diag has none. `swap`: UDP's lookup takes the pair the other
@@ -76,6 +85,7 @@ static int holds(pid_t pid, const char *want)
 	int found = 0;
 	for (struct dirent *e; !found && (e = readdir(d));) {
 		if (e->d_name[0] == '.') continue;
+		if (!spend()) break;
 		char fd[320];
 		snprintf(fd, sizeof fd, "%s/%s", path, e->d_name);
 		ssize_t n = readlink(fd, link, sizeof link - 1);
@@ -103,7 +113,9 @@ static pid_t walk(const char *want)
 	for (struct dirent *e; (e = readdir(d));) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
-		if (*end || pid <= 0 || pid == getpid() || !in_sandbox((pid_t)pid)) continue;
+		if (*end || pid <= 0 || pid == getpid()) continue;
+		if (!spend()) break;
+		if (!in_sandbox((pid_t)pid)) continue;
 		if (nknown < KNOWN_MAX) known[nknown++] = (pid_t)pid;
 		if (!hit && holds((pid_t)pid, want)) hit = (pid_t)pid;
 	}
@@ -157,12 +169,6 @@ int proc_owner(const struct eg_sock *s, struct eg_proc *out)
 	pid_t hit = 0;
 	for (int i = 0; i < nknown && !hit; i++)
 		if (in_sandbox(known[i]) && holds(known[i], want)) hit = known[i];
-	if (!hit) {
-		double now = now_mono();
-		if (now - window >= 1.0) { window = now; scans = 0; }
-		if (scans >= SCANS_PER_S) return 0;
-		scans++;
-		hit = walk(want);
-	}
+	if (!hit) hit = walk(want);
 	return hit && describe(hit, out);
 }
