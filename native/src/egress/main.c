@@ -148,9 +148,13 @@ static void helper(int sock, int netns_fd, int userns_fd)
 	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	fds[3] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 	if (fds[3] < 0 || bind(fds[3], (struct sockaddr *)&nl, sizeof nl) < 0) helper_fail(sock, "opening netfilter netlink in the sandbox: %s", strerror(errno));
-	/* sock_diag here answers by the addresses the sandbox sees: which socket a refusal came from (proc.c). */
+	/* sock_diag here answers by the addresses the sandbox sees: which socket a refusal came from
+	 * (proc.c). Best effort: a kernel without it gives records without the process (/dev/null
+	 * holds its place among the fds, and the word "nodiag" says so). */
+	int diag = 1;
 	fds[4] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (fds[4] < 0) helper_fail(sock, "opening sock_diag netlink in the sandbox: %s", strerror(errno));
+	if (fds[4] < 0) { diag = 0; fds[4] = open("/dev/null", O_RDONLY | O_CLOEXEC); }
+	if (fds[4] < 0) helper_fail(sock, "opening /dev/null in the sandbox's helper: %s", strerror(errno));
 	/* Without root the wall is this namespace's output chain: its NFLOG group is bound here (root
 	 * in the sandbox's user namespace may; groups are per namespace, so it is free), before the
 	 * table that logs to it is loaded. sbx-egress reads it through this socket. */
@@ -171,7 +175,7 @@ static void helper(int sock, int netns_fd, int userns_fd)
 		if (run_nft(text, n, err, sizeof err) < 0) helper_fail(sock, "%s", err);
 	}
 	char ok[32];
-	int len = snprintf(ok, sizeof ok, "OK %u", port);
+	int len = snprintf(ok, sizeof ok, "OK %u%s", port, diag ? "" : " nodiag");
 	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof fds)]; } cm;
 	memset(&cm, 0, sizeof cm);
 	struct iovec iov = { ok, (size_t)len };
@@ -214,6 +218,7 @@ static void sandbox_sockets(int netns_fd, int userns_fd)
 	memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
 	if (nfds == 6) G.nflog_fd = fds[5];
 	G.diag_fd = fds[4];
+	if (strstr(text, " nodiag")) { close(G.diag_fd); G.diag_fd = -1; }
 	G.dns_udp = fds[0];
 	G.dns_tcp = fds[1];
 	G.relay_fd = fds[2];
