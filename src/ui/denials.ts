@@ -120,7 +120,9 @@ const clock = (t: string) => (/T(\d\d:\d\d:\d\d)/.exec(t)?.[1] ?? t);
  * ISO) are the attestation's own probes, refused on purpose, and say so. */
 export function denialLine(r: Denial, rules: Map<number, string>, started?: string): string {
   // comm is a name the sandbox chose: only printable ASCII of it reaches the terminal.
-  const proc = r.comm ? `${r.comm.replace(/[^\x20-\x7e]/g, '?')}${r.pid ? `[${r.pid}]` : ''} ` : '';
+  // A process outside the sandbox's PID namespace (the attestation's probe, run by the CLI) has
+  // only its host PID.
+  const proc = r.comm ? `${r.comm.replace(/[^\x20-\x7e]/g, '?')}${r.pid ? `[${r.pid}]` : r.hostPid ? `[host ${r.hostPid}]` : ''} ` : '';
   const h = how(r);
   return `${clock(r.t)} ${proc}${target(r)}${h ? ` ${h}` : ''} ${verdict(r, rules)}${(r.count ?? 1) > 1 ? ` (${r.count} times)` : ''}${started && r.t < started ? MSG.denialProbe : ''}`;
 }

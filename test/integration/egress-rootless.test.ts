@@ -232,7 +232,7 @@ test('rootless egress, detached: the policy holds after the CLI is gone, `logs -
     logs = sandboxAs(user!, ['logs', '--denials', 'rlegd']).out;
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d (\\S+\\[\\d+\\] )?${web}:443 \\(refused by the kernel\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d (\\S+\\[[^\\]]+\\] )?${web}:443 \\(refused by the kernel\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
   // sbx-egress runs as the user, who owns the sandbox's user namespace: it finds the process too.
   assert.match(logs, /^\d\d:\d\d:\d\d python3\[\d+\] evil\.test \(lookup\) refused: no rule allowed it \(.*rlegd\.yml:6\)( \(\d+ times\))?$/m, logs);
   assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d python3\\[\\d+\\] evil\\.test:443 \\(TLS name, at ${web}\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)`, 'm'), logs);

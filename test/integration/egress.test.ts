@@ -398,8 +398,9 @@ test('14. detached: the policy holds after the CLI is gone and after a restart, 
   // PID it has in the sandbox (as the sandbox's own ps shows it).
   assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d curl\\[${lookupPid}\\] evil\\.test \\(lookup\\) refused: no rule allowed it \\(.*eg-detached\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
   assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d curl\\[${relayPid}\\] evil\\.test:443 \\(TLS name, at 198\\.18\\.\\d+\\.10\\) refused: no rule allowed it`, 'm'), logs);
-  // The attestation's canaries are refused too, before the command started, and say so.
-  assert.match(logs, /^\d\d:\d\d:\d\d (\S+\[\d+\] )?canary-[0-9a-f]+\.invalid \(lookup\) refused: no rule allowed it .*\(the attestation's probe, before the command started\)$/m);
+  // The attestation's canaries are refused too, before the command started, and say so (their
+  // process is the CLI's probe, outside the sandbox's PID namespace: "node[host N]").
+  assert.match(logs, /^\d\d:\d\d:\d\d (\S+\[[^\]]+\] )?canary-[0-9a-f]+\.invalid \(lookup\) refused: no rule allowed it .*\(the attestation's probe, before the command started\)$/m);
   assert.match(logs, /^\d\d:\d\d:\d\d python3\[\d+\] wiki\.corp\.test \(lookup\) denied by rule 2 "deny \*\.corp\.test" \(.*eg-detached\.yml:8:7\)$/m);
   const json = sandbox(['logs', '--denials', '--json', name]).out.trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(json.some((d) => d.kind === 'lookup' && d.name === 'wiki.corp.test' && d.rule === 2 && /eg-detached\.yml:8:7$/.test(d.src)), JSON.stringify(json));

@@ -64,7 +64,7 @@ test('the human line of each kind of record names the target, how it was seen, a
   // The process's name is the sandbox's choice: no control byte of it reaches the terminal.
   assert.equal(denialLine(rec({ kind: 'lookup', name: 'evil.test', seen: 'dns', pid: 7, hostPid: 4321, comm: 'x\u001b[2Jy\u00e9' }), rules), '10:01:02 x?[2Jy? evil.test (lookup) refused: no rule allowed it (sandbox.yml:8)'.replace('x?[2Jy?', 'x?[2Jy?[7]'));
   // A process outside any PID namespace of its own has a host PID only.
-  assert.match(denialLine(rec({ kind: 'lookup', name: 'evil.test', seen: 'dns', pid: null, hostPid: 4321, comm: 'curl' }), rules), /^10:01:02 curl evil\.test \(lookup\)/);
+  assert.match(denialLine(rec({ kind: 'lookup', name: 'evil.test', seen: 'dns', pid: null, hostPid: 4321, comm: 'node' }), rules), /^10:01:02 node\[host 4321\] evil\.test \(lookup\)/);
 });
 
 test('refused classes are named by the address', () => {
