@@ -5,6 +5,8 @@
 // its progress, and waits, execs, stops and removes it. Runs as the caller's user (root, or
 // rootless in a user namespace, as the CLI).
 import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Plan, HostFeatures, Verdict } from '../plan/types';
 import { compileExec } from '../plan/exec';
@@ -13,7 +15,6 @@ import type { EngineEvent, RunResult } from '../engine/types';
 import type { StdioMode } from '../engine/native';
 import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How the handle learns of its run: set once by up(). */
 export interface RunWiring { result: Promise<RunResult>; pid: number }
@@ -21,7 +22,7 @@ export interface RunWiring { result: Promise<RunResult>; pid: number }
 /**
  * A running sandbox. Events: `progress` (each step as it is applied: an EngineEvent), `exit`
  * (the command's status, once everything it set up is removed; not for a detached one, whose
- * wait() polls its state).
+ * wait() watches its state folder).
  */
 export class Sandbox extends EventEmitter {
   /** The sandbox's PID 1, in the host's pid namespace. */
@@ -55,14 +56,28 @@ export class Sandbox extends EventEmitter {
     if (this.exitCode !== undefined) return this.exitCode;
     const r = await this.result;
     if (!r.detached) return (this.exitCode = r.exitCode);
-    // Detached: its supervisor writes the status; the state says when it has ended.
+    // Detached: its supervisor writes the status into the state folder as the command ends.
     const { findSandbox, exitCode } = await import('../engine/lifecycle');
-    for (;;) {
+    const ended = (): number | undefined => {
       let row;
-      try { row = findSandbox(this.host, this.name); } catch { return (this.exitCode = 0); }
-      if (!row.running) return (this.exitCode = row.exit !== undefined ? exitCode(row.exit) : 0);
-      await sleep(50);
-    }
+      try { row = findSandbox(this.host, this.name); } catch { return 0; }
+      return row.running ? undefined : row.exit !== undefined ? exitCode(row.exit) : 0;
+    };
+    return (this.exitCode = await new Promise<number>((resolve) => {
+      let watcher: FSWatcher | undefined;
+      // The folder is watched (inotify) before the first look, so that no write falls between them.
+      try { watcher = watch(join(this.host.stateRoot, this.name), () => check()); watcher.on('error', () => check()); } catch { /* gone, or no inotify: the look below and the poll */ }
+      // What inotify does not see: a supervisor killed before it wrote the status; without a watch, the only way.
+      const timer = setInterval(() => check(), watcher ? 1000 : 50);
+      const check = () => {
+        const code = ended();
+        if (code === undefined) return;
+        watcher?.close();
+        clearInterval(timer);
+        resolve(code);
+      };
+      check();
+    }));
   }
 
   /** Runs one more command inside (every namespace, its cgroup, user, capabilities and seccomp
