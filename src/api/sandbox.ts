@@ -5,8 +5,6 @@
 // its progress, and waits, execs, stops and removes it. Runs as the caller's user (root, or
 // rootless in a user namespace, as the CLI).
 import { EventEmitter } from 'node:events';
-import { watch, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Plan, HostFeatures, Verdict } from '../plan/types';
 import { compileExec } from '../plan/exec';
@@ -15,6 +13,8 @@ import type { EngineEvent, RunResult } from '../engine/types';
 import type { StdioMode } from '../engine/native';
 import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 
 /** How the handle learns of its run: set once by up(). */
 export interface RunWiring { result: Promise<RunResult>; pid: number }
@@ -22,7 +22,7 @@ export interface RunWiring { result: Promise<RunResult>; pid: number }
 /**
  * A running sandbox. Events: `progress` (each step as it is applied: an EngineEvent), `exit`
  * (the command's status, once everything it set up is removed; not for a detached one, whose
- * wait() watches its state folder).
+ * wait() waits for its supervisor).
  */
 export class Sandbox extends EventEmitter {
   /** The sandbox's PID 1, in the host's pid namespace. */
@@ -56,28 +56,20 @@ export class Sandbox extends EventEmitter {
     if (this.exitCode !== undefined) return this.exitCode;
     const r = await this.result;
     if (!r.detached) return (this.exitCode = r.exitCode);
-    // Detached: its supervisor writes the status into the state folder as the command ends.
+    // Detached: its supervisor, this process's child, writes the status as the command ends for
+    // good, then exits; the state says the status (a poll where the supervisor is not known).
     const { findSandbox, exitCode } = await import('../engine/lifecycle');
-    const ended = (): number | undefined => {
+    if (r.supervisorExit) {
+      // The supervisor's handle does not keep this process alive (it outlives the CLI): a wait does.
+      const alive = setInterval(() => undefined, 1 << 30);
+      try { await r.supervisorExit().catch(() => 0); } finally { clearInterval(alive); }
+    }
+    for (;;) {
       let row;
-      try { row = findSandbox(this.host, this.name); } catch { return 0; }
-      return row.running ? undefined : row.exit !== undefined ? exitCode(row.exit) : 0;
-    };
-    return (this.exitCode = await new Promise<number>((resolve) => {
-      let watcher: FSWatcher | undefined;
-      // The folder is watched (inotify) before the first look, so that no write falls between them.
-      try { watcher = watch(join(this.host.stateRoot, this.name), () => check()); watcher.on('error', () => check()); } catch { /* gone, or no inotify: the look below and the poll */ }
-      // What inotify does not see: a supervisor killed before it wrote the status; without a watch, the only way.
-      const timer = setInterval(() => check(), watcher ? 1000 : 50);
-      const check = () => {
-        const code = ended();
-        if (code === undefined) return;
-        watcher?.close();
-        clearInterval(timer);
-        resolve(code);
-      };
-      check();
-    }));
+      try { row = findSandbox(this.host, this.name); } catch { return (this.exitCode = 0); }
+      if (!row.running) return (this.exitCode = row.exit !== undefined ? exitCode(row.exit) : 0);
+      await sleep(50);
+    }
   }
 
   /** Runs one more command inside (every namespace, its cgroup, user, capabilities and seccomp

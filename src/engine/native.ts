@@ -345,7 +345,7 @@ class NativeRun {
       unlinkSync(join(this.ctx.state, 'owner'));
       this.onEvent({ type: 'running', pid: child.pid, attestation: this.attestation });
       this.done(this.exec);
-      return { exitCode: 0, timing, detached: true, attestation: this.attestation };
+      return { exitCode: 0, timing, detached: true, attestation: this.attestation, supervisorExit: child.supervisorPid ? () => child.wait() : undefined };
     }
     this.onEvent({ type: 'running', pid: child.pid, attestation: this.attestation });
     this.done(this.exec);
