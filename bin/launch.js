@@ -1,8 +1,9 @@
 'use strict';
-// What the installed commands' Node side runs (bin/sandbox.js; bin/sandbox-runtime.js, which the native sandbox-runtime execs): load a bundle of
-// dist/ through a V8 code cache made at build time, which saves compiling the bundle on every
-// start (start-up is a requirement: see test/bench; each runtime command is a process of its
-// own). Without a cache, or with one from another Node, the bundle loads as any module.
+// What the installed commands' Node side runs (bin/sandbox.js; bin/sandbox-runtime.js, which the
+// native sandbox-runtime execs): load a bundle of dist/ through a V8 code cache made at build
+// time, which saves compiling the bundle on every start (start-up is a requirement: see
+// test/bench; each runtime command is a process of its own). Without a cache, or with one from
+// another Node, the bundle loads as any module.
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
