@@ -739,13 +739,16 @@ static int cmd_kill(const struct globals *g, const char *id, const char *sig, in
 	if (n < 0) return TO_NODE;
 	int rc = read_record(g, id, &r, err);
 	if (rc) return rc;
-	if (!strcmp(status_of(&r), "stopped")) return fail(err, "container not running");
+	/* --all of a stopped container signals what is left of it and succeeds, as runc's: containerd
+	 * sends `kill --all ID 9` once a Pod's sandbox container has exited, then `delete`. */
+	int stopped = !strcmp(status_of(&r), "stopped");
+	if (stopped && !all) return fail(err, "container not running");
 	if (all && plan_teardown(r.sandbox, &t) != 0) return TO_NODE;
-	if (kill(r.pid, n) < 0 && errno == ESRCH) return fail(err, "container not running");
+	if (!stopped && kill(r.pid, n) < 0 && errno == ESRCH) return fail(err, "container not running");
 	if (all) {
 		long pids[1024];
 		int k = cgroup_pids(t.cgroup, pids, 1024);
-		for (int i = 0; i < k; i++) if (pids[i] != r.pid) kill(pids[i], n);
+		for (int i = 0; i < k; i++) if (stopped || pids[i] != r.pid) kill(pids[i], n);
 	}
 	/* A frozen process takes SIGKILL only once thawed (as runc, which resumes a paused container it kills). */
 	if (n == SIGKILL && is_frozen(r.freezer)) return thaw(r.freezer, err);

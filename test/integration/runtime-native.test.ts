@@ -73,6 +73,7 @@ test('a container created by Node is started, stated, killed and deleted by the 
     await until('the container to stop', () => call('node', dir, ['state', id]).out.includes('"stopped"'));
     assert.match(same(dir, ['state', id], 'state (stopped)').out, /"pid": 0,\n  "status": "stopped"/);
     same(dir, ['kill', id, 'KILL'], 'kill of a stopped container');
+    same(dir, ['kill', '--all', id, 'KILL'], 'kill --all of a stopped container');
     assert.equal(same(dir, ['ps', '--format', 'json', id], 'ps --format json (stopped)').out, '[]\n');
     same(dir, ['start', id], 'start of a stopped container');
 
