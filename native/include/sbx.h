@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 16
+#define SBX_ABI_VERSION 17
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -105,7 +105,8 @@ enum sbx_op_kind {
 	SBX_OP_ROOT_BIND,       /* s1 = new root folder, s2 = source tree */
 	SBX_OP_BIND,            /* s1 source (host path), s2 target inside the root; flags, a = 1 read-only, b = propagation */
 	SBX_OP_SYMLINK,         /* s1 link path inside the root, s2 its target */
-	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags; s4 the source (default: fstype) */
+	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags; s4 the source (default: fstype);
+				 * b = propagation flags applied to the new mount, 0 for none */
 	SBX_OP_DEV_NODE,        /* s1 host device, s2 target inside the root */
 	SBX_OP_SYSFS,           /* s1 target; a = 1 fresh sysfs, 0 bind the host's */
 	SBX_OP_SYSCTL,          /* s1 name (dots), s2 value */
@@ -142,6 +143,7 @@ enum sbx_op_kind {
 				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c);
 				 * s4 the network and scope part (list): "n<handled net rights>", "s<scopes>",
 				 * then "c<port>" (TCP connect allowed) and "b<port>" (TCP bind allowed) */
+	SBX_OP_ROOT_PROPAGATION, /* after SBX_OP_PIVOT: a = the propagation flags of "/" (MS_SHARED, MS_UNBINDABLE…, with MS_REC) */
 	SBX_OP_KIND_MAX
 };
 

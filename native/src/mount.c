@@ -124,7 +124,7 @@ static int bind_into_root(int root_fd, const char *source, const char *target, u
 	return 0;
 }
 
-static int mount_fs_at(int root_fd, const char *target, const char *fstype, const char *data, unsigned long flags, const char *source)
+static int mount_fs_at(int root_fd, const char *target, const char *fstype, const char *data, unsigned long flags, const char *source, unsigned long propagation)
 {
 	char p[32];
 	int fd, r;
@@ -132,6 +132,13 @@ static int mount_fs_at(int root_fd, const char *target, const char *fstype, cons
 	fd_path(fd, p);
 	r = mount(source ? source : fstype, p, fstype, flags, data);
 	int e = errno;
+	close(fd);
+	if (r < 0 || !propagation) { errno = e; return r; }
+	/* The path now leads to the new mount's root: its propagation is set there. */
+	if (resolve_in_root(root_fd, target, 0, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	r = mount(NULL, p, NULL, propagation, NULL);
+	e = errno;
 	close(fd);
 	errno = e;
 	return r;
@@ -155,7 +162,8 @@ int op_pivot(struct child_ctx *c)
 int op_mount(struct child_ctx *c, const struct sbx_op *op)
 {
 	const char *s1 = ctx_str(c, op->s1), *s2 = ctx_str(c, op->s2), *s3 = ctx_str(c, op->s3);
-	unsigned long flags = op->flags & 0x00ffffffu;
+	/* The mount flags up to MS_STRICTATIME (1 << 24); the SBX_F_* bits are above it. */
+	unsigned long flags = op->flags & 0x01ffffffu;
 	char p[32];
 	int fd, r, e;
 	switch (op->kind) {
@@ -197,9 +205,9 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		return 0;
 	}
 	case SBX_OP_MOUNT_FS:
-		return mount_fs_at(c->root_fd, s1, s2, s3, flags, op->s4 ? ctx_str(c, op->s4) : NULL);
+		return mount_fs_at(c->root_fd, s1, s2, s3, flags, op->s4 ? ctx_str(c, op->s4) : NULL, (unsigned long)op->b);
 	case SBX_OP_SYSFS:
-		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0);
 		/* The host's /sys without its submounts (cgroup, securityfs, debugfs, bpf): the sandbox gets
 		 * its own cgroup view, and the rest is none of its business. */
 		return bind_into_root(c->root_fd, "/sys", s1, MS_NOSUID | MS_NODEV | MS_NOEXEC, 1, 0, 0, 0);
@@ -244,6 +252,9 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 	}
 	case SBX_OP_ROOT_READONLY:
 		return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags("/"), NULL);
+	case SBX_OP_ROOT_PROPAGATION:
+		/* After pivot_root: "/" is the new root, in the sandbox's own (private) mount tree. */
+		return mount(NULL, "/", NULL, (unsigned long)op->a, NULL);
 	default:
 		errno = ENOSYS;
 		return -1;

@@ -45,8 +45,8 @@ const isObj = (v: unknown): v is J => v !== null && typeof v === 'object' && !Ar
 const NS: Record<string, string> = { pid: 'pid', mount: 'mount', uts: 'uts', ipc: 'ipc', network: 'net', cgroup: 'cgroup', user: 'user', time: 'time' };
 const RLIMITS = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
 /** Bind options the config's `volumes` say (or that every bind here has: rbind, rprivate). */
-const BIND_OPTS = new Set(['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'noatime', 'relatime', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
-const PROPAGATION = new Set(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
+const PROPAGATION = new Set(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable']);
+const BIND_OPTS = new Set(['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'noatime', 'relatime', 'strictatime', ...PROPAGATION]);
 
 /** The whole adapter: config.json's bytes → the config, its origins and its notes. */
 export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions): OciImported {
@@ -306,18 +306,23 @@ class Mapper {
     if (dest === '/dev/mqueue' && type === 'mqueue') { this.set(['mqueue'], true, P); return; }
     const list = (this.c.volumes ??= []) as unknown[];
     if (type === 'bind' || o.includes('bind') || o.includes('rbind')) {
-      const bad = o.filter((x) => !BIND_OPTS.has(x));
+      // A file system's data options (tmpfs's size=, mode=) mean nothing to a bind mount: the kernel
+      // ignores them there, as runc's bind mounts do; said, not applied.
+      const data = o.filter((x) => /^(size|mode|uid|gid|nr_inodes)=/.test(x));
+      if (data.length) this.note('dropped', [...P, 'options'], 'oci-bind-data', `${data.join(', ')}: a file system's options, which a bind mount has none of; ignored, as the kernel does`);
+      const bad = o.filter((x) => !BIND_OPTS.has(x) && !data.includes(x));
       if (bad.length) { this.refuse([...P, 'options'], `${bad.join(', ')}: not an option sandbox applies to a bind mount`); return; }
       if (typeof mt.source !== 'string' || !mt.source) { this.refuse([...P, 'source'], 'a bind mount needs its source'); return; }
-      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'].includes(x));
-      const prop = o.find((x) => PROPAGATION.has(x));
+      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'strictatime'].includes(x));
+      const prop = o.filter((x) => PROPAGATION.has(x)).at(-1);
       list.push({ type: 'bind', source: isAbsolute(mt.source) ? mt.source : join(bundle, mt.source), target: dest, ...(o.includes('ro') ? { read_only: true } : {}), ...(prop ? { propagation: prop } : {}), ...(flags.length ? { options: flags } : {}) });
     } else if (type === 'tmpfs') {
       const size = sizeOpt(o), mode = o.find((x) => x.startsWith('mode='))?.slice(5);
-      const bad = o.filter((x) => !/^(size|mode)=/.test(x) && !['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'ro'].includes(x));
+      const bad = o.filter((x) => !/^(size|mode)=/.test(x) && !PROPAGATION.has(x) && !['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'ro'].includes(x));
       if (bad.length) { this.refuse([...P, 'options'], `${bad.join(', ')}: not an option sandbox applies to a tmpfs`); return; }
-      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'ro'].includes(x));
-      list.push({ type: 'tmpfs', target: dest, ...(size !== undefined ? { size } : {}), ...(mode ? { mode } : {}), ...(flags.length ? { options: flags } : {}) });
+      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'strictatime', 'ro'].includes(x));
+      const prop = o.filter((x) => PROPAGATION.has(x)).at(-1);
+      list.push({ type: 'tmpfs', target: dest, ...(size !== undefined ? { size } : {}), ...(mode ? { mode } : {}), ...(prop ? { propagation: prop } : {}), ...(flags.length ? { options: flags } : {}) });
     } else { this.refuse([...P, 'type'], `a ${type || 'typeless'} mount on ${dest} is not made by sandbox (binds and tmpfs are)`); return; }
     this.out.origin.push({ path: ['volumes', list.length - 1], at: this.at(P) });
   }
@@ -326,7 +331,12 @@ class Mapper {
     const L = ['linux'];
     this.known(l, L, ['namespaces', 'uidMappings', 'gidMappings', 'timeOffsets', 'devices', 'cgroupsPath', 'resources', 'unified', 'rootfsPropagation', 'seccomp', 'sysctl', 'maskedPaths', 'readonlyPaths', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices']);
     this.unsupported(l, L, ['timeOffsets', 'unified', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
-    if (typeof l.rootfsPropagation === 'string' && !['private', 'rprivate'].includes(l.rootfsPropagation)) this.refuse([...L, 'rootfsPropagation'], 'the root is always private to the container');
+    // Applied once pivoted (runc's order): the tree was made private first, so a shared root
+    // shares with the container's own bind mounts of it, never with the host.
+    if (l.rootfsPropagation !== undefined && l.rootfsPropagation !== '') {
+      if (typeof l.rootfsPropagation === 'string' && PROPAGATION.has(l.rootfsPropagation)) this.set(['root_propagation'], l.rootfsPropagation, [...L, 'rootfsPropagation']);
+      else this.refuse([...L, 'rootfsPropagation'], `one of ${[...PROPAGATION].join(', ')}`);
+    }
     // The container's cgroup is where the bundle says (runc's rule: absolute from the root,
     // relative under sandbox/); `delete` removes the levels the run made and keeps the others.
     if (typeof l.cgroupsPath === 'string' && l.cgroupsPath) this.set(['resources', 'cgroup_path'], l.cgroupsPath, [...L, 'cgroupsPath']);

@@ -52,9 +52,9 @@ export interface PortSpec {
   src: Source;
 }
 
-export const MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'] as const;
+export const MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'strictatime'] as const;
 export type MountFlag = (typeof MOUNT_FLAGS)[number];
-export const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'] as const;
+export const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable'] as const;
 export type Propagation = (typeof PROPAGATIONS)[number];
 /** A volume's name, as Docker allows them: also the name of its folder in the store. */
 export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -68,7 +68,7 @@ interface MountCommon {
 }
 export type MountSpec =
   | (MountCommon & { kind: 'bind'; /** Absolute host path. */ source: string; propagation?: Propagation })
-  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number })
+  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number; propagation?: Propagation })
   | (MountCommon & VolumeSpec & { kind: 'volume' });
 
 /** What a `paths` rule lets the command do with a host path. */
@@ -130,7 +130,12 @@ export interface UserSpec {
   src: Source;
 }
 
-interface RootfsCommon { readOnly: Val<boolean>; src: Source }
+interface RootfsCommon {
+  readOnly: Val<boolean>;
+  /** `root_propagation`: the new root's propagation once pivoted (private when left out). */
+  propagation?: Val<Propagation>;
+  src: Source;
+}
 export type RootfsSpec =
   | (RootfsCommon & { type: 'host' })
   | (RootfsCommon & { type: 'dir'; path: string })

@@ -115,3 +115,42 @@ test('another uid holds its ambient set; a failing prestart hook fails create an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('linux.rootfsPropagation and mount propagation, read in the container\'s mountinfo and by what a mount made inside reaches', (t) => {
+  if (!ready(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
+  const id = `rtc3-${process.pid}`;
+  const admin = (c: Record<string, any>) => {
+    const caps = ['CAP_SYS_ADMIN'];
+    c.process.capabilities = { bounding: caps, effective: caps, permitted: caps };
+    c.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=1m', 'shared'] });
+    c.mounts.push({ destination: '/var', source: dir, options: ['rbind', 'runbindable'] });
+  };
+  // A bind of / at /tmp/r, then a tmpfs on /home: with a shared root the tmpfs shows at /tmp/r/home too.
+  const script = 'awk \'$5 == "/" || $5 == "/tmp" || $5 == "/var"\' /proc/self/mountinfo; mkdir /tmp/r; mount --bind / /tmp/r || echo bind-refused; mount -t tmpfs x /home && touch /home/seen; ls /tmp/r/home/seen 2>/dev/null && echo propagated; true';
+  try {
+    const shared = bundle(dir, script, (c) => { admin(c); c.linux.rootfsPropagation = 'shared'; });
+    assert.equal(rt(dir, ['run', '--bundle', shared, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    let seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    const line = (point: string) => seen.split('\n').find((l) => l.split(' ')[4] === point) ?? '';
+    assert.match(line('/'), / shared:[0-9]+ /, seen);
+    assert.match(line('/tmp'), / shared:[0-9]+ (.* )?- tmpfs tmpfs /, seen);
+    assert.doesNotMatch(line('/tmp').split(' ')[5]!, /relatime|noatime/, 'strictatime');
+    assert.match(line('/var'), / unbindable /, seen);
+    assert.match(seen, /^propagated$/m);
+    assert.deepEqual(leftovers(id), []);
+
+    rmSync(shared, { recursive: true });
+    rmSync(join(dir, 'ctr.out'));
+    const unbindable = bundle(dir, script, (c) => { admin(c); c.linux.rootfsPropagation = 'unbindable'; });
+    assert.equal(rt(dir, ['run', '--bundle', unbindable, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    assert.match(line('/'), / unbindable /, seen);
+    assert.match(seen, /^bind-refused$/m);
+    assert.doesNotMatch(seen, /^propagated$/m);
+    assert.deepEqual(leftovers(id), []);
+  } finally {
+    rt(dir, ['delete', '--force', id]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -143,7 +143,7 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['linux.uidMappings', (c) => { c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
     ['linux.gidMappings', (c) => { c.linux.namespaces.push({ type: 'user' }); c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
     ['linux.timeOffsets', (c) => { c.linux.timeOffsets = { monotonic: { secs: 1 } }; }],
-    ['linux.rootfsPropagation', (c) => { c.linux.rootfsPropagation = 'shared'; }],
+    ['linux.rootfsPropagation', (c) => { c.linux.rootfsPropagation = 'sideways'; }],
     ['linux.mountLabel', (c) => { c.linux.mountLabel = 'x'; }],
     ['linux.intelRdt', (c) => { c.linux.intelRdt = { closID: 'x' }; }],
     ['linux.personality', (c) => { c.linux.personality = { domain: 'LINUX32' }; }],
@@ -247,6 +247,37 @@ test('config.json\'s strings are literal: a $ is not interpolated as a file\'s $
   const exec = plan && findStep(plan.steps, 'exec');
   assert.deepEqual(exec?.args.args, ['sh', '-c', 'echo $$ ${HOME} $1']);
   assert.ok(exec?.args.env.includes('A=${B}'));
+});
+
+test('linux.rootfsPropagation and the propagation and atime options of tmpfs and bind mounts map to their keys, and the plan applies them', () => {
+  const cfg = base();
+  cfg.linux.rootfsPropagation = 'shared';
+  const data = ['nosuid', 'strictatime', 'mode=755', 'size=1k'];
+  cfg.mounts = [
+    { destination: '/tmp/s', type: 'tmpfs', source: 'tmpfs', options: [...data, 'slave'] },
+    { destination: '/mnt/u', source: '/etc', options: [...data, 'rbind', 'runbindable'] },
+  ];
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  const c = imp.config as Record<string, any>;
+  assert.equal(c.root_propagation, 'shared');
+  assert.deepEqual(c.volumes, [
+    { type: 'tmpfs', target: '/tmp/s', size: '1k', mode: '755', propagation: 'slave', options: ['nosuid', 'strictatime'] },
+    { type: 'bind', source: '/etc', target: '/mnt/u', propagation: 'runbindable', options: ['nosuid', 'strictatime'] },
+  ]);
+  // A bind mount has no file system options: the kernel ignores them, and the adapter says so.
+  assert.ok(imp.notes.some((n) => n.kind === 'dropped' && n.message === 'mounts[1].options: mode=755, size=1k: a file system\'s options, which a bind mount has none of; ignored, as the kernel does'));
+  const { res, plan } = pipeline(imp);
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const steps = plan!.steps;
+  const root = findStep(steps, 'mount.root-propagation')!;
+  assert.equal(root.args.propagation, 'shared');
+  // Applied once pivoted: the tree was made private first, so the root's peer group is the sandbox's own.
+  assert.ok(steps.indexOf(root) > steps.findIndex((x) => x.kind === 'mount.pivot'));
+  const tmp = steps.find((x) => x.kind === 'mount.tmpfs' && x.args.target === '/tmp/s');
+  assert.deepEqual(tmp && tmp.kind === 'mount.tmpfs' && [tmp.args.propagation, tmp.args.flags], ['slave', ['nosuid', 'strictatime', 'nodev']]);
+  const bind = steps.find((x) => x.kind === 'mount.bind' && x.args.target === '/mnt/u');
+  assert.deepEqual(bind && bind.kind === 'mount.bind' && [bind.args.propagation, bind.args.flags], ['runbindable', ['nodev', 'nosuid', 'strictatime']]);
 });
 
 test('a field the runtime-spec does not define is ignored, as the spec says, and said; bad JSON is an error', () => {

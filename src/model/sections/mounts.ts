@@ -15,7 +15,7 @@ type LongVolume = Exclude<VolumeEntry, string>;
 
 export type Mounts = Pick<SandboxSpec, 'mounts' | 'devices' | 'shmSize' | 'mqueue'>;
 
-const PROPAGATION_BIND_ONLY = 'propagation applies to bind mounts only: nothing is mounted below a named volume on the host';
+const PROPAGATION_BIND_ONLY = 'propagation applies to bind and tmpfs mounts only: nothing is mounted below a named volume on the host';
 
 /** A named volume, as `named_volumes` declares its key (store name, external) or not at all. */
 function volumeOf(cfg: UserConfig, key: string, src: Source, target: string, readOnly: boolean, flags: MountFlag[], nocopy: boolean): MountSpec {
@@ -61,9 +61,8 @@ function longVolume(cfg: UserConfig, ctx: NormalizeContext, v: LongVolume, i: nu
     if (v.propagation) problem(at('propagation'), 'volume-propagation', PROPAGATION_BIND_ONLY);
     return volumeOf(cfg, v.source!, src, v.target, readOnly, flags, v.volume?.nocopy ?? false);
   }
-  if (v.propagation) problem(src, 'tmpfs-propagation', 'propagation applies to bind mounts only');
   for (const f of ['nosuid', 'nodev'] as const) if (!flags.includes(f)) flags.push(f);
-  return { kind: 'tmpfs', target: v.target, readOnly, flags, src, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777, ...(v.size !== undefined ? { sizeBytes: parseSize(v.size) } : {}) };
+  return { kind: 'tmpfs', target: v.target, readOnly, flags, src, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777, ...(v.size !== undefined ? { sizeBytes: parseSize(v.size) } : {}), ...(v.propagation ? { propagation: v.propagation } : {}) };
 }
 
 function volumesOf(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, problem: Problem): MountSpec[] {

@@ -100,7 +100,7 @@ function volumeMounts(ctx: Compilation): void {
     const flags = m.kind !== 'tmpfs' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
     if (m.kind === 'volume') add('mounts', `mount:${t}`, 'mount.volume', `bind the ${m.anonymous ? 'anonymous ' : ''}volume ${m.name} on ${t}${m.readOnly ? ' read-only' : ''} (${flags.join(', ')})`, m.src, { name: m.name, source: volumeData(host, m.name), target: t, readOnly: m.readOnly, flags });
     else if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
-    else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
+    else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, ...(m.propagation ? { propagation: m.propagation } : {}), flags });
   };
   const all = [...spec.mounts.map((m) => ({ target: m.target, add: volume(m) })), ...pathBinds(ctx)];
   for (const m of all.sort((a, b) => depth(a.target) - depth(b.target))) m.add();
@@ -111,6 +111,9 @@ function afterPivot(ctx: Compilation): void {
   const { spec, add } = ctx;
   const rf = spec.rootfs;
   add('mounts', 'pivot', 'mount.pivot', 'pivot_root into the new root and detach the old one', 'default', {});
+  // Made private before anything was mounted, the root joins no peer group of the host's: shared
+  // here starts a group of the sandbox's own, so its mounts reach its own bind mounts of /, only.
+  if (rf.propagation) add('mounts', 'mount:/:propagation', 'mount.root-propagation', `make the root ${rf.propagation.value}${rf.propagation.value.includes('shared') ? ' (a peer group of the sandbox\'s own)' : ''}`, rf.propagation.src, { propagation: rf.propagation.value });
   for (const p of spec.security.maskedPaths) add('mounts', `mask:${p.value}`, 'mount.mask', `hide ${p.value}`, p.src, { path: p.value });
   for (const p of spec.security.readonlyPaths) add('mounts', `ro:${p.value}`, 'mount.readonly', `make ${p.value} read-only`, p.src, { path: p.value });
   pathsAfterPivot(ctx);
