@@ -158,8 +158,10 @@ const ENCODERS: Encoders = {
   // Namespaces and processes: a cgroup or time namespace unshared, one joined or entered by path.
   'ns.new': (w, s) => w.op(s, OP.UNSHARE, { a: NS_FLAG[s.args.type] }),
   'ns.join': (w, s) => {
-    if (s.args.type === 'pid') throw new UnsupportedStep(s, 'joining a pid namespace is not supported yet: it needs a second fork');
-    if (s.args.type === 'mount') throw new UnsupportedStep(s, 'the mount namespace cannot be joined');
+    // A pid namespace applies to children only: sbx_spawn enters it on its own thread around the
+    // clone (spawn.c), so that the child is born there; the child's own join is then a no-op.
+    // A restart's clone is made by a helper process that does not.
+    if (s.args.type === 'pid' && w.input.restart) throw new UnsupportedStep(s, 'a restarted sandbox cannot join a pid namespace by path');
     w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) });
   },
   'ns.enter': (w, s) => w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) }),

@@ -5,8 +5,8 @@
 // create and leaves nothing. Bundles are `runc spec`'s config.json over the busybox root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
@@ -151,6 +151,48 @@ test('linux.rootfsPropagation and mount propagation, read in the container\'s mo
     assert.deepEqual(leftovers(id), []);
   } finally {
     rt(dir, ['delete', '--force', id]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('namespaces joined by path (mount, pid, ipc, uts): the container\'s /proc/self/ns links are the joined ones; the host\'s own mount namespace is refused', async (t) => {
+  if (!ready(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
+  const id = `rtc4-${process.pid}`;
+  // The namespaces' holder: unshare's child, PID 1 of the new pid namespace, waiting.
+  const holder = spawn('unshare', ['--mount', '--pid', '--ipc', '--uts', '--fork', 'sleep', '1000'], { stdio: 'ignore', detached: true });
+  try {
+    let target = 0;
+    for (let i = 0; i < 100 && !target; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const kids = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim();
+      if (kids) target = Number(kids.split(' ')[0]);
+    }
+    assert.ok(target > 0, 'unshare forked its child');
+    const paths: Record<string, string> = { mount: `/proc/${target}/ns/mnt`, pid: `/proc/${target}/ns/pid`, ipc: `/proc/${target}/ns/ipc`, uts: `/proc/${target}/ns/uts` };
+    const b = bundle(dir, 'for n in mnt pid ipc uts; do echo "$n $(readlink /proc/self/ns/$n)"; done; hostname', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (paths[n.type] ? { type: n.type, path: paths[n.type] } : n));
+      c.hostname = 'joined';
+    });
+    assert.equal(rt(dir, ['run', '--bundle', b, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    const seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    for (const n of ['mnt', 'pid', 'ipc', 'uts']) assert.match(seen, new RegExp(`^${n} ${readlinkSync(`/proc/${target}/ns/${n}`).replace(/[[\]]/g, '\\$&')}$`, 'm'), seen);
+    assert.notEqual(readlinkSync(`/proc/${target}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'));
+    // The hostname is set in the joined uts namespace, where its holder sees it.
+    assert.match(seen, /^joined$/m);
+    assert.equal(spawnSync('nsenter', ['-t', String(target), '-u', 'hostname'], { encoding: 'utf8' }).stdout.trim(), 'joined');
+    assert.deepEqual(leftovers(id), []);
+
+    rmSync(b, { recursive: true });
+    // The host's own mount namespace (this test's): the root would be pivoted for the whole host.
+    const own = `/proc/${process.pid}/ns/mnt`;
+    const host = bundle(dir, 'true', (c) => { c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'mount' ? { type: 'mount', path: own } : n)); });
+    assert.equal(rt(dir, ['run', '--bundle', host, id]), 1);
+    assert.match(readFileSync(join(dir, 'rt.err'), 'utf8'), new RegExp(`${own} is the host's own mount namespace`));
+    assert.deepEqual(leftovers(id), []);
+  } finally {
+    rt(dir, ['delete', '--force', id]);
+    try { process.kill(-holder.pid!, 'SIGKILL'); } catch { /* gone */ }
     rmSync(dir, { recursive: true, force: true });
   }
 });
