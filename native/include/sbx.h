@@ -144,6 +144,9 @@ enum sbx_op_kind {
 				 * s4 the network and scope part (list): "n<handled net rights>", "s<scopes>",
 				 * then "c<port>" (TCP connect allowed) and "b<port>" (TCP bind allowed) */
 	SBX_OP_ROOT_PROPAGATION, /* after SBX_OP_PIVOT: a = the propagation flags of "/" (MS_SHARED, MS_UNBINDABLE…, with MS_REC) */
+	SBX_OP_DEV_MAKE,        /* s1 the node's path in the root; mode = its type (S_IFCHR, S_IFBLK, S_IFIFO) and permissions;
+				 * a = major | uid << 32, b = minor | gid << 32. A device node is then bound on itself and
+				 * that bind remounted without nodev (nosuid, noexec): the rest of /dev stays nodev */
 	SBX_OP_KIND_MAX
 };
 

@@ -144,6 +144,51 @@ static int mount_fs_at(int root_fd, const char *target, const char *fstype, cons
 	return r;
 }
 
+/* SBX_OP_DEV_MAKE: mknod in the node's folder (resolved in the root), the mode and owner set exactly
+ * (mknod's mode passes through the umask), then a device node bound on itself and that bind
+ * remounted without nodev, so that it opens while the tmpfs of /dev around it stays nodev. An
+ * existing node of that name is replaced. */
+static int make_node(int root_fd, const char *path, uint32_t mode, uint64_t a, uint64_t b)
+{
+	char dir[4096], p[32];
+	size_t n = sbx_strlen(path), cut = n;
+	int dfd, fd, r, e;
+	while (cut > 0 && path[cut - 1] != '/') cut--;
+	if (cut == 0 || cut == n || cut >= sizeof dir) { errno = EINVAL; return -1; }
+	sbx_strlcpy(dir, path, cut + 1);
+	if (resolve_in_root(root_fd, dir, 1, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	close(fd);
+	if (dfd < 0) return -1;
+	const char *leaf = path + cut;
+	if (unlinkat(dfd, leaf, 0) < 0 && errno != ENOENT) goto fail;
+	if (mknodat(dfd, leaf, mode, makedev((unsigned)(a & 0xffffffffu), (unsigned)(b & 0xffffffffu))) < 0) goto fail;
+	if (fchownat(dfd, leaf, (uid_t)(a >> 32), (gid_t)(b >> 32), AT_SYMLINK_NOFOLLOW) < 0) goto fail;
+	if (fchmodat(dfd, leaf, mode & 07777, 0) < 0) goto fail;
+	close(dfd);
+	if (S_ISFIFO(mode)) return 0;
+	if (resolve_in_root(root_fd, path, 0, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	r = mount(p, p, NULL, MS_BIND, NULL);
+	e = errno;
+	close(fd);
+	if (r < 0) { errno = e; return -1; }
+	/* Re-resolved: the path now leads to the bind. */
+	if (resolve_in_root(root_fd, path, 0, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	r = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, NULL);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+fail:
+	e = errno;
+	close(dfd);
+	errno = e;
+	return -1;
+}
+
 /* SBX_OP_PIVOT: the new root becomes "/", and c->root_fd names it from then on. */
 int op_pivot(struct child_ctx *c)
 {
@@ -252,6 +297,8 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 	}
 	case SBX_OP_ROOT_READONLY:
 		return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags("/"), NULL);
+	case SBX_OP_DEV_MAKE:
+		return make_node(c->root_fd, s1, op->mode, (uint64_t)op->a, (uint64_t)op->b);
 	case SBX_OP_ROOT_PROPAGATION:
 		/* After pivot_root: "/" is the new root, in the sandbox's own (private) mount tree. */
 		return mount(NULL, "/", NULL, (unsigned long)op->a, NULL);

@@ -239,6 +239,14 @@ const RULES: Rules = {
     const want = s.args.major * 256 + s.args.minor;
     a.check(s, p?.type === 'char' && p.rdev === want, `/dev/${s.args.name} a character device ${s.args.major}:${s.args.minor}`, p ? p.type : 'absent');
   },
+  'dev.make': (a, s) => {
+    const p = a.pathOf(s, s.args.target);
+    if (p === null) return;
+    const { type, major, minor } = s.args;
+    const want = type === 'p' ? 'a FIFO' : `a ${type === 'c' ? 'character' : 'block'} device ${major}:${minor}`;
+    const good = type === 'p' ? p?.type === 'other' : p?.type === (type === 'c' ? 'char' : 'block') && p.rdev === makedev(major, minor);
+    a.check(s, good, `${s.args.target} ${want}`, p ? p.type : 'absent');
+  },
   'dev.bind': (a, s) => {
     const p = a.pathOf(s, s.args.target);
     if (p === null) return;
@@ -372,6 +380,11 @@ function maskedOrReadOnly(a: Attestation, s: StepOf<'mount.mask'> | StepOf<'moun
   if (!p) a.ok(s, `${s.args.path} is absent`);
   else if (p.type === 'unreadable') a.unchecked(s, `the sandbox's ${s.args.path} cannot be read from the host (${p.why})`);
   else a.check(s, false, `${s.args.path} ${mask ? 'covered' : 'read-only'}`, `${s.args.path} ${mask ? 'visible' : 'not a mount'}`);
+}
+
+/** glibc's makedev: the st_rdev that stat(2) gives a node of these numbers. */
+function makedev(major: number, minor: number): number {
+  return (major & 0xfff) * 256 + (minor & 0xff) + (minor & ~0xff) * 4096 + (major & ~0xfff) * 2 ** 32;
 }
 
 function devLinks(a: Attestation, s: StepOf<'dev.links'>): void {

@@ -11,6 +11,8 @@ import { ipToInt, parseSubnet } from '../model/ip';
 
 const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, STRICTATIME: 1 << 24, REC: 16384, UNBINDABLE: 1 << 17, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
 const FLAG_BITS: Record<MountFlag, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME, strictatime: MS.STRICTATIME };
+/** mknod's file types (S_IFCHR, S_IFBLK, S_IFIFO). */
+const NODE_TYPE = { c: 0o020000, b: 0o060000, p: 0o010000 } as const;
 const PROPAGATION: Record<Propagation, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC };
 
 export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80 } as const;
@@ -207,6 +209,10 @@ const ENCODERS: Encoders = {
     for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) w.op(s, OP.SYMLINK, { s1: w.str(l), s2: w.str(t) });
   },
   'dev.bind': (w, s) => w.op(s, OP.DEV_NODE, { s1: w.str(s.args.source), s2: w.str(s.args.target) }),
+  'dev.make': (w, s) => {
+    const a = s.args;
+    w.op(s, OP.DEV_MAKE, { s1: w.str(a.target), mode: NODE_TYPE[a.type] | a.mode, a: BigInt(a.major) | (BigInt(a.uid) << 32n), b: BigInt(a.minor) | (BigInt(a.gid) << 32n) });
+  },
   // Identity: the numeric ids the engine resolved in the root filesystem.
   'hostname': (w, s) => w.op(s, OP.HOSTNAME, { s1: w.str(s.args.hostname) }),
   'user.groups': (w, s, corrupt) => w.op(s, OP.GROUPS, { s1: w.list([...w.input.groups, ...(corrupt ? [4242] : [])].map(String)) }),

@@ -57,7 +57,7 @@ export const checkSources: PreflightCheck = ({ spec }) => {
     const base = typeof m.src === 'object' && m.src.file === COMMAND_LINE ? 'on the command line start at the current folder' : 'start at the config file\'s folder';
     missing(m.src, m.source, 'the bind source', `create it first (mkdir -p ${m.source}), or fix the path (relative paths ${base})`);
   }
-  for (const d of spec.devices) if (!statOf(d.source)) missing(d.src, d.source, 'the device', 'check its path (ls /dev), or remove it from `devices`');
+  for (const d of spec.devices) if (!d.node && !statOf(d.source)) missing(d.src, d.source, 'the device', 'check its path (ls /dev), or remove it from `devices`');
   if (spec.rootfs.type === 'dir') {
     const st = statOf(spec.rootfs.path);
     if (!st) missing(spec.rootfs.src, spec.rootfs.path, 'the root filesystem', 'create it, or fix `rootfs.path`');

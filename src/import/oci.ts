@@ -9,7 +9,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic';
 import { parseConfig, type PathSeg } from '../config/parse';
 import { deviceRuleText } from '../model/sections/resources';
-import { DEFAULT_CAPABILITIES, DEFAULT_DEVICE_RULES } from '../model/tables';
+import { DEFAULT_CAPABILITIES, DEFAULT_DEVICE_RULES, DEFAULT_DEVICES } from '../model/tables';
 import { ordered, type Imported, type ImportNote, type Loc } from './types';
 
 export interface OciImported extends Imported {
@@ -345,13 +345,27 @@ class Mapper {
     for (const [k, key] of [['maskedPaths', 'masked_paths'], ['readonlyPaths', 'readonly_paths']] as const) {
       if (Array.isArray(l[k]) && l[k].length) this.set(['security', key], l[k], [...L, k]);
     }
-    if (Array.isArray(l.devices)) l.devices.forEach((d, i) => this.device(d, [...L, 'devices', i]));
+    const userns = Array.isArray(l.namespaces) && l.namespaces.some((n) => isObj(n) && n.type === 'user');
+    if (Array.isArray(l.devices)) l.devices.forEach((d, i) => this.device(d, [...L, 'devices', i], userns));
     if (isObj(l.seccomp)) this.seccomp(l.seccomp, bundle);
     else this.set(['security', 'seccomp'], 'unconfined', L);
   }
 
-  device(d: unknown, path: PathSeg[]): void {
+  device(d: unknown, path: PathSeg[], userns: boolean): void {
     if (!isObj(d) || typeof d.path !== 'string' || !d.path.startsWith('/dev/')) { this.refuse(path, 'a device is {path: /dev/…, type, major, minor}'); return; }
+    const type = d.type === 'u' ? 'c' : d.type;
+    const num = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+    const dflt = DEFAULT_DEVICES.find((x) => `/dev/${x.name}` === d.path);
+    if (dflt && type === 'c' && d.major === dflt.major && d.minor === dflt.minor) { this.note('changed', path, 'oci-default-device', `sandbox's own ${d.path} (${dflt.major}:${dflt.minor}) is there already, bound from the host`); return; }
+    // Made by its numbers, as the runtime-spec says (runc's mknod); in a new user namespace, where
+    // the kernel refuses mknod, the host's node of that path is bound in (as runc does there).
+    if (!userns && (type === 'p' || ((type === 'c' || type === 'b') && num(d.major) && num(d.minor)))) {
+      if ([d.fileMode, d.uid, d.gid].some((v) => v !== undefined && !num(v))) { this.refuse(path, 'fileMode, uid and gid are numbers'); return; }
+      const node = { target: d.path, type, ...(type === 'p' ? {} : { major: d.major, minor: d.minor }), ...(d.fileMode !== undefined ? { mode: ((d.fileMode as number) & 0o7777).toString(8).padStart(4, '0') } : {}), ...(d.uid !== undefined ? { uid: d.uid } : {}), ...(d.gid !== undefined ? { gid: d.gid } : {}) };
+      this.push(['devices'], node, path);
+      return;
+    }
+    if (!userns) { this.refuse(path, 'a device is made by its type (c, b, u or p) and, but for p, its major and minor numbers'); return; }
     // The host's node of that path is bound in: its type and numbers must be the host's.
     ((this.c.devices ??= []) as unknown[]).push({ source: d.path, target: d.path, permissions: 'rwm' });
     this.out.origin.push({ path: ['devices', (this.c.devices as unknown[]).length - 1], at: this.at(path) });

@@ -120,7 +120,10 @@ export interface VolumeSpec {
 export interface CapSpec { name: string; src: Source }
 export interface EnvVar { name: string; value: string; src: Source }
 export interface RlimitSpec { name: string; soft: number; hard: number; src: Source }
-export interface DeviceSpec { source: string; target: string; permissions: string; src: Source }
+/** A device of `devices`: a host device bound in (source), or a node made by its numbers (node, no source). */
+export interface DeviceSpec { source: string; target: string; permissions: string; node?: DeviceNodeSpec; src: Source }
+/** A node `devices` makes in /dev: mknod's type and numbers, its mode and owner as the sandbox sees them. */
+export interface DeviceNodeSpec { type: 'c' | 'b' | 'p'; major: number; minor: number; mode: number; uid: number; gid: number }
 export interface HostEntry { host: string; ip: string; src: Source }
 
 export interface UserSpec {

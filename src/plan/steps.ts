@@ -17,7 +17,7 @@ export const SIDE = {
   'net.egress.rule': 'host', 'net.egress.default': 'host', 'net.egress.start': 'host', 'net.egress.wall': 'host',
   'net.host': 'child', 'net.joined': 'child', 'net.none': 'child', 'net.loopback': 'child', 'net.address': 'child',
   'mount.private': 'child', 'mount.root': 'child', 'mount.link': 'child', 'mount.bind': 'child', 'mount.proc': 'child', 'mount.dev': 'child',
-  'dev.node': 'child', 'mount.devpts': 'child', 'console': 'child', 'mount.tmpfs.dev': 'child', 'mount.mqueue': 'child', 'dev.links': 'child', 'dev.bind': 'child',
+  'dev.node': 'child', 'mount.devpts': 'child', 'console': 'child', 'mount.tmpfs.dev': 'child', 'mount.mqueue': 'child', 'dev.links': 'child', 'dev.bind': 'child', 'dev.make': 'child',
   'mount.sys': 'child', 'mount.cgroup': 'child', 'mount.netfile': 'child', 'sysctl': 'child', 'mount.tmpfs': 'child', 'mount.volume': 'child', 'mount.pivot': 'child',
   'mount.mask': 'child', 'mount.readonly': 'child', 'mount.root-readonly': 'child', 'mount.root-propagation': 'child',
   'hostname': 'child', 'user.groups': 'child', 'user.ids': 'child', 'umask': 'child',

@@ -96,6 +96,7 @@ export interface StepArgs {
   'mount.mqueue': { target: '/dev/mqueue'; flags: MountFlag[] };
   'dev.links': Record<string, never>;
   'dev.bind': { source: string; target: string; permissions: string };
+  'dev.make': { target: string; type: 'c' | 'b' | 'p'; major: number; minor: number; mode: number; uid: number; gid: number; permissions: string };
   'mount.sys': { target: '/sys'; fresh: boolean };
   'mount.cgroup': { target: '/sys/fs/cgroup'; layout: 'v1' | 'v2'; controllers: string[] };
   'mount.netfile': { source: string; target: string };

@@ -196,3 +196,32 @@ test('namespaces joined by path (mount, pid, ipc, uts): the container\'s /proc/s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('linux.devices: nodes made by their numbers, mode and owner, read with ls -l from inside; a made node opens while /dev stays nodev', (t) => {
+  if (!ready(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
+  const id = `rtc5-${process.pid}`;
+  try {
+    const b = bundle(dir, 'ls -ln /dev/test1 /dev/test2 /dev/test3 /dev/mynull; echo x > /dev/mynull && echo opened; awk \'$5 == "/dev"\' /proc/self/mountinfo', (c) => {
+      c.linux.devices = [
+        { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660, uid: 0, gid: 5 },
+        { path: '/dev/test2', type: 'b', major: 8, minor: 666, fileMode: 0o600 },
+        { path: '/dev/test3', type: 'p', fileMode: 0o640 },
+        { path: '/dev/mynull', type: 'c', major: 1, minor: 3, fileMode: 0o666 },
+      ];
+    });
+    assert.equal(rt(dir, ['run', '--bundle', b, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    const seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    assert.match(seen, /^crw-rw---- +1 0 +5 +10, 666 .* \/dev\/test1$/m, seen);
+    assert.match(seen, /^brw------- +1 0 +0 +8, 666 .* \/dev\/test2$/m, seen);
+    assert.match(seen, /^prw-r----- +1 0 +0 +0 .* \/dev\/test3$/m, seen);
+    assert.match(seen, /^crw-rw-rw- +1 0 +0 +1, +3 .* \/dev\/mynull$/m, seen);
+    assert.match(seen, /^opened$/m);
+    // /dev itself stays nodev: a node made there by the container's own mknod cannot be opened.
+    assert.match(seen.split('\n').find((l) => l.split(' ')[4] === '/dev') ?? '', / [^ ]*nodev[^ ]* /, seen);
+    assert.deepEqual(leftovers(id), []);
+  } finally {
+    rt(dir, ['delete', '--force', id]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

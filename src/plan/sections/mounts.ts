@@ -54,7 +54,13 @@ function systemMounts(ctx: Compilation): void {
     add('mounts', 'mount:/dev/mqueue', 'mount.mqueue', 'mount the sandbox\'s POSIX message queues on /dev/mqueue (nosuid, nodev, noexec)', spec.mqueue.src, { target: '/dev/mqueue', flags: ['nosuid', 'nodev', 'noexec'] });
   }
   add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
-  for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
+  for (const d of spec.devices) {
+    if (!d.node) { add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions }); continue; }
+    // A new user namespace cannot make device nodes (the kernel refuses mknod there).
+    if (ctx.spec.userns && d.node.type !== 'p') ctx.problems.push({ src: d.src, code: 'device-node-userns', message: `${d.target} cannot be made in a new user namespace (the kernel refuses mknod of a device there); give the host's device as \`source\` instead` });
+    const n = d.node, what = n.type === 'p' ? 'a FIFO' : `${n.type === 'c' ? 'a character' : 'a block'} device ${n.major}:${n.minor}`;
+    add('mounts', `device:${d.target}`, 'dev.make', `make ${d.target}, ${what}, mode ${n.mode.toString(8).padStart(4, '0')}, owner ${n.uid}:${n.gid}${n.type === 'p' ? '' : ` (${d.permissions}; this node alone is not nodev)`}`, d.src, { target: d.target, ...n, permissions: d.permissions });
+  }
   const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
   add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
   if (ns('cgroup').mode === 'private' && cg.layout !== 'none' && withCgroup) {
