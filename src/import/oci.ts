@@ -36,6 +36,9 @@ export interface OciOptions {
   bundle: string;
   /** The sandbox's name (the container's id). */
   name: string;
+  /** Whether SELinux is enabled on this host (the caller reads /sys/fs/selinux): without it, a
+   * label can be given to nothing, by any runtime. */
+  selinux?: boolean;
 }
 
 type J = Record<string, unknown>;
@@ -68,6 +71,7 @@ export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions)
   const v = parsed.value;
   if (!isObj(v)) { m.refuse([], 'config.json holds no object: an OCI bundle\'s config.json is a JSON object with ociVersion, process and root'); return out; }
   m.top(v, opts);
+  m.selinux(v, opts.selinux === true);
   // config.json's strings are literal: none is interpolated as the file's ${VAR} are.
   out.config = literal(ordered(out.config)) as OciImported['config'];
   return out;
@@ -130,6 +134,17 @@ class Mapper {
     this.linux(linux, opts.bundle);
   }
 
+  /** SELinux labels: refused where SELinux is on (sandbox applies none); where it is off, no
+   * process or mount can carry one, with any runtime (runc and crun leave them off there): said. */
+  selinux(v: J, enabled: boolean): void {
+    const at: [J | undefined, PathSeg[], string][] = [[isObj(v.process) ? v.process : undefined, ['process'], 'selinuxLabel'], [isObj(v.linux) ? v.linux : undefined, ['linux'], 'mountLabel']];
+    for (const [obj, path, key] of at) {
+      if (!obj || typeof obj[key] !== 'string' || !obj[key]) continue;
+      if (enabled) this.refuse([...path, key], 'sandbox applies no SELinux label; remove it, or use a runtime that does');
+      else this.note('dropped', [...path, key], 'oci-no-selinux', 'SELinux is not enabled on this host, so nothing can carry this label (runc and crun leave it off too); ignored');
+    }
+  }
+
   hooks(h: unknown): void {
     if (!isObj(h)) { this.refuse(['hooks'], 'hooks is an object of lists (prestart, createRuntime, poststart, poststop)'); return; }
     this.known(h, ['hooks'], ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop']);
@@ -178,7 +193,7 @@ class Mapper {
     this.set(['stdin_open'], true, P);
     this.unsupported(p, P, ['consoleSize'], 'the terminal\'s size comes from the console socket\'s side');
     this.unsupported(p, P, ['commandLine'], 'a Windows field');
-    this.unsupported(p, P, ['apparmorProfile', 'selinuxLabel'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
+    this.unsupported(p, P, ['apparmorProfile'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
     // Written by sandbox-runtime into /proc/PID/oom_score_adj of the created process, before start.
     if (p.oomScoreAdj !== undefined) {
       if (typeof p.oomScoreAdj !== 'number' || !Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) this.refuse([...P, 'oomScoreAdj'], 'an integer from -1000 to 1000');
@@ -330,7 +345,7 @@ class Mapper {
   linux(l: J, bundle: string): void {
     const L = ['linux'];
     this.known(l, L, ['namespaces', 'uidMappings', 'gidMappings', 'timeOffsets', 'devices', 'cgroupsPath', 'resources', 'unified', 'rootfsPropagation', 'seccomp', 'sysctl', 'maskedPaths', 'readonlyPaths', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices']);
-    this.unsupported(l, L, ['timeOffsets', 'unified', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
+    this.unsupported(l, L, ['timeOffsets', 'unified', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
     // Applied once pivoted (runc's order): the tree was made private first, so a shared root
     // shares with the container's own bind mounts of it, never with the host.
     if (l.rootfsPropagation !== undefined && l.rootfsPropagation !== '') {

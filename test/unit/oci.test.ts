@@ -128,7 +128,6 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['process.args', (c) => { c.process.args = []; }],
     ['process.oomScoreAdj', (c) => { c.process.oomScoreAdj = 1001; }],
     ['process.apparmorProfile', (c) => { c.process.apparmorProfile = 'p'; }],
-    ['process.selinuxLabel', (c) => { c.process.selinuxLabel = 'l'; }],
     ['process.consoleSize', (c) => { c.process.consoleSize = { height: 1, width: 1 }; }],
     ['process.scheduler', (c) => { c.process.scheduler = { policy: 'SCHED_OTHER' }; }],
     ['process.ioPriority', (c) => { c.process.ioPriority = { class: 'IOPRIO_CLASS_IDLE' }; }],
@@ -145,7 +144,6 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['linux.gidMappings', (c) => { c.linux.namespaces.push({ type: 'user' }); c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
     ['linux.timeOffsets', (c) => { c.linux.timeOffsets = { monotonic: { secs: 1 } }; }],
     ['linux.rootfsPropagation', (c) => { c.linux.rootfsPropagation = 'sideways'; }],
-    ['linux.mountLabel', (c) => { c.linux.mountLabel = 'x'; }],
     ['linux.intelRdt', (c) => { c.linux.intelRdt = { closID: 'x' }; }],
     ['linux.personality', (c) => { c.linux.personality = { domain: 'LINUX32' }; }],
     ['linux.resources.hugepageLimits', (c) => { c.linux.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }; }],
@@ -316,6 +314,17 @@ test('linux.devices: each node is made by its numbers, mode and owner (runc\'s m
   u.linux.uidMappings = u.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
   u.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }];
   assert.deepEqual((adapt(u).config as Record<string, any>).devices, [{ source: '/dev/fuse', target: '/dev/fuse', permissions: 'rwm' }]);
+});
+
+test('SELinux labels: refused where SELinux is on, said and ignored where it is off (no runtime can label anything there)', () => {
+  const cfg = base();
+  cfg.process.selinuxLabel = 'system_u:system_r:svirt_lxc_net_t:s0:c1,c2';
+  cfg.linux.mountLabel = 'system_u:object_r:svirt_sandbox_file_t:s0:c715,c811';
+  const on = fromOciConfig('config.json', Buffer.from(JSON.stringify(cfg, null, 2)), { bundle: BUNDLE, name: 'c1', selinux: true });
+  assert.deepEqual(refused(on).map((n) => n.message.split(':')[0]), ['process.selinuxLabel', 'linux.mountLabel']);
+  const off = adapt(cfg);
+  assert.deepEqual(refused(off), []);
+  assert.deepEqual(off.notes.filter((n) => n.code === 'oci-no-selinux').map((n) => [n.kind, n.message.split(':')[0]]), [['dropped', 'process.selinuxLabel'], ['dropped', 'linux.mountLabel']]);
 });
 
 test('a field the runtime-spec does not define is ignored, as the spec says, and said; bad JSON is an error', () => {
