@@ -191,7 +191,12 @@ class Mapper {
     if (p.terminal === true) this.set(['tty'], true, [...P, 'terminal']);
     // The process reads the runtime's stdin, as runc gives it (containerd passes a pipe or /dev/null).
     this.set(['stdin_open'], true, P);
-    this.unsupported(p, P, ['consoleSize'], 'the terminal\'s size comes from the console socket\'s side');
+    // Set by sandbox-runtime on the terminal's master before it goes over the console socket.
+    if (p.consoleSize !== undefined) {
+      const s = p.consoleSize, dim = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
+      if (!isObj(s) || !dim(s.height) || !dim(s.width)) this.refuse([...P, 'consoleSize'], '{height, width}: the terminal\'s rows and columns, 0 to 65535');
+      else if (p.terminal !== true) this.note('dropped', [...P, 'consoleSize'], 'oci-console-size', 'the size of a terminal, and process.terminal gives none; ignored');
+    }
     this.unsupported(p, P, ['commandLine'], 'a Windows field');
     this.unsupported(p, P, ['apparmorProfile'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
     // Written by sandbox-runtime into /proc/PID/oom_score_adj of the created process, before start.

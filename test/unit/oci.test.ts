@@ -128,7 +128,7 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['process.args', (c) => { c.process.args = []; }],
     ['process.oomScoreAdj', (c) => { c.process.oomScoreAdj = 1001; }],
     ['process.apparmorProfile', (c) => { c.process.apparmorProfile = 'p'; }],
-    ['process.consoleSize', (c) => { c.process.consoleSize = { height: 1, width: 1 }; }],
+    ['process.consoleSize', (c) => { c.process.consoleSize = { height: -1, width: 1 }; }],
     ['process.scheduler', (c) => { c.process.scheduler = { policy: 'SCHED_OTHER' }; }],
     ['process.ioPriority', (c) => { c.process.ioPriority = { class: 'IOPRIO_CLASS_IDLE' }; }],
     ['process.rlimits[0]', (c) => { c.process.rlimits = [{ type: 'RLIMIT_BOGUS', soft: 1, hard: 1 }]; }],
