@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 17
+#define SBX_ABI_VERSION 18
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -273,6 +273,33 @@ SBX_API int sbx_landlock_abi(void);
  * path without following a final symlink (file capabilities, overlay's opaque mark). */
 SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
+
+/* The attestation's facts (src/engine/attest.ts, readView), gathered in one call so that the CLI
+ * reads a dozen /proc files and a few dozen links and inodes with system calls only, not one Node
+ * call each. Read by the caller (root on the host, or the user of a rootless sandbox) from
+ * /proc/PID while the child waits to exec; nothing is changed. out receives records, one per fact:
+ * uint32 kind (enum sbx_fact_kind), int32 result (0, or -errno when the fact could not be read),
+ * uint32 length, then length bytes. paths: a NUL-separated list ending with an empty string, each
+ * a path inside the sandbox, lstat'ed through /proc/PID/root (one SBX_FACT_PATH record each, in
+ * order). ERANGE when out is too small: *len then says how much was needed so far (call again
+ * with more). */
+enum sbx_fact_kind {
+	SBX_FACT_STATUS = 1,    /* /proc/PID/status, as it reads */
+	SBX_FACT_LIMITS,        /* /proc/PID/limits */
+	SBX_FACT_UID_MAP,
+	SBX_FACT_GID_MAP,
+	SBX_FACT_MOUNTINFO,
+	SBX_FACT_CGROUP,        /* /proc/PID/cgroup */
+	SBX_FACT_NET_DEV,
+	SBX_FACT_NET_ROUTE,
+	SBX_FACT_FIB_TRIE,
+	SBX_FACT_NS,            /* "NAME LINK\n" for each file of /proc/PID/ns */
+	SBX_FACT_FDS,           /* "FD FLAGS\n" for each open fd, FLAGS the octal flags of its fdinfo */
+	SBX_FACT_ROOT,          /* result 1: the child's root is the caller's (same device and inode), 0: another */
+	SBX_FACT_PATH,          /* one byte f(ile) d(ir) o(ther) l(ink) c(har) b(lock), then the link's target or
+				 * the device's decimal rdev; result -ENOENT (or another -errno) when lstat failed */
+};
+SBX_API int sbx_proc_facts(int32_t pid, const char *paths, uint8_t *out, uint32_t cap, uint32_t *len, struct sbx_error *err);
 
 /* The egress attestation's probes (netprobe.c, docs/egress-design.md 6): the kernel's answers seen
  * from inside a sandbox's network namespace, never the engine's own report. */

@@ -138,7 +138,7 @@ export interface UpOptions extends LoadOptions {
  * ImageError, SetupError (a step failed: nothing is left on the host) or AbortError. */
 export async function up(config?: ConfigSource, o: UpOptions = {}): Promise<Sandbox> {
   const stdio = typeof o.stdio === 'string' || o.stdio === undefined ? [o.stdio ?? 'inherit', o.stdio ?? 'inherit', o.stdio ?? 'inherit'] as const : o.stdio;
-  const c = await loadWith(config, o, { forRun: true, preflight: { exit: 125 }, allowWeaker: o.allowWeaker, stdinIsTTY: stdio[0] === 'inherit' && process.stdin.isTTY === true }, true);
+  const c = await loadWith(config, o, { forRun: true, preflight: { exit: 125 }, allowWeaker: o.allowWeaker, stdinIsTTY: () => stdio[0] === 'inherit' && process.stdin.isTTY === true }, true);
   return start(c.plan, c.prepared.host, c.file, { stdio, signal: o.signal, onProgress: o.onProgress });
 }
 

@@ -52,8 +52,9 @@ export interface PrepareOpts {
   files?: Record<string, string>;
   /** Check the host before any pull (up, run, doctor FILE); its own problems throw with `exit`. */
   preflight?: { exit: number };
-  /** Whether stdin is a terminal: `tty` with stdin open is refused otherwise, as docker run -it is. */
-  stdinIsTTY?: boolean;
+  /** Whether stdin is a terminal: `tty` with stdin open is refused otherwise, as docker run -it is.
+   * Asked only then: reading process.stdin makes its stream, which a command that reads no input need not pay for. */
+  stdinIsTTY?: () => boolean;
   env?: Readonly<Record<string, string | undefined>>;
   cwd?: string;
   /** The host, when the caller probed it already. */
@@ -186,7 +187,7 @@ export async function prepare(fileArg: string | undefined, opts: PrepareOpts = {
  * the other problems and before any pull. */
 function terminalProblem(read: ReturnType<typeof readConfig>, opts: PrepareOpts, file: string): Diagnostic[] {
   const cfg = read.cfg!;
-  if (opts.noTty || cfg.tty !== true || !(opts.interactive || cfg.stdin_open === true) || opts.detach || cfg.detach || opts.stdinIsTTY) return [];
+  if (opts.noTty || cfg.tty !== true || !(opts.interactive || cfg.stdin_open === true) || opts.detach || cfg.detach || opts.stdinIsTTY?.()) return [];
   const at = read.ctx!.where(['tty']);
   const message = opts.interactive ? MSG.notATerminal('`tty: true` with -i', 'drop -i, or `tty: true` (-T drops it for one run),') : MSG.notATerminal('`tty: true` with `stdin_open: true`', 'drop `tty: true` (-T drops it for one run)');
   return [{ ...(typeof at === 'object' ? at : { file, line: 1, col: 1 }), path: 'tty', code: 'not-a-terminal', message, severity: 'error' }];

@@ -15,13 +15,14 @@ import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+
 /** How the handle learns of its run: set once by up(). */
 export interface RunWiring { result: Promise<RunResult>; pid: number }
 
 /**
  * A running sandbox. Events: `progress` (each step as it is applied: an EngineEvent), `exit`
  * (the command's status, once everything it set up is removed; not for a detached one, whose
- * wait() polls its state).
+ * wait() waits for its supervisor).
  */
 export class Sandbox extends EventEmitter {
   /** The sandbox's PID 1, in the host's pid namespace. */
@@ -55,8 +56,14 @@ export class Sandbox extends EventEmitter {
     if (this.exitCode !== undefined) return this.exitCode;
     const r = await this.result;
     if (!r.detached) return (this.exitCode = r.exitCode);
-    // Detached: its supervisor writes the status; the state says when it has ended.
+    // Detached: its supervisor, this process's child, writes the status as the command ends for
+    // good, then exits; the state says the status (a poll where the supervisor is not known).
     const { findSandbox, exitCode } = await import('../engine/lifecycle');
+    if (r.supervisorExit) {
+      // The supervisor's handle does not keep this process alive (it outlives the CLI): a wait does.
+      const alive = setInterval(() => undefined, 1 << 30);
+      try { await r.supervisorExit().catch(() => 0); } finally { clearInterval(alive); }
+    }
     for (;;) {
       let row;
       try { row = findSandbox(this.host, this.name); } catch { return (this.exitCode = 0); }

@@ -12,6 +12,7 @@ import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
+import { egressAlive } from '../engine/egress';
 import type { StopNote } from '../engine/signals';
 import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, recordExec, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
 
@@ -20,7 +21,10 @@ export { LifecycleError };
 /** running once its command has started (state.json is written then); starting while being set up. */
 // Ports show only while held: a sandbox whose command ended for good released them.
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
-const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
+/** A running sandbox whose sbx-egress ended is closed to the network (it fails closed): ps says so. */
+const egressDown = (host: ReturnType<typeof probeHost>, r: Listed) => r.running && egressAlive(join(host.stateRoot, r.name)) === false;
+const status = (r: Listed, host?: ReturnType<typeof probeHost>) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)'
+  : host && egressDown(host, r) ? `${word(r)} (${MSG.egressEndedShort})` : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How many times its restart policy ran the command again: the `restarts` count its state records (0 until one is). */
 const restarts = (r: Listed) => r.state?.restarts ?? 0;
@@ -72,13 +76,15 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('-q, --quiet', 'print only their names')
     .action((o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
       const json = formatOf(o) === 'json';
-      const rows = listSandboxes(probeHost()).filter((r) => o.all || r.running);
+      const host = probeHost();
+      const rows = listSandboxes(host).filter((r) => o.all || r.running);
       if (o.quiet && !json) { process.stdout.write(rows.map((r) => `${r.name}\n`).join('')); return; }
       if (json) {
         process.stdout.write(JSON.stringify(rows.map((r) => ({
           name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
           pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
           restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: heldPorts(r),
+          ...(egressDown(host, r) ? { egress: 'ended' } : {}),
         })), null, 2) + '\n');
         return;
       }
@@ -88,7 +94,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r, host), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
     });
 
   withFormat(program.command('logs').argument('<name>', 'a sandbox started with up -d (with --denials: any sandbox with an egress policy)'), ['text', 'json'], 'with --denials, print the records as JSON lines, as they are stored')
@@ -185,7 +191,7 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const row = findSandbox(host, name);
       const s = saved(host, name);
       // Egress: the rules and, from sbx-egress's status file, what it refused and carried so far.
-      const egress = hasEgress(s.plan) ? egressInfo(s.plan.steps.filter((x) => String(x.kind) === 'net.egress.rule').length, readStatus(join(host.stateRoot, name))) : null;
+      const egress = hasEgress(s.plan) ? egressInfo(s.plan.steps.filter((x) => String(x.kind) === 'net.egress.rule').length, readStatus(join(host.stateRoot, name)), row.running ? egressAlive(join(host.stateRoot, name)) : undefined) : null;
       const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], egress, plan: s.plan };
       if (json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
       const st = row.state;

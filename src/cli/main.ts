@@ -55,7 +55,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
     return pullView({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${image}` });
   };
   try {
-    const p = await prepare(fileArg, { ...opts, image: io && { mode: io.mode, insecure: io.insecure, view }, stdinIsTTY: process.stdin.isTTY === true });
+    const p = await prepare(fileArg, { ...opts, image: io && { mode: io.mode, insecure: io.insecure, view }, stdinIsTTY: () => process.stdin.isTTY === true });
     // Frames of a config made from the command line show the command line (report's `others`).
     report(p.diagnostics, p.text, opts.format, opts.commandLine?.locate ? undefined : p.file, p.texts);
     return { plan: p.plan, file: p.file, host: p.host, diagnostics: p.diagnostics, text: p.text, spec: p.spec, absFile: p.absFile, root: p.root };
@@ -83,6 +83,8 @@ export function report(diagnostics: Diagnostic[], text: string, format = 'text',
     process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
+  // Nothing to say: stderr's stream (made when first used) is left unmade.
+  if (!diagnostics.length) return;
   // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
   process.stderr.write(formatDiagnostics(diagnostics, (d) => (Object.hasOwn(others, d.file) ? others[d.file] : file === undefined || d.file === file ? text : undefined), color()));
 }
@@ -218,7 +220,18 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  // The bundles of one command (dist/sandbox-plan.js for `validate` and `plan`, dist/sandbox-up.js
+  // for `up`, which bin/sandbox.js loads for them): the build sets SANDBOX_BUNDLE there, so that
+  // the other commands, and every module only they import, are left out (a smaller bundle and code
+  // cache to load). The commands keep their order, that of `sandbox --help`.
+  if (process.env.SANDBOX_BUNDLE !== 'up') registerPlan(program);
+  if (process.env.SANDBOX_BUNDLE !== 'plan') registerUp(program);
+  if (process.env.SANDBOX_BUNDLE === undefined) registerOthers(program);
+  return program;
+}
 
+/** `validate` and `plan`. */
+function registerPlan(program: Command): void {
   withFormat(program.command('validate').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the problems as JSON on stdout')
     .description('check a config and print every problem in it, located')
     .option('--strict', 'treat warnings as errors')
@@ -245,7 +258,9 @@ export function buildProgram(): Command {
         : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
       process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     });
+}
 
+function registerUp(program: Command): void {
   // --json/--format json only with --dry-run: the plan it would apply, as plan --json prints it.
   withFormat(program.command('up').argument('[file]', 'config file; found upward from the cwd when left out')
     .argument('[command...]', 'command and arguments after --, replacing the config\'s command'), ['text', 'json'], 'with --dry-run, print the plan as JSON, as plan --json')
@@ -274,7 +289,10 @@ export function buildProgram(): Command {
       const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, allowWeaker: o.allowWeaker, ...(json ? { format: 'json-plan' } : {}), ...overridesOf(o) });
       await start(l, { ...o, json, progress });
     });
+}
 
+/** Every command after `up`. */
+function registerOthers(program: Command): void {
   withFormat(program.command('doctor').argument('[file]', 'a config to check against this host'))
     .description('print what this host offers, and which lines of FILE it cannot apply')
     .action(async (file: string | undefined, o: FormatOpts) => {
@@ -323,7 +341,6 @@ export function buildProgram(): Command {
     // Read at run time, not bundled: only this command needs it.
     process.stdout.write(readFileSync(join(__dirname, '..', 'schema', 'sandbox.schema.json'), 'utf8'));
   });
-  return program;
 }
 
 export async function main(argv: string[]): Promise<number> {

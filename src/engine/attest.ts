@@ -1,10 +1,8 @@
 // Attestation: once the child has applied every step and waits to exec, the CLI (root, on the
 // host) reads back what the child really has, from /proc/PID and the host's own files, and gives
 // each plan step a verdict: verified, not checkable (and why), or a mismatch, which aborts the run
-// before the command starts. Nothing here trusts the child's own reports. readView gathers the
-// facts (a dozen small /proc files); attest is pure, so its rules are unit-tested on made-up views.
-import { lstatSync, readFileSync, readlinkSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+// before the command starts. Nothing here trusts the child's own reports. readView (attest-view.ts)
+// gathers the facts; attest is pure, so its rules are unit-tested on made-up views.
 import type { IdMap, Propagation } from '../model/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
 import type { Plan, Step, StepKind, StepOf, Verdict } from '../plan/types';
@@ -43,6 +41,8 @@ export interface ProcView {
   path(p: string): PathKind | undefined;
   /** A cgroup file's content, read on the host; undefined when absent. */
   cgroupFile(controller: string, file: string): string | undefined;
+  /** Whether the sandbox's cgroup folder of a controller exists on the host. */
+  cgroupExists(controller: string): boolean;
   /** A file in the state folder. */
   stateFile(name: string): string | undefined;
   /** The peer group ids of the host's shared mounts (the CLI's /proc/self/mountinfo). */
@@ -57,8 +57,6 @@ export interface AttestIds { uid: number; gid: number; groups: number[] }
 
 const O = (v: boolean) => (v ? 'on' : 'off');
 const NS_FILE: Record<string, string> = { mount: 'mnt' };
-/** The rows of /proc/PID/limits, in RLIMIT_* order. */
-const LIMIT_ROWS = 16;
 
 /** An id inside the namespace as the host sees it, through a map; undefined when unmapped. */
 function hostId(id: number, map: IdMap[] | undefined): number | undefined {
@@ -162,7 +160,7 @@ const RULES: Rules = {
   'image.note': (a, s) => a.unchecked(s, 'a note about the image: nothing is applied'),
   'path.placeholder': (a, s) => a.unchecked(s, `the placeholder at ${s.args.path}, made on the host before the clone; its deny step is checked in the sandbox's mount table`),
   'volume.create': (a, s) => a.unchecked(s, 'the volume\'s folder, made on the host (whole, or not at all) before the clone; its mount step is checked'),
-  'cgroup.create': (a, s) => a.check(s, a.view.cgroupFile('pids', 'cgroup.procs') !== undefined || a.view.cgroupFile('memory', 'cgroup.procs') !== undefined, `the cgroup ${s.args.path}`, 'no cgroup folder'),
+  'cgroup.create': (a, s) => a.check(s, a.view.cgroupExists('pids') || a.view.cgroupExists('memory'), `the cgroup ${s.args.path}`, 'no cgroup folder'),
   'cgroup.set': cgroupSet,
   'cgroup.attach': (a, s) => {
     const path = `/${s.args.path}`;
@@ -348,8 +346,10 @@ function namedByNs(a: Attestation, s: Step): void {
 /** No mount of the sandbox is in a peer group of the host's: a mount the plan makes shared after
  * the tree was made private starts a group of the sandbox's own (peer group ids are global). */
 function mountsPrivate(a: Attestation, s: StepOf<'mount.private'>): void {
-  const host = a.view.hostPeerGroups();
-  const leaks = a.view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:') && host.has(o.slice(7))));
+  const shared = a.view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:')));
+  // The host's mount table is read only when the sandbox has a shared mount at all.
+  const host = shared.length ? a.view.hostPeerGroups() : new Set<string>();
+  const leaks = shared.filter((m) => m.optional.some((o) => o.startsWith('shared:') && host.has(o.slice(7))));
   a.check(s, leaks.length === 0, 'no mount shared with the host', `shared with the host: ${leaks.map((m) => m.point).join(', ')}`);
 }
 
@@ -428,118 +428,3 @@ function boundingHas(a: Attestation, s: StepOf<'cap.keep'> | StepOf<'cap.drop'>)
 function noNewPrivs(a: Attestation, s: StepOf<'nnp'> | StepOf<'nnp.off'>): void {
   a.check(s, a.status.NoNewPrivs === (s.kind === 'nnp' ? '1' : '0'), `no_new_privs ${O(s.kind === 'nnp')}`, `NoNewPrivs ${a.status.NoNewPrivs}`);
 }
-
-/** The child's facts, read by the host from /proc/PID (and its cgroup and state folders). */
-export function readView(pid: number, o: { cgroup: (controller: string, file: string) => string | undefined; stateDir?: string }): ProcView {
-  const proc = `/proc/${pid}`;
-  const status: Record<string, string> = {};
-  for (const l of (read(`${proc}/status`) ?? '').split('\n')) { const i = l.indexOf(':'); if (i > 0) status[l.slice(0, i)] = l.slice(i + 1).trim(); }
-  const limits: [number, number][] = (read(`${proc}/limits`) ?? '').split('\n').slice(1, 1 + LIMIT_ROWS).map((l) => {
-    const [soft, hard] = l.slice(26).trim().split(/\s+/);
-    const n = (v: string | undefined) => (v === 'unlimited' ? -1 : Number(v));
-    return [n(soft), n(hard)];
-  });
-  // A path is asked for by several rules (dev.links reads each link twice): looked up once.
-  const paths = new Map<string, PathKind | undefined>();
-  let rootIsHosts = true;
-  try { const a = statSync(`${proc}/root/`), b = statSync('/'); rootIsHosts = a.dev === b.dev && a.ino === b.ino; } catch { /* unreadable: counted as the host's */ }
-  return {
-    status, uidMap: read(`${proc}/uid_map`) ?? '', gidMap: read(`${proc}/gid_map`) ?? '', mounts: readMounts(proc), ns: nsOf(proc), hostNs: hostNamespaces(), limits,
-    cgroups: (read(`${proc}/cgroup`) ?? '').split('\n').filter(Boolean), ...readNetwork(proc), rootIsHosts, fds: readFds(proc),
-    path: (p) => { if (!paths.has(p)) paths.set(p, pathIn(proc, p)); return paths.get(p); },
-    realPath: (p) => realPathIn(proc, p),
-    cgroupFile: o.cgroup,
-    stateFile: (name) => (o.stateDir ? (name === '.' ? (statSafe(o.stateDir) ? '' : undefined) : read(join(o.stateDir, name))) : undefined),
-    hostPeerGroups: () => new Set(readMounts('/proc/self').flatMap((m) => m.optional.filter((o) => o.startsWith('shared:')).map((o) => o.slice(7)))),
-    nsInode: (path) => { try { return statSync(path, { throwIfNoEntry: false })?.ino; } catch { return undefined; } },
-    hostInterface: (name) => statSafe(`/sys/class/net/${name}`),
-  };
-}
-
-const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
-
-/** The CLI's own namespaces, read once per process: it never leaves them (libsbx enters another
- * namespace only in a child or in a thread of its own, which /proc/self does not show). */
-let ownNs: Record<string, string> | undefined;
-const hostNamespaces = () => (ownNs ??= nsOf('/proc/self'));
-
-/** What the attestation reads of the host alone (the CLI's namespaces), read ahead: the engine
- * calls it while the child applies its steps and this process would only wait for its events. */
-export function readHostFacts(): void { hostNamespaces(); }
-
-function readMounts(proc: string): MountEntry[] {
-  return (read(`${proc}/mountinfo`) ?? '').split('\n').filter(Boolean).map((l) => {
-    const [pre, post = ''] = l.split(' - ');
-    const f = pre!.split(' ');
-    return { point: unescape(f[4]!), opts: f[5]!.split(','), optional: f.slice(6), fstype: post.split(' ')[0]! };
-  });
-}
-
-/** readlink of each file of a process's ns folder, by name. */
-function nsOf(base: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  try { for (const n of readdirSync(`${base}/ns`)) { try { out[n] = readlinkSync(`${base}/ns/${n}`); } catch { /* gone */ } } } catch { /* none */ }
-  return out;
-}
-
-/** The interfaces, IPv4 routes and local addresses of the process's network namespace. */
-function readNetwork(proc: string): Pick<ProcView, 'interfaces' | 'routes' | 'localAddresses'> {
-  const interfaces = (read(`${proc}/net/dev`) ?? '').split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
-  const hex = (h: string) => [0, 1, 2, 3].map((i) => parseInt(h.slice(6 - 2 * i, 8 - 2 * i), 16)).join('.');
-  const routes = (read(`${proc}/net/route`) ?? '').split('\n').slice(1).filter(Boolean).map((l) => { const f = l.split(/\s+/); return { iface: f[0]!, destination: hex(f[1]!), gateway: hex(f[2]!) }; });
-  // /proc/PID/net/fib_trie's local table: each address of the namespace is a "/32 host LOCAL" leaf.
-  const localAddresses: string[] = [];
-  const trie = (read(`${proc}/net/fib_trie`) ?? '').split('\n');
-  for (let i = 1; i < trie.length; i++) if (/\/32 host LOCAL/.test(trie[i]!)) { const m = /([0-9.]+)\s*$/.exec(trie[i - 1]!.replace(/^[\s|+-]+/, '')); if (m && !localAddresses.includes(m[1]!)) localAddresses.push(m[1]!); }
-  return { interfaces, routes, localAddresses };
-}
-
-function readFds(proc: string): ProcView['fds'] {
-  const fds: ProcView['fds'] = [];
-  try {
-    for (const n of readdirSync(`${proc}/fd`)) {
-      const flags = /^flags:\s+([0-7]+)/m.exec(read(`${proc}/fdinfo/${n}`) ?? '')?.[1];
-      if (flags !== undefined) fds.push({ fd: Number(n), cloexec: (parseInt(flags, 8) & 0o2000000) !== 0 });
-    }
-  } catch { /* unreadable: the fds.close step finds none open */ }
-  return fds;
-}
-
-/** A path inside the sandbox with its symlinks resolved there (an absolute link starts again at its root). */
-function realPathIn(proc: string, p: string): string {
-  const parts = p.split('/').filter(Boolean);
-  const done: string[] = [];
-  for (let hops = 0; parts.length && hops < 40;) {
-    const part = parts.shift()!;
-    if (part === '.') continue;
-    if (part === '..') { done.pop(); continue; }
-    let link: string | undefined;
-    const at = join(`${proc}/root`, ...done, part);
-    try { if (lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink()) link = readlinkSync(at); } catch { /* unreadable: taken as it is */ }
-    if (link === undefined) { done.push(part); continue; }
-    hops++;
-    if (link.startsWith('/')) done.length = 0;
-    parts.unshift(...link.split('/').filter(Boolean));
-  }
-  return `/${done.join('/')}`;
-}
-
-function pathIn(proc: string, p: string): PathKind | undefined {
-  try {
-    // An absent path is the common answer (masked paths this kernel has not): no exception for it.
-    const st = lstatSync(join(`${proc}/root`, p), { throwIfNoEntry: false });
-    if (!st) return undefined;
-    if (st.isSymbolicLink()) return { type: 'link', target: readlinkSync(join(`${proc}/root`, p)) };
-    if (st.isCharacterDevice()) return { type: 'char', rdev: st.rdev };
-    if (st.isBlockDevice()) return { type: 'block', rdev: st.rdev };
-    return { type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' };
-  } catch (e) {
-    // Absent; any other failure (the child's root unreadable) is said, never taken for absent.
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : { type: 'unreadable', why: code ?? String(e) };
-  }
-}
-
-const statSafe = (p: string) => { try { return statSync(p, { throwIfNoEntry: false }) !== undefined; } catch { return false; } };
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-const unescape = (s: string) => (s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) : s);

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { libraryPath } from '../ffi/libsbx';
 import { withLock } from '../host/lock';
 import { netLock } from '../host/network';
-import { readEgressRecord, startEgress, takenEgressIds, writeEgressRecord, type EgressRecord } from '../host/egress';
+import { egressRunning, readEgressRecord, startEgress, takenEgressIds, writeEgressRecord, type EgressRecord } from '../host/egress';
 import { egressIds, INSIDE_NFLOG_GROUP, policyText, runClasses, sha256, tableText, wallTable, type NftTable, type PlannedRule, type PolicyRules } from '../plan/egress';
 import { findStep, stepsOf } from '../plan/steps';
 import type { HostFeatures, Plan, StepOf } from '../plan/types';
@@ -112,3 +112,8 @@ export async function startEgressStep(ctx: EgressHost, s: StepOf<'net.egress.sta
 
 /** The run's record, for a reader after the run (the attestation of a restart has none in memory). */
 export const egressRecordOf = (stateDir: string) => readEgressRecord(stateDir);
+
+/** For ps and inspect: whether the sandbox's sbx-egress (its resolver and relay) still runs;
+ * undefined without one. Once it has ended the sandbox fails closed: names no longer resolve and
+ * host rules refuse everything, until `down` and `up` start a new one. */
+export function egressAlive(stateDir: string): boolean | undefined { return egressRunning(stateDir); }

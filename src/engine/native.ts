@@ -23,7 +23,8 @@ import { hostOps } from '../host/teardown';
 import { UndoList } from '../host/undo';
 import type { Ids } from '../host/users';
 import { errnoText, readEvents, type ChildFailure } from './events';
-import { attest, readHostFacts, readView } from './attest';
+import { attest } from './attest';
+import { readHostFacts, readView } from './attest-view';
 import { readEgressView } from './egress-view';
 import { stopEgress } from '../host/egress';
 import { applyHostStep, isHostStep, type HostContext } from './host-steps';
@@ -344,7 +345,7 @@ class NativeRun {
       unlinkSync(join(this.ctx.state, 'owner'));
       this.onEvent({ type: 'running', pid: child.pid, attestation: this.attestation });
       this.done(this.exec);
-      return { exitCode: 0, timing, detached: true, attestation: this.attestation };
+      return { exitCode: 0, timing, detached: true, attestation: this.attestation, supervisorExit: child.supervisorPid ? () => child.wait() : undefined };
     }
     this.onEvent({ type: 'running', pid: child.pid, attestation: this.attestation });
     this.done(this.exec);
@@ -500,7 +501,8 @@ class NativeRun {
     const a0 = msNow();
     // Egress: the probes from inside and the tables read back, before the command can run.
     const egress = ctx.egress && findStep(plan.steps, 'net.egress.start') ? await readEgressView(child.pid, plan, ctx.egress, ctx.state, this.lib) : undefined;
-    this.attestation = attest(plan, readView(child.pid, { cgroup: (c, f) => ctx.cgroup.read(c, f), stateDir: ctx.state }), this.ids, egress);
+    const facts = (paths: readonly string[]) => this.lib.procFacts(child.pid, paths);
+    this.attestation = attest(plan, readView(child.pid, plan, { facts, cgroup: (c, f) => ctx.cgroup.read(c, f), cgroupExists: (c) => ctx.cgroup.hasFolder(c), stateDir: ctx.state }), this.ids, egress);
     this.attestMs = msNow() - a0;
     const bad = this.attestation.find((v) => v.verdict === 'mismatch' && !/^cap(-drop)?:/.test(v.step)) ?? this.attestation.find((v) => v.verdict === 'mismatch');
     if (!bad) return undefined;

@@ -34,6 +34,9 @@ export interface RunResult {
   attestation?: import('../plan/types').Verdict[];
   /** The sandbox runs on under its supervisor; the CLI may exit. */
   detached?: boolean;
+  /** Detached: the supervisor's exit (a child of this process), which comes once the command has
+   * ended for good and its status is written; waiting for it does not keep this process alive. */
+  supervisorExit?: () => Promise<number>;
 }
 
 export interface Engine {

@@ -120,6 +120,11 @@ export class Cgroup {
     writeFileSync(join(dir, file), deviceValue(file, value));
   }
 
+  /** Whether the controller's folder exists (a stat: no read of its process list). */
+  hasFolder(controller: string): boolean {
+    try { return statSync(this.dirOf(controller), { throwIfNoEntry: false })?.isDirectory() === true; } catch { return false; }
+  }
+
   /** A file of the controller's folder, as it reads now; undefined when absent. */
   read(controller: string, file: string): string | undefined {
     try { return readFileSync(join(this.dirOf(controller), file), 'utf8'); } catch { return undefined; }

@@ -132,6 +132,13 @@ function readyLine(child: import('node:child_process').ChildProcess): Promise<nu
   });
 }
 
+/** Whether a sandbox's recorded sbx-egress still runs (by PID and start time); undefined when
+ * there is no record of one with a start time (no policy, or it was never started). */
+export function egressRunning(stateDir: string): boolean | undefined {
+  const r = readEgressRecord(stateDir);
+  return r?.pid && r.start ? running({ pid: r.pid, start: r.start }) : undefined;
+}
+
 /** Stops a recorded sbx-egress (SIGTERM, SIGKILL after 2 s), by PID and start time, never by name, and drops its record; true if it was running. */
 export async function stopEgress(stateDir: string): Promise<boolean> {
   const r = readEgressRecord(stateDir);

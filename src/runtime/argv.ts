@@ -117,6 +117,10 @@ async function dispatch(g: Globals, cmd: string, args: string[]): Promise<number
 
 export async function main(argv: string[]): Promise<number> {
   let g: Globals = { root: '/run/sandbox-runtime', logFormat: 'text', debug: false };
+  // The caller's stdout or stderr may not be writable (containerd's CRI plugin gives a Pod's
+  // sandbox container /dev/null opened read-only): what cannot be written there is lost, as with
+  // runc, and errors still reach --log, where containerd reads them.
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined);
   try {
     const parsed = globals(argv);
     g = parsed.g;

@@ -166,8 +166,11 @@ function start(g: Globals, id: string): number {
 async function kill(g: Globals, id: string, sig: string | undefined, all: boolean): Promise<number> {
   const r = readRecord(g, id);
   const n = parseSignal(sig ?? 'TERM');
-  if (statusOf(r) === 'stopped') throw new RuntimeError('container not running');
-  const pids = [r.pid];
+  const stopped = statusOf(r) === 'stopped';
+  // --all of a stopped container signals what is left of it and succeeds, as runc's: containerd
+  // sends `kill --all ID 9` once a Pod's sandbox container has exited, then `delete`.
+  if (stopped && !all) throw new RuntimeError('container not running');
+  const pids = stopped ? [] : [r.pid];
   if (all) {
     const { processes } = await import('../engine/lifecycle');
     for (const p of processes(await probe(), r.sandbox)) if (!pids.includes(p.hostPid)) pids.push(p.hostPid);

@@ -20,7 +20,10 @@ export interface Denial {
   /** file:line:col of that rule, or of the `egress` key when no rule did. */
   src: string;
   class?: boolean;
-  pid?: number;
+  /** The process holding the refused socket, when sbx-egress found it: its PID in the sandbox
+   * (null outside any PID namespace of its own), on the host, and its name. */
+  pid?: number | null;
+  hostPid?: number;
   comm?: string;
   count?: number;
   /** Why a protocol was refused, when sbx-egress says (no server name, h2c, smuggling shape). */
@@ -116,7 +119,10 @@ const clock = (t: string) => (/T(\d\d:\d\d:\d\d)/.exec(t)?.[1] ?? t);
 /** The human line of one record (design 5); records from before `started` (the command's start,
  * ISO) are the attestation's own probes, refused on purpose, and say so. */
 export function denialLine(r: Denial, rules: Map<number, string>, started?: string): string {
-  const proc = r.comm ? `${r.comm}${r.pid ? `[${r.pid}]` : ''} ` : '';
+  // comm is a name the sandbox chose: only printable ASCII of it reaches the terminal.
+  // A process outside the sandbox's PID namespace (the attestation's probe, run by the CLI) has
+  // only its host PID.
+  const proc = r.comm ? `${r.comm.replace(/[^\x20-\x7e]/g, '?')}${r.pid ? `[${r.pid}]` : r.hostPid ? `[host ${r.hostPid}]` : ''} ` : '';
   const h = how(r);
   return `${clock(r.t)} ${proc}${target(r)}${h ? ` ${h}` : ''} ${verdict(r, rules)}${(r.count ?? 1) > 1 ? ` (${r.count} times)` : ''}${started && r.t < started ? MSG.denialProbe : ''}`;
 }
@@ -146,12 +152,13 @@ export interface EgressStatus {
   kernel?: { refused?: number };
 }
 
-/** inspect's egress block: the rules, what was refused (from the status file's running totals), the relay. */
-export function egressInfo(rules: number, st: EgressStatus | undefined) {
+/** inspect's egress block: the rules, what was refused (from the status file's running totals), the relay and whether it still runs. */
+export function egressInfo(rules: number, st: EgressStatus | undefined, running?: boolean) {
   return {
     rules,
     refused: { lookups: st?.lookups?.refused ?? 0, answersWithheld: st?.lookups?.withheld ?? 0, connections: st?.connections?.refused ?? 0, kernel: st?.kernel?.refused ?? 0 },
-    relay: st ? { pid: st.pid ?? null, open: st.connections?.open ?? 0, carried: st.connections?.relayed ?? 0 } : null,
+    // running: whether sbx-egress is still there (false: it ended, and the sandbox fails closed).
+    relay: st ? { pid: st.pid ?? null, open: running === false ? 0 : st.connections?.open ?? 0, carried: st.connections?.relayed ?? 0, ...(running !== undefined ? { running } : {}) } : null,
   };
 }
 

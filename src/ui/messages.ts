@@ -2,6 +2,9 @@
 import type { SignalNote, StopNote } from '../engine/signals';
 
 const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+/** inspect, when a running sandbox's sbx-egress is gone (design 3.7: no restart; it fails closed). */
+const egressEnded = (pid: number | null) => `sbx-egress${pid ? ` pid ${pid}` : ''} has ended: names no longer resolve and host rules refuse everything (fail closed); down and up again to restore the policy`;
+
 export const MSG = {
   valid: (file: string, warnings: number) => `${file}: valid${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : ''}`,
   invalid: (summary: string, what = 'run') => `${summary}; nothing was ${what}`,
@@ -53,8 +56,10 @@ export const MSG = {
     const counts = [n.lookups ? plural(n.lookups, 'lookup') : '', n.connections ? plural(n.connections, 'connection') : ''].filter(Boolean).join(' and ');
     return `sandbox: ${counts} refused: ${shown.join('; ')}${rest ? `; and ${rest} more` : ''}${name ? ` (sandbox logs --denials ${name})` : ''}`;
   },
-  egressInspect: (e: { rules: number; refused: { lookups: number; answersWithheld: number; connections: number; kernel: number }; relay: { pid: number | null; open: number; carried: number } | null }) =>
-    `${e.rules} rule${e.rules === 1 ? '' : 's'}; refused ${e.refused.lookups} lookup${e.refused.lookups === 1 ? '' : 's'} (${e.refused.answersWithheld} answer${e.refused.answersWithheld === 1 ? '' : 's'} withheld), ${e.refused.connections} connection${e.refused.connections === 1 ? '' : 's'} in the relay, ${e.refused.kernel} in the kernel; ${e.relay ? `sbx-egress pid ${e.relay.pid ?? '-'}, ${e.relay.open} open, ${e.relay.carried} carried` : 'no status from sbx-egress'}`,
+  egressInspect: (e: { rules: number; refused: { lookups: number; answersWithheld: number; connections: number; kernel: number }; relay: { pid: number | null; open: number; carried: number; running?: boolean } | null }) =>
+    `${e.rules} rule${e.rules === 1 ? '' : 's'}; refused ${e.refused.lookups} lookup${e.refused.lookups === 1 ? '' : 's'} (${e.refused.answersWithheld} answer${e.refused.answersWithheld === 1 ? '' : 's'} withheld), ${e.refused.connections} connection${e.refused.connections === 1 ? '' : 's'} in the relay, ${e.refused.kernel} in the kernel; ${!e.relay ? 'no status from sbx-egress' : e.relay.running === false ? egressEnded(e.relay.pid) : `sbx-egress pid ${e.relay.pid ?? '-'}, ${e.relay.open} open, ${e.relay.carried} carried`}`,
+  egressEnded,
+  egressEndedShort: 'egress ended, closed',
   denialProbe: ' (the attestation\'s probe, before the command started)',
   noEgress: (name: string) => `${name} has no egress policy (network.egress): nothing is refused there, so nothing is recorded`,
   noDenials: (name: string) => `${name}: nothing refused so far`,

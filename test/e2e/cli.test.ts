@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
@@ -30,6 +30,30 @@ for (const s of samples) {
     assert.ok(j.steps.every((st: { id: string; stage: string; kind: string; source: unknown }) => st.id && st.stage && st.kind && st.source));
   });
 }
+
+// bin/sandbox.js loads a bundle of one command for validate, plan and up (scripts/build.mjs):
+// each says what the whole CLI's bundle says, for good input and bad, and holds less than it.
+test('the bundles of one command answer as the whole CLI does, and leave the other commands out', () => {
+  const whole = (args: string[]) => {
+    // The whole CLI's bundle, loaded as bin/sandbox.js loads it for any other command.
+    const r = spawnSync(process.execPath, ['-e', `process.argv.splice(1, 0, '-'); require(${JSON.stringify(join(ROOT, 'bin/launch.js'))})('sandbox.js')`, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const dir = tmp();
+  try {
+    writeFileSync(join(dir, 'bad.yml'), 'version: 1\ncommand: [/bin/true]\nresources: {memory: lots}\nnetwork: nowhere\n');
+    for (const args of [['plan', 'samples/web.yml'], ['plan', '--json', 'samples/jenkins.yml'], ['plan', '-e', 'A=1', 'samples/web.yml'], ['validate', 'samples/web.yml'], ['validate', '--json', join(dir, 'bad.yml')],
+      ['plan', join(dir, 'bad.yml')], ['plan', '--bogus'], ['plan', '--help'], ['validate', '--help'], ['up', '--help'], ['up', '--dry-run', 'samples/web.yml'], ['up', '--dry-run', join(dir, 'bad.yml')], ['up', '--bogus'], ['up', '--json']]) {
+      assert.deepEqual(run(args), whole(args), args.join(' '));
+    }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+  const size = (f: string) => readFileSync(join(ROOT, 'dist', f), 'latin1');
+  const [all, plan, up] = [size('sandbox.js'), size('sandbox-plan.js'), size('sandbox-up.js')];
+  // The engine's run (its test hook's variable) is up's, not plan's; the image commands are neither's.
+  assert.ok(all.includes('SANDBOX_TEST_FAIL_AT') && up.includes('SANDBOX_TEST_FAIL_AT') && !plan.includes('SANDBOX_TEST_FAIL_AT'));
+  assert.ok(all.includes('remove blobs and unpacked layers no image uses') && !up.includes('remove blobs and unpacked layers no image uses') && !plan.includes('remove blobs and unpacked layers no image uses'));
+  assert.ok(plan.length < all.length * 0.8 && up.length < all.length * 0.9, `${plan.length} and ${up.length} of ${all.length} bytes`);
+});
 
 test('jenkins.yml: its plan shows the image and the restart policy; an image that cannot be fetched stops up before anything is set up', () => {
   const p = run(['plan', 'samples/jenkins.yml']);

@@ -232,9 +232,10 @@ test('rootless egress, detached: the policy holds after the CLI is gone, `logs -
     logs = sandboxAs(user!, ['logs', '--denials', 'rlegd']).out;
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${web}:443 \\(refused by the kernel\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
-  assert.match(logs, /^\d\d:\d\d:\d\d evil\.test \(lookup\) refused: no rule allowed it \(.*rlegd\.yml:6\)( \(\d+ times\))?$/m, logs);
-  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d evil\\.test:443 \\(TLS name, at ${web}\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)`, 'm'), logs);
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d (\\S+\\[[^\\]]+\\] )?${web}:443 \\(refused by the kernel\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
+  // sbx-egress runs as the user, who owns the sandbox's user namespace: it finds the process too.
+  assert.match(logs, /^\d\d:\d\d:\d\d python3\[\d+\] evil\.test \(lookup\) refused: no rule allowed it \(.*rlegd\.yml:6\)( \(\d+ times\))?$/m, logs);
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d python3\\[\\d+\\] evil\\.test:443 \\(TLS name, at ${web}\\) refused: no rule allowed it \\(.*rlegd\\.yml:6\\)`, 'm'), logs);
   // The attestation's own probes of the wall are there too, and say so.
   assert.match(logs, /:53\/udp \(refused by the kernel\) refused: .* \(the attestation's probe, before the command started\)$/m, logs);
   const recs = sandboxAs(user!, ['logs', '--denials', '--json', 'rlegd']).out.trim().split('\n').map((l) => JSON.parse(l));

@@ -381,21 +381,35 @@ test('14. detached: the policy holds after the CLI is gone and after a restart, 
   assert.equal(restarts, 1, 'the command ran again');
   const rec = egressRecord(name);
   assert.ok(readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').includes('sbx-egress'), 'the recorded PID is sbx-egress');
-  const r = execProbes(name, [['good', `${CURL} https://allowed.test/`], ['evil', `${CURL} https://evil.test/`], ['wiki', `${C} dns wiki.corp.test`], ['spoof', `${CURL} --resolve evil.test:443:${net.web} https://evil.test/`]]);
+  // Each curl says its PID in the sandbox first (the shell's, which exec makes curl's).
+  const r = execProbes(name, [['good', `${CURL} https://allowed.test/`], ['evil', `sh -c 'echo pid=$$; exec ${CURL} https://evil.test/'`], ['wiki', `${C} dns wiki.corp.test`],
+    ['spoof', `sh -c 'echo pid=$$; exec ${CURL} --resolve evil.test:443:${net.web} https://evil.test/'`]]);
   assert.match(r.raw('good'), hello('allowed.test'));
   assert.match(r.raw('evil'), /Could not resolve host/);
   assert.equal(r.j('wiki').rcode, 3);
   assert.doesNotMatch(r.raw('spoof'), /hello/);
+  const pidOf = (label: string) => Number(/pid=(\d+)/.exec(r.raw(label))?.[1]);
+  const [lookupPid, relayPid] = [pidOf('evil'), pidOf('spoof')];
+  assert.ok(lookupPid > 1 && relayPid > 1, `${r.raw('evil')} / ${r.raw('spoof')}`);
   // Records are coalesced for up to a second before sbx-egress writes them.
   let logs = '';
   for (let i = 0; i < 40 && !/wiki\.corp\.test/.test(logs); i++) { logs = sandbox(['logs', '--denials', name]).out; if (!/wiki\.corp\.test/.test(logs)) await new Promise((res) => setTimeout(res, 100)); }
-  assert.match(logs, /^\d\d:\d\d:\d\d evil\.test \(lookup\) refused: no rule allowed it \(.*eg-detached\.yml:6\)( \(\d+ times\))?$/m);
-  // The attestation's canaries are refused too, before the command started, and say so.
-  assert.match(logs, /^\d\d:\d\d:\d\d canary-[0-9a-f]+\.invalid \(lookup\) refused: no rule allowed it .*\(the attestation's probe, before the command started\)$/m);
-  assert.match(logs, /^\d\d:\d\d:\d\d wiki\.corp\.test \(lookup\) denied by rule 2 "deny \*\.corp\.test" \(.*eg-detached\.yml:8:7\)$/m);
-  assert.match(logs, /^\d\d:\d\d:\d\d evil\.test:443 \(TLS name, at 198\.18\.\d+\.10\) refused: no rule allowed it/m);
+  // Each refusal names the process that asked, when it was still there to be found: curl, by the
+  // PID it has in the sandbox (as the sandbox's own ps shows it).
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d curl\\[${lookupPid}\\] evil\\.test \\(lookup\\) refused: no rule allowed it \\(.*eg-detached\\.yml:6\\)( \\(\\d+ times\\))?$`, 'm'), logs);
+  assert.match(logs, new RegExp(`^\\d\\d:\\d\\d:\\d\\d curl\\[${relayPid}\\] evil\\.test:443 \\(TLS name, at 198\\.18\\.\\d+\\.10\\) refused: no rule allowed it`, 'm'), logs);
+  // The attestation's canaries are refused too, before the command started, and say so (their
+  // process is the CLI's probe, outside the sandbox's PID namespace: "node[host N]").
+  assert.match(logs, /^\d\d:\d\d:\d\d (\S+\[[^\]]+\] )?canary-[0-9a-f]+\.invalid \(lookup\) refused: no rule allowed it .*\(the attestation's probe, before the command started\)$/m);
+  assert.match(logs, /^\d\d:\d\d:\d\d python3\[\d+\] wiki\.corp\.test \(lookup\) denied by rule 2 "deny \*\.corp\.test" \(.*eg-detached\.yml:8:7\)$/m);
   const json = sandbox(['logs', '--denials', '--json', name]).out.trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(json.some((d) => d.kind === 'lookup' && d.name === 'wiki.corp.test' && d.rule === 2 && /eg-detached\.yml:8:7$/.test(d.src)), JSON.stringify(json));
+  // The records: the PID in the sandbox, the PID on the host (a live or gone process whose own
+  // namespace PID is that one), the name.
+  for (const [kind, seen, pid] of [['lookup', 'dns', lookupPid], ['connect', 'sni', relayPid]] as const) {
+    const d = json.find((x) => x.kind === kind && x.seen === seen && x.name === 'evil.test' && x.pid === pid);
+    assert.ok(d && d.comm === 'curl' && Number.isInteger(d.hostPid) && d.hostPid > 1, `${kind}: ${JSON.stringify(json)}`);
+  }
   const inspect = JSON.parse(sandbox(['inspect', '--json', name]).out);
   assert.equal(inspect.egress.rules, 2);
   assert.ok(inspect.egress.refused.lookups >= 2, JSON.stringify(inspect.egress));
@@ -443,8 +457,16 @@ test('15. fail closed: with sbx-egress killed, allowed names no longer resolve a
   const before = execProbes(name, [['good', `${CURL} https://allowed.test/`]]);
   assert.match(before.raw('good'), hello('allowed.test'));
   const rec = egressRecord(name);
+  // egress.status is written within a second of the start.
+  for (let i = 0; i < 30 && !existsSync(`/run/sandbox/${name}/egress.status`); i++) execFileSync('sleep', ['0.1']);
+  assert.equal(JSON.parse(sandbox(['inspect', '--json', name]).out).egress.relay.running, true);
   process.kill(rec.pid, 'SIGKILL');
   for (let i = 0; i < 100 && existsSync(`/proc/${rec.pid}`) && !readFileSync(`/proc/${rec.pid}/stat`, 'utf8').includes(') Z'); i++) execFileSync('sleep', ['0.05']);
+  // ps and inspect say that the policy's helper is gone and the sandbox is closed.
+  assert.equal(JSON.parse(sandbox(['inspect', '--json', name]).out).egress.relay.running, false);
+  assert.match(sandbox(['inspect', name]).out, new RegExp(`^egress .*sbx-egress pid ${rec.pid} has ended: names no longer resolve and host rules refuse everything \\(fail closed\\)`, 'm'));
+  assert.equal(JSON.parse(sandbox(['ps', '--json']).out).find((x: { name: string }) => x.name === name)?.egress, 'ended');
+  assert.match(sandbox(['ps']).out, new RegExp(`^${name} +running \\(egress ended, closed\\)`, 'm'));
   const m = net.mark();
   const r = execProbes(name, [['dns', `${C} dns allowed.test`], ['tcp', `${C} connect ${net.web} 443`], ['curl', `${CURL} https://allowed.test/`]]);
   assert.equal(r.j('dns').ok, false, r.raw('dns'));

@@ -123,6 +123,11 @@ test('exec: argv form and --process, never more than the container; --detach --p
     assert.equal(rt(dir, ['kill', '--all', id, '9']).code, 0);
     await until('state stopped', () => state(dir, id).json?.status === 'stopped');
     await until('the exec\'d process gone', () => !existsSync(`/proc/${pid}`) || statusField(pid, 'State')?.startsWith('Z') === true);
+    // A stopped container: kill fails as runc's, kill --all succeeds as runc's (containerd sends it
+    // before delete once a Pod's sandbox container has exited).
+    assert.equal(rt(dir, ['kill', id, '9']).code, 1);
+    assert.match(readFileSync(join(dir, 'rt.err'), 'utf8'), /container not running/);
+    assert.equal(rt(dir, ['kill', '--all', id, '9']).code, 0);
     const stopped = rt(dir, ['exec', id, 'true']);
     assert.equal(stopped.code, 1);
     assert.match(stopped.err, /cannot exec in a stopped container/);

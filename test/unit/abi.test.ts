@@ -32,6 +32,7 @@ function headerNames() {
     phases: enumNames('sbx_event_phase'),
     probes: enumNames('sbx_probe_kind'),
     outcomes: enumNames('sbx_probe_outcome'),
+    facts: enumNames('sbx_fact_kind'),
     flags: [...source.matchAll(/^\s*#\s*define\s+(SBX_F_\w+)/gm)].map((m) => m[1]!),
     structs: [...source.matchAll(/struct\s+(sbx_\w+)\s*\{/g)].map((m) => m[1]!),
   };
@@ -45,6 +46,7 @@ function mirrored(name: string): unknown {
   if (name.startsWith('SBX_EV_')) return (abi.EV as Record<string, number>)[name.slice(7)];
   if (name.startsWith('SBX_PROBE_')) return (abi.PROBE as Record<string, number>)[name.slice(10)];
   if (name.startsWith('SBX_OUTCOME_')) return (abi.OUTCOME as Record<string, number>)[name.slice(12)];
+  if (name.startsWith('SBX_FACT_')) return (abi.FACT as Record<string, number>)[name.slice(9)];
   return mirror[name.slice(4)];
 }
 
@@ -75,9 +77,9 @@ function compilerValues(names: string[], structs: string[]) {
   }
 }
 
-test('every op kind, event phase, probe kind and outcome and flag of sbx.h is in the mirror, with the value the compiler gives', () => {
+test('every op kind, event phase, probe kind and outcome, fact kind and flag of sbx.h is in the mirror, with the value the compiler gives', () => {
   const h = headerNames();
-  const names = ['SBX_ABI_VERSION', ...h.ops, ...h.phases, ...h.probes, ...h.outcomes, ...h.flags];
+  const names = ['SBX_ABI_VERSION', ...h.ops, ...h.phases, ...h.probes, ...h.outcomes, ...h.facts, ...h.flags];
   const { consts } = compilerValues(names, []);
   for (const n of names) assert.equal(mirrored(n), consts.get(n), `${n}: the mirror says ${String(mirrored(n))}, the compiler ${consts.get(n)}`);
   // Nothing the header no longer declares stays behind.
@@ -85,6 +87,7 @@ test('every op kind, event phase, probe kind and outcome and flag of sbx.h is in
   assert.deepEqual(Object.keys(abi.EV).sort(), h.phases.map((n) => n.slice(7)).sort());
   assert.deepEqual(Object.keys(abi.PROBE).sort(), h.probes.map((n) => n.slice(10)).sort());
   assert.deepEqual(Object.keys(abi.OUTCOME).sort(), h.outcomes.map((n) => n.slice(12)).sort());
+  assert.deepEqual(Object.keys(abi.FACT).sort(), h.facts.map((n) => n.slice(9)).sort());
   assert.deepEqual(Object.keys(abi).filter((k) => /^F_/.test(k)).sort(), h.flags.map((n) => n.slice(4)).sort());
   assert.ok(h.ops.includes('SBX_OP_BIND') && abi.OP.BIND === consts.get('SBX_OP_BIND'));
 });

@@ -13,7 +13,7 @@ function view(over: Partial<ProcView> = {}, cgroup: Record<string, string> = {})
     status: { Uid: '101000\t101000\t101000\t101000', Gid: '101000\t101000\t101000\t101000', Groups: '', Umask: '0022', NoNewPrivs: '1', Seccomp: '2', Seccomp_filters: '1', CapBnd: '0', CapPrm: '0', CapEff: '0', CapInh: '0', CapAmb: '0' },
     uidMap: '         0     100000      65536\n', gidMap: '0 100000 65536\n', mounts: [], ns: { net: 'net:[2]', user: 'user:[9]' }, hostNs: { net: 'net:[1]', user: 'user:[1]' },
     limits: Array.from({ length: 16 }, (_, i) => (i === 7 ? [64, 64] : [-1, -1])), cgroups: [], interfaces: ['lo'], routes: [], localAddresses: ['127.0.0.1'], rootIsHosts: false, fds: [{ fd: 0, cloexec: false }, { fd: 5, cloexec: true }],
-    path: () => undefined, realPath: (p) => p, cgroupFile: (_c, f) => cgroup[f], stateFile: () => '', hostPeerGroups: () => new Set(['1']), nsInode: () => undefined, hostInterface: () => false,
+    path: () => undefined, realPath: (p) => p, cgroupFile: (_c, f) => cgroup[f], cgroupExists: () => cgroup['cgroup.procs'] !== undefined, stateFile: () => '', hostPeerGroups: () => new Set(['1']), nsInode: () => undefined, hostInterface: () => false,
     ...over,
   };
 }

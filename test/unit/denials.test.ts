@@ -61,6 +61,10 @@ test('the human line of each kind of record names the target, how it was seen, a
   // Before the command started: the attestation's own probes.
   assert.match(denialLine(rec({ addr: '198.18.255.254', port: 443, seen: 'kernel' }), rules, '2026-12-07T10:01:03.000Z'), /\(the attestation's probe, before the command started\)$/);
   assert.doesNotMatch(denialLine(rec({}), rules, '2026-12-07T10:01:02.000Z'), /attestation/);
+  // The process's name is the sandbox's choice: no control byte of it reaches the terminal.
+  assert.equal(denialLine(rec({ kind: 'lookup', name: 'evil.test', seen: 'dns', pid: 7, hostPid: 4321, comm: 'x\u001b[2Jy\u00e9' }), rules), '10:01:02 x?[2Jy? evil.test (lookup) refused: no rule allowed it (sandbox.yml:8)'.replace('x?[2Jy?', 'x?[2Jy?[7]'));
+  // A process outside any PID namespace of its own has a host PID only.
+  assert.match(denialLine(rec({ kind: 'lookup', name: 'evil.test', seen: 'dns', pid: null, hostPid: 4321, comm: 'node' }), rules), /^10:01:02 node\[host 4321\] evil\.test \(lookup\)/);
 });
 
 test('refused classes are named by the address', () => {
@@ -88,6 +92,11 @@ test('inspect\'s egress block reads the status file\'s totals', () => {
   assert.deepEqual(info, { rules: 5, refused: { lookups: 1, answersWithheld: 1, connections: 3, kernel: 4 }, relay: { pid: 1234, open: 1, carried: 2 } });
   assert.equal(egressLine(info), '5 rules; refused 1 lookup (1 answer withheld), 3 connections in the relay, 4 in the kernel; sbx-egress pid 1234, 1 open, 2 carried');
   assert.equal(egressLine(egressInfo(1, undefined)), '1 rule; refused 0 lookups (0 answers withheld), 0 connections in the relay, 0 in the kernel; no status from sbx-egress');
+  // sbx-egress ended while the sandbox runs: the status file's last counts stay, the line says it is closed.
+  const ended = egressInfo(5, { pid: 1234, connections: { relayed: 2, open: 1 } }, false);
+  assert.deepEqual(ended.relay, { pid: 1234, open: 0, carried: 2, running: false });
+  assert.match(egressLine(ended), /; sbx-egress pid 1234 has ended: names no longer resolve and host rules refuse everything \(fail closed\); down and up again to restore the policy$/);
+  assert.equal(egressInfo(5, { pid: 1234 }, true).relay?.running, true);
 });
 
 test('records: a half-written last line and noise are left out', () => {

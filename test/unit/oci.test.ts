@@ -384,3 +384,16 @@ test('linux.resources.devices: allow rules beyond the default nodes become devic
   assert.deepEqual(refused(imp).map((n) => n.message.split(':')[0]), ['linux.resources.devices[4]', 'linux.resources.devices[5]']);
   assert.deepEqual(imp.notes.filter((n) => n.kind === 'changed').map((n) => n.code), ['oci-device-rule']);
 });
+
+test('/dev/mqueue with the IPC namespace joined by path (a CRI Pod\'s container) mounts that namespace\'s queues; with the host\'s it is an error', () => {
+  const cfg = base();
+  cfg.mounts = [{ destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] }];
+  cfg.linux.namespaces = cfg.linux.namespaces.map((n: { type: string }) => (n.type === 'ipc' ? { type: 'ipc', path: '/proc/42/ns/ipc' } : n));
+  // The problems compile finds on the host's side of the spec (the plan's, not the file's).
+  const problems = () => { const { res } = pipeline(adapt(cfg)); assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []); return compile(res.spec!, HYBRID_HOST); };
+  const joined = problems();
+  assert.deepEqual(joined.problems, []);
+  assert.equal(findStep(joined.plan.steps, 'mount.mqueue')?.title, 'mount the POSIX message queues of the IPC namespace at /proc/42/ns/ipc on /dev/mqueue (nosuid, nodev, noexec)');
+  cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== 'ipc');
+  assert.deepEqual(problems().problems.map((p) => p.code), ['mqueue-needs-ipc']);
+});

@@ -592,6 +592,13 @@ static void handle(const struct client *c, const uint8_t *msg, size_t len)
 		struct eg_denial d = { .kind = "lookup", .proto = c->tcp_slot >= 0 ? "tcp" : "udp", .port = -1,
 				       .name = q.name_ok ? q.name : NULL, .seen = "dns", .rule = deny ? deny->index : 0,
 				       .src = deny ? deny->src : G.pol.default_src, .why = q.name_ok ? NULL : "a name with bytes outside [a-z0-9_-]" };
+		/* The asking socket, from its address to the resolver's (127.0.0.53:53): its process is looked up. */
+		struct sockaddr_in peer = c->peer;
+		socklen_t pl = sizeof peer;
+		if (c->tcp_slot >= 0 && (tcp_clients[c->tcp_slot].fd < 0 || getpeername(tcp_clients[c->tcp_slot].fd, (struct sockaddr *)&peer, &pl) < 0)) peer.sin_family = 0;
+		struct eg_sock s = { .proto = c->tcp_slot >= 0 ? IPPROTO_TCP : IPPROTO_UDP, .local = peer.sin_addr.s_addr, .lport = ntohs(peer.sin_port),
+				     .remote = htonl(0x7f000035), .rport = 53 };
+		if (peer.sin_family == AF_INET) d.sock = &s;
 		log_denial(&d);
 		G.n.refused++;
 		reply_code(c, &q, R_NXDOMAIN);

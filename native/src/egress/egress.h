@@ -6,8 +6,8 @@
  *
  * Who calls whom (no two files call each other): main.c calls everything; relay.c calls dns.c
  * (the answered table), nl.c, log.c and policy.c; dns.c calls nl.c, log.c and policy.c; nl.c calls
- * log.c and policy.c; log.c calls policy.c; policy.c (the policy and the process-wide state G)
- * calls nothing. tls.c/http.c (parse.h, egress-parse) are pure and called by relay.c. */
+ * log.c and policy.c; log.c calls proc.c and policy.c; proc.c calls policy.c; policy.c (the policy
+ * and the process-wide state G) calls nothing. tls.c/http.c (parse.h, egress-parse) are pure and called by relay.c. */
 #ifndef SBX_EGRESS_H
 #define SBX_EGRESS_H
 
@@ -78,12 +78,21 @@ struct eg_global {
 	const char *state_dir;
 	int epoll;
 	int dns_udp, dns_tcp, relay_fd, nft_nl, nflog_fd;
+	int diag_fd;                 /* NETLINK_SOCK_DIAG in the sandbox's namespace (proc.c), -1 without */
+	dev_t netns_dev;             /* the sandbox's network namespace, as stat of /proc/PID/ns/net gives it */
+	ino_t netns_ino;
 	uint16_t relay_port;
 	struct eg_counters n;
 	int status_dirty;
 	int root;                    /* euid 0: marks and NFLOG */
 };
 extern struct eg_global G;
+
+/* A socket in the sandbox, by the pair it sees: its own address and its peer's (network order). */
+struct eg_sock { uint8_t proto; uint32_t local, remote; uint16_t lport, rport; };
+
+/* The process holding a socket: its PID on the host and in the sandbox (0: none there), its name. */
+struct eg_proc { pid_t host_pid, pid; char comm[16]; };
 
 /* A denial record (contract section 6). addr 0 / port -1 / name NULL are written as null. */
 struct eg_denial {
@@ -97,6 +106,7 @@ struct eg_denial {
 	const char *src;
 	int cls;                     /* refused for a class */
 	const char *why;             /* protocol refusals: the parser's reason (written as "why") */
+	const struct eg_sock *sock;  /* the refused socket when known: its process is looked up (proc.c) */
 };
 
 /* policy.c */
@@ -123,6 +133,11 @@ int log_open(const char *dir);
 void log_denial(const struct eg_denial *d);
 void log_tick(double now);          /* flushes coalesced denials older than 1 s; status at most 1/s */
 void log_final(void);               /* every pending denial and the status, at exit */
+
+/* proc.c */
+/* The sandbox process holding the socket s: 1 and *out filled, or 0 (gone, or over the budget of
+ * /proc walks). Asked while s is still open. */
+int proc_owner(const struct eg_sock *s, struct eg_proc *out);
 
 /* nl.c */
 /* Puts addresses in the sandbox's answered4 set, for lifetime seconds (0: permanent); refreshes

@@ -142,9 +142,18 @@ void log_denial(const struct eg_denial *d)
 	json_str(why, sizeof why, d->why);
 	if (d->port >= 0) snprintf(port, sizeof port, "%d", d->port); else strcpy(port, "null");
 	if (d->rule > 0) snprintf(rule, sizeof rule, "%d", d->rule); else strcpy(rule, "null");
-	int kl = snprintf(key, sizeof key, "\"kind\":\"%s\",\"proto\":\"%s\",\"addr\":%s%s%s,\"port\":%s,\"name\":%s,\"seen\":\"%s\",\"rule\":%s,\"src\":%s%s%s%s",
+	/* The process, when the socket is still there to ask about: ",\"pid\":N,\"hostPid\":N,\"comm\":\"curl\"". */
+	struct eg_proc pr;
+	char proc[128] = "", comm[64];
+	if (d->sock && proc_owner(d->sock, &pr)) {
+		json_str(comm, sizeof comm, pr.comm);
+		char pid[16] = "null";
+		if (pr.pid > 0) snprintf(pid, sizeof pid, "%d", (int)pr.pid);
+		snprintf(proc, sizeof proc, ",\"pid\":%s,\"hostPid\":%d,\"comm\":%s", pid, (int)pr.host_pid, comm);
+	}
+	int kl = snprintf(key, sizeof key, "\"kind\":\"%s\",\"proto\":\"%s\",\"addr\":%s%s%s,\"port\":%s,\"name\":%s,\"seen\":\"%s\",\"rule\":%s,\"src\":%s%s%s%s%s",
 		 d->kind, d->proto, d->addr ? "\"" : "", d->addr ? addr : "null", d->addr ? "\"" : "", port, name, d->seen, rule, src,
-		 d->cls ? ",\"class\":true" : "", d->why ? ",\"why\":" : "", d->why ? why : "");
+		 d->cls ? ",\"class\":true" : "", d->why ? ",\"why\":" : "", d->why ? why : "", proc);
 	if (kl < 0 || (size_t)kl >= sizeof key) return;
 	double now = now_mono();
 	struct pending *free_slot = NULL, *oldest = NULL;

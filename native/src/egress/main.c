@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,13 +136,25 @@ static void helper(int sock, int netns_fd, int userns_fd)
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) helper_fail(sock, "bringing lo up in the sandbox: %s", strerror(errno));
 	close(s);
 	/* No SO_REUSEADDR/PORT: a second socket on the resolver's port would share its queries. */
-	int fds[5], nfds = 4;
+	int fds[6], nfds = 5;
 	if ((fds[0] = bound(SOCK_DGRAM, "127.0.0.53", 53, 0, NULL)) < 0) helper_fail(sock, "binding the resolver on 127.0.0.53:53/udp in the sandbox: %s", strerror(errno));
 	if ((fds[1] = bound(SOCK_STREAM, "127.0.0.53", 53, 64, NULL)) < 0) helper_fail(sock, "binding the resolver on 127.0.0.53:53/tcp in the sandbox: %s", strerror(errno));
 	if ((fds[2] = bound(SOCK_STREAM, "127.0.0.1", 0, 4096, &port)) < 0) helper_fail(sock, "binding the relay on 127.0.0.1/tcp in the sandbox: %s", strerror(errno));
+	/* The relay's client legs (accepted from this socket, which they inherit it from) cross only
+	 * the sandbox's loopback: no congestion to control there. A pacing one (BBR, a common host
+	 * default that a new namespace inherits) would time each of their segments with an hrtimer
+	 * and hold the relay well below the direct path; cubic (else reno) does not pace. Best effort. */
+	if (setsockopt(fds[2], IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) < 0) setsockopt(fds[2], IPPROTO_TCP, TCP_CONGESTION, "reno", 4);
 	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	fds[3] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 	if (fds[3] < 0 || bind(fds[3], (struct sockaddr *)&nl, sizeof nl) < 0) helper_fail(sock, "opening netfilter netlink in the sandbox: %s", strerror(errno));
+	/* sock_diag here answers by the addresses the sandbox sees: which socket a refusal came from
+	 * (proc.c). Best effort: a kernel without it gives records without the process (/dev/null
+	 * holds its place among the fds, and the word "nodiag" says so). */
+	int diag = 1;
+	fds[4] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fds[4] < 0) { diag = 0; fds[4] = open("/dev/null", O_RDONLY | O_CLOEXEC); }
+	if (fds[4] < 0) helper_fail(sock, "opening /dev/null in the sandbox's helper: %s", strerror(errno));
 	/* Without root the wall is this namespace's output chain: its NFLOG group is bound here (root
 	 * in the sandbox's user namespace may; groups are per namespace, so it is free), before the
 	 * table that logs to it is loaded. sbx-egress reads it through this socket. */
@@ -161,7 +175,7 @@ static void helper(int sock, int netns_fd, int userns_fd)
 		if (run_nft(text, n, err, sizeof err) < 0) helper_fail(sock, "%s", err);
 	}
 	char ok[32];
-	int len = snprintf(ok, sizeof ok, "OK %u", port);
+	int len = snprintf(ok, sizeof ok, "OK %u%s", port, diag ? "" : " nodiag");
 	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof fds)]; } cm;
 	memset(&cm, 0, sizeof cm);
 	struct iovec iov = { ok, (size_t)len };
@@ -175,7 +189,7 @@ static void helper(int sock, int netns_fd, int userns_fd)
 }
 
 /* Forks the helper and takes its descriptors: the resolver's two, the relay's, netfilter netlink,
- * and without root the NFLOG socket of the wall in the sandbox's namespace. */
+ * sock_diag, and without root the NFLOG socket of the wall in the sandbox's namespace. */
 static void sandbox_sockets(int netns_fd, int userns_fd)
 {
 	int sp[2];
@@ -186,7 +200,7 @@ static void sandbox_sockets(int netns_fd, int userns_fd)
 	if (pid == 0) { close(sp[0]); helper(sp[1], netns_fd, userns_fd); }
 	close(sp[1]);
 	char text[1024];
-	int fds[5];
+	int fds[6];
 	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof fds)]; } cm;
 	struct iovec iov = { text, sizeof text - 1 };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf };
@@ -199,10 +213,12 @@ static void sandbox_sockets(int netns_fd, int userns_fd)
 	text[n] = 0;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (strncmp(text, "OK ", 3)) die("%s", text);
-	if (!c || c->cmsg_type != SCM_RIGHTS || (c->cmsg_len != CMSG_LEN(4 * sizeof(int)) && c->cmsg_len != CMSG_LEN(5 * sizeof(int)))) die("the helper sent no sockets");
-	int nfds = c->cmsg_len == CMSG_LEN(5 * sizeof(int)) ? 5 : 4;
+	if (!c || c->cmsg_type != SCM_RIGHTS || (c->cmsg_len != CMSG_LEN(5 * sizeof(int)) && c->cmsg_len != CMSG_LEN(6 * sizeof(int)))) die("the helper sent no sockets");
+	int nfds = c->cmsg_len == CMSG_LEN(6 * sizeof(int)) ? 6 : 5;
 	memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-	if (nfds == 5) G.nflog_fd = fds[4];
+	if (nfds == 6) G.nflog_fd = fds[5];
+	G.diag_fd = fds[4];
+	if (strstr(text, " nodiag")) { close(G.diag_fd); G.diag_fd = -1; }
 	G.dns_udp = fds[0];
 	G.dns_tcp = fds[1];
 	G.relay_fd = fds[2];
@@ -253,6 +269,7 @@ int main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	G.root = geteuid() == 0;
 	G.nflog_fd = -1;
+	G.diag_fd = -1;
 
 	size_t len;
 	char *text = read_stdin(&len), err[512];
@@ -265,6 +282,8 @@ int main(int argc, char **argv)
 	if (pidfd < 0) die("the holder %ld: %s", holder, strerror(errno));
 	int netns_fd = open(netns, O_RDONLY | O_CLOEXEC), userns_fd = -1;
 	if (netns_fd < 0) die("the sandbox's network namespace %s: %s", netns, strerror(errno));
+	struct stat nst;
+	if (fstat(netns_fd, &nst) == 0) { G.netns_dev = nst.st_dev; G.netns_ino = nst.st_ino; }
 	if (userns && (userns_fd = open(userns, O_RDONLY | O_CLOEXEC)) < 0) die("the sandbox's user namespace %s: %s", userns, strerror(errno));
 
 	/* 4096 relayed connections hold two sockets and four pipe ends each. */

@@ -258,13 +258,21 @@ static void nflog_packet(struct nlmsghdr *h)
 		}
 	}
 	struct eg_denial d = { .kind = "connect", .proto = "tcp", .port = -1, .seen = "kernel", .src = G.pol.default_src };
+	struct eg_sock s = { 0 };
 	if (pkt && plen >= 20 && (pkt[0] >> 4) == 4) {
 		size_t ihl = (size_t)(pkt[0] & 15) * 4;
 		memcpy(&d.addr, pkt + 16, 4);
 		uint8_t proto = pkt[9];
 		if (proto == IPPROTO_UDP) { d.proto = "udp"; d.kind = "datagram"; }
 		else if (proto == IPPROTO_ICMP) { d.proto = "icmp"; d.kind = "datagram"; }
-		if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && plen >= ihl + 4) d.port = pkt[ihl + 2] << 8 | pkt[ihl + 3];
+		if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP) && plen >= ihl + 4) {
+			d.port = pkt[ihl + 2] << 8 | pkt[ihl + 3];
+			/* The sender's socket, if it is still open when this is read (a refused TCP
+			 * connect closes on the reject; a UDP socket usually lives on). */
+			s = (struct eg_sock){ .proto = proto, .remote = d.addr, .rport = (uint16_t)d.port, .lport = (uint16_t)(pkt[ihl] << 8 | pkt[ihl + 1]) };
+			memcpy(&s.local, pkt + 12, 4);
+			d.sock = &s;
+		}
 	} else if (pkt && plen >= 40 && (pkt[0] >> 4) == 6) {
 		uint8_t nh = pkt[6];
 		if (nh == IPPROTO_UDP) { d.proto = "udp"; d.kind = "datagram"; }

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,9 +115,18 @@ static void conn_close(struct conn *c, int rst)
 
 static void refuse(struct conn *c, const char *kind, const char *name, const char *seen, const struct eg_rule *rule, int cls, const char *why)
 {
+	/* The client's socket as it sees itself: from its address to the one it dialled (the
+	 * relay's own, for a direct connection), so that its process can be found while it is open. */
+	struct sockaddr_in me = { 0 }, peer = { 0 };
+	socklen_t ml = sizeof me, pl = sizeof peer;
+	struct eg_sock s = { .proto = IPPROTO_TCP, .remote = c->addr, .rport = c->port };
+	if (!c->addr && getsockname(c->cfd, (struct sockaddr *)&me, &ml) == 0) { s.remote = me.sin_addr.s_addr; s.rport = ntohs(me.sin_port); }
+	int known = getpeername(c->cfd, (struct sockaddr *)&peer, &pl) == 0 && peer.sin_family == AF_INET;
+	s.local = peer.sin_addr.s_addr;
+	s.lport = ntohs(peer.sin_port);
 	struct eg_denial d = { .kind = kind, .proto = "tcp", .addr = c->addr, .port = c->addr ? c->port : -1, .name = name, .seen = seen,
 			       .rule = rule && !rule->allow ? rule->index : 0, .src = rule ? rule->src : G.pol.default_src,
-			       .cls = cls, .why = why };
+			       .cls = cls, .why = why, .sock = known ? &s : NULL };
 	log_denial(&d);
 	G.n.conn_refused++;
 	conn_close(c, 1);
@@ -350,6 +360,12 @@ static void accept_one(int fd)
 	c->buf = malloc(EG_INSPECT_MAX);
 	if (c->ufd < 0 || !c->buf || half_open(&c->u2c) < 0) { conn_close(c, 1); return; }
 	if (G.pol.mark && G.root) setsockopt(c->ufd, SOL_SOCKET, SO_MARK, &G.pol.mark, sizeof G.pol.mark);
+	/* No Nagle on either leg: each write here passes on what one side already chose to send, so
+	 * holding a small one back for an ACK (a TLS client's Finished, then its request) would only
+	 * add round trips that the direct path does not have. Bulk data goes in full segments anyway. */
+	int one = 1;
+	setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(c->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = dst.sin_port, .sin_addr.s_addr = c->addr };
 	if (connect(c->ufd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS) {
 		/* Refused at once (no route): as a refusal that comes later, the verdict is given first. */

@@ -49,9 +49,13 @@ function systemMounts(ctx: Compilation): void {
   const volumeTargets = new Set(spec.mounts.map((m) => posix.normalize(m.target)));
   if (!volumeTargets.has('/dev/shm')) add('mounts', 'mount:/dev/shm', 'mount.tmpfs.dev', `mount a ${mib(spec.shmSize.value)} tmpfs on /dev/shm (nosuid, nodev, noexec)`, spec.shmSize.src, { target: '/dev/shm', sizeBytes: spec.shmSize.value, mode: 0o1777, flags: ['nosuid', 'nodev', 'noexec'] });
   if (spec.mqueue?.value) {
-    // An mqueue file system shows the queues of the IPC namespace of the process that mounts it.
-    if (ns('ipc').mode === 'host') ctx.problems.push({ src: spec.mqueue.src, code: 'mqueue-needs-ipc', message: '/dev/mqueue would show the host\'s message queues: `mqueue` needs the sandbox\'s own IPC namespace (namespaces.ipc: true) or one joined by path' });
-    add('mounts', 'mount:/dev/mqueue', 'mount.mqueue', 'mount the sandbox\'s POSIX message queues on /dev/mqueue (nosuid, nodev, noexec)', spec.mqueue.src, { target: '/dev/mqueue', flags: ['nosuid', 'nodev', 'noexec'] });
+    // An mqueue file system shows the queues of the IPC namespace of the process that mounts it:
+    // the sandbox's own, or one it joined in the namespaces stage (a CRI Pod's containers join
+    // the Pod's), never the host's.
+    const ipc = ns('ipc');
+    if (ipc.mode === 'host') ctx.problems.push({ src: spec.mqueue.src, code: 'mqueue-needs-ipc', message: '/dev/mqueue would show the host\'s message queues: `mqueue` needs the sandbox\'s own IPC namespace (namespaces.ipc: true) or one it joins' });
+    const whose = ipc.mode === 'join' ? `the POSIX message queues of the IPC namespace at ${ipc.path}` : 'the sandbox\'s POSIX message queues';
+    add('mounts', 'mount:/dev/mqueue', 'mount.mqueue', `mount ${whose} on /dev/mqueue (nosuid, nodev, noexec)`, spec.mqueue.src, { target: '/dev/mqueue', flags: ['nosuid', 'nodev', 'noexec'] });
   }
   add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
   for (const d of spec.devices) {
