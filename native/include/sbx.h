@@ -97,7 +97,8 @@ _Static_assert(sizeof(struct sbx_op) == 64, "struct sbx_op is 64 bytes: src/engi
 
 enum sbx_op_kind {
 	SBX_OP_NOTE = 1,        /* reports START and DONE only: a step with no work of its own */
-	SBX_OP_JOIN_NS,         /* s1 path, a = CLONE_NEW* type */
+	SBX_OP_JOIN_NS,         /* s1 path, a = CLONE_NEW* type; mode 1 with CLONE_NEWPID: sbx_spawn enters it around
+				 * the clone, so that the child is born there (a pid namespace joined by path) */
 	SBX_OP_UNSHARE,         /* a = CLONE_NEW* flags: cgroup (once in its cgroup) and time (entered at exec) */
 	SBX_OP_LOOPBACK_UP,
 	SBX_OP_MOUNT_PRIVATE,   /* make / rprivate */

@@ -33,7 +33,7 @@ static int enter_pidns(const struct sbx_op *ops, uint32_t nops, const char *stri
 {
 	uint32_t i;
 	for (i = 0; i < nops; i++) {
-		if (ops[i].kind != SBX_OP_JOIN_NS || ops[i].a != CLONE_NEWPID) continue;
+		if (ops[i].kind != SBX_OP_JOIN_NS || ops[i].a != CLONE_NEWPID || ops[i].mode != 1) continue;
 		if (ops[i].s1 == 0 || ops[i].s1 > strings_len) { errno = EINVAL; return -2; }
 		int own = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
 		if (own < 0) return -2;

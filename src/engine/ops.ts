@@ -164,7 +164,8 @@ const ENCODERS: Encoders = {
     // clone (spawn.c), so that the child is born there; the child's own join is then a no-op.
     // A restart's clone is made by a helper process that does not.
     if (s.args.type === 'pid' && w.input.restart) throw new UnsupportedStep(s, 'a restarted sandbox cannot join a pid namespace by path');
-    w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) });
+    // mode 1: sbx_spawn enters it around the clone (not `sandbox exec`'s ns.enter, whose FORK op does).
+    w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], mode: s.args.type === 'pid' ? 1 : 0, s1: w.str(s.args.path) });
   },
   'ns.enter': (w, s) => w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) }),
   'proc.fork': (w, s) => w.op(s, OP.FORK, { flags: w.input.forkParent ? F_FORK_PARENT : 0 }),
