@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 17
+#define SBX_ABI_VERSION 18
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -97,7 +97,8 @@ _Static_assert(sizeof(struct sbx_op) == 64, "struct sbx_op is 64 bytes: src/engi
 
 enum sbx_op_kind {
 	SBX_OP_NOTE = 1,        /* reports START and DONE only: a step with no work of its own */
-	SBX_OP_JOIN_NS,         /* s1 path, a = CLONE_NEW* type */
+	SBX_OP_JOIN_NS,         /* s1 path, a = CLONE_NEW* type; mode 1 with CLONE_NEWPID: sbx_spawn enters it around
+				 * the clone, so that the child is born there (a pid namespace joined by path) */
 	SBX_OP_UNSHARE,         /* a = CLONE_NEW* flags: cgroup (once in its cgroup) and time (entered at exec) */
 	SBX_OP_LOOPBACK_UP,
 	SBX_OP_MOUNT_PRIVATE,   /* make / rprivate */
@@ -105,7 +106,8 @@ enum sbx_op_kind {
 	SBX_OP_ROOT_BIND,       /* s1 = new root folder, s2 = source tree */
 	SBX_OP_BIND,            /* s1 source (host path), s2 target inside the root; flags, a = 1 read-only, b = propagation */
 	SBX_OP_SYMLINK,         /* s1 link path inside the root, s2 its target */
-	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags; s4 the source (default: fstype) */
+	SBX_OP_MOUNT_FS,        /* s1 target inside the root, s2 fstype, s3 data; flags; s4 the source (default: fstype);
+				 * b = propagation flags applied to the new mount, 0 for none */
 	SBX_OP_DEV_NODE,        /* s1 host device, s2 target inside the root */
 	SBX_OP_SYSFS,           /* s1 target; a = 1 fresh sysfs, 0 bind the host's */
 	SBX_OP_SYSCTL,          /* s1 name (dots), s2 value */
@@ -142,6 +144,10 @@ enum sbx_op_kind {
 				 * (list); s3 a folder to try to make after, which must fail with EACCES (landlock.c);
 				 * s4 the network and scope part (list): "n<handled net rights>", "s<scopes>",
 				 * then "c<port>" (TCP connect allowed) and "b<port>" (TCP bind allowed) */
+	SBX_OP_ROOT_PROPAGATION, /* after SBX_OP_PIVOT: a = the propagation flags of "/" (MS_SHARED, MS_UNBINDABLE…, with MS_REC) */
+	SBX_OP_DEV_MAKE,        /* s1 the node's path in the root; mode = its type (S_IFCHR, S_IFBLK, S_IFIFO) and permissions;
+				 * a = major | uid << 32, b = minor | gid << 32. A device node is then bound on itself and
+				 * that bind remounted without nodev (nosuid, noexec): the rest of /dev stays nodev */
 	SBX_OP_KIND_MAX
 };
 

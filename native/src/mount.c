@@ -124,7 +124,7 @@ static int bind_into_root(int root_fd, const char *source, const char *target, u
 	return 0;
 }
 
-static int mount_fs_at(int root_fd, const char *target, const char *fstype, const char *data, unsigned long flags, const char *source)
+static int mount_fs_at(int root_fd, const char *target, const char *fstype, const char *data, unsigned long flags, const char *source, unsigned long propagation)
 {
 	char p[32];
 	int fd, r;
@@ -133,8 +133,60 @@ static int mount_fs_at(int root_fd, const char *target, const char *fstype, cons
 	r = mount(source ? source : fstype, p, fstype, flags, data);
 	int e = errno;
 	close(fd);
+	if (r < 0 || !propagation) { errno = e; return r; }
+	/* The path now leads to the new mount's root: its propagation is set there. */
+	if (resolve_in_root(root_fd, target, 0, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	r = mount(NULL, p, NULL, propagation, NULL);
+	e = errno;
+	close(fd);
 	errno = e;
 	return r;
+}
+
+/* SBX_OP_DEV_MAKE: mknod in the node's folder (resolved in the root), the mode and owner set exactly
+ * (mknod's mode passes through the umask), then a device node bound on itself and that bind
+ * remounted without nodev, so that it opens while the tmpfs of /dev around it stays nodev. An
+ * existing node of that name is replaced. */
+static int make_node(int root_fd, const char *path, uint32_t mode, uint64_t a, uint64_t b)
+{
+	char dir[4096], p[32];
+	size_t n = sbx_strlen(path), cut = n;
+	int dfd, fd, r, e;
+	while (cut > 0 && path[cut - 1] != '/') cut--;
+	if (cut == 0 || cut == n || cut >= sizeof dir) { errno = EINVAL; return -1; }
+	sbx_strlcpy(dir, path, cut + 1);
+	if (resolve_in_root(root_fd, dir, 1, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	close(fd);
+	if (dfd < 0) return -1;
+	const char *leaf = path + cut;
+	if (unlinkat(dfd, leaf, 0) < 0 && errno != ENOENT) goto fail;
+	if (mknodat(dfd, leaf, mode, makedev((unsigned)(a & 0xffffffffu), (unsigned)(b & 0xffffffffu))) < 0) goto fail;
+	if (fchownat(dfd, leaf, (uid_t)(a >> 32), (gid_t)(b >> 32), AT_SYMLINK_NOFOLLOW) < 0) goto fail;
+	if (fchmodat(dfd, leaf, mode & 07777, 0) < 0) goto fail;
+	close(dfd);
+	if (S_ISFIFO(mode)) return 0;
+	if (resolve_in_root(root_fd, path, 0, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	r = mount(p, p, NULL, MS_BIND, NULL);
+	e = errno;
+	close(fd);
+	if (r < 0) { errno = e; return -1; }
+	/* Re-resolved: the path now leads to the bind. */
+	if (resolve_in_root(root_fd, path, 0, 0, &fd) < 0) return -1;
+	fd_path(fd, p);
+	r = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, NULL);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+fail:
+	e = errno;
+	close(dfd);
+	errno = e;
+	return -1;
 }
 
 /* SBX_OP_PIVOT: the new root becomes "/", and c->root_fd names it from then on. */
@@ -155,7 +207,8 @@ int op_pivot(struct child_ctx *c)
 int op_mount(struct child_ctx *c, const struct sbx_op *op)
 {
 	const char *s1 = ctx_str(c, op->s1), *s2 = ctx_str(c, op->s2), *s3 = ctx_str(c, op->s3);
-	unsigned long flags = op->flags & 0x00ffffffu;
+	/* The mount flags up to MS_STRICTATIME (1 << 24); the SBX_F_* bits are above it. */
+	unsigned long flags = op->flags & 0x01ffffffu;
 	char p[32];
 	int fd, r, e;
 	switch (op->kind) {
@@ -197,9 +250,9 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 		return 0;
 	}
 	case SBX_OP_MOUNT_FS:
-		return mount_fs_at(c->root_fd, s1, s2, s3, flags, op->s4 ? ctx_str(c, op->s4) : NULL);
+		return mount_fs_at(c->root_fd, s1, s2, s3, flags, op->s4 ? ctx_str(c, op->s4) : NULL, (unsigned long)op->b);
 	case SBX_OP_SYSFS:
-		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+		if (op->a) return mount_fs_at(c->root_fd, s1, "sysfs", NULL, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0);
 		/* The host's /sys without its submounts (cgroup, securityfs, debugfs, bpf): the sandbox gets
 		 * its own cgroup view, and the rest is none of its business. */
 		return bind_into_root(c->root_fd, "/sys", s1, MS_NOSUID | MS_NODEV | MS_NOEXEC, 1, 0, 0, 0);
@@ -244,6 +297,11 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 	}
 	case SBX_OP_ROOT_READONLY:
 		return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags("/"), NULL);
+	case SBX_OP_DEV_MAKE:
+		return make_node(c->root_fd, s1, op->mode, (uint64_t)op->a, (uint64_t)op->b);
+	case SBX_OP_ROOT_PROPAGATION:
+		/* After pivot_root: "/" is the new root, in the sandbox's own (private) mount tree. */
+		return mount(NULL, "/", NULL, (unsigned long)op->a, NULL);
 	default:
 		errno = ENOSYS;
 		return -1;

@@ -24,6 +24,42 @@
 
 SBX_API int sbx_abi_version(void) { return SBX_ABI_VERSION; }
 
+/* A pid namespace joined by path (SBX_OP_JOIN_NS of CLONE_NEWPID) holds only the children of who
+ * enters it: this thread enters it for the clone, so that the child is born there, and leaves it
+ * right after (leave_pidns). setns(CLONE_NEWPID) is allowed in a multithreaded process and changes
+ * where this thread's children go, nothing else. Returns an fd of this thread's own pid namespace
+ * to return to, -1 when no pid namespace is joined, -2 on a failure (errno set). */
+static int enter_pidns(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len)
+{
+	uint32_t i;
+	for (i = 0; i < nops; i++) {
+		if (ops[i].kind != SBX_OP_JOIN_NS || ops[i].a != CLONE_NEWPID || ops[i].mode != 1) continue;
+		if (ops[i].s1 == 0 || ops[i].s1 > strings_len) { errno = EINVAL; return -2; }
+		int own = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
+		if (own < 0) return -2;
+		int fd = open(strings + ops[i].s1 - 1, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) {
+			int e = errno;
+			if (fd >= 0) close(fd);
+			close(own);
+			errno = e;
+			return -2;
+		}
+		close(fd);
+		return own;
+	}
+	return -1;
+}
+
+/* Back to this thread's own pid namespace for its later children (always allowed: it is its
+ * active one). */
+static void leave_pidns(int own)
+{
+	if (own < 0) return;
+	if (setns(own, CLONE_NEWPID) < 0) abort(); /* a later child of this thread would be born in the joined namespace */
+	close(own);
+}
+
 SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strings, uint32_t strings_len,
 		      uint64_t clone_flags, int32_t cgroup_fd, struct sbx_child *out, struct sbx_error *err)
 {
@@ -43,6 +79,8 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 	 * cannot take (it overlaps the exit signal byte). */
 	out->in_cgroup = 0;
 	pid = -1;
+	int own_pidns = enter_pidns(ops, nops, strings, strings_len);
+	if (own_pidns == -2) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return sbx_fail(err, e, "setns(CLONE_NEWPID) of the joined pid namespace"); }
 	if (cgroup_fd >= 0) {
 		struct clone_args args;
 		memset(&args, 0, sizeof args);
@@ -51,11 +89,12 @@ SBX_API int sbx_spawn(const struct sbx_op *ops, uint32_t nops, const char *strin
 		args.cgroup = (uint64_t)cgroup_fd;
 		pid = syscall(SYS_clone3, &args, sizeof args);
 		if (pid >= 0) out->in_cgroup = 1;
-		else if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) { int e = errno; close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return sbx_fail(err, e, "clone3"); }
+		else if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) { int e = errno; leave_pidns(own_pidns); close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]); return sbx_fail(err, e, "clone3"); }
 	}
 	/* Without a cgroup fd, or on a kernel without clone3 (< 5.7): clone, and the parent migrates it. */
 	if (pid < 0 && !out->in_cgroup)
 		pid = syscall(SYS_clone, (unsigned long)((clone_flags & ~(uint64_t)(CLONE_NEWCGROUP | CLONE_NEWTIME)) | SIGCHLD), NULL, NULL, NULL, 0);
+	if (pid != 0) { int e = errno; leave_pidns(own_pidns); errno = e; }
 	if (pid < 0) {
 		int e = errno;
 		close(ev[0]); close(ev[1]); close(sync[0]); close(sync[1]);

@@ -138,7 +138,10 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
       const made = stepsOf(steps, 'volume.create').find((v) => v.args.name === s.args.name);
       return { name: s.args.name, target: s.args.target, readOnly: s.args.readOnly, anonymous: made?.args.anonymous ?? false, external: made?.args.external ?? false, at: at(s.source, KEY.volumes!) };
     }),
-    devices: stepsOf(steps, 'dev.bind').map((s) => ({ source: s.args.source, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
+    devices: [
+      ...stepsOf(steps, 'dev.bind').map((s) => ({ source: s.args.source, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
+      ...stepsOf(steps, 'dev.make').map((s) => ({ source: s.args.type === 'p' ? 'a FIFO' : `${s.args.type} ${s.args.major}:${s.args.minor}`, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
+    ],
     caps: stepsOf(steps, 'cap.keep').map((s) => ({ name: s.args.cap, added: s.source !== 'default', at: at(s.source, KEY.caps!) })),
     noNewPrivileges: { on: nnpStep.kind === 'nnp', at: at(nnpStep.source, KEY.nnp!) },
     seccomp: { profile: seccompStep.kind === 'seccomp' ? seccompStep.args.profile : 'unconfined', at: at(seccompStep.source, KEY.seccomp!) },

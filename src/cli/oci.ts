@@ -2,6 +2,7 @@
 // (src/import/oci.ts), written as YAML in memory and loaded as `up` loads a file, with every
 // location moved back to the field of config.json behind it. Used by `plan --oci`, `audit --oci`
 // and sandbox-runtime's create and run. Runs in the CLI process as the caller; writes nothing.
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { formatDiagnostics } from '../config/diagnostic';
 import { readBounded, type FoundConfig } from '../config/find';
@@ -32,7 +33,7 @@ export async function loadOci<L = Loaded>(load: Load<L>, bundleArg: string, name
   const file = bundleArg === '.' ? 'config.json' : join(bundleArg, 'config.json');
   let bytes: Uint8Array;
   try { bytes = readBounded(absFile, LIMITS.bytes); } catch (e) { throw new LifecycleError(`${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; --bundle names the folder that holds config.json`, 2); }
-  const imp = fromOciConfig(file, bytes, { bundle, name });
+  const imp = fromOciConfig(file, bytes, { bundle, name, selinux: existsSync('/sys/fs/selinux/enforce') });
   const shown = [...imp.errors, ...imp.notes.map((n) => noteDiagnostic(n, 'not applied'))].sort((a, b) => a.line - b.line || a.col - b.col);
   if (shown.length) say(formatDiagnostics(shown, () => imp.text, color()));
   const errors = shown.filter((d) => d.severity === 'error').length;

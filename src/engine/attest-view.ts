@@ -108,6 +108,7 @@ export function readView(pid: number, plan: Plan, o: ViewSources): ProcView {
     cgroupFile: o.cgroup,
     cgroupExists: o.cgroupExists,
     stateFile: (name) => (o.stateDir ? (name === '.' ? (statSafe(o.stateDir) ? '' : undefined) : read(join(o.stateDir, name))) : undefined),
+    hostPeerGroups: () => new Set(parseMounts(readHostMountinfo()).flatMap((m) => m.optional.filter((o) => o.startsWith('shared:')).map((o) => o.slice(7)))),
     nsInode: (path) => { try { return statSync(path, { throwIfNoEntry: false })?.ino; } catch { return undefined; } },
     hostInterface: (name) => statSafe(`/sys/class/net/${name}`),
   };
@@ -119,6 +120,9 @@ const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { re
  * namespace only in a child or in a thread of its own, which /proc/self does not show). */
 let ownNs: Record<string, string> | undefined;
 const hostNamespaces = () => (ownNs ??= nsOf('/proc/self'));
+/** The CLI's own mount table (the host's), for the peer groups of its shared mounts: read only
+ * when a rule asks (a sandbox mount that is shared). */
+const readHostMountinfo = () => { try { return readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return ''; } };
 
 /** What the attestation reads of the host alone (the CLI's namespaces), read ahead: the engine
  * calls it while the child applies its steps and this process would only wait for its events. */

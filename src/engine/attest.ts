@@ -3,7 +3,7 @@
 // each plan step a verdict: verified, not checkable (and why), or a mismatch, which aborts the run
 // before the command starts. Nothing here trusts the child's own reports. readView (attest-view.ts)
 // gathers the facts; attest is pure, so its rules are unit-tested on made-up views.
-import type { IdMap } from '../model/types';
+import type { IdMap, Propagation } from '../model/types';
 import { capabilityNumber, RLIMITS } from '../model/tables';
 import type { Plan, Step, StepKind, StepOf, Verdict } from '../plan/types';
 import { findStep } from '../plan/steps';
@@ -45,6 +45,8 @@ export interface ProcView {
   cgroupExists(controller: string): boolean;
   /** A file in the state folder. */
   stateFile(name: string): string | undefined;
+  /** The peer group ids of the host's shared mounts (the CLI's /proc/self/mountinfo). */
+  hostPeerGroups(): Set<string>;
   /** The inode of a namespace file given by path (a joined namespace). */
   nsInode(path: string): number | undefined;
   hostInterface(name: string): boolean;
@@ -106,15 +108,19 @@ class Attestation {
     return this.topmost.get(p);
   }
 
-  mountCheck(s: Step, target: string, want: { fstype?: string; ro?: boolean; flags?: readonly string[] }): void {
+  mountCheck(s: Step, target: string, want: { fstype?: string; ro?: boolean; flags?: readonly string[]; propagation?: Propagation }): void {
     // A target reached through a symlink inside the root is mounted where the link leads (in the root).
     const m = this.at(target) ?? this.at(this.view.realPath(target));
     if (!m) { this.check(s, false, `a mount on ${target}`, 'none'); return; }
     const bad: string[] = [];
     if (want.fstype && m.fstype !== want.fstype) bad.push(`type ${m.fstype}`);
     if (want.ro !== undefined && m.opts.includes('ro') !== want.ro) bad.push(m.opts.includes('ro') ? 'read-only' : 'writable');
-    for (const f of want.flags ?? []) if (!m.opts.includes(f)) bad.push(`no ${f}`);
-    const wanted = [want.fstype, want.ro === undefined ? '' : want.ro ? 'ro' : 'rw', ...(want.flags ?? [])].filter(Boolean).join(',');
+    // strictatime shows as the absence of relatime and noatime, which the kernel's default adds.
+    for (const f of want.flags ?? []) if (f === 'strictatime' ? m.opts.some((o) => o === 'relatime' || o === 'noatime') : !m.opts.includes(f)) bad.push(`no ${f}`);
+    const seen = propagationOf(m);
+    // A slave of a private mount has no master: it reads as private, which is what it is.
+    if (want.propagation && !samePropagation(want.propagation, seen)) bad.push(seen);
+    const wanted = [want.fstype, want.ro === undefined ? '' : want.ro ? 'ro' : 'rw', ...(want.flags ?? []), want.propagation ?? ''].filter(Boolean).join(',');
     this.check(s, bad.length === 0, `${target} mounted (${wanted})`, `${target} ${bad.join(', ')}`);
   }
 
@@ -208,8 +214,8 @@ const RULES: Rules = {
   'mount.tmpfs.dev': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', flags: s.args.flags }),
   'mount.mqueue': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'mqueue', flags: s.args.flags }),
   // A denied folder holding other rules is covered writable, then made read-only after pivot_root (plan/sections/paths.ts).
-  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly || a.plan.steps.some((x) => x.kind === 'mount.readonly' && x.args.path === s.args.target), flags: s.args.flags }),
-  'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
+  'mount.tmpfs': (a, s) => a.mountCheck(s, s.args.target, { fstype: 'tmpfs', ro: s.args.readOnly || a.plan.steps.some((x) => x.kind === 'mount.readonly' && x.args.path === s.args.target), flags: s.args.flags, propagation: s.args.propagation }),
+  'mount.bind': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags, propagation: s.args.propagation }),
   'mount.volume': (a, s) => a.mountCheck(s, s.args.target, { ro: s.args.readOnly, flags: s.args.flags }),
   'mount.netfile': (a, s) => a.mountCheck(s, s.args.target, { flags: ['nosuid', 'nodev', 'noexec'] }),
   'mount.sys': (a, s) => a.mountCheck(s, '/sys', { ro: true }),
@@ -221,6 +227,7 @@ const RULES: Rules = {
   },
   'mount.mask': maskedOrReadOnly, 'mount.readonly': maskedOrReadOnly,
   'mount.root-readonly': (a, s) => a.mountCheck(s, '/', { ro: true }),
+  'mount.root-propagation': (a, s) => a.mountCheck(s, '/', { propagation: s.args.propagation }),
   'sysctl': (a, s) => a.unchecked(s, 'a namespaced sysctl reads as the reader\'s namespace, so the host cannot read the sandbox\'s value; the write to the sandbox\'s /proc/sys was checked'),
   // Devices, read through /proc/PID/root.
   'dev.links': devLinks,
@@ -229,6 +236,14 @@ const RULES: Rules = {
     if (p === null) return;
     const want = s.args.major * 256 + s.args.minor;
     a.check(s, p?.type === 'char' && p.rdev === want, `/dev/${s.args.name} a character device ${s.args.major}:${s.args.minor}`, p ? p.type : 'absent');
+  },
+  'dev.make': (a, s) => {
+    const p = a.pathOf(s, s.args.target);
+    if (p === null) return;
+    const { type, major, minor } = s.args;
+    const want = type === 'p' ? 'a FIFO' : `a ${type === 'c' ? 'character' : 'block'} device ${major}:${minor}`;
+    const good = type === 'p' ? p?.type === 'other' : p?.type === (type === 'c' ? 'char' : 'block') && p.rdev === makedev(major, minor);
+    a.check(s, good, `${s.args.target} ${want}`, p ? p.type : 'absent');
   },
   'dev.bind': (a, s) => {
     const p = a.pathOf(s, s.args.target);
@@ -328,10 +343,27 @@ function namedByNs(a: Attestation, s: Step): void {
   a.unchecked(s, 'the network namespace step says which one it is, and is checked');
 }
 
+/** No mount of the sandbox is in a peer group of the host's: a mount the plan makes shared after
+ * the tree was made private starts a group of the sandbox's own (peer group ids are global). */
 function mountsPrivate(a: Attestation, s: StepOf<'mount.private'>): void {
-  const shared = new Set(a.plan.steps.flatMap((x) => (x.kind === 'mount.bind' && x.args.propagation?.includes('shared') ? [x.args.target] : [])));
-  const leaks = a.view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:')) && !shared.has(m.point));
-  a.check(s, leaks.length === 0, 'no mount shared with the host', `shared: ${leaks.map((m) => m.point).join(', ')}`);
+  const shared = a.view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:')));
+  // The host's mount table is read only when the sandbox has a shared mount at all.
+  const host = shared.length ? a.view.hostPeerGroups() : new Set<string>();
+  const leaks = shared.filter((m) => m.optional.some((o) => o.startsWith('shared:') && host.has(o.slice(7))));
+  a.check(s, leaks.length === 0, 'no mount shared with the host', `shared with the host: ${leaks.map((m) => m.point).join(', ')}`);
+}
+
+/** A mount's propagation as mountinfo's optional fields say it. */
+function propagationOf(m: MountEntry): string {
+  if (m.optional.includes('unbindable')) return 'unbindable';
+  const shared = m.optional.some((o) => o.startsWith('shared:')), slave = m.optional.some((o) => o.startsWith('master:'));
+  return shared && slave ? 'shared and slave' : shared ? 'shared' : slave ? 'slave' : 'private';
+}
+
+/** Whether what mountinfo shows is the propagation asked for (r… applies the same to the mount). */
+function samePropagation(want: Propagation, seen: string): boolean {
+  const w = want.replace(/^r/, '');
+  return w === 'slave' ? seen !== 'shared' && seen !== 'unbindable' : seen === w;
 }
 
 /** The mount table first; the path itself only when nothing is mounted there. */
@@ -348,6 +380,11 @@ function maskedOrReadOnly(a: Attestation, s: StepOf<'mount.mask'> | StepOf<'moun
   if (!p) a.ok(s, `${s.args.path} is absent`);
   else if (p.type === 'unreadable') a.unchecked(s, `the sandbox's ${s.args.path} cannot be read from the host (${p.why})`);
   else a.check(s, false, `${s.args.path} ${mask ? 'covered' : 'read-only'}`, `${s.args.path} ${mask ? 'visible' : 'not a mount'}`);
+}
+
+/** glibc's makedev: the st_rdev that stat(2) gives a node of these numbers. */
+function makedev(major: number, minor: number): number {
+  return (major & 0xfff) * 256 + (minor & 0xff) + (minor & ~0xff) * 4096 + (major & ~0xfff) * 2 ** 32;
 }
 
 function devLinks(a: Attestation, s: StepOf<'dev.links'>): void {

@@ -9,9 +9,11 @@ import { capabilityNumber, RLIMITS } from '../model/tables';
 import { F_FAIL, F_FILE, F_FORK_PARENT, F_PAUSE, F_STDIN, F_STDIO, F_WAIT_START, OP, OP_OFFSET, OP_SIZE } from '../ffi/generated/abi';
 import { ipToInt, parseSubnet } from '../model/ip';
 
-const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, REC: 16384, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
-const FLAG_BITS: Record<MountFlag, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME };
-const PROPAGATION: Record<Propagation, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC };
+const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, NOATIME: 1024, RELATIME: 1 << 21, STRICTATIME: 1 << 24, REC: 16384, UNBINDABLE: 1 << 17, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20 };
+const FLAG_BITS: Record<MountFlag, number> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, noatime: MS.NOATIME, relatime: MS.RELATIME, strictatime: MS.STRICTATIME };
+/** mknod's file types (S_IFCHR, S_IFBLK, S_IFIFO). */
+const NODE_TYPE = { c: 0o020000, b: 0o060000, p: 0o010000 } as const;
+const PROPAGATION: Record<Propagation, number> = { private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC, slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC };
 
 export const CLONE = { NEWNS: 0x20000, NEWCGROUP: 0x2000000, NEWUTS: 0x4000000, NEWIPC: 0x8000000, NEWUSER: 0x10000000, NEWPID: 0x20000000, NEWNET: 0x40000000, NEWTIME: 0x80 } as const;
 const NS_FLAG: Record<NsName, number> = { user: CLONE.NEWUSER, pid: CLONE.NEWPID, mount: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET, cgroup: CLONE.NEWCGROUP, time: CLONE.NEWTIME };
@@ -158,9 +160,12 @@ const ENCODERS: Encoders = {
   // Namespaces and processes: a cgroup or time namespace unshared, one joined or entered by path.
   'ns.new': (w, s) => w.op(s, OP.UNSHARE, { a: NS_FLAG[s.args.type] }),
   'ns.join': (w, s) => {
-    if (s.args.type === 'pid') throw new UnsupportedStep(s, 'joining a pid namespace is not supported yet: it needs a second fork');
-    if (s.args.type === 'mount') throw new UnsupportedStep(s, 'the mount namespace cannot be joined');
-    w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) });
+    // A pid namespace applies to children only: sbx_spawn enters it on its own thread around the
+    // clone (spawn.c), so that the child is born there; the child's own join is then a no-op.
+    // A restart's clone is made by a helper process that does not.
+    if (s.args.type === 'pid' && w.input.restart) throw new UnsupportedStep(s, 'a restarted sandbox cannot join a pid namespace by path');
+    // mode 1: sbx_spawn enters it around the clone (not `sandbox exec`'s ns.enter, whose FORK op does).
+    w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], mode: s.args.type === 'pid' ? 1 : 0, s1: w.str(s.args.path) });
   },
   'ns.enter': (w, s) => w.op(s, OP.JOIN_NS, { a: NS_FLAG[s.args.type], s1: w.str(s.args.path) }),
   'proc.fork': (w, s) => w.op(s, OP.FORK, { flags: w.input.forkParent ? F_FORK_PARENT : 0 }),
@@ -192,11 +197,12 @@ const ENCODERS: Encoders = {
   'mount.mqueue': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s), s1: w.str(s.args.target), s2: w.str('mqueue') }),
   'mount.sys': (w, s) => w.op(s, OP.SYSFS, { a: s.args.fresh ? 1 : 0, s1: w.str('/sys') }),
   'mount.cgroup': encodeCgroupMount,
-  'mount.tmpfs': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s) | (s.args.readOnly ? MS.RDONLY : 0), s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
+  'mount.tmpfs': (w, s) => w.op(s, OP.MOUNT_FS, { flags: w.flagsOf(s.args.flags, s) | (s.args.readOnly ? MS.RDONLY : 0), b: s.args.propagation ? PROPAGATION[s.args.propagation] : 0, s1: w.str(s.args.target), s2: w.str('tmpfs'), s3: w.str(tmpfsData(s.args)) }),
   'mount.pivot': (w, s) => w.op(s, OP.PIVOT),
   'mount.mask': (w, s) => w.op(s, OP.MASK, { s1: w.str(s.args.path) }),
   'mount.readonly': (w, s) => w.op(s, OP.READONLY, { s1: w.str(s.args.path) }),
   'mount.root-readonly': (w, s) => w.op(s, OP.ROOT_READONLY),
+  'mount.root-propagation': (w, s) => w.op(s, OP.ROOT_PROPAGATION, { a: PROPAGATION[s.args.propagation] }),
   'sysctl': (w, s) => w.op(s, OP.SYSCTL, { s1: w.str(s.args.name), s2: w.str(s.args.value) }),
   // Devices.
   'dev.node': (w, s) => w.op(s, OP.DEV_NODE, { s1: w.str(`/dev/${s.args.name}`), s2: w.str(`/dev/${s.args.name}`) }),
@@ -204,6 +210,10 @@ const ENCODERS: Encoders = {
     for (const [l, t] of [['/dev/fd', '/proc/self/fd'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/stdout', '/proc/self/fd/1'], ['/dev/stderr', '/proc/self/fd/2']]) w.op(s, OP.SYMLINK, { s1: w.str(l), s2: w.str(t) });
   },
   'dev.bind': (w, s) => w.op(s, OP.DEV_NODE, { s1: w.str(s.args.source), s2: w.str(s.args.target) }),
+  'dev.make': (w, s) => {
+    const a = s.args;
+    w.op(s, OP.DEV_MAKE, { s1: w.str(a.target), mode: NODE_TYPE[a.type] | a.mode, a: BigInt(a.major) | (BigInt(a.uid) << 32n), b: BigInt(a.minor) | (BigInt(a.gid) << 32n) });
+  },
   // Identity: the numeric ids the engine resolved in the root filesystem.
   'hostname': (w, s) => w.op(s, OP.HOSTNAME, { s1: w.str(s.args.hostname) }),
   'user.groups': (w, s, corrupt) => w.op(s, OP.GROUPS, { s1: w.list([...w.input.groups, ...(corrupt ? [4242] : [])].map(String)) }),

@@ -57,7 +57,7 @@ export const checkSources: PreflightCheck = ({ spec }) => {
     const base = typeof m.src === 'object' && m.src.file === COMMAND_LINE ? 'on the command line start at the current folder' : 'start at the config file\'s folder';
     missing(m.src, m.source, 'the bind source', `create it first (mkdir -p ${m.source}), or fix the path (relative paths ${base})`);
   }
-  for (const d of spec.devices) if (!statOf(d.source)) missing(d.src, d.source, 'the device', 'check its path (ls /dev), or remove it from `devices`');
+  for (const d of spec.devices) if (!d.node && !statOf(d.source)) missing(d.src, d.source, 'the device', 'check its path (ls /dev), or remove it from `devices`');
   if (spec.rootfs.type === 'dir') {
     const st = statOf(spec.rootfs.path);
     if (!st) missing(spec.rootfs.src, spec.rootfs.path, 'the root filesystem', 'create it, or fix `rootfs.path`');
@@ -155,7 +155,23 @@ export const checkRegistry: PreflightCheck = async ({ spec, insecure, haveImage 
 };
 
 /** Every check `up` makes before changing anything. Another check is one more entry here. */
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkWritable, checkPorts, checkName, checkRegistry];
+/** A mount namespace joined by path gets the sandbox's root pivoted in it, for every process
+ * there: the CLI's own (the host's) or init's must not be the one. Each joined path must name a
+ * namespace file. */
+export const checkJoined: PreflightCheck = ({ spec }) => {
+  const out: PreflightProblem[] = [];
+  const same = (a: Stats | undefined, b: Stats | undefined) => a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino;
+  for (const n of spec.namespaces) {
+    if (n.mode !== 'join') continue;
+    let st: Stats | undefined, why = '';
+    try { st = statSync(n.path); } catch (e) { why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(e as NodeJS.ErrnoException).code})`; }
+    if (!st) out.push({ src: n.src, code: 'missing-source', severity: 'error', message: `the ${n.type} namespace ${n.path} ${why}; name a live process's /proc/PID/ns/${n.type === 'mount' ? 'mnt' : n.type} or a bind-mounted namespace file` });
+    else if (n.type === 'mount' && (same(st, statOf('/proc/self/ns/mnt')) || same(st, statOf('/proc/1/ns/mnt')))) out.push({ src: n.src, code: 'join-host-mount-namespace', severity: 'error', message: `${n.path} is the host's own mount namespace: the sandbox's root would be pivoted for the whole host; join another one, or leave namespaces.mount private` });
+  }
+  return out;
+};
+
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkJoined, checkWritable, checkPorts, checkName, checkRegistry];
 
 const portError = (a: StepOf<'net.port'>['args'], e: unknown) => ((e as NodeJS.ErrnoException).code === 'EADDRINUSE'
   ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`

@@ -91,7 +91,9 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
     } else vols.push({ type: 'tmpfs', target: m.target, ...(m.readOnly ? { read_only: true } : {}), tmpfs: { ...(m.sizeBytes ? { size: m.sizeBytes } : {}), mode: m.mode } });
   });
   if (vols.length) svc.volumes = vols;
-  if (spec.devices.length) svc.devices = spec.devices.map((d) => `${d.source}:${d.target}:${d.permissions}`);
+  for (const d of spec.devices) if (d.node) r.none(d.src, ['devices'], 'device-node', `the node ${d.target} made by its numbers`, `Compose gives a host device (HOST:CONTAINER); ${LOSSY}`);
+  const bound = spec.devices.filter((d) => !d.node);
+  if (bound.length) svc.devices = bound.map((d) => `${d.source}:${d.target}:${d.permissions}`);
 
   // Limits: Compose has a key for each.
   const res = spec.resources;

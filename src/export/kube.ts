@@ -93,7 +93,7 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
     for (const d of list) r.none(d.src, ['resources', key], 'device-limit', `\`resources.${key}\` (${d.path})`, LOSSY);
   if (Object.keys(limits).length || Object.keys(requests).length) container.resources = { ...(Object.keys(limits).length ? { limits } : {}), ...(Object.keys(requests).length ? { requests } : {}) };
   for (const d of res.deviceRules) r.none(d.src, ['resources', 'device_cgroup_rules'], 'device-rule', `the device rule \`${deviceRuleText(d)}\``, `a Pod gets devices from a device plugin; ${LOSSY}`);
-  for (const d of spec.devices) r.none(d.src, ['devices'], 'device', `the device ${d.source}`, `a Pod gets devices from a device plugin; ${LOSSY}`);
+  for (const d of spec.devices) r.none(d.src, ['devices'], 'device', `the device ${d.source || d.target}`, `a Pod gets devices from a device plugin; ${LOSSY}`);
 
   // Volumes: hostPath for binds, emptyDir in memory for tmpfs; the host's folders for rootfs: host.
   const volumes: Obj[] = [];

@@ -192,6 +192,13 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
   const devices: unknown[] = [];
   const allow: unknown[] = [{ allow: false, access: 'rwm' }];
   for (const d of spec.devices) {
+    if (d.node) {
+      // A node made by its numbers is what config.json says already.
+      const n = d.node;
+      devices.push({ path: d.target, type: n.type, ...(n.type === 'p' ? {} : { major: n.major, minor: n.minor }), fileMode: n.mode, uid: n.uid, gid: n.gid });
+      if (n.type !== 'p') allow.push({ allow: true, type: n.type, major: n.major, minor: n.minor, access: d.permissions });
+      continue;
+    }
     const node = host.device(d.source);
     if (!node) { r.add(d.src, ['devices'], 'device', `${d.source} is not a device on this host, and config.json names a device by its numbers; name one that exists here`, true); continue; }
     devices.push({ path: d.target, type: node.type, major: node.major, minor: node.minor, fileMode: node.mode & 0o777, uid: node.uid, gid: node.gid });

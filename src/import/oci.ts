@@ -9,7 +9,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic';
 import { parseConfig, type PathSeg } from '../config/parse';
 import { deviceRuleText } from '../model/sections/resources';
-import { DEFAULT_CAPABILITIES, DEFAULT_DEVICE_RULES } from '../model/tables';
+import { DEFAULT_CAPABILITIES, DEFAULT_DEVICE_RULES, DEFAULT_DEVICES } from '../model/tables';
 import { ordered, type Imported, type ImportNote, type Loc } from './types';
 
 export interface OciImported extends Imported {
@@ -36,6 +36,9 @@ export interface OciOptions {
   bundle: string;
   /** The sandbox's name (the container's id). */
   name: string;
+  /** Whether SELinux is enabled on this host (the caller reads /sys/fs/selinux): without it, a
+   * label can be given to nothing, by any runtime. */
+  selinux?: boolean;
 }
 
 type J = Record<string, unknown>;
@@ -45,8 +48,8 @@ const isObj = (v: unknown): v is J => v !== null && typeof v === 'object' && !Ar
 const NS: Record<string, string> = { pid: 'pid', mount: 'mount', uts: 'uts', ipc: 'ipc', network: 'net', cgroup: 'cgroup', user: 'user', time: 'time' };
 const RLIMITS = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
 /** Bind options the config's `volumes` say (or that every bind here has: rbind, rprivate). */
-const BIND_OPTS = new Set(['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'noatime', 'relatime', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
-const PROPAGATION = new Set(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
+const PROPAGATION = new Set(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable']);
+const BIND_OPTS = new Set(['bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'noatime', 'relatime', 'strictatime', ...PROPAGATION]);
 
 /** The whole adapter: config.json's bytes → the config, its origins and its notes. */
 export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions): OciImported {
@@ -68,6 +71,7 @@ export function fromOciConfig(file: string, bytes: Uint8Array, opts: OciOptions)
   const v = parsed.value;
   if (!isObj(v)) { m.refuse([], 'config.json holds no object: an OCI bundle\'s config.json is a JSON object with ociVersion, process and root'); return out; }
   m.top(v, opts);
+  m.selinux(v, opts.selinux === true);
   // config.json's strings are literal: none is interpolated as the file's ${VAR} are.
   out.config = literal(ordered(out.config)) as OciImported['config'];
   return out;
@@ -130,6 +134,17 @@ class Mapper {
     this.linux(linux, opts.bundle);
   }
 
+  /** SELinux labels: refused where SELinux is on (sandbox applies none); where it is off, no
+   * process or mount can carry one, with any runtime (runc and crun leave them off there): said. */
+  selinux(v: J, enabled: boolean): void {
+    const at: [J | undefined, PathSeg[], string][] = [[isObj(v.process) ? v.process : undefined, ['process'], 'selinuxLabel'], [isObj(v.linux) ? v.linux : undefined, ['linux'], 'mountLabel']];
+    for (const [obj, path, key] of at) {
+      if (!obj || typeof obj[key] !== 'string' || !obj[key]) continue;
+      if (enabled) this.refuse([...path, key], 'sandbox applies no SELinux label; remove it, or use a runtime that does');
+      else this.note('dropped', [...path, key], 'oci-no-selinux', 'SELinux is not enabled on this host, so nothing can carry this label (runc and crun leave it off too); ignored');
+    }
+  }
+
   hooks(h: unknown): void {
     if (!isObj(h)) { this.refuse(['hooks'], 'hooks is an object of lists (prestart, createRuntime, poststart, poststop)'); return; }
     this.known(h, ['hooks'], ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop']);
@@ -176,9 +191,14 @@ class Mapper {
     if (p.terminal === true) this.set(['tty'], true, [...P, 'terminal']);
     // The process reads the runtime's stdin, as runc gives it (containerd passes a pipe or /dev/null).
     this.set(['stdin_open'], true, P);
-    this.unsupported(p, P, ['consoleSize'], 'the terminal\'s size comes from the console socket\'s side');
+    // Set by sandbox-runtime on the terminal's master before it goes over the console socket.
+    if (p.consoleSize !== undefined) {
+      const s = p.consoleSize, dim = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
+      if (!isObj(s) || !dim(s.height) || !dim(s.width)) this.refuse([...P, 'consoleSize'], '{height, width}: the terminal\'s rows and columns, 0 to 65535');
+      else if (p.terminal !== true) this.note('dropped', [...P, 'consoleSize'], 'oci-console-size', 'the size of a terminal, and process.terminal gives none; ignored');
+    }
     this.unsupported(p, P, ['commandLine'], 'a Windows field');
-    this.unsupported(p, P, ['apparmorProfile', 'selinuxLabel'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
+    this.unsupported(p, P, ['apparmorProfile'], 'sandbox applies no LSM label; remove it, or use a runtime that does');
     // Written by sandbox-runtime into /proc/PID/oom_score_adj of the created process, before start.
     if (p.oomScoreAdj !== undefined) {
       if (typeof p.oomScoreAdj !== 'number' || !Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000) this.refuse([...P, 'oomScoreAdj'], 'an integer from -1000 to 1000');
@@ -306,18 +326,23 @@ class Mapper {
     if (dest === '/dev/mqueue' && type === 'mqueue') { this.set(['mqueue'], true, P); return; }
     const list = (this.c.volumes ??= []) as unknown[];
     if (type === 'bind' || o.includes('bind') || o.includes('rbind')) {
-      const bad = o.filter((x) => !BIND_OPTS.has(x));
+      // A file system's data options (tmpfs's size=, mode=) mean nothing to a bind mount: the kernel
+      // ignores them there, as runc's bind mounts do; said, not applied.
+      const data = o.filter((x) => /^(size|mode|uid|gid|nr_inodes)=/.test(x));
+      if (data.length) this.note('dropped', [...P, 'options'], 'oci-bind-data', `${data.join(', ')}: a file system's options, which a bind mount has none of; ignored, as the kernel does`);
+      const bad = o.filter((x) => !BIND_OPTS.has(x) && !data.includes(x));
       if (bad.length) { this.refuse([...P, 'options'], `${bad.join(', ')}: not an option sandbox applies to a bind mount`); return; }
       if (typeof mt.source !== 'string' || !mt.source) { this.refuse([...P, 'source'], 'a bind mount needs its source'); return; }
-      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'].includes(x));
-      const prop = o.find((x) => PROPAGATION.has(x));
+      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'strictatime'].includes(x));
+      const prop = o.filter((x) => PROPAGATION.has(x)).at(-1);
       list.push({ type: 'bind', source: isAbsolute(mt.source) ? mt.source : join(bundle, mt.source), target: dest, ...(o.includes('ro') ? { read_only: true } : {}), ...(prop ? { propagation: prop } : {}), ...(flags.length ? { options: flags } : {}) });
     } else if (type === 'tmpfs') {
       const size = sizeOpt(o), mode = o.find((x) => x.startsWith('mode='))?.slice(5);
-      const bad = o.filter((x) => !/^(size|mode)=/.test(x) && !['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'ro'].includes(x));
+      const bad = o.filter((x) => !/^(size|mode)=/.test(x) && !PROPAGATION.has(x) && !['nosuid', 'nodev', 'noexec', 'strictatime', 'relatime', 'noatime', 'rw', 'ro'].includes(x));
       if (bad.length) { this.refuse([...P, 'options'], `${bad.join(', ')}: not an option sandbox applies to a tmpfs`); return; }
-      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'ro'].includes(x));
-      list.push({ type: 'tmpfs', target: dest, ...(size !== undefined ? { size } : {}), ...(mode ? { mode } : {}), ...(flags.length ? { options: flags } : {}) });
+      const flags = o.filter((x) => ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'strictatime', 'ro'].includes(x));
+      const prop = o.filter((x) => PROPAGATION.has(x)).at(-1);
+      list.push({ type: 'tmpfs', target: dest, ...(size !== undefined ? { size } : {}), ...(mode ? { mode } : {}), ...(prop ? { propagation: prop } : {}), ...(flags.length ? { options: flags } : {}) });
     } else { this.refuse([...P, 'type'], `a ${type || 'typeless'} mount on ${dest} is not made by sandbox (binds and tmpfs are)`); return; }
     this.out.origin.push({ path: ['volumes', list.length - 1], at: this.at(P) });
   }
@@ -325,8 +350,13 @@ class Mapper {
   linux(l: J, bundle: string): void {
     const L = ['linux'];
     this.known(l, L, ['namespaces', 'uidMappings', 'gidMappings', 'timeOffsets', 'devices', 'cgroupsPath', 'resources', 'unified', 'rootfsPropagation', 'seccomp', 'sysctl', 'maskedPaths', 'readonlyPaths', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices']);
-    this.unsupported(l, L, ['timeOffsets', 'unified', 'mountLabel', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
-    if (typeof l.rootfsPropagation === 'string' && !['private', 'rprivate'].includes(l.rootfsPropagation)) this.refuse([...L, 'rootfsPropagation'], 'the root is always private to the container');
+    this.unsupported(l, L, ['timeOffsets', 'unified', 'intelRdt', 'personality', 'memoryPolicy', 'netDevices'], 'sandbox does not set it; remove it');
+    // Applied once pivoted (runc's order): the tree was made private first, so a shared root
+    // shares with the container's own bind mounts of it, never with the host.
+    if (l.rootfsPropagation !== undefined && l.rootfsPropagation !== '') {
+      if (typeof l.rootfsPropagation === 'string' && PROPAGATION.has(l.rootfsPropagation)) this.set(['root_propagation'], l.rootfsPropagation, [...L, 'rootfsPropagation']);
+      else this.refuse([...L, 'rootfsPropagation'], `one of ${[...PROPAGATION].join(', ')}`);
+    }
     // The container's cgroup is where the bundle says (runc's rule: absolute from the root,
     // relative under sandbox/); `delete` removes the levels the run made and keeps the others.
     if (typeof l.cgroupsPath === 'string' && l.cgroupsPath) this.set(['resources', 'cgroup_path'], l.cgroupsPath, [...L, 'cgroupsPath']);
@@ -335,13 +365,27 @@ class Mapper {
     for (const [k, key] of [['maskedPaths', 'masked_paths'], ['readonlyPaths', 'readonly_paths']] as const) {
       if (Array.isArray(l[k]) && l[k].length) this.set(['security', key], l[k], [...L, k]);
     }
-    if (Array.isArray(l.devices)) l.devices.forEach((d, i) => this.device(d, [...L, 'devices', i]));
+    const userns = Array.isArray(l.namespaces) && l.namespaces.some((n) => isObj(n) && n.type === 'user');
+    if (Array.isArray(l.devices)) l.devices.forEach((d, i) => this.device(d, [...L, 'devices', i], userns));
     if (isObj(l.seccomp)) this.seccomp(l.seccomp, bundle);
     else this.set(['security', 'seccomp'], 'unconfined', L);
   }
 
-  device(d: unknown, path: PathSeg[]): void {
+  device(d: unknown, path: PathSeg[], userns: boolean): void {
     if (!isObj(d) || typeof d.path !== 'string' || !d.path.startsWith('/dev/')) { this.refuse(path, 'a device is {path: /dev/…, type, major, minor}'); return; }
+    const type = d.type === 'u' ? 'c' : d.type;
+    const num = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+    const dflt = DEFAULT_DEVICES.find((x) => `/dev/${x.name}` === d.path);
+    if (dflt && type === 'c' && d.major === dflt.major && d.minor === dflt.minor) { this.note('changed', path, 'oci-default-device', `sandbox's own ${d.path} (${dflt.major}:${dflt.minor}) is there already, bound from the host`); return; }
+    // Made by its numbers, as the runtime-spec says (runc's mknod); in a new user namespace, where
+    // the kernel refuses mknod, the host's node of that path is bound in (as runc does there).
+    if (!userns && (type === 'p' || ((type === 'c' || type === 'b') && num(d.major) && num(d.minor)))) {
+      if ([d.fileMode, d.uid, d.gid].some((v) => v !== undefined && !num(v))) { this.refuse(path, 'fileMode, uid and gid are numbers'); return; }
+      const node = { target: d.path, type, ...(type === 'p' ? {} : { major: d.major, minor: d.minor }), ...(d.fileMode !== undefined ? { mode: ((d.fileMode as number) & 0o7777).toString(8).padStart(4, '0') } : {}), ...(d.uid !== undefined ? { uid: d.uid } : {}), ...(d.gid !== undefined ? { gid: d.gid } : {}) };
+      this.push(['devices'], node, path);
+      return;
+    }
+    if (!userns) { this.refuse(path, 'a device is made by its type (c, b, u or p) and, but for p, its major and minor numbers'); return; }
     // The host's node of that path is bound in: its type and numbers must be the host's.
     ((this.c.devices ??= []) as unknown[]).push({ source: d.path, target: d.path, permissions: 'rwm' });
     this.out.origin.push({ path: ['devices', (this.c.devices as unknown[]).length - 1], at: this.at(path) });

@@ -190,11 +190,12 @@ function checkUserns(spec: SandboxSpec, say: Say): void {
   }
 }
 
-/** What needs a private namespace: the mount one always, uts for a hostname, pid for init. */
+/** What needs a namespace other than the host's (private, or joined by path): the mount one
+ * always, uts for a hostname; and pid for init. */
 function checkNamespaces(spec: SandboxSpec, say: Say): void {
   const ns = (t: NsName) => nsOf(spec, t);
-  if (ns('mount').mode !== 'private') say.error(ns('mount').src, 'mount-namespace-required', 'the mount namespace must be private: the root filesystem, /proc and the volumes are set up inside it');
-  if (spec.hostname.src !== 'default' && ns('uts').mode !== 'private') say.error(spec.hostname.src, 'hostname-needs-uts', '`hostname` needs a private uts namespace; remove `namespaces.uts` or the hostname');
+  if (ns('mount').mode === 'host') say.error(ns('mount').src, 'mount-namespace-required', 'the mount namespace must be the sandbox\'s own (or one joined by path): the root filesystem, /proc and the volumes are set up inside it');
+  if (spec.hostname.src !== 'default' && ns('uts').mode === 'host') say.error(spec.hostname.src, 'hostname-needs-uts', '`hostname` needs a uts namespace other than the host\'s; remove `namespaces.uts` or the hostname');
   if (ns('pid').mode === 'host' && spec.process.init.value) say.warn(spec.process.init.src, 'init-without-pid-namespace', '`init` is useful only as PID 1 of a private pid namespace');
 }
 

@@ -52,9 +52,9 @@ export interface PortSpec {
   src: Source;
 }
 
-export const MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime'] as const;
+export const MOUNT_FLAGS = ['nosuid', 'nodev', 'noexec', 'noatime', 'relatime', 'strictatime'] as const;
 export type MountFlag = (typeof MOUNT_FLAGS)[number];
-export const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'] as const;
+export const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable'] as const;
 export type Propagation = (typeof PROPAGATIONS)[number];
 /** A volume's name, as Docker allows them: also the name of its folder in the store. */
 export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -68,7 +68,7 @@ interface MountCommon {
 }
 export type MountSpec =
   | (MountCommon & { kind: 'bind'; /** Absolute host path. */ source: string; propagation?: Propagation })
-  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number })
+  | (MountCommon & { kind: 'tmpfs'; sizeBytes?: number; mode: number; propagation?: Propagation })
   | (MountCommon & VolumeSpec & { kind: 'volume' });
 
 /** What a `paths` rule lets the command do with a host path. */
@@ -120,7 +120,10 @@ export interface VolumeSpec {
 export interface CapSpec { name: string; src: Source }
 export interface EnvVar { name: string; value: string; src: Source }
 export interface RlimitSpec { name: string; soft: number; hard: number; src: Source }
-export interface DeviceSpec { source: string; target: string; permissions: string; src: Source }
+/** A device of `devices`: a host device bound in (source), or a node made by its numbers (node, no source). */
+export interface DeviceSpec { source: string; target: string; permissions: string; node?: DeviceNodeSpec; src: Source }
+/** A node `devices` makes in /dev: mknod's type and numbers, its mode and owner as the sandbox sees them. */
+export interface DeviceNodeSpec { type: 'c' | 'b' | 'p'; major: number; minor: number; mode: number; uid: number; gid: number }
 export interface HostEntry { host: string; ip: string; src: Source }
 
 export interface UserSpec {
@@ -130,7 +133,12 @@ export interface UserSpec {
   src: Source;
 }
 
-interface RootfsCommon { readOnly: Val<boolean>; src: Source }
+interface RootfsCommon {
+  readOnly: Val<boolean>;
+  /** `root_propagation`: the new root's propagation once pivoted (private when left out). */
+  propagation?: Val<Propagation>;
+  src: Source;
+}
 export type RootfsSpec =
   | (RootfsCommon & { type: 'host' })
   | (RootfsCommon & { type: 'dir'; path: string })

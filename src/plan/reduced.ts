@@ -132,7 +132,7 @@ function identityRows(spec: SandboxSpec, host: HostFeatures, rows: Rows): void {
   for (const g of spec.process.groups) rows.push({ key: `group_add: ${g.value}`, src: g.src, status: 'refused', how: 'groups cannot be set without a privilege' });
   if (written(spec.hostname.src)) rows.push({ key: `hostname: ${spec.hostname.value}`, src: spec.hostname.src, status: 'refused', how: 'no UTS namespace: the command sees the host\'s' });
   if (written(spec.shmSize.src)) rows.push({ key: 'shm_size', src: spec.shmSize.src, status: 'refused', how: 'the host\'s /dev/shm' });
-  for (const d of spec.devices) rows.push({ key: `devices: ${d.source}`, src: d.src, status: 'refused', how: 'the host\'s /dev as the caller may use it' });
+  for (const d of spec.devices) rows.push({ key: `devices: ${d.source || d.target}`, src: d.src, status: 'refused', how: 'the host\'s /dev as the caller may use it' });
   rows.push({ key: '/dev, /proc, /sys', src: 'default', status: 'weaker', how: 'the host\'s, as your user may use them (writable under /dev and /proc), with no masked paths' });
 }
 

@@ -96,17 +96,19 @@ export interface StepArgs {
   'mount.mqueue': { target: '/dev/mqueue'; flags: MountFlag[] };
   'dev.links': Record<string, never>;
   'dev.bind': { source: string; target: string; permissions: string };
+  'dev.make': { target: string; type: 'c' | 'b' | 'p'; major: number; minor: number; mode: number; uid: number; gid: number; permissions: string };
   'mount.sys': { target: '/sys'; fresh: boolean };
   'mount.cgroup': { target: '/sys/fs/cgroup'; layout: 'v1' | 'v2'; controllers: string[] };
   'mount.netfile': { source: string; target: string };
   'sysctl': { name: string; value: string };
-  'mount.tmpfs': { target: string; sizeBytes?: number; mode: number; readOnly: boolean; flags: MountFlag[] };
+  'mount.tmpfs': { target: string; sizeBytes?: number; mode: number; readOnly: boolean; propagation?: Propagation; flags: MountFlag[] };
   /** A volume's data folder (made by volume.create), bound on the target. */
   'mount.volume': { name: string; source: string; target: string; readOnly: boolean; flags: MountFlag[] };
   'mount.pivot': Record<string, never>;
   'mount.mask': { path: string };
   'mount.readonly': { path: string };
   'mount.root-readonly': Record<string, never>;
+  'mount.root-propagation': { propagation: Propagation };
   // identity (child)
   'hostname': { hostname: string };
   /** inherited: a rootless one-id map denies setgroups, so the caller's own groups stay (unmapped

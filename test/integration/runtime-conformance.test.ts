@@ -5,8 +5,8 @@
 // create and leaves nothing. Bundles are `runc spec`'s config.json over the busybox root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
@@ -109,6 +109,116 @@ test('another uid holds its ambient set; a failing prestart hook fails create an
     assert.match(readFileSync(join(dir, 'rt.err'), 'utf8'), /prestart hook 0 \(.*\/bin\/false\) exited with status 1/);
     assert.ok(!existsSync(join(dir, 'root', id)), 'no record of the container');
     assert.ok(!existsSync(join(dir, 'ran')), 'its process never ran');
+    assert.deepEqual(leftovers(id), []);
+  } finally {
+    rt(dir, ['delete', '--force', id]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('linux.rootfsPropagation and mount propagation, read in the container\'s mountinfo and by what a mount made inside reaches', (t) => {
+  if (!ready(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
+  const id = `rtc3-${process.pid}`;
+  const admin = (c: Record<string, any>) => {
+    const caps = ['CAP_SYS_ADMIN'];
+    c.process.capabilities = { bounding: caps, effective: caps, permitted: caps };
+    c.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=1m', 'shared'] });
+    c.mounts.push({ destination: '/var', source: dir, options: ['rbind', 'runbindable'] });
+  };
+  // A bind of / at /tmp/r, then a tmpfs on /home: with a shared root the tmpfs shows at /tmp/r/home too.
+  const script = 'awk \'$5 == "/" || $5 == "/tmp" || $5 == "/var"\' /proc/self/mountinfo; mkdir /tmp/r; mount --bind / /tmp/r || echo bind-refused; mount -t tmpfs x /home && touch /home/seen; ls /tmp/r/home/seen 2>/dev/null && echo propagated; true';
+  try {
+    const shared = bundle(dir, script, (c) => { admin(c); c.linux.rootfsPropagation = 'shared'; });
+    assert.equal(rt(dir, ['run', '--bundle', shared, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    let seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    const line = (point: string) => seen.split('\n').find((l) => l.split(' ')[4] === point) ?? '';
+    assert.match(line('/'), / shared:[0-9]+ /, seen);
+    assert.match(line('/tmp'), / shared:[0-9]+ (.* )?- tmpfs tmpfs /, seen);
+    assert.doesNotMatch(line('/tmp').split(' ')[5]!, /relatime|noatime/, 'strictatime');
+    assert.match(line('/var'), / unbindable /, seen);
+    assert.match(seen, /^propagated$/m);
+    assert.deepEqual(leftovers(id), []);
+
+    rmSync(shared, { recursive: true });
+    rmSync(join(dir, 'ctr.out'));
+    const unbindable = bundle(dir, script, (c) => { admin(c); c.linux.rootfsPropagation = 'unbindable'; });
+    assert.equal(rt(dir, ['run', '--bundle', unbindable, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    assert.match(line('/'), / unbindable /, seen);
+    assert.match(seen, /^bind-refused$/m);
+    assert.doesNotMatch(seen, /^propagated$/m);
+    assert.deepEqual(leftovers(id), []);
+  } finally {
+    rt(dir, ['delete', '--force', id]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('namespaces joined by path (mount, pid, ipc, uts): the container\'s /proc/self/ns links are the joined ones; the host\'s own mount namespace is refused', async (t) => {
+  if (!ready(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
+  const id = `rtc4-${process.pid}`;
+  // The namespaces' holder: unshare's child, PID 1 of the new pid namespace, waiting.
+  const holder = spawn('unshare', ['--mount', '--pid', '--ipc', '--uts', '--fork', 'sleep', '1000'], { stdio: 'ignore', detached: true });
+  try {
+    let target = 0;
+    for (let i = 0; i < 100 && !target; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const kids = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim();
+      if (kids) target = Number(kids.split(' ')[0]);
+    }
+    assert.ok(target > 0, 'unshare forked its child');
+    const paths: Record<string, string> = { mount: `/proc/${target}/ns/mnt`, pid: `/proc/${target}/ns/pid`, ipc: `/proc/${target}/ns/ipc`, uts: `/proc/${target}/ns/uts` };
+    const b = bundle(dir, 'for n in mnt pid ipc uts; do echo "$n $(readlink /proc/self/ns/$n)"; done; hostname', (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (paths[n.type] ? { type: n.type, path: paths[n.type] } : n));
+      c.hostname = 'joined';
+    });
+    assert.equal(rt(dir, ['run', '--bundle', b, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    const seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    for (const n of ['mnt', 'pid', 'ipc', 'uts']) assert.match(seen, new RegExp(`^${n} ${readlinkSync(`/proc/${target}/ns/${n}`).replace(/[[\]]/g, '\\$&')}$`, 'm'), seen);
+    assert.notEqual(readlinkSync(`/proc/${target}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'));
+    // The hostname is set in the joined uts namespace, where its holder sees it.
+    assert.match(seen, /^joined$/m);
+    assert.equal(spawnSync('nsenter', ['-t', String(target), '-u', 'hostname'], { encoding: 'utf8' }).stdout.trim(), 'joined');
+    assert.deepEqual(leftovers(id), []);
+
+    rmSync(b, { recursive: true });
+    // The host's own mount namespace (this test's): the root would be pivoted for the whole host.
+    const own = `/proc/${process.pid}/ns/mnt`;
+    const host = bundle(dir, 'true', (c) => { c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === 'mount' ? { type: 'mount', path: own } : n)); });
+    assert.equal(rt(dir, ['run', '--bundle', host, id]), 1);
+    assert.match(readFileSync(join(dir, 'rt.err'), 'utf8'), new RegExp(`${own} is the host's own mount namespace`));
+    assert.deepEqual(leftovers(id), []);
+  } finally {
+    rt(dir, ['delete', '--force', id]);
+    try { process.kill(-holder.pid!, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('linux.devices: nodes made by their numbers, mode and owner, read with ls -l from inside; a made node opens while /dev stays nodev', (t) => {
+  if (!ready(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-rtc-'));
+  const id = `rtc5-${process.pid}`;
+  try {
+    const b = bundle(dir, 'ls -ln /dev/test1 /dev/test2 /dev/test3 /dev/mynull; echo x > /dev/mynull && echo opened; awk \'$5 == "/dev"\' /proc/self/mountinfo', (c) => {
+      c.linux.devices = [
+        { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660, uid: 0, gid: 5 },
+        { path: '/dev/test2', type: 'b', major: 8, minor: 666, fileMode: 0o600 },
+        { path: '/dev/test3', type: 'p', fileMode: 0o640 },
+        { path: '/dev/mynull', type: 'c', major: 1, minor: 3, fileMode: 0o666 },
+      ];
+    });
+    assert.equal(rt(dir, ['run', '--bundle', b, id]), 0, readFileSync(join(dir, 'rt.err'), 'utf8'));
+    const seen = readFileSync(join(dir, 'ctr.out'), 'utf8');
+    assert.match(seen, /^crw-rw---- +1 0 +5 +10, 666 .* \/dev\/test1$/m, seen);
+    assert.match(seen, /^brw------- +1 0 +0 +8, 666 .* \/dev\/test2$/m, seen);
+    assert.match(seen, /^prw-r----- +1 0 +0 +0 .* \/dev\/test3$/m, seen);
+    assert.match(seen, /^crw-rw-rw- +1 0 +0 +1, +3 .* \/dev\/mynull$/m, seen);
+    assert.match(seen, /^opened$/m);
+    // /dev itself stays nodev: a node made there by the container's own mknod cannot be opened.
+    assert.match(seen.split('\n').find((l) => l.split(' ')[4] === '/dev') ?? '', / [^ ]*nodev[^ ]* /, seen);
     assert.deepEqual(leftovers(id), []);
   } finally {
     rt(dir, ['delete', '--force', id]);

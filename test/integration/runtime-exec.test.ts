@@ -28,6 +28,8 @@ for level, typ, data in anc:
     if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS: fds.frombytes(data[:fds.itemsize])
 m = fds[0]
 print("ISATTY", os.isatty(m), flush=True)
+import fcntl, termios, struct
+print("SIZE %d %d" % struct.unpack("HHHH", fcntl.ioctl(m, termios.TIOCGWINSZ, b"\\0" * 8))[:2], flush=True)
 os.write(m, b"echo typed-$((40+2)) on $(hostname)\\n")
 out = b""; end = time.time() + 10
 while time.time() < end and b"END" not in out:
@@ -153,7 +155,7 @@ test('--console-socket: the terminal of create (process.terminal) and of exec -t
   const id = `rtc-${process.pid}`;
   try {
     // SIGHUP ignored: the client closes the terminal's master when it is done, and the container goes on.
-    const b = bundle(dir, 'trap "" HUP; tty; read l; eval "$l"; echo END; exec sleep 600', (c) => { c.process.terminal = true; });
+    const b = bundle(dir, 'trap "" HUP; tty; read l; eval "$l"; echo END; exec sleep 600', (c) => { c.process.terminal = true; c.process.consoleSize = { height: 33, width: 97 }; });
     const noSocket = rt(dir, ['create', '--bundle', b, id]);
     assert.equal(noSocket.code, 1);
     assert.match(noSocket.err, /cannot allocate tty if runc will detach without setting console socket/);
@@ -163,6 +165,8 @@ test('--console-socket: the terminal of create (process.terminal) and of exec -t
     // The init's terminal, made in the container's own devpts, typed into from outside.
     const seen1 = await r1.done;
     assert.match(seen1, /ISATTY True/);
+    // process.consoleSize, read on the terminal itself.
+    assert.match(seen1, /^SIZE 33 97$/m);
     assert.match(seen1, /^\/dev\/pts\/0\r?$/m);
     assert.match(seen1, /^typed-42 on rt-test\r?$/m);
 

@@ -13,7 +13,7 @@ function view(over: Partial<ProcView> = {}, cgroup: Record<string, string> = {})
     status: { Uid: '101000\t101000\t101000\t101000', Gid: '101000\t101000\t101000\t101000', Groups: '', Umask: '0022', NoNewPrivs: '1', Seccomp: '2', Seccomp_filters: '1', CapBnd: '0', CapPrm: '0', CapEff: '0', CapInh: '0', CapAmb: '0' },
     uidMap: '         0     100000      65536\n', gidMap: '0 100000 65536\n', mounts: [], ns: { net: 'net:[2]', user: 'user:[9]' }, hostNs: { net: 'net:[1]', user: 'user:[1]' },
     limits: Array.from({ length: 16 }, (_, i) => (i === 7 ? [64, 64] : [-1, -1])), cgroups: [], interfaces: ['lo'], routes: [], localAddresses: ['127.0.0.1'], rootIsHosts: false, fds: [{ fd: 0, cloexec: false }, { fd: 5, cloexec: true }],
-    path: () => undefined, realPath: (p) => p, cgroupFile: (_c, f) => cgroup[f], cgroupExists: () => cgroup['cgroup.procs'] !== undefined, stateFile: () => '', nsInode: () => undefined, hostInterface: () => false,
+    path: () => undefined, realPath: (p) => p, cgroupFile: (_c, f) => cgroup[f], cgroupExists: () => cgroup['cgroup.procs'] !== undefined, stateFile: () => '', hostPeerGroups: () => new Set(['1']), nsInode: () => undefined, hostInterface: () => false,
     ...over,
   };
 }
@@ -60,9 +60,25 @@ test('namespaces, mounts and the network: read from /proc/PID', () => {
   assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [proc] }), 'mount:/proc').verdict, 'verified');
   assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [{ ...proc, opts: ['rw'] }] }), 'mount:/proc').detail, 'expected /proc mounted (proc,nosuid,nodev,noexec), found /proc no nosuid, no nodev, no noexec');
   assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [{ ...proc, point: '/', optional: ['shared:1'] }] }), 'mount:private').verdict, 'mismatch');
+  // A peer group the host has not got is the sandbox's own (a shared root_propagation): no leak.
+  assert.equal(verdictOf(HYBRID_HOST, view({ mounts: [{ ...proc, point: '/', optional: ['shared:812'] }] }), 'mount:private').verdict, 'verified');
   assert.equal(verdictOf(HYBRID_HOST, view({ rootIsHosts: true }), 'pivot').verdict, 'mismatch');
   // A masked path the sandbox has not got needs no mask.
   assert.equal(verdictOf(HYBRID_HOST, view(), 'mask:/proc/keys').detail, '/proc/keys is absent');
+});
+
+test('root_propagation and a mount\'s propagation are read in mountinfo\'s optional fields', () => {
+  const at = (cfg: string, v: ProcView, id: string) => attest(compile(loadText(CONFIG + cfg).spec!, HYBRID_HOST).plan, v, { uid: 1000, gid: 1000, groups: [] }).find((x) => x.step === id)!;
+  const root = { point: '/', opts: ['rw'], optional: [] as string[], fstype: 'ext4' };
+  assert.equal(at('root_propagation: shared\n', view({ mounts: [{ ...root, optional: ['shared:812'] }] }), 'mount:/:propagation').verdict, 'verified');
+  assert.equal(at('root_propagation: shared\n', view({ mounts: [root] }), 'mount:/:propagation').detail, 'expected / mounted (shared), found / private');
+  assert.equal(at('root_propagation: unbindable\n', view({ mounts: [{ ...root, optional: ['unbindable'] }] }), 'mount:/:propagation').verdict, 'verified');
+  assert.equal(at('root_propagation: rslave\n', view({ mounts: [root] }), 'mount:/:propagation').verdict, 'verified');
+  assert.equal(at('root_propagation: private\n', view({ mounts: [{ ...root, optional: ['shared:812'] }] }), 'mount:/:propagation').verdict, 'mismatch');
+  const tmp = { point: '/t', opts: ['rw', 'nosuid', 'nodev'], optional: [] as string[], fstype: 'tmpfs' };
+  const cfg = 'volumes: [{type: tmpfs, target: /t, propagation: shared}]\n';
+  assert.equal(at(cfg, view({ mounts: [{ ...tmp, optional: ['shared:900'] }] }), 'mount:/t').verdict, 'verified');
+  assert.equal(at(cfg, view({ mounts: [tmp] }), 'mount:/t').verdict, 'mismatch');
 });
 
 test('what the host cannot read back is said, with the reason', () => {

@@ -168,7 +168,7 @@ test('undo: sbx-egress is stopped by its record, the wall deleted by its table',
 
 const VIEW: ProcView = {
   status: { CapBnd: '0', CapPrm: '0', CapEff: '0', CapInh: '0', CapAmb: '0' }, uidMap: '', gidMap: '', mounts: [], ns: {}, hostNs: {}, limits: [], cgroups: [], interfaces: [], routes: [], localAddresses: [], fds: [], rootIsHosts: false,
-  realPath: (p) => p, path: () => undefined, cgroupFile: () => undefined, cgroupExists: () => false, stateFile: () => undefined, nsInode: () => undefined, hostInterface: () => true,
+  realPath: (p) => p, path: () => undefined, cgroupFile: () => undefined, cgroupExists: () => false, stateFile: () => undefined, hostPeerGroups: () => new Set(), nsInode: () => undefined, hostInterface: () => true,
 };
 
 function goodView(): EgressView {

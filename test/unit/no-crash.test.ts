@@ -8,7 +8,7 @@ import { HYBRID_HOST, loadText } from '../helpers/load';
 
 const V = 'version: 1\ncommand: [/bin/true]\n';
 const PROTO = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
-const KNOWN = 'version, name, image, insecure_registries, rootfs, command, entrypoint, env, env_file, workdir, user, group_add, umask, hostname, detach, tty, stdin_open, init, restart, stop_signal, stop_grace_period, shm_size, mqueue, ports, volumes, named_volumes, paths, network, dns, extra_hosts, namespaces, resources, cap_add, cap_drop, security, ulimits, sysctls, devices';
+const KNOWN = 'version, name, image, insecure_registries, rootfs, root_propagation, command, entrypoint, env, env_file, workdir, user, group_add, umask, hostname, detach, tty, stdin_open, init, restart, stop_signal, stop_grace_period, shm_size, mqueue, ports, volumes, named_volumes, paths, network, dns, extra_hosts, namespaces, resources, cap_add, cap_drop, security, ulimits, sysctls, devices';
 
 /** The pipeline as `sandbox plan` runs it: every diagnostic as LINE:COL CODE: MESSAGE, and the plan when there is one. */
 function run(yaml: string, env: Record<string, string> = {}) {

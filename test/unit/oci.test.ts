@@ -102,6 +102,7 @@ test('each field that maps becomes its key, cited at its line of config.json', (
   assert.deepEqual(c.sysctls, { 'net.ipv4.ip_forward': '0' });
   assert.deepEqual(c.security.masked_paths, ['/proc/kcore', '/proc/extra']);
   assert.deepEqual(c.security.readonly_paths, ['/proc/sys']);
+  // In the new user namespace, the host's node is bound (mknod is refused there).
   assert.deepEqual(c.devices, [{ source: '/dev/fuse', target: '/dev/fuse', permissions: 'rwm' }]);
   // Where each key came from: its field's line in config.json.
   const text = JSON.stringify(cfg, null, 2).split('\n');
@@ -127,8 +128,7 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['process.args', (c) => { c.process.args = []; }],
     ['process.oomScoreAdj', (c) => { c.process.oomScoreAdj = 1001; }],
     ['process.apparmorProfile', (c) => { c.process.apparmorProfile = 'p'; }],
-    ['process.selinuxLabel', (c) => { c.process.selinuxLabel = 'l'; }],
-    ['process.consoleSize', (c) => { c.process.consoleSize = { height: 1, width: 1 }; }],
+    ['process.consoleSize', (c) => { c.process.consoleSize = { height: -1, width: 1 }; }],
     ['process.scheduler', (c) => { c.process.scheduler = { policy: 'SCHED_OTHER' }; }],
     ['process.ioPriority', (c) => { c.process.ioPriority = { class: 'IOPRIO_CLASS_IDLE' }; }],
     ['process.rlimits[0]', (c) => { c.process.rlimits = [{ type: 'RLIMIT_BOGUS', soft: 1, hard: 1 }]; }],
@@ -143,8 +143,7 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['linux.uidMappings', (c) => { c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
     ['linux.gidMappings', (c) => { c.linux.namespaces.push({ type: 'user' }); c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]; }],
     ['linux.timeOffsets', (c) => { c.linux.timeOffsets = { monotonic: { secs: 1 } }; }],
-    ['linux.rootfsPropagation', (c) => { c.linux.rootfsPropagation = 'shared'; }],
-    ['linux.mountLabel', (c) => { c.linux.mountLabel = 'x'; }],
+    ['linux.rootfsPropagation', (c) => { c.linux.rootfsPropagation = 'sideways'; }],
     ['linux.intelRdt', (c) => { c.linux.intelRdt = { closID: 'x' }; }],
     ['linux.personality', (c) => { c.linux.personality = { domain: 'LINUX32' }; }],
     ['linux.resources.hugepageLimits', (c) => { c.linux.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }; }],
@@ -158,7 +157,8 @@ test('every field the engine cannot honour is refused, named, at its line', () =
     ['linux.resources.rdma', (c) => { c.linux.resources = { rdma: { mlx: { hcaHandles: 1 } } }; }],
     ['linux.seccomp.flags', (c) => { c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG'] }; }],
     ['linux.seccomp.listenerPath', (c) => { c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/x.sock' }; }],
-    ['linux.devices[0].fileMode', (c) => { c.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600 }]; }],
+    ['linux.devices[0].fileMode', (c) => { c.linux.namespaces.push({ type: 'user' }); c.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600 }]; }],
+    ['linux.devices[0]', (c) => { c.linux.devices = [{ path: '/dev/x', type: 'c', major: 10 }]; }],
     ['linux.devices[0]', (c) => { c.linux.devices = [{ path: '/x', type: 'c' }]; }],
   ];
   for (const [field, change] of cases) {
@@ -247,6 +247,84 @@ test('config.json\'s strings are literal: a $ is not interpolated as a file\'s $
   const exec = plan && findStep(plan.steps, 'exec');
   assert.deepEqual(exec?.args.args, ['sh', '-c', 'echo $$ ${HOME} $1']);
   assert.ok(exec?.args.env.includes('A=${B}'));
+});
+
+test('linux.rootfsPropagation and the propagation and atime options of tmpfs and bind mounts map to their keys, and the plan applies them', () => {
+  const cfg = base();
+  cfg.linux.rootfsPropagation = 'shared';
+  const data = ['nosuid', 'strictatime', 'mode=755', 'size=1k'];
+  cfg.mounts = [
+    { destination: '/tmp/s', type: 'tmpfs', source: 'tmpfs', options: [...data, 'slave'] },
+    { destination: '/mnt/u', source: '/etc', options: [...data, 'rbind', 'runbindable'] },
+  ];
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  const c = imp.config as Record<string, any>;
+  assert.equal(c.root_propagation, 'shared');
+  assert.deepEqual(c.volumes, [
+    { type: 'tmpfs', target: '/tmp/s', size: '1k', mode: '755', propagation: 'slave', options: ['nosuid', 'strictatime'] },
+    { type: 'bind', source: '/etc', target: '/mnt/u', propagation: 'runbindable', options: ['nosuid', 'strictatime'] },
+  ]);
+  // A bind mount has no file system options: the kernel ignores them, and the adapter says so.
+  assert.ok(imp.notes.some((n) => n.kind === 'dropped' && n.message === 'mounts[1].options: mode=755, size=1k: a file system\'s options, which a bind mount has none of; ignored, as the kernel does'));
+  const { res, plan } = pipeline(imp);
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const steps = plan!.steps;
+  const root = findStep(steps, 'mount.root-propagation')!;
+  assert.equal(root.args.propagation, 'shared');
+  // Applied once pivoted: the tree was made private first, so the root's peer group is the sandbox's own.
+  assert.ok(steps.indexOf(root) > steps.findIndex((x) => x.kind === 'mount.pivot'));
+  const tmp = steps.find((x) => x.kind === 'mount.tmpfs' && x.args.target === '/tmp/s');
+  assert.deepEqual(tmp && tmp.kind === 'mount.tmpfs' && [tmp.args.propagation, tmp.args.flags], ['slave', ['nosuid', 'strictatime', 'nodev']]);
+  const bind = steps.find((x) => x.kind === 'mount.bind' && x.args.target === '/mnt/u');
+  assert.deepEqual(bind && bind.kind === 'mount.bind' && [bind.args.propagation, bind.args.flags], ['runbindable', ['nodev', 'nosuid', 'strictatime']]);
+});
+
+test('linux.devices: each node is made by its numbers, mode and owner (runc\'s mknod), allowed by the device cgroup, and the default nodes are sandbox\'s own; in a new user namespace the host\'s node is bound', () => {
+  const cfg = base();
+  cfg.linux.devices = [
+    { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660, uid: 0, gid: 5 },
+    { path: '/dev/test2', type: 'b', major: 8, minor: 666 },
+    { path: '/dev/test3', type: 'p', fileMode: 0o600 },
+    { path: '/dev/null', type: 'c', major: 1, minor: 3 },
+  ];
+  const imp = adapt(cfg);
+  assert.deepEqual(refused(imp), []);
+  assert.deepEqual((imp.config as Record<string, any>).devices, [
+    { target: '/dev/test1', type: 'c', major: 10, minor: 666, mode: '0660', uid: 0, gid: 5 },
+    { target: '/dev/test2', type: 'b', major: 8, minor: 666 },
+    { target: '/dev/test3', type: 'p', mode: '0600' },
+  ]);
+  assert.ok(imp.notes.some((n) => n.kind === 'changed' && n.message.startsWith('linux.devices[3]: sandbox\'s own /dev/null (1:3) is there already')));
+  const { res, plan } = pipeline(imp);
+  assert.deepEqual(res.diagnostics.filter((d) => d.severity === 'error'), []);
+  const made = plan!.steps.filter((s) => s.kind === 'dev.make').map((s) => s.args);
+  assert.deepEqual(made, [
+    { target: '/dev/test1', type: 'c', major: 10, minor: 666, mode: 0o660, uid: 0, gid: 5, permissions: 'rwm' },
+    { target: '/dev/test2', type: 'b', major: 8, minor: 666, mode: 0o666, uid: 0, gid: 0, permissions: 'rwm' },
+    { target: '/dev/test3', type: 'p', major: 0, minor: 0, mode: 0o600, uid: 0, gid: 0, permissions: 'rwm' },
+  ]);
+  // With device cgroup rules (v1), each device node is allowed by its numbers.
+  cfg.linux.resources = { devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 4, minor: 1, access: 'rw' }] };
+  const allowed = pipeline(adapt(cfg)).plan!.steps.flatMap((s) => (s.kind === 'cgroup.set' && s.args.file === 'devices.allow' ? [s.args.value] : []));
+  assert.ok(allowed.includes('c 10:666 rwm') && allowed.includes('b 8:666 rwm'), JSON.stringify(allowed));
+  // A new user namespace cannot mknod: the host's node is bound, as runc does there.
+  const u = base();
+  u.linux.namespaces.push({ type: 'user' });
+  u.linux.uidMappings = u.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  u.linux.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229 }];
+  assert.deepEqual((adapt(u).config as Record<string, any>).devices, [{ source: '/dev/fuse', target: '/dev/fuse', permissions: 'rwm' }]);
+});
+
+test('SELinux labels: refused where SELinux is on, said and ignored where it is off (no runtime can label anything there)', () => {
+  const cfg = base();
+  cfg.process.selinuxLabel = 'system_u:system_r:svirt_lxc_net_t:s0:c1,c2';
+  cfg.linux.mountLabel = 'system_u:object_r:svirt_sandbox_file_t:s0:c715,c811';
+  const on = fromOciConfig('config.json', Buffer.from(JSON.stringify(cfg, null, 2)), { bundle: BUNDLE, name: 'c1', selinux: true });
+  assert.deepEqual(refused(on).map((n) => n.message.split(':')[0]), ['process.selinuxLabel', 'linux.mountLabel']);
+  const off = adapt(cfg);
+  assert.deepEqual(refused(off), []);
+  assert.deepEqual(off.notes.filter((n) => n.code === 'oci-no-selinux').map((n) => [n.kind, n.message.split(':')[0]]), [['dropped', 'process.selinuxLabel'], ['dropped', 'linux.mountLabel']]);
 });
 
 test('a field the runtime-spec does not define is ignored, as the spec says, and said; bad JSON is an error', () => {

@@ -166,8 +166,8 @@ test('a 27 KB one-line file with 53 errors prints about 27 KB, not 3 MB', () => 
   const r = loadText(text);
   assert.equal(r.diagnostics.length, 53);
   const out = formatDiagnostics(r.diagnostics, () => r.text);
-  assert.ok(out.length < 30_000, `${out.length} characters`);
-  // The longest line is the unknown-key message listing the ~36 known top-level keys (~420 characters); the 27 KB line is never echoed.
+  assert.ok(out.length < 32_000, `${out.length} characters`);
+  // The longest line is the unknown-key message listing the ~37 known top-level keys (~440 characters); the 27 KB line is never echoed.
   for (const line of out.split('\n')) assert.ok(line.length < 500, `a printed line of ${line.length} characters`);
   assert.ok(out.endsWith('… and 3 more errors (not shown; `sandbox validate --format json` lists them all)\n\n'));
 });
@@ -181,7 +181,7 @@ test('the biggest one-line file, 20 000 unknown keys, is refused with bounded ou
   const r = loadText(text);
   const out = formatDiagnostics(r.diagnostics, () => r.text);
   assert.equal(r.diagnostics.length, n);
-  assert.ok(out.length < 30_000, `${out.length} characters`);
+  assert.ok(out.length < 32_000, `${out.length} characters`);
   // Once quadratic in the keys (each one located by a scan of the mapping): a hang guard only.
   assert.ok(performance.now() - t0 < 10_000);
 });

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile } from '../../src/plan/compile';
-import { checkWritable, mayWrite, preflight, type PreflightProblem } from '../../src/engine/preflight';
+import { checkJoined, checkWritable, mayWrite, preflight, type PreflightProblem } from '../../src/engine/preflight';
 import { probeRegistry, unreachable } from '../../src/image/pull';
 import { HYBRID_HOST, ROOTLESS_HOST, loadText } from '../helpers/load';
 import type { HostFeatures } from '../../src/plan/types';
@@ -137,4 +137,13 @@ test('each way a registry cannot be reached has its words and its way out', () =
   assert.match(unreachable(fail('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'), o), /: its TLS certificate is not trusted \(self-signed certificate\); give sandbox its CA: NODE_EXTRA_CA_CERTS=/);
   assert.equal(unreachable(fail('ECONNRESET'), o), 'cannot reach https://reg.test:5000: it closed the connection; if it serves plain HTTP, name it with --insecure-registry reg.test:5000 or in insecure_registries');
   assert.equal(unreachable(fail('ECONNRESET'), { ...o, plain: true, base: 'http://reg.test:5000' }), 'cannot reach http://reg.test:5000: it closed the connection');
+});
+
+test('a namespace joined by path must be there, and the host\'s own mount namespace cannot be joined', () => {
+  const r = loadText(`version: 1\ncommand: [x]\nnetwork: none\nnamespaces:\n  mount: /proc/${process.pid}/ns/mnt\n  ipc: /proc/self/ns/nothing\n  uts: /proc/self/ns/uts\n`);
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), []);
+  const found = checkJoined({ spec: r.spec!, plan: compile(r.spec!, HYBRID_HOST).plan, host: HYBRID_HOST }) as PreflightProblem[];
+  assert.deepEqual(found.map(at), ['5:10 join-host-mount-namespace', '6:8 missing-source']);
+  assert.match(found[0]!.message, /is the host's own mount namespace: the sandbox's root would be pivoted for the whole host/);
+  assert.match(found[1]!.message, /^the ipc namespace \/proc\/self\/ns\/nothing does not exist; name a live process's \/proc\/PID\/ns\/ipc/);
 });

@@ -4,7 +4,7 @@
 // `up -v` mounts replace the file's on the same target.
 import type { UserConfig } from '../../config/types';
 import { didYouMean } from '../../config/diagnostic';
-import type { DeviceSpec, MountFlag, MountSpec, Propagation, SandboxSpec, Source } from '../types';
+import type { DeviceNodeSpec, DeviceSpec, MountFlag, MountSpec, Propagation, SandboxSpec, Source } from '../types';
 import { MOUNT_FLAGS, PROPAGATIONS, VOLUME_NAME } from '../types';
 import { parseSize } from '../size';
 import { D, isOneOf, own, resolveHostPath, val, type NormalizeContext, type Problem } from './context';
@@ -15,7 +15,7 @@ type LongVolume = Exclude<VolumeEntry, string>;
 
 export type Mounts = Pick<SandboxSpec, 'mounts' | 'devices' | 'shmSize' | 'mqueue'>;
 
-const PROPAGATION_BIND_ONLY = 'propagation applies to bind mounts only: nothing is mounted below a named volume on the host';
+const PROPAGATION_BIND_ONLY = 'propagation applies to bind and tmpfs mounts only: nothing is mounted below a named volume on the host';
 
 /** A named volume, as `named_volumes` declares its key (store name, external) or not at all. */
 function volumeOf(cfg: UserConfig, key: string, src: Source, target: string, readOnly: boolean, flags: MountFlag[], nocopy: boolean): MountSpec {
@@ -61,9 +61,8 @@ function longVolume(cfg: UserConfig, ctx: NormalizeContext, v: LongVolume, i: nu
     if (v.propagation) problem(at('propagation'), 'volume-propagation', PROPAGATION_BIND_ONLY);
     return volumeOf(cfg, v.source!, src, v.target, readOnly, flags, v.volume?.nocopy ?? false);
   }
-  if (v.propagation) problem(src, 'tmpfs-propagation', 'propagation applies to bind mounts only');
   for (const f of ['nosuid', 'nodev'] as const) if (!flags.includes(f)) flags.push(f);
-  return { kind: 'tmpfs', target: v.target, readOnly, flags, src, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777, ...(v.size !== undefined ? { sizeBytes: parseSize(v.size) } : {}) };
+  return { kind: 'tmpfs', target: v.target, readOnly, flags, src, mode: v.mode !== undefined ? parseInt(v.mode, 8) : 0o1777, ...(v.size !== undefined ? { sizeBytes: parseSize(v.size) } : {}), ...(v.propagation ? { propagation: v.propagation } : {}) };
 }
 
 function volumesOf(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, problem: Problem): MountSpec[] {
@@ -84,10 +83,19 @@ function volumesOf(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, p
   return [...file, ...cli];
 }
 
-function devicesOf(cfg: UserConfig, ctx: NormalizeContext): DeviceSpec[] {
+function devicesOf(cfg: UserConfig, ctx: NormalizeContext, problem: Problem): DeviceSpec[] {
   return (cfg.devices ?? []).map((d, i) => {
     const src = ctx.where(['devices', i]);
-    if (typeof d === 'object') return { source: d.source, target: d.target ?? d.source, permissions: d.permissions ?? 'rwm', src };
+    if (typeof d === 'object' && d.type !== undefined) {
+      // A node made by its numbers: the schema asks for the target; a source would be a second device.
+      if (d.source !== undefined) problem(ctx.where(['devices', i, 'source']), 'device-node-source', 'a device made by its numbers (type, major, minor) has no host source: remove `source`, or `type` to bind the host\'s device');
+      if (d.type !== 'p' && (d.major === undefined || d.minor === undefined)) problem(ctx.where(['devices', i, 'type']), 'device-node-numbers', `a ${d.type === 'c' ? 'character' : 'block'} device is made by its numbers: give \`major\` and \`minor\``);
+      const node: DeviceNodeSpec = { type: d.type, major: d.major ?? 0, minor: d.minor ?? 0, mode: d.mode !== undefined ? parseInt(d.mode, 8) : 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0 };
+      if (d.target === undefined) problem(src, 'device-node-target', 'a device made by its numbers needs its `target` in the sandbox, such as /dev/fuse');
+      return { source: '', target: d.target ?? '/dev/null', permissions: d.permissions ?? 'rwm', node, src };
+    }
+    if (typeof d === 'object' && d.source === undefined) problem(src, 'device-source', 'a device is a host device (`source`) or a node made by its numbers (`type`, `major`, `minor`): give one of them');
+    if (typeof d === 'object') return { source: d.source!, target: d.target ?? d.source!, permissions: d.permissions ?? 'rwm', src };
     const [s, t, p] = d.split(':') as [string, string?, string?];
     const perms = t && /^[rwm]+$/.test(t) ? t : p ?? 'rwm';
     return { source: s, target: t && !/^[rwm]+$/.test(t) ? t : s, permissions: perms, src };
@@ -96,7 +104,7 @@ function devicesOf(cfg: UserConfig, ctx: NormalizeContext): DeviceSpec[] {
 
 export function normalizeMounts(cfg: UserConfig, ctx: NormalizeContext, inputs: SpecInputs, problem: Problem): Mounts {
   const mounts = volumesOf(cfg, ctx, inputs, problem);
-  const devices = devicesOf(cfg, ctx);
+  const devices = devicesOf(cfg, ctx, problem);
   const shm = cfg.shm_size !== undefined ? parseSize(cfg.shm_size) : undefined;
   if (shm !== undefined && shm < 4096) problem(ctx.where(['shm_size']), 'shm-too-small', `\`shm_size\` is ${shm} bytes; /dev/shm needs at least one page (4096 bytes): write a size such as 64m`);
   return { mounts, devices, shmSize: shm !== undefined ? val(shm, ctx.where(['shm_size'])) : val(64 * 1048576, D), ...(cfg.mqueue ? { mqueue: val(true, ctx.where(['mqueue'])) } : {}) };

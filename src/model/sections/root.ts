@@ -1,9 +1,9 @@
 // The root filesystem: an image, a folder, or the host's own folders (the default), read-only
-// or not (`security.read_only`, false by default).
+// or not (`security.read_only`, false by default), and its propagation once pivoted (`root_propagation`).
 import { parseReference, plainHttp } from '../../image/reference';
 import type { UserConfig } from '../../config/types';
 import type { SandboxSpec } from '../types';
-import { D, lineOf, resolveHostPath, valOr, type NormalizeContext, type Problem } from './context';
+import { D, lineOf, resolveHostPath, val, valOr, type NormalizeContext, type Problem } from './context';
 
 /**
  * The image a config names, as the store and the puller know it: oci:PATH[:TAG] names an OCI image
@@ -21,10 +21,11 @@ export function imageOf(cfg: Pick<UserConfig, 'image'>, ctx: Pick<NormalizeConte
 export function normalizeRoot(cfg: UserConfig, ctx: NormalizeContext, problem: Problem): SandboxSpec['rootfs'] {
   const at = ctx.where.bind(ctx);
   const readOnly = valOr(ctx, cfg.security?.read_only, ['security', 'read_only'], false);
+  const prop = cfg.root_propagation !== undefined ? { propagation: val(cfg.root_propagation, at(['root_propagation'])) } : {};
   if (cfg.image !== undefined && cfg.rootfs !== undefined) problem(at(['image'], 'key'), 'image-and-rootfs', `\`image\` and \`rootfs\` both choose the root filesystem (rootfs is on line ${lineOf(at(['rootfs']))}); keep one of them`);
   if (cfg.image !== undefined) {
     const image = imageOf(cfg, ctx)!;
-    const rootfs: SandboxSpec['rootfs'] = { type: 'image', image, readOnly, src: at(['image']), insecure: cfg.insecure_registries ?? [] };
+    const rootfs: SandboxSpec['rootfs'] = { type: 'image', image, readOnly, ...prop, src: at(['image']), insecure: cfg.insecure_registries ?? [] };
     // oci: and docker-archive: images are files: no registry is reached for them.
     if (/^(oci|docker-archive):/.test(image)) return rootfs;
     try {
@@ -35,6 +36,6 @@ export function normalizeRoot(cfg: UserConfig, ctx: NormalizeContext, problem: P
     } catch (e) { problem(at(['image']), 'bad-image-reference', `${(e as Error).message}; write it as Docker does, such as busybox, ubuntu:24.04 or host:5000/name:tag`); }
     return rootfs;
   }
-  if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') return { type: 'host', readOnly, src: cfg.rootfs === undefined ? D : at(['rootfs']) };
-  return { type: 'dir', path: resolveHostPath(cfg.rootfs.path ?? '.', ctx.dir, ctx.home), readOnly, src: at(['rootfs', 'path']) };
+  if (cfg.rootfs === undefined || cfg.rootfs === 'host' || cfg.rootfs.type === 'host') return { type: 'host', readOnly, ...prop, src: cfg.rootfs === undefined ? D : at(['rootfs']) };
+  return { type: 'dir', path: resolveHostPath(cfg.rootfs.path ?? '.', ctx.dir, ctx.home), readOnly, ...prop, src: at(['rootfs', 'path']) };
 }

@@ -7,7 +7,8 @@ import type { Compilation } from './context';
 export function identitySteps(ctx: Compilation): void {
   const { spec, host, add, steps, ns } = ctx;
   const rootless = host.rootless;
-  if (ns('uts').mode === 'private') add('identity', 'hostname', 'hostname', `set the hostname to ${spec.hostname.value}`, spec.hostname.src, { hostname: spec.hostname.value });
+  // A joined uts namespace is given the hostname only when the file says one (as runc sets it there).
+  if (ns('uts').mode === 'private' || (ns('uts').mode === 'join' && spec.hostname.src !== 'default')) add('identity', 'hostname', 'hostname', `set the hostname to ${spec.hostname.value}`, spec.hostname.src, { hostname: spec.hostname.value });
   const u = spec.process.user;
   const groups = spec.process.groups.map((g) => g.value);
   const inherited = rootless !== undefined && findStep(steps, 'idmap')?.args.tool === 'write';

@@ -58,7 +58,13 @@ function systemMounts(ctx: Compilation): void {
     add('mounts', 'mount:/dev/mqueue', 'mount.mqueue', `mount ${whose} on /dev/mqueue (nosuid, nodev, noexec)`, spec.mqueue.src, { target: '/dev/mqueue', flags: ['nosuid', 'nodev', 'noexec'] });
   }
   add('mounts', 'dev:links', 'dev.links', 'link /dev/fd, stdin, stdout, stderr to /proc/self/fd', 'default', {});
-  for (const d of spec.devices) add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions });
+  for (const d of spec.devices) {
+    if (!d.node) { add('mounts', `device:${d.target}`, 'dev.bind', `give access to ${d.source} as ${d.target} (${d.permissions})`, d.src, { source: d.source, target: d.target, permissions: d.permissions }); continue; }
+    // A new user namespace cannot make device nodes (the kernel refuses mknod there).
+    if (ctx.spec.userns && d.node.type !== 'p') ctx.problems.push({ src: d.src, code: 'device-node-userns', message: `${d.target} cannot be made in a new user namespace (the kernel refuses mknod of a device there); give the host's device as \`source\` instead` });
+    const n = d.node, what = n.type === 'p' ? 'a FIFO' : `${n.type === 'c' ? 'a character' : 'a block'} device ${n.major}:${n.minor}`;
+    add('mounts', `device:${d.target}`, 'dev.make', `make ${d.target}, ${what}, mode ${n.mode.toString(8).padStart(4, '0')}, owner ${n.uid}:${n.gid}${n.type === 'p' ? '' : ` (${d.permissions}; this node alone is not nodev)`}`, d.src, { target: d.target, ...n, permissions: d.permissions });
+  }
   const sysRo = ns('net').mode === 'private' ? 'a new sysfs' : 'the host\'s /sys';
   add('mounts', 'mount:/sys', 'mount.sys', `mount ${sysRo} read-only on /sys`, 'default', { target: '/sys', fresh: ns('net').mode === 'private' });
   if (ns('cgroup').mode === 'private' && cg.layout !== 'none' && withCgroup) {
@@ -104,7 +110,7 @@ function volumeMounts(ctx: Compilation): void {
     const flags = m.kind !== 'tmpfs' ? uniq<MountFlag>(['nodev', ...m.flags]) : m.flags;
     if (m.kind === 'volume') add('mounts', `mount:${t}`, 'mount.volume', `bind the ${m.anonymous ? 'anonymous ' : ''}volume ${m.name} on ${t}${m.readOnly ? ' read-only' : ''} (${flags.join(', ')})`, m.src, { name: m.name, source: volumeData(host, m.name), target: t, readOnly: m.readOnly, flags });
     else if (m.kind === 'bind') add('mounts', `mount:${t}`, 'mount.bind', `bind ${m.source} on ${t}${m.readOnly ? ' read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''}${flags.length ? ` (${flags.join(', ')})` : ''}`, m.src, { source: m.source, target: t, readOnly: m.readOnly, recursive: true, propagation: m.propagation ?? 'rprivate', flags });
-    else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, flags });
+    else add('mounts', `mount:${t}`, 'mount.tmpfs', `mount a tmpfs on ${t}${m.sizeBytes ? ` of ${mib(m.sizeBytes)}` : ''}, mode ${(m.mode ?? 0o1777).toString(8)}${m.readOnly ? ', read-only' : ''}${m.propagation ? `, ${m.propagation}` : ''} (${flags.join(', ')})`, m.src, { target: t, sizeBytes: m.sizeBytes, mode: m.mode ?? 0o1777, readOnly: m.readOnly, ...(m.propagation ? { propagation: m.propagation } : {}), flags });
   };
   const all = [...spec.mounts.map((m) => ({ target: m.target, add: volume(m) })), ...pathBinds(ctx)];
   for (const m of all.sort((a, b) => depth(a.target) - depth(b.target))) m.add();
@@ -115,6 +121,9 @@ function afterPivot(ctx: Compilation): void {
   const { spec, add } = ctx;
   const rf = spec.rootfs;
   add('mounts', 'pivot', 'mount.pivot', 'pivot_root into the new root and detach the old one', 'default', {});
+  // Made private before anything was mounted, the root joins no peer group of the host's: shared
+  // here starts a group of the sandbox's own, so its mounts reach its own bind mounts of /, only.
+  if (rf.propagation) add('mounts', 'mount:/:propagation', 'mount.root-propagation', `make the root ${rf.propagation.value}${rf.propagation.value.includes('shared') ? ' (a peer group of the sandbox\'s own)' : ''}`, rf.propagation.src, { propagation: rf.propagation.value });
   for (const p of spec.security.maskedPaths) add('mounts', `mask:${p.value}`, 'mount.mask', `hide ${p.value}`, p.src, { path: p.value });
   for (const p of spec.security.readonlyPaths) add('mounts', `ro:${p.value}`, 'mount.readonly', `make ${p.value} read-only`, p.src, { path: p.value });
   pathsAfterPivot(ctx);

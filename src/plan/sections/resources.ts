@@ -154,7 +154,11 @@ function deviceRuleSteps(ctx: Compilation, set: SetLimit): void {
   const first = rules[0]!.src;
   set('devices.deny', 'devices', 'devices.deny', 'a', 'deny every device but those allowed below', first);
   for (const r of rules) set(`devices.allow:${deviceRuleText(r)}`, 'devices', 'devices.allow', deviceRuleText(r), `allow ${deviceRuleText(r)}`, r.src);
-  for (const d of ctx.spec.devices) set(`devices.allow:${d.source}`, 'devices', 'devices.allow', `${d.source} ${d.permissions}`, `allow ${d.source} (${d.permissions})`, d.src);
+  for (const d of ctx.spec.devices) {
+    if (d.node?.type === 'p') continue; // a FIFO is no device: the controller does not see it
+    const what = d.node ? `${d.node.type} ${d.node.major}:${d.node.minor}` : d.source;
+    set(`devices.allow:${d.node ? d.target : d.source}`, 'devices', 'devices.allow', d.node ? `${what} ${d.permissions}` : `${d.source} ${d.permissions}`, `allow ${what} (${d.permissions})`, d.src);
+  }
   DEFAULT_DEVICE_RULES.forEach((rule) => set(`devices.allow:${rule}`, 'devices', 'devices.allow', rule, `allow ${rule} (the default /dev)`, first));
 }
 
