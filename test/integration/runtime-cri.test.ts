@@ -18,7 +18,7 @@ import { ROOT } from '../helpers/load';
 import { cgroupLayout, hasEngine, isRoot, leftovers, needs } from '../helpers/sandbox';
 import { sandboxName } from '../../src/runtime/main';
 
-const RUNTIME = join(ROOT, 'bin/sandbox-runtime.js');
+const RUNTIME = join(ROOT, 'bin/sandbox-runtime');
 const IMAGE = join(ROOT, 'samples/images/busybox');
 const has = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -131,12 +131,18 @@ test('a CRI Pod with the sandbox runtime handler: isolation from inside, the shi
     assert.equal(record(podId).sandbox, sandboxName(podId));
     assert.match(readFileSync(`/proc/${field(pid, 'PPid')}/cmdline`, 'utf8'), /^\/usr\/bin\/containerd-shim-runc-v2\x00/);
 
-    // A container sharing the Pod's pid namespace (shareProcessNamespace) needs a pid namespace
-    // joined by path, which the engine refuses by name: StartContainer fails, nothing is left.
+    // A container sharing the Pod's pid namespace (shareProcessNamespace): it joins the pause
+    // container's pid namespace by path, so from inside it the pause's `sleep` is PID 1 and its
+    // own shell is not; its pid namespace is the pause's, read from the host.
     const shared = await container('shared', 'sleep 600', { security_context: { namespace_options: { ...ns, pid: 'POD' } } });
-    await assert.rejects(call('StartContainer', { container_id: shared }), /joining a pid namespace is not supported yet/);
-    assert.deepEqual(leftovers(sandboxName(shared)), []);
-    assert.ok(!existsSync(join(dir, 'runc/k8s.io', shared)));
+    await call('StartContainer', { container_id: shared });
+    const sh = await call('ExecSync', { container_id: shared, cmd: ['sh', '-c', 'echo "pid=$$"; cat /proc/1/cmdline; echo; echo "pidns=$(readlink /proc/self/ns/pid)"'], timeout: 60 });
+    const shOut = Buffer.from(sh.stdout).toString();
+    assert.equal(sh.exit_code, 0, Buffer.from(sh.stderr).toString());
+    assert.doesNotMatch(shOut, /^pid=1$/m);
+    assert.match(shOut, /^sleep\x002147483647/m);
+    const pausePid = JSON.parse(readFileSync(`/run/sandbox/${sandboxName(podId)}/state.json`, 'utf8')).pid as number;
+    assert.match(shOut, new RegExp(`^pidns=${readlinkSync(`/proc/${pausePid}/ns/pid`).replace(/[[\]]/g, '\\$&')}$`, 'm'));
 
     await call('StopPodSandbox', { pod_sandbox_id: podId });
     await call('RemovePodSandbox', { pod_sandbox_id: podId });
