@@ -15,7 +15,6 @@ import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 /** How the handle learns of its run: set once by up(). */
 export interface RunWiring { result: Promise<RunResult>; pid: number }
 

@@ -33,7 +33,7 @@ export function askedPaths(plan: Plan): string[] {
       case 'mount.mask': case 'mount.readonly': out.add(s.args.path); break;
       case 'dev.links': for (const l of DEV_LINKS) out.add(l); break;
       case 'dev.node': out.add(`/dev/${s.args.name}`); break;
-      case 'dev.bind': out.add(s.args.target); break;
+      case 'dev.bind': case 'dev.make': out.add(s.args.target); break;
       default: break;
     }
   }

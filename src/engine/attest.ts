@@ -234,8 +234,7 @@ const RULES: Rules = {
   'dev.node': (a, s) => {
     const p = a.pathOf(s, `/dev/${s.args.name}`);
     if (p === null) return;
-    const want = s.args.major * 256 + s.args.minor;
-    a.check(s, p?.type === 'char' && p.rdev === want, `/dev/${s.args.name} a character device ${s.args.major}:${s.args.minor}`, p ? p.type : 'absent');
+    a.check(s, p?.type === 'char' && p.rdev === makedev(s.args.major, s.args.minor), `/dev/${s.args.name} a character device ${s.args.major}:${s.args.minor}`, p ? p.type : 'absent');
   },
   'dev.make': (a, s) => {
     const p = a.pathOf(s, s.args.target);

@@ -62,11 +62,11 @@ test('the records decode into the facts the rules compare: files, ns links, fd f
 test('the paths asked ahead are every path a rule looks at, once each', () => {
   const step = (kind: string, args: object) => ({ id: kind, kind, args }) as unknown as Plan['steps'][number];
   const plan = { steps: [
-    step('mount.devpts', {}), step('dev.links', {}), step('dev.node', { name: 'null' }), step('dev.bind', { target: '/dev/sda' }),
+    step('mount.devpts', {}), step('dev.links', {}), step('dev.node', { name: 'null' }), step('dev.bind', { target: '/dev/sda' }), step('dev.make', { target: '/dev/fuse' }),
     step('mount.mask', { path: '/proc/kcore' }), step('mount.readonly', { path: '/proc/sys' }), step('mount.link', { path: '/etc/mtab', target: '/proc/mounts' }),
     step('mount.mask', { path: '/proc/kcore' }), step('hostname', { name: 'x' }),
   ] } as unknown as Plan;
-  assert.deepEqual(askedPaths(plan), ['/dev/ptmx', '/dev/fd', '/dev/stdin', '/dev/stdout', '/dev/stderr', '/dev/null', '/dev/sda', '/proc/kcore', '/proc/sys', '/etc/mtab']);
+  assert.deepEqual(askedPaths(plan), ['/dev/ptmx', '/dev/fd', '/dev/stdin', '/dev/stdout', '/dev/stderr', '/dev/null', '/dev/sda', '/dev/fuse', '/proc/kcore', '/proc/sys', '/etc/mtab']);
 });
 
 test('libsbx reads a process as Node reads it: its maps, ns links, descriptors and paths through its root', { skip: !hasEngine && 'the native engine is not built' }, () => {
