@@ -255,15 +255,16 @@ test('as a user, detached with restart: the port answers across a restart, and p
   const route = defaultRouteForPasta('rldef1');
   t.after(() => { sandboxAs(alice, ['down', 'rsp']); route.undo(); tun.undo(); });
   const site = join(repoForUsers(), 'samples/web/site');
-  const f = config(alice, 'rsp', `version: 1\nname: rsp\nrootfs: host\ndetach: true\nrestart: on-failure:1\nports: ["127.0.0.1:18434:8080"]\nvolumes: ["${site}:/srv:ro"]\ncommand: [sh, -c, "busybox httpd -f -p 8080 -h /srv & sleep 2; exit 3"]\n`);
+  const f = config(alice, 'rsp', `version: 1\nname: rsp\nrootfs: host\ndetach: true\nrestart: on-failure:1\nports: ["127.0.0.1:18434:8080"]\nvolumes: ["${site}:/srv:ro"]\ncommand: [sh, -c, "busybox httpd -f -p 8080 -h /srv & sleep 6; exit 3"]\n`);
   const up = sandboxAs(alice, ['up', '-q', f]);
   assert.equal(up.code, 0, up.err);
   const logs = () => { const r = sandboxAs(alice, ['logs', 'rsp']); return r.out + r.err; };
   for (let i = 0; i < 100 && !logs().includes('restart 1 of 1'); i++) await new Promise((r) => setTimeout(r, 50));
   assert.match(logs(), /the command exited with code 3; restart 1 of 1 in 100 ms/);
-  // The second run: a new PID 1 in the same network namespace, which pasta still serves.
+  // The second run: a new PID 1 in the same network namespace, which pasta still serves. Each run
+  // serves for 6 s, which leaves room for the v2 VM, where each `sandbox logs` above takes a second.
   let page = '';
-  for (let i = 0; i < 60 && !page.includes('Served from inside a sandbox'); i++) { page = httpGet('http://127.0.0.1:18434/'); if (!page) await new Promise((r) => setTimeout(r, 50)); }
+  for (let i = 0; i < 100 && !page.includes('Served from inside a sandbox'); i++) { page = httpGet('http://127.0.0.1:18434/'); if (!page) await new Promise((r) => setTimeout(r, 50)); }
   assert.match(page, /Served from inside a sandbox/);
   for (let i = 0; i < 100 && !/^rsp\s+exited \(3\)/m.test(sandboxAs(alice, ['ps', '-a']).out); i++) await new Promise((r) => setTimeout(r, 50));
   assert.match(sandboxAs(alice, ['ps', '-a']).out, /^rsp\s+exited \(3\)\s+\d+\s+-\s+.*\s-$/m, 'no port once the command ended for good');
