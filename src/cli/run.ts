@@ -116,35 +116,7 @@ export function registerRun(program: Command, load: Load, start: Start): void {
     .allowUnknownOption().allowExcessArguments().passThroughOptions()
     .argument('[args...]')
     .addHelpText('after', RUN_HELP)
-    .action(async (args: string[]) => {
-      const argv = ['sandbox', 'run', ...args];
-      const cwd = process.cwd();
-      const first = fromDockerRun(argv, { cwd, outDir: cwd });
-      // Relative paths in a saved file start at its folder: written again from there.
-      const imp = first.save ? fromDockerRun(argv, { cwd, outDir: dirname(resolve(first.save)) }) : first;
-      printNotes(imp, COMMAND_LINE, 1);
-      const outDir = imp.save ? dirname(resolve(imp.save)) : cwd;
-      const text = toYaml(imp, {
-        schema: schemaFor(outDir),
-        header: [...wrap(`Written by \`sandbox run --save\` from: ${argv.filter((w, i) => !(w === '--save' || argv[i - 1] === '--save' || w.startsWith('--save='))).map(shellQuote).join(' ')}`, 96, '  '), '', ...wrap(DEFAULTS_NOTE)],
-      });
-      const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp.origin, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
-      const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
-      const planOnly = !!(imp.save || imp.plan);
-      const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
-      if (imp.save) {
-        if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
-        if (imp.save === '-') process.stdout.write(text);
-        else { writeOut(imp.save, text); process.stderr.write(`sandbox: wrote ${imp.save}; \`sandbox plan ${imp.save}\` shows its plan and \`sandbox up ${imp.save}\` runs it\n`); }
-        return;
-      }
-      if (imp.plan) { process.stdout.write(imp.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true })); return; }
-      // As docker run: a terminal for the command needs one to read from.
-      if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
-      // --rm: a foreground sandbox keeps nothing once it ends but its anonymous volumes; a detached
-      // one is removed by its supervisor, which runs `down` once the command has ended for good.
-      await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm });
-    });
+    .action((args: string[]) => runCommand(args, load, start));
 
   program.command('import')
     .usage('[-o FILE] [--force] -- docker run [FLAGS] IMAGE [COMMAND…]  |  [-o FILE] [--force] [COMPOSE_FILE [SERVICE]]')
@@ -153,65 +125,110 @@ export function registerRun(program: Command, load: Load, start: Start): void {
     .allowUnknownOption().allowExcessArguments().passThroughOptions()
     .argument('[args...]')
     .addHelpText('after', '\n  -o, --output FILE   where to write (default: NAME.yml here; - for stdout)\n  --force             replace FILE if it exists\nWhat cannot be mapped is printed with the reason; the file is written only if it is valid.')
-    .action(async (args: string[]) => {
-      let output: string | undefined;
-      let force = false;
-      let rest: string[] = [];
-      let docker: string[] | undefined;
-      for (let i = 0; i < args.length; i++) {
-        const a = args[i]!;
-        if (a === '--') { docker = args.slice(i + 1); break; }
-        if (a === '-o' || a === '--output') { output = args[++i] ?? fail(`${a} needs a file name`, 1); continue; }
-        if (a.startsWith('--output=')) { output = a.slice(9); continue; }
-        if (a === '--force' || a === '-f') { force = true; continue; }
-        if (a.startsWith('-')) fail(`import does not know ${a}; put a docker run line after --: sandbox import -- docker run …`, 1);
-        if (['docker', 'podman', 'nerdctl', 'run'].includes(a)) { docker = args.slice(i); break; }
-        rest.push(a);
-      }
-      // With nothing named, the Compose file of this folder, by the names Compose looks for.
-      if (!docker && rest.length === 0) {
-        const here = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'].find((f) => existsSync(f));
-        if (!here) fail('name what to import: sandbox import -- docker run IMAGE …, or sandbox import compose.yml [SERVICE] (no compose.yaml or docker-compose.yml here)', 1);
-        rest = [here!];
-      }
-      if (!docker && rest.length > 2) fail(`import takes a Compose file and at most one service, not ${rest.slice(2).join(' ')}`, 1);
-      const cwd = process.cwd();
-      const outDir = output && output !== '-' ? dirname(resolve(output)) : cwd;
-      let imp: Imported;
-      let header: string[];
-      let fileShown: string;
-      let fallback: Loc;
-      let usage: number;
-      if (docker) {
-        const d = fromDockerRun(docker, { cwd, outDir });
-        imp = d; fileShown = COMMAND_LINE; usage = 1;
-        fallback = { file: COMMAND_LINE, line: 1, col: 1, endCol: 2 };
-        header = [...wrap(`Imported by \`sandbox import\` from: ${docker.map(shellQuote).join(' ')}`, 96, '  ')];
-        if (d.rm) d.notes.push({ kind: 'dropped', at: d.origin[0]?.at ?? fallback, code: 'rm', message: '`--rm`: a sandbox run by `sandbox up` keeps nothing once it ends (a detached one until `sandbox down`)' });
-      } else {
-        const file = rest[0]!;
-        let bytes: Uint8Array;
-        try { bytes = readBounded(file, LIMITS.bytes); } catch (e) { return fail(`${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2); }
-        const c = fromCompose(file, bytes, rest[1], { composeDir: dirname(resolve(file)), outDir });
-        if (c.errors.length) {
-          process.stderr.write(formatDiagnostics(c.errors, () => c.text, color()));
-          return exit(2);
-        }
-        imp = c; fileShown = file; usage = 2;
-        fallback = { file, line: 1, col: 1 };
-        header = [`Imported by \`sandbox import\` from service \`${c.service}\` of ${file}.`];
-      }
-      printNotes(imp, fileShown, usage);
-      const name = String(imp.config.name);
-      const target = output ?? `${name}.yml`;
-      if (target !== '-' && existsSync(target) && !force) fail(`${target} exists; use --force to replace it, or -o to name another file`, 1);
-      const text = toYaml(imp, { schema: schemaFor(outDir), header: [...header, '', ...wrap(DEFAULTS_NOTE)] });
-      // Checked as `validate` checks a file, problems shown where they came from: nothing invalid is written.
-      const source: FoundConfig = { file: fileShown, absFile: target === '-' ? join(cwd, `${name}.yml`) : resolve(target), bytes: Buffer.from(text), root: [] };
-      await load(undefined, { source, commandLine: { file: fileShown, text: imp.text, locate: locator(imp.origin, fallback) }, hostProblems: 'warning', stops: 'written' });
-      if (target === '-') { process.stdout.write(text); return; }
-      writeOut(target, text);
-      const changed = imp.notes.filter((n) => n.kind === 'changed').length;
-      process.stderr.write(`sandbox: wrote ${target}${changed ? ` (${changed} comment${changed === 1 ? '' : 's'} where the meaning differs)` : ''}; \`sandbox plan ${target}\` shows its plan\n`);
-    });
+    .action((args: string[]) => importCommand(args, load));
+}
+
+/** `sandbox run ARGS`: docker run's line made a config in memory, then saved (--save), shown
+ * (--plan) or started as `up` starts a file. */
+async function runCommand(args: string[], load: Load, start: Start): Promise<void> {
+  const argv = ['sandbox', 'run', ...args];
+  const cwd = process.cwd();
+  const first = fromDockerRun(argv, { cwd, outDir: cwd });
+  // Relative paths in a saved file start at its folder: written again from there.
+  const imp = first.save ? fromDockerRun(argv, { cwd, outDir: dirname(resolve(first.save)) }) : first;
+  printNotes(imp, COMMAND_LINE, 1);
+  const outDir = imp.save ? dirname(resolve(imp.save)) : cwd;
+  const text = toYaml(imp, {
+    schema: schemaFor(outDir),
+    header: [...wrap(`Written by \`sandbox run --save\` from: ${argv.filter((w, i) => !(w === '--save' || argv[i - 1] === '--save' || w.startsWith('--save='))).map(shellQuote).join(' ')}`, 96, '  '), '', ...wrap(DEFAULTS_NOTE)],
+  });
+  const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp.origin, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
+  const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
+  const planOnly = !!(imp.save || imp.plan);
+  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
+  if (imp.save) {
+    if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
+    if (imp.save === '-') process.stdout.write(text);
+    else { writeOut(imp.save, text); process.stderr.write(`sandbox: wrote ${imp.save}; \`sandbox plan ${imp.save}\` shows its plan and \`sandbox up ${imp.save}\` runs it\n`); }
+    return;
+  }
+  if (imp.plan) { process.stdout.write(imp.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true })); return; }
+  // As docker run: a terminal for the command needs one to read from.
+  if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
+  // --rm: a foreground sandbox keeps nothing once it ends but its anonymous volumes; a detached
+  // one is removed by its supervisor, which runs `down` once the command has ended for good.
+  await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm });
+}
+
+/** import's own arguments: -o FILE, --force, then a docker run line (after -- or from its first
+ * word) or a Compose file and service. */
+function importArgs(args: string[]): { output?: string; force: boolean; rest: string[]; docker?: string[] } {
+  let output: string | undefined;
+  let force = false;
+  let rest: string[] = [];
+  let docker: string[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') { docker = args.slice(i + 1); break; }
+    if (a === '-o' || a === '--output') { output = args[++i] ?? fail(`${a} needs a file name`, 1); continue; }
+    if (a.startsWith('--output=')) { output = a.slice(9); continue; }
+    if (a === '--force' || a === '-f') { force = true; continue; }
+    if (a.startsWith('-')) fail(`import does not know ${a}; put a docker run line after --: sandbox import -- docker run …`, 1);
+    if (['docker', 'podman', 'nerdctl', 'run'].includes(a)) { docker = args.slice(i); break; }
+    rest.push(a);
+  }
+  // With nothing named, the Compose file of this folder, by the names Compose looks for.
+  if (!docker && rest.length === 0) {
+    const here = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'].find((f) => existsSync(f));
+    if (!here) fail('name what to import: sandbox import -- docker run IMAGE …, or sandbox import compose.yml [SERVICE] (no compose.yaml or docker-compose.yml here)', 1);
+    rest = [here!];
+  }
+  if (!docker && rest.length > 2) fail(`import takes a Compose file and at most one service, not ${rest.slice(2).join(' ')}`, 1);
+  return { output, force, rest, docker };
+}
+
+/** What import read: the config made, the file's header, the name its problems are shown under,
+ * where a problem with no place of its own points, and the exit code of an unmappable flag. */
+interface ImportSource { imp: Imported; header: string[]; fileShown: string; fallback: Loc; usage: number }
+
+/** A docker run line or a Compose service made a config (a Compose file's errors are printed,
+ * and exit 2). */
+function importSource(a: { rest: string[]; docker?: string[] }, cwd: string, outDir: string): ImportSource {
+  const { docker, rest } = a;
+  if (docker) {
+    const d = fromDockerRun(docker, { cwd, outDir });
+    const fallback = { file: COMMAND_LINE, line: 1, col: 1, endCol: 2 };
+    if (d.rm) d.notes.push({ kind: 'dropped', at: d.origin[0]?.at ?? fallback, code: 'rm', message: '`--rm`: a sandbox run by `sandbox up` keeps nothing once it ends (a detached one until `sandbox down`)' });
+    return { imp: d, fileShown: COMMAND_LINE, usage: 1, fallback, header: [...wrap(`Imported by \`sandbox import\` from: ${docker.map(shellQuote).join(' ')}`, 96, '  ')] };
+  }
+  const file = rest[0]!;
+  let bytes: Uint8Array;
+  try { bytes = readBounded(file, LIMITS.bytes); } catch (e) { return fail(`${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2); }
+  const c = fromCompose(file, bytes, rest[1], { composeDir: dirname(resolve(file)), outDir });
+  if (c.errors.length) {
+    process.stderr.write(formatDiagnostics(c.errors, () => c.text, color()));
+    return exit(2);
+  }
+  return { imp: c, fileShown: file, usage: 2, fallback: { file, line: 1, col: 1 }, header: [`Imported by \`sandbox import\` from service \`${c.service}\` of ${file}.`] };
+}
+
+/** `sandbox import …`: the config written as a reviewed file, after it is checked as `validate`
+ * checks one; nothing invalid is written. */
+async function importCommand(args: string[], load: Load): Promise<void> {
+  const a = importArgs(args);
+  const cwd = process.cwd();
+  const outDir = a.output && a.output !== '-' ? dirname(resolve(a.output)) : cwd;
+  const { imp, header, fileShown, fallback, usage } = importSource(a, cwd, outDir);
+  printNotes(imp, fileShown, usage);
+  const name = String(imp.config.name);
+  const target = a.output ?? `${name}.yml`;
+  if (target !== '-' && existsSync(target) && !a.force) fail(`${target} exists; use --force to replace it, or -o to name another file`, 1);
+  const text = toYaml(imp, { schema: schemaFor(outDir), header: [...header, '', ...wrap(DEFAULTS_NOTE)] });
+  // Checked as `validate` checks a file, problems shown where they came from: nothing invalid is written.
+  const source: FoundConfig = { file: fileShown, absFile: target === '-' ? join(cwd, `${name}.yml`) : resolve(target), bytes: Buffer.from(text), root: [] };
+  await load(undefined, { source, commandLine: { file: fileShown, text: imp.text, locate: locator(imp.origin, fallback) }, hostProblems: 'warning', stops: 'written' });
+  if (target === '-') { process.stdout.write(text); return; }
+  writeOut(target, text);
+  const changed = imp.notes.filter((n) => n.kind === 'changed').length;
+  process.stderr.write(`sandbox: wrote ${target}${changed ? ` (${changed} comment${changed === 1 ? '' : 's'} where the meaning differs)` : ''}; \`sandbox plan ${target}\` shows its plan\n`);
 }
