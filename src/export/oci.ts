@@ -59,17 +59,18 @@ export function bundleJson(config: unknown): string {
   return text.replace(/"\\u0000big(\d+)"/g, (_m, i: string) => marks[Number(i)]!) + '\n';
 }
 
-export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exported<OciBundle> {
-  const r = new Report('oci', locate);
-  const p = spec.process;
-  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
-  commonFindings(spec, r, { ulimits: true, maskedPaths: true, umask: true, timeNs: false, registries: true });
+type Mount = Record<string, unknown>;
+type Linux = Record<string, unknown>;
 
-  // Root.
+/** How the sandbox has namespace `t`: private, the host's, or joined. */
+const nsMode = (spec: SandboxSpec, t: string) => spec.namespaces.find((n) => n.type === t)!.mode;
+
+/** The bundle's root: for `rootfs: host`, the host's folders bound read-only (into `mounts`) and its
+ * links made; a folder of this host; or the image's layers, which must be in the store. */
+function ociRoot(spec: SandboxSpec, host: OciHost, r: Report, bind: (source: string, destination: string, opts: string[]) => void): BundleRoot {
   const rf = spec.rootfs;
+  const p = spec.process;
   let root: BundleRoot;
-  const mounts: Record<string, unknown>[] = [];
-  const bind = (source: string, destination: string, opts: string[]) => mounts.push({ destination, type: 'bind', source, options: ['rbind', ...opts] });
   if (rf.type === 'host') {
     const links: { path: string; target: string }[] = [];
     for (const entry of host.rootDirs) {
@@ -84,19 +85,28 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     root = { kind: 'image', layers: rf.layers ?? [] };
   }
   if (!p.args.length && rf.type === 'image' && rf.layers) r.add(p.argsSrc, ['command'], 'no-command', 'neither the file nor the image names a command; add `command`', true);
+  return root;
+}
 
-  // The kernel file systems, as sandbox mounts them.
+/** The kernel file systems, as sandbox mounts them: /proc first, then /dev, /dev/pts, /dev/shm (unless
+ * a volume is there), /sys (its own for a private network, else the host's bound), the cgroup
+ * tree, and for `rootfs: host` a /tmp and /run of the sandbox's own. */
+function kernelMounts(spec: SandboxSpec, mounts: Mount[], bind: (source: string, destination: string, opts: string[]) => void): void {
   mounts.unshift({ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'nodev', 'noexec'] });
   mounts.push({ destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'mode=755', 'size=64k'] });
   mounts.push({ destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] });
   const targets = new Set(spec.mounts.map((m) => posix.normalize(m.target)));
   if (!targets.has('/dev/shm')) mounts.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${spec.shmSize.value}`] });
-  const freshSys = ns('net').mode === 'private';
+  const freshSys = nsMode(spec, 'net') === 'private';
   if (freshSys) mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'nodev', 'noexec', 'ro'] });
   else bind('/sys', '/sys', ['nosuid', 'nodev', 'noexec', 'ro', 'rprivate']);
-  if (ns('cgroup').mode === 'private') mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'nodev', 'noexec', 'relatime', 'ro'] });
-  if (rf.type === 'host') for (const [t, mode] of [['/tmp', '1777'], ['/run', '755']] as const) if (!targets.has(t)) mounts.push({ destination: t, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', `mode=${mode}`] });
-  // Volumes, shallow targets first (as compile orders them).
+  if (nsMode(spec, 'cgroup') === 'private') mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'nodev', 'noexec', 'relatime', 'ro'] });
+  if (spec.rootfs.type === 'host') for (const [t, mode] of [['/tmp', '1777'], ['/run', '755']] as const) if (!targets.has(t)) mounts.push({ destination: t, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', `mode=${mode}`] });
+}
+
+/** The file's volumes, shallow targets first (as compile orders them): binds and tmpfs; a named
+ * volume is a finding. */
+function volumeMounts(spec: SandboxSpec, r: Report, mounts: Mount[], bind: (source: string, destination: string, opts: string[]) => void): void {
   for (const m of [...spec.mounts].sort((a, b) => depth(a.target) - depth(b.target))) {
     const t = posix.normalize(m.target);
     const ro = m.readOnly ? ['ro'] : [];
@@ -107,8 +117,12 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     else if (m.kind === 'volume') { if (!m.anonymous) r.none(m.src, ['volumes', spec.mounts.indexOf(m)], 'named-volume', `the named volume ${m.name} on ${t} (made and seeded from the image by \`sandbox up\`)`, `bind a folder of the host there instead (\`./${m.name}:${t}\`), or ${LOSSY}`); }
     else mounts.push({ destination: t, type: 'tmpfs', source: 'tmpfs', options: [...ro, ...m.flags, `mode=${m.mode.toString(8)}`, ...(m.sizeBytes ? [`size=${m.sizeBytes}`] : [])] });
   }
+}
 
-  // Identity.
+/** config.json's process: the command, its identity in numbers (a name is a finding), the
+ * capability sets as the kernel holds them under sandbox, rlimits and no_new_privs. */
+function ociProcess(spec: SandboxSpec, r: Report): Record<string, unknown> {
+  const p = spec.process;
   const ids = numericIds(spec);
   for (const k of ids.names) r.add(p.user.src, ['user'], 'user-name', `config.json takes the ${k} as a number, and a name is looked up in the root file system only when sandbox runs it; write the numeric id, as "65534:65534"`, true);
   const gids = p.groups.filter((g) => typeof g.value === 'number').map((g) => g.value as number);
@@ -125,7 +139,7 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
   const held = uid === 0 ? bounding : ambient;
   const capabilities = { bounding, effective: held, permitted: held, inheritable: uid === 0 ? [] : ambient, ambient: uid === 0 ? [] : ambient };
 
-  const process: Record<string, unknown> = {
+  return {
     terminal: p.tty.value,
     user: { uid, gid, umask: p.umask.value, ...(gids.length ? { additionalGids: gids } : {}) },
     args: p.args,
@@ -135,39 +149,50 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     rlimits: spec.rlimits.map((l) => ({ type: `RLIMIT_${l.name.toUpperCase()}`, soft: l.soft === -1 ? INFINITY : BigInt(l.soft), hard: l.hard === -1 ? INFINITY : BigInt(l.hard) })),
     noNewPrivileges: spec.security.noNewPrivileges.value,
   };
+}
 
-  // Namespaces.
+/** config.json's linux section as far as its namespaces: those the sandbox makes or joins, and
+ * its user namespace's id maps. */
+function ociNamespaces(spec: SandboxSpec): Linux {
   const namespaces: Record<string, string>[] = [];
   for (const n of spec.namespaces) {
     if (n.type === 'time') continue; // reported by commonFindings
     if (n.mode === 'private') namespaces.push({ type: NS_TYPE[n.type]! });
     else if (n.mode === 'join') namespaces.push({ type: NS_TYPE[n.type]!, path: n.path });
   }
-  const linux: Record<string, unknown> = { namespaces };
+  const linux: Linux = { namespaces };
   if (spec.userns) {
     const m = (l: typeof spec.userns.uidMap) => l.map((x) => ({ containerID: x.container, hostID: x.host, size: x.size }));
     linux.uidMappings = m(spec.userns.uidMap);
     linux.gidMappings = m(spec.userns.gidMap);
   }
+  return linux;
+}
 
-  // Network: a runtime makes the namespace and brings nothing up in it.
+/** The network as findings: a runtime makes the namespace and brings nothing up in it. */
+function networkFindings(spec: SandboxSpec, r: Report): void {
   const net = spec.network;
-  if (net.mode.value === 'private' && ns('net').mode === 'private') r.none(net.mode.src, ['network'], 'network-private', 'a private network with a route out (`network: private`, the default)', `a runtime makes the network namespace with only loopback in it: attach one with CNI, pasta or slirp4netns after \`create\`, or write \`network: none\`; ${LOSSY}`);
+  if (net.mode.value === 'private' && nsMode(spec, 'net') === 'private') r.none(net.mode.src, ['network'], 'network-private', 'a private network with a route out (`network: private`, the default)', `a runtime makes the network namespace with only loopback in it: attach one with CNI, pasta or slirp4netns after \`create\`, or write \`network: none\`; ${LOSSY}`);
   for (const [i, pt] of net.ports.entries()) r.none(pt.src, ['ports', i], 'port', `publishing port ${pt.hostPort || '(free)'}→${pt.containerPort}/${pt.protocol}`, `the network attached after \`create\` publishes it (CNI portmap, pasta -t); ${LOSSY}`);
   egressFinding(spec, r, 'a runtime filters no traffic: the network attached after `create` would have to (an nftables table of your own)');
   for (const d of net.dns) r.none(d.src, ['dns'], 'dns', '`dns`', `bind an /etc/resolv.conf of your own as a volume; ${LOSSY}`);
   for (const h of net.extraHosts) r.none(h.src, ['extra_hosts'], 'extra-hosts', '`extra_hosts`', `bind an /etc/hosts of your own as a volume; ${LOSSY}`);
+}
 
-  // Kernel settings: the file's, and ping for every group, as sandbox opens it in a private network.
+/** Kernel settings: the file's, and ping for every group, as sandbox opens it in a private network. */
+function ociSysctl(spec: SandboxSpec): Record<string, string> {
   const sysctl: Record<string, string> = {};
-  if (ns('net').mode === 'private' && !spec.sysctls.some((s) => s.name === 'net.ipv4.ping_group_range')) {
+  if (nsMode(spec, 'net') === 'private' && !spec.sysctls.some((s) => s.name === 'net.ipv4.ping_group_range')) {
     const top = spec.userns ? Math.max(...spec.userns.gidMap.map((m) => m.container + m.size - 1)) : 2147483647;
     sysctl['net.ipv4.ping_group_range'] = `0 ${top}`;
   }
   for (const s of spec.sysctls) sysctl[s.name] = s.value;
-  linux.sysctl = sysctl;
+  return sysctl;
+}
 
-  // Limits.
+/** Limits: each resources key's row (some under `linux` itself), and the IO rates of block devices,
+ * which config.json names by their numbers on this host. */
+function ociResources(spec: SandboxSpec, host: OciHost, r: Report, linux: Linux): Record<string, unknown> {
   const res = spec.resources;
   const resources: Record<string, unknown> = {};
   // sandbox caps memory plus swap at twice memory by default, as Docker (normalize's default).
@@ -187,8 +212,12 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     if (out.length) blockIO[field] = out;
   }
   if (Object.keys(blockIO).length) resources.blockIO = blockIO;
+  return resources;
+}
 
-  // Devices: the node made in /dev and allowed by the device cgroup.
+/** Devices: the node made in /dev (linux.devices) and allowed by the device cgroup (resources.devices),
+ * after a rule that denies every other. */
+function ociDevices(spec: SandboxSpec, host: OciHost, r: Report, linux: Linux, resources: Record<string, unknown>): void {
   const devices: unknown[] = [];
   const allow: unknown[] = [{ allow: false, access: 'rwm' }];
   for (const d of spec.devices) {
@@ -204,12 +233,13 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
     devices.push({ path: d.target, type: node.type, major: node.major, minor: node.minor, fileMode: node.mode & 0o777, uid: node.uid, gid: node.gid });
     allow.push({ allow: true, type: node.type, major: node.major, minor: node.minor, access: d.permissions });
   }
-  for (const rule of res.deviceRules) allow.push({ allow: true, type: rule.type, ...(rule.major !== undefined ? { major: rule.major } : {}), ...(rule.minor !== undefined ? { minor: rule.minor } : {}), access: rule.access });
+  for (const rule of spec.resources.deviceRules) allow.push({ allow: true, type: rule.type, ...(rule.major !== undefined ? { major: rule.major } : {}), ...(rule.minor !== undefined ? { minor: rule.minor } : {}), access: rule.access });
   if (devices.length) linux.devices = devices;
   if (allow.length > 1) resources.devices = allow;
-  linux.resources = resources;
+}
 
-  // Security: the same filter compile resolves for this host, and the same paths hidden.
+/** Security: the same filter compile resolves for this host, and the same paths hidden. */
+function ociSecurity(spec: SandboxSpec, host: OciHost, linux: Linux): void {
   const sc = spec.security.seccomp.value;
   if (sc !== 'unconfined') {
     const profile = sc === 'default' ? DEFAULT_PROFILE : spec.security.seccompProfile;
@@ -217,18 +247,42 @@ export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exp
   }
   linux.maskedPaths = spec.security.maskedPaths.map((m) => m.value);
   linux.readonlyPaths = spec.security.readonlyPaths.map((m) => m.value);
+}
 
-  // What sandbox does around the command that a runtime leaves to its caller.
+/** What sandbox does around the command that a runtime leaves to its caller, as findings. */
+function supervisorFindings(spec: SandboxSpec, r: Report): void {
+  const p = spec.process;
   if (p.init.value) r.none(p.init.src, ['init'], 'init', '`init: true`', `the command is PID 1 under a runtime: put an init in its place (\`command: [catatonit, --, …]\` or tini, when the root has one); ${LOSSY}`);
   if (p.restart.value.policy !== 'no') r.none(p.restart.src, ['restart'], 'restart', '`restart`', `a runtime runs the command once: restart it from a supervisor (a systemd unit); ${LOSSY}`);
   if (written(p.stopSignal.src) && p.stopSignal.value !== 15) r.none(p.stopSignal.src, ['stop_signal'], 'stop-signal', '`stop_signal`', `name the signal to \`runc kill\`; ${LOSSY}`);
   if (written(p.stopGraceMs.src)) r.none(p.stopGraceMs.src, ['stop_grace_period'], 'stop-grace', '`stop_grace_period`', `the caller of \`runc kill\` waits; ${LOSSY}`);
+}
+
+export function exportOci(spec: SandboxSpec, host: OciHost, locate: Locate): Exported<OciBundle> {
+  const r = new Report('oci', locate);
+  commonFindings(spec, r, { ulimits: true, maskedPaths: true, umask: true, timeNs: false, registries: true });
+
+  const mounts: Mount[] = [];
+  const bind = (source: string, destination: string, opts: string[]) => mounts.push({ destination, type: 'bind', source, options: ['rbind', ...opts] });
+  const root = ociRoot(spec, host, r, bind);
+  kernelMounts(spec, mounts, bind);
+  volumeMounts(spec, r, mounts, bind);
+
+  const process = ociProcess(spec, r);
+  const linux = ociNamespaces(spec);
+  networkFindings(spec, r);
+  linux.sysctl = ociSysctl(spec);
+  const resources = ociResources(spec, host, r, linux);
+  ociDevices(spec, host, r, linux, resources);
+  linux.resources = resources;
+  ociSecurity(spec, host, linux);
+  supervisorFindings(spec, r);
 
   const config: Record<string, unknown> = {
     ociVersion: '1.0.2',
     process,
-    root: { path: root.kind === 'dir' ? root.path : 'rootfs', readonly: rf.readOnly.value },
-    ...(ns('uts').mode === 'private' ? { hostname: spec.hostname.value } : {}),
+    root: { path: root.kind === 'dir' ? root.path : 'rootfs', readonly: spec.rootfs.readOnly.value },
+    ...(nsMode(spec, 'uts') === 'private' ? { hostname: spec.hostname.value } : {}),
     mounts,
     linux,
   };
