@@ -26,16 +26,11 @@ export function quantity(bytes: number): string {
 
 const PROPAGATION: Record<string, string | undefined> = { private: undefined, rprivate: undefined, slave: 'HostToContainer', rslave: 'HostToContainer', shared: 'Bidirectional', rshared: 'Bidirectional' };
 
-export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate): Exported<Obj> {
-  const r = new Report('kube', locate);
-  const name = dnsLabel(spec.name.value);
+/** The command: an image keeps its own entrypoint unless the file names one; a root that is not
+ * the image's (rootfs: host, a folder) runs exactly the file's words. Then its folder, environment
+ * and terminal. */
+function kubeContainer(spec: SandboxSpec, opts: KubeOptions, name: string, image: string | undefined): Obj {
   const p = spec.process;
-  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
-  const { image, hostDirs } = imageFindings(spec, r, opts.image, opts.rootDirs);
-  commonFindings(spec, r, { ulimits: false, maskedPaths: false, umask: false, timeNs: false, registries: false });
-
-  // The command: an image keeps its own entrypoint unless the file names one; a root that is not
-  // the image's (rootfs: host, a folder) runs exactly the file's words.
   const container: Obj = { name, image: image ?? '' };
   if (spec.rootfs.type === 'image' && !opts.image) {
     if (p.entrypoint !== undefined) container.command = p.entrypoint;
@@ -46,9 +41,13 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   if (env.length) container.env = env;
   if (p.tty.value) container.tty = true;
   if (p.stdin.value) container.stdin = true;
+  return container;
+}
 
-  // Identity: numbers only, as a Pod's securityContext takes them.
-  const podSec: Obj = {};
+/** Identity: numbers only, as a Pod's securityContext takes them (runAsUser, runAsGroup,
+ * supplementalGroups); a name is a finding. Gives the ids, which the capabilities depend on. */
+function podIdentity(spec: SandboxSpec, r: Report, podSec: Obj): ReturnType<typeof numericIds> {
+  const p = spec.process;
   const ids = numericIds(spec);
   for (const k of ids.names) r.add(p.user.src, ['user'], 'user-name', `a Pod takes the ${k} as a number (runAsUser, runAsGroup), not a name; write the numeric id, as "65534:65534"`, true);
   // An image's own user stays the image's; a root of the host's or a folder's runs as the spec says.
@@ -58,9 +57,13 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   const groups = p.groups.filter((g) => typeof g.value === 'number').map((g) => g.value as number);
   for (const g of p.groups.filter((x) => typeof x.value !== 'number')) r.add(g.src, ['group_add'], 'group-name', `a Pod takes supplementary groups as numbers (supplementalGroups); write the gid of ${g.value}`, true);
   if (groups.length) podSec.supplementalGroups = groups;
+  return ids;
+}
 
-  // Security: the capability set written out whole (drop ALL, add what sandbox keeps), so that the
-  // runtime's own default set does not apply.
+/** Security: the capability set written out whole (drop ALL, add what sandbox keeps), so that the
+ * runtime's own default set does not apply; no_new_privs and the read-only root in the container's
+ * securityContext, which it gives; the seccomp profile and sysctls in the Pod's. */
+function kubeSecurity(spec: SandboxSpec, r: Report, podSec: Obj, uid: number | undefined): Obj {
   const sec = spec.security;
   const containerSec: Obj = {
     allowPrivilegeEscalation: !sec.noNewPrivileges.value,
@@ -68,7 +71,7 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   };
   if (spec.rootfs.readOnly.value) containerSec.readOnlyRootFilesystem = true;
   const added = spec.capabilities.filter((c) => c.src !== 'default');
-  if (added.length && ids.uid !== undefined && ids.uid !== 0) r.add(added[0]!.src, ['cap_add'], 'ambient-caps', `sandbox gives a non-root user the capabilities of cap_add (${added.map((c) => c.name).join(', ')}) as ambient ones, and a Pod does not: its user ${ids.uid} would hold none; run as root inside, give the program file capabilities, or ${LOSSY}`);
+  if (added.length && uid !== undefined && uid !== 0) r.add(added[0]!.src, ['cap_add'], 'ambient-caps', `sandbox gives a non-root user the capabilities of cap_add (${added.map((c) => c.name).join(', ')}) as ambient ones, and a Pod does not: its user ${uid} would hold none; run as root inside, give the program file capabilities, or ${LOSSY}`);
   if (sec.seccomp.value === 'default') podSec.seccompProfile = { type: 'RuntimeDefault' };
   else if (sec.seccomp.value === 'unconfined') podSec.seccompProfile = { type: 'Unconfined' };
   else {
@@ -78,8 +81,12 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   }
   const sysctls = spec.sysctls.map((s) => ({ name: s.name, value: s.value }));
   if (sysctls.length) podSec.sysctls = sysctls;
+  return containerSec;
+}
 
-  // Limits: what a container's resources say; the rest only the node can set.
+/** Limits: what a container's resources say; the rest (IO rates, device rules, devices) only the
+ * node can set, as findings. */
+function kubeResources(spec: SandboxSpec, r: Report, container: Obj): void {
   const res = spec.resources;
   const limits: Obj = {}, requests: Obj = {};
   for (const row of RESOURCE_EXPORTS) {
@@ -94,8 +101,11 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   if (Object.keys(limits).length || Object.keys(requests).length) container.resources = { ...(Object.keys(limits).length ? { limits } : {}), ...(Object.keys(requests).length ? { requests } : {}) };
   for (const d of res.deviceRules) r.none(d.src, ['resources', 'device_cgroup_rules'], 'device-rule', `the device rule \`${deviceRuleText(d)}\``, `a Pod gets devices from a device plugin; ${LOSSY}`);
   for (const d of spec.devices) r.none(d.src, ['devices'], 'device', `the device ${d.source || d.target}`, `a Pod gets devices from a device plugin; ${LOSSY}`);
+}
 
-  // Volumes: hostPath for binds, emptyDir in memory for tmpfs; the host's folders for rootfs: host.
+/** Volumes: hostPath for binds, emptyDir in memory for tmpfs, a claim for a named volume; the
+ * host's folders for rootfs: host. Gives the Pod's volumes; their mounts go on the container. */
+function kubeVolumes(spec: SandboxSpec, r: Report, name: string, hostDirs: readonly string[], container: Obj): Obj[] {
   const volumes: Obj[] = [];
   const mounts: Obj[] = [];
   const vol = (source: Obj, mount: Obj) => {
@@ -127,9 +137,12 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
   // A /dev/shm of another size than the runtimes' 64 MiB: the usual emptyDir in memory over it.
   if (written(spec.shmSize.src) && !targets.has('/dev/shm')) vol({ emptyDir: { medium: 'Memory', sizeLimit: quantity(spec.shmSize.value) } }, { mountPath: '/dev/shm' });
   if (mounts.length) container.volumeMounts = mounts;
+  return volumes;
+}
 
-  // Network and ports.
-  const pod: Obj = { runtimeClassName: 'sandbox' };
+/** Network and ports: the host's network by flag, published ports as hostPorts, name servers and
+ * extra hosts as the Pod's DNS config and host aliases; what the cluster decides, as findings. */
+function kubeNetwork(spec: SandboxSpec, r: Report, pod: Obj, container: Obj): void {
   const net = spec.network;
   if (net.mode.value === 'host') pod.hostNetwork = true;
   if (net.mode.value === 'none') r.none(net.mode.src, ['network'], 'network-none', '`network: none`', `a Pod always has a network interface: a NetworkPolicy that denies all ingress and egress comes closest; ${LOSSY}`);
@@ -147,8 +160,12 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
     aliases.set(h.ip, [...(aliases.get(h.ip) ?? []), h.host]);
   }
   if (aliases.size) pod.hostAliases = [...aliases].map(([ip, hostnames]) => ({ ip, hostnames }));
+}
 
-  // Namespaces: a Pod shares the host's pid, ipc and network ones by flag; the rest are always its own.
+/** Namespaces: a Pod shares the host's pid, ipc and network ones by flag; the rest are always its
+ * own. Its hostname is set in its own uts namespace, when it is a DNS label. */
+function kubeNamespaces(spec: SandboxSpec, r: Report, pod: Obj): void {
+  const net = spec.network;
   for (const n of spec.namespaces) {
     const key = ['namespaces', n.type];
     if (n.mode === 'join') { r.none(n.src, key, 'namespace-join', `joining the ${n.type} namespace at ${n.path}`, LOSSY); continue; }
@@ -159,19 +176,40 @@ export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate)
     else if ((n.type === 'mount' || n.type === 'cgroup') && n.mode === 'host') r.none(n.src, key, 'namespace-host', `the host's ${n.type} namespace (\`namespaces.${n.type}: host\`)`, `a container always has its own; ${LOSSY}`);
   }
   if (spec.userns && written(spec.userns.src)) r.none(spec.userns.src, ['namespaces', 'user'], 'id-maps', 'the uid and gid maps of `namespaces.user`', `with hostUsers: false the kubelet picks the range; ${LOSSY}`);
-  if (ns('uts').mode === 'private' && net.mode.value !== 'host') {
+  if (spec.namespaces.find((n) => n.type === 'uts')!.mode === 'private' && net.mode.value !== 'host') {
     const h = spec.hostname.value;
     if (dnsLabel(h) === h) pod.hostname = h;
     else r.none(spec.hostname.src, ['hostname'], 'hostname', `the hostname \`${h}\`, which is not a DNS label`, 'write lower-case letters, digits and -');
   }
+}
 
-  // The process's life: init as the Pod's pause process, restarts by the kubelet.
+/** The process's life: init as the Pod's pause process, restarts by the kubelet. */
+function kubeLife(spec: SandboxSpec, r: Report, pod: Obj): void {
+  const p = spec.process;
   if (p.init.value) pod.shareProcessNamespace = true; // the infra (pause) container is PID 1 and reaps, as init: true
   const rs = p.restart.value;
   pod.restartPolicy = rs.policy === 'always' ? 'Always' : rs.policy === 'on-failure' ? 'OnFailure' : 'Never';
   if (rs.max) r.none(p.restart.src, ['restart'], 'restart-max', `a maximum of restarts (on-failure:${rs.max})`, `the kubelet restarts with a back-off, without a maximum; write on-failure, or ${LOSSY}`);
   if (p.stopSignal.value !== 15) r.none(p.stopSignal.src, ['stop_signal'], 'stop-signal', '`stop_signal`', `the kubelet sends SIGTERM; ${LOSSY}`);
   if (written(p.stopGraceMs.src)) pod.terminationGracePeriodSeconds = Math.ceil(p.stopGraceMs.value / 1000);
+}
+
+export function exportKube(spec: SandboxSpec, opts: KubeOptions, locate: Locate): Exported<Obj> {
+  const r = new Report('kube', locate);
+  const name = dnsLabel(spec.name.value);
+  const { image, hostDirs } = imageFindings(spec, r, opts.image, opts.rootDirs);
+  commonFindings(spec, r, { ulimits: false, maskedPaths: false, umask: false, timeNs: false, registries: false });
+
+  const container = kubeContainer(spec, opts, name, image);
+  const podSec: Obj = {};
+  const ids = podIdentity(spec, r, podSec);
+  const containerSec = kubeSecurity(spec, r, podSec, ids.uid);
+  kubeResources(spec, r, container);
+  const volumes = kubeVolumes(spec, r, name, hostDirs, container);
+  const pod: Obj = { runtimeClassName: 'sandbox' };
+  kubeNetwork(spec, r, pod, container);
+  kubeNamespaces(spec, r, pod);
+  kubeLife(spec, r, pod);
 
   if (Object.keys(podSec).length) pod.securityContext = podSec;
   container.securityContext = containerSec;
