@@ -18,15 +18,14 @@ type Obj = Record<string, unknown>;
 /** Milliseconds as a Compose duration: 30s, 1500ms. */
 const duration = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
 
-export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: Locate): Exported<Obj> {
-  const r = new Report('compose', locate);
-  const name = dnsLabel(spec.name.value);
-  const p = spec.process;
-  const svc: Obj = {};
-  const { image, hostDirs } = imageFindings(spec, r, opts.image, opts.rootDirs);
-  commonFindings(spec, r, { ulimits: true, maskedPaths: false, umask: false, timeNs: false, registries: false });
-  svc.image = image ?? '';
+/** How the sandbox has namespace `t`: private, the host's, or joined. */
+const nsMode = (spec: SandboxSpec, t: string) => spec.namespaces.find((n) => n.type === t)!.mode;
 
+/** The command, its folder, identity, environment and terminal, and its life (init, restarts,
+ * stop signal and grace); the hostname in a uts namespace of its own. An image keeps its own
+ * entrypoint unless the file names one; another root runs exactly the file's words. */
+function serviceProcess(spec: SandboxSpec, opts: ComposeOptions, svc: Obj): void {
+  const p = spec.process;
   if (spec.rootfs.type === 'image' && !opts.image) {
     if (p.entrypoint !== undefined) svc.entrypoint = p.entrypoint;
     if (p.command !== undefined) svc.command = p.command;
@@ -45,11 +44,12 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   if (written(p.stopSignal.src)) svc.stop_signal = signalName(p.stopSignal.value);
   if (written(p.stopGraceMs.src)) svc.stop_grace_period = duration(p.stopGraceMs.value);
   if (written(spec.shmSize.src)) svc.shm_size = spec.shmSize.value;
+  if (nsMode(spec, 'uts') === 'private' && spec.network.mode.value !== 'host') svc.hostname = spec.hostname.value;
+}
 
-  const ns = (t: string) => spec.namespaces.find((n) => n.type === t)!;
-  if (ns('uts').mode === 'private' && spec.network.mode.value !== 'host') svc.hostname = spec.hostname.value;
-
-  // Network.
+/** Network: the mode (private is Compose's own default), ports, name servers and extra hosts; what
+ * a service cannot say, as findings. */
+function serviceNetwork(spec: SandboxSpec, r: Report, svc: Obj): void {
   const net = spec.network;
   if (net.mode.value !== 'private') svc.network_mode = net.mode.value;
   if (written(net.subnet.src)) r.none(net.subnet.src, ['network', 'subnet'], 'subnet', '`network.subnet` on a service', `declare a network with that subnet under the file's top-level networks; ${LOSSY}`);
@@ -59,8 +59,10 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   egressFinding(spec, r, 'a Compose service reaches whatever its network does (an egress proxy service in front of it comes closest)');
   if (net.dns.length) svc.dns = net.dns.map((d) => d.value);
   if (net.extraHosts.length) svc.extra_hosts = net.extraHosts.map((h) => `${h.host}=${h.ip}`);
+}
 
-  // Namespaces: Compose shares the host's by key; a user namespace is the daemon's setting.
+/** Namespaces: Compose shares the host's by key; a user namespace is the daemon's setting. */
+function serviceNamespaces(spec: SandboxSpec, r: Report, svc: Obj): void {
   for (const n of spec.namespaces) {
     const key = ['namespaces', n.type];
     if (n.mode === 'join') { r.none(n.src, key, 'namespace-join', `joining the ${n.type} namespace at ${n.path}`, `Compose joins another service's or container's (\`${n.type === 'net' ? 'network_mode' : n.type}: container:NAME\`), not a path; ${LOSSY}`); continue; }
@@ -72,9 +74,12 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
     else if (n.type === 'cgroup') svc.cgroup = 'host';
     else if (n.type === 'mount') r.none(n.src, key, 'namespace-host', 'the host\'s mount namespace (`namespaces.mount: host`)', `a container always has its own; ${LOSSY}`);
   }
-  if (ns('cgroup').mode === 'private') svc.cgroup = 'private';
+  if (nsMode(spec, 'cgroup') === 'private') svc.cgroup = 'private';
+}
 
-  // Volumes: long forms, read-only where the file says, the host's folders for rootfs: host.
+/** Volumes: long forms, read-only where the file says, the host's folders for rootfs: host; then
+ * the devices bound from the host. Gives the file's top-level declarations of named volumes. */
+function serviceVolumes(spec: SandboxSpec, r: Report, svc: Obj, hostDirs: readonly string[]): Obj {
   const named: Obj = {};
   const vols: Obj[] = hostDirs.map((d) => ({ type: 'bind', source: d, target: d, read_only: true }));
   const targets = new Set(spec.mounts.map((m) => m.target));
@@ -94,8 +99,11 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   for (const d of spec.devices) if (d.node) r.none(d.src, ['devices'], 'device-node', `the node ${d.target} made by its numbers`, `Compose gives a host device (HOST:CONTAINER); ${LOSSY}`);
   const bound = spec.devices.filter((d) => !d.node);
   if (bound.length) svc.devices = bound.map((d) => `${d.source}:${d.target}:${d.permissions}`);
+  return named;
+}
 
-  // Limits: Compose has a key for each.
+/** Limits: Compose has a key for each; then ulimits and sysctls. */
+function serviceLimits(spec: SandboxSpec, r: Report, svc: Obj): void {
   const res = spec.resources;
   for (const row of RESOURCE_EXPORTS) {
     const v = res[row.key];
@@ -111,8 +119,11 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   if (res.deviceRules.length) svc.device_cgroup_rules = res.deviceRules.map(deviceRuleText);
   if (spec.rlimits.length) svc.ulimits = Object.fromEntries(spec.rlimits.map((l) => [l.name, l.soft === l.hard ? l.soft : { soft: l.soft, hard: l.hard }]));
   if (spec.sysctls.length) svc.sysctls = Object.fromEntries(spec.sysctls.map((s) => [s.name, s.value]));
+}
 
-  // Security: the whole capability set (the engines' default has 3 more), no_new_privs, seccomp.
+/** Security: the whole capability set (the engines' default has 3 more), no_new_privs, seccomp,
+ * the read-only root. */
+function serviceSecurity(spec: SandboxSpec, svc: Obj): void {
   svc.cap_drop = ['ALL'];
   if (spec.capabilities.length) svc.cap_add = spec.capabilities.map((c) => c.name);
   const sec = spec.security;
@@ -121,6 +132,20 @@ export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: L
   if (sec.seccomp.value !== 'default') opt.push(`seccomp=${sec.seccomp.value}`);
   if (opt.length) svc.security_opt = opt;
   if (spec.rootfs.readOnly.value) svc.read_only = true;
+}
 
+export function exportCompose(spec: SandboxSpec, opts: ComposeOptions, locate: Locate): Exported<Obj> {
+  const r = new Report('compose', locate);
+  const name = dnsLabel(spec.name.value);
+  const svc: Obj = {};
+  const { image, hostDirs } = imageFindings(spec, r, opts.image, opts.rootDirs);
+  commonFindings(spec, r, { ulimits: true, maskedPaths: false, umask: false, timeNs: false, registries: false });
+  svc.image = image ?? '';
+  serviceProcess(spec, opts, svc);
+  serviceNetwork(spec, r, svc);
+  serviceNamespaces(spec, r, svc);
+  const named = serviceVolumes(spec, r, svc, hostDirs);
+  serviceLimits(spec, r, svc);
+  serviceSecurity(spec, svc);
   return { doc: { name, services: { [name]: svc }, ...(Object.keys(named).length ? { volumes: named } : {}) }, findings: r.findings };
 }
