@@ -69,50 +69,31 @@ const sameSource = (a: Source, b: Source | undefined) => typeof a === 'object' &
 /** The cgroup writes that `limits` holds already (CPUs as a quota in two files on v1). */
 const LIMIT_STEPS = new Set(['cgroup:memory', 'cgroup:pids', 'cgroup:cpus', 'cgroup:cpus-period']);
 
-export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): ExposureFacts {
-  const at = (src: Source, key: PathSeg[]): At => {
-    if (typeof src === 'object') return { ...src, origin: 'file' };
-    return { file: where.file, ...where.locate(key), origin: src };
-  };
-  const steps = plan.steps;
-  const one = (id: string) => steps.find((s) => s.id === id);
+/** A fact's place: its config line, or (for a default) the nearest key of the file that would change it. */
+type AtOf = (src: Source, key: PathSeg[]) => At;
+type Steps = Plan['steps'];
 
-  const rootStep = one('rootfs')!;
-  const rootDirs = new Set(rootStep.kind === 'rootfs.host' ? rootStep.args.dirs.map((d) => d.split('->')[0]!) : []);
-  const roStep = one('mount:/:ro');
+const one = (steps: Steps, id: string) => steps.find((s) => s.id === id);
+
+/** The root: what it is (the host's, a folder, an image) and whether it is read-only. */
+function rootfsFacts(steps: Steps, spec: SandboxSpec, at: AtOf): ExposureFacts['rootfs'] {
+  const rootStep = one(steps, 'rootfs')!;
+  const roStep = one(steps, 'mount:/:ro');
   const mountRoot = findStep(steps, 'mount.root');
-  const readOnly = !!roStep || (mountRoot?.args.fstype === 'overlay' && mountRoot.args.readOnly);
+  return {
+    type: rootStep.kind === 'rootfs.host' ? 'host' : rootStep.kind === 'rootfs.dir' ? 'dir' : 'image',
+    what: rootStep.kind === 'rootfs.dir' ? rootStep.args.path : rootStep.kind === 'rootfs.image' ? rootStep.args.ref : 'host',
+    at: at(rootStep.source, KEY.rootfs!),
+    readOnly: !!roStep || (mountRoot?.args.fstype === 'overlay' && mountRoot.args.readOnly),
+    readOnlyAt: at(roStep?.source ?? spec.rootfs.readOnly.src, KEY.readOnly!),
+  };
+}
 
+/** The network's mode, its egress policy (when there is one) and the published ports. */
+function networkFacts(steps: Steps, spec: SandboxSpec, at: AtOf): Pick<ExposureFacts, 'network' | 'egress' | 'ports'> {
   const netStep = steps.find((s) => s.stage === 'network' && ['net.host', 'net.joined', 'net.none', 'net.veth'].includes(s.kind));
   const netMode = netStep?.kind === 'net.host' ? 'host' : netStep?.kind === 'net.joined' ? 'joined' : netStep?.kind === 'net.veth' ? 'private' : 'none';
-
-  const userStep = findStep(steps, 'user.ids')!;
-  const user = userStep.args.user;
-  const userNsPrivate = one('ns:user')?.kind === 'ns.new';
-
-  const cg = (id: string) => stepsOf(steps, 'cgroup.set').find((s) => s.id === `cgroup:${id}`);
-  const num = (s: { args: { value: string } } | undefined): number | null => {
-    const v = s ? s.args.value : 'max';
-    return v === 'max' || v === '-1' ? null : Number(v);
-  };
-  const r = spec.resources;
-
-  const seccompStep = steps.find((s) => s.id === 'seccomp')!;
-  const nnpStep = one('nnp')!;
-  const insecure = spec.rootfs.type === 'image' ? spec.rootfs.insecure : [];
-  const rootType = rootStep.kind === 'rootfs.host' ? 'host' : rootStep.kind === 'rootfs.dir' ? 'dir' : 'image';
-  const rootWhat = rootStep.kind === 'rootfs.dir' ? rootStep.args.path : rootStep.kind === 'rootfs.image' ? rootStep.args.ref : 'host';
-
   return {
-    file: where.file,
-    name: plan.name,
-    rootfs: {
-      type: rootType,
-      what: rootWhat,
-      at: at(rootStep.source, KEY.rootfs!),
-      readOnly,
-      readOnlyAt: at(roStep?.source ?? spec.rootfs.readOnly.src, KEY.readOnly!),
-    },
     network: { mode: netMode, at: at(netStep?.source ?? spec.network.mode.src, KEY.network!) },
     // The rules as normalize gave them, each at its item of the list.
     ...(spec.network.egress ? { egress: {
@@ -124,12 +105,30 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
       const { hostIp, hostPort, containerPort, protocol } = s.args;
       return { hostIp, hostPort, containerPort, protocol, everyAddress: hostIp === '' || hostIp === '0.0.0.0' || hostIp === '::', at: at(s.source, KEY.ports!) };
     }),
+  };
+}
+
+/** Each namespace: the sandbox's own, joined by path, or the host's; and the user the command runs
+ * as, which is the host's root only outside a user namespace of its own. */
+function identityFacts(steps: Steps, at: AtOf): Pick<ExposureFacts, 'namespaces' | 'user'> {
+  const userStep = findStep(steps, 'user.ids')!;
+  const user = userStep.args.user;
+  const userNsPrivate = one(steps, 'ns:user')?.kind === 'ns.new';
+  return {
     namespaces: NAMESPACES.map((type) => {
-      const s = one(`ns:${type}`);
+      const s = one(steps, `ns:${type}`);
       const mode = s?.kind === 'ns.new' ? 'private' : s?.kind === 'ns.join' ? 'join' : 'host';
       return { type, mode, ...(s?.kind === 'ns.join' ? { path: s.args.path } : {}), at: at(s?.source ?? 'default', ['namespaces', type]) };
     }),
     user: { user, group: userStep.args.group, root: (user === 0 || user === '0' || user === 'root') && !userNsPrivate, at: at(userStep.source, KEY.user!) },
+  };
+}
+
+/** What is mounted from outside the root: binds of host folders, volumes and devices. */
+function mountFacts(steps: Steps, at: AtOf): Pick<ExposureFacts, 'binds' | 'volumes' | 'devices'> {
+  const rootStep = one(steps, 'rootfs')!;
+  const rootDirs = new Set(rootStep.kind === 'rootfs.host' ? rootStep.args.dirs.map((d) => d.split('->')[0]!) : []);
+  return {
     binds: stepsOf(steps, 'mount.bind')
       // The system folders of rootfs: host, and a .git bound on itself to pin it (paths' defaults), are no binds of the file's.
       .filter((s) => !(rootDirs.has(s.args.target) && s.args.source === s.args.target) && !s.id.startsWith('pin:'))
@@ -142,9 +141,29 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
       ...stepsOf(steps, 'dev.bind').map((s) => ({ source: s.args.source, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
       ...stepsOf(steps, 'dev.make').map((s) => ({ source: s.args.type === 'p' ? 'a FIFO' : `${s.args.type} ${s.args.major}:${s.args.minor}`, target: s.args.target, permissions: s.args.permissions, at: at(s.source, ['devices']) })),
     ],
+  };
+}
+
+/** The capabilities the command keeps, no_new_privileges and the seccomp profile. */
+function privilegeFacts(steps: Steps, at: AtOf): Pick<ExposureFacts, 'caps' | 'noNewPrivileges' | 'seccomp'> {
+  const seccompStep = steps.find((s) => s.id === 'seccomp')!;
+  const nnpStep = one(steps, 'nnp')!;
+  return {
     caps: stepsOf(steps, 'cap.keep').map((s) => ({ name: s.args.cap, added: s.source !== 'default', at: at(s.source, KEY.caps!) })),
     noNewPrivileges: { on: nnpStep.kind === 'nnp', at: at(nnpStep.source, KEY.nnp!) },
     seccomp: { profile: seccompStep.kind === 'seccomp' ? seccompStep.args.profile : 'unconfined', at: at(seccompStep.source, KEY.seccomp!) },
+  };
+}
+
+/** The cgroup: the memory, pids and CPU limits, and every other value the plan writes there. */
+function cgroupFacts(steps: Steps, spec: SandboxSpec, at: AtOf): Pick<ExposureFacts, 'limits' | 'cgroupWrites'> {
+  const cg = (id: string) => stepsOf(steps, 'cgroup.set').find((s) => s.id === `cgroup:${id}`);
+  const num = (s: { args: { value: string } } | undefined): number | null => {
+    const v = s ? s.args.value : 'max';
+    return v === 'max' || v === '-1' ? null : Number(v);
+  };
+  const r = spec.resources;
+  return {
     limits: {
       memory: { value: num(cg('memory')), at: at(cg('memory')?.source ?? 'default', KEY.memory!) },
       pids: { value: num(cg('pids')), at: at(cg('pids')?.source ?? 'default', KEY.pids!) },
@@ -152,6 +171,13 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
       cpuMillis: { value: r.cpuMillis?.value ?? null, at: at(r.cpuMillis?.src ?? 'default', KEY.cpus!) },
     },
     cgroupWrites: stepsOf(steps, 'cgroup.set').filter((s) => !LIMIT_STEPS.has(s.id) && !(s.id === 'cgroup:memory-swap' && sameSource(s.source, cg('memory')?.source))).map((s) => ({ id: s.id, file: s.args.file, value: s.args.value, at: at(s.source, ['resources']) })),
+  };
+}
+
+/** Kernel settings, the paths hidden, kept read-only or shown by `paths`, and insecure registries. */
+function pathFacts(steps: Steps, spec: SandboxSpec, where: Locator, at: AtOf): Pick<ExposureFacts, 'sysctls' | 'maskedPaths' | 'protectedPaths' | 'pathExposures' | 'insecureRegistries'> {
+  const insecure = spec.rootfs.type === 'image' ? spec.rootfs.insecure : [];
+  return {
     sysctls: stepsOf(steps, 'sysctl').map((s) => ({ name: s.args.name, value: s.args.value, at: at(s.source, KEY.sysctls!) })),
     maskedPaths: stepsOf(steps, 'mount.mask').map((s) => ({ path: s.args.path, at: at(s.source, s.id.startsWith('hide:') || s.id.startsWith('deny:') ? ['paths'] : KEY.masked!) })),
     protectedPaths: stepsOf(steps, 'mount.readonly').filter((s) => s.id.startsWith('protect:')).map((s) => ({ path: s.args.path, at: at(s.source, ['paths']) })),
@@ -159,6 +185,25 @@ export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): Ex
     // The spec keeps the list without locations: each entry is found in the file.
     // A loopback registry is plain HTTP whether it is listed or not, and no one else is on its path.
     insecureRegistries: insecure.flatMap((host, i) => (isLoopbackRegistry(host) ? [] : [{ host, at: { file: where.file, ...where.locate(['insecure_registries', i]), origin: 'file' as const } }])),
+  };
+}
+
+export function exposureFacts(plan: Plan, spec: SandboxSpec, where: Locator): ExposureFacts {
+  const at: AtOf = (src, key) => {
+    if (typeof src === 'object') return { ...src, origin: 'file' };
+    return { file: where.file, ...where.locate(key), origin: src };
+  };
+  const steps = plan.steps;
+  return {
+    file: where.file,
+    name: plan.name,
+    rootfs: rootfsFacts(steps, spec, at),
+    ...networkFacts(steps, spec, at),
+    ...identityFacts(steps, at),
+    ...mountFacts(steps, at),
+    ...privilegeFacts(steps, at),
+    ...cgroupFacts(steps, spec, at),
+    ...pathFacts(steps, spec, where, at),
   };
 }
 
