@@ -5,7 +5,11 @@
 #                             miss.allowed.test ("-": every one a miss)
 #   raw ADDR PORT BYTES       one download from the raw TCP source; seconds
 #   hold N NAME PORT SECS     N TLS connections opened and held open for SECS
-import json, os, socket, ssl, struct, sys, time
+#   serve                     downloads asked on stdin, one per line (`raw ADDR PORT BYTES`, or
+#                             `curl URL BYTES`: curl's own speed), one JSON line each as it ends, with
+#                             the CPU seconds this process and its curl spent on it: the bench keeps
+#                             one of these per sandbox and takes turns between them
+import json, os, resource, socket, ssl, struct, subprocess, sys, time
 
 _ctx = None
 def ctx():
@@ -45,7 +49,7 @@ def dns(n, server, name):
     rest = times[1:] if name != '-' else times
     print(json.dumps({'first_us': first, 'p50_us': pct(rest, 0.5), 'p90_us': pct(rest, 0.9), 'n': len(times)}))
 
-def raw(addr, port, nbytes):
+def raw_once(addr, port, nbytes):
     s = socket.create_connection((addr, int(port)), timeout=10)
     t0 = time.perf_counter(); s.sendall(f'{nbytes}\n'.encode()); got = 0
     buf = bytearray(1 << 20)
@@ -54,7 +58,30 @@ def raw(addr, port, nbytes):
         if not k: break
         got += k
     dt = time.perf_counter() - t0
-    print(json.dumps({'bytes': got, 'seconds': dt, 'gbit': got * 8 / dt / 1e9}))
+    s.close()
+    if got != int(nbytes): raise SystemExit(f'raw: {got} bytes of {nbytes}')
+    return {'bytes': got, 'seconds': dt, 'gbit': got * 8 / dt / 1e9}
+
+def raw(addr, port, nbytes):
+    print(json.dumps(raw_once(addr, port, nbytes)))
+
+def curl_once(url, nbytes):
+    r = subprocess.run(['curl', '-sS', '--max-time', '300', '--cacert', os.environ.get('EGRESS_CA', '/egress/ca.pem'), '-o', '/dev/null',
+                        '-w', '%{speed_download} %{size_download}', url], capture_output=True, text=True)
+    out = r.stdout.split()
+    if r.returncode != 0 or len(out) != 2 or int(out[1]) != int(nbytes): raise SystemExit(f'curl {url}: {r.stdout}{r.stderr}')
+    return {'bytes': int(out[1]), 'gbit': float(out[0]) * 8 / 1e9}
+
+def cpu_seconds():
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+def serve():
+    for line in sys.stdin:
+        mode, *args = line.split()
+        c0 = cpu_seconds()
+        out = {'raw': raw_once, 'curl': curl_once}[mode](*args)
+        out['cpu'] = cpu_seconds() - c0
+        print(json.dumps(out), flush=True)
 
 def hold(n, name, port, secs):
     held = []
@@ -64,4 +91,4 @@ def hold(n, name, port, secs):
     print(json.dumps({'held': len(held)}), flush=True)
     time.sleep(float(secs))
 
-{'setup': setup, 'dns': dns, 'raw': raw, 'hold': hold}[sys.argv[1]](*sys.argv[2:])
+{'setup': setup, 'dns': dns, 'raw': raw, 'hold': hold, 'serve': serve}[sys.argv[1]](*sys.argv[2:])

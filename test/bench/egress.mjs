@@ -1,7 +1,7 @@
 // Egress benchmark (issue 24, docs/egress-design.md section 9), as root, in one run: what an
 // egress policy costs against the same sandbox without one, over the test fixture's network
 // (test/integration/fixtures/egress-net.ts: its own namespace on 198.18.K.0/24, nothing else).
-//   node test/bench/egress.mjs [RUNS] [--rootless]   (after node scripts/build.mjs; RUNS default 500)
+//   node test/bench/egress.mjs [RUNS] [--rootless] [--pairs=N]   (after node scripts/build.mjs; RUNS default 500)
 // --rootless: both sandboxes are started by a user the bench makes (sbxegbench, removed at the
 // end), through pasta: the policy's cost against pasta without one, the wall in the sandbox's own
 // namespace and sbx-egress running as that user; `up` of each is timed too.
@@ -10,10 +10,14 @@
 //   without policy taking turns); with policy minus without;
 // - DNS: a lookup through the sandbox's resolver (first, then cached hits; and misses, each
 //   forwarded) against the fixture's server asked directly from the sandbox without policy;
-// - throughput of one allowed connection: a 256 MiB plain-HTTP and HTTPS download (curl), and raw
-//   TCP through the relay (judged by address), with and without policy in turns, the median of
-//   three each; beside the same raw
-//   download from the host directly and through socat on loopback (user-space peers);
+// - throughput of one allowed connection: 128 MiB plain-HTTP and HTTPS downloads (curl), and raw
+//   TCP through the relay (judged by address), PAIRS (default 15) pairs of each: within a pair one
+//   download with policy and one without, the side that goes first alternating from pair to pair,
+//   through one client process per sandbox kept open (bench.py serve); each side's median, the
+//   median of the pairs' ratios and their spread; and the CPU time the parties spent per GiB (the
+//   server, the client with its curl, sbx-egress), which load from elsewhere changes far less than
+//   it changes the speed; beside the same raw download from the host directly and through socat
+//   on loopback (user-space peers);
 // - sbx-egress's resident memory (VmRSS), idle and with 100 relayed connections held open.
 // Prints numbers and ratios; asserts nothing about time (the goals are the issue's: set-up ≤ +1 ms
 // at the median, throughput ≥ 0.8×, ≤ 4 MB resident).
@@ -29,8 +33,9 @@ const require = createRequire(import.meta.url);
 const { startEgressNet } = require(join(root, 'build/test/integration/fixtures/egress-net.js'));
 const rootless = process.argv.includes('--rootless');
 const runs = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 500);
+const pairs = Number(process.argv.find((a) => a.startsWith('--pairs='))?.slice(8) ?? 15);
 const users = rootless ? require(join(root, 'build/test/helpers/users.js')) : undefined;
-const MIB256 = 256 << 20;
+const SIZE = 128 << 20;
 const have = (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 if (!have('socat') || !have('curl')) execFileSync('sh', ['-c', 'apt-get install -y -qq socat curl >/dev/null'], { stdio: 'inherit' });
 
@@ -48,7 +53,7 @@ const sandbox = (args, opts = {}) => {
   const r = users.sandboxAs(user, args, { timeout: 600_000 });
   return { status: r.code, stdout: r.out, stderr: r.err };
 };
-const spawnCli = (args) => (rootless ? users.spawnAsUser(user, [process.execPath, cli(), ...args]) : spawn(process.execPath, [cli(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+const spawnCli = (args, stdin = 'ignore') => (rootless ? users.spawnAsUser(user, [process.execPath, cli(), ...args]) : spawn(process.execPath, [cli(), ...args], { stdio: [stdin, 'pipe', 'pipe'] }));
 const stateOf = (name) => join(rootless ? join(user.runtimeDir, 'sandbox') : '/run/sandbox', name);
 const dir = rootless ? users.userTmp(user) : mkdtempSync(join(tmpdir(), 'sandbox-egress-bench-'));
 const upMs = {};
@@ -74,17 +79,33 @@ function inside(name, ...args) {
   return JSON.parse(r.stdout.trim().split('\n').at(-1));
 }
 
-/** curl's own average download speed, Gbit/s. */
-function curl(name, url) {
-  const r = sandbox(['exec', name, 'curl', '-sS', '--max-time', '300', '--cacert', '/egress/ca.pem', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', url]);
-  const [speed, size] = r.stdout.trim().split(' ').map(Number);
-  if (r.status !== 0 || size !== MIB256) throw new Error(`curl ${url} in ${name}: ${r.stdout}${r.stderr}`);
-  return speed * 8 / 1e9;
+/** The inside half kept running in sandbox NAME (bench.py serve): ask(line) resolves with the JSON
+ * line of that download; the process's end (a failed download) rejects what is pending. */
+function client(name) {
+  const p = spawnCli(['exec', '-i', name, 'python3', '/egress/bench.py', 'serve'], 'pipe');
+  children.push(p);
+  const pending = [];
+  let out = '', err = '';
+  p.stdout.on('data', (d) => {
+    out += d;
+    for (let i; (i = out.indexOf('\n')) >= 0; out = out.slice(i + 1)) pending.shift()?.resolve(JSON.parse(out.slice(0, i)));
+  });
+  p.stderr.on('data', (d) => { err += d; });
+  p.on('exit', () => { for (const w of pending.splice(0)) w.reject(new Error(`bench.py serve in ${name}: ${err}`)); });
+  return {
+    ask: (line) => new Promise((resolve, reject) => { pending.push({ resolve, reject }); p.stdin.write(`${line}\n`); }),
+    end: () => new Promise((r) => { p.on('exit', r); p.stdin.end(); }),
+  };
 }
+
+/** CPU seconds of process PID and its threads so far, the ended ones included (clock ticks of 10 ms). */
+const cpuOf = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
+/** CPU seconds of the single-threaded PID so far, to the nanosecond. */
+const cpuNs = (pid) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
 
 /** The raw download from the host itself, to ADDR:PORT (direct, or socat's). */
 function hostRaw(addr, port) {
-  const r = spawnSync('python3', [join(root, 'test/bench/egress-inside.py'), 'raw', addr, String(port), String(MIB256)], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('python3', [join(root, 'test/bench/egress-inside.py'), 'raw', addr, String(port), String(SIZE)], { encoding: 'utf8', timeout: 120_000 });
   if (r.status !== 0) throw new Error(`raw ${addr}:${port}: ${r.stdout}${r.stderr}`);
   return JSON.parse(r.stdout.trim()).gbit;
 }
@@ -118,17 +139,35 @@ try {
     resolverMiss: inside(boxes.policy, 'dns', String(Math.min(runs, 200)), '127.0.0.53', '-'),
     direct: inside(boxes.none, 'dns', String(runs), net.dns, 'allowed.test'),
   };
-  // Throughput: 256 MiB, three times each, with and without policy taking turns (a burst of load
-  // from elsewhere on the machine then falls on both), the median of each.
-  const tput = {};
-  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const turns = (label, get) => {
-    const got = { policy: [], none: [] };
-    for (let i = 0; i < 3; i++) for (const [k, name] of Object.entries(boxes)) got[k].push(get(name));
+  // Throughput: PAIRS pairs per kind, each a download with policy and one without back to back (a
+  // burst of load from elsewhere on the machine then falls on both), the first of the two
+  // alternating; one warm-up download per side first. CPU per GiB: the fixture's servers (one
+  // process), the client (bench.py and its curl, as the client measures itself) and sbx-egress.
+  const tput = {}, spread = {}, cost = {};
+  const median = (xs) => pct(xs, 0.5);
+  const serverPid = Number(execFileSync('ip', ['netns', 'pids', net.ns], { encoding: 'utf8' }).trim().split('\n')[0]);
+  const clients = { policy: client(boxes.policy), none: client(boxes.none) };
+  for (const [label, line] of [['http', `curl http://allowed.test/bytes/${SIZE} ${SIZE}`], ['https', `curl https://allowed.test/bytes/${SIZE} ${SIZE}`], ['raw', `raw allowed.test 9000 ${SIZE}`]]) {
+    const got = { policy: [], none: [] }, cpu = { policy: { server: 0, client: 0, relay: 0 }, none: { server: 0, client: 0, relay: 0 } };
+    for (const k of Object.keys(boxes)) await clients[k].ask(line);
+    for (let i = 0; i < pairs; i++) {
+      for (const k of i % 2 ? ['none', 'policy'] : ['policy', 'none']) {
+        const s0 = cpuOf(serverPid), r0 = cpuNs(egressPid);
+        const o = await clients[k].ask(line);
+        got[k].push(o.gbit);
+        cpu[k].server += cpuOf(serverPid) - s0;
+        cpu[k].client += o.cpu;
+        if (k === 'policy') cpu[k].relay += cpuNs(egressPid) - r0;
+      }
+    }
+    const ratios = got.policy.map((p, i) => p / got.none[i]);
     for (const k of Object.keys(boxes)) tput[`${label}-${k}`] = median(got[k]);
-  };
-  for (const [label, url] of [['http', `http://allowed.test/bytes/${MIB256}`], ['https', `https://allowed.test/bytes/${MIB256}`]]) turns(label, (name) => curl(name, url));
-  turns('raw', (name) => inside(name, 'raw', 'allowed.test', '9000', String(MIB256)).gbit);
+    tput[`${label}-ratio`] = median(ratios);
+    spread[label] = [pct(ratios, 0.25), pct(ratios, 0.75), Math.min(...ratios), Math.max(...ratios)];
+    const gib = pairs * SIZE / 2 ** 30;
+    for (const k of Object.keys(boxes)) cost[`${label}-${k}`] = Object.fromEntries(Object.entries(cpu[k]).map(([who, s]) => [who, s / gib]));
+  }
+  for (const k of Object.keys(boxes)) await clients[k].end();
   // Peers from the host: direct, and socat on loopback in front of the same source.
   const socat = spawn('socat', ['TCP-LISTEN:15390,bind=127.0.0.1,fork,reuseaddr', `TCP:${net.web}:9000`], { stdio: 'ignore' });
   children.push(socat);
@@ -148,7 +187,7 @@ try {
   const status = JSON.parse(readFileSync(join(stateOf(boxes.policy), 'egress.status'), 'utf8'));
   await new Promise((r) => holder.on('exit', r));
 
-  console.log(`egress policy against none, ${rootless ? 'rootless through pasta (the CLI as a user)' : 'as root (veth)'}, one run (${runs} set-ups and lookups each; 256 MiB per download, median of 3)`);
+  console.log(`egress policy against none, ${rootless ? 'rootless through pasta (the CLI as a user)' : 'as root (veth)'}, one run (${runs} set-ups and lookups each; ${pairs} pairs of 128 MiB downloads per kind)`);
   if (rootless) console.log('(rootless: a relayed connection leaves from sbx-egress, on the host, and not through pasta; "none" is pasta\'s path, so policy/none compares the relay with pasta)');
   console.log(`\nup -d (one each, ms): policy ${f1(upMs[boxes.policy])}, none ${f1(upMs[boxes.none])}, +${f1(upMs[boxes.policy] - upMs[boxes.none])}`);
   console.log('\nconnection set-up to allowed.test (µs)     p50 policy   p50 none   +p50     p90 policy   p90 none');
@@ -160,15 +199,25 @@ try {
   console.log(`  ${'our resolver, allowed.test (hits)'.padEnd(40)} ${f1(dns.resolverHit.first_us).padStart(7)} ${f1(dns.resolverHit.p50_us).padStart(8)} ${f1(dns.resolverHit.p90_us).padStart(8)}`);
   console.log(`  ${'our resolver, distinct names (misses)'.padEnd(40)} ${'-'.padStart(7)} ${f1(dns.resolverMiss.p50_us).padStart(8)} ${f1(dns.resolverMiss.p90_us).padStart(8)}`);
   console.log(`  ${'the fixture\'s server directly'.padEnd(40)} ${f1(dns.direct.first_us).padStart(7)} ${f1(dns.direct.p50_us).padStart(8)} ${f1(dns.direct.p90_us).padStart(8)}`);
-  console.log('\nthroughput, one connection (Gbit/s)        policy     none    ratio');
-  for (const [l, what] of [['http', 'plain HTTP (curl)'], ['https', 'HTTPS (curl)'], ['raw', 'raw TCP (relay, by address)']]) {
-    console.log(`  ${what.padEnd(40)} ${f2(tput[`${l}-policy`]).padStart(7)} ${f2(tput[`${l}-none`]).padStart(8)} ${f2(tput[`${l}-policy`] / tput[`${l}-none`]).padStart(8)}`);
+  const kinds = [['http', 'plain HTTP (curl)'], ['https', 'HTTPS (curl)'], ['raw', 'raw TCP (relay, by address)']];
+  console.log('\nthroughput, one connection (Gbit/s,        policy     none    ratio   p25-p75 of ratios  min-max');
+  console.log('  medians; ratio: median of the pairs\')');
+  for (const [l, what] of kinds) {
+    const [q1, q3, lo, hi] = spread[l];
+    console.log(`  ${what.padEnd(40)} ${f2(tput[`${l}-policy`]).padStart(7)} ${f2(tput[`${l}-none`]).padStart(8)} ${f2(tput[`${l}-ratio`]).padStart(8)}   ${`${f2(q1)}-${f2(q3)}`.padStart(17)}  ${f2(lo)}-${f2(hi)}`);
   }
   console.log(`  ${'peers from the host: direct / socat'.padEnd(40)} ${f2(tput['raw-host-direct']).padStart(7)} ${f2(tput['raw-host-socat']).padStart(8)} ${f2(tput['raw-host-socat'] / tput['raw-host-direct']).padStart(8)}`);
+  console.log('\nCPU per GiB downloaded (s)   server policy/none   client policy/none   sbx-egress   all policy/none');
+  for (const [l, what] of kinds) {
+    const p = cost[`${l}-policy`], n = cost[`${l}-none`];
+    const all = (c) => c.server + c.client + c.relay;
+    console.log(`  ${what.padEnd(28)} ${`${f2(p.server)} / ${f2(n.server)}`.padStart(18)} ${`${f2(p.client)} / ${f2(n.client)}`.padStart(20)} ${f2(p.relay).padStart(12)}   ${`${f2(all(p))} / ${f2(all(n))}`.padStart(15)}${rootless ? '' : ` ${f2(all(p) / all(n))}×`}`);
+  }
+  if (rootless) console.log('  (rootless: pasta\'s own CPU, on the path without policy, is not counted)');
   console.log(`\nsbx-egress VmRSS: ${f2(rssIdle)} MiB idle, ${f2(rssHeld)} MiB with 100 relayed connections open (status: ${status.connections?.open ?? '?'} open)`);
   console.log('\nratios (the issue\'s goals: set-up ≤ +1 ms at the median, throughput ≥ 0.8×, ≤ 4 MB resident):');
   console.log(`  set-up +p50 https ${f2((setup['https-policy'].p50_us - setup['https-none'].p50_us) / 1000)} ms, http ${f2((setup['http-policy'].p50_us - setup['http-none'].p50_us) / 1000)} ms`);
-  console.log(`  throughput http ${f2(tput['http-policy'] / tput['http-none'])}×, https ${f2(tput['https-policy'] / tput['https-none'])}×, raw ${f2(tput['raw-policy'] / tput['raw-none'])}× (socat/direct from the host ${f2(tput['raw-host-socat'] / tput['raw-host-direct'])}×)`);
+  console.log(`  throughput http ${f2(tput['http-ratio'])}×, https ${f2(tput['https-ratio'])}×, raw ${f2(tput['raw-ratio'])}× (the median pair; socat/direct from the host ${f2(tput['raw-host-socat'] / tput['raw-host-direct'])}×)`);
   console.log(`  resident ${f2(Math.max(rssIdle, rssHeld))} MiB`);
 } finally {
   for (const c of children) c.kill('SIGTERM');

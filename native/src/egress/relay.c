@@ -31,8 +31,11 @@
 enum { ST_PENDING, ST_HTTP, ST_SPLICE };
 enum { H_HEAD, H_BODY, H_CHUNKED, H_TUNNEL };
 
-/* One direction moved by splice through a pipe, never entering user space. */
-struct half { int pipe[2]; size_t queued; int eof, done; };
+/* One direction moved by splice through a pipe, never entering user space. rd: its source may
+ * have bytes (epoll said so, and no read since failed with EAGAIN); the epoll interest is level-
+ * triggered, so bytes that come while it is 0 are reported again, and a wake-up for one direction
+ * does not cost a failing read on the other, quiet one. */
+struct half { int pipe[2]; size_t queued; int eof, done, rd; };
 
 struct conn {
 	struct ep cl, up;            /* epoll sources of the client (in the sandbox) and upstream sockets */
@@ -61,10 +64,11 @@ static void pump(struct half *h, int from, int to)
 {
 	for (;;) {
 		int progress = 0;
-		if (!h->eof && h->queued < PIPE_CAP) {
+		if (h->rd && !h->eof && h->queued < PIPE_CAP) {
 			ssize_t r = splice(from, NULL, h->pipe[1], NULL, PIPE_CAP - h->queued, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 			if (r > 0) { h->queued += (size_t)r; progress = 1; }
 			else if (r == 0 || (errno != EAGAIN && errno != EINTR)) h->eof = 1;
+			else h->rd = 0;
 		}
 		if (h->queued > 0) {
 			ssize_t w = splice(h->pipe[0], NULL, to, NULL, h->queued, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
@@ -79,6 +83,7 @@ static void pump(struct half *h, int from, int to)
 static int half_open(struct half *h)
 {
 	if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) < 0) { h->pipe[0] = h->pipe[1] = -1; return -1; }
+	h->rd = 1;
 	fcntl(h->pipe[1], F_SETPIPE_SZ, PIPE_CAP);
 	return 0;
 }
@@ -271,10 +276,11 @@ static void step(struct conn *c)
 {
 	if (c->connected) pump(&c->u2c, c->ufd, c->cfd);
 	if (c->st != ST_SPLICE) {
-		while (!c->c_eof && c->len < EG_INSPECT_MAX) {
+		while (c->c2u.rd && !c->c_eof && c->len < EG_INSPECT_MAX) {
 			ssize_t r = recv(c->cfd, c->buf + c->len, EG_INSPECT_MAX - c->len, MSG_DONTWAIT);
 			if (r > 0) { c->len += (size_t)r; continue; }
 			if (r == 0 || (errno != EAGAIN && errno != EINTR)) c->c_eof = 1;
+			else c->c2u.rd = 0;
 			break;
 		}
 		if (!judge(c)) return;
@@ -301,16 +307,21 @@ static void step(struct conn *c)
 	watch(c);
 }
 
+#define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
 static void client_event(struct ep *self, uint32_t events)
 {
 	struct conn *c = container_of(self, struct conn, cl);
-	if (!c->dead) step(c);
+	if (c->dead) return;
+	if (events & READABLE) c->c2u.rd = 1;
+	step(c);
 }
 
 static void upstream_event(struct ep *self, uint32_t events)
 {
 	struct conn *c = container_of(self, struct conn, up);
 	if (c->dead) return;
+	if (events & READABLE) c->u2c.rd = 1;
 	if (!c->connected) {
 		int err = 0;
 		socklen_t el = sizeof err;
@@ -338,6 +349,7 @@ static void accept_one(int fd)
 	c->cfd = fd;
 	c->ufd = -1;
 	c->c2u.pipe[0] = c->c2u.pipe[1] = c->u2c.pipe[0] = c->u2c.pipe[1] = -1;
+	c->c2u.rd = 1;
 	c->cl.fn = client_event;
 	c->up.fn = upstream_event;
 	c->next = conns.next; c->prev = &conns; conns.next->prev = c; conns.next = c;
