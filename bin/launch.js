@@ -7,7 +7,9 @@
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
-const Module = require('module');
+// The CommonJS loader's own Module class: its createRequire is the one node:module exports, whose
+// public module (source maps, hooks) a start need not load.
+const { createRequire } = module.constructor.createRequire ? module.constructor : require('module');
 
 module.exports = function launch(bundle) {
   const file = path.join(__dirname, '..', 'dist', bundle);
@@ -21,7 +23,7 @@ module.exports = function launch(bundle) {
   // module, __filename and __dirname, so that the text read is what is compiled (no joined copy).
   const script = new vm.Script(fs.readFileSync(file, 'latin1'), { filename: file, cachedData });
   const mod = { exports: {}, filename: file, id: file, loaded: false };
-  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file));
   // At build time (SANDBOX_WRITE_CODE_CACHE=1) the commands of SANDBOX_CACHE_ALSO (a JSON list of
   // argument lists) run after this one, so that the cache holds what each of them compiled.
   const also = writeCache && process.env.SANDBOX_CACHE_ALSO ? JSON.parse(process.env.SANDBOX_CACHE_ALSO) : [];
