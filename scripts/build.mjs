@@ -76,17 +76,36 @@ const lazyChildProcess = {
 // that a command pays only for the modules it calls (`plan` none of them). A property is read at
 // the call (esbuild compiles `spawn(…)` to `(0, import_x.spawn)(…)`), so what runs is unchanged.
 const LAZY_BUILTINS = ['crypto', 'child_process', 'net', 'zlib', 'dgram', 'tty', 'stream', 'readline', 'http', 'https'];
+// Each importing file gets an object of the names it imports alone (`crypto?createHash`): the bundle
+// copies the object's properties once per importing file (esbuild's __toESM), and crypto has ~70
+// (about 0.4 ms of every start for the seven files that import createHash). A file whose import
+// of the module is not a list of names (a namespace, a default, a re-export) gets every name.
+const importNames = (file, mod) => {
+  const text = readFileSync(file, 'utf8');
+  const from = String.raw`\s*from\s*['"](?:node:)?${mod}['"]`;
+  if (new RegExp(String.raw`(?:import|export)\s+(?!(?:type\s+)?\{)[^;'"]*${from}|export\s*\{[^}]*\}${from}`).test(text)) return undefined;
+  const names = new Set();
+  for (const m of text.matchAll(new RegExp(String.raw`import\s+(?:type\s+)?\{([^}]*)\}${from}`, 'g'))) {
+    for (const part of m[1].split(',')) { const n = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0].trim(); if (n) names.add(n); }
+  }
+  return names.size ? [...names].sort() : undefined;
+};
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(build) {
     const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`);
-    build.onResolve({ filter }, (args) => args.kind === 'import-statement' && args.namespace === 'file'
-      ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' }
-      : { path: args.path, external: true });
+    build.onResolve({ filter }, (args) => {
+      if (args.kind !== 'import-statement' || args.namespace !== 'file') return { path: args.path, external: true };
+      const mod = args.path.replace(/^node:/, '');
+      const names = importNames(args.importer, mod);
+      return { path: names ? `${mod}?${names.join(',')}` : mod, namespace: 'lazy-builtin' };
+    });
     build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
-      const names = Object.keys(require(args.path)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const [mod, list] = args.path.split('?');
+      const all = Object.keys(require(mod)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const names = list ? list.split(',').filter((k) => all.includes(k)) : all;
       const getters = names.map((k) => `  get ${k}() { return load().${k}; },`).join('\n');
-      return { contents: `let m;\nconst load = () => m ??= require('node:${args.path}');\nmodule.exports = {\n${getters}\n};\n`, loader: 'js' };
+      return { contents: `let m;\nconst load = () => m ??= require('node:${mod}');\nmodule.exports = {\n${getters}\n};\n`, loader: 'js' };
     });
   },
 };
