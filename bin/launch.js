@@ -3,11 +3,13 @@
 // native sandbox-runtime execs): load a bundle of dist/ through a V8 code cache made at build
 // time, which saves compiling the bundle on every start (start-up is a requirement: see
 // test/bench; each runtime command is a process of its own). Without a cache, or with one from
-// another Node, the bundle loads as any module.
+// another Node, the bundle is compiled from its text.
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
-const Module = require('module');
+// The CommonJS loader's own Module class: its createRequire is the one node:module exports, whose
+// public module (source maps, hooks) a start need not load.
+const { createRequire } = module.constructor.createRequire ? module.constructor : require('module');
 
 module.exports = function launch(bundle) {
   const file = path.join(__dirname, '..', 'dist', bundle);
@@ -16,10 +18,12 @@ module.exports = function launch(bundle) {
   let cachedData;
   if (!writeCache) try { cachedData = fs.readFileSync(cacheFile); } catch { /* no cache: compile */ }
 
-  // The build makes the bundle ASCII (scripts/build.mjs), so Latin-1 reads it as it is, without decoding.
-  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'latin1')), { filename: file, cachedData });
+  // The build makes the bundle ASCII (scripts/build.mjs), so Latin-1 reads it as it is, without
+  // decoding; and writes it already inside Node's CommonJS wrapper, a function of exports, require,
+  // module, __filename and __dirname, so that the text read is what is compiled (no joined copy).
+  const script = new vm.Script(fs.readFileSync(file, 'latin1'), { filename: file, cachedData });
   const mod = { exports: {}, filename: file, id: file, loaded: false };
-  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file));
   // At build time (SANDBOX_WRITE_CODE_CACHE=1) the commands of SANDBOX_CACHE_ALSO (a JSON list of
   // argument lists) run after this one, so that the cache holds what each of them compiled.
   const also = writeCache && process.env.SANDBOX_CACHE_ALSO ? JSON.parse(process.env.SANDBOX_CACHE_ALSO) : [];

@@ -76,17 +76,36 @@ const lazyChildProcess = {
 // that a command pays only for the modules it calls (`plan` none of them). A property is read at
 // the call (esbuild compiles `spawn(…)` to `(0, import_x.spawn)(…)`), so what runs is unchanged.
 const LAZY_BUILTINS = ['crypto', 'child_process', 'net', 'zlib', 'dgram', 'tty', 'stream', 'readline', 'http', 'https'];
+// Each importing file gets an object of the names it imports alone (`crypto?createHash`): the bundle
+// copies the object's properties once per importing file (esbuild's __toESM), and crypto has ~70
+// (about 0.4 ms of every start for the seven files that import createHash). A file whose import
+// of the module is not a list of names (a namespace, a default, a re-export) gets every name.
+const importNames = (file, mod) => {
+  const text = readFileSync(file, 'utf8');
+  const from = String.raw`\s*from\s*['"](?:node:)?${mod}['"]`;
+  if (new RegExp(String.raw`(?:import|export)\s+(?!(?:type\s+)?\{)[^;'"]*${from}|export\s*\{[^}]*\}${from}`).test(text)) return undefined;
+  const names = new Set();
+  for (const m of text.matchAll(new RegExp(String.raw`import\s+(?:type\s+)?\{([^}]*)\}${from}`, 'g'))) {
+    for (const part of m[1].split(',')) { const n = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0].trim(); if (n) names.add(n); }
+  }
+  return names.size ? [...names].sort() : undefined;
+};
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(build) {
     const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`);
-    build.onResolve({ filter }, (args) => args.kind === 'import-statement' && args.namespace === 'file'
-      ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' }
-      : { path: args.path, external: true });
+    build.onResolve({ filter }, (args) => {
+      if (args.kind !== 'import-statement' || args.namespace !== 'file') return { path: args.path, external: true };
+      const mod = args.path.replace(/^node:/, '');
+      const names = importNames(args.importer, mod);
+      return { path: names ? `${mod}?${names.join(',')}` : mod, namespace: 'lazy-builtin' };
+    });
     build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
-      const names = Object.keys(require(args.path)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const [mod, list] = args.path.split('?');
+      const all = Object.keys(require(mod)).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+      const names = list ? list.split(',').filter((k) => all.includes(k)) : all;
       const getters = names.map((k) => `  get ${k}() { return load().${k}; },`).join('\n');
-      return { contents: `let m;\nconst load = () => m ??= require('node:${args.path}');\nmodule.exports = {\n${getters}\n};\n`, loader: 'js' };
+      return { contents: `let m;\nconst load = () => m ??= require('node:${mod}');\nmodule.exports = {\n${getters}\n};\n`, loader: 'js' };
     });
   },
 };
@@ -95,6 +114,8 @@ const lazyBuiltins = {
 // `plan`, and `up` (whose starts are measured against Node's own), load one made of what they
 // reach alone (SANDBOX_BUNDLE: see buildProgram), smaller by a quarter and a tenth; every other
 // command, the whole CLI.
+// What bin/launch.js expects around a bundle: the parameters of Node's own CommonJS wrapper.
+const BUNDLE_WRAPPER = ['(function (exports, require, module, __filename, __dirname) { ', '\n});'];
 const BUNDLES = [['src/cli/main.ts', 'dist/sandbox.js'], ['src/cli/entry.ts', 'dist/sandbox-plan.js', 'plan'], ['src/cli/entry.ts', 'dist/sandbox-up.js', 'up'], ['src/runtime/argv.ts', 'dist/sandbox-runtime.js']];
 for (const [entry, out, only] of BUNDLES) {
   await esbuild.build({
@@ -110,8 +131,11 @@ for (const [entry, out, only] of BUNDLES) {
   // UTF-8 (~1 ms of each start): the bundle must be ASCII. esbuild escapes strings, but not regular
   // expression literals; what it leaves is escaped here as \uXXXX, which means the same character
   // in a string, a template, a regular expression or a name.
-  const text = readFileSync(join(root, out), 'utf8');
-  if (/[^\x00-\x7f]/.test(text)) writeFileSync(join(root, out), text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  // The file is written inside the function that Node wraps a CommonJS module in (BUNDLE_WRAPPER),
+  // so that bin/launch.js compiles the text as read: wrapping it at each start made a second copy of
+  // the whole bundle in V8's young heap (the joined string flattened), ~1 ms of every start.
+  const text = readFileSync(join(root, out), 'utf8').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  writeFileSync(join(root, out), `${BUNDLE_WRAPPER[0]}${text}${BUNDLE_WRAPPER[1]}`);
 }
 
 // The library (src/api, package.json `exports`): the same sources bundled as CommonJS, an ES

@@ -30,13 +30,14 @@ import { commandLineValues, registerRun } from './run';
 import type { Loaded, LoadOpts, UpOpts } from './options';
 export type { Loaded, LoadOpts, UpOpts };
 import { join } from 'node:path';
+import { isTerminal, writeErr, writeOut } from './output';
 
 export const EXIT = { ok: 0, usage: 1, invalid: 2, setup: 125 } as const;
 
 
 class Exit extends Error { constructor(readonly code: number) { super(`exit ${code}`); } }
 
-const color = () => !process.env.NO_COLOR && process.stderr.isTTY === true;
+const color = () => !process.env.NO_COLOR && isTerminal(2);
 
 
 
@@ -51,7 +52,7 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
   const io = opts.image;
   // A pull is shown with listr2 (the progress mode of `up`, or auto).
   const view = (image: string) => {
-    const mode = io?.progress ?? progressMode('auto', { quiet: io?.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+    const mode = io?.progress ?? progressMode('auto', { quiet: io?.quiet, isTTY: isTerminal(2), env: process.env });
     return pullView({ quiet: mode === 'quiet', plain: mode === 'plain', title: `pull ${image}` });
   };
   try {
@@ -64,11 +65,11 @@ export async function load(fileArg: string | undefined, opts: LoadOpts): Promise
       const { diagnostics } = e;
       report(diagnostics, e.text, opts.format, opts.commandLine?.locate ? undefined : e.file, e.texts);
       // Reduced mode: the whole table beside the lines that stop it.
-      if (e.plan?.reduced && opts.format !== 'json' && opts.format !== 'json-plan') process.stderr.write(renderEnforcement(e.plan.reduced));
-      if (opts.format !== 'json') process.stderr.write(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
+      if (e.plan?.reduced && opts.format !== 'json' && opts.format !== 'json-plan') writeErr(renderEnforcement(e.plan.reduced));
+      if (opts.format !== 'json') writeErr(`${MSG.invalid(summary(diagnostics), opts.stops)}${opts.strict && diagnostics.some((d) => d.severity === 'warning') ? ` (${MSG.strictWarnings})` : ''}\n`);
       throw new Exit(e.exitCode);
     }
-    if (e instanceof SandboxError) { process.stderr.write(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
+    if (e instanceof SandboxError) { writeErr(`sandbox: ${e.message}\n`); throw new Exit(e.exitCode); }
     throw e;
   }
 }
@@ -80,13 +81,12 @@ function pullView(o: { quiet: boolean; plain: boolean; title: string }) {
 
 export function report(diagnostics: Diagnostic[], text: string, format = 'text', file?: string, others: Record<string, string> = {}) {
   if (format === 'json') {
-    process.stdout.write(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
+    writeOut(JSON.stringify(diagnostics.map(({ file, line, col, path, code, message, severity }) => ({ file, line, col, path, code, message, severity })), null, 2) + '\n');
     return;
   }
-  // Nothing to say: stderr's stream (made when first used) is left unmade.
   if (!diagnostics.length) return;
   // At most MAX_PRINTED of them, each code frame cut to about 100 columns: output stays bounded.
-  process.stderr.write(formatDiagnostics(diagnostics, (d) => (Object.hasOwn(others, d.file) ? others[d.file] : file === undefined || d.file === file ? text : undefined), color()));
+  writeErr(formatDiagnostics(diagnostics, (d) => (Object.hasOwn(others, d.file) ? others[d.file] : file === undefined || d.file === file ? text : undefined), color()));
 }
 
 /** doctor's rows for a caller who is not root: what its sandboxes' ids and networks can be. */
@@ -129,12 +129,12 @@ function writableForTest(plan: Plan, id: string): Plan {
  * --dry-run, prints the plan it would apply instead); throws Exit with the command's status. */
 export async function start(l: Loaded, o: UpOpts): Promise<void> {
   if (o.dryRun) {
-    process.stdout.write(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
-    process.stderr.write(`${MSG.dryRun}\n`);
+    writeOut(o.json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && isTerminal(1) }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
+    writeErr(`${MSG.dryRun}\n`);
     return;
   }
   // Reduced mode is never silent: what each line gets, before the command runs.
-  if (l.plan.reduced && !o.quiet) process.stderr.write(renderEnforcement(l.plan.reduced));
+  if (l.plan.reduced && !o.quiet) writeErr(renderEnforcement(l.plan.reduced));
   if (process.env.SANDBOX_TEST_WRITABLE) l = { ...l, plan: writableForTest(l.plan, process.env.SANDBOX_TEST_WRITABLE) };
   // While the engine loads and checks the plan: see engine/prewarm.ts.
   prewarmCgroupAttach(l.host);
@@ -143,11 +143,12 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     const { NativeEngine } = await import('../engine/native');
     engine = new NativeEngine();
   } catch (e) {
-    process.stderr.write(MSG.noEngine((e as Error).message) + '\n');
+    writeErr(MSG.noEngine((e as Error).message) + '\n');
     throw new Exit(EXIT.setup);
   }
-  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
-  const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: process.stderr });
+  const mode = o.progress ?? progressMode('auto', { quiet: o.quiet, isTTY: isTerminal(2), env: process.env });
+  // The terminal view draws on stderr's stream (its width, its cursor); plain lines are written as any other.
+  const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: mode === 'tty' && !o.verbose ? process.stderr : { write: writeErr } });
   // An egress policy's refusals, read as sbx-egress records them, for the line a foreground run
   // ends with: only those after the command started (before it, the attestation's probes are refused on purpose).
   const egress = hasEgress(l.plan) ? { dir: join(l.host.stateRoot, l.plan.name), records: [] as Denial[], since: '' } : undefined;
@@ -168,7 +169,7 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     // sbx-egress has written its last records and the state folder is still there: read them now.
     afterCommand: () => follower?.poll(),
     file: l.file,
-    onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+    onSignal: (n) => { writeErr(`${MSG.signal(n)}\n`); },
     // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
     // good (this same node and entry script, with the caller's privilege and environment).
     onExit: o.rm ? [process.execPath, ...process.execArgv, process.argv[1]!, 'down', '--rm', l.plan.name] : undefined,
@@ -177,7 +178,7 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
   follower?.stop();
   if (egress && !result.detached && egress.since) {
     const line = denialSummary(egress.records.filter((r) => r.t >= egress.since), rulesOf(egress.dir, l.plan), l.plan.name, existsSync(join(egress.dir, DENIALS)));
-    if (line) process.stderr.write(`${line}\n`);
+    if (line) writeErr(`${line}\n`);
   }
   // Foreground --rm: the engine removed the rest as the command ended; the anonymous volumes go too.
   if (o.rm && !result.detached) {
@@ -185,20 +186,20 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     removeAnonymousVolumes(l.host, l.plan);
   }
   // For the start-up benchmark: the engine's own setup time, measured inside.
-  if (process.env.SANDBOX_TIMING === '1' && result.timing) process.stderr.write(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
+  if (process.env.SANDBOX_TIMING === '1' && result.timing) writeErr(`sandbox: setup ${result.timing.setupMs.toFixed(2)} ms, clone to exec ${result.timing.spawnToExecMs.toFixed(2)} ms, seccomp compile ${(result.timing.seccompCompileMs ?? 0).toFixed(3)} ms, caps and filter load ${(result.timing.capsAndFilterMs ?? 0).toFixed(3)} ms, attestation ${(result.timing.attestMs ?? 0).toFixed(3)} ms\n`);
   // Written whether the run was refused or not: a CI job keeps what the sandbox really had.
   if (o.attest && (result.attestation || result.failed)) writeFileSync(o.attest, `${JSON.stringify({ name: l.plan.name, digest: l.plan.digest, file: l.file, verified: !result.failed || result.exitCode !== 125, attestation: result.attestation ?? [], failed: result.failed ?? null }, null, 2)}\n`);
   if (result.detached) {
-    process.stdout.write(`${l.plan.name}\n`);
+    writeOut(`${l.plan.name}\n`);
     return;
   }
   if (result.failed) {
     const step = l.plan.steps.find((s) => s.id === result.failed!.step);
     const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
-    if (result.exitCode === 137) process.stderr.write(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
+    if (result.exitCode === 137) writeErr(`sandbox: ${result.failed.message}${where ? ` (${where})` : ''}\n`);
     else {
       const say = step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed;
-      process.stderr.write(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
+      writeErr(`${say(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where)}\n`);
     }
   }
   throw new Exit(result.exitCode);
@@ -219,7 +220,7 @@ export function buildProgram(): Command {
     // `sandbox exec NAME sh -c …`: options after the command belong to the command.
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr });
   // The bundles of one command (dist/sandbox-plan.js for `validate` and `plan`, dist/sandbox-up.js
   // for `up`, which bin/sandbox.js loads for them): the build sets SANDBOX_BUNDLE there, so that
   // the other commands, and every module only they import, are left out (a smaller bundle and code
@@ -240,7 +241,7 @@ function registerPlan(program: Command): void {
       // A valid file stays valid on a host that cannot apply it: that is a warning here, an error for plan and up.
       const l = await load(file, { strict: o.strict, format, hostProblems: 'warning' });
       if (format === 'json') return;
-      process.stderr.write(MSG.valid(l.file, l.diagnostics.length) + '\n');
+      writeErr(MSG.valid(l.file, l.diagnostics.length) + '\n');
     });
 
   withFormat(program.command('plan').argument('[file]', 'config file; found upward from the cwd when left out'), ['text', 'json'], 'print the plan as JSON')
@@ -256,7 +257,7 @@ function registerPlan(program: Command): void {
       const l = o.oci
         ? await loadOci(load, o.oci, bundleName(o.oci), { strict: o.strict, format: json ? 'json-plan' : 'text' })
         : await load(file, { strict: o.strict, format: json ? 'json-plan' : 'text', ...overridesOf(o) });
-      process.stdout.write(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && process.stdout.isTTY === true }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
+      writeOut(json ? planJson(l.plan) : renderPlan(l.plan, { file: l.file, color: !process.env.NO_COLOR && isTerminal(1) }) + (l.plan.reduced ? `\n${renderEnforcement(l.plan.reduced)}` : ''));
     });
 }
 
@@ -285,7 +286,7 @@ function registerUp(program: Command): void {
       if (json && !o.dryRun) throw new LifecycleError(MSG.jsonNeedsDryRun, 1);
       // `up -- CMD ARGS` with no FILE: the first word after -- is the command, never the file.
       const { file, command: cmd } = fileAndCommand(self, fileArg, words);
-      const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: process.stderr.isTTY === true, env: process.env });
+      const progress = progressMode(o.progress, { quiet: o.quiet, isTTY: isTerminal(2), env: process.env });
       const l = await load(file, { strict: o.strict, command: cmd.length ? cmd : undefined, forRun: !o.dryRun, detach: o.detach, interactive: o.interactive, noTty: !o.tty, name: o.name, image: { mode: o.dryRun ? 'store' : 'pull', insecure: o.insecureRegistry, progress }, preflight: { exit: EXIT.setup }, allowWeaker: o.allowWeaker, ...(json ? { format: 'json-plan' } : {}), ...overridesOf(o) });
       await start(l, { ...o, json, progress });
     });
@@ -352,8 +353,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof Exit) return e.code;
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
     // An empty message carries only an exit status (sandbox exec passes the command's on).
-    if (e instanceof LifecycleError) { if (e.message) process.stderr.write(`sandbox: ${e.message}\n`); return e.code; }
-    process.stderr.write(MSG.internal((e as Error)?.message ?? String(e)) + '\n');
+    if (e instanceof LifecycleError) { if (e.message) writeErr(`sandbox: ${e.message}\n`); return e.code; }
+    writeErr(MSG.internal((e as Error)?.message ?? String(e)) + '\n');
     return EXIT.setup;
   }
 }
