@@ -124,10 +124,15 @@ export async function restoreForwarding(stateRoot: string, stateDir: string): Pr
   });
 }
 
-/** Holds each published host port for the sandbox's life, so that a conflict is found before anything is set up. */
 /** The descriptor under a Node socket or server (libuv's, on Linux), for handing it to another
- * process; -1 where Node does not say. */
-const fdOf = (o: unknown): number => (o as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+ * process; -1 where Node does not say. A UDP socket keeps its handle in Node's state (under the
+ * symbol described 'state symbol'): its `_handle` getter is deprecated (DEP0112) and would print
+ * a warning on the user's stderr. A TCP server's is its `_handle`. */
+const fdOf = (o: object): number => {
+  const state = Object.getOwnPropertySymbols(o).find((k) => k.description === 'state symbol');
+  const handle = state ? (o as Record<symbol, { handle?: { fd?: number } } | undefined>)[state]?.handle : (o as { _handle?: { fd?: number } })._handle;
+  return handle?.fd ?? -1;
+};
 
 /** Binds a published port on the host for as long as the sandbox publishes it, so that no host
  * program can take it and be shadowed by the port map: `fd` is the socket's descriptor, which the

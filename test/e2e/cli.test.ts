@@ -204,6 +204,16 @@ test('schema prints the JSON Schema', () => {
   assert.equal(JSON.parse(r.out).$schema, 'https://json-schema.org/draft/2020-12/schema');
 });
 
+test('up --dry-run of published UDP and TCP ports holds them for the check and says nothing else on stderr (no Node deprecation warning)', (t) => {
+  if (process.getuid?.() !== 0) { t.skip('the port check binds as root'); return; }
+  const dir = tmp();
+  writeFileSync(join(dir, 'ports.yml'), 'version: 1\nname: e2e-dry-ports\nrootfs: host\nports: ["127.0.0.1:18997:53/udp", "127.0.0.1:18998:80"]\ncommand: [/bin/true]\n');
+  const r = run(['up', '--dry-run', 'ports.yml'], { cwd: dir, env: { CI: 'true' } });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.err, 'dry run: nothing was changed\n');
+  rmSync(dir, { recursive: true });
+});
+
 test('up --dry-run prints the plan it would apply on stdout, no ticks, and changes nothing', () => {
   const dir = tmp();
   writeFileSync(join(dir, 'dry.yml'), 'version: 1\nname: e2e-dry-run\ncommand: [x]\n');
