@@ -35,8 +35,17 @@ const FACTS_OF: Partial<Record<StepKind, readonly number[]>> = {
   'cap.drop': [FACT.STATUS], 'nnp': [FACT.STATUS], 'nnp.off': [FACT.STATUS], 'seccomp': [FACT.STATUS], 'seccomp.off': [FACT.STATUS],
 };
 
-/** The facts the plan's rules compare (a bit per FACT kind), and the paths inside the sandbox they look at (attest.ts: pathOf and the masks). */
+const wanted = new WeakMap<Plan, { want: number; paths: string[] }>();
+
+/** The facts the plan's rules compare (a bit per FACT kind), and the paths inside the sandbox they
+ * look at (attest.ts: pathOf and the masks): worked out once per plan, and ahead (readHostFacts). */
 export function wantedFacts(plan: Plan): { want: number; paths: string[] } {
+  let w = wanted.get(plan);
+  if (!w) wanted.set(plan, (w = factsOfPlan(plan)));
+  return w;
+}
+
+function factsOfPlan(plan: Plan): { want: number; paths: string[] } {
   let want = 1 << FACT.MOUNTINFO;
   const out = new Set<string>();
   for (const s of plan.steps) {
@@ -190,9 +199,10 @@ const hostNamespaces = () => (ownNs ??= nsOf('/proc/self'));
  * when a rule asks (a sandbox mount that is shared). */
 const readHostMountinfo = () => { try { return readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return ''; } };
 
-/** What the attestation reads of the host alone (the CLI's namespaces), read ahead: the engine
- * calls it while the child applies its steps and this process would only wait for its events. */
-export function readHostFacts(): void { hostNamespaces(); }
+/** What the attestation reads of the host alone (the CLI's namespaces), and what it will ask of
+ * the child for this plan, worked out ahead: the engine calls it while the child applies its steps
+ * and this process would only wait for its events. */
+export function readHostFacts(plan: Plan): void { hostNamespaces(); wantedFacts(plan); }
 
 /** readlink of each file of a process's ns folder, by name. */
 function nsOf(base: string): Record<string, string> {

@@ -485,7 +485,7 @@ class NativeRun {
     if (this.aborted || this.pendingSignal) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } } else {
       child.send('G');
       // The child works now and this process waits: the host's side of the attestation meanwhile.
-      readHostFacts();
+      readHostFacts(plan);
     }
     await eofSeen;
     child.close();
