@@ -4,7 +4,8 @@
 //
 // The header is read for names only: the op kinds (enum sbx_op_kind), the SBX_F_* flags, the event
 // phases (enum sbx_event_phase), the netprobe kinds and outcomes (enum sbx_probe_kind,
-// sbx_probe_outcome), the attestation's fact kinds (enum sbx_fact_kind), SBX_ABI_VERSION and the fields of every struct sbx_* with a body.
+// sbx_probe_outcome), the attestation's fact kinds and mount flags (enum sbx_fact_kind,
+// sbx_fact_mount_flag), SBX_ABI_VERSION and the fields of every struct sbx_* with a body.
 // Their values, sizes and offsets come from the C compiler itself: a small program that includes
 // the header and prints them is compiled with the system cc and run, on the build machine, as the
 // building user. The C layout rules are therefore the compiler's, never re-implemented here.
@@ -37,6 +38,7 @@ export function parseHeader(text) {
   const probes = enumBody('sbx_probe_kind');
   const outcomes = enumBody('sbx_probe_outcome');
   const facts = enumBody('sbx_fact_kind');
+  const mountFlags = enumBody('sbx_fact_mount_flag');
   const flags = [...src.matchAll(/^\s*#\s*define\s+(SBX_F_\w+)\b/gm)].map((m) => m[1]);
   if (!/^\s*#\s*define\s+SBX_ABI_VERSION\b/m.test(src)) throw new Error('sbx.h: no SBX_ABI_VERSION');
   const structs = {};
@@ -53,13 +55,13 @@ export function parseHeader(text) {
     }
     structs[m[1]] = fields;
   }
-  return { ops, phases, probes, outcomes, facts, flags, structs };
+  return { ops, phases, probes, outcomes, facts, mountFlags, flags, structs };
 }
 
 /** The compiler's values for the parsed names: { consts: {SBX_…: number}, structs: {name: {size, fields: {f: {offset, size}}}} }. */
 export function probe(parsed, { header = HEADER, cc = process.env.CC || 'cc' } = {}) {
   const lines = ['#include <stddef.h>', '#include <stdio.h>', `#include "${resolve(header)}"`, 'int main(void) {'];
-  for (const name of ['SBX_ABI_VERSION', ...parsed.ops, ...parsed.phases, ...parsed.probes, ...parsed.outcomes, ...parsed.facts, ...parsed.flags])
+  for (const name of ['SBX_ABI_VERSION', ...parsed.ops, ...parsed.phases, ...parsed.probes, ...parsed.outcomes, ...parsed.facts, ...parsed.mountFlags, ...parsed.flags])
     lines.push(`\tprintf("const ${name} %llu\\n", (unsigned long long)(${name}));`);
   for (const [s, fields] of Object.entries(parsed.structs)) {
     lines.push(`\tprintf("size ${s} %zu\\n", sizeof(struct ${s}));`);
@@ -128,6 +130,11 @@ export function render(parsed, values) {
     '/** enum sbx_fact_kind: FACT.STATUS is SBX_FACT_STATUS (the records of sbx_proc_facts). */',
     'export const FACT = {',
     entries(parsed.facts, 'SBX_FACT_'),
+    '} as const;',
+    '',
+    '/** enum sbx_fact_mount_flag: MNT.RO is SBX_MNT_RO (struct sbx_fact_mount\'s flags). */',
+    'export const MNT = {',
+    entries(parsed.mountFlags, 'SBX_MNT_'),
     '} as const;',
     '',
     '/** One field of a struct: its byte offset, its size in bytes, its C type and, for an array, its length. */',

@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 18
+#define SBX_ABI_VERSION 19
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -279,32 +279,62 @@ SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
 SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
 
-/* The attestation's facts (src/engine/attest.ts, readView), gathered in one call so that the CLI
- * reads a dozen /proc files and a few dozen links and inodes with system calls only, not one Node
- * call each. Read by the caller (root on the host, or the user of a rootless sandbox) from
- * /proc/PID while the child waits to exec; nothing is changed. out receives records, one per fact:
- * uint32 kind (enum sbx_fact_kind), int32 result (0, or -errno when the fact could not be read),
- * uint32 length, then length bytes. paths: a NUL-separated list ending with an empty string, each
- * a path inside the sandbox, lstat'ed through /proc/PID/root (one SBX_FACT_PATH record each, in
- * order). ERANGE when out is too small: *len then says how much was needed so far (call again
- * with more). */
+/* The attestation's facts (src/engine/attest-view.ts, readView), gathered and parsed in one call
+ * so that the CLI reads a dozen /proc files and a few dozen links and inodes with system calls
+ * only, and receives numbers, not texts to parse. Read by the caller (root on the host, or the
+ * user of a rootless sandbox) from /proc/PID while the child waits to exec; nothing is changed.
+ * want: the facts to read, a bit (1 << kind) for each kind, so that a plan without network or
+ * rlimit steps does not pay for reading them. out receives records, one per fact read: uint32 kind
+ * (enum sbx_fact_kind), int32 result (0, or -errno when the fact could not be read), uint32
+ * length, then length bytes (little-endian, as this host). paths: a NUL-separated list ending
+ * with an empty string, each a path inside the sandbox, lstat'ed through /proc/PID/root (one
+ * SBX_FACT_PATH record each, in order). ERANGE when out is too small: *len then says how much
+ * was needed so far (call again with more). */
 enum sbx_fact_kind {
-	SBX_FACT_STATUS = 1,    /* /proc/PID/status, as it reads */
-	SBX_FACT_LIMITS,        /* /proc/PID/limits */
-	SBX_FACT_UID_MAP,
+	SBX_FACT_STATUS = 1,    /* struct sbx_fact_status, then ngroups uint32 (Groups) */
+	SBX_FACT_LIMITS,        /* per row of /proc/PID/limits, in RLIMIT_* order: int64 soft, int64 hard (-1: unlimited) */
+	SBX_FACT_UID_MAP,       /* per line of uid_map: uint32 inside, outside, count */
 	SBX_FACT_GID_MAP,
-	SBX_FACT_MOUNTINFO,
-	SBX_FACT_CGROUP,        /* /proc/PID/cgroup */
-	SBX_FACT_NET_DEV,
-	SBX_FACT_NET_ROUTE,
-	SBX_FACT_FIB_TRIE,
+	SBX_FACT_MOUNTINFO,     /* per mount, in order: struct sbx_fact_mount, then its point (unescaped) and its type */
+	SBX_FACT_CGROUP,        /* /proc/PID/cgroup, as it reads */
+	SBX_FACT_NET_DEV,       /* each interface's name, NUL-terminated */
+	SBX_FACT_NET_ROUTE,     /* struct sbx_fact_route per IPv4 route */
+	SBX_FACT_FIB_TRIE,      /* the namespace's local IPv4 addresses (net/fib_trie's "/32 host LOCAL" leaves), 4 bytes each, once each */
 	SBX_FACT_NS,            /* "NAME LINK\n" for each file of /proc/PID/ns */
-	SBX_FACT_FDS,           /* "FD FLAGS\n" for each open fd, FLAGS the octal flags of its fdinfo */
+	SBX_FACT_FDS,           /* int32 per open fd above 2 that does not close on exec (no O_CLOEXEC in its fdinfo) */
 	SBX_FACT_ROOT,          /* result 1: the child's root is the caller's (same device and inode), 0: another */
 	SBX_FACT_PATH,          /* one byte f(ile) d(ir) o(ther) l(ink) c(har) b(lock), then the link's target or
 				 * the device's decimal rdev; result -ENOENT (or another -errno) when lstat failed */
 };
-SBX_API int sbx_proc_facts(int32_t pid, const char *paths, uint8_t *out, uint32_t cap, uint32_t *len, struct sbx_error *err);
+
+/* The fields of /proc/PID/status the attestation compares; a field the kernel does not show is -1
+ * (a capability set: all bits). */
+struct sbx_fact_status {
+	int64_t uid, gid;               /* the real ids (the first of Uid and Gid) */
+	int64_t umask, no_new_privs, seccomp, seccomp_filters;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	uint32_t ngroups, reserved;
+};
+
+/* A mount of mountinfo: its per-mount options and propagation (enum sbx_fact_mount_flag), its
+ * peer group (shared:N) and master (master:N), 0 when none; point_len bytes of its mount point,
+ * with mountinfo's octal escapes undone, then fstype_len bytes of its file system type follow. */
+struct sbx_fact_mount {
+	uint32_t flags, shared, master;
+	uint16_t point_len, fstype_len;
+};
+enum sbx_fact_mount_flag {
+	SBX_MNT_RO = 1, SBX_MNT_NOSUID = 2, SBX_MNT_NODEV = 4, SBX_MNT_NOEXEC = 8,
+	SBX_MNT_NOATIME = 16, SBX_MNT_NODIRATIME = 32, SBX_MNT_RELATIME = 64, SBX_MNT_UNBINDABLE = 128,
+};
+
+/* An IPv4 route of net/route: its interface (NUL-terminated), destination and gateway, each as
+ * its 4 bytes in the address's order (a.b.c.d is a, b, c, d). */
+struct sbx_fact_route {
+	char iface[16];
+	uint8_t destination[4], gateway[4];
+};
+SBX_API int sbx_proc_facts(int32_t pid, uint32_t want, const char *paths, uint8_t *out, uint32_t cap, uint32_t *len, struct sbx_error *err);
 
 /* The egress attestation's probes (netprobe.c, docs/egress-design.md 6): the kernel's answers seen
  * from inside a sandbox's network namespace, never the engine's own report. */

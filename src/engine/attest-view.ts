@@ -1,32 +1,55 @@
 // What the attestation reads of a child that waits to exec, in the CLI (root on the host, or the
-// user of a rootless sandbox): one libsbx call (sbx_proc_facts) gathers the child's /proc files,
-// namespace links, descriptor flags and the paths the plan's rules ask about, as records in one
-// buffer; this module decodes them into the ProcView that attest.ts compares. Nothing is changed.
-// A path a rule asks about that the plan did not name ahead is looked up here, as the rest were.
+// user of a rootless sandbox): one libsbx call (sbx_proc_facts) gathers and parses the child's
+// /proc files, namespace links, descriptor flags and the paths the plan's rules ask about, as
+// records of numbers in one buffer; this module decodes them into the ProcView that attest.ts
+// compares. Only the facts some step of the plan looks at are read. Nothing is changed. A path a
+// rule asks about that the plan did not name ahead is looked up here, as the rest were.
 import { constants } from 'node:os';
 import { lstatSync, readFileSync, readlinkSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FACT } from '../ffi/generated/abi';
-import type { Plan } from '../plan/types';
-import type { MountEntry, PathKind, ProcView } from './attest';
+import { FACT, FACT_MOUNT_OFFSET as MO, FACT_MOUNT_SIZE, FACT_ROUTE_OFFSET as RO, FACT_ROUTE_SIZE, FACT_STATUS_OFFSET as SO, FACT_STATUS_SIZE } from '../ffi/generated/abi';
+import type { IdMap } from '../model/types';
+import type { Plan, StepKind } from '../plan/types';
+import type { MountEntry, PathKind, ProcStatus, ProcView } from './attest';
 
-/** The rows of /proc/PID/limits, in RLIMIT_* order. */
-const LIMIT_ROWS = 16;
 const DEV_LINKS = ['/dev/fd', '/dev/stdin', '/dev/stdout', '/dev/stderr'];
 
 export interface ViewSources {
-  /** sbx_proc_facts's records for the child and these paths inside its root. */
-  facts(paths: readonly string[]): Buffer;
+  /** sbx_proc_facts's records for the child: the facts of want (a bit per FACT kind) and these paths inside its root. */
+  facts(want: number, paths: readonly string[]): Buffer;
   /** A cgroup file's content, read on the host; undefined when absent. */
   cgroup(controller: string, file: string): string | undefined;
   cgroupExists(controller: string): boolean;
   stateDir?: string;
 }
 
-/** The paths inside the sandbox that the plan's rules look at (attest.ts: pathOf and the masks). */
-export function askedPaths(plan: Plan): string[] {
+/** Which of the child's facts each kind of step compares (attest.ts's rules); the mount table is
+ * every mount step's, read always. */
+const FACTS_OF: Partial<Record<StepKind, readonly number[]>> = {
+  'idmap': [FACT.UID_MAP, FACT.GID_MAP], 'cgroup.attach': [FACT.CGROUP], 'rlimit': [FACT.LIMITS],
+  'ns.new': [FACT.NS], 'ns.host': [FACT.NS], 'ns.join': [FACT.NS], 'ns.enter': [FACT.NS],
+  'net.none': [FACT.NET_DEV], 'net.loopback': [FACT.NET_DEV, FACT.FIB_TRIE], 'net.veth': [FACT.NET_DEV],
+  'net.address': [FACT.NET_ROUTE, FACT.FIB_TRIE], 'net.usernet': [FACT.NET_ROUTE, FACT.NET_DEV],
+  'mount.pivot': [FACT.ROOT], 'fds.close': [FACT.FDS],
+  'user.ids': [FACT.STATUS], 'user.groups': [FACT.STATUS], 'umask': [FACT.STATUS], 'caps.apply': [FACT.STATUS], 'cap.keep': [FACT.STATUS],
+  'cap.drop': [FACT.STATUS], 'nnp': [FACT.STATUS], 'nnp.off': [FACT.STATUS], 'seccomp': [FACT.STATUS], 'seccomp.off': [FACT.STATUS],
+};
+
+const wanted = new WeakMap<Plan, { want: number; paths: string[] }>();
+
+/** The facts the plan's rules compare (a bit per FACT kind), and the paths inside the sandbox they
+ * look at (attest.ts: pathOf and the masks): worked out once per plan, and ahead (readHostFacts). */
+export function wantedFacts(plan: Plan): { want: number; paths: string[] } {
+  let w = wanted.get(plan);
+  if (!w) wanted.set(plan, (w = factsOfPlan(plan)));
+  return w;
+}
+
+function factsOfPlan(plan: Plan): { want: number; paths: string[] } {
+  let want = 1 << FACT.MOUNTINFO;
   const out = new Set<string>();
   for (const s of plan.steps) {
+    for (const k of FACTS_OF[s.kind] ?? []) want |= 1 << k;
     switch (s.kind) {
       case 'mount.devpts': out.add('/dev/ptmx'); break;
       case 'mount.link': out.add(s.args.path); break;
@@ -37,32 +60,82 @@ export function askedPaths(plan: Plan): string[] {
       default: break;
     }
   }
-  return [...out];
+  return { want, paths: [...out] };
 }
 
-interface Facts { files: Map<number, string>; ns: Record<string, string>; fds: ProcView['fds']; rootIsHosts: boolean; paths: Map<string, PathKind | undefined> }
+/** The facts as the rules read them; a fact not read (not wanted, or unreadable) is empty. */
+export interface Facts {
+  status: ProcStatus; limits: [number, number][]; uidMap: IdMap[]; gidMap: IdMap[]; mounts: MountEntry[]; cgroups: string[];
+  interfaces: string[]; routes: ProcView['routes']; localAddresses: string[];
+  ns: Record<string, string>; inheritedFds: number[]; rootIsHosts: boolean; paths: Map<string, PathKind | undefined>;
+}
 
-/** The records of sbx_proc_facts (native/include/sbx.h): kind, result, length, then the bytes.
- * Read from one Latin-1 string of the buffer (byte i is character i), so that the numbers and
- * the bodies cost string operations only; a body with UTF-8 in it (a mount point) is decoded as such. */
+const NO_CAPS = 0xffffffffffffffffn;
+const noStatus = (): ProcStatus => ({ uid: -1, gid: -1, groups: [], umask: -1, noNewPrivs: -1, seccomp: -1, seccompFilters: -1, CapInh: NO_CAPS, CapPrm: NO_CAPS, CapEff: NO_CAPS, CapBnd: NO_CAPS, CapAmb: NO_CAPS });
+
+/** The records of sbx_proc_facts (native/include/sbx.h): kind, result, length, then a body of
+ * numbers and a few strings. Numbers are read through a DataView and strings sliced from one
+ * Latin-1 string of the buffer (byte i is character i): this runs once per start, mostly in V8's
+ * interpreter, where Buffer's read methods and a decode per string cost several times as much. A
+ * buffer with UTF-8 in it (a mount point) has its strings decoded as such. */
 export function decodeFacts(buf: Buffer, asked: readonly string[]): Facts {
-  const f: Facts = { files: new Map(), ns: {}, fds: [], rootIsHosts: true, paths: new Map() };
-  const s = buf.toString('latin1');
-  const utf8 = /[^\x00-\x7f]/.test(s);
-  const int32 = (i: number) => s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24);
+  const f: Facts = { status: noStatus(), limits: [], uidMap: [], gidMap: [], mounts: [], cgroups: [], interfaces: [], routes: [], localAddresses: [], ns: {}, inheritedFds: [], rootIsHosts: true, paths: new Map() };
+  const d = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const latin1 = buf.toString('latin1');
+  const text = /[^\x00-\x7f]/.test(latin1) ? (a: number, b: number) => buf.toString('utf8', a, b) : (a: number, b: number) => latin1.slice(a, b);
   let nextPath = 0;
-  for (let at = 0; at + 12 <= s.length;) {
-    const kind = int32(at), result = int32(at + 4), len = int32(at + 8), from = at + 12;
-    at = from + len;
-    const text = result < 0 || !len ? '' : utf8 ? buf.toString('utf8', from, at) : s.slice(from, at);
-    if (kind === FACT.PATH) { f.paths.set(asked[nextPath++]!, pathKind(result, text)); continue; }
+  for (let at = 0; at + 12 <= buf.length;) {
+    const kind = d.getUint32(at, true), result = d.getInt32(at + 4, true), from = at + 12;
+    at = from + d.getUint32(at + 8, true);
+    if (kind === FACT.PATH) { f.paths.set(asked[nextPath++]!, pathKind(result, result < 0 ? '' : text(from, at))); continue; }
     if (kind === FACT.ROOT) { f.rootIsHosts = result !== 0; continue; } // unreadable: counted as the host's
     if (result < 0) continue;
-    if (kind === FACT.NS) for (const l of lines(text)) { const i = l.indexOf(' '); f.ns[l.slice(0, i)] = l.slice(i + 1); }
-    else if (kind === FACT.FDS) for (const l of lines(text)) { const i = l.indexOf(' '); f.fds.push({ fd: Number(l.slice(0, i)), cloexec: (parseInt(l.slice(i + 1), 8) & 0o2000000) !== 0 }); }
-    else f.files.set(kind, text);
+    switch (kind) {
+      case FACT.STATUS: f.status = decodeStatus(d, from); break;
+      case FACT.LIMITS: for (let i = from; i + 16 <= at; i += 16) f.limits.push([int64(d, i), int64(d, i + 8)]); break;
+      case FACT.UID_MAP: case FACT.GID_MAP: {
+        const rows = kind === FACT.UID_MAP ? f.uidMap : f.gidMap;
+        for (let i = from; i + 12 <= at; i += 12) rows.push({ container: d.getUint32(i, true), host: d.getUint32(i + 4, true), size: d.getUint32(i + 8, true) });
+        break;
+      }
+      case FACT.MOUNTINFO:
+        for (let i = from; i + FACT_MOUNT_SIZE <= at;) {
+          const p = i + FACT_MOUNT_SIZE, type = p + d.getUint16(i + MO.point_len, true), end = type + d.getUint16(i + MO.fstype_len, true);
+          f.mounts.push({ point: text(p, type), fstype: text(type, end), flags: d.getUint32(i + MO.flags, true), shared: d.getUint32(i + MO.shared, true), master: d.getUint32(i + MO.master, true) });
+          i = end;
+        }
+        break;
+      case FACT.CGROUP: f.cgroups = lines(text(from, at)); break;
+      case FACT.NET_DEV: f.interfaces = text(from, at).split('\0').filter(Boolean).sort(); break;
+      case FACT.NET_ROUTE:
+        for (let i = from; i + FACT_ROUTE_SIZE <= at; i += FACT_ROUTE_SIZE) {
+          const name = text(i + RO.iface, i + RO.destination);
+          f.routes.push({ iface: name.slice(0, name.indexOf('\0') >>> 0), destination: dotted(d, i + RO.destination), gateway: dotted(d, i + RO.gateway) });
+        }
+        break;
+      case FACT.FIB_TRIE: for (let i = from; i + 4 <= at; i += 4) f.localAddresses.push(dotted(d, i)); break;
+      case FACT.NS: for (const l of lines(text(from, at))) { const i = l.indexOf(' '); f.ns[l.slice(0, i)] = l.slice(i + 1); } break;
+      case FACT.FDS: for (let i = from; i + 4 <= at; i += 4) f.inheritedFds.push(d.getInt32(i, true)); break;
+      default: break;
+    }
   }
   return f;
+}
+
+/** A little-endian int64 as a number: exact up to 2^53, and -1 for all bits set (unlimited). */
+const int64 = (d: DataView, i: number) => d.getUint32(i, true) + d.getInt32(i + 4, true) * 4294967296;
+const dotted = (d: DataView, i: number) => `${d.getUint8(i)}.${d.getUint8(i + 1)}.${d.getUint8(i + 2)}.${d.getUint8(i + 3)}`;
+
+function decodeStatus(d: DataView, at: number): ProcStatus {
+  const groups: number[] = [];
+  const n = d.getUint32(at + SO.ngroups, true);
+  for (let i = 0; i < n; i++) groups.push(d.getUint32(at + FACT_STATUS_SIZE + 4 * i, true));
+  return {
+    uid: int64(d, at + SO.uid), gid: int64(d, at + SO.gid), groups, umask: int64(d, at + SO.umask),
+    noNewPrivs: int64(d, at + SO.no_new_privs), seccomp: int64(d, at + SO.seccomp), seccompFilters: int64(d, at + SO.seccomp_filters),
+    CapInh: d.getBigUint64(at + SO.cap_inh, true), CapPrm: d.getBigUint64(at + SO.cap_prm, true), CapEff: d.getBigUint64(at + SO.cap_eff, true),
+    CapBnd: d.getBigUint64(at + SO.cap_bnd, true), CapAmb: d.getBigUint64(at + SO.cap_amb, true),
+  };
 }
 
 const lines = (t: string) => t.split('\n').filter(Boolean);
@@ -89,29 +162,31 @@ function pathKind(result: number, text: string): PathKind | undefined {
 /** The child's facts, read by the host from /proc/PID (and its cgroup and state folders). */
 export function readView(pid: number, plan: Plan, o: ViewSources): ProcView {
   const proc = `/proc/${pid}`;
-  const asked = askedPaths(plan);
-  const f = decodeFacts(o.facts(asked), asked);
-  const file = (k: number) => f.files.get(k) ?? '';
-  const status: Record<string, string> = {};
-  for (const l of file(FACT.STATUS).split('\n')) { const i = l.indexOf(':'); if (i > 0) status[l.slice(0, i)] = l.slice(i + 1).trim(); }
-  const limits: [number, number][] = file(FACT.LIMITS).split('\n').slice(1, 1 + LIMIT_ROWS).map((l) => {
-    const [soft, hard] = l.slice(26).trim().split(/\s+/);
-    const n = (v: string | undefined) => (v === 'unlimited' ? -1 : Number(v));
-    return [n(soft), n(hard)];
-  });
+  const { want, paths } = wantedFacts(plan);
+  const f = decodeFacts(o.facts(want, paths), paths);
   return {
-    status, uidMap: file(FACT.UID_MAP), gidMap: file(FACT.GID_MAP), mounts: parseMounts(file(FACT.MOUNTINFO)), ns: f.ns, hostNs: hostNamespaces(), limits,
-    cgroups: file(FACT.CGROUP).split('\n').filter(Boolean), ...parseNetwork(file(FACT.NET_DEV), file(FACT.NET_ROUTE), file(FACT.FIB_TRIE)), rootIsHosts: f.rootIsHosts, fds: f.fds,
+    status: f.status, uidMap: f.uidMap, gidMap: f.gidMap, mounts: f.mounts, ns: f.ns, hostNs: hostNamespaces(), limits: f.limits, cgroups: f.cgroups,
+    interfaces: f.interfaces, routes: f.routes, localAddresses: f.localAddresses, rootIsHosts: f.rootIsHosts, inheritedFds: f.inheritedFds,
     // A path no rule was known to ask about is looked up when asked, once.
     path: (p) => { if (!f.paths.has(p)) f.paths.set(p, pathIn(proc, p)); return f.paths.get(p); },
     realPath: (p) => realPathIn(proc, p),
     cgroupFile: o.cgroup,
     cgroupExists: o.cgroupExists,
     stateFile: (name) => (o.stateDir ? (name === '.' ? (statSafe(o.stateDir) ? '' : undefined) : read(join(o.stateDir, name))) : undefined),
-    hostPeerGroups: () => new Set(parseMounts(readHostMountinfo()).flatMap((m) => m.optional.filter((o) => o.startsWith('shared:')).map((o) => o.slice(7)))),
+    hostPeerGroups: () => hostPeerGroups(readHostMountinfo()),
     nsInode: (path) => { try { return statSync(path, { throwIfNoEntry: false })?.ino; } catch { return undefined; } },
     hostInterface: (name) => statSafe(`/sys/class/net/${name}`),
   };
+}
+
+/** The peer groups (shared:N) of a mount table's text, read only when a sandbox mount is shared. */
+export function hostPeerGroups(mountinfo: string): Set<number> {
+  const out = new Set<number>();
+  for (const l of mountinfo.split('\n')) {
+    const optional = l.split(' - ')[0]!.split(' ').slice(6);
+    for (const o of optional) if (o.startsWith('shared:')) out.add(Number(o.slice(7)));
+  }
+  return out;
 }
 
 const read = (p: string) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
@@ -124,35 +199,16 @@ const hostNamespaces = () => (ownNs ??= nsOf('/proc/self'));
  * when a rule asks (a sandbox mount that is shared). */
 const readHostMountinfo = () => { try { return readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return ''; } };
 
-/** What the attestation reads of the host alone (the CLI's namespaces), read ahead: the engine
- * calls it while the child applies its steps and this process would only wait for its events. */
-export function readHostFacts(): void { hostNamespaces(); }
-
-function parseMounts(text: string): MountEntry[] {
-  return text.split('\n').filter(Boolean).map((l) => {
-    const [pre, post = ''] = l.split(' - ');
-    const f = pre!.split(' ');
-    return { point: unescape(f[4]!), opts: f[5]!.split(','), optional: f.slice(6), fstype: post.split(' ')[0]! };
-  });
-}
+/** What the attestation reads of the host alone (the CLI's namespaces), and what it will ask of
+ * the child for this plan, worked out ahead: the engine calls it while the child applies its steps
+ * and this process would only wait for its events. */
+export function readHostFacts(plan: Plan): void { hostNamespaces(); wantedFacts(plan); }
 
 /** readlink of each file of a process's ns folder, by name. */
 function nsOf(base: string): Record<string, string> {
   const out: Record<string, string> = {};
   try { for (const n of readdirSync(`${base}/ns`)) { try { out[n] = readlinkSync(`${base}/ns/${n}`); } catch { /* gone */ } } } catch { /* none */ }
   return out;
-}
-
-/** The interfaces, IPv4 routes and local addresses of the process's network namespace, from its net/dev, net/route and net/fib_trie. */
-function parseNetwork(dev: string, route: string, fibTrie: string): Pick<ProcView, 'interfaces' | 'routes' | 'localAddresses'> {
-  const interfaces = dev.split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
-  const hex = (h: string) => [0, 1, 2, 3].map((i) => parseInt(h.slice(6 - 2 * i, 8 - 2 * i), 16)).join('.');
-  const routes = route.split('\n').slice(1).filter(Boolean).map((l) => { const f = l.split(/\s+/); return { iface: f[0]!, destination: hex(f[1]!), gateway: hex(f[2]!) }; });
-  // The local table: each address of the namespace is a "/32 host LOCAL" leaf.
-  const localAddresses: string[] = [];
-  const trie = fibTrie.split('\n');
-  for (let i = 1; i < trie.length; i++) if (/\/32 host LOCAL/.test(trie[i]!)) { const m = /([0-9.]+)\s*$/.exec(trie[i - 1]!.replace(/^[\s|+-]+/, '')); if (m && !localAddresses.includes(m[1]!)) localAddresses.push(m[1]!); }
-  return { interfaces, routes, localAddresses };
 }
 
 /** A path inside the sandbox with its symlinks resolved there (an absolute link starts again at its root). */
@@ -191,5 +247,3 @@ function pathIn(proc: string, p: string): PathKind | undefined {
 }
 
 const statSafe = (p: string) => { try { return statSync(p, { throwIfNoEntry: false }) !== undefined; } catch { return false; } };
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-const unescape = (s: string) => (s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) : s);

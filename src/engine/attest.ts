@@ -8,17 +8,26 @@ import { capabilityNumber, RLIMITS } from '../model/tables';
 import type { Plan, Step, StepKind, StepOf, Verdict } from '../plan/types';
 import { findStep } from '../plan/steps';
 import { hostInterface } from '../host/network';
+import { MNT } from '../ffi/generated/abi';
 import { attestEgressDefault, attestEgressResolv, attestEgressRule, attestEgressStart, attestEgressWall, type EgressView } from './attest-egress';
 
-export interface MountEntry { point: string; opts: string[]; optional: string[]; fstype: string }
+/** A mount of mountinfo: its per-mount options and propagation as MNT bits, its peer group
+ * (shared:N) and master (master:N), 0 when none. */
+export interface MountEntry { point: string; fstype: string; flags: number; shared: number; master: number }
+/** The fields of /proc/PID/status the rules compare: -1 where the kernel shows none (a capability set: all bits). */
+export interface ProcStatus {
+  uid: number; gid: number; groups: number[]; umask: number; noNewPrivs: number; seccomp: number; seccompFilters: number;
+  CapInh: bigint; CapPrm: bigint; CapEff: bigint; CapBnd: bigint; CapAmb: bigint;
+}
 export type PathKind = { type: 'file' | 'dir' | 'other' } | { type: 'link'; target: string } | { type: 'char' | 'block'; rdev: number } | { type: 'unreadable'; why: string };
 
 /** What the host reads of the child once it waits to exec. */
 export interface ProcView {
-  /** /proc/PID/status, field by field. */
-  status: Record<string, string>;
-  uidMap: string;
-  gidMap: string;
+  /** /proc/PID/status's ids, umask, capabilities and security fields. */
+  status: ProcStatus;
+  /** /proc/PID/uid_map and gid_map, row by row. */
+  uidMap: IdMap[];
+  gidMap: IdMap[];
   mounts: MountEntry[];
   /** readlink of /proc/PID/ns/* and /proc/self/ns/*, by file name (mnt, net, …). */
   ns: Record<string, string>;
@@ -31,8 +40,8 @@ export interface ProcView {
   interfaces: string[];
   routes: { iface: string; destination: string; gateway: string }[];
   localAddresses: string[];
-  /** The child's open descriptors, and whether each closes on exec (/proc/PID/fdinfo's flags). */
-  fds: { fd: number; cloexec: boolean }[];
+  /** The child's open descriptors above 2 that do not close on exec (no O_CLOEXEC in /proc/PID/fdinfo's flags). */
+  inheritedFds: number[];
   /** Whether the child's root is another file system object than the host's. */
   rootIsHosts: boolean;
   /** A path inside the sandbox with its symlinks resolved there (an absolute link starts again at the sandbox's root). */
@@ -46,7 +55,7 @@ export interface ProcView {
   /** A file in the state folder. */
   stateFile(name: string): string | undefined;
   /** The peer group ids of the host's shared mounts (the CLI's /proc/self/mountinfo). */
-  hostPeerGroups(): Set<string>;
+  hostPeerGroups(): Set<number>;
   /** The inode of a namespace file given by path (a joined namespace). */
   nsInode(path: string): number | undefined;
   hostInterface(name: string): boolean;
@@ -56,6 +65,8 @@ export interface ProcView {
 export interface AttestIds { uid: number; gid: number; groups: number[] }
 
 const O = (v: boolean) => (v ? 'on' : 'off');
+const octal = (n: number) => n.toString(8).padStart(4, '0');
+type CapSet = 'CapInh' | 'CapPrm' | 'CapEff' | 'CapBnd' | 'CapAmb';
 const NS_FILE: Record<string, string> = { mount: 'mnt' };
 
 /** An id inside the namespace as the host sees it, through a map; undefined when unmapped. */
@@ -65,7 +76,11 @@ function hostId(id: number, map: IdMap[] | undefined): number | undefined {
   return r ? r.host + (id - r.container) : undefined;
 }
 
-const parseMap = (text: string): string => text.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' ')).filter(Boolean).join(',');
+const mapText = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}`).join(',');
+/** The per-mount options a plan asks for, as mountinfo's bits (strictatime is the absence of relatime and noatime). */
+const FLAG_BITS: Record<string, number> = { nosuid: MNT.NOSUID, nodev: MNT.NODEV, noexec: MNT.NOEXEC, noatime: MNT.NOATIME, relatime: MNT.RELATIME, strictatime: 0 };
+const hasFlag = (m: MountEntry, f: string) => (f === 'strictatime' ? (m.flags & (MNT.RELATIME | MNT.NOATIME)) === 0 : (m.flags & (FLAG_BITS[f] ?? 0)) !== 0);
+const readOnly = (m: MountEntry) => (m.flags & MNT.RO) !== 0;
 const capMask = (caps: string[]) => caps.reduce((m, c) => m | (1n << BigInt(capabilityNumber(c))), 0n);
 const cpuList = (s: string) => {
   const out = new Set<number>();
@@ -80,7 +95,7 @@ const cpuList = (s: string) => {
 class Attestation {
   readonly out: Verdict[] = [];
   readonly idmap: StepOf<'idmap'> | undefined;
-  readonly status: Record<string, string>;
+  readonly status: ProcStatus;
   /** The child's uid as the host sees it. */
   readonly uid0: number;
   /** The command runs as uid 0 in its namespace. */
@@ -89,7 +104,7 @@ class Attestation {
   constructor(readonly plan: Plan, readonly view: ProcView, readonly ids: AttestIds, readonly egress?: EgressView) {
     this.idmap = findStep(plan.steps, 'idmap');
     this.status = view.status;
-    this.uid0 = Number(this.status.Uid?.split(/\s+/)[0]);
+    this.uid0 = this.status.uid;
     this.root = ids.uid === 0;
   }
 
@@ -114,9 +129,9 @@ class Attestation {
     if (!m) { this.check(s, false, `a mount on ${target}`, 'none'); return; }
     const bad: string[] = [];
     if (want.fstype && m.fstype !== want.fstype) bad.push(`type ${m.fstype}`);
-    if (want.ro !== undefined && m.opts.includes('ro') !== want.ro) bad.push(m.opts.includes('ro') ? 'read-only' : 'writable');
+    if (want.ro !== undefined && readOnly(m) !== want.ro) bad.push(readOnly(m) ? 'read-only' : 'writable');
     // strictatime shows as the absence of relatime and noatime, which the kernel's default adds.
-    for (const f of want.flags ?? []) if (f === 'strictatime' ? m.opts.some((o) => o === 'relatime' || o === 'noatime') : !m.opts.includes(f)) bad.push(`no ${f}`);
+    for (const f of want.flags ?? []) if (!hasFlag(m, f)) bad.push(`no ${f}`);
     const seen = propagationOf(m);
     // A slave of a private mount has no master: it reads as private, which is what it is.
     if (want.propagation && !samePropagation(want.propagation, seen)) bad.push(seen);
@@ -168,8 +183,8 @@ const RULES: Rules = {
     a.check(s, lines.length > 0, `the child in ${path}`, a.view.cgroups.join('; ') || 'no cgroup');
   },
   'idmap': (a, s) => {
-    const want = (m: IdMap[]) => m.map((x) => `${x.container} ${x.host} ${x.size}`).join(',');
-    a.check(s, parseMap(a.view.uidMap) === want(s.args.uid) && parseMap(a.view.gidMap) === want(s.args.gid), `uid_map ${want(s.args.uid)}, gid_map ${want(s.args.gid)}`, `uid_map ${parseMap(a.view.uidMap)}, gid_map ${parseMap(a.view.gidMap)}`);
+    const uid = mapText(a.view.uidMap), gid = mapText(a.view.gidMap);
+    a.check(s, uid === mapText(s.args.uid) && gid === mapText(s.args.gid), `uid_map ${mapText(s.args.uid)}, gid_map ${mapText(s.args.gid)}`, `uid_map ${uid}, gid_map ${gid}`);
   },
   // Namespaces and `sandbox exec`'s process.
   'ns.new': newOrHostNs, 'ns.host': newOrHostNs, 'ns.join': joinedNs, 'ns.enter': joinedNs,
@@ -254,11 +269,10 @@ const RULES: Rules = {
   'user.ids': (a, s) => {
     const { ids, status } = a;
     const u = hostId(ids.uid, a.idmap?.args.uid), g = hostId(ids.gid, a.idmap?.args.gid);
-    const gid0 = Number(status.Gid?.split(/\s+/)[0]);
-    a.check(s, a.uid0 === u && gid0 === g, `uid ${ids.uid}, gid ${ids.gid}${a.idmap ? ` (host ${u}, ${g})` : ''}`, `uid ${status.Uid}, gid ${status.Gid}`);
+    a.check(s, a.uid0 === u && status.gid === g, `uid ${ids.uid}, gid ${ids.gid}${a.idmap ? ` (host ${u}, ${g})` : ''}`, `uid ${status.uid}, gid ${status.gid}`);
   },
   'user.groups': userGroups,
-  'umask': (a, s) => a.check(s, parseInt(a.status.Umask ?? '', 8) === s.args.umask, `umask ${s.args.umask.toString(8).padStart(4, '0')}`, `umask ${a.status.Umask}`),
+  'umask': (a, s) => a.check(s, a.status.umask === s.args.umask, `umask ${octal(s.args.umask)}`, `umask ${a.status.umask < 0 ? 'none' : octal(a.status.umask)}`),
   // Security, read from /proc/PID/status and limits.
   'rlimit': (a, s) => {
     const row = Object.hasOwn(RLIMITS, s.args.name) ? a.view.limits[RLIMITS[s.args.name]!] : undefined;
@@ -267,18 +281,19 @@ const RULES: Rules = {
   'caps.apply': capsApplied,
   'cap.keep': boundingHas, 'cap.drop': boundingHas,
   'nnp': noNewPrivs, 'nnp.off': noNewPrivs,
-  'seccomp': (a, s) => a.check(s, a.status.Seccomp === '2' && Number(a.status.Seccomp_filters ?? 1) >= 1, 'a seccomp filter (mode 2)', `Seccomp ${a.status.Seccomp}, ${a.status.Seccomp_filters ?? '?'} filters`),
+  // Seccomp_filters (Linux 5.9) absent: the mode alone says a filter is there.
+  'seccomp': (a, s) => a.check(s, a.status.seccomp === 2 && (a.status.seccompFilters < 0 || a.status.seccompFilters >= 1), 'a seccomp filter (mode 2)', `Seccomp ${a.status.seccomp}, ${a.status.seccompFilters < 0 ? '?' : a.status.seccompFilters} filters`),
   // Landlock has no trace in /proc (no status field, no mount): the child checked it from inside,
   // right after landlock_restrict_self, and reported the step done only if the kernel refused it a
   // folder its mounts allow and its ruleset does not (EACCES).
   'landlock': (a, s) => (s.args.probe
     ? a.ok(s, `the child, once restricted, was refused ${s.args.probe} (EACCES), which ${a.plan.reduced ? 'your user may make (reduced mode)' : 'its mounts allow'}: its report`)
     : a.unchecked(s, 'Landlock leaves no trace in /proc, and this sandbox has no folder its mounts let it make and its ruleset does not (a non-root user or a writable image root), for the child to try')),
-  'seccomp.off': (a, s) => a.check(s, a.status.Seccomp === '0', 'no seccomp filter', `Seccomp ${a.status.Seccomp}`),
+  'seccomp.off': (a, s) => a.check(s, a.status.seccomp === 0, 'no seccomp filter', `Seccomp ${a.status.seccomp}`),
   // Exec.
   'fds.close': (a, s) => {
     // Until exec the child holds its setup sockets: every descriptor above 2 must close on exec.
-    const open = a.view.fds.filter((f) => f.fd > 2 && !f.cloexec).map((f) => f.fd);
+    const open = a.view.inheritedFds;
     a.check(s, open.length === 0, 'no descriptor above 2 that survives exec', `descriptors ${open.join(', ')} without O_CLOEXEC`);
   },
   'exec': (a, s) => a.unchecked(s, 'the command itself, which starts once the attestation passes; its working folder is entered then (a failure there is exit 126)'),
@@ -345,17 +360,17 @@ function namedByNs(a: Attestation, s: Step): void {
 /** No mount of the sandbox is in a peer group of the host's: a mount the plan makes shared after
  * the tree was made private starts a group of the sandbox's own (peer group ids are global). */
 function mountsPrivate(a: Attestation, s: StepOf<'mount.private'>): void {
-  const shared = a.view.mounts.filter((m) => m.optional.some((o) => o.startsWith('shared:')));
+  const shared = a.view.mounts.filter((m) => m.shared > 0);
   // The host's mount table is read only when the sandbox has a shared mount at all.
-  const host = shared.length ? a.view.hostPeerGroups() : new Set<string>();
-  const leaks = shared.filter((m) => m.optional.some((o) => o.startsWith('shared:') && host.has(o.slice(7))));
+  const host = shared.length ? a.view.hostPeerGroups() : new Set<number>();
+  const leaks = shared.filter((m) => host.has(m.shared));
   a.check(s, leaks.length === 0, 'no mount shared with the host', `shared with the host: ${leaks.map((m) => m.point).join(', ')}`);
 }
 
 /** A mount's propagation as mountinfo's optional fields say it. */
 function propagationOf(m: MountEntry): string {
-  if (m.optional.includes('unbindable')) return 'unbindable';
-  const shared = m.optional.some((o) => o.startsWith('shared:')), slave = m.optional.some((o) => o.startsWith('master:'));
+  if (m.flags & MNT.UNBINDABLE) return 'unbindable';
+  const shared = m.shared > 0, slave = m.master > 0;
   return shared && slave ? 'shared and slave' : shared ? 'shared' : slave ? 'slave' : 'private';
 }
 
@@ -371,7 +386,7 @@ function maskedOrReadOnly(a: Attestation, s: StepOf<'mount.mask'> | StepOf<'moun
   const m = a.at(s.args.path);
   if (m) {
     // A file is masked by /dev/null bound on it, a folder by an empty read-only tmpfs.
-    const good = mask ? m.fstype !== 'tmpfs' || m.opts.includes('ro') : m.opts.includes('ro');
+    const good = mask ? m.fstype !== 'tmpfs' || readOnly(m) : readOnly(m);
     a.check(s, good, `${s.args.path} ${mask ? 'covered' : 'read-only'}`, `${s.args.path} ${mask ? 'visible' : 'writable'}`);
     return;
   }
@@ -394,7 +409,7 @@ function devLinks(a: Attestation, s: StepOf<'dev.links'>): void {
 }
 
 function userGroups(a: Attestation, s: StepOf<'user.groups'>): void {
-  const got = (a.status.Groups ?? '').trim().split(/\s+/).filter(Boolean).map(Number).sort((x, y) => x - y).join(' ');
+  const got = [...a.status.groups].sort((x, y) => x - y).join(' ');
   if (s.args.inherited) {
     // What this CLI holds is what the child was cloned with, and cannot drop.
     const mine = [...new Set(process.getgroups?.() ?? [])].sort((x, y) => x - y).join(' ');
@@ -410,20 +425,20 @@ function capsApplied(a: Attestation, s: StepOf<'caps.apply'>): void {
   const bounding = capMask(s.args.bounding), ambient = capMask(s.args.ambient) & bounding;
   // With the exact sets (security.capabilities), as op_caps_sets leaves them before exec.
   const inh = s.args.sets ? capMask(s.args.sets.inheritable) & bounding : 0n, amb = s.args.sets ? capMask(s.args.sets.ambient) & inh : 0n;
-  const want: Record<string, bigint> = s.args.sets
+  const want: Record<CapSet, bigint> = s.args.sets
     ? { CapBnd: bounding, CapPrm: a.root ? bounding : inh | amb, CapEff: a.root ? bounding : inh | amb, CapInh: inh, CapAmb: amb }
     : a.root
       ? { CapBnd: bounding, CapPrm: bounding, CapEff: bounding, CapInh: 0n, CapAmb: 0n }
       : { CapBnd: bounding, CapPrm: ambient, CapEff: ambient, CapInh: ambient, CapAmb: ambient };
-  const bad = Object.entries(want).filter(([k, m]) => BigInt(`0x${status[k] ?? 'x'}`) !== m);
-  a.check(s, bad.length === 0, Object.entries(want).map(([k, m]) => `${k} ${m.toString(16)}`).join(', '), bad.map(([k]) => `${k} ${status[k]}`).join(', '));
+  const bad = Object.entries(want).filter(([k, m]) => status[k as CapSet] !== m);
+  a.check(s, bad.length === 0, Object.entries(want).map(([k, m]) => `${k} ${m.toString(16)}`).join(', '), bad.map(([k]) => `${k} ${status[k as CapSet].toString(16)}`).join(', '));
 }
 
 function boundingHas(a: Attestation, s: StepOf<'cap.keep'> | StepOf<'cap.drop'>): void {
-  const has = (BigInt(`0x${a.status.CapBnd ?? '0'}`) >> BigInt(capabilityNumber(s.args.cap))) & 1n;
+  const has = (a.status.CapBnd >> BigInt(capabilityNumber(s.args.cap))) & 1n;
   a.check(s, (has === 1n) === (s.kind === 'cap.keep'), `CAP_${s.args.cap} ${s.kind === 'cap.keep' ? 'in' : 'out of'} the bounding set`, has ? 'in it' : 'out of it');
 }
 
 function noNewPrivs(a: Attestation, s: StepOf<'nnp'> | StepOf<'nnp.off'>): void {
-  a.check(s, a.status.NoNewPrivs === (s.kind === 'nnp' ? '1' : '0'), `no_new_privs ${O(s.kind === 'nnp')}`, `NoNewPrivs ${a.status.NoNewPrivs}`);
+  a.check(s, a.status.noNewPrivs === (s.kind === 'nnp' ? 1 : 0), `no_new_privs ${O(s.kind === 'nnp')}`, `NoNewPrivs ${a.status.noNewPrivs}`);
 }

@@ -485,7 +485,7 @@ class NativeRun {
     if (this.aborted || this.pendingSignal) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } } else {
       child.send('G');
       // The child works now and this process waits: the host's side of the attestation meanwhile.
-      readHostFacts();
+      readHostFacts(plan);
     }
     await eofSeen;
     child.close();
@@ -505,7 +505,7 @@ class NativeRun {
     const a0 = msNow();
     // Egress: the probes from inside and the tables read back, before the command can run.
     const egress = ctx.egress && findStep(plan.steps, 'net.egress.start') ? await readEgressView(child.pid, plan, ctx.egress, ctx.state, this.lib) : undefined;
-    const facts = (paths: readonly string[]) => this.lib.procFacts(child.pid, paths);
+    const facts = (want: number, paths: readonly string[]) => this.lib.procFacts(child.pid, want, paths);
     this.attestation = attest(plan, readView(child.pid, plan, { facts, cgroup: (c, f) => ctx.cgroup.read(c, f), cgroupExists: (c) => ctx.cgroup.hasFolder(c), stateDir: ctx.state }), this.ids, egress);
     this.attestMs = msNow() - a0;
     const bad = this.attestation.find((v) => v.verdict === 'mismatch' && !/^cap(-drop)?:/.test(v.step)) ?? this.attestation.find((v) => v.verdict === 'mismatch');

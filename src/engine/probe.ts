@@ -25,11 +25,12 @@ export function probeHost(): HostFeatures {
   const uidMap = (read('/proc/self/uid_map') ?? '').trim().split(/\s+/);
   const initialNs = uidMap[0] === '0' && uidMap[1] === '0' && uidMap[2] === '4294967295';
   const root = process.geteuid?.() === 0 && initialNs;
-  // Each program of the table, looked up once on PATH (a few stat calls each).
-  const programs: Partial<Record<HostProgram, string>> = {};
-  for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) programs[p] = at; }
+  // Each program of the table, looked up once on PATH (a few stat calls each), when first read:
+  // as root, only a compile of a private network reads them; `down`, `stop` and `ps` never do.
+  let programs: HostFeatures['programs'] | undefined;
+  const found = () => (programs ??= hostPrograms());
 
-  const host: HostFeatures = {
+  const host = {
     kernel: release().split('-')[0]!,
     arch: arch() === 'x64' ? 'x86_64' : arch(),
     cpus: availableParallelism(),
@@ -42,10 +43,17 @@ export function probeHost(): HostFeatures {
     rootDirs: probeRootDirs(),
     stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
     volumes: { root: volumeRoot(), existing: volumeNames() },
-    ...(root ? {} : { rootless: probeRootless(programs) }),
-    programs,
-  };
+    ...(root ? {} : { rootless: probeRootless(found()) }),
+  } as HostFeatures;
+  // Enumerable, so that the object prints and spreads as a plain one.
+  Object.defineProperty(host, 'programs', { enumerable: true, configurable: true, get: found });
   return withLandlock(host);
+}
+
+function hostPrograms(): HostFeatures['programs'] {
+  const out: Partial<Record<HostProgram, string>> = {};
+  for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) out[p] = at; }
+  return out;
 }
 
 /** The Landlock ABI, asked of the kernel through libsbx when first read, and once: loading koffi

@@ -41,7 +41,7 @@ export interface LibSbx {
   netprobe(pid: number, joinUserns: boolean, probes: Buffer, n: number, results: Buffer): Promise<void>;
   /** The attestation's facts of pid (its /proc files, ns links, fd flags, and what each of paths
    * is inside its root), as sbx_proc_facts's records (src/engine/attest.ts decodes them). */
-  procFacts(pid: number, paths: readonly string[]): Buffer;
+  procFacts(pid: number, want: number, paths: readonly string[]): Buffer;
 }
 
 export class NativeError extends Error {
@@ -111,7 +111,7 @@ export function loadLibSbx(): LibSbx {
   const landlockAbi = lib.func('int sbx_landlock_abi(void)');
   const seccompCompile = lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
   const netprobe = lib.func('int sbx_netprobe(int32_t pid, int32_t userns, const void *probes, uint32_t n, void *results, _Out_ sbx_error *err)');
-  const procFacts = lib.func('int sbx_proc_facts(int32_t pid, const char *paths, void *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
+  const procFacts = lib.func('int sbx_proc_facts(int32_t pid, uint32_t want, const char *paths, void *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
   void Fwd;
   void Err; void Child;
   const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
@@ -166,14 +166,14 @@ export function loadLibSbx(): LibSbx {
         });
       });
     },
-    procFacts(pid, paths) {
+    procFacts(pid, want, paths) {
       // A NUL-separated list that ends with an empty string.
       const list = Buffer.from(`${paths.map((p) => `${p}\0`).join('')}\0`);
-      // A sandbox's facts fit in 64 KiB but for a large mount table or fib_trie (a shared network
+      // A sandbox's parsed facts fit in 16 KiB but for a large mount table (a shared mount
       // namespace): then again with the size libsbx asked for.
-      for (let cap = 64 * 1024; ; ) {
+      for (let cap = 16 * 1024; ; ) {
         const out = Buffer.allocUnsafe(cap), len = [0], err = {} as SbxError;
-        const r = procFacts(pid, list, out, cap, len, err) as number;
+        const r = procFacts(pid, want, list, out, cap, len, err) as number;
         if (r === 0) return out.subarray(0, len[0]!);
         if (err.err !== 34 /* ERANGE */ || len[0]! <= cap) throw new NativeError(err.message, err.err);
         cap = len[0]! + 4096;

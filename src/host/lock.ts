@@ -16,8 +16,11 @@ export function procStat(pid: number): string[] | undefined {
 /** A process's start time in clock ticks since boot (field 22), or undefined. */
 function startTime(pid: number): string | undefined { return procStat(pid)?.[19]; }
 
-/** "PID STARTTIME" of this process. */
-export function selfOwner(): string { return `${process.pid} ${startTime(process.pid) ?? 0}`; }
+/** "PID STARTTIME" of this process: read once, as neither changes while it runs (a library that
+ * starts many sandboxes claims locks several times per start, and /proc/self/stat of a Node
+ * process sums all its threads' times at each read). */
+let self: string | undefined;
+export function selfOwner(): string { return (self ??= `${process.pid} ${startTime(process.pid) ?? 0}`); }
 
 /** Whether the process an owner line names still runs. */
 export function ownerAlive(owner: string | undefined): boolean {

@@ -33,6 +33,7 @@ function headerNames() {
     probes: enumNames('sbx_probe_kind'),
     outcomes: enumNames('sbx_probe_outcome'),
     facts: enumNames('sbx_fact_kind'),
+    mountFlags: enumNames('sbx_fact_mount_flag'),
     flags: [...source.matchAll(/^\s*#\s*define\s+(SBX_F_\w+)/gm)].map((m) => m[1]!),
     structs: [...source.matchAll(/struct\s+(sbx_\w+)\s*\{/g)].map((m) => m[1]!),
   };
@@ -47,6 +48,7 @@ function mirrored(name: string): unknown {
   if (name.startsWith('SBX_PROBE_')) return (abi.PROBE as Record<string, number>)[name.slice(10)];
   if (name.startsWith('SBX_OUTCOME_')) return (abi.OUTCOME as Record<string, number>)[name.slice(12)];
   if (name.startsWith('SBX_FACT_')) return (abi.FACT as Record<string, number>)[name.slice(9)];
+  if (name.startsWith('SBX_MNT_')) return (abi.MNT as Record<string, number>)[name.slice(8)];
   return mirror[name.slice(4)];
 }
 
@@ -77,9 +79,9 @@ function compilerValues(names: string[], structs: string[]) {
   }
 }
 
-test('every op kind, event phase, probe kind and outcome, fact kind and flag of sbx.h is in the mirror, with the value the compiler gives', () => {
+test('every op kind, event phase, probe kind and outcome, fact kind, mount flag and flag of sbx.h is in the mirror, with the value the compiler gives', () => {
   const h = headerNames();
-  const names = ['SBX_ABI_VERSION', ...h.ops, ...h.phases, ...h.probes, ...h.outcomes, ...h.facts, ...h.flags];
+  const names = ['SBX_ABI_VERSION', ...h.ops, ...h.phases, ...h.probes, ...h.outcomes, ...h.facts, ...h.mountFlags, ...h.flags];
   const { consts } = compilerValues(names, []);
   for (const n of names) assert.equal(mirrored(n), consts.get(n), `${n}: the mirror says ${String(mirrored(n))}, the compiler ${consts.get(n)}`);
   // Nothing the header no longer declares stays behind.
@@ -88,6 +90,7 @@ test('every op kind, event phase, probe kind and outcome, fact kind and flag of 
   assert.deepEqual(Object.keys(abi.PROBE).sort(), h.probes.map((n) => n.slice(10)).sort());
   assert.deepEqual(Object.keys(abi.OUTCOME).sort(), h.outcomes.map((n) => n.slice(12)).sort());
   assert.deepEqual(Object.keys(abi.FACT).sort(), h.facts.map((n) => n.slice(9)).sort());
+  assert.deepEqual(Object.keys(abi.MNT).sort(), h.mountFlags.map((n) => n.slice(8)).sort());
   assert.deepEqual(Object.keys(abi).filter((k) => /^F_/.test(k)).sort(), h.flags.map((n) => n.slice(4)).sort());
   assert.ok(h.ops.includes('SBX_OP_BIND') && abi.OP.BIND === consts.get('SBX_OP_BIND'));
 });

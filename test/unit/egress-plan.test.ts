@@ -167,7 +167,7 @@ test('undo: sbx-egress is stopped by its record, the wall deleted by its table',
 // ---- the attestation on made-up views ----
 
 const VIEW: ProcView = {
-  status: { CapBnd: '0', CapPrm: '0', CapEff: '0', CapInh: '0', CapAmb: '0' }, uidMap: '', gidMap: '', mounts: [], ns: {}, hostNs: {}, limits: [], cgroups: [], interfaces: [], routes: [], localAddresses: [], fds: [], rootIsHosts: false,
+  status: { uid: -1, gid: -1, groups: [], umask: -1, noNewPrivs: -1, seccomp: -1, seccompFilters: -1, CapBnd: 0n, CapPrm: 0n, CapEff: 0n, CapInh: 0n, CapAmb: 0n }, uidMap: [], gidMap: [], mounts: [], ns: {}, hostNs: {}, limits: [], cgroups: [], interfaces: [], routes: [], localAddresses: [], inheritedFds: [], rootIsHosts: false,
   realPath: (p) => p, path: () => undefined, cgroupFile: () => undefined, cgroupExists: () => false, stateFile: () => undefined, hostPeerGroups: () => new Set(), nsInode: () => undefined, hostInterface: () => true,
 };
 

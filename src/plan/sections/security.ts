@@ -1,7 +1,7 @@
 // The security settings (`ulimits`, `cap_add`, `cap_drop`, `security.no_new_privileges` and
 // `seccomp`): the security stage, applied by the child last before exec.
 import { DEFAULT_CAPABILITIES } from '../../model/tables';
-import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile } from '../../model/seccomp';
+import { DEFAULT_PROFILE, errnoNameOf, filterProgram, resolveProfile, type SeccompProfile } from '../../model/seccomp';
 import type { Compilation } from './context';
 import { landlockStep } from './landlock';
 
@@ -26,12 +26,12 @@ export function securitySteps(ctx: Compilation): void {
     if (!host.seccomp) problems.push({ src: sc.src, code: 'no-seccomp', message: 'this kernel has no seccomp filter support; set `security.seccomp: unconfined` to run without one' });
     const profile = sc.value === 'default' ? DEFAULT_PROFILE : spec.security.seccompProfile;
     if (!profile) throw new Error(`internal error: the seccomp profile ${sc.value} was not loaded`);
-    const filter = resolveProfile(profile, { caps: capList, arch: host.arch, kernel: host.kernel });
+    const filter = resolved(profile, capList, host.arch, host.kernel);
     const refused = filter.defaultAction === 'errno' ? `every other fails with ${errnoNameOf(filter.defaultErrno)}` : `every other: ${filter.defaultAction}`;
     add('security', 'seccomp', 'seccomp', `${sc.value === 'default' ? 'install the default seccomp filter (moby\'s default profile)' : `install the seccomp profile ${sc.value}`}: ${filter.allowed} system calls allowed for ${filter.arches.join(', ')}, ${refused}`, sc.src,
       // The filter as the text program libseccomp compiles (one line a rule): plain data, so that
       // the plan, its digest and `sandbox exec` carry exactly the filter that runs.
-      { profile: sc.value, allowed: filter.allowed, arches: filter.arches, program: filterProgram(filter).split('\n').filter(Boolean) });
+      { profile: sc.value, allowed: filter.allowed, arches: [...filter.arches], program: [...filter.program] });
   };
   if (host.reduced) {
     // Reduced mode (plan/reduced.ts): the command runs as the caller, who holds no capability to
@@ -55,6 +55,22 @@ export function securitySteps(ctx: Compilation): void {
 
 /** The sets security.capabilities names, as exec leaves them (capabilities(7): root's
  * permitted set is bounding plus inheritable; another uid's is its ambient set). */
+interface Resolved { defaultAction: string; defaultErrno: number; allowed: number; arches: readonly string[]; program: readonly string[] }
+/** The default profile resolved for a set of capabilities, an architecture and a kernel: a pure
+ * function of those, kept for the next compile in this process (a library that starts many
+ * sandboxes compiles a plan for each; resolving moby's profile is most of a compile's time). A
+ * profile from a file is resolved each time. */
+const defaultResolved = new Map<string, Resolved>();
+function resolved(profile: SeccompProfile, caps: string[], arch: string, kernel: string): Resolved {
+  const key = profile === DEFAULT_PROFILE ? `${[...caps].sort().join(',')} ${arch} ${kernel}` : undefined;
+  const kept = key === undefined ? undefined : defaultResolved.get(key);
+  if (kept) return kept;
+  const f = resolveProfile(profile, { caps, arch, kernel });
+  const out: Resolved = { defaultAction: f.defaultAction, defaultErrno: f.defaultErrno, allowed: f.allowed, arches: f.arches, program: filterProgram(f).split('\n').filter(Boolean) };
+  if (key !== undefined && defaultResolved.size < 16) defaultResolved.set(key, out);
+  return out;
+}
+
 function setsTitle(bounding: string[], sets: { inheritable: string[]; ambient: string[] }, user: string | number): string {
   const list = (l: string[]) => (l.length ? l.join(' ') : 'none');
   return `set capabilities: bounding = ${list(bounding)}; inheritable = ${list(sets.inheritable)}; ambient = ${list(sets.ambient)} (security.capabilities); `
