@@ -22,7 +22,8 @@ const { dir, rootfs } = busyboxBundle('sandbox-bench-', ['/bin/sleep', '3600']);
 writeFileSync(join(dir, 'bench.yml'), `version: 1\nname: bench\nrootfs: {type: dir, path: ${rootfs}}\ncommand: [/bin/sleep, "3600"]\ninit: true\nnetwork: none\ndetach: true\n`);
 // Its own name, so that it never meets another run's sandbox on a shared host (BENCH_NAME to choose it).
 const benchName = process.env.BENCH_NAME ?? `bench-${process.pid}`;
-const sandbox = (...args) => spawnSync(process.execPath, [join(root, 'bin/sandbox.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+// As a user runs it: bin/sandbox, the package's bin (native/src/cli.c, which starts Node on bin/sandbox.js).
+const sandbox = (...args) => spawnSync(join(root, 'bin/sandbox'), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const rssKb = (pid) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ok = (r, what) => { if (r.status !== 0) throw new Error(`${what} exited ${r.status}: ${r.stderr}`); return r; };

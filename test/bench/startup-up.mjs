@@ -32,7 +32,8 @@ const cases = {
   'bwrap --unshare-all': () => ['bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true']],
   'crun run': () => ['crun', ['run', '--bundle', dir, `bench-crun-${process.pid}-${n++}`]],
   'runc run': () => ['runc', ['run', '--bundle', dir, `bench-runc-${process.pid}-${n++}`]],
-  'sandbox up': () => [process.execPath, [join(root, 'bin/sandbox.js'), 'up', '-q', '--name', benchName, join(dir, 'bench.yml')]],
+  // As a user runs it: bin/sandbox, the package's bin (native/src/cli.c, which starts Node on bin/sandbox.js).
+  'sandbox up': () => [join(root, 'bin/sandbox'), ['up', '-q', '--name', benchName, join(dir, 'bench.yml')]],
 };
 if (!crunWorks) delete cases['crun run'];
 const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));

@@ -204,6 +204,31 @@ test('schema prints the JSON Schema', () => {
   assert.equal(JSON.parse(r.out).$schema, 'https://json-schema.org/draft/2020-12/schema');
 });
 
+test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NODE_EXTRA_CA_CERTS for a command that opens no TLS connection, with it for one that may pull, and keeps --env-file for sandbox run', (t) => {
+  const bin = join(ROOT, 'bin/sandbox');
+  if (!existsSync(bin)) { t.skip('native/build/sbx-cli is not built'); return; }
+  const dir = tmp();
+  // Loaded by Node before the bundle: says what Node's environment holds.
+  writeFileSync(join(dir, 'probe.js'), "require('fs').writeSync(2, `CA=${process.env.NODE_EXTRA_CA_CERTS ?? 'unset'}\\n`);\n");
+  const ca = join(dir, 'ca.pem');
+  writeFileSync(ca, '');
+  const run2 = (args: string[]) => {
+    const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', NODE_EXTRA_CA_CERTS: ca, NODE_OPTIONS: `--require=${join(dir, 'probe.js')}` }, timeout: 30_000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  writeFileSync(join(dir, 'sandbox.yml'), 'version: 1\nname: e2e-bin\nrootfs: host\ncommand: [/bin/true]\n');
+  const plan = run2(['plan']);
+  assert.equal(plan.code, 0, plan.err);
+  assert.match(plan.err, /^CA=unset$/m, 'plan opens no TLS connection: Node starts without the CA file');
+  assert.match(plan.out, /^plan for e2e-bin/);
+  assert.match(run2(['up', '--help']).err, new RegExp(`^CA=${ca}$`, 'm'), 'up may pull: the CA file stays');
+  assert.equal(run2(['plan', 'missing.yml']).code, 2, 'the exit code passes through');
+  const r = run2(['run', '--env-file', 'missing.env', '--rootfs', 'host', '/bin/true']);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /env file \S*missing\.env cannot be read/, 'run\'s --env-file is sandbox\'s, not Node\'s');
+  rmSync(dir, { recursive: true });
+});
+
 test('up --dry-run of published UDP and TCP ports holds them for the check and says nothing else on stderr (no Node deprecation warning)', (t) => {
   if (process.getuid?.() !== 0) { t.skip('the port check binds as root'); return; }
   const dir = tmp();

@@ -1,0 +1,62 @@
+/* sbx-cli: what the `sandbox` command runs (bin/sandbox links to it). It execs Node (the Node
+ * that built the package, whose code cache dist/ holds, else `node` on PATH) with
+ * PACKAGE/bin/sandbox.js and the same arguments, as the invoking user, changing one thing: for a
+ * command that opens no TLS connection it leaves NODE_EXTRA_CA_CERTS out of Node's environment.
+ * Node 20 reads and parses the file that variable names at every start, before any JavaScript
+ * runs (~40 ms with Debian's CA bundle, twice `node -e 0`'s own start without it), whether or
+ * not the process ever makes a TLS connection. Only a pull does (up, run, pull, doctor FILE and
+ * up --dry-run's check of the registry): every command that may pull, and any command not named
+ * below, keeps the variable, so that a registry behind a private CA is reached as before.
+ * Nothing else of the environment changes: the sandbox's own command gets the file's env. A
+ * missing Node is exit 127, as a shell says of a missing program. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SBX_NODE
+#define SBX_NODE "node"
+#endif
+
+/* Commands that read local state or local files only (no registry, so no TLS): `sandbox --help`'s
+ * list less up, run, pull and doctor. */
+static const char *const NO_TLS[] = {
+	"validate", "plan", "ps", "logs", "exec", "top", "inspect", "stop", "down", "gc", "images", "rmi",
+	"image", "volume", "audit", "diff", "export", "version", "completion", "import", "schema", "help",
+	"--version", "-V", "--help", "-h", NULL,
+};
+
+static int opens_no_tls(const char *command)
+{
+	for (int i = 0; command && NO_TLS[i]; i++)
+		if (!strcmp(command, NO_TLS[i])) return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	/* This binary is PACKAGE/native/build/sbx-cli; Node's entry is PACKAGE/bin/sandbox.js. */
+	char self[PATH_MAX], entry[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) { fprintf(stderr, "sandbox: cannot find the package (/proc/self/exe: %s)\n", strerror(errno)); return 125; }
+	self[n] = 0;
+	for (int up = 0; up < 3; up++) { char *s = strrchr(self, '/'); if (s) *s = 0; }
+	snprintf(entry, sizeof entry, "%s/bin/sandbox.js", self);
+
+	/* `node -- ENTRY ARGS`: Node 20 reads an --env-file among the script's own arguments too (so
+	 * `sandbox run --env-file F` would be Node's), but nothing after `--`. */
+	char **args = calloc(argc + 3, sizeof *args);
+	if (!args) { fputs("sandbox: out of memory\n", stderr); return 125; }
+	args[0] = (char *)"node";
+	args[1] = (char *)"--";
+	args[2] = entry;
+	for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
+	if (opens_no_tls(argc > 1 ? argv[1] : NULL)) unsetenv("NODE_EXTRA_CA_CERTS");
+	if (SBX_NODE[0] == '/' && access(SBX_NODE, X_OK) == 0) execv(SBX_NODE, args);
+	execvp("node", args);
+	fprintf(stderr, "sandbox: cannot run Node (%s, or node on PATH) for %s: %s\n", SBX_NODE, entry, strerror(errno));
+	return 127;
+}
