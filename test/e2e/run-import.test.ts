@@ -58,6 +58,23 @@ test('import of a Compose service; several services and none named lists them; a
   assert.equal(existsSync(join(dir, 'img.yml')), false);
 });
 
+test('run: a mistyped flag is refused with the flag it most likely meant; a cluster with an unknown letter applies none of its letters', () => {
+  const dir = tmp();
+  const r = run(['run', '--rmm', '--nmae', 'web', 'busybox', 'true'], dir);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /command line:1:13: error: `--rmm` is not a docker run flag that sandbox knows \(nor --nmae\) \(did you mean `--rm`\?\)/);
+  assert.match(r.err, /command line:1:19: error: `--nmae` is not a docker run flag that sandbox knows \(nor --rmm\) \(did you mean `--name`\?\)/);
+  // Docker's own single-dash habit from find(1): `-name x` is not -n -a -m -e, and nothing of it is applied.
+  const single = run(['run', '-rm', '-name', 'web', 'busybox', 'true'], dir);
+  assert.equal(single.code, 1);
+  assert.match(single.err, /command line:1:13: error: `-rm` is not a docker run flag that sandbox knows \(nor -name\) \(did you mean `--rm`\?\)/);
+  assert.match(single.err, /command line:1:17: error: `-name` is not a docker run flag that sandbox knows \(nor -rm\) \(did you mean `--name`\?\)/);
+  assert.doesNotMatch(single.err, /not mapped|memory/);
+  // No guess where nothing is close, nor from a short cluster of letters.
+  assert.doesNotMatch(run(['run', '--frobnicate', 'busybox'], dir).err, /did you mean/);
+  assert.doesNotMatch(run(['run', '-ix', 'busybox'], dir).err, /did you mean/);
+});
+
 test('run --plan and run --save: the same plan; run\'s steps cite the command line, the saved file\'s its lines', () => {
   const dir = tmp();
   const line = ['--rm', '-p', '127.0.0.1:8080:8000', '-e', 'GREETING=hi $USER', '-m', '256m', '--rootfs', 'host', 'python3', '-m', 'http.server', '8000'];
