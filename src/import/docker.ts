@@ -19,6 +19,8 @@ export interface DockerRunOptions {
 export interface DockerRunImport extends Imported {
   /** --rm: nothing of the sandbox is kept once it ends. */
   rm: boolean;
+  /** --name: the name is the caller's, not made from the image or the command. */
+  named?: boolean;
   /** sandbox run's own flags: --save FILE, --plan, -q, --allow-weaker. */
   save?: string;
   plan?: boolean;
@@ -489,6 +491,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
   // --cpu-quota is a share of --cpu-period (docker's default 100 ms): `cpus`, unless --cpus says it.
   if (r.cpuQuota && r.cpuQuota.v > 0 && c.resources && (c.resources as Record<string, unknown>).cpus === undefined) r.set(['resources', 'cpus'], Math.round((r.cpuQuota.v / r.cpuPeriod) * 1000) / 1000, r.cpuQuota.at);
   readImageAndCommand(r, i);
+  out.named = c.name !== undefined;
   if (c.name === undefined) c.name = nameFrom(typeof c.image === 'string' ? c.image : (c.command as string[] | undefined)?.[0]);
   out.config = ordered(literal(c) as Record<string, unknown>);
   finishImport(out);
