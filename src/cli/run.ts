@@ -17,6 +17,8 @@ import { commandLine, COMMAND_LINE, fromDockerRun, shellQuote } from '../import/
 import { fromCompose } from '../import/compose';
 import type { Imported, Loc } from '../import/types';
 import { toYaml } from '../import/write';
+import { runsAsRoot } from '../image/owners';
+import { rootlessStateRoot } from '../engine/probe';
 import type { CommandLine, Loaded, LoadOpts, UpOpts } from './options';
 export type { CommandLine };
 import { LifecycleError } from './lifecycle';
@@ -128,6 +130,18 @@ export function registerRun(program: Command, load: Load, start: Start): void {
     .action((args: string[]) => importCommand(args, load));
 }
 
+/** Without --name, the name made from the image (or command), or the first of NAME-2, NAME-3, …
+ * that no sandbox of this caller has: as docker run makes up a name, so that a second
+ * `sandbox run -it busybox sh` runs beside the first, and a detached one kept for its logs is not
+ * replaced. Two runs started in the same instant may still pick one name: the second is then
+ * refused as a taken name is. */
+function freeName(base: string): string {
+  const root = runsAsRoot() ? '/run/sandbox' : rootlessStateRoot();
+  let name = base;
+  for (let n = 2; existsSync(join(root, name)); n++) name = `${base}-${n}`;
+  return name;
+}
+
 /** `sandbox run ARGS`: docker run's line made a config in memory, then saved (--save), shown
  * (--plan) or started as `up` starts a file. */
 async function runCommand(args: string[], load: Load, start: Start): Promise<void> {
@@ -136,6 +150,8 @@ async function runCommand(args: string[], load: Load, start: Start): Promise<voi
   const first = fromDockerRun(argv, { cwd, outDir: cwd });
   // Relative paths in a saved file start at its folder: written again from there.
   const imp = first.save ? fromDockerRun(argv, { cwd, outDir: dirname(resolve(first.save)) }) : first;
+  // --save writes a file for the repository: its name is the image's, whatever runs here now.
+  if (!imp.named && !imp.save) imp.config.name = freeName(String(imp.config.name));
   printNotes(imp, COMMAND_LINE, 1);
   const outDir = imp.save ? dirname(resolve(imp.save)) : cwd;
   const text = toYaml(imp, {

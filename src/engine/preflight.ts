@@ -117,6 +117,19 @@ export const checkWritable: PreflightCheck = ({ spec, plan }) => {
   return out;
 };
 
+/** A user or group given by name that the root filesystem does not have: an error at its line
+ * before anything is set up, as the other problems are (not a failed step once the namespaces are
+ * made). Not known yet for an image still to be pulled: its layers are read then. */
+export const checkUser: PreflightCheck = ({ spec, plan }) => {
+  const image = findStep(plan.steps, 'rootfs.image');
+  if (image && !(image.args.layers ?? []).length) return [];
+  try { planIds(plan, rootEtc(plan)); } catch (e) {
+    if (e instanceof PreflightError) return [{ src: spec.process.user.src, code: 'user-unknown', severity: 'error', message: e.message }];
+    throw e;
+  }
+  return [];
+};
+
 /** Each published host port, taken for a moment and let go: one in use now is an error at its
  * line. (`up` takes them again and holds them before the first step.) */
 export const checkPorts: PreflightCheck = async ({ plan, host }) => {
@@ -171,7 +184,7 @@ export const checkJoined: PreflightCheck = ({ spec }) => {
   return out;
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkJoined, checkWritable, checkPorts, checkName, checkRegistry];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkJoined, checkUser, checkWritable, checkPorts, checkName, checkRegistry];
 
 const portError = (a: StepOf<'net.port'>['args'], e: unknown) => ((e as NodeJS.ErrnoException).code === 'EADDRINUSE'
   ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`
@@ -198,8 +211,11 @@ export function planIds(plan: Plan, etc: string): Ids {
   const groups = findStep(plan.steps, 'user.groups');
   // A reduced plan (no user namespace) changes no id: the command runs as the caller.
   if (!ids) return { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0, groups: [] };
-  try { return resolveIds(etc, ids.args.user, ids.args.group, groups?.args.groups ?? []); } catch (e) { throw new PreflightError(ids, 22, (e as Error).message); }
+  const image = findStep(plan.steps, 'rootfs.image');
+  const shown = (file: string) => (image && etc !== '/etc' ? `the image's /etc/${file} (${image.args.ref})` : join(etc, file));
+  try { return resolveIds(etc, ids.args.user, ids.args.group, groups?.args.groups ?? [], shown); } catch (e) { throw new PreflightError(ids, 22, (e as Error).message); }
 }
+
 
 /** Bind sources that are files, not folders (the child makes a file to mount them on). */
 export function fileSources(plan: Plan): Set<string> {

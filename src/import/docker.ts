@@ -5,6 +5,7 @@
 // feeds the same config to the pipeline a file goes through).
 import { isAbsolute, join, normalize as normPath, relative } from 'node:path';
 import type { PathSeg } from '../config/parse';
+import { didYouMean } from '../config/diagnostic';
 import { COMMAND_LINE } from '../model/types';
 import { ordered, nameFrom, finishImport, type ImportNote, type Imported, type Loc } from './types';
 
@@ -18,6 +19,8 @@ export interface DockerRunOptions {
 export interface DockerRunImport extends Imported {
   /** --rm: nothing of the sandbox is kept once it ends. */
   rm: boolean;
+  /** --name: the name is the caller's, not made from the image or the command. */
+  named?: boolean;
   /** sandbox run's own flags: --save FILE, --plan, -q, --allow-weaker. */
   save?: string;
   plan?: boolean;
@@ -423,6 +426,17 @@ function flagPairs(w: string): [string, string | undefined][] {
   return pairs;
 }
 
+/** The long flag a mistyped word most likely meant (`--rmm`, `-rm`, `-name`), or undefined. A
+ * single dash before a long name is a habit (find's `-name`), but a short cluster such as `-ix`
+ * is letters, not a name: it is guessed from only when its letters are a long name's or four or more. */
+function typoOf(word: string): string | undefined {
+  const long = [...BY_NAME.keys()].filter((n) => n.startsWith('--'));
+  if (word.startsWith('--')) return didYouMean(word, long);
+  const asLong = `-${word}`;
+  if (BY_NAME.has(asLong)) return asLong;
+  return word.length > 4 ? didYouMean(asLong, long) : undefined;
+}
+
 /** Applies the flags from word `i` on, up to the first word that is not one (or past `--`); gives
  * the index of that word. Unknown flags are noted together once all are read, each naming the others. */
 function readFlags(r: Reading, i: number): number {
@@ -433,9 +447,12 @@ function readFlags(r: Reading, i: number): number {
     if (w === '--') { i++; break; }
     if (!w.startsWith('-') || w === '-') break;
     const start = i;
-    for (const [name, attached] of flagPairs(w)) {
-      const f = BY_NAME.get(name);
-      if (!f) { unknown.push(start); continue; }
+    const pairs = flagPairs(w);
+    // A word with a letter or name sandbox does not know applies none of it: `-name x` is a typo of
+    // --name, not -n -a -m taking `e` and the next word as values.
+    if (pairs.some(([name]) => !BY_NAME.has(name))) { unknown.push(start); continue; }
+    for (const [name, attached] of pairs) {
+      const f = BY_NAME.get(name)!;
       let v = attached;
       if (f.value && v === undefined) {
         if (i + 1 >= argv.length) { r.note('refused', r.loc(start), 'flag-needs-value', `\`${name}\` needs a value`); continue; }
@@ -446,7 +463,12 @@ function readFlags(r: Reading, i: number): number {
   }
   if (unknown.length) {
     const names = [...new Set(unknown.map((k) => argv[k]!.split('=')[0]!))];
-    for (const k of unknown) r.note('refused', r.loc(k), 'unknown-flag', `\`${argv[k]!.split('=')[0]}\` is not a docker run flag that sandbox knows${names.length > 1 ? ` (nor ${names.filter((n) => n !== argv[k]!.split('=')[0]).join(', ')})` : ''}; \`sandbox run --help\` lists the ones it maps`);
+    for (const k of unknown) {
+      const word = argv[k]!.split('=')[0]!;
+      const others = names.length > 1 ? ` (nor ${names.filter((n) => n !== word).join(', ')})` : '';
+      const guess = typoOf(word);
+      r.note('refused', r.loc(k), 'unknown-flag', `\`${word}\` is not a docker run flag that sandbox knows${others}${guess ? ` (did you mean \`${guess}\`?)` : ''}; \`sandbox run --help\` lists the ones it maps`);
+    }
   }
   return i;
 }
@@ -469,6 +491,7 @@ export function fromDockerRun(argv: readonly string[], opts: DockerRunOptions): 
   // --cpu-quota is a share of --cpu-period (docker's default 100 ms): `cpus`, unless --cpus says it.
   if (r.cpuQuota && r.cpuQuota.v > 0 && c.resources && (c.resources as Record<string, unknown>).cpus === undefined) r.set(['resources', 'cpus'], Math.round((r.cpuQuota.v / r.cpuPeriod) * 1000) / 1000, r.cpuQuota.at);
   readImageAndCommand(r, i);
+  out.named = c.name !== undefined;
   if (c.name === undefined) c.name = nameFrom(typeof c.image === 'string' ? c.image : (c.command as string[] | undefined)?.[0]);
   out.config = ordered(literal(c) as Record<string, unknown>);
   finishImport(out);

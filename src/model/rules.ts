@@ -173,6 +173,13 @@ function checkResources(spec: SandboxSpec, ctx: RuleContext, say: Say): void {
   }
 }
 
+/** Why an id is not mapped when the CLI runs without root and /etc/subuid or /etc/subgid gives its
+ * caller no range (a one-id map of the caller alone), and how to get one; undefined otherwise. */
+function oneIdHint(userns: NonNullable<SandboxSpec['userns']>, maps: { size: number }[]): string | undefined {
+  if (!userns.rootless || maps.reduce((n, m) => n + m.size, 0) !== 1) return undefined;
+  return '; without root only your own id is mapped, as /etc/subuid and /etc/subgid give you no range: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER` gives you one (any free range of 65536), or run as uid 0, which is you';
+}
+
 /** User namespace maps: the user and groups mapped, ranges apart, at most the kernel's 340. */
 function checkUserns(spec: SandboxSpec, say: Say): void {
   const userns = spec.userns;
@@ -180,9 +187,10 @@ function checkUserns(spec: SandboxSpec, say: Say): void {
   const inMap = (id: number, maps: { container: number; size: number }[]) => maps.some((m) => id >= m.container && id < m.container + m.size);
   const u = spec.process.user;
   const ranges = (maps: { container: number; size: number }[]) => maps.map((m) => `${m.container}-${m.container + m.size - 1}`).join(', ');
-  if (typeof u.user === 'number' && !inMap(u.user, userns.uidMap)) say.error(u.src, 'uid-not-mapped', `uid ${u.user} is outside the user namespace's uid_map (${ranges(userns.uidMap)}); map it or run as a mapped uid`);
-  if (typeof u.group === 'number' && !inMap(u.group, userns.gidMap)) say.error(u.src, 'gid-not-mapped', `gid ${u.group} is outside the user namespace's gid_map (${ranges(userns.gidMap)}); map it or run as a mapped gid`);
-  for (const g of spec.process.groups) if (typeof g.value === 'number' && !inMap(g.value, userns.gidMap)) say.error(g.src, 'gid-not-mapped', `group ${g.value} is outside the user namespace's gid_map (${ranges(userns.gidMap)})`);
+  const how = (kind: 'uid' | 'gid', maps: { size: number }[]) => oneIdHint(userns, maps) ?? `; map it or run as a mapped ${kind}`;
+  if (typeof u.user === 'number' && !inMap(u.user, userns.uidMap)) say.error(u.src, 'uid-not-mapped', `uid ${u.user} is outside the user namespace's uid_map (${ranges(userns.uidMap)})${how('uid', userns.uidMap)}`);
+  if (typeof u.group === 'number' && !inMap(u.group, userns.gidMap)) say.error(u.src, 'gid-not-mapped', `gid ${u.group} is outside the user namespace's gid_map (${ranges(userns.gidMap)})${how('gid', userns.gidMap)}`);
+  for (const g of spec.process.groups) if (typeof g.value === 'number' && !inMap(g.value, userns.gidMap)) say.error(g.src, 'gid-not-mapped', `group ${g.value} is outside the user namespace's gid_map (${ranges(userns.gidMap)})${oneIdHint(userns, userns.gidMap) ?? ''}`);
   for (const [which, maps] of [['uid_map', userns.uidMap], ['gid_map', userns.gidMap]] as const) {
     const sorted = [...maps].sort((a, b) => a.container - b.container);
     for (let i = 1; i < sorted.length; i++) if (sorted[i]!.container < sorted[i - 1]!.container + sorted[i - 1]!.size) say.error(userns.src, 'overlapping-map', `two ranges of \`${which}\` overlap inside the namespace (${ranges(sorted.slice(i - 1, i + 1))})`);

@@ -97,6 +97,22 @@ test('pre-flight, before any pull: a bind to a missing folder and an unreachable
   rmSync(dir, { recursive: true });
 });
 
+test('pre-flight: a user or group name the root filesystem does not have is an error at its line with the other problems, before any step', () => {
+  const dir = tmp();
+  const root = join(ROOT, 'samples/rootfs/busybox');
+  writeFileSync(join(dir, 'app.yml'), `version: 1\nname: e2e-nouser\nrootfs: {type: dir, path: ${root}}\nnetwork: none\nuser: "nosuchuser:nosuchgroup"\nvolumes:\n  - ./data:/data\ncommand: [id]\n`);
+  for (const args of [['up', '--dry-run', 'app.yml'], ['up', 'app.yml']]) {
+    const r = run(args, { cwd: dir });
+    assert.equal(r.code, 125, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, new RegExp(`^app\\.yml:5:7: error: user nosuchuser is not in ${root}/etc/passwd; use a number, or add the user to the root filesystem`, 'm'), args.join(' '));
+    assert.match(r.err, /^app\.yml:7:5: error: the bind source .*\/data does not exist/m);
+    assert.match(r.err, /2 errors; nothing was run/);
+    assert.doesNotMatch(r.err, /could not be set up|\n\s+at /);
+    assert.equal(existsSync('/run/sandbox/e2e-nouser'), false);
+  }
+  rmSync(dir, { recursive: true });
+});
+
 test('a host program that is missing is an error at the line that needs it, naming its Debian package; doctor lists it', () => {
   // PATH with none of the programs sandbox runs: the CLI itself needs only node.
   const empty = tmp();

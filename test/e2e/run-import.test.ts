@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/load';
@@ -56,6 +56,47 @@ test('import of a Compose service; several services and none named lists them; a
   assert.match(bad.err, /error: `--privileged` gives the command every capability/);
   assert.match(bad.err, /warning: not mapped: `--gpus all`/);
   assert.equal(existsSync(join(dir, 'img.yml')), false);
+});
+
+test('run: a mistyped flag is refused with the flag it most likely meant; a cluster with an unknown letter applies none of its letters', () => {
+  const dir = tmp();
+  const r = run(['run', '--rmm', '--nmae', 'web', 'busybox', 'true'], dir);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /command line:1:13: error: `--rmm` is not a docker run flag that sandbox knows \(nor --nmae\) \(did you mean `--rm`\?\)/);
+  assert.match(r.err, /command line:1:19: error: `--nmae` is not a docker run flag that sandbox knows \(nor --rmm\) \(did you mean `--name`\?\)/);
+  // Docker's own single-dash habit from find(1): `-name x` is not -n -a -m -e, and nothing of it is applied.
+  const single = run(['run', '-rm', '-name', 'web', 'busybox', 'true'], dir);
+  assert.equal(single.code, 1);
+  assert.match(single.err, /command line:1:13: error: `-rm` is not a docker run flag that sandbox knows \(nor -name\) \(did you mean `--rm`\?\)/);
+  assert.match(single.err, /command line:1:17: error: `-name` is not a docker run flag that sandbox knows \(nor -rm\) \(did you mean `--name`\?\)/);
+  assert.doesNotMatch(single.err, /not mapped|memory/);
+  // No guess where nothing is close, nor from a short cluster of letters.
+  assert.doesNotMatch(run(['run', '--frobnicate', 'busybox'], dir).err, /did you mean/);
+  assert.doesNotMatch(run(['run', '-ix', 'busybox'], dir).err, /did you mean/);
+});
+
+test('run without --name, as docker run: a name no sandbox of the caller has (NAME-2 beside NAME), shown by --plan; --save keeps the image\'s', (t) => {
+  if (process.getuid?.() !== 0) { t.skip('needs root, to run the CLI as a user of its own'); return; }
+  // A user's own state root (XDG_RUNTIME_DIR/sandbox) in which a sandbox named sleep is kept.
+  const dir = tmp();
+  chmodSync(dir, 0o755);
+  const xdg = join(dir, 'xdg');
+  mkdirSync(join(xdg, 'sandbox', 'sleep'), { recursive: true });
+  spawnSync('chown', ['-R', '12345:12345', xdg]);
+  spawnSync('chmod', ['-R', '0700', xdg]);
+  const asUser = (args: string[]) => {
+    const r = spawnSync('setpriv', ['--reuid=12345', '--regid=12345', '--clear-groups', 'env', `XDG_RUNTIME_DIR=${xdg}`, `HOME=${xdg}`, 'NO_COLOR=1', process.execPath, BIN, ...args], { cwd: '/', encoding: 'utf8', timeout: 30_000, input: '' });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const plan = asUser(['run', '--plan', '--json', '--network', 'none', '--rootfs', 'host', 'sleep', '1']);
+  assert.equal(plan.code, 0, plan.err);
+  assert.equal((JSON.parse(plan.out) as { name: string }).name, 'sleep-2');
+  mkdirSync(join(xdg, 'sandbox', 'sleep-2'));
+  assert.equal((JSON.parse(asUser(['run', '--plan', '--json', '--network', 'none', '--rootfs', 'host', 'sleep', '1']).out) as { name: string }).name, 'sleep-3');
+  // A name given is kept (and refused at run time if taken); a saved file has the image's name.
+  assert.equal((JSON.parse(asUser(['run', '--plan', '--json', '--name', 'sleep', '--network', 'none', '--rootfs', 'host', 'sleep', '1']).out) as { name: string }).name, 'sleep');
+  const saved = asUser(['run', '--save', '-', '--network', 'none', '--rootfs', 'host', 'sleep', '1']);
+  assert.match(saved.out, /\nname: sleep\n/);
 });
 
 test('run --plan and run --save: the same plan; run\'s steps cite the command line, the saved file\'s its lines', () => {

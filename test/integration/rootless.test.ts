@@ -77,6 +77,10 @@ test('rootless, a caller without subordinate ranges gets a one-id map, and the p
   chownSync(f, u.uid, u.gid);
   const plan = sandboxAs(u, ['plan', f]);
   assert.match(plan.out, /no range, so only your own id is mapped/);
+  // A file that names another user (samples/web.yml runs as nobody) says why it is not mapped and how to get a range.
+  const other = sandboxAs(u, ['plan', join(repoForUsers(), 'samples/web.yml')]);
+  assert.equal(other.code, 2);
+  assert.match(other.err, /web\.yml:19:7: error: uid 65534 is outside the user namespace's uid_map \(0-0\); without root only your own id is mapped, as \/etc\/subuid and \/etc\/subgid give you no range: `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \$USER` gives you one/);
   const r = sandboxAs(u, ['up', '-q', f]);
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(r.out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' ')), ['0', `0 ${u.uid} 1`, 'deny']);

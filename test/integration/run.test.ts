@@ -117,3 +117,22 @@ test('run -d --rm: once the command has ended for good its supervisor removes th
     sandbox(['down', 'rmtest']);
   }
 });
+
+test('run without --name, as docker run: a second run of one command gets a name of its own and runs beside the first', { timeout: 60_000 }, async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const names: string[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = sandbox(['run', '-d', '-q', '--network', 'none', '--rootfs', 'host', 'sleep', '1000']);
+      assert.equal(r.code, 0, r.err);
+      names.push(r.out.trim());
+    }
+    assert.match(names[0]!, /^sleep(-\d+)?$/);
+    assert.match(names[1]!, /^sleep-\d+$/);
+    assert.notEqual(names[0], names[1]);
+    for (const n of names) assert.equal(psRow(n)?.status, 'running', n);
+  } finally {
+    for (const n of names) sandbox(['down', '-t', '1', n]);
+  }
+  for (const n of names) assert.deepEqual(leftovers(n), []);
+});
