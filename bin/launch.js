@@ -11,6 +11,30 @@ const vm = require('vm');
 // public module (source maps, hooks) a start need not load.
 const { createRequire } = module.constructor.createRequire ? module.constructor : require('module');
 
+// A reader that went away (`sandbox logs NAME | head -3`, `sandbox schema | head -c1`) makes a
+// write to the standard output or error fail with EPIPE, which Node's stream emits as an 'error'
+// event: unhandled, Node prints a stack trace. The command ends quietly instead, with 141 (128 +
+// SIGPIPE), as a C or Go program that the signal ends (docker's CLI among them). Any other error of
+// those streams is thrown as before. The streams are made when first read (process.stdout's own
+// getter), so the listener is added then: a command that never makes them pays nothing.
+for (const name of ['stdout', 'stderr']) {
+  const own = Object.getOwnPropertyDescriptor(process, name);
+  if (!own || !own.get || !own.configurable) continue;
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: own.enumerable,
+    get() {
+      const stream = own.get.call(process);
+      Object.defineProperty(process, name, { configurable: true, enumerable: own.enumerable, writable: true, value: stream });
+      stream.on('error', (e) => {
+        if (e && e.code === 'EPIPE') process.exit(141);
+        throw e;
+      });
+      return stream;
+    },
+  });
+}
+
 module.exports = function launch(bundle) {
   const file = path.join(__dirname, '..', 'dist', bundle);
   const cacheFile = `${file}.cache`;

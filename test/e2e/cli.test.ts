@@ -220,6 +220,13 @@ test('schema prints the JSON Schema', () => {
   assert.equal(JSON.parse(r.out).$schema, 'https://json-schema.org/draft/2020-12/schema');
 });
 
+test('a reader that goes away (sandbox schema | head -c1) ends the command quietly with 141, as SIGPIPE ends a C program: no stack trace', () => {
+  // The schema is larger than a pipe holds: the CLI is still writing when head has gone.
+  const b = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" schema | head -c1 >/dev/null; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(b.stderr, '', 'nothing on stderr');
+  assert.equal(b.stdout.trim(), '141', 'the CLI\'s own status (bash\'s PIPESTATUS)');
+});
+
 test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NODE_EXTRA_CA_CERTS for a command that opens no TLS connection, with it for one that may pull, and keeps --env-file for sandbox run', (t) => {
   const bin = join(ROOT, 'bin/sandbox');
   if (!existsSync(bin)) { t.skip('native/build/sbx-cli is not built'); return; }
