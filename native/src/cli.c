@@ -24,7 +24,7 @@
 /* Commands that read local state or local files only (no registry, so no TLS): `sandbox --help`'s
  * list less up, run, pull and doctor. */
 static const char *const NO_TLS[] = {
-	"validate", "plan", "ps", "logs", "exec", "top", "inspect", "stop", "down", "gc", "images", "rmi",
+	"validate", "plan", "ps", "logs", "exec", "top", "inspect", "stop", "down", "rm", "gc", "images", "rmi",
 	"image", "volume", "audit", "diff", "export", "version", "completion", "import", "schema", "help",
 	"--version", "-V", "--help", "-h", NULL,
 };

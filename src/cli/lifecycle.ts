@@ -69,7 +69,18 @@ function printLog(path: string, from: number, opts: { timestamps?: boolean; tail
   return next;
 }
 
+/** The commands of sandboxes that exist (ps, logs, exec, top, inspect, stop, down, rm, gc), in
+ * the order `sandbox --help` lists them. `nameOfFile` reads a config's name, for `down FILE`. */
 export function registerLifecycle(program: Command, nameOfFile: (file: string) => Promise<string>): void {
+  registerPs(program);
+  registerLogs(program);
+  registerExec(program);
+  registerTop(program);
+  registerInspect(program);
+  registerRemoval(program, nameOfFile);
+}
+
+function registerPs(program: Command): void {
   withFormat(program.command('ps'), ['text', 'json'], 'print the list as JSON')
     .description('list sandboxes: their name, status, host PID, uptime, restarts, command and ports')
     .option('-a, --all', 'also list exited ones and what crashed runs left')
@@ -96,7 +107,9 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
       process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r, host), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
     });
+}
 
+function registerLogs(program: Command): void {
   withFormat(program.command('logs').argument('<name>', 'a sandbox started with up -d (with --denials: any sandbox with an egress policy)'), ['text', 'json'], 'with --denials, print the records as JSON lines, as they are stored')
     .description('print what a detached sandbox wrote on stdout and stderr, or (--denials) what its egress policy refused')
     .option('-f, --follow', 'keep printing until the sandbox exits (or is removed, with --denials)')
@@ -118,7 +131,11 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
         if (!running) break;
       }
     });
+}
 
+interface ExecOpts { tty?: boolean; interactive?: boolean; user?: string; env: string[]; workdir?: string }
+
+function registerExec(program: Command): void {
   program.command('exec').argument('<name>', 'a running sandbox').argument('<command...>', 'the command and its arguments')
     .description('run one more command in a running sandbox: its namespaces, cgroup, user, capabilities, no_new_privs and seccomp filter')
     .option('-i, --interactive', 'pass this stdin to the command (without it the command reads /dev/null, as under docker exec)')
@@ -127,50 +144,56 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
     .option('-e, --env <KEY[=VALUE]>', 'set an environment variable (a bare KEY takes this shell\'s value)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('-w, --workdir <dir>', 'the working folder inside the sandbox')
     .passThroughOptions()
-    .action(async (name: string, words: string[], o: { tty?: boolean; interactive?: boolean; user?: string; env: string[]; workdir?: string }) => {
-      // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
-      const cmd = words[0] === '--' ? words.slice(1) : words;
-      if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
-      const host = probeHost();
-      const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
-      // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
-      // which a stdin that is not a terminal cannot give.
-      const tty = !!o.tty;
-      const stdin = !!o.interactive;
-      if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
-      const { NativeEngine } = await import('../engine/native');
-      // A sandbox with a restart policy changes its PID 1 between runs: the one state.json named
-      // may end while this joins its namespaces (ENOENT/ESRCH before anything ran inside). Then
-      // the state is read again and the next run is joined; between runs this waits, as long as
-      // the restart delay lasts, rather than fail.
-      const deadline = Date.now() + 15_000;
-      let execPlan, result;
-      for (let tried = -1; ; ) {
-        const row = findSandbox(host, name);
-        if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
-        if (row.state.pid === tried || !existsSync(`/proc/${row.state.pid}`)) {
-          if (Date.now() > deadline) throw new LifecycleError(MSG.restarting(name), 1);
-          await sleep(50);
-          continue;
-        }
-        const { plan } = saved(host, name);
-        execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
-        // Reduced mode: the command leads a session out of the sandbox's; recorded so that down ends it.
-        const reduced = !!plan.reduced;
-        result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, beforeExec: async (pid) => { if (reduced) recordExec(host, name, pid); }, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
-        const at = result.failed && execPlan.steps.find((s) => s.id === result!.failed!.step);
-        const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (result.failed!.errno === 2 || result.failed!.errno === 3);
-        if (!gone || existsSync(`/proc/${row.state.pid}`)) break;
-        tried = row.state.pid;
-      }
-      if (result.failed) {
-        const step = execPlan.steps.find((s) => s.id === result.failed!.step);
-        const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
-        throw new LifecycleError((step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed)(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where).replace(/^sandbox: /, ''), result.exitCode);
-      }
-      throw new LifecycleError('', result.exitCode);
-    });
+    .action((name: string, words: string[], o: ExecOpts) => execCommand(name, words, o));
+}
 
+/** `sandbox exec NAME CMD…`: the command joins the running sandbox (compileExec's plan); throws
+ * LifecycleError with the command's status, or with the step that failed. */
+async function execCommand(name: string, words: string[], o: ExecOpts): Promise<never> {
+  // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
+  const cmd = words[0] === '--' ? words.slice(1) : words;
+  if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
+  const host = probeHost();
+  const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
+  // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
+  // which a stdin that is not a terminal cannot give.
+  const tty = !!o.tty;
+  const stdin = !!o.interactive;
+  if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
+  const { NativeEngine } = await import('../engine/native');
+  // A sandbox with a restart policy changes its PID 1 between runs: the one state.json named
+  // may end while this joins its namespaces (ENOENT/ESRCH before anything ran inside). Then
+  // the state is read again and the next run is joined; between runs this waits, as long as
+  // the restart delay lasts, rather than fail.
+  const deadline = Date.now() + 15_000;
+  let execPlan, result;
+  for (let tried = -1; ; ) {
+    const row = findSandbox(host, name);
+    if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
+    if (row.state.pid === tried || !existsSync(`/proc/${row.state.pid}`)) {
+      if (Date.now() > deadline) throw new LifecycleError(MSG.restarting(name), 1);
+      await sleep(50);
+      continue;
+    }
+    const { plan } = saved(host, name);
+    execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
+    // Reduced mode: the command leads a session out of the sandbox's; recorded so that down ends it.
+    const reduced = !!plan.reduced;
+    result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, beforeExec: async (pid) => { if (reduced) recordExec(host, name, pid); }, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
+    const at = result.failed && execPlan.steps.find((s) => s.id === result!.failed!.step);
+    const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (result.failed!.errno === 2 || result.failed!.errno === 3);
+    if (!gone || existsSync(`/proc/${row.state.pid}`)) break;
+    tried = row.state.pid;
+  }
+  if (result.failed) {
+    const step = execPlan.steps.find((s) => s.id === result.failed!.step);
+    const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
+    throw new LifecycleError((step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed)(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where).replace(/^sandbox: /, ''), result.exitCode);
+  }
+  throw new LifecycleError('', result.exitCode);
+}
+
+function registerTop(program: Command): void {
   withFormat(program.command('top').argument('<name>', 'a running sandbox'), ['text', 'json'], 'print the list as JSON')
     .description('list its processes: the PID on the host beside the PID inside the sandbox')
     .action((name: string, o: FormatOpts) => {
@@ -182,7 +205,9 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const dash = (n: number | null) => (n === null ? '-' : String(n));
       process.stdout.write(table([['HOST PID', 'PID', 'PPID', 'UID', 'STATE', 'COMMAND'], ...procs.map((p) => [String(p.hostPid), dash(p.pid), dash(p.ppid), String(p.uid), p.state, p.command])]));
     });
+}
 
+function registerInspect(program: Command): void {
   withFormat(program.command('inspect').argument('<name>', 'a sandbox (running, or exited and not yet removed)'), ['text', 'json'], 'print it as JSON')
     .description('show the plan a sandbox was started with, the steps applied and their times, and its state')
     .action((name: string, o: FormatOpts) => {
@@ -205,7 +230,12 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       ];
       process.stdout.write(lines.join('\n') + '\n\n' + renderPlan(s.plan, { file: st?.file, applied: new Map(s.applied.map((a) => [a.id, a.ms])) }));
     });
+}
 
+/** What a removal says on stderr of the volumes it removed or kept. */
+const sayVolumes = (removed: string[]) => { for (const r of removed.filter((x) => /volume /.test(x))) process.stderr.write(`${r.includes(' kept: ') ? '' : 'removed '}${r}\n`); };
+
+function registerRemoval(program: Command, nameOfFile: (file: string) => Promise<string>): void {
   // Each says on stderr, as it happens, when the sandbox's PID 1 cannot get the stop signal and when it was killed.
   const say = (n: StopNote) => { process.stderr.write(`${MSG.stop(n)}\n`); };
 
@@ -230,8 +260,33 @@ export function registerLifecycle(program: Command, nameOfFile: (file: string) =
       const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
       const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: o.volumes ? true : o.rm ? 'anonymous' : false, handover: o.rm });
-      for (const r of removed.filter((x) => /volume /.test(x))) process.stderr.write(`${r.includes(' kept: ') ? '' : 'removed '}${r}\n`);
+      sayVolumes(removed);
       process.stdout.write(`${name}\n`);
+    });
+
+  // docker rm's habit: a sandbox that has ended (a detached one keeps its state, log and exit
+  // status until removed) goes with everything it set up; a running one only with -f, killed at
+  // once as docker rm -f does (down stops it with its grace period first).
+  program.command('rm').argument('<name...>', 'sandboxes that have ended (with -f, running ones too)')
+    .description('remove sandboxes that have ended and everything they set up on the host, as docker rm; a running one needs -f, or sandbox down')
+    .option('-f, --force', 'kill a running one first (SIGKILL, as docker rm -f)')
+    .option('-v, --volumes', 'remove their anonymous volumes too')
+    .action(async (names: string[], o: { force?: boolean; volumes?: boolean }) => {
+      const host = probeHost();
+      let failed = 0;
+      for (const name of names) {
+        try {
+          if (findSandbox(host, name).running && !o.force) throw new LifecycleError(MSG.rmRunning(name), 1);
+          // -f: no grace period, so nothing to say of the stop signal.
+          sayVolumes(await downSandbox(host, name, o.force ? 0 : undefined, o.force ? undefined : say, { volumes: o.volumes ? 'anonymous' : false }));
+          process.stdout.write(`${name}\n`);
+        } catch (e) {
+          if (!(e instanceof LifecycleError)) throw e;
+          process.stderr.write(`sandbox: ${e.message}\n`);
+          failed = e.code;
+        }
+      }
+      if (failed) throw new LifecycleError('', failed);
     });
 
   program.command('gc').description('remove what crashed runs left: state folders, cgroups, interfaces and nftables tables with no live process')

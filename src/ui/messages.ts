@@ -18,6 +18,7 @@ export const MSG = {
   internal: (what: string) => `sandbox: internal error: ${what}\n  please report it with the config that caused it`,
   restarting: (name: string) => `${name} is between two runs of its command and has not started the next; try again, or see sandbox logs ${name}`,
   notRunning: (name: string) => `${name} is not running (sandbox ps -a shows what it became)`,
+  rmRunning: (name: string) => `${name} is running: stop it first (sandbox stop ${name}), remove it with rm -f (killed at once), or with sandbox down ${name} (stopped with its grace period, then removed)`,
   noPlan: (name: string) => `${name} has no saved plan: it is still starting, or was started by an older sandbox`,
   pullFailed: (image: string, why: string) => `sandbox: the image ${image} cannot be fetched: ${why}; nothing was set up`,
   stageTitle: (n: number, stage: string, title: string) => `${n}. ${stage}: ${title}`,

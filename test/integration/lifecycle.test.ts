@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, sandbox } from '../helpers/sandbox';
@@ -77,6 +77,33 @@ test('up -d: the sandbox outlives its CLI under a small supervisor; ps, logs, st
   assert.deepEqual(leftovers('web'), []);
   assert.deepEqual(ps(true).filter((r) => r.name === 'web'), []);
   assert.equal(hostSnapshot(), before);
+});
+
+test('rm, as docker rm: an ended sandbox goes with what it set up; a running one is refused unless -f, which kills it at once; every name is tried', async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'nftables', hasNft)) return;
+  const before = hostSnapshot();
+  t.after(() => { sandbox(['down', 'web']); sandbox(['down', 'rm-ended']); });
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-rm-'));
+  writeFileSync(join(dir, 'ended.yml'), 'version: 1\nname: rm-ended\nrootfs: host\ndetach: true\ncommand: [/bin/sh, -c, "exit 3"]\n');
+  assert.equal(sandbox(['up', '-d', '-q', 'samples/web.yml']).code, 0);
+  assert.equal(sandbox(['up', '-q', join(dir, 'ended.yml')]).code, 0);
+  for (let i = 0; i < 100 && ps(true).find((r) => r.name === 'rm-ended')?.status !== 'exited'; i++) await new Promise((r) => setTimeout(r, 50));
+  // One running, one ended, one unknown: the ended one goes, the others are said, exit 1.
+  const r = sandbox(['rm', 'web', 'rm-ended', 'no-such-sandbox']);
+  assert.equal(r.code, 1, r.err);
+  assert.equal(r.out, 'rm-ended\n');
+  assert.match(r.err, /^sandbox: web is running: stop it first \(sandbox stop web\), remove it with rm -f/m);
+  assert.match(r.err, /^sandbox: no sandbox named no-such-sandbox/m);
+  assert.deepEqual(leftovers('rm-ended'), []);
+  assert.equal(ps(false).find((r) => r.name === 'web')?.status, 'running', 'a refused rm leaves it running');
+  const f = sandbox(['rm', '-f', 'web']);
+  assert.equal(f.code, 0, f.err);
+  assert.equal(f.out, 'web\n');
+  assert.equal(f.err, '', 'rm -f says nothing of a grace period');
+  assert.deepEqual(leftovers('web'), []);
+  assert.deepEqual(ps(true).filter((r) => r.name === 'web' || r.name === 'rm-ended'), []);
+  assert.equal(hostSnapshot(), before);
+  rmSync(dir, { recursive: true });
 });
 
 test('kill -9 of a supervisor: the sandboxed processes die with it, ps says so, down cleans up', async (t) => {
