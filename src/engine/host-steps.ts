@@ -23,6 +23,7 @@ import { reclaimLocked } from '../host/teardown';
 import type { UndoList } from '../host/undo';
 import { startEgressStep, wallScript, type EgressRun } from './egress';
 import { ipv6OffInside } from '../host/egress';
+import { makeInitLayer } from './init-layer';
 
 /** What a run's host steps share: made by the engine before the first, filled in as they go. */
 export interface HostContext {
@@ -118,8 +119,11 @@ const HANDLERS: Handlers = {
     // removeTree removes it inside the caller's user namespace where the caller itself cannot.
     ctx.undo.record(s.id, { kind: 'upper.remove', args: { path: ctx.container } });
     removeTree(ctx.container);
-    mkdirSync(ctx.imageReadOnly ? join(ctx.container, 'empty') : join(ctx.container, 'upper'), { recursive: true, mode: 0o755 });
-    if (!ctx.imageReadOnly) mkdirSync(join(ctx.container, 'work'));
+    if (ctx.imageReadOnly) makeInitLayer(ctx.plan, ctx.layers, join(ctx.container, 'init'));
+    else {
+      mkdirSync(join(ctx.container, 'upper'), { recursive: true, mode: 0o755 });
+      mkdirSync(join(ctx.container, 'work'));
+    }
   },
   'image.note': () => undefined,
   'path.placeholder': (ctx, s) => {

@@ -238,9 +238,9 @@ export function overlayOptions(plan: Plan, store: Store, host: Pick<HostFeatures
   const container = store.containerPath(plan.name);
   const layers = image?.args.layers ?? [];
   if (!layers.length) return { container, layers, readOnly };
-  const lower = [...layers].reverse();
-  // overlayfs needs two lower layers when it has no upper one.
-  if (readOnly && lower.length === 1) lower.push(join(container, 'empty'));
+  // Read-only, the init layer (engine/init-layer.ts: the mount points the image lacks) is on top;
+  // so there are always the two lower layers overlayfs needs when it has no upper one.
+  const lower = [...(readOnly ? [join(container, 'init')] : []), ...[...layers].reverse()];
   return { container, layers, readOnly, options: `lowerdir=${lower.join(':')}${readOnly ? '' : `,upperdir=${join(container, 'upper')},workdir=${join(container, 'work')}`}${host.root ? '' : ',userxattr'}` };
 }
 

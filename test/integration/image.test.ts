@@ -217,7 +217,7 @@ test('pull from a local registry, run on overlayfs, re-pull from the store; tamp
   for (const s of [store, fresh, killed, twice]) rmSync(s, { recursive: true, force: true });
 });
 
-test('an OCI image layout folder is a source too; read_only drops the upper layer', async (t) => {
+test('an OCI image layout folder is a source too; read_only drops the upper layer, and an init layer holds the mount points the image lacks', async (t) => {
   if (!ready(t)) return;
   const layout = writeLayout(busyboxImage(), 'v1');
   const store = tmp('sbx-store-');
@@ -230,6 +230,20 @@ test('an OCI image layout folder is a source too; read_only drops the upper laye
   assert.match(r.out, / ro,.* - overlay overlay .*lowerdir=/);
   assert.doesNotMatch(r.out, /upperdir=/);
   assert.deepEqual(leftovers('imgro'), []);
+  // With a private network and a volume, as `sandbox run --read-only` gives: the image has no
+  // /etc/resolv.conf and no /data, and a read-only root cannot make them; the init layer holds
+  // them (Docker's init layer), so the binds land and the root stays read-only.
+  const vol = tmp('sbx-vol-');
+  writeFileSync(cfg, `version: 1\nname: imgro\nimage: oci:${layout}:v1\nsecurity: {read_only: true}\nvolumes: ["${vol}:/data/out"]\ncommand: [/bin/sh, -c, 'grep -c nameserver /etc/resolv.conf; grep -c localhost /etc/hosts; echo made > /data/out/f; touch /etc/x 2>&1; grep " / " /proc/self/mountinfo']\n`);
+  const p = sandbox(['up', '-q', cfg], { env: { SANDBOX_STORE: store } });
+  assert.equal(p.code, 0, p.err);
+  assert.match(p.out, /^[1-9]\d*\n[1-9]\d*\n/, 'the sandbox\'s own resolv.conf and hosts are bound');
+  assert.equal(readFileSync(join(vol, 'f'), 'utf8'), 'made\n');
+  assert.match(p.out, /Read-only file system/);
+  assert.match(p.out, / ro,.* - overlay overlay .*lowerdir=[^,]*\/init:/, 'the init layer is the top lower layer');
+  assert.doesNotMatch(p.out, /upperdir=/);
+  assert.deepEqual(leftovers('imgro'), []);
+  rmSync(vol, { recursive: true, force: true });
   rmSync(store, { recursive: true, force: true });
 });
 
