@@ -617,8 +617,10 @@ test('overlay options: userxattr without root of the host, the root path as it w
   const store = new Store('/s');
   assert.equal(overlayOptions(plan(false), store, { root: true }).options, 'lowerdir=/s/layers/b:/s/layers/a,upperdir=/s/containers/web/upper,workdir=/s/containers/web/work');
   assert.equal(overlayOptions(plan(false), store, { root: false }).options, 'lowerdir=/s/layers/b:/s/layers/a,upperdir=/s/containers/web/upper,workdir=/s/containers/web/work,userxattr');
-  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: true }).options, 'lowerdir=/s/layers/a:/s/containers/web/empty');
-  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: false }).options, 'lowerdir=/s/layers/a:/s/containers/web/empty,userxattr');
+  // Read-only: no upper layer, and the init layer (engine/init-layer.ts) on top of the image's.
+  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: true }).options, 'lowerdir=/s/containers/web/init:/s/layers/a');
+  assert.equal(overlayOptions(plan(true, ['/s/layers/a']), store, { root: false }).options, 'lowerdir=/s/containers/web/init:/s/layers/a,userxattr');
+  assert.equal(overlayOptions(plan(true), store, { root: true }).options, 'lowerdir=/s/containers/web/init:/s/layers/b:/s/layers/a');
   // Without a host given, this process decides: root of the host here, or not.
   assert.equal(overlayOptions(plan(false), store).options?.endsWith(',userxattr'), !isRoot || !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync('/proc/self/uid_map', 'utf8')));
 
