@@ -7,7 +7,7 @@
  * not the process ever makes a TLS connection. Only a pull does (up, run, pull, doctor FILE and
  * up --dry-run's check of the registry): every command that may pull, and any command not named
  * below, keeps the variable, so that a registry behind a private CA is reached as before.
- * Nothing else of the environment changes: the sandbox's own command gets the file's env. A
+ * The sandbox's own command gets the file's env, never this one's. A
  * missing Node is exit 127, as a shell says of a missing program. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,7 +54,14 @@ int main(int argc, char **argv)
 	args[1] = (char *)"--";
 	args[2] = entry;
 	for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
-	if (opens_no_tls(argc > 1 ? argv[1] : NULL)) unsetenv("NODE_EXTRA_CA_CERTS");
+	/* Kept aside under another name: bin/sandbox.js puts it back in process.env before anything
+	 * reads it, so that the commands and programs the CLI starts (exec -e KEY, a detached run's
+	 * down) see the environment as it was. */
+	const char *ca = getenv("NODE_EXTRA_CA_CERTS");
+	if (ca && opens_no_tls(argc > 1 ? argv[1] : NULL)) {
+		if (setenv("SANDBOX_NODE_EXTRA_CA_CERTS", ca, 1) < 0) { perror("sandbox: setenv"); return 125; }
+		unsetenv("NODE_EXTRA_CA_CERTS");
+	}
 	if (SBX_NODE[0] == '/' && access(SBX_NODE, X_OK) == 0) execv(SBX_NODE, args);
 	execvp("node", args);
 	fprintf(stderr, "sandbox: cannot run Node (%s, or node on PATH) for %s: %s\n", SBX_NODE, entry, strerror(errno));

@@ -231,8 +231,9 @@ test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NOD
   const bin = join(ROOT, 'bin/sandbox');
   if (!existsSync(bin)) { t.skip('native/build/sbx-cli is not built'); return; }
   const dir = tmp();
-  // Loaded by Node before the bundle: says what Node's environment holds.
-  writeFileSync(join(dir, 'probe.js'), "require('fs').writeSync(2, `CA=${process.env.NODE_EXTRA_CA_CERTS ?? 'unset'}\\n`);\n");
+  // Loaded by Node before the bundle: says what Node's environment holds at its start, and what
+  // the CLI's process.env holds at its end (what the programs it starts get).
+  writeFileSync(join(dir, 'probe.js'), "const fs = require('fs'); fs.writeSync(2, `CA=${process.env.NODE_EXTRA_CA_CERTS ?? 'unset'}\\n`); process.on('exit', () => fs.writeSync(2, `CA at exit=${process.env.NODE_EXTRA_CA_CERTS ?? 'unset'} ${process.env.SANDBOX_NODE_EXTRA_CA_CERTS ?? ''}\\n`));\n");
   const ca = join(dir, 'ca.pem');
   writeFileSync(ca, '');
   const run2 = (args: string[]) => {
@@ -243,6 +244,7 @@ test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NOD
   const plan = run2(['plan']);
   assert.equal(plan.code, 0, plan.err);
   assert.match(plan.err, /^CA=unset$/m, 'plan opens no TLS connection: Node starts without the CA file');
+  assert.match(plan.err, new RegExp(`^CA at exit=${ca} $`, 'm'), 'and the CLI puts it back for what it starts');
   assert.match(plan.out, /^plan for e2e-bin/);
   assert.match(run2(['up', '--help']).err, new RegExp(`^CA=${ca}$`, 'm'), 'up may pull: the CA file stays');
   assert.equal(run2(['plan', 'missing.yml']).code, 2, 'the exit code passes through');
