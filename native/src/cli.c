@@ -7,19 +7,14 @@
  * not the process ever makes a TLS connection. Only a pull does (up, run, pull, doctor FILE and
  * up --dry-run's check of the registry): every command that may pull, and any command not named
  * below, keeps the variable, so that a registry behind a private CA is reached as before.
- * The sandbox's own command gets the file's env, never this one's. A
- * missing Node is exit 127, as a shell says of a missing program. */
+ * The sandbox's own command gets the file's env, never this one's. A missing Node is exit 127,
+ * as a shell says of a missing program. */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#ifndef SBX_NODE
-#define SBX_NODE "node"
-#endif
+#include "node-exec.h"
 
 /* Commands that read local state or local files only (no registry, so no TLS): `sandbox --help`'s
  * list less up, run, pull and doctor. */
@@ -38,22 +33,6 @@ static int opens_no_tls(const char *command)
 
 int main(int argc, char **argv)
 {
-	/* This binary is PACKAGE/native/build/sbx-cli; Node's entry is PACKAGE/bin/sandbox.js. */
-	char self[PATH_MAX], entry[PATH_MAX + 32];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0) { fprintf(stderr, "sandbox: cannot find the package (/proc/self/exe: %s)\n", strerror(errno)); return 125; }
-	self[n] = 0;
-	for (int up = 0; up < 3; up++) { char *s = strrchr(self, '/'); if (s) *s = 0; }
-	snprintf(entry, sizeof entry, "%s/bin/sandbox.js", self);
-
-	/* `node -- ENTRY ARGS`: Node 20 reads an --env-file among the script's own arguments too (so
-	 * `sandbox run --env-file F` would be Node's), but nothing after `--`. */
-	char **args = calloc(argc + 3, sizeof *args);
-	if (!args) { fputs("sandbox: out of memory\n", stderr); return 125; }
-	args[0] = (char *)"node";
-	args[1] = (char *)"--";
-	args[2] = entry;
-	for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
 	/* Kept aside under another name: bin/sandbox.js puts it back in process.env before anything
 	 * reads it, so that the commands and programs the CLI starts (exec -e KEY, a detached run's
 	 * down) see the environment as it was. */
@@ -62,8 +41,6 @@ int main(int argc, char **argv)
 		if (setenv("SANDBOX_NODE_EXTRA_CA_CERTS", ca, 1) < 0) { perror("sandbox: setenv"); return 125; }
 		unsetenv("NODE_EXTRA_CA_CERTS");
 	}
-	if (SBX_NODE[0] == '/' && access(SBX_NODE, X_OK) == 0) execv(SBX_NODE, args);
-	execvp("node", args);
-	fprintf(stderr, "sandbox: cannot run Node (%s, or node on PATH) for %s: %s\n", SBX_NODE, entry, strerror(errno));
+	exec_node("sandbox", "bin/sandbox.js", argv);
 	return 127;
 }

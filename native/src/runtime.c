@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "node-exec.h"
 
 #ifndef SBX_NODE
 #define SBX_NODE "node"
@@ -83,31 +84,11 @@ static int fail(struct sbx_error *err, const char *fmt, ...)
 static void to_node(void) __attribute__((noreturn));
 static void to_node(void)
 {
-	/* This binary is PACKAGE/native/build/sbx-runtime; Node's entry is PACKAGE/bin/sandbox-runtime.js. */
-	char self[PATH_MAX], entry[PATH_MAX + 32];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	int argc = 0;
-	if (n > 0) {
-		self[n] = 0;
-		for (int up = 0; up < 3; up++) { char *s = strrchr(self, '/'); if (s) *s = 0; }
-	} else {
-		strcpy(self, ".");
-	}
-	snprintf(entry, sizeof entry, "%s/bin/sandbox-runtime.js", self);
-	while (node_argv[argc]) argc++;
-	char **argv = calloc(argc + 2, sizeof *argv);
-	if (!argv) { fputs("sandbox-runtime: out of memory\n", stderr); exit(1); }
-	argv[0] = (char *)"node";
-	argv[1] = entry;
-	for (int i = 1; i < argc; i++) argv[i + 1] = node_argv[i];
 	/* Node reads and parses the CA file NODE_EXTRA_CA_CERTS names at every start (~40 ms measured
 	 * with Debian's bundle); the runtime's Node side opens no TLS connection (a bundle's root is a
 	 * local folder; hooks and the container get only config.json's env), so it goes without. */
 	unsetenv("NODE_EXTRA_CA_CERTS");
-	/* The Node that built the package (its code cache is that Node's), else the one on PATH. */
-	if (SBX_NODE[0] == '/' && access(SBX_NODE, X_OK) == 0) execv(SBX_NODE, argv);
-	execvp("node", argv);
-	fprintf(stderr, "sandbox-runtime: cannot run Node (%s, or node on PATH) for %s: %s\n", SBX_NODE, entry, strerror(errno));
+	exec_node("sandbox-runtime", "bin/sandbox-runtime.js", node_argv);
 	exit(1);
 }
 
