@@ -25,10 +25,10 @@ export function probeHost(): HostFeatures {
   const uidMap = (read('/proc/self/uid_map') ?? '').trim().split(/\s+/);
   const initialNs = uidMap[0] === '0' && uidMap[1] === '0' && uidMap[2] === '4294967295';
   const root = process.geteuid?.() === 0 && initialNs;
-  // Each program of the table, looked up once on PATH (a few stat calls each), when first read:
-  // as root, only a compile of a private network reads them; `down`, `stop` and `ps` never do.
-  let programs: HostFeatures['programs'] | undefined;
-  const found = () => (programs ??= hostPrograms());
+  // Each program of the table, looked up once on PATH (a few stat calls each): without root now,
+  // for the rootless probe; as root when first read, since only a compile of a private network
+  // reads them (`down`, `stop` and `ps` never do).
+  const rootlessPrograms = root ? undefined : hostPrograms();
 
   const host = {
     kernel: release().split('-')[0]!,
@@ -43,26 +43,26 @@ export function probeHost(): HostFeatures {
     rootDirs: probeRootDirs(),
     stateRoot: root ? '/run/sandbox' : rootlessStateRoot(),
     volumes: { root: volumeRoot(), existing: volumeNames() },
-    ...(root ? {} : { rootless: probeRootless(found()) }),
+    ...(rootlessPrograms ? { rootless: probeRootless(rootlessPrograms) } : {}),
   } as HostFeatures;
-  // Enumerable, so that the object prints and spreads as a plain one.
-  Object.defineProperty(host, 'programs', { enumerable: true, configurable: true, get: found });
-  return withLandlock(host);
+  lazyField(host, 'programs', () => rootlessPrograms ?? hostPrograms());
+  // The Landlock ABI, asked of the kernel through libsbx: loading koffi and the library costs
+  // about 3 ms, which only a compile of a file with `paths:` rules (or doctor, or the engine, which
+  // loads it anyway) needs; `plan` of other files, `ps`, `stop` and `down` never read it.
+  return lazyField(host, 'landlock', () => landlockAbi().landlock);
+}
+
+/** Defines key on obj as an enumerable property computed when first read, and once (so that the
+ * object prints and spreads as a plain one): what only some commands read is not probed by all. */
+function lazyField<T extends object, K extends keyof T>(obj: T, key: K, compute: () => T[K]): T {
+  let box: { value: T[K] } | undefined;
+  return Object.defineProperty(obj, key, { enumerable: true, configurable: true, get: () => (box ??= { value: compute() }).value });
 }
 
 function hostPrograms(): HostFeatures['programs'] {
   const out: Partial<Record<HostProgram, string>> = {};
   for (const p of Object.keys(HOST_PROGRAMS) as HostProgram[]) { const at = onPath(p); if (at) out[p] = at; }
   return out;
-}
-
-/** The Landlock ABI, asked of the kernel through libsbx when first read, and once: loading koffi
- * and the library costs about 3 ms, which only a compile of a file with `paths:` rules (or
- * doctor, or the engine, which loads it anyway) needs; `plan` of other files, `ps`, `stop` and
- * `down` never read it. Enumerable, so that the object prints and spreads as a plain one. */
-function withLandlock(host: HostFeatures): HostFeatures {
-  let abi: { landlock?: number } | undefined;
-  return Object.defineProperty(host, 'landlock', { enumerable: true, configurable: true, get: () => (abi ??= landlockAbi()).landlock });
 }
 
 /** Whether this caller can make a user namespace, and if not why. Root is told by the sysctl (its
@@ -131,11 +131,11 @@ function probeCgroups(root: boolean): HostFeatures['cgroup'] {
     controllers = delegated === undefined ? [] : (read(join(mounts.unified!, delegated, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean);
     swap = swap && controllers.includes('memory');
   }
-  // The IO weight file, looked for when first read, and once: on a v1 host that reads every disk's
-  // scheduler (about 0.4 ms of each start), which only a file with `io_weight`, doctor and an OCI
-  // bundle's blockIO weight need. Enumerable, so that the object prints and spreads as a plain one.
-  let weight: { file?: string } | undefined;
-  return { layout, controllers, swap, mounts, get ioWeightFile() { return (weight ??= { file: ioWeightFile(layout, mounts) }).file; }, ...(delegated !== undefined ? { delegated } : {}) };
+  // The IO weight file, looked for when first read: on a v1 host that reads every disk's scheduler
+  // (about 0.4 ms of each start), which only a file with `io_weight`, doctor and an OCI bundle's
+  // blockIO weight need.
+  const cgroup = lazyField({ layout, controllers, swap, mounts } as HostFeatures['cgroup'], 'ioWeightFile', () => ioWeightFile(layout, mounts));
+  return delegated !== undefined ? Object.assign(cgroup, { delegated }) : cgroup;
 }
 
 function ioWeightFile(layout: HostFeatures['cgroup']['layout'], mounts: Record<string, string>): string | undefined {
