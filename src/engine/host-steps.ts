@@ -58,6 +58,8 @@ export interface HostContext {
   child?: { pid: number; bornInCgroup: boolean; holder: number };
   /** The sandbox's user, group and groups as numbers (the preflight resolved them): an empty volume's owner. */
   ids?: Ids;
+  /** The bind sources that are files, not folders (preflight's fileSources): a file is their mount point. */
+  fileSources?: ReadonlySet<string>;
   /** Test-only: this step is applied wrongly, for the attestation to catch (SANDBOX_TEST_CORRUPT). */
   corruptAt?: string;
   /** network.egress: the run's nonce, group, mark and classes, the wall as loaded, sbx-egress's record. */
@@ -119,7 +121,10 @@ const HANDLERS: Handlers = {
     // removeTree removes it inside the caller's user namespace where the caller itself cannot.
     ctx.undo.record(s.id, { kind: 'upper.remove', args: { path: ctx.container } });
     removeTree(ctx.container);
-    if (ctx.imageReadOnly) makeInitLayer(ctx.plan, ctx.layers, join(ctx.container, 'init'));
+    if (ctx.imageReadOnly) {
+      if (!ctx.fileSources) throw new Error('internal error: the image step ran before the preflight found the bind sources');
+      makeInitLayer(ctx.plan, ctx.layers, join(ctx.container, 'init'), ctx.fileSources);
+    }
     else {
       mkdirSync(join(ctx.container, 'upper'), { recursive: true, mode: 0o755 });
       mkdirSync(join(ctx.container, 'work'));

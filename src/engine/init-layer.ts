@@ -9,7 +9,7 @@
 // any layer is left alone (a folder made here would hide the link); a whiteout hides what lower
 // layers hold. A folder made on the way to a mount point takes the mode and owner of the image's
 // folder at that path, where the image has one, since overlayfs shows the top layer's.
-import { chmodSync, chownSync, lstatSync, mkdirSync, writeFileSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan } from '../plan/types';
 
@@ -17,16 +17,15 @@ import type { Plan } from '../plan/types';
  * in the file systems mounted there, which the engine makes). */
 const MOUNT_POINTS = new Set(['mount.bind', 'mount.proc', 'mount.dev', 'mount.tmpfs.dev', 'mount.sys', 'mount.netfile', 'mount.tmpfs', 'mount.volume']);
 
-/** The mount points of a plan in its root: path, and whether a file (not a folder) goes there. */
-export function mountPoints(plan: Plan): { target: string; file: boolean }[] {
+/** The mount points of a plan in its root: path, and whether a file (not a folder) goes there, as
+ * for the sandbox's own /etc files and a bind of one of `files` (preflight's fileSources). */
+export function mountPoints(plan: Plan, files: ReadonlySet<string>): { target: string; file: boolean }[] {
   const out: { target: string; file: boolean }[] = [];
   for (const s of plan.steps) {
     if (!MOUNT_POINTS.has(s.kind)) continue;
     const a = s.args as { target: string; source?: string };
     if (/^\/(dev|proc|sys)\/./.test(a.target)) continue;
-    let file = s.kind === 'mount.netfile';
-    if (s.kind === 'mount.bind' && a.source) try { file = !statSync(a.source).isDirectory(); } catch { /* preflight says a missing source */ }
-    out.push({ target: a.target, file });
+    out.push({ target: a.target, file: s.kind === 'mount.netfile' || (s.kind === 'mount.bind' && files.has(a.source!)) });
   }
   return out;
 }
@@ -52,10 +51,10 @@ function inImage(layers: readonly string[], path: string): Stats | 'missing' | '
 }
 
 /** Makes the init layer in dir for the plan's mount points that the image lacks; returns them. */
-export function makeInitLayer(plan: Plan, layers: readonly string[], dir: string): string[] {
+export function makeInitLayer(plan: Plan, layers: readonly string[], dir: string, files: ReadonlySet<string>): string[] {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const made: string[] = [];
-  for (const { target, file } of mountPoints(plan)) {
+  for (const { target, file } of mountPoints(plan, files)) {
     if (inImage(layers, target) !== 'missing') continue;
     const parts = target.split('/').filter(Boolean);
     let linked = false;

@@ -387,6 +387,7 @@ class NativeRun {
       checkImageStore(plan, ctx.store, opts.host, (p, n, v) => this.lib.lsetxattr(p, n, v));
     } catch (e) { asStepFailure(e); }
     ctx.ids = this.ids;
+    ctx.fileSources = files;
     const compileSeccomp = once((p: string) => { const t = msNow(); const b = seccompFilter(this.lib, p); this.seccompCompileMs += msNow() - t; return b; });
     const init = this.exec.args.init ? initPath() : undefined;
     const stdio = this.openStdio();

@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, sym
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeInitLayer, mountPoints } from '../../src/engine/init-layer';
+import { fileSources } from '../../src/engine/preflight';
 import type { Plan } from '../../src/plan/types';
 
 const step = (kind: string, args: Record<string, unknown>) => ({ id: `x:${String(args.target)}`, kind, stage: 'mounts', title: '', source: 'default', args });
@@ -41,9 +42,10 @@ test('the init layer holds the mount points the image lacks, each folder on the 
     step('mount.bind', { source: join(dir, 'file-src'), target: '/opt/app/conf.ini' }),
     step('mount.tmpfs', { target: '/etc/hostname' }),
   ] } as unknown as Plan;
-  assert.deepEqual(mountPoints(plan).map((m) => `${m.target}${m.file ? ' file' : ''}`), ['/proc', '/dev', '/etc/hosts file', '/etc/resolv.conf file', '/home/u/data', '/var/cache', '/opt/app/conf.ini file', '/etc/hostname']);
+  const files = fileSources(plan);
+  assert.deepEqual(mountPoints(plan, files).map((m) => `${m.target}${m.file ? ' file' : ''}`), ['/proc', '/dev', '/etc/hosts file', '/etc/resolv.conf file', '/home/u/data', '/var/cache', '/opt/app/conf.ini file', '/etc/hostname']);
   const init = join(dir, 'init');
-  const made = makeInitLayer(plan, [bottom, top], init);
+  const made = makeInitLayer(plan, [bottom, top], init, files);
   assert.deepEqual(made, [...['/proc', '/dev'], ...(whiteout ? ['/etc/hosts'] : []), '/etc/resolv.conf', '/home/u/data', '/opt/app/conf.ini']);
   assert.ok(lstatSync(join(init, 'etc/resolv.conf')).isFile());
   assert.ok(lstatSync(join(init, 'opt/app/conf.ini')).isFile());
