@@ -3,14 +3,15 @@
 // left alone, its stdio the caller's choice, and its exit reaped without a worker thread each (so
 // that one process can run many). The handle says its pid, name, plan and attestation, streams
 // its progress, and waits, execs, stops and removes it. Runs as the caller's user (root, or
-// rootless in a user namespace, as the CLI).
+// rootless in a user namespace, as the CLI). The CLI's `up` and `run` start through here too, in
+// the engine's CLI mode (an internal option: see CliRun).
 import { EventEmitter } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { Plan, HostFeatures, Verdict } from '../plan/types';
 import { compileExec } from '../plan/exec';
 import { findStep } from '../plan/steps';
 import type { EngineEvent, RunResult } from '../engine/types';
-import type { StdioMode } from '../engine/native';
+import type { NativeEngine, NativeRunOptions, StdioMode } from '../engine/native';
 import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,6 +49,11 @@ export class Sandbox extends EventEmitter {
     // A detached one runs on after this process: only wait() watches it (it does not keep the process alive otherwise).
     if (!detached) void this.wait().then((code) => this.emit('exit', code), () => undefined);
   }
+
+  /** @internal: the engine's result of the run, once it has ended (a detached one's once its
+   * command runs): what the CLI prints after it (the failed step, the timing, the attestation,
+   * whether it detached). */
+  outcome(): Promise<RunResult> { return this.result; }
 
   /** The command's exit status (docker run's: its code, or 128 + the signal; 137 when killed),
    * once it has ended and what the sandbox set up is gone (a foreground run's undo). */
@@ -112,18 +118,43 @@ export function setupError(plan: Plan, r: RunResult): SandboxError {
   return new SetupError(f.step, f.errno, f.message, step?.source, r.exitCode);
 }
 
+/** The CLI's run (src/cli/main.ts `start`, for `up` and `run`), which the library's must not be:
+ * the engine's CLI mode, in which the process's signals are relayed to the sandbox, the command
+ * has the terminal, and its exit is reaped by a worker thread; with the CLI's hooks (the progress
+ * view's end, the egress denial line, a detached --rm's `down`) and its test-only faults.
+ * @internal */
+export type CliRun = Pick<NativeRunOptions, 'beforeExec' | 'afterCommand' | 'onSignal' | 'onExit' | 'failAt' | 'pauseAt' | 'stallAt' | 'corruptAt'>;
+
 export interface StartOptions {
-  stdio: readonly [StdioMode, StdioMode, StdioMode];
+  /** The library's: the command's stdio (absent: this process's own). */
+  stdio?: readonly [StdioMode, StdioMode, StdioMode];
   signal?: AbortSignal;
   onProgress?: (e: EngineEvent) => void;
+  /** @internal: the CLI's run. start() then resolves with the handle whether the setup failed or
+   * not (a failed one's pid is 0): the CLI says the failure from handle.outcome(). */
+  cli?: CliRun;
+}
+
+/** The native engine (libsbx, through koffi, loaded once per process); throws when it cannot be
+ * loaded, before anything is set up (the CLI says so before its progress view starts). @internal */
+export async function nativeEngine(): Promise<NativeEngine> {
+  const { NativeEngine } = await import('../engine/native');
+  return new NativeEngine();
+}
+
+/** The engine's options: the library's (its caller's signals left alone, its stdio and
+ * AbortSignal), or the CLI's. */
+function runOptions(sb: Sandbox, host: HostFeatures, file: string, o: StartOptions): NativeRunOptions {
+  if (o.cli) return { host, file, ...o.cli };
+  const stdio = o.stdio ?? ['inherit', 'inherit', 'inherit'];
+  return { host, file, library: { stdio, abort: o.signal, onStdio: (s) => { sb.stdin = s.stdin; sb.stdout = s.stdout; sb.stderr = s.stderr; } } };
 }
 
 /** Applies the plan and resolves with the handle once the command runs; rejects with SetupError
  * (nothing left: the engine's undo ran) or AbortError. */
 export async function start(plan: Plan, host: HostFeatures, file: string, o: StartOptions): Promise<Sandbox> {
   if (o.signal?.aborted) throw new AbortError();
-  const { NativeEngine } = await import('../engine/native');
-  const engine = new NativeEngine();
+  const engine = await nativeEngine();
   const sb = new Sandbox(plan.name, plan, file, host);
   let running: ((e: { pid: number; attestation?: Verdict[] }) => void) | undefined;
   const started = new Promise<{ pid: number; attestation?: Verdict[] }>((r) => { running = r; });
@@ -131,16 +162,19 @@ export async function start(plan: Plan, host: HostFeatures, file: string, o: Sta
     sb.emit('progress', e);
     o.onProgress?.(e);
     if (e.type === 'running') running!(e);
-  }, { host, file, library: { stdio: o.stdio, abort: o.signal, onStdio: (s) => { sb.stdin = s.stdin; sb.stdout = s.stdout; sb.stderr = s.stderr; } } });
+  }, runOptions(sb, host, file, o));
+  const detached = !!findStep(plan.steps, 'exec')?.args.detach;
   // Whichever comes first: the command runs, or the run ends (a setup failure, or a command
   // that ended before its start was seen).
   const first = await Promise.race([started.then(() => ({})), result.then((r) => ({ r }))]);
   if ('r' in first && first.r.failed && first.r.exitCode !== 137) {
+    // The CLI's: the handle of a run that never ran, whose outcome says why.
+    if (o.cli) { sb.wire(result, 0, detached, first.r.attestation ?? []); return sb; }
     for (const s of [sb.stdin, sb.stdout, sb.stderr]) s?.destroy();
     throw setupError(plan, first.r);
   }
   const { pid, attestation } = await started;
-  sb.wire(result, pid, !!findStep(plan.steps, 'exec')?.args.detach, attestation ?? []);
+  sb.wire(result, pid, detached, attestation ?? []);
   // Once it runs, the signal stops it, as child_process.spawn's kills its child.
   const signal = o.signal;
   if (signal) {
