@@ -12,6 +12,8 @@ import { prewarmCgroupAttach } from '../engine/prewarm';
 import { MSG } from '../ui/messages';
 import { PROGRESS_CHOICES, progressMode, pullProgress, StageProgress } from '../ui/progress';
 import { prepare } from '../api/load';
+import { nativeEngine, start as startSandbox, type CliRun } from '../api/sandbox';
+import type { RunResult } from '../engine/types';
 import { ConfigError, SandboxError } from '../api/errors';
 import { fileAndCommand } from './argv';
 import { formatOf, withFormat, type FormatOpts } from './format';
@@ -138,11 +140,7 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
   if (process.env.SANDBOX_TEST_WRITABLE) l = { ...l, plan: writableForTest(l.plan, process.env.SANDBOX_TEST_WRITABLE) };
   // While the engine loads and checks the plan: see engine/prewarm.ts.
   prewarmCgroupAttach(l.host);
-  let engine;
-  try {
-    const { NativeEngine } = await import('../engine/native');
-    engine = new NativeEngine();
-  } catch (e) {
+  try { await nativeEngine(); } catch (e) {
     writeErr(MSG.noEngine((e as Error).message) + '\n');
     throw new Exit(EXIT.setup);
   }
@@ -151,10 +149,24 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
   const view = new StageProgress(l.plan, { mode: o.verbose && mode === 'tty' ? 'plain' : mode, verbose: o.verbose, color: mode === 'tty' && color(), out: mode === 'tty' && !o.verbose ? process.stderr : { write: writeErr } });
   // An egress policy's refusals, read as sbx-egress records them, for the line a foreground run
   // ends with: only those after the command started (before it, the attestation's probes are refused on purpose).
-  const egress = hasEgress(l.plan) ? { dir: join(l.host.stateRoot, l.plan.name), records: [] as Denial[], since: '' } : undefined;
+  const egress: Egress | undefined = hasEgress(l.plan) ? { dir: join(l.host.stateRoot, l.plan.name), records: [], since: '' } : undefined;
   const follower = egress && new DenialFollower(egress.dir, (r) => { egress.records.push(...r); }).start(true);
-  const result = await engine.run(l.plan, view.onEvent, {
-    host: l.host,
+  // The library's start, in the engine's CLI mode: this process's signals go to the sandbox, the
+  // command has the terminal; the handle's outcome is the run's, a failed setup's too.
+  const sandbox = await startSandbox(l.plan, l.host, l.file, { onProgress: view.onEvent, cli: cliRun(l, o, view, egress, follower) });
+  const result = await sandbox.outcome();
+  view.end();
+  follower?.stop();
+  await finish(l, o, result, egress);
+}
+
+/** The denials the line a foreground run ends with counts: sbx-egress's records of this sandbox,
+ * and when its command started. */
+interface Egress { dir: string; records: Denial[]; since: string }
+
+/** The CLI's hooks into the run, and the test-only faults it takes from the environment. */
+function cliRun(l: Loaded, o: UpOpts, view: StageProgress, egress: Egress | undefined, follower: DenialFollower | undefined): CliRun {
+  return {
     // Test-only: fail the named step as if its system call had failed (exit 125, nothing left behind).
     failAt: process.env.SANDBOX_TEST_FAIL_AT,
     pauseAt: process.env.SANDBOX_TEST_PAUSE_AT,
@@ -168,14 +180,16 @@ export async function start(l: Loaded, o: UpOpts): Promise<void> {
     beforeExec: async () => { if (egress) { egress.since = new Date().toISOString(); follower!.poll(); } view.end(); },
     // sbx-egress has written its last records and the state folder is still there: read them now.
     afterCommand: () => follower?.poll(),
-    file: l.file,
     onSignal: (n) => { writeErr(`${MSG.signal(n)}\n`); },
     // Detached --rm: the supervisor runs this CLI's own `down` once the command has ended for
     // good (this same node and entry script, with the caller's privilege and environment).
     onExit: o.rm ? [process.execPath, ...process.execArgv, process.argv[1]!, 'down', '--rm', l.plan.name] : undefined,
-  });
-  view.end();
-  follower?.stop();
+  };
+}
+
+/** What a run ends with: the denial line, --rm's volumes, the timing line, the --attest file, a
+ * detached one's name, or the failed step; throws Exit with the command's status. */
+async function finish(l: Loaded, o: UpOpts, result: RunResult, egress: Egress | undefined): Promise<void> {
   if (egress && !result.detached && egress.since) {
     const line = denialSummary(egress.records.filter((r) => r.t >= egress.since), rulesOf(egress.dir, l.plan), l.plan.name, existsSync(join(egress.dir, DENIALS)));
     if (line) writeErr(`${line}\n`);
