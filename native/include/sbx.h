@@ -67,7 +67,7 @@
 
 #include <stdint.h>
 
-#define SBX_ABI_VERSION 19
+#define SBX_ABI_VERSION 20
 
 #if defined(__GNUC__)
 #define SBX_API __attribute__((visibility("default")))
@@ -278,6 +278,13 @@ SBX_API int sbx_whiteout(const char *path, struct sbx_error *err);
  * the created process waits for start (SBX_F_WAIT_START). Node has no mkfifo of its own. */
 SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err);
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err);
+
+/* For the CLI process (bin/sandbox.js), as the invoking user: Node reads NODE_EXTRA_CA_CERTS only
+ * as it starts, and bin/sandbox (native/src/cli.c) starts it without that variable, whose parsing
+ * costs more than Node's own start; when the CLI must reach a registry over TLS after all, it
+ * replaces itself (same pid, stdio, terminal and parent) with the same command started with the
+ * variable. argv and envp end with NULL. Returns only on failure (-1, err set). */
+SBX_API int sbx_execve(const char *path, const char *const *argv, const char *const *envp, struct sbx_error *err);
 
 /* The attestation's facts (src/engine/attest-view.ts, readView), gathered and parsed in one call
  * so that the CLI reads a dozen /proc files and a few dozen links and inodes with system calls

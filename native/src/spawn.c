@@ -273,6 +273,18 @@ SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err)
 	return 0;
 }
 
+SBX_API int sbx_execve(const char *path, const char *const *argv, const char *const *envp, struct sbx_error *err)
+{
+	/* Node marks every descriptor it inherited close-on-exec as it starts, stdio included: the
+	 * same stdin, stdout and stderr are to pass on. */
+	for (int fd = 0; fd <= 2; fd++) {
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && (flags & FD_CLOEXEC) && fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0) return sbx_fail(err, errno, "fcntl");
+	}
+	execve(path, (char *const *)argv, (char *const *)envp);
+	return sbx_fail(err, errno, "execve");
+}
+
 SBX_API int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, struct sbx_error *err)
 {
 	if (lsetxattr(path, name, value, len, 0) < 0) return sbx_fail(err, errno, "lsetxattr");

@@ -91,9 +91,11 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   const { haveImage, imageName, lookupImage } = await import('../engine/images');
   const have = haveImage(image.ref);
   if (!have && mode === 'store') return undefined;
+  const insecure = [...image.insecure, ...(o.insecure ?? [])];
+  if (!have) (await import('../engine/extra-ca')).beforePull(image.ref, insecure);
   const view = have ? undefined : o.view?.(imageName(image.ref));
   try {
-    const got = await lookupImage(image.ref, { pull: true, insecure: [...image.insecure, ...(o.insecure ?? [])], onEvent: view?.onEvent });
+    const got = await lookupImage(image.ref, { pull: true, insecure, onEvent: view?.onEvent });
     await view?.finish();
     return got;
   } catch (e) {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { HostFeatures } from '../plan/types';
 import { findStep } from '../plan/steps';
 import { readSaved } from '../host/state';
+import { beforePull } from './extra-ca';
 
 export interface ImageLookup {
   /** Fetch the image when the store has not got it (else: undefined, and the plan says so). */
@@ -28,7 +29,9 @@ export function haveImage(ref: string): boolean { return !!new Store().complete(
 
 /** The image as normalize takes it: from the store, pulled first if asked to. */
 export async function lookupImage(ref: string, o: ImageLookup): Promise<ImageInput | undefined> {
-  if (!o.pull && !o.refresh && !haveImage(ref)) return undefined;
+  const have = !o.refresh && haveImage(ref);
+  if (!o.pull && !have) return undefined;
+  if (!have) beforePull(ref, o.insecure ?? []);
   const pulled = await pull(ref, { store: new Store(), ops: loadLibSbx(), insecure: o.insecure ?? [], onEvent: o.onEvent, refresh: o.refresh });
   return { config: pulled.config, layerDirs: pulled.layerDirs, digest: pulled.record.manifest };
 }

@@ -29,6 +29,8 @@ export interface LibSbx {
   lsetxattr(path: string, name: string, value: Buffer): void;
   /** For sandbox-runtime's create: the fifo the created process waits on for start. */
   mkfifo(path: string, mode: number): void;
+  /** Replaces this process with path (argv, envp), keeping its pid: returns only by throwing. */
+  execve(path: string, argv: readonly string[], envp: readonly string[]): never;
   /** A seccomp filter's text program (src/model/seccomp.ts) compiled to BPF by libseccomp, in this process. */
   seccompCompile(program: string): Buffer;
   /** libseccomp's version, as major.minor.micro: compiled filters are cached under it. */
@@ -106,6 +108,7 @@ export function loadLibSbx(): LibSbx {
   const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
   const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
   const mkfifo = lib.func('int sbx_mkfifo(const char *path, uint32_t mode, _Out_ sbx_error *err)');
+  const execve = lib.func('int sbx_execve(const char *path, const char **argv, const char **envp, _Out_ sbx_error *err)');
   const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
   const seccompVersion = lib.func('int sbx_seccomp_version(void)');
   const landlockAbi = lib.func('int sbx_landlock_abi(void)');
@@ -146,6 +149,7 @@ export function loadLibSbx(): LibSbx {
     sendFd(path, fd, name) { const err = {} as SbxError; check(sendFd(path, fd, name, err) as number, err); },
     whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
     mkfifo(path, mode) { const err = {} as SbxError; check(mkfifo(path, mode, err) as number, err); },
+    execve(path, argv, envp) { const err = {} as SbxError; check(execve(path, [...argv, null], [...envp, null], err) as number, err); throw new NativeError('execve returned', 0); },
     lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
     seccompVersion() { const v = seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },
     landlockAbi() { return landlockAbi() as number; },

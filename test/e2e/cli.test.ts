@@ -227,7 +227,7 @@ test('a reader that goes away (sandbox schema | head -c1) ends the command quiet
   assert.equal(b.stdout.trim(), '141', 'the CLI\'s own status (bash\'s PIPESTATUS)');
 });
 
-test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NODE_EXTRA_CA_CERTS for a command that opens no TLS connection, with it for one that may pull, and keeps --env-file for sandbox run', (t) => {
+test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NODE_EXTRA_CA_CERTS but for pull and doctor, puts it back for what the CLI starts, and keeps --env-file for sandbox run', (t) => {
   const bin = join(ROOT, 'bin/sandbox');
   if (!existsSync(bin)) { t.skip('native/build/sbx-cli is not built'); return; }
   const dir = tmp();
@@ -246,7 +246,8 @@ test('bin/sandbox, the package\'s bin, starts Node on bin/sandbox.js without NOD
   assert.match(plan.err, /^CA=unset$/m, 'plan opens no TLS connection: Node starts without the CA file');
   assert.match(plan.err, new RegExp(`^CA at exit=${ca} $`, 'm'), 'and the CLI puts it back for what it starts');
   assert.match(plan.out, /^plan for e2e-bin/);
-  assert.match(run2(['up', '--help']).err, new RegExp(`^CA=${ca}$`, 'm'), 'up may pull: the CA file stays');
+  assert.match(run2(['up', '--help']).err, /^CA=unset$/m, 'up restarts itself with the CA file only to reach a registry over TLS (integration: image.test.ts)');
+  assert.match(run2(['pull', '--help']).err, new RegExp(`^CA=${ca}$`, 'm'), 'pull reaches a registry at once: the CA file stays');
   assert.equal(run2(['plan', 'missing.yml']).code, 2, 'the exit code passes through');
   const r = run2(['run', '--env-file', 'missing.env', '--rootfs', 'host', '/bin/true']);
   assert.equal(r.code, 2, r.err);

@@ -4,7 +4,7 @@
 // after a pull is killed), and run on overlayfs — checked from inside the sandbox.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -265,6 +265,70 @@ test('a registry on loopback that speaks only HTTPS: said once, in words, by pul
   assert.equal(up.code, 125, up.err);
   assert.match(up.err, new RegExp(`tls\\.yml:3:8: error: the image ${host}/test/app:1 cannot be pulled: ${said.source}`));
   assert.match(up.err, /^1 error; nothing was run$/m);
+  rmSync(store, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The registry's storage served over HTTPS from a network namespace this test makes (198.18.77.2,
+ * a benchmarking address, behind a veth pair): a registry that is not on loopback, so reached over
+ * TLS, its certificate made here by openssl (trusted only through NODE_EXTRA_CA_CERTS). */
+async function tlsRegistryInNetns(storage: string): Promise<{ host: string; cert: string; stop(): Promise<void> }> {
+  const ns = `sbx-tls-${process.pid}`, hostIf = `sbxtls${process.pid % 100000}`, dir = tmp('sbx-tlsreg-');
+  const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'pipe' });
+  ip('netns', 'add', ns);
+  const stopNs = () => { try { ip('netns', 'del', ns); } catch { /* gone */ } try { ip('link', 'del', hostIf); } catch { /* went with the namespace */ } };
+  try {
+    ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    ip('addr', 'add', '198.18.77.1/30', 'dev', hostIf);
+    ip('link', 'set', hostIf, 'up');
+    ip('-n', ns, 'addr', 'add', '198.18.77.2/30', 'dev', 'eth0');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', cert, '-days', '1', '-subj', '/CN=198.18.77.2', '-addext', 'subjectAltName=IP:198.18.77.2'], { stdio: 'ignore' });
+    writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${storage}}}\nhttp: {addr: 198.18.77.2:5443, tls: {certificate: ${cert}, key: ${dir}/key.pem}}\n`);
+    const p: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'docker-registry', 'serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+    // Up when its port takes a connection (bounded: 5 s).
+    for (let i = 0; i < 200 && spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', 'cat /proc/net/tcp | grep -q " 024D12C6:1543 .* 0A "']).status !== 0; i++) await new Promise((r) => setTimeout(r, 25));
+    return {
+      host: '198.18.77.2:5443', cert,
+      stop: async () => { const gone = new Promise((r) => p.on('exit', r)); p.kill('SIGTERM'); await gone; stopNs(); rmSync(dir, { recursive: true, force: true }); },
+    };
+  } catch (e) { stopNs(); throw e; }
+}
+
+test('a registry over TLS behind a private CA: bin/sandbox starts Node without NODE_EXTRA_CA_CERTS, and a run that must pull restarts itself with it before it shows anything', { timeout: 120_000 }, async (t) => {
+  if (!ready(t) || !needs(t, 'docker-registry (apt-get install docker-registry)', hasRegistry) || !needs(t, 'openssl', hasOpenssl)) return;
+  const launcher = join(ROOT, 'bin/sandbox');
+  if (!needs(t, 'bin/sandbox (native/build/sbx-cli)', existsSync(launcher))) return;
+  // The image pushed over plain HTTP on loopback, then that storage served over TLS.
+  const plain = await startRegistry();
+  await push(plain.host, 'test/busybox', '1', busyboxImage());
+  await plain.stop();
+  const reg = await tlsRegistryInNetns(plain.storage);
+  t.after(() => reg.stop());
+  const dir = tmp('sbx-cfg-');
+  // Loaded by each Node start, before the bundle: says whether Node started with the CA file.
+  writeFileSync(join(dir, 'probe.js'), "require('fs').writeSync(2, `node started, CA=${process.env.NODE_EXTRA_CA_CERTS ?? 'unset'}\\n`);\n");
+  writeFileSync(join(dir, 'tls.yml'), `version: 1\nname: tlsca\nimage: ${reg.host}/test/busybox:1\nnetwork: none\ncommand: [cat, /etc/motd]\n`);
+  const store = tmp('sbx-store-');
+  const run = (env: Record<string, string | undefined>) => {
+    const r = spawnSync(launcher, ['up', '-q', join(dir, 'tls.yml')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, SANDBOX_STORE: store, NODE_OPTIONS: `--require=${join(dir, 'probe.js')}`, ...env } });
+    return { code: r.status, out: r.stdout, err: r.stderr, starts: r.stderr.match(/^node started, CA=.*$/gm) ?? [] };
+  };
+  const { NODE_EXTRA_CA_CERTS: _, ...withoutCa } = process.env;
+  const untrusted = spawnSync(launcher, ['up', '-q', join(dir, 'tls.yml')], { encoding: 'utf8', timeout: 60_000, env: { ...withoutCa, SANDBOX_STORE: store } });
+  assert.equal(untrusted.status, 125, untrusted.stderr);
+  assert.match(untrusted.stderr, /tls\.yml:3:8: error: .*its TLS certificate is not trusted .*NODE_EXTRA_CA_CERTS=/);
+
+  const first = run({ NODE_EXTRA_CA_CERTS: reg.cert });
+  assert.equal(first.code, 0, first.err);
+  assert.equal(first.out, 'from the second layer\n', `pulled over TLS and run: ${first.err}`);
+  assert.deepEqual(first.starts, ['node started, CA=unset', `node started, CA=${reg.cert}`], 'started without the CA file, restarted once with it to pull');
+  const again = run({ NODE_EXTRA_CA_CERTS: reg.cert });
+  assert.equal(again.code, 0, again.err);
+  assert.deepEqual(again.starts, ['node started, CA=unset'], 'the image in the store: no TLS, one start without the CA file');
+  assert.deepEqual(leftovers('tlsca'), []);
   rmSync(store, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
