@@ -82,6 +82,17 @@ export function loadLibSbx(): LibSbx {
   if (!existsSync(path)) throw new NativeError(`${path} does not exist`, 2);
   const koffi = koffiModule();
   const lib = koffi.load(path);
+  checkLibrary(koffi, lib, path);
+  const f = declare(koffi, lib);
+  loaded = { ...processCalls(f), ...hostCalls(f) };
+  return loaded;
+}
+
+type Koffi = typeof import('koffi');
+type Declared = ReturnType<typeof declare>;
+
+/** The library's ABI is this package's, and koffi lays out its structs as the C compiler did. */
+function checkLibrary(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): void {
   // The header's structs, field by field; a char array reads as a string. koffi lays them out by
   // C rules itself, and its layout must be the compiler's, or every call would misread them.
   const struct = (name: string, size: number, fields: Record<string, Field>) => {
@@ -90,86 +101,94 @@ export function loadLibSbx(): LibSbx {
     if (bad) throw new NativeError(`koffi lays out struct ${name} unlike the C compiler; rebuild with npm run build`, 22);
     return t;
   };
-  const Err = struct('sbx_error', ERROR_SIZE, ERROR_FIELDS);
-  const Child = struct('sbx_child', CHILD_SIZE, CHILD_FIELDS);
-  const abi = lib.func('int sbx_abi_version(void)');
-  const version = abi() as number;
+  struct('sbx_error', ERROR_SIZE, ERROR_FIELDS);
+  struct('sbx_child', CHILD_SIZE, CHILD_FIELDS);
+  const version = lib.func('int sbx_abi_version(void)')() as number;
   if (version !== ABI_VERSION) throw new NativeError(`${path} has ABI ${version}, and this sandbox needs ${ABI_VERSION}; rebuild it with npm run build`, 22);
-  const spawn = lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)');
-  const respawn = lib.func('int sbx_respawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, const void *procs, int32_t userns, int32_t netns, _Out_ sbx_child *out, _Out_ sbx_error *err)');
-  const wait = lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)');
-  const tryWait = lib.func('int sbx_try_wait(int32_t pid, _Out_ int32_t *status, _Out_ int32_t *done, _Out_ sbx_error *err)');
-  const pipe = lib.func('int sbx_pipe(_Out_ int32_t *rd, _Out_ int32_t *wr, _Out_ sbx_error *err)');
-  const winsize = lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)');
-  const recvFd = lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)');
-  const sendFd = lib.func('int sbx_send_fd(const char *path, int32_t fd, const char *name, _Out_ sbx_error *err)');
-  const Fwd = koffi.opaque('sbx_forwarder');
-  const fwdStart = lib.func('int sbx_forward_start(int32_t udp, const char *lip, int32_t lport, const char *tip, int32_t tport, int32_t netns, _Out_ sbx_forwarder **out, _Out_ int32_t *port, _Out_ sbx_error *err)');
-  const fwdStop = lib.func('int sbx_forward_stop(sbx_forwarder *f)');
-  const whiteout = lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)');
-  const mkfifo = lib.func('int sbx_mkfifo(const char *path, uint32_t mode, _Out_ sbx_error *err)');
-  const execve = lib.func('int sbx_execve(const char *path, const char **argv, const char **envp, _Out_ sbx_error *err)');
-  const lsetxattr = lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)');
-  const seccompVersion = lib.func('int sbx_seccomp_version(void)');
-  const landlockAbi = lib.func('int sbx_landlock_abi(void)');
-  const seccompCompile = lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
-  const netprobe = lib.func('int sbx_netprobe(int32_t pid, int32_t userns, const void *probes, uint32_t n, void *results, _Out_ sbx_error *err)');
-  const procFacts = lib.func('int sbx_proc_facts(int32_t pid, uint32_t want, const char *paths, void *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)');
-  void Fwd;
-  void Err; void Child;
-  const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
-  loaded = {
+}
+
+/** Each function of sbx.h that the package calls, by its C prototype. */
+function declare(koffi: Koffi, lib: ReturnType<Koffi['load']>) {
+  koffi.opaque('sbx_forwarder');
+  return {
+    spawn: lib.func('int sbx_spawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, int32_t cgroup, _Out_ sbx_child *out, _Out_ sbx_error *err)'),
+    respawn: lib.func('int sbx_respawn(const void *ops, uint32_t nops, const void *strings, uint32_t len, uint64_t flags, const void *procs, int32_t userns, int32_t netns, _Out_ sbx_child *out, _Out_ sbx_error *err)'),
+    wait: lib.func('int sbx_wait(int32_t pid, _Out_ int32_t *status, _Out_ sbx_error *err)'),
+    tryWait: lib.func('int sbx_try_wait(int32_t pid, _Out_ int32_t *status, _Out_ int32_t *done, _Out_ sbx_error *err)'),
+    pipe: lib.func('int sbx_pipe(_Out_ int32_t *rd, _Out_ int32_t *wr, _Out_ sbx_error *err)'),
+    winsize: lib.func('int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, _Out_ sbx_error *err)'),
+    recvFd: lib.func('int sbx_recv_fd(int32_t sock, _Out_ int32_t *fd, _Out_ sbx_error *err)'),
+    sendFd: lib.func('int sbx_send_fd(const char *path, int32_t fd, const char *name, _Out_ sbx_error *err)'),
+    fwdStart: lib.func('int sbx_forward_start(int32_t udp, const char *lip, int32_t lport, const char *tip, int32_t tport, int32_t netns, _Out_ sbx_forwarder **out, _Out_ int32_t *port, _Out_ sbx_error *err)'),
+    fwdStop: lib.func('int sbx_forward_stop(sbx_forwarder *f)'),
+    whiteout: lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)'),
+    mkfifo: lib.func('int sbx_mkfifo(const char *path, uint32_t mode, _Out_ sbx_error *err)'),
+    execve: lib.func('int sbx_execve(const char *path, const char **argv, const char **envp, _Out_ sbx_error *err)'),
+    lsetxattr: lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)'),
+    seccompVersion: lib.func('int sbx_seccomp_version(void)'),
+    landlockAbi: lib.func('int sbx_landlock_abi(void)'),
+    seccompCompile: lib.func('int sbx_seccomp_compile(const char *program, _Out_ uint8_t *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)'),
+    netprobe: lib.func('int sbx_netprobe(int32_t pid, int32_t userns, const void *probes, uint32_t n, void *results, _Out_ sbx_error *err)'),
+    procFacts: lib.func('int sbx_proc_facts(int32_t pid, uint32_t want, const char *paths, void *out, uint32_t cap, _Out_ uint32_t *len, _Out_ sbx_error *err)'),
+  };
+}
+
+/** A call's status: 0, or the struct sbx_error it filled, thrown. */
+const check = (r: number, e: SbxError) => { if (r !== 0) throw new NativeError(e.message, e.err); };
+
+/** A blocking call on koffi's worker thread, never on the event loop; resolves once it returns 0. */
+function onWorker(fn: Declared[keyof Declared], args: unknown[], err: SbxError): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, err, (e: unknown, r: number) => {
+      if (e) reject(e);
+      else if (r !== 0) reject(new NativeError(err.message, err.err));
+      else resolve();
+    });
+  });
+}
+
+/** The sandbox's processes: its clone, waits, descriptors and terminal, and this process's exec. */
+function processCalls(f: Declared): Pick<LibSbx, 'spawn' | 'respawn' | 'wait' | 'tryWait' | 'pipe' | 'setWinsize' | 'recvFd' | 'sendFd' | 'execve'> {
+  return {
     spawn(ops, nops, strings, flags, cgroupFd) {
       const out = {} as SbxChild, err = {} as SbxError;
-      check(spawn(ops, nops, strings, strings.length, flags, cgroupFd, out, err) as number, err);
+      check(f.spawn(ops, nops, strings, strings.length, flags, cgroupFd, out, err) as number, err);
       return out;
     },
     respawn(ops, nops, strings, flags, procs, userns, netns) {
       const out = {} as SbxChild, err = {} as SbxError;
       // A NUL-separated list that ends with an empty string.
       const list = Buffer.from(procs.map((p) => `${p}\0`).join('') + '\0');
-      check(respawn(ops, nops, strings, strings.length, flags, list, userns, netns, out, err) as number, err);
+      check(f.respawn(ops, nops, strings, strings.length, flags, list, userns, netns, out, err) as number, err);
       return out;
     },
-    wait(pid) {
-      // waitpid blocks: it runs on koffi's worker thread, never on the event loop.
-      return new Promise((resolve, reject) => {
-        const status = [0], err = {} as SbxError;
-        wait.async(pid, status, err, (e: unknown, r: number) => {
-          if (e) reject(e);
-          else if (r !== 0) reject(new NativeError(err.message, err.err));
-          else resolve(status[0]!);
-        });
-      });
-    },
-    tryWait(pid) { const status = [0], done = [0], err = {} as SbxError; check(tryWait(pid, status, done, err) as number, err); return done[0] ? status[0]! : undefined; },
-    pipe() { const rd = [0], wr = [0], err = {} as SbxError; check(pipe(rd, wr, err) as number, err); return [rd[0]!, wr[0]!]; },
-    setWinsize(fd, rows, cols) { const err = {} as SbxError; check(winsize(fd, rows, cols, err) as number, err); },
-    recvFd(sock) { const fd = [0], err = {} as SbxError; check(recvFd(sock, fd, err) as number, err); return fd[0]!; },
-    sendFd(path, fd, name) { const err = {} as SbxError; check(sendFd(path, fd, name, err) as number, err); },
-    whiteout(path) { const err = {} as SbxError; check(whiteout(path, err) as number, err); },
-    mkfifo(path, mode) { const err = {} as SbxError; check(mkfifo(path, mode, err) as number, err); },
-    execve(path, argv, envp) { const err = {} as SbxError; check(execve(path, [...argv, null], [...envp, null], err) as number, err); throw new NativeError('execve returned', 0); },
-    lsetxattr(path, name, value) { const err = {} as SbxError; check(lsetxattr(path, name, value, value.length, err) as number, err); },
-    seccompVersion() { const v = seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },
-    landlockAbi() { return landlockAbi() as number; },
+    // waitpid blocks.
+    async wait(pid) { const status = [0]; await onWorker(f.wait, [pid, status], {} as SbxError); return status[0]!; },
+    tryWait(pid) { const status = [0], done = [0], err = {} as SbxError; check(f.tryWait(pid, status, done, err) as number, err); return done[0] ? status[0]! : undefined; },
+    pipe() { const rd = [0], wr = [0], err = {} as SbxError; check(f.pipe(rd, wr, err) as number, err); return [rd[0]!, wr[0]!]; },
+    setWinsize(fd, rows, cols) { const err = {} as SbxError; check(f.winsize(fd, rows, cols, err) as number, err); },
+    recvFd(sock) { const fd = [0], err = {} as SbxError; check(f.recvFd(sock, fd, err) as number, err); return fd[0]!; },
+    sendFd(path, fd, name) { const err = {} as SbxError; check(f.sendFd(path, fd, name, err) as number, err); },
+    execve(path, argv, envp) { const err = {} as SbxError; check(f.execve(path, [...argv, null], [...envp, null], err) as number, err); throw new NativeError('execve returned', 0); },
+  };
+}
+
+/** The host's side: image files, seccomp, Landlock, the attestation's reads and probes, port forwarders. */
+function hostCalls(f: Declared): Omit<LibSbx, keyof ReturnType<typeof processCalls>> {
+  return {
+    whiteout(path) { const err = {} as SbxError; check(f.whiteout(path, err) as number, err); },
+    mkfifo(path, mode) { const err = {} as SbxError; check(f.mkfifo(path, mode, err) as number, err); },
+    lsetxattr(path, name, value) { const err = {} as SbxError; check(f.lsetxattr(path, name, value, value.length, err) as number, err); },
+    seccompVersion() { const v = f.seccompVersion() as number; return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`; },
+    landlockAbi() { return f.landlockAbi() as number; },
     seccompCompile(program) {
       // A BPF program has at most 4096 instructions of 8 bytes.
       const out = Buffer.alloc(4096 * 8), len = [0], err = {} as SbxError;
-      check(seccompCompile(program, out, out.length, len, err) as number, err);
+      check(f.seccompCompile(program, out, out.length, len, err) as number, err);
       return out.subarray(0, len[0]!);
     },
-    netprobe(pid, joinUserns, probes, n, results) {
-      // Up to the sum of the probes' timeouts: on koffi's worker thread, never on the event loop.
-      return new Promise((resolve, reject) => {
-        const err = {} as SbxError;
-        netprobe.async(pid, joinUserns ? 1 : 0, probes, n, results, err, (e: unknown, r: number) => {
-          if (e) reject(e);
-          else if (r !== 0) reject(new NativeError(err.message, err.err));
-          else resolve();
-        });
-      });
-    },
+    // Up to the sum of the probes' timeouts.
+    netprobe(pid, joinUserns, probes, n, results) { return onWorker(f.netprobe, [pid, joinUserns ? 1 : 0, probes, n, results], {} as SbxError); },
     procFacts(pid, want, paths) {
       // A NUL-separated list that ends with an empty string.
       const list = Buffer.from(`${paths.map((p) => `${p}\0`).join('')}\0`);
@@ -177,7 +196,7 @@ export function loadLibSbx(): LibSbx {
       // namespace): then again with the size libsbx asked for.
       for (let cap = 16 * 1024; ; ) {
         const out = Buffer.allocUnsafe(cap), len = [0], err = {} as SbxError;
-        const r = procFacts(pid, want, list, out, cap, len, err) as number;
+        const r = f.procFacts(pid, want, list, out, cap, len, err) as number;
         if (r === 0) return out.subarray(0, len[0]!);
         if (err.err !== 34 /* ERANGE */ || len[0]! <= cap) throw new NativeError(err.message, err.err);
         cap = len[0]! + 4096;
@@ -185,10 +204,9 @@ export function loadLibSbx(): LibSbx {
     },
     forward(udp, lip, lport, tip, tport, netns) {
       const out = [null], port = [0], err = {} as SbxError;
-      check(fwdStart(udp ? 1 : 0, lip, lport, tip, tport, netns, out, port, err) as number, err);
+      check(f.fwdStart(udp ? 1 : 0, lip, lport, tip, tport, netns, out, port, err) as number, err);
       let handle: unknown = out[0];
-      return { port: port[0]!, stop: () => { if (handle) { fwdStop(handle); handle = null; } } };
+      return { port: port[0]!, stop: () => { if (handle) { f.fwdStop(handle); handle = null; } } };
     },
   };
-  return loaded;
 }
