@@ -29,88 +29,113 @@ export interface ParseOptions {
   root?: readonly PathSeg[];
 }
 
+/** What the phases of parseConfig report into: one file's diagnostics, located by its lines. */
+interface Reporter {
+  lc: LineCounter;
+  err(span: Span, code: string, message: string, path?: readonly PathSeg[]): void;
+  at(offset: number, len?: number): Span;
+}
+
 export function parseConfig(file: string, bytes: Uint8Array, opts: ParseOptions = {}): ParsedConfig {
   const diagnostics: Diagnostic[] = [];
   const lc = new LineCounter();
   let text = '';
   let doc: Document | undefined;
-  const err = (span: Span, code: string, message: string, path: readonly PathSeg[] = []) =>
-    diagnostics.push({ file, ...span, path: path.length ? '/' + path.join('/') : '', code, message, severity: 'error' });
-  const at = (offset: number, len = 1): Span => spanOf(lc, offset, offset + len);
+  const r: Reporter = {
+    lc,
+    err: (span, code, message, path = []) => { diagnostics.push({ file, ...span, path: path.length ? '/' + path.join('/') : '', code, message, severity: 'error' }); },
+    at: (offset, len = 1) => spanOf(lc, offset, offset + len),
+  };
   // Keys of each mapping by name, made on first use: a file of 20 000 keys is located in linear time.
   const keys = new WeakMap<object, Map<string, Pair>>();
   const result = (value: unknown): ParsedConfig => ({ file, text, value, diagnostics, locate: (p, part) => locate(doc, lc, [...(opts.root ?? []), ...p], part, keys) });
 
-  if (bytes.length > LIMITS.bytes) {
-    err(START, 'too-large', `the file is more than ${LIMITS.bytes / 1024} KiB, the most a config may be (is this the right file?)`);
-    return result(undefined);
-  }
-  const bad = firstInvalidUtf8(bytes);
-  if (bad >= 0) {
-    text = new TextDecoder('utf-8').decode(bytes.subarray(0, bad));
-    indexLines(lc, text);
-    err(at(text.length), 'invalid-utf8', `byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at offset ${bad} is not valid UTF-8; save the file as UTF-8`);
-    return result(undefined);
-  }
-  text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
-  indexLines(lc, text);
-
-  let fatal = false;
-  for (const t of findIndentTabs(text)) {
-    err(at(t), 'tab-indent', 'a tab is used for indentation; YAML indents with spaces only (replace the tab with spaces)');
-    fatal = true;
-  }
-  const deep = findDeepFlow(text, LIMITS.depth);
-  if (deep >= 0) {
-    err(at(deep), 'too-deep', `brackets nest deeper than ${LIMITS.depth} levels; a config never needs that many`);
-    return result(undefined);
-  }
-  if (fatal) return result(undefined);
-
-  let docs: Document[];
-  try {
-    const parsed = parseAllDocuments(text, { lineCounter: new LineCounter(), uniqueKeys: false, prettyErrors: false, strict: true, merge: false, keepSourceTokens: false });
-    docs = Array.isArray(parsed) ? parsed : [];
-  } catch (e) {
-    err(START, 'yaml-syntax', `the file cannot be read as YAML (${(e as Error).message.split('\n')[0]})`);
-    return result(undefined);
-  }
-  if (docs.length === 0 || docs[0]!.contents === null) {
-    err(START, 'empty', 'the file is empty; a sandbox needs at least `version: 1` and a `command` or an `image`');
-    return result(undefined);
-  }
-  if (docs.length > 1) {
-    const second = docs[1]!;
-    const off = second.contents?.range?.[0] ?? second.range?.[0] ?? 0;
-    err(at(Math.max(0, off)), 'many-documents', `the file holds ${docs.length} YAML documents (separated by ---); put one sandbox in each file`);
-  }
-  doc = docs[0]!;
-  // A bracket or quote left open makes the parser complain lines later, in its own words: the
-  // cause is named instead, at the bracket, and what the parser said after it is its consequence.
-  const open = doc.errors.length ? unclosed(text) : undefined;
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    if (open && e.pos[0] >= open.offset) continue;
-    err(at(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])), 'yaml-syntax', yamlMessage(e.code, e.message));
-  }
-  if (open) {
-    const p = lc.linePos(open.offset);
-    err(at(open.offset), 'yaml-syntax', unclosedMessage(open.char, p.line, p.col));
-  }
-  if (doc.errors.length) return result(undefined);
-
+  const decoded = decode(bytes, r);
+  text = decoded.text;
+  if (!decoded.ok || !lexicallySound(text, r)) return result(undefined);
+  doc = readDocument(text, r);
+  if (!doc || doc.errors.length) return result(undefined);
   const walk = checkTree(doc.contents as Node, lc);
-  for (const w of walk) err(w.span, w.code, w.message, w.path);
+  for (const w of walk) r.err(w.span, w.code, w.message, w.path);
   if (walk.length) return result(undefined);
 
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: LIMITS.aliases * 16 });
   } catch (e) {
-    err(START, 'yaml-value', `the file's value cannot be built (${(e as Error).message.split('\n')[0]})`);
+    r.err(START, 'yaml-value', `the file's value cannot be built (${(e as Error).message.split('\n')[0]})`);
     return result(undefined);
   }
   for (const seg of opts.root ?? []) value = value === null || typeof value !== 'object' ? undefined : (value as Record<string, unknown>)[seg as string];
   return result(value);
+}
+
+/** The file's text, its lines indexed; not ok (and as much text as was valid) when it is too
+ * large or not UTF-8. */
+function decode(bytes: Uint8Array, r: Reporter): { ok: boolean; text: string } {
+  if (bytes.length > LIMITS.bytes) {
+    r.err(START, 'too-large', `the file is more than ${LIMITS.bytes / 1024} KiB, the most a config may be (is this the right file?)`);
+    return { ok: false, text: '' };
+  }
+  const bad = firstInvalidUtf8(bytes);
+  if (bad >= 0) {
+    const text = new TextDecoder('utf-8').decode(bytes.subarray(0, bad));
+    indexLines(r.lc, text);
+    r.err(r.at(text.length), 'invalid-utf8', `byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at offset ${bad} is not valid UTF-8; save the file as UTF-8`);
+    return { ok: false, text };
+  }
+  const text = new TextDecoder('utf-8', { ignoreBOM: false }).decode(bytes);
+  indexLines(r.lc, text);
+  return { ok: true, text };
+}
+
+/** No tab indents and no brackets nested too deep: what the YAML parser is not given. */
+function lexicallySound(text: string, r: Reporter): boolean {
+  let sound = true;
+  for (const t of findIndentTabs(text)) {
+    r.err(r.at(t), 'tab-indent', 'a tab is used for indentation; YAML indents with spaces only (replace the tab with spaces)');
+    sound = false;
+  }
+  const deep = findDeepFlow(text, LIMITS.depth);
+  if (deep >= 0) {
+    r.err(r.at(deep), 'too-deep', `brackets nest deeper than ${LIMITS.depth} levels; a config never needs that many`);
+    return false;
+  }
+  return sound;
+}
+
+/** The file's (first) YAML document, its syntax errors reported; undefined when there is none. */
+function readDocument(text: string, r: Reporter): Document | undefined {
+  let docs: Document[];
+  try {
+    const parsed = parseAllDocuments(text, { lineCounter: new LineCounter(), uniqueKeys: false, prettyErrors: false, strict: true, merge: false, keepSourceTokens: false });
+    docs = Array.isArray(parsed) ? parsed : [];
+  } catch (e) {
+    r.err(START, 'yaml-syntax', `the file cannot be read as YAML (${(e as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+  if (docs.length === 0 || docs[0]!.contents === null) {
+    r.err(START, 'empty', 'the file is empty; a sandbox needs at least `version: 1` and a `command` or an `image`');
+    return undefined;
+  }
+  if (docs.length > 1) {
+    const second = docs[1]!;
+    const off = second.contents?.range?.[0] ?? second.range?.[0] ?? 0;
+    r.err(r.at(Math.max(0, off)), 'many-documents', `the file holds ${docs.length} YAML documents (separated by ---); put one sandbox in each file`);
+  }
+  const doc = docs[0]!;
+  // A bracket or quote left open makes the parser complain lines later, in its own words: the
+  // cause is named instead, at the bracket, and what the parser said after it is its consequence.
+  const open = doc.errors.length ? unclosed(text) : undefined;
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    if (open && e.pos[0] >= open.offset) continue;
+    r.err(r.at(e.pos[0], Math.max(1, e.pos[1] - e.pos[0])), 'yaml-syntax', yamlMessage(e.code, e.message));
+  }
+  if (open) {
+    const p = r.lc.linePos(open.offset);
+    r.err(r.at(open.offset), 'yaml-syntax', unclosedMessage(open.char, p.line, p.col));
+  }
+  return doc;
 }
 
 const START: Span = { line: 1, col: 1, endLine: 1, endCol: 2 };
