@@ -71,6 +71,11 @@ export function checkConfig(value: unknown): { config: UserConfig; failed?: unde
   };
 }
 
+type SchemaError = ErrorObject & { parentSchema?: Record<string, unknown>; data?: unknown };
+
+/** One schema error in words: where it points (the value, or an unknown key itself) and what it says. */
+interface Described { at: PathSeg[]; part: 'key' | 'value'; code: string; message: string }
+
 /** Validates against the schema; returns located diagnostics and the paths that failed, or the
  * value as a UserConfig when nothing failed. */
 export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: Diagnostic[]; failed: PathSeg[][]; config?: UserConfig } {
@@ -78,91 +83,88 @@ export function validate(parsed: ParsedConfig, value: unknown): { diagnostics: D
   const diagnostics: Diagnostic[] = [];
   const failed: PathSeg[][] = [];
   const seen = new Set<string>();
-  const errors = (validateSchema.errors ?? []) as (ErrorObject & { parentSchema?: Record<string, unknown>; data?: unknown })[];
+  const errors = (validateSchema.errors ?? []) as SchemaError[];
   // A type error at a path explains everything else reported at the same path.
   const typeAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   for (const e of errors) {
     if (e.keyword === 'if' || e.keyword === 'allOf') continue;
     if (e.keyword !== 'type' && typeAt.has(e.instancePath) && e.keyword !== 'additionalProperties' && e.keyword !== 'required') continue;
     const path = ptrToPath(e.instancePath);
-    const where = displayPath(path);
-    const inWhere = where ? ` in \`${where}\`` : '';
-    let part: 'key' | 'value' = 'value';
-    let at = path;
-    let code = e.keyword;
-    let message: string;
-    switch (e.keyword) {
-      case 'additionalProperties': {
-        const key = String((e.params as { additionalProperty: string }).additionalProperty);
-        at = [...path, key];
-        part = 'key';
-        code = 'unknown-key';
-        const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
-        const guess = didYouMean(key, known);
-        const syn = SYNONYMS.get(key);
-        const hint = guess ? ` (did you mean \`${guess}\`?)` : syn ? ` (sandbox calls it ${syn.startsWith('`') || syn.includes(' ') ? syn : `\`${syn}\``})` : known.length ? `; known keys: ${known.join(', ')}` : '';
-        message = `\`${key}\` is not a known key${inWhere}${hint}`;
-        break;
-      }
-      case 'propertyNames': {
-        const key = String((e.params as { propertyName: string }).propertyName);
-        at = [...path, key];
-        part = 'key';
-        code = 'unknown-key';
-        const allowed = ((e.parentSchema?.propertyNames as { enum?: string[] } | undefined)?.enum) ?? [];
-        const guess = didYouMean(key, allowed);
-        message = allowed.length
-          ? `\`${key}\` is not a known name${inWhere}${guess ? ` (did you mean \`${guess}\`?)` : `; known names: ${allowed.join(', ')}`}`
-          : `\`${key}\` is not a valid name${inWhere}: it must not contain = or spaces`;
-        break;
-      }
-      case 'enum': {
-        // An enum under propertyNames is reported by the propertyNames error above.
-        if ((e as { propertyName?: string }).propertyName !== undefined) continue;
-        const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
-        const guess = typeof e.data === 'string' ? didYouMean(e.data, allowed.map(String)) : undefined;
-        message = `\`${show(e.data)}\` is not a valid value for \`${where}\`; expected ${allowed.map(show).join(', ')}${guess ? ` (did you mean \`${guess}\`?)` : ''}`;
-        break;
-      }
-      case 'type': {
-        const want = ([] as string[]).concat((e.params as { type: string | string[] }).type);
-        const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => (t === 'boolean' && want.length > 1 ? 'a boolean' : TYPE_WORDS.get(t) ?? t));
-        message = `\`${where || 'the file'}\` must be ${words.length > 1 ? words.slice(0, -1).join(', ') + ' or ' + words.at(-1) : words[0]}, not ${kindOf(e.data)}`;
-        if (!where) message = `the file must be a mapping of keys such as \`version: 1\`, not ${kindOf(e.data)}`;
-        else if (want.includes('string')) message += quoteIt(parsed, path, e.data);
-        break;
-      }
-      case 'pattern': {
-        const expect = (e.parentSchema?.['x-message'] as string | undefined) ?? `text matching ${(e.params as { pattern: string }).pattern}`;
-        message = `\`${show(e.data)}\` is not valid for \`${where}\`: expected ${expect}`;
-        code = 'invalid-value';
-        break;
-      }
-      case 'required': {
-        const missing = (e.params as { missingProperty: string }).missingProperty;
-        part = 'key';
-        message = where ? `\`${where}\` is missing \`${missing}\`` : `the file has no \`${missing}\`${missing === 'version' ? '; add `version: 1` at the top' : ''}`;
-        if (!where) at = [];
-        break;
-      }
-      case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum': {
-        const limit = (e.params as { limit: number }).limit;
-        const word = { minimum: 'at least', maximum: 'at most', exclusiveMinimum: 'more than', exclusiveMaximum: 'less than' }[e.keyword];
-        message = `\`${where}\` must be ${word} ${limit}, not ${show(e.data)}`;
-        code = 'out-of-range';
-        break;
-      }
-      case 'maxItems': message = `\`${where}\` has ${Array.isArray(e.data) ? e.data.length : 'too many'} items; at most ${(e.params as { limit: number }).limit} are allowed`; code = 'too-many'; break;
-      case 'minLength': message = `\`${where}\` must not be empty`; code = 'empty-value'; break;
-      case 'maxLength': message = `\`${where}\` is too long: at most ${(e.params as { limit: number }).limit} characters`; code = 'too-long'; break;
-      default: message = `\`${where}\` ${e.message ?? 'is not valid'}`;
-    }
-    const key = `${at.join('/')}|${code}|${message}`;
+    const d = describe(e, path, parsed);
+    if (!d) continue;
+    const key = `${d.at.join('/')}|${d.code}|${d.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    failed.push(at);
-    const span = at.length === 0 ? { line: 1, col: 1, endLine: 1, endCol: 2 } : parsed.locate(at, part);
-    diagnostics.push({ file: parsed.file, ...span, path: e.instancePath + (at.length > path.length ? '/' + String(at.at(-1)) : ''), code, message, severity: 'error' });
+    failed.push(d.at);
+    const span = d.at.length === 0 ? { line: 1, col: 1, endLine: 1, endCol: 2 } : parsed.locate(d.at, d.part);
+    diagnostics.push({ file: parsed.file, ...span, path: e.instancePath + (d.at.length > path.length ? '/' + String(d.at.at(-1)) : ''), code: d.code, message: d.message, severity: 'error' });
   }
   return { diagnostics, failed };
+}
+
+/** A schema error at `path`, in words; undefined for one that another error already says. */
+function describe(e: SchemaError, path: PathSeg[], parsed: ParsedConfig): Described | undefined {
+  const where = displayPath(path);
+  const inWhere = where ? ` in \`${where}\`` : '';
+  const value = (code: string, message: string): Described => ({ at: path, part: 'value', code, message });
+  switch (e.keyword) {
+    case 'additionalProperties': return unknownKey(e, path, inWhere);
+    case 'propertyNames': return unknownName(e, path, inWhere);
+    case 'enum': {
+      // An enum under propertyNames is reported by the propertyNames error above.
+      if ((e as { propertyName?: string }).propertyName !== undefined) return undefined;
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+      const guess = typeof e.data === 'string' ? didYouMean(e.data, allowed.map(String)) : undefined;
+      return value(e.keyword, `\`${show(e.data)}\` is not a valid value for \`${where}\`; expected ${allowed.map(show).join(', ')}${guess ? ` (did you mean \`${guess}\`?)` : ''}`);
+    }
+    case 'type': return value(e.keyword, wrongType(e, path, where, parsed));
+    case 'pattern': {
+      const expect = (e.parentSchema?.['x-message'] as string | undefined) ?? `text matching ${(e.params as { pattern: string }).pattern}`;
+      return value('invalid-value', `\`${show(e.data)}\` is not valid for \`${where}\`: expected ${expect}`);
+    }
+    case 'required': {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      const message = where ? `\`${where}\` is missing \`${missing}\`` : `the file has no \`${missing}\`${missing === 'version' ? '; add `version: 1` at the top' : ''}`;
+      return { at: where ? path : [], part: 'key', code: e.keyword, message };
+    }
+    case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum': {
+      const limit = (e.params as { limit: number }).limit;
+      const word = { minimum: 'at least', maximum: 'at most', exclusiveMinimum: 'more than', exclusiveMaximum: 'less than' }[e.keyword];
+      return value('out-of-range', `\`${where}\` must be ${word} ${limit}, not ${show(e.data)}`);
+    }
+    case 'maxItems': return value('too-many', `\`${where}\` has ${Array.isArray(e.data) ? e.data.length : 'too many'} items; at most ${(e.params as { limit: number }).limit} are allowed`);
+    case 'minLength': return value('empty-value', `\`${where}\` must not be empty`);
+    case 'maxLength': return value('too-long', `\`${where}\` is too long: at most ${(e.params as { limit: number }).limit} characters`);
+    default: return value(e.keyword, `\`${where}\` ${e.message ?? 'is not valid'}`);
+  }
+}
+
+/** A key the schema does not know, at the key, with the key meant (or sandbox's word for it). */
+function unknownKey(e: SchemaError, path: PathSeg[], inWhere: string): Described {
+  const key = String((e.params as { additionalProperty: string }).additionalProperty);
+  const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
+  const guess = didYouMean(key, known);
+  const syn = SYNONYMS.get(key);
+  const hint = guess ? ` (did you mean \`${guess}\`?)` : syn ? ` (sandbox calls it ${syn.startsWith('`') || syn.includes(' ') ? syn : `\`${syn}\``})` : known.length ? `; known keys: ${known.join(', ')}` : '';
+  return { at: [...path, key], part: 'key', code: 'unknown-key', message: `\`${key}\` is not a known key${inWhere}${hint}` };
+}
+
+/** A name (a map's key) outside the names allowed there, or not a valid name. */
+function unknownName(e: SchemaError, path: PathSeg[], inWhere: string): Described {
+  const key = String((e.params as { propertyName: string }).propertyName);
+  const allowed = ((e.parentSchema?.propertyNames as { enum?: string[] } | undefined)?.enum) ?? [];
+  const guess = didYouMean(key, allowed);
+  const message = allowed.length
+    ? `\`${key}\` is not a known name${inWhere}${guess ? ` (did you mean \`${guess}\`?)` : `; known names: ${allowed.join(', ')}`}`
+    : `\`${key}\` is not a valid name${inWhere}: it must not contain = or spaces`;
+  return { at: [...path, key], part: 'key', code: 'unknown-key', message };
+}
+
+/** A value of the wrong kind: what it must be, and how to quote it where a string is wanted. */
+function wrongType(e: SchemaError, path: PathSeg[], where: string, parsed: ParsedConfig): string {
+  const want = ([] as string[]).concat((e.params as { type: string | string[] }).type);
+  const words = want.filter((t) => !(t === 'integer' && want.includes('number'))).map((t) => (t === 'boolean' && want.length > 1 ? 'a boolean' : TYPE_WORDS.get(t) ?? t));
+  if (!where) return `the file must be a mapping of keys such as \`version: 1\`, not ${kindOf(e.data)}`;
+  const message = `\`${where}\` must be ${words.length > 1 ? words.slice(0, -1).join(', ') + ' or ' + words.at(-1) : words[0]}, not ${kindOf(e.data)}`;
+  return want.includes('string') ? message + quoteIt(parsed, path, e.data) : message;
 }
