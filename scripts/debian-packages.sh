@@ -37,6 +37,7 @@ test  umoci            a peer of the image benchmark
 test  containerd       containerd and ctr, which drive sandbox-runtime as their runtime in the OCI runtime tests
 test  podman           a peer of the benchmarks, and the Pod of sandbox export under podman kube play
 test  tini             tini-static as the init of a command, PID 1 of each run, in the restart tests
+test  wabt             wat2wasm: the unit test that checks the committed SHA-256 module (src/util/sha256-wasm.ts) against its text
 test  catatonit        the pause process of the Pod under podman kube play (podman only recommends it, and takes tini in its place where tini is installed)
 test  e2fsprogs        the ext4 file systems the rootless tests make for stores in the VM
 test  openssl          a self-signed certificate for the registry of the image tests that speaks only HTTPS, and for the HTTPS server of the egress tests

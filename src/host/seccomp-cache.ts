@@ -6,7 +6,7 @@
 // otherwise, or SANDBOX_CACHE), written to a temporary file and renamed into place; a file
 // that is not a whole number of instructions is compiled again. A cache that cannot be written
 // costs only the compile.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ export function seccompCacheDir(): string {
 const MAX_BYTES = 4096 * 8;
 
 export function cachedFilter(program: string, salt: string, compile: (program: string) => Buffer, dir = seccompCacheDir()): Buffer {
-  const file = join(dir, `${createHash('sha256').update(`${salt}\n${program}`).digest('hex')}.bpf`);
+  const file = join(dir, `${sha256Hex(`${salt}\n${program}`)}.bpf`);
   try {
     const b = readFileSync(file);
     if (b.length > 0 && b.length % 8 === 0 && b.length <= MAX_BYTES) return b;

@@ -5,6 +5,7 @@
 // failed pull leaves no blob a later run trusts, and two pulls of one image both succeed and keep
 // one copy (the second rename replaces identical bytes).
 import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -74,7 +75,7 @@ export class Store {
   layerPath(diffId: string): string { return join(this.root, 'layers', hex(diffId)); }
   /** A sandbox's private upper layer and overlay work folder. */
   containerPath(name: string): string { return join(this.root, 'containers', name); }
-  private recordPath(reference: string): string { return join(this.root, 'images', `${createHash('sha256').update(reference).digest('hex')}.json`); }
+  private recordPath(reference: string): string { return join(this.root, 'images', `${sha256Hex(reference)}.json`); }
 
   has(digest: string): boolean { return existsSync(this.blobPath(digest)); }
 
@@ -88,7 +89,7 @@ export class Store {
     const b = readFileSync(this.blobPath(digest));
     // Checked again on every read of small blobs (manifests, configs): cheap, and a changed file
     // in the store is caught before it is used.
-    if (createHash('sha256').update(b).digest('hex') !== hex(digest)) throw new StoreError(`the stored blob ${digest} does not match its digest: the store was changed; remove it with sandbox rmi and pull again`);
+    if (sha256Hex(b) !== hex(digest)) throw new StoreError(`the stored blob ${digest} does not match its digest: the store was changed; remove it with sandbox rmi and pull again`);
     return b;
   }
 

@@ -3,7 +3,7 @@
 // overrides the image's Env; workdir and user replace WorkingDir and User. What came from the
 // image is marked so ('image'), and the plan cites it so. Pure; called by normalize, before the
 // rules run, so that the rules see the image's user, command and working directory.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256';
 import { posix } from 'node:path';
 import type { EnvVar, MountSpec, SandboxSpec, Source } from './types';
 import type { ImageConfig } from '../image/store';
@@ -62,5 +62,5 @@ export function applyImage(spec: SandboxSpec, image: ImageInput): SandboxSpec {
 /** The name of a sandbox's anonymous volume at a target: stable, so that the next `up` of the
  * sandbox finds the data its last run left there (as Compose reuses a service's anonymous volumes). */
 export function anonymousVolumeName(sandbox: string, target: string): string {
-  return `${sandbox}-anon-${createHash('sha256').update(posix.normalize(target).replace(/(.)\/$/, '$1')).digest('hex').slice(0, 12)}`;
+  return `${sandbox}-anon-${sha256Hex(posix.normalize(target).replace(/(.)\/$/, '$1')).slice(0, 12)}`;
 }

@@ -2,7 +2,7 @@
 // `sandbox up`, so the plan a reviewer reads is the one that runs. Each section of the file has
 // its module in sections/, which owns its steps and the problems the host has with them; this
 // composes them in the order of the stages and checks the ordering rules (order.ts).
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256';
 import type { SandboxSpec } from '../model/types';
 import { checkOrder } from './order';
 import { makeStep } from './steps';
@@ -44,7 +44,7 @@ export function compile(spec: SandboxSpec, host: HostFeatures): { plan: Plan; pr
 
   const broken = checkOrder(steps);
   if (broken.length) throw new Error(`internal error: the plan breaks its ordering rules:\n${broken.join('\n')}`);
-  const digest = createHash('sha256').update(JSON.stringify(steps.map((s) => [s.id, s.kind, s.args]))).digest('hex');
+  const digest = sha256Hex(JSON.stringify(steps.map((s) => [s.id, s.kind, s.args])));
   return { plan: { version: 1, name, digest: `sha256:${digest}`, host: describeHost(host), steps, ...(table ? { reduced: { why: host.reduced!.why, table } } : {}) }, problems };
 }
 

@@ -9,7 +9,7 @@
 // and the host's own addresses. The plan's net.egress.start carries policyDigest: the sha256 of
 // this text with those values left as @NAME@ placeholders, the same for every run of the plan; the
 // exact text's digest (what egress.status reports) is the run's, recorded in egress.json.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256';
 import { intToIp, parseSubnet } from '../model/ip';
 import { decidable as decidableRules } from '../model/egress';
 import type { EgressRule, EgressTarget, PortRange, Source } from '../model/types';
@@ -194,7 +194,7 @@ export function policyTemplate(p: PolicyRules, upstream: string[]): string {
   return text.replace(/ mark=0x0 group=0$/m, ' mark=@MARK@ group=@GROUP@');
 }
 
-export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+export const sha256 = (text: string) => sha256Hex(text);
 
 /** The classes of a run: the fixed ones, the sandbox's subnet (its gateway with it; rootless: the
  * user-mode stack's gateway, or slirp4netns's whole 10.0.2.0/24 with its DNS) and the host's own
@@ -383,7 +383,7 @@ export function insideWall(rules: readonly PlannedRule[], classes: readonly stri
 
 /** The NFLOG group and the relay's mark for a sandbox: derived from its name, the engine moves to the next free one when another live sandbox has it. */
 export function egressIds(name: string, taken: { groups: number[]; marks: number[] }): { group: number; mark: number } {
-  const h = createHash('sha256').update(name).digest();
+  const h = Buffer.from(sha256Hex(name), 'hex');
   let g = h[0]!, m = h.readUInt16BE(1);
   for (let i = 0; i < 256 && taken.groups.includes(0x5b00 + g); i++) g = (g + 1) % 256;
   for (let i = 0; i < 65536 && taken.marks.includes(0x5b7e0000 + m); i++) m = (m + 1) % 65536;

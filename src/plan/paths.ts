@@ -1,7 +1,7 @@
 // Where a sandbox's host-side things are, as the compiler names them in the plan (the steps'
 // arguments and their undo data); the engine records what it made in the sandbox's undo list,
 // from which ps, stop, down and gc find them again (host/undo.ts). Pure.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256';
 import type { HostFeatures } from './types';
 
 /** The sandbox's cgroup, relative to the hierarchies' mounts: sandbox/NAME as root; in a rootless
@@ -19,7 +19,7 @@ export function cgroupPathFor(host: HostFeatures, name: string, at: { path?: str
 }
 
 /** The veth pair's host end: short (IFNAMSIZ is 16) and stable for a sandbox name. */
-export function hostInterface(name: string): string { return `sbx${createHash('sha256').update(name).digest('hex').slice(0, 8)}`; }
+export function hostInterface(name: string): string { return `sbx${sha256Hex(name).slice(0, 8)}`; }
 
 /** The nftables table that holds a sandbox's NAT and its kernel port maps. */
 export function nftTable(name: string): string { return `sbx_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`; }

@@ -8,20 +8,21 @@ import { ROOT } from '../helpers/load';
 
 /** Each folder of src/ and the folders it may import from (itself always). */
 const MAY_IMPORT: Record<string, string[]> = {
-  config: [],
-  image: [],
-  ffi: [],
-  model: ['config', 'image'],
-  plan: ['model'],
-  audit: ['plan', 'model', 'config'],
-  export: ['model', 'config'],
-  import: ['model', 'config'],
-  host: ['plan', 'model', 'image'],
-  engine: ['host', 'plan', 'model', 'image', 'ffi'],
-  ui: ['plan', 'engine', 'image'],
-  api: ['config', 'model', 'plan', 'audit', 'engine', 'image', 'ui'],
-  cli: ['api', 'config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui'],
-  runtime: ['cli', 'config', 'model', 'plan', 'import', 'engine'],
+  util: [],
+  config: ['util'],
+  image: ['util'],
+  ffi: ['util'],
+  model: ['config', 'image', 'util'],
+  plan: ['model', 'util'],
+  audit: ['plan', 'model', 'config', 'util'],
+  export: ['model', 'config', 'util'],
+  import: ['model', 'config', 'util'],
+  host: ['plan', 'model', 'image', 'util'],
+  engine: ['host', 'plan', 'model', 'image', 'ffi', 'util'],
+  ui: ['plan', 'engine', 'image', 'util'],
+  api: ['config', 'model', 'plan', 'audit', 'engine', 'image', 'ui', 'util'],
+  cli: ['api', 'config', 'model', 'plan', 'audit', 'export', 'import', 'engine', 'image', 'ui', 'util'],
+  runtime: ['cli', 'config', 'model', 'plan', 'import', 'engine', 'util'],
 };
 
 function sources(dir: string): string[] {
