@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -270,6 +271,17 @@ SBX_API int sbx_whiteout(const char *path, struct sbx_error *err)
 SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err)
 {
 	if (mkfifo(path, mode & 0777) < 0) return sbx_fail(err, errno, "mkfifo");
+	return 0;
+}
+
+SBX_API int sbx_wait_readable(int32_t fd, int32_t cancel_fd, int32_t *ready, struct sbx_error *err)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(p, 2, -1) >= 0) break;
+		if (errno != EINTR) return sbx_fail(err, errno, "poll");
+	}
+	*ready = p[1].revents ? 2 : 1;
 	return 0;
 }
 

@@ -1,10 +1,9 @@
 // The CLI's line to the cloned child during setup. Foreground: libsbx clones it from this process
 // and the protocol runs over the two fds it returns. Detached: sbx-supervise clones it (and stays
 // its parent after the CLI exits) and relays the same protocol over its stdin and stdout.
-import { closeSync, writeSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { libraryPath, NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
 import { reap } from './reaper';
@@ -13,13 +12,21 @@ import { SUPERVISE_HEAD_OFFSET, SUPERVISE_HEAD_SIZE } from '../ffi/generated/abi
 /** node:child_process, loaded when a detached sandbox's supervisor is started. */
 const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
+/** A stream of the child's bytes: the events pipe (foreground), or the supervisor's stdout (detached). */
+export interface ByteSource {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'error', fn: () => void): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+
 export interface ChildLink {
   pid: number;
   inCgroup: boolean;
   /** CLOCK_MONOTONIC when the clone was asked for. */
   spawnNs: bigint;
   /** struct sbx_event records until EOF (exec, or the child's death); `initial` came first. */
-  events: Readable;
+  events: ByteSource;
   initial: Buffer;
   send(byte: 'G' | 'E'): void;
   /** Foreground only: the socket the child sends its terminal over. */
@@ -45,7 +52,7 @@ export function respawnLink(lib: LibSbx, program: Program, procs: string[], user
 /** The CLI's end of a child libsbx cloned in this process (sbx_spawn or sbx_respawn): its events
  * socket, and the sync fd it waits on for "G". */
 function childLink(lib: LibSbx, c: ReturnType<LibSbx['spawn']>, reaped = false): ChildLink {
-  const events = new Socket({ fd: c.events_fd, readable: true, writable: false });
+  const events = pipeReader(lib, c.events_fd);
   let reaping: Promise<number> | undefined;
   return {
     pid: c.pid, inCgroup: c.in_cgroup === 1, spawnNs: BigInt(c.spawn_ns), events, initial: Buffer.alloc(0), syncFd: c.sync_fd,
@@ -53,6 +60,41 @@ function childLink(lib: LibSbx, c: ReturnType<LibSbx['spawn']>, reaped = false):
     wait: () => (reaped ? (reaping ??= reap(lib, c.pid)) : lib.wait(c.pid)),
     close: () => { try { closeSync(c.sync_fd); } catch { /* closed */ } events.destroy(); },
   };
+}
+
+/**
+ * The child's events pipe, read in this process (the CLI's, or a library caller's) with read(2)
+ * once libsbx says it can be, on koffi's worker thread: not through node:net, whose load (with
+ * node:stream) costs a cold `up` about 4 ms. destroy() wakes that wait through a pipe of its own,
+ * and the descriptors are closed once it has returned, never under it.
+ */
+function pipeReader(lib: LibSbx, fd: number): ByteSource {
+  const ee = new EventEmitter();
+  const [cancelRead, cancelWrite] = lib.pipe();
+  const buf = Buffer.allocUnsafe(16 * 1024);
+  let state: 'idle' | 'waiting' | 'closed' = 'idle', stop = false;
+  const close = () => { state = 'closed'; for (const f of [fd, cancelRead, cancelWrite]) try { closeSync(f); } catch { /* closed */ } };
+  const next = () => {
+    state = 'waiting';
+    lib.waitReadable(fd, cancelRead).then((ready) => {
+      if (stop || ready === 2) return close();
+      let n: number;
+      try { n = readSync(fd, buf, 0, buf.length, null); } catch { close(); ee.emit('error'); return; }
+      if (n === 0) { close(); ee.emit('end'); return; }
+      ee.emit('data', Buffer.from(buf.subarray(0, n)));
+      if (stop) close(); else next();
+    }, () => { close(); ee.emit('error'); });
+  };
+  const source: ByteSource = {
+    on: (event: string, fn: (chunk: Buffer) => void) => ee.on(event, fn),
+    resume: () => { if (state === 'idle') next(); },
+    destroy: () => {
+      if (state === 'closed' || stop) return;
+      stop = true;
+      if (state === 'waiting') writeSync(cancelWrite, 'x'); else close();
+    },
+  };
+  return source;
 }
 
 export function supervisorPath(): string {
