@@ -238,11 +238,14 @@ SBX_API int sbx_try_wait(int32_t pid, int32_t *status, int32_t *done, struct sbx
  * stdio[] (SBX_F_STDIO), the caller keeps the other. Node has no pipe(2) of its own. */
 SBX_API int sbx_pipe(int32_t *read_fd, int32_t *write_fd, struct sbx_error *err);
 
-/* In the CLI process, on koffi's worker thread: waits until fd (the child's events pipe) can be
- * read or has closed, or until cancel_fd can be read (the CLI no longer wants the events): *ready
- * is 1 for fd, 2 for cancel_fd (which wins when both are). Lets the CLI read the events pipe with
- * read(2) and no event-loop handle of Node's own (node:net, whose load costs a start ~4 ms). */
-SBX_API int sbx_wait_readable(int32_t fd, int32_t cancel_fd, int32_t *ready, struct sbx_error *err);
+/* In the CLI process, on koffi's worker thread: reads the child's events (fd, struct sbx_event
+ * records) into buf until the child waits on the CLI (a record of SBX_OP_EXEC's start, which the
+ * CLI answers with "E"), until it writes no more (EOF: *state 1), until cancel_fd can be read (the
+ * CLI no longer wants them: *state 2), or until buf is full; *len bytes were read (*state 0: more
+ * may come). One call per wait of the CLI's, not one per step: the CLI reads the events pipe with
+ * no event-loop handle of Node's own (node:net, whose load costs a start ~4 ms) and few crossings
+ * from the worker thread to its own. */
+SBX_API int sbx_read_events(int32_t fd, int32_t cancel_fd, void *buf, uint32_t cap, uint32_t *len, int32_t *state, struct sbx_error *err);
 
 /* Sets a terminal's window size (TIOCSWINSZ). */
 SBX_API int sbx_set_winsize(int32_t fd, uint16_t rows, uint16_t cols, struct sbx_error *err);

@@ -274,14 +274,33 @@ SBX_API int sbx_mkfifo(const char *path, uint32_t mode, struct sbx_error *err)
 	return 0;
 }
 
-SBX_API int sbx_wait_readable(int32_t fd, int32_t cancel_fd, int32_t *ready, struct sbx_error *err)
+SBX_API int sbx_read_events(int32_t fd, int32_t cancel_fd, void *buf, uint32_t cap, uint32_t *len, int32_t *state, struct sbx_error *err)
 {
+	const uint32_t size = sizeof(struct sbx_event);
 	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
-	for (;;) {
-		if (poll(p, 2, -1) >= 0) break;
-		if (errno != EINTR) return sbx_fail(err, errno, "poll");
+	uint32_t n = 0, scanned = 0;
+	*len = 0;
+	*state = 0;
+	while (cap - n >= size) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR) continue;
+			return sbx_fail(err, errno, "poll");
+		}
+		if (p[1].revents) { *state = 2; break; }
+		ssize_t r = read(fd, (char *)buf + n, cap - n);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) return sbx_fail(err, errno, "read");
+		if (r == 0) { *state = 1; break; }
+		n += (uint32_t)r;
+		int waits = 0;
+		for (; scanned + size <= n; scanned += size) {
+			struct sbx_event ev;
+			memcpy(&ev, (char *)buf + scanned, size);
+			if (ev.phase == SBX_EV_START && ev.op == SBX_OP_EXEC) waits = 1;
+		}
+		if (waits) break;
 	}
-	*ready = p[1].revents ? 2 : 1;
+	*len = n;
 	return 0;
 }
 

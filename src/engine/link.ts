@@ -2,7 +2,7 @@
 // and the protocol runs over the two fds it returns. Detached: sbx-supervise clones it (and stays
 // its parent after the CLI exits) and relays the same protocol over its stdin and stdout.
 import { EventEmitter } from 'node:events';
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { libraryPath, NativeError, type LibSbx } from '../ffi/libsbx';
 import type { Program } from './ops';
@@ -63,29 +63,27 @@ function childLink(lib: LibSbx, c: ReturnType<LibSbx['spawn']>, reaped = false):
 }
 
 /**
- * The child's events pipe, read in this process (the CLI's, or a library caller's) with read(2)
- * once libsbx says it can be, on koffi's worker thread: not through node:net, whose load (with
- * node:stream) costs a cold `up` about 4 ms. destroy() wakes that wait through a pipe of its own,
- * and the descriptors are closed once it has returned, never under it.
+ * The child's events pipe, read in this process (the CLI's, or a library caller's) by libsbx on
+ * koffi's worker thread, in one call per wait (until the child waits on this process at its exec,
+ * or ends): not through node:net, whose load (with node:stream) costs a cold `up` about 4 ms.
+ * destroy() wakes that call through a pipe of its own, and the descriptors are closed once it has
+ * returned, never under it.
  */
 function pipeReader(lib: LibSbx, fd: number): ByteSource {
   const ee = new EventEmitter();
   const [cancelRead, cancelWrite] = lib.pipe();
-  const buf = Buffer.allocUnsafe(16 * 1024);
+  const buf = Buffer.allocUnsafe(64 * 1024);
   let state: 'idle' | 'waiting' | 'closed' = 'idle', stop = false;
   const close = () => { state = 'closed'; for (const f of [fd, cancelRead, cancelWrite]) try { closeSync(f); } catch { /* closed */ } };
   const next = () => {
     state = 'waiting';
-    lib.waitReadable(fd, cancelRead).then((ready) => {
-      if (stop || ready === 2) return close();
-      let n: number;
-      try { n = readSync(fd, buf, 0, buf.length, null); } catch { close(); ee.emit('error'); return; }
-      if (n === 0) { close(); ee.emit('end'); return; }
-      ee.emit('data', Buffer.from(buf.subarray(0, n)));
-      if (stop) close(); else next();
+    lib.readEvents(fd, cancelRead, buf).then((r) => {
+      if (stop || r.state === 'cancelled') return close();
+      if (r.len) ee.emit('data', Buffer.from(buf.subarray(0, r.len)));
+      if (r.state === 'end') { close(); ee.emit('end'); } else if (stop) close(); else next();
     }, () => { close(); ee.emit('error'); });
   };
-  const source: ByteSource = {
+  return {
     on: (event: string, fn: (chunk: Buffer) => void) => ee.on(event, fn),
     resume: () => { if (state === 'idle') next(); },
     destroy: () => {
@@ -94,7 +92,6 @@ function pipeReader(lib: LibSbx, fd: number): ByteSource {
       if (state === 'waiting') writeSync(cancelWrite, 'x'); else close();
     },
   };
-  return source;
 }
 
 export function supervisorPath(): string {

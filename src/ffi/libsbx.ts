@@ -29,8 +29,9 @@ export interface LibSbx {
   lsetxattr(path: string, name: string, value: Buffer): void;
   /** For sandbox-runtime's create: the fifo the created process waits on for start. */
   mkfifo(path: string, mode: number): void;
-  /** Waits, on koffi's worker thread, until fd can be read (or has closed): 1; or cancelFd can: 2. */
-  waitReadable(fd: number, cancelFd: number): Promise<1 | 2>;
+  /** The child's events read into buf on koffi's worker thread, until the child waits on this
+   * process (exec's start), EOF ('end'), cancelFd can be read ('cancelled'), or buf is full. */
+  readEvents(fd: number, cancelFd: number, buf: Buffer): Promise<{ len: number; state: 'more' | 'end' | 'cancelled' }>;
   /** Replaces this process with path (argv, envp), keeping its pid: returns only by throwing. */
   execve(path: string, argv: readonly string[], envp: readonly string[]): never;
   /** A seccomp filter's text program (src/model/seccomp.ts) compiled to BPF by libseccomp, in this process. */
@@ -125,7 +126,7 @@ function declare(koffi: Koffi, lib: ReturnType<Koffi['load']>) {
     fwdStop: lib.func('int sbx_forward_stop(sbx_forwarder *f)'),
     whiteout: lib.func('int sbx_whiteout(const char *path, _Out_ sbx_error *err)'),
     mkfifo: lib.func('int sbx_mkfifo(const char *path, uint32_t mode, _Out_ sbx_error *err)'),
-    waitReadable: lib.func('int sbx_wait_readable(int32_t fd, int32_t cancel_fd, _Out_ int32_t *ready, _Out_ sbx_error *err)'),
+    readEvents: lib.func('int sbx_read_events(int32_t fd, int32_t cancel_fd, void *buf, uint32_t cap, _Out_ uint32_t *len, _Out_ int32_t *state, _Out_ sbx_error *err)'),
     execve: lib.func('int sbx_execve(const char *path, const char **argv, const char **envp, _Out_ sbx_error *err)'),
     lsetxattr: lib.func('int sbx_lsetxattr(const char *path, const char *name, const void *value, uint32_t len, _Out_ sbx_error *err)'),
     seccompVersion: lib.func('int sbx_seccomp_version(void)'),
@@ -151,7 +152,7 @@ function onWorker(fn: Declared[keyof Declared], args: unknown[], err: SbxError):
 }
 
 /** The sandbox's processes: its clone, waits, descriptors and terminal, and this process's exec. */
-function processCalls(f: Declared): Pick<LibSbx, 'spawn' | 'respawn' | 'wait' | 'tryWait' | 'pipe' | 'waitReadable' | 'setWinsize' | 'recvFd' | 'sendFd' | 'execve'> {
+function processCalls(f: Declared): Pick<LibSbx, 'spawn' | 'respawn' | 'wait' | 'tryWait' | 'pipe' | 'readEvents' | 'setWinsize' | 'recvFd' | 'sendFd' | 'execve'> {
   return {
     spawn(ops, nops, strings, flags, cgroupFd) {
       const out = {} as SbxChild, err = {} as SbxError;
@@ -169,7 +170,11 @@ function processCalls(f: Declared): Pick<LibSbx, 'spawn' | 'respawn' | 'wait' | 
     async wait(pid) { const status = [0]; await onWorker(f.wait, [pid, status], {} as SbxError); return status[0]!; },
     tryWait(pid) { const status = [0], done = [0], err = {} as SbxError; check(f.tryWait(pid, status, done, err) as number, err); return done[0] ? status[0]! : undefined; },
     pipe() { const rd = [0], wr = [0], err = {} as SbxError; check(f.pipe(rd, wr, err) as number, err); return [rd[0]!, wr[0]!]; },
-    async waitReadable(fd, cancelFd) { const ready = [0]; await onWorker(f.waitReadable, [fd, cancelFd, ready], {} as SbxError); return ready[0] === 2 ? 2 : 1; },
+    async readEvents(fd, cancelFd, buf) {
+      const len = [0], state = [0];
+      await onWorker(f.readEvents, [fd, cancelFd, buf, buf.length, len, state], {} as SbxError);
+      return { len: len[0]!, state: state[0] === 1 ? 'end' : state[0] === 2 ? 'cancelled' : 'more' };
+    },
     setWinsize(fd, rows, cols) { const err = {} as SbxError; check(f.winsize(fd, rows, cols, err) as number, err); },
     recvFd(sock) { const fd = [0], err = {} as SbxError; check(f.recvFd(sock, fd, err) as number, err); return fd[0]!; },
     sendFd(path, fd, name) { const err = {} as SbxError; check(f.sendFd(path, fd, name, err) as number, err); },
