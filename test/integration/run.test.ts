@@ -5,10 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasEngine, hasNft, isRoot, leftovers, needs, BIN, sandbox } from '../helpers/sandbox';
+import { hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, BIN, sandbox } from '../helpers/sandbox';
+import { ROOT } from '../helpers/load';
 
 const python = spawnSync('sh', ['-c', 'test -x /usr/bin/python3']).status === 0;
 
@@ -135,4 +136,52 @@ test('run without --name, as docker run: a second run of one command gets a name
     for (const n of names) sandbox(['down', '-t', '1', n]);
   }
   for (const n of names) assert.deepEqual(leftovers(n), []);
+});
+
+test('-w of a folder the root lacks: made before the command starts (755, owned by the sandbox\'s root, as docker run -w), in an image, a read-only image, rootfs: host\'s own tmpfs root and a writable bind', { timeout: 120_000 }, (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'the busybox OCI layout (npm run build)', existsSync(join(ROOT, 'samples/images/busybox/index.json')))) return;
+  // Seen from inside: where the command runs, and the folder's mode, owner and type.
+  const show = ['sh', '-c', 'pwd; stat -c "%a %u:%g %F" . ..'];
+  const image = 'oci:samples/images/busybox';
+  for (const [what, args] of [
+    ['an image', ['-w', '/srv/app', image]],
+    ['an image, as a user that is not root', ['-u', '1000', '-w', '/srv/app', image]],
+    ['a read-only image (its init layer)', ['--read-only', '-w', '/srv/app', image]],
+    ['rootfs: host (the sandbox\'s own tmpfs root)', ['-w', '/srv/app', '--rootfs', 'host']],
+  ] as const) {
+    const r = sandbox(['run', '--rm', '-q', '--network', 'none', '--name', 'wd', ...args, ...show]);
+    assert.deepEqual([r.code, r.out], [0, '/srv/app\n755 0:0 directory\n755 0:0 directory\n'], `${what}: ${r.err}`);
+    assert.deepEqual(leftovers('wd'), []);
+  }
+  // Inside a writable bind it is made in the host's folder, as runc makes it; the host sees it.
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-wd-'));
+  const bound = sandbox(['run', '--rm', '-q', '--network', 'none', '--name', 'wd', '-v', `${dir}:/data`, '-w', '/data/sub', '--rootfs', 'host', 'pwd']);
+  assert.deepEqual([bound.code, bound.out], [0, '/data/sub\n'], bound.err);
+  assert.ok(existsSync(join(dir, 'sub')));
+  // The plan says so, citing the flag.
+  const plan = sandbox(['run', '--plan', '-w', '/srv/app', '--rootfs', 'host', 'pwd']);
+  assert.match(plan.out, /^ +workdir +make the working directory \/srv\/app if the root lacks it \(mode 755, owned by the sandbox's root, as docker run -w\) +← command line:1:\d+$/m);
+  assert.deepEqual(leftovers('wd'), []);
+});
+
+test('-w (or workdir) where the folder cannot be made: refused before anything is set up, at the flag or the line, with why and what to do', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const before = hostSnapshot();
+  const flag = sandbox(['run', '--rm', '-q', '--name', 'wd-ro', '-w', '/usr/no-such-dir', '--rootfs', 'host', 'pwd']);
+  assert.equal(flag.code, 125, flag.err);
+  assert.equal(flag.out, '');
+  assert.match(flag.err, /^command line:1:\d+: error: the working directory \/usr\/no-such-dir does not exist, and the sandbox cannot make it: \/usr is the host's own, which `rootfs: host` shows read-only; create it on the host first \(mkdir -p \/usr\/no-such-dir\), mount a volume or a tmpfs on \/usr\/no-such-dir, or choose a working directory that exists$/m);
+  assert.match(flag.err, /^> 1 \| sandbox run .* -w \/usr\/no-such-dir /m);
+  // A file: at its workdir line; a read-only bind names its host folder.
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-wd-'));
+  writeFileSync(join(dir, 'wd.yml'), `version: 1\nname: wd-ro\nrootfs: host\nvolumes: ["${dir}:/data:ro"]\nworkdir: /data/sub\ncommand: [pwd]\n`);
+  const file = sandbox(['up', '-q', join(dir, 'wd.yml')]);
+  assert.equal(file.code, 125, file.err);
+  assert.match(file.err, new RegExp(`wd\\.yml:5:10: error: the working directory /data/sub does not exist, and the sandbox cannot make it: /data is bound read-only from the host's ${dir}; create it there first \\(mkdir -p ${dir}/sub\\), mount /data writable, or choose a working directory that exists`));
+  assert.match(file.err, /^> 5 \| workdir: \/data\/sub$/m);
+  // Once it is there, it runs there.
+  mkdirSync(join(dir, 'sub'));
+  assert.deepEqual([sandbox(['up', '-q', join(dir, 'wd.yml')]).out], ['/data/sub\n']);
+  assert.deepEqual(leftovers('wd-ro'), []);
+  assert.equal(hostSnapshot(), before);
 });
