@@ -18,7 +18,9 @@ import { fromCompose } from '../import/compose';
 import type { Imported, Loc } from '../import/types';
 import { toYaml } from '../import/write';
 import { runsAsRoot } from '../image/owners';
-import { rootlessStateRoot } from '../engine/probe';
+import { probeHost, rootlessStateRoot } from '../engine/probe';
+import { downSandbox, findSandbox } from '../engine/lifecycle';
+import { MSG } from '../ui/messages';
 import type { CommandLine, Loaded, LoadOpts, UpOpts } from './options';
 export type { CommandLine };
 import { LifecycleError } from './lifecycle';
@@ -101,6 +103,8 @@ Flags, with docker run's meaning (each becomes a key of the file \`--save\` writ
   --ipc/--pid/--uts/--userns/--cgroupns host
 sandbox's own:
   --rootfs host|DIR   run on the host's root filesystem (read-only) or a folder, instead of an IMAGE
+  --replace           with --name, remove the sandbox of that name first, as podman run --replace
+                      (stopped first if it runs); without it a name in use is refused, as docker run
   --save FILE         write the equivalent reviewed file instead of running
   --plan [--json | --format json]
                       print the plan (as JSON) instead of running
@@ -142,6 +146,14 @@ function freeName(base: string): string {
   return name;
 }
 
+/** --replace (podman run's): the sandbox of that name, if there is one, is removed first as
+ * `sandbox down` removes it (stopped with its grace period if it runs; its named volumes kept). */
+async function replaceNamed(name: string): Promise<void> {
+  const host = probeHost();
+  try { findSandbox(host, name); } catch { return; }
+  await downSandbox(host, name, undefined, (n) => { process.stderr.write(`${MSG.stop(n)}\n`); });
+}
+
 /** `sandbox run ARGS`: docker run's line made a config in memory, then saved (--save), shown
  * (--plan) or started as `up` starts a file. */
 async function runCommand(args: string[], load: Load, start: Start): Promise<void> {
@@ -161,7 +173,9 @@ async function runCommand(args: string[], load: Load, start: Start): Promise<voi
   const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp.origin, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
   const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
   const planOnly = !!(imp.save || imp.plan);
-  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
+  if (imp.replace && imp.named && !planOnly) await replaceNamed(String(imp.config.name));
+  // --name over a sandbox that has ended and is kept: refused, as docker run refuses a name in use.
+  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125, refuseKept: imp.named } }) });
   if (imp.save) {
     if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
     if (imp.save === '-') process.stdout.write(text);

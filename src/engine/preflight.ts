@@ -18,7 +18,7 @@ import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from '../host/network';
 import { ownerAlive, readOwner } from '../host/lock';
-import { heldPorts, listSandboxes, readState, sandboxPids } from '../host/state';
+import { exitCode, heldPorts, listedSandbox, listSandboxes, readState, sandboxPids } from '../host/state';
 import type { UndoList } from '../host/undo';
 import { resolveIds, type Ids } from '../host/users';
 
@@ -34,6 +34,9 @@ export interface PreflightInput {
   insecure?: string[];
   /** Whether the store holds the image: its registry is asked only when it does not. */
   haveImage?: boolean;
+  /** `run --name`: a sandbox of that name that has ended and is kept (for its logs, ps -a) is
+   * refused, as docker run refuses a name in use; `up` replaces it, as Compose's up recreates. */
+  refuseKept?: boolean;
 }
 
 /** A check: every problem it finds, none when all is well. Each reads the host, changes nothing. */
@@ -148,13 +151,19 @@ export const checkPorts: PreflightCheck = async ({ plan, host }) => {
   return out;
 };
 
-/** The sandbox's name, if a sandbox of that name runs or is being started. */
-export const checkName: PreflightCheck = ({ spec, plan, host }) => {
+/** The sandbox's name, if a sandbox of that name runs or is being started (or, for `run --name`,
+ * has ended and is kept). */
+export const checkName: PreflightCheck = ({ spec, plan, host, refuseKept }) => {
   const state = findStep(plan.steps, 'state.create')?.args.path;
   if (!state || !existsSync(state)) return [];
   const owner = readOwner(join(state, 'owner'));
   const running = sandboxPids(host, plan.name, readState(state)).length > 0;
-  if (!running && !ownerAlive(owner)) return [];
+  if (!running && !ownerAlive(owner)) {
+    if (!refuseKept) return [];
+    const exit = listedSandbox(host, plan.name)?.exit;
+    const what = exit === undefined ? 'is left by a run that did not end cleanly (dead in sandbox ps -a)' : `has exited (${exitCode(exit)}) and is kept, for its logs and sandbox ps -a`;
+    return [{ src: spec.name.src, code: 'name-kept', severity: 'error', message: `a sandbox named ${plan.name} ${what}; remove it first (sandbox rm ${plan.name}), or add --replace to remove it and run this one in its place (--rm keeps nothing of a run once it ends)` }];
+  }
   const how = running ? 'running' : `being started (by process ${owner!.split(' ')[0]})`;
   return [{ src: spec.name.src, code: 'name-taken', severity: 'error', message: `a sandbox named ${plan.name} is already ${how}; stop it first, or pick another name with --name` }];
 };

@@ -21,6 +21,8 @@ export interface DockerRunImport extends Imported {
   rm: boolean;
   /** --name: the name is the caller's, not made from the image or the command. */
   named?: boolean;
+  /** --replace (podman's): a sandbox of the --name given is removed first (stopped, if it runs). */
+  replace?: boolean;
   /** sandbox run's own flags: --save FILE, --plan, -q, --allow-weaker. */
   save?: string;
   plan?: boolean;
@@ -203,6 +205,7 @@ const RUN_FLAGS: Flag[] = [
   { names: ['--format'], value: true, apply: applyFormat },
   { names: ['-q', '--quiet'], value: false, apply: (r, v) => { r.out.quiet = v !== 'false'; } },
   { names: ['--allow-weaker'], value: false, apply: (r, v) => { r.out.allowWeaker = v !== 'false'; } },
+  { names: ['--replace'], value: false, apply: (r, v) => { r.out.replace = v !== 'false'; } },
 ];
 
 /** --restart: always and unless-stopped both become `always`, which lasts while the sandbox does. */

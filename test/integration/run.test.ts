@@ -185,3 +185,47 @@ test('-w (or workdir) where the folder cannot be made: refused before anything i
   assert.deepEqual(leftovers('wd-ro'), []);
   assert.equal(hostSnapshot(), before);
 });
+
+test('run --name over a sandbox that has ended and is kept: refused at --name, as docker run refuses a name in use; --replace (podman\'s) removes it first, running or not; up FILE replaces it, as compose up', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const name = 'kept-name';
+  const base = ['--network', 'none', '--rootfs', 'host'];
+  const exited = async () => {
+    const k = sandbox(['run', '-d', '-q', '--name', name, ...base, 'sh', '-c', 'echo old; exit 4']);
+    assert.equal(k.code, 0, k.err);
+    assert.ok(await until(() => psRow(name)?.status === 'exited', 10_000), JSON.stringify(psRow(name)));
+  };
+  try {
+    await exited();
+    const refused = sandbox(['run', '--rm', '-q', '--name', name, ...base, 'echo', 'new']);
+    assert.deepEqual([refused.code, refused.out], [125, ''], refused.err);
+    assert.match(refused.err, /^command line:1:\d+: error: a sandbox named kept-name has exited \(4\) and is kept, for its logs and sandbox ps -a; remove it first \(sandbox rm kept-name\), or add --replace to remove it and run this one in its place \(--rm keeps nothing of a run once it ends\)$/m);
+    assert.match(refused.err, /^> 1 \| sandbox run --rm -q --name kept-name /m);
+    // Left as it was: its status and its log.
+    assert.deepEqual([psRow(name)?.status, psRow(name)?.exitCode], ['exited', 4]);
+    assert.match(sandbox(['logs', name]).out, /^old$/m);
+
+    // --replace: the kept one goes, the new one runs under its name.
+    const replaced = sandbox(['run', '--rm', '-q', '--replace', '--name', name, ...base, 'echo', 'new']);
+    assert.deepEqual([replaced.code, replaced.out, replaced.err], [0, 'new\n', '']);
+    assert.equal(psRow(name), undefined);
+    // A running one is stopped first (sleep lets SIGTERM drop: killed at once, said so).
+    assert.equal(sandbox(['run', '-d', '-q', '--name', name, ...base, 'sleep', '1000']).code, 0);
+    const t0 = Date.now();
+    const over = sandbox(['run', '--rm', '-q', '--replace', '--name', name, ...base, 'echo', 'newer']);
+    assert.deepEqual([over.code, over.out], [0, 'newer\n'], over.err);
+    assert.match(over.err, /^sandbox: PID 1 of kept-name \(sleep\) does not handle SIGTERM/m);
+    assert.ok(Date.now() - t0 < 5000, `--replace of a running one took ${Date.now() - t0} ms`);
+
+    // up FILE replaces a kept one of its name, as docker compose up recreates its container.
+    await exited();
+    const dir = mkdtempSync(join(tmpdir(), 'sandbox-kept-'));
+    writeFileSync(join(dir, 'kept.yml'), `version: 1\nname: ${name}\nrootfs: host\nnetwork: none\ncommand: [echo, from-up]\n`);
+    const up = sandbox(['up', '-q', join(dir, 'kept.yml')]);
+    assert.deepEqual([up.code, up.out], [0, 'from-up\n'], up.err);
+    assert.equal(psRow(name), undefined);
+  } finally {
+    sandbox(['down', name]);
+  }
+  assert.deepEqual(leftovers(name), []);
+});
