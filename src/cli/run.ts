@@ -21,6 +21,8 @@ import { runsAsRoot } from '../image/owners';
 import { probeHost, rootlessStateRoot } from '../engine/probe';
 import { downSandbox, findSandbox } from '../engine/lifecycle';
 import { MSG } from '../ui/messages';
+import { progressMode } from '../ui/progress';
+import { isTerminal } from './output';
 import type { CommandLine, Loaded, LoadOpts, UpOpts } from './options';
 export type { CommandLine };
 import { LifecycleError } from './lifecycle';
@@ -109,6 +111,8 @@ sandbox's own:
   --plan [--json | --format json]
                       print the plan (as JSON) instead of running
   -q                  print no progress
+  --progress MODE     auto, tty, plain or quiet, as up's (run -d shows no stages unless asked,
+                      as docker run -d prints the id alone; a pull is shown all the same)
   --allow-weaker      where no user namespace can be made (reduced mode), run even if some lines
                       cannot be held (the table says which), as \`sandbox up --allow-weaker\`
 Flags docker run has and sandbox cannot say are reported with the reason; --privileged is refused.`;
@@ -175,7 +179,9 @@ async function runCommand(args: string[], load: Load, start: Start): Promise<voi
   const planOnly = !!(imp.save || imp.plan);
   if (imp.replace && imp.named && !planOnly) await replaceNamed(String(imp.config.name));
   // --name over a sandbox that has ended and is kept: refused, as docker run refuses a name in use.
-  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125, refuseKept: imp.named } }) });
+  // --progress, as up's: for the pull and the stages.
+  const asked = imp.progress ? progressMode(imp.progress, { quiet: imp.quiet, isTTY: isTerminal(2), env: process.env }) : undefined;
+  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet, progress: asked }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125, refuseKept: imp.named } }) });
   if (imp.save) {
     if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
     if (imp.save === '-') process.stdout.write(text);
@@ -187,7 +193,9 @@ async function runCommand(args: string[], load: Load, start: Start): Promise<voi
   if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
   // --rm: a foreground sandbox keeps nothing once it ends but its anonymous volumes; a detached
   // one is removed by its supervisor, which runs `down` once the command has ended for good.
-  await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm });
+  // As docker run -d, which prints the container's id alone: a detached run prints its name and,
+  // unless a progress mode is asked for, no stages (a pull is still shown, as docker shows one).
+  await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm, progress: asked ?? (imp.config.detach ? 'quiet' : undefined) });
 }
 
 /** import's own arguments: -o FILE, --force, then a docker run line (after -- or from its first

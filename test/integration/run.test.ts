@@ -229,3 +229,28 @@ test('run --name over a sandbox that has ended and is kept: refused at --name, a
   }
   assert.deepEqual(leftovers(name), []);
 });
+
+test('run -d prints the name alone, as docker run -d prints the id: no stages unless --progress asks; a pull is still shown', { timeout: 120_000 }, (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'the busybox OCI layout (npm run build)', existsSync(join(ROOT, 'samples/images/busybox/index.json')))) return;
+  const base = ['--network', 'none', '--rootfs', 'host', 'sleep', '1000'];
+  try {
+    const plain = sandbox(['run', '-d', '--name', 'rund', ...base]);
+    assert.deepEqual([plain.code, plain.out, plain.err], [0, 'rund\n', '']);
+    assert.equal(psRow('rund')?.status, 'running');
+    // Asked for: the stages, on stderr; stdout is still the name alone.
+    const shown = sandbox(['run', '-d', '--progress', 'plain', '--name', 'rund-p', ...base]);
+    assert.deepEqual([shown.code, shown.out], [0, 'rund-p\n'], shown.err);
+    assert.match(shown.err, /^1\. rootfs {2}\d+ steps? /m);
+    assert.match(shown.err, /^9\. exec /m);
+    // An image not in the store: its pull is shown (as docker run -d shows one), the stages are not.
+    const store = mkdtempSync(join(tmpdir(), 'sandbox-rund-store-'));
+    const pulled = sandbox(['run', '-d', '--name', 'rund-i', '--network', 'none', 'oci:samples/images/busybox', 'sleep', '1000'], { env: { SANDBOX_STORE: store } });
+    assert.deepEqual([pulled.code, pulled.out], [0, 'rund-i\n'], pulled.err);
+    assert.match(pulled.err, /^pull oci:.*busybox:latest {2}1 layer /m);
+    assert.doesNotMatch(pulled.err, /^\d\. (rootfs|exec)/m);
+    sandbox(['rm', '-f', 'rund-i'], { env: { SANDBOX_STORE: store } });
+  } finally {
+    for (const n of ['rund', 'rund-p', 'rund-i']) sandbox(['rm', '-f', n]);
+  }
+  for (const n of ['rund', 'rund-p', 'rund-i']) assert.deepEqual(leftovers(n), []);
+});
