@@ -120,6 +120,27 @@ test('Ctrl-C in a real terminal (tmux): to a PID 1 that does not handle SIGINT i
   assert.deepEqual(leftovers('sig-ctrlc2'), []);
 });
 
+test('the terminal goes away (tmux kill-server: SIGHUP, then EIO on every write) under up -it, -t and a plain foreground run: the CLI still stops the sandbox and leaves nothing', async (t) => {
+  if (!ready(t) || !needs(t, 'tmux', has('tmux'))) return;
+  const before = hostSnapshot();
+  for (const [name, body] of [['sig-hup-it', 'tty: true\nstdin_open: true\ncommand: [sleep, "1000"]\n'], ['sig-hup-t', 'tty: true\ncommand: [sleep, "1000"]\n'], ['sig-hup', 'command: [sh, -c, "while :; do echo x; sleep 0.1; done"]\n']] as const) {
+    const socket = `sbx-hup-${process.pid}`;
+    const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
+    tmux('new-session', '-d', '-s', 'hup', '-x', '200', '-y', '50', 'sh');
+    try {
+      tmux('send-keys', '-t', 'hup', `cd ${ROOT} && ${process.execPath} ${BIN} up ${file(name, body)}`, 'Enter');
+      for (let i = 0; i < 400 && !running(name); i++) await sleep(50);
+      assert.ok(running(name), `${name} did not start`);
+      await sleep(300);
+    } finally { tmux('kill-server'); }
+    // The note the CLI writes on SIGHUP fails with EIO: it must not end the CLI before its cleanup.
+    for (let i = 0; i < 100 && leftovers(name).length; i++) await sleep(50);
+    assert.deepEqual(leftovers(name), [], name);
+    assert.equal((JSON.parse(sandbox(['ps', '-a', '--json']).out) as { name: string }[]).find((r) => r.name === name), undefined, `${name} is still listed (dead)`);
+  }
+  assert.equal(hostSnapshot(), before);
+});
+
 test('stop: a PID 1 that lets SIGTERM drop is killed at once (not after its 10 s grace), said in one line; one that handles it ends with its own status; of an exited one it exits 0', (t) => {
   if (!ready(t)) return;
   const before = hostSnapshot();
