@@ -14,8 +14,10 @@ const { createRequire } = module.constructor.createRequire ? module.constructor 
 // A reader that went away (`sandbox logs NAME | head -3`, `sandbox schema | head -c1`) makes a
 // write to the standard output or error fail with EPIPE, which Node's stream emits as an 'error'
 // event: unhandled, Node prints a stack trace. The command ends quietly instead, with 141 (128 +
-// SIGPIPE), as a C or Go program that the signal ends (docker's CLI among them). Any other error of
-// those streams is thrown as before. The streams are made when first read (process.stdout's own
+// SIGPIPE), as a C or Go program that the signal ends (docker's CLI among them). A terminal that
+// went away (its window closed, the SSH session dropped: SIGHUP) fails every write with EIO: that
+// is ignored, since nobody is left to read it and a foreground `up` or `run` still has to stop its
+// sandbox and undo what it set up. Any other error of those streams is thrown as before. The streams are made when first read (process.stdout's own
 // getter), so the listener is added then: a command that never makes them pays nothing.
 for (const name of ['stdout', 'stderr']) {
   const own = Object.getOwnPropertyDescriptor(process, name);
@@ -28,6 +30,7 @@ for (const name of ['stdout', 'stderr']) {
       Object.defineProperty(process, name, { configurable: true, enumerable: own.enumerable, writable: true, value: stream });
       stream.on('error', (e) => {
         if (e && e.code === 'EPIPE') process.exit(141);
+        if (e && e.code === 'EIO' && stream.isTTY) return;
         throw e;
       });
       return stream;

@@ -148,6 +148,9 @@ enum sbx_op_kind {
 	SBX_OP_DEV_MAKE,        /* s1 the node's path in the root; mode = its type (S_IFCHR, S_IFBLK, S_IFIFO) and permissions;
 				 * a = major | uid << 32, b = minor | gid << 32. A device node is then bound on itself and
 				 * that bind remounted without nodev (nosuid, noexec): the rest of /dev stays nodev */
+	SBX_OP_WORKDIR,         /* after SBX_OP_PIVOT: s1 the working directory, made with its missing parents (mode 0755,
+				 * owned by the child's ids: the sandbox's root) unless it is there; what is there must be
+				 * a folder (ENOTDIR), as runc makes a missing cwd */
 	SBX_OP_KIND_MAX
 };
 

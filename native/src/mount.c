@@ -204,6 +204,29 @@ int op_pivot(struct child_ctx *c)
 	return c->root_fd < 0 ? -1 : 0;
 }
 
+/* SBX_OP_WORKDIR: the working directory, in the new root, as its root (before the ids op). One
+ * that is there (a symlink to a folder too, which chdir follows) is left as it is; a missing one is
+ * made as a mount point is, each missing component in its parent resolved inside the root, mode
+ * 0755 whatever the umask inherited from the CLI (docker's mode for a missing working dir). */
+static int make_workdir(int root_fd, const char *path)
+{
+	struct stat st;
+	int fd = openat2_in(root_fd, path, O_PATH | O_DIRECTORY), r, e;
+	if (fd >= 0) { close(fd); return 0; }
+	if (errno != ENOENT) return -1;
+	mode_t old = umask(0);
+	r = resolve_in_root(root_fd, path, 1, 0, &fd);
+	e = errno;
+	umask(old);
+	if (r < 0) { errno = e; return -1; }
+	r = fstat(fd, &st);
+	e = errno;
+	close(fd);
+	if (r < 0) { errno = e; return -1; }
+	if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+	return 0;
+}
+
 int op_mount(struct child_ctx *c, const struct sbx_op *op)
 {
 	const char *s1 = ctx_str(c, op->s1), *s2 = ctx_str(c, op->s2), *s3 = ctx_str(c, op->s3);
@@ -297,6 +320,8 @@ int op_mount(struct child_ctx *c, const struct sbx_op *op)
 	}
 	case SBX_OP_ROOT_READONLY:
 		return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags("/"), NULL);
+	case SBX_OP_WORKDIR:
+		return make_workdir(c->root_fd, s1);
 	case SBX_OP_DEV_MAKE:
 		return make_node(c->root_fd, s1, op->mode, (uint64_t)op->a, (uint64_t)op->b);
 	case SBX_OP_ROOT_PROPAGATION:

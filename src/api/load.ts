@@ -51,7 +51,7 @@ export interface PrepareOpts {
   /** Files the config names that are not on the disk, by absolute path (an OCI bundle's seccomp profile). */
   files?: Record<string, string>;
   /** Check the host before any pull (up, run, doctor FILE); its own problems throw with `exit`. */
-  preflight?: { exit: number };
+  preflight?: { exit: number; refuseKept?: boolean };
   /** Whether stdin is a terminal: `tty` with stdin open is refused otherwise, as docker run -it is.
    * Asked only then: reading process.stdin makes its stream, which a command that reads no input need not pay for. */
   stdinIsTTY?: () => boolean;
@@ -166,7 +166,7 @@ export async function prepare(fileArg: string | undefined, opts: PrepareOpts = {
   let checked: Diagnostic[] = [];
   if (opts.preflight && b.plan && b.res.spec) {
     const { preflight } = await import('../engine/preflight');
-    const found = await preflight({ spec: b.res.spec, plan: b.plan, host, insecure: imageOpts.insecure, haveImage: image !== undefined });
+    const found = await preflight({ spec: b.res.spec, plan: b.plan, host, insecure: imageOpts.insecure, haveImage: image !== undefined, refuseKept: opts.preflight.refuseKept });
     checked = found.map((p) => ({ ...located(p.src === 'cli' ? undefined : p.src as Source), path: '', code: p.code, message: p.src === 'cli' ? `${p.message} (--name)` : p.message, severity: p.severity }));
   }
   const terminal = valid && opts.forRun && !opts.source && read.cfg ? terminalProblem(read, opts, file) : [];

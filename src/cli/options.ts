@@ -32,8 +32,9 @@ export interface LoadOpts {
   /** Files the config names that are not on the disk, by absolute path: an OCI bundle's seccomp
    * profile, which is a part of its config.json (src/import/oci.ts). */
   files?: Record<string, string>;
-  /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with `exit`. */
-  preflight?: { exit: number };
+  /** Check the host before any pull (up, up --dry-run, run, doctor FILE); its own problems exit with
+   * `exit`. refuseKept: `run --name` refuses the name of a sandbox that has ended and is kept. */
+  preflight?: { exit: number; refuseKept?: boolean };
   /** `up --allow-weaker`: in reduced mode, a line that cannot be held is dropped, not refused. */
   allowWeaker?: boolean;
 }

@@ -18,7 +18,11 @@ import { fromCompose } from '../import/compose';
 import type { Imported, Loc } from '../import/types';
 import { toYaml } from '../import/write';
 import { runsAsRoot } from '../image/owners';
-import { rootlessStateRoot } from '../engine/probe';
+import { probeHost, rootlessStateRoot } from '../engine/probe';
+import { downSandbox, findSandbox } from '../engine/lifecycle';
+import { MSG } from '../ui/messages';
+import { progressMode } from '../ui/progress';
+import { isTerminal } from './output';
 import type { CommandLine, Loaded, LoadOpts, UpOpts } from './options';
 export type { CommandLine };
 import { LifecycleError } from './lifecycle';
@@ -101,10 +105,14 @@ Flags, with docker run's meaning (each becomes a key of the file \`--save\` writ
   --ipc/--pid/--uts/--userns/--cgroupns host
 sandbox's own:
   --rootfs host|DIR   run on the host's root filesystem (read-only) or a folder, instead of an IMAGE
+  --replace           with --name, remove the sandbox of that name first, as podman run --replace
+                      (stopped first if it runs); without it a name in use is refused, as docker run
   --save FILE         write the equivalent reviewed file instead of running
   --plan [--json | --format json]
                       print the plan (as JSON) instead of running
   -q                  print no progress
+  --progress MODE     auto, tty, plain or quiet, as up's (run -d shows no stages unless asked,
+                      as docker run -d prints the id alone; a pull is shown all the same)
   --allow-weaker      where no user namespace can be made (reduced mode), run even if some lines
                       cannot be held (the table says which), as \`sandbox up --allow-weaker\`
 Flags docker run has and sandbox cannot say are reported with the reason; --privileged is refused.`;
@@ -142,6 +150,14 @@ function freeName(base: string): string {
   return name;
 }
 
+/** --replace (podman run's): the sandbox of that name, if there is one, is removed first as
+ * `sandbox down` removes it (stopped with its grace period if it runs; its named volumes kept). */
+async function replaceNamed(name: string): Promise<void> {
+  const host = probeHost();
+  try { findSandbox(host, name); } catch { return; }
+  await downSandbox(host, name, undefined, (n) => { process.stderr.write(`${MSG.stop(n)}\n`); });
+}
+
 /** `sandbox run ARGS`: docker run's line made a config in memory, then saved (--save), shown
  * (--plan) or started as `up` starts a file. */
 async function runCommand(args: string[], load: Load, start: Start): Promise<void> {
@@ -161,7 +177,11 @@ async function runCommand(args: string[], load: Load, start: Start): Promise<voi
   const line: CommandLine = { file: COMMAND_LINE, text: imp.text, locate: locator(imp.origin, { file: COMMAND_LINE, line: 1, col: imp.cols[1]! + 1, endCol: imp.cols[1]! + 4 }) };
   const source: FoundConfig = { file: COMMAND_LINE, absFile: imp.save ? resolve(imp.save) : join(cwd, 'sandbox-run.yml'), bytes: Buffer.from(text), root: [] };
   const planOnly = !!(imp.save || imp.plan);
-  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125 } }) });
+  if (imp.replace && imp.named && !planOnly) await replaceNamed(String(imp.config.name));
+  // --name over a sandbox that has ended and is kept: refused, as docker run refuses a name in use.
+  // --progress, as up's: for the pull and the stages.
+  const asked = imp.progress ? progressMode(imp.progress, { quiet: imp.quiet, isTTY: isTerminal(2), env: process.env }) : undefined;
+  const l = await load(undefined, { source, commandLine: line, forRun: !planOnly, hostProblems: imp.save ? 'warning' : undefined, stops: imp.save ? 'written' : undefined, image: { mode: planOnly ? 'store' : 'pull', quiet: imp.quiet, progress: asked }, allowWeaker: imp.allowWeaker, ...(planOnly ? {} : { preflight: { exit: 125, refuseKept: imp.named } }) });
   if (imp.save) {
     if (existsSync(imp.save) && imp.save !== '-') fail(`${imp.save} exists; remove it or name another file`, 1);
     if (imp.save === '-') process.stdout.write(text);
@@ -173,7 +193,9 @@ async function runCommand(args: string[], load: Load, start: Start): Promise<voi
   if (imp.config.tty && imp.config.stdin_open && !process.stdin.isTTY) fail('the input device is not a TTY; leave out -t to run without a terminal, or -i to give the command no input', 1);
   // --rm: a foreground sandbox keeps nothing once it ends but its anonymous volumes; a detached
   // one is removed by its supervisor, which runs `down` once the command has ended for good.
-  await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm });
+  // As docker run -d, which prints the container's id alone: a detached run prints its name and,
+  // unless a progress mode is asked for, no stages (a pull is still shown, as docker shows one).
+  await start(l, { detach: imp.config.detach, quiet: imp.quiet, rm: imp.rm, progress: asked ?? (imp.config.detach ? 'quiet' : undefined) });
 }
 
 /** import's own arguments: -o FILE, --force, then a docker run line (after -- or from its first

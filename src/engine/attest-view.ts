@@ -53,7 +53,7 @@ function factsOfPlan(plan: Plan): { want: number; paths: string[] } {
     switch (s.kind) {
       case 'mount.devpts': out.add('/dev/ptmx'); break;
       case 'mount.link': out.add(s.args.path); break;
-      case 'mount.mask': case 'mount.readonly': out.add(s.args.path); break;
+      case 'mount.mask': case 'mount.readonly': case 'mount.workdir': out.add(s.args.path); break;
       case 'dev.links': for (const l of DEV_LINKS) out.add(l); break;
       case 'dev.node': out.add(`/dev/${s.args.name}`); break;
       case 'dev.bind': case 'dev.make': out.add(s.args.target); break;

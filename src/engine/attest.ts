@@ -243,6 +243,12 @@ const RULES: Rules = {
   'mount.mask': maskedOrReadOnly, 'mount.readonly': maskedOrReadOnly,
   'mount.root-readonly': (a, s) => a.mountCheck(s, '/', { ro: true }),
   'mount.root-propagation': (a, s) => a.mountCheck(s, '/', { propagation: s.args.propagation }),
+  // A symbolic link there (to a folder: the child refused anything else) is read as a link.
+  'mount.workdir': (a, s) => {
+    const p = a.pathOf(s, s.args.path);
+    if (p === null) return;
+    a.check(s, p?.type === 'dir' || p?.type === 'link', `${s.args.path} a folder`, p ? p.type : 'absent');
+  },
   'sysctl': (a, s) => a.unchecked(s, 'a namespaced sysctl reads as the reader\'s namespace, so the host cannot read the sandbox\'s value; the write to the sandbox\'s /proc/sys was checked'),
   // Devices, read through /proc/PID/root.
   'dev.links': devLinks,

@@ -15,6 +15,7 @@ export function errnoText(errno: number): string {
  * errnos for checks of its own (mount.c, sysctl.c, console.c), not for a failed system call. */
 export function childFailureText(step: Step, errno: number): string {
   if (step.kind === 'mount.mask' && errno === 25) return `the sandbox's /dev/null is not the null device (character device 1:3), so it cannot hide ${step.args.path}; mount nothing on /dev/null`;
+  if (step.kind === 'mount.workdir' && errno === 20) return `${step.args.path} is there and is not a folder, so it cannot be the working directory; choose another (workdir, -w)`;
   if (step.kind === 'sysctl' && errno === 18) return `/proc/sys/${step.args.name.replace(/\./g, '/')} is not a file of the sandbox's own /proc; refused`;
   if ((step.kind === 'console' || step.kind === 'mount.devpts') && errno === 25) return 'the sandbox\'s /dev/pts/ptmx is not the multiplexer of a devpts file system; refused';
   return errnoText(errno);

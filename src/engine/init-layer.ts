@@ -3,7 +3,9 @@
 // mounts the overlay: an empty file or folder at each mount point of the plan that the image
 // lacks, as Docker's init layer holds /etc/hosts and /etc/resolv.conf. A read-only root has no
 // upper layer, so the child could not make a missing mount point itself (EROFS): the bind of the
-// sandbox's /etc/resolv.conf, a volume's folder, /proc in an image that has none.
+// sandbox's /etc/resolv.conf, a volume's folder, /proc in an image that has none. The command's
+// working directory too, where the image lacks it (the mount.workdir step would otherwise fail
+// with EROFS): made as docker makes a missing one, mode 0755 and owned by the sandbox's root.
 //
 // What the image has is read from its layers, top first. A mount point behind a symbolic link in
 // any layer is left alone (a folder made here would hide the link); a whiteout hides what lower
@@ -11,6 +13,8 @@
 // folder at that path, where the image has one, since overlayfs shows the top layer's.
 import { chmodSync, chownSync, lstatSync, mkdirSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { hostId } from '../image/owners';
+import { findStep } from '../plan/steps';
 import type { Plan } from '../plan/types';
 
 /** Steps whose target is a mount point in the root itself (those under /dev, /proc and /sys are
@@ -28,6 +32,12 @@ export function mountPoints(plan: Plan, files: ReadonlySet<string>): { target: s
     out.push({ target: a.target, file: s.kind === 'mount.netfile' || (s.kind === 'mount.bind' && files.has(a.source!)) });
   }
   return out;
+}
+
+/** The working directory the plan makes (mount.workdir), as a folder to make where the image has none. */
+function workdirOf(plan: Plan): { target: string; file: false; owner: boolean }[] {
+  const w = findStep(plan.steps, 'mount.workdir');
+  return w ? [{ target: w.args.path, file: false, owner: true }] : [];
 }
 
 const lstat = (p: string): Stats | undefined => { try { return lstatSync(p); } catch { return undefined; } };
@@ -54,7 +64,10 @@ function inImage(layers: readonly string[], path: string): Stats | 'missing' | '
 export function makeInitLayer(plan: Plan, layers: readonly string[], dir: string, files: ReadonlySet<string>): string[] {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const made: string[] = [];
-  for (const { target, file } of mountPoints(plan, files)) {
+  // The sandbox's root on the host: the owner of a working directory made here.
+  const idmap = findStep(plan.steps, 'idmap');
+  const root = idmap ? { uid: hostId(idmap.args.uid, 0), gid: hostId(idmap.args.gid, 0) } : { uid: 0, gid: 0 };
+  for (const { target, file, owner } of [...mountPoints(plan, files).map((m) => ({ ...m, owner: false })), ...workdirOf(plan)]) {
     if (inImage(layers, target) !== 'missing') continue;
     const parts = target.split('/').filter(Boolean);
     let linked = false;
@@ -71,7 +84,11 @@ export function makeInitLayer(plan: Plan, layers: readonly string[], dir: string
     }
     if (linked || lstat(join(dir, target))) continue;
     if (file) writeFileSync(join(dir, target), '', { mode: 0o644, flag: 'wx' });
-    else mkdirSync(join(dir, target), { mode: 0o755 });
+    else {
+      mkdirSync(join(dir, target));
+      chmodSync(join(dir, target), 0o755);
+      if (owner && root.uid !== undefined && root.gid !== undefined) try { chownSync(join(dir, target), root.uid, root.gid); } catch { /* rootless: the caller's own, its root */ }
+    }
     made.push(target);
   }
   return made;

@@ -14,7 +14,7 @@ import { stopRecorded } from '../host/rootless-net';
 import { listVolumes, readVolume, removeUnfinished, removeVolume, type VolumeInfo } from '../image/volumes';
 import { stepsOf } from '../plan/steps';
 import type { StepOf } from '../plan/types';
-import { commandName, disposition, reachesPid1, signalName, type StopNote } from './signals';
+import { commandName, droppedByPid1, signalName, type StopNote } from './signals';
 
 export { exitCode, heldPorts, listSandboxes, type Listed };
 
@@ -30,8 +30,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * stop_signal, then SIGKILL after the grace period, as docker stop; resolves once nothing of it
- * runs, with whether it was running and had to be killed. `say` hears at once when its PID 1
- * cannot get the stop signal (the wait can then only end in a kill), and of the kill.
+ * runs, with whether it was running and had to be killed. A PID 1 that cannot get the stop signal
+ * (it neither handles nor waits for it) is killed at once, since the wait could only end in that
+ * kill; `say` hears of either kill, and why.
  */
 export async function stopSandbox(host: HostFeatures, name: string, graceMs?: number, say: (n: StopNote) => void = () => undefined): Promise<{ running: boolean; killed: boolean }> {
   const row = findSandbox(host, name);
@@ -46,19 +47,19 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   // First the word that the restart policy is over, which the CLI or the supervisor reads when
   // the command ends (or during a restart's delay), so that it does not run it again.
   try { requestStop(join(host.stateRoot, name)); } catch { /* removed meanwhile */ }
-  // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles.
-  const d = disposition(pid, signal);
+  // Read before sending: a PID 1 gets from outside its pid namespace only the signals it handles;
+  // one it lets drop never arrives, so the grace period could only end in the kill: it comes now.
   // Reduced mode (no pid namespace): the command is no PID 1, and gets the signal as any process.
   const session = state.session !== undefined;
-  const dropped = !session && d !== undefined && !reachesPid1(d);
-  if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: commandName(pid) ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: grace });
-  try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
+  const dropped = session ? undefined : droppedByPid1(pid, signal);
+  const command = dropped ? commandName(pid) : undefined;
+  if (!dropped) try { process.kill(pid, signal); } catch { /* gone, or between two runs */ }
   // A restart that was already under way when the word was written has a new PID 1: it gets the
   // signal too (the `pid` file names the current run's).
   const current = () => readState(join(host.stateRoot, name))?.pid ?? pid;
   let signalled = pid;
   // Short polls: a sandbox that ends at once should not cost a long sleep (no pidfd in Node).
-  for (const until = Date.now() + grace; Date.now() < until && cg.pids().length; ) {
+  for (const until = Date.now() + (dropped ? 0 : grace); Date.now() < until && cg.pids().length; ) {
     const now = current();
     if (now !== signalled) { signalled = now; try { process.kill(now, signal); } catch { /* gone */ } }
     // Reduced mode: the command has ended; what it left in its session is killed now, as the
@@ -71,10 +72,9 @@ export async function stopSandbox(host: HostFeatures, name: string, graceMs?: nu
   const left = cg.pids();
   const killed = left.length > 0 && (!session || alive(current()));
   if (session) for (const p of left) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-  if (killed) {
-    try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
-    say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace, dropped });
-  }
+  if (killed || dropped) try { process.kill(current(), 'SIGKILL'); } catch { /* gone */ }
+  if (dropped) say({ kind: 'dropped', name, signal: signalName(signal), command: command ?? '?', disposition: dropped, graceMs: grace });
+  else if (killed) say({ kind: 'killed', name, signal: signalName(signal), graceMs: grace });
   for (const until = Date.now() + 5000; Date.now() < until && cg.pids().length; ) await sleep(2);
   // The supervisor releases the ports and writes the exit status as it leaves.
   const sup = row.state.supervisorPid;

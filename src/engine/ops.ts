@@ -203,6 +203,7 @@ const ENCODERS: Encoders = {
   'mount.readonly': (w, s) => w.op(s, OP.READONLY, { s1: w.str(s.args.path) }),
   'mount.root-readonly': (w, s) => w.op(s, OP.ROOT_READONLY),
   'mount.root-propagation': (w, s) => w.op(s, OP.ROOT_PROPAGATION, { a: PROPAGATION[s.args.propagation] }),
+  'mount.workdir': (w, s) => w.op(s, OP.WORKDIR, { s1: w.str(s.args.path) }),
   'sysctl': (w, s) => w.op(s, OP.SYSCTL, { s1: w.str(s.args.name), s2: w.str(s.args.value) }),
   // Devices.
   'dev.node': (w, s) => w.op(s, OP.DEV_NODE, { s1: w.str(`/dev/${s.args.name}`), s2: w.str(`/dev/${s.args.name}`) }),

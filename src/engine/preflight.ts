@@ -9,7 +9,7 @@
 //   the image's overlayfs options and the published host ports (held from here on). A failure
 //   there is the failure of the step it concerns.
 import { existsSync, statSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { checkUserXattrs, type Store } from '../image/store';
 import { hostId, runsAsRoot } from '../image/owners';
 import { imageKey, probeRegistry } from '../image/pull';
@@ -20,7 +20,7 @@ import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
 import { reservePort, type PortRule } from '../host/network';
 import { ownerAlive, readOwner } from '../host/lock';
-import { heldPorts, listSandboxes, readState, sandboxPids } from '../host/state';
+import { exitCode, heldPorts, listedSandbox, listSandboxes, readState, sandboxPids } from '../host/state';
 import type { UndoList } from '../host/undo';
 import { resolveIds, type Ids } from '../host/users';
 
@@ -36,6 +36,9 @@ export interface PreflightInput {
   insecure?: string[];
   /** Whether the store holds the image: its registry is asked only when it does not. */
   haveImage?: boolean;
+  /** `run --name`: a sandbox of that name that has ended and is kept (for its logs, ps -a) is
+   * refused, as docker run refuses a name in use; `up` replaces it, as Compose's up recreates. */
+  refuseKept?: boolean;
 }
 
 /** A check: every problem it finds, none when all is well. Each reads the host, changes nothing. */
@@ -150,13 +153,19 @@ export const checkPorts: PreflightCheck = async ({ plan, host }) => {
   return out;
 };
 
-/** The sandbox's name, if a sandbox of that name runs or is being started. */
-export const checkName: PreflightCheck = ({ spec, plan, host }) => {
+/** The sandbox's name, if a sandbox of that name runs or is being started (or, for `run --name`,
+ * has ended and is kept). */
+export const checkName: PreflightCheck = ({ spec, plan, host, refuseKept }) => {
   const state = findStep(plan.steps, 'state.create')?.args.path;
   if (!state || !existsSync(state)) return [];
   const owner = readOwner(join(state, 'owner'));
   const running = sandboxPids(host, plan.name, readState(state)).length > 0;
-  if (!running && !ownerAlive(owner)) return [];
+  if (!running && !ownerAlive(owner)) {
+    if (!refuseKept) return [];
+    const exit = listedSandbox(host, plan.name)?.exit;
+    const what = exit === undefined ? 'is left by a run that did not end cleanly (dead in sandbox ps -a)' : `has exited (${exitCode(exit)}) and is kept, for its logs and sandbox ps -a`;
+    return [{ src: spec.name.src, code: 'name-kept', severity: 'error', message: `a sandbox named ${plan.name} ${what}; remove it first (sandbox rm ${plan.name}), or add --replace to remove it and run this one in its place (--rm keeps nothing of a run once it ends)` }];
+  }
   const how = running ? 'running' : `being started (by process ${owner!.split(' ')[0]})`;
   return [{ src: spec.name.src, code: 'name-taken', severity: 'error', message: `a sandbox named ${plan.name} is already ${how}; stop it first, or pick another name with --name` }];
 };
@@ -188,7 +197,63 @@ export const checkJoined: PreflightCheck = ({ spec }) => {
   return out;
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkJoined, checkUser, checkWritable, checkPorts, checkName, checkRegistry];
+/**
+ * A working directory that is not there and that the sandbox cannot make (the mount.workdir step
+ * makes a missing one, as docker run -w does): one under a read-only bind, volume or tmpfs, a
+ * `rootfs: dir` with security.read_only (the file asks that the folder not be written), or the
+ * host's own root in reduced mode. An image's root is always writable for it (its upper layer; read-only,
+ * its init layer), as is the sandbox's own tmpfs root under `rootfs: host`.
+ */
+export const checkWorkdir: PreflightCheck = ({ spec, plan }) => {
+  const cwd = spec.process.cwd;
+  const path = posix.normalize(cwd.value);
+  if (path === '/') return [];
+  const blocked = workdirBlocked(plan, path);
+  if (!blocked) return [];
+  return [{ src: cwd.src, code: 'workdir-cannot-be-made', severity: 'error', message: `the working directory ${path} does not exist, and the sandbox cannot make it: ${blocked.why}; ${blocked.fix}, or choose a working directory that exists` }];
+};
+
+const isDir = (p: string) => statOf(p)?.isDirectory() === true;
+const within = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
+
+/** Why the working directory `path` (normalized) cannot be made where the plan's mounts put it, and
+ * what to do; undefined when it is there or can be made. */
+function workdirBlocked(plan: Plan, path: string): { why: string; fix: string } | undefined {
+  const root = findStep(plan.steps, 'mount.root');
+  if (!root) return isDir(path) ? undefined : { why: 'in reduced mode (no mount namespace) the command runs in the host\'s own root, which the sandbox does not change', fix: `create it on the host (mkdir -p ${path})` };
+  // As the sandbox sees it: under `rootfs: host`, /bin may be a link to usr/bin (mount.link).
+  let seen = path;
+  for (const l of stepsOf(plan.steps, 'mount.link')) if (within(seen, l.args.path)) seen = posix.join(posix.dirname(l.args.path), l.args.target, seen.slice(l.args.path.length));
+  const home = workdirMount(plan, seen);
+  if (home) {
+    if (!home.readOnly) return undefined;
+    const fix = home.hostRoot ? `mount a volume or a tmpfs on ${seen}` : `mount ${home.target} writable`;
+    if (!home.source) return seen === home.target ? undefined : { why: `${home.target} is ${home.what}`, fix };
+    const onHost = join(home.source, posix.relative(home.target, seen));
+    return isDir(onHost) ? undefined : { why: `${home.target} is ${home.what}`, fix: `create it ${home.hostRoot ? 'on the host' : 'there'} first (mkdir -p ${onHost}), ${fix}` };
+  }
+  // The root itself: the sandbox's own tmpfs, or an image's layers, take it.
+  if (root.args.fstype !== 'bind' || !findStep(plan.steps, 'mount.root-readonly')) return undefined;
+  const onHost = join(root.args.source, seen);
+  return isDir(onHost) ? undefined : { why: `the root ${root.args.source} is read-only (security.read_only)`, fix: `create it there first (mkdir -p ${onHost}), or drop read_only` };
+}
+
+/** The deepest mount of the plan that `path` (as the sandbox sees it) is in: a bind (hostRoot: one
+ * of the host's folders that `rootfs: host` shows), a volume, a tmpfs; undefined for the root. */
+function workdirMount(plan: Plan, path: string): { target: string; readOnly: boolean; source?: string; what: string; hostRoot?: boolean } | undefined {
+  const hostRoot = findStep(plan.steps, 'rootfs.host');
+  let home: ReturnType<typeof workdirMount>;
+  for (const s of plan.steps) {
+    const shown = s.kind === 'mount.bind' && hostRoot !== undefined && s.id === `mount:${s.args.target}` && hostRoot.args.dirs.includes(s.args.target);
+    const m = s.kind === 'mount.bind' ? { target: s.args.target, readOnly: s.args.readOnly, source: s.args.source, hostRoot: shown, what: shown ? 'the host\'s own, which `rootfs: host` shows read-only' : `bound read-only from the host's ${s.args.source}` }
+      : s.kind === 'mount.volume' ? { target: s.args.target, readOnly: s.args.readOnly, source: s.args.source, what: `the volume ${s.args.name}, mounted read-only` }
+        : s.kind === 'mount.tmpfs' ? { target: s.args.target, readOnly: s.args.readOnly, what: 'a read-only tmpfs' } : undefined;
+    if (m && within(path, m.target) && (!home || m.target.length > home.target.length)) home = m;
+  }
+  return home;
+}
+
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [checkSources, checkJoined, checkUser, checkWritable, checkWorkdir, checkPorts, checkName, checkRegistry];
 
 const portError = (a: StepOf<'net.port'>['args'], e: unknown) => ((e as NodeJS.ErrnoException).code === 'EADDRINUSE'
   ? `host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is already in use (by another program or sandbox); pick another host port`

@@ -7,14 +7,15 @@ import { constants } from 'node:os';
 import type { LibSbx } from '../ffi/libsbx';
 import type { Step } from '../plan/types';
 import type { ChildLink } from './link';
-import { commandName, disposition, reachesPid1, type SignalNote } from './signals';
+import { commandName, droppedByPid1, type SignalNote } from './signals';
 
 /** node:tty, loaded when the command has a terminal. */
 const tty = () => require('node:tty') as typeof import('node:tty');
 
 export const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 /** The signals that ask the command to end: the first starts its grace period, a second kills it.
- * SIGQUIT is only passed on (a JVM prints its threads on it), unless PID 1 cannot get it. */
+ * SIGQUIT is only passed on (a JVM prints its threads on it). Any of them that PID 1 cannot get
+ * kills it at once. */
 const STOPS: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM', 'SIGHUP']);
 
 /** Where the signals the CLI takes go once the command runs. */
@@ -51,6 +52,8 @@ export class Session {
   private piped = false;
   private target: Forwarding | undefined;
   private kill: NodeJS.Timeout | undefined;
+  /** The command was killed at once: PID 1 let the signal drop. */
+  private killedAtOnce = false;
   /** The stop signal that started the grace period, and when. */
   private first: { sig: NodeJS.Signals; at: number } | undefined;
   /** sandbox-runtime's --console-socket: where the terminal's master goes instead of this process's stdio. */
@@ -68,7 +71,8 @@ export class Session {
   }
 
   /** From now on the signals the CLI takes go to the command (docker run's sig-proxy), and the
-   * command ends: a stop signal gives it its grace period, then SIGKILL; a second one kills it at once. */
+   * command ends: a stop signal gives it its grace period, then SIGKILL; a second one kills it at
+   * once, as does the first when PID 1 lets it drop. */
   forwardTo(target: Forwarding): void {
     this.target = target;
   }
@@ -81,6 +85,8 @@ export class Session {
     const t = this.target!;
     this.passedOn = true;
     const killNow = () => { try { process.kill(t.pid, 'SIGKILL'); } catch { /* gone */ } };
+    // Killed already: what comes after (timeout's second copy, another Ctrl-C) changes nothing.
+    if (this.killedAtOnce) return;
     // timeout(1) signals its command and then its process group, so the CLI gets the one signal
     // twice within microseconds: that is not a second Ctrl-C, which no hand repeats so fast.
     if (this.first && this.first.sig === sig && Date.now() - this.first.at < 100) return;
@@ -91,13 +97,18 @@ export class Session {
       t.note({ kind: 'killed', why: 'again', signal: sig });
       return;
     }
-    // Read before sending: once a signal ends it, PID 1's status is gone.
-    const d = t.pid1 ? disposition(t.pid, constants.signals[sig]) : undefined;
-    const command = t.pid1 ? commandName(t.pid) : undefined;
+    // Read before sending: once a signal ends it, PID 1's status is gone. A signal PID 1 lets
+    // drop never arrives, so waiting its grace period could only end in the same kill: now.
+    const dropped = t.pid1 ? droppedByPid1(t.pid, constants.signals[sig]) : undefined;
+    if (dropped) {
+      const command = commandName(t.pid);
+      killNow();
+      this.killedAtOnce = true;
+      t.note({ kind: 'dropped', signal: sig, command: command ?? '?', disposition: dropped, graceMs: t.graceMs });
+      return;
+    }
     try { process.kill(t.pid, sig); } catch { return; }
-    const dropped = t.pid1 && d !== undefined && !reachesPid1(d);
-    if (dropped) t.note({ kind: 'dropped', signal: sig, command: command ?? '?', disposition: d === 'ignored' ? 'ignored' : 'default', graceMs: t.graceMs });
-    if (!STOPS.has(sig) && !dropped) return;
+    if (!STOPS.has(sig)) return;
     this.first = { sig, at: Date.now() };
     this.kill = setTimeout(() => { killNow(); t.note({ kind: 'killed', why: 'grace', signal: sig, graceMs: t.graceMs }); }, t.graceMs);
   }

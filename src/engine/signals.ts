@@ -1,8 +1,8 @@
 // What a process does with a signal, read from the host's /proc, in the CLI process: used where a
 // signal is sent to a sandbox's PID 1 (`up` forwarding Ctrl-C, `stop`), because the kernel drops
 // any signal that PID 1 of a pid namespace has left at its default action when it comes from
-// outside the namespace. Such a signal has no effect at all, so the CLI says so instead of waiting
-// in silence.
+// outside the namespace. Such a signal has no effect at all, so no grace period can end the command
+// gracefully: the CLI kills it at once and says why.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants } from 'node:os';
 
@@ -61,6 +61,22 @@ function waitsFor(pid: number, sig: number): boolean {
 /** Whether a PID 1 with this disposition gets a signal sent from outside its pid namespace. */
 export const reachesPid1 = (d: Disposition | undefined) => d === undefined || d === 'caught' || d === 'blocked';
 
+/** The two signals the kernel gives a PID 1 from an ancestor pid namespace whatever it does with them. */
+const FORCED: ReadonlySet<number> = new Set([constants.signals.SIGKILL, constants.signals.SIGSTOP]);
+
+/**
+ * Whether the kernel drops `sig` sent to `pid`, PID 1 of its pid namespace, from outside it, and
+ * why: it ignores it, or leaves it at its default action (its SigCgt lacks it). Read before
+ * sending, since a signal that ends it takes its status with it. undefined: the signal reaches it
+ * (a handler, a sigwait, SIGKILL or SIGSTOP), or its status cannot be read (gone, or between two
+ * runs of a restart), where the caller waits as for one it got.
+ */
+export function droppedByPid1(pid: number, sig: number): 'ignored' | 'default' | undefined {
+  if (FORCED.has(sig)) return undefined;
+  const d = disposition(pid, sig);
+  return d === 'ignored' || d === 'default' ? d : undefined;
+}
+
 /** The process's name as ps shows it (its comm), or undefined once it is gone. */
 export function commandName(pid: number): string | undefined {
   try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return undefined; }
@@ -73,7 +89,7 @@ export function signalName(sig: number): string {
 
 /** What happened to a signal sent to a sandbox's PID 1, for the CLI to say in its words. */
 export type SignalNote =
-  /** PID 1 does not handle `signal`, so the kernel dropped it: the CLI kills after the grace. */
+  /** PID 1 does not handle `signal`, so the kernel dropped it: no wait can end it gracefully, so the CLI killed it at once. */
   | { kind: 'dropped'; signal: string; command: string; disposition: 'ignored' | 'default'; graceMs: number }
   /** The CLI killed the command: the grace ran out, or a second signal came. */
   | { kind: 'killed'; why: 'grace'; signal: string; graceMs: number }
@@ -81,7 +97,7 @@ export type SignalNote =
 
 /** What `sandbox stop` (and `down`) did beyond sending the stop signal. */
 export type StopNote =
-  /** Said at once: PID 1 does not handle the stop signal, so the wait ends in a kill. */
+  /** PID 1 does not handle the stop signal, so the kernel dropped it: killed at once, without the grace period. */
   | { kind: 'dropped'; name: string; signal: string; command: string; disposition: 'ignored' | 'default'; graceMs: number }
   /** Said at the end: it outlived its grace period and was killed. */
-  | { kind: 'killed'; name: string; signal: string; graceMs: number; dropped: boolean };
+  | { kind: 'killed'; name: string; signal: string; graceMs: number };

@@ -6,7 +6,7 @@
 // the layers' files the owners the caller's user namespace maps them to (owners.ts), and first
 // checks that the store's file system holds the user.* xattrs a rootless overlayfs reads.
 import { existsSync, readFileSync, createReadStream } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseReference, plainHttp, registryHost, type Reference } from './reference';
 import { checkUserXattrs, Store, StoreError, type ImageConfig, type ImageRecord } from './store';
 import { defaultOwners, unpackLayer, type NodeOps } from './unpack';
@@ -231,12 +231,26 @@ export function imageKey(text: string): { key: string; ref?: Reference; layout?:
   if (text.startsWith('oci:')) {
     const rest = text.slice(4);
     const m = /^(.+?)(?::([\w][\w.-]{0,127}))?$/.exec(rest)!;
-    const dir = existsSync(rest) ? rest : m[1]!;
-    const tag = existsSync(rest) ? undefined : m[2];
+    // Absolute (a file's are already; the command line's start at the current folder), so that one
+    // layout is one key from any folder.
+    const dir = resolve(existsSync(rest) ? rest : m[1]!);
+    // Without a tag, the layout's one image, as the pull takes it, named by its tag: so that
+    // oci:DIR and oci:DIR:latest are one image in the store, as busybox and busybox:latest are.
+    const tag = (existsSync(rest) ? undefined : m[2]) ?? soleTag(dir);
     return { key: `oci:${dir}${tag ? `:${tag}` : ''}`, layout: { dir, tag } };
   }
   const ref = parseReference(text);
   return { key: ref.canonical, ref };
+}
+
+/** The tag (org.opencontainers.image.ref.name) of the one image an OCI layout's index.json holds;
+ * undefined when it holds several (oci:DIR then names none), none, an untagged one, or cannot be read. */
+function soleTag(dir: string): string | undefined {
+  let index: { manifests?: { annotations?: Record<string, string> }[] };
+  try { index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as typeof index; } catch { return undefined; }
+  const ms = index.manifests ?? [];
+  const tag = ms.length === 1 ? ms[0]!.annotations?.['org.opencontainers.image.ref.name'] : undefined;
+  return tag && /^[\w][\w.-]{0,127}$/.test(tag) ? tag : undefined;
 }
 
 /** The image from the store, pulling whatever is missing. */

@@ -21,12 +21,16 @@ export interface DockerRunImport extends Imported {
   rm: boolean;
   /** --name: the name is the caller's, not made from the image or the command. */
   named?: boolean;
+  /** --replace (podman's): a sandbox of the --name given is removed first (stopped, if it runs). */
+  replace?: boolean;
   /** sandbox run's own flags: --save FILE, --plan, -q, --allow-weaker. */
   save?: string;
   plan?: boolean;
   /** --plan --json (or --format json). */
   json?: boolean;
   quiet?: boolean;
+  /** --progress auto|tty|plain|quiet, as up's: the stage view asked for (run -d shows none unless asked). */
+  progress?: 'auto' | 'tty' | 'plain' | 'quiet';
   /** --allow-weaker, as up's: in reduced mode (no user namespaces), run without the lines that cannot be held. */
   allowWeaker?: boolean;
   /** Where each word of the command line starts in `text` (0-based). */
@@ -181,6 +185,12 @@ function applyFormat(r: Reading, v: string, at: Loc): void {
   else r.out.json = v === 'json';
 }
 
+/** --progress, as up's. */
+function applyProgress(r: Reading, v: string, at: Loc): void {
+  if (v === 'auto' || v === 'tty' || v === 'plain' || v === 'quiet') r.out.progress = v;
+  else r.note('refused', at, 'invalid-progress', `\`--progress ${v}\`: write auto, tty, plain or quiet (how the stages of the set-up are shown)`);
+}
+
 /** How the sandbox runs, and sandbox run's own flags (which write the result, not the config). */
 const RUN_FLAGS: Flag[] = [
   { names: ['-d', '--detach'], value: false, apply: bool(['detach']) },
@@ -203,6 +213,8 @@ const RUN_FLAGS: Flag[] = [
   { names: ['--format'], value: true, apply: applyFormat },
   { names: ['-q', '--quiet'], value: false, apply: (r, v) => { r.out.quiet = v !== 'false'; } },
   { names: ['--allow-weaker'], value: false, apply: (r, v) => { r.out.allowWeaker = v !== 'false'; } },
+  { names: ['--replace'], value: false, apply: (r, v) => { r.out.replace = v !== 'false'; } },
+  { names: ['--progress'], value: true, apply: applyProgress },
 ];
 
 /** --restart: always and unless-stopped both become `always`, which lasts while the sandbox does. */

@@ -19,7 +19,7 @@ export const SIDE = {
   'mount.private': 'child', 'mount.root': 'child', 'mount.link': 'child', 'mount.bind': 'child', 'mount.proc': 'child', 'mount.dev': 'child',
   'dev.node': 'child', 'mount.devpts': 'child', 'console': 'child', 'mount.tmpfs.dev': 'child', 'mount.mqueue': 'child', 'dev.links': 'child', 'dev.bind': 'child', 'dev.make': 'child',
   'mount.sys': 'child', 'mount.cgroup': 'child', 'mount.netfile': 'child', 'sysctl': 'child', 'mount.tmpfs': 'child', 'mount.volume': 'child', 'mount.pivot': 'child',
-  'mount.mask': 'child', 'mount.readonly': 'child', 'mount.root-readonly': 'child', 'mount.root-propagation': 'child',
+  'mount.mask': 'child', 'mount.readonly': 'child', 'mount.root-readonly': 'child', 'mount.root-propagation': 'child', 'mount.workdir': 'child',
   'hostname': 'child', 'user.groups': 'child', 'user.ids': 'child', 'umask': 'child',
   'rlimit': 'child', 'cap.keep': 'child', 'cap.drop': 'child', 'caps.apply': 'child', 'nnp': 'child', 'nnp.off': 'child', 'seccomp': 'child', 'seccomp.off': 'child', 'landlock': 'child',
   'fds.close': 'child', 'exec': 'child',

@@ -109,6 +109,8 @@ export interface StepArgs {
   'mount.readonly': { path: string };
   'mount.root-readonly': Record<string, never>;
   'mount.root-propagation': { propagation: Propagation };
+  /** The command's working directory, made in the new root if it is missing (native SBX_OP_WORKDIR). */
+  'mount.workdir': { path: string };
   // identity (child)
   'hostname': { hostname: string };
   /** inherited: a rootless one-id map denies setgroups, so the caller's own groups stay (unmapped

@@ -2,6 +2,8 @@
 import type { SignalNote, StopNote } from '../engine/signals';
 
 const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+/** How a PID 1 that lets the stop signal drop can be stopped gracefully instead. */
+const gracefully = (signal: string) => `for a graceful stop, handle ${signal} in the program, or set \`init: true\` (run --init): an init as PID 1 that passes signals on`;
 /** inspect, when a running sandbox's sbx-egress is gone (design 3.7: no restart; it fails closed). */
 const egressEnded = (pid: number | null) => `sbx-egress${pid ? ` pid ${pid}` : ''} has ended: names no longer resolve and host rules refuse everything (fail closed); down and up again to restore the policy`;
 
@@ -39,12 +41,12 @@ export const MSG = {
   stepDone: (id: string, title: string, ms: number) => `✔ ${id}  ${title}${ms >= 0.05 ? `  ${ms.toFixed(1)} ms` : ''}`,
   stepFailed: (id: string, title: string, why: string) => `${id} (${title}): ${why}`,
   signal: (n: SignalNote) => n.kind === 'dropped'
-    ? `sandbox: the command (${n.command}) is PID 1 and ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: it is killed in ${secs(n.graceMs)} (stop_grace_period), or at once on a second Ctrl-C; \`init: true\` puts a PID 1 before it that passes signals on`
+    ? `sandbox: the command (${n.command}) is PID 1 and ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it and no wait can end it gracefully: killed it at once (SIGKILL) instead of waiting ${secs(n.graceMs)} (stop_grace_period); ${gracefully(n.signal)}`
     : n.why === 'grace' ? `sandbox: the command did not end within ${secs(n.graceMs)} of ${n.signal} (stop_grace_period): killed it (SIGKILL)`
       : `sandbox: ${n.signal} again: killed the command (SIGKILL)`,
   stop: (n: StopNote) => n.kind === 'dropped'
-    ? `sandbox: PID 1 of ${n.name} (${n.command}) ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it: ${n.name} will be killed in ${secs(n.graceMs)} (stop_grace_period; -t sets it); \`init: true\` puts a PID 1 before the command that passes signals on`
-    : `sandbox: ${n.name} did not stop within ${secs(n.graceMs)} of ${n.signal}${n.dropped ? ', which its PID 1 never got' : ''}: killed it (SIGKILL)`,
+    ? `sandbox: PID 1 of ${n.name} (${n.command}) ${n.disposition === 'ignored' ? 'ignores' : 'does not handle'} ${n.signal}, so the kernel drops it and no wait can stop ${n.name} gracefully: killed it at once (SIGKILL) instead of waiting ${secs(n.graceMs)} (stop_grace_period); ${gracefully(n.signal)}`
+    : `sandbox: ${n.name} did not stop within ${secs(n.graceMs)} of ${n.signal}: killed it (SIGKILL)`,
   // Egress denials (src/ui/denials.ts): a record's verdict, the summary a foreground run ends
   // with, inspect's line, and what `logs --denials` says when there is nothing to show.
   denialRule: (i: number, text: string | undefined, src: string) => `denied by rule ${i}${text ? ` "${text}"` : ''} (${src})`,

@@ -247,6 +247,27 @@ test('an OCI image layout folder is a source too; read_only drops the upper laye
   rmSync(store, { recursive: true, force: true });
 });
 
+test('oci:DIR and oci:DIR:latest (its one image\'s tag), relative or absolute, are one image in the store, as busybox and busybox:latest are', (t) => {
+  if (!ready(t) || !needs(t, 'the busybox OCI layout (npm run build)', existsSync(join(ROOT, 'samples/images/busybox/index.json')))) return;
+  const store = tmp('sbx-store-');
+  const env = { SANDBOX_STORE: store };
+  const abs = join(ROOT, 'samples/images/busybox');
+  // A pull of the untagged, relative name, then runs of the tagged and absolute ones (sandbox() runs in ROOT).
+  assert.equal(sandbox(['pull', '-q', 'oci:samples/images/busybox'], { env }).code, 0);
+  for (const ref of ['oci:samples/images/busybox:latest', `oci:${abs}`, `oci:${abs}/:latest`]) {
+    const r = sandbox(['run', '--rm', '-q', '--network', 'none', ref, 'true'], { env });
+    assert.equal(r.code, 0, `${ref}: ${r.err}`);
+  }
+  const images = JSON.parse(sandbox(['images', '--json'], { env }).out) as { reference: string }[];
+  assert.deepEqual(images.map((i) => i.reference), [`oci:${abs}:latest`]);
+  assert.match(sandbox(['images'], { env }).out, new RegExp(`^oci:${abs}:latest +sha256:`, 'm'));
+  // Removed by either name.
+  const rmi = sandbox(['rmi', 'oci:samples/images/busybox'], { env });
+  assert.equal(rmi.code, 0, rmi.err);
+  assert.deepEqual(JSON.parse(sandbox(['images', '--json'], { env }).out), []);
+  rmSync(store, { recursive: true, force: true });
+});
+
 test('a registry on loopback that speaks only HTTPS: said once, in words, by pull, and by up before any pull at its line', { timeout: 60_000 }, async (t) => {
   if (!needs(t, 'docker-registry (apt-get install docker-registry)', hasRegistry) || !needs(t, 'openssl', hasOpenssl)) return;
   const reg = await startRegistry({ tls: true });

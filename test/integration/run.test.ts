@@ -5,10 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasEngine, hasNft, isRoot, leftovers, needs, BIN, sandbox } from '../helpers/sandbox';
+import { hasEngine, hasNft, hostSnapshot, isRoot, leftovers, needs, BIN, sandbox } from '../helpers/sandbox';
+import { ROOT } from '../helpers/load';
 
 const python = spawnSync('sh', ['-c', 'test -x /usr/bin/python3']).status === 0;
 
@@ -135,4 +136,121 @@ test('run without --name, as docker run: a second run of one command gets a name
     for (const n of names) sandbox(['down', '-t', '1', n]);
   }
   for (const n of names) assert.deepEqual(leftovers(n), []);
+});
+
+test('-w of a folder the root lacks: made before the command starts (755, owned by the sandbox\'s root, as docker run -w), in an image, a read-only image, rootfs: host\'s own tmpfs root and a writable bind', { timeout: 120_000 }, (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'the busybox OCI layout (npm run build)', existsSync(join(ROOT, 'samples/images/busybox/index.json')))) return;
+  // Seen from inside: where the command runs, and the folder's mode, owner and type.
+  const show = ['sh', '-c', 'pwd; stat -c "%a %u:%g %F" . ..'];
+  const image = 'oci:samples/images/busybox';
+  for (const [what, args] of [
+    ['an image', ['-w', '/srv/app', image]],
+    ['an image, as a user that is not root', ['-u', '1000', '-w', '/srv/app', image]],
+    ['a read-only image (its init layer)', ['--read-only', '-w', '/srv/app', image]],
+    ['rootfs: host (the sandbox\'s own tmpfs root)', ['-w', '/srv/app', '--rootfs', 'host']],
+  ] as const) {
+    const r = sandbox(['run', '--rm', '-q', '--network', 'none', '--name', 'wd', ...args, ...show]);
+    assert.deepEqual([r.code, r.out], [0, '/srv/app\n755 0:0 directory\n755 0:0 directory\n'], `${what}: ${r.err}`);
+    assert.deepEqual(leftovers('wd'), []);
+  }
+  // Inside a writable bind it is made in the host's folder, as runc makes it; the host sees it.
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-wd-'));
+  const bound = sandbox(['run', '--rm', '-q', '--network', 'none', '--name', 'wd', '-v', `${dir}:/data`, '-w', '/data/sub', '--rootfs', 'host', 'pwd']);
+  assert.deepEqual([bound.code, bound.out], [0, '/data/sub\n'], bound.err);
+  assert.ok(existsSync(join(dir, 'sub')));
+  // The plan says so, citing the flag.
+  const plan = sandbox(['run', '--plan', '-w', '/srv/app', '--rootfs', 'host', 'pwd']);
+  assert.match(plan.out, /^ +workdir +make the working directory \/srv\/app if the root lacks it \(mode 755, owned by the sandbox's root, as docker run -w\) +← command line:1:\d+$/m);
+  assert.deepEqual(leftovers('wd'), []);
+});
+
+test('-w (or workdir) where the folder cannot be made: refused before anything is set up, at the flag or the line, with why and what to do', (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const before = hostSnapshot();
+  const flag = sandbox(['run', '--rm', '-q', '--name', 'wd-ro', '-w', '/usr/no-such-dir', '--rootfs', 'host', 'pwd']);
+  assert.equal(flag.code, 125, flag.err);
+  assert.equal(flag.out, '');
+  assert.match(flag.err, /^command line:1:\d+: error: the working directory \/usr\/no-such-dir does not exist, and the sandbox cannot make it: \/usr is the host's own, which `rootfs: host` shows read-only; create it on the host first \(mkdir -p \/usr\/no-such-dir\), mount a volume or a tmpfs on \/usr\/no-such-dir, or choose a working directory that exists$/m);
+  assert.match(flag.err, /^> 1 \| sandbox run .* -w \/usr\/no-such-dir /m);
+  // A file: at its workdir line; a read-only bind names its host folder.
+  const dir = mkdtempSync(join(tmpdir(), 'sandbox-wd-'));
+  writeFileSync(join(dir, 'wd.yml'), `version: 1\nname: wd-ro\nrootfs: host\nvolumes: ["${dir}:/data:ro"]\nworkdir: /data/sub\ncommand: [pwd]\n`);
+  const file = sandbox(['up', '-q', join(dir, 'wd.yml')]);
+  assert.equal(file.code, 125, file.err);
+  assert.match(file.err, new RegExp(`wd\\.yml:5:10: error: the working directory /data/sub does not exist, and the sandbox cannot make it: /data is bound read-only from the host's ${dir}; create it there first \\(mkdir -p ${dir}/sub\\), mount /data writable, or choose a working directory that exists`));
+  assert.match(file.err, /^> 5 \| workdir: \/data\/sub$/m);
+  // Once it is there, it runs there.
+  mkdirSync(join(dir, 'sub'));
+  assert.deepEqual([sandbox(['up', '-q', join(dir, 'wd.yml')]).out], ['/data/sub\n']);
+  assert.deepEqual(leftovers('wd-ro'), []);
+  assert.equal(hostSnapshot(), before);
+});
+
+test('run --name over a sandbox that has ended and is kept: refused at --name, as docker run refuses a name in use; --replace (podman\'s) removes it first, running or not; up FILE replaces it, as compose up', { timeout: 120_000 }, async (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine)) return;
+  const name = 'kept-name';
+  const base = ['--network', 'none', '--rootfs', 'host'];
+  const exited = async () => {
+    const k = sandbox(['run', '-d', '-q', '--name', name, ...base, 'sh', '-c', 'echo old; exit 4']);
+    assert.equal(k.code, 0, k.err);
+    assert.ok(await until(() => psRow(name)?.status === 'exited', 10_000), JSON.stringify(psRow(name)));
+  };
+  try {
+    await exited();
+    const refused = sandbox(['run', '--rm', '-q', '--name', name, ...base, 'echo', 'new']);
+    assert.deepEqual([refused.code, refused.out], [125, ''], refused.err);
+    assert.match(refused.err, /^command line:1:\d+: error: a sandbox named kept-name has exited \(4\) and is kept, for its logs and sandbox ps -a; remove it first \(sandbox rm kept-name\), or add --replace to remove it and run this one in its place \(--rm keeps nothing of a run once it ends\)$/m);
+    assert.match(refused.err, /^> 1 \| sandbox run --rm -q --name kept-name /m);
+    // Left as it was: its status and its log.
+    assert.deepEqual([psRow(name)?.status, psRow(name)?.exitCode], ['exited', 4]);
+    assert.match(sandbox(['logs', name]).out, /^old$/m);
+
+    // --replace: the kept one goes, the new one runs under its name.
+    const replaced = sandbox(['run', '--rm', '-q', '--replace', '--name', name, ...base, 'echo', 'new']);
+    assert.deepEqual([replaced.code, replaced.out, replaced.err], [0, 'new\n', '']);
+    assert.equal(psRow(name), undefined);
+    // A running one is stopped first (sleep lets SIGTERM drop: killed at once, said so).
+    assert.equal(sandbox(['run', '-d', '-q', '--name', name, ...base, 'sleep', '1000']).code, 0);
+    const t0 = Date.now();
+    const over = sandbox(['run', '--rm', '-q', '--replace', '--name', name, ...base, 'echo', 'newer']);
+    assert.deepEqual([over.code, over.out], [0, 'newer\n'], over.err);
+    assert.match(over.err, /^sandbox: PID 1 of kept-name \(sleep\) does not handle SIGTERM/m);
+    assert.ok(Date.now() - t0 < 5000, `--replace of a running one took ${Date.now() - t0} ms`);
+
+    // up FILE replaces a kept one of its name, as docker compose up recreates its container.
+    await exited();
+    const dir = mkdtempSync(join(tmpdir(), 'sandbox-kept-'));
+    writeFileSync(join(dir, 'kept.yml'), `version: 1\nname: ${name}\nrootfs: host\nnetwork: none\ncommand: [echo, from-up]\n`);
+    const up = sandbox(['up', '-q', join(dir, 'kept.yml')]);
+    assert.deepEqual([up.code, up.out], [0, 'from-up\n'], up.err);
+    assert.equal(psRow(name), undefined);
+  } finally {
+    sandbox(['down', name]);
+  }
+  assert.deepEqual(leftovers(name), []);
+});
+
+test('run -d prints the name alone, as docker run -d prints the id: no stages unless --progress asks; a pull is still shown', { timeout: 120_000 }, (t) => {
+  if (!needs(t, 'root', isRoot) || !needs(t, 'the native engine', hasEngine) || !needs(t, 'the busybox OCI layout (npm run build)', existsSync(join(ROOT, 'samples/images/busybox/index.json')))) return;
+  const base = ['--network', 'none', '--rootfs', 'host', 'sleep', '1000'];
+  try {
+    const plain = sandbox(['run', '-d', '--name', 'rund', ...base]);
+    assert.deepEqual([plain.code, plain.out, plain.err], [0, 'rund\n', '']);
+    assert.equal(psRow('rund')?.status, 'running');
+    // Asked for: the stages, on stderr; stdout is still the name alone.
+    const shown = sandbox(['run', '-d', '--progress', 'plain', '--name', 'rund-p', ...base]);
+    assert.deepEqual([shown.code, shown.out], [0, 'rund-p\n'], shown.err);
+    assert.match(shown.err, /^1\. rootfs {2}\d+ steps? /m);
+    assert.match(shown.err, /^9\. exec /m);
+    // An image not in the store: its pull is shown (as docker run -d shows one), the stages are not.
+    const store = mkdtempSync(join(tmpdir(), 'sandbox-rund-store-'));
+    const pulled = sandbox(['run', '-d', '--name', 'rund-i', '--network', 'none', 'oci:samples/images/busybox', 'sleep', '1000'], { env: { SANDBOX_STORE: store } });
+    assert.deepEqual([pulled.code, pulled.out], [0, 'rund-i\n'], pulled.err);
+    assert.match(pulled.err, /^pull oci:.*busybox:latest {2}1 layer /m);
+    assert.doesNotMatch(pulled.err, /^\d\. (rootfs|exec)/m);
+    sandbox(['rm', '-f', 'rund-i'], { env: { SANDBOX_STORE: store } });
+  } finally {
+    for (const n of ['rund', 'rund-p', 'rund-i']) sandbox(['rm', '-f', n]);
+  }
+  for (const n of ['rund', 'rund-p', 'rund-i']) assert.deepEqual(leftovers(n), []);
 });

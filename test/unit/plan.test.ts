@@ -197,7 +197,7 @@ test('every compiled plan passes the ordering rules', () => {
 });
 
 test('each ordering rule catches the disorder it is there for', () => {
-  const { plan } = compile(loadText('version: 1\ncommand: [x]\nnamespaces: {user: true}\nsysctls: {net.ipv4.ip_forward: 0}\nresources: {memory: 1g}\nsecurity: {read_only: true}\n').spec!, HYBRID_HOST);
+  const { plan } = compile(loadText('version: 1\ncommand: [x]\nworkdir: /w\nnamespaces: {user: true}\nsysctls: {net.ipv4.ip_forward: 0}\nresources: {memory: 1g}\nsecurity: {read_only: true}\n').spec!, HYBRID_HOST);
   const steps = plan.steps;
   const move = (id: string, beforeId: string): Step[] => {
     const s = steps.filter((x) => x.id !== id);
@@ -208,13 +208,15 @@ test('each ordering rule catches the disorder it is there for', () => {
   broken(move('seccomp', 'nnp'), 'no_new_privs before seccomp');
   broken([...steps.slice(0, -1).filter((s) => s.id !== 'fds'), { ...steps.find((s) => s.id === 'seccomp')!, id: 'seccomp2' }, steps.at(-1)!], 'seccomp last before exec');
   broken(move('caps', 'pivot'), 'caps dropped after mounts');
-  broken(move('mask:/proc/kcore', 'pivot'), 'masked and read-only paths after pivot_root');
+  broken(move('mask:/proc/kcore', 'pivot'), 'masked and read-only paths, and the working directory, after pivot_root');
   broken(move('sysctl:net.ipv4.ip_forward', 'mount:/proc'), 'sysctls before /proc/sys');
   broken(move('cgroup:memory', 'cgroup'), 'cgroup created before limits');
   broken([...steps.slice(1), steps[0]!].filter((s): boolean => s.kind !== 'exec').concat([steps.at(-1)!]), 'stages in order');
   broken(steps.slice(0, -1), 'exec is last');
   broken([...steps.slice(0, 2), steps[1]!, ...steps.slice(2)], 'unique ids');
-  broken(move('mount:/:ro', 'pivot'), 'masked and read-only paths after pivot_root');
+  broken(move('mount:/:ro', 'pivot'), 'masked and read-only paths, and the working directory, after pivot_root');
+  broken(move('workdir', 'pivot'), 'masked and read-only paths, and the working directory, after pivot_root');
+  broken(move('mount:/:ro', 'workdir'), 'root read-only last among mounts');
   broken(move('mount:private', 'mount:/proc').filter(() => true).slice(0), 'mounts private first');
   broken(move('ns:pid', 'ns:user'), 'user namespace first');
   assert.equal(ORDER_RULES.length, 19);

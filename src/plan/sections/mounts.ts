@@ -127,7 +127,19 @@ function afterPivot(ctx: Compilation): void {
   for (const p of spec.security.maskedPaths) add('mounts', `mask:${p.value}`, 'mount.mask', `hide ${p.value}`, p.src, { path: p.value });
   for (const p of spec.security.readonlyPaths) add('mounts', `ro:${p.value}`, 'mount.readonly', `make ${p.value} read-only`, p.src, { path: p.value });
   pathsAfterPivot(ctx);
+  workdirStep(ctx);
   if (rf.readOnly.value) add('mounts', 'mount:/:ro', 'mount.root-readonly', 'make the root file system read-only', rf.readOnly.src, {});
+}
+
+/** A working directory the root lacks is made before the command starts, as docker run -w does:
+ * after every mount (so that one inside a volume is made there) and before the root turns
+ * read-only. Where it cannot be made the preflight says so first (engine/preflight.ts); a read-only
+ * image has it in its init layer (engine/init-layer.ts). */
+function workdirStep(ctx: Compilation): void {
+  const cwd = ctx.spec.process.cwd;
+  const path = posix.normalize(cwd.value);
+  if (path === '/') return;
+  ctx.add('mounts', 'workdir', 'mount.workdir', `make the working directory ${path} if the root lacks it (mode 755, owned by the sandbox's root, as docker run -w)`, cwd.src, { path });
 }
 
 function depth(p: string): number { return posix.normalize(p).split('/').filter(Boolean).length; }
