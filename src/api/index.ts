@@ -16,7 +16,7 @@ import type { EngineEvent } from '../engine/types';
 import type { StdioMode } from '../engine/native';
 import type { PullEvent } from '../image/pull';
 import { objectSource, prepare, type PrepareOpts, type Prepared } from './load';
-import { start, Sandbox } from './sandbox';
+import { lifecycleError, start, Sandbox } from './sandbox';
 import { ImageError, NotFoundError, SandboxError } from './errors';
 
 export { AbortError, ConfigError, ImageError, NotFoundError, SandboxError, SetupError, type StepSource } from './errors';
@@ -176,11 +176,6 @@ export async function stop(name: string, o: { timeout?: number } = {}): Promise<
 export async function down(name: string, o: { timeout?: number; volumes?: boolean } = {}): Promise<string[]> {
   const { downSandbox } = await import('../engine/lifecycle');
   try { return await downSandbox(await host(), name, o.timeout, undefined, { volumes: o.volumes }); } catch (e) { throw lifecycleError(e); }
-}
-
-function lifecycleError(e: unknown): unknown {
-  const code = (e as { code?: unknown }).code;
-  return e instanceof Error && typeof code === 'number' ? (code === 1 ? new NotFoundError(e.message) : new SandboxError(e.message, code)) : e;
 }
 
 /** An image in the store. */

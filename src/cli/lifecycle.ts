@@ -8,13 +8,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DENIALS_OLD, DenialFollower, hasEgress, readDenials, readStatus, rulesOf } from './denials';
 import { denialLine, egressInfo, egressLine, parseDenials, type Denial } from '../ui/denials';
-import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import { egressAlive } from '../engine/egress';
 import type { StopNote } from '../engine/signals';
-import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, recordExec, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
+import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
+import { execNamed } from '../api/sandbox';
 
 export { LifecycleError };
 
@@ -147,46 +147,24 @@ function registerExec(program: Command): void {
     .action((name: string, words: string[], o: ExecOpts) => execCommand(name, words, o));
 }
 
-/** `sandbox exec NAME CMD…`: the command joins the running sandbox (compileExec's plan); throws
+/** `sandbox exec NAME CMD…`: the command joins the running sandbox (the library's execNamed, in
+ * its CLI mode: this process's signals relayed, the terminal, the test-only pause); throws
  * LifecycleError with the command's status, or with the step that failed. */
 async function execCommand(name: string, words: string[], o: ExecOpts): Promise<never> {
   // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
   const cmd = words[0] === '--' ? words.slice(1) : words;
   if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
-  const host = probeHost();
   const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
   // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
   // which a stdin that is not a terminal cannot give.
   const tty = !!o.tty;
   const stdin = !!o.interactive;
   if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
-  const { NativeEngine } = await import('../engine/native');
-  // A sandbox with a restart policy changes its PID 1 between runs: the one state.json named
-  // may end while this joins its namespaces (ENOENT/ESRCH before anything ran inside). Then
-  // the state is read again and the next run is joined; between runs this waits, as long as
-  // the restart delay lasts, rather than fail.
-  const deadline = Date.now() + 15_000;
-  let execPlan, result;
-  for (let tried = -1; ; ) {
-    const row = findSandbox(host, name);
-    if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
-    if (row.state.pid === tried || !existsSync(`/proc/${row.state.pid}`)) {
-      if (Date.now() > deadline) throw new LifecycleError(MSG.restarting(name), 1);
-      await sleep(50);
-      continue;
-    }
-    const { plan } = saved(host, name);
-    execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
-    // Reduced mode: the command leads a session out of the sandbox's; recorded so that down ends it.
-    const reduced = !!plan.reduced;
-    result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, beforeExec: async (pid) => { if (reduced) recordExec(host, name, pid); }, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
-    const at = result.failed && execPlan.steps.find((s) => s.id === result!.failed!.step);
-    const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (result.failed!.errno === 2 || result.failed!.errno === 3);
-    if (!gone || existsSync(`/proc/${row.state.pid}`)) break;
-    tried = row.state.pid;
-  }
+  const { plan, result } = await execNamed(name, cmd, { env, user: o.user, cwd: o.workdir }, {
+    tty, stdin, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+  });
   if (result.failed) {
-    const step = execPlan.steps.find((s) => s.id === result.failed!.step);
+    const step = plan.steps.find((s) => s.id === result.failed!.step);
     const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
     throw new LifecycleError((step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed)(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where).replace(/^sandbox: /, ''), result.exitCode);
   }
