@@ -15,6 +15,8 @@ import { factsOf } from '../audit/facts';
 import type { EngineEvent } from '../engine/types';
 import type { StdioMode } from '../engine/native';
 import type { PullEvent } from '../image/pull';
+import type { StopNote } from '../engine/signals';
+import { MSG } from '../ui/messages';
 import { objectSource, prepare, type PrepareOpts, type Prepared } from './load';
 import { lifecycleError, start, Sandbox } from './sandbox';
 import { ImageError, NotFoundError, SandboxError } from './errors';
@@ -166,16 +168,42 @@ export async function list(): Promise<SandboxInfo[]> {
   }));
 }
 
+/** The CLI's part in stop, down and rm (src/cli/lifecycle.ts). @internal */
+export interface CliRemoval {
+  /** Hears at once when its PID 1 cannot get the stop signal, and of the kill (said on stderr). */
+  say?: (n: StopNote) => void;
+  /** Which volumes go: `true` named and anonymous ones (down -v), `anonymous` only those (rm -v,
+   * and run --rm's, as docker run --rm); over the public `volumes`. */
+  volumes?: boolean | 'anonymous';
+  /** down --rm, run by the supervisor of `run -d --rm`: wait first for the CLI that started it to let go of it. */
+  handover?: boolean;
+  /** rm without -f: refuse a sandbox that still runs. */
+  ended?: boolean;
+}
+
 /** Stops a sandbox by name (any: detached, or another process's), as `sandbox stop`. */
-export async function stop(name: string, o: { timeout?: number } = {}): Promise<{ running: boolean; killed: boolean }> {
+export async function stop(name: string, o: {
+  timeout?: number;
+  /** @internal */
+  cli?: CliRemoval;
+} = {}): Promise<{ running: boolean; killed: boolean }> {
   const { stopSandbox } = await import('../engine/lifecycle');
-  try { return await stopSandbox(await host(), name, o.timeout); } catch (e) { throw lifecycleError(e); }
+  try { return await stopSandbox(await host(), name, o.timeout, o.cli?.say); } catch (e) { throw lifecycleError(e); }
 }
 
 /** Stops a sandbox by name and removes everything it set up, as `sandbox down`; returns what was removed. */
-export async function down(name: string, o: { timeout?: number; volumes?: boolean } = {}): Promise<string[]> {
-  const { downSandbox } = await import('../engine/lifecycle');
-  try { return await downSandbox(await host(), name, o.timeout, undefined, { volumes: o.volumes }); } catch (e) { throw lifecycleError(e); }
+export async function down(name: string, o: {
+  timeout?: number; volumes?: boolean;
+  /** @internal */
+  cli?: CliRemoval;
+} = {}): Promise<string[]> {
+  const { downSandbox, findSandbox } = await import('../engine/lifecycle');
+  const h = await host();
+  const c = o.cli ?? {};
+  try {
+    if (c.ended && findSandbox(h, name).running) throw new SandboxError(MSG.rmRunning(name), 1);
+    return await downSandbox(h, name, o.timeout, c.say, { volumes: c.volumes ?? o.volumes, handover: c.handover });
+  } catch (e) { throw lifecycleError(e); }
 }
 
 /** An image in the store. */

@@ -13,7 +13,8 @@ import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import { egressAlive } from '../engine/egress';
 import type { StopNote } from '../engine/signals';
-import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
+import { exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, type Listed } from '../engine/lifecycle';
+import * as api from '../api/index';
 import { execNamed } from '../api/sandbox';
 
 export { LifecycleError };
@@ -221,8 +222,7 @@ function registerRemoval(program: Command, nameOfFile: (file: string) => Promise
     .description('send its stop_signal, then SIGKILL after the grace period; a sandbox that is not running is left as it is, as docker stop does')
     .option('-t, --time <seconds>', 'the grace period (default: its stop_grace_period)', (v) => Number(v))
     .action(async (name: string, o: { time?: number }) => {
-      const host = probeHost();
-      await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say);
+      await api.stop(name, { timeout: o.time !== undefined ? o.time * 1000 : undefined, cli: { say } });
       process.stdout.write(`${name}\n`);
     });
 
@@ -235,9 +235,8 @@ function registerRemoval(program: Command, nameOfFile: (file: string) => Promise
     // --rm's); not a user's flag.
     .addOption(new Option('--rm').hideHelp())
     .action(async (arg: string, o: { time?: number; volumes?: boolean; rm?: boolean }) => {
-      const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: o.volumes ? true : o.rm ? 'anonymous' : false, handover: o.rm });
+      const removed = await api.down(name, { timeout: o.time !== undefined ? o.time * 1000 : undefined, cli: { say, volumes: o.volumes ? true : o.rm ? 'anonymous' : false, handover: o.rm } });
       sayVolumes(removed);
       process.stdout.write(`${name}\n`);
     });
@@ -250,18 +249,16 @@ function registerRemoval(program: Command, nameOfFile: (file: string) => Promise
     .option('-f, --force', 'kill a running one first (SIGKILL, as docker rm -f)')
     .option('-v, --volumes', 'remove their anonymous volumes too')
     .action(async (names: string[], o: { force?: boolean; volumes?: boolean }) => {
-      const host = probeHost();
       let failed = 0;
       for (const name of names) {
         try {
-          if (findSandbox(host, name).running && !o.force) throw new LifecycleError(MSG.rmRunning(name), 1);
           // -f: no grace period, so nothing to say of the stop signal.
-          sayVolumes(await downSandbox(host, name, o.force ? 0 : undefined, o.force ? undefined : say, { volumes: o.volumes ? 'anonymous' : false }));
+          sayVolumes(await api.down(name, { timeout: o.force ? 0 : undefined, cli: { say: o.force ? undefined : say, volumes: o.volumes ? 'anonymous' : false, ended: !o.force } }));
           process.stdout.write(`${name}\n`);
         } catch (e) {
-          if (!(e instanceof LifecycleError)) throw e;
+          if (!(e instanceof api.SandboxError)) throw e;
           process.stderr.write(`sandbox: ${e.message}\n`);
-          failed = e.code;
+          failed = e.exitCode;
         }
       }
       if (failed) throw new LifecycleError('', failed);
