@@ -17,6 +17,7 @@ import type { StdioMode } from '../engine/native';
 import type { PullEvent } from '../image/pull';
 import type { StopNote } from '../engine/signals';
 import { MSG } from '../ui/messages';
+import { join } from 'node:path';
 import { objectSource, prepare, type PrepareOpts, type Prepared } from './load';
 import { lifecycleError, start, Sandbox } from './sandbox';
 import { ImageError, NotFoundError, SandboxError } from './errors';
@@ -148,6 +149,9 @@ export async function up(config?: ConfigSource, o: UpOptions = {}): Promise<Sand
 /** A sandbox as `sandbox ps -a` lists it. */
 export interface SandboxInfo {
   name: string;
+  /** `starting` (being set up), `running`, `exited` (a detached one whose command has ended, kept
+   * until it is removed), or `dead` (what a crashed run left: `sandbox gc` removes it). */
+  status: 'starting' | 'running' | 'exited' | 'dead';
   running: boolean;
   /** Its PID 1 on the host, while it runs. */
   pid?: number;
@@ -155,17 +159,41 @@ export interface SandboxInfo {
   exitCode?: number;
   file?: string; command?: string[]; startedAt?: string; detached: boolean;
   ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string }[];
+  /** How many times its restart policy has run the command again. */
+  restarts: number;
+  /** @internal: what `sandbox ps` shows beside (not enumerable). */
+  readonly ps?: PsColumns;
+}
+
+/** `sandbox ps`'s columns that the library's fields do not give. @internal */
+export interface PsColumns {
+  /** Its last PID 1 (an exited one's too), or while it starts its first process. */
+  pid?: number;
+  /** Its processes on the host. */
+  pids: number[];
+  /** Its published ports while it holds them (a sandbox whose command ended released them). */
+  held: SandboxInfo['ports'];
+  /** A running one whose sbx-egress has ended: closed to the network (it fails closed). */
+  egressEnded: boolean;
 }
 
 async function host(): Promise<HostFeatures> { return (await import('../engine/probe')).probeHost(); }
 
 /** The sandboxes of this user: running ones, and exited detached ones not yet removed. */
 export async function list(): Promise<SandboxInfo[]> {
-  const { listSandboxes, exitCode } = await import('../engine/lifecycle');
-  return listSandboxes(await host()).map((r) => ({
-    name: r.name, running: r.running, pid: r.running ? r.state?.pid : undefined, exitCode: r.exit !== undefined ? exitCode(r.exit) : undefined,
-    file: r.state?.file, command: r.state?.command, startedAt: r.state?.startedAt, detached: !!r.state?.detached, ports: r.state?.ports ?? [],
-  }));
+  const { listSandboxes, exitCode, heldPorts } = await import('../engine/lifecycle');
+  const { egressAlive } = await import('../engine/egress');
+  const h = await host();
+  return listSandboxes(h).map((r) => {
+    const info: SandboxInfo = {
+      name: r.name, status: r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead',
+      running: r.running, pid: r.running ? r.state?.pid : undefined, exitCode: r.exit !== undefined ? exitCode(r.exit) : undefined,
+      file: r.state?.file, command: r.state?.command, startedAt: r.state?.startedAt, detached: !!r.state?.detached, ports: r.state?.ports ?? [],
+      restarts: r.state?.restarts ?? 0,
+    };
+    const ps: PsColumns = { pid: r.state?.pid ?? r.pids[0], pids: r.pids, held: heldPorts(r), egressEnded: r.running && egressAlive(join(h.stateRoot, r.name)) === false };
+    return Object.defineProperty(info, 'ps', { value: ps, enumerable: false });
+  });
 }
 
 /** The CLI's part in stop, down and rm (src/cli/lifecycle.ts). @internal */

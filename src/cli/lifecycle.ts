@@ -1,6 +1,8 @@
-// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, gc: argv →
-// one call into the engine's lifecycle (engine/lifecycle.ts) → print. They run in the CLI process
-// as root.
+// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, rm, gc: argv
+// → one call → print. ps, exec, stop, down and rm are clients of the library (src/api: list, stop,
+// down, and the exec its handle's shares), with the CLI's part (the stop notes, exec's terminal and
+// signal relay) in its internal options; the others call the engine's lifecycle
+// (engine/lifecycle.ts). They run in the CLI process, as the invoking user.
 import { Option, type Command } from 'commander';
 import { cut, table } from '../ui/table';
 import { formatOf, withFormat, type FormatOpts } from './format';
@@ -13,22 +15,16 @@ import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import { egressAlive } from '../engine/egress';
 import type { StopNote } from '../engine/signals';
-import { exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, type Listed } from '../engine/lifecycle';
+import { exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, type Listed } from '../engine/lifecycle';
 import * as api from '../api/index';
 import { execNamed } from '../api/sandbox';
 
 export { LifecycleError };
 
 /** running once its command has started (state.json is written then); starting while being set up. */
-// Ports show only while held: a sandbox whose command ended for good released them.
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
-/** A running sandbox whose sbx-egress ended is closed to the network (it fails closed): ps says so. */
-const egressDown = (host: ReturnType<typeof probeHost>, r: Listed) => r.running && egressAlive(join(host.stateRoot, r.name)) === false;
-const status = (r: Listed, host?: ReturnType<typeof probeHost>) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)'
-  : host && egressDown(host, r) ? `${word(r)} (${MSG.egressEndedShort})` : word(r));
+const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** How many times its restart policy ran the command again: the `restarts` count its state records (0 until one is). */
-const restarts = (r: Listed) => r.state?.restarts ?? 0;
 
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
 function saved(host: ReturnType<typeof probeHost>, name: string) {
@@ -86,17 +82,17 @@ function registerPs(program: Command): void {
     .description('list sandboxes: their name, status, host PID, uptime, restarts, command and ports')
     .option('-a, --all', 'also list exited ones and what crashed runs left')
     .option('-q, --quiet', 'print only their names')
-    .action((o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
+    .action(async (o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
       const json = formatOf(o) === 'json';
-      const host = probeHost();
-      const rows = listSandboxes(host).filter((r) => o.all || r.running);
+      const rows = (await api.list()).filter((r) => o.all || r.running);
       if (o.quiet && !json) { process.stdout.write(rows.map((r) => `${r.name}\n`).join('')); return; }
+      const ps = (r: api.SandboxInfo) => r.ps!;
       if (json) {
         process.stdout.write(JSON.stringify(rows.map((r) => ({
-          name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
-          pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
-          restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: heldPorts(r),
-          ...(egressDown(host, r) ? { egress: 'ended' } : {}),
+          name: r.name, status: r.status, exitCode: r.exitCode ?? null,
+          pid: ps(r).pid ?? null, pids: ps(r).pids, detached: r.detached, startedAt: r.startedAt ?? null,
+          restarts: r.restarts, command: r.command ?? null, file: r.file ?? null, ports: ps(r).held,
+          ...(ps(r).egressEnded ? { egress: 'ended' } : {}),
         })), null, 2) + '\n');
         return;
       }
@@ -106,7 +102,8 @@ function registerPs(program: Command): void {
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r, host), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
+      const state = (r: api.SandboxInfo) => (r.status === 'exited' ? `exited (${r.exitCode})` : r.status === 'dead' ? 'dead (sandbox gc)' : ps(r).egressEnded ? `${r.status} (${MSG.egressEndedShort})` : r.status);
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, state(r), String(ps(r).pid ?? '-'), r.running ? age(r.startedAt) : '-', String(r.restarts), cut((r.command ?? []).join(' '), 40) || '-', ps(r).held.map(port).join(', ') || '-'])]));
     });
 }
 
