@@ -15,12 +15,13 @@ import { factsOf } from '../audit/facts';
 import type { EngineEvent } from '../engine/types';
 import type { StdioMode } from '../engine/native';
 import type { PullEvent } from '../image/pull';
+import type { ImageRecord } from '../image/store';
 import type { StopNote } from '../engine/signals';
 import { MSG } from '../ui/messages';
 import { join } from 'node:path';
-import { objectSource, prepare, type PrepareOpts, type Prepared } from './load';
+import { objectSource, prepare, pullImage, type PrepareOpts, type Prepared } from './load';
 import { lifecycleError, start, Sandbox } from './sandbox';
-import { ImageError, NotFoundError, SandboxError } from './errors';
+import { NotFoundError, SandboxError } from './errors';
 
 export { AbortError, ConfigError, ImageError, NotFoundError, SandboxError, SetupError, type StepSource } from './errors';
 export { Sandbox };
@@ -235,29 +236,28 @@ export async function down(name: string, o: {
 }
 
 /** An image in the store. */
-export interface ImageInfo { reference: string; digest: string; layers: number; size: number; pulledAt: string }
+export interface ImageInfo {
+  reference: string; digest: string; layers: number; size: number; pulledAt: string;
+  /** @internal: the store's record, as `sandbox images --json` prints it (not enumerable). */
+  readonly record?: ImageRecord;
+}
 
 /** The image store: what `sandbox pull`, `images` and `rmi` do. */
 export const images = {
   /** Fetches an image into the store (again, if it is there), each layer's progress to `onProgress`; resolves with its digest. */
-  async pull(ref: string, o: { insecureRegistries?: string[]; onProgress?: (e: PullEvent) => void } = {}): Promise<{ reference: string; digest: string }> {
-    const { imageName, lookupImage } = await import('../engine/images');
-    let reference: string;
-    try { reference = imageName(ref); } catch (e) { throw new ImageError(ref, (e as Error).message); }
-    try {
-      const r = (await lookupImage(ref, { pull: true, refresh: true, insecure: o.insecureRegistries, onEvent: o.onProgress }))!;
-      return { reference, digest: r.digest };
-    } catch (e) { throw new ImageError(ref, `cannot pull ${reference}: ${(e as Error).message}`); }
+  pull(ref: string, o: { insecureRegistries?: string[]; onProgress?: (e: PullEvent) => void } = {}): Promise<{ reference: string; digest: string }> {
+    return pullImage(ref, o);
   },
   async list(): Promise<ImageInfo[]> {
     const { Store } = await import('../image/store');
-    return new Store().records().map((r) => ({ reference: r.reference, digest: r.manifest, layers: r.layers.length, size: r.size, pulledAt: r.pulledAt }));
+    return new Store().records().map((r) => Object.defineProperty({ reference: r.reference, digest: r.manifest, layers: r.layers.length, size: r.size, pulledAt: r.pulledAt }, 'record', { value: r, enumerable: false }));
   },
-  /** Forgets an image (its blobs and layers go with `sandbox image prune`). */
-  async remove(ref: string): Promise<void> {
+  /** Forgets an image (its blobs and layers go with `sandbox image prune`); resolves with the reference it was stored as. */
+  async remove(ref: string): Promise<{ reference: string }> {
     const { Store } = await import('../image/store');
     const { imageKey } = await import('../image/pull');
     const key = imageKey(ref).key;
-    if (!new Store().removeRecord(key)) throw new NotFoundError(`no image ${key} in the store`);
+    if (!new Store().removeRecord(key)) throw new NotFoundError(`no image ${key} in the store (sandbox images lists them)`);
+    return { reference: key };
   },
 };
