@@ -2,8 +2,10 @@
 // `exports`; the README's "Using sandbox from Node" is its manual and its stability promise).
 // Everything exported here is public; everything else under src/ is internal. The same pipeline
 // as the CLI's (src/cli is a client of load.ts, of these functions and of sandbox.ts's start, which
-// its up and run call): a config is loaded into a plan whose problems are data, reviewed (audit,
-// diff), and started in this process.
+// its up and run call; its ps, stop, down, rm and images of list, stop, down and images, with what
+// only it wants in @internal options and fields, and its exec and pull of what the handle's exec
+// and images.pull are made of): a config is loaded into a plan whose problems are data, reviewed
+// (audit, diff), and started in this process.
 import type { Diagnostic } from '../config/diagnostic';
 import type { FoundConfig } from '../config/find';
 import type { SandboxSpec } from '../model/types';
