@@ -2,8 +2,10 @@
 // `exports`; the README's "Using sandbox from Node" is its manual and its stability promise).
 // Everything exported here is public; everything else under src/ is internal. The same pipeline
 // as the CLI's (src/cli is a client of load.ts, of these functions and of sandbox.ts's start, which
-// its up and run call): a config is loaded into a plan whose problems are data, reviewed (audit,
-// diff), and started in this process.
+// its up and run call; its ps, stop, down, rm and images of list, stop, down and images, with what
+// only it wants in @internal options and fields, and its exec and pull of what the handle's exec
+// and images.pull are made of): a config is loaded into a plan whose problems are data, reviewed
+// (audit, diff), and started in this process.
 import type { Diagnostic } from '../config/diagnostic';
 import type { FoundConfig } from '../config/find';
 import type { SandboxSpec } from '../model/types';
@@ -15,9 +17,13 @@ import { factsOf } from '../audit/facts';
 import type { EngineEvent } from '../engine/types';
 import type { StdioMode } from '../engine/native';
 import type { PullEvent } from '../image/pull';
-import { objectSource, prepare, type PrepareOpts, type Prepared } from './load';
-import { start, Sandbox } from './sandbox';
-import { ImageError, NotFoundError, SandboxError } from './errors';
+import type { ImageRecord } from '../image/store';
+import type { StopNote } from '../engine/signals';
+import { MSG } from '../ui/messages';
+import { join } from 'node:path';
+import { objectSource, prepare, pullImage, type PrepareOpts, type Prepared } from './load';
+import { lifecycleError, start, Sandbox } from './sandbox';
+import { NotFoundError, SandboxError } from './errors';
 
 export { AbortError, ConfigError, ImageError, NotFoundError, SandboxError, SetupError, type StepSource } from './errors';
 export { Sandbox };
@@ -146,6 +152,9 @@ export async function up(config?: ConfigSource, o: UpOptions = {}): Promise<Sand
 /** A sandbox as `sandbox ps -a` lists it. */
 export interface SandboxInfo {
   name: string;
+  /** `starting` (being set up), `running`, `exited` (a detached one whose command has ended, kept
+   * until it is removed), or `dead` (what a crashed run left: `sandbox gc` removes it). */
+  status: 'starting' | 'running' | 'exited' | 'dead';
   running: boolean;
   /** Its PID 1 on the host, while it runs. */
   pid?: number;
@@ -153,60 +162,104 @@ export interface SandboxInfo {
   exitCode?: number;
   file?: string; command?: string[]; startedAt?: string; detached: boolean;
   ports: { hostIp: string; hostPort: number; containerPort: number; protocol: string }[];
+  /** How many times its restart policy has run the command again. */
+  restarts: number;
+  /** @internal: what `sandbox ps` shows beside (not enumerable). */
+  readonly ps?: PsColumns;
+}
+
+/** `sandbox ps`'s columns that the library's fields do not give. @internal */
+export interface PsColumns {
+  /** Its last PID 1 (an exited one's too), or while it starts its first process. */
+  pid?: number;
+  /** Its processes on the host. */
+  pids: number[];
+  /** Its published ports while it holds them (a sandbox whose command ended released them). */
+  held: SandboxInfo['ports'];
+  /** A running one whose sbx-egress has ended: closed to the network (it fails closed). */
+  egressEnded: boolean;
 }
 
 async function host(): Promise<HostFeatures> { return (await import('../engine/probe')).probeHost(); }
 
 /** The sandboxes of this user: running ones, and exited detached ones not yet removed. */
 export async function list(): Promise<SandboxInfo[]> {
-  const { listSandboxes, exitCode } = await import('../engine/lifecycle');
-  return listSandboxes(await host()).map((r) => ({
-    name: r.name, running: r.running, pid: r.running ? r.state?.pid : undefined, exitCode: r.exit !== undefined ? exitCode(r.exit) : undefined,
-    file: r.state?.file, command: r.state?.command, startedAt: r.state?.startedAt, detached: !!r.state?.detached, ports: r.state?.ports ?? [],
-  }));
+  const { listSandboxes, exitCode, heldPorts } = await import('../engine/lifecycle');
+  const { egressAlive } = await import('../engine/egress');
+  const h = await host();
+  return listSandboxes(h).map((r) => {
+    const info: SandboxInfo = {
+      name: r.name, status: r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead',
+      running: r.running, pid: r.running ? r.state?.pid : undefined, exitCode: r.exit !== undefined ? exitCode(r.exit) : undefined,
+      file: r.state?.file, command: r.state?.command, startedAt: r.state?.startedAt, detached: !!r.state?.detached, ports: r.state?.ports ?? [],
+      restarts: r.state?.restarts ?? 0,
+    };
+    const ps: PsColumns = { pid: r.state?.pid ?? r.pids[0], pids: r.pids, held: heldPorts(r), egressEnded: r.running && egressAlive(join(h.stateRoot, r.name)) === false };
+    return Object.defineProperty(info, 'ps', { value: ps, enumerable: false });
+  });
+}
+
+/** The CLI's part in stop, down and rm (src/cli/lifecycle.ts). @internal */
+export interface CliRemoval {
+  /** Hears at once when its PID 1 cannot get the stop signal, and of the kill (said on stderr). */
+  say?: (n: StopNote) => void;
+  /** Which volumes go: `true` named and anonymous ones (down -v), `anonymous` only those (rm -v,
+   * and run --rm's, as docker run --rm); over the public `volumes`. */
+  volumes?: boolean | 'anonymous';
+  /** down --rm, run by the supervisor of `run -d --rm`: wait first for the CLI that started it to let go of it. */
+  handover?: boolean;
+  /** rm without -f: refuse a sandbox that still runs. */
+  ended?: boolean;
 }
 
 /** Stops a sandbox by name (any: detached, or another process's), as `sandbox stop`. */
-export async function stop(name: string, o: { timeout?: number } = {}): Promise<{ running: boolean; killed: boolean }> {
+export async function stop(name: string, o: {
+  timeout?: number;
+  /** @internal */
+  cli?: CliRemoval;
+} = {}): Promise<{ running: boolean; killed: boolean }> {
   const { stopSandbox } = await import('../engine/lifecycle');
-  try { return await stopSandbox(await host(), name, o.timeout); } catch (e) { throw lifecycleError(e); }
+  try { return await stopSandbox(await host(), name, o.timeout, o.cli?.say); } catch (e) { throw lifecycleError(e); }
 }
 
 /** Stops a sandbox by name and removes everything it set up, as `sandbox down`; returns what was removed. */
-export async function down(name: string, o: { timeout?: number; volumes?: boolean } = {}): Promise<string[]> {
-  const { downSandbox } = await import('../engine/lifecycle');
-  try { return await downSandbox(await host(), name, o.timeout, undefined, { volumes: o.volumes }); } catch (e) { throw lifecycleError(e); }
-}
-
-function lifecycleError(e: unknown): unknown {
-  const code = (e as { code?: unknown }).code;
-  return e instanceof Error && typeof code === 'number' ? (code === 1 ? new NotFoundError(e.message) : new SandboxError(e.message, code)) : e;
+export async function down(name: string, o: {
+  timeout?: number; volumes?: boolean;
+  /** @internal */
+  cli?: CliRemoval;
+} = {}): Promise<string[]> {
+  const { downSandbox, findSandbox } = await import('../engine/lifecycle');
+  const h = await host();
+  const c = o.cli ?? {};
+  try {
+    if (c.ended && findSandbox(h, name).running) throw new SandboxError(MSG.rmRunning(name), 1);
+    return await downSandbox(h, name, o.timeout, c.say, { volumes: c.volumes ?? o.volumes, handover: c.handover });
+  } catch (e) { throw lifecycleError(e); }
 }
 
 /** An image in the store. */
-export interface ImageInfo { reference: string; digest: string; layers: number; size: number; pulledAt: string }
+export interface ImageInfo {
+  reference: string; digest: string; layers: number; size: number; pulledAt: string;
+  /** @internal: the store's record, as `sandbox images --json` prints it (not enumerable). */
+  readonly record?: ImageRecord;
+}
 
 /** The image store: what `sandbox pull`, `images` and `rmi` do. */
 export const images = {
   /** Fetches an image into the store (again, if it is there), each layer's progress to `onProgress`; resolves with its digest. */
-  async pull(ref: string, o: { insecureRegistries?: string[]; onProgress?: (e: PullEvent) => void } = {}): Promise<{ reference: string; digest: string }> {
-    const { imageName, lookupImage } = await import('../engine/images');
-    let reference: string;
-    try { reference = imageName(ref); } catch (e) { throw new ImageError(ref, (e as Error).message); }
-    try {
-      const r = (await lookupImage(ref, { pull: true, refresh: true, insecure: o.insecureRegistries, onEvent: o.onProgress }))!;
-      return { reference, digest: r.digest };
-    } catch (e) { throw new ImageError(ref, `cannot pull ${reference}: ${(e as Error).message}`); }
+  pull(ref: string, o: { insecureRegistries?: string[]; onProgress?: (e: PullEvent) => void } = {}): Promise<{ reference: string; digest: string }> {
+    return pullImage(ref, o);
   },
   async list(): Promise<ImageInfo[]> {
     const { Store } = await import('../image/store');
-    return new Store().records().map((r) => ({ reference: r.reference, digest: r.manifest, layers: r.layers.length, size: r.size, pulledAt: r.pulledAt }));
+    return new Store().records().map((r) => Object.defineProperty({ reference: r.reference, digest: r.manifest, layers: r.layers.length, size: r.size, pulledAt: r.pulledAt }, 'record', { value: r, enumerable: false }));
   },
-  /** Forgets an image (its blobs and layers go with `sandbox image prune`). */
-  async remove(ref: string): Promise<void> {
+  /** Forgets an image (its blobs and layers go with `sandbox image prune`); resolves with the reference it was stored as. */
+  async remove(ref: string): Promise<{ reference: string }> {
     const { Store } = await import('../image/store');
     const { imageKey } = await import('../image/pull');
     const key = imageKey(ref).key;
-    if (!new Store().removeRecord(key)) throw new NotFoundError(`no image ${key} in the store`);
+    if (!new Store().removeRecord(key)) throw new NotFoundError(`no image ${key} in the store (sandbox images lists them)`);
+    return { reference: key };
   },
 };

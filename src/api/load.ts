@@ -104,6 +104,27 @@ async function imageInput(image: { ref: string; insecure: string[] }, src: strin
   }
 }
 
+/** The image store's pull of one reference, again if it is there: the library's images.pull, and
+ * `sandbox pull`'s with its view (listr2's, made once the reference is known, ended before this
+ * resolves or rejects). Rejects with ImageError: a reference that cannot be read, or the pull's
+ * failure. @internal */
+export async function pullImage(ref: string, o: { insecureRegistries?: string[]; onProgress?: (e: PullEvent) => void }, view?: (reference: string) => PullView): Promise<{ reference: string; digest: string }> {
+  const { imageName, lookupImage } = await import('../engine/images');
+  let reference: string;
+  try { reference = imageName(ref); } catch (e) { throw new ImageError(ref, (e as Error).message); }
+  const v = view?.(reference);
+  const { onProgress } = o;
+  const onEvent = v && onProgress ? (e: PullEvent) => { v.onEvent(e); onProgress(e); } : v ? v.onEvent : onProgress;
+  try {
+    const r = (await lookupImage(ref, { pull: true, refresh: true, insecure: o.insecureRegistries, onEvent }))!;
+    await v?.finish();
+    return { reference, digest: r.digest };
+  } catch (e) {
+    await v?.finish(e as Error);
+    throw new ImageError(ref, `cannot pull ${reference}: ${(e as Error).message}`);
+  }
+}
+
 /** A diagnostic's JSON-pointer path as the config's path. */
 function pathOf(ptr: string): PathSeg[] {
   return ptr ? ptr.slice(1).split('/').map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~')).map((x) => (/^[0-9]+$/.test(x) ? Number(x) : x)) : [];

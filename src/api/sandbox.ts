@@ -6,13 +6,15 @@
 // rootless in a user namespace, as the CLI). The CLI's `up` and `run` start through here too, in
 // the engine's CLI mode (an internal option: see CliRun).
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Plan, HostFeatures, Verdict } from '../plan/types';
 import { compileExec } from '../plan/exec';
 import { findStep } from '../plan/steps';
 import type { EngineEvent, RunResult } from '../engine/types';
-import type { NativeEngine, NativeRunOptions, StdioMode } from '../engine/native';
+import type { ExecOptions as ExecEngineOptions, NativeEngine, NativeRunOptions, StdioMode } from '../engine/native';
 import { AbortError, SandboxError, SetupError, NotFoundError } from './errors';
+import { MSG } from '../ui/messages';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,11 +83,9 @@ export class Sandbox extends EventEmitter {
    * filter, as `sandbox exec`), with this process's stdio; resolves with its status. */
   async exec(args: string[], o: { env?: string[]; user?: string; cwd?: string } = {}): Promise<number> {
     if (this.exitCode !== undefined) throw new NotFoundError(`${this.name} is not running`);
-    const plan = compileExec(this.plan, { pid: this.pid, args, env: o.env ?? [], user: o.user, cwd: o.cwd, tty: false, stdin: false });
-    const { NativeEngine } = await import('../engine/native');
-    const r = await new NativeEngine().exec(plan, () => undefined, { host: this.host, etc: `/proc/${this.pid}/root/etc`, library: true });
-    if (r.failed) throw setupError(plan, r);
-    return r.exitCode;
+    const { plan, result } = await execAt(this.host, this.plan, this.pid, args, o);
+    if (result.failed) throw setupError(plan, result);
+    return result.exitCode;
   }
 
   /** Its stop_signal, then SIGKILL after `timeout` ms (default: its stop_grace_period), as docker
@@ -108,6 +108,62 @@ export class Sandbox extends EventEmitter {
     for (const s of [this.stdin, this.stdout, this.stderr]) s?.destroy();
     return code;
   }
+}
+
+/** `sandbox exec`'s (src/cli/lifecycle.ts), which the handle's must not be: the engine's relay (this
+ * process's signals go to the command, each said through `onSignal`), a terminal made in the
+ * sandbox's devpts (-t) and this stdin (-i), `beforeExec` (a reduced-mode exec's session is
+ * recorded there, so that down ends it) and the test-only pause. @internal */
+export type CliExec = Pick<ExecEngineOptions, 'beforeExec' | 'pauseAt' | 'onSignal'> & { tty: boolean; stdin: boolean };
+
+/** Runs one more command in the sandbox whose PID 1 is `pid`, in this process: the handle's exec
+ * (the library's: its caller's signals left alone, the command waited for by the reaper, no
+ * terminal and no stdin), or with `cli` `sandbox exec`'s. Resolves with the exec's plan and the
+ * engine's result, a failed step's too (the caller says it in its own words). @internal */
+export async function execAt(host: HostFeatures, plan: Plan, pid: number, args: string[], o: { env?: string[]; user?: string; cwd?: string }, cli?: CliExec): Promise<{ plan: Plan; result: RunResult }> {
+  const exec = compileExec(plan, { pid, args, env: o.env ?? [], user: o.user, cwd: o.cwd, tty: cli?.tty ?? false, stdin: cli?.stdin ?? false });
+  const engine = await nativeEngine();
+  const where = { host, etc: `/proc/${pid}/root/etc` };
+  const result = await engine.exec(exec, () => undefined, cli ? { ...where, beforeExec: cli.beforeExec, pauseAt: cli.pauseAt, onSignal: cli.onSignal } : { ...where, library: true });
+  return { plan: exec, result };
+}
+
+/** `sandbox exec NAME`: execAt in the sandbox of that name (any: detached, or another process's),
+ * with the plan its `up` saved. A sandbox with a restart policy changes its PID 1 between runs:
+ * the one its state named may end while this joins its namespaces (ENOENT/ESRCH before anything
+ * ran inside); then the state is read again and the next run is joined, waiting between runs as
+ * long as a restart delay lasts rather than fail. In reduced mode the command leads a session out
+ * of the sandbox's, recorded in its state before it runs, so that down ends it. @internal */
+export async function execNamed(name: string, args: string[], o: { env?: string[]; user?: string; cwd?: string }, cli: CliExec): Promise<{ plan: Plan; result: RunResult }> {
+  const { findSandbox, recordExec, savedRun } = await import('../engine/lifecycle');
+  const host = (await import('../engine/probe')).probeHost();
+  const deadline = Date.now() + 15_000;
+  for (let tried = -1; ;) {
+    let row;
+    try { row = findSandbox(host, name); } catch (e) { throw lifecycleError(e); }
+    if (!row.running || !row.state) throw new NotFoundError(MSG.notRunning(name));
+    const pid = row.state.pid;
+    if (pid === tried || !existsSync(`/proc/${pid}`)) {
+      if (Date.now() > deadline) throw new SandboxError(MSG.restarting(name), 1);
+      await sleep(50);
+      continue;
+    }
+    const plan = savedRun(host, name)?.plan;
+    if (!plan) throw new SandboxError(MSG.noPlan(name), 1);
+    const reduced = !!plan.reduced;
+    const r = await execAt(host, plan, pid, args, o, { ...cli, beforeExec: async (p) => { if (reduced) recordExec(host, name, p); await cli.beforeExec?.(p); } });
+    const at = r.result.failed && r.plan.steps.find((s) => s.id === r.result.failed!.step);
+    const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (r.result.failed!.errno === 2 || r.result.failed!.errno === 3);
+    if (!gone || existsSync(`/proc/${pid}`)) return r;
+    tried = pid;
+  }
+}
+
+/** The engine lifecycle's error (its `code` the CLI's exit status) as the library's: NotFoundError
+ * for 1 (no sandbox of that name), else SandboxError with that status. @internal */
+export function lifecycleError(e: unknown): unknown {
+  const code = (e as { code?: unknown }).code;
+  return e instanceof Error && typeof code === 'number' ? (code === 1 ? new NotFoundError(e.message) : new SandboxError(e.message, code)) : e;
 }
 
 /** A run's failure as the error up() rejects with: the step, its errno, and its config line. */

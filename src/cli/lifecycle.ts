@@ -1,6 +1,8 @@
-// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, gc: argv →
-// one call into the engine's lifecycle (engine/lifecycle.ts) → print. They run in the CLI process
-// as root.
+// Commands about sandboxes that run (or ran): ps, logs, exec, top, inspect, stop, down, rm, gc: argv
+// → one call → print. ps, exec, stop, down and rm are clients of the library (src/api: list, stop,
+// down, and the exec its handle's shares), with the CLI's part (the stop notes, exec's terminal and
+// signal relay) in its internal options; the others call the engine's lifecycle
+// (engine/lifecycle.ts). They run in the CLI process, as the invoking user.
 import { Option, type Command } from 'commander';
 import { cut, table } from '../ui/table';
 import { formatOf, withFormat, type FormatOpts } from './format';
@@ -8,26 +10,21 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DENIALS_OLD, DenialFollower, hasEgress, readDenials, readStatus, rulesOf } from './denials';
 import { denialLine, egressInfo, egressLine, parseDenials, type Denial } from '../ui/denials';
-import { compileExec } from '../plan/exec';
 import { renderPlan, sourceText } from '../plan/render';
 import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import { egressAlive } from '../engine/egress';
 import type { StopNote } from '../engine/signals';
-import { downSandbox, exitCode, findSandbox, gc, heldPorts, listSandboxes, LifecycleError, logPath, processes, readLog, recordExec, savedRun, stopSandbox, type Listed } from '../engine/lifecycle';
+import { exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, type Listed } from '../engine/lifecycle';
+import * as api from '../api/index';
+import { execNamed } from '../api/sandbox';
 
 export { LifecycleError };
 
 /** running once its command has started (state.json is written then); starting while being set up. */
-// Ports show only while held: a sandbox whose command ended for good released them.
 const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
-/** A running sandbox whose sbx-egress ended is closed to the network (it fails closed): ps says so. */
-const egressDown = (host: ReturnType<typeof probeHost>, r: Listed) => r.running && egressAlive(join(host.stateRoot, r.name)) === false;
-const status = (r: Listed, host?: ReturnType<typeof probeHost>) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)'
-  : host && egressDown(host, r) ? `${word(r)} (${MSG.egressEndedShort})` : word(r));
+const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** How many times its restart policy ran the command again: the `restarts` count its state records (0 until one is). */
-const restarts = (r: Listed) => r.state?.restarts ?? 0;
 
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
 function saved(host: ReturnType<typeof probeHost>, name: string) {
@@ -85,17 +82,17 @@ function registerPs(program: Command): void {
     .description('list sandboxes: their name, status, host PID, uptime, restarts, command and ports')
     .option('-a, --all', 'also list exited ones and what crashed runs left')
     .option('-q, --quiet', 'print only their names')
-    .action((o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
+    .action(async (o: FormatOpts & { all?: boolean; quiet?: boolean }) => {
       const json = formatOf(o) === 'json';
-      const host = probeHost();
-      const rows = listSandboxes(host).filter((r) => o.all || r.running);
+      const rows = (await api.list()).filter((r) => o.all || r.running);
       if (o.quiet && !json) { process.stdout.write(rows.map((r) => `${r.name}\n`).join('')); return; }
+      const ps = (r: api.SandboxInfo) => r.ps!;
       if (json) {
         process.stdout.write(JSON.stringify(rows.map((r) => ({
-          name: r.name, status: word(r), exitCode: r.exit !== undefined ? exitCode(r.exit) : null,
-          pid: r.state?.pid ?? r.pids[0] ?? null, pids: r.pids, detached: r.state?.detached ?? false, startedAt: r.state?.startedAt ?? null,
-          restarts: restarts(r), command: r.state?.command ?? null, file: r.state?.file ?? null, ports: heldPorts(r),
-          ...(egressDown(host, r) ? { egress: 'ended' } : {}),
+          name: r.name, status: r.status, exitCode: r.exitCode ?? null,
+          pid: ps(r).pid ?? null, pids: ps(r).pids, detached: r.detached, startedAt: r.startedAt ?? null,
+          restarts: r.restarts, command: r.command ?? null, file: r.file ?? null, ports: ps(r).held,
+          ...(ps(r).egressEnded ? { egress: 'ended' } : {}),
         })), null, 2) + '\n');
         return;
       }
@@ -105,7 +102,8 @@ function registerPs(program: Command): void {
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, status(r, host), String(r.state?.pid ?? r.pids[0] ?? '-'), r.running ? age(r.state?.startedAt) : '-', String(restarts(r)), cut((r.state?.command ?? []).join(' '), 40) || '-', (heldPorts(r)).map(port).join(', ') || '-'])]));
+      const state = (r: api.SandboxInfo) => (r.status === 'exited' ? `exited (${r.exitCode})` : r.status === 'dead' ? 'dead (sandbox gc)' : ps(r).egressEnded ? `${r.status} (${MSG.egressEndedShort})` : r.status);
+      process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, state(r), String(ps(r).pid ?? '-'), r.running ? age(r.startedAt) : '-', String(r.restarts), cut((r.command ?? []).join(' '), 40) || '-', ps(r).held.map(port).join(', ') || '-'])]));
     });
 }
 
@@ -147,46 +145,24 @@ function registerExec(program: Command): void {
     .action((name: string, words: string[], o: ExecOpts) => execCommand(name, words, o));
 }
 
-/** `sandbox exec NAME CMD…`: the command joins the running sandbox (compileExec's plan); throws
+/** `sandbox exec NAME CMD…`: the command joins the running sandbox (the library's execNamed, in
+ * its CLI mode: this process's signals relayed, the terminal, the test-only pause); throws
  * LifecycleError with the command's status, or with the step that failed. */
 async function execCommand(name: string, words: string[], o: ExecOpts): Promise<never> {
   // `exec NAME -- CMD` as docker exec takes it: the -- ends the options, and is not the command.
   const cmd = words[0] === '--' ? words.slice(1) : words;
   if (!cmd.length) throw new LifecycleError('no command after --; write sandbox exec NAME CMD [ARGS...]', 1);
-  const host = probeHost();
   const env = o.env.map((kv) => (kv.includes('=') ? kv : `${kv}=${process.env[kv] ?? ''}`));
   // As docker exec: -t alone gives a terminal that shows output; -it also relays keys, raw,
   // which a stdin that is not a terminal cannot give.
   const tty = !!o.tty;
   const stdin = !!o.interactive;
   if (tty && stdin && !process.stdin.isTTY) throw new LifecycleError(MSG.notATerminal('exec -it', 'drop -t'), 1);
-  const { NativeEngine } = await import('../engine/native');
-  // A sandbox with a restart policy changes its PID 1 between runs: the one state.json named
-  // may end while this joins its namespaces (ENOENT/ESRCH before anything ran inside). Then
-  // the state is read again and the next run is joined; between runs this waits, as long as
-  // the restart delay lasts, rather than fail.
-  const deadline = Date.now() + 15_000;
-  let execPlan, result;
-  for (let tried = -1; ; ) {
-    const row = findSandbox(host, name);
-    if (!row.running || !row.state) throw new LifecycleError(MSG.notRunning(name), 1);
-    if (row.state.pid === tried || !existsSync(`/proc/${row.state.pid}`)) {
-      if (Date.now() > deadline) throw new LifecycleError(MSG.restarting(name), 1);
-      await sleep(50);
-      continue;
-    }
-    const { plan } = saved(host, name);
-    execPlan = compileExec(plan, { pid: row.state.pid, args: cmd, env, user: o.user, cwd: o.workdir, tty, stdin });
-    // Reduced mode: the command leads a session out of the sandbox's; recorded so that down ends it.
-    const reduced = !!plan.reduced;
-    result = await new NativeEngine().exec(execPlan, () => undefined, { host, etc: `/proc/${row.state.pid}/root/etc`, beforeExec: async (pid) => { if (reduced) recordExec(host, name, pid); }, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); } });
-    const at = result.failed && execPlan.steps.find((s) => s.id === result!.failed!.step);
-    const gone = at && (at.kind === 'ns.enter' || at.kind === 'cgroup.attach') && (result.failed!.errno === 2 || result.failed!.errno === 3);
-    if (!gone || existsSync(`/proc/${row.state.pid}`)) break;
-    tried = row.state.pid;
-  }
+  const { plan, result } = await execNamed(name, cmd, { env, user: o.user, cwd: o.workdir }, {
+    tty, stdin, pauseAt: process.env.SANDBOX_TEST_PAUSE_AT, onSignal: (n) => { process.stderr.write(`${MSG.signal(n)}\n`); },
+  });
   if (result.failed) {
-    const step = execPlan.steps.find((s) => s.id === result.failed!.step);
+    const step = plan.steps.find((s) => s.id === result.failed!.step);
     const where = step && typeof step.source === 'object' ? sourceText(step.source) : '';
     throw new LifecycleError((step?.kind === 'exec' ? MSG.execFailed : MSG.setupFailed)(`${result.failed.step}${step ? ` (${step.title})` : ''}`, result.failed.message, where).replace(/^sandbox: /, ''), result.exitCode);
   }
@@ -243,8 +219,7 @@ function registerRemoval(program: Command, nameOfFile: (file: string) => Promise
     .description('send its stop_signal, then SIGKILL after the grace period; a sandbox that is not running is left as it is, as docker stop does')
     .option('-t, --time <seconds>', 'the grace period (default: its stop_grace_period)', (v) => Number(v))
     .action(async (name: string, o: { time?: number }) => {
-      const host = probeHost();
-      await stopSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say);
+      await api.stop(name, { timeout: o.time !== undefined ? o.time * 1000 : undefined, cli: { say } });
       process.stdout.write(`${name}\n`);
     });
 
@@ -257,9 +232,8 @@ function registerRemoval(program: Command, nameOfFile: (file: string) => Promise
     // --rm's); not a user's flag.
     .addOption(new Option('--rm').hideHelp())
     .action(async (arg: string, o: { time?: number; volumes?: boolean; rm?: boolean }) => {
-      const host = probeHost();
       const name = /\.(ya?ml|json)$/.test(arg) || (existsSync(arg) && statSync(arg).isFile()) ? await nameOfFile(arg) : arg;
-      const removed = await downSandbox(host, name, o.time !== undefined ? o.time * 1000 : undefined, say, { volumes: o.volumes ? true : o.rm ? 'anonymous' : false, handover: o.rm });
+      const removed = await api.down(name, { timeout: o.time !== undefined ? o.time * 1000 : undefined, cli: { say, volumes: o.volumes ? true : o.rm ? 'anonymous' : false, handover: o.rm } });
       sayVolumes(removed);
       process.stdout.write(`${name}\n`);
     });
@@ -272,18 +246,16 @@ function registerRemoval(program: Command, nameOfFile: (file: string) => Promise
     .option('-f, --force', 'kill a running one first (SIGKILL, as docker rm -f)')
     .option('-v, --volumes', 'remove their anonymous volumes too')
     .action(async (names: string[], o: { force?: boolean; volumes?: boolean }) => {
-      const host = probeHost();
       let failed = 0;
       for (const name of names) {
         try {
-          if (findSandbox(host, name).running && !o.force) throw new LifecycleError(MSG.rmRunning(name), 1);
           // -f: no grace period, so nothing to say of the stop signal.
-          sayVolumes(await downSandbox(host, name, o.force ? 0 : undefined, o.force ? undefined : say, { volumes: o.volumes ? 'anonymous' : false }));
+          sayVolumes(await api.down(name, { timeout: o.force ? 0 : undefined, cli: { say: o.force ? undefined : say, volumes: o.volumes ? 'anonymous' : false, ended: !o.force } }));
           process.stdout.write(`${name}\n`);
         } catch (e) {
-          if (!(e instanceof LifecycleError)) throw e;
+          if (!(e instanceof api.SandboxError)) throw e;
           process.stderr.write(`sandbox: ${e.message}\n`);
-          failed = e.code;
+          failed = e.exitCode;
         }
       }
       if (failed) throw new LifecycleError('', failed);

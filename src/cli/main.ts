@@ -368,6 +368,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
     // An empty message carries only an exit status (sandbox exec passes the command's on).
     if (e instanceof LifecycleError) { if (e.message) writeErr(`sandbox: ${e.message}\n`); return e.code; }
+    // The library's typed errors, from the commands that are its clients (stop, down, exec, rmi…): its words and status.
+    if (e instanceof SandboxError) { writeErr(`sandbox: ${e.message}\n`); return e.exitCode; }
     writeErr(MSG.internal((e as Error)?.message ?? String(e)) + '\n');
     return EXIT.setup;
   }

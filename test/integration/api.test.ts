@@ -85,7 +85,11 @@ test('up: pipes, exec, the attestation, stop; a failed step is a SetupError at i
   for (const until = Date.now() + 10_000; !out().includes('\n') && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
   assert.equal(out(), `got ping as 0 on ${name}\n`);
   // Its cgroup, read from the host: the memory limit the file asked for.
-  assert.equal((await sbx.list()).find((s) => s.name === name)?.pid, h.pid);
+  const listed = (await sbx.list()).find((s) => s.name === name);
+  assert.equal(listed?.pid, h.pid);
+  assert.deepEqual([listed?.status, listed?.restarts], ['running', 0]);
+  // What only `sandbox ps` reads (internal) stays out of what a library user serialises.
+  assert.ok(listed?.ps && !('ps' in JSON.parse(JSON.stringify(listed))), JSON.stringify(listed));
   assert.equal(await h.exec(['/bin/sh', '-c', 'test "$(cat /proc/1/cmdline | tr "\\0" " ")" = "sleep 600 "']), 0);
   // sleep as PID 1 does not get SIGTERM: killed after the timeout.
   assert.equal(await h.stop({ timeout: 300 }), 137);
@@ -108,6 +112,7 @@ test('up: pipes, exec, the attestation, stop; a failed step is a SetupError at i
   assert.equal(d.detached, true);
   assert.equal((await sbx.list()).find((s) => s.name === name)?.detached, true);
   assert.equal(await d.wait(), 3);
+  assert.deepEqual((await sbx.list()).filter((s) => s.name === name).map((s) => [s.status, s.exitCode, s.running]), [['exited', 3, false]]);
   assert.equal(await d.down(), 3);
   assert.deepEqual(leftovers(name), []);
   assert.deepEqual(fdList(), fds, 'descriptors of this process');
@@ -259,7 +264,8 @@ test('the image store: a pull with its progress events, the list, an up of the i
     const r = await sbx.images.pull(ref, { onProgress: (e) => events.push(e) });
     assert.match(r.digest, /^sha256:[0-9a-f]{64}$/);
     assert.ok(events.some((e) => e.phase === 'done'), JSON.stringify(events));
-    assert.deepEqual((await sbx.images.list()).filter((i) => i.digest === r.digest).map((i) => i.layers), [1]);
+    const [info] = (await sbx.images.list()).filter((i) => i.digest === r.digest);
+    assert.deepEqual(JSON.parse(JSON.stringify(info)), { reference: r.reference, digest: r.digest, layers: 1, size: info!.size, pulledAt: info!.pulledAt });
     const h = await sbx.up({ version: 1, name: 'api-image', image: ref, network: 'none' }, { stdio: ['ignore', 'pipe', 'inherit'] });
     const out = collect(h.stdout);
     const ended = new Promise((res) => h.stdout!.on('end', res));
@@ -267,7 +273,7 @@ test('the image store: a pull with its progress events, the list, an up of the i
     await ended;
     assert.equal(out(), 'from the image in /tmp\n');
     assert.deepEqual(leftovers('api-image'), []);
-    await sbx.images.remove(ref);
+    assert.deepEqual(await sbx.images.remove(ref), { reference: r.reference });
     assert.deepEqual((await sbx.images.list()).filter((i) => i.digest === r.digest), []);
     await assert.rejects(sbx.images.remove(ref), sbx.NotFoundError);
   } finally {
