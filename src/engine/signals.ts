@@ -58,9 +58,6 @@ function waitsFor(pid: number, sig: number): boolean {
   } catch { return true; }
 }
 
-/** Whether a PID 1 with this disposition gets a signal sent from outside its pid namespace. */
-export const reachesPid1 = (d: Disposition | undefined) => d === undefined || d === 'caught' || d === 'blocked';
-
 /** The two signals the kernel gives a PID 1 from an ancestor pid namespace whatever it does with them. */
 const FORCED: ReadonlySet<number> = new Set([constants.signals.SIGKILL, constants.signals.SIGSTOP]);
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { disposition, reachesPid1 } from '../../src/engine/signals';
+import { disposition, droppedByPid1 } from '../../src/engine/signals';
 
 /** A python3 that has set itself up as `code` says, then printed "ready". */
 async function start(code: string) {
@@ -25,8 +25,9 @@ test('a signal waited for in sigtimedwait reaches PID 1, though /proc shows it n
     assert.equal(disposition(p.pid!, 15), 'blocked');
     assert.equal(disposition(p.pid!, 10), 'caught');
     assert.equal(disposition(p.pid!, 1), 'default', 'SIGHUP is neither caught nor waited for');
-    assert.equal(reachesPid1(disposition(p.pid!, 15)), true);
-    assert.equal(reachesPid1(disposition(p.pid!, 1)), false);
+    assert.equal(droppedByPid1(p.pid!, 15), undefined, 'a signal waited for reaches PID 1');
+    assert.equal(droppedByPid1(p.pid!, 1), 'default', 'a signal at its default is dropped');
+    assert.equal(droppedByPid1(p.pid!, 9), undefined, 'SIGKILL reaches it whatever it does');
   } finally { p.kill('SIGKILL'); }
 });
 
