@@ -15,16 +15,22 @@ import { plainHttp } from '../image/reference';
 const DEFERRED = Symbol.for('sandbox.extraCaDeferred');
 
 /** Restarts this CLI with NODE_EXTRA_CA_CERTS when its Node was started without it; else nothing. */
-export function restartWithExtraCa(): void {
+function restartWithExtraCa(): void {
   if (!(process as unknown as Record<symbol, unknown>)[DEFERRED] || process.env.NODE_EXTRA_CA_CERTS === undefined) return;
   const argv = [process.execPath, ...process.execArgv, '--', process.argv[1]!, ...process.argv.slice(2)];
   const envp = Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   loadLibSbx().execve(process.execPath, argv, envp);
 }
 
-/** Before an image is pulled (and its pull shown): a registry reached over TLS needs the CLI's
- * NODE_EXTRA_CA_CERTS. An OCI layout, an archive, or a registry over plain HTTP needs nothing. */
+/** Before a registry is asked anything: one reached over TLS (neither on loopback nor named
+ * insecure) needs the CLI's NODE_EXTRA_CA_CERTS. */
+export function beforeRegistry(registry: string, insecure: readonly string[]): void {
+  if (!plainHttp(registry, insecure)) restartWithExtraCa();
+}
+
+/** Before an image is pulled (and its pull shown): its registry, as beforeRegistry. An OCI layout
+ * or an archive needs nothing. */
 export function beforePull(text: string, insecure: readonly string[]): void {
   const { ref } = imageKey(text);
-  if (ref && !plainHttp(ref.registry, insecure)) restartWithExtraCa();
+  if (ref) beforeRegistry(ref.registry, insecure);
 }

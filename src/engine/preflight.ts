@@ -13,8 +13,7 @@ import { join, posix } from 'node:path';
 import { checkUserXattrs, type Store } from '../image/store';
 import { hostId, runsAsRoot } from '../image/owners';
 import { imageKey, probeRegistry } from '../image/pull';
-import { plainHttp } from '../image/reference';
-import { restartWithExtraCa } from './extra-ca';
+import { beforeRegistry } from './extra-ca';
 import { COMMAND_LINE, type SandboxSpec, type Source } from '../model/types';
 import type { HostFeatures, Plan, Step, StepOf } from '../plan/types';
 import { findStep, stepsOf } from '../plan/steps';
@@ -175,7 +174,7 @@ export const checkRegistry: PreflightCheck = async ({ spec, insecure, haveImage 
   const rf = spec.rootfs;
   if (rf.type !== 'image' || haveImage || rf.layers || !rf.registry) return [];
   const all = [...rf.insecure, ...(insecure ?? [])];
-  if (!plainHttp(rf.registry, all)) restartWithExtraCa();
+  beforeRegistry(rf.registry, all);
   const why = await probeRegistry(rf.registry, all);
   return why ? [{ src: rf.src, code: 'registry-unreachable', severity: 'error', message: `the image ${rf.image} cannot be pulled: ${why}` }] : [];
 };
