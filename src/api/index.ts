@@ -184,12 +184,12 @@ async function host(): Promise<HostFeatures> { return (await import('../engine/p
 
 /** The sandboxes of this user: running ones, and exited detached ones not yet removed. */
 export async function list(): Promise<SandboxInfo[]> {
-  const { listSandboxes, exitCode, heldPorts } = await import('../engine/lifecycle');
+  const { listSandboxes, exitCode, heldPorts, statusOf } = await import('../engine/lifecycle');
   const { egressAlive } = await import('../engine/egress');
   const h = await host();
   return listSandboxes(h).map((r) => {
     const info: SandboxInfo = {
-      name: r.name, status: r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead',
+      name: r.name, status: statusOf(r),
       running: r.running, pid: r.running ? r.state?.pid : undefined, exitCode: r.exit !== undefined ? exitCode(r.exit) : undefined,
       file: r.state?.file, command: r.state?.command, startedAt: r.state?.startedAt, detached: !!r.state?.detached, ports: r.state?.ports ?? [],
       restarts: r.state?.restarts ?? 0,

@@ -15,15 +15,14 @@ import { MSG } from '../ui/messages';
 import { probeHost } from '../engine/probe';
 import { egressAlive } from '../engine/egress';
 import type { StopNote } from '../engine/signals';
-import { exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, type Listed } from '../engine/lifecycle';
+import { exitCode, findSandbox, gc, listSandboxes, LifecycleError, logPath, processes, readLog, savedRun, statusOf } from '../engine/lifecycle';
 import * as api from '../api/index';
 import { execNamed } from '../api/sandbox';
 
 export { LifecycleError };
 
-/** running once its command has started (state.json is written then); starting while being set up. */
-const word = (r: Listed) => (r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead');
-const status = (r: Listed) => (word(r) === 'exited' ? `exited (${exitCode(r.exit!)})` : word(r) === 'dead' ? 'dead (sandbox gc)' : word(r));
+/** A status as ps and inspect print it: an exited one with its exit code, a dead one with what removes it. */
+const statusText = (status: api.SandboxInfo['status'], code?: number) => (status === 'exited' ? `exited (${code})` : status === 'dead' ? 'dead (sandbox gc)' : status);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The plan `up` applied and what it applied, kept in the state folder once the command ran. */
@@ -102,7 +101,7 @@ function registerPs(program: Command): void {
         return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
       };
       const port = (p: { hostIp: string; hostPort: number; containerPort: number; protocol: string }) => `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp || '*'}:${p.hostPort}->${p.containerPort}/${p.protocol}`;
-      const state = (r: api.SandboxInfo) => (r.status === 'exited' ? `exited (${r.exitCode})` : r.status === 'dead' ? 'dead (sandbox gc)' : ps(r).egressEnded ? `${r.status} (${MSG.egressEndedShort})` : r.status);
+      const state = (r: api.SandboxInfo) => (ps(r).egressEnded ? `${r.status} (${MSG.egressEndedShort})` : statusText(r.status, r.exitCode));
       process.stdout.write(table([['NAME', 'STATUS', 'PID', 'UP', 'RESTARTS', 'COMMAND', 'PORTS'], ...rows.map((r) => [r.name, state(r), String(ps(r).pid ?? '-'), r.running ? age(r.startedAt) : '-', String(r.restarts), cut((r.command ?? []).join(' '), 40) || '-', ps(r).held.map(port).join(', ') || '-'])]));
     });
 }
@@ -193,11 +192,11 @@ function registerInspect(program: Command): void {
       const s = saved(host, name);
       // Egress: the rules and, from sbx-egress's status file, what it refused and carried so far.
       const egress = hasEgress(s.plan) ? egressInfo(s.plan.steps.filter((x) => String(x.kind) === 'net.egress.rule').length, readStatus(join(host.stateRoot, name)), row.running ? egressAlive(join(host.stateRoot, name)) : undefined) : null;
-      const info = { name, status: word(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], egress, plan: s.plan };
+      const info = { name, status: statusOf(row), exitCode: row.exit !== undefined ? exitCode(row.exit) : null, state: row.state ?? null, address: s.address, ids: s.ids, applied: s.applied, attestation: s.attestation ?? [], egress, plan: s.plan };
       if (json) { process.stdout.write(JSON.stringify(info, null, 2) + '\n'); return; }
       const st = row.state;
       const lines = [
-        `name      ${name}`, `status    ${status(row)}`, `pid       ${st?.pid ?? '-'} (supervisor ${st?.supervisorPid ?? '-'})`,
+        `name      ${name}`, `status    ${statusText(statusOf(row), row.exit !== undefined ? exitCode(row.exit) : undefined)}`, `pid       ${st?.pid ?? '-'} (supervisor ${st?.supervisorPid ?? '-'})`,
         `file      ${st?.file || '-'}`, `started   ${st?.startedAt ?? '-'}`, `command   ${(st?.command ?? []).join(' ')}`,
         `address   ${s.address ?? '-'}`, `user      uid ${s.ids.uid}, gid ${s.ids.gid}${s.ids.groups.length ? `, groups ${s.ids.groups.join(',')}` : ''}`,
         ...(egress ? [`egress    ${egressLine(egress)}`] : []),

@@ -18,6 +18,13 @@ import { commandName, droppedByPid1, signalName, type StopNote } from './signals
 
 export { exitCode, heldPorts, listSandboxes, type Listed };
 
+/** A listed sandbox's status, as ps and the library's list() say it: starting (being set up: no
+ * state.json yet), running, exited (a detached one whose command ended, kept until removed), or
+ * dead (what a crashed run left: gc removes it). */
+export function statusOf(r: Listed): 'starting' | 'running' | 'exited' | 'dead' {
+  return r.running ? (r.state ? 'running' : 'starting') : r.exit !== undefined ? 'exited' : 'dead';
+}
+
 export class LifecycleError extends Error { constructor(message: string, readonly code: number) { super(message); } }
 
 export function findSandbox(host: HostFeatures, name: string): Listed {
